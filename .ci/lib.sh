@@ -1,0 +1,45 @@
+# Shared helpers for the interop scripts (sourced, not run).
+
+# free_port prints a free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_port HOST PORT [SECONDS] waits until something listens there.
+wait_port() {
+  local host=$1 port=$2 secs=${3:-30} i
+  for ((i = 0; i < secs * 10; i++)); do
+    if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing listens on $host:$port after ${secs}s" >&2
+  return 1
+}
+
+# build_mailserver DIR builds the reference server into DIR/mailserver.
+build_mailserver() {
+  go build -o "$1/mailserver" ./examples/mailserver
+}
+
+# write_config FILE DATADIR SMTP SUB SUBS HTTP writes a loopback-only config.
+write_config() {
+  cat >"$1" <<CFG
+hostname = "mx.example.test"
+data_dir = "$2"
+[smtp]
+listen = "127.0.0.1:$3"
+[submission]
+listen = "127.0.0.1:$4"
+[submissions]
+listen = "127.0.0.1:$5"
+[http]
+listen = "127.0.0.1:$6"
+[limits]
+max_conns_per_ip = 200
+# DNS for DKIM/SPF/DMARC stays on loopback: a port where nothing answers
+# gives quick temperror results and no traffic leaves the machine.
+[dns]
+server = "127.0.0.1:1"
+timeout = "1s"
+CFG
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the outside peers the tests and interop scripts use (Debian
+# packages by name). Idempotent; safe to run on a developer machine.
+set -euo pipefail
+need=()
+command -v swaks >/dev/null || need+=(swaks)
+command -v smtp-source >/dev/null || need+=(postfix)
+command -v python3 >/dev/null || need+=(python3)
+# DKIM interop (.ci/interop-dkim.sh): dkimpy's dkimsign/dkimverify (its
+# Ed25519 support comes with python3-nacl), OpenDKIM's opendkim-testmsg,
+# and ip(8) to bring up loopback in the private network namespace that
+# serves their DNS.
+command -v dkimverify >/dev/null || need+=(python3-dkim)
+command -v opendkim-testmsg >/dev/null || [ -x /usr/sbin/opendkim-testmsg ] || need+=(opendkim-tools)
+command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  # Postfix asks how to configure itself; a local-only install is enough:
+  # we use its smtp-source/smtp-sink tools and, in bench/, a private
+  # instance with its own config directory.
+  echo "postfix postfix/main_mailer_type select Local only" | debconf-set-selections
+  echo "postfix postfix/mailname string localhost" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+for c in swaks smtp-source python3 dkimsign dkimverify; do command -v "$c" >/dev/null || { echo "peer $c missing after install"; exit 1; }; done
+echo "peers: swaks $(swaks --version 2>/dev/null | head -1 | awk '{print $NF}'), postfix tools, $(python3 --version)"

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Whole-system benchmark: what inbound message authentication (DKIM, SPF,
+# DMARC, Authentication-Results) costs the MX, side by side in one run.
+#
+#   bash bench/inbound-auth.sh
+#
+# The same reference server binary takes the same load twice, from Postfix's
+# smtp-source (SESSIONS parallel sessions, MESSAGES copies of one 4 KB
+# message DKIM-signed rsa-sha256 by signed.test, sent with -F so that the
+# signature stays valid):
+#   off: [auth_checks] enabled = false
+#   on:  enabled = true; DNS is a test server on 127.0.0.1 (dkiminterop dns)
+#        serving signed.test's DKIM key, SPF (ip4:127.0.0.1) and DMARC
+#        (p=reject), so every message is verified for real: dkim=pass,
+#        spf=pass, dmarc=pass.
+# Both rates and on/off are printed; the budget is on/off >= 0.90. A
+# sample of stored messages is checked for the Authentication-Results
+# verdicts, so a run that silently skipped verification cannot pass.
+#
+# Environment: MESSAGES=10000 SESSIONS=20 TIMEOUT=600.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MESSAGES=${MESSAGES:-10000}
+SESSIONS=${SESSIONS:-20}
+TIMEOUT=${TIMEOUT:-600}
+command -v smtp-source >/dev/null || { echo "smtp-source missing: apt-get install postfix" >&2; exit 2; }
+
+WORK=$(mktemp -d)
+OUT=bench/out/inbound-auth-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+go build -o "$WORK/mailserver" ./examples/mailserver
+go build -o "$WORK/dkiminterop" ./dkim/internal/dkiminterop
+
+# The sender's key and signed message (LF line ends: smtp-source -F adds CRLF).
+"$WORK/dkiminterop" keygen -store "$WORK/sender" -domain signed.test -selector r1 -alg rsa -pem "$WORK/r1.pem" -txt "$WORK/r1.txt" >/dev/null
+body=$(python3 -c 'print("\r\n".join(["x" * 76] * 50))')
+printf 'From: Sender <news@signed.test>\r\nTo: <user@bench.test>\r\nSubject: signed bench\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <bench@signed.test>\r\n\r\n%s\r\n' "$body" >"$WORK/msg.eml"
+"$WORK/dkiminterop" sign -store "$WORK/sender" -domain signed.test <"$WORK/msg.eml" | tr -d '\r' >"$WORK/signed.txt"
+echo 'v=spf1 ip4:127.0.0.1 -all' >"$WORK/spf.txt"
+echo 'v=DMARC1; p=reject' >"$WORK/dmarc.txt"
+dnsport=$(free_port)
+"$WORK/dkiminterop" dns -listen "127.0.0.1:$dnsport" -txt r1._domainkey.signed.test="$WORK/r1.txt" \
+  -txt signed.test="$WORK/spf.txt" -txt _dmarc.signed.test="$WORK/dmarc.txt" &
+pids+=($!)
+
+run() { # run on|off -> prints messages/s
+  local mode=$1 dir="$WORK/$1" port p2 p3 p4 enabled=false
+  [ "$mode" = on ] && enabled=true
+  port=$(free_port) p2=$(free_port) p3=$(free_port) p4=$(free_port)
+  mkdir -p "$dir"
+  cat >"$dir/cfg.toml" <<CFG
+hostname = "mx.bench.test"
+data_dir = "$dir/data"
+[smtp]
+listen = "127.0.0.1:$port"
+[submission]
+listen = "127.0.0.1:$p2"
+[submissions]
+listen = "127.0.0.1:$p3"
+[http]
+listen = "127.0.0.1:$p4"
+[limits]
+max_conns_per_ip = 200
+[log]
+level = "warn"
+[auth_checks]
+enabled = $enabled
+[dns]
+server = "127.0.0.1:$dnsport"
+timeout = "2s"
+CFG
+  ms() { "$WORK/mailserver" -config "$dir/cfg.toml" "$@"; }
+  ms domain add bench.test >/dev/null 2>&1
+  ms user add user@bench.test -password x >/dev/null 2>&1
+  "$WORK/mailserver" -config "$dir/cfg.toml" serve >"$OUT/server-$mode.log" 2>&1 &
+  local spid=$!
+  pids+=("$spid")
+  wait_port "$port"
+  local t0 t1
+  t0=$(date +%s.%N)
+  timeout "$TIMEOUT" smtp-source -s "$SESSIONS" -m "$MESSAGES" -F "$WORK/signed.txt" \
+    -f news@signed.test -t user@bench.test "127.0.0.1:$port" >"$OUT/source-$mode.log" 2>&1
+  t1=$(date +%s.%N)
+  # Server CPU (user+system) for the whole run, in clock ticks.
+  awk '{print $14 + $15}' "/proc/$spid/stat" >"$OUT/cpu-$mode.ticks"
+  kill -TERM "$spid"; wait "$spid" || true
+  local n
+  n=$(ms mail list user@bench.test INBOX | wc -l)
+  [ "$n" = "$MESSAGES" ] || { echo "$mode: $n of $MESSAGES stored" >&2; exit 1; }
+  if [ "$mode" = on ]; then
+    for uid in 1 $((MESSAGES / 2)) "$MESSAGES"; do
+      ms mail cat user@bench.test INBOX "$uid" | sed -n '1,12p' | tr -d '\r' | tr '\n' ' ' >"$OUT/ar-$uid.txt"
+      for v in dkim=pass spf=pass dmarc=pass; do
+        grep -q "$v" "$OUT/ar-$uid.txt" || { echo "message $uid lacks $v: $(cat "$OUT/ar-$uid.txt")" >&2; exit 1; }
+      done
+    done
+  fi
+  awk -v n="$MESSAGES" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }'
+}
+
+off=$(run off)
+on=$(run on)
+ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2f", a / b }')
+hz=$(getconf CLK_TCK)
+cpu() { awk -v t="$(cat "$OUT/cpu-$1.ticks")" -v hz="$hz" -v n="$MESSAGES" 'BEGIN { printf "%.0f", t / hz / n * 1e6 }'; }
+cpu_off=$(cpu off) cpu_on=$(cpu on)
+added=$(awk -v a="$cpu_on" -v b="$cpu_off" 'BEGIN { printf "%.0f%%", (a - b) / b * 100 }')
+row="| $(date -u +%Y-%m-%d) | $(git rev-parse --short HEAD) | $(nproc) cores | ${MESSAGES}x4 KB signed, $SESSIONS sessions | $off | $on | **$ratio** | $cpu_off | $cpu_on | $added |"
+echo "auth checks off: $off msg/s; on: $on msg/s; on/off = $ratio (budget >= 0.90)"
+echo "server CPU per message: off $cpu_off us, on $cpu_on us (+$added)"
+echo "$row" | tee "$OUT/row.md"

@@ -1,0 +1,186 @@
+// Package directory holds Mailyard's identities: tenants (organisations),
+// domains with alternative names, users with aliases, groups (distribution
+// lists), aliases with several targets and resources such as rooms; it
+// authenticates users and resolves addresses.
+//
+// [Builtin] is the built-in directory, persisted through [store.Records] so
+// that every store backend keeps it. Connectors such as directory/ldap sync
+// into it, so mail keeps flowing while an external directory is down.
+//
+// Addresses are compared case-insensitively: the domain always (RFC 5321
+// §2.4), and the local part too, as every mainstream mail platform does.
+// Sub-addressing strips "+tag" from the local part before lookup
+// ("user+tag@example.com" reaches "user@example.com") unless an entry with
+// the full local part exists.
+package directory
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors.
+var (
+	// ErrNotFound: no entry has this address, ID or name.
+	ErrNotFound = errors.New("directory: not found")
+	// ErrExists: the address, ID or name is already in use.
+	ErrExists = errors.New("directory: already exists")
+	// ErrInvalid: malformed input (bad address, unknown domain, ...).
+	ErrInvalid = errors.New("directory: invalid")
+	// ErrAuthFailed: wrong login or password. Deliberately the same error
+	// for unknown logins, so callers cannot tell them apart.
+	ErrAuthFailed = errors.New("directory: authentication failed")
+	// ErrDisabled: the user exists and the password is right, but the
+	// account is disabled (blocked).
+	ErrDisabled = errors.New("directory: account disabled")
+	// ErrProtocolNotAllowed: the user may not use this protocol.
+	ErrProtocolNotAllowed = errors.New("directory: protocol not allowed")
+)
+
+// Protocol names a way of reaching the platform that can be allowed or
+// denied per user.
+type Protocol string
+
+// Protocols.
+const (
+	ProtoSMTP Protocol = "smtp" // submission (587/465)
+	ProtoIMAP Protocol = "imap"
+	ProtoDAV  Protocol = "dav" // CalDAV, CardDAV
+)
+
+// Tenant is an organisation. Domains, users, groups and resources belong to
+// exactly one tenant; the global address list is per tenant.
+type Tenant struct {
+	ID   string
+	Name string
+}
+
+// Domain is a mail domain hosted here. Aliases are alternative domain names:
+// "x@alias" is "x@Name".
+type Domain struct {
+	Name    string // lowercase, no trailing dot
+	Tenant  string
+	Aliases []string
+	Created time.Time
+}
+
+// User is a mailbox owner.
+type User struct {
+	// ID is stable for the user's life and is also the store account ID.
+	ID          string
+	Tenant      string
+	Address     string   // primary address, canonical form
+	Aliases     []string // further addresses that reach this user
+	DisplayName string
+	// GivenName, Surname, Title, Department, Phone are shown in the
+	// global address list.
+	GivenName  string
+	Surname    string
+	Title      string
+	Department string
+	Phone      string
+	// QuotaBytes and QuotaMessages are the mailbox limits (0: unlimited).
+	QuotaBytes    int64
+	QuotaMessages int64
+	// Disabled users cannot log in and receive no mail (blocked).
+	Disabled bool
+	// Protocols the user may use; empty means all.
+	Protocols []Protocol
+	// PasswordHash is a PHC string ("$argon2id$v=19$m=...,t=...,p=...$salt$hash").
+	// Empty for users that authenticate elsewhere (LDAP bind).
+	PasswordHash string
+	// Source says where the user comes from: "builtin" or "ldap:NAME".
+	Source  string
+	Created time.Time
+	Updated time.Time
+}
+
+// Allows reports whether the user may use protocol p.
+func (u User) Allows(p Protocol) bool {
+	if len(u.Protocols) == 0 {
+		return true
+	}
+	for _, q := range u.Protocols {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// Group is a distribution list. Members are addresses (users, other groups,
+// aliases or external addresses); expansion is the routing package's job.
+type Group struct {
+	ID          string
+	Tenant      string
+	Address     string
+	Aliases     []string
+	DisplayName string
+	Members     []string
+	// SendAs lists the user IDs that may use the group's address as
+	// envelope sender and From.
+	SendAs  []string
+	Created time.Time
+}
+
+// Alias is an address that forwards to one or more targets (local or
+// external addresses).
+type Alias struct {
+	Address string
+	Tenant  string
+	Targets []string
+}
+
+// Resource is a bookable thing with a mailbox address, such as a room.
+type Resource struct {
+	ID          string
+	Tenant      string
+	Address     string
+	DisplayName string
+	Kind        string // "room" or "equipment"
+	Capacity    int
+	Location    string
+}
+
+// EntryKind says what an address resolved to.
+type EntryKind int
+
+// Entry kinds.
+const (
+	KindUser EntryKind = iota + 1
+	KindGroup
+	KindAlias
+	KindResource
+)
+
+// Entry is what an address resolves to. Exactly one pointer is set,
+// matching Kind.
+type Entry struct {
+	Kind     EntryKind
+	User     *User
+	Group    *Group
+	Alias    *Alias
+	Resource *Resource
+	// Address is the canonical address that matched (after alternative
+	// domain mapping and sub-address stripping).
+	Address string
+}
+
+// Directory is what protocol packages need from a directory.
+type Directory interface {
+	// Authenticate checks a login (primary address or alias) and password
+	// for protocol p. Errors: ErrAuthFailed, ErrDisabled,
+	// ErrProtocolNotAllowed.
+	Authenticate(ctx context.Context, login, password string, p Protocol) (User, error)
+	// LookupAddress resolves an address to an entry. ErrNotFound if the
+	// address is unknown; ErrInvalid if it is malformed.
+	LookupAddress(ctx context.Context, address string) (Entry, error)
+	// LookupDomain returns the hosted domain that name is (or is an
+	// alternative name of). ErrNotFound if it is not hosted here.
+	LookupDomain(ctx context.Context, name string) (Domain, error)
+	// SendAddresses returns every address the user may use as envelope
+	// sender or From: the primary address, aliases, and the addresses of
+	// groups whose SendAs lists the user; in canonical form.
+	SendAddresses(ctx context.Context, userID string) ([]string, error)
+}

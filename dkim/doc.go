@@ -1,0 +1,49 @@
+// Package dkim authenticates mail: DKIM keys per domain and their
+// rotation, DKIM signing (RFC 6376, RFC 8463), verification of DKIM, SPF
+// (RFC 7208) and DMARC (RFC 7489), the Authentication-Results field (RFC
+// 8601), and the DNS records a hosted domain publishes. Cryptography,
+// canonicalisation and record syntax come from go-msgauth and
+// blitiri.com.ar/go/spf; this package holds the policy around them.
+//
+// Verification is a pure function of the message, the envelope and an
+// injected [Resolver]; it returns a [Result] and acts on nothing. For an
+// incoming message [Verify] does this:
+//
+//  1. Read the header block (bounded, [ErrHeaderTooLarge] beyond) and
+//     leave the body in the stream; nothing reads the message twice.
+//  2. Count Authentication-Results fields claiming our authserv-id: they
+//     are forged (RFC 8601 §5) and [RemoveForgedAuthResults] drops them
+//     from what is stored.
+//  3. DKIM: every DKIM-Signature, up to a bound, is verified by go-msgauth
+//     while the body streams through the hashes; keys come from TXT
+//     records at s._domainkey.d. A signature with l= covers only part of
+//     the body: it gets "policy" and never counts (RFC 6376 §8.2).
+//     Expired signatures (x=) are permerror (RFC 6376 §6.1.1).
+//  4. SPF: the client IP against the MAIL FROM domain, or against the
+//     HELO domain for the null sender (RFC 7208 §2.4).
+//  5. DMARC: find the record of the From domain or of its organizational
+//     domain (public suffix list), check that a DKIM pass or the SPF pass
+//     aligns with the From domain (relaxed or strict), and pick p= or sp=,
+//     sampled by pct= (RFC 7489 §6.6).
+//  6. Format the Authentication-Results field to prepend.
+//
+// [Action] then turns a Result and an administrator's [ActionPolicy] into
+// a [Decision]: accept, deliver to Junk, or reject with an SMTP code.
+//
+// Signing ([Sign]) also reads the message once: the header block is held,
+// the body streams into one go-msgauth signer per key (an RSA and an
+// Ed25519 signature for dual signing), and the DKIM-Signature fields are
+// returned for the caller to prepend.
+//
+// Keys ([Keys]) live in a [store.Records] namespace, so every store
+// backend keeps them. Rotation has two steps: [Keys.Generate] a new
+// selector (published, not signing) and put its TXT record in DNS, later
+// [Keys.Activate] it (the old key keeps being published while mail signed
+// with it may still be verified), and after the verification window
+// [Keys.Retire] the old one. Private keys never appear in logs or error
+// messages: [Key] formats and logs itself without them.
+//
+// [ZoneRecords] lists what a domain publishes: MX, SPF, DKIM, DMARC, the
+// SRV records of RFC 6186, RFC 8314 and RFC 6764, and autoconfig names, as
+// JSON-ready values or as zone-file text ([FormatZone]).
+package dkim

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mailyard/mailyard/dkim"
+)
+
+// parseAlg maps -alg to a key algorithm.
+func parseAlg(v string) (dkim.Algorithm, error) {
+	switch strings.ToLower(v) {
+	case "rsa", "":
+		return dkim.RSA, nil
+	case "ed25519":
+		return dkim.Ed25519, nil
+	}
+	return "", fmt.Errorf("-alg %q: want rsa or ed25519", v)
+}
+
+// defaultSelector names a new key after its creation date and algorithm,
+// so that rotations never reuse a selector.
+func defaultSelector(alg dkim.Algorithm, now time.Time) string {
+	s := "my" + now.UTC().Format("20060102")
+	if alg == dkim.Ed25519 {
+		s += "e"
+	}
+	return s
+}
+
+// hostedDomain canonicalises a domain argument and checks it is hosted
+// here: keys for a foreign domain would never sign anything.
+func (a *admin) hostedDomain(ctx context.Context, name string) (string, error) {
+	d, err := a.dir.LookupDomain(ctx, name)
+	if err != nil {
+		return "", fmt.Errorf("domain %s: %w", name, err)
+	}
+	return d.Name, nil
+}
+
+// printRecord shows the DNS record an administrator must publish.
+func (a *admin) printRecord(k dkim.Key) {
+	fmt.Fprintf(a.stdout, "%s.\tIN TXT\t%q\n", k.RecordName(), k.TXT())
+}
+
+// keyArgs parses "DOMAIN [-selector S] [-alg A]" for keygen and rotate:
+// the hosted domain, the selector (default from the date) and algorithm.
+func (a *admin) keyArgs(ctx context.Context, name string, args []string) (domain, selector string, alg dkim.Algorithm, err error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	sel := fs.String("selector", "", "selector (default my<YYYYMMDD>, with an e suffix for ed25519)")
+	algName := fs.String("alg", "rsa", "rsa (2048 bits) or ed25519")
+	pos, err := parseFlags(fs, args)
+	if err != nil || len(pos) != 1 {
+		return "", "", "", errUsage
+	}
+	if alg, err = parseAlg(*algName); err != nil {
+		return "", "", "", err
+	}
+	if domain, err = a.hostedDomain(ctx, pos[0]); err != nil {
+		return "", "", "", err
+	}
+	if selector = *sel; selector == "" {
+		if selector, err = a.freeSelector(ctx, domain, alg); err != nil {
+			return "", "", "", err
+		}
+	}
+	return domain, selector, alg, nil
+}
+
+// freeSelector is defaultSelector made unique within the domain: a
+// rotation on the day of the keygen (or a second one that day) would
+// otherwise fail with "selector already exists".
+func (a *admin) freeSelector(ctx context.Context, domain string, alg dkim.Algorithm) (string, error) {
+	ks, err := a.keys.List(ctx, domain)
+	if err != nil {
+		return "", err
+	}
+	taken := make(map[string]bool, len(ks))
+	for _, k := range ks {
+		taken[strings.ToLower(k.Selector)] = true
+	}
+	base := defaultSelector(alg, time.Now())
+	sel := base
+	for i := 2; taken[sel]; i++ {
+		sel = fmt.Sprintf("%s-%d", base, i)
+	}
+	return sel, nil
+}
+
+// dkimKeygen creates a key. The first key of an algorithm for a domain
+// signs at once; later ones are only published (finish with rotate).
+func (a *admin) dkimKeygen(ctx context.Context, args []string) error {
+	domain, sel, alg, err := a.keyArgs(ctx, "dkim keygen", args)
+	if err != nil {
+		return err
+	}
+	k, err := a.keys.Generate(ctx, domain, sel, alg)
+	if err != nil {
+		return err
+	}
+	if active, err := a.activeKey(ctx, domain, alg); err != nil {
+		return err
+	} else if active == nil {
+		if k, err = a.keys.Activate(ctx, domain, k.Selector); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "key %s/%s (%s) created and signing; publish:\n", domain, k.Selector, alg)
+	} else {
+		fmt.Fprintf(a.stdout, "key %s/%s (%s) created and published, not signing (%s still signs); publish, then run `dkim rotate %s`:\n",
+			domain, k.Selector, alg, active.Selector, domain)
+	}
+	a.printRecord(k)
+	return nil
+}
+
+// activeKey returns the domain's signing key of alg, or nil.
+func (a *admin) activeKey(ctx context.Context, domain string, alg dkim.Algorithm) (*dkim.Key, error) {
+	ks, err := a.keys.List(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range ks {
+		if k.Algorithm == alg && k.State == dkim.StateActive {
+			return &k, nil
+		}
+	}
+	return nil, nil
+}
+
+// dkimRotate is the two-step rotation: the first call publishes a new key
+// (step 1); after its DNS record has propagated, the second call switches
+// signing to it (step 2) and the old key stays published for the
+// verification window.
+func (a *admin) dkimRotate(ctx context.Context, args []string) error {
+	domain, sel, alg, err := a.keyArgs(ctx, "dkim rotate", args)
+	if err != nil {
+		return err
+	}
+	ks, err := a.keys.List(ctx, domain)
+	if err != nil {
+		return err
+	}
+	for _, k := range ks {
+		if k.Algorithm == alg && k.State == dkim.StatePublished {
+			if _, err := a.keys.Activate(ctx, domain, k.Selector); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "step 2 done: %s/%s now signs; the previous key stays published for %s\n",
+				domain, k.Selector, a.cfg.DKIM.VerificationWindow.Duration)
+			return nil
+		}
+	}
+	k, err := a.keys.Generate(ctx, domain, sel, alg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "step 1 done: %s/%s created and published, not signing yet. Publish this record, wait for DNS (at least its TTL), then run `dkim rotate %s` again:\n",
+		domain, k.Selector, domain)
+	a.printRecord(k)
+	return nil
+}
+
+func (a *admin) dkimList(ctx context.Context, args []string) error {
+	if len(args) > 1 {
+		return errUsage
+	}
+	domain := ""
+	if len(args) == 1 {
+		d, err := a.hostedDomain(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		domain = d
+	}
+	ks, err := a.keys.List(ctx, domain)
+	if err != nil {
+		return err
+	}
+	for _, k := range ks {
+		fmt.Fprintf(a.stdout, "%s\t%s\t%s\t%s\tcreated %s\n", k.Domain, k.Selector, k.Algorithm, k.State, k.Created.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// dkimExport writes a private key as PKCS#8 PEM to standard output; it
+// is the one command that shows key material, on request.
+func (a *admin) dkimExport(ctx context.Context, args []string) error {
+	if len(args) != 2 {
+		return errUsage
+	}
+	domain, err := a.hostedDomain(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	pem, err := a.keys.ExportPEM(ctx, domain, args[1])
+	if err != nil {
+		return err
+	}
+	_, err = a.stdout.Write(pem)
+	return err
+}
+
+// dkimImport stores a PEM private key (published, not signing).
+func (a *admin) dkimImport(ctx context.Context, args []string) error {
+	if len(args) != 3 {
+		return errUsage
+	}
+	domain, err := a.hostedDomain(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(args[2])
+	if err != nil {
+		return err
+	}
+	k, err := a.keys.Import(ctx, domain, args[1], data)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "key %s/%s (%s) imported, published, not signing; activate with `dkim rotate %s`:\n", domain, k.Selector, k.Algorithm, domain)
+	a.printRecord(k)
+	return nil
+}
+
+// dnsRecords prints the records a hosted domain publishes.
+func (a *admin) dnsRecords(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dns", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "JSON instead of zone-file text")
+	mx := fs.String("mx", "", "MX host (default: hostname from the config)")
+	dmarcRUA := fs.String("dmarc-rua", "", "address for DMARC aggregate reports")
+	pos, err := parseFlags(fs, args)
+	if err != nil || len(pos) != 1 {
+		return errUsage
+	}
+	domain, err := a.hostedDomain(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	ks, err := a.keys.List(ctx, domain)
+	if err != nil {
+		return err
+	}
+	host := *mx
+	if host == "" {
+		host = a.cfg.Hostname
+	}
+	zc := dkim.ZoneConfig{Domain: domain, MX: []string{host}, Keys: ks}
+	if *dmarcRUA != "" {
+		zc.DMARC.RUA = []string{*dmarcRUA}
+	}
+	recs, err := dkim.ZoneRecords(zc)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(recs)
+	}
+	zone := dkim.FormatZone(recs)
+	if !strings.HasSuffix(zone, "\n") {
+		zone += "\n"
+	}
+	_, err = fmt.Fprint(a.stdout, zone)
+	return err
+}

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/mailyard/mailyard/dkim"
+)
+
+// Config is the reference server's configuration file. Every key is
+// documented in mailserver.example.toml; unknown keys are errors.
+type Config struct {
+	// Hostname is the server's name in greetings, Received headers and the
+	// self-signed certificate.
+	Hostname string `toml:"hostname"`
+	// DataDir holds the database, message blobs and generated certificate.
+	DataDir string `toml:"data_dir"`
+
+	Log         LogConfig      `toml:"log"`
+	TLS         TLSConfig      `toml:"tls"`
+	SMTP        ListenerConfig `toml:"smtp"`
+	Submission  ListenerConfig `toml:"submission"`
+	Submissions ListenerConfig `toml:"submissions"`
+	HTTP        HTTPConfig     `toml:"http"`
+	Limits      LimitsConfig   `toml:"limits"`
+	DNS         DNSConfig      `toml:"dns"`
+	AuthChecks  AuthChecks     `toml:"auth_checks"`
+	DKIM        DKIMConfig     `toml:"dkim"`
+}
+
+// DNSConfig selects the resolver for DKIM, SPF and DMARC lookups.
+type DNSConfig struct {
+	// Server is "host:port" of a DNS server; empty uses the system's.
+	Server  string   `toml:"server"`
+	Timeout Duration `toml:"timeout"`
+}
+
+// AuthChecks configures message authentication of inbound mail on the MX.
+type AuthChecks struct {
+	Enabled bool `toml:"enabled"`
+	// DMARCReject and DMARCQuarantine say what happens when a sender's
+	// DMARC policy (after pct=) is reject or quarantine: "policy" (follow
+	// it), "reject", "junk" or "mark".
+	DMARCReject     string `toml:"dmarc_reject"`
+	DMARCQuarantine string `toml:"dmarc_quarantine"`
+}
+
+// DKIMConfig configures signing of submitted mail.
+type DKIMConfig struct {
+	Sign bool `toml:"sign"`
+	// VerificationWindow keeps a replaced key published this long.
+	VerificationWindow Duration `toml:"verification_window"`
+}
+
+// LogConfig selects the log level and format.
+type LogConfig struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // text or json
+}
+
+// TLSConfig names a certificate; empty means a self-signed one in DataDir.
+type TLSConfig struct {
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+}
+
+// ListenerConfig is one SMTP listener. An empty Listen disables it.
+type ListenerConfig struct {
+	Listen string `toml:"listen"`
+}
+
+// HTTPConfig is the HTTP listener (metrics, health; DAV and admin API later).
+type HTTPConfig struct {
+	Listen string `toml:"listen"`
+}
+
+// LimitsConfig bounds what one client may use.
+type LimitsConfig struct {
+	MaxMessageBytes int64    `toml:"max_message_bytes"`
+	MaxRecipients   int      `toml:"max_recipients"`
+	MaxConnsPerIP   int      `toml:"max_conns_per_ip"`
+	MaxConns        int      `toml:"max_conns"`
+	ReadTimeout     Duration `toml:"read_timeout"`
+	WriteTimeout    Duration `toml:"write_timeout"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("5m").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText formats the duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// DefaultConfig is the configuration used without a file, and the base a
+// file's values are laid over.
+func DefaultConfig() Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return Config{
+		Hostname:    host,
+		DataDir:     "./data",
+		Log:         LogConfig{Level: "info", Format: "text"},
+		SMTP:        ListenerConfig{Listen: ":2525"},
+		Submission:  ListenerConfig{Listen: ":2587"},
+		Submissions: ListenerConfig{Listen: ":2465"},
+		HTTP:        HTTPConfig{Listen: ":8080"},
+		Limits: LimitsConfig{
+			MaxMessageBytes: 50 << 20,
+			MaxRecipients:   100,
+			MaxConnsPerIP:   20,
+			MaxConns:        1000,
+			ReadTimeout:     Duration{5 * time.Minute},
+			WriteTimeout:    Duration{5 * time.Minute},
+		},
+		DNS:        DNSConfig{Timeout: Duration{5 * time.Second}},
+		AuthChecks: AuthChecks{Enabled: true, DMARCReject: "policy", DMARCQuarantine: "policy"},
+		DKIM:       DKIMConfig{Sign: true, VerificationWindow: Duration{7 * 24 * time.Hour}},
+	}
+}
+
+// LoadConfig reads path over the defaults. Errors name the file, line and
+// key. An empty path returns the defaults.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if path == "" {
+		return cfg, cfg.Validate()
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, configError(path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// configError turns go-toml's errors into "file:line: key: problem".
+func configError(path string, err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		var lines []string
+		for _, e := range strict.Errors {
+			row, _ := e.Position()
+			lines = append(lines, fmt.Sprintf("%s:%d: unknown key %q", path, row, strings.Join(e.Key(), ".")))
+		}
+		return errors.New(strings.Join(lines, "\n"))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		key := strings.Join(de.Key(), ".")
+		if key != "" {
+			return fmt.Errorf("%s:%d: key %q: %s", path, row, key, strings.TrimPrefix(de.Error(), "toml: "))
+		}
+		return fmt.Errorf("%s:%d: %s", path, row, strings.TrimPrefix(de.Error(), "toml: "))
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+// Validate checks values the decoder cannot.
+func (c Config) Validate() error {
+	if c.Hostname == "" {
+		return errors.New(`key "hostname": must not be empty`)
+	}
+	if c.DataDir == "" {
+		return errors.New(`key "data_dir": must not be empty`)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf(`key "log.level": %q is not one of debug, info, warn, error`, c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf(`key "log.format": %q is not one of text, json`, c.Log.Format)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return errors.New(`keys "tls.cert_file" and "tls.key_file": set both or neither`)
+	}
+	for key, addr := range map[string]string{
+		"smtp.listen": c.SMTP.Listen, "submission.listen": c.Submission.Listen,
+		"submissions.listen": c.Submissions.Listen, "http.listen": c.HTTP.Listen,
+	} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("key %q: %w", key, err)
+		}
+	}
+	for key, v := range map[string]string{"auth_checks.dmarc_reject": c.AuthChecks.DMARCReject, "auth_checks.dmarc_quarantine": c.AuthChecks.DMARCQuarantine} {
+		if _, err := disposition(v); err != nil {
+			return fmt.Errorf("key %q: %w", key, err)
+		}
+	}
+	if c.DNS.Server != "" {
+		if _, _, err := net.SplitHostPort(c.DNS.Server); err != nil {
+			return fmt.Errorf(`key "dns.server": %w`, err)
+		}
+	}
+	if c.DNS.Timeout.Duration <= 0 {
+		return errors.New(`key "dns.timeout": must be more than zero`)
+	}
+	if c.DKIM.VerificationWindow.Duration <= 0 {
+		// A replaced key must stay published while mail signed with it
+		// is still in flight.
+		return errors.New(`key "dkim.verification_window": must be more than zero`)
+	}
+	if c.Limits.MaxMessageBytes < 0 || c.Limits.MaxRecipients < 0 || c.Limits.MaxConnsPerIP < 0 || c.Limits.MaxConns < 0 {
+		return errors.New(`section "limits": values must not be negative`)
+	}
+	return nil
+}
+
+// disposition maps a config word to a DMARC disposition.
+func disposition(v string) (dkim.Disposition, error) {
+	switch v {
+	case "policy":
+		return dkim.FollowPolicy, nil
+	case "reject":
+		return dkim.RejectMessage, nil
+	case "junk":
+		return dkim.DeliverToJunk, nil
+	case "mark":
+		return dkim.MarkOnly, nil
+	}
+	return 0, fmt.Errorf("%q is not one of policy, reject, junk, mark", v)
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleConfigIsDefaults(t *testing.T) {
+	cfg, err := LoadConfig("mailserver.example.toml")
+	if err != nil {
+		t.Fatalf("example config does not load: %v", err)
+	}
+	def := DefaultConfig()
+	if cfg != def {
+		t.Fatalf("example config differs from defaults:\n got %+v\nwant %+v", cfg, def)
+	}
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "mailserver.toml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigOverrides(t *testing.T) {
+	p := writeConfig(t, "hostname = \"mx.example.org\"\n[smtp]\nlisten = \"127.0.0.1:25\"\n[limits]\nread_timeout = \"30s\"\n")
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Hostname != "mx.example.org" || cfg.SMTP.Listen != "127.0.0.1:25" || cfg.Limits.ReadTimeout.Duration != 30*time.Second {
+		t.Fatalf("overrides not applied: %+v", cfg)
+	}
+	if cfg.Submission.Listen != ":2587" {
+		t.Fatalf("defaults lost: %+v", cfg)
+	}
+}
+
+func TestConfigErrorsNameFileLineKey(t *testing.T) {
+	cases := []struct {
+		text string
+		want []string
+	}{
+		{"hostname = \"a\"\n[smtp]\nlisen = \":25\"\n", []string{":3:", `"smtp.lisen"`, "unknown key"}},
+		{"[limits]\nmax_recipients = \"many\"\n", []string{":2:", "max_recipients"}},
+		{"[limits]\nread_timeout = \"soon\"\n", []string{":2:", "read_timeout"}},
+		{"[log]\nlevel = \"loud\"\n", []string{"log.level", "loud"}},
+		{"[tls]\ncert_file = \"c.pem\"\n", []string{"tls.key_file"}},
+		{"[http]\nlisten = \"8080\"\n", []string{"http.listen"}},
+		// Zero would silently mean "no limit" and "7 days" respectively.
+		{"[dns]\ntimeout = \"0s\"\n", []string{"dns.timeout"}},
+		{"[dkim]\nverification_window = \"0s\"\n", []string{"dkim.verification_window"}},
+	}
+	for _, c := range cases {
+		p := writeConfig(t, c.text)
+		_, err := LoadConfig(p)
+		if err == nil {
+			t.Errorf("%q: no error", c.text)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, p) {
+			t.Errorf("%q: error %q does not name the file", c.text, msg)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%q: error %q lacks %q", c.text, msg, w)
+			}
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailyard/mailyard/internal/testpeer"
+)
+
+// TestServeEndToEnd starts the server in-process on loopback ports, submits
+// a message with STARTTLS + AUTH, reads it back with the admin command,
+// checks /healthz and /metrics, and shuts down on context cancellation.
+func TestServeEndToEnd(t *testing.T) {
+	d := t.TempDir()
+	mustCLI(t, d, "domain", "add", "example.test")
+	mustCLI(t, d, "user", "add", "alice@example.test", "-password", "secret")
+
+	cfg := DefaultConfig()
+	cfg.Hostname = "mx.example.test"
+	cfg.DataDir = d
+	cfg.DNS.Server = "127.0.0.1:1" // nothing answers; no lookup leaves loopback
+	port := func() string { return "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t)) }
+	cfg.SMTP.Listen, cfg.Submission.Listen, cfg.Submissions.Listen, cfg.HTTP.Listen = port(), port(), port(), port()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, newLogger(LogConfig{Level: "warn", Format: "text"}, io.Discard)) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not return after cancel")
+		}
+	}()
+	for _, a := range []string{cfg.SMTP.Listen, cfg.Submission.Listen, cfg.Submissions.Listen, cfg.HTTP.Listen} {
+		if err := testpeer.WaitPort(a, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The self-signed certificate was generated into the data directory.
+	if _, err := tls.LoadX509KeyPair(filepath.Join(d, "cert.pem"), filepath.Join(d, "key.pem")); err != nil {
+		t.Fatalf("generated certificate: %v", err)
+	}
+
+	c, err := gosmtp.DialStartTLS(cfg.Submission.Listen, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", "alice@example.test", "secret")); err != nil {
+		t.Fatal(err)
+	}
+	msg := "From: <alice@example.test>\r\nTo: <alice@example.test>\r\nSubject: note to self\r\n\r\nhi\r\n"
+	if err := c.SendMail("alice@example.test", []string{"alice@example.test"}, strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	out := mustCLI(t, d, "mail", "cat", "alice@example.test", "INBOX", "1")
+	if !strings.HasSuffix(out, msg) || !strings.Contains(out, "with ESMTPSA") {
+		t.Fatalf("stored message: %q", out)
+	}
+
+	for path, want := range map[string]string{"/healthz": "ok", "/metrics": `mailyard_smtp_messages_accepted_total{listener="submission"} 1`} {
+		resp, err := http.Get("http://" + cfg.HTTP.Listen + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
+		}
+	}
+}
+
+// dns.timeout bounds each lookup, also against a server that never
+// answers (net.Resolver alone would wait resolv.conf's timeout per
+// attempt, seconds each, whatever the dial timeout).
+func TestResolverTimeout(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() { // read and never answer
+		buf := make([]byte, 512)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	r := newResolver(DNSConfig{Server: pc.LocalAddr().String(), Timeout: Duration{200 * time.Millisecond}})
+	start := time.Now()
+	_, err = r.LookupTXT(context.Background(), "example.test")
+	if err == nil {
+		t.Fatal("lookup answered by a silent server")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("lookup took %v with dns.timeout 200ms", d)
+	}
+}

@@ -1,0 +1,107 @@
+package smtp
+
+import (
+	"errors"
+	"time"
+
+	"github.com/emersion/go-sasl"
+
+	"github.com/mailyard/mailyard/directory"
+)
+
+// authenticate checks one login for submission. Blocked clients and logins
+// are refused before the password is looked at; a wrong password is
+// answered only after the limiter's delay.
+func (s *session) authenticate(login, password string) error {
+	lim := s.srv.opts.AuthLimiter
+	m := s.srv.metrics.auth
+	sessLog, _, _ := s.state()
+	log := sessLog.With("login", printable(login))
+	if err := lim.Check(s.tc.ip, login); err != nil {
+		m.WithLabelValues("blocked").Inc()
+		log.Warn("authentication refused", "rule", "auth-blocked", "reason", err.Error())
+		return errAuthBlocked
+	}
+	user, err := s.srv.opts.Auth.Authenticate(s.ctx, login, password, directory.ProtoSMTP)
+	switch {
+	case err == nil:
+		lim.Success(s.tc.ip, login)
+		m.WithLabelValues("success").Inc()
+		s.mu.Lock()
+		s.user = &user
+		s.log = sessLog.With("user", user.ID)
+		s.mu.Unlock()
+		log.Info("authenticated", "user", user.ID)
+		return nil
+	case errors.Is(err, directory.ErrAuthFailed):
+		m.WithLabelValues("failure").Inc()
+		delay := lim.Failure(s.tc.ip, login)
+		ipFails, loginFails := lim.Failures(s.tc.ip, login)
+		log.Warn("authentication failed", "delay", delay, "client_failures", ipFails, "login_failures", loginFails)
+		if !s.sleep(delay) {
+			return errShuttingDown
+		}
+		return errAuthFailed
+	case errors.Is(err, directory.ErrDisabled):
+		m.WithLabelValues("failure").Inc()
+		log.Warn("authentication refused", "rule", "disabled-user")
+		return reply(535, "5.7.8", "account disabled")
+	case errors.Is(err, directory.ErrProtocolNotAllowed):
+		m.WithLabelValues("failure").Inc()
+		log.Warn("authentication refused", "rule", "protocol-not-allowed")
+		return reply(535, "5.7.8", "mail submission is not allowed for this account")
+	}
+	m.WithLabelValues("error").Inc()
+	log.Error("authentication error", "err", err)
+	return errAuthTemporary
+}
+
+// sleep waits d unless the session ends first; it reports whether the
+// full delay passed.
+func (s *session) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
+// loginServer is the server side of the obsolete but ubiquitous LOGIN SASL
+// mechanism (draft-murchison-sasl-login-00): the server prompts
+// "Username:" then "Password:"; an initial response is the username.
+// go-sasl ships only the client side.
+type loginServer struct {
+	authenticate func(login, password string) error
+	step         int
+	username     string
+}
+
+var errLoginUnexpected = errors.New("sasl: unexpected client response")
+
+// Next implements sasl.Server.
+func (l *loginServer) Next(response []byte) (challenge []byte, done bool, err error) {
+	switch l.step {
+	case 0:
+		if response == nil {
+			l.step = 1
+			return []byte("Username:"), false, nil
+		}
+		l.username, l.step = string(response), 2
+		return []byte("Password:"), false, nil
+	case 1:
+		l.username, l.step = string(response), 2
+		return []byte("Password:"), false, nil
+	case 2:
+		l.step = 3
+		return nil, true, l.authenticate(l.username, string(response))
+	}
+	return nil, true, errLoginUnexpected
+}
+
+var _ sasl.Server = (*loginServer)(nil)

@@ -1,0 +1,42 @@
+// Package smtp runs Mailyard's MX and submission servers on
+// github.com/emersion/go-smtp, which owns the wire protocol; this package
+// owns the policy and the delivery pipeline.
+//
+// One [Server] serves one listener in one [Mode]:
+//
+//   - [ModeMX] (port 25) accepts mail for local recipients from anyone,
+//     without AUTH, and relays for nobody.
+//   - [ModeSubmission] (port 587) requires STARTTLS before AUTH and AUTH
+//     before MAIL (RFC 6409, RFC 3207, RFC 4954).
+//   - [ModeSubmissions] (port 465) is submission over implicit TLS
+//     (RFC 8314 §3.3).
+//
+// A message goes through these steps:
+//
+//  1. Connection: the per-client connection limit applies (421 4.7.0 when
+//     exceeded); the per-Read idle timeout starts.
+//  2. AUTH (submission only, only over TLS): PLAIN or LOGIN, checked by the
+//     [Authenticator] for [directory.ProtoSMTP]. Repeated failures are
+//     delayed and then blocked per client and per login (internal/limits).
+//  3. MAIL FROM: on submission the address must be one of the user's send
+//     addresses. On MX the null sender is accepted (RFC 5321 §4.5.5).
+//  4. RCPT TO: sender-specified routing (percent hack, bang path, quoted
+//     "@", address literals) is refused from unauthenticated clients, then
+//     the [Router] decides. Only Deliver decisions are accepted: a Relay
+//     decision is refused (554 5.7.1 for unauthenticated clients, 451 4.3.2
+//     while this server has no outbound queue), a Reject decision is
+//     answered with its own code.
+//  5. DATA/BDAT: bare CR and bare LF are normalised to CRLF so no stored
+//     message can smuggle a second one; on submission the From: and
+//     Sender: header fields (header block bounded) must be the user's
+//     addresses. Return-Path and Received are prepended and the body
+//     streams into [store.Deliverer.Deliver], once, for every distinct
+//     local account.
+//  6. The client gets 250 only after Deliver returned nil, i.e. after the
+//     message is durable. Nothing is acknowledged and then dropped.
+//
+// Everything a client controls is bounded: line length, message size
+// (announced with SIZE, RFC 1870), recipients (RFC 5321 §4.5.3.1.8),
+// connections per client and in total, the header block parsed on
+// submission, authentication attempts.
+package smtp

@@ -1,0 +1,481 @@
+package smtp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/routing"
+	"github.com/mailyard/mailyard/store"
+)
+
+// session is one SMTP session between two EHLOs (go-smtp makes a new one
+// after STARTTLS, forgetting everything said before, RFC 3207 §4.2).
+//
+// go-smtp calls Data on a goroutine of its own for BDAT, and RSET or QUIT
+// may arrive while it runs; mu guards the fields below it, and Data works
+// on a snapshot taken when it starts.
+type session struct {
+	srv    *Server
+	conn   *gosmtp.Conn
+	tc     *trackedConn
+	ctx    context.Context
+	cancel context.CancelFunc
+	tls    bool
+
+	mu   sync.Mutex
+	log  *slog.Logger
+	user *directory.User // set after AUTH
+	tx   transaction
+}
+
+// transaction is the mail transaction in progress; Reset clears it.
+type transaction struct {
+	hasFrom bool
+	from    string
+	utf8    bool
+	size    int64             // SIZE= declared at MAIL (RFC 1870), 0 if none
+	may     sendSet           // submission: addresses the user may send as
+	rcpts   []string          // accepted envelope recipients, as given
+	targets []store.Recipient // one per distinct local account
+}
+
+func newSession(s *Server, c *gosmtp.Conn, tc *trackedConn, tlsOn bool) *session {
+	ctx, cancel := context.WithCancel(s.ctx)
+	return &session{
+		srv: s, conn: c, tc: tc, ctx: ctx, cancel: cancel, tls: tlsOn,
+		log: s.log.With("conn", tc.id, "remote", tc.ip.String()),
+	}
+}
+
+func (s *session) submission() bool { return s.srv.opts.Mode != ModeMX }
+
+// Reset implements gosmtp.Session (RSET, and after each message).
+func (s *session) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tx = transaction{}
+}
+
+// state returns the logger, the authenticated user and a copy of the
+// transaction.
+func (s *session) state() (*slog.Logger, *directory.User, transaction) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log, s.user, s.tx
+}
+
+// Logout implements gosmtp.Session.
+func (s *session) Logout() error {
+	s.cancel()
+	return nil
+}
+
+// Mail implements gosmtp.Session.
+func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
+	s.Reset()
+	log, user, _ := s.state()
+	var may sendSet
+	if from != "" {
+		if why := addressSyntax(from); why != "" {
+			return reply(553, "5.1.7", "bad sender address syntax: %s", why)
+		}
+	}
+	if s.submission() {
+		switch {
+		case !s.tls:
+			return errTLSRequired
+		case user == nil:
+			return errAuthRequired
+		}
+		addrs, err := s.srv.opts.Auth.SendAddresses(s.ctx, user.ID)
+		if err != nil {
+			log.Error("send addresses lookup failed", "err", err)
+			return errLookup
+		}
+		may = newSendSet(addrs)
+		may.taken = s.subaddressTaken
+		if !may.allows(from) {
+			log.Info("sender refused", "from", from, "rule", "sender-not-owned")
+			return reply(553, "5.7.1", "sender address <%s> is not one of your addresses", printable(from))
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tx = transaction{hasFrom: true, from: from, utf8: opts != nil && opts.UTF8, may: may}
+	if opts != nil {
+		s.tx.size = opts.Size
+	}
+	return nil
+}
+
+// subaddressTaken reports whether addr (a sub-address of the user's own
+// base address) is itself some other entry's address, when the
+// Authenticator can look addresses up (directory.Directory can). A failed
+// lookup counts as taken: refusing a sender is safer than letting a user
+// send as someone else.
+func (s *session) subaddressTaken(addr, base string) bool {
+	l, ok := s.srv.opts.Auth.(AddressLookup)
+	if !ok {
+		return false
+	}
+	e, err := l.LookupAddress(s.ctx, addr)
+	switch {
+	case errors.Is(err, directory.ErrNotFound):
+		return false
+	case err != nil:
+		log, _, _ := s.state()
+		log.Warn("sender lookup failed", "from", addr, "err", err)
+		return true
+	}
+	return canonicalAddress(e.Address) != base
+}
+
+// Rcpt implements gosmtp.Session: the routing decision is made now, and
+// only recipients this server can deliver to are accepted.
+func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
+	m := s.srv.metrics.rcpts
+	log, user, tx := s.state()
+	if why := addressSyntax(to); why != "" {
+		m.WithLabelValues("syntax").Inc()
+		return reply(553, "5.1.3", "bad recipient address syntax: %s", why)
+	}
+	authed := user != nil
+	if !authed {
+		if rule := senderRouting(to); rule != "" {
+			m.WithLabelValues("relay_denied").Inc()
+			log.Info("recipient refused", "rcpt", to, "decision", "relay", "rule", rule)
+			return reply(554, "5.7.1", "<%s>: relay access denied (%s)", printable(to), rule)
+		}
+	}
+	res, err := s.srv.opts.Router.Resolve(s.ctx, routing.Envelope{From: tx.from, Authenticated: authed}, to)
+	if err != nil {
+		m.WithLabelValues("error").Inc()
+		log.Error("routing failed", "rcpt", to, "err", err)
+		return errLookup
+	}
+	var deliver []routing.Decision
+	var relay, reject *routing.Decision
+	direct := false
+	for i := range res.Decisions {
+		d := &res.Decisions[i]
+		log.Info("routing decision", "rcpt", to, "decision", d.Kind.String(), "rule", d.Rule,
+			"address", d.Address, "account", d.Account, "code", d.Code)
+		switch d.Kind {
+		case routing.Deliver:
+			deliver = append(deliver, *d)
+		case routing.Relay:
+			if relay == nil {
+				relay = d
+			}
+			// The recipient itself is remote, as opposed to an alias
+			// or group member that is.
+			if strings.EqualFold(d.Address, res.Recipient) || strings.EqualFold(d.Address, to) {
+				direct = true
+			}
+		default:
+			if reject == nil {
+				reject = d
+			}
+		}
+	}
+	switch {
+	case relay != nil && direct && !authed:
+		m.WithLabelValues("relay_denied").Inc()
+		return reply(554, "5.7.1", "<%s>: relay access denied", printable(to))
+	case relay != nil:
+		// Remote targets (the recipient itself for an authenticated
+		// user, or members of a local list) would need the outbound
+		// queue. Refusing temporarily keeps the message with the
+		// sender; accepting would drop those targets silently.
+		m.WithLabelValues("no_outbound").Inc()
+		return errNoOutbound
+	case len(deliver) == 0 && reject != nil:
+		m.WithLabelValues("reject").Inc()
+		return rejectReply(to, reject)
+	case len(deliver) == 0:
+		m.WithLabelValues("error").Inc()
+		log.Error("router returned no decision", "rcpt", to)
+		return errTemporary
+	}
+	if deliver = s.withinQuota(log, deliver, tx.size); len(deliver) == 0 {
+		m.WithLabelValues("quota").Inc()
+		return reply(452, "4.2.2", "<%s>: mailbox full", printable(to))
+	}
+	m.WithLabelValues("deliver").Inc()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range deliver {
+		s.tx.addTarget(d)
+	}
+	s.tx.rcpts = append(s.tx.rcpts, to)
+	return nil
+}
+
+// withinQuota drops the delivery targets whose mailbox cannot take a
+// message of the declared size, when the Deliverer reports quotas. Checking
+// here, per recipient, keeps one full mailbox from failing the message for
+// every other recipient at DATA (the store delivers all-or-nothing). A
+// failed lookup keeps the target: the store enforces quotas again at
+// delivery.
+func (s *session) withinQuota(log *slog.Logger, targets []routing.Decision, size int64) []routing.Decision {
+	qr, ok := s.srv.opts.Deliverer.(QuotaReporter)
+	if !ok {
+		return targets
+	}
+	kept := targets[:0:0]
+	for _, d := range targets {
+		u, q, err := qr.Usage(s.ctx, d.Account)
+		if err != nil {
+			log.Warn("quota lookup failed", "account", d.Account, "err", err)
+			kept = append(kept, d)
+			continue
+		}
+		if (q.MaxBytes > 0 && u.Bytes+max(size, 1) > q.MaxBytes) || (q.MaxMessages > 0 && u.Messages+1 > q.MaxMessages) {
+			log.Info("recipient over quota", "address", d.Address, "account", d.Account,
+				"bytes", u.Bytes, "max_bytes", q.MaxBytes, "messages", u.Messages, "max_messages", q.MaxMessages)
+			continue
+		}
+		kept = append(kept, d)
+	}
+	return kept
+}
+
+// rejectReply answers with the decision's own code, falling back to a
+// generic permanent refusal if the decision carries no usable code.
+func rejectReply(to string, d *routing.Decision) *gosmtp.SMTPError {
+	code, enh, reason := d.Code, d.Enhanced, d.Reason
+	if code < 400 || code > 599 {
+		code, enh = 550, "5.1.1"
+	}
+	if enh == "" || enh[0] != byte('0'+code/100) {
+		enh = strconv.Itoa(code/100) + ".0.0"
+	}
+	if reason == "" {
+		reason = "recipient rejected"
+	}
+	if d.Rule != "" {
+		reason += " (" + d.Rule + ")"
+	}
+	return reply(code, enh, "<%s>: %s", printable(to), printable(reason))
+}
+
+// addTarget adds one store recipient per distinct account: a user reached
+// through two aliases gets one copy.
+func (tx *transaction) addTarget(d routing.Decision) {
+	for _, t := range tx.targets {
+		if t.Account == d.Account {
+			return
+		}
+	}
+	tx.targets = append(tx.targets, store.Recipient{Account: d.Account, Mailbox: d.Mailbox})
+}
+
+// sourceReader remembers how reading the client's data ended.
+type sourceReader struct {
+	r   io.Reader
+	n   int64
+	eof bool
+	err error // first error other than io.EOF
+}
+
+func (r *sourceReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n += int64(n)
+	if err == io.EOF {
+		r.eof = true
+	} else if err != nil && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
+// Data implements gosmtp.Session for DATA and BDAT. The reply is 250 only
+// after the Deliverer has stored the message durably.
+func (s *session) Data(r io.Reader) error {
+	if !s.tc.beginData() {
+		s.srv.metrics.rejected.WithLabelValues(reasonShutdown).Inc()
+		return errShuttingDown
+	}
+	defer s.tc.endData()
+
+	sessLog, user, tx := s.state()
+	id := rand.Text()[:16]
+	log := sessLog.With("msg_id", id)
+	src := &sourceReader{r: r}
+	norm := newLineNormalizer(src)
+	var body io.Reader = norm
+	var header []byte
+	var fromDomain string // submission: the From domain, for DKIM signing
+	if s.submission() {
+		br := bufio.NewReaderSize(norm, 4096)
+		var err error
+		header, err = readHeaderBlock(br, s.srv.opts.MaxHeaderBytes)
+		if err != nil {
+			if src.err != nil {
+				return s.readFailed(log, src.err)
+			}
+			s.srv.metrics.rejected.WithLabelValues(reasonHeader).Inc()
+			log.Info("message refused", "rule", "header-too-large", "limit", s.srv.opts.MaxHeaderBytes)
+			return reply(552, "5.3.4", "message header block exceeds %d bytes", s.srv.opts.MaxHeaderBytes)
+		}
+		var rep *gosmtp.SMTPError
+		if fromDomain, rep = checkHeaderSenders(header, tx.may); rep != nil {
+			reason := reasonHeader
+			if rep.EnhancedCode == (gosmtp.EnhancedCode{5, 7, 1}) {
+				reason = reasonSender
+			}
+			s.srv.metrics.rejected.WithLabelValues(reason).Inc()
+			log.Info("message refused", "rule", "header-senders", "reply", rep.Message)
+			return rep
+		}
+		body = br
+	}
+
+	now := s.srv.opts.Now()
+	t := traceInfo{
+		From: tx.from, Helo: s.conn.Hostname(), IP: s.tc.ip, Hostname: s.srv.opts.Hostname,
+		TLS: s.tls, Auth: user != nil, UTF8: tx.utf8, ID: id, Date: now,
+	}
+	if len(tx.rcpts) == 1 {
+		t.Recipient = tx.rcpts[0]
+	}
+	targets := tx.targets
+	content := io.MultiReader(bytes.NewReader(header), body)
+	var prefix string
+	if s.needsSpool() {
+		// Whole-message checks (DKIM, DMARC, signing) must see all of it
+		// before the first byte reaches the store.
+		sp := newSpool(s.srv.opts.SpoolDir, 0)
+		defer sp.Close()
+		if _, err := sp.ReadFrom(content); err != nil {
+			if src.err != nil {
+				return s.readFailed(log, src.err)
+			}
+			log.Error("spooling failed", "err", err)
+			return errTemporary
+		}
+		out, ok, err := s.checkMessage(log, sp, fromDomain, tx)
+		switch {
+		case err != nil:
+			s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
+			log.Error("message authentication failed", "err", err)
+			return errTemporary
+		case out.refuse != nil:
+			s.srv.metrics.rejected.WithLabelValues(reasonPolicy).Inc()
+			return out.refuse
+		case ok:
+			prefix, content = out.prefix, out.content
+			if out.junk {
+				targets = toJunk(targets)
+			}
+		default:
+			if content, err = sp.Reader(); err != nil {
+				log.Error("spool reread failed", "err", err)
+				return errTemporary
+			}
+		}
+	}
+	// The end of the client's data is not enough to show the Deliverer
+	// read everything: with a spool, the client's data has all been read
+	// before delivery starts. What counts is the end of what it was given.
+	msg := &sourceReader{r: io.MultiReader(bytes.NewReader(traceHeaders(t)), strings.NewReader(prefix), content)}
+	delivered, err := s.srv.opts.Deliverer.Deliver(s.ctx, store.Delivery{Recipients: targets, InternalDate: now}, msg)
+	if src.err != nil {
+		// The client's data failed (too large, line too long,
+		// connection lost): whatever the store said, this is the
+		// reason. The store saw the error too and kept nothing.
+		return s.readFailed(log, src.err)
+	}
+	var qe *store.QuotaError
+	switch {
+	case errors.As(err, &qe):
+		s.srv.metrics.rejected.WithLabelValues(reasonQuota).Inc()
+		log.Info("message refused", "rule", "quota", "accounts", qe.Accounts, "resource", qe.Resource)
+		return errQuota
+	case err != nil:
+		s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
+		log.Error("delivery failed", "err", err)
+		return errTemporary
+	case !msg.eof:
+		// A Deliverer that returns before the end of the body stored
+		// a truncated message; a retry (possible duplicate) is better
+		// than acknowledging that.
+		s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
+		log.Error("deliverer returned before the end of the message")
+		return errTemporary
+	}
+	s.srv.metrics.accepted.Inc()
+	s.srv.metrics.bytes.Add(float64(src.n))
+	accounts := make([]string, len(delivered))
+	for i, d := range delivered {
+		accounts[i] = d.Account
+	}
+	log.Info("message accepted", "from", tx.from, "rcpts", len(tx.rcpts), "accounts", accounts,
+		"bytes", src.n, "normalised_line_endings", norm.fixed)
+	// go-smtp writes an *SMTPError's code as is, so a 2xx "error" is the
+	// way to put the message id into the reply.
+	return reply(250, "2.0.0", "message accepted, id %s", id)
+}
+
+// readFailed maps an error reading the client's data to a reply.
+func (s *session) readFailed(log *slog.Logger, err error) error {
+	switch {
+	case errors.Is(err, gosmtp.ErrDataTooLarge):
+		s.srv.metrics.rejected.WithLabelValues(reasonSize).Inc()
+		log.Info("message refused", "rule", "size", "limit", s.srv.opts.MaxMessageBytes)
+		return reply(552, "5.3.4", "message exceeds the size limit of %d bytes", s.srv.opts.MaxMessageBytes)
+	case errors.Is(err, gosmtp.ErrTooLongLine):
+		s.srv.metrics.rejected.WithLabelValues(reasonLine).Inc()
+		log.Info("message refused", "rule", "line-length", "limit", s.srv.opts.MaxLineLength)
+		// RFC 5321 §4.5.3.1.6 bounds a text line at 1000 octets.
+		return reply(554, "5.6.0", "message line longer than %d bytes", s.srv.opts.MaxLineLength)
+	}
+	s.srv.metrics.rejected.WithLabelValues(reasonAborted).Inc()
+	log.Info("message transfer aborted", "err", err)
+	return reply(451, "4.4.2", "message transfer interrupted")
+}
+
+// AuthMechanisms implements gosmtp.AuthSession: none on MX, so go-smtp
+// announces no AUTH there; PLAIN (RFC 4616) and LOGIN on submission.
+func (s *session) AuthMechanisms() []string {
+	if !s.submission() {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+// Auth implements gosmtp.AuthSession. go-smtp only calls it over TLS.
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if !s.submission() {
+		return nil, gosmtp.ErrAuthUnsupported
+	}
+	if _, _, tx := s.state(); tx.hasFrom {
+		// RFC 4954 §4: AUTH is not permitted during a mail transaction.
+		return nil, reply(503, "5.5.1", "AUTH not permitted during a mail transaction")
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, username, password string) error {
+			if identity != "" && identity != username {
+				s.srv.metrics.auth.WithLabelValues("failure").Inc()
+				return reply(535, "5.7.8", "authorization identity must be empty or equal the login")
+			}
+			return s.authenticate(username, password)
+		}), nil
+	case sasl.Login:
+		return &loginServer{authenticate: s.authenticate}, nil
+	}
+	return nil, gosmtp.ErrAuthUnknownMechanism
+}

@@ -1,0 +1,32 @@
+// Package store is Mailyard's data contract: accounts, mailboxes, messages,
+// calendar and address-book collections, generic directory records, and a
+// change feed. Backends (store/sqlite, store/postgres) implement [Store];
+// the protocol packages (smtp, imap, dav) consume the small interfaces
+// [Accounts], [Mailboxes], [Messages], [Deliverer], [Collections],
+// [Records] and [Feed].
+//
+// # Guarantees every backend gives
+//
+//  1. Durability: when a mutating call returns nil, the change is on stable
+//     storage (rows committed, blob file and its directory fsynced). A crash
+//     after return loses nothing; a crash before return leaves no trace that
+//     a reader can see (no dangling rows; at most an orphan blob that
+//     [Checker.Check] reports and the backend removes at next open).
+//  2. UIDs are strictly increasing per mailbox and never reused while the
+//     mailbox keeps its UIDVALIDITY. UIDVALIDITY changes only when a mailbox
+//     is recreated under a name.
+//  3. Every change to a message (append, flag change, expunge) assigns it a
+//     modification sequence (RFC 7162 MODSEQ) greater than every MODSEQ the
+//     mailbox has given out before; expunges are remembered with their
+//     MODSEQ so that [Messages.Changes] can report them (QRESYNC VANISHED).
+//  4. [Deliverer.Deliver] stores the body once and indexes it for every
+//     recipient in one transaction: all recipients get it or none does.
+//  5. Quotas are checked inside the same transaction that adds a message,
+//     and a refusal is [ErrQuotaExceeded] (wrapped in a *QuotaError).
+//  6. Subscribers of [Feed] receive every change committed after they
+//     subscribed, in commit order per account; a subscriber that falls behind
+//     receives one [ChangeOverflow] and must resynchronise.
+//
+// Mailbox names are full paths with "/" as the hierarchy separator; "INBOX"
+// is case-insensitive and always exists for an account.
+package store

@@ -1,0 +1,246 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/mailyard/mailyard/internal/ctxio"
+)
+
+// blobStore keeps message bodies as files: root/xx/<id> with id 32 lower
+// hex digits and xx its first two. Bodies are written under tmp and
+// renamed into place.
+type blobStore struct {
+	root string
+	tmp  string
+
+	// pending holds blobs that are durable on disk but whose index rows
+	// are not committed yet, so Check does not call them orphans.
+	mu      sync.Mutex
+	pending map[string]bool
+
+	bufs sync.Pool // *[]byte copy buffers
+}
+
+const blobIDLen = 32
+
+func newBlobStore(dir string) (*blobStore, error) {
+	b := &blobStore{
+		root:    filepath.Join(dir, "blobs"),
+		tmp:     filepath.Join(dir, "tmp"),
+		pending: make(map[string]bool),
+	}
+	for _, d := range []string{dir, b.root, b.tmp} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("sqlite: create %s: %w", d, err)
+		}
+	}
+	created := false
+	for i := range 256 {
+		d := filepath.Join(b.root, fmt.Sprintf("%02x", i))
+		if _, err := os.Stat(d); err == nil {
+			continue
+		}
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("sqlite: create %s: %w", d, err)
+		}
+		created = true
+	}
+	if created {
+		// The fan-out directories must survive a crash before any blob
+		// renamed into them is acknowledged.
+		for _, d := range []string{b.root, dir, filepath.Dir(dir)} {
+			if err := syncDir(d); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return b, nil
+}
+
+func (b *blobStore) path(id string) string {
+	return filepath.Join(b.root, id[:2], id)
+}
+
+func validBlobID(id string) bool {
+	if len(id) != blobIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// write streams r into a new durable blob: temp file, fsync, rename,
+// fsync of the fan-out directory. The blob is pending until the caller
+// calls settle (rows committed) or discard (nothing committed). On error
+// nothing is left behind.
+func (b *blobStore) write(ctx context.Context, r io.Reader) (id string, size int64, err error) {
+	var raw [blobIDLen / 2]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", 0, fmt.Errorf("sqlite: blob id: %w", err)
+	}
+	id = hex.EncodeToString(raw[:])
+	b.mu.Lock()
+	b.pending[id] = true
+	b.mu.Unlock()
+	defer func() {
+		if err != nil {
+			b.settle(id)
+		}
+	}()
+
+	f, err := os.CreateTemp(b.tmp, id+".*")
+	if err != nil {
+		return "", 0, fmt.Errorf("sqlite: blob temp file: %w", err)
+	}
+	tmp := f.Name()
+	fail := func(e error) (string, int64, error) {
+		f.Close()
+		os.Remove(tmp)
+		return "", 0, e
+	}
+	bp, _ := b.bufs.Get().(*[]byte)
+	if bp == nil {
+		buf := make([]byte, 32<<10)
+		bp = &buf
+	}
+	// writerOnly hides (*os.File).ReadFrom, which would ignore our buffer
+	// and allocate its own.
+	size, err = io.CopyBuffer(writerOnly{f}, ctxio.NewReader(ctx, r), *bp)
+	b.bufs.Put(bp)
+	if err != nil {
+		return fail(fmt.Errorf("sqlite: reading message body: %w", err))
+	}
+	if err := f.Sync(); err != nil {
+		return fail(fmt.Errorf("sqlite: blob fsync: %w", err))
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return "", 0, fmt.Errorf("sqlite: blob close: %w", err)
+	}
+	dst := b.path(id)
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return "", 0, fmt.Errorf("sqlite: blob rename: %w", err)
+	}
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		os.Remove(dst)
+		return "", 0, err
+	}
+	return id, size, nil
+}
+
+// settle ends the pending state of a blob whose rows are committed.
+func (b *blobStore) settle(id string) {
+	b.mu.Lock()
+	delete(b.pending, id)
+	b.mu.Unlock()
+}
+
+// discard removes a blob whose rows were never committed.
+func (b *blobStore) discard(id string) error {
+	err := b.remove(id)
+	b.settle(id)
+	return err
+}
+
+func (b *blobStore) isPending(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pending[id]
+}
+
+// remove deletes a blob file; a missing file is not an error.
+func (b *blobStore) remove(id string) error {
+	if !validBlobID(id) {
+		return fmt.Errorf("sqlite: invalid blob id %q", id)
+	}
+	if err := os.Remove(b.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("sqlite: remove blob: %w", err)
+	}
+	return nil
+}
+
+func (b *blobStore) open(id string) (*os.File, error) {
+	if !validBlobID(id) {
+		return nil, fmt.Errorf("sqlite: invalid blob id %q", id)
+	}
+	return os.Open(b.path(id))
+}
+
+// list returns every blob file with its size. Files whose names are not
+// blob IDs are ignored.
+func (b *blobStore) list(ctx context.Context) (map[string]int64, error) {
+	out := make(map[string]int64)
+	for i := range 256 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		d := filepath.Join(b.root, fmt.Sprintf("%02x", i))
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, fmt.Errorf("sqlite: list blobs: %w", err)
+		}
+		for _, e := range ents {
+			if !validBlobID(e.Name()) || e.Name()[:2] != filepath.Base(d) {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue
+				}
+				return nil, fmt.Errorf("sqlite: list blobs: %w", err)
+			}
+			out[e.Name()] = info.Size()
+		}
+	}
+	return out, nil
+}
+
+// clearTmp removes every temporary file. Only safe while no other writer
+// has the store open.
+func (b *blobStore) clearTmp() (int, error) {
+	ents, err := os.ReadDir(b.tmp)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: list temp files: %w", err)
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(b.tmp, e.Name())); err != nil {
+			return 0, fmt.Errorf("sqlite: remove temp file: %w", err)
+		}
+	}
+	return len(ents), nil
+}
+
+func syncDir(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("sqlite: fsync dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sqlite: fsync dir %s: %w", path, err)
+	}
+	return nil
+}
+
+type writerOnly struct{ w io.Writer }
+
+func (w writerOnly) Write(p []byte) (int, error) { return w.w.Write(p) }

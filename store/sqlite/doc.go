@@ -1,0 +1,38 @@
+// Package sqlite is Mailyard's embedded store backend: an SQLite database
+// (pure Go, modernc.org/sqlite) in WAL mode for the index, and one file per
+// message body under a blob directory. It implements [store.Store].
+//
+// # Layout
+//
+//	dir/mail.db         the index (accounts, mailboxes, messages, ...)
+//	dir/blobs/xx/<id>   message bodies, xx = first two hex digits of id
+//	dir/tmp/            bodies being written
+//	dir/store.lock      held (flock) by every process that has the store open
+//
+// # Writes and group commit
+//
+// Every mutating call becomes a request to a single writer goroutine that
+// owns the only write connection. The writer takes the first queued request,
+// waits [Options.GroupCommitWindow] (zero: not at all), drains whatever else
+// is queued up to [Options.MaxBatch], and runs the batch in one
+// transaction: each request inside its own SAVEPOINT, so a request that
+// fails (over quota, not found, ...) is rolled back alone and the others
+// commit. One COMMIT, so one WAL fsync (synchronous=FULL), serves the
+// whole batch. After the commit the writer publishes the batch's changes to
+// the feed in commit order, deletes blob files no row references any more,
+// and only then answers each caller.
+//
+// # Blob durability
+//
+// [Store.Append] and [Store.Deliver] stream the body, in the caller's
+// goroutine, to a temporary file, fsync it, rename it into the blob tree
+// and fsync the blob directory, and only then queue the index rows. So a
+// committed row always points at a durable file. A crash between rename
+// and commit leaves an orphan blob: the first process to open the store
+// while no other has it open (an exclusive flock on store.lock succeeds)
+// removes orphans and temporary files, then keeps a shared lock like every
+// other process. [Store.Check] reports orphans without removing them.
+//
+// A second process (an admin tool) can open the same directory while a
+// server runs: SQLite's busy timeout serialises their writers.
+package sqlite

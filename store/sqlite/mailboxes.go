@@ -1,0 +1,343 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+const mailboxCols = "id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq"
+
+func scanMailbox(r interface{ Scan(...any) error }) (store.Mailbox, error) {
+	var m store.Mailbox
+	var use string
+	var sub int
+	if err := r.Scan(&m.ID, &m.Name, &use, &sub, &m.UIDValidity, &m.UIDNext, &m.HighestModSeq); err != nil {
+		return m, err
+	}
+	m.SpecialUse = store.SpecialUse(use)
+	m.Subscribed = sub != 0
+	return m, nil
+}
+
+func validSpecialUse(u store.SpecialUse) error {
+	switch u {
+	case store.SpecialNone, store.SpecialSent, store.SpecialDrafts, store.SpecialTrash, store.SpecialJunk,
+		store.SpecialArchive, store.SpecialAll, store.SpecialFlagged:
+		return nil
+	}
+	return fmt.Errorf("%w: unknown special-use attribute %q", store.ErrInvalid, u)
+}
+
+// getMailbox looks a mailbox up by canonical name.
+func getMailbox(ctx context.Context, q querier, account, name string) (store.Mailbox, error) {
+	m, err := scanMailbox(q.QueryRowContext(ctx, "SELECT "+mailboxCols+" FROM mailboxes WHERE account = ? AND name = ?", account, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		// Tell a missing account apart from a missing mailbox.
+		if err := accountExists(ctx, q, account); err != nil {
+			return m, err
+		}
+		return m, fmt.Errorf("sqlite: mailbox %q: %w", name, store.ErrNotFound)
+	}
+	return m, err
+}
+
+func (t *wtx) mailbox(account, name string) (store.Mailbox, error) {
+	return getMailbox(t.ctx, t, account, name)
+}
+
+// newUIDValidity returns a UIDVALIDITY derived from the clock but larger
+// than any the store gave out before, so a mailbox re-created under a name
+// never repeats one (RFC 9051 §2.3.1.1).
+func (t *wtx) newUIDValidity() (uint32, error) {
+	var last int64
+	err := t.queryRow("SELECT value FROM meta WHERE key = 'uidvalidity'").Scan(&last)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, err
+	}
+	v := t.s.now().Unix()
+	if v <= last {
+		v = last + 1
+	}
+	if v <= 0 || v > 0xffffffff {
+		// Clock far off: fall back to the counter alone, still unique.
+		v = last + 1
+		if v > 0xffffffff {
+			v = 1
+		}
+	}
+	if _, err := t.exec("INSERT INTO meta (key, value) VALUES ('uidvalidity', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", v); err != nil {
+		return 0, err
+	}
+	return uint32(v), nil
+}
+
+func (t *wtx) insertMailbox(account, name string, use store.SpecialUse, subscribed bool) (store.Mailbox, error) {
+	uv, err := t.newUIDValidity()
+	if err != nil {
+		return store.Mailbox{}, err
+	}
+	m := store.Mailbox{Name: name, SpecialUse: use, Subscribed: subscribed, UIDValidity: uv, UIDNext: 1, HighestModSeq: 1}
+	err = t.queryRow(`INSERT INTO mailboxes (account, name, special_use, subscribed, uidvalidity) VALUES (?, ?, ?, ?, ?)
+		RETURNING id`, account, name, string(use), boolInt(subscribed), uv).Scan(&m.ID)
+	if err != nil {
+		return m, err
+	}
+	t.publish(store.Change{Kind: store.ChangeMailboxCreated, Account: account, Mailbox: name, ModSeq: 1})
+	return m, nil
+}
+
+// createParents creates the missing ancestors of name (RFC 9051 §6.3.4:
+// the server SHOULD create superior hierarchical names).
+func (t *wtx) createParents(account, name string) error {
+	segs := strings.Split(name, store.Separator)
+	for i := 1; i < len(segs); i++ {
+		parent := strings.Join(segs[:i], store.Separator)
+		var n int
+		if err := t.queryRow("SELECT EXISTS (SELECT 1 FROM mailboxes WHERE account = ? AND name = ?)", account, parent).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := t.insertMailbox(account, parent, store.SpecialNone, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// CreateMailbox implements store.Mailboxes. The new mailbox is not
+// subscribed.
+func (s *Store) CreateMailbox(ctx context.Context, account, name string, use store.SpecialUse) (store.Mailbox, error) {
+	name, err := store.CleanMailboxName(name)
+	if err != nil {
+		return store.Mailbox{}, err
+	}
+	if err := validSpecialUse(use); err != nil {
+		return store.Mailbox{}, err
+	}
+	var m store.Mailbox
+	err = s.write(ctx, func(tx *wtx) error {
+		if err := tx.accountExists(account); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.queryRow("SELECT EXISTS (SELECT 1 FROM mailboxes WHERE account = ? AND name = ?)", account, name).Scan(&n); err != nil {
+			return err
+		}
+		if n != 0 {
+			return fmt.Errorf("sqlite: mailbox %q: %w", name, store.ErrExists)
+		}
+		if err := tx.createParents(account, name); err != nil {
+			return err
+		}
+		m, err = tx.insertMailbox(account, name, use, false)
+		return err
+	})
+	return m, wrapErr("create mailbox", err)
+}
+
+// Mailbox implements store.Mailboxes.
+func (s *Store) Mailbox(ctx context.Context, account, name string) (store.Mailbox, error) {
+	name, err := store.CleanMailboxName(name)
+	if err != nil {
+		return store.Mailbox{}, err
+	}
+	if err := s.checkOpen(); err != nil {
+		return store.Mailbox{}, err
+	}
+	m, err := getMailbox(ctx, s.rdb, account, name)
+	return m, wrapErr("mailbox", err)
+}
+
+// ListMailboxes implements store.Mailboxes.
+func (s *Store) ListMailboxes(ctx context.Context, account string) ([]store.Mailbox, error) {
+	var out []store.Mailbox
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		if err := accountExists(ctx, tx, account); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, "SELECT "+mailboxCols+" FROM mailboxes WHERE account = ? ORDER BY name", account)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanMailbox(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return rows.Err()
+	})
+	return out, wrapErr("list mailboxes", err)
+}
+
+// Status implements store.Mailboxes.
+func (s *Store) Status(ctx context.Context, account, name string) (store.MailboxStatus, error) {
+	name, err := store.CleanMailboxName(name)
+	if err != nil {
+		return store.MailboxStatus{}, err
+	}
+	var st store.MailboxStatus
+	err = s.readTx(ctx, func(tx *sql.Tx) error {
+		m, err := getMailbox(ctx, tx, account, name)
+		if err != nil {
+			return err
+		}
+		st.Mailbox = m
+		return tx.QueryRowContext(ctx, `SELECT count(*),
+				coalesce(sum(instr(' ' || flags || ' ', ' \Seen ') = 0), 0),
+				coalesce(sum(instr(' ' || flags || ' ', ' \Deleted ') > 0), 0),
+				coalesce(sum(size), 0)
+			FROM messages WHERE mailbox = ?`, m.ID).Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Size)
+	})
+	return st, wrapErr("status", err)
+}
+
+// RenameMailbox implements store.Mailboxes. Missing parents of the new
+// name are created; renaming a mailbox below itself is ErrInvalid.
+func (s *Store) RenameMailbox(ctx context.Context, account, oldName, newName string) error {
+	oldName, err := store.CleanMailboxName(oldName)
+	if err != nil {
+		return err
+	}
+	newName, err = store.CleanMailboxName(newName)
+	if err != nil {
+		return err
+	}
+	if oldName == store.Inbox {
+		return fmt.Errorf("%w: INBOX cannot be renamed here", store.ErrInvalid)
+	}
+	if newName == store.Inbox {
+		return fmt.Errorf("sqlite: mailbox %q: %w", newName, store.ErrExists)
+	}
+	if newName == oldName {
+		return fmt.Errorf("sqlite: mailbox %q: %w", newName, store.ErrExists)
+	}
+	if strings.HasPrefix(newName, oldName+store.Separator) {
+		return fmt.Errorf("%w: cannot rename %q below itself", store.ErrInvalid, oldName)
+	}
+	err = s.write(ctx, func(tx *wtx) error {
+		if _, err := tx.mailbox(account, oldName); err != nil {
+			return err
+		}
+		type mb struct {
+			id   int64
+			name string
+		}
+		var moving []mb
+		// Children are the names in ["old/", "old0"): '0' follows '/' in
+		// byte order, and names compare as bytes.
+		rows, err := tx.query(`SELECT id, name FROM mailboxes WHERE account = ? AND (name = ? OR (name >= ? AND name < ?))
+			ORDER BY name`, account, oldName, oldName+store.Separator, oldName+"0")
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var m mb
+			if err := rows.Scan(&m.id, &m.name); err != nil {
+				rows.Close()
+				return err
+			}
+			moving = append(moving, m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, m := range moving {
+			target := newName + strings.TrimPrefix(m.name, oldName)
+			var n int
+			if err := tx.queryRow("SELECT EXISTS (SELECT 1 FROM mailboxes WHERE account = ? AND name = ?)", account, target).Scan(&n); err != nil {
+				return err
+			}
+			if n != 0 {
+				return fmt.Errorf("sqlite: mailbox %q: %w", target, store.ErrExists)
+			}
+		}
+		for _, m := range moving {
+			target := newName + strings.TrimPrefix(m.name, oldName)
+			if _, err := tx.exec("UPDATE mailboxes SET name = ? WHERE id = ?", target, m.id); err != nil {
+				return err
+			}
+			tx.publish(store.Change{Kind: store.ChangeMailboxRenamed, Account: account, Mailbox: target, OldName: m.name})
+		}
+		return tx.createParents(account, newName)
+	})
+	return wrapErr("rename mailbox", err)
+}
+
+// DeleteMailbox implements store.Mailboxes.
+func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
+	name, err := store.CleanMailboxName(name)
+	if err != nil {
+		return err
+	}
+	if name == store.Inbox {
+		return fmt.Errorf("%w: INBOX cannot be deleted", store.ErrInvalid)
+	}
+	err = s.write(ctx, func(tx *wtx) error {
+		m, err := tx.mailbox(account, name)
+		if err != nil {
+			return err
+		}
+		var bytes, count int64
+		if err := tx.queryRow("SELECT coalesce(sum(size), 0), count(*) FROM messages WHERE mailbox = ?", m.ID).Scan(&bytes, &count); err != nil {
+			return err
+		}
+		blobs, err := tx.stringsQuery("SELECT DISTINCT blob_id FROM messages WHERE mailbox = ?", m.ID)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.exec("DELETE FROM messages WHERE mailbox = ?", m.ID); err != nil {
+			return err
+		}
+		if _, err := tx.exec("DELETE FROM mailboxes WHERE id = ?", m.ID); err != nil {
+			return err
+		}
+		if err := tx.addUsage(account, -bytes, -count); err != nil {
+			return err
+		}
+		if err := tx.dropBlobRefs(blobs); err != nil {
+			return err
+		}
+		tx.publish(store.Change{Kind: store.ChangeMailboxDeleted, Account: account, Mailbox: name})
+		return nil
+	})
+	return wrapErr("delete mailbox", err)
+}
+
+// SetSubscribed implements store.Mailboxes.
+func (s *Store) SetSubscribed(ctx context.Context, account, name string, subscribed bool) error {
+	name, err := store.CleanMailboxName(name)
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, func(tx *wtx) error {
+		m, err := tx.mailbox(account, name)
+		if err != nil {
+			return err
+		}
+		_, err = tx.exec("UPDATE mailboxes SET subscribed = ? WHERE id = ?", boolInt(subscribed), m.ID)
+		return err
+	})
+	return wrapErr("set subscribed", err)
+}
+
+func (t *wtx) addUsage(account string, bytes, count int64) error {
+	_, err := t.exec("UPDATE accounts SET used_bytes = used_bytes + ?, used_messages = used_messages + ? WHERE id = ?", bytes, count, account)
+	return err
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,138 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// schema is version 1 of the index. Times are Unix nanoseconds. Flags are
+// stored canonical (store.NormalizeFlags), space-separated, so metadata
+// search can match them with instr() without loading bodies.
+const schema = `
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE accounts (
+	id            TEXT PRIMARY KEY,
+	max_bytes     INTEGER NOT NULL DEFAULT 0,
+	max_messages  INTEGER NOT NULL DEFAULT 0,
+	used_bytes    INTEGER NOT NULL DEFAULT 0,
+	used_messages INTEGER NOT NULL DEFAULT 0,
+	created       INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE mailboxes (
+	id             INTEGER PRIMARY KEY,
+	account        TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	name           TEXT NOT NULL,
+	special_use    TEXT NOT NULL DEFAULT '',
+	subscribed     INTEGER NOT NULL DEFAULT 0,
+	uidvalidity    INTEGER NOT NULL,
+	uidnext        INTEGER NOT NULL DEFAULT 1,
+	highest_modseq INTEGER NOT NULL DEFAULT 1,
+	UNIQUE (account, name)
+);
+
+CREATE TABLE messages (
+	mailbox       INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	uid           INTEGER NOT NULL,
+	modseq        INTEGER NOT NULL,
+	flags         TEXT NOT NULL DEFAULT '',
+	internal_date INTEGER NOT NULL,
+	size          INTEGER NOT NULL,
+	blob_id       TEXT NOT NULL,
+	PRIMARY KEY (mailbox, uid)
+) WITHOUT ROWID;
+CREATE INDEX messages_blob ON messages(blob_id);
+CREATE INDEX messages_modseq ON messages(mailbox, modseq);
+CREATE INDEX messages_date ON messages(mailbox, internal_date);
+
+-- Expunge tombstones for RFC 7162 VANISHED.
+CREATE TABLE expunged (
+	mailbox INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	uid     INTEGER NOT NULL,
+	modseq  INTEGER NOT NULL,
+	PRIMARY KEY (mailbox, uid)
+) WITHOUT ROWID;
+CREATE INDEX expunged_modseq ON expunged(mailbox, modseq);
+
+CREATE TABLE collections (
+	id           INTEGER PRIMARY KEY,
+	account      TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	kind         TEXT NOT NULL,
+	name         TEXT NOT NULL,
+	display_name TEXT NOT NULL DEFAULT '',
+	description  TEXT NOT NULL DEFAULT '',
+	color        TEXT NOT NULL DEFAULT '',
+	components   TEXT NOT NULL DEFAULT '',
+	sync_token   INTEGER NOT NULL DEFAULT 1,
+	-- Changes with token <= pruned_token are no longer in the log.
+	pruned_token INTEGER NOT NULL DEFAULT 0,
+	UNIQUE (account, kind, name)
+);
+
+CREATE TABLE objects (
+	collection   INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+	name         TEXT NOT NULL,
+	uid          TEXT NOT NULL,
+	etag         TEXT NOT NULL,
+	content_type TEXT NOT NULL,
+	data         BLOB NOT NULL,
+	size         INTEGER NOT NULL,
+	modified     INTEGER NOT NULL,
+	PRIMARY KEY (collection, name),
+	UNIQUE (collection, uid)
+) WITHOUT ROWID;
+
+CREATE TABLE object_changes (
+	collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+	token      INTEGER NOT NULL,
+	name       TEXT NOT NULL,
+	deleted    INTEGER NOT NULL,
+	PRIMARY KEY (collection, token)
+) WITHOUT ROWID;
+
+CREATE TABLE records (
+	namespace TEXT NOT NULL,
+	key       TEXT NOT NULL,
+	value     BLOB NOT NULL,
+	version   INTEGER NOT NULL,
+	PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+`
+
+// migrate creates the schema in an empty database and refuses databases
+// written by a newer version.
+func migrate(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	err := func() error {
+		var v int
+		if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+			return err
+		}
+		switch {
+		case v == schemaVersion:
+			return nil
+		case v > schemaVersion:
+			return fmt.Errorf("database schema version %d is newer than this program's %d", v, schemaVersion)
+		}
+		if _, err := conn.ExecContext(ctx, schema); err != nil {
+			return err
+		}
+		_, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
+		return err
+	}()
+	if err != nil {
+		_, _ = conn.ExecContext(ctx, "ROLLBACK")
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return nil
+}

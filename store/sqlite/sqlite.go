@@ -1,0 +1,265 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mailyard/mailyard/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Options configure a Store. The zero value works.
+type Options struct {
+	// Logger receives operational messages; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock (internal dates, account creation, UIDVALIDITY);
+	// nil means time.Now.
+	Now func() time.Time
+	// GroupCommitWindow is how long the writer waits after the first
+	// request of a batch for more to arrive. Zero commits as soon as the
+	// writer is free, batching whatever queued while it was busy.
+	GroupCommitWindow time.Duration
+	// MaxBatch caps the requests in one transaction; zero means 256.
+	MaxBatch int
+	// ChangeLogLimit is how many change-log entries each collection keeps
+	// for sync tokens (RFC 6578); older tokens get ErrSyncTokenInvalid.
+	// Zero means 10000.
+	ChangeLogLimit int
+	// FeedBuffer is how many changes a feed subscriber may lag behind
+	// before it gets ChangeOverflow; zero means 1024.
+	FeedBuffer int
+	// BusyTimeout is how long a statement waits for another process's
+	// lock on the database; zero means 10s.
+	BusyTimeout time.Duration
+	// ReadConns is the size of the read connection pool; zero means
+	// max(4, GOMAXPROCS).
+	ReadConns int
+}
+
+// Store is the SQLite backend. It is safe for concurrent use.
+type Store struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+
+	wdb   *sql.DB   // one connection, used only by the writer goroutine
+	wconn *sql.Conn // that connection
+	rdb   *sql.DB   // read-only pool
+	lock  *os.File  // shared flock on store.lock for the Store's life
+
+	blobs *blobStore
+	feed  *feed
+
+	// commits and batched count transactions and the requests they
+	// carried; group commit shows as batched > commits.
+	commits, batched atomic.Uint64
+
+	// mu guards closed and sending on reqs, so Close can close reqs once
+	// no sender is inside submit.
+	mu       sync.RWMutex
+	closed   bool
+	reqs     chan *request
+	done     chan struct{} // closed when the writer goroutine has exited
+	baseCtx  context.Context
+	cancel   context.CancelFunc
+	closeErr error
+	once     sync.Once
+}
+
+var _ store.Store = (*Store)(nil)
+
+const schemaVersion = 1
+
+// Open opens (creating if needed) the store in dir. Several processes may
+// open the same dir; the first one that finds no other holder removes
+// orphan blobs and temporary files left by a crash.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.ChangeLogLimit <= 0 {
+		opts.ChangeLogLimit = 10000
+	}
+	if opts.FeedBuffer <= 0 {
+		opts.FeedBuffer = 1024
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 10 * time.Second
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = max(4, runtime.GOMAXPROCS(0))
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: store dir: %w", err)
+	}
+	blobs, err := newBlobStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	lock, exclusive, err := lockStore(ctx, filepath.Join(dir, "store.lock"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		dir:   dir,
+		opts:  opts,
+		log:   opts.Logger,
+		now:   opts.Now,
+		lock:  lock,
+		blobs: blobs,
+		feed:  newFeed(opts.FeedBuffer),
+		reqs:  make(chan *request, opts.MaxBatch),
+		done:  make(chan struct{}),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeDBs()
+			_ = unlockStore(lock)
+		}
+	}()
+	if err := s.openDBs(ctx); err != nil {
+		return nil, err
+	}
+	if exclusive {
+		if err := s.sweep(ctx); err != nil {
+			return nil, err
+		}
+		if err := shareLock(ctx, lock); err != nil {
+			return nil, err
+		}
+	}
+	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	go s.writer()
+	ok = true
+	return s, nil
+}
+
+func (s *Store) dsn(write bool) string {
+	ms := strconv.FormatInt(s.opts.BusyTimeout.Milliseconds(), 10)
+	d := "file:" + filepath.Join(s.dir, "mail.db") +
+		"?_busy_timeout=" + ms + "&_foreign_keys=1&_synchronous=FULL"
+	if write {
+		// BEGIN IMMEDIATE takes the write lock up front, so a batch waits
+		// (busy_timeout) instead of failing on lock upgrade.
+		return d + "&_journal_mode=WAL&_txlock=immediate"
+	}
+	return d + "&_query_only=1"
+}
+
+func (s *Store) openDBs(ctx context.Context) error {
+	wdb, err := sql.Open("sqlite", s.dsn(true))
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.dir, err)
+	}
+	s.wdb = wdb
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	conn, err := wdb.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.dir, err)
+	}
+	s.wconn = conn
+	if err := migrate(ctx, conn); err != nil {
+		return err
+	}
+	rdb, err := sql.Open("sqlite", s.dsn(false))
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.dir, err)
+	}
+	s.rdb = rdb
+	rdb.SetMaxOpenConns(s.opts.ReadConns)
+	rdb.SetMaxIdleConns(s.opts.ReadConns)
+	if err := rdb.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+func (s *Store) closeDBs() error {
+	var errs []error
+	if s.wconn != nil {
+		errs = append(errs, s.wconn.Close())
+	}
+	if s.wdb != nil {
+		errs = append(errs, s.wdb.Close())
+	}
+	if s.rdb != nil {
+		errs = append(errs, s.rdb.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Close finishes the queued writes, ends every feed subscription, closes
+// the databases and releases the lock. Calls after the first return the
+// first result.
+func (s *Store) Close() error {
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.reqs)
+		s.mu.Unlock()
+		<-s.done
+		s.cancel()
+		s.feed.close()
+		err := s.closeDBs()
+		if uerr := unlockStore(s.lock); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		if err != nil {
+			s.closeErr = fmt.Errorf("sqlite: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// readTx runs fn in a read-only transaction so that its queries see one
+// snapshot.
+func (s *Store) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("sqlite: begin read: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only; nothing to keep
+	return fn(tx)
+}
+
+func (s *Store) checkOpen() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	return nil
+}
+
+// querier is what *sql.Tx, *sql.Conn and *sql.DB share.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}

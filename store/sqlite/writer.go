@@ -1,0 +1,255 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// request is one mutating call waiting for the writer.
+type request struct {
+	ctx  context.Context
+	fn   func(tx *wtx) error
+	err  error
+	done chan struct{}
+
+	// Collected by fn; dropped if its savepoint is rolled back.
+	changes   []store.Change
+	freeBlobs []string
+}
+
+// wtx is the write transaction as one request sees it.
+type wtx struct {
+	s   *Store
+	ctx context.Context // the store's, not the caller's: a caller giving up must not break the batch
+	c   *sql.Conn
+	req *request
+}
+
+func (t *wtx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.c.ExecContext(ctx, q, args...)
+}
+
+func (t *wtx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.c.QueryContext(ctx, q, args...)
+}
+
+func (t *wtx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.c.QueryRowContext(ctx, q, args...)
+}
+
+func (t *wtx) exec(q string, args ...any) (sql.Result, error) {
+	return t.c.ExecContext(t.ctx, q, args...)
+}
+
+func (t *wtx) queryRow(q string, args ...any) *sql.Row {
+	return t.c.QueryRowContext(t.ctx, q, args...)
+}
+
+func (t *wtx) query(q string, args ...any) (*sql.Rows, error) {
+	return t.c.QueryContext(t.ctx, q, args...)
+}
+
+// publish queues a change for the feed; it is sent after the commit.
+func (t *wtx) publish(c store.Change) { t.req.changes = append(t.req.changes, c) }
+
+// dropBlobRefs is called after rows referencing blobs were deleted: the
+// blobs no row references any more are deleted after the commit. No later
+// request can reference them again, since new rows point either at a new
+// random blob or at a blob of an existing row.
+func (t *wtx) dropBlobRefs(ids []string) error {
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		var n int
+		if err := t.queryRow("SELECT EXISTS (SELECT 1 FROM messages WHERE blob_id = ?)", id).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			t.req.freeBlobs = append(t.req.freeBlobs, id)
+		}
+	}
+	return nil
+}
+
+// write runs fn in the writer goroutine inside the next group commit and
+// returns once the batch is committed (or fn's savepoint rolled back).
+func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
+	r := &request{ctx: ctx, fn: fn, done: make(chan struct{})}
+	if err := s.submit(r); err != nil {
+		return err
+	}
+	// Once queued the writer always answers; waiting unconditionally means
+	// a caller never returns "cancelled" for a change that did commit.
+	<-r.done
+	return r.err
+}
+
+func (s *Store) submit(r *request) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+		return nil
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	}
+}
+
+// writer is the only goroutine that writes to the database. It exits when
+// Close closes reqs and everything queued is done.
+func (s *Store) writer() {
+	defer close(s.done)
+	for {
+		r, ok := <-s.reqs
+		if !ok {
+			return
+		}
+		batch := []*request{r}
+		open := true
+		if w := s.opts.GroupCommitWindow; w > 0 {
+			timer := time.NewTimer(w)
+		wait:
+			for len(batch) < s.opts.MaxBatch {
+				select {
+				case r, ok := <-s.reqs:
+					if !ok {
+						open = false
+						break wait
+					}
+					batch = append(batch, r)
+				case <-timer.C:
+					break wait
+				}
+			}
+			timer.Stop()
+		}
+	drain:
+		for open && len(batch) < s.opts.MaxBatch {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					open = false
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.runBatch(batch)
+		if !open {
+			// A receive reports closed only once the buffer is empty.
+			return
+		}
+	}
+}
+
+// runBatch executes a batch in one transaction, one savepoint per request,
+// commits once, then publishes and deletes freed blobs in commit order,
+// and answers every caller.
+func (s *Store) runBatch(batch []*request) {
+	ctx := s.baseCtxOrBackground()
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			continue
+		}
+		live = append(live, r)
+	}
+	defer func() {
+		for _, r := range batch {
+			close(r.done)
+		}
+	}()
+	if len(live) == 0 {
+		return
+	}
+	failAll := func(err error) {
+		for _, r := range live {
+			if r.err == nil {
+				r.err = err
+			}
+		}
+	}
+	c := s.wconn
+	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		failAll(fmt.Errorf("sqlite: begin: %w", err))
+		return
+	}
+	for _, r := range live {
+		if _, err := c.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+			s.abort(ctx, c)
+			failAll(fmt.Errorf("sqlite: savepoint: %w", err))
+			return
+		}
+		tx := &wtx{s: s, ctx: ctx, c: c, req: r}
+		r.err = callFn(r.fn, tx)
+		if r.err != nil {
+			r.changes, r.freeBlobs = nil, nil
+			if _, err := c.ExecContext(ctx, "ROLLBACK TO req"); err != nil {
+				s.abort(ctx, c)
+				failAll(fmt.Errorf("sqlite: rollback to savepoint: %w", err))
+				return
+			}
+		}
+		if _, err := c.ExecContext(ctx, "RELEASE req"); err != nil {
+			s.abort(ctx, c)
+			failAll(fmt.Errorf("sqlite: release savepoint: %w", err))
+			return
+		}
+	}
+	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
+		s.abort(ctx, c)
+		failAll(fmt.Errorf("sqlite: commit: %w", err))
+		return
+	}
+	s.commits.Add(1)
+	s.batched.Add(uint64(len(live)))
+	for _, r := range live {
+		if r.err != nil {
+			continue
+		}
+		s.feed.publish(r.changes)
+		for _, id := range r.freeBlobs {
+			if err := s.blobs.remove(id); err != nil {
+				// The blob becomes an orphan; the next sweep removes it.
+				s.log.Warn("removing unreferenced blob", "blob", id, "err", err)
+			}
+		}
+	}
+}
+
+func (s *Store) abort(ctx context.Context, c *sql.Conn) {
+	if _, err := c.ExecContext(ctx, "ROLLBACK"); err != nil {
+		s.log.Error("rollback after failed batch", "err", err)
+	}
+}
+
+func (s *Store) baseCtxOrBackground() context.Context {
+	if s.baseCtx != nil {
+		return s.baseCtx
+	}
+	return context.Background()
+}
+
+// callFn runs one request, turning a panic into an error so one bad
+// request cannot take the writer (and every other caller) down.
+func callFn(fn func(*wtx) error, tx *wtx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("sqlite: panic in write: %v", p)
+		}
+	}()
+	return fn(tx)
+}
