@@ -13,6 +13,14 @@ command -v python3 >/dev/null || need+=(python3)
 command -v dkimverify >/dev/null || need+=(python3-dkim)
 command -v opendkim-testmsg >/dev/null || [ -x /usr/sbin/opendkim-testmsg ] || need+=(opendkim-tools)
 command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need+=(iproute2)
+# IMAP interop (.ci/interop-imap.sh): mbsync pulls a whole account;
+# openssl fetches the server's self-signed certificate for it.
+command -v mbsync >/dev/null || need+=(isync)
+command -v openssl >/dev/null || need+=(openssl)
+# LDAP connector tests (directory/ldap): OpenLDAP's slapd, started by the
+# tests as the current user on a loopback port, and ldapadd/ldapsearch.
+command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || need+=(slapd)
+command -v ldapadd >/dev/null || need+=(ldap-utils)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Postfix asks how to configure itself; a local-only install is enough:
@@ -23,5 +31,5 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-for c in swaks smtp-source python3 dkimsign dkimverify; do command -v "$c" >/dev/null || { echo "peer $c missing after install"; exit 1; }; done
+for c in swaks smtp-source python3 dkimsign dkimverify mbsync; do command -v "$c" >/dev/null || { echo "peer $c missing after install"; exit 1; }; done
 echo "peers: swaks $(swaks --version 2>/dev/null | head -1 | awk '{print $NF}'), postfix tools, $(python3 --version)"

@@ -16,13 +16,17 @@
 # Both rates and on/off are printed; the budget is on/off >= 0.90. A
 # sample of stored messages is checked for the Authentication-Results
 # verdicts, so a run that silently skipped verification cannot pass.
+# RUNS=n repeats the off/on pair n times (alternating, each on a fresh
+# server and data directory) and reports the medians: on a shared machine
+# one pair can swing by several points.
 #
-# Environment: MESSAGES=10000 SESSIONS=20 TIMEOUT=600.
+# Environment: MESSAGES=10000 SESSIONS=20 TIMEOUT=600 RUNS=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MESSAGES=${MESSAGES:-10000}
 SESSIONS=${SESSIONS:-20}
 TIMEOUT=${TIMEOUT:-600}
+RUNS=${RUNS:-1}
 command -v smtp-source >/dev/null || { echo "smtp-source missing: apt-get install postfix" >&2; exit 2; }
 
 WORK=$(mktemp -d)
@@ -53,8 +57,8 @@ dnsport=$(free_port)
   -txt signed.test="$WORK/spf.txt" -txt _dmarc.signed.test="$WORK/dmarc.txt" &
 pids+=($!)
 
-run() { # run on|off -> prints messages/s
-  local mode=$1 dir="$WORK/$1" port p2 p3 p4 enabled=false
+run() { # run on|off N -> prints messages/s
+  local mode=$1 dir="$WORK/$1-$2" port p2 p3 p4 enabled=false
   [ "$mode" = on ] && enabled=true
   port=$(free_port) p2=$(free_port) p3=$(free_port) p4=$(free_port)
   mkdir -p "$dir"
@@ -82,40 +86,51 @@ CFG
   ms() { "$WORK/mailserver" -config "$dir/cfg.toml" "$@"; }
   ms domain add bench.test >/dev/null 2>&1
   ms user add user@bench.test -password x >/dev/null 2>&1
-  "$WORK/mailserver" -config "$dir/cfg.toml" serve >"$OUT/server-$mode.log" 2>&1 &
+  "$WORK/mailserver" -config "$dir/cfg.toml" serve >"$OUT/server-$mode-$2.log" 2>&1 &
   local spid=$!
   pids+=("$spid")
   wait_port "$port"
   local t0 t1
   t0=$(date +%s.%N)
   timeout "$TIMEOUT" smtp-source -s "$SESSIONS" -m "$MESSAGES" -F "$WORK/signed.txt" \
-    -f news@signed.test -t user@bench.test "127.0.0.1:$port" >"$OUT/source-$mode.log" 2>&1
+    -f news@signed.test -t user@bench.test "127.0.0.1:$port" >"$OUT/source-$mode-$2.log" 2>&1
   t1=$(date +%s.%N)
   # Server CPU (user+system) for the whole run, in clock ticks.
-  awk '{print $14 + $15}' "/proc/$spid/stat" >"$OUT/cpu-$mode.ticks"
+  awk '{print $14 + $15}' "/proc/$spid/stat" >"$OUT/cpu-$mode-$2.ticks"
   kill -TERM "$spid"; wait "$spid" || true
   local n
   n=$(ms mail list user@bench.test INBOX | wc -l)
   [ "$n" = "$MESSAGES" ] || { echo "$mode: $n of $MESSAGES stored" >&2; exit 1; }
   if [ "$mode" = on ]; then
     for uid in 1 $((MESSAGES / 2)) "$MESSAGES"; do
-      ms mail cat user@bench.test INBOX "$uid" | sed -n '1,12p' | tr -d '\r' | tr '\n' ' ' >"$OUT/ar-$uid.txt"
+      ms mail cat user@bench.test INBOX "$uid" | sed -n '1,12p' | tr -d '\r' | tr '\n' ' ' >"$OUT/ar-$2-$uid.txt"
       for v in dkim=pass spf=pass dmarc=pass; do
-        grep -q "$v" "$OUT/ar-$uid.txt" || { echo "message $uid lacks $v: $(cat "$OUT/ar-$uid.txt")" >&2; exit 1; }
+        grep -q "$v" "$OUT/ar-$2-$uid.txt" || { echo "message $uid lacks $v: $(cat "$OUT/ar-$2-$uid.txt")" >&2; exit 1; }
       done
     done
   fi
   awk -v n="$MESSAGES" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }'
 }
 
-off=$(run off)
-on=$(run on)
-ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2f", a / b }')
 hz=$(getconf CLK_TCK)
-cpu() { awk -v t="$(cat "$OUT/cpu-$1.ticks")" -v hz="$hz" -v n="$MESSAGES" 'BEGIN { printf "%.0f", t / hz / n * 1e6 }'; }
-cpu_off=$(cpu off) cpu_on=$(cpu on)
-added=$(awk -v a="$cpu_on" -v b="$cpu_off" 'BEGIN { printf "%.0f%%", (a - b) / b * 100 }')
-row="| $(date -u +%Y-%m-%d) | $(git rev-parse --short HEAD) | $(nproc) cores | ${MESSAGES}x4 KB signed, $SESSIONS sessions | $off | $on | **$ratio** | $cpu_off | $cpu_on | $added |"
+cpu() { awk -v t="$(cat "$OUT/cpu-$1-$2.ticks")" -v hz="$hz" -v n="$MESSAGES" 'BEGIN { printf "%.0f", t / hz / n * 1e6 }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+: >"$OUT/runs.txt"
+for i in $(seq "$RUNS"); do
+  off=$(run off "$i")
+  on=$(run on "$i")
+  cpu_off=$(cpu off "$i") cpu_on=$(cpu on "$i")
+  ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.3f", a / b }')
+  added=$(awk -v a="$cpu_on" -v b="$cpu_off" 'BEGIN { printf "%.1f", (a - b) / b * 100 }')
+  echo "$off $on $ratio $cpu_off $cpu_on $added" >>"$OUT/runs.txt"
+  echo "run $i: off $off msg/s, on $on msg/s, on/off $ratio; CPU/msg off $cpu_off us, on $cpu_on us (+$added%)" >&2
+done
+col() { awk -v c="$1" '{ print $c }' "$OUT/runs.txt" | median; }
+off=$(col 1) on=$(col 2) ratio=$(col 3) cpu_off=$(col 4) cpu_on=$(col 5) added=$(col 6)
+ratio=$(printf '%.2f' "$ratio") added=$(printf '%+.0f%%' "$added")
+load="${MESSAGES}x4 KB signed, $SESSIONS sessions"
+[ "$RUNS" -gt 1 ] && load="$load, median of $RUNS"
+row="| $(date -u +%Y-%m-%d) | $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- 2>/dev/null || echo +dirty) | $(nproc) cores | $load | $off | $on | **$ratio** | $cpu_off | $cpu_on | $added |"
 echo "auth checks off: $off msg/s; on: $on msg/s; on/off = $ratio (budget >= 0.90)"
-echo "server CPU per message: off $cpu_off us, on $cpu_on us (+$added)"
+echo "server CPU per message: off $cpu_off us, on $cpu_on us ($added)"
 echo "$row" | tee "$OUT/row.md"

@@ -31,6 +31,11 @@ import (
 //	            the "domain is empty" check; KIND is user, group, alias,
 //	            resource, or secondary (aliases of users and groups)
 //	sendas      USERID/GROUPID      -> "", reverse index of Group.SendAs
+//	external    KIND/SOURCE/EXTID   -> ID of a user, group or contact synced
+//	            from an external directory (builtin_sourced.go)
+//	photo       user ID             -> the user's photo
+//	gal, galref, galtoken           the global address list (gal.go)
+//	meta        name                -> markers such as "the GAL is indexed"
 //
 // Addresses are always stored under the main domain name, so an address
 // and its spelling under an alternative name are the same key.

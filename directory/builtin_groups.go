@@ -266,6 +266,13 @@ func (b *Builtin) CreateGroup(ctx context.Context, spec Group) (Group, error) {
 		if err := setSendAs(tx, &g, spec.SendAs); err != nil {
 			return err
 		}
+		g.Source, g.ExternalID, g.ExternalDN = spec.Source, spec.ExternalID, spec.ExternalDN
+		if err := claimExternal(tx, refGroup, g.Source, g.ExternalID, id); err != nil {
+			return err
+		}
+		if err := galPut(tx, refGroup, id, galFromGroup(g)); err != nil {
+			return err
+		}
 		out = g
 		return putJSON(tx, nsGroup, id, g, 0)
 	})
@@ -311,7 +318,12 @@ func (b *Builtin) Group(ctx context.Context, id string) (Group, error) {
 }
 
 func (b *Builtin) updateGroup(ctx context.Context, id string, fn func(store.RecordTx, *Group) error) (Group, error) {
-	out, err := updateJSON(ctx, b.records, nsGroup, id, fn)
+	out, err := updateJSON(ctx, b.records, nsGroup, id, func(tx store.RecordTx, g *Group) error {
+		if err := fn(tx, g); err != nil {
+			return err
+		}
+		return galPut(tx, refGroup, id, galFromGroup(*g))
+	})
 	if err != nil {
 		return Group{}, fmt.Errorf("directory: update group %q: %w", id, err)
 	}
@@ -381,6 +393,12 @@ func (b *Builtin) DeleteGroup(ctx context.Context, id string) error {
 		if err := deleteRecord(tx, nsGroup, id); err != nil {
 			return err
 		}
+		if err := releaseExternal(tx, refGroup, g.Source, g.ExternalID); err != nil {
+			return err
+		}
+		if err := galPut(tx, refGroup, id, nil); err != nil {
+			return err
+		}
 		return b.dropReferences(ctx, tx, append([]string{g.Address}, g.Aliases...), "")
 	})
 	if err != nil {
@@ -429,6 +447,9 @@ func (b *Builtin) CreateResource(ctx context.Context, res Resource) (Resource, e
 			if err := claim(tx, addr, addrRef{refResource, id}, refResource); err != nil {
 				return err
 			}
+			if err := galPut(tx, refResource, id, galFromResource(nr)); err != nil {
+				return err
+			}
 			out = nr
 			return putJSON(tx, nsResource, id, nr, 0)
 		})
@@ -465,6 +486,9 @@ func (b *Builtin) DeleteResource(ctx context.Context, id string) error {
 			return err
 		}
 		if err := deleteRecord(tx, nsResource, id); err != nil {
+			return err
+		}
+		if err := galPut(tx, refResource, id, nil); err != nil {
 			return err
 		}
 		return b.dropReferences(ctx, tx, []string{res.Address}, "")

@@ -112,8 +112,11 @@ func tenantAddress(r reader, addr, tenant string) (string, string, error) {
 
 // CreateUser creates a user with a new random ID from u's Address (its
 // domain must be hosted here and decides the tenant), Aliases (in domains
-// of the same tenant), names, quota, Protocols, Disabled and Source
-// (default SourceBuiltin); u's ID, Tenant and times are ignored.
+// of the same tenant), names and GAL attributes, quota, Protocols,
+// Disabled, Source (default SourceBuiltin), ExternalID and ExternalDN;
+// u's ID, Tenant, PhotoHash and times are ignored. A non-empty ExternalID
+// must be unique for its Source (ErrExists); connectors use
+// [Builtin.UpsertSourcedUser] instead.
 //
 // A non-empty password is hashed with argon2id. Otherwise u.PasswordHash,
 // if set, is imported as is: an argon2id PHC string or a legacy hash that
@@ -156,7 +159,7 @@ func (b *Builtin) CreateUser(ctx context.Context, u User, password string) (User
 	}
 	now := b.now().UTC()
 	spec := u
-	u.ID, u.Created, u.Updated = id, now, now
+	u.ID, u.Created, u.Updated, u.PhotoHash = id, now, now, ""
 	u.Protocols = slices.Clone(u.Protocols)
 	if u.Source == "" {
 		u.Source = SourceBuiltin
@@ -186,7 +189,13 @@ func (b *Builtin) CreateUser(ctx context.Context, u User, password string) (User
 				nu.Aliases = append(nu.Aliases, alias)
 			}
 			slices.Sort(nu.Aliases)
+			if err := claimExternal(tx, refUser, nu.Source, nu.ExternalID, id); err != nil {
+				return err
+			}
 			out = nu
+			if err := galPut(tx, refUser, id, galFromUser(nu)); err != nil {
+				return err
+			}
 			return putJSON(tx, nsUser, id, nu, 0)
 		})
 	})
@@ -269,7 +278,7 @@ func (b *Builtin) updateUser(ctx context.Context, id string, fn func(store.Recor
 			return err
 		}
 		u.Updated = b.now().UTC()
-		return nil
+		return galPut(tx, refUser, id, galFromUser(*u))
 	})
 	if err != nil {
 		return User{}, fmt.Errorf("directory: update user %q: %w", id, err)
@@ -398,6 +407,15 @@ func (b *Builtin) DeleteUser(ctx context.Context, id string) error {
 			}
 		}
 		if err := b.dropReferences(ctx, tx, append([]string{u.Address}, u.Aliases...), id); err != nil {
+			return err
+		}
+		if err := releaseExternal(tx, refUser, u.Source, u.ExternalID); err != nil {
+			return err
+		}
+		if err := galPut(tx, refUser, id, nil); err != nil {
+			return err
+		}
+		if err := deleteRecord(tx, nsPhoto, id); err != nil {
 			return err
 		}
 		return deleteRecord(tx, nsUser, id)

@@ -12,6 +12,13 @@
 // Sub-addressing strips "+tag" from the local part before lookup
 // ("user+tag@example.com" reaches "user@example.com") unless an entry with
 // the full local part exists.
+//
+// Users and groups synced from an external directory carry its name as
+// Source and their stable ID there as ExternalID ([Builtin.UpsertSourcedUser]),
+// so renames keep the mailbox; they have no local password, and
+// [SourcedAuth] checks their passwords at the source. The global address
+// list ([Builtin.SearchGAL]) is an index kept in the same transactions as
+// the entries it shows.
 package directory
 
 import (
@@ -80,6 +87,14 @@ type User struct {
 	Title      string
 	Department string
 	Phone      string
+	// Mobile, Company and Office are further global address list
+	// attributes (mobile phone, organisation name, office location).
+	Mobile  string `json:",omitempty"`
+	Company string `json:",omitempty"`
+	Office  string `json:",omitempty"`
+	// PhotoHash is the hex SHA-256 of the user's photo, empty if it has
+	// none; [Builtin.Photo] returns the picture itself.
+	PhotoHash string `json:",omitempty"`
 	// QuotaBytes and QuotaMessages are the mailbox limits (0: unlimited).
 	QuotaBytes    int64
 	QuotaMessages int64
@@ -91,9 +106,17 @@ type User struct {
 	// Empty for users that authenticate elsewhere (LDAP bind).
 	PasswordHash string
 	// Source says where the user comes from: "builtin" or "ldap:NAME".
-	Source  string
-	Created time.Time
-	Updated time.Time
+	Source string
+	// ExternalID is the user's stable identifier at its Source (an LDAP
+	// objectGUID, nsUniqueId or entryUUID); empty for built-in users.
+	// It survives renames, so a connector recognises a renamed user and
+	// keeps its mailbox.
+	ExternalID string `json:",omitempty"`
+	// ExternalDN is the user's distinguished name at an LDAP source
+	// (RFC 4514), the name a password bind uses; it may change.
+	ExternalDN string `json:",omitempty"`
+	Created    time.Time
+	Updated    time.Time
 }
 
 // Allows reports whether the user may use protocol p.
@@ -120,8 +143,14 @@ type Group struct {
 	Members     []string
 	// SendAs lists the user IDs that may use the group's address as
 	// envelope sender and From.
-	SendAs  []string
-	Created time.Time
+	SendAs []string
+	// Source, ExternalID and ExternalDN are as in [User]: where a group
+	// synced from an external directory comes from, its stable ID there
+	// and its distinguished name. Source is empty for built-in groups.
+	Source     string `json:",omitempty"`
+	ExternalID string `json:",omitempty"`
+	ExternalDN string `json:",omitempty"`
+	Created    time.Time
 }
 
 // Alias is an address that forwards to one or more targets (local or

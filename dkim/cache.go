@@ -3,6 +3,7 @@ package dkim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"sync"
@@ -160,4 +161,72 @@ func (c *CachingResolver) LookupAddr(ctx context.Context, addr string) ([]string
 	v, err := c.lookup(cacheKey{"ptr", addr}, func() (any, error) { return c.Resolver.LookupAddr(ctx, addr) })
 	names, _ := v.([]string)
 	return slices.Clone(names), err
+}
+
+// KeyRecordResolver is an optional interface of a [Resolver]: it returns
+// the DKIM key record published at name (selector._domainkey.domain),
+// parsed. [CachingResolver] implements it so that a key is parsed once per
+// TTL rather than once per message; a Resolver that wraps another should
+// implement it by calling [LookupKeyRecord] on the wrapped one.
+type KeyRecordResolver interface {
+	LookupKeyRecord(ctx context.Context, name string) (KeyRecord, error)
+}
+
+// LookupKeyRecord returns the DKIM key record at name through r: r's own
+// LookupKeyRecord if it is a [KeyRecordResolver], else a TXT lookup and
+// [ParseKeyRecord]. DNS failures are returned as the resolver gave them
+// (a *net.DNSError); a name with no record, several records (RFC 6376
+// §3.6.2.2 leaves them undefined) or one that does not parse is an error
+// wrapping [ErrMalformed].
+func LookupKeyRecord(ctx context.Context, r Resolver, name string) (KeyRecord, error) {
+	if kr, ok := r.(KeyRecordResolver); ok {
+		return kr.LookupKeyRecord(ctx, name)
+	}
+	return fetchKeyRecord(ctx, r, name)
+}
+
+func fetchKeyRecord(ctx context.Context, r Resolver, name string) (KeyRecord, error) {
+	txts, err := r.LookupTXT(ctx, name)
+	if err != nil {
+		return KeyRecord{}, err
+	}
+	switch len(txts) {
+	case 0:
+		return KeyRecord{}, fmt.Errorf("%w: no key record at %s", ErrMalformed, name)
+	case 1:
+		return ParseKeyRecord(txts[0])
+	}
+	return KeyRecord{}, fmt.Errorf("%w: %d TXT records at %s", ErrMalformed, len(txts), name)
+}
+
+// keyAnswer is a cached key lookup: a record, or why the published
+// record is unusable (an answer too, cached like one).
+type keyAnswer struct {
+	rec KeyRecord
+	err error
+}
+
+// LookupKeyRecord implements [KeyRecordResolver]: the parsed record is
+// cached like the TXT answer it comes from. The record's slices are the
+// caller's own; its PublicKey is shared and must not be modified.
+func (c *CachingResolver) LookupKeyRecord(ctx context.Context, name string) (KeyRecord, error) {
+	v, err := c.lookup(cacheKey{"dkimkey", name}, func() (any, error) {
+		rec, err := fetchKeyRecord(ctx, c.Resolver, name)
+		if errors.Is(err, ErrMalformed) {
+			return keyAnswer{err: err}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return keyAnswer{rec: rec}, nil
+	})
+	if err != nil {
+		return KeyRecord{}, err
+	}
+	a, _ := v.(keyAnswer)
+	rec := a.rec
+	rec.HashAlgorithms = slices.Clone(rec.HashAlgorithms)
+	rec.Services = slices.Clone(rec.Services)
+	rec.Flags = slices.Clone(rec.Flags)
+	return rec, a.err
 }

@@ -2,8 +2,12 @@ package dkim
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 )
@@ -125,5 +129,57 @@ func TestCachingResolverEvictsInBatches(t *testing.T) {
 	c.LookupTXT(ctx, "n999.test")
 	if up.calls["n999.test"] != 1 {
 		t.Fatalf("newest entry evicted: %d calls", up.calls["n999.test"])
+	}
+}
+
+// countingTXT counts the TXT lookups that reach it.
+type countingTXT struct {
+	Resolver
+	n int
+}
+
+func (c *countingTXT) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	c.n++
+	return c.Resolver.LookupTXT(ctx, name)
+}
+
+func TestCachingResolverKeyRecord(t *testing.T) {
+	pub := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)).Public().(ed25519.PublicKey)
+	good := "v=DKIM1; k=ed25519; t=s; p=" + base64.StdEncoding.EncodeToString(pub)
+	up := &countingTXT{Resolver: zones(map[string][]string{
+		"good._domainkey.example.com": {good},
+		"bad._domainkey.example.com":  {"v=DKIM1; p=%%%"},
+		"two._domainkey.example.com":  {good, good},
+	})}
+	c := &CachingResolver{Resolver: up}
+	ctx := context.Background()
+	for range 3 {
+		rec, err := c.LookupKeyRecord(ctx, "good._domainkey.example.com")
+		if err != nil || !pub.Equal(rec.PublicKey) || !slices.Equal(rec.Flags, []string{"s"}) {
+			t.Fatalf("good: %+v %v", rec, err)
+		}
+		rec.Flags[0] = "changed" // the caller's own copy
+	}
+	for _, name := range []string{"bad._domainkey.example.com", "two._domainkey.example.com"} {
+		for range 2 {
+			if _, err := c.LookupKeyRecord(ctx, name); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("%s: %v, want ErrMalformed", name, err)
+			}
+		}
+	}
+	var dnsErr *net.DNSError
+	for range 2 {
+		if _, err := c.LookupKeyRecord(ctx, "none._domainkey.example.com"); !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+			t.Fatalf("none: %v", err)
+		}
+	}
+	// One lookup per name: parsed records, unusable records and "no
+	// such name" are all answers.
+	if up.n != 4 {
+		t.Fatalf("%d TXT lookups, want 4", up.n)
+	}
+	// A resolver without the method gets the same through LookupKeyRecord.
+	if rec, err := LookupKeyRecord(ctx, up, "good._domainkey.example.com"); err != nil || !pub.Equal(rec.PublicKey) {
+		t.Fatalf("uncached: %+v %v", rec, err)
 	}
 }

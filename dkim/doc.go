@@ -1,9 +1,12 @@
 // Package dkim authenticates mail: DKIM keys per domain and their
 // rotation, DKIM signing (RFC 6376, RFC 8463), verification of DKIM, SPF
 // (RFC 7208) and DMARC (RFC 7489), the Authentication-Results field (RFC
-// 8601), and the DNS records a hosted domain publishes. Cryptography,
-// canonicalisation and record syntax come from go-msgauth and
-// blitiri.com.ar/go/spf; this package holds the policy around them.
+// 8601), and the DNS records a hosted domain publishes. Signing, record
+// syntax and SPF come from go-msgauth and blitiri.com.ar/go/spf; this
+// package holds the policy around them. DKIM verification is its own
+// (go-msgauth's verifier re-reads the header, parses the key anew for
+// every message and allocates per write), with its canonicalisation
+// checked against go-msgauth's signer by a differential fuzz test.
 //
 // Verification is a pure function of the message, the envelope and an
 // injected [Resolver]; it returns a [Result] and acts on nothing. For an
@@ -14,11 +17,14 @@
 //  2. Count Authentication-Results fields claiming our authserv-id: they
 //     are forged (RFC 8601 §5) and [RemoveForgedAuthResults] drops them
 //     from what is stored.
-//  3. DKIM: every DKIM-Signature, up to a bound, is verified by go-msgauth
-//     while the body streams through the hashes; keys come from TXT
-//     records at s._domainkey.d. A signature with l= covers only part of
-//     the body: it gets "policy" and never counts (RFC 6376 §8.2).
-//     Expired signatures (x=) are permerror (RFC 6376 §6.1.1).
+//  3. DKIM: every DKIM-Signature, up to a bound, is checked (tags, key),
+//     then the body streams once through one canonicaliser per body
+//     canonicalisation in use, and each signature's hashes and key are
+//     checked. Keys come from TXT records at s._domainkey.d, parsed once
+//     per cache lifetime when the resolver is a [KeyRecordResolver] such
+//     as [CachingResolver]. A signature with l= covers only part of the
+//     body: it gets "policy" and never counts (RFC 6376 §8.2). Expired
+//     signatures (x=) are permerror (RFC 6376 §6.1.1).
 //  4. SPF: the client IP against the MAIL FROM domain, or against the
 //     HELO domain for the null sender (RFC 7208 §2.4).
 //  5. DMARC: find the record of the From domain or of its organizational

@@ -11,7 +11,7 @@ import (
 )
 
 // fuzzSigned is one Ed25519-signed message whose key record the fuzzer
-// replaces, so go-msgauth's key-record parsing runs on fuzzed input
+// replaces, so the verifier's key-record parsing runs on fuzzed input
 // through our Verify.
 var fuzzSigned = sync.OnceValues(func() (string, error) {
 	seed := make([]byte, ed25519.SeedSize)

@@ -29,7 +29,12 @@ const defaultMaxHeaderBytes = 1 << 20
 // empty line that ends it (RFC 5322 §2.1), or to EOF for a message without
 // a body. The body stays unread in br.
 func readHeader(br *bufio.Reader, max int) ([]byte, error) {
-	var buf bytes.Buffer
+	return readHeaderInto(new(bytes.Buffer), br, max)
+}
+
+// readHeaderInto is readHeader into a caller's (reused) buffer; the
+// result aliases buf.
+func readHeaderInto(buf *bytes.Buffer, br *bufio.Reader, max int) ([]byte, error) {
 	for {
 		line, err := br.ReadSlice('\n')
 		if buf.Len()+len(line) > max {
@@ -87,7 +92,7 @@ func (f field) Value() string {
 // line without a colon becomes a field with an empty name, so no byte is
 // lost. The blank line that ends the block is not a field.
 func splitFields(header []byte) []field {
-	var out []field
+	out := make([]field, 0, bytes.Count(header, []byte("\n")))
 	for len(header) > 0 {
 		end := bytes.IndexByte(header, '\n')
 		if end < 0 {

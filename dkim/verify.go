@@ -12,10 +12,10 @@ import (
 	"net"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	"blitiri.com.ar/go/spf"
-	msgdkim "github.com/emersion/go-msgauth/dkim"
 
 	"github.com/mailyard/mailyard/internal/ctxio"
 )
@@ -144,7 +144,6 @@ type VerifyOptions struct {
 	// name of the MX. Required.
 	AuthServID string
 	// Now is the clock for x= (RFC 6376 §3.5); nil means time.Now.
-	// go-msgauth also rejects signatures expired by the wall clock.
 	Now func() time.Time
 	// Logger receives debug details; nil discards them.
 	Logger *slog.Logger
@@ -158,6 +157,16 @@ type VerifyOptions struct {
 	// math/rand/v2.
 	Rand func(n int) int
 }
+
+// Buffers reused across messages: the header block and the reader the
+// body streams through.
+var (
+	readers       = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	headerBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+)
+
+// maxPooledHeader is the largest header buffer kept for reuse.
+const maxPooledHeader = 64 << 10
 
 // Verify reads the message from r once and judges it: every DKIM
 // signature, SPF for the envelope, DMARC for the From domain, and the
@@ -183,8 +192,18 @@ func Verify(ctx context.Context, resolver Resolver, r io.Reader, env Envelope, o
 	if opts.Rand == nil {
 		opts.Rand = rand.IntN
 	}
-	br := bufio.NewReaderSize(ctxio.NewReader(ctx, r), 4<<10)
-	header, err := readHeader(br, opts.MaxHeaderBytes)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(ctxio.NewReader(ctx, r))
+	hbuf := headerBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+		if hbuf.Cap() <= maxPooledHeader {
+			hbuf.Reset()
+			headerBuffers.Put(hbuf)
+		}
+	}()
+	header, err := readHeaderInto(hbuf, br, opts.MaxHeaderBytes)
 	if err != nil {
 		return Result{}, err
 	}
@@ -196,7 +215,7 @@ func Verify(ctx context.Context, resolver Resolver, r io.Reader, env Envelope, o
 			res.ForgedAuthResults++
 		}
 	}
-	res.DKIM, err = verifyDKIM(ctx, resolver, header, fields, br, opts)
+	res.DKIM, err = verifyDKIM(ctx, resolver, fields, br, opts)
 	if err != nil {
 		return Result{}, err
 	}
@@ -214,103 +233,6 @@ func Verify(ctx context.Context, resolver Resolver, r io.Reader, env Envelope, o
 	opts.Logger.DebugContext(ctx, "message authentication", "dkim", len(res.DKIM), "spf", res.SPF.Status,
 		"dmarc", res.DMARC.Status, "from_domain", res.DMARC.FromDomain, "forged_authres", res.ForgedAuthResults)
 	return res, nil
-}
-
-// verifyDKIM checks every DKIM-Signature (up to the bound) with
-// go-msgauth, feeding it the header we already hold and the rest of the
-// stream, and maps its verdicts to RFC 8601 values.
-func verifyDKIM(ctx context.Context, resolver Resolver, header []byte, fields []field, body io.Reader, opts VerifyOptions) ([]DKIMResult, error) {
-	var out []DKIMResult
-	for _, f := range fields {
-		if !strings.EqualFold(f.Name, "DKIM-Signature") {
-			continue
-		}
-		if len(out) == opts.MaxSignatures {
-			break
-		}
-		r := DKIMResult{Status: StatusPermError}
-		tags, err := parseTagList(f.Value())
-		if err == nil {
-			r.Domain = strings.ToLower(stripFWS(tags["d"]))
-			r.Selector = stripFWS(tags["s"])
-			r.Algorithm = stripFWS(tags["a"])
-			r.Identifier = stripFWS(tags["i"])
-			if r.Identifier == "" && r.Domain != "" {
-				r.Identifier = "@" + r.Domain
-			}
-			_, r.BodyLength = tags["l"]
-			if b := stripFWS(tags["b"]); len(b) > 12 {
-				r.HeaderB = b[:12]
-			} else {
-				r.HeaderB = b
-			}
-		}
-		out = append(out, r)
-	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	if !endsWithBlankLine(header) {
-		// As in Sign: supply the blank line of a message without a body.
-		header = append(header[:len(header):len(header)], "\r\n"...)
-	}
-	vopts := &msgdkim.VerifyOptions{
-		LookupTXT: func(name string) ([]string, error) {
-			return resolver.LookupTXT(ctx, name)
-		},
-		MaxVerifications: opts.MaxSignatures,
-	}
-	// readerOnly hides MultiReader's WriteTo, which would allocate a
-	// 32 KiB copy buffer per message inside go-msgauth's io.Copy.
-	verifs, err := msgdkim.VerifyWithOptions(readerOnly{io.MultiReader(bytes.NewReader(header), body)}, vopts)
-	if err != nil && !errors.Is(err, msgdkim.ErrTooManySignatures) {
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, cerr
-		}
-		return nil, fmt.Errorf("dkim: verify: %w", err)
-	}
-	if len(verifs) != len(out) {
-		// Both parsers count the same fields in the same order; should a
-		// crafted header make them disagree, trust no signature rather
-		// than pair results with the wrong d=.
-		for i := range out {
-			out[i].Status, out[i].Reason = StatusPermError, "header fields could not be matched to signatures"
-		}
-		return out, nil
-	}
-	now := opts.Now()
-	for i, v := range verifs {
-		r := &out[i]
-		if v.Domain != "" {
-			r.Domain = strings.ToLower(v.Domain)
-		}
-		if v.Identifier != "" {
-			r.Identifier = v.Identifier
-		}
-		switch {
-		case v.Err == nil && r.BodyLength:
-			// Unreachable with go-msgauth, which refuses l=; kept so
-			// a library that verifies l= cannot make it count.
-			r.Status, r.Reason = StatusPolicy, "l= body length limit: the signature does not cover the whole body"
-		case v.Err == nil && !v.Expiration.IsZero() && now.After(v.Expiration):
-			// RFC 6376 §6.1.1: an expired signature is a PERMFAIL.
-			r.Status, r.Reason = StatusPermError, "signature has expired"
-		case v.Err == nil:
-			r.Status, r.Reason = StatusPass, ""
-		case msgdkim.IsTempFail(v.Err):
-			r.Status, r.Reason = StatusTempError, v.Err.Error()
-		case msgdkim.IsPermFail(v.Err):
-			r.Status, r.Reason = StatusPermError, v.Err.Error()
-		case r.BodyLength:
-			// RFC 6376 §8.2: l= lets anyone append content the signer
-			// never saw. RFC 8601 §2.7.1 "policy": signed, but not in a
-			// way we accept; it vouches for nothing and does not align.
-			r.Status, r.Reason = StatusPolicy, "l= body length limit: the signature does not cover the whole body"
-		default:
-			r.Status, r.Reason = StatusFail, v.Err.Error()
-		}
-	}
-	return out, nil
 }
 
 // checkSPF evaluates SPF (RFC 7208 §4) for the MAIL FROM domain, or for
@@ -370,7 +292,3 @@ func fromDomain(fields []field) (string, error) {
 	}
 	return d, nil
 }
-
-// readerOnly exposes only Read, so that copies use the reader's caller's
-// buffer instead of an optional WriteTo that allocates its own.
-type readerOnly struct{ io.Reader }

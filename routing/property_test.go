@@ -19,7 +19,8 @@ import (
 // name is example.net. It follows the directory contract (alternative
 // names, sub-addressing) so the property test can run thousands of graphs.
 type graphDir struct {
-	entries map[string]directory.Entry // canonical address -> entry
+	entries  map[string]directory.Entry // canonical address -> entry
+	forwards map[string]routing.Forward // user address -> its forwarding
 }
 
 var graphDomain = directory.Domain{Name: "example.com", Tenant: "t", Aliases: []string{"example.net"}}
@@ -107,9 +108,16 @@ func (g graphDir) model(rcpt string) outcome {
 		seen[key] = true
 		switch e.Kind {
 		case directory.KindUser:
-			if e.User.Disabled {
+			fw, forwards := g.forwards[e.User.Address]
+			switch {
+			case e.User.Disabled:
 				o.disabled = append(o.disabled, e.User.ID)
-			} else {
+			case forwards:
+				if fw.KeepCopy {
+					o.accounts = append(o.accounts, e.User.ID)
+				}
+				queue = append(queue, fw.Targets...)
+			default:
 				o.accounts = append(o.accounts, e.User.ID)
 			}
 		case directory.KindAlias:
@@ -136,8 +144,10 @@ func spell(t *rapid.T, local, domain string) string {
 	return local + "@" + domain
 }
 
-func genGraph(t *rapid.T) (graphDir, []string) {
-	g := graphDir{entries: map[string]directory.Entry{}}
+// genGraph draws a directory graph, per-user forwarding, always-BCC
+// addresses and three recipients.
+func genGraph(t *rapid.T) (graphDir, []string, routing.Config) {
+	g := graphDir{entries: map[string]directory.Entry{}, forwards: map[string]routing.Forward{}}
 	nUsers := rapid.IntRange(0, 5).Draw(t, "users")
 	nLists := rapid.IntRange(0, 6).Draw(t, "lists")
 	var pool []func() string
@@ -170,11 +180,73 @@ func genGraph(t *rapid.T) (graphDir, []string) {
 				Alias: &directory.Alias{Address: addr, Targets: targets}}
 		}
 	}
+	var cfg routing.Config
+	for i := range nUsers {
+		if !rapid.Bool().Draw(t, "forwards") {
+			continue
+		}
+		fw := routing.Forward{Address: fmt.Sprintf("u%d@example.com", i), KeepCopy: rapid.Bool().Draw(t, "keep")}
+		for range rapid.IntRange(1, 3).Draw(t, "forward targets") {
+			fw.Targets = append(fw.Targets, rapid.SampledFrom(pool).Draw(t, "forward target")())
+		}
+		g.forwards[fw.Address] = fw
+		cfg.Forwards = append(cfg.Forwards, fw)
+	}
+	for range rapid.IntRange(0, 2).Draw(t, "bccs") {
+		cfg.AlwaysBCC = append(cfg.AlwaysBCC, routing.BCC{Address: rapid.SampledFrom(pool).Draw(t, "bcc")()})
+	}
 	var rcpts []string
 	for range 3 {
 		rcpts = append(rcpts, rapid.SampledFrom(pool).Draw(t, "rcpt")())
 	}
-	return g, rcpts
+	return g, rcpts, cfg
+}
+
+// checkTerminal fails unless every decision is complete and terminal, and
+// each account and each other address appears at most once.
+func checkTerminal(t *rapid.T, what string, ds []routing.Decision, g graphDir) {
+	accounts, addrs := map[string]bool{}, map[string]bool{}
+	for _, d := range ds {
+		if d.Rule == "" || d.Address == "" {
+			t.Fatalf("%s: decision without rule or address: %+v", what, d)
+		}
+		key := ""
+		switch d.Kind {
+		case routing.Deliver:
+			if d.Account == "" {
+				t.Fatalf("%s: delivery without account: %+v", what, d)
+			}
+			key = d.Account
+		case routing.Relay:
+			if d.Permit == "" {
+				t.Fatalf("%s: relay without permit: %+v", what, d)
+			}
+		case routing.Reject:
+			if d.Code < 400 || d.Code > 599 || d.Enhanced == "" || d.Enhanced[0] != byte('0'+d.Code/100) || d.Reason == "" {
+				t.Fatalf("%s: bad rejection %+v", what, d)
+			}
+			if d.Rule == routing.RuleDisabledUser {
+				e, err := g.LookupAddress(context.Background(), d.Address)
+				if err != nil || e.User.ID != d.Account {
+					t.Fatalf("%s: disabled-user decision %+v does not name the account", what, d)
+				}
+				key = d.Account
+			}
+		default:
+			t.Fatalf("%s: not a terminal decision: %+v", what, d)
+		}
+		if key != "" {
+			if accounts[key] {
+				t.Fatalf("%s: account %s twice in %v", what, key, ds)
+			}
+			accounts[key] = true
+		} else {
+			if addrs[d.Address] {
+				t.Fatalf("%s: address %s twice in %v", what, d.Address, ds)
+			}
+			addrs[d.Address] = true
+		}
+	}
 }
 
 // TestResolveProperties: on random graphs with cycles, self-loops,
@@ -183,13 +255,18 @@ func genGraph(t *rapid.T) (graphDir, []string) {
 // and each address appears once, and resolution terminates.
 func TestResolveProperties(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		g, rcpts := genGraph(t)
+		g, rcpts, cfg := genGraph(t)
+		rules, err := routing.Compile(cfg)
+		if err != nil {
+			t.Fatalf("compile: %v", err)
+		}
 		max := rapid.IntRange(1, 6).Draw(t, "max")
-		unbounded := routing.NewTable(g, routing.TableOptions{})
-		bounded := routing.NewTable(g, routing.TableOptions{MaxExpansion: max})
+		unbounded := routing.NewTable(g, routing.TableOptions{Rules: rules})
+		bounded := routing.NewTable(g, routing.TableOptions{MaxExpansion: max, Rules: rules})
+		env := routing.Envelope{Authenticated: rapid.Bool().Draw(t, "authenticated")}
 		for _, rcpt := range rcpts {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			res, err := unbounded.Resolve(ctx, routing.Envelope{}, rcpt)
+			res, err := unbounded.Resolve(ctx, env, rcpt)
 			cancel()
 			if err != nil {
 				t.Fatalf("%s: %v (a loop would end in the deadline)", rcpt, err)
@@ -197,29 +274,26 @@ func TestResolveProperties(t *testing.T) {
 			if len(res.Decisions) == 0 {
 				t.Fatalf("%s: no decision", rcpt)
 			}
+			checkTerminal(t, rcpt, res.Decisions, g)
 			want := g.model(rcpt)
+			_, hosted := g.canonical(rcpt)
+			if !hosted && !env.Authenticated {
+				// The recipient itself is remote and the client may not
+				// relay.
+				if len(res.Decisions) != 1 || res.Decisions[0].Rule != routing.RuleRelayDenied || len(res.Copies) != 0 {
+					t.Fatalf("%s: unauthenticated relay: %v, copies %v", rcpt, res.Decisions, res.Copies)
+				}
+				continue
+			}
 			var got outcome
-			seenAccounts, seenAddrs := map[string]bool{}, map[string]bool{}
 			for _, d := range res.Decisions {
 				switch {
 				case d.Kind == routing.Deliver:
-					if seenAccounts[d.Account] {
-						t.Fatalf("%s: account %s twice in %v", rcpt, d.Account, res.Decisions)
-					}
-					seenAccounts[d.Account] = true
 					got.accounts = append(got.accounts, d.Account)
 				case d.Kind == routing.Relay:
 					got.relays = append(got.relays, d.Address)
 				case d.Rule == routing.RuleDisabledUser:
-					e, err := g.LookupAddress(context.Background(), d.Address)
-					if err != nil {
-						t.Fatalf("%s: disabled-user decision for unknown %s", rcpt, d.Address)
-					}
-					if seenAccounts[e.User.ID] {
-						t.Fatalf("%s: account %s twice in %v", rcpt, e.User.ID, res.Decisions)
-					}
-					seenAccounts[e.User.ID] = true
-					got.disabled = append(got.disabled, e.User.ID)
+					got.disabled = append(got.disabled, d.Account)
 				case d.Rule == routing.RuleUnknownRecipient:
 					got.unknown = append(got.unknown, d.Address)
 				case d.Rule == routing.RuleLoop || d.Rule == routing.RuleEmptyExpansion:
@@ -228,12 +302,6 @@ func TestResolveProperties(t *testing.T) {
 					}
 				default:
 					t.Fatalf("%s: unexpected decision %+v", rcpt, d)
-				}
-				if d.Kind != routing.Deliver && d.Rule != routing.RuleDisabledUser {
-					if seenAddrs[d.Address] {
-						t.Fatalf("%s: address %s twice in %v", rcpt, d.Address, res.Decisions)
-					}
-					seenAddrs[d.Address] = true
 				}
 			}
 			for name, pair := range map[string][2][]string{
@@ -246,8 +314,40 @@ func TestResolveProperties(t *testing.T) {
 				}
 			}
 
+			// Copies: each always-BCC address, resolved like a
+			// recipient, when the recipient is accepted (inbound to a
+			// hosted domain or submitted by an authenticated client).
+			checkTerminal(t, rcpt+" copies", res.Copies, g)
+			accepted := slices.ContainsFunc(res.Decisions, func(d routing.Decision) bool { return d.Kind != routing.Reject })
+			if !accepted || len(cfg.AlwaysBCC) == 0 {
+				if len(res.Copies) != 0 {
+					t.Fatalf("%s: copies %v for a refused recipient or without always-BCC", rcpt, res.Copies)
+				}
+				continue
+			}
+			var wantCopies []string
+			for _, b := range cfg.AlwaysBCC {
+				wantCopies = append(wantCopies, g.model(b.Address).accounts...)
+			}
+			var gotCopies []string
+			for _, d := range res.Copies {
+				if d.Kind == routing.Deliver {
+					gotCopies = append(gotCopies, d.Account)
+				}
+				if d.Kind != routing.Reject && d.Rule != routing.RuleAlwaysBCC {
+					t.Fatalf("%s: copy %+v not marked always-bcc", rcpt, d)
+				}
+			}
+			wantCopies = slices.Compact(slices.Sorted(slices.Values(wantCopies)))
+			if gotCopies = slices.Sorted(slices.Values(gotCopies)); !slices.Equal(wantCopies, gotCopies) {
+				t.Fatalf("%s: copies to accounts %v, model %v", rcpt, gotCopies, wantCopies)
+			}
+			if len(res.Copies) == 0 {
+				t.Fatalf("%s: accepted but no copies for %v", rcpt, cfg.AlwaysBCC)
+			}
+
 			// With a cap: within it, or one expansion-limit rejection.
-			res, err = bounded.Resolve(context.Background(), routing.Envelope{}, rcpt)
+			res, err = bounded.Resolve(context.Background(), env, rcpt)
 			if err != nil {
 				t.Fatalf("%s: %v", rcpt, err)
 			}

@@ -94,6 +94,7 @@ func TestResolve(t *testing.T) {
 		return reject(a, 501, "5.1.3", "bad destination mailbox address syntax", "syntax")
 	}
 	disabled := reject("dis@example.com", 550, "5.2.1", "mailbox disabled", "disabled-user")
+	disabled.Account = w.dis
 
 	for _, c := range []struct {
 		rcpt, recipient string
@@ -102,7 +103,7 @@ func TestResolve(t *testing.T) {
 		{"alice@example.com", "alice@example.com", []routing.Decision{deliver("alice@example.com", w.alice, "user")}},
 		{"ALICE@Example.NET", "alice@example.com", []routing.Decision{deliver("alice@example.com", w.alice, "user")}},
 		{"alice+News@example.net", "alice+news@example.com", []routing.Decision{deliver("alice+news@example.com", w.alice, "user")}},
-		{"Some.One@Partner.Example", "Some.One@partner.example", []routing.Decision{{Kind: routing.Relay, Address: "Some.One@partner.example", Rule: "remote"}}},
+		{"Some.One@Partner.Example", "Some.One@partner.example", []routing.Decision{reject("Some.One@partner.example", 554, "5.7.1", "relay access denied", "relay-denied")}},
 		{"nobody@example.com", "nobody@example.com", []routing.Decision{unknown("nobody@example.com")}},
 		{"nobody@example.net", "nobody@example.com", []routing.Decision{unknown("nobody@example.com")}},
 		{"dis@example.com", "dis@example.com", []routing.Decision{disabled}},
@@ -114,13 +115,13 @@ func TestResolve(t *testing.T) {
 		{"sales@example.com", "sales@example.com", []routing.Decision{
 			deliver("alice@example.com", w.alice, "user"),
 			deliver("bob+sales@example.com", w.bob, "user"),
-			{Kind: routing.Relay, Address: "Partner@elsewhere.example", Rule: "remote"},
+			{Kind: routing.Relay, Address: "Partner@elsewhere.example", Rule: "remote", Permit: "expansion"},
 			disabled,
 		}},
 		{"info@example.net", "info@example.com", []routing.Decision{
 			deliver("alice@example.com", w.alice, "user"),
 			deliver("bob+sales@example.com", w.bob, "user"),
-			{Kind: routing.Relay, Address: "Partner@elsewhere.example", Rule: "remote"},
+			{Kind: routing.Relay, Address: "Partner@elsewhere.example", Rule: "remote", Permit: "expansion"},
 			disabled,
 			deliver("carol@example.com", w.carol, "user"),
 		}},
@@ -135,7 +136,13 @@ func TestResolve(t *testing.T) {
 		require.NoError(t, err, c.rcpt)
 		assert.Equal(t, c.recipient, res.Recipient, c.rcpt)
 		assert.Equal(t, c.want, res.Decisions, c.rcpt)
+		assert.Empty(t, res.Copies, c.rcpt)
 	}
+
+	// Relaying the recipient itself needs AUTH or a relaynet client.
+	res, err := table.Resolve(ctx, routing.Envelope{Authenticated: true}, "Some.One@Partner.Example")
+	require.NoError(t, err)
+	assert.Equal(t, []routing.Decision{{Kind: routing.Relay, Address: "Some.One@partner.example", Rule: "remote", Permit: "authenticated"}}, res.Decisions)
 }
 
 func TestResolveExpansionLimit(t *testing.T) {
@@ -186,7 +193,7 @@ func TestResolveInfrastructureFailureIsAnError(t *testing.T) {
 func TestExplain(t *testing.T) {
 	w := newWorld(t)
 	table := routing.NewTable(w.dir, routing.TableOptions{})
-	out, err := table.Explain(context.Background(), "info@example.net")
+	out, err := table.Explain(context.Background(), routing.Envelope{}, "info@example.net")
 	require.NoError(t, err)
 	for _, want := range []string{
 		`recipient "info@example.net"`,
@@ -198,13 +205,13 @@ func TestExplain(t *testing.T) {
 		"dis@example.com: user " + w.dis + " is disabled",
 		"decisions for info@example.com: 5",
 		fmt.Sprintf("deliver alice@example.com to account %s [rule user]", w.alice),
-		"relay Partner@elsewhere.example [rule remote]",
+		"relay Partner@elsewhere.example via MX of elsewhere.example, port 25, TLS opportunistic [rule remote, permit expansion]",
 		"reject dis@example.com: 550 5.2.1 mailbox disabled [rule disabled-user]",
 	} {
 		assert.Contains(t, out, want)
 	}
 
-	out, err = table.Explain(context.Background(), "ring1@example.com")
+	out, err = table.Explain(context.Background(), routing.Envelope{}, "ring1@example.com")
 	require.NoError(t, err)
 	assert.Contains(t, out, "ring1@example.com: already resolved in this expansion; skipped")
 }

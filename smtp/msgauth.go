@@ -57,7 +57,8 @@ func (s *session) checkMessage(log *slog.Logger, sp *spool, fromDomain string, t
 		// results (RFC 7489 §6.6.2 leaves those to local policy: we
 		// deliver and mark), where a done context would fail the whole
 		// verification and defer the message again on every retry.
-		resolver := deadlineResolver{r: o.VerifyResolver, deadline: time.Now().Add(verifyTimeout)}
+		resolver := newDeadlineResolver(s.ctx, o.VerifyResolver, time.Now().Add(verifyTimeout))
+		defer resolver.cancel()
 		res, err := dkim.Verify(s.ctx, resolver, first, env, dkim.VerifyOptions{AuthServID: o.Hostname, Now: o.Now, Logger: log})
 		if errors.Is(err, dkim.ErrHeaderTooLarge) {
 			return authOutcome{refuse: reply(552, "5.3.4", "message header block too large")}, true, nil
@@ -66,8 +67,10 @@ func (s *session) checkMessage(log *slog.Logger, sp *spool, fromDomain string, t
 			return authOutcome{}, true, err
 		}
 		d := dkim.Action(res, o.DMARC)
-		log.Info("message authentication", "dkim", dkimSummary(res.DKIM), "spf", string(res.SPF.Status),
-			"dmarc", string(res.DMARC.Status), "verdict", d.Verdict.String(), "rule", d.Check, "forged_auth_results", res.ForgedAuthResults)
+		if log.Enabled(s.ctx, slog.LevelInfo) {
+			log.Info("message authentication", "dkim", dkimSummary(res.DKIM), "spf", string(res.SPF.Status),
+				"dmarc", string(res.DMARC.Status), "verdict", d.Verdict.String(), "rule", d.Check, "forged_auth_results", res.ForgedAuthResults)
+		}
 		if d.Verdict == dkim.Reject {
 			return authOutcome{refuse: reply(d.Code, d.Enhanced, "%s", d.Reason)}, true, nil
 		}
@@ -139,16 +142,31 @@ func dkimSummary(rs []dkim.DKIMResult) string {
 
 // deadlineResolver bounds every lookup of one message by a shared
 // deadline. A lookup cut short by it fails as a DNS timeout
-// (*net.DNSError, which go-msgauth, SPF and DMARC all read as a
+// (*net.DNSError, which DKIM, SPF and DMARC all read as a
 // temporary failure) whatever error the underlying resolver returned.
+// Lookups made with the message's context share one bounded context
+// (one timer per message, not one per lookup, most of which the cache
+// answers at once).
 type deadlineResolver struct {
 	r        dkim.Resolver
+	parent   context.Context
+	bounded  context.Context
+	cancel   context.CancelFunc
 	deadline time.Time
 }
 
-func lookupBounded[T any](ctx context.Context, deadline time.Time, name string, f func(context.Context, string) (T, error)) (T, error) {
-	lctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
+func newDeadlineResolver(ctx context.Context, r dkim.Resolver, deadline time.Time) deadlineResolver {
+	bounded, cancel := context.WithDeadline(ctx, deadline)
+	return deadlineResolver{r: r, parent: ctx, bounded: bounded, cancel: cancel, deadline: deadline}
+}
+
+func lookupBounded[T any](d deadlineResolver, ctx context.Context, name string, f func(context.Context, string) (T, error)) (T, error) {
+	lctx := d.bounded
+	if ctx != d.parent {
+		var cancel context.CancelFunc
+		lctx, cancel = context.WithDeadline(ctx, d.deadline)
+		defer cancel()
+	}
 	v, err := f(lctx, name)
 	if err != nil && ctx.Err() == nil && lctx.Err() != nil {
 		var zero T
@@ -158,17 +176,25 @@ func lookupBounded[T any](ctx context.Context, deadline time.Time, name string, 
 }
 
 func (d deadlineResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	return lookupBounded(ctx, d.deadline, name, d.r.LookupTXT)
+	return lookupBounded(d, ctx, name, d.r.LookupTXT)
 }
 
 func (d deadlineResolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	return lookupBounded(ctx, d.deadline, name, d.r.LookupMX)
+	return lookupBounded(d, ctx, name, d.r.LookupMX)
 }
 
 func (d deadlineResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
-	return lookupBounded(ctx, d.deadline, host, d.r.LookupIPAddr)
+	return lookupBounded(d, ctx, host, d.r.LookupIPAddr)
 }
 
 func (d deadlineResolver) LookupAddr(ctx context.Context, addr string) ([]string, error) {
-	return lookupBounded(ctx, d.deadline, addr, d.r.LookupAddr)
+	return lookupBounded(d, ctx, addr, d.r.LookupAddr)
+}
+
+// LookupKeyRecord implements dkim.KeyRecordResolver, so that the wrapped
+// resolver's parsed-key cache stays in use.
+func (d deadlineResolver) LookupKeyRecord(ctx context.Context, name string) (dkim.KeyRecord, error) {
+	return lookupBounded(d, ctx, name, func(ctx context.Context, name string) (dkim.KeyRecord, error) {
+		return dkim.LookupKeyRecord(ctx, d.r, name)
+	})
 }

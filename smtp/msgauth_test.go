@@ -34,10 +34,21 @@ func startMsgAuthStack(t testing.TB) *msgAuthStack {
 // off (signing stays on).
 func startMsgAuthStackVerify(t testing.TB, verify bool) *msgAuthStack {
 	t.Helper()
+	return startMsgAuthStackResolver(t, verify, false)
+}
+
+// startMsgAuthStackResolver is startMsgAuthStackVerify, with the DNS
+// answers behind a dkim.CachingResolver if cached is set (as the
+// reference server has them).
+func startMsgAuthStackResolver(t testing.TB, verify, cached bool) *msgAuthStack {
+	t.Helper()
 	m := &msgAuthStack{dns: &mockdns.Resolver{Zones: map[string]mockdns.Zone{}}}
 	m.realStack = startRealStackWith(t,
 		func(o *Options, _ *sqlite.Store) {
-			if verify {
+			switch {
+			case verify && cached:
+				o.VerifyResolver = &dkim.CachingResolver{Resolver: m.dns}
+			case verify:
 				o.VerifyResolver = m.dns
 			}
 		},

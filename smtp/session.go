@@ -159,7 +159,7 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 			return reply(554, "5.7.1", "<%s>: relay access denied (%s)", printable(to), rule)
 		}
 	}
-	res, err := s.srv.opts.Router.Resolve(s.ctx, routing.Envelope{From: tx.from, Authenticated: authed}, to)
+	res, err := s.srv.opts.Router.Resolve(s.ctx, routing.Envelope{From: tx.from, Authenticated: authed, ClientIP: s.tc.ip}, to)
 	if err != nil {
 		m.WithLabelValues("error").Inc()
 		log.Error("routing failed", "rcpt", to, "err", err)
@@ -190,8 +190,31 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 			}
 		}
 	}
+	// Always-BCC copies: local ones are delivered with the message, a
+	// remote one needs the outbound queue like any remote target, and a
+	// refused one (a misconfigured address) is logged, not the sender's
+	// problem.
+	if relay == nil && len(deliver) > 0 {
+		for i := range res.Copies {
+			d := &res.Copies[i]
+			log.Info("routing copy", "rcpt", to, "decision", d.Kind.String(), "rule", d.Rule,
+				"address", d.Address, "account", d.Account, "code", d.Code)
+			switch d.Kind {
+			case routing.Deliver:
+				deliver = append(deliver, *d)
+			case routing.Relay:
+				if relay == nil {
+					relay = d
+				}
+			default:
+				log.Warn("always-bcc copy refused", "rcpt", to, "address", d.Address, "rule", d.Rule, "reason", d.Reason)
+			}
+		}
+	}
 	switch {
-	case relay != nil && direct && !authed:
+	case relay != nil && direct && !authed && relay.Permit == "":
+		// A router that does not judge relaying itself (routing.Table
+		// does, and says why in Permit).
 		m.WithLabelValues("relay_denied").Inc()
 		return reply(554, "5.7.1", "<%s>: relay access denied", printable(to))
 	case relay != nil:
@@ -201,6 +224,10 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 		// sender; accepting would drop those targets silently.
 		m.WithLabelValues("no_outbound").Inc()
 		return errNoOutbound
+	case len(deliver) == 0 && reject != nil && reject.Rule == routing.RuleRelayDenied:
+		m.WithLabelValues("relay_denied").Inc()
+		log.Info("recipient refused", "rcpt", to, "decision", "relay", "rule", reject.Rule)
+		return rejectReply(to, reject)
 	case len(deliver) == 0 && reject != nil:
 		m.WithLabelValues("reject").Inc()
 		return rejectReply(to, reject)

@@ -72,6 +72,9 @@ func (a *admin) run(ctx context.Context, args []string) error {
 		"dkim export":  a.dkimExport,
 		"dkim import":  a.dkimImport,
 	}
+	handlers["directory sync"] = a.directorySync
+	handlers["directory status"] = a.directoryStatus
+	handlers["route explain"] = a.routeExplain
 	var h func(context.Context, []string) error
 	var rest []string
 	if args[0] == "check" {

@@ -28,11 +28,19 @@ type Config struct {
 	SMTP        ListenerConfig `toml:"smtp"`
 	Submission  ListenerConfig `toml:"submission"`
 	Submissions ListenerConfig `toml:"submissions"`
+	IMAP        IMAPConfig     `toml:"imap"`
+	IMAPS       IMAPConfig     `toml:"imaps"`
 	HTTP        HTTPConfig     `toml:"http"`
 	Limits      LimitsConfig   `toml:"limits"`
 	DNS         DNSConfig      `toml:"dns"`
 	AuthChecks  AuthChecks     `toml:"auth_checks"`
 	DKIM        DKIMConfig     `toml:"dkim"`
+	// Directory connects external directories; nil without a
+	// [directory] or [[directory.ldap]] section.
+	Directory *DirectoryConfig `toml:"directory"`
+	// Routing holds relay domains, routes and the other routing rules;
+	// nil without a [routing] section.
+	Routing *RoutingConfig `toml:"routing"`
 }
 
 // DNSConfig selects the resolver for DKIM, SPF and DMARC lookups.
@@ -74,6 +82,15 @@ type TLSConfig struct {
 // ListenerConfig is one SMTP listener. An empty Listen disables it.
 type ListenerConfig struct {
 	Listen string `toml:"listen"`
+}
+
+// IMAPConfig is one IMAP listener: [imap] with STARTTLS, [imaps] with
+// implicit TLS. An empty Listen disables it.
+type IMAPConfig struct {
+	Listen string `toml:"listen"`
+	// AllowInsecureAuth permits LOGIN and AUTHENTICATE without TLS. Only
+	// for loopback tests and benchmarks.
+	AllowInsecureAuth bool `toml:"allow_insecure_auth"`
 }
 
 // HTTPConfig is the HTTP listener (metrics, health; DAV and admin API later).
@@ -124,6 +141,8 @@ func DefaultConfig() Config {
 		SMTP:        ListenerConfig{Listen: ":2525"},
 		Submission:  ListenerConfig{Listen: ":2587"},
 		Submissions: ListenerConfig{Listen: ":2465"},
+		IMAP:        IMAPConfig{Listen: ":2143"},
+		IMAPS:       IMAPConfig{Listen: ":2993"},
 		HTTP:        HTTPConfig{Listen: ":8080"},
 		Limits: LimitsConfig{
 			MaxMessageBytes: 50 << 20,
@@ -207,6 +226,7 @@ func (c Config) Validate() error {
 	for key, addr := range map[string]string{
 		"smtp.listen": c.SMTP.Listen, "submission.listen": c.Submission.Listen,
 		"submissions.listen": c.Submissions.Listen, "http.listen": c.HTTP.Listen,
+		"imap.listen": c.IMAP.Listen, "imaps.listen": c.IMAPS.Listen,
 	} {
 		if addr == "" {
 			continue
@@ -214,6 +234,10 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("key %q: %w", key, err)
 		}
+	}
+	if c.IMAPS.AllowInsecureAuth {
+		// Implicit TLS is never insecure; the key would suggest otherwise.
+		return errors.New(`key "imaps.allow_insecure_auth": only applies to [imap] (imaps is always TLS)`)
 	}
 	for key, v := range map[string]string{"auth_checks.dmarc_reject": c.AuthChecks.DMARCReject, "auth_checks.dmarc_quarantine": c.AuthChecks.DMARCQuarantine} {
 		if _, err := disposition(v); err != nil {
@@ -232,6 +256,12 @@ func (c Config) Validate() error {
 		// A replaced key must stay published while mail signed with it
 		// is still in flight.
 		return errors.New(`key "dkim.verification_window": must be more than zero`)
+	}
+	if err := c.Directory.validate(); err != nil {
+		return err
+	}
+	if _, err := c.Routing.routingRules(); err != nil {
+		return err
 	}
 	if c.Limits.MaxMessageBytes < 0 || c.Limits.MaxRecipients < 0 || c.Limits.MaxConnsPerIP < 0 || c.Limits.MaxConns < 0 {
 		return errors.New(`section "limits": values must not be negative`)

@@ -12,6 +12,8 @@
 //	mailserver group add ADDRESS MEMBER... [-send-as USER...]
 //	mailserver mail list ADDRESS [MAILBOX] | mail cat ADDRESS MAILBOX UID
 //	mailserver dkim keygen|rotate|list|export|import ... | dns DOMAIN [-json]
+//	mailserver directory sync [-full] [-force] [NAME...] | directory status [-log] [NAME...]
+//	mailserver route explain ADDRESS [-from SENDER] [-client IP] [-auth]
 //	mailserver check
 //
 // Without -password, user add and user passwd read the password from the
@@ -61,6 +63,11 @@ commands:
   dkim import DOMAIN SELECTOR FILE      a PEM private key (published, not signing)
   dns DOMAIN [-json] [-mx HOST] [-dmarc-rua ADDRESS]
                                         the DNS records the domain must publish
+  directory sync [-full] [-force] [NAME...]
+                                        sync [[directory.ldap]] connections now
+  directory status [-log] [NAME...]     the last sync of each connection
+  route explain ADDRESS [-from SENDER] [-client IP] [-auth]
+                                        which routing rules apply to ADDRESS, and why
   check                                 store integrity check (exit 1 on problems)
 
 Without -password the password is read from the first line of standard input.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/dkim"
+	"github.com/mailyard/mailyard/imap"
 	"github.com/mailyard/mailyard/internal/certs"
 	"github.com/mailyard/mailyard/internal/limits"
 	"github.com/mailyard/mailyard/routing"
@@ -40,7 +41,21 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer st.Close()
 	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st, Logger: logger})
-	table := routing.NewTable(dir, routing.TableOptions{Logger: logger})
+	if err := dir.EnsureGAL(ctx); err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+	// Users synced from [[directory.ldap]] bind there; others use the
+	// local password hash.
+	ldapSources, err := newLDAPSources(cfg, dir, st, logger)
+	if err != nil {
+		return err
+	}
+	auth := newAuthenticator(dir, ldapSources)
+	rules, err := cfg.Routing.routingRules() // validated with the config
+	if err != nil {
+		return err
+	}
+	table := routing.NewTable(dir, routing.TableOptions{Logger: logger, Rules: rules})
 	keys := newDKIMKeys(st, cfg, logger)
 	spoolDir, err := prepareSpool(cfg.DataDir)
 	if err != nil {
@@ -95,7 +110,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			TLSConfig:       tlsConfig,
 			Router:          table,
 			Deliverer:       st,
-			Auth:            dir,
+			Auth:            auth,
 			Logger:          logger.With("listener", l.name),
 			MaxMessageBytes: cfg.Limits.MaxMessageBytes,
 			MaxRecipients:   cfg.Limits.MaxRecipients,
@@ -124,6 +139,48 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		logger.Info("listening", "listener", l.name, "addr", ln.Addr().String())
 	}
 
+	type imapListener struct {
+		name     string
+		cfg      IMAPConfig
+		implicit bool
+	}
+	var imapServers []*imap.Server
+	var imapListeners []net.Listener
+	closeAll = func() {
+		for _, l := range append(listeners, imapListeners...) {
+			l.Close()
+		}
+	}
+	for _, l := range []imapListener{{"imap", cfg.IMAP, false}, {"imaps", cfg.IMAPS, true}} {
+		if l.cfg.Listen == "" {
+			continue
+		}
+		srv, err := imap.New(imap.Options{
+			Backend:           st,
+			Auth:              auth,
+			AuthLimiter:       authLimiter,
+			TLSConfig:         tlsConfig,
+			ImplicitTLS:       l.implicit,
+			AllowInsecureAuth: l.cfg.AllowInsecureAuth,
+			Logger:            logger.With("listener", l.name),
+			AppendLimit:       min(cfg.Limits.MaxMessageBytes, 1<<32-1),
+			MaxConnsPerIP:     cfg.Limits.MaxConnsPerIP,
+			MaxConns:          cfg.Limits.MaxConns,
+		})
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("%s listener: %w", l.name, err)
+		}
+		ln, err := net.Listen("tcp", l.cfg.Listen)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("%s listener: %w", l.name, err)
+		}
+		imapServers = append(imapServers, srv)
+		imapListeners = append(imapListeners, ln)
+		logger.Info("listening", "listener", l.name, "addr", ln.Addr().String())
+	}
+
 	var httpSrv *http.Server
 	var httpLn net.Listener
 	if cfg.HTTP.Listen != "" {
@@ -145,7 +202,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		logger.Info("listening", "listener", "http", "addr", httpLn.Addr().String())
 	}
 
-	errc := make(chan error, len(servers)+1)
+	errc := make(chan error, len(servers)+len(imapServers)+1)
 	var wg sync.WaitGroup
 	for i, srv := range servers {
 		wg.Add(1)
@@ -155,6 +212,15 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 				errc <- err
 			}
 		}(srv, listeners[i])
+	}
+	for i, srv := range imapServers {
+		wg.Add(1)
+		go func(srv *imap.Server, ln net.Listener) {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, imap.ErrServerClosed) {
+				errc <- err
+			}
+		}(srv, imapListeners[i])
 	}
 	if httpSrv != nil {
 		wg.Add(1)
@@ -171,6 +237,11 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		defer wg.Done()
 		retireKeys(jobsCtx, keys, logger)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runDirectorySync(jobsCtx, ldapSources, logger)
+	}()
 	logger.Info("mailserver started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir)
 
 	var runErr error
@@ -185,6 +256,11 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	for _, srv := range servers {
 		if err := srv.Shutdown(sctx); err != nil {
 			logger.Warn("smtp shutdown", "err", err)
+		}
+	}
+	for _, srv := range imapServers {
+		if err := srv.Shutdown(sctx); err != nil {
+			logger.Warn("imap shutdown", "err", err)
 		}
 	}
 	if httpSrv != nil {

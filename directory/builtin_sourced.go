@@ -1,0 +1,606 @@
+package directory
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// Entries synced from an external directory (a "source" such as
+// "ldap:corp") are found by their stable ID there:
+//
+//	external  KIND/SOURCE/EXTERNALID -> ID (raw); KIND is user or group
+//	photo     user ID                -> the user's photo (raw bytes)
+const (
+	nsExternal = "external"
+	nsPhoto    = "photo"
+)
+
+// Bounds of synced entries.
+const (
+	// MaxExternalIDLength bounds User.ExternalID and Group.ExternalID.
+	MaxExternalIDLength = 256
+	// MaxPhotoBytes bounds a user's photo (Active Directory's
+	// thumbnailPhoto is at most 100 KB; jpegPhoto has no limit).
+	MaxPhotoBytes = 256 << 10
+)
+
+// SyncChange says what an upsert of a synced entry did.
+type SyncChange int
+
+// Sync changes.
+const (
+	SyncUnchanged SyncChange = iota
+	SyncAdded
+	SyncUpdated
+)
+
+// UpsertResult is the outcome of [Builtin.UpsertSourcedUser] and
+// [Builtin.UpsertSourcedGroup].
+type UpsertResult struct {
+	// ID is the directory ID of the user or group.
+	ID     string
+	Change SyncChange
+	// Skipped lists the aliases and members that were left out, each as
+	// "ADDRESS: reason" (not hosted in the tenant, used by another entry,
+	// not a local address).
+	Skipped []string
+}
+
+// SourcedRef pairs an entry's ID at its source with its directory ID.
+type SourcedRef struct {
+	ExternalID string
+	ID         string
+}
+
+func checkSourced(source, externalID string) error {
+	if source == "" || source == SourceBuiltin || strings.ContainsAny(source, "/") || !printable(source) {
+		return fmt.Errorf("%w: source %q (want a name such as \"ldap:corp\" without '/')", ErrInvalid, source)
+	}
+	if externalID == "" || len(externalID) > MaxExternalIDLength || !printable(externalID) {
+		return fmt.Errorf("%w: external ID must be 1-%d printable characters", ErrInvalid, MaxExternalIDLength)
+	}
+	return nil
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	return !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+func externalKey(kind, source, externalID string) string {
+	return kind + "/" + source + "/" + externalID
+}
+
+// claimExternal records that source knows entry id as externalID. Entries
+// without an external ID (built-in ones) have nothing to record.
+func claimExternal(tx store.RecordTx, kind, source, externalID, id string) error {
+	if externalID == "" {
+		return nil
+	}
+	if err := checkSourced(source, externalID); err != nil {
+		return err
+	}
+	return putRaw(tx, nsExternal, externalKey(kind, source, externalID), []byte(id), 0)
+}
+
+func releaseExternal(tx store.RecordTx, kind, source, externalID string) error {
+	if externalID == "" {
+		return nil
+	}
+	return deleteRecord(tx, nsExternal, externalKey(kind, source, externalID))
+}
+
+// externalRef returns the directory ID source's externalID maps to.
+func externalRef(r reader, kind, source, externalID string) (string, error) {
+	rec, err := r.get(nsExternal, externalKey(kind, source, externalID))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", fmt.Errorf("%w: %s %q of %s", ErrNotFound, kind, externalID, source)
+	}
+	if err != nil {
+		return "", fmt.Errorf("directory: read external ID: %w", err)
+	}
+	return string(rec.Value), nil
+}
+
+// UserByExternalID returns the user that source knows as externalID,
+// including its password hash. ErrNotFound if there is none.
+func (b *Builtin) UserByExternalID(ctx context.Context, source, externalID string) (User, error) {
+	r := storeReader{ctx, b.records}
+	id, err := externalRef(r, refUser, source, externalID)
+	if err != nil {
+		return User{}, err
+	}
+	var u User
+	_, err = getJSON(r, nsUser, id, &u)
+	return u, err
+}
+
+// GroupByExternalID returns the group that source knows as externalID.
+func (b *Builtin) GroupByExternalID(ctx context.Context, source, externalID string) (Group, error) {
+	r := storeReader{ctx, b.records}
+	id, err := externalRef(r, refGroup, source, externalID)
+	if err != nil {
+		return Group{}, err
+	}
+	var g Group
+	_, err = getJSON(r, nsGroup, id, &g)
+	return g, err
+}
+
+// ListSourced returns every user (kind KindUser), group (KindGroup) or
+// contact (KindContact) synced from source, ordered by external ID. A connector compares it
+// with the source's entries to find deletions.
+func (b *Builtin) ListSourced(ctx context.Context, source string, kind EntryKind) ([]SourcedRef, error) {
+	k := kindName(kind)
+	if kind != KindUser && kind != KindGroup && kind != KindContact {
+		return nil, fmt.Errorf("%w: only users, groups and contacts are synced", ErrInvalid)
+	}
+	prefix := k + "/" + source + "/"
+	var out []SourcedRef
+	err := forEach(storeReader{ctx, b.records}, nsExternal, prefix, func(rec store.Record) error {
+		out = append(out, SourcedRef{ExternalID: strings.TrimPrefix(rec.Key, prefix), ID: string(rec.Value)})
+		return nil
+	})
+	return out, err
+}
+
+// Photo returns the user's photo (JPEG or PNG bytes as the source gave
+// them). ErrNotFound if the user has none.
+func (b *Builtin) Photo(ctx context.Context, userID string) ([]byte, error) {
+	rec, err := b.records.GetRecord(ctx, nsPhoto, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: photo of %q", ErrNotFound, userID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("directory: read photo: %w", err)
+	}
+	return rec.Value, nil
+}
+
+// SetPhoto replaces the user's photo; empty data removes it. ErrInvalid
+// if data exceeds MaxPhotoBytes.
+func (b *Builtin) SetPhoto(ctx context.Context, userID string, data []byte) error {
+	if len(data) > MaxPhotoBytes {
+		return fmt.Errorf("%w: photo larger than %d bytes", ErrInvalid, MaxPhotoBytes)
+	}
+	_, err := b.updateUser(ctx, userID, func(tx store.RecordTx, u *User) error {
+		return setPhoto(tx, u, data)
+	})
+	return err
+}
+
+func photoHash(data []byte) string {
+	if len(data) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+func setPhoto(tx store.RecordTx, u *User, data []byte) error {
+	h := photoHash(data)
+	if h == u.PhotoHash {
+		return nil
+	}
+	u.PhotoHash = h
+	if h == "" {
+		return deleteRecord(tx, nsPhoto, u.ID)
+	}
+	return putRaw(tx, nsPhoto, u.ID, data, -1)
+}
+
+// sourcedAddresses canonicalises a synced entry's aliases: those in
+// domains not hosted for the tenant, or used by another entry than
+// (kind, id), are skipped with the reason; the primary address and
+// duplicates are dropped.
+func sourcedAddresses(r reader, tenant, primary string, aliases []string, kind, id string) (keep, skipped []string, err error) {
+	for _, a := range aliases {
+		c, _, err := tenantAddress(r, a, tenant)
+		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) {
+			skipped = append(skipped, fmt.Sprintf("%s: not in a domain of tenant %s", a, tenant))
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if c == primary || slices.Contains(keep, c) {
+			continue
+		}
+		ref, err := lookupRef(r, c)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return nil, nil, err
+		case ref.Kind != kind || ref.ID != id:
+			skipped = append(skipped, fmt.Sprintf("%s: used by another %s", c, ref.Kind))
+			continue
+		}
+		keep = append(keep, c)
+	}
+	slices.Sort(keep)
+	return keep, skipped, nil
+}
+
+// readdress moves an entry (kind, id) from its current primary address
+// and aliases to new ones, claiming and releasing addresses as their role
+// changes. It returns the addresses that no longer reach the entry.
+func readdress(tx store.RecordTx, kind, id, oldPrimary string, oldAliases []string, newPrimary string, newAliases []string) ([]string, error) {
+	role := func(primary string, aliases []string) map[string]string {
+		m := map[string]string{primary: kind}
+		for _, a := range aliases {
+			m[a] = refSecondary
+		}
+		return m
+	}
+	before, after := role(oldPrimary, oldAliases), role(newPrimary, newAliases)
+	var gone []string
+	for a, k := range before {
+		if after[a] != k {
+			if err := release(tx, a, k); err != nil {
+				return nil, err
+			}
+			if after[a] == "" {
+				gone = append(gone, a)
+			}
+		}
+	}
+	for a, k := range after {
+		if before[a] != k {
+			if err := claim(tx, a, addrRef{kind, id}, k); err != nil {
+				return nil, err
+			}
+		}
+	}
+	slices.Sort(gone)
+	return gone, nil
+}
+
+// UpsertSourcedUser creates or updates the user that u.Source knows as
+// u.ExternalID, so a connector can apply what it read without tracking
+// directory IDs:
+//
+//  1. No user has this external ID: it is created as by
+//     [Builtin.CreateUser] without a password (u.PasswordHash must be
+//     empty), with u's quota and protocols.
+//  2. Otherwise the user keeps its ID (and mailbox) and takes u's primary
+//     address, aliases, names, GAL attributes, ExternalDN and Disabled; a
+//     rename releases the old addresses and drops them from group members
+//     and alias targets. Quota and protocols stay as set here.
+//
+// Aliases outside the tenant's domains or used by other entries are
+// skipped (listed in the result), not fatal. photo replaces the user's
+// photo (nil removes it; larger than MaxPhotoBytes is skipped). Nothing
+// is written when nothing changed (SyncUnchanged). Errors: ErrInvalid
+// (no source or external ID, bad or non-hosted primary address, a
+// password hash), ErrExists (the primary address belongs to another
+// entry).
+func (b *Builtin) UpsertSourcedUser(ctx context.Context, u User, photo []byte) (UpsertResult, error) {
+	if err := checkSourced(u.Source, u.ExternalID); err != nil {
+		return UpsertResult{}, err
+	}
+	if u.PasswordHash != "" {
+		return UpsertResult{}, fmt.Errorf("%w: synced users authenticate at their source and have no password hash", ErrInvalid)
+	}
+	var res UpsertResult
+	if len(photo) > MaxPhotoBytes {
+		res.Skipped = append(res.Skipped, fmt.Sprintf("photo: larger than %d bytes", MaxPhotoBytes))
+		photo = nil
+	}
+	r := storeReader{ctx, b.records}
+	id, err := externalRef(r, refUser, u.Source, u.ExternalID)
+	if errors.Is(err, ErrNotFound) {
+		return b.createSourcedUser(ctx, u, photo, res)
+	}
+	if err != nil {
+		return UpsertResult{}, err
+	}
+	res.ID = id
+	var cur User
+	if _, err := getJSON(r, nsUser, id, &cur); err != nil {
+		return UpsertResult{}, err
+	}
+	// A read-only comparison first: a full sync of an unchanged source
+	// writes nothing.
+	want, skipped, err := applySourcedUser(r, cur, u)
+	if err != nil {
+		return UpsertResult{}, err
+	}
+	res.Skipped = append(res.Skipped, skipped...)
+	if sameUser(cur, want) && cur.PhotoHash == photoHash(photo) {
+		return res, nil
+	}
+	_, err = b.updateUser(ctx, id, func(tx store.RecordTx, cur *User) error {
+		r := txReader{tx}
+		want, _, err := applySourcedUser(r, *cur, u)
+		if err != nil {
+			return err
+		}
+		gone, err := readdress(tx, refUser, id, cur.Address, cur.Aliases, want.Address, want.Aliases)
+		if err != nil {
+			return err
+		}
+		if err := b.dropReferences(ctx, tx, gone, ""); err != nil {
+			return err
+		}
+		*cur = want
+		return setPhoto(tx, cur, photo)
+	})
+	if err != nil {
+		return UpsertResult{}, err
+	}
+	res.Change = SyncUpdated
+	return res, nil
+}
+
+// applySourcedUser returns cur with the fields a source manages taken
+// from u, and the aliases that had to be skipped.
+func applySourcedUser(r reader, cur, u User) (User, []string, error) {
+	addr, _, err := tenantAddress(r, u.Address, cur.Tenant)
+	if err != nil {
+		return User{}, nil, err
+	}
+	if ref, err := lookupRef(r, addr); err == nil && (ref.Kind != refUser || ref.ID != cur.ID) {
+		return User{}, nil, fmt.Errorf("%w: address %q is already in use", ErrExists, addr)
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
+		return User{}, nil, err
+	}
+	aliases, skipped, err := sourcedAddresses(r, cur.Tenant, addr, u.Aliases, refUser, cur.ID)
+	if err != nil {
+		return User{}, nil, err
+	}
+	w := cur
+	w.Address, w.Aliases = addr, aliases
+	w.DisplayName, w.GivenName, w.Surname = u.DisplayName, u.GivenName, u.Surname
+	w.Title, w.Department, w.Company, w.Office = u.Title, u.Department, u.Company, u.Office
+	w.Phone, w.Mobile = u.Phone, u.Mobile
+	w.ExternalDN, w.Disabled = u.ExternalDN, u.Disabled
+	return w, skipped, nil
+}
+
+func sameUser(a, b User) bool {
+	return a.Address == b.Address && slices.Equal(a.Aliases, b.Aliases) &&
+		a.DisplayName == b.DisplayName && a.GivenName == b.GivenName && a.Surname == b.Surname &&
+		a.Title == b.Title && a.Department == b.Department && a.Company == b.Company &&
+		a.Office == b.Office && a.Phone == b.Phone && a.Mobile == b.Mobile &&
+		a.ExternalDN == b.ExternalDN && a.Disabled == b.Disabled
+}
+
+func (b *Builtin) createSourcedUser(ctx context.Context, u User, photo []byte, res UpsertResult) (UpsertResult, error) {
+	r := storeReader{ctx, b.records}
+	addr, tenant, err := tenantAddress(r, u.Address, "")
+	if err != nil {
+		return UpsertResult{}, err
+	}
+	aliases, skipped, err := sourcedAddresses(r, tenant, addr, u.Aliases, refUser, "")
+	if err != nil {
+		return UpsertResult{}, err
+	}
+	res.Skipped = append(res.Skipped, skipped...)
+	u.Aliases = aliases
+	created, err := b.CreateUser(ctx, u, "")
+	if err != nil {
+		return UpsertResult{}, err
+	}
+	res.ID, res.Change = created.ID, SyncAdded
+	if len(photo) > 0 {
+		if err := b.SetPhoto(ctx, created.ID, photo); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// UpsertSourcedGroup creates or updates the group that g.Source knows as
+// g.ExternalID, like [Builtin.UpsertSourcedUser]: the group keeps its ID
+// and SendAs rights and takes g's address, aliases, DisplayName,
+// ExternalDN and Members. Members that are local addresses must exist;
+// those that do not (yet) are skipped, so a connector adds groups first
+// and upserts again once nested groups exist. Members are kept sorted.
+func (b *Builtin) UpsertSourcedGroup(ctx context.Context, g Group) (UpsertResult, error) {
+	if err := checkSourced(g.Source, g.ExternalID); err != nil {
+		return UpsertResult{}, err
+	}
+	r := storeReader{ctx, b.records}
+	id, err := externalRef(r, refGroup, g.Source, g.ExternalID)
+	if errors.Is(err, ErrNotFound) {
+		addr, tenant, err := tenantAddress(r, g.Address, "")
+		if err != nil {
+			return UpsertResult{}, err
+		}
+		var res UpsertResult
+		spec := g
+		if spec.Aliases, res.Skipped, err = sourcedAddresses(r, tenant, addr, g.Aliases, refGroup, ""); err != nil {
+			return UpsertResult{}, err
+		}
+		var skipped []string
+		if spec.Members, skipped, err = sourcedMembers(r, addr, spec.Aliases, g.Members); err != nil {
+			return UpsertResult{}, err
+		}
+		res.Skipped = append(res.Skipped, skipped...)
+		spec.SendAs = nil
+		created, err := b.CreateGroup(ctx, spec)
+		if err != nil {
+			return UpsertResult{}, err
+		}
+		res.ID, res.Change = created.ID, SyncAdded
+		return res, nil
+	}
+	if err != nil {
+		return UpsertResult{}, err
+	}
+	res := UpsertResult{ID: id}
+	var cur Group
+	if _, err := getJSON(r, nsGroup, id, &cur); err != nil {
+		return UpsertResult{}, err
+	}
+	want, skipped, err := applySourcedGroup(r, cur, g)
+	if err != nil {
+		return UpsertResult{}, err
+	}
+	res.Skipped = skipped
+	if sameGroup(cur, want) {
+		return res, nil
+	}
+	_, err = b.updateGroup(ctx, id, func(tx store.RecordTx, cur *Group) error {
+		want, _, err := applySourcedGroup(txReader{tx}, *cur, g)
+		if err != nil {
+			return err
+		}
+		gone, err := readdress(tx, refGroup, id, cur.Address, cur.Aliases, want.Address, want.Aliases)
+		if err != nil {
+			return err
+		}
+		*cur = want
+		return b.dropReferences(ctx, tx, gone, "")
+	})
+	if err != nil {
+		return UpsertResult{}, err
+	}
+	res.Change = SyncUpdated
+	return res, nil
+}
+
+func applySourcedGroup(r reader, cur, g Group) (Group, []string, error) {
+	addr, _, err := tenantAddress(r, g.Address, cur.Tenant)
+	if err != nil {
+		return Group{}, nil, err
+	}
+	if ref, err := lookupRef(r, addr); err == nil && (ref.Kind != refGroup || ref.ID != cur.ID) {
+		return Group{}, nil, fmt.Errorf("%w: address %q is already in use", ErrExists, addr)
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
+		return Group{}, nil, err
+	}
+	aliases, skipped, err := sourcedAddresses(r, cur.Tenant, addr, g.Aliases, refGroup, cur.ID)
+	if err != nil {
+		return Group{}, nil, err
+	}
+	members, mskipped, err := sourcedMembers(r, addr, aliases, g.Members)
+	if err != nil {
+		return Group{}, nil, err
+	}
+	w := cur
+	w.Address, w.Aliases, w.Members = addr, aliases, members
+	w.DisplayName, w.ExternalDN = g.DisplayName, g.ExternalDN
+	return w, append(skipped, mskipped...), nil
+}
+
+// sourcedMembers normalises members, skipping unknown local addresses,
+// invalid ones and references to the group itself.
+func sourcedMembers(r reader, self string, selfAliases, members []string) (keep, skipped []string, err error) {
+	for _, m := range members {
+		n, err := normalizeTarget(r, m)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) {
+			skipped = append(skipped, fmt.Sprintf("%s: not a known address", m))
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if pointsAt(n, self) || slices.ContainsFunc(selfAliases, func(a string) bool { return pointsAt(n, a) }) {
+			skipped = append(skipped, fmt.Sprintf("%s: the group itself", m))
+			continue
+		}
+		if !slices.ContainsFunc(keep, func(s string) bool { return sameTarget(s, n) }) {
+			keep = append(keep, n)
+		}
+	}
+	slices.Sort(keep)
+	return keep, skipped, nil
+}
+
+func sameGroup(a, b Group) bool {
+	return a.Address == b.Address && slices.Equal(a.Aliases, b.Aliases) && slices.Equal(a.Members, b.Members) &&
+		a.DisplayName == b.DisplayName && a.ExternalDN == b.ExternalDN
+}
+
+// KindContact is the GALEntry kind of an address-book contact synced
+// from a source: shown in the global address list, without a mailbox,
+// login or routing (its address is usually elsewhere).
+const KindContact EntryKind = KindResource + 1
+
+const refContact = "contact"
+
+// UpsertSourcedContact creates or replaces the address-book contact that
+// source knows as externalID. e.Tenant (which must exist) and e.Address
+// (any valid address) are required; e.Kind and e.ID are set here.
+// Nothing is written if the entry is unchanged.
+func (b *Builtin) UpsertSourcedContact(ctx context.Context, source, externalID string, e GALEntry) (UpsertResult, error) {
+	if err := checkSourced(source, externalID); err != nil {
+		return UpsertResult{}, err
+	}
+	if _, err := ParseAddress(e.Address); err != nil {
+		return UpsertResult{}, err
+	}
+	if err := checkID(e.Tenant); err != nil {
+		return UpsertResult{}, err
+	}
+	e.Kind, e.HasPhoto = KindContact, false
+	var res UpsertResult
+	err := b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
+		r := txReader{tx}
+		if _, err := getJSON(r, nsTenant, e.Tenant, &Tenant{}); err != nil {
+			return err
+		}
+		res = UpsertResult{}
+		id, err := externalRef(r, refContact, source, externalID)
+		if errors.Is(err, ErrNotFound) {
+			if id, err = newID(); err != nil {
+				return err
+			}
+			if err := claimExternal(tx, refContact, source, externalID, id); err != nil {
+				return err
+			}
+			res.Change = SyncAdded
+		} else if err != nil {
+			return err
+		}
+		res.ID, e.ID = id, id
+		if res.Change != SyncAdded {
+			var old GALEntry
+			if rec, err := r.get(nsGALRef, refContact+"/"+id); err == nil {
+				if _, err := getJSON(r, nsGAL, string(rec.Value), &old); err == nil && galEqual(old, e) {
+					return nil
+				}
+			}
+			res.Change = SyncUpdated
+		}
+		return galPut(tx, refContact, id, &e)
+	})
+	if err != nil {
+		return UpsertResult{}, fmt.Errorf("directory: upsert contact %q: %w", e.Address, err)
+	}
+	return res, nil
+}
+
+func galEqual(a, b GALEntry) bool {
+	return a.Kind == b.Kind && a.ID == b.ID && a.Tenant == b.Tenant && a.Address == b.Address &&
+		slices.Equal(a.Aliases, b.Aliases) && a.DisplayName == b.DisplayName && a.GivenName == b.GivenName &&
+		a.Surname == b.Surname && a.Title == b.Title && a.Department == b.Department && a.Company == b.Company &&
+		a.Office == b.Office && a.Phone == b.Phone && a.Mobile == b.Mobile
+}
+
+// DeleteSourcedContact removes an address-book contact synced from
+// source. ErrNotFound if there is none.
+func (b *Builtin) DeleteSourcedContact(ctx context.Context, source, externalID string) error {
+	return b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
+		id, err := externalRef(txReader{tx}, refContact, source, externalID)
+		if err != nil {
+			return err
+		}
+		if err := releaseExternal(tx, refContact, source, externalID); err != nil {
+			return err
+		}
+		return galPut(tx, refContact, id, nil)
+	})
+}

@@ -1,0 +1,44 @@
+// Package ldap connects an external LDAP directory (Active Directory and
+// Samba AD, 389 Directory Server and FreeIPA, OpenLDAP) to Mailyard's
+// built-in directory: it syncs users, groups and address-book entries
+// into [directory.Builtin] and checks passwords by binding as the user.
+// Mail keeps flowing while the external directory is unreachable, since
+// routing only reads the built-in copy; only logins of synced users
+// need a server.
+//
+// A full sync ([Connector.Sync] with Full):
+//
+//  1. connects to the first reachable server in failover order (priority,
+//     then weight as for SRV records, RFC 2782), over LDAPS or StartTLS
+//     (RFC 4513 §3) if configured, and binds as the service account;
+//  2. reads the mail users page by page (simple paged results, RFC 2696),
+//     maps each entry with the [Mapping] (a preset with overrides) and
+//     upserts it by its stable ID ([directory.Builtin.UpsertSourcedUser]):
+//     a rename keeps the user's ID and mailbox, a disabled account is
+//     blocked, excluded users are skipped;
+//  3. reads the mail groups and writes them as distribution lists, their
+//     member DNs resolved to the synced users' and groups' addresses
+//     (nested groups included);
+//  4. writes the address-book entries that are not mail users or groups
+//     as contacts of the global address list;
+//  5. removes the users and groups that vanished — unless that would be
+//     more than Config.MaxDeleteShare of them (the safety guard, which
+//     fails the run with [ErrSafetyGuard] before anything is removed);
+//  6. records the highest change marker (uSNChanged, or modifyTimestamp)
+//     and the server it came from.
+//
+// An incremental sync reads only entries changed since that marker, on
+// the same server (Active Directory's uSNChanged is per domain
+// controller; another server means a full sync), plus the groups that
+// list a changed user. It cannot see deletions, so run a full sync now
+// and then (the reference server does daily).
+//
+// Every run's counts, errors and log are stored in the store's records
+// ([ReadStatus]), for an admin command in another process. Passwords —
+// the service account's and users' — are never stored or logged; values
+// from user input are escaped in filters (RFC 4515 §3, EscapeFilter).
+//
+// [Connector] implements [directory.SourceAuthenticator]; hand it to a
+// [directory.SourcedAuth] so that synced users bind at the directory and
+// built-in users keep their local password hash.
+package ldap

@@ -1,0 +1,110 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// SourceAuthenticator checks passwords at the external directory users
+// were synced from (directory/ldap binds as the user), so that their
+// passwords are never stored here.
+type SourceAuthenticator interface {
+	// AuthenticateAtSource checks login and password at the source and
+	// returns the external ID of the entry that authenticated. user is
+	// the synced user whose address login is, or nil when login is not
+	// an address known here (a source login name such as "jdoe").
+	// ErrAuthFailed for wrong credentials or an unknown login; other
+	// errors mean the source could not be asked.
+	AuthenticateAtSource(ctx context.Context, login string, user *User, password string) (externalID string, err error)
+}
+
+// SourcedAuth is the built-in directory with authentication routed to
+// where each password lives: users synced from a source with an
+// authenticator in Sources bind at that source, every other user is
+// checked against the local hash by Builtin.Authenticate. Every other
+// method is the embedded Builtin's. It implements [Directory] and is what
+// a server hands its protocol listeners.
+//
+// A login that is not an address of a known user (such as an Active
+// Directory sAMAccountName) is offered to each source in turn, in the
+// order of their names; the first to accept it decides, and the user is
+// the one synced with the external ID it returns.
+type SourcedAuth struct {
+	*Builtin
+	// Sources maps User.Source ("ldap:corp") to its authenticator.
+	Sources map[string]SourceAuthenticator
+}
+
+var _ Directory = (*SourcedAuth)(nil)
+
+// Authenticate checks login and password for protocol p. Errors as
+// [Builtin.Authenticate]: ErrAuthFailed, ErrDisabled (only after a
+// correct password), ErrProtocolNotAllowed; anything else means a store
+// or every asked source failed.
+func (a *SourcedAuth) Authenticate(ctx context.Context, login, password string, p Protocol) (User, error) {
+	u, err := a.Builtin.UserByAddress(ctx, login)
+	switch {
+	case err == nil:
+		src, ok := a.Sources[u.Source]
+		if !ok || u.PasswordHash != "" || u.Source == SourceBuiltin {
+			return a.Builtin.Authenticate(ctx, login, password, p)
+		}
+		ext, err := src.AuthenticateAtSource(ctx, login, &u, password)
+		if err != nil {
+			return User{}, err
+		}
+		if ext != u.ExternalID {
+			// The bind succeeded for another entry than the one synced
+			// under this address (renamed at the source since the last
+			// sync): refuse rather than guess.
+			return User{}, ErrAuthFailed
+		}
+		return finishLogin(u, p)
+	case !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalid):
+		return User{}, err
+	}
+	var failures []error
+	if password != "" {
+		for _, name := range slices.Sorted(maps.Keys(a.Sources)) {
+			ext, err := a.Sources[name].AuthenticateAtSource(ctx, login, nil, password)
+			if errors.Is(err, ErrAuthFailed) {
+				continue
+			}
+			if err != nil {
+				failures = append(failures, fmt.Errorf("%s: %w", name, err))
+				continue
+			}
+			su, err := a.Builtin.UserByExternalID(ctx, name, ext)
+			if errors.Is(err, ErrNotFound) {
+				return User{}, ErrAuthFailed // not synced (excluded, or not yet)
+			}
+			if err != nil {
+				return User{}, err
+			}
+			return finishLogin(su, p)
+		}
+	}
+	if len(failures) > 0 {
+		return User{}, fmt.Errorf("directory: no source could check the login: %w", errors.Join(failures...))
+	}
+	// Same cost and answer as an unknown login in the built-in directory.
+	return a.Builtin.Authenticate(ctx, login, password, p)
+}
+
+func finishLogin(u User, p Protocol) (User, error) {
+	if u.Disabled {
+		return User{}, ErrDisabled
+	}
+	if !u.Allows(p) {
+		return User{}, ErrProtocolNotAllowed
+	}
+	u.PasswordHash = ""
+	return u, nil
+}
+
+// IsSourced reports whether u was synced from an external directory
+// rather than created here.
+func (u User) IsSourced() bool { return u.Source != "" && u.Source != SourceBuiltin }

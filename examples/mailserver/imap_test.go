@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailyard/mailyard/internal/testpeer"
+)
+
+// TestIMAPSeesSMTPDeliveryWhileIdling runs the whole server on loopback
+// ports: a client idles on IMAPS, a message arrives on the MX port, and
+// the client hears of it within a second. A second client logs in over
+// plain IMAP, which allow_insecure_auth permits, and reads the message.
+func TestIMAPSeesSMTPDeliveryWhileIdling(t *testing.T) {
+	d := t.TempDir()
+	mustCLI(t, d, "domain", "add", "example.test")
+	mustCLI(t, d, "user", "add", "alice@example.test", "-password", "secret")
+
+	cfg := DefaultConfig()
+	cfg.Hostname = "mx.example.test"
+	cfg.DataDir = d
+	cfg.DNS.Server = "127.0.0.1:1"
+	cfg.AuthChecks.Enabled = false
+	port := func() string { return "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t)) }
+	cfg.SMTP.Listen, cfg.Submission.Listen, cfg.Submissions.Listen, cfg.HTTP.Listen = port(), port(), port(), port()
+	cfg.IMAP.Listen, cfg.IMAPS.Listen = port(), port()
+	cfg.IMAP.AllowInsecureAuth = true
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, newLogger(LogConfig{Level: "warn", Format: "text"}, io.Discard)) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not return after cancel")
+		}
+	}()
+	for _, a := range []string{cfg.SMTP.Listen, cfg.IMAP.Listen, cfg.IMAPS.Listen} {
+		if err := testpeer.WaitPort(a, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	exists := make(chan uint32, 4)
+	c, err := imapclient.DialTLS(cfg.IMAPS.Listen, &imapclient.Options{
+		TLSConfig: &tls.Config{InsecureSkipVerify: true},
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{Mailbox: func(m *imapclient.UnilateralDataMailbox) {
+			if m.NumMessages != nil {
+				exists <- *m.NumMessages
+			}
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("alice@example.test", "secret").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	msg := "From: <bob@elsewhere.test>\r\nTo: <alice@example.test>\r\nSubject: over smtp\r\n\r\nhello\r\n"
+	sc, err := gosmtp.DialStartTLS(cfg.SMTP.Listen, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if err := sc.SendMail("bob@elsewhere.test", []string{"alice@example.test"}, strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	accepted := time.Now()
+	select {
+	case n := <-exists:
+		if n != 1 {
+			t.Fatalf("EXISTS %d, want 1", n)
+		}
+		if dt := time.Since(accepted); dt > time.Second {
+			t.Fatalf("EXISTS %v after the 250", dt)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the idling client heard nothing within 1s of the SMTP 250")
+	}
+	if err := idle.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Plain port, LOGIN allowed by allow_insecure_auth.
+	p, err := imapclient.DialInsecure(cfg.IMAP.Listen, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Login("alice@example.test", "secret").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := p.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("fetch: %v, %d messages", err, len(msgs))
+	}
+	for _, b := range msgs[0].BodySection {
+		if !strings.HasSuffix(string(b.Bytes), msg) {
+			t.Fatalf("fetched %q", b.Bytes)
+		}
+	}
+}

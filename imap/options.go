@@ -1,0 +1,137 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/internal/limits"
+	"github.com/mailyard/mailyard/store"
+)
+
+// Backend is what the server needs from the store: mailboxes, messages
+// and the change feed. Every store backend (*sqlite.Store) satisfies it.
+type Backend interface {
+	store.Mailboxes
+	store.Messages
+	store.Feed
+}
+
+// Authenticator checks IMAP logins. directory.Directory satisfies it.
+type Authenticator interface {
+	// Authenticate checks a login (primary address or alias) and password
+	// for protocol p; errors are directory.ErrAuthFailed,
+	// directory.ErrDisabled and directory.ErrProtocolNotAllowed.
+	Authenticate(ctx context.Context, login, password string, p directory.Protocol) (directory.User, error)
+}
+
+// Defaults applied to zero Options fields.
+const (
+	// DefaultAppendLimit is the largest APPEND accepted (RFC 7889
+	// APPENDLIMIT), the same as the SMTP server's default message size.
+	DefaultAppendLimit = 50 << 20
+	// DefaultMaxSearchBytes bounds how much of one message SEARCH BODY
+	// and TEXT read.
+	DefaultMaxSearchBytes = 8 << 20
+	DefaultMaxConnsPerIP  = 20
+	DefaultMaxConns       = 1000
+)
+
+// Options configure a [Server]. Backend and Auth are required; every other
+// zero field takes the documented default.
+type Options struct {
+	// Backend holds the mail.
+	Backend Backend
+	// Auth authenticates users for directory.ProtoIMAP.
+	Auth Authenticator
+	// AuthLimiter counts failed authentications per client and login.
+	// Share one with the SMTP listeners so that failures on one protocol
+	// count on all. Default: a private limiter with limits.AuthPolicy
+	// defaults.
+	AuthLimiter *limits.AuthLimiter
+
+	// TLSConfig enables STARTTLS (RFC 9051 §6.2.1), or is the implicit
+	// TLS configuration when ImplicitTLS is set.
+	TLSConfig *tls.Config
+	// ImplicitTLS serves TLS from the first byte (port 993, RFC 8314
+	// §3.3). It requires TLSConfig.
+	ImplicitTLS bool
+	// AllowInsecureAuth lets clients LOGIN and AUTHENTICATE over a
+	// connection without TLS. Off by default: before STARTTLS the server
+	// announces LOGINDISABLED and refuses both with NO [PRIVACYREQUIRED]
+	// (RFC 9051 §6.2.3). Meant for loopback tests and benchmarks only.
+	AllowInsecureAuth bool
+
+	// Logger receives one line per session and per refused login.
+	// Default: a logger that discards.
+	Logger *slog.Logger
+
+	// AppendLimit is the largest message APPEND accepts, announced as
+	// APPENDLIMIT=n (RFC 7889). Default DefaultAppendLimit; at most
+	// 4 GiB - 1.
+	AppendLimit int64
+	// MaxSearchBytes bounds how many bytes of each message SEARCH BODY
+	// and SEARCH TEXT examine; text beyond it is not matched. Default
+	// DefaultMaxSearchBytes.
+	MaxSearchBytes int64
+	// MaxConnsPerIP bounds the connections one client (an IPv4 address,
+	// an IPv6 /64) may hold open; beyond it the client gets
+	// "* BYE [UNAVAILABLE]" and is disconnected. Default 20; negative
+	// means no limit.
+	MaxConnsPerIP int
+	// MaxConns bounds all connections of this server. Default 1000;
+	// negative means no limit.
+	MaxConns int
+
+	// Now is the clock (INTERNALDATE of appended messages without a
+	// date). Default time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() (Options, error) {
+	var errs []error
+	if o.Backend == nil {
+		errs = append(errs, errors.New("Backend is required"))
+	}
+	if o.Auth == nil {
+		errs = append(errs, errors.New("Auth is required"))
+	}
+	if o.ImplicitTLS && o.TLSConfig == nil {
+		errs = append(errs, errors.New("ImplicitTLS requires TLSConfig"))
+	}
+	if o.AppendLimit < 0 || o.AppendLimit > 1<<32-1 {
+		errs = append(errs, fmt.Errorf("AppendLimit %d out of range [0, 4294967295]", o.AppendLimit))
+	}
+	if o.MaxSearchBytes < 0 {
+		errs = append(errs, errors.New("MaxSearchBytes must not be negative"))
+	}
+	if len(errs) > 0 {
+		return o, fmt.Errorf("imap: invalid options: %w", errors.Join(errs...))
+	}
+	if o.AuthLimiter == nil {
+		o.AuthLimiter = limits.NewAuthLimiter(limits.AuthPolicy{})
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.AppendLimit == 0 {
+		o.AppendLimit = DefaultAppendLimit
+	}
+	if o.MaxSearchBytes == 0 {
+		o.MaxSearchBytes = DefaultMaxSearchBytes
+	}
+	if o.MaxConnsPerIP == 0 {
+		o.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if o.MaxConns == 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o, nil
+}

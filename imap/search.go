@@ -1,0 +1,397 @@
+package imap
+
+import (
+	"bufio"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// search implements SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH
+// results (RFC 4731) and SEARCHRES (RFC 5182). The library has parsed the
+// criteria and checked the charset (US-ASCII and UTF-8; anything else is
+// NO [BADCHARSET], RFC 9051 §6.4.4).
+func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.SearchOptions) (*imap.SearchData, error) {
+	s := v.s
+	msgs, err := s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, nil)
+	if err != nil {
+		return nil, s.storeErr("search", err)
+	}
+	ck, err := v.compile(c, 0)
+	if err != nil {
+		return nil, err
+	}
+	m := &matcher{v: v, maxBytes: s.srv.opts.MaxSearchBytes}
+	var (
+		data   imap.SearchData
+		seqSet imap.SeqSet
+		uidSet imap.UIDSet
+		saved  []uint32
+	)
+	for _, msg := range msgs {
+		seq := v.seqOf(msg.UID)
+		if seq == 0 || v.gone[msg.UID] {
+			continue // not yet announced, or expunged
+		}
+		cand := &candidate{msg: msg, seq: seq}
+		ok, err := m.match(cand, ck)
+		if err != nil {
+			return nil, s.storeErr("search", err)
+		}
+		if !ok {
+			continue
+		}
+		saved = append(saved, msg.UID)
+		num := seq
+		if kind == imapserver.NumKindUID {
+			num = msg.UID
+		}
+		seqSet.AddNum(seq)
+		uidSet.AddNum(imap.UID(msg.UID))
+		if data.Min == 0 || num < data.Min {
+			data.Min = num
+		}
+		if num > data.Max {
+			data.Max = num
+		}
+		data.Count++
+	}
+	if kind == imapserver.NumKindUID {
+		data.All = uidSet
+	} else {
+		data.All = seqSet
+	}
+	if o.ReturnSave {
+		v.searchRes = saved
+	}
+	return &data, nil
+}
+
+// candidate is one message being matched; its header and text are read
+// once, on first need.
+type candidate struct {
+	msg store.Message
+	seq uint32
+
+	header   *mail.Header
+	texts    []string // decoded text of the header and each text part
+	textRead bool
+}
+
+// matcher evaluates search keys. Only what a key needs is read: flags,
+// dates and sizes come from the index; HEADER, FROM, SUBJECT, ... and
+// SENT* read the header block; BODY and TEXT read at most maxBytes of the
+// message.
+type matcher struct {
+	v        *view
+	maxBytes int64
+}
+
+// compiled is a search key with its message sets resolved once, so that
+// matching each message does not resolve them again.
+type compiled struct {
+	k    *imap.SearchCriteria
+	sets []map[uint32]bool // UIDs each SeqNum and UID set selects
+	not  []*compiled
+	or   [][2]*compiled
+}
+
+// compile resolves the message sets of k against the view: sequence
+// numbers out of range select nothing (SEARCH is not failed for them),
+// "$" is the saved result (RFC 5182).
+func (v *view) compile(k *imap.SearchCriteria, depth int) (*compiled, error) {
+	if depth > maxSearchDepth {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug,
+			Text: "Search keys nested too deeply"}
+	}
+	c := &compiled{k: k}
+	add := func(set imap.NumSet) {
+		sel := make(map[uint32]bool)
+		idxs, err := v.resolve(set)
+		if err == nil {
+			for _, i := range idxs {
+				sel[v.uids[i]] = true
+			}
+		}
+		c.sets = append(c.sets, sel)
+	}
+	for _, set := range k.SeqNum {
+		add(set)
+	}
+	for _, set := range k.UID {
+		add(set)
+	}
+	for i := range k.Not {
+		n, err := v.compile(&k.Not[i], depth+1)
+		if err != nil {
+			return nil, err
+		}
+		c.not = append(c.not, n)
+	}
+	for i := range k.Or {
+		a, err := v.compile(&k.Or[i][0], depth+1)
+		if err != nil {
+			return nil, err
+		}
+		b, err := v.compile(&k.Or[i][1], depth+1)
+		if err != nil {
+			return nil, err
+		}
+		c.or = append(c.or, [2]*compiled{a, b})
+	}
+	return c, nil
+}
+
+// maxSearchDepth bounds NOT/OR nesting; the library's 50 KiB command
+// limit allows thousands of levels otherwise.
+const maxSearchDepth = 100
+
+func (m *matcher) match(c *candidate, ck *compiled) (bool, error) {
+	k := ck.k
+	for _, sel := range ck.sets {
+		if !sel[c.msg.UID] {
+			return false, nil
+		}
+	}
+	if !matchDate(c.msg.InternalDate, k.Since, k.Before) {
+		return false, nil
+	}
+	for _, f := range k.Flag {
+		if !m.hasFlag(c, f) {
+			return false, nil
+		}
+	}
+	for _, f := range k.NotFlag {
+		if m.hasFlag(c, f) {
+			return false, nil
+		}
+	}
+	if k.Larger > 0 && c.msg.Size <= k.Larger {
+		return false, nil
+	}
+	if k.Smaller > 0 && c.msg.Size >= k.Smaller {
+		return false, nil
+	}
+	if len(k.Header) > 0 || !k.SentSince.IsZero() || !k.SentBefore.IsZero() {
+		h, err := m.header(c)
+		if err != nil {
+			return false, err
+		}
+		for _, f := range k.Header {
+			if !matchHeaderField(h, f.Key, f.Value) {
+				return false, nil
+			}
+		}
+		if !k.SentSince.IsZero() || !k.SentBefore.IsZero() {
+			// RFC 9051 §6.4.4: SENT* compare the Date header's date,
+			// ignoring time and zone; no usable Date matches nothing.
+			t, err := h.Date()
+			if err != nil || t.IsZero() || !matchDate(t, k.SentSince, k.SentBefore) {
+				return false, nil
+			}
+		}
+	}
+	for _, p := range k.Body {
+		ok, err := m.containsText(c, p, false)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	for _, p := range k.Text {
+		ok, err := m.containsText(c, p, true)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	for _, n := range ck.not {
+		ok, err := m.match(c, n)
+		if err != nil || ok {
+			return false, err
+		}
+	}
+	for _, pair := range ck.or {
+		ok, err := m.match(c, pair[0])
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			if ok, err = m.match(c, pair[1]); err != nil || !ok {
+				return false, err
+			}
+		}
+	}
+	return true, nil
+}
+
+func (m *matcher) hasFlag(c *candidate, f imap.Flag) bool {
+	if strings.EqualFold(string(f), `\Recent`) {
+		return m.v.recent[c.msg.UID]
+	}
+	// The view's flags are what the client was told; the index row may
+	// be newer, and RFC 9051 lets either be used. The index is the truth.
+	return hasFlag(c.msg.Flags, string(f))
+}
+
+func (m *matcher) open(c *candidate) (io.ReadCloser, error) {
+	s := m.v.s
+	return s.srv.opts.Backend.OpenBody(s.ctx, s.account, m.v.name, c.msg.UID)
+}
+
+func (m *matcher) header(c *candidate) (*mail.Header, error) {
+	if c.header != nil {
+		return c.header, nil
+	}
+	h, err := readHeader(func() (io.ReadCloser, error) { return m.open(c) })
+	if err != nil {
+		return nil, err
+	}
+	c.header = &mail.Header{Header: gomessage.Header{Header: h}}
+	return c.header, nil
+}
+
+// containsText reports whether the decoded text of the message contains
+// pattern, case-insensitively. BODY looks at the text parts only; TEXT
+// also at the header fields (RFC 9051 §6.4.4).
+func (m *matcher) containsText(c *candidate, pattern string, withHeader bool) (bool, error) {
+	if !c.textRead {
+		if err := m.readText(c); err != nil {
+			return false, err
+		}
+	}
+	p := strings.ToLower(pattern)
+	for i, t := range c.texts {
+		if i == 0 && !withHeader {
+			continue // texts[0] is the header
+		}
+		if strings.Contains(t, p) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// readText reads at most maxBytes of the message and keeps the lower-cased
+// decoded text: the header fields first, then every text/* part and the
+// headers and text of nested messages. Transfer encodings are undone by
+// go-message; parts in charsets other than US-ASCII and UTF-8 are
+// compared as stored.
+func (m *matcher) readText(c *candidate) error {
+	c.textRead = true
+	r, err := m.open(c)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	br := bufio.NewReader(io.LimitReader(r, m.maxBytes))
+	h, err := textproto.ReadHeader(br)
+	if err != nil {
+		c.texts = []string{""}
+		return nil
+	}
+	c.texts = []string{strings.ToLower(headerText(h))}
+	e, err := gomessage.New(gomessage.Header{Header: h}, br)
+	if e == nil {
+		// Unusable MIME (bad encoding): search the raw body.
+		raw, _ := io.ReadAll(br)
+		c.texts = append(c.texts, strings.ToLower(string(raw)))
+		return nil
+	}
+	_ = err // unknown charsets still give a usable entity
+	collectText(e, &c.texts, 0)
+	return nil
+}
+
+// maxMIMEDepth bounds recursion into nested multiparts and messages.
+const maxMIMEDepth = 20
+
+func collectText(e *gomessage.Entity, out *[]string, depth int) {
+	if depth > maxMIMEDepth {
+		return
+	}
+	if mr := e.MultipartReader(); mr != nil {
+		for {
+			p, err := mr.NextPart()
+			if p == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
+				return
+			}
+			collectText(p, out, depth+1)
+		}
+	}
+	t, _, _ := e.Header.ContentType()
+	switch {
+	case t == "" || strings.HasPrefix(t, "text/"):
+		b, _ := io.ReadAll(e.Body)
+		*out = append(*out, strings.ToLower(string(b)))
+	case t == "message/rfc822" || t == "message/global":
+		br := bufio.NewReader(e.Body)
+		h, err := textproto.ReadHeader(br)
+		if err != nil {
+			return
+		}
+		*out = append(*out, strings.ToLower(headerText(h)))
+		inner, _ := gomessage.New(gomessage.Header{Header: h}, br)
+		if inner != nil {
+			collectText(inner, out, depth+1)
+		}
+	}
+}
+
+// headerText is the header fields as "Key: decoded value" lines.
+func headerText(h textproto.Header) string {
+	var sb strings.Builder
+	mh := mail.Header{Header: gomessage.Header{Header: h}}
+	for f := mh.Fields(); f.Next(); {
+		val, err := f.Text()
+		if err != nil {
+			val = f.Value()
+		}
+		sb.WriteString(f.Key())
+		sb.WriteString(": ")
+		sb.WriteString(val)
+		sb.WriteByte('\n')
+	}
+	return sb.String()
+}
+
+// matchHeaderField implements HEADER, FROM, TO, CC, BCC and SUBJECT: a
+// case-insensitive substring of a field's decoded value; an empty
+// value matches every message that has the field (RFC 9051 §6.4.4).
+func matchHeaderField(h *mail.Header, key, value string) bool {
+	fields := h.FieldsByKey(key)
+	if value == "" {
+		return fields.Len() > 0
+	}
+	p := strings.ToLower(value)
+	for fields.Next() {
+		v, err := fields.Text()
+		if err != nil {
+			v = fields.Value()
+		}
+		if strings.Contains(strings.ToLower(v), p) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchDate compares dates only, ignoring time and time zone (RFC 9051
+// §6.4.4): t's calendar date in its own zone against since (inclusive)
+// and before (exclusive), which the library gives as midnight UTC.
+func matchDate(t, since, before time.Time) bool {
+	d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	if !since.IsZero() && d.Before(since) {
+		return false
+	}
+	if !before.IsZero() && !d.Before(before) {
+		return false
+	}
+	return true
+}

@@ -1,0 +1,307 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/mailyard/mailyard/internal/limits"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close, and by
+// Shutdown and Close when called a second time.
+var ErrServerClosed = errors.New("imap: server closed")
+
+// capabilities is every capability the server announces beyond those the
+// library adds by itself (SASL-IR, LITERAL-, STARTTLS, AUTH=PLAIN,
+// LOGINDISABLED, UNSELECT, ENABLE, IDLE, UTF8=ACCEPT, APPENDLIMIT=n).
+// Each one is implemented by the session; see the package documentation.
+var capabilities = imap.CapSet{
+	imap.CapIMAP4rev1:        {},
+	imap.CapIMAP4rev2:        {},
+	imap.CapNamespace:        {},
+	imap.CapUIDPlus:          {},
+	imap.CapESearch:          {},
+	imap.CapSearchRes:        {},
+	imap.CapListExtended:     {},
+	imap.CapListStatus:       {},
+	imap.CapMove:             {},
+	imap.CapStatusSize:       {},
+	imap.CapBinary:           {},
+	imap.CapChildren:         {},
+	imap.CapSpecialUse:       {},
+	imap.CapCreateSpecialUse: {},
+	imap.CapLiteralPlus:      {},
+}
+
+// Server is one IMAP listener's server. Create it with [New]; it is safe
+// for concurrent use.
+type Server struct {
+	opts   Options
+	is     *imapserver.Server
+	conns  *limits.ConnLimiter
+	log    *slog.Logger
+	recent recentTable
+
+	// ctx is the parent of every session's context; cancelled by Close
+	// and at the end of Shutdown so that blocked store calls give up.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	closing atomic.Bool
+	// busy counts commands being executed; Shutdown waits for it to
+	// reach zero so that a command in flight gets its tagged answer.
+	busy atomic.Int64
+
+	mu       sync.Mutex
+	lns      map[net.Listener]struct{}
+	sessions map[*session]struct{}
+}
+
+// New returns a server configured by opts (see [Options] for defaults).
+func New(opts Options) (*Server, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:     o,
+		conns:    limits.NewConnLimiter(max(o.MaxConnsPerIP, 0), max(o.MaxConns, 0)),
+		log:      o.Logger,
+		recent:   recentTable{m: make(map[recentKey]uint32)},
+		lns:      make(map[net.Listener]struct{}),
+		sessions: make(map[*session]struct{}),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	lopts := &imapserver.Options{
+		NewSession:   s.newSession,
+		Caps:         capabilities,
+		Logger:       libLog{s.log},
+		InsecureAuth: o.AllowInsecureAuth,
+	}
+	if !o.ImplicitTLS {
+		// With implicit TLS the connection is a *tls.Conn from the start:
+		// the library then allows authentication and offers no STARTTLS.
+		lopts.TLSConfig = o.TLSConfig
+	}
+	s.is = imapserver.New(lopts)
+	return s, nil
+}
+
+// Serve accepts connections on l until Shutdown or Close. With
+// Options.ImplicitTLS every connection starts with a TLS handshake.
+// It returns ErrServerClosed after Shutdown or Close.
+func (s *Server) Serve(l net.Listener) error {
+	if s.closing.Load() {
+		return ErrServerClosed
+	}
+	var ln net.Listener = &listener{Listener: l, s: s}
+	if s.opts.ImplicitTLS {
+		ln = tls.NewListener(ln, s.opts.TLSConfig)
+	}
+	s.mu.Lock()
+	s.lns[l] = struct{}{}
+	s.mu.Unlock()
+	if s.closing.Load() {
+		// Shutdown ran between the check above and the registration.
+		_ = l.Close()
+	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.lns, l)
+		s.mu.Unlock()
+	}()
+	err := s.is.Serve(ln)
+	if s.closing.Load() {
+		return ErrServerClosed
+	}
+	if err == nil {
+		// The library returns nil when the listener was closed under it.
+		return ErrServerClosed
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, lets commands in flight finish
+// (until ctx ends), then says BYE to every client and closes the
+// connections. Idle and idling clients are not waited for: IMAP sessions
+// last hours, and every acknowledged change is already durable.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.closing.Swap(true) {
+		return ErrServerClosed
+	}
+	s.closeListeners()
+	var err error
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for s.busy.Load() > 0 && err == nil {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-t.C:
+		}
+	}
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		_ = sess.conn.Bye("Server shutting down")
+	}
+	s.cancel()
+	_ = s.is.Close()
+	return err
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	if s.closing.Swap(true) {
+		return ErrServerClosed
+	}
+	err := s.closeListeners()
+	s.cancel()
+	_ = s.is.Close()
+	return err
+}
+
+func (s *Server) closeListeners() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for l := range s.lns {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// begin marks a command as running; the returned function ends it.
+func (s *Server) begin() func() {
+	s.busy.Add(1)
+	return func() { s.busy.Add(-1) }
+}
+
+func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	if s.closing.Load() {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
+	}
+	sess := newSession(s, c)
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	return sess, nil, nil
+}
+
+func (s *Server) forget(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+}
+
+// listener applies the connection limits before the library sees a
+// connection.
+type listener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := limits.AddrOf(c.RemoteAddr())
+		release, err := l.s.conns.Acquire(ip)
+		if err != nil {
+			l.s.log.Warn("connection refused", "rule", "conn-limit", "client", ip.String(), "reason", err.Error())
+			go l.refuse(c)
+			continue
+		}
+		return &limitedConn{Conn: c, release: release}, nil
+	}
+}
+
+// refuse says why (on plain-text listeners; a TLS client would not
+// understand clear text) and hangs up.
+func (l *listener) refuse(c net.Conn) {
+	if !l.s.opts.ImplicitTLS {
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.WriteString(c, "* BYE [UNAVAILABLE] Too many connections, try again later\r\n")
+	}
+	_ = c.Close()
+}
+
+type limitedConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	c.release()
+	return c.Conn.Close()
+}
+
+// libLog forwards the library's log lines to slog.
+type libLog struct{ l *slog.Logger }
+
+func (e libLog) Printf(format string, v ...any) {
+	msg := strings.TrimSuffix(fmt.Sprintf(format, v...), "\n")
+	// Clients that hang up or time out are routine, not errors.
+	if strings.Contains(msg, "use of closed network connection") || strings.Contains(msg, "i/o timeout") ||
+		strings.Contains(msg, "connection reset by peer") || strings.Contains(msg, "EOF") {
+		e.l.Debug("imap connection", "detail", msg)
+		return
+	}
+	e.l.Warn("imap library", "detail", msg)
+}
+
+// recentKey names one incarnation of a mailbox.
+type recentKey struct {
+	account, mailbox string
+	uidValidity      uint32
+}
+
+// recentTable implements the \Recent flag of RFC 3501 §2.3.2 in process
+// memory: for each mailbox, the highest UID some read-write session has
+// already been told about. A message above it is recent for the next
+// session that selects the mailbox read-write, and only for that one.
+// After a restart every message counts as recent once more, as RFC 3501
+// §2.3.2 asks when the server cannot tell ("SHOULD be considered recent").
+type recentTable struct {
+	mu sync.Mutex
+	m  map[recentKey]uint32
+}
+
+// claim records that the caller has seen every UID up to upTo and returns
+// the previous mark: UIDs above it are recent for the caller.
+func (t *recentTable) claim(k recentKey, upTo uint32) uint32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	prev := t.m[k]
+	if upTo > prev {
+		t.m[k] = upTo
+	}
+	return prev
+}
+
+// peek returns the mark without moving it (EXAMINE, STATUS).
+func (t *recentTable) peek(k recentKey) uint32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[k]
+}

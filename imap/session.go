@@ -1,0 +1,505 @@
+package imap
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/internal/limits"
+	"github.com/mailyard/mailyard/store"
+)
+
+// session is one connection's state. The library calls its methods one at
+// a time, except Idle, which runs while the library waits for DONE and
+// returns before the next call.
+type session struct {
+	srv  *Server
+	conn *imapserver.Conn
+	ip   netip.Addr
+	log  *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	account string // the authenticated user's ID; "" before login
+
+	// The feed subscription of the account, drained by one goroutine that
+	// turns changes into wake-ups for Idle.
+	sub      store.Subscription
+	notify   chan struct{}
+	feedDone chan struct{}
+
+	view *view // the selected mailbox, nil when none is
+	once sync.Once
+}
+
+var (
+	_ imapserver.SessionIMAP4rev2   = (*session)(nil)
+	_ imapserver.SessionAppendLimit = (*session)(nil)
+)
+
+func newSession(srv *Server, c *imapserver.Conn) *session {
+	ip := limits.AddrOf(c.NetConn().RemoteAddr())
+	ctx, cancel := context.WithCancel(srv.ctx)
+	s := &session{
+		srv:    srv,
+		conn:   c,
+		ip:     ip,
+		log:    srv.log.With("client", ip.String()),
+		ctx:    ctx,
+		cancel: cancel,
+		notify: make(chan struct{}, 1),
+	}
+	return s
+}
+
+// Close implements imapserver.Session.
+func (s *session) Close() error {
+	s.once.Do(func() {
+		s.cancel()
+		if s.sub != nil {
+			_ = s.sub.Close()
+			<-s.feedDone
+		}
+		s.srv.forget(s)
+	})
+	return nil
+}
+
+// Login implements imapserver.Session; AUTHENTICATE PLAIN ends here too.
+// Blocked clients and logins are refused before the password is looked
+// at; a wrong password is answered only after the limiter's delay.
+func (s *session) Login(login, password string) error {
+	defer s.srv.begin()()
+	lim := s.srv.opts.AuthLimiter
+	log := s.log.With("login", printable(login))
+	if err := lim.Check(s.ip, login); err != nil {
+		log.Warn("authentication refused", "rule", "auth-blocked", "reason", err.Error())
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
+			Text: "Too many failed authentications; try again later"}
+	}
+	user, err := s.srv.opts.Auth.Authenticate(s.ctx, login, password, directory.ProtoIMAP)
+	switch {
+	case err == nil:
+		lim.Success(s.ip, login)
+	case errors.Is(err, directory.ErrAuthFailed):
+		delay := lim.Failure(s.ip, login)
+		ipFails, loginFails := lim.Failures(s.ip, login)
+		log.Warn("authentication failed", "delay", delay, "client_failures", ipFails, "login_failures", loginFails)
+		s.sleep(delay)
+		return imapserver.ErrAuthFailed
+	case errors.Is(err, directory.ErrDisabled):
+		log.Warn("authentication refused", "rule", "disabled-user")
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeContactAdmin,
+			Text: "Account disabled"}
+	case errors.Is(err, directory.ErrProtocolNotAllowed):
+		log.Warn("authentication refused", "rule", "protocol-not-allowed")
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthorizationFailed,
+			Text: "IMAP access is not allowed for this account"}
+	default:
+		log.Error("authentication error", "err", err)
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
+			Text: "Authentication temporarily unavailable"}
+	}
+	sub, err := s.srv.opts.Backend.Subscribe(s.ctx, user.ID)
+	if err != nil {
+		log.Error("change feed subscription failed", "err", err)
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
+			Text: "Mailbox temporarily unavailable"}
+	}
+	s.account = user.ID
+	s.log = s.log.With("user", user.ID)
+	s.sub = sub
+	s.feedDone = make(chan struct{})
+	go s.drainFeed()
+	log.Info("authenticated", "user", user.ID)
+	return nil
+}
+
+// drainFeed turns every change of the account into one pending wake-up.
+// Which mailbox changed does not matter: a wake-up costs one query.
+func (s *session) drainFeed() {
+	defer close(s.feedDone)
+	for range s.sub.C() {
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *session) sleep(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.ctx.Done():
+	}
+}
+
+// AppendLimit implements imapserver.SessionAppendLimit (RFC 7889).
+func (s *session) AppendLimit() uint32 { return uint32(s.srv.opts.AppendLimit) }
+
+// Namespace implements imapserver.SessionNamespace (RFC 2342): one
+// personal namespace with "/" as the hierarchy separator.
+func (s *session) Namespace() (*imap.NamespaceData, error) {
+	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: '/'}}}, nil
+}
+
+// Select implements imapserver.Session (SELECT and EXAMINE).
+func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	defer s.srv.begin()()
+	s.closeView()
+	name, err := mailboxName(name)
+	if err != nil {
+		return nil, err
+	}
+	v, data, err := openView(s, name, options.ReadOnly)
+	if err != nil {
+		return nil, s.storeErr("select", err)
+	}
+	s.view = v
+	return data, nil
+}
+
+// Unselect implements imapserver.Session (UNSELECT, and CLOSE after its
+// expunge).
+func (s *session) Unselect() error {
+	s.closeView()
+	return nil
+}
+
+func (s *session) closeView() {
+	s.view = nil
+}
+
+// Create implements imapserver.Session (RFC 9051 §6.3.4, RFC 6154 §3).
+func (s *session) Create(name string, options *imap.CreateOptions) error {
+	defer s.srv.begin()()
+	// A trailing separator announces that the client means to create
+	// inferior names; the mailbox itself is created without it.
+	name = strings.TrimSuffix(name, store.Separator)
+	name, err := mailboxName(name)
+	if err != nil {
+		return err
+	}
+	if strings.ContainsAny(name, "*%") {
+		return noCode(imap.ResponseCodeCannot, "Mailbox names may not contain * or % (they are LIST wildcards)")
+	}
+	use := store.SpecialNone
+	if options != nil && len(options.SpecialUse) > 0 {
+		if len(options.SpecialUse) > 1 {
+			return noCode("USEATTR", "Only one special-use attribute per mailbox")
+		}
+		var ok bool
+		if use, ok = specialUseOf(options.SpecialUse[0]); !ok {
+			return noCode("USEATTR", "Unsupported special-use attribute "+string(options.SpecialUse[0]))
+		}
+	}
+	_, err = s.srv.opts.Backend.CreateMailbox(s.ctx, s.account, name, use)
+	return s.storeErr("create", err)
+}
+
+// Delete implements imapserver.Session (RFC 9051 §6.3.5). Inferior names
+// stay; the deleted name then lists as \Noselect while it has children.
+func (s *session) Delete(name string) error {
+	defer s.srv.begin()()
+	name, err := mailboxName(name)
+	if err != nil {
+		return err
+	}
+	return s.storeErr("delete", s.srv.opts.Backend.DeleteMailbox(s.ctx, s.account, name))
+}
+
+// Rename implements imapserver.Session (RFC 9051 §6.3.6). Renaming INBOX
+// moves all its messages into a new mailbox and leaves INBOX empty.
+func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
+	defer s.srv.begin()()
+	oldName, err := mailboxName(oldName)
+	if err != nil {
+		return err
+	}
+	newName, err = mailboxName(strings.TrimSuffix(newName, store.Separator))
+	if err != nil {
+		return err
+	}
+	if strings.ContainsAny(newName, "*%") {
+		return noCode(imap.ResponseCodeCannot, "Mailbox names may not contain * or % (they are LIST wildcards)")
+	}
+	b := s.srv.opts.Backend
+	if oldName != store.Inbox {
+		return s.storeErr("rename", b.RenameMailbox(s.ctx, s.account, oldName, newName))
+	}
+	if _, err := b.CreateMailbox(s.ctx, s.account, newName, store.SpecialNone); err != nil {
+		return s.storeErr("rename", err)
+	}
+	if _, err := b.Move(s.ctx, s.account, store.Inbox, newName, nil); err != nil {
+		return s.storeErr("rename", err)
+	}
+	return nil
+}
+
+// Subscribe implements imapserver.Session.
+func (s *session) Subscribe(name string) error { return s.setSubscribed(name, true) }
+
+// Unsubscribe implements imapserver.Session.
+func (s *session) Unsubscribe(name string) error { return s.setSubscribed(name, false) }
+
+func (s *session) setSubscribed(name string, on bool) error {
+	defer s.srv.begin()()
+	name, err := mailboxName(name)
+	if err != nil {
+		return err
+	}
+	return s.storeErr("subscribe", s.srv.opts.Backend.SetSubscribed(s.ctx, s.account, name, on))
+}
+
+// Status implements imapserver.Session (RFC 9051 §6.3.11, RFC 8438
+// STATUS=SIZE, RFC 7889 APPENDLIMIT).
+func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	defer s.srv.begin()()
+	name, err := mailboxName(name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := s.status(name, options)
+	return data, s.storeErr("status", err)
+}
+
+func (s *session) status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	b := s.srv.opts.Backend
+	st, err := b.Status(s.ctx, s.account, name)
+	if err != nil {
+		return nil, err
+	}
+	num := func(n int64) *uint32 { v := uint32(n); return &v }
+	limit := uint32(s.srv.opts.AppendLimit)
+	data := &imap.StatusData{
+		Mailbox:       st.Name,
+		NumMessages:   num(st.Messages),
+		UIDNext:       imap.UID(st.UIDNext),
+		UIDValidity:   st.UIDValidity,
+		NumUnseen:     num(st.Unseen),
+		NumDeleted:    num(st.Deleted),
+		Size:          &st.Size,
+		AppendLimit:   &limit,
+		HighestModSeq: st.HighestModSeq,
+		NumRecent:     num(0),
+	}
+	if options.NumRecent {
+		// RFC 3501 §6.3.10: messages no session has been told about.
+		mark := s.srv.recent.peek(recentKey{s.account, st.Name, st.UIDValidity})
+		if st.UIDNext > mark+1 {
+			uids, err := b.Search(s.ctx, s.account, name, store.SearchCriteria{UIDs: store.UIDSet{{Start: mark + 1}}})
+			if err != nil {
+				return nil, err
+			}
+			data.NumRecent = num(int64(len(uids)))
+		}
+	}
+	if options.DeletedStorage {
+		// RFC 9208 §4.4: the storage \Deleted messages would free.
+		var size int64
+		uids, err := b.Search(s.ctx, s.account, name, store.SearchCriteria{WithFlags: []string{store.FlagDeleted}})
+		if err != nil {
+			return nil, err
+		}
+		if len(uids) > 0 {
+			msgs, err := b.ListMessages(s.ctx, s.account, name, compressUIDs(uids))
+			if err != nil {
+				return nil, err
+			}
+			for _, m := range msgs {
+				size += m.Size
+			}
+		}
+		data.DeletedStorage = &size
+	}
+	return data, nil
+}
+
+// Append implements imapserver.Session (RFC 9051 §6.3.12, RFC 4315
+// APPENDUID). The OK is sent only after the store has committed.
+func (s *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	defer s.srv.begin()()
+	name, err := mailboxName(name)
+	if err != nil {
+		return nil, err
+	}
+	flags := make([]string, 0, len(options.Flags))
+	for _, f := range options.Flags {
+		// \Recent is the server's to set (RFC 3501 §2.3.2); ignore it.
+		if !strings.EqualFold(string(f), `\Recent`) {
+			flags = append(flags, string(f))
+		}
+	}
+	if flags, err = store.NormalizeFlags(flags); err != nil {
+		return nil, s.storeErr("append", err)
+	}
+	b := s.srv.opts.Backend
+	m, err := b.Append(s.ctx, s.account, name, r, store.AppendOptions{Flags: flags, InternalDate: options.Time})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, noCode(imap.ResponseCodeTryCreate, "No such mailbox: "+name)
+	}
+	if err != nil {
+		return nil, s.storeErr("append", err)
+	}
+	mb, err := b.Mailbox(s.ctx, s.account, name)
+	if err != nil {
+		// The message is stored; only the APPENDUID code cannot be given.
+		s.log.Warn("append: mailbox vanished after append", "mailbox", name, "err", err)
+		return nil, nil
+	}
+	return &imap.AppendData{UID: imap.UID(m.UID), UIDValidity: mb.UIDValidity}, nil
+}
+
+// Poll implements imapserver.Session: the updates after every command.
+func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if s.view == nil {
+		return nil
+	}
+	defer s.srv.begin()()
+	return s.view.poll(w, allowExpunge)
+}
+
+// Idle implements imapserver.Session (RFC 2177): updates are written as
+// the account's change feed reports commits, until the client's DONE.
+func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if err := s.Poll(w, true); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-s.ctx.Done():
+			return nil
+		case <-s.notify:
+			if err := s.Poll(w, true); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Expunge implements imapserver.Session (EXPUNGE, UID EXPUNGE and CLOSE).
+func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	defer s.srv.begin()()
+	return s.view.expunge(w, uids)
+}
+
+// Search implements imapserver.Session.
+func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	defer s.srv.begin()()
+	return s.view.search(kind, criteria, options)
+}
+
+// Fetch implements imapserver.Session.
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	defer s.srv.begin()()
+	return s.view.fetch(w, numSet, options)
+}
+
+// Store implements imapserver.Session.
+func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+	defer s.srv.begin()()
+	return s.view.store(w, numSet, flags)
+}
+
+// Copy implements imapserver.Session (RFC 4315 COPYUID).
+func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	defer s.srv.begin()()
+	return s.view.copyTo(numSet, dest)
+}
+
+// Move implements imapserver.SessionMove (RFC 6851).
+func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	defer s.srv.begin()()
+	return s.view.move(w, numSet, dest)
+}
+
+// rev2 reports whether the client has enabled IMAP4rev2, which drops
+// \Recent (RFC 9051 §2.3.2).
+func (s *session) rev2() bool {
+	return s.conn.EnabledCaps().Has(imap.CapIMAP4rev2)
+}
+
+// mailboxName checks a mailbox name from the client (already decoded from
+// modified UTF-7 by the library) and returns the store's form of it.
+func mailboxName(name string) (string, error) {
+	clean, err := store.CleanMailboxName(name)
+	if err != nil {
+		return "", noCode(imap.ResponseCodeCannot, "Invalid mailbox name: "+errText(err))
+	}
+	return clean, nil
+}
+
+func specialUseOf(a imap.MailboxAttr) (store.SpecialUse, bool) {
+	for _, u := range []store.SpecialUse{store.SpecialSent, store.SpecialDrafts, store.SpecialTrash,
+		store.SpecialJunk, store.SpecialArchive, store.SpecialAll, store.SpecialFlagged} {
+		if strings.EqualFold(string(a), string(u)) {
+			return u, true
+		}
+	}
+	return store.SpecialNone, false
+}
+
+// storeErr turns a store error into the NO the client gets. Unexpected
+// errors are logged and answered without detail.
+func (s *session) storeErr(op string, err error) error {
+	var qe *store.QuotaError
+	var ie *imap.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ie):
+		return err
+	case errors.As(err, &qe):
+		return noCode(imap.ResponseCodeOverQuota, "Quota exceeded ("+qe.Resource+")")
+	case errors.Is(err, store.ErrNotFound):
+		return noCode(imap.ResponseCodeNonExistent, "No such mailbox")
+	case errors.Is(err, store.ErrExists):
+		return noCode(imap.ResponseCodeAlreadyExists, "Mailbox already exists")
+	case errors.Is(err, store.ErrInvalid):
+		return noCode(imap.ResponseCodeCannot, errText(err))
+	case errors.Is(err, store.ErrClosed), errors.Is(err, context.Canceled):
+		return noCode(imap.ResponseCodeUnavailable, "Server shutting down")
+	}
+	s.log.Error("store error", "op", op, "err", err)
+	return noCode(imap.ResponseCodeServerBug, "Internal error, the operation was not carried out")
+}
+
+func noCode(code imap.ResponseCode, text string) error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: code, Text: text}
+}
+
+// errText is an error's message made safe for a response line.
+func errText(err error) string {
+	t := strings.TrimPrefix(err.Error(), "store: ")
+	return printable(t)
+}
+
+// printable replaces control characters so that client-supplied text
+// cannot break a response or log line, and caps its length.
+func printable(s string) string {
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,589 @@
+package imap
+
+import (
+	"errors"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// view is a session's picture of its selected mailbox: the message
+// sequence numbers the client knows (RFC 9051 §2.3.1.2), the flags it was
+// last told, and what has changed in the store since.
+//
+// The store is the truth; the view only decides what to tell the client
+// when. Messages expunged by others stay in the view (in gone) until an
+// EXPUNGE response may be sent (not during FETCH, STORE or SEARCH, RFC
+// 9051 §7.5.1), so sequence numbers never shift under the client.
+type view struct {
+	s           *session
+	name        string
+	readOnly    bool
+	uidValidity uint32
+	key         recentKey
+
+	uids  []uint32            // sequence number n is uids[n-1]; ascending
+	flags map[uint32][]string // flags as last known, store form
+	gone  map[uint32]bool     // expunged in the store, not yet reported
+	// recent holds the UIDs that are \Recent for this session.
+	recent map[uint32]bool
+	// keywords in use in the mailbox, lower case -> first spelling seen;
+	// FLAGS and PERMANENTFLAGS list them (RFC 9051 §7.3.5).
+	keywords      map[string]string
+	keywordsDirty bool
+	// modSeq is the mailbox HIGHESTMODSEQ up to which changes have been
+	// taken into the view.
+	modSeq uint64
+	// dead is set when the mailbox was deleted or recreated under the
+	// session; everything in it is then reported expunged.
+	dead bool
+	// searchRes is the SEARCHRES result "$" (RFC 5182), as UIDs.
+	searchRes []uint32
+}
+
+// systemFlags are the flags every mailbox supports.
+var systemFlags = []string{store.FlagAnswered, store.FlagFlagged, store.FlagDeleted, store.FlagSeen, store.FlagDraft}
+
+func openView(s *session, name string, readOnly bool) (*view, *imap.SelectData, error) {
+	b := s.srv.opts.Backend
+	mb, err := b.Mailbox(s.ctx, s.account, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The watermark is taken before the listing: whatever commits in
+	// between is seen again by the next poll, which is harmless.
+	msgs, err := b.ListMessages(s.ctx, s.account, name, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	v := &view{
+		s:           s,
+		name:        mb.Name,
+		readOnly:    readOnly,
+		uidValidity: mb.UIDValidity,
+		key:         recentKey{s.account, mb.Name, mb.UIDValidity},
+		uids:        make([]uint32, 0, len(msgs)),
+		flags:       make(map[uint32][]string, len(msgs)),
+		gone:        make(map[uint32]bool),
+		recent:      make(map[uint32]bool),
+		keywords:    make(map[string]string),
+		modSeq:      mb.HighestModSeq,
+	}
+	var firstUnseen uint32
+	for i, m := range msgs {
+		v.uids = append(v.uids, m.UID)
+		v.flags[m.UID] = m.Flags
+		v.noteKeywords(m.Flags)
+		if firstUnseen == 0 && !hasFlag(m.Flags, store.FlagSeen) {
+			firstUnseen = uint32(i + 1)
+		}
+	}
+	v.keywordsDirty = false
+	uidNext := mb.UIDNext
+	if n := len(v.uids); n > 0 && v.uids[n-1] >= uidNext {
+		uidNext = v.uids[n-1] + 1
+	}
+	v.markRecent(v.uids, uidNext-1)
+
+	flags := v.mailboxFlags()
+	perm := []imap.Flag{}
+	if !readOnly {
+		// RFC 9051 §7.1: \* says that new keywords may be created.
+		perm = append(slices.Clone(flags), imap.FlagWildcard)
+	}
+	data := &imap.SelectData{
+		Flags:             flags,
+		PermanentFlags:    perm,
+		NumMessages:       uint32(len(v.uids)),
+		FirstUnseenSeqNum: firstUnseen,
+		NumRecent:         uint32(len(v.recent)),
+		UIDNext:           imap.UID(uidNext),
+		UIDValidity:       mb.UIDValidity,
+	}
+	return v, data, nil
+}
+
+// markRecent decides which of uids are \Recent for this session. A
+// read-write session claims them (RFC 3501 §2.3.2: recent in exactly one
+// session); a read-only one only looks (RFC 3501 §6.3.2: EXAMINE must not
+// clear \Recent).
+func (v *view) markRecent(uids []uint32, upTo uint32) {
+	var mark uint32
+	if v.readOnly {
+		mark = v.s.srv.recent.peek(v.key)
+	} else {
+		mark = v.s.srv.recent.claim(v.key, upTo)
+	}
+	for _, uid := range uids {
+		if uid > mark {
+			v.recent[uid] = true
+		}
+	}
+}
+
+func (v *view) noteKeywords(flags []string) {
+	for _, f := range flags {
+		if strings.HasPrefix(f, `\`) {
+			continue
+		}
+		k := strings.ToLower(f)
+		if _, ok := v.keywords[k]; !ok {
+			v.keywords[k] = f
+			v.keywordsDirty = true
+		}
+	}
+}
+
+// mailboxFlags is the FLAGS list: system flags and keywords in use.
+func (v *view) mailboxFlags() []imap.Flag {
+	out := make([]imap.Flag, 0, len(systemFlags)+len(v.keywords))
+	for _, f := range systemFlags {
+		out = append(out, imap.Flag(f))
+	}
+	kw := make([]string, 0, len(v.keywords))
+	for _, k := range v.keywords {
+		kw = append(kw, k)
+	}
+	sort.Strings(kw)
+	for _, k := range kw {
+		out = append(out, imap.Flag(k))
+	}
+	return out
+}
+
+// clientFlags is a message's FLAGS as this client sees them: \Recent is
+// added for IMAP4rev1 clients (RFC 3501 §2.3.2), never for IMAP4rev2 ones.
+func (v *view) clientFlags(uid uint32, flags []string) []imap.Flag {
+	out := make([]imap.Flag, 0, len(flags)+1)
+	for _, f := range flags {
+		out = append(out, imap.Flag(f))
+	}
+	if v.recent[uid] && !v.s.rev2() {
+		out = append(out, `\Recent`)
+	}
+	return out
+}
+
+// seqOf returns the sequence number of uid, 0 if the view lacks it.
+func (v *view) seqOf(uid uint32) uint32 {
+	i, ok := slices.BinarySearch(v.uids, uid)
+	if !ok {
+		return 0
+	}
+	return uint32(i + 1)
+}
+
+// poll brings the view up to date with the store and writes what changed:
+// EXPUNGE (when allowed), FLAGS for new keywords, EXISTS and RECENT for
+// new messages, FETCH FLAGS for messages whose flags others changed.
+func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	s := v.s
+	b := s.srv.opts.Backend
+	var added []uint32
+	changed := make(map[uint32]bool)
+	if !v.dead {
+		mb, err := b.Mailbox(s.ctx, s.account, v.name)
+		switch {
+		case errors.Is(err, store.ErrNotFound) || (err == nil && mb.UIDValidity != v.uidValidity):
+			// Deleted or renamed away under us: all messages are gone
+			// (RFC 2180 §3 lets the server report them expunged).
+			v.dead = true
+			for _, uid := range v.uids {
+				v.gone[uid] = true
+			}
+		case err != nil:
+			return s.storeErr("poll", err)
+		case mb.HighestModSeq > v.modSeq:
+			cs, err := b.Changes(s.ctx, s.account, v.name, v.modSeq)
+			if err != nil {
+				return s.storeErr("poll", err)
+			}
+			for _, uid := range cs.Vanished {
+				if v.seqOf(uid) != 0 {
+					v.gone[uid] = true
+				}
+			}
+			last := v.lastUID()
+			var fresh []store.Message
+			for _, m := range cs.Changed {
+				switch {
+				case v.seqOf(m.UID) != 0:
+					if !v.gone[m.UID] && !slices.Equal(v.flags[m.UID], m.Flags) {
+						v.flags[m.UID] = m.Flags
+						v.noteKeywords(m.Flags)
+						changed[m.UID] = true
+					}
+				case m.UID > last:
+					fresh = append(fresh, m)
+				}
+			}
+			sort.Slice(fresh, func(i, j int) bool { return fresh[i].UID < fresh[j].UID })
+			for _, m := range fresh {
+				v.uids = append(v.uids, m.UID)
+				v.flags[m.UID] = m.Flags
+				v.noteKeywords(m.Flags)
+				added = append(added, m.UID)
+			}
+			if len(added) > 0 {
+				v.markRecent(added, added[len(added)-1])
+			}
+			v.modSeq = mb.HighestModSeq
+		}
+	}
+	if allowExpunge {
+		if err := v.reportExpunges(w.WriteExpunge); err != nil {
+			return err
+		}
+	}
+	if v.keywordsDirty {
+		v.keywordsDirty = false
+		if err := w.WriteMailboxFlags(v.mailboxFlags()); err != nil {
+			return err
+		}
+	}
+	if len(added) > 0 {
+		if err := w.WriteNumMessages(uint32(len(v.uids))); err != nil {
+			return err
+		}
+		if err := w.WriteNumRecent(uint32(len(v.recent))); err != nil {
+			return err
+		}
+	}
+	if len(changed) > 0 {
+		for i, uid := range v.uids {
+			if changed[uid] && !v.gone[uid] {
+				if err := w.WriteMessageFlags(uint32(i+1), imap.UID(uid), v.clientFlags(uid, v.flags[uid])); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (v *view) lastUID() uint32 {
+	if len(v.uids) == 0 {
+		return 0
+	}
+	return v.uids[len(v.uids)-1]
+}
+
+// reportExpunges writes one EXPUNGE per gone message, highest sequence
+// number first so that each number is valid when the client reads it
+// (RFC 9051 §7.5.1), and drops them from the view.
+func (v *view) reportExpunges(write func(seq uint32) error) error {
+	if len(v.gone) == 0 {
+		return nil
+	}
+	for i := len(v.uids) - 1; i >= 0; i-- {
+		uid := v.uids[i]
+		if !v.gone[uid] {
+			continue
+		}
+		v.uids = slices.Delete(v.uids, i, i+1)
+		delete(v.gone, uid)
+		delete(v.flags, uid)
+		delete(v.recent, uid)
+		if err := write(uint32(i + 1)); err != nil {
+			return err
+		}
+	}
+	v.searchRes = slices.DeleteFunc(v.searchRes, func(uid uint32) bool { return v.seqOf(uid) == 0 })
+	return nil
+}
+
+// resolve turns a sequence set, UID set or "$" into indexes into v.uids,
+// ascending and without duplicates. A sequence number beyond the mailbox
+// is a client error (RFC 9051 §9 seq-number: "a number larger than the
+// number of messages is invalid"); "*" in an empty mailbox selects
+// nothing. UIDs that do not exist are ignored (RFC 9051 §6.4.9).
+func (v *view) resolve(numSet imap.NumSet) ([]int, error) {
+	if imap.IsSearchRes(numSet) {
+		var out []int
+		for _, uid := range v.searchRes {
+			if n := v.seqOf(uid); n != 0 {
+				out = append(out, int(n-1))
+			}
+		}
+		return out, nil
+	}
+	n := uint32(len(v.uids))
+	pick := make(map[int]bool)
+	switch set := numSet.(type) {
+	case imap.SeqSet:
+		for _, r := range set {
+			lo, hi := r.Start, r.Stop
+			star := lo == 0 || hi == 0
+			if lo == 0 {
+				lo = n
+			}
+			if hi == 0 {
+				hi = n
+			}
+			if lo > hi {
+				lo, hi = hi, lo
+			}
+			if hi > n && !star || lo == 0 && !star {
+				return nil, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug,
+					Text: "Message sequence number out of range"}
+			}
+			for i := lo; i <= hi && i <= n; i++ {
+				if i > 0 {
+					pick[int(i-1)] = true
+				}
+			}
+		}
+	case imap.UIDSet:
+		last := v.lastUID()
+		for _, r := range set {
+			lo, hi := uint32(r.Start), uint32(r.Stop)
+			if lo == 0 {
+				lo = last
+			}
+			if hi == 0 {
+				hi = last
+			}
+			if lo > hi {
+				lo, hi = hi, lo
+			}
+			i, _ := slices.BinarySearch(v.uids, lo)
+			for ; i < len(v.uids) && v.uids[i] <= hi; i++ {
+				pick[i] = true
+			}
+		}
+	}
+	out := make([]int, 0, len(pick))
+	for i := range pick {
+		out = append(out, i)
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+// live returns the UIDs at idxs that are not expunged.
+func (v *view) live(idxs []int) []uint32 {
+	out := make([]uint32, 0, len(idxs))
+	for _, i := range idxs {
+		if uid := v.uids[i]; !v.gone[uid] {
+			out = append(out, uid)
+		}
+	}
+	return out
+}
+
+// compressUIDs turns ascending UIDs into ranges.
+func compressUIDs(uids []uint32) store.UIDSet {
+	set := store.UIDSet{}
+	for _, u := range uids {
+		if n := len(set); n > 0 && set[n-1].Stop+1 == u {
+			set[n-1].Stop = u
+			continue
+		}
+		set = append(set, store.UIDRange{Start: u, Stop: u})
+	}
+	return set
+}
+
+func hasFlag(flags []string, f string) bool {
+	for _, g := range flags {
+		if strings.EqualFold(g, f) {
+			return true
+		}
+	}
+	return false
+}
+
+var errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot,
+	Text: "Mailbox is read-only (selected with EXAMINE)"}
+
+// store implements STORE (RFC 9051 §6.4.6). The OK follows the commit.
+func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.StoreFlags) error {
+	if v.readOnly {
+		return errReadOnly
+	}
+	idxs, err := v.resolve(numSet)
+	if err != nil {
+		return err
+	}
+	uids := v.live(idxs)
+	if len(uids) == 0 {
+		return nil
+	}
+	flags := make([]string, len(sf.Flags))
+	for i, f := range sf.Flags {
+		flags[i] = string(f)
+	}
+	req := store.StoreFlagsRequest{UIDs: compressUIDs(uids), Flags: flags}
+	switch sf.Op {
+	case imap.StoreFlagsSet:
+		req.Op = store.FlagsReplace
+	case imap.StoreFlagsAdd:
+		req.Op = store.FlagsAdd
+	case imap.StoreFlagsDel:
+		req.Op = store.FlagsRemove
+	}
+	s := v.s
+	res, err := s.srv.opts.Backend.StoreFlags(s.ctx, s.account, v.name, req)
+	if err != nil {
+		return s.storeErr("store", err)
+	}
+	_, byUID := numSet.(imap.UIDSet)
+	for _, m := range res.Updated {
+		seq := v.seqOf(m.UID)
+		if seq == 0 || v.gone[m.UID] {
+			continue
+		}
+		v.flags[m.UID] = m.Flags
+		v.noteKeywords(m.Flags)
+		if sf.Silent {
+			continue
+		}
+		rw := w.CreateMessage(seq)
+		if byUID {
+			rw.WriteUID(imap.UID(m.UID))
+		}
+		rw.WriteFlags(v.clientFlags(m.UID, m.Flags))
+		if err := rw.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expunge implements EXPUNGE, UID EXPUNGE (RFC 4315 §2.1) and the silent
+// expunge of CLOSE (RFC 9051 §6.4.1).
+func (v *view) expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	// CLOSE passes a writer without a connection; EXPUNGE never does.
+	isClose := *w == imapserver.ExpungeWriter{}
+	if v.readOnly {
+		if isClose {
+			return nil // CLOSE after EXAMINE expunges nothing
+		}
+		return errReadOnly
+	}
+	var set store.UIDSet
+	if uids != nil {
+		idxs, err := v.resolve(*uids)
+		if err != nil {
+			return err
+		}
+		set = compressUIDs(v.live(idxs))
+		if len(set) == 0 {
+			return nil
+		}
+	} else if last := v.lastUID(); last > 0 {
+		// Only messages the client knows of; later ones it has not seen.
+		set = store.UIDSet{{Start: 1, Stop: last}}
+	} else {
+		return nil
+	}
+	s := v.s
+	removed, err := s.srv.opts.Backend.Expunge(s.ctx, s.account, v.name, set)
+	if err != nil {
+		return s.storeErr("expunge", err)
+	}
+	for _, uid := range removed {
+		if v.seqOf(uid) != 0 {
+			v.gone[uid] = true
+		}
+	}
+	return v.reportExpunges(w.WriteExpunge)
+}
+
+// copyTo implements COPY (RFC 9051 §6.4.7) with COPYUID (RFC 4315).
+func (v *view) copyTo(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	dest, err := mailboxName(dest)
+	if err != nil {
+		return nil, err
+	}
+	idxs, err := v.resolve(numSet)
+	if err != nil {
+		return nil, err
+	}
+	uids := v.live(idxs)
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	s := v.s
+	pairs, err := s.srv.opts.Backend.Copy(s.ctx, s.account, v.name, dest, compressUIDs(uids))
+	if err != nil {
+		return nil, v.transferErr("copy", dest, err)
+	}
+	return v.copyData(dest, pairs)
+}
+
+// move implements MOVE (RFC 6851): COPYUID first, then the expunges.
+func (v *view) move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	if v.readOnly {
+		return errReadOnly
+	}
+	dest, err := mailboxName(dest)
+	if err != nil {
+		return err
+	}
+	if dest == v.name {
+		return noCode(imap.ResponseCodeCannot, "Source and destination are the same mailbox")
+	}
+	idxs, err := v.resolve(numSet)
+	if err != nil {
+		return err
+	}
+	uids := v.live(idxs)
+	if len(uids) == 0 {
+		return nil
+	}
+	s := v.s
+	pairs, err := s.srv.opts.Backend.Move(s.ctx, s.account, v.name, dest, compressUIDs(uids))
+	if err != nil {
+		return v.transferErr("move", dest, err)
+	}
+	data, err := v.copyData(dest, pairs)
+	if err != nil {
+		return err
+	}
+	if data != nil {
+		if err := w.WriteCopyData(data); err != nil {
+			return err
+		}
+	}
+	for _, p := range pairs {
+		if v.seqOf(p.Src) != 0 {
+			v.gone[p.Src] = true
+		}
+	}
+	return v.reportExpunges(w.WriteExpunge)
+}
+
+func (v *view) transferErr(op, dest string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		// The source is selected; a missing mailbox is the destination
+		// (RFC 9051 §6.4.7: TRYCREATE).
+		return noCode(imap.ResponseCodeTryCreate, "No such mailbox: "+printable(dest))
+	}
+	return v.s.storeErr(op, err)
+}
+
+func (v *view) copyData(dest string, pairs []store.UIDPair) (*imap.CopyData, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	s := v.s
+	mb, err := s.srv.opts.Backend.Mailbox(s.ctx, s.account, dest)
+	if err != nil {
+		// Copied and committed; only the COPYUID code cannot be given.
+		s.log.Warn("copy: destination vanished after copy", "mailbox", dest, "err", err)
+		return nil, nil
+	}
+	sort.Slice(pairs, func(i, j int) bool { return pairs[i].Src < pairs[j].Src })
+	data := &imap.CopyData{UIDValidity: mb.UIDValidity}
+	for _, p := range pairs {
+		data.SourceUIDs.AddNum(imap.UID(p.Src))
+		data.DestUIDs.AddNum(imap.UID(p.Dst))
+	}
+	return data, nil
+}
