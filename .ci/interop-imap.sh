@@ -10,6 +10,7 @@
 #     no-op. A flag set locally and a message added locally are pushed back
 #     and seen over IMAP.
 #  2. A message sent with swaks to the MX is read with imaplib.
+#  Also: no LOGIN before STARTTLS on [imap]; LOGIN over implicit TLS.
 #  3. A scripted imaplib session: APPEND, SEARCH (several keys), FETCH
 #     BODY[]<0.100> and other partials, STORE, COPY, MOVE, EXPUNGE; every
 #     response is checked (.ci/imap_session.py session).
@@ -53,14 +54,11 @@ else
   build_mailserver "$work"
   ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
   smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port); imaps=$(free_port)
-  write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http"
+  # [imap] keeps its default: no LOGIN before STARTTLS.
+  write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "$imap" "$imaps"
   cat >>"$work/cfg.toml" <<CFG
 [auth_checks]
 enabled = false
-[imap]
-listen = "127.0.0.1:$imap"
-listen_tls = "127.0.0.1:$imaps"
-allow_insecure_auth = true
 CFG
   ms domain add example.test
   ms user add "$alice" -password "$alice_pw"
@@ -69,6 +67,30 @@ CFG
   pid=$!
   wait_port 127.0.0.1 "$imap" || fail "no IMAP listener"
   wait_port 127.0.0.1 "$smtp" || fail "no SMTP listener"
+  wait_port 127.0.0.1 "$imaps" || fail "no IMAPS listener"
+  echo "-- no LOGIN before STARTTLS; implicit TLS (imaps) logs in"
+  python3 - "$imap" "$imaps" "$alice" "$alice_pw" <<'PY' || fail "TLS checks"
+import imaplib, ssl, sys
+port, tls_port, user, pw = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+m = imaplib.IMAP4("127.0.0.1", port, timeout=30)
+assert "STARTTLS" in m.capabilities and "LOGINDISABLED" in m.capabilities, m.capabilities
+try:
+    m.login(user, pw)
+    raise SystemExit("LOGIN accepted without TLS")
+except imaplib.IMAP4.error as e:
+    assert "PRIVACYREQUIRED" in str(e) or "LOGINDISABLED" in str(e) or "TLS" in str(e).upper(), e
+m.logout()
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+m = imaplib.IMAP4_SSL("127.0.0.1", tls_port, ssl_context=ctx, timeout=30)
+typ, _ = m.login(user, pw)
+assert typ == "OK", typ
+typ, data = m.select("INBOX")
+assert typ == "OK", (typ, data)
+m.logout()
+print("plain LOGIN refused before STARTTLS; imaps LOGIN + SELECT ok")
+PY
 fi
 session() { python3 .ci/imap_session.py "$@"; }
 
@@ -185,10 +207,10 @@ session check-far 127.0.0.1 "$imap" "$alice" "$alice_pw" '<local-1@interop.test>
 
 if [ "$server" = ours ]; then
   echo "-- swaks to the MX, read with imaplib"
-  printf 'From: Someone <someone@remote.test>\r\nTo: Bob <bob@example.test>\r\nSubject: via smtp\r\nMessage-ID: <swaks-1@interop.test>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\nsent with swaks\r\nПривет' >"$work/smtp1.eml"
-  swaks --server 127.0.0.1 --port "$smtp" --from someone@remote.test --to "$bob" --data "$work/smtp1.eml" >"$work/swaks.log" 2>&1 ||
+  printf 'From: Someone <someone@remote.test>\r\nTo: Alice <alice@example.test>\r\nSubject: via smtp\r\nMessage-ID: <swaks-1@interop.test>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\nsent with swaks\r\nПривет' >"$work/smtp1.eml"
+  swaks --server 127.0.0.1 --port "$smtp" --from someone@remote.test --to "$alice" --data "$work/smtp1.eml" >"$work/swaks.log" 2>&1 ||
     { cat "$work/swaks.log"; fail "swaks to the MX"; }
-  session check-delivered 127.0.0.1 "$imap" "$bob" "$bob_pw" "$work/smtp1.eml" || fail "delivered message over IMAP"
+  session check-delivered 127.0.0.1 "$imap" "$alice" "$alice_pw" "$work/smtp1.eml" || fail "delivered message over IMAP"
 fi
 
 echo "-- scripted imaplib session as $bob"

@@ -21,7 +21,9 @@ build_mailserver() {
   go build -o "$1/mailserver" ./examples/mailserver
 }
 
-# write_config FILE DATADIR SMTP SUB SUBS HTTP writes a loopback-only config.
+# write_config FILE DATADIR SMTP SUB SUBS HTTP [IMAP IMAPS] writes a
+# loopback-only config. Without IMAP/IMAPS ports the IMAP listeners are off
+# (their defaults would listen on every address).
 write_config() {
   cat >"$1" <<CFG
 hostname = "mx.example.test"
@@ -34,6 +36,10 @@ listen = "127.0.0.1:$4"
 listen = "127.0.0.1:$5"
 [http]
 listen = "127.0.0.1:$6"
+[imap]
+listen = "${7:+127.0.0.1:$7}"
+[imaps]
+listen = "${8:+127.0.0.1:$8}"
 [limits]
 max_conns_per_ip = 200
 # DNS for DKIM/SPF/DMARC stays on loopback: a port where nothing answers

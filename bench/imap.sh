@@ -284,10 +284,12 @@ max_conns = $((IDLE_CONNS + CLIENTS + 100))
 [dns]
 server = "127.0.0.1:1"
 timeout = "1s"
+# Plain LOGIN on loopback, like the Dovecot instance (ssl = no).
 [imap]
 listen = "127.0.0.1:$ours_port"
-listen_tls = "127.0.0.1:$p5"
-${OURS_IMAP_EXTRA:-allow_insecure_auth = true}
+allow_insecure_auth = true
+[imaps]
+listen = "127.0.0.1:$p5"
 CFG
   cp "$CFG" "$OUT/ours-mailserver.toml"
   log "ours: domain and $USERS users"

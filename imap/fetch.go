@@ -2,7 +2,11 @@ package imap
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"io"
+	"strconv"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -15,9 +19,9 @@ import (
 // HEADER: a longer header is cut there (what follows is not parsed).
 const maxHeaderBytes = 1 << 20
 
-// fetch implements FETCH (RFC 9051 §6.4.5). BODY[] and BINARY-free whole
-// messages stream from the store; other sections are cut out by the
-// library's helpers, which hold that one section in memory.
+// fetch implements FETCH (RFC 9051 §6.4.5). BODY[] and BODY[]<o.n>
+// stream from the store; other sections are cut out by the library's
+// helpers, which hold that one section in memory.
 func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	idxs, err := v.resolve(numSet)
 	if err != nil {
@@ -92,33 +96,77 @@ func setsSeen(o *imap.FetchOptions) bool {
 	return false
 }
 
-// fetchOne writes one FETCH response. Errors while reading the body after
-// the response has begun end the connection's usefulness (the literal
-// cannot be completed), so the response is closed first and the error
-// returned.
+// fetchOne writes one FETCH response. Everything the library's MIME
+// helpers compute (ENVELOPE, BODYSTRUCTURE, sections other than the whole
+// message) is computed before the response starts, under a recover, so
+// that a message they cannot handle yields a clean NO rather than a
+// half-written response. Only BODY[] streams while the response is
+// being written; a read error there ends the response early and is
+// returned (the connection is then unusable, as the literal was short).
 func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, o *imap.FetchOptions, seen bool) error {
 	s := v.s
 	open := func() (io.ReadCloser, error) {
 		return s.srv.opts.Backend.OpenBody(s.ctx, s.account, v.name, m.UID)
 	}
-	// Items needing the parsed message are computed before the response
-	// starts, so that a store error yields a clean NO.
-	var env *imap.Envelope
-	if o.Envelope {
-		h, err := readHeader(open)
-		if err != nil {
-			return s.storeErr("fetch", err)
+	var (
+		env      *imap.Envelope
+		bs       imap.BodyStructure
+		sections = make([][]byte, len(o.BodySection))
+		binaries = make([][]byte, len(o.BinarySection))
+		sizes    = make([]uint32, len(o.BinarySectionSize))
+	)
+	err := safely(func() error {
+		if o.Envelope {
+			h, err := readHeader(open)
+			if err != nil {
+				return err
+			}
+			env = imapserver.ExtractEnvelope(h)
 		}
-		env = imapserver.ExtractEnvelope(h)
-	}
-	var bs imap.BodyStructure
-	if o.BodyStructure != nil {
-		r, err := open()
-		if err != nil {
-			return s.storeErr("fetch", err)
+		if o.BodyStructure != nil {
+			r, err := open()
+			if err != nil {
+				return err
+			}
+			bs = normalizeBodyStructure(imapserver.ExtractBodyStructure(r))
+			r.Close()
 		}
-		bs = imapserver.ExtractBodyStructure(r)
-		r.Close()
+		for i, sec := range o.BodySection {
+			if wholeMessage(sec) {
+				continue // streamed below
+			}
+			r, err := open()
+			if err != nil {
+				return err
+			}
+			sections[i] = imapserver.ExtractBodySection(r, sec)
+			r.Close()
+		}
+		for i, sec := range o.BinarySection {
+			r, err := open()
+			if err != nil {
+				return err
+			}
+			binaries[i] = imapserver.ExtractBinarySection(r, sec)
+			r.Close()
+		}
+		for i, sec := range o.BinarySectionSize {
+			r, err := open()
+			if err != nil {
+				return err
+			}
+			sizes[i] = imapserver.ExtractBinarySectionSize(r, sec)
+			r.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		var pe panicError
+		if errors.As(err, &pe) {
+			s.log.Error("fetch: message not parseable", "mailbox", v.name, "uid", m.UID, "panic", pe.v)
+			return noCode(imap.ResponseCodeParse, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" cannot be parsed")
+		}
+		return s.storeErr("fetch", err)
 	}
 
 	rw := w.CreateMessage(seq)
@@ -146,31 +194,18 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 			firstErr = err
 		}
 	}
-	for _, sec := range o.BodySection {
-		keep(writeBodySection(rw, sec, m.Size, open))
-	}
-	for _, sec := range o.BinarySection {
-		var buf []byte
-		if r, err := open(); err != nil {
-			keep(err)
-		} else {
-			buf = imapserver.ExtractBinarySection(r, sec)
-			r.Close()
+	for i, sec := range o.BodySection {
+		if wholeMessage(sec) {
+			keep(streamMessage(rw, sec, m.Size, open))
+			continue
 		}
-		wc := rw.WriteBinarySection(sec, int64(len(buf)))
-		_, err := wc.Write(buf)
-		keep(err)
-		keep(wc.Close())
+		keep(writeLiteral(rw.WriteBodySection(sec, int64(len(sections[i]))), sections[i]))
 	}
-	for _, sec := range o.BinarySectionSize {
-		var n uint32
-		if r, err := open(); err != nil {
-			keep(err)
-		} else {
-			n = imapserver.ExtractBinarySectionSize(r, sec)
-			r.Close()
-		}
-		rw.WriteBinarySectionSize(sec, n)
+	for i, sec := range o.BinarySection {
+		keep(writeLiteral(rw.WriteBinarySection(sec, int64(len(binaries[i]))), binaries[i]))
+	}
+	for i, sec := range o.BinarySectionSize {
+		rw.WriteBinarySectionSize(sec, sizes[i])
 	}
 	keep(rw.Close())
 	if firstErr != nil {
@@ -179,34 +214,84 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	return firstErr
 }
 
-// writeBodySection writes one BODY[...] item. The whole message (BODY[]
-// and BODY[]<o.n>, RFC 9051 §6.4.5 partial fetch) streams from the store;
-// anything else is extracted by the library.
-func writeBodySection(rw *imapserver.FetchResponseWriter, sec *imap.FetchItemBodySection, size int64,
-	open func() (io.ReadCloser, error)) error {
-	whole := sec.Specifier == imap.PartSpecifierNone && len(sec.Part) == 0 &&
-		len(sec.HeaderFields) == 0 && len(sec.HeaderFieldsNot) == 0
-	r, err := open()
-	if err != nil {
-		wc := rw.WriteBodySection(sec, 0)
-		wc.Close()
-		return err
+func writeLiteral(wc io.WriteCloser, b []byte) error {
+	_, err := wc.Write(b)
+	if cerr := wc.Close(); err == nil {
+		err = cerr
 	}
-	defer r.Close()
-	if !whole {
-		buf := imapserver.ExtractBodySection(r, sec)
-		wc := rw.WriteBodySection(sec, int64(len(buf)))
-		_, err := wc.Write(buf)
-		if cerr := wc.Close(); err == nil {
-			err = cerr
+	return err
+}
+
+// panicError carries a panic out of a library helper.
+type panicError struct{ v any }
+
+func (p panicError) Error() string { return fmt.Sprintf("panic: %v", p.v) }
+
+// safely runs fn and turns a panic into a panicError.
+func safely(fn func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = panicError{v}
 		}
-		return err
+	}()
+	return fn()
+}
+
+// normalizeBodyStructure makes the library's structure valid for the
+// RFC 9051 §9 grammar on malformed input: a multipart without parts (no
+// or wrong boundary) gets one empty text/plain part, since
+// body-type-mpart needs at least one body and the library panics on
+// none; a text part without charset gets charset=us-ascii, the default
+// of RFC 2045 §5.2.
+func normalizeBodyStructure(bs imap.BodyStructure) imap.BodyStructure {
+	switch b := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		for i, c := range b.Children {
+			b.Children[i] = normalizeBodyStructure(c)
+		}
+		if len(b.Children) == 0 {
+			b.Children = []imap.BodyStructure{&imap.BodyStructureSinglePart{
+				Type: "text", Subtype: "plain", Params: map[string]string{"charset": "us-ascii"},
+				Text: &imap.BodyStructureText{}, Extended: &imap.BodyStructureSinglePartExt{},
+			}}
+		}
+	case *imap.BodyStructureSinglePart:
+		if strings.EqualFold(b.Type, "text") {
+			if _, ok := b.Params["charset"]; !ok {
+				if b.Params == nil {
+					b.Params = make(map[string]string)
+				}
+				b.Params["charset"] = "us-ascii"
+			}
+		}
+		if b.MessageRFC822 != nil && b.MessageRFC822.BodyStructure != nil {
+			b.MessageRFC822.BodyStructure = normalizeBodyStructure(b.MessageRFC822.BodyStructure)
+		}
 	}
+	return bs
+}
+
+func wholeMessage(sec *imap.FetchItemBodySection) bool {
+	return sec.Specifier == imap.PartSpecifierNone && len(sec.Part) == 0 &&
+		len(sec.HeaderFields) == 0 && len(sec.HeaderFieldsNot) == 0
+}
+
+// streamMessage writes BODY[] or BODY[]<o.n> (RFC 9051 §6.4.5 partial
+// fetch) straight from the store, without holding the message.
+func streamMessage(rw *imapserver.FetchResponseWriter, sec *imap.FetchItemBodySection, size int64,
+	open func() (io.ReadCloser, error)) error {
 	off, n := int64(0), size
 	if p := sec.Partial; p != nil {
 		off = min(p.Offset, size)
 		n = min(p.Size, size-off)
 	}
+	r, err := open()
+	if err != nil {
+		// The response has begun: finish it with an empty literal.
+		writeLiteral(rw.WriteBodySection(sec, 0), nil)
+		return err
+	}
+	defer r.Close()
 	wc := rw.WriteBodySection(sec, n)
 	if off > 0 {
 		if _, err := io.CopyN(io.Discard, r, off); err != nil {

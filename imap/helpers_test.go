@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -50,9 +51,26 @@ type env struct {
 type envOption func(*Options)
 
 func newEnv(t testing.TB, opts ...envOption) *env {
+	return newEnvIn(t, t.TempDir(), opts...)
+}
+
+// memDir is a temporary directory in memory where the system has one:
+// the store's fsyncs are then cheap, for tests that commit thousands of
+// times. Durability is not what such tests check.
+func memDir(t testing.TB) string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "mailyard-imap-test-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(d) })
+			return d
+		}
+	}
+	return t.TempDir()
+}
+
+func newEnvIn(t testing.TB, dataDir string, opts ...envOption) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	st, err := sqlite.Open(ctx, dataDir, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +169,15 @@ type tb interface {
 	Helper()
 	Fatal(args ...any)
 	Fatalf(format string, args ...any)
+}
+
+// deliverTo is deliver for property tests.
+func (e *env) deliverTo(t tb, account, mailbox, msg string) {
+	t.Helper()
+	if _, err := e.st.Deliver(context.Background(), store.Delivery{Recipients: []store.Recipient{{Account: account, Mailbox: mailbox}}},
+		strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // raw is a line-level client for checking exact responses.

@@ -41,7 +41,7 @@ var (
 // the store no longer has, FETCH and unsolicited FLAGS show the model's
 // flags, and after NOOP both clients' views equal the store.
 func TestModelTwoClients(t *testing.T) {
-	e := newEnv(t)
+	e := newEnvIn(t, memDir(t))
 	clients := []*modelClient{{name: "A", r: loggedIn(e)}, {name: "B", r: loggedIn(e)}}
 	box := 0
 	rapid.Check(t, func(rt *rapid.T) {
@@ -69,7 +69,20 @@ func TestModelTwoClients(t *testing.T) {
 		steps := rapid.IntRange(1, 30).Draw(rt, "steps")
 		for i := 0; i < steps; i++ {
 			c := clients[rapid.IntRange(0, 1).Draw(rt, "client")]
-			switch rapid.IntRange(0, 5).Draw(rt, "action") {
+			switch rapid.IntRange(0, 7).Draw(rt, "action") {
+			case 6: // delivery from outside (as SMTP delivers)
+				e.deliverTo(rt, e.aliceID, name, fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", nextUID))
+				store = append(store, modelMsg{uid: nextUID, flags: map[string]bool{}})
+				nextUID++
+			case 7: // MOVE a known message away
+				if len(c.uids) == 0 {
+					continue
+				}
+				seq := rapid.IntRange(1, len(c.uids)).Draw(rt, "moveseq")
+				uid := c.uids[seq-1]
+				u := c.r.expectOK(fmt.Sprintf("MOVE %d Trash", seq))
+				store = slices.DeleteFunc(store, func(m modelMsg) bool { return m.uid == uid })
+				c.apply(rt, u, store, true)
 			case 0: // APPEND with random flags
 				var fl []string
 				m := modelMsg{uid: nextUID, flags: map[string]bool{}}
@@ -127,10 +140,13 @@ func TestModelTwoClients(t *testing.T) {
 				u := c.r.expectOK("FETCH 1:* (UID FLAGS)")
 				c.apply(rt, u, store, false)
 			case 5: // UID SEARCH DELETED agrees with the model
+				// UID SEARCH may carry EXPUNGE (RFC 9051 §7.5.1 forbids it
+				// only for FETCH, STORE and SEARCH by sequence number).
+				before := slices.Clone(c.uids) // SEARCH sees the view before the updates
 				u := c.r.expectOK("UID SEARCH DELETED")
-				c.apply(rt, u, store, false)
+				c.apply(rt, u, store, true)
 				var want []string
-				for _, uid := range c.uids {
+				for _, uid := range before {
 					if j := find(uid); j >= 0 && store[j].flags[`\deleted`] {
 						want = append(want, strconv.Itoa(int(uid)))
 					}

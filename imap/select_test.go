@@ -219,3 +219,31 @@ func expectFail(r *raw, c string) {
 	}
 	r.expectOK("NOOP")
 }
+
+// TestMalformedMIME: messages the MIME parser cannot make sense of still
+// get a valid ENVELOPE and BODYSTRUCTURE (RFC 9051 §7.5.2 best effort),
+// never a dropped connection.
+func TestMalformedMIME(t *testing.T) {
+	e := newEnv(t)
+	bad := []string{
+		"Content-Type: multipart/mixed\r\n\r\nno boundary at all\r\n",
+		"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nunterminated",
+		"this is not a header\r\n\r\nbody\r\n",
+		"Content-Type: message/rfc822\r\n\r\n",
+		"From: =?bogus?q?x?= <a@b\r\nDate: yesterday\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!notbase64!!!\r\n",
+		"\x00\xff\xfe binary junk",
+		"Content-Type: multipart/alternative; boundary=\"q\"\r\n\r\n--q\r\n\r\n--q--\r\n",
+	}
+	for _, m := range bad {
+		e.deliver(e.aliceID, "", m)
+	}
+	r := loggedIn(e)
+	r.expectOK("SELECT INBOX")
+	u := r.expectOK("FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY.PEEK[1] BODY.PEEK[TEXT] BINARY.PEEK[1] BINARY.SIZE[1])")
+	if n := len(filter(u, "BODYSTRUCTURE (")); n != len(bad) {
+		t.Fatalf("%d BODYSTRUCTUREs for %d messages:\n%s", n, len(bad), strings.Join(u, "\n"))
+	}
+	mustHave(t, u, `* 1 FETCH (ENVELOPE`, `(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0`, `"mixed"`)
+	u = r.expectOK("SEARCH BODY zzz")
+	mustHave(t, u, "* SEARCH")
+}

@@ -137,7 +137,8 @@ func (a *UnknownAction) UnmarshalText(b []byte) error {
 // UnknownPolicy is the unknown-recipient policy of one hosted domain, or
 // of every hosted domain without its own when Domain is empty.
 type UnknownPolicy struct {
-	// Domain is the hosted (main) domain name; empty for the default.
+	// Domain is the hosted domain's main name (not an alternative one);
+	// empty for the default.
 	Domain string
 	Action UnknownAction
 	// CatchAll is the address that receives mail for unknown recipients
@@ -161,7 +162,9 @@ type TechnicalDomain struct {
 
 // Forward is the forwarding setting of one user.
 type Forward struct {
-	// Address is one of the user's addresses (primary or alias).
+	// Address is one of the user's addresses (primary or alias), under
+	// its main domain name: the directory's alternative names are not
+	// known when the configuration is compiled.
 	Address string
 	// Targets receive a copy of every message to the user.
 	Targets []string
@@ -227,8 +230,9 @@ func (d *Direction) UnmarshalText(b []byte) error {
 // Address.
 type BCC struct {
 	Address string
-	// Domain limits the entry to one hosted domain: the recipient's for
-	// inbound messages, the sender's for outbound ones. Empty: all.
+	// Domain limits the entry to one hosted (main) domain: the
+	// recipient's for inbound messages, the sender's for outbound ones.
+	// Empty: all.
 	Domain    string
 	Direction Direction
 }

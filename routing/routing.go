@@ -19,11 +19,11 @@
 //     4, 5 and the relay action of step 7 are skipped for them.
 //  3. A domain the directory does not host is remote. The most specific
 //     route (user+ext@d, user@d, d, .parent, "*") or relay domain gives the
-//     hop, else MX of the domain. The envelope recipient itself may be
-//     relayed only to a relay domain, by an authenticated client or by a
-//     client in the relaynets; otherwise Reject 554 5.7.1 (rule
+//     hop, else MX of the domain. The envelope recipient itself is relayed
+//     only if its domain is a relay domain, the client authenticated or the
+//     client is in the relaynets; otherwise Reject 554 5.7.1 (rule
 //     "relay-denied"). Addresses reached through local aliases, groups,
-//     forwarding, catch-all or always-BCC may always be relayed.
+//     forwarding, catch-all or always-BCC are always relayed.
 //  4. A hosted domain with a central hop, for an envelope from outside
 //     (neither authenticated nor from a relaynet): Relay the envelope
 //     recipient to the central hop (rule "central-hop").

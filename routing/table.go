@@ -284,9 +284,9 @@ type expansion struct {
 	trace     *strings.Builder // nil unless explaining
 
 	decisions  []Decision
-	finals     map[string]bool // keys of the decisions made (see decide)
-	visited    map[string]bool // addresses already looked at
-	expanded   map[string]bool // aliases, groups and forwardings already expanded
+	finals     map[string]bool // keys of the decisions made (see decide); nil until used
+	visited    map[string]bool // addresses already looked at; nil until used
+	expanded   map[string]bool // aliases, groups and forwardings already expanded; nil until used
 	skipped    bool            // some address was reached twice
 	recipient  string          // the root address as resolved
 	rcptDomain string          // the root's hosted main domain, if any
@@ -296,8 +296,6 @@ type expansion struct {
 func (t *Table) newExpansion(ctx context.Context, env Envelope, submitted bool, trace *strings.Builder) *expansion {
 	return &expansion{
 		t: t, ctx: ctx, env: env, submitted: submitted, trace: trace,
-		finals:  map[string]bool{},
-		visited: map[string]bool{}, expanded: map[string]bool{},
 	}
 }
 
@@ -307,6 +305,15 @@ func (x *expansion) tracef(depth int, format string, args ...any) {
 	x.trace.WriteString(strings.Repeat("  ", depth))
 	fmt.Fprintf(x.trace, format, args...)
 	x.trace.WriteByte('\n')
+}
+
+// mark adds key to the set *m, making the set on first use: most
+// resolutions touch one address, and nil sets cost nothing to read.
+func mark(m *map[string]bool, key string) {
+	if *m == nil {
+		*m = make(map[string]bool, 4)
+	}
+	(*m)[key] = true
 }
 
 // errExpansionLimit stops the walk when the cap is hit.
@@ -444,7 +451,7 @@ func (x *expansion) visit(it item) ([]item, error) {
 		x.skipped = true
 		return nil, nil
 	}
-	x.visited[canonical] = true
+	mark(&x.visited, canonical)
 
 	if !it.local {
 		// Step 4: the central hop takes inbound mail first.
@@ -513,7 +520,7 @@ func (x *expansion) visit(it item) ([]item, error) {
 			x.skipped = true
 			return nil, nil
 		}
-		x.expanded[key] = true
+		mark(&x.expanded, key)
 		if x.trace != nil {
 			x.tracef(depth, "%s: forwarding (%s) to %d target(s), local copy kept: %t", canonical, fw.address, len(fw.targets), fw.keepCopy)
 		}
@@ -557,7 +564,7 @@ func (x *expansion) visit(it item) ([]item, error) {
 		x.skipped = true
 		return nil, nil
 	}
-	x.expanded[key] = true
+	mark(&x.expanded, key)
 	if x.steps > 10*x.t.max {
 		// Even without new final recipients, a walk this long is a
 		// misconfiguration; bound the directory reads.
@@ -651,7 +658,7 @@ func (x *expansion) decide(it item, key string, d Decision) error {
 		}
 		return nil
 	}
-	x.finals[key] = true
+	mark(&x.finals, key)
 	if len(x.decisions) >= x.t.max {
 		return errExpansionLimit
 	}

@@ -250,3 +250,39 @@ func TestSpooledTruncatedDeliveryNotAcknowledged(t *testing.T) {
 	}
 	wantCode(t, err, 451, "4.3.0")
 }
+
+// countingDNS counts the TXT lookups that reach the mock DNS.
+type countingDNS struct {
+	*mockdns.Resolver
+	txt atomic.Int32
+}
+
+func (c *countingDNS) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	c.txt.Add(1)
+	return c.Resolver.LookupTXT(ctx, name)
+}
+
+// The per-message deadline wrapper must not hide the caching resolver's
+// parsed DKIM keys: a stream of mail from one selector costs one key
+// lookup and one parse.
+func TestDeadlineResolverKeepsKeyCache(t *testing.T) {
+	m := startMsgAuthStackVerify(t, false)
+	k, err := m.keys.Signing(context.Background(), "example.test")
+	if err != nil || len(k) == 0 {
+		t.Fatal(err)
+	}
+	up := &countingDNS{Resolver: m.dns}
+	cache := &dkim.CachingResolver{Resolver: up}
+	ctx := context.Background()
+	for range 3 {
+		r := newDeadlineResolver(ctx, cache, time.Now().Add(time.Minute))
+		rec, err := dkim.LookupKeyRecord(ctx, r, k[0].RecordName())
+		r.cancel()
+		if err != nil || rec.PublicKey == nil {
+			t.Fatalf("key record: %+v %v", rec, err)
+		}
+	}
+	if n := up.txt.Load(); n != 1 {
+		t.Fatalf("%d TXT lookups for one key, want 1", n)
+	}
+}

@@ -95,7 +95,7 @@ func TestLDAPSyncBench(t *testing.T) {
 	t.Logf("slapadd + start of %d users, %d groups: %s", nUsers, nGroups, time.Since(t0).Round(time.Millisecond))
 	st, dir := newDir(t)
 	cfg := adConfig(srv.URL)
-	cfg.ExcludeUsers, cfg.ExcludeGroups, cfg.PageSize, cfg.Timeout = nil, nil, 0, 60*time.Second
+	cfg.ExcludeUsers, cfg.ExcludeGroups, cfg.PageSize = nil, nil, 0
 	c, err := ldap.New(cfg, ldap.Options{Dir: dir, Records: st})
 	require.NoError(t, err)
 

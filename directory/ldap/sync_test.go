@@ -2,6 +2,7 @@ package ldap_test
 
 import (
 	"context"
+	"crypto/x509"
 	"strconv"
 	"testing"
 	"time"
@@ -358,5 +359,37 @@ func TestFailoverAndTimeouts(t *testing.T) {
 	assert.NotContains(t, syncErr.Error(), ldaptest.AdminPassword)
 	for _, l := range append(status.Log, status.Errors...) {
 		assert.NotContains(t, l, ldaptest.AdminPassword)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	ctx := context.Background()
+	srv := ldaptest.StartWithOptions(t, ldaptest.Options{LDIF: adFixtures(), TLS: true})
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(srv.CAPEM))
+	for name, mod := range map[string]func(*ldap.Config){
+		"ldaps":    func(c *ldap.Config) { c.Servers = []ldap.Server{{URL: srv.LDAPSURL}} },
+		"starttls": func(c *ldap.Config) { c.StartTLS = true },
+	} {
+		t.Run(name, func(t *testing.T) {
+			st, dir := newDir(t)
+			cfg := adConfig(srv.URL)
+			mod(&cfg)
+			// Without the private CA the certificate is refused.
+			c, err := ldap.New(cfg, ldap.Options{Dir: dir, Records: st})
+			require.NoError(t, err)
+			_, err = c.Sync(ctx, ldap.SyncOptions{})
+			require.ErrorIs(t, err, ldap.ErrUnavailable)
+			assert.Contains(t, err.Error(), "certificate")
+			cfg.RootCAs = pool
+			c, err = ldap.New(cfg, ldap.Options{Dir: dir, Records: st})
+			require.NoError(t, err)
+			status, err := c.Sync(ctx, ldap.SyncOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, 6, status.Added)
+			auth := &directory.SourcedAuth{Builtin: dir, Sources: map[string]directory.SourceAuthenticator{c.Source(): c}}
+			_, err = auth.Authenticate(ctx, "alice", "alice-pw", directory.ProtoIMAP)
+			assert.NoError(t, err)
+		})
 	}
 }

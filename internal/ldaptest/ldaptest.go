@@ -18,11 +18,20 @@ package ldaptest
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -81,10 +90,26 @@ type Server struct {
 	// URL is "ldap://127.0.0.1:PORT".
 	URL  string
 	Port int
-	dir  string
-	conf string
-	cmd  *exec.Cmd
-	done chan struct{}
+	// With Options.TLS: LDAPSURL is "ldaps://127.0.0.1:PORT2", the
+	// ldap:// listener offers StartTLS, and CAPEM is the PEM certificate
+	// of the private CA that signed the server's certificate (for
+	// 127.0.0.1 and localhost).
+	LDAPSURL string
+	CAPEM    []byte
+	dir      string
+	conf     string
+	listen   string
+	cmd      *exec.Cmd
+	done     chan struct{}
+}
+
+// Options configure [StartWithOptions].
+type Options struct {
+	// LDIF holds entries below Suffix to load (may be empty).
+	LDIF string
+	// TLS adds an ldaps:// listener and StartTLS, with a certificate
+	// from a private CA.
+	TLS bool
 }
 
 // slapdPath finds slapd, which Debian installs in /usr/sbin (often not on
@@ -110,6 +135,13 @@ func fileExists(p string) bool {
 // slapd on a free loopback port. The server stops when the test ends.
 func Start(t testing.TB, ldif string) *Server {
 	t.Helper()
+	return StartWithOptions(t, Options{LDIF: ldif})
+}
+
+// StartWithOptions is Start with TLS as an option.
+func StartWithOptions(t testing.TB, opts Options) *Server {
+	t.Helper()
+	ldif := opts.LDIF
 	slapd := slapdPath(t, "slapd")
 	slapadd := slapdPath(t, "slapadd")
 	dir := t.TempDir()
@@ -120,7 +152,21 @@ func Start(t testing.TB, ldif string) *Server {
 	if err := os.WriteFile(filepath.Join(dir, "ad.schema"), []byte(ADSchema), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
+	tlsConf := ""
+	if opts.TLS {
+		ca, cert, key, err := makeCerts()
+		if err != nil {
+			t.Fatalf("certificates: %v", err)
+		}
+		for name, data := range map[string][]byte{"ca.pem": ca, "cert.pem": cert, "key.pem": key} {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.CAPEM = ca
+		tlsConf = fmt.Sprintf("TLSCACertificateFile %[1]s/ca.pem\nTLSCertificateFile %[1]s/cert.pem\nTLSCertificateKeyFile %[1]s/key.pem\n", dir)
+	}
+	conf := tlsConf + fmt.Sprintf(`include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include %[1]s/ad.schema
@@ -156,6 +202,11 @@ access to * by * read
 	}
 	s.Port = testpeer.FreePort(t)
 	s.URL = "ldap://127.0.0.1:" + strconv.Itoa(s.Port)
+	s.listen = s.URL + "/"
+	if opts.TLS {
+		s.LDAPSURL = "ldaps://127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
+		s.listen += " " + s.LDAPSURL + "/"
+	}
 	s.start(t, slapd)
 	t.Cleanup(s.Stop)
 	return s
@@ -166,16 +217,19 @@ func (s *Server) start(t testing.TB, slapd string) {
 	var stderr bytes.Buffer
 	// -d 0 keeps slapd in the foreground, so it is our child and dies
 	// with the test.
-	cmd := exec.Command(slapd, "-d", "0", "-h", s.URL+"/", "-f", s.conf)
+	cmd := exec.Command(slapd, "-d", "0", "-h", s.listen, "-f", s.conf)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start slapd: %v", err)
 	}
 	s.cmd, s.done = cmd, make(chan struct{})
 	go func() { _ = cmd.Wait(); close(s.done) }()
-	if err := testpeer.WaitPort(fmt.Sprintf("127.0.0.1:%d", s.Port), 15*time.Second); err != nil {
-		s.Stop()
-		t.Fatalf("slapd did not start: %v\n%s", err, stderr.String())
+	for _, u := range strings.Fields(s.listen) {
+		hostport := strings.TrimSuffix(u[strings.Index(u, "//")+2:], "/")
+		if err := testpeer.WaitPort(hostport, 15*time.Second); err != nil {
+			s.Stop()
+			t.Fatalf("slapd did not start: %v\n%s", err, stderr.String())
+		}
 	}
 }
 
@@ -199,4 +253,44 @@ func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	s.Stop()
 	s.start(t, slapdPath(t, "slapd"))
+}
+
+// makeCerts returns a private CA's certificate and a server certificate
+// and key it signed, for 127.0.0.1 and localhost, all PEM.
+func makeCerts() (caPEM, certPEM, keyPEM []byte, err error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ldaptest CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
