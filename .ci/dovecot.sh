@@ -5,7 +5,8 @@
 # sockets, logs and the Maildirs; the system Dovecot (if any) is untouched.
 #
 #   dovecot_start DIR PORT ACCOUNTS [EXTRA_CONF]
-#     ACCOUNTS: file of "user password" lines. Plain-text LOGIN is allowed
+#     ACCOUNTS: file of "user password" lines (a password starting with
+#     {SCHEME} is a hash, e.g. {ARGON2ID}$argon2id$...). Plain-text LOGIN is allowed
 #     (ssl = no; loopback only). EXTRA_CONF is appended to dovecot.conf.
 #     Sets dovecot_pid (the master process).
 #   dovecot_stop DIR
@@ -19,7 +20,8 @@ dovecot_start() {
   chmod 755 "$dir"
   chmod o+x "$(dirname "$dir")"
   chown nobody:nogroup "$dir/mail"
-  awk 'NF >= 2 { print $1 ":{PLAIN}" $2 }' "$accounts" >"$dir/passwd"
+  # A password that starts with {SCHEME} is a hash and is used as is.
+  awk 'NF >= 2 { print $1 ":" ($2 ~ /^\{/ ? "" : "{PLAIN}") $2 }' "$accounts" >"$dir/passwd"
   chmod 644 "$dir/passwd"
   cat >"$dir/dovecot.conf" <<CONF
 # Private instance: own base_dir, state_dir and log; loopback only.

@@ -16,19 +16,23 @@
 #
 #  (a) Dovecot: a private instance (.ci/dovecot.sh: own config, base_dir,
 #      log and Maildirs under a temp dir, 127.0.0.1:<free port> only),
-#      passwd-file passdb, static userdb, maildir; Dovecot's defaults
-#      otherwise (one login process and one imap process per connection,
-#      mail_fsync = optimized).
+#      passwd-file passdb with the passwords hashed exactly as our
+#      directory hashes them (argon2id m=19456,t=2,p=1, via imapload
+#      -dovecot-passwd; DV_PASSWD=plain for {PLAIN}), static userdb,
+#      maildir; Dovecot's defaults otherwise (one login process and one imap
+#      process per connection, mail_fsync = optimized, no auth cache).
 #  (b) ours: examples/mailserver built from this tree, fresh data dir,
 #      [imap] listener on 127.0.0.1:<free port>.
 #  Memory: IDLE_CONNS logged-in connections sitting in IDLE against ours
-#      (a freshly started process): VmRSS before and with them, and per
-#      connection. For reference, DV_IDLE_CONNS against Dovecot (one imap
+#      (a freshly started process): VmRSS before, when all are set up, and
+#      IDLE_SETTLE seconds later, per connection; Go heap in use and
+#      goroutines from /metrics. For reference, DV_IDLE_CONNS against Dovecot (one imap
 #      process per connection): summed PSS of the instance's processes.
 #
 # Environment (all optional):
 #   USERS=50 CLIENTS=50 DURATION=60 SEED=100 ROUNDS=5   the load
-#   IDLE_CONNS=10000 DV_IDLE_CONNS=200                  idle-connection memory
+#   IDLE_CONNS=10000 DV_IDLE_CONNS=200 IDLE_SETTLE=30   idle-connection memory
+#   DV_PASSWD=argon2id|plain                            Dovecot's password scheme
 #   ONLY=ours|dovecot                                   run one side only
 #   KEEP_WORK=1                                         keep the temp dir
 #   MAILSERVER=path                                     prebuilt server binary
@@ -48,12 +52,15 @@ SEED=${SEED:-100}
 ROUNDS=${ROUNDS:-5}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 DV_IDLE_CONNS=${DV_IDLE_CONNS:-200}
+IDLE_SETTLE=${IDLE_SETTLE:-30}
+DV_PASSWD=${DV_PASSWD:-argon2id}
 ONLY=${ONLY:-}
 KEEP_WORK=${KEEP_WORK:-}
 MAILSERVER=${MAILSERVER:-}
 
 case "$ONLY" in "" | ours | dovecot) ;; *) echo "ONLY must be ours or dovecot" >&2; exit 2 ;; esac
-for v in USERS CLIENTS DURATION SEED ROUNDS IDLE_CONNS DV_IDLE_CONNS; do
+case "$DV_PASSWD" in argon2id | plain) ;; *) echo "DV_PASSWD must be argon2id or plain" >&2; exit 2 ;; esac
+for v in USERS CLIENTS DURATION SEED ROUNDS IDLE_CONNS DV_IDLE_CONNS IDLE_SETTLE; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a number, got '${!v}'" >&2; exit 2; }
 done
 [ "$(id -u)" = 0 ] || { echo "run as root: the private Dovecot instance needs it" >&2; exit 2; }
@@ -149,6 +156,11 @@ fi
 log "building bench/imapload"
 go build -o "$WORK/imapload" ./bench/imapload
 for ((i = 1; i <= USERS; i++)); do echo "user$i@bench.test bench-password-$i"; done >"$WORK/accounts"
+if [ "$DV_PASSWD" = argon2id ]; then
+  "$WORK/imapload" -users "$WORK/accounts" -dovecot-passwd >"$WORK/dovecot-accounts"
+else
+  cp "$WORK/accounts" "$WORK/dovecot-accounts"
+fi
 LOAD_ARGS=(-users "$WORK/accounts" -clients "$CLIENTS" -duration "${DURATION}s" -rounds "$ROUNDS")
 load_desc="$CLIENTS clients, ${DURATION}s, $USERS accounts × $SEED msgs, $ROUNDS rounds/login"
 log "load: $load_desc"
@@ -177,7 +189,7 @@ parse_run() {
 idle_open=0 idle_still=n/a
 idle_test() {
   local port=$1 name=$2 conns=$3 i
-  "$WORK/imapload" -addr "127.0.0.1:$port" -users "$WORK/accounts" -idle "$conns" -timeout 120s \
+  "$WORK/imapload" -addr "127.0.0.1:$port" -users "$WORK/accounts" -idle "$conns" -timeout 600s -dial-parallel 16 \
     >"$OUT/$name-idle.txt" 2>&1 &
   idle_pid=$!
   for ((i = 0; i < 6000; i++)); do
@@ -187,7 +199,7 @@ idle_test() {
   done
   idle_open=$(sed -n 's/^idle_open=\([0-9]*\).*/\1/p' "$OUT/$name-idle.txt")
   idle_open=${idle_open:-0}
-  sleep 3 # let the server settle (IDLE acknowledged, buffers shrunk)
+  sleep 3 # IDLE acknowledged everywhere
 }
 idle_end() {
   [ -n "$idle_pid" ] || return 0
@@ -205,7 +217,7 @@ run_dovecot() {
   port=$(free_port)
   log "dovecot: private instance on 127.0.0.1:$port"
   # Enough processes for the idle test (one imap process per connection).
-  if ! dovecot_start "$dv_dir" "$port" "$WORK/accounts" "default_process_limit = $((DV_IDLE_CONNS + CLIENTS + 100))
+  if ! dovecot_start "$dv_dir" "$port" "$WORK/dovecot-accounts" "default_process_limit = $((DV_IDLE_CONNS + CLIENTS + 100))
 default_client_limit = $((2 * (DV_IDLE_CONNS + CLIENTS) + 1000))
 default_vsz_limit = 1G"; then
     dv_note="did not start"; return 1
@@ -243,6 +255,20 @@ default_vsz_limit = 1G"; then
 
 # ---------------------------------------------------------------- ours
 ours_note= ours_ok= ours_idle_kib=n/a ours_idle_rss=n/a ours_idle_base=n/a ours_idle_open=n/a ours_idle_still=n/a
+ours_idle_rss0=n/a ours_idle_kib0=n/a ours_heap0=n/a ours_heap=n/a ours_gor0=n/a ours_gor=n/a ours_idle_secs=n/a
+# metric NAME: one value from our /metrics.
+metric() {
+  python3 - "$http_port" "$1" <<'PY' 2>/dev/null || echo n/a
+import sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode()
+for line in body.splitlines():
+    if line.split(" ")[0] == sys.argv[2]:
+        print(int(float(line.split()[-1])))
+        break
+else:
+    print("n/a")
+PY
+}
 MS=$WORK/mailserver
 CFG=$WORK/ours/mailserver.toml
 ms() { timeout 120 "$MS" -config "$CFG" "$@"; }
@@ -266,6 +292,7 @@ run_ours() {
     fi
   fi
   ours_port=$(free_port) p1=$(free_port) p2=$(free_port) p3=$(free_port) p4=$(free_port) p5=$(free_port)
+  http_port=$p4
   mkdir -p "$WORK/ours"
   cat >"$CFG" <<CFG
 hostname = "imap.bench.test"
@@ -326,13 +353,21 @@ CFG
     # connections' cost.
     start_ours ours-server.log || return 1
     sleep 2
-    ours_idle_base=$(rss_kib "$ms_pid")
+    ours_idle_base=$(rss_kib "$ms_pid") ours_heap0=$(metric go_memstats_heap_inuse_bytes) ours_gor0=$(metric go_goroutines)
     log "ours: $IDLE_CONNS idle connections in IDLE (VmRSS of pid $ms_pid, before: $ours_idle_base KiB)"
+    local t0=$SECONDS
     idle_test "$ours_port" ours "$IDLE_CONNS"
+    ours_idle_secs=$((SECONDS - t0))
+    ours_idle_open=$idle_open
     if kill -0 "$ms_pid" 2>/dev/null; then
-      ours_idle_rss=$(rss_kib "$ms_pid")
-      ours_idle_open=$idle_open
+      ours_idle_rss0=$(rss_kib "$ms_pid")
+      log "ours: $idle_open open after ${ours_idle_secs}s, VmRSS $ours_idle_rss0 KiB; settling ${IDLE_SETTLE}s"
+      sleep "$IDLE_SETTLE"
+    fi
+    if kill -0 "$ms_pid" 2>/dev/null; then
+      ours_idle_rss=$(rss_kib "$ms_pid") ours_heap=$(metric go_memstats_heap_inuse_bytes) ours_gor=$(metric go_goroutines)
       if [ "$idle_open" -gt 0 ]; then
+        ours_idle_kib0=$(awk -v a="$ours_idle_rss0" -v b="$ours_idle_base" -v n="$idle_open" 'BEGIN { printf "%.1f", (a - b) / n }')
         ours_idle_kib=$(awk -v a="$ours_idle_rss" -v b="$ours_idle_base" -v n="$idle_open" 'BEGIN { printf "%.1f", (a - b) / n }')
       fi
     else
@@ -340,7 +375,7 @@ CFG
     fi
     idle_end ours
     ours_idle_still=$idle_still
-    log "ours: $ours_idle_open of $IDLE_CONNS open (still open at the end: $ours_idle_still), VmRSS $ours_idle_base -> $ours_idle_rss KiB, $ours_idle_kib KiB per connection"
+    log "ours: $ours_idle_open of $IDLE_CONNS open (still open at the end: $ours_idle_still), VmRSS $ours_idle_base -> $ours_idle_rss KiB, $ours_idle_kib KiB per connection; heap in use $ours_heap0 -> $ours_heap B, goroutines $ours_gor0 -> $ours_gor"
     if [ "$ours_idle_open" != "$IDLE_CONNS" ]; then
       ours_note="${ours_note:+$ours_note; }idle: $(grep -E '^idle_(open|first_error)' "$OUT/ours-idle.txt" | tr '\n' ' ')"
     fi
@@ -365,7 +400,7 @@ kinds="connect login select fetch_headers fetch_body store append expunge logout
   echo "== imap  $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine:   $machine, $cpu; load average at start $load1"
   echo "commit:    $commit"
-  echo "dovecot:   $dv_version"
+  echo "dovecot:   $dv_version (passwords: $DV_PASSWD)"
   echo "load:      bench/imapload -users accounts -clients $CLIENTS -duration ${DURATION}s -rounds $ROUNDS, after -seed-messages $SEED ($load_desc)"
   echo
   printf '%-16s %12s %12s %12s %12s %10s\n' "" "ours p50 ms" "dovecot p50" "ours p99 ms" "dovecot p99" "p99 o/d"
@@ -377,7 +412,9 @@ kinds="connect login select fetch_headers fetch_body store append expunge logout
   printf '%-40s %s\n' "commands/s ours" "$ours_cps (errors: $ours_errs)"
   printf '%-40s %s\n' "commands/s dovecot" "$dv_cps (errors: $dv_errs)"
   printf '%-40s %s\n' "ratio ours / dovecot (commands/s)" "$r_cps"
-  printf '%-40s %s\n' "ours, $IDLE_CONNS idle (IDLE) connections" "open $ours_idle_open, still open at end $ours_idle_still; VmRSS $ours_idle_base -> $ours_idle_rss KiB; $ours_idle_kib KiB per connection"
+  printf '%-40s %s\n' "ours, $IDLE_CONNS idle (IDLE) connections" "open $ours_idle_open (set up in ${ours_idle_secs}s), still open at end $ours_idle_still"
+  printf '%-40s %s\n' "  VmRSS before / all open / +${IDLE_SETTLE}s" "$ours_idle_base / $ours_idle_rss0 / $ours_idle_rss KiB: $ours_idle_kib0 / $ours_idle_kib KiB per connection"
+  printf '%-40s %s\n' "  Go heap in use, goroutines" "$ours_heap0 -> $ours_heap B ($(awk -v a="$ours_heap" -v b="$ours_heap0" -v n="$ours_idle_open" 'BEGIN { if (n > 0 && a ~ /^[0-9]+$/) printf "%.1f KiB", (a - b) / n / 1024; else print "n/a" }') per connection), $ours_gor0 -> $ours_gor"
   printf '%-40s %s\n' "dovecot, $DV_IDLE_CONNS idle connections" "summed PSS ${dv_idle_total} MiB; $dv_idle_kib KiB per connection"
   [ -n "$ours_note" ] && echo "ours NOTE:    $ours_note"
   [ -n "$dv_note" ] && echo "dovecot NOTE: $dv_note"

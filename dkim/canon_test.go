@@ -196,3 +196,38 @@ func TestWithoutSignature(t *testing.T) {
 		}
 	}
 }
+
+// A header longer than the quick field scan handles: the indexed path
+// must pick the same instances, bottom up.
+func TestSignedHeaderManyFields(t *testing.T) {
+	var h strings.Builder
+	h.WriteString("From: a@example.com\r\n")
+	for i := range 80 {
+		h.WriteString("X-Filler: " + strings.Repeat("f", i%7) + "\r\n")
+		if i%20 == 0 {
+			h.WriteString("Subject: s" + strings.Repeat("!", i) + "\r\n")
+		}
+	}
+	msg := h.String() + "\r\nbody\r\n"
+	for _, hc := range canons {
+		var out bytes.Buffer
+		err := msgdkim.Sign(&out, strings.NewReader(msg), &msgdkim.SignOptions{
+			Domain: "example.com", Selector: "diff", Signer: diffKey, Hash: crypto.SHA256,
+			HeaderCanonicalization: hc, BodyCanonicalization: hc,
+			HeaderKeys: []string{"From", "X-Filler", "Subject", "X-Filler", "Subject", "X-Filler", "Subject", "To"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ourVerdict(t, out.String()) {
+			t.Fatalf("%s: a signature over a long header fails", hc)
+		}
+		// Changing the last instance, which is signed, breaks it.
+		signed := out.String()
+		i := strings.LastIndex(signed, "X-Filler: ff\r\n")
+		bad := signed[:i] + "X-Filler: fx\r\n" + signed[i+len("X-Filler: ff\r\n"):]
+		if ourVerdict(t, bad) {
+			t.Fatalf("%s: an altered signed field still passes", hc)
+		}
+	}
+}

@@ -345,19 +345,30 @@ func temporary(err error) bool {
 // nothing, §5.4.2), canonicalised, then the signature field itself
 // with an empty b= and no final line end.
 func signedHeader(buf *bytes.Buffer, fields []field, keys []string, sigRaw []byte, relaxed bool) {
-	var usedArr [64]bool
-	used := usedArr[:0]
-	if len(fields) <= len(usedArr) {
-		used = usedArr[:len(fields)]
+	if len(fields) > 64 || len(keys)*len(fields) > 4096 {
+		// A long h= or a long header: index the fields by name rather
+		// than scan them once per name listed.
+		byName := make(map[string][]int)
+		for i, f := range fields {
+			n := strings.ToLower(strings.TrimSpace(f.Name))
+			byName[n] = append(byName[n], i)
+		}
+		for _, k := range keys {
+			k = strings.ToLower(k)
+			if at := byName[k]; len(at) > 0 {
+				writeCanonHeader(buf, fields[at[len(at)-1]].Raw, relaxed)
+				byName[k] = at[:len(at)-1]
+			}
+		}
 	} else {
-		used = make([]bool, len(fields))
-	}
-	for _, k := range keys {
-		for i := len(fields) - 1; i >= 0; i-- {
-			if !used[i] && strings.EqualFold(strings.TrimSpace(fields[i].Name), k) {
-				used[i] = true
-				writeCanonHeader(buf, fields[i].Raw, relaxed)
-				break
+		var used [64]bool
+		for _, k := range keys {
+			for i := len(fields) - 1; i >= 0; i-- {
+				if !used[i] && strings.EqualFold(strings.TrimSpace(fields[i].Name), k) {
+					used[i] = true
+					writeCanonHeader(buf, fields[i].Raw, relaxed)
+					break
+				}
 			}
 		}
 	}

@@ -225,7 +225,7 @@ func FuzzMessage(f *testing.F) {
 		if fs.conn == nil {
 			fs.dial(t)
 		}
-		uid := e.deliver(e.aliceID, "", msg)
+		uid := e.deliverTo(t, e.aliceID, "", msg)
 		if st := fs.roundTrip(t, "n NOOP", "n"); !strings.HasPrefix(st, "OK") {
 			t.Fatalf("NOOP: %q", st)
 		}

@@ -172,12 +172,14 @@ type tb interface {
 }
 
 // deliverTo is deliver for property tests.
-func (e *env) deliverTo(t tb, account, mailbox, msg string) {
+func (e *env) deliverTo(t tb, account, mailbox, msg string) uint32 {
 	t.Helper()
-	if _, err := e.st.Deliver(context.Background(), store.Delivery{Recipients: []store.Recipient{{Account: account, Mailbox: mailbox}}},
-		strings.NewReader(msg)); err != nil {
+	d, err := e.st.Deliver(context.Background(), store.Delivery{Recipients: []store.Recipient{{Account: account, Mailbox: mailbox}}},
+		strings.NewReader(msg))
+	if err != nil {
 		t.Fatal(err)
 	}
+	return d[0].UID
 }
 
 // raw is a line-level client for checking exact responses.

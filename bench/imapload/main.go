@@ -21,6 +21,10 @@
 // generated messages by APPEND; the messages depend only on the account's
 // index and the message number, so two servers get the same data.
 //
+// -dovecot-passwd prints the accounts with passwords hashed by
+// directory.HashPassword, for a Dovecot passwd-file: both servers then pay
+// the same argon2id cost per LOGIN.
+//
 // Idle mode (-idle N): N connections log in, select INBOX and sit in IDLE
 // until SIGINT/SIGTERM or -idle-hold; the line "idle_ready" tells a script
 // when to measure the server's memory.
@@ -46,6 +50,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailyard/mailyard/directory"
 )
 
 type account struct{ user, pass string }
@@ -75,6 +81,7 @@ func main() {
 	var c config
 	var usersFile, userPattern, password string
 	var nusers int
+	var dovecotPasswd bool
 	flag.StringVar(&c.addr, "addr", "127.0.0.1:2143", "server `host:port`")
 	flag.BoolVar(&c.implicitTLS, "tls", false, "implicit TLS (port 993 style)")
 	flag.BoolVar(&c.startTLS, "starttls", false, "STARTTLS before LOGIN")
@@ -96,6 +103,7 @@ func main() {
 	flag.IntVar(&c.dialPar, "dial-parallel", 64, "idle mode: connections being set up at once")
 	flag.DurationVar(&c.timeout, "timeout", 60*time.Second, "per-command timeout")
 	flag.BoolVar(&c.verbose, "v", false, "print every error")
+	flag.BoolVar(&dovecotPasswd, "dovecot-passwd", false, "print the accounts as \"user {ARGON2ID}hash\" lines, hashed the way our directory hashes passwords (so a Dovecot passwd-file pays the same cost per login), and exit")
 	flag.Parse()
 
 	if usersFile != "" {
@@ -118,6 +126,16 @@ func main() {
 	}
 	if len(c.accounts) == 0 {
 		fatalf("no accounts")
+	}
+	if dovecotPasswd {
+		for _, a := range c.accounts {
+			h, err := directory.HashPassword(a.pass)
+			if err != nil {
+				fatalf("%s: %v", a.user, err)
+			}
+			fmt.Printf("%s {ARGON2ID}%s\n", a.user, h)
+		}
+		return
 	}
 	if c.implicitTLS && c.startTLS {
 		fatalf("-tls and -starttls exclude each other")

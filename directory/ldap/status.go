@@ -98,6 +98,8 @@ type run struct {
 	mu  sync.Mutex
 	st  Status
 	now func() time.Time
+	// writeFailed is set when an entry could not be written.
+	writeFailed bool
 }
 
 func (r *run) logf(format string, args ...any) {

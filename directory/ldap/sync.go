@@ -127,6 +127,10 @@ func (c *Connector) Sync(ctx context.Context, opts SyncOptions) (Status, error) 
 		Name: c.cfg.Name, State: StateRunning, Started: c.now(),
 		Cursor: prev.Cursor, CursorServer: prev.CursorServer, LastFull: prev.LastFull,
 	}}
+	r.st.Kind = "incremental"
+	if opts.Full || prev.Cursor == "" {
+		r.st.Kind = "full"
+	}
 	conn, server, err := c.dial.connect(ctx, c.cfg.BindDN, c.cfg.BindPassword)
 	if err == nil {
 		defer conn.Close()
@@ -268,13 +272,13 @@ func (c *Connector) userSpec(e Entry) directory.User {
 	}
 }
 
-// applyUser writes one user and counts the outcome. It reports whether
-// the user's addresses changed (a rename), so groups can be refreshed.
+// applyUser writes one user and counts the outcome.
 func (c *Connector) applyUser(ctx context.Context, r *run, dom *domains, e Entry) {
 	dom.ensure(ctx, e.Mail)
 	res, err := c.dir.UpsertSourcedUser(ctx, c.userSpec(e), e.Photo)
 	if err != nil {
 		r.errorf("user %s (%s): %v", e.Mail, printableDN(e.DN), err)
+		r.count(func(s *Status) { r.writeFailed = true })
 		return
 	}
 	for _, s := range res.Skipped {
@@ -392,6 +396,7 @@ func (c *Connector) applyGroups(ctx context.Context, r *run, groups []Entry, dnA
 		res, err := c.dir.UpsertSourcedGroup(ctx, g)
 		if err != nil {
 			r.errorf("group %s (%s): %v", e.Mail, printableDN(e.DN), err)
+			r.count(func(s *Status) { r.writeFailed = true })
 			return
 		}
 		if create {
@@ -503,10 +508,24 @@ func (c *Connector) fullSync(ctx context.Context, conn *goldap.Conn, r *run, for
 	c.cacheMu.Lock()
 	c.dnCache = dnAddr
 	c.cacheMu.Unlock()
-	if cur.max != "" {
-		r.st.Cursor, r.st.CursorServer = cur.max, r.st.Server
-	}
+	r.advance(cur)
 	return nil
+}
+
+// advance moves the change cursor to the highest marker seen, unless an
+// entry could not be written: then the next incremental sync reads it
+// (and everything after the old cursor) again rather than skipping it
+// until the next full sync. Entries that cannot be mapped at all do not
+// hold the cursor back; reading them again would not help.
+func (r *run) advance(cur *cursor) {
+	if cur.max == "" {
+		return
+	}
+	if r.writeFailed {
+		r.logf("change cursor kept at %s: some entries could not be written", r.st.Cursor)
+		return
+	}
+	r.st.Cursor, r.st.CursorServer = cur.max, r.st.Server
 }
 
 // guard enforces Config.MaxDeleteShare.
@@ -599,9 +618,7 @@ func (c *Connector) incrementalSync(ctx context.Context, conn *goldap.Conn, r *r
 		c.dnCache[dn] = a
 	}
 	c.cacheMu.Unlock()
-	if cur.max != "" {
-		r.st.Cursor, r.st.CursorServer = cur.max, r.st.Server
-	}
+	r.advance(cur)
 	return nil
 }
 

@@ -393,3 +393,32 @@ func TestTLS(t *testing.T) {
 		})
 	}
 }
+
+func TestCreateDomains(t *testing.T) {
+	ctx := context.Background()
+	srv := ldaptest.Start(t, adFixtures())
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	dir := directory.NewBuiltin(st, directory.BuiltinOptions{})
+	_, err = dir.CreateTenant(ctx, directory.Tenant{ID: "acme"})
+	require.NoError(t, err)
+	cfg := adConfig(srv.URL)
+	c, err := ldap.New(cfg, ldap.Options{Dir: dir, Records: st})
+	require.NoError(t, err)
+	status, err := c.Sync(ctx, ldap.SyncOptions{})
+	require.NoError(t, err, "entry problems are not run failures")
+	assert.Zero(t, status.Added)
+	assert.NotEmpty(t, status.Errors, "domain not hosted")
+	assert.Empty(t, status.Cursor, "failed writes hold the cursor back")
+
+	cfg.CreateDomains = true
+	c, err = ldap.New(cfg, ldap.Options{Dir: dir, Records: st})
+	require.NoError(t, err)
+	status, err = c.Sync(ctx, ldap.SyncOptions{Full: true})
+	require.NoError(t, err)
+	assert.Equal(t, 6, status.Added, status.Errors)
+	d, err := dir.LookupDomain(ctx, "example.com")
+	require.NoError(t, err)
+	assert.Equal(t, "acme", d.Tenant)
+}

@@ -194,6 +194,9 @@ func TestExampleDirectorySectionLoads(t *testing.T) {
 	}
 	var b strings.Builder
 	for _, line := range strings.Split(text[i:], "\n") {
+		if line == "" {
+			break // the end of the directory example
+		}
 		line = strings.TrimPrefix(line, "# ")
 		if strings.HasPrefix(line, "# ") || line == "#" {
 			continue // a comment inside the example
