@@ -346,6 +346,16 @@ func (b *Builtin) UpsertSourcedUser(ctx context.Context, u User, photo []byte) (
 // applySourcedUser returns cur with the fields a source manages taken
 // from u, and the aliases that had to be skipped.
 func applySourcedUser(r reader, cur, u User) (User, []string, error) {
+	w := cur
+	w.DisplayName, w.GivenName, w.Surname = u.DisplayName, u.GivenName, u.Surname
+	w.Title, w.Department, w.Company, w.Office = u.Title, u.Department, u.Company, u.Office
+	w.Phone, w.Mobile = u.Phone, u.Mobile
+	w.ExternalDN, w.Disabled = u.ExternalDN, u.Disabled
+	if sameAddresses(cur.Address, cur.Aliases, u.Address, u.Aliases) {
+		// The stored addresses are canonical and claimed by this user:
+		// nothing to look up (the common case of a full sync).
+		return w, nil, nil
+	}
 	addr, _, err := tenantAddress(r, u.Address, cur.Tenant)
 	if err != nil {
 		return User{}, nil, err
@@ -359,13 +369,32 @@ func applySourcedUser(r reader, cur, u User) (User, []string, error) {
 	if err != nil {
 		return User{}, nil, err
 	}
-	w := cur
 	w.Address, w.Aliases = addr, aliases
-	w.DisplayName, w.GivenName, w.Surname = u.DisplayName, u.GivenName, u.Surname
-	w.Title, w.Department, w.Company, w.Office = u.Title, u.Department, u.Company, u.Office
-	w.Phone, w.Mobile = u.Phone, u.Mobile
-	w.ExternalDN, w.Disabled = u.ExternalDN, u.Disabled
 	return w, skipped, nil
+}
+
+// sameAddresses reports whether primary and aliases, lowercased, are
+// exactly the stored canonical addresses (aliases sorted, without the
+// primary). Any other spelling takes the full path, which is correct for
+// all inputs.
+func sameAddresses(curPrimary string, curAliases []string, primary string, aliases []string) bool {
+	if strings.ToLower(primary) != curPrimary {
+		return false
+	}
+	return sameCanonical(curAliases, aliases, curPrimary)
+}
+
+// sameCanonical reports whether list, lowercased, sorted, without
+// duplicates and without except, equals the canonical sorted want.
+func sameCanonical(want, list []string, except string) bool {
+	lower := make([]string, 0, len(list))
+	for _, a := range list {
+		if l := strings.ToLower(a); l != except {
+			lower = append(lower, l)
+		}
+	}
+	slices.Sort(lower)
+	return slices.Equal(slices.Compact(lower), want)
 }
 
 func sameUser(a, b User) bool {
@@ -472,6 +501,13 @@ func (b *Builtin) UpsertSourcedGroup(ctx context.Context, g Group) (UpsertResult
 }
 
 func applySourcedGroup(r reader, cur, g Group) (Group, []string, error) {
+	w := cur
+	w.DisplayName, w.ExternalDN = g.DisplayName, g.ExternalDN
+	if sameAddresses(cur.Address, cur.Aliases, g.Address, g.Aliases) && sameCanonical(cur.Members, g.Members, "") {
+		// Stored members are canonical and exist: deleting an entry
+		// drops its addresses from every group.
+		return w, nil, nil
+	}
 	addr, _, err := tenantAddress(r, g.Address, cur.Tenant)
 	if err != nil {
 		return Group{}, nil, err
@@ -489,9 +525,7 @@ func applySourcedGroup(r reader, cur, g Group) (Group, []string, error) {
 	if err != nil {
 		return Group{}, nil, err
 	}
-	w := cur
 	w.Address, w.Aliases, w.Members = addr, aliases, members
-	w.DisplayName, w.ExternalDN = g.DisplayName, g.ExternalDN
 	return w, append(skipped, mskipped...), nil
 }
 

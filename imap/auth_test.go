@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mailyard/mailyard/directory"
 )
 
@@ -137,5 +139,48 @@ func TestStartTLSInjectionIsNotExecuted(t *testing.T) {
 	rest, _ := r.r.ReadString('\n')
 	if strings.Contains(rest, "b OK") || strings.Contains(rest, "b NO") {
 		t.Fatalf("injected command was executed: %q", rest)
+	}
+}
+
+func TestMetricsCountLogins(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEnv(t, func(o *Options) {
+		// newEnv starts a plain and a TLS server: label them apart.
+		if o.ImplicitTLS {
+			o.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"listener": "imaps"}, reg)
+		} else {
+			o.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"listener": "imap"}, reg)
+		}
+	})
+	r := e.rawTLS()
+	r.expectStatus("LOGIN alice@example.com wrong", "NO")
+	r.expectOK("LOGIN alice@example.com \"correct horse\"")
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			if m.Counter != nil {
+				got[key] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	for k, want := range map[string]float64{
+		"mailyard_imap_auth_total,listener=imaps,result=failure":         1,
+		"mailyard_imap_auth_total,listener=imaps,result=success":         1,
+		"mailyard_imap_connections_total,listener=imaps,result=accepted": 1,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], want, got)
+		}
+	}
+	if _, err := New(Options{Backend: e.st, Auth: e.dir, Registerer: reg}); err == nil {
+		t.Error("registering the same metrics twice succeeded")
 	}
 }

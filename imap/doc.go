@@ -41,6 +41,9 @@
 //     responses are held back during FETCH, STORE and SEARCH (RFC 9051
 //     §7.5.1) and sent highest sequence number first.
 //
+// Metrics (Options.Registerer): connections by result, open connections,
+// authentications by result, messages appended.
+//
 // # Capabilities
 //
 // IMAP4rev1, IMAP4rev2, STARTTLS, AUTH=PLAIN, LOGINDISABLED (before TLS),
@@ -95,6 +98,13 @@
 //     ENABLE only accepts IMAP4rev2 and UTF8=ACCEPT. The wire encoder and
 //     decoder are in an internal package, so they cannot be reused from
 //     here either.
+//   - A filter in front of the library (reading commands off the
+//     connection before it does) is no way out: after STARTTLS the
+//     library wraps the connection it was given in its own tls.Conn, so
+//     a filter below it sees only ciphertext, and one above a tls.Conn
+//     hides the *tls.Conn the library checks before it allows LOGIN.
+//     It would also need a second IMAP parser to find command
+//     boundaries (literals, IDLE, AUTHENTICATE exchanges).
 //
 // The store already carries what these need (per-message MODSEQ,
 // HIGHESTMODSEQ, expunge tombstones via [store.Messages.Changes], quotas

@@ -104,14 +104,19 @@ func newEnvIn(t testing.TB, dataDir string, opts ...envOption) *env {
 		lim:      limits.NewAuthLimiter(limits.AuthPolicy{BaseDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond, BlockAfter: 5}),
 		serveErr: make(chan error, 2),
 	}
-	base := Options{Backend: st, Auth: dir, AuthLimiter: e.lim, TLSConfig: srvTLS}
-	for _, o := range opts {
-		o(&base)
+	// Options are applied to each server's own copy, after ImplicitTLS
+	// is set, so that an option can tell them apart.
+	for _, implicit := range []bool{false, true} {
+		o := Options{Backend: st, Auth: dir, AuthLimiter: e.lim, TLSConfig: srvTLS, ImplicitTLS: implicit}
+		for _, opt := range opts {
+			opt(&o)
+		}
+		if implicit {
+			e.tlsSrv, e.tlsAddr = e.start(o)
+		} else {
+			e.srv, e.addr = e.start(o)
+		}
 	}
-	e.srv, e.addr = e.start(base)
-	tlsOpts := base
-	tlsOpts.ImplicitTLS = true
-	e.tlsSrv, e.tlsAddr = e.start(tlsOpts)
 	return e
 }
 

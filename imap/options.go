@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/internal/limits"
@@ -87,9 +88,10 @@ type Options struct {
 	// negative means no limit.
 	MaxConns int
 
-	// Now is the clock (INTERNALDATE of appended messages without a
-	// date). Default time.Now.
-	Now func() time.Time
+	// Registerer, if set, receives the server's metrics (connections,
+	// authentications by result, appended messages). Wrap it with
+	// prometheus.WrapRegistererWith to tell several servers apart.
+	Registerer prometheus.Registerer
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -129,9 +131,6 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxConns == 0 {
 		o.MaxConns = DefaultMaxConns
-	}
-	if o.Now == nil {
-		o.Now = time.Now
 	}
 	return o, nil
 }

@@ -48,11 +48,12 @@ var capabilities = imap.CapSet{
 // Server is one IMAP listener's server. Create it with [New]; it is safe
 // for concurrent use.
 type Server struct {
-	opts   Options
-	is     *imapserver.Server
-	conns  *limits.ConnLimiter
-	log    *slog.Logger
-	recent recentTable
+	opts    Options
+	is      *imapserver.Server
+	conns   *limits.ConnLimiter
+	log     *slog.Logger
+	metrics *metrics
+	recent  recentTable
 
 	// ctx is the parent of every session's context; cancelled by Close
 	// and at the end of Shutdown so that blocked store calls give up.
@@ -60,6 +61,10 @@ type Server struct {
 	cancel context.CancelFunc
 
 	closing atomic.Bool
+	// stopping is closed when Shutdown or Close begins: auth-failure
+	// delays end early so that they do not hold the shutdown up.
+	stopping     chan struct{}
+	stoppingOnce sync.Once
 	// busy counts commands being executed; Shutdown waits for it to
 	// reach zero so that a command in flight gets its tagged answer.
 	busy atomic.Int64
@@ -75,13 +80,19 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
+		metrics:  m,
 		opts:     o,
 		conns:    limits.NewConnLimiter(max(o.MaxConnsPerIP, 0), max(o.MaxConns, 0)),
 		log:      o.Logger,
 		recent:   recentTable{m: make(map[recentKey]uint32)},
 		lns:      make(map[net.Listener]struct{}),
 		sessions: make(map[*session]struct{}),
+		stopping: make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	lopts := &imapserver.Options{
@@ -141,6 +152,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.closing.Swap(true) {
 		return ErrServerClosed
 	}
+	s.stop()
 	s.closeListeners()
 	var err error
 	t := time.NewTicker(10 * time.Millisecond)
@@ -171,10 +183,15 @@ func (s *Server) Close() error {
 	if s.closing.Swap(true) {
 		return ErrServerClosed
 	}
+	s.stop()
 	err := s.closeListeners()
 	s.cancel()
 	_ = s.is.Close()
 	return err
+}
+
+func (s *Server) stop() {
+	s.stoppingOnce.Do(func() { close(s.stopping) })
 }
 
 func (s *Server) closeListeners() error {
@@ -229,10 +246,18 @@ func (l *listener) Accept() (net.Conn, error) {
 		release, err := l.s.conns.Acquire(ip)
 		if err != nil {
 			l.s.log.Warn("connection refused", "rule", "conn-limit", "client", ip.String(), "reason", err.Error())
+			l.s.metrics.conns.WithLabelValues("limit").Inc()
 			go l.refuse(c)
 			continue
 		}
-		return &limitedConn{Conn: c, release: release}, nil
+		l.s.metrics.conns.WithLabelValues("accepted").Inc()
+		l.s.metrics.open.Inc()
+		open := l.s.metrics.open
+		var once sync.Once
+		return &limitedConn{Conn: c, release: func() {
+			release()
+			once.Do(open.Dec)
+		}}, nil
 	}
 }
 

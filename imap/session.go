@@ -80,9 +80,11 @@ func (s *session) Close() error {
 func (s *session) Login(login, password string) error {
 	defer s.srv.begin()()
 	lim := s.srv.opts.AuthLimiter
+	m := s.srv.metrics.auth
 	log := s.log.With("login", printable(login))
 	if err := lim.Check(s.ip, login); err != nil {
 		log.Warn("authentication refused", "rule", "auth-blocked", "reason", err.Error())
+		m.WithLabelValues("blocked").Inc()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
 			Text: "Too many failed authentications; try again later"}
 	}
@@ -90,7 +92,9 @@ func (s *session) Login(login, password string) error {
 	switch {
 	case err == nil:
 		lim.Success(s.ip, login)
+		m.WithLabelValues("success").Inc()
 	case errors.Is(err, directory.ErrAuthFailed):
+		m.WithLabelValues("failure").Inc()
 		delay := lim.Failure(s.ip, login)
 		ipFails, loginFails := lim.Failures(s.ip, login)
 		log.Warn("authentication failed", "delay", delay, "client_failures", ipFails, "login_failures", loginFails)
@@ -98,14 +102,17 @@ func (s *session) Login(login, password string) error {
 		return imapserver.ErrAuthFailed
 	case errors.Is(err, directory.ErrDisabled):
 		log.Warn("authentication refused", "rule", "disabled-user")
+		m.WithLabelValues("disabled").Inc()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeContactAdmin,
 			Text: "Account disabled"}
 	case errors.Is(err, directory.ErrProtocolNotAllowed):
 		log.Warn("authentication refused", "rule", "protocol-not-allowed")
+		m.WithLabelValues("not_allowed").Inc()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthorizationFailed,
 			Text: "IMAP access is not allowed for this account"}
 	default:
 		log.Error("authentication error", "err", err)
+		m.WithLabelValues("error").Inc()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
 			Text: "Authentication temporarily unavailable"}
 	}
@@ -145,6 +152,7 @@ func (s *session) sleep(d time.Duration) {
 	select {
 	case <-t.C:
 	case <-s.ctx.Done():
+	case <-s.srv.stopping:
 	}
 }
 
@@ -355,6 +363,7 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if err != nil {
 		return nil, s.storeErr("append", err)
 	}
+	s.srv.metrics.appended.Inc()
 	mb, err := b.Mailbox(s.ctx, s.account, name)
 	if err != nil {
 		// The message is stored; only the APPENDUID code cannot be given.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,6 +127,18 @@ func TestIMAPSeesSMTPDeliveryWhileIdling(t *testing.T) {
 	for _, b := range msgs[0].BodySection {
 		if !strings.HasSuffix(string(b.Bytes), msg) {
 			t.Fatalf("fetched %q", b.Bytes)
+		}
+	}
+
+	resp, err := http.Get("http://" + cfg.HTTP.Listen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`mailyard_imap_auth_total{listener="imaps",result="success"} 1`, `mailyard_imap_auth_total{listener="imap",result="success"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 }

@@ -166,6 +166,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			AppendLimit:       min(cfg.Limits.MaxMessageBytes, 1<<32-1),
 			MaxConnsPerIP:     cfg.Limits.MaxConnsPerIP,
 			MaxConns:          cfg.Limits.MaxConns,
+			Registerer:        prometheus.WrapRegistererWith(prometheus.Labels{"listener": l.name}, reg),
 		})
 		if err != nil {
 			closeAll()

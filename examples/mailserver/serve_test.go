@@ -32,6 +32,7 @@ func TestServeEndToEnd(t *testing.T) {
 	cfg.DNS.Server = "127.0.0.1:1" // nothing answers; no lookup leaves loopback
 	port := func() string { return "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t)) }
 	cfg.SMTP.Listen, cfg.Submission.Listen, cfg.Submissions.Listen, cfg.HTTP.Listen = port(), port(), port(), port()
+	cfg.IMAP.Listen, cfg.IMAPS.Listen = port(), port()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
