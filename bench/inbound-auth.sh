@@ -62,9 +62,9 @@ dnsport=$(free_port)
 pids+=($!)
 
 run() { # run on|off N -> prints messages/s
-  local mode=$1 dir="$WORK/$1-$2" port p2 p3 p4 enabled=false
+  local mode=$1 dir="$WORK/$1-$2" port p2 p3 p4 p5 p6 enabled=false
   [ "$mode" = on ] && enabled=true
-  port=$(free_port) p2=$(free_port) p3=$(free_port) p4=$(free_port)
+  port=$(free_port) p2=$(free_port) p3=$(free_port) p4=$(free_port) p5=$(free_port) p6=$(free_port)
   mkdir -p "$dir"
   cat >"$dir/cfg.toml" <<CFG
 hostname = "mx.bench.test"
@@ -77,6 +77,10 @@ listen = "127.0.0.1:$p2"
 listen = "127.0.0.1:$p3"
 [http]
 listen = "127.0.0.1:$p4"
+[imap]
+listen = "127.0.0.1:$p5"
+[imaps]
+listen = "127.0.0.1:$p6"
 [limits]
 max_conns_per_ip = 200
 [log]
@@ -93,7 +97,8 @@ CFG
   "$WORK/mailserver" -config "$dir/cfg.toml" serve >"$OUT/server-$mode-$2.log" 2>&1 &
   local spid=$!
   pids+=("$spid")
-  trap 'kill "$spid" 2>/dev/null || true' EXIT # in a PARALLEL subshell
+  server_pid=$spid # not local: the EXIT trap of a PARALLEL subshell reads it
+  trap 'kill "${server_pid:-}" 2>/dev/null || true' EXIT
   wait_port "$port"
   local t0 t1
   t0=$(date +%s.%N)

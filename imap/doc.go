@@ -81,6 +81,27 @@
 //     extractors, which follow RFC 9051 §7.5.2 for multipart,
 //     message/rfc822 and malformed MIME.
 //
+// # Known deviations
+//
+//   - SEARCH BODY/TEXT decode transfer encodings but not charsets other
+//     than US-ASCII and UTF-8: a KOI8-R or windows-1251 part is compared
+//     as stored bytes (decoding would mean go-message/charset, whose
+//     import installs a process-wide charset hook).
+//   - BODYSTRUCTURE of malformed MIME: a multipart without any part is
+//     given one empty text/plain part (the grammar needs one; the library
+//     would panic), and text parts without charset get charset=us-ascii
+//     (RFC 2045 §5.2). A message with more than 1000 "multipart/" or
+//     "message/" markers gets NO [PARSE] for BODYSTRUCTURE and part
+//     sections, since the library's walkers recurse without a depth
+//     limit; BODY[] still returns it.
+//   - The library answers LSUB as LIST with the SUBSCRIBED selection
+//     option, so the two cannot be told apart when LIST has no other
+//     options: both get LSUB's \Noselect parents and \Subscribed.
+//   - Malformed sequence sets and unknown SEARCH keys get
+//     NO [SERVERBUG] "Internal server error" from the library's parser
+//     instead of BAD; the session continues. A quoted string left open
+//     at the end of a line makes the library read the next line into it.
+//
 // # What go-imap/v2 cannot carry: QUOTA, ID, CONDSTORE, QRESYNC
 //
 // These are not announced, because they are not implemented. go-imap

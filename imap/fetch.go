@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -115,6 +116,18 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 		binaries = make([][]byte, len(o.BinarySection))
 		sizes    = make([]uint32, len(o.BinarySectionSize))
 	)
+	if o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 || hasPartSection(o.BodySection) {
+		// The library's MIME walkers recurse once per nesting level;
+		// bound the depth before they run (see maxMIMEMarkers).
+		n, err := countMIMEMarkers(open)
+		if err != nil {
+			return s.storeErr("fetch", err)
+		}
+		if n > maxMIMEMarkers {
+			s.log.Warn("fetch: message structure too deep", "mailbox", v.name, "uid", m.UID, "markers", n)
+			return noCode(imap.ResponseCodeParse, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" is nested too deeply to be parsed")
+		}
+	}
 	err := safely(func() error {
 		if o.Envelope {
 			h, err := readHeader(open)
@@ -212,6 +225,57 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 		s.log.Error("fetch failed mid-response", "mailbox", v.name, "uid", m.UID, "err", firstErr)
 	}
 	return firstErr
+}
+
+// maxMIMEMarkers bounds how many "multipart/" and "message/" strings a
+// message may contain for BODYSTRUCTURE and part sections to be computed.
+// Every level of MIME nesting needs one (a multipart/digest part without
+// Content-Type is message/rfc822, but the digest itself is named), so the
+// count bounds the nesting depth. The library's walkers recurse per level
+// without a limit; a message nested a million levels deep would exhaust
+// the goroutine stack, which is fatal to the whole process, not a panic
+// that can be recovered.
+const maxMIMEMarkers = 1000
+
+// countMIMEMarkers counts "multipart/" and "message/" in the message,
+// case-insensitively, streaming.
+func countMIMEMarkers(open func() (io.ReadCloser, error)) (int, error) {
+	r, err := open()
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	const keep = len("multipart/") - 1 // no marker fits in the carried tail
+	buf := make([]byte, 64<<10)
+	tail := 0
+	n := 0
+	for {
+		k, err := r.Read(buf[tail:])
+		if k > 0 {
+			total := tail + k
+			chunk := bytes.ToLower(buf[:total])
+			// A "message/" inside the carried tail may be counted twice;
+			// counting too many only errs on the safe side.
+			n += bytes.Count(chunk, []byte("multipart/")) + bytes.Count(chunk, []byte("message/"))
+			tail = min(keep, total)
+			copy(buf, buf[total-tail:total])
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+func hasPartSection(secs []*imap.FetchItemBodySection) bool {
+	for _, sec := range secs {
+		if !wholeMessage(sec) {
+			return true
+		}
+	}
+	return false
 }
 
 func writeLiteral(wc io.WriteCloser, b []byte) error {

@@ -133,6 +133,7 @@ func FuzzCommand(f *testing.F) {
 		"STATUS INBOX (MESSAGES RECENT DELETED-STORAGE HIGHESTMODSEQ)",
 		"EXAMINE INBOX",
 		"EXPUNGE",
+		"SEARCH CHARSET \"0\xff\xffcect h", // open quote: the library reads on
 	} {
 		f.Add(s)
 	}

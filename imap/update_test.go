@@ -294,3 +294,31 @@ func TestSelectedMailboxDeletedElsewhere(t *testing.T) {
 		t.Fatalf("FETCH after deletion: %q", u)
 	}
 }
+
+// TestOKMeansCommitted: when STORE, EXPUNGE, COPY and MOVE answer OK, the
+// store (read directly, as another process would) already has the change.
+func TestOKMeansCommitted(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		e.deliver(e.aliceID, "", simpleMsg)
+	}
+	r := loggedIn(e)
+	r.expectOK("SELECT INBOX")
+	r.expectOK("STORE 1 +FLAGS ($Done \\Deleted)")
+	msgs, err := e.st.ListMessages(ctx, e.aliceID, store.Inbox, store.UIDSet{{Start: 1, Stop: 1}})
+	if err != nil || len(msgs) != 1 || !hasFlag(msgs[0].Flags, "$Done") || !hasFlag(msgs[0].Flags, `\Deleted`) {
+		t.Fatalf("after STORE OK: %v, %v", msgs, err)
+	}
+	r.expectOK("EXPUNGE")
+	if msgs, _ := e.st.ListMessages(ctx, e.aliceID, store.Inbox, nil); len(msgs) != 2 {
+		t.Fatalf("after EXPUNGE OK the store has %d messages", len(msgs))
+	}
+	r.expectOK("COPY 1 Archive")
+	r.expectOK("MOVE 1 Junk")
+	for box, want := range map[string]int{"Archive": 1, "Junk": 1, store.Inbox: 1} {
+		if msgs, _ := e.st.ListMessages(ctx, e.aliceID, box, nil); len(msgs) != want {
+			t.Fatalf("%s holds %d messages, want %d", box, len(msgs), want)
+		}
+	}
+}

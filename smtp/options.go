@@ -171,6 +171,13 @@ type Options struct {
 	// exist. Default os.TempDir().
 	SpoolDir string
 
+	// Queue, if set, takes the recipients routing relays to other hosts:
+	// the server accepts them and answers 250 only after the message is
+	// both stored for the local recipients and committed to the queue.
+	// Without it such recipients get 451 4.3.2. Start the queue before
+	// the server.
+	Queue *Queue
+
 	// Now is the clock for Received dates and delivery times. Default
 	// time.Now.
 	Now func() time.Time

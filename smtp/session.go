@@ -49,6 +49,7 @@ type transaction struct {
 	may     sendSet           // submission: addresses the user may send as
 	rcpts   []string          // accepted envelope recipients, as given
 	targets []store.Recipient // one per distinct local account
+	relays  []routing.Decision // remote targets, for the outbound queue
 }
 
 func newSession(s *Server, c *gosmtp.Conn, tc *trackedConn, tlsOn bool) *session {
@@ -165,7 +166,7 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 		log.Error("routing failed", "rcpt", to, "err", err)
 		return errLookup
 	}
-	var deliver []routing.Decision
+	var deliver, relays []routing.Decision
 	var relay, reject *routing.Decision
 	direct := false
 	for i := range res.Decisions {
@@ -176,6 +177,7 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 		case routing.Deliver:
 			deliver = append(deliver, *d)
 		case routing.Relay:
+			relays = append(relays, *d)
 			if relay == nil {
 				relay = d
 			}
@@ -194,7 +196,7 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	// remote one needs the outbound queue like any remote target, and a
 	// refused one (a misconfigured address) is logged, not the sender's
 	// problem.
-	if relay == nil && len(deliver) > 0 {
+	if (relay == nil || s.srv.opts.Queue != nil) && (len(deliver) > 0 || relay != nil) {
 		for i := range res.Copies {
 			d := &res.Copies[i]
 			log.Info("routing copy", "rcpt", to, "decision", d.Kind.String(), "rule", d.Rule,
@@ -203,6 +205,7 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 			case routing.Deliver:
 				deliver = append(deliver, *d)
 			case routing.Relay:
+				relays = append(relays, *d)
 				if relay == nil {
 					relay = d
 				}
@@ -217,13 +220,21 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 		// does, and says why in Permit).
 		m.WithLabelValues("relay_denied").Inc()
 		return reply(554, "5.7.1", "<%s>: relay access denied", printable(to))
-	case relay != nil:
+	case relay != nil && s.srv.opts.Queue == nil:
 		// Remote targets (the recipient itself for an authenticated
 		// user, or members of a local list) would need the outbound
 		// queue. Refusing temporarily keeps the message with the
 		// sender; accepting would drop those targets silently.
 		m.WithLabelValues("no_outbound").Inc()
 		return errNoOutbound
+	case len(deliver) == 0 && relay != nil:
+		// Only remote targets: the outbound queue takes them all.
+		m.WithLabelValues("relay").Inc()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.tx.addRelays(relays)
+		s.tx.rcpts = append(s.tx.rcpts, to)
+		return nil
 	case len(deliver) == 0 && reject != nil && reject.Rule == routing.RuleRelayDenied:
 		m.WithLabelValues("relay_denied").Inc()
 		log.Info("recipient refused", "rcpt", to, "decision", "relay", "rule", reject.Rule)
@@ -236,7 +247,7 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 		log.Error("router returned no decision", "rcpt", to)
 		return errTemporary
 	}
-	if deliver = s.withinQuota(log, deliver, tx.size); len(deliver) == 0 {
+	if deliver = s.withinQuota(log, deliver, tx.size); len(deliver) == 0 && relay == nil {
 		m.WithLabelValues("quota").Inc()
 		return reply(452, "4.2.2", "<%s>: mailbox full", printable(to))
 	}
@@ -246,6 +257,7 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	for _, d := range deliver {
 		s.tx.addTarget(d)
 	}
+	s.tx.addRelays(relays)
 	s.tx.rcpts = append(s.tx.rcpts, to)
 	return nil
 }
@@ -307,6 +319,19 @@ func (tx *transaction) addTarget(d routing.Decision) {
 		}
 	}
 	tx.targets = append(tx.targets, store.Recipient{Account: d.Account, Mailbox: d.Mailbox})
+}
+
+// addRelays adds remote targets, one per address and hop.
+func (tx *transaction) addRelays(ds []routing.Decision) {
+next:
+	for _, d := range ds {
+		for _, r := range tx.relays {
+			if strings.EqualFold(r.Address, d.Address) && r.Hop.String() == d.Hop.String() {
+				continue next
+			}
+		}
+		tx.relays = append(tx.relays, d)
+	}
 }
 
 // sourceReader remembers how reading the client's data ended.
@@ -418,7 +443,36 @@ func (s *session) Data(r io.Reader) error {
 	// read everything: with a spool, the client's data has all been read
 	// before delivery starts. What counts is the end of what it was given.
 	msg := &sourceReader{r: io.MultiReader(bytes.NewReader(traceHeaders(t)), strings.NewReader(prefix), content)}
-	delivered, err := s.srv.opts.Deliverer.Deliver(s.ctx, store.Delivery{Recipients: targets, InternalDate: now}, msg)
+	var out *queuedBody // the copy for remote targets, durable before the 250
+	var toStore io.Reader = msg
+	if len(tx.relays) > 0 {
+		var err error
+		out, err = s.srv.opts.Queue.spool(msg)
+		if src.err != nil {
+			if out != nil {
+				out.Abort()
+			}
+			return s.readFailed(log, src.err)
+		}
+		if err != nil {
+			s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
+			log.Error("queueing failed", "err", err)
+			return errTemporary
+		}
+		defer out.Abort()
+		f, err := out.Open()
+		if err != nil {
+			log.Error("queue reread failed", "err", err)
+			return errTemporary
+		}
+		defer f.Close()
+		toStore = f
+	}
+	var delivered []store.Delivered
+	var err error
+	if len(targets) > 0 {
+		delivered, err = s.srv.opts.Deliverer.Deliver(s.ctx, store.Delivery{Recipients: targets, InternalDate: now}, toStore)
+	}
 	if src.err != nil {
 		// The client's data failed (too large, line too long,
 		// connection lost): whatever the store said, this is the
@@ -442,6 +496,16 @@ func (s *session) Data(r io.Reader) error {
 		s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
 		log.Error("deliverer returned before the end of the message")
 		return errTemporary
+	}
+	if out != nil {
+		// Local copies are durable; a failure here answers 451 and the
+		// client's retry may deliver them twice (at least once).
+		if err := out.Commit(s.ctx, tx.from, tx.utf8, tx.relays); err != nil {
+			s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
+			log.Error("queueing failed", "err", err)
+			return errTemporary
+		}
+		log.Info("message queued", "queue_id", out.id, "relay_rcpts", len(tx.relays))
 	}
 	s.srv.metrics.accepted.Inc()
 	s.srv.metrics.bytes.Add(float64(src.n))

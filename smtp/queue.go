@@ -1,0 +1,622 @@
+package smtp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailyard/mailyard/routing"
+	"github.com/mailyard/mailyard/store"
+)
+
+// QueueNamespace is the store.Records namespace that holds the outbound
+// queue: one record per (message, recipient), keyed "MSGID/NNNN".
+const QueueNamespace = "queue"
+
+// Defaults applied to zero QueueOptions fields.
+const (
+	// DefaultRetryMin is the wait after the first failed attempt; each
+	// further failure doubles it, up to DefaultRetryMax. Postfix's
+	// minimal_backoff_time; short enough for greylisting (RFC 6647 §2.1).
+	DefaultRetryMin = 5 * time.Minute
+	// DefaultRetryMax caps the wait between attempts (Postfix's
+	// maximal_backoff_time is 4000s).
+	DefaultRetryMax = time.Hour
+	// DefaultDelayWarning is when the sender gets a "delayed" DSN.
+	DefaultDelayWarning = 4 * time.Hour
+	// DefaultExpiry is when the queue gives up and bounces: RFC 5321
+	// §4.5.4.1 asks for at least 4-5 days.
+	DefaultExpiry = 5 * 24 * time.Hour
+	// DefaultQueueConcurrency bounds deliveries in progress in all.
+	DefaultQueueConcurrency = 64
+	// DefaultPerDestination bounds connections to one destination.
+	DefaultPerDestination = 8
+	// DefaultQueuePoll is how often the queue re-reads its records, to see
+	// changes made by other processes (the admin commands).
+	DefaultQueuePoll = 5 * time.Second
+	// DefaultConnectTimeout bounds one TCP connect.
+	DefaultConnectTimeout = 30 * time.Second
+)
+
+// ErrQueueClosed is returned by Enqueue after Close.
+var ErrQueueClosed = errors.New("smtp: queue closed")
+
+// OutboundResolver is the DNS the queue uses to find next hops: MX
+// (RFC 5321 §5.1) and address records. *net.Resolver and dkim.Resolver
+// implementations satisfy it.
+type OutboundResolver interface {
+	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
+}
+
+// QueueOptions configure a [Queue]. Dir, Records, Deliverer and Router are
+// required; every other zero field takes the documented default.
+type QueueOptions struct {
+	// Dir holds one fsynced file per queued message body. It is created
+	// if missing. Give every Queue its own directory.
+	Dir string
+	// Records keeps the per-recipient state (namespace QueueNamespace),
+	// committed durably before Enqueue returns. Every store backend
+	// satisfies it.
+	Records store.Records
+	// Deliverer and Router deliver DSNs: the original sender is resolved
+	// with Router and a local sender's DSN is stored with Deliverer; a
+	// remote sender's DSN is queued like any message.
+	Deliverer store.Deliverer
+	Router    Router
+	// Resolver finds MX and address records. Default net.DefaultResolver.
+	Resolver OutboundResolver
+	// Dial opens TCP connections. Default: a net.Dialer with
+	// DefaultConnectTimeout.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Hostname is announced in EHLO, DSNs' Reporting-MTA and their
+	// MAILER-DAEMON sender. Default os.Hostname().
+	Hostname string
+	// TLSConfig is the base client TLS configuration (RootCAs for hops with
+	// TLS policy "verify"). Default: the system roots.
+	TLSConfig *tls.Config
+
+	// Concurrency bounds deliveries in progress (default 64);
+	// PerDestination bounds concurrent connections to one destination
+	// (default 8). Each connection is reused for the destination's next
+	// message while there is one.
+	Concurrency    int
+	PerDestination int
+	// RetryMin, RetryMax: after the n-th failed attempt the next is
+	// RetryMin*2^(n-1) later, at most RetryMax (defaults 5m and 1h).
+	RetryMin, RetryMax time.Duration
+	// DelayWarning is how long a recipient may wait before the sender
+	// gets one "delayed" DSN (default 4h; negative: never).
+	DelayWarning time.Duration
+	// Expiry is how long a recipient is retried before it bounces
+	// (default 5 days).
+	Expiry time.Duration
+	// PollInterval is how often the records are re-read to pick up changes
+	// made by other processes (default 5s).
+	PollInterval time.Duration
+
+	// Logger receives one line per attempt and per DSN. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (o QueueOptions) withDefaults() (QueueOptions, error) {
+	var errs []error
+	if o.Dir == "" {
+		errs = append(errs, errors.New("Dir is required"))
+	}
+	if o.Records == nil {
+		errs = append(errs, errors.New("Records is required"))
+	}
+	if o.Deliverer == nil {
+		errs = append(errs, errors.New("Deliverer is required"))
+	}
+	if o.Router == nil {
+		errs = append(errs, errors.New("Router is required"))
+	}
+	if o.Concurrency < 0 || o.PerDestination < 0 || o.RetryMin < 0 || o.RetryMax < 0 || o.Expiry < 0 || o.PollInterval < 0 {
+		errs = append(errs, errors.New("Concurrency, PerDestination, RetryMin, RetryMax, Expiry and PollInterval must not be negative"))
+	}
+	if len(errs) > 0 {
+		return o, fmt.Errorf("smtp: invalid queue options: %w", errors.Join(errs...))
+	}
+	if o.Resolver == nil {
+		o.Resolver = net.DefaultResolver
+	}
+	if o.Dial == nil {
+		d := &net.Dialer{Timeout: DefaultConnectTimeout}
+		o.Dial = d.DialContext
+	}
+	if o.Hostname == "" {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			o.Hostname = h
+		} else {
+			o.Hostname = "localhost"
+		}
+	}
+	if o.TLSConfig == nil {
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	defaultTo(&o.Concurrency, DefaultQueueConcurrency)
+	defaultTo(&o.PerDestination, DefaultPerDestination)
+	defaultTo(&o.RetryMin, DefaultRetryMin)
+	defaultTo(&o.RetryMax, DefaultRetryMax)
+	defaultTo(&o.DelayWarning, DefaultDelayWarning)
+	defaultTo(&o.Expiry, DefaultExpiry)
+	defaultTo(&o.PollInterval, DefaultQueuePoll)
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = o.RetryMin
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o, nil
+}
+
+// Queue is the durable outbound queue: messages for recipients that
+// routing sends to other hosts wait here until a next hop accepts them,
+// they fail permanently, or they expire.
+//
+// How a message goes through the queue:
+//
+//  1. Enqueue (or the server, at DATA) writes the body to a new file in
+//     Dir and fsyncs the file and the directory.
+//  2. One record per recipient (sender, recipient, hop, attempt state) is
+//     committed in one store.Records transaction. Only then does Enqueue
+//     return (and the server answer 250): nothing acknowledged is lost.
+//  3. The scheduler picks recipients whose next attempt is due and that
+//     are not held, groups them by message and destination (the hop, and
+//     for MX delivery the recipient's domain) and hands each group to a
+//     worker of that destination (at most PerDestination per destination,
+//     Concurrency in all). A worker keeps its connection for the
+//     destination's next message.
+//  4. The worker finds the hosts: MX records sorted by preference with the
+//     domain itself as implicit MX when there are none (RFC 5321 §5.1), a
+//     null MX (RFC 7505) fails permanently; then each host's addresses.
+//     It connects to them in order until one answers.
+//  5. TLS follows the hop's policy: STARTTLS (RFC 3207) when offered
+//     (opportunistic, the default), required, or required with a verified
+//     certificate; AUTH (RFC 4954, via go-sasl PLAIN) only over TLS.
+//  6. MAIL, one RCPT per recipient, DATA streamed from the file. SIZE and
+//     SMTPUTF8 are declared when the server offers them; a message that
+//     needs SMTPUTF8 fails permanently at a server without it (RFC 6531
+//     §3.2).
+//  7. Each recipient's record is deleted on 2xx or a permanent (5xx)
+//     failure, and on a temporary failure gets its next attempt time:
+//     RetryMin doubled per attempt up to RetryMax (RFC 5321 §4.5.4.1).
+//     Once it has waited DelayWarning the sender gets one "delayed" DSN;
+//     after Expiry it bounces. When no record of a message is left, its
+//     file is removed.
+//  8. DSNs (RFC 3464 multipart/report) have the null sender and go to the
+//     envelope sender through routing, locally or through the queue. A
+//     message with the null sender never gets one (RFC 3461 §6.2, RFC 5321
+//     §4.5.5), which ends bounce loops.
+//
+// Guarantees: a recipient's record is only removed after the next hop
+// accepted the message, or after its DSN is durable; a crash (even
+// SIGKILL) at any point repeats at most the attempts in progress
+// (at-least-once; a duplicate needs a crash between the next hop's 250
+// and the record's deletion). Start removes body files without records
+// (left by a crash before step 2, never acknowledged). Admin operations
+// (List, Hold, Release, RetryNow, Delete) work on the records, from this
+// process or another on the same store; a running queue sees another
+// process's changes within PollInterval.
+//
+// DKIM signing happens when mail is accepted (smtp.Options.DKIMKeys on
+// submission), so the queue sends the bytes as accepted; DSNs are not
+// signed.
+type Queue struct {
+	opts QueueOptions
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	entries  map[string]*queueItem   // by record key
+	dests    map[string]*destination // by destination key
+	active   int                     // workers running
+	gen      uint64                  // counts changes to entries, for resync
+	started  bool
+	closed   bool
+	noTLS    map[string]time.Time // host:port that did not offer STARTTLS, until
+	wake     chan struct{}
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	runCtx   context.Context
+	spooling sync.WaitGroup // bodies written but not yet committed or aborted
+}
+
+// queueEntry is the stored state of one recipient of one message.
+type queueEntry struct {
+	Msg      string    `json:"msg"`
+	From     string    `json:"from"`
+	Rcpt     string    `json:"rcpt"`
+	Hop      storedHop `json:"hop"`
+	UTF8     bool      `json:"utf8,omitempty"`
+	Size     int64     `json:"size"`
+	Created  time.Time `json:"created"`
+	Next     time.Time `json:"next"`
+	Attempts int       `json:"attempts,omitempty"`
+	Held     bool      `json:"held,omitempty"`
+	Warned   bool      `json:"warned,omitempty"`
+	// LastError is the last temporary failure, for List and DSNs.
+	LastError string `json:"last_error,omitempty"`
+	// RemoteMTA is the host that gave LastError.
+	RemoteMTA string `json:"remote_mta,omitempty"`
+}
+
+// storedHop is routing.Hop in the record.
+type storedHop struct {
+	NextHop  string            `json:"next_hop,omitempty"`
+	TLS      routing.TLSPolicy `json:"tls"`
+	Username string            `json:"user,omitempty"`
+	Password string            `json:"pass,omitempty"`
+	Route    string            `json:"route,omitempty"`
+}
+
+func toStoredHop(h routing.Hop) storedHop {
+	s := storedHop{NextHop: h.NextHop.String(), TLS: h.TLS, Route: h.Route}
+	if h.Auth != nil {
+		s.Username, s.Password = h.Auth.Username, h.Auth.Password
+	}
+	return s
+}
+
+func (s storedHop) hop() (routing.Hop, error) {
+	nh, err := routing.ParseNextHop(s.NextHop)
+	if err != nil {
+		return routing.Hop{}, err
+	}
+	h := routing.Hop{NextHop: nh, TLS: s.TLS, Route: s.Route}
+	if s.Username != "" {
+		h.Auth = &routing.Credentials{Username: s.Username, Password: s.Password}
+	}
+	return h, nil
+}
+
+// queueItem is a record held in memory by the scheduler.
+type queueItem struct {
+	key  string
+	e    queueEntry
+	busy bool // a worker has it
+}
+
+// NewQueue returns a queue on opts. It does not deliver until Start; the
+// admin operations work without Start.
+func NewQueue(opts QueueOptions) (*Queue, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("smtp: queue dir: %w", err)
+	}
+	return &Queue{
+		opts: o, log: o.Logger.With("component", "queue"),
+		entries: map[string]*queueItem{}, dests: map[string]*destination{},
+		noTLS: map[string]time.Time{}, wake: make(chan struct{}, 1),
+	}, nil
+}
+
+// Start recovers the queue after a restart (reads every record, removes
+// body files no record refers to) and starts delivering until Close.
+// Call it before any Enqueue of this process: files being written by a
+// concurrent Enqueue would look orphaned.
+func (q *Queue) Start(ctx context.Context) error {
+	q.mu.Lock()
+	if q.started || q.closed {
+		q.mu.Unlock()
+		return errors.New("smtp: queue already started or closed")
+	}
+	q.started = true
+	q.mu.Unlock()
+	if err := q.resync(ctx); err != nil {
+		return err
+	}
+	if err := q.reclaim(ctx); err != nil {
+		return err
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	q.mu.Lock()
+	q.cancel, q.runCtx = cancel, rctx
+	q.mu.Unlock()
+	q.wg.Add(1)
+	go q.schedule(rctx)
+	return nil
+}
+
+// Close stops delivering and waits for attempts in progress to end (they
+// are cut short; their recipients are retried after a restart).
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	cancel := q.cancel
+	q.mu.Unlock()
+	q.spooling.Wait()
+	if cancel != nil {
+		cancel()
+	}
+	q.wg.Wait()
+	return nil
+}
+
+// reclaim removes body files without records (and temp files).
+func (q *Queue) reclaim(ctx context.Context) error {
+	ids, err := q.messageIDs(ctx)
+	if err != nil {
+		return err
+	}
+	des, err := os.ReadDir(q.opts.Dir)
+	if err != nil {
+		return fmt.Errorf("smtp: queue dir: %w", err)
+	}
+	for _, de := range des {
+		if de.IsDir() || ids[de.Name()] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(q.opts.Dir, de.Name())); err != nil {
+			return fmt.Errorf("smtp: queue: reclaim: %w", err)
+		}
+		q.log.Info("orphan queue file removed", "file", de.Name())
+	}
+	return nil
+}
+
+// messageIDs returns the ids of the messages with records.
+func (q *Queue) messageIDs(ctx context.Context) (map[string]bool, error) {
+	recs, err := q.listAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string]bool{}
+	for _, r := range recs {
+		ids[msgOfKey(r.Key)] = true
+	}
+	return ids, nil
+}
+
+// listAll reads every queue record, page by page.
+func (q *Queue) listAll(ctx context.Context) ([]store.Record, error) {
+	var all []store.Record
+	after := ""
+	for {
+		recs, err := q.opts.Records.ListRecords(ctx, QueueNamespace, after, 1000)
+		if err != nil {
+			return nil, fmt.Errorf("smtp: queue: %w", err)
+		}
+		all = append(all, recs...)
+		if len(recs) < 1000 {
+			return all, nil
+		}
+		after = recs[len(recs)-1].Key
+	}
+}
+
+func msgOfKey(key string) string {
+	if i := strings.IndexByte(key, '/'); i >= 0 {
+		return key[:i]
+	}
+	return key
+}
+
+func rcptKey(msg string, i int) string { return fmt.Sprintf("%s/%04d", msg, i) }
+
+// newMessageID returns a fresh id that sorts by creation time.
+func newMessageID(now time.Time) string {
+	return strconv.FormatInt(now.UnixMilli(), 36) + strings.ToLower(rand.Text()[:10])
+}
+
+func (q *Queue) path(id string) string { return filepath.Join(q.opts.Dir, id) }
+
+// queuedBody is a message body written durably to the queue directory and
+// not yet committed: Commit makes it a queued message, Abort removes it.
+type queuedBody struct {
+	q    *Queue
+	id   string
+	size int64
+	done bool
+}
+
+// spool writes r to a new durable file (file and directory fsynced).
+func (q *Queue) spool(r io.Reader) (*queuedBody, error) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil, ErrQueueClosed
+	}
+	q.spooling.Add(1)
+	q.mu.Unlock()
+	id := newMessageID(q.opts.Now())
+	b := &queuedBody{q: q, id: id}
+	f, err := os.OpenFile(q.path(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		q.spooling.Done()
+		return nil, fmt.Errorf("smtp: queue: %w", err)
+	}
+	n, err := io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(q.opts.Dir)
+	}
+	b.size = n
+	if err != nil {
+		b.Abort()
+		return nil, fmt.Errorf("smtp: queue: %w", err)
+	}
+	return b, nil
+}
+
+// syncDir makes a new directory entry durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Open returns the body from the start.
+func (b *queuedBody) Open() (*os.File, error) { return os.Open(b.q.path(b.id)) }
+
+// Abort removes an uncommitted body. It does nothing after Commit.
+func (b *queuedBody) Abort() {
+	if b.done {
+		return
+	}
+	b.done = true
+	os.Remove(b.q.path(b.id))
+	b.q.spooling.Done()
+}
+
+// Commit queues the body for the relay targets, durably.
+func (b *queuedBody) Commit(ctx context.Context, from string, utf8 bool, targets []routing.Decision) error {
+	if b.done {
+		return errors.New("smtp: queue: body already committed or aborted")
+	}
+	now := b.q.opts.Now()
+	items := make([]*queueItem, 0, len(targets))
+	err := b.q.opts.Records.UpdateRecords(ctx, func(tx store.RecordTx) error {
+		items = items[:0]
+		for i, d := range targets {
+			e := queueEntry{
+				Msg: b.id, From: from, Rcpt: d.Address, Hop: toStoredHop(d.Hop), UTF8: utf8 || !isASCII(from) || !isASCII(d.Address),
+				Size: b.size, Created: now, Next: now,
+			}
+			v, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			key := rcptKey(b.id, i)
+			if err := tx.Put(QueueNamespace, key, v, 0); err != nil {
+				return err
+			}
+			items = append(items, &queueItem{key: key, e: e})
+		}
+		return nil
+	})
+	if err != nil {
+		b.Abort()
+		return fmt.Errorf("smtp: queue: commit: %w", err)
+	}
+	b.done = true
+	b.q.spooling.Done()
+	b.q.mu.Lock()
+	b.q.gen++
+	for _, it := range items {
+		b.q.entries[it.key] = it
+	}
+	b.q.mu.Unlock()
+	b.q.kick()
+	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// Enqueue queues body from sender from ("" for the null sender) for the
+// Relay decisions in targets (their Address and Hop are used), durably:
+// when it returns nil, the message survives a crash. It returns the
+// message id. Decisions of other kinds are an error.
+func (q *Queue) Enqueue(ctx context.Context, from string, targets []routing.Decision, body io.Reader) (string, error) {
+	if len(targets) == 0 {
+		return "", errors.New("smtp: queue: no recipients")
+	}
+	for _, d := range targets {
+		if d.Kind != routing.Relay || d.Address == "" {
+			return "", fmt.Errorf("smtp: queue: %q is not a relay decision", d.Address)
+		}
+	}
+	b, err := q.spool(body)
+	if err != nil {
+		return "", err
+	}
+	if err := b.Commit(ctx, from, false, targets); err != nil {
+		return "", err
+	}
+	return b.id, nil
+}
+
+// kick wakes the scheduler.
+func (q *Queue) kick() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// resync replaces the in-memory view with the records, keeping the items
+// a worker holds.
+func (q *Queue) resync(ctx context.Context) error {
+	q.mu.Lock()
+	gen := q.gen
+	q.mu.Unlock()
+	recs, err := q.listAll(ctx)
+	if err != nil {
+		return err
+	}
+	fresh := make(map[string]*queueItem, len(recs))
+	for _, r := range recs {
+		var e queueEntry
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			q.log.Error("unreadable queue record skipped", "key", r.Key, "err", err)
+			continue
+		}
+		fresh[r.Key] = &queueItem{key: r.Key, e: e}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.gen != gen {
+		// This process changed records while they were read: the list
+		// may be stale. The next poll tries again.
+		return nil
+	}
+	for k, it := range q.entries {
+		if it.busy {
+			fresh[k] = it
+		}
+	}
+	q.entries = fresh
+	return nil
+}
+
+// backoff is the wait after the n-th failed attempt (n >= 1).
+func (q *Queue) backoff(n int) time.Duration {
+	d := q.opts.RetryMin
+	for i := 1; i < n && d < q.opts.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, q.opts.RetryMax)
+}

@@ -1,0 +1,347 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/foxcpp/go-mockdns"
+
+	"github.com/mailyard/mailyard/routing"
+)
+
+const queueBody = "From: <alice@example.test>\r\nTo: <bob@remote.test>\r\nSubject: outbound\r\n\r\nhello remote\r\n"
+
+// A queued message reaches the next hop with its envelope and bytes, over
+// STARTTLS when offered; afterwards its records and its file are gone.
+func TestQueueDeliversOverSTARTTLS(t *testing.T) {
+	serverTLS, _ := testTLS(t)
+	hop := startHop(t, hopOptions{tls: serverTLS})
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSOpportunistic, nil)}}, nil)
+	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test", "carol@remote.test")
+	eventually(t, "delivery", func() bool { return len(hop.received()) == 1 })
+	m := hop.received()[0]
+	if m.from != "alice@example.test" || strings.Join(m.to, ",") != "bob@remote.test,carol@remote.test" || m.data != queueBody {
+		t.Fatalf("next hop got %+v", m)
+	}
+	if !m.tls {
+		t.Error("delivered without STARTTLS although the hop offered it")
+	}
+	eventually(t, "queue empty", func() bool { return len(f.list(t)) == 0 && len(f.files(t)) == 0 })
+}
+
+// Messages for one destination share a connection while there is a
+// backlog.
+func TestQueueReusesConnections(t *testing.T) {
+	hop := startHop(t, hopOptions{})
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}},
+		func(o *QueueOptions) { o.PerDestination = 1 })
+	for range 20 {
+		f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
+	}
+	eventually(t, "20 deliveries", func() bool { return len(hop.received()) == 20 })
+	hop.mu.Lock()
+	conns := hop.conns
+	hop.mu.Unlock()
+	if conns > 5 {
+		t.Errorf("20 messages took %d connections, want them to share", conns)
+	}
+}
+
+// A 5xx for a recipient bounces at once: the sender gets an RFC 3464 DSN
+// in the INBOX, the other recipient is delivered, nothing stays queued.
+func TestQueuePermanentFailureBounces(t *testing.T) {
+	hop := startHop(t, hopOptions{})
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}}, nil)
+	f.enqueue(t, "alice@example.test", queueBody, "perm-user@remote.test", "bob@remote.test")
+	eventually(t, "DSN", func() bool { return len(f.inbox(t)) == 1 })
+	dsn := f.inbox(t)[0]
+	for _, want := range []string{
+		"From: Mail Delivery System <MAILER-DAEMON@mx.example.test>",
+		"Auto-Submitted: auto-replied",
+		"Content-Type: multipart/report; report-type=delivery-status;",
+		"Content-Type: message/delivery-status",
+		"Reporting-MTA: dns; mx.example.test",
+		"Final-Recipient: rfc822; perm-user@remote.test",
+		"Action: failed",
+		"Status: 5.1.1",
+		"Remote-MTA: dns; 127.0.0.1",
+		"Diagnostic-Code: smtp; 550 5.1.1 no such user here",
+		"Content-Type: text/rfc822-headers",
+		"Subject: outbound",
+	} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("DSN lacks %q:\n%s", want, dsn)
+		}
+	}
+	if strings.Contains(dsn, "bob@remote.test>:") || strings.Contains(dsn, "hello remote") {
+		t.Errorf("DSN reports the delivered recipient or returns the body:\n%s", dsn)
+	}
+	if got := hop.received(); len(got) != 1 || strings.Join(got[0].to, ",") != "bob@remote.test" {
+		t.Fatalf("next hop got %+v", got)
+	}
+	eventually(t, "queue empty", func() bool { return len(f.list(t)) == 0 && len(f.files(t)) == 0 })
+}
+
+// A 4xx is retried with back-off; the sender gets one "delayed" DSN after
+// DelayWarning and a "failed" one at Expiry, and the message leaves the
+// queue.
+func TestQueueTemporaryFailureRetriesThenExpires(t *testing.T) {
+	hop := startHop(t, hopOptions{})
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}}, fastRetries)
+	f.enqueue(t, "alice@example.test", queueBody, "temp-user@remote.test")
+	eventually(t, "two DSNs", func() bool { return len(f.inbox(t)) == 2 })
+	in := f.inbox(t)
+	if !strings.Contains(in[0], "Action: delayed") || !strings.Contains(in[0], "Status: 4.2.0") || !strings.Contains(in[0], "Will-Retry-Until:") {
+		t.Errorf("first DSN is not the delay warning:\n%s", in[0])
+	}
+	if !strings.Contains(in[1], "Action: failed") || !strings.Contains(in[1], "Diagnostic-Code: smtp; 451 4.2.0 try again later") {
+		t.Errorf("second DSN is not the expiry bounce:\n%s", in[1])
+	}
+	if n := hop.rcptAttempts(); n < 3 {
+		t.Errorf("%d attempts before expiry, want retries", n)
+	}
+	eventually(t, "queue empty", func() bool { return len(f.list(t)) == 0 && len(f.files(t)) == 0 })
+	time.Sleep(100 * time.Millisecond)
+	if len(f.inbox(t)) != 2 {
+		t.Error("more DSNs after the bounce")
+	}
+}
+
+// A next hop that refuses connections is retried; meanwhile List shows the
+// error and the attempts, and the message arrives once the hop is up.
+func TestQueueConnectionRefusedRetried(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	_, port, _ := net.SplitHostPort(addr)
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + port}}}},
+		func(o *QueueOptions) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
+	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
+	eventually(t, "two failed attempts", func() bool {
+		l := f.list(t)
+		return len(l) == 1 && l[0].Attempts >= 2 && strings.Contains(l[0].LastError, "refused")
+	})
+	if len(f.inbox(t)) != 0 {
+		t.Fatal("DSN before expiry with delay warnings off")
+	}
+	hop := startHopAt(t, addr)
+	eventually(t, "delivery after the hop came up", func() bool { return len(hop.received()) == 1 })
+}
+
+// startHopAt starts a next hop on a given address.
+func startHopAt(t testing.TB, addr string) *hopServer {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Skipf("port %s taken meanwhile: %v", addr, err)
+	}
+	h := &hopServer{addr: addr}
+	_, h.port, _ = net.SplitHostPort(addr)
+	s := newHopSMTPServer(h, hopOptions{})
+	h.srv = s
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	return h
+}
+
+// With tls = "required", a hop that does not offer STARTTLS gets nothing;
+// with "opportunistic" the same hop gets the message in plain text.
+func TestQueueRequiredTLSNotOffered(t *testing.T) {
+	hop := startHop(t, hopOptions{})
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{
+		hopRoute("secure.test", hop, routing.TLSRequired, nil),
+		hopRoute("remote.test", hop, routing.TLSOpportunistic, nil),
+	}}, func(o *QueueOptions) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
+	f.enqueue(t, "alice@example.test", queueBody, "bob@secure.test")
+	eventually(t, "a failed attempt", func() bool {
+		l := f.list(t)
+		return len(l) == 1 && l[0].Attempts >= 1 && strings.Contains(l[0].LastError, "TLS is required")
+	})
+	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
+	eventually(t, "plain delivery", func() bool { return len(hop.received()) == 1 })
+	if m := hop.received()[0]; m.tls || m.to[0] != "bob@remote.test" {
+		t.Fatalf("next hop got %+v", m)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if len(hop.received()) != 1 {
+		t.Fatal("the tls=required message went out in plain text")
+	}
+}
+
+// A smarthost with AUTH gets the route's credentials over TLS; wrong
+// credentials keep the message queued.
+func TestQueueSmarthostAuth(t *testing.T) {
+	serverTLS, _ := testTLS(t)
+	hop := startHop(t, hopOptions{tls: serverTLS, auth: true})
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{
+		hopRoute("remote.test", hop, routing.TLSRequired, &routing.Credentials{Username: "relay", Password: "secret"}),
+		hopRoute("wrong.test", hop, routing.TLSRequired, &routing.Credentials{Username: "relay", Password: "nope"}),
+	}}, func(o *QueueOptions) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
+	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
+	f.enqueue(t, "alice@example.test", queueBody, "bob@wrong.test")
+	eventually(t, "delivery", func() bool { return len(hop.received()) == 1 })
+	if m := hop.received()[0]; m.auth != "relay" || !m.tls || m.to[0] != "bob@remote.test" {
+		t.Fatalf("next hop got %+v", m)
+	}
+	eventually(t, "auth failure recorded", func() bool {
+		l := f.list(t)
+		return len(l) == 1 && strings.Contains(l[0].LastError, "535")
+	})
+}
+
+// A message with the null sender that fails gets no DSN (no bounce loops).
+func TestQueueNoDSNForNullSender(t *testing.T) {
+	hop := startHop(t, hopOptions{})
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}}, nil)
+	f.enqueue(t, "", queueBody, "perm-user@remote.test")
+	eventually(t, "queue empty", func() bool { return len(f.list(t)) == 0 && len(f.files(t)) == 0 })
+	if n := len(f.inbox(t)); n != 0 {
+		t.Fatalf("%d messages in the INBOX after a null-sender failure", n)
+	}
+	if hop.rcptAttempts() != 1 {
+		t.Fatalf("%d attempts", hop.rcptAttempts())
+	}
+}
+
+// Records and files survive a restart: a message queued while the hop was
+// down is delivered by the next process, and a body file without records
+// (a crash before commit) is removed at start.
+func TestQueueRecoversAfterRestart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + port, TLS: routing.TLSNone}}}},
+		func(o *QueueOptions) { o.RetryMin = time.Hour })
+	id := f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test", "carol@remote.test")
+	eventually(t, "first attempt", func() bool { l := f.list(t); return len(l) == 2 && l[0].Attempts == 1 })
+	orphan := filepath.Join(f.qdir, "orphan-from-a-crash")
+	if err := os.WriteFile(orphan, []byte("never acknowledged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hop := startHopAt(t, addr)
+	f.opts.RetryMin = 0 // back to the default, but the message is due now:
+	f.restart(t)
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("orphan file still there after start: %v", err)
+	}
+	if err := f.q.RetryNow(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "delivery after restart", func() bool { return len(hop.received()) == 1 })
+	if m := hop.received()[0]; len(m.to) != 2 || m.data != queueBody {
+		t.Fatalf("next hop got %+v", m)
+	}
+	eventually(t, "queue empty", func() bool { return len(f.list(t)) == 0 && len(f.files(t)) == 0 })
+}
+
+// Hold keeps a message back, Release and RetryNow send it, Delete removes
+// it without a DSN; unknown ids are ErrNoSuchMessage.
+func TestQueueAdminOperations(t *testing.T) {
+	hop := startHop(t, hopOptions{})
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}},
+		func(o *QueueOptions) { o.RetryMin = time.Hour })
+	ctx := context.Background()
+	f.q.Close() // admin operations work without a running queue
+	f.startQueueStopped(t)
+	id := f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
+	gone := f.enqueue(t, "alice@example.test", queueBody, "carol@remote.test")
+	if err := f.q.Hold(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.q.Delete(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	l := f.list(t)
+	if len(l) != 1 || l[0].ID != id || !l[0].Held || l[0].Recipient != "bob@remote.test" || l[0].From != "alice@example.test" {
+		t.Fatalf("List = %+v", l)
+	}
+	if len(f.files(t)) != 1 {
+		t.Fatalf("files after Delete: %v", f.files(t))
+	}
+	for _, op := range []func(context.Context, string) error{f.q.Hold, f.q.Release, f.q.RetryNow, f.q.Delete} {
+		if err := op(ctx, "nosuchid"); !errors.Is(err, ErrNoSuchMessage) {
+			t.Errorf("unknown id: %v", err)
+		}
+	}
+	// Another process (a running queue on the same store) sees the hold.
+	f.q.Close()
+	f.startQueue(t)
+	time.Sleep(150 * time.Millisecond)
+	if len(hop.received()) != 0 {
+		t.Fatal("held message delivered")
+	}
+	if err := f.q.Release(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "delivery after release", func() bool { return len(hop.received()) == 1 })
+	if len(f.inbox(t)) != 0 {
+		t.Error("Delete sent a DSN")
+	}
+}
+
+// startQueueStopped makes a queue that is not started, as the admin
+// commands use it.
+func (f *queueFixture) startQueueStopped(t testing.TB) {
+	t.Helper()
+	o := f.opts
+	o.Dir, o.Records, o.Deliverer, o.Router = f.qdir, f.st, f.st, f.table
+	q, err := NewQueue(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.q = q
+}
+
+// MX delivery (RFC 5321 §5.1): the lowest preference answering host gets
+// the message; a domain without MX is its own host; a null MX (RFC 7505)
+// bounces at once.
+func TestQueueMXResolution(t *testing.T) {
+	hop := startHop(t, hopOptions{})
+	zones := map[string]mockdns.Zone{
+		"remote.test.":      {MX: []net.MX{{Host: "down.remote.test.", Pref: 20}, {Host: "mx.remote.test.", Pref: 10}}},
+		"mx.remote.test.":   {A: []string{"127.0.0.1"}},
+		"down.remote.test.": {A: []string{"127.0.0.2"}},
+		"nomx.test.":        {A: []string{"127.0.0.1"}},
+		"nullmx.test.":      {MX: []net.MX{{Host: ".", Pref: 0}}},
+	}
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "*", Gateway: routing.Gateway{NextHop: ":" + hop.port, TLS: routing.TLSNone}}}},
+		func(o *QueueOptions) { o.Resolver = &mockdns.Resolver{Zones: zones} })
+	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
+	f.enqueue(t, "alice@example.test", queueBody, "dan@nomx.test")
+	f.enqueue(t, "alice@example.test", queueBody, "eve@nullmx.test")
+	eventually(t, "two deliveries and a bounce", func() bool { return len(hop.received()) == 2 && len(f.inbox(t)) == 1 })
+	if dsn := f.inbox(t)[0]; !strings.Contains(dsn, "Status: 5.1.10") || !strings.Contains(dsn, "eve@nullmx.test") {
+		t.Errorf("null MX DSN:\n%s", dsn)
+	}
+}
+
+// The back-off doubles from RetryMin up to RetryMax.
+func TestQueueBackoff(t *testing.T) {
+	q := &Queue{opts: QueueOptions{RetryMin: 5 * time.Minute, RetryMax: time.Hour}}
+	want := []time.Duration{5 * time.Minute, 10 * time.Minute, 20 * time.Minute, 40 * time.Minute, time.Hour, time.Hour}
+	for i, w := range want {
+		if got := q.backoff(i + 1); got != w {
+			t.Errorf("backoff(%d) = %v, want %v", i+1, got, w)
+		}
+	}
+}
