@@ -82,9 +82,20 @@ func (f field) Value() string {
 	if !ok {
 		return ""
 	}
-	v = bytes.ReplaceAll(v, []byte("\r\n"), nil)
-	v = bytes.ReplaceAll(v, []byte("\n"), nil)
-	return strings.TrimSpace(string(v))
+	// One copy: CRLFs and LFs dropped on the way.
+	v = bytes.TrimSpace(v)
+	var b strings.Builder
+	b.Grow(len(v))
+	for len(v) > 0 {
+		i := bytes.IndexByte(v, '\n')
+		if i < 0 {
+			b.Write(v)
+			break
+		}
+		b.Write(bytes.TrimSuffix(v[:i], []byte("\r")))
+		v = v[i+1:]
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // splitFields splits a header block into fields, in order. Continuation

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -80,5 +79,4 @@ func TestSubmissionLocalAndRemoteRecipients(t *testing.T) {
 	if dsn := r.inbox(t, alice)[0]; !strings.Contains(dsn, "Final-Recipient: rfc822; perm-x@remote.test") {
 		t.Fatalf("DSN:\n%s", dsn)
 	}
-	var _ directory.User = alice
 }

@@ -75,6 +75,10 @@ func (a *admin) run(ctx context.Context, args []string) error {
 	handlers["directory sync"] = a.directorySync
 	handlers["directory status"] = a.directoryStatus
 	handlers["route explain"] = a.routeExplain
+	handlers["queue list"] = a.queueList
+	for _, op := range []string{"hold", "release", "retry", "delete"} {
+		handlers["queue "+op] = a.queueOp(op)
+	}
 	var h func(context.Context, []string) error
 	var rest []string
 	if args[0] == "check" {

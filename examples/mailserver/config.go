@@ -35,6 +35,7 @@ type Config struct {
 	DNS         DNSConfig      `toml:"dns"`
 	AuthChecks  AuthChecks     `toml:"auth_checks"`
 	DKIM        DKIMConfig     `toml:"dkim"`
+	Queue       QueueConfig    `toml:"queue"`
 	// Directory connects external directories; nil without a
 	// [directory] or [[directory.ldap]] section.
 	Directory *DirectoryConfig `toml:"directory"`
@@ -155,6 +156,7 @@ func DefaultConfig() Config {
 		DNS:        DNSConfig{Timeout: Duration{5 * time.Second}},
 		AuthChecks: AuthChecks{Enabled: true, DMARCReject: "policy", DMARCQuarantine: "policy"},
 		DKIM:       DKIMConfig{Sign: true, VerificationWindow: Duration{7 * 24 * time.Hour}},
+		Queue:      defaultQueueConfig(),
 	}
 }
 
@@ -256,6 +258,9 @@ func (c Config) Validate() error {
 		// A replaced key must stay published while mail signed with it
 		// is still in flight.
 		return errors.New(`key "dkim.verification_window": must be more than zero`)
+	}
+	if err := c.Queue.validate(); err != nil {
+		return err
 	}
 	if err := c.Directory.validate(); err != nil {
 		return err

@@ -14,6 +14,7 @@
 //	mailserver dkim keygen|rotate|list|export|import ... | dns DOMAIN [-json]
 //	mailserver directory sync [-full] [-force] [NAME...] | directory status [-log] [NAME...]
 //	mailserver route explain ADDRESS [-from SENDER] [-client IP] [-auth]
+//	mailserver queue list | queue hold|release|retry|delete ID...
 //	mailserver check
 //
 // Without -password, user add and user passwd read the password from the
@@ -68,6 +69,8 @@ commands:
   directory status [-log] [NAME...]     the last sync of each connection
   route explain ADDRESS [-from SENDER] [-client IP] [-auth]
                                         which routing rules apply to ADDRESS, and why
+  queue list                            the outbound queue: one line per recipient
+  queue hold|release|retry|delete ID... stop, resume, retry now or drop (no DSN) a message
   check                                 store integrity check (exit 1 on problems)
 
 Without -password the password is read from the first line of standard input.

@@ -57,6 +57,18 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	table := routing.NewTable(dir, routing.TableOptions{Logger: logger, Rules: rules})
 	keys := newDKIMKeys(st, cfg, logger)
+	var queue *smtp.Queue
+	if cfg.Queue.Enabled {
+		if queue, err = newQueue(cfg, st, table, logger); err != nil {
+			return err
+		}
+		// Recovery (records read, orphan files removed) before any
+		// listener can enqueue.
+		if err := queue.Start(ctx); err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
+		defer queue.Close()
+	}
 	spoolDir, err := prepareSpool(cfg.DataDir)
 	if err != nil {
 		return err
@@ -124,6 +136,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			DMARC:           dkim.ActionPolicy{OnReject: onReject, OnQuarantine: onQuarantine},
 			DKIMKeys:        signer,
 			SpoolDir:        spoolDir,
+			Queue:           queue,
 		})
 		if err != nil {
 			closeAll()
@@ -269,6 +282,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	stopJobs()
 	wg.Wait()
+	if queue != nil {
+		queue.Close()
+	}
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mailyard/mailyard/routing"
+	"github.com/mailyard/mailyard/smtp"
+	"github.com/mailyard/mailyard/store/sqlite"
+)
+
+// QueueConfig is the [queue] section: the outbound queue that relays mail
+// to other servers (smtp.Queue).
+type QueueConfig struct {
+	// Enabled accepts mail for remote recipients (authenticated users,
+	// relaynets, relay domains, routes) and delivers it; without the
+	// queue they get 451 4.3.2.
+	Enabled bool `toml:"enabled"`
+	// Concurrency and PerDestination bound deliveries in progress, in all
+	// and per destination.
+	Concurrency    int `toml:"concurrency"`
+	PerDestination int `toml:"per_destination"`
+	// RetryMin is the wait after the first failure, doubled per attempt up
+	// to RetryMax.
+	RetryMin Duration `toml:"retry_min"`
+	RetryMax Duration `toml:"retry_max"`
+	// DelayWarning sends the sender a "delayed" DSN ("0s": never).
+	DelayWarning Duration `toml:"delay_warning"`
+	// Expiry bounces what is still undelivered.
+	Expiry Duration `toml:"expiry"`
+}
+
+// defaultQueueConfig mirrors the smtp.Queue defaults.
+func defaultQueueConfig() QueueConfig {
+	return QueueConfig{
+		Enabled:        true,
+		Concurrency:    smtp.DefaultQueueConcurrency,
+		PerDestination: smtp.DefaultPerDestination,
+		RetryMin:       Duration{smtp.DefaultRetryMin},
+		RetryMax:       Duration{smtp.DefaultRetryMax},
+		DelayWarning:   Duration{smtp.DefaultDelayWarning},
+		Expiry:         Duration{smtp.DefaultExpiry},
+	}
+}
+
+func (c QueueConfig) validate() error {
+	switch {
+	case c.Concurrency < 1:
+		return errors.New(`key "queue.concurrency": must be at least 1`)
+	case c.PerDestination < 1:
+		return errors.New(`key "queue.per_destination": must be at least 1`)
+	case c.RetryMin.Duration <= 0:
+		return errors.New(`key "queue.retry_min": must be more than zero`)
+	case c.RetryMax.Duration < c.RetryMin.Duration:
+		return errors.New(`key "queue.retry_max": must not be less than retry_min`)
+	case c.Expiry.Duration <= 0:
+		return errors.New(`key "queue.expiry": must be more than zero`)
+	}
+	return nil
+}
+
+// newQueue opens the outbound queue in DATA_DIR/queue.
+func newQueue(cfg Config, st *sqlite.Store, router smtp.Router, logger *slog.Logger) (*smtp.Queue, error) {
+	qc := cfg.Queue
+	warn := qc.DelayWarning.Duration
+	if warn == 0 {
+		warn = -1 // smtp.QueueOptions: negative is never
+	}
+	q, err := smtp.NewQueue(smtp.QueueOptions{
+		Dir:            filepath.Join(cfg.DataDir, "queue"),
+		Records:        st,
+		Deliverer:      st,
+		Router:         router,
+		Resolver:       newResolver(cfg.DNS),
+		Hostname:       cfg.Hostname,
+		Concurrency:    qc.Concurrency,
+		PerDestination: qc.PerDestination,
+		RetryMin:       qc.RetryMin.Duration,
+		RetryMax:       qc.RetryMax.Duration,
+		DelayWarning:   warn,
+		Expiry:         qc.Expiry.Duration,
+		Logger:         logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return q, nil
+}
+
+// queueAdmin opens the queue of the data directory for the admin commands
+// (not started: the running server delivers; it sees changes within
+// seconds).
+func (a *admin) queueAdmin() (*smtp.Queue, error) {
+	rules, err := a.cfg.Routing.routingRules()
+	if err != nil {
+		return nil, err
+	}
+	return newQueue(a.cfg, a.st, routing.NewTable(a.dir, routing.TableOptions{Logger: a.logger, Rules: rules}), a.logger)
+}
+
+// queueList prints one line per queued recipient.
+//
+//	queue list
+func (a *admin) queueList(ctx context.Context, args []string) error {
+	if len(args) != 0 {
+		return errUsage
+	}
+	q, err := a.queueAdmin()
+	if err != nil {
+		return err
+	}
+	entries, err := q.List(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSIZE\tQUEUED\tFROM\tTO\tNEXT HOP\tATTEMPTS\tNEXT\tLAST ERROR")
+	for _, e := range entries {
+		next := e.Next.UTC().Format(time.RFC3339)
+		if e.Held {
+			next = "held"
+		}
+		from := e.From
+		if from == "" {
+			from = "<>"
+		}
+		hop := e.NextHop
+		if hop == "" {
+			hop = "MX"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.ID, e.Size, e.Created.UTC().Format(time.RFC3339),
+			from, e.Recipient, hop, e.Attempts, next, e.LastError)
+	}
+	return tw.Flush()
+}
+
+// queueOp runs a per-message admin operation on each id given.
+//
+//	queue hold|release|retry|delete ID...
+func (a *admin) queueOp(op string) func(context.Context, []string) error {
+	return func(ctx context.Context, args []string) error {
+		fs := flag.NewFlagSet("queue "+op, flag.ContinueOnError)
+		ids, err := parseFlags(fs, args)
+		if err != nil || len(ids) == 0 {
+			return errUsage
+		}
+		q, err := a.queueAdmin()
+		if err != nil {
+			return err
+		}
+		fn := map[string]func(context.Context, string) error{
+			"hold": q.Hold, "release": q.Release, "retry": q.RetryNow, "delete": q.Delete,
+		}[op]
+		for _, id := range ids {
+			if err := fn(ctx, id); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "%s: %s\n", id, op)
+		}
+		return nil
+	}
+}
