@@ -412,10 +412,14 @@ kinds="connect login select fetch_headers fetch_body store append expunge logout
   printf '%-40s %s\n' "commands/s ours" "$ours_cps (errors: $ours_errs)"
   printf '%-40s %s\n' "commands/s dovecot" "$dv_cps (errors: $dv_errs)"
   printf '%-40s %s\n' "ratio ours / dovecot (commands/s)" "$r_cps"
-  printf '%-40s %s\n' "ours, $IDLE_CONNS idle (IDLE) connections" "open $ours_idle_open (set up in ${ours_idle_secs}s), still open at end $ours_idle_still"
-  printf '%-40s %s\n' "  VmRSS before / all open / +${IDLE_SETTLE}s" "$ours_idle_base / $ours_idle_rss0 / $ours_idle_rss KiB: $ours_idle_kib0 / $ours_idle_kib KiB per connection"
-  printf '%-40s %s\n' "  Go heap in use, goroutines" "$ours_heap0 -> $ours_heap B ($(awk -v a="$ours_heap" -v b="$ours_heap0" -v n="$ours_idle_open" 'BEGIN { if (n > 0 && a ~ /^[0-9]+$/) printf "%.1f KiB", (a - b) / n / 1024; else print "n/a" }') per connection), $ours_gor0 -> $ours_gor"
-  printf '%-40s %s\n' "dovecot, $DV_IDLE_CONNS idle connections" "summed PSS ${dv_idle_total} MiB; $dv_idle_kib KiB per connection"
+  if [ "$IDLE_CONNS" -gt 0 ] && [ "$ONLY" != dovecot ]; then
+    printf '%-40s %s\n' "ours, $IDLE_CONNS idle (IDLE) connections" "open $ours_idle_open (set up in ${ours_idle_secs}s), still open at end $ours_idle_still"
+    printf '%-40s %s\n' "  VmRSS before / all open / +${IDLE_SETTLE}s" "$ours_idle_base / $ours_idle_rss0 / $ours_idle_rss KiB: $ours_idle_kib0 / $ours_idle_kib KiB per connection"
+    printf '%-40s %s\n' "  Go heap in use, goroutines" "$ours_heap0 -> $ours_heap B ($(awk -v a="$ours_heap" -v b="$ours_heap0" -v n="$ours_idle_open" 'BEGIN { if (n > 0 && a ~ /^[0-9]+$/) printf "%.1f KiB", (a - b) / n / 1024; else print "n/a" }') per connection), $ours_gor0 -> $ours_gor"
+  fi
+  if [ "$DV_IDLE_CONNS" -gt 0 ] && [ "$ONLY" != ours ]; then
+    printf '%-40s %s\n' "dovecot, $DV_IDLE_CONNS idle connections" "summed PSS ${dv_idle_total} MiB; $dv_idle_kib KiB per connection"
+  fi
   [ -n "$ours_note" ] && echo "ours NOTE:    $ours_note"
   [ -n "$dv_note" ] && echo "dovecot NOTE: $dv_note"
   grep -h '^ERROR' "$OUT/ours-load.txt" 2>/dev/null | head -5 | sed 's/^/ours /'

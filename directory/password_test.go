@@ -125,17 +125,19 @@ func TestVerifyDummyCostsLikeARealVerification(t *testing.T) {
 	h := directory.NewPasswordHasher(1)
 	real, err := directory.HashPassword("pw")
 	require.NoError(t, err)
-	measure := func(f func()) time.Duration {
-		best := time.Hour
-		for range 3 {
-			start := time.Now()
-			f()
-			best = min(best, time.Since(start))
-		}
-		return best
+	// Interleaved best-of-5: on a loaded machine (or under -race) single
+	// runs vary by 2x or more, but the minimum of each tracks the work
+	// done. What must not happen is a dummy that skips the hash (ratio
+	// near 0) or does far more work than a real check.
+	dReal, dDummy := time.Hour, time.Hour
+	for range 5 {
+		start := time.Now()
+		_, _ = h.Verify(context.Background(), real, "nope")
+		dReal = min(dReal, time.Since(start))
+		start = time.Now()
+		require.NoError(t, h.VerifyDummy(context.Background(), "nope"))
+		dDummy = min(dDummy, time.Since(start))
 	}
-	dReal := measure(func() { _, _ = h.Verify(context.Background(), real, "nope") })
-	dDummy := measure(func() { require.NoError(t, h.VerifyDummy(context.Background(), "nope")) })
 	ratio := float64(dDummy) / float64(dReal)
-	assert.InDelta(t, 1.0, ratio, 0.5, "dummy %v vs real %v", dDummy, dReal)
+	assert.True(t, ratio > 0.33 && ratio < 3, "dummy %v vs real %v (ratio %.2f)", dDummy, dReal, ratio)
 }
