@@ -4,6 +4,10 @@
 set -euo pipefail
 need=()
 command -v swaks >/dev/null || need+=(swaks)
+# swaks speaks STARTTLS/SMTPS only with these Perl modules, which
+# --no-install-recommends leaves out.
+perl -MNet::SSLeay -e1 2>/dev/null || need+=(libnet-ssleay-perl)
+perl -MIO::Socket::SSL -e1 2>/dev/null || need+=(libio-socket-ssl-perl)
 command -v smtp-source >/dev/null || need+=(postfix)
 command -v python3 >/dev/null || need+=(python3)
 # DKIM interop (.ci/interop-dkim.sh): dkimpy's dkimsign/dkimverify (its
