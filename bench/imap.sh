@@ -119,6 +119,8 @@ wait_port() { # wait_port PORT SECONDS [PID]
 }
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# cpu_ticks PID: user + system CPU time of the process, in clock ticks.
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 # Summed PSS (KiB) of the given pids: shared pages split fairly.
 pss_kib() {
   local p t=0 v
@@ -254,6 +256,7 @@ default_vsz_limit = 1G"; then
 }
 
 # ---------------------------------------------------------------- ours
+ours_cpu=n/a
 ours_note= ours_ok= ours_idle_kib=n/a ours_idle_rss=n/a ours_idle_base=n/a ours_idle_open=n/a ours_idle_still=n/a
 ours_idle_rss0=n/a ours_idle_kib0=n/a ours_heap0=n/a ours_heap=n/a ours_gor0=n/a ours_gor=n/a ours_idle_secs=n/a
 # metric NAME: one value from our /metrics.
@@ -340,8 +343,15 @@ CFG
 
   start_ours ours-server.log || return 1
   log "ours: load run"
+  local c0 c1
+  c0=$(cpu_ticks "$ms_pid")
   "$WORK/imapload" -addr "127.0.0.1:$ours_port" "${LOAD_ARGS[@]}" >"$OUT/ours-load.txt" 2>&1 || true
+  c1=$(cpu_ticks "$ms_pid" 2>/dev/null || echo "$c0")
   parse_run "$OUT/ours-load.txt" ours
+  ours_cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$(getconf CLK_TCK)" -v f="$OUT/ours-load.txt" 'BEGIN {
+    while ((getline l < f) > 0) if (l ~ /^TOTAL /) { split(l, kv, /[ =]/); for (i in kv) if (kv[i] == "commands") n = kv[i + 1]; if (kv[i] == "secs") {} }
+    s = (b - a) / hz; if (n > 0) printf "%.1f s CPU, %.0f us per command", s, s * 1e6 / n; else printf "%.1f s CPU", s }')
+  log "ours: server CPU during the load run: $ours_cpu"
   log "ours: $ours_cps commands/s, $ours_errs errors"
   kill -0 "$ms_pid" 2>/dev/null || ours_note="server died under load"
   [ "$ours_cps" != n/a ] && [ "$ours_errs" = 0 ] && kill -0 "$ms_pid" 2>/dev/null && ours_ok=1
@@ -392,7 +402,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$
 ours_log_issues=0
 [ -f "$OUT/ours-server.log" ] && ours_log_issues=$(grep -ciE 'level=(warn|error)|"level":"(warn|error)"|panic|fatal' "$OUT/ours-server.log" || true)
 dv_log_issues=0
-[ -f "$dv_dir/dovecot.log" ] && dv_log_issues=$(grep -ciE ': (warning|error|panic|fatal):' "$dv_dir/dovecot.log" || true)
+[ -f "$dv_dir/dovecot.log" ] && dv_log_issues=$(grep -iE ': (warning|error|panic|fatal):' "$dv_dir/dovecot.log" | grep -vc 'Killed with signal 15' || true)
 r_cps=$(ratio "$ours_cps" "$dv_cps")
 kinds="connect login select fetch_headers fetch_body store append expunge logout"
 
@@ -412,6 +422,7 @@ kinds="connect login select fetch_headers fetch_body store append expunge logout
   printf '%-40s %s\n' "commands/s ours" "$ours_cps (errors: $ours_errs)"
   printf '%-40s %s\n' "commands/s dovecot" "$dv_cps (errors: $dv_errs)"
   printf '%-40s %s\n' "ratio ours / dovecot (commands/s)" "$r_cps"
+  printf '%-40s %s\n' "ours, server CPU during the load run" "$ours_cpu"
   if [ "$IDLE_CONNS" -gt 0 ] && [ "$ONLY" != dovecot ]; then
     printf '%-40s %s\n' "ours, $IDLE_CONNS idle (IDLE) connections" "open $ours_idle_open (set up in ${ours_idle_secs}s), still open at end $ours_idle_still"
     printf '%-40s %s\n' "  VmRSS before / all open / +${IDLE_SETTLE}s" "$ours_idle_base / $ours_idle_rss0 / $ours_idle_rss KiB: $ours_idle_kib0 / $ours_idle_kib KiB per connection"
@@ -422,8 +433,8 @@ kinds="connect login select fetch_headers fetch_body store append expunge logout
   fi
   [ -n "$ours_note" ] && echo "ours NOTE:    $ours_note"
   [ -n "$dv_note" ] && echo "dovecot NOTE: $dv_note"
-  grep -h '^ERROR' "$OUT/ours-load.txt" 2>/dev/null | head -5 | sed 's/^/ours /'
-  grep -h '^ERROR' "$OUT/dovecot-load.txt" 2>/dev/null | head -5 | sed 's/^/dovecot /'
+  { grep -h '^ERROR' "$OUT/ours-load.txt" 2>/dev/null || true; } | head -5 | sed 's/^/ours /'
+  { grep -h '^ERROR' "$OUT/dovecot-load.txt" 2>/dev/null || true; } | head -5 | sed 's/^/dovecot /'
   echo "warnings/errors in logs: ours $ours_log_issues, dovecot $dv_log_issues (see $OUT)"
   if [ "${ours_log_issues:-0}" -gt 0 ]; then
     echo "first lines from our server's log:"
@@ -433,7 +444,13 @@ kinds="connect login select fetch_headers fetch_body store append expunge logout
 
 op99=$(for k in login fetch_headers fetch_body store append expunge; do printf '%s/' "${ours_p99[$k]:-n/a}"; done)
 dp99=$(for k in login fetch_headers fetch_body store append expunge; do printf '%s/' "${dv_p99[$k]:-n/a}"; done)
-row="| $(date -u +%Y-%m-%d) | $commit | $machine, load $load1 | $dv_version | $load_desc | $ours_cps | $dv_cps | **$r_cps** | ${op99%/} | ${dp99%/} | $ours_idle_open: $ours_idle_kib KiB ($((${ours_idle_rss/n\/a/0} / 1024)) MiB total) | $DV_IDLE_CONNS: $dv_idle_kib KiB |"
+ours_idle_col="not measured"
+if [ "$IDLE_CONNS" -gt 0 ] && [ "$ours_idle_rss" != n/a ]; then
+  ours_idle_col="$ours_idle_open open: VmRSS $((ours_idle_rss / 1024)) MiB, $ours_idle_kib KiB/conn (heap $(awk -v a="$ours_heap" -v b="$ours_heap0" -v n="$ours_idle_open" 'BEGIN { if (n > 0 && a ~ /^[0-9]+$/) printf "%.1f", (a - b) / n / 1024; else print "n/a" }') KiB/conn)"
+fi
+dv_idle_col="not measured"
+[ "$DV_IDLE_CONNS" -gt 0 ] && [ "$dv_idle_kib" != n/a ] && dv_idle_col="$DV_IDLE_CONNS open: $dv_idle_kib KiB/conn (PSS)"
+row="| $(date -u +%Y-%m-%d) | $commit | $machine, load $load1 | $dv_version | $load_desc | $ours_cps | $dv_cps | **$r_cps** | ${op99%/} | ${dp99%/} | $ours_idle_col | $dv_idle_col |"
 echo "$row" >"$OUT/row.md"
 echo
 echo "bench/README.md row:"
