@@ -381,6 +381,11 @@ listen = "127.0.0.1:$p2"
 listen = "127.0.0.1:$p3"
 [http]
 listen = "127.0.0.1:$p4"
+# IMAP plays no part here; off, so nothing listens beyond loopback.
+[imap]
+listen = ""
+[imaps]
+listen = ""
 [limits]
 max_conns_per_ip = 200
 # Like for like with Postfix, which verifies nothing by default:

@@ -12,7 +12,7 @@
 # and deliver over reused connections; TLS is off on both sides (the sink
 # offers none).
 #
-# Environment: MESSAGES=5000 SESSIONS=10 SIZE=4096 TIMEOUT=600 ONLY=ours|postfix
+# Environment: MESSAGES=5000 SESSIONS=10 SIZE=4096 TIMEOUT=300 ONLY=ours|postfix
 # Writes bench/out/smtp-outbound-<UTC time>/ and prints a README row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ ROOT=$PWD
 MESSAGES=${MESSAGES:-5000}
 SESSIONS=${SESSIONS:-10}
 SIZE=${SIZE:-4096}
-TIMEOUT=${TIMEOUT:-600}
+TIMEOUT=${TIMEOUT:-300}
 ONLY=${ONLY:-}
 [ "$(id -u)" = 0 ] || { echo "run as root: the private Postfix instance needs it" >&2; exit 2; }
 for c in smtp-source smtp-sink postfix python3; do
@@ -63,7 +63,8 @@ measure() {
   sync
   start=$(now)
   timeout "$TIMEOUT" smtp-source -s "$SESSIONS" -l "$SIZE" -m "$MESSAGES" -M client.remote.test \
-    -f sender@remote.test -t user@relay.test "127.0.0.1:$port" >"$OUT/$name-source.log" 2>&1
+    -f sender@remote.test -t user@relay.test "127.0.0.1:$port" >"$OUT/$name-source.log" 2>&1 ||
+    { echo "$name: smtp-source failed: $(tail -n 2 "$OUT/$name-source.log")" >&2; exit 1; }
   python3 - "$dir" "$MESSAGES" "$TIMEOUT" <<'PY' >"$OUT/$name-count.txt"
 import os, sys, time
 d, n, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
@@ -113,6 +114,7 @@ if [ "$ONLY" != ours ]; then
   port=$(free_port)
   mkdir -p "$pf_etc" "$WORK/pf/queue" "$WORK/pf/data"
   chown postfix "$WORK/pf/data"
+  echo "relay.test relay:[127.0.0.1]:$sink_port" >"$pf_etc/transport"
   cat >"$pf_etc/main.cf" <<CF
 compatibility_level = 3.6
 queue_directory = $WORK/pf/queue
@@ -128,7 +130,7 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 relay_domains = relay.test
-transport_maps = inline:{ relay.test = relay:[127.0.0.1]:$sink_port }
+transport_maps = texthash:$pf_etc/transport
 alias_maps =
 alias_database =
 smtp_dns_support_level = disabled

@@ -22,18 +22,24 @@
 //     addresses. On MX the null sender is accepted (RFC 5321 §4.5.5).
 //  4. RCPT TO: sender-specified routing (percent hack, bang path, quoted
 //     "@", address literals) is refused from unauthenticated clients, then
-//     the [Router] decides. Only Deliver decisions are accepted: a Relay
-//     decision is refused (554 5.7.1 for unauthenticated clients, 451 4.3.2
-//     while this server has no outbound queue), a Reject decision is
-//     answered with its own code.
+//     the [Router] decides. Deliver decisions are accepted; Relay
+//     decisions are accepted when Options.Queue is set (the routing table
+//     says why relaying is allowed; 554 5.7.1 for unauthenticated clients
+//     otherwise) and refused with 451 4.3.2 without a queue; a Reject
+//     decision is answered with its own code.
 //  5. DATA/BDAT: bare CR and bare LF are normalised to CRLF so no stored
 //     message can smuggle a second one; on submission the From: and
 //     Sender: header fields (header block bounded) must be the user's
 //     addresses. Return-Path and Received are prepended and the body
 //     streams into [store.Deliverer.Deliver], once, for every distinct
 //     local account.
-//  6. The client gets 250 only after Deliver returned nil, i.e. after the
-//     message is durable. Nothing is acknowledged and then dropped.
+//  6. With remote targets, the message (with its trace fields) is first
+//     written to the outbound [Queue]'s fsynced file, the local copies are
+//     delivered from it, and the queue records are committed.
+//  7. The client gets 250 only after Deliver returned nil and the queue
+//     commit succeeded, i.e. after the message is durable. Nothing is
+//     acknowledged and then dropped. The [Queue] then delivers to the
+//     next hops, with retries and DSNs (see its documentation).
 //
 // Everything a client controls is bounded: line length, message size
 // (announced with SIZE, RFC 1870), recipients (RFC 5321 §4.5.3.1.8),

@@ -439,7 +439,7 @@ func (q *Queue) connect(ctx context.Context, j *outJob) (*outConn, rcptResult) {
 	return nil, last
 }
 
-// allowedAddr refuses unspecified and broadcast addresses.
+// allowedAddr refuses invalid, unspecified and multicast addresses.
 func (q *Queue) allowedAddr(a netip.Addr) bool {
 	return a.IsValid() && !a.IsUnspecified() && !a.IsMulticast()
 }

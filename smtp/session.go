@@ -45,10 +45,10 @@ type transaction struct {
 	hasFrom bool
 	from    string
 	utf8    bool
-	size    int64             // SIZE= declared at MAIL (RFC 1870), 0 if none
-	may     sendSet           // submission: addresses the user may send as
-	rcpts   []string          // accepted envelope recipients, as given
-	targets []store.Recipient // one per distinct local account
+	size    int64              // SIZE= declared at MAIL (RFC 1870), 0 if none
+	may     sendSet            // submission: addresses the user may send as
+	rcpts   []string           // accepted envelope recipients, as given
+	targets []store.Recipient  // one per distinct local account
 	relays  []routing.Decision // remote targets, for the outbound queue
 }
 
