@@ -42,7 +42,7 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 	if !v.readOnly && setsSeen(options) {
 		var unseen []uint32
 		for _, uid := range uids {
-			if !hasFlag(v.flags[uid], store.FlagSeen) {
+			if !hasFlag(v.flagsOf(uid), store.FlagSeen) {
 				unseen = append(unseen, uid)
 			}
 		}
@@ -54,7 +54,7 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 			}
 			for _, m := range res.Updated {
 				if v.seqOf(m.UID) != 0 {
-					v.flags[m.UID] = m.Flags
+					v.setFlags(m.UID, m.Flags)
 					seenNow[m.UID] = true
 				}
 			}
@@ -73,7 +73,7 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		// Flags reported here are the store's current ones; the view
 		// takes them so that the next poll does not repeat them.
 		if options.Flags || seenNow[m.UID] {
-			v.flags[m.UID] = m.Flags
+			v.setFlags(m.UID, m.Flags)
 			v.noteKeywords(m.Flags)
 		}
 		if err := v.fetchOne(w, seq, m, options, seenNow[m.UID]); err != nil {
@@ -106,73 +106,98 @@ func setsSeen(o *imap.FetchOptions) bool {
 // returned (the connection is then unusable, as the literal was short).
 func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, o *imap.FetchOptions, seen bool) error {
 	s := v.s
-	open := func() (io.ReadCloser, error) {
+	body := &messageBody{open: func() (io.ReadCloser, error) {
 		return s.srv.opts.Backend.OpenBody(s.ctx, s.account, v.name, m.UID)
-	}
+	}}
+	defer body.close()
 	var (
 		env      *imap.Envelope
 		bs       imap.BodyStructure
 		sections = make([][]byte, len(o.BodySection))
 		binaries = make([][]byte, len(o.BinarySection))
 		sizes    = make([]uint32, len(o.BinarySectionSize))
+		tooDeep  bool
 	)
-	if o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 || hasPartSection(o.BodySection) {
-		// The library's MIME walkers recurse once per nesting level;
-		// bound the depth before they run (see maxMIMEMarkers).
-		n, err := countMIMEMarkers(open)
+	// structured runs a library helper over the message, counting MIME
+	// markers as the helper reads (see maxMIMEMarkers): the stream ends
+	// early once there are too many, so the helper cannot nest deeper.
+	structured := func(fn func(r io.Reader)) error {
+		r, err := body.reader()
 		if err != nil {
-			return s.storeErr("fetch", err)
+			return err
 		}
-		if n > maxMIMEMarkers {
-			s.log.Warn("fetch: message structure too deep", "mailbox", v.name, "uid", m.UID, "markers", n)
-			return noCode(imap.ResponseCodeParse, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" is nested too deeply to be parsed")
+		mc := &markerCounter{r: r, limit: maxMIMEMarkers}
+		fn(mc)
+		// Count the rest too: a message is refused as a whole, whatever
+		// part of it the helper needed.
+		if _, err := io.Copy(io.Discard, mc); err != nil && !errors.Is(err, errTooManyMarkers) {
+			return err
 		}
+		if mc.n > maxMIMEMarkers {
+			tooDeep = true
+		}
+		return nil
 	}
 	err := safely(func() error {
-		if o.Envelope {
-			h, err := readHeader(open)
+		// The header block is read once, bounded, for ENVELOPE and the
+		// top-level header sections (BODY[HEADER], HEADER.FIELDS,
+		// RFC822.HEADER): none of them needs the body.
+		var hdr []byte
+		complete := true
+		if o.Envelope || hasTopHeaderSection(o.BodySection) {
+			r, err := body.reader()
 			if err != nil {
 				return err
 			}
+			if hdr, complete, err = readHeaderBlock(r); err != nil {
+				return err
+			}
+		}
+		if o.Envelope {
+			h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(hdr)))
 			env = imapserver.ExtractEnvelope(h)
 		}
 		if o.BodyStructure != nil {
-			r, err := open()
-			if err != nil {
+			if err := structured(func(r io.Reader) {
+				bs = normalizeBodyStructure(imapserver.ExtractBodyStructure(r))
+			}); err != nil {
 				return err
 			}
-			bs = normalizeBodyStructure(imapserver.ExtractBodyStructure(r))
-			r.Close()
 		}
 		for i, sec := range o.BodySection {
-			if wholeMessage(sec) {
+			switch {
+			case wholeMessage(sec):
 				continue // streamed below
+			case topHeaderSection(sec) && complete:
+				sections[i] = imapserver.ExtractBodySection(bytes.NewReader(hdr), sec)
+				continue
 			}
-			r, err := open()
-			if err != nil {
+			if err := structured(func(r io.Reader) {
+				sections[i] = imapserver.ExtractBodySection(r, sec)
+			}); err != nil {
 				return err
 			}
-			sections[i] = imapserver.ExtractBodySection(r, sec)
-			r.Close()
 		}
 		for i, sec := range o.BinarySection {
-			r, err := open()
-			if err != nil {
+			if err := structured(func(r io.Reader) {
+				binaries[i] = imapserver.ExtractBinarySection(r, sec)
+			}); err != nil {
 				return err
 			}
-			binaries[i] = imapserver.ExtractBinarySection(r, sec)
-			r.Close()
 		}
 		for i, sec := range o.BinarySectionSize {
-			r, err := open()
-			if err != nil {
+			if err := structured(func(r io.Reader) {
+				sizes[i] = imapserver.ExtractBinarySectionSize(r, sec)
+			}); err != nil {
 				return err
 			}
-			sizes[i] = imapserver.ExtractBinarySectionSize(r, sec)
-			r.Close()
 		}
 		return nil
 	})
+	if tooDeep {
+		s.log.Warn("fetch: message structure too deep", "mailbox", v.name, "uid", m.UID)
+		return noCode(imap.ResponseCodeParse, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" is nested too deeply to be parsed")
+	}
 	if err != nil {
 		var pe panicError
 		if errors.As(err, &pe) {
@@ -209,7 +234,7 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	}
 	for i, sec := range o.BodySection {
 		if wholeMessage(sec) {
-			keep(streamMessage(rw, sec, m.Size, open))
+			keep(streamMessage(rw, sec, m.Size, body))
 			continue
 		}
 		keep(writeLiteral(rw.WriteBodySection(sec, int64(len(sections[i]))), sections[i]))
@@ -227,6 +252,58 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	return firstErr
 }
 
+// messageBody opens a message's body once per FETCH response and hands it
+// out from the start as often as needed: rewound when the store's reader
+// can seek (store/sqlite gives a file), reopened otherwise. Each open is a
+// store query, which costs more than reading a typical header.
+type messageBody struct {
+	open func() (io.ReadCloser, error)
+	rc   io.ReadCloser
+}
+
+// reader returns the body from its first byte; the previous reader
+// returned is then no longer valid.
+func (b *messageBody) reader() (io.Reader, error) {
+	return b.readerAt(0)
+}
+
+// readerAt returns the body from byte off.
+func (b *messageBody) readerAt(off int64) (io.Reader, error) {
+	if b.rc != nil {
+		if sk, ok := b.rc.(io.Seeker); ok {
+			if _, err := sk.Seek(off, io.SeekStart); err != nil {
+				return nil, err
+			}
+			return b.rc, nil
+		}
+		b.rc.Close()
+		b.rc = nil
+	}
+	rc, err := b.open()
+	if err != nil {
+		return nil, err
+	}
+	b.rc = rc
+	if off > 0 {
+		if sk, ok := rc.(io.Seeker); ok {
+			_, err = sk.Seek(off, io.SeekStart)
+		} else {
+			_, err = io.CopyN(io.Discard, rc, off)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return rc, nil
+}
+
+func (b *messageBody) close() {
+	if b.rc != nil {
+		b.rc.Close()
+		b.rc = nil
+	}
+}
+
 // maxMIMEMarkers bounds how many "multipart/" and "message/" strings a
 // message may contain for BODYSTRUCTURE and part sections to be computed.
 // Every level of MIME nesting needs one (a multipart/digest part without
@@ -237,6 +314,62 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 // that can be recovered.
 const maxMIMEMarkers = 1000
 
+var errTooManyMarkers = errors.New("imap: too many MIME markers")
+
+// markerCounter counts "multipart/" and "message/", case-insensitively,
+// in what is read through it, and ends the stream with errTooManyMarkers
+// once the count passes limit (0: no limit). A marker becomes visible to
+// the reader's consumer only after it is counted, so a parser reading
+// through it cannot nest deeper than limit.
+type markerCounter struct {
+	r     io.Reader
+	limit int
+	n     int
+	// tail holds the last bytes read, lower-cased, for markers that
+	// straddle two reads.
+	tail    [len("multipart/") - 1]byte
+	tailLen int
+	scratch []byte
+}
+
+func (c *markerCounter) Read(p []byte) (int, error) {
+	if c.limit > 0 && c.n > c.limit {
+		return 0, errTooManyMarkers
+	}
+	k, err := c.r.Read(p)
+	if k > 0 {
+		c.count(p[:k])
+	}
+	return k, err
+}
+
+func (c *markerCounter) count(p []byte) {
+	buf := append(append(c.scratch[:0], c.tail[:c.tailLen]...), p...)
+	for i, b := range buf[c.tailLen:] {
+		if 'A' <= b && b <= 'Z' {
+			buf[c.tailLen+i] = b + 'a' - 'A'
+		}
+	}
+	// Count only matches that end in the new bytes: one that lies wholly
+	// in the tail was counted by the previous read.
+	for _, marker := range [...]string{"multipart/", "message/"} {
+		for off := 0; ; {
+			j := bytes.Index(buf[off:], []byte(marker))
+			if j < 0 {
+				break
+			}
+			if off+j+len(marker) > c.tailLen {
+				c.n++
+			}
+			off += j + 1
+		}
+	}
+	c.tailLen = copy(c.tail[:], buf[max(0, len(buf)-len(c.tail)):])
+	if cap(buf) <= 64<<10 {
+		c.scratch = buf[:0]
+	}
+}
+
 // countMIMEMarkers counts "multipart/" and "message/" in the message,
 // case-insensitively, streaming.
 func countMIMEMarkers(open func() (io.ReadCloser, error)) (int, error) {
@@ -245,28 +378,27 @@ func countMIMEMarkers(open func() (io.ReadCloser, error)) (int, error) {
 		return 0, err
 	}
 	defer r.Close()
-	const keep = len("multipart/") - 1 // no marker fits in the carried tail
-	buf := make([]byte, 64<<10)
-	tail := 0
-	n := 0
-	for {
-		k, err := r.Read(buf[tail:])
-		if k > 0 {
-			total := tail + k
-			chunk := bytes.ToLower(buf[:total])
-			// A "message/" inside the carried tail may be counted twice;
-			// counting too many only errs on the safe side.
-			n += bytes.Count(chunk, []byte("multipart/")) + bytes.Count(chunk, []byte("message/"))
-			tail = min(keep, total)
-			copy(buf, buf[total-tail:total])
-		}
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
+	c := &markerCounter{r: r}
+	_, err = io.Copy(io.Discard, c)
+	return c.n, err
+}
+
+// topHeaderSection reports whether sec is the message's own header or
+// some of its fields (BODY[HEADER], BODY[HEADER.FIELDS (...)],
+// BODY[HEADER.FIELDS.NOT (...)], RFC822.HEADER): the header block is all
+// it needs.
+func topHeaderSection(sec *imap.FetchItemBodySection) bool {
+	return len(sec.Part) == 0 && (sec.Specifier == imap.PartSpecifierHeader ||
+		sec.Specifier == imap.PartSpecifierNone && (len(sec.HeaderFields) > 0 || len(sec.HeaderFieldsNot) > 0))
+}
+
+func hasTopHeaderSection(secs []*imap.FetchItemBodySection) bool {
+	for _, sec := range secs {
+		if topHeaderSection(sec) {
+			return true
 		}
 	}
+	return false
 }
 
 func hasPartSection(secs []*imap.FetchItemBodySection) bool {
@@ -342,32 +474,49 @@ func wholeMessage(sec *imap.FetchItemBodySection) bool {
 
 // streamMessage writes BODY[] or BODY[]<o.n> (RFC 9051 §6.4.5 partial
 // fetch) straight from the store, without holding the message.
-func streamMessage(rw *imapserver.FetchResponseWriter, sec *imap.FetchItemBodySection, size int64,
-	open func() (io.ReadCloser, error)) error {
+func streamMessage(rw *imapserver.FetchResponseWriter, sec *imap.FetchItemBodySection, size int64, body *messageBody) error {
 	off, n := int64(0), size
 	if p := sec.Partial; p != nil {
 		off = min(p.Offset, size)
 		n = min(p.Size, size-off)
 	}
-	r, err := open()
+	r, err := body.readerAt(off)
 	if err != nil {
 		// The response has begun: finish it with an empty literal.
 		writeLiteral(rw.WriteBodySection(sec, 0), nil)
 		return err
 	}
-	defer r.Close()
 	wc := rw.WriteBodySection(sec, n)
-	if off > 0 {
-		if _, err := io.CopyN(io.Discard, r, off); err != nil {
-			wc.Close()
-			return err
-		}
-	}
 	_, err = io.CopyN(wc, r, n)
 	if cerr := wc.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// readHeaderBlock reads a message's header block, up to and including the
+// empty line that ends it, or up to maxHeaderBytes; complete is false when
+// it was cut there. The body is not read.
+func readHeaderBlock(r io.Reader) (hdr []byte, complete bool, err error) {
+	br := bufio.NewReaderSize(io.LimitReader(r, maxHeaderBytes), 4096)
+	lineStart := true
+	for {
+		chunk, err := br.ReadSlice('\n')
+		hdr = append(hdr, chunk...)
+		switch {
+		case err == nil:
+			if lineStart && (len(chunk) == 1 || len(chunk) == 2 && chunk[0] == '\r') {
+				return hdr, true, nil
+			}
+			lineStart = true
+		case errors.Is(err, bufio.ErrBufferFull):
+			lineStart = false
+		case err == io.EOF:
+			return hdr, len(hdr) < maxHeaderBytes, nil
+		default:
+			return nil, false, err
+		}
+	}
 }
 
 // readHeader reads the header block of a message, at most maxHeaderBytes.

@@ -72,6 +72,9 @@ type Server struct {
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
 	sessions map[*session]struct{}
+
+	feedMu sync.Mutex
+	feeds  map[string]*accountFeed // by account ID; see watch
 }
 
 // New returns a server configured by opts (see [Options] for defaults).
@@ -92,6 +95,7 @@ func New(opts Options) (*Server, error) {
 		recent:   recentTable{m: make(map[recentKey]uint32)},
 		lns:      make(map[net.Listener]struct{}),
 		sessions: make(map[*session]struct{}),
+		feeds:    make(map[string]*accountFeed),
 		stopping: make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -31,11 +31,9 @@ type session struct {
 
 	account string // the authenticated user's ID; "" before login
 
-	// The feed subscription of the account, drained by one goroutine that
-	// turns changes into wake-ups for Idle.
-	sub      store.Subscription
-	notify   chan struct{}
-	feedDone chan struct{}
+	// notify receives a wake-up for Idle when the account changes; the
+	// server's shared feed of the account sends it (see Server.watch).
+	notify chan struct{}
 
 	view *view // the selected mailbox, nil when none is
 	once sync.Once
@@ -65,9 +63,8 @@ func newSession(srv *Server, c *imapserver.Conn) *session {
 func (s *session) Close() error {
 	s.once.Do(func() {
 		s.cancel()
-		if s.sub != nil {
-			_ = s.sub.Close()
-			<-s.feedDone
+		if s.account != "" {
+			s.srv.unwatch(s, s.account)
 		}
 		s.srv.forget(s)
 	})
@@ -116,31 +113,15 @@ func (s *session) Login(login, password string) error {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
 			Text: "Authentication temporarily unavailable"}
 	}
-	sub, err := s.srv.opts.Backend.Subscribe(s.ctx, user.ID)
-	if err != nil {
+	if err := s.srv.watch(s, user.ID); err != nil {
 		log.Error("change feed subscription failed", "err", err)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
 			Text: "Mailbox temporarily unavailable"}
 	}
 	s.account = user.ID
 	s.log = s.log.With("user", user.ID)
-	s.sub = sub
-	s.feedDone = make(chan struct{})
-	go s.drainFeed()
 	log.Info("authenticated", "user", user.ID)
 	return nil
-}
-
-// drainFeed turns every change of the account into one pending wake-up.
-// Which mailbox changed does not matter: a wake-up costs one query.
-func (s *session) drainFeed() {
-	defer close(s.feedDone)
-	for range s.sub.C() {
-		select {
-		case s.notify <- struct{}{}:
-		default:
-		}
-	}
 }
 
 func (s *session) sleep(d time.Duration) {

@@ -27,9 +27,14 @@ type view struct {
 	uidValidity uint32
 	key         recentKey
 
-	uids  []uint32            // sequence number n is uids[n-1]; ascending
-	flags map[uint32][]string // flags as last known, store form
-	gone  map[uint32]bool     // expunged in the store, not yet reported
+	uids []uint32 // sequence number n is uids[n-1]; ascending
+	// flags[n-1] is the flags of uids[n-1] as last known, an index into
+	// flagSets: messages share a few distinct sets, so a view costs
+	// 8 bytes per message rather than a map entry and a slice each.
+	flags    []uint32
+	flagSets [][]string // distinct flag lists, store form; never modified
+	flagIdx  map[string]uint32
+	gone     map[uint32]bool // expunged in the store, not yet reported
 	// recent holds the UIDs that are \Recent for this session.
 	recent map[uint32]bool
 	// keywords in use in the mailbox, lower case -> first spelling seen;
@@ -68,7 +73,7 @@ func openView(s *session, name string, readOnly bool) (*view, *imap.SelectData, 
 		uidValidity: mb.UIDValidity,
 		key:         recentKey{s.account, mb.Name, mb.UIDValidity},
 		uids:        make([]uint32, 0, len(msgs)),
-		flags:       make(map[uint32][]string, len(msgs)),
+		flags:       make([]uint32, 0, len(msgs)),
 		gone:        make(map[uint32]bool),
 		recent:      make(map[uint32]bool),
 		keywords:    make(map[string]string),
@@ -77,7 +82,7 @@ func openView(s *session, name string, readOnly bool) (*view, *imap.SelectData, 
 	var firstUnseen uint32
 	for i, m := range msgs {
 		v.uids = append(v.uids, m.UID)
-		v.flags[m.UID] = m.Flags
+		v.flags = append(v.flags, v.internFlags(m.Flags))
 		v.noteKeywords(m.Flags)
 		if firstUnseen == 0 && !hasFlag(m.Flags, store.FlagSeen) {
 			firstUnseen = uint32(i + 1)
@@ -169,6 +174,48 @@ func (v *view) clientFlags(uid uint32, flags []string) []imap.Flag {
 	return out
 }
 
+// flagsOf returns the flags last known for uid; nil if the view lacks it.
+// The slice is shared and must not be modified.
+func (v *view) flagsOf(uid uint32) []string {
+	if n := v.seqOf(uid); n != 0 {
+		return v.flagSets[v.flags[n-1]]
+	}
+	return nil
+}
+
+// setFlags records the flags of uid, if the view has it.
+func (v *view) setFlags(uid uint32, flags []string) {
+	if n := v.seqOf(uid); n != 0 {
+		v.flags[n-1] = v.internFlags(flags)
+	}
+}
+
+// internFlags returns the index of flags in flagSets, adding them if new.
+// The table only grows while the mailbox is selected; it holds at most one
+// entry per distinct flag list seen, which stays small in practice.
+func (v *view) internFlags(flags []string) uint32 {
+	for i, f := range v.flagSets[:min(len(v.flagSets), 8)] {
+		if slices.Equal(f, flags) {
+			return uint32(i)
+		}
+	}
+	if len(v.flagSets) < 8 {
+		v.flagSets = append(v.flagSets, flags)
+		return uint32(len(v.flagSets) - 1)
+	}
+	key := strings.Join(flags, "\x00")
+	if i, ok := v.flagIdx[key]; ok {
+		return i
+	}
+	if v.flagIdx == nil {
+		v.flagIdx = make(map[string]uint32)
+	}
+	v.flagSets = append(v.flagSets, flags)
+	i := uint32(len(v.flagSets) - 1)
+	v.flagIdx[key] = i
+	return i
+}
+
 // seqOf returns the sequence number of uid, 0 if the view lacks it.
 func (v *view) seqOf(uid uint32) uint32 {
 	i, ok := slices.BinarySearch(v.uids, uid)
@@ -213,8 +260,8 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			for _, m := range cs.Changed {
 				switch {
 				case v.seqOf(m.UID) != 0:
-					if !v.gone[m.UID] && !slices.Equal(v.flags[m.UID], m.Flags) {
-						v.flags[m.UID] = m.Flags
+					if !v.gone[m.UID] && !slices.Equal(v.flagsOf(m.UID), m.Flags) {
+						v.setFlags(m.UID, m.Flags)
 						v.noteKeywords(m.Flags)
 						changed[m.UID] = true
 					}
@@ -225,7 +272,7 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			sort.Slice(fresh, func(i, j int) bool { return fresh[i].UID < fresh[j].UID })
 			for _, m := range fresh {
 				v.uids = append(v.uids, m.UID)
-				v.flags[m.UID] = m.Flags
+				v.flags = append(v.flags, v.internFlags(m.Flags))
 				v.noteKeywords(m.Flags)
 				added = append(added, m.UID)
 			}
@@ -257,7 +304,7 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if len(changed) > 0 {
 		for i, uid := range v.uids {
 			if changed[uid] && !v.gone[uid] {
-				if err := w.WriteMessageFlags(uint32(i+1), imap.UID(uid), v.clientFlags(uid, v.flags[uid])); err != nil {
+				if err := w.WriteMessageFlags(uint32(i+1), imap.UID(uid), v.clientFlags(uid, v.flagSets[v.flags[i]])); err != nil {
 					return err
 				}
 			}
@@ -286,8 +333,8 @@ func (v *view) reportExpunges(write func(seq uint32) error) error {
 			continue
 		}
 		v.uids = slices.Delete(v.uids, i, i+1)
+		v.flags = slices.Delete(v.flags, i, i+1)
 		delete(v.gone, uid)
-		delete(v.flags, uid)
 		delete(v.recent, uid)
 		if err := write(uint32(i + 1)); err != nil {
 			return err
@@ -438,7 +485,7 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 		if seq == 0 || v.gone[m.UID] {
 			continue
 		}
-		v.flags[m.UID] = m.Flags
+		v.setFlags(m.UID, m.Flags)
 		v.noteKeywords(m.Flags)
 		if sf.Silent {
 			continue

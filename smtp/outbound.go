@@ -164,6 +164,10 @@ func (q *Queue) worker(ctx context.Context, d *destination) {
 		q.kick()
 	}()
 	for {
+		if ctx.Err() != nil {
+			// Closing: what is left is retried after the restart.
+			return
+		}
 		q.mu.Lock()
 		var j *outJob
 		if len(d.pending) > 0 {
@@ -405,7 +409,7 @@ func (q *Queue) transaction(c *outConn, j *outJob, body io.Reader) (results []rc
 // first that answers (step 4 and 5 of [Queue]). Without a session, the
 // result says why, for every recipient.
 func (q *Queue) connect(ctx context.Context, j *outJob) (*outConn, rcptResult) {
-	hosts, fail := q.hosts(ctx, j)
+	hosts, implicit, fail := q.hosts(ctx, j)
 	if hosts == nil {
 		return nil, fail
 	}
@@ -416,6 +420,12 @@ func (q *Queue) connect(ctx context.Context, j *outJob) (*outConn, rcptResult) {
 	last := rcptResult{text: "no address for the next hop"}
 	for _, h := range hosts {
 		addrs, err := q.addresses(ctx, h)
+		var dnsErr *net.DNSError
+		if err != nil && implicit && errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			// RFC 5321 §5.1: no MX and no address records: the domain
+			// does not exist for mail (RFC 3463 X.1.2).
+			return nil, rcptResult{code: 550, enhanced: "5.1.2", text: fmt.Sprintf("domain %s has no MX and no address records", h)}
+		}
 		if err != nil {
 			last = rcptResult{text: fmt.Sprintf("looking up %s: %v", h, err)}
 			continue
@@ -444,11 +454,12 @@ func (q *Queue) allowedAddr(a netip.Addr) bool {
 	return a.IsValid() && !a.IsUnspecified() && !a.IsMulticast()
 }
 
-// hosts lists the host names (or IP literals) to try, in order.
-func (q *Queue) hosts(ctx context.Context, j *outJob) ([]string, rcptResult) {
+// hosts lists the host names (or IP literals) to try, in order; implicit
+// says the domain had no MX and is its own host.
+func (q *Queue) hosts(ctx context.Context, j *outJob) ([]string, bool, rcptResult) {
 	h := j.hop.NextHop
 	if h.Host != "" && !h.MX {
-		return []string{h.Host}, rcptResult{}
+		return []string{h.Host}, false, rcptResult{}
 	}
 	name := h.Host
 	if name == "" {
@@ -460,21 +471,21 @@ func (q *Queue) hosts(ctx context.Context, j *outJob) ([]string, rcptResult) {
 	case err != nil && errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		mxs = nil // RFC 5321 §5.1: no MX, the domain itself is the host
 	case err != nil:
-		return nil, rcptResult{text: fmt.Sprintf("MX lookup for %s: %v", name, err)}
+		return nil, false, rcptResult{text: fmt.Sprintf("MX lookup for %s: %v", name, err)}
 	}
 	if len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == "") {
 		// RFC 7505 §3: a null MX says the domain accepts no mail.
-		return nil, rcptResult{code: 556, enhanced: "5.1.10", text: fmt.Sprintf("domain %s accepts no mail (null MX)", name)}
+		return nil, false, rcptResult{code: 556, enhanced: "5.1.10", text: fmt.Sprintf("domain %s accepts no mail (null MX)", name)}
 	}
 	if len(mxs) == 0 {
-		return []string{name}, rcptResult{}
+		return []string{name}, true, rcptResult{}
 	}
 	sort.SliceStable(mxs, func(a, b int) bool { return mxs[a].Pref < mxs[b].Pref })
 	out := make([]string, 0, len(mxs))
 	for _, mx := range mxs {
 		out = append(out, strings.TrimSuffix(mx.Host, "."))
 	}
-	return out, rcptResult{}
+	return out, false, rcptResult{}
 }
 
 // addresses resolves a host name (an IP literal is itself).

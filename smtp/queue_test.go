@@ -324,6 +324,7 @@ func TestQueueMXResolution(t *testing.T) {
 		"nomx.test.":        {A: []string{"127.0.0.1"}},
 		"nullmx.test.":      {MX: []net.MX{{Host: ".", Pref: 0}}},
 	}
+	// nxdomain.test exists nowhere: no MX, no address (RFC 5321 §5.1).
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "*", Gateway: routing.Gateway{NextHop: ":" + hop.port, TLS: routing.TLSNone}}}},
 		func(o *QueueOptions) { o.Resolver = &mockdns.Resolver{Zones: zones} })
 	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
@@ -332,6 +333,11 @@ func TestQueueMXResolution(t *testing.T) {
 	eventually(t, "two deliveries and a bounce", func() bool { return len(hop.received()) == 2 && len(f.inbox(t)) == 1 })
 	if dsn := f.inbox(t)[0]; !strings.Contains(dsn, "Status: 5.1.10") || !strings.Contains(dsn, "eve@nullmx.test") {
 		t.Errorf("null MX DSN:\n%s", dsn)
+	}
+	f.enqueue(t, "alice@example.test", queueBody, "fay@nxdomain.test")
+	eventually(t, "a second bounce", func() bool { return len(f.inbox(t)) == 2 })
+	if dsn := f.inbox(t)[1]; !strings.Contains(dsn, "Status: 5.1.2") || !strings.Contains(dsn, "fay@nxdomain.test") {
+		t.Errorf("NXDOMAIN DSN:\n%s", dsn)
 	}
 }
 

@@ -1,0 +1,154 @@
+package imap
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailyard/mailyard/directory"
+)
+
+// benchMessage is message n of the bench/imapload mix: mostly text/plain,
+// some multipart/alternative, some with a base64 attachment.
+func benchMessage(n int) string {
+	hdr := fmt.Sprintf("From: Sender %d <s%d@example.org>\r\nTo: alice@example.com\r\nSubject: message %d\r\n"+
+		"Date: Mon, 2 Nov 2026 10:%02d:00 +0000\r\nMessage-ID: <m%d@example.org>\r\nMIME-Version: 1.0\r\n", n, n, n, n%60, n)
+	line := strings.Repeat("lorem ipsum dolor sit amet ", 3) + "\r\n"
+	switch {
+	case n%20 < 12:
+		return hdr + "Content-Type: text/plain; charset=utf-8\r\n\r\n" + strings.Repeat(line, 20+n%60)
+	case n%20 < 17:
+		return hdr + "Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n" +
+			strings.Repeat(line, 40) + "--b\r\nContent-Type: text/html\r\n\r\n<p>" + strings.Repeat(line, 40) + "</p>\r\n--b--\r\n"
+	default:
+		att := strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0MjQyNDI0MjQyNDI0MjQyNDI0MjQy\r\n", 600)
+		return hdr + "Content-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\nContent-Type: text/plain\r\n\r\n" +
+			strings.Repeat(line, 10) + "--m\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n" +
+			"Content-Disposition: attachment; filename=a.bin\r\n\r\n" + att + "--m--\r\n"
+	}
+}
+
+func benchFetch(b *testing.B, items string) {
+	e := newEnvIn(b, memDir(b), func(o *Options) { o.AllowInsecureAuth = true })
+	for i := 1; i <= 100; i++ {
+		e.deliver(e.aliceID, "INBOX", benchMessage(i))
+	}
+	r := e.raw()
+	r.expectOK("LOGIN " + alice + ` "` + alicePW + `"`)
+	r.expectOK("SELECT INBOX")
+	b.ResetTimer()
+	for b.Loop() {
+		r.expectOK("FETCH 1:20 " + items)
+	}
+}
+
+func BenchmarkFetchHeader(b *testing.B)        { benchFetch(b, "(BODY.PEEK[HEADER])") }
+func BenchmarkFetchBodyStructure(b *testing.B) { benchFetch(b, "(BODYSTRUCTURE)") }
+func BenchmarkFetchEnvelope(b *testing.B)      { benchFetch(b, "(ENVELOPE)") }
+func BenchmarkFetchBody(b *testing.B)          { benchFetch(b, "(BODY.PEEK[])") }
+func BenchmarkFetchMix(b *testing.B)           { benchFetch(b, "(UID ENVELOPE FLAGS BODY.PEEK[HEADER])") }
+
+// fastAuth skips the password hash after the first successful login of a
+// user, so that many sessions can be opened quickly.
+type fastAuth struct {
+	Authenticator
+	mu    sync.Mutex
+	known map[string]directory.User
+}
+
+func (a *fastAuth) Authenticate(ctx context.Context, login, pw string, p directory.Protocol) (directory.User, error) {
+	a.mu.Lock()
+	u, ok := a.known[login+"\x00"+pw]
+	a.mu.Unlock()
+	if ok {
+		return u, nil
+	}
+	u, err := a.Authenticator.Authenticate(ctx, login, pw, p)
+	if err == nil {
+		a.mu.Lock()
+		a.known[login+"\x00"+pw] = u
+		a.mu.Unlock()
+	}
+	return u, err
+}
+
+// BenchmarkIdleSessions opens sessions that log in, select a 100-message
+// INBOX and IDLE, and reports the server's heap and goroutines per session.
+func BenchmarkIdleSessions(b *testing.B) {
+	const n = 500
+	e := newEnvIn(b, memDir(b), func(o *Options) {
+		o.Auth = &fastAuth{Authenticator: o.Auth, known: map[string]directory.User{}}
+		o.AllowInsecureAuth = true
+		o.MaxConns, o.MaxConnsPerIP = 2*n, 2*n
+	})
+	for i := 1; i <= 100; i++ {
+		e.deliver(e.aliceID, "INBOX", benchMessage(i))
+		e.deliver(e.bobID, "INBOX", benchMessage(i))
+	}
+	for b.Loop() {
+		before, g0 := heapNow()
+		conns := make([]net.Conn, 0, n)
+		for i := range n {
+			c, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			user, pw := alice, alicePW
+			if i%2 == 1 {
+				user, pw = bob, bobPW
+			}
+			// A throwaway reader: the client side keeps only the conn, so
+			// that the heap growth is the server's.
+			br := bufio.NewReaderSize(c, 512)
+			fmt.Fprintf(c, "a LOGIN %s \"%s\"\r\nb SELECT INBOX\r\nc IDLE\r\n", user, pw)
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					b.Fatal(err)
+				}
+				if strings.HasPrefix(l, "a NO") || strings.HasPrefix(l, "b NO") || strings.HasPrefix(l, "c ") {
+					b.Fatalf("session %d: %q", i, l)
+				}
+				if strings.HasPrefix(l, "+ ") {
+					break
+				}
+			}
+			conns = append(conns, c)
+		}
+		time.Sleep(200 * time.Millisecond)
+		after, g1 := heapNow()
+		if f := os.Getenv("IDLE_HEAP_PROFILE"); f != "" {
+			if w, err := os.Create(f); err == nil {
+				_ = pprof.WriteHeapProfile(w)
+				w.Close()
+			}
+		}
+		b.ReportMetric(float64(after-before)/n/1024, "KiB/session")
+		b.ReportMetric(float64(g1-g0)/n, "goroutines/session")
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		// Let the server's side of the closed sessions end before the
+		// next round measures its baseline.
+		for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > g0 && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func heapNow() (uint64, int) {
+	for range 3 {
+		runtime.GC()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse + ms.StackInuse, runtime.NumGoroutine()
+}

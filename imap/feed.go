@@ -1,0 +1,82 @@
+package imap
+
+import (
+	"github.com/mailyard/mailyard/store"
+)
+
+// accountFeed is the one change-feed subscription of an account, shared
+// by all of that account's sessions: one store subscription and one
+// goroutine per account rather than per connection, which is most of
+// what an idle session would otherwise cost.
+type accountFeed struct {
+	sub      store.Subscription
+	sessions map[*session]struct{} // guarded by Server.feedMu
+	done     chan struct{}         // closed when fanOut returns
+}
+
+// watch registers sess for wake-ups on the changes of account, creating
+// the account's subscription on first use.
+func (s *Server) watch(sess *session, account string) error {
+	s.feedMu.Lock()
+	defer s.feedMu.Unlock()
+	f := s.feeds[account]
+	if f == nil {
+		// The subscription lives as long as someone watches, not as long
+		// as the session that created it: it hangs off the server.
+		sub, err := s.opts.Backend.Subscribe(s.ctx, account)
+		if err != nil {
+			return err
+		}
+		f = &accountFeed{sub: sub, sessions: make(map[*session]struct{}), done: make(chan struct{})}
+		s.feeds[account] = f
+		go s.fanOut(account, f)
+	}
+	f.sessions[sess] = struct{}{}
+	return nil
+}
+
+// unwatch removes sess; the last session of an account closes the
+// subscription and waits for its goroutine.
+func (s *Server) unwatch(sess *session, account string) {
+	s.feedMu.Lock()
+	f := s.feeds[account]
+	if f == nil {
+		s.feedMu.Unlock()
+		return
+	}
+	delete(f.sessions, sess)
+	last := len(f.sessions) == 0
+	if last {
+		delete(s.feeds, account)
+	}
+	s.feedMu.Unlock()
+	if last {
+		_ = f.sub.Close()
+		<-f.done
+	}
+}
+
+// fanOut turns every change of the account into one pending wake-up per
+// session. Which mailbox changed does not matter: a wake-up costs one
+// query. It returns when the subscription ends (unwatch, server or store
+// closing).
+func (s *Server) fanOut(account string, f *accountFeed) {
+	defer close(f.done)
+	for range f.sub.C() {
+		s.feedMu.Lock()
+		for sess := range f.sessions {
+			select {
+			case sess.notify <- struct{}{}:
+			default:
+			}
+		}
+		s.feedMu.Unlock()
+	}
+	// Ended under its sessions (the store closed): the next login of the
+	// account subscribes afresh.
+	s.feedMu.Lock()
+	if s.feeds[account] == f {
+		delete(s.feeds, account)
+	}
+	s.feedMu.Unlock()
+}
