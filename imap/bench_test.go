@@ -95,6 +95,7 @@ func BenchmarkIdleSessions(b *testing.B) {
 	}
 	for b.Loop() {
 		before, g0 := heapNow()
+		stack0 := stackNow()
 		conns := make([]net.Conn, 0, n)
 		for i := range n {
 			c, err := net.Dial("tcp", e.addr)
@@ -133,6 +134,7 @@ func BenchmarkIdleSessions(b *testing.B) {
 		}
 		b.ReportMetric(float64(after-before)/n/1024, "KiB/session")
 		b.ReportMetric(float64(g1-g0)/n, "goroutines/session")
+		b.ReportMetric(float64(stackNow()-stack0)/n/1024, "stack-KiB/session")
 		for _, c := range conns {
 			_ = c.Close()
 		}
@@ -151,4 +153,10 @@ func heapNow() (uint64, int) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse + ms.StackInuse, runtime.NumGoroutine()
+}
+
+func stackNow() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.StackInuse
 }
