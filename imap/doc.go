@@ -28,13 +28,16 @@
 //     library's limits, before and after login); an APPEND literal is at
 //     most Options.AppendLimit (NO [TOOBIG] beyond); SEARCH BODY/TEXT
 //     read at most Options.MaxSearchBytes per message; FETCH BODY[]
-//     streams from the store. Other FETCH sections (BODY[1.2],
-//     BODY[TEXT], BINARY[...]) are cut out in memory by the library's
-//     helpers, so they are bounded by the message size. Connections are
+//     streams from the store; ENVELOPE and BODY[HEADER(.FIELDS)] read
+//     only the header block (cached server-wide, at most 16 MiB). Other
+//     FETCH sections (BODY[1.2], BODY[TEXT], BINARY[...]) are cut out in
+//     memory by the library's helpers, so they are bounded by the message
+//     size. Connections are
 //     limited per client and in total (internal/limits).
 //  5. Updates come from the store, not from process memory: after every
 //     command, and during IDLE (RFC 2177) whenever the account's change
-//     feed reports a commit, the session asks the store what changed
+//     feed (one subscription per account, shared by its sessions) reports
+//     a commit, the session asks the store what changed
 //     since the HIGHESTMODSEQ it last saw ([store.Messages.Changes]) and
 //     reports new messages (EXISTS, RECENT), flag changes by other
 //     sessions (FETCH FLAGS), new keywords (FLAGS) and expunges. EXPUNGE

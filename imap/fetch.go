@@ -16,8 +16,9 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// maxHeaderBytes bounds the header block read for ENVELOPE and SEARCH
-// HEADER: a longer header is cut there (what follows is not parsed).
+// maxHeaderBytes bounds the header block read for ENVELOPE, BODY[HEADER]
+// and SEARCH HEADER: a longer header is cut there for ENVELOPE and SEARCH
+// (what follows is not parsed); BODY[HEADER] then reads the whole stream.
 const maxHeaderBytes = 1 << 20
 
 // fetch implements FETCH (RFC 9051 §6.4.5). BODY[] and BODY[]<o.n>
@@ -104,6 +105,11 @@ func setsSeen(o *imap.FetchOptions) bool {
 // half-written response. Only BODY[] streams while the response is
 // being written; a read error there ends the response early and is
 // returned (the connection is then unusable, as the literal was short).
+//
+// The body is opened at most once. ENVELOPE and the message's own header
+// sections need only the header block, read up to its end (and cached,
+// see headerCache); BODYSTRUCTURE and part sections read the message
+// once each, with the MIME depth counted in the same pass.
 func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, o *imap.FetchOptions, seen bool) error {
 	s := v.s
 	body := &messageBody{open: func() (io.ReadCloser, error) {
@@ -145,13 +151,15 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 		var hdr []byte
 		complete := true
 		if o.Envelope || hasTopHeaderSection(o.BodySection) {
-			r, err := body.reader()
+			var err error
+			hdr, err = v.headerBlock(m.UID, func() (io.ReadCloser, error) {
+				r, err := body.reader()
+				return io.NopCloser(r), err
+			})
 			if err != nil {
 				return err
 			}
-			if hdr, complete, err = readHeaderBlock(r); err != nil {
-				return err
-			}
+			complete = len(hdr) < maxHeaderBytes
 		}
 		if o.Envelope {
 			h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(hdr)))
@@ -519,15 +527,24 @@ func readHeaderBlock(r io.Reader) (hdr []byte, complete bool, err error) {
 	}
 }
 
-// readHeader reads the header block of a message, at most maxHeaderBytes.
-// A malformed header yields the fields read before the fault (RFC 9051
-// §7.5.2 asks for a best effort on malformed messages).
-func readHeader(open func() (io.ReadCloser, error)) (textproto.Header, error) {
+// headerBlock returns the header block of uid from the server's cache,
+// or reads it with open (bounded by maxHeaderBytes) and caches it.
+func (v *view) headerBlock(uid uint32, open func() (io.ReadCloser, error)) ([]byte, error) {
+	key := headerKey{v.key, uid}
+	if hdr, ok := v.s.srv.headers.get(key); ok {
+		return hdr, nil
+	}
 	r, err := open()
 	if err != nil {
-		return textproto.Header{}, err
+		return nil, err
 	}
 	defer r.Close()
-	h, _ := textproto.ReadHeader(bufio.NewReader(io.LimitReader(r, maxHeaderBytes)))
-	return h, nil
+	hdr, complete, err := readHeaderBlock(r)
+	if err != nil {
+		return nil, err
+	}
+	if complete {
+		v.s.srv.headers.put(key, hdr)
+	}
+	return hdr, nil
 }

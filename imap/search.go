@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"strings"
 	"time"
@@ -249,10 +250,13 @@ func (m *matcher) header(c *candidate) (*mail.Header, error) {
 	if c.header != nil {
 		return c.header, nil
 	}
-	h, err := readHeader(func() (io.ReadCloser, error) { return m.open(c) })
+	hdr, err := m.v.headerBlock(c.msg.UID, func() (io.ReadCloser, error) { return m.open(c) })
 	if err != nil {
 		return nil, err
 	}
+	// A malformed header yields the fields read before the fault (RFC
+	// 9051 §7.5.2 asks for a best effort on malformed messages).
+	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(hdr)))
 	c.header = &mail.Header{Header: gomessage.Header{Header: h}}
 	return c.header, nil
 }

@@ -73,6 +73,8 @@ type Server struct {
 	lns      map[net.Listener]struct{}
 	sessions map[*session]struct{}
 
+	headers *headerCache
+
 	feedMu sync.Mutex
 	feeds  map[string]*accountFeed // by account ID; see watch
 }
@@ -96,6 +98,7 @@ func New(opts Options) (*Server, error) {
 		lns:      make(map[net.Listener]struct{}),
 		sessions: make(map[*session]struct{}),
 		feeds:    make(map[string]*accountFeed),
+		headers:  newHeaderCache(headerCacheBytes),
 		stopping: make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
