@@ -168,10 +168,10 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	}
 	var deliver, relays []routing.Decision
 	var relay, reject *routing.Decision
-	direct := false
-	for i := range res.Decisions {
-		d := &res.Decisions[i]
-		log.Info("routing decision", "rcpt", to, "decision", d.Kind.String(), "rule", d.Rule,
+	// take sorts one decision into local deliveries and remote targets
+	// and reports whether it was one of them.
+	take := func(d *routing.Decision, what string) bool {
+		log.Info(what, "rcpt", to, "decision", d.Kind.String(), "rule", d.Rule,
 			"address", d.Address, "account", d.Account, "code", d.Code)
 		switch d.Kind {
 		case routing.Deliver:
@@ -181,15 +181,24 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 			if relay == nil {
 				relay = d
 			}
-			// The recipient itself is remote, as opposed to an alias
-			// or group member that is.
-			if strings.EqualFold(d.Address, res.Recipient) || strings.EqualFold(d.Address, to) {
-				direct = true
-			}
 		default:
+			return false
+		}
+		return true
+	}
+	direct := false
+	for i := range res.Decisions {
+		d := &res.Decisions[i]
+		if !take(d, "routing decision") {
 			if reject == nil {
 				reject = d
 			}
+			continue
+		}
+		// The recipient itself is remote, as opposed to an alias or
+		// group member that is.
+		if d.Kind == routing.Relay && (strings.EqualFold(d.Address, res.Recipient) || strings.EqualFold(d.Address, to)) {
+			direct = true
 		}
 	}
 	// Always-BCC copies: local ones are delivered with the message, a
@@ -198,18 +207,7 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	// problem.
 	if (relay == nil || s.srv.opts.Queue != nil) && (len(deliver) > 0 || relay != nil) {
 		for i := range res.Copies {
-			d := &res.Copies[i]
-			log.Info("routing copy", "rcpt", to, "decision", d.Kind.String(), "rule", d.Rule,
-				"address", d.Address, "account", d.Account, "code", d.Code)
-			switch d.Kind {
-			case routing.Deliver:
-				deliver = append(deliver, *d)
-			case routing.Relay:
-				relays = append(relays, *d)
-				if relay == nil {
-					relay = d
-				}
-			default:
+			if d := &res.Copies[i]; !take(d, "routing copy") {
 				log.Warn("always-bcc copy refused", "rcpt", to, "address", d.Address, "rule", d.Rule, "reason", d.Reason)
 			}
 		}
