@@ -76,7 +76,10 @@ func (q *Queue) finish(ctx context.Context, j *outJob, results []rcptResult) {
 func (q *Queue) apply(ctx context.Context, msg string, changes []change) {
 	empty := false
 	err := q.opts.Records.UpdateRecords(context.WithoutCancel(ctx), func(tx store.RecordTx) error {
-		for _, c := range changes {
+		for i := range changes {
+			// By pointer: the merged entry (c.e = e below) is what the
+			// in-memory item takes once the transaction commits.
+			c := &changes[i]
 			cur, err := tx.Get(QueueNamespace, c.it.key)
 			if errors.Is(err, store.ErrNotFound) {
 				continue // deleted by an admin meanwhile
