@@ -73,10 +73,11 @@ func verifyDKIM(ctx context.Context, resolver Resolver, fields []field, body io.
 	}
 	checks := make([]sigCheck, len(out))
 	needSimple, needRelaxed := false, false
+	now := opts.Now()
 	for i := range checks {
 		c := &checks[i]
 		c.res, c.raw = &out[i], raws[i]
-		c.prepare(ctx, resolver, opts.Now())
+		c.prepare(ctx, resolver, now)
 		if c.pending {
 			needSimple = needSimple || !c.bodyRelaxed
 			needRelaxed = needRelaxed || c.bodyRelaxed

@@ -150,17 +150,8 @@ func FuzzCompileRoutes(f *testing.F) {
 		}
 		table := routing.NewTable(g, routing.TableOptions{Rules: rules})
 		for _, env := range []routing.Envelope{{}, {Authenticated: true}} {
-			res, err := table.Resolve(context.Background(), env, rcpt)
-			if err != nil {
-				t.Fatalf("%q: %v", rcpt, err)
-			}
-			if len(res.Decisions) == 0 {
-				t.Fatalf("%q: no decision", rcpt)
-			}
+			res := resolveComplete(t, table, env, rcpt)
 			for _, d := range res.Decisions {
-				if d.Rule == "" || d.Kind < routing.Deliver || d.Kind > routing.Reject {
-					t.Fatalf("%q: incomplete decision %+v", rcpt, d)
-				}
 				if d.Kind != routing.Relay {
 					continue
 				}

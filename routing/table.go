@@ -365,7 +365,7 @@ func (x *expansion) permit(it item, hosted bool) string {
 		return PermitHosted
 	case x.env.Authenticated:
 		return PermitAuthenticated
-	case x.t.rules.Relaynet(x.env.ClientIP):
+	case x.submitted: // not authenticated, so from a relaynet
 		return PermitRelaynet
 	}
 	return ""

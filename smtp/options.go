@@ -225,11 +225,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("smtp: invalid options: %w", errors.Join(errs...))
 	}
 	if o.Hostname == "" {
-		if h, err := os.Hostname(); err == nil && h != "" {
-			o.Hostname = h
-		} else {
-			o.Hostname = "localhost"
-		}
+		o.Hostname = defaultHostname()
 	}
 	if o.AuthLimiter == nil {
 		o.AuthLimiter = limits.NewAuthLimiter(limits.AuthPolicy{})
@@ -257,4 +253,12 @@ func defaultTo[T comparable](p *T, def T) {
 	if *p == zero {
 		*p = def
 	}
+}
+
+// defaultHostname returns os.Hostname(), or "localhost" if it is unavailable.
+func defaultHostname() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
 }

@@ -74,7 +74,7 @@ func (q *Queue) schedule(ctx context.Context) {
 		case <-q.wake:
 		case <-t.C:
 		case <-poll.C:
-			if err := q.resync(ctx); err != nil && ctx.Err() == nil {
+			if _, err := q.resync(ctx); err != nil && ctx.Err() == nil {
 				q.log.Error("queue resync failed", "err", err)
 			}
 		}
@@ -341,6 +341,14 @@ func (q *Queue) transaction(c *outConn, j *outJob, body io.Reader) (results []rc
 		}
 		return results, r.code == 0
 	}
+	// failAccepted gives r to the recipients RCPT had accepted.
+	failAccepted := func(r rcptResult) {
+		for i := range results {
+			if results[i].ok() {
+				results[i] = r
+			}
+		}
+	}
 	e := j.items[0].e
 	utf8 := false
 	for _, it := range j.items {
@@ -380,11 +388,7 @@ func (q *Queue) transaction(c *outConn, j *outJob, body io.Reader) (results []rc
 	w, err := c.c.Data()
 	if err != nil {
 		r := replyResult(err, c.host)
-		for i := range results {
-			if results[i].ok() {
-				results[i] = r
-			}
-		}
+		failAccepted(r)
 		return results, r.code == 0 || c.c.Reset() != nil
 	}
 	_, cerr := io.Copy(w, body)
@@ -395,11 +399,7 @@ func (q *Queue) transaction(c *outConn, j *outJob, body io.Reader) (results []rc
 	}
 	if err != nil {
 		r := replyResult(err, c.host)
-		for i := range results {
-			if results[i].ok() {
-				results[i] = r
-			}
-		}
+		failAccepted(r)
 		return results, broken || r.code == 0
 	}
 	return results, false

@@ -141,11 +141,7 @@ func (o QueueOptions) withDefaults() (QueueOptions, error) {
 		o.Dial = d.DialContext
 	}
 	if o.Hostname == "" {
-		if h, err := os.Hostname(); err == nil && h != "" {
-			o.Hostname = h
-		} else {
-			o.Hostname = "localhost"
-		}
+		o.Hostname = defaultHostname()
 	}
 	if o.TLSConfig == nil {
 		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -324,10 +320,11 @@ func (q *Queue) Start(ctx context.Context) error {
 	}
 	q.started = true
 	q.mu.Unlock()
-	if err := q.resync(ctx); err != nil {
+	recs, err := q.resync(ctx)
+	if err != nil {
 		return err
 	}
-	if err := q.reclaim(ctx); err != nil {
+	if err := q.reclaim(recs); err != nil {
 		return err
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -358,11 +355,12 @@ func (q *Queue) Close() error {
 	return nil
 }
 
-// reclaim removes body files without records (and temp files).
-func (q *Queue) reclaim(ctx context.Context) error {
-	ids, err := q.messageIDs(ctx)
-	if err != nil {
-		return err
+// reclaim removes body files without records (and temp files); recs
+// are every queue record.
+func (q *Queue) reclaim(recs []store.Record) error {
+	ids := map[string]bool{}
+	for _, r := range recs {
+		ids[msgOfKey(r.Key)] = true
 	}
 	des, err := os.ReadDir(q.opts.Dir)
 	if err != nil {
@@ -378,19 +376,6 @@ func (q *Queue) reclaim(ctx context.Context) error {
 		q.log.Info("orphan queue file removed", "file", de.Name())
 	}
 	return nil
-}
-
-// messageIDs returns the ids of the messages with records.
-func (q *Queue) messageIDs(ctx context.Context) (map[string]bool, error) {
-	recs, err := q.listAll(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ids := map[string]bool{}
-	for _, r := range recs {
-		ids[msgOfKey(r.Key)] = true
-	}
-	return ids, nil
 }
 
 // listAll reads every queue record, page by page.
@@ -578,14 +563,14 @@ func (q *Queue) kick() {
 }
 
 // resync replaces the in-memory view with the records, keeping the items
-// a worker holds.
-func (q *Queue) resync(ctx context.Context) error {
+// a worker holds. It returns the records it read.
+func (q *Queue) resync(ctx context.Context) ([]store.Record, error) {
 	q.mu.Lock()
 	gen := q.gen
 	q.mu.Unlock()
 	recs, err := q.listAll(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fresh := make(map[string]*queueItem, len(recs))
 	for _, r := range recs {
@@ -601,7 +586,7 @@ func (q *Queue) resync(ctx context.Context) error {
 	if q.gen != gen {
 		// This process changed records while they were read: the list
 		// may be stale. The next poll tries again.
-		return nil
+		return recs, nil
 	}
 	for k, it := range q.entries {
 		if it.busy {
@@ -609,7 +594,7 @@ func (q *Queue) resync(ctx context.Context) error {
 		}
 	}
 	q.entries = fresh
-	return nil
+	return recs, nil
 }
 
 // backoff is the wait after the n-th failed attempt (n >= 1).

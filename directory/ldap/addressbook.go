@@ -29,16 +29,7 @@ func (c *Connector) syncAddressBook(ctx context.Context, conn *goldap.Conn, r *r
 			r.errorf("contact %s (%s): %v", e.Mail, printableDN(e.DN), err)
 			return
 		}
-		r.count(func(s *Status) {
-			switch res.Change {
-			case directory.SyncAdded:
-				s.Added++
-			case directory.SyncUpdated:
-				s.Updated++
-			default:
-				s.Unchanged++
-			}
-		})
+		r.count(func(s *Status) { s.countChange(res.Change) })
 		if res.Change != directory.SyncUnchanged {
 			r.logf("contact %s %s", e.Mail, changeWord(res.Change))
 		}

@@ -100,6 +100,8 @@ type run struct {
 	now func() time.Time
 	// writeFailed is set when an entry could not be written.
 	writeFailed bool
+	// dom remembers the domains made sure of, for users and groups alike.
+	dom *domains
 }
 
 func (r *run) logf(format string, args ...any) {

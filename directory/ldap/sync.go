@@ -123,12 +123,13 @@ func (c *Connector) Sync(ctx context.Context, opts SyncOptions) (Status, error) 
 	if err != nil {
 		return Status{}, err
 	}
-	r := &run{now: c.now, st: Status{
+	r := &run{now: c.now, dom: c.newDomains(), st: Status{
 		Name: c.cfg.Name, State: StateRunning, Started: c.now(),
 		Cursor: prev.Cursor, CursorServer: prev.CursorServer, LastFull: prev.LastFull,
 	}}
+	full := opts.Full || prev.Cursor == ""
 	r.st.Kind = "incremental"
-	if opts.Full || prev.Cursor == "" {
+	if full {
 		r.st.Kind = "full"
 	}
 	conn, server, err := c.dial.connect(ctx, c.cfg.BindDN, c.cfg.BindPassword)
@@ -137,14 +138,9 @@ func (c *Connector) Sync(ctx context.Context, opts SyncOptions) (Status, error) 
 		stop := watch(ctx, conn)
 		defer stop()
 		r.st.Server = server
-		full := opts.Full || prev.Cursor == "" || prev.CursorServer != server
-		if full && !opts.Full && prev.Cursor != "" {
+		if !full && prev.CursorServer != server {
 			r.logf("server %s is not the one the change cursor belongs to (%s): full sync", server, prev.CursorServer)
-		}
-		if full {
-			r.st.Kind = "full"
-		} else {
-			r.st.Kind = "incremental"
+			full, r.st.Kind = true, "full"
 		}
 		r.logf("%s sync from %s started", r.st.Kind, server)
 		_ = writeStatus(ctx, c.records, r.snapshot())
@@ -273,8 +269,8 @@ func (c *Connector) userSpec(e Entry) directory.User {
 }
 
 // applyUser writes one user and counts the outcome.
-func (c *Connector) applyUser(ctx context.Context, r *run, dom *domains, e Entry) {
-	dom.ensure(ctx, e.Mail)
+func (c *Connector) applyUser(ctx context.Context, r *run, e Entry) {
+	r.dom.ensure(ctx, e.Mail)
 	res, err := c.dir.UpsertSourcedUser(ctx, c.userSpec(e), e.Photo)
 	if err != nil {
 		r.errorf("user %s (%s): %v", e.Mail, printableDN(e.DN), err)
@@ -285,20 +281,25 @@ func (c *Connector) applyUser(ctx context.Context, r *run, dom *domains, e Entry
 		r.logf("user %s: left out %s", e.Mail, s)
 	}
 	r.count(func(s *Status) {
-		switch res.Change {
-		case directory.SyncAdded:
-			s.Added++
-		case directory.SyncUpdated:
-			s.Updated++
-		default:
-			s.Unchanged++
-		}
+		s.countChange(res.Change)
 		if e.Disabled && res.Change != directory.SyncUnchanged {
 			s.Disabled++
 		}
 	})
 	if res.Change != directory.SyncUnchanged {
 		r.logf("user %s %s", e.Mail, changeWord(res.Change))
+	}
+}
+
+// countChange counts one written entry by its outcome.
+func (s *Status) countChange(c directory.SyncChange) {
+	switch c {
+	case directory.SyncAdded:
+		s.Added++
+	case directory.SyncUpdated:
+		s.Updated++
+	default:
+		s.Unchanged++
 	}
 }
 
@@ -317,7 +318,6 @@ func changeWord(c directory.SyncChange) string {
 func (c *Connector) readUsers(ctx context.Context, conn *goldap.Conn, r *run, filter string, cur *cursor, dnAddr map[string]string) (map[string]bool, error) {
 	seen := map[string]bool{}
 	p := newPool()
-	dom := c.newDomains()
 	err := pagedSearch(conn, c.cfg.UserBase, filter, c.cfg.Mapping.userAttributes(), c.cfg.PageSize, func(le *goldap.Entry) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -335,7 +335,7 @@ func (c *Connector) readUsers(ctx context.Context, conn *goldap.Conn, r *run, fi
 		}
 		seen[e.ID] = true
 		dnAddr[normalizeDN(e.DN)] = e.Mail
-		p.Go(func() { c.applyUser(ctx, r, dom, e) })
+		p.Go(func() { c.applyUser(ctx, r, e) })
 		return nil
 	})
 	p.Wait()
@@ -375,7 +375,6 @@ func (c *Connector) readGroups(ctx context.Context, conn *goldap.Conn, r *run, f
 // members. Existing groups are thus written once, and never lose a
 // nested member in between.
 func (c *Connector) applyGroups(ctx context.Context, r *run, groups []Entry, dnAddr map[string]string) {
-	dom := c.newDomains()
 	var added sync.Map
 	apply := func(e Entry, create bool) {
 		if create {
@@ -383,7 +382,7 @@ func (c *Connector) applyGroups(ctx context.Context, r *run, groups []Entry, dnA
 				return // exists (or unreadable): the second pass writes it
 			}
 		}
-		dom.ensure(ctx, e.Mail)
+		r.dom.ensure(ctx, e.Mail)
 		g := directory.Group{
 			Address: e.Mail, Aliases: e.Aliases, DisplayName: e.DisplayName,
 			Source: c.Source(), ExternalID: e.ID, ExternalDN: e.DN,

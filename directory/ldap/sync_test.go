@@ -3,6 +3,7 @@ package ldap_test
 import (
 	"context"
 	"crypto/x509"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/ldap"
 	"github.com/mailyard/mailyard/internal/ldaptest"
+	"github.com/mailyard/mailyard/internal/testpeer"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
 
@@ -313,7 +315,7 @@ func TestSourcedAuth(t *testing.T) {
 // blackhole accepts TCP connections and never answers, like a hung server.
 func blackhole(t *testing.T) string {
 	t.Helper()
-	l, err := netListen()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
 	go func() {
@@ -331,7 +333,7 @@ func blackhole(t *testing.T) string {
 func TestFailoverAndTimeouts(t *testing.T) {
 	ctx := context.Background()
 	srv := ldaptest.Start(t, adFixtures())
-	dead := "ldap://127.0.0.1:" + strconv.Itoa(freePort(t))
+	dead := "ldap://127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
 	hung := blackhole(t)
 	st, dir := newDir(t)
 	cfg := adConfig(srv.URL)
