@@ -25,11 +25,10 @@ const maxHeaderBytes = 1 << 20
 // stream from the store; other sections are cut out by the library's
 // helpers, which hold that one section in memory.
 func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
-	idxs, err := v.resolve(numSet)
+	uids, err := v.resolveLive(numSet)
 	if err != nil {
 		return err
 	}
-	uids := v.live(idxs)
 	if len(uids) == 0 {
 		return nil
 	}

@@ -13,7 +13,6 @@ import (
 // listNode is one name in the hierarchy: a mailbox, or a parent that
 // exists only because it has children (listed \Noselect).
 type listNode struct {
-	name       string
 	mb         *store.Mailbox
 	children   bool
 	subscribed bool // the mailbox is subscribed
@@ -117,7 +116,7 @@ func listTree(mbs []store.Mailbox) map[string]*listNode {
 	get := func(name string) *listNode {
 		n := nodes[name]
 		if n == nil {
-			n = &listNode{name: name}
+			n = &listNode{}
 			nodes[name] = n
 		}
 		return n

@@ -54,9 +54,10 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 		num := seq
 		if kind == imapserver.NumKindUID {
 			num = msg.UID
+			uidSet.AddNum(imap.UID(num))
+		} else {
+			seqSet.AddNum(num)
 		}
-		seqSet.AddNum(seq)
-		uidSet.AddNum(imap.UID(msg.UID))
 		if data.Min == 0 || num < data.Min {
 			data.Min = num
 		}

@@ -176,15 +176,9 @@ func (s *session) closeView() {
 // Create implements imapserver.Session (RFC 9051 §6.3.4, RFC 6154 §3).
 func (s *session) Create(name string, options *imap.CreateOptions) error {
 	defer s.srv.begin()()
-	// A trailing separator announces that the client means to create
-	// inferior names; the mailbox itself is created without it.
-	name = strings.TrimSuffix(name, store.Separator)
-	name, err := mailboxName(name)
+	name, err := newMailboxName(name)
 	if err != nil {
 		return err
-	}
-	if strings.ContainsAny(name, "*%") {
-		return noCode(imap.ResponseCodeCannot, "Mailbox names may not contain * or % (they are LIST wildcards)")
 	}
 	use := store.SpecialNone
 	if options != nil && len(options.SpecialUse) > 0 {
@@ -219,12 +213,9 @@ func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 	if err != nil {
 		return err
 	}
-	newName, err = mailboxName(strings.TrimSuffix(newName, store.Separator))
+	newName, err = newMailboxName(newName)
 	if err != nil {
 		return err
-	}
-	if strings.ContainsAny(newName, "*%") {
-		return noCode(imap.ResponseCodeCannot, "Mailbox names may not contain * or % (they are LIST wildcards)")
 	}
 	b := s.srv.opts.Backend
 	if oldName != store.Inbox {
@@ -433,6 +424,20 @@ func mailboxName(name string) (string, error) {
 		return "", noCode(imap.ResponseCodeCannot, "Invalid mailbox name: "+errText(err))
 	}
 	return clean, nil
+}
+
+// newMailboxName checks the name of a mailbox to be created (CREATE, or
+// the target of RENAME). A trailing separator announces that the client
+// means to create inferior names; the mailbox itself is created without it.
+func newMailboxName(name string) (string, error) {
+	name, err := mailboxName(strings.TrimSuffix(name, store.Separator))
+	if err != nil {
+		return "", err
+	}
+	if strings.ContainsAny(name, "*%") {
+		return "", noCode(imap.ResponseCodeCannot, "Mailbox names may not contain * or % (they are LIST wildcards)")
+	}
+	return name, nil
 }
 
 func specialUseOf(a imap.MailboxAttr) (store.SpecialUse, bool) {

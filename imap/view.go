@@ -364,17 +364,8 @@ func (v *view) resolve(numSet imap.NumSet) ([]int, error) {
 	switch set := numSet.(type) {
 	case imap.SeqSet:
 		for _, r := range set {
-			lo, hi := r.Start, r.Stop
-			star := lo == 0 || hi == 0
-			if lo == 0 {
-				lo = n
-			}
-			if hi == 0 {
-				hi = n
-			}
-			if lo > hi {
-				lo, hi = hi, lo
-			}
+			star := r.Start == 0 || r.Stop == 0
+			lo, hi := starRange(r.Start, r.Stop, n)
 			if hi > n && !star || lo == 0 && !star {
 				return nil, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug,
 					Text: "Message sequence number out of range"}
@@ -388,16 +379,7 @@ func (v *view) resolve(numSet imap.NumSet) ([]int, error) {
 	case imap.UIDSet:
 		last := v.lastUID()
 		for _, r := range set {
-			lo, hi := uint32(r.Start), uint32(r.Stop)
-			if lo == 0 {
-				lo = last
-			}
-			if hi == 0 {
-				hi = last
-			}
-			if lo > hi {
-				lo, hi = hi, lo
-			}
+			lo, hi := starRange(uint32(r.Start), uint32(r.Stop), last)
 			i, _ := slices.BinarySearch(v.uids, lo)
 			for ; i < len(v.uids) && v.uids[i] <= hi; i++ {
 				pick[i] = true
@@ -410,6 +392,30 @@ func (v *view) resolve(numSet imap.NumSet) ([]int, error) {
 	}
 	sort.Ints(out)
 	return out, nil
+}
+
+// starRange orders a range's ends, "*" (0) standing for last.
+func starRange(lo, hi, last uint32) (uint32, uint32) {
+	if lo == 0 {
+		lo = last
+	}
+	if hi == 0 {
+		hi = last
+	}
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	return lo, hi
+}
+
+// resolveLive resolves numSet and returns the UIDs it names that are not
+// expunged.
+func (v *view) resolveLive(numSet imap.NumSet) ([]uint32, error) {
+	idxs, err := v.resolve(numSet)
+	if err != nil {
+		return nil, err
+	}
+	return v.live(idxs), nil
 }
 
 // live returns the UIDs at idxs that are not expunged.
@@ -453,11 +459,10 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 	if v.readOnly {
 		return errReadOnly
 	}
-	idxs, err := v.resolve(numSet)
+	uids, err := v.resolveLive(numSet)
 	if err != nil {
 		return err
 	}
-	uids := v.live(idxs)
 	if len(uids) == 0 {
 		return nil
 	}
@@ -515,11 +520,11 @@ func (v *view) expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
 	}
 	var set store.UIDSet
 	if uids != nil {
-		idxs, err := v.resolve(*uids)
+		live, err := v.resolveLive(*uids)
 		if err != nil {
 			return err
 		}
-		set = compressUIDs(v.live(idxs))
+		set = compressUIDs(live)
 		if len(set) == 0 {
 			return nil
 		}
@@ -548,11 +553,10 @@ func (v *view) copyTo(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
 	if err != nil {
 		return nil, err
 	}
-	idxs, err := v.resolve(numSet)
+	uids, err := v.resolveLive(numSet)
 	if err != nil {
 		return nil, err
 	}
-	uids := v.live(idxs)
 	if len(uids) == 0 {
 		return nil, nil
 	}
@@ -576,11 +580,10 @@ func (v *view) move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) e
 	if dest == v.name {
 		return noCode(imap.ResponseCodeCannot, "Source and destination are the same mailbox")
 	}
-	idxs, err := v.resolve(numSet)
+	uids, err := v.resolveLive(numSet)
 	if err != nil {
 		return err
 	}
-	uids := v.live(idxs)
 	if len(uids) == 0 {
 		return nil
 	}
