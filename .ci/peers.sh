@@ -17,6 +17,11 @@ command -v python3 >/dev/null || need+=(python3)
 command -v dkimverify >/dev/null || need+=(python3-dkim)
 command -v opendkim-testmsg >/dev/null || [ -x /usr/sbin/opendkim-testmsg ] || need+=(opendkim-tools)
 command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need+=(iproute2)
+# Milter interop (.ci/interop-milter.sh): OpenDKIM's daemon, a real
+# libmilter milter, run in the foreground on a loopback port; curl reads
+# /metrics.
+command -v opendkim >/dev/null || [ -x /usr/sbin/opendkim ] || need+=(opendkim)
+command -v curl >/dev/null || need+=(curl)
 # IMAP interop (.ci/interop-imap.sh): mbsync pulls a whole account;
 # openssl fetches the server's self-signed certificate for it.
 command -v mbsync >/dev/null || need+=(isync)

@@ -356,9 +356,20 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 
 // Idle implements imapserver.Session (RFC 2177): updates are written as
 // the account's change feed reports commits, until the client's DONE.
+//
+// It polls on entry only to report expunges held back after a FETCH,
+// STORE or SEARCH (RFC 9051 §7.5.1). Otherwise the library's poll after
+// the command before IDLE saw every commit up to then, and each commit
+// since has left a wake-up in s.notify, so the loop reports it at once.
+// Not querying the store here keeps this goroutine's stack at its minimum
+// while it waits, which with thousands of idle clients is a good part of
+// the server's memory (a store query grows a stack to 16-32 KiB, and the
+// runtime only halves it once per GC cycle).
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	if err := s.Poll(w, true); err != nil {
-		return err
+	if s.view != nil && len(s.view.gone) > 0 {
+		if err := s.Poll(w, true); err != nil {
+			return err
+		}
 	}
 	for {
 		select {

@@ -20,19 +20,26 @@
 //     delayed and then blocked per client and per login (internal/limits).
 //  3. MAIL FROM: on submission the address must be one of the user's send
 //     addresses. On MX the null sender is accepted (RFC 5321 §4.5.5).
+//     With Options.Milters, each milter is connected and told the client
+//     (address, HELO) and the sender now; a refusal answers MAIL.
 //  4. RCPT TO: sender-specified routing (percent hack, bang path, quoted
 //     "@", address literals) is refused from unauthenticated clients, then
 //     the [Router] decides. Deliver decisions are accepted; Relay
 //     decisions are accepted when Options.Queue is set (the routing table
 //     says why relaying is allowed; 554 5.7.1 for unauthenticated clients
 //     otherwise) and refused with 451 4.3.2 without a queue; a Reject
-//     decision is answered with its own code.
+//     decision is answered with its own code. A recipient routing accepts
+//     is then shown to the milters, which may refuse it alone.
 //  5. DATA/BDAT: bare CR and bare LF are normalised to CRLF so no stored
 //     message can smuggle a second one; on submission the From: and
 //     Sender: header fields (header block bounded) must be the user's
 //     addresses. Return-Path and Received are prepended and the body
 //     streams into [store.Deliverer.Deliver], once, for every distinct
-//     local account.
+//     local account. With milters, the message is spooled first, its
+//     header fields and body (in chunks) go to each milter, and their
+//     end-of-message answers decide: refuse, discard (250, dropped),
+//     quarantine (250, held in the [Quarantine] until released), or
+//     deliver with their header changes applied.
 //  6. With remote targets, the message (with its trace fields) is first
 //     written to the outbound [Queue]'s fsynced file, the local copies are
 //     delivered from it, and the queue records are committed.

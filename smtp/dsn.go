@@ -71,6 +71,7 @@ func (q *Queue) sendDSN(ctx context.Context, e queueEntry, rcpts []dsnRcpt) erro
 			return fmt.Errorf("smtp: DSN: %w", err)
 		}
 	}
+	q.metrics.dsns.WithLabelValues(rcpts[0].action).Inc()
 	q.log.Info("DSN sent", "queue_id", e.Msg, "to", e.From, "rcpts", len(rcpts), "action", rcpts[0].action)
 	return nil
 }

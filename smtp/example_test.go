@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 
@@ -90,4 +91,29 @@ func Example() {
 	// local: <nil>
 	// remote: SMTP error 554: <victim@elsewhere.test>: relay access denied
 	// serve: smtp: server closed
+}
+
+// Ask an antivirus milter about every message on the MX: it is down or
+// slow, mail is refused temporarily (the sender retries); messages it
+// quarantines wait in a quarantine for an administrator.
+func ExampleMilter() {
+	var records store.Records // the store backend, e.g. *sqlite.Store
+	var deliverer store.Deliverer
+	quarantine, err := smtp.NewQuarantine(smtp.QuarantineOptions{Dir: "/var/lib/mail/quarantine", Records: records, Deliverer: deliverer})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, err = smtp.New(smtp.Options{
+		Router:    oneUser{},
+		Deliverer: printer{},
+		Milters: []smtp.Milter{{
+			Name:        "clamav",
+			Address:     "unix:/run/clamav/clamav-milter.ctl",
+			ReadTimeout: 2 * time.Minute, // large attachments take a while to scan
+			OnFailure:   smtp.MilterFailTempfail,
+		}},
+		Quarantine: quarantine,
+	})
+	fmt.Println(err)
 }

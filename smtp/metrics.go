@@ -17,6 +17,9 @@ type metrics struct {
 	bytes    prometheus.Counter
 	rcpts    *prometheus.CounterVec // by decision
 	auth     *prometheus.CounterVec // by result
+
+	milterActions  *prometheus.CounterVec // by milter, verdict
+	milterFailures *prometheus.CounterVec // by milter, default action applied
 }
 
 // Label values of the rejected-messages counter.
@@ -30,6 +33,10 @@ const (
 	reasonAborted  = "aborted"
 	reasonShutdown = "shutdown"
 	reasonPolicy   = "policy" // DMARC reject, or a header the checks refused
+	reasonMilter   = "milter" // a milter rejected or tempfailed the message
+	// reasonDiscarded counts messages a milter discarded: answered 250
+	// but not delivered.
+	reasonDiscarded = "milter_discard"
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -56,17 +63,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		rcpts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "mailyard", Subsystem: "smtp", Name: "recipients_total",
-			Help: "RCPT commands by outcome: deliver, reject, relay_denied, no_outbound, syntax, error.",
+			Help: "RCPT commands by outcome: deliver, relay, reject, relay_denied, no_outbound, quota, milter, syntax, error.",
 		}, []string{"outcome"}),
 		auth: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "mailyard", Subsystem: "smtp", Name: "auth_total",
 			Help: "Authentication attempts by result: success, failure, blocked, error.",
 		}, []string{"result"}),
+		milterActions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "mailyard", Subsystem: "smtp", Name: "milter_actions_total",
+			Help: "Milter answers by milter and action: continue, accept, reject, tempfail, discard, quarantine.",
+		}, []string{"milter", "action"}),
+		milterFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "mailyard", Subsystem: "smtp", Name: "milter_failures_total",
+			Help: "Milters down, timed out or breaking the protocol, by milter and the default action applied: tempfail, accept, reject.",
+		}, []string{"milter", "action"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.conns, m.open, m.accepted, m.rejected, m.bytes, m.rcpts, m.auth} {
+	for _, c := range []prometheus.Collector{m.conns, m.open, m.accepted, m.rejected, m.bytes, m.rcpts, m.auth, m.milterActions, m.milterFailures} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

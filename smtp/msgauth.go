@@ -42,11 +42,11 @@ type authOutcome struct {
 // authserv-id are removed first); on submission, DKIM signing with the From
 // domain's keys. It returns ok=false when neither applies, and the caller
 // streams the message straight to the store.
-func (s *session) checkMessage(log *slog.Logger, sp *spool, fromDomain string, tx transaction) (authOutcome, bool, error) {
+func (s *session) checkMessage(log *slog.Logger, src func() (io.Reader, error), fromDomain string, tx transaction) (authOutcome, bool, error) {
 	o := s.srv.opts
 	switch {
 	case o.Mode == ModeMX && o.VerifyResolver != nil:
-		first, err := sp.Reader()
+		first, err := src()
 		if err != nil {
 			return authOutcome{}, true, err
 		}
@@ -74,7 +74,7 @@ func (s *session) checkMessage(log *slog.Logger, sp *spool, fromDomain string, t
 		if d.Verdict == dkim.Reject {
 			return authOutcome{refuse: reply(d.Code, d.Enhanced, "%s", d.Reason)}, true, nil
 		}
-		content, err := sp.Reader()
+		content, err := src()
 		if err != nil {
 			return authOutcome{}, true, err
 		}
@@ -94,7 +94,7 @@ func (s *session) checkMessage(log *slog.Logger, sp *spool, fromDomain string, t
 		if len(keys) == 0 {
 			return authOutcome{}, false, nil
 		}
-		first, err := sp.Reader()
+		first, err := src()
 		if err != nil {
 			return authOutcome{}, true, err
 		}
@@ -102,7 +102,7 @@ func (s *session) checkMessage(log *slog.Logger, sp *spool, fromDomain string, t
 		if err != nil {
 			return authOutcome{}, true, err
 		}
-		second, err := sp.Reader()
+		second, err := src()
 		if err != nil {
 			return authOutcome{}, true, err
 		}

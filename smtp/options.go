@@ -178,6 +178,26 @@ type Options struct {
 	// the server.
 	Queue *Queue
 
+	// Milters are mail filters (antivirus, DLP) asked about every
+	// message, in this order, over the milter protocol (see [Milter] for
+	// each one's address, timeouts, allowed modifications and failure
+	// action). The chain starts at MAIL; RCPT answers apply per
+	// recipient; the message (header fields, then the body in chunks of
+	// at most 64 KiB read from the spool, never whole in memory) is sent
+	// after DATA, and end-of-message answers decide the reply to DATA.
+	// With milters, every message is spooled (see SpoolDir) and its
+	// header block is bounded by MaxHeaderBytes (552 5.3.4 beyond).
+	// Header changes the milters make (add, insert, change, delete) are
+	// applied to what is delivered, before DKIM signing on submission
+	// and verification on the MX. See milterChain in the source for the
+	// stage at which each answer applies.
+	Milters []Milter
+	// Quarantine holds the messages a milter quarantines
+	// (SMFIR_QUARANTINE): they are answered 250 and delivered only when
+	// an administrator releases them. Without it such a message is
+	// refused with 451 4.7.1 (kept by the sender, not lost).
+	Quarantine *Quarantine
+
 	// Now is the clock for Received dates and delivery times. Default
 	// time.Now.
 	Now func() time.Time
@@ -219,6 +239,11 @@ func (o Options) withDefaults() (Options, error) {
 			errs = append(errs, fmt.Errorf("SpoolDir: %w", err))
 		} else if !fi.IsDir() {
 			errs = append(errs, fmt.Errorf("SpoolDir %s is not a directory", o.SpoolDir))
+		}
+	}
+	for i, m := range o.Milters {
+		if _, err := m.spec(); err != nil {
+			errs = append(errs, fmt.Errorf("Milters[%d]: %w", i, err))
 		}
 	}
 	if len(errs) > 0 {

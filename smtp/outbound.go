@@ -23,6 +23,7 @@ import (
 // same recipient domain) go; its workers share nothing but the job list.
 type destination struct {
 	key     string
+	label   string // for metrics: the next hop, or MX:domain; no credentials
 	pending []*outJob
 	workers int
 	signal  chan struct{} // a job was added, for lingering workers
@@ -44,12 +45,74 @@ const idleLinger = time.Second
 // the handshake) is reached in plain text without trying again.
 const noTLSMemory = time.Hour
 
-// destKey names a recipient's destination.
-func destKey(e queueEntry) string {
+// maxNoTLSHosts bounds how many such hosts are remembered.
+const maxNoTLSHosts = 10000
+
+// plainHosts remembers the next hops (address:port) that did not offer
+// STARTTLS, so that opportunistic attempts go to them in plain text for a
+// while (RFC 3207 §4.1 as deployed) instead of failing the handshake on
+// every retry. It is bounded in time (ttl) and size (max): when full,
+// expired entries go first, then the one closest to expiry. The queue's
+// mutex guards it.
+type plainHosts struct {
+	max   int
+	ttl   time.Duration
+	until map[string]time.Time
+}
+
+func newPlainHosts(max int, ttl time.Duration) *plainHosts {
+	return &plainHosts{max: max, ttl: ttl, until: map[string]time.Time{}}
+}
+
+// known reports whether addr is remembered at now; an expired entry is
+// forgotten.
+func (p *plainHosts) known(addr string, now time.Time) bool {
+	t, ok := p.until[addr]
+	if ok && !t.After(now) {
+		delete(p.until, addr)
+		return false
+	}
+	return ok
+}
+
+// add remembers addr from now for ttl.
+func (p *plainHosts) add(addr string, now time.Time) {
+	if _, ok := p.until[addr]; !ok && len(p.until) >= p.max {
+		oldest, first := "", time.Time{}
+		for a, t := range p.until {
+			if !t.After(now) {
+				delete(p.until, a)
+				continue
+			}
+			if oldest == "" || t.Before(first) {
+				oldest, first = a, t
+			}
+		}
+		if len(p.until) >= p.max {
+			delete(p.until, oldest)
+		}
+	}
+	p.until[addr] = now.Add(p.ttl)
+}
+
+// len is the number of hosts remembered (expired ones included until
+// they are looked up or swept).
+func (p *plainHosts) len() int { return len(p.until) }
+
+// destLabel names a destination in metrics.
+func destLabel(j *outJob) string {
+	if j.hop.NextHop.Host == "" {
+		return "MX:" + j.domain
+	}
+	return j.hop.NextHop.String()
+}
+
+// destKey names a recipient's destination; hop is its parsed next hop.
+func destKey(e queueEntry, hop routing.Hop) string {
 	// The password too: a connection authenticated with one route's
 	// credentials must not carry another route's mail.
 	k := e.Hop.NextHop + "|" + e.Hop.TLS.String() + "|" + e.Hop.Username + "\x00" + e.Hop.Password
-	if nh, err := routing.ParseNextHop(e.Hop.NextHop); err != nil || nh.Host == "" {
+	if hop.NextHop.Host == "" {
 		k += "|" + domainOf(e.Rcpt)
 	}
 	return k
@@ -104,15 +167,15 @@ func (q *Queue) dispatch(ctx context.Context) time.Time {
 			}
 			continue
 		}
-		dk := destKey(it.e)
+		hop, err := it.route()
+		if err != nil {
+			q.log.Error("queue record with a bad hop skipped", "key", it.key, "err", err)
+			continue
+		}
+		dk := destKey(it.e, hop)
 		jk := it.e.Msg + "\x00" + dk
 		j := jobs[jk]
 		if j == nil {
-			hop, err := it.e.Hop.hop()
-			if err != nil {
-				q.log.Error("queue record with a bad hop skipped", "key", it.key, "err", err)
-				continue
-			}
 			j = &outJob{msg: it.e.Msg, hop: hop, domain: domainOf(it.e.Rcpt)}
 			jobs[jk] = j
 			order = append(order, jk)
@@ -127,7 +190,7 @@ func (q *Queue) dispatch(ctx context.Context) time.Time {
 		dk := jk[strings.IndexByte(jk, 0)+1:]
 		d := q.dests[dk]
 		if d == nil {
-			d = &destination{key: dk, signal: make(chan struct{}, q.opts.PerDestination)}
+			d = &destination{key: dk, label: destLabel(j), signal: make(chan struct{}, q.opts.PerDestination)}
 			q.dests[dk] = d
 		}
 		d.pending = append(d.pending, j)
@@ -518,7 +581,7 @@ var errNoSTARTTLS = errors.New("STARTTLS not available")
 func (q *Queue) session(ctx context.Context, host, addr string, hop routing.Hop) (*outConn, rcptResult) {
 	policy := hop.TLS
 	q.mu.Lock()
-	plainKnown := q.noTLS[addr].After(q.opts.Now())
+	plainKnown := q.noTLS.known(addr, q.opts.Now())
 	q.mu.Unlock()
 	useTLS := policy != routing.TLSNone && !(policy == routing.TLSOpportunistic && plainKnown)
 	c, err := q.greet(ctx, host, addr, useTLS, policy == routing.TLSVerify)
@@ -526,7 +589,7 @@ func (q *Queue) session(ctx context.Context, host, addr string, hop routing.Hop)
 		if policy == routing.TLSOpportunistic {
 			// RFC 3207 §4.1 as deployed: without TLS, send in plain text.
 			q.mu.Lock()
-			q.noTLS[addr] = q.opts.Now().Add(noTLSMemory)
+			q.noTLS.add(addr, q.opts.Now())
 			q.mu.Unlock()
 			c, err = q.greet(ctx, host, addr, false, false)
 		} else {

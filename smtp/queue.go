@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 )
@@ -109,6 +111,11 @@ type QueueOptions struct {
 
 	// Logger receives one line per attempt and per DSN. Default: discard.
 	Logger *slog.Logger
+	// Registerer, if set, receives the queue's metrics: recipients by
+	// state (ready, deferred, held), the oldest message's age, delivery
+	// results (delivered, deferred, bounced, expired), DSNs sent and
+	// workers per destination. One queue per Registerer.
+	Registerer prometheus.Registerer
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -218,8 +225,9 @@ func (o QueueOptions) withDefaults() (QueueOptions, error) {
 // submission), so the queue sends the bytes as accepted; DSNs are not
 // signed.
 type Queue struct {
-	opts QueueOptions
-	log  *slog.Logger
+	opts    QueueOptions
+	log     *slog.Logger
+	metrics *queueMetrics
 
 	mu       sync.Mutex
 	entries  map[string]*queueItem   // by record key
@@ -228,7 +236,7 @@ type Queue struct {
 	gen      uint64                  // counts changes to entries, for resync
 	started  bool
 	closed   bool
-	noTLS    map[string]time.Time // host:port that did not offer STARTTLS, until
+	noTLS    *plainHosts // next hops that did not offer STARTTLS
 	wake     chan struct{}
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -289,6 +297,23 @@ type queueItem struct {
 	key  string
 	e    queueEntry
 	busy bool // a worker has it
+	// hop is e.Hop parsed, once (the scheduler looks at every due item on
+	// every pass); nil until route is first called. An item's hop never
+	// changes: admin operations change only Held and Next.
+	hop *routing.Hop
+}
+
+// route returns the item's parsed next hop. The caller holds the queue's
+// mutex.
+func (it *queueItem) route() (routing.Hop, error) {
+	if it.hop == nil {
+		h, err := it.e.Hop.hop()
+		if err != nil {
+			return routing.Hop{}, err
+		}
+		it.hop = &h
+	}
+	return *it.hop, nil
 }
 
 // NewQueue returns a queue on opts. It does not deliver until Start; the
@@ -301,11 +326,53 @@ func NewQueue(opts QueueOptions) (*Queue, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("smtp: queue dir: %w", err)
 	}
-	return &Queue{
+	q := &Queue{
 		opts: o, log: o.Logger.With("component", "queue"),
 		entries: map[string]*queueItem{}, dests: map[string]*destination{},
-		noTLS: map[string]time.Time{}, wake: make(chan struct{}, 1),
-	}, nil
+		noTLS: newPlainHosts(maxNoTLSHosts, noTLSMemory), wake: make(chan struct{}, 1),
+	}
+	if q.metrics, err = newQueueMetrics(q, o.Registerer); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// queueState is a count of the scheduler's view, for the metrics.
+type queueState struct {
+	ready, deferred, held int
+	oldest                time.Duration
+	conns                 map[string]int // workers by destination label
+}
+
+// snapshot counts the recipients by state and the workers by destination.
+func (q *Queue) snapshot() queueState {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.opts.Now()
+	s := queueState{conns: map[string]int{}}
+	var oldest time.Time
+	for _, it := range q.entries {
+		switch {
+		case it.e.Held:
+			s.held++
+		case it.busy || !it.e.Next.After(now):
+			s.ready++
+		default:
+			s.deferred++
+		}
+		if oldest.IsZero() || it.e.Created.Before(oldest) {
+			oldest = it.e.Created
+		}
+	}
+	if !oldest.IsZero() {
+		s.oldest = max(now.Sub(oldest), 0)
+	}
+	for _, d := range q.dests {
+		if d.workers > 0 {
+			s.conns[d.label] += d.workers
+		}
+	}
+	return s
 }
 
 // Start recovers the queue after a restart (reads every record, removes
@@ -591,6 +658,8 @@ func (q *Queue) resync(ctx context.Context) ([]store.Record, error) {
 	for k, it := range q.entries {
 		if it.busy {
 			fresh[k] = it
+		} else if f := fresh[k]; f != nil && it.hop != nil && f.e.Hop == it.e.Hop {
+			f.hop = it.hop // parsed already
 		}
 	}
 	q.entries = fresh

@@ -142,9 +142,12 @@ func (q *Queue) modify(ctx context.Context, id string, fn func(*queueEntry)) err
 		case it == nil:
 		case fn == nil && !it.busy:
 			delete(q.entries, k)
-		case fn != nil:
-			// A busy item's attempt keeps these (see apply).
+		case fn != nil && !it.busy:
 			it.e.Held, it.e.Next = e.Held, e.Next
+		case fn != nil:
+			// A worker reads a busy item's entry without the lock: it
+			// is left alone, and apply takes the hold from the record
+			// when the attempt is recorded.
 		}
 	}
 	q.mu.Unlock()

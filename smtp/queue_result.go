@@ -30,10 +30,12 @@ func (q *Queue) finish(ctx context.Context, j *outJob, results []rcptResult) {
 		switch {
 		case r.ok():
 			changes[i].drop = true
+			q.metrics.deliveries.WithLabelValues(resultDelivered).Inc()
 			log.Info("delivered", "attempts", e.Attempts+1)
 		case r.permanent():
 			changes[i].drop = true
 			failed = append(failed, dsnRcpt{e: e, r: r, action: "failed"})
+			q.metrics.deliveries.WithLabelValues(resultBounced).Inc()
 			log.Info("delivery failed permanently")
 		default:
 			e.Attempts++
@@ -44,12 +46,15 @@ func (q *Queue) finish(ctx context.Context, j *outJob, results []rcptResult) {
 				changes[i].drop = true
 				// RFC 3463 X.4.7: delivery time expired.
 				failed = append(failed, dsnRcpt{e: e, r: r, action: "failed", expired: true})
+				q.metrics.deliveries.WithLabelValues(resultExpired).Inc()
 				log.Info("delivery expired", "attempts", e.Attempts)
 			case !e.Warned && q.opts.DelayWarning > 0 && age >= q.opts.DelayWarning:
+				q.metrics.deliveries.WithLabelValues(resultDeferred).Inc()
 				e.Warned = true
 				delayed = append(delayed, dsnRcpt{e: e, r: r, action: "delayed"})
 				log.Info("delivery deferred", "attempts", e.Attempts, "next", e.Next)
 			default:
+				q.metrics.deliveries.WithLabelValues(resultDeferred).Inc()
 				log.Info("delivery deferred", "attempts", e.Attempts, "next", e.Next)
 			}
 			changes[i].e = e

@@ -32,6 +32,7 @@ type Server struct {
 	conns   *limits.ConnLimiter
 	metrics *metrics
 	log     *slog.Logger
+	milters []milterSpec
 
 	// ctx is the parent of every session's context; cancelled by Close
 	// so that a store call blocked on behalf of a client gives up.
@@ -56,10 +57,16 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	perIP, total := o.MaxConnsPerIP, o.MaxConns
+	var milters []milterSpec
+	for _, m := range o.Milters {
+		spec, _ := m.spec() // validated by withDefaults
+		milters = append(milters, spec)
+	}
 	s := &Server{
 		opts:    o,
 		conns:   limits.NewConnLimiter(max(perIP, 0), max(total, 0)),
 		metrics: m,
+		milters: milters,
 		log:     o.Logger.With("mode", o.Mode.String()),
 		live:    make(map[*trackedConn]struct{}),
 		idle:    make(chan struct{}),

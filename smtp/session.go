@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
@@ -50,6 +51,7 @@ type transaction struct {
 	rcpts   []string           // accepted envelope recipients, as given
 	targets []store.Recipient  // one per distinct local account
 	relays  []routing.Decision // remote targets, for the outbound queue
+	milters *milterChain       // nil without milters
 }
 
 func newSession(s *Server, c *gosmtp.Conn, tc *trackedConn, tlsOn bool) *session {
@@ -65,8 +67,10 @@ func (s *session) submission() bool { return s.srv.opts.Mode != ModeMX }
 // Reset implements gosmtp.Session (RSET, and after each message).
 func (s *session) Reset() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	chain := s.tx.milters
 	s.tx = transaction{}
+	s.mu.Unlock()
+	chain.close()
 }
 
 // state returns the logger, the authenticated user and a copy of the
@@ -79,6 +83,7 @@ func (s *session) state() (*slog.Logger, *directory.User, transaction) {
 
 // Logout implements gosmtp.Session.
 func (s *session) Logout() error {
+	s.Reset()
 	s.cancel()
 	return nil
 }
@@ -112,12 +117,22 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 			return reply(553, "5.7.1", "sender address <%s> is not one of your addresses", printable(from))
 		}
 	}
+	tx := transaction{hasFrom: true, from: from, utf8: opts != nil && opts.UTF8, may: may}
+	if opts != nil {
+		tx.size = opts.Size
+	}
+	login := ""
+	if user != nil {
+		login = user.Address
+	}
+	chain, err := s.startMilters(from, &tx, login)
+	if err != nil {
+		return err
+	}
+	tx.milters = chain
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tx = transaction{hasFrom: true, from: from, utf8: opts != nil && opts.UTF8, may: may}
-	if opts != nil {
-		s.tx.size = opts.Size
-	}
+	s.tx = tx
 	return nil
 }
 
@@ -227,6 +242,10 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 		return errNoOutbound
 	case len(deliver) == 0 && relay != nil:
 		// Only remote targets: the outbound queue takes them all.
+		if err := tx.milters.rcpt(s.ctx, to, tx.utf8); err != nil {
+			m.WithLabelValues("milter").Inc()
+			return err
+		}
 		m.WithLabelValues("relay").Inc()
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -248,6 +267,10 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	if deliver = s.withinQuota(log, deliver, tx.size); len(deliver) == 0 && relay == nil {
 		m.WithLabelValues("quota").Inc()
 		return reply(452, "4.2.2", "<%s>: mailbox full", printable(to))
+	}
+	if err := tx.milters.rcpt(s.ctx, to, tx.utf8); err != nil {
+		m.WithLabelValues("milter").Inc()
+		return err
 	}
 	m.WithLabelValues("deliver").Inc()
 	s.mu.Lock()
@@ -404,9 +427,10 @@ func (s *session) Data(r io.Reader) error {
 	targets := tx.targets
 	content := io.MultiReader(bytes.NewReader(header), body)
 	var prefix string
-	if s.needsSpool() {
-		// Whole-message checks (DKIM, DMARC, signing) must see all of it
-		// before the first byte reaches the store.
+	var quarantine *milterVerdict
+	if s.needsSpool() || tx.milters != nil {
+		// Whole-message checks (milters, DKIM, DMARC, signing) must see
+		// all of it before the first byte reaches the store.
 		sp := newSpool(s.srv.opts.SpoolDir, 0)
 		defer sp.Close()
 		if _, err := sp.ReadFrom(content); err != nil {
@@ -416,7 +440,24 @@ func (s *session) Data(r io.Reader) error {
 			log.Error("spooling failed", "err", err)
 			return errTemporary
 		}
-		out, ok, err := s.checkMessage(log, sp, fromDomain, tx)
+		source := sp.Reader
+		if tx.milters != nil {
+			v, src, err := s.runMilters(log, id, sp, tx.milters)
+			switch {
+			case err != nil:
+				return err
+			case v.kind == verdictDiscard:
+				// Answered as accepted, as the milter asked
+				// (SMFIR_DISCARD), and dropped.
+				s.srv.metrics.rejected.WithLabelValues(reasonDiscarded).Inc()
+				log.Info("message discarded", "milter", v.milter, "from", tx.from, "rcpts", len(tx.rcpts), "bytes", sp.Size())
+				return reply(250, "2.0.0", "message accepted, id %s", id)
+			case v.kind == verdictQuarantine:
+				quarantine = &v
+			}
+			source = src
+		}
+		out, ok, err := s.checkMessage(log, source, fromDomain, tx)
 		switch {
 		case err != nil:
 			s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
@@ -431,7 +472,7 @@ func (s *session) Data(r io.Reader) error {
 				targets = toJunk(targets)
 			}
 		default:
-			if content, err = sp.Reader(); err != nil {
+			if content, err = source(); err != nil {
 				log.Error("spool reread failed", "err", err)
 				return errTemporary
 			}
@@ -441,6 +482,9 @@ func (s *session) Data(r io.Reader) error {
 	// read everything: with a spool, the client's data has all been read
 	// before delivery starts. What counts is the end of what it was given.
 	msg := &sourceReader{r: io.MultiReader(bytes.NewReader(traceHeaders(t)), strings.NewReader(prefix), content)}
+	if quarantine != nil {
+		return s.hold(log, id, msg, src, tx, targets, now, *quarantine)
+	}
 	var out *queuedBody // the copy for remote targets, durable before the 250
 	var toStore io.Reader = msg
 	if len(tx.relays) > 0 {
@@ -515,6 +559,89 @@ func (s *session) Data(r io.Reader) error {
 		"bytes", src.n, "normalised_line_endings", norm.fixed)
 	// go-smtp writes an *SMTPError's code as is, so a 2xx "error" is the
 	// way to put the message id into the reply.
+	return reply(250, "2.0.0", "message accepted, id %s", id)
+}
+
+// runMilters sends the spooled message to the milters (step 4 of the data
+// path) and returns their verdict and the message to deliver: the spool
+// as received, or with the milters' header changes. A refusal is returned
+// as the error.
+func (s *session) runMilters(log *slog.Logger, id string, sp *spool, chain *milterChain) (milterVerdict, func() (io.Reader, error), error) {
+	r, err := sp.Reader()
+	if err != nil {
+		log.Error("spool reread failed", "err", err)
+		return milterVerdict{}, nil, errTemporary
+	}
+	block, err := readHeaderBlock(bufio.NewReaderSize(r, 4096), s.srv.opts.MaxHeaderBytes)
+	if errors.Is(err, errHeaderTooLarge) {
+		s.srv.metrics.rejected.WithLabelValues(reasonHeader).Inc()
+		log.Info("message refused", "rule", "header-too-large", "limit", s.srv.opts.MaxHeaderBytes)
+		return milterVerdict{}, nil, reply(552, "5.3.4", "message header block exceeds %d bytes", s.srv.opts.MaxHeaderBytes)
+	}
+	if err != nil {
+		log.Error("spool reread failed", "err", err)
+		return milterVerdict{}, nil, errTemporary
+	}
+	fields, term := parseHeaderFields(block)
+	off := int64(len(block))
+	body := func() (io.Reader, error) { return sp.section(off) }
+	named := make([]headerField, 0, len(fields))
+	for _, f := range fields {
+		if f.name != "" {
+			named = append(named, f)
+		}
+	}
+	v := chain.message(s.ctx, id, named, body)
+	switch v.kind {
+	case verdictReject, verdictTempfail:
+		s.srv.metrics.rejected.WithLabelValues(reasonMilter).Inc()
+		log.Info("message refused", "rule", "milter", "milter", v.milter, "verdict", v.kind.String(), "reply", v.reply.Message)
+		return v, nil, v.reply
+	case verdictDiscard:
+		return v, nil, nil
+	}
+	if len(v.edits) == 0 {
+		return v, sp.Reader, nil
+	}
+	edited, err := applyHeaderEdits(fields, v.edits, 2*s.srv.opts.MaxHeaderBytes)
+	if err != nil {
+		s.srv.metrics.rejected.WithLabelValues(reasonMilter).Inc()
+		log.Warn("milter header changes refused", "err", err)
+		return v, nil, errMilterTempfail
+	}
+	log.Info("milter header changes applied", "changes", len(v.edits))
+	newBlock := joinFields(edited, term)
+	return v, func() (io.Reader, error) {
+		rest, err := sp.section(off)
+		return io.MultiReader(bytes.NewReader(newBlock), rest), err
+	}, nil
+}
+
+// hold puts an accepted message into the quarantine, as a milter asked
+// (SMFIR_QUARANTINE), with the delivery plan a release carries out. The
+// reply is 250 only once both are durable.
+func (s *session) hold(log *slog.Logger, id string, msg, src *sourceReader, tx transaction, targets []store.Recipient, now time.Time, v milterVerdict) error {
+	qr := s.srv.opts.Quarantine
+	if qr == nil {
+		s.srv.metrics.rejected.WithLabelValues(reasonMilter).Inc()
+		log.Error("milter asked for quarantine but the server has none; message refused temporarily", "milter", v.milter, "reason", v.reason)
+		return errMilterTempfail
+	}
+	qid, err := qr.hold(s.ctx, msg, quarantineEntry{
+		From: tx.from, UTF8: tx.utf8, Rcpts: tx.rcpts, Targets: targets, Milter: v.milter, Reason: v.reason, Created: now,
+	}, tx.relays)
+	if src.err != nil {
+		return s.readFailed(log, src.err)
+	}
+	if err != nil {
+		s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
+		log.Error("quarantine failed", "err", err)
+		return errTemporary
+	}
+	s.srv.metrics.accepted.Inc()
+	s.srv.metrics.bytes.Add(float64(src.n))
+	log.Info("message accepted into quarantine", "quarantine_id", qid, "milter", v.milter, "reason", v.reason,
+		"from", tx.from, "rcpts", len(tx.rcpts), "bytes", src.n)
 	return reply(250, "2.0.0", "message accepted, id %s", id)
 }
 

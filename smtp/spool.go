@@ -78,6 +78,15 @@ func (s *spool) Reader() (io.Reader, error) {
 	return io.NewSectionReader(s.file, 0, s.size), nil
 }
 
+// section returns a reader over the spooled message from byte off on.
+func (s *spool) section(off int64) (io.Reader, error) {
+	off = min(off, s.size)
+	if s.file == nil {
+		return bytes.NewReader(s.buf.Bytes()[off:]), nil
+	}
+	return io.NewSectionReader(s.file, off, s.size-off), nil
+}
+
 // Close removes the temp file, if any, and recycles the memory buffer.
 func (s *spool) Close() error {
 	if s.buf != nil {

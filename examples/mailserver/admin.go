@@ -79,6 +79,10 @@ func (a *admin) run(ctx context.Context, args []string) error {
 	for _, op := range []string{"hold", "release", "retry", "delete"} {
 		handlers["queue "+op] = a.queueOp(op)
 	}
+	handlers["quarantine list"] = a.quarantineList
+	for _, op := range []string{"release", "delete"} {
+		handlers["quarantine "+op] = a.quarantineOp(op)
+	}
 	var h func(context.Context, []string) error
 	var rest []string
 	if args[0] == "check" {

@@ -36,6 +36,8 @@ type Config struct {
 	AuthChecks  AuthChecks     `toml:"auth_checks"`
 	DKIM        DKIMConfig     `toml:"dkim"`
 	Queue       QueueConfig    `toml:"queue"`
+	// Milters are the [[milter]] sections, asked in order.
+	Milters []MilterConfig `toml:"milter"`
 	// Directory connects external directories; nil without a
 	// [directory] or [[directory.ldap]] section.
 	Directory *DirectoryConfig `toml:"directory"`
@@ -260,6 +262,9 @@ func (c Config) Validate() error {
 		return errors.New(`key "dkim.verification_window": must be more than zero`)
 	}
 	if err := c.Queue.validate(); err != nil {
+		return err
+	}
+	if err := validateMilters(c.Milters); err != nil {
 		return err
 	}
 	if err := c.Directory.validate(); err != nil {

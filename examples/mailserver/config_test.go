@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ func TestExampleConfigIsDefaults(t *testing.T) {
 		t.Fatalf("example config does not load: %v", err)
 	}
 	def := DefaultConfig()
-	if cfg != def {
+	if !reflect.DeepEqual(cfg, def) {
 		t.Fatalf("example config differs from defaults:\n got %+v\nwant %+v", cfg, def)
 	}
 }

@@ -15,6 +15,7 @@
 //	mailserver directory sync [-full] [-force] [NAME...] | directory status [-log] [NAME...]
 //	mailserver route explain ADDRESS [-from SENDER] [-client IP] [-auth]
 //	mailserver queue list | queue hold|release|retry|delete ID...
+//	mailserver quarantine list | quarantine release|delete ID...
 //	mailserver check
 //
 // Without -password, user add and user passwd read the password from the
@@ -71,6 +72,8 @@ commands:
                                         which routing rules apply to ADDRESS, and why
   queue list                            the outbound queue: one line per recipient
   queue hold|release|retry|delete ID... stop, resume, retry now or drop (no DSN) a message
+  quarantine list                       messages a milter quarantined: one line each
+  quarantine release|delete ID...       deliver a held message as it would have been, or drop it
   check                                 store integrity check (exit 1 on problems)
 
 Without -password the password is read from the first line of standard input.

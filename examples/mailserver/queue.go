@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/smtp"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -65,8 +67,9 @@ func (c QueueConfig) validate() error {
 	return nil
 }
 
-// newQueue opens the outbound queue in DATA_DIR/queue.
-func newQueue(cfg Config, st *sqlite.Store, router smtp.Router, logger *slog.Logger) (*smtp.Queue, error) {
+// newQueue opens the outbound queue in DATA_DIR/queue; reg, if set,
+// receives its metrics.
+func newQueue(cfg Config, st *sqlite.Store, router smtp.Router, logger *slog.Logger, reg prometheus.Registerer) (*smtp.Queue, error) {
 	qc := cfg.Queue
 	warn := qc.DelayWarning.Duration
 	if warn == 0 {
@@ -86,6 +89,7 @@ func newQueue(cfg Config, st *sqlite.Store, router smtp.Router, logger *slog.Log
 		DelayWarning:   warn,
 		Expiry:         qc.Expiry.Duration,
 		Logger:         logger,
+		Registerer:     reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -101,7 +105,7 @@ func (a *admin) queueAdmin() (*smtp.Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newQueue(a.cfg, a.st, routing.NewTable(a.dir, routing.TableOptions{Logger: a.logger, Rules: rules}), a.logger)
+	return newQueue(a.cfg, a.st, routing.NewTable(a.dir, routing.TableOptions{Logger: a.logger, Rules: rules}), a.logger, nil)
 }
 
 // queueList prints one line per queued recipient.

@@ -27,7 +27,7 @@ func queueOne(t *testing.T, dataDir string) string {
 	}
 	cfg := DefaultConfig()
 	cfg.DataDir = dataDir
-	q, err := newQueue(cfg, st, routing.NewTable(nil, routing.TableOptions{Rules: rules}), nil)
+	q, err := newQueue(cfg, st, routing.NewTable(nil, routing.TableOptions{Rules: rules}), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

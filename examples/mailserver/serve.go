@@ -57,9 +57,11 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	table := routing.NewTable(dir, routing.TableOptions{Logger: logger, Rules: rules})
 	keys := newDKIMKeys(st, cfg, logger)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var queue *smtp.Queue
 	if cfg.Queue.Enabled {
-		if queue, err = newQueue(cfg, st, table, logger); err != nil {
+		if queue, err = newQueue(cfg, st, table, logger, reg); err != nil {
 			return err
 		}
 		// Recovery (records read, orphan files removed) before any
@@ -68,6 +70,15 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			return fmt.Errorf("queue: %w", err)
 		}
 		defer queue.Close()
+	}
+	quarantine, err := newQuarantine(cfg, st, queue, logger)
+	if err != nil {
+		return err
+	}
+	// Files of messages that were never acknowledged (a crash before
+	// their record was committed) go before any listener accepts mail.
+	if err := quarantine.Reclaim(ctx); err != nil {
+		return err
 	}
 	spoolDir, err := prepareSpool(cfg.DataDir)
 	if err != nil {
@@ -88,9 +99,6 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// One auth-failure limiter for every listener, so that an attacker
 	// cannot double the attempts by switching between 587 and 465.
@@ -137,6 +145,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			DKIMKeys:        signer,
 			SpoolDir:        spoolDir,
 			Queue:           queue,
+			Milters:         miltersFor(cfg.Milters, l.name),
+			Quarantine:      quarantine,
 		})
 		if err != nil {
 			closeAll()

@@ -85,6 +85,14 @@ func TestServeEndToEnd(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Fatalf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
 		}
+		if path == "/metrics" {
+			// The outbound queue's gauges and counters are exposed too.
+			for _, w := range []string{`mailyard_queue_recipients{state="ready"} 0`, `mailyard_queue_deliveries_total{result="delivered"} 0`} {
+				if !strings.Contains(string(body), w) {
+					t.Fatalf("GET /metrics lacks %q", w)
+				}
+			}
+		}
 	}
 }
 

@@ -1,0 +1,201 @@
+// Command mailgen writes a generated mailbox straight into a Maildir++ tree
+// (the layout Dovecot reads with mail_location = maildir:~/Maildir), so a
+// benchmark can fill a source account with a gigabyte of mail in seconds
+// instead of APPENDing it. bench/migrate.sh uses it.
+//
+//	go run ./bench/mailgen -dir /path/Maildir -messages 20000
+//
+// The bytes depend only on -seed and the message number. Messages are
+// spread over a fixed set of folders (INBOX, Sent, Archive/2024, ...; the
+// hierarchy separator is "/", stored as "." in Maildir++ directory names),
+// carry \Seen, \Flagged and \Answered in the usual proportions, and have
+// INTERNALDATEs (file mtimes) one per 10 minutes back from 2026-01-01.
+// Sizes: 50% text/plain of 2-10 KB, 30% multipart/alternative of 10-30 KB,
+// 20% multipart/mixed with a 100-300 KB base64 attachment: about 50 KB on
+// average, so 20,000 messages are about 1 GB. It prints the totals.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+var folders = []struct {
+	name  string // IMAP name, "/"-separated
+	share int    // percent of the messages
+}{
+	{"INBOX", 40},
+	{"Sent", 15},
+	{"Archive/2024", 15},
+	{"Archive/2025", 15},
+	{"Projects/Migration", 10},
+	{"Lists", 5},
+}
+
+const words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua enim ad minim veniam quis nostrud exercitation ullamco laboris nisi aliquip ex ea commodo consequat duis aute irure reprehenderit voluptate velit esse cillum fugiat nulla pariatur excepteur sint occaecat cupidatat non proident sunt culpa qui officia deserunt mollit anim id est laborum invoice meeting quarterly report schedule project release migration calendar"
+
+var wordList = strings.Fields(words)
+
+func text(r *rand.Rand, n int) string {
+	var b strings.Builder
+	col := 0
+	for b.Len() < n {
+		w := wordList[r.IntN(len(wordList))]
+		if col+len(w) > 72 {
+			b.WriteString("\r\n")
+			col = 0
+		} else if col > 0 {
+			b.WriteByte(' ')
+			col++
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+func base64Lines(r *rand.Rand, n int) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	var b strings.Builder
+	b.Grow(n + n/76*2 + 2)
+	for i := 0; i < n; i++ {
+		b.WriteByte(alphabet[r.IntN(64)])
+		if i%76 == 75 {
+			b.WriteString("\r\n")
+		}
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// message returns message n's bytes and INTERNALDATE.
+func message(seed uint64, n int) ([]byte, time.Time) {
+	r := rand.New(rand.NewPCG(seed, uint64(n)+1))
+	date := epoch.Add(-time.Duration(n) * 10 * time.Minute)
+	var b strings.Builder
+	fmt.Fprintf(&b, "Return-Path: <sender%d@remote.test>\r\n", r.IntN(500))
+	fmt.Fprintf(&b, "From: Sender %d <sender%d@remote.test>\r\n", r.IntN(500), r.IntN(500))
+	b.WriteString("To: Bench User <bench@bench.test>\r\n")
+	fmt.Fprintf(&b, "Subject: message %d %s\r\n", n, strings.TrimSpace(text(r, 30)))
+	fmt.Fprintf(&b, "Date: %s\r\n", date.Format(time.RFC1123Z))
+	fmt.Fprintf(&b, "Message-ID: <gen-%d-%d@bench.test>\r\n", n, r.Uint32())
+	b.WriteString("MIME-Version: 1.0\r\n")
+	switch k := r.IntN(100); {
+	case k < 50:
+		b.WriteString("Content-Type: text/plain; charset=us-ascii\r\n\r\n")
+		b.WriteString(text(r, 2000+r.IntN(8000)))
+	case k < 80:
+		b.WriteString("Content-Type: multipart/alternative; boundary=\"alt-b\"\r\n\r\n")
+		body := text(r, 5000+r.IntN(10000))
+		b.WriteString("--alt-b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
+		b.WriteString(body)
+		b.WriteString("--alt-b\r\nContent-Type: text/html; charset=us-ascii\r\n\r\n<html><body><p>")
+		b.WriteString(body)
+		b.WriteString("</p></body></html>\r\n--alt-b--\r\n")
+	default:
+		b.WriteString("Content-Type: multipart/mixed; boundary=\"mix-b\"\r\n\r\n")
+		b.WriteString("--mix-b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
+		b.WriteString(text(r, 500+r.IntN(2000)))
+		b.WriteString("--mix-b\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\n")
+		b.WriteString("Content-Disposition: attachment; filename=\"data.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+		b.WriteString(base64Lines(r, 75000+r.IntN(150000)))
+		b.WriteString("--mix-b--\r\n")
+	}
+	return []byte(b.String()), date
+}
+
+// flags returns the Maildir info flags (sorted, as Maildir requires) of
+// message n: 70% seen, 5% flagged, 10% answered.
+func flags(seed uint64, n int) string {
+	r := rand.New(rand.NewPCG(seed^0x5eed, uint64(n)+1))
+	var f []byte
+	if r.IntN(100) < 10 {
+		f = append(f, 'F') // flagged
+	}
+	if r.IntN(100) < 10 {
+		f = append(f, 'R') // replied (\Answered)
+	}
+	if r.IntN(100) < 70 {
+		f = append(f, 'S') // seen
+	}
+	// Maildir wants the flags in ASCII order: F < R < S.
+	return string(f)
+}
+
+// dirOf returns the Maildir++ directory of an IMAP folder name.
+func dirOf(root, name string) string {
+	if name == "INBOX" {
+		return root
+	}
+	return filepath.Join(root, "."+strings.ReplaceAll(name, "/", "."))
+}
+
+func main() {
+	dir := flag.String("dir", "", "Maildir root to create (e.g. .../home/Maildir)")
+	count := flag.Int("messages", 20000, "number of messages")
+	seed := flag.Uint64("seed", 1, "generator seed")
+	flag.Parse()
+	if *dir == "" || *count <= 0 {
+		fmt.Fprintln(os.Stderr, "usage: mailgen -dir MAILDIR [-messages N] [-seed S]")
+		os.Exit(2)
+	}
+	for _, f := range folders {
+		for _, sub := range []string{"cur", "new", "tmp"} {
+			if err := os.MkdirAll(filepath.Join(dirOf(*dir, f.name), sub), 0o700); err != nil {
+				fatal(err)
+			}
+		}
+	}
+	// Subscriptions, so clients that list subscribed folders see them all.
+	var subs strings.Builder
+	for _, f := range folders[1:] {
+		subs.WriteString(f.name + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(*dir, "subscriptions"), []byte(subs.String()), 0o600); err != nil {
+		fatal(err)
+	}
+	var total int64
+	perFolder := map[string]int{}
+	for n := 0; n < *count; n++ {
+		// Folder by share: message n goes to the folder whose cumulative
+		// share covers n mod 100.
+		k, acc := n%100, 0
+		folder := folders[0].name
+		for _, f := range folders {
+			acc += f.share
+			if k < acc {
+				folder = f.name
+				break
+			}
+		}
+		body, date := message(*seed, n)
+		name := fmt.Sprintf("%d.M%dP1.mailgen,S=%d:2,%s", date.Unix(), n, len(body), flags(*seed, n))
+		path := filepath.Join(dirOf(*dir, folder), "cur", name)
+		if err := os.WriteFile(path, body, 0o600); err != nil {
+			fatal(err)
+		}
+		if err := os.Chtimes(path, date, date); err != nil {
+			fatal(err)
+		}
+		total += int64(len(body))
+		perFolder[folder]++
+	}
+	fmt.Printf("messages=%d bytes=%d", *count, total)
+	for _, f := range folders {
+		fmt.Printf(" %q=%d", f.name, perFolder[f.name])
+	}
+	fmt.Println()
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "mailgen:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-milter"
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailyard/mailyard/internal/testpeer"
+	"github.com/mailyard/mailyard/smtp"
+)
+
+// Every [[milter]] key is read; listeners select where a milter is asked.
+func TestMilterConfig(t *testing.T) {
+	p := writeConfig(t, `
+[[milter]]
+name = "clamav"
+address = "unix:/run/clamav/clamav-milter.ctl"
+connect_timeout = "2s"
+command_timeout = "3s"
+read_timeout = "4m"
+on_failure = "accept"
+actions = ["add_header", "quarantine"]
+
+[[milter]]
+name = "dlp"
+address = "tcp:127.0.0.1:8891"
+listeners = ["submission", "submissions"]
+`)
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mx := miltersFor(cfg.Milters, "smtp")
+	want := smtp.Milter{Name: "clamav", Address: "unix:/run/clamav/clamav-milter.ctl", ConnectTimeout: 2 * time.Second,
+		CommandTimeout: 3 * time.Second, ReadTimeout: 4 * time.Minute, OnFailure: smtp.MilterFailAccept,
+		Actions: smtp.MilterAddHeader | smtp.MilterQuarantine}
+	if len(mx) != 1 || mx[0] != want {
+		t.Fatalf("smtp milters %+v, want %+v", mx, want)
+	}
+	if sub := miltersFor(cfg.Milters, "submission"); len(sub) != 1 || sub[0].Name != "dlp" || sub[0].OnFailure != smtp.MilterFailTempfail {
+		t.Fatalf("submission milters %+v", sub)
+	}
+}
+
+// Bad [[milter]] values are errors naming the key.
+func TestMilterConfigErrors(t *testing.T) {
+	for text, key := range map[string]string{
+		"[[milter]]\nname = \"x\"\n":                 "milter[0].address",
+		"[[milter]]\naddress = \"127.0.0.1:8891\"\n": "milter[0].address",
+		"[[milter]]\naddress = \"tcp:a:1\"\n[[milter]]\naddress = \"tcp:b:1\"\non_failure = \"drop\"\n": "milter[1].on_failure",
+		"[[milter]]\naddress = \"tcp:a:1\"\nactions = [\"replace_body\"]\n":                             "milter[0].actions",
+		"[[milter]]\naddress = \"tcp:a:1\"\nactions = []\n":                                             "milter[0].actions",
+		"[[milter]]\naddress = \"tcp:a:1\"\nlisteners = [\"imap\"]\n":                                   "milter[0].listeners",
+		"[[milter]]\naddress = \"tcp:a:1\"\n[[milter]]\naddress = \"tcp:a:1\"\n":                        "milter[1].name",
+		"[[milter]]\naddress = \"tcp:a:1\"\nread_timeout = \"soon\"\n":                                  "read_timeout",
+		"[[milter]]\naddress = \"tcp:a:1\"\ntimeout = \"1s\"\n":                                         "milter.timeout",
+	} {
+		if _, err := LoadConfig(writeConfig(t, text)); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: error %v, want one naming %s", text, err, key)
+		}
+	}
+}
+
+// quarantiner is a milter (go-milter's server) that quarantines every
+// message and tags it.
+type quarantiner struct{ milter.NoOpMilter }
+
+func (quarantiner) Body(m *milter.Modifier) (milter.Response, error) {
+	if err := m.AddHeader("X-Scan", "held"); err != nil {
+		return nil, err
+	}
+	if err := m.Quarantine("suspicious attachment"); err != nil {
+		return nil, err
+	}
+	return milter.RespAccept, nil
+}
+
+// A message a [[milter]] quarantines is accepted, not delivered, listed by
+// `quarantine list`, delivered by `quarantine release` (with the milter's
+// header) and dropped by `quarantine delete`.
+func TestQuarantineCommandsEndToEnd(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := &milter.Server{NewMilter: func() milter.Milter { return quarantiner{} }, Actions: milter.OptAddHeader | milter.OptQuarantine}
+	go ms.Serve(ln)
+	defer ms.Close()
+
+	d := t.TempDir()
+	mustCLI(t, d, "domain", "add", "example.test")
+	mustCLI(t, d, "user", "add", "alice@example.test", "-password", "secret")
+	cfg := DefaultConfig()
+	cfg.Hostname = "mx.example.test"
+	cfg.DataDir = d
+	cfg.DNS.Server = "127.0.0.1:1"
+	cfg.AuthChecks.Enabled = false
+	port := func() string { return "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t)) }
+	cfg.SMTP.Listen, cfg.HTTP.Listen = port(), port()
+	cfg.Submission.Listen, cfg.Submissions.Listen, cfg.IMAP.Listen, cfg.IMAPS.Listen = "", "", "", ""
+	cfg.Milters = []MilterConfig{{Name: "av", Address: "tcp:" + ln.Addr().String()}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, newLogger(LogConfig{Level: "warn", Format: "text"}, io.Discard)) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not return after cancel")
+		}
+	}()
+	if err := testpeer.WaitPort(cfg.SMTP.Listen, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	msg := "Subject: invoice\r\n\r\nsee attachment\r\n"
+	c, err := gosmtp.Dial(cfg.SMTP.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 2 {
+		if err := c.SendMail("x@remote.test", []string{"alice@example.test"}, strings.NewReader(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := mustCLI(t, d, "quarantine", "list")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[1], "suspicious attachment") || !strings.Contains(lines[1], "alice@example.test") ||
+		!strings.Contains(lines[1], " av ") {
+		t.Fatalf("quarantine list:\n%s", out)
+	}
+	first, second := strings.Fields(lines[1])[0], strings.Fields(lines[2])[0]
+	if out := mustCLI(t, d, "mail", "list", "alice@example.test"); strings.TrimSpace(out) != "" {
+		t.Fatalf("delivered before release:\n%s", out)
+	}
+	mustCLI(t, d, "quarantine", "release", first)
+	got := mustCLI(t, d, "mail", "cat", "alice@example.test", "INBOX", "1")
+	if !strings.HasSuffix(got, "Subject: invoice\r\nX-Scan: held\r\n\r\nsee attachment\r\n") || !strings.Contains(got, "Received: ") {
+		t.Fatalf("released message:\n%q", got)
+	}
+	mustCLI(t, d, "quarantine", "delete", second)
+	if out := mustCLI(t, d, "quarantine", "list"); strings.Contains(out, first) || strings.Contains(out, second) {
+		t.Fatalf("still listed:\n%s", out)
+	}
+	code, _, errs := cli(t, d, "", "quarantine", "release", second)
+	if code != 1 || !strings.Contains(errs, "no such quarantined message") {
+		t.Fatalf("release of a deleted message: exit %d, %q", code, errs)
+	}
+}

@@ -1,0 +1,342 @@
+package smtp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mailyard/mailyard/routing"
+	"github.com/mailyard/mailyard/store"
+)
+
+// QuarantineNamespace is the store.Records namespace of the quarantine:
+// one record per held message, keyed by its id.
+const QuarantineNamespace = "quarantine"
+
+// ErrNotQuarantined is returned by Release and Delete for an id that is
+// not held.
+var ErrNotQuarantined = errors.New("smtp: no such quarantined message")
+
+// QuarantineOptions configure a [Quarantine]. Dir, Records and Deliverer
+// are required.
+type QuarantineOptions struct {
+	// Dir holds one fsynced file per held message. It is created if
+	// missing.
+	Dir string
+	// Records keeps one record per held message: its delivery plan.
+	Records store.Records
+	// Deliverer stores a released message for its local recipients.
+	Deliverer store.Deliverer
+	// Queue takes a released message's remote recipients. A message with
+	// remote recipients cannot be released without it.
+	Queue *Queue
+	// Logger receives one line per hold, release and delete. Default:
+	// discard.
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Quarantine holds messages a milter asked to quarantine (SMFIR_QUARANTINE)
+// until an administrator releases or deletes them.
+//
+// A held message is the message exactly as it would have been delivered
+// (trace fields, Authentication-Results, milter header changes included),
+// in a file in Dir, plus a record with its delivery plan: the local
+// accounts and mailboxes (Junk when DMARC said so) and the remote
+// recipients with their next hops, as routing decided at RCPT. Both are
+// durable before the client gets 250. Release delivers it as the server
+// would have: the local copies first (then the record forgets them, so a
+// failed release retried later does not store them twice), then the
+// remote recipients through the outbound queue, then the record and file
+// go. A crash in between repeats at most the step in progress
+// (at-least-once).
+//
+// The operations work from any process on the same store and Dir (the
+// `mailserver quarantine` commands).
+type Quarantine struct {
+	opts QuarantineOptions
+	log  *slog.Logger
+}
+
+// NewQuarantine returns a quarantine on opts.
+func NewQuarantine(opts QuarantineOptions) (*Quarantine, error) {
+	var errs []error
+	if opts.Dir == "" {
+		errs = append(errs, errors.New("Dir is required"))
+	}
+	if opts.Records == nil {
+		errs = append(errs, errors.New("Records is required"))
+	}
+	if opts.Deliverer == nil {
+		errs = append(errs, errors.New("Deliverer is required"))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("smtp: invalid quarantine options: %w", errors.Join(errs...))
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("smtp: quarantine dir: %w", err)
+	}
+	return &Quarantine{opts: opts, log: opts.Logger.With("component", "quarantine")}, nil
+}
+
+// QuarantinedMessage is one held message, as List shows it.
+type QuarantinedMessage struct {
+	ID   string
+	From string // "" for the null sender
+	// Recipients are the envelope recipients the client gave.
+	Recipients []string
+	// Accounts are the local accounts it goes to on release (none once
+	// a release stored the local copies); Remote the remote recipients.
+	Accounts []string
+	Remote   []string
+	// Milter asked for the quarantine, giving Reason.
+	Milter string
+	Reason string
+	Size   int64
+	// Created is when the message was received.
+	Created time.Time
+}
+
+// quarantineEntry is the stored delivery plan of a held message.
+type quarantineEntry struct {
+	From    string            `json:"from"`
+	UTF8    bool              `json:"utf8,omitempty"`
+	Rcpts   []string          `json:"rcpts"`
+	Targets []store.Recipient `json:"targets,omitempty"`
+	Relays  []storedRelay     `json:"relays,omitempty"`
+	Milter  string            `json:"milter"`
+	Reason  string            `json:"reason"`
+	Size    int64             `json:"size"`
+	Created time.Time         `json:"created"`
+}
+
+// storedRelay is a remote target in the record.
+type storedRelay struct {
+	Address string    `json:"address"`
+	Hop     storedHop `json:"hop"`
+}
+
+func (q *Quarantine) path(id string) string { return filepath.Join(q.opts.Dir, id) }
+
+// hold stores body durably with its delivery plan and returns its id.
+func (q *Quarantine) hold(ctx context.Context, body io.Reader, e quarantineEntry, relays []routing.Decision) (string, error) {
+	id := newMessageID(q.opts.Now())
+	f, err := os.OpenFile(q.path(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("smtp: quarantine: %w", err)
+	}
+	n, err := io.Copy(f, body)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(q.opts.Dir)
+	}
+	if err == nil {
+		e.Size = n
+		for _, d := range relays {
+			e.Relays = append(e.Relays, storedRelay{Address: d.Address, Hop: toStoredHop(d.Hop)})
+		}
+		var v []byte
+		if v, err = json.Marshal(e); err == nil {
+			err = q.opts.Records.UpdateRecords(ctx, func(tx store.RecordTx) error {
+				return tx.Put(QuarantineNamespace, id, v, 0)
+			})
+		}
+	}
+	if err != nil {
+		os.Remove(q.path(id))
+		return "", fmt.Errorf("smtp: quarantine: %w", err)
+	}
+	q.log.Info("message quarantined", "quarantine_id", id, "from", e.From, "milter", e.Milter, "reason", e.Reason, "bytes", n)
+	return id, nil
+}
+
+// List returns every held message, oldest first.
+func (q *Quarantine) List(ctx context.Context) ([]QuarantinedMessage, error) {
+	var out []QuarantinedMessage
+	after := ""
+	for {
+		recs, err := q.opts.Records.ListRecords(ctx, QuarantineNamespace, after, 1000)
+		if err != nil {
+			return nil, fmt.Errorf("smtp: quarantine: %w", err)
+		}
+		for _, r := range recs {
+			var e quarantineEntry
+			if err := json.Unmarshal(r.Value, &e); err != nil {
+				return nil, fmt.Errorf("smtp: quarantine record %s: %w", r.Key, err)
+			}
+			m := QuarantinedMessage{ID: r.Key, From: e.From, Recipients: e.Rcpts, Milter: e.Milter, Reason: e.Reason,
+				Size: e.Size, Created: e.Created}
+			for _, t := range e.Targets {
+				m.Accounts = append(m.Accounts, t.Account)
+			}
+			for _, d := range e.Relays {
+				m.Remote = append(m.Remote, d.Address)
+			}
+			out = append(out, m)
+		}
+		if len(recs) < 1000 {
+			return out, nil
+		}
+		after = recs[len(recs)-1].Key
+	}
+}
+
+// get reads one record.
+func (q *Quarantine) get(ctx context.Context, id string) (quarantineEntry, int64, error) {
+	if id == "" || strings.ContainsAny(id, "/\\.") {
+		return quarantineEntry{}, 0, fmt.Errorf("%w: %q", ErrNotQuarantined, id)
+	}
+	var e quarantineEntry
+	r, err := q.opts.Records.GetRecord(ctx, QuarantineNamespace, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return e, 0, fmt.Errorf("%w: %q", ErrNotQuarantined, id)
+	}
+	if err != nil {
+		return e, 0, fmt.Errorf("smtp: quarantine: %w", err)
+	}
+	if err := json.Unmarshal(r.Value, &e); err != nil {
+		return e, 0, fmt.Errorf("smtp: quarantine record %s: %w", id, err)
+	}
+	version := r.Version
+	return e, version, nil
+}
+
+// Release delivers held message id as the server would have delivered it
+// and removes it from the quarantine.
+func (q *Quarantine) Release(ctx context.Context, id string) error {
+	e, version, err := q.get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(e.Relays) > 0 && q.opts.Queue == nil {
+		return fmt.Errorf("smtp: quarantine: message %s has remote recipients and there is no outbound queue", id)
+	}
+	if len(e.Targets) > 0 {
+		f, err := os.Open(q.path(id))
+		if err != nil {
+			return fmt.Errorf("smtp: quarantine: %w", err)
+		}
+		_, err = q.opts.Deliverer.Deliver(ctx, store.Delivery{Recipients: e.Targets, InternalDate: e.Created}, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("smtp: quarantine: release %s: %w", id, err)
+		}
+		// The local copies are stored: a retry after a failure below
+		// must not store them again.
+		e.Targets = nil
+		v, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if err := q.opts.Records.UpdateRecords(ctx, func(tx store.RecordTx) error {
+			return tx.Put(QuarantineNamespace, id, v, version)
+		}); err != nil {
+			return fmt.Errorf("smtp: quarantine: release %s: %w", id, err)
+		}
+		version = -1
+	}
+	if len(e.Relays) > 0 {
+		f, err := os.Open(q.path(id))
+		if err != nil {
+			return fmt.Errorf("smtp: quarantine: %w", err)
+		}
+		targets := make([]routing.Decision, 0, len(e.Relays))
+		for _, r := range e.Relays {
+			hop, err := r.Hop.hop()
+			if err != nil {
+				f.Close()
+				return fmt.Errorf("smtp: quarantine: release %s: %w", id, err)
+			}
+			targets = append(targets, routing.Decision{Kind: routing.Relay, Address: r.Address, Hop: hop})
+		}
+		b, err := q.opts.Queue.spool(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("smtp: quarantine: release %s: %w", id, err)
+		}
+		if err := b.Commit(ctx, e.From, e.UTF8, targets); err != nil {
+			return fmt.Errorf("smtp: quarantine: release %s: %w", id, err)
+		}
+	}
+	if err := q.remove(ctx, id); err != nil {
+		return err
+	}
+	q.log.Info("quarantined message released", "quarantine_id", id, "from", e.From, "remote", len(e.Relays))
+	return nil
+}
+
+// Delete drops held message id without delivering it.
+func (q *Quarantine) Delete(ctx context.Context, id string) error {
+	if _, _, err := q.get(ctx, id); err != nil {
+		return err
+	}
+	if err := q.remove(ctx, id); err != nil {
+		return err
+	}
+	q.log.Info("quarantined message deleted", "quarantine_id", id)
+	return nil
+}
+
+func (q *Quarantine) remove(ctx context.Context, id string) error {
+	err := q.opts.Records.UpdateRecords(ctx, func(tx store.RecordTx) error {
+		err := tx.Delete(QuarantineNamespace, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("smtp: quarantine: %w", err)
+	}
+	if err := os.Remove(q.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("smtp: quarantine: %w", err)
+	}
+	return nil
+}
+
+// Reclaim removes files without a record: left by a crash between writing
+// a message and committing its record, so never acknowledged. Call it at
+// startup, before the server accepts mail.
+func (q *Quarantine) Reclaim(ctx context.Context) error {
+	held, err := q.List(ctx)
+	if err != nil {
+		return err
+	}
+	ids := make(map[string]bool, len(held))
+	for _, m := range held {
+		ids[m.ID] = true
+	}
+	des, err := os.ReadDir(q.opts.Dir)
+	if err != nil {
+		return fmt.Errorf("smtp: quarantine dir: %w", err)
+	}
+	for _, de := range des {
+		if de.IsDir() || ids[de.Name()] {
+			continue
+		}
+		if err := os.Remove(q.path(de.Name())); err != nil {
+			return fmt.Errorf("smtp: quarantine: reclaim: %w", err)
+		}
+		q.log.Info("orphan quarantine file removed", "file", de.Name())
+	}
+	return nil
+}
