@@ -204,7 +204,7 @@ type verdictKind int
 
 const (
 	verdictContinue verdictKind = iota
-	verdictAccept               // no further milter is asked
+	verdictAccept               // this milter is not asked again
 	verdictReject
 	verdictTempfail
 	verdictDiscard
@@ -242,6 +242,11 @@ type milterConn struct {
 	conn net.Conn
 	stop func() bool // the context watch that closes conn
 	done bool        // accepted, failed-open or closed: not asked again
+	// failed is the failure action of a milter that failed with
+	// OnFailure tempfail or reject: every later command of the
+	// transaction gets it, so that a milter that failed at one RCPT is
+	// not skipped for the next one and for the message.
+	failed *milterVerdict
 }
 
 // milterChain runs the configured milters, in order, for one mail
@@ -259,21 +264,26 @@ type milterConn struct {
 //     "reject this recipient"); the others stay accepted.
 //   - headers, end of headers, body chunks and end of message: the reply to
 //     DATA (or the last BDAT) for the whole message.
-//   - SMFIR_ACCEPT at any stage ends the chain for the transaction: no
-//     later milter is asked (Sendmail stops its filter loop at a non-continue
-//     reply), and the message is delivered.
+//   - SMFIR_ACCEPT at any stage: that milter is not asked again about the
+//     transaction; the later milters still are, and may still refuse the
+//     message (Sendmail: "despite your acceptance, this envelope may still
+//     be rejected by a later Milter"; Postfix's milter8 goes on to the next
+//     milter). An allowlisting milter thus cannot exempt a message from
+//     the antivirus milter after it.
 //   - SMFIR_DISCARD at MAIL, RCPT or any message stage: the message is
 //     answered 250 but not delivered (logged).
 //   - SMFIR_QUARANTINE (only at end of message, smfi_quarantine): the
 //     message is accepted and held in the [Quarantine]; a later reject or
 //     tempfail from another milter still wins.
+//   - A milter that fails with OnFailure tempfail or reject refuses the
+//     command it failed at and every later one of the transaction.
 type milterChain struct {
 	srv *Server
 	log *slog.Logger
 
 	mu      sync.Mutex
 	conns   []*milterConn
-	ended   bool // a milter accepted: nobody is asked again
+	ended   bool // discarded or closed: nobody is asked again
 	discard string
 }
 
@@ -358,8 +368,6 @@ func (c *milterChain) settle(v milterVerdict, stage string) error {
 			c.close()
 		}
 		return v.reply
-	case verdictAccept:
-		c.end()
 	case verdictDiscard:
 		c.mu.Lock()
 		if c.discard == "" {
@@ -382,6 +390,9 @@ func (c *milterChain) rcpt(ctx context.Context, to string, utf8 bool) error {
 		return nil
 	}
 	for _, mc := range c.conns {
+		if mc.failed != nil {
+			return mc.failed.reply
+		}
 		if mc.done {
 			continue
 		}
@@ -433,12 +444,20 @@ func (c *milterChain) message(ctx context.Context, id string, fields []headerFie
 	}
 	var buf []byte
 	for _, mc := range c.conns {
+		if mc.failed != nil {
+			return *mc.failed
+		}
 		if mc.done {
 			continue
 		}
 		var edits []milter.ModifyAction
 		v := c.ask(ctx, mc, "message", func() (*milter.Action, error) {
-			if err := mc.cs.Macros(milter.CodeHeader, "i", id); err != nil {
+			// The queue id goes with the DATA stage: libmilter files macros
+			// only under CONNECT, HELO, MAIL, RCPT, DATA, EOH and BODYEOB
+			// (st_macros) and drops others silently; from DATA on,
+			// smfi_getsymval finds it in the header, end-of-header, body
+			// and end-of-message callbacks.
+			if err := mc.cs.Macros(milter.CodeData, "i", id); err != nil {
 				return nil, err
 			}
 			for _, f := range fields {
@@ -503,15 +522,9 @@ func (c *milterChain) message(ctx context.Context, id string, fields []headerFie
 				final.edits = append(final.edits, e)
 			}
 		}
-		switch v.kind {
-		case verdictContinue:
-			continue
-		case verdictAccept:
-			c.ended = true
-		default:
+		if v.kind != verdictContinue && v.kind != verdictAccept {
 			return v
 		}
-		break
 	}
 	if final.reason != "" {
 		final.kind = verdictQuarantine
@@ -578,9 +591,11 @@ func (c *milterChain) ask(ctx context.Context, mc *milterConn, stage string, f f
 		case MilterFailAccept:
 			return milterVerdict{kind: verdictContinue, milter: name}
 		case MilterFailReject:
-			return milterVerdict{kind: verdictReject, milter: name, reply: errMilterReject}
+			mc.failed = &milterVerdict{kind: verdictReject, milter: name, reply: errMilterReject}
+		default:
+			mc.failed = &milterVerdict{kind: verdictTempfail, milter: name, reply: errMilterTempfail}
 		}
-		return milterVerdict{kind: verdictTempfail, milter: name, reply: errMilterTempfail}
+		return *mc.failed
 	}
 	v := milterVerdict{milter: name}
 	switch act.Code {
@@ -706,8 +721,11 @@ func (mc *milterConn) closeConn() {
 		mc.stop()
 	}
 	if mc.cs != nil {
+		// go-milter's Close returns without closing the connection when
+		// it cannot write SMFIC_QUIT (a milter that went away).
 		_ = mc.cs.Close()
-	} else if mc.conn != nil {
+	}
+	if mc.conn != nil {
 		mc.conn.Close()
 	}
 	mc.cs, mc.conn = nil, nil

@@ -1,16 +1,23 @@
 package smtp
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-milter"
+	"github.com/foxcpp/go-mockdns"
 
+	"github.com/mailyard/mailyard/dkim"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -191,8 +198,11 @@ func TestMilterDiscard(t *testing.T) {
 	}
 }
 
-// Accept from the first milter ends the chain: the second is not asked.
-func TestMilterAcceptStopsTheChain(t *testing.T) {
+// Accept from one milter ends its own part in the transaction, not the
+// chain's: a later milter (the antivirus after an allowlisting one) is
+// still asked and may still refuse the message (Sendmail: "despite your
+// acceptance, this envelope may still be rejected by a later filter").
+func TestMilterAcceptDoesNotExemptFromLaterMilters(t *testing.T) {
 	first, second := startTestMilter(t), startTestMilter(t)
 	first.set(func(tm *testMilter) {
 		tm.onMail = func(string) milter.Response { return milter.RespAccept }
@@ -201,24 +211,111 @@ func TestMilterAcceptStopsTheChain(t *testing.T) {
 		tm.onEOM = func(*milter.Modifier) (milter.Response, error) { return milter.RespReject, nil }
 	})
 	ts := milterServer(t, Milter{Name: "first", Address: first.addr}, Milter{Name: "second", Address: second.addr})
+	err := send(ts.client(t), "x@remote.test", []string{"alice@example.test"}, "Subject: eicar\r\n\r\nx\r\n")
+	wantCode(t, err, 550, "5.7.1")
+	if n := len(ts.store.stored()); n != 0 {
+		t.Fatalf("%d delivered past the second milter", n)
+	}
+	if n := len(first.seen()); n != 0 {
+		t.Fatalf("the first milter was asked about the message after it accepted (%d)", n)
+	}
+	if n := len(second.seen()); n != 1 {
+		t.Fatalf("the second milter saw %d messages", n)
+	}
+	// Accept at end of message from the first: the second still decides.
+	first.set(func(tm *testMilter) { tm.onMail = nil })
+	err = send(ts.client(t), "x@remote.test", []string{"alice@example.test"}, "Subject: bad\r\n\r\nx\r\n")
+	wantCode(t, err, 550, "5.7.1")
+	// Both accept: delivered.
+	second.set(func(tm *testMilter) { tm.onEOM = nil })
 	if err := send(ts.client(t), "x@remote.test", []string{"alice@example.test"}, "Subject: ok\r\n\r\nx\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(ts.store.stored()); n != 1 {
 		t.Fatalf("%d delivered", n)
 	}
-	if n := second.connections(); n != 0 {
-		t.Fatalf("second milter was asked %d times", n)
+}
+
+// A milter that fails at one RCPT (here: times out) with on-failure
+// tempfail or reject refuses that recipient and every later command of
+// the transaction: the next recipient is not accepted unscanned, and no
+// message gets past it.
+func TestMilterFailureAtRcptRefusesTheRest(t *testing.T) {
+	for _, tc := range []struct {
+		action MilterFailAction
+		code   int
+		enh    string
+	}{
+		{MilterFailTempfail, 451, "4.7.1"},
+		{MilterFailReject, 550, "5.7.1"},
+	} {
+		t.Run(tc.action.String(), func(t *testing.T) {
+			tm := startTestMilter(t)
+			stuck := make(chan struct{})
+			t.Cleanup(func() { close(stuck) })
+			tm.set(func(tm *testMilter) {
+				tm.onRcpt = func(r string) milter.Response {
+					if r == "bob@example.test" {
+						<-stuck
+					}
+					return milter.RespContinue
+				}
+			})
+			ts := milterServer(t, Milter{Name: "av", Address: tm.addr, ReadTimeout: 500 * time.Millisecond, OnFailure: tc.action})
+			c := ts.client(t)
+			if err := c.Mail("x@remote.test", nil); err != nil {
+				t.Fatal(err)
+			}
+			wantCode(t, c.Rcpt("bob@example.test", nil), tc.code, tc.enh)
+			wantCode(t, c.Rcpt("alice@example.test", nil), tc.code, tc.enh)
+			if n := len(ts.store.stored()); n != 0 {
+				t.Fatalf("%d delivered", n)
+			}
+			// The next transaction asks the milter again.
+			if err := c.Reset(); err != nil {
+				t.Fatal(err)
+			}
+			if err := send(c, "x@remote.test", []string{"alice@example.test"}, "Subject: x\r\n\r\nx\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(tm.seen()); n != 1 {
+				t.Fatalf("milter saw %d messages", n)
+			}
+		})
 	}
-	// Continue from the first: the second decides.
-	first.set(func(tm *testMilter) {
-		tm.onMail = nil
-		tm.onEOM = func(*milter.Modifier) (milter.Response, error) { return milter.RespContinue, nil }
+}
+
+// The same, with recipients accepted before the milter failed: DATA is
+// refused, the message is not delivered unscanned.
+func TestMilterFailureAtRcptRefusesData(t *testing.T) {
+	tm := startTestMilter(t)
+	stuck := make(chan struct{})
+	t.Cleanup(func() { close(stuck) })
+	tm.set(func(tm *testMilter) {
+		tm.onRcpt = func(r string) milter.Response {
+			if r == "bob@example.test" {
+				<-stuck
+			}
+			return milter.RespContinue
+		}
 	})
-	err := send(ts.client(t), "x@remote.test", []string{"alice@example.test"}, "Subject: bad\r\n\r\nx\r\n")
-	wantCode(t, err, 550, "5.7.1")
-	if n := len(ts.store.stored()); n != 1 {
-		t.Fatalf("%d delivered", n)
+	ts := milterServer(t, Milter{Name: "av", Address: tm.addr, ReadTimeout: 500 * time.Millisecond})
+	c := ts.client(t)
+	if err := c.Mail("x@remote.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("alice@example.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, c.Rcpt("bob@example.test", nil), 451, "4.7.1")
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("Subject: eicar\r\n\r\nX5O!P%@AP\r\n"))
+	wantCode(t, w.Close(), 451, "4.7.1")
+	if n := len(ts.store.stored()); n != 0 {
+		t.Fatalf("%d delivered unscanned", n)
 	}
 }
 
@@ -464,5 +561,249 @@ func TestParseMilterAddress(t *testing.T) {
 	}
 	if _, err := New(Options{Router: newTestRouter(), Deliverer: newFileDeliverer(t), Milters: []Milter{{Address: "tcp:nohost"}}}); err == nil {
 		t.Error("New accepted a bad milter address")
+	}
+}
+
+// On the MX, DKIM is verified over the message as the client sent it, not
+// as a milter changed it: a spam filter that tags the Subject of a signed
+// message from a DMARC p=reject domain (DKIM its only aligned pass) must
+// not make our own DMARC check refuse it. The delivered message has the
+// milter's change and our Authentication-Results for the original.
+func TestMilterHeaderChangeDoesNotBreakDKIMVerification(t *testing.T) {
+	tm := startTestMilter(t)
+	tm.set(func(tm *testMilter) {
+		tm.onEOM = func(m *milter.Modifier) (milter.Response, error) {
+			return milter.RespAccept, m.ChangeHeader(1, "Subject", "[SPAM] signed")
+		}
+	})
+	dns := &mockdns.Resolver{Zones: map[string]mockdns.Zone{}}
+	var keys *dkim.Keys
+	r := startRealStackWith(t,
+		func(o *Options, _ *sqlite.Store) {
+			o.VerifyResolver = dns
+			o.Milters = []Milter{{Name: "spam", Address: tm.addr}}
+		},
+		func(o *Options, st *sqlite.Store) {
+			keys = dkim.NewKeys(st, dkim.KeysOptions{})
+			o.DKIMKeys = keys
+		})
+	ctx := context.Background()
+	if _, err := keys.Generate(ctx, "example.test", "s1", dkim.RSA); err != nil {
+		t.Fatal(err)
+	}
+	k, err := keys.Activate(ctx, "example.test", "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns.Zones[k.RecordName()+"."] = mockdns.Zone{TXT: []string{k.TXT()}}
+	dns.Zones["_dmarc.example.test."] = mockdns.Zone{TXT: []string{"v=DMARC1; p=reject"}}
+	alice := r.user(t, "alice@example.test", 0)
+	bob := r.user(t, "bob@example.test", 0)
+
+	body := "From: Alice <alice@example.test>\r\nTo: <bob@example.test>\r\nSubject: signed\r\nMessage-ID: <1@example.test>\r\n\r\nhello\r\n"
+	if err := send(r.sub.authClient(t, r.tls, "alice@example.test", "pw"), "alice@example.test", []string{"bob@example.test"}, body); err != nil {
+		t.Fatal(err)
+	}
+	got := r.inbox(t, bob)
+	if len(got) != 1 {
+		t.Fatalf("bob has %d messages", len(got))
+	}
+	signed := stripTrace(t, got[0])
+	if !strings.Contains(signed, "h=") || !strings.Contains(strings.ToLower(signed[:strings.Index(signed, "\r\nFrom:")]), "subject") {
+		t.Fatalf("signature does not cover Subject:\n%s", signed)
+	}
+	// Relayed to the MX with an envelope sender SPF says nothing about:
+	// DMARC passes through DKIM only.
+	if err := send(r.ts.client(t), "bounces@elsewhere.test", []string{"alice@example.test"}, signed); err != nil {
+		t.Fatalf("MX refused a signed message after a milter tagged its Subject: %v", err)
+	}
+	in := r.inbox(t, alice)
+	if len(in) != 1 {
+		t.Fatalf("alice has %d messages", len(in))
+	}
+	stored := stripTrace(t, in[0])
+	if !strings.Contains(stored, "Subject: [SPAM] signed\r\n") || strings.Contains(stored, "Subject: signed") {
+		t.Errorf("milter change not delivered:\n%s", stored)
+	}
+	if ar := stored[:strings.Index(stored, "DKIM-Signature:")]; !strings.Contains(ar, "dkim=pass") || !strings.Contains(ar, "dmarc=pass") {
+		t.Errorf("verification not over the received message:\n%s", stored)
+	}
+}
+
+// quitFailConn is a milter connection that negotiates and then fails
+// every write, as one whose milter went away does.
+type quitFailConn struct {
+	net.Conn // nil: only the methods below are used
+	mu       sync.Mutex
+	in       bytes.Buffer
+	writes   int
+	closed   bool
+}
+
+func (c *quitFailConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.in.Read(p)
+}
+
+func (c *quitFailConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writes++; c.writes > 1 {
+		return 0, syscall.EPIPE
+	}
+	return len(p), nil
+}
+
+func (c *quitFailConn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	return nil
+}
+
+func (c *quitFailConn) SetDeadline(time.Time) error      { return nil }
+func (c *quitFailConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *quitFailConn) SetWriteDeadline(time.Time) error { return nil }
+
+type connDialer struct{ c net.Conn }
+
+func (d connDialer) Dial(string, string) (net.Conn, error) { return d.c, nil }
+
+// Ending a milter session closes its connection even when the milter is
+// gone and SMFIC_QUIT cannot be written (go-milter then returns without
+// closing it): no descriptor is left to the garbage collector.
+func TestMilterCloseClosesConnWhenQuitFails(t *testing.T) {
+	fc := &quitFailConn{}
+	// SMFIC_OPTNEG reply: version 6, no actions, no protocol steps.
+	reply := []byte{0, 0, 0, 13, 'O', 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0}
+	fc.in.Write(reply)
+	cs, err := milter.NewClientWithOptions("tcp", "milter.test:1", milter.ClientOptions{Dialer: connDialer{fc}}).Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := &milterConn{cs: cs, conn: fc}
+	mc.closeConn()
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if !fc.closed {
+		t.Fatal("milter connection left open after a failed QUIT")
+	}
+}
+
+// rawMilter is a milter speaking the wire protocol by hand, which records
+// every command it gets (a macro as "D" plus the command code it is for,
+// then its names) and continues, accepting at end of message.
+type rawMilter struct {
+	addr string
+	mu   sync.Mutex
+	cmds []string
+}
+
+func startRawMilter(t *testing.T) *rawMilter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm := &rawMilter{addr: "tcp:" + ln.Addr().String()}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				rm.serve(c)
+			}()
+		}
+	}()
+	return rm
+}
+
+func (rm *rawMilter) serve(c net.Conn) {
+	send := func(code byte, data []byte) error {
+		b := binary.BigEndian.AppendUint32(nil, uint32(len(data)+1))
+		_, err := c.Write(append(append(b, code), data...))
+		return err
+	}
+	for {
+		var hdr [4]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return
+		}
+		pkt := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+		if _, err := io.ReadFull(c, pkt); err != nil || len(pkt) == 0 {
+			return
+		}
+		code, data := pkt[0], pkt[1:]
+		rec := string(code)
+		if code == 'D' && len(data) > 0 {
+			rec += string(data[0])
+			kv := strings.Split(strings.TrimSuffix(string(data[1:]), "\x00"), "\x00")
+			for i := 0; i < len(kv); i += 2 {
+				rec += " " + kv[i]
+			}
+		}
+		rm.mu.Lock()
+		rm.cmds = append(rm.cmds, rec)
+		rm.mu.Unlock()
+		var err error
+		switch code {
+		case 'O':
+			err = send('O', []byte{0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0})
+		case 'C', 'H', 'M', 'R', 'L', 'N', 'B':
+			err = send('c', nil)
+		case 'E':
+			err = send('a', nil)
+		case 'Q':
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (rm *rawMilter) commands() []string {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return slices.Clone(rm.cmds)
+}
+
+// The commands reach the milter in the protocol's order, each stage's
+// macros just before it, and every macro under a command code libmilter
+// files (st_macros: C, H, M, R, T, N, E; it silently drops others, such
+// as L): otherwise the queue id "i" never reaches a libmilter milter.
+func TestMilterWireOrderAndMacroStages(t *testing.T) {
+	rm := startRawMilter(t)
+	ts := milterServer(t, Milter{Name: "raw", Address: rm.addr})
+	if err := send(ts.client(t), "x@remote.test", []string{"alice@example.test"}, "Subject: x\r\nTo: y\r\n\r\nbody\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	eventually(t, "milter session end", func() bool {
+		got = rm.commands()
+		return len(got) > 0 && got[len(got)-1] == "Q"
+	})
+	want := []string{
+		"O", "DC j {daemon_name} {client_addr} {client_name}", "C", "H",
+		"DM {mail_addr}", "M", "DR {rcpt_addr}", "R",
+		"DT i", "L", "L", "N", "B", "E",
+	}
+	if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
+		t.Fatalf("milter got\n%q\nwant it to start with\n%q", got, want)
+	}
+	for _, c := range got {
+		if strings.HasPrefix(c, "D") && !strings.ContainsAny(c[1:2], "CHMRTNE") {
+			t.Errorf("macros for %q, which libmilter ignores", c[1:2])
+		}
 	}
 }

@@ -42,11 +42,18 @@ type authOutcome struct {
 // authserv-id are removed first); on submission, DKIM signing with the From
 // domain's keys. It returns ok=false when neither applies, and the caller
 // streams the message straight to the store.
-func (s *session) checkMessage(log *slog.Logger, src func() (io.Reader, error), fromDomain string, tx transaction) (authOutcome, bool, error) {
+//
+// received is the message as the client sent it, src the message to
+// deliver (with the milters' header changes). Verification reads received:
+// a signature covers what its signer sent, and a milter that tags the
+// Subject must not make a signed message fail DKIM (and DMARC p=reject
+// refuse it). Signing reads src, so that the signature covers what goes
+// out.
+func (s *session) checkMessage(log *slog.Logger, received, src func() (io.Reader, error), fromDomain string, tx transaction) (authOutcome, bool, error) {
 	o := s.srv.opts
 	switch {
 	case o.Mode == ModeMX && o.VerifyResolver != nil:
-		first, err := src()
+		first, err := received()
 		if err != nil {
 			return authOutcome{}, true, err
 		}

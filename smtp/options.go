@@ -188,9 +188,10 @@ type Options struct {
 	// With milters, every message is spooled (see SpoolDir) and its
 	// header block is bounded by MaxHeaderBytes (552 5.3.4 beyond).
 	// Header changes the milters make (add, insert, change, delete) are
-	// applied to what is delivered, before DKIM signing on submission
-	// and verification on the MX. See milterChain in the source for the
-	// stage at which each answer applies.
+	// applied to what is delivered, before DKIM signing on submission;
+	// DKIM verification on the MX reads the message as received. See
+	// milterChain in the source for the stage at which each answer
+	// applies.
 	Milters []Milter
 	// Quarantine holds the messages a milter quarantines
 	// (SMFIR_QUARANTINE): they are answered 250 and delivered only when

@@ -457,7 +457,7 @@ func (s *session) Data(r io.Reader) error {
 			}
 			source = src
 		}
-		out, ok, err := s.checkMessage(log, source, fromDomain, tx)
+		out, ok, err := s.checkMessage(log, sp.Reader, source, fromDomain, tx)
 		switch {
 		case err != nil:
 			s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
