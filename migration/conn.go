@@ -1,0 +1,278 @@
+package migration
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// sourceConn is one logged-in connection to a source.
+type sourceConn struct {
+	c       *imapclient.Client
+	conn    *limitedConn
+	release func()
+	stop    func() bool // detaches the ctx watcher
+	// dead is set when the connection was dropped on purpose (a FETCH
+	// abandoned midway); it is not reused.
+	dead bool
+}
+
+// Close logs out politely (bounded by the command timeout) and releases
+// the host slot.
+func (s *sourceConn) Close() {
+	s.stop()
+	done := make(chan struct{})
+	go func() {
+		_ = s.c.Logout().Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	_ = s.c.Close()
+	s.release()
+}
+
+// dial connects to job's source, secures and authenticates the
+// connection. The allowlist is checked first: a refused host is
+// ErrClassConfig and nothing is dialled. The connection is closed when ctx
+// is done, which fails whatever command is in progress.
+func (m *Migrator) dial(ctx context.Context, job Job) (*sourceConn, error) {
+	src := job.Source
+	cfgErr := func(err error) error { return &Error{Class: ErrClassConfig, Target: job.Target, Err: err} }
+	addrs, err := m.allow.check(ctx, m.opts.Resolver, src.Host)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &Error{Class: ErrClassCanceled, Target: job.Target, Err: ctx.Err()}
+		}
+		return nil, cfgErr(err)
+	}
+	port := src.Port
+	if port == 0 {
+		port = 143
+		if src.TLS == TLSImplicit {
+			port = 993
+		}
+	}
+	tlsConf := &tls.Config{ServerName: src.Host, InsecureSkipVerify: src.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if src.CAFile != "" {
+		pem, err := os.ReadFile(src.CAFile)
+		if err != nil {
+			return nil, cfgErr(fmt.Errorf("source CA file: %w", err))
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, cfgErr(fmt.Errorf("source CA file %s holds no PEM certificate", src.CAFile))
+		}
+		tlsConf.RootCAs = pool
+	}
+
+	release, err := m.hosts.acquire(ctx, src.Host)
+	if err != nil {
+		return nil, &Error{Class: ErrClassCanceled, Target: job.Target, Err: err}
+	}
+	connErr := func(err error) error {
+		release()
+		if ctx.Err() != nil {
+			return &Error{Class: ErrClassCanceled, Target: job.Target, Err: ctx.Err()}
+		}
+		return &Error{Class: classifySource(err), Target: job.Target, Err: err}
+	}
+	dctx, cancel := context.WithTimeout(ctx, m.opts.DialTimeout)
+	defer cancel()
+	d := net.Dialer{}
+	var raw net.Conn
+	if addrs == nil {
+		raw, err = d.DialContext(dctx, "tcp", net.JoinHostPort(src.Host, strconv.Itoa(port)))
+	} else {
+		// Dial exactly the addresses the allowlist approved.
+		for _, a := range addrs {
+			raw, err = d.DialContext(dctx, "tcp", netip.AddrPortFrom(a, uint16(port)).String())
+			if err == nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return nil, connErr(fmt.Errorf("dial %s:%d: %w", src.Host, port, err))
+	}
+	lc := &limitedConn{Conn: raw, ctx: ctx, bw: m.bw}
+	lc.timeout.Store(int64(m.opts.DialTimeout))
+	var conn net.Conn = lc
+	opts := &imapclient.Options{TLSConfig: tlsConf}
+	var c *imapclient.Client
+	switch src.TLS {
+	case TLSImplicit:
+		tc := tls.Client(lc, tlsConf)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			raw.Close()
+			return nil, connErr(fmt.Errorf("TLS with %s: %w", src.Host, err))
+		}
+		conn = tc
+		c = imapclient.New(conn, opts)
+	case TLSStartTLS:
+		c, err = imapclient.NewStartTLS(conn, opts)
+		if err != nil {
+			raw.Close()
+			return nil, connErr(fmt.Errorf("STARTTLS with %s: %w", src.Host, err))
+		}
+	default:
+		c = imapclient.New(conn, opts)
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	fail := func(err error) (*sourceConn, error) {
+		stop()
+		c.Close()
+		return nil, connErr(err)
+	}
+	if err := c.WaitGreeting(); err != nil {
+		return fail(fmt.Errorf("greeting from %s: %w", src.Host, err))
+	}
+	if err := m.authenticate(c, job.Credentials); err != nil {
+		stop()
+		c.Close()
+		release()
+		if ctx.Err() != nil {
+			return nil, &Error{Class: ErrClassCanceled, Target: job.Target, Err: ctx.Err()}
+		}
+		return nil, &Error{Class: classifyAuth(err), Target: job.Target, Err: err}
+	}
+	lc.timeout.Store(int64(m.opts.CommandTimeout))
+	return &sourceConn{c: c, conn: lc, release: release, stop: stop}, nil
+}
+
+// authenticate logs in as the credentials say. The password goes only to
+// the source.
+func (m *Migrator) authenticate(c *imapclient.Client, cr Credentials) error {
+	switch cr.Mode {
+	case AuthServicePlain:
+		// RFC 4616 §2: message = [authzid] NUL authcid NUL passwd; the
+		// service account authenticates, the mailbox is the authzid.
+		if err := c.Authenticate(sasl.NewPlainClient(cr.Login, cr.Service, cr.Password.Reveal())); err != nil {
+			return fmt.Errorf("AUTHENTICATE PLAIN as %s for %s: %w", cr.Service, cr.Login, err)
+		}
+	case AuthServiceExchange:
+		login := cr.Service + `\` + cr.Login
+		if err := c.Login(login, cr.Password.Reveal()).Wait(); err != nil {
+			return fmt.Errorf("LOGIN %s: %w", login, err)
+		}
+	default:
+		if err := c.Login(cr.Login, cr.Password.Reveal()).Wait(); err != nil {
+			return fmt.Errorf("LOGIN %s: %w", cr.Login, err)
+		}
+	}
+	return nil
+}
+
+// classifyAuth: a NO (or BAD, which some servers send for a refused
+// mechanism) to LOGIN/AUTHENTICATE is an authentication failure; anything
+// else is what classifySource says.
+func classifyAuth(err error) ErrorClass {
+	var ie *imap.Error
+	if errors.As(err, &ie) && (ie.Type == imap.StatusResponseTypeNo || ie.Type == imap.StatusResponseTypeBad) {
+		return ErrClassAuth
+	}
+	return classifySource(err)
+}
+
+// classifySource sorts an error from the source connection: network
+// failures, timeouts, TLS and dropped connections are connection errors;
+// NO/BAD answers and unparsable responses are source errors.
+func classifySource(err error) ErrorClass {
+	var me *Error
+	if errors.As(err, &me) {
+		return me.Class
+	}
+	var ne net.Error
+	var te *tls.CertificateVerificationError
+	var re tls.RecordHeaderError
+	var ae tls.AlertError
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded),
+		errors.As(err, &ne), errors.As(err, &te), errors.As(err, &re), errors.As(err, &ae):
+		return ErrClassConnection
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return ErrClassSource
+	}
+	// go-imap's reader reports a failed read with %v, which drops the
+	// error's type; its text still says what happened.
+	msg := err.Error()
+	for _, s := range []string{"i/o timeout", "connection reset", "broken pipe", "use of closed network connection", "unexpected EOF", ": EOF", "connection refused"} {
+		if strings.Contains(msg, s) {
+			return ErrClassConnection
+		}
+	}
+	return ErrClassSource
+}
+
+// classifyLocal sorts an error from the target store.
+func classifyLocal(ctx context.Context, err error) ErrorClass {
+	var qe *store.QuotaError
+	switch {
+	case ctx.Err() != nil:
+		return ErrClassCanceled
+	case errors.As(err, &qe), errors.Is(err, store.ErrQuotaExceeded):
+		return ErrClassQuota
+	}
+	return ErrClassTarget
+}
+
+// limitedConn wraps a source connection: reads pay the shared bandwidth
+// bucket, and every read and write gets a fresh deadline of timeout
+// (DialTimeout until logged in, then CommandTimeout): no response may
+// stall longer. imapclient.Options has no per-command timeout, and the
+// deadlines the client sets itself are replaced here by these.
+type limitedConn struct {
+	net.Conn
+	ctx     context.Context
+	bw      *bandwidth
+	timeout atomic.Int64 // time.Duration
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	if t := time.Duration(c.timeout.Load()); t > 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(t))
+	}
+	n, err := c.Conn.Read(p)
+	if c.bw != nil && n > 0 {
+		if werr := c.bw.take(c.ctx, n); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return n, err
+}
+
+func (c *limitedConn) Write(p []byte) (int, error) {
+	if t := time.Duration(c.timeout.Load()); t > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(t))
+	}
+	return c.Conn.Write(p)
+}
+
+// SetReadDeadline and SetWriteDeadline ignore the client's own deadlines
+// (30s per response in go-imap v2): Read and Write set ours.
+func (c *limitedConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *limitedConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *limitedConn) SetDeadline(time.Time) error      { return nil }

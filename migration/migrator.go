@@ -1,0 +1,145 @@
+package migration
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/store"
+)
+
+// UserLister lists a domain's users; [directory.Builtin] satisfies it. A
+// run for a whole domain ([RunFull]) needs it.
+type UserLister interface {
+	ListUsers(ctx context.Context, domain, after string, limit int) ([]directory.User, error)
+}
+
+// Options configure a [Migrator]. Zero durations and limits take the
+// defaults named beside them.
+type Options struct {
+	// Store receives the mail and keeps collector state, run history and
+	// checkpoints (in records). Required.
+	Store store.Store
+	// Directory resolves a job's target address to its account. Required.
+	Directory directory.Directory
+	// Users lists a domain's users for whole-domain runs; optional.
+	Users UserLister
+	// Allowlist holds the source hosts collectors may connect to: CIDR
+	// blocks ("10.0.0.0/8") or exact host names ("mail.example.com",
+	// case-insensitive). A host matches if its name is listed, or if it is
+	// an IP literal inside a listed block, or if every address it resolves
+	// to is inside a listed block. An empty list allows nothing.
+	Allowlist []string
+	// Resolver resolves source host names for the allowlist check and the
+	// dial; nil means net.DefaultResolver.
+	Resolver *net.Resolver
+	Logger   *slog.Logger
+	// Now is the clock (time.Now).
+	Now func() time.Time
+
+	// MaxConnsPerHost bounds connections to one source host over all
+	// collectors of this Migrator (4).
+	MaxConnsPerHost int
+	// Parallel is how many mailboxes a run copies at once (8).
+	Parallel int
+	// FolderParallel is how many folders of one mailbox are copied at once
+	// (2), each on its own connection, within MaxConnsPerHost.
+	FolderParallel int
+	// AppendParallel is how many messages of one folder are appended to
+	// the store at once (8): the bodies are still read from the source
+	// one after another, but each append's fsyncs and commit overlap the
+	// next ones. Copies may then get target UIDs slightly out of source
+	// order.
+	AppendParallel int
+	// BandwidthLimit caps the bytes per second read from all sources
+	// together; 0 is unlimited.
+	BandwidthLimit int64
+	// DialTimeout bounds connect, TLS and greeting (30s); CommandTimeout
+	// bounds waiting for any one response from the source (5m).
+	DialTimeout, CommandTimeout time.Duration
+	// MaxMessageSize: larger source messages are skipped and counted as
+	// too large (64 MiB).
+	MaxMessageSize int64
+	// RetryMin and RetryMax bound the back-off between failed passes of
+	// a continuous collector (1m, 30m).
+	RetryMin, RetryMax time.Duration
+}
+
+// Migrator runs collectors, runs and reports over one store. It is safe for
+// concurrent use.
+type Migrator struct {
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+	// allow is the parsed Allowlist.
+	allow allowlist
+	// hosts bounds connections per source host.
+	hosts *hostLimiter
+	// bw is the shared bandwidth limiter (nil: unlimited).
+	bw *bandwidth
+	// runMu serialises run-ID allocation and run bookkeeping.
+	runMu sync.Mutex
+	// active holds the targets with a pass in progress (closed when it
+	// ends), so passes for one mailbox never overlap.
+	activeMu sync.Mutex
+	active   map[string]chan struct{}
+}
+
+// New checks opts, fills in defaults and returns a Migrator.
+func New(opts Options) (*Migrator, error) {
+	if opts.Store == nil {
+		return nil, errors.New("migration: Options.Store is required")
+	}
+	if opts.Directory == nil {
+		return nil, errors.New("migration: Options.Directory is required")
+	}
+	allow, err := parseAllowlist(opts.Allowlist)
+	if err != nil {
+		return nil, err
+	}
+	setDefault := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	setDefault(&opts.MaxConnsPerHost, 4)
+	setDefault(&opts.Parallel, 8)
+	setDefault(&opts.FolderParallel, 2)
+	setDefault(&opts.AppendParallel, 8)
+	setDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	setDur(&opts.DialTimeout, 30*time.Second)
+	setDur(&opts.CommandTimeout, 5*time.Minute)
+	setDur(&opts.RetryMin, time.Minute)
+	setDur(&opts.RetryMax, 30*time.Minute)
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = 64 << 20
+	}
+	if opts.Resolver == nil {
+		opts.Resolver = net.DefaultResolver
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m := &Migrator{
+		opts:  opts,
+		log:   opts.Logger.With("component", "migration"),
+		now:   opts.Now,
+		allow: allow,
+		hosts: newHostLimiter(opts.MaxConnsPerHost),
+	}
+	if opts.BandwidthLimit > 0 {
+		m.bw = newBandwidth(opts.BandwidthLimit, opts.Now)
+	}
+	return m, nil
+}

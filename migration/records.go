@@ -1,0 +1,200 @@
+package migration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// Record namespaces of collectors. Keys start with the canonical target
+// address; keySep separates the parts of composite keys. It is a control
+// character, which never occurs in a target address and which source
+// folder names are refused for (see folderName), so a prefix scan over
+// "target<sep>" or "target<sep>folder<sep>" sees exactly that collector's
+// or folder's records.
+const (
+	// nsCollector: key target -> collectorRecord (job and status).
+	nsCollector = "migration.collector"
+	// nsFolder: key target<sep>sourceFolder -> folderRecord (checkpoint).
+	nsFolder = "migration.folder"
+	// nsMsg: key target<sep>sourceFolder<sep>UIDVALIDITY<sep>UID (both
+	// 8 hex digits, so keys sort by UID) -> msgRecord. One small record
+	// per copied message keeps every checkpoint O(1).
+	nsMsg = "migration.msg"
+
+	keySep = "\x1f"
+)
+
+// canonicalTarget is the record key of a target address.
+func canonicalTarget(addr string) string { return strings.ToLower(strings.TrimSpace(addr)) }
+
+func folderKey(target, folder string) string { return target + keySep + folder }
+
+// msgPrefix is the key prefix of a folder's message records under one
+// source UIDVALIDITY.
+func msgPrefix(target, folder string, uidValidity uint32) string {
+	return fmt.Sprintf("%s%s%s%s%08x%s", target, keySep, folder, keySep, uidValidity, keySep)
+}
+
+func msgKey(prefix string, uid uint32) string { return fmt.Sprintf("%s%08x", prefix, uid) }
+
+// msgKeyUID parses the UID at the end of a message record key.
+func msgKeyUID(prefix, key string) (uint32, bool) {
+	rest, ok := strings.CutPrefix(key, prefix)
+	if !ok || len(rest) != 8 {
+		return 0, false
+	}
+	var uid uint32
+	if _, err := fmt.Sscanf(rest, "%08x", &uid); err != nil {
+		return 0, false
+	}
+	return uid, true
+}
+
+// jobRecord is a Job as stored: unlike Job's own encoding (where Secret
+// masks itself) it keeps the password, which continuous collection and
+// resumed runs need to log in again. Records are in the operator's store,
+// which also holds the mail itself.
+type jobRecord struct {
+	Target    string            `json:"target"`
+	Source    Source            `json:"source"`
+	Mode      AuthMode          `json:"mode"`
+	Login     string            `json:"login"`
+	Service   string            `json:"service,omitempty"`
+	Password  string            `json:"password,omitempty"`
+	Exclude   []string          `json:"exclude"` // null = default, [] = none
+	FolderMap map[string]string `json:"folderMap,omitempty"`
+}
+
+func toJobRecord(j Job) jobRecord {
+	return jobRecord{
+		Target: j.Target, Source: j.Source, Mode: j.Credentials.Mode, Login: j.Credentials.Login,
+		Service: j.Credentials.Service, Password: j.Credentials.Password.Reveal(),
+		Exclude: j.Exclude, FolderMap: j.FolderMap,
+	}
+}
+
+func (r jobRecord) job() Job {
+	return Job{
+		Target: r.Target, Source: r.Source,
+		Credentials: Credentials{Mode: r.Mode, Login: r.Login, Service: r.Service, Password: Secret(r.Password)},
+		Exclude:     r.Exclude, FolderMap: r.FolderMap,
+	}
+}
+
+// collectorRecord is one collector: its job and its status (whose Job
+// field is not stored; it is filled from Job, masked, when read).
+type collectorRecord struct {
+	Job    jobRecord     `json:"job"`
+	Status MailboxStatus `json:"status"`
+}
+
+// folderRecord is the checkpoint of one source folder.
+type folderRecord struct {
+	// UIDValidity and LastUID: every source message with a UID up to
+	// LastUID under this UIDVALIDITY is copied, skipped as too large, or
+	// gone.
+	UIDValidity uint32 `json:"uidValidity"`
+	LastUID     uint32 `json:"lastUid"`
+	// Target is the target mailbox; fixed when the folder is first seen.
+	Target string `json:"target"`
+	// TargetUIDNext is the target mailbox's UIDNEXT just after the last
+	// recorded append (or when the folder was last finished): a target
+	// message at or above it may be an append whose checkpoint was lost.
+	TargetUIDNext uint32 `json:"targetUidNext"`
+	// TooLarge lists source UIDs skipped for size (bounded by
+	// maxTooLargeUIDs; Status counts them).
+	TooLarge []uint32     `json:"tooLarge,omitempty"`
+	Status   FolderStatus `json:"status"`
+}
+
+// maxTooLargeUIDs bounds folderRecord.TooLarge.
+const maxTooLargeUIDs = 10000
+
+// msgRecord pairs one source message with its copy, with what re-pairing
+// after a UIDVALIDITY change and flag carry-over need.
+type msgRecord struct {
+	TargetUID uint32   `json:"t"`
+	Size      int64    `json:"s"`
+	Date      int64    `json:"d"` // INTERNALDATE, Unix seconds
+	Hash      string   `json:"h"` // messageIDHash
+	Flags     []string `json:"f"` // source flags last applied (canonical, sorted)
+}
+
+func (r msgRecord) key() pairKey { return pairKey{r.Size, r.Date, r.Hash} }
+
+// pairKey is how a source message is recognised among copies without
+// a UID: size, INTERNALDATE and Message-ID.
+type pairKey struct {
+	Size int64
+	Date int64
+	Hash string
+}
+
+// getJSON reads a record into v.
+func getJSON(ctx context.Context, rs store.Records, ns, key string, v any) (int64, error) {
+	r, err := rs.GetRecord(ctx, ns, key)
+	if err != nil {
+		return 0, err
+	}
+	if err := json.Unmarshal(r.Value, v); err != nil {
+		return 0, fmt.Errorf("migration: record %s %q: %w", ns, key, err)
+	}
+	return r.Version, nil
+}
+
+// txGetJSON is getJSON inside a transaction; found is false for a missing
+// record.
+func txGetJSON(tx store.RecordTx, ns, key string, v any) (found bool, err error) {
+	r, err := tx.Get(ns, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(r.Value, v); err != nil {
+		return false, fmt.Errorf("migration: record %s %q: %w", ns, key, err)
+	}
+	return true, nil
+}
+
+func txPutJSON(tx store.RecordTx, ns, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.Put(ns, key, b, -1)
+}
+
+// scanPrefix calls fn for every record of ns whose key starts with
+// prefix and is greater than after (after "" = from the start), in key
+// order, a page at a time.
+func scanPrefix(ctx context.Context, rs store.Records, ns, prefix, after string, fn func(store.Record) error) error {
+	if after < prefix {
+		after = prefix
+	}
+	const page = 1000
+	for {
+		recs, err := rs.ListRecords(ctx, ns, after, page)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if !strings.HasPrefix(r.Key, prefix) {
+				return nil
+			}
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(recs) < page {
+			return nil
+		}
+		after = recs[len(recs)-1].Key
+	}
+}
