@@ -44,6 +44,11 @@ type Config struct {
 	// Routing holds relay domains, routes and the other routing rules;
 	// nil without a [routing] section.
 	Routing *RoutingConfig `toml:"routing"`
+	// Migration is the [migration] section. The server itself does not
+	// use it: examples/migrate reads the same file and checks the section
+	// strictly (see examples/migrate/README.md); it is accepted here so one
+	// config file serves both.
+	Migration map[string]any `toml:"migration"`
 }
 
 // DNSConfig selects the resolver for DKIM, SPF and DMARC lookups.

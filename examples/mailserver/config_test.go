@@ -43,6 +43,19 @@ func TestConfigOverrides(t *testing.T) {
 	}
 }
 
+// The [migration] section belongs to examples/migrate, which shares the
+// file; the server must start with it present.
+func TestConfigAcceptsMigrationSection(t *testing.T) {
+	p := writeConfig(t, "[migration]\nallowlist = [\"10.0.0.0/8\"]\nfolder_parallel = 2\n")
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cfg.Migration["allowlist"]; !ok {
+		t.Fatalf("[migration] not kept: %+v", cfg.Migration)
+	}
+}
+
 func TestConfigErrorsNameFileLineKey(t *testing.T) {
 	cases := []struct {
 		text string
