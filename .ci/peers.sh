@@ -26,6 +26,10 @@ command -v curl >/dev/null || need+=(curl)
 # openssl fetches the server's self-signed certificate for it.
 command -v mbsync >/dev/null || need+=(isync)
 command -v openssl >/dev/null || need+=(openssl)
+# Migration tests (migration/, examples/migrate, internal/dovecottest):
+# a private Dovecot is the source server; doveadm (dovecot-core) resets a
+# folder's UIDVALIDITY. No system service is started in the container.
+[ -x /usr/sbin/dovecot ] || command -v dovecot >/dev/null || need+=(dovecot-imapd)
 # LDAP connector tests (directory/ldap): OpenLDAP's slapd, started by the
 # tests as the current user on a loopback port, and ldapadd/ldapsearch.
 command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || need+=(slapd)
@@ -40,5 +44,5 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-for c in swaks smtp-source python3 dkimsign dkimverify mbsync; do command -v "$c" >/dev/null || { echo "peer $c missing after install"; exit 1; }; done
+for c in swaks smtp-source python3 dkimsign dkimverify mbsync doveadm; do command -v "$c" >/dev/null || { echo "peer $c missing after install"; exit 1; }; done
 echo "peers: swaks $(swaks --version 2>/dev/null | head -1 | awk '{print $NF}'), postfix tools, $(python3 --version)"

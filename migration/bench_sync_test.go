@@ -44,14 +44,21 @@ func BenchmarkSync(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("MAILYARD_BENCH_MESSAGES")); err == nil && v > 0 {
 		n = v
 	}
-	e := newSyncEnv(b, dovecottest.Options{}, func(o *Options) { o.FolderParallel = 4 })
+	e := newSyncEnv(b, dovecottest.Options{}, func(o *Options) {
+		o.FolderParallel = 4
+		if v, err := strconv.Atoi(os.Getenv("MAILYARD_BENCH_APPEND_PARALLEL")); err == nil {
+			o.AppendParallel = v
+		}
+	})
 	e.load(benchCorpus(n, 50<<10))
 	ctx := context.Background()
+	users := 0
 	b.Run("mailyard", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			i++
-			addr := fmt.Sprintf("bench%d@example.com", i)
+			users++
+			addr := fmt.Sprintf("bench%d@example.com", users)
 			b.StopTimer()
 			if _, err := e.d.CreateUser(ctx, directory.User{Address: addr}, "pw-bench-123"); err != nil {
 				b.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -51,6 +52,9 @@ const (
 	MaxCSVLine = 8 << 10
 	// MaxCSVRows bounds the data rows (mailboxes) of a CSV file.
 	MaxCSVRows = MaxRunMailboxes
+	// MaxCSVBytes bounds a whole CSV file, and so also one quoted field
+	// spanning many lines, each within MaxCSVLine.
+	MaxCSVBytes = 64 << 20
 	// maxFolderName bounds one excluded folder name in bytes.
 	maxFolderName = 1024
 )
@@ -83,7 +87,8 @@ func (e *CSVError) Unwrap() error { return e.Err }
 // target listed twice is an error.
 //
 // Errors are *CSVError values naming the line and column. Lines longer
-// than MaxCSVLine and files with more than MaxCSVRows rows are refused.
+// than MaxCSVLine, files larger than MaxCSVBytes and files with more than
+// MaxCSVRows rows are refused.
 // Blank lines are skipped; quoted fields may span lines (RFC 4180 §2).
 func ParseCSV(r io.Reader, defaults Job) ([]Job, error) {
 	if err := checkDefaults(defaults); err != nil {
@@ -144,12 +149,21 @@ func parseCSVHeader(header []string) ([]string, error) {
 		known[c] = true
 	}
 	cols := make([]string, len(header))
-	seen := map[string]bool{}
 	for i, h := range header {
 		name := strings.ToLower(strings.TrimSpace(h))
 		if i == 0 {
 			name = strings.TrimPrefix(name, "\ufeff") // a byte order mark some spreadsheets write
 		}
+		cols[i] = name
+	}
+	if !slices.ContainsFunc(cols, func(c string) bool { return known[c] }) {
+		// Not a header but a first mailbox: its cells (a password among
+		// them) must not be echoed.
+		return nil, &CSVError{Line: 1, Err: fmt.Errorf("no header row: the first row names no known column (want a header naming the columns: %s)", strings.Join(CSVColumns, ", "))}
+	}
+	seen := map[string]bool{}
+	for i, h := range header {
+		name := cols[i]
 		if !known[name] {
 			return nil, &CSVError{Line: 1, Err: fmt.Errorf("column %d: unknown column %q (known: %s)", i+1, h, strings.Join(CSVColumns, ", "))}
 		}
@@ -157,7 +171,6 @@ func parseCSVHeader(header []string) ([]string, error) {
 			return nil, &CSVError{Line: 1, Column: name, Err: errors.New("column named twice")}
 		}
 		seen[name] = true
-		cols[i] = name
 	}
 	if !seen[CSVTarget] {
 		return nil, &CSVError{Line: 1, Err: fmt.Errorf("no %q column", CSVTarget)}
@@ -277,11 +290,14 @@ func csvReadError(err error, lr *lineLimitReader) error {
 }
 
 // lineLimitReader fails with a *CSVError as soon as one line is longer
-// than MaxCSVLine, so a file without line breaks is never read whole.
+// than MaxCSVLine, so a file without line breaks is never read whole, or
+// the file is larger than MaxCSVBytes, so an unterminated quoted field
+// (which encoding/csv keeps reading across lines) is not either.
 type lineLimitReader struct {
-	r    *bufio.Reader
-	line int // current line number
-	n    int // bytes in the current line so far
+	r     *bufio.Reader
+	line  int // current line number
+	n     int // bytes in the current line so far
+	total int // bytes read so far
 }
 
 func (l *lineLimitReader) Read(p []byte) (int, error) {
@@ -289,6 +305,10 @@ func (l *lineLimitReader) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	n, err := l.r.Read(p)
+	l.total += n
+	if l.total > MaxCSVBytes {
+		return 0, &CSVError{Line: l.line, Err: fmt.Errorf("file larger than %d bytes; split the list into several runs", MaxCSVBytes)}
+	}
 	for i := range n {
 		if p[i] == '\n' {
 			l.line++

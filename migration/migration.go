@@ -220,6 +220,7 @@ type Error struct {
 	Err    error
 }
 
+// Error implements error: "migration TARGET folder "F": CLASS: cause".
 func (e *Error) Error() string {
 	s := "migration"
 	if e.Target != "" {
@@ -231,6 +232,7 @@ func (e *Error) Error() string {
 	return s + ": " + string(e.Class) + ": " + e.Err.Error()
 }
 
+// Unwrap returns the cause, for errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }
 
 // ClassOf returns the class of err (ErrClassSource for an unclassified
