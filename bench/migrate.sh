@@ -91,7 +91,10 @@ n = 0
 typ, boxes = m.list()
 for line in boxes:
     name = line.decode().rsplit(' "/" ', 1)[1].strip('"')
+    if b"\\Noselect" in line or b"\\NonExistent" in line:
+        continue
     typ, data = m.select('"%s"' % name, readonly=True)
+    assert typ == "OK", (name, data)
     count = int(data[0])
     if count:
         m.fetch("1:*", "(FLAGS INTERNALDATE RFC822.SIZE)")

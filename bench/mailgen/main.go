@@ -11,7 +11,7 @@
 // carry \Seen, \Flagged and \Answered in the usual proportions, and have
 // INTERNALDATEs (file mtimes) one per 10 minutes back from 2026-01-01.
 // Sizes: 50% text/plain of 2-10 KB, 30% multipart/alternative of 10-30 KB,
-// 20% multipart/mixed with a 100-300 KB base64 attachment: about 50 KB on
+// 20% multipart/mixed with a 125-275 KB base64 attachment: about 50 KB on
 // average, so 20,000 messages are about 1 GB. It prints the totals.
 package main
 
@@ -106,7 +106,7 @@ func message(seed uint64, n int) ([]byte, time.Time) {
 		b.WriteString(text(r, 500+r.IntN(2000)))
 		b.WriteString("--mix-b\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\n")
 		b.WriteString("Content-Disposition: attachment; filename=\"data.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-		b.WriteString(base64Lines(r, 75000+r.IntN(150000)))
+		b.WriteString(base64Lines(r, 125000+r.IntN(150000)))
 		b.WriteString("--mix-b--\r\n")
 	}
 	return []byte(b.String()), date

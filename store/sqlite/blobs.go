@@ -16,8 +16,8 @@ import (
 )
 
 // blobStore keeps message bodies as files: root/xx/<id> with id 32 lower
-// hex digits and xx its first two. Bodies are written under tmp and
-// renamed into place.
+// hex digits and xx its first two. Bodies are written in place (see
+// write); tmp only holds files of older versions, removed at open.
 type blobStore struct {
 	root string
 	tmp  string
@@ -83,10 +83,18 @@ func validBlobID(id string) bool {
 	return true
 }
 
-// write streams r into a new durable blob: temp file, fsync, rename,
-// fsync of the fan-out directory. The blob is pending until the caller
-// calls settle (rows committed) or discard (nothing committed). On error
-// nothing is left behind.
+// write streams r into a new durable blob: the file is created at its
+// final path (exclusively: ids are random), written, fsynced, and the
+// fan-out directory fsynced. The blob is pending until the caller calls
+// settle (rows committed) or discard (nothing committed). On error nothing
+// is left behind.
+//
+// No temp file and rename: no index row can name the blob before write
+// returns, so no reader ever opens a partial file, and a crash mid-write
+// leaves an orphan that the sweep at open removes like any other. Creating
+// straight into the 256 fan-out directories also spares the single tmp
+// directory's lock, which concurrent appends contended on (a create and a
+// rename per message there).
 func (b *blobStore) write(ctx context.Context, r io.Reader) (id string, size int64, err error) {
 	var raw [blobIDLen / 2]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -102,19 +110,19 @@ func (b *blobStore) write(ctx context.Context, r io.Reader) (id string, size int
 		}
 	}()
 
-	f, err := os.CreateTemp(b.tmp, id+".*")
+	dst := b.path(id)
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", 0, fmt.Errorf("sqlite: blob temp file: %w", err)
+		return "", 0, fmt.Errorf("sqlite: blob create: %w", err)
 	}
-	tmp := f.Name()
 	fail := func(e error) (string, int64, error) {
 		f.Close()
-		os.Remove(tmp)
+		os.Remove(dst)
 		return "", 0, e
 	}
 	bp, _ := b.bufs.Get().(*[]byte)
 	if bp == nil {
-		buf := make([]byte, 32<<10)
+		buf := make([]byte, 64<<10)
 		bp = &buf
 	}
 	// writerOnly hides (*os.File).ReadFrom, which would ignore our buffer
@@ -128,13 +136,8 @@ func (b *blobStore) write(ctx context.Context, r io.Reader) (id string, size int
 		return fail(fmt.Errorf("sqlite: blob fsync: %w", err))
 	}
 	if err := f.Close(); err != nil {
-		os.Remove(tmp)
+		os.Remove(dst)
 		return "", 0, fmt.Errorf("sqlite: blob close: %w", err)
-	}
-	dst := b.path(id)
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return "", 0, fmt.Errorf("sqlite: blob rename: %w", err)
 	}
 	if err := syncDir(filepath.Dir(dst)); err != nil {
 		os.Remove(dst)

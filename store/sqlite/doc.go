@@ -6,7 +6,7 @@
 //
 //	dir/mail.db         the index (accounts, mailboxes, messages, ...)
 //	dir/blobs/xx/<id>   message bodies, xx = first two hex digits of id
-//	dir/tmp/            bodies being written
+//	dir/tmp/            left by older versions (bodies once went here first)
 //	dir/store.lock      held (flock) by every process that has the store open
 //
 // # Writes and group commit
@@ -25,10 +25,11 @@
 // # Blob durability
 //
 // [Store.Append] and [Store.Deliver] stream the body, in the caller's
-// goroutine, to a temporary file, fsync it, rename it into the blob tree
-// and fsync the blob directory, and only then queue the index rows. So a
-// committed row always points at a durable file. A crash between rename
-// and commit leaves an orphan blob: the first process to open the store
+// goroutine, to a new file at its final place in the blob tree (a random
+// name, created exclusively), fsync it and the blob directory, and only
+// then queue the index rows. So a committed row always points at a
+// durable file, and no row ever names a file still being written. A crash
+// before the commit leaves an orphan blob: the first process to open the store
 // while no other has it open (an exclusive flock on store.lock succeeds)
 // removes orphans and temporary files, then keeps a shared lock like every
 // other process. [Store.Check] reports orphans without removing them.

@@ -200,11 +200,10 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 	if err := s.checkOpen(); err != nil {
 		return store.Message{}, err
 	}
-	// Fail fast before streaming a body nobody can store; the writer
-	// checks again.
-	if _, err := getMailbox(ctx, s.rdb, account, name); err != nil {
-		return store.Message{}, wrapErr("append", err)
-	}
+	// No look-up of the mailbox before the body is streamed: the writer
+	// checks it in the transaction anyway, and a miss (rare: IMAP checks
+	// the mailbox before it reads the literal) only costs a discarded blob,
+	// while a query here cost every append a round trip.
 	date := opts.InternalDate
 	if date.IsZero() {
 		date = s.now()
