@@ -158,7 +158,7 @@ if [ "$ONLY" != mbsync ]; then
   "$WORK/mailserver" -config "$cfg" user add "$user" -password "target-pw-123" >/dev/null
   printf 'target,login,password,host,port,tls\n%s,%s,%s,127.0.0.1,%s,plain\n' "$user" "$user" "$pw" "$dv_port" >"$WORK/run.csv"
   log "ours: migrate run --csv (one mailbox)"
-  /usr/bin/time -f "$tpl" -o "$OUT/ours.time" "$WORK/migrate" -config "$cfg" -allow 127.0.0.1 run --csv "$WORK/run.csv" \
+  /usr/bin/time -f "$tpl" -o "$OUT/ours.time" ${OURS_WRAP:-} "$WORK/migrate" -config "$cfg" -allow 127.0.0.1 run --csv "$WORK/run.csv" \
     >"$OUT/ours.log" 2>&1 || { tail -20 "$OUT/ours.log"; log "migrate failed"; exit 1; }
   ours_secs=$(field elapsed_s "$OUT/ours.time") ours_rss=$(field max_rss_kib "$OUT/ours.time")
   "$WORK/migrate" -config "$cfg" report --mailboxes "$user" --csv "$OUT/ours-report.csv" >/dev/null

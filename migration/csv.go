@@ -157,6 +157,11 @@ func parseCSVHeader(header []string) ([]string, error) {
 		cols[i] = name
 	}
 	if !slices.ContainsFunc(cols, func(c string) bool { return known[c] }) {
+		for _, sep := range []string{";", "\t"} {
+			if slices.ContainsFunc(strings.Split(strings.Join(cols, ","), sep), func(c string) bool { return known[strings.TrimSpace(c)] }) {
+				return nil, &CSVError{Line: 1, Err: fmt.Errorf("columns are separated by %q; separate them with \",\"", sep)}
+			}
+		}
 		// Not a header but a first mailbox: its cells (a password among
 		// them) must not be echoed.
 		return nil, &CSVError{Line: 1, Err: fmt.Errorf("no header row: the first row names no known column (want a header naming the columns: %s)", strings.Join(CSVColumns, ", "))}

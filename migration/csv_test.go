@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -104,6 +105,15 @@ func TestParseCSVErrors(t *testing.T) {
 	}
 }
 
+func TestParseCSVDefaultTLS(t *testing.T) {
+	// Neither the file nor the defaults give a TLS mode: implicit TLS,
+	// which the collector accepts (a job without a mode it refuses).
+	jobs, err := ParseCSV(strings.NewReader("target,host\na@example.com,imap.old.example\n"), Job{Credentials: Credentials{Password: "pw"}})
+	require.NoError(t, err)
+	assert.Equal(t, TLSImplicit, jobs[0].Source.TLS)
+	assert.NoError(t, validateJob(jobs[0]))
+}
+
 func TestParseCSVNoDefaults(t *testing.T) {
 	_, err := ParseCSV(strings.NewReader("target\na@example.com\n"), Job{})
 	require.Error(t, err)
@@ -173,6 +183,11 @@ func FuzzParseCSV(f *testing.F) {
 			if err := checkJob(j); err != nil {
 				t.Fatalf("job %s does not pass checkJob: %v", j.Target, err)
 			}
+			// What a run accepts, its collector must accept too, or
+			// every pass fails after the run is recorded.
+			if err := validateJob(j); err != nil {
+				t.Fatalf("job %s does not pass the collector's validation: %v", j.Target, err)
+			}
 			if j.Target != strings.ToLower(j.Target) {
 				t.Fatalf("target %q not canonical", j.Target)
 			}
@@ -228,4 +243,60 @@ func TestParseCSVRoundTrip(t *testing.T) {
 		require.NoError(t, err, b.String())
 		require.Equal(t, want, got)
 	})
+}
+
+// quotedFlood is a run list whose second row opens a quoted field that
+// never closes: short lines without end. It counts what is read of it.
+type quotedFlood struct {
+	head []byte
+	line []byte
+	read int64
+	max  int64
+}
+
+func (q *quotedFlood) Read(p []byte) (int, error) {
+	if q.read >= q.max {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), q.max-q.read)]
+	n := copy(p, q.head)
+	q.head = q.head[n:]
+	for n < len(p) {
+		line := q.line[(q.read+int64(n))%int64(len(q.line)):]
+		n += copy(p[n:], line)
+	}
+	q.read += int64(n)
+	return n, nil
+}
+
+func TestParseCSVBoundsAQuotedFieldAcrossLines(t *testing.T) {
+	// Every line is short, but the quoted field spans all of them.
+	in := &quotedFlood{head: []byte("target,login\na@example.com,\""), line: []byte(strings.Repeat("x", 63) + "\n"), max: 2 * MaxCSVBytes}
+	_, err := ParseCSV(in, Job{Source: Source{Host: "h"}, Credentials: Credentials{Password: "p"}})
+	var ce *CSVError
+	require.ErrorAs(t, err, &ce)
+	assert.Contains(t, err.Error(), "larger than")
+	assert.LessOrEqual(t, in.read, int64(MaxCSVBytes+64<<10), "the file is not read beyond the bound")
+}
+
+func TestParseCSVWithoutHeaderEchoesNoCell(t *testing.T) {
+	// The header row was forgotten: the first mailbox's cells, its
+	// password among them, must not appear in the error.
+	const pw = "Tr0ub4dor&3"
+	_, err := ParseCSV(strings.NewReader(pw+",alice@example.com\n"+pw+",bob@example.com\n"), Job{Source: Source{Host: "h"}})
+	var ce *CSVError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, 1, ce.Line)
+	assert.Contains(t, err.Error(), "no header row")
+	assert.NotContains(t, err.Error(), pw)
+	assert.NotContains(t, err.Error(), "alice")
+
+	// A header separated by semicolons (as some spreadsheets write) is
+	// told apart from a missing one.
+	_, err = ParseCSV(strings.NewReader("target;password\nalice@example.com;"+pw+"\n"), Job{Source: Source{Host: "h"}})
+	assert.ErrorContains(t, err, `separated by ";"`)
+
+	// A header with a misspelt name still names it.
+	_, err = ParseCSV(strings.NewReader("target,pasword\na@example.com,x\n"), Job{Source: Source{Host: "h"}})
+	assert.ErrorContains(t, err, `unknown column "pasword"`)
 }

@@ -43,14 +43,17 @@ type RunSpec struct {
 	// the caller). Fields they leave empty are taken from Defaults.
 	Jobs []Job
 	// Defaults fills in what a job lacks: Source (when the job has no
-	// host; port, TLS mode and CA settings also one by one),
+	// host; port, TLS mode and CA settings also one by one; the TLS mode
+	// is TLSImplicit if neither gives one),
 	// Credentials.Mode, Service and Password, and Exclude (when nil).
 	// For RunFull every user gets Defaults with its own address as
 	// login (the local part for AuthServiceExchange).
 	Defaults Job
 	// ForceUpdate replaces the source and credentials of collectors that
-	// already exist with the run's. Without it a running collector keeps
-	// its stored settings and the run only starts a pass with them.
+	// already exist with the run's; their exclusions and folder map are
+	// replaced only where the run gives them. Without it a running
+	// collector keeps its stored settings and the run only starts a pass
+	// with them.
 	ForceUpdate bool
 	// TwoWay asks for two-way mail sync; it is refused with [ErrTwoWay]
 	// before anything changes, since collection is one-way.
@@ -361,6 +364,12 @@ func fillDefaults(j, d Job) Job {
 	if j.Source.TLS == "" {
 		j.Source.TLS = d.Source.TLS
 	}
+	if j.Source.TLS == "" {
+		// The collector needs a mode; without one every pass would fail
+		// as misconfigured after the run was recorded. Implicit TLS
+		// (port 993) is the safe one.
+		j.Source.TLS = TLSImplicit
+	}
 	if j.Source.CAFile == "" {
 		j.Source.CAFile = d.Source.CAFile
 	}
@@ -567,8 +576,16 @@ func (r *runner) mailbox(ctx context.Context, i int) (job Job, keep bool, err er
 			serr = err
 		}
 	case serr == nil && r.spec.ForceUpdate:
-		if stored, err := m.storedJob(ctx, target); err == nil && job.FolderMap == nil {
-			job.FolderMap = stored.FolderMap
+		// Force-update replaces the source and credentials; the folder
+		// map and exclusions stay as stored unless the run gives them
+		// (nil: neither the job nor the defaults name any).
+		if stored, err := m.storedJob(ctx, target); err == nil {
+			if job.FolderMap == nil {
+				job.FolderMap = stored.FolderMap
+			}
+			if job.Exclude == nil {
+				job.Exclude = stored.Exclude
+			}
 		}
 	case errors.Is(serr, store.ErrNotFound):
 		serr = nil

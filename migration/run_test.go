@@ -524,3 +524,91 @@ func TestRunRecoversAbandonedRuns(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, live, got2, "a run with a recent heartbeat is left alone")
 }
+
+func TestRunForceUpdateKeepsExclusions(t *testing.T) {
+	e := newRunTestEnv(t, map[string]string{"alice@example.com": "alice-pw"}, nil)
+	e.fill("alice@example.com", "Drafts", 2, 50)
+	// The collector was set up to copy every folder, Drafts included.
+	first, err := ParseCSV(strings.NewReader("target,password,exclude\nalice@example.com,alice-pw,-\n"), Job{Source: e.source()})
+	require.NoError(t, err)
+	r1, err := e.m.Run(e.ctx, RunSpec{Kind: RunList, Jobs: first}, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, r1.Succeeded)
+	require.Equal(t, int64(2), e.targetCount("alice@example.com", "Drafts"))
+
+	// A force-update that only changes the source login and password
+	// (its list has no exclude column) leaves the exclusions alone.
+	r2, err := e.m.Run(e.ctx, RunSpec{Kind: RunList, ForceUpdate: true, Jobs: e.csvJobs("alice@example.com,alice-pw")}, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, r2.Succeeded)
+	job, err := e.m.storedJob(e.ctx, "alice@example.com")
+	require.NoError(t, err)
+	assert.NotNil(t, job.Exclude, "still excludes nothing, not the default list")
+	assert.Empty(t, job.Exclude)
+	e.fill("alice@example.com", "Drafts", 1, 50)
+	_, err = e.m.Sync(e.ctx, job, nil)
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), e.targetCount("alice@example.com", "Drafts"), "Drafts still collected")
+
+	// A force-update that names exclusions replaces them.
+	withEx, err := ParseCSV(strings.NewReader("target,password,exclude\nalice@example.com,alice-pw,Spam\n"), Job{Source: e.source()})
+	require.NoError(t, err)
+	_, err = e.m.Run(e.ctx, RunSpec{Kind: RunList, ForceUpdate: true, Jobs: withEx}, nil)
+	require.NoError(t, err)
+	job, err = e.m.storedJob(e.ctx, "alice@example.com")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"Spam"}, job.Exclude)
+}
+
+func TestRunIDsOfConcurrentProcesses(t *testing.T) {
+	// Two processes (two stores open on one data directory, each with
+	// its own Migrator, so no mutex of ours is shared) start runs at
+	// once: every run gets its own ID.
+	data := t.TempDir()
+	ctx := t.Context()
+	var ms []*Migrator
+	for i := range 2 {
+		st, err := sqlite.Open(ctx, data, sqlite.Options{})
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st, Hasher: directory.NewPasswordHasher(1)})
+		if i == 0 {
+			_, err = dir.CreateDomain(ctx, directory.Domain{Name: "example.com"})
+			require.NoError(t, err)
+		}
+		// The source is not on the allowlist: each pass fails at once,
+		// without a network connection.
+		m, err := New(Options{Store: st, Directory: dir, Users: dir, Allowlist: []string{"192.0.2.1"}})
+		require.NoError(t, err)
+		ms = append(ms, m)
+	}
+	jobs := []Job{{Target: "a@example.com", Source: Source{Host: "127.0.0.1", Port: 1, TLS: TLSPlain}, Credentials: Credentials{Password: "pw"}}}
+	const perProcess = 10
+	var (
+		mu  sync.Mutex
+		ids = map[int64]bool{}
+		wg  sync.WaitGroup
+	)
+	for _, m := range ms {
+		wg.Go(func() {
+			for range perProcess {
+				r, err := m.Run(ctx, RunSpec{Kind: RunList, Jobs: jobs}, nil)
+				if !assert.NoError(t, err) {
+					return
+				}
+				mu.Lock()
+				assert.False(t, ids[r.ID], "run ID %d given twice", r.ID)
+				ids[r.ID] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	assert.Len(t, ids, 2*perProcess)
+	runs, err := ms[0].Runs(ctx, 0, 0)
+	require.NoError(t, err)
+	assert.Len(t, runs, 2*perProcess)
+	for _, r := range runs {
+		checkTotals(t, ms[0], r)
+	}
+}

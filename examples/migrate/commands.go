@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mailyard/mailyard/migration"
 	"github.com/mailyard/mailyard/store"
@@ -25,9 +27,21 @@ func timeText(t time.Time) string {
 	return t.Local().Format("2006-01-02 15:04:05")
 }
 
-// oneLine keeps table cells on one line.
+// oneLine keeps table cells on one line, and printable.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	return printable(strings.Join(strings.Fields(s), " "))
+}
+
+// printable replaces control characters with U+FFFD. Folder names and
+// error texts come from the source server; printed as they are, an escape
+// sequence in one would drive the administrator's terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, s)
 }
 
 func (c *cli) statusCmd(ctx context.Context, args []string) error {
@@ -109,10 +123,10 @@ func (c *cli) statusOne(ctx context.Context, target string) error {
 		fmt.Fprintf(w, "run:           %d\n", st.RunID)
 	}
 	if st.LastMessage != "" {
-		fmt.Fprintf(w, "last message:  %s\n", st.LastMessage)
+		fmt.Fprintf(w, "last message:  %s\n", oneLine(st.LastMessage))
 	}
 	if st.LastError != "" {
-		fmt.Fprintf(w, "last error:    %s: %s\n", st.ErrorClass, st.LastError)
+		fmt.Fprintf(w, "last error:    %s: %s\n", st.ErrorClass, oneLine(st.LastError))
 	}
 	if len(st.Folders) == 0 {
 		return nil
@@ -125,7 +139,7 @@ func (c *cli) statusOne(ctx context.Context, target string) error {
 		if f.Excluded {
 			dst = "(excluded)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t%s\n", f.Source, dst, f.SourceMessages, migration.FormatBytes(f.SourceBytes),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t%s\n", printable(f.Source), printable(dst), f.SourceMessages, migration.FormatBytes(f.SourceBytes),
 			f.Copied, migration.FormatBytes(f.CopiedBytes), f.SkippedTooLarge, f.Failed, timeText(f.LastSync))
 	}
 	return tw.Flush()
@@ -232,7 +246,7 @@ func (c *cli) historyRun(ctx context.Context, id int64, after string, limit int)
 	fmt.Fprintf(w, "mailboxes:     %d total, %d ok, %d with errors, %d cut over, %d interrupted, %d in progress\n",
 		r.Mailboxes, r.Succeeded, r.WithErrors, r.Disabled, r.Interrupted, r.InProgress())
 	if r.Error != "" {
-		fmt.Fprintf(w, "error:         %s\n", r.Error)
+		fmt.Fprintf(w, "error:         %s\n", oneLine(r.Error))
 	}
 	mbs, err := c.m.RunMailboxes(ctx, id, after, limit)
 	if err != nil {

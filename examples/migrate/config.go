@@ -114,6 +114,18 @@ func (c migrationConfig) validate() error {
 			return fmt.Errorf("key %q: must not be negative", key)
 		}
 	}
+	// The defaults would otherwise be refused only by a run, in an error
+	// that names neither this file nor the key.
+	switch migration.TLSMode(c.TLS) {
+	case "", migration.TLSImplicit, migration.TLSStartTLS, migration.TLSPlain:
+	default:
+		return fmt.Errorf("key \"tls\": %q is not one of %s, %s, %s", c.TLS, migration.TLSImplicit, migration.TLSStartTLS, migration.TLSPlain)
+	}
+	switch migration.AuthMode(c.Auth) {
+	case "", migration.AuthUser, migration.AuthServicePlain, migration.AuthServiceExchange:
+	default:
+		return fmt.Errorf("key \"auth\": %q is not one of %s, %s, %s", c.Auth, migration.AuthUser, migration.AuthServicePlain, migration.AuthServiceExchange)
+	}
 	if c.PasswordFile != "" {
 		if _, err := os.Stat(c.PasswordFile); err != nil {
 			return fmt.Errorf("key \"password_file\": %w", err)

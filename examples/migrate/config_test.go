@@ -66,6 +66,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		"syntax":            "[migration\n",
 		"data_dir type":     "data_dir = 5\n",
 		"section not table": "migration = 5\n",
+		"tls mode":          "[migration]\ntls = \"ssl\"\n",
+		"auth mode":         "[migration]\nauth = \"ntlm\"\n",
 	}
 	for name, content := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -75,7 +77,9 @@ func TestLoadConfigErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), path)
 		})
 	}
-	_, err := loadConfig(filepath.Join(t.TempDir(), "missing.toml"))
+	_, err := loadConfig(writeFile(t, "tls.toml", "[migration]\ntls = \"ssl\"\n"))
+	assert.ErrorContains(t, err, `key "tls"`)
+	_, err = loadConfig(filepath.Join(t.TempDir(), "missing.toml"))
 	assert.Error(t, err)
 }
 

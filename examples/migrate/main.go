@@ -148,7 +148,10 @@ func run(ctx context.Context, args []string, e env) int {
 		}
 		fmt.Fprint(e.stderr, usage)
 		return exitUsage
-	case errors.Is(err, errInterrupted):
+	case errors.Is(err, errInterrupted) || ctx.Err() != nil:
+		// A signal that arrives before a run is recorded (opening the
+		// store, listing a domain's users) fails the command with the
+		// context's error: that is an interruption too.
 		fmt.Fprintln(e.stderr, "migrate: interrupted; run the same command again to resume")
 		return exitInterrupted
 	default:

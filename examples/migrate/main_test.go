@@ -518,3 +518,34 @@ func TestRunOnTerminal(t *testing.T) {
 	assert.Contains(t, out, "run 1 completed: 1 mailboxes, 1 ok")
 	assert.NotContains(t, stderr.String(), "migration pass done")
 }
+
+func TestRunInterruptedBeforeRecorded(t *testing.T) {
+	// Ctrl-C before the run is recorded (here: while the store opens)
+	// is an interruption like any other: exit 130, nothing recorded.
+	f := newFixture(t, map[string]string{"alice@example.com": "pw"})
+	list := writeFile(t, "list.csv", "target,password\nalice@example.com,pw\n")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	res := f.migrate(ctx, nil, append([]string{"run", "--csv", list}, f.sourceFlags()...)...)
+	assert.Equal(t, exitInterrupted, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+	assert.Contains(t, res.stderr, "interrupted")
+
+	hist := f.migrate(t.Context(), nil, "history")
+	require.Equal(t, exitOK, hist.code, hist.stderr)
+	assert.NotRegexp(t, `(?m)^\d`, hist.stdout, "no run recorded")
+}
+
+func TestRunTwoWayChangesNothing(t *testing.T) {
+	// The refusal comes before the data directory is opened: an empty
+	// one stays empty (no database is created in it).
+	data := t.TempDir()
+	list := writeFile(t, "list.csv", "target,password\nalice@example.com,pw\n")
+	var stdout, stderr lockedBuffer
+	code := run(t.Context(), []string{"-data", data, "-allow", "127.0.0.1", "run", "--csv", list, "--host", "127.0.0.1", "--two-way"},
+		env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }})
+	assert.Equal(t, exitFailed, code)
+	assert.Contains(t, stderr.String(), "two-way mail sync is not supported")
+	entries, err := os.ReadDir(data)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "the data directory was not touched")
+}

@@ -192,10 +192,10 @@ func mailboxLine(rm migration.RunMailbox) string {
 		b.WriteString(" (kept the collector's settings)")
 	}
 	if rm.Message != "" {
-		b.WriteString(": " + rm.Message)
+		b.WriteString(": " + oneLine(rm.Message))
 	}
 	if rm.Error != "" {
-		fmt.Fprintf(&b, ": %s: %s", rm.Class, rm.Error)
+		fmt.Fprintf(&b, ": %s: %s", rm.Class, oneLine(rm.Error))
 	}
 	return b.String()
 }
@@ -348,7 +348,7 @@ func (d *barDisplay) update() {
 		}
 		text := mr.rates.String()
 		if mr.folder != "" {
-			text += " [" + mr.folder + "]"
+			text += " [" + printable(mr.folder) + "]"
 		}
 		b.set(text)
 		b.bar.SetTotal(max(mr.totalBytes, 1), false)

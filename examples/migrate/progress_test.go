@@ -115,3 +115,26 @@ func TestBarDisplay(t *testing.T) {
 	assert.Contains(t, s, "a@example.com: ok\n", "the ended mailbox's line")
 	assert.Contains(t, s, "1/2 mailboxes")
 }
+
+func TestSourceTextIsNotSentToTheTerminal(t *testing.T) {
+	// Error texts and folder names come from the source server; an
+	// escape sequence in one must not reach the terminal.
+	const evil = "NO \x1b]0;owned\x07bad \x1b[2Jthings\r\nmore"
+	line := mailboxLine(migration.RunMailbox{Target: "a@example.com", Status: migration.RunMailboxError,
+		Class: migration.ErrClassSource, Error: evil, Message: "copied\x1b[31m 1"})
+	assert.NotContains(t, line, "\x1b")
+	assert.NotContains(t, line, "\x07")
+	assert.NotContains(t, line, "\n")
+	assert.Contains(t, line, "things more")
+	assert.NotContains(t, oneLine(evil), "\x1b")
+
+	tr := newTracker(time.Now)
+	tr.Start(migration.Run{ID: 1, Mailboxes: 1})
+	var out lockedBuffer
+	d := newBarDisplay(tr, &out)
+	tr.Mailbox(migration.RunMailbox{Target: "a@example.com", Status: migration.RunMailboxRunning})
+	tr.Progress(migration.Progress{Target: "a@example.com", Folder: "Inbox\x1b]0;owned\x07", DoneMessages: 1, DoneBytes: 10, TotalMessages: 2, TotalBytes: 20})
+	d.update()
+	d.stop()
+	assert.NotContains(t, out.String(), "]0;owned\x07")
+}

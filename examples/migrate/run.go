@@ -59,6 +59,10 @@ func (c *cli) runCmd(ctx context.Context, args []string) error {
 	if o.continuous < 0 || o.parallel < 0 || o.progressEvery <= 0 {
 		return fmt.Errorf("%w: --continuous, --parallel and --progress-every must not be negative", errUsage)
 	}
+	if o.twoWay {
+		// Refused before the data directory is even opened.
+		return migration.ErrTwoWay
+	}
 	spec, err := c.runSpec(o)
 	if err != nil {
 		return err
