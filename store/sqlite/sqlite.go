@@ -56,6 +56,8 @@ type Store struct {
 
 	wdb   *sql.DB   // one connection, used only by the writer goroutine
 	wconn *sql.Conn // that connection
+	// wstmts are wconn's prepared statements by text (see wstmt).
+	wstmts map[string]*sql.Stmt
 	rdb   *sql.DB   // read-only pool
 	lock  *os.File  // shared flock on store.lock for the Store's life
 
@@ -199,6 +201,10 @@ func (s *Store) openDBs(ctx context.Context) error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
+	for _, st := range s.wstmts {
+		errs = append(errs, st.Close())
+	}
+	s.wstmts = nil
 	if s.wconn != nil {
 		errs = append(errs, s.wconn.Close())
 	}

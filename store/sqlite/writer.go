@@ -30,27 +30,77 @@ type wtx struct {
 }
 
 func (t *wtx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := t.s.wstmt(q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return t.c.ExecContext(ctx, q, args...)
 }
 
 func (t *wtx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := t.s.wstmt(q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return t.c.QueryContext(ctx, q, args...)
 }
 
 func (t *wtx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := t.s.wstmt(q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return t.c.QueryRowContext(ctx, q, args...)
 }
 
 func (t *wtx) exec(q string, args ...any) (sql.Result, error) {
-	return t.c.ExecContext(t.ctx, q, args...)
+	return t.ExecContext(t.ctx, q, args...)
 }
 
 func (t *wtx) queryRow(q string, args ...any) *sql.Row {
-	return t.c.QueryRowContext(t.ctx, q, args...)
+	return t.QueryRowContext(t.ctx, q, args...)
 }
 
 func (t *wtx) query(q string, args ...any) (*sql.Rows, error) {
-	return t.c.QueryContext(t.ctx, q, args...)
+	return t.QueryContext(t.ctx, q, args...)
+}
+
+// maxWriterStmts bounds the writer's statement cache. The store's writes
+// use a few dozen distinct statements; texts built per call (IN lists of
+// varying length) beyond the bound run unprepared rather than growing it.
+const maxWriterStmts = 256
+
+// wstmt returns the writer connection's prepared statement for q,
+// preparing it on first use, or nil when the cache is full or q does not
+// prepare (the unprepared call then reports the error). Parsing and
+// planning a statement cost about as much as running it, and an append
+// runs five. Only the writer goroutine calls wstmt, so the map needs no
+// lock; closeDBs closes the statements after the writer has stopped.
+func (s *Store) wstmt(q string) *sql.Stmt {
+	if st, ok := s.wstmts[q]; ok {
+		return st
+	}
+	if len(s.wstmts) >= maxWriterStmts {
+		return nil
+	}
+	st, err := s.wconn.PrepareContext(context.Background(), q)
+	if err != nil {
+		return nil
+	}
+	if s.wstmts == nil {
+		s.wstmts = make(map[string]*sql.Stmt)
+	}
+	s.wstmts[q] = st
+	return st
+}
+
+// wexec runs a transaction-control statement on the writer connection,
+// prepared once.
+func (s *Store) wexec(ctx context.Context, q string) error {
+	var err error
+	if st := s.wstmt(q); st != nil {
+		_, err = st.ExecContext(ctx)
+	} else {
+		_, err = s.wconn.ExecContext(ctx, q)
+	}
+	return err
 }
 
 // publish queues a change for the feed; it is sent after the commit.
@@ -183,12 +233,12 @@ func (s *Store) runBatch(batch []*request) {
 		}
 	}
 	c := s.wconn
-	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if err := s.wexec(ctx, "BEGIN IMMEDIATE"); err != nil {
 		failAll(fmt.Errorf("sqlite: begin: %w", err))
 		return
 	}
 	for _, r := range live {
-		if _, err := c.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+		if err := s.wexec(ctx, "SAVEPOINT req"); err != nil {
 			s.abort(ctx, c)
 			failAll(fmt.Errorf("sqlite: savepoint: %w", err))
 			return
@@ -197,19 +247,19 @@ func (s *Store) runBatch(batch []*request) {
 		r.err = callFn(r.fn, tx)
 		if r.err != nil {
 			r.changes, r.freeBlobs = nil, nil
-			if _, err := c.ExecContext(ctx, "ROLLBACK TO req"); err != nil {
+			if err := s.wexec(ctx, "ROLLBACK TO req"); err != nil {
 				s.abort(ctx, c)
 				failAll(fmt.Errorf("sqlite: rollback to savepoint: %w", err))
 				return
 			}
 		}
-		if _, err := c.ExecContext(ctx, "RELEASE req"); err != nil {
+		if err := s.wexec(ctx, "RELEASE req"); err != nil {
 			s.abort(ctx, c)
 			failAll(fmt.Errorf("sqlite: release savepoint: %w", err))
 			return
 		}
 	}
-	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
+	if err := s.wexec(ctx, "COMMIT"); err != nil {
 		s.abort(ctx, c)
 		failAll(fmt.Errorf("sqlite: commit: %w", err))
 		return
@@ -231,7 +281,7 @@ func (s *Store) runBatch(batch []*request) {
 }
 
 func (s *Store) abort(ctx context.Context, c *sql.Conn) {
-	if _, err := c.ExecContext(ctx, "ROLLBACK"); err != nil {
+	if err := s.wexec(ctx, "ROLLBACK"); err != nil {
 		s.log.Error("rollback after failed batch", "err", err)
 	}
 }
