@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mailyard/mailyard/internal/ctxio"
 )
@@ -28,6 +29,24 @@ type blobStore struct {
 	pending map[string]bool
 
 	bufs sync.Pool // *[]byte copy buffers
+
+	// seq numbers the blobs this process writes; it picks the fan-out
+	// directory (see newID).
+	seq atomic.Uint64
+	// dirs coalesces the fsyncs of fan-out directories (see syncEntry).
+	dirsMu sync.Mutex
+	dirs   map[string]*dirSync
+}
+
+// dirSync tracks one fan-out directory's entries and fsyncs: an fsync that
+// starts after an entry was created makes that entry durable, so blobs
+// created while another fsync of the same directory runs share the next
+// one instead of paying one each.
+type dirSync struct {
+	created uint64 // entries created so far (a generation number)
+	synced  uint64 // every entry up to this generation is durable
+	running bool
+	done    *sync.Cond // on dirsMu; broadcast when an fsync ends
 }
 
 const blobIDLen = 32
@@ -37,6 +56,7 @@ func newBlobStore(dir string) (*blobStore, error) {
 		root:    filepath.Join(dir, "blobs"),
 		tmp:     filepath.Join(dir, "tmp"),
 		pending: make(map[string]bool),
+		dirs:    make(map[string]*dirSync),
 	}
 	for _, d := range []string{dir, b.root, b.tmp} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -96,11 +116,10 @@ func validBlobID(id string) bool {
 // directory's lock, which concurrent appends contended on (a create and a
 // rename per message there).
 func (b *blobStore) write(ctx context.Context, r io.Reader) (id string, size int64, err error) {
-	var raw [blobIDLen / 2]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", 0, fmt.Errorf("sqlite: blob id: %w", err)
+	id, err = b.newID()
+	if err != nil {
+		return "", 0, err
 	}
-	id = hex.EncodeToString(raw[:])
 	b.mu.Lock()
 	b.pending[id] = true
 	b.mu.Unlock()
@@ -111,10 +130,12 @@ func (b *blobStore) write(ctx context.Context, r io.Reader) (id string, size int
 	}()
 
 	dst := b.path(id)
+	dir := filepath.Dir(dst)
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", 0, fmt.Errorf("sqlite: blob create: %w", err)
 	}
+	gen := b.created(dir)
 	fail := func(e error) (string, int64, error) {
 		f.Close()
 		os.Remove(dst)
@@ -139,11 +160,67 @@ func (b *blobStore) write(ctx context.Context, r io.Reader) (id string, size int
 		os.Remove(dst)
 		return "", 0, fmt.Errorf("sqlite: blob close: %w", err)
 	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := b.syncEntry(dir, gen); err != nil {
 		os.Remove(dst)
 		return "", 0, err
 	}
 	return id, size, nil
+}
+
+// newID returns a fresh blob id: 32 hex digits, random except the first
+// two (the fan-out directory), which follow this process's blob count so
+// that blobs written together land in the same directory and share its
+// fsyncs (syncEntry), while over time every directory gets its share.
+func (b *blobStore) newID() (string, error) {
+	var raw [blobIDLen / 2]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("sqlite: blob id: %w", err)
+	}
+	raw[0] = byte(b.seq.Add(1) / 64)
+	return hex.EncodeToString(raw[:]), nil
+}
+
+// created records a new entry in dir and returns its generation.
+func (b *blobStore) created(dir string) uint64 {
+	b.dirsMu.Lock()
+	defer b.dirsMu.Unlock()
+	d := b.dirs[dir]
+	if d == nil {
+		d = &dirSync{done: sync.NewCond(&b.dirsMu)}
+		b.dirs[dir] = d
+	}
+	d.created++
+	return d.created
+}
+
+// syncEntry returns once the entry of generation gen in dir is durable:
+// at once if an fsync that started after it was created has finished;
+// after the running fsync and then one more if that one started too early;
+// otherwise by running the fsync itself, for every entry created so far.
+func (b *blobStore) syncEntry(dir string, gen uint64) error {
+	b.dirsMu.Lock()
+	d := b.dirs[dir]
+	for d.running && d.synced < gen {
+		d.done.Wait()
+	}
+	if d.synced >= gen {
+		b.dirsMu.Unlock()
+		return nil
+	}
+	d.running = true
+	upTo := d.created
+	b.dirsMu.Unlock()
+
+	err := syncDir(dir)
+
+	b.dirsMu.Lock()
+	d.running = false
+	if err == nil {
+		d.synced = max(d.synced, upTo)
+	}
+	d.done.Broadcast()
+	b.dirsMu.Unlock()
+	return err
 }
 
 // settle ends the pending state of a blob whose rows are committed.

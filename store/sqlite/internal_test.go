@@ -473,3 +473,50 @@ func TestClosedSubscriptionIsReleased(t *testing.T) {
 		}
 	}
 }
+
+// Blobs written at once share their directory's fsyncs, and none returns
+// before an fsync that started after its entry was created has finished.
+func TestBlobDirSyncsCoalesce(t *testing.T) {
+	b, err := newBlobStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 64
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			id, _, err := b.write(t.Context(), strings.NewReader(fmt.Sprintf("message %d\r\n", i)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b.settle(id)
+			ids[i] = id
+		})
+	}
+	wg.Wait()
+	for i, id := range ids {
+		data, err := os.ReadFile(b.path(id))
+		if err != nil || string(data) != fmt.Sprintf("message %d\r\n", i) {
+			t.Fatalf("blob %d: %q, %v", i, data, err)
+		}
+	}
+	b.dirsMu.Lock()
+	defer b.dirsMu.Unlock()
+	if len(b.dirs) > 2 {
+		// 64 consecutive blobs of one process fall in one fan-out
+		// directory, or two where the sequence crosses a boundary.
+		t.Fatalf("blobs spread over %d directories, want at most 2", len(b.dirs))
+	}
+	total := uint64(0)
+	for dir, d := range b.dirs {
+		if d.running || d.synced != d.created {
+			t.Fatalf("%s: created %d synced %d running %v", dir, d.created, d.synced, d.running)
+		}
+		total += d.created
+	}
+	if total != n {
+		t.Fatalf("%d entries recorded, want %d", total, n)
+	}
+}

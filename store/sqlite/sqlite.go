@@ -58,8 +58,8 @@ type Store struct {
 	wconn *sql.Conn // that connection
 	// wstmts are wconn's prepared statements by text (see wstmt).
 	wstmts map[string]*sql.Stmt
-	rdb   *sql.DB   // read-only pool
-	lock  *os.File  // shared flock on store.lock for the Store's life
+	rdb    *sql.DB  // read-only pool
+	lock   *os.File // shared flock on store.lock for the Store's life
 
 	blobs *blobStore
 	feed  *feed
