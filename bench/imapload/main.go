@@ -51,6 +51,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailyard/mailyard/bench/internal/textgen"
 	"github.com/mailyard/mailyard/directory"
 )
 
@@ -235,47 +236,7 @@ func withTimeout(cl *imapclient.Client, d time.Duration, f func() error) error {
 
 // ---------------------------------------------------------------- messages
 
-var words = strings.Fields(`lorem ipsum dolor sit amet consectetur adipiscing
-elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua enim ad
-minim veniam quis nostrud exercitation ullamco laboris nisi aliquip ex ea
-commodo consequat duis aute irure in reprehenderit voluptate velit esse cillum
-fugiat nulla pariatur excepteur sint occaecat cupidatat non proident sunt culpa
-qui officia deserunt mollit anim id est laborum mailyard invoice meeting
-quarterly report schedule project release migration calendar`)
-
 var baseDate = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
-
-func text(r *rand.Rand, n int) string {
-	var b strings.Builder
-	col := 0
-	for b.Len() < n {
-		w := words[r.IntN(len(words))]
-		if col+len(w) > 72 {
-			b.WriteString("\r\n")
-			col = 0
-		} else if col > 0 {
-			b.WriteByte(' ')
-			col++
-		}
-		b.WriteString(w)
-		col += len(w)
-	}
-	b.WriteString("\r\n")
-	return b.String()
-}
-
-func base64Lines(r *rand.Rand, n int) string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		b.WriteByte(alphabet[r.IntN(64)])
-		if i%76 == 75 {
-			b.WriteString("\r\n")
-		}
-	}
-	b.WriteString("\r\n")
-	return b.String()
-}
 
 // message generates message number n for the account with index acct. The
 // bytes depend only on (acct, n, tag): both servers get the same messages.
@@ -288,17 +249,17 @@ func message(acct, n int, tag string) []byte {
 	fmt.Fprintf(&b, "Return-Path: <sender%d@remote.test>\r\n", r.IntN(100))
 	fmt.Fprintf(&b, "From: Sender %d <sender%d@remote.test>\r\n", r.IntN(100), r.IntN(100))
 	fmt.Fprintf(&b, "To: Account %d <user%d@bench.test>\r\n", acct+1, acct+1)
-	fmt.Fprintf(&b, "Subject: %s %d %s\r\n", tag, n, strings.TrimSpace(text(r, 30)))
+	fmt.Fprintf(&b, "Subject: %s %d %s\r\n", tag, n, strings.TrimSpace(textgen.Text(r, 30)))
 	fmt.Fprintf(&b, "Date: %s\r\n", date.Format(time.RFC1123Z))
 	fmt.Fprintf(&b, "Message-ID: <%s-%d-%d-%d@bench.test>\r\n", tag, acct, n, r.Uint32())
 	b.WriteString("MIME-Version: 1.0\r\n")
 	switch k := r.IntN(100); {
 	case k < 60:
 		b.WriteString("Content-Type: text/plain; charset=us-ascii\r\n\r\n")
-		b.WriteString(text(r, 1000+r.IntN(7000)))
+		b.WriteString(textgen.Text(r, 1000+r.IntN(7000)))
 	case k < 85:
 		b.WriteString("Content-Type: multipart/alternative; boundary=\"alt-b\"\r\n\r\n")
-		body := text(r, 1000+r.IntN(4000))
+		body := textgen.Text(r, 1000+r.IntN(4000))
 		b.WriteString("--alt-b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
 		b.WriteString(body)
 		b.WriteString("--alt-b\r\nContent-Type: text/html; charset=us-ascii\r\n\r\n<html><body><p>")
@@ -307,10 +268,10 @@ func message(acct, n int, tag string) []byte {
 	default:
 		b.WriteString("Content-Type: multipart/mixed; boundary=\"mix-b\"\r\n\r\n")
 		b.WriteString("--mix-b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
-		b.WriteString(text(r, 500+r.IntN(2000)))
+		b.WriteString(textgen.Text(r, 500+r.IntN(2000)))
 		b.WriteString("--mix-b\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\n")
 		b.WriteString("Content-Disposition: attachment; filename=\"data.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-		b.WriteString(base64Lines(r, 20000+r.IntN(40000)))
+		b.WriteString(textgen.Base64Lines(r, 20000+r.IntN(40000)))
 		b.WriteString("--mix-b--\r\n")
 	}
 	return []byte(b.String())

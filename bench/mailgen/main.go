@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/mailyard/mailyard/bench/internal/textgen"
 )
 
 var folders = []struct {
@@ -37,43 +39,6 @@ var folders = []struct {
 	{"Lists", 5},
 }
 
-const words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua enim ad minim veniam quis nostrud exercitation ullamco laboris nisi aliquip ex ea commodo consequat duis aute irure reprehenderit voluptate velit esse cillum fugiat nulla pariatur excepteur sint occaecat cupidatat non proident sunt culpa qui officia deserunt mollit anim id est laborum invoice meeting quarterly report schedule project release migration calendar"
-
-var wordList = strings.Fields(words)
-
-func text(r *rand.Rand, n int) string {
-	var b strings.Builder
-	col := 0
-	for b.Len() < n {
-		w := wordList[r.IntN(len(wordList))]
-		if col+len(w) > 72 {
-			b.WriteString("\r\n")
-			col = 0
-		} else if col > 0 {
-			b.WriteByte(' ')
-			col++
-		}
-		b.WriteString(w)
-		col += len(w)
-	}
-	b.WriteString("\r\n")
-	return b.String()
-}
-
-func base64Lines(r *rand.Rand, n int) string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-	var b strings.Builder
-	b.Grow(n + n/76*2 + 2)
-	for i := 0; i < n; i++ {
-		b.WriteByte(alphabet[r.IntN(64)])
-		if i%76 == 75 {
-			b.WriteString("\r\n")
-		}
-	}
-	b.WriteString("\r\n")
-	return b.String()
-}
-
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // message returns message n's bytes and INTERNALDATE.
@@ -84,17 +49,17 @@ func message(seed uint64, n int) ([]byte, time.Time) {
 	fmt.Fprintf(&b, "Return-Path: <sender%d@remote.test>\r\n", r.IntN(500))
 	fmt.Fprintf(&b, "From: Sender %d <sender%d@remote.test>\r\n", r.IntN(500), r.IntN(500))
 	b.WriteString("To: Bench User <bench@bench.test>\r\n")
-	fmt.Fprintf(&b, "Subject: message %d %s\r\n", n, strings.TrimSpace(text(r, 30)))
+	fmt.Fprintf(&b, "Subject: message %d %s\r\n", n, strings.TrimSpace(textgen.Text(r, 30)))
 	fmt.Fprintf(&b, "Date: %s\r\n", date.Format(time.RFC1123Z))
 	fmt.Fprintf(&b, "Message-ID: <gen-%d-%d@bench.test>\r\n", n, r.Uint32())
 	b.WriteString("MIME-Version: 1.0\r\n")
 	switch k := r.IntN(100); {
 	case k < 50:
 		b.WriteString("Content-Type: text/plain; charset=us-ascii\r\n\r\n")
-		b.WriteString(text(r, 2000+r.IntN(8000)))
+		b.WriteString(textgen.Text(r, 2000+r.IntN(8000)))
 	case k < 80:
 		b.WriteString("Content-Type: multipart/alternative; boundary=\"alt-b\"\r\n\r\n")
-		body := text(r, 5000+r.IntN(10000))
+		body := textgen.Text(r, 5000+r.IntN(10000))
 		b.WriteString("--alt-b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
 		b.WriteString(body)
 		b.WriteString("--alt-b\r\nContent-Type: text/html; charset=us-ascii\r\n\r\n<html><body><p>")
@@ -103,10 +68,10 @@ func message(seed uint64, n int) ([]byte, time.Time) {
 	default:
 		b.WriteString("Content-Type: multipart/mixed; boundary=\"mix-b\"\r\n\r\n")
 		b.WriteString("--mix-b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
-		b.WriteString(text(r, 500+r.IntN(2000)))
+		b.WriteString(textgen.Text(r, 500+r.IntN(2000)))
 		b.WriteString("--mix-b\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\n")
 		b.WriteString("Content-Disposition: attachment; filename=\"data.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-		b.WriteString(base64Lines(r, 125000+r.IntN(150000)))
+		b.WriteString(textgen.Base64Lines(r, 125000+r.IntN(150000)))
 		b.WriteString("--mix-b--\r\n")
 	}
 	return []byte(b.String()), date
