@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -167,20 +168,66 @@ func (m *Migrator) authenticate(c *imapclient.Client, cr Credentials) error {
 		// RFC 4616 §2: message = [authzid] NUL authcid NUL passwd; the
 		// service account authenticates, the mailbox is the authzid.
 		if err := c.Authenticate(sasl.NewPlainClient(cr.Login, cr.Service, cr.Password.Reveal())); err != nil {
-			return fmt.Errorf("AUTHENTICATE PLAIN as %s for %s: %w", cr.Service, cr.Login, err)
+			resp := base64.StdEncoding.EncodeToString([]byte(cr.Login + "\x00" + cr.Service + "\x00" + cr.Password.Reveal()))
+			return fmt.Errorf("AUTHENTICATE PLAIN as %s for %s: %w", cr.Service, cr.Login, redactSecret(err, cr.Password.Reveal(), resp))
 		}
 	case AuthServiceExchange:
 		login := cr.Service + `\` + cr.Login
 		if err := c.Login(login, cr.Password.Reveal()).Wait(); err != nil {
-			return fmt.Errorf("LOGIN %s: %w", login, err)
+			return fmt.Errorf("LOGIN %s: %w", login, redactSecret(err, cr.Password.Reveal()))
 		}
 	default:
 		if err := c.Login(cr.Login, cr.Password.Reveal()).Wait(); err != nil {
-			return fmt.Errorf("LOGIN %s: %w", cr.Login, err)
+			return fmt.Errorf("LOGIN %s: %w", cr.Login, redactSecret(err, cr.Password.Reveal()))
 		}
 	}
 	return nil
 }
+
+// redactSecret returns err with every occurrence of the secrets (and of
+// the password as an IMAP quoted string) masked: some servers repeat the
+// command they refuse in their NO or BAD text, and that text ends up in
+// statuses and logs. The result still unwraps to an *imap.Error (with
+// the masked text) when err held one, so classification is unchanged.
+func redactSecret(err error, secrets ...string) error {
+	var all []string
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		all = append(all, s)
+		if q := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s); q != s {
+			all = append(all, q)
+		}
+	}
+	clean := func(t string) string {
+		for _, s := range all {
+			t = strings.ReplaceAll(t, s, Mask)
+		}
+		return t
+	}
+	msg := err.Error()
+	if clean(msg) == msg {
+		return err
+	}
+	r := &redactedError{msg: clean(msg)}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		c := *ie
+		c.Text = clean(c.Text)
+		r.cause = &c
+	}
+	return r
+}
+
+// redactedError is an error whose text had a secret masked.
+type redactedError struct {
+	msg   string
+	cause error // the masked *imap.Error, or nil
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.cause }
 
 // classifyAuth: a NO (or BAD, which some servers send for a refused
 // mechanism) to LOGIN/AUTHENTICATE is an authentication failure; anything

@@ -1,13 +1,17 @@
 package migration
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,7 +40,8 @@ import (
 //     UID FETCH, carry flag changes over, and reconcile the target
 //     messages above the group's last checkpoint with what is left to
 //     copy (an append whose checkpoint was lost to a crash is recognised
-//     by size, INTERNALDATE and Message-ID instead of being copied twice).
+//     by size, INTERNALDATE and its first bytes instead of being copied
+//     twice).
 //  6. Copy each folder: one UID FETCH of BODY.PEEK[] for every message
 //     left, each literal streamed straight into store.Append, then its
 //     checkpoint (message record and folder record) in one record
@@ -49,6 +54,7 @@ type passResult struct {
 	copied       int64
 	copiedBytes  int64
 	flagUpdates  int64
+	failed       int64
 	foldersTotal int
 }
 
@@ -57,6 +63,9 @@ func (r passResult) summary() string {
 	s := fmt.Sprintf("copied %d messages (%s) in %d folders", r.copied, humanBytes(r.copiedBytes), r.foldersTotal)
 	if r.flagUpdates > 0 {
 		s += fmt.Sprintf(", updated flags of %d", r.flagUpdates)
+	}
+	if r.failed > 0 {
+		s += fmt.Sprintf(", %d failed", r.failed)
 	}
 	return s
 }
@@ -218,6 +227,7 @@ feed:
 	res.copied, res.copiedBytes, res.flagUpdates = ps.doneMsgs.Load(), ps.doneBytes.Load(), ps.flagUpdates.Load()
 	for _, fs := range ps.statuses {
 		res.folders = append(res.folders, fs)
+		res.failed += fs.Failed
 	}
 	sort.Slice(res.folders, func(i, j int) bool { return res.folders[i].Source < res.folders[j].Source })
 	res.foldersTotal = len(res.folders)
@@ -327,8 +337,12 @@ type folderWork struct {
 	cp     folderRecord
 	prefix string // message record prefix under the current UIDVALIDITY
 	toCopy []srcMsg
+	all    []uint32 // every source UID of the folder, ascending
 	maxUID uint32
 	fs     FolderStatus
+	// failed are source UIDs of toCopy that the source still lists but
+	// did not send in its answer to the body FETCH (or sent as NIL).
+	failed []uint32
 }
 
 // copyGroup scans every folder of a group (carrying flag changes over and
@@ -532,8 +546,10 @@ func (ps *passState) scanFolder(ctx context.Context, sc *sourceConn, f *srcFolde
 	}
 	w.prefix = msgPrefix(target, f.Name, w.cp.UIDValidity)
 	byUID := make(map[uint32]int, len(msgs))
+	w.all = make([]uint32, len(msgs))
 	for i, sm := range msgs {
 		byUID[sm.uid] = i
+		w.all[i] = sm.uid
 		w.fs.SourceBytes += sm.size
 		w.maxUID = max(w.maxUID, sm.uid)
 	}
@@ -705,11 +721,11 @@ type reconciled struct {
 
 // reconcile pairs target messages at or above the group's last recorded
 // UIDNEXT (extra) with messages w would copy, by size, INTERNALDATE and
-// Message-ID: such a message is an append whose checkpoint was lost (the
-// process died between the two commits). The pairs are recorded and
-// dropped from w.toCopy. A message delivered to the target by other means
-// pairs only if it has the same size, date and Message-ID, that is, if it
-// is the same message.
+// first maxHeaderScan bytes: such a message is an append whose checkpoint
+// was lost (the process died between the two commits). The pairs are
+// recorded and dropped from w.toCopy. A message delivered to the target by
+// other means pairs only if it has the same size, date and first bytes,
+// that is, if it is the same message.
 func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWork, extra []store.Message, claimed map[uint32]bool) error {
 	if len(extra) == 0 || len(w.toCopy) == 0 {
 		return nil
@@ -742,18 +758,21 @@ func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWor
 	if sel.UIDValidity != w.cp.UIDValidity {
 		return ps.sourceErr(ctx, w.f.Name, fmt.Errorf("UIDVALIDITY changed during the pass (%d -> %d)", w.cp.UIDValidity, sel.UIDValidity))
 	}
-	hdr, err := fetchMeta(sc.c, set, true)
+	// A lost append is a byte-for-byte copy, so the candidates are
+	// compared by their first maxHeaderScan bytes (the whole message when
+	// it is smaller; the header with its Message-ID otherwise), not by
+	// Message-ID alone: mail delivered to the mailbox meanwhile (the
+	// user's own, maybe without a Message-ID) may share size and date
+	// with a source message and must not make it count as copied.
+	prefixes, err := fetchPrefixHashes(sc.c, set)
 	if err != nil {
-		return ps.sourceErr(ctx, w.f.Name, fmt.Errorf("UID FETCH Message-ID: %w", err))
+		return ps.sourceErr(ctx, w.f.Name, fmt.Errorf("UID FETCH BODY.PEEK[]<0.%d>: %w", maxHeaderScan, err))
 	}
-	hashes := map[uint32]string{}
-	for _, h := range hdr {
-		hashes[h.uid] = h.hash
-	}
-	targetHash := map[uint32]string{}
+	type copyID struct{ prefix, msgID string }
+	targetIDs := map[uint32]copyID{}
 	var out []reconciled
 	for _, sm := range w.toCopy {
-		h, ok := hashes[sm.uid]
+		p, ok := prefixes[sm.uid]
 		if !ok {
 			continue
 		}
@@ -761,22 +780,23 @@ func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWor
 			if claimed[tm.UID] {
 				continue
 			}
-			th, ok := targetHash[tm.UID]
+			id, ok := targetIDs[tm.UID]
 			if !ok {
 				rc, err := st.OpenBody(ctx, ps.account, w.cp.Target, tm.UID)
 				if err != nil {
 					return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
 				}
-				th, err = readHeaderHash(rc)
+				b, err := io.ReadAll(io.LimitReader(rc, maxHeaderScan))
 				rc.Close()
 				if err != nil {
 					return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
 				}
-				targetHash[tm.UID] = th
+				id = copyID{prefixHash(b), messageIDHash(b)}
+				targetIDs[tm.UID] = id
 			}
-			if th == h {
+			if id.prefix == p {
 				claimed[tm.UID] = true
-				out = append(out, reconciled{uid: sm.uid, rec: msgRecord{TargetUID: tm.UID, Size: sm.size, Date: sm.date.Unix(), Hash: h, Flags: tm.Flags}, now: sm.flags})
+				out = append(out, reconciled{uid: sm.uid, rec: msgRecord{TargetUID: tm.UID, Size: sm.size, Date: sm.date.Unix(), Hash: id.msgID, Flags: tm.Flags}, now: sm.flags})
 				break
 			}
 		}
@@ -818,6 +838,35 @@ func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWor
 	}
 	ps.m.log.Info("migration reconciled copies whose checkpoint was lost", "target", ps.job.Target, "folder", w.f.Name, "count", len(out))
 	return nil
+}
+
+// fetchPrefixHashes fetches BODY.PEEK[]<0.maxHeaderScan> of every message
+// in set and returns the prefixHash of each by UID.
+func fetchPrefixHashes(c *imapclient.Client, set imap.UIDSet) (map[uint32]string, error) {
+	sec := &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: maxHeaderScan}}
+	cmd := c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{sec}})
+	out := map[uint32]string{}
+	for {
+		md := cmd.Next()
+		if md == nil {
+			break
+		}
+		buf, err := md.Collect()
+		if err != nil {
+			cmd.Close()
+			return nil, err
+		}
+		if b := buf.FindBodySection(sec); buf.UID != 0 && b != nil {
+			out[uint32(buf.UID)] = prefixHash(b)
+		}
+	}
+	return out, cmd.Close()
+}
+
+// prefixHash hashes the first maxHeaderScan bytes of a message.
+func prefixHash(b []byte) string {
+	sum := sha256.Sum256(b[:min(len(b), maxHeaderScan)])
+	return hex.EncodeToString(sum[:])
 }
 
 // repair re-pairs a folder's copies after the source's UIDVALIDITY
@@ -898,8 +947,17 @@ func (ps *passState) copyFolder(ctx context.Context, sc *sourceConn, w *folderWo
 		}
 	}
 	// Every message up to the highest UID seen is now copied, skipped or
-	// gone.
-	w.cp.LastUID = max(w.cp.LastUID, w.maxUID)
+	// gone, except those the source failed to send: LastUID stays below
+	// them so that the next pass tries them again (the copies above them
+	// have their records).
+	last := w.maxUID
+	if len(w.failed) > 0 {
+		w.fs.Failed += int64(len(w.failed))
+		last = slices.Min(w.failed) - 1
+		ps.m.log.Warn("migration: the source did not send some messages; they are retried on the next pass",
+			"target", target, "folder", w.f.Name, "count", len(w.failed))
+	}
+	w.cp.LastUID = max(w.cp.LastUID, last)
 	w.cp.Status = w.fs
 	if err := st.UpdateRecords(ctx, func(tx store.RecordTx) error { return txPutJSON(tx, nsFolder, w.key, w.cp) }); err != nil {
 		return locErr(err)
@@ -931,29 +989,32 @@ func (ps *passState) fetchBodies(ctx context.Context, sc *sourceConn, w *folderW
 	}
 	byUID := make(map[uint32]int, len(w.toCopy))
 	bySeq := make(map[uint32]uint32, len(w.toCopy))
-	var set imap.UIDSet
 	for i, sm := range w.toCopy {
 		byUID[sm.uid] = i
 		bySeq[sm.seq] = sm.uid
-		set.AddNum(imap.UID(sm.uid))
 	}
 	q := &appendQueue{ps: ps, w: w, floor: mb.UIDNext, done: make([]bool, len(w.toCopy))}
 	q.ckpt = newCheckpointer(ctx, ps, w)
 	sem := make(chan struct{}, ps.m.opts.AppendParallel)
 	started := make([]bool, len(w.toCopy))
 	var wg sync.WaitGroup
-	cmd := sc.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+	var cmd *imapclient.FetchCommand
+	var cmdErr error
 	// finish waits for the appends and the checkpoints. On failure the
 	// raw connection is closed first: the client's reader waits until
 	// the current literal is consumed, and a read error on the closed
 	// connection is what releases it; the rest of a FETCH that may be
 	// gigabytes long is not read.
-	finish := func(failed bool) (cmdErr error) {
+	finish := func(failed bool) {
 		if failed {
 			sc.dead = true
 			sc.conn.Conn.Close()
 		}
-		cmdErr = cmd.Close()
+		if cmd != nil {
+			if err := cmd.Close(); err != nil && cmdErr == nil {
+				cmdErr = err
+			}
+		}
 		if failed {
 			sc.c.Close()
 		}
@@ -961,75 +1022,104 @@ func (ps *passState) fetchBodies(ctx context.Context, sc *sourceConn, w *folderW
 		if err := q.ckpt.close(); err != nil && q.firstErr() == nil {
 			q.fail(locErr(fmt.Errorf("checkpoint: %w", err)))
 		}
-		return cmdErr
 	}
 fetch:
-	for {
-		md := cmd.Next()
-		if md == nil {
-			break
+	for _, set := range bodyFetchSets(w.all, w.toCopy, maxFetchSetLen) {
+		if cmd != nil {
+			err := cmd.Close()
+			cmd = nil
+			if err != nil {
+				cmdErr = err
+				break fetch
+			}
 		}
-		var uid uint32
+		cmd = sc.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
 		for {
-			item := md.Next()
-			if item == nil {
+			md := cmd.Next()
+			if md == nil {
 				break
 			}
-			switch it := item.(type) {
-			case imapclient.FetchItemDataUID:
-				uid = uint32(it.UID)
-			case imapclient.FetchItemDataBodySection:
-				if uid == 0 {
-					// BODY[] before UID: the sequence number from the
-					// metadata fetch names it (EXAMINE sees no expunges
-					// of its own).
-					uid = bySeq[md.SeqNum]
+			var uid uint32
+			for {
+				item := md.Next()
+				if item == nil {
+					break
 				}
-				i, ok := byUID[uid]
-				if !ok || it.Literal == nil || started[i] {
-					continue
-				}
-				started[i] = true
-				if it.Literal.Size() > ps.m.opts.MaxMessageSize {
-					q.skipTooLarge(i, uid)
-					continue
-				}
-				if q.firstErr() != nil {
-					break fetch
-				}
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
-					break fetch
-				}
-				j := q.start(i, uid)
-				consumed := make(chan struct{})
-				lit := &eofSignal{r: it.Literal, ch: consumed}
-				wg.Go(func() {
-					defer func() { <-sem }()
-					sn := &headerSniffer{}
-					sn.reset(lit)
-					sm := w.toCopy[i]
-					msg, err := st.Append(ctx, ps.account, w.cp.Target, sn, store.AppendOptions{Flags: sm.flags, InternalDate: sm.date})
-					lit.signal()
-					if err != nil {
-						var qe *store.QuotaError
-						if !errors.As(err, &qe) && classifySource(err) == ErrClassConnection {
-							err = srcErr(fmt.Errorf("reading message %d: %w", uid, err))
-						} else {
-							err = locErr(fmt.Errorf("append: %w", err))
-						}
+				switch it := item.(type) {
+				case imapclient.FetchItemDataUID:
+					uid = uint32(it.UID)
+				case imapclient.FetchItemDataBodySection:
+					if uid == 0 {
+						// BODY[] before UID: the sequence number from the
+						// metadata fetch names it (EXAMINE sees no expunges
+						// of its own).
+						uid = bySeq[md.SeqNum]
 					}
-					q.complete(j, msg, sn.hash(), err)
-				})
-				// The literal is read from the connection; only one
-				// reader at a time.
-				<-consumed
+					i, ok := byUID[uid]
+					if !ok || it.Literal == nil || started[i] {
+						continue
+					}
+					started[i] = true
+					if it.Literal.Size() > ps.m.opts.MaxMessageSize {
+						q.skipTooLarge(i, uid)
+						continue
+					}
+					if q.firstErr() != nil {
+						break fetch
+					}
+					select {
+					case sem <- struct{}{}:
+					case <-ctx.Done():
+						break fetch
+					}
+					j := q.start(i, uid)
+					consumed := make(chan struct{})
+					lit := &eofSignal{r: it.Literal, ch: consumed}
+					var body io.Reader = lit
+					var held *[]byte
+					if size := it.Literal.Size(); size <= maxHeldLiteral {
+						// Small messages are read off the connection at
+						// once, so the next literal streams in while this
+						// one's blob is created, written and synced: the
+						// FETCH no longer waits for the disk per message.
+						// At most AppendParallel are held per folder.
+						held = heldBufs.Get().(*[]byte)
+						n, err := io.ReadFull(lit, (*held)[:size])
+						body = bytes.NewReader((*held)[:n])
+						if err != nil {
+							body = io.MultiReader(body, errReader{err})
+						}
+						lit.signal()
+					}
+					wg.Go(func() {
+						defer func() { <-sem }()
+						if held != nil {
+							defer heldBufs.Put(held)
+						}
+						sn := &headerSniffer{}
+						sn.reset(body)
+						sm := w.toCopy[i]
+						msg, err := st.Append(ctx, ps.account, w.cp.Target, sn, store.AppendOptions{Flags: sm.flags, InternalDate: sm.date})
+						lit.signal()
+						if err != nil {
+							var qe *store.QuotaError
+							if !errors.As(err, &qe) && classifySource(err) == ErrClassConnection {
+								err = srcErr(fmt.Errorf("reading message %d: %w", uid, err))
+							} else {
+								err = locErr(fmt.Errorf("append: %w", err))
+							}
+						}
+						q.complete(j, msg, sn.hash(), err)
+					})
+					// The literal is read from the connection; only one
+					// reader at a time.
+					<-consumed
+				}
 			}
 		}
 	}
-	failed := q.firstErr() != nil || ctx.Err() != nil
-	cmdErr := finish(failed)
+	failed := q.firstErr() != nil || ctx.Err() != nil || cmdErr != nil
+	finish(failed)
 	if err := q.firstErr(); err != nil {
 		return err
 	}
@@ -1039,7 +1129,95 @@ fetch:
 	if cmdErr != nil {
 		return srcErr(fmt.Errorf("UID FETCH BODY.PEEK[]: %w", cmdErr))
 	}
+	// A message missing from the answer was expunged since the scan, or
+	// the source could not send it (some servers leave out, or send as
+	// NIL, a message they cannot render, and still answer OK). Only the
+	// first is done; the source still lists the others.
+	var missing imap.UIDSet
+	for i, sm := range w.toCopy {
+		if !started[i] {
+			missing.AddNum(imap.UID(sm.uid))
+		}
+	}
+	if len(missing) > 0 {
+		still, err := fetchMeta(sc.c, missing, false)
+		if err != nil {
+			return srcErr(fmt.Errorf("UID FETCH of messages missing from the body FETCH: %w", err))
+		}
+		for _, sm := range still {
+			w.failed = append(w.failed, sm.uid)
+		}
+	}
 	return nil
+}
+
+// maxHeldLiteral is the largest message body fetchBodies reads into
+// memory before appending it (larger ones stream from the connection).
+const maxHeldLiteral = 1 << 20
+
+// heldBufs are the maxHeldLiteral buffers of held message bodies.
+var heldBufs = sync.Pool{New: func() any { b := make([]byte, maxHeldLiteral); return &b }}
+
+// errReader fails every read with err (a held body cut short by the
+// connection: the append fails as a streamed one would).
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// maxFetchSetLen bounds the UID set of one body FETCH, in octets, so
+// that its command line stays within what servers accept (RFC 7162 §4
+// asks clients to keep command lines under 8192 octets; Dovecot refuses
+// lines over 64 KiB).
+const maxFetchSetLen = 7000
+
+// bodyFetchSets returns the UID sets of the body FETCH of toCopy (sorted
+// by UID), given every UID of the folder (ascending): a range spans
+// consecutive messages of the folder that are all to be copied, across
+// UIDs no message has (a folder's UIDs have gaps wherever mail was
+// deleted, and listing every UID would make the line grow with the
+// folder), and the ranges are split into sets of at most maxLen octets.
+func bodyFetchSets(all []uint32, toCopy []srcMsg, maxLen int) []imap.UIDSet {
+	want := make(map[uint32]bool, len(toCopy))
+	for _, sm := range toCopy {
+		want[sm.uid] = true
+	}
+	var sets []imap.UIDSet
+	var cur imap.UIDSet
+	curLen := 0
+	add := func(start, stop uint32) {
+		n := len(strconv.FormatUint(uint64(start), 10)) + 1
+		if stop != start {
+			n += 1 + len(strconv.FormatUint(uint64(stop), 10))
+		}
+		if curLen > 0 && curLen+n > maxLen {
+			sets = append(sets, cur)
+			cur, curLen = nil, 0
+		}
+		cur = append(cur, imap.UIDRange{Start: imap.UID(start), Stop: imap.UID(stop)})
+		curLen += n
+	}
+	var start, stop uint32
+	open := false
+	for _, u := range all {
+		if want[u] {
+			if !open {
+				start, open = u, true
+			}
+			stop = u
+			continue
+		}
+		if open {
+			add(start, stop)
+			open = false
+		}
+	}
+	if open {
+		add(start, stop)
+	}
+	if len(cur) > 0 {
+		sets = append(sets, cur)
+	}
+	return sets
 }
 
 // eofSignal closes ch when its reader is exhausted (or fails), or when

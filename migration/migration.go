@@ -62,8 +62,9 @@
 // namespaces, one small record per message. The append and its record
 // are two commits: after a crash between them, the next pass finds the
 // copy among the target messages at or above the recorded UIDNEXT bound
-// by size, INTERNALDATE and Message-ID and records it instead of copying
-// again. A changed source UIDVALIDITY re-pairs the records the same way.
+// by size, INTERNALDATE and its first 64 KiB (byte for byte) and records
+// it instead of copying again. A changed source UIDVALIDITY re-pairs the
+// records by size, INTERNALDATE and Message-ID.
 //
 // Later passes carry flag changes over: the source's flags are compared
 // with the flags last seen there (not with the copy), and only what the
