@@ -322,3 +322,47 @@ func TestOKMeansCommitted(t *testing.T) {
 		}
 	}
 }
+
+// A change committed between the last command and IDLE is reported as
+// soon as IDLE starts (Idle does not poll on entry; the pending wake-up
+// from the change feed does it).
+func TestIdleReportsChangeFromBeforeIdle(t *testing.T) {
+	e := newEnv(t)
+	e.deliver(e.aliceID, "", simpleMsg)
+	exists := make(chan uint32, 10)
+	c := e.login(alice, alicePW, &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				exists <- *d.NumMessages
+			}
+		},
+	})
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Noop().Wait(); err != nil { // the server has polled
+		t.Fatal(err)
+	}
+	e.deliver(e.aliceID, "", simpleMsg)
+	// The store has published the change; give the fan-out a moment to
+	// leave its wake-up before IDLE starts.
+	time.Sleep(50 * time.Millisecond)
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-exists:
+		if n != 2 {
+			t.Fatalf("EXISTS %d, want 2", n)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a delivery from before IDLE was not reported in IDLE")
+	}
+	if err := idle.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
