@@ -1,0 +1,81 @@
+package migration
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/store"
+	"github.com/mailyard/mailyard/store/sqlite"
+)
+
+func TestLeaseKeepsOtherProcessesOut(t *testing.T) {
+	ctx := t.Context()
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	newM := func() *Migrator {
+		m, err := New(Options{Store: st, Directory: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	// Two Migrators on one store stand for two processes.
+	m1, m2 := newM(), newM()
+	const target = "alice@example.com"
+
+	release, err := m1.acquireLease(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m2.acquireLease(ctx, target); !errors.Is(err, ErrBusy) || ClassOf(err) != ErrClassConfig {
+		t.Fatalf("second holder: %v, want ErrBusy", err)
+	}
+	release()
+	release2, err := m2.acquireLease(ctx, target)
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	release2()
+	if _, err := st.GetRecord(ctx, nsLease, target); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("lease left behind after release: %v", err)
+	}
+
+	host, _ := os.Hostname()
+	put := func(l leaseRecord) {
+		t.Helper()
+		if err := st.UpdateRecords(ctx, func(tx store.RecordTx) error { return txPutJSON(tx, nsLease, target, l) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A holder on this host whose process has exited (a SIGKILLed run):
+	// taken over at once although its lease has not expired.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	put(leaseRecord{Token: "x", Host: host, PID: dead.Process.Pid, Since: time.Now(), Expires: time.Now().Add(time.Hour)})
+	r, err := m1.acquireLease(ctx, target)
+	if err != nil {
+		t.Fatalf("lease of a dead process not taken over: %v", err)
+	}
+	r()
+	// A holder on another host is trusted until its lease expires.
+	put(leaseRecord{Token: "y", Host: host + ".other", PID: 1, Since: time.Now(), Expires: time.Now().Add(time.Hour)})
+	if _, err := m1.acquireLease(ctx, target); !errors.Is(err, ErrBusy) {
+		t.Fatalf("live lease of another host: %v, want ErrBusy", err)
+	}
+	put(leaseRecord{Token: "y", Host: host + ".other", PID: 1, Since: time.Now().Add(-time.Hour), Expires: time.Now().Add(-time.Second)})
+	r, err = m1.acquireLease(ctx, target)
+	if err != nil {
+		t.Fatalf("expired lease not taken over: %v", err)
+	}
+	r()
+}
