@@ -64,7 +64,8 @@
 // copy among the target messages at or above the recorded UIDNEXT bound
 // by size, INTERNALDATE and its first 64 KiB (byte for byte) and records
 // it instead of copying again. A changed source UIDVALIDITY re-pairs the
-// records by size, INTERNALDATE and Message-ID.
+// records by size, INTERNALDATE and Message-ID (for a message without
+// one, by size, INTERNALDATE and its first 64 KiB).
 //
 // Later passes carry flag changes over: the source's flags are compared
 // with the flags last seen there (not with the copy), and only what the

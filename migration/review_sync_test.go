@@ -356,3 +356,79 @@ func TestBodyFetchSets(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncRepairWithoutMessageID: after a UIDVALIDITY reset, a record
+// of a message without a Message-ID is re-paired only with a source
+// message of the same bytes, not with any message of the same size and
+// date: a new message must not inherit the record of a deleted one and
+// so never be copied.
+func TestSyncRepairWithoutMessageID(t *testing.T) {
+	e := newSyncEnv(t, dovecottest.Options{}, nil)
+	date := time.Date(2025, 7, 8, 9, 10, 11, 0, time.UTC)
+	x := mailcorpus.Message{Folder: "Archive", Date: date, Body: []byte("From: cron@example.net\r\nSubject: job\r\n\r\njob 1 finished ok\r\n")}
+	y := mailcorpus.Message{Folder: "Archive", Date: date, Body: []byte("From: cron@example.net\r\nSubject: job\r\n\r\njob 2 FAILED!!!!!\r\n")}
+	if len(x.Body) != len(y.Body) {
+		t.Fatal("test bodies differ in length")
+	}
+	e.load([]mailcorpus.Message{x})
+	ctx := context.Background()
+	if _, err := e.m.Sync(ctx, e.job(), nil); err != nil {
+		t.Fatal(err)
+	}
+	c := e.source()
+	if _, err := c.Select("Archive", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}, Silent: true}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unselect().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mailcorpus.Append(c, y); err != nil {
+		t.Fatal(err)
+	}
+	e.dove.Doveadm(t, "mailbox", "update", "-u", srcUser, "--uid-validity", "4242", "Archive")
+	if _, err := e.m.Sync(ctx, e.job(), nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []item{itemOf(x.Body, nil, date), itemOf(y.Body, nil, date)}
+	if d := diffItems(want, e.targetItems("Archive")); d != "" {
+		t.Error(d)
+	}
+}
+
+// TestSyncRepairKeepsDeletedCopyDeleted: a copy the user deleted in
+// Mailyard does not come back when the source's UIDVALIDITY changes,
+// also for a message without a Message-ID (whose copy cannot be compared).
+func TestSyncRepairKeepsDeletedCopyDeleted(t *testing.T) {
+	e := newSyncEnv(t, dovecottest.Options{}, nil)
+	date := time.Date(2025, 7, 8, 9, 10, 11, 0, time.UTC)
+	x := mailcorpus.Message{Folder: "Archive", Date: date, Body: []byte("From: cron@example.net\r\nSubject: job\r\n\r\njob 1 finished ok\r\n")}
+	e.load([]mailcorpus.Message{x})
+	ctx := context.Background()
+	if _, err := e.m.Sync(ctx, e.job(), nil); err != nil {
+		t.Fatal(err)
+	}
+	copies, err := e.st.ListMessages(ctx, e.account, "Archive", nil)
+	if err != nil || len(copies) != 1 {
+		t.Fatalf("copies %v %v", copies, err)
+	}
+	set := store.UIDSet{{Start: copies[0].UID, Stop: copies[0].UID}}
+	if _, err := e.st.StoreFlags(ctx, e.account, "Archive", store.StoreFlagsRequest{UIDs: set, Op: store.FlagsAdd, Flags: []string{store.FlagDeleted}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.Expunge(ctx, e.account, "Archive", set); err != nil {
+		t.Fatal(err)
+	}
+	e.dove.Doveadm(t, "mailbox", "update", "-u", srcUser, "--uid-validity", "4343", "Archive")
+	if _, err := e.m.Sync(ctx, e.job(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.targetItems("Archive")); n != 0 {
+		t.Errorf("the deleted copy came back: %d messages in Archive", n)
+	}
+}
