@@ -78,6 +78,11 @@ func (m *Migrator) sync(ctx context.Context, job Job, runID int64, progress Prog
 		return MailboxStatus{Target: target, Job: job.Masked()}, &Error{Class: ErrClassCanceled, Target: target, Err: err}
 	}
 	defer unlock()
+	release, err := m.acquireLease(ctx, target)
+	if err != nil {
+		return MailboxStatus{Target: target, Job: job.Masked(), RunID: runID}, err
+	}
+	defer release()
 
 	start := m.now()
 	st, err := m.beginPass(ctx, job, runID, start)
@@ -214,12 +219,18 @@ func (m *Migrator) endPass(ctx context.Context, job Job, res passResult, perr er
 // the allowlist, an unknown target) are returned at once: retrying cannot
 // fix them.
 func (m *Migrator) Collect(ctx context.Context, job Job, interval time.Duration, progress ProgressFunc) error {
+	return m.collect(ctx, job, 0, interval, progress)
+}
+
+// collect is Collect for the collectors of run runID (0: none), which
+// every pass records in the status.
+func (m *Migrator) collect(ctx context.Context, job Job, runID int64, interval time.Duration, progress ProgressFunc) error {
 	if interval <= 0 {
 		return &Error{Class: ErrClassConfig, Target: canonicalTarget(job.Target), Err: errors.New("collect interval must be positive")}
 	}
 	backoff := time.Duration(0)
 	for {
-		_, err := m.Sync(ctx, job, progress)
+		_, err := m.sync(ctx, job, runID, progress)
 		if ctx.Err() != nil || errors.Is(err, ErrDisabled) {
 			return nil
 		}

@@ -1181,14 +1181,15 @@ fetch:
 					lit := &eofSignal{r: it.Literal, ch: consumed}
 					var body io.Reader = lit
 					var held *[]byte
-					if size := it.Literal.Size(); size <= maxHeldLiteral {
+					if it.Literal.Size() <= maxHeldLiteral {
+						held = ps.m.holdBuffer()
+					}
+					if held != nil {
 						// Small messages are read off the connection at
 						// once, so the next literal streams in while this
 						// one's blob is created, written and synced: the
 						// FETCH no longer waits for the disk per message.
-						// At most AppendParallel are held per folder.
-						held = heldBufs.Get().(*[]byte)
-						n, err := io.ReadFull(lit, (*held)[:size])
+						n, err := io.ReadFull(lit, (*held)[:it.Literal.Size()])
 						body = bytes.NewReader((*held)[:n])
 						if err != nil {
 							body = io.MultiReader(body, errReader{err})
@@ -1198,12 +1199,15 @@ fetch:
 					wg.Go(func() {
 						defer func() { <-sem }()
 						if held != nil {
-							defer heldBufs.Put(held)
+							defer ps.m.releaseBuffer(held)
 						}
 						sn := &headerSniffer{}
 						sn.reset(body)
 						sm := w.toCopy[i]
-						msg, err := st.Append(ctx, ps.account, w.cp.Target, sn, store.AppendOptions{Flags: sm.flags, InternalDate: sm.date})
+						// An append that has its body finishes even when the
+						// pass is canceled (Ctrl-C): a streamed body whose
+						// connection is closed fails on its own.
+						msg, err := st.Append(context.WithoutCancel(ctx), ps.account, w.cp.Target, sn, store.AppendOptions{Flags: sm.flags, InternalDate: sm.date})
 						lit.signal()
 						if err != nil {
 							var qe *store.QuotaError
@@ -1259,8 +1263,31 @@ fetch:
 // memory before appending it (larger ones stream from the connection).
 const maxHeldLiteral = 1 << 20
 
-// heldBufs are the maxHeldLiteral buffers of held message bodies.
-var heldBufs = sync.Pool{New: func() any { b := make([]byte, maxHeldLiteral); return &b }}
+// maxHeldBodies bounds the bodies held in memory at once by one Migrator
+// (maxHeldBodies × maxHeldLiteral = 32 MiB); when all are taken, bodies
+// stream from the connection as large ones do.
+const maxHeldBodies = 32
+
+// holdBuffer returns a maxHeldLiteral buffer for a body, or nil when
+// maxHeldBodies are in use.
+func (m *Migrator) holdBuffer() *[]byte {
+	select {
+	case m.heldSlots <- struct{}{}:
+	default:
+		return nil
+	}
+	if b, ok := m.heldBufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, maxHeldLiteral)
+	return &b
+}
+
+// releaseBuffer gives back a buffer from holdBuffer.
+func (m *Migrator) releaseBuffer(b *[]byte) {
+	m.heldBufs.Put(b)
+	<-m.heldSlots
+}
 
 // errReader fails every read with err (a held body cut short by the
 // connection: the append fails as a streamed one would).

@@ -81,6 +81,10 @@ type Migrator struct {
 	hosts *hostLimiter
 	// bw is the shared bandwidth limiter (nil: unlimited).
 	bw *bandwidth
+	// heldBufs and heldSlots are the buffers of message bodies read into
+	// memory before their append, and the bound on them (holdBuffer).
+	heldBufs  sync.Pool
+	heldSlots chan struct{}
 	// runMu serialises run-ID allocation and run bookkeeping.
 	runMu sync.Mutex
 	// active holds the targets with a pass in progress (closed when it
@@ -137,6 +141,8 @@ func New(opts Options) (*Migrator, error) {
 		now:   opts.Now,
 		allow: allow,
 		hosts: newHostLimiter(opts.MaxConnsPerHost),
+
+		heldSlots: make(chan struct{}, maxHeldBodies),
 	}
 	if opts.BandwidthLimit > 0 {
 		m.bw = newBandwidth(opts.BandwidthLimit, opts.Now)

@@ -938,7 +938,7 @@ func (r *runner) collect(ctx context.Context, jobs []Job, interval time.Duration
 				return
 			case <-t.C:
 			}
-			if err := r.m.Collect(ctx, job, interval, r.progress); err != nil && ctx.Err() == nil {
+			if err := r.m.collect(ctx, job, r.id, interval, r.progress); err != nil && ctx.Err() == nil {
 				r.m.log.Warn("collector stopped", "target", job.Target, "run", r.id, "err", err)
 			}
 		})
