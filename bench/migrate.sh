@@ -21,8 +21,9 @@
 #      add`: every message stored durably (fsynced blob, committed index row,
 #      checkpoint) with flags and INTERNALDATE.
 #
-# Both are timed from start to exit; resident memory is the peak RSS from
-# /usr/bin/time. Afterwards both copies are counted (Maildir files; our
+# Both are timed from start to exit, each after a sync(1) so neither pays
+# for writing back the other's (or the generator's) data; resident memory
+# is the peak RSS from /usr/bin/time. Afterwards both copies are counted (Maildir files; our
 # report's target counts) and must hold MESSAGES messages.
 #
 # Environment (optional): MESSAGES=20000 SEED=1 ONLY=ours|mbsync
@@ -136,6 +137,7 @@ Sync Pull
 SyncState *
 CopyArrivalDate yes
 RC
+  sync # start with no dirty pages of earlier steps to write back
   log "mbsync: pulling the account"
   /usr/bin/time -f "$tpl" -o "$OUT/mbsync.time" mbsync -c "$WORK/mbsyncrc" -q ch >"$OUT/mbsync.log" 2>&1 ||
     { cat "$OUT/mbsync.log"; log "mbsync failed"; exit 1; }
@@ -157,6 +159,7 @@ if [ "$ONLY" != mbsync ]; then
   "$WORK/mailserver" -config "$cfg" domain add bench.test >/dev/null
   "$WORK/mailserver" -config "$cfg" user add "$user" -password "target-pw-123" >/dev/null
   printf 'target,login,password,host,port,tls\n%s,%s,%s,127.0.0.1,%s,plain\n' "$user" "$user" "$pw" "$dv_port" >"$WORK/run.csv"
+  sync # mbsync's gigabyte must not be written back during our run
   log "ours: migrate run --csv (one mailbox)"
   /usr/bin/time -f "$tpl" -o "$OUT/ours.time" ${OURS_WRAP:-} "$WORK/migrate" -config "$cfg" -allow 127.0.0.1 run --csv "$WORK/run.csv" \
     >"$OUT/ours.log" 2>&1 || { tail -20 "$OUT/ours.log"; log "migrate failed"; exit 1; }
