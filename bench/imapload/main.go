@@ -236,6 +236,11 @@ func withTimeout(cl *imapclient.Client, d time.Duration, f func() error) error {
 
 // ---------------------------------------------------------------- messages
 
+// mix: 60% text/plain 1-8 KB, 25% multipart/alternative, 15% with a
+// 20-60 KB attachment.
+var mix = textgen.Mix{PlainPct: 60, AltPct: 25, Plain: [2]int{1000, 7000}, Alt: [2]int{1000, 4000},
+	AttachText: [2]int{500, 2000}, Attach: [2]int{20000, 40000}}
+
 var baseDate = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 
 // message generates message number n for the account with index acct. The
@@ -252,28 +257,7 @@ func message(acct, n int, tag string) []byte {
 	fmt.Fprintf(&b, "Subject: %s %d %s\r\n", tag, n, strings.TrimSpace(textgen.Text(r, 30)))
 	fmt.Fprintf(&b, "Date: %s\r\n", date.Format(time.RFC1123Z))
 	fmt.Fprintf(&b, "Message-ID: <%s-%d-%d-%d@bench.test>\r\n", tag, acct, n, r.Uint32())
-	b.WriteString("MIME-Version: 1.0\r\n")
-	switch k := r.IntN(100); {
-	case k < 60:
-		b.WriteString("Content-Type: text/plain; charset=us-ascii\r\n\r\n")
-		b.WriteString(textgen.Text(r, 1000+r.IntN(7000)))
-	case k < 85:
-		b.WriteString("Content-Type: multipart/alternative; boundary=\"alt-b\"\r\n\r\n")
-		body := textgen.Text(r, 1000+r.IntN(4000))
-		b.WriteString("--alt-b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
-		b.WriteString(body)
-		b.WriteString("--alt-b\r\nContent-Type: text/html; charset=us-ascii\r\n\r\n<html><body><p>")
-		b.WriteString(body)
-		b.WriteString("</p></body></html>\r\n--alt-b--\r\n")
-	default:
-		b.WriteString("Content-Type: multipart/mixed; boundary=\"mix-b\"\r\n\r\n")
-		b.WriteString("--mix-b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
-		b.WriteString(textgen.Text(r, 500+r.IntN(2000)))
-		b.WriteString("--mix-b\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\n")
-		b.WriteString("Content-Disposition: attachment; filename=\"data.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-		b.WriteString(textgen.Base64Lines(r, 20000+r.IntN(40000)))
-		b.WriteString("--mix-b--\r\n")
-	}
+	textgen.WriteBody(&b, r, mix)
 	return []byte(b.String())
 }
 

@@ -39,6 +39,11 @@ var folders = []struct {
 	{"Lists", 5},
 }
 
+// mix: 50% text/plain 2-10 KB, 30% multipart/alternative 10-30 KB, 20%
+// with a 125-275 KB attachment (about 50 KB on average).
+var mix = textgen.Mix{PlainPct: 50, AltPct: 30, Plain: [2]int{2000, 8000}, Alt: [2]int{5000, 10000},
+	AttachText: [2]int{500, 2000}, Attach: [2]int{125000, 150000}}
+
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // message returns message n's bytes and INTERNALDATE.
@@ -52,28 +57,7 @@ func message(seed uint64, n int) ([]byte, time.Time) {
 	fmt.Fprintf(&b, "Subject: message %d %s\r\n", n, strings.TrimSpace(textgen.Text(r, 30)))
 	fmt.Fprintf(&b, "Date: %s\r\n", date.Format(time.RFC1123Z))
 	fmt.Fprintf(&b, "Message-ID: <gen-%d-%d@bench.test>\r\n", n, r.Uint32())
-	b.WriteString("MIME-Version: 1.0\r\n")
-	switch k := r.IntN(100); {
-	case k < 50:
-		b.WriteString("Content-Type: text/plain; charset=us-ascii\r\n\r\n")
-		b.WriteString(textgen.Text(r, 2000+r.IntN(8000)))
-	case k < 80:
-		b.WriteString("Content-Type: multipart/alternative; boundary=\"alt-b\"\r\n\r\n")
-		body := textgen.Text(r, 5000+r.IntN(10000))
-		b.WriteString("--alt-b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
-		b.WriteString(body)
-		b.WriteString("--alt-b\r\nContent-Type: text/html; charset=us-ascii\r\n\r\n<html><body><p>")
-		b.WriteString(body)
-		b.WriteString("</p></body></html>\r\n--alt-b--\r\n")
-	default:
-		b.WriteString("Content-Type: multipart/mixed; boundary=\"mix-b\"\r\n\r\n")
-		b.WriteString("--mix-b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
-		b.WriteString(textgen.Text(r, 500+r.IntN(2000)))
-		b.WriteString("--mix-b\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\n")
-		b.WriteString("Content-Disposition: attachment; filename=\"data.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-		b.WriteString(textgen.Base64Lines(r, 125000+r.IntN(150000)))
-		b.WriteString("--mix-b--\r\n")
-	}
+	textgen.WriteBody(&b, r, mix)
 	return []byte(b.String()), date
 }
 
