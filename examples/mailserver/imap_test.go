@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
@@ -36,20 +35,7 @@ func TestIMAPSeesSMTPDeliveryWhileIdling(t *testing.T) {
 	cfg.IMAP.Listen, cfg.IMAPS.Listen = port(), port()
 	cfg.IMAP.AllowInsecureAuth = true
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, newLogger(LogConfig{Level: "warn", Format: "text"}, io.Discard)) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not return after cancel")
-		}
-	}()
+	startServe(t, cfg)
 	for _, a := range []string{cfg.SMTP.Listen, cfg.IMAP.Listen, cfg.IMAPS.Listen} {
 		if err := testpeer.WaitPort(a, 20*time.Second); err != nil {
 			t.Fatal(err)

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -109,20 +107,7 @@ func TestQuarantineCommandsEndToEnd(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, newLogger(LogConfig{Level: "warn", Format: "text"}, io.Discard)) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not return after cancel")
-		}
-	}()
+	startServe(t, cfg)
 	if err := testpeer.WaitPort(cfg.SMTP.Listen, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}

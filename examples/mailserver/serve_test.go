@@ -34,20 +34,7 @@ func TestServeEndToEnd(t *testing.T) {
 	cfg.SMTP.Listen, cfg.Submission.Listen, cfg.Submissions.Listen, cfg.HTTP.Listen = port(), port(), port(), port()
 	cfg.IMAP.Listen, cfg.IMAPS.Listen = port(), port()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, newLogger(LogConfig{Level: "warn", Format: "text"}, io.Discard)) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not return after cancel")
-		}
-	}()
+	startServe(t, cfg)
 	for _, a := range []string{cfg.SMTP.Listen, cfg.Submission.Listen, cfg.Submissions.Listen, cfg.HTTP.Listen} {
 		if err := testpeer.WaitPort(a, 20*time.Second); err != nil {
 			t.Fatal(err)
@@ -122,4 +109,24 @@ func TestResolverTimeout(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("lookup took %v with dns.timeout 200ms", d)
 	}
+}
+
+// startServe runs serve with cfg until the test ends, then stops it and
+// checks that it returned cleanly.
+func startServe(t *testing.T, cfg Config) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, newLogger(LogConfig{Level: "warn", Format: "text"}, io.Discard)) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not return after cancel")
+		}
+	})
 }
