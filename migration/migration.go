@@ -50,7 +50,17 @@
 // flags the store cannot keep are dropped) and INTERNALDATE. Messages
 // over Options.MaxMessageSize are counted and never fetched. The source
 // is only EXAMINEd and read with BODY.PEEK[], so even \Seen never changes
-// there.
+// there. Bodies stream from the connection into the store; one of up to
+// 1 MiB is read off the connection first (at most 32 at once per
+// Migrator, 32 MiB), so that the FETCH goes on while the previous bodies
+// are written and synced.
+//
+// One mailbox, one copier: a pass holds a lease on its target in the
+// store ("migration.lease": host, process, expiry, renewed while the pass
+// runs), so a second process asked to copy the same mailbox meanwhile
+// fails with ErrBusy instead of racing the first past its checkpoints. A
+// holder on this host whose process is gone (SIGKILL) is taken over at
+// once; one on another host when its lease expires.
 //
 // Checkpoints: each durable append is followed by its checkpoint: the
 // message's record (source UID -> target UID, size, INTERNALDATE,
