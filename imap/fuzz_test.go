@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +99,7 @@ func (fs *fuzzServer) roundTrip(t *testing.T, line, tag string) string {
 		return ""
 	}
 	for {
-		l, ok := fs.readLine(t)
+		l, ok := fs.readResponse(t)
 		if !ok {
 			return ""
 		}
@@ -105,6 +107,33 @@ func (fs *fuzzServer) roundTrip(t *testing.T, line, tag string) string {
 			return strings.TrimSpace(strings.TrimPrefix(l, tag+" "))
 		}
 	}
+}
+
+// literalAtEnd matches a line ending in a literal's announcement, {n}.
+var literalAtEnd = regexp.MustCompile(`\{(\d+)\}\r\n$`)
+
+// readResponse reads one whole response: its first line, and after each
+// literal it announces the literal's bytes and the line that goes on after
+// them. It returns the first line, so a literal whose content looks like
+// a tagged status ("c OK ...") is never taken for one.
+func (fs *fuzzServer) readResponse(t *testing.T) (string, bool) {
+	first, ok := fs.readLine(t)
+	l := first
+	for ok {
+		m := literalAtEnd.FindStringSubmatch(l)
+		if m == nil {
+			break
+		}
+		n, err := strconv.Atoi(m[1])
+		if err != nil {
+			t.Fatalf("literal size in %q: %v", l, err)
+		}
+		if _, err := io.CopyN(io.Discard, fs.r, int64(n)); err != nil {
+			return "", false
+		}
+		l, ok = fs.readLine(t)
+	}
+	return first, ok
 }
 
 // FuzzCommand sends one arbitrary command line to a logged-in session with
