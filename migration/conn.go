@@ -296,9 +296,23 @@ type limitedConn struct {
 	ctx     context.Context
 	bw      *bandwidth
 	timeout atomic.Int64 // time.Duration
+	// readErr is the first read error; only the client's reader goroutine
+	// reads, one call at a time.
+	readErr error
 }
 
+// Read never returns data together with an error, and once it has failed
+// it fails every later call the same way. go-imap's client cannot take
+// either: a literal whose last bytes come with an error (the bandwidth
+// wait canceled, say) releases the client's reader goroutine at the error
+// and then, on the next read, finds the literal's end and marks the
+// decoder, which that goroutine is using by then (a data race in
+// imapwire.LiteralReader), and after a failed read the stream is out of
+// step anyway.
 func (c *limitedConn) Read(p []byte) (int, error) {
+	if c.readErr != nil {
+		return 0, c.readErr
+	}
 	if t := time.Duration(c.timeout.Load()); t > 0 {
 		c.Conn.SetReadDeadline(time.Now().Add(t))
 	}
@@ -306,6 +320,12 @@ func (c *limitedConn) Read(p []byte) (int, error) {
 	if c.bw != nil && n > 0 {
 		if werr := c.bw.take(c.ctx, n); werr != nil && err == nil {
 			err = werr
+		}
+	}
+	if err != nil {
+		c.readErr = err
+		if n > 0 {
+			return n, nil
 		}
 	}
 	return n, err
