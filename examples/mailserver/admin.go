@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/dkim"
+	"github.com/mailyard/mailyard/internal/cliflags"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -103,19 +104,7 @@ func (a *admin) run(ctx context.Context, args []string) error {
 
 // parseFlags parses flags that may come before or after positional args.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
+	return cliflags.Parse(fs, args, errUsage)
 }
 
 // readPassword returns the -password value or the first line of stdin.

@@ -34,6 +34,7 @@ import (
 	"github.com/mattn/go-isatty"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/internal/cliflags"
 	"github.com/mailyard/mailyard/migration"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -240,19 +241,7 @@ func (c *cli) close() {
 // parseFlags parses flags that may come before or after positional
 // arguments; -flag and --flag are the same.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
+	return cliflags.Parse(fs, args, errUsage)
 }
 
 // switchWriter is an io.Writer whose destination can change.
