@@ -91,6 +91,18 @@ func (m *Migrator) acquireLease(ctx context.Context, target string) (release fun
 		return nil, &Error{Class: classifyLocal(ctx, err), Target: target, Err: err}
 	}
 
+	// ifOurs runs fn on the lease if it is still this pass's (one taken
+	// over after it expired, with this process stalled, is the other
+	// holder's now), even after ctx is canceled.
+	ifOurs := func(fn func(store.RecordTx, leaseRecord) error) error {
+		return m.opts.Store.UpdateRecords(context.WithoutCancel(ctx), func(tx store.RecordTx) error {
+			var cur leaseRecord
+			if found, err := txGetJSON(tx, nsLease, target, &cur); err != nil || !found || cur.Token != token {
+				return err
+			}
+			return fn(tx, cur)
+		})
+	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -103,13 +115,7 @@ func (m *Migrator) acquireLease(ctx context.Context, target string) (release fun
 				return
 			case <-t.C:
 			}
-			// Renew only our own lease: one taken over after it expired
-			// (this process stalled) is the other holder's now.
-			err := m.opts.Store.UpdateRecords(context.WithoutCancel(ctx), func(tx store.RecordTx) error {
-				var cur leaseRecord
-				if found, err := txGetJSON(tx, nsLease, target, &cur); err != nil || !found || cur.Token != token {
-					return err
-				}
+			err := ifOurs(func(tx store.RecordTx, cur leaseRecord) error {
 				cur.Expires = m.now().Add(leaseTTL)
 				return txPutJSON(tx, nsLease, target, cur)
 			})
@@ -121,11 +127,7 @@ func (m *Migrator) acquireLease(ctx context.Context, target string) (release fun
 	return func() {
 		close(stop)
 		<-done
-		err := m.opts.Store.UpdateRecords(context.WithoutCancel(ctx), func(tx store.RecordTx) error {
-			var cur leaseRecord
-			if found, err := txGetJSON(tx, nsLease, target, &cur); err != nil || !found || cur.Token != token {
-				return err
-			}
+		err := ifOurs(func(tx store.RecordTx, _ leaseRecord) error {
 			return tx.Delete(nsLease, target)
 		})
 		if err != nil {
