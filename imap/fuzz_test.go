@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/mailyard/mailyard/imap/internal/imapserver"
 
 	"github.com/mailyard/mailyard/store"
 )

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/mailyard/mailyard/imap/internal/imapserver"
 
 	"github.com/mailyard/mailyard/store"
 )
