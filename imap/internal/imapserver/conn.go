@@ -573,4 +573,3 @@ func newClientBugError(text string) error {
 		Text: text,
 	}
 }
-
