@@ -65,10 +65,7 @@ func (s *Server) fanOut(account string, f *accountFeed) {
 	for range f.sub.C() {
 		s.feedMu.Lock()
 		for sess := range f.sessions {
-			select {
-			case sess.notify <- struct{}{}:
-			default:
-			}
+			sess.wake()
 		}
 		s.feedMu.Unlock()
 	}

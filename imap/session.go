@@ -31,9 +31,15 @@ type session struct {
 
 	account string // the authenticated user's ID; "" before login
 
-	// notify receives a wake-up for Idle when the account changes; the
-	// server's shared feed of the account sends it (see Server.watch).
-	notify chan struct{}
+	// IDLE state, guarded by idleMu; the account's change feed calls
+	// wake (see Server.watch and IdleStart).
+	idleMu   sync.Mutex
+	idleDone sync.Cond                // signalled when polling becomes false
+	idleW    *imapserver.UpdateWriter // non-nil during IDLE
+	idleErr  error                    // a failed IDLE poll's error
+	woken    bool                     // a commit since the last poll began
+	polling  bool                     // an idlePoll goroutine runs
+	again    bool                     // it must poll once more
 
 	view *view // the selected mailbox, nil when none is
 	once sync.Once
@@ -54,8 +60,8 @@ func newSession(srv *Server, c *imapserver.Conn) *session {
 		log:    srv.log.With("client", ip.String()),
 		ctx:    ctx,
 		cancel: cancel,
-		notify: make(chan struct{}, 1),
 	}
+	s.idleDone.L = &s.idleMu
 	return s
 }
 
@@ -347,6 +353,9 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 
 // Poll implements imapserver.Session: the updates after every command.
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	s.idleMu.Lock()
+	s.woken = false // this poll sees every commit up to now
+	s.idleMu.Unlock()
 	if s.view == nil {
 		return nil
 	}
@@ -354,34 +363,84 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	return s.view.poll(w, allowExpunge)
 }
 
-// Idle implements imapserver.Session (RFC 2177): updates are written as
-// the account's change feed reports commits, until the client's DONE.
+// IdleStart implements imapserver.Session (RFC 2177): from now until
+// IdleStop, every wake-up from the account's change feed starts a poll in
+// a short-lived goroutine, which writes what changed. The connection's own
+// goroutine meanwhile waits for DONE without buffers, so an idling client
+// costs one parked goroutine with a small stack.
 //
-// It polls on entry only to report expunges held back after a FETCH,
-// STORE or SEARCH (RFC 9051 §7.5.1). Otherwise the library's poll after
-// the command before IDLE saw every commit up to then, and each commit
-// since has left a wake-up in s.notify, so the loop reports it at once.
-// Not querying the store here keeps this goroutine's stack at its minimum
-// while it waits, which with thousands of idle clients is a good part of
-// the server's memory (a store query grows a stack to 16-32 KiB, and the
-// runtime only halves it once per GC cycle).
-func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	if s.view != nil && len(s.view.gone) > 0 {
-		if err := s.Poll(w, true); err != nil {
-			return err
-		}
+// A poll starts at once only to report expunges held back after a FETCH,
+// STORE or SEARCH (RFC 9051 §7.5.1), or a commit whose wake-up came after
+// the last command's poll. Otherwise that poll saw every commit up to
+// then.
+func (s *session) IdleStart(w *imapserver.UpdateWriter) error {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	s.idleW = w
+	if s.woken || (s.view != nil && len(s.view.gone) > 0) {
+		s.startPollLocked()
 	}
+	return nil
+}
+
+// IdleStop implements imapserver.Session: it waits for a poll in flight,
+// and returns the error of a poll that failed.
+func (s *session) IdleStop() error {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	s.idleW = nil
+	for s.polling {
+		s.idleDone.Wait()
+	}
+	err := s.idleErr
+	s.idleErr = nil
+	return err
+}
+
+// wake is called by the account's feed after every commit. Outside IDLE
+// it only notes that something changed (the poll after the next command
+// reports it; IdleStart polls at once).
+func (s *session) wake() {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	if s.idleW == nil {
+		s.woken = true
+		return
+	}
+	s.startPollLocked()
+}
+
+// startPollLocked runs idlePoll unless one runs already, in which case
+// that one polls once more. s.idleMu is held.
+func (s *session) startPollLocked() {
+	s.woken = false
+	if s.polling {
+		s.again = true
+		return
+	}
+	s.polling = true
+	go s.idlePoll(s.idleW)
+}
+
+func (s *session) idlePoll(w *imapserver.UpdateWriter) {
 	for {
-		select {
-		case <-stop:
-			return nil
-		case <-s.ctx.Done():
-			return nil
-		case <-s.notify:
-			if err := s.Poll(w, true); err != nil {
-				return err
-			}
+		err := s.Poll(w, true)
+		s.idleMu.Lock()
+		if err != nil && s.idleErr == nil {
+			// The client cannot be told; IdleStop returns the error,
+			// and closing the connection ends the wait for DONE.
+			s.idleErr = err
+			_ = s.conn.NetConn().Close()
 		}
+		if err != nil || !s.again || s.idleW == nil {
+			s.polling = false
+			s.again = false
+			s.idleDone.Broadcast()
+			s.idleMu.Unlock()
+			return
+		}
+		s.again = false
+		s.idleMu.Unlock()
 	}
 }
 
@@ -406,7 +465,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 // Store implements imapserver.Session.
 func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
 	defer s.srv.begin()()
-	return s.view.store(w, numSet, flags)
+	return s.view.store(w, numSet, flags, options)
 }
 
 // Copy implements imapserver.Session (RFC 4315 COPYUID).

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -35,9 +36,16 @@ var internalServerErrorResp = &imap.StatusResponse{
 
 // A Conn represents an IMAP connection to the server.
 type Conn struct {
-	server   *Server
+	server *Server
+	// mailyard: br and bw hold a buffer only while a command is read or
+	// a response written (see buffers.go); rw is what they wrap and src
+	// what br reads from.
 	br       *bufio.Reader
+	brHeld   atomic.Bool // atomic only so that tests may look
+	src      connSource
 	bw       *bufio.Writer
+	bwHeld   atomic.Bool // changed under encMutex
+	rw       io.ReadWriter
 	encMutex sync.Mutex
 
 	mutex   sync.Mutex
@@ -49,16 +57,17 @@ type Conn struct {
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
-	rw := server.options.wrapReadWriter(c)
-	br := bufio.NewReader(rw)
-	bw := bufio.NewWriter(rw)
-	return &Conn{
+	conn := &Conn{
 		conn:    c,
 		server:  server,
-		br:      br,
-		bw:      bw,
+		br:      new(bufio.Reader),
+		bw:      new(bufio.Writer),
 		enabled: make(imap.CapSet),
 	}
+	rw := server.options.wrapReadWriter(c)
+	conn.src = connSource{r: rw}
+	conn.rw = rw
+	return conn
 }
 
 // NetConn returns the underlying connection that is wrapped by the IMAP
@@ -174,6 +183,16 @@ func (c *Conn) serve() {
 			readTimeout = cmdReadTimeout
 		}
 		c.setReadTimeout(readTimeout)
+		if c.state == imap.ConnStateLogout {
+			break
+		}
+		// mailyard: wait without a read buffer.
+		if err := c.waitInput(); err != nil {
+			if err != io.EOF && !errors.Is(err, net.ErrClosed) {
+				c.server.logger().Printf("failed to read command: %v", err)
+			}
+			break
+		}
 
 		dec := imapwire.NewDecoder(c.br, imapwire.ConnSideServer)
 		dec.MaxSize = maxCommandSize
@@ -499,6 +518,7 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 	wireEnc.QuotedUTF8 = quotedUTF8
 
 	conn.encMutex.Lock() // released by responseEncoder.end
+	conn.holdWriter()
 	conn.setWriteTimeout(respWriteTimeout)
 	return &responseEncoder{
 		Encoder: wireEnc,
@@ -512,6 +532,7 @@ func (enc *responseEncoder) end() {
 	}
 	enc.Encoder = nil
 	enc.conn.setWriteTimeout(0)
+	enc.conn.releaseWriter()
 	enc.conn.encMutex.Unlock()
 }
 

@@ -1,14 +1,18 @@
 package imapserver
 
 import (
-	"fmt"
 	"io"
-	"runtime/debug"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/mailyard/mailyard/imap/internal/imapwire"
 )
 
+// mailyard: upstream runs Session.Idle in a second goroutine while this one
+// reads DONE. Here the connection's own goroutine waits for DONE without a
+// read buffer (waitInput), and the session writes updates as they come
+// (Session.IdleStart, IdleStop): an idling client costs one parked
+// goroutine and no buffers.
 func (c *Conn) handleIdle(dec *imapwire.Decoder) error {
 	if !dec.ExpectCRLF() {
 		return dec.Err()
@@ -22,29 +26,28 @@ func (c *Conn) handleIdle(dec *imapwire.Decoder) error {
 		return err
 	}
 
-	stop := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		defer func() {
-			if v := recover(); v != nil {
-				c.server.logger().Printf("panic idling: %v\n%s", v, debug.Stack())
-				done <- fmt.Errorf("imapserver: panic idling")
-			}
-		}()
-		w := &UpdateWriter{conn: c, allowExpunge: true}
-		done <- c.session.Idle(w, stop)
-	}()
-
+	w := &UpdateWriter{conn: c, allowExpunge: true}
+	if err := c.session.IdleStart(w); err != nil {
+		return err
+	}
 	c.setReadTimeout(idleReadTimeout)
-	line, isPrefix, err := c.br.ReadLine()
-	close(stop)
+	err := c.waitInput()
+	var (
+		line     []byte
+		isPrefix bool
+	)
+	if err == nil {
+		line, isPrefix, err = c.br.ReadLine()
+	}
+	stopErr := c.session.IdleStop()
 	if err == io.EOF {
 		return nil
 	} else if err != nil {
 		return err
-	} else if isPrefix || string(line) != "DONE" {
+	} else if isPrefix || !strings.EqualFold(string(line), "DONE") {
+		// RFC 2177 §3: DONE, matched case-insensitively as all of IMAP's
+		// keywords are (RFC 9051 §9).
 		return newClientBugError("Syntax error: expected DONE to end IDLE command")
 	}
-
-	return <-done
+	return stopErr
 }

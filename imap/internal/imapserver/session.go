@@ -65,7 +65,15 @@ type Session interface {
 	Status(mailbox string, options *imap.StatusOptions) (*imap.StatusData, error)
 	Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error)
 	Poll(w *UpdateWriter, allowExpunge bool) error
-	Idle(w *UpdateWriter, stop <-chan struct{}) error
+	// mailyard: IDLE (RFC 2177) without a goroutine per idling client.
+	// IdleStart is called once the continuation request is written; from
+	// then on the session may write updates to w from any goroutine, one
+	// at a time, until IdleStop, which is called when the client ends the
+	// IDLE (or the connection fails) and must return only when nothing
+	// writes to w any more. An error from IdleStart ends the IDLE command
+	// at once; one from IdleStop is the command's result.
+	IdleStart(w *UpdateWriter) error
+	IdleStop() error
 
 	// Selected state
 	Unselect() error

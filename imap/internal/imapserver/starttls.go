@@ -66,9 +66,8 @@ func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
 	c.conn = tlsConn
 	c.mutex.Unlock()
 
-	rw := c.server.options.wrapReadWriter(tlsConn)
-	c.br.Reset(rw)
-	c.bw.Reset(rw)
+	// mailyard: the buffers follow the new connection (buffers.go).
+	c.setReadWriter(c.server.options.wrapReadWriter(tlsConn))
 
 	return nil
 }
