@@ -29,11 +29,31 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 	if err != nil {
 		return err
 	}
+	s := v.s
+	b := s.srv.opts.Backend
+	if w.ReportVanished() {
+		// Before any FETCH response (RFC 7162 §3.2.6).
+		if err := v.reportVanishedEarlier(w, numSet.(imap.UIDSet), options.ChangedSince); err != nil {
+			return err
+		}
+	}
+	if len(uids) > 0 && options.ChangedSince > 0 {
+		// RFC 7162 §3.1.4.1: only messages changed since; \Seen is not
+		// set on the others either.
+		pre, err := b.ListMessages(s.ctx, s.account, v.name, compressUIDs(uids))
+		if err != nil {
+			return s.storeErr("fetch", err)
+		}
+		uids = uids[:0]
+		for _, m := range pre {
+			if m.ModSeq > options.ChangedSince {
+				uids = append(uids, m.UID)
+			}
+		}
+	}
 	if len(uids) == 0 {
 		return nil
 	}
-	s := v.s
-	b := s.srv.opts.Backend
 	set := compressUIDs(uids)
 
 	// Non-PEEK body sections set \Seen first (RFC 9051 §6.4.5), so that
@@ -220,6 +240,12 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	}
 	if o.Flags || seen {
 		rw.WriteFlags(v.clientFlags(m.UID, m.Flags))
+	}
+	// RFC 7162 §3.1: asked for, or with FLAGS once CONDSTORE is enabled
+	// (which includes the FLAGS of an implicit \Seen).
+	if o.ModSeq || (o.Flags || seen) && s.condStore() {
+		rw.WriteModSeq(m.ModSeq)
+		v.tell(m.UID, m.ModSeq)
 	}
 	if o.InternalDate {
 		rw.WriteInternalDate(m.InternalDate)
@@ -546,4 +572,38 @@ func (v *view) headerBlock(uid uint32, open func() (io.ReadCloser, error)) ([]by
 		v.s.srv.headers.put(key, hdr)
 	}
 	return hdr, nil
+}
+
+// reportVanishedEarlier writes VANISHED (EARLIER) for the messages of
+// set expunged after changedSince (RFC 7162 §3.2.6). Messages the client
+// still has in its view are left to the VANISHED of a later poll.
+func (v *view) reportVanishedEarlier(w *imapserver.FetchWriter, set imap.UIDSet, changedSince uint64) error {
+	s := v.s
+	cs, err := s.srv.opts.Backend.Changes(s.ctx, s.account, v.name, changedSince)
+	if err != nil {
+		return s.storeErr("fetch", err)
+	}
+	var vanished imap.UIDSet
+	for _, uid := range sortedUIDs(cs.Vanished) {
+		if uidSetHas(set, uid, v.lastUID()) && v.seqOf(uid) == 0 {
+			vanished.AddNum(imap.UID(uid))
+		}
+	}
+	if len(vanished) == 0 {
+		return nil
+	}
+	return w.WriteVanished(vanished)
+}
+
+// uidSetHas reports whether set names uid, "*" standing for the larger of
+// last and uid (RFC 9051 §9: "*" is the largest UID in use, and a UID
+// larger than it is still in "n:*").
+func uidSetHas(set imap.UIDSet, uid, last uint32) bool {
+	for _, r := range set {
+		lo, hi := starRange(uint32(r.Start), uint32(r.Stop), max(last, uid))
+		if lo <= uid && uid <= hi {
+			return true
+		}
+	}
+	return false
 }

@@ -14,12 +14,16 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// Backend is what the server needs from the store: mailboxes, messages
-// and the change feed. Every store backend (*sqlite.Store) satisfies it.
+// Backend is what the server needs from the store: mailboxes, messages,
+// the change feed and account usage (QUOTA). Every store backend
+// (*sqlite.Store) satisfies it.
 type Backend interface {
 	store.Mailboxes
 	store.Messages
 	store.Feed
+	// Usage is store.Accounts.Usage: what the account holds and its
+	// limits, for GETQUOTA and GETQUOTAROOT (RFC 9208).
+	Usage(ctx context.Context, id string) (store.Usage, store.Quota, error)
 }
 
 // Authenticator checks IMAP logins. directory.Directory satisfies it.

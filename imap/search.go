@@ -65,6 +65,12 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 			data.Max = num
 		}
 		data.Count++
+		data.ModSeq = max(data.ModSeq, msg.ModSeq)
+	}
+	if !hasModSeqKey(c) {
+		// RFC 7162 §3.1.6: the highest MODSEQ of the results is given
+		// only for a search with the MODSEQ key.
+		data.ModSeq = 0
 	}
 	if kind == imapserver.NumKindUID {
 		data.All = uidSet
@@ -180,6 +186,12 @@ func (m *matcher) match(c *candidate, ck *compiled) (bool, error) {
 		return false, nil
 	}
 	if k.Smaller > 0 && c.msg.Size >= k.Smaller {
+		return false, nil
+	}
+	// RFC 7162 §3.1.5: MODSEQ n matches a MODSEQ of at least n. We keep
+	// one MODSEQ per message, so the entry name and type are ignored as
+	// §3.1.5 allows for servers that do not store them per metadata item.
+	if k.ModSeq != nil && c.msg.ModSeq < k.ModSeq.ModSeq {
 		return false, nil
 	}
 	if len(k.Header) > 0 || !k.SentSince.IsZero() || !k.SentBefore.IsZero() {
@@ -399,4 +411,22 @@ func matchDate(t, since, before time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// hasModSeqKey reports whether the MODSEQ key occurs anywhere in c.
+func hasModSeqKey(c *imap.SearchCriteria) bool {
+	if c.ModSeq != nil {
+		return true
+	}
+	for i := range c.Not {
+		if hasModSeqKey(&c.Not[i]) {
+			return true
+		}
+	}
+	for i := range c.Or {
+		if hasModSeqKey(&c.Or[i][0]) || hasModSeqKey(&c.Or[i][1]) {
+			return true
+		}
+	}
+	return false
 }

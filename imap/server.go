@@ -43,6 +43,12 @@ var capabilities = imap.CapSet{
 	imap.CapSpecialUse:       {},
 	imap.CapCreateSpecialUse: {},
 	imap.CapLiteralPlus:      {},
+	imap.CapCondStore:        {},
+	imap.CapQResync:          {},
+	imap.CapID:               {},
+	imap.CapQuota:            {},
+	"QUOTA=RES-STORAGE":      {},
+	"QUOTA=RES-MESSAGE":      {},
 }
 
 // Server is one IMAP listener's server. Create it with [New]; it is safe

@@ -49,6 +49,10 @@ type view struct {
 	dead bool
 	// searchRes is the SEARCHRES result "$" (RFC 5182), as UIDs.
 	searchRes []uint32
+	// told holds the MODSEQ of messages whose FETCH responses to this
+	// client's own commands (STORE, FETCH) carried MODSEQ since the last
+	// poll, so that the poll does not report those changes again.
+	told map[uint32]uint64
 }
 
 // systemFlags are the flags every mailbox supports.
@@ -109,6 +113,7 @@ func openView(s *session, name string, readOnly bool) (*view, *imap.SelectData, 
 		NumRecent:         uint32(len(v.recent)),
 		UIDNext:           imap.UID(uidNext),
 		UIDValidity:       mb.UIDValidity,
+		HighestModSeq:     mb.HighestModSeq,
 	}
 	return v, data, nil
 }
@@ -232,7 +237,10 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	s := v.s
 	b := s.srv.opts.Backend
 	var added []uint32
-	changed := make(map[uint32]bool)
+	// changed maps the messages whose flags (or, with CONDSTORE, MODSEQ)
+	// others changed to their MODSEQ.
+	changed := make(map[uint32]uint64)
+	condStore := s.condStore()
 	if !v.dead {
 		mb, err := b.Mailbox(s.ctx, s.account, v.name)
 		switch {
@@ -260,10 +268,17 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			for _, m := range cs.Changed {
 				switch {
 				case v.seqOf(m.UID) != 0:
-					if !v.gone[m.UID] && !slices.Equal(v.flagsOf(m.UID), m.Flags) {
+					if v.gone[m.UID] {
+						continue
+					}
+					// With CONDSTORE the client caches MODSEQ too, so a
+					// new MODSEQ is news even with the same flags (RFC
+					// 7162 §3.1), unless this client was just told.
+					newFlags := !slices.Equal(v.flagsOf(m.UID), m.Flags)
+					if newFlags || condStore && m.ModSeq > v.told[m.UID] {
 						v.setFlags(m.UID, m.Flags)
 						v.noteKeywords(m.Flags)
-						changed[m.UID] = true
+						changed[m.UID] = m.ModSeq
 					}
 				case m.UID > last:
 					fresh = append(fresh, m)
@@ -282,8 +297,9 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			v.modSeq = mb.HighestModSeq
 		}
 	}
+	clear(v.told)
 	if allowExpunge {
-		if err := v.reportExpunges(w.WriteExpunge); err != nil {
+		if err := v.reportExpunges(w); err != nil {
 			return err
 		}
 	}
@@ -303,14 +319,30 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	}
 	if len(changed) > 0 {
 		for i, uid := range v.uids {
-			if changed[uid] && !v.gone[uid] {
-				if err := w.WriteMessageFlags(uint32(i+1), imap.UID(uid), v.clientFlags(uid, v.flagSets[v.flags[i]])); err != nil {
-					return err
-				}
+			modSeq, ok := changed[uid]
+			if !ok || v.gone[uid] {
+				continue
+			}
+			flags := v.clientFlags(uid, v.flagSets[v.flags[i]])
+			var err error
+			if condStore {
+				err = w.WriteMessageFlagsModSeq(uint32(i+1), imap.UID(uid), flags, modSeq)
+			} else {
+				err = w.WriteMessageFlags(uint32(i+1), imap.UID(uid), flags)
+			}
+			if err != nil {
+				return err
 			}
 		}
 	}
 	return nil
+}
+
+// expungeWriter is what reportExpunges writes to: the library's
+// UpdateWriter, ExpungeWriter and MoveWriter.
+type expungeWriter interface {
+	WriteExpunge(seq uint32) error
+	WriteVanished(uids imap.UIDSet) error
 }
 
 func (v *view) lastUID() uint32 {
@@ -322,11 +354,33 @@ func (v *view) lastUID() uint32 {
 
 // reportExpunges writes one EXPUNGE per gone message, highest sequence
 // number first so that each number is valid when the client reads it
-// (RFC 9051 §7.5.1), and drops them from the view.
-func (v *view) reportExpunges(write func(seq uint32) error) error {
+// (RFC 9051 §7.5.1), and drops them from the view. Once QRESYNC is
+// enabled they are reported by UID in one VANISHED response instead (RFC
+// 7162 §3.2.10.2).
+func (v *view) reportExpunges(w expungeWriter) error {
 	if len(v.gone) == 0 {
 		return nil
 	}
+	if v.s.qresync() {
+		var uids imap.UIDSet
+		for i := len(v.uids) - 1; i >= 0; i-- {
+			uid := v.uids[i]
+			if !v.gone[uid] {
+				continue
+			}
+			v.uids = slices.Delete(v.uids, i, i+1)
+			v.flags = slices.Delete(v.flags, i, i+1)
+			delete(v.gone, uid)
+			delete(v.recent, uid)
+			uids.AddNum(imap.UID(uid))
+		}
+		v.searchRes = slices.DeleteFunc(v.searchRes, func(uid uint32) bool { return v.seqOf(uid) == 0 })
+		if len(uids) == 0 {
+			return nil
+		}
+		return w.WriteVanished(uids)
+	}
+	write := w.WriteExpunge
 	for i := len(v.uids) - 1; i >= 0; i-- {
 		uid := v.uids[i]
 		if !v.gone[uid] {
@@ -454,8 +508,9 @@ func hasFlag(flags []string, f string) bool {
 var errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot,
 	Text: "Mailbox is read-only (selected with EXAMINE)"}
 
-// store implements STORE (RFC 9051 §6.4.6). The OK follows the commit.
-func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.StoreFlags) error {
+// store implements STORE (RFC 9051 §6.4.6) with the UNCHANGEDSINCE
+// modifier (RFC 7162 §3.1.3). The OK follows the commit.
+func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.StoreFlags, o *imap.StoreOptions) error {
 	if v.readOnly {
 		return errReadOnly
 	}
@@ -480,31 +535,79 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 		req.Op = store.FlagsRemove
 	}
 	s := v.s
-	res, err := s.srv.opts.Backend.StoreFlags(s.ctx, s.account, v.name, req)
-	if err != nil {
-		return s.storeErr("store", err)
+	var res store.StoreFlagsResult
+	if o.UnchangedSince == imapserver.UnchangedSinceZero {
+		// RFC 7162 §3.1.3: "UNCHANGEDSINCE 0" fails for every message
+		// (a system flag always exists).
+		res.Modified = uids
+	} else {
+		req.UnchangedSince = o.UnchangedSince
+		if res, err = s.srv.opts.Backend.StoreFlags(s.ctx, s.account, v.name, req); err != nil {
+			return s.storeErr("store", err)
+		}
 	}
 	_, byUID := numSet.(imap.UIDSet)
+	condStore := s.condStore()
+	withUID := byUID || s.qresync() // RFC 7162 §3.2.4
 	for _, m := range res.Updated {
 		seq := v.seqOf(m.UID)
 		if seq == 0 || v.gone[m.UID] {
 			continue
 		}
+		changed := !slices.Equal(v.flagsOf(m.UID), m.Flags)
 		v.setFlags(m.UID, m.Flags)
 		v.noteKeywords(m.Flags)
-		if sf.Silent {
+		// RFC 7162 §3.1.3: after a CONDSTORE enabling command, a changed
+		// message is reported with its new MODSEQ even for .SILENT.
+		if sf.Silent && !(condStore && changed) {
 			continue
 		}
 		rw := w.CreateMessage(seq)
-		if byUID {
+		if withUID {
 			rw.WriteUID(imap.UID(m.UID))
 		}
-		rw.WriteFlags(v.clientFlags(m.UID, m.Flags))
+		if !sf.Silent {
+			rw.WriteFlags(v.clientFlags(m.UID, m.Flags))
+		}
+		if condStore {
+			rw.WriteModSeq(m.ModSeq)
+			v.tell(m.UID, m.ModSeq)
+		}
 		if err := rw.Close(); err != nil {
 			return err
 		}
 	}
-	return nil
+	if len(res.Modified) == 0 {
+		return nil
+	}
+	// The messages that failed the UNCHANGEDSINCE test, by sequence
+	// number for STORE and by UID for UID STORE (RFC 7162 §3.1.3). Any
+	// change to them that the client has not seen is reported by the
+	// poll that follows, before the tagged OK.
+	var modified imap.NumSet
+	var seqs imap.SeqSet
+	var mUIDs imap.UIDSet
+	for _, uid := range res.Modified {
+		seq := v.seqOf(uid)
+		if seq == 0 || v.gone[uid] {
+			continue
+		}
+		if byUID {
+			mUIDs.AddNum(imap.UID(uid))
+		} else {
+			seqs.AddNum(seq)
+		}
+	}
+	if byUID {
+		modified = mUIDs
+	} else {
+		modified = seqs
+	}
+	if modified.String() == "" {
+		return nil
+	}
+	return &imap.Error{Type: imap.StatusResponseTypeOK,
+		Code: imap.ResponseCode("MODIFIED " + modified.String()), Text: "Conditional STORE failed"}
 }
 
 // expunge implements EXPUNGE, UID EXPUNGE (RFC 4315 §2.1) and the silent
@@ -544,7 +647,7 @@ func (v *view) expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
 			v.gone[uid] = true
 		}
 	}
-	return v.reportExpunges(w.WriteExpunge)
+	return v.reportExpunges(w)
 }
 
 // copyTo implements COPY (RFC 9051 §6.4.7) with COPYUID (RFC 4315).
@@ -606,7 +709,7 @@ func (v *view) move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) e
 			v.gone[p.Src] = true
 		}
 	}
-	return v.reportExpunges(w.WriteExpunge)
+	return v.reportExpunges(w)
 }
 
 func (v *view) transferErr(op, dest string, err error) error {
@@ -636,4 +739,134 @@ func (v *view) copyData(dest string, pairs []store.UIDPair) (*imap.CopyData, err
 		data.DestUIDs.AddNum(imap.UID(p.Dst))
 	}
 	return data, nil
+}
+
+// tell records that this client was just given MODSEQ modSeq for uid in
+// a FETCH response, so that the next poll does not report it again.
+func (v *view) tell(uid uint32, modSeq uint64) {
+	if v.told == nil {
+		v.told = make(map[uint32]uint64)
+	}
+	v.told[uid] = modSeq
+}
+
+// condStore reports whether the client has issued a CONDSTORE enabling
+// command (RFC 7162 §3.1): FETCH responses with FLAGS then carry MODSEQ.
+func (s *session) condStore() bool {
+	return s.conn.Enabled(imap.CapCondStore)
+}
+
+// qresync reports whether the client has enabled QRESYNC (RFC 7162
+// §3.2.3): expunges are then reported with VANISHED.
+func (s *session) qresync() bool {
+	return s.conn.Enabled(imap.CapQResync)
+}
+
+var _ imapserver.SessionCondStore = (*session)(nil)
+
+// HighestModSeq implements imapserver.SessionCondStore: the MODSEQ up to
+// which the selected mailbox's changes are in the view.
+func (s *session) HighestModSeq() uint64 {
+	if s.view == nil {
+		return 0
+	}
+	return s.view.modSeq
+}
+
+// QResync implements imapserver.SessionCondStore: the resynchronisation
+// of SELECT/EXAMINE (QRESYNC ...) (RFC 7162 §3.2.5.1), as if the client
+// had sent UID FETCH known-uids (FLAGS) (CHANGEDSINCE modseq VANISHED).
+func (s *session) QResync(w *imapserver.UpdateWriter, p *imapserver.QResyncParams) error {
+	defer s.srv.begin()()
+	v := s.view
+	if v == nil || p.ModSeq >= v.modSeq {
+		return nil
+	}
+	cs, err := s.srv.opts.Backend.Changes(s.ctx, s.account, v.name, p.ModSeq)
+	if err != nil {
+		return s.storeErr("select", err)
+	}
+	known := func(uid uint32) bool {
+		return p.KnownUIDs == nil || p.KnownUIDs.Contains(imap.UID(uid))
+	}
+	// RFC 7162 §3.2.5.2: expunges at or below the last message whose
+	// sequence number the client still has right are known to it.
+	floor := v.seqMatchFloor(p.SeqMatchSeqs, p.SeqMatchUIDs)
+	var vanished imap.UIDSet
+	for _, uid := range sortedUIDs(cs.Vanished) {
+		// A message still in the view was expunged after it was opened;
+		// the next poll reports it as VANISHED.
+		if uid > floor && known(uid) && v.seqOf(uid) == 0 {
+			vanished.AddNum(imap.UID(uid))
+		}
+	}
+	if err := w.WriteVanishedEarlier(vanished); err != nil {
+		return err
+	}
+	msgs := slices.Clone(cs.Changed)
+	sort.Slice(msgs, func(i, j int) bool { return msgs[i].UID < msgs[j].UID })
+	for _, m := range msgs {
+		seq := v.seqOf(m.UID)
+		if seq == 0 || m.ModSeq > v.modSeq || !known(m.UID) {
+			continue // newer than the view: the next poll has it
+		}
+		v.setFlags(m.UID, m.Flags)
+		v.noteKeywords(m.Flags)
+		if err := w.WriteMessageFlagsModSeq(seq, imap.UID(m.UID), v.clientFlags(m.UID, m.Flags), m.ModSeq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seqMatchFloor walks the seq-match-data pairs (RFC 7162 §3.2.5.2) in
+// order and returns the UID of the last pair that still matches the
+// mailbox before the first that does not (0 if none does): the client's
+// knowledge of expunges is right up to that message.
+func (v *view) seqMatchFloor(seqs imap.SeqSet, uids imap.UIDSet) uint32 {
+	var floor uint32
+	next := rangeIter(uidRangesOf(uids))
+	for _, r := range seqs {
+		for seq := min(r.Start, r.Stop); seq <= max(r.Start, r.Stop); seq++ {
+			uid, ok := next()
+			if !ok || seq == 0 || int(seq) > len(v.uids) || v.uids[seq-1] != uid {
+				return floor
+			}
+			floor = uid
+			if seq == ^uint32(0) {
+				return floor
+			}
+		}
+	}
+	return floor
+}
+
+func uidRangesOf(s imap.UIDSet) [][2]uint32 {
+	out := make([][2]uint32, len(s))
+	for i, r := range s {
+		out[i] = [2]uint32{uint32(min(r.Start, r.Stop)), uint32(max(r.Start, r.Stop))}
+	}
+	return out
+}
+
+// rangeIter returns the numbers of ranges one by one.
+func rangeIter(ranges [][2]uint32) func() (uint32, bool) {
+	i, n := 0, uint64(0)
+	return func() (uint32, bool) {
+		for i < len(ranges) {
+			r := ranges[i]
+			if v := uint64(r[0]) + n; v <= uint64(r[1]) {
+				n++
+				return uint32(v), true
+			}
+			i, n = i+1, 0
+		}
+		return 0, false
+	}
+}
+
+func sortedUIDs(uids []uint32) []uint32 {
+	out := slices.Clone(uids)
+	slices.Sort(out)
+	return out
 }

@@ -20,7 +20,7 @@ type idleSession struct {
 	w  *UpdateWriter // set during IDLE
 }
 
-func (s *idleSession) Login(string, string) error             { return nil }
+func (s *idleSession) Login(string, string) error              { return nil }
 func (s *idleSession) Close() error                            { return nil }
 func (s *idleSession) Poll(*UpdateWriter, bool) error          { return nil }
 func (s *idleSession) Namespace() (*imap.NamespaceData, error) { return nil, nil }

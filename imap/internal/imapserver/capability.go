@@ -48,6 +48,10 @@ func (c *Conn) availableCaps() []imap.Cap {
 	if c.canStartTLS() {
 		caps = append(caps, imap.CapStartTLS)
 	}
+	// mailyard: ID (RFC 2971) is valid in every state.
+	if _, ok := c.session.(SessionID); ok {
+		addAvailableCaps(&caps, available, []imap.Cap{imap.CapID})
+	}
 	if c.canAuth() {
 		mechs := []string{"PLAIN"}
 		if authSess, ok := c.session.(SessionSASL); ok {
@@ -94,6 +98,19 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapLiteralPlus,
 			imap.CapUnauthenticate,
 		})
+		// mailyard: RFC 7162, for sessions that implement it.
+		if _, ok := c.session.(SessionCondStore); ok {
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapCondStore, imap.CapQResync})
+		}
+
+		// mailyard: QUOTA and its resource types (RFC 9208).
+		if _, ok := c.session.(SessionQuota); ok && available.Has(imap.CapQuota) {
+			caps = append(caps, imap.CapQuota)
+			for _, t := range available.QuotaResourceTypes() {
+				caps = append(caps, imap.Cap("QUOTA=RES-"+string(t)))
+			}
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapQuotaSet})
+		}
 
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {
 			limit := appendLimitSession.AppendLimit()

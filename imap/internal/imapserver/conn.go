@@ -295,6 +295,15 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleMove(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
+	// mailyard: ID (RFC 2971) and QUOTA (RFC 9208), see id.go and quota.go.
+	case "ID":
+		err = c.handleID(dec)
+	case "GETQUOTA":
+		err = c.handleGetQuota(dec)
+	case "GETQUOTAROOT":
+		err = c.handleGetQuotaRoot(dec)
+	case "SETQUOTA":
+		err = c.handleSetQuota(dec)
 	default:
 		if c.state == imap.ConnStateNotAuthenticated {
 			// Don't allow a single unknown command before authentication to

@@ -1,6 +1,8 @@
 package imapserver
 
 import (
+	"fmt"
+
 	"github.com/emersion/go-imap/v2"
 	"github.com/mailyard/mailyard/imap/internal/imapwire"
 )
@@ -25,7 +27,24 @@ func (c *Conn) expunge(uids *imap.UIDSet) error {
 		return err
 	}
 	w := &ExpungeWriter{conn: c}
-	return c.session.Expunge(w, uids)
+	if err := c.session.Expunge(w, uids); err != nil {
+		return err
+	}
+	// mailyard: RFC 7162 §3.2.7, §3.2.9: with QRESYNC, an EXPUNGE that
+	// removed messages reports the new HIGHESTMODSEQ in its tagged OK.
+	sess, ok := c.session.(SessionCondStore)
+	if !w.expunged || !ok || !c.Enabled(imap.CapQResync) {
+		return nil
+	}
+	cmd := "EXPUNGE"
+	if uids != nil {
+		cmd = "UID EXPUNGE"
+	}
+	if err := c.poll(cmd); err != nil {
+		return err
+	}
+	code := imap.ResponseCode(fmt.Sprintf("HIGHESTMODSEQ %d", sess.HighestModSeq()))
+	return &imap.Error{Type: imap.StatusResponseTypeOK, Code: code, Text: cmd + " completed"}
 }
 
 func (c *Conn) writeExpunge(seqNum uint32) error {
@@ -37,7 +56,8 @@ func (c *Conn) writeExpunge(seqNum uint32) error {
 
 // ExpungeWriter writes EXPUNGE updates.
 type ExpungeWriter struct {
-	conn *Conn
+	conn     *Conn
+	expunged bool // mailyard: something was reported
 }
 
 // WriteExpunge notifies the client that the message with the provided sequence
@@ -46,5 +66,18 @@ func (w *ExpungeWriter) WriteExpunge(seqNum uint32) error {
 	if w.conn == nil {
 		return nil
 	}
+	w.expunged = true
 	return w.conn.writeExpunge(seqNum)
+}
+
+// WriteVanished reports expunged messages by UID, as VANISHED does in
+// place of EXPUNGE once QRESYNC is enabled (RFC 7162 §3.2.10.2).
+//
+// mailyard: added for QRESYNC.
+func (w *ExpungeWriter) WriteVanished(uids imap.UIDSet) error {
+	if w.conn == nil {
+		return nil
+	}
+	w.expunged = true
+	return w.conn.writeVanished(uids, false)
 }

@@ -75,6 +75,16 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		}
 	}
 
+	// mailyard: fetch modifiers (RFC 4466 §2.4): CHANGEDSINCE (RFC 7162
+	// §3.1.4.1) and VANISHED (§3.2.6).
+	var vanished bool
+	if dec.SP() {
+		var err error
+		if vanished, err = readFetchModifiers(dec, &options); err != nil {
+			return err
+		}
+	}
+
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
@@ -87,7 +97,24 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		options.UID = true
 	}
 
-	w := &FetchWriter{conn: c, options: writerOptions}
+	// mailyard: RFC 7162 §3.1: a CONDSTORE enabling command.
+	if options.ModSeq {
+		if err := c.enableCondStore(); err != nil {
+			return err
+		}
+	}
+	if vanished {
+		// RFC 7162 §3.2.6: UID FETCH only, with CHANGEDSINCE, after
+		// ENABLE QRESYNC; BAD otherwise.
+		switch {
+		case numKind != NumKindUID:
+			return newClientBugError("VANISHED is only allowed with UID FETCH")
+		case !c.Enabled(imap.CapQResync):
+			return newClientBugError("QRESYNC must be enabled first")
+		}
+	}
+
+	w := &FetchWriter{conn: c, options: writerOptions, vanished: vanished}
 	if err := c.session.Fetch(w, numSet, &options); err != nil {
 		return err
 	}
@@ -108,6 +135,8 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.RFC822Size = true
 	case "UID":
 		options.UID = true
+	case "MODSEQ": // mailyard: RFC 7162 §3.1.4.2
+		options.ModSeq = true
 	case "RFC822": // equivalent to BODY[]
 		bs := &imap.FetchItemBodySection{}
 		writerOptions.obsolete[bs] = attName
@@ -326,6 +355,67 @@ func maybeReadPartial(dec *imapwire.Decoder) (*imap.SectionPartial, error) {
 type FetchWriter struct {
 	conn    *Conn
 	options fetchWriterOptions
+
+	vanished bool // mailyard: UID FETCH (VANISHED), RFC 7162 §3.2.6
+}
+
+// mailyard: CONDSTORE and QRESYNC (RFC 7162).
+
+// ReportVanished reports whether the client asked for the messages of the
+// UID set expunged since CHANGEDSINCE (the VANISHED modifier, RFC 7162
+// §3.2.6); they are to be written with WriteVanished before any FETCH
+// response.
+func (cmd *FetchWriter) ReportVanished() bool {
+	return cmd.vanished
+}
+
+// WriteVanished writes a VANISHED (EARLIER) response (RFC 7162 §3.2.10.1).
+func (cmd *FetchWriter) WriteVanished(uids imap.UIDSet) error {
+	return cmd.conn.writeVanished(uids, true)
+}
+
+// readFetchModifiers reads the parenthesized fetch-modifier list (RFC 7162
+// §7):
+//
+//	fetch-modifier =/ chgsince-fetch-mod / rexpunges-fetch-mod
+//	chgsince-fetch-mod = "CHANGEDSINCE" SP mod-sequence-value
+//	rexpunges-fetch-mod = "VANISHED"
+func readFetchModifiers(dec *imapwire.Decoder, options *imap.FetchOptions) (vanished bool, err error) {
+	var changedSince bool
+	err = dec.ExpectList(func() error {
+		var name string
+		if !dec.ExpectAtom(&name) {
+			return dec.Err()
+		}
+		switch strings.ToUpper(name) {
+		case "CHANGEDSINCE":
+			if changedSince {
+				return newClientBugError("CHANGEDSINCE given twice")
+			}
+			changedSince = true
+			if !dec.ExpectSP() {
+				return dec.Err()
+			}
+			if err := expectModSeq(dec, &options.ChangedSince); err != nil {
+				return err
+			}
+			// RFC 7162 §3.1.4.1: CHANGEDSINCE implies the MODSEQ item.
+			options.ModSeq = true
+		case "VANISHED":
+			vanished = true
+		default:
+			return newClientBugError("Unknown FETCH modifier")
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if vanished && !changedSince {
+		// RFC 7162 §3.2.6.
+		return false, newClientBugError("VANISHED requires CHANGEDSINCE")
+	}
+	return vanished, nil
 }
 
 // CreateMessage writes a FETCH response for a message.
@@ -364,6 +454,14 @@ func (w *FetchResponseWriter) WriteFlags(flags []imap.Flag) {
 	w.enc.Atom("FLAGS").SP().List(len(flags), func(i int) {
 		w.enc.Flag(flags[i])
 	})
+}
+
+// WriteModSeq writes the message's mod-sequence (RFC 7162 §3.1.4.2).
+//
+// mailyard: added for CONDSTORE.
+func (w *FetchResponseWriter) WriteModSeq(modSeq uint64) {
+	w.writeItemSep()
+	w.enc.Atom("MODSEQ").SP().Special('(').ModSeq(modSeq).Special(')')
 }
 
 // WriteRFC822Size writes the message's full size.

@@ -38,3 +38,11 @@ func (w *MoveWriter) WriteCopyData(data *imap.CopyData) error {
 func (w *MoveWriter) WriteExpunge(seqNum uint32) error {
 	return w.conn.writeExpunge(seqNum)
 }
+
+// WriteVanished reports the moved messages as expunged by UID, as VANISHED
+// does in place of EXPUNGE once QRESYNC is enabled (RFC 7162 §3.2.10.2).
+//
+// mailyard: added for QRESYNC.
+func (w *MoveWriter) WriteVanished(uids imap.UIDSet) error {
+	return w.conn.writeVanished(uids, false)
+}

@@ -75,6 +75,14 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		return err
 	}
 
+	// mailyard: RFC 7162 §3.1: SEARCH MODSEQ is a CONDSTORE enabling
+	// command.
+	if hasModSeqKey(&criteria) {
+		if err := c.enableCondStore(); err != nil {
+			return err
+		}
+	}
+
 	// If no return option is specified, ALL is assumed
 	if !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount {
 		options.ReturnAll = true
@@ -88,7 +96,7 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 	if c.enabled.Has(imap.CapIMAP4rev2) || extended {
 		return c.writeESearch(tag, data, &options, numKind)
 	} else {
-		return c.writeSearch(data.All)
+		return c.writeSearch(data.All, data.ModSeq)
 	}
 }
 
@@ -117,6 +125,10 @@ func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.Sea
 	if options.ReturnCount {
 		enc.SP().Atom("COUNT").SP().Number(data.Count)
 	}
+	// mailyard: RFC 7162 §3.1.10 (RFC 4731 search-return-data).
+	if data.ModSeq != 0 {
+		enc.SP().Atom("MODSEQ").SP().ModSeq(data.ModSeq)
+	}
 	return enc.CRLF()
 }
 
@@ -131,7 +143,7 @@ func isNumSetEmpty(numSet imap.NumSet) bool {
 	}
 }
 
-func (c *Conn) writeSearch(numSet imap.NumSet) error {
+func (c *Conn) writeSearch(numSet imap.NumSet, modSeq uint64) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()
 
@@ -153,6 +165,10 @@ func (c *Conn) writeSearch(numSet imap.NumSet) error {
 	}
 	if !ok {
 		return fmt.Errorf("imapserver: failed to enumerate message numbers in SEARCH response")
+	}
+	// mailyard: RFC 7162 §3.1.6.
+	if modSeq != 0 {
+		enc.SP().Special('(').Atom("MODSEQ").SP().ModSeq(modSeq).Special(')')
 	}
 	return enc.CRLF()
 }
@@ -328,6 +344,15 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 		criteria.Or = append(criteria.Or, or)
 	case "$":
 		criteria.UID = append(criteria.UID, imap.SearchRes())
+	case "MODSEQ": // mailyard: RFC 7162 §3.1.5
+		ms, err := readSearchModSeq(dec)
+		if err != nil {
+			return err
+		}
+		if criteria.ModSeq == nil || ms.ModSeq > criteria.ModSeq.ModSeq {
+			// Two MODSEQ keys must both hold: the larger one does.
+			criteria.ModSeq = ms
+		}
 	default:
 		seqSet, err := imapwire.ParseSeqSet(key)
 		if err != nil {
@@ -340,4 +365,52 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 
 func searchKeyFlag(key string) imap.Flag {
 	return imap.Flag("\\" + strings.Title(strings.ToLower(key)))
+}
+
+// mailyard: SEARCH MODSEQ (RFC 7162 §3.1.5).
+
+// readSearchModSeq reads what follows the MODSEQ search key (RFC 7162 §7):
+//
+//	search-modsequence = "MODSEQ" [search-modseq-ext] SP mod-sequence-valzer
+//	search-modseq-ext  = SP entry-name SP entry-type-req
+//	entry-type-req     = "priv" / "shared" / "all"
+func readSearchModSeq(dec *imapwire.Decoder) (*imap.SearchCriteriaModSeq, error) {
+	var ms imap.SearchCriteriaModSeq
+	if !dec.ExpectSP() {
+		return nil, dec.Err()
+	}
+	if dec.Quoted(&ms.MetadataName) {
+		var typ string
+		if !dec.ExpectSP() || !dec.ExpectAtom(&typ) || !dec.ExpectSP() {
+			return nil, dec.Err()
+		}
+		switch t := imap.SearchCriteriaMetadataType(strings.ToLower(typ)); t {
+		case imap.SearchCriteriaMetadataAll, imap.SearchCriteriaMetadataPrivate, imap.SearchCriteriaMetadataShared:
+			ms.MetadataType = t
+		default:
+			return nil, newClientBugError("Unknown MODSEQ entry type")
+		}
+	}
+	if err := expectModSeq(dec, &ms.ModSeq); err != nil {
+		return nil, err
+	}
+	return &ms, nil
+}
+
+// hasModSeqKey reports whether the MODSEQ key occurs anywhere in c.
+func hasModSeqKey(c *imap.SearchCriteria) bool {
+	if c.ModSeq != nil {
+		return true
+	}
+	for i := range c.Not {
+		if hasModSeqKey(&c.Not[i]) {
+			return true
+		}
+	}
+	for i := range c.Or {
+		if hasModSeqKey(&c.Or[i][0]) || hasModSeqKey(&c.Or[i][1]) {
+			return true
+		}
+	}
+	return false
 }

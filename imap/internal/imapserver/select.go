@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/mailyard/mailyard/imap/internal/imapwire"
@@ -9,12 +10,37 @@ import (
 
 func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) error {
 	var mailbox string
-	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) || !dec.ExpectCRLF() {
+	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) {
+		return dec.Err()
+	}
+	// mailyard: select parameters (RFC 4466 §2.1): CONDSTORE and QRESYNC
+	// (RFC 7162 §3.1.8, §3.2.5).
+	var params selectParams
+	if dec.SP() {
+		if err := readSelectParams(dec, &params); err != nil {
+			return err
+		}
+	}
+	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
 
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
 		return err
+	}
+	if params.condStore || params.qresync != nil {
+		if !c.condStoreAvailable() {
+			return newClientBugError("CONDSTORE is not supported")
+		}
+		// RFC 7162 §3.2.5: QRESYNC only after ENABLE QRESYNC.
+		if params.qresync != nil && !c.Enabled(imap.CapQResync) {
+			return newClientBugError("QRESYNC must be enabled first")
+		}
+		// A CONDSTORE enabling command; SELECT reports HIGHESTMODSEQ
+		// itself.
+		c.mutex.Lock()
+		c.enabled[imap.CapCondStore] = struct{}{}
+		c.mutex.Unlock()
 	}
 
 	if c.state == imap.ConnStateSelected {
@@ -32,7 +58,7 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 		}
 	}
 
-	options := imap.SelectOptions{ReadOnly: readOnly}
+	options := imap.SelectOptions{ReadOnly: readOnly, CondStore: params.condStore || params.qresync != nil}
 	data, err := c.session.Select(mailbox, &options)
 	if err != nil {
 		return err
@@ -71,6 +97,21 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 
 	c.state = imap.ConnStateSelected
 	// TODO: forbid write commands in read-only mode
+
+	// mailyard: RFC 7162 §3.1.2.1, §3.2.5.1.
+	if c.Enabled(imap.CapCondStore) {
+		if err := c.writeHighestModSeqValue(data.HighestModSeq); err != nil {
+			return err
+		}
+	}
+	if qr := params.qresync; qr != nil && qr.UIDValidity == data.UIDValidity {
+		// A different UIDVALIDITY: the client's cache is void, and the
+		// rest of the parameter is ignored (RFC 7162 §3.2.5).
+		w := &UpdateWriter{conn: c, allowExpunge: true}
+		if err := c.session.(SessionCondStore).QResync(w, qr); err != nil {
+			return err
+		}
+	}
 
 	var (
 		cmdName string
@@ -171,4 +212,108 @@ func (c *Conn) writePermanentFlags(flags []imap.Flag) error {
 	}).Special(']')
 	enc.SP().Text("Permanent flags")
 	return enc.CRLF()
+}
+
+// mailyard: the rest of this file parses select parameters.
+
+type selectParams struct {
+	condStore bool
+	qresync   *QResyncParams
+}
+
+// readSelectParams reads the parenthesized select-param list (RFC 4466
+// §2.1; RFC 7162 §7):
+//
+//	select-param =/ "CONDSTORE" / "QRESYNC" SP "(" uidvalidity SP
+//	                mod-sequence-value [SP known-uids] [SP seq-match-data] ")"
+func readSelectParams(dec *imapwire.Decoder, params *selectParams) error {
+	return dec.ExpectList(func() error {
+		var name string
+		if !dec.ExpectAtom(&name) {
+			return dec.Err()
+		}
+		switch strings.ToUpper(name) {
+		case "CONDSTORE":
+			params.condStore = true
+		case "QRESYNC":
+			if params.qresync != nil {
+				return newClientBugError("QRESYNC given twice")
+			}
+			qr, err := readQResyncParam(dec)
+			if err != nil {
+				return err
+			}
+			params.qresync = qr
+		default:
+			return newClientBugError("Unknown SELECT parameter")
+		}
+		return nil
+	})
+}
+
+func readQResyncParam(dec *imapwire.Decoder) (*QResyncParams, error) {
+	var qr QResyncParams
+	if !dec.ExpectSP() || !dec.ExpectSpecial('(') || !dec.ExpectNumber(&qr.UIDValidity) || !dec.ExpectSP() {
+		return nil, dec.Err()
+	}
+	if qr.UIDValidity == 0 {
+		return nil, newClientBugError("Invalid UIDVALIDITY in QRESYNC")
+	}
+	if err := expectModSeq(dec, &qr.ModSeq); err != nil {
+		return nil, err
+	}
+	if dec.SP() {
+		seqMatch := dec.Special('(')
+		if !seqMatch {
+			if !dec.ExpectUIDSet(&qr.KnownUIDs) {
+				return nil, dec.Err()
+			}
+			if qr.KnownUIDs.Dynamic() {
+				return nil, newClientBugError("\"*\" is not allowed in known-uids")
+			}
+			if dec.SP() {
+				if !dec.ExpectSpecial('(') {
+					return nil, dec.Err()
+				}
+				seqMatch = true
+			}
+		}
+		if seqMatch {
+			var seqs imap.NumSet
+			if !dec.ExpectNumSet(imapwire.NumKindSeq, &seqs) || !dec.ExpectSP() || !dec.ExpectUIDSet(&qr.SeqMatchUIDs) || !dec.ExpectSpecial(')') {
+				return nil, dec.Err()
+			}
+			var ok bool
+			if qr.SeqMatchSeqs, ok = seqs.(imap.SeqSet); !ok {
+				return nil, newClientBugError("Invalid seq-match-data")
+			}
+			// RFC 7162 §3.2.5.2: pairwise, so of the same size.
+			if qr.SeqMatchSeqs.Dynamic() || qr.SeqMatchUIDs.Dynamic() ||
+				setSize(qr.SeqMatchSeqs) != setSize(imap.SeqSet(uidRanges(qr.SeqMatchUIDs))) {
+				return nil, newClientBugError("Invalid seq-match-data: the two sets differ in size or use \"*\"")
+			}
+		}
+	}
+	if !dec.ExpectSpecial(')') {
+		return nil, dec.Err()
+	}
+	return &qr, nil
+}
+
+// setSize is the number of values in a set without "*".
+func setSize(s imap.SeqSet) uint64 {
+	var n uint64
+	for _, r := range s {
+		lo, hi := min(r.Start, r.Stop), max(r.Start, r.Stop)
+		n += uint64(hi-lo) + 1
+	}
+	return n
+}
+
+func uidRanges(s imap.UIDSet) []imap.SeqRange {
+	out := make([]imap.SeqRange, len(s))
+	for i, r := range s {
+		out[i] = imap.SeqRange{Start: uint32(r.Start), Stop: uint32(r.Stop)}
+	}
+	return out
 }

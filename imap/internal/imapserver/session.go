@@ -132,3 +132,47 @@ type SessionAppendLimit interface {
 	// this server in an APPEND command.
 	AppendLimit() uint32
 }
+
+// mailyard: CONDSTORE and QRESYNC (RFC 7162).
+
+// SessionCondStore is an IMAP session which supports CONDSTORE and
+// QRESYNC (RFC 7162). The connection parses the extension's parameters
+// into imap.SelectOptions, imap.FetchOptions (ModSeq, ChangedSince),
+// imap.StoreOptions (UnchangedSince, see UnchangedSinceZero) and
+// imap.SearchCriteria (ModSeq), and tracks which are enabled
+// (Conn.Enabled); the session writes MODSEQ items and VANISHED responses
+// through the writers it is given.
+type SessionCondStore interface {
+	Session
+
+	// HighestModSeq returns the HIGHESTMODSEQ of the selected mailbox as
+	// far as the client has been told about its changes.
+	HighestModSeq() uint64
+	// QResync is called for SELECT/EXAMINE with the QRESYNC parameter
+	// when the UIDVALIDITY the client gave is the mailbox's, after the
+	// mailbox's data and HIGHESTMODSEQ are written: it writes VANISHED
+	// (EARLIER) for messages expunged since params.ModSeq, then FETCH
+	// (UID FLAGS MODSEQ) for messages changed since (RFC 7162 §3.2.5.1).
+	QResync(w *UpdateWriter, params *QResyncParams) error
+}
+
+// QResyncParams is the QRESYNC parameter of SELECT/EXAMINE (RFC 7162
+// §3.2.5).
+type QResyncParams struct {
+	UIDValidity uint32
+	ModSeq      uint64
+	// KnownUIDs restricts what is reported; nil means every message.
+	KnownUIDs imap.UIDSet
+	// SeqMatchSeqs and SeqMatchUIDs are the seq-match-data (RFC 7162
+	// §3.2.5.2): the client's message sequence numbers and the UIDs it
+	// believes they have, pairwise, ascending. Both nil if not given;
+	// otherwise they hold the same number of messages and no "*".
+	SeqMatchSeqs imap.SeqSet
+	SeqMatchUIDs imap.UIDSet
+}
+
+// UnchangedSinceZero is the imap.StoreOptions.UnchangedSince given for
+// "UNCHANGEDSINCE 0", which fails for every message (RFC 7162 §3.1.3);
+// zero there means that the modifier was not given. It is not a valid
+// mod-sequence (those have 63 bits).
+const UnchangedSinceZero = ^uint64(0)

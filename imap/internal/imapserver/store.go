@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -13,7 +14,22 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 		numSet imap.NumSet
 		item   string
 	)
-	if !dec.ExpectSP() || !dec.ExpectNumSet(numKind.wire(), &numSet) || !dec.ExpectSP() || !dec.ExpectAtom(&item) || !dec.ExpectSP() {
+	if !dec.ExpectSP() || !dec.ExpectNumSet(numKind.wire(), &numSet) || !dec.ExpectSP() {
+		return dec.Err()
+	}
+	// mailyard: store modifiers (RFC 4466 §2.5): UNCHANGEDSINCE (RFC 7162
+	// §3.1.3).
+	options := imap.StoreOptions{}
+	hasModifiers, err := dec.List(func() error {
+		return readStoreModifier(dec, &options)
+	})
+	if err != nil {
+		return err
+	}
+	if hasModifiers && !dec.ExpectSP() {
+		return dec.Err()
+	}
+	if !dec.ExpectAtom(&item) || !dec.ExpectSP() {
 		return dec.Err()
 	}
 	var flags []imap.Flag
@@ -68,11 +84,58 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 		return err
 	}
 
+	// mailyard: RFC 7162 §3.1: a CONDSTORE enabling command.
+	if options.UnchangedSince != 0 {
+		if err := c.enableCondStore(); err != nil {
+			return err
+		}
+	}
+
 	w := &FetchWriter{conn: c}
-	options := imap.StoreOptions{}
-	return c.session.Store(w, numSet, &imap.StoreFlags{
+	err = c.session.Store(w, numSet, &imap.StoreFlags{
 		Op:     op,
 		Silent: silent,
 		Flags:  flags,
 	}, &options)
+	// mailyard: a session ends a conditional STORE that failed for some
+	// messages with an OK carrying [MODIFIED set] (RFC 7162 §3.1.3).
+	var imapErr *imap.Error
+	if errors.As(err, &imapErr) && imapErr.Type == imap.StatusResponseTypeOK {
+		cmd := "STORE"
+		if numKind == NumKindUID {
+			cmd = "UID STORE"
+		}
+		return c.completeWithCode(cmd, imapErr.Code, imapErr.Text)
+	}
+	return err
+}
+
+// readStoreModifier reads one store-modifier (RFC 7162 §7):
+//
+//	store-modifier =/ "UNCHANGEDSINCE" SP mod-sequence-valzer
+//
+// "UNCHANGEDSINCE 0" is given as UnchangedSinceZero.
+func readStoreModifier(dec *imapwire.Decoder, options *imap.StoreOptions) error {
+	var name string
+	if !dec.ExpectAtom(&name) {
+		return dec.Err()
+	}
+	if !strings.EqualFold(name, "UNCHANGEDSINCE") {
+		return newClientBugError("Unknown STORE modifier")
+	}
+	if options.UnchangedSince != 0 {
+		return newClientBugError("UNCHANGEDSINCE given twice")
+	}
+	var v uint64
+	if !dec.ExpectSP() {
+		return dec.Err()
+	}
+	if err := expectModSeq(dec, &v); err != nil {
+		return err
+	}
+	if v == 0 {
+		v = UnchangedSinceZero
+	}
+	options.UnchangedSince = v
+	return nil
 }

@@ -48,3 +48,49 @@ func (w *UpdateWriter) WriteMessageFlags(seqNum uint32, uid imap.UID, flags []im
 	respWriter.WriteFlags(flags)
 	return respWriter.Close()
 }
+
+// mailyard: CONDSTORE and QRESYNC (RFC 7162).
+
+// WriteVanished writes a VANISHED response (RFC 7162 §3.2.10.2), which
+// replaces EXPUNGE once QRESYNC is enabled: the messages are removed and
+// the sequence numbers of those after them shift down.
+func (w *UpdateWriter) WriteVanished(uids imap.UIDSet) error {
+	if !w.allowExpunge {
+		return fmt.Errorf("imapserver: VANISHED updates are not allowed in this context")
+	}
+	return w.conn.writeVanished(uids, false)
+}
+
+// WriteVanishedEarlier writes a VANISHED (EARLIER) response (RFC 7162
+// §3.2.10.1): messages expunged before, which the client may still have
+// cached; sequence numbers do not change.
+func (w *UpdateWriter) WriteVanishedEarlier(uids imap.UIDSet) error {
+	return w.conn.writeVanished(uids, true)
+}
+
+// WriteMessageFlagsModSeq writes a FETCH response with UID, FLAGS and
+// MODSEQ (RFC 7162 §3.1: once CONDSTORE is enabled, with every FLAGS).
+func (w *UpdateWriter) WriteMessageFlagsModSeq(seqNum uint32, uid imap.UID, flags []imap.Flag, modSeq uint64) error {
+	fetchWriter := &FetchWriter{conn: w.conn}
+	respWriter := fetchWriter.CreateMessage(seqNum)
+	if uid != 0 {
+		respWriter.WriteUID(uid)
+	}
+	respWriter.WriteFlags(flags)
+	respWriter.WriteModSeq(modSeq)
+	return respWriter.Close()
+}
+
+func (c *Conn) writeVanished(uids imap.UIDSet, earlier bool) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	enc := newResponseEncoder(c)
+	defer enc.end()
+	enc.Atom("*").SP().Atom("VANISHED").SP()
+	if earlier {
+		enc.Atom("(EARLIER)").SP()
+	}
+	enc.NumSet(uids)
+	return enc.CRLF()
+}
