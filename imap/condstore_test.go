@@ -130,11 +130,14 @@ func TestCondStoreEnabledBySelectedCommands(t *testing.T) {
 	e := newEnv(t)
 	e.deliver(e.aliceID, "", simpleMsg)
 	for _, cmd := range []string{"FETCH 1 (MODSEQ)", "FETCH 1 (FLAGS) (CHANGEDSINCE 1)",
-		"STORE 1 (UNCHANGEDSINCE 100000) +FLAGS (\\Answered)", "SEARCH MODSEQ 1", "ENABLE CONDSTORE"} {
+		"STORE 1 (UNCHANGEDSINCE 100000) +FLAGS (\\Answered)", "SEARCH MODSEQ 1", "ENABLE CONDSTORE", "STATUS Trash (HIGHESTMODSEQ)"} {
 		r := loggedIn(e)
 		r.expectOK("SELECT INBOX")
 		u := r.expectOK(cmd)
 		mustHave(t, u, "* OK [HIGHESTMODSEQ")
+		if strings.HasPrefix(cmd, "STATUS") {
+			mustHave(t, u, "* STATUS \"Trash\" (HIGHESTMODSEQ ")
+		}
 		u = r.expectOK("STORE 1 +FLAGS (\\Flagged)")
 		mustHave(t, u, "* 1 FETCH (", "FLAGS (", "MODSEQ (")
 		r.expectOK("STORE 1 -FLAGS (\\Flagged \\Answered)")
@@ -207,6 +210,11 @@ func TestStoreUnchangedSince(t *testing.T) {
 	}
 	u = r.expectOK("STORE 3 +FLAGS.SILENT (\\Answered)")
 	mustNotHave(t, u, "FETCH")
+	// A conditional STORE reports the MODSEQ even then.
+	u = r.expectOK(fmt.Sprintf("STORE 3 (UNCHANGEDSINCE %d) +FLAGS.SILENT (\\Answered)", n3))
+	if len(u) != 1 || u[0] != fmt.Sprintf("* 3 FETCH (MODSEQ (%d))", n3) {
+		t.Fatalf("no-op conditional STORE: %q", u)
+	}
 
 	// Syntax errors.
 	r.expectStatus("STORE 1 (UNCHANGEDSINCE 5 UNCHANGEDSINCE 6) +FLAGS (\\Seen)", "BAD")
@@ -364,6 +372,10 @@ func TestSearchModSeq(t *testing.T) {
 	mustHave(t, u, "* SEARCH 1 3 (MODSEQ ")
 	u = r.expectOK(fmt.Sprintf("UID SEARCH RETURN (ALL COUNT) MODSEQ %d", m))
 	mustHave(t, u, fmt.Sprintf("* ESEARCH (TAG \"t%d\") UID ALL 2 COUNT 1 MODSEQ %d", r.n, m))
+	// MIN alone: the MODSEQ of that message (RFC 7162 §3.1.10).
+	u = r.expectOK("SEARCH RETURN (MIN) MODSEQ 1")
+	u2 := r.expectOK("FETCH 1 (MODSEQ)")
+	mustHave(t, u, fmt.Sprintf("MIN 1 MODSEQ %d", fetchModSeq(t, u2, 1)))
 	// Without the MODSEQ key, no MODSEQ in the result.
 	u = r.expectOK("SEARCH ALL")
 	if len(u) != 1 || u[0] != "* SEARCH 1 2 3" {
@@ -388,11 +400,18 @@ func TestQResyncVanished(t *testing.T) {
 
 	b.expectOK("STORE 2,3 +FLAGS.SILENT (\\Deleted)")
 	b.expectOK("EXPUNGE")
-	u = a.expectOK("FETCH 2 (UID)")
+	u = a.expectOK("FETCH 2 (UID MODSEQ)")
 	mustNotHave(t, u, "VANISHED") // held back during FETCH
+	// Meanwhile HIGHESTMODSEQ stays below the expunges (RFC 7162 §3.2).
+	held := number(t, u, highestModSeqRE)
 	u = a.expectOK("NOOP")
 	mustHave(t, u, "* VANISHED 2:3")
 	mustNotHave(t, u, "EXPUNGE")
+	mustNotHave(t, u, "HIGHESTMODSEQ")
+	u = b.expectOK("STATUS INBOX (HIGHESTMODSEQ)")
+	if now := number(t, u, regexp.MustCompile(`HIGHESTMODSEQ (\d+)\)`)); held >= now {
+		t.Fatalf("HIGHESTMODSEQ %d while expunges were held back, now %d", held, now)
+	}
 
 	// IDLE.
 	b.expectOK("UID STORE 4 +FLAGS.SILENT (\\Deleted)")
@@ -427,10 +446,13 @@ func TestQResyncVanished(t *testing.T) {
 	}
 
 	// MOVE.
-	u = a.expectOK("UID MOVE 7 Trash")
+	u, st = a.cmd("UID MOVE 7 Trash")
 	mustHave(t, u, "* OK [COPYUID ")
 	mustHave(t, u, "* VANISHED 7")
 	mustNotHave(t, u, "EXPUNGE")
+	if !strings.HasPrefix(st, "OK [HIGHESTMODSEQ ") {
+		t.Fatalf("UID MOVE: %q", st)
+	}
 
 	// CLOSE: silent, and no HIGHESTMODSEQ (RFC 7162 §3.2.8).
 	a.expectOK("STORE 1 +FLAGS.SILENT (\\Deleted)")

@@ -42,7 +42,8 @@
 //     reports new messages (EXISTS, RECENT), flag changes by other
 //     sessions (FETCH FLAGS), new keywords (FLAGS) and expunges. EXPUNGE
 //     responses are held back during FETCH, STORE and SEARCH (RFC 9051
-//     §7.5.1) and sent highest sequence number first.
+//     §7.5.1) and sent highest sequence number first (with QRESYNC, one
+//     VANISHED response instead).
 //
 // Metrics (Options.Registerer): connections by result, open connections,
 // authentications by result, messages appended.
@@ -52,11 +53,39 @@
 // IMAP4rev1, IMAP4rev2, STARTTLS, AUTH=PLAIN, LOGINDISABLED (before TLS),
 // SASL-IR, LITERAL+, LITERAL-, ENABLE, IDLE, UNSELECT, UIDPLUS, MOVE,
 // NAMESPACE, SPECIAL-USE, CREATE-SPECIAL-USE, LIST-EXTENDED, LIST-STATUS,
-// CHILDREN, ESEARCH, SEARCHRES, BINARY, APPENDLIMIT=n, STATUS=SIZE and
-// UTF8=ACCEPT. Some are announced only after login, as the library does.
+// CHILDREN, ESEARCH, SEARCHRES, BINARY, APPENDLIMIT=n, STATUS=SIZE,
+// UTF8=ACCEPT, CONDSTORE and QRESYNC. Some are announced only after
+// login, as the library does.
 //
 // # Behaviour worth knowing
 //
+//   - CONDSTORE and QRESYNC (RFC 7162) rest on the store's per-message
+//     MODSEQ and its expunge tombstones, which are never pruned, so
+//     QRESYNC and UID FETCH (CHANGEDSINCE n VANISHED) report exactly the
+//     UIDs expunged since n (seq-match-data narrows that further, as
+//     §3.2.5.2 says) and NOMODSEQ is never sent. There is one MODSEQ per
+//     message, not per flag: SEARCH MODSEQ accepts an entry name and
+//     type and ignores them (§3.1.5), and UNCHANGEDSINCE fails for a
+//     message when any of its flags changed since, even one the client
+//     does not care about (§3.1.3 allows this). UNCHANGEDSINCE 0 always
+//     fails. A STORE that changes nothing keeps the MODSEQ.
+//   - A CONDSTORE enabling command (ENABLE CONDSTORE or QRESYNC, SELECT
+//     or EXAMINE (CONDSTORE), FETCH MODSEQ or CHANGEDSINCE, STORE
+//     UNCHANGEDSINCE, SEARCH MODSEQ, STATUS HIGHESTMODSEQ) makes every
+//     later FETCH response with FLAGS carry MODSEQ, those of STORE and
+//     other sessions' changes included; one issued with a mailbox
+//     selected first reports its HIGHESTMODSEQ. A flag change by another
+//     session that leaves the flags as they were is then reported too,
+//     for its new MODSEQ. SELECT and EXAMINE report HIGHESTMODSEQ only
+//     after such a command.
+//   - After ENABLE QRESYNC expunges are reported as VANISHED, by
+//     EXPUNGE, UID EXPUNGE, MOVE, NOOP and IDLE alike; EXPUNGE and UID
+//     EXPUNGE that removed something end with OK [HIGHESTMODSEQ n]. While
+//     expunges are held back (FETCH, STORE, SEARCH), an untagged OK
+//     [HIGHESTMODSEQ] below theirs follows (§3.2). CLOSE reports neither. SELECT (QRESYNC ...) with the mailbox's
+//     UIDVALIDITY sends VANISHED (EARLIER), then FETCH (UID FLAGS MODSEQ)
+//     of the changed messages, before its tagged OK. SELECT or EXAMINE
+//     with a mailbox selected sends OK [CLOSED] first (§3.2.11).
 //   - \Recent (IMAP4rev1 only; RFC 9051 dropped it): kept in process
 //     memory per mailbox incarnation. The first read-write session to see
 //     a message gets it as \Recent; EXAMINE shows without claiming. After
@@ -105,7 +134,7 @@
 //     instead of BAD; the session continues. A quoted string left open
 //     at the end of a line makes the library read the next line into it.
 //
-// # What go-imap/v2 cannot carry: QUOTA, ID, CONDSTORE, QRESYNC
+// # What go-imap/v2 cannot carry: QUOTA, ID
 //
 // These are not announced, because they are not implemented. go-imap
 // v2.0.0-beta.8's imapserver has no way for a backend to add a command or
@@ -115,13 +144,6 @@
 //     (GETQUOTA, GETQUOTAROOT, SETQUOTA of RFC 9208, ID of RFC 2971) is
 //     answered "BAD Unknown command" by the library, and before login the
 //     connection is closed.
-//   - CONDSTORE/QRESYNC (RFC 7162) need parameters the library does not
-//     parse (SELECT (CONDSTORE), (QRESYNC ...), FETCH (CHANGEDSINCE n),
-//     STORE (UNCHANGEDSINCE n), SEARCH MODSEQ), responses it cannot write
-//     (the MODSEQ FETCH item, [HIGHESTMODSEQ n] on SELECT, VANISHED), and
-//     ENABLE only accepts IMAP4rev2 and UTF8=ACCEPT. The wire encoder and
-//     decoder are in an internal package, so they cannot be reused from
-//     here either.
 //   - A filter in front of the library (reading commands off the
 //     connection before it does) is no way out: after STARTTLS the
 //     library wraps the connection it was given in its own tls.Conn, so

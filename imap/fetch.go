@@ -31,8 +31,9 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 	}
 	s := v.s
 	b := s.srv.opts.Backend
-	if w.ReportVanished() {
-		// Before any FETCH response (RFC 7162 §3.2.6).
+	if w.ReportVanished() && !imap.IsSearchRes(numSet) {
+		// Before any FETCH response (RFC 7162 §3.2.6). "$" holds no
+		// expunged message (reportExpunges drops them from it).
 		if err := v.reportVanishedEarlier(w, numSet.(imap.UIDSet), options.ChangedSince); err != nil {
 			return err
 		}

@@ -36,6 +36,8 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 		seqSet imap.SeqSet
 		uidSet imap.UIDSet
 		saved  []uint32
+		// MODSEQs of the MIN and MAX messages.
+		minModSeq, maxModSeq uint64
 	)
 	for _, msg := range msgs {
 		seq := v.seqOf(msg.UID)
@@ -59,18 +61,29 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 			seqSet.AddNum(num)
 		}
 		if data.Min == 0 || num < data.Min {
-			data.Min = num
+			data.Min, minModSeq = num, msg.ModSeq
 		}
 		if num > data.Max {
-			data.Max = num
+			data.Max, maxModSeq = num, msg.ModSeq
 		}
 		data.Count++
 		data.ModSeq = max(data.ModSeq, msg.ModSeq)
 	}
-	if !hasModSeqKey(c) {
+	switch {
+	case !hasModSeqKey(c):
 		// RFC 7162 §3.1.6: the highest MODSEQ of the results is given
 		// only for a search with the MODSEQ key.
 		data.ModSeq = 0
+	case !o.ReturnAll && !o.ReturnCount && (o.ReturnMin || o.ReturnMax):
+		// RFC 7162 §3.1.10: of the messages returned, when only MIN
+		// and/or MAX are.
+		data.ModSeq = 0
+		if o.ReturnMin {
+			data.ModSeq = minModSeq
+		}
+		if o.ReturnMax {
+			data.ModSeq = max(data.ModSeq, maxModSeq)
+		}
 	}
 	if kind == imapserver.NumKindUID {
 		data.All = uidSet

@@ -53,6 +53,11 @@ type view struct {
 	// client's own commands (STORE, FETCH) carried MODSEQ since the last
 	// poll, so that the poll does not report those changes again.
 	told map[uint32]uint64
+	// goneFloor is, while gone is not empty, the modSeq the view had
+	// before the first of those expunges: all of them have a greater
+	// MODSEQ, so it is the HIGHESTMODSEQ the client may be given until
+	// they are reported (RFC 7162 §3.2).
+	goneFloor uint64
 }
 
 // systemFlags are the flags every mailbox supports.
@@ -248,6 +253,9 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			// Deleted or renamed away under us: all messages are gone
 			// (RFC 2180 §3 lets the server report them expunged).
 			v.dead = true
+			if len(v.gone) == 0 {
+				v.goneFloor = v.modSeq
+			}
 			for _, uid := range v.uids {
 				v.gone[uid] = true
 			}
@@ -260,6 +268,9 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			}
 			for _, uid := range cs.Vanished {
 				if v.seqOf(uid) != 0 {
+					if len(v.gone) == 0 {
+						v.goneFloor = v.modSeq
+					}
 					v.gone[uid] = true
 				}
 			}
@@ -335,6 +346,13 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			}
 		}
 	}
+	if len(v.gone) > 0 && s.qresync() {
+		// RFC 7162 §3.2: MODSEQs this command or poll gave may exceed
+		// those of the expunges held back; a HIGHESTMODSEQ below the
+		// expunges keeps a client that loses the connection now from
+		// taking them as known.
+		return w.WriteHighestModSeq(v.goneFloor)
+	}
 	return nil
 }
 
@@ -361,6 +379,7 @@ func (v *view) reportExpunges(w expungeWriter) error {
 	if len(v.gone) == 0 {
 		return nil
 	}
+	v.goneFloor = 0
 	if v.s.qresync() {
 		var uids imap.UIDSet
 		for i := len(v.uids) - 1; i >= 0; i-- {
@@ -557,9 +576,10 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 		changed := !slices.Equal(v.flagsOf(m.UID), m.Flags)
 		v.setFlags(m.UID, m.Flags)
 		v.noteKeywords(m.Flags)
-		// RFC 7162 §3.1.3: after a CONDSTORE enabling command, a changed
-		// message is reported with its new MODSEQ even for .SILENT.
-		if sf.Silent && !(condStore && changed) {
+		// RFC 7162 §3.1.3: a conditional STORE reports the MODSEQ of every
+		// message it succeeded for, even with .SILENT; after a CONDSTORE
+		// enabling command, so does any STORE for the messages it changed.
+		if sf.Silent && !(condStore && changed) && o.UnchangedSince == 0 {
 			continue
 		}
 		rw := w.CreateMessage(seq)
@@ -767,10 +787,14 @@ var _ imapserver.SessionCondStore = (*session)(nil)
 // HighestModSeq implements imapserver.SessionCondStore: the MODSEQ up to
 // which the selected mailbox's changes are in the view.
 func (s *session) HighestModSeq() uint64 {
-	if s.view == nil {
+	v := s.view
+	if v == nil {
 		return 0
 	}
-	return s.view.modSeq
+	if len(v.gone) > 0 {
+		return min(v.goneFloor, v.modSeq)
+	}
+	return v.modSeq
 }
 
 // QResync implements imapserver.SessionCondStore: the resynchronisation

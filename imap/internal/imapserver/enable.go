@@ -122,10 +122,10 @@ func (c *Conn) writeHighestModSeqValue(modSeq uint64) error {
 }
 
 // completeWithCode is how a command ends with a tagged OK carrying a
-// response code (RFC 7162: [MODIFIED set] after STORE, [HIGHESTMODSEQ n]
-// after EXPUNGE). readCommand writes an *imap.Error of type OK as the
-// tagged response but does not poll for it as it does for a plain OK, so
-// the poll is done here first.
+// response code ([MODIFIED set] after STORE, RFC 7162 §3.1.3).
+// readCommand writes an *imap.Error of type OK as the tagged response but
+// does not poll for it as it does for a plain OK, so the poll is done here
+// first.
 func (c *Conn) completeWithCode(cmd string, code imap.ResponseCode, text string) error {
 	if err := c.poll(cmd); err != nil {
 		return err

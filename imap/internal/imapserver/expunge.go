@@ -32,13 +32,25 @@ func (c *Conn) expunge(uids *imap.UIDSet) error {
 	}
 	// mailyard: RFC 7162 §3.2.7, §3.2.9: with QRESYNC, an EXPUNGE that
 	// removed messages reports the new HIGHESTMODSEQ in its tagged OK.
-	sess, ok := c.session.(SessionCondStore)
-	if !w.expunged || !ok || !c.Enabled(imap.CapQResync) {
+	if !w.expunged {
 		return nil
 	}
 	cmd := "EXPUNGE"
 	if uids != nil {
 		cmd = "UID EXPUNGE"
+	}
+	return c.completeWithHighestModSeq(cmd)
+}
+
+// completeWithHighestModSeq ends cmd, which expunged messages, with OK
+// [HIGHESTMODSEQ n] once QRESYNC is enabled (RFC 7162 §3.2.7), n being
+// taken after the poll that follows the command.
+//
+// mailyard: added for QRESYNC.
+func (c *Conn) completeWithHighestModSeq(cmd string) error {
+	sess, ok := c.session.(SessionCondStore)
+	if !ok || !c.Enabled(imap.CapQResync) {
+		return nil
 	}
 	if err := c.poll(cmd); err != nil {
 		return err

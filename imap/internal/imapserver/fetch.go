@@ -97,20 +97,20 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		options.UID = true
 	}
 
-	// mailyard: RFC 7162 §3.1: a CONDSTORE enabling command.
-	if options.ModSeq {
-		if err := c.enableCondStore(); err != nil {
-			return err
-		}
-	}
 	if vanished {
-		// RFC 7162 §3.2.6: UID FETCH only, with CHANGEDSINCE, after
-		// ENABLE QRESYNC; BAD otherwise.
+		// mailyard: RFC 7162 §3.2.6: UID FETCH only, with CHANGEDSINCE,
+		// after ENABLE QRESYNC; BAD otherwise.
 		switch {
 		case numKind != NumKindUID:
 			return newClientBugError("VANISHED is only allowed with UID FETCH")
 		case !c.Enabled(imap.CapQResync):
 			return newClientBugError("QRESYNC must be enabled first")
+		}
+	}
+	// mailyard: RFC 7162 §3.1: a CONDSTORE enabling command.
+	if options.ModSeq {
+		if err := c.enableCondStore(); err != nil {
+			return err
 		}
 	}
 
@@ -382,7 +382,9 @@ func (cmd *FetchWriter) WriteVanished(uids imap.UIDSet) error {
 //	rexpunges-fetch-mod = "VANISHED"
 func readFetchModifiers(dec *imapwire.Decoder, options *imap.FetchOptions) (vanished bool, err error) {
 	var changedSince bool
+	n := 0
 	err = dec.ExpectList(func() error {
+		n++
 		var name string
 		if !dec.ExpectAtom(&name) {
 			return dec.Err()
@@ -410,6 +412,9 @@ func readFetchModifiers(dec *imapwire.Decoder, options *imap.FetchOptions) (vani
 	})
 	if err != nil {
 		return false, err
+	}
+	if n == 0 {
+		return false, newClientBugError("Empty FETCH modifier list")
 	}
 	if vanished && !changedSince {
 		// RFC 7162 §3.2.6.

@@ -18,7 +18,19 @@ func (c *Conn) handleMove(dec *imapwire.Decoder, numKind NumKind) error {
 		return newClientBugError("MOVE is not supported")
 	}
 	w := &MoveWriter{conn: c}
-	return session.Move(w, numSet, dest)
+	if err := session.Move(w, numSet, dest); err != nil {
+		return err
+	}
+	// mailyard: with QRESYNC, the new HIGHESTMODSEQ of the source mailbox
+	// in the tagged OK, as for EXPUNGE (RFC 7162 §3.2.7).
+	if !w.expunged {
+		return nil
+	}
+	cmd := "MOVE"
+	if numKind == NumKindUID {
+		cmd = "UID MOVE"
+	}
+	return c.completeWithHighestModSeq(cmd)
 }
 
 // MoveWriter writes responses for the MOVE command.
@@ -26,7 +38,8 @@ func (c *Conn) handleMove(dec *imapwire.Decoder, numKind NumKind) error {
 // Servers must first call WriteCopyData once, then call WriteExpunge any
 // number of times.
 type MoveWriter struct {
-	conn *Conn
+	conn     *Conn
+	expunged bool // mailyard: something was reported
 }
 
 // WriteCopyData writes the untagged COPYUID response for a MOVE command.
@@ -36,6 +49,7 @@ func (w *MoveWriter) WriteCopyData(data *imap.CopyData) error {
 
 // WriteExpunge writes an EXPUNGE response for a MOVE command.
 func (w *MoveWriter) WriteExpunge(seqNum uint32) error {
+	w.expunged = true
 	return w.conn.writeExpunge(seqNum)
 }
 
@@ -44,5 +58,6 @@ func (w *MoveWriter) WriteExpunge(seqNum uint32) error {
 //
 // mailyard: added for QRESYNC.
 func (w *MoveWriter) WriteVanished(uids imap.UIDSet) error {
+	w.expunged = true
 	return w.conn.writeVanished(uids, false)
 }

@@ -28,6 +28,8 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
 		return err
 	}
+	// mailyard: SELECT (CONDSTORE) is a CONDSTORE enabling command (RFC
+	// 7162 §3.1.8).
 	if params.condStore || params.qresync != nil {
 		if !c.condStoreAvailable() {
 			return newClientBugError("CONDSTORE is not supported")
@@ -36,8 +38,7 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 		if params.qresync != nil && !c.Enabled(imap.CapQResync) {
 			return newClientBugError("QRESYNC must be enabled first")
 		}
-		// A CONDSTORE enabling command; SELECT reports HIGHESTMODSEQ
-		// itself.
+		// SELECT reports HIGHESTMODSEQ itself, below.
 		c.mutex.Lock()
 		c.enabled[imap.CapCondStore] = struct{}{}
 		c.mutex.Unlock()
@@ -227,7 +228,9 @@ type selectParams struct {
 //	select-param =/ "CONDSTORE" / "QRESYNC" SP "(" uidvalidity SP
 //	                mod-sequence-value [SP known-uids] [SP seq-match-data] ")"
 func readSelectParams(dec *imapwire.Decoder, params *selectParams) error {
-	return dec.ExpectList(func() error {
+	n := 0
+	err := dec.ExpectList(func() error {
+		n++
 		var name string
 		if !dec.ExpectAtom(&name) {
 			return dec.Err()
@@ -249,6 +252,10 @@ func readSelectParams(dec *imapwire.Decoder, params *selectParams) error {
 		}
 		return nil
 	})
+	if err == nil && n == 0 {
+		err = newClientBugError("Empty SELECT parameter list")
+	}
+	return err
 }
 
 func readQResyncParam(dec *imapwire.Decoder) (*QResyncParams, error) {

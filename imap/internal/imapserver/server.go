@@ -1,4 +1,16 @@
 // Package imapserver implements an IMAP server.
+//
+// It is Mailyard's fork of github.com/emersion/go-imap/v2/imapserver at
+// v2.0.0-beta.8 (MIT, see ../LICENSE), together with the library's
+// internal wire codec (../imapwire, ../proto, ../imapnum, ../utf7). It was
+// copied because upstream's command dispatch is a closed switch and its
+// codec is internal, so that a backend can add neither commands (ID,
+// GETQUOTA, GETQUOTAROOT, SETQUOTA) nor command parameters and response
+// items (CONDSTORE, QRESYNC), and because an idle upstream connection
+// holds 8 KiB of buffers and two goroutines. Every change to upstream's
+// code is marked with a "mailyard:" comment; files that are wholly ours
+// say so at the top (buffers.go, id.go, quota.go). The public types still
+// come from github.com/emersion/go-imap/v2.
 package imapserver
 
 import (

@@ -26,6 +26,9 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 	if err != nil {
 		return err
 	}
+	if hasModifiers && options.UnchangedSince == 0 {
+		return newClientBugError("Empty STORE modifier list")
+	}
 	if hasModifiers && !dec.ExpectSP() {
 		return dec.Err()
 	}

@@ -94,3 +94,9 @@ func (c *Conn) writeVanished(uids imap.UIDSet, earlier bool) error {
 	enc.NumSet(uids)
 	return enc.CRLF()
 }
+
+// WriteHighestModSeq writes an untagged OK [HIGHESTMODSEQ n] (RFC 7162
+// §3.1.2.1, §3.2).
+func (w *UpdateWriter) WriteHighestModSeq(modSeq uint64) error {
+	return w.conn.writeHighestModSeqValue(modSeq)
+}
