@@ -54,6 +54,8 @@ type Conn struct {
 
 	state   imap.ConnState
 	session Session
+	// idleTag is the tag of an IDLE command waiting for DONE (idle.go).
+	idleTag string
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
@@ -186,12 +188,26 @@ func (c *Conn) serve() {
 		if c.state == imap.ConnStateLogout {
 			break
 		}
-		// mailyard: wait without a read buffer.
+		// mailyard: wait without a read buffer, here rather than deeper
+		// down so that an idle connection's stack stays small (idle.go).
 		if err := c.waitInput(); err != nil {
+			if c.idleTag != "" {
+				c.idleTag = ""
+				_ = c.session.IdleStop()
+			}
 			if err != io.EOF && !errors.Is(err, net.ErrClosed) {
 				c.server.logger().Printf("failed to read command: %v", err)
 			}
 			break
+		}
+		if c.idleTag != "" {
+			if err := c.finishIdle(); err != nil {
+				if !errors.Is(err, net.ErrClosed) {
+					c.server.logger().Printf("failed to end IDLE: %v", err)
+				}
+				break
+			}
+			continue
 		}
 
 		dec := imapwire.NewDecoder(c.br, imapwire.ConnSideServer)
@@ -271,7 +287,9 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	case "NAMESPACE":
 		err = c.handleNamespace(dec)
 	case "IDLE":
-		err = c.handleIdle(dec)
+		// mailyard: completed by finishIdle when DONE arrives.
+		err = c.handleIdle(tag, dec)
+		sendOK = false
 	case "SELECT", "EXAMINE":
 		err = c.handleSelect(tag, dec, name == "EXAMINE")
 		sendOK = false
@@ -319,7 +337,14 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	}
 
 	dec.DiscardLine()
+	return c.complete(tag, name, err, sendOK)
+}
 
+// complete writes the tagged response of a command that ended with err;
+// on success, after the updates (poll), unless the handler wrote the
+// tagged response itself (!sendOK). mailyard: split out of readCommand so
+// that IDLE can complete from the serve loop.
+func (c *Conn) complete(tag, name string, err error, sendOK bool) error {
 	var (
 		resp    *imap.StatusResponse
 		imapErr *imap.Error

@@ -1,19 +1,20 @@
 package imapserver
 
 import (
-	"io"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/mailyard/mailyard/imap/internal/imapwire"
 )
 
-// mailyard: upstream runs Session.Idle in a second goroutine while this one
-// reads DONE. Here the connection's own goroutine waits for DONE without a
-// read buffer (waitInput), and the session writes updates as they come
-// (Session.IdleStart, IdleStop): an idling client costs one parked
-// goroutine and no buffers.
-func (c *Conn) handleIdle(dec *imapwire.Decoder) error {
+// mailyard: upstream runs Session.Idle in a second goroutine while the
+// connection's goroutine reads DONE. Here the session writes updates as
+// they come (Session.IdleStart, IdleStop) and the connection's goroutine
+// goes back to the top of its loop (Conn.serve), where it waits for DONE
+// like for any command: without a read buffer (waitInput) and with the
+// shallowest stack, which the runtime can then shrink to 4 KiB. An idling
+// client costs one parked goroutine and no buffers.
+func (c *Conn) handleIdle(tag string, dec *imapwire.Decoder) error {
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
@@ -30,24 +31,25 @@ func (c *Conn) handleIdle(dec *imapwire.Decoder) error {
 	if err := c.session.IdleStart(w); err != nil {
 		return err
 	}
-	c.setReadTimeout(idleReadTimeout)
-	err := c.waitInput()
-	var (
-		line     []byte
-		isPrefix bool
-	)
-	if err == nil {
-		line, isPrefix, err = c.br.ReadLine()
-	}
+	c.idleTag = tag
+	return nil
+}
+
+// finishIdle reads the line that ends IDLE once the client has sent
+// something, stops the session's updates and completes the command.
+func (c *Conn) finishIdle() error {
+	tag := c.idleTag
+	c.idleTag = ""
+	c.setReadTimeout(cmdReadTimeout)
+	line, isPrefix, err := c.br.ReadLine()
 	stopErr := c.session.IdleStop()
-	if err == io.EOF {
-		return nil
-	} else if err != nil {
+	if err != nil {
 		return err
-	} else if isPrefix || !strings.EqualFold(string(line), "DONE") {
+	}
+	if isPrefix || !strings.EqualFold(string(line), "DONE") {
 		// RFC 2177 §3: DONE, matched case-insensitively as all of IMAP's
 		// keywords are (RFC 9051 §9).
-		return newClientBugError("Syntax error: expected DONE to end IDLE command")
+		stopErr = newClientBugError("Syntax error: expected DONE to end IDLE command")
 	}
-	return stopErr
+	return c.complete(tag, "IDLE", stopErr, true)
 }
