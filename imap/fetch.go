@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-message/textproto"
 	"github.com/mailyard/mailyard/imap/internal/imapserver"
 
 	"github.com/mailyard/mailyard/store"
@@ -24,11 +23,20 @@ const maxHeaderBytes = 1 << 20
 // fetch implements FETCH (RFC 9051 §6.4.5). BODY[] and BODY[]<o.n>
 // stream from the store; other sections are cut out by the library's
 // helpers, which hold that one section in memory.
+//
+// A message another session expunged but whose EXPUNGE this client has
+// not been sent yet keeps its sequence number (RFC 9051 §7.5.1 forbids an
+// EXPUNGE during FETCH). Its body and metadata are gone from the store
+// (the blob is freed with the last index row), so, as RFC 2180 §4.1.2
+// allows, UID, FLAGS and MODSEQ are answered from the view, and a FETCH
+// that asks such a message for anything else gets the other messages'
+// data and a tagged NO [EXPUNGEISSUED] (RFC 5530).
 func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
-	uids, err := v.resolveLive(numSet)
+	idxs, err := v.resolve(numSet)
 	if err != nil {
 		return err
 	}
+	uids := v.live(idxs)
 	s := v.s
 	b := s.srv.opts.Backend
 	if w.ReportVanished() && !imap.IsSearchRes(numSet) {
@@ -37,6 +45,11 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		if err := v.reportVanishedEarlier(w, numSet.(imap.UIDSet), options.ChangedSince); err != nil {
 			return err
 		}
+	}
+	if options.ChangedSince > 0 {
+		// Expunges are reported as such (VANISHED, EXPUNGE), not as
+		// changes.
+		idxs = nil
 	}
 	if len(uids) > 0 && options.ChangedSince > 0 {
 		// RFC 7162 §3.1.4.1: only messages changed since; \Seen is not
@@ -53,7 +66,7 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		}
 	}
 	if len(uids) == 0 {
-		return nil
+		return v.fetchExpunged(w, idxs, nil, options)
 	}
 	set := compressUIDs(uids)
 
@@ -86,11 +99,13 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 	if err != nil {
 		return s.storeErr("fetch", err)
 	}
+	found := make(map[uint32]bool, len(msgs))
 	for _, m := range msgs {
 		seq := v.seqOf(m.UID)
 		if seq == 0 || v.gone[m.UID] {
 			continue
 		}
+		found[m.UID] = true
 		// Flags reported here are the store's current ones; the view
 		// takes them so that the next poll does not repeat them.
 		if options.Flags || seenNow[m.UID] {
@@ -100,6 +115,48 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		if err := v.fetchOne(w, seq, m, options, seenNow[m.UID]); err != nil {
 			return err
 		}
+	}
+	return v.fetchExpunged(w, idxs, found, options)
+}
+
+// fetchExpunged answers FETCH for the messages at idxs that are not in
+// found: expunged in the store, whether the view knows it yet (gone) or
+// the expunge committed since the last poll. See fetch.
+func (v *view) fetchExpunged(w *imapserver.FetchWriter, idxs []int, found map[uint32]bool, o *imap.FetchOptions) error {
+	s := v.s
+	modSeq := o.ModSeq || o.Flags && s.condStore()
+	others := o.BodyStructure != nil || o.Envelope || o.InternalDate || o.RFC822Size ||
+		len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
+	missing := false
+	for _, i := range idxs {
+		uid := v.uids[i]
+		if found[uid] {
+			continue
+		}
+		if others {
+			missing = true
+			continue
+		}
+		rw := w.CreateMessage(uint32(i + 1))
+		if o.UID {
+			rw.WriteUID(imap.UID(uid))
+		}
+		if o.Flags {
+			rw.WriteFlags(v.clientFlags(uid, v.flagsOf(uid)))
+		}
+		if modSeq {
+			// The view keeps no MODSEQ per message. The flags above are
+			// the message's as of the view's HIGHESTMODSEQ, which is
+			// also the most the client may be given while the expunge
+			// is held back (RFC 7162 §3.2).
+			rw.WriteModSeq(s.HighestModSeq())
+		}
+		if err := rw.Close(); err != nil {
+			return err
+		}
+	}
+	if missing {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "EXPUNGEISSUED", Text: "Some messages were expunged"}
 	}
 	return nil
 }
@@ -137,7 +194,7 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	}}
 	defer body.close()
 	var (
-		env      *imap.Envelope
+		env      *imapserver.Envelope
 		bs       imap.BodyStructure
 		sections = make([][]byte, len(o.BodySection))
 		binaries = make([][]byte, len(o.BinarySection))
@@ -182,8 +239,7 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 			complete = len(hdr) < maxHeaderBytes
 		}
 		if o.Envelope {
-			h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(hdr)))
-			env = imapserver.ExtractEnvelope(h)
+			env = imapserver.ExtractEnvelope(hdr)
 		}
 		if o.BodyStructure != nil {
 			if err := structured(func(r io.Reader) {

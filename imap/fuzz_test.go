@@ -43,7 +43,7 @@ func FuzzMailboxName(f *testing.F) {
 		if !strings.ContainsAny(clean, "*%") && !imapserver.MatchList(clean, '/', "", canonicalInbox(name)) {
 			t.Fatalf("LIST %q does not match mailbox %q", name, clean)
 		}
-		nodes := listTree([]store.Mailbox{{Name: clean}})
+		nodes := listTree([]store.Mailbox{{Name: clean}}, nil)
 		for p := clean; ; {
 			n := nodes[p]
 			if n == nil {

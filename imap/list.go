@@ -10,16 +10,23 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// listNode is one name in the hierarchy: a mailbox, or a parent that
-// exists only because it has children (listed \Noselect).
+// listNode is one name in the hierarchy: a mailbox, a parent that exists
+// only because it has children (listed \Noselect), or a subscribed name
+// without a mailbox (listed \NonExistent with SUBSCRIBED, RFC 5258 §3.1).
 type listNode struct {
-	mb         *store.Mailbox
-	children   bool
-	subscribed bool // the mailbox is subscribed
+	mb       *store.Mailbox
+	children bool // some descendant mailbox exists
+	// subscribed: the name is on the subscription list, whether or not
+	// a mailbox of that name exists (RFC 9051 §6.3.7).
+	subscribed bool
 	// subChild: some descendant is subscribed (LSUB \Noselect parents,
 	// LIST-EXTENDED CHILDINFO).
 	subChild bool
 }
+
+// inTree reports whether a LIST without the SUBSCRIBED selection option
+// shows the name: a mailbox or a parent of one.
+func (n *listNode) inTree() bool { return n.mb != nil || n.children }
 
 // List implements LIST (RFC 9051 §6.3.9) with LIST-EXTENDED (RFC 5258),
 // LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154) and CHILDREN (RFC 3348),
@@ -31,11 +38,16 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		// LIST "" "": the hierarchy delimiter and root (RFC 9051 §6.3.9).
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: '/'})
 	}
-	mbs, err := s.srv.opts.Backend.ListMailboxes(s.ctx, s.account)
+	b := s.srv.opts.Backend
+	mbs, err := b.ListMailboxes(s.ctx, s.account)
 	if err != nil {
 		return s.storeErr("list", err)
 	}
-	nodes := listTree(mbs)
+	subs, err := b.Subscriptions(s.ctx, s.account)
+	if err != nil {
+		return s.storeErr("list", err)
+	}
+	nodes := listTree(mbs, subs)
 	names := make([]string, 0, len(nodes))
 	for n := range nodes {
 		names = append(names, n)
@@ -48,8 +60,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 			patterns[i] = canonicalInbox(p)
 		}
 	}
-	lsub := options.SelectSubscribed && !options.SelectRecursiveMatch && !options.SelectSpecialUse &&
-		!options.ReturnSubscribed && !options.ReturnChildren && !options.ReturnSpecialUse && options.ReturnStatus == nil
+	lsub := w.LSUB()
 	for _, name := range names {
 		n := nodes[name]
 		matched, lastPercent := false, false
@@ -73,15 +84,26 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 			// subscribed but holds subscribed names: \Noselect.
 		case options.SelectSubscribed:
 			continue
+		case !n.inTree():
+			continue // only subscribed: not a LIST result
 		}
 		if options.SelectSpecialUse && (n.mb == nil || n.mb.SpecialUse == store.SpecialNone) {
 			continue
 		}
 		data := &imap.ListData{Mailbox: name, Delim: '/', ChildInfo: childInfo}
-		if n.mb == nil || (lsub && !n.subscribed) {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect)
-		}
-		if n.mb == nil && !lsub {
+		switch {
+		case lsub:
+			// LSUB lists subscriptions: \Noselect marks a level that
+			// only holds subscribed names (RFC 3501 §6.3.9); a subscribed
+			// name is listed plainly whether or not its mailbox exists.
+			if !n.subscribed {
+				data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect)
+			}
+		case n.mb == nil && n.inTree():
+			data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect, imap.MailboxAttrNonExistent)
+		case n.mb == nil:
+			// A subscribed name whose mailbox does not exist (RFC 5258
+			// §3.1); \NonExistent implies \Noselect (RFC 5258 §3.4).
 			data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent)
 		}
 		if !lsub {
@@ -91,10 +113,10 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 				data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
 			}
 		}
-		if n.subscribed && (options.SelectSubscribed || options.ReturnSubscribed) {
+		if n.subscribed && !lsub && (options.SelectSubscribed || options.ReturnSubscribed) {
 			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
 		}
-		if n.mb != nil && n.mb.SpecialUse != store.SpecialNone {
+		if n.mb != nil && n.mb.SpecialUse != store.SpecialNone && !lsub {
 			data.Attrs = append(data.Attrs, imap.MailboxAttr(n.mb.SpecialUse))
 		}
 		if options.ReturnStatus != nil && n.mb != nil {
@@ -110,8 +132,9 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	return nil
 }
 
-// listTree indexes mailboxes and the parents implied by their names.
-func listTree(mbs []store.Mailbox) map[string]*listNode {
+// listTree indexes mailboxes, subscribed names and the parents implied by
+// both.
+func listTree(mbs []store.Mailbox, subs []string) map[string]*listNode {
 	nodes := make(map[string]*listNode, len(mbs))
 	get := func(name string) *listNode {
 		n := nodes[name]
@@ -121,23 +144,25 @@ func listTree(mbs []store.Mailbox) map[string]*listNode {
 		}
 		return n
 	}
-	for i := range mbs {
-		mb := &mbs[i]
-		n := get(mb.Name)
-		n.mb = mb
-		n.subscribed = mb.Subscribed
-		for p := mb.Name; ; {
+	// parents calls fn with the node of every ancestor of name.
+	parents := func(name string, fn func(*listNode)) {
+		for p := name; ; {
 			j := strings.LastIndex(p, store.Separator)
 			if j < 0 {
-				break
+				return
 			}
 			p = p[:j]
-			parent := get(p)
-			parent.children = true
-			if mb.Subscribed {
-				parent.subChild = true
-			}
+			fn(get(p))
 		}
+	}
+	for i := range mbs {
+		mb := &mbs[i]
+		get(mb.Name).mb = mb
+		parents(mb.Name, func(p *listNode) { p.children = true })
+	}
+	for _, name := range subs {
+		get(name).subscribed = true
+		parents(name, func(p *listNode) { p.subChild = true })
 	}
 	return nodes
 }

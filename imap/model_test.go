@@ -112,7 +112,13 @@ func TestModelTwoClients(t *testing.T) {
 				if add {
 					op = "+FLAGS"
 				}
-				u := c.r.expectOK(fmt.Sprintf("STORE %d %s (%s)", seq, op, f))
+				// RFC 2180 §4.2.2: a message expunged by the other
+				// client gets NO (conformance_test.go).
+				want := "OK"
+				if find(c.uids[seq-1]) < 0 {
+					want = "NO [EXPUNGEISSUED]"
+				}
+				u := c.r.expectStatus(fmt.Sprintf("STORE %d %s (%s)", seq, op, f), want)
 				if j := find(c.uids[seq-1]); j >= 0 {
 					if add {
 						store[j].flags[strings.ToLower(f)] = true

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"mime"
 	"strings"
 	"time"
 
@@ -394,6 +395,9 @@ func headerText(h textproto.Header) string {
 // matchHeaderField implements HEADER, FROM, TO, CC, BCC and SUBJECT: a
 // case-insensitive substring of a field's decoded value; an empty
 // value matches every message that has the field (RFC 9051 §6.4.4).
+// FROM, TO, CC and BCC also match the envelope's address field
+// (matchAddresses); the library gives HEADER FROM the same key as
+// FROM, so both ways count.
 func matchHeaderField(h *mail.Header, key, value string) bool {
 	fields := h.FieldsByKey(key)
 	if value == "" {
@@ -406,6 +410,43 @@ func matchHeaderField(h *mail.Header, key, value string) bool {
 			v = fields.Value()
 		}
 		if strings.Contains(strings.ToLower(v), p) {
+			return true
+		}
+	}
+	switch strings.ToLower(key) {
+	case "from", "to", "cc", "bcc":
+		// The envelope is built from the field's first occurrence.
+		return matchAddresses(imapserver.ParseAddressList(h.Get(key)), p)
+	}
+	return false
+}
+
+// matchAddresses reports whether the lower-case pattern p is a substring
+// of one of the addresses as the envelope gives them (RFC 9051 §6.4.4:
+// "the envelope structure's FROM field"), rendered as
+// "Display Name <mailbox@host>" with the name decoded, or the group's
+// name for a group start. Comments and white space inside the header's
+// addr-spec are thus not in the way.
+func matchAddresses(l []imapserver.Address, p string) bool {
+	dec := mime.WordDecoder{CharsetReader: gomessage.CharsetReader}
+	for _, a := range l {
+		name := a.Name
+		if a.IsGroupStart() {
+			name = a.Mailbox
+		}
+		if name != "" {
+			if d, err := dec.DecodeHeader(name); err == nil {
+				name = d
+			}
+		}
+		s := a.Addr()
+		switch {
+		case name != "" && s != "":
+			s = name + " <" + s + ">"
+		case name != "":
+			s = name
+		}
+		if s != "" && strings.Contains(strings.ToLower(s), p) {
 			return true
 		}
 	}

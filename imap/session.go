@@ -463,9 +463,39 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 }
 
 // Store implements imapserver.Session.
+//
+// Messages another session expunged keep their sequence numbers until
+// the EXPUNGE may be sent (RFC 9051 §7.5.1); their flags cannot be set.
+// RFC 2180 §4.2: STORE .SILENT answers OK for the others (§4.2.1); a
+// STORE that reports flags sets them on the others, sends their FETCH
+// responses and answers NO [EXPUNGEISSUED] (§4.2.2, §4.2.3). A failed
+// UNCHANGEDSINCE keeps its OK [MODIFIED] (RFC 7162 §3.1.3).
 func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
 	defer s.srv.begin()()
-	return s.view.store(w, numSet, flags, options)
+	v := s.view
+	idxs, err := v.resolve(numSet)
+	if err != nil {
+		return err
+	}
+	if err := v.store(w, numSet, flags, options); err != nil || flags.Silent || len(idxs) == 0 {
+		return err
+	}
+	expunged := false
+	live := v.live(idxs)
+	if len(live) < len(idxs) {
+		expunged = true
+	} else {
+		// Expunged since the last poll: the store no longer has them.
+		have, err := s.srv.opts.Backend.Search(s.ctx, s.account, v.name, store.SearchCriteria{UIDs: compressUIDs(live)})
+		if err != nil {
+			return s.storeErr("store", err)
+		}
+		expunged = len(have) < len(live)
+	}
+	if expunged {
+		return noCode("EXPUNGEISSUED", "Some messages were expunged; their flags were not changed")
+	}
+	return nil
 }
 
 // Copy implements imapserver.Session (RFC 4315 COPYUID).

@@ -691,7 +691,11 @@ func (v *view) copyTo(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
 	return v.copyData(dest, pairs)
 }
 
-// move implements MOVE (RFC 6851): COPYUID first, then the expunges.
+// move implements MOVE (RFC 6851): COPYUID first, then the expunges. A
+// MOVE into the selected mailbox itself is COPY + STORE \Deleted +
+// EXPUNGE there (RFC 6851 §3): the messages get new UIDs, the old ones
+// are expunged now and the new ones reported by the poll that follows
+// (EXISTS).
 func (v *view) move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
 	if v.readOnly {
 		return errReadOnly
@@ -699,9 +703,6 @@ func (v *view) move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) e
 	dest, err := mailboxName(dest)
 	if err != nil {
 		return err
-	}
-	if dest == v.name {
-		return noCode(imap.ResponseCodeCannot, "Source and destination are the same mailbox")
 	}
 	uids, err := v.resolveLive(numSet)
 	if err != nil {

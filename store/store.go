@@ -132,6 +132,8 @@ type Mailbox struct {
 	ID         int64
 	Name       string // full path, "/"-separated; INBOX is always "INBOX"
 	SpecialUse SpecialUse
+	// Subscribed reports whether Name is on the account's subscription
+	// list (see [Mailboxes.SetSubscribed]).
 	Subscribed bool
 	// UIDValidity is fixed for the life of the mailbox (RFC 9051 §2.3.1.1).
 	UIDValidity uint32
@@ -169,10 +171,23 @@ type Mailboxes interface {
 	// special semantics; the imap package implements them with Move).
 	RenameMailbox(ctx context.Context, account, oldName, newName string) error
 	// DeleteMailbox deletes a mailbox and its messages; children stay.
-	// Deleting INBOX is ErrInvalid.
+	// Deleting INBOX is ErrInvalid. The name stays subscribed if it was
+	// (RFC 3501 §6.3.6, RFC 9051 §6.3.7: the server must not remove a
+	// name from the subscription list because the mailbox went away).
 	DeleteMailbox(ctx context.Context, account, name string) error
-	// SetSubscribed subscribes or unsubscribes a mailbox.
+	// SetSubscribed adds name to the account's subscription list or
+	// removes it (IMAP SUBSCRIBE, UNSUBSCRIBE). The list holds names, not
+	// mailboxes: a name may be subscribed whether or not a mailbox of
+	// that name exists (RFC 9051 §6.3.7 lets the server accept it), and
+	// unsubscribing a name that is not subscribed does nothing. Only
+	// RenameMailbox changes the list by itself: the subscribed names of
+	// the renamed mailbox and its children move to their new names.
+	// ErrInvalid for a malformed name; ErrNotFound for a missing account.
 	SetSubscribed(ctx context.Context, account, name string, subscribed bool) error
+	// Subscriptions returns the account's subscribed names, sorted, also
+	// those for which no mailbox exists (RFC 5258 §3.1 lists them
+	// \NonExistent).
+	Subscriptions(ctx context.Context, account string) ([]string, error)
 }
 
 // System flags (RFC 9051 §2.3.2). Keywords are any other atom without a
@@ -189,9 +204,14 @@ const (
 // Message is the metadata of one message in a mailbox. The body is read
 // with [Messages.OpenBody].
 type Message struct {
-	UID          uint32
-	ModSeq       uint64
-	Flags        []string // sorted; system flags canonical
+	UID    uint32
+	ModSeq uint64
+	Flags  []string // sorted; system flags canonical
+	// InternalDate is the time the message was received or the date
+	// given to Append, in the zone it was given in (a fixed zone with
+	// its UTC offset; UTC for messages stored before zones were kept):
+	// IMAP shows it with that zone and compares its calendar date there
+	// (RFC 9051 §2.3.3, §6.4.4).
 	InternalDate time.Time
 	Size         int64
 	// BlobID names the stored body; several index rows may share it.
@@ -221,7 +241,7 @@ func (s UIDSet) Contains(uid uint32) bool {
 // AppendOptions are the optional attributes of an appended message.
 type AppendOptions struct {
 	Flags        []string
-	InternalDate time.Time // zero means now
+	InternalDate time.Time // zero means now; its zone is kept
 }
 
 // FlagOp says how StoreFlags combines flags.
@@ -261,9 +281,15 @@ type UIDPair struct{ Src, Dst uint32 }
 // searches are the caller's business (they read the blobs). All set fields
 // must hold (AND). Zero fields do not restrict.
 type SearchCriteria struct {
-	UIDs          UIDSet
-	WithFlags     []string
-	WithoutFlags  []string
+	UIDs         UIDSet
+	WithFlags    []string
+	WithoutFlags []string
+	// Since and Before compare wall-clock times: INTERNALDATE read in
+	// its own zone against Since and Before read in theirs. So midnight
+	// UTC of a date selects by the calendar date of INTERNALDATE in the
+	// zone it was stored with, as IMAP SINCE and BEFORE do (RFC 9051
+	// §6.4.4: "disregarding time and timezone"). For UTC dates and
+	// messages stored in UTC this is the plain instant comparison.
 	Since         time.Time // INTERNALDATE >= Since
 	Before        time.Time // INTERNALDATE < Before
 	Larger        int64     // Size > Larger
@@ -299,7 +325,9 @@ type Messages interface {
 	// Copy copies messages to dst, sharing the blobs. Quota is enforced.
 	Copy(ctx context.Context, account, src, dst string, uids UIDSet) ([]UIDPair, error)
 	// Move moves messages to dst atomically (RFC 6851): the copies exist
-	// and the originals are expunged in one transaction.
+	// and the originals are expunged in one transaction. dst may be src:
+	// the messages then get new UIDs and MODSEQs, and their old UIDs are
+	// expunged (RFC 6851 §3: MOVE is COPY, STORE \Deleted and EXPUNGE).
 	Move(ctx context.Context, account, src, dst string, uids UIDSet) ([]UIDPair, error)
 	// Changes reports what changed after sinceModSeq (RFC 7162).
 	Changes(ctx context.Context, account, mailbox string, sinceModSeq uint64) (ChangeSet, error)
@@ -315,7 +343,7 @@ type Recipient struct {
 // Delivery describes one message for several local recipients.
 type Delivery struct {
 	Recipients   []Recipient
-	InternalDate time.Time // zero means now
+	InternalDate time.Time // zero means now (the server's local zone); its zone is kept
 }
 
 // Delivered is the UID one recipient's copy got.

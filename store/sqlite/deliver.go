@@ -82,7 +82,7 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 			}
 			targets[t] = len(copies)
 			copies = append(copies, copyOf{mailboxID: m.ID, rcpt: i, msg: store.Message{
-				Flags: r.flags, InternalDate: date.UTC(), Size: size, BlobID: blob,
+				Flags: r.flags, InternalDate: inStoredZone(date), Size: size, BlobID: blob,
 			}})
 			if j, ok := addIdx[acct]; ok {
 				adds[j].bytes += size

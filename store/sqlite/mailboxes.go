@@ -10,7 +10,11 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-const mailboxCols = "id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq"
+// mailboxCols are the columns scanMailbox reads from "FROM mailboxes";
+// Subscribed comes from the subscription list, keyed by name.
+const mailboxCols = `id, name, special_use,
+	EXISTS (SELECT 1 FROM subscriptions s WHERE s.account = mailboxes.account AND s.name = mailboxes.name),
+	uidvalidity, uidnext, highest_modseq`
 
 func scanMailbox(r interface{ Scan(...any) error }) (store.Mailbox, error) {
 	var m store.Mailbox
@@ -82,10 +86,21 @@ func (t *wtx) insertMailbox(account, name string, use store.SpecialUse, subscrib
 		return store.Mailbox{}, err
 	}
 	m := store.Mailbox{Name: name, SpecialUse: use, Subscribed: subscribed, UIDValidity: uv, UIDNext: 1, HighestModSeq: 1}
-	err = t.queryRow(`INSERT INTO mailboxes (account, name, special_use, subscribed, uidvalidity) VALUES (?, ?, ?, ?, ?)
-		RETURNING id`, account, name, string(use), boolInt(subscribed), uv).Scan(&m.ID)
+	err = t.queryRow(`INSERT INTO mailboxes (account, name, special_use, uidvalidity) VALUES (?, ?, ?, ?)
+		RETURNING id`, account, name, string(use), uv).Scan(&m.ID)
 	if err != nil {
 		return m, err
+	}
+	if subscribed {
+		if err := t.subscribe(account, name, true); err != nil {
+			return m, err
+		}
+	} else {
+		// A name subscribed before the mailbox existed (or while it was
+		// deleted) stays subscribed.
+		if err := t.queryRow("SELECT EXISTS (SELECT 1 FROM subscriptions WHERE account = ? AND name = ?)", account, name).Scan(&m.Subscribed); err != nil {
+			return m, err
+		}
 	}
 	t.publish(store.Change{Kind: store.ChangeMailboxCreated, Account: account, Mailbox: name, ModSeq: 1})
 	return m, nil
@@ -266,6 +281,19 @@ func (s *Store) RenameMailbox(ctx context.Context, account, oldName, newName str
 			if _, err := tx.exec("UPDATE mailboxes SET name = ? WHERE id = ?", target, m.id); err != nil {
 				return err
 			}
+			// The subscription follows the mailbox (store.Mailboxes):
+			// names of mailboxes that do not exist stay as they are.
+			res, err := tx.exec("DELETE FROM subscriptions WHERE account = ? AND name = ?", account, m.name)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n > 0 {
+				if err := tx.subscribe(account, target, true); err != nil {
+					return err
+				}
+			}
 			tx.publish(store.Change{Kind: store.ChangeMailboxRenamed, Account: account, Mailbox: target, OldName: m.name})
 		}
 		return tx.createParents(account, newName)
@@ -320,14 +348,50 @@ func (s *Store) SetSubscribed(ctx context.Context, account, name string, subscri
 		return err
 	}
 	err = s.write(ctx, func(tx *wtx) error {
-		m, err := tx.mailbox(account, name)
+		if err := tx.accountExists(account); err != nil {
+			return err
+		}
+		return tx.subscribe(account, name, subscribed)
+	})
+	return wrapErr("set subscribed", err)
+}
+
+// subscribe adds a name to the subscription list or removes it; either
+// is a no-op if already so.
+func (t *wtx) subscribe(account, name string, on bool) error {
+	q := "DELETE FROM subscriptions WHERE account = ? AND name = ?"
+	if on {
+		q = "INSERT INTO subscriptions (account, name) VALUES (?, ?) ON CONFLICT (account, name) DO NOTHING"
+	}
+	_, err := t.exec(q, account, name)
+	return err
+}
+
+// Subscriptions implements store.Mailboxes.
+func (s *Store) Subscriptions(ctx context.Context, account string) ([]string, error) {
+	out := []string{}
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		if err := accountExists(ctx, tx, account); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, "SELECT name FROM subscriptions WHERE account = ? ORDER BY name", account)
 		if err != nil {
 			return err
 		}
-		_, err = tx.exec("UPDATE mailboxes SET subscribed = ? WHERE id = ?", boolInt(subscribed), m.ID)
-		return err
+		defer rows.Close()
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				return err
+			}
+			out = append(out, n)
+		}
+		return rows.Err()
 	})
-	return wrapErr("set subscribed", err)
+	if err != nil {
+		return nil, wrapErr("subscriptions", err)
+	}
+	return out, nil
 }
 
 func (t *wtx) addUsage(account string, bytes, count int64) error {

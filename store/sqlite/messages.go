@@ -9,22 +9,49 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mailyard/mailyard/store"
 )
 
-const messageCols = "uid, modseq, flags, internal_date, size, blob_id"
+const messageCols = "uid, modseq, flags, internal_date, internal_zone, size, blob_id"
 
-func scanMessage(r interface{ Scan(...any) error }) (store.Message, error) {
+// zones hands out the fixed zones of INTERNALDATE offsets, one Location
+// per distinct offset in a listing (a mailbox holds few).
+type zones map[int]*time.Location
+
+// at returns the zone offset seconds east of UTC: time.UTC for 0, so
+// that rows stored before zones were kept read as before.
+func (z zones) at(offset int) *time.Location {
+	if offset == 0 {
+		return time.UTC
+	}
+	loc := z[offset]
+	if loc == nil {
+		loc = time.FixedZone("", offset)
+		z[offset] = loc
+	}
+	return loc
+}
+
+func scanMessage(r interface{ Scan(...any) error }, z zones) (store.Message, error) {
 	var m store.Message
 	var flags string
 	var date int64
-	if err := r.Scan(&m.UID, &m.ModSeq, &flags, &date, &m.Size, &m.BlobID); err != nil {
+	var offset int
+	if err := r.Scan(&m.UID, &m.ModSeq, &flags, &date, &offset, &m.Size, &m.BlobID); err != nil {
 		return m, err
 	}
 	m.Flags = decodeFlags(flags)
-	m.InternalDate = fromNanos(date)
+	m.InternalDate = time.Unix(0, date).In(z.at(offset))
 	return m, nil
+}
+
+// zoneOffset is the UTC offset of t's zone in seconds east, as stored in
+// internal_zone.
+func zoneOffset(t time.Time) int {
+	_, off := t.Zone()
+	return off
 }
 
 func encodeFlags(f []string) string { return strings.Join(f, " ") }
@@ -77,8 +104,9 @@ func selectMessages(ctx context.Context, q querier, mailboxID int64, set store.U
 	}
 	defer rows.Close()
 	out := []store.Message{}
+	z := zones{}
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		m, err := scanMessage(rows, z)
 		if err != nil {
 			return nil, err
 		}
@@ -114,8 +142,9 @@ func (t *wtx) bumpModSeq(mailboxID int64) (uint64, error) {
 }
 
 func (t *wtx) insertMessage(mailboxID int64, m store.Message) error {
-	_, err := t.exec(`INSERT INTO messages (mailbox, uid, modseq, flags, internal_date, size, blob_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, mailboxID, m.UID, m.ModSeq, encodeFlags(m.Flags), m.InternalDate.UnixNano(), m.Size, m.BlobID)
+	_, err := t.exec(`INSERT INTO messages (mailbox, uid, modseq, flags, internal_date, internal_zone, size, blob_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, mailboxID, m.UID, m.ModSeq, encodeFlags(m.Flags),
+		m.InternalDate.UnixNano(), zoneOffset(m.InternalDate), m.Size, m.BlobID)
 	return err
 }
 
@@ -212,7 +241,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 	if err != nil {
 		return store.Message{}, err
 	}
-	msg := store.Message{Flags: flags, InternalDate: date.UTC(), Size: size, BlobID: blob}
+	msg := store.Message{Flags: flags, InternalDate: inStoredZone(date), Size: size, BlobID: blob}
 	err = s.write(ctx, func(tx *wtx) error {
 		m, err := tx.mailbox(account, name)
 		if err != nil {
@@ -241,6 +270,18 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 	}
 	s.blobs.settle(blob)
 	return msg, nil
+}
+
+// inStoredZone returns t as Store methods give it back: in a fixed zone
+// with t's offset (UTC for offset 0), without a monotonic reading.
+func inStoredZone(t time.Time) time.Time {
+	return time.Unix(0, t.UnixNano()).In(zones{}.at(zoneOffset(t)))
+}
+
+// wallNanos is t's wall-clock time in its zone as Unix nanoseconds, as if
+// that wall clock were UTC.
+func wallNanos(t time.Time) int64 {
+	return t.UnixNano() + int64(zoneOffset(t))*int64(time.Second)
 }
 
 // ListMessages implements store.Messages.
@@ -274,11 +315,13 @@ func (s *Store) Search(ctx context.Context, account, mailbox string, c store.Sea
 		where.WriteString(" AND " + clause)
 		args = append(args, a...)
 	}
+	// Wall clock against wall clock (store.SearchCriteria): both sides
+	// shifted by their zone's offset.
 	if !c.Since.IsZero() {
-		add("internal_date >= ?", c.Since.UnixNano())
+		add("internal_date + internal_zone * 1000000000 >= ?", wallNanos(c.Since))
 	}
 	if !c.Before.IsZero() {
-		add("internal_date < ?", c.Before.UnixNano())
+		add("internal_date + internal_zone * 1000000000 < ?", wallNanos(c.Before))
 	}
 	if c.Larger > 0 {
 		add("size > ?", c.Larger)

@@ -6,10 +6,13 @@ import (
 	"fmt"
 )
 
-// schema is version 1 of the index. Times are Unix nanoseconds. Flags are
-// stored canonical (store.NormalizeFlags), space-separated, so metadata
-// search can match them with instr() without loading bodies.
-const schema = `
+// schemaV1 is version 1 of the index, as the first release created it; a
+// new database starts from it and runs every migration, so that old and
+// new databases take the same path. Never change it: change the schema
+// by adding a migration. Times are Unix nanoseconds. Flags are stored
+// canonical (store.NormalizeFlags), space-separated, so metadata search
+// can match them with instr() without loading bodies.
+const schemaV1 = `
 CREATE TABLE meta (
 	key   TEXT PRIMARY KEY,
 	value INTEGER NOT NULL
@@ -104,8 +107,35 @@ CREATE TABLE records (
 ) WITHOUT ROWID;
 `
 
-// migrate creates the schema in an empty database and refuses databases
-// written by a newer version.
+// migrationV2 makes subscriptions a list of names of their own and keeps
+// the zone of INTERNALDATE.
+//
+//   - A subscription no longer lives on the mailbox row, which DELETE
+//     removed with it: RFC 3501 §6.3.6 and RFC 9051 §6.3.7 say the server
+//     must not drop a subscribed name because the mailbox went away, and
+//     SUBSCRIBE may name a mailbox that does not exist. The subscribed
+//     flags are copied into the new table.
+//   - internal_zone is the UTC offset, in seconds east, that INTERNALDATE
+//     was given with (APPEND) or received in; rows from version 1 were
+//     stored in UTC and get 0 (+0000).
+const migrationV2 = `
+CREATE TABLE subscriptions (
+	account TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	name    TEXT NOT NULL,
+	PRIMARY KEY (account, name)
+) WITHOUT ROWID;
+INSERT INTO subscriptions (account, name) SELECT account, name FROM mailboxes WHERE subscribed != 0;
+ALTER TABLE mailboxes DROP COLUMN subscribed;
+ALTER TABLE messages ADD COLUMN internal_zone INTEGER NOT NULL DEFAULT 0;
+`
+
+// migrations[i] takes a database from version i+1 to version i+2; the
+// last one reaches schemaVersion.
+var migrations = [schemaVersion - 1]string{migrationV2}
+
+// migrate creates the schema in an empty database, brings one written by
+// an older version up to date in one transaction (a failure leaves it as
+// it was), and refuses databases written by a newer version.
 func migrate(ctx context.Context, conn *sql.Conn) error {
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
@@ -121,8 +151,16 @@ func migrate(ctx context.Context, conn *sql.Conn) error {
 		case v > schemaVersion:
 			return fmt.Errorf("database schema version %d is newer than this program's %d", v, schemaVersion)
 		}
-		if _, err := conn.ExecContext(ctx, schema); err != nil {
-			return err
+		if v == 0 {
+			if _, err := conn.ExecContext(ctx, schemaV1); err != nil {
+				return err
+			}
+			v = 1
+		}
+		for ; v < schemaVersion; v++ {
+			if _, err := conn.ExecContext(ctx, migrations[v-1]); err != nil {
+				return fmt.Errorf("to version %d: %w", v+1, err)
+			}
 		}
 		_, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
 		return err

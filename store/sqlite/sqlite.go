@@ -82,7 +82,7 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-const schemaVersion = 1
+const schemaVersion = 2
 
 // Open opens (creating if needed) the store in dir. Several processes may
 // open the same dir; the first one that finds no other holder removes

@@ -286,10 +286,57 @@ func testSubscriptions(t *testing.T, open Opener) {
 	eq(t, mailbox(t, s, "u", "INBOX").Subscribed, false, "INBOX after unsubscribe")
 	ok(t, s.SetSubscribed(ctx, "u", "news", false), "unsubscribe")
 	eq(t, mailbox(t, s, "u", "news").Subscribed, false, "after unsubscribe")
-	isErr(t, s.SetSubscribed(ctx, "u", "missing", true), store.ErrNotFound, "subscribe missing")
+	ok(t, s.SetSubscribed(ctx, "u", "news", false), "unsubscribe twice (RFC 9051 §6.3.8: OK)")
 	ok(t, s.SetSubscribed(ctx, "u", "news", true), "subscribe")
+	ok(t, s.SetSubscribed(ctx, "u", "news", true), "subscribe twice")
 	ok(t, s.RenameMailbox(ctx, "u", "news", "old-news"), "rename")
 	eq(t, mailbox(t, s, "u", "old-news").Subscribed, true, "subscription follows rename")
+	subs := func(what string, want ...string) {
+		t.Helper()
+		got, err := s.Subscriptions(ctx, "u")
+		ok(t, err, "Subscriptions")
+		eqSlice(t, got, want, "subscriptions %s", what)
+	}
+	subs("after rename", "Archive", "Drafts", "Junk", "Sent", "Trash", "old-news")
+
+	// The list holds names, independent of mailboxes (RFC 9051 §6.3.7,
+	// RFC 3501 §6.3.6).
+	ok(t, s.SetSubscribed(ctx, "u", "later/box", true), "subscribe a name without a mailbox")
+	ok(t, s.DeleteMailbox(ctx, "u", "old-news"), "delete a subscribed mailbox")
+	subs("after delete", "Archive", "Drafts", "Junk", "Sent", "Trash", "later/box", "old-news")
+	nw, err := s.CreateMailbox(ctx, "u", "old-news", store.SpecialNone)
+	ok(t, err, "re-create")
+	eq(t, nw.Subscribed, true, "re-created mailbox is still subscribed")
+	_, err = s.CreateMailbox(ctx, "u", "later/box", store.SpecialNone)
+	ok(t, err, "create the subscribed name")
+	eq(t, mailbox(t, s, "u", "later/box").Subscribed, true, "mailbox created after SUBSCRIBE")
+	eq(t, mailbox(t, s, "u", "later").Subscribed, false, "its parent")
+	ok(t, s.DeleteMailbox(ctx, "u", "later/box"), "delete")
+	ok(t, s.SetSubscribed(ctx, "u", "later/box", false), "unsubscribe a name without a mailbox")
+	ok(t, s.SetSubscribed(ctx, "u", "inbox", true), "subscribe inbox in any case")
+	subs("INBOX canonical", "Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash", "old-news")
+
+	// RENAME moves the subscriptions of the mailboxes it renames, children
+	// included; a subscribed name below the old one without a mailbox
+	// stays, and the old name is no longer subscribed.
+	for _, n := range []string{"p/a", "p/b"} {
+		_, err := s.CreateMailbox(ctx, "u", n, store.SpecialNone)
+		ok(t, err, "create %s", n)
+	}
+	ok(t, s.SetSubscribed(ctx, "u", "p", true), "subscribe p")
+	ok(t, s.SetSubscribed(ctx, "u", "p/a", true), "subscribe p/a")
+	ok(t, s.SetSubscribed(ctx, "u", "p/gone", true), "subscribe p/gone")
+	ok(t, s.RenameMailbox(ctx, "u", "p", "q"), "rename p")
+	subs("after renaming a tree", "Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash", "old-news", "p/gone", "q", "q/a")
+	eq(t, mailbox(t, s, "u", "q/b").Subscribed, false, "unsubscribed child stays unsubscribed")
+
+	isErr(t, s.SetSubscribed(ctx, "u", "", true), store.ErrInvalid, "subscribe empty name")
+	isErr(t, s.SetSubscribed(ctx, "nobody", "x", true), store.ErrNotFound, "subscribe for a missing account")
+	_, err = s.Subscriptions(ctx, "nobody")
+	isErr(t, err, store.ErrNotFound, "Subscriptions of a missing account")
+	ok(t, s.DeleteAccount(ctx, "u"), "delete account")
+	newAccount(t, s, "u", store.Quota{})
+	subs("of a new account with the old ID", "Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash")
 }
 
 func testCheckHealthy(t *testing.T, open Opener) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -369,6 +370,120 @@ func testMove(t *testing.T, open Opener) {
 	isErr(t, err, store.ErrNotFound, "Move to missing mailbox")
 	eqSlice(t, listUIDs(t, s, "u", "Trash"), []uint32{1, 2, 3}, "failed move changed nothing")
 	noProblems(t, s)
+}
+
+// testMoveSameMailbox: MOVE into the mailbox itself is COPY, STORE
+// \Deleted and EXPUNGE (RFC 6851 §3): new UIDs and MODSEQs, the old UIDs
+// expunged with tombstones, usage unchanged.
+func testMoveSameMailbox(t *testing.T, open Opener) {
+	s, ctx := open(t), ctxT(t)
+	newAccount(t, s, "u", store.Quota{MaxMessages: 3})
+	appendMsg(t, s, "u", "INBOX", "one", "$a", store.FlagSeen)
+	appendMsg(t, s, "u", "INBOX", "two")
+	appendMsg(t, s, "u", "INBOX", "three")
+	before := mailbox(t, s, "u", "INBOX")
+	uBefore, _, err := s.Usage(ctx, "u")
+	ok(t, err, "Usage")
+	pairs, err := s.Move(ctx, "u", "INBOX", "inbox", uids(1, 3))
+	ok(t, err, "Move into the same mailbox (at the message quota)")
+	eqSlice(t, pairs, []store.UIDPair{{Src: 1, Dst: 4}, {Src: 3, Dst: 5}}, "pairs")
+	eqSlice(t, listUIDs(t, s, "u", "INBOX"), []uint32{2, 4, 5}, "UIDs after")
+	eq(t, readBody(t, s, "u", "INBOX", 4), "one", "moved body")
+	msgs, err := s.ListMessages(ctx, "u", "INBOX", uids(4))
+	ok(t, err, "list")
+	eqSlice(t, msgs[0].Flags, []string{"$a", store.FlagSeen}, "flags kept")
+	if msgs[0].ModSeq <= before.HighestModSeq {
+		t.Fatalf("moved message MODSEQ %d, want > %d", msgs[0].ModSeq, before.HighestModSeq)
+	}
+	after := mailbox(t, s, "u", "INBOX")
+	eq(t, after.UIDValidity, before.UIDValidity, "UIDVALIDITY")
+	eq(t, after.UIDNext, uint32(6), "UIDNEXT")
+	cs, err := s.Changes(ctx, "u", "INBOX", before.HighestModSeq)
+	ok(t, err, "Changes")
+	eqSlice(t, cs.Vanished, []uint32{1, 3}, "old UIDs vanished")
+	changed := []uint32{}
+	for _, m := range cs.Changed {
+		changed = append(changed, m.UID)
+	}
+	eqSlice(t, changed, []uint32{4, 5}, "new UIDs changed")
+	uAfter, _, err := s.Usage(ctx, "u")
+	ok(t, err, "Usage")
+	eq(t, uAfter, uBefore, "usage unchanged")
+	noProblems(t, s)
+}
+
+// testInternalDateZone: INTERNALDATE comes back in the zone it was given
+// in, through append, copy, move and delivery, and Since/Before compare
+// its wall clock (store.SearchCriteria).
+func testInternalDateZone(t *testing.T, open Opener) {
+	s, ctx := open(t), ctxT(t)
+	newAccount(t, s, "u", store.Quota{})
+	east := time.FixedZone("EEST", 3*3600)
+	west := time.FixedZone("", -(4*3600 + 30*60))
+	dates := []time.Time{
+		time.Date(2007, 3, 25, 0, 0, 0, 0, time.FixedZone("", 2*3600)), // 24 Mar 22:00 UTC
+		time.Date(2007, 3, 25, 23, 30, 0, 0, east),                     // 25 Mar 20:30 UTC
+		time.Date(2007, 3, 25, 22, 0, 0, 0, west),                      // 26 Mar 02:30 UTC
+		time.Date(2007, 3, 25, 12, 0, 0, 0, time.UTC),
+	}
+	for i, d := range dates {
+		m, err := s.Append(ctx, "u", "INBOX", bytes.NewReader([]byte("m")), store.AppendOptions{InternalDate: d})
+		ok(t, err, "append %d", i)
+		checkZone(t, m.InternalDate, d, "Append result %d", i)
+	}
+	msgs, err := s.ListMessages(ctx, "u", "INBOX", nil)
+	ok(t, err, "list")
+	for i, m := range msgs {
+		checkZone(t, m.InternalDate, dates[i], "listed %d", i)
+	}
+	if msgs[3].InternalDate.Location() != time.UTC {
+		t.Fatalf("UTC date came back in %v, want time.UTC", msgs[3].InternalDate.Location())
+	}
+	// All four are on 25 Mar by their own wall clock.
+	day := func(d int) time.Time { return time.Date(2007, 3, d, 0, 0, 0, 0, time.UTC) }
+	for _, tc := range []struct {
+		name string
+		c    store.SearchCriteria
+		want []uint32
+	}{
+		{"since 25", store.SearchCriteria{Since: day(25)}, []uint32{1, 2, 3, 4}},
+		{"before 26", store.SearchCriteria{Before: day(26)}, []uint32{1, 2, 3, 4}},
+		{"on 25", store.SearchCriteria{Since: day(25), Before: day(26)}, []uint32{1, 2, 3, 4}},
+		{"since 26", store.SearchCriteria{Since: day(26)}, nil},
+		{"before 25", store.SearchCriteria{Before: day(25)}, nil},
+		{"since 23:00 in +0200", store.SearchCriteria{Since: time.Date(2007, 3, 25, 23, 0, 0, 0, east)}, []uint32{2}},
+	} {
+		got, err := s.Search(ctx, "u", "INBOX", tc.c)
+		ok(t, err, "Search %s", tc.name)
+		if len(got) != 0 || len(tc.want) != 0 {
+			eqSlice(t, got, tc.want, "Search %s", tc.name)
+		}
+	}
+	_, err = s.CreateMailbox(ctx, "u", "box", store.SpecialNone)
+	ok(t, err, "create")
+	_, err = s.Copy(ctx, "u", "INBOX", "box", uids(2))
+	ok(t, err, "copy")
+	_, err = s.Move(ctx, "u", "INBOX", "box", uids(3))
+	ok(t, err, "move")
+	msgs, err = s.ListMessages(ctx, "u", "box", nil)
+	ok(t, err, "list box")
+	checkZone(t, msgs[0].InternalDate, dates[1], "copied")
+	checkZone(t, msgs[1].InternalDate, dates[2], "moved")
+	_, err = s.Deliver(ctx, store.Delivery{Recipients: []store.Recipient{{Account: "u"}}, InternalDate: dates[2]}, bytes.NewReader([]byte("d")))
+	ok(t, err, "deliver")
+	msgs, err = s.ListMessages(ctx, "u", "INBOX", uids(5))
+	ok(t, err, "list delivered")
+	checkZone(t, msgs[0].InternalDate, dates[2], "delivered")
+}
+
+// checkZone fails unless got is the instant want with want's UTC offset.
+func checkZone(t *testing.T, got, want time.Time, what string, args ...any) {
+	t.Helper()
+	_, gotOff := got.Zone()
+	_, wantOff := want.Zone()
+	if !got.Equal(want) || gotOff != wantOff {
+		t.Fatalf("%s: internal date %v, want %v", fmt.Sprintf(what, args...), got, want)
+	}
 }
 
 func testSearch(t *testing.T, open Opener) {

@@ -60,6 +60,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Changes", testChanges},
 		{"Copy", testCopy},
 		{"Move", testMove},
+		{"MoveSameMailbox", testMoveSameMailbox},
+		{"InternalDateZone", testInternalDateZone},
 		{"Search", testSearch},
 		{"Status", testStatus},
 		{"QuotaAppend", testQuotaAppend},

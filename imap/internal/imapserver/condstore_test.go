@@ -36,11 +36,22 @@ func TestReadSelectParams(t *testing.T) {
 	}
 	for _, s := range []string{
 		"(QRESYNC (1))", "(QRESYNC (0 2))", "(QRESYNC (1 2 1:*))", "(QRESYNC (1 2 1:3 (1:2 5)))",
-		"(QRESYNC (1 9223372036854775808))", "(QRESYNC (1 2 $))", "(QRESYNC (1 2 ($ 1)))", "(QRESYNC (1 2) CONDSTORE QRESYNC (1 2))", "(FOO)", "()", "(QRESYNC (1 2 (1 5))",
+		"(QRESYNC (1 9223372036854775808))", "(QRESYNC (1 0))", "(QRESYNC (1 2 $))", "(QRESYNC (1 2 ($ 1)))", "(QRESYNC (1 2) CONDSTORE QRESYNC (1 2))", "(FOO)", "()", "(QRESYNC (1 2 (1 5))",
 	} {
 		if err := readSelectParams(decoderFor(s), &selectParams{}); err == nil {
 			t.Errorf("%s: accepted", s)
 		}
+	}
+}
+
+func TestReadFetchModifiersNeedNonZeroModSeq(t *testing.T) {
+	var fo imap.FetchOptions
+	if _, err := readFetchModifiers(decoderFor("(CHANGEDSINCE 7 VANISHED)"), &fo); err != nil || fo.ChangedSince != 7 {
+		t.Fatalf("%v %+v", err, fo)
+	}
+	// RFC 7162 §7: CHANGEDSINCE takes a mod-sequence-value, 1 or more.
+	if _, err := readFetchModifiers(decoderFor("(CHANGEDSINCE 0)"), &imap.FetchOptions{}); err == nil {
+		t.Fatal("CHANGEDSINCE 0 accepted")
 	}
 }
 

@@ -138,6 +138,18 @@ func (c *Conn) completeWithCode(cmd string, code imap.ResponseCode, text string)
 const maxModSeq = 1<<63 - 1
 
 // expectModSeq reads a mod-sequence-value or mod-sequence-valzer.
+// expectNonZeroModSeq reads a mod-sequence-value, which unlike
+// mod-sequence-valzer cannot be 0 (RFC 7162 §7: QRESYNC and CHANGEDSINCE).
+func expectNonZeroModSeq(dec *imapwire.Decoder, ptr *uint64) error {
+	if err := expectModSeq(dec, ptr); err != nil {
+		return err
+	}
+	if *ptr == 0 {
+		return newClientBugError("mod-sequence value must be at least 1")
+	}
+	return nil
+}
+
 func expectModSeq(dec *imapwire.Decoder, ptr *uint64) error {
 	if !dec.ExpectModSeq(ptr) {
 		return dec.Err()

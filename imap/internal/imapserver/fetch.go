@@ -398,7 +398,7 @@ func readFetchModifiers(dec *imapwire.Decoder, options *imap.FetchOptions) (vani
 			if !dec.ExpectSP() {
 				return dec.Err()
 			}
-			if err := expectModSeq(dec, &options.ChangedSince); err != nil {
+			if err := expectNonZeroModSeq(dec, &options.ChangedSince); err != nil {
 				return err
 			}
 			// RFC 7162 §3.1.4.1: CHANGEDSINCE implies the MODSEQ item.
@@ -556,7 +556,7 @@ func (w *FetchResponseWriter) WriteBinarySectionSize(section *imap.FetchItemBina
 }
 
 // WriteEnvelope writes the message's envelope.
-func (w *FetchResponseWriter) WriteEnvelope(envelope *imap.Envelope) {
+func (w *FetchResponseWriter) WriteEnvelope(envelope *Envelope) {
 	w.writeItemSep()
 	enc := w.enc.Encoder
 	enc.Atom("ENVELOPE").SP()
@@ -609,56 +609,39 @@ func (w *FetchResponseWriter) Close() error {
 	return err
 }
 
-func writeEnvelope(enc *imapwire.Encoder, envelope *imap.Envelope) {
+// mailyard: the ENVELOPE is written from the header's strings as they
+// are (RFC 9051 §7.5.2); see envelope.go.
+func writeEnvelope(enc *imapwire.Encoder, envelope *Envelope) {
 	if envelope == nil {
-		envelope = new(imap.Envelope)
+		envelope = new(Envelope)
 	}
-
-	sender := envelope.Sender
-	if sender == nil {
-		sender = envelope.From
-	}
-	replyTo := envelope.ReplyTo
-	if replyTo == nil {
-		replyTo = envelope.From
-	}
-
 	enc.Special('(')
-	if envelope.Date.IsZero() {
-		enc.NIL()
-	} else {
-		enc.String(envelope.Date.Format(envelopeDateLayout))
-	}
+	writeEnvelopeString(enc, envelope.Date)
 	enc.SP()
-	writeNString(enc, mime.QEncoding.Encode("utf-8", envelope.Subject))
-	addrs := [][]imap.Address{
-		envelope.From,
-		sender,
-		replyTo,
-		envelope.To,
-		envelope.Cc,
-		envelope.Bcc,
-	}
-	for _, l := range addrs {
+	writeEnvelopeString(enc, envelope.Subject)
+	for _, l := range [][]Address{envelope.From, envelope.Sender, envelope.ReplyTo, envelope.To, envelope.Cc, envelope.Bcc} {
 		enc.SP()
 		writeAddressList(enc, l)
 	}
 	enc.SP()
-	if len(envelope.InReplyTo) > 0 {
-		enc.String("<" + strings.Join(envelope.InReplyTo, "> <") + ">")
-	} else {
-		enc.NIL()
-	}
+	writeEnvelopeString(enc, envelope.InReplyTo)
 	enc.SP()
-	if envelope.MessageID != "" {
-		enc.String("<" + envelope.MessageID + ">")
-	} else {
-		enc.NIL()
-	}
+	writeEnvelopeString(enc, envelope.MessageID)
 	enc.Special(')')
 }
 
-func writeAddressList(enc *imapwire.Encoder, l []imap.Address) {
+// writeEnvelopeString writes a header string, or NIL for none. Raw
+// 8-bit text (RFC 6532 headers) goes as it is to a client that has
+// enabled UTF8=ACCEPT and as an RFC 2047 encoded-word to others, which
+// expect ASCII there; ASCII text, encoded-words included, is unchanged.
+func writeEnvelopeString(enc *imapwire.Encoder, s string) {
+	if !enc.QuotedUTF8 {
+		s = mime.QEncoding.Encode("utf-8", s)
+	}
+	writeNString(enc, s)
+}
+
+func writeAddressList(enc *imapwire.Encoder, l []Address) {
 	if len(l) == 0 {
 		enc.NIL()
 		return
@@ -667,8 +650,10 @@ func writeAddressList(enc *imapwire.Encoder, l []imap.Address) {
 	enc.List(len(l), func(i int) {
 		addr := l[i]
 		enc.Special('(')
-		writeNString(enc, mime.QEncoding.Encode("utf-8", addr.Name))
-		enc.SP().NIL().SP()
+		writeEnvelopeString(enc, addr.Name)
+		enc.SP()
+		writeNString(enc, addr.ADL)
+		enc.SP()
 		writeNString(enc, addr.Mailbox)
 		enc.SP()
 		writeNString(enc, addr.Host)
@@ -726,10 +711,11 @@ func writeBodyType1part(enc *imapwire.Encoder, bs *imap.BodyStructureSinglePart,
 	enc.SP().Number(bs.Size)
 
 	if msg := bs.MessageRFC822; msg != nil {
+		env, body := messageEnvelope(msg) // mailyard
 		enc.SP()
-		writeEnvelope(enc, msg.Envelope)
+		writeEnvelope(enc, env)
 		enc.SP()
-		writeBodyStructure(enc, msg.BodyStructure, extended)
+		writeBodyStructure(enc, body, extended)
 		enc.SP().Number64(msg.NumLines)
 	} else if text := bs.Text; text != nil {
 		enc.SP().Number64(text.NumLines)

@@ -254,6 +254,14 @@ type ListWriter struct {
 	lsub    bool
 }
 
+// LSUB reports whether the responses answer LSUB, which the session sees
+// as LIST with only the SUBSCRIBED selection option.
+//
+// mailyard: added so that LSUB and LIST (SUBSCRIBED) can be told apart
+// (RFC 5258 §3.1 lists subscribed names without a mailbox \NonExistent;
+// LSUB has its own \Noselect rule, RFC 3501 §6.3.9).
+func (w *ListWriter) LSUB() bool { return w.lsub }
+
 // WriteList writes a single LIST response for a mailbox.
 func (w *ListWriter) WriteList(data *imap.ListData) error {
 	if w.lsub {

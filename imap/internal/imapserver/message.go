@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	gomessage "github.com/emersion/go-message"
-	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/emersion/go-imap/v2"
@@ -204,47 +203,6 @@ func ExtractBinarySectionSize(r io.Reader, item *imap.FetchItemBinarySectionSize
 	return uint32(len(b))
 }
 
-// ExtractEnvelope returns a message envelope from its header.
-//
-// It can be used by server backends to implement Session.Fetch.
-func ExtractEnvelope(h textproto.Header) *imap.Envelope {
-	mh := mail.Header{Header: gomessage.Header{Header: h}}
-	date, _ := mh.Date()
-	subject, _ := mh.Subject()
-	inReplyTo, _ := mh.MsgIDList("In-Reply-To")
-	messageID, _ := mh.MessageID()
-	return &imap.Envelope{
-		Date:      date,
-		Subject:   subject,
-		From:      parseAddressList(mh, "From"),
-		Sender:    parseAddressList(mh, "Sender"),
-		ReplyTo:   parseAddressList(mh, "Reply-To"),
-		To:        parseAddressList(mh, "To"),
-		Cc:        parseAddressList(mh, "Cc"),
-		Bcc:       parseAddressList(mh, "Bcc"),
-		InReplyTo: inReplyTo,
-		MessageID: messageID,
-	}
-}
-
-func parseAddressList(mh mail.Header, k string) []imap.Address {
-	// TODO: handle groups
-	addrs, _ := mh.AddressList(k)
-	var l []imap.Address
-	for _, addr := range addrs {
-		mailbox, host, ok := strings.Cut(addr.Address, "@")
-		if !ok {
-			continue
-		}
-		l = append(l, imap.Address{
-			Name:    addr.Name,
-			Mailbox: mailbox,
-			Host:    host,
-		})
-	}
-	return l
-}
-
 // ExtractBodyStructure extracts the structure of a message body.
 //
 // It can be used by server backends to implement Session.Fetch.
@@ -270,6 +228,17 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 			}
 			bs.Children = append(bs.Children, extractBodyStructure(part.Header, part))
 		}
+		if len(bs.Children) == 0 {
+			// mailyard: body-type-mpart needs at least one body (RFC 9051
+			// §9); a multipart without parts (no or wrong boundary) gets
+			// one empty text/plain part. Done here rather than by the
+			// caller, which cannot see into a message/rfc822 part's
+			// structure (see envelopedBody).
+			bs.Children = []imap.BodyStructure{&imap.BodyStructureSinglePart{
+				Type: "text", Subtype: "plain", Params: map[string]string{"charset": "us-ascii"},
+				Text: &imap.BodyStructureText{}, Extended: &imap.BodyStructureSinglePartExt{},
+			}}
+		}
 		bs.Extended = &imap.BodyStructureMultiPartExt{
 			Params:      typeParams,
 			Disposition: getContentDisposition(header),
@@ -291,13 +260,24 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 		if mediaType == "message/rfc822" || mediaType == "message/global" {
 			br := bufio.NewReader(bytes.NewReader(body))
 			childHeader, _ := textproto.ReadHeader(br)
+			// mailyard: the part's ENVELOPE rides with its structure, as
+			// imap.Envelope cannot hold it (see envelope.go).
 			bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
-				Envelope:      ExtractEnvelope(childHeader),
-				BodyStructure: extractBodyStructure(childHeader, br),
-				NumLines:      int64(bytes.Count(body, []byte("\n"))),
+				BodyStructure: &envelopedBody{
+					BodyStructure: extractBodyStructure(childHeader, br),
+					envelope:      ExtractEnvelope(body),
+				},
+				NumLines: int64(bytes.Count(body, []byte("\n"))),
 			}
 		}
 		if primaryType == "text" {
+			// mailyard: RFC 2045 §5.2's default charset, said explicitly.
+			if _, ok := typeParams["charset"]; !ok {
+				if bs.Params == nil {
+					bs.Params = make(map[string]string)
+				}
+				bs.Params["charset"] = "us-ascii"
+			}
 			bs.Text = &imap.BodyStructureText{
 				NumLines: int64(bytes.Count(body, []byte("\n"))),
 			}

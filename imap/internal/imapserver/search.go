@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -356,7 +357,8 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 	default:
 		seqSet, err := imapwire.ParseSeqSet(key)
 		if err != nil {
-			return err
+			// mailyard: BAD, not SERVERBUG (RFC 9051 §6.4.4 lists the keys).
+			return newClientBugError("Unknown search key " + strconv.Quote(key))
 		}
 		criteria.SeqNum = append(criteria.SeqNum, seqSet)
 	}

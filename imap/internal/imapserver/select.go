@@ -110,6 +110,10 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 		// rest of the parameter is ignored (RFC 7162 §3.2.5).
 		w := &UpdateWriter{conn: c, allowExpunge: true}
 		if err := c.session.(SessionCondStore).QResync(w, qr); err != nil {
+			// A failed SELECT leaves no mailbox selected (RFC 9051
+			// §6.3.2).
+			_ = c.session.Unselect()
+			c.state = imap.ConnStateAuthenticated
 			return err
 		}
 	}
@@ -266,7 +270,7 @@ func readQResyncParam(dec *imapwire.Decoder) (*QResyncParams, error) {
 	if qr.UIDValidity == 0 {
 		return nil, newClientBugError("Invalid UIDVALIDITY in QRESYNC")
 	}
-	if err := expectModSeq(dec, &qr.ModSeq); err != nil {
+	if err := expectNonZeroModSeq(dec, &qr.ModSeq); err != nil {
 		return nil, err
 	}
 	if dec.SP() {

@@ -392,6 +392,12 @@ func (dec *Decoder) Quoted(ptr *string) bool {
 		if ch == '"' {
 			break
 		}
+		if ch == '\r' || ch == '\n' {
+			// mailyard: a quoted string cannot span lines (RFC 9051 §4.3);
+			// upstream read on into the next command.
+			dec.mustUnreadByte()
+			return dec.returnErr(&DecoderExpectError{Message: "quoted string not closed before the end of the line"})
+		}
 
 		if ch == '\\' {
 			ch, ok = dec.readByte()
@@ -518,10 +524,12 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 		return true
 	}
 	name, err := utf7.Decode(name)
-	if err == nil {
-		*ptr = name
+	if err != nil {
+		// mailyard: the client's mistake, answered BAD, not SERVERBUG.
+		return dec.returnErr(&DecoderExpectError{Message: "mailbox name: " + err.Error()})
 	}
-	return dec.returnErr(err)
+	*ptr = name
+	return true
 }
 
 func (dec *Decoder) ExpectUID(ptr *imap.UID) bool {
@@ -545,7 +553,8 @@ func (dec *Decoder) ExpectNumSet(kind NumKind, ptr *imap.NumSet) bool {
 	}
 	numSet, err := imapnum.ParseSet(s)
 	if err != nil {
-		return dec.returnErr(err)
+		// mailyard: the client's mistake, answered BAD, not SERVERBUG.
+		return dec.returnErr(&DecoderExpectError{Message: "sequence-set: " + err.Error()})
 	}
 
 	switch kind {

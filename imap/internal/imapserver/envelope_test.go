@@ -1,0 +1,160 @@
+// mailyard: tests for envelope.go and envelope_address.go.
+
+package imapserver
+
+import (
+	"bufio"
+	"bytes"
+	"reflect"
+	"testing"
+
+	"github.com/mailyard/mailyard/imap/internal/imapwire"
+)
+
+func TestParseAddressList(t *testing.T) {
+	groupStart := func(name string) Address { return Address{Mailbox: name} }
+	groupEnd := Address{}
+	for _, tc := range []struct {
+		in   string
+		want []Address
+	}{
+		// imaptest fetch-envelope
+		{"From Real <fromuser@fromdomain.org>", []Address{{Name: "From Real", Mailbox: "fromuser", Host: "fromdomain.org"}}},
+		{"user@domain", []Address{{Mailbox: "user", Host: "domain"}}},
+		{"user@domain (Real Name)", []Address{{Name: "Real Name", Mailbox: "user", Host: "domain"}}},
+		{"group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;", []Address{
+			groupStart("group"), {Mailbox: "g1", Host: "d1.org"}, {Mailbox: "g2", Host: "d2.org"}, groupEnd,
+			groupStart("group2"), {Mailbox: "g3", Host: "d3.org"}, groupEnd}},
+		{"<@route:user@domain>", []Address{{ADL: "@route", Mailbox: "user", Host: "domain"}}},
+		{"", nil},
+		// imaptest search-addresses: CFWS inside the addr-spec (RFC 5322 §3.4.1, §4.4)
+		{"<user-from (comment)@ (comment) domain.org>", []Address{{Mailbox: "user-from", Host: "domain.org"}}},
+		{"groupname: groupuser1@domain.org, groupuser2@domain.org;,  groupname2: groupuser3@domain.org;", []Address{
+			groupStart("groupname"), {Mailbox: "groupuser1", Host: "domain.org"}, {Mailbox: "groupuser2", Host: "domain.org"}, groupEnd,
+			groupStart("groupname2"), {Mailbox: "groupuser3", Host: "domain.org"}, groupEnd}},
+		// display names: quotes removed, encoded-words kept
+		{`"Doe, John" <john@example.org>`, []Address{{Name: "Doe, John", Mailbox: "john", Host: "example.org"}}},
+		{`"a \"q\" b" <a@b>`, []Address{{Name: `a "q" b`, Mailbox: "a", Host: "b"}}},
+		{"=?iso-8859-1?q?J=F6rg?= <j@x.org>", []Address{{Name: "=?iso-8859-1?q?J=F6rg?=", Mailbox: "j", Host: "x.org"}}},
+		{"John Q. Public <jqp@x.org>", []Address{{Name: "John Q. Public", Mailbox: "jqp", Host: "x.org"}}},
+		{"<@a.example,@b.example:u@d>", []Address{{ADL: "@a.example,@b.example", Mailbox: "u", Host: "d"}}},
+		{"undisclosed-recipients:;", []Address{groupStart("undisclosed-recipients"), groupEnd}},
+		{`"first last"@example.org`, []Address{{Mailbox: `"first last"`, Host: "example.org"}}},
+		{"a@[192.0.2.1]", []Address{{Mailbox: "a", Host: "[192.0.2.1]"}}},
+		{"a@b, , ,c@d", []Address{{Mailbox: "a", Host: "b"}, {Mailbox: "c", Host: "d"}}},
+		{"root", []Address{{Mailbox: "root", Host: missingDomain}}},
+		// malformed: only the broken element goes
+		{"a@b.c, broken@@x, c@d.e", []Address{{Mailbox: "a", Host: "b.c"}, {Mailbox: "c", Host: "d.e"}}},
+		{"John Smith, x@y", []Address{{Mailbox: "x", Host: "y"}}},
+		{"A <a@b, c@d", []Address{{Name: "A", Mailbox: "a", Host: "b"}, {Mailbox: "c", Host: "d"}}},
+		{"<a:b@c>, d@e", []Address{{Mailbox: "d", Host: "e"}}},
+		{"<>", nil},
+		{"g: a@b", []Address{groupStart("g"), {Mailbox: "a", Host: "b"}, groupEnd}},
+		{"g: (unterminated", []Address{groupStart("g"), groupEnd}},
+		{`"unterminated <a@b>`, nil},
+		{":;", nil},
+		{"a) <a@b>", []Address{{Name: "a)", Mailbox: "a", Host: "b"}}}, // once looped forever
+	} {
+		if got := ParseAddressList(tc.in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ParseAddressList(%q)\n got %+v\nwant %+v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestExtractEnvelope(t *testing.T) {
+	hdr := "Message-ID: <msg@id>\r\n" +
+		"Date: Sat, 01 Feb 2007 01:02:03 +0200\r\n" + // wrong weekday on purpose
+		"Subject: =?iso-8859-1?q?h=E9llo?=\r\n world\r\n" +
+		"Subject: second one is ignored\r\n" +
+		"from: a@b.c\r\n" +
+		"Reply-To: \r\n" +
+		"In-Reply-To: <x@y>\r\n\t<z@w>\r\n" +
+		"\r\n" +
+		"To: not@header\r\n"
+	got := ExtractEnvelope([]byte(hdr))
+	want := &Envelope{
+		Date:      "Sat, 01 Feb 2007 01:02:03 +0200",
+		Subject:   "=?iso-8859-1?q?h=E9llo?= world",
+		From:      []Address{{Mailbox: "a", Host: "b.c"}},
+		InReplyTo: "<x@y>\t<z@w>",
+		MessageID: "<msg@id>",
+	}
+	want.Sender, want.ReplyTo = want.From, want.From
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %+v\nwant %+v", got, want)
+	}
+	if env := ExtractEnvelope([]byte("Date: bogus date\nX: y\n")); env.Date != "bogus date" {
+		t.Errorf("bogus Date: %q", env.Date)
+	}
+}
+
+func TestWriteEnvelope(t *testing.T) {
+	env := ExtractEnvelope([]byte("Date: Sat, 01 Feb 2007 01:02:03 +0200\r\nFrom: <@route:user@domain>\r\n" +
+		"To: group: g1@d1.org;\r\nSubject: caf\xc3\xa9\r\n\r\n"))
+	for _, tc := range []struct {
+		utf8 bool
+		want string
+	}{
+		{false, `("Sat, 01 Feb 2007 01:02:03 +0200" "=?utf-8?q?caf=C3=A9?=" ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain")) ((NIL NIL "group" NIL) (NIL NIL "g1" "d1.org") (NIL NIL NIL NIL)) NIL NIL NIL NIL)`},
+		{true, `("Sat, 01 Feb 2007 01:02:03 +0200" "café" ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain")) ((NIL NIL "group" NIL) (NIL NIL "g1" "d1.org") (NIL NIL NIL NIL)) NIL NIL NIL NIL)`},
+	} {
+		var buf bytes.Buffer
+		bw := bufio.NewWriter(&buf)
+		enc := imapwire.NewEncoder(bw, imapwire.ConnSideServer)
+		enc.QuotedUTF8 = tc.utf8
+		writeEnvelope(enc, env)
+		if err := bw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if got := buf.String(); got != tc.want {
+			t.Errorf("utf8=%v\n got %s\nwant %s", tc.utf8, got, tc.want)
+		}
+	}
+}
+
+// FuzzParseAddressList: any input parses without panicking, in work
+// linear in its length, into addresses the writer can send.
+func FuzzParseAddressList(f *testing.F) {
+	for _, s := range []string{
+		"group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;", "<@route:user@domain>",
+		"<user-from (comment)@ (comment) domain.org>", "a@b.c, broken@@x, c@d.e",
+		`"a \" b" <a@b>`, "((((((", `"`, "<@a,@b", "g:;;;:<>@@..",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l := ParseAddressList(s)
+		if len(l) > len(s) {
+			t.Fatalf("%d addresses from %d bytes", len(l), len(s))
+		}
+		depth := 0
+		for _, a := range l {
+			switch {
+			case a.IsGroupEnd():
+				depth--
+			case a.IsGroupStart():
+				depth++
+			case a.Mailbox == "":
+				t.Fatalf("address without mailbox: %+v", a)
+			}
+			if depth < 0 || depth > 1 {
+				t.Fatalf("unbalanced group markers in %+v", l)
+			}
+		}
+		if depth != 0 {
+			t.Fatalf("unclosed group in %+v", l)
+		}
+	})
+}
+
+// FuzzExtractEnvelope: any header block yields an envelope.
+func FuzzExtractEnvelope(f *testing.F) {
+	f.Add([]byte("From: a@b\r\nSubject: x\r\n y\r\n\r\nbody"))
+	f.Add([]byte("\r\n\r\n"))
+	f.Add([]byte(" continuation first\nFrom:\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if ExtractEnvelope(b) == nil {
+			t.Fatal("nil envelope")
+		}
+	})
+}
