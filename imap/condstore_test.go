@@ -172,7 +172,7 @@ func TestStoreUnchangedSince(t *testing.T) {
 	if st != "OK [MODIFIED 1] Conditional STORE failed" {
 		t.Fatalf("conditional STORE: %q (untagged %q)", st, u)
 	}
-	mustHave(t, u, "* 2 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (")
+	mustHave(t, u, "* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ (")
 	mustNotHave(t, u, "* 1 FETCH")
 	u = r.expectOK("FETCH 1:2 (FLAGS)")
 	mustHave(t, u, "* 1 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ")
@@ -198,7 +198,7 @@ func TestStoreUnchangedSince(t *testing.T) {
 	u = r.expectOK("FETCH 3 (MODSEQ)")
 	m3 := fetchModSeq(t, u, 3)
 	u = r.expectOK(fmt.Sprintf("STORE 3 (UNCHANGEDSINCE %d) +FLAGS.SILENT (\\Answered)", m3))
-	mustHave(t, u, "* 3 FETCH (MODSEQ (")
+	mustHave(t, u, "* 3 FETCH (UID 3 MODSEQ (")
 	mustNotHave(t, u, "FLAGS")
 	n3 := fetchModSeq(t, u, 3)
 
@@ -212,7 +212,7 @@ func TestStoreUnchangedSince(t *testing.T) {
 	mustNotHave(t, u, "FETCH")
 	// A conditional STORE reports the MODSEQ even then.
 	u = r.expectOK(fmt.Sprintf("STORE 3 (UNCHANGEDSINCE %d) +FLAGS.SILENT (\\Answered)", n3))
-	if len(u) != 1 || u[0] != fmt.Sprintf("* 3 FETCH (MODSEQ (%d))", n3) {
+	if len(u) != 1 || u[0] != fmt.Sprintf("* 3 FETCH (UID 3 MODSEQ (%d))", n3) {
 		t.Fatalf("no-op conditional STORE: %q", u)
 	}
 
@@ -252,11 +252,13 @@ func TestCondStoreOtherSession(t *testing.T) {
 		t.Fatalf("MODSEQ %d not above %d", got, m)
 	}
 
-	// A's own changes are not reported again by the poll.
+	// A's own changes are not reported again by the poll; STORE's FETCH
+	// responses carry the UID (RFC 7162 §3.2.4).
 	u = a.expectOK("STORE 1 +FLAGS (\\Answered)")
 	if n := len(filter(u, "FETCH")); n != 1 {
 		t.Fatalf("own STORE: %q", u)
 	}
+	mustHave(t, u, "* 1 FETCH (UID 1 FLAGS (\\Answered \\Recent) MODSEQ (")
 	u = a.expectOK("NOOP")
 	mustNotHave(t, u, "FETCH")
 
@@ -275,6 +277,35 @@ func TestCondStoreOtherSession(t *testing.T) {
 		t.Fatalf("IDLE: %q", st)
 	}
 	mustHave(t, got, "* 1 FETCH (UID 1 FLAGS (\\Answered \\Draft \\Recent) MODSEQ (")
+}
+
+// A .SILENT STORE must not swallow another session's change to the same
+// message (RFC 9051 §6.4.6): FLAGS are then reported after all, with the
+// MODSEQ, and the next NOOP has nothing left to say.
+func TestSilentStoreReportsExternalChange(t *testing.T) {
+	for _, condStore := range []bool{false, true} {
+		e := newEnv(t)
+		e.deliver(e.aliceID, "", simpleMsg)
+		a, b := loggedIn(e), loggedIn(e)
+		sel := "SELECT INBOX"
+		if condStore {
+			sel += " (CONDSTORE)"
+		}
+		a.expectOK(sel)
+		b.expectOK("SELECT INBOX")
+		b.expectOK("STORE 1 +FLAGS (\\Flagged)")
+		u := a.expectOK("STORE 1 +FLAGS.SILENT (\\Seen)")
+		mustHave(t, u, "* 1 FETCH (", "FLAGS (\\Flagged \\Seen \\Recent)")
+		if condStore {
+			mustHave(t, u, "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Seen \\Recent) MODSEQ (")
+		}
+		// Without another session's change .SILENT stays silent (but for
+		// the MODSEQ once CONDSTORE is on).
+		u = a.expectOK("STORE 1 -FLAGS.SILENT (\\Seen)")
+		mustNotHave(t, u, "FLAGS (")
+		u = a.expectOK("NOOP")
+		mustNotHave(t, u, "FETCH")
+	}
 }
 
 // FETCH BODY[] sets \Seen, which is a new MODSEQ; EXAMINE changes nothing.
@@ -296,7 +327,8 @@ func TestCondStoreImplicitSeen(t *testing.T) {
 
 	r.expectOK("SELECT INBOX")
 	u = r.expectOK("FETCH 1 (BODY[])")
-	mustHave(t, u, "* 1 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (")
+	// RFC 7162 §3.2.4: the implicit \Seen comes with UID and MODSEQ.
+	mustHave(t, u, "* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent) MODSEQ (")
 	seen := fetchModSeq(t, u, 1)
 	if seen <= hms {
 		t.Fatalf("\\Seen MODSEQ %d not above %d", seen, hms)

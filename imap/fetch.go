@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/mailyard/mailyard/imap/internal/imapserver"
@@ -243,7 +242,7 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 		}
 		if o.BodyStructure != nil {
 			if err := structured(func(r io.Reader) {
-				bs = normalizeBodyStructure(imapserver.ExtractBodyStructure(r))
+				bs = imapserver.ExtractBodyStructure(r)
 			}); err != nil {
 				return err
 			}
@@ -292,7 +291,9 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	}
 
 	rw := w.CreateMessage(seq)
-	if o.UID {
+	// RFC 7162 §3.2.4: once CONDSTORE is on, a FETCH response that
+	// reports an implicit \Seen carries the UID as well as MODSEQ.
+	if o.UID || seen && s.condStore() {
 		rw.WriteUID(imap.UID(m.UID))
 	}
 	if o.Flags || seen {
@@ -521,40 +522,6 @@ func safely(fn func() error) (err error) {
 		}
 	}()
 	return fn()
-}
-
-// normalizeBodyStructure makes the library's structure valid for the
-// RFC 9051 §9 grammar on malformed input: a multipart without parts (no
-// or wrong boundary) gets one empty text/plain part, since
-// body-type-mpart needs at least one body and the library panics on
-// none; a text part without charset gets charset=us-ascii, the default
-// of RFC 2045 §5.2.
-func normalizeBodyStructure(bs imap.BodyStructure) imap.BodyStructure {
-	switch b := bs.(type) {
-	case *imap.BodyStructureMultiPart:
-		for i, c := range b.Children {
-			b.Children[i] = normalizeBodyStructure(c)
-		}
-		if len(b.Children) == 0 {
-			b.Children = []imap.BodyStructure{&imap.BodyStructureSinglePart{
-				Type: "text", Subtype: "plain", Params: map[string]string{"charset": "us-ascii"},
-				Text: &imap.BodyStructureText{}, Extended: &imap.BodyStructureSinglePartExt{},
-			}}
-		}
-	case *imap.BodyStructureSinglePart:
-		if strings.EqualFold(b.Type, "text") {
-			if _, ok := b.Params["charset"]; !ok {
-				if b.Params == nil {
-					b.Params = make(map[string]string)
-				}
-				b.Params["charset"] = "us-ascii"
-			}
-		}
-		if b.MessageRFC822 != nil && b.MessageRFC822.BodyStructure != nil {
-			b.MessageRFC822.BodyStructure = normalizeBodyStructure(b.MessageRFC822.BodyStructure)
-		}
-	}
-	return bs
 }
 
 func wholeMessage(sec *imap.FetchItemBodySection) bool {

@@ -567,26 +567,33 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 	}
 	_, byUID := numSet.(imap.UIDSet)
 	condStore := s.condStore()
-	withUID := byUID || s.qresync() // RFC 7162 §3.2.4
+	// RFC 7162 §3.2.4: with QRESYNC offered, FETCH responses of STORE
+	// carry the UID once any CONDSTORE enabling command was given.
+	withUID := byUID || condStore
 	for _, m := range res.Updated {
 		seq := v.seqOf(m.UID)
 		if seq == 0 || v.gone[m.UID] {
 			continue
 		}
-		changed := !slices.Equal(v.flagsOf(m.UID), m.Flags)
+		old := v.flagsOf(m.UID)
+		changed := !slices.Equal(old, m.Flags)
+		// Another session changed this message's flags since the client
+		// last heard: FLAGS are reported even for .SILENT (RFC 9051
+		// §6.4.6), or the view would swallow that change.
+		external := !sameFlagSet(applyFlagOp(old, req.Op, flags), m.Flags)
 		v.setFlags(m.UID, m.Flags)
 		v.noteKeywords(m.Flags)
 		// RFC 7162 §3.1.3: a conditional STORE reports the MODSEQ of every
 		// message it succeeded for, even with .SILENT; after a CONDSTORE
 		// enabling command, so does any STORE for the messages it changed.
-		if sf.Silent && !(condStore && changed) && o.UnchangedSince == 0 {
+		if sf.Silent && !external && !(condStore && changed) && o.UnchangedSince == 0 {
 			continue
 		}
 		rw := w.CreateMessage(seq)
 		if withUID {
 			rw.WriteUID(imap.UID(m.UID))
 		}
-		if !sf.Silent {
+		if !sf.Silent || external {
 			rw.WriteFlags(v.clientFlags(m.UID, m.Flags))
 		}
 		if condStore {
@@ -894,4 +901,40 @@ func sortedUIDs(uids []uint32) []uint32 {
 	out := slices.Clone(uids)
 	slices.Sort(out)
 	return out
+}
+
+// applyFlagOp is what a STORE of flags with op makes of old, compared
+// case-insensitively by sameFlagSet.
+func applyFlagOp(old []string, op store.FlagOp, flags []string) []string {
+	switch op {
+	case store.FlagsReplace:
+		return flags
+	case store.FlagsAdd:
+		return append(slices.Clone(old), flags...)
+	}
+	return slices.DeleteFunc(slices.Clone(old), func(f string) bool {
+		return slices.ContainsFunc(flags, func(g string) bool { return strings.EqualFold(f, g) })
+	})
+}
+
+// sameFlagSet reports whether a and b hold the same flags, ignoring case,
+// order and repetition.
+func sameFlagSet(a, b []string) bool {
+	set := func(l []string) map[string]bool {
+		m := make(map[string]bool, len(l))
+		for _, f := range l {
+			m[strings.ToLower(f)] = true
+		}
+		return m
+	}
+	sa, sb := set(a), set(b)
+	if len(sa) != len(sb) {
+		return false
+	}
+	for f := range sa {
+		if !sb[f] {
+			return false
+		}
+	}
+	return true
 }
