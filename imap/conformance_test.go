@@ -62,6 +62,12 @@ func TestSubscriptionsIndependentOfMailboxes(t *testing.T) {
 	// RECURSIVEMATCH: the parent of a subscribed name that does not exist.
 	u = r.expectOK(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "a"`)
 	mustHave(t, u, `"a"`, `CHILDINFO ("SUBSCRIBED")`)
+	// ... but not when that name is listed by the command anyway.
+	u = r.expectOK(`LIST (SUBSCRIBED RECURSIVEMATCH) "" ("a" "a/b")`)
+	mustNotHave(t, u, `"a"`)
+	mustHave(t, u, `"a/b"`)
+	u = r.expectOK(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "*"`)
+	mustNotHave(t, u, `CHILDINFO`)
 
 	// Re-creating the mailbox finds it subscribed.
 	r.expectOK("CREATE a/b")

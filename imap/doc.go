@@ -130,9 +130,30 @@
 //     (transfer encodings undone) and match case-insensitively. NOT/OR
 //     nest at most 100 deep. Charsets other than US-ASCII and UTF-8 get
 //     NO [BADCHARSET] (RFC 9051 §6.4.4).
-//   - ENVELOPE, BODYSTRUCTURE and body sections come from the library's
-//     extractors, which follow RFC 9051 §7.5.2 for multipart,
-//     message/rfc822 and malformed MIME.
+//   - ENVELOPE is the header as written (RFC 9051 §7.5.2): date,
+//     subject, in-reply-to and message-id are the field strings, unfolded,
+//     encoded words kept; address lists come from a tolerant RFC 5322
+//     parser with group markers and source routes, that skips only an
+//     element it cannot read. SEARCH FROM/TO/CC/BCC also match the
+//     addresses as the envelope shows them, so comments in a header do
+//     not hide a match.
+//   - BODYSTRUCTURE and body sections follow RFC 9051 §7.5.2 for
+//     multipart, message/rfc822 and malformed MIME.
+//   - Subscriptions are names, not mailboxes (RFC 3501 §6.3.6): DELETE
+//     keeps them, and LIST (SUBSCRIBED) shows a subscribed name without a
+//     mailbox as \Subscribed \NonExistent; LSUB lists it too.
+//   - MOVE into the selected mailbox works as COPY and EXPUNGE would (RFC
+//     6851 §3): new UIDs, COPYUID, then EXPUNGE (or VANISHED) and EXISTS.
+//   - INTERNALDATE keeps the zone APPEND gave (delivered mail: the
+//     server's zone); SEARCH BEFORE/ON/SINCE compare dates in that zone.
+//   - A message another session expunged that this session has not been
+//     told of yet (RFC 2180 §4.1): FETCH answers UID and FLAGS from the
+//     session's view, and anything else with NO [EXPUNGEISSUED] after the
+//     other messages' data; STORE changes the others and ends the same
+//     way (.SILENT: OK). The body is gone at expunge, so it is not served.
+//   - Client syntax errors (malformed sets, unknown SEARCH keys, invalid
+//     modified UTF-7, a quoted string open at the end of the line) are
+//     BAD; the session goes on.
 //
 // # Known deviations
 //
@@ -147,7 +168,4 @@
 //     "message/" markers gets NO [PARSE] for BODYSTRUCTURE and part
 //     sections, since the library's walkers recurse without a depth
 //     limit; BODY[] still returns it.
-//   - The library answers LSUB as LIST with the SUBSCRIBED selection
-//     option, so the two cannot be told apart when LIST has no other
-//     options: both get LSUB's \Noselect parents and \Subscribed.
 package imap

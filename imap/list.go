@@ -61,22 +61,43 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		}
 	}
 	lsub := w.LSUB()
-	for _, name := range names {
-		n := nodes[name]
-		matched, lastPercent := false, false
+	matches := func(name string) (matched, lastPercent bool) {
 		for _, p := range patterns {
 			if imapserver.MatchList(name, '/', ref, p) {
 				matched = true
 				lastPercent = lastPercent || strings.HasSuffix(p, "%")
 			}
 		}
+		return matched, lastPercent
+	}
+	// hiddenSubChild reports whether a subscribed descendant of name is
+	// not listed itself: only then does RECURSIVEMATCH bring the parent
+	// in (RFC 5258 §3.1: "return information about parent mailboxes that
+	// don't match other selection options, but have some submailboxes
+	// that do"; a submailbox already listed needs no parent to show it,
+	// which is how Dovecot reads it too). names is sorted, so the
+	// descendants are contiguous.
+	hiddenSubChild := func(name string) bool {
+		prefix := name + "/"
+		for i := sort.SearchStrings(names, prefix); i < len(names) && strings.HasPrefix(names[i], prefix); i++ {
+			if nodes[names[i]].subscribed {
+				if m, _ := matches(names[i]); !m {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, name := range names {
+		n := nodes[name]
+		matched, lastPercent := matches(name)
 		if !matched {
 			continue
 		}
 		var childInfo *imap.ListDataChildInfo
 		switch {
 		case options.SelectSubscribed && n.subscribed:
-		case options.SelectSubscribed && options.SelectRecursiveMatch && n.subChild:
+		case options.SelectSubscribed && options.SelectRecursiveMatch && n.subChild && hiddenSubChild(name):
 			// RFC 5258 §3.5: a parent of a subscribed mailbox.
 			childInfo = &imap.ListDataChildInfo{Subscribed: true}
 		case lsub && n.subChild && lastPercent:
