@@ -71,7 +71,7 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 		data.ModSeq = max(data.ModSeq, msg.ModSeq)
 	}
 	switch {
-	case !hasModSeqKey(c):
+	case !imapserver.HasModSeqKey(c):
 		// RFC 7162 §3.1.6: the highest MODSEQ of the results is given
 		// only for a search with the MODSEQ key.
 		data.ModSeq = 0
@@ -465,22 +465,4 @@ func matchDate(t, since, before time.Time) bool {
 		return false
 	}
 	return true
-}
-
-// hasModSeqKey reports whether the MODSEQ key occurs anywhere in c.
-func hasModSeqKey(c *imap.SearchCriteria) bool {
-	if c.ModSeq != nil {
-		return true
-	}
-	for i := range c.Not {
-		if hasModSeqKey(&c.Not[i]) {
-			return true
-		}
-	}
-	for i := range c.Or {
-		if hasModSeqKey(&c.Or[i][0]) || hasModSeqKey(&c.Or[i][1]) {
-			return true
-		}
-	}
-	return false
 }

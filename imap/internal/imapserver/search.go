@@ -78,7 +78,7 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 
 	// mailyard: RFC 7162 §3.1: SEARCH MODSEQ is a CONDSTORE enabling
 	// command.
-	if hasModSeqKey(&criteria) {
+	if HasModSeqKey(&criteria) {
 		if err := c.enableCondStore(); err != nil {
 			return err
 		}
@@ -399,18 +399,19 @@ func readSearchModSeq(dec *imapwire.Decoder) (*imap.SearchCriteriaModSeq, error)
 	return &ms, nil
 }
 
-// hasModSeqKey reports whether the MODSEQ key occurs anywhere in c.
-func hasModSeqKey(c *imap.SearchCriteria) bool {
+// HasModSeqKey reports whether the MODSEQ key (RFC 7162 §3.1.5) occurs
+// anywhere in c.
+func HasModSeqKey(c *imap.SearchCriteria) bool {
 	if c.ModSeq != nil {
 		return true
 	}
 	for i := range c.Not {
-		if hasModSeqKey(&c.Not[i]) {
+		if HasModSeqKey(&c.Not[i]) {
 			return true
 		}
 	}
 	for i := range c.Or {
-		if hasModSeqKey(&c.Or[i][0]) || hasModSeqKey(&c.Or[i][1]) {
+		if HasModSeqKey(&c.Or[i][0]) || HasModSeqKey(&c.Or[i][1]) {
 			return true
 		}
 	}
