@@ -250,3 +250,21 @@ func TestStoreRacingExpunge(t *testing.T) {
 	mustHave(t, u, "* 1 FETCH (", `\Seen`)
 	mustNotHave(t, u, "* 2 FETCH")
 }
+
+// TestSubscriptionsBounded: names without mailboxes can be subscribed, so
+// their number is bounded; re-subscribing and unsubscribing still work at
+// the limit.
+func TestSubscriptionsBounded(t *testing.T) {
+	e := newEnv(t)
+	r := loggedIn(e)
+	u := r.expectOK(`LSUB "" "*"`)
+	old := maxSubscriptions
+	maxSubscriptions = len(filter(u, "* LSUB")) + 2
+	t.Cleanup(func() { maxSubscriptions = old })
+	r.expectOK("SUBSCRIBE name1")
+	r.expectOK("SUBSCRIBE name2")
+	r.expectStatus("SUBSCRIBE one-too-many", "NO [LIMIT]")
+	r.expectOK("SUBSCRIBE name2")
+	r.expectOK("UNSUBSCRIBE name2")
+	r.expectOK("SUBSCRIBE one-too-many")
+}

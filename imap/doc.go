@@ -102,6 +102,12 @@
 //     only (RFC 2971 §5: nothing about the host). More than 30 pairs,
 //     names over 30 or values over 1024 octets, or a repeated name are
 //     BAD (RFC 2971 §3.3).
+//   - BINARY[...] and BINARY.SIZE[...] accept BODY's section-text after
+//     the part numbers (HEADER, HEADER.FIELDS[.NOT], MIME, TEXT), as
+//     Dovecot does, though RFC 3516 allows part numbers only: the
+//     octets are BODY's for that section, except that the TEXT of a leaf
+//     is decoded as BINARY[n] is. Charsets are never converted; a
+//     transfer encoding the server cannot decode is NO [UNKNOWN-CTE].
 //   - IDLE costs no goroutine of its own: the account's change feed wakes
 //     a short poll that writes the updates, while the connection waits for
 //     DONE with its read and write buffers back in a pool, as between

@@ -261,25 +261,42 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 				return err
 			}
 		}
-		for i, sec := range o.BinarySection {
+		// BINARY sections may carry BODY's section-text, as Dovecot
+		// allows (see imapserver.FetchWriter.BinarySection).
+		binary := func(section *imap.FetchItemBodySection) ([]byte, error) {
+			var (
+				b      []byte
+				cteErr error
+			)
 			if err := structured(func(r io.Reader) {
-				binaries[i] = imapserver.ExtractBinarySection(r, sec)
+				b, cteErr = imapserver.ExtractBinary(r, section)
 			}); err != nil {
+				return nil, err
+			}
+			return b, cteErr
+		}
+		for i, sec := range o.BinarySection {
+			var err error
+			if binaries[i], err = binary(w.BinarySection(sec)); err != nil {
 				return err
 			}
 		}
 		for i, sec := range o.BinarySectionSize {
-			if err := structured(func(r io.Reader) {
-				sizes[i] = imapserver.ExtractBinarySectionSize(r, sec)
-			}); err != nil {
+			b, err := binary(w.BinarySectionSize(sec))
+			if err != nil {
 				return err
 			}
+			sizes[i] = uint32(len(b))
 		}
 		return nil
 	})
 	if tooDeep {
 		s.log.Warn("fetch: message structure too deep", "mailbox", v.name, "uid", m.UID)
 		return noCode(imap.ResponseCodeParse, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" is nested too deeply to be parsed")
+	}
+	if errors.Is(err, imapserver.ErrUnknownCTE) {
+		// RFC 9051 §6.4.5 (RFC 3516).
+		return noCode(imap.ResponseCodeUnknownCTE, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" has a part in an unknown content transfer encoding")
 	}
 	if err != nil {
 		var pe panicError

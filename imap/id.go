@@ -12,9 +12,13 @@ var _ imapserver.SessionID = (*session)(nil)
 // ID implements imapserver.SessionID (RFC 2971): the client's fields are
 // logged (which client and version a user runs is what an administrator
 // asks first), and the server names itself. It reveals no host or
-// operating system details (RFC 2971 §5).
+// operating system details (RFC 2971 §5). Only the first ID of a
+// connection is logged.
 func (s *session) ID(client []imapserver.IDField) []imapserver.IDField {
-	if len(client) > 0 {
+	// Once per connection: ID may come before login, as often as a
+	// client likes, with up to 30 KiB of fields.
+	if len(client) > 0 && !s.idLogged {
+		s.idLogged = true
 		attrs := make([]any, 0, 2*len(client))
 		for _, f := range client {
 			v := "NIL"

@@ -3,8 +3,10 @@ package imap
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -42,7 +44,9 @@ type session struct {
 	again    bool                     // it must poll once more
 
 	view *view // the selected mailbox, nil when none is
-	once sync.Once
+	// idLogged: the client's ID was logged (see ID).
+	idLogged bool
+	once     sync.Once
 }
 
 var (
@@ -248,8 +252,23 @@ func (s *session) setSubscribed(name string, on bool) error {
 	if err != nil {
 		return err
 	}
+	if on {
+		// Subscriptions need no mailbox (RFC 3501 §6.3.6), so they are
+		// bounded on their own.
+		subs, err := s.srv.opts.Backend.Subscriptions(s.ctx, s.account)
+		if err != nil {
+			return s.storeErr("subscribe", err)
+		}
+		if len(subs) >= maxSubscriptions && !slices.Contains(subs, name) {
+			return noCode(imap.ResponseCodeLimit, fmt.Sprintf("At most %d subscriptions", maxSubscriptions))
+		}
+	}
 	return s.storeErr("subscribe", s.srv.opts.Backend.SetSubscribed(s.ctx, s.account, name, on))
 }
+
+// maxSubscriptions bounds an account's subscription list (a variable
+// only so that a test can lower it).
+var maxSubscriptions = 10000
 
 // Status implements imapserver.Session (RFC 9051 §6.3.11, RFC 8438
 // STATUS=SIZE, RFC 7889 APPENDLIMIT).
@@ -477,21 +496,13 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	if err != nil {
 		return err
 	}
-	if err := v.store(w, numSet, flags, options); err != nil || flags.Silent || len(idxs) == 0 {
+	missing, err := v.store(w, numSet, flags, options)
+	if err != nil || flags.Silent || len(idxs) == 0 {
 		return err
 	}
-	expunged := false
-	live := v.live(idxs)
-	if len(live) < len(idxs) {
-		expunged = true
-	} else {
-		// Expunged since the last poll: the store no longer has them.
-		have, err := s.srv.opts.Backend.Search(s.ctx, s.account, v.name, store.SearchCriteria{UIDs: compressUIDs(live)})
-		if err != nil {
-			return s.storeErr("store", err)
-		}
-		expunged = len(have) < len(live)
-	}
+	// Expunged before the last poll (still in the view), or since: the
+	// store no longer had them when it changed the others.
+	expunged := missing || len(v.live(idxs)) < len(idxs)
 	if expunged {
 		return noCode("EXPUNGEISSUED", "Some messages were expunged; their flags were not changed")
 	}

@@ -529,16 +529,19 @@ var errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.Respon
 
 // store implements STORE (RFC 9051 §6.4.6) with the UNCHANGEDSINCE
 // modifier (RFC 7162 §3.1.3). The OK follows the commit.
-func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.StoreFlags, o *imap.StoreOptions) error {
+// store carries out STORE; missing reports that some of the messages
+// it was to change were no longer in the store (expunged by another
+// session since the last poll).
+func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.StoreFlags, o *imap.StoreOptions) (missing bool, err error) {
 	if v.readOnly {
-		return errReadOnly
+		return false, errReadOnly
 	}
 	uids, err := v.resolveLive(numSet)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(uids) == 0 {
-		return nil
+		return false, nil
 	}
 	flags := make([]string, len(sf.Flags))
 	for i, f := range sf.Flags {
@@ -562,8 +565,9 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 	} else {
 		req.UnchangedSince = o.UnchangedSince
 		if res, err = s.srv.opts.Backend.StoreFlags(s.ctx, s.account, v.name, req); err != nil {
-			return s.storeErr("store", err)
+			return false, s.storeErr("store", err)
 		}
+		missing = len(res.Updated)+len(res.Modified) < len(uids)
 	}
 	_, byUID := numSet.(imap.UIDSet)
 	condStore := s.condStore()
@@ -601,11 +605,11 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 			v.tell(m.UID, m.ModSeq)
 		}
 		if err := rw.Close(); err != nil {
-			return err
+			return missing, err
 		}
 	}
 	if len(res.Modified) == 0 {
-		return nil
+		return missing, nil
 	}
 	// The messages that failed the UNCHANGEDSINCE test, by sequence
 	// number for STORE and by UID for UID STORE (RFC 7162 §3.1.3). Any
@@ -631,9 +635,9 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 		modified = seqs
 	}
 	if modified.String() == "" {
-		return nil
+		return missing, nil
 	}
-	return &imap.Error{Type: imap.StatusResponseTypeOK,
+	return missing, &imap.Error{Type: imap.StatusResponseTypeOK,
 		Code: imap.ResponseCode("MODIFIED " + modified.String()), Text: "Conditional STORE failed"}
 }
 

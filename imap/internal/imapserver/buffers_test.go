@@ -147,6 +147,15 @@ func TestIdleConnectionHoldsNoBuffers(t *testing.T) {
 	if sess.writer() != nil {
 		t.Fatal("IdleStop was not called")
 	}
+	// A line longer than the read buffer instead of DONE is a BAD IDLE,
+	// and none of it runs as a command.
+	send("f IDLE\r\n")
+	expect("+ ")
+	send(strings.Repeat("x", 5000) + " g NOOP\r\n")
+	expect("f BAD")
+	send("h NOOP\r\n")
+	expect("h OK")
+
 	send("e LOGOUT\r\n")
 	expect("* BYE")
 	expect("e OK")

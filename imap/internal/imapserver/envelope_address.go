@@ -23,8 +23,14 @@ import "strings"
 //     is user@example.org. An element that is not a mailbox (say
 //     "broken@@x") is left out, and only that element.
 //
-// The work is linear in the length of s.
+// The work is linear in the length of s, of which at most
+// maxAddressListBytes are read: a longer list (thousands of recipients)
+// loses its tail, and a header stuffed to make ENVELOPE or SEARCH FROM
+// expensive costs no more than that.
 func ParseAddressList(s string) []Address {
+	if len(s) > maxAddressListBytes {
+		s = s[:maxAddressListBytes]
+	}
 	toks := tokenizeAddresses(s)
 	var (
 		out     []Address
@@ -32,13 +38,16 @@ func ParseAddressList(s string) []Address {
 		inGroup bool
 		angle   bool // inside <...>
 		route   bool // inside the source route of an angle-addr
+		// elem holds an "@" or "<" token: kept as it grows rather than
+		// scanned at every ":", which made the parse quadratic.
+		sawAddr bool
 	)
 	emit := func() {
 		if a, ok := parseMailbox(elem); ok {
 			out = append(out, a)
 		}
 		elem = elem[:0]
-		angle, route = false, false
+		angle, route, sawAddr = false, false, false
 	}
 	for i, t := range toks {
 		if t.kind == tokSpecial {
@@ -67,7 +76,7 @@ func ParseAddressList(s string) []Address {
 			case ":":
 				if route {
 					route = false
-				} else if !angle && !inGroup && !hasSpecial(elem, "@") && !hasSpecial(elem, "<") {
+				} else if !angle && !inGroup && !sawAddr {
 					// RFC 5322 §3.4: group = display-name ":" [group-list] ";"
 					if name := renderPhrase(elem); name != "" {
 						out = append(out, Address{Mailbox: name})
@@ -76,6 +85,9 @@ func ParseAddressList(s string) []Address {
 					elem = elem[:0]
 					continue
 				}
+			}
+			if t.text == "@" || t.text == "<" {
+				sawAddr = true
 			}
 		}
 		elem = append(elem, t)
@@ -86,6 +98,9 @@ func ParseAddressList(s string) []Address {
 	}
 	return out
 }
+
+// maxAddressListBytes bounds how much of one address header is parsed.
+const maxAddressListBytes = 128 << 10
 
 type tokKind uint8
 
@@ -106,15 +121,6 @@ type addrToken struct {
 }
 
 func (t addrToken) is(special string) bool { return t.kind == tokSpecial && t.text == special }
-
-func hasSpecial(toks []addrToken, special string) bool {
-	for _, t := range toks {
-		if t.is(special) {
-			return true
-		}
-	}
-	return false
-}
 
 // tokenizeAddresses splits s into tokens. Unterminated quoted strings,
 // comments and domain literals run to the end of s.

@@ -1,6 +1,9 @@
 package imapserver
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -9,6 +12,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/textproto"
 	"github.com/mailyard/mailyard/imap/internal/imapwire"
 	"github.com/mailyard/mailyard/imap/internal/proto"
 )
@@ -21,6 +26,10 @@ type fetchWriterOptions struct {
 		nonExtended bool // BODY
 	}
 	obsolete map[*imap.FetchItemBodySection]string
+
+	// mailyard: the section-text of BINARY items, see readSectionBinary.
+	binary     map[*imap.FetchItemBinarySection]*imap.FetchItemBodySection
+	binarySize map[*imap.FetchItemBinarySectionSize]*imap.FetchItemBodySection
 }
 
 func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
@@ -159,26 +168,39 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		writerOptions.obsolete[bs] = attName
 		options.BodySection = append(options.BodySection, bs)
 	case "BINARY", "BINARY.PEEK":
-		part, err := readSectionBinary(dec)
+		section, err := readSectionBinary(dec)
 		if err != nil {
 			return err
 		}
-		partial, err := maybeReadPartial(dec)
+		section.Partial, err = maybeReadPartial(dec)
 		if err != nil {
 			return err
 		}
+		section.Peek = attName == "BINARY.PEEK"
 		bs := &imap.FetchItemBinarySection{
-			Part:    part,
-			Partial: partial,
-			Peek:    attName == "BINARY.PEEK",
+			Part:    section.Part,
+			Partial: section.Partial,
+			Peek:    section.Peek,
+		}
+		if section.Specifier != imap.PartSpecifierNone { // mailyard
+			if writerOptions.binary == nil {
+				writerOptions.binary = make(map[*imap.FetchItemBinarySection]*imap.FetchItemBodySection)
+			}
+			writerOptions.binary[bs] = section
 		}
 		options.BinarySection = append(options.BinarySection, bs)
 	case "BINARY.SIZE":
-		part, err := readSectionBinary(dec)
+		section, err := readSectionBinary(dec)
 		if err != nil {
 			return err
 		}
-		bss := &imap.FetchItemBinarySectionSize{Part: part}
+		bss := &imap.FetchItemBinarySectionSize{Part: section.Part}
+		if section.Specifier != imap.PartSpecifierNone { // mailyard
+			if writerOptions.binarySize == nil {
+				writerOptions.binarySize = make(map[*imap.FetchItemBinarySectionSize]*imap.FetchItemBodySection)
+			}
+			writerOptions.binarySize[bss] = section
+		}
 		options.BinarySectionSize = append(options.BinarySectionSize, bss)
 	case "BODY":
 		if !dec.Special('[') {
@@ -313,31 +335,23 @@ func readHeaderList(dec *imapwire.Decoder) ([]string, error) {
 	return l, err
 }
 
-func readSectionBinary(dec *imapwire.Decoder) ([]int, error) {
+// readSectionBinary reads the section of a BINARY or BINARY.SIZE item.
+//
+// mailyard: section-binary (RFC 3516, RFC 9051 §9) is part numbers
+// only. Dovecot also takes BODY's section-text there (HEADER,
+// HEADER.FIELDS[.NOT], MIME, TEXT), and imaptest's fetch-binary-mime
+// expects it, so the section is read as BODY's is. The public item
+// types have no room for the specifier: handleFetchAtt keeps it in
+// fetchWriterOptions, where FetchWriter.BinarySection finds it.
+func readSectionBinary(dec *imapwire.Decoder) (*imap.FetchItemBodySection, error) {
 	if !dec.ExpectSpecial('[') {
 		return nil, dec.Err()
 	}
-	if dec.Special(']') {
-		return nil, nil
+	var section imap.FetchItemBodySection
+	if err := readSection(dec, &section); err != nil {
+		return nil, err
 	}
-
-	var l []int
-	for {
-		var num uint32
-		if !dec.ExpectNumber(&num) {
-			return l, dec.Err()
-		}
-		l = append(l, int(num))
-
-		if !dec.Special('.') {
-			break
-		}
-	}
-
-	if !dec.ExpectSpecial(']') {
-		return l, dec.Err()
-	}
-	return l, nil
+	return &section, nil
 }
 
 func maybeReadPartial(dec *imapwire.Decoder) (*imap.SectionPartial, error) {
@@ -372,6 +386,82 @@ func (cmd *FetchWriter) ReportVanished() bool {
 // WriteVanished writes a VANISHED (EARLIER) response (RFC 7162 §3.2.10.1).
 func (cmd *FetchWriter) WriteVanished(uids imap.UIDSet) error {
 	return cmd.conn.writeVanished(uids, true)
+}
+
+// mailyard: BINARY with BODY's section-text (see readSectionBinary).
+
+// BinarySection returns the section a BINARY item names, as a body
+// section: its part numbers, the section-text that followed them if any,
+// Partial and Peek. ExtractBinary takes it.
+func (cmd *FetchWriter) BinarySection(item *imap.FetchItemBinarySection) *imap.FetchItemBodySection {
+	if section := cmd.options.binary[item]; section != nil {
+		return section
+	}
+	return &imap.FetchItemBodySection{Part: item.Part, Partial: item.Partial, Peek: item.Peek}
+}
+
+// BinarySectionSize is BinarySection for a BINARY.SIZE item.
+func (cmd *FetchWriter) BinarySectionSize(item *imap.FetchItemBinarySectionSize) *imap.FetchItemBodySection {
+	if section := cmd.options.binarySize[item]; section != nil {
+		return section
+	}
+	return &imap.FetchItemBodySection{Part: item.Part}
+}
+
+// ErrUnknownCTE is returned by ExtractBinary for a section whose
+// Content-Transfer-Encoding it cannot decode; the command then fails
+// with NO [UNKNOWN-CTE] (RFC 9051 §6.4.5, as RFC 3516).
+var ErrUnknownCTE = errors.New("imapserver: unknown content transfer encoding")
+
+// ExtractBinary extracts a BINARY section (see FetchWriter.BinarySection)
+// of a message: the part's content with its transfer encoding decoded
+// (RFC 3516; RFC 9051 §6.4.5), charset left as it is. Header sections
+// (HEADER, HEADER.FIELDS[.NOT], MIME) are BODY's. TEXT is the part's
+// body, decoded when it is a leaf (a message/rfc822 part is opened
+// first, as BODY's TEXT does): so BINARY[TEXT] of a single-part message
+// is its decoded content, and TEXT of a multipart is as stored.
+// BINARY[] is the message's header and its body, decoded when it is a
+// leaf. A part that does not exist is empty.
+func ExtractBinary(r io.Reader, section *imap.FetchItemBodySection) ([]byte, error) {
+	switch section.Specifier {
+	case imap.PartSpecifierHeader, imap.PartSpecifierMIME:
+		return ExtractBodySection(r, section), nil
+	}
+	br := bufio.NewReader(r)
+	header, err := textproto.ReadHeader(br)
+	if err != nil {
+		return nil, nil
+	}
+	parentMediaType, header, body := findMessagePart(header, br, section.Part)
+	if body == nil {
+		return nil, nil
+	}
+	if section.Specifier == imap.PartSpecifierText && len(section.Part) > 0 {
+		header, body = openMessagePart(header, body, parentMediaType)
+	}
+
+	var buf bytes.Buffer
+	if len(section.Part) == 0 && section.Specifier == imap.PartSpecifierNone {
+		if err := textproto.WriteHeader(&buf, header); err != nil {
+			return nil, nil
+		}
+	}
+	// go-message leaves a multipart's encoding alone (RFC 2046 §5.1: only
+	// 7bit, 8bit or binary). Given the encoding alone, it converts no
+	// charset.
+	if mediaType, _, _ := (&gomessage.Header{Header: header}).ContentType(); !strings.HasPrefix(mediaType, "multipart/") {
+		var cte gomessage.Header
+		cte.Set("Content-Transfer-Encoding", header.Get("Content-Transfer-Encoding"))
+		e, err := gomessage.New(cte, body)
+		if gomessage.IsUnknownEncoding(err) {
+			return nil, ErrUnknownCTE
+		}
+		body = e.Body
+	}
+	if _, err := io.Copy(&buf, body); err != nil {
+		return nil, nil
+	}
+	return extractPartial(buf.Bytes(), section.Partial), nil
 }
 
 // readFetchModifiers reads the parenthesized fetch-modifier list (RFC 7162
@@ -501,6 +591,16 @@ func (w *FetchResponseWriter) WriteBodySection(section *imap.FetchItemBodySectio
 
 func writeItemBodySection(enc *imapwire.Encoder, section *imap.FetchItemBodySection) {
 	enc.Atom("BODY")
+	writeSection(enc, section)
+	if partial := section.Partial; partial != nil {
+		enc.Special('<').Number(uint32(partial.Offset)).Special('>')
+	}
+}
+
+// writeSection writes a section in brackets, without the partial range.
+//
+// mailyard: split from writeItemBodySection for BINARY's section-text.
+func writeSection(enc *imapwire.Encoder, section *imap.FetchItemBodySection) {
 	enc.Special('[')
 	writeSectionPart(enc, section.Part)
 	if len(section.Part) > 0 && section.Specifier != imap.PartSpecifierNone {
@@ -525,9 +625,6 @@ func writeItemBodySection(enc *imapwire.Encoder, section *imap.FetchItemBodySect
 		}
 	}
 	enc.Special(']')
-	if partial := section.Partial; partial != nil {
-		enc.Special('<').Number(uint32(partial.Offset)).Special('>')
-	}
 }
 
 // WriteBinarySection writes a binary section.
@@ -538,9 +635,9 @@ func (w *FetchResponseWriter) WriteBinarySection(section *imap.FetchItemBinarySe
 	w.writeItemSep()
 	enc := w.enc.Encoder
 
-	enc.Atom("BINARY").Special('[')
-	writeSectionPart(enc, section.Part)
-	enc.Special(']').SP()
+	enc.Atom("BINARY")
+	writeSectionBinary(enc, section.Part, w.options.binary[section]) // mailyard
+	enc.SP()
 	enc.Special('~') // indicates literal8
 	return w.enc.Literal(size)
 }
@@ -550,9 +647,20 @@ func (w *FetchResponseWriter) WriteBinarySectionSize(section *imap.FetchItemBina
 	w.writeItemSep()
 	enc := w.enc.Encoder
 
-	enc.Atom("BINARY.SIZE").Special('[')
-	writeSectionPart(enc, section.Part)
-	enc.Special(']').SP().Number(size)
+	enc.Atom("BINARY.SIZE")
+	writeSectionBinary(enc, section.Part, w.options.binarySize[section]) // mailyard
+	enc.SP().Number(size)
+}
+
+// writeSectionBinary writes the section of a BINARY item: the section
+// read with it (see readSectionBinary), or else its part numbers.
+//
+// mailyard: added for BINARY's section-text.
+func writeSectionBinary(enc *imapwire.Encoder, part []int, section *imap.FetchItemBodySection) {
+	if section == nil {
+		section = &imap.FetchItemBodySection{Part: part}
+	}
+	writeSection(enc, section)
 }
 
 // WriteEnvelope writes the message's envelope.

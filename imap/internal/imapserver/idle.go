@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -45,6 +46,20 @@ func (c *Conn) finishIdle() error {
 	stopErr := c.session.IdleStop()
 	if err != nil {
 		return err
+	}
+	if isPrefix {
+		// A line longer than the buffer: the rest of it is not a
+		// command either. It is skipped up to maxCommandSize.
+		skipped := int64(len(line))
+		for more := true; more && err == nil; skipped += int64(len(line)) {
+			if skipped > maxCommandSize {
+				return fmt.Errorf("imapserver: line of over %d bytes instead of DONE", maxCommandSize)
+			}
+			line, more, err = c.br.ReadLine()
+		}
+		if err != nil {
+			return err
+		}
 	}
 	if isPrefix || !strings.EqualFold(string(line), "DONE") {
 		// RFC 2177 §3: DONE, matched case-insensitively as all of IMAP's
