@@ -637,6 +637,11 @@ func (w *FetchResponseWriter) WriteBinarySection(section *imap.FetchItemBinarySe
 
 	enc.Atom("BINARY")
 	writeSectionBinary(enc, section.Part, w.options.binary[section]) // mailyard
+	// mailyard: the origin of a partial fetch, as for BODY (RFC 3516 §6
+	// and RFC 9051 §7.5.2: "BINARY" section-binary ["<" number ">"]).
+	if partial := section.Partial; partial != nil {
+		enc.Special('<').Number(uint32(partial.Offset)).Special('>')
+	}
 	enc.SP()
 	enc.Special('~') // indicates literal8
 	return w.enc.Literal(size)
