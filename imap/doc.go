@@ -75,8 +75,9 @@
 //   - A CONDSTORE enabling command (ENABLE CONDSTORE or QRESYNC, SELECT
 //     or EXAMINE (CONDSTORE), FETCH MODSEQ or CHANGEDSINCE, STORE
 //     UNCHANGEDSINCE, SEARCH MODSEQ, STATUS HIGHESTMODSEQ) makes every
-//     later FETCH response with FLAGS carry MODSEQ, those of STORE and
-//     other sessions' changes included; one issued with a mailbox
+//     later FETCH response with FLAGS carry UID and MODSEQ (RFC 7162
+//     §3.2.4), those of STORE, of an implicit \Seen and of other
+//     sessions' changes included; one issued with a mailbox
 //     selected first reports its HIGHESTMODSEQ. A flag change by another
 //     session that leaves the flags as they were is then reported too,
 //     for its new MODSEQ. SELECT and EXAMINE report HIGHESTMODSEQ only
