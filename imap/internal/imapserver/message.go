@@ -158,51 +158,6 @@ func extractPartial(b []byte, partial *imap.SectionPartial) []byte {
 	return b[partial.Offset:end]
 }
 
-func ExtractBinarySection(r io.Reader, item *imap.FetchItemBinarySection) []byte {
-	var (
-		header textproto.Header
-		body   io.Reader
-	)
-
-	br := bufio.NewReader(r)
-	header, err := textproto.ReadHeader(br)
-	if err != nil {
-		return nil
-	}
-	body = br
-
-	_, header, body = findMessagePart(header, body, item.Part)
-	if body == nil {
-		return nil
-	}
-
-	part, err := gomessage.New(gomessage.Header{Header: header}, body)
-	if err != nil {
-		return nil
-	}
-
-	// Write the requested data to a buffer
-	var buf bytes.Buffer
-
-	if len(item.Part) == 0 {
-		if err := textproto.WriteHeader(&buf, part.Header.Header); err != nil {
-			return nil
-		}
-	}
-
-	if _, err := io.Copy(&buf, part.Body); err != nil {
-		return nil
-	}
-
-	return extractPartial(buf.Bytes(), item.Partial)
-}
-
-func ExtractBinarySectionSize(r io.Reader, item *imap.FetchItemBinarySectionSize) uint32 {
-	// TODO: optimize
-	b := ExtractBinarySection(r, &imap.FetchItemBinarySection{Part: item.Part})
-	return uint32(len(b))
-}
-
 // ExtractBodyStructure extracts the structure of a message body.
 //
 // It can be used by server backends to implement Session.Fetch.

@@ -9,8 +9,11 @@
 // items (CONDSTORE, QRESYNC), and because an idle upstream connection
 // holds 8 KiB of buffers and two goroutines. Every change to upstream's
 // code is marked with a "mailyard:" comment; files that are wholly ours
-// say so at the top (buffers.go, id.go, quota.go). The public types still
-// come from github.com/emersion/go-imap/v2.
+// say so at the top (buffers.go, id.go, quota.go, envelope*.go). What
+// only a client or an unused part of upstream's API needed was left out
+// (MailboxTracker, the client-side decoder helpers, the old BINARY
+// extractors). The public types still come from
+// github.com/emersion/go-imap/v2.
 package imapserver
 
 import (

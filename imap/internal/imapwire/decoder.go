@@ -215,11 +215,6 @@ func (dec *Decoder) ExpectAtom(ptr *string) bool {
 	return dec.Expect(dec.Atom(ptr), "atom")
 }
 
-func (dec *Decoder) ExpectNIL() bool {
-	var s string
-	return dec.ExpectAtom(&s) && dec.Expect(s == "NIL", "NIL")
-}
-
 func (dec *Decoder) Special(b byte) bool {
 	return dec.acceptByte(b)
 }
@@ -249,18 +244,6 @@ func (dec *Decoder) Text(ptr *string) bool {
 
 func (dec *Decoder) ExpectText(ptr *string) bool {
 	return dec.Expect(dec.Text(ptr), "text")
-}
-
-func (dec *Decoder) DiscardUntilByte(untilCh byte) {
-	for {
-		ch, ok := dec.readByte()
-		if !ok {
-			return
-		} else if ch == untilCh {
-			dec.mustUnreadByte()
-			return
-		}
-	}
 }
 
 func (dec *Decoder) DiscardLine() {
@@ -331,17 +314,6 @@ func (dec *Decoder) Number(ptr *uint32) bool {
 
 func (dec *Decoder) ExpectNumber(ptr *uint32) bool {
 	return dec.Expect(dec.Number(ptr), "number")
-}
-
-func (dec *Decoder) ExpectBodyFldOctets(ptr *uint32) bool {
-	// Workaround: some servers incorrectly return "-1" for the body structure
-	// size. See:
-	// https://github.com/emersion/go-imap/issues/534
-	if dec.acceptByte('-') {
-		*ptr = 0
-		return dec.Expect(dec.acceptByte('1'), "-1 (body-fld-octets workaround)")
-	}
-	return dec.ExpectNumber(ptr)
 }
 
 func (dec *Decoder) Number64(ptr *int64) bool {
@@ -432,37 +404,6 @@ func (dec *Decoder) ExpectString(ptr *string) bool {
 	return dec.Expect(dec.String(ptr), "string")
 }
 
-func (dec *Decoder) ExpectNString(ptr *string) bool {
-	var s string
-	if dec.Atom(&s) {
-		if !dec.Expect(s == "NIL", "nstring") {
-			return false
-		}
-		*ptr = ""
-		return true
-	}
-	return dec.ExpectString(ptr)
-}
-
-func (dec *Decoder) ExpectNStringReader() (lit *LiteralReader, nonSync, ok bool) {
-	var s string
-	if dec.Atom(&s) {
-		if !dec.Expect(s == "NIL", "nstring") {
-			return nil, false, false
-		}
-		return nil, true, true
-	}
-	// TODO: read quoted string as a string instead of buffering
-	if dec.Quoted(&s) {
-		return newLiteralReaderFromString(s), true, true
-	}
-	if lit, nonSync, ok = dec.LiteralReader(); ok {
-		return lit, nonSync, true
-	} else {
-		return nil, false, dec.Expect(false, "nstring")
-	}
-}
-
 func (dec *Decoder) List(f func() error) (isList bool, err error) {
 	if !dec.Special('(') {
 		return false, nil
@@ -503,17 +444,6 @@ func (dec *Decoder) ExpectList(f func() error) error {
 	return nil
 }
 
-func (dec *Decoder) ExpectNList(f func() error) error {
-	var s string
-	if dec.Atom(&s) {
-		if !dec.Expect(s == "NIL", "NIL") {
-			return dec.Err()
-		}
-		return nil
-	}
-	return dec.ExpectList(f)
-}
-
 func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 	var name string
 	if !dec.ExpectAString(&name) {
@@ -529,15 +459,6 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 		return dec.returnErr(&DecoderExpectError{Message: "mailbox name: " + err.Error()})
 	}
 	*ptr = name
-	return true
-}
-
-func (dec *Decoder) ExpectUID(ptr *imap.UID) bool {
-	var num uint32
-	if !dec.ExpectNumber(&num) {
-		return false
-	}
-	*ptr = imap.UID(num)
 	return true
 }
 
@@ -633,13 +554,6 @@ type LiteralReader struct {
 	dec  *Decoder
 	size int64
 	r    io.Reader
-}
-
-func newLiteralReaderFromString(s string) *LiteralReader {
-	return &LiteralReader{
-		size: int64(len(s)),
-		r:    strings.NewReader(s),
-	}
 }
 
 func (lit *LiteralReader) Size() int64 {

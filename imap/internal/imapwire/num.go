@@ -22,17 +22,6 @@ func uidSetFromNumSet(s imapnum.Set) imap.UIDSet {
 	return *(*imap.UIDSet)(unsafe.Pointer(&s))
 }
 
-func NumSetKind(numSet imap.NumSet) NumKind {
-	switch numSet.(type) {
-	case imap.SeqSet:
-		return NumKindSeq
-	case imap.UIDSet:
-		return NumKindUID
-	default:
-		panic("imap: invalid NumSet type")
-	}
-}
-
 func ParseSeqSet(s string) (imap.SeqSet, error) {
 	numSet, err := imapnum.ParseSet(s)
 	return seqSetFromNumSet(numSet), err

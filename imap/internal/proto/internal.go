@@ -29,17 +29,6 @@ func DecodeDateTime(dec *imapwire.Decoder) (time.Time, error) {
 	return t, err
 }
 
-func ExpectDateTime(dec *imapwire.Decoder) (time.Time, error) {
-	t, err := DecodeDateTime(dec)
-	if err != nil {
-		return t, err
-	}
-	if !dec.Expect(!t.IsZero(), "date-time") {
-		return t, dec.Err()
-	}
-	return t, nil
-}
-
 func ExpectDate(dec *imapwire.Decoder) (time.Time, error) {
 	var s string
 	if !dec.ExpectAString(&s) {
@@ -50,23 +39,6 @@ func ExpectDate(dec *imapwire.Decoder) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("in date: %v", err) // use imapwire.DecodeExpectError?
 	}
 	return t, nil
-}
-
-func ExpectFlagList(dec *imapwire.Decoder) ([]imap.Flag, error) {
-	var flags []imap.Flag
-	err := dec.ExpectList(func() error {
-		// Some servers start the list with a space, so we need to skip it
-		// https://github.com/emersion/go-imap/pull/633
-		dec.SP()
-
-		flag, err := ExpectFlag(dec)
-		if err != nil {
-			return err
-		}
-		flags = append(flags, flag)
-		return nil
-	})
-	return flags, err
 }
 
 func ExpectCap(dec *imapwire.Decoder) (imap.Cap, error) {
