@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/emersion/go-imap/v2"
@@ -52,16 +53,11 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 	}
 	if len(uids) > 0 && options.ChangedSince > 0 {
 		// RFC 7162 §3.1.4.1: only messages changed since; \Seen is not
-		// set on the others either.
-		pre, err := b.ListMessages(s.ctx, s.account, v.name, compressUIDs(uids))
+		// set on the others either. (ChangedSince is at most 2^63-1.)
+		uids, err = b.Search(s.ctx, s.account, v.name, store.SearchCriteria{
+			UIDs: compressUIDs(uids), ModSeqAtLeast: options.ChangedSince + 1})
 		if err != nil {
 			return s.storeErr("fetch", err)
-		}
-		uids = uids[:0]
-		for _, m := range pre {
-			if m.ModSeq > options.ChangedSince {
-				uids = append(uids, m.UID)
-			}
 		}
 	}
 	if len(uids) == 0 {
@@ -625,7 +621,7 @@ func (v *view) reportVanishedEarlier(w *imapserver.FetchWriter, set imap.UIDSet,
 		return s.storeErr("fetch", err)
 	}
 	var vanished imap.UIDSet
-	for _, uid := range sortedUIDs(cs.Vanished) {
+	for _, uid := range slices.Sorted(slices.Values(cs.Vanished)) {
 		if uidSetHas(set, uid, v.lastUID()) && v.seqOf(uid) == 0 {
 			vanished.AddNum(imap.UID(uid))
 		}

@@ -334,14 +334,10 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			if !ok || v.gone[uid] {
 				continue
 			}
-			flags := v.clientFlags(uid, v.flagSets[v.flags[i]])
-			var err error
-			if condStore {
-				err = w.WriteMessageFlagsModSeq(uint32(i+1), imap.UID(uid), flags, modSeq)
-			} else {
-				err = w.WriteMessageFlags(uint32(i+1), imap.UID(uid), flags)
+			if !condStore {
+				modSeq = 0 // not reported
 			}
-			if err != nil {
+			if err := w.WriteMessageFlags(uint32(i+1), imap.UID(uid), v.clientFlags(uid, v.flagSets[v.flags[i]]), modSeq); err != nil {
 				return err
 			}
 		}
@@ -380,40 +376,36 @@ func (v *view) reportExpunges(w expungeWriter) error {
 		return nil
 	}
 	v.goneFloor = 0
-	if v.s.qresync() {
-		var uids imap.UIDSet
-		for i := len(v.uids) - 1; i >= 0; i-- {
-			uid := v.uids[i]
-			if !v.gone[uid] {
-				continue
-			}
-			v.uids = slices.Delete(v.uids, i, i+1)
-			v.flags = slices.Delete(v.flags, i, i+1)
+	var (
+		seqs []uint32 // ascending, as the view had them
+		uids imap.UIDSet
+	)
+	kept := 0
+	for i, uid := range v.uids {
+		if v.gone[uid] {
+			seqs = append(seqs, uint32(i+1))
+			uids.AddNum(imap.UID(uid))
 			delete(v.gone, uid)
 			delete(v.recent, uid)
-			uids.AddNum(imap.UID(uid))
-		}
-		v.searchRes = slices.DeleteFunc(v.searchRes, func(uid uint32) bool { return v.seqOf(uid) == 0 })
-		if len(uids) == 0 {
-			return nil
-		}
-		return w.WriteVanished(uids)
-	}
-	write := w.WriteExpunge
-	for i := len(v.uids) - 1; i >= 0; i-- {
-		uid := v.uids[i]
-		if !v.gone[uid] {
 			continue
 		}
-		v.uids = slices.Delete(v.uids, i, i+1)
-		v.flags = slices.Delete(v.flags, i, i+1)
-		delete(v.gone, uid)
-		delete(v.recent, uid)
-		if err := write(uint32(i + 1)); err != nil {
+		v.uids[kept], v.flags[kept] = uid, v.flags[i]
+		kept++
+	}
+	v.uids, v.flags = v.uids[:kept], v.flags[:kept]
+	v.searchRes = slices.DeleteFunc(v.searchRes, func(uid uint32) bool { return v.seqOf(uid) == 0 })
+	if len(seqs) == 0 {
+		return nil
+	}
+	if v.s.qresync() {
+		return w.WriteVanished(uids)
+	}
+	// Highest first: each number is still right when the client reads it.
+	for i := len(seqs) - 1; i >= 0; i-- {
+		if err := w.WriteExpunge(seqs[i]); err != nil {
 			return err
 		}
 	}
-	v.searchRes = slices.DeleteFunc(v.searchRes, func(uid uint32) bool { return v.seqOf(uid) == 0 })
 	return nil
 }
 
@@ -528,10 +520,9 @@ var errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.Respon
 	Text: "Mailbox is read-only (selected with EXAMINE)"}
 
 // store implements STORE (RFC 9051 §6.4.6) with the UNCHANGEDSINCE
-// modifier (RFC 7162 §3.1.3). The OK follows the commit.
-// store carries out STORE; missing reports that some of the messages
-// it was to change were no longer in the store (expunged by another
-// session since the last poll).
+// modifier (RFC 7162 §3.1.3). The OK follows the commit. missing reports
+// that some of the messages it was to change were no longer in the store
+// (expunged by another session since the last poll).
 func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.StoreFlags, o *imap.StoreOptions) (missing bool, err error) {
 	if v.readOnly {
 		return false, errReadOnly
@@ -829,7 +820,7 @@ func (s *session) QResync(w *imapserver.UpdateWriter, p *imapserver.QResyncParam
 	// sequence number the client still has right are known to it.
 	floor := v.seqMatchFloor(p.SeqMatchSeqs, p.SeqMatchUIDs)
 	var vanished imap.UIDSet
-	for _, uid := range sortedUIDs(cs.Vanished) {
+	for _, uid := range slices.Sorted(slices.Values(cs.Vanished)) {
 		// A message still in the view was expunged after it was opened;
 		// the next poll reports it as VANISHED.
 		if uid > floor && known(uid) && v.seqOf(uid) == 0 {
@@ -848,7 +839,7 @@ func (s *session) QResync(w *imapserver.UpdateWriter, p *imapserver.QResyncParam
 		}
 		v.setFlags(m.UID, m.Flags)
 		v.noteKeywords(m.Flags)
-		if err := w.WriteMessageFlagsModSeq(seq, imap.UID(m.UID), v.clientFlags(m.UID, m.Flags), m.ModSeq); err != nil {
+		if err := w.WriteMessageFlags(seq, imap.UID(m.UID), v.clientFlags(m.UID, m.Flags), m.ModSeq); err != nil {
 			return err
 		}
 	}
@@ -899,12 +890,6 @@ func rangeIter(ranges [][2]uint32) func() (uint32, bool) {
 		}
 		return 0, false
 	}
-}
-
-func sortedUIDs(uids []uint32) []uint32 {
-	out := slices.Clone(uids)
-	slices.Sort(out)
-	return out
 }
 
 // applyFlagOp is what a STORE of flags with op makes of old, compared

@@ -137,7 +137,6 @@ func (c *Conn) completeWithCode(cmd string, code imap.ResponseCode, text string)
 // 63-bit integer).
 const maxModSeq = 1<<63 - 1
 
-// expectModSeq reads a mod-sequence-value or mod-sequence-valzer.
 // expectNonZeroModSeq reads a mod-sequence-value, which unlike
 // mod-sequence-valzer cannot be 0 (RFC 7162 §7: QRESYNC and CHANGEDSINCE).
 func expectNonZeroModSeq(dec *imapwire.Decoder, ptr *uint64) error {
@@ -150,6 +149,7 @@ func expectNonZeroModSeq(dec *imapwire.Decoder, ptr *uint64) error {
 	return nil
 }
 
+// expectModSeq reads a mod-sequence-value or mod-sequence-valzer.
 func expectModSeq(dec *imapwire.Decoder, ptr *uint64) error {
 	if !dec.ExpectModSeq(ptr) {
 		return dec.Err()

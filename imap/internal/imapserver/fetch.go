@@ -592,7 +592,15 @@ func (w *FetchResponseWriter) WriteBodySection(section *imap.FetchItemBodySectio
 func writeItemBodySection(enc *imapwire.Encoder, section *imap.FetchItemBodySection) {
 	enc.Atom("BODY")
 	writeSection(enc, section)
-	if partial := section.Partial; partial != nil {
+	writePartialOrigin(enc, section.Partial)
+}
+
+// writePartialOrigin writes the origin octet of a partial fetch's
+// response ("<" number ">"), if it is one.
+//
+// mailyard: shared by BODY and BINARY.
+func writePartialOrigin(enc *imapwire.Encoder, partial *imap.SectionPartial) {
+	if partial != nil {
 		enc.Special('<').Number(uint32(partial.Offset)).Special('>')
 	}
 }
@@ -639,9 +647,7 @@ func (w *FetchResponseWriter) WriteBinarySection(section *imap.FetchItemBinarySe
 	writeSectionBinary(enc, section.Part, w.options.binary[section]) // mailyard
 	// mailyard: the origin of a partial fetch, as for BODY (RFC 3516 §6
 	// and RFC 9051 §7.5.2: "BINARY" section-binary ["<" number ">"]).
-	if partial := section.Partial; partial != nil {
-		enc.Special('<').Number(uint32(partial.Offset)).Special('>')
-	}
+	writePartialOrigin(enc, section.Partial)
 	enc.SP()
 	enc.Special('~') // indicates literal8
 	return w.enc.Literal(size)

@@ -38,14 +38,21 @@ func (w *UpdateWriter) WriteMailboxFlags(flags []imap.Flag) error {
 	return w.conn.writeFlags(flags)
 }
 
-// WriteMessageFlags writes a FETCH response with FLAGS.
-func (w *UpdateWriter) WriteMessageFlags(seqNum uint32, uid imap.UID, flags []imap.Flag) error {
+// WriteMessageFlags writes a FETCH response with FLAGS, and the UID and
+// MODSEQ unless they are 0.
+//
+// mailyard: modSeq added for CONDSTORE (RFC 7162 §3.1: once enabled, with
+// every FLAGS).
+func (w *UpdateWriter) WriteMessageFlags(seqNum uint32, uid imap.UID, flags []imap.Flag, modSeq uint64) error {
 	fetchWriter := &FetchWriter{conn: w.conn}
 	respWriter := fetchWriter.CreateMessage(seqNum)
 	if uid != 0 {
 		respWriter.WriteUID(uid)
 	}
 	respWriter.WriteFlags(flags)
+	if modSeq != 0 {
+		respWriter.WriteModSeq(modSeq)
+	}
 	return respWriter.Close()
 }
 
@@ -66,19 +73,6 @@ func (w *UpdateWriter) WriteVanished(uids imap.UIDSet) error {
 // cached; sequence numbers do not change.
 func (w *UpdateWriter) WriteVanishedEarlier(uids imap.UIDSet) error {
 	return w.conn.writeVanished(uids, true)
-}
-
-// WriteMessageFlagsModSeq writes a FETCH response with UID, FLAGS and
-// MODSEQ (RFC 7162 §3.1: once CONDSTORE is enabled, with every FLAGS).
-func (w *UpdateWriter) WriteMessageFlagsModSeq(seqNum uint32, uid imap.UID, flags []imap.Flag, modSeq uint64) error {
-	fetchWriter := &FetchWriter{conn: w.conn}
-	respWriter := fetchWriter.CreateMessage(seqNum)
-	if uid != 0 {
-		respWriter.WriteUID(uid)
-	}
-	respWriter.WriteFlags(flags)
-	respWriter.WriteModSeq(modSeq)
-	return respWriter.Close()
 }
 
 func (c *Conn) writeVanished(uids imap.UIDSet, earlier bool) error {
