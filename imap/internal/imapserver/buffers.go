@@ -20,11 +20,40 @@ import (
 )
 
 var (
-	// fullReaders and fullWriters hold spare contents: structs whose buf
-	// is a 4 KiB slice; empty holds zeroed shells to carry them in.
-	fullReaders, emptyReaders sync.Pool // *bufio.Reader
-	fullWriters, emptyWriters sync.Pool // *bufio.Writer
+	readers bufPool[bufio.Reader]
+	writers bufPool[bufio.Writer]
 )
+
+// bufPool keeps the contents of idle bufio.Readers or bufio.Writers:
+// full holds structs whose buf is a 4 KiB slice, empty zeroed shells to
+// carry them in, so that moving a buffer in or out allocates nothing.
+type bufPool[T any] struct{ full, empty sync.Pool }
+
+// get moves pooled contents into dst; false if there were none.
+func (p *bufPool[T]) get(dst *T) bool {
+	full, ok := p.full.Get().(*T)
+	if !ok {
+		return false
+	}
+	*dst = *full
+	var zero T
+	*full = zero
+	p.empty.Put(full)
+	return true
+}
+
+// put moves src's contents, buffer included, into the pool and leaves
+// src zero.
+func (p *bufPool[T]) put(src *T) {
+	shell, _ := p.empty.Get().(*T)
+	if shell == nil {
+		shell = new(T)
+	}
+	*shell = *src
+	var zero T
+	*src = zero
+	p.full.Put(shell)
+}
 
 // connSource is what a Conn's bufio.Reader reads from: the byte read while
 // the connection waited, if any, then the connection.
@@ -84,11 +113,7 @@ func (c *Conn) holdReader() {
 	if c.brHeld.Load() {
 		return
 	}
-	if full, ok := fullReaders.Get().(*bufio.Reader); ok {
-		*c.br = *full
-		*full = bufio.Reader{}
-		emptyReaders.Put(full)
-	}
+	readers.get(c.br)
 	c.br.Reset(&c.src) // allocates a buffer when the pool had none
 	c.brHeld.Store(true)
 }
@@ -98,14 +123,8 @@ func (c *Conn) releaseReader() {
 	if !c.brHeld.Load() || c.br.Buffered() > 0 {
 		return
 	}
-	shell, _ := emptyReaders.Get().(*bufio.Reader)
-	if shell == nil {
-		shell = new(bufio.Reader)
-	}
-	*shell = *c.br
-	*c.br = bufio.Reader{}
-	shell.Reset(nil)
-	fullReaders.Put(shell)
+	c.br.Reset(nil) // keeps no reference to the connection in the pool
+	readers.put(c.br)
 	c.brHeld.Store(false)
 }
 
@@ -114,12 +133,8 @@ func (c *Conn) holdWriter() {
 	if c.bwHeld.Load() {
 		return
 	}
-	if full, ok := fullWriters.Get().(*bufio.Writer); ok {
-		*c.bw = *full
-		*full = bufio.Writer{}
-		emptyWriters.Put(full)
-	}
-	c.bw.Reset(c.rw)
+	writers.get(c.bw)
+	c.bw.Reset(c.rw) // allocates a buffer when the pool had none
 	c.bwHeld.Store(true)
 }
 
@@ -129,13 +144,7 @@ func (c *Conn) releaseWriter() {
 	if !c.bwHeld.Load() || c.bw.Buffered() > 0 {
 		return
 	}
-	shell, _ := emptyWriters.Get().(*bufio.Writer)
-	if shell == nil {
-		shell = new(bufio.Writer)
-	}
-	*shell = *c.bw
-	*c.bw = bufio.Writer{}
-	shell.Reset(nil)
-	fullWriters.Put(shell)
+	c.bw.Reset(nil)
+	writers.put(c.bw)
 	c.bwHeld.Store(false)
 }
