@@ -155,23 +155,38 @@ func (m *Migrator) pass(ctx context.Context, job Job, progress ProgressFunc) (pa
 	}
 	mapFolders(folders, job, specials)
 
-	// Checkpoints fix a folder's target once it has one.
+	// Checkpoints fix a folder's target once it has one. The target's
+	// folder records are read in one scan, not one read per folder.
+	stored := map[string][]byte{}
+	err = scanPrefix(pctx, m.opts.Store, nsFolder, folderKey(job.Target, ""), "", func(r store.Record) error {
+		stored[r.Key] = r.Value
+		return nil
+	})
+	if err != nil {
+		sc.Close()
+		return res, &Error{Class: classifyLocal(ctx, err), Target: job.Target, Err: err}
+	}
 	cps := map[string]*folderRecord{}
 	for i := range folders {
 		f := &folders[i]
 		if f.Err != nil || f.Excluded {
 			continue
 		}
+		key := folderKey(job.Target, f.Name)
+		v, ok := stored[key]
+		if !ok {
+			continue
+		}
 		var cp folderRecord
-		if _, err := getJSON(pctx, m.opts.Store, nsFolder, folderKey(job.Target, f.Name), &cp); err == nil {
-			if cp.Target != "" {
-				f.Target = cp.Target
-			}
-			cps[f.Name] = &cp
-		} else if !errors.Is(err, store.ErrNotFound) {
+		if err := json.Unmarshal(v, &cp); err != nil {
 			sc.Close()
+			err = fmt.Errorf("migration: record %s %q: %w", nsFolder, key, err)
 			return res, &Error{Class: classifyLocal(ctx, err), Target: job.Target, Err: err}
 		}
+		if cp.Target != "" {
+			f.Target = cp.Target
+		}
+		cps[f.Name] = &cp
 	}
 
 	groups := map[string][]*srcFolder{}

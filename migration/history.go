@@ -55,23 +55,6 @@ func runMailboxPrefix(id int64) string { return fmt.Sprintf("%019d/", id) }
 
 func runMailboxKey(id int64, target string) string { return runMailboxPrefix(id) + target }
 
-func putJSON(tx store.RecordTx, ns, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return tx.Put(ns, key, b, -1)
-}
-
-// putJSONNew writes a record that must not exist yet.
-func putJSONNew(tx store.RecordTx, ns, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return tx.Put(ns, key, b, 0)
-}
-
 func getRunMailbox(tx store.RecordTx, id int64, target string) (RunMailbox, error) {
 	rec, err := tx.Get(nsRunMailbox, runMailboxKey(id, target))
 	if err != nil {

@@ -163,12 +163,23 @@ func txGetJSON(tx store.RecordTx, ns, key string, v any) (found bool, err error)
 	return true, nil
 }
 
+// txPutJSON writes v as the record, whatever its version.
 func txPutJSON(tx store.RecordTx, ns, key string, v any) error {
+	return txPutJSONAt(tx, ns, key, v, -1)
+}
+
+// txPutJSONNew writes a record that must not exist yet.
+func txPutJSONNew(tx store.RecordTx, ns, key string, v any) error {
+	return txPutJSONAt(tx, ns, key, v, 0)
+}
+
+// txPutJSONAt writes v with tx.Put's version precondition.
+func txPutJSONAt(tx store.RecordTx, ns, key string, v any, expectVersion int64) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return tx.Put(ns, key, b, -1)
+	return tx.Put(ns, key, b, expectVersion)
 }
 
 // scanPrefix calls fn for every record of ns whose key starts with

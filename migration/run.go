@@ -654,10 +654,10 @@ func (r *runner) record(i int, rm RunMailbox) error {
 		}
 		rm.Created = old.Created
 		stored = rm
-		if err := putJSON(tx, nsRunMailbox, runMailboxKey(rm.RunID, rm.Target), rm); err != nil {
+		if err := txPutJSON(tx, nsRunMailbox, runMailboxKey(rm.RunID, rm.Target), rm); err != nil {
 			return err
 		}
-		return putJSON(tx, nsRun, runKey(run.ID), run)
+		return txPutJSON(tx, nsRun, runKey(run.ID), run)
 	})
 	if err != nil {
 		return fmt.Errorf("migration: run %d: record %s: %w", run.ID, rm.Target, err)
@@ -757,11 +757,11 @@ func (m *Migrator) interruptMailboxes(ctx context.Context, run Run, targets []st
 					rm.Message = notReached
 				}
 				adjustTotals(&next, rm.Status, +1)
-				if err := putJSON(tx, nsRunMailbox, runMailboxKey(run.ID, rm.Target), rm); err != nil {
+				if err := txPutJSON(tx, nsRunMailbox, runMailboxKey(run.ID, rm.Target), rm); err != nil {
 					return err
 				}
 			}
-			return putJSON(tx, nsRun, runKey(run.ID), next)
+			return txPutJSON(tx, nsRun, runKey(run.ID), next)
 		})
 		if err != nil {
 			return run, fmt.Errorf("migration: run %d: mark interrupted: %w", run.ID, err)
@@ -798,20 +798,31 @@ func (r *runner) heartbeat() (stop func()) {
 
 // beat records a new heartbeat unless the run has ended.
 func (r *runner) beat() error {
+	return r.saveRun(func(run *Run) bool {
+		if !run.Ended.IsZero() {
+			return false
+		}
+		run.Heartbeat = r.m.runTime()
+		return true
+	})
+}
+
+// saveRun applies change to a copy of the run and, unless change returns
+// false, records the copy and keeps it.
+func (r *runner) saveRun(change func(*Run) bool) error {
 	m := r.m
 	m.runMu.Lock()
 	defer m.runMu.Unlock()
 	r.mu.Lock()
 	run := r.run
 	r.mu.Unlock()
-	if !run.Ended.IsZero() {
+	if !change(&run) {
 		return nil
 	}
-	run.Heartbeat = m.runTime()
 	ctx, cancel := bookkeepingContext()
 	defer cancel()
 	err := m.opts.Store.UpdateRecords(ctx, func(tx store.RecordTx) error {
-		return putJSON(tx, nsRun, runKey(run.ID), run)
+		return txPutJSON(tx, nsRun, runKey(run.ID), run)
 	})
 	if err != nil {
 		return err
@@ -876,7 +887,7 @@ func (m *Migrator) interruptAbandoned(ctx context.Context, run Run, seen, now ti
 	run.State, run.Ended = RunInterrupted, now
 	run.Error = "abandoned: no heartbeat since " + seen.Format(time.RFC3339) + " (the process was killed)"
 	err = m.opts.Store.UpdateRecords(ctx, func(tx store.RecordTx) error {
-		return putJSON(tx, nsRun, runKey(run.ID), run)
+		return txPutJSON(tx, nsRun, runKey(run.ID), run)
 	})
 	if err != nil {
 		return fmt.Errorf("migration: run %d: record as abandoned: %w", run.ID, err)
@@ -887,31 +898,22 @@ func (m *Migrator) interruptAbandoned(ctx context.Context, run Run, seen, now ti
 
 // setState records the run's state (and its end time if ended).
 func (r *runner) setState(state RunState, ended bool) error {
-	m := r.m
-	m.runMu.Lock()
-	defer m.runMu.Unlock()
-	r.mu.Lock()
-	run := r.run
-	r.mu.Unlock()
-	run.State = state
-	run.Heartbeat = m.runTime()
-	if ended {
-		run.Ended = run.Heartbeat
-	}
-	if err := r.failure(); err != nil && run.Error == "" {
-		run.Error = err.Error()
-	}
-	ctx, cancel := bookkeepingContext()
-	defer cancel()
-	err := m.opts.Store.UpdateRecords(ctx, func(tx store.RecordTx) error {
-		return putJSON(tx, nsRun, runKey(run.ID), run)
+	var id int64
+	err := r.saveRun(func(run *Run) bool {
+		id = run.ID
+		run.State = state
+		run.Heartbeat = r.m.runTime()
+		if ended {
+			run.Ended = run.Heartbeat
+		}
+		if err := r.failure(); err != nil && run.Error == "" {
+			run.Error = err.Error()
+		}
+		return true
 	})
 	if err != nil {
-		return fmt.Errorf("migration: run %d: record state %s: %w", run.ID, state, err)
+		return fmt.Errorf("migration: run %d: record state %s: %w", id, state, err)
 	}
-	r.mu.Lock()
-	r.run = run
-	r.mu.Unlock()
 	return nil
 }
 
@@ -973,7 +975,7 @@ func (m *Migrator) startRun(ctx context.Context, spec RunSpec, interval time.Dur
 			}
 			run.ID = id + 1
 		}
-		if err := putJSONNew(tx, nsRun, runKey(run.ID), run); err != nil {
+		if err := txPutJSONNew(tx, nsRun, runKey(run.ID), run); err != nil {
 			return err
 		}
 		return putQueued(tx, run.ID, first, now)
@@ -996,7 +998,7 @@ func (m *Migrator) startRun(ctx context.Context, spec RunSpec, interval time.Dur
 			run.Interrupted = run.Mailboxes
 			run.Error = "could not record every mailbox: " + err.Error()
 			_ = m.opts.Store.UpdateRecords(bctx, func(tx store.RecordTx) error {
-				return putJSON(tx, nsRun, runKey(run.ID), run)
+				return txPutJSON(tx, nsRun, runKey(run.ID), run)
 			})
 			return Run{}, fmt.Errorf("migration: start run %d: %w", run.ID, err)
 		}
@@ -1013,7 +1015,7 @@ func putQueued(tx store.RecordTx, runID int64, jobs []Job, now time.Time) error 
 	for _, j := range jobs {
 		rm := RunMailbox{RunID: runID, Target: j.Target, Created: now, Status: RunMailboxQueued,
 			Host: j.Source.Host, Port: j.Source.Port, Login: j.Credentials.Login}
-		if err := putJSONNew(tx, nsRunMailbox, runMailboxKey(runID, j.Target), rm); err != nil {
+		if err := txPutJSONNew(tx, nsRunMailbox, runMailboxKey(runID, j.Target), rm); err != nil {
 			return err
 		}
 	}

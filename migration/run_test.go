@@ -18,6 +18,7 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/internal/dovecottest"
+	"github.com/mailyard/mailyard/internal/mailcorpus"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -87,12 +88,7 @@ func (e *runTestEnv) fill(user, folder string, n, size int) {
 		body := fmt.Sprintf("From: sender@old.example\r\nTo: %s\r\nSubject: message %d in %s\r\n"+
 			"Message-ID: <%d.%s.%s@old.example>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\n\r\n%s\r\n",
 			user, i, folder, i, strings.ReplaceAll(folder, "/", "."), strings.ReplaceAll(user, "@", "."), strings.Repeat("x", size))
-		cmd := c.Append(folder, int64(len(body)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}})
-		_, err := cmd.Write([]byte(body))
-		require.NoError(t, err)
-		require.NoError(t, cmd.Close())
-		_, err = cmd.Wait()
-		require.NoError(t, err)
+		require.NoError(t, mailcorpus.Append(c, mailcorpus.Message{Folder: folder, Flags: []imap.Flag{imap.FlagSeen}, Body: []byte(body)}))
 	}
 	require.NoError(t, c.Logout().Wait())
 }
@@ -489,7 +485,7 @@ func TestRunRecoversAbandonedRuns(t *testing.T) {
 	live := Run{ID: 2, State: RunCollecting, Started: now.Add(-time.Hour), Heartbeat: now.Add(-time.Minute), Mailboxes: 1, Succeeded: 1}
 	require.NoError(t, e.st.UpdateRecords(e.ctx, func(tx store.RecordTx) error {
 		for _, r := range []Run{stale, live} {
-			if err := putJSON(tx, nsRun, runKey(r.ID), r); err != nil {
+			if err := txPutJSON(tx, nsRun, runKey(r.ID), r); err != nil {
 				return err
 			}
 		}
@@ -498,7 +494,7 @@ func TestRunRecoversAbandonedRuns(t *testing.T) {
 			{RunID: 1, Target: "b@example.com", Created: stale.Started, Status: RunMailboxQueued},
 			{RunID: 2, Target: "c@example.com", Created: live.Started, Started: live.Started, Ended: live.Started, Status: RunMailboxOK},
 		} {
-			if err := putJSON(tx, nsRunMailbox, runMailboxKey(rm.RunID, rm.Target), rm); err != nil {
+			if err := txPutJSON(tx, nsRunMailbox, runMailboxKey(rm.RunID, rm.Target), rm); err != nil {
 				return err
 			}
 		}
