@@ -45,27 +45,16 @@ func TestSyncWrongPassword(t *testing.T) {
 }
 
 func TestSyncAllowlistRefusesBeforeDialling(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	var accepted atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
+	addr := listenLoopback(t, func(c net.Conn) {
+		accepted.Add(1)
+		c.Close()
+	})
 	e := newSyncEnv(t, dovecottest.Options{}, func(o *Options) { o.Allowlist = []string{"10.0.0.0/8", "mail.example.net"} })
 	for _, host := range []string{"127.0.0.1", "localhost"} {
 		job := e.job()
 		job.Source.Host = host
-		job.Source.Port = ln.Addr().(*net.TCPAddr).Port
+		job.Source.Port = addr.Port
 		st, err := e.m.Sync(context.Background(), job, nil)
 		if ClassOf(err) != ErrClassConfig || !strings.Contains(err.Error(), "allowlist") {
 			t.Errorf("%s: err %v, want config error naming the allowlist", host, err)
@@ -204,26 +193,18 @@ func TestSyncTLS(t *testing.T) {
 // TestSyncCommandTimeout: a source that greets and then never answers
 // fails with a connection error after CommandTimeout, not never.
 func TestSyncCommandTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("* OK silent server\r\n"))
+	addr := listenLoopback(t, func(c net.Conn) {
+		c.Write([]byte("* OK silent server\r\n"))
+		go func() {
 			defer c.Close()
-		}
-	}()
+			io.Copy(io.Discard, c) // reads, never answers
+		}()
+	})
 	e := newSyncEnv(t, dovecottest.Options{}, func(o *Options) { o.CommandTimeout = 300 * time.Millisecond; o.DialTimeout = 300 * time.Millisecond })
 	job := e.job()
-	job.Source.Port = ln.Addr().(*net.TCPAddr).Port
+	job.Source.Port = addr.Port
 	start := time.Now()
-	_, err = e.m.Sync(context.Background(), job, nil)
+	_, err := e.m.Sync(context.Background(), job, nil)
 	if ClassOf(err) != ErrClassConnection {
 		t.Errorf("err %v (class %q), want connection", err, ClassOf(err))
 	}
@@ -384,48 +365,37 @@ func TestSyncConnLimitAndBandwidth(t *testing.T) {
 	e.load(mailcorpus.Generate(mailcorpus.Options{Seed: 10, PerFolder: 2, LargeSizes: []int{400 << 10, 400 << 10},
 		Folders: []string{"INBOX", "Archive", "Проекты/2024", "Sent Items"}}))
 	// A counting proxy in front of Dovecot sees every connection.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	var cur, peak, conns atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
+	addr := listenLoopback(t, func(c net.Conn) {
+		conns.Add(1)
+		// The proxy learns of a close a moment after the client
+		// released its slot: give the previous connection's EOF a
+		// little time to arrive. A real second connection would
+		// overlap for the whole of a folder's copy.
+		for i := 0; i < 200 && cur.Load() > 0; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		n := cur.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		go func() {
+			defer c.Close()
+			d, err := net.Dial("tcp", e.dove.Addr)
 			if err != nil {
+				cur.Add(-1)
 				return
 			}
-			conns.Add(1)
-			// The proxy learns of a close a moment after the client
-			// released its slot: give the previous connection's EOF a
-			// little time to arrive. A real second connection would
-			// overlap for the whole of a folder's copy.
-			for i := 0; i < 200 && cur.Load() > 0; i++ {
-				time.Sleep(10 * time.Millisecond)
-			}
-			n := cur.Add(1)
-			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-			}
+			defer d.Close()
 			go func() {
-				defer c.Close()
-				d, err := net.Dial("tcp", e.dove.Addr)
-				if err != nil {
-					cur.Add(-1)
-					return
-				}
-				defer d.Close()
-				go func() {
-					io.Copy(d, c) // ends when the client closes
-					cur.Add(-1)
-					d.(*net.TCPConn).CloseWrite()
-				}()
-				io.Copy(c, d)
+				io.Copy(d, c) // ends when the client closes
+				cur.Add(-1)
+				d.(*net.TCPConn).CloseWrite()
 			}()
-		}
-	}()
+			io.Copy(c, d)
+		}()
+	})
 	job := e.job()
-	job.Source.Port = ln.Addr().(*net.TCPAddr).Port
+	job.Source.Port = addr.Port
 	start := time.Now()
 	st, err := e.m.Sync(context.Background(), job, nil)
 	if err != nil {

@@ -269,6 +269,28 @@ func diffItems(want, got []item) string {
 	return b.String()
 }
 
+// listenLoopback listens on a loopback port until the test ends and hands
+// every connection to accept, in the accepting goroutine (a fake source or
+// a proxy in front of one). It returns the listener's address.
+func listenLoopback(t *testing.T, accept func(net.Conn)) *net.TCPAddr {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accept(c)
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr)
+}
+
 // serveIMAP starts our IMAP server on the target store.
 func (e *syncEnv) serveIMAP() string {
 	e.t.Helper()

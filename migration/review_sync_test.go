@@ -31,21 +31,8 @@ type omitProxy struct {
 
 func startOmitProxy(t *testing.T, backend string) *omitProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	p := &omitProxy{addr: ln.Addr().String()}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(c, backend)
-		}
-	}()
+	p := &omitProxy{}
+	p.addr = listenLoopback(t, func(c net.Conn) { go p.serve(c, backend) }).String()
 	return p
 }
 
@@ -147,36 +134,25 @@ func TestSyncSourceOmitsMessage(t *testing.T) {
 // its refusal (some do, in NO and BAD texts) must not get the password
 // into the error, the status or the logs.
 func TestSyncLoginEchoRedacted(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] echo server\r\n")
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					tag, rest, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
-					io.WriteString(c, tag+" NO [AUTHENTICATIONFAILED] refused: "+rest+"\r\n")
+	addr := listenLoopback(t, func(c net.Conn) {
+		go func() {
+			defer c.Close()
+			io.WriteString(c, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] echo server\r\n")
+			r := bufio.NewReader(c)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
 				}
-			}()
-		}
-	}()
+				tag, rest, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
+				io.WriteString(c, tag+" NO [AUTHENTICATIONFAILED] refused: "+rest+"\r\n")
+			}
+		}()
+	})
 	e := newSyncEnv(t, dovecottest.Options{}, nil)
 	for _, mode := range []AuthMode{AuthUser, AuthServiceExchange} {
 		job := e.job()
-		job.Source.Port = ln.Addr().(*net.TCPAddr).Port
+		job.Source.Port = addr.Port
 		job.Credentials.Mode = mode
 		if mode != AuthUser {
 			job.Credentials.Service = `corp\svc`
