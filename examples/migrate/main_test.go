@@ -30,6 +30,7 @@ import (
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/internal/certs"
 	"github.com/mailyard/mailyard/internal/dovecottest"
+	"github.com/mailyard/mailyard/internal/mailcorpus"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -75,12 +76,7 @@ func (f *fixture) fill(user, folder string, n, size int) {
 	for i := range n {
 		body := fmt.Sprintf("From: old@old.example\r\nTo: %s\r\nSubject: %d\r\nMessage-ID: <%d.%s.%s@old.example>\r\n\r\n%s\r\n",
 			user, i, i, folder, user, strings.Repeat("y", size))
-		cmd := c.Append(folder, int64(len(body)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagFlagged}})
-		_, err := cmd.Write([]byte(body))
-		require.NoError(t, err)
-		require.NoError(t, cmd.Close())
-		_, err = cmd.Wait()
-		require.NoError(t, err)
+		require.NoError(t, mailcorpus.Append(c, mailcorpus.Message{Folder: folder, Flags: []imap.Flag{imap.FlagFlagged}, Body: []byte(body)}))
 	}
 }
 
