@@ -350,7 +350,26 @@ func (c *Conn) complete(tag, name string, err error, sendOK bool) error {
 		imapErr *imap.Error
 		decErr  *imapwire.DecoderExpectError
 	)
-	if errors.As(err, &imapErr) {
+	var later *okAfterPoll
+	if errors.As(err, &later) {
+		// mailyard: an OK whose code depends on the updates.
+		if err := c.poll(name); err != nil {
+			return err
+		}
+		resp = &imap.StatusResponse{
+			Type: imap.StatusResponseTypeOK,
+			Code: later.code(),
+			Text: fmt.Sprintf("%v completed", name),
+		}
+	} else if errors.As(err, &imapErr) {
+		if imapErr.Type == imap.StatusResponseTypeOK {
+			// mailyard: a session's OK with a response code (STORE's
+			// [MODIFIED], RFC 7162 §3.1.3) follows the updates, as a
+			// plain OK does.
+			if err := c.poll(name); err != nil {
+				return err
+			}
+		}
 		resp = (*imap.StatusResponse)(imapErr)
 	} else if errors.As(err, &decErr) {
 		resp = &imap.StatusResponse{
@@ -375,6 +394,15 @@ func (c *Conn) complete(tag, name string, err error, sendOK bool) error {
 	}
 	return c.writeStatusResp(tag, resp)
 }
+
+// okAfterPoll, returned by a handler, ends its command with a tagged OK
+// whose response code is computed after the command's updates are
+// written (EXPUNGE's [HIGHESTMODSEQ], RFC 7162 §3.2.7).
+//
+// mailyard: added for QRESYNC.
+type okAfterPoll struct{ code func() imap.ResponseCode }
+
+func (*okAfterPoll) Error() string { return "command completed" }
 
 func (c *Conn) handleNoop(dec *imapwire.Decoder) error {
 	if !dec.ExpectCRLF() {

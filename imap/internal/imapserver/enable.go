@@ -121,18 +121,6 @@ func (c *Conn) writeHighestModSeqValue(modSeq uint64) error {
 	return enc.CRLF()
 }
 
-// completeWithCode is how a command ends with a tagged OK carrying a
-// response code ([MODIFIED set] after STORE, RFC 7162 §3.1.3).
-// readCommand writes an *imap.Error of type OK as the tagged response but
-// does not poll for it as it does for a plain OK, so the poll is done here
-// first.
-func (c *Conn) completeWithCode(cmd string, code imap.ResponseCode, text string) error {
-	if err := c.poll(cmd); err != nil {
-		return err
-	}
-	return &imap.Error{Type: imap.StatusResponseTypeOK, Code: code, Text: text}
-}
-
 // maxModSeq is the largest mod-sequence-value (RFC 7162 §7: an unsigned
 // 63-bit integer).
 const maxModSeq = 1<<63 - 1

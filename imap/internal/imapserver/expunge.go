@@ -35,28 +35,22 @@ func (c *Conn) expunge(uids *imap.UIDSet) error {
 	if !w.expunged {
 		return nil
 	}
-	cmd := "EXPUNGE"
-	if uids != nil {
-		cmd = "UID EXPUNGE"
-	}
-	return c.completeWithHighestModSeq(cmd)
+	return c.okWithHighestModSeq()
 }
 
-// completeWithHighestModSeq ends cmd, which expunged messages, with OK
+// okWithHighestModSeq ends a command that expunged messages with OK
 // [HIGHESTMODSEQ n] once QRESYNC is enabled (RFC 7162 §3.2.7), n being
 // taken after the poll that follows the command.
 //
 // mailyard: added for QRESYNC.
-func (c *Conn) completeWithHighestModSeq(cmd string) error {
+func (c *Conn) okWithHighestModSeq() error {
 	sess, ok := c.session.(SessionCondStore)
 	if !ok || !c.Enabled(imap.CapQResync) {
 		return nil
 	}
-	if err := c.poll(cmd); err != nil {
-		return err
-	}
-	code := imap.ResponseCode(fmt.Sprintf("HIGHESTMODSEQ %d", sess.HighestModSeq()))
-	return &imap.Error{Type: imap.StatusResponseTypeOK, Code: code, Text: cmd + " completed"}
+	return &okAfterPoll{code: func() imap.ResponseCode {
+		return imap.ResponseCode(fmt.Sprintf("HIGHESTMODSEQ %d", sess.HighestModSeq()))
+	}}
 }
 
 func (c *Conn) writeExpunge(seqNum uint32) error {

@@ -26,11 +26,7 @@ func (c *Conn) handleMove(dec *imapwire.Decoder, numKind NumKind) error {
 	if !w.expunged {
 		return nil
 	}
-	cmd := "MOVE"
-	if numKind == NumKindUID {
-		cmd = "UID MOVE"
-	}
-	return c.completeWithHighestModSeq(cmd)
+	return c.okWithHighestModSeq()
 }
 
 // MoveWriter writes responses for the MOVE command.

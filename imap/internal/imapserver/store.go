@@ -1,7 +1,6 @@
 package imapserver
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -95,22 +94,14 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 	}
 
 	w := &FetchWriter{conn: c}
-	err = c.session.Store(w, numSet, &imap.StoreFlags{
+	// mailyard: a conditional STORE that failed for some messages ends
+	// with an OK carrying [MODIFIED set] (RFC 7162 §3.1.3), which
+	// Conn.complete writes after the updates.
+	return c.session.Store(w, numSet, &imap.StoreFlags{
 		Op:     op,
 		Silent: silent,
 		Flags:  flags,
 	}, &options)
-	// mailyard: a session ends a conditional STORE that failed for some
-	// messages with an OK carrying [MODIFIED set] (RFC 7162 §3.1.3).
-	var imapErr *imap.Error
-	if errors.As(err, &imapErr) && imapErr.Type == imap.StatusResponseTypeOK {
-		cmd := "STORE"
-		if numKind == NumKindUID {
-			cmd = "UID STORE"
-		}
-		return c.completeWithCode(cmd, imapErr.Code, imapErr.Text)
-	}
-	return err
 }
 
 // readStoreModifier reads one store-modifier (RFC 7162 §7):
