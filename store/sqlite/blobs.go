@@ -76,7 +76,7 @@ func newBlobStore(dir string) (*blobStore, error) {
 	}
 	if created {
 		// The fan-out directories must survive a crash before any blob
-		// renamed into them is acknowledged.
+		// created in them is acknowledged.
 		for _, d := range []string{b.root, dir, filepath.Dir(dir)} {
 			if err := syncDir(d); err != nil {
 				return nil, err

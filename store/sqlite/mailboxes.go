@@ -282,17 +282,10 @@ func (s *Store) RenameMailbox(ctx context.Context, account, oldName, newName str
 				return err
 			}
 			// The subscription follows the mailbox (store.Mailboxes):
-			// names of mailboxes that do not exist stay as they are.
-			res, err := tx.exec("DELETE FROM subscriptions WHERE account = ? AND name = ?", account, m.name)
-			if err != nil {
+			// names of mailboxes that do not exist stay as they are. OR
+			// REPLACE: target may be subscribed already.
+			if _, err := tx.exec("UPDATE OR REPLACE subscriptions SET name = ? WHERE account = ? AND name = ?", target, account, m.name); err != nil {
 				return err
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n > 0 {
-				if err := tx.subscribe(account, target, true); err != nil {
-					return err
-				}
 			}
 			tx.publish(store.Change{Kind: store.ChangeMailboxRenamed, Account: account, Mailbox: target, OldName: m.name})
 		}

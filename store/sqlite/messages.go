@@ -34,6 +34,12 @@ func (z zones) at(offset int) *time.Location {
 	return loc
 }
 
+// instant is the Unix time nanos in the zone offset seconds east of UTC,
+// as the index stores INTERNALDATE.
+func (z zones) instant(nanos int64, offset int) time.Time {
+	return time.Unix(0, nanos).In(z.at(offset))
+}
+
 func scanMessage(r interface{ Scan(...any) error }, z zones) (store.Message, error) {
 	var m store.Message
 	var flags string
@@ -43,7 +49,7 @@ func scanMessage(r interface{ Scan(...any) error }, z zones) (store.Message, err
 		return m, err
 	}
 	m.Flags = decodeFlags(flags)
-	m.InternalDate = time.Unix(0, date).In(z.at(offset))
+	m.InternalDate = z.instant(date, offset)
 	return m, nil
 }
 
@@ -275,7 +281,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 // inStoredZone returns t as Store methods give it back: in a fixed zone
 // with t's offset (UTC for offset 0), without a monotonic reading.
 func inStoredZone(t time.Time) time.Time {
-	return time.Unix(0, t.UnixNano()).In(zones{}.at(zoneOffset(t)))
+	return zones{}.instant(t.UnixNano(), zoneOffset(t))
 }
 
 // wallNanos is t's wall-clock time in its zone as Unix nanoseconds, as if

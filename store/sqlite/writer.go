@@ -25,29 +25,25 @@ type request struct {
 type wtx struct {
 	s   *Store
 	ctx context.Context // the store's, not the caller's: a caller giving up must not break the batch
-	c   *sql.Conn
 	req *request
 }
 
 func (t *wtx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	if st := t.s.wstmt(q); st != nil {
-		return st.ExecContext(ctx, args...)
-	}
-	return t.c.ExecContext(ctx, q, args...)
+	return t.s.wExecContext(ctx, q, args...)
 }
 
 func (t *wtx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	if st := t.s.wstmt(q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
-	return t.c.QueryContext(ctx, q, args...)
+	return t.s.wconn.QueryContext(ctx, q, args...)
 }
 
 func (t *wtx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
 	if st := t.s.wstmt(q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	return t.c.QueryRowContext(ctx, q, args...)
+	return t.s.wconn.QueryRowContext(ctx, q, args...)
 }
 
 func (t *wtx) exec(q string, args ...any) (sql.Result, error) {
@@ -91,16 +87,13 @@ func (s *Store) wstmt(q string) *sql.Stmt {
 	return st
 }
 
-// wexec runs a transaction-control statement on the writer connection,
-// prepared once.
-func (s *Store) wexec(ctx context.Context, q string) error {
-	var err error
+// wExecContext runs q on the writer connection, prepared (see wstmt):
+// the statements of requests and the transaction control of runBatch.
+func (s *Store) wExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	if st := s.wstmt(q); st != nil {
-		_, err = st.ExecContext(ctx)
-	} else {
-		_, err = s.wconn.ExecContext(ctx, q)
+		return st.ExecContext(ctx, args...)
 	}
-	return err
+	return s.wconn.ExecContext(ctx, q, args...)
 }
 
 // publish queues a change for the feed; it is sent after the commit.
@@ -232,35 +225,34 @@ func (s *Store) runBatch(batch []*request) {
 			}
 		}
 	}
-	c := s.wconn
-	if err := s.wexec(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if _, err := s.wExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		failAll(fmt.Errorf("sqlite: begin: %w", err))
 		return
 	}
 	for _, r := range live {
-		if err := s.wexec(ctx, "SAVEPOINT req"); err != nil {
-			s.abort(ctx, c)
+		if _, err := s.wExecContext(ctx, "SAVEPOINT req"); err != nil {
+			s.abort(ctx)
 			failAll(fmt.Errorf("sqlite: savepoint: %w", err))
 			return
 		}
-		tx := &wtx{s: s, ctx: ctx, c: c, req: r}
+		tx := &wtx{s: s, ctx: ctx, req: r}
 		r.err = callFn(r.fn, tx)
 		if r.err != nil {
 			r.changes, r.freeBlobs = nil, nil
-			if err := s.wexec(ctx, "ROLLBACK TO req"); err != nil {
-				s.abort(ctx, c)
+			if _, err := s.wExecContext(ctx, "ROLLBACK TO req"); err != nil {
+				s.abort(ctx)
 				failAll(fmt.Errorf("sqlite: rollback to savepoint: %w", err))
 				return
 			}
 		}
-		if err := s.wexec(ctx, "RELEASE req"); err != nil {
-			s.abort(ctx, c)
+		if _, err := s.wExecContext(ctx, "RELEASE req"); err != nil {
+			s.abort(ctx)
 			failAll(fmt.Errorf("sqlite: release savepoint: %w", err))
 			return
 		}
 	}
-	if err := s.wexec(ctx, "COMMIT"); err != nil {
-		s.abort(ctx, c)
+	if _, err := s.wExecContext(ctx, "COMMIT"); err != nil {
+		s.abort(ctx)
 		failAll(fmt.Errorf("sqlite: commit: %w", err))
 		return
 	}
@@ -280,8 +272,8 @@ func (s *Store) runBatch(batch []*request) {
 	}
 }
 
-func (s *Store) abort(ctx context.Context, c *sql.Conn) {
-	if err := s.wexec(ctx, "ROLLBACK"); err != nil {
+func (s *Store) abort(ctx context.Context) {
+	if _, err := s.wExecContext(ctx, "ROLLBACK"); err != nil {
 		s.log.Error("rollback after failed batch", "err", err)
 	}
 }
