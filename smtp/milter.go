@@ -508,22 +508,18 @@ func (c *milterChain) message(ctx context.Context, id string, fields []headerFie
 			edits = mods
 			return act, nil
 		})
-		if v.kind == verdictContinue || v.kind == verdictAccept {
-			for _, e := range edits {
-				if e.Code == milter.ActQuarantine {
-					if final.reason == "" {
-						final.reason, final.milter = e.Reason, mc.spec.Name
-						if final.reason == "" {
-							final.reason = "quarantined by " + mc.spec.Name
-						}
-					}
-					continue
-				}
-				final.edits = append(final.edits, e)
-			}
-		}
 		if v.kind != verdictContinue && v.kind != verdictAccept {
 			return v
+		}
+		for _, e := range edits {
+			if e.Code != milter.ActQuarantine {
+				final.edits = append(final.edits, e)
+			} else if final.reason == "" {
+				final.reason, final.milter = e.Reason, mc.spec.Name
+				if final.reason == "" {
+					final.reason = "quarantined by " + mc.spec.Name
+				}
+			}
 		}
 	}
 	if final.reason != "" {

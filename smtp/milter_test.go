@@ -236,6 +236,24 @@ func TestMilterAcceptDoesNotExemptFromLaterMilters(t *testing.T) {
 	}
 }
 
+// milterStuckAtRcpt starts a test milter that never answers RCPT for
+// rcpt (until the test ends), so that the server's read times out.
+func milterStuckAtRcpt(t *testing.T, rcpt string) *testMilter {
+	t.Helper()
+	tm := startTestMilter(t)
+	stuck := make(chan struct{})
+	t.Cleanup(func() { close(stuck) })
+	tm.set(func(tm *testMilter) {
+		tm.onRcpt = func(r string) milter.Response {
+			if r == rcpt {
+				<-stuck
+			}
+			return milter.RespContinue
+		}
+	})
+	return tm
+}
+
 // A milter that fails at one RCPT (here: times out) with on-failure
 // tempfail or reject refuses that recipient and every later command of
 // the transaction: the next recipient is not accepted unscanned, and no
@@ -250,17 +268,7 @@ func TestMilterFailureAtRcptRefusesTheRest(t *testing.T) {
 		{MilterFailReject, 550, "5.7.1"},
 	} {
 		t.Run(tc.action.String(), func(t *testing.T) {
-			tm := startTestMilter(t)
-			stuck := make(chan struct{})
-			t.Cleanup(func() { close(stuck) })
-			tm.set(func(tm *testMilter) {
-				tm.onRcpt = func(r string) milter.Response {
-					if r == "bob@example.test" {
-						<-stuck
-					}
-					return milter.RespContinue
-				}
-			})
+			tm := milterStuckAtRcpt(t, "bob@example.test")
 			ts := milterServer(t, Milter{Name: "av", Address: tm.addr, ReadTimeout: 500 * time.Millisecond, OnFailure: tc.action})
 			c := ts.client(t)
 			if err := c.Mail("x@remote.test", nil); err != nil {
@@ -288,17 +296,7 @@ func TestMilterFailureAtRcptRefusesTheRest(t *testing.T) {
 // The same, with recipients accepted before the milter failed: DATA is
 // refused, the message is not delivered unscanned.
 func TestMilterFailureAtRcptRefusesData(t *testing.T) {
-	tm := startTestMilter(t)
-	stuck := make(chan struct{})
-	t.Cleanup(func() { close(stuck) })
-	tm.set(func(tm *testMilter) {
-		tm.onRcpt = func(r string) milter.Response {
-			if r == "bob@example.test" {
-				<-stuck
-			}
-			return milter.RespContinue
-		}
-	})
+	tm := milterStuckAtRcpt(t, "bob@example.test")
 	ts := milterServer(t, Milter{Name: "av", Address: tm.addr, ReadTimeout: 500 * time.Millisecond})
 	c := ts.client(t)
 	if err := c.Mail("x@remote.test", nil); err != nil {
