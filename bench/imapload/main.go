@@ -245,8 +245,7 @@ var baseDate = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 
 // message generates message number n for the account with index acct. The
 // bytes depend only on (acct, n, tag): both servers get the same messages.
-// Shapes: 60% text/plain 1-8 KB, 25% multipart/alternative, 15% with a
-// 20-60 KB attachment.
+// Shapes: see mix.
 func message(acct, n int, tag string) []byte {
 	r := rand.New(rand.NewPCG(uint64(acct)+1, uint64(n)+1))
 	date := baseDate.Add(time.Duration(n) * 7 * time.Minute)
