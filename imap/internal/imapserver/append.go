@@ -69,35 +69,42 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 		appendLimit = int64(appendLimitSession.AppendLimit())
 	}
 
+	// mailyard: every refusal comes before the continuation request, the
+	// state check included (upstream read the whole literal of an APPEND
+	// before login); the data of a refused non-synchronising literal is
+	// skipped by the caller (Conn.skipCommand), RFC 7888 §4.
+	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
+		return err
+	}
+	if err := c.checkNonSyncLiteral(lit.Size(), nonSync); err != nil {
+		return err
+	}
 	if lit.Size() > appendLimit {
-		return &imap.Error{
+		return c.refuseLiteral(lit.Size(), nonSync, &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodeTooBig,
 			Text: fmt.Sprintf("Literals are limited to %v bytes for this command", appendLimit),
-		}
+		})
 	}
 	if err := c.acceptLiteral(lit.Size(), nonSync); err != nil {
 		return err
 	}
+	lit.Accept()
 
 	c.setReadTimeout(literalReadTimeout)
 	defer c.setReadTimeout(cmdReadTimeout)
 
-	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
-		io.Copy(io.Discard, lit)
-		dec.CRLF()
-		return err
-	}
-
 	data, appendErr := c.session.Append(mailbox, lit, &options)
 	if _, discardErr := io.Copy(io.Discard, lit); discardErr != nil {
-		return err
+		return discardErr
 	}
+	// mailyard: upstream returned nil (no answer at all) when the
+	// command did not end after the literal.
 	if dataExt != "" && !dec.ExpectSpecial(')') {
 		return dec.Err()
 	}
 	if !dec.ExpectCRLF() {
-		return err
+		return dec.Err()
 	}
 	if appendErr != nil {
 		return appendErr

@@ -26,6 +26,15 @@ const (
 	literalWriteTimeout = 5 * time.Minute
 
 	maxCommandSize = 50 * 1024 // RFC 2683 section 3.2.1.5 says 8KiB minimum
+
+	// maxBufferedLiteral is the largest literal read into memory (all but
+	// APPEND's).
+	maxBufferedLiteral = 4096
+	// maxSkip bounds what is read and thrown away of a command that
+	// failed: the rest of its line and the data of its non-synchronising
+	// literals. Beyond it the connection is closed (imapwire package
+	// documentation).
+	maxSkip = 1 << 20
 )
 
 var internalServerErrorResp = &imap.StatusResponse{
@@ -336,8 +345,32 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}
 	}
 
-	dec.DiscardLine()
-	return c.complete(tag, name, err, sendOK)
+	// mailyard: a command that failed before its end is answered first,
+	// then skipped up to where the client's next command begins, or the
+	// connection is closed (imapwire.Decoder.Skip). Upstream discarded
+	// one line, so that a refused literal's data ran as commands.
+	if dec.AtCommandEnd() || c.state == imap.ConnStateLogout {
+		return c.complete(tag, name, err, sendOK)
+	}
+	if err := c.complete(tag, name, err, sendOK); err != nil {
+		return err
+	}
+	return c.skipCommand(dec)
+}
+
+// skipCommand discards the rest of a failed command; when that is not
+// possible it says BYE and closes the connection.
+//
+// mailyard: added.
+func (c *Conn) skipCommand(dec *imapwire.Decoder) error {
+	err := dec.Skip(maxSkip)
+	var skipErr *imapwire.SkipError
+	if !errors.As(err, &skipErr) {
+		return err
+	}
+	c.server.logger().Printf("closing connection from %v: %v", c.conn.RemoteAddr(), skipErr)
+	c.state = imap.ConnStateLogout
+	return c.Bye("Cannot skip the rest of the command")
 }
 
 // complete writes the tagged response of a command that ended with err;
@@ -470,30 +503,62 @@ func (c *Conn) handleUnsubscribe(dec *imapwire.Decoder) error {
 }
 
 func (c *Conn) checkBufferedLiteral(size int64, nonSync bool) error {
-	if size > 4096 {
-		return &imap.Error{
+	if err := c.checkNonSyncLiteral(size, nonSync); err != nil {
+		return err
+	}
+	if size > maxBufferedLiteral {
+		return c.refuseLiteral(size, nonSync, &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodeTooBig,
-			Text: "Literals are limited to 4096 bytes for this command",
-		}
+			Text: fmt.Sprintf("Literals are limited to %d bytes for this command", maxBufferedLiteral),
+		})
 	}
-
 	return c.acceptLiteral(size, nonSync)
 }
 
-func (c *Conn) acceptLiteral(size int64, nonSync bool) error {
-	if nonSync && size > 4096 && !c.server.options.caps().Has(imap.CapLiteralPlus) {
-		return &imap.Error{
-			Type: imap.StatusResponseTypeBad,
-			Text: "Non-synchronizing literals are limited to 4096 bytes",
-		}
+// checkNonSyncLiteral refuses a non-synchronising literal of more than
+// 4096 bytes unless LITERAL+ was announced, which happens after login
+// only (RFC 7888: LITERAL- allows 4096 bytes, and such a literal is
+// rejected with BAD).
+//
+// mailyard: upstream looked at the server's capabilities, not at those
+// the connection announced.
+func (c *Conn) checkNonSyncLiteral(size int64, nonSync bool) error {
+	if !nonSync || size <= maxBufferedLiteral {
+		return nil
 	}
+	authenticated := c.state == imap.ConnStateAuthenticated || c.state == imap.ConnStateSelected
+	if authenticated && c.server.options.caps().Has(imap.CapLiteralPlus) {
+		return nil
+	}
+	return c.refuseLiteral(size, nonSync, &imap.Error{
+		Type: imap.StatusResponseTypeBad,
+		Code: imap.ResponseCodeTooBig,
+		Text: fmt.Sprintf("Non-synchronizing literals are limited to %d bytes", maxBufferedLiteral),
+	})
+}
 
+// acceptLiteral lets the client send a literal's data: it writes the
+// continuation request of a synchronising literal.
+func (c *Conn) acceptLiteral(size int64, nonSync bool) error {
 	if nonSync {
 		return nil
 	}
-
 	return c.writeContReq("Ready for literal data")
+}
+
+// refuseLiteral logs a literal that is refused and returns resp, the
+// command's answer.
+//
+// mailyard: added; the literal's data, if the client sends it, is
+// skipped (Conn.skipCommand).
+func (c *Conn) refuseLiteral(size int64, nonSync bool, resp *imap.Error) error {
+	kind := "synchronizing"
+	if nonSync {
+		kind = "non-synchronizing"
+	}
+	c.server.logger().Printf("refused %s literal of %d bytes from %v: %s", kind, size, c.conn.RemoteAddr(), resp.Text)
+	return resp
 }
 
 func (c *Conn) canAuth() bool {

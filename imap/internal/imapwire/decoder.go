@@ -13,8 +13,12 @@ import (
 	"github.com/mailyard/mailyard/imap/internal/utf7"
 )
 
-// This limits the max list nesting depth to prevent stack overflow.
-const maxListDepth = 1000
+// MaxDepth bounds how deeply a command may nest: parenthesised lists and
+// the operands of recursive grammar rules (SEARCH's NOT and OR) together.
+// Deeper input fails with a DecoderExpectError (answered BAD) instead of
+// growing the stack without bound. mailyard: upstream counted lists only,
+// and failed with an error that was answered NO [SERVERBUG].
+const MaxDepth = 1000
 
 // IsAtomChar returns true if ch is an ATOM-CHAR.
 func IsAtomChar(ch byte) bool {
@@ -59,10 +63,19 @@ type Decoder struct {
 	r         *bufio.Reader
 	side      ConnSide
 	err       error
-	literal   bool
 	crlf      bool
 	listDepth int
 	readBytes int64
+
+	// mailyard: open is the literal whose header was read and whose data
+	// was not read to its end, nil if none; no other element is decoded
+	// while it is open. tail holds the last bytes read since the start
+	// of the current line or the end of the last literal, so that Skip
+	// can tell whether the line ended with a literal's header.
+	open    *LiteralReader
+	tail    [tailSize]byte
+	ntail   int
+	tailCut bool // bytes were dropped from the start of tail
 }
 
 // NewDecoder creates a new decoder.
@@ -75,6 +88,26 @@ func (dec *Decoder) mustUnreadByte() {
 		panic(fmt.Errorf("imapwire: failed to unread byte: %v", err))
 	}
 	dec.readBytes--
+	if dec.ntail > 0 {
+		dec.ntail--
+	}
+}
+
+// resetTail starts a new line, or the part of a line after a literal.
+func (dec *Decoder) resetTail() {
+	dec.ntail = 0
+	dec.tailCut = false
+}
+
+// remember adds b to the tail of the current line.
+func (dec *Decoder) remember(b byte) {
+	if dec.ntail == len(dec.tail) {
+		copy(dec.tail[:], dec.tail[len(dec.tail)/2:])
+		dec.ntail = len(dec.tail) / 2
+		dec.tailCut = true
+	}
+	dec.tail[dec.ntail] = b
+	dec.ntail++
 }
 
 // Err returns the decoder error, if any.
@@ -93,13 +126,20 @@ func (dec *Decoder) returnErr(err error) bool {
 }
 
 func (dec *Decoder) readByte() (byte, bool) {
-	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize {
-		return 0, dec.returnErr(fmt.Errorf("imapwire: max size exceeded"))
+	// mailyard: nothing more is read once an error is recorded: the
+	// bytes that follow may be a refused literal's data or the client's
+	// next command, and only Skip knows which.
+	if dec.err != nil {
+		return 0, false
 	}
-	dec.crlf = false
-	if dec.literal {
+	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize {
+		// mailyard: the client's error, answered BAD (was SERVERBUG).
+		return 0, dec.returnErr(&DecoderExpectError{Message: "command too long"})
+	}
+	if dec.open != nil {
 		return 0, dec.returnErr(fmt.Errorf("imapwire: cannot decode while a literal is open"))
 	}
+	dec.crlf = false
 	b, err := dec.r.ReadByte()
 	if err != nil {
 		if err == io.EOF {
@@ -108,6 +148,7 @@ func (dec *Decoder) readByte() (byte, bool) {
 		return b, dec.returnErr(err)
 	}
 	dec.readBytes++
+	dec.remember(b)
 	return b, true
 }
 
@@ -178,6 +219,7 @@ func (dec *Decoder) CRLF() bool {
 		return false
 	}
 	dec.crlf = true
+	dec.resetTail()
 	return true
 }
 
@@ -244,15 +286,6 @@ func (dec *Decoder) Text(ptr *string) bool {
 
 func (dec *Decoder) ExpectText(ptr *string) bool {
 	return dec.Expect(dec.Text(ptr), "text")
-}
-
-func (dec *Decoder) DiscardLine() {
-	if dec.crlf {
-		return
-	}
-	var text string
-	dec.Text(&text)
-	dec.CRLF()
 }
 
 func (dec *Decoder) DiscardValue() bool {
@@ -412,26 +445,35 @@ func (dec *Decoder) List(f func() error) (isList bool, err error) {
 		return true, nil
 	}
 
+	return true, dec.Nest(func() error {
+		for {
+			if err := f(); err != nil {
+				return err
+			}
+
+			if dec.Special(')') {
+				return nil
+			} else if !dec.ExpectSP() {
+				return dec.Err()
+			}
+		}
+	})
+}
+
+// Nest runs f, which decodes an element nested in the current one (a
+// list's items, the operand of SEARCH's NOT). Beyond MaxDepth levels it
+// records and returns a DecoderExpectError instead: the command is
+// answered BAD.
+func (dec *Decoder) Nest(f func() error) error {
+	if dec.listDepth >= MaxDepth {
+		dec.returnErr(&DecoderExpectError{Message: fmt.Sprintf("nested more than %d levels deep", MaxDepth)})
+		return dec.err
+	}
 	dec.listDepth++
 	defer func() {
 		dec.listDepth--
 	}()
-
-	if dec.listDepth >= maxListDepth {
-		return false, fmt.Errorf("imapwire: exceeded max depth")
-	}
-
-	for {
-		if err := f(); err != nil {
-			return true, err
-		}
-
-		if dec.Special(')') {
-			return true, nil
-		} else if !dec.ExpectSP() {
-			return true, dec.Err()
-		}
-	}
+	return f()
 }
 
 func (dec *Decoder) ExpectList(f func() error) error {
@@ -506,11 +548,15 @@ func (dec *Decoder) Literal(ptr *string) bool {
 		return false
 	}
 	if dec.CheckBufferedLiteralFunc != nil {
+		// mailyard: a refused literal stays open and its error is
+		// recorded, so that nothing decodes its data or the client's next
+		// command as the rest of this one (upstream cancelled the literal
+		// and went on reading); see Skip.
 		if err := dec.CheckBufferedLiteralFunc(lit.Size(), nonSync); err != nil {
-			lit.cancel()
-			return false
+			return dec.returnErr(err)
 		}
 	}
+	lit.Accept()
 	var sb strings.Builder
 	_, err := io.Copy(&sb, lit)
 	if err == nil {
@@ -533,12 +579,15 @@ func (dec *Decoder) LiteralReader() (lit *LiteralReader, nonSync, ok bool) {
 	if !dec.ExpectSpecial('}') || !dec.ExpectCRLF() {
 		return nil, false, false
 	}
-	dec.literal = true
+	// mailyard: the CRLF ends the literal's header, not the command.
+	dec.crlf = false
 	lit = &LiteralReader{
-		dec:  dec,
-		size: size,
-		r:    io.LimitReader(dec.r, size),
+		dec:     dec,
+		size:    size,
+		nonSync: nonSync,
+		r:       &io.LimitedReader{R: dec.r, N: size},
 	}
+	dec.open = lit
 	return lit, nonSync, true
 }
 
@@ -551,13 +600,25 @@ func (dec *Decoder) ExpectLiteralReader() (lit *LiteralReader, nonSync bool, err
 }
 
 type LiteralReader struct {
-	dec  *Decoder
-	size int64
-	r    io.Reader
+	dec      *Decoder
+	size     int64
+	nonSync  bool
+	accepted bool
+	r        *io.LimitedReader
 }
 
 func (lit *LiteralReader) Size() int64 {
 	return lit.size
+}
+
+// Accept records that the client sends the literal's data: the server
+// sent the continuation request of a synchronising literal (RFC 9051
+// §4.3), or takes a non-synchronising one (RFC 7888). Skip relies on it:
+// the data of a synchronising literal that was not accepted never comes.
+//
+// mailyard: added with Skip.
+func (lit *LiteralReader) Accept() {
+	lit.accepted = true
 }
 
 func (lit *LiteralReader) Read(b []byte) (int, error) {
@@ -572,6 +633,8 @@ func (lit *LiteralReader) cancel() {
 	if lit.dec == nil {
 		return
 	}
-	lit.dec.literal = false
+	if lit.dec.open == lit {
+		lit.dec.open = nil
+	}
 	lit.dec = nil
 }

@@ -1,0 +1,373 @@
+package imapserver
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// recSession records the commands that reach it. Any other command calls
+// a method of the nil embedded interface; the panic closes the connection
+// and fails the test that sent it.
+type recSession struct {
+	Session
+	appendLimit uint32
+	mu          sync.Mutex
+	calls       []string
+}
+
+func (s *recSession) record(format string, args ...any) {
+	s.mu.Lock()
+	s.calls = append(s.calls, fmt.Sprintf(format, args...))
+	s.mu.Unlock()
+}
+
+func (s *recSession) recorded() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.calls...)
+}
+
+func (s *recSession) Close() error                   { return nil }
+func (s *recSession) Poll(*UpdateWriter, bool) error { return nil }
+func (s *recSession) AppendLimit() uint32            { return s.appendLimit }
+
+func (s *recSession) Login(user, pass string) error {
+	s.record("LOGIN %s %s", user, pass)
+	return nil
+}
+
+func (s *recSession) Create(name string, _ *imap.CreateOptions) error {
+	s.record("CREATE %s", name)
+	return nil
+}
+
+func (s *recSession) Delete(name string) error {
+	s.record("DELETE %s", name)
+	return nil
+}
+
+func (s *recSession) Rename(old, new string, _ *imap.RenameOptions) error {
+	s.record("RENAME %s %s", old, new)
+	return nil
+}
+
+func (s *recSession) Append(name string, r imap.LiteralReader, _ *imap.AppendOptions) (*imap.AppendData, error) {
+	n, err := io.Copy(io.Discard, r)
+	if err != nil {
+		return nil, err
+	}
+	s.record("APPEND %s %d", name, n)
+	return nil, nil
+}
+
+// literalServer serves recSessions on a loopback port with LITERAL+, the
+// capability of Mailyard's server, and an APPENDLIMIT of 1000 bytes.
+type literalServer struct {
+	addr     string
+	mu       sync.Mutex
+	sessions []*recSession
+	logs     []string
+}
+
+func (ls *literalServer) Printf(format string, args ...any) {
+	ls.mu.Lock()
+	ls.logs = append(ls.logs, fmt.Sprintf(format, args...))
+	ls.mu.Unlock()
+}
+
+// calls returns what every session recorded.
+func (ls *literalServer) calls() []string {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	var all []string
+	for _, s := range ls.sessions {
+		all = append(all, s.recorded()...)
+	}
+	return all
+}
+
+func (ls *literalServer) logged(part string) bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, l := range ls.logs {
+		if strings.Contains(l, part) {
+			return true
+		}
+	}
+	return false
+}
+
+func newLiteralServer(t testing.TB) *literalServer {
+	ls := &literalServer{}
+	srv := New(&Options{
+		NewSession: func(*Conn) (Session, *GreetingData, error) {
+			s := &recSession{appendLimit: 1000}
+			ls.mu.Lock()
+			ls.sessions = append(ls.sessions, s)
+			ls.mu.Unlock()
+			return s, nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapLiteralPlus: {}},
+		InsecureAuth: true,
+		Logger:       ls,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	ls.addr = ln.Addr().String()
+	return ls
+}
+
+// wireClient is a raw connection; every read must come within a second.
+type wireClient struct {
+	t  testing.TB
+	nc net.Conn
+	r  *bufio.Reader
+}
+
+func (ls *literalServer) dial(t testing.TB) *wireClient {
+	nc, err := net.Dial("tcp", ls.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := &wireClient{t: t, nc: nc, r: bufio.NewReader(nc)}
+	if l := c.line(); !strings.HasPrefix(l, "* OK") {
+		t.Fatalf("greeting: %q", l)
+	}
+	return c
+}
+
+func (ls *literalServer) loggedIn(t testing.TB) *wireClient {
+	c := ls.dial(t)
+	c.send("a LOGIN user pass\r\n")
+	c.expect("a OK")
+	return c
+}
+
+func (c *wireClient) send(s string) {
+	c.t.Helper()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c.nc, s); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// line reads one line, failing the test if none comes within a second or
+// it answers an injected command (tag "z").
+func (c *wireClient) line() string {
+	c.t.Helper()
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+	l, err := c.r.ReadString('\n')
+	if err != nil {
+		c.t.Fatalf("no answer within a second: %v (got %q)", err, l)
+	}
+	if strings.HasPrefix(l, "z ") {
+		c.t.Fatalf("a command inside a literal ran: %q", l)
+	}
+	return strings.TrimRight(l, "\r\n")
+}
+
+// expect reads lines up to the first that starts with tag+" ", which must
+// start with prefix; a continuation request on the way fails the test.
+func (c *wireClient) expect(prefix string) string {
+	c.t.Helper()
+	tag := strings.SplitN(prefix, " ", 2)[0]
+	for {
+		l := c.line()
+		if strings.HasPrefix(l, "+") {
+			c.t.Fatalf("continuation request while waiting for %q", prefix)
+		}
+		if strings.HasPrefix(l, tag+" ") {
+			if !strings.HasPrefix(l, prefix) {
+				c.t.Fatalf("got %q, want %q", l, prefix)
+			}
+			return l
+		}
+	}
+}
+
+// expectRefused reads the tagged NO or BAD of tag.
+func (c *wireClient) expectRefused(tag string) string {
+	c.t.Helper()
+	l := c.expect(tag + " ")
+	if !strings.HasPrefix(l, tag+" NO") && !strings.HasPrefix(l, tag+" BAD") {
+		c.t.Fatalf("got %q, want a tagged NO or BAD", l)
+	}
+	return l
+}
+
+// expectBye reads "* BYE" and then the end of the connection.
+func (c *wireClient) expectBye() {
+	c.t.Helper()
+	if l := c.line(); !strings.HasPrefix(l, "* BYE") {
+		c.t.Fatalf("got %q, want * BYE", l)
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+	if l, err := c.r.ReadString('\n'); !errors.Is(err, io.EOF) {
+		c.t.Fatalf("connection still open after BYE: %q %v", l, err)
+	}
+}
+
+// injected is literal data made of commands, padded to n bytes.
+func injected(n int) string {
+	s := "foo\r\nz DELETE Victim\r\nz CREATE Evil\r\nz RENAME Victim Gone\r\nz LOGIN user pass\r\n"
+	for len(s) < n {
+		s += "z DELETE Victim\r\n"
+	}
+	return s[:n]
+}
+
+func checkCalls(t *testing.T, ls *literalServer, want ...string) {
+	t.Helper()
+	got := ls.calls()
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("session calls %q, want %q", got, want)
+	}
+}
+
+// TestRefusedSyncLiteral: a synchronising literal over a limit gets a
+// tagged NO before any "+" and the client's next line is a new command,
+// before and after login.
+func TestRefusedSyncLiteral(t *testing.T) {
+	ls := newLiteralServer(t)
+	c := ls.dial(t)
+	c.send("a LOGIN {4294967295}\r\n")
+	c.expect("a NO [TOOBIG]")
+	// The line that would have been LOGIN's arguments is an unknown
+	// command: BYE before login (cross-protocol defence).
+	c.send("user pass\r\n")
+	c.expect("user BAD")
+	c.expectBye()
+
+	c = ls.loggedIn(t)
+	c.send("c CREATE {5000}\r\n")
+	c.expect("c NO [TOOBIG]")
+	c.send("d CREATE {3}\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("accepted literal: got %q, want +", l)
+	}
+	c.send("box\r\n")
+	c.expect("d OK")
+	c.send("e APPEND INBOX {2000}\r\n")
+	c.expect("e NO [TOOBIG]")
+	c.send("p NOOP\r\n")
+	c.expect("p OK")
+	checkCalls(t, ls, "LOGIN user pass", "CREATE box")
+	if !ls.logged("refused synchronizing literal of 4294967295 bytes") {
+		t.Errorf("refusal not logged: %q", ls.logs)
+	}
+}
+
+// TestRefusedNonSyncLiteral: a non-synchronising literal over a limit is
+// refused at once and its data skipped, or the connection is closed when
+// it is too large to skip.
+func TestRefusedNonSyncLiteral(t *testing.T) {
+	ls := newLiteralServer(t)
+
+	// Before login only LITERAL- is announced: more than 4096 bytes is BAD.
+	c := ls.dial(t)
+	c.send("a LOGIN {5000+}\r\n" + injected(5000) + " pass\r\n")
+	c.expect("a BAD [TOOBIG]")
+	c.send("p NOOP\r\n")
+	c.expect("p OK")
+
+	c = ls.loggedIn(t)
+	c.send("c UID SEARCH TEXT {5222+}\r\n" + injected(5222) + "\r\n")
+	c.expect("c NO [TOOBIG]")
+	c.send("p NOOP\r\n")
+	c.expect("p OK")
+
+	// Over APPENDLIMIT: NO [TOOBIG], the message skipped.
+	c.send("e APPEND INBOX {2000+}\r\n" + injected(2000) + "\r\n")
+	c.expect("e NO [TOOBIG]")
+	c.send("p NOOP\r\n")
+	c.expect("p OK")
+
+	// Too large to skip: answered, then BYE, without waiting for the data.
+	c.send("e APPEND INBOX {52428801+}\r\n" + injected(200))
+	c.expect("e NO [TOOBIG]")
+	c.expectBye()
+	c = ls.loggedIn(t)
+	c.send("c CREATE {52428801+}\r\n" + injected(200))
+	c.expect("c NO [TOOBIG]")
+	c.expectBye()
+
+	checkCalls(t, ls, "LOGIN user pass", "LOGIN user pass")
+}
+
+// TestSkipRestOfFailedCommand: after a syntax error the rest of the
+// command is skipped with the literals in it; a literal whose size cannot
+// be read, or a command that cannot be skipped, closes the connection.
+func TestSkipRestOfFailedCommand(t *testing.T) {
+	ls := newLiteralServer(t)
+	c := ls.loggedIn(t)
+
+	// A syntax error before a non-synchronising literal.
+	lit := "z DELETE Victim\r\n"
+	c.send(fmt.Sprintf("c CREATE {3+}\r\nabc junk {%d+}\r\n%s\r\n", len(lit), lit))
+	c.expect("c BAD")
+	c.send("p NOOP\r\n")
+	c.expect("p OK")
+
+	// ... and before a synchronising one: no "+", the next line is a
+	// command.
+	c.send("c CREATE abc junk {17}\r\n")
+	c.expect("c BAD")
+	c.send("d CREATE def\r\n")
+	c.expect("d OK")
+
+	// APPEND with something after the literal was answered with nothing.
+	c.send("e APPEND INBOX {5+}\r\nhello junk\r\n")
+	c.expect("e BAD")
+
+	// A line longer than the limit on a command: skipped to its end.
+	pad := strings.Repeat("x", maxCommandSize+1-len("c CREATE "))
+	c.send("c CREATE " + pad + "z DELETE Victim\r\n")
+	c.expect("c BAD")
+	c.send("p NOOP\r\n")
+	c.expect("p OK")
+
+	// A literal size beyond int64: where the command ends is unknown.
+	c.send("c CREATE {99999999999999999999999+}\r\nz DELETE Victim\r\n")
+	c.expect("c BAD")
+	c.expectBye()
+
+	// A failed command with more than 1 MiB to skip.
+	c = ls.loggedIn(t)
+	c.send("c CREATE abc junk {2000000+}\r\n" + injected(100))
+	c.expect("c BAD")
+	c.expectBye()
+
+	checkCalls(t, ls, "LOGIN user pass", "CREATE def", "APPEND INBOX 5", "LOGIN user pass")
+}
+
+// TestDeepNesting: nesting beyond imapwire.MaxDepth is the client's error,
+// answered BAD, in lists and in SEARCH's NOT and OR alike.
+func TestDeepNesting(t *testing.T) {
+	ls := newLiteralServer(t)
+	c := ls.loggedIn(t)
+	n := 20000
+	c.send("s SEARCH " + strings.Repeat("(", n) + "ALL" + strings.Repeat(")", n) + "\r\n")
+	c.expect("s BAD [CLIENTBUG] Syntax error: nested")
+	c.send("s SEARCH " + strings.Repeat("NOT ", 12000) + "ALL\r\n")
+	c.expect("s BAD [CLIENTBUG] Syntax error: nested")
+	c.send("s SEARCH " + strings.Repeat("OR ALL ", 7000) + "ALL\r\n")
+	c.expect("s BAD [CLIENTBUG] Syntax error: nested")
+	c.send("s SEARCH " + strings.Repeat("(NOT ", 5000) + "ALL" + strings.Repeat(")", 5000) + "\r\n")
+	c.expect("s BAD [CLIENTBUG] Syntax error: nested")
+	c.send("p NOOP\r\n")
+	c.expect("p OK")
+}
