@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/mailyard/mailyard/imap/internal/utf7"
 )
 
 // recSession records the commands that reach it. Any other command calls
@@ -370,4 +371,166 @@ func TestDeepNesting(t *testing.T) {
 	c.expect("s BAD [CLIENTBUG] Syntax error: nested")
 	c.send("p NOOP\r\n")
 	c.expect("p OK")
+}
+
+// fuzzCmd is one command of FuzzCommandReader: a verb with one literal
+// argument and what follows the literal.
+type fuzzCmd struct {
+	verb    int // CREATE, SEARCH TEXT, APPEND INBOX, LOGIN
+	size    int64
+	nonSync bool
+	data    string // what the client sends of the literal's data
+	trailer int    // CRLF; junk CRLF; junk non-sync literal; junk sync literal
+	junkLit string // the trailing literal's data (trailer 2)
+}
+
+var fuzzVerbs = []string{"CREATE", "UID SEARCH TEXT", "APPEND INBOX", "LOGIN"}
+
+// fuzzData is literal data made of the fuzzer's bytes in an alphabet of
+// the protocol's delimiters, so that it looks like commands and literals.
+func fuzzData(in []byte, n int) string {
+	const alphabet = "z DELETE\r\n{5+}(\")a&"
+	var sb strings.Builder
+	for i := 0; i < n; i++ {
+		if len(in) == 0 {
+			sb.WriteString(injected(n - i))
+			break
+		}
+		sb.WriteByte(alphabet[int(in[i%len(in)])%len(alphabet)])
+	}
+	return sb.String()
+}
+
+// parseFuzzCmds turns fuzz input into at most 6 commands.
+func parseFuzzCmds(in []byte) []fuzzCmd {
+	var cmds []fuzzCmd
+	for len(in) >= 4 && len(cmds) < 6 {
+		b := in[:4]
+		in = in[4:]
+		c := fuzzCmd{verb: int(b[0]) % len(fuzzVerbs), nonSync: b[2]&1 == 1, trailer: int(b[3]) % 4}
+		switch b[1] % 6 {
+		case 0:
+			c.size = int64(b[2] % 64)
+		case 1:
+			c.size = maxBufferedLiteral
+		case 2:
+			c.size = maxBufferedLiteral + 1
+		case 3:
+			c.size = 5000 + int64(b[2])*4 // over the buffered limit, under maxSkip
+		case 4:
+			c.size = 1000 + int64(b[2]%3) // around APPENDLIMIT
+		case 5:
+			c.size = maxSkip + 1 + int64(b[2]) // beyond what is skipped
+		}
+		n := c.size
+		if n > 300 && c.size > maxSkip {
+			n = 300 // only the start is sent: the server must not wait for more
+		}
+		c.data = fuzzData(in, int(n))
+		c.junkLit = fuzzData(b, int(b[3]%40))
+		cmds = append(cmds, c)
+	}
+	return cmds
+}
+
+// FuzzCommandReader sends commands with literals of every size class,
+// synchronising and not, followed by a correct end or by junk, and checks
+// the server against a model of where each command ends: every command
+// gets exactly its own tagged answer (or BYE and close when its literal is
+// too large to skip), a "+" comes exactly when the literal is accepted,
+// nothing inside a literal runs as a command, and the session sees
+// exactly the commands that the model accepts.
+func FuzzCommandReader(f *testing.F) {
+	f.Add([]byte{0, 0, 7, 0})
+	f.Add([]byte{1, 3, 1, 0, 2, 4, 1, 2, 2, 5, 1, 0})
+	f.Add([]byte{3, 2, 0, 3, 0, 1, 0, 1, 2, 0, 1, 2})
+	f.Add([]byte{0, 0, 9, 2, 0, 3, 2, 3, 2, 4, 0, 0})
+	ls := newLiteralServer(f)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		cmds := parseFuzzCmds(in)
+		before := len(ls.calls())
+		c := ls.loggedIn(t)
+		want := []string{"LOGIN user pass"}
+		closed := false
+		for i, cmd := range cmds {
+			tag := fmt.Sprintf("t%d", i)
+			limit := int64(maxBufferedLiteral)
+			if cmd.verb == 2 {
+				limit = 1000
+			}
+			accepted := cmd.size <= limit
+			plus := ""
+			if cmd.nonSync {
+				plus = "+"
+			}
+			header := fmt.Sprintf("%s %s {%d%s}\r\n", tag, fuzzVerbs[cmd.verb], cmd.size, plus)
+			rest := ""
+			if cmd.verb == 3 {
+				rest = " pass"
+			}
+			switch cmd.trailer {
+			case 0:
+				rest += "\r\n"
+			case 1:
+				rest += " junk\r\n"
+			case 2:
+				rest += fmt.Sprintf(" junk {%d+}\r\n%s\r\n", len(cmd.junkLit), cmd.junkLit)
+			case 3:
+				rest += " junk {7}\r\n"
+			}
+			if !cmd.nonSync {
+				c.send(header)
+				if !accepted {
+					c.expectRefused(tag)
+					continue
+				}
+				if l := c.line(); !strings.HasPrefix(l, "+") {
+					t.Fatalf("%s: got %q, want +", header, l)
+				}
+			}
+			if cmd.nonSync {
+				c.send(header + cmd.data)
+				if !accepted {
+					c.expectRefused(tag)
+					if cmd.size > maxSkip {
+						c.expectBye()
+						closed = true
+						break
+					}
+					c.send(rest)
+					continue
+				}
+			} else {
+				c.send(cmd.data)
+			}
+			c.send(rest)
+			l := c.expect(tag + " ")
+			ok := false
+			switch cmd.verb {
+			case 0:
+				if name, err := utf7.Decode(cmd.data); err == nil && cmd.trailer == 0 {
+					if strings.EqualFold(name, "INBOX") {
+						name = "INBOX"
+					}
+					want = append(want, "CREATE "+name)
+					ok = true
+				}
+			case 2:
+				want = append(want, fmt.Sprintf("APPEND INBOX %d", cmd.size))
+				ok = cmd.trailer == 0
+			}
+			if ok != strings.HasPrefix(l, tag+" OK") {
+				t.Fatalf("%q: got %q, want OK: %v", header, l, ok)
+			}
+		}
+		if !closed {
+			c.send("p NOOP\r\n")
+			c.expect("p OK")
+		}
+		c.nc.Close()
+		got := ls.calls()[before:]
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("session calls %q, want %q", got, want)
+		}
+	})
 }
