@@ -20,11 +20,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-  echo "FAIL: $*"
-  if [ -f "$work/server.log" ]; then echo "--- server log"; tail -50 "$work/server.log"; fi
-  exit 1
-}
 command -v python3 >/dev/null || fail "python3 missing (bash .ci/peers.sh installs it)"
 
 user=alice@example.test pw='correct horse'

@@ -15,31 +15,23 @@ import (
 	"github.com/mailyard/mailyard/imap/internal/utf7"
 )
 
-// recSession records the commands that reach it. Any other command calls
-// a method of the nil embedded interface; the panic closes the connection
-// and fails the test that sent it.
+// recSession records the commands that reach it in its server's list.
+// Any other command calls a method of the nil embedded interface; the
+// panic closes the connection and fails the test that sent it.
 type recSession struct {
 	Session
-	appendLimit uint32
-	mu          sync.Mutex
-	calls       []string
+	ls *literalServer
 }
 
 func (s *recSession) record(format string, args ...any) {
-	s.mu.Lock()
-	s.calls = append(s.calls, fmt.Sprintf(format, args...))
-	s.mu.Unlock()
-}
-
-func (s *recSession) recorded() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.calls...)
+	s.ls.mu.Lock()
+	s.ls.recorded = append(s.ls.recorded, fmt.Sprintf(format, args...))
+	s.ls.mu.Unlock()
 }
 
 func (s *recSession) Close() error                   { return nil }
 func (s *recSession) Poll(*UpdateWriter, bool) error { return nil }
-func (s *recSession) AppendLimit() uint32            { return s.appendLimit }
+func (s *recSession) AppendLimit() uint32            { return 1000 }
 
 func (s *recSession) Login(user, pass string) error {
 	s.record("LOGIN %s %s", user, pass)
@@ -75,7 +67,7 @@ func (s *recSession) Append(name string, r imap.LiteralReader, _ *imap.AppendOpt
 type literalServer struct {
 	addr     string
 	mu       sync.Mutex
-	sessions []*recSession
+	recorded []string // by every session
 	logs     []string
 }
 
@@ -89,11 +81,7 @@ func (ls *literalServer) Printf(format string, args ...any) {
 func (ls *literalServer) calls() []string {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	var all []string
-	for _, s := range ls.sessions {
-		all = append(all, s.recorded()...)
-	}
-	return all
+	return append([]string(nil), ls.recorded...)
 }
 
 func (ls *literalServer) logged(part string) bool {
@@ -111,11 +99,7 @@ func newLiteralServer(t testing.TB) *literalServer {
 	ls := &literalServer{}
 	srv := New(&Options{
 		NewSession: func(*Conn) (Session, *GreetingData, error) {
-			s := &recSession{appendLimit: 1000}
-			ls.mu.Lock()
-			ls.sessions = append(ls.sessions, s)
-			ls.mu.Unlock()
-			return s, nil, nil
+			return &recSession{ls: ls}, nil, nil
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapLiteralPlus: {}},
 		InsecureAuth: true,
@@ -210,6 +194,13 @@ func (c *wireClient) expectRefused(tag string) string {
 	return l
 }
 
+// inStep checks that the server reads the client's next command as one.
+func (c *wireClient) inStep() {
+	c.t.Helper()
+	c.send("p NOOP\r\n")
+	c.expect("p OK")
+}
+
 // expectBye reads "* BYE" and then the end of the connection.
 func (c *wireClient) expectBye() {
 	c.t.Helper()
@@ -264,8 +255,7 @@ func TestRefusedSyncLiteral(t *testing.T) {
 	c.expect("d OK")
 	c.send("e APPEND INBOX {2000}\r\n")
 	c.expect("e NO [TOOBIG]")
-	c.send("p NOOP\r\n")
-	c.expect("p OK")
+	c.inStep()
 	checkCalls(t, ls, "LOGIN user pass", "CREATE box")
 	if !ls.logged("refused synchronizing literal of 4294967295 bytes") {
 		t.Errorf("refusal not logged: %q", ls.logs)
@@ -282,20 +272,17 @@ func TestRefusedNonSyncLiteral(t *testing.T) {
 	c := ls.dial(t)
 	c.send("a LOGIN {5000+}\r\n" + injected(5000) + " pass\r\n")
 	c.expect("a BAD [TOOBIG]")
-	c.send("p NOOP\r\n")
-	c.expect("p OK")
+	c.inStep()
 
 	c = ls.loggedIn(t)
 	c.send("c UID SEARCH TEXT {5222+}\r\n" + injected(5222) + "\r\n")
 	c.expect("c NO [TOOBIG]")
-	c.send("p NOOP\r\n")
-	c.expect("p OK")
+	c.inStep()
 
 	// Over APPENDLIMIT: NO [TOOBIG], the message skipped.
 	c.send("e APPEND INBOX {2000+}\r\n" + injected(2000) + "\r\n")
 	c.expect("e NO [TOOBIG]")
-	c.send("p NOOP\r\n")
-	c.expect("p OK")
+	c.inStep()
 
 	// Too large to skip: answered, then BYE, without waiting for the data.
 	c.send("e APPEND INBOX {52428801+}\r\n" + injected(200))
@@ -320,8 +307,7 @@ func TestSkipRestOfFailedCommand(t *testing.T) {
 	lit := "z DELETE Victim\r\n"
 	c.send(fmt.Sprintf("c CREATE {3+}\r\nabc junk {%d+}\r\n%s\r\n", len(lit), lit))
 	c.expect("c BAD")
-	c.send("p NOOP\r\n")
-	c.expect("p OK")
+	c.inStep()
 
 	// ... and before a synchronising one: no "+", the next line is a
 	// command.
@@ -338,8 +324,7 @@ func TestSkipRestOfFailedCommand(t *testing.T) {
 	pad := strings.Repeat("x", maxCommandSize+1-len("c CREATE "))
 	c.send("c CREATE " + pad + "z DELETE Victim\r\n")
 	c.expect("c BAD")
-	c.send("p NOOP\r\n")
-	c.expect("p OK")
+	c.inStep()
 
 	// A literal size beyond int64: where the command ends is unknown.
 	c.send("c CREATE {99999999999999999999999+}\r\nz DELETE Victim\r\n")
@@ -369,8 +354,7 @@ func TestDeepNesting(t *testing.T) {
 	c.expect("s BAD [CLIENTBUG] Syntax error: nested")
 	c.send("s SEARCH " + strings.Repeat("(NOT ", 5000) + "ALL" + strings.Repeat(")", 5000) + "\r\n")
 	c.expect("s BAD [CLIENTBUG] Syntax error: nested")
-	c.send("p NOOP\r\n")
-	c.expect("p OK")
+	c.inStep()
 }
 
 // fuzzCmd is one command of FuzzCommandReader: a verb with one literal
@@ -524,8 +508,7 @@ func FuzzCommandReader(f *testing.F) {
 			}
 		}
 		if !closed {
-			c.send("p NOOP\r\n")
-			c.expect("p OK")
+			c.inStep()
 		}
 		c.nc.Close()
 		got := ls.calls()[before:]
