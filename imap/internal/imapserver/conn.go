@@ -221,7 +221,9 @@ func (c *Conn) serve() {
 
 		dec := imapwire.NewDecoder(c.br, imapwire.ConnSideServer)
 		dec.MaxSize = maxCommandSize
-		dec.CheckBufferedLiteralFunc = c.checkBufferedLiteral
+		dec.CheckBufferedLiteralFunc = func(size int64, nonSync bool) error {
+			return c.checkBufferedLiteral(size, nonSync, dec.ReadSize())
+		}
 
 		if c.state == imap.ConnStateLogout || dec.EOF() {
 			break
@@ -502,7 +504,11 @@ func (c *Conn) handleUnsubscribe(dec *imapwire.Decoder) error {
 	return c.session.Unsubscribe(name)
 }
 
-func (c *Conn) checkBufferedLiteral(size int64, nonSync bool) error {
+// checkBufferedLiteral accepts a literal that is read into memory, or
+// refuses it before the continuation request: one literal is at most 4 KiB
+// and a command with its literals at most maxCommandSize (read is what
+// the command took so far).
+func (c *Conn) checkBufferedLiteral(size int64, nonSync bool, read int64) error {
 	if err := c.checkNonSyncLiteral(size, nonSync); err != nil {
 		return err
 	}
@@ -511,6 +517,15 @@ func (c *Conn) checkBufferedLiteral(size int64, nonSync bool) error {
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodeTooBig,
 			Text: fmt.Sprintf("Literals are limited to %d bytes for this command", maxBufferedLiteral),
+		})
+	}
+	// mailyard: upstream did not count literals towards the command's
+	// size, so that one command could hold thousands of them in memory.
+	if read+size > maxCommandSize {
+		return c.refuseLiteral(size, nonSync, &imap.Error{
+			Type: imap.StatusResponseTypeBad,
+			Code: imap.ResponseCodeTooBig,
+			Text: fmt.Sprintf("Commands are limited to %d bytes with their literals", maxCommandSize),
 		})
 	}
 	return c.acceptLiteral(size, nonSync)

@@ -346,6 +346,26 @@ func TestSkipRestOfFailedCommand(t *testing.T) {
 	checkCalls(t, ls, "LOGIN user pass", "CREATE def", "APPEND INBOX 5", "LOGIN user pass")
 }
 
+// TestBufferedLiteralsBounded: a command and the literals it buffers are
+// at most maxCommandSize together; the literal that would go beyond is
+// refused before it is sent.
+func TestBufferedLiteralsBounded(t *testing.T) {
+	ls := newLiteralServer(t)
+	c := ls.loggedIn(t)
+	lit := strings.Repeat("x", 4000)
+	c.send("s SEARCH")
+	for i := 0; i < 12; i++ { // 48,000 bytes and the command
+		c.send(" TEXT {4000}\r\n")
+		if l := c.line(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("literal %d: got %q, want +", i, l)
+		}
+		c.send(lit)
+	}
+	c.send(" TEXT {4000}\r\n")
+	c.expect("s BAD [TOOBIG]")
+	c.inStep()
+}
+
 // TestDeepNesting: nesting beyond imapwire.MaxDepth is the client's error,
 // answered BAD, in lists and in SEARCH's NOT and OR alike.
 func TestDeepNesting(t *testing.T) {

@@ -57,7 +57,9 @@ type Decoder struct {
 	// and needs to be fully buffered in memory.
 	CheckBufferedLiteralFunc func(size int64, nonSync bool) error
 	// MaxSize defines a maximum number of bytes to be read from the input.
-	// Literals are ignored.
+	// Buffered literals (Literal) count, those read through a
+	// LiteralReader do not. mailyard: upstream left out all literals, so
+	// that a command could buffer thousands of them.
 	MaxSize int64
 
 	r         *bufio.Reader
@@ -561,8 +563,15 @@ func (dec *Decoder) Literal(ptr *string) bool {
 	_, err := io.Copy(&sb, lit)
 	if err == nil {
 		*ptr = sb.String()
+		dec.readBytes += lit.Size()
 	}
 	return dec.returnErr(err)
+}
+
+// ReadSize returns how many bytes of input were decoded, buffered
+// literals included (see MaxSize).
+func (dec *Decoder) ReadSize() int64 {
+	return dec.readBytes
 }
 
 func (dec *Decoder) LiteralReader() (lit *LiteralReader, nonSync, ok bool) {
