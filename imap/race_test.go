@@ -1,0 +1,110 @@
+package imap
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// raceMsg is a message big enough that a FETCH of 200 of them fills the
+// socket buffers, so the server is still writing the FETCH responses
+// (with bodies yet to be opened) while the other session's EXPUNGE
+// commits.
+var raceMsg = "From: carol@example.org\r\nTo: alice@example.com\r\nSubject: race\r\n\r\n" +
+	strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!?\r\n", 300)
+
+var bodyLiteral = regexp.MustCompile(`BODY\[\] \{(\d+)\}`)
+
+// checkRacedFetch checks a FETCH that raced an expunge by another
+// session: every message still in the store when its body was opened is
+// answered with its whole body, the others not at all, and the command
+// ends OK or NO [EXPUNGEISSUED] (RFC 2180 §4.1.2, RFC 5530), never with
+// another code and never with an empty body.
+func checkRacedFetch(t *testing.T, cmd string, untagged []string, status string, want int) (bodies int) {
+	t.Helper()
+	for _, l := range untagged {
+		if strings.Contains(l, "EXPUNGE") && !strings.Contains(l, "FETCH") {
+			t.Fatalf("%s: EXPUNGE during FETCH (RFC 9051 §7.5.1): %q", cmd, l)
+		}
+		m := bodyLiteral.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		if n, _ := strconv.Atoi(m[1]); n != want {
+			t.Fatalf("%s: body of %d octets, want %d: %.200q", cmd, n, want, l)
+		}
+		bodies++
+	}
+	if !strings.HasPrefix(status, "OK") && !strings.HasPrefix(status, "NO [EXPUNGEISSUED]") {
+		t.Fatalf("%s ended %q", cmd, status)
+	}
+	return bodies
+}
+
+// TestFetchRacingExpunge: one session fetches 200 messages while another
+// expunges 150 of them (issue 12, item 5). The FETCH is sent and its
+// responses left unread while the EXPUNGE runs, so the server is blocked
+// mid-FETCH when the expunge commits and frees the blobs.
+func TestFetchRacingExpunge(t *testing.T) {
+	for _, items := range []string{"(BODY[] FLAGS)", "(FLAGS BODY.PEEK[HEADER] BODY.PEEK[])", "(ENVELOPE BODY.PEEK[])"} {
+		t.Run(items, func(t *testing.T) {
+			e := newEnvIn(t, memDir(t))
+			a, b := loggedIn(e), loggedIn(e)
+			rounds := 6
+			if testing.Short() {
+				rounds = 2
+			}
+			for round := range rounds {
+				n := countMessages(t, a)
+				for range 200 - n {
+					e.deliver(e.aliceID, "", raceMsg)
+				}
+				a.expectOK("SELECT INBOX")
+				b.expectOK("SELECT INBOX")
+				b.expectOK(`STORE 1:150 +FLAGS.SILENT (\Deleted)`)
+
+				a.n++
+				tag := "f" + strconv.Itoa(a.n)
+				cmd := "FETCH 1:200 " + items
+				a.send(tag + " " + cmd + "\r\n")
+				// Let the FETCH start on the server: its first response
+				// arrives before the expunge is sent (from round 1 on;
+				// round 0 leaves the order to chance).
+				if round > 0 {
+					if _, err := a.r.Peek(1); err != nil {
+						t.Fatal(err)
+					}
+				}
+				b.expectOK("EXPUNGE")
+				u, st := a.readUntil(tag)
+				bodies := checkRacedFetch(t, cmd, u, st, len(raceMsg))
+				if bodies < 50 {
+					t.Fatalf("round %d: %d bodies, want at least the 50 messages not expunged", round, bodies)
+				}
+				if bodies < 200 && !strings.HasPrefix(st, "NO [EXPUNGEISSUED]") {
+					t.Fatalf("round %d: %d of 200 bodies, status %q", round, bodies, st)
+				}
+				b.expectOK("CLOSE")
+				a.expectOK("CLOSE")
+			}
+		})
+	}
+}
+
+// countMessages returns the number of messages in INBOX.
+func countMessages(t *testing.T, r *raw) int {
+	t.Helper()
+	u := r.expectOK("STATUS INBOX (MESSAGES)")
+	for _, l := range u {
+		if i := strings.Index(l, "MESSAGES "); i >= 0 {
+			n, err := strconv.Atoi(strings.TrimRight(l[i+len("MESSAGES "):], ")"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no STATUS in %q", u)
+	return 0
+}
