@@ -1,10 +1,13 @@
 package imap
 
 import (
+	"context"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mailyard/mailyard/store"
 )
 
 // raceMsg is a message big enough that a FETCH of 200 of them fills the
@@ -115,4 +118,38 @@ func countMessages(t *testing.T, r *raw) int {
 	}
 	t.Fatalf("no STATUS in %q", u)
 	return 0
+}
+
+// TestFetchRacingDelete: the selected mailbox is deleted by another
+// session while a FETCH of it runs. Its messages are expunged (RFC 2180
+// §3), so the FETCH ends OK or NO [EXPUNGEISSUED] with whole bodies only
+// (not NO [NONEXISTENT], NO [SERVERBUG] or an empty literal), and the
+// next command reports every message expunged.
+func TestFetchRacingDelete(t *testing.T) {
+	e := newEnvIn(t, memDir(t))
+	a, b := loggedIn(e), loggedIn(e)
+	a.expectOK("CREATE Tmp")
+	for range 200 {
+		if _, err := e.st.Append(context.Background(), e.aliceID, "Tmp", strings.NewReader(raceMsg), store.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.expectOK("SELECT Tmp")
+	a.n++
+	tag := "f" + strconv.Itoa(a.n)
+	a.send(tag + " FETCH 1:200 (FLAGS BODY.PEEK[])\r\n")
+	if _, err := a.r.Peek(1); err != nil {
+		t.Fatal(err)
+	}
+	b.expectOK("DELETE Tmp")
+	u, st := a.readUntil(tag)
+	bodies := checkRacedFetch(t, "FETCH 1:200 (FLAGS BODY.PEEK[])", u, st, len(raceMsg))
+	if len(bodies) < 200 && !strings.HasPrefix(st, "NO [EXPUNGEISSUED]") {
+		t.Fatalf("%d of 200 bodies, status %q", len(bodies), st)
+	}
+	t.Logf("%d of 200 bodies, %s", len(bodies), st)
+	u = a.expectOK("NOOP")
+	if n := len(filter(u, "EXPUNGE")); n != 200 {
+		t.Fatalf("NOOP after DELETE: %d EXPUNGE responses, want 200", n)
+	}
 }
