@@ -195,13 +195,15 @@ func setsSeen(o *imap.FetchOptions) bool {
 // being written; a read error there ends the response early and is
 // returned (the connection is then unusable, as the literal was short).
 //
-// The body is opened at most once, and before the response starts: a
-// message expunged before that yields errExpungedMeanwhile and no
-// response (never an empty literal), and the open body stays readable
-// (store.Messages.OpenBody) while BODY[] streams from it. ENVELOPE and the message's own header
+// The body is opened at most once. ENVELOPE and the message's own header
 // sections need only the header block, read up to its end (and cached,
 // see headerCache); BODYSTRUCTURE and part sections read the message
 // once each, with the MIME depth counted in the same pass.
+//
+// For BODY[] the body is opened before the response starts: a message
+// expunged before that yields errExpungedMeanwhile and no response (never
+// an empty literal), and the open body stays readable
+// (store.Messages.OpenBody) while BODY[] streams from it.
 func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, o *imap.FetchOptions, seen bool) error {
 	s := v.s
 	body := &messageBody{open: func() (io.ReadCloser, error) {

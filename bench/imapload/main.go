@@ -28,6 +28,12 @@
 // Idle mode (-idle N): N connections log in, select INBOX and sit in IDLE
 // until SIGINT/SIGTERM or -idle-hold; the line "idle_ready" tells a script
 // when to measure the server's memory.
+//
+// Shared-mailbox mode (-shared, see shared.go and
+// .ci/interop-imapload.sh): -clients connections on the first account's
+// -mailboxes at once, with a random mix of FETCH, STORE, EXPUNGE, COPY and
+// APPEND; it fails on any BAD, any NO but [EXPUNGEISSUED] after FETCH or
+// STORE, and any empty or short BODY[].
 package main
 
 import (

@@ -79,6 +79,20 @@ func dialWire(c *config) (*wire, error) {
 	return wc, nil
 }
 
+// loginWire dials and logs in to the first account.
+func loginWire(c *config) (*wire, error) {
+	wc, err := dialWire(c)
+	if err != nil {
+		return nil, err
+	}
+	acc := c.accounts[0]
+	if _, s, err := wc.command(fmt.Sprintf("LOGIN %s %s", quote(acc.user), quote(acc.pass)), nil); err != nil || !strings.HasPrefix(s, "OK") {
+		wc.conn.Close()
+		return nil, fmt.Errorf("login: %q %v", s, err)
+	}
+	return wc, nil
+}
+
 // line reads one response line without its CRLF.
 func (wc *wire) line() (string, error) {
 	wc.conn.SetReadDeadline(time.Now().Add(wc.timeout))
@@ -223,15 +237,11 @@ func checkFetch(st *sharedStats, cmd string, resps []response) {
 // sharedSetup creates the mailboxes and fills each to c.sharedFill
 // messages.
 func sharedSetup(c *config) error {
-	wc, err := dialWire(c)
+	wc, err := loginWire(c)
 	if err != nil {
 		return err
 	}
 	defer wc.conn.Close()
-	acc := c.accounts[0]
-	if _, s, err := wc.command(fmt.Sprintf("LOGIN %s %s", quote(acc.user), quote(acc.pass)), nil); err != nil || !strings.HasPrefix(s, "OK") {
-		return fmt.Errorf("login: %q %v", s, err)
-	}
 	for _, mb := range c.mailboxes {
 		if _, s, err := wc.command("CREATE "+quote(mb), nil); err != nil || !strings.HasPrefix(s, "OK") && !strings.HasPrefix(s, "NO [ALREADYEXISTS]") {
 			return fmt.Errorf("create %s: %q %v", mb, s, err)
@@ -324,15 +334,11 @@ func sharedMode(c *config) int {
 // sharedSession is one login .. logout on the first account: SELECT of a
 // random mailbox, then random commands until the deadline or a reselect.
 func sharedSession(c *config, st *sharedStats, r *rand.Rand, client int, deadline time.Time) error {
-	wc, err := dialWire(c)
+	wc, err := loginWire(c)
 	if err != nil {
 		return err
 	}
 	defer wc.conn.Close()
-	acc := c.accounts[0]
-	if _, s, err := wc.command(fmt.Sprintf("LOGIN %s %s", quote(acc.user), quote(acc.pass)), nil); err != nil || !strings.HasPrefix(s, "OK") {
-		return fmt.Errorf("login: %q %v", s, err)
-	}
 	// run sends a command and checks its tagged response; a connection
 	// error ends the session.
 	run := func(kind, cmd string, lit []byte, okCodes ...string) ([]response, error) {
