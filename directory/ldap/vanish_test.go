@@ -83,6 +83,18 @@ func (e *env) useClock(t *testing.T) *clock {
 	return clk
 }
 
+// daveWithMailMovedOut syncs, delivers a message to dave and moves him
+// out of the sync base; it returns the user and the message's UID.
+func (e *env) daveWithMailMovedOut(t *testing.T) (directory.User, uint32) {
+	t.Helper()
+	_, err := e.conn.Sync(context.Background(), ldap.SyncOptions{})
+	require.NoError(t, err)
+	dv := e.user(t, "dave@example.com")
+	uid := e.deliver(t, dv.ID)
+	e.moveOut(t, dave)
+	return dv, uid
+}
+
 // moveIn moves u back from ou=former into the sync base.
 func (e *env) moveIn(t *testing.T, u adUser) {
 	t.Helper()
@@ -95,12 +107,7 @@ func TestVanishedUserKeepsMail(t *testing.T) {
 	ctx := context.Background()
 	e := newADEnv(t, nil)
 	clk := e.useClock(t)
-	_, err := e.conn.Sync(ctx, ldap.SyncOptions{})
-	require.NoError(t, err)
-	dv := e.user(t, "dave@example.com")
-	uid := e.deliver(t, dv.ID)
-
-	e.moveOut(t, dave)
+	dv, uid := e.daveWithMailMovedOut(t)
 	clk.Add(time.Hour)
 	st, err := e.conn.Sync(ctx, ldap.SyncOptions{Full: true})
 	require.NoError(t, err)
@@ -201,12 +208,8 @@ func TestDeleteVanishedAfter(t *testing.T) {
 	ctx := context.Background()
 	e := newADEnv(t, func(c *ldap.Config) { c.DeleteVanishedAfter = 48 * time.Hour })
 	clk := e.useClock(t)
-	_, err := e.conn.Sync(ctx, ldap.SyncOptions{})
-	require.NoError(t, err)
-	dv := e.user(t, "dave@example.com")
-	uid := e.deliver(t, dv.ID)
-	e.moveOut(t, dave)
-	_, err = e.conn.Sync(ctx, ldap.SyncOptions{Full: true})
+	dv, uid := e.daveWithMailMovedOut(t)
+	_, err := e.conn.Sync(ctx, ldap.SyncOptions{Full: true})
 	require.NoError(t, err)
 
 	clk.Add(48*time.Hour - time.Second)
@@ -257,12 +260,8 @@ func TestDeleteVanishedInterrupted(t *testing.T) {
 	accounts := &failingAccounts{Accounts: e.st}
 	e.dir = directory.NewBuiltin(e.st, directory.BuiltinOptions{Accounts: accounts})
 	clk := e.useClock(t)
-	_, err := e.conn.Sync(ctx, ldap.SyncOptions{})
-	require.NoError(t, err)
-	dv := e.user(t, "dave@example.com")
-	e.deliver(t, dv.ID)
-	e.moveOut(t, dave)
-	_, err = e.conn.Sync(ctx, ldap.SyncOptions{Full: true})
+	dv, _ := e.daveWithMailMovedOut(t)
+	_, err := e.conn.Sync(ctx, ldap.SyncOptions{Full: true})
 	require.NoError(t, err)
 
 	accounts.mu.Lock()

@@ -103,7 +103,10 @@ func TestDirectoryConfigErrors(t *testing.T) {
 	}
 }
 
-func TestDirectorySyncAndAuthRouting(t *testing.T) {
+// startDirectory starts slapd with ldapPeople and returns it, a data
+// directory hosting example.test and a configuration syncing from it.
+func startDirectory(t *testing.T) (*ldaptest.Server, string, string) {
+	t.Helper()
 	srv := ldaptest.Start(t, ldapPeople)
 	d := t.TempDir()
 	pw := filepath.Join(t.TempDir(), "pw")
@@ -112,6 +115,11 @@ func TestDirectorySyncAndAuthRouting(t *testing.T) {
 	}
 	conf := writeConfig(t, ldapSection(srv.URL, pw))
 	mustCLI(t, d, "domain", "add", "example.test")
+	return srv, d, conf
+}
+
+func TestDirectorySyncAndAuthRouting(t *testing.T) {
+	srv, d, conf := startDirectory(t)
 	mustCLI(t, d, "user", "add", "local@example.test", "-password", "local-pw")
 
 	code, out, errs := cli(t, d, "", "-config", conf, "directory", "status")
@@ -219,14 +227,7 @@ func TestExampleDirectorySectionLoads(t *testing.T) {
 // mail kept and listed by `directory status`; `user delete` removes it
 // with its mailbox.
 func TestDirectoryVanishedUserAndUserDelete(t *testing.T) {
-	srv := ldaptest.Start(t, ldapPeople)
-	d := t.TempDir()
-	pw := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(pw, []byte(ldaptest.AdminPassword+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	conf := writeConfig(t, ldapSection(srv.URL, pw))
-	mustCLI(t, d, "domain", "add", "example.test")
+	srv, d, conf := startDirectory(t)
 	mustCLI(t, d, "-config", conf, "directory", "sync")
 
 	ctx := context.Background()
