@@ -116,9 +116,8 @@ func tenantAddress(r reader, addr, tenant string) (string, string, error) {
 // of the same tenant), names and GAL attributes, quota, Protocols,
 // Disabled, Source (default SourceBuiltin), ExternalID and ExternalDN;
 // u's ID, Tenant, PhotoHash, LocallyDisabled, Vanished and times are
-// ignored. A non-empty ExternalID
-// must be unique for its Source (ErrExists); connectors use
-// [Builtin.UpsertSourcedUser] instead.
+// ignored. A non-empty ExternalID must be unique for its Source
+// (ErrExists); connectors use [Builtin.UpsertSourcedUser] instead.
 //
 // A non-empty password is hashed with argon2id. Otherwise u.PasswordHash,
 // if set, is imported as is: an argon2id PHC string or a legacy hash that
