@@ -199,7 +199,11 @@ func (id identity) check() error {
 	case id.empty():
 		return nil
 	case id.version == 0 || !id.hasLegacyTables():
-		return fmt.Errorf("%w: it holds another program's tables (%s) and no Mailyard application_id", ErrForeignDataDir, strings.Join(id.tables, ", "))
+		names := id.tables
+		if len(names) > 5 {
+			names = append(names[:5:5], "...")
+		}
+		return fmt.Errorf("%w: it holds another program's tables (%s) and no Mailyard application_id", ErrForeignDataDir, strings.Join(names, ", "))
 	}
 	if id.version > schemaVersion {
 		return fmt.Errorf("database schema version %d is newer than this program's %d; run a newer Mailyard", id.version, schemaVersion)
