@@ -70,18 +70,25 @@ func TestAdminRefusesMissingDataDir(t *testing.T) {
 	}
 }
 
+// execMailDB runs q on dir/mail.db directly, as another program (or an
+// older release) would.
+func execMailDB(t *testing.T, dir, q string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "mail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
 // A data directory whose mail.db is another program's is refused by
 // admin commands and by serve, and the file is not changed.
 func TestRefusesForeignMailDB(t *testing.T) {
 	d := t.TempDir()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(d, "mail.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('theirs')"); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	execMailDB(t, d, "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('theirs')")
 	before, err := os.ReadFile(filepath.Join(d, "mail.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -148,14 +155,7 @@ func TestAdminOpensUnmarkedDataDir(t *testing.T) {
 	if err := os.Remove(filepath.Join(d, "MAILYARD")); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(d, "mail.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec("PRAGMA application_id = 0"); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	execMailDB(t, d, "PRAGMA application_id = 0")
 	if out := mustCLI(t, d, "domain", "list"); !strings.Contains(out, "example.test") {
 		t.Fatalf("domain list on the old data dir: %q", out)
 	}

@@ -35,6 +35,20 @@ func listDir(t *testing.T, dir string) []string {
 	return out
 }
 
+// openRefused opens dir, which must fail with an error that matches want
+// (unless nil) and contains text.
+func openRefused(t *testing.T, dir string, opts Options, want error, text string) {
+	t.Helper()
+	s, err := Open(context.Background(), dir, opts)
+	if err == nil {
+		s.Close()
+		t.Fatalf("Open(%s) succeeded", dir)
+	}
+	if want != nil && !errors.Is(err, want) || !strings.Contains(err.Error(), text) {
+		t.Fatalf("Open(%s): error %q, want %v containing %q", dir, err, want, text)
+	}
+}
+
 // rawDB runs statements on dir/mail.db without going through Open, as
 // another program (or an older Mailyard) would have written it.
 func rawDB(t *testing.T, dir string, stmts ...string) {
@@ -70,14 +84,7 @@ func TestOpenRefusesForeignDatabase(t *testing.T) {
 				t.Fatal(err)
 			}
 			files := listDir(t, dir)
-			s, err := Open(context.Background(), dir, Options{})
-			if err == nil {
-				s.Close()
-				t.Fatal("Open took over another program's mail.db")
-			}
-			if !errors.Is(err, ErrForeignDataDir) || !strings.Contains(err.Error(), path) {
-				t.Fatalf("error %q: want ErrForeignDataDir naming %s", err, path)
-			}
+			openRefused(t, dir, Options{}, ErrForeignDataDir, path)
 			after, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
@@ -100,14 +107,7 @@ func TestOpenRefusesNonDatabase(t *testing.T) {
 	if err := os.WriteFile(path, []byte(rand.Text()+rand.Text()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(context.Background(), dir, Options{})
-	if err == nil {
-		s.Close()
-		t.Fatal("Open accepted random bytes as mail.db")
-	}
-	if !errors.Is(err, ErrForeignDataDir) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("error %q: want ErrForeignDataDir naming %s", err, path)
-	}
+	openRefused(t, dir, Options{}, ErrForeignDataDir, path)
 	if got := listDir(t, dir); !slices.Equal(got, []string{".", "mail.db"}) {
 		t.Fatalf("directory after the refused Open %v, want only mail.db", got)
 	}
@@ -119,22 +119,12 @@ func TestOpenMustExist(t *testing.T) {
 	ctx := context.Background()
 	parent := t.TempDir()
 	missing := filepath.Join(parent, "data")
-	if s, err := Open(ctx, missing, Options{MustExist: true}); err == nil {
-		s.Close()
-		t.Fatal("MustExist created a data directory")
-	} else if !errors.Is(err, ErrNoDataDir) || !strings.Contains(err.Error(), missing) {
-		t.Fatalf("error %q: want ErrNoDataDir naming %s", err, missing)
-	}
+	openRefused(t, missing, Options{MustExist: true}, ErrNoDataDir, missing)
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Fatalf("missing data directory was created (%v)", err)
 	}
 	empty := t.TempDir()
-	if s, err := Open(ctx, empty, Options{MustExist: true}); err == nil {
-		s.Close()
-		t.Fatal("MustExist opened an empty directory")
-	} else if !errors.Is(err, ErrNoDataDir) {
-		t.Fatalf("error %q: want ErrNoDataDir", err)
-	}
+	openRefused(t, empty, Options{MustExist: true}, ErrNoDataDir, empty)
 	if got := listDir(t, empty); !slices.Equal(got, []string{"."}) {
 		t.Fatalf("empty directory after the refused Open: %v", got)
 	}
@@ -181,29 +171,18 @@ func TestOpenUpgradesUnmarkedDataDir(t *testing.T) {
 // A marker or database from a newer release is refused, naming the
 // versions, before anything is written.
 func TestOpenRefusesNewerDataDir(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	s := openTest(t, dir, Options{})
 	s.Close()
 	if err := os.WriteFile(filepath.Join(dir, markerName), []byte(markerFormat+" 99\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := Open(ctx, dir, Options{}); err == nil {
-		s.Close()
-		t.Fatal("Open accepted a marker of a newer format")
-	} else if !strings.Contains(err.Error(), "99") || !strings.Contains(err.Error(), "newer") {
-		t.Fatalf("error %q does not say the marker is newer", err)
-	}
+	openRefused(t, dir, Options{}, nil, "format 99 is newer")
 
 	dir = t.TempDir()
 	rawDB(t, dir, "PRAGMA application_id = "+strconv.Itoa(applicationID), "PRAGMA user_version = 99", "CREATE TABLE future (x)")
 	files := listDir(t, dir)
-	if s, err := Open(ctx, dir, Options{}); err == nil {
-		s.Close()
-		t.Fatal("Open accepted a schema newer than it knows")
-	} else if !strings.Contains(err.Error(), "99") || !strings.Contains(err.Error(), "newer") {
-		t.Fatalf("error %q does not say the schema is newer", err)
-	}
+	openRefused(t, dir, Options{}, nil, "version 99 is newer")
 	if got := listDir(t, dir); !slices.Equal(got, files) {
 		t.Fatalf("directory after the refused Open %v, want %v", got, files)
 	}
