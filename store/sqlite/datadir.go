@@ -139,8 +139,14 @@ func checkDB(ctx context.Context, path string, opts Options) (bool, error) {
 		return false, fmt.Errorf("sqlite: %s: %w: the file is not an SQLite database", path, ErrForeignDataDir)
 	}
 	// Through SQLite rather than the header bytes: a crash can leave the
-	// newest header in the WAL.
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_busy_timeout="+strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10))
+	// newest header in the WAL. Without a WAL file the database file is
+	// all there is, and immutable reads it without creating the -shm and
+	// -wal files a read-only open of a WAL database would leave behind.
+	dsn := "file:" + path + "?mode=ro&_busy_timeout=" + strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)
+	if _, err := os.Lstat(path + "-wal"); errors.Is(err, fs.ErrNotExist) {
+		dsn += "&immutable=1"
+	}
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return false, fmt.Errorf("sqlite: %s: %w", path, err)
 	}

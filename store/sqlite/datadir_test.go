@@ -73,6 +73,7 @@ func TestOpenRefusesForeignDatabase(t *testing.T) {
 		"foreign tables":                     {"CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", "INSERT INTO notes (body) VALUES ('keep me')"},
 		"foreign tables and user_version":    {"CREATE TABLE notes (id INTEGER PRIMARY KEY)", "PRAGMA user_version = 1"},
 		"another application_id":             {"PRAGMA application_id = 1234", "CREATE TABLE accounts (id TEXT)"},
+		"foreign tables, WAL mode":           {"PRAGMA journal_mode = WAL", "CREATE TABLE notes (id INTEGER PRIMARY KEY)"},
 		"another application_id, our schema": append([]string{schemaV1, migrationV2}, "PRAGMA user_version = 2", "PRAGMA application_id = 77"),
 	} {
 		t.Run(name, func(t *testing.T) {
