@@ -21,7 +21,7 @@ import (
 // the client hears of it within a second. A second client logs in over
 // plain IMAP, which allow_insecure_auth permits, and reads the message.
 func TestIMAPSeesSMTPDeliveryWhileIdling(t *testing.T) {
-	d := t.TempDir()
+	d := newDataDir(t)
 	mustCLI(t, d, "domain", "add", "example.test")
 	mustCLI(t, d, "user", "add", "alice@example.test", "-password", "secret")
 
