@@ -158,9 +158,11 @@
 //     session's view, and anything else with NO [EXPUNGEISSUED] after the
 //     other messages' data; STORE changes the others and ends the same
 //     way (.SILENT: OK). The body is gone at expunge, so it is not served.
-//   - Client syntax errors (malformed sets, unknown SEARCH keys, invalid
-//     modified UTF-7, a quoted string open at the end of the line) are
-//     BAD; the session goes on.
+//   - Client syntax errors (malformed sets, unknown SEARCH keys, a quoted
+//     string open at the end of the line) are BAD; the session goes on.
+//     A mailbox name that is not valid modified UTF-7 is well-formed but
+//     names no mailbox, as in Dovecot: NO [NONEXISTENT], NO [CANNOT] for
+//     CREATE and RENAME's new name, and LIST matches nothing with it.
 //
 // # Known deviations
 //
