@@ -94,6 +94,11 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 	if err != nil {
 		return s.storeErr("fetch", err)
 	}
+	if options.Flags {
+		if err := v.announceKeywordsOf(w, msgs); err != nil {
+			return err
+		}
+	}
 	found := make(map[uint32]bool, len(msgs))
 	for _, m := range msgs {
 		seq := v.seqOf(m.UID)

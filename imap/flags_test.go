@@ -93,4 +93,12 @@ func TestNewKeywordAnnouncedBeforeUse(t *testing.T) {
 	mustPrecede(t, u, newPerm("$Date"), []string{"* 4 EXISTS"})
 	u = b.expectOK("FETCH 4 FLAGS")
 	mustHave(t, u, "* 4 FETCH (FLAGS (", "$Date")
+
+	// FETCH FLAGS gives the store's current flags: a keyword another
+	// session set since the last poll is announced first.
+	a.expectOK("SELECT INBOX")
+	a.expectOK("STORE 1 +FLAGS.SILENT ($Elder)")
+	u = b.expectOK("FETCH 1:2 FLAGS")
+	mustPrecede(t, u, newFlags("$Elder"), []string{"* 1 FETCH (", "$Elder"})
+	mustPrecede(t, u, newPerm("$Elder"), []string{"* 1 FETCH (", "$Elder"})
 }

@@ -196,6 +196,18 @@ func (v *view) announceKeywords(w interface {
 	return w.WriteMailboxFlags(flags, v.permanentFlags(flags))
 }
 
+// announceKeywordsOf notes the keywords of msgs that are in the view and
+// announces the new ones (announceKeywords): for STORE and FETCH, which
+// report the store's flags of msgs next.
+func (v *view) announceKeywordsOf(w *imapserver.FetchWriter, msgs []store.Message) error {
+	for _, m := range msgs {
+		if v.seqOf(m.UID) != 0 && !v.gone[m.UID] {
+			v.noteKeywords(m.Flags)
+		}
+	}
+	return v.announceKeywords(w)
+}
+
 // clientFlags is a message's FLAGS as this client sees them: \Recent is
 // added for IMAP4rev1 clients (RFC 3501 §2.3.2), never for IMAP4rev2 ones.
 func (v *view) clientFlags(uid uint32, flags []string) []imap.Flag {
@@ -587,12 +599,7 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 	// RFC 7162 §3.2.4: with QRESYNC offered, FETCH responses of STORE
 	// carry the UID once any CONDSTORE enabling command was given.
 	withUID := byUID || condStore
-	for _, m := range res.Updated {
-		if v.seqOf(m.UID) != 0 && !v.gone[m.UID] {
-			v.noteKeywords(m.Flags)
-		}
-	}
-	if err := v.announceKeywords(w); err != nil {
+	if err := v.announceKeywordsOf(w, res.Updated); err != nil {
 		return missing, err
 	}
 	for _, m := range res.Updated {
