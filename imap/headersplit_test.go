@@ -109,3 +109,28 @@ func TestHeaderSplitOfNestedMessage(t *testing.T) {
 	u = r.expectOK("SEARCH BODY lemur")
 	mustHave(t, u, "* SEARCH 1")
 }
+
+// A line that is not a field in the header of a multipart's part does
+// not end the part list: the part and those after it are in
+// BODYSTRUCTURE, part sections and SEARCH (go-message's multipart reader
+// stopped there, so a scanner reading parts saw none).
+func TestHeaderSplitOfMultipartPart(t *testing.T) {
+	const msg = "From: Carol <carol@example.org>\r\nSubject: parts\r\n" +
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\njunk part line\r\n\r\npart one quokka\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\npart two tapir\r\n--b--\r\n"
+	e := newEnv(t)
+	e.deliver(e.aliceID, "", msg)
+	r := loggedIn(e)
+	r.expectOK("SELECT INBOX")
+	u := r.expectOK("FETCH 1 BODY.PEEK[1]")
+	mustHave(t, u, bodyLiteral("BODY[1]", "part one quokka"))
+	u = r.expectOK("FETCH 1 BODY.PEEK[2]")
+	mustHave(t, u, bodyLiteral("BODY[2]", "part two tapir"))
+	u = r.expectOK("FETCH 1 BODYSTRUCTURE")
+	mustHave(t, u, `(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 15 0 NIL NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 14 0 NIL NIL NIL NIL) "mixed"`)
+	for _, w := range []string{"quokka", "tapir"} {
+		u = r.expectOK("SEARCH BODY " + w)
+		mustHave(t, u, "* SEARCH 1")
+	}
+}

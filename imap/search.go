@@ -345,16 +345,23 @@ func collectText(e *gomessage.Entity, out *[]string, depth int) {
 	if depth > maxMIMEDepth {
 		return
 	}
-	if mr := e.MultipartReader(); mr != nil {
+	t, params, _ := e.Header.ContentType()
+	if strings.HasPrefix(t, "multipart/") {
+		// The library's multipart reader, but for the part headers
+		// (imapserver.NewMultipartReader), as Entity.MultipartReader.
+		mr := imapserver.NewMultipartReader(e.Body, params["boundary"])
 		for {
 			p, err := mr.NextPart()
-			if p == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
+			if err != nil {
 				return
 			}
-			collectText(p, out, depth+1)
+			child, err := gomessage.New(gomessage.Header{Header: p.Header}, p)
+			if child == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
+				return
+			}
+			collectText(child, out, depth+1)
 		}
 	}
-	t, _, _ := e.Header.ContentType()
 	switch {
 	case t == "" || strings.HasPrefix(t, "text/"):
 		b, _ := io.ReadAll(e.Body)

@@ -22,9 +22,9 @@ import (
 // header field (no colon, a control character or space in the name, white
 // space at the start of the header) does not end it, as in Dovecot:
 // BODY[HEADER] and BODY[TEXT] together are BODY[]. Only a read error
-// other than io.EOF is returned.
+// other than io.EOF is returned. The block is not nil, even when empty.
 func ReadHeaderBlock(br *bufio.Reader) ([]byte, error) {
-	var hdr []byte
+	hdr := []byte{}
 	lineStart := 0
 	for {
 		chunk, err := br.ReadSlice('\n')

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/textproto"
 )
 
@@ -51,9 +52,10 @@ func writeHeader(t *testing.T, h textproto.Header) string {
 
 func lf(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
 
-// FuzzReadHeader: the block and the rest are the input; the block ends
-// at its first empty line; where go-message reads the header without
-// error, the fields are the same.
+// FuzzReadHeader: the block and the rest are the input, and so are
+// BODY[HEADER] and BODY[TEXT]; the block ends at its first empty line;
+// where go-message reads the header without error, the fields are the
+// same (line ends aside).
 func FuzzReadHeader(f *testing.F) {
 	for _, s := range []string{
 		"Subject: x\r\n\r\nbody",
@@ -62,6 +64,8 @@ func FuzzReadHeader(f *testing.F) {
 		"A: 1\nB: 2\n\nbody\n",
 		"all header",
 		"\r\nbody",
+		"",
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\njunk\r\n\r\none\r\n--b--\r\n",
 	} {
 		f.Add(s)
 	}
@@ -74,6 +78,11 @@ func FuzzReadHeader(f *testing.F) {
 		rest, _ := io.ReadAll(br)
 		if string(block)+string(rest) != s {
 			t.Fatalf("block %q + rest %q", block, rest)
+		}
+		hdr := ExtractBodySection(strings.NewReader(s), &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader})
+		text := ExtractBodySection(strings.NewReader(s), &imap.FetchItemBodySection{Specifier: imap.PartSpecifierText})
+		if string(hdr)+string(text) != s {
+			t.Fatalf("BODY[HEADER] %q + BODY[TEXT] %q", hdr, text)
 		}
 		if i := strings.Index("\n"+string(block), "\n\r\n"); i >= 0 && i+2 < len(block) {
 			t.Fatalf("block %q goes on after an empty line", block)

@@ -106,7 +106,7 @@ func findMessagePart(header textproto.Header, body io.Reader, partPath []int) (s
 			continue
 		}
 
-		mr := textproto.NewMultipartReader(body, typeParams["boundary"])
+		mr := NewMultipartReader(body, typeParams["boundary"])
 		found := false
 		for j := 1; j <= partNum; j++ {
 			p, err := mr.NextPart()
@@ -179,7 +179,7 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 
 	if primaryType == "multipart" {
 		bs := &imap.BodyStructureMultiPart{Subtype: subType}
-		mr := textproto.NewMultipartReader(r, typeParams["boundary"])
+		mr := NewMultipartReader(r, typeParams["boundary"])
 		for {
 			part, _ := mr.NextPart()
 			if part == nil {
