@@ -24,9 +24,30 @@ import (
 // BODY[HEADER] and BODY[TEXT] together are BODY[]. Only a read error
 // other than io.EOF is returned. The block is not nil, even when empty.
 func ReadHeaderBlock(br *bufio.Reader) ([]byte, error) {
+	return readHeaderBlockUntil(br, nil)
+}
+
+// readHeaderBlockUntil is ReadHeaderBlock that also ends the block before
+// a line for which stop (if not nil) is true, leaving that line in br: a
+// multipart boundary ends a part's header (RFC 2046 §5.1.1: a part may be
+// headers alone, without the empty line). Lines that do not fit br's
+// buffer are not given to stop.
+func readHeaderBlockUntil(br *bufio.Reader, stop func(line []byte) bool) ([]byte, error) {
 	hdr := []byte{}
 	lineStart := 0
 	for {
+		if stop != nil && lineStart == len(hdr) {
+			b, err := br.Peek(br.Size())
+			if err != nil && err != io.EOF {
+				return nil, err
+			}
+			if i := bytes.IndexByte(b, '\n'); i >= 0 {
+				b = b[:i+1]
+			}
+			if len(b) > 0 && stop(b) {
+				return hdr, nil
+			}
+		}
 		chunk, err := br.ReadSlice('\n')
 		hdr = append(hdr, chunk...)
 		switch {

@@ -41,6 +41,26 @@ func TestParseHeaderAsGoMessage(t *testing.T) {
 	}
 }
 
+// A part's header ends at a line that is not a field without ending the
+// part list, and at a boundary for a part that is headers alone (RFC 2046
+// §5.1.1).
+func TestMultipartPartHeaders(t *testing.T) {
+	const msg = "Content-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\njunk line\r\n\r\none\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n" +
+		"--b\r\nContent-Type: text/html\r\n\r\nthree\r\n--b--\r\n"
+	bs, ok := ExtractBodyStructure(strings.NewReader(msg)).(*imap.BodyStructureMultiPart)
+	if !ok || len(bs.Children) != 3 || bs.Children[2].MediaType() != "text/html" {
+		t.Fatalf("BODYSTRUCTURE %#v", bs)
+	}
+	for i, want := range []string{"one", "", "three"} {
+		got := ExtractBodySection(strings.NewReader(msg), &imap.FetchItemBodySection{Part: []int{i + 1}})
+		if string(got) != want {
+			t.Errorf("BODY[%d] = %q, want %q", i+1, got, want)
+		}
+	}
+}
+
 func writeHeader(t *testing.T, h textproto.Header) string {
 	t.Helper()
 	var b bytes.Buffer

@@ -7,7 +7,8 @@
 // header is read with ReadHeader, so that a line in it that is not a
 // header field does not end the part list (go-message's NextPart fails
 // there, and the part and all after it vanished from BODYSTRUCTURE, part
-// sections and SEARCH while BODY[] had them).
+// sections and SEARCH while BODY[] had them); and a boundary line ends
+// it, for a part that is headers alone.
 
 package imapserver
 
@@ -81,9 +82,12 @@ func newPart(mr *MultipartReader) (*Part, error) {
 }
 
 func (bp *Part) populateHeaders() error {
-	_, header, err := ReadHeader(bp.mr.bufReader)
+	mr := bp.mr
+	block, err := readHeaderBlockUntil(mr.bufReader, func(line []byte) bool {
+		return mr.isBoundaryDelimiterLine(line) || mr.isFinalBoundary(line)
+	})
 	if err == nil {
-		bp.Header = header
+		bp.Header = ParseHeader(block)
 	}
 	return err
 }
