@@ -218,6 +218,7 @@ func matchAfterPrefix(buf, prefix []byte, readErr error) int {
 	return -1
 }
 
+// Close discards the rest of the part, so that NextPart can go on.
 func (p *Part) Close() error {
 	io.Copy(io.Discard, p)
 	return nil

@@ -469,6 +469,7 @@ type MailboxNameError struct {
 	Name string
 }
 
+// Error implements error.
 func (err *MailboxNameError) Error() string {
 	return fmt.Sprintf("imapwire: mailbox name %q is not valid modified UTF-7", err.Name)
 }
