@@ -122,7 +122,8 @@
 //   - FLAGS and PERMANENTFLAGS list the system flags and every keyword in
 //     use in the mailbox; PERMANENTFLAGS adds \* (new keywords allowed)
 //     and is empty after EXAMINE. A keyword first set later is announced
-//     with an untagged FLAGS.
+//     with an untagged FLAGS and, read-write, PERMANENTFLAGS, before any
+//     FETCH or EXISTS response that carries it (RFC 9051 §7.3.5).
 //   - EXAMINE is enforced: STORE, EXPUNGE, MOVE and UID EXPUNGE are
 //     refused with NO [CANNOT], FETCH BODY[] does not set \Seen, and CLOSE
 //     expunges nothing (RFC 9051 §6.4.1).
@@ -146,6 +147,14 @@
 //     not hide a match.
 //   - BODYSTRUCTURE and body sections follow RFC 9051 §7.5.2 for
 //     multipart, message/rfc822 and malformed MIME.
+//   - A header (of the message, a message/rfc822 part or a multipart's
+//     part) ends at its first empty line (RFC 5322 §2.1), as in Dovecot:
+//     a line that is not a field (no colon, a control character or space
+//     in the name) stays in BODY[HEADER] and is skipped as a field, so
+//     BODY[HEADER] and BODY[TEXT] together are BODY[], and SEARCH,
+//     ENVELOPE and BODYSTRUCTURE see the body BODY[] shows. (A part's
+//     MIME header and HEADER.FIELDS.NOT drop such lines; Dovecot keeps
+//     them.)
 //   - Subscriptions are names, not mailboxes (RFC 3501 §6.3.6): DELETE
 //     keeps them, and LIST (SUBSCRIBED) shows a subscribed name without a
 //     mailbox as \Subscribed \NonExistent; LSUB lists it too.
@@ -162,9 +171,11 @@
 //     before the expunge committed: each body is opened before its FETCH
 //     response starts and the store keeps an open body readable, so a
 //     body is served whole or not at all, never as an empty literal.
-//   - Client syntax errors (malformed sets, unknown SEARCH keys, invalid
-//     modified UTF-7, a quoted string open at the end of the line) are
-//     BAD; the session goes on.
+//   - Client syntax errors (malformed sets, unknown SEARCH keys, a quoted
+//     string open at the end of the line) are BAD; the session goes on.
+//     A mailbox name that is not valid modified UTF-7 is well-formed but
+//     names no mailbox, as in Dovecot: NO [NONEXISTENT], NO [CANNOT] for
+//     CREATE and RENAME's new name, and LIST matches nothing with it.
 //
 // # Known deviations
 //
