@@ -2,6 +2,7 @@ package imap
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -236,4 +237,35 @@ func TestAppendJunkAfterLiteral(t *testing.T) {
 		t.Fatalf("APPEND: got %q (untagged %q), want %q", st, u, want)
 	}
 	mustHave(t, watcher.expectOK("NOOP"), "* 1 EXISTS")
+}
+
+// TestAppendCutShort: a client that goes away within an APPEND literal
+// stores nothing; the end of the connection is not the end of a shorter
+// message.
+func TestAppendCutShort(t *testing.T) {
+	e := newEnv(t)
+	r := loggedIn(e)
+	r.send("a APPEND INBOX {100+}\r\nhello")
+	if err := r.conn.(*tls.Conn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	// The server answers (or not) and closes once its session has
+	// returned from the store.
+	_ = r.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		l, err := r.r.ReadString('\n')
+		if strings.HasPrefix(l, "a OK") {
+			t.Fatalf("cut-short APPEND: got %q", l)
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+	}
+	msgs, err := e.st.ListMessages(context.Background(), e.aliceID, "INBOX", nil)
+	if err != nil || len(msgs) != 0 {
+		t.Fatalf("cut-short APPEND stored %d messages (%v)", len(msgs), err)
+	}
 }
