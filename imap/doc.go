@@ -168,7 +168,11 @@
 //     told of yet (RFC 2180 §4.1): FETCH answers UID and FLAGS from the
 //     session's view, and anything else with NO [EXPUNGEISSUED] after the
 //     other messages' data; STORE changes the others and ends the same
-//     way (.SILENT: OK). The body is gone at expunge, so it is not served.
+//     way (.SILENT: OK). The body is gone at expunge, so it is not served
+//     (RFC 2180 §4.1.2, not §4.1.1) — unless the FETCH had opened it
+//     before the expunge committed: each body is opened before its FETCH
+//     response starts and the store keeps an open body readable, so a
+//     body is served whole or not at all, never as an empty literal.
 //   - Client syntax errors (malformed sets, unknown SEARCH keys, invalid
 //     modified UTF-7, a quoted string open at the end of the line) are
 //     BAD; the session goes on.

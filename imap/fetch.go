@@ -30,7 +30,11 @@ const maxHeaderBytes = 1 << 20
 // (the blob is freed with the last index row), so, as RFC 2180 §4.1.2
 // allows, UID, FLAGS and MODSEQ are answered from the view, and a FETCH
 // that asks such a message for anything else gets the other messages'
-// data and a tagged NO [EXPUNGEISSUED] (RFC 5530).
+// data and a tagged NO [EXPUNGEISSUED] (RFC 5530). That holds as well for
+// a message expunged while this FETCH runs, before its body is opened;
+// once opened (before its response starts) the body is served whole,
+// since the store keeps an open body readable. A selected mailbox deleted
+// under the session has all its messages expunged (RFC 2180 §3).
 func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	idxs, err := v.resolve(numSet)
 	if err != nil {
@@ -56,6 +60,9 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		// set on the others either. (ChangedSince is at most 2^63-1.)
 		uids, err = b.Search(s.ctx, s.account, v.name, store.SearchCriteria{
 			UIDs: compressUIDs(uids), ModSeqAtLeast: options.ChangedSince + 1})
+		if errors.Is(err, store.ErrNotFound) {
+			return v.fetchExpunged(w, idxs, nil, options)
+		}
 		if err != nil {
 			return s.storeErr("fetch", err)
 		}
@@ -78,6 +85,9 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		if len(unseen) > 0 {
 			res, err := b.StoreFlags(s.ctx, s.account, v.name, store.StoreFlagsRequest{
 				UIDs: compressUIDs(unseen), Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
+			if errors.Is(err, store.ErrNotFound) {
+				return v.fetchExpunged(w, idxs, nil, options)
+			}
 			if err != nil {
 				return s.storeErr("fetch", err)
 			}
@@ -91,6 +101,9 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 	}
 
 	msgs, err := b.ListMessages(s.ctx, s.account, v.name, set)
+	if errors.Is(err, store.ErrNotFound) {
+		return v.fetchExpunged(w, idxs, nil, options)
+	}
 	if err != nil {
 		return s.storeErr("fetch", err)
 	}
@@ -108,6 +121,10 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 			v.noteKeywords(m.Flags)
 		}
 		if err := v.fetchOne(w, seq, m, options, seenNow[m.UID]); err != nil {
+			if errors.Is(err, errExpungedMeanwhile) {
+				delete(found, m.UID) // answered as expunged below
+				continue
+			}
 			return err
 		}
 	}
@@ -182,6 +199,11 @@ func setsSeen(o *imap.FetchOptions) bool {
 // sections need only the header block, read up to its end (and cached,
 // see headerCache); BODYSTRUCTURE and part sections read the message
 // once each, with the MIME depth counted in the same pass.
+//
+// For BODY[] the body is opened before the response starts: a message
+// expunged before that yields errExpungedMeanwhile and no response (never
+// an empty literal), and the open body stays readable
+// (store.Messages.OpenBody) while BODY[] streams from it.
 func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, o *imap.FetchOptions, seen bool) error {
 	s := v.s
 	body := &messageBody{open: func() (io.ReadCloser, error) {
@@ -217,6 +239,11 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 		return nil
 	}
 	err := safely(func() error {
+		if slices.ContainsFunc(o.BodySection, wholeMessage) {
+			if _, err := body.reader(); err != nil {
+				return err
+			}
+		}
 		// The header block is read once, bounded, for ENVELOPE and the
 		// top-level header sections (BODY[HEADER], HEADER.FIELDS,
 		// RFC822.HEADER): none of them needs the body.
@@ -294,6 +321,9 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 		// RFC 9051 §6.4.5 (RFC 3516).
 		return noCode(imap.ResponseCodeUnknownCTE, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" has a part in an unknown content transfer encoding")
 	}
+	if errors.Is(err, store.ErrNotFound) {
+		return errExpungedMeanwhile
+	}
 	if err != nil {
 		var pe panicError
 		if errors.As(err, &pe) {
@@ -355,6 +385,10 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	}
 	return firstErr
 }
+
+// errExpungedMeanwhile is fetchOne's answer for a message the store no
+// longer has: expunged by another session since the FETCH listed it.
+var errExpungedMeanwhile = errors.New("imap: message expunged during FETCH")
 
 // messageBody opens a message's body once per FETCH response and hands it
 // out from the start as often as needed: rewound when the store's reader

@@ -248,6 +248,11 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	condStore := s.condStore()
 	if !v.dead {
 		mb, err := b.Mailbox(s.ctx, s.account, v.name)
+		var cs store.ChangeSet
+		if err == nil && mb.UIDValidity == v.uidValidity && mb.HighestModSeq > v.modSeq {
+			// ErrNotFound here: deleted since the look-up, as below.
+			cs, err = b.Changes(s.ctx, s.account, v.name, v.modSeq)
+		}
 		switch {
 		case errors.Is(err, store.ErrNotFound) || (err == nil && mb.UIDValidity != v.uidValidity):
 			// Deleted or renamed away under us: all messages are gone
@@ -262,10 +267,6 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		case err != nil:
 			return s.storeErr("poll", err)
 		case mb.HighestModSeq > v.modSeq:
-			cs, err := b.Changes(s.ctx, s.account, v.name, v.modSeq)
-			if err != nil {
-				return s.storeErr("poll", err)
-			}
 			for _, uid := range cs.Vanished {
 				if v.seqOf(uid) != 0 {
 					if len(v.gone) == 0 {

@@ -315,7 +315,9 @@ type Messages interface {
 	ListMessages(ctx context.Context, account, mailbox string, uids UIDSet) ([]Message, error)
 	// Search returns the UIDs matching c, ascending.
 	Search(ctx context.Context, account, mailbox string, c SearchCriteria) ([]uint32, error)
-	// OpenBody opens a message's raw RFC 5322 body.
+	// OpenBody opens a message's raw RFC 5322 body. Once open it reads
+	// whole even if the message is expunged meanwhile; a message not (or
+	// no longer) in the mailbox is ErrNotFound.
 	OpenBody(ctx context.Context, account, mailbox string, uid uint32) (io.ReadCloser, error)
 	// StoreFlags changes flags; each changed message gets a new MODSEQ.
 	StoreFlags(ctx context.Context, account, mailbox string, req StoreFlagsRequest) (StoreFlagsResult, error)

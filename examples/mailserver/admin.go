@@ -75,6 +75,7 @@ func (a *admin) run(ctx context.Context, args []string) error {
 	}
 	handlers["directory sync"] = a.directorySync
 	handlers["directory status"] = a.directoryStatus
+	handlers["user delete"] = a.userDelete
 	handlers["route explain"] = a.routeExplain
 	handlers["queue list"] = a.queueList
 	for _, op := range []string{"hold", "release", "retry", "delete"} {
@@ -339,6 +340,15 @@ func (a *admin) mailCat(ctx context.Context, args []string) error {
 func (a *admin) check(ctx context.Context, args []string) error {
 	if len(args) != 0 {
 		return errUsage
+	}
+	// Deletions a crash interrupted between the directory entry and its
+	// store account are finished first: the account is an orphan.
+	done, err := a.dir.CompleteDeletions(ctx)
+	for _, p := range done {
+		fmt.Fprintf(a.stdout, "completed\tdeletion of %s %s (account %s)\n", p.Kind, p.Address, p.Account)
+	}
+	if err != nil {
+		return err
 	}
 	problems, err := a.st.Check(ctx)
 	if err != nil {

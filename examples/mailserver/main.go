@@ -7,7 +7,7 @@
 //	mailserver [-config FILE] [-data DIR] [serve]
 //	mailserver domain add NAME [ALTERNATIVE-NAME...] | domain list
 //	mailserver user add ADDRESS [-password PW] [-name NAME] [-quota-bytes N] [-quota-messages N]
-//	mailserver user list [DOMAIN] | user passwd ADDRESS [-password PW] | user disable|enable ADDRESS
+//	mailserver user list [DOMAIN] | user passwd ADDRESS [-password PW] | user disable|enable|delete ADDRESS
 //	mailserver alias add ADDRESS TARGET...
 //	mailserver group add ADDRESS MEMBER... [-send-as USER...]
 //	mailserver mail list ADDRESS [MAILBOX] | mail cat ADDRESS MAILBOX UID
@@ -52,6 +52,7 @@ commands:
   user list [DOMAIN]
   user passwd ADDRESS [-password PW]
   user disable ADDRESS | user enable ADDRESS
+  user delete ADDRESS                   delete the user with its mailbox and all its mail
   alias add ADDRESS TARGET...
   group add ADDRESS MEMBER... [-send-as USER-ADDRESS]...
   mail list ADDRESS [MAILBOX]           one line per message: UID size date flags

@@ -264,7 +264,7 @@ func (s *Store) runBatch(batch []*request) {
 		}
 		s.feed.publish(r.changes)
 		for _, id := range r.freeBlobs {
-			if err := s.blobs.remove(id); err != nil {
+			if err := s.blobs.free(id); err != nil {
 				// The blob becomes an orphan; the next sweep removes it.
 				s.log.Warn("removing unreferenced blob", "blob", id, "err", err)
 			}

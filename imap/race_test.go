@@ -1,0 +1,155 @@
+package imap
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// raceMsg is a message big enough that a FETCH of 200 of them fills the
+// socket buffers, so the server is still writing the FETCH responses
+// (with bodies yet to be opened) while the other session's EXPUNGE
+// commits.
+var raceMsg = "From: carol@example.org\r\nTo: alice@example.com\r\nSubject: race\r\n\r\n" +
+	strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!?\r\n", 300)
+
+var (
+	bodyLiteral = regexp.MustCompile(`BODY\[\] \{(\d+)\}`)
+	fetchSeq    = regexp.MustCompile(`^\* (\d+) FETCH `)
+)
+
+// checkRacedFetch checks a FETCH that raced an expunge by another
+// session: every message still in the store when its body was opened is
+// answered with its whole body, the others not at all, and the command
+// ends OK or NO [EXPUNGEISSUED] (RFC 2180 §4.1.2, RFC 5530), never with
+// another code and never with an empty body.
+func checkRacedFetch(t *testing.T, cmd string, untagged []string, status string, want int) (bodies map[int]bool) {
+	t.Helper()
+	bodies = make(map[int]bool)
+	for _, l := range untagged {
+		if strings.Contains(l, "EXPUNGE") && !strings.Contains(l, "FETCH") {
+			t.Fatalf("%s: EXPUNGE during FETCH (RFC 9051 §7.5.1): %q", cmd, l)
+		}
+		m := bodyLiteral.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		if n, _ := strconv.Atoi(m[1]); n != want {
+			t.Fatalf("%s: body of %d octets, want %d: %.200q", cmd, n, want, l)
+		}
+		seq, _ := strconv.Atoi(fetchSeq.FindStringSubmatch(l)[1])
+		bodies[seq] = true
+	}
+	if !strings.HasPrefix(status, "OK") && !strings.HasPrefix(status, "NO [EXPUNGEISSUED]") {
+		t.Fatalf("%s ended %q", cmd, status)
+	}
+	return bodies
+}
+
+// TestFetchRacingExpunge: one session fetches 200 messages while another
+// expunges 150 of them (issue 12, item 5). The FETCH is sent and its
+// responses left unread while the EXPUNGE runs, so the server is blocked
+// mid-FETCH when the expunge commits and frees the blobs.
+func TestFetchRacingExpunge(t *testing.T) {
+	for _, items := range []string{"(BODY[] FLAGS)", "(FLAGS BODY.PEEK[HEADER] BODY.PEEK[])", "(ENVELOPE BODY.PEEK[])"} {
+		t.Run(items, func(t *testing.T) {
+			e := newEnvIn(t, memDir(t))
+			a, b := loggedIn(e), loggedIn(e)
+			rounds := 6
+			if testing.Short() {
+				rounds = 2
+			}
+			for round := range rounds {
+				n := countMessages(t, a)
+				for range 200 - n {
+					e.deliver(e.aliceID, "", raceMsg)
+				}
+				a.expectOK("SELECT INBOX")
+				b.expectOK("SELECT INBOX")
+				b.expectOK(`STORE 1:150 +FLAGS.SILENT (\Deleted)`)
+
+				a.n++
+				tag := "f" + strconv.Itoa(a.n)
+				cmd := "FETCH 1:200 " + items
+				a.send(tag + " " + cmd + "\r\n")
+				// Let the FETCH start on the server: its first response
+				// arrives before the expunge is sent (from round 1 on;
+				// round 0 leaves the order to chance).
+				if round > 0 {
+					if _, err := a.r.Peek(1); err != nil {
+						t.Fatal(err)
+					}
+				}
+				b.expectOK("EXPUNGE")
+				u, st := a.readUntil(tag)
+				bodies := checkRacedFetch(t, cmd, u, st, len(raceMsg))
+				for seq := 151; seq <= 200; seq++ {
+					if !bodies[seq] {
+						t.Fatalf("round %d: no body for message %d, which was not expunged", round, seq)
+					}
+				}
+				if len(bodies) < 200 && !strings.HasPrefix(st, "NO [EXPUNGEISSUED]") {
+					t.Fatalf("round %d: %d of 200 bodies, status %q", round, len(bodies), st)
+				}
+				t.Logf("round %d: %d of 200 bodies, %s", round, len(bodies), st)
+				b.expectOK("CLOSE")
+				a.expectOK("CLOSE")
+			}
+		})
+	}
+}
+
+// countMessages returns the number of messages in INBOX.
+func countMessages(t *testing.T, r *raw) int {
+	t.Helper()
+	u := r.expectOK("STATUS INBOX (MESSAGES)")
+	for _, l := range u {
+		if i := strings.Index(l, "MESSAGES "); i >= 0 {
+			n, err := strconv.Atoi(strings.TrimRight(l[i+len("MESSAGES "):], ")"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no STATUS in %q", u)
+	return 0
+}
+
+// TestFetchRacingDelete: the selected mailbox is deleted by another
+// session while a FETCH of it runs. Its messages are expunged (RFC 2180
+// §3), so the FETCH ends OK or NO [EXPUNGEISSUED] with whole bodies only
+// (not NO [NONEXISTENT], NO [SERVERBUG] or an empty literal), and the
+// next command reports every message expunged.
+func TestFetchRacingDelete(t *testing.T) {
+	e := newEnvIn(t, memDir(t))
+	a, b := loggedIn(e), loggedIn(e)
+	a.expectOK("CREATE Tmp")
+	for range 200 {
+		if _, err := e.st.Append(context.Background(), e.aliceID, "Tmp", strings.NewReader(raceMsg), store.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.expectOK("SELECT Tmp")
+	a.n++
+	tag := "f" + strconv.Itoa(a.n)
+	a.send(tag + " FETCH 1:200 (FLAGS BODY.PEEK[])\r\n")
+	if _, err := a.r.Peek(1); err != nil {
+		t.Fatal(err)
+	}
+	b.expectOK("DELETE Tmp")
+	u, st := a.readUntil(tag)
+	bodies := checkRacedFetch(t, "FETCH 1:200 (FLAGS BODY.PEEK[])", u, st, len(raceMsg))
+	if len(bodies) < 200 && !strings.HasPrefix(st, "NO [EXPUNGEISSUED]") {
+		t.Fatalf("%d of 200 bodies, status %q", len(bodies), st)
+	}
+	t.Logf("%d of 200 bodies, %s", len(bodies), st)
+	u = a.expectOK("NOOP")
+	if n := len(filter(u, "EXPUNGE")); n != 200 {
+		t.Fatalf("NOOP after DELETE: %d EXPUNGE responses, want 200", n)
+	}
+}
