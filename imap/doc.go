@@ -51,12 +51,12 @@
 //     tagged NO or BAD instead of the continuation request, so its data
 //     never comes; any other failed command (a refused non-synchronising
 //     literal, a syntax error, an AUTHENTICATE response longer than
-//     4 KiB) is answered and then skipped up to the client's next
+//     4 KiB) is answered and its rest skipped up to the client's next
 //     command, at most 1 MiB, beyond which the server says BYE and
 //     closes the connection (the package comment of
-//     imap/internal/imapwire has the rules). An APPEND that is not
-//     answered OK, because of junk after its message too, stores nothing
-//     and uses no UID.
+//     imap/internal/imapwire has the rules). An APPEND answered BAD or
+//     NO, junk after its message included, or cut short by the end of
+//     the connection stores nothing and uses no UID.
 //
 // Metrics (Options.Registerer): connections by result, open connections,
 // authentications by result, messages appended.

@@ -153,11 +153,11 @@ func (c *Conn) discardLine(read, limit int64) error {
 	return fmt.Errorf("%w: over %d bytes", errLongLine, limit)
 }
 
-// refuseLongLine answers a line longer than the read buffer, of which
-// read bytes were read already, with resp once its rest is skipped; when
-// it is too long to skip (maxSkip), with resp and BYE, and the connection
-// is closed and nil returned, the command answered. A handler returns
-// what it returns.
+// refuseLongLine refuses a line longer than the read buffer, of which
+// read bytes were read already: it skips the rest of the line and returns
+// resp, the command's answer. A line too long to skip (over maxSkip) is
+// answered with resp and BYE, the connection closed and nil returned. A
+// handler returns what refuseLongLine returns.
 //
 // mailyard: added.
 func (c *Conn) refuseLongLine(tag string, read int64, resp *imap.Error) error {
