@@ -46,6 +46,17 @@
 //     responses are held back during FETCH, STORE and SEARCH (RFC 9051
 //     §7.5.1) and sent highest sequence number first (with QRESYNC, one
 //     VANISHED response instead).
+//  6. A refused literal's data is never run as commands, nor is any part
+//     of a failed command: a synchronising literal over a limit gets a
+//     tagged NO or BAD instead of the continuation request, so its data
+//     never comes; any other failed command (a refused non-synchronising
+//     literal, a syntax error, an AUTHENTICATE response longer than
+//     4 KiB) is answered and its rest skipped up to the client's next
+//     command, at most 1 MiB, beyond which the server says BYE and
+//     closes the connection (the package comment of
+//     imap/internal/imapwire has the rules). An APPEND answered BAD or
+//     NO, junk after its message included, or cut short by the end of
+//     the connection stores nothing and uses no UID.
 //
 // Metrics (Options.Registerer): connections by result, open connections,
 // authentications by result, messages appended.
