@@ -22,7 +22,6 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/internal/certs"
-	"github.com/mailyard/mailyard/internal/limits"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 )
@@ -287,7 +286,7 @@ func startServer(t testing.TB, o Options) *testServer {
 		o.Logger = testLogger(t)
 	}
 	if o.AuthLimiter == nil {
-		o.AuthLimiter = limits.NewAuthLimiter(limits.AuthPolicy{BaseDelay: time.Millisecond, MaxDelay: time.Millisecond})
+		o.AuthLimiter = testLimiter(nil)
 	}
 	srv, err := New(o)
 	if err != nil {

@@ -1,0 +1,143 @@
+package smtp
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailyard/mailyard/directory"
+)
+
+// TestAuthBruteForceDoesNotLockOutVictim: many wrong passwords for a login
+// from one address neither stop its owner logging in from where they
+// usually do nor from a new address.
+func TestAuthBruteForceDoesNotLockOutVictim(t *testing.T) {
+	serverTLS, clientTLS := testTLS(t)
+	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: testLimiter(clk.now)})
+	// The owner's usual address.
+	ts.rawTLS(t, clientTLS, "127.0.0.2").expect(authPlain("alice@example.test", "alice-pw"), 235)
+
+	attacker := ts.rawTLS(t, clientTLS, "127.0.0.3")
+	failed := 0
+	for range 12 {
+		clk.add(2 * time.Second) // past any delay: every guess is checked until a block
+		code, text := attacker.cmd(authPlain("alice@example.test", "guess"))
+		switch {
+		case code == 535 && strings.HasPrefix(text, "5.7.8"):
+			failed++
+		case code == 454 && strings.HasPrefix(text, "4.7.0"):
+		default:
+			t.Fatalf("guess: %d %s, want 535 5.7.8 or 454 4.7.0", code, text)
+		}
+	}
+	if failed < 10 {
+		t.Fatalf("only %d guesses were checked; the attack did not reach a block", failed)
+	}
+	ts.rawTLS(t, clientTLS, "127.0.0.2").expect(authPlain("alice@example.test", "alice-pw"), 235)
+	ts.rawTLS(t, clientTLS, "127.0.0.4").expect(authPlain("alice@example.test", "alice-pw"), 235)
+}
+
+// TestAuthSlowGuessingDoesNotLockOutVictim: one guess every 15 minutes,
+// after a burst that blocks the guesser, keeps nobody else out.
+func TestAuthSlowGuessingDoesNotLockOutVictim(t *testing.T) {
+	serverTLS, clientTLS := testTLS(t)
+	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: testLimiter(clk.now)})
+	ts.rawTLS(t, clientTLS, "127.0.0.2").expect(authPlain("bob@example.test", "bob-pw"), 235)
+	attacker := ts.rawTLS(t, clientTLS, "127.0.0.3")
+	for range 10 {
+		clk.add(2 * time.Second)
+		attacker.cmd(authPlain("bob@example.test", "guess"))
+	}
+	for i := range 8 {
+		clk.add(15*time.Minute + time.Second)
+		attacker.cmd(authPlain("bob@example.test", "guess-"+strconv.Itoa(i)))
+		if code, text := ts.rawTLS(t, clientTLS, "127.0.0.2").cmd(authPlain("bob@example.test", "bob-pw")); code != 235 {
+			t.Fatalf("after %d slow guesses the owner got %d %s, want 235", i+1, code, text)
+		}
+	}
+}
+
+// gateAuth holds every password check until the test releases it, and
+// counts them.
+type gateAuth struct {
+	*testAuth
+	mu      sync.Mutex
+	calls   int
+	arrived chan struct{} // one send per call
+	release chan struct{}
+}
+
+func (g *gateAuth) Authenticate(ctx context.Context, login, password string, p directory.Protocol) (directory.User, error) {
+	g.mu.Lock()
+	g.calls++
+	g.mu.Unlock()
+	g.arrived <- struct{}{}
+	<-g.release
+	return g.testAuth.Authenticate(ctx, login, password, p)
+}
+
+// TestAuthConcurrentGuessesBounded: twenty wrong passwords sent at once
+// from one client reach the directory at most as often as the limits
+// allow: the attempt is reserved before the password is checked.
+func TestAuthConcurrentGuessesBounded(t *testing.T) {
+	const n = 20
+	serverTLS, clientTLS := testTLS(t)
+	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	lim := testLimiter(clk.now)
+	g := &gateAuth{testAuth: newTestAuth(), arrived: make(chan struct{}, n), release: make(chan struct{})}
+	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: lim, Auth: g})
+	conns := make([]*rawClient, n)
+	for i := range conns {
+		conns[i] = ts.rawTLS(t, clientTLS, "127.0.0.3")
+	}
+	codes := make(chan int, n)
+	for _, c := range conns {
+		c.write(authPlain("alice@example.test", "guess") + "\r\n")
+		go func() {
+			line, _ := c.r.ReadString('\n')
+			code, _ := strconv.Atoi(line[:min(3, len(line))])
+			codes <- code
+		}()
+	}
+	// Every guess either reached the directory or was refused: wait for
+	// that before letting the checks finish.
+	var got []int
+	for checks := 0; checks+len(got) < n; {
+		select {
+		case <-g.arrived:
+			checks++
+		case code := <-codes:
+			got = append(got, code)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d checks and %d replies after 10s", checks, len(got))
+		}
+	}
+	close(g.release)
+	for len(got) < n {
+		got = append(got, <-codes)
+	}
+	g.mu.Lock()
+	calls := g.calls
+	g.mu.Unlock()
+	if limit := testLimiterMaxChecks(lim); calls > limit {
+		t.Fatalf("%d concurrent guesses ran %d password checks, limit %d", n, calls, limit)
+	}
+	refused := 0
+	for _, code := range got {
+		switch code {
+		case 454:
+			refused++
+		case 535:
+		default:
+			t.Fatalf("reply %d, want 535 or 454", code)
+		}
+	}
+	if refused != n-calls {
+		t.Fatalf("%d refused, %d checked, of %d", refused, calls, n)
+	}
+}
