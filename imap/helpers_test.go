@@ -17,8 +17,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailyard/mailyard/directory"
-	"github.com/mailyard/mailyard/internal/certs"
 	"github.com/mailyard/mailyard/directory/authlimit"
+	"github.com/mailyard/mailyard/internal/certs"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
