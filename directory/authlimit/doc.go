@@ -55,7 +55,8 @@
 //   - The real user is never refused by what others do from other
 //     clients: from an address where they logged in within TrustFor, only
 //     their own failures there can refuse them; from a new address without
-//     failures, they are Fresh and refused by nothing.
+//     failures, their check is Fresh and refused by nothing (one at a
+//     time: a second check while the first runs counts as a Stranger's).
 //   - Password checks against one login caused by clients that have not
 //     logged in to it recently are bounded: at most StrangerChecks in any
 //     StrangerWindow, plus one per distinct client that had no failures
