@@ -2,7 +2,6 @@ package imap
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"net"
 	"strconv"
@@ -11,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/internal/authtest"
 )
 
 // testClock is a clock the test moves by hand.
@@ -32,14 +31,23 @@ func (c *testClock) add(d time.Duration) {
 }
 
 // rawTLSFrom dials the implicit-TLS listener from source, a loopback
-// address.
+// address ("" for any).
 func (e *env) rawTLSFrom(source string) *raw {
 	e.t.Helper()
-	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if source != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(source)}
+	}
 	c, err := tls.DialWithDialer(d, "tcp", e.tlsAddr, e.client)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return e.greeted(c)
+}
+
+// greeted wraps a new connection and reads the server's greeting.
+func (e *env) greeted(c net.Conn) *raw {
+	e.t.Helper()
 	r := &raw{t: e.t, conn: c, r: bufio.NewReader(c)}
 	e.t.Cleanup(func() { c.Close() })
 	if g := r.line(); !strings.HasPrefix(g, "* OK") {
@@ -55,7 +63,7 @@ const bobLogin = "LOGIN bob@example.com \"battery staple\""
 // usually do nor from a new address, however slowly the guessing goes on.
 func TestBruteForceDoesNotLockOutVictim(t *testing.T) {
 	clk := newTestClock()
-	lim := testLimiter(clk.now)
+	lim := authtest.Limiter(clk.now)
 	e := newEnv(t, func(o *Options) { o.AuthLimiter = lim })
 	e.rawTLSFrom("127.0.0.2").expectOK(bobLogin)
 
@@ -87,36 +95,16 @@ func TestBruteForceDoesNotLockOutVictim(t *testing.T) {
 	}
 }
 
-// gateAuth holds every password check until the test releases it, and
-// counts them.
-type gateAuth struct {
-	Authenticator
-	mu      sync.Mutex
-	calls   int
-	arrived chan struct{}
-	release chan struct{}
-}
-
-func (g *gateAuth) Authenticate(ctx context.Context, login, password string, p directory.Protocol) (directory.User, error) {
-	g.mu.Lock()
-	g.calls++
-	g.mu.Unlock()
-	g.arrived <- struct{}{}
-	<-g.release
-	return g.Authenticator.Authenticate(ctx, login, password, p)
-}
-
 // TestConcurrentGuessesBounded: twenty wrong passwords sent at once from
 // one client reach the directory at most as often as the limits allow.
 func TestConcurrentGuessesBounded(t *testing.T) {
 	const n = 20
 	clk := newTestClock()
-	lim := testLimiter(clk.now)
-	g := &gateAuth{arrived: make(chan struct{}, n), release: make(chan struct{})}
+	lim := authtest.Limiter(clk.now)
+	gate := authtest.NewGate(n)
 	e := newEnv(t, func(o *Options) {
 		o.AuthLimiter = lim
-		g.Authenticator = o.Auth
-		o.Auth = g
+		o.Auth = gate.Wrap(o.Auth)
 	})
 	conns := make([]*raw, n)
 	for i := range conns {
@@ -135,26 +123,9 @@ func TestConcurrentGuessesBounded(t *testing.T) {
 			}
 		}()
 	}
-	var got []string
-	for checks := 0; checks+len(got) < n; {
-		select {
-		case <-g.arrived:
-			checks++
-		case st := <-status:
-			got = append(got, st)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%d checks and %d replies after 10s", checks, len(got))
-		}
-	}
-	close(g.release)
-	for len(got) < n {
-		got = append(got, <-status)
-	}
-	g.mu.Lock()
-	calls := g.calls
-	g.mu.Unlock()
-	if limit := testLimiterMaxChecks(lim); calls > limit {
-		t.Fatalf("%d concurrent guesses ran %d password checks, limit %d", n, calls, limit)
+	got, calls, err := authtest.Settle(gate, lim, n, status, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
 	refused := 0
 	for _, st := range got {

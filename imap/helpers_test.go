@@ -202,27 +202,13 @@ func (e *env) raw() *raw {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	r := &raw{t: e.t, conn: c, r: bufio.NewReader(c)}
-	e.t.Cleanup(func() { c.Close() })
-	if g := r.line(); !strings.HasPrefix(g, "* OK") {
-		e.t.Fatalf("greeting %q", g)
-	}
-	return r
+	return e.greeted(c)
 }
 
 // rawTLS dials the implicit-TLS listener.
 func (e *env) rawTLS() *raw {
 	e.t.Helper()
-	c, err := tls.Dial("tcp", e.tlsAddr, e.client)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	r := &raw{t: e.t, conn: c, r: bufio.NewReader(c)}
-	e.t.Cleanup(func() { c.Close() })
-	if g := r.line(); !strings.HasPrefix(g, "* OK") {
-		e.t.Fatalf("greeting %q", g)
-	}
-	return r
+	return e.rawTLSFrom("")
 }
 
 // starttls upgrades a raw connection.

@@ -4,11 +4,11 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/internal/authtest"
 )
 
 // TestAuthBruteForceDoesNotLockOutVictim: many wrong passwords for a login
@@ -17,7 +17,7 @@ import (
 func TestAuthBruteForceDoesNotLockOutVictim(t *testing.T) {
 	serverTLS, clientTLS := testTLS(t)
 	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: testLimiter(clk.now)})
+	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: authtest.Limiter(clk.now)})
 	// The owner's usual address.
 	ts.rawTLS(t, clientTLS, "127.0.0.2").expect(authPlain("alice@example.test", "alice-pw"), 235)
 
@@ -46,7 +46,7 @@ func TestAuthBruteForceDoesNotLockOutVictim(t *testing.T) {
 func TestAuthSlowGuessingDoesNotLockOutVictim(t *testing.T) {
 	serverTLS, clientTLS := testTLS(t)
 	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: testLimiter(clk.now)})
+	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: authtest.Limiter(clk.now)})
 	ts.rawTLS(t, clientTLS, "127.0.0.2").expect(authPlain("bob@example.test", "bob-pw"), 235)
 	attacker := ts.rawTLS(t, clientTLS, "127.0.0.3")
 	for range 10 {
@@ -62,23 +62,14 @@ func TestAuthSlowGuessingDoesNotLockOutVictim(t *testing.T) {
 	}
 }
 
-// gateAuth holds every password check until the test releases it, and
-// counts them.
+// gateAuth holds every password check in a gate.
 type gateAuth struct {
 	*testAuth
-	mu      sync.Mutex
-	calls   int
-	arrived chan struct{} // one send per call
-	release chan struct{}
+	gated authtest.Authenticator
 }
 
-func (g *gateAuth) Authenticate(ctx context.Context, login, password string, p directory.Protocol) (directory.User, error) {
-	g.mu.Lock()
-	g.calls++
-	g.mu.Unlock()
-	g.arrived <- struct{}{}
-	<-g.release
-	return g.testAuth.Authenticate(ctx, login, password, p)
+func (g gateAuth) Authenticate(ctx context.Context, login, password string, p directory.Protocol) (directory.User, error) {
+	return g.gated.Authenticate(ctx, login, password, p)
 }
 
 // TestAuthConcurrentGuessesBounded: twenty wrong passwords sent at once
@@ -88,9 +79,10 @@ func TestAuthConcurrentGuessesBounded(t *testing.T) {
 	const n = 20
 	serverTLS, clientTLS := testTLS(t)
 	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	lim := testLimiter(clk.now)
-	g := &gateAuth{testAuth: newTestAuth(), arrived: make(chan struct{}, n), release: make(chan struct{})}
-	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: lim, Auth: g})
+	lim := authtest.Limiter(clk.now)
+	gate := authtest.NewGate(n)
+	auth := newTestAuth()
+	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: lim, Auth: gateAuth{auth, gate.Wrap(auth)}})
 	conns := make([]*rawClient, n)
 	for i := range conns {
 		conns[i] = ts.rawTLS(t, clientTLS, "127.0.0.3")
@@ -104,28 +96,9 @@ func TestAuthConcurrentGuessesBounded(t *testing.T) {
 			codes <- code
 		}()
 	}
-	// Every guess either reached the directory or was refused: wait for
-	// that before letting the checks finish.
-	var got []int
-	for checks := 0; checks+len(got) < n; {
-		select {
-		case <-g.arrived:
-			checks++
-		case code := <-codes:
-			got = append(got, code)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%d checks and %d replies after 10s", checks, len(got))
-		}
-	}
-	close(g.release)
-	for len(got) < n {
-		got = append(got, <-codes)
-	}
-	g.mu.Lock()
-	calls := g.calls
-	g.mu.Unlock()
-	if limit := testLimiterMaxChecks(lim); calls > limit {
-		t.Fatalf("%d concurrent guesses ran %d password checks, limit %d", n, calls, limit)
+	got, calls, err := authtest.Settle(gate, lim, n, codes, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
 	refused := 0
 	for _, code := range got {

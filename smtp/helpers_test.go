@@ -21,6 +21,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/internal/authtest"
 	"github.com/mailyard/mailyard/internal/certs"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
@@ -286,7 +287,7 @@ func startServer(t testing.TB, o Options) *testServer {
 		o.Logger = testLogger(t)
 	}
 	if o.AuthLimiter == nil {
-		o.AuthLimiter = testLimiter(nil)
+		o.AuthLimiter = authtest.Limiter(nil)
 	}
 	srv, err := New(o)
 	if err != nil {
