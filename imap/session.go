@@ -98,6 +98,9 @@ func (s *session) Login(login, password string) error {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
 			Text: "Too many failed authentications; try again later"}
 	}
+	// Without a verdict below (account disabled, directory error, a
+	// panic) the reservation is released and nothing counted.
+	defer attempt.Abandon()
 	user, err := s.srv.opts.Auth.Authenticate(s.ctx, login, password, directory.ProtoIMAP)
 	switch {
 	case err == nil:
@@ -110,19 +113,16 @@ func (s *session) Login(login, password string) error {
 		s.sleep(delay)
 		return imapserver.ErrAuthFailed
 	case errors.Is(err, directory.ErrDisabled):
-		attempt.Abandon()
 		log.Warn("authentication refused", "rule", "disabled-user")
 		m.WithLabelValues("disabled").Inc()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeContactAdmin,
 			Text: "Account disabled"}
 	case errors.Is(err, directory.ErrProtocolNotAllowed):
-		attempt.Abandon()
 		log.Warn("authentication refused", "rule", "protocol-not-allowed")
 		m.WithLabelValues("not_allowed").Inc()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthorizationFailed,
 			Text: "IMAP access is not allowed for this account"}
 	default:
-		attempt.Abandon()
 		log.Error("authentication error", "err", err)
 		m.WithLabelValues("error").Inc()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,

@@ -24,6 +24,9 @@ func (s *session) authenticate(login, password string) error {
 		log.Warn("authentication refused", "rule", "auth-limit", "reason", err.Error())
 		return errAuthBlocked
 	}
+	// Without a verdict below (account disabled, directory error, a
+	// panic) the reservation is released and nothing counted.
+	defer attempt.Abandon()
 	user, err := s.srv.opts.Auth.Authenticate(s.ctx, login, password, directory.ProtoSMTP)
 	switch {
 	case err == nil:
@@ -44,8 +47,6 @@ func (s *session) authenticate(login, password string) error {
 		}
 		return errAuthFailed
 	}
-	// No verdict on the password: nothing to count against anyone.
-	attempt.Abandon()
 	switch {
 	case errors.Is(err, directory.ErrDisabled):
 		m.WithLabelValues("failure").Inc()

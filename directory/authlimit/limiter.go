@@ -384,7 +384,8 @@ func (a *Attempt) Failed() time.Duration {
 
 // Abandon ends an attempt that gave no verdict on the password (the
 // directory failed, or the account may not log in). Nothing is counted
-// but the check itself.
+// but the check itself. After Succeeded or Failed it does nothing, so a
+// caller may defer it right after Begin.
 func (a *Attempt) Abandon() {
 	l := a.l
 	now := l.p.Now()
