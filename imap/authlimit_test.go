@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"net"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/authlimit"
 	"github.com/mailyard/mailyard/internal/authtest"
 )
 
@@ -139,5 +142,78 @@ func TestConcurrentGuessesBounded(t *testing.T) {
 	}
 	if refused != n-calls {
 		t.Fatalf("%d refused, %d checked, of %d", refused, calls, n)
+	}
+}
+
+// countingAuth counts the password checks that reach the directory.
+type countingAuth struct {
+	Authenticator
+	mu     sync.Mutex
+	checks map[string]int // by password
+}
+
+func (c *countingAuth) Authenticate(ctx context.Context, login, password string, p directory.Protocol) (directory.User, error) {
+	c.mu.Lock()
+	c.checks[password]++
+	c.mu.Unlock()
+	return c.Authenticator.Authenticate(ctx, login, password, p)
+}
+
+// TestBruteForceTwentyAddressesFiveMinutes is the must-show on the
+// wire, on the default policy and a test clock: 20 attackers (127.0.0.2
+// to .21) guess bob's password every 5 seconds for 5 minutes while bob
+// logs in from his usual address every 10 seconds. Bob is never refused,
+// and the guesses that reach the directory stay within the bound the
+// policy states (the stranger budget plus one per address).
+func TestBruteForceTwentyAddressesFiveMinutes(t *testing.T) {
+	clk := newTestClock()
+	lim := authlimit.New(authlimit.Policy{Now: clk.now})
+	counter := &countingAuth{checks: map[string]int{}}
+	e := newEnv(t, func(o *Options) {
+		o.AuthLimiter = lim
+		counter.Authenticator = o.Auth
+		o.Auth = counter
+	})
+	e.rawTLSFrom("127.0.0.1").expectOK(bobLogin) // his usual address
+	attackers := make([]*raw, 20)
+	for i := range attackers {
+		attackers[i] = e.rawTLSFrom("127.0.0." + strconv.Itoa(i+2))
+	}
+	refused := 0
+	start := clk.now()
+	for step := 0; clk.now().Sub(start) < 5*time.Minute; step++ {
+		for i, a := range attackers {
+			_, st := a.cmd("LOGIN bob@example.com guess-" + strconv.Itoa(i) + "-" + strconv.Itoa(step))
+			switch {
+			case strings.HasPrefix(st, "NO [UNAVAILABLE]"):
+				refused++
+			case !strings.HasPrefix(st, "NO [AUTHENTICATIONFAILED]"):
+				t.Fatalf("guess: %q", st)
+			}
+		}
+		if step%2 == 0 {
+			bob := e.rawTLSFrom("127.0.0.1")
+			if _, st := bob.cmd(bobLogin); !strings.HasPrefix(st, "OK") {
+				t.Fatalf("after %v of attack bob got %q", clk.now().Sub(start), st)
+			}
+			bob.conn.Close() // within the per-address connection limit
+		}
+		clk.add(5 * time.Second)
+	}
+	counter.mu.Lock()
+	guesses := 0
+	for pw, n := range counter.checks {
+		if pw != bobPW {
+			guesses += n
+		}
+	}
+	counter.mu.Unlock()
+	bound := lim.Policy().StrangerChecks + len(attackers)
+	t.Logf("%d guesses checked (bound %d), %d refused; stats %v", guesses, bound, refused, lim.Stats())
+	if guesses > bound {
+		t.Fatalf("%d guesses reached the directory, bound %d", guesses, bound)
+	}
+	if guesses <= len(attackers) || refused == 0 {
+		t.Fatalf("the attack did not exercise the limits: %d checked, %d refused", guesses, refused)
 	}
 }
