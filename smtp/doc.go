@@ -16,8 +16,10 @@
 //  1. Connection: the per-client connection limit applies (421 4.7.0 when
 //     exceeded); the per-Read idle timeout starts.
 //  2. AUTH (submission only, only over TLS): PLAIN or LOGIN, checked by the
-//     [Authenticator] for [directory.ProtoSMTP]. Repeated failures are
-//     delayed and then blocked per client and per login (internal/limits).
+//     [Authenticator] for [directory.ProtoSMTP]. Options.AuthLimiter
+//     (package authlimit) reserves each check first or refuses it with
+//     454 4.7.0; repeated failures are delayed, then blocked per client
+//     and per client and login, and strangers share a per-login budget.
 //  3. MAIL FROM: on submission the address must be one of the user's send
 //     addresses. On MX the null sender is accepted (RFC 5321 §4.5.5).
 //     With Options.Milters, each milter is connected and told the client

@@ -116,6 +116,12 @@ type LimitsConfig struct {
 	MaxConns        int      `toml:"max_conns"`
 	ReadTimeout     Duration `toml:"read_timeout"`
 	WriteTimeout    Duration `toml:"write_timeout"`
+	// AuthStrangerChecks is how many password checks of one login
+	// clients with failures and no recent success may cause within
+	// AuthStrangerWindow (authlimit.Policy.StrangerChecks). Default 10.
+	AuthStrangerChecks int `toml:"auth_stranger_checks"`
+	// AuthStrangerWindow is the window of AuthStrangerChecks. Default 1h.
+	AuthStrangerWindow Duration `toml:"auth_stranger_window"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("5m").
@@ -161,6 +167,9 @@ func DefaultConfig() Config {
 			MaxConns:        1000,
 			ReadTimeout:     Duration{5 * time.Minute},
 			WriteTimeout:    Duration{5 * time.Minute},
+			// authlimit.Policy's defaults, spelled out for the example file.
+			AuthStrangerChecks: 10,
+			AuthStrangerWindow: Duration{time.Hour},
 		},
 		DNS:        DNSConfig{Timeout: Duration{5 * time.Second}},
 		AuthChecks: AuthChecks{Enabled: true, DMARCReject: "policy", DMARCQuarantine: "policy"},
@@ -324,7 +333,7 @@ func (c Config) Validate() error {
 	if _, err := c.Routing.routingRules(); err != nil {
 		return err
 	}
-	if c.Limits.MaxMessageBytes < 0 || c.Limits.MaxRecipients < 0 || c.Limits.MaxConnsPerIP < 0 || c.Limits.MaxConns < 0 {
+	if c.Limits.MaxMessageBytes < 0 || c.Limits.MaxRecipients < 0 || c.Limits.MaxConnsPerIP < 0 || c.Limits.MaxConns < 0 || c.Limits.AuthStrangerChecks < 0 {
 		return errors.New(`section "limits": values must not be negative`)
 	}
 	return nil

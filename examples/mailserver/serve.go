@@ -21,7 +21,6 @@ import (
 	"github.com/mailyard/mailyard/dkim"
 	"github.com/mailyard/mailyard/imap"
 	"github.com/mailyard/mailyard/internal/certs"
-	"github.com/mailyard/mailyard/internal/limits"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/smtp"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -100,9 +99,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 
-	// One auth-failure limiter for every listener, so that an attacker
-	// cannot double the attempts by switching between 587 and 465.
-	authLimiter := limits.NewAuthLimiter(limits.AuthPolicy{})
+	authLimiter := newAuthLimiter(cfg.Limits, reg)
 
 	type listener struct {
 		name string
