@@ -43,6 +43,15 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := dir.EnsureGAL(ctx); err != nil {
 		return fmt.Errorf("directory: %w", err)
 	}
+	// A user or resource deletion that a crash interrupted left a store
+	// account no directory entry reaches; finish it before serving.
+	done, err := dir.CompleteDeletions(ctx)
+	for _, p := range done {
+		logger.Info("completed an interrupted deletion", "kind", p.Kind, "address", p.Address, "account", p.Account)
+	}
+	if err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
 	// Users synced from [[directory.ldap]] bind there; others use the
 	// local password hash.
 	ldapSources, err := newLDAPSources(cfg, dir, st, logger)
