@@ -104,7 +104,7 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 			// as much as a failed command's (maxSkip); a response that does
 			// not fit the read buffer is malformed, a client error (RFC
 			// 9051 §6.2.2: BAD).
-			return c.refuseLongLine(tag, int64(len(encodedResp)), &imap.Error{
+			return c.refuseLine(tag, encodedResp, false, &imap.Error{
 				Type: imap.StatusResponseTypeBad,
 				Code: imap.ResponseCodeClientBug,
 				Text: "SASL response too long",
@@ -119,6 +119,13 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 
 		resp, err = decodeSASL(string(encodedResp))
 		if err != nil {
+			// mailyard: a malformed response that ends in a literal's
+			// header is skipped with the literal (upstream ran its data
+			// as commands).
+			var imapErr *imap.Error
+			if errors.As(err, &imapErr) {
+				return c.refuseLine(tag, encodedResp, true, imapErr)
+			}
 			return err
 		}
 	}
@@ -130,45 +137,28 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 	return writeCapabilityOK(enc.Encoder, tag, c.availableCaps(), text)
 }
 
-// errLongLine is returned by discardLine for a line longer than its limit.
-var errLongLine = errors.New("imapserver: line too long to skip")
-
-// discardLine reads and throws away the rest of a line longer than the
-// read buffer, of which read bytes were read already, up to limit bytes
-// in all; beyond that it returns errLongLine (wrapped) and the line's end
-// is not reached.
+// refuseLine refuses a line that is not decoded as a command (an
+// AUTHENTICATE response, the line that should end IDLE), of which line
+// was read (ended: with its line ending). The rest of what the client
+// sent with it is skipped as a failed command's is (imapwire
+// SkipAfterLine, up to maxSkip): the rest of a line longer than the read
+// buffer, and the data of a non-synchronising literal announced at its
+// end, which is never read as commands. Then it returns resp, the
+// command's answer. What is too long to skip is answered with resp and
+// BYE, the connection closed and nil returned. A handler returns what
+// refuseLine returns.
 //
 // mailyard: added.
-func (c *Conn) discardLine(read, limit int64) error {
-	for read <= limit {
-		line, more, err := c.br.ReadLine()
-		if err != nil {
-			return err
-		}
-		read += int64(len(line))
-		if !more {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: over %d bytes", errLongLine, limit)
-}
-
-// refuseLongLine refuses a line longer than the read buffer, of which
-// read bytes were read already: it skips the rest of the line and returns
-// resp, the command's answer. A line too long to skip (over maxSkip) is
-// answered with resp and BYE, the connection closed and nil returned. A
-// handler returns what refuseLongLine returns.
-//
-// mailyard: added.
-func (c *Conn) refuseLongLine(tag string, read int64, resp *imap.Error) error {
-	err := c.discardLine(read, maxSkip)
-	if !errors.Is(err, errLongLine) {
+func (c *Conn) refuseLine(tag string, line []byte, ended bool, resp *imap.Error) error {
+	err := imapwire.SkipAfterLine(c.br, line, ended, maxSkip)
+	var skipErr *imapwire.SkipError
+	if !errors.As(err, &skipErr) {
 		if err != nil {
 			return err
 		}
 		return resp
 	}
-	c.server.logger().Printf("closing connection from %v: %v", c.conn.RemoteAddr(), err)
+	c.server.logger().Printf("closing connection from %v: %v", c.conn.RemoteAddr(), skipErr)
 	c.state = imap.ConnStateLogout
 	if err := c.writeStatusResp(tag, (*imap.StatusResponse)(resp)); err != nil {
 		return err

@@ -1,7 +1,7 @@
 package imapserver
 
 import (
-	"fmt"
+	"errors"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -47,17 +47,21 @@ func (c *Conn) finishIdle() error {
 	if err != nil {
 		return err
 	}
-	if isPrefix {
-		// A line longer than the buffer: the rest of it is not a
-		// command either. It is skipped up to maxCommandSize.
-		if err := c.discardLine(int64(len(line)), maxCommandSize); err != nil {
-			return fmt.Errorf("instead of DONE: %w", err)
-		}
-	}
 	if isPrefix || !strings.EqualFold(string(line), "DONE") {
 		// RFC 2177 §3: DONE, matched case-insensitively as all of IMAP's
-		// keywords are (RFC 9051 §9).
-		stopErr = newClientBugError("Syntax error: expected DONE to end IDLE command")
+		// keywords are (RFC 9051 §9). Any other line is answered BAD
+		// after the rest of it is skipped, with the data of a literal it
+		// announces (refuseLine): none of it is a command.
+		err := c.refuseLine(tag, line, !isPrefix, &imap.Error{
+			Type: imap.StatusResponseTypeBad,
+			Code: imap.ResponseCodeClientBug,
+			Text: "Syntax error: expected DONE to end IDLE command",
+		})
+		var imapErr *imap.Error
+		if !errors.As(err, &imapErr) {
+			return err // nil when the connection is closed with BYE
+		}
+		stopErr = err
 	}
 	return c.complete(tag, "IDLE", stopErr, true)
 }

@@ -38,6 +38,13 @@ func (s *recSession) Login(user, pass string) error {
 	return nil
 }
 
+func (s *recSession) IdleStart(*UpdateWriter) error {
+	s.record("IDLE")
+	return nil
+}
+
+func (s *recSession) IdleStop() error { return nil }
+
 func (s *recSession) Create(name string, _ *imap.CreateOptions) error {
 	s.record("CREATE %s", name)
 	return nil
@@ -382,6 +389,65 @@ func TestDeepNesting(t *testing.T) {
 	c.send("s SEARCH " + strings.Repeat("(NOT ", 5000) + "ALL" + strings.Repeat(")", 5000) + "\r\n")
 	c.expect("s BAD [CLIENTBUG] Syntax error: nested")
 	c.inStep()
+}
+
+// TestRefusedContinuationLine: the line that should end IDLE and an
+// AUTHENTICATE response are not decoded as commands, but one that the
+// server refuses is skipped like a failed command: a literal announced at
+// its end is skipped with it, never run as commands, and a line longer
+// than the read buffer is answered (BAD) and skipped, or answered with BYE
+// when it is longer than maxSkip.
+func TestRefusedContinuationLine(t *testing.T) {
+	ls := newLiteralServer(t)
+	idle := func(c *wireClient) {
+		t.Helper()
+		c.send("i IDLE\r\n")
+		if l := c.line(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("IDLE: got %q, want +", l)
+		}
+	}
+	lit := injected(100)
+	c := ls.loggedIn(t)
+	idle(c)
+	c.send(fmt.Sprintf("DONE {%d+}\r\n%s\r\n", len(lit), lit))
+	c.expect("i BAD [CLIENTBUG]")
+	c.inStep()
+	idle(c)
+	c.send(fmt.Sprintf("junk {%d+}\r\n%s junk {%d+}\r\n%s\r\n", len(lit), lit, len(lit), lit))
+	c.expect("i BAD [CLIENTBUG]")
+	c.inStep()
+	idle(c)
+	c.send(strings.Repeat("x", 3*maxCommandSize) + "\r\n")
+	c.expect("i BAD [CLIENTBUG]")
+	c.inStep()
+	idle(c)
+	c.send(strings.Repeat("x", maxSkip+1) + "\r\n")
+	c.expect("i BAD [CLIENTBUG]")
+	c.expectBye()
+
+	auth := func() *wireClient {
+		t.Helper()
+		c := ls.dial(t)
+		c.send("a AUTHENTICATE PLAIN\r\n")
+		if l := c.line(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("AUTHENTICATE: got %q, want +", l)
+		}
+		return c
+	}
+	c = auth()
+	c.send(fmt.Sprintf("{%d+}\r\n%s\r\n", len(lit), lit))
+	c.expect("a BAD")
+	c.inStep()
+	c = auth()
+	c.send(fmt.Sprintf("AAAA {%d}\r\n", len(lit))) // synchronising: no data comes
+	c.expect("a BAD")
+	c.inStep()
+	c = auth()
+	c.send(strings.Repeat("A", 8192) + fmt.Sprintf(" {%d+}\r\n%s\r\n", len(lit), lit))
+	c.expect("a BAD [CLIENTBUG]")
+	c.inStep()
+
+	checkCalls(t, ls, "LOGIN user pass", "IDLE", "IDLE", "IDLE", "IDLE")
 }
 
 // fuzzCmd is one command of FuzzCommandReader: a verb with one literal

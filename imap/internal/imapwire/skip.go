@@ -3,6 +3,7 @@ package imapwire
 // mailyard: this file is ours, not upstream's.
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -71,8 +72,37 @@ func (dec *Decoder) Skip(limit int64) error {
 	} else if dec.crlf {
 		return nil
 	}
+	return dec.skipLines(budget, limit, false)
+}
+
+// SkipAfterLine is Skip for a command whose lines are not decoded: the
+// line that ends IDLE (RFC 2177) and the responses of AUTHENTICATE (RFC
+// 9051 §6.2.2). line is what was read of the current line, without its
+// line ending; ended tells whether the line ending was read too. When
+// that line does not end the command, the rest is skipped as Skip does:
+// up to the line's end, then the data of the non-synchronising literal a
+// line ends with and the lines after it. At most limit bytes are read,
+// line included.
+//
+// mailyard: added, so that no line the server refuses announces a
+// literal whose data is then read as commands.
+func SkipAfterLine(r *bufio.Reader, line []byte, ended bool, limit int64) error {
+	dec := NewDecoder(r, ConnSideServer)
+	for _, b := range line {
+		dec.remember(b)
+	}
+	return dec.skipLines(limit-int64(len(line)), limit, ended)
+}
+
+// skipLines reads lines up to one that does not end with a
+// non-synchronising literal's header, skipping the literals' data. When
+// ended, the line in dec's tail was read to its end already.
+func (dec *Decoder) skipLines(budget, limit int64, ended bool) error {
+	if budget < 0 {
+		return &SkipError{Message: fmt.Sprintf("command longer than %d bytes not skipped", limit)}
+	}
 	for {
-		for {
+		for !ended {
 			b, err := dec.r.ReadByte()
 			if err != nil {
 				return err
@@ -85,6 +115,7 @@ func (dec *Decoder) Skip(limit int64) error {
 			}
 			dec.remember(b)
 		}
+		ended = false
 		size, nonSync, ok, err := literalHeaderAtEnd(dec.tail[:dec.ntail], dec.tailCut)
 		dec.resetTail()
 		if err != nil || !ok || !nonSync {
