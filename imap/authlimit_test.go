@@ -217,3 +217,36 @@ func TestBruteForceTwentyAddressesFiveMinutes(t *testing.T) {
 		t.Fatalf("the attack did not exercise the limits: %d checked, %d refused", guesses, refused)
 	}
 }
+
+// TestAliasSharesStrangerBudget: a user's alias is another login for the
+// same account; once strangers have spent the account's budget through
+// one login, guessing through the alias is refused without a check too
+// (the limiter is keyed by directory.LoginKeyer).
+func TestAliasSharesStrangerBudget(t *testing.T) {
+	clk := newTestClock()
+	fast := authlimit.Backoff{BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}
+	lim := authlimit.New(authlimit.Policy{StrangerChecks: 2, Client: fast, Pair: fast, Now: clk.now})
+	e := newEnv(t, func(o *Options) { o.AuthLimiter = lim })
+	attacker := e.rawTLSFrom("127.0.0.3")
+	guess := func(login string) string {
+		t.Helper()
+		clk.add(time.Second)
+		_, st := attacker.cmd("LOGIN " + login + " guess")
+		return st
+	}
+	// One Fresh check, then the two of the stranger budget.
+	for i := range 3 {
+		if st := guess(alice); !strings.HasPrefix(st, "NO [AUTHENTICATIONFAILED]") {
+			t.Fatalf("guess %d: %q", i+1, st)
+		}
+	}
+	for _, login := range []string{alice, "al@example.com", "AL@Example.COM"} {
+		if st := guess(login); !strings.HasPrefix(st, "NO [UNAVAILABLE]") {
+			t.Fatalf("guess as %s after the budget was spent: %q", login, st)
+		}
+	}
+	if got := lim.Stats().Checks[authlimit.Stranger]; got != 2 {
+		t.Fatalf("%d stranger checks, budget 2", got)
+	}
+	e.rawTLSFrom("127.0.0.4").expectOK("LOGIN al@example.com \"correct horse\"")
+}

@@ -91,7 +91,9 @@ func (s *session) Login(login, password string) error {
 	lim := s.srv.opts.AuthLimiter
 	m := s.srv.metrics.auth
 	log := s.log.With("login", printable(login))
-	attempt, err := lim.Begin(s.ip, login)
+	// Keyed by the account the login names, so that its aliases share
+	// one budget (directory.LoginKeyer).
+	attempt, err := lim.Begin(s.ip, directory.LimiterLogin(s.ctx, s.srv.opts.Auth, login))
 	if err != nil {
 		log.Warn("authentication refused", "rule", "auth-limit", "reason", err.Error())
 		m.WithLabelValues("blocked").Inc()

@@ -18,7 +18,9 @@ func (s *session) authenticate(login, password string) error {
 	m := s.srv.metrics.auth
 	sessLog, _, _ := s.state()
 	log := sessLog.With("login", printable(login))
-	attempt, err := lim.Begin(s.tc.ip, login)
+	// Keyed by the account the login names, so that its aliases share
+	// one budget (directory.LoginKeyer).
+	attempt, err := lim.Begin(s.tc.ip, directory.LimiterLogin(s.ctx, s.srv.opts.Auth, login))
 	if err != nil {
 		m.WithLabelValues("blocked").Inc()
 		log.Warn("authentication refused", "rule", "auth-limit", "reason", err.Error())

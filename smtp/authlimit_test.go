@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/authlimit"
 	"github.com/mailyard/mailyard/internal/authtest"
 )
 
@@ -112,5 +113,46 @@ func TestAuthConcurrentGuessesBounded(t *testing.T) {
 	}
 	if refused != n-calls {
 		t.Fatalf("%d refused, %d checked, of %d", refused, calls, n)
+	}
+}
+
+// aliasAuth is testAuth where some logins are aliases of others, and
+// says so as the directory does (directory.LoginKeyer).
+type aliasAuth struct {
+	*testAuth
+	aliases map[string]string // alias -> primary login
+}
+
+func (a aliasAuth) LoginKey(_ context.Context, login string) string {
+	if k, ok := a.aliases[strings.ToLower(login)]; ok {
+		return k
+	}
+	return login
+}
+
+func (a aliasAuth) Authenticate(ctx context.Context, login, password string, p directory.Protocol) (directory.User, error) {
+	return a.testAuth.Authenticate(ctx, a.LoginKey(ctx, login), password, p)
+}
+
+// TestAuthAliasSharesLoginBudget: an alias is another login for the same
+// account, not another budget: strangers who spent the account's budget
+// through its address are refused through its alias too.
+func TestAuthAliasSharesLoginBudget(t *testing.T) {
+	serverTLS, clientTLS := testTLS(t)
+	fast := authlimit.Backoff{BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}
+	lim := authlimit.New(authlimit.Policy{StrangerChecks: 2, Client: fast, Pair: fast})
+	auth := aliasAuth{newTestAuth(), map[string]string{"c@example.test": "carol@example.test"}}
+	auth.users["carol@example.test"] = testUser{password: "carol-pw", user: directory.User{ID: "carol", Address: "carol@example.test"}}
+	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: lim, Auth: auth})
+	a := ts.rawTLS(t, clientTLS, "127.0.0.3")
+	a.expect(authPlain("carol@example.test", "wrong"), 535) // fresh
+	a.expect(authPlain("carol@example.test", "wrong"), 535) // budget 1 of 2
+	a.expect(authPlain("c@example.test", "wrong"), 535)     // budget 2 of 2
+	a.expect(authPlain("C@example.test", "wrong"), 454)
+	a.expect(authPlain("carol@example.test", "wrong"), 454)
+	// The owner, from an address without failures, logs in by the alias.
+	ts.rawTLS(t, clientTLS, "127.0.0.6").expect(authPlain("c@example.test", "carol-pw"), 235)
+	if st := lim.Stats(); st.Checks[authlimit.Stranger] != 2 {
+		t.Fatalf("stats %+v: want 2 stranger checks", st)
 	}
 }

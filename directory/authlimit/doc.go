@@ -13,7 +13,9 @@
 // IPv6 subscriber is routinely given a whole /64 and could otherwise rotate
 // through 2^64 addresses. IPv4-mapped IPv6 addresses count as IPv4. A login
 // is compared case-insensitively, without surrounding spaces. A pair is a
-// client and a login together.
+// client and a login together. The servers of this module pass the
+// account's primary address for any login of it (directory.LoginKeyer), so
+// that a user's aliases and alternative domain names share one budget.
 //
 // # The algorithm
 //
