@@ -1,10 +1,7 @@
 package imapserver
 
 import (
-	"bytes"
 	"crypto/tls"
-	"io"
-	"net"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/mailyard/mailyard/imap/internal/imapwire"
@@ -46,21 +43,17 @@ func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
 		return err
 	}
 
-	// Drain buffered data from our bufio.Reader
-	var buf bytes.Buffer
-	if _, err := io.CopyN(&buf, c.br, int64(c.br.Buffered())); err != nil {
-		panic(err) // unreachable
+	// mailyard: what the client sent after the STARTTLS line is plaintext
+	// that a man in the middle may have injected (RFC 9051 §11.1,
+	// CVE-2011-0411); it is discarded, and the TLS handshake reads what
+	// comes next. Upstream handed it to the handshake, which failed.
+	if n := c.br.Buffered(); n > 0 {
+		if _, err := c.br.Discard(n); err != nil {
+			panic(err) // unreachable
+		}
+		c.server.logger().Printf("discarded %d bytes sent after STARTTLS by %v", n, c.conn.RemoteAddr())
 	}
-
-	var cleartextConn net.Conn
-	if buf.Len() > 0 {
-		r := io.MultiReader(&buf, c.conn)
-		cleartextConn = startTLSConn{c.conn, r}
-	} else {
-		cleartextConn = c.conn
-	}
-
-	tlsConn := tls.Server(cleartextConn, c.server.options.TLSConfig)
+	tlsConn := tls.Server(c.conn, c.server.options.TLSConfig)
 
 	c.mutex.Lock()
 	c.conn = tlsConn
@@ -70,13 +63,4 @@ func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
 	c.setReadWriter(c.server.options.wrapReadWriter(tlsConn))
 
 	return nil
-}
-
-type startTLSConn struct {
-	net.Conn
-	r io.Reader
-}
-
-func (conn startTLSConn) Read(b []byte) (int, error) {
-	return conn.r.Read(b)
 }
