@@ -242,7 +242,7 @@ func (c *Conn) serve() {
 func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	var tag, name string
 	if !dec.ExpectAtom(&tag) || !dec.ExpectSP() || !dec.ExpectAtom(&name) {
-		return fmt.Errorf("in command: %w", dec.Err())
+		return c.unreadableCommand(tag, dec.Err())
 	}
 	name = strings.ToUpper(name)
 
@@ -251,7 +251,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		numKind = NumKindUID
 		var subName string
 		if !dec.ExpectSP() || !dec.ExpectAtom(&subName) {
-			return fmt.Errorf("in command: %w", dec.Err())
+			return c.unreadableCommand(tag, dec.Err())
 		}
 		name = "UID " + strings.ToUpper(subName)
 	}
@@ -358,6 +358,29 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		return err
 	}
 	return c.skipCommand(dec)
+}
+
+// unreadableCommand ends the connection when a command's tag or name
+// cannot be read (err): it answers BAD, untagged when there is no tag
+// (RFC 9051 §7.1.3), and says BYE, so that the client learns why the
+// connection closes. The rest is not skipped: without a tag and name
+// there is no telling a client's command from another protocol's data.
+//
+// mailyard: upstream closed the connection without a word.
+func (c *Conn) unreadableCommand(tag string, err error) error {
+	var decErr *imapwire.DecoderExpectError
+	if errors.As(err, &decErr) {
+		c.state = imap.ConnStateLogout
+		resp := &imap.StatusResponse{
+			Type: imap.StatusResponseTypeBad,
+			Code: imap.ResponseCodeClientBug,
+			Text: "Syntax error: " + decErr.Message,
+		}
+		if werr := c.writeStatusResp(tag, resp); werr == nil {
+			_ = c.Bye("Cannot read the command") // the connection is closed either way
+		}
+	}
+	return fmt.Errorf("in command: %w", err)
 }
 
 // skipCommand discards the rest of a failed command; when that is not

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -448,6 +449,43 @@ func TestRefusedContinuationLine(t *testing.T) {
 	c.inStep()
 
 	checkCalls(t, ls, "LOGIN user pass", "IDLE", "IDLE", "IDLE", "IDLE")
+}
+
+// TestUnreadableCommandSaysBye: a command whose tag or name cannot be read
+// (a literal in their place, an empty line) closes the connection, with
+// BAD and BYE first; nothing after it runs.
+func TestUnreadableCommandSaysBye(t *testing.T) {
+	ls := newLiteralServer(t)
+	for _, tc := range []struct {
+		login     bool
+		send, bad string
+	}{
+		{true, "{5+}\r\nz CREATE Evil\r\n", "* BAD [CLIENTBUG]"},
+		{true, "a {5+}\r\nz CREATE Evil\r\n", "a BAD [CLIENTBUG]"},
+		{true, "a UID {5}\r\nz CREATE Evil\r\n", "a BAD [CLIENTBUG]"},
+		{false, "\r\nz LOGIN user pass\r\n", "* BAD [CLIENTBUG]"},
+	} {
+		var c *wireClient
+		if tc.login {
+			c = ls.loggedIn(t)
+		} else {
+			c = ls.dial(t)
+		}
+		c.send(tc.send)
+		if l := c.line(); !strings.HasPrefix(l, tc.bad) {
+			t.Fatalf("%q: got %q, want %q", tc.send, l, tc.bad)
+		}
+		if l := c.line(); !strings.HasPrefix(l, "* BYE") {
+			t.Fatalf("%q: got %q, want * BYE", tc.send, l)
+		}
+		// The server closes with the client's line still unread when
+		// its first byte is wrong: a reset instead of EOF.
+		_ = c.nc.SetReadDeadline(time.Now().Add(answerTimeout))
+		if l, err := c.r.ReadString('\n'); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("%q: connection still open after BYE: %q %v", tc.send, l, err)
+		}
+	}
+	checkCalls(t, ls, "LOGIN user pass", "LOGIN user pass", "LOGIN user pass")
 }
 
 // fuzzCmd is one command of FuzzCommandReader: a verb with one literal
