@@ -488,6 +488,23 @@ func TestUnreadableCommandSaysBye(t *testing.T) {
 	checkCalls(t, ls, "LOGIN user pass", "LOGIN user pass", "LOGIN user pass")
 }
 
+// TestInvalidDateIsBad: a date that does not exist or does not parse is
+// the client's error, BAD [CLIENTBUG] (was NO [SERVERBUG]), and the rest
+// of the command is skipped.
+func TestInvalidDateIsBad(t *testing.T) {
+	ls := newLiteralServer(t)
+	c := ls.loggedIn(t)
+	for _, date := range []string{"31-Feb-2020", "1-Jan-99999", "x"} {
+		c.send("s SEARCH SINCE " + date + "\r\n")
+		c.expect("s BAD [CLIENTBUG] Syntax error: date")
+	}
+	lit := injected(40)
+	c.send(fmt.Sprintf("a APPEND INBOX \"99-Xyz-2020 00:00:00 +0000\" {%d+}\r\n%s\r\n", len(lit), lit))
+	c.expect("a BAD [CLIENTBUG] Syntax error: date-time")
+	c.inStep()
+	checkCalls(t, ls, "LOGIN user pass")
+}
+
 // fuzzCmd is one command of FuzzCommandReader: a verb with one literal
 // argument and what follows the literal.
 type fuzzCmd struct {

@@ -24,9 +24,10 @@ func DecodeDateTime(dec *imapwire.Decoder) (time.Time, error) {
 	}
 	t, err := time.Parse(DateTimeLayout, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("in date-time: %v", err) // TODO: use imapwire.DecodeExpectError?
+		// mailyard: the client's error, answered BAD (was SERVERBUG).
+		return time.Time{}, &imapwire.DecoderExpectError{Message: "date-time is not valid (dd-Mon-yyyy hh:mm:ss +zzzz)"}
 	}
-	return t, err
+	return t, nil
 }
 
 func ExpectDate(dec *imapwire.Decoder) (time.Time, error) {
@@ -36,7 +37,8 @@ func ExpectDate(dec *imapwire.Decoder) (time.Time, error) {
 	}
 	t, err := time.Parse(DateLayout, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("in date: %v", err) // use imapwire.DecodeExpectError?
+		// mailyard: the client's error, answered BAD (was SERVERBUG).
+		return time.Time{}, &imapwire.DecoderExpectError{Message: "date is not valid (d-Mon-yyyy)"}
 	}
 	return t, nil
 }
