@@ -251,7 +251,13 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		numKind = NumKindUID
 		var subName string
 		if !dec.ExpectSP() || !dec.ExpectAtom(&subName) {
-			return c.unreadableCommand(tag, dec.Err())
+			if c.state == imap.ConnStateNotAuthenticated {
+				return c.unreadableCommand(tag, dec.Err())
+			}
+			// mailyard: after login the tag is known, so this is a
+			// failed command like any other (upstream closed the
+			// connection).
+			return c.finishCommand(dec, tag, name, dec.Err(), true)
 		}
 		name = "UID " + strings.ToUpper(subName)
 	}
@@ -347,10 +353,16 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}
 	}
 
-	// mailyard: a command that failed before its end is answered first,
-	// then skipped up to where the client's next command begins, or the
-	// connection is closed (imapwire.Decoder.Skip). Upstream discarded
-	// one line, so that a refused literal's data ran as commands.
+	return c.finishCommand(dec, tag, name, err, sendOK)
+}
+
+// finishCommand completes a command that ended with err (complete).
+//
+// mailyard: a command that failed before its end is answered first,
+// then skipped up to where the client's next command begins, or the
+// connection is closed (imapwire.Decoder.Skip). Upstream discarded one
+// line, so that a refused literal's data ran as commands.
+func (c *Conn) finishCommand(dec *imapwire.Decoder, tag, name string, err error, sendOK bool) error {
 	if dec.AtCommandEnd() || c.state == imap.ConnStateLogout {
 		return c.complete(tag, name, err, sendOK)
 	}

@@ -462,7 +462,7 @@ func TestUnreadableCommandSaysBye(t *testing.T) {
 	}{
 		{true, "{5+}\r\nz CREATE Evil\r\n", "* BAD [CLIENTBUG]"},
 		{true, "a {5+}\r\nz CREATE Evil\r\n", "a BAD [CLIENTBUG]"},
-		{true, "a UID {5}\r\nz CREATE Evil\r\n", "a BAD [CLIENTBUG]"},
+		{false, "a UID {5}\r\nz LOGIN user pass\r\n", "a BAD [CLIENTBUG]"},
 		{false, "\r\nz LOGIN user pass\r\n", "* BAD [CLIENTBUG]"},
 	} {
 		var c *wireClient
@@ -485,6 +485,14 @@ func TestUnreadableCommandSaysBye(t *testing.T) {
 			t.Fatalf("%q: connection still open after BYE: %q %v", tc.send, l, err)
 		}
 	}
+	// After login a command whose tag was read is a failed command like
+	// any other: answered and skipped.
+	c := ls.loggedIn(t)
+	c.send("a UID\r\n")
+	c.expect("a BAD [CLIENTBUG]")
+	c.send("a UID {15+}\r\nz CREATE Evil\r\n\r\n")
+	c.expect("a BAD [CLIENTBUG]")
+	c.inStep()
 	checkCalls(t, ls, "LOGIN user pass", "LOGIN user pass", "LOGIN user pass")
 }
 
