@@ -31,6 +31,7 @@ smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port); imaps
 write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "" "$imaps"
 # The window is longer than the attack, so the whole run sees one budget.
 sed -i "/^max_conns_per_ip/a auth_stranger_checks = $BUDGET\nauth_stranger_window = \"1h\"" "$work/cfg.toml"
+ms init
 ms domain add example.test
 ms user add alice@example.test -password 'correct horse'
 "$work/mailserver" -config "$work/cfg.toml" serve >"$work/server.log" 2>&1 &

@@ -2,7 +2,8 @@
 # Interop: refused IMAP literals replayed from a raw socket against the
 # reference server (.ci/literal_replay.py): before and after login,
 # synchronising and non-synchronising, APPEND over APPENDLIMIT, a failed
-# command ending in a literal, SEARCH nested 20,000 deep. Each is answered
+# command ending in a literal, SEARCH nested 20,000 deep, a literal announced
+# on the line that ends IDLE or in an AUTHENTICATE response. Each is answered
 # with a tagged NO or BAD within a second (no "+" for a synchronising
 # literal), the refused data is skipped or the connection closed, and no
 # command hidden in a literal runs: afterwards a fresh connection sees the
@@ -33,6 +34,7 @@ cat >>"$work/cfg.toml" <<CFG
 [auth_checks]
 enabled = false
 CFG
+ms init >/dev/null
 ms domain add example.test >/dev/null
 ms user add "$user" -password "$pw" >/dev/null
 "$work/mailserver" -config "$work/cfg.toml" serve >"$work/server.log" 2>&1 &

@@ -184,6 +184,27 @@ assert b"[TOOBIG]" in l, l
 c.in_step("APPEND {52428801+}")
 c.close()
 
+# 9. IDLE ended by a line that is not DONE and announces a literal.
+c = Conn()
+c.login()
+c.send(b"i IDLE\r\n")
+assert c.line(2).startswith(b"+"), "IDLE: no continuation request"
+c.send(b"DONE {%d+}\r\n" % len(HIDDEN) + HIDDEN + b"\r\n")
+c.refused("i", "IDLE ended by DONE {n+}")
+c.in_step("IDLE ended by DONE {n+}")
+c.close()
+
+# 10. An AUTHENTICATE response that announces a literal (before login,
+# the data holds a LOGIN).
+c = Conn()
+c.send(b"a AUTHENTICATE PLAIN\r\n")
+l = c.line(2)
+assert l is not None and l.startswith(b"+"), ("AUTHENTICATE", l)
+c.send(b"{%d+}\r\n" % len(HIDDEN) + HIDDEN + b"\r\n")
+c.refused("a", "AUTHENTICATE response {n+}")
+c.in_step("AUTHENTICATE response {n+}")
+c.close()
+
 # Nothing hidden ran: Victim is there, Evil and Gone are not.
 c = Conn()
 c.login()

@@ -19,7 +19,7 @@ var raceMsg = "From: carol@example.org\r\nTo: alice@example.com\r\nSubject: race
 
 var (
 	bodyLiteralRE = regexp.MustCompile(`BODY\[\] \{(\d+)\}`)
-	fetchSeq    = regexp.MustCompile(`^\* (\d+) FETCH `)
+	fetchSeq      = regexp.MustCompile(`^\* (\d+) FETCH `)
 )
 
 // checkRacedFetch checks a FETCH that raced an expunge by another
