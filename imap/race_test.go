@@ -2,10 +2,13 @@ package imap
 
 import (
 	"context"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -151,5 +154,83 @@ func TestFetchRacingDelete(t *testing.T) {
 	u = a.expectOK("NOOP")
 	if n := len(filter(u, "EXPUNGE")); n != 200 {
 		t.Fatalf("NOOP after DELETE: %d EXPUNGE responses, want 200", n)
+	}
+}
+
+// openGate is a Backend whose first OpenBody waits until the test opens
+// the gate: the command that called it has looked its messages up and
+// not yet read a body, so another session's EXPUNGE committed meanwhile
+// lands exactly in between.
+type openGate struct {
+	Backend
+	once     sync.Once
+	opened   chan struct{} // closed when the first OpenBody waits
+	release  chan struct{}
+	released sync.Once
+}
+
+// gatedEnv is an env whose servers use an openGate over the store. The
+// gate is opened when the test ends, whatever happened.
+func gatedEnv(t *testing.T) (*env, *openGate) {
+	g := &openGate{opened: make(chan struct{}), release: make(chan struct{})}
+	e := newEnvIn(t, memDir(t), func(o *Options) { g.Backend, o.Backend = o.Backend, g })
+	t.Cleanup(g.open) // before the servers close: they wait for it
+	return e, g
+}
+
+func (g *openGate) OpenBody(ctx context.Context, account, mailbox string, uid uint32) (io.ReadCloser, error) {
+	g.once.Do(func() {
+		close(g.opened)
+		<-g.release
+	})
+	return g.Backend.OpenBody(ctx, account, mailbox, uid)
+}
+
+func (g *openGate) open() { g.released.Do(func() { close(g.release) }) }
+
+// waitOpened waits until a command is held at the gate.
+func (g *openGate) waitOpened(t *testing.T) {
+	t.Helper()
+	select {
+	case <-g.opened:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message body was opened")
+	}
+}
+
+// TestSearchRacingExpunge: SEARCH with keys that read the message
+// (BODY, TEXT, HEADER) while another session expunges 15 of the 20
+// messages, after the search has listed them and before it reads the
+// first. The search ends OK and, as RFC 2180 §4.3 allows, leaves the
+// expunged messages out: they are not there to match. It used to end
+// NO [NONEXISTENT] "No such mailbox" for a mailbox that exists.
+func TestSearchRacingExpunge(t *testing.T) {
+	for _, key := range []string{`BODY "xyz"`, `TEXT "xyz"`, `HEADER Subject "race"`, `OR SEEN BODY "xyz"`} {
+		t.Run(key, func(t *testing.T) {
+			e, g := gatedEnv(t)
+			for range 20 {
+				e.deliver(e.aliceID, "", raceMsg)
+			}
+			a, b := loggedIn(e), loggedIn(e)
+			a.expectOK("SELECT INBOX")
+			b.expectOK("SELECT INBOX")
+			b.expectOK(`STORE 1:15 +FLAGS.SILENT (\Deleted)`)
+
+			a.n++
+			tag := "s" + strconv.Itoa(a.n)
+			a.send(tag + " SEARCH " + key + "\r\n")
+			g.waitOpened(t)
+			b.expectOK("EXPUNGE")
+			g.open()
+			u, st := a.readUntil(tag)
+			if !strings.HasPrefix(st, "OK") {
+				t.Fatalf("SEARCH %s ended %q", key, st)
+			}
+			mustHave(t, u, "* SEARCH 16 17 18 19 20")
+			// The next command may report the expunges.
+			if n := len(filter(a.expectOK("NOOP"), "EXPUNGE")); n != 15 {
+				t.Fatalf("NOOP after the SEARCH: %d EXPUNGE responses, want 15", n)
+			}
+		})
 	}
 }
