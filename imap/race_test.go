@@ -234,3 +234,41 @@ func TestSearchRacingExpunge(t *testing.T) {
 		})
 	}
 }
+
+// TestSearchRacingDelete: the selected mailbox is deleted by another
+// session, once while a SEARCH BODY of it is between listing and
+// reading its messages, once before the SEARCH. Its messages count as
+// expunged (RFC 2180 §3), so the SEARCH ends OK with no results (RFC
+// 2180 §4.3), as FETCH treats them (TestFetchRacingDelete); CLOSE then
+// leaves the deleted mailbox.
+func TestSearchRacingDelete(t *testing.T) {
+	e, g := gatedEnv(t)
+	a, b := loggedIn(e), loggedIn(e)
+	for _, during := range []bool{true, false} {
+		a.expectOK("CREATE Tmp")
+		for range 5 {
+			if _, err := e.st.Append(context.Background(), e.aliceID, "Tmp", strings.NewReader(raceMsg), store.AppendOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a.expectOK("SELECT Tmp")
+		a.n++
+		tag := "s" + strconv.Itoa(a.n)
+		if during {
+			a.send(tag + " SEARCH BODY \"xyz\"\r\n")
+			g.waitOpened(t)
+			b.expectOK("DELETE Tmp")
+			g.open()
+		} else {
+			b.expectOK("DELETE Tmp")
+			a.send(tag + " SEARCH BODY \"xyz\"\r\n")
+		}
+		u, st := a.readUntil(tag)
+		if !strings.HasPrefix(st, "OK") {
+			t.Fatalf("SEARCH (deleted during it: %v) ended %q", during, st)
+		}
+		mustHave(t, u, "* SEARCH")
+		mustNotHave(t, u, "* SEARCH ")
+		a.expectOK("CLOSE")
+	}
+}

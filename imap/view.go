@@ -662,6 +662,11 @@ func (v *view) expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
 	}
 	s := v.s
 	removed, err := s.srv.opts.Backend.Expunge(s.ctx, s.account, v.name, set)
+	if isClose && errors.Is(err, store.ErrNotFound) {
+		// Deleted under the session: nothing is left to expunge, and
+		// CLOSE still leaves the mailbox (RFC 9051 §6.4.1 has no NO).
+		return nil
+	}
 	if err != nil {
 		return s.storeErr("expunge", err)
 	}
