@@ -168,7 +168,7 @@ func (v *view) fetchExpunged(w *imapserver.FetchWriter, idxs []int, found map[ui
 		}
 	}
 	if missing {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "EXPUNGEISSUED", Text: "Some messages were expunged"}
+		return errExpungeIssued()
 	}
 	return nil
 }

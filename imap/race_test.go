@@ -272,3 +272,43 @@ func TestSearchRacingDelete(t *testing.T) {
 		a.expectOK("CLOSE")
 	}
 }
+
+// TestCopyFromDeletedMailbox: COPY and MOVE out of a selected mailbox
+// that another session deleted. Its messages are expunged (RFC 2180 §3),
+// so the command fails NO [EXPUNGEISSUED] (RFC 5530 §3) and copies
+// nothing. It used to say NO [TRYCREATE] "No such mailbox: INBOX" of a
+// destination that exists, inviting the client to create it.
+func TestCopyFromDeletedMailbox(t *testing.T) {
+	e := newEnvIn(t, memDir(t))
+	a, b := loggedIn(e), loggedIn(e)
+	for _, cmd := range []string{"COPY 1 INBOX", "MOVE 1 INBOX", "UID COPY 1:* INBOX", "UID MOVE 1:* INBOX"} {
+		a.expectOK("CREATE Tmp")
+		if _, err := e.st.Append(context.Background(), e.aliceID, "Tmp", strings.NewReader(simpleMsg), store.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		a.expectOK("SELECT Tmp")
+		b.expectOK("DELETE Tmp")
+		a.expectStatus(cmd, "NO [EXPUNGEISSUED]")
+		if n := countMessages(t, a); n != 0 {
+			t.Fatalf("%s: INBOX holds %d messages, want 0", cmd, n)
+		}
+		a.expectOK("CLOSE")
+	}
+}
+
+// TestAccountDeletedUnderSession: the account of a logged-in session is
+// deleted. Its commands fail NO [NONEXISTENT] naming the account: not
+// "No such mailbox" for CREATE, and not NO [TRYCREATE] for APPEND,
+// which would send the client to create a mailbox it cannot.
+func TestAccountDeletedUnderSession(t *testing.T) {
+	e := newEnvIn(t, memDir(t))
+	a := loggedIn(e)
+	if err := e.st.DeleteAccount(context.Background(), e.aliceID); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"CREATE Tmp", "STATUS INBOX (MESSAGES)", "SELECT INBOX", "APPEND INBOX {5+}\r\nhello"} {
+		if _, st := a.cmd(cmd); st != "NO [NONEXISTENT] No such account" {
+			t.Fatalf("%q after the account was deleted: %q", cmd, st)
+		}
+	}
+}

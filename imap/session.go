@@ -354,7 +354,7 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	}
 	b := s.srv.opts.Backend
 	m, err := b.Append(s.ctx, s.account, name, r, store.AppendOptions{Flags: flags, InternalDate: options.Time})
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNoMailbox) {
 		return nil, noCode(imap.ResponseCodeTryCreate, "No such mailbox: "+name)
 	}
 	if err != nil {
@@ -573,8 +573,16 @@ func (s *session) storeErr(op string, err error) error {
 		return err
 	case errors.As(err, &qe):
 		return noCode(imap.ResponseCodeOverQuota, "Quota exceeded ("+qe.Resource+")")
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNoMessage):
+		// Expunged meanwhile (RFC 5530 §3). FETCH and SEARCH answer
+		// it before here, as RFC 2180 §4.1 and §4.3 let them.
+		return errExpungeIssued()
+	case errors.Is(err, store.ErrNoMailbox):
 		return noCode(imap.ResponseCodeNonExistent, "No such mailbox")
+	case errors.Is(err, store.ErrNotFound):
+		// Neither a mailbox nor a message: the account, deleted while
+		// the session was logged in (RFC 5530 §3 NONEXISTENT).
+		return noCode(imap.ResponseCodeNonExistent, "No such account")
 	case errors.Is(err, store.ErrExists):
 		return noCode(imap.ResponseCodeAlreadyExists, "Mailbox already exists")
 	case errors.Is(err, store.ErrInvalid):
@@ -584,6 +592,12 @@ func (s *session) storeErr(op string, err error) error {
 	}
 	s.log.Error("store error", "op", op, "err", err)
 	return noCode(imap.ResponseCodeServerBug, "Internal error, the operation was not carried out")
+}
+
+// errExpungeIssued is the NO of a command some of whose messages were
+// expunged meanwhile (RFC 5530 §3).
+func errExpungeIssued() error {
+	return noCode("EXPUNGEISSUED", "Some messages were expunged")
 }
 
 func noCode(code imap.ResponseCode, text string) error {

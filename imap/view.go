@@ -742,12 +742,17 @@ func (v *view) move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) e
 }
 
 func (v *view) transferErr(op, dest string, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		// The source is selected; a missing mailbox is the destination
-		// (RFC 9051 §6.4.7: TRYCREATE).
-		return noCode(imap.ResponseCodeTryCreate, "No such mailbox: "+printable(dest))
+	if !errors.Is(err, store.ErrNoMailbox) {
+		return v.s.storeErr(op, err)
 	}
-	return v.s.storeErr(op, err)
+	s := v.s
+	if _, err := s.srv.opts.Backend.Mailbox(s.ctx, s.account, v.name); errors.Is(err, store.ErrNoMailbox) {
+		// The selected source was deleted under the session: its
+		// messages are expunged (RFC 2180 §3, RFC 5530 §3).
+		return errExpungeIssued()
+	}
+	// RFC 9051 §6.4.7: a missing destination is TRYCREATE.
+	return noCode(imap.ResponseCodeTryCreate, "No such mailbox: "+printable(dest))
 }
 
 func (v *view) copyData(dest string, pairs []store.UIDPair) (*imap.CopyData, error) {

@@ -13,6 +13,12 @@ var (
 	// ErrNotFound: the account, mailbox, message, collection, object or
 	// record does not exist.
 	ErrNotFound = errors.New("store: not found")
+	// ErrNoMailbox: the mailbox does not exist (its account does). It
+	// wraps ErrNotFound, so errors.Is(err, ErrNotFound) holds too.
+	ErrNoMailbox = fmt.Errorf("%w: no such mailbox", ErrNotFound)
+	// ErrNoMessage: the message is not (or no longer) in its mailbox. It
+	// wraps ErrNotFound, so errors.Is(err, ErrNotFound) holds too.
+	ErrNoMessage = fmt.Errorf("%w: no such message", ErrNotFound)
 	// ErrExists: an account, mailbox, collection, object name or UID is
 	// already taken.
 	ErrExists = errors.New("store: already exists")
@@ -153,7 +159,9 @@ type MailboxStatus struct {
 	Size     int64 // sum of message sizes (RFC 8438 STATUS=SIZE)
 }
 
-// Mailboxes manages an account's mailboxes.
+// Mailboxes manages an account's mailboxes. A named mailbox that does
+// not exist is ErrNoMailbox, here and in [Messages]; a missing account
+// is ErrNotFound.
 type Mailboxes interface {
 	// CreateMailbox creates a mailbox. Missing parents are created too
 	// (RFC 9051 §6.3.4). ErrExists if it exists; ErrInvalid for empty
@@ -317,7 +325,7 @@ type Messages interface {
 	Search(ctx context.Context, account, mailbox string, c SearchCriteria) ([]uint32, error)
 	// OpenBody opens a message's raw RFC 5322 body. Once open it reads
 	// whole even if the message is expunged meanwhile; a message not (or
-	// no longer) in the mailbox is ErrNotFound.
+	// no longer) in the mailbox is ErrNoMessage.
 	OpenBody(ctx context.Context, account, mailbox string, uid uint32) (io.ReadCloser, error)
 	// StoreFlags changes flags; each changed message gets a new MODSEQ.
 	StoreFlags(ctx context.Context, account, mailbox string, req StoreFlagsRequest) (StoreFlagsResult, error)
