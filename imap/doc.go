@@ -162,6 +162,16 @@
 //     before the expunge committed: each body is opened before its FETCH
 //     response starts and the store keeps an open body readable, so a
 //     body is served whole or not at all, never as an empty literal.
+//     SEARCH keys that read a message (HEADER, BODY, TEXT, ...) leave
+//     out a message whose body is gone by then (RFC 2180 §4.3); its
+//     sequence number stays valid and the search ends OK.
+//   - A selected mailbox that another session deletes has all its
+//     messages expunged (RFC 2180 §3), as above: FETCH of more than UID
+//     and FLAGS, STORE (but .SILENT), COPY and MOVE end NO
+//     [EXPUNGEISSUED], SEARCH finds nothing, EXPUNGE reports them and
+//     CLOSE leaves the mailbox. NO [NONEXISTENT] always means a named
+//     mailbox that does not exist (or, for a session whose account was
+//     deleted, the account), never a missing message.
 //   - Client syntax errors (malformed sets, unknown SEARCH keys, invalid
 //     modified UTF-7, a quoted string open at the end of the line) are
 //     BAD; the session goes on.

@@ -556,9 +556,12 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 		res.Modified = uids
 	} else {
 		req.UnchangedSince = o.UnchangedSince
-		if res, err = s.srv.opts.Backend.StoreFlags(s.ctx, s.account, v.name, req); err != nil {
+		res, err = s.srv.opts.Backend.StoreFlags(s.ctx, s.account, v.name, req)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return false, s.storeErr("store", err)
 		}
+		// ErrNotFound: deleted under the session, so every message is
+		// expunged (RFC 2180 §3) and missing; res is empty.
 		missing = len(res.Updated)+len(res.Modified) < len(uids)
 	}
 	_, byUID := numSet.(imap.UIDSet)
@@ -662,9 +665,10 @@ func (v *view) expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
 	}
 	s := v.s
 	removed, err := s.srv.opts.Backend.Expunge(s.ctx, s.account, v.name, set)
-	if isClose && errors.Is(err, store.ErrNotFound) {
-		// Deleted under the session: nothing is left to expunge, and
-		// CLOSE still leaves the mailbox (RFC 9051 §6.4.1 has no NO).
+	if errors.Is(err, store.ErrNotFound) {
+		// Deleted under the session: its messages are expunged (RFC
+		// 2180 §3), and the poll after this command reports them; CLOSE
+		// leaves the mailbox (RFC 9051 §6.4.1 has no NO).
 		return nil
 	}
 	if err != nil {
