@@ -320,6 +320,19 @@ func TestSelectedMailboxDeleted(t *testing.T) {
 			a.expectOK("CLOSE")
 		}
 	}
+
+	// UID FETCH (CHANGEDSINCE VANISHED) looks up VANISHED (EARLIER)
+	// first (RFC 7162 §3.2.6): it ends OK, and its poll reports the
+	// message VANISHED.
+	a.expectOK("ENABLE QRESYNC")
+	a.expectOK("CREATE Tmp")
+	if _, err := e.st.Append(context.Background(), e.aliceID, "Tmp", strings.NewReader(simpleMsg), store.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a.expectOK("SELECT Tmp")
+	b.expectOK("DELETE Tmp")
+	u := a.expectOK("UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
+	mustHave(t, u, "VANISHED 1")
 }
 
 // TestAccountDeletedUnderSession: the account of a logged-in session is
