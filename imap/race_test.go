@@ -106,6 +106,19 @@ func TestFetchRacingExpunge(t *testing.T) {
 	}
 }
 
+// selectNewTmp creates alice's mailbox Tmp holding n copies of msg and
+// selects it in r.
+func selectNewTmp(t *testing.T, e *env, r *raw, msg string, n int) {
+	t.Helper()
+	r.expectOK("CREATE Tmp")
+	for range n {
+		if _, err := e.st.Append(context.Background(), e.aliceID, "Tmp", strings.NewReader(msg), store.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.expectOK("SELECT Tmp")
+}
+
 // countMessages returns the number of messages in INBOX.
 func countMessages(t *testing.T, r *raw) int {
 	t.Helper()
@@ -131,13 +144,7 @@ func countMessages(t *testing.T, r *raw) int {
 func TestFetchRacingDelete(t *testing.T) {
 	e := newEnvIn(t, memDir(t))
 	a, b := loggedIn(e), loggedIn(e)
-	a.expectOK("CREATE Tmp")
-	for range 200 {
-		if _, err := e.st.Append(context.Background(), e.aliceID, "Tmp", strings.NewReader(raceMsg), store.AppendOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a.expectOK("SELECT Tmp")
+	selectNewTmp(t, e, a, raceMsg, 200)
 	a.n++
 	tag := "f" + strconv.Itoa(a.n)
 	a.send(tag + " FETCH 1:200 (FLAGS BODY.PEEK[])\r\n")
@@ -245,13 +252,7 @@ func TestSearchRacingDelete(t *testing.T) {
 	e, g := gatedEnv(t)
 	a, b := loggedIn(e), loggedIn(e)
 	for _, during := range []bool{true, false} {
-		a.expectOK("CREATE Tmp")
-		for range 5 {
-			if _, err := e.st.Append(context.Background(), e.aliceID, "Tmp", strings.NewReader(raceMsg), store.AppendOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		a.expectOK("SELECT Tmp")
+		selectNewTmp(t, e, a, raceMsg, 5)
 		a.n++
 		tag := "s" + strconv.Itoa(a.n)
 		if during {
@@ -296,11 +297,7 @@ func TestSelectedMailboxDeleted(t *testing.T) {
 		{"EXPUNGE", "OK"},
 		{"CLOSE", "OK"},
 	} {
-		a.expectOK("CREATE Tmp")
-		if _, err := e.st.Append(context.Background(), e.aliceID, "Tmp", strings.NewReader(simpleMsg), store.AppendOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		a.expectOK("SELECT Tmp")
+		selectNewTmp(t, e, a, simpleMsg, 1)
 		b.expectOK("DELETE Tmp")
 		u, st := a.cmd(c.cmd)
 		if !strings.HasPrefix(st, c.status) {
@@ -325,11 +322,7 @@ func TestSelectedMailboxDeleted(t *testing.T) {
 	// first (RFC 7162 §3.2.6): it ends OK, and its poll reports the
 	// message VANISHED.
 	a.expectOK("ENABLE QRESYNC")
-	a.expectOK("CREATE Tmp")
-	if _, err := e.st.Append(context.Background(), e.aliceID, "Tmp", strings.NewReader(simpleMsg), store.AppendOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	a.expectOK("SELECT Tmp")
+	selectNewTmp(t, e, a, simpleMsg, 1)
 	b.expectOK("DELETE Tmp")
 	u := a.expectOK("UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
 	mustHave(t, u, "VANISHED 1")
