@@ -382,6 +382,8 @@ func (s *session) Data(r io.Reader) error {
 		return errShuttingDown
 	}
 	defer s.tc.endData()
+	r, done := takeOverData(r, s.srv.opts.MaxMessageBytes)
+	defer done()
 
 	sessLog, user, tx := s.state()
 	id := rand.Text()[:16]
