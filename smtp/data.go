@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"reflect"
 	"strings"
@@ -25,7 +26,8 @@ import (
 // and so does dotReader: a line starts after every CRLF, whatever came
 // before the CR. The end still needs that CRLF, so the smuggling variants
 // ("\n.\n", "\n.\r\n", "\r.\r\n", ".\r" lines, see TestMXSmuggling) stay
-// content.
+// content; and a "." after "\r\r\n" follows a CRLF, so any sender that
+// relays such content dot-stuffs it: it cannot end a message by accident.
 type dotReader struct {
 	br    *bufio.Reader
 	state dotState
@@ -56,6 +58,19 @@ func (r *dotReader) Read(b []byte) (n int, err error) {
 		b = b[:r.limit]
 	}
 	for n < len(b) && r.state != dotEOF {
+		if r.state == dotData && r.br.Buffered() > 0 {
+			// Inside a line only a CR matters: copy up to the next one.
+			buf, _ := r.br.Peek(min(r.br.Buffered(), len(b)-n))
+			i := bytes.IndexByte(buf, '\r')
+			if i < 0 {
+				i = len(buf)
+			}
+			if i > 0 {
+				n += copy(b[n:], buf[:i])
+				_, _ = r.br.Discard(i)
+				continue
+			}
+		}
 		var c byte
 		if c, err = r.br.ReadByte(); err != nil {
 			if err == io.EOF {
