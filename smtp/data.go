@@ -170,6 +170,9 @@ func (g goSMTPReader) finish() { *g.fields.state = g.eof }
 // goSMTPDataReader returns r's fields if r is go-smtp's DATA reader.
 func goSMTPDataReader(r io.Reader) (goSMTPReader, bool) {
 	v := reflect.ValueOf(r)
+	if !v.IsValid() {
+		return goSMTPReader{}, false
+	}
 	t := v.Type()
 	if t.Kind() != reflect.Pointer || t.Elem().PkgPath() != goSMTPPath || t.Elem().Name() != "dataReader" || v.IsNil() {
 		return goSMTPReader{}, false

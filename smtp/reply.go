@@ -47,12 +47,13 @@ var (
 	errAuthBlocked   = reply(454, "4.7.0", "too many failed authentication attempts, try again later")
 	errAuthTemporary = reply(454, "4.7.0", "temporary authentication failure")
 	errTemporary     = reply(451, "4.3.0", "temporary local problem, try again later")
-	// RFC 5321 §4.2.2 and RFC 3463 §3.4 (X.3.1 "mail system full").
-	errNoSpace = reply(452, "4.3.1", "insufficient system storage, try again later")
-	errLookup  = reply(451, "4.4.3", "temporary address lookup failure, try again later")
+	errLookup        = reply(451, "4.4.3", "temporary address lookup failure, try again later")
 	// There is no outbound queue yet: remote recipients are refused with a
 	// temporary error so the sender's MTA keeps the message and retries,
 	// instead of us accepting it and dropping it.
 	errNoOutbound = reply(451, "4.3.2", "outbound delivery is not available on this server yet")
 	errQuota      = reply(552, "5.2.2", "mailbox full: recipient is over quota")
+	// The disk is full: RFC 5321 §4.2.2 (452 "insufficient system
+	// storage") and RFC 3463 §3.4 (X.3.1 "mail system full").
+	errNoSpace = reply(452, "4.3.1", "insufficient system storage, try again later")
 )
