@@ -108,7 +108,8 @@
 //     has no root (GETQUOTAROOT lists none, GETQUOTA "" is NO
 //     [NONEXISTENT]). SETQUOTA is NO [NOPERM] and QUOTASET is not
 //     announced: limits are the administrator's. APPEND, COPY and MOVE
-//     beyond a limit are NO [OVERQUOTA].
+//     beyond a limit are NO [OVERQUOTA]. A full disk is no user's quota:
+//     any command that writes then answers NO [LIMIT] (RFC 5530 §3).
 //   - ID (RFC 2971), valid in every state: the client's fields are
 //     logged ("client id"), the server answers with its name and version
 //     only (RFC 2971 §5: nothing about the host). More than 30 pairs,

@@ -586,6 +586,12 @@ func (s *session) storeErr(op string, err error) error {
 		return noCode(imap.ResponseCodeCannot, errText(err))
 	case errors.Is(err, store.ErrClosed), errors.Is(err, context.Canceled):
 		return noCode(imap.ResponseCodeUnavailable, "Server shutting down")
+	case errors.Is(err, store.ErrNoSpace):
+		// RFC 5530 §3: OVERQUOTA says the user's quota would be
+		// exceeded, which GETQUOTAROOT would then contradict; a full
+		// disk is a limit of the installation, LIMIT.
+		s.log.Warn("store out of disk space", "op", op, "err", err)
+		return noCode(imap.ResponseCodeLimit, "Not enough disk space on the server, the operation was not carried out; try again later")
 	}
 	s.log.Error("store error", "op", op, "err", err)
 	return noCode(imap.ResponseCodeServerBug, "Internal error, the operation was not carried out")
