@@ -46,6 +46,17 @@
 //     responses are held back during FETCH, STORE and SEARCH (RFC 9051
 //     §7.5.1) and sent highest sequence number first (with QRESYNC, one
 //     VANISHED response instead).
+//  6. A refused literal's data is never run as commands, nor is any part
+//     of a failed command: a synchronising literal over a limit gets a
+//     tagged NO or BAD instead of the continuation request, so its data
+//     never comes; any other failed command (a refused non-synchronising
+//     literal, a syntax error, an AUTHENTICATE response longer than
+//     4 KiB) is answered and its rest skipped up to the client's next
+//     command, at most 1 MiB, beyond which the server says BYE and
+//     closes the connection (the package comment of
+//     imap/internal/imapwire has the rules). An APPEND answered BAD or
+//     NO, junk after its message included, or cut short by the end of
+//     the connection stores nothing and uses no UID.
 //
 // Metrics (Options.Registerer): connections by result, open connections,
 // authentications by result, messages appended.
@@ -97,7 +108,8 @@
 //     has no root (GETQUOTAROOT lists none, GETQUOTA "" is NO
 //     [NONEXISTENT]). SETQUOTA is NO [NOPERM] and QUOTASET is not
 //     announced: limits are the administrator's. APPEND, COPY and MOVE
-//     beyond a limit are NO [OVERQUOTA].
+//     beyond a limit are NO [OVERQUOTA]. A full disk is no user's quota:
+//     any command that writes then answers NO [LIMIT] (RFC 5530 §3).
 //   - ID (RFC 2971), valid in every state: the client's fields are
 //     logged ("client id"), the server answers with its name and version
 //     only (RFC 2971 §5: nothing about the host). More than 30 pairs,
@@ -122,7 +134,8 @@
 //   - FLAGS and PERMANENTFLAGS list the system flags and every keyword in
 //     use in the mailbox; PERMANENTFLAGS adds \* (new keywords allowed)
 //     and is empty after EXAMINE. A keyword first set later is announced
-//     with an untagged FLAGS.
+//     with an untagged FLAGS and, read-write, PERMANENTFLAGS, before any
+//     FETCH or EXISTS response that carries it (RFC 9051 §7.3.5).
 //   - EXAMINE is enforced: STORE, EXPUNGE, MOVE and UID EXPUNGE are
 //     refused with NO [CANNOT], FETCH BODY[] does not set \Seen, and CLOSE
 //     expunges nothing (RFC 9051 §6.4.1).
@@ -146,6 +159,14 @@
 //     not hide a match.
 //   - BODYSTRUCTURE and body sections follow RFC 9051 §7.5.2 for
 //     multipart, message/rfc822 and malformed MIME.
+//   - A header (of the message, a message/rfc822 part or a multipart's
+//     part) ends at its first empty line (RFC 5322 §2.1), as in Dovecot:
+//     a line that is not a field (no colon, a control character or space
+//     in the name) stays in BODY[HEADER] and is skipped as a field, so
+//     BODY[HEADER] and BODY[TEXT] together are BODY[], and SEARCH,
+//     ENVELOPE and BODYSTRUCTURE see the body BODY[] shows. (A part's
+//     MIME header and HEADER.FIELDS.NOT drop such lines; Dovecot keeps
+//     them.)
 //   - Subscriptions are names, not mailboxes (RFC 3501 §6.3.6): DELETE
 //     keeps them, and LIST (SUBSCRIBED) shows a subscribed name without a
 //     mailbox as \Subscribed \NonExistent; LSUB lists it too.
@@ -172,9 +193,11 @@
 //     CLOSE leaves the mailbox. NO [NONEXISTENT] always means a named
 //     mailbox that does not exist (or, for a session whose account was
 //     deleted, the account), never a missing message.
-//   - Client syntax errors (malformed sets, unknown SEARCH keys, invalid
-//     modified UTF-7, a quoted string open at the end of the line) are
-//     BAD; the session goes on.
+//   - Client syntax errors (malformed sets, unknown SEARCH keys, a quoted
+//     string open at the end of the line) are BAD; the session goes on.
+//     A mailbox name that is not valid modified UTF-7 is well-formed but
+//     names no mailbox, as in Dovecot: NO [NONEXISTENT], NO [CANNOT] for
+//     CREATE and RENAME's new name, and LIST matches nothing with it.
 //
 // # Known deviations
 //

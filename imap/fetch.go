@@ -107,6 +107,11 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 	if err != nil {
 		return s.storeErr("fetch", err)
 	}
+	if options.Flags {
+		if err := v.announceKeywordsOf(w, msgs); err != nil {
+			return err
+		}
+	}
 	found := make(map[uint32]bool, len(msgs))
 	for _, m := range msgs {
 		seq := v.seqOf(m.UID)
@@ -602,25 +607,11 @@ func streamMessage(rw *imapserver.FetchResponseWriter, sec *imap.FetchItemBodySe
 // empty line that ends it, or up to maxHeaderBytes; complete is false when
 // it was cut there. The body is not read.
 func readHeaderBlock(r io.Reader) (hdr []byte, complete bool, err error) {
-	br := bufio.NewReaderSize(io.LimitReader(r, maxHeaderBytes), 4096)
-	lineStart := true
-	for {
-		chunk, err := br.ReadSlice('\n')
-		hdr = append(hdr, chunk...)
-		switch {
-		case err == nil:
-			if lineStart && (len(chunk) == 1 || len(chunk) == 2 && chunk[0] == '\r') {
-				return hdr, true, nil
-			}
-			lineStart = true
-		case errors.Is(err, bufio.ErrBufferFull):
-			lineStart = false
-		case err == io.EOF:
-			return hdr, len(hdr) < maxHeaderBytes, nil
-		default:
-			return nil, false, err
-		}
+	hdr, err = imapserver.ReadHeaderBlock(bufio.NewReaderSize(io.LimitReader(r, maxHeaderBytes), 4096))
+	if err != nil {
+		return nil, false, err
 	}
+	return hdr, len(hdr) < maxHeaderBytes, nil
 }
 
 // headerBlock returns the header block of uid from the server's cache,

@@ -21,8 +21,8 @@ var raceMsg = "From: carol@example.org\r\nTo: alice@example.com\r\nSubject: race
 	strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!?\r\n", 300)
 
 var (
-	bodyLiteral = regexp.MustCompile(`BODY\[\] \{(\d+)\}`)
-	fetchSeq    = regexp.MustCompile(`^\* (\d+) FETCH `)
+	bodyLiteralRE = regexp.MustCompile(`BODY\[\] \{(\d+)\}`)
+	fetchSeq      = regexp.MustCompile(`^\* (\d+) FETCH `)
 )
 
 // checkRacedFetch checks a FETCH that raced an expunge by another
@@ -37,7 +37,7 @@ func checkRacedFetch(t *testing.T, cmd string, untagged []string, status string,
 		if strings.Contains(l, "EXPUNGE") && !strings.Contains(l, "FETCH") {
 			t.Fatalf("%s: EXPUNGE during FETCH (RFC 9051 §7.5.1): %q", cmd, l)
 		}
-		m := bodyLiteral.FindStringSubmatch(l)
+		m := bodyLiteralRE.FindStringSubmatch(l)
 		if m == nil {
 			continue
 		}

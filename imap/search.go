@@ -2,7 +2,6 @@ package imap
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"mime"
@@ -293,9 +292,9 @@ func (m *matcher) header(c *candidate) (*mail.Header, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A malformed header yields the fields read before the fault (RFC
+	// Lines of a malformed header that are not fields are skipped (RFC
 	// 9051 §7.5.2 asks for a best effort on malformed messages).
-	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(hdr)))
+	h := imapserver.ParseHeader(hdr)
 	c.header = &mail.Header{Header: gomessage.Header{Header: h}}
 	return c.header, nil
 }
@@ -334,10 +333,9 @@ func (m *matcher) readText(c *candidate) error {
 	}
 	defer r.Close()
 	br := bufio.NewReader(io.LimitReader(r, m.maxBytes))
-	h, err := textproto.ReadHeader(br)
+	_, h, err := imapserver.ReadHeader(br)
 	if err != nil {
-		c.texts = []string{""}
-		return nil
+		return err
 	}
 	c.texts = []string{strings.ToLower(headerText(h))}
 	e, err := gomessage.New(gomessage.Header{Header: h}, br)
@@ -359,23 +357,30 @@ func collectText(e *gomessage.Entity, out *[]string, depth int) {
 	if depth > maxMIMEDepth {
 		return
 	}
-	if mr := e.MultipartReader(); mr != nil {
+	t, params, _ := e.Header.ContentType()
+	if strings.HasPrefix(t, "multipart/") {
+		// The library's multipart reader, but for the part headers
+		// (imapserver.NewMultipartReader), as Entity.MultipartReader.
+		mr := imapserver.NewMultipartReader(e.Body, params["boundary"])
 		for {
 			p, err := mr.NextPart()
-			if p == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
+			if err != nil {
 				return
 			}
-			collectText(p, out, depth+1)
+			child, err := gomessage.New(gomessage.Header{Header: p.Header}, p)
+			if child == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
+				return
+			}
+			collectText(child, out, depth+1)
 		}
 	}
-	t, _, _ := e.Header.ContentType()
 	switch {
 	case t == "" || strings.HasPrefix(t, "text/"):
 		b, _ := io.ReadAll(e.Body)
 		*out = append(*out, strings.ToLower(string(b)))
 	case t == "message/rfc822" || t == "message/global":
 		br := bufio.NewReader(e.Body)
-		h, err := textproto.ReadHeader(br)
+		_, h, err := imapserver.ReadHeader(br)
 		if err != nil {
 			return
 		}

@@ -82,29 +82,34 @@ func (s *session) Close() error {
 }
 
 // Login implements imapserver.Session; AUTHENTICATE PLAIN ends here too.
-// Blocked clients and logins are refused before the password is looked
-// at; a wrong password is answered only after the limiter's delay.
+// The limiter reserves the check before the password is looked at, or
+// refuses it with NO [UNAVAILABLE] (RFC 5530 §3: try again later); a wrong
+// password gets NO [AUTHENTICATIONFAILED] (RFC 5530 §3) only after the
+// limiter's delay.
 func (s *session) Login(login, password string) error {
 	defer s.srv.begin()()
 	lim := s.srv.opts.AuthLimiter
 	m := s.srv.metrics.auth
 	log := s.log.With("login", printable(login))
-	if err := lim.Check(s.ip, login); err != nil {
-		log.Warn("authentication refused", "rule", "auth-blocked", "reason", err.Error())
+	attempt, err := lim.Begin(s.ip, login)
+	if err != nil {
+		log.Warn("authentication refused", "rule", "auth-limit", "reason", err.Error())
 		m.WithLabelValues("blocked").Inc()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
 			Text: "Too many failed authentications; try again later"}
 	}
+	// Without a verdict below (account disabled, directory error, a
+	// panic) the reservation is released and nothing counted.
+	defer attempt.Abandon()
 	user, err := s.srv.opts.Auth.Authenticate(s.ctx, login, password, directory.ProtoIMAP)
 	switch {
 	case err == nil:
-		lim.Success(s.ip, login)
+		attempt.Succeeded()
 		m.WithLabelValues("success").Inc()
 	case errors.Is(err, directory.ErrAuthFailed):
 		m.WithLabelValues("failure").Inc()
-		delay := lim.Failure(s.ip, login)
-		ipFails, loginFails := lim.Failures(s.ip, login)
-		log.Warn("authentication failed", "delay", delay, "client_failures", ipFails, "login_failures", loginFails)
+		delay := attempt.Failed()
+		log.Warn("authentication failed", "delay", delay, "class", attempt.Class().String())
 		s.sleep(delay)
 		return imapserver.ErrAuthFailed
 	case errors.Is(err, directory.ErrDisabled):
@@ -589,6 +594,12 @@ func (s *session) storeErr(op string, err error) error {
 		return noCode(imap.ResponseCodeCannot, errText(err))
 	case errors.Is(err, store.ErrClosed), errors.Is(err, context.Canceled):
 		return noCode(imap.ResponseCodeUnavailable, "Server shutting down")
+	case errors.Is(err, store.ErrNoSpace):
+		// RFC 5530 §3: OVERQUOTA says the user's quota would be
+		// exceeded, which GETQUOTAROOT would then contradict; a full
+		// disk is a limit of the installation, LIMIT.
+		s.log.Warn("store out of disk space", "op", op, "err", err)
+		return noCode(imap.ResponseCodeLimit, "Not enough disk space on the server, the operation was not carried out; try again later")
 	}
 	s.log.Error("store error", "op", op, "err", err)
 	return noCode(imap.ResponseCodeServerBug, "Internal error, the operation was not carried out")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 	"time"
 )
 
@@ -36,7 +37,27 @@ var (
 	ErrSyncTokenInvalid = errors.New("store: invalid sync token")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrNoSpace: a write failed because the disk is full (ENOSPC,
+	// EDQUOT, SQLITE_FULL). Nothing was changed; the same call may succeed
+	// once space is freed.
+	ErrNoSpace = errors.New("store: no space left on the server's disk")
 )
+
+// NoSpace returns err marked with ErrNoSpace (still matching err with
+// errors.Is and errors.As) when the operating system said the disk is
+// full: ENOSPC, or EDQUOT for the filesystem quota of the server's user.
+// Other errors, and nil, are returned as they are. Backends and callers
+// that write files of their own use it, so that every full disk is
+// reported the same way.
+func NoSpace(err error) error {
+	if err == nil || errors.Is(err, ErrNoSpace) {
+		return err
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
+}
 
 // QuotaError says which accounts would go over which limit.
 type QuotaError struct {

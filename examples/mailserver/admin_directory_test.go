@@ -108,7 +108,7 @@ func TestDirectoryConfigErrors(t *testing.T) {
 func startDirectory(t *testing.T) (*ldaptest.Server, string, string) {
 	t.Helper()
 	srv := ldaptest.Start(t, ldapPeople)
-	d := t.TempDir()
+	d := newDataDir(t)
 	pw := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte(ldaptest.AdminPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -384,6 +384,7 @@ func (c *Conn) complete(tag, name string, err error, sendOK bool) error {
 		resp    *imap.StatusResponse
 		imapErr *imap.Error
 		decErr  *imapwire.DecoderExpectError
+		nameErr *imapwire.MailboxNameError
 	)
 	var later *okAfterPoll
 	if errors.As(err, &later) {
@@ -406,6 +407,15 @@ func (c *Conn) complete(tag, name string, err error, sendOK bool) error {
 			}
 		}
 		resp = (*imap.StatusResponse)(imapErr)
+	} else if errors.As(err, &nameErr) {
+		// mailyard: no mailbox has a name that is not valid modified
+		// UTF-7; CREATE and RENAME answer [CANNOT] for the new name
+		// (invalidNewName).
+		resp = &imap.StatusResponse{
+			Type: imap.StatusResponseTypeNo,
+			Code: imap.ResponseCodeNonExistent,
+			Text: "Mailbox name is not valid modified UTF-7",
+		}
 	} else if errors.As(err, &decErr) {
 		resp = &imap.StatusResponse{
 			Type: imap.StatusResponseTypeBad,
@@ -472,14 +482,33 @@ func (c *Conn) handleDelete(dec *imapwire.Decoder) error {
 
 func (c *Conn) handleRename(dec *imapwire.Decoder) error {
 	var oldName, newName string
-	if !dec.ExpectSP() || !dec.ExpectMailbox(&oldName) || !dec.ExpectSP() || !dec.ExpectMailbox(&newName) || !dec.ExpectCRLF() {
+	if !dec.ExpectSP() || !dec.ExpectMailbox(&oldName) || !dec.ExpectSP() {
 		return dec.Err()
+	}
+	if !dec.ExpectMailbox(&newName) || !dec.ExpectCRLF() {
+		return invalidNewName(dec.Err())
 	}
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
 		return err
 	}
 	var options imap.RenameOptions
 	return c.session.Rename(oldName, newName, &options)
+}
+
+// invalidNewName turns a *imapwire.MailboxNameError for the name of a
+// mailbox to be created into NO [CANNOT]: the name can never be created
+// (RFC 5530 §3), while TRYCREATE or NONEXISTENT would mislead.
+//
+// mailyard: added with imapwire.MailboxNameError.
+func invalidNewName(err error) error {
+	if isMailboxNameError(err) {
+		return &imap.Error{
+			Type: imap.StatusResponseTypeNo,
+			Code: imap.ResponseCodeCannot,
+			Text: "Mailbox name is not valid modified UTF-7",
+		}
+	}
+	return err
 }
 
 func (c *Conn) handleSubscribe(dec *imapwire.Decoder) error {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	gomessage "github.com/emersion/go-message"
-	"github.com/emersion/go-message/textproto"
 	"github.com/mailyard/mailyard/imap/internal/imapwire"
 	"github.com/mailyard/mailyard/imap/internal/proto"
 )
@@ -428,7 +427,7 @@ func ExtractBinary(r io.Reader, section *imap.FetchItemBodySection) ([]byte, err
 		return ExtractBodySection(r, section), nil
 	}
 	br := bufio.NewReader(r)
-	header, err := textproto.ReadHeader(br)
+	block, header, err := ReadHeader(br)
 	if err != nil {
 		return nil, nil
 	}
@@ -437,14 +436,12 @@ func ExtractBinary(r io.Reader, section *imap.FetchItemBodySection) ([]byte, err
 		return nil, nil
 	}
 	if section.Specifier == imap.PartSpecifierText && len(section.Part) > 0 {
-		header, body = openMessagePart(header, body, parentMediaType)
+		_, header, body = openMessagePart(header, body, parentMediaType)
 	}
 
 	var buf bytes.Buffer
 	if len(section.Part) == 0 && section.Specifier == imap.PartSpecifierNone {
-		if err := textproto.WriteHeader(&buf, header); err != nil {
-			return nil, nil
-		}
+		buf.Write(block)
 	}
 	// go-message leaves a multipart's encoding alone (RFC 2046 §5.1: only
 	// 7bit, 8bit or binary). Given the encoding alone, it converts no

@@ -16,27 +16,24 @@ import (
 //
 // It can be used by server backends to implement Session.Fetch.
 func ExtractBodySection(r io.Reader, item *imap.FetchItemBodySection) []byte {
-	var (
-		header textproto.Header
-		body   io.Reader
-	)
-
+	// mailyard: block is the header as stored (ReadHeader), written as
+	// it is unless fields are picked; nil for a part's MIME header.
 	br := bufio.NewReader(r)
-	header, err := textproto.ReadHeader(br)
+	block, header, err := ReadHeader(br)
 	if err != nil {
 		return nil
 	}
-	body = br
 
-	parentMediaType, header, body := findMessagePart(header, body, item.Part)
+	parentMediaType, header, body := findMessagePart(header, br, item.Part)
 	if body == nil {
 		return nil
 	}
 
 	if len(item.Part) > 0 {
+		block = nil
 		switch item.Specifier {
 		case imap.PartSpecifierHeader, imap.PartSpecifierText:
-			header, body = openMessagePart(header, body, parentMediaType)
+			block, header, body = openMessagePart(header, body, parentMediaType)
 		}
 	}
 
@@ -66,7 +63,11 @@ func ExtractBodySection(r io.Reader, item *imap.FetchItemBodySection) []byte {
 	case imap.PartSpecifierText:
 		writeHeader = false
 	}
-	if writeHeader {
+	switch {
+	case !writeHeader:
+	case block != nil && len(item.HeaderFields) == 0 && len(item.HeaderFieldsNot) == 0:
+		buf.Write(block)
+	default:
 		if err := textproto.WriteHeader(&buf, header); err != nil {
 			return nil
 		}
@@ -94,7 +95,7 @@ func findMessagePart(header textproto.Header, body io.Reader, partPath []int) (s
 	for i := 0; i < len(partPath); i++ {
 		partNum := partPath[i]
 
-		header, body = openMessagePart(header, body, parentMediaType)
+		_, header, body = openMessagePart(header, body, parentMediaType)
 
 		msgHeader := gomessage.Header{Header: header}
 		mediaType, typeParams, _ := msgHeader.ContentType()
@@ -105,7 +106,7 @@ func findMessagePart(header textproto.Header, body io.Reader, partPath []int) (s
 			continue
 		}
 
-		mr := textproto.NewMultipartReader(body, typeParams["boundary"])
+		mr := NewMultipartReader(body, typeParams["boundary"])
 		found := false
 		for j := 1; j <= partNum; j++ {
 			p, err := mr.NextPart()
@@ -129,7 +130,10 @@ func findMessagePart(header textproto.Header, body io.Reader, partPath []int) (s
 	return parentMediaType, header, body
 }
 
-func openMessagePart(header textproto.Header, body io.Reader, parentMediaType string) (textproto.Header, io.Reader) {
+// openMessagePart opens a message/rfc822 (or message/global) part: the
+// header block and fields of the message it holds and its body. Other
+// parts are returned as they are, with a nil block.
+func openMessagePart(header textproto.Header, body io.Reader, parentMediaType string) ([]byte, textproto.Header, io.Reader) {
 	msgHeader := gomessage.Header{Header: header}
 	mediaType, _, _ := msgHeader.ContentType()
 	if !msgHeader.Has("Content-Type") && parentMediaType == "multipart/digest" {
@@ -137,10 +141,10 @@ func openMessagePart(header textproto.Header, body io.Reader, parentMediaType st
 	}
 	if mediaType == "message/rfc822" || mediaType == "message/global" {
 		br := bufio.NewReader(body)
-		header, _ = textproto.ReadHeader(br)
-		return header, br
+		block, header, _ := ReadHeader(br)
+		return block, header, br
 	}
-	return header, body
+	return nil, header, body
 }
 
 func extractPartial(b []byte, partial *imap.SectionPartial) []byte {
@@ -163,7 +167,7 @@ func extractPartial(b []byte, partial *imap.SectionPartial) []byte {
 // It can be used by server backends to implement Session.Fetch.
 func ExtractBodyStructure(r io.Reader) imap.BodyStructure {
 	br := bufio.NewReader(r)
-	header, _ := textproto.ReadHeader(br)
+	_, header, _ := ReadHeader(br)
 	return extractBodyStructure(header, br)
 }
 
@@ -175,7 +179,7 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 
 	if primaryType == "multipart" {
 		bs := &imap.BodyStructureMultiPart{Subtype: subType}
-		mr := textproto.NewMultipartReader(r, typeParams["boundary"])
+		mr := NewMultipartReader(r, typeParams["boundary"])
 		for {
 			part, _ := mr.NextPart()
 			if part == nil {
@@ -214,7 +218,7 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 		}
 		if mediaType == "message/rfc822" || mediaType == "message/global" {
 			br := bufio.NewReader(bytes.NewReader(body))
-			childHeader, _ := textproto.ReadHeader(br)
+			_, childHeader, _ := ReadHeader(br)
 			// mailyard: the part's ENVELOPE rides with its structure, as
 			// imap.Envelope cannot hold it (see envelope.go).
 			bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{

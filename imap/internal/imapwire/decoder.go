@@ -488,22 +488,48 @@ func (dec *Decoder) ExpectList(f func() error) error {
 	return nil
 }
 
+// ExpectMailbox reads a mailbox name and decodes it (DecodeMailbox). A
+// name that is not valid modified UTF-7 sets a *MailboxNameError.
 func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 	var name string
 	if !dec.ExpectAString(&name) {
 		return false
 	}
-	if strings.EqualFold(name, "INBOX") {
-		*ptr = "INBOX"
-		return true
-	}
-	name, err := utf7.Decode(name)
+	name, err := DecodeMailbox(name)
 	if err != nil {
-		// mailyard: the client's mistake, answered BAD, not SERVERBUG.
-		return dec.returnErr(&DecoderExpectError{Message: "mailbox name: " + err.Error()})
+		return dec.returnErr(err)
 	}
 	*ptr = name
 	return true
+}
+
+// MailboxNameError is a mailbox name that is not valid modified UTF-7
+// (RFC 9051 §5.1.3). It is a well-formed astring, so the command is not
+// BAD: no mailbox has such a name, and the command fails with NO, as
+// Dovecot answers ("Mailbox name is not valid mUTF-7").
+//
+// mailyard: was a DecoderExpectError (BAD).
+type MailboxNameError struct {
+	Name string
+}
+
+// Error implements error.
+func (err *MailboxNameError) Error() string {
+	return fmt.Sprintf("imapwire: mailbox name %q is not valid modified UTF-7", err.Name)
+}
+
+// DecodeMailbox decodes a mailbox name as the client sent it: INBOX in
+// any case is INBOX, other names are modified UTF-7. An invalid name
+// gives a *MailboxNameError.
+func DecodeMailbox(name string) (string, error) {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX", nil
+	}
+	decoded, err := utf7.Decode(name)
+	if err != nil {
+		return "", &MailboxNameError{Name: name}
+	}
+	return decoded, nil
 }
 
 func (dec *Decoder) ExpectNumSet(kind NumKind, ptr *imap.NumSet) bool {
