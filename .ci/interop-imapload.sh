@@ -45,6 +45,7 @@ go build -o "$work/imapload" ./bench/imapload
 ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
 smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port); imap=$(free_port); imaps=$(free_port)
 write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "$imap" "$imaps"
+ms init >/dev/null
 ms domain add example.test >/dev/null
 ms user add "$user" -password "$pw" >/dev/null
 echo "$user $pw" >"$work/accounts"
