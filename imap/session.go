@@ -91,7 +91,7 @@ func (s *session) Login(login, password string) error {
 	lim := s.srv.opts.AuthLimiter
 	m := s.srv.metrics.auth
 	log := s.log.With("login", printable(login))
-	attempt, err := lim.Begin(s.ip, login)
+	attempt, err := lim.Begin(s.ctx, s.ip, login)
 	if err != nil {
 		log.Warn("authentication refused", "rule", "auth-limit", "reason", err.Error())
 		m.WithLabelValues("blocked").Inc()

@@ -18,7 +18,7 @@ func (s *session) authenticate(login, password string) error {
 	m := s.srv.metrics.auth
 	sessLog, _, _ := s.state()
 	log := sessLog.With("login", printable(login))
-	attempt, err := lim.Begin(s.tc.ip, login)
+	attempt, err := lim.Begin(s.ctx, s.tc.ip, login)
 	if err != nil {
 		m.WithLabelValues("blocked").Inc()
 		log.Warn("authentication refused", "rule", "auth-limit", "reason", err.Error())
