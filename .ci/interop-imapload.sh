@@ -5,13 +5,14 @@
 # and runs bench/imapload -shared: CLIENTS connections, all logged in to
 # that account, each on a random one of the mailboxes, with a random mix
 # of FETCH (BODY[], BODY.PEEK[], ENVELOPE + header, FLAGS), STORE
-# (\Deleted, \Seen, keywords), EXPUNGE, COPY and APPEND for DURATION
-# seconds, reconnecting every 20-80 commands.
+# (\Deleted, \Seen, keywords), SEARCH (BODY, TEXT, HEADER), EXPUNGE,
+# COPY and APPEND for DURATION seconds, reconnecting every 20-80 commands.
 #
 # Fails if any response is BAD, a NO other than [EXPUNGEISSUED] after
 # FETCH or STORE (RFC 2180 §4.1.2, §4.2.2), in particular [NONEXISTENT]
-# or [SERVERBUG]; if any BODY[] is empty, differs from RFC822.SIZE or is
-# not a message; or if the server logs a store error or a FETCH that
+# or [SERVERBUG], or any NO after SEARCH (§4.3); if a SEARCH result is
+# beyond the mailbox; if any BODY[] is empty, differs from RFC822.SIZE or
+# is not a message; or if the server logs a store error or a FETCH that
 # failed mid-response. Prints the commands per kind and every status seen.
 #
 #   CLIENTS=50 DURATION=60 bash .ci/interop-imapload.sh
@@ -44,6 +45,7 @@ go build -o "$work/imapload" ./bench/imapload
 ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
 smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port); imap=$(free_port); imaps=$(free_port)
 write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "$imap" "$imaps"
+ms init >/dev/null
 ms domain add example.test >/dev/null
 ms user add "$user" -password "$pw" >/dev/null
 echo "$user $pw" >"$work/accounts"

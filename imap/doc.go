@@ -108,7 +108,8 @@
 //     has no root (GETQUOTAROOT lists none, GETQUOTA "" is NO
 //     [NONEXISTENT]). SETQUOTA is NO [NOPERM] and QUOTASET is not
 //     announced: limits are the administrator's. APPEND, COPY and MOVE
-//     beyond a limit are NO [OVERQUOTA].
+//     beyond a limit are NO [OVERQUOTA]. A full disk is no user's quota:
+//     any command that writes then answers NO [LIMIT] (RFC 5530 §3).
 //   - ID (RFC 2971), valid in every state: the client's fields are
 //     logged ("client id"), the server answers with its name and version
 //     only (RFC 2971 §5: nothing about the host). More than 30 pairs,
@@ -182,6 +183,16 @@
 //     before the expunge committed: each body is opened before its FETCH
 //     response starts and the store keeps an open body readable, so a
 //     body is served whole or not at all, never as an empty literal.
+//     SEARCH keys that read a message (HEADER, BODY, TEXT, ...) leave
+//     out a message whose body is gone by then (RFC 2180 §4.3); its
+//     sequence number stays valid and the search ends OK.
+//   - A selected mailbox that another session deletes has all its
+//     messages expunged (RFC 2180 §3), as above: FETCH of more than UID
+//     and FLAGS, STORE (but .SILENT), COPY and MOVE end NO
+//     [EXPUNGEISSUED], SEARCH finds nothing, EXPUNGE reports them and
+//     CLOSE leaves the mailbox. NO [NONEXISTENT] always means a named
+//     mailbox that does not exist (or, for a session whose account was
+//     deleted, the account), never a missing message.
 //   - Client syntax errors (malformed sets, unknown SEARCH keys, a quoted
 //     string open at the end of the line) are BAD; the session goes on.
 //     A mailbox name that is not valid modified UTF-7 is well-formed but

@@ -173,7 +173,7 @@ func (v *view) fetchExpunged(w *imapserver.FetchWriter, idxs []int, found map[ui
 		}
 	}
 	if missing {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "EXPUNGEISSUED", Text: "Some messages were expunged"}
+		return errExpungeIssued()
 	}
 	return nil
 }
@@ -642,6 +642,11 @@ func (v *view) headerBlock(uid uint32, open func() (io.ReadCloser, error)) ([]by
 func (v *view) reportVanishedEarlier(w *imapserver.FetchWriter, set imap.UIDSet, changedSince uint64) error {
 	s := v.s
 	cs, err := s.srv.opts.Backend.Changes(s.ctx, s.account, v.name, changedSince)
+	if errors.Is(err, store.ErrNotFound) {
+		// Deleted under the session: its messages are still in the
+		// view, and the poll after this FETCH reports them (RFC 2180 §3).
+		return nil
+	}
 	if err != nil {
 		return s.storeErr("fetch", err)
 	}

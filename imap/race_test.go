@@ -2,10 +2,13 @@ package imap
 
 import (
 	"context"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -103,6 +106,19 @@ func TestFetchRacingExpunge(t *testing.T) {
 	}
 }
 
+// selectNewTmp creates alice's mailbox Tmp holding n copies of msg and
+// selects it in r.
+func selectNewTmp(t *testing.T, e *env, r *raw, msg string, n int) {
+	t.Helper()
+	r.expectOK("CREATE Tmp")
+	for range n {
+		if _, err := e.st.Append(context.Background(), e.aliceID, "Tmp", strings.NewReader(msg), store.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.expectOK("SELECT Tmp")
+}
+
 // countMessages returns the number of messages in INBOX.
 func countMessages(t *testing.T, r *raw) int {
 	t.Helper()
@@ -128,13 +144,7 @@ func countMessages(t *testing.T, r *raw) int {
 func TestFetchRacingDelete(t *testing.T) {
 	e := newEnvIn(t, memDir(t))
 	a, b := loggedIn(e), loggedIn(e)
-	a.expectOK("CREATE Tmp")
-	for range 200 {
-		if _, err := e.st.Append(context.Background(), e.aliceID, "Tmp", strings.NewReader(raceMsg), store.AppendOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a.expectOK("SELECT Tmp")
+	selectNewTmp(t, e, a, raceMsg, 200)
 	a.n++
 	tag := "f" + strconv.Itoa(a.n)
 	a.send(tag + " FETCH 1:200 (FLAGS BODY.PEEK[])\r\n")
@@ -151,5 +161,186 @@ func TestFetchRacingDelete(t *testing.T) {
 	u = a.expectOK("NOOP")
 	if n := len(filter(u, "EXPUNGE")); n != 200 {
 		t.Fatalf("NOOP after DELETE: %d EXPUNGE responses, want 200", n)
+	}
+}
+
+// openGate is a Backend whose first OpenBody waits until the test opens
+// the gate: the command that called it has looked its messages up and
+// not yet read a body, so another session's EXPUNGE committed meanwhile
+// lands exactly in between.
+type openGate struct {
+	Backend
+	once     sync.Once
+	opened   chan struct{} // closed when the first OpenBody waits
+	release  chan struct{}
+	released sync.Once
+}
+
+// gatedEnv is an env whose servers use an openGate over the store. The
+// gate is opened when the test ends, whatever happened.
+func gatedEnv(t *testing.T) (*env, *openGate) {
+	g := &openGate{opened: make(chan struct{}), release: make(chan struct{})}
+	e := newEnvIn(t, memDir(t), func(o *Options) { g.Backend, o.Backend = o.Backend, g })
+	t.Cleanup(g.open) // before the servers close: they wait for it
+	return e, g
+}
+
+func (g *openGate) OpenBody(ctx context.Context, account, mailbox string, uid uint32) (io.ReadCloser, error) {
+	g.once.Do(func() {
+		close(g.opened)
+		<-g.release
+	})
+	return g.Backend.OpenBody(ctx, account, mailbox, uid)
+}
+
+func (g *openGate) open() { g.released.Do(func() { close(g.release) }) }
+
+// waitOpened waits until a command is held at the gate.
+func (g *openGate) waitOpened(t *testing.T) {
+	t.Helper()
+	select {
+	case <-g.opened:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message body was opened")
+	}
+}
+
+// TestSearchRacingExpunge: SEARCH with keys that read the message
+// (BODY, TEXT, HEADER) while another session expunges 15 of the 20
+// messages, after the search has listed them and before it reads the
+// first. The search ends OK and, as RFC 2180 §4.3 allows, leaves the
+// expunged messages out: they are not there to match. It used to end
+// NO [NONEXISTENT] "No such mailbox" for a mailbox that exists.
+func TestSearchRacingExpunge(t *testing.T) {
+	for _, key := range []string{`BODY "xyz"`, `TEXT "xyz"`, `HEADER Subject "race"`, `OR SEEN BODY "xyz"`} {
+		t.Run(key, func(t *testing.T) {
+			e, g := gatedEnv(t)
+			for range 20 {
+				e.deliver(e.aliceID, "", raceMsg)
+			}
+			a, b := loggedIn(e), loggedIn(e)
+			a.expectOK("SELECT INBOX")
+			b.expectOK("SELECT INBOX")
+			b.expectOK(`STORE 1:15 +FLAGS.SILENT (\Deleted)`)
+
+			a.n++
+			tag := "s" + strconv.Itoa(a.n)
+			a.send(tag + " SEARCH " + key + "\r\n")
+			g.waitOpened(t)
+			b.expectOK("EXPUNGE")
+			g.open()
+			u, st := a.readUntil(tag)
+			if !strings.HasPrefix(st, "OK") {
+				t.Fatalf("SEARCH %s ended %q", key, st)
+			}
+			mustHave(t, u, "* SEARCH 16 17 18 19 20")
+			// The next command may report the expunges.
+			if n := len(filter(a.expectOK("NOOP"), "EXPUNGE")); n != 15 {
+				t.Fatalf("NOOP after the SEARCH: %d EXPUNGE responses, want 15", n)
+			}
+		})
+	}
+}
+
+// TestSearchRacingDelete: the selected mailbox is deleted by another
+// session, once while a SEARCH BODY of it is between listing and
+// reading its messages, once before the SEARCH. Its messages count as
+// expunged (RFC 2180 §3), so the SEARCH ends OK with no results (RFC
+// 2180 §4.3), as FETCH treats them (TestFetchRacingDelete); CLOSE then
+// leaves the deleted mailbox.
+func TestSearchRacingDelete(t *testing.T) {
+	e, g := gatedEnv(t)
+	a, b := loggedIn(e), loggedIn(e)
+	for _, during := range []bool{true, false} {
+		selectNewTmp(t, e, a, raceMsg, 5)
+		a.n++
+		tag := "s" + strconv.Itoa(a.n)
+		if during {
+			a.send(tag + " SEARCH BODY \"xyz\"\r\n")
+			g.waitOpened(t)
+			b.expectOK("DELETE Tmp")
+			g.open()
+		} else {
+			b.expectOK("DELETE Tmp")
+			a.send(tag + " SEARCH BODY \"xyz\"\r\n")
+		}
+		u, st := a.readUntil(tag)
+		if !strings.HasPrefix(st, "OK") {
+			t.Fatalf("SEARCH (deleted during it: %v) ended %q", during, st)
+		}
+		mustHave(t, u, "* SEARCH")
+		mustNotHave(t, u, "* SEARCH ")
+		a.expectOK("CLOSE")
+	}
+}
+
+// TestSelectedMailboxDeleted: commands on a selected mailbox that
+// another session deleted since the last poll. Its messages are
+// expunged (RFC 2180 §3): what needs their data or changes them is NO
+// [EXPUNGEISSUED] (RFC 5530 §3; STORE .SILENT is OK, RFC 2180 §4.2.1),
+// SEARCH finds nothing (§4.3), EXPUNGE and CLOSE succeed, and nothing is
+// copied. COPY and MOVE used to say NO [TRYCREATE] "No such mailbox:
+// INBOX" of a destination that exists, inviting the client to create
+// it; STORE, EXPUNGE and CLOSE said NO [NONEXISTENT].
+func TestSelectedMailboxDeleted(t *testing.T) {
+	e := newEnvIn(t, memDir(t))
+	a, b := loggedIn(e), loggedIn(e)
+	for _, c := range []struct{ cmd, status string }{
+		{"COPY 1 INBOX", "NO [EXPUNGEISSUED]"},
+		{"MOVE 1 INBOX", "NO [EXPUNGEISSUED]"},
+		{"UID COPY 1:* INBOX", "NO [EXPUNGEISSUED]"},
+		{"UID MOVE 1:* INBOX", "NO [EXPUNGEISSUED]"},
+		{"FETCH 1 BODY.PEEK[]", "NO [EXPUNGEISSUED]"},
+		{`STORE 1 +FLAGS (\Seen)`, "NO [EXPUNGEISSUED]"},
+		{`STORE 1 +FLAGS.SILENT (\Seen)`, "OK"},
+		{"SEARCH ALL", "OK"},
+		{"EXPUNGE", "OK"},
+		{"CLOSE", "OK"},
+	} {
+		selectNewTmp(t, e, a, simpleMsg, 1)
+		b.expectOK("DELETE Tmp")
+		u, st := a.cmd(c.cmd)
+		if !strings.HasPrefix(st, c.status) {
+			t.Errorf("%s: %q, want %s", c.cmd, st, c.status)
+		}
+		switch c.cmd {
+		case "SEARCH ALL":
+			mustHave(t, u, "* SEARCH")
+			mustNotHave(t, u, "* SEARCH ")
+		case "EXPUNGE":
+			mustHave(t, u, "* 1 EXPUNGE")
+		}
+		if n := countMessages(t, a); n != 0 {
+			t.Fatalf("%s: INBOX holds %d messages, want 0", c.cmd, n)
+		}
+		if c.cmd != "CLOSE" {
+			a.expectOK("CLOSE")
+		}
+	}
+
+	// UID FETCH (CHANGEDSINCE VANISHED) looks up VANISHED (EARLIER)
+	// first (RFC 7162 §3.2.6): it ends OK, and its poll reports the
+	// message VANISHED.
+	a.expectOK("ENABLE QRESYNC")
+	selectNewTmp(t, e, a, simpleMsg, 1)
+	b.expectOK("DELETE Tmp")
+	u := a.expectOK("UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
+	mustHave(t, u, "VANISHED 1")
+}
+
+// TestAccountDeletedUnderSession: the account of a logged-in session is
+// deleted. Its commands fail NO [NONEXISTENT] naming the account: not
+// "No such mailbox" for CREATE, and not NO [TRYCREATE] for APPEND,
+// which would send the client to create a mailbox it cannot.
+func TestAccountDeletedUnderSession(t *testing.T) {
+	e := newEnvIn(t, memDir(t))
+	a := loggedIn(e)
+	if err := e.st.DeleteAccount(context.Background(), e.aliceID); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"CREATE Tmp", "STATUS INBOX (MESSAGES)", "SELECT INBOX", "APPEND INBOX {5+}\r\nhello"} {
+		if _, st := a.cmd(cmd); st != "NO [NONEXISTENT] No such account" {
+			t.Fatalf("%q after the account was deleted: %q", cmd, st)
+		}
 	}
 }

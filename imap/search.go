@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"mime"
 	"strings"
@@ -23,9 +24,12 @@ import (
 func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.SearchOptions) (*imap.SearchData, error) {
 	s := v.s
 	msgs, err := s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, nil)
-	if err != nil {
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, s.storeErr("search", err)
 	}
+	// ErrNotFound: the selected mailbox was deleted under the session.
+	// Its messages count as expunged (RFC 2180 §3, as in fetch), and an
+	// expunged message is left out of the results (below).
 	ck, err := v.compile(c, 0)
 	if err != nil {
 		return nil, err
@@ -46,6 +50,14 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 		}
 		cand := &candidate{msg: msg, seq: seq}
 		ok, err := m.match(cand, ck)
+		if errors.Is(err, store.ErrNotFound) {
+			// Expunged (alone or with its mailbox) since the listing
+			// above, before its text was read: it is not there to
+			// match. RFC 2180 §4.3 lets the server leave expunged
+			// messages out of the results or include them; leaving
+			// them out answers what the mailbox holds.
+			continue
+		}
 		if err != nil {
 			return nil, s.storeErr("search", err)
 		}

@@ -590,9 +590,12 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 		res.Modified = uids
 	} else {
 		req.UnchangedSince = o.UnchangedSince
-		if res, err = s.srv.opts.Backend.StoreFlags(s.ctx, s.account, v.name, req); err != nil {
+		res, err = s.srv.opts.Backend.StoreFlags(s.ctx, s.account, v.name, req)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return false, s.storeErr("store", err)
 		}
+		// ErrNotFound: deleted under the session, so every message is
+		// expunged (RFC 2180 §3) and missing; res is empty.
 		missing = len(res.Updated)+len(res.Modified) < len(uids)
 	}
 	_, byUID := numSet.(imap.UIDSet)
@@ -698,6 +701,12 @@ func (v *view) expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
 	}
 	s := v.s
 	removed, err := s.srv.opts.Backend.Expunge(s.ctx, s.account, v.name, set)
+	if errors.Is(err, store.ErrNotFound) {
+		// Deleted under the session: its messages are expunged (RFC
+		// 2180 §3), and the poll after this command reports them; CLOSE
+		// leaves the mailbox (RFC 9051 §6.4.1 has no NO).
+		return nil
+	}
 	if err != nil {
 		return s.storeErr("expunge", err)
 	}
@@ -773,12 +782,17 @@ func (v *view) move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) e
 }
 
 func (v *view) transferErr(op, dest string, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		// The source is selected; a missing mailbox is the destination
-		// (RFC 9051 §6.4.7: TRYCREATE).
-		return noCode(imap.ResponseCodeTryCreate, "No such mailbox: "+printable(dest))
+	if !errors.Is(err, store.ErrNoMailbox) {
+		return v.s.storeErr(op, err)
 	}
-	return v.s.storeErr(op, err)
+	s := v.s
+	if _, err := s.srv.opts.Backend.Mailbox(s.ctx, s.account, v.name); errors.Is(err, store.ErrNoMailbox) {
+		// The selected source was deleted under the session: its
+		// messages are expunged (RFC 2180 §3, RFC 5530 §3).
+		return errExpungeIssued()
+	}
+	// RFC 9051 §6.4.7: a missing destination is TRYCREATE.
+	return noCode(imap.ResponseCodeTryCreate, "No such mailbox: "+printable(dest))
 }
 
 func (v *view) copyData(dest string, pairs []store.UIDPair) (*imap.CopyData, error) {

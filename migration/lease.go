@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/mailyard/mailyard/store"
@@ -49,10 +48,7 @@ func holderAlive(l leaseRecord, host string, now time.Time) bool {
 	if l.Host != host || l.PID <= 0 {
 		return true
 	}
-	// Signal 0 checks that the process exists (EPERM: it exists but is
-	// not ours to signal).
-	err := syscall.Kill(l.PID, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	return processAlive(l.PID)
 }
 
 // acquireLease takes the lease on target for this pass, or fails with an

@@ -20,7 +20,7 @@ func (s *session) authenticate(login, password string) error {
 	log := sessLog.With("login", printable(login))
 	// Keyed by the account the login names, so that its aliases share
 	// one budget (directory.LoginKeyer).
-	attempt, err := lim.Begin(s.tc.ip, directory.LimiterLogin(s.ctx, s.srv.opts.Auth, login))
+	attempt, err := lim.Begin(s.ctx, s.tc.ip, directory.LimiterLogin(s.ctx, s.srv.opts.Auth, login))
 	if err != nil {
 		m.WithLabelValues("blocked").Inc()
 		log.Warn("authentication refused", "rule", "auth-limit", "reason", err.Error())

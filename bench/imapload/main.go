@@ -31,9 +31,9 @@
 //
 // Shared-mailbox mode (-shared, see shared.go and
 // .ci/interop-imapload.sh): -clients connections on the first account's
-// -mailboxes at once, with a random mix of FETCH, STORE, EXPUNGE, COPY and
-// APPEND; it fails on any BAD, any NO but [EXPUNGEISSUED] after FETCH or
-// STORE, and any empty or short BODY[].
+// -mailboxes at once, with a random mix of FETCH, STORE, SEARCH, EXPUNGE,
+// COPY and APPEND; it fails on any BAD, any NO but [EXPUNGEISSUED] after
+// FETCH or STORE, and any empty or short BODY[].
 package main
 
 import (
@@ -116,7 +116,7 @@ func main() {
 	flag.DurationVar(&c.timeout, "timeout", 60*time.Second, "per-command timeout")
 	flag.BoolVar(&c.verbose, "v", false, "print every error")
 	var mailboxes string
-	flag.BoolVar(&c.shared, "shared", false, "shared-mailbox mode: every client on the first account's -mailboxes with a random mix of FETCH, STORE, EXPUNGE, COPY and APPEND, every response checked (see shared.go)")
+	flag.BoolVar(&c.shared, "shared", false, "shared-mailbox mode: every client on the first account's -mailboxes with a random mix of FETCH, STORE, SEARCH, EXPUNGE, COPY and APPEND, every response checked (see shared.go)")
 	flag.StringVar(&mailboxes, "mailboxes", "INBOX,Shared1,Shared2", "shared mode: comma-separated mailboxes, created if missing")
 	flag.IntVar(&c.sharedFill, "shared-fill", 100, "shared mode: messages per mailbox before the run")
 	flag.IntVar(&c.sharedMax, "shared-max", 300, "shared mode: no COPY or APPEND by a session that sees this many messages")

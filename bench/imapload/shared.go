@@ -2,13 +2,15 @@ package main
 
 // Shared-mailbox mode (-shared): every client works on the first
 // account's mailboxes (-mailboxes) at once, with a random mix of FETCH,
-// STORE, EXPUNGE, COPY and APPEND, so that each session's FETCH and STORE
-// race the others' expunges (issue 12, item 5). It speaks the wire
-// itself, not through imapclient, so that it sees every response as
-// sent: a tagged BAD, a NO with [NONEXISTENT] or [SERVERBUG], an empty
-// BODY[] literal, or a BODY[] whose size is not the message's
-// RFC822.SIZE is a failure. NO [EXPUNGEISSUED] after FETCH or STORE is
-// what RFC 2180 §4.1.2 and §4.2.2 allow and is counted, not failed.
+// STORE, SEARCH, EXPUNGE, COPY and APPEND, so that each session's FETCH,
+// STORE and SEARCH race the others' expunges (issue 12, item 5). It
+// speaks the wire itself, not through imapclient, so that it sees every
+// response as sent: a tagged BAD, a NO with [NONEXISTENT] or
+// [SERVERBUG], an empty BODY[] literal, a BODY[] whose size is not the
+// message's RFC822.SIZE, or a SEARCH result beyond the mailbox is a
+// failure. NO [EXPUNGEISSUED] after FETCH or STORE is what RFC 2180
+// §4.1.2 and §4.2.2 allow and is counted, not failed; SEARCH leaves
+// expunged messages out (§4.3) and fails with no NO at all.
 
 import (
 	"bufio"
@@ -30,7 +32,7 @@ import (
 )
 
 // sharedKinds are the commands of the mix, in report order.
-var sharedKinds = []string{"select", "fetch_body", "fetch_flags", "store", "expunge", "copy", "append", "noop"}
+var sharedKinds = []string{"select", "fetch_body", "fetch_flags", "store", "search", "expunge", "copy", "append", "noop"}
 
 // sharedStats are one client's counts; merged at the end.
 type sharedStats struct {
@@ -234,6 +236,29 @@ func checkFetch(st *sharedStats, cmd string, resps []response) {
 	}
 }
 
+// searchKeys are the SEARCH criteria of the mix: each reads the
+// messages (header or text), so that a message expunged meanwhile is
+// met while the search runs.
+var searchKeys = [...]string{`BODY "the"`, `TEXT "remote.test"`, `HEADER Subject "shared"`, `OR FLAGGED BODY "and"`}
+
+// checkSearch checks that a SEARCH result names only messages the
+// session knows: no EXPUNGE is sent during SEARCH (RFC 9051 §7.5.1), so
+// every sequence number is at most the last EXISTS.
+func checkSearch(st *sharedStats, cmd string, resps []response, exists int) {
+	for _, r := range resps {
+		nums, ok := strings.CutPrefix(r.text, "* SEARCH")
+		if !ok {
+			continue
+		}
+		for _, f := range strings.Fields(nums) {
+			if n, err := strconv.Atoi(f); err != nil || n < 1 || n > exists {
+				st.fail("%s: result %q outside 1:%d", cmd, f, exists)
+				return
+			}
+		}
+	}
+}
+
 // sharedSetup creates the mailboxes and fills each to c.sharedFill
 // messages.
 func sharedSetup(c *config) error {
@@ -378,12 +403,18 @@ func sharedSession(c *config, st *sharedStats, r *rand.Rand, client int, deadlin
 		switch {
 		case p < 8:
 			_, err = run("noop", "NOOP", nil)
-		case p < 38:
+		case p < 32:
 			items := [...]string{"(UID RFC822.SIZE BODY.PEEK[])", "(FLAGS RFC822.SIZE BODY[])", "(UID RFC822.SIZE ENVELOPE BODY.PEEK[HEADER] BODY.PEEK[])"}[r.IntN(3)]
 			cmd := "FETCH " + seqRange(20) + " " + items
 			var resps []response
 			if resps, err = run("fetch_body", cmd, nil, "NO [EXPUNGEISSUED]"); err == nil {
 				checkFetch(st, cmd, resps)
+			}
+		case p < 38:
+			cmd := "SEARCH " + searchKeys[r.IntN(len(searchKeys))]
+			var resps []response
+			if resps, err = run("search", cmd, nil); err == nil {
+				checkSearch(st, cmd, resps, wc.exists)
 			}
 		case p < 50:
 			_, err = run("fetch_flags", "FETCH "+seqRange(50)+" (UID FLAGS)", nil, "NO [EXPUNGEISSUED]")

@@ -38,7 +38,7 @@ func TestBruteForceFromTwentyAddresses(t *testing.T) {
 	usual := netip.MustParseAddr("127.0.0.1")
 
 	// The user's usual address: they logged in there yesterday.
-	if a, err := l.Begin(usual, victim); err != nil {
+	if a, err := l.Begin(noWait(), usual, victim); err != nil {
 		t.Fatal(err)
 	} else {
 		a.Succeeded()
@@ -64,7 +64,7 @@ func TestBruteForceFromTwentyAddresses(t *testing.T) {
 				c.attempt = nil
 			}
 			if c.attempt == nil && !now.Before(c.ready) {
-				a, err := l.Begin(c.ip, victim)
+				a, err := l.Begin(noWait(), c.ip, victim)
 				if err != nil {
 					refusals++
 					c.ready = now.Add(tick)
@@ -79,7 +79,7 @@ func TestBruteForceFromTwentyAddresses(t *testing.T) {
 			if victimLogins == 15 {
 				from = netip.MustParseAddr("192.0.2.77") // travelling: a new address
 			}
-			a, err := l.Begin(from, victim)
+			a, err := l.Begin(noWait(), from, victim)
 			if err != nil {
 				t.Fatalf("after %v of attack the user was refused from %s: %v", now.Sub(start), from, err)
 			}

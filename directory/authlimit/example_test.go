@@ -1,6 +1,7 @@
 package authlimit_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -16,7 +17,7 @@ func checkPassword(login, password string) bool {
 
 // login is what a protocol server does with each LOGIN or AUTH.
 func login(lim *authlimit.Limiter, ip netip.Addr, user, password string) string {
-	attempt, err := lim.Begin(ip, user)
+	attempt, err := lim.Begin(context.Background(), ip, user)
 	var refused *authlimit.RefusedError
 	if errors.As(err, &refused) {
 		// Refused before the password was looked at.

@@ -1,6 +1,7 @@
 package authlimit
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -201,6 +202,9 @@ type Stats struct {
 	Checks map[Class]uint64
 	// Refused counts the attempts Begin refused, by [Reason].
 	Refused map[Reason]uint64
+	// Waiting is how many Begin calls wait, now, for the verdicts of
+	// checks of the same client.
+	Waiting int
 }
 
 // Limiter decides which password checks may run; see the package
@@ -215,6 +219,8 @@ type Limiter struct {
 	budgets   map[string]*budget
 	trusted   map[pairKey]time.Time // the last success
 	lastSweep time.Time
+	settled   chan struct{} // closed when an unfinished check ends
+	waiting   int           // Begin calls waiting on settled
 	checks    [3]uint64
 	refused   [ReasonLoginThrottled + 1]uint64
 }
@@ -259,7 +265,37 @@ func loginKey(login string) string {
 // checks the password and then calls exactly one of the Attempt's
 // Succeeded, Failed or Abandon. Otherwise the error is a *RefusedError and
 // the password must not be checked.
-func (l *Limiter) Begin(ip netip.Addr, login string) (*Attempt, error) {
+//
+// Where the verdict depends on checks of the same client still running
+// (they would block it if they failed, or it has no failures of its own
+// and would be Fresh once they succeed), Begin waits for those verdicts
+// rather than refusing: a client's parallel logins (a mail client opening
+// several connections at once) are never refused for being parallel, and
+// parallel guesses still cannot pass a limit. If ctx ends first, Begin
+// refuses with ReasonTooSoon.
+func (l *Limiter) Begin(ctx context.Context, ip netip.Addr, login string) (*Attempt, error) {
+	for {
+		a, settled, err := l.begin(ip, login)
+		if settled == nil {
+			return a, err
+		}
+		select {
+		case <-settled:
+			l.mu.Lock()
+			l.waiting--
+			l.mu.Unlock()
+		case <-ctx.Done():
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.waiting--
+			return nil, l.refuse(ReasonTooSoon, 0, l.p.Client.BaseDelay)
+		}
+	}
+}
+
+// begin is one try of Begin. It returns an attempt, a refusal, or a
+// channel closed when an unfinished check ends (then try again).
+func (l *Limiter) begin(ip netip.Addr, login string) (*Attempt, <-chan struct{}, error) {
 	now := l.p.Now()
 	a := &Attempt{l: l, pair: pairKey{limits.ClientKey(ip), loginKey(login)}}
 	l.mu.Lock()
@@ -270,24 +306,42 @@ func (l *Limiter) Begin(ip netip.Addr, login string) (*Attempt, error) {
 	if t, ok := l.trusted[a.pair]; ok && now.Sub(t) <= l.p.TrustFor {
 		a.class = Trusted
 	}
-	if r, wait := l.pairs[a.pair].refuses(&l.p.Pair, l.p.Window, now); r != 0 {
-		return nil, l.refuse(r, ReasonPairBlocked, wait)
+	if r, wait := l.pairs[a.pair].refuses(&l.p.Pair, l.p.Window, now); r == reasonBusy {
+		return nil, l.settledChan(), nil
+	} else if r != 0 {
+		return nil, nil, l.refuse(r, ReasonPairBlocked, wait)
 	}
 	if a.class != Trusted {
 		c := l.clients[a.pair.client]
-		if r, wait := c.refuses(&l.p.Client, l.p.Window, now); r != 0 {
-			return nil, l.refuse(r, ReasonClientBlocked, wait)
+		r, wait := c.refuses(&l.p.Client, l.p.Window, now)
+		if r == reasonBusy || (r == 0 && c != nil && c.count == 0 && c.pending > 0) {
+			// Busy, or failure-free but for checks whose verdicts
+			// decide whether this one is Fresh: one at a time.
+			return nil, l.settledChan(), nil
+		}
+		if r != 0 {
+			return nil, nil, l.refuse(r, ReasonClientBlocked, wait)
 		}
 		if c.idle(l.p.Window, now) {
 			a.class = Fresh
 		} else if wait := l.takeBudget(a.pair.login, now); wait > 0 {
-			return nil, l.refuse(ReasonLoginThrottled, 0, wait)
+			return nil, nil, l.refuse(ReasonLoginThrottled, 0, wait)
 		}
 		l.clientRecord(a.pair.client, now).pending++
 	}
 	l.pairRecord(a.pair, now).pending++
 	l.checks[a.class]++
-	return a, nil
+	return a, nil, nil
+}
+
+// settledChan returns a channel that is closed when the next unfinished
+// check ends, and counts the caller as waiting on it. Callers hold l.mu.
+func (l *Limiter) settledChan() <-chan struct{} {
+	l.waiting++
+	if l.settled == nil {
+		l.settled = make(chan struct{})
+	}
+	return l.settled
 }
 
 // refuse counts and returns a refusal. A record's refusal says "blocked"
@@ -330,6 +384,7 @@ func (l *Limiter) Stats() Stats {
 	for r := ReasonClientBlocked; r <= ReasonLoginThrottled; r++ {
 		s.Refused[r] = l.refused[r]
 	}
+	s.Waiting = l.waiting
 	return s
 }
 
@@ -411,6 +466,10 @@ func (a *Attempt) finish() bool {
 		if r := l.clients[a.pair.client]; r != nil {
 			r.pending = max(r.pending-1, 0)
 		}
+	}
+	if l.settled != nil {
+		close(l.settled)
+		l.settled = nil
 	}
 	return true
 }

@@ -19,6 +19,11 @@ type record struct {
 // the kind of record.
 const reasonBlocked = ReasonClientBlocked
 
+// reasonBusy says a record's unfinished checks would block it if they
+// failed: the limiter waits for their verdicts instead of refusing, so a
+// client's parallel logins are never refused for being parallel.
+const reasonBusy Reason = -1
+
 // forget clears failures that are older than window, unless a block runs.
 func (r *record) forget(window time.Duration, now time.Time) {
 	if r.count > 0 && now.Sub(r.last) > window && !now.Before(r.blockedUntil) {
@@ -36,8 +41,10 @@ func (r *record) refuses(b *Backoff, window time.Duration, now time.Time) (Reaso
 	switch {
 	case now.Before(r.blockedUntil):
 		return reasonBlocked, r.blockedUntil.Sub(now)
-	case r.count+r.pending >= b.BlockAfter:
+	case r.pending > 0 && r.count+r.pending >= b.BlockAfter:
 		// Unfinished checks would block if they failed: wait for them.
+		return reasonBusy, 0
+	case r.count >= b.BlockAfter:
 		return reasonBlocked, b.BaseDelay
 	case now.Before(r.notBefore):
 		return ReasonTooSoon, r.notBefore.Sub(now)

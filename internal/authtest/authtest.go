@@ -76,20 +76,25 @@ func (g *Gate) Calls() int {
 	return g.calls
 }
 
-// Settle waits until each of n attempts has either entered the gate or
+// Settle waits until each of n attempts has either entered the gate,
 // produced a reply on replies (a refusal, which never reaches the
-// directory), then opens the gate and returns all n replies and the number
+// directory) or waits in the limiter for another check's verdict, then
+// opens the gate and returns all n replies and the number
 // of checks that ran. It fails if that number is above [MaxChecks] of l,
 // or after timeout.
 func Settle[T any](g *Gate, l *authlimit.Limiter, n int, replies <-chan T, timeout time.Duration) ([]T, int, error) {
 	var got []T
 	deadline := time.After(timeout)
-	for checks := 0; checks+len(got) < n; {
+	// Waiting in the limiter sends no event: look again now and then.
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for checks := 0; checks+len(got)+l.Stats().Waiting < n; {
 		select {
 		case <-g.arrived:
 			checks++
 		case r := <-replies:
 			got = append(got, r)
+		case <-tick.C:
 		case <-deadline:
 			close(g.release)
 			return got, checks, fmt.Errorf("authtest: %d checks and %d replies of %d after %v", checks, len(got), n, timeout)

@@ -135,6 +135,7 @@ func (b *blobStore) write(ctx context.Context, r io.Reader) (id string, size int
 	defer func() {
 		if err != nil {
 			b.settle(id)
+			err = noSpace(err)
 		}
 	}()
 

@@ -392,7 +392,7 @@ func (s *Store) Search(ctx context.Context, account, mailbox string, c store.Sea
 // OpenBody implements store.Messages. The body stays readable whole
 // while it is open, even if the message is expunged meanwhile: its blob
 // is removed only once the last reader closes it (blobStore.free). A
-// message expunged before the body is opened is ErrNotFound, never a
+// message expunged before the body is opened is ErrNoMessage, never a
 // missing file.
 func (s *Store) OpenBody(ctx context.Context, account, mailbox string, uid uint32) (io.ReadCloser, error) {
 	name, err := store.CleanMailboxName(mailbox)
@@ -407,7 +407,7 @@ func (s *Store) OpenBody(ctx context.Context, account, mailbox string, uid uint3
 			}
 			err = tx.QueryRowContext(ctx, "SELECT blob_id FROM messages WHERE mailbox = ? AND uid = ?", m.ID, uid).Scan(&blob)
 			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("sqlite: message %d: %w", uid, store.ErrNotFound)
+				return fmt.Errorf("sqlite: message %d: %w", uid, store.ErrNoMessage)
 			}
 			return err
 		})
