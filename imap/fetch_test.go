@@ -1,0 +1,211 @@
+package imap
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+		"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// deepMessage is a multipart message nested levels deep, every level with
+// its own boundary ("x<level>x": none is a prefix of another), closed
+// properly: the hostile message of issue 12, about 70 bytes a level.
+func deepMessage(levels int) string {
+	var sb strings.Builder
+	sb.WriteString("From: mallory@example.net\r\nTo: alice@example.com\r\nSubject: deep\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"x0x\"\r\n\r\n")
+	for i := 1; i < levels; i++ {
+		fmt.Fprintf(&sb, "--x%dx\r\nContent-Type: multipart/mixed; boundary=\"x%dx\"\r\n\r\n", i-1, i)
+	}
+	fmt.Fprintf(&sb, "--x%dx\r\nContent-Type: text/plain\r\n\r\ndeep text\r\n", levels-1)
+	for i := levels - 1; i >= 0; i-- {
+		fmt.Fprintf(&sb, "--x%dx--\r\n", i)
+	}
+	return sb.String()
+}
+
+// TestHostileDeepMessageIsFlattened: a 700 KB message nested 10000
+// levels deep, which anyone can send through the MX, does not stop
+// UID FETCH 1:* BODYSTRUCTURE: every message is answered, and the deep
+// one is described down to 100 levels, the part at the 100th as
+// application/octet-stream of its whole body, as Dovecot 2.3 does
+// (message-parser.h MESSAGE_PARSER_DEFAULT_MAX_NESTED_MIME_PARTS).
+// Its sections stay fetchable, also past that depth.
+func TestHostileDeepMessageIsFlattened(t *testing.T) {
+	e := newEnv(t)
+	deep := deepMessage(10000)
+	if len(deep) < 700_000 {
+		t.Fatalf("hostile message is %d bytes", len(deep))
+	}
+	e.deliver(e.aliceID, "", simpleMsg)
+	e.deliver(e.aliceID, "", deep)
+	e.deliver(e.aliceID, "", multipartMsg)
+	r := loggedIn(e)
+	r.expectOK("SELECT INBOX")
+	u := r.expectOK("UID FETCH 1:* BODYSTRUCTURE")
+	if n := len(filter(u, "BODYSTRUCTURE (")); n != 3 {
+		t.Fatalf("%d BODYSTRUCTUREs for 3 messages", n)
+	}
+	mustHave(t, u, "* 3 FETCH", `"mixed"`, `"rfc822"`)
+
+	// The part with boundary x99x is at depth 100 (path 1.1...1, 99
+	// ones): its body runs from after its header to the CRLF before its
+	// parent's closing delimiter.
+	start := strings.Index(deep, "boundary=\"x99x\"\r\n\r\n") + len("boundary=\"x99x\"\r\n\r\n")
+	end := strings.Index(deep, "\r\n--x98x--")
+	flat := fmt.Sprintf(`("application" "octet-stream" ("boundary" "x99x") NIL NIL "7bit" %d NIL NIL NIL NIL) "mixed" ("boundary" "x98x")`, end-start)
+	mustHave(t, u, "* 2 FETCH", flat)
+	if got := strings.Count(bodyStructureOf(t, u, "* 2 FETCH"), `"mixed"`); got != 99 {
+		t.Fatalf("%d multiparts described, want 99", got)
+	}
+
+	path := strings.TrimSuffix(strings.Repeat("1.", 99), ".")
+	u = r.expectOK("FETCH 2 (BODY.PEEK[" + path + "] BINARY.SIZE[" + path + "] BODY.PEEK[" + path + ".MIME])")
+	mustHave(t, u, fmt.Sprintf("BODY[%s] {%d}\n%s", path, end-start, deep[start:start+40]))
+	mustHave(t, u, fmt.Sprintf("BINARY.SIZE[%s] %d", path, end-start))
+	mustHave(t, u, "MIME] {", "Content-Type: multipart/mixed; boundary=\"x99x\"\r\n\r\n")
+	deeper := strings.TrimSuffix(strings.Repeat("1.", 500), ".")
+	u = r.expectOK("FETCH 2 BODY.PEEK[" + deeper + "]")
+	mustHave(t, u, fmt.Sprintf("BODY[%s] {%d}", deeper, end-start))
+	u = r.expectOK("FETCH 2 BODY.PEEK[1.1.1.2]")
+	mustHave(t, u, "BODY[1.1.1.2] {0}")
+	u = r.expectOK("FETCH 2 BODY.PEEK[]")
+	mustHave(t, u, fmt.Sprintf("BODY[] {%d}", len(deep)))
+}
+
+// bodyStructureOf returns the line of u that starts with prefix.
+func bodyStructureOf(t *testing.T, u []string, prefix string) string {
+	t.Helper()
+	for _, l := range u {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	t.Fatalf("no %q in responses", prefix)
+	return ""
+}
+
+// TestFetchNULs: a NUL never reaches a literal (RFC 9051 §4.3: CHAR8
+// excludes NUL). As Dovecot 2.3 does, NUL is sent as 0x80 in BODY
+// sections (the literal's length stays what RFC822.SIZE says) and as
+// U+FFFD in ENVELOPE strings; BINARY sends the part as it is in a
+// literal8 (RFC 3516 §4.2), where NUL is allowed.
+func TestFetchNULs(t *testing.T) {
+	e := newEnv(t)
+	msg := "From: A\x00B <a\x00b@example.org>\r\nTo: bob@example.com\r\nSubject: hi\x00there\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nbody\x00nul\r\n"
+	e.deliver(e.aliceID, "", msg)
+	r := loggedIn(e)
+	r.expectOK("SELECT INBOX")
+	for _, utf8 := range []bool{false, true} {
+		if utf8 {
+			r.expectOK("ENABLE UTF8=ACCEPT")
+		}
+		u := r.expectOK("FETCH 1 (ENVELOPE BODY.PEEK[] BODY.PEEK[1] BODY.PEEK[TEXT] BODY.PEEK[HEADER] BODYSTRUCTURE)")
+		for _, l := range u {
+			if i := strings.IndexByte(l, 0); i >= 0 {
+				t.Fatalf("utf8=%v: NUL at %d in %q", utf8, i, l)
+			}
+		}
+		mustHave(t, u, fmt.Sprintf("BODY[] {%d}\n%s", len(msg), strings.ReplaceAll(msg, "\x00", "\x80")))
+		mustHave(t, u, "BODY[1] {10}\nbody\x80nul\r\n")
+		mustHave(t, u, "BODY[TEXT] {10}\nbody\x80nul\r\n")
+		mustHave(t, u, "Subject: hi\x80there\r\n")
+		if utf8 {
+			mustHave(t, u, "hi\uFFFDthere", "a\uFFFDb")
+		} else {
+			mustHave(t, u, "=?utf-8?q?hi=EF=BF=BDthere?=", "a\uFFFDb")
+		}
+	}
+	u := r.expectOK("FETCH 1 BINARY.PEEK[1]")
+	mustHave(t, u, "BINARY[1] ~{10}\nbody\x00nul\r\n")
+}
+
+// TestFetchSectionMemory: a FETCH of a section of a large message
+// streams it from the store; the server does not hold the section (nor
+// the message) in memory. The section is 20 MiB; the budget, for
+// everything the process allocates during the command, a few MiB.
+func TestFetchSectionMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("delivers a 40 MiB message")
+	}
+	e := newEnv(t)
+	const size = 20 << 20
+	line := strings.Repeat("0123456789abcdef", 4) + "\r\n" // 66 bytes
+	text := strings.Repeat(line, size/len(line))
+	msg := "From: carol@example.org\r\nTo: alice@example.com\r\nSubject: big\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"big\"\r\n\r\n" +
+		"--big\r\nContent-Type: text/plain\r\n\r\n" + text +
+		"\r\n--big\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + text +
+		"\r\n--big--\r\n"
+	e.deliver(e.aliceID, "", msg)
+	text = ""
+	msg = ""
+	c, err := tls.Dial("tcp", e.tlsAddr, e.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReaderSize(c, 64<<10)
+	send := func(cmd string) (literal int64) {
+		t.Helper()
+		if _, err := io.WriteString(c, cmd+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+			l, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: %v", cmd, err)
+			}
+			if strings.HasPrefix(l, "t ") {
+				if !strings.HasPrefix(l, "t OK") {
+					t.Fatalf("%s: %s", cmd, l)
+				}
+				return literal
+			}
+			if i := strings.LastIndexByte(l, '{'); i >= 0 && strings.HasSuffix(l, "}\r\n") {
+				var n int64
+				if _, err := fmt.Sscanf(l[i:], "{%d}", &n); err == nil {
+					literal += n
+					if _, err := io.CopyN(io.Discard, br, n); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	br.ReadString('\n')
+	send("t LOGIN " + alice + " \"" + alicePW + "\"")
+	send("t SELECT INBOX")
+	send("t FETCH 1 BODY.PEEK[HEADER]") // caches what the session keeps
+	for _, tc := range []struct {
+		cmd  string
+		want int64
+	}{
+		{"t FETCH 1 BODY.PEEK[1]", size / 66 * 66},
+		{"t FETCH 1 BODY.PEEK[2]", size / 66 * 66},
+		{"t FETCH 1 BODY.PEEK[TEXT]", -1},
+		{"t FETCH 1 BINARY.PEEK[2]", -1},
+		{"t FETCH 1 BINARY.SIZE[2]", 0},
+		{"t FETCH 1 BODY.PEEK[1]<1000.10000000>", 10000000},
+		{"t FETCH 1 BODYSTRUCTURE", 0},
+		{"t FETCH 1 BODY.PEEK[]", -1},
+	} {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		n := send(tc.cmd)
+		runtime.ReadMemStats(&after)
+		if tc.want >= 0 && n != tc.want {
+			t.Errorf("%s: %d bytes of literal, want %d", tc.cmd, n, tc.want)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+			t.Errorf("%s: %d MiB allocated", tc.cmd, alloc>>20)
+		}
+	}
+}
