@@ -5,7 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-		"runtime"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
