@@ -5,10 +5,13 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailyard/mailyard/internal/dovecottest"
 )
 
 // deepMessage is a multipart message nested levels deep, every level with
@@ -206,6 +209,74 @@ func TestFetchSectionMemory(t *testing.T) {
 		}
 		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
 			t.Errorf("%s: %d MiB allocated", tc.cmd, alloc>>20)
+		}
+	}
+}
+
+// TestDeepMessageLikeDovecot: for messages nested to and past the depth
+// limit, and for one with NUL bytes in its bodies, our FETCH answers are
+// Dovecot's, byte for byte: the same flattened BODYSTRUCTURE, the same
+// sections at and past the limit, the same NUL replacement. Both get the same messages; the
+// responses are compared after the FETCH's sequence number.
+func TestDeepMessageLikeDovecot(t *testing.T) {
+	dv := dovecottest.Start(t, dovecottest.Options{Users: map[string]string{"alice": "alice-pw"}})
+	e := newEnv(t)
+	msgs := []string{
+		deepMessage(99), deepMessage(100), deepMessage(101), deepMessage(2000),
+		// NUL in bodies only: ENVELOPE strings differ on purpose (8-bit
+		// text goes to clients without UTF8=ACCEPT as encoded-words,
+		// Dovecot sends it raw); TestFetchNULs checks them.
+		"From: a@example.org\r\nSubject: nul\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n" +
+			"--q\r\nContent-Type: text/plain\r\n\r\nA\x00B\r\n--q\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nC\x00D\r\n--q--\r\n",
+	}
+	c, err := net.Dial("tcp", dv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	theirs := &raw{t: t, conn: c, r: bufio.NewReader(c)}
+	theirs.line()
+	theirs.expectOK("LOGIN alice alice-pw")
+	for _, m := range msgs {
+		theirs.expectOK(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(m), m))
+		e.deliver(e.aliceID, "", m)
+	}
+	ours := loggedIn(e)
+	ours.expectOK("SELECT INBOX")
+	theirs.expectOK("SELECT INBOX")
+	path := func(n int) string { return strings.TrimSuffix(strings.Repeat("1.", n), ".") }
+	for _, cmd := range []string{
+		"FETCH 1:* BODYSTRUCTURE",
+		"FETCH 1:* BODY",
+		// Not a multipart part's body (BODY[1.1...] short of the limit):
+		// Dovecot counts the CRLF after its close-delimiter in it, we
+		// (go-message) give it to the enclosing delimiter (RFC 2046
+		// §5.1.1).
+		// (One item per FETCH: Dovecot orders the items its own way.)
+		"FETCH 1:4 BODY.PEEK[" + path(99) + "]",
+		"FETCH 1:4 BODY.PEEK[" + path(100) + "]",
+		"FETCH 1:4 BINARY.SIZE[" + path(99) + "]",
+		"FETCH 1:4 BODY.PEEK[" + path(99) + "]<10.40>",
+		"FETCH 1:4 BODY.PEEK[" + path(99) + ".MIME]",
+		"FETCH 5 BODY.PEEK[]",
+		"FETCH 5 BODY.PEEK[1]",
+		"FETCH 5 BODY.PEEK[2]",
+		"FETCH 5 BODY.PEEK[2.TEXT]",
+		"FETCH 5 BINARY.PEEK[1]",
+	} {
+		want := theirs.expectOK(cmd)
+		got := ours.expectOK(cmd)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d responses, Dovecot %d", cmd, len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				d := 0
+				for d < min(len(got[i]), len(want[i])) && got[i][d] == want[i][d] {
+					d++
+				}
+				t.Errorf("%s: from byte %d:\n ours    %.300q\n Dovecot %.300q", cmd[:min(len(cmd), 60)], d, got[i][max(0, d-100):], want[i][max(0, d-100):])
+			}
 		}
 	}
 }
