@@ -29,7 +29,8 @@
 //     at most 50 KiB and each literal outside APPEND at most 4 KiB (the
 //     library's limits, before and after login); an APPEND literal is at
 //     most Options.AppendLimit (NO [TOOBIG] beyond); SEARCH BODY/TEXT
-//     read at most Options.MaxSearchBytes per message; FETCH BODY[] and
+//     read at most Options.MaxSearchBytes per message, through a window
+//     of 32 KiB (the text is never held whole); FETCH BODY[] and
 //     every other section (BODY[1.2], BODY[TEXT], BINARY[...], partial
 //     ranges) stream from the store, read once to count the literal's
 //     length and once to send it, and BODYSTRUCTURE counts sizes and
