@@ -33,7 +33,8 @@
 //     of 32 KiB (the text is never held whole); FETCH BODY[] and
 //     every other section (BODY[1.2], BODY[TEXT], BINARY[...], partial
 //     ranges) stream from the store, read once to count the literal's
-//     length and once to send it, and BODYSTRUCTURE counts sizes and
+//     length and once to send it (sections of at most 256 KiB in all are
+//     kept from the first read), and BODYSTRUCTURE counts sizes and
 //     lines as the body goes by: only header blocks are held. ENVELOPE
 //     and BODY[HEADER(.FIELDS)] read only the header block (cached
 //     server-wide, at most 16 MiB). Connections are limited per client

@@ -177,7 +177,9 @@ func setsSeen(o *imap.FetchOptions) bool {
 // a clean NO rather than a half-written response. Sections then stream
 // from the store into their literals: each is read twice, once to
 // count its length (a literal's length comes first) and once to send
-// it, and never held in memory. A read error while the response is
+// it, and never held in memory, except that small ones (at most
+// keptSectionBytes per response) are kept from the first pass and sent
+// from memory. A read error while the response is
 // being written ends it early and is returned (the connection is then
 // unusable, as the literal was short).
 //
@@ -243,15 +245,16 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 				return imapserver.WriteBinary(w, r, sec)
 			}}
 		}
+		budget := keptSectionBytes
 		for i := range sections {
 			if sections[i].write != nil {
-				if err := sections[i].count(body); err != nil {
+				if err := sections[i].count(body, &budget); err != nil {
 					return err
 				}
 			}
 		}
 		for i := range binaries {
-			if err := binaries[i].count(body); err != nil {
+			if err := binaries[i].count(body, &budget); err != nil {
 				return err
 			}
 		}
@@ -260,7 +263,8 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 			size := section{write: func(w io.Writer, r io.Reader) error {
 				return imapserver.WriteBinary(w, r, sec)
 			}}
-			if err := size.count(body); err != nil {
+			nothing := 0
+			if err := size.count(body, &nothing); err != nil {
 				return err
 			}
 			sizes[i] = uint32(min(size.n, math.MaxUint32))
@@ -340,23 +344,62 @@ type section struct {
 	partial *imap.SectionPartial
 	hdr     []byte // the message's header block, if write needs no more
 	n       int64
+	kept    bool // data is the section, kept from the first pass
+	data    []byte
 }
 
-// count sets n: the first pass.
-func (sec *section) count(body *messageBody) error {
-	var c byteCounter
+// keptSectionBytes bounds how much of its sections one FETCH response
+// keeps from the first pass: a small section (a header, a text part of
+// a few KiB: what clients fetch most) is then read once, not twice.
+const keptSectionBytes = 256 << 10
+
+// count sets n, keeping the section if it fits in what is left of
+// *budget: the first pass.
+func (sec *section) count(body *messageBody, budget *int) error {
+	c := sectionCapture{max: *budget}
 	err := sec.pass(&c, body)
-	sec.n = int64(c)
+	sec.n = c.n
+	if !c.dropped {
+		sec.kept, sec.data = true, c.buf
+		*budget -= len(c.buf)
+	}
 	return err
 }
 
-// send writes the section to wc and closes it: the second pass.
+// send writes the section to wc and closes it: the second pass, or what
+// the first kept.
 func (sec *section) send(wc io.WriteCloser, body *messageBody) error {
-	err := sec.pass(wc, body)
+	var err error
+	if sec.kept {
+		_, err = wc.Write(sec.data)
+	} else {
+		err = sec.pass(wc, body)
+	}
 	if cerr := wc.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// sectionCapture counts what is written to it and keeps it while it
+// fits in max bytes.
+type sectionCapture struct {
+	n       int64
+	max     int
+	buf     []byte
+	dropped bool
+}
+
+func (c *sectionCapture) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	switch {
+	case c.dropped:
+	case len(c.buf)+len(p) > c.max:
+		c.buf, c.dropped = nil, true
+	default:
+		c.buf = append(c.buf, p...)
+	}
+	return len(p), nil
 }
 
 func (sec *section) pass(w io.Writer, body *messageBody) error {
@@ -372,14 +415,6 @@ func (sec *section) pass(w io.Writer, body *messageBody) error {
 		return nil
 	}
 	return err
-}
-
-// byteCounter is an io.Writer that counts what is written to it.
-type byteCounter int64
-
-func (c *byteCounter) Write(p []byte) (int, error) {
-	*c += byteCounter(len(p))
-	return len(p), nil
 }
 
 // messageBody opens a message's body once per FETCH response and hands it

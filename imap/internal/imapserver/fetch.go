@@ -463,7 +463,7 @@ func WriteBinary(w io.Writer, r io.Reader, section *imap.FetchItemBodySection) e
 			return ew.err
 		}
 	}
-	io.Copy(ew, body)
+	copyBody(ew, body)
 	return ew.err
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"sync"
 
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
@@ -93,8 +94,20 @@ func writeBodySection(w io.Writer, r io.Reader, item *imap.FetchItemBodySection)
 
 	switch item.Specifier {
 	case imap.PartSpecifierNone, imap.PartSpecifierText:
-		io.Copy(w, body)
+		copyBody(w, body)
 	}
+}
+
+// copyBuffers are io.Copy's buffers for the section writers, which copy
+// twice per section (see WriteBodySection): neither end of the copy
+// has a buffer of its own to lend.
+var copyBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+// copyBody copies r to w as io.Copy does, with a pooled buffer.
+func copyBody(w io.Writer, r io.Reader) {
+	buf := copyBuffers.Get().(*[32 << 10]byte)
+	io.CopyBuffer(w, r, buf[:])
+	copyBuffers.Put(buf)
 }
 
 // errWriter keeps the first error of w, which the section writers return
