@@ -148,15 +148,54 @@ func TestFetchSectionMemory(t *testing.T) {
 	e.deliver(e.aliceID, "", msg)
 	text = ""
 	msg = ""
+	send := sinkSession(t, e)
+	send("FETCH 1 BODY.PEEK[HEADER]") // caches what the session keeps
+	for _, tc := range []struct {
+		cmd  string
+		want int64
+	}{
+		{"FETCH 1 BODY.PEEK[1]", size / 66 * 66},
+		{"FETCH 1 BODY.PEEK[2]", size / 66 * 66},
+		{"FETCH 1 BODY.PEEK[TEXT]", -1},
+		{"FETCH 1 BINARY.PEEK[2]", -1},
+		{"FETCH 1 BINARY.SIZE[2]", 0},
+		{"FETCH 1 BODY.PEEK[1]<1000.10000000>", 10000000},
+		{"FETCH 1 BODYSTRUCTURE", 0},
+		{"FETCH 1 BODY.PEEK[]", -1},
+	} {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, n := send(tc.cmd)
+		runtime.ReadMemStats(&after)
+		if tc.want >= 0 && n != tc.want {
+			t.Errorf("%s: %d bytes of literal, want %d", tc.cmd, n, tc.want)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+			t.Errorf("%s: %d MiB allocated", tc.cmd, alloc>>20)
+		}
+	}
+}
+
+// sinkSession logs alice in over TLS and returns a function that runs a
+// command, expects OK, and returns the untagged lines (without literal
+// data) and the total length of the literals, which it reads into a
+// sink: a client that holds nothing, for tests that count what the
+// server allocates.
+func sinkSession(t *testing.T, e *env) func(cmd string) (lines []string, literals int64) {
+	t.Helper()
 	c, err := tls.Dial("tcp", e.tlsAddr, e.client)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	br := bufio.NewReaderSize(c, 64<<10)
-	send := func(cmd string) (literal int64) {
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	send := func(cmd string) (lines []string, literals int64) {
 		t.Helper()
-		if _, err := io.WriteString(c, cmd+"\r\n"); err != nil {
+		if _, err := io.WriteString(c, "t "+cmd+"\r\n"); err != nil {
 			t.Fatal(err)
 		}
 		for {
@@ -169,12 +208,13 @@ func TestFetchSectionMemory(t *testing.T) {
 				if !strings.HasPrefix(l, "t OK") {
 					t.Fatalf("%s: %s", cmd, l)
 				}
-				return literal
+				return lines, literals
 			}
+			lines = append(lines, strings.TrimSpace(l))
 			if i := strings.LastIndexByte(l, '{'); i >= 0 && strings.HasSuffix(l, "}\r\n") {
 				var n int64
 				if _, err := fmt.Sscanf(l[i:], "{%d}", &n); err == nil {
-					literal += n
+					literals += n
 					if _, err := io.CopyN(io.Discard, br, n); err != nil {
 						t.Fatal(err)
 					}
@@ -182,35 +222,9 @@ func TestFetchSectionMemory(t *testing.T) {
 			}
 		}
 	}
-	br.ReadString('\n')
-	send("t LOGIN " + alice + " \"" + alicePW + "\"")
-	send("t SELECT INBOX")
-	send("t FETCH 1 BODY.PEEK[HEADER]") // caches what the session keeps
-	for _, tc := range []struct {
-		cmd  string
-		want int64
-	}{
-		{"t FETCH 1 BODY.PEEK[1]", size / 66 * 66},
-		{"t FETCH 1 BODY.PEEK[2]", size / 66 * 66},
-		{"t FETCH 1 BODY.PEEK[TEXT]", -1},
-		{"t FETCH 1 BINARY.PEEK[2]", -1},
-		{"t FETCH 1 BINARY.SIZE[2]", 0},
-		{"t FETCH 1 BODY.PEEK[1]<1000.10000000>", 10000000},
-		{"t FETCH 1 BODYSTRUCTURE", 0},
-		{"t FETCH 1 BODY.PEEK[]", -1},
-	} {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		n := send(tc.cmd)
-		runtime.ReadMemStats(&after)
-		if tc.want >= 0 && n != tc.want {
-			t.Errorf("%s: %d bytes of literal, want %d", tc.cmd, n, tc.want)
-		}
-		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
-			t.Errorf("%s: %d MiB allocated", tc.cmd, alloc>>20)
-		}
-	}
+	send("LOGIN " + alice + " \"" + alicePW + "\"")
+	send("SELECT INBOX")
+	return send
 }
 
 // TestDeepMessageLikeDovecot: for messages nested to and past the depth

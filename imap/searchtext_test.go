@@ -1,15 +1,12 @@
 package imap
 
 import (
-	"bufio"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestTextScannerMatchesWholeText: streamed in pieces of any size, the
@@ -52,36 +49,7 @@ func TestSearchBodyMemory(t *testing.T) {
 	text := strings.Repeat(line, (8<<20-4096)/len(line))
 	e.deliver(e.aliceID, "", "From: carol@example.org\r\nSubject: big\r\nContent-Type: text/plain\r\n\r\n"+text+"Needle\r\n")
 	text = ""
-	c, err := tls.Dial("tcp", e.tlsAddr, e.client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
-	send := func(cmd string) []string {
-		t.Helper()
-		if _, err := io.WriteString(c, "t "+cmd+"\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		var lines []string
-		for {
-			_ = c.SetReadDeadline(time.Now().Add(time.Minute))
-			l, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("%s: %v", cmd, err)
-			}
-			if strings.HasPrefix(l, "t ") {
-				if !strings.HasPrefix(l, "t OK") {
-					t.Fatalf("%s: %s", cmd, l)
-				}
-				return lines
-			}
-			lines = append(lines, strings.TrimSpace(l))
-		}
-	}
-	br.ReadString('\n')
-	send("LOGIN " + alice + " \"" + alicePW + "\"")
-	send("SELECT INBOX")
+	send := sinkSession(t, e)
 	send("SEARCH BODY nothing") // warms what the session keeps
 	for _, tc := range []struct{ cmd, want string }{
 		{"SEARCH BODY needle", "* SEARCH 1"},
@@ -92,7 +60,7 @@ func TestSearchBodyMemory(t *testing.T) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		got := send(tc.cmd)
+		got, _ := send(tc.cmd)
 		runtime.ReadMemStats(&after)
 		if fmt.Sprint(got) != fmt.Sprint([]string{tc.want}) {
 			t.Errorf("%s: %q, want %q", tc.cmd, got, tc.want)
