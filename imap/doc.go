@@ -35,7 +35,10 @@
 //     ranges) stream from the store, read once to count the literal's
 //     length and once to send it (sections of at most 256 KiB in all are
 //     kept from the first read), and BODYSTRUCTURE counts sizes and
-//     lines as the body goes by: only header blocks are held. ENVELOPE
+//     lines as the body goes by: only header blocks are held, each
+//     within 256 KiB and 2000 lines (imapserver.MaxHeaderBlockBytes;
+//     go-message parses a header at some 80 bytes of memory a byte: an
+//     8 MiB part header cost 640 MiB), for SEARCH too. ENVELOPE
 //     and BODY[HEADER(.FIELDS)] read only the header block (cached
 //     server-wide, at most 16 MiB). Connections are limited per client
 //     and in total (internal/limits).

@@ -347,8 +347,8 @@ func (m *matcher) readText(c *candidate) error {
 		return err
 	}
 	defer r.Close()
-	br := bufio.NewReader(io.LimitReader(r, m.maxBytes))
-	h, err := textproto.ReadHeader(br)
+	// Header blocks are read within imapserver's bounds, as for FETCH.
+	h, br, err := imapserver.ReadHeader(io.LimitReader(r, m.maxBytes))
 	if err != nil {
 		return nil
 	}
@@ -375,23 +375,28 @@ func collectText(e *gomessage.Entity, out *textScanner, depth int) {
 	if depth > maxMIMEDepth {
 		return
 	}
-	if mr := e.MultipartReader(); mr != nil {
+	t, params, _ := e.Header.ContentType()
+	if strings.HasPrefix(t, "multipart/") {
+		// e.MultipartReader, with part headers bounded.
+		mr := imapserver.NewMultipartReader(e.Body, params["boundary"])
 		for {
-			p, err := mr.NextPart()
+			part, err := mr.NextPart()
+			if err != nil {
+				return
+			}
+			p, err := gomessage.New(gomessage.Header{Header: part.Header}, part)
 			if p == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
 				return
 			}
 			collectText(p, out, depth+1)
 		}
 	}
-	t, _, _ := e.Header.ContentType()
 	switch {
 	case t == "" || strings.HasPrefix(t, "text/"):
 		out.Next()
 		io.Copy(out, e.Body)
 	case t == "message/rfc822" || t == "message/global":
-		br := bufio.NewReader(e.Body)
-		h, err := textproto.ReadHeader(br)
+		h, br, err := imapserver.ReadHeader(e.Body)
 		if err != nil {
 			return
 		}

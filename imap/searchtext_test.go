@@ -70,3 +70,25 @@ func TestSearchBodyMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchHugePartHeader: a part header of 7 MiB of short fields, which
+// go-message would parse into 600 MiB, costs SEARCH a few MiB: header
+// blocks are read within imapserver.MaxHeaderBlockBytes, as for FETCH.
+func TestSearchHugePartHeader(t *testing.T) {
+	e := newEnv(t)
+	e.deliver(e.aliceID, "", "From: mallory@example.net\r\nSubject: bomb\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n"+
+		"--q\r\nContent-Type: text/plain\r\n\r\nfirst needle\r\n--q\r\n"+strings.Repeat("A: b\r\n", (7<<20)/6)+"\r\nbody\r\n--q--\r\n")
+	send := sinkSession(t, e)
+	send("SEARCH BODY nothing")
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got, _ := send("SEARCH BODY needle")
+	runtime.ReadMemStats(&after)
+	if fmt.Sprint(got) != "[* SEARCH 1]" {
+		t.Errorf("SEARCH BODY needle: %q", got)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("SEARCH BODY needle: %d MiB allocated", alloc>>20)
+	}
+}

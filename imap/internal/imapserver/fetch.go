@@ -1,7 +1,6 @@
 package imapserver
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -432,8 +431,7 @@ func WriteBinary(w io.Writer, r io.Reader, section *imap.FetchItemBodySection) e
 	case imap.PartSpecifierHeader, imap.PartSpecifierMIME:
 		return WriteBodySection(w, r, section)
 	}
-	br := bufio.NewReader(r)
-	header, err := textproto.ReadHeader(br)
+	header, br, err := ReadHeader(r)
 	if err != nil {
 		return nil
 	}

@@ -1,7 +1,6 @@
 package imapserver
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -46,8 +45,7 @@ func WriteBodySection(w io.Writer, r io.Reader, item *imap.FetchItemBodySection)
 }
 
 func writeBodySection(w io.Writer, r io.Reader, item *imap.FetchItemBodySection) {
-	br := bufio.NewReader(r)
-	header, err := textproto.ReadHeader(br)
+	header, br, err := ReadHeader(r)
 	if err != nil {
 		return
 	}
@@ -206,7 +204,7 @@ func findMessagePart(header textproto.Header, body io.Reader, partPath []int) (s
 			continue
 		}
 
-		mr := textproto.NewMultipartReader(body, typeParams["boundary"])
+		mr := NewMultipartReader(body, typeParams["boundary"])
 		found := false
 		for j := 1; j <= partNum; j++ {
 			p, err := mr.NextPart()
@@ -246,8 +244,7 @@ func openPart(header textproto.Header, body io.Reader, parentMediaType string) (
 		mediaType = "message/rfc822"
 	}
 	if mediaType == "message/rfc822" || mediaType == "message/global" {
-		br := bufio.NewReader(body)
-		header, _ = textproto.ReadHeader(br)
+		header, br, _ := ReadHeader(body)
 		return header, br, true
 	}
 	return header, body, false
@@ -259,8 +256,7 @@ func openPart(header textproto.Header, body io.Reader, parentMediaType string) (
 // counts are counted as the body goes by. It goes MaxMIMEDepth deep and
 // describes at most MaxMIMEParts parts.
 func ExtractBodyStructure(r io.Reader) imap.BodyStructure {
-	br := bufio.NewReader(r)
-	header, _ := textproto.ReadHeader(br)
+	header, br, _ := ReadHeader(r)
 	return (&structureWalk{}).extract(header, br, 1)
 }
 
@@ -284,7 +280,7 @@ func (sw *structureWalk) extract(rawHeader textproto.Header, r io.Reader, depth 
 
 	if primaryType == "multipart" {
 		bs := &imap.BodyStructureMultiPart{Subtype: subType}
-		mr := textproto.NewMultipartReader(r, typeParams["boundary"])
+		mr := NewMultipartReader(r, typeParams["boundary"])
 		for sw.parts < MaxMIMEParts {
 			part, _ := mr.NextPart()
 			if part == nil {
@@ -325,8 +321,7 @@ func (sw *structureWalk) extract(rawHeader textproto.Header, r io.Reader, depth 
 	}
 	var msg *imap.BodyStructureMessageRFC822
 	if isMessage {
-		br := bufio.NewReader(body)
-		childHeader, _ := textproto.ReadHeader(br)
+		childHeader, br, _ := ReadHeader(body)
 		var raw bytes.Buffer
 		textproto.WriteHeader(&raw, childHeader)
 		// mailyard: the part's ENVELOPE rides with its structure, as
