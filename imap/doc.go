@@ -159,6 +159,10 @@
 //     Dovecot 2.3's limits and its answer (see
 //     imapserver.MaxMIMEDepth), so one hostile message cannot stop a
 //     FETCH over the mailbox.
+//   - A header block past 256 KiB or 2000 lines is parsed up to there
+//     (see item 4 above), so BODY[HEADER] and BODYSTRUCTURE of such a
+//     message see only those fields; Postfix keeps even less of a header
+//     (header_size_limit, 100 KiB). BODY[] sends it whole.
 //   - No NUL is sent in a literal (RFC 9051 §4.3): BODY sections send it
 //     as 0x80 and strings (ENVELOPE) as U+FFFD, as Dovecot does; BINARY
 //     sends the part as it is in a literal8 (RFC 3516).
