@@ -80,6 +80,16 @@ func TestHostileDeepMessageIsFlattened(t *testing.T) {
 	mustHave(t, u, fmt.Sprintf("BODY[] {%d}", len(deep)))
 }
 
+// deepRFC822 is a message/rfc822 holding a message/rfc822 ... levels deep.
+func deepRFC822(levels int) string {
+	var sb strings.Builder
+	for i := 0; i < levels; i++ {
+		fmt.Fprintf(&sb, "Subject: level %d\r\nMIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n", i)
+	}
+	sb.WriteString("Subject: bottom\r\n\r\nbottom text\r\n")
+	return sb.String()
+}
+
 // bodyStructureOf returns the line of u that starts with prefix.
 func bodyStructureOf(t *testing.T, u []string, prefix string) string {
 	t.Helper()
@@ -242,7 +252,7 @@ func TestDeepMessageLikeDovecot(t *testing.T) {
 	dv := dovecottest.Start(t, dovecottest.Options{Users: map[string]string{"alice": "alice-pw"}})
 	e := newEnv(t)
 	msgs := []string{
-		deepMessage(99), deepMessage(100), deepMessage(101), deepMessage(2000),
+		deepMessage(99), deepMessage(100), deepMessage(101), deepMessage(2000), deepRFC822(150),
 		// NUL in bodies only: ENVELOPE strings differ on purpose (8-bit
 		// text goes to clients without UTF8=ACCEPT as encoded-words,
 		// Dovecot sends it raw); TestFetchNULs checks them.
@@ -278,11 +288,14 @@ func TestDeepMessageLikeDovecot(t *testing.T) {
 		"FETCH 1:4 BINARY.SIZE[" + path(99) + "]",
 		"FETCH 1:4 BODY.PEEK[" + path(99) + "]<10.40>",
 		"FETCH 1:4 BODY.PEEK[" + path(99) + ".MIME]",
-		"FETCH 5 BODY.PEEK[]",
-		"FETCH 5 BODY.PEEK[1]",
-		"FETCH 5 BODY.PEEK[2]",
-		"FETCH 5 BODY.PEEK[2.TEXT]",
-		"FETCH 5 BINARY.PEEK[1]",
+		"FETCH 5 BODY.PEEK[" + path(98) + ".TEXT]",
+		"FETCH 5 BODY.PEEK[" + path(99) + "]",
+		"FETCH 5 BODY.PEEK[" + path(100) + "]",
+		"FETCH 6 BODY.PEEK[]",
+		"FETCH 6 BODY.PEEK[1]",
+		"FETCH 6 BODY.PEEK[2]",
+		"FETCH 6 BODY.PEEK[2.TEXT]",
+		"FETCH 6 BINARY.PEEK[1]",
 	} {
 		want := theirs.expectOK(cmd)
 		got := ours.expectOK(cmd)

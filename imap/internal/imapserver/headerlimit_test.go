@@ -155,3 +155,28 @@ func bodyStructureString(bs imap.BodyStructure) string {
 	walk(bs)
 	return sb.String()
 }
+
+// FuzzHeaderLimit: a message smaller than the header bounds reads the
+// same through the limiter as without it, whatever its bytes.
+func FuzzHeaderLimit(f *testing.F) {
+	f.Add("Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\nA: b\r\n\r\nx\r\n--q--\r\n")
+	f.Add("Content-Type: multipart/mixed; boundary=q\n\n--q\nA: b\n\nx\r\n--q\r\n\r\n--q--\n")
+	f.Add("Content-Type: multipart/mixed; boundary=q\r\n\r\n--q \t\r\nContent-Type: multipart/alternative; boundary=q\r\n\r\n--q\r\n\r\n--q--\r\n--q--")
+	f.Fuzz(func(t *testing.T, msg string) {
+		if len(msg) > MaxHeaderBlockBytes || strings.Count(msg, "\n") >= MaxHeaderBlockLines {
+			return
+		}
+		limited := dumpMIME(strings.NewReader(msg), NewMultipartReader, func(r io.Reader) (textproto.Header, io.Reader) {
+			h, br, _ := ReadHeader(r)
+			return h, br
+		})
+		unlimited := dumpMIME(strings.NewReader(msg), textproto.NewMultipartReader, func(r io.Reader) (textproto.Header, io.Reader) {
+			br := bufio.NewReader(r)
+			h, _ := textproto.ReadHeader(br)
+			return h, br
+		})
+		if limited != unlimited {
+			t.Fatalf("message %q:\n limited   %q\n unlimited %q", msg, limited, unlimited)
+		}
+	})
+}
