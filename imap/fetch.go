@@ -172,8 +172,8 @@ func setsSeen(o *imap.FetchOptions) bool {
 }
 
 // fetchOne writes one FETCH response. ENVELOPE, BODYSTRUCTURE and the
-// length of every section are computed before the response starts,
-// under a recover, so that a message the MIME code cannot handle yields
+// length of every section are computed before the response starts (see
+// plan), under a recover, so that a message the MIME code cannot handle yields
 // a clean NO rather than a half-written response. Sections then stream
 // from the store into their literals: each is read twice, once to
 // count its length (a literal's length comes first) and once to send
@@ -192,85 +192,8 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 		return s.srv.opts.Backend.OpenBody(s.ctx, s.account, v.name, m.UID)
 	}}
 	defer body.close()
-	var (
-		env      *imapserver.Envelope
-		bs       imap.BodyStructure
-		hdr      []byte // the header block, when complete
-		sections = make([]section, len(o.BodySection))
-		binaries = make([]section, len(o.BinarySection))
-		sizes    = make([]uint32, len(o.BinarySectionSize))
-	)
-	err := safely(func() error {
-		// The header block is read once, bounded, for ENVELOPE and the
-		// top-level header sections (BODY[HEADER], HEADER.FIELDS,
-		// RFC822.HEADER): none of them needs the body.
-		if o.Envelope || hasTopHeaderSection(o.BodySection) {
-			h, err := v.headerBlock(m.UID, func() (io.ReadCloser, error) {
-				r, err := body.reader()
-				return io.NopCloser(r), err
-			})
-			if err != nil {
-				return err
-			}
-			if o.Envelope {
-				env = imapserver.ExtractEnvelope(h)
-			}
-			if len(h) < maxHeaderBytes {
-				hdr = h
-			}
-		}
-		if o.BodyStructure != nil {
-			r, err := body.reader()
-			if err != nil {
-				return err
-			}
-			bs = imapserver.ExtractBodyStructure(r)
-		}
-		for i, sec := range o.BodySection {
-			if wholeMessage(sec) {
-				continue // streamed below
-			}
-			sections[i] = section{partial: sec.Partial, write: func(w io.Writer, r io.Reader) error {
-				return imapserver.WriteBodySection(w, r, sec)
-			}}
-			if topHeaderSection(sec) {
-				sections[i].hdr = hdr
-			}
-		}
-		// BINARY sections may carry BODY's section-text, as Dovecot
-		// allows (see imapserver.FetchWriter.BinarySection).
-		for i, item := range o.BinarySection {
-			sec := w.BinarySection(item)
-			binaries[i] = section{partial: sec.Partial, write: func(w io.Writer, r io.Reader) error {
-				return imapserver.WriteBinary(w, r, sec)
-			}}
-		}
-		budget := keptSectionBytes
-		for i := range sections {
-			if sections[i].write != nil {
-				if err := sections[i].count(body, &budget); err != nil {
-					return err
-				}
-			}
-		}
-		for i := range binaries {
-			if err := binaries[i].count(body, &budget); err != nil {
-				return err
-			}
-		}
-		for i, item := range o.BinarySectionSize {
-			sec := w.BinarySectionSize(item)
-			size := section{write: func(w io.Writer, r io.Reader) error {
-				return imapserver.WriteBinary(w, r, sec)
-			}}
-			nothing := 0
-			if err := size.count(body, &nothing); err != nil {
-				return err
-			}
-			sizes[i] = uint32(min(size.n, math.MaxUint32))
-		}
-		return nil
-	})
+	var f fetchPlan
+	err := safely(func() error { return v.plan(&f, w, m.UID, o, body) })
 	if errors.Is(err, imapserver.ErrUnknownCTE) {
 		// RFC 9051 §6.4.5 (RFC 3516).
 		return noCode(imap.ResponseCodeUnknownCTE, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" has a part in an unknown content transfer encoding")
@@ -305,11 +228,11 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	if o.RFC822Size {
 		rw.WriteRFC822Size(m.Size)
 	}
-	if env != nil {
-		rw.WriteEnvelope(env)
+	if f.env != nil {
+		rw.WriteEnvelope(f.env)
 	}
-	if bs != nil {
-		rw.WriteBodyStructure(bs)
+	if f.bs != nil {
+		rw.WriteBodyStructure(f.bs)
 	}
 	var firstErr error
 	keep := func(err error) {
@@ -322,19 +245,104 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 			keep(streamMessage(rw, sec, m.Size, body))
 			continue
 		}
-		keep(sections[i].send(rw.WriteBodySection(sec, sections[i].n), body))
+		keep(f.sections[i].send(rw.WriteBodySection(sec, f.sections[i].n), body))
 	}
 	for i, sec := range o.BinarySection {
-		keep(binaries[i].send(rw.WriteBinarySection(sec, binaries[i].n), body))
+		keep(f.binaries[i].send(rw.WriteBinarySection(sec, f.binaries[i].n), body))
 	}
 	for i, sec := range o.BinarySectionSize {
-		rw.WriteBinarySectionSize(sec, sizes[i])
+		rw.WriteBinarySectionSize(sec, f.sizes[i])
 	}
 	keep(rw.Close())
 	if firstErr != nil {
 		s.log.Error("fetch failed mid-response", "mailbox", v.name, "uid", m.UID, "err", firstErr)
 	}
 	return firstErr
+}
+
+// fetchPlan is what fetchOne computes before a response starts.
+type fetchPlan struct {
+	env      *imapserver.Envelope
+	bs       imap.BodyStructure
+	sections []section // of o.BodySection; BODY[] has none (streamed)
+	binaries []section // of o.BinarySection
+	sizes    []uint32  // of o.BinarySectionSize
+}
+
+// plan fills f for the FETCH items o of message uid: ENVELOPE,
+// BODYSTRUCTURE, and the length of every section (the first pass).
+func (v *view) plan(f *fetchPlan, w *imapserver.FetchWriter, uid uint32, o *imap.FetchOptions, body *messageBody) error {
+	// The header block is read once, bounded, for ENVELOPE and the
+	// top-level header sections (BODY[HEADER], HEADER.FIELDS,
+	// RFC822.HEADER): none of them needs the body.
+	var hdr []byte // the header block, when complete
+	if o.Envelope || hasTopHeaderSection(o.BodySection) {
+		h, err := v.headerBlock(uid, func() (io.ReadCloser, error) {
+			r, err := body.reader()
+			return io.NopCloser(r), err
+		})
+		if err != nil {
+			return err
+		}
+		if o.Envelope {
+			f.env = imapserver.ExtractEnvelope(h)
+		}
+		if len(h) < maxHeaderBytes {
+			hdr = h
+		}
+	}
+	if o.BodyStructure != nil {
+		r, err := body.reader()
+		if err != nil {
+			return err
+		}
+		f.bs = imapserver.ExtractBodyStructure(r)
+	}
+	f.sections = make([]section, len(o.BodySection))
+	for i, sec := range o.BodySection {
+		if wholeMessage(sec) {
+			continue // streamed by fetchOne
+		}
+		f.sections[i] = section{partial: sec.Partial, write: func(w io.Writer, r io.Reader) error {
+			return imapserver.WriteBodySection(w, r, sec)
+		}}
+		if topHeaderSection(sec) {
+			f.sections[i].hdr = hdr
+		}
+	}
+	// BINARY sections may carry BODY's section-text, as Dovecot allows
+	// (see imapserver.FetchWriter.BinarySection).
+	f.binaries = make([]section, len(o.BinarySection))
+	for i, item := range o.BinarySection {
+		sec := w.BinarySection(item)
+		f.binaries[i] = section{partial: sec.Partial, write: func(w io.Writer, r io.Reader) error {
+			return imapserver.WriteBinary(w, r, sec)
+		}}
+	}
+	budget := keptSectionBytes
+	for _, secs := range [][]section{f.sections, f.binaries} {
+		for i := range secs {
+			if secs[i].write == nil {
+				continue
+			}
+			if err := secs[i].count(body, &budget); err != nil {
+				return err
+			}
+		}
+	}
+	f.sizes = make([]uint32, len(o.BinarySectionSize))
+	for i, item := range o.BinarySectionSize {
+		sec := w.BinarySectionSize(item)
+		size := section{write: func(w io.Writer, r io.Reader) error {
+			return imapserver.WriteBinary(w, r, sec)
+		}}
+		nothing := 0
+		if err := size.count(body, &nothing); err != nil {
+			return err
+		}
+		f.sizes[i] = uint32(min(size.n, math.MaxUint32))
+	}
+	return nil
 }
 
 // section is one BODY or BINARY section of a FETCH: write writes it
