@@ -85,18 +85,25 @@ func TestHeaderLimitIsTransparent(t *testing.T) {
 		}
 		body()
 		msg := sb.String()
-		limited := dumpMIME(strings.NewReader(msg), NewMultipartReader, func(r io.Reader) (textproto.Header, io.Reader) {
-			h, br, _ := ReadHeader(r)
-			return h, br
-		})
-		unlimited := dumpMIME(strings.NewReader(msg), textproto.NewMultipartReader, func(r io.Reader) (textproto.Header, io.Reader) {
-			br := bufio.NewReader(r)
-			h, _ := textproto.ReadHeader(br)
-			return h, br
-		})
-		if limited != unlimited {
-			t.Fatalf("message %q:\n limited   %q\n unlimited %q", msg, limited, unlimited)
-		}
+		sameWithoutLimits(t, msg)
+	}
+}
+
+// sameWithoutLimits fails t unless msg reads the same through the
+// header limiter as without it.
+func sameWithoutLimits(t *testing.T, msg string) {
+	t.Helper()
+	limited := dumpMIME(strings.NewReader(msg), NewMultipartReader, func(r io.Reader) (textproto.Header, io.Reader) {
+		h, br, _ := ReadHeader(r)
+		return h, br
+	})
+	unlimited := dumpMIME(strings.NewReader(msg), textproto.NewMultipartReader, func(r io.Reader) (textproto.Header, io.Reader) {
+		br := bufio.NewReader(r)
+		h, _ := textproto.ReadHeader(br)
+		return h, br
+	})
+	if limited != unlimited {
+		t.Fatalf("message %q:\n limited   %q\n unlimited %q", msg, limited, unlimited)
 	}
 }
 
@@ -166,17 +173,6 @@ func FuzzHeaderLimit(f *testing.F) {
 		if len(msg) > MaxHeaderBlockBytes || strings.Count(msg, "\n") >= MaxHeaderBlockLines {
 			return
 		}
-		limited := dumpMIME(strings.NewReader(msg), NewMultipartReader, func(r io.Reader) (textproto.Header, io.Reader) {
-			h, br, _ := ReadHeader(r)
-			return h, br
-		})
-		unlimited := dumpMIME(strings.NewReader(msg), textproto.NewMultipartReader, func(r io.Reader) (textproto.Header, io.Reader) {
-			br := bufio.NewReader(r)
-			h, _ := textproto.ReadHeader(br)
-			return h, br
-		})
-		if limited != unlimited {
-			t.Fatalf("message %q:\n limited   %q\n unlimited %q", msg, limited, unlimited)
-		}
+		sameWithoutLimits(t, msg)
 	})
 }
