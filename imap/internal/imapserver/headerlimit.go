@@ -25,7 +25,7 @@ const (
 // ReadHeader reads the header block at the start of r, within the
 // bounds above, and returns it with a reader of what follows.
 func ReadHeader(r io.Reader) (textproto.Header, *bufio.Reader, error) {
-	lim := &headerLimiter{r: r, inHeader: true, lineStart: true, prevNL: "\n"}
+	lim := &headerLimiter{r: r, inHeader: true, prevNL: "\n"}
 	br := bufio.NewReader(lim)
 	h, err := textproto.ReadHeader(br)
 	lim.lift()
@@ -35,7 +35,7 @@ func ReadHeader(r io.Reader) (textproto.Header, *bufio.Reader, error) {
 // NewMultipartReader is textproto.NewMultipartReader over r with its part
 // headers bounded as above.
 func NewMultipartReader(r io.Reader, boundary string) *textproto.MultipartReader {
-	lim := &headerLimiter{r: r, dashBoundary: []byte("--" + boundary), lineStart: true, prevNL: "\r\n"}
+	lim := &headerLimiter{r: r, dashBoundary: []byte("--" + boundary), prevNL: "\r\n"}
 	return textproto.NewMultipartReader(lim, boundary)
 }
 
@@ -56,16 +56,25 @@ type headerLimiter struct {
 	last         byte   // the last byte of the current line so far
 	line         []byte // the current line's first bytes
 	lineLen      int    // the current line's length so far
-	lineStart    bool
 	prevNL       string // the line ending of the previous line
 	nl           string // the delimiters' line ending, once one was seen
 	ended        bool   // no more header blocks to follow
 	full, lifted bool
+	rest         []byte // read past the cut, for after lift
+	restErr      error  // the error that came with rest
 }
 
 func (h *headerLimiter) Read(p []byte) (int, error) {
-	if h.full && !h.lifted {
+	switch {
+	case h.full && !h.lifted:
 		return 0, io.EOF
+	case len(h.rest) > 0:
+		n := copy(p, h.rest)
+		h.rest = h.rest[n:]
+		if len(h.rest) == 0 {
+			return n, h.restErr
+		}
+		return n, nil
 	}
 	k, err := h.r.Read(p)
 	if h.ended {
@@ -78,8 +87,7 @@ func (h *headerLimiter) Read(p []byte) (int, error) {
 			end = i + j + 1
 		}
 		if h.inHeader && h.n+end-i > MaxHeaderBlockBytes {
-			h.full = true
-			return i + MaxHeaderBlockBytes - h.n, nil
+			return h.cut(p, i+MaxHeaderBlockBytes-h.n, k, err)
 		}
 		h.n += end - i
 		if keep := len(h.dashBoundary) + 80; len(h.line) < keep {
@@ -94,7 +102,7 @@ func (h *headerLimiter) Read(p []byte) (int, error) {
 		h.lineLen += end - i
 		h.endLine(crlf)
 		if h.full {
-			return end, nil
+			return h.cut(p, end, k, err)
 		}
 		i = end
 	}
@@ -137,6 +145,19 @@ func (h *headerLimiter) endLine(crlf bool) {
 	h.prevNL = nl
 	h.line = h.line[:0]
 	h.lineLen = 0
+}
+
+// cut ends the header block at p[at] of the k bytes read: what follows
+// is kept for after lift.
+func (h *headerLimiter) cut(p []byte, at, k int, err error) (int, error) {
+	h.full = true
+	h.rest = append(h.rest[:0], p[at:k]...)
+	h.restErr = err
+	if len(h.rest) == 0 && err != nil {
+		h.restErr = nil
+		return at, err
+	}
+	return at, nil
 }
 
 func (h *headerLimiter) startHeader() {

@@ -24,10 +24,16 @@ import (
 // the rest of it read as the body.
 func TestHugeHeaderBlocksAreBounded(t *testing.T) {
 	bomb := strings.Repeat("A: b\r\n", (8<<20)/6)
+	long := "X: " + strings.Repeat("a", 8<<20) + "\r\nContent-Type: text/html\r\n\r\nbody\r\n"
 	for _, tc := range []struct{ name, msg, want string }{
 		{"part header", "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--q\r\n" +
 			bomb + "\r\nbody\r\n--q--\r\n", "(mixed(text/plain map[charset:us-ascii] 5 0)(text/plain map[charset:us-ascii] 0 0))"},
-		{"message header", bomb + "Content-Type: text/html\r\n\r\nbody\r\n", "(text/plain map[charset:us-ascii] "},
+		// The header is cut after MaxHeaderBlockLines lines; the rest,
+		// every byte of it, is the body.
+		{"message header", bomb + "Content-Type: text/html\r\n\r\nbody\r\n", fmt.Sprintf("(text/plain map[charset:us-ascii] %d %d)",
+			len(bomb)-6*MaxHeaderBlockLines+len("Content-Type: text/html\r\n\r\nbody\r\n"), (8<<20)/6-MaxHeaderBlockLines+3)},
+		{"message header line", long, fmt.Sprintf("(text/plain map[charset:us-ascii] %d %d)",
+			len(long)-MaxHeaderBlockBytes, strings.Count(long[MaxHeaderBlockBytes:], "\n"))},
 	} {
 		runtime.GC()
 		var before, after runtime.MemStats
