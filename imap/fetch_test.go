@@ -253,6 +253,10 @@ func TestDeepMessageLikeDovecot(t *testing.T) {
 	e := newEnv(t)
 	msgs := []string{
 		deepMessage(99), deepMessage(100), deepMessage(101), deepMessage(2000), deepRFC822(150),
+		// A multipart cut short: no close delimiter, the last part
+		// without its line end.
+		"From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n" +
+			"--q\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--q\r\nContent-Type: text/plain\r\n\r\nsecond, cut",
 		// NUL in bodies only: ENVELOPE strings differ on purpose (8-bit
 		// text goes to clients without UTF8=ACCEPT as encoded-words,
 		// Dovecot sends it raw); TestFetchNULs checks them.
@@ -291,11 +295,14 @@ func TestDeepMessageLikeDovecot(t *testing.T) {
 		"FETCH 5 BODY.PEEK[" + path(98) + ".TEXT]",
 		"FETCH 5 BODY.PEEK[" + path(99) + "]",
 		"FETCH 5 BODY.PEEK[" + path(100) + "]",
-		"FETCH 6 BODY.PEEK[]",
 		"FETCH 6 BODY.PEEK[1]",
 		"FETCH 6 BODY.PEEK[2]",
-		"FETCH 6 BODY.PEEK[2.TEXT]",
-		"FETCH 6 BINARY.PEEK[1]",
+		"FETCH 6 BINARY.SIZE[2]",
+		"FETCH 7 BODY.PEEK[]",
+		"FETCH 7 BODY.PEEK[1]",
+		"FETCH 7 BODY.PEEK[2]",
+		"FETCH 7 BODY.PEEK[2.TEXT]",
+		"FETCH 7 BINARY.PEEK[1]",
 	} {
 		want := theirs.expectOK(cmd)
 		got := ours.expectOK(cmd)
