@@ -244,7 +244,8 @@ func sinkSession(t *testing.T, e *env) func(cmd string) (lines []string, literal
 }
 
 // TestDeepMessageLikeDovecot: for messages nested to and past the depth
-// limit, and for one with NUL bytes in its bodies, our FETCH answers are
+// limit (multiparts and message/rfc822 parts), a multipart cut short,
+// and a message with NUL bytes in its bodies, our FETCH answers are
 // Dovecot's, byte for byte: the same flattened BODYSTRUCTURE, the same
 // sections at and past the limit, the same NUL replacement. Both get the same messages; the
 // responses are compared after the FETCH's sequence number.
