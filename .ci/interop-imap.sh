@@ -60,6 +60,7 @@ else
 [auth_checks]
 enabled = false
 CFG
+  ms init
   ms domain add example.test
   ms user add "$alice" -password "$alice_pw"
   ms user add "$bob" -password "$bob_pw"

@@ -52,6 +52,7 @@ cat >>"$work/cfg.toml" <<CFG
 allowlist = ["127.0.0.1"]
 report_from = "$admin"
 CFG
+ms init >/dev/null
 ms domain add example.test >/dev/null
 ms user add "$alice" -password "alice target pw" >/dev/null
 ms user add "$admin" -password "$admin_pw" >/dev/null

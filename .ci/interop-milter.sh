@@ -68,6 +68,7 @@ opendkim -f -x "$work/opendkim.conf" >"$work/opendkim.log" 2>&1 &
 mpid=$!
 wait_port 127.0.0.1 "$mport" || fail "opendkim did not start"
 
+ms init
 ms domain add example.test
 ms user add alice@example.test -password 'correct horse'
 ms user add bob@example.test -password 'battery staple'

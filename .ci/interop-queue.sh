@@ -46,6 +46,7 @@ domain = "down.test"
 next_hop = "[127.0.0.1]:$down"
 CFG
 
+ms init
 ms domain add example.test
 ms user add alice@example.test -password 'correct horse' >/dev/null
 

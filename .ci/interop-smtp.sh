@@ -18,6 +18,7 @@ ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
 smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port)
 write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http"
 
+ms init
 ms domain add example.test
 ms user add alice@example.test -password 'correct horse'
 ms user add bob@example.test -password 'battery staple'

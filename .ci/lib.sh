@@ -49,3 +49,10 @@ server = "127.0.0.1:1"
 timeout = "1s"
 CFG
 }
+
+# fail MESSAGE prints it and the end of $work/server.log, and exits 1.
+fail() {
+  echo "FAIL: $*"
+  if [ -f "$work/server.log" ]; then echo "--- server log"; tail -50 "$work/server.log"; fi
+  exit 1
+}

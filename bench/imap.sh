@@ -324,6 +324,7 @@ CFG
   cp "$CFG" "$OUT/ours-mailserver.toml"
   log "ours: domain and $USERS users"
   if ! {
+    ms init
     ms domain add bench.test
     while read -r u p; do ms user add "$u" -password "$p" || exit 1; done <"$WORK/accounts"
   } >"$OUT/ours-setup.log" 2>&1; then

@@ -92,6 +92,7 @@ server = "127.0.0.1:$dnsport"
 timeout = "2s"
 CFG
   ms() { "$WORK/mailserver" -config "$dir/cfg.toml" "$@"; }
+  ms init >/dev/null
   ms domain add bench.test >/dev/null 2>&1
   ms user add user@bench.test -password x >/dev/null 2>&1
   "$WORK/mailserver" -config "$dir/cfg.toml" serve >"$OUT/server-$mode-$2.log" 2>&1 &

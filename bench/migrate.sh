@@ -156,6 +156,7 @@ if [ "$ONLY" != mbsync ]; then
   if [ -n "$PARALLEL_FOLDERS" ]; then
     printf '[migration]\nfolder_parallel = %s\n' "$PARALLEL_FOLDERS" >>"$cfg"
   fi
+  "$WORK/mailserver" -config "$cfg" init >/dev/null
   "$WORK/mailserver" -config "$cfg" domain add bench.test >/dev/null
   "$WORK/mailserver" -config "$cfg" user add "$user" -password "target-pw-123" >/dev/null
   printf 'target,login,password,host,port,tls\n%s,%s,%s,127.0.0.1,%s,plain\n' "$user" "$user" "$pw" "$dv_port" >"$WORK/run.csv"

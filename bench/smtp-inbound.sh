@@ -398,7 +398,7 @@ server = "127.0.0.1:1"
 timeout = "1s"
 CFG
   cp "$CFG" "$OUT/ours-mailserver.toml"
-  if ! { ms domain add bench.test && ms user add "$RCPT" -password bench-password; } >"$OUT/ours-setup.log" 2>&1; then
+  if ! { ms init && ms domain add bench.test && ms user add "$RCPT" -password bench-password; } >"$OUT/ours-setup.log" 2>&1; then
     ours_note="setup failed: $(tail -3 "$OUT/ours-setup.log" | tr '\n' ' ')"
     return 1
   fi

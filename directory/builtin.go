@@ -36,6 +36,8 @@ import (
 //	photo       user ID             -> the user's photo
 //	gal, galref, galtoken           the global address list (gal.go)
 //	meta        name                -> markers such as "the GAL is indexed"
+//	accountdrop account ID          -> a deleted user's or resource's store
+//	            account still to be deleted (PendingDeletion)
 //
 // Addresses are always stored under the main domain name, so an address
 // and its spelling under an alternative name are the same key.
@@ -50,6 +52,7 @@ const (
 	nsAddr       = "addr"
 	nsIndex      = "index"
 	nsSendAs     = "sendas"
+	nsDrop       = "accountdrop"
 )
 
 // Kinds as stored in the addr and index namespaces.
@@ -631,17 +634,74 @@ func (b *Builtin) withAccount(ctx context.Context, id string, q store.Quota, wri
 	return err
 }
 
+// PendingDeletion is a store account whose user or resource is deleted
+// from the directory while the account itself is not yet: the directory
+// entry and this record go in one transaction, the account after it.
+type PendingDeletion struct {
+	// Account is the store account ID (the deleted entry's ID).
+	Account string
+	Kind    string // "user" or "resource"
+	Address string // the entry's primary address
+	Deleted time.Time
+}
+
+// markDrop records, in the transaction deleting the entry, that its
+// store account is to be deleted next (when BuiltinOptions.Accounts is
+// set; without it the directory keeps no accounts).
+func (b *Builtin) markDrop(tx store.RecordTx, kind, id, addr string) error {
+	if b.accounts == nil {
+		return nil
+	}
+	return putJSON(tx, nsDrop, id, PendingDeletion{Account: id, Kind: kind, Address: addr, Deleted: b.now().UTC()}, -1)
+}
+
 // dropAccount deletes the store account of a user or resource (kind) whose
-// directory entry was just deleted, when BuiltinOptions.Accounts is set.
-// Like withAccount's clean-up it ignores ctx's cancellation: the directory
-// change is committed, and a caller giving up now must not leave the
-// mailbox of a deleted entry behind.
+// directory entry was just deleted, when BuiltinOptions.Accounts is set,
+// then the record markDrop wrote. Like withAccount's clean-up it ignores
+// ctx's cancellation: the directory change is committed, and a caller
+// giving up now must not leave the mailbox of a deleted entry behind. If
+// it fails all the same, the record stays for CompleteDeletions.
 func (b *Builtin) dropAccount(ctx context.Context, kind, id string) error {
 	if b.accounts == nil {
 		return nil
 	}
-	if err := b.accounts.DeleteAccount(context.WithoutCancel(ctx), id); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("directory: %s %q deleted, but deleting its account failed: %w", kind, id, err)
+	ctx = context.WithoutCancel(ctx)
+	if err := b.accounts.DeleteAccount(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("directory: %s %q deleted, but deleting its account failed (CompleteDeletions retries): %w", kind, id, err)
+	}
+	err := b.records.UpdateRecords(ctx, func(tx store.RecordTx) error { return deleteRecord(tx, nsDrop, id) })
+	if err != nil {
+		return fmt.Errorf("directory: %s %q and its account deleted, but not the record of it: %w", kind, id, err)
 	}
 	return nil
+}
+
+// CompleteDeletions deletes the store accounts of users and resources
+// whose deletion was interrupted between its two steps (a crash, or a
+// store error, after the directory entry was deleted and before its
+// account was), and returns those it completed. Running it at any time,
+// also concurrently with deletions, is safe: a deleted entry's ID is
+// never used again. It stops at the first error.
+func (b *Builtin) CompleteDeletions(ctx context.Context) ([]PendingDeletion, error) {
+	var pending []PendingDeletion
+	err := forEach(storeReader{ctx, b.records}, nsDrop, "", func(rec store.Record) error {
+		var p PendingDeletion
+		if err := decode(rec, &p); err != nil {
+			return err
+		}
+		pending = append(pending, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var done []PendingDeletion
+	for _, p := range pending {
+		if err := b.dropAccount(ctx, p.Kind, p.Account); err != nil {
+			return done, err
+		}
+		b.log.InfoContext(ctx, "directory: completed an interrupted deletion", "kind", p.Kind, "address", p.Address, "account", p.Account)
+		done = append(done, p)
+	}
+	return done, nil
 }

@@ -485,6 +485,9 @@ func (b *Builtin) DeleteResource(ctx context.Context, id string) error {
 		if err := release(tx, res.Address, refResource); err != nil {
 			return err
 		}
+		if err := b.markDrop(tx, refResource, id, res.Address); err != nil {
+			return err
+		}
 		if err := deleteRecord(tx, nsResource, id); err != nil {
 			return err
 		}
@@ -496,5 +499,5 @@ func (b *Builtin) DeleteResource(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("directory: delete resource %q: %w", id, err)
 	}
-	return b.dropAccount(ctx, "resource", id)
+	return b.dropAccount(ctx, refResource, id)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -53,6 +54,11 @@ type UpsertResult struct {
 	// "ADDRESS: reason" (not hosted in the tenant, used by another entry,
 	// not a local address).
 	Skipped []string
+	// Reappeared: the user had vanished from its source
+	// ([Builtin.MarkVanished]) and is listed again; the mark is cleared,
+	// and the user is enabled unless the source or an administrator
+	// disabled it.
+	Reappeared bool
 }
 
 // SourcedRef pairs an entry's ID at its source with its directory ID.
@@ -274,9 +280,11 @@ func readdress(tx store.RecordTx, kind, id, oldPrimary string, oldAliases []stri
 //     [Builtin.CreateUser] without a password (u.PasswordHash must be
 //     empty), with u's quota and protocols.
 //  2. Otherwise the user keeps its ID (and mailbox) and takes u's primary
-//     address, aliases, names, GAL attributes, ExternalDN and Disabled; a
-//     rename releases the old addresses and drops them from group members
-//     and alias targets. Quota and protocols stay as set here.
+//     address, aliases, names, GAL attributes, ExternalDN and Disabled
+//     (a user an administrator disabled here stays disabled); a rename
+//     releases the old addresses and drops them from group members and
+//     alias targets. Quota and protocols stay as set here. A user marked
+//     as vanished is listed again: the mark is cleared (Reappeared).
 //
 // Aliases outside the tenant's domains or used by other entries are
 // skipped (listed in the result), not fatal. photo replaces the user's
@@ -322,6 +330,7 @@ func (b *Builtin) UpsertSourcedUser(ctx context.Context, u User, photo []byte) (
 	}
 	_, err = b.updateUser(ctx, id, func(tx store.RecordTx, cur *User) error {
 		r := txReader{tx}
+		res.Reappeared = !cur.Vanished.IsZero()
 		want, _, err := applySourcedUser(r, *cur, u)
 		if err != nil {
 			return err
@@ -350,7 +359,8 @@ func applySourcedUser(r reader, cur, u User) (User, []string, error) {
 	w.DisplayName, w.GivenName, w.Surname = u.DisplayName, u.GivenName, u.Surname
 	w.Title, w.Department, w.Company, w.Office = u.Title, u.Department, u.Company, u.Office
 	w.Phone, w.Mobile = u.Phone, u.Mobile
-	w.ExternalDN, w.Disabled = u.ExternalDN, u.Disabled
+	w.ExternalDN, w.Disabled = u.ExternalDN, u.Disabled || cur.LocallyDisabled
+	w.Vanished = time.Time{}
 	if sameAddresses(cur.Address, cur.Aliases, u.Address, u.Aliases) {
 		// The stored addresses are canonical and claimed by this user:
 		// nothing to look up (the common case of a full sync).
@@ -402,7 +412,39 @@ func sameUser(a, b User) bool {
 		a.DisplayName == b.DisplayName && a.GivenName == b.GivenName && a.Surname == b.Surname &&
 		a.Title == b.Title && a.Department == b.Department && a.Company == b.Company &&
 		a.Office == b.Office && a.Phone == b.Phone && a.Mobile == b.Mobile &&
-		a.ExternalDN == b.ExternalDN && a.Disabled == b.Disabled
+		a.ExternalDN == b.ExternalDN && a.Disabled == b.Disabled && a.Vanished.Equal(b.Vanished)
+}
+
+// MarkVanished records that a full sync of the user's source no longer
+// finds it, as of at: the user is disabled (it cannot log in, mail to it
+// is refused as to any disabled user, it leaves the global address list)
+// and keeps its addresses, store account and mail, so that a source that
+// lists it again ([Builtin.UpsertSourcedUser] clears the mark) gets it
+// back whole, and nobody else can take its addresses meanwhile. A user
+// marked already keeps its first time. It reports whether it disabled
+// the user (false if the user was disabled already). ErrInvalid for a
+// user that is not synced from a source.
+func (b *Builtin) MarkVanished(ctx context.Context, id string, at time.Time) (bool, error) {
+	cur, err := b.User(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if !cur.Vanished.IsZero() && cur.Disabled {
+		return false, nil // nothing to write
+	}
+	disabled := false
+	_, err = b.updateUser(ctx, id, func(_ store.RecordTx, u *User) error {
+		if !u.IsSourced() {
+			return fmt.Errorf("%w: user %s is not synced from a source", ErrInvalid, u.Address)
+		}
+		if u.Vanished.IsZero() {
+			u.Vanished = at.UTC()
+		}
+		disabled = !u.Disabled
+		u.Disabled = true
+		return nil
+	})
+	return disabled, err
 }
 
 func (b *Builtin) createSourcedUser(ctx context.Context, u User, photo []byte, res UpsertResult) (UpsertResult, error) {

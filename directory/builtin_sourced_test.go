@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -196,4 +197,71 @@ func mustUserID(t *testing.T, b *directory.Builtin, addr string) string {
 	u, err := b.UserByAddress(context.Background(), addr)
 	require.NoError(t, err)
 	return u.ID
+}
+
+func TestMarkVanished(t *testing.T) {
+	ctx := context.Background()
+	b, st := newFixture(t)
+	res, err := b.UpsertSourcedUser(ctx, sourced("v@example.com", "v1"), nil)
+	require.NoError(t, err)
+	id := res.ID
+	at := fixedNow.Add(time.Hour)
+
+	disabled, err := b.MarkVanished(ctx, id, at)
+	require.NoError(t, err)
+	assert.True(t, disabled)
+	u, err := b.User(ctx, id)
+	require.NoError(t, err)
+	assert.True(t, u.Disabled)
+	assert.True(t, at.Equal(u.Vanished))
+	_, ok := accountQuota(t, st, id)
+	assert.True(t, ok, "the account stays")
+	_, err = b.UpsertSourcedUser(ctx, sourced("other@example.com", "v2", "v@example.com"), nil)
+	require.NoError(t, err)
+	o, err := b.UserByAddress(ctx, "other@example.com")
+	require.NoError(t, err)
+	assert.Empty(t, o.Aliases, "the vanished user's address stays reserved")
+	// Marking again keeps the first time.
+	disabled, err = b.MarkVanished(ctx, id, at.Add(time.Hour))
+	require.NoError(t, err)
+	assert.False(t, disabled)
+	u, _ = b.User(ctx, id)
+	assert.True(t, at.Equal(u.Vanished))
+	assert.ErrorIs(t, b.SetDisabled(ctx, id, false), directory.ErrInvalid)
+
+	// Deleting on retention: not for a time before the mark.
+	assert.ErrorIs(t, b.DeleteVanished(ctx, id, at.Add(-time.Second)), directory.ErrInvalid)
+	// Listed again: enabled, and then not deletable as vanished.
+	res, err = b.UpsertSourcedUser(ctx, sourced("v@example.com", "v1"), nil)
+	require.NoError(t, err)
+	assert.True(t, res.Reappeared)
+	assert.Equal(t, directory.SyncUpdated, res.Change)
+	u, _ = b.User(ctx, id)
+	assert.False(t, u.Disabled)
+	assert.True(t, u.Vanished.IsZero())
+	assert.ErrorIs(t, b.DeleteVanished(ctx, id, at.Add(time.Hour)), directory.ErrInvalid)
+
+	// An administrator's block survives the source's updates.
+	require.NoError(t, b.SetDisabled(ctx, id, true))
+	spec := sourced("v@example.com", "v1")
+	spec.DisplayName = "Renamed"
+	_, err = b.UpsertSourcedUser(ctx, spec, nil)
+	require.NoError(t, err)
+	u, _ = b.User(ctx, id)
+	assert.True(t, u.Disabled && u.LocallyDisabled)
+	assert.Equal(t, "Renamed", u.DisplayName)
+
+	_, err = b.MarkVanished(ctx, id, at)
+	require.NoError(t, err)
+	require.NoError(t, b.DeleteVanished(ctx, id, at))
+	_, ok = accountQuota(t, st, id)
+	assert.False(t, ok, "the account goes with the user")
+	done, err := b.CompleteDeletions(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, done)
+
+	local, err := b.CreateUser(ctx, directory.User{Address: "local@example.com"}, "pw")
+	require.NoError(t, err)
+	_, err = b.MarkVanished(ctx, local.ID, at)
+	assert.ErrorIs(t, err, directory.ErrInvalid, "built-in users have no source to vanish from")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -114,9 +115,9 @@ func tenantAddress(r reader, addr, tenant string) (string, string, error) {
 // domain must be hosted here and decides the tenant), Aliases (in domains
 // of the same tenant), names and GAL attributes, quota, Protocols,
 // Disabled, Source (default SourceBuiltin), ExternalID and ExternalDN;
-// u's ID, Tenant, PhotoHash and times are ignored. A non-empty ExternalID
-// must be unique for its Source (ErrExists); connectors use
-// [Builtin.UpsertSourcedUser] instead.
+// u's ID, Tenant, PhotoHash, LocallyDisabled, Vanished and times are
+// ignored. A non-empty ExternalID must be unique for its Source
+// (ErrExists); connectors use [Builtin.UpsertSourcedUser] instead.
 //
 // A non-empty password is hashed with argon2id. Otherwise u.PasswordHash,
 // if set, is imported as is: an argon2id PHC string or a legacy hash that
@@ -164,6 +165,10 @@ func (b *Builtin) CreateUser(ctx context.Context, u User, password string) (User
 	if u.Source == "" {
 		u.Source = SourceBuiltin
 	}
+	// A built-in user is only ever disabled here; a synced one is
+	// disabled by its source until an administrator does it here.
+	u.LocallyDisabled = u.Disabled && !u.IsSourced()
+	u.Vanished = time.Time{}
 	var out User
 	q := store.Quota{MaxBytes: u.QuotaBytes, MaxMessages: u.QuotaMessages}
 	err = b.withAccount(ctx, id, q, func() error {
@@ -341,10 +346,18 @@ func (b *Builtin) SetPassword(ctx context.Context, id, pw string) error {
 }
 
 // SetDisabled disables (blocks) or enables a user. Disabled users cannot
-// log in and receive no mail.
+// log in and receive no mail. An administrator's choice is kept by later
+// syncs of a synced user (User.LocallyDisabled), except that a source
+// disabling the user wins. A user that vanished from its source cannot be
+// enabled here (ErrInvalid): it is enabled again when the source lists it
+// again, or deleted.
 func (b *Builtin) SetDisabled(ctx context.Context, id string, disabled bool) error {
 	_, err := b.updateUser(ctx, id, func(_ store.RecordTx, u *User) error {
-		u.Disabled = disabled
+		if !disabled && !u.Vanished.IsZero() {
+			return fmt.Errorf("%w: user %s vanished from %s at %s and stays disabled until it is listed there again",
+				ErrInvalid, u.Address, u.Source, u.Vanished.UTC().Format(time.RFC3339))
+		}
+		u.Disabled, u.LocallyDisabled = disabled, disabled
 		return nil
 	})
 	return err
@@ -392,10 +405,43 @@ func (b *Builtin) RemoveUserAlias(ctx context.Context, id, addr string) (User, e
 // membership in groups and its place among alias targets (an alias left
 // without targets is deleted too), all in one transaction; then, with
 // BuiltinOptions.Accounts set, its store account and everything in it.
+// That transaction also records the account as still to be deleted, so
+// that a crash or store error before the account is gone leaves a
+// record that [Builtin.CompleteDeletions] finishes. Synced users are
+// deleted like any other (their source may list them again: they come
+// back as new users with an empty mailbox).
 func (b *Builtin) DeleteUser(ctx context.Context, id string) error {
+	return b.deleteUser(ctx, id, nil)
+}
+
+// DeleteVanished deletes a user as [Builtin.DeleteUser] does, with its
+// store account and mail, provided it vanished from its source at or
+// before cutoff ([Builtin.MarkVanished]). The condition is checked in
+// the deleting transaction, so a user listed again meanwhile is kept:
+// ErrInvalid.
+func (b *Builtin) DeleteVanished(ctx context.Context, id string, cutoff time.Time) error {
+	return b.deleteUser(ctx, id, func(u User) error {
+		if u.Vanished.IsZero() || u.Vanished.After(cutoff) {
+			return fmt.Errorf("%w: user %s has not been missing from its source since %s", ErrInvalid, u.Address, cutoff.UTC().Format(time.RFC3339))
+		}
+		return nil
+	})
+}
+
+// deleteUser deletes the user if check (when set) accepts it.
+func (b *Builtin) deleteUser(ctx context.Context, id string, check func(User) error) error {
+	var u User
 	err := b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
-		var u User
+		u = User{}
 		if _, err := getJSON(txReader{tx}, nsUser, id, &u); err != nil {
+			return err
+		}
+		if check != nil {
+			if err := check(u); err != nil {
+				return err
+			}
+		}
+		if err := b.markDrop(tx, refUser, id, u.Address); err != nil {
 			return err
 		}
 		if err := release(tx, u.Address, refUser); err != nil {
@@ -423,7 +469,8 @@ func (b *Builtin) DeleteUser(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("directory: delete user %q: %w", id, err)
 	}
-	return b.dropAccount(ctx, "user", id)
+	b.log.InfoContext(ctx, "directory: user deleted", "user", u.Address, "id", id, "source", u.Source)
+	return b.dropAccount(ctx, refUser, id)
 }
 
 // dropReferences removes the given canonical addresses from every group's

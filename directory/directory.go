@@ -100,6 +100,16 @@ type User struct {
 	QuotaMessages int64
 	// Disabled users cannot log in and receive no mail (blocked).
 	Disabled bool
+	// LocallyDisabled records that an administrator disabled the user
+	// here ([Builtin.SetDisabled]): a sync from its Source keeps it
+	// disabled whatever the source says. Disabled is the effective state.
+	LocallyDisabled bool `json:",omitempty"`
+	// Vanished is when a full sync first found the user missing from its
+	// Source ([Builtin.MarkVanished]); zero while the source lists it. A
+	// vanished user is disabled but keeps its addresses, store account
+	// and mail until the source lists it again (it is enabled again) or it
+	// is deleted ([Builtin.DeleteUser], [Builtin.DeleteVanished]).
+	Vanished time.Time `json:",omitzero"`
 	// Protocols the user may use; empty means all.
 	Protocols []Protocol
 	// PasswordHash is a PHC string ("$argon2id$v=19$m=...,t=...,p=...$salt$hash").

@@ -36,9 +36,10 @@
 //     length and once to send it (sections of at most 256 KiB in all are
 //     kept from the first read), and BODYSTRUCTURE counts sizes and
 //     lines as the body goes by: only header blocks are held, each
-//     within 256 KiB and 2000 lines (imapserver.MaxHeaderBlockBytes;
-//     go-message parses a header at some 80 bytes of memory a byte: an
-//     8 MiB part header cost 640 MiB), for SEARCH too. ENVELOPE
+//     within 256 KiB and 2000 lines (imapserver.MaxHeaderBlockBytes:
+//     the block is held, and its short fields parse at some 35 bytes of
+//     memory a byte; go-message's reader took 640 MiB for an 8 MiB part
+//     header), for SEARCH too. ENVELOPE
 //     and BODY[HEADER(.FIELDS)] read only the header block (cached
 //     server-wide, at most 16 MiB). Connections are limited per client
 //     and in total (internal/limits).
@@ -52,6 +53,17 @@
 //     responses are held back during FETCH, STORE and SEARCH (RFC 9051
 //     §7.5.1) and sent highest sequence number first (with QRESYNC, one
 //     VANISHED response instead).
+//  6. A refused literal's data is never run as commands, nor is any part
+//     of a failed command: a synchronising literal over a limit gets a
+//     tagged NO or BAD instead of the continuation request, so its data
+//     never comes; any other failed command (a refused non-synchronising
+//     literal, a syntax error, an AUTHENTICATE response longer than
+//     4 KiB) is answered and its rest skipped up to the client's next
+//     command, at most 1 MiB, beyond which the server says BYE and
+//     closes the connection (the package comment of
+//     imap/internal/imapwire has the rules). An APPEND answered BAD or
+//     NO, junk after its message included, or cut short by the end of
+//     the connection stores nothing and uses no UID.
 //
 // Metrics (Options.Registerer): connections by result, open connections,
 // authentications by result, messages appended.
@@ -103,7 +115,8 @@
 //     has no root (GETQUOTAROOT lists none, GETQUOTA "" is NO
 //     [NONEXISTENT]). SETQUOTA is NO [NOPERM] and QUOTASET is not
 //     announced: limits are the administrator's. APPEND, COPY and MOVE
-//     beyond a limit are NO [OVERQUOTA].
+//     beyond a limit are NO [OVERQUOTA]. A full disk is no user's quota:
+//     any command that writes then answers NO [LIMIT] (RFC 5530 §3).
 //   - ID (RFC 2971), valid in every state: the client's fields are
 //     logged ("client id"), the server answers with its name and version
 //     only (RFC 2971 §5: nothing about the host). More than 30 pairs,
@@ -128,7 +141,8 @@
 //   - FLAGS and PERMANENTFLAGS list the system flags and every keyword in
 //     use in the mailbox; PERMANENTFLAGS adds \* (new keywords allowed)
 //     and is empty after EXAMINE. A keyword first set later is announced
-//     with an untagged FLAGS.
+//     with an untagged FLAGS and, read-write, PERMANENTFLAGS, before any
+//     FETCH or EXISTS response that carries it (RFC 9051 §7.3.5).
 //   - EXAMINE is enforced: STORE, EXPUNGE, MOVE and UID EXPUNGE are
 //     refused with NO [CANNOT], FETCH BODY[] does not set \Seen, and CLOSE
 //     expunges nothing (RFC 9051 §6.4.1).
@@ -152,6 +166,14 @@
 //     not hide a match.
 //   - BODYSTRUCTURE and body sections follow RFC 9051 §7.5.2 for
 //     multipart, message/rfc822 and malformed MIME.
+//   - A header (of the message, a message/rfc822 part or a multipart's
+//     part) ends at its first empty line (RFC 5322 §2.1), as in Dovecot:
+//     a line that is not a field (no colon, a control character or space
+//     in the name) stays in BODY[HEADER] and is skipped as a field, so
+//     BODY[HEADER] and BODY[TEXT] together are BODY[], and SEARCH,
+//     ENVELOPE and BODYSTRUCTURE see the body BODY[] shows. (A part's
+//     MIME header and HEADER.FIELDS.NOT drop such lines; Dovecot keeps
+//     them.)
 //   - A message nested deeper than 100 levels is described down to the
 //     100th, where a multipart or message part is an application/
 //     octet-stream leaf of its whole body, and its section numbers
@@ -159,9 +181,11 @@
 //     Dovecot 2.3's limits and its answer (see
 //     imapserver.MaxMIMEDepth), so one hostile message cannot stop a
 //     FETCH over the mailbox.
-//   - A header block past 256 KiB or 2000 lines is parsed up to there
-//     (see item 4 above), so BODY[HEADER] and BODYSTRUCTURE of such a
-//     message see only those fields; Postfix keeps even less of a header
+//   - A header block past 256 KiB or 2000 lines is cut there (see item 4
+//     above) and the rest read as the body of its message or part, so
+//     BODY[HEADER], ENVELOPE, BODYSTRUCTURE and SEARCH see only the
+//     fields before the cut (BODY[HEADER] and BODY[TEXT] together are
+//     still BODY[]); Postfix keeps even less of a header
 //     (header_size_limit, 100 KiB). BODY[] sends it whole.
 //   - No NUL is sent in a literal (RFC 9051 §4.3): BODY sections send it
 //     as 0x80 and strings (ENVELOPE) as U+FFFD, as Dovecot does; BINARY
@@ -177,10 +201,26 @@
 //     told of yet (RFC 2180 §4.1): FETCH answers UID and FLAGS from the
 //     session's view, and anything else with NO [EXPUNGEISSUED] after the
 //     other messages' data; STORE changes the others and ends the same
-//     way (.SILENT: OK). The body is gone at expunge, so it is not served.
-//   - Client syntax errors (malformed sets, unknown SEARCH keys, invalid
-//     modified UTF-7, a quoted string open at the end of the line) are
-//     BAD; the session goes on.
+//     way (.SILENT: OK). The body is gone at expunge, so it is not served
+//     (RFC 2180 §4.1.2, not §4.1.1) — unless the FETCH had opened it
+//     before the expunge committed: each body is opened before its FETCH
+//     response starts and the store keeps an open body readable, so a
+//     body is served whole or not at all, never as an empty literal.
+//     SEARCH keys that read a message (HEADER, BODY, TEXT, ...) leave
+//     out a message whose body is gone by then (RFC 2180 §4.3); its
+//     sequence number stays valid and the search ends OK.
+//   - A selected mailbox that another session deletes has all its
+//     messages expunged (RFC 2180 §3), as above: FETCH of more than UID
+//     and FLAGS, STORE (but .SILENT), COPY and MOVE end NO
+//     [EXPUNGEISSUED], SEARCH finds nothing, EXPUNGE reports them and
+//     CLOSE leaves the mailbox. NO [NONEXISTENT] always means a named
+//     mailbox that does not exist (or, for a session whose account was
+//     deleted, the account), never a missing message.
+//   - Client syntax errors (malformed sets, unknown SEARCH keys, a quoted
+//     string open at the end of the line) are BAD; the session goes on.
+//     A mailbox name that is not valid modified UTF-7 is well-formed but
+//     names no mailbox, as in Dovecot: NO [NONEXISTENT], NO [CANNOT] for
+//     CREATE and RENAME's new name, and LIST matches nothing with it.
 //
 // # Known deviations
 //

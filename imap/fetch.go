@@ -16,11 +16,6 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// maxHeaderBytes bounds the header block read for ENVELOPE, BODY[HEADER]
-// and SEARCH HEADER: a longer header is cut there for ENVELOPE and SEARCH
-// (what follows is not parsed); BODY[HEADER] then reads the whole stream.
-const maxHeaderBytes = 1 << 20
-
 // fetch implements FETCH (RFC 9051 §6.4.5). BODY[] and BODY[]<o.n>
 // stream from the store; other sections are cut out by the library's
 // helpers, which hold that one section in memory.
@@ -31,7 +26,11 @@ const maxHeaderBytes = 1 << 20
 // (the blob is freed with the last index row), so, as RFC 2180 §4.1.2
 // allows, UID, FLAGS and MODSEQ are answered from the view, and a FETCH
 // that asks such a message for anything else gets the other messages'
-// data and a tagged NO [EXPUNGEISSUED] (RFC 5530).
+// data and a tagged NO [EXPUNGEISSUED] (RFC 5530). That holds as well for
+// a message expunged while this FETCH runs, before its body is opened;
+// once opened (before its response starts) the body is served whole,
+// since the store keeps an open body readable. A selected mailbox deleted
+// under the session has all its messages expunged (RFC 2180 §3).
 func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	idxs, err := v.resolve(numSet)
 	if err != nil {
@@ -57,6 +56,9 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		// set on the others either. (ChangedSince is at most 2^63-1.)
 		uids, err = b.Search(s.ctx, s.account, v.name, store.SearchCriteria{
 			UIDs: compressUIDs(uids), ModSeqAtLeast: options.ChangedSince + 1})
+		if errors.Is(err, store.ErrNotFound) {
+			return v.fetchExpunged(w, idxs, nil, options)
+		}
 		if err != nil {
 			return s.storeErr("fetch", err)
 		}
@@ -79,6 +81,9 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		if len(unseen) > 0 {
 			res, err := b.StoreFlags(s.ctx, s.account, v.name, store.StoreFlagsRequest{
 				UIDs: compressUIDs(unseen), Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
+			if errors.Is(err, store.ErrNotFound) {
+				return v.fetchExpunged(w, idxs, nil, options)
+			}
 			if err != nil {
 				return s.storeErr("fetch", err)
 			}
@@ -92,8 +97,16 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 	}
 
 	msgs, err := b.ListMessages(s.ctx, s.account, v.name, set)
+	if errors.Is(err, store.ErrNotFound) {
+		return v.fetchExpunged(w, idxs, nil, options)
+	}
 	if err != nil {
 		return s.storeErr("fetch", err)
+	}
+	if options.Flags {
+		if err := v.announceKeywordsOf(w, msgs); err != nil {
+			return err
+		}
 	}
 	found := make(map[uint32]bool, len(msgs))
 	for _, m := range msgs {
@@ -109,6 +122,10 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 			v.noteKeywords(m.Flags)
 		}
 		if err := v.fetchOne(w, seq, m, options, seenNow[m.UID]); err != nil {
+			if errors.Is(err, errExpungedMeanwhile) {
+				delete(found, m.UID) // answered as expunged below
+				continue
+			}
 			return err
 		}
 	}
@@ -152,7 +169,7 @@ func (v *view) fetchExpunged(w *imapserver.FetchWriter, idxs []int, found map[ui
 		}
 	}
 	if missing {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "EXPUNGEISSUED", Text: "Some messages were expunged"}
+		return errExpungeIssued()
 	}
 	return nil
 }
@@ -186,6 +203,12 @@ func setsSeen(o *imap.FetchOptions) bool {
 // The body is opened at most once and rewound between passes. ENVELOPE
 // and the message's own header sections need only the header block,
 // read up to its end (and cached, see headerCache).
+//
+// The body is opened before the response starts (for BODY[] too, which
+// has no first pass): a message expunged before that yields
+// errExpungedMeanwhile and no response (never an empty literal), and the
+// open body stays readable (store.Messages.OpenBody) while the sections
+// stream from it.
 func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, o *imap.FetchOptions, seen bool) error {
 	s := v.s
 	body := &messageBody{open: func() (io.ReadCloser, error) {
@@ -197,6 +220,9 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	if errors.Is(err, imapserver.ErrUnknownCTE) {
 		// RFC 9051 §6.4.5 (RFC 3516).
 		return noCode(imap.ResponseCodeUnknownCTE, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" has a part in an unknown content transfer encoding")
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return errExpungedMeanwhile
 	}
 	if err != nil {
 		var pe panicError
@@ -272,12 +298,19 @@ type fetchPlan struct {
 // plan fills f for the FETCH items o of message uid: ENVELOPE,
 // BODYSTRUCTURE, and the length of every section (the first pass).
 func (v *view) plan(f *fetchPlan, w *imapserver.FetchWriter, uid uint32, o *imap.FetchOptions, body *messageBody) error {
+	if slices.ContainsFunc(o.BodySection, wholeMessage) {
+		// Opened now, not once the response has begun: see fetchOne.
+		if _, err := body.reader(); err != nil {
+			return err
+		}
+	}
 	// The header block is read once, bounded, for ENVELOPE and the
 	// top-level header sections (BODY[HEADER], HEADER.FIELDS,
 	// RFC822.HEADER): none of them needs the body.
-	var hdr []byte // the header block, when complete
+	var hdr []byte // the header block, as the section writers read it
 	if o.Envelope || hasTopHeaderSection(o.BodySection) {
-		h, err := v.headerBlock(uid, func() (io.ReadCloser, error) {
+		var err error
+		hdr, err = v.headerBlock(uid, func() (io.ReadCloser, error) {
 			r, err := body.reader()
 			return io.NopCloser(r), err
 		})
@@ -285,10 +318,7 @@ func (v *view) plan(f *fetchPlan, w *imapserver.FetchWriter, uid uint32, o *imap
 			return err
 		}
 		if o.Envelope {
-			f.env = imapserver.ExtractEnvelope(h)
-		}
-		if len(h) < maxHeaderBytes {
-			hdr = h
+			f.env = imapserver.ExtractEnvelope(hdr)
 		}
 	}
 	if o.BodyStructure != nil {
@@ -425,6 +455,10 @@ func (sec *section) pass(w io.Writer, body *messageBody) error {
 	return err
 }
 
+// errExpungedMeanwhile is fetchOne's answer for a message the store no
+// longer has: expunged by another session since the FETCH listed it.
+var errExpungedMeanwhile = errors.New("imap: message expunged during FETCH")
+
 // messageBody opens a message's body once per FETCH response and hands it
 // out from the start as often as needed: rewound when the store's reader
 // can seek (store/sqlite gives a file), reopened otherwise. Each open is a
@@ -545,33 +579,16 @@ func streamMessage(rw *imapserver.FetchResponseWriter, sec *imap.FetchItemBodySe
 	return err
 }
 
-// readHeaderBlock reads a message's header block, up to and including the
-// empty line that ends it, or up to maxHeaderBytes; complete is false when
-// it was cut there. The body is not read.
-func readHeaderBlock(r io.Reader) (hdr []byte, complete bool, err error) {
-	br := bufio.NewReaderSize(io.LimitReader(r, maxHeaderBytes), 4096)
-	lineStart := true
-	for {
-		chunk, err := br.ReadSlice('\n')
-		hdr = append(hdr, chunk...)
-		switch {
-		case err == nil:
-			if lineStart && (len(chunk) == 1 || len(chunk) == 2 && chunk[0] == '\r') {
-				return hdr, true, nil
-			}
-			lineStart = true
-		case errors.Is(err, bufio.ErrBufferFull):
-			lineStart = false
-		case err == io.EOF:
-			return hdr, len(hdr) < maxHeaderBytes, nil
-		default:
-			return nil, false, err
-		}
-	}
+// readHeaderBlock reads a message's header block as the section writers
+// do (imapserver.ReadHeaderBlock: up to and including the empty line
+// that ends it, within imapserver.MaxHeaderBlockBytes and
+// MaxHeaderBlockLines). The body is not read.
+func readHeaderBlock(r io.Reader) ([]byte, error) {
+	return imapserver.ReadHeaderBlock(bufio.NewReaderSize(r, 4096))
 }
 
 // headerBlock returns the header block of uid from the server's cache,
-// or reads it with open (bounded by maxHeaderBytes) and caches it.
+// or reads it with open (readHeaderBlock) and caches it.
 func (v *view) headerBlock(uid uint32, open func() (io.ReadCloser, error)) ([]byte, error) {
 	key := headerKey{v.key, uid}
 	if hdr, ok := v.s.srv.headers.get(key); ok {
@@ -582,13 +599,11 @@ func (v *view) headerBlock(uid uint32, open func() (io.ReadCloser, error)) ([]by
 		return nil, err
 	}
 	defer r.Close()
-	hdr, complete, err := readHeaderBlock(r)
+	hdr, err := readHeaderBlock(r)
 	if err != nil {
 		return nil, err
 	}
-	if complete {
-		v.s.srv.headers.put(key, hdr)
-	}
+	v.s.srv.headers.put(key, hdr)
 	return hdr, nil
 }
 
@@ -598,6 +613,11 @@ func (v *view) headerBlock(uid uint32, open func() (io.ReadCloser, error)) ([]by
 func (v *view) reportVanishedEarlier(w *imapserver.FetchWriter, set imap.UIDSet, changedSince uint64) error {
 	s := v.s
 	cs, err := s.srv.opts.Backend.Changes(s.ctx, s.account, v.name, changedSince)
+	if errors.Is(err, store.ErrNotFound) {
+		// Deleted under the session: its messages are still in the
+		// view, and the poll after this FETCH reports them (RFC 2180 §3).
+		return nil
+	}
 	if err != nil {
 		return s.storeErr("fetch", err)
 	}

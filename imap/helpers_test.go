@@ -17,8 +17,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/authlimit"
 	"github.com/mailyard/mailyard/internal/certs"
-	"github.com/mailyard/mailyard/internal/limits"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -44,7 +44,7 @@ type env struct {
 	client   *tls.Config // trusts the server certificate
 	aliceID  string
 	bobID    string
-	lim      *limits.AuthLimiter
+	lim      *authlimit.Limiter
 	serveErr chan error
 }
 
@@ -101,7 +101,7 @@ func newEnvIn(t testing.TB, dataDir string, opts ...envOption) *env {
 	e := &env{
 		t: t, st: st, dir: dir, aliceID: a.ID, bobID: b.ID,
 		client:   &tls.Config{RootCAs: pool, ServerName: testHost, MinVersion: tls.VersionTLS12},
-		lim:      limits.NewAuthLimiter(limits.AuthPolicy{BaseDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond, BlockAfter: 5}),
+		lim:      authlimit.New(authlimit.Policy{Pair: authlimit.Backoff{Free: 2, BaseDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond, BlockAfter: 5}}),
 		serveErr: make(chan error, 2),
 	}
 	// Options are applied to each server's own copy, after ImplicitTLS
@@ -202,27 +202,13 @@ func (e *env) raw() *raw {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	r := &raw{t: e.t, conn: c, r: bufio.NewReader(c)}
-	e.t.Cleanup(func() { c.Close() })
-	if g := r.line(); !strings.HasPrefix(g, "* OK") {
-		e.t.Fatalf("greeting %q", g)
-	}
-	return r
+	return e.greeted(c)
 }
 
 // rawTLS dials the implicit-TLS listener.
 func (e *env) rawTLS() *raw {
 	e.t.Helper()
-	c, err := tls.Dial("tcp", e.tlsAddr, e.client)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	r := &raw{t: e.t, conn: c, r: bufio.NewReader(c)}
-	e.t.Cleanup(func() { c.Close() })
-	if g := r.line(); !strings.HasPrefix(g, "* OK") {
-		e.t.Fatalf("greeting %q", g)
-	}
-	return r
+	return e.rawTLSFrom("")
 }
 
 // starttls upgrades a raw connection.

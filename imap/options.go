@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailyard/mailyard/directory"
-	"github.com/mailyard/mailyard/internal/limits"
+	"github.com/mailyard/mailyard/directory/authlimit"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -53,11 +53,12 @@ type Options struct {
 	Backend Backend
 	// Auth authenticates users for directory.ProtoIMAP.
 	Auth Authenticator
-	// AuthLimiter counts failed authentications per client and login.
-	// Share one with the SMTP listeners so that failures on one protocol
-	// count on all. Default: a private limiter with limits.AuthPolicy
-	// defaults.
-	AuthLimiter *limits.AuthLimiter
+	// AuthLimiter decides which password checks may run (per client,
+	// per client and login, and a per-login budget for strangers; see
+	// package authlimit). Share one with the SMTP listeners so that
+	// failures on one protocol count on all. Default: a private limiter
+	// with authlimit.Policy defaults.
+	AuthLimiter *authlimit.Limiter
 
 	// TLSConfig enables STARTTLS (RFC 9051 §6.2.1), or is the implicit
 	// TLS configuration when ImplicitTLS is set.
@@ -119,7 +120,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("imap: invalid options: %w", errors.Join(errs...))
 	}
 	if o.AuthLimiter == nil {
-		o.AuthLimiter = limits.NewAuthLimiter(limits.AuthPolicy{})
+		o.AuthLimiter = authlimit.New(authlimit.Policy{})
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -3,6 +3,7 @@ package imap
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"mime"
 	"strings"
@@ -26,9 +27,12 @@ import (
 func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.SearchOptions) (*imap.SearchData, error) {
 	s := v.s
 	msgs, err := s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, nil)
-	if err != nil {
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, s.storeErr("search", err)
 	}
+	// ErrNotFound: the selected mailbox was deleted under the session.
+	// Its messages count as expunged (RFC 2180 §3, as in fetch), and an
+	// expunged message is left out of the results (below).
 	ck, err := v.compile(c, 0)
 	if err != nil {
 		return nil, err
@@ -49,6 +53,14 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 		}
 		cand := &candidate{msg: msg, seq: seq}
 		ok, err := m.match(cand, ck)
+		if errors.Is(err, store.ErrNotFound) {
+			// Expunged (alone or with its mailbox) since the listing
+			// above, before its text was read: it is not there to
+			// match. RFC 2180 §4.3 lets the server leave expunged
+			// messages out of the results or include them; leaving
+			// them out answers what the mailbox holds.
+			continue
+		}
 		if err != nil {
 			return nil, s.storeErr("search", err)
 		}
@@ -283,9 +295,9 @@ func (m *matcher) header(c *candidate) (*mail.Header, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A malformed header yields the fields read before the fault (RFC
+	// Lines of a malformed header that are not fields are skipped (RFC
 	// 9051 §7.5.2 asks for a best effort on malformed messages).
-	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(hdr)))
+	h := imapserver.ParseHeader(hdr)
 	c.header = &mail.Header{Header: gomessage.Header{Header: h}}
 	return c.header, nil
 }
@@ -348,9 +360,10 @@ func (m *matcher) readText(c *candidate) error {
 	}
 	defer r.Close()
 	// Header blocks are read within imapserver's bounds, as for FETCH.
-	h, br, err := imapserver.ReadHeader(io.LimitReader(r, m.maxBytes))
+	br := bufio.NewReader(io.LimitReader(r, m.maxBytes))
+	_, h, err := imapserver.ReadHeader(br)
 	if err != nil {
-		return nil
+		return err
 	}
 	hs := newTextScanner(m.patterns, c.text.inHeader)
 	io.WriteString(hs, headerText(h))
@@ -377,18 +390,20 @@ func collectText(e *gomessage.Entity, out *textScanner, depth int) {
 	}
 	t, params, _ := e.Header.ContentType()
 	if strings.HasPrefix(t, "multipart/") {
-		// e.MultipartReader, with part headers bounded.
+		// The library's multipart reader, but for the part headers
+		// (imapserver.NewMultipartReader, bounded), as
+		// Entity.MultipartReader.
 		mr := imapserver.NewMultipartReader(e.Body, params["boundary"])
 		for {
-			part, err := mr.NextPart()
+			p, err := mr.NextPart()
 			if err != nil {
 				return
 			}
-			p, err := gomessage.New(gomessage.Header{Header: part.Header}, part)
-			if p == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
+			child, err := gomessage.New(gomessage.Header{Header: p.Header}, p)
+			if child == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
 				return
 			}
-			collectText(p, out, depth+1)
+			collectText(child, out, depth+1)
 		}
 	}
 	switch {
@@ -396,7 +411,8 @@ func collectText(e *gomessage.Entity, out *textScanner, depth int) {
 		out.Next()
 		io.Copy(out, e.Body)
 	case t == "message/rfc822" || t == "message/global":
-		h, br, err := imapserver.ReadHeader(e.Body)
+		br := bufio.NewReader(e.Body)
+		_, h, err := imapserver.ReadHeader(br)
 		if err != nil {
 			return
 		}

@@ -82,29 +82,34 @@ func (s *session) Close() error {
 }
 
 // Login implements imapserver.Session; AUTHENTICATE PLAIN ends here too.
-// Blocked clients and logins are refused before the password is looked
-// at; a wrong password is answered only after the limiter's delay.
+// The limiter reserves the check before the password is looked at, or
+// refuses it with NO [UNAVAILABLE] (RFC 5530 §3: try again later); a wrong
+// password gets NO [AUTHENTICATIONFAILED] (RFC 5530 §3) only after the
+// limiter's delay.
 func (s *session) Login(login, password string) error {
 	defer s.srv.begin()()
 	lim := s.srv.opts.AuthLimiter
 	m := s.srv.metrics.auth
 	log := s.log.With("login", printable(login))
-	if err := lim.Check(s.ip, login); err != nil {
-		log.Warn("authentication refused", "rule", "auth-blocked", "reason", err.Error())
+	attempt, err := lim.Begin(s.ctx, s.ip, login)
+	if err != nil {
+		log.Warn("authentication refused", "rule", "auth-limit", "reason", err.Error())
 		m.WithLabelValues("blocked").Inc()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
 			Text: "Too many failed authentications; try again later"}
 	}
+	// Without a verdict below (account disabled, directory error, a
+	// panic) the reservation is released and nothing counted.
+	defer attempt.Abandon()
 	user, err := s.srv.opts.Auth.Authenticate(s.ctx, login, password, directory.ProtoIMAP)
 	switch {
 	case err == nil:
-		lim.Success(s.ip, login)
+		attempt.Succeeded()
 		m.WithLabelValues("success").Inc()
 	case errors.Is(err, directory.ErrAuthFailed):
 		m.WithLabelValues("failure").Inc()
-		delay := lim.Failure(s.ip, login)
-		ipFails, loginFails := lim.Failures(s.ip, login)
-		log.Warn("authentication failed", "delay", delay, "client_failures", ipFails, "login_failures", loginFails)
+		delay := attempt.Failed()
+		log.Warn("authentication failed", "delay", delay, "class", attempt.Class().String())
 		s.sleep(delay)
 		return imapserver.ErrAuthFailed
 	case errors.Is(err, directory.ErrDisabled):
@@ -354,7 +359,7 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	}
 	b := s.srv.opts.Backend
 	m, err := b.Append(s.ctx, s.account, name, r, store.AppendOptions{Flags: flags, InternalDate: options.Time})
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNoMailbox) {
 		return nil, noCode(imap.ResponseCodeTryCreate, "No such mailbox: "+name)
 	}
 	if err != nil {
@@ -573,17 +578,37 @@ func (s *session) storeErr(op string, err error) error {
 		return err
 	case errors.As(err, &qe):
 		return noCode(imap.ResponseCodeOverQuota, "Quota exceeded ("+qe.Resource+")")
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNoMessage):
+		// Expunged meanwhile (RFC 5530 §3). FETCH and SEARCH answer
+		// it before here, as RFC 2180 §4.1 and §4.3 let them.
+		return errExpungeIssued()
+	case errors.Is(err, store.ErrNoMailbox):
 		return noCode(imap.ResponseCodeNonExistent, "No such mailbox")
+	case errors.Is(err, store.ErrNotFound):
+		// Neither a mailbox nor a message: the account, deleted while
+		// the session was logged in (RFC 5530 §3 NONEXISTENT).
+		return noCode(imap.ResponseCodeNonExistent, "No such account")
 	case errors.Is(err, store.ErrExists):
 		return noCode(imap.ResponseCodeAlreadyExists, "Mailbox already exists")
 	case errors.Is(err, store.ErrInvalid):
 		return noCode(imap.ResponseCodeCannot, errText(err))
 	case errors.Is(err, store.ErrClosed), errors.Is(err, context.Canceled):
 		return noCode(imap.ResponseCodeUnavailable, "Server shutting down")
+	case errors.Is(err, store.ErrNoSpace):
+		// RFC 5530 §3: OVERQUOTA says the user's quota would be
+		// exceeded, which GETQUOTAROOT would then contradict; a full
+		// disk is a limit of the installation, LIMIT.
+		s.log.Warn("store out of disk space", "op", op, "err", err)
+		return noCode(imap.ResponseCodeLimit, "Not enough disk space on the server, the operation was not carried out; try again later")
 	}
 	s.log.Error("store error", "op", op, "err", err)
 	return noCode(imap.ResponseCodeServerBug, "Internal error, the operation was not carried out")
+}
+
+// errExpungeIssued is the NO of a command some of whose messages were
+// expunged meanwhile (RFC 5530 §3).
+func errExpungeIssued() error {
+	return noCode("EXPUNGEISSUED", "Some messages were expunged")
 }
 
 func noCode(code imap.ResponseCode, text string) error {

@@ -105,10 +105,9 @@ func openView(s *session, name string, readOnly bool) (*view, *imap.SelectData, 
 	v.markRecent(v.uids, uidNext-1)
 
 	flags := v.mailboxFlags()
-	perm := []imap.Flag{}
-	if !readOnly {
-		// RFC 9051 §7.1: \* says that new keywords may be created.
-		perm = append(slices.Clone(flags), imap.FlagWildcard)
+	perm := v.permanentFlags(flags)
+	if perm == nil {
+		perm = []imap.Flag{}
 	}
 	data := &imap.SelectData{
 		Flags:             flags,
@@ -169,6 +168,44 @@ func (v *view) mailboxFlags() []imap.Flag {
 		out = append(out, imap.Flag(k))
 	}
 	return out
+}
+
+// permanentFlags is the PERMANENTFLAGS list for the FLAGS list flags;
+// nil for a read-only view, which may change none.
+func (v *view) permanentFlags(flags []imap.Flag) []imap.Flag {
+	if v.readOnly {
+		return nil
+	}
+	// RFC 9051 §7.1: \* says that new keywords may be created.
+	return append(slices.Clone(flags), imap.FlagWildcard)
+}
+
+// announceKeywords writes FLAGS and PERMANENTFLAGS if keywords new to
+// the mailbox were noted since they were last written. It comes before
+// any FETCH or EXISTS response that may carry them: RFC 9051 §7.3.5 has
+// FLAGS list the flags in use, and clients drop flags it does not list.
+// A read-only view's empty PERMANENTFLAGS are not repeated.
+func (v *view) announceKeywords(w interface {
+	WriteMailboxFlags(flags, permanent []imap.Flag) error
+}) error {
+	if !v.keywordsDirty {
+		return nil
+	}
+	v.keywordsDirty = false
+	flags := v.mailboxFlags()
+	return w.WriteMailboxFlags(flags, v.permanentFlags(flags))
+}
+
+// announceKeywordsOf notes the keywords of msgs that are in the view and
+// announces the new ones (announceKeywords): for STORE and FETCH, which
+// report the store's flags of msgs next.
+func (v *view) announceKeywordsOf(w *imapserver.FetchWriter, msgs []store.Message) error {
+	for _, m := range msgs {
+		if v.seqOf(m.UID) != 0 && !v.gone[m.UID] {
+			v.noteKeywords(m.Flags)
+		}
+	}
+	return v.announceKeywords(w)
 }
 
 // clientFlags is a message's FLAGS as this client sees them: \Recent is
@@ -248,6 +285,11 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	condStore := s.condStore()
 	if !v.dead {
 		mb, err := b.Mailbox(s.ctx, s.account, v.name)
+		var cs store.ChangeSet
+		if err == nil && mb.UIDValidity == v.uidValidity && mb.HighestModSeq > v.modSeq {
+			// ErrNotFound here: deleted since the look-up, as below.
+			cs, err = b.Changes(s.ctx, s.account, v.name, v.modSeq)
+		}
 		switch {
 		case errors.Is(err, store.ErrNotFound) || (err == nil && mb.UIDValidity != v.uidValidity):
 			// Deleted or renamed away under us: all messages are gone
@@ -262,10 +304,6 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		case err != nil:
 			return s.storeErr("poll", err)
 		case mb.HighestModSeq > v.modSeq:
-			cs, err := b.Changes(s.ctx, s.account, v.name, v.modSeq)
-			if err != nil {
-				return s.storeErr("poll", err)
-			}
 			for _, uid := range cs.Vanished {
 				if v.seqOf(uid) != 0 {
 					if len(v.gone) == 0 {
@@ -314,11 +352,8 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			return err
 		}
 	}
-	if v.keywordsDirty {
-		v.keywordsDirty = false
-		if err := w.WriteMailboxFlags(v.mailboxFlags()); err != nil {
-			return err
-		}
+	if err := v.announceKeywords(w); err != nil {
+		return err
 	}
 	if len(added) > 0 {
 		if err := w.WriteNumMessages(uint32(len(v.uids))); err != nil {
@@ -555,9 +590,12 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 		res.Modified = uids
 	} else {
 		req.UnchangedSince = o.UnchangedSince
-		if res, err = s.srv.opts.Backend.StoreFlags(s.ctx, s.account, v.name, req); err != nil {
+		res, err = s.srv.opts.Backend.StoreFlags(s.ctx, s.account, v.name, req)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return false, s.storeErr("store", err)
 		}
+		// ErrNotFound: deleted under the session, so every message is
+		// expunged (RFC 2180 §3) and missing; res is empty.
 		missing = len(res.Updated)+len(res.Modified) < len(uids)
 	}
 	_, byUID := numSet.(imap.UIDSet)
@@ -565,6 +603,9 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 	// RFC 7162 §3.2.4: with QRESYNC offered, FETCH responses of STORE
 	// carry the UID once any CONDSTORE enabling command was given.
 	withUID := byUID || condStore
+	if err := v.announceKeywordsOf(w, res.Updated); err != nil {
+		return missing, err
+	}
 	for _, m := range res.Updated {
 		seq := v.seqOf(m.UID)
 		if seq == 0 || v.gone[m.UID] {
@@ -577,7 +618,6 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 		// §6.4.6), or the view would swallow that change.
 		external := !sameFlagSet(applyFlagOp(old, req.Op, flags), m.Flags)
 		v.setFlags(m.UID, m.Flags)
-		v.noteKeywords(m.Flags)
 		// RFC 7162 §3.1.3: a conditional STORE reports the MODSEQ of every
 		// message it succeeded for, even with .SILENT; after a CONDSTORE
 		// enabling command, so does any STORE for the messages it changed.
@@ -661,6 +701,12 @@ func (v *view) expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
 	}
 	s := v.s
 	removed, err := s.srv.opts.Backend.Expunge(s.ctx, s.account, v.name, set)
+	if errors.Is(err, store.ErrNotFound) {
+		// Deleted under the session: its messages are expunged (RFC
+		// 2180 §3), and the poll after this command reports them; CLOSE
+		// leaves the mailbox (RFC 9051 §6.4.1 has no NO).
+		return nil
+	}
 	if err != nil {
 		return s.storeErr("expunge", err)
 	}
@@ -736,12 +782,17 @@ func (v *view) move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) e
 }
 
 func (v *view) transferErr(op, dest string, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		// The source is selected; a missing mailbox is the destination
-		// (RFC 9051 §6.4.7: TRYCREATE).
-		return noCode(imap.ResponseCodeTryCreate, "No such mailbox: "+printable(dest))
+	if !errors.Is(err, store.ErrNoMailbox) {
+		return v.s.storeErr(op, err)
 	}
-	return v.s.storeErr(op, err)
+	s := v.s
+	if _, err := s.srv.opts.Backend.Mailbox(s.ctx, s.account, v.name); errors.Is(err, store.ErrNoMailbox) {
+		// The selected source was deleted under the session: its
+		// messages are expunged (RFC 2180 §3, RFC 5530 §3).
+		return errExpungeIssued()
+	}
+	// RFC 9051 §6.4.7: a missing destination is TRYCREATE.
+	return noCode(imap.ResponseCodeTryCreate, "No such mailbox: "+printable(dest))
 }
 
 func (v *view) copyData(dest string, pairs []store.UIDPair) (*imap.CopyData, error) {

@@ -9,39 +9,45 @@ import (
 	"github.com/mailyard/mailyard/directory"
 )
 
-// authenticate checks one login for submission. Blocked clients and logins
-// are refused before the password is looked at; a wrong password is
-// answered only after the limiter's delay.
+// authenticate checks one login for submission. The limiter reserves the
+// check before the password is looked at, or refuses it (454 4.7.0, a
+// temporary failure: RFC 4954 §6); a wrong password (535 5.7.8, RFC 4954
+// §6) is answered only after the limiter's delay.
 func (s *session) authenticate(login, password string) error {
 	lim := s.srv.opts.AuthLimiter
 	m := s.srv.metrics.auth
 	sessLog, _, _ := s.state()
 	log := sessLog.With("login", printable(login))
-	if err := lim.Check(s.tc.ip, login); err != nil {
+	attempt, err := lim.Begin(s.ctx, s.tc.ip, login)
+	if err != nil {
 		m.WithLabelValues("blocked").Inc()
-		log.Warn("authentication refused", "rule", "auth-blocked", "reason", err.Error())
+		log.Warn("authentication refused", "rule", "auth-limit", "reason", err.Error())
 		return errAuthBlocked
 	}
+	// Without a verdict below (account disabled, directory error, a
+	// panic) the reservation is released and nothing counted.
+	defer attempt.Abandon()
 	user, err := s.srv.opts.Auth.Authenticate(s.ctx, login, password, directory.ProtoSMTP)
 	switch {
 	case err == nil:
-		lim.Success(s.tc.ip, login)
+		attempt.Succeeded()
 		m.WithLabelValues("success").Inc()
 		s.mu.Lock()
 		s.user = &user
 		s.log = sessLog.With("user", user.ID)
 		s.mu.Unlock()
-		log.Info("authenticated", "user", user.ID)
+		log.Info("authenticated", "user", user.ID, "class", attempt.Class().String())
 		return nil
 	case errors.Is(err, directory.ErrAuthFailed):
 		m.WithLabelValues("failure").Inc()
-		delay := lim.Failure(s.tc.ip, login)
-		ipFails, loginFails := lim.Failures(s.tc.ip, login)
-		log.Warn("authentication failed", "delay", delay, "client_failures", ipFails, "login_failures", loginFails)
+		delay := attempt.Failed()
+		log.Warn("authentication failed", "delay", delay, "class", attempt.Class().String())
 		if !s.sleep(delay) {
 			return errShuttingDown
 		}
 		return errAuthFailed
+	}
+	switch {
 	case errors.Is(err, directory.ErrDisabled):
 		m.WithLabelValues("failure").Inc()
 		log.Warn("authentication refused", "rule", "disabled-user")

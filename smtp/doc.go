@@ -16,8 +16,10 @@
 //  1. Connection: the per-client connection limit applies (421 4.7.0 when
 //     exceeded); the per-Read idle timeout starts.
 //  2. AUTH (submission only, only over TLS): PLAIN or LOGIN, checked by the
-//     [Authenticator] for [directory.ProtoSMTP]. Repeated failures are
-//     delayed and then blocked per client and per login (internal/limits).
+//     [Authenticator] for [directory.ProtoSMTP]. Options.AuthLimiter
+//     (package authlimit) reserves each check first or refuses it with
+//     454 4.7.0; repeated failures are delayed, then blocked per client
+//     and per client and login, and strangers share a per-login budget.
 //  3. MAIL FROM: on submission the address must be one of the user's send
 //     addresses. On MX the null sender is accepted (RFC 5321 §4.5.5).
 //     With Options.Milters, each milter is connected and told the client
@@ -30,8 +32,10 @@
 //     otherwise) and refused with 451 4.3.2 without a queue; a Reject
 //     decision is answered with its own code. A recipient routing accepts
 //     is then shown to the milters, which may refuse it alone.
-//  5. DATA/BDAT: bare CR and bare LF are normalised to CRLF so no stored
-//     message can smuggle a second one; on submission the From: and
+//  5. DATA/BDAT: DATA ends at a "." line after any CRLF, also one that
+//     follows a bare CR ("\r\r\n.\r\n", as Postfix reads it); bare CR and
+//     bare LF are normalised to CRLF so no stored message can smuggle a
+//     second one; on submission the From: and
 //     Sender: header fields (header block bounded) must be the user's
 //     addresses. Return-Path and Received are prepended and the body
 //     streams into [store.Deliverer.Deliver], once, for every distinct
@@ -45,7 +49,8 @@
 //     delivered from it, and the queue records are committed.
 //  7. The client gets 250 only after Deliver returned nil and the queue
 //     commit succeeded, i.e. after the message is durable. Nothing is
-//     acknowledged and then dropped. The [Queue] then delivers to the
+//     acknowledged and then dropped. A full disk (spool, queue or store)
+//     answers 452 4.3.1, any other failure to keep the message 451 4.3.0. The [Queue] then delivers to the
 //     next hops, with retries and DSNs (see its documentation).
 //
 // Everything a client controls is bounded: line length, message size

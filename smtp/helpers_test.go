@@ -21,8 +21,8 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/internal/authtest"
 	"github.com/mailyard/mailyard/internal/certs"
-	"github.com/mailyard/mailyard/internal/limits"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 )
@@ -287,7 +287,7 @@ func startServer(t testing.TB, o Options) *testServer {
 		o.Logger = testLogger(t)
 	}
 	if o.AuthLimiter == nil {
-		o.AuthLimiter = limits.NewAuthLimiter(limits.AuthPolicy{BaseDelay: time.Millisecond, MaxDelay: time.Millisecond})
+		o.AuthLimiter = authtest.Limiter(nil)
 	}
 	srv, err := New(o)
 	if err != nil {

@@ -5,9 +5,9 @@ import "io"
 // lineNormalizer rewrites every bare CR and every bare LF of a message to
 // CRLF while streaming it.
 //
-// Why: go-smtp's DATA reader ends a message only at <CRLF>.<CRLF>, so the
-// SMTP smuggling end-of-data variants ("\n.\n", "\n.\r\n", "\r.\r\n", ...)
-// cannot split a message on the way in. They do survive as content,
+// Why: the DATA reader (dotReader) ends a message only at <CRLF>.<CRLF>,
+// so the SMTP smuggling end-of-data variants ("\n.\n", "\n.\r\n",
+// "\r.\r\n", ...) cannot split a message on the way in. They do survive as content,
 // though, and a later hop that is lenient about line endings (a forward,
 // a relay, an IMAP client re-submitting it) could then read them as the end
 // of the message. RFC 5322 §2.3 forbids CR and LF outside CRLF in a

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/authlimit"
 	"github.com/mailyard/mailyard/dkim"
-	"github.com/mailyard/mailyard/internal/limits"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 )
@@ -117,11 +117,12 @@ type Options struct {
 	Deliverer store.Deliverer
 	// Auth authenticates submission users. Unused in ModeMX.
 	Auth Authenticator
-	// AuthLimiter counts failed authentications per client and login.
-	// Share one between every listener of a process so that failures on
-	// one protocol count on all. Default: a private limiter with
-	// limits.AuthPolicy defaults.
-	AuthLimiter *limits.AuthLimiter
+	// AuthLimiter decides which password checks may run (per client,
+	// per client and login, and a per-login budget for strangers; see
+	// package authlimit). Share one between every listener of a process
+	// so that failures on one protocol count on all. Default: a private
+	// limiter with authlimit.Policy defaults.
+	AuthLimiter *authlimit.Limiter
 	// Logger receives one line per decision and per message. Default: a
 	// logger that discards.
 	Logger *slog.Logger
@@ -254,7 +255,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Hostname = defaultHostname()
 	}
 	if o.AuthLimiter == nil {
-		o.AuthLimiter = limits.NewAuthLimiter(limits.AuthPolicy{})
+		o.AuthLimiter = authlimit.New(authlimit.Policy{})
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -53,4 +53,7 @@ var (
 	// instead of us accepting it and dropping it.
 	errNoOutbound = reply(451, "4.3.2", "outbound delivery is not available on this server yet")
 	errQuota      = reply(552, "5.2.2", "mailbox full: recipient is over quota")
+	// The disk is full: RFC 5321 §4.2.2 (452 "insufficient system
+	// storage") and RFC 3463 §3.4 (X.3.1 "mail system full").
+	errNoSpace = reply(452, "4.3.1", "insufficient system storage, try again later")
 )

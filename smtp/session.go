@@ -382,6 +382,8 @@ func (s *session) Data(r io.Reader) error {
 		return errShuttingDown
 	}
 	defer s.tc.endData()
+	r, done := takeOverData(r, s.srv.opts.MaxMessageBytes)
+	defer done()
 
 	sessLog, user, tx := s.state()
 	id := rand.Text()[:16]
@@ -437,8 +439,7 @@ func (s *session) Data(r io.Reader) error {
 			if src.err != nil {
 				return s.readFailed(log, src.err)
 			}
-			log.Error("spooling failed", "err", err)
-			return errTemporary
+			return writeFailed(log, "spooling", err)
 		}
 		source := sp.Reader
 		if tx.milters != nil {
@@ -498,8 +499,7 @@ func (s *session) Data(r io.Reader) error {
 		}
 		if err != nil {
 			s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
-			log.Error("queueing failed", "err", err)
-			return errTemporary
+			return writeFailed(log, "queueing", err)
 		}
 		defer out.Abort()
 		f, err := out.Open()
@@ -529,8 +529,7 @@ func (s *session) Data(r io.Reader) error {
 		return errQuota
 	case err != nil:
 		s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
-		log.Error("delivery failed", "err", err)
-		return errTemporary
+		return writeFailed(log, "delivery", err)
 	case !msg.eof:
 		// A Deliverer that returns before the end of the body stored
 		// a truncated message; a retry (possible duplicate) is better
@@ -544,8 +543,7 @@ func (s *session) Data(r io.Reader) error {
 		// client's retry may deliver them twice (at least once).
 		if err := out.Commit(s.ctx, tx.from, tx.utf8, tx.relays); err != nil {
 			s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
-			log.Error("queueing failed", "err", err)
-			return errTemporary
+			return writeFailed(log, "queueing", err)
 		}
 		log.Info("message queued", "queue_id", out.id, "relay_rcpts", len(tx.relays))
 	}
@@ -635,14 +633,27 @@ func (s *session) hold(log *slog.Logger, id string, msg, src *sourceReader, tx t
 	}
 	if err != nil {
 		s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
-		log.Error("quarantine failed", "err", err)
-		return errTemporary
+		return writeFailed(log, "quarantine", err)
 	}
 	s.srv.metrics.accepted.Inc()
 	s.srv.metrics.bytes.Add(float64(src.n))
 	log.Info("message accepted into quarantine", "quarantine_id", qid, "milter", v.milter, "reason", v.reason,
 		"from", tx.from, "rcpts", len(tx.rcpts), "bytes", src.n)
 	return reply(250, "2.0.0", "message accepted, id %s", id)
+}
+
+// writeFailed maps an error writing the message (to the spool, the
+// queue, the store or the quarantine) to a reply: 452 4.3.1 when the disk
+// is full (RFC 5321 §4.2.2 "insufficient system storage", RFC 3463 §3.4
+// "mail system full"), which tells the client what happened and that a
+// later retry may succeed, and 451 4.3.0 for anything else.
+func writeFailed(log *slog.Logger, what string, err error) error {
+	if errors.Is(store.NoSpace(err), store.ErrNoSpace) {
+		log.Warn(what+" failed: the disk is full", "err", err)
+		return errNoSpace
+	}
+	log.Error(what+" failed", "err", err)
+	return errTemporary
 }
 
 // readFailed maps an error reading the client's data to a reply.

@@ -12,7 +12,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/mailyard/mailyard/internal/limits"
+	"github.com/mailyard/mailyard/directory/authlimit"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -232,13 +232,14 @@ func authPlain(login, password string) string {
 func TestAuthFailuresDelayThenBlock(t *testing.T) {
 	serverTLS, clientTLS := testTLS(t)
 	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	lim := limits.NewAuthLimiter(limits.AuthPolicy{FreeFailures: 1, BaseDelay: 150 * time.Millisecond,
-		MaxDelay: 300 * time.Millisecond, BlockAfter: 4, BlockFor: time.Hour, Now: clk.now})
+	lim := authlimit.New(authlimit.Policy{Client: authlimit.Backoff{Free: 1, BaseDelay: 150 * time.Millisecond,
+		MaxDelay: 300 * time.Millisecond, BlockAfter: 4, BlockFor: time.Hour}, Now: clk.now})
 	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: lim})
 	c := ts.rawTLS(t, clientTLS, "")
 
 	var took []time.Duration
 	for i := range 4 {
+		clk.add(time.Second) // the delay has passed on the limiter's clock
 		start := time.Now()
 		code, text := c.cmd(authPlain(fmt.Sprintf("user%d@example.test", i), "guess"))
 		took = append(took, time.Since(start))
@@ -271,19 +272,32 @@ func TestAuthFailuresDelayThenBlock(t *testing.T) {
 	c.expect(authPlain("bob@example.test", "bob-pw"), 235)
 }
 
-// TestAuthLoginBlockedAcrossClients: guessing one login's password from
-// many addresses blocks that login everywhere.
-func TestAuthLoginBlockedAcrossClients(t *testing.T) {
+// TestAuthStrangersShareLoginBudget: clients with failures share one
+// budget of password checks per login (compared case-insensitively); when
+// it is spent they are refused without a check, while a client without
+// failures still logs in.
+func TestAuthStrangersShareLoginBudget(t *testing.T) {
 	serverTLS, clientTLS := testTLS(t)
-	lim := limits.NewAuthLimiter(limits.AuthPolicy{BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, BlockAfter: 3, BlockFor: time.Hour})
+	fast := authlimit.Backoff{BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}
+	lim := authlimit.New(authlimit.Policy{StrangerChecks: 2, Client: fast, Pair: fast})
 	auth := newTestAuth()
 	auth.users["carol@example.test"] = testUser{password: "carol-pw"}
 	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: lim, Auth: auth})
-	for _, src := range []string{"127.0.0.3", "127.0.0.4", "127.0.0.5"} {
-		ts.rawTLS(t, clientTLS, src).expect(authPlain("carol@example.test", "wrong"), 535)
+	a := ts.rawTLS(t, clientTLS, "127.0.0.3")
+	a.expect(authPlain("carol@example.test", "wrong"), 535) // fresh
+	a.expect(authPlain("carol@example.test", "wrong"), 535) // budget 1 of 2
+	b := ts.rawTLS(t, clientTLS, "127.0.0.4")
+	b.expect(authPlain("carol@example.test", "wrong"), 535) // fresh
+	b.expect(authPlain("CAROL@example.test", "wrong"), 535) // budget 2 of 2
+	a.expect(authPlain("Carol@Example.test", "carol-pw"), 454)
+	b.expect(authPlain("carol@example.test", "wrong"), 454)
+	// Another login's budget is untouched.
+	a.expect(authPlain("alice@example.test", "alice-pw"), 235)
+	ts.rawTLS(t, clientTLS, "127.0.0.6").expect(authPlain("Carol@Example.test", "carol-pw"), 235)
+	st := lim.Stats()
+	if st.Checks[authlimit.Stranger] != 3 || st.Refused[authlimit.ReasonLoginThrottled] != 2 {
+		t.Fatalf("stats %+v: want 3 stranger checks (2 for carol, 1 for alice) and 2 throttled", st)
 	}
-	ts.rawTLS(t, clientTLS, "127.0.0.6").expect(authPlain("Carol@Example.test", "carol-pw"), 454)
-	ts.rawTLS(t, clientTLS, "127.0.0.6").expect(authPlain("alice@example.test", "alice-pw"), 235)
 }
 
 func TestAuthDuringTransactionRefused(t *testing.T) {

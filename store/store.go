@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 	"time"
 )
 
@@ -13,6 +14,12 @@ var (
 	// ErrNotFound: the account, mailbox, message, collection, object or
 	// record does not exist.
 	ErrNotFound = errors.New("store: not found")
+	// ErrNoMailbox: the mailbox does not exist (its account does). It
+	// wraps ErrNotFound, so errors.Is(err, ErrNotFound) holds too.
+	ErrNoMailbox = fmt.Errorf("%w: no such mailbox", ErrNotFound)
+	// ErrNoMessage: the message is not (or no longer) in its mailbox. It
+	// wraps ErrNotFound, so errors.Is(err, ErrNotFound) holds too.
+	ErrNoMessage = fmt.Errorf("%w: no such message", ErrNotFound)
 	// ErrExists: an account, mailbox, collection, object name or UID is
 	// already taken.
 	ErrExists = errors.New("store: already exists")
@@ -30,7 +37,27 @@ var (
 	ErrSyncTokenInvalid = errors.New("store: invalid sync token")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrNoSpace: a write failed because the disk is full (ENOSPC,
+	// EDQUOT, SQLITE_FULL). Nothing was changed; the same call may succeed
+	// once space is freed.
+	ErrNoSpace = errors.New("store: no space left on the server's disk")
 )
+
+// NoSpace returns err marked with ErrNoSpace (still matching err with
+// errors.Is and errors.As) when the operating system said the disk is
+// full: ENOSPC, or EDQUOT for the filesystem quota of the server's user.
+// Other errors, and nil, are returned as they are. Backends and callers
+// that write files of their own use it, so that every full disk is
+// reported the same way.
+func NoSpace(err error) error {
+	if err == nil || errors.Is(err, ErrNoSpace) {
+		return err
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
+}
 
 // QuotaError says which accounts would go over which limit.
 type QuotaError struct {
@@ -153,7 +180,9 @@ type MailboxStatus struct {
 	Size     int64 // sum of message sizes (RFC 8438 STATUS=SIZE)
 }
 
-// Mailboxes manages an account's mailboxes.
+// Mailboxes manages an account's mailboxes. A named mailbox that does
+// not exist is ErrNoMailbox, here and in [Messages]; a missing account
+// is ErrNotFound.
 type Mailboxes interface {
 	// CreateMailbox creates a mailbox. Missing parents are created too
 	// (RFC 9051 §6.3.4). ErrExists if it exists; ErrInvalid for empty
@@ -315,7 +344,9 @@ type Messages interface {
 	ListMessages(ctx context.Context, account, mailbox string, uids UIDSet) ([]Message, error)
 	// Search returns the UIDs matching c, ascending.
 	Search(ctx context.Context, account, mailbox string, c SearchCriteria) ([]uint32, error)
-	// OpenBody opens a message's raw RFC 5322 body.
+	// OpenBody opens a message's raw RFC 5322 body. Once open it reads
+	// whole even if the message is expunged meanwhile; a message not (or
+	// no longer) in the mailbox is ErrNoMessage.
 	OpenBody(ctx context.Context, account, mailbox string, uid uint32) (io.ReadCloser, error)
 	// StoreFlags changes flags; each changed message gets a new MODSEQ.
 	StoreFlags(ctx context.Context, account, mailbox string, req StoreFlagsRequest) (StoreFlagsResult, error)

@@ -28,6 +28,12 @@
 // Idle mode (-idle N): N connections log in, select INBOX and sit in IDLE
 // until SIGINT/SIGTERM or -idle-hold; the line "idle_ready" tells a script
 // when to measure the server's memory.
+//
+// Shared-mailbox mode (-shared, see shared.go and
+// .ci/interop-imapload.sh): -clients connections on the first account's
+// -mailboxes at once, with a random mix of FETCH, STORE, SEARCH, EXPUNGE,
+// COPY and APPEND; it fails on any BAD, any NO but [EXPUNGEISSUED] after
+// FETCH or STORE, and any empty or short BODY[].
 package main
 
 import (
@@ -76,6 +82,11 @@ type config struct {
 	dialPar     int
 	timeout     time.Duration
 	verbose     bool
+	// shared-mailbox mode (shared.go)
+	shared     bool
+	mailboxes  []string
+	sharedFill int
+	sharedMax  int
 }
 
 func main() {
@@ -104,6 +115,11 @@ func main() {
 	flag.IntVar(&c.dialPar, "dial-parallel", 64, "idle mode: connections being set up at once")
 	flag.DurationVar(&c.timeout, "timeout", 60*time.Second, "per-command timeout")
 	flag.BoolVar(&c.verbose, "v", false, "print every error")
+	var mailboxes string
+	flag.BoolVar(&c.shared, "shared", false, "shared-mailbox mode: every client on the first account's -mailboxes with a random mix of FETCH, STORE, SEARCH, EXPUNGE, COPY and APPEND, every response checked (see shared.go)")
+	flag.StringVar(&mailboxes, "mailboxes", "INBOX,Shared1,Shared2", "shared mode: comma-separated mailboxes, created if missing")
+	flag.IntVar(&c.sharedFill, "shared-fill", 100, "shared mode: messages per mailbox before the run")
+	flag.IntVar(&c.sharedMax, "shared-max", 300, "shared mode: no COPY or APPEND by a session that sees this many messages")
 	flag.BoolVar(&dovecotPasswd, "dovecot-passwd", false, "print the accounts as \"user {ARGON2ID}hash\" lines, hashed the way our directory hashes passwords (so a Dovecot passwd-file pays the same cost per login), and exit")
 	flag.Parse()
 
@@ -152,6 +168,10 @@ func main() {
 	}
 	if c.seedOnly {
 		return
+	}
+	if c.shared {
+		c.mailboxes = strings.Split(mailboxes, ",")
+		os.Exit(sharedMode(&c))
 	}
 	if c.idle > 0 {
 		os.Exit(idleMode(&c))

@@ -96,13 +96,18 @@ type Config struct {
 	QuotaBytes    int64
 	QuotaMessages int64
 	// MaxDeleteShare is the safety guard: a full sync that would remove
-	// more than this share (0-1) of the synced users, or of the synced
-	// groups, removes nothing and fails with ErrSafetyGuard, unless
+	// more than this share (0-1) of the synced users (disabling those that
+	// vanished, or deleting those past DeleteVanishedAfter) or of the
+	// synced groups changes nothing and fails with ErrSafetyGuard, unless
 	// forced. Zero means DefaultMaxDeleteShare.
 	MaxDeleteShare float64
-	// DisableDeleted disables users that vanished from the source
-	// instead of deleting them with their mailbox.
-	DisableDeleted bool
+	// DeleteVanishedAfter is the retention period of users that vanished
+	// from the source. A full sync that no longer finds a user disables
+	// it and keeps its account and mail ([directory.Builtin.MarkVanished]);
+	// if the user is still missing this long after, a full sync deletes
+	// it with its mailbox. Zero (the default) never deletes: that is left
+	// to an administrator (directory.Builtin.DeleteUser).
+	DeleteVanishedAfter time.Duration
 }
 
 // Source returns the directory source name of the connection.
@@ -209,6 +214,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDeleteShare < 0 || c.MaxDeleteShare > 1 {
 		return errors.New("ldap: max_delete_share must be between 0 and 1")
+	}
+	if c.DeleteVanishedAfter < 0 {
+		return errors.New("ldap: delete_vanished_after must not be negative")
 	}
 	if c.QuotaBytes < 0 || c.QuotaMessages < 0 {
 		return errors.New("ldap: quota must not be negative")

@@ -21,9 +21,18 @@
 //     (nested groups included);
 //  4. writes the address-book entries that are not mail users or groups
 //     as contacts of the global address list;
-//  5. removes the users and groups that vanished — unless that would be
-//     more than Config.MaxDeleteShare of them (the safety guard, which
-//     fails the run with [ErrSafetyGuard] before anything is removed);
+//  5. disables the users that vanished (deleted, moved out of the base,
+//     no longer matching the filter) and keeps their addresses, account
+//     and mail ([directory.Builtin.MarkVanished]); a user listed again is
+//     enabled again, unless the source or an administrator disabled it.
+//     Deleting a mailbox is a separate step: an administrator's
+//     ([directory.Builtin.DeleteUser]), or, opted into with
+//     Config.DeleteVanishedAfter, a full sync's once the user has been
+//     missing that long. Groups and address-book entries that vanished
+//     are removed (they hold no mail). The safety guard fails the run
+//     with [ErrSafetyGuard] before anything changes if more than
+//     Config.MaxDeleteShare of the users listed before vanished at once,
+//     if as large a share would be deleted, or of the groups removed;
 //  6. records the highest change marker (uSNChanged, or modifyTimestamp)
 //     and the server it came from.
 //
@@ -33,8 +42,12 @@
 // list a changed user. It cannot see deletions, so run a full sync now
 // and then (the reference server does daily).
 //
-// Every run's counts, errors and log are stored in the store's records
-// ([ReadStatus]), for an admin command in another process. Passwords —
+// Every run's counts, errors and log, the users missing from the source
+// and those deleted are stored in the store's records ([ReadStatus]),
+// for an admin command in another process. A deletion removes the
+// directory entry and records its store account as pending in one
+// transaction, then deletes the account; if a crash comes between, the
+// next run completes it ([directory.Builtin.CompleteDeletions]). Passwords —
 // the service account's and users' — are never stored or logged; values
 // from user input are escaped in filters (RFC 4515 §3, EscapeFilter).
 //

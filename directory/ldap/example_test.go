@@ -2,6 +2,7 @@ package ldap_test
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/mailyard/mailyard/directory/ldap"
 )
@@ -9,7 +10,7 @@ import (
 // A connection to two Active Directory domain controllers: the second is
 // used when the first cannot be reached. Users log in with their address
 // or their sAMAccountName; users who vanish from the directory are
-// disabled rather than deleted.
+// disabled with their mail kept, and deleted with it after 90 days.
 func ExampleConfig() {
 	m := ldap.ActiveDirectory
 	m.Phone = "ipPhone" // override one attribute of the preset
@@ -27,7 +28,8 @@ func ExampleConfig() {
 		LoginAttribute: "sAMAccountName",
 		ExcludeGroups:  []string{"CN=Domain Admins,CN=Users,DC=corp,DC=example,DC=com"},
 		Tenant:         "corp",
-		DisableDeleted: true,
+
+		DeleteVanishedAfter: 90 * 24 * time.Hour,
 	}
 	fmt.Println(cfg.Validate(), cfg.Source())
 	// Output: <nil> ldap:corp

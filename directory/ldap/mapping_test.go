@@ -3,6 +3,7 @@ package ldap
 import (
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	goldap "github.com/go-ldap/ldap/v3"
@@ -119,6 +120,7 @@ func TestConfigValidate(t *testing.T) {
 		"base":         func(c *Config) { c.BaseDN = "not a dn" },
 		"tenant":       func(c *Config) { c.Tenant = "" },
 		"share":        func(c *Config) { c.MaxDeleteShare = 1.5 },
+		"retention":    func(c *Config) { c.DeleteVanishedAfter = -time.Hour },
 		"no id":        func(c *Config) { c.Mapping.ID = "" },
 		"login":        func(c *Config) { c.LoginAttribute = "cn" },
 		"password/dn":  func(c *Config) { c.BindPassword = "x" },

@@ -21,6 +21,8 @@ const nsStatus = "ldapsync"
 const (
 	MaxStatusLog    = 500
 	MaxStatusErrors = 100
+	// MaxStatusUsers bounds Status.VanishedUsers and Status.DeletedUsers.
+	MaxStatusUsers = 100
 )
 
 // Sync states.
@@ -40,15 +42,32 @@ type Status struct {
 	Started  time.Time
 	Finished time.Time
 	Duration time.Duration
-	// Counts of the last run: entries created, changed, written as
-	// disabled, removed, seen without change, and left out (unusable or
-	// excluded entries, failed writes).
+	// Counts of the last run: entries created, changed, disabled (users
+	// the source disables, and users found missing from it), removed
+	// (groups and contacts gone from the source, users missing for longer
+	// than Config.DeleteVanishedAfter, with their mailbox), seen without
+	// change, and left out (unusable or excluded entries, failed writes).
 	Added     int
 	Updated   int
 	Disabled  int
 	Deleted   int
 	Unchanged int
 	Skipped   int
+	// Reappeared counts the users listed again after they had vanished
+	// (enabled again, unless the source or an administrator disabled
+	// them).
+	Reappeared int
+	// Vanished is how many users the last full sync found missing from
+	// the source: disabled, with their addresses, account and mail kept
+	// until they reappear, an administrator deletes them, or
+	// Config.DeleteVanishedAfter passes. VanishedUsers lists them by
+	// address (at most MaxStatusUsers). Incremental runs, which cannot
+	// see deletions, carry both over, less the users that reappeared.
+	Vanished      int
+	VanishedUsers []VanishedUser
+	// DeletedUsers are the addresses of the users the last run deleted
+	// with their mailbox (at most MaxStatusUsers).
+	DeletedUsers []string
 	// Errors are the last run's problems (at most MaxStatusErrors); Log
 	// is its log (at most MaxStatusLog lines, the latest kept).
 	Errors []string
@@ -60,6 +79,12 @@ type Status struct {
 	Cursor       string
 	CursorServer string
 	LastFull     time.Time
+}
+
+// VanishedUser is a user missing from the source since Since.
+type VanishedUser struct {
+	Address string
+	Since   time.Time
 }
 
 // ReadStatus returns the stored status of connection name; the zero
@@ -137,6 +162,8 @@ func (r *run) snapshot() Status {
 	s := r.st
 	s.Log = append([]string(nil), s.Log...)
 	s.Errors = append([]string(nil), s.Errors...)
+	s.VanishedUsers = append([]VanishedUser(nil), s.VanishedUsers...)
+	s.DeletedUsers = append([]string(nil), s.DeletedUsers...)
 	return s
 }
 
@@ -148,8 +175,8 @@ func (s Status) String() string {
 		b.WriteString("never synced")
 		return b.String()
 	}
-	fmt.Fprintf(&b, " (%s sync from %s at %s, %s): added %d, updated %d, disabled %d, deleted %d, unchanged %d, skipped %d",
+	fmt.Fprintf(&b, " (%s sync from %s at %s, %s): added %d, updated %d, disabled %d, deleted %d, unchanged %d, skipped %d, reappeared %d; %d vanished users kept",
 		s.Kind, s.Server, s.Started.UTC().Format(time.RFC3339), s.Duration.Round(time.Millisecond),
-		s.Added, s.Updated, s.Disabled, s.Deleted, s.Unchanged, s.Skipped)
+		s.Added, s.Updated, s.Disabled, s.Deleted, s.Unchanged, s.Skipped, s.Reappeared, s.Vanished)
 	return b.String()
 }

@@ -19,9 +19,10 @@ import (
 
 // Errors.
 var (
-	// ErrSafetyGuard: a full sync would have removed more than
-	// Config.MaxDeleteShare of the synced users or groups; it removed
-	// nothing. Check the base DNs and filters, or force the sync.
+	// ErrSafetyGuard: a full sync would have disabled or deleted more
+	// than Config.MaxDeleteShare of the synced users, or removed more of
+	// the synced groups; it changed nothing. Check the base DNs and
+	// filters, or force the sync.
 	ErrSafetyGuard = errors.New("ldap: safety guard: sync would remove too many entries")
 	// ErrUnavailable: no configured server could be reached (or none
 	// accepted the service bind).
@@ -95,7 +96,10 @@ func (c *Connector) Name() string { return c.cfg.Name }
 
 // SyncOptions select the kind of sync.
 type SyncOptions struct {
-	// Full reads every entry and removes what vanished. Otherwise only
+	// Full reads every entry and deals with what vanished: users are
+	// disabled with their mail kept (and deleted once
+	// Config.DeleteVanishedAfter has passed), groups and address-book
+	// entries are removed. Otherwise only
 	// entries changed since the last run are read (uSNChanged or
 	// modifyTimestamp), which cannot see deletions; a sync without a
 	// cursor for the server it reaches is full anyway.
@@ -113,7 +117,9 @@ func (c *Connector) Status(ctx context.Context) (Status, error) {
 // [ReadStatus]). Problems with single entries are counted, logged and
 // listed in Status.Errors without failing the run; the error is for a
 // run that could not complete (no server, a failed search, the safety
-// guard), in which case nothing was removed and the cursor is unchanged.
+// guard), in which case nothing was removed or disabled and the cursor
+// is unchanged. Every run first completes mailbox deletions that a crash
+// interrupted ([directory.Builtin.CompleteDeletions]).
 func (c *Connector) Sync(ctx context.Context, opts SyncOptions) (Status, error) {
 	if !c.syncMu.TryLock() {
 		return Status{}, ErrSyncRunning
@@ -126,7 +132,9 @@ func (c *Connector) Sync(ctx context.Context, opts SyncOptions) (Status, error) 
 	r := &run{now: c.now, dom: c.newDomains(), st: Status{
 		Name: c.cfg.Name, State: StateRunning, Started: c.now(),
 		Cursor: prev.Cursor, CursorServer: prev.CursorServer, LastFull: prev.LastFull,
+		Vanished: prev.Vanished, VanishedUsers: prev.VanishedUsers,
 	}}
+	c.completeDeletions(ctx, r)
 	full := opts.Full || prev.Cursor == ""
 	r.st.Kind = "incremental"
 	if full {
@@ -164,7 +172,7 @@ func (c *Connector) Sync(ctx context.Context, opts SyncOptions) (Status, error) 
 		}
 		c.log.InfoContext(ctx, "ldap sync done", "name", c.cfg.Name, "kind", r.st.Kind, "added", r.st.Added,
 			"updated", r.st.Updated, "disabled", r.st.Disabled, "deleted", r.st.Deleted, "skipped", r.st.Skipped,
-			"duration", r.st.Duration)
+			"reappeared", r.st.Reappeared, "vanished", r.st.Vanished, "duration", r.st.Duration)
 	}
 	r.logf("%s sync %s in %s", r.st.Kind, r.st.State, r.st.Duration.Round(time.Millisecond))
 	st := r.snapshot()
@@ -285,10 +293,32 @@ func (c *Connector) applyUser(ctx context.Context, r *run, e Entry) {
 		if e.Disabled && res.Change != directory.SyncUnchanged {
 			s.Disabled++
 		}
+		if res.Reappeared {
+			s.Reappeared++
+			s.Vanished = max(s.Vanished-1, 0)
+			s.VanishedUsers = slices.DeleteFunc(s.VanishedUsers, func(v VanishedUser) bool { return v.Address == e.Mail })
+		}
 	})
+	if res.Reappeared {
+		r.logf("user %s is listed again: %s", e.Mail, c.reappearedWord(ctx, res.ID))
+	}
 	if res.Change != directory.SyncUnchanged {
 		r.logf("user %s %s", e.Mail, changeWord(res.Change))
 	}
+}
+
+// reappearedWord says whether a user listed again is enabled.
+func (c *Connector) reappearedWord(ctx context.Context, id string) string {
+	u, err := c.dir.User(ctx, id)
+	switch {
+	case err != nil:
+		return "vanished mark cleared"
+	case u.LocallyDisabled:
+		return "vanished mark cleared, still disabled by an administrator"
+	case u.Disabled:
+		return "vanished mark cleared, disabled at the source"
+	}
+	return "enabled again"
 }
 
 // countChange counts one written entry by its outcome.
@@ -457,16 +487,30 @@ func (c *Connector) fullSync(ctx context.Context, conn *goldap.Conn, r *run, for
 	for _, g := range groups {
 		seenGroups[g.ID] = true
 	}
-	goneUsers := vanished(existingUsers, seenUsers)
+	goneUsers, err := c.sortVanished(ctx, vanished(existingUsers, seenUsers), r.st.Started)
+	if err != nil {
+		return err
+	}
 	goneGroups := vanished(existingGroups, seenGroups)
 	if !force {
-		if err := c.guard("users", len(goneUsers), len(existingUsers)); err != nil {
-			r.logf("%v", err)
-			return err
-		}
-		if err := c.guard("groups", len(goneGroups), len(existingGroups)); err != nil {
-			r.logf("%v", err)
-			return err
+		// The users the source listed at the last full sync: a share of
+		// them vanishing at once is a misconfiguration more likely than
+		// a reorganisation. Users deleted after their retention period
+		// were guarded when they vanished, but deleting many at once is
+		// guarded again.
+		listed := len(existingUsers) - len(goneUsers.kept) - len(goneUsers.expired)
+		for _, g := range []struct {
+			what           string
+			gone, existing int
+		}{
+			{"users", len(goneUsers.fresh), listed},
+			{"vanished users to delete with their mailbox", len(goneUsers.expired), len(existingUsers)},
+			{"groups", len(goneGroups), len(existingGroups)},
+		} {
+			if err := c.guard(g.what, g.gone, g.existing); err != nil {
+				r.logf("%v", err)
+				return err
+			}
 		}
 	}
 	c.applyGroups(ctx, r, groups, dnAddr)
@@ -481,29 +525,7 @@ func (c *Connector) fullSync(ctx context.Context, conn *goldap.Conn, r *run, for
 		r.logf("group %s deleted (gone from the directory)", ref.ExternalID)
 		r.count(func(s *Status) { s.Deleted++ })
 	}
-	for _, ref := range goneUsers {
-		if c.cfg.DisableDeleted {
-			u, err := c.dir.User(ctx, ref.ID)
-			if err == nil && !u.Disabled {
-				err = c.dir.SetDisabled(ctx, ref.ID, true)
-				if err == nil {
-					r.logf("user %s disabled (gone from the directory)", u.Address)
-					r.count(func(s *Status) { s.Disabled++ })
-				}
-			}
-			if err != nil {
-				r.errorf("disable user %s: %v", ref.ExternalID, err)
-			}
-			continue
-		}
-		u, _ := c.dir.User(ctx, ref.ID)
-		if err := c.dir.DeleteUser(ctx, ref.ID); err != nil && !errors.Is(err, directory.ErrNotFound) {
-			r.errorf("delete user %s: %v", ref.ExternalID, err)
-			continue
-		}
-		r.logf("user %s deleted (gone from the directory)", u.Address)
-		r.count(func(s *Status) { s.Deleted++ })
-	}
+	c.applyVanished(ctx, r, goneUsers, r.st.Started)
 	c.cacheMu.Lock()
 	c.dnCache = dnAddr
 	c.cacheMu.Unlock()
@@ -525,6 +547,105 @@ func (r *run) advance(cur *cursor) {
 		return
 	}
 	r.st.Cursor, r.st.CursorServer = cur.max, r.st.Server
+}
+
+// goneUsers are the synced users a full sync did not find, by how long
+// they have been missing.
+type goneUsers struct {
+	fresh   []directory.User // missing since this run
+	kept    []directory.User // missing since an earlier run, kept
+	expired []directory.User // missing for Config.DeleteVanishedAfter or longer
+}
+
+// sortVanished reads the users of refs and sorts them by how long they
+// have been missing as of now.
+func (c *Connector) sortVanished(ctx context.Context, refs []directory.SourcedRef, now time.Time) (goneUsers, error) {
+	var g goneUsers
+	for _, ref := range refs {
+		u, err := c.dir.User(ctx, ref.ID)
+		if errors.Is(err, directory.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return goneUsers{}, err
+		}
+		switch {
+		case u.Vanished.IsZero():
+			g.fresh = append(g.fresh, u)
+		case c.cfg.DeleteVanishedAfter > 0 && !u.Vanished.After(now.Add(-c.cfg.DeleteVanishedAfter)):
+			g.expired = append(g.expired, u)
+		default:
+			g.kept = append(g.kept, u)
+		}
+	}
+	return g, nil
+}
+
+// applyVanished disables the users missing from the source, keeping their
+// mail, and deletes those missing for longer than the retention period
+// with their mailbox; Status.Vanished and VanishedUsers list the users
+// kept.
+func (c *Connector) applyVanished(ctx context.Context, r *run, g goneUsers, now time.Time) {
+	var kept []VanishedUser
+	for _, u := range slices.Concat(g.fresh, g.kept) {
+		disabled, err := c.dir.MarkVanished(ctx, u.ID, now)
+		if errors.Is(err, directory.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			r.errorf("disable vanished user %s: %v", u.Address, err)
+			continue
+		}
+		since := u.Vanished
+		if since.IsZero() {
+			since = now
+			r.logf("user %s vanished from the directory: disabled, account and mail kept", u.Address)
+		}
+		if disabled {
+			r.count(func(s *Status) { s.Disabled++ })
+		}
+		kept = append(kept, VanishedUser{Address: u.Address, Since: since.UTC()})
+	}
+	cutoff := now.Add(-c.cfg.DeleteVanishedAfter)
+	for _, u := range g.expired {
+		err := c.dir.DeleteVanished(ctx, u.ID, cutoff)
+		if errors.Is(err, directory.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			if _, gerr := c.dir.User(ctx, u.ID); !errors.Is(gerr, directory.ErrNotFound) {
+				r.errorf("delete vanished user %s: %v", u.Address, err)
+				continue
+			}
+			// The user is deleted, its mailbox not yet.
+			r.errorf("user %s: %v (the next sync completes it)", u.Address, err)
+		}
+		r.logf("user %s deleted with its account and mail (missing from the directory since %s, longer than %s)",
+			u.Address, u.Vanished.UTC().Format(time.RFC3339), c.cfg.DeleteVanishedAfter)
+		r.count(func(s *Status) {
+			s.Deleted++
+			if len(s.DeletedUsers) < MaxStatusUsers {
+				s.DeletedUsers = append(s.DeletedUsers, u.Address)
+			}
+		})
+	}
+	slices.SortFunc(kept, func(a, b VanishedUser) int { return strings.Compare(a.Address, b.Address) })
+	r.count(func(s *Status) {
+		s.Vanished = len(kept)
+		s.VanishedUsers = kept[:min(len(kept), MaxStatusUsers)]
+	})
+}
+
+// completeDeletions finishes the mailbox deletions that a crash or a
+// store error interrupted, whoever started them.
+func (c *Connector) completeDeletions(ctx context.Context, r *run) {
+	done, err := c.dir.CompleteDeletions(ctx)
+	for _, p := range done {
+		r.logf("%s %s: account deleted, completing its deletion of %s", p.Kind, p.Address, p.Deleted.UTC().Format(time.RFC3339))
+	}
+	if err != nil {
+		r.errorf("completing interrupted deletions: %v", err)
+	}
 }
 
 // guard enforces Config.MaxDeleteShare.

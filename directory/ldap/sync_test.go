@@ -203,22 +203,24 @@ func TestRenameDeleteAndIncremental(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, st.Added+st.Updated+st.Unchanged, st.Log)
 
-	// Deletion is seen by the next full sync.
+	// Deletion is seen by the next full sync: the user is disabled, its
+	// mailbox kept, and it leaves the groups.
 	require.NoError(t, admin.Del(goldap.NewDelRequest(dave.dn(), nil)))
 	dv := e.user(t, "dave@example.com")
 	st, err = e.conn.Sync(ctx, ldap.SyncOptions{Full: true})
 	require.NoError(t, err)
-	assert.Equal(t, 1, st.Deleted, st.Log)
-	_, err = e.dir.User(ctx, dv.ID)
-	assert.ErrorIs(t, err, directory.ErrNotFound)
+	assert.Zero(t, st.Deleted, st.Log)
+	assert.Equal(t, 1, st.Vanished, st.Log)
+	assert.True(t, e.user(t, "dave@example.com").Disabled)
 	_, err = e.st.Account(ctx, dv.ID)
-	assert.Error(t, err, "the mailbox goes with the user")
+	assert.NoError(t, err, "the mailbox stays")
 	assert.Equal(t, []string{"alice.archer@example.com", "bob@example.com"}, e.groupMembers(t, "staff@example.com"))
 }
 
 func TestSafetyGuard(t *testing.T) {
 	ctx := context.Background()
-	e := newADEnv(t, nil) // default share 25%
+	e := newADEnv(t, func(c *ldap.Config) { c.DeleteVanishedAfter = time.Hour }) // default share 25%
+	clk := e.useClock(t)
 	_, err := e.conn.Sync(ctx, ldap.SyncOptions{})
 	require.NoError(t, err)
 	admin := e.admin(t)
@@ -228,8 +230,8 @@ func TestSafetyGuard(t *testing.T) {
 	st, err := e.conn.Sync(ctx, ldap.SyncOptions{Full: true})
 	require.ErrorIs(t, err, ldap.ErrSafetyGuard)
 	assert.Equal(t, ldap.StateError, st.State)
-	assert.Zero(t, st.Deleted)
-	e.user(t, "alice@example.com") // still there
+	assert.Zero(t, st.Deleted+st.Disabled+st.Vanished)
+	assert.False(t, e.user(t, "alice@example.com").Disabled, "nothing disabled")
 	stored, err := ldap.ReadStatus(ctx, e.st, "corp")
 	require.NoError(t, err)
 	assert.Equal(t, ldap.StateError, stored.State)
@@ -237,22 +239,28 @@ func TestSafetyGuard(t *testing.T) {
 
 	st, err = e.conn.Sync(ctx, ldap.SyncOptions{Full: true, Force: true})
 	require.NoError(t, err)
+	assert.Equal(t, 2, st.Disabled)
+	assert.Equal(t, 2, st.Vanished)
+	assert.Zero(t, st.Deleted)
+	assert.True(t, e.user(t, "alice@example.com").Disabled)
+
+	// Users that vanished earlier do not count again.
+	clk.Add(30 * time.Minute)
+	_, err = e.conn.Sync(ctx, ldap.SyncOptions{Full: true})
+	require.NoError(t, err)
+
+	// Their retention period over, deleting both at once is guarded too.
+	clk.Add(30 * time.Minute)
+	st, err = e.conn.Sync(ctx, ldap.SyncOptions{Full: true})
+	require.ErrorIs(t, err, ldap.ErrSafetyGuard)
+	assert.Zero(t, st.Deleted)
+	e.user(t, "alice@example.com")
+	st, err = e.conn.Sync(ctx, ldap.SyncOptions{Full: true, Force: true})
+	require.NoError(t, err)
 	assert.Equal(t, 2, st.Deleted)
+	assert.Equal(t, []string{"alice@example.com", "dave@example.com"}, st.DeletedUsers)
 	_, err = e.dir.UserByAddress(ctx, "alice@example.com")
 	assert.ErrorIs(t, err, directory.ErrNotFound)
-}
-
-func TestDisableDeleted(t *testing.T) {
-	ctx := context.Background()
-	e := newADEnv(t, func(c *ldap.Config) { c.DisableDeleted = true; c.MaxDeleteShare = 1 })
-	_, err := e.conn.Sync(ctx, ldap.SyncOptions{})
-	require.NoError(t, err)
-	require.NoError(t, e.admin(t).Del(goldap.NewDelRequest(dave.dn(), nil)))
-	st, err := e.conn.Sync(ctx, ldap.SyncOptions{Full: true})
-	require.NoError(t, err)
-	assert.Equal(t, 1, st.Disabled)
-	assert.Zero(t, st.Deleted)
-	assert.True(t, e.user(t, "dave@example.com").Disabled)
 }
 
 func TestSourcedAuth(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -36,10 +37,13 @@ type admin struct {
 	keys *dkim.Keys
 }
 
+// open opens the existing data directory: an admin command never creates
+// one, so a wrong -data or working directory is an error, not a new empty
+// store.
 func (a *admin) open(ctx context.Context) error {
-	st, err := sqlite.Open(ctx, a.cfg.DataDir, sqlite.Options{Logger: a.logger})
+	st, err := sqlite.Open(ctx, a.cfg.DataDir, sqlite.Options{Logger: a.logger, MustExist: true})
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return dataDirError(a.cfg.DataDir, err)
 	}
 	a.st = st
 	a.dir = directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st, Logger: a.logger})
@@ -47,9 +51,49 @@ func (a *admin) open(ctx context.Context) error {
 	return nil
 }
 
+// dataDirError explains a data directory Open refused: which directory
+// was looked at and how to name the right one.
+func dataDirError(dataDir string, err error) error {
+	abs, aerr := filepath.Abs(dataDir)
+	if aerr != nil {
+		abs = dataDir
+	}
+	switch {
+	case errors.Is(err, sqlite.ErrNoDataDir):
+		return fmt.Errorf("open store: %w\nhint: give the server's data directory with -data DIR or data_dir in -config FILE; to create a new one at %s, run: mailserver -data %s init", err, abs, abs)
+	case errors.Is(err, sqlite.ErrForeignDataDir):
+		return fmt.Errorf("open store: %w\nhint: %s is not the server's data directory; give that with -data DIR or data_dir in -config FILE", err, abs)
+	}
+	return fmt.Errorf("open store: %w", err)
+}
+
+// initDataDir creates the data directory, or checks an existing one; serve
+// creates it too, every other command needs it.
+func (a *admin) initDataDir(ctx context.Context) error {
+	st, err := sqlite.Open(ctx, a.cfg.DataDir, sqlite.Options{Logger: a.logger})
+	if err != nil {
+		return dataDirError(a.cfg.DataDir, err)
+	}
+	if err := st.Close(); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(a.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "data directory %s is ready\n", abs)
+	return nil
+}
+
 func (a *admin) run(ctx context.Context, args []string) error {
 	if len(args) < 1 {
 		return errUsage
+	}
+	if args[0] == "init" {
+		if len(args) > 1 {
+			return errUsage
+		}
+		return a.initDataDir(ctx)
 	}
 	cmd := args[0]
 	if len(args) >= 2 {
@@ -75,6 +119,7 @@ func (a *admin) run(ctx context.Context, args []string) error {
 	}
 	handlers["directory sync"] = a.directorySync
 	handlers["directory status"] = a.directoryStatus
+	handlers["user delete"] = a.userDelete
 	handlers["route explain"] = a.routeExplain
 	handlers["queue list"] = a.queueList
 	for _, op := range []string{"hold", "release", "retry", "delete"} {
@@ -339,6 +384,15 @@ func (a *admin) mailCat(ctx context.Context, args []string) error {
 func (a *admin) check(ctx context.Context, args []string) error {
 	if len(args) != 0 {
 		return errUsage
+	}
+	// Deletions a crash interrupted between the directory entry and its
+	// store account are finished first: the account is an orphan.
+	done, err := a.dir.CompleteDeletions(ctx)
+	for _, p := range done {
+		fmt.Fprintf(a.stdout, "completed\tdeletion of %s %s (account %s)\n", p.Kind, p.Address, p.Account)
+	}
+	if err != nil {
+		return err
 	}
 	problems, err := a.st.Check(ctx)
 	if err != nil {

@@ -70,7 +70,10 @@ type LDAPConfig struct {
 	QuotaBytes     int64   `toml:"quota_bytes"`
 	QuotaMessages  int64   `toml:"quota_messages"`
 	MaxDeleteShare float64 `toml:"max_delete_share"`
-	DisableDeleted bool    `toml:"disable_deleted"`
+	// DeleteVanishedAfter is how long a user missing from the directory
+	// stays disabled with its mail kept before a full sync deletes it
+	// (zero: never; `user delete` does it).
+	DeleteVanishedAfter Duration `toml:"delete_vanished_after"`
 
 	// SyncInterval is the period of incremental syncs, FullSyncInterval
 	// that of full syncs (which also see deletions). Zero: 15m and 24h.
@@ -189,7 +192,7 @@ func (l LDAPConfig) connection(secrets bool) (ldap.Config, error) {
 		AddressBookGroupBase: l.AddressBookGroupBase, AddressBookGroupFilter: l.AddressBookGroupFilter,
 		LoginAttribute: l.LoginAttribute, ExcludeUsers: l.ExcludeUsers, ExcludeGroups: l.ExcludeGroups,
 		Tenant: l.Tenant, CreateDomains: l.CreateDomains, QuotaBytes: l.QuotaBytes, QuotaMessages: l.QuotaMessages,
-		MaxDeleteShare: l.MaxDeleteShare, DisableDeleted: l.DisableDeleted,
+		MaxDeleteShare: l.MaxDeleteShare, DeleteVanishedAfter: l.DeleteVanishedAfter.Duration,
 	}
 	for _, s := range l.Servers {
 		cfg.Servers = append(cfg.Servers, ldap.Server{URL: s.URL, Priority: s.Priority, Weight: s.Weight})
@@ -343,10 +346,7 @@ func (a *admin) directorySync(ctx context.Context, args []string) error {
 			failed = append(failed, fmt.Errorf("%s: %w", s.conn.Name(), err))
 		}
 		if st.Name != "" {
-			fmt.Fprintln(a.stdout, st.String())
-			for _, e := range st.Errors {
-				fmt.Fprintf(a.stdout, "  error: %s\n", e)
-			}
+			a.printStatus(st, false)
 		}
 	}
 	return errors.Join(failed...)
@@ -374,18 +374,57 @@ func (a *admin) directoryStatus(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(a.stdout, st.String())
-		if !st.LastFull.IsZero() {
-			fmt.Fprintf(a.stdout, "  last full sync: %s; cursor %s at %s\n", st.LastFull.UTC().Format(time.RFC3339), st.Cursor, st.CursorServer)
+		a.printStatus(st, *showLog)
+	}
+	return nil
+}
+
+// printStatus prints a sync status: the summary, the users missing from
+// the directory (disabled, mail kept) and those deleted, the errors and,
+// with showLog, the log.
+func (a *admin) printStatus(st ldap.Status, showLog bool) {
+	fmt.Fprintln(a.stdout, st.String())
+	if !st.LastFull.IsZero() {
+		fmt.Fprintf(a.stdout, "  last full sync: %s; cursor %s at %s\n", st.LastFull.UTC().Format(time.RFC3339), st.Cursor, st.CursorServer)
+	}
+	for _, v := range st.VanishedUsers {
+		fmt.Fprintf(a.stdout, "  vanished: %s (disabled, mail kept; missing since %s)\n", v.Address, v.Since.UTC().Format(time.RFC3339))
+	}
+	if more := st.Vanished - len(st.VanishedUsers); more > 0 {
+		fmt.Fprintf(a.stdout, "  vanished: %d more\n", more)
+	}
+	for _, d := range st.DeletedUsers {
+		fmt.Fprintf(a.stdout, "  deleted with its mailbox: %s\n", d)
+	}
+	for _, e := range st.Errors {
+		fmt.Fprintf(a.stdout, "  error: %s\n", e)
+	}
+	if showLog {
+		for _, l := range st.Log {
+			fmt.Fprintf(a.stdout, "  %s\n", l)
 		}
-		for _, e := range st.Errors {
-			fmt.Fprintf(a.stdout, "  error: %s\n", e)
-		}
-		if *showLog {
-			for _, l := range st.Log {
-				fmt.Fprintf(a.stdout, "  %s\n", l)
-			}
-		}
+	}
+}
+
+// userDelete runs `user delete ADDRESS`: the user goes with its store
+// account and all its mail. This is the explicit step that removes a
+// mailbox: a directory sync only disables the users that vanished from
+// it (unless delete_vanished_after is set). The directory logs the
+// deletion.
+func (a *admin) userDelete(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return errUsage
+	}
+	u, err := a.lookupUser(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	if err := a.dir.DeleteUser(ctx, u.ID); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "user %s deleted with its mailbox (id %s)\n", u.Address, u.ID)
+	if u.IsSourced() && u.Vanished.IsZero() {
+		fmt.Fprintf(a.stdout, "note: %s still lists the user; its next sync creates it again, with an empty mailbox\n", u.Source)
 	}
 	return nil
 }

@@ -9,8 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	goldap "github.com/go-ldap/ldap/v3"
+
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/internal/ldaptest"
+	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
 
@@ -100,15 +103,23 @@ func TestDirectoryConfigErrors(t *testing.T) {
 	}
 }
 
-func TestDirectorySyncAndAuthRouting(t *testing.T) {
+// startDirectory starts slapd with ldapPeople and returns it, a data
+// directory hosting example.test and a configuration syncing from it.
+func startDirectory(t *testing.T) (*ldaptest.Server, string, string) {
+	t.Helper()
 	srv := ldaptest.Start(t, ldapPeople)
-	d := t.TempDir()
+	d := newDataDir(t)
 	pw := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte(ldaptest.AdminPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	conf := writeConfig(t, ldapSection(srv.URL, pw))
 	mustCLI(t, d, "domain", "add", "example.test")
+	return srv, d, conf
+}
+
+func TestDirectorySyncAndAuthRouting(t *testing.T) {
+	srv, d, conf := startDirectory(t)
 	mustCLI(t, d, "user", "add", "local@example.test", "-password", "local-pw")
 
 	code, out, errs := cli(t, d, "", "-config", conf, "directory", "status")
@@ -209,5 +220,78 @@ func TestExampleDirectorySectionLoads(t *testing.T) {
 	}
 	if len(cfg.Directory.LDAP) != 1 || cfg.Directory.LDAP[0].Name != "corp" || cfg.Directory.LDAP[0].Attributes["phone"] != "ipPhone" {
 		t.Fatalf("example decoded wrongly: %+v", cfg.Directory)
+	}
+}
+
+// A user removed from the directory is disabled by the sync with its
+// mail kept and listed by `directory status`; `user delete` removes it
+// with its mailbox.
+func TestDirectoryVanishedUserAndUserDelete(t *testing.T) {
+	srv, d, conf := startDirectory(t)
+	mustCLI(t, d, "-config", conf, "directory", "sync")
+
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, d, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	maxUser, err := dir.UserByAddress(ctx, "max@example.test")
+	if err == nil {
+		_, err = st.Deliver(ctx, store.Delivery{Recipients: []store.Recipient{{Account: maxUser.ID}}}, strings.NewReader("Subject: hi\r\n\r\nkeep\r\n"))
+	}
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	admin, err := goldap.DialURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.Bind(ldaptest.AdminDN, ldaptest.AdminPassword); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Del(goldap.NewDelRequest("uid=max,ou=people,dc=example,dc=com", nil)); err != nil {
+		t.Fatal(err)
+	}
+	// One of two users is more than the guard's share.
+	if code, _, errs := cli(t, d, "", "-config", conf, "directory", "sync", "-full"); code == 0 || !strings.Contains(errs, "safety guard") {
+		t.Fatalf("guarded sync: %d %q", code, errs)
+	}
+	out := mustCLI(t, d, "-config", conf, "directory", "sync", "-full", "-force")
+	if !strings.Contains(out, "disabled 1, deleted 0") || !strings.Contains(out, "vanished: max@example.test (disabled, mail kept") {
+		t.Fatalf("sync output: %q", out)
+	}
+	if out := mustCLI(t, d, "-config", conf, "directory", "status"); !strings.Contains(out, "1 vanished users kept") || !strings.Contains(out, "vanished: max@example.test") {
+		t.Fatalf("status: %q", out)
+	}
+	if out := mustCLI(t, d, "user", "list"); !strings.Contains(out, "max@example.test") || !strings.Contains(out, "disabled") {
+		t.Fatalf("user list: %q", out)
+	}
+	if out := mustCLI(t, d, "mail", "list", "max@example.test"); strings.Count(out, "\n") != 1 {
+		t.Fatalf("mail of the vanished user: %q", out)
+	}
+	if code, _, errs := cli(t, d, "", "user", "enable", "max@example.test"); code == 0 || !strings.Contains(errs, "vanished") {
+		t.Fatalf("enable of a vanished user: %d %q", code, errs)
+	}
+
+	code, out, errs := cli(t, d, "", "user", "delete", "max@example.test")
+	if code != 0 || !strings.Contains(out, "user max@example.test deleted with its mailbox") || !strings.Contains(errs, "user deleted") {
+		t.Fatalf("user delete: %d %q %q", code, out, errs)
+	}
+	if out := mustCLI(t, d, "user", "list"); strings.Contains(out, "max@example.test") {
+		t.Fatalf("deleted user listed: %q", out)
+	}
+	if out := mustCLI(t, d, "check"); !strings.Contains(out, "store ok") || strings.Contains(out, "completed") {
+		t.Fatalf("check: %q", out)
+	}
+	// A user the directory still lists comes back with the next sync.
+	if out := mustCLI(t, d, "user", "delete", "lena@example.test"); !strings.Contains(out, "its next sync creates it again") {
+		t.Fatalf("delete of a listed user: %q", out)
+	}
+	if code, _, _ := cli(t, d, "", "user", "delete", "nobody@example.test"); code == 0 {
+		t.Fatal("delete of an unknown user succeeded")
 	}
 }

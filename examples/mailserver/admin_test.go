@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -16,6 +17,15 @@ func cli(t *testing.T, dataDir, stdin string, args ...string) (int, string, stri
 	return code, out.String(), errb.String()
 }
 
+// newDataDir is a data directory made by `mailserver init`, as every admin
+// command but init needs one.
+func newDataDir(t *testing.T) string {
+	t.Helper()
+	d := filepath.Join(t.TempDir(), "data")
+	mustCLI(t, d, "init")
+	return d
+}
+
 func mustCLI(t *testing.T, dataDir string, args ...string) string {
 	t.Helper()
 	code, out, errs := cli(t, dataDir, "", args...)
@@ -26,7 +36,7 @@ func mustCLI(t *testing.T, dataDir string, args ...string) string {
 }
 
 func TestAdminCommands(t *testing.T) {
-	d := t.TempDir()
+	d := newDataDir(t)
 	mustCLI(t, d, "domain", "add", "example.test", "example-alt.test")
 	if out := mustCLI(t, d, "domain", "list"); !strings.Contains(out, "example.test\texample-alt.test") {
 		t.Fatalf("domain list: %q", out)
@@ -57,7 +67,7 @@ func TestAdminCommands(t *testing.T) {
 }
 
 func TestAdminErrorsAreClearAndChangeNothing(t *testing.T) {
-	d := t.TempDir()
+	d := newDataDir(t)
 	mustCLI(t, d, "domain", "add", "example.test")
 	cases := []struct {
 		args []string
@@ -91,7 +101,7 @@ func TestAdminErrorsAreClearAndChangeNothing(t *testing.T) {
 }
 
 func TestAdminDKIMAndDNS(t *testing.T) {
-	d := t.TempDir()
+	d := newDataDir(t)
 	mustCLI(t, d, "domain", "add", "example.test")
 	if code, _, errs := cli(t, d, "", "dkim", "keygen", "elsewhere.test"); code == 0 || !strings.Contains(errs, "elsewhere.test") {
 		t.Fatalf("keygen for an unhosted domain: exit %d, %q", code, errs)
@@ -145,7 +155,7 @@ func TestAdminDKIMAndDNS(t *testing.T) {
 // Default selectors are dated; a rotation on the day of the keygen must
 // not collide with the key it replaces.
 func TestAdminDKIMDefaultSelectorsSameDay(t *testing.T) {
-	d := t.TempDir()
+	d := newDataDir(t)
 	mustCLI(t, d, "domain", "add", "example.test")
 	mustCLI(t, d, "dkim", "keygen", "example.test", "-alg", "ed25519")
 	if code, out, errs := cli(t, d, "", "dkim", "rotate", "example.test", "-alg", "ed25519"); code != 0 || !strings.Contains(out, "step 1") {

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 
 	"github.com/mailyard/mailyard/dkim"
 )
@@ -114,6 +116,12 @@ type LimitsConfig struct {
 	MaxConns        int      `toml:"max_conns"`
 	ReadTimeout     Duration `toml:"read_timeout"`
 	WriteTimeout    Duration `toml:"write_timeout"`
+	// AuthStrangerChecks is how many password checks of one login
+	// clients with failures and no recent success may cause within
+	// AuthStrangerWindow (authlimit.Policy.StrangerChecks). Default 10.
+	AuthStrangerChecks int `toml:"auth_stranger_checks"`
+	// AuthStrangerWindow is the window of AuthStrangerChecks. Default 1h.
+	AuthStrangerWindow Duration `toml:"auth_stranger_window"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("5m").
@@ -159,6 +167,9 @@ func DefaultConfig() Config {
 			MaxConns:        1000,
 			ReadTimeout:     Duration{5 * time.Minute},
 			WriteTimeout:    Duration{5 * time.Minute},
+			// authlimit.Policy's defaults, spelled out for the example file.
+			AuthStrangerChecks: 10,
+			AuthStrangerWindow: Duration{time.Hour},
 		},
 		DNS:        DNSConfig{Timeout: Duration{5 * time.Second}},
 		AuthChecks: AuthChecks{Enabled: true, DMARCReject: "policy", DMARCQuarantine: "policy"},
@@ -183,9 +194,62 @@ func LoadConfig(path string) (Config, error) {
 		return cfg, configError(path, err)
 	}
 	if err := cfg.Validate(); err != nil {
+		var ke *keyError
+		if errors.As(err, &ke) {
+			if line := keyLine(data, ke.key); line > 0 {
+				return cfg, fmt.Errorf("%s:%d: %w", path, line, err)
+			}
+		}
 		return cfg, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// keyError is a Validate error about one key; LoadConfig adds the line
+// the key is on, when the file sets it.
+type keyError struct {
+	key string // dotted, as in the file ("smtp.listen", "milter[0].address")
+	err error
+}
+
+func (e *keyError) Error() string { return fmt.Sprintf("key %q: %v", e.key, e.err) }
+func (e *keyError) Unwrap() error { return e.err }
+
+// keyLine returns the line of data that sets key, or 0. data has decoded
+// already, so it parses.
+func keyLine(data []byte, key string) int {
+	var p unstable.Parser
+	p.Reset(data)
+	table := ""
+	arrays := map[string]int{}
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table:
+			table = dottedKey(e.Key())
+		case unstable.ArrayTable:
+			name := dottedKey(e.Key())
+			table = fmt.Sprintf("%s[%d]", name, arrays[name])
+			arrays[name]++
+		case unstable.KeyValue:
+			k := dottedKey(e.Key())
+			if table != "" {
+				k = table + "." + k
+			}
+			if k == key {
+				return p.Shape(e.Raw).Start.Line
+			}
+		}
+	}
+	return 0
+}
+
+func dottedKey(it unstable.Iterator) string {
+	var parts []string
+	for it.Next() {
+		parts = append(parts, string(it.Node().Data))
+	}
+	return strings.Join(parts, ".")
 }
 
 // configError turns go-toml's errors into "file:line: key: problem".
@@ -214,57 +278,48 @@ func configError(path string, err error) error {
 // Validate checks values the decoder cannot.
 func (c Config) Validate() error {
 	if c.Hostname == "" {
-		return errors.New(`key "hostname": must not be empty`)
+		return &keyError{"hostname", errors.New("must not be empty")}
 	}
 	if c.DataDir == "" {
-		return errors.New(`key "data_dir": must not be empty`)
+		return &keyError{"data_dir", errors.New("must not be empty")}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		return fmt.Errorf(`key "log.level": %q is not one of debug, info, warn, error`, c.Log.Level)
+		return &keyError{"log.level", fmt.Errorf("%q is not one of debug, info, warn, error", c.Log.Level)}
 	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		return fmt.Errorf(`key "log.format": %q is not one of text, json`, c.Log.Format)
+		return &keyError{"log.format", fmt.Errorf("%q is not one of text, json", c.Log.Format)}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return errors.New(`keys "tls.cert_file" and "tls.key_file": set both or neither`)
 	}
-	for key, addr := range map[string]string{
-		"smtp.listen": c.SMTP.Listen, "submission.listen": c.Submission.Listen,
-		"submissions.listen": c.Submissions.Listen, "http.listen": c.HTTP.Listen,
-		"imap.listen": c.IMAP.Listen, "imaps.listen": c.IMAPS.Listen,
-	} {
-		if addr == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return fmt.Errorf("key %q: %w", key, err)
-		}
+	if err := c.validateListeners(); err != nil {
+		return err
 	}
 	if c.IMAPS.AllowInsecureAuth {
 		// Implicit TLS is never insecure; the key would suggest otherwise.
-		return errors.New(`key "imaps.allow_insecure_auth": only applies to [imap] (imaps is always TLS)`)
+		return &keyError{"imaps.allow_insecure_auth", errors.New("only applies to [imap] (imaps is always TLS)")}
 	}
 	for key, v := range map[string]string{"auth_checks.dmarc_reject": c.AuthChecks.DMARCReject, "auth_checks.dmarc_quarantine": c.AuthChecks.DMARCQuarantine} {
 		if _, err := disposition(v); err != nil {
-			return fmt.Errorf("key %q: %w", key, err)
+			return &keyError{key, err}
 		}
 	}
 	if c.DNS.Server != "" {
 		if _, _, err := net.SplitHostPort(c.DNS.Server); err != nil {
-			return fmt.Errorf(`key "dns.server": %w`, err)
+			return &keyError{"dns.server", err}
 		}
 	}
 	if c.DNS.Timeout.Duration <= 0 {
-		return errors.New(`key "dns.timeout": must be more than zero`)
+		return &keyError{"dns.timeout", errors.New("must be more than zero")}
 	}
 	if c.DKIM.VerificationWindow.Duration <= 0 {
 		// A replaced key must stay published while mail signed with it
 		// is still in flight.
-		return errors.New(`key "dkim.verification_window": must be more than zero`)
+		return &keyError{"dkim.verification_window", errors.New("must be more than zero")}
 	}
 	if err := c.Queue.validate(); err != nil {
 		return err
@@ -278,10 +333,46 @@ func (c Config) Validate() error {
 	if _, err := c.Routing.routingRules(); err != nil {
 		return err
 	}
-	if c.Limits.MaxMessageBytes < 0 || c.Limits.MaxRecipients < 0 || c.Limits.MaxConnsPerIP < 0 || c.Limits.MaxConns < 0 {
+	if c.Limits.MaxMessageBytes < 0 || c.Limits.MaxRecipients < 0 || c.Limits.MaxConnsPerIP < 0 || c.Limits.MaxConns < 0 || c.Limits.AuthStrangerChecks < 0 {
 		return errors.New(`section "limits": values must not be negative`)
 	}
 	return nil
+}
+
+// validateListeners checks every listen address: host:port with a port
+// from 1 to 65535, and no two listeners on one address and port (a
+// wildcard host such as ":25" takes the port on every address).
+func (c Config) validateListeners() error {
+	type bound struct{ key, host, port string }
+	var seen []bound
+	for _, l := range []struct{ key, addr string }{
+		{"smtp.listen", c.SMTP.Listen}, {"submission.listen", c.Submission.Listen},
+		{"submissions.listen", c.Submissions.Listen}, {"imap.listen", c.IMAP.Listen},
+		{"imaps.listen", c.IMAPS.Listen}, {"http.listen", c.HTTP.Listen},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(l.addr)
+		if err != nil {
+			return &keyError{l.key, err}
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return &keyError{l.key, fmt.Errorf("port %q is not a number from 1 to 65535", port)}
+		}
+		for _, b := range seen {
+			if b.port == port && (b.host == host || wildcardHost(b.host) || wildcardHost(host)) {
+				return &keyError{l.key, fmt.Errorf("%q is also the address of %q: two listeners cannot share a port", l.addr, b.key)}
+			}
+		}
+		seen = append(seen, bound{l.key, host, port})
+	}
+	return nil
+}
+
+func wildcardHost(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
 }
 
 // disposition maps a config word to a DMARC disposition.

@@ -64,9 +64,13 @@ func TestConfigErrorsNameFileLineKey(t *testing.T) {
 		{"hostname = \"a\"\n[smtp]\nlisen = \":25\"\n", []string{":3:", `"smtp.lisen"`, "unknown key"}},
 		{"[limits]\nmax_recipients = \"many\"\n", []string{":2:", "max_recipients"}},
 		{"[limits]\nread_timeout = \"soon\"\n", []string{":2:", "read_timeout"}},
-		{"[log]\nlevel = \"loud\"\n", []string{"log.level", "loud"}},
+		{"[log]\nlevel = \"loud\"\n", []string{":2:", "log.level", "loud"}},
 		{"[tls]\ncert_file = \"c.pem\"\n", []string{"tls.key_file"}},
-		{"[http]\nlisten = \"8080\"\n", []string{"http.listen"}},
+		{"[http]\nlisten = \"8080\"\n", []string{":2:", "http.listen"}},
+		{"[smtp]\nlisten = \"127.0.0.1:0\"\n", []string{":2:", `"smtp.listen"`, "1 to 65535"}},
+		{"[imap]\nlisten = \":imap\"\n", []string{":2:", `"imap.listen"`, `"imap"`}},
+		{"[http]\nlisten = \":2525\"\n", []string{":2:", `"http.listen"`, `"smtp.listen"`}}, // smtp's default
+		{"imaps.listen = \"[::]:2143\"\n", []string{":1:", `"imaps.listen"`, `"imap.listen"`}},
 		// Zero would silently mean "no limit" and "7 days" respectively.
 		{"[dns]\ntimeout = \"0s\"\n", []string{"dns.timeout"}},
 		{"[dkim]\nverification_window = \"0s\"\n", []string{"dkim.verification_window"}},
@@ -86,6 +90,15 @@ func TestConfigErrorsNameFileLineKey(t *testing.T) {
 			if !strings.Contains(msg, w) {
 				t.Errorf("%q: error %q lacks %q", c.text, msg, w)
 			}
+		}
+	}
+}
+
+func TestKeyLine(t *testing.T) {
+	data := []byte("hostname = \"a\"\nsmtp.listen = \":1\"\n[imap]\n# comment\nlisten = \":2\"\n[[milter]]\naddress = \"x\"\n[[milter]]\naddress = \"y\"\n")
+	for key, want := range map[string]int{"hostname": 1, "smtp.listen": 2, "imap.listen": 5, "milter[0].address": 7, "milter[1].address": 9, "http.listen": 0} {
+		if got := keyLine(data, key); got != want {
+			t.Errorf("keyLine(%q) = %d, want %d", key, got, want)
 		}
 	}
 }

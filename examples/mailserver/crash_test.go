@@ -57,6 +57,7 @@ func newTestServer(t *testing.T, bin string) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.kill() })
+	s.admin("init")
 	return s
 }
 

@@ -21,7 +21,7 @@ import (
 // the client hears of it within a second. A second client logs in over
 // plain IMAP, which allow_insecure_auth permits, and reads the message.
 func TestIMAPSeesSMTPDeliveryWhileIdling(t *testing.T) {
-	d := t.TempDir()
+	d := newDataDir(t)
 	mustCLI(t, d, "domain", "add", "example.test")
 	mustCLI(t, d, "user", "add", "alice@example.test", "-password", "secret")
 
@@ -122,7 +122,11 @@ func TestIMAPSeesSMTPDeliveryWhileIdling(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`mailyard_imap_auth_total{listener="imaps",result="success"} 1`, `mailyard_imap_auth_total{listener="imap",result="success"} 1`} {
+	// One limiter serves both listeners: the second login from the same
+	// address is trusted.
+	for _, want := range []string{`mailyard_imap_auth_total{listener="imaps",result="success"} 1`, `mailyard_imap_auth_total{listener="imap",result="success"} 1`,
+		`mailyard_auth_password_checks_total{class="fresh"} 1`, `mailyard_auth_password_checks_total{class="trusted"} 1`,
+		`mailyard_auth_stranger_checks_limit 10`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -2,12 +2,15 @@
 // TOML config file, on the embedded defaults (SQLite store and built-in
 // directory in ./data, a self-signed certificate generated on first start,
 // unprivileged ports), plus admin subcommands that work on the same data
-// directory, also while the server runs.
+// directory, also while the server runs. Only serve and init create the
+// data directory; every other command refuses one that does not exist or
+// is not Mailyard's.
 //
 //	mailserver [-config FILE] [-data DIR] [serve]
+//	mailserver init
 //	mailserver domain add NAME [ALTERNATIVE-NAME...] | domain list
 //	mailserver user add ADDRESS [-password PW] [-name NAME] [-quota-bytes N] [-quota-messages N]
-//	mailserver user list [DOMAIN] | user passwd ADDRESS [-password PW] | user disable|enable ADDRESS
+//	mailserver user list [DOMAIN] | user passwd ADDRESS [-password PW] | user disable|enable|delete ADDRESS
 //	mailserver alias add ADDRESS TARGET...
 //	mailserver group add ADDRESS MEMBER... [-send-as USER...]
 //	mailserver mail list ADDRESS [MAILBOX] | mail cat ADDRESS MAILBOX UID
@@ -45,13 +48,15 @@ var errUsage = errors.New("usage")
 const usage = `usage: mailserver [-config FILE] [-data DIR] COMMAND [ARGS]
 
 commands:
-  serve                                 run every listener (the default)
+  serve                                 run every listener (the default); creates the data directory
+  init                                  create the data directory (every other command needs it)
   domain add NAME [ALT-NAME...]         host a mail domain (with alternative names)
   domain list
   user add ADDRESS [-password PW] [-name NAME] [-quota-bytes N] [-quota-messages N]
   user list [DOMAIN]
   user passwd ADDRESS [-password PW]
   user disable ADDRESS | user enable ADDRESS
+  user delete ADDRESS                   delete the user with its mailbox and all its mail
   alias add ADDRESS TARGET...
   group add ADDRESS MEMBER... [-send-as USER-ADDRESS]...
   mail list ADDRESS [MAILBOX]           one line per message: UID size date flags

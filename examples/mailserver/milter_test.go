@@ -92,7 +92,7 @@ func TestQuarantineCommandsEndToEnd(t *testing.T) {
 	go ms.Serve(ln)
 	defer ms.Close()
 
-	d := t.TempDir()
+	d := newDataDir(t)
 	mustCLI(t, d, "domain", "add", "example.test")
 	mustCLI(t, d, "user", "add", "alice@example.test", "-password", "secret")
 	cfg := DefaultConfig()

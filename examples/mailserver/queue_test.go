@@ -46,7 +46,7 @@ func queueOne(t *testing.T, dataDir string) string {
 // queue list shows the queued recipient; hold, release, retry and delete
 // act on it by id; an unknown id is an error naming it.
 func TestQueueCommands(t *testing.T) {
-	d := t.TempDir()
+	d := newDataDir(t)
 	id := queueOne(t, d)
 	out := mustCLI(t, d, "queue", "list")
 	if !strings.Contains(out, id) || !strings.Contains(out, "alice@example.test") || !strings.Contains(out, "bob@remote.test") ||

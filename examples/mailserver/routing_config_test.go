@@ -78,7 +78,7 @@ func TestRoutingConfigErrors(t *testing.T) {
 }
 
 func TestRouteExplainCommand(t *testing.T) {
-	d := t.TempDir()
+	d := newDataDir(t)
 	mustCLI(t, d, "domain", "add", "example.test", "example-alt.test")
 	mustCLI(t, d, "user", "add", "alice@example.test", "-password", "pw")
 	conf := writeConfig(t, `[routing]

@@ -21,7 +21,6 @@ import (
 	"github.com/mailyard/mailyard/dkim"
 	"github.com/mailyard/mailyard/imap"
 	"github.com/mailyard/mailyard/internal/certs"
-	"github.com/mailyard/mailyard/internal/limits"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/smtp"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -42,6 +41,15 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer st.Close()
 	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st, Logger: logger})
 	if err := dir.EnsureGAL(ctx); err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+	// A user or resource deletion that a crash interrupted left a store
+	// account no directory entry reaches; finish it before serving.
+	done, err := dir.CompleteDeletions(ctx)
+	for _, p := range done {
+		logger.Info("completed an interrupted deletion", "kind", p.Kind, "address", p.Address, "account", p.Account)
+	}
+	if err != nil {
 		return fmt.Errorf("directory: %w", err)
 	}
 	// Users synced from [[directory.ldap]] bind there; others use the
@@ -100,9 +108,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 
-	// One auth-failure limiter for every listener, so that an attacker
-	// cannot double the attempts by switching between 587 and 465.
-	authLimiter := limits.NewAuthLimiter(limits.AuthPolicy{})
+	authLimiter := newAuthLimiter(cfg.Limits, reg)
 
 	type listener struct {
 		name string

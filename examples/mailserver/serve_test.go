@@ -22,7 +22,7 @@ import (
 // a message with STARTTLS + AUTH, reads it back with the admin command,
 // checks /healthz and /metrics, and shuts down on context cancellation.
 func TestServeEndToEnd(t *testing.T) {
-	d := t.TempDir()
+	d := newDataDir(t)
 	mustCLI(t, d, "domain", "add", "example.test")
 	mustCLI(t, d, "user", "add", "alice@example.test", "-password", "secret")
 

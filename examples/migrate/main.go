@@ -205,7 +205,7 @@ func (c *cli) open(ctx context.Context) error {
 	// A bulk copier: waiting a moment for concurrent appends and
 	// checkpoints to join one transaction costs a copy nothing and saves
 	// commits (fsyncs and WAL page writes).
-	st, err := sqlite.Open(ctx, c.cfg.DataDir, sqlite.Options{Logger: c.logger, GroupCommitWindow: 2 * time.Millisecond})
+	st, err := sqlite.Open(ctx, c.cfg.DataDir, sqlite.Options{Logger: c.logger, GroupCommitWindow: 2 * time.Millisecond, MustExist: true})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

@@ -27,6 +27,13 @@ type blobStore struct {
 	// are not committed yet, so Check does not call them orphans.
 	mu      sync.Mutex
 	pending map[string]bool
+	// readers counts the open handles on each blob (open); a blob freed
+	// while it has readers is doomed, and removed when the last of them
+	// closes it, so that a body being read is never removed under its
+	// reader, whether or not the system lets an open file be removed.
+	// Both maps are guarded by mu.
+	readers map[string]int
+	doomed  map[string]bool
 
 	bufs sync.Pool // *[]byte copy buffers
 
@@ -56,6 +63,8 @@ func newBlobStore(dir string) (*blobStore, error) {
 		root:    filepath.Join(dir, "blobs"),
 		tmp:     filepath.Join(dir, "tmp"),
 		pending: make(map[string]bool),
+		readers: make(map[string]int),
+		doomed:  make(map[string]bool),
 		dirs:    make(map[string]*dirSync),
 	}
 	for _, d := range []string{dir, b.root, b.tmp} {
@@ -126,6 +135,7 @@ func (b *blobStore) write(ctx context.Context, r io.Reader) (id string, size int
 	defer func() {
 		if err != nil {
 			b.settle(id)
+			err = noSpace(err)
 		}
 	}()
 
@@ -237,10 +247,26 @@ func (b *blobStore) discard(id string) error {
 	return err
 }
 
-func (b *blobStore) isPending(id string) bool {
+// inUse reports whether a blob without index rows is still wanted: it is
+// pending, or freed while a reader has it open.
+func (b *blobStore) inUse(id string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.pending[id]
+	return b.pending[id] || b.doomed[id]
+}
+
+// free removes a blob whose last index row was deleted and committed; if
+// a reader has it open, only once the last reader closes it.
+func (b *blobStore) free(id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.readers[id] > 0 {
+		b.doomed[id] = true
+		return nil
+	}
+	// Under mu: a reader that pins the blob after this finds no file
+	// (see open).
+	return b.remove(id)
 }
 
 // remove deletes a blob file; a missing file is not an error.
@@ -254,11 +280,62 @@ func (b *blobStore) remove(id string) error {
 	return nil
 }
 
-func (b *blobStore) open(id string) (*os.File, error) {
+// open opens a blob for reading. The blob is pinned until the returned
+// file is closed: free then leaves it in place. The caller looked the id
+// up in the index, possibly just before the row's deletion committed and
+// the blob was freed; open then fails with fs.ErrNotExist, and a second
+// look-up finds the row gone (rows are deleted before blobs are freed).
+func (b *blobStore) open(id string) (*blobFile, error) {
 	if !validBlobID(id) {
 		return nil, fmt.Errorf("sqlite: invalid blob id %q", id)
 	}
-	return os.Open(b.path(id))
+	b.mu.Lock()
+	b.readers[id]++
+	b.mu.Unlock()
+	f, err := os.Open(b.path(id))
+	if err != nil {
+		b.unpin(id)
+		return nil, err
+	}
+	return &blobFile{File: f, b: b, id: id}, nil
+}
+
+// unpin drops a reader of a blob and removes the blob if it was freed
+// and that was its last reader.
+func (b *blobStore) unpin(id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.readers[id] > 1 {
+		b.readers[id]--
+		return nil
+	}
+	delete(b.readers, id)
+	if !b.doomed[id] {
+		return nil
+	}
+	delete(b.doomed, id)
+	return b.remove(id)
+}
+
+// blobFile is an open blob; Close unpins it.
+type blobFile struct {
+	*os.File
+	b      *blobStore
+	id     string
+	closed atomic.Bool
+}
+
+// Close closes the file and unpins the blob, removing it if it was freed
+// meanwhile.
+func (f *blobFile) Close() error {
+	if f.closed.Swap(true) {
+		return os.ErrClosed
+	}
+	err := f.File.Close()
+	if uerr := f.b.unpin(f.id); err == nil {
+		err = uerr
+	}
+	return err
 }
 
 // list returns every blob file with its size. Files whose names are not

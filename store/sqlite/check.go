@@ -87,7 +87,7 @@ func (s *Store) Check(ctx context.Context) ([]store.Problem, error) {
 			return err
 		}
 		for id, size := range files {
-			if _, ok := refs[id]; ok || s.blobs.isPending(id) {
+			if _, ok := refs[id]; ok || s.blobs.inUse(id) {
 				continue
 			}
 			if _, err := os.Stat(s.blobs.path(id)); err != nil {

@@ -8,6 +8,12 @@
 //	dir/blobs/xx/<id>   message bodies, xx = first two hex digits of id
 //	dir/tmp/            left by older versions (bodies once went here first)
 //	dir/store.lock      held (flock) by every process that has the store open
+//	dir/MAILYARD        marker: "mailyard-data-dir 1" on its first line
+//
+// [Open] writes nothing before it has checked that dir is Mailyard's: the
+// marker's format and version, and mail.db's application_id ("MYRD",
+// 0x4d595244) and user_version (the schema version). Data directories of
+// releases before the marker are recognised by their tables and get both.
 //
 // # Writes and group commit
 //

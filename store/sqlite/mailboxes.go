@@ -45,7 +45,7 @@ func getMailbox(ctx context.Context, q querier, account, name string) (store.Mai
 		if err := accountExists(ctx, q, account); err != nil {
 			return m, err
 		}
-		return m, fmt.Errorf("sqlite: mailbox %q: %w", name, store.ErrNotFound)
+		return m, fmt.Errorf("sqlite: mailbox %q: %w", name, store.ErrNoMailbox)
 	}
 	return m, err
 }

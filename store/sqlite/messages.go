@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"sort"
 	"strings"
@@ -388,29 +389,42 @@ func (s *Store) Search(ctx context.Context, account, mailbox string, c store.Sea
 	return out, nil
 }
 
-// OpenBody implements store.Messages. The file stays readable even if the
-// message is expunged while it is open.
+// OpenBody implements store.Messages. The body stays readable whole
+// while it is open, even if the message is expunged meanwhile: its blob
+// is removed only once the last reader closes it (blobStore.free). A
+// message expunged before the body is opened is ErrNoMessage, never a
+// missing file.
 func (s *Store) OpenBody(ctx context.Context, account, mailbox string, uid uint32) (io.ReadCloser, error) {
 	name, err := store.CleanMailboxName(mailbox)
 	if err != nil {
 		return nil, err
 	}
-	var blob string
-	err = s.readTx(ctx, func(tx *sql.Tx) error {
-		m, err := getMailbox(ctx, tx, account, name)
-		if err != nil {
+	lookup := func() (blob string, err error) {
+		err = s.readTx(ctx, func(tx *sql.Tx) error {
+			m, err := getMailbox(ctx, tx, account, name)
+			if err != nil {
+				return err
+			}
+			err = tx.QueryRowContext(ctx, "SELECT blob_id FROM messages WHERE mailbox = ? AND uid = ?", m.ID, uid).Scan(&blob)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("sqlite: message %d: %w", uid, store.ErrNoMessage)
+			}
 			return err
-		}
-		err = tx.QueryRowContext(ctx, "SELECT blob_id FROM messages WHERE mailbox = ? AND uid = ?", m.ID, uid).Scan(&blob)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqlite: message %d: %w", uid, store.ErrNotFound)
-		}
-		return err
-	})
+		})
+		return blob, wrapErr("open body", err)
+	}
+	blob, err := lookup()
 	if err != nil {
-		return nil, wrapErr("open body", err)
+		return nil, err
 	}
 	f, err := s.blobs.open(blob)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Expunged (row deleted, then blob freed) between the look-up
+		// and the open: the row is gone now.
+		if _, lerr := lookup(); lerr != nil {
+			return nil, lerr
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open body of UID %d: %w", uid, err)
 	}

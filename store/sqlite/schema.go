@@ -135,22 +135,23 @@ var migrations = [schemaVersion - 1]string{migrationV2}
 
 // migrate creates the schema in an empty database, brings one written by
 // an older version up to date in one transaction (a failure leaves it as
-// it was), and refuses databases written by a newer version.
+// it was), and refuses databases written by a newer version or by another
+// program. It checks the identity again inside the write transaction, so
+// a database that changed after checkDataDir looked is not taken over,
+// and stamps the application_id on databases of releases without it.
 func migrate(ctx context.Context, conn *sql.Conn) error {
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	err := func() error {
-		var v int
-		if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		id, err := readIdentity(ctx, conn)
+		if err != nil {
 			return err
 		}
-		switch {
-		case v == schemaVersion:
-			return nil
-		case v > schemaVersion:
-			return fmt.Errorf("database schema version %d is newer than this program's %d", v, schemaVersion)
+		if err := id.check(); err != nil {
+			return err
 		}
+		v := id.version
 		if v == 0 {
 			if _, err := conn.ExecContext(ctx, schemaV1); err != nil {
 				return err
@@ -162,8 +163,17 @@ func migrate(ctx context.Context, conn *sql.Conn) error {
 				return fmt.Errorf("to version %d: %w", v+1, err)
 			}
 		}
-		_, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
-		return err
+		if id.version != schemaVersion {
+			if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+				return err
+			}
+		}
+		if id.app != applicationID {
+			if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d", applicationID)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}()
 	if err != nil {
 		_, _ = conn.ExecContext(ctx, "ROLLBACK")

@@ -19,8 +19,18 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-// Options configure a Store. The zero value works.
+// Options configure a Store. The zero value works: it opens the data
+// directory, creating it if there is none (see MustExist).
 type Options struct {
+	// MustExist makes Open refuse to create a data directory: it fails
+	// with ErrNoDataDir unless dir already holds a Mailyard store. Admin
+	// tools set it, so that a mistyped path or another working directory
+	// is an error rather than a new, empty store. The zero value creates,
+	// because a program that embeds the store configures its own path and
+	// must be able to start on a new machine with the plain Open call.
+	// Either way Open never takes over a directory that is not
+	// Mailyard's (ErrForeignDataDir).
+	MustExist bool
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock (internal dates, account creation, UIDVALIDITY);
@@ -84,9 +94,16 @@ var _ store.Store = (*Store)(nil)
 
 const schemaVersion = 2
 
-// Open opens (creating if needed) the store in dir. Several processes may
-// open the same dir; the first one that finds no other holder removes
-// orphan blobs and temporary files left by a crash.
+// Open opens the store in dir, creating dir and the store if there is
+// none unless [Options.MustExist] is set. Before it writes anything it
+// checks that dir is Mailyard's: the MAILYARD marker and mail.db's
+// application_id and schema version (see the package doc's Layout). A
+// missing store is ErrNoDataDir (with MustExist), another program's
+// database or a file that is no database ErrForeignDataDir; a store of a
+// newer release is refused too. A store of an older release is migrated.
+//
+// Several processes may open the same dir; the first one that finds no
+// other holder removes orphan blobs and temporary files left by a crash.
 func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -112,6 +129,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: store dir: %w", err)
+	}
+	found, err := checkDataDir(ctx, dir, opts)
+	if err != nil {
+		return nil, err
 	}
 	blobs, err := newBlobStore(dir)
 	if err != nil {
@@ -141,6 +162,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}()
 	if err := s.openDBs(ctx); err != nil {
 		return nil, err
+	}
+	// After the database has its identity, so that a marked directory
+	// always has a Mailyard mail.db or none.
+	if !found.marked {
+		if err := writeMarker(dir); err != nil {
+			return nil, err
+		}
 	}
 	if exclusive {
 		if err := s.sweep(ctx); err != nil {

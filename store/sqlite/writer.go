@@ -3,8 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
+
+	sqlitedrv "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -131,7 +135,20 @@ func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 	// Once queued the writer always answers; waiting unconditionally means
 	// a caller never returns "cancelled" for a change that did commit.
 	<-r.done
-	return r.err
+	return noSpace(r.err)
+}
+
+// noSpace marks a write error that says the disk is full with
+// store.ErrNoSpace: the operating system's ENOSPC or EDQUOT (blob writes
+// and fsyncs), or SQLite's SQLITE_FULL, which it reports for ENOSPC on
+// the database or its WAL. Every write passes here: write for the
+// database, blobStore.write for bodies.
+func noSpace(err error) error {
+	var se *sqlitedrv.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL && !errors.Is(err, store.ErrNoSpace) {
+		return fmt.Errorf("%w: %w", store.ErrNoSpace, err)
+	}
+	return store.NoSpace(err)
 }
 
 func (s *Store) submit(r *request) error {
@@ -264,7 +281,7 @@ func (s *Store) runBatch(batch []*request) {
 		}
 		s.feed.publish(r.changes)
 		for _, id := range r.freeBlobs {
-			if err := s.blobs.remove(id); err != nil {
+			if err := s.blobs.free(id); err != nil {
 				// The blob becomes an orphan; the next sweep removes it.
 				s.log.Warn("removing unreferenced blob", "blob", id, "err", err)
 			}

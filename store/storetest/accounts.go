@@ -151,7 +151,14 @@ func testMailboxes(t *testing.T, open Opener) {
 	_, err = s.CreateMailbox(ctx, "nobody", "x", store.SpecialNone)
 	isErr(t, err, store.ErrNotFound, "CreateMailbox for unknown account")
 	_, err = s.Mailbox(ctx, "u", "Nope")
-	isErr(t, err, store.ErrNotFound, "Mailbox(Nope)")
+	isErr(t, err, store.ErrNoMailbox, "Mailbox(Nope)")
+	// A missing account is not a missing mailbox (IMAP answers them
+	// differently).
+	_, err = s.Mailbox(ctx, "nobody", store.Inbox)
+	isErr(t, err, store.ErrNotFound, "Mailbox of unknown account")
+	if errors.Is(err, store.ErrNoMailbox) {
+		t.Fatalf("Mailbox of unknown account: %v, want ErrNotFound without ErrNoMailbox", err)
+	}
 
 	all, err := s.CreateMailbox(ctx, "u", "All Mail", store.SpecialAll)
 	ok(t, err, "CreateMailbox with special use")
@@ -229,7 +236,7 @@ func testRenameMailbox(t *testing.T, open Opener) {
 	_, err = s.Mailbox(ctx, "u", "a/x")
 	isErr(t, err, store.ErrNotFound, "old child name")
 
-	isErr(t, s.RenameMailbox(ctx, "u", "nope", "z"), store.ErrNotFound, "rename missing")
+	isErr(t, s.RenameMailbox(ctx, "u", "nope", "z"), store.ErrNoMailbox, "rename missing")
 	isErr(t, s.RenameMailbox(ctx, "u", "ab", "b/c"), store.ErrExists, "rename onto existing")
 	_, err = s.CreateMailbox(ctx, "u", "q", store.SpecialNone)
 	ok(t, err, "create q")
@@ -262,7 +269,7 @@ func testDeleteMailbox(t *testing.T, open Opener) {
 	u, _, err := s.Usage(ctx, "u")
 	ok(t, err, "Usage")
 	eq(t, u, store.Usage{Bytes: 5, Messages: 1}, "usage after deleting a mailbox")
-	isErr(t, s.DeleteMailbox(ctx, "u", "p"), store.ErrNotFound, "delete twice")
+	isErr(t, s.DeleteMailbox(ctx, "u", "p"), store.ErrNoMailbox, "delete twice")
 	isErr(t, s.DeleteMailbox(ctx, "u", "INBOX"), store.ErrInvalid, "delete INBOX")
 	// Re-creating the name gives a new UIDVALIDITY (RFC 9051 §2.3.1.1).
 	nw, err := s.CreateMailbox(ctx, "u", "p", store.SpecialNone)

@@ -70,9 +70,9 @@ func testAppendAndRead(t *testing.T, open Opener) {
 	ok(t, err, "ListMessages with empty set")
 	eq(t, len(got), 0, "empty set selects nothing")
 	_, err = s.OpenBody(ctx, "u", "INBOX", 99)
-	isErr(t, err, store.ErrNotFound, "OpenBody of missing UID")
+	isErr(t, err, store.ErrNoMessage, "OpenBody of missing UID")
 	_, err = s.ListMessages(ctx, "u", "Missing", nil)
-	isErr(t, err, store.ErrNotFound, "ListMessages of missing mailbox")
+	isErr(t, err, store.ErrNoMailbox, "ListMessages of missing mailbox")
 }
 
 // patternReader produces n deterministic bytes without holding them.

@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -25,7 +26,10 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 			return dec.Err()
 		}
 		var err error
-		initialResp, err = proto.DecodeSASL(initialRespStr)
+		// mailyard: upstream answered a malformed initial response
+		// (SASL-IR, RFC 4959) with NO [SERVERBUG]; it is BAD like any
+		// other (RFC 9051 §6.2.2).
+		initialResp, err = decodeSASL(initialRespStr)
 		if err != nil {
 			return err
 		}
@@ -72,9 +76,8 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 		})
 	}
 
-	enc := newResponseEncoder(c)
-	defer enc.end()
-
+	// mailyard: upstream held the response encoder, and with it the write
+	// buffer, while it waited for the client's responses.
 	resp := initialResp
 	for {
 		challenge, done, err := saslServer.Next(resp)
@@ -88,7 +91,7 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 		if challenge != nil {
 			challengeStr = proto.EncodeSASL(challenge)
 		}
-		if err := writeContReq(enc.Encoder, challengeStr); err != nil {
+		if err := c.writeContReq(challengeStr); err != nil {
 			return err
 		}
 
@@ -96,8 +99,18 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 		if err != nil {
 			return err
 		} else if isPrefix {
-			return fmt.Errorf("SASL response too long")
+			// mailyard: upstream answered NO [SERVERBUG] and read the rest
+			// of the line as the next command. The rest is skipped here,
+			// as much as a failed command's (maxSkip); a response that does
+			// not fit the read buffer is malformed, a client error (RFC
+			// 9051 §6.2.2: BAD).
+			return c.refuseLongLine(tag, int64(len(encodedResp)), &imap.Error{
+				Type: imap.StatusResponseTypeBad,
+				Code: imap.ResponseCodeClientBug,
+				Text: "SASL response too long",
+			})
 		} else if string(encodedResp) == "*" {
+			// RFC 9051 §6.2.2: a cancelled exchange is rejected with BAD.
 			return &imap.Error{
 				Type: imap.StatusResponseTypeBad,
 				Text: "AUTHENTICATE cancelled",
@@ -112,7 +125,56 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 
 	c.state = imap.ConnStateAuthenticated
 	text := fmt.Sprintf("%v authentication successful", mech)
+	enc := newResponseEncoder(c)
+	defer enc.end()
 	return writeCapabilityOK(enc.Encoder, tag, c.availableCaps(), text)
+}
+
+// errLongLine is returned by discardLine for a line longer than its limit.
+var errLongLine = errors.New("imapserver: line too long to skip")
+
+// discardLine reads and throws away the rest of a line longer than the
+// read buffer, of which read bytes were read already, up to limit bytes
+// in all; beyond that it returns errLongLine (wrapped) and the line's end
+// is not reached.
+//
+// mailyard: added.
+func (c *Conn) discardLine(read, limit int64) error {
+	for read <= limit {
+		line, more, err := c.br.ReadLine()
+		if err != nil {
+			return err
+		}
+		read += int64(len(line))
+		if !more {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: over %d bytes", errLongLine, limit)
+}
+
+// refuseLongLine refuses a line longer than the read buffer, of which
+// read bytes were read already: it skips the rest of the line and returns
+// resp, the command's answer. A line too long to skip (over maxSkip) is
+// answered with resp and BYE, the connection closed and nil returned. A
+// handler returns what refuseLongLine returns.
+//
+// mailyard: added.
+func (c *Conn) refuseLongLine(tag string, read int64, resp *imap.Error) error {
+	err := c.discardLine(read, maxSkip)
+	if !errors.Is(err, errLongLine) {
+		if err != nil {
+			return err
+		}
+		return resp
+	}
+	c.server.logger().Printf("closing connection from %v: %v", c.conn.RemoteAddr(), err)
+	c.state = imap.ConnStateLogout
+	if err := c.writeStatusResp(tag, (*imap.StatusResponse)(resp)); err != nil {
+		return err
+	}
+	_ = c.Bye("Cannot skip the rest of the line") // the connection is closed either way
+	return nil
 }
 
 func decodeSASL(s string) ([]byte, error) {

@@ -26,6 +26,15 @@ const (
 	literalWriteTimeout = 5 * time.Minute
 
 	maxCommandSize = 50 * 1024 // RFC 2683 section 3.2.1.5 says 8KiB minimum
+
+	// maxBufferedLiteral is the largest literal read into memory (all but
+	// APPEND's).
+	maxBufferedLiteral = 4096
+	// maxSkip bounds what is read and thrown away of a command that
+	// failed: the rest of its line and the data of its non-synchronising
+	// literals. Beyond it the connection is closed (imapwire package
+	// documentation).
+	maxSkip = 1 << 20
 )
 
 var internalServerErrorResp = &imap.StatusResponse{
@@ -212,7 +221,9 @@ func (c *Conn) serve() {
 
 		dec := imapwire.NewDecoder(c.br, imapwire.ConnSideServer)
 		dec.MaxSize = maxCommandSize
-		dec.CheckBufferedLiteralFunc = c.checkBufferedLiteral
+		dec.CheckBufferedLiteralFunc = func(size int64, nonSync bool) error {
+			return c.checkBufferedLiteral(size, nonSync, dec.ReadSize())
+		}
 
 		if c.state == imap.ConnStateLogout || dec.EOF() {
 			break
@@ -336,8 +347,32 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}
 	}
 
-	dec.DiscardLine()
-	return c.complete(tag, name, err, sendOK)
+	// mailyard: a command that failed before its end is answered first,
+	// then skipped up to where the client's next command begins, or the
+	// connection is closed (imapwire.Decoder.Skip). Upstream discarded
+	// one line, so that a refused literal's data ran as commands.
+	if dec.AtCommandEnd() || c.state == imap.ConnStateLogout {
+		return c.complete(tag, name, err, sendOK)
+	}
+	if err := c.complete(tag, name, err, sendOK); err != nil {
+		return err
+	}
+	return c.skipCommand(dec)
+}
+
+// skipCommand discards the rest of a failed command; when that is not
+// possible it says BYE and closes the connection.
+//
+// mailyard: added.
+func (c *Conn) skipCommand(dec *imapwire.Decoder) error {
+	err := dec.Skip(maxSkip)
+	var skipErr *imapwire.SkipError
+	if !errors.As(err, &skipErr) {
+		return err
+	}
+	c.server.logger().Printf("closing connection from %v: %v", c.conn.RemoteAddr(), skipErr)
+	c.state = imap.ConnStateLogout
+	return c.Bye("Cannot skip the rest of the command")
 }
 
 // complete writes the tagged response of a command that ended with err;
@@ -349,6 +384,7 @@ func (c *Conn) complete(tag, name string, err error, sendOK bool) error {
 		resp    *imap.StatusResponse
 		imapErr *imap.Error
 		decErr  *imapwire.DecoderExpectError
+		nameErr *imapwire.MailboxNameError
 	)
 	var later *okAfterPoll
 	if errors.As(err, &later) {
@@ -371,6 +407,15 @@ func (c *Conn) complete(tag, name string, err error, sendOK bool) error {
 			}
 		}
 		resp = (*imap.StatusResponse)(imapErr)
+	} else if errors.As(err, &nameErr) {
+		// mailyard: no mailbox has a name that is not valid modified
+		// UTF-7; CREATE and RENAME answer [CANNOT] for the new name
+		// (invalidNewName).
+		resp = &imap.StatusResponse{
+			Type: imap.StatusResponseTypeNo,
+			Code: imap.ResponseCodeNonExistent,
+			Text: "Mailbox name is not valid modified UTF-7",
+		}
 	} else if errors.As(err, &decErr) {
 		resp = &imap.StatusResponse{
 			Type: imap.StatusResponseTypeBad,
@@ -437,14 +482,33 @@ func (c *Conn) handleDelete(dec *imapwire.Decoder) error {
 
 func (c *Conn) handleRename(dec *imapwire.Decoder) error {
 	var oldName, newName string
-	if !dec.ExpectSP() || !dec.ExpectMailbox(&oldName) || !dec.ExpectSP() || !dec.ExpectMailbox(&newName) || !dec.ExpectCRLF() {
+	if !dec.ExpectSP() || !dec.ExpectMailbox(&oldName) || !dec.ExpectSP() {
 		return dec.Err()
+	}
+	if !dec.ExpectMailbox(&newName) || !dec.ExpectCRLF() {
+		return invalidNewName(dec.Err())
 	}
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
 		return err
 	}
 	var options imap.RenameOptions
 	return c.session.Rename(oldName, newName, &options)
+}
+
+// invalidNewName turns a *imapwire.MailboxNameError for the name of a
+// mailbox to be created into NO [CANNOT]: the name can never be created
+// (RFC 5530 §3), while TRYCREATE or NONEXISTENT would mislead.
+//
+// mailyard: added with imapwire.MailboxNameError.
+func invalidNewName(err error) error {
+	if isMailboxNameError(err) {
+		return &imap.Error{
+			Type: imap.StatusResponseTypeNo,
+			Code: imap.ResponseCodeCannot,
+			Text: "Mailbox name is not valid modified UTF-7",
+		}
+	}
+	return err
 }
 
 func (c *Conn) handleSubscribe(dec *imapwire.Decoder) error {
@@ -469,31 +533,76 @@ func (c *Conn) handleUnsubscribe(dec *imapwire.Decoder) error {
 	return c.session.Unsubscribe(name)
 }
 
-func (c *Conn) checkBufferedLiteral(size int64, nonSync bool) error {
-	if size > 4096 {
-		return &imap.Error{
+// checkBufferedLiteral accepts a literal that is read into memory, or
+// refuses it before the continuation request: one literal is at most 4 KiB
+// and a command with its literals at most maxCommandSize (read is what
+// the command took so far).
+func (c *Conn) checkBufferedLiteral(size int64, nonSync bool, read int64) error {
+	if err := c.checkNonSyncLiteral(size, nonSync); err != nil {
+		return err
+	}
+	if size > maxBufferedLiteral {
+		return c.refuseLiteral(size, nonSync, &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodeTooBig,
-			Text: "Literals are limited to 4096 bytes for this command",
-		}
+			Text: fmt.Sprintf("Literals are limited to %d bytes for this command", maxBufferedLiteral),
+		})
 	}
-
+	// mailyard: upstream did not count literals towards the command's
+	// size, so that one command could hold thousands of them in memory.
+	if read+size > maxCommandSize {
+		return c.refuseLiteral(size, nonSync, &imap.Error{
+			Type: imap.StatusResponseTypeBad,
+			Code: imap.ResponseCodeTooBig,
+			Text: fmt.Sprintf("Commands are limited to %d bytes with their literals", maxCommandSize),
+		})
+	}
 	return c.acceptLiteral(size, nonSync)
 }
 
-func (c *Conn) acceptLiteral(size int64, nonSync bool) error {
-	if nonSync && size > 4096 && !c.server.options.caps().Has(imap.CapLiteralPlus) {
-		return &imap.Error{
-			Type: imap.StatusResponseTypeBad,
-			Text: "Non-synchronizing literals are limited to 4096 bytes",
-		}
+// checkNonSyncLiteral refuses a non-synchronising literal of more than
+// 4096 bytes unless LITERAL+ was announced, which happens after login
+// only (RFC 7888: LITERAL- allows 4096 bytes, and such a literal is
+// rejected with BAD).
+//
+// mailyard: upstream looked at the server's capabilities, not at those
+// the connection announced.
+func (c *Conn) checkNonSyncLiteral(size int64, nonSync bool) error {
+	if !nonSync || size <= maxBufferedLiteral {
+		return nil
 	}
+	authenticated := c.state == imap.ConnStateAuthenticated || c.state == imap.ConnStateSelected
+	if authenticated && c.server.options.caps().Has(imap.CapLiteralPlus) {
+		return nil
+	}
+	return c.refuseLiteral(size, nonSync, &imap.Error{
+		Type: imap.StatusResponseTypeBad,
+		Code: imap.ResponseCodeTooBig,
+		Text: fmt.Sprintf("Non-synchronizing literals are limited to %d bytes", maxBufferedLiteral),
+	})
+}
 
+// acceptLiteral lets the client send a literal's data: it writes the
+// continuation request of a synchronising literal.
+func (c *Conn) acceptLiteral(size int64, nonSync bool) error {
 	if nonSync {
 		return nil
 	}
-
 	return c.writeContReq("Ready for literal data")
+}
+
+// refuseLiteral logs a literal that is refused and returns resp, the
+// command's answer.
+//
+// mailyard: added; the literal's data, if the client sends it, is
+// skipped (Conn.skipCommand).
+func (c *Conn) refuseLiteral(size int64, nonSync bool, resp *imap.Error) error {
+	kind := "synchronizing"
+	if nonSync {
+		kind = "non-synchronizing"
+	}
+	c.server.logger().Printf("refused %s literal of %d bytes from %v: %s", kind, size, c.conn.RemoteAddr(), resp.Text)
+	return resp
 }
 
 func (c *Conn) canAuth() bool {

@@ -14,7 +14,7 @@ func (c *Conn) handleCreate(dec *imapwire.Decoder) error {
 		options imap.CreateOptions
 	)
 	if !dec.ExpectSP() || !dec.ExpectMailbox(&name) {
-		return dec.Err()
+		return invalidNewName(dec.Err())
 	}
 	if dec.SP() {
 		var name string

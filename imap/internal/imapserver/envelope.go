@@ -76,7 +76,7 @@ var envelopeFields = [...]string{"date", "subject", "from", "sender", "reply-to"
 func ExtractEnvelope(header []byte) *Envelope {
 	var v [len(envelopeFields)]string
 	var seen [len(envelopeFields)]bool
-	scanHeader(header, func(name, value []byte) {
+	scanHeader(header, func(_, name, value []byte) {
 		for i, k := range envelopeFields {
 			if !seen[i] && len(name) == len(k) && strings.EqualFold(string(name), k) {
 				seen[i] = true
@@ -105,16 +105,16 @@ func ExtractEnvelope(header []byte) *Envelope {
 	return env
 }
 
-// scanHeader calls fn for each field of the header block: its name and
-// its raw value (from after the colon, continuation lines included).
-// A line that is neither a field nor a continuation is skipped, as a
-// best effort on malformed headers (RFC 9051 §7.5.2).
-func scanHeader(b []byte, fn func(name, value []byte)) {
+// scanHeader calls fn for each field of the header block: the whole
+// field, its name and its raw value (from after the colon, continuation
+// lines included). A line that is neither a field nor a continuation is
+// skipped, as a best effort on malformed headers (RFC 9051 §7.5.2).
+func scanHeader(b []byte, fn func(field, name, value []byte)) {
 	var name []byte
-	var vstart, vend int // the value's bytes in b: a field is contiguous
+	var fstart, vstart, vend int // the field's bytes in b: it is contiguous
 	flush := func() {
 		if name != nil {
-			fn(name, b[vstart:vend])
+			fn(b[fstart:vend], name, b[vstart:vend])
 		}
 		name = nil
 	}
@@ -135,7 +135,7 @@ func scanHeader(b []byte, fn func(name, value []byte)) {
 		} else {
 			flush()
 			if i := bytes.IndexByte(content, ':'); i > 0 {
-				name, vstart, vend = bytes.TrimRight(content[:i], " \t"), pos+i+1, end
+				name, fstart, vstart, vend = bytes.TrimRight(content[:i], " \t"), pos, pos+i+1, end
 			}
 		}
 		pos = end

@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	gomessage "github.com/emersion/go-message"
-	"github.com/emersion/go-message/textproto"
 	"github.com/mailyard/mailyard/imap/internal/imapwire"
 	"github.com/mailyard/mailyard/imap/internal/proto"
 )
@@ -431,7 +431,8 @@ func WriteBinary(w io.Writer, r io.Reader, section *imap.FetchItemBodySection) e
 	case imap.PartSpecifierHeader, imap.PartSpecifierMIME:
 		return WriteBodySection(w, r, section)
 	}
-	header, br, err := ReadHeader(r)
+	br := bufio.NewReader(r)
+	block, header, err := ReadHeader(br)
 	if err != nil {
 		return nil
 	}
@@ -440,7 +441,7 @@ func WriteBinary(w io.Writer, r io.Reader, section *imap.FetchItemBodySection) e
 		return nil
 	}
 	if section.Specifier == imap.PartSpecifierText && len(section.Part) > 0 && !leaf {
-		header, body = openMessagePart(header, body, parentMediaType)
+		_, header, body = openMessagePart(header, body, parentMediaType)
 	}
 
 	// go-message leaves a multipart's encoding alone (RFC 2046 §5.1: only
@@ -457,8 +458,8 @@ func WriteBinary(w io.Writer, r io.Reader, section *imap.FetchItemBodySection) e
 	}
 	ew := &errWriter{w: w}
 	if len(section.Part) == 0 && section.Specifier == imap.PartSpecifierNone {
-		if err := textproto.WriteHeader(ew, header); err != nil {
-			return ew.err
+		if _, err := ew.Write(block); err != nil {
+			return err
 		}
 	}
 	copyBody(ew, body)

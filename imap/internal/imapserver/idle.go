@@ -50,15 +50,8 @@ func (c *Conn) finishIdle() error {
 	if isPrefix {
 		// A line longer than the buffer: the rest of it is not a
 		// command either. It is skipped up to maxCommandSize.
-		skipped := int64(len(line))
-		for more := true; more && err == nil; skipped += int64(len(line)) {
-			if skipped > maxCommandSize {
-				return fmt.Errorf("imapserver: line of over %d bytes instead of DONE", maxCommandSize)
-			}
-			line, more, err = c.br.ReadLine()
-		}
-		if err != nil {
-			return err
+		if err := c.discardLine(int64(len(line)), maxCommandSize); err != nil {
+			return fmt.Errorf("instead of DONE: %w", err)
 		}
 	}
 	if isPrefix || !strings.EqualFold(string(line), "DONE") {

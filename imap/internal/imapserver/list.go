@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -11,12 +12,16 @@ import (
 
 func (c *Conn) handleList(dec *imapwire.Decoder) error {
 	ref, pattern, options, err := readListCmd(dec)
-	if err != nil {
+	matchesNothing := errors.Is(err, errMatchesNothing)
+	if err != nil && !matchesNothing {
 		return err
 	}
 
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
 		return err
+	}
+	if matchesNothing {
+		return nil
 	}
 
 	w := &ListWriter{
@@ -27,12 +32,13 @@ func (c *Conn) handleList(dec *imapwire.Decoder) error {
 }
 
 func (c *Conn) handleLSub(dec *imapwire.Decoder) error {
-	var ref string
-	if !dec.ExpectSP() || !dec.ExpectMailbox(&ref) || !dec.ExpectSP() {
+	var rawRef string
+	if !dec.ExpectSP() || !dec.ExpectAString(&rawRef) || !dec.ExpectSP() {
 		return dec.Err()
 	}
+	ref, refErr := imapwire.DecodeMailbox(rawRef)
 	pattern, err := readListMailbox(dec)
-	if err != nil {
+	if err != nil && !isMailboxNameError(err) {
 		return err
 	}
 	if !dec.ExpectCRLF() {
@@ -41,6 +47,9 @@ func (c *Conn) handleLSub(dec *imapwire.Decoder) error {
 
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
 		return err
+	}
+	if refErr != nil || err != nil {
+		return nil // mailyard: matches nothing (errMatchesNothing)
 	}
 
 	options := &imap.ListOptions{SelectSubscribed: true}
@@ -149,12 +158,21 @@ func readListCmd(dec *imapwire.Decoder) (ref string, patterns []string, options 
 		return "", nil, nil, dec.Err()
 	}
 
-	if !dec.ExpectMailbox(&ref) || !dec.ExpectSP() {
+	// mailyard: a reference or pattern that is not valid modified UTF-7
+	// matches no mailbox (errMatchesNothing); the valid patterns of a
+	// list still count.
+	var rawRef string
+	if !dec.ExpectAString(&rawRef) || !dec.ExpectSP() {
 		return "", nil, nil, dec.Err()
 	}
-
+	ref, refErr := imapwire.DecodeMailbox(rawRef)
+	invalid := 0
 	hasPatterns, err := dec.List(func() error {
 		pattern, err := readListMailbox(dec)
+		if isMailboxNameError(err) {
+			invalid++
+			return nil
+		}
 		if err == nil && pattern != "" {
 			patterns = append(patterns, pattern)
 		}
@@ -162,11 +180,13 @@ func readListCmd(dec *imapwire.Decoder) (ref string, patterns []string, options 
 	})
 	if err != nil {
 		return "", nil, nil, err
-	} else if hasPatterns && len(patterns) == 0 {
+	} else if hasPatterns && len(patterns) == 0 && invalid == 0 {
 		return "", nil, nil, newClientBugError("LIST-EXTENDED requires a non-empty parenthesized pattern list")
 	} else if !hasPatterns {
 		pattern, err := readListMailbox(dec)
-		if err != nil {
+		if isMailboxNameError(err) {
+			invalid++
+		} else if err != nil {
 			return "", nil, nil, err
 		}
 		if pattern != "" {
@@ -195,10 +215,22 @@ func readListCmd(dec *imapwire.Decoder) (ref string, patterns []string, options 
 	if options.SelectRecursiveMatch && !options.SelectSubscribed {
 		return "", nil, nil, newClientBugError("The LIST RECURSIVEMATCH select option requires SUBSCRIBED")
 	}
+	if refErr != nil || invalid > 0 && len(patterns) == 0 {
+		return ref, nil, options, errMatchesNothing
+	}
 
 	return ref, patterns, options, nil
 }
 
+// errMatchesNothing ends readListCmd for a LIST whose reference, or every
+// pattern, is not valid modified UTF-7: no mailbox name matches, and the
+// command answers an empty OK, as Dovecot does.
+//
+// mailyard: was NO [SERVERBUG].
+var errMatchesNothing = errors.New("imapserver: LIST matches no mailbox name")
+
+// readListMailbox reads a list-mailbox (RFC 9051 §9) and decodes it from
+// modified UTF-7; an invalid one gives a *imapwire.MailboxNameError.
 func readListMailbox(dec *imapwire.Decoder) (string, error) {
 	var mailbox string
 	if !dec.String(&mailbox) {
@@ -206,7 +238,16 @@ func readListMailbox(dec *imapwire.Decoder) (string, error) {
 			return "", dec.Err()
 		}
 	}
-	return utf7.Decode(mailbox)
+	decoded, err := utf7.Decode(mailbox)
+	if err != nil {
+		return "", &imapwire.MailboxNameError{Name: mailbox}
+	}
+	return decoded, nil
+}
+
+func isMailboxNameError(err error) bool {
+	var nameErr *imapwire.MailboxNameError
+	return errors.As(err, &nameErr)
 }
 
 func isListChar(ch byte) bool {

@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -45,7 +46,10 @@ func WriteBodySection(w io.Writer, r io.Reader, item *imap.FetchItemBodySection)
 }
 
 func writeBodySection(w io.Writer, r io.Reader, item *imap.FetchItemBodySection) {
-	header, br, err := ReadHeader(r)
+	// mailyard: block is the header as stored (ReadHeader), written as
+	// it is unless fields are picked; nil for a part's MIME header.
+	br := bufio.NewReader(r)
+	block, header, err := ReadHeader(br)
 	if err != nil {
 		return
 	}
@@ -54,10 +58,13 @@ func writeBodySection(w io.Writer, r io.Reader, item *imap.FetchItemBodySection)
 		return
 	}
 
-	if len(item.Part) > 0 && !leaf {
-		switch item.Specifier {
-		case imap.PartSpecifierHeader, imap.PartSpecifierText:
-			header, body = openMessagePart(header, body, parentMediaType)
+	if len(item.Part) > 0 {
+		block = nil
+		if !leaf {
+			switch item.Specifier {
+			case imap.PartSpecifierHeader, imap.PartSpecifierText:
+				block, header, body = openMessagePart(header, body, parentMediaType)
+			}
 		}
 	}
 
@@ -84,7 +91,13 @@ func writeBodySection(w io.Writer, r io.Reader, item *imap.FetchItemBodySection)
 	case imap.PartSpecifierText:
 		writeHeader = false
 	}
-	if writeHeader {
+	switch {
+	case !writeHeader:
+	case block != nil && len(item.HeaderFields) == 0 && len(item.HeaderFieldsNot) == 0:
+		if _, err := w.Write(block); err != nil {
+			return
+		}
+	default:
 		if err := textproto.WriteHeader(w, header); err != nil {
 			return
 		}
@@ -189,7 +202,7 @@ func findMessagePart(header textproto.Header, body io.Reader, partPath []int) (s
 
 		if !leaf && depth < MaxMIMEDepth {
 			var opened bool
-			header, body, opened = openPart(header, body, parentMediaType)
+			_, header, body, opened = openPart(header, body, parentMediaType)
 			if opened {
 				depth++
 			}
@@ -229,25 +242,28 @@ func findMessagePart(header textproto.Header, body io.Reader, partPath []int) (s
 	return parentMediaType, header, body, leaf || depth >= MaxMIMEDepth
 }
 
-func openMessagePart(header textproto.Header, body io.Reader, parentMediaType string) (textproto.Header, io.Reader) {
-	header, body, _ = openPart(header, body, parentMediaType)
-	return header, body
+// openMessagePart is openPart without its opened.
+func openMessagePart(header textproto.Header, body io.Reader, parentMediaType string) ([]byte, textproto.Header, io.Reader) {
+	block, header, body, _ := openPart(header, body, parentMediaType)
+	return block, header, body
 }
 
 // openPart opens a message/rfc822 or message/global part (or a part of
-// a multipart/digest without Content-Type): the message it holds, and
-// opened true. Other parts are returned as they are.
-func openPart(header textproto.Header, body io.Reader, parentMediaType string) (textproto.Header, io.Reader, bool) {
+// a multipart/digest without Content-Type): the header block and fields
+// of the message it holds, its body, and opened true. Other parts are
+// returned as they are, with a nil block.
+func openPart(header textproto.Header, body io.Reader, parentMediaType string) ([]byte, textproto.Header, io.Reader, bool) {
 	msgHeader := gomessage.Header{Header: header}
 	mediaType, _, _ := msgHeader.ContentType()
 	if !msgHeader.Has("Content-Type") && parentMediaType == "multipart/digest" {
 		mediaType = "message/rfc822"
 	}
 	if mediaType == "message/rfc822" || mediaType == "message/global" {
-		header, br, _ := ReadHeader(body)
-		return header, br, true
+		br := bufio.NewReader(body)
+		block, header, _ := ReadHeader(br)
+		return block, header, br, true
 	}
-	return header, body, false
+	return nil, header, body, false
 }
 
 // ExtractBodyStructure extracts the structure of a message body.
@@ -256,7 +272,8 @@ func openPart(header textproto.Header, body io.Reader, parentMediaType string) (
 // counts are counted as the body goes by. It goes MaxMIMEDepth deep and
 // describes at most MaxMIMEParts parts.
 func ExtractBodyStructure(r io.Reader) imap.BodyStructure {
-	header, br, _ := ReadHeader(r)
+	br := bufio.NewReader(r)
+	_, header, _ := ReadHeader(br)
 	return (&structureWalk{}).extract(header, br, 1)
 }
 
@@ -321,15 +338,14 @@ func (sw *structureWalk) extract(rawHeader textproto.Header, r io.Reader, depth 
 	}
 	var msg *imap.BodyStructureMessageRFC822
 	if isMessage {
-		childHeader, br, _ := ReadHeader(body)
-		var raw bytes.Buffer
-		textproto.WriteHeader(&raw, childHeader)
+		br := bufio.NewReader(body)
+		block, childHeader, _ := ReadHeader(br)
 		// mailyard: the part's ENVELOPE rides with its structure, as
 		// imap.Envelope cannot hold it (see envelope.go).
 		msg = &imap.BodyStructureMessageRFC822{
 			BodyStructure: &envelopedBody{
 				BodyStructure: sw.extract(childHeader, br, depth+1),
-				envelope:      ExtractEnvelope(raw.Bytes()),
+				envelope:      ExtractEnvelope(block),
 			},
 		}
 	}

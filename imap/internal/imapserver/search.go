@@ -323,8 +323,10 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 		if !dec.ExpectSP() {
 			return dec.Err()
 		}
+		// mailyard: NOT and OR nest like lists do and count towards
+		// the same depth limit (imapwire.MaxDepth), answered BAD.
 		var not imap.SearchCriteria
-		if err := readSearchKey(&not, dec); err != nil {
+		if err := dec.Nest(func() error { return readSearchKey(&not, dec) }); err != nil {
 			return err
 		}
 		criteria.Not = append(criteria.Not, not)
@@ -333,13 +335,16 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 			return dec.Err()
 		}
 		var or [2]imap.SearchCriteria
-		if err := readSearchKey(&or[0], dec); err != nil {
-			return err
-		}
-		if !dec.ExpectSP() {
-			return dec.Err()
-		}
-		if err := readSearchKey(&or[1], dec); err != nil {
+		err := dec.Nest(func() error {
+			if err := readSearchKey(&or[0], dec); err != nil {
+				return err
+			}
+			if !dec.ExpectSP() {
+				return dec.Err()
+			}
+			return readSearchKey(&or[1], dec)
+		})
+		if err != nil {
 			return err
 		}
 		criteria.Or = append(criteria.Or, or)

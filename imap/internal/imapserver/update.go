@@ -33,9 +33,33 @@ func (w *UpdateWriter) WriteNumRecent(n uint32) error {
 	return w.conn.writeObsoleteRecent(n)
 }
 
-// WriteMailboxFlags writes a FLAGS response.
-func (w *UpdateWriter) WriteMailboxFlags(flags []imap.Flag) error {
-	return w.conn.writeFlags(flags)
+// WriteMailboxFlags writes a FLAGS response and, unless permanent is
+// nil, an untagged OK [PERMANENTFLAGS ...]: the mailbox's flags changed
+// (a new keyword is in use).
+//
+// mailyard: PERMANENTFLAGS added, as Dovecot sends both.
+func (w *UpdateWriter) WriteMailboxFlags(flags, permanent []imap.Flag) error {
+	return w.conn.writeMailboxFlags(flags, permanent)
+}
+
+// WriteMailboxFlags is UpdateWriter.WriteMailboxFlags for STORE: a
+// keyword new to the mailbox is announced before the FETCH responses
+// that carry it (RFC 9051 §7.3.5).
+//
+// mailyard: not in upstream, whose STORE leaves FLAGS to the poll after
+// its FETCH responses.
+func (w *FetchWriter) WriteMailboxFlags(flags, permanent []imap.Flag) error {
+	return w.conn.writeMailboxFlags(flags, permanent)
+}
+
+func (c *Conn) writeMailboxFlags(flags, permanent []imap.Flag) error {
+	if err := c.writeFlags(flags); err != nil {
+		return err
+	}
+	if permanent == nil {
+		return nil
+	}
+	return c.writePermanentFlags(permanent)
 }
 
 // WriteMessageFlags writes a FETCH response with FLAGS, and the UID and

@@ -13,8 +13,12 @@ import (
 	"github.com/mailyard/mailyard/imap/internal/utf7"
 )
 
-// This limits the max list nesting depth to prevent stack overflow.
-const maxListDepth = 1000
+// MaxDepth bounds how deeply a command may nest: parenthesised lists and
+// the operands of recursive grammar rules (SEARCH's NOT and OR) together.
+// Deeper input fails with a DecoderExpectError (answered BAD) instead of
+// growing the stack without bound. mailyard: upstream counted lists only,
+// and failed with an error that was answered NO [SERVERBUG].
+const MaxDepth = 1000
 
 // IsAtomChar returns true if ch is an ATOM-CHAR.
 func IsAtomChar(ch byte) bool {
@@ -53,16 +57,27 @@ type Decoder struct {
 	// and needs to be fully buffered in memory.
 	CheckBufferedLiteralFunc func(size int64, nonSync bool) error
 	// MaxSize defines a maximum number of bytes to be read from the input.
-	// Literals are ignored.
+	// Buffered literals (Literal) count, those read through a
+	// LiteralReader do not. mailyard: upstream left out all literals, so
+	// that a command could buffer thousands of them.
 	MaxSize int64
 
 	r         *bufio.Reader
 	side      ConnSide
 	err       error
-	literal   bool
 	crlf      bool
 	listDepth int
 	readBytes int64
+
+	// mailyard: open is the literal whose header was read and whose data
+	// was not read to its end, nil if none; no other element is decoded
+	// while it is open. tail holds the last bytes read since the start
+	// of the current line or the end of the last literal, so that Skip
+	// can tell whether the line ended with a literal's header.
+	open    *LiteralReader
+	tail    [tailSize]byte
+	ntail   int
+	tailCut bool // bytes were dropped from the start of tail
 }
 
 // NewDecoder creates a new decoder.
@@ -75,6 +90,26 @@ func (dec *Decoder) mustUnreadByte() {
 		panic(fmt.Errorf("imapwire: failed to unread byte: %v", err))
 	}
 	dec.readBytes--
+	if dec.ntail > 0 {
+		dec.ntail--
+	}
+}
+
+// resetTail starts a new line, or the part of a line after a literal.
+func (dec *Decoder) resetTail() {
+	dec.ntail = 0
+	dec.tailCut = false
+}
+
+// remember adds b to the tail of the current line.
+func (dec *Decoder) remember(b byte) {
+	if dec.ntail == len(dec.tail) {
+		copy(dec.tail[:], dec.tail[len(dec.tail)/2:])
+		dec.ntail = len(dec.tail) / 2
+		dec.tailCut = true
+	}
+	dec.tail[dec.ntail] = b
+	dec.ntail++
 }
 
 // Err returns the decoder error, if any.
@@ -93,13 +128,20 @@ func (dec *Decoder) returnErr(err error) bool {
 }
 
 func (dec *Decoder) readByte() (byte, bool) {
-	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize {
-		return 0, dec.returnErr(fmt.Errorf("imapwire: max size exceeded"))
+	// mailyard: nothing more is read once an error is recorded: the
+	// bytes that follow may be a refused literal's data or the client's
+	// next command, and only Skip knows which.
+	if dec.err != nil {
+		return 0, false
 	}
-	dec.crlf = false
-	if dec.literal {
+	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize {
+		// mailyard: the client's error, answered BAD (was SERVERBUG).
+		return 0, dec.returnErr(&DecoderExpectError{Message: "command too long"})
+	}
+	if dec.open != nil {
 		return 0, dec.returnErr(fmt.Errorf("imapwire: cannot decode while a literal is open"))
 	}
+	dec.crlf = false
 	b, err := dec.r.ReadByte()
 	if err != nil {
 		if err == io.EOF {
@@ -108,6 +150,7 @@ func (dec *Decoder) readByte() (byte, bool) {
 		return b, dec.returnErr(err)
 	}
 	dec.readBytes++
+	dec.remember(b)
 	return b, true
 }
 
@@ -178,6 +221,7 @@ func (dec *Decoder) CRLF() bool {
 		return false
 	}
 	dec.crlf = true
+	dec.resetTail()
 	return true
 }
 
@@ -244,15 +288,6 @@ func (dec *Decoder) Text(ptr *string) bool {
 
 func (dec *Decoder) ExpectText(ptr *string) bool {
 	return dec.Expect(dec.Text(ptr), "text")
-}
-
-func (dec *Decoder) DiscardLine() {
-	if dec.crlf {
-		return
-	}
-	var text string
-	dec.Text(&text)
-	dec.CRLF()
 }
 
 func (dec *Decoder) DiscardValue() bool {
@@ -412,26 +447,35 @@ func (dec *Decoder) List(f func() error) (isList bool, err error) {
 		return true, nil
 	}
 
+	return true, dec.Nest(func() error {
+		for {
+			if err := f(); err != nil {
+				return err
+			}
+
+			if dec.Special(')') {
+				return nil
+			} else if !dec.ExpectSP() {
+				return dec.Err()
+			}
+		}
+	})
+}
+
+// Nest runs f, which decodes an element nested in the current one (a
+// list's items, the operand of SEARCH's NOT). Beyond MaxDepth levels it
+// records and returns a DecoderExpectError instead: the command is
+// answered BAD.
+func (dec *Decoder) Nest(f func() error) error {
+	if dec.listDepth >= MaxDepth {
+		dec.returnErr(&DecoderExpectError{Message: fmt.Sprintf("nested more than %d levels deep", MaxDepth)})
+		return dec.err
+	}
 	dec.listDepth++
 	defer func() {
 		dec.listDepth--
 	}()
-
-	if dec.listDepth >= maxListDepth {
-		return false, fmt.Errorf("imapwire: exceeded max depth")
-	}
-
-	for {
-		if err := f(); err != nil {
-			return true, err
-		}
-
-		if dec.Special(')') {
-			return true, nil
-		} else if !dec.ExpectSP() {
-			return true, dec.Err()
-		}
-	}
+	return f()
 }
 
 func (dec *Decoder) ExpectList(f func() error) error {
@@ -444,22 +488,48 @@ func (dec *Decoder) ExpectList(f func() error) error {
 	return nil
 }
 
+// ExpectMailbox reads a mailbox name and decodes it (DecodeMailbox). A
+// name that is not valid modified UTF-7 sets a *MailboxNameError.
 func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 	var name string
 	if !dec.ExpectAString(&name) {
 		return false
 	}
-	if strings.EqualFold(name, "INBOX") {
-		*ptr = "INBOX"
-		return true
-	}
-	name, err := utf7.Decode(name)
+	name, err := DecodeMailbox(name)
 	if err != nil {
-		// mailyard: the client's mistake, answered BAD, not SERVERBUG.
-		return dec.returnErr(&DecoderExpectError{Message: "mailbox name: " + err.Error()})
+		return dec.returnErr(err)
 	}
 	*ptr = name
 	return true
+}
+
+// MailboxNameError is a mailbox name that is not valid modified UTF-7
+// (RFC 9051 §5.1.3). It is a well-formed astring, so the command is not
+// BAD: no mailbox has such a name, and the command fails with NO, as
+// Dovecot answers ("Mailbox name is not valid mUTF-7").
+//
+// mailyard: was a DecoderExpectError (BAD).
+type MailboxNameError struct {
+	Name string
+}
+
+// Error implements error.
+func (err *MailboxNameError) Error() string {
+	return fmt.Sprintf("imapwire: mailbox name %q is not valid modified UTF-7", err.Name)
+}
+
+// DecodeMailbox decodes a mailbox name as the client sent it: INBOX in
+// any case is INBOX, other names are modified UTF-7. An invalid name
+// gives a *MailboxNameError.
+func DecodeMailbox(name string) (string, error) {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX", nil
+	}
+	decoded, err := utf7.Decode(name)
+	if err != nil {
+		return "", &MailboxNameError{Name: name}
+	}
+	return decoded, nil
 }
 
 func (dec *Decoder) ExpectNumSet(kind NumKind, ptr *imap.NumSet) bool {
@@ -506,17 +576,28 @@ func (dec *Decoder) Literal(ptr *string) bool {
 		return false
 	}
 	if dec.CheckBufferedLiteralFunc != nil {
+		// mailyard: a refused literal stays open and its error is
+		// recorded, so that nothing decodes its data or the client's next
+		// command as the rest of this one (upstream cancelled the literal
+		// and went on reading); see Skip.
 		if err := dec.CheckBufferedLiteralFunc(lit.Size(), nonSync); err != nil {
-			lit.cancel()
-			return false
+			return dec.returnErr(err)
 		}
 	}
+	lit.Accept()
 	var sb strings.Builder
 	_, err := io.Copy(&sb, lit)
 	if err == nil {
 		*ptr = sb.String()
+		dec.readBytes += lit.Size()
 	}
 	return dec.returnErr(err)
+}
+
+// ReadSize returns how many bytes of input were decoded, buffered
+// literals included (see MaxSize).
+func (dec *Decoder) ReadSize() int64 {
+	return dec.readBytes
 }
 
 func (dec *Decoder) LiteralReader() (lit *LiteralReader, nonSync, ok bool) {
@@ -533,12 +614,15 @@ func (dec *Decoder) LiteralReader() (lit *LiteralReader, nonSync, ok bool) {
 	if !dec.ExpectSpecial('}') || !dec.ExpectCRLF() {
 		return nil, false, false
 	}
-	dec.literal = true
+	// mailyard: the CRLF ends the literal's header, not the command.
+	dec.crlf = false
 	lit = &LiteralReader{
-		dec:  dec,
-		size: size,
-		r:    io.LimitReader(dec.r, size),
+		dec:     dec,
+		size:    size,
+		nonSync: nonSync,
+		r:       &io.LimitedReader{R: dec.r, N: size},
 	}
+	dec.open = lit
 	return lit, nonSync, true
 }
 
@@ -551,13 +635,25 @@ func (dec *Decoder) ExpectLiteralReader() (lit *LiteralReader, nonSync bool, err
 }
 
 type LiteralReader struct {
-	dec  *Decoder
-	size int64
-	r    io.Reader
+	dec      *Decoder
+	size     int64
+	nonSync  bool
+	accepted bool
+	r        *io.LimitedReader
 }
 
 func (lit *LiteralReader) Size() int64 {
 	return lit.size
+}
+
+// Accept records that the client sends the literal's data: the server
+// sent the continuation request of a synchronising literal (RFC 9051
+// §4.3), or takes a non-synchronising one (RFC 7888). Skip relies on it:
+// the data of a synchronising literal that was not accepted never comes.
+//
+// mailyard: added with Skip.
+func (lit *LiteralReader) Accept() {
+	lit.accepted = true
 }
 
 func (lit *LiteralReader) Read(b []byte) (int, error) {
@@ -572,6 +668,8 @@ func (lit *LiteralReader) cancel() {
 	if lit.dec == nil {
 		return
 	}
-	lit.dec.literal = false
+	if lit.dec.open == lit {
+		lit.dec.open = nil
+	}
 	lit.dec = nil
 }

@@ -1,0 +1,108 @@
+package authlimit
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// conn is one attacker connection in the simulation: it waits until
+// ready, then begins a check that takes hashTime, or is refused and
+// hammers again a tick later.
+type conn struct {
+	ip      netip.Addr
+	ready   time.Time
+	attempt *Attempt
+	doneAt  time.Time
+}
+
+// TestBruteForceFromTwentyAddresses is the must-show: a brute
+// force from 20 addresses (5 connections each, hammering on every
+// refusal) against one login for 5 minutes, on the default policy, never
+// stops that user logging in from their usual address (every 10 seconds)
+// or from a new one, and the password checks the attackers cause stay
+// within the bound the policy states: StrangerChecks per StrangerWindow
+// plus one per address without failures.
+func TestBruteForceFromTwentyAddresses(t *testing.T) {
+	const (
+		addresses = 20
+		perAddr   = 5
+		attack    = 5 * time.Minute
+		tick      = 100 * time.Millisecond
+		hashTime  = 300 * time.Millisecond
+		victim    = "alice@example.com"
+	)
+	clk := newClock()
+	l := New(Policy{Now: clk.now})
+	p := l.Policy()
+	usual := netip.MustParseAddr("127.0.0.1")
+
+	// The user's usual address: they logged in there yesterday.
+	if a, err := l.Begin(noWait(), usual, victim); err != nil {
+		t.Fatal(err)
+	} else {
+		a.Succeeded()
+	}
+	clk.add(24 * time.Hour)
+	start := clk.now()
+
+	var conns []*conn
+	for i := range addresses {
+		ip := netip.AddrFrom4([4]byte{127, 0, 0, byte(2 + i)})
+		for range perAddr {
+			conns = append(conns, &conn{ip: ip, ready: start})
+		}
+	}
+	var attackerChecks, refusals, victimLogins int
+	nextVictim := start
+	for now := start; now.Sub(start) < attack; now = clk.now() {
+		for _, c := range conns {
+			if c.attempt != nil && !now.Before(c.doneAt) {
+				// A wrong password; the server waits the delay before it
+				// answers, then the attacker sends the next guess.
+				c.ready = now.Add(c.attempt.Failed())
+				c.attempt = nil
+			}
+			if c.attempt == nil && !now.Before(c.ready) {
+				a, err := l.Begin(noWait(), c.ip, victim)
+				if err != nil {
+					refusals++
+					c.ready = now.Add(tick)
+					continue
+				}
+				attackerChecks++
+				c.attempt, c.doneAt = a, now.Add(hashTime)
+			}
+		}
+		if !now.Before(nextVictim) {
+			from := usual
+			if victimLogins == 15 {
+				from = netip.MustParseAddr("192.0.2.77") // travelling: a new address
+			}
+			a, err := l.Begin(noWait(), from, victim)
+			if err != nil {
+				t.Fatalf("after %v of attack the user was refused from %s: %v", now.Sub(start), from, err)
+			}
+			a.Succeeded()
+			victimLogins++
+			nextVictim = now.Add(10 * time.Second)
+		}
+		clk.add(tick)
+	}
+	bound := p.StrangerChecks + addresses // the attack is shorter than StrangerWindow and Window
+	st := l.Stats()
+	t.Logf("%v: %d attacker checks (bound %d), %d refusals without a check, %d user logins; stats %v",
+		attack, attackerChecks, bound, refusals, victimLogins, st)
+	if attackerChecks > bound {
+		t.Fatalf("attackers caused %d password checks, bound %d", attackerChecks, bound)
+	}
+	if got := st.Checks[Stranger]; got > uint64(p.StrangerChecks) {
+		t.Fatalf("%d stranger checks, budget %d", got, p.StrangerChecks)
+	}
+	if got := st.Checks[Fresh] + st.Checks[Stranger]; got != uint64(attackerChecks)+2 {
+		t.Fatalf("stats count %d untrusted checks, the simulation %d (+2 for the user's fresh logins)", got, attackerChecks)
+	}
+	if attackerChecks <= addresses || refusals == 0 || victimLogins < 30 {
+		t.Fatalf("the simulation did not exercise the limits: %d checks, %d refusals, %d logins", attackerChecks, refusals, victimLogins)
+	}
+}

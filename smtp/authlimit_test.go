@@ -1,0 +1,116 @@
+package smtp
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/internal/authtest"
+)
+
+// TestAuthBruteForceDoesNotLockOutVictim: many wrong passwords for a login
+// from one address neither stop its owner logging in from where they
+// usually do nor from a new address.
+func TestAuthBruteForceDoesNotLockOutVictim(t *testing.T) {
+	serverTLS, clientTLS := testTLS(t)
+	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: authtest.Limiter(clk.now)})
+	// The owner's usual address.
+	ts.rawTLS(t, clientTLS, "127.0.0.2").expect(authPlain("alice@example.test", "alice-pw"), 235)
+
+	attacker := ts.rawTLS(t, clientTLS, "127.0.0.3")
+	failed := 0
+	for range 12 {
+		clk.add(2 * time.Second) // past any delay: every guess is checked until a block
+		code, text := attacker.cmd(authPlain("alice@example.test", "guess"))
+		switch {
+		case code == 535 && strings.HasPrefix(text, "5.7.8"):
+			failed++
+		case code == 454 && strings.HasPrefix(text, "4.7.0"):
+		default:
+			t.Fatalf("guess: %d %s, want 535 5.7.8 or 454 4.7.0", code, text)
+		}
+	}
+	if failed < 10 {
+		t.Fatalf("only %d guesses were checked; the attack did not reach a block", failed)
+	}
+	ts.rawTLS(t, clientTLS, "127.0.0.2").expect(authPlain("alice@example.test", "alice-pw"), 235)
+	ts.rawTLS(t, clientTLS, "127.0.0.4").expect(authPlain("alice@example.test", "alice-pw"), 235)
+}
+
+// TestAuthSlowGuessingDoesNotLockOutVictim: one guess every 15 minutes,
+// after a burst that blocks the guesser, keeps nobody else out.
+func TestAuthSlowGuessingDoesNotLockOutVictim(t *testing.T) {
+	serverTLS, clientTLS := testTLS(t)
+	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: authtest.Limiter(clk.now)})
+	ts.rawTLS(t, clientTLS, "127.0.0.2").expect(authPlain("bob@example.test", "bob-pw"), 235)
+	attacker := ts.rawTLS(t, clientTLS, "127.0.0.3")
+	for range 10 {
+		clk.add(2 * time.Second)
+		attacker.cmd(authPlain("bob@example.test", "guess"))
+	}
+	for i := range 8 {
+		clk.add(15*time.Minute + time.Second)
+		attacker.cmd(authPlain("bob@example.test", "guess-"+strconv.Itoa(i)))
+		if code, text := ts.rawTLS(t, clientTLS, "127.0.0.2").cmd(authPlain("bob@example.test", "bob-pw")); code != 235 {
+			t.Fatalf("after %d slow guesses the owner got %d %s, want 235", i+1, code, text)
+		}
+	}
+}
+
+// gateAuth holds every password check in a gate.
+type gateAuth struct {
+	*testAuth
+	gated authtest.Authenticator
+}
+
+func (g gateAuth) Authenticate(ctx context.Context, login, password string, p directory.Protocol) (directory.User, error) {
+	return g.gated.Authenticate(ctx, login, password, p)
+}
+
+// TestAuthConcurrentGuessesBounded: twenty wrong passwords sent at once
+// from one client reach the directory at most as often as the limits
+// allow: the attempt is reserved before the password is checked.
+func TestAuthConcurrentGuessesBounded(t *testing.T) {
+	const n = 20
+	serverTLS, clientTLS := testTLS(t)
+	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	lim := authtest.Limiter(clk.now)
+	gate := authtest.NewGate(n)
+	auth := newTestAuth()
+	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: lim, Auth: gateAuth{auth, gate.Wrap(auth)}})
+	conns := make([]*rawClient, n)
+	for i := range conns {
+		conns[i] = ts.rawTLS(t, clientTLS, "127.0.0.3")
+	}
+	codes := make(chan int, n)
+	for _, c := range conns {
+		c.write(authPlain("alice@example.test", "guess") + "\r\n")
+		go func() {
+			line, _ := c.r.ReadString('\n')
+			code, _ := strconv.Atoi(line[:min(3, len(line))])
+			codes <- code
+		}()
+	}
+	got, calls, err := authtest.Settle(gate, lim, n, codes, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, code := range got {
+		switch code {
+		case 454:
+			refused++
+		case 535:
+		default:
+			t.Fatalf("reply %d, want 535 or 454", code)
+		}
+	}
+	if refused != n-calls {
+		t.Fatalf("%d refused, %d checked, of %d", refused, calls, n)
+	}
+}
