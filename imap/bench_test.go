@@ -54,6 +54,7 @@ func BenchmarkFetchHeader(b *testing.B)        { benchFetch(b, "(BODY.PEEK[HEADE
 func BenchmarkFetchBodyStructure(b *testing.B) { benchFetch(b, "(BODYSTRUCTURE)") }
 func BenchmarkFetchEnvelope(b *testing.B)      { benchFetch(b, "(ENVELOPE)") }
 func BenchmarkFetchBody(b *testing.B)          { benchFetch(b, "(BODY.PEEK[])") }
+func BenchmarkFetchPart(b *testing.B)          { benchFetch(b, "(BODY.PEEK[1] BINARY.PEEK[1])") }
 func BenchmarkFetchMix(b *testing.B)           { benchFetch(b, "(UID ENVELOPE FLAGS BODY.PEEK[HEADER])") }
 
 // fastAuth skips the password hash after the first successful login of a

@@ -29,13 +29,20 @@
 //     at most 50 KiB and each literal outside APPEND at most 4 KiB (the
 //     library's limits, before and after login); an APPEND literal is at
 //     most Options.AppendLimit (NO [TOOBIG] beyond); SEARCH BODY/TEXT
-//     read at most Options.MaxSearchBytes per message; FETCH BODY[]
-//     streams from the store; ENVELOPE and BODY[HEADER(.FIELDS)] read
-//     only the header block (cached server-wide, at most 16 MiB). Other
-//     FETCH sections (BODY[1.2], BODY[TEXT], BINARY[...]) are cut out in
-//     memory by the library's helpers, so they are bounded by the message
-//     size. Connections are
-//     limited per client and in total (internal/limits).
+//     read at most Options.MaxSearchBytes per message, through a window
+//     of 32 KiB (the text is never held whole); FETCH BODY[] and
+//     every other section (BODY[1.2], BODY[TEXT], BINARY[...], partial
+//     ranges) stream from the store, read once to count the literal's
+//     length and once to send it (sections of at most 256 KiB in all are
+//     kept from the first read), and BODYSTRUCTURE counts sizes and
+//     lines as the body goes by: only header blocks are held, each
+//     within 256 KiB and 2000 lines (imapserver.MaxHeaderBlockBytes:
+//     the block is held, and its short fields parse at some 35 bytes of
+//     memory a byte; go-message's reader took 640 MiB for an 8 MiB part
+//     header), for SEARCH too. ENVELOPE
+//     and BODY[HEADER(.FIELDS)] read only the header block (cached
+//     server-wide, at most 16 MiB). Connections are limited per client
+//     and in total (internal/limits).
 //  5. Updates come from the store, not from process memory: after every
 //     command, and during IDLE (RFC 2177) whenever the account's change
 //     feed (one subscription per account, shared by its sessions) reports
@@ -167,6 +174,22 @@
 //     ENVELOPE and BODYSTRUCTURE see the body BODY[] shows. (A part's
 //     MIME header and HEADER.FIELDS.NOT drop such lines; Dovecot keeps
 //     them.)
+//   - A message nested deeper than 100 levels is described down to the
+//     100th, where a multipart or message part is an application/
+//     octet-stream leaf of its whole body, and its section numbers
+//     address that leaf; at most 10000 parts are described. These are
+//     Dovecot 2.3's limits and its answer (see
+//     imapserver.MaxMIMEDepth), so one hostile message cannot stop a
+//     FETCH over the mailbox.
+//   - A header block past 256 KiB or 2000 lines is cut there (see item 4
+//     above) and the rest read as the body of its message or part, so
+//     BODY[HEADER], ENVELOPE, BODYSTRUCTURE and SEARCH see only the
+//     fields before the cut (BODY[HEADER] and BODY[TEXT] together are
+//     still BODY[]); Postfix keeps even less of a header
+//     (header_size_limit, 100 KiB). BODY[] sends it whole.
+//   - No NUL is sent in a literal (RFC 9051 §4.3): BODY sections send it
+//     as 0x80 and strings (ENVELOPE) as U+FFFD, as Dovecot does; BINARY
+//     sends the part as it is in a literal8 (RFC 3516).
 //   - Subscriptions are names, not mailboxes (RFC 3501 §6.3.6): DELETE
 //     keeps them, and LIST (SUBSCRIBED) shows a subscribed name without a
 //     mailbox as \Subscribed \NonExistent; LSUB lists it too.
@@ -208,8 +231,6 @@
 //   - BODYSTRUCTURE of malformed MIME: a multipart without any part is
 //     given one empty text/plain part (the grammar needs one; the library
 //     would panic), and text parts without charset get charset=us-ascii
-//     (RFC 2045 §5.2). A message with more than 1000 "multipart/" or
-//     "message/" markers gets NO [PARSE] for BODYSTRUCTURE and part
-//     sections, since the library's walkers recurse without a depth
-//     limit; BODY[] still returns it.
+//     (RFC 2045 §5.2). Past 10000 parts, Dovecot describes the rest of
+//     the message as one last part; here the multiparts list no more.
 package imap

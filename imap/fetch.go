@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 
@@ -14,11 +15,6 @@ import (
 
 	"github.com/mailyard/mailyard/store"
 )
-
-// maxHeaderBytes bounds the header block read for ENVELOPE, BODY[HEADER]
-// and SEARCH HEADER: a longer header is cut there for ENVELOPE and SEARCH
-// (what follows is not parsed); BODY[HEADER] then reads the whole stream.
-const maxHeaderBytes = 1 << 20
 
 // fetch implements FETCH (RFC 9051 §6.4.5). BODY[] and BODY[]<o.n>
 // stream from the store; other sections are cut out by the library's
@@ -192,136 +188,35 @@ func setsSeen(o *imap.FetchOptions) bool {
 	return false
 }
 
-// fetchOne writes one FETCH response. Everything the library's MIME
-// helpers compute (ENVELOPE, BODYSTRUCTURE, sections other than the whole
-// message) is computed before the response starts, under a recover, so
-// that a message they cannot handle yields a clean NO rather than a
-// half-written response. Only BODY[] streams while the response is
-// being written; a read error there ends the response early and is
-// returned (the connection is then unusable, as the literal was short).
+// fetchOne writes one FETCH response. ENVELOPE, BODYSTRUCTURE and the
+// length of every section are computed before the response starts (see
+// plan), under a recover, so that a message the MIME code cannot handle yields
+// a clean NO rather than a half-written response. Sections then stream
+// from the store into their literals: each is read twice, once to
+// count its length (a literal's length comes first) and once to send
+// it, and never held in memory, except that small ones (at most
+// keptSectionBytes per response) are kept from the first pass and sent
+// from memory. A read error while the response is
+// being written ends it early and is returned (the connection is then
+// unusable, as the literal was short).
 //
-// The body is opened at most once. ENVELOPE and the message's own header
-// sections need only the header block, read up to its end (and cached,
-// see headerCache); BODYSTRUCTURE and part sections read the message
-// once each, with the MIME depth counted in the same pass.
+// The body is opened at most once and rewound between passes. ENVELOPE
+// and the message's own header sections need only the header block,
+// read up to its end (and cached, see headerCache).
 //
-// For BODY[] the body is opened before the response starts: a message
-// expunged before that yields errExpungedMeanwhile and no response (never
-// an empty literal), and the open body stays readable
-// (store.Messages.OpenBody) while BODY[] streams from it.
+// The body is opened before the response starts (for BODY[] too, which
+// has no first pass): a message expunged before that yields
+// errExpungedMeanwhile and no response (never an empty literal), and the
+// open body stays readable (store.Messages.OpenBody) while the sections
+// stream from it.
 func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, o *imap.FetchOptions, seen bool) error {
 	s := v.s
 	body := &messageBody{open: func() (io.ReadCloser, error) {
 		return s.srv.opts.Backend.OpenBody(s.ctx, s.account, v.name, m.UID)
 	}}
 	defer body.close()
-	var (
-		env      *imapserver.Envelope
-		bs       imap.BodyStructure
-		sections = make([][]byte, len(o.BodySection))
-		binaries = make([][]byte, len(o.BinarySection))
-		sizes    = make([]uint32, len(o.BinarySectionSize))
-		tooDeep  bool
-	)
-	// structured runs a library helper over the message, counting MIME
-	// markers as the helper reads (see maxMIMEMarkers): the stream ends
-	// early once there are too many, so the helper cannot nest deeper.
-	structured := func(fn func(r io.Reader)) error {
-		r, err := body.reader()
-		if err != nil {
-			return err
-		}
-		mc := &markerCounter{r: r, limit: maxMIMEMarkers}
-		fn(mc)
-		// Count the rest too: a message is refused as a whole, whatever
-		// part of it the helper needed.
-		if _, err := io.Copy(io.Discard, mc); err != nil && !errors.Is(err, errTooManyMarkers) {
-			return err
-		}
-		if mc.n > maxMIMEMarkers {
-			tooDeep = true
-		}
-		return nil
-	}
-	err := safely(func() error {
-		if slices.ContainsFunc(o.BodySection, wholeMessage) {
-			if _, err := body.reader(); err != nil {
-				return err
-			}
-		}
-		// The header block is read once, bounded, for ENVELOPE and the
-		// top-level header sections (BODY[HEADER], HEADER.FIELDS,
-		// RFC822.HEADER): none of them needs the body.
-		var hdr []byte
-		complete := true
-		if o.Envelope || hasTopHeaderSection(o.BodySection) {
-			var err error
-			hdr, err = v.headerBlock(m.UID, func() (io.ReadCloser, error) {
-				r, err := body.reader()
-				return io.NopCloser(r), err
-			})
-			if err != nil {
-				return err
-			}
-			complete = len(hdr) < maxHeaderBytes
-		}
-		if o.Envelope {
-			env = imapserver.ExtractEnvelope(hdr)
-		}
-		if o.BodyStructure != nil {
-			if err := structured(func(r io.Reader) {
-				bs = imapserver.ExtractBodyStructure(r)
-			}); err != nil {
-				return err
-			}
-		}
-		for i, sec := range o.BodySection {
-			switch {
-			case wholeMessage(sec):
-				continue // streamed below
-			case topHeaderSection(sec) && complete:
-				sections[i] = imapserver.ExtractBodySection(bytes.NewReader(hdr), sec)
-				continue
-			}
-			if err := structured(func(r io.Reader) {
-				sections[i] = imapserver.ExtractBodySection(r, sec)
-			}); err != nil {
-				return err
-			}
-		}
-		// BINARY sections may carry BODY's section-text, as Dovecot
-		// allows (see imapserver.FetchWriter.BinarySection).
-		binary := func(section *imap.FetchItemBodySection) ([]byte, error) {
-			var (
-				b      []byte
-				cteErr error
-			)
-			if err := structured(func(r io.Reader) {
-				b, cteErr = imapserver.ExtractBinary(r, section)
-			}); err != nil {
-				return nil, err
-			}
-			return b, cteErr
-		}
-		for i, sec := range o.BinarySection {
-			var err error
-			if binaries[i], err = binary(w.BinarySection(sec)); err != nil {
-				return err
-			}
-		}
-		for i, sec := range o.BinarySectionSize {
-			b, err := binary(w.BinarySectionSize(sec))
-			if err != nil {
-				return err
-			}
-			sizes[i] = uint32(len(b))
-		}
-		return nil
-	})
-	if tooDeep {
-		s.log.Warn("fetch: message structure too deep", "mailbox", v.name, "uid", m.UID)
-		return noCode(imap.ResponseCodeParse, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" is nested too deeply to be parsed")
-	}
+	var f fetchPlan
+	err := safely(func() error { return v.plan(&f, w, m.UID, o, body) })
 	if errors.Is(err, imapserver.ErrUnknownCTE) {
 		// RFC 9051 §6.4.5 (RFC 3516).
 		return noCode(imap.ResponseCodeUnknownCTE, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" has a part in an unknown content transfer encoding")
@@ -359,11 +254,11 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	if o.RFC822Size {
 		rw.WriteRFC822Size(m.Size)
 	}
-	if env != nil {
-		rw.WriteEnvelope(env)
+	if f.env != nil {
+		rw.WriteEnvelope(f.env)
 	}
-	if bs != nil {
-		rw.WriteBodyStructure(bs)
+	if f.bs != nil {
+		rw.WriteBodyStructure(f.bs)
 	}
 	var firstErr error
 	keep := func(err error) {
@@ -376,19 +271,188 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 			keep(streamMessage(rw, sec, m.Size, body))
 			continue
 		}
-		keep(writeLiteral(rw.WriteBodySection(sec, int64(len(sections[i]))), sections[i]))
+		keep(f.sections[i].send(rw.WriteBodySection(sec, f.sections[i].n), body))
 	}
 	for i, sec := range o.BinarySection {
-		keep(writeLiteral(rw.WriteBinarySection(sec, int64(len(binaries[i]))), binaries[i]))
+		keep(f.binaries[i].send(rw.WriteBinarySection(sec, f.binaries[i].n), body))
 	}
 	for i, sec := range o.BinarySectionSize {
-		rw.WriteBinarySectionSize(sec, sizes[i])
+		rw.WriteBinarySectionSize(sec, f.sizes[i])
 	}
 	keep(rw.Close())
 	if firstErr != nil {
 		s.log.Error("fetch failed mid-response", "mailbox", v.name, "uid", m.UID, "err", firstErr)
 	}
 	return firstErr
+}
+
+// fetchPlan is what fetchOne computes before a response starts.
+type fetchPlan struct {
+	env      *imapserver.Envelope
+	bs       imap.BodyStructure
+	sections []section // of o.BodySection; BODY[] has none (streamed)
+	binaries []section // of o.BinarySection
+	sizes    []uint32  // of o.BinarySectionSize
+}
+
+// plan fills f for the FETCH items o of message uid: ENVELOPE,
+// BODYSTRUCTURE, and the length of every section (the first pass).
+func (v *view) plan(f *fetchPlan, w *imapserver.FetchWriter, uid uint32, o *imap.FetchOptions, body *messageBody) error {
+	if slices.ContainsFunc(o.BodySection, wholeMessage) {
+		// Opened now, not once the response has begun: see fetchOne.
+		if _, err := body.reader(); err != nil {
+			return err
+		}
+	}
+	// The header block is read once, bounded, for ENVELOPE and the
+	// top-level header sections (BODY[HEADER], HEADER.FIELDS,
+	// RFC822.HEADER): none of them needs the body.
+	var hdr []byte // the header block, as the section writers read it
+	if o.Envelope || hasTopHeaderSection(o.BodySection) {
+		var err error
+		hdr, err = v.headerBlock(uid, func() (io.ReadCloser, error) {
+			r, err := body.reader()
+			return io.NopCloser(r), err
+		})
+		if err != nil {
+			return err
+		}
+		if o.Envelope {
+			f.env = imapserver.ExtractEnvelope(hdr)
+		}
+	}
+	if o.BodyStructure != nil {
+		r, err := body.reader()
+		if err != nil {
+			return err
+		}
+		f.bs = imapserver.ExtractBodyStructure(r)
+	}
+	f.sections = make([]section, len(o.BodySection))
+	for i, sec := range o.BodySection {
+		if wholeMessage(sec) {
+			continue // streamed by fetchOne
+		}
+		f.sections[i] = section{partial: sec.Partial, write: func(w io.Writer, r io.Reader) error {
+			return imapserver.WriteBodySection(w, r, sec)
+		}}
+		if topHeaderSection(sec) {
+			f.sections[i].hdr = hdr
+		}
+	}
+	// BINARY sections may carry BODY's section-text, as Dovecot allows
+	// (see imapserver.FetchWriter.BinarySection).
+	f.binaries = make([]section, len(o.BinarySection))
+	for i, item := range o.BinarySection {
+		sec := w.BinarySection(item)
+		f.binaries[i] = section{partial: sec.Partial, write: func(w io.Writer, r io.Reader) error {
+			return imapserver.WriteBinary(w, r, sec)
+		}}
+	}
+	budget := keptSectionBytes
+	for _, secs := range [][]section{f.sections, f.binaries} {
+		for i := range secs {
+			if secs[i].write == nil {
+				continue
+			}
+			if err := secs[i].count(body, &budget); err != nil {
+				return err
+			}
+		}
+	}
+	f.sizes = make([]uint32, len(o.BinarySectionSize))
+	for i, item := range o.BinarySectionSize {
+		sec := w.BinarySectionSize(item)
+		size := section{write: func(w io.Writer, r io.Reader) error {
+			return imapserver.WriteBinary(w, r, sec)
+		}}
+		nothing := 0
+		if err := size.count(body, &nothing); err != nil {
+			return err
+		}
+		f.sizes[i] = uint32(min(size.n, math.MaxUint32))
+	}
+	return nil
+}
+
+// section is one BODY or BINARY section of a FETCH: write writes it
+// whole from a message, partial picks what is sent, n is its length.
+type section struct {
+	write   func(w io.Writer, r io.Reader) error
+	partial *imap.SectionPartial
+	hdr     []byte // the message's header block, if write needs no more
+	n       int64
+	kept    bool // data is the section, kept from the first pass
+	data    []byte
+}
+
+// keptSectionBytes bounds how much of its sections one FETCH response
+// keeps from the first pass: a small section (a header, a text part of
+// a few KiB: what clients fetch most) is then read once, not twice.
+const keptSectionBytes = 256 << 10
+
+// count sets n, keeping the section if it fits in what is left of
+// *budget: the first pass.
+func (sec *section) count(body *messageBody, budget *int) error {
+	c := sectionCapture{max: *budget}
+	err := sec.pass(&c, body)
+	sec.n = c.n
+	if !c.dropped {
+		sec.kept, sec.data = true, c.buf
+		*budget -= len(c.buf)
+	}
+	return err
+}
+
+// send writes the section to wc and closes it: the second pass, or what
+// the first kept.
+func (sec *section) send(wc io.WriteCloser, body *messageBody) error {
+	var err error
+	if sec.kept {
+		_, err = wc.Write(sec.data)
+	} else {
+		err = sec.pass(wc, body)
+	}
+	if cerr := wc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// sectionCapture counts what is written to it and keeps it while it
+// fits in max bytes.
+type sectionCapture struct {
+	n       int64
+	max     int
+	buf     []byte
+	dropped bool
+}
+
+func (c *sectionCapture) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	switch {
+	case c.dropped:
+	case len(c.buf)+len(p) > c.max:
+		c.buf, c.dropped = nil, true
+	default:
+		c.buf = append(c.buf, p...)
+	}
+	return len(p), nil
+}
+
+func (sec *section) pass(w io.Writer, body *messageBody) error {
+	var r io.Reader = bytes.NewReader(sec.hdr)
+	if sec.hdr == nil {
+		var err error
+		if r, err = body.reader(); err != nil {
+			return err
+		}
+	}
+	err := sec.write(imapserver.NewSectionWindow(w, sec.partial), r)
+	if errors.Is(err, imapserver.ErrWindowFull) {
+		return nil
+	}
+	return err
 }
 
 // errExpungedMeanwhile is fetchOne's answer for a message the store no
@@ -447,85 +511,6 @@ func (b *messageBody) close() {
 	}
 }
 
-// maxMIMEMarkers bounds how many "multipart/" and "message/" strings a
-// message may contain for BODYSTRUCTURE and part sections to be computed.
-// Every level of MIME nesting needs one (a multipart/digest part without
-// Content-Type is message/rfc822, but the digest itself is named), so the
-// count bounds the nesting depth. The library's walkers recurse per level
-// without a limit; a message nested a million levels deep would exhaust
-// the goroutine stack, which is fatal to the whole process, not a panic
-// that can be recovered.
-const maxMIMEMarkers = 1000
-
-var errTooManyMarkers = errors.New("imap: too many MIME markers")
-
-// markerCounter counts "multipart/" and "message/", case-insensitively,
-// in what is read through it, and ends the stream with errTooManyMarkers
-// once the count passes limit (0: no limit). A marker becomes visible to
-// the reader's consumer only after it is counted, so a parser reading
-// through it cannot nest deeper than limit.
-type markerCounter struct {
-	r     io.Reader
-	limit int
-	n     int
-	// tail holds the last bytes read, lower-cased, for markers that
-	// straddle two reads.
-	tail    [len("multipart/") - 1]byte
-	tailLen int
-	scratch []byte
-}
-
-func (c *markerCounter) Read(p []byte) (int, error) {
-	if c.limit > 0 && c.n > c.limit {
-		return 0, errTooManyMarkers
-	}
-	k, err := c.r.Read(p)
-	if k > 0 {
-		c.count(p[:k])
-	}
-	return k, err
-}
-
-func (c *markerCounter) count(p []byte) {
-	buf := append(append(c.scratch[:0], c.tail[:c.tailLen]...), p...)
-	for i, b := range buf[c.tailLen:] {
-		if 'A' <= b && b <= 'Z' {
-			buf[c.tailLen+i] = b + 'a' - 'A'
-		}
-	}
-	// Count only matches that end in the new bytes: one that lies wholly
-	// in the tail was counted by the previous read.
-	for _, marker := range [...]string{"multipart/", "message/"} {
-		for off := 0; ; {
-			j := bytes.Index(buf[off:], []byte(marker))
-			if j < 0 {
-				break
-			}
-			if off+j+len(marker) > c.tailLen {
-				c.n++
-			}
-			off += j + 1
-		}
-	}
-	c.tailLen = copy(c.tail[:], buf[max(0, len(buf)-len(c.tail)):])
-	if cap(buf) <= 64<<10 {
-		c.scratch = buf[:0]
-	}
-}
-
-// countMIMEMarkers counts "multipart/" and "message/" in the message,
-// case-insensitively, streaming.
-func countMIMEMarkers(open func() (io.ReadCloser, error)) (int, error) {
-	r, err := open()
-	if err != nil {
-		return 0, err
-	}
-	defer r.Close()
-	c := &markerCounter{r: r}
-	_, err = io.Copy(io.Discard, c)
-	return c.n, err
-}
-
 // topHeaderSection reports whether sec is the message's own header or
 // some of its fields (BODY[HEADER], BODY[HEADER.FIELDS (...)],
 // BODY[HEADER.FIELDS.NOT (...)], RFC822.HEADER): the header block is all
@@ -538,15 +523,6 @@ func topHeaderSection(sec *imap.FetchItemBodySection) bool {
 func hasTopHeaderSection(secs []*imap.FetchItemBodySection) bool {
 	for _, sec := range secs {
 		if topHeaderSection(sec) {
-			return true
-		}
-	}
-	return false
-}
-
-func hasPartSection(secs []*imap.FetchItemBodySection) bool {
-	for _, sec := range secs {
-		if !wholeMessage(sec) {
 			return true
 		}
 	}
@@ -603,19 +579,16 @@ func streamMessage(rw *imapserver.FetchResponseWriter, sec *imap.FetchItemBodySe
 	return err
 }
 
-// readHeaderBlock reads a message's header block, up to and including the
-// empty line that ends it, or up to maxHeaderBytes; complete is false when
-// it was cut there. The body is not read.
-func readHeaderBlock(r io.Reader) (hdr []byte, complete bool, err error) {
-	hdr, err = imapserver.ReadHeaderBlock(bufio.NewReaderSize(io.LimitReader(r, maxHeaderBytes), 4096))
-	if err != nil {
-		return nil, false, err
-	}
-	return hdr, len(hdr) < maxHeaderBytes, nil
+// readHeaderBlock reads a message's header block as the section writers
+// do (imapserver.ReadHeaderBlock: up to and including the empty line
+// that ends it, within imapserver.MaxHeaderBlockBytes and
+// MaxHeaderBlockLines). The body is not read.
+func readHeaderBlock(r io.Reader) ([]byte, error) {
+	return imapserver.ReadHeaderBlock(bufio.NewReaderSize(r, 4096))
 }
 
 // headerBlock returns the header block of uid from the server's cache,
-// or reads it with open (bounded by maxHeaderBytes) and caches it.
+// or reads it with open (readHeaderBlock) and caches it.
 func (v *view) headerBlock(uid uint32, open func() (io.ReadCloser, error)) ([]byte, error) {
 	key := headerKey{v.key, uid}
 	if hdr, ok := v.s.srv.headers.get(key); ok {
@@ -626,13 +599,11 @@ func (v *view) headerBlock(uid uint32, open func() (io.ReadCloser, error)) ([]by
 		return nil, err
 	}
 	defer r.Close()
-	hdr, complete, err := readHeaderBlock(r)
+	hdr, err := readHeaderBlock(r)
 	if err != nil {
 		return nil, err
 	}
-	if complete {
-		v.s.srv.headers.put(key, hdr)
-	}
+	v.s.srv.headers.put(key, hdr)
 	return hdr, nil
 }
 

@@ -2,11 +2,14 @@ package imap
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"mime"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	gomessage "github.com/emersion/go-message"
@@ -34,7 +37,7 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 	if err != nil {
 		return nil, err
 	}
-	m := &matcher{v: v, maxBytes: s.srv.opts.MaxSearchBytes}
+	m := &matcher{v: v, maxBytes: s.srv.opts.MaxSearchBytes, patterns: textPatterns(ck, make(map[string]bool))}
 	var (
 		data   imap.SearchData
 		seqSet imap.SeqSet
@@ -114,9 +117,8 @@ type candidate struct {
 	msg store.Message
 	seq uint32
 
-	header   *mail.Header
-	texts    []string // decoded text of the header and each text part
-	textRead bool
+	header *mail.Header
+	text   *textHits // read on first need
 }
 
 // matcher evaluates search keys. Only what a key needs is read: flags,
@@ -126,6 +128,7 @@ type candidate struct {
 type matcher struct {
 	v        *view
 	maxBytes int64
+	patterns []string // every BODY and TEXT pattern, lower-cased
 }
 
 // compiled is a search key with its message sets resolved once, so that
@@ -303,64 +306,93 @@ func (m *matcher) header(c *candidate) (*mail.Header, error) {
 // pattern, case-insensitively. BODY looks at the text parts only; TEXT
 // also at the header fields (RFC 9051 §6.4.4).
 func (m *matcher) containsText(c *candidate, pattern string, withHeader bool) (bool, error) {
-	if !c.textRead {
+	if c.text == nil {
 		if err := m.readText(c); err != nil {
 			return false, err
 		}
 	}
 	p := strings.ToLower(pattern)
-	for i, t := range c.texts {
-		if i == 0 && !withHeader {
-			continue // texts[0] is the header
-		}
-		if strings.Contains(t, p) {
-			return true, nil
-		}
+	if p == "" {
+		return true, nil // every text contains it
 	}
-	return false, nil
+	if withHeader && c.text.inHeader[p] {
+		return true, nil
+	}
+	return c.text.inBody[p], nil
 }
 
-// readText reads at most maxBytes of the message and keeps the lower-cased
-// decoded text: the header fields first, then every text/* part and the
-// headers and text of nested messages. Transfer encodings are undone by
-// go-message; parts in charsets other than US-ASCII and UTF-8 are
+// textPatterns returns the lower-cased BODY and TEXT patterns of ck and
+// of the keys under it, each once.
+func textPatterns(ck *compiled, seen map[string]bool) []string {
+	var out []string
+	add := func(ps []string) {
+		for _, p := range ps {
+			if p = strings.ToLower(p); p != "" && !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	add(ck.k.Body)
+	add(ck.k.Text)
+	for _, n := range ck.not {
+		out = append(out, textPatterns(n, seen)...)
+	}
+	for _, pair := range ck.or {
+		out = append(out, textPatterns(pair[0], seen)...)
+		out = append(out, textPatterns(pair[1], seen)...)
+	}
+	return out
+}
+
+// readText reads at most maxBytes of the message once and notes which of
+// the search's patterns its lower-cased decoded text contains: in the
+// header fields, or in the text (every text/* part, and the headers and
+// text of nested messages). The text streams through a window
+// (textScanner); it is never held whole. Transfer encodings are undone
+// by go-message; parts in charsets other than US-ASCII and UTF-8 are
 // compared as stored.
 func (m *matcher) readText(c *candidate) error {
-	c.textRead = true
+	c.text = &textHits{inHeader: make(map[string]bool), inBody: make(map[string]bool)}
 	r, err := m.open(c)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	// Header blocks are read within imapserver's bounds, as for FETCH.
 	br := bufio.NewReader(io.LimitReader(r, m.maxBytes))
 	_, h, err := imapserver.ReadHeader(br)
 	if err != nil {
 		return err
 	}
-	c.texts = []string{strings.ToLower(headerText(h))}
+	hs := newTextScanner(m.patterns, c.text.inHeader)
+	io.WriteString(hs, headerText(h))
+	hs.Close()
+	body := newTextScanner(m.patterns, c.text.inBody)
+	defer body.Close()
 	e, err := gomessage.New(gomessage.Header{Header: h}, br)
 	if e == nil {
 		// Unusable MIME (bad encoding): search the raw body.
-		raw, _ := io.ReadAll(br)
-		c.texts = append(c.texts, strings.ToLower(string(raw)))
+		io.Copy(body, br)
 		return nil
 	}
 	_ = err // unknown charsets still give a usable entity
-	collectText(e, &c.texts, 0)
+	collectText(e, body, 0)
 	return nil
 }
 
 // maxMIMEDepth bounds recursion into nested multiparts and messages.
 const maxMIMEDepth = 20
 
-func collectText(e *gomessage.Entity, out *[]string, depth int) {
+func collectText(e *gomessage.Entity, out *textScanner, depth int) {
 	if depth > maxMIMEDepth {
 		return
 	}
 	t, params, _ := e.Header.ContentType()
 	if strings.HasPrefix(t, "multipart/") {
 		// The library's multipart reader, but for the part headers
-		// (imapserver.NewMultipartReader), as Entity.MultipartReader.
+		// (imapserver.NewMultipartReader, bounded), as
+		// Entity.MultipartReader.
 		mr := imapserver.NewMultipartReader(e.Body, params["boundary"])
 		for {
 			p, err := mr.NextPart()
@@ -376,20 +408,119 @@ func collectText(e *gomessage.Entity, out *[]string, depth int) {
 	}
 	switch {
 	case t == "" || strings.HasPrefix(t, "text/"):
-		b, _ := io.ReadAll(e.Body)
-		*out = append(*out, strings.ToLower(string(b)))
+		out.Next()
+		io.Copy(out, e.Body)
 	case t == "message/rfc822" || t == "message/global":
 		br := bufio.NewReader(e.Body)
 		_, h, err := imapserver.ReadHeader(br)
 		if err != nil {
 			return
 		}
-		*out = append(*out, strings.ToLower(headerText(h)))
+		out.Next()
+		io.WriteString(out, headerText(h))
 		inner, _ := gomessage.New(gomessage.Header{Header: h}, br)
 		if inner != nil {
 			collectText(inner, out, depth+1)
 		}
 	}
+}
+
+// textHits records which patterns a message's text contains.
+type textHits struct {
+	inHeader, inBody map[string]bool
+}
+
+// textScanner is an io.Writer that lower-cases what is written to it and
+// marks in hits each pattern found in it, keeping only a window: the
+// bytes not yet lower-cased (a UTF-8 sequence cut by a write) and, of the
+// lower-cased text, enough to find a pattern that straddles two writes.
+// Next starts a new text: no match spans two texts.
+type textScanner struct {
+	patterns []string
+	hits     map[string]bool
+	longest  int
+	pending  []byte // raw bytes of an incomplete UTF-8 sequence
+	window   []byte // lower-cased text: the tail kept, then the new chunk
+}
+
+func newTextScanner(patterns []string, hits map[string]bool) *textScanner {
+	s := &textScanner{patterns: patterns, hits: hits}
+	for _, p := range patterns {
+		s.longest = max(s.longest, len(p))
+	}
+	return s
+}
+
+// textChunk bounds how much is lower-cased and searched at once.
+const textChunk = 32 << 10
+
+func (s *textScanner) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(s.patterns) == 0 {
+		return n, nil
+	}
+	for len(p) > 0 {
+		k := min(len(p), textChunk)
+		chunk := append(s.pending, p[:k]...)
+		p = p[k:]
+		// Hold back an incomplete UTF-8 sequence at the end.
+		cut := len(chunk)
+		for i := len(chunk) - 1; i >= 0 && i >= len(chunk)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(chunk[i]) {
+				if !utf8.FullRune(chunk[i:]) {
+					cut = i
+				}
+				break
+			}
+		}
+		s.search(chunk[:cut])
+		// chunk's array is pending's: move the held-back bytes to its
+		// start, to be reused by the next write.
+		s.pending = chunk[:copy(chunk, chunk[cut:])]
+	}
+	return n, nil
+}
+
+// search lower-cases raw as strings.ToLower would (invalid UTF-8 becomes
+// U+FFFD) onto the window, and looks for the patterns there.
+func (s *textScanner) search(raw []byte) {
+	for len(raw) > 0 {
+		if c := raw[0]; c < utf8.RuneSelf {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			s.window = append(s.window, c)
+			raw = raw[1:]
+			continue
+		}
+		r, size := utf8.DecodeRune(raw)
+		s.window = utf8.AppendRune(s.window, unicode.ToLower(r))
+		raw = raw[size:]
+	}
+	for _, pat := range s.patterns {
+		if !s.hits[pat] && bytes.Contains(s.window, []byte(pat)) {
+			s.hits[pat] = true
+		}
+	}
+	if keep := s.longest - 1; len(s.window) > keep {
+		s.window = s.window[:copy(s.window, s.window[len(s.window)-keep:])]
+	}
+}
+
+// Next ends the current text (searching what is held back) and starts
+// another.
+func (s *textScanner) Next() {
+	if len(s.pending) > 0 {
+		s.search(s.pending)
+		s.pending = s.pending[:0]
+	}
+	s.window = s.window[:0]
+}
+
+// Close ends the last text.
+func (s *textScanner) Close() error {
+	s.Next()
+	return nil
 }
 
 // headerText is the header fields as "Key: decoded value" lines.

@@ -2,8 +2,6 @@ package imap
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"strings"
 	"testing"
 
@@ -246,33 +244,4 @@ func TestMalformedMIME(t *testing.T) {
 	mustHave(t, u, `* 1 FETCH (ENVELOPE`, `(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0`, `"mixed"`)
 	u = r.expectOK("SEARCH BODY zzz")
 	mustHave(t, u, "* SEARCH")
-}
-
-// TestDeepMIMENestingIsRefused: a message nested deeper than the MIME
-// walkers can safely recurse gets NO [PARSE] for BODYSTRUCTURE, while
-// BODY[] still streams it.
-func TestDeepMIMENestingIsRefused(t *testing.T) {
-	e := newEnv(t)
-	var sb strings.Builder
-	for i := 0; i < 1200; i++ {
-		fmt.Fprintf(&sb, "Content-Type: Multipart/Mixed; boundary=b%d\r\n\r\n--b%d\r\n", i, i)
-	}
-	sb.WriteString("Content-Type: text/plain\r\n\r\ndeep\r\n")
-	msg := sb.String()
-	e.deliver(e.aliceID, "", msg)
-	e.deliver(e.aliceID, "", multipartMsg)
-	r := loggedIn(e)
-	r.expectOK("SELECT INBOX")
-	r.expectStatus("FETCH 1 BODYSTRUCTURE", "NO [PARSE]")
-	r.expectStatus("FETCH 1 BODY.PEEK[1.1.1]", "NO [PARSE]")
-	u := r.expectOK("FETCH 1 BODY.PEEK[]")
-	mustHave(t, u, fmt.Sprintf("BODY[] {%d}", len(msg)))
-	u = r.expectOK("FETCH 2 BODYSTRUCTURE")
-	mustHave(t, u, `"mixed"`)
-	n, err := countMIMEMarkers(func() (io.ReadCloser, error) {
-		return io.NopCloser(strings.NewReader(strings.Repeat("x", 65531) + "MULTIPART/" + strings.Repeat("y", 65530) + "message/rfc822")), nil
-	})
-	if err != nil || n != 2 {
-		t.Fatalf("countMIMEMarkers = %d, %v; want 2", n, err)
-	}
 }

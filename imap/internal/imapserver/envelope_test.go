@@ -161,8 +161,9 @@ func FuzzExtractEnvelope(f *testing.F) {
 	})
 }
 
-// TestParseAddressListLinear: a header the size of the largest header
-// block FETCH reads (1 MiB) is parsed quickly (only its first 128 KiB);
+// TestParseAddressListLinear: a header larger than the largest header
+// block FETCH reads (MaxHeaderBlockBytes) is parsed quickly (only its
+// first 128 KiB);
 // inputs like these took minutes when every ":" rescanned the address
 // being built.
 func TestParseAddressListLinear(t *testing.T) {

@@ -391,7 +391,7 @@ func (cmd *FetchWriter) WriteVanished(uids imap.UIDSet) error {
 
 // BinarySection returns the section a BINARY item names, as a body
 // section: its part numbers, the section-text that followed them if any,
-// Partial and Peek. ExtractBinary takes it.
+// Partial and Peek. WriteBinary takes it.
 func (cmd *FetchWriter) BinarySection(item *imap.FetchItemBinarySection) *imap.FetchItemBodySection {
 	if section := cmd.options.binary[item]; section != nil {
 		return section
@@ -407,42 +407,43 @@ func (cmd *FetchWriter) BinarySectionSize(item *imap.FetchItemBinarySectionSize)
 	return &imap.FetchItemBodySection{Part: item.Part}
 }
 
-// ErrUnknownCTE is returned by ExtractBinary for a section whose
+// ErrUnknownCTE is returned by WriteBinary for a section whose
 // Content-Transfer-Encoding it cannot decode; the command then fails
 // with NO [UNKNOWN-CTE] (RFC 9051 §6.4.5, as RFC 3516).
 var ErrUnknownCTE = errors.New("imapserver: unknown content transfer encoding")
 
-// ExtractBinary extracts a BINARY section (see FetchWriter.BinarySection)
-// of a message: the part's content with its transfer encoding decoded
-// (RFC 3516; RFC 9051 §6.4.5), charset left as it is. Header sections
-// (HEADER, HEADER.FIELDS[.NOT], MIME) are BODY's. TEXT is the part's
-// body, decoded when it is a leaf (a message/rfc822 part is opened
-// first, as BODY's TEXT does): so BINARY[TEXT] of a single-part message
-// is its decoded content, and TEXT of a multipart is as stored.
-// BINARY[] is the message's header and its body, decoded when it is a
-// leaf. A part that does not exist is empty.
-func ExtractBinary(r io.Reader, section *imap.FetchItemBodySection) ([]byte, error) {
+// WriteBinary writes a BINARY section (see FetchWriter.BinarySection)
+// of a message to w, without its partial range (see SectionWindow): the
+// part's content with its transfer encoding decoded (RFC 3516; RFC 9051
+// §6.4.5), charset left as it is. It streams, as WriteBodySection does.
+// Header sections (HEADER, HEADER.FIELDS[.NOT], MIME) are BODY's. TEXT
+// is the part's body, decoded when it is a leaf (a message/rfc822 part
+// is opened first, as BODY's TEXT does): so BINARY[TEXT] of a
+// single-part message is its decoded content, and TEXT of a multipart
+// is as stored. BINARY[] is the message's header and its body, decoded
+// when it is a leaf. A part that does not exist is empty. A part in an
+// encoding it cannot decode gives ErrUnknownCTE before anything is
+// written; otherwise the error is w's.
+//
+// mailyard: streaming form of the library's ExtractBinary.
+func WriteBinary(w io.Writer, r io.Reader, section *imap.FetchItemBodySection) error {
 	switch section.Specifier {
 	case imap.PartSpecifierHeader, imap.PartSpecifierMIME:
-		return ExtractBodySection(r, section), nil
+		return WriteBodySection(w, r, section)
 	}
 	br := bufio.NewReader(r)
 	block, header, err := ReadHeader(br)
 	if err != nil {
-		return nil, nil
+		return nil
 	}
-	parentMediaType, header, body := findMessagePart(header, br, section.Part)
+	parentMediaType, header, body, leaf := findMessagePart(header, br, section.Part)
 	if body == nil {
-		return nil, nil
+		return nil
 	}
-	if section.Specifier == imap.PartSpecifierText && len(section.Part) > 0 {
+	if section.Specifier == imap.PartSpecifierText && len(section.Part) > 0 && !leaf {
 		_, header, body = openMessagePart(header, body, parentMediaType)
 	}
 
-	var buf bytes.Buffer
-	if len(section.Part) == 0 && section.Specifier == imap.PartSpecifierNone {
-		buf.Write(block)
-	}
 	// go-message leaves a multipart's encoding alone (RFC 2046 §5.1: only
 	// 7bit, 8bit or binary). Given the encoding alone, it converts no
 	// charset.
@@ -451,14 +452,18 @@ func ExtractBinary(r io.Reader, section *imap.FetchItemBodySection) ([]byte, err
 		cte.Set("Content-Transfer-Encoding", header.Get("Content-Transfer-Encoding"))
 		e, err := gomessage.New(cte, body)
 		if gomessage.IsUnknownEncoding(err) {
-			return nil, ErrUnknownCTE
+			return ErrUnknownCTE
 		}
 		body = e.Body
 	}
-	if _, err := io.Copy(&buf, body); err != nil {
-		return nil, nil
+	ew := &errWriter{w: w}
+	if len(section.Part) == 0 && section.Specifier == imap.PartSpecifierNone {
+		if _, err := ew.Write(block); err != nil {
+			return err
+		}
 	}
-	return extractPartial(buf.Bytes(), section.Partial), nil
+	copyBody(ew, body)
+	return ew.err
 }
 
 // readFetchModifiers reads the parenthesized fetch-modifier list (RFC 7162
@@ -583,7 +588,38 @@ func (w *FetchResponseWriter) WriteBodySection(section *imap.FetchItemBodySectio
 	}
 
 	enc.SP()
-	return w.enc.Literal(size)
+	return nulFreeWriter{w.enc.Literal(size)}
+}
+
+// nulFreeWriter writes NUL as 0x80, which keeps the literal's length:
+// a literal carries no NUL (RFC 9051 §4.3); a message with one is sent
+// as Dovecot sends it. BINARY's literal8 carries NUL as it is (RFC 3516
+// §4.2).
+//
+// mailyard: added.
+type nulFreeWriter struct{ io.WriteCloser }
+
+func (w nulFreeWriter) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, 0) < 0 {
+		return w.WriteCloser.Write(p)
+	}
+	var buf [4096]byte
+	written := 0
+	for len(p) > 0 {
+		n := copy(buf[:], p)
+		for i, b := range buf[:n] {
+			if b == 0 {
+				buf[i] = 0x80
+			}
+		}
+		k, err := w.WriteCloser.Write(buf[:n])
+		written += k
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
 }
 
 func writeItemBodySection(enc *imapwire.Encoder, section *imap.FetchItemBodySection) {
@@ -751,6 +787,9 @@ func writeEnvelope(enc *imapwire.Encoder, envelope *Envelope) {
 // enabled UTF8=ACCEPT and as an RFC 2047 encoded-word to others, which
 // expect ASCII there; ASCII text, encoded-words included, is unchanged.
 func writeEnvelopeString(enc *imapwire.Encoder, s string) {
+	// mailyard: a NUL would be hidden in an encoded-word as "=00"; it
+	// becomes U+FFFD first, as enc.String does (RFC 9051 §4.3).
+	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
 	if !enc.QuotedUTF8 {
 		s = mime.QEncoding.Encode("utf-8", s)
 	}

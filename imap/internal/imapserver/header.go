@@ -3,7 +3,6 @@ package imapserver
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"io"
 
 	"github.com/emersion/go-message/textproto"
@@ -21,8 +20,10 @@ import (
 // of the input for a message that is all header. A line that is not a
 // header field (no colon, a control character or space in the name, white
 // space at the start of the header) does not end it, as in Dovecot:
-// BODY[HEADER] and BODY[TEXT] together are BODY[]. Only a read error
-// other than io.EOF is returned. The block is not nil, even when empty.
+// BODY[HEADER] and BODY[TEXT] together are BODY[]. The block is cut at
+// MaxHeaderBlockBytes and MaxHeaderBlockLines, the rest left in br as the
+// body. Only a read error other than io.EOF is returned. The block is not
+// nil, even when empty.
 func ReadHeaderBlock(br *bufio.Reader) ([]byte, error) {
 	return readHeaderBlockUntil(br, nil)
 }
@@ -34,7 +35,7 @@ func ReadHeaderBlock(br *bufio.Reader) ([]byte, error) {
 // buffer are not given to stop.
 func readHeaderBlockUntil(br *bufio.Reader, stop func(line []byte) bool) ([]byte, error) {
 	hdr := []byte{}
-	lineStart := 0
+	lineStart, lines := 0, 0
 	for {
 		if stop != nil && lineStart == len(hdr) {
 			b, err := br.Peek(br.Size())
@@ -48,20 +49,26 @@ func readHeaderBlockUntil(br *bufio.Reader, stop func(line []byte) bool) ([]byte
 				return hdr, nil
 			}
 		}
-		chunk, err := br.ReadSlice('\n')
-		hdr = append(hdr, chunk...)
+		if len(hdr) >= MaxHeaderBlockBytes || lines >= MaxHeaderBlockLines {
+			return hdr, nil // mailyard: cut, see MaxHeaderBlockBytes
+		}
+		chunk, err := nextHeaderChunk(br, MaxHeaderBlockBytes-len(hdr))
 		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue // the same line goes on
 		case err == io.EOF:
 			return hdr, nil
 		case err != nil:
 			return nil, err
 		}
+		hdr = append(hdr, chunk...)
+		br.Discard(len(chunk))
+		if chunk[len(chunk)-1] != '\n' {
+			continue // the same line goes on
+		}
 		if line := hdr[lineStart:]; len(line) == 1 || len(line) == 2 && line[0] == '\r' {
 			return hdr, nil
 		}
 		lineStart = len(hdr)
+		lines++
 	}
 }
 

@@ -54,7 +54,7 @@ func TestMultipartPartHeaders(t *testing.T) {
 		t.Fatalf("BODYSTRUCTURE %#v", bs)
 	}
 	for i, want := range []string{"one", "", "three"} {
-		got := ExtractBodySection(strings.NewReader(msg), &imap.FetchItemBodySection{Part: []int{i + 1}})
+		got := bodySection(msg, &imap.FetchItemBodySection{Part: []int{i + 1}})
 		if string(got) != want {
 			t.Errorf("BODY[%d] = %q, want %q", i+1, got, want)
 		}
@@ -68,6 +68,13 @@ func writeHeader(t *testing.T, h textproto.Header) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// bodySection is the section item of msg, as WriteBodySection writes it.
+func bodySection(msg string, item *imap.FetchItemBodySection) []byte {
+	var b bytes.Buffer
+	WriteBodySection(&b, strings.NewReader(msg), item)
+	return b.Bytes()
 }
 
 func lf(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
@@ -99,8 +106,8 @@ func FuzzReadHeader(f *testing.F) {
 		if string(block)+string(rest) != s {
 			t.Fatalf("block %q + rest %q", block, rest)
 		}
-		hdr := ExtractBodySection(strings.NewReader(s), &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader})
-		text := ExtractBodySection(strings.NewReader(s), &imap.FetchItemBodySection{Specifier: imap.PartSpecifierText})
+		hdr := bodySection(s, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader})
+		text := bodySection(s, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierText})
 		if string(hdr)+string(text) != s {
 			t.Fatalf("BODY[HEADER] %q + BODY[TEXT] %q", hdr, text)
 		}

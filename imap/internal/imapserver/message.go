@@ -3,8 +3,11 @@ package imapserver
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
+	"math"
 	"strings"
+	"sync"
 
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
@@ -12,28 +15,56 @@ import (
 	"github.com/emersion/go-imap/v2"
 )
 
-// ExtractBodySection extracts a section of a message body.
+// MaxMIMEDepth is how deep BODYSTRUCTURE and section numbers go into a
+// message: the message itself is at depth 1, each multipart part and
+// each message/rfc822 part's message one deeper. A multipart or
+// message/* part at this depth is not opened: BODYSTRUCTURE describes
+// it as an application/octet-stream leaf holding its whole body, and its
+// section numbers address it as a leaf. Dovecot 2.3 does the same with
+// the same depth (message-parser.h,
+// MESSAGE_PARSER_DEFAULT_MAX_NESTED_MIME_PARTS; checked against 2.3.19).
+// The bound keeps one hostile message from costing a stack and a reader
+// per level, and from failing a FETCH over the whole mailbox.
+const MaxMIMEDepth = 100
+
+// MaxMIMEParts bounds the parts BODYSTRUCTURE describes in one message,
+// as Dovecot's MESSAGE_PARSER_DEFAULT_MAX_TOTAL_MIME_PARTS: a multipart
+// lists no more parts once the message has this many.
+const MaxMIMEParts = 10000
+
+// WriteBodySection writes a section of a message body to w: the section
+// item names, without its partial range (see SectionWindow). It streams:
+// only header blocks are held. A section that does not exist is empty; a
+// malformed message gives what could be read of the section before the
+// fault (RFC 9051 §7.5.2 asks for a best effort). The error is w's.
 //
-// It can be used by server backends to implement Session.Fetch.
-func ExtractBodySection(r io.Reader, item *imap.FetchItemBodySection) []byte {
+// mailyard: streaming form of the library's ExtractBodySection.
+func WriteBodySection(w io.Writer, r io.Reader, item *imap.FetchItemBodySection) error {
+	ew := &errWriter{w: w}
+	writeBodySection(ew, r, item)
+	return ew.err
+}
+
+func writeBodySection(w io.Writer, r io.Reader, item *imap.FetchItemBodySection) {
 	// mailyard: block is the header as stored (ReadHeader), written as
 	// it is unless fields are picked; nil for a part's MIME header.
 	br := bufio.NewReader(r)
 	block, header, err := ReadHeader(br)
 	if err != nil {
-		return nil
+		return
 	}
-
-	parentMediaType, header, body := findMessagePart(header, br, item.Part)
+	parentMediaType, header, body, leaf := findMessagePart(header, br, item.Part)
 	if body == nil {
-		return nil
+		return
 	}
 
 	if len(item.Part) > 0 {
 		block = nil
-		switch item.Specifier {
-		case imap.PartSpecifierHeader, imap.PartSpecifierText:
-			block, header, body = openMessagePart(header, body, parentMediaType)
+		if !leaf {
+			switch item.Specifier {
+			case imap.PartSpecifierHeader, imap.PartSpecifierText:
+				block, header, body = openMessagePart(header, body, parentMediaType)
+			}
 		}
 	}
 
@@ -53,9 +84,6 @@ func ExtractBodySection(r io.Reader, item *imap.FetchItemBodySection) []byte {
 		header.Del(k)
 	}
 
-	// Write the requested data to a buffer
-	var buf bytes.Buffer
-
 	writeHeader := true
 	switch item.Specifier {
 	case imap.PartSpecifierNone:
@@ -66,24 +94,99 @@ func ExtractBodySection(r io.Reader, item *imap.FetchItemBodySection) []byte {
 	switch {
 	case !writeHeader:
 	case block != nil && len(item.HeaderFields) == 0 && len(item.HeaderFieldsNot) == 0:
-		buf.Write(block)
+		if _, err := w.Write(block); err != nil {
+			return
+		}
 	default:
-		if err := textproto.WriteHeader(&buf, header); err != nil {
-			return nil
+		if err := textproto.WriteHeader(w, header); err != nil {
+			return
 		}
 	}
 
 	switch item.Specifier {
 	case imap.PartSpecifierNone, imap.PartSpecifierText:
-		if _, err := io.Copy(&buf, body); err != nil {
-			return nil
-		}
+		copyBody(w, body)
 	}
-
-	return extractPartial(buf.Bytes(), item.Partial)
 }
 
-func findMessagePart(header textproto.Header, body io.Reader, partPath []int) (string, textproto.Header, io.Reader) {
+// copyBuffers are io.Copy's buffers for the section writers, which copy
+// twice per section (see WriteBodySection): neither end of the copy
+// has a buffer of its own to lend.
+var copyBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+// copyBody copies r to w as io.Copy does, with a pooled buffer.
+func copyBody(w io.Writer, r io.Reader) {
+	buf := copyBuffers.Get().(*[32 << 10]byte)
+	io.CopyBuffer(w, r, buf[:])
+	copyBuffers.Put(buf)
+}
+
+// errWriter keeps the first error of w, which the section writers return
+// as theirs: read errors of a malformed message end a section early
+// without failing it, write errors fail it.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
+
+// ErrWindowFull is returned by a SectionWindow's Write once the window
+// has all it wants, so that a section writer stops reading.
+var ErrWindowFull = errors.New("imapserver: section window full")
+
+// SectionWindow passes to W the bytes of a section that a partial fetch
+// (RFC 9051 §6.4.5, "<" offset "." size ">") asks for: it skips Skip
+// bytes, then writes up to N, then fails with ErrWindowFull.
+type SectionWindow struct {
+	W       io.Writer
+	Skip, N int64
+}
+
+// NewSectionWindow returns the window of partial, or of the whole
+// section when partial is nil.
+func NewSectionWindow(w io.Writer, partial *imap.SectionPartial) *SectionWindow {
+	if partial == nil {
+		return &SectionWindow{W: w, N: math.MaxInt64}
+	}
+	return &SectionWindow{W: w, Skip: partial.Offset, N: partial.Size}
+}
+
+func (sw *SectionWindow) Write(p []byte) (int, error) {
+	total := len(p)
+	if sw.Skip > 0 {
+		k := min(int64(len(p)), sw.Skip)
+		p = p[k:]
+		sw.Skip -= k
+	}
+	if len(p) > 0 && sw.N == 0 {
+		return 0, ErrWindowFull
+	}
+	if int64(len(p)) > sw.N {
+		p = p[:sw.N]
+	}
+	if len(p) > 0 {
+		n, err := sw.W.Write(p)
+		sw.N -= int64(n)
+		if err != nil {
+			return 0, err
+		}
+	}
+	return total, nil
+}
+
+// findMessagePart finds the part partPath names. leaf reports that the
+// part was not opened as a multipart or message because it is at
+// MaxMIMEDepth; its body is then the part's whole body, as
+// BODYSTRUCTURE describes it.
+func findMessagePart(header textproto.Header, body io.Reader, partPath []int) (string, textproto.Header, io.Reader, bool) {
 	// First part of non-multipart message refers to the message itself
 	msgHeader := gomessage.Header{Header: header}
 	mediaType, _, _ := msgHeader.ContentType()
@@ -92,16 +195,24 @@ func findMessagePart(header textproto.Header, body io.Reader, partPath []int) (s
 	}
 
 	var parentMediaType string
+	depth := 1 // mailyard: of header's part, see MaxMIMEDepth
+	leaf := false
 	for i := 0; i < len(partPath); i++ {
 		partNum := partPath[i]
 
-		_, header, body = openMessagePart(header, body, parentMediaType)
-
+		if !leaf && depth < MaxMIMEDepth {
+			var opened bool
+			_, header, body, opened = openPart(header, body, parentMediaType)
+			if opened {
+				depth++
+			}
+		}
 		msgHeader := gomessage.Header{Header: header}
 		mediaType, typeParams, _ := msgHeader.ContentType()
-		if !strings.HasPrefix(mediaType, "multipart/") {
+		leaf = leaf || depth >= MaxMIMEDepth
+		if leaf || !strings.HasPrefix(mediaType, "multipart/") {
 			if partNum != 1 {
-				return "", textproto.Header{}, nil
+				return "", textproto.Header{}, nil, false
 			}
 			continue
 		}
@@ -111,7 +222,7 @@ func findMessagePart(header textproto.Header, body io.Reader, partPath []int) (s
 		for j := 1; j <= partNum; j++ {
 			p, err := mr.NextPart()
 			if err != nil {
-				return "", textproto.Header{}, nil
+				return "", textproto.Header{}, nil, false
 			}
 
 			if j == partNum {
@@ -119,21 +230,29 @@ func findMessagePart(header textproto.Header, body io.Reader, partPath []int) (s
 				header = p.Header
 				body = p
 				found = true
+				depth++
 				break
 			}
 		}
 		if !found {
-			return "", textproto.Header{}, nil
+			return "", textproto.Header{}, nil, false
 		}
 	}
 
-	return parentMediaType, header, body
+	return parentMediaType, header, body, leaf || depth >= MaxMIMEDepth
 }
 
-// openMessagePart opens a message/rfc822 (or message/global) part: the
-// header block and fields of the message it holds and its body. Other
-// parts are returned as they are, with a nil block.
+// openMessagePart is openPart without its opened.
 func openMessagePart(header textproto.Header, body io.Reader, parentMediaType string) ([]byte, textproto.Header, io.Reader) {
+	block, header, body, _ := openPart(header, body, parentMediaType)
+	return block, header, body
+}
+
+// openPart opens a message/rfc822 or message/global part (or a part of
+// a multipart/digest without Content-Type): the header block and fields
+// of the message it holds, its body, and opened true. Other parts are
+// returned as they are, with a nil block.
+func openPart(header textproto.Header, body io.Reader, parentMediaType string) ([]byte, textproto.Header, io.Reader, bool) {
 	msgHeader := gomessage.Header{Header: header}
 	mediaType, _, _ := msgHeader.ContentType()
 	if !msgHeader.Has("Content-Type") && parentMediaType == "multipart/digest" {
@@ -142,50 +261,49 @@ func openMessagePart(header textproto.Header, body io.Reader, parentMediaType st
 	if mediaType == "message/rfc822" || mediaType == "message/global" {
 		br := bufio.NewReader(body)
 		block, header, _ := ReadHeader(br)
-		return block, header, br
+		return block, header, br, true
 	}
-	return nil, header, body
-}
-
-func extractPartial(b []byte, partial *imap.SectionPartial) []byte {
-	if partial == nil {
-		return b
-	}
-
-	end := partial.Offset + partial.Size
-	if partial.Offset > int64(len(b)) {
-		return nil
-	}
-	if end > int64(len(b)) {
-		end = int64(len(b))
-	}
-	return b[partial.Offset:end]
+	return nil, header, body, false
 }
 
 // ExtractBodyStructure extracts the structure of a message body.
 //
-// It can be used by server backends to implement Session.Fetch.
+// mailyard: it streams, holding only header blocks: sizes and line
+// counts are counted as the body goes by. It goes MaxMIMEDepth deep and
+// describes at most MaxMIMEParts parts.
 func ExtractBodyStructure(r io.Reader) imap.BodyStructure {
 	br := bufio.NewReader(r)
 	_, header, _ := ReadHeader(br)
-	return extractBodyStructure(header, br)
+	return (&structureWalk{}).extract(header, br, 1)
 }
 
-func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStructure {
+// structureWalk is the state of one ExtractBodyStructure.
+type structureWalk struct {
+	parts int
+}
+
+func (sw *structureWalk) extract(rawHeader textproto.Header, r io.Reader, depth int) imap.BodyStructure {
+	sw.parts++
 	header := gomessage.Header{Header: rawHeader}
 
 	mediaType, typeParams, _ := header.ContentType()
 	primaryType, subType, _ := strings.Cut(mediaType, "/")
+	isMessage := mediaType == "message/rfc822" || mediaType == "message/global"
+	if depth >= MaxMIMEDepth && (primaryType == "multipart" || isMessage) {
+		// mailyard: too deep to open (see MaxMIMEDepth): a leaf of
+		// its whole body, as Dovecot describes it.
+		primaryType, subType, isMessage = "application", "octet-stream", false
+	}
 
 	if primaryType == "multipart" {
 		bs := &imap.BodyStructureMultiPart{Subtype: subType}
 		mr := NewMultipartReader(r, typeParams["boundary"])
-		for {
+		for sw.parts < MaxMIMEParts {
 			part, _ := mr.NextPart()
 			if part == nil {
 				break
 			}
-			bs.Children = append(bs.Children, extractBodyStructure(part.Header, part))
+			bs.Children = append(bs.Children, sw.extract(part.Header, part, depth+1))
 		}
 		if len(bs.Children) == 0 {
 			// mailyard: body-type-mpart needs at least one body (RFC 9051
@@ -205,49 +323,68 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 			Location:    header.Get("Content-Location"),
 		}
 		return bs
-	} else {
-		body, _ := io.ReadAll(r) // TODO: optimize
-		bs := &imap.BodyStructureSinglePart{
-			Type:        primaryType,
-			Subtype:     subType,
-			Params:      typeParams,
-			ID:          header.Get("Content-Id"),
-			Description: header.Get("Content-Description"),
-			Encoding:    header.Get("Content-Transfer-Encoding"),
-			Size:        uint32(len(body)),
-		}
-		if mediaType == "message/rfc822" || mediaType == "message/global" {
-			br := bufio.NewReader(bytes.NewReader(body))
-			_, childHeader, _ := ReadHeader(br)
-			// mailyard: the part's ENVELOPE rides with its structure, as
-			// imap.Envelope cannot hold it (see envelope.go).
-			bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
-				BodyStructure: &envelopedBody{
-					BodyStructure: extractBodyStructure(childHeader, br),
-					envelope:      ExtractEnvelope(body),
-				},
-				NumLines: int64(bytes.Count(body, []byte("\n"))),
-			}
-		}
-		if primaryType == "text" {
-			// mailyard: RFC 2045 §5.2's default charset, said explicitly.
-			if _, ok := typeParams["charset"]; !ok {
-				if bs.Params == nil {
-					bs.Params = make(map[string]string)
-				}
-				bs.Params["charset"] = "us-ascii"
-			}
-			bs.Text = &imap.BodyStructureText{
-				NumLines: int64(bytes.Count(body, []byte("\n"))),
-			}
-		}
-		bs.Extended = &imap.BodyStructureSinglePartExt{
-			Disposition: getContentDisposition(header),
-			Language:    getContentLanguage(header),
-			Location:    header.Get("Content-Location"),
-		}
-		return bs
 	}
+
+	// mailyard: the body streams through a counter rather than being
+	// read whole.
+	body := &lineCounter{r: r}
+	bs := &imap.BodyStructureSinglePart{
+		Type:        primaryType,
+		Subtype:     subType,
+		Params:      typeParams,
+		ID:          header.Get("Content-Id"),
+		Description: header.Get("Content-Description"),
+		Encoding:    header.Get("Content-Transfer-Encoding"),
+	}
+	var msg *imap.BodyStructureMessageRFC822
+	if isMessage {
+		br := bufio.NewReader(body)
+		block, childHeader, _ := ReadHeader(br)
+		// mailyard: the part's ENVELOPE rides with its structure, as
+		// imap.Envelope cannot hold it (see envelope.go).
+		msg = &imap.BodyStructureMessageRFC822{
+			BodyStructure: &envelopedBody{
+				BodyStructure: sw.extract(childHeader, br, depth+1),
+				envelope:      ExtractEnvelope(block),
+			},
+		}
+	}
+	io.Copy(io.Discard, body)
+	bs.Size = uint32(body.n)
+	if msg != nil {
+		msg.NumLines = body.lines
+		bs.MessageRFC822 = msg
+	}
+	if primaryType == "text" {
+		// mailyard: RFC 2045 §5.2's default charset, said explicitly.
+		if _, ok := typeParams["charset"]; !ok {
+			if bs.Params == nil {
+				bs.Params = make(map[string]string)
+			}
+			bs.Params["charset"] = "us-ascii"
+		}
+		bs.Text = &imap.BodyStructureText{NumLines: body.lines}
+	}
+	bs.Extended = &imap.BodyStructureSinglePartExt{
+		Disposition: getContentDisposition(header),
+		Language:    getContentLanguage(header),
+		Location:    header.Get("Content-Location"),
+	}
+	return bs
+}
+
+// lineCounter counts the bytes and the LFs read through it.
+type lineCounter struct {
+	r     io.Reader
+	n     int64
+	lines int64
+}
+
+func (c *lineCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.lines += int64(bytes.Count(p[:n], []byte("\n")))
+	return n, err
 }
 
 func getContentDisposition(header gomessage.Header) *imap.BodyStructureDisposition {

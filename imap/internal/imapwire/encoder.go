@@ -100,6 +100,13 @@ func (enc *Encoder) Quoted(s string) *Encoder {
 }
 
 func (enc *Encoder) String(s string) *Encoder {
+	if enc.side == ConnSideServer && strings.IndexByte(s, 0) >= 0 {
+		// mailyard: neither a quoted string nor a literal may carry NUL
+		// (RFC 9051 §4.3, §9: CHAR8 and TEXT-CHAR exclude it). A string
+		// from a message (an ENVELOPE field, a MIME parameter) gets
+		// U+FFFD in its place, as Dovecot sends.
+		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	}
 	if !enc.validQuoted(s) {
 		enc.stringLiteral(s)
 		return enc
