@@ -277,18 +277,18 @@ func fromDomain(fields []field) (string, error) {
 	}
 	addrs, err := (&mail.AddressParser{}).ParseList(from[0].Value())
 	if err != nil {
-		return "", fmt.Errorf("From does not parse: %w", err)
+		return "", fmt.Errorf("header field From does not parse: %w", err)
 	}
 	if len(addrs) != 1 {
-		return "", fmt.Errorf("From has %d addresses, want 1", len(addrs))
+		return "", fmt.Errorf("header field From has %d addresses, want 1", len(addrs))
 	}
 	at := strings.LastIndexByte(addrs[0].Address, '@')
 	if at < 0 {
-		return "", errors.New("From address has no domain")
+		return "", errors.New("the From address has no domain")
 	}
 	d := strings.ToLower(strings.TrimSuffix(addrs[0].Address[at+1:], "."))
 	if d == "" {
-		return "", errors.New("From address has no domain")
+		return "", errors.New("the From address has no domain")
 	}
 	return d, nil
 }

@@ -345,7 +345,7 @@ func signWithLength(t *testing.T, key *rsa.PrivateKey, domain, selector, header,
 		"; l=" + itoa(l) + "; h=From:To:Subject; bh=" + base64.StdEncoding.EncodeToString(bh[:]) + "; b="
 	h := sha256.New()
 	for _, f := range splitFields([]byte(header)) {
-		io.WriteString(h, string(f.Raw))
+		h.Write(f.Raw)
 	}
 	io.WriteString(h, "DKIM-Signature: "+value)
 	sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, h.Sum(nil))

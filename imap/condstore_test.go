@@ -38,31 +38,6 @@ func fetchModSeq(t *testing.T, lines []string, seq int) uint64 {
 	return number(t, filter(lines, fmt.Sprintf("* %d FETCH (", seq)), modSeqRE)
 }
 
-// idle runs IDLE on r until a line containing want arrives, then DONE.
-func (r *raw) idle(want string) []string {
-	r.t.Helper()
-	r.n++
-	tag := fmt.Sprintf("t%d", r.n)
-	r.send(tag + " IDLE\r\n")
-	if l := r.line(); !strings.HasPrefix(l, "+") {
-		r.t.Fatalf("IDLE: %q", l)
-	}
-	var got []string
-	for {
-		l := r.line()
-		got = append(got, l)
-		if strings.Contains(l, want) {
-			break
-		}
-	}
-	r.send("DONE\r\n")
-	u, st := r.readUntil(tag)
-	if !strings.HasPrefix(st, "OK") {
-		r.t.Fatalf("IDLE: %q", st)
-	}
-	return append(got, u...)
-}
-
 // idleStarted sends IDLE and waits for the continuation request.
 func (r *raw) idleStarted() string {
 	r.t.Helper()
@@ -521,7 +496,7 @@ func TestQResyncSelect(t *testing.T) {
 	r := loggedIn(e)
 	r.expectStatus(fmt.Sprintf("SELECT INBOX (QRESYNC (%d %d))", uv, hms), "BAD")
 
-	u = r.expectOK("ENABLE QRESYNC")
+	r.expectOK("ENABLE QRESYNC")
 	u = r.expectOK(fmt.Sprintf("SELECT INBOX (QRESYNC (%d %d 1:6))", uv, hms))
 	mustHave(t, u, "* 4 EXISTS")
 	now := number(t, u, highestModSeqRE)

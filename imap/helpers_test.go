@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -192,7 +191,6 @@ type raw struct {
 	t    tb
 	conn net.Conn
 	r    *bufio.Reader
-	mu   sync.Mutex
 	n    int
 }
 

@@ -102,10 +102,10 @@ type Options struct {
 func (o Options) withDefaults() (Options, error) {
 	var errs []error
 	if o.Backend == nil {
-		errs = append(errs, errors.New("Backend is required"))
+		errs = append(errs, errors.New("option Backend is required"))
 	}
 	if o.Auth == nil {
-		errs = append(errs, errors.New("Auth is required"))
+		errs = append(errs, errors.New("option Auth is required"))
 	}
 	if o.ImplicitTLS && o.TLSConfig == nil {
 		errs = append(errs, errors.New("ImplicitTLS requires TLSConfig"))

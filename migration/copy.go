@@ -935,7 +935,7 @@ func (ps *passState) repair(ctx context.Context, sc *sourceConn, w *folderWork, 
 			return err
 		}
 		for _, p := range more {
-			pairs = append(pairs, pair{p.uid, p.rec})
+			pairs = append(pairs, pair(p))
 		}
 	}
 	old := w.cp

@@ -419,16 +419,6 @@ func (c *milterChain) rcpt(ctx context.Context, to string, utf8 bool) error {
 	return nil
 }
 
-// discarded returns the milter that asked to discard the message, or "".
-func (c *milterChain) discarded() string {
-	if c == nil {
-		return ""
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.discard
-}
-
 // message sends the header fields and then the body (read from body, in
 // chunks of at most milter.MaxBodyChunk) to every milter still asking, and
 // collects end-of-message answers. body is called once per milter.

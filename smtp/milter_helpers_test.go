@@ -85,12 +85,6 @@ func (tm *testMilter) seen() []*milterSeen {
 	return out
 }
 
-func (tm *testMilter) connections() int {
-	tm.mu.Lock()
-	defer tm.mu.Unlock()
-	return len(tm.conns)
-}
-
 // testMilterSession is one go-milter backend; go-milter makes a new one
 // after every final answer, so the state lives in cur.
 type testMilterSession struct {

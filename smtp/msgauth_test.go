@@ -57,11 +57,11 @@ func startMsgAuthStackResolver(t testing.TB, verify, cached bool) *msgAuthStack 
 			o.DKIMKeys = m.keys
 		})
 	ctx := context.Background()
-	k, err := m.keys.Generate(ctx, "example.test", "s1", dkim.RSA)
-	if err != nil {
+	if _, err := m.keys.Generate(ctx, "example.test", "s1", dkim.RSA); err != nil {
 		t.Fatal(err)
 	}
-	if k, err = m.keys.Activate(ctx, "example.test", "s1"); err != nil {
+	k, err := m.keys.Activate(ctx, "example.test", "s1")
+	if err != nil {
 		t.Fatal(err)
 	}
 	m.dns.Zones[k.RecordName()+"."] = mockdns.Zone{TXT: []string{k.TXT()}}

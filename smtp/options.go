@@ -217,7 +217,7 @@ func (o Options) withDefaults() (Options, error) {
 		errs = append(errs, errors.New("Router is required"))
 	}
 	if o.Deliverer == nil {
-		errs = append(errs, errors.New("Deliverer is required"))
+		errs = append(errs, errors.New("option Deliverer is required"))
 	}
 	switch o.Mode {
 	case ModeMX:
@@ -245,7 +245,7 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	for i, m := range o.Milters {
 		if _, err := m.spec(); err != nil {
-			errs = append(errs, fmt.Errorf("Milters[%d]: %w", i, err))
+			errs = append(errs, fmt.Errorf("option Milters[%d]: %w", i, err))
 		}
 	}
 	if len(errs) > 0 {

@@ -70,13 +70,13 @@ type Quarantine struct {
 func NewQuarantine(opts QuarantineOptions) (*Quarantine, error) {
 	var errs []error
 	if opts.Dir == "" {
-		errs = append(errs, errors.New("Dir is required"))
+		errs = append(errs, errors.New("option Dir is required"))
 	}
 	if opts.Records == nil {
-		errs = append(errs, errors.New("Records is required"))
+		errs = append(errs, errors.New("option Records is required"))
 	}
 	if opts.Deliverer == nil {
-		errs = append(errs, errors.New("Deliverer is required"))
+		errs = append(errs, errors.New("option Deliverer is required"))
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("smtp: invalid quarantine options: %w", errors.Join(errs...))

@@ -123,19 +123,19 @@ type QueueOptions struct {
 func (o QueueOptions) withDefaults() (QueueOptions, error) {
 	var errs []error
 	if o.Dir == "" {
-		errs = append(errs, errors.New("Dir is required"))
+		errs = append(errs, errors.New("option Dir is required"))
 	}
 	if o.Records == nil {
-		errs = append(errs, errors.New("Records is required"))
+		errs = append(errs, errors.New("option Records is required"))
 	}
 	if o.Deliverer == nil {
-		errs = append(errs, errors.New("Deliverer is required"))
+		errs = append(errs, errors.New("option Deliverer is required"))
 	}
 	if o.Router == nil {
-		errs = append(errs, errors.New("Router is required"))
+		errs = append(errs, errors.New("option Router is required"))
 	}
 	if o.Concurrency < 0 || o.PerDestination < 0 || o.RetryMin < 0 || o.RetryMax < 0 || o.Expiry < 0 || o.PollInterval < 0 {
-		errs = append(errs, errors.New("Concurrency, PerDestination, RetryMin, RetryMax, Expiry and PollInterval must not be negative"))
+		errs = append(errs, errors.New("options Concurrency, PerDestination, RetryMin, RetryMax, Expiry and PollInterval must not be negative"))
 	}
 	if len(errs) > 0 {
 		return o, fmt.Errorf("smtp: invalid queue options: %w", errors.Join(errs...))

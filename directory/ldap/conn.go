@@ -77,7 +77,7 @@ func (d *dialer) dialOne(ctx context.Context, s Server) (*goldap.Conn, error) {
 	}
 	opts := []goldap.DialOpt{goldap.DialWithDialer(nd)}
 	if u.Scheme == "ldaps" {
-		opts = append(opts, goldap.DialWithTLSDialer(tc, nd))
+		opts = append(opts, goldap.DialWithTLSConfig(tc))
 	}
 	conn, err := goldap.DialURL(s.URL, opts...)
 	if err != nil {

@@ -15,18 +15,17 @@ func guid(n int) []byte {
 
 // adUser is one Active-Directory-like person for the fixtures.
 type adUser struct {
-	n            int
-	cn, sam      string
-	mail         string
-	proxies      []string
-	given, sn    string
-	uac          int
-	usn          int
-	password     string
-	title, dept  string
-	phone        string
-	photo        []byte
-	objectClass2 string // extra structural details for variants
+	n           int
+	cn, sam     string
+	mail        string
+	proxies     []string
+	given, sn   string
+	uac         int
+	usn         int
+	password    string
+	title, dept string
+	phone       string
+	photo       []byte
 }
 
 func (u adUser) dn() string { return "cn=" + u.cn + ",ou=people,dc=example,dc=com" }

@@ -208,14 +208,6 @@ type display interface {
 	stop()
 }
 
-// newDisplay starts bars on a terminal and periodic lines otherwise.
-func newDisplay(t *tracker, out io.Writer, terminal bool) display {
-	if terminal {
-		return newBarDisplay(t, out)
-	}
-	return newLineDisplay(t, out, lineEvery)
-}
-
 // lineDisplay prints one progress line per period and one line per
 // mailbox that ends: for logs and pipes.
 type lineDisplay struct {

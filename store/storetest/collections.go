@@ -260,7 +260,7 @@ func testRecords(t *testing.T, open Opener) {
 			return err
 		}
 		if _, err := tx.Get("users", "dave"); !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("Get after Delete in tx: %v", err)
+			return fmt.Errorf("get after delete in tx: %v", err)
 		}
 		return nil
 	})

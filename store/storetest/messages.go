@@ -226,13 +226,12 @@ func testUnchangedSince(t *testing.T, open Opener) {
 func testExpunge(t *testing.T, open Opener) {
 	s, ctx := open(t), ctxT(t)
 	newAccount(t, s, "u", store.Quota{})
-	var all []store.Message
 	for i := range 5 {
 		flags := []string{}
 		if i%2 == 0 {
 			flags = append(flags, store.FlagDeleted)
 		}
-		all = append(all, appendMsg(t, s, "u", "INBOX", string(rune('a'+i)), flags...))
+		appendMsg(t, s, "u", "INBOX", string(rune('a'+i)), flags...)
 	}
 	// UID EXPUNGE: only \Deleted messages among the given UIDs.
 	gone, err := s.Expunge(ctx, "u", "INBOX", uids(1, 2))

@@ -258,7 +258,7 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 			return dec.Err()
 		}
 		criteria.Header = append(criteria.Header, imap.SearchCriteriaHeaderField{
-			Key:   strings.Title(strings.ToLower(key)),
+			Key:   titleASCII(key),
 			Value: value,
 		})
 	case "HEADER":
@@ -371,7 +371,17 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 }
 
 func searchKeyFlag(key string) imap.Flag {
-	return imap.Flag("\\" + strings.Title(strings.ToLower(key)))
+	return imap.Flag("\\" + titleASCII(key))
+}
+
+// titleASCII is an ASCII keyword (a SEARCH key, one word) with its first
+// letter upper case and the rest lower case: "from" and "FROM" are "From".
+// mailyard: replaces the deprecated strings.Title.
+func titleASCII(key string) string {
+	if key == "" {
+		return key
+	}
+	return strings.ToUpper(key[:1]) + strings.ToLower(key[1:])
 }
 
 // mailyard: SEARCH MODSEQ (RFC 7162 §3.1.5).

@@ -24,6 +24,7 @@ import (
 	"log"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -145,7 +146,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	var delay time.Duration
 	for {
 		conn, err := ln.Accept()
-		if ne, ok := err.(net.Error); ok && ne.Temporary() {
+		if acceptRetryable(err) {
 			if delay == 0 {
 				delay = 5 * time.Millisecond
 			} else {
@@ -234,4 +235,18 @@ func (s *Server) Close() error {
 	s.mutex.Unlock()
 
 	return err
+}
+
+// acceptRetryable reports whether an Accept error is a passing shortage
+// (file descriptors, buffers, a connection aborted before it was taken, a
+// timeout) after which the listener still works.
+// mailyard: replaces the deprecated net.Error.Temporary.
+func acceptRetryable(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ECONNRESET)
 }
