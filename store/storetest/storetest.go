@@ -54,6 +54,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AppendLargeBodyStreams", testAppendLarge},
 		{"AppendRejects", testAppendRejects},
 		{"AppendReaderError", testAppendReaderError},
+		{"MissingTargets", testMissingTargets},
+		{"OpenBodyExpunged", testOpenBodyExpunged},
 		{"StoreFlags", testStoreFlags},
 		{"UnchangedSince", testUnchangedSince},
 		{"Expunge", testExpunge},
