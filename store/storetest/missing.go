@@ -2,8 +2,10 @@ package storetest
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 
 	"github.com/mailyard/mailyard/store"
@@ -85,4 +87,13 @@ func testOpenBodyExpunged(t *testing.T, open Opener) {
 	_, err = s.OpenBody(ctx, "u", "INBOX", m.UID)
 	isErr(t, err, store.ErrNoMessage, "OpenBody of an expunged message")
 	noProblems(t, s)
+}
+
+// sorted returns s in ascending order, for results whose order the
+// store contract leaves open: ChangeSet.Changed and Vanished,
+// ListCollections, ListObjects and the full listing of ChangesSince(0).
+// (Listings the contract orders, such as ListMailboxes by name, are
+// compared as they come.)
+func sorted[T cmp.Ordered](s []T) []T {
+	return slices.Sorted(slices.Values(s))
 }
