@@ -25,19 +25,6 @@ type collKey struct {
 	name string
 }
 
-// defaultMailboxes are created with every account (store.Accounts).
-var defaultMailboxes = []struct {
-	name string
-	use  store.SpecialUse
-}{
-	{store.Inbox, store.SpecialNone},
-	{"Sent", store.SpecialSent},
-	{"Drafts", store.SpecialDrafts},
-	{"Trash", store.SpecialTrash},
-	{"Junk", store.SpecialJunk},
-	{"Archive", store.SpecialArchive},
-}
-
 // validAccountID accepts 1-255 bytes of UTF-8 without control characters.
 func validAccountID(id string) error {
 	if id == "" || len(id) > 255 || !utf8.ValidString(id) || strings.ContainsFunc(id, isControl) {
@@ -84,9 +71,9 @@ func (s *Store) CreateAccount(ctx context.Context, id string, q store.Quota) (st
 			colls:      make(map[collKey]int64),
 		}
 		s.accounts[id] = a
-		for _, m := range defaultMailboxes {
-			s.insertMailbox(a, m.name, m.use)
-			a.subscribed[m.name] = true
+		for _, m := range store.DefaultMailboxes() {
+			s.insertMailbox(a, m.Name, m.Use)
+			a.subscribed[m.Name] = true
 		}
 		for _, c := range []store.Collection{
 			{Account: id, Kind: store.KindCalendar, Name: "calendar", DisplayName: "Calendar"},

@@ -28,15 +28,6 @@ func (m *mailbox) info(a *account) store.Mailbox {
 	}
 }
 
-func validSpecialUse(u store.SpecialUse) error {
-	switch u {
-	case store.SpecialNone, store.SpecialSent, store.SpecialDrafts, store.SpecialTrash, store.SpecialJunk,
-		store.SpecialArchive, store.SpecialAll, store.SpecialFlagged:
-		return nil
-	}
-	return errorf("%w: unknown special-use attribute %q", store.ErrInvalid, u)
-}
-
 // mailbox returns an account and its mailbox by canonical name:
 // ErrNotFound for a missing account, ErrNoMailbox for a missing mailbox.
 // The caller holds s.mu.
@@ -95,7 +86,7 @@ func (s *Store) CreateMailbox(ctx context.Context, account, name string, use sto
 	if err != nil {
 		return store.Mailbox{}, err
 	}
-	if err := validSpecialUse(use); err != nil {
+	if err := store.CheckSpecialUse(use); err != nil {
 		return store.Mailbox{}, err
 	}
 	var out store.Mailbox
