@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -220,7 +221,7 @@ func (s *Store) logChange(c *collection, name string, deleted bool) {
 	if limit := uint64(s.opts.ChangeLogLimit); tok > limit {
 		cut := tok - limit
 		i, _ := slices.BinarySearchFunc(c.log, cut+1, func(e objectChange, t uint64) int {
-			return int(int64(e.token) - int64(t))
+			return cmp.Compare(e.token, t)
 		})
 		if i > 0 {
 			c.log = slices.Delete(c.log, 0, i)

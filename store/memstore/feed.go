@@ -16,8 +16,10 @@ type subscription struct {
 	s       *Store
 	account string
 	ch      chan store.Change
-	ended   bool        // guarded by s.mu
-	unhook  func() bool // stops the context.AfterFunc of Subscribe
+	// ended and unhook (which stops the context.AfterFunc of Subscribe)
+	// are guarded by s.mu.
+	ended  bool
+	unhook func() bool
 }
 
 // publish hands a committed change to the account's subscribers. The
@@ -64,6 +66,9 @@ func (sub *subscription) end() {
 	}
 	sub.drain()
 	close(sub.ch)
+	if sub.unhook != nil {
+		sub.unhook() // so that a long-lived context does not keep sub
+	}
 }
 
 // C implements store.Subscription.
@@ -72,9 +77,8 @@ func (sub *subscription) C() <-chan store.Change { return sub.ch }
 // Close implements store.Subscription. C is closed when it returns.
 func (sub *subscription) Close() error {
 	sub.s.mu.Lock()
+	defer sub.s.mu.Unlock()
 	sub.end()
-	sub.s.mu.Unlock()
-	sub.unhook()
 	return nil
 }
 

@@ -107,8 +107,19 @@ func (s *Store) CreateMailbox(ctx context.Context, account, name string, use sto
 
 // Mailbox implements store.Mailboxes.
 func (s *Store) Mailbox(ctx context.Context, account, name string) (store.Mailbox, error) {
-	st, err := s.Status(ctx, account, name)
-	return st.Mailbox, err
+	name, err := store.CleanMailboxName(name)
+	if err != nil {
+		return store.Mailbox{}, err
+	}
+	var out store.Mailbox
+	err = s.read(ctx, func() error {
+		a, m, err := s.mailbox(account, name)
+		if err == nil {
+			out = m.info(a)
+		}
+		return err
+	})
+	return out, err
 }
 
 // ListMailboxes implements store.Mailboxes.

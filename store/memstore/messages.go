@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"io"
 	"math"
@@ -267,7 +268,7 @@ func (s *Store) OpenBody(ctx context.Context, account, mailbox string, uid uint3
 			return err
 		}
 		i, found := slices.BinarySearchFunc(m.msgs, uid, func(msg *store.Message, uid uint32) int {
-			return int(int64(msg.UID) - int64(uid))
+			return cmp.Compare(msg.UID, uid)
 		})
 		if !found {
 			return errorf("message %d: %w", uid, store.ErrNoMessage)
