@@ -19,7 +19,9 @@
 // feed publishes in commit order. Message bodies are held as byte slices:
 // Append and Deliver read the whole body into memory, so the caller bounds
 // its size (the IMAP and SMTP servers do, with their literal and message
-// size limits).
+// size limits). With no disk there is no store.ErrNoSpace; the other
+// sentinel errors mean what the store package says (ErrNoMailbox,
+// ErrNoMessage, ErrNotFound, ...).
 //
 // A Store is safe for concurrent use. Close ends every feed subscription;
 // a subscription also ends when the context given to Subscribe is done, so
