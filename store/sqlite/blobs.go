@@ -77,7 +77,6 @@ func newBlobStore(dir string, fsys blobFS) (*blobStore, error) {
 			return nil, fmt.Errorf("sqlite: create %s: %w", d, err)
 		}
 	}
-	created := false
 	for i := range 256 {
 		d := filepath.Join(b.root, fmt.Sprintf("%02x", i))
 		if _, err := b.fs.Stat(d); err == nil {
@@ -86,15 +85,16 @@ func newBlobStore(dir string, fsys blobFS) (*blobStore, error) {
 		if err := b.fs.Mkdir(d); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("sqlite: create %s: %w", d, err)
 		}
-		created = true
 	}
-	if created {
-		// The fan-out directories must survive a crash before any blob
-		// created in them is acknowledged.
-		for _, d := range []string{b.root, dir, filepath.Dir(dir)} {
-			if err := b.fs.SyncDir(d); err != nil {
-				return nil, err
-			}
+	// The fan-out directories must survive a crash before any blob
+	// created in them is acknowledged. Every Open makes sure, not only
+	// the one that created them: an Open killed between the creates and
+	// these fsyncs leaves the directories in the page cache, where the
+	// next Open finds them; a power loss would then take them, and every
+	// body written into them since (TestPowerLossAfterKilledOpen).
+	for _, d := range []string{b.root, dir, filepath.Dir(dir)} {
+		if err := b.fs.SyncDir(d); err != nil {
+			return nil, err
 		}
 	}
 	return b, nil

@@ -68,6 +68,16 @@ func (c *crashFS) crashed(rng *rand.Rand) *crashFS {
 	return &crashFS{root: c.root, top: afterCrash(c.top, rng)}
 }
 
+// killed returns the file system as it is after the process using it
+// died: everything, fsynced or not (the page cache outlives a process).
+// The old file system fails every operation from now on.
+func (c *crashFS) killed() *crashFS {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.down = true
+	return &crashFS{root: c.root, top: c.top, noSync: c.noSync}
+}
+
 // afterCrash returns the durable state of n, itself durable.
 func afterCrash(n *cnode, rng *rand.Rand) *cnode {
 	if !n.dir {
