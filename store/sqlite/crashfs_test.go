@@ -189,13 +189,35 @@ func (c *crashFS) MkdirAll(path string) error {
 	return nil
 }
 
+// What find requires of the node at a path.
+const (
+	mayMiss = iota
+	mustExist
+	mustBeFile
+	mustBeDir
+)
+
+// find looks path up for operation op, with mu held: it fails once the
+// power is lost, and with fs.ErrNotExist where path's parent directory
+// is missing or path is not what need asks for. parent is nil for root.
+func (c *crashFS) find(op, path string, need int) (parent, n *cnode, name string, err error) {
+	if c.down {
+		return nil, nil, "", errPowerLost
+	}
+	parent, n, name, err = c.lookup(path)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if need != mayMiss && (n == nil || need == mustBeFile && n.dir || need == mustBeDir && !n.dir) {
+		return nil, nil, "", &fs.PathError{Op: op, Path: path, Err: fs.ErrNotExist}
+	}
+	return parent, n, name, nil
+}
+
 func (c *crashFS) Mkdir(path string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.down {
-		return errPowerLost
-	}
-	parent, n, name, err := c.lookup(path)
+	parent, n, name, err := c.find("mkdir", path, mayMiss)
 	if err != nil {
 		return err
 	}
@@ -212,15 +234,9 @@ func (c *crashFS) Mkdir(path string) error {
 func (c *crashFS) Stat(path string) (fs.FileInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.down {
-		return nil, errPowerLost
-	}
-	_, n, _, err := c.lookup(path)
+	_, n, _, err := c.find("stat", path, mustExist)
 	if err != nil {
 		return nil, err
-	}
-	if n == nil {
-		return nil, &fs.PathError{Op: "stat", Path: path, Err: fs.ErrNotExist}
 	}
 	return cinfo{name: filepath.Base(path), size: int64(len(n.data)), dir: n.dir}, nil
 }
@@ -228,15 +244,9 @@ func (c *crashFS) Stat(path string) (fs.FileInfo, error) {
 func (c *crashFS) Create(path string) (blobWriter, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.down {
-		return nil, errPowerLost
-	}
-	parent, n, name, err := c.lookup(path)
+	parent, n, name, err := c.find("create", path, mayMiss)
 	if err != nil {
 		return nil, err
-	}
-	if parent == nil {
-		return nil, &fs.PathError{Op: "create", Path: path, Err: fs.ErrNotExist}
 	}
 	if n != nil {
 		return nil, &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
@@ -252,15 +262,9 @@ func (c *crashFS) Create(path string) (blobWriter, error) {
 func (c *crashFS) Open(path string) (blobReader, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.down {
-		return nil, errPowerLost
-	}
-	_, n, _, err := c.lookup(path)
+	_, n, _, err := c.find("open", path, mustBeFile)
 	if err != nil {
 		return nil, err
-	}
-	if n == nil || n.dir {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
 	}
 	// Files are only appended to while being written, before any reader
 	// can know their name, so a copy reads like the open file would.
@@ -270,17 +274,11 @@ func (c *crashFS) Open(path string) (blobReader, error) {
 func (c *crashFS) Remove(path string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.down {
-		return errPowerLost
-	}
-	parent, n, name, err := c.lookup(path)
+	parent, n, name, err := c.find("remove", path, mustExist)
 	if err != nil {
 		return err
 	}
-	if n == nil || parent == nil {
-		return &fs.PathError{Op: "remove", Path: path, Err: fs.ErrNotExist}
-	}
-	if n.dir && len(n.ents) > 0 {
+	if parent == nil || n.dir && len(n.ents) > 0 {
 		return &fs.PathError{Op: "remove", Path: path, Err: errors.New("directory not empty")}
 	}
 	if err := c.op(); err != nil {
@@ -293,12 +291,12 @@ func (c *crashFS) Remove(path string) error {
 func (c *crashFS) RemoveAll(path string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.down {
-		return errPowerLost
-	}
-	parent, n, name, err := c.lookup(path)
-	if err != nil || n == nil || parent == nil {
+	parent, n, name, err := c.find("removeall", path, mayMiss)
+	if err != nil || n == nil {
 		return err
+	}
+	if parent == nil {
+		return &fs.PathError{Op: "removeall", Path: path, Err: errors.New("cannot remove the root")}
 	}
 	if err := c.op(); err != nil {
 		return err
@@ -310,15 +308,9 @@ func (c *crashFS) RemoveAll(path string) error {
 func (c *crashFS) ReadDir(path string) ([]fs.DirEntry, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.down {
-		return nil, errPowerLost
-	}
-	_, n, _, err := c.lookup(path)
+	_, n, _, err := c.find("readdir", path, mustBeDir)
 	if err != nil {
 		return nil, err
-	}
-	if n == nil || !n.dir {
-		return nil, &fs.PathError{Op: "readdir", Path: path, Err: fs.ErrNotExist}
 	}
 	var out []fs.DirEntry
 	for name, e := range n.ents {
@@ -331,15 +323,9 @@ func (c *crashFS) ReadDir(path string) ([]fs.DirEntry, error) {
 func (c *crashFS) SyncDir(path string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.down {
-		return errPowerLost
-	}
-	_, n, _, err := c.lookup(path)
+	_, n, _, err := c.find("fsync", path, mustBeDir)
 	if err != nil {
 		return err
-	}
-	if n == nil || !n.dir {
-		return &fs.PathError{Op: "fsync", Path: path, Err: fs.ErrNotExist}
 	}
 	if err := c.op(); err != nil {
 		return err
