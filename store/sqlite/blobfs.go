@@ -32,11 +32,13 @@ type blobWriter interface {
 	Close() error
 }
 
-// blobReader is an open blob. Seeker, because the IMAP server seeks
-// bodies it sends in parts.
+// blobReader is an open blob: Seeker, because the IMAP server seeks
+// bodies it sends in parts; WriterTo, so that io.Copy from a body keeps
+// *os.File's own copy path (sendfile or splice where the writer allows).
 type blobReader interface {
 	io.ReadSeekCloser
 	io.ReaderAt
+	io.WriterTo
 }
 
 // osFS is the operating system's file system.
