@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -79,10 +80,12 @@ type literalServer struct {
 	logs     []string
 }
 
-func (ls *literalServer) Printf(format string, args ...any) {
+// Write receives the server's log, one text record per call.
+func (ls *literalServer) Write(p []byte) (int, error) {
 	ls.mu.Lock()
-	ls.logs = append(ls.logs, fmt.Sprintf(format, args...))
+	ls.logs = append(ls.logs, string(p))
 	ls.mu.Unlock()
+	return len(p), nil
 }
 
 // calls returns what every session recorded.
@@ -92,13 +95,18 @@ func (ls *literalServer) calls() []string {
 	return append([]string(nil), ls.recorded...)
 }
 
-func (ls *literalServer) logged(part string) bool {
+// logged reports whether one log record contains every part.
+func (ls *literalServer) logged(parts ...string) bool {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+next:
 	for _, l := range ls.logs {
-		if strings.Contains(l, part) {
-			return true
+		for _, part := range parts {
+			if !strings.Contains(l, part) {
+				continue next
+			}
 		}
+		return true
 	}
 	return false
 }
@@ -111,7 +119,7 @@ func newLiteralServer(t testing.TB) *literalServer {
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapLiteralPlus: {}},
 		InsecureAuth: true,
-		Logger:       ls,
+		Logger:       slog.New(slog.NewTextHandler(ls, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -271,7 +279,7 @@ func TestRefusedSyncLiteral(t *testing.T) {
 	c.expect("e NO [TOOBIG]")
 	c.inStep()
 	checkCalls(t, ls, "LOGIN user pass", "CREATE box")
-	if !ls.logged("refused synchronizing literal of 4294967295 bytes") {
+	if !ls.logged("level=INFO", `msg="imapserver: refused literal"`, "remote=127.0.0.1:", "kind=synchronizing", "size=4294967295") {
 		t.Errorf("refusal not logged: %q", ls.logs)
 	}
 }

@@ -39,7 +39,7 @@ func (kind NumKind) String() string {
 	case NumKindUID:
 		return "uid"
 	default:
-		panic(fmt.Errorf("imapserver: unknown NumKind %d", kind))
+		return fmt.Sprintf("NumKind(%d)", kind) // mailyard: upstream panicked
 	}
 }
 
