@@ -315,6 +315,9 @@ func (w *ListWriter) WriteList(data *imap.ListData) error {
 		return err
 	}
 	if w.options.ReturnStatus != nil && data.Status != nil {
+		if err := checkStatusData(data.Status, w.options.ReturnStatus); err != nil {
+			return err // mailyard: upstream dereferenced nil
+		}
 		if err := w.conn.writeStatus(data.Status, w.options.ReturnStatus); err != nil {
 			return err
 		}

@@ -97,7 +97,7 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 	// starts, so that a result that cannot be written is an internal
 	// error (NO [SERVERBUG]) rather than a panic or half a line.
 	if data == nil {
-		return fmt.Errorf("imapserver: session returned no search data")
+		return errNoData("SEARCH")
 	}
 	if data.All == nil {
 		if numKind == NumKindUID {
