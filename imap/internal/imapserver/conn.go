@@ -127,17 +127,22 @@ func remoteAddr(c net.Conn) string {
 	return ""
 }
 
-// ioLevel is the level at which a connection that ends with err is
-// logged: Debug when the client went away (end of input, a closed or
-// reset connection, a timeout), which is routine, else Warn.
+// clientGone reports whether err says that the client went away: end
+// of input, a closed or reset connection, a timeout.
 //
-// mailyard: added; the imap package chose the level from the message's
+// mailyard: added; the imap package chose log levels from the message's
 // text.
-func ioLevel(err error) slog.Level {
+func clientGone(err error) bool {
 	var ne net.Error
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.As(err, &ne) && ne.Timeout() {
+		errors.As(err, &ne) && ne.Timeout()
+}
+
+// ioLevel is the level at which a connection that ends with err is
+// logged: Debug when the client went away, which is routine, else Warn.
+func ioLevel(err error) slog.Level {
+	if clientGone(err) {
 		return slog.LevelDebug
 	}
 	return slog.LevelWarn
@@ -520,7 +525,13 @@ func (c *Conn) complete(tag, name string, err error, sendOK bool) error {
 			Text: "Syntax error: " + decErr.Message,
 		}
 	} else if err != nil {
-		c.log.Error("imapserver: command failed", "cmd", name, "err", err)
+		if clientGone(err) {
+			// mailyard: the client went away in the middle of the
+			// command; the answer below will most likely not reach it.
+			c.log.Debug("imapserver: client went away during command", "cmd", name, "err", err)
+		} else {
+			c.log.Error("imapserver: command failed", "cmd", name, "err", err)
+		}
 		resp = internalServerErrorResp
 	} else {
 		if !sendOK {

@@ -112,12 +112,19 @@ next:
 }
 
 func newLiteralServer(t testing.TB) *literalServer {
+	return serveSessions(t, imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapLiteralPlus: {}},
+		func(ls *literalServer) Session { return &recSession{ls: ls} })
+}
+
+// serveSessions serves the sessions newSession makes, with caps, and
+// keeps the server's log (at every level) in the literalServer.
+func serveSessions(t testing.TB, caps imap.CapSet, newSession func(*literalServer) Session) *literalServer {
 	ls := &literalServer{}
 	srv := New(&Options{
 		NewSession: func(*Conn) (Session, *GreetingData, error) {
-			return &recSession{ls: ls}, nil, nil
+			return newSession(ls), nil, nil
 		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapLiteralPlus: {}},
+		Caps:         caps,
 		InsecureAuth: true,
 		Logger:       slog.New(slog.NewTextHandler(ls, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
