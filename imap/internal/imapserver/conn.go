@@ -807,6 +807,9 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 
 func (enc *responseEncoder) end() {
 	if enc.Encoder == nil {
+		// A programming error of this package: the code that makes a
+		// responseEncoder ends it once on every path, whatever the
+		// client sends (FetchResponseWriter.Close refuses a second call).
 		panic("imapserver: responseEncoder.end called twice")
 	}
 	enc.Encoder = nil

@@ -14,6 +14,20 @@
 // (MailboxTracker, the client-side decoder helpers, the old BINARY
 // extractors). The public types still come from
 // github.com/emersion/go-imap/v2.
+//
+// ../UPSTREAM records the exact upstream version (and its go.sum hash)
+// and which upstream directory each of ours comes from;
+// ../upstream-diff.sh prints our diff against it, with a summary.
+//
+// No panic is reachable from a client: what a client sends and what a
+// session returns (nil data, a body structure that cannot be written, a
+// capability the server advertises that the session lacks) end in BAD,
+// NO [SERVERBUG] or BYE [SERVERBUG], and a panic all the same ends only
+// its connection, logged at Error with its stack (Conn.serve). The
+// panics that remain are programming errors of the server's own code or
+// configuration: New with neither IMAP4rev1 nor IMAP4rev2,
+// responseEncoder.end called twice, and imapwire.Encoder.Literal with a
+// continuation channel on the server side.
 package imapserver
 
 import (
@@ -108,7 +122,9 @@ type Server struct {
 	closed    bool
 }
 
-// New creates a new server.
+// New creates a new server. It panics if options.Caps has neither
+// IMAP4rev1 nor IMAP4rev2: a programming error, found when the server
+// is built, before any client connects.
 func New(options *Options) *Server {
 	if caps := options.caps(); !caps.Has(imap.CapIMAP4rev2) && !caps.Has(imap.CapIMAP4rev1) {
 		panic("imapserver: at least IMAP4rev1 must be supported")
