@@ -46,6 +46,17 @@ var internalServerErrorResp = &imap.StatusResponse{
 	Text: "Internal server error",
 }
 
+// internalServerErrorBye is the greeting of a connection the server
+// cannot serve: a greeting is OK, PREAUTH or BYE, never NO (RFC 9051
+// §7.1, greeting in §9).
+//
+// mailyard: upstream greeted with internalServerErrorResp.
+var internalServerErrorBye = &imap.StatusResponse{
+	Type: imap.StatusResponseTypeBye,
+	Code: imap.ResponseCodeServerBug,
+	Text: "Internal server error",
+}
+
 // A Conn represents an IMAP connection to the server.
 type Conn struct {
 	server *Server
@@ -183,7 +194,7 @@ func (c *Conn) serve() {
 			resp = (*imap.StatusResponse)(imapErr)
 		} else {
 			c.log.Error("imapserver: failed to create session", "err", err)
-			resp = internalServerErrorResp
+			resp = internalServerErrorBye
 		}
 		if err := c.writeStatusResp("", resp); err != nil {
 			c.log.Log(context.Background(), ioLevel(err), "imapserver: failed to write greeting", "err", err)
@@ -204,11 +215,7 @@ func (c *Conn) serve() {
 	// (upstream panicked).
 	if missing := missingSessionCap(c.session, c.server.options.caps()); missing != "" {
 		c.log.Error("imapserver: server advertises a capability the session does not implement", "cap", missing)
-		if err := c.writeStatusResp("", &imap.StatusResponse{
-			Type: imap.StatusResponseTypeBye,
-			Code: imap.ResponseCodeServerBug,
-			Text: "Internal server error",
-		}); err != nil {
+		if err := c.writeStatusResp("", internalServerErrorBye); err != nil {
 			c.log.Log(context.Background(), ioLevel(err), "imapserver: failed to write greeting", "err", err)
 		}
 		return

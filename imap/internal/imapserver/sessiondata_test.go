@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -192,9 +193,38 @@ func TestCapabilityWithoutSessionSupport(t *testing.T) {
 	}
 	defer nc.Close()
 	c := &wireClient{t: t, nc: nc, r: bufio.NewReader(nc)}
-	c.expectBye()
+	c.expectServerBugBye()
 	if !ls.logged("level=ERROR", "cap=MOVE") {
 		t.Errorf("fault not logged: %q", ls.logs)
+	}
+}
+
+// TestFailedSessionSaysBye: a session that cannot be made is logged at
+// Error and the client greeted with BYE [SERVERBUG]; upstream greeted
+// with NO, which is not a greeting (RFC 9051 §9).
+func TestFailedSessionSaysBye(t *testing.T) {
+	ls := &literalServer{}
+	srv := New(&Options{
+		NewSession: func(*Conn) (Session, *GreetingData, error) {
+			return nil, nil, errors.New("store unavailable")
+		},
+		Logger: slog.New(slog.NewTextHandler(ls, nil)),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := &wireClient{t: t, nc: nc, r: bufio.NewReader(nc)}
+	c.expectServerBugBye()
+	if !ls.logged("level=ERROR", "failed to create session", `err="store unavailable"`) {
+		t.Errorf("failure not logged: %q", ls.logs)
 	}
 }
 
@@ -238,5 +268,18 @@ func TestNumKindString(t *testing.T) {
 		if got := kind.String(); got != want {
 			t.Errorf("NumKind(%d).String() = %q, want %q", int(kind), got, want)
 		}
+	}
+}
+
+// expectServerBugBye reads the greeting "* BYE [SERVERBUG]" and then the
+// end of the connection.
+func (c *wireClient) expectServerBugBye() {
+	c.t.Helper()
+	if l := c.line(); l != "* BYE [SERVERBUG] Internal server error" {
+		c.t.Fatalf("greeting %q, want * BYE [SERVERBUG]", l)
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(answerTimeout))
+	if l, err := c.r.ReadString('\n'); !errors.Is(err, io.EOF) {
+		c.t.Fatalf("connection still open after BYE: %q %v", l, err)
 	}
 }
