@@ -163,7 +163,7 @@ func (c *Conn) serve() {
 	defer func() {
 		// mailyard: a panic ends only this connection; it is logged at
 		// Error with its stack. No panic is meant to be reachable from
-		// a client (see UPSTREAM); this is the defence in depth.
+		// a client (see the package comment); this is defence in depth.
 		if v := recover(); v != nil {
 			c.log.Error("imapserver: panic serving connection", "panic", v, "stack", string(debug.Stack()))
 		}

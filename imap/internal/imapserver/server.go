@@ -66,14 +66,14 @@ type Options struct {
 	//   - MOVE
 	//   - STATUS=SIZE
 	Caps imap.CapSet
-	// Logger receives the server's log records. If nil, slog.Default is
-	// used. Each call site chooses its level: Error for a fault of the
-	// server (a failed session, a handler's internal error, a recovered
-	// panic), Warn for what an operator should see (a failed accept,
-	// plaintext injected after STARTTLS), Info for a client refused or
-	// disconnected for what it sent, Debug for a connection that ends
-	// because the client went away. Records of a connection carry its
-	// remote address ("remote").
+	// Logger receives the server's log records; if nil, they are
+	// discarded (no package-level logger). Each call site chooses its
+	// level: Error for a fault of the server (a failed session, a
+	// handler's internal error, a recovered panic), Warn for what an
+	// operator should see (a failed accept, plaintext injected after
+	// STARTTLS), Info for a client refused or disconnected for what it
+	// sent, Debug for a connection that ends because the client went
+	// away. Records of a connection carry its remote address ("remote").
 	//
 	// mailyard: upstream took a printf-style Logger; the imap package
 	// chose levels by searching the formatted text.
@@ -138,7 +138,7 @@ func New(options *Options) *Server {
 
 func (s *Server) logger() *slog.Logger {
 	if s.options.Logger == nil {
-		return slog.Default()
+		return slog.New(slog.DiscardHandler)
 	}
 	return s.options.Logger
 }
