@@ -72,8 +72,11 @@ type Options struct {
 	// (RFC 9051 §6.2.3). Meant for loopback tests and benchmarks only.
 	AllowInsecureAuth bool
 
-	// Logger receives one line per session and per refused login.
-	// Default: a logger that discards.
+	// Logger receives one line per session and per refused login, and
+	// the protocol layer's records at the levels it chooses (Error for
+	// a fault of the server, Info for a client refused for what it sent,
+	// Debug for a client that went away). Default: a logger that
+	// discards.
 	Logger *slog.Logger
 
 	// AppendLimit is the largest message APPEND accepts, announced as

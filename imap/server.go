@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,7 +109,7 @@ func New(opts Options) (*Server, error) {
 	lopts := &imapserver.Options{
 		NewSession:   s.newSession,
 		Caps:         capabilities,
-		Logger:       libLog{s.log},
+		Logger:       s.log,
 		InsecureAuth: o.AllowInsecureAuth,
 	}
 	if !o.ImplicitTLS {
@@ -292,20 +290,6 @@ type limitedConn struct {
 func (c *limitedConn) Close() error {
 	c.release()
 	return c.Conn.Close()
-}
-
-// libLog forwards the library's log lines to slog.
-type libLog struct{ l *slog.Logger }
-
-func (e libLog) Printf(format string, v ...any) {
-	msg := strings.TrimSuffix(fmt.Sprintf(format, v...), "\n")
-	// Clients that hang up or time out are routine, not errors.
-	if strings.Contains(msg, "use of closed network connection") || strings.Contains(msg, "i/o timeout") ||
-		strings.Contains(msg, "connection reset by peer") || strings.Contains(msg, "EOF") {
-		e.l.Debug("imap connection", "detail", msg)
-		return
-	}
-	e.l.Warn("imap library", "detail", msg)
 }
 
 // recentKey names one incarnation of a mailbox.

@@ -158,7 +158,7 @@ func (c *Conn) refuseLine(tag string, line []byte, ended bool, resp *imap.Error)
 		}
 		return resp
 	}
-	c.server.logger().Printf("closing connection from %v: %v", c.conn.RemoteAddr(), skipErr)
+	c.log.Info("imapserver: closing connection: cannot skip the rest of a refused line", "err", skipErr)
 	c.state = imap.ConnStateLogout
 	if err := c.writeStatusResp(tag, (*imap.StatusResponse)(resp)); err != nil {
 		return err

@@ -36,6 +36,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 		imap.CapIMAP4rev1,
 	})
 	if len(caps) == 0 {
+		// Not reached: New refuses such options.
 		panic("imapserver: must support at least IMAP4rev1 or IMAP4rev2")
 	}
 

@@ -2,15 +2,18 @@ package imapserver
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -43,6 +46,17 @@ var internalServerErrorResp = &imap.StatusResponse{
 	Text: "Internal server error",
 }
 
+// internalServerErrorBye is the greeting of a connection the server
+// cannot serve: a greeting is OK, PREAUTH or BYE, never NO (RFC 9051
+// §7.1, greeting in §9).
+//
+// mailyard: upstream greeted with internalServerErrorResp.
+var internalServerErrorBye = &imap.StatusResponse{
+	Type: imap.StatusResponseTypeBye,
+	Code: imap.ResponseCodeServerBug,
+	Text: "Internal server error",
+}
+
 // A Conn represents an IMAP connection to the server.
 type Conn struct {
 	server *Server
@@ -63,6 +77,9 @@ type Conn struct {
 
 	state   imap.ConnState
 	session Session
+	// log is the server's logger with the connection's remote address.
+	// mailyard: added.
+	log *slog.Logger
 	// idleTag is the tag of an IDLE command waiting for DONE (idle.go).
 	idleTag string
 }
@@ -74,6 +91,7 @@ func newConn(c net.Conn, server *Server) *Conn {
 		br:      new(bufio.Reader),
 		bw:      new(bufio.Writer),
 		enabled: make(imap.CapSet),
+		log:     server.logger().With("remote", remoteAddr(c)),
 	}
 	rw := server.options.wrapReadWriter(c)
 	conn.src = connSource{r: rw}
@@ -112,10 +130,42 @@ func (c *Conn) EnabledCaps() imap.CapSet {
 	return c.enabled.Copy()
 }
 
+// remoteAddr is the remote address of c for the log, "" if it has none.
+func remoteAddr(c net.Conn) string {
+	if a := c.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// clientGone reports whether err says that the client went away: end
+// of input, a closed or reset connection, a timeout.
+//
+// mailyard: added; the imap package chose log levels from the message's
+// text.
+func clientGone(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.As(err, &ne) && ne.Timeout()
+}
+
+// ioLevel is the level at which a connection that ends with err is
+// logged: Debug when the client went away, which is routine, else Warn.
+func ioLevel(err error) slog.Level {
+	if clientGone(err) {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
+
 func (c *Conn) serve() {
 	defer func() {
+		// mailyard: a panic ends only this connection; it is logged at
+		// Error with its stack. No panic is meant to be reachable from
+		// a client (see the package comment); this is defence in depth.
 		if v := recover(); v != nil {
-			c.server.logger().Printf("panic handling command: %v\n%s", v, debug.Stack())
+			c.log.Error("imapserver: panic serving connection", "panic", v, "stack", string(debug.Stack()))
 		}
 
 		c.conn.Close()
@@ -143,11 +193,11 @@ func (c *Conn) serve() {
 		if errors.As(err, &imapErr) && imapErr.Type == imap.StatusResponseTypeBye {
 			resp = (*imap.StatusResponse)(imapErr)
 		} else {
-			c.server.logger().Printf("failed to create session: %v", err)
-			resp = internalServerErrorResp
+			c.log.Error("imapserver: failed to create session", "err", err)
+			resp = internalServerErrorBye
 		}
 		if err := c.writeStatusResp("", resp); err != nil {
-			c.server.logger().Printf("failed to write greeting: %v", err)
+			c.log.Log(context.Background(), ioLevel(err), "imapserver: failed to write greeting", "err", err)
 		}
 		return
 	}
@@ -155,23 +205,20 @@ func (c *Conn) serve() {
 	defer func() {
 		if c.session != nil {
 			if err := c.session.Close(); err != nil {
-				c.server.logger().Printf("failed to close session: %v", err)
+				c.log.Warn("imapserver: failed to close session", "err", err)
 			}
 		}
 	}()
 
-	caps := c.server.options.caps()
-	if _, ok := c.session.(SessionIMAP4rev2); !ok && caps.Has(imap.CapIMAP4rev2) {
-		panic("imapserver: server advertises IMAP4rev2 but session doesn't support it")
-	}
-	if _, ok := c.session.(SessionNamespace); !ok && caps.Has(imap.CapNamespace) {
-		panic("imapserver: server advertises NAMESPACE but session doesn't support it")
-	}
-	if _, ok := c.session.(SessionMove); !ok && caps.Has(imap.CapMove) {
-		panic("imapserver: server advertises MOVE but session doesn't support it")
-	}
-	if _, ok := c.session.(SessionUnauthenticate); !ok && caps.Has(imap.CapUnauthenticate) {
-		panic("imapserver: server advertises UNAUTHENTICATE but session doesn't support it")
+	// mailyard: a session that lacks a capability the server advertises
+	// is a fault of the server, logged, and the client is told BYE
+	// (upstream panicked).
+	if missing := missingSessionCap(c.session, c.server.options.caps()); missing != "" {
+		c.log.Error("imapserver: server advertises a capability the session does not implement", "cap", missing)
+		if err := c.writeStatusResp("", internalServerErrorBye); err != nil {
+			c.log.Log(context.Background(), ioLevel(err), "imapserver: failed to write greeting", "err", err)
+		}
+		return
 	}
 
 	c.state = imap.ConnStateNotAuthenticated
@@ -181,7 +228,7 @@ func (c *Conn) serve() {
 		statusType = imap.StatusResponseTypePreAuth
 	}
 	if err := c.writeCapabilityStatus("", statusType, "IMAP server ready"); err != nil {
-		c.server.logger().Printf("failed to write greeting: %v", err)
+		c.log.Log(context.Background(), ioLevel(err), "imapserver: failed to write greeting", "err", err)
 		return
 	}
 
@@ -205,14 +252,14 @@ func (c *Conn) serve() {
 				_ = c.session.IdleStop()
 			}
 			if err != io.EOF && !errors.Is(err, net.ErrClosed) {
-				c.server.logger().Printf("failed to read command: %v", err)
+				c.log.Log(context.Background(), ioLevel(err), "imapserver: failed to read command", "err", err)
 			}
 			break
 		}
 		if c.idleTag != "" {
 			if err := c.finishIdle(); err != nil {
 				if !errors.Is(err, net.ErrClosed) {
-					c.server.logger().Printf("failed to end IDLE: %v", err)
+					c.log.Log(context.Background(), ioLevel(err), "imapserver: failed to end IDLE", "err", err)
 				}
 				break
 			}
@@ -232,11 +279,38 @@ func (c *Conn) serve() {
 		c.setReadTimeout(cmdReadTimeout)
 		if err := c.readCommand(dec); err != nil {
 			if !errors.Is(err, net.ErrClosed) {
-				c.server.logger().Printf("failed to read command: %v", err)
+				c.log.Log(context.Background(), ioLevel(err), "imapserver: failed to read command", "err", err)
 			}
 			break
 		}
 	}
+}
+
+// missingSessionCap returns the first capability in caps that needs a
+// session interface session does not implement, or "".
+//
+// mailyard: added (upstream panicked in serve).
+func missingSessionCap(session Session, caps imap.CapSet) imap.Cap {
+	needs := []struct {
+		cap imap.Cap
+		ok  bool
+	}{
+		{imap.CapIMAP4rev2, implements[SessionIMAP4rev2](session)},
+		{imap.CapNamespace, implements[SessionNamespace](session)},
+		{imap.CapMove, implements[SessionMove](session)},
+		{imap.CapUnauthenticate, implements[SessionUnauthenticate](session)},
+	}
+	for _, n := range needs {
+		if !n.ok && caps.Has(n.cap) {
+			return n.cap
+		}
+	}
+	return ""
+}
+
+func implements[T any](session Session) bool {
+	_, ok := session.(T)
+	return ok
 }
 
 func (c *Conn) readCommand(dec *imapwire.Decoder) error {
@@ -405,7 +479,7 @@ func (c *Conn) skipCommand(dec *imapwire.Decoder) error {
 	if !errors.As(err, &skipErr) {
 		return err
 	}
-	c.server.logger().Printf("closing connection from %v: %v", c.conn.RemoteAddr(), skipErr)
+	c.log.Info("imapserver: closing connection: cannot skip the rest of a failed command", "err", skipErr)
 	c.state = imap.ConnStateLogout
 	return c.Bye("Cannot skip the rest of the command")
 }
@@ -458,7 +532,13 @@ func (c *Conn) complete(tag, name string, err error, sendOK bool) error {
 			Text: "Syntax error: " + decErr.Message,
 		}
 	} else if err != nil {
-		c.server.logger().Printf("handling %v command: %v", name, err)
+		if clientGone(err) {
+			// mailyard: the client went away in the middle of the
+			// command; the answer below will most likely not reach it.
+			c.log.Debug("imapserver: client went away during command", "cmd", name, "err", err)
+		} else {
+			c.log.Error("imapserver: command failed", "cmd", name, "err", err)
+		}
 		resp = internalServerErrorResp
 	} else {
 		if !sendOK {
@@ -636,7 +716,7 @@ func (c *Conn) refuseLiteral(size int64, nonSync bool, resp *imap.Error) error {
 	if nonSync {
 		kind = "non-synchronizing"
 	}
-	c.server.logger().Printf("refused %s literal of %d bytes from %v: %s", kind, size, c.conn.RemoteAddr(), resp.Text)
+	c.log.Info("imapserver: refused literal", "kind", kind, "size", size, "reason", resp.Text)
 	return resp
 }
 
@@ -734,6 +814,9 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 
 func (enc *responseEncoder) end() {
 	if enc.Encoder == nil {
+		// A programming error of this package: the code that makes a
+		// responseEncoder ends it once on every path, whatever the
+		// client sends (FetchResponseWriter.Close refuses a second call).
 		panic("imapserver: responseEncoder.end called twice")
 	}
 	enc.Encoder = nil

@@ -530,6 +530,8 @@ type FetchResponseWriter struct {
 	options fetchWriterOptions
 
 	hasItem bool
+	// err is the first item that could not be written (mailyard).
+	err error
 }
 
 func (w *FetchResponseWriter) writeItemSep() {
@@ -717,25 +719,60 @@ func (w *FetchResponseWriter) WriteEnvelope(envelope *Envelope) {
 
 // WriteBodyStructure writes the message's body structure (either BODYSTRUCTURE
 // or BODY).
+//
+// mailyard: a structure that cannot be written (a part of an unknown
+// type, a multipart without parts) is not: Close returns the error, and
+// the command ends with NO [SERVERBUG]. Extension data that the
+// structure lacks is left out, as body-type-1part and body-type-mpart
+// allow (RFC 9051 §9). Upstream panicked in both cases.
 func (w *FetchResponseWriter) WriteBodyStructure(bs imap.BodyStructure) {
+	if err := checkBodyStructure(bs); err != nil {
+		if w.err == nil {
+			w.err = err
+		}
+		return
+	}
+
 	if w.options.bodyStructure.nonExtended {
 		w.writeBodyStructure(bs, false)
 	}
 
 	if w.options.bodyStructure.extended {
-		var isExtended bool
-		switch bs := bs.(type) {
-		case *imap.BodyStructureSinglePart:
-			isExtended = bs.Extended != nil
-		case *imap.BodyStructureMultiPart:
-			isExtended = bs.Extended != nil
-		}
-		if !isExtended {
-			panic("imapserver: client requested extended body structure but a non-extended one is written back")
-		}
-
 		w.writeBodyStructure(bs, true)
 	}
+}
+
+// checkBodyStructure returns an error if bs cannot be written: it holds
+// a part that is nil or of an unknown type, or a multipart without
+// parts, which body-type-mpart does not allow (RFC 9051 §9).
+//
+// mailyard: added.
+func checkBodyStructure(bs imap.BodyStructure) error {
+	switch bs := bs.(type) {
+	case *imap.BodyStructureSinglePart:
+		if bs == nil {
+			break
+		}
+		if msg := bs.MessageRFC822; msg != nil {
+			_, body := messageEnvelope(msg)
+			return checkBodyStructure(body)
+		}
+		return nil
+	case *imap.BodyStructureMultiPart:
+		if bs == nil {
+			break
+		}
+		if len(bs.Children) == 0 {
+			return fmt.Errorf("imapserver: body structure: multipart/%s without parts", bs.Subtype)
+		}
+		for _, child := range bs.Children {
+			if err := checkBodyStructure(child); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("imapserver: body structure: unknown part type %T", bs)
 }
 
 func (w *FetchResponseWriter) writeBodyStructure(bs imap.BodyStructure, extended bool) {
@@ -758,6 +795,9 @@ func (w *FetchResponseWriter) Close() error {
 	err := w.enc.Special(')').CRLF()
 	w.enc.end()
 	w.enc = nil
+	if w.err != nil {
+		return w.err
+	}
 	return err
 }
 
@@ -844,7 +884,9 @@ func writeBodyStructure(enc *imapwire.Encoder, bs imap.BodyStructure, extended b
 	case *imap.BodyStructureMultiPart:
 		writeBodyTypeMpart(enc, bs, extended)
 	default:
-		panic(fmt.Errorf("unknown body structure type %T", bs))
+		// mailyard: not reached, checkBodyStructure refuses it (upstream
+		// panicked); NIL keeps the line well-formed.
+		enc.NIL()
 	}
 	enc.Special(')')
 }
@@ -876,10 +918,10 @@ func writeBodyType1part(enc *imapwire.Encoder, bs *imap.BodyStructureSinglePart,
 		enc.SP().Number64(text.NumLines)
 	}
 
-	if !extended {
+	ext := bs.Extended
+	if !extended || ext == nil { // mailyard: none to write
 		return
 	}
-	ext := bs.Extended
 
 	enc.SP()
 	enc.NIL() // MD5
@@ -892,9 +934,8 @@ func writeBodyType1part(enc *imapwire.Encoder, bs *imap.BodyStructureSinglePart,
 }
 
 func writeBodyTypeMpart(enc *imapwire.Encoder, bs *imap.BodyStructureMultiPart, extended bool) {
-	if len(bs.Children) == 0 {
-		panic("imapserver: imap.BodyStructureMultiPart must have at least one child")
-	}
+	// mailyard: checkBodyStructure has made sure there is a child
+	// (upstream panicked here).
 	for _, child := range bs.Children {
 		// ABNF for body-type-mpart doesn't have SP between body entries, and
 		// Outlook for iOS chokes on SP
@@ -903,10 +944,10 @@ func writeBodyTypeMpart(enc *imapwire.Encoder, bs *imap.BodyStructureMultiPart, 
 
 	enc.SP().String(bs.Subtype)
 
-	if !extended {
+	ext := bs.Extended
+	if !extended || ext == nil { // mailyard: none to write
 		return
 	}
-	ext := bs.Extended
 
 	enc.SP()
 	writeBodyFldParam(enc, ext.Params)

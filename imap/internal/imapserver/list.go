@@ -76,31 +76,33 @@ func (c *Conn) writeList(data *imap.ListData) error {
 	}
 	enc.SP().Mailbox(data.Mailbox)
 
-	var ext []string
+	// mailyard: each extended item carries its own writer (upstream
+	// dispatched on the name and panicked on one it did not know).
+	type extItem struct {
+		name  string
+		value func()
+	}
+	var ext []extItem
 	if data.ChildInfo != nil {
-		ext = append(ext, "CHILDINFO")
+		ext = append(ext, extItem{"CHILDINFO", func() {
+			enc.Special('(')
+			if data.ChildInfo.Subscribed {
+				enc.Quoted("SUBSCRIBED")
+			}
+			enc.Special(')')
+		}})
 	}
 	if data.OldName != "" {
-		ext = append(ext, "OLDNAME")
+		ext = append(ext, extItem{"OLDNAME", func() {
+			enc.Special('(').Mailbox(data.OldName).Special(')')
+		}})
 	}
 
 	// TODO: omit extended data if the client didn't ask for it
 	if len(ext) > 0 {
 		enc.SP().List(len(ext), func(i int) {
-			name := ext[i]
-			enc.Atom(name).SP()
-			switch name {
-			case "CHILDINFO":
-				enc.Special('(')
-				if data.ChildInfo.Subscribed {
-					enc.Quoted("SUBSCRIBED")
-				}
-				enc.Special(')')
-			case "OLDNAME":
-				enc.Special('(').Mailbox(data.OldName).Special(')')
-			default:
-				panic(fmt.Errorf("imapserver: unknown LIST extended-item %v", name))
-			}
+			enc.Atom(ext[i].name).SP()
+			ext[i].value()
 		})
 	}
 
@@ -313,6 +315,9 @@ func (w *ListWriter) WriteList(data *imap.ListData) error {
 		return err
 	}
 	if w.options.ReturnStatus != nil && data.Status != nil {
+		if err := checkStatusData(data.Status, w.options.ReturnStatus); err != nil {
+			return err // mailyard: upstream dereferenced nil
+		}
 		if err := w.conn.writeStatus(data.Status, w.options.ReturnStatus); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -79,10 +80,12 @@ type literalServer struct {
 	logs     []string
 }
 
-func (ls *literalServer) Printf(format string, args ...any) {
+// Write receives the server's log, one text record per call.
+func (ls *literalServer) Write(p []byte) (int, error) {
 	ls.mu.Lock()
-	ls.logs = append(ls.logs, fmt.Sprintf(format, args...))
+	ls.logs = append(ls.logs, string(p))
 	ls.mu.Unlock()
+	return len(p), nil
 }
 
 // calls returns what every session recorded.
@@ -92,26 +95,38 @@ func (ls *literalServer) calls() []string {
 	return append([]string(nil), ls.recorded...)
 }
 
-func (ls *literalServer) logged(part string) bool {
+// logged reports whether one log record contains every part.
+func (ls *literalServer) logged(parts ...string) bool {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+next:
 	for _, l := range ls.logs {
-		if strings.Contains(l, part) {
-			return true
+		for _, part := range parts {
+			if !strings.Contains(l, part) {
+				continue next
+			}
 		}
+		return true
 	}
 	return false
 }
 
 func newLiteralServer(t testing.TB) *literalServer {
+	return serveSessions(t, imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapLiteralPlus: {}},
+		func(ls *literalServer) Session { return &recSession{ls: ls} })
+}
+
+// serveSessions serves the sessions newSession makes, with caps, and
+// keeps the server's log (at every level) in the literalServer.
+func serveSessions(t testing.TB, caps imap.CapSet, newSession func(*literalServer) Session) *literalServer {
 	ls := &literalServer{}
 	srv := New(&Options{
 		NewSession: func(*Conn) (Session, *GreetingData, error) {
-			return &recSession{ls: ls}, nil, nil
+			return newSession(ls), nil, nil
 		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapLiteralPlus: {}},
+		Caps:         caps,
 		InsecureAuth: true,
-		Logger:       ls,
+		Logger:       slog.New(slog.NewTextHandler(ls, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -271,7 +286,7 @@ func TestRefusedSyncLiteral(t *testing.T) {
 	c.expect("e NO [TOOBIG]")
 	c.inStep()
 	checkCalls(t, ls, "LOGIN user pass", "CREATE box")
-	if !ls.logged("refused synchronizing literal of 4294967295 bytes") {
+	if !ls.logged("level=INFO", `msg="imapserver: refused literal"`, "remote=127.0.0.1:", "kind=synchronizing", "size=4294967295") {
 		t.Errorf("refusal not logged: %q", ls.logs)
 	}
 }

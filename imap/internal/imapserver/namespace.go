@@ -23,6 +23,9 @@ func (c *Conn) handleNamespace(dec *imapwire.Decoder) error {
 	if err != nil {
 		return err
 	}
+	if data == nil {
+		return errNoData("NAMESPACE") // mailyard: upstream dereferenced nil
+	}
 
 	enc := newResponseEncoder(c)
 	defer enc.end()

@@ -60,6 +60,9 @@ func (c *Conn) handleGetQuota(dec *imapwire.Decoder) error {
 	if err != nil {
 		return err
 	}
+	if data == nil {
+		return errNoData("GETQUOTA")
+	}
 	return c.writeQuota(data)
 }
 

@@ -93,6 +93,24 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 	if err != nil {
 		return err
 	}
+	// mailyard: what the session returned is checked before a response
+	// starts, so that a result that cannot be written is an internal
+	// error (NO [SERVERBUG]) rather than a panic or half a line.
+	if data == nil {
+		return errNoData("SEARCH")
+	}
+	if data.All == nil {
+		if numKind == NumKindUID {
+			data.All = imap.UIDSet{}
+		} else {
+			data.All = imap.SeqSet{}
+		}
+	}
+	if _, ok := data.All.(imap.SeqSet); !ok {
+		if _, ok := data.All.(imap.UIDSet); !ok {
+			return fmt.Errorf("imapserver: session returned search results of unknown type %T", data.All)
+		}
+	}
 
 	if c.enabled.Has(imap.CapIMAP4rev2) || extended {
 		return c.writeESearch(tag, data, &options, numKind)
@@ -133,6 +151,8 @@ func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.Sea
 	return enc.CRLF()
 }
 
+// isNumSetEmpty reports whether numSet, a SeqSet or UIDSet (checked by
+// handleSearch), is empty.
 func isNumSetEmpty(numSet imap.NumSet) bool {
 	switch numSet := numSet.(type) {
 	case imap.SeqSet:
@@ -140,32 +160,37 @@ func isNumSetEmpty(numSet imap.NumSet) bool {
 	case imap.UIDSet:
 		return len(numSet) == 0
 	default:
-		panic("unknown imap.NumSet type")
+		return true // mailyard: upstream panicked
 	}
 }
 
 func (c *Conn) writeSearch(numSet imap.NumSet, modSeq uint64) error {
-	enc := newResponseEncoder(c)
-	defer enc.end()
-
-	enc.Atom("*").SP().Atom("SEARCH")
-	var ok bool
+	// mailyard: the numbers are enumerated before the response starts,
+	// so that a set that cannot be (one with "*") leaves no half line.
+	var (
+		nums []uint32
+		ok   bool
+	)
 	switch numSet := numSet.(type) {
 	case imap.SeqSet:
-		var nums []uint32
 		nums, ok = numSet.Nums()
-		for _, num := range nums {
-			enc.SP().Number(num)
-		}
 	case imap.UIDSet:
 		var uids []imap.UID
 		uids, ok = numSet.Nums()
 		for _, uid := range uids {
-			enc.SP().UID(uid)
+			nums = append(nums, uint32(uid))
 		}
 	}
 	if !ok {
 		return fmt.Errorf("imapserver: failed to enumerate message numbers in SEARCH response")
+	}
+
+	enc := newResponseEncoder(c)
+	defer enc.end()
+
+	enc.Atom("*").SP().Atom("SEARCH")
+	for _, num := range nums {
+		enc.SP().Number(num)
 	}
 	// mailyard: RFC 7162 §3.1.6.
 	if modSeq != 0 {

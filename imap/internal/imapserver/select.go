@@ -64,6 +64,9 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 	if err != nil {
 		return err
 	}
+	if data == nil {
+		return errNoData("SELECT") // mailyard: upstream dereferenced nil
+	}
 
 	if err := c.writeExists(data.NumMessages); err != nil {
 		return err

@@ -14,6 +14,20 @@
 // (MailboxTracker, the client-side decoder helpers, the old BINARY
 // extractors). The public types still come from
 // github.com/emersion/go-imap/v2.
+//
+// ../UPSTREAM records the exact upstream version (and its go.sum hash)
+// and which upstream directory each of ours comes from;
+// ../upstream-diff.sh prints our diff against it, with a summary.
+//
+// No panic is reachable from a client: what a client sends and what a
+// session returns (nil data, a body structure that cannot be written, a
+// capability the server advertises that the session lacks) end in BAD,
+// NO [SERVERBUG] or BYE [SERVERBUG], and a panic all the same ends only
+// its connection, logged at Error with its stack (Conn.serve). The
+// panics that remain are programming errors of the server's own code or
+// configuration: New with neither IMAP4rev1 nor IMAP4rev2,
+// responseEncoder.end called twice, and imapwire.Encoder.Literal with a
+// continuation channel on the server side.
 package imapserver
 
 import (
@@ -21,7 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"sync"
 	"syscall"
@@ -31,11 +45,6 @@ import (
 )
 
 var errClosed = errors.New("imapserver: server closed")
-
-// Logger is a facility to log error messages.
-type Logger interface {
-	Printf(format string, args ...interface{})
-}
 
 // Options contains server options.
 //
@@ -57,8 +66,18 @@ type Options struct {
 	//   - MOVE
 	//   - STATUS=SIZE
 	Caps imap.CapSet
-	// Logger is a logger to print error messages. If nil, log.Default is used.
-	Logger Logger
+	// Logger receives the server's log records; if nil, they are
+	// discarded (no package-level logger). Each call site chooses its
+	// level: Error for a fault of the server (a failed session, a
+	// handler's internal error, a recovered panic), Warn for what an
+	// operator should see (a failed accept, plaintext injected after
+	// STARTTLS), Info for a client refused or disconnected for what it
+	// sent, Debug for a connection that ends because the client went
+	// away. Records of a connection carry its remote address ("remote").
+	//
+	// mailyard: upstream took a printf-style Logger; the imap package
+	// chose levels by searching the formatted text.
+	Logger *slog.Logger
 	// TLSConfig is a TLS configuration for STARTTLS. If nil, STARTTLS is
 	// disabled.
 	TLSConfig *tls.Config
@@ -103,7 +122,9 @@ type Server struct {
 	closed    bool
 }
 
-// New creates a new server.
+// New creates a new server. It panics if options.Caps has neither
+// IMAP4rev1 nor IMAP4rev2: a programming error, found when the server
+// is built, before any client connects.
 func New(options *Options) *Server {
 	if caps := options.caps(); !caps.Has(imap.CapIMAP4rev2) && !caps.Has(imap.CapIMAP4rev1) {
 		panic("imapserver: at least IMAP4rev1 must be supported")
@@ -115,9 +136,9 @@ func New(options *Options) *Server {
 	}
 }
 
-func (s *Server) logger() Logger {
+func (s *Server) logger() *slog.Logger {
 	if s.options.Logger == nil {
-		return log.Default()
+		return slog.New(slog.DiscardHandler)
 	}
 	return s.options.Logger
 }
@@ -155,7 +176,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if max := 1 * time.Second; delay > max {
 				delay = max
 			}
-			s.logger().Printf("accept error (retrying in %v): %v", delay, err)
+			s.logger().Warn("imapserver: accept failed, retrying", "delay", delay, "err", err)
 			time.Sleep(delay)
 			continue
 		} else if errors.Is(err, net.ErrClosed) {

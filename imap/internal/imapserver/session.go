@@ -39,12 +39,20 @@ func (kind NumKind) String() string {
 	case NumKindUID:
 		return "uid"
 	default:
-		panic(fmt.Errorf("imapserver: unknown NumKind %d", kind))
+		return fmt.Sprintf("NumKind(%d)", kind) // mailyard: upstream panicked
 	}
 }
 
 func (kind NumKind) wire() imapwire.NumKind {
 	return imapwire.NumKind(kind)
+}
+
+// errNoData is the internal error (NO [SERVERBUG]) of a command whose
+// session method returned neither data nor an error.
+//
+// mailyard: added.
+func errNoData(cmd string) error {
+	return fmt.Errorf("imapserver: session returned no %s data and no error", cmd)
 }
 
 // Session is an IMAP session.

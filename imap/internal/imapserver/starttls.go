@@ -47,11 +47,10 @@ func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
 	// that a man in the middle may have injected (RFC 9051 §11.1,
 	// CVE-2011-0411); it is discarded, and the TLS handshake reads what
 	// comes next. Upstream handed it to the handshake, which failed.
-	if n := c.br.Buffered(); n > 0 {
-		if _, err := c.br.Discard(n); err != nil {
-			panic(err) // unreachable
-		}
-		c.server.logger().Printf("discarded %d bytes sent after STARTTLS by %v", n, c.conn.RemoteAddr())
+	// Discard of no more than the buffered bytes cannot fail
+	// (bufio.Reader.Discard).
+	if n, _ := c.br.Discard(c.br.Buffered()); n > 0 {
+		c.log.Warn("imapserver: discarded plaintext sent after STARTTLS", "bytes", n)
 	}
 	tlsConn := tls.Server(c.conn, c.server.options.TLSConfig)
 

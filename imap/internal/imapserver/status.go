@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -50,8 +51,38 @@ func (c *Conn) handleStatus(dec *imapwire.Decoder) error {
 	if err != nil {
 		return err
 	}
+	if err := checkStatusData(data, &options); err != nil {
+		return err
+	}
 
 	return c.writeStatus(data, &options)
+}
+
+// checkStatusData returns an error if data lacks an item that options
+// asks for, before any of the response is written.
+//
+// mailyard: added; upstream dereferenced the nil pointer.
+func checkStatusData(data *imap.StatusData, options *imap.StatusOptions) error {
+	if data == nil {
+		return errNoData("STATUS")
+	}
+	for _, item := range []struct {
+		name   string
+		wanted bool
+		given  bool
+	}{
+		{"MESSAGES", options.NumMessages, data.NumMessages != nil},
+		{"UNSEEN", options.NumUnseen, data.NumUnseen != nil},
+		{"DELETED", options.NumDeleted, data.NumDeleted != nil},
+		{"SIZE", options.Size, data.Size != nil},
+		{"DELETED-STORAGE", options.DeletedStorage, data.DeletedStorage != nil},
+		{"RECENT", options.NumRecent, data.NumRecent != nil},
+	} {
+		if item.wanted && !item.given {
+			return fmt.Errorf("imapserver: session returned STATUS data without %s", item.name)
+		}
+	}
+	return nil
 }
 
 func (c *Conn) writeStatus(data *imap.StatusData, options *imap.StatusOptions) error {

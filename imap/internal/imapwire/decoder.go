@@ -85,9 +85,14 @@ func NewDecoder(r *bufio.Reader, side ConnSide) *Decoder {
 	return &Decoder{r: r, side: side}
 }
 
+// mustUnreadByte puts back the byte just read. It follows a successful
+// read, so bufio.Reader.UnreadByte does not fail; if it did, the error
+// is recorded and nothing more is decoded (mailyard: upstream
+// panicked).
 func (dec *Decoder) mustUnreadByte() {
 	if err := dec.r.UnreadByte(); err != nil {
-		panic(fmt.Errorf("imapwire: failed to unread byte: %v", err))
+		dec.returnErr(fmt.Errorf("imapwire: failed to unread byte: %w", err))
+		return
 	}
 	dec.readBytes--
 	if dec.ntail > 0 {

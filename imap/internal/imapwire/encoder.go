@@ -265,6 +265,7 @@ func (enc *Encoder) UID(uid imap.UID) *Encoder {
 // is sent to the channel, the literal will be cancelled.
 func (enc *Encoder) Literal(size int64, sync *ContinuationRequest) io.WriteCloser {
 	if sync != nil && enc.side == ConnSideServer {
+		// A programming error: the server side never passes sync.
 		panic("imapwire: sync must be nil on a server-side Encoder.Literal")
 	}
 
