@@ -40,32 +40,20 @@ type metrics struct {
 }
 
 func newMetrics(mm Metrics) (*metrics, error) {
-	if mm == nil {
-		mm = metric.Discard{}
-	}
 	m := &metrics{}
-	for _, f := range []struct {
-		to         *metric.Family
-		gauge      bool
-		name, help string
-		labels     []string
-	}{
-		{&m.conns, false, "mailyard_imap_connections_total",
-			"Connections by result: accepted, or refused by the connection limits (limit).", []string{"result"}},
-		{&m.open, true, "mailyard_imap_connections_open", "Connections currently open.", nil},
-		{&m.auth, false, "mailyard_imap_auth_total",
-			"Authentication attempts by result: success, failure, blocked, disabled, not_allowed, error.", []string{"result"}},
-		{&m.appended, false, "mailyard_imap_messages_appended_total", "Messages stored by APPEND and acknowledged with OK.", nil},
-	} {
-		declare := mm.Counter
-		if f.gauge {
-			declare = mm.Gauge
-		}
-		add, err := declare(f.name, f.help, f.labels...)
-		if err != nil {
-			return nil, fmt.Errorf("imap: metrics: %w", err)
-		}
-		*f.to = add
+	if err := metric.Declare(mm,
+		metric.Decl{To: &m.conns, Name: "mailyard_imap_connections_total",
+			Help:   "Connections by result: accepted, or refused by the connection limits (limit).",
+			Labels: []string{"result"}},
+		metric.Decl{To: &m.open, Name: "mailyard_imap_connections_open",
+			Help: "Connections currently open.", Gauge: true},
+		metric.Decl{To: &m.auth, Name: "mailyard_imap_auth_total",
+			Help:   "Authentication attempts by result: success, failure, blocked, disabled, not_allowed, error.",
+			Labels: []string{"result"}},
+		metric.Decl{To: &m.appended, Name: "mailyard_imap_messages_appended_total",
+			Help: "Messages stored by APPEND and acknowledged with OK."},
+	); err != nil {
+		return nil, fmt.Errorf("imap: metrics: %w", err)
 	}
 	return m, nil
 }

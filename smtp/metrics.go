@@ -69,39 +69,34 @@ const (
 )
 
 func newMetrics(mm Metrics) (*metrics, error) {
-	if mm == nil {
-		mm = metric.Discard{}
-	}
 	m := &metrics{}
-	for _, f := range []struct {
-		to         *metric.Family
-		gauge      bool
-		name, help string
-		labels     []string
-	}{
-		{&m.conns, false, "mailyard_smtp_connections_total",
-			"Connections by result: accepted, or refused by the per-client (client_limit) or total (limit) connection limit.", []string{"result"}},
-		{&m.open, true, "mailyard_smtp_connections_open", "Connections currently open.", nil},
-		{&m.accepted, false, "mailyard_smtp_messages_accepted_total", "Messages stored and acknowledged with 250.", nil},
-		{&m.rejected, false, "mailyard_smtp_messages_rejected_total", "Messages refused after DATA/BDAT began, by reason.", []string{"reason"}},
-		{&m.bytes, false, "mailyard_smtp_message_bytes_total", "Bytes of accepted messages as received from clients.", nil},
-		{&m.rcpts, false, "mailyard_smtp_recipients_total",
-			"RCPT commands by outcome: deliver, relay, reject, relay_denied, no_outbound, quota, milter, syntax, error.", []string{"outcome"}},
-		{&m.auth, false, "mailyard_smtp_auth_total", "Authentication attempts by result: success, failure, blocked, error.", []string{"result"}},
-		{&m.milterActions, false, "mailyard_smtp_milter_actions_total",
-			"Milter answers by milter and action: continue, accept, reject, tempfail, discard, quarantine.", []string{"milter", "action"}},
-		{&m.milterFailures, false, "mailyard_smtp_milter_failures_total",
-			"Milters down, timed out or breaking the protocol, by milter and the default action applied: tempfail, accept, reject.", []string{"milter", "action"}},
-	} {
-		declare := mm.Counter
-		if f.gauge {
-			declare = mm.Gauge
-		}
-		add, err := declare(f.name, f.help, f.labels...)
-		if err != nil {
-			return nil, fmt.Errorf("smtp: metrics: %w", err)
-		}
-		*f.to = add
+	if err := metric.Declare(mm,
+		metric.Decl{To: &m.conns, Name: "mailyard_smtp_connections_total",
+			Help:   "Connections by result: accepted, or refused by the per-client (client_limit) or total (limit) connection limit.",
+			Labels: []string{"result"}},
+		metric.Decl{To: &m.open, Name: "mailyard_smtp_connections_open",
+			Help: "Connections currently open.", Gauge: true},
+		metric.Decl{To: &m.accepted, Name: "mailyard_smtp_messages_accepted_total",
+			Help: "Messages stored and acknowledged with 250."},
+		metric.Decl{To: &m.rejected, Name: "mailyard_smtp_messages_rejected_total",
+			Help:   "Messages refused after DATA/BDAT began, by reason.",
+			Labels: []string{"reason"}},
+		metric.Decl{To: &m.bytes, Name: "mailyard_smtp_message_bytes_total",
+			Help: "Bytes of accepted messages as received from clients."},
+		metric.Decl{To: &m.rcpts, Name: "mailyard_smtp_recipients_total",
+			Help:   "RCPT commands by outcome: deliver, relay, reject, relay_denied, no_outbound, quota, milter, syntax, error.",
+			Labels: []string{"outcome"}},
+		metric.Decl{To: &m.auth, Name: "mailyard_smtp_auth_total",
+			Help:   "Authentication attempts by result: success, failure, blocked, error.",
+			Labels: []string{"result"}},
+		metric.Decl{To: &m.milterActions, Name: "mailyard_smtp_milter_actions_total",
+			Help:   "Milter answers by milter and action: continue, accept, reject, tempfail, discard, quarantine.",
+			Labels: []string{"milter", "action"}},
+		metric.Decl{To: &m.milterFailures, Name: "mailyard_smtp_milter_failures_total",
+			Help:   "Milters down, timed out or breaking the protocol, by milter and the default action applied: tempfail, accept, reject.",
+			Labels: []string{"milter", "action"}},
+	); err != nil {
+		return nil, fmt.Errorf("smtp: metrics: %w", err)
 	}
 	return m, nil
 }

@@ -28,17 +28,17 @@ func newQueueMetrics(q *Queue, mm Metrics) (*queueMetrics, error) {
 	if mm == nil {
 		mm = metric.Discard{}
 	}
-	deliveries, err := mm.Counter("mailyard_queue_deliveries_total",
-		"Delivery attempts per recipient by result: delivered, deferred (temporary failure, retried), bounced (permanent failure), expired (retried until the expiry).",
-		"result")
-	if err != nil {
+	m := &queueMetrics{}
+	if err := metric.Declare(mm,
+		metric.Decl{To: &m.deliveries, Name: "mailyard_queue_deliveries_total",
+			Help:   "Delivery attempts per recipient by result: delivered, deferred (temporary failure, retried), bounced (permanent failure), expired (retried until the expiry).",
+			Labels: []string{"result"}},
+		metric.Decl{To: &m.dsns, Name: "mailyard_queue_dsns_total",
+			Help:   "DSNs (RFC 3464) sent to senders, by action: failed, delayed.",
+			Labels: []string{"action"}},
+	); err != nil {
 		return nil, fmt.Errorf("smtp: queue metrics: %w", err)
 	}
-	dsns, err := mm.Counter("mailyard_queue_dsns_total", "DSNs (RFC 3464) sent to senders, by action: failed, delayed.", "action")
-	if err != nil {
-		return nil, fmt.Errorf("smtp: queue metrics: %w", err)
-	}
-	m := &queueMetrics{deliveries: deliveries, dsns: dsns}
 	for _, r := range []string{resultDelivered, resultDeferred, resultBounced, resultExpired} {
 		m.deliveries.WithLabelValues(r).Add(0) // every result shows, at zero
 	}

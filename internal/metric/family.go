@@ -52,3 +52,39 @@ func (Discard) Gauge(string, string, ...string) (func(float64, ...string), error
 func (Discard) GaugeFunc(string, string, []string, func(emit func(float64, ...string))) error {
 	return nil
 }
+
+// Decl is one family a package declares: where its function goes, whether
+// it is a gauge (else a counter), its full name, help and label names.
+type Decl struct {
+	To         *Family
+	Gauge      bool
+	Name, Help string
+	Labels     []string
+}
+
+// Declarer is the part of a package's Metrics interface that [Declare]
+// uses; smtp.Metrics and imap.Metrics both have it.
+type Declarer interface {
+	Counter(name, help string, labels ...string) (func(float64, ...string), error)
+	Gauge(name, help string, labels ...string) (func(float64, ...string), error)
+}
+
+// Declare declares each family with m, [Discard] when m is nil, and
+// stores its function where the Decl says; it stops at m's first error.
+func Declare(m Declarer, decls ...Decl) error {
+	if m == nil {
+		m = Discard{}
+	}
+	for _, d := range decls {
+		declare := m.Counter
+		if d.Gauge {
+			declare = m.Gauge
+		}
+		add, err := declare(d.Name, d.Help, d.Labels...)
+		if err != nil {
+			return err
+		}
+		*d.To = add
+	}
+	return nil
+}
