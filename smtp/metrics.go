@@ -10,7 +10,7 @@ import (
 // a [Queue] ([QueueOptions].Metrics); nil records nothing. The package
 // imports no metrics library: an embedder implements Metrics over the one
 // it uses, and the reference server does so over Prometheus'
-// client_golang (examples/mailserver/metrics.go, about a hundred lines to
+// client_golang (examples/mailserver/metrics.go, some seventy lines to
 // copy). Several servers reporting to one registry tell themselves apart
 // by labels the implementation adds (the reference server adds
 // listener="smtp", listener="submission", ...).
