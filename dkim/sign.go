@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,9 +14,8 @@ import (
 	"github.com/mailyard/mailyard/internal/ctxio"
 )
 
-// DefaultSignedHeaders are the header fields signed when present, from
-// RFC 6376 §5.4.1 plus the MIME fields that change how the body is read.
-var DefaultSignedHeaders = []string{
+// defaultSignedHeaders is the list behind [DefaultSignedHeaders], never handed out.
+var defaultSignedHeaders = []string{
 	"From", "Sender", "Reply-To", "Subject", "Date", "Message-ID", "To", "Cc",
 	"In-Reply-To", "References",
 	"MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Content-ID", "Content-Description",
@@ -25,23 +25,32 @@ var DefaultSignedHeaders = []string{
 	"Autocrypt", "Openpgp",
 }
 
-// DefaultOversignedHeaders are listed in h= once more than they occur
-// (RFC 6376 §8.15): adding another instance later, for example a second
-// From or Subject that a mail reader might show instead, breaks the
-// signature. From is always oversigned.
-var DefaultOversignedHeaders = []string{
+// DefaultSignedHeaders returns the header fields signed when present, from
+// RFC 6376 §5.4.1 plus the MIME fields that change how the body is read.
+// Each call returns a fresh slice the caller may change.
+func DefaultSignedHeaders() []string { return slices.Clone(defaultSignedHeaders) }
+
+// defaultOversignedHeaders is the list behind [DefaultOversignedHeaders], never handed out.
+var defaultOversignedHeaders = []string{
 	"From", "Reply-To", "Subject", "Date", "Message-ID", "To", "Cc",
 	"In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
 }
 
+// DefaultOversignedHeaders returns the header fields listed in h= once
+// more than they occur (RFC 6376 §8.15): adding another instance later,
+// for example a second From or Subject that a mail reader might show
+// instead, breaks the signature. From is always oversigned. Each call
+// returns a fresh slice the caller may change.
+func DefaultOversignedHeaders() []string { return slices.Clone(defaultOversignedHeaders) }
+
 // SignOptions configures [Sign]. The zero value signs relaxed/relaxed
 // with the default header set and no expiry.
 type SignOptions struct {
-	// Headers are signed when present; nil means DefaultSignedHeaders.
+	// Headers are signed when present; nil means [DefaultSignedHeaders].
 	// From is always signed (RFC 6376 §5.4).
 	Headers []string
 	// Oversign are signed once more than they occur; nil means
-	// DefaultOversignedHeaders.
+	// [DefaultOversignedHeaders].
 	Oversign []string
 	// Expiration, if set, adds x= that much after now (RFC 6376 §3.5).
 	Expiration time.Duration
@@ -140,11 +149,11 @@ func Sign(ctx context.Context, keys []Key, r io.Reader, opts SignOptions) (strin
 func headerKeys(fields []field, opts SignOptions) ([]string, error) {
 	sign := opts.Headers
 	if sign == nil {
-		sign = DefaultSignedHeaders
+		sign = defaultSignedHeaders
 	}
 	over := opts.Oversign
 	if over == nil {
-		over = DefaultOversignedHeaders
+		over = defaultOversignedHeaders
 	}
 	count := map[string]int{}
 	for _, f := range fields {

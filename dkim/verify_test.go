@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -679,5 +680,45 @@ func TestSignEdgeCases(t *testing.T) {
 	}
 	if _, err := Verify(ctx, zones(nil), strings.NewReader(msg), Envelope{}, VerifyOptions{}); err == nil {
 		t.Fatal("Verify without AuthServID succeeded")
+	}
+}
+
+// The default header lists are handed out as copies: a caller editing
+// its slice changes neither the next caller's list nor what Sign signs
+// with zero SignOptions.
+func TestDefaultHeaderListsAreCopies(t *testing.T) {
+	keys, _ := activeKeys(t, RSA)
+	msg := "From: a@example.com\r\nSubject: s\r\n\r\nbody\r\n"
+	before, err := Sign(context.Background(), keys, strings.NewReader(msg), SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, list := range []func() []string{DefaultSignedHeaders, DefaultOversignedHeaders} {
+		want := list()
+		got := list()
+		for i := range got {
+			got[i] = "X-Changed"
+		}
+		if again := list(); !slices.Equal(again, want) {
+			t.Errorf("after a caller edited its copy the list is %q, want %q", again, want)
+		}
+	}
+	after, err := Sign(context.Background(), keys, strings.NewReader(msg), SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := func(sig string) string {
+		for _, tag := range strings.Split(sig, ";") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(tag), "h="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	if !strings.Contains(h(before), "Subject") {
+		t.Fatalf("h= of the default signature = %q, want Subject in it", h(before))
+	}
+	if h(after) != h(before) {
+		t.Errorf("h= after callers edited their lists = %q, want %q", h(after), h(before))
 	}
 }

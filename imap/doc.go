@@ -65,7 +65,8 @@
 //     NO, junk after its message included, or cut short by the end of
 //     the connection stores nothing and uses no UID.
 //
-// Metrics (Options.Registerer): connections by result, open connections,
+// Metrics (Options.Metrics, an interface of this package: no metrics
+// library is imported): connections by result, open connections,
 // authentications by result, messages appended.
 //
 // # Capabilities

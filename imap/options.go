@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/authlimit"
 	"github.com/mailyard/mailyard/store"
@@ -96,10 +94,11 @@ type Options struct {
 	// negative means no limit.
 	MaxConns int
 
-	// Registerer, if set, receives the server's metrics (connections,
-	// authentications by result, appended messages). Wrap it with
-	// prometheus.WrapRegistererWith to tell several servers apart.
-	Registerer prometheus.Registerer
+	// Metrics, if set, receives the server's metrics (connections,
+	// authentications by result, appended messages). Several servers
+	// sharing one registry need labels that tell them apart (see
+	// [Metrics]).
+	Metrics Metrics
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -42,9 +42,13 @@ const (
 	CSVExclude = "exclude"
 )
 
-// CSVColumns lists every column ParseCSV understands, in the order
+// csvColumns is the list behind [CSVColumns], never handed out.
+var csvColumns = []string{CSVTarget, CSVLogin, CSVPassword, CSVService, CSVAuth, CSVHost, CSVPort, CSVTLS, CSVExclude}
+
+// CSVColumns returns every column ParseCSV understands, in the order
 // documentation shows them.
-var CSVColumns = []string{CSVTarget, CSVLogin, CSVPassword, CSVService, CSVAuth, CSVHost, CSVPort, CSVTLS, CSVExclude}
+// Each call returns a fresh slice the caller may change.
+func CSVColumns() []string { return slices.Clone(csvColumns) }
 
 // Limits of a run list.
 const (
@@ -145,7 +149,7 @@ func ParseCSV(r io.Reader, defaults Job) ([]Job, error) {
 
 func parseCSVHeader(header []string) ([]string, error) {
 	known := map[string]bool{}
-	for _, c := range CSVColumns {
+	for _, c := range csvColumns {
 		known[c] = true
 	}
 	cols := make([]string, len(header))
@@ -164,13 +168,13 @@ func parseCSVHeader(header []string) ([]string, error) {
 		}
 		// Not a header but a first mailbox: its cells (a password among
 		// them) must not be echoed.
-		return nil, &CSVError{Line: 1, Err: fmt.Errorf("no header row: the first row names no known column (want a header naming the columns: %s)", strings.Join(CSVColumns, ", "))}
+		return nil, &CSVError{Line: 1, Err: fmt.Errorf("no header row: the first row names no known column (want a header naming the columns: %s)", strings.Join(csvColumns, ", "))}
 	}
 	seen := map[string]bool{}
 	for i, h := range header {
 		name := cols[i]
 		if !known[name] {
-			return nil, &CSVError{Line: 1, Err: fmt.Errorf("column %d: unknown column %q (known: %s)", i+1, h, strings.Join(CSVColumns, ", "))}
+			return nil, &CSVError{Line: 1, Err: fmt.Errorf("column %d: unknown column %q (known: %s)", i+1, h, strings.Join(csvColumns, ", "))}
 		}
 		if seen[name] {
 			return nil, &CSVError{Line: 1, Column: name, Err: errors.New("column named twice")}

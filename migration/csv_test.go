@@ -201,7 +201,7 @@ func FuzzParseCSV(f *testing.F) {
 func TestParseCSVRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.IntRange(1, 20).Draw(t, "rows")
-		cols := rapid.Permutation(CSVColumns).Draw(t, "columns")
+		cols := rapid.Permutation(CSVColumns()).Draw(t, "columns")
 		defaults := Job{Source: Source{Host: "default.example"}, Credentials: Credentials{Password: "default-pw"}}
 		var want []Job
 		var b strings.Builder

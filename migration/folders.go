@@ -150,7 +150,7 @@ func excluded(name string, list []string) bool {
 func mapFolders(folders []srcFolder, job Job, specials map[store.SpecialUse]string) {
 	excl := job.Exclude
 	if excl == nil {
-		excl = DefaultExclude
+		excl = defaultExclude
 	}
 	special := map[string]store.SpecialUse{}
 	for _, f := range folders {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,7 +43,7 @@ func TestExcluded(t *testing.T) {
 		{"Проекты/Drafts/x", true}, {"Черновики", true}, {"Tasks", true}, {"tasks", false}, {"Draftsman", false},
 		{"INBOX", false}, {"Contacts/Work", true},
 	} {
-		if got := excluded(c.name, DefaultExclude); got != c.want {
+		if got := excluded(c.name, DefaultExclude()); got != c.want {
 			t.Errorf("excluded(%q) = %v", c.name, got)
 		}
 	}
@@ -127,5 +128,26 @@ func TestMessageIDHash(t *testing.T) {
 	direct, err := readHeaderHash(strings.NewReader(msg))
 	if err != nil || s.hash() != direct || direct != messageIDHash([]byte("Message-ID: <s@b>\r\n\r\n")) {
 		t.Errorf("sniffer %q, direct %q, %v", s.hash(), direct, err)
+	}
+}
+
+// The package's default lists are handed out as copies: a caller editing
+// its slice changes neither the next caller's list nor the folders a job
+// without Exclude leaves out.
+func TestDefaultListsAreCopies(t *testing.T) {
+	for name, list := range map[string]func() []string{"DefaultExclude": DefaultExclude, "CSVColumns": CSVColumns, "ReportCSVHeader": ReportCSVHeader} {
+		want := list()
+		got := list()
+		for i := range got {
+			got[i] = "changed"
+		}
+		if again := list(); !slices.Equal(again, want) {
+			t.Errorf("%s after a caller edited its copy = %q, want %q", name, again, want)
+		}
+	}
+	folders := []srcFolder{{Wire: "Drafts", Name: "Drafts"}, {Wire: "changed", Name: "changed"}}
+	mapFolders(folders, Job{}, nil)
+	if !folders[0].Excluded || folders[1].Excluded {
+		t.Errorf("default exclusions after callers edited their copies: %+v", folders)
 	}
 }

@@ -94,6 +94,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -177,12 +178,16 @@ type Credentials struct {
 	Password Secret
 }
 
-// DefaultExclude is the default list of source folders that are not
+// defaultExclude is the list behind [DefaultExclude], never handed out.
+var defaultExclude = []string{"Черновики", "draft", "drafts", "Drafts", "Draft", "Контакты", "Contacts", "Задачи", "Tasks"}
+
+// DefaultExclude returns the default list of source folders that are not
 // copied: drafts, contacts and tasks in English and Russian, as the
 // reference migration guide recommends. Names are matched exactly and
 // case-sensitively against the source's full folder name and its last
 // path segment.
-var DefaultExclude = []string{"Черновики", "draft", "drafts", "Drafts", "Draft", "Контакты", "Contacts", "Задачи", "Tasks"}
+// Each call returns a fresh slice the caller may change.
+func DefaultExclude() []string { return slices.Clone(defaultExclude) }
 
 // Job is one mailbox to migrate.
 type Job struct {

@@ -5,17 +5,22 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// ReportCSVHeader is the header row of [Report.WriteCSV].
-var ReportCSVHeader = []string{
+// reportCSVHeader is the list behind [ReportCSVHeader], never handed out.
+var reportCSVHeader = []string{
 	"mailbox", "state", "source_folder", "target_folder", "excluded",
 	"source_messages", "source_bytes", "target_messages", "target_bytes",
 	"skipped_excluded", "skipped_too_large", "failed", "last_sync", "last_error",
 }
+
+// ReportCSVHeader returns the header row of [Report.WriteCSV].
+// Each call returns a fresh slice the caller may change.
+func ReportCSVHeader() []string { return slices.Clone(reportCSVHeader) }
 
 // WriteCSV writes the report as CSV (RFC 4180): the header
 // [ReportCSVHeader], then one row per mailbox and folder; a mailbox without
@@ -26,7 +31,7 @@ var ReportCSVHeader = []string{
 func (r Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	cw.UseCRLF = true
-	if err := cw.Write(ReportCSVHeader); err != nil {
+	if err := cw.Write(reportCSVHeader); err != nil {
 		return err
 	}
 	num := func(n int64) string { return strconv.FormatInt(n, 10) }

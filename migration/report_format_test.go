@@ -48,9 +48,9 @@ func TestReportWriteCSV(t *testing.T) {
 	rows, err := csv.NewReader(&buf).ReadAll()
 	require.NoError(t, err)
 	require.Len(t, rows, 1+3+1+1, "header, 3 folders, 2 mailboxes without folders")
-	assert.Equal(t, ReportCSVHeader, rows[0])
+	assert.Equal(t, ReportCSVHeader(), rows[0])
 	col := func(row []string, name string) string {
-		for i, h := range ReportCSVHeader {
+		for i, h := range ReportCSVHeader() {
 			if h == name {
 				return row[i]
 			}

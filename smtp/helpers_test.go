@@ -23,6 +23,7 @@ import (
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/internal/authtest"
 	"github.com/mailyard/mailyard/internal/certs"
+	"github.com/mailyard/mailyard/internal/metric"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 )
@@ -262,6 +263,8 @@ type testServer struct {
 	store  *fileDeliverer
 	router *testRouter
 	served chan error
+	// rec holds the server's metrics when the test gave no Metrics.
+	rec *metric.Recorder
 }
 
 // startServer fills o with doubles where unset, serves on 127.0.0.1:0 and
@@ -288,6 +291,10 @@ func startServer(t testing.TB, o Options) *testServer {
 	}
 	if o.AuthLimiter == nil {
 		o.AuthLimiter = authtest.Limiter(nil)
+	}
+	if o.Metrics == nil {
+		ts.rec = &metric.Recorder{}
+		o.Metrics = ts.rec
 	}
 	srv, err := New(o)
 	if err != nil {

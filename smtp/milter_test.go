@@ -69,7 +69,7 @@ func TestMilterSeesTheWholeTransaction(t *testing.T) {
 	if got := ts.store.body(t, 0); !strings.HasSuffix(got, body) {
 		t.Fatalf("delivered message changed")
 	}
-	if n := metricValue(t, ts.metrics.milterActions.WithLabelValues("av", "accept")); n != 1 {
+	if n := metricValue(t, ts.rec, "mailyard_smtp_milter_actions_total", "milter", "av", "action", "accept"); n != 1 {
 		t.Errorf("accept counter %v", n)
 	}
 }
@@ -191,7 +191,7 @@ func TestMilterDiscard(t *testing.T) {
 			if n := len(ts.store.stored()); n != 0 {
 				t.Fatalf("%d messages delivered", n)
 			}
-			if n := metricValue(t, ts.metrics.rejected.WithLabelValues(reasonDiscarded)); n != 1 {
+			if n := metricValue(t, ts.rec, "mailyard_smtp_messages_rejected_total", "reason", reasonDiscarded); n != 1 {
 				t.Fatalf("discard counter %v", n)
 			}
 		})
@@ -367,7 +367,7 @@ func TestMilterUnnegotiatedModificationFails(t *testing.T) {
 	ts := milterServer(t, Milter{Name: "rogue", Address: tm.addr})
 	err := send(ts.client(t), "x@remote.test", []string{"alice@example.test"}, "Subject: x\r\n\r\nx\r\n")
 	wantCode(t, err, 451, "4.7.1")
-	if n := metricValue(t, ts.metrics.milterFailures.WithLabelValues("rogue", "tempfail")); n != 1 {
+	if n := metricValue(t, ts.rec, "mailyard_smtp_milter_failures_total", "milter", "rogue", "action", "tempfail"); n != 1 {
 		t.Fatalf("failure counter %v", n)
 	}
 }
@@ -407,7 +407,7 @@ func TestMilterDown(t *testing.T) {
 					t.Fatalf("%d delivered", n)
 				}
 			}
-			if n := metricValue(t, ts.metrics.milterFailures.WithLabelValues("down", tc.action.String())); n != 1 {
+			if n := metricValue(t, ts.rec, "mailyard_smtp_milter_failures_total", "milter", "down", "action", tc.action.String()); n != 1 {
 				t.Fatalf("failure counter %v", n)
 			}
 		})

@@ -9,8 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/authlimit"
 	"github.com/mailyard/mailyard/dkim"
@@ -203,11 +201,12 @@ type Options struct {
 	// Now is the clock for Received dates and delivery times. Default
 	// time.Now.
 	Now func() time.Time
-	// Registerer, if set, receives the server's metrics (connections,
+	// Metrics, if set, receives the server's metrics (connections,
 	// messages accepted and rejected by reason, bytes, recipients by
-	// decision, authentications by result). Wrap it with
-	// prometheus.WrapRegistererWith to tell several servers apart.
-	Registerer prometheus.Registerer
+	// decision, authentications by result, milter answers). Several
+	// servers sharing one registry need labels that tell them apart
+	// (see [Metrics]).
+	Metrics Metrics
 }
 
 // withDefaults validates o and fills its zero fields.

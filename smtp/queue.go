@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 )
@@ -111,11 +109,11 @@ type QueueOptions struct {
 
 	// Logger receives one line per attempt and per DSN. Default: discard.
 	Logger *slog.Logger
-	// Registerer, if set, receives the queue's metrics: recipients by
+	// Metrics, if set, receives the queue's metrics: recipients by
 	// state (ready, deferred, held), the oldest message's age, delivery
 	// results (delivered, deferred, bounced, expired), DSNs sent and
-	// workers per destination. One queue per Registerer.
-	Registerer prometheus.Registerer
+	// workers per destination. One queue per Metrics.
+	Metrics Metrics
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -331,7 +329,7 @@ func NewQueue(opts QueueOptions) (*Queue, error) {
 		entries: map[string]*queueItem{}, dests: map[string]*destination{},
 		noTLS: newPlainHosts(maxNoTLSHosts, noTLSMemory), wake: make(chan struct{}, 1),
 	}
-	if q.metrics, err = newQueueMetrics(q, o.Registerer); err != nil {
+	if q.metrics, err = newQueueMetrics(q, o.Metrics); err != nil {
 		return nil, err
 	}
 	return q, nil

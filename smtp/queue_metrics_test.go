@@ -8,43 +8,19 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mailyard/mailyard/internal/metric"
 	"github.com/mailyard/mailyard/routing"
 )
 
 // gathered returns the value of metric name with the given labels, and
 // whether it exists.
-func gathered(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
+func gathered(t testing.TB, reg *metric.Recorder, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for _, l := range m.GetLabel() {
-				if labels[l.GetName()] != l.GetValue() {
-					continue next
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue(), true
-			}
-			return m.GetGauge().GetValue(), true
-		}
-	}
-	return 0, false
+	return reg.Value(name, labels)
 }
 
-func gatheredIs(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string, want float64) bool {
+func gatheredIs(t testing.TB, reg *metric.Recorder, name string, labels map[string]string, want float64) bool {
 	v, ok := gathered(t, reg, name, labels)
 	return ok && v == want
 }
@@ -53,11 +29,11 @@ func gatheredIs(t testing.TB, reg *prometheus.Registry, name string, labels map[
 // bounced at once, one deferred until it expires (a "delayed" DSN, then a
 // "failed" one, besides the bounce's).
 func TestQueueMetricsDeliveryResults(t *testing.T) {
-	reg := prometheus.NewRegistry()
+	reg := &metric.Recorder{}
 	hop := startHop(t, hopOptions{})
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}}, func(o *QueueOptions) {
 		fastRetries(o)
-		o.Registerer = reg
+		o.Metrics = reg
 	})
 	f.enqueue(t, "alice@example.test", queueBody, "perm-user@remote.test", "bob@remote.test", "temp-user@remote.test")
 	eventually(t, "queue empty", func() bool { return len(f.list(t)) == 0 })
@@ -75,7 +51,7 @@ func TestQueueMetricsDeliveryResults(t *testing.T) {
 			t.Errorf("dsns %s = %v, want %v", action, v, want)
 		}
 	}
-	// A second queue cannot register into the same registry.
+	// A second queue cannot declare its families to the same Metrics.
 	o := f.opts
 	o.Dir, o.Records, o.Deliverer, o.Router = t.TempDir(), f.st, f.st, f.table
 	if _, err := NewQueue(o); err == nil {
@@ -93,11 +69,11 @@ func TestQueueMetricsSizeAndAge(t *testing.T) {
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	ln.Close() // connections are refused: every attempt defers
-	reg := prometheus.NewRegistry()
+	reg := &metric.Recorder{}
 	route := routing.Route{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + port, TLS: routing.TLSNone}}
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *QueueOptions) {
 		o.RetryMin, o.RetryMax = time.Hour, time.Hour
-		o.Registerer = reg
+		o.Metrics = reg
 	})
 	state := func(s string) map[string]string { return map[string]string{"state": s} }
 	a := f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
@@ -158,9 +134,9 @@ func TestQueueMetricsDestinationConnections(t *testing.T) {
 		s.Close()
 	})
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	reg := prometheus.NewRegistry()
+	reg := &metric.Recorder{}
 	route := routing.Route{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + port, TLS: routing.TLSNone}}
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *QueueOptions) { o.Registerer = reg })
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *QueueOptions) { o.Metrics = reg })
 	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
 	nh, err := routing.ParseNextHop("[127.0.0.1]:" + port)
 	if err != nil {

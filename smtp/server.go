@@ -52,7 +52,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(o.Registerer)
+	m, err := newMetrics(o.Metrics)
 	if err != nil {
 		return nil, err
 	}

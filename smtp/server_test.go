@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/mailyard/mailyard/internal/metric"
 )
 
 func TestNewValidatesOptions(t *testing.T) {
@@ -169,8 +168,7 @@ func TestShutdownDeadline(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	ts := startServer(t, Options{Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"listener": "smtp"}, reg), MaxConnsPerIP: 1})
+	ts := startServer(t, Options{MaxConnsPerIP: 1})
 	c := ts.client(t)
 	if err := send(c, "sender@remote.test", []string{"alice@example.test"}, testMsg); err != nil {
 		t.Fatal(err)
@@ -187,62 +185,48 @@ func TestMetrics(t *testing.T) {
 	conn.Read(make([]byte, 100)) // the 421
 	conn.Close()
 
-	m := ts.Server.metrics
 	checks := []struct {
 		name      string
 		got, want float64
 	}{
-		{"accepted", metricValue(t, m.accepted), 1},
-		{"rejected store", metricValue(t, m.rejected.WithLabelValues(reasonStore)), 1},
-		{"rcpt deliver", metricValue(t, m.rcpts.WithLabelValues("deliver")), 2},
-		{"rcpt relay denied", metricValue(t, m.rcpts.WithLabelValues("relay_denied")), 1},
-		{"conns accepted", metricValue(t, m.conns.WithLabelValues("accepted")), 1},
-		{"conns refused", metricValue(t, m.conns.WithLabelValues("client_limit")), 1},
-		{"open", metricValue(t, m.open), 1},
-		{"bytes", metricValue(t, m.bytes), float64(len(testMsg))},
+		{"accepted", metricValue(t, ts.rec, "mailyard_smtp_messages_accepted_total"), 1},
+		{"rejected store", metricValue(t, ts.rec, "mailyard_smtp_messages_rejected_total", "reason", reasonStore), 1},
+		{"rcpt deliver", metricValue(t, ts.rec, "mailyard_smtp_recipients_total", "outcome", "deliver"), 2},
+		{"rcpt relay denied", metricValue(t, ts.rec, "mailyard_smtp_recipients_total", "outcome", "relay_denied"), 1},
+		{"conns accepted", metricValue(t, ts.rec, "mailyard_smtp_connections_total", "result", "accepted"), 1},
+		{"conns refused", metricValue(t, ts.rec, "mailyard_smtp_connections_total", "result", "client_limit"), 1},
+		{"open", metricValue(t, ts.rec, "mailyard_smtp_connections_open"), 1},
+		{"bytes", metricValue(t, ts.rec, "mailyard_smtp_message_bytes_total"), float64(len(testMsg))},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, f := range families {
-		if f.GetName() == "mailyard_smtp_messages_accepted_total" {
-			found = true
-			if l := f.GetMetric()[0].GetLabel(); len(l) != 1 || l[0].GetName() != "listener" || l[0].GetValue() != "smtp" {
-				t.Errorf("labels %v, want the Registerer's listener=smtp", l)
-			}
-		}
-	}
-	if !found {
-		t.Error("mailyard_smtp_messages_accepted_total not registered")
-	}
 
-	// A second server on the same registry needs its own labels.
-	o := Options{Router: newTestRouter(), Deliverer: &fileDeliverer{},
-		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"listener": "submission"}, reg)}
-	if _, err := New(o); err != nil {
-		t.Errorf("second server with distinct labels: %v", err)
-	}
+	// A Metrics that refuses a family (here: declared twice) fails New.
+	o := Options{Router: newTestRouter(), Deliverer: &fileDeliverer{}, Metrics: ts.rec}
 	if _, err := New(o); err == nil {
-		t.Error("third server with the same labels registered")
+		t.Error("New succeeded with a Metrics that refused its families")
+	}
+	// Without Metrics the server counts into nothing and still works.
+	quiet := startServer(t, Options{Metrics: metric.Discard{}})
+	if err := send(quiet.client(t), "sender@remote.test", []string{"alice@example.test"}, testMsg); err != nil {
+		t.Fatal(err)
 	}
 }
 
-// metricValue reads a counter or gauge.
-func metricValue(t *testing.T, m prometheus.Metric) float64 {
+// metricValue reads the series of family name whose labels are the
+// name/value pairs given.
+func metricValue(t testing.TB, rec *metric.Recorder, name string, labels ...string) float64 {
 	t.Helper()
-	var out dto.Metric
-	if err := m.Write(&out); err != nil {
-		t.Fatal(err)
+	want := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
 	}
-	if c := out.GetCounter(); c != nil {
-		return c.GetValue()
+	v, ok := rec.Value(name, want)
+	if !ok {
+		t.Fatalf("no series %s %v", name, want)
 	}
-	return out.GetGauge().GetValue()
+	return v
 }

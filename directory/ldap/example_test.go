@@ -12,7 +12,7 @@ import (
 // or their sAMAccountName; users who vanish from the directory are
 // disabled with their mail kept, and deleted with it after 90 days.
 func ExampleConfig() {
-	m := ldap.ActiveDirectory
+	m := ldap.ActiveDirectory()
 	m.Phone = "ipPhone" // override one attribute of the preset
 	cfg := ldap.Config{
 		Name: "corp",

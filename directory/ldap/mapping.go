@@ -69,60 +69,66 @@ type Mapping struct {
 	Changed string
 }
 
-// ActiveDirectory is the mapping for Microsoft Active Directory and
+// ActiveDirectory returns the mapping for Microsoft Active Directory and
 // Samba AD: users are person objects with an address, groups anything
 // with an address; userAccountControl's bit 0x2 disables an account.
-var ActiveDirectory = Mapping{
-	UserFilter:  "(&(objectClass=user)(objectCategory=person)(|(mail=*)(proxyAddresses=smtp:*)))",
-	GroupFilter: "(&(objectClass=group)(|(mail=*)(proxyAddresses=smtp:*)))",
-	ID:          "objectGUID", IDBinary: true,
-	Mail:        "mail",
-	Aliases:     []string{"proxyAddresses"},
-	Login:       "sAMAccountName",
-	DisplayName: "displayName", GivenName: "givenName", Surname: "sn",
-	Title: "title", Department: "department", Company: "company",
-	Office: "physicalDeliveryOfficeName", Phone: "telephoneNumber", Mobile: "mobile",
-	Photo:    "thumbnailPhoto",
-	Disabled: "userAccountControl", DisabledBits: 0x2,
-	GroupName: "cn", Member: "member", MemberOf: "memberOf",
-	Changed: "uSNChanged",
+func ActiveDirectory() Mapping {
+	return Mapping{
+		UserFilter:  "(&(objectClass=user)(objectCategory=person)(|(mail=*)(proxyAddresses=smtp:*)))",
+		GroupFilter: "(&(objectClass=group)(|(mail=*)(proxyAddresses=smtp:*)))",
+		ID:          "objectGUID", IDBinary: true,
+		Mail:        "mail",
+		Aliases:     []string{"proxyAddresses"},
+		Login:       "sAMAccountName",
+		DisplayName: "displayName", GivenName: "givenName", Surname: "sn",
+		Title: "title", Department: "department", Company: "company",
+		Office: "physicalDeliveryOfficeName", Phone: "telephoneNumber", Mobile: "mobile",
+		Photo:    "thumbnailPhoto",
+		Disabled: "userAccountControl", DisabledBits: 0x2,
+		GroupName: "cn", Member: "member", MemberOf: "memberOf",
+		Changed: "uSNChanged",
+	}
 }
 
-// DS389 is the mapping for 389 Directory Server and FreeIPA:
+// DS389 returns the mapping for 389 Directory Server and FreeIPA:
 // nsAccountLock=TRUE disables, groups are groupOfUniqueNames.
-var DS389 = Mapping{
-	UserFilter:  "(&(objectClass=inetOrgPerson)(mail=*))",
-	GroupFilter: "(&(|(objectClass=groupOfUniqueNames)(objectClass=groupOfNames))(mail=*))",
-	ID:          "nsUniqueId",
-	Mail:        "mail",
-	Aliases:     []string{"mailAlternateAddress"},
-	Login:       "uid",
-	DisplayName: "displayName", GivenName: "givenName", Surname: "sn",
-	Title: "title", Department: "ou", Company: "o",
-	Office: "roomNumber", Phone: "telephoneNumber", Mobile: "mobile",
-	Photo:    "jpegPhoto",
-	Disabled: "nsAccountLock", DisabledValues: []string{"true"},
-	GroupName: "cn", Member: "uniqueMember", MemberOf: "memberOf",
-	Changed: "modifyTimestamp",
+func DS389() Mapping {
+	return Mapping{
+		UserFilter:  "(&(objectClass=inetOrgPerson)(mail=*))",
+		GroupFilter: "(&(|(objectClass=groupOfUniqueNames)(objectClass=groupOfNames))(mail=*))",
+		ID:          "nsUniqueId",
+		Mail:        "mail",
+		Aliases:     []string{"mailAlternateAddress"},
+		Login:       "uid",
+		DisplayName: "displayName", GivenName: "givenName", Surname: "sn",
+		Title: "title", Department: "ou", Company: "o",
+		Office: "roomNumber", Phone: "telephoneNumber", Mobile: "mobile",
+		Photo:    "jpegPhoto",
+		Disabled: "nsAccountLock", DisabledValues: []string{"true"},
+		GroupName: "cn", Member: "uniqueMember", MemberOf: "memberOf",
+		Changed: "modifyTimestamp",
+	}
 }
 
-// OpenLDAP is the mapping for OpenLDAP with the inetOrgPerson schema:
+// OpenLDAP returns the mapping for OpenLDAP with the inetOrgPerson schema:
 // groups are groupOfNames, the stable ID is entryUUID (RFC 4530).
 // OpenLDAP has no standard "disabled" attribute; set Disabled to the
 // site's convention (pwdAccountLockedTime with the ppolicy overlay, for
 // instance, with DisabledValues naming the values).
-var OpenLDAP = Mapping{
-	UserFilter:  "(&(objectClass=inetOrgPerson)(mail=*))",
-	GroupFilter: "(&(objectClass=groupOfNames)(mail=*))",
-	ID:          "entryUUID",
-	Mail:        "mail",
-	Login:       "uid",
-	DisplayName: "displayName", GivenName: "givenName", Surname: "sn",
-	Title: "title", Department: "ou", Company: "o",
-	Office: "roomNumber", Phone: "telephoneNumber", Mobile: "mobile",
-	Photo:     "jpegPhoto",
-	GroupName: "cn", Member: "member", MemberOf: "memberOf",
-	Changed: "modifyTimestamp",
+func OpenLDAP() Mapping {
+	return Mapping{
+		UserFilter:  "(&(objectClass=inetOrgPerson)(mail=*))",
+		GroupFilter: "(&(objectClass=groupOfNames)(mail=*))",
+		ID:          "entryUUID",
+		Mail:        "mail",
+		Login:       "uid",
+		DisplayName: "displayName", GivenName: "givenName", Surname: "sn",
+		Title: "title", Department: "ou", Company: "o",
+		Office: "roomNumber", Phone: "telephoneNumber", Mobile: "mobile",
+		Photo:     "jpegPhoto",
+		GroupName: "cn", Member: "member", MemberOf: "memberOf",
+		Changed: "modifyTimestamp",
+	}
 }
 
 // Preset returns the mapping named "ad" (also "activedirectory",
@@ -130,11 +136,11 @@ var OpenLDAP = Mapping{
 func Preset(name string) (Mapping, error) {
 	switch strings.ToLower(name) {
 	case "ad", "activedirectory", "samba":
-		return ActiveDirectory, nil
+		return ActiveDirectory(), nil
 	case "389ds", "389-ds", "freeipa":
-		return DS389, nil
+		return DS389(), nil
 	case "openldap":
-		return OpenLDAP, nil
+		return OpenLDAP(), nil
 	}
 	return Mapping{}, fmt.Errorf("ldap: unknown preset %q (want ad, 389ds, freeipa or openldap)", name)
 }

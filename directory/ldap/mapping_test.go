@@ -1,6 +1,7 @@
 package ldap
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ func TestMapUserAD(t *testing.T) {
 		"givenName":          {"Alice\x00"},
 		"sn":                 {"Adams"},
 	})
-	u, err := ActiveDirectory.MapUser(e)
+	u, err := ActiveDirectory().MapUser(e)
 	require.NoError(t, err)
 	assert.Equal(t, "alice@example.com", u.Mail)
 	assert.Equal(t, []string{"alias@example.com"}, u.Aliases)
@@ -65,13 +66,13 @@ func TestMapUserAD(t *testing.T) {
 			a.Values = []string{"512"}
 		}
 	}
-	u, err = ActiveDirectory.MapUser(e)
+	u, err = ActiveDirectory().MapUser(e)
 	require.NoError(t, err)
 	assert.False(t, u.Disabled)
 
-	_, err = ActiveDirectory.MapUser(goldap.NewEntry("cn=x", map[string][]string{"mail": {"x@example.com"}}))
+	_, err = ActiveDirectory().MapUser(goldap.NewEntry("cn=x", map[string][]string{"mail": {"x@example.com"}}))
 	assert.Error(t, err, "no stable ID")
-	_, err = ActiveDirectory.MapUser(goldap.NewEntry("cn=x", map[string][]string{"objectGUID": {"0123456789abcdef"}}))
+	_, err = ActiveDirectory().MapUser(goldap.NewEntry("cn=x", map[string][]string{"objectGUID": {"0123456789abcdef"}}))
 	assert.Error(t, err, "no address")
 }
 
@@ -80,12 +81,12 @@ func TestMapUser389(t *testing.T) {
 		"nsUniqueId": {"A1B2C3D4-11111111-22222222-33333333"}, "mail": {"x@example.com"},
 		"mailAlternateAddress": {"x2@example.com"}, "nsAccountLock": {"TRUE"},
 	})
-	u, err := DS389.MapUser(e)
+	u, err := DS389().MapUser(e)
 	require.NoError(t, err)
 	assert.True(t, u.Disabled)
 	assert.Equal(t, "a1b2c3d4-11111111-22222222-33333333", u.ID)
 	assert.Equal(t, []string{"x2@example.com"}, u.Aliases)
-	g, err := DS389.MapGroup(goldap.NewEntry("cn=g,dc=example,dc=com", map[string][]string{
+	g, err := DS389().MapGroup(goldap.NewEntry("cn=g,dc=example,dc=com", map[string][]string{
 		"nsUniqueId": {"g1"}, "mail": {"g@example.com"}, "cn": {"G"},
 		"uniqueMember": {"UID=X, OU=People,DC=Example,DC=com", "not a dn"},
 	}))
@@ -108,7 +109,7 @@ func TestServerOrder(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	good := Config{Name: "corp", Servers: []Server{{URL: "ldaps://127.0.0.1:636"}}, Mapping: ActiveDirectory, BaseDN: "dc=example,dc=com", Tenant: "acme"}
+	good := Config{Name: "corp", Servers: []Server{{URL: "ldaps://127.0.0.1:636"}}, Mapping: ActiveDirectory(), BaseDN: "dc=example,dc=com", Tenant: "acme"}
 	require.NoError(t, good.Validate())
 	bad := map[string]func(*Config){
 		"name":         func(c *Config) { c.Name = "Corp Inc" },
@@ -135,12 +136,12 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestChangedFilterEscapes(t *testing.T) {
-	c := &Connector{cfg: Config{Mapping: OpenLDAP}}
+	c := &Connector{cfg: Config{Mapping: OpenLDAP()}}
 	f := c.changedFilter("(objectClass=*)", "2025*)(uid=*")
 	assert.Equal(t, `(&(objectClass=*)(modifyTimestamp>=2025\2a\29\28uid=\2a))`, f)
 	_, err := goldap.CompileFilter(f)
 	assert.NoError(t, err)
-	c.cfg.Mapping = ActiveDirectory
+	c.cfg.Mapping = ActiveDirectory()
 	assert.Equal(t, "(&(x=1)(uSNChanged>=42))", c.changedFilter("(x=1)", "41"))
 }
 
@@ -157,7 +158,7 @@ func FuzzMapEntry(f *testing.F) {
 			attrs[kv[0]] = append(attrs[kv[0]], kv[1], strings.ToUpper(kv[1]))
 		}
 		e := goldap.NewEntry(dn, attrs)
-		for _, m := range []Mapping{ActiveDirectory, DS389, OpenLDAP} {
+		for _, m := range []Mapping{ActiveDirectory(), DS389(), OpenLDAP()} {
 			for _, fn := range []func(*goldap.Entry) (Entry, error){m.MapUser, m.MapGroup} {
 				out, err := fn(e)
 				if err != nil {
@@ -180,4 +181,29 @@ func FuzzMapEntry(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A preset is a fresh value on every call: editing one caller's copy,
+// slices included, leaves the next caller's preset as documented.
+func TestPresetIsACopy(t *testing.T) {
+	for _, name := range []string{"ad", "389ds", "openldap"} {
+		m, err := Preset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := Preset(name)
+		want.Aliases = append([]string(nil), want.Aliases...)
+		want.DisabledValues = append([]string(nil), want.DisabledValues...)
+		m.UserFilter = "(changed=1)"
+		for i := range m.Aliases {
+			m.Aliases[i] = "changed"
+		}
+		for i := range m.DisabledValues {
+			m.DisabledValues[i] = "changed"
+		}
+		got, _ := Preset(name)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("Preset(%q) after a caller edited its copy = %+v, want %+v", name, got, want)
+		}
+	}
 }

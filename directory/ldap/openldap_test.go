@@ -44,7 +44,7 @@ func TestOpenLDAPPreset(t *testing.T) {
 		Servers:               []ldap.Server{{URL: srv.URL}},
 		BindDN:                ldaptest.AdminDN,
 		BindPassword:          ldaptest.AdminPassword,
-		Mapping:               ldap.OpenLDAP,
+		Mapping:               ldap.OpenLDAP(),
 		BaseDN:                ldaptest.Suffix,
 		UserBase:              "ou=people," + ldaptest.Suffix,
 		GroupBase:             "ou=groups," + ldaptest.Suffix,

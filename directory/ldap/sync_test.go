@@ -48,7 +48,7 @@ func adConfig(url string) ldap.Config {
 		Servers:       []ldap.Server{{URL: url}},
 		BindDN:        ldaptest.AdminDN,
 		BindPassword:  ldaptest.AdminPassword,
-		Mapping:       ldap.ActiveDirectory,
+		Mapping:       ldap.ActiveDirectory(),
 		BaseDN:        ldaptest.Suffix,
 		UserBase:      "ou=people," + ldaptest.Suffix,
 		GroupBase:     "ou=groups," + ldaptest.Suffix,

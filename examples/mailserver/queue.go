@@ -10,8 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/smtp"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -69,7 +67,7 @@ func (c QueueConfig) validate() error {
 
 // newQueue opens the outbound queue in DATA_DIR/queue; reg, if set,
 // receives its metrics.
-func newQueue(cfg Config, st *sqlite.Store, router smtp.Router, logger *slog.Logger, reg prometheus.Registerer) (*smtp.Queue, error) {
+func newQueue(cfg Config, st *sqlite.Store, router smtp.Router, logger *slog.Logger, metrics smtp.Metrics) (*smtp.Queue, error) {
 	qc := cfg.Queue
 	warn := qc.DelayWarning.Duration
 	if warn == 0 {
@@ -89,7 +87,7 @@ func newQueue(cfg Config, st *sqlite.Store, router smtp.Router, logger *slog.Log
 		DelayWarning:   warn,
 		Expiry:         qc.Expiry.Duration,
 		Logger:         logger,
-		Registerer:     reg,
+		Metrics:        metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)

@@ -69,7 +69,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var queue *smtp.Queue
 	if cfg.Queue.Enabled {
-		if queue, err = newQueue(cfg, st, table, logger, reg); err != nil {
+		if queue, err = newQueue(cfg, st, table, logger, promMetrics{reg}); err != nil {
 			return err
 		}
 		// Recovery (records read, orphan files removed) before any
@@ -145,7 +145,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			AuthLimiter:     authLimiter,
 			ReadTimeout:     cfg.Limits.ReadTimeout.Duration,
 			WriteTimeout:    cfg.Limits.WriteTimeout.Duration,
-			Registerer:      prometheus.WrapRegistererWith(prometheus.Labels{"listener": l.name}, reg),
+			Metrics:         promMetrics{prometheus.WrapRegistererWith(prometheus.Labels{"listener": l.name}, reg)},
 			VerifyResolver:  resolver,
 			DMARC:           dkim.ActionPolicy{OnReject: onReject, OnQuarantine: onQuarantine},
 			DKIMKeys:        signer,
@@ -195,7 +195,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			AppendLimit:       min(cfg.Limits.MaxMessageBytes, 1<<32-1),
 			MaxConnsPerIP:     cfg.Limits.MaxConnsPerIP,
 			MaxConns:          cfg.Limits.MaxConns,
-			Registerer:        prometheus.WrapRegistererWith(prometheus.Labels{"listener": l.name}, reg),
+			Metrics:           promMetrics{prometheus.WrapRegistererWith(prometheus.Labels{"listener": l.name}, reg)},
 		})
 		if err != nil {
 			closeAll()

@@ -108,7 +108,7 @@ func (c *cli) statusOne(ctx context.Context, target string) error {
 		fmt.Fprintf(w, "service:       %s\n", j.Credentials.Service)
 	}
 	fmt.Fprintf(w, "password:      %s\n", j.Credentials.Password.String())
-	exclude := "default (" + strings.Join(migration.DefaultExclude, ", ") + ")"
+	exclude := "default (" + strings.Join(migration.DefaultExclude(), ", ") + ")"
 	if j.Exclude != nil {
 		exclude = strings.Join(j.Exclude, ", ")
 		if exclude == "" {
