@@ -162,7 +162,7 @@ func FuzzExtractEnvelope(f *testing.F) {
 }
 
 // TestParseAddressListLinear: a header larger than the largest header
-// block FETCH reads (MaxHeaderBlockBytes) is parsed quickly (only its
+// block FETCH reads (msgheader.MaxBlockBytes) is parsed quickly (only its
 // first 128 KiB);
 // inputs like these took minutes when every ":" rescanned the address
 // being built.

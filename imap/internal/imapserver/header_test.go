@@ -9,37 +9,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/textproto"
+	"github.com/mailyard/mailyard/internal/msgheader"
 )
-
-// On a well-formed header, ParseHeader gives the fields go-message's
-// textproto.ReadHeader gives, raw bytes included; lines that are not
-// fields stay in the block and out of the fields.
-func TestParseHeaderAsGoMessage(t *testing.T) {
-	const valid = "Received: from a\r\n\tby b\r\nSubject : folded\r\n  twice\r\nX-Dup: 1\r\nx-dup: 2\r\nTo: <a@example.org>\r\n\r\n"
-	block, h, err := ReadHeader(bufio.NewReader(strings.NewReader(valid + "body\r\n")))
-	if err != nil || string(block) != valid {
-		t.Fatalf("block %q, %v", block, err)
-	}
-	want, err := textproto.ReadHeader(bufio.NewReader(strings.NewReader(valid)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, w := writeHeader(t, h), writeHeader(t, want); got != w || got != valid {
-		t.Fatalf("written %q, go-message %q", got, w)
-	}
-	if h.Get("Subject") != want.Get("Subject") || strings.Join(h.Values("X-Dup"), ",") != "1,2" {
-		t.Fatalf("Subject %q, X-Dup %q", h.Get("Subject"), h.Values("X-Dup"))
-	}
-
-	const hostile = " lead\r\nFrom: a@example.org\r\nno colon\r\nBad\x01Name: x\r\n: empty name\r\nX-After: two\r\nlast line"
-	block, h, err = ReadHeader(bufio.NewReader(strings.NewReader(hostile)))
-	if err != nil || string(block) != hostile {
-		t.Fatalf("block %q, %v", block, err)
-	}
-	if got := writeHeader(t, h); got != "From: a@example.org\r\nBad\x01Name: x\r\nX-After: two\r\n\r\n" {
-		t.Fatalf("fields %q", got)
-	}
-}
 
 // A part's header ends at a line that is not a field without ending the
 // part list, and at a boundary for a part that is headers alone (RFC 2046
@@ -98,7 +69,7 @@ func FuzzReadHeader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		br := bufio.NewReaderSize(strings.NewReader(s), 16)
-		block, h, err := ReadHeader(br)
+		block, h, err := msgheader.ReadHeader(br)
 		if err != nil {
 			t.Fatal(err)
 		}
