@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailyard/mailyard/internal/durable"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 )
@@ -147,7 +148,7 @@ func (q *Quarantine) hold(ctx context.Context, body io.Reader, e quarantineEntry
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(q.opts.Dir)
+		err = durable.SyncDir(q.opts.Dir)
 	}
 	if err == nil {
 		e.Size = n

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mailyard/mailyard/internal/durable"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 )
@@ -511,7 +512,7 @@ func (q *Queue) spool(r io.Reader) (*queuedBody, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(q.opts.Dir)
+		err = durable.SyncDir(q.opts.Dir)
 	}
 	b.size = n
 	if err != nil {
@@ -519,19 +520,6 @@ func (q *Queue) spool(r io.Reader) (*queuedBody, error) {
 		return nil, fmt.Errorf("smtp: queue: %w", err)
 	}
 	return b, nil
-}
-
-// syncDir makes a new directory entry durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Open returns the body from the start.

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mailyard/mailyard/internal/ctxio"
+	"github.com/mailyard/mailyard/internal/durable"
 )
 
 // blobStore keeps message bodies as files: root/xx/<id> with id 32 lower
@@ -87,7 +88,7 @@ func newBlobStore(dir string) (*blobStore, error) {
 		// The fan-out directories must survive a crash before any blob
 		// created in them is acknowledged.
 		for _, d := range []string{b.root, dir, filepath.Dir(dir)} {
-			if err := syncDir(d); err != nil {
+			if err := durable.SyncDir(d); err != nil {
 				return nil, err
 			}
 		}
@@ -221,7 +222,7 @@ func (b *blobStore) syncEntry(dir string, gen uint64) error {
 	upTo := d.created
 	b.dirsMu.Unlock()
 
-	err := syncDir(dir)
+	err := durable.SyncDir(dir)
 
 	b.dirsMu.Lock()
 	d.running = false
@@ -384,18 +385,6 @@ func (b *blobStore) clearTmp() (int, error) {
 		}
 	}
 	return len(ents), nil
-}
-
-func syncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("sqlite: fsync dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sqlite: fsync dir %s: %w", path, err)
-	}
-	return nil
 }
 
 type writerOnly struct{ w io.Writer }
