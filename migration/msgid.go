@@ -21,14 +21,20 @@ const maxHeaderScan = 64 << 10
 // hash only has to be the same for the same bytes on source and target.
 func messageIDHash(header []byte) string {
 	var val []byte
-	found := false
+	found, ended := false, false
 	msgheader.Scan(header, func(f msgheader.Field) {
-		if found || !f.Valid() || !bytes.EqualFold(bytes.TrimSpace(f.Name), []byte("Message-ID")) {
+		// A line of CRs ends the header here, as it did before hashes
+		// were computed on msgheader's entries: hashes kept in
+		// checkpoints stay valid.
+		if first, _, _ := bytes.Cut(f.Raw, []byte("\n")); len(bytes.TrimRight(first, "\r")) == 0 {
+			ended = true
+		}
+		if found || ended || !f.Valid() || !bytes.EqualFold(bytes.TrimSpace(f.Name), []byte("Message-ID")) {
 			return
 		}
 		found = true
-		// Unfolded as the hashes kept in checkpoints were: each line
-		// without its line end, the CRs before it included.
+		// Unfolded as before: each line without its line end, the CRs
+		// before it included.
 		for line := range bytes.Lines(f.Value) {
 			val = append(val, bytes.TrimRight(line, "\r\n")...)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -549,12 +548,8 @@ func (b *queuedBody) Commit(ctx context.Context, from string, utf8 bool, targets
 				Msg: b.id, From: from, Rcpt: d.Address, Hop: toStoredHop(d.Hop), UTF8: utf8 || !isASCII(from) || !isASCII(d.Address),
 				Size: b.size, Created: now, Next: now,
 			}
-			v, err := json.Marshal(e)
-			if err != nil {
-				return err
-			}
 			key := rcptKey(b.id, i)
-			if err := tx.Put(QueueNamespace, key, v, 0); err != nil {
+			if err := store.PutJSON(tx, QueueNamespace, key, e, 0); err != nil {
 				return err
 			}
 			items = append(items, &queueItem{key: key, e: e})
@@ -630,7 +625,7 @@ func (q *Queue) resync(ctx context.Context) ([]store.Record, error) {
 	fresh := make(map[string]*queueItem, len(recs))
 	for _, r := range recs {
 		var e queueEntry
-		if err := json.Unmarshal(r.Value, &e); err != nil {
+		if err := store.DecodeJSON(r, &e); err != nil {
 			q.log.Error("unreadable queue record skipped", "key", r.Key, "err", err)
 			continue
 		}
