@@ -35,7 +35,7 @@ func (f headerField) value() string {
 // before the first field that is not a field (no colon, or a name that
 // is not valid) is kept as a field without a name, so that the block is
 // rebuilt byte for byte; after a field, such a line is part of that
-// field, as Sendmail and Postfix pass it to a milter.
+// field, as a lenient parser would read it.
 func parseHeaderFields(block []byte) ([]headerField, []byte) {
 	var fields []headerField
 	consumed := 0
