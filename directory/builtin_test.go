@@ -12,21 +12,21 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/store"
-	"github.com/mailyard/mailyard/store/sqlite"
+	"github.com/mailyard/mailyard/store/memstore"
 )
 
-// openStore opens the embedded SQLite backend in a temporary directory:
-// its Records keep the directory and its Accounts the mailboxes.
-func openStore(t *testing.T) *sqlite.Store {
+// openStore opens a memory store (these tests are not about
+// durability): its Records keep the directory and its Accounts the
+// mailboxes.
+func openStore(t *testing.T) *memstore.Store {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
-	require.NoError(t, err)
+	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { assert.NoError(t, st.Close()) })
 	return st
 }
 
 // accountQuota returns the quota of a store account and whether it exists.
-func accountQuota(t *testing.T, st *sqlite.Store, id string) (store.Quota, bool) {
+func accountQuota(t *testing.T, st *memstore.Store, id string) (store.Quota, bool) {
 	t.Helper()
 	a, err := st.Account(context.Background(), id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -36,7 +36,7 @@ func accountQuota(t *testing.T, st *sqlite.Store, id string) (store.Quota, bool)
 	return a.Quota, true
 }
 
-func accountCount(t *testing.T, st *sqlite.Store) int {
+func accountCount(t *testing.T, st *memstore.Store) int {
 	t.Helper()
 	as, err := st.ListAccounts(context.Background(), "", 1000)
 	require.NoError(t, err)
@@ -47,7 +47,7 @@ var fixedNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // fixture: tenant "acme" hosting example.com (alternative name
 // example.net) and example.org; tenant "globex" hosting globex.test.
-func newFixture(t *testing.T) (*directory.Builtin, *sqlite.Store) {
+func newFixture(t *testing.T) (*directory.Builtin, *memstore.Store) {
 	t.Helper()
 	ctx := context.Background()
 	st := openStore(t)

@@ -11,11 +11,11 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/routing"
-	"github.com/mailyard/mailyard/store/sqlite"
+	"github.com/mailyard/mailyard/store/memstore"
 )
 
-// world is a built-in directory on the embedded SQLite backend with a
-// small organisation in it.
+// world is a built-in directory on a memory store with a small
+// organisation in it (routing is not about durability).
 type world struct {
 	dir                          *directory.Builtin
 	alice, bob, carol, dis, room string // IDs
@@ -25,15 +25,14 @@ type world struct {
 func newWorld(t *testing.T) world {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
-	require.NoError(t, err)
+	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { assert.NoError(t, st.Close()) })
 	d := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
 	must := func(err error) {
 		t.Helper()
 		require.NoError(t, err)
 	}
-	_, err = d.CreateTenant(ctx, directory.Tenant{ID: "acme"})
+	_, err := d.CreateTenant(ctx, directory.Tenant{ID: "acme"})
 	must(err)
 	_, err = d.CreateDomain(ctx, directory.Domain{Name: "example.com", Tenant: "acme", Aliases: []string{"example.net"}})
 	must(err)

@@ -1,6 +1,7 @@
 // Package store is Mailyard's data contract: accounts, mailboxes, messages,
 // calendar and address-book collections, generic directory records, and a
-// change feed. Backends (store/sqlite, store/postgres) implement [Store];
+// change feed. Backends (store/sqlite, store/postgres, and store/memstore
+// for tests and disk-less embedding) implement [Store];
 // the protocol packages (smtp, imap, dav) consume the small interfaces
 // [Accounts], [Mailboxes], [Messages], [Deliverer], [Collections],
 // [Records] and [Feed].

@@ -11,19 +11,6 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// defaultMailboxes are created with every account (store.Accounts).
-var defaultMailboxes = []struct {
-	name string
-	use  store.SpecialUse
-}{
-	{store.Inbox, store.SpecialNone},
-	{"Sent", store.SpecialSent},
-	{"Drafts", store.SpecialDrafts},
-	{"Trash", store.SpecialTrash},
-	{"Junk", store.SpecialJunk},
-	{"Archive", store.SpecialArchive},
-}
-
 const maxAccountIDLen = 255
 
 func validAccountID(id string) error {
@@ -68,8 +55,8 @@ func (s *Store) CreateAccount(ctx context.Context, id string, q store.Quota) (st
 		if n == 0 {
 			return fmt.Errorf("sqlite: account %q: %w", id, store.ErrExists)
 		}
-		for _, m := range defaultMailboxes {
-			if _, err := tx.insertMailbox(id, m.name, m.use, true); err != nil {
+		for _, m := range store.DefaultMailboxes() {
+			if _, err := tx.insertMailbox(id, m.Name, m.Use, true); err != nil {
 				return err
 			}
 		}

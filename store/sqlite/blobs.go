@@ -14,13 +14,13 @@ import (
 	"sync/atomic"
 
 	"github.com/mailyard/mailyard/internal/ctxio"
-	"github.com/mailyard/mailyard/internal/durable"
 )
 
 // blobStore keeps message bodies as files: root/xx/<id> with id 32 lower
 // hex digits and xx its first two. Bodies are written in place (see
 // write); tmp only holds files of older versions, removed at open.
 type blobStore struct {
+	fs   blobFS
 	root string
 	tmp  string
 
@@ -59,8 +59,12 @@ type dirSync struct {
 
 const blobIDLen = 32
 
-func newBlobStore(dir string) (*blobStore, error) {
+func newBlobStore(dir string, fsys blobFS) (*blobStore, error) {
+	if fsys == nil {
+		fsys = osFS{}
+	}
 	b := &blobStore{
+		fs:      fsys,
 		root:    filepath.Join(dir, "blobs"),
 		tmp:     filepath.Join(dir, "tmp"),
 		pending: make(map[string]bool),
@@ -69,28 +73,28 @@ func newBlobStore(dir string) (*blobStore, error) {
 		dirs:    make(map[string]*dirSync),
 	}
 	for _, d := range []string{dir, b.root, b.tmp} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := b.fs.MkdirAll(d); err != nil {
 			return nil, fmt.Errorf("sqlite: create %s: %w", d, err)
 		}
 	}
-	created := false
 	for i := range 256 {
 		d := filepath.Join(b.root, fmt.Sprintf("%02x", i))
-		if _, err := os.Stat(d); err == nil {
+		if _, err := b.fs.Stat(d); err == nil {
 			continue
 		}
-		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := b.fs.Mkdir(d); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("sqlite: create %s: %w", d, err)
 		}
-		created = true
 	}
-	if created {
-		// The fan-out directories must survive a crash before any blob
-		// created in them is acknowledged.
-		for _, d := range []string{b.root, dir, filepath.Dir(dir)} {
-			if err := durable.SyncDir(d); err != nil {
-				return nil, err
-			}
+	// The fan-out directories must survive a crash before any blob
+	// created in them is acknowledged. Every Open makes sure, not only
+	// the one that created them: an Open killed between the creates and
+	// these fsyncs leaves the directories in the page cache, where the
+	// next Open finds them; a power loss would then take them, and every
+	// body written into them since (TestPowerLossAfterKilledOpen).
+	for _, d := range []string{b.root, dir, filepath.Dir(dir)} {
+		if err := b.fs.SyncDir(d); err != nil {
+			return nil, err
 		}
 	}
 	return b, nil
@@ -112,6 +116,9 @@ func validBlobID(id string) bool {
 	}
 	return true
 }
+
+// stat returns the file information of a blob.
+func (b *blobStore) stat(id string) (fs.FileInfo, error) { return b.fs.Stat(b.path(id)) }
 
 // write streams r into a new durable blob: the file is created at its
 // final path (exclusively: ids are random), written, fsynced, and the
@@ -142,14 +149,14 @@ func (b *blobStore) write(ctx context.Context, r io.Reader) (id string, size int
 
 	dst := b.path(id)
 	dir := filepath.Dir(dst)
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := b.fs.Create(dst)
 	if err != nil {
 		return "", 0, fmt.Errorf("sqlite: blob create: %w", err)
 	}
 	gen := b.created(dir)
 	fail := func(e error) (string, int64, error) {
 		f.Close()
-		os.Remove(dst)
+		b.fs.Remove(dst)
 		return "", 0, e
 	}
 	bp, _ := b.bufs.Get().(*[]byte)
@@ -168,11 +175,11 @@ func (b *blobStore) write(ctx context.Context, r io.Reader) (id string, size int
 		return fail(fmt.Errorf("sqlite: blob fsync: %w", err))
 	}
 	if err := f.Close(); err != nil {
-		os.Remove(dst)
+		b.fs.Remove(dst)
 		return "", 0, fmt.Errorf("sqlite: blob close: %w", err)
 	}
 	if err := b.syncEntry(dir, gen); err != nil {
-		os.Remove(dst)
+		b.fs.Remove(dst)
 		return "", 0, err
 	}
 	return id, size, nil
@@ -222,7 +229,7 @@ func (b *blobStore) syncEntry(dir string, gen uint64) error {
 	upTo := d.created
 	b.dirsMu.Unlock()
 
-	err := durable.SyncDir(dir)
+	err := b.fs.SyncDir(dir)
 
 	b.dirsMu.Lock()
 	d.running = false
@@ -275,7 +282,7 @@ func (b *blobStore) remove(id string) error {
 	if !validBlobID(id) {
 		return fmt.Errorf("sqlite: invalid blob id %q", id)
 	}
-	if err := os.Remove(b.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := b.fs.Remove(b.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("sqlite: remove blob: %w", err)
 	}
 	return nil
@@ -293,12 +300,12 @@ func (b *blobStore) open(id string) (*blobFile, error) {
 	b.mu.Lock()
 	b.readers[id]++
 	b.mu.Unlock()
-	f, err := os.Open(b.path(id))
+	f, err := b.fs.Open(b.path(id))
 	if err != nil {
 		b.unpin(id)
 		return nil, err
 	}
-	return &blobFile{File: f, b: b, id: id}, nil
+	return &blobFile{blobReader: f, b: b, id: id}, nil
 }
 
 // unpin drops a reader of a blob and removes the blob if it was freed
@@ -320,7 +327,7 @@ func (b *blobStore) unpin(id string) error {
 
 // blobFile is an open blob; Close unpins it.
 type blobFile struct {
-	*os.File
+	blobReader
 	b      *blobStore
 	id     string
 	closed atomic.Bool
@@ -332,7 +339,7 @@ func (f *blobFile) Close() error {
 	if f.closed.Swap(true) {
 		return os.ErrClosed
 	}
-	err := f.File.Close()
+	err := f.blobReader.Close()
 	if uerr := f.b.unpin(f.id); err == nil {
 		err = uerr
 	}
@@ -348,7 +355,7 @@ func (b *blobStore) list(ctx context.Context) (map[string]int64, error) {
 			return nil, err
 		}
 		d := filepath.Join(b.root, fmt.Sprintf("%02x", i))
-		ents, err := os.ReadDir(d)
+		ents, err := b.fs.ReadDir(d)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
@@ -375,12 +382,12 @@ func (b *blobStore) list(ctx context.Context) (map[string]int64, error) {
 // clearTmp removes every temporary file. Only safe while no other writer
 // has the store open.
 func (b *blobStore) clearTmp() (int, error) {
-	ents, err := os.ReadDir(b.tmp)
+	ents, err := b.fs.ReadDir(b.tmp)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: list temp files: %w", err)
 	}
 	for _, e := range ents {
-		if err := os.RemoveAll(filepath.Join(b.tmp, e.Name())); err != nil {
+		if err := b.fs.RemoveAll(filepath.Join(b.tmp, e.Name())); err != nil {
 			return 0, fmt.Errorf("sqlite: remove temp file: %w", err)
 		}
 	}

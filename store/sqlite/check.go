@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -90,7 +89,7 @@ func (s *Store) Check(ctx context.Context) ([]store.Problem, error) {
 			if _, ok := refs[id]; ok || s.blobs.inUse(id) {
 				continue
 			}
-			if _, err := os.Stat(s.blobs.path(id)); err != nil {
+			if _, err := s.blobs.stat(id); err != nil {
 				continue // deleted meanwhile with its last row
 			}
 			problems = append(problems, store.Problem{Kind: "orphan-blob", Detail: fmt.Sprintf("blob %s (%d bytes) has no index row", id, size)})
@@ -98,7 +97,7 @@ func (s *Store) Check(ctx context.Context) ([]store.Problem, error) {
 		for id, want := range refs {
 			got, ok := files[id]
 			if !ok {
-				info, err := os.Stat(s.blobs.path(id))
+				info, err := s.blobs.stat(id)
 				if err != nil {
 					missing = append(missing, id)
 					continue
@@ -123,7 +122,7 @@ func (s *Store) Check(ctx context.Context) ([]store.Problem, error) {
 		if err := s.rdb.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM messages WHERE blob_id = ?)", id).Scan(&n); err != nil {
 			return nil, fmt.Errorf("sqlite: check: %w", err)
 		}
-		if _, err := os.Stat(s.blobs.path(id)); n != 0 && err != nil {
+		if _, err := s.blobs.stat(id); n != 0 && err != nil {
 			problems = append(problems, store.Problem{Kind: "missing-blob", Detail: fmt.Sprintf("blob %s is referenced but missing: %v", id, err)})
 		}
 	}

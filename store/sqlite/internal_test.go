@@ -477,7 +477,7 @@ func TestClosedSubscriptionIsReleased(t *testing.T) {
 // Blobs written at once share their directory's fsyncs, and none returns
 // before an fsync that started after its entry was created has finished.
 func TestBlobDirSyncsCoalesce(t *testing.T) {
-	b, err := newBlobStore(t.TempDir())
+	b, err := newBlobStore(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

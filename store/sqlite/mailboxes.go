@@ -28,15 +28,6 @@ func scanMailbox(r interface{ Scan(...any) error }) (store.Mailbox, error) {
 	return m, nil
 }
 
-func validSpecialUse(u store.SpecialUse) error {
-	switch u {
-	case store.SpecialNone, store.SpecialSent, store.SpecialDrafts, store.SpecialTrash, store.SpecialJunk,
-		store.SpecialArchive, store.SpecialAll, store.SpecialFlagged:
-		return nil
-	}
-	return fmt.Errorf("%w: unknown special-use attribute %q", store.ErrInvalid, u)
-}
-
 // getMailbox looks a mailbox up by canonical name.
 func getMailbox(ctx context.Context, q querier, account, name string) (store.Mailbox, error) {
 	m, err := scanMailbox(q.QueryRowContext(ctx, "SELECT "+mailboxCols+" FROM mailboxes WHERE account = ? AND name = ?", account, name))
@@ -132,7 +123,7 @@ func (s *Store) CreateMailbox(ctx context.Context, account, name string, use sto
 	if err != nil {
 		return store.Mailbox{}, err
 	}
-	if err := validSpecialUse(use); err != nil {
+	if err := store.CheckSpecialUse(use); err != nil {
 		return store.Mailbox{}, err
 	}
 	var m store.Mailbox

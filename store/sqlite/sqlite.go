@@ -55,6 +55,10 @@ type Options struct {
 	// ReadConns is the size of the read connection pool; zero means
 	// max(4, GOMAXPROCS).
 	ReadConns int
+
+	// fsys is the blob tree's file system; nil means the operating
+	// system's. Only the power-loss test sets it.
+	fsys blobFS
 }
 
 // Store is the SQLite backend. It is safe for concurrent use.
@@ -134,7 +138,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := newBlobStore(dir)
+	blobs, err := newBlobStore(dir, opts.fsys)
 	if err != nil {
 		return nil, err
 	}
