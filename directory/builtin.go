@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -167,8 +166,8 @@ func getJSON(r reader, ns, key string, v any) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("directory: read %s %q: %w", ns, key, err)
 	}
-	if err := json.Unmarshal(rec.Value, v); err != nil {
-		return 0, fmt.Errorf("directory: decode %s %q: %w", ns, key, err)
+	if err := store.DecodeJSON(rec, v); err != nil {
+		return 0, fmt.Errorf("directory: %s: %w", ns, err)
 	}
 	return rec.Version, nil
 }
@@ -199,8 +198,8 @@ func updateJSON[T any](ctx context.Context, records store.Records, ns, key strin
 }
 
 func decode(rec store.Record, v any) error {
-	if err := json.Unmarshal(rec.Value, v); err != nil {
-		return fmt.Errorf("directory: decode %s %q: %w", rec.Namespace, rec.Key, err)
+	if err := store.DecodeJSON(rec, v); err != nil {
+		return fmt.Errorf("directory: %s: %w", rec.Namespace, err)
 	}
 	return nil
 }
@@ -208,15 +207,15 @@ func decode(rec store.Record, v any) error {
 // putJSON writes one record; expect as in store.RecordTx.Put. A failed
 // "must not exist" precondition becomes ErrExists.
 func putJSON(tx store.RecordTx, ns, key string, v any, expect int64) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("directory: encode %s %q: %w", ns, key, err)
-	}
-	return putRaw(tx, ns, key, data, expect)
+	return putErr(store.PutJSON(tx, ns, key, v, expect), ns, key, expect)
 }
 
 func putRaw(tx store.RecordTx, ns, key string, data []byte, expect int64) error {
-	err := tx.Put(ns, key, data, expect)
+	return putErr(tx.Put(ns, key, data, expect), ns, key, expect)
+}
+
+// putErr is the error of a write of ns/key with precondition expect.
+func putErr(err error, ns, key string, expect int64) error {
 	if errors.Is(err, store.ErrPreconditionFailed) && expect == 0 {
 		return fmt.Errorf("%w: %s %q", ErrExists, ns, key)
 	}

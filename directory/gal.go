@@ -2,7 +2,6 @@ package directory
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -352,32 +351,32 @@ func (b *Builtin) ReindexGAL(ctx context.Context) error {
 	}
 	var items []item
 	r := storeReader{ctx, b.records}
-	collect := func(ns string, fn func(json.RawMessage) (item, error)) error {
+	collect := func(ns string, fn func(store.Record) (item, error)) error {
 		return forEach(r, ns, "", func(rec store.Record) error {
-			it, err := fn(rec.Value)
+			it, err := fn(rec)
 			if err != nil {
-				return fmt.Errorf("directory: decode %s %q: %w", ns, rec.Key, err)
+				return err
 			}
 			items = append(items, it)
 			return nil
 		})
 	}
-	err := collect(nsUser, func(v json.RawMessage) (item, error) {
+	err := collect(nsUser, func(rec store.Record) (item, error) {
 		var u User
-		err := json.Unmarshal(v, &u)
+		err := decode(rec, &u)
 		return item{refUser, u.ID, galFromUser(u)}, err
 	})
 	if err == nil {
-		err = collect(nsGroup, func(v json.RawMessage) (item, error) {
+		err = collect(nsGroup, func(rec store.Record) (item, error) {
 			var g Group
-			err := json.Unmarshal(v, &g)
+			err := decode(rec, &g)
 			return item{refGroup, g.ID, galFromGroup(g)}, err
 		})
 	}
 	if err == nil {
-		err = collect(nsResource, func(v json.RawMessage) (item, error) {
+		err = collect(nsResource, func(rec store.Record) (item, error) {
 			var x Resource
-			err := json.Unmarshal(v, &x)
+			err := decode(rec, &x)
 			return item{refResource, x.ID, galFromResource(x)}, err
 		})
 	}

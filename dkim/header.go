@@ -10,8 +10,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
+
+	"github.com/mailyard/mailyard/internal/msgheader"
 )
 
 // ErrHeaderTooLarge: the message header block is longer than the
@@ -27,7 +28,9 @@ const defaultMaxHeaderBytes = 1 << 20
 
 // readHeader reads the header block of a message up to and including the
 // empty line that ends it (RFC 5322 §2.1), or to EOF for a message without
-// a body. The body stays unread in br.
+// a body. The body stays unread in br. The block is the module's
+// (msgheader.AppendBlock): lines that are not fields are part of it, as
+// they are of the header go-msgauth signs and verifies.
 func readHeader(br *bufio.Reader, max int) ([]byte, error) {
 	return readHeaderInto(new(bytes.Buffer), br, max)
 }
@@ -35,24 +38,18 @@ func readHeader(br *bufio.Reader, max int) ([]byte, error) {
 // readHeaderInto is readHeader into a caller's (reused) buffer; the
 // result aliases buf.
 func readHeaderInto(buf *bytes.Buffer, br *bufio.Reader, max int) ([]byte, error) {
-	for {
-		line, err := br.ReadSlice('\n')
-		if buf.Len()+len(line) > max {
-			return nil, fmt.Errorf("%w (over %d bytes)", ErrHeaderTooLarge, max)
-		}
-		buf.Write(line)
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue // a long line: keep reading it
-		case errors.Is(err, io.EOF):
-			return buf.Bytes(), nil
-		case err != nil:
-			return nil, fmt.Errorf("dkim: read header: %w", err)
-		}
-		if isBlankLine(line) && (buf.Len() == len(line) || endsWithNewline(buf.Bytes()[:buf.Len()-len(line)])) {
-			return buf.Bytes(), nil
-		}
+	// The block is appended in buf's own storage; Write keeps it there
+	// (a copy onto itself) or, for a block that outgrew it, grows buf
+	// for the next message.
+	h, err := msgheader.AppendBlock(buf.AvailableBuffer(), br, max)
+	switch {
+	case errors.Is(err, msgheader.ErrTooLarge):
+		return nil, fmt.Errorf("%w (over %d bytes)", ErrHeaderTooLarge, max)
+	case err != nil:
+		return nil, fmt.Errorf("dkim: read header: %w", err)
 	}
+	buf.Write(h)
+	return buf.Bytes(), nil
 }
 
 // endsWithBlankLine reports whether a header block read by readHeader
@@ -61,12 +58,6 @@ func endsWithBlankLine(h []byte) bool {
 	return bytes.Equal(h, []byte("\r\n")) || bytes.Equal(h, []byte("\n")) ||
 		bytes.HasSuffix(h, []byte("\n\r\n")) || bytes.HasSuffix(h, []byte("\n\n"))
 }
-
-func isBlankLine(line []byte) bool {
-	return len(line) == 1 && line[0] == '\n' || len(line) == 2 && line[0] == '\r' && line[1] == '\n'
-}
-
-func endsWithNewline(b []byte) bool { return len(b) > 0 && b[len(b)-1] == '\n' }
 
 // field is one header field: its name and its raw bytes, folding and line
 // end included.
@@ -98,35 +89,20 @@ func (f field) Value() string {
 	return strings.TrimSpace(b.String())
 }
 
-// splitFields splits a header block into fields, in order. Continuation
-// lines (starting with SP or HTAB) belong to the field before them; a
-// line without a colon becomes a field with an empty name, so no byte is
-// lost. The blank line that ends the block is not a field.
+// splitFields splits a header block into fields, in order
+// (msgheader.Scan). Continuation lines (starting with SP or HTAB) belong
+// to the field before them; a line without a colon becomes a field with
+// an empty name, so no byte is lost: RFC 6376 §3.4 canonicalises the
+// header as it was received, and such a line, which no "h=" tag can
+// name, is neither signed nor does it hide the fields after it. A first
+// line that starts with white space is a field of its own (its name is
+// trimmed where it is matched). The blank line that ends the block is
+// not a field.
 func splitFields(header []byte) []field {
 	out := make([]field, 0, bytes.Count(header, []byte("\n")))
-	for len(header) > 0 {
-		end := bytes.IndexByte(header, '\n')
-		if end < 0 {
-			end = len(header)
-		} else {
-			end++
-		}
-		line := header[:end]
-		header = header[end:]
-		if isBlankLine(line) {
-			break
-		}
-		if (line[0] == ' ' || line[0] == '\t') && len(out) > 0 {
-			last := &out[len(out)-1]
-			last.Raw = last.Raw[:len(last.Raw)+len(line)] // contiguous in header
-			continue
-		}
-		name := ""
-		if i := bytes.IndexByte(line, ':'); i > 0 {
-			name = strings.TrimRight(string(line[:i]), " \t")
-		}
-		out = append(out, field{Name: name, Raw: line[: len(line) : len(line)+len(header)]})
-	}
+	msgheader.Scan(header, func(f msgheader.Field) {
+		out = append(out, field{Name: string(f.Name), Raw: f.Raw})
+	})
 	return out
 }
 

@@ -8,7 +8,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -366,12 +365,8 @@ func (ks *Keys) add(ctx context.Context, domain, selector string, priv crypto.Si
 	}
 	sk := storedKey{Domain: domain, Selector: selector, Algorithm: alg, State: StatePublished,
 		Created: ks.now().UTC(), PKCS8: der}
-	val, err := json.Marshal(sk)
-	if err != nil {
-		return Key{}, fmt.Errorf("dkim: encode key: %w", err)
-	}
 	err = ks.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
-		return tx.Put(recordNamespace, recordKey(domain, selector), val, 0)
+		return putKey(tx, sk, 0)
 	})
 	if errors.Is(err, store.ErrPreconditionFailed) {
 		return Key{}, fmt.Errorf("%w: %s/%s", ErrKeyExists, domain, selector)
@@ -389,8 +384,8 @@ func (sk storedKey) key(priv crypto.Signer) Key {
 
 func decodeKey(rec store.Record) (storedKey, Key, error) {
 	var sk storedKey
-	if err := json.Unmarshal(rec.Value, &sk); err != nil {
-		return sk, Key{}, fmt.Errorf("dkim: decode key record %s: %w", rec.Key, err)
+	if err := store.DecodeJSON(rec, &sk); err != nil {
+		return sk, Key{}, fmt.Errorf("dkim: key: %w", err)
 	}
 	parsed, err := x509.ParsePKCS8PrivateKey(sk.PKCS8)
 	if err != nil {
@@ -559,11 +554,7 @@ func (ks *Keys) Activate(ctx context.Context, domain, selector string) (Key, err
 }
 
 func putKey(tx store.RecordTx, sk storedKey, version int64) error {
-	val, err := json.Marshal(sk)
-	if err != nil {
-		return fmt.Errorf("dkim: encode key: %w", err)
-	}
-	return tx.Put(recordNamespace, recordKey(sk.Domain, sk.Selector), val, version)
+	return store.PutJSON(tx, recordNamespace, recordKey(sk.Domain, sk.Selector), sk, version)
 }
 
 // Retire removes a key that no longer signs: a published key that was

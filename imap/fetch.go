@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/mailyard/mailyard/imap/internal/imapserver"
 
+	"github.com/mailyard/mailyard/internal/msgheader"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -580,11 +581,11 @@ func streamMessage(rw *imapserver.FetchResponseWriter, sec *imap.FetchItemBodySe
 }
 
 // readHeaderBlock reads a message's header block as the section writers
-// do (imapserver.ReadHeaderBlock: up to and including the empty line
+// do (msgheader.ReadBlock: up to and including the empty line
 // that ends it, within imapserver.MaxHeaderBlockBytes and
 // MaxHeaderBlockLines). The body is not read.
 func readHeaderBlock(r io.Reader) ([]byte, error) {
-	return imapserver.ReadHeaderBlock(bufio.NewReaderSize(r, 4096))
+	return msgheader.ReadBlock(bufio.NewReaderSize(r, 4096))
 }
 
 // headerBlock returns the header block of uid from the server's cache,

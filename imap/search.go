@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 	"github.com/mailyard/mailyard/imap/internal/imapserver"
 
+	"github.com/mailyard/mailyard/internal/msgheader"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -297,7 +298,7 @@ func (m *matcher) header(c *candidate) (*mail.Header, error) {
 	}
 	// Lines of a malformed header that are not fields are skipped (RFC
 	// 9051 §7.5.2 asks for a best effort on malformed messages).
-	h := imapserver.ParseHeader(hdr)
+	h := msgheader.ParseHeader(hdr)
 	c.header = &mail.Header{Header: gomessage.Header{Header: h}}
 	return c.header, nil
 }
@@ -361,7 +362,7 @@ func (m *matcher) readText(c *candidate) error {
 	defer r.Close()
 	// Header blocks are read within imapserver's bounds, as for FETCH.
 	br := bufio.NewReader(io.LimitReader(r, m.maxBytes))
-	_, h, err := imapserver.ReadHeader(br)
+	_, h, err := msgheader.ReadHeader(br)
 	if err != nil {
 		return err
 	}
@@ -412,7 +413,7 @@ func collectText(e *gomessage.Entity, out *textScanner, depth int) {
 		io.Copy(out, e.Body)
 	case t == "message/rfc822" || t == "message/global":
 		br := bufio.NewReader(e.Body)
-		_, h, err := imapserver.ReadHeader(br)
+		_, h, err := msgheader.ReadHeader(br)
 		if err != nil {
 			return
 		}

@@ -2,7 +2,6 @@ package migration
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -310,8 +309,8 @@ func (m *Migrator) ListStatus(ctx context.Context, after string, limit int) ([]M
 	out := make([]MailboxStatus, 0, len(recs))
 	for _, r := range recs {
 		var rec collectorRecord
-		if err := json.Unmarshal(r.Value, &rec); err != nil {
-			return nil, fmt.Errorf("migration: collector record %q: %w", r.Key, err)
+		if err := store.DecodeJSON(r, &rec); err != nil {
+			return nil, fmt.Errorf("migration: collector: %w", err)
 		}
 		st := rec.Status
 		st.Job = rec.Job.job().Masked()

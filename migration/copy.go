@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -157,9 +156,9 @@ func (m *Migrator) pass(ctx context.Context, job Job, progress ProgressFunc) (pa
 
 	// Checkpoints fix a folder's target once it has one. The target's
 	// folder records are read in one scan, not one read per folder.
-	stored := map[string][]byte{}
+	stored := map[string]store.Record{}
 	err = scanPrefix(pctx, m.opts.Store, nsFolder, folderKey(job.Target, ""), "", func(r store.Record) error {
-		stored[r.Key] = r.Value
+		stored[r.Key] = r
 		return nil
 	})
 	if err != nil {
@@ -173,14 +172,14 @@ func (m *Migrator) pass(ctx context.Context, job Job, progress ProgressFunc) (pa
 			continue
 		}
 		key := folderKey(job.Target, f.Name)
-		v, ok := stored[key]
+		r, ok := stored[key]
 		if !ok {
 			continue
 		}
 		var cp folderRecord
-		if err := json.Unmarshal(v, &cp); err != nil {
+		if err := store.DecodeJSON(r, &cp); err != nil {
 			sc.Close()
-			err = fmt.Errorf("migration: record %s %q: %w", nsFolder, key, err)
+			err = fmt.Errorf("migration: %s: %w", nsFolder, err)
 			return res, &Error{Class: classifyLocal(ctx, err), Target: job.Target, Err: err}
 		}
 		if cp.Target != "" {
@@ -580,8 +579,8 @@ func (ps *passState) scanFolder(ctx context.Context, sc *sourceConn, f *srcFolde
 			return nil
 		}
 		var mr msgRecord
-		if err := json.Unmarshal(r.Value, &mr); err != nil {
-			return fmt.Errorf("message record %q: %w", r.Key, err)
+		if err := store.DecodeJSON(r, &mr); err != nil {
+			return fmt.Errorf("message: %w", err)
 		}
 		copied++
 		copiedBytes += mr.Size
@@ -902,8 +901,8 @@ func (ps *passState) repair(ctx context.Context, sc *sourceConn, w *folderWork, 
 	pool := map[pairKey][]msgRecord{}
 	err := scanPrefix(ctx, st, nsMsg, oldPrefix, "", func(r store.Record) error {
 		var mr msgRecord
-		if err := json.Unmarshal(r.Value, &mr); err != nil {
-			return fmt.Errorf("message record %q: %w", r.Key, err)
+		if err := store.DecodeJSON(r, &mr); err != nil {
+			return fmt.Errorf("message: %w", err)
 		}
 		oldKeys = append(oldKeys, r.Key)
 		pool[mr.key()] = append(pool[mr.key()], mr)

@@ -151,3 +151,15 @@ func TestDefaultListsAreCopies(t *testing.T) {
 		t.Errorf("default exclusions after callers edited their copies: %+v", folders)
 	}
 }
+
+// The Message-ID hash is the one kept in checkpoints before the header
+// was scanned by msgheader: a line of CRs still ends the header, and a
+// CR inside a folded value is kept.
+func TestMessageIDHashStable(t *testing.T) {
+	if h := messageIDHash([]byte("Subject: x\r\n\r\r\nMessage-ID: <a@b>\r\n\r\n")); h != "" {
+		t.Errorf("Message-ID after a line of CRs: %q", h)
+	}
+	if a, b := messageIDHash([]byte("Message-ID: <a\r@b>\r\n\r\n")), messageIDHash([]byte("Message-ID: <a@b>\r\n\r\n")); a == b {
+		t.Error("a CR inside the value was dropped")
+	}
+}

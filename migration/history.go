@@ -2,7 +2,6 @@ package migration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -61,7 +60,7 @@ func getRunMailbox(tx store.RecordTx, id int64, target string) (RunMailbox, erro
 		return RunMailbox{}, err
 	}
 	var rm RunMailbox
-	if err := json.Unmarshal(rec.Value, &rm); err != nil {
+	if err := store.DecodeJSON(rec, &rm); err != nil {
 		return RunMailbox{}, fmt.Errorf("migration: run %d mailbox %s: %w", id, target, err)
 	}
 	return rm, nil
@@ -69,8 +68,8 @@ func getRunMailbox(tx store.RecordTx, id int64, target string) (RunMailbox, erro
 
 func decodeRun(rec store.Record) (Run, error) {
 	var r Run
-	if err := json.Unmarshal(rec.Value, &r); err != nil {
-		return Run{}, fmt.Errorf("migration: run record %q: %w", rec.Key, err)
+	if err := store.DecodeJSON(rec, &r); err != nil {
+		return Run{}, fmt.Errorf("migration: run: %w", err)
 	}
 	return r, nil
 }
@@ -129,8 +128,8 @@ func (m *Migrator) RunMailboxes(ctx context.Context, id int64, after string, lim
 			break
 		}
 		var rm RunMailbox
-		if err := json.Unmarshal(rec.Value, &rm); err != nil {
-			return nil, fmt.Errorf("migration: run %d mailbox record %q: %w", id, rec.Key, err)
+		if err := store.DecodeJSON(rec, &rm); err != nil {
+			return nil, fmt.Errorf("migration: run %d mailbox: %w", id, err)
 		}
 		out = append(out, rm)
 	}

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+
+	"github.com/mailyard/mailyard/internal/msgheader"
 )
 
 // maxHeaderScan bounds how much of a message's header is examined for
@@ -15,38 +17,28 @@ const maxHeaderScan = 64 << 10
 // messageIDHash returns a short hash of the Message-ID header field in
 // header (the first one; folded lines unfolded, surrounding white space
 // dropped), or "" if there is none. Malformed headers give whatever
-// Message-ID line can be found before the first empty line; the hash only
-// has to be the same for the same bytes on source and target.
+// Message-ID field msgheader.Scan finds before the first empty line; the
+// hash only has to be the same for the same bytes on source and target.
 func messageIDHash(header []byte) string {
 	var val []byte
-	found := false
-	for len(header) > 0 {
-		line := header
-		i := bytes.IndexByte(header, '\n')
-		if i >= 0 {
-			line, header = header[:i], header[i+1:]
-		} else {
-			header = nil
+	found, ended := false, false
+	msgheader.Scan(header, func(f msgheader.Field) {
+		// A line of CRs ends the header here, as it did before hashes
+		// were computed on msgheader's entries: hashes kept in
+		// checkpoints stay valid.
+		if first, _, _ := bytes.Cut(f.Raw, []byte("\n")); len(bytes.TrimRight(first, "\r")) == 0 {
+			ended = true
 		}
-		line = bytes.TrimRight(line, "\r")
-		if len(line) == 0 {
-			break
+		if found || ended || !f.Valid() || !bytes.EqualFold(bytes.TrimSpace(f.Name), []byte("Message-ID")) {
+			return
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if found {
-				val = append(val, line...)
-			}
-			continue
+		found = true
+		// Unfolded as before: each line without its line end, the CRs
+		// before it included.
+		for line := range bytes.Lines(f.Value) {
+			val = append(val, bytes.TrimRight(line, "\r\n")...)
 		}
-		if found {
-			break
-		}
-		name, rest, ok := bytes.Cut(line, []byte(":"))
-		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Message-ID")) {
-			found = true
-			val = append(val[:0], rest...)
-		}
-	}
+	})
 	val = bytes.TrimSpace(val)
 	if len(val) == 0 {
 		return ""
@@ -85,22 +77,12 @@ func (h *headerSniffer) Read(p []byte) (int, error) {
 // hash returns the Message-ID hash of what has been read.
 func (h *headerSniffer) hash() string { return messageIDHash(h.buf) }
 
-// readHeaderHash reads r's header and returns its Message-ID hash.
+// readHeaderHash reads r's header (at most maxHeaderScan bytes of it, as
+// headerSniffer keeps) and returns its Message-ID hash.
 func readHeaderHash(r io.Reader) (string, error) {
-	br := bufio.NewReaderSize(r, 4096)
-	var buf []byte
-	for len(buf) < maxHeaderScan {
-		line, err := br.ReadSlice('\n')
-		buf = append(buf, line...)
-		if len(bytes.TrimRight(line, "\r\n")) == 0 && len(line) > 0 && (line[0] == '\r' || line[0] == '\n') {
-			break
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil && err != bufio.ErrBufferFull {
-			return "", err
-		}
+	block, err := msgheader.ReadBlockMax(bufio.NewReaderSize(r, 4096), maxHeaderScan)
+	if err != nil {
+		return "", err
 	}
-	return messageIDHash(buf), nil
+	return messageIDHash(block), nil
 }

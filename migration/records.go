@@ -2,7 +2,6 @@ package migration
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -141,8 +140,8 @@ func getJSON(ctx context.Context, rs store.Records, ns, key string, v any) (int6
 	if err != nil {
 		return 0, err
 	}
-	if err := json.Unmarshal(r.Value, v); err != nil {
-		return 0, fmt.Errorf("migration: record %s %q: %w", ns, key, err)
+	if err := store.DecodeJSON(r, v); err != nil {
+		return 0, fmt.Errorf("migration: %s: %w", ns, err)
 	}
 	return r.Version, nil
 }
@@ -157,8 +156,8 @@ func txGetJSON(tx store.RecordTx, ns, key string, v any) (found bool, err error)
 	if err != nil {
 		return false, err
 	}
-	if err := json.Unmarshal(r.Value, v); err != nil {
-		return false, fmt.Errorf("migration: record %s %q: %w", ns, key, err)
+	if err := store.DecodeJSON(r, v); err != nil {
+		return false, fmt.Errorf("migration: %s: %w", ns, err)
 	}
 	return true, nil
 }
@@ -175,11 +174,7 @@ func txPutJSONNew(tx store.RecordTx, ns, key string, v any) error {
 
 // txPutJSONAt writes v with tx.Put's version precondition.
 func txPutJSONAt(tx store.RecordTx, ns, key string, v any, expectVersion int64) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return tx.Put(ns, key, b, expectVersion)
+	return store.PutJSON(tx, ns, key, v, expectVersion)
 }
 
 // scanPrefix calls fn for every record of ns whose key starts with

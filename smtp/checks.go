@@ -11,6 +11,8 @@ import (
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailyard/mailyard/internal/msgheader"
 )
 
 // maxPathLength is RFC 5321 §4.5.3.1.3's limit on a reverse- or
@@ -107,33 +109,14 @@ func (s sendSet) allows(addr string) bool {
 }
 
 // errHeaderTooLarge: the header block exceeds the bound.
-var errHeaderTooLarge = errors.New("smtp: header block too large")
+var errHeaderTooLarge = msgheader.ErrTooLarge
 
 // readHeaderBlock reads the header block of a CRLF-normalised message from
-// br, including the blank line that ends it, reading at most max bytes. A
-// message that ends without a blank line is all header.
+// br, including the blank line that ends it, reading at most max bytes
+// (msgheader.AppendBlock; errHeaderTooLarge past them). A message that
+// ends without a blank line is all header.
 func readHeaderBlock(br *bufio.Reader, max int) ([]byte, error) {
-	var buf []byte
-	lineStart := 0
-	for {
-		chunk, err := br.ReadSlice('\n')
-		buf = append(buf, chunk...)
-		if len(buf) > max {
-			return nil, errHeaderTooLarge
-		}
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue // the same line goes on
-		case errors.Is(err, io.EOF):
-			return buf, nil
-		case err != nil:
-			return nil, err
-		}
-		if line := buf[lineStart:]; string(line) == "\r\n" || string(line) == "\n" {
-			return buf, nil
-		}
-		lineStart = len(buf)
-	}
+	return msgheader.AppendBlock(nil, br, max)
 }
 
 // checkHeaderSenders checks the From: and Sender: fields of a header block
@@ -143,6 +126,10 @@ func readHeaderBlock(br *bufio.Reader, max int) ([]byte, error) {
 // address (lowercased; DKIM signs for it) and the reply refusing the
 // message, or nil.
 func checkHeaderSenders(block []byte, may sendSet) (string, *gosmtp.SMTPError) {
+	// go-message's reader, not msgheader.ParseHeader: it fails at a
+	// line that is not a field, where ParseHeader would skip it, and a
+	// submission whose header does not parse is refused rather than
+	// checked on the fields around the line.
 	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(block)))
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", reply(550, "5.6.0", "malformed message header")

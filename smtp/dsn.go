@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailyard/mailyard/internal/msgheader"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 )
@@ -86,19 +87,21 @@ func (q *Queue) originalHeaders(id string) ([]byte, error) {
 	return headerBlock(bufio.NewReader(io.LimitReader(f, maxDSNHeaders))), nil
 }
 
-// headerBlock reads lines up to the empty line that ends the header.
+// headerBlock reads the header block (msgheader.ReadBlockMax, at most
+// maxDSNHeaders bytes of it) and returns its lines up to the empty line
+// with CRLF line ends, for a text/rfc822-headers part (RFC 6522 §4). A
+// line that is only CRs ends it too: the part must not hold an empty
+// line, which would end its header. A read error returns no lines.
 func headerBlock(r *bufio.Reader) []byte {
+	block, _ := msgheader.ReadBlockMax(r, maxDSNHeaders)
 	var out bytes.Buffer
-	for {
-		line, err := r.ReadBytes('\n')
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+	for line := range bytes.Lines(block) {
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
 			break
 		}
-		out.Write(bytes.TrimRight(line, "\r\n"))
+		out.Write(line)
 		out.WriteString("\r\n")
-		if err != nil {
-			break
-		}
 	}
 	return out.Bytes()
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-milter"
+
+	"github.com/mailyard/mailyard/internal/msgheader"
 )
 
 // headerField is one field of a message's header block, as received.
@@ -28,47 +30,36 @@ func (f headerField) value() string {
 }
 
 // parseHeaderFields splits a CRLF-normalised header block (as read by
-// readHeaderBlock) into its fields and what ends it (the empty line, or
-// nothing for a message that is all header). A line before the first field
-// that is not a field (no colon) is kept as a field without a name, so
-// that the block is rebuilt byte for byte.
+// readHeaderBlock) into its fields (msgheader.Scan) and what ends it (the
+// empty line, or nothing for a message that is all header). A line
+// before the first field that is not a field (no colon, or a name that
+// is not valid) is kept as a field without a name, so that the block is
+// rebuilt byte for byte; after a field, such a line is part of that
+// field, as a lenient parser would read it.
 func parseHeaderFields(block []byte) ([]headerField, []byte) {
 	var fields []headerField
-	for len(block) > 0 {
-		if bytes.HasPrefix(block, []byte("\r\n")) {
-			return fields, block
-		}
-		end := bytes.Index(block, []byte("\r\n"))
-		if end < 0 {
-			end = len(block)
-		} else {
-			end += 2
-		}
-		// Folded continuation lines (RFC 5322 §2.2.3) belong to the field.
-		for end < len(block) && (block[end] == ' ' || block[end] == '\t') {
-			next := bytes.Index(block[end:], []byte("\r\n"))
-			if next < 0 {
-				end = len(block)
-				break
-			}
-			end += next + 2
-		}
-		line := block[:end]
+	consumed := 0
+	msgheader.Scan(block, func(e msgheader.Field) {
+		consumed += len(e.Raw)
 		name := ""
-		if colon := bytes.IndexByte(line, ':'); colon > 0 && validFieldName(string(line[:colon])) {
-			name = string(line[:colon])
+		if e.Name != nil {
+			// The bytes before the colon as they are: a name with white
+			// space before the colon is not valid.
+			if n := e.Raw[:len(e.Raw)-len(e.Value)-1]; validFieldName(string(n)) {
+				name = string(n)
+			}
 		}
 		if name == "" && len(fields) > 0 {
-			// Not a field: part of the previous one, as a lenient
-			// parser would read it.
 			last := &fields[len(fields)-1]
-			last.raw = append(last.raw[:len(last.raw):len(last.raw)], line...)
-		} else {
-			fields = append(fields, headerField{name: name, raw: line})
+			last.raw = append(last.raw[:len(last.raw):len(last.raw)], e.Raw...)
+			return
 		}
-		block = block[end:]
+		fields = append(fields, headerField{name: name, raw: e.Raw})
+	})
+	if consumed == len(block) {
+		return fields, nil
 	}
-	return fields, nil
+	return fields, block[consumed:]
 }
 
 // validFieldName reports whether s is an RFC 5322 §3.6.8 field name:

@@ -2,7 +2,6 @@ package smtp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailyard/mailyard/internal/durable"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 )
@@ -147,19 +147,16 @@ func (q *Quarantine) hold(ctx context.Context, body io.Reader, e quarantineEntry
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(q.opts.Dir)
+		err = durable.SyncDir(q.opts.Dir)
 	}
 	if err == nil {
 		e.Size = n
 		for _, d := range relays {
 			e.Relays = append(e.Relays, storedRelay{Address: d.Address, Hop: toStoredHop(d.Hop)})
 		}
-		var v []byte
-		if v, err = json.Marshal(e); err == nil {
-			err = q.opts.Records.UpdateRecords(ctx, func(tx store.RecordTx) error {
-				return tx.Put(QuarantineNamespace, id, v, 0)
-			})
-		}
+		err = q.opts.Records.UpdateRecords(ctx, func(tx store.RecordTx) error {
+			return store.PutJSON(tx, QuarantineNamespace, id, e, 0)
+		})
 	}
 	if err != nil {
 		os.Remove(q.path(id))
@@ -180,8 +177,8 @@ func (q *Quarantine) List(ctx context.Context) ([]QuarantinedMessage, error) {
 		}
 		for _, r := range recs {
 			var e quarantineEntry
-			if err := json.Unmarshal(r.Value, &e); err != nil {
-				return nil, fmt.Errorf("smtp: quarantine record %s: %w", r.Key, err)
+			if err := store.DecodeJSON(r, &e); err != nil {
+				return nil, fmt.Errorf("smtp: quarantine: %w", err)
 			}
 			m := QuarantinedMessage{ID: r.Key, From: e.From, Recipients: e.Rcpts, Milter: e.Milter, Reason: e.Reason,
 				Size: e.Size, Created: e.Created}
@@ -213,8 +210,8 @@ func (q *Quarantine) get(ctx context.Context, id string) (quarantineEntry, int64
 	if err != nil {
 		return e, 0, fmt.Errorf("smtp: quarantine: %w", err)
 	}
-	if err := json.Unmarshal(r.Value, &e); err != nil {
-		return e, 0, fmt.Errorf("smtp: quarantine record %s: %w", id, err)
+	if err := store.DecodeJSON(r, &e); err != nil {
+		return e, 0, fmt.Errorf("smtp: quarantine: %w", err)
 	}
 	version := r.Version
 	return e, version, nil
@@ -243,12 +240,8 @@ func (q *Quarantine) Release(ctx context.Context, id string) error {
 		// The local copies are stored: a retry after a failure below
 		// must not store them again.
 		e.Targets = nil
-		v, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
 		if err := q.opts.Records.UpdateRecords(ctx, func(tx store.RecordTx) error {
-			return tx.Put(QuarantineNamespace, id, v, version)
+			return store.PutJSON(tx, QuarantineNamespace, id, e, version)
 		}); err != nil {
 			return fmt.Errorf("smtp: quarantine: release %s: %w", id, err)
 		}

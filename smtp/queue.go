@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailyard/mailyard/internal/durable"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 )
@@ -509,7 +509,7 @@ func (q *Queue) spool(r io.Reader) (*queuedBody, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(q.opts.Dir)
+		err = durable.SyncDir(q.opts.Dir)
 	}
 	b.size = n
 	if err != nil {
@@ -517,19 +517,6 @@ func (q *Queue) spool(r io.Reader) (*queuedBody, error) {
 		return nil, fmt.Errorf("smtp: queue: %w", err)
 	}
 	return b, nil
-}
-
-// syncDir makes a new directory entry durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Open returns the body from the start.
@@ -559,12 +546,8 @@ func (b *queuedBody) Commit(ctx context.Context, from string, utf8 bool, targets
 				Msg: b.id, From: from, Rcpt: d.Address, Hop: toStoredHop(d.Hop), UTF8: utf8 || !isASCII(from) || !isASCII(d.Address),
 				Size: b.size, Created: now, Next: now,
 			}
-			v, err := json.Marshal(e)
-			if err != nil {
-				return err
-			}
 			key := rcptKey(b.id, i)
-			if err := tx.Put(QueueNamespace, key, v, 0); err != nil {
+			if err := store.PutJSON(tx, QueueNamespace, key, e, 0); err != nil {
 				return err
 			}
 			items = append(items, &queueItem{key: key, e: e})
@@ -640,7 +623,7 @@ func (q *Queue) resync(ctx context.Context) ([]store.Record, error) {
 	fresh := make(map[string]*queueItem, len(recs))
 	for _, r := range recs {
 		var e queueEntry
-		if err := json.Unmarshal(r.Value, &e); err != nil {
+		if err := store.DecodeJSON(r, &e); err != nil {
 			q.log.Error("unreadable queue record skipped", "key", r.Key, "err", err)
 			continue
 		}

@@ -2,7 +2,6 @@ package smtp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -47,8 +46,8 @@ func (q *Queue) List(ctx context.Context) ([]QueueEntry, error) {
 	out := make([]QueueEntry, 0, len(recs))
 	for _, r := range recs {
 		var e queueEntry
-		if err := json.Unmarshal(r.Value, &e); err != nil {
-			return nil, fmt.Errorf("smtp: queue record %s: %w", r.Key, err)
+		if err := store.DecodeJSON(r, &e); err != nil {
+			return nil, fmt.Errorf("smtp: queue: %w", err)
 		}
 		out = append(out, QueueEntry{
 			ID: e.Msg, From: e.From, Recipient: e.Rcpt, NextHop: e.Hop.NextHop, TLS: e.Hop.TLS.String(),
@@ -113,15 +112,11 @@ func (q *Queue) modify(ctx context.Context, id string, fn func(*queueEntry)) err
 				continue
 			}
 			var e queueEntry
-			if err := json.Unmarshal(r.Value, &e); err != nil {
+			if err := store.DecodeJSON(r, &e); err != nil {
 				return err
 			}
 			fn(&e)
-			v, err := json.Marshal(e)
-			if err != nil {
-				return err
-			}
-			if err := tx.Put(QueueNamespace, r.Key, v, r.Version); err != nil {
+			if err := store.PutJSON(tx, QueueNamespace, r.Key, e, r.Version); err != nil {
 				return err
 			}
 			changed[r.Key] = e

@@ -2,7 +2,6 @@ package smtp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -99,17 +98,13 @@ func (q *Queue) apply(ctx context.Context, msg string, changes []change) {
 				continue
 			}
 			var e queueEntry
-			if err := json.Unmarshal(cur.Value, &e); err != nil {
+			if err := store.DecodeJSON(cur, &e); err != nil {
 				return err
 			}
 			// Keep what an admin changed meanwhile (a hold).
 			e.Attempts, e.LastError, e.RemoteMTA, e.Warned, e.Next = c.e.Attempts, c.e.LastError, c.e.RemoteMTA, c.e.Warned, c.e.Next
 			c.e = e
-			v, err := json.Marshal(e)
-			if err != nil {
-				return err
-			}
-			if err := tx.Put(QueueNamespace, c.it.key, v, -1); err != nil {
+			if err := store.PutJSON(tx, QueueNamespace, c.it.key, e, -1); err != nil {
 				return err
 			}
 		}

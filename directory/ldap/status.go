@@ -2,7 +2,6 @@ package ldap
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -98,19 +97,15 @@ func ReadStatus(ctx context.Context, records store.Records, name string) (Status
 		return Status{}, fmt.Errorf("ldap: read status: %w", err)
 	}
 	var s Status
-	if err := json.Unmarshal(rec.Value, &s); err != nil {
-		return Status{}, fmt.Errorf("ldap: decode status: %w", err)
+	if err := store.DecodeJSON(rec, &s); err != nil {
+		return Status{}, fmt.Errorf("ldap: status: %w", err)
 	}
 	return s, nil
 }
 
 func writeStatus(ctx context.Context, records store.Records, s Status) error {
-	data, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	err = records.UpdateRecords(ctx, func(tx store.RecordTx) error {
-		return tx.Put(nsStatus, s.Name, data, -1)
+	err := records.UpdateRecords(ctx, func(tx store.RecordTx) error {
+		return store.PutJSON(tx, nsStatus, s.Name, s, -1)
 	})
 	if err != nil {
 		return fmt.Errorf("ldap: write status: %w", err)

@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/mailyard/mailyard/internal/durable"
 )
 
 // File names inside the directory given to [LoadOrCreate].
@@ -202,11 +204,8 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		// Make the rename durable; not all file systems support
-		// syncing a directory, so a failure here is not fatal.
-		_ = d.Sync()
-		d.Close()
-	}
+	// Make the rename durable; not all file systems support syncing a
+	// directory, so a failure here is not fatal.
+	_ = durable.SyncDir(filepath.Dir(path))
 	return nil
 }

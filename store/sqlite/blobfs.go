@@ -4,6 +4,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+
+	"github.com/mailyard/mailyard/internal/durable"
 )
 
 // blobFS is the file system the blob tree lives on. The store uses the
@@ -58,4 +60,4 @@ func (osFS) Create(path string) (blobWriter, error) {
 
 func (osFS) Open(path string) (blobReader, error) { return os.Open(path) }
 
-func (osFS) SyncDir(path string) error { return syncDir(path) }
+func (osFS) SyncDir(path string) error { return durable.SyncDir(path) }

@@ -394,18 +394,6 @@ func (b *blobStore) clearTmp() (int, error) {
 	return len(ents), nil
 }
 
-func syncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("sqlite: fsync dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sqlite: fsync dir %s: %w", path, err)
-	}
-	return nil
-}
-
 type writerOnly struct{ w io.Writer }
 
 func (w writerOnly) Write(p []byte) (int, error) { return w.w.Write(p) }

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/mailyard/mailyard/internal/durable"
 )
 
 // ErrNoDataDir means there is no Mailyard data directory where Open
@@ -249,5 +251,5 @@ func writeMarker(dir string) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("sqlite: marker: %w", err)
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/mailyard/mailyard/internal/msgheader"
 )
 
 // Envelope is a message's ENVELOPE (RFC 9051 §7.5.2). Date, Subject,
@@ -76,11 +77,14 @@ var envelopeFields = [...]string{"date", "subject", "from", "sender", "reply-to"
 func ExtractEnvelope(header []byte) *Envelope {
 	var v [len(envelopeFields)]string
 	var seen [len(envelopeFields)]bool
-	scanHeader(header, func(_, name, value []byte) {
+	msgheader.Scan(header, func(f msgheader.Field) {
+		if !f.Valid() {
+			return
+		}
 		for i, k := range envelopeFields {
-			if !seen[i] && len(name) == len(k) && strings.EqualFold(string(name), k) {
+			if !seen[i] && len(f.Name) == len(k) && strings.EqualFold(string(f.Name), k) {
 				seen[i] = true
-				v[i] = unfold(value)
+				v[i] = unfold(f.Value)
 			}
 		}
 	})
@@ -103,44 +107,6 @@ func ExtractEnvelope(header []byte) *Envelope {
 		env.ReplyTo = env.From
 	}
 	return env
-}
-
-// scanHeader calls fn for each field of the header block: the whole
-// field, its name and its raw value (from after the colon, continuation
-// lines included). A line that is neither a field nor a continuation is
-// skipped, as a best effort on malformed headers (RFC 9051 §7.5.2).
-func scanHeader(b []byte, fn func(field, name, value []byte)) {
-	var name []byte
-	var fstart, vstart, vend int // the field's bytes in b: it is contiguous
-	flush := func() {
-		if name != nil {
-			fn(b[fstart:vend], name, b[vstart:vend])
-		}
-		name = nil
-	}
-	for pos := 0; pos < len(b); {
-		end := len(b)
-		if i := bytes.IndexByte(b[pos:], '\n'); i >= 0 {
-			end = pos + i + 1
-		}
-		line := b[pos:end]
-		content := bytes.TrimRight(line, "\r\n")
-		if len(content) == 0 {
-			break // end of the header
-		}
-		if content[0] == ' ' || content[0] == '\t' {
-			if name != nil {
-				vend = end
-			}
-		} else {
-			flush()
-			if i := bytes.IndexByte(content, ':'); i > 0 {
-				name, fstart, vstart, vend = bytes.TrimRight(content[:i], " \t"), pos, pos+i+1, end
-			}
-		}
-		pos = end
-	}
-	flush()
 }
 
 // unfold removes the CRLFs of folding (RFC 5322 §2.2.3) and the white

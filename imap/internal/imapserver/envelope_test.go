@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/mailyard/mailyard/imap/internal/imapwire"
 )
 
@@ -162,7 +163,7 @@ func FuzzExtractEnvelope(f *testing.F) {
 }
 
 // TestParseAddressListLinear: a header larger than the largest header
-// block FETCH reads (MaxHeaderBlockBytes) is parsed quickly (only its
+// block FETCH reads (msgheader.MaxBlockBytes) is parsed quickly (only its
 // first 128 KiB);
 // inputs like these took minutes when every ":" rescanned the address
 // being built.
@@ -177,5 +178,20 @@ func TestParseAddressListLinear(t *testing.T) {
 		if d := time.Since(start); d > 2*time.Second {
 			t.Fatalf("%d bytes took %v", len(s), d)
 		}
+	}
+}
+
+// ENVELOPE is read from the header BODY[HEADER] returns, to its first
+// empty line: a line of CRs before the CRLF is not empty (it did end
+// ENVELOPE's own scan, which lost the fields after it).
+func TestEnvelopeReadsTheWholeHeader(t *testing.T) {
+	msg := "Subject: first\r\n\r\r\nFrom: a@example.org\r\n\r\nFrom: body@example.org\r\n"
+	hdr := bodySection(msg, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader})
+	if string(hdr) != "Subject: first\r\n\r\r\nFrom: a@example.org\r\n\r\n" {
+		t.Fatalf("BODY[HEADER] %q", hdr)
+	}
+	env := ExtractEnvelope([]byte(msg))
+	if env.Subject != "first" || len(env.From) != 1 || env.From[0].Addr() != "a@example.org" {
+		t.Fatalf("ENVELOPE %+v", env)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	gomessage "github.com/emersion/go-message"
 	"github.com/mailyard/mailyard/imap/internal/imapwire"
 	"github.com/mailyard/mailyard/imap/internal/proto"
+	"github.com/mailyard/mailyard/internal/msgheader"
 )
 
 const envelopeDateLayout = "Mon, 02 Jan 2006 15:04:05 -0700"
@@ -432,7 +433,7 @@ func WriteBinary(w io.Writer, r io.Reader, section *imap.FetchItemBodySection) e
 		return WriteBodySection(w, r, section)
 	}
 	br := bufio.NewReader(r)
-	block, header, err := ReadHeader(br)
+	block, header, err := msgheader.ReadHeader(br)
 	if err != nil {
 		return nil
 	}

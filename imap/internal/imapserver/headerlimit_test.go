@@ -1,7 +1,6 @@
 package imapserver
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"runtime"
@@ -9,12 +8,13 @@ import (
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/mailyard/mailyard/internal/msgheader"
 )
 
 // TestHugeHeaderBlocksAreBounded: a message whose part header is 8 MiB of
 // short fields costs BODYSTRUCTURE and a section FETCH a few MiB, not the
 // whole header held and parsed (go-message's reader cost 640 MiB): the
-// part's header is cut after MaxHeaderBlockLines lines and the rest of
+// part's header is cut after msgheader.MaxBlockLines lines and the rest of
 // it, every byte, is the part's body, up to the next boundary; the parts
 // before it are as they are. A message's own header is cut likewise, and
 // the rest of it read as the body.
@@ -27,13 +27,13 @@ func TestHugeHeaderBlocksAreBounded(t *testing.T) {
 	}{
 		{"part header", "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--q\r\n" +
 			bomb + "\r\nbody\r\n--q--\r\n", fmt.Sprintf("(mixed(text/plain map[charset:us-ascii] 5 0)(text/plain map[charset:us-ascii] %d %d))",
-			len(bomb)-6*MaxHeaderBlockLines+len("\r\nbody"), (8<<20)/6-MaxHeaderBlockLines+1), []int{2}},
-		// The header is cut after MaxHeaderBlockLines lines; the rest,
+			len(bomb)-6*msgheader.MaxBlockLines+len("\r\nbody"), (8<<20)/6-msgheader.MaxBlockLines+1), []int{2}},
+		// The header is cut after msgheader.MaxBlockLines lines; the rest,
 		// every byte of it, is the body.
 		{"message header", bomb + "Content-Type: text/html\r\n\r\nbody\r\n", fmt.Sprintf("(text/plain map[charset:us-ascii] %d %d)",
-			len(bomb)-6*MaxHeaderBlockLines+len("Content-Type: text/html\r\n\r\nbody\r\n"), (8<<20)/6-MaxHeaderBlockLines+3), []int{1}},
+			len(bomb)-6*msgheader.MaxBlockLines+len("Content-Type: text/html\r\n\r\nbody\r\n"), (8<<20)/6-msgheader.MaxBlockLines+3), []int{1}},
 		{"message header line", long, fmt.Sprintf("(text/plain map[charset:us-ascii] %d %d)",
-			len(long)-MaxHeaderBlockBytes, strings.Count(long[MaxHeaderBlockBytes:], "\n")), []int{1}},
+			len(long)-msgheader.MaxBlockBytes, strings.Count(long[msgheader.MaxBlockBytes:], "\n")), []int{1}},
 	} {
 		runtime.GC()
 		var before, after runtime.MemStats
@@ -86,60 +86,4 @@ func bodyStructureString(bs imap.BodyStructure) string {
 	}
 	walk(bs)
 	return sb.String()
-}
-
-// FuzzHeaderLimit: the header block ReadHeaderBlock reads is the input up
-// to its first empty line when that is within the bounds, and otherwise
-// a prefix of it within the bounds; the block and the rest are the
-// input. The fuzzer's inputs are mostly small, so the seeds carry blocks
-// at and past the bounds.
-func FuzzHeaderLimit(f *testing.F) {
-	f.Add("A: b\r\n\r\nbody", 0, 0)
-	f.Add("A: b\nno colon\n\nbody", 1, 3)
-	f.Add("A: b\r\n", MaxHeaderBlockLines-1, 0)
-	f.Add("A: b\r\n", MaxHeaderBlockLines, 0)
-	f.Add("A: b\n", MaxHeaderBlockLines+1, 0)
-	f.Add("A: b\r", 0, MaxHeaderBlockBytes-6)
-	f.Add("\r\n", 0, MaxHeaderBlockBytes-1)
-	f.Add("x", 0, MaxHeaderBlockBytes+1)
-	f.Fuzz(func(t *testing.T, tail string, lines, longLine int) {
-		if lines < 0 || lines > 3*MaxHeaderBlockLines || longLine < 0 || longLine > 2*MaxHeaderBlockBytes {
-			return
-		}
-		in := strings.Repeat("F: v\r\n", lines) + "X: " + strings.Repeat("y", longLine) + tail
-		br := bufio.NewReaderSize(strings.NewReader(in), 16+len(tail)%5000)
-		block, err := ReadHeaderBlock(br)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rest, _ := io.ReadAll(br)
-		if string(block)+string(rest) != in {
-			t.Fatalf("block of %d bytes + rest of %d is not the input", len(block), len(rest))
-		}
-		// The header as an unbounded reader splits it.
-		whole, n := in, 0
-		for pos := 0; pos < len(in); {
-			end := len(in)
-			if i := strings.IndexByte(in[pos:], '\n'); i >= 0 {
-				end = pos + i + 1
-			}
-			line := in[pos:end]
-			n++
-			if line == "\n" || line == "\r\n" {
-				whole = in[:end]
-				break
-			}
-			pos = end
-		}
-		switch {
-		case len(whole) <= MaxHeaderBlockBytes && n <= MaxHeaderBlockLines:
-			if string(block) != whole {
-				t.Fatalf("block of %d bytes, want the %d of the header", len(block), len(whole))
-			}
-		case len(block) > MaxHeaderBlockBytes || strings.Count(string(block), "\n") > MaxHeaderBlockLines:
-			t.Fatalf("block of %d bytes, %d lines", len(block), strings.Count(string(block), "\n"))
-		case !strings.HasPrefix(whole, string(block)) || len(block) == 0:
-			t.Fatalf("block of %d bytes is not a start of the header", len(block))
-		}
-	})
 }

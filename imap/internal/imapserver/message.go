@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/mailyard/mailyard/internal/msgheader"
 )
 
 // MaxMIMEDepth is how deep BODYSTRUCTURE and section numbers go into a
@@ -46,10 +47,10 @@ func WriteBodySection(w io.Writer, r io.Reader, item *imap.FetchItemBodySection)
 }
 
 func writeBodySection(w io.Writer, r io.Reader, item *imap.FetchItemBodySection) {
-	// mailyard: block is the header as stored (ReadHeader), written as
+	// mailyard: block is the header as stored (msgheader.ReadHeader), written as
 	// it is unless fields are picked; nil for a part's MIME header.
 	br := bufio.NewReader(r)
-	block, header, err := ReadHeader(br)
+	block, header, err := msgheader.ReadHeader(br)
 	if err != nil {
 		return
 	}
@@ -260,7 +261,7 @@ func openPart(header textproto.Header, body io.Reader, parentMediaType string) (
 	}
 	if mediaType == "message/rfc822" || mediaType == "message/global" {
 		br := bufio.NewReader(body)
-		block, header, _ := ReadHeader(br)
+		block, header, _ := msgheader.ReadHeader(br)
 		return block, header, br, true
 	}
 	return nil, header, body, false
@@ -273,7 +274,7 @@ func openPart(header textproto.Header, body io.Reader, parentMediaType string) (
 // describes at most MaxMIMEParts parts.
 func ExtractBodyStructure(r io.Reader) imap.BodyStructure {
 	br := bufio.NewReader(r)
-	_, header, _ := ReadHeader(br)
+	_, header, _ := msgheader.ReadHeader(br)
 	return (&structureWalk{}).extract(header, br, 1)
 }
 
@@ -339,7 +340,7 @@ func (sw *structureWalk) extract(rawHeader textproto.Header, r io.Reader, depth 
 	var msg *imap.BodyStructureMessageRFC822
 	if isMessage {
 		br := bufio.NewReader(body)
-		block, childHeader, _ := ReadHeader(br)
+		block, childHeader, _ := msgheader.ReadHeader(br)
 		// mailyard: the part's ENVELOPE rides with its structure, as
 		// imap.Envelope cannot hold it (see envelope.go).
 		msg = &imap.BodyStructureMessageRFC822{

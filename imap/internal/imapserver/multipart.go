@@ -4,7 +4,7 @@
 //
 // mailyard: the reader half of go-message v0.18.2 textproto/multipart.go
 // (MIT, itself from Go's mime/multipart), with one change: a part's
-// header is read with ReadHeader, so that a line in it that is not a
+// header is read with msgheader.ReadHeader, so that a line in it that is not a
 // header field does not end the part list (go-message's NextPart fails
 // there, and the part and all after it vanished from BODYSTRUCTURE, part
 // sections and SEARCH while BODY[] had them); and a boundary line ends
@@ -19,6 +19,7 @@ import (
 	"io"
 
 	"github.com/emersion/go-message/textproto"
+	"github.com/mailyard/mailyard/internal/msgheader"
 )
 
 // multipartPeekBufferSize needs to be at least 76 for this reader to work
@@ -83,11 +84,11 @@ func newPart(mr *MultipartReader) (*Part, error) {
 
 func (bp *Part) populateHeaders() error {
 	mr := bp.mr
-	block, err := readHeaderBlockUntil(mr.bufReader, func(line []byte) bool {
+	block, err := msgheader.ReadBlockUntil(mr.bufReader, func(line []byte) bool {
 		return mr.isBoundaryDelimiterLine(line) || mr.isFinalBoundary(line)
 	})
 	if err == nil {
-		bp.Header = ParseHeader(block)
+		bp.Header = msgheader.ParseHeader(block)
 	}
 	return err
 }
