@@ -37,8 +37,6 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		return err
 	}
 	uids := v.live(idxs)
-	s := v.s
-	b := s.srv.opts.Backend
 	if w.ReportVanished() && !imap.IsSearchRes(numSet) {
 		// Before any FETCH response (RFC 7162 §3.2.6). "$" holds no
 		// expunged message (reportExpunges drops them from it).
@@ -51,61 +49,97 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		// changes.
 		idxs = nil
 	}
-	if len(uids) > 0 && options.ChangedSince > 0 {
-		// RFC 7162 §3.1.4.1: only messages changed since; \Seen is not
-		// set on the others either. (ChangedSince is at most 2^63-1.)
-		uids, err = b.Search(s.ctx, s.account, v.name, store.SearchCriteria{
-			UIDs: compressUIDs(uids), ModSeqAtLeast: options.ChangedSince + 1})
-		if errors.Is(err, store.ErrNotFound) {
-			return v.fetchExpunged(w, idxs, nil, options)
-		}
-		if err != nil {
-			return s.storeErr("fetch", err)
-		}
+
+	// 1. Narrow to the messages changed since CHANGEDSINCE, if given.
+	if uids, err = v.changedSince(uids, options.ChangedSince); err != nil {
+		return v.fetchStoreFailed(w, idxs, options, err)
 	}
 	if len(uids) == 0 {
 		return v.fetchExpunged(w, idxs, nil, options)
 	}
-	set := compressUIDs(uids)
-
-	// Non-PEEK body sections set \Seen first (RFC 9051 §6.4.5), so that
-	// the FETCH responses can carry the new FLAGS.
-	seenNow := make(map[uint32]bool)
-	if !v.readOnly && setsSeen(options) {
-		var unseen []uint32
-		for _, uid := range uids {
-			if !hasFlag(v.flagsOf(uid), store.FlagSeen) {
-				unseen = append(unseen, uid)
-			}
-		}
-		if len(unseen) > 0 {
-			res, err := b.StoreFlags(s.ctx, s.account, v.name, store.StoreFlagsRequest{
-				UIDs: compressUIDs(unseen), Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
-			if errors.Is(err, store.ErrNotFound) {
-				return v.fetchExpunged(w, idxs, nil, options)
-			}
-			if err != nil {
-				return s.storeErr("fetch", err)
-			}
-			for _, m := range res.Updated {
-				if v.seqOf(m.UID) != 0 {
-					v.setFlags(m.UID, m.Flags)
-					seenNow[m.UID] = true
-				}
-			}
-		}
-	}
-
-	msgs, err := b.ListMessages(s.ctx, s.account, v.name, set)
-	if errors.Is(err, store.ErrNotFound) {
-		return v.fetchExpunged(w, idxs, nil, options)
-	}
+	// 2. Set \Seen for non-PEEK body sections.
+	seenNow, err := v.setSeenFirst(uids, options)
 	if err != nil {
-		return s.storeErr("fetch", err)
+		return v.fetchStoreFailed(w, idxs, options, err)
 	}
-	if options.Flags {
+	// 3. Answer the messages still in the store, then those that are not.
+	s := v.s
+	msgs, err := s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, compressUIDs(uids))
+	if err != nil {
+		return v.fetchStoreFailed(w, idxs, options, err)
+	}
+	found, err := v.fetchListed(w, msgs, options, seenNow)
+	if err != nil {
+		return err
+	}
+	return v.fetchExpunged(w, idxs, found, options)
+}
+
+// fetchStoreFailed answers FETCH after a store call failed: a mailbox
+// no longer found (deleted under the session) has all its messages
+// expunged (RFC 2180 §3); any other error fails the command.
+func (v *view) fetchStoreFailed(w *imapserver.FetchWriter, idxs []int, o *imap.FetchOptions, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return v.fetchExpunged(w, idxs, nil, o)
+	}
+	return v.s.storeErr("fetch", err)
+}
+
+// changedSince returns those of uids whose MODSEQ is above
+// changedSince, or uids themselves when changedSince is 0 (not given).
+func (v *view) changedSince(uids []uint32, changedSince uint64) ([]uint32, error) {
+	if len(uids) == 0 || changedSince == 0 {
+		return uids, nil
+	}
+	// RFC 7162 §3.1.4.1: only messages changed since; \Seen is not
+	// set on the others either. (ChangedSince is at most 2^63-1.)
+	s := v.s
+	return s.srv.opts.Backend.Search(s.ctx, s.account, v.name, store.SearchCriteria{
+		UIDs: compressUIDs(uids), ModSeqAtLeast: changedSince + 1})
+}
+
+// setSeenFirst sets \Seen on those of uids that lack it when o asks for
+// a non-PEEK body section, and returns the messages it set it on.
+//
+// Non-PEEK body sections set \Seen first (RFC 9051 §6.4.5), so that
+// the FETCH responses can carry the new FLAGS.
+func (v *view) setSeenFirst(uids []uint32, o *imap.FetchOptions) (map[uint32]bool, error) {
+	seenNow := make(map[uint32]bool)
+	if v.readOnly || !setsSeen(o) {
+		return seenNow, nil
+	}
+	var unseen []uint32
+	for _, uid := range uids {
+		if !hasFlag(v.flagsOf(uid), store.FlagSeen) {
+			unseen = append(unseen, uid)
+		}
+	}
+	if len(unseen) == 0 {
+		return seenNow, nil
+	}
+	s := v.s
+	res, err := s.srv.opts.Backend.StoreFlags(s.ctx, s.account, v.name, store.StoreFlagsRequest{
+		UIDs: compressUIDs(unseen), Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range res.Updated {
+		if v.seqOf(m.UID) != 0 {
+			v.setFlags(m.UID, m.Flags)
+			seenNow[m.UID] = true
+		}
+	}
+	return seenNow, nil
+}
+
+// fetchListed writes the FETCH responses for msgs, as listed from the
+// store, and returns the UIDs it answered; a message the view already
+// counts as expunged, or that was expunged before its body was opened,
+// is left for fetchExpunged.
+func (v *view) fetchListed(w *imapserver.FetchWriter, msgs []store.Message, o *imap.FetchOptions, seenNow map[uint32]bool) (map[uint32]bool, error) {
+	if o.Flags {
 		if err := v.announceKeywordsOf(w, msgs); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	found := make(map[uint32]bool, len(msgs))
@@ -117,19 +151,19 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		found[m.UID] = true
 		// Flags reported here are the store's current ones; the view
 		// takes them so that the next poll does not repeat them.
-		if options.Flags || seenNow[m.UID] {
+		if o.Flags || seenNow[m.UID] {
 			v.setFlags(m.UID, m.Flags)
 			v.noteKeywords(m.Flags)
 		}
-		if err := v.fetchOne(w, seq, m, options, seenNow[m.UID]); err != nil {
+		if err := v.fetchOne(w, seq, m, o, seenNow[m.UID]); err != nil {
 			if errors.Is(err, errExpungedMeanwhile) {
 				delete(found, m.UID) // answered as expunged below
 				continue
 			}
-			return err
+			return nil, err
 		}
 	}
-	return v.fetchExpunged(w, idxs, found, options)
+	return found, nil
 }
 
 // fetchExpunged answers FETCH for the messages at idxs that are not in
