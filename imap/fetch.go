@@ -249,25 +249,44 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 		return s.srv.opts.Backend.OpenBody(s.ctx, s.account, v.name, m.UID)
 	}}
 	defer body.close()
+	// 1. Everything that can fail cleanly, before the response starts.
 	var f fetchPlan
-	err := safely(func() error { return v.plan(&f, w, m.UID, o, body) })
+	if err := safely(func() error { return v.plan(&f, w, m.UID, o, body) }); err != nil {
+		return v.planFailed(m.UID, err)
+	}
+	// 2. The response: the message's data, then its sections.
+	rw := w.CreateMessage(seq)
+	v.writeMessageData(rw, m, o, seen, &f)
+	err := v.writeSections(rw, m, o, &f, body)
+	if err != nil {
+		s.log.Error("fetch failed mid-response", "mailbox", v.name, "uid", m.UID, "err", err)
+	}
+	return err
+}
+
+// planFailed maps a failed plan of message uid to fetchOne's result.
+func (v *view) planFailed(uid uint32, err error) error {
 	if errors.Is(err, imapserver.ErrUnknownCTE) {
 		// RFC 9051 §6.4.5 (RFC 3516).
-		return noCode(imap.ResponseCodeUnknownCTE, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" has a part in an unknown content transfer encoding")
+		return noCode(imap.ResponseCodeUnknownCTE, "Message "+strconv.FormatUint(uint64(uid), 10)+" has a part in an unknown content transfer encoding")
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return errExpungedMeanwhile
 	}
-	if err != nil {
-		var pe panicError
-		if errors.As(err, &pe) {
-			s.log.Error("fetch: message not parseable", "mailbox", v.name, "uid", m.UID, "panic", pe.v)
-			return noCode(imap.ResponseCodeParse, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" cannot be parsed")
-		}
-		return s.storeErr("fetch", err)
+	var pe panicError
+	if errors.As(err, &pe) {
+		v.s.log.Error("fetch: message not parseable", "mailbox", v.name, "uid", uid, "panic", pe.v)
+		return noCode(imap.ResponseCodeParse, "Message "+strconv.FormatUint(uint64(uid), 10)+" cannot be parsed")
 	}
+	return v.s.storeErr("fetch", err)
+}
 
-	rw := w.CreateMessage(seq)
+// writeMessageData writes the items of m's response that are not
+// sections: UID, FLAGS, MODSEQ, INTERNALDATE, RFC822.SIZE, and the
+// planned ENVELOPE and BODYSTRUCTURE. seen: \Seen was just set
+// implicitly, so FLAGS go out unasked.
+func (v *view) writeMessageData(rw *imapserver.FetchResponseWriter, m store.Message, o *imap.FetchOptions, seen bool, f *fetchPlan) {
+	s := v.s
 	// RFC 7162 §3.2.4: once CONDSTORE is on, a FETCH response that
 	// reports an implicit \Seen carries the UID as well as MODSEQ.
 	if o.UID || seen && s.condStore() {
@@ -294,6 +313,13 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	if f.bs != nil {
 		rw.WriteBodyStructure(f.bs)
 	}
+}
+
+// writeSections streams m's body sections and binary sections into
+// their literals, writes the binary section sizes, and closes the
+// response. Every item is still attempted after an error, so that the
+// response is closed; the first error is returned.
+func (v *view) writeSections(rw *imapserver.FetchResponseWriter, m store.Message, o *imap.FetchOptions, f *fetchPlan, body *messageBody) error {
 	var firstErr error
 	keep := func(err error) {
 		if err != nil && firstErr == nil {
@@ -314,9 +340,6 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 		rw.WriteBinarySectionSize(sec, f.sizes[i])
 	}
 	keep(rw.Close())
-	if firstErr != nil {
-		s.log.Error("fetch failed mid-response", "mailbox", v.name, "uid", m.UID, "err", firstErr)
-	}
 	return firstErr
 }
 
