@@ -38,8 +38,6 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		return err
 	}
 	uids := v.live(idxs)
-	s := v.s
-	b := s.srv.opts.Backend
 	if w.ReportVanished() && !imap.IsSearchRes(numSet) {
 		// Before any FETCH response (RFC 7162 §3.2.6). "$" holds no
 		// expunged message (reportExpunges drops them from it).
@@ -52,61 +50,97 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		// changes.
 		idxs = nil
 	}
-	if len(uids) > 0 && options.ChangedSince > 0 {
-		// RFC 7162 §3.1.4.1: only messages changed since; \Seen is not
-		// set on the others either. (ChangedSince is at most 2^63-1.)
-		uids, err = b.Search(s.ctx, s.account, v.name, store.SearchCriteria{
-			UIDs: compressUIDs(uids), ModSeqAtLeast: options.ChangedSince + 1})
-		if errors.Is(err, store.ErrNotFound) {
-			return v.fetchExpunged(w, idxs, nil, options)
-		}
-		if err != nil {
-			return s.storeErr("fetch", err)
-		}
+
+	// 1. Narrow to the messages changed since CHANGEDSINCE, if given.
+	if uids, err = v.changedSince(uids, options.ChangedSince); err != nil {
+		return v.fetchStoreFailed(w, idxs, options, err)
 	}
 	if len(uids) == 0 {
 		return v.fetchExpunged(w, idxs, nil, options)
 	}
-	set := compressUIDs(uids)
-
-	// Non-PEEK body sections set \Seen first (RFC 9051 §6.4.5), so that
-	// the FETCH responses can carry the new FLAGS.
-	seenNow := make(map[uint32]bool)
-	if !v.readOnly && setsSeen(options) {
-		var unseen []uint32
-		for _, uid := range uids {
-			if !hasFlag(v.flagsOf(uid), store.FlagSeen) {
-				unseen = append(unseen, uid)
-			}
-		}
-		if len(unseen) > 0 {
-			res, err := b.StoreFlags(s.ctx, s.account, v.name, store.StoreFlagsRequest{
-				UIDs: compressUIDs(unseen), Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
-			if errors.Is(err, store.ErrNotFound) {
-				return v.fetchExpunged(w, idxs, nil, options)
-			}
-			if err != nil {
-				return s.storeErr("fetch", err)
-			}
-			for _, m := range res.Updated {
-				if v.seqOf(m.UID) != 0 {
-					v.setFlags(m.UID, m.Flags)
-					seenNow[m.UID] = true
-				}
-			}
-		}
-	}
-
-	msgs, err := b.ListMessages(s.ctx, s.account, v.name, set)
-	if errors.Is(err, store.ErrNotFound) {
-		return v.fetchExpunged(w, idxs, nil, options)
-	}
+	// 2. Set \Seen for non-PEEK body sections.
+	seenNow, err := v.setSeenFirst(uids, options)
 	if err != nil {
-		return s.storeErr("fetch", err)
+		return v.fetchStoreFailed(w, idxs, options, err)
 	}
-	if options.Flags {
+	// 3. Answer the messages still in the store, then those that are not.
+	s := v.s
+	msgs, err := s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, compressUIDs(uids))
+	if err != nil {
+		return v.fetchStoreFailed(w, idxs, options, err)
+	}
+	found, err := v.fetchListed(w, msgs, options, seenNow)
+	if err != nil {
+		return err
+	}
+	return v.fetchExpunged(w, idxs, found, options)
+}
+
+// fetchStoreFailed answers FETCH after a store call failed: a mailbox
+// no longer found (deleted under the session) has all its messages
+// expunged (RFC 2180 §3); any other error fails the command.
+func (v *view) fetchStoreFailed(w *imapserver.FetchWriter, idxs []int, o *imap.FetchOptions, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return v.fetchExpunged(w, idxs, nil, o)
+	}
+	return v.s.storeErr("fetch", err)
+}
+
+// changedSince returns those of uids whose MODSEQ is above
+// changedSince, or uids themselves when changedSince is 0 (not given).
+func (v *view) changedSince(uids []uint32, changedSince uint64) ([]uint32, error) {
+	if len(uids) == 0 || changedSince == 0 {
+		return uids, nil
+	}
+	// RFC 7162 §3.1.4.1: only messages changed since; \Seen is not
+	// set on the others either. (ChangedSince is at most 2^63-1.)
+	s := v.s
+	return s.srv.opts.Backend.Search(s.ctx, s.account, v.name, store.SearchCriteria{
+		UIDs: compressUIDs(uids), ModSeqAtLeast: changedSince + 1})
+}
+
+// setSeenFirst sets \Seen on those of uids that lack it when o asks for
+// a non-PEEK body section, and returns the messages it set it on.
+//
+// Non-PEEK body sections set \Seen first (RFC 9051 §6.4.5), so that
+// the FETCH responses can carry the new FLAGS.
+func (v *view) setSeenFirst(uids []uint32, o *imap.FetchOptions) (map[uint32]bool, error) {
+	seenNow := make(map[uint32]bool)
+	if v.readOnly || !setsSeen(o) {
+		return seenNow, nil
+	}
+	var unseen []uint32
+	for _, uid := range uids {
+		if !hasFlag(v.flagsOf(uid), store.FlagSeen) {
+			unseen = append(unseen, uid)
+		}
+	}
+	if len(unseen) == 0 {
+		return seenNow, nil
+	}
+	s := v.s
+	res, err := s.srv.opts.Backend.StoreFlags(s.ctx, s.account, v.name, store.StoreFlagsRequest{
+		UIDs: compressUIDs(unseen), Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range res.Updated {
+		if v.seqOf(m.UID) != 0 {
+			v.setFlags(m.UID, m.Flags)
+			seenNow[m.UID] = true
+		}
+	}
+	return seenNow, nil
+}
+
+// fetchListed writes the FETCH responses for msgs, as listed from the
+// store, and returns the UIDs it answered; a message the view already
+// counts as expunged, or that was expunged before its body was opened,
+// is left for fetchExpunged.
+func (v *view) fetchListed(w *imapserver.FetchWriter, msgs []store.Message, o *imap.FetchOptions, seenNow map[uint32]bool) (map[uint32]bool, error) {
+	if o.Flags {
 		if err := v.announceKeywordsOf(w, msgs); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	found := make(map[uint32]bool, len(msgs))
@@ -118,19 +152,19 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		found[m.UID] = true
 		// Flags reported here are the store's current ones; the view
 		// takes them so that the next poll does not repeat them.
-		if options.Flags || seenNow[m.UID] {
+		if o.Flags || seenNow[m.UID] {
 			v.setFlags(m.UID, m.Flags)
 			v.noteKeywords(m.Flags)
 		}
-		if err := v.fetchOne(w, seq, m, options, seenNow[m.UID]); err != nil {
+		if err := v.fetchOne(w, seq, m, o, seenNow[m.UID]); err != nil {
 			if errors.Is(err, errExpungedMeanwhile) {
 				delete(found, m.UID) // answered as expunged below
 				continue
 			}
-			return err
+			return nil, err
 		}
 	}
-	return v.fetchExpunged(w, idxs, found, options)
+	return found, nil
 }
 
 // fetchExpunged answers FETCH for the messages at idxs that are not in
@@ -216,25 +250,44 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 		return s.srv.opts.Backend.OpenBody(s.ctx, s.account, v.name, m.UID)
 	}}
 	defer body.close()
+	// 1. Everything that can fail cleanly, before the response starts.
 	var f fetchPlan
-	err := safely(func() error { return v.plan(&f, w, m.UID, o, body) })
+	if err := safely(func() error { return v.plan(&f, w, m.UID, o, body) }); err != nil {
+		return v.planFailed(m.UID, err)
+	}
+	// 2. The response: the message's data, then its sections.
+	rw := w.CreateMessage(seq)
+	v.writeMessageData(rw, m, o, seen, &f)
+	err := v.writeSections(rw, m, o, &f, body)
+	if err != nil {
+		s.log.Error("fetch failed mid-response", "mailbox", v.name, "uid", m.UID, "err", err)
+	}
+	return err
+}
+
+// planFailed maps a failed plan of message uid to fetchOne's result.
+func (v *view) planFailed(uid uint32, err error) error {
 	if errors.Is(err, imapserver.ErrUnknownCTE) {
 		// RFC 9051 §6.4.5 (RFC 3516).
-		return noCode(imap.ResponseCodeUnknownCTE, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" has a part in an unknown content transfer encoding")
+		return noCode(imap.ResponseCodeUnknownCTE, "Message "+strconv.FormatUint(uint64(uid), 10)+" has a part in an unknown content transfer encoding")
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return errExpungedMeanwhile
 	}
-	if err != nil {
-		var pe panicError
-		if errors.As(err, &pe) {
-			s.log.Error("fetch: message not parseable", "mailbox", v.name, "uid", m.UID, "panic", pe.v)
-			return noCode(imap.ResponseCodeParse, "Message "+strconv.FormatUint(uint64(m.UID), 10)+" cannot be parsed")
-		}
-		return s.storeErr("fetch", err)
+	var pe panicError
+	if errors.As(err, &pe) {
+		v.s.log.Error("fetch: message not parseable", "mailbox", v.name, "uid", uid, "panic", pe.v)
+		return noCode(imap.ResponseCodeParse, "Message "+strconv.FormatUint(uint64(uid), 10)+" cannot be parsed")
 	}
+	return v.s.storeErr("fetch", err)
+}
 
-	rw := w.CreateMessage(seq)
+// writeMessageData writes the items of m's response that are not
+// sections: UID, FLAGS, MODSEQ, INTERNALDATE, RFC822.SIZE, and the
+// planned ENVELOPE and BODYSTRUCTURE. seen: \Seen was just set
+// implicitly, so FLAGS go out unasked.
+func (v *view) writeMessageData(rw *imapserver.FetchResponseWriter, m store.Message, o *imap.FetchOptions, seen bool, f *fetchPlan) {
+	s := v.s
 	// RFC 7162 §3.2.4: once CONDSTORE is on, a FETCH response that
 	// reports an implicit \Seen carries the UID as well as MODSEQ.
 	if o.UID || seen && s.condStore() {
@@ -261,6 +314,13 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	if f.bs != nil {
 		rw.WriteBodyStructure(f.bs)
 	}
+}
+
+// writeSections streams m's body sections and binary sections into
+// their literals, writes the binary section sizes, and closes the
+// response. Every item is still attempted after an error, so that the
+// response is closed; the first error is returned.
+func (v *view) writeSections(rw *imapserver.FetchResponseWriter, m store.Message, o *imap.FetchOptions, f *fetchPlan, body *messageBody) error {
 	var firstErr error
 	keep := func(err error) {
 		if err != nil && firstErr == nil {
@@ -281,9 +341,6 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 		rw.WriteBinarySectionSize(sec, f.sizes[i])
 	}
 	keep(rw.Close())
-	if firstErr != nil {
-		s.log.Error("fetch failed mid-response", "mailbox", v.name, "uid", m.UID, "err", firstErr)
-	}
 	return firstErr
 }
 

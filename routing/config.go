@@ -277,49 +277,83 @@ type forwardRule struct {
 
 // Compile checks cfg and compiles it. Every problem is reported (joined),
 // each naming the entry, and wraps [ErrConfig].
+//
+// The sections compile in a fixed order because later ones consult
+// earlier ones: relay domains refuse names that technical_domains
+// already claimed.
 func Compile(cfg Config) (*Rules, error) {
-	r := &Rules{
+	r := newRules()
+	var errs configErrors
+	r.compileTechnicalDomains(cfg.TechnicalDomains, &errs)
+	r.compileRelayDomains(cfg.RelayDomains, &errs)
+	r.compileRoutes(cfg.Routes, &errs)
+	r.compileUnknown(cfg.Unknown, &errs)
+	r.compileForwards(cfg.Forwards, &errs)
+	r.compileAlwaysBCC(cfg.AlwaysBCC, &errs)
+	r.compileCentralHop(cfg.CentralHop, &errs)
+	r.compileRelaynets(cfg.Relaynets, &errs)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return r, nil
+}
+
+// newRules returns empty Rules with every map allocated.
+func newRules() *Rules {
+	return &Rules{
 		addrRoutes: map[string]*routeEntry{}, domainRoutes: map[string]*routeEntry{},
 		subRoutes: map[string]*routeEntry{}, relayExact: map[string]bool{}, relaySub: map[string]bool{},
 		unknown: map[string]unknownRule{}, technical: map[string]string{}, forwards: map[string]*forwardRule{},
 	}
-	var errs []error
-	fail := func(format string, args ...any) {
-		err := fmt.Errorf(format, args...)
-		if !errors.Is(err, ErrConfig) {
-			err = fmt.Errorf("%w: %w", ErrConfig, err)
-		}
-		errs = append(errs, err)
-	}
+}
 
-	for i, td := range cfg.TechnicalDomains {
+// configErrors collects Compile's problems so that one run reports all
+// of them rather than stopping at the first.
+type configErrors []error
+
+// fail records one problem, wrapping [ErrConfig] unless it already does.
+func (e *configErrors) fail(format string, args ...any) {
+	err := fmt.Errorf(format, args...)
+	if !errors.Is(err, ErrConfig) {
+		err = fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	*e = append(*e, err)
+}
+
+// compileTechnicalDomains records each technical domain's main domain.
+func (r *Rules) compileTechnicalDomains(tds []TechnicalDomain, errs *configErrors) {
+	for i, td := range tds {
 		name, err1 := directory.CanonicalDomain(td.Name)
 		main, err2 := directory.CanonicalDomain(td.Domain)
 		switch {
 		case err1 != nil || err2 != nil:
-			fail("technical_domains[%d]: %w", i, errors.Join(err1, err2))
+			errs.fail("technical_domains[%d]: %w", i, errors.Join(err1, err2))
 		case name == main:
-			fail("technical_domains[%d]: %q cannot be an alias of itself", i, name)
+			errs.fail("technical_domains[%d]: %q cannot be an alias of itself", i, name)
 		case r.technical[name] != "":
-			fail("technical_domains[%d]: %q listed twice", i, name)
+			errs.fail("technical_domains[%d]: %q listed twice", i, name)
 		default:
 			r.technical[name] = main
 		}
 	}
+}
 
-	for i, rd := range cfg.RelayDomains {
+// compileRelayDomains accepts each relay domain (exact, or ".parent" for
+// its subdomains) and routes it to its gateway.
+func (r *Rules) compileRelayDomains(rds []RelayDomain, errs *configErrors) {
+	for i, rd := range rds {
 		hop, err := compileGateway(rd.Gateway, false)
 		if err != nil {
-			fail("relay_domains[%d] %q: %w", i, rd.Domain, err)
+			errs.fail("relay_domains[%d] %q: %w", i, rd.Domain, err)
 			continue
 		}
 		sub, name, err := parseDomainPattern(rd.Domain)
 		if err != nil {
-			fail("relay_domains[%d]: %w", i, err)
+			errs.fail("relay_domains[%d]: %w", i, err)
 			continue
 		}
 		if r.technical[name] != "" {
-			fail("relay_domains[%d]: %q is a technical domain", i, rd.Domain)
+			errs.fail("relay_domains[%d]: %q is a technical domain", i, rd.Domain)
 			continue
 		}
 		hop.Route = strings.ToLower(strings.TrimSpace(rd.Domain))
@@ -329,57 +363,39 @@ func Compile(cfg Config) (*Rules, error) {
 			accept, routes = r.relaySub, r.subRoutes
 		}
 		if accept[name] {
-			fail("relay_domains[%d]: %q listed twice", i, rd.Domain)
+			errs.fail("relay_domains[%d]: %q listed twice", i, rd.Domain)
 			continue
 		}
 		accept[name], routes[name] = true, e
 	}
+}
 
-	for i, rt := range cfg.Routes {
+// compileRoutes adds each transport route.
+func (r *Rules) compileRoutes(rts []Route, errs *configErrors) {
+	for i, rt := range rts {
 		hop, err := compileGateway(rt.Gateway, false)
 		if err != nil {
-			fail("routes[%d] %q: %w", i, rt.Match, err)
+			errs.fail("routes[%d] %q: %w", i, rt.Match, err)
 			continue
 		}
 		if err := r.addRoute(rt.Match, hop); err != nil {
-			fail("routes[%d]: %w", i, err)
+			errs.fail("routes[%d]: %w", i, err)
 		}
 	}
+}
 
-	for i, u := range cfg.Unknown {
-		rule := unknownRule{action: u.Action, source: "default"}
-		key := ""
-		if u.Domain != "" {
-			d, err := directory.CanonicalDomain(u.Domain)
-			if err != nil {
-				fail("unknown[%d]: %w", i, err)
-				continue
-			}
-			key, rule.source = d, d
-		}
-		switch u.Action {
-		case UnknownReject:
-		case UnknownCatchAll:
-			a, err := directory.ParseAddress(u.CatchAll)
-			if err != nil {
-				fail("unknown[%d]: catch-all: %w", i, err)
-				continue
-			}
-			rule.catchAll = a.Canonical()
-		case UnknownRelay:
-			hop, err := compileGateway(u.Gateway, true)
-			if err != nil {
-				fail("unknown[%d]: %w", i, err)
-				continue
-			}
-			rule.hop = hop
-		default:
-			fail("unknown[%d]: bad action %d", i, u.Action)
+// compileUnknown records the unknown-recipient policies: at most one per
+// domain and one default. Without a configured default the default
+// still names itself "default" for Explain.
+func (r *Rules) compileUnknown(us []UnknownPolicy, errs *configErrors) {
+	for i, u := range us {
+		key, rule, ok := compileUnknownPolicy(i, u, errs)
+		if !ok {
 			continue
 		}
 		_, dup := r.unknown[key]
 		if dup || (key == "" && r.unknownDefault.source != "") {
-			fail("unknown[%d]: domain %q has two policies", i, u.Domain)
+			errs.fail("unknown[%d]: domain %q has two policies", i, u.Domain)
 			continue
 		}
 		if key == "" {
@@ -391,20 +407,59 @@ func Compile(cfg Config) (*Rules, error) {
 	if r.unknownDefault.source == "" {
 		r.unknownDefault.source = "default"
 	}
+}
 
-	for i, f := range cfg.Forwards {
+// compileUnknownPolicy compiles unknown[i]: its key ("" for the default)
+// and rule, or ok false after recording the problem.
+func compileUnknownPolicy(i int, u UnknownPolicy, errs *configErrors) (key string, rule unknownRule, ok bool) {
+	rule = unknownRule{action: u.Action, source: "default"}
+	if u.Domain != "" {
+		d, err := directory.CanonicalDomain(u.Domain)
+		if err != nil {
+			errs.fail("unknown[%d]: %w", i, err)
+			return "", rule, false
+		}
+		key, rule.source = d, d
+	}
+	switch u.Action {
+	case UnknownReject:
+	case UnknownCatchAll:
+		a, err := directory.ParseAddress(u.CatchAll)
+		if err != nil {
+			errs.fail("unknown[%d]: catch-all: %w", i, err)
+			return "", rule, false
+		}
+		rule.catchAll = a.Canonical()
+	case UnknownRelay:
+		hop, err := compileGateway(u.Gateway, true)
+		if err != nil {
+			errs.fail("unknown[%d]: %w", i, err)
+			return "", rule, false
+		}
+		rule.hop = hop
+	default:
+		errs.fail("unknown[%d]: bad action %d", i, u.Action)
+		return "", rule, false
+	}
+	return key, rule, true
+}
+
+// compileForwards records each forward; one with any bad target is
+// dropped whole, after every bad target has been reported.
+func (r *Rules) compileForwards(fs []Forward, errs *configErrors) {
+	for i, f := range fs {
 		a, err := directory.ParseAddress(f.Address)
 		if err != nil {
-			fail("forwards[%d]: %w", i, err)
+			errs.fail("forwards[%d]: %w", i, err)
 			continue
 		}
 		key := a.Canonical()
 		if r.forwards[key] != nil {
-			fail("forwards[%d]: %q listed twice", i, key)
+			errs.fail("forwards[%d]: %q listed twice", i, key)
 			continue
 		}
 		if len(f.Targets) == 0 {
-			fail("forwards[%d] %q: no targets", i, key)
+			errs.fail("forwards[%d] %q: no targets", i, key)
 			continue
 		}
 		fr := &forwardRule{address: key, keepCopy: f.KeepCopy}
@@ -412,7 +467,7 @@ func Compile(cfg Config) (*Rules, error) {
 		for _, t := range f.Targets {
 			ta, err := directory.ParseAddress(t)
 			if err != nil {
-				fail("forwards[%d] %q: target: %w", i, key, err)
+				errs.fail("forwards[%d] %q: target: %w", i, key, err)
 				ok = false
 				continue
 			}
@@ -422,17 +477,20 @@ func Compile(cfg Config) (*Rules, error) {
 			r.forwards[key] = fr
 		}
 	}
+}
 
-	for i, b := range cfg.AlwaysBCC {
+// compileAlwaysBCC records each always-BCC entry.
+func (r *Rules) compileAlwaysBCC(bs []BCC, errs *configErrors) {
+	for i, b := range bs {
 		a, err := directory.ParseAddress(b.Address)
 		if err != nil {
-			fail("always_bcc[%d]: %w", i, err)
+			errs.fail("always_bcc[%d]: %w", i, err)
 			continue
 		}
 		e := BCC{Address: a.String(), Direction: b.Direction}
 		if b.Domain != "" {
 			if e.Domain, err = directory.CanonicalDomain(b.Domain); err != nil {
-				fail("always_bcc[%d]: %w", i, err)
+				errs.fail("always_bcc[%d]: %w", i, err)
 				continue
 			}
 			if b.Direction != DirectionInbound {
@@ -440,34 +498,36 @@ func Compile(cfg Config) (*Rules, error) {
 			}
 		}
 		if b.Direction < DirectionBoth || b.Direction > DirectionOutbound {
-			fail("always_bcc[%d]: bad direction %d", i, b.Direction)
+			errs.fail("always_bcc[%d]: bad direction %d", i, b.Direction)
 			continue
 		}
 		r.bcc = append(r.bcc, e)
 	}
+}
 
-	if cfg.CentralHop != nil {
-		hop, err := compileGateway(*cfg.CentralHop, true)
-		if err != nil {
-			fail("central_hop: %w", err)
-		} else {
-			r.central = &hop
-		}
+// compileCentralHop compiles the optional central next hop.
+func (r *Rules) compileCentralHop(g *Gateway, errs *configErrors) {
+	if g == nil {
+		return
 	}
+	hop, err := compileGateway(*g, true)
+	if err != nil {
+		errs.fail("central_hop: %w", err)
+		return
+	}
+	r.central = &hop
+}
 
-	for i, s := range cfg.Relaynets {
+// compileRelaynets parses each relay network prefix.
+func (r *Rules) compileRelaynets(nets []string, errs *configErrors) {
+	for i, s := range nets {
 		p, err := parseRelaynet(s)
 		if err != nil {
-			fail("relaynets[%d]: %w", i, err)
+			errs.fail("relaynets[%d]: %w", i, err)
 			continue
 		}
 		r.relaynets = append(r.relaynets, p)
 	}
-
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return r, nil
 }
 
 // compileGateway parses a gateway's next hop. needHost refuses next hops

@@ -379,36 +379,90 @@ func (x *expansion) visit(it item) ([]item, error) {
 		return nil, fmt.Errorf("routing: %w", err)
 	}
 	x.steps++
-	depth := it.depth
-	rules := x.t.rules
 
 	// Step 1: parse.
 	a, err := directory.ParseAddress(it.addr)
 	if err != nil {
-		// RFC 5321 §4.2.3: 501 for a malformed argument of the command
-		// itself; 553 for a malformed address found in an expansion.
-		// RFC 3463 §3.2: X.1.3 bad destination mailbox address syntax.
-		code := 553
-		if it.top {
-			code = 501
-		}
-		if x.trace != nil {
-			x.tracef(depth, "%q is not a valid address: %v", it.addr, err)
-		}
-		return nil, x.decide(it, "address "+it.addr, Decision{Kind: Reject, Address: it.addr, Code: code, Enhanced: "5.1.3",
-			Reason: "bad destination mailbox address syntax", Rule: RuleSyntax})
+		return nil, x.badSyntax(it, err)
 	}
 	local := strings.ToLower(a.Local)
 
-	// Step 2: technical domains.
-	domain := a.Domain
-	if main, ok := rules.technical[domain]; ok {
-		if x.trace != nil {
-			x.tracef(depth, "%s: %s is the technical domain of %s: delivered locally, routes do not apply", it.addr, domain, main)
-		}
-		domain, it.local = main, true
+	// Step 2: technical domains; step 3: domains not hosted here.
+	it, domain := x.technicalDomain(it, a.Domain)
+	dom, done, err := x.hostedDomain(it, a, local, domain)
+	if done {
+		return nil, err
 	}
-	dom, err := x.t.dir.LookupDomain(x.ctx, domain)
+	canonical, fresh := x.enterHosted(it, local, domain, dom.Name)
+	if !fresh {
+		return nil, nil
+	}
+
+	// Steps 4 and 5: the central hop and routes, unless kept local.
+	if !it.local {
+		if done, err := x.routeHosted(it, local, dom.Name, canonical); done {
+			return nil, err
+		}
+	}
+
+	// Step 6: the directory (sub-addressing applies there).
+	e, err := x.lookupAddress(it, canonical)
+	switch {
+	case errors.Is(err, directory.ErrNotFound):
+		// Step 7.
+		return x.unknown(it, canonical, dom.Name)
+	case err != nil:
+		return nil, err
+	}
+	switch e.Kind {
+	case directory.KindUser:
+		return x.user(it, canonical, e.User)
+	case directory.KindResource:
+		if x.trace != nil {
+			x.tracef(it.depth, "%s: %s resource %s (%s)", canonical, e.Resource.Kind, e.Resource.ID, e.Resource.Address)
+		}
+		return nil, x.decide(it, "account "+e.Resource.ID, Decision{Kind: Deliver, Address: canonical, Account: e.Resource.ID, Rule: RuleResource})
+	}
+	// Step 8.
+	return x.expandList(it, canonical, e)
+}
+
+// badSyntax rejects an address that does not parse (step 1).
+func (x *expansion) badSyntax(it item, err error) error {
+	// RFC 5321 §4.2.3: 501 for a malformed argument of the command
+	// itself; 553 for a malformed address found in an expansion.
+	// RFC 3463 §3.2: X.1.3 bad destination mailbox address syntax.
+	code := 553
+	if it.top {
+		code = 501
+	}
+	if x.trace != nil {
+		x.tracef(it.depth, "%q is not a valid address: %v", it.addr, err)
+	}
+	return x.decide(it, "address "+it.addr, Decision{Kind: Reject, Address: it.addr, Code: code, Enhanced: "5.1.3",
+		Reason: "bad destination mailbox address syntax", Rule: RuleSyntax})
+}
+
+// technicalDomain maps a technical domain to its main domain (step 2);
+// an address reached that way is delivered locally, so it comes back
+// marked local.
+func (x *expansion) technicalDomain(it item, domain string) (item, string) {
+	main, ok := x.t.rules.technical[domain]
+	if !ok {
+		return it, domain
+	}
+	if x.trace != nil {
+		x.tracef(it.depth, "%s: %s is the technical domain of %s: delivered locally, routes do not apply", it.addr, domain, main)
+	}
+	it.local = true
+	return it, main
+}
+
+// hostedDomain looks up domain in the directory. When it is not hosted
+// here the address is decided at once (done): rejected if it came
+// through a technical domain, otherwise handed to remote (step 3).
+func (x *expansion) hostedDomain(it item, a directory.Address, local, domain string) (dom directory.Domain, done bool, err error) {
+	dom, err = x.t.dir.LookupDomain(x.ctx, domain)
 	switch {
 	case errors.Is(err, directory.ErrNotFound) && domain != a.Domain:
 		addr := local + "@" + domain
@@ -416,153 +470,181 @@ func (x *expansion) visit(it item) ([]item, error) {
 			x.recipient = addr
 		}
 		if x.trace != nil {
-			x.tracef(depth, "%s: %s is not hosted here", addr, domain)
+			x.tracef(it.depth, "%s: %s is not hosted here", addr, domain)
 		}
 		// RFC 3463 §3.2: X.1.2 bad destination system address.
-		return nil, x.decide(it, "address "+addr, Decision{Kind: Reject, Address: addr, Code: 550, Enhanced: "5.1.2",
+		return dom, true, x.decide(it, "address "+addr, Decision{Kind: Reject, Address: addr, Code: 550, Enhanced: "5.1.2",
 			Reason: "technical domain not served here", Rule: RuleTechnicalDomain})
 	case errors.Is(err, directory.ErrNotFound):
 		// Step 3.
-		return nil, x.remote(it, a, local)
+		return dom, true, x.remote(it, a, local)
 	case err != nil:
-		return nil, fmt.Errorf("routing: look up domain %q: %w", domain, err)
+		return dom, true, fmt.Errorf("routing: look up domain %q: %w", domain, err)
 	}
-	canonical := local + "@" + dom.Name
+	return dom, false, nil
+}
+
+// enterHosted returns the canonical form of an address in a hosted
+// domain and whether this expansion sees it for the first time; the
+// root's is remembered as the resolved recipient. An address reached
+// twice is skipped.
+func (x *expansion) enterHosted(it item, local, domain, mainDomain string) (canonical string, fresh bool) {
+	canonical = local + "@" + mainDomain
 	if it.top {
-		x.recipient, x.rcptDomain = canonical, dom.Name
+		x.recipient, x.rcptDomain = canonical, mainDomain
 	}
-	if dom.Name != domain {
+	if mainDomain != domain {
 		if x.trace != nil {
-			x.tracef(depth, "%s: %s is an alternative name of %s", it.addr, domain, dom.Name)
+			x.tracef(it.depth, "%s: %s is an alternative name of %s", it.addr, domain, mainDomain)
 		}
 	}
 	if x.visited[canonical] {
 		if x.trace != nil {
-			x.tracef(depth, "%s: already resolved in this expansion; skipped", canonical)
+			x.tracef(it.depth, "%s: already resolved in this expansion; skipped", canonical)
 		}
 		x.skipped = true
-		return nil, nil
+		return canonical, false
 	}
 	mark(&x.visited, canonical)
+	return canonical, true
+}
 
-	if !it.local {
-		// Step 4: the central hop takes inbound mail first.
-		if it.top && rules.central != nil && !x.submitted {
-			if x.trace != nil {
-				x.tracef(depth, "%s: inbound mail for hosted domains goes to the central hop first", canonical)
-			}
-			return nil, x.decide(it, "address "+canonical, Decision{Kind: Relay, Address: canonical, Rule: RuleCentralHop,
-				Hop: *rules.central, Permit: x.permit(it, true)})
+// routeHosted relays an address in a hosted domain instead of looking
+// it up, when the central hop (step 4) or a route (step 5) takes it;
+// done reports that it did.
+func (x *expansion) routeHosted(it item, local, domain, canonical string) (done bool, err error) {
+	rules := x.t.rules
+	// Step 4: the central hop takes inbound mail first.
+	if it.top && rules.central != nil && !x.submitted {
+		if x.trace != nil {
+			x.tracef(it.depth, "%s: inbound mail for hosted domains goes to the central hop first", canonical)
 		}
-		// Step 5: a route for the address or domain overrides local
-		// delivery.
-		if e := rules.route(local, dom.Name, false); e != nil {
-			if x.trace != nil {
-				x.tracef(depth, "%s: route %q overrides local delivery", canonical, e.hop.Route)
-			}
-			return nil, x.decide(it, "address "+canonical, Decision{Kind: Relay, Address: canonical, Rule: e.rule,
-				Hop: e.hop, Permit: x.permit(it, true)})
-		}
+		return true, x.decide(it, "address "+canonical, Decision{Kind: Relay, Address: canonical, Rule: RuleCentralHop,
+			Hop: *rules.central, Permit: x.permit(it, true)})
 	}
+	// Step 5: a route for the address or domain overrides local
+	// delivery.
+	if e := rules.route(local, domain, false); e != nil {
+		if x.trace != nil {
+			x.tracef(it.depth, "%s: route %q overrides local delivery", canonical, e.hop.Route)
+		}
+		return true, x.decide(it, "address "+canonical, Decision{Kind: Relay, Address: canonical, Rule: e.rule,
+			Hop: e.hop, Permit: x.permit(it, true)})
+	}
+	return false, nil
+}
 
-	// Step 6: the directory (sub-addressing applies there).
+// lookupAddress resolves canonical in the directory (step 6). Only
+// [directory.ErrNotFound] comes back unwrapped, for the caller to apply
+// the unknown-recipient policy.
+func (x *expansion) lookupAddress(it item, canonical string) (directory.Entry, error) {
 	e, err := x.t.dir.LookupAddress(x.ctx, canonical)
 	switch {
 	case errors.Is(err, directory.ErrNotFound):
-		return x.unknown(it, canonical, dom.Name)
+		return e, err
 	case err != nil:
-		return nil, fmt.Errorf("routing: look up %q: %w", canonical, err)
+		return e, fmt.Errorf("routing: look up %q: %w", canonical, err)
 	}
 	if e.Address != "" && e.Address != canonical {
 		if x.trace != nil {
-			x.tracef(depth, "%s: matched %s (sub-address)", canonical, e.Address)
+			x.tracef(it.depth, "%s: matched %s (sub-address)", canonical, e.Address)
 		}
 	}
-	next := func(addrs []string, via string) []item {
-		out := make([]item, len(addrs))
-		for i, t := range addrs {
-			out[i] = it.child(t, via)
-		}
-		return out
-	}
+	return e, nil
+}
 
-	switch e.Kind {
-	case directory.KindUser:
-		if e.User.Disabled {
-			if x.trace != nil {
-				x.tracef(depth, "%s: user %s is disabled", canonical, e.User.ID)
-			}
-			// RFC 3463 §3.3: X.2.1 mailbox disabled, not accepting messages.
-			return nil, x.decide(it, "account "+e.User.ID, Decision{Kind: Reject, Address: canonical, Account: e.User.ID, Code: 550, Enhanced: "5.2.1",
-				Reason: "mailbox disabled", Rule: RuleDisabledUser})
-		}
+// user decides for a user's address: rejected if disabled, delivered,
+// and forwarded (once per user) when a forward applies, with a local
+// copy only if the forward keeps one.
+func (x *expansion) user(it item, canonical string, u *directory.User) ([]item, error) {
+	if u.Disabled {
 		if x.trace != nil {
-			x.tracef(depth, "%s: user %s (%s)", canonical, e.User.ID, e.User.Address)
+			x.tracef(it.depth, "%s: user %s is disabled", canonical, u.ID)
 		}
-		deliver := Decision{Kind: Deliver, Address: canonical, Account: e.User.ID, Rule: RuleUser}
-		fw := rules.forward(e.User)
-		if fw == nil {
-			return nil, x.decide(it, "account "+e.User.ID, deliver)
-		}
-		key := "forward:" + e.User.ID
-		if x.expanded[key] {
-			if x.trace != nil {
-				x.tracef(depth, "forwarding of %s already expanded; skipped", e.User.ID)
-			}
-			x.skipped = true
-			return nil, nil
-		}
-		mark(&x.expanded, key)
-		if x.trace != nil {
-			x.tracef(depth, "%s: forwarding (%s) to %d target(s), local copy kept: %t", canonical, fw.address, len(fw.targets), fw.keepCopy)
-		}
-		if fw.keepCopy {
-			if err := x.decide(it, "account "+e.User.ID, deliver); err != nil {
-				return nil, err
-			}
-		}
-		if x.steps > 10*x.t.max {
-			return nil, errExpansionLimit
-		}
-		return next(fw.targets, RuleForward), nil
-	case directory.KindResource:
-		if x.trace != nil {
-			x.tracef(depth, "%s: %s resource %s (%s)", canonical, e.Resource.Kind, e.Resource.ID, e.Resource.Address)
-		}
-		return nil, x.decide(it, "account "+e.Resource.ID, Decision{Kind: Deliver, Address: canonical, Account: e.Resource.ID, Rule: RuleResource})
+		// RFC 3463 §3.3: X.2.1 mailbox disabled, not accepting messages.
+		return nil, x.decide(it, "account "+u.ID, Decision{Kind: Reject, Address: canonical, Account: u.ID, Code: 550, Enhanced: "5.2.1",
+			Reason: "mailbox disabled", Rule: RuleDisabledUser})
 	}
+	if x.trace != nil {
+		x.tracef(it.depth, "%s: user %s (%s)", canonical, u.ID, u.Address)
+	}
+	deliver := Decision{Kind: Deliver, Address: canonical, Account: u.ID, Rule: RuleUser}
+	fw := x.t.rules.forward(u)
+	if fw == nil {
+		return nil, x.decide(it, "account "+u.ID, deliver)
+	}
+	if !x.expandOnce("forward:" + u.ID) {
+		if x.trace != nil {
+			x.tracef(it.depth, "forwarding of %s already expanded; skipped", u.ID)
+		}
+		return nil, nil
+	}
+	if x.trace != nil {
+		x.tracef(it.depth, "%s: forwarding (%s) to %d target(s), local copy kept: %t", canonical, fw.address, len(fw.targets), fw.keepCopy)
+	}
+	if fw.keepCopy {
+		if err := x.decide(it, "account "+u.ID, deliver); err != nil {
+			return nil, err
+		}
+	}
+	if x.steps > 10*x.t.max {
+		return nil, errExpansionLimit
+	}
+	return children(it, fw.targets, RuleForward), nil
+}
 
-	// Step 8: aliases and groups expand, each once.
+// expandList expands an alias or group into its targets, each alias or
+// group once (step 8).
+func (x *expansion) expandList(it item, canonical string, e directory.Entry) ([]item, error) {
 	var key string
 	var targets []string
 	switch e.Kind {
 	case directory.KindAlias:
 		key, targets = "alias:"+e.Alias.Address, e.Alias.Targets
 		if x.trace != nil {
-			x.tracef(depth, "%s: alias %s with %d target(s)", canonical, e.Alias.Address, len(targets))
+			x.tracef(it.depth, "%s: alias %s with %d target(s)", canonical, e.Alias.Address, len(targets))
 		}
 	case directory.KindGroup:
 		key, targets = "group:"+e.Group.ID, e.Group.Members
 		if x.trace != nil {
-			x.tracef(depth, "%s: group %s (%s) with %d member(s)", canonical, e.Group.ID, e.Group.Address, len(targets))
+			x.tracef(it.depth, "%s: group %s (%s) with %d member(s)", canonical, e.Group.ID, e.Group.Address, len(targets))
 		}
 	default:
 		return nil, fmt.Errorf("routing: %q resolved to unknown entry kind %d", canonical, e.Kind)
 	}
-	if x.expanded[key] {
+	if !x.expandOnce(key) {
 		if x.trace != nil {
-			x.tracef(depth, "already expanded in this expansion (loop or duplicate); skipped")
+			x.tracef(it.depth, "already expanded in this expansion (loop or duplicate); skipped")
 		}
-		x.skipped = true
 		return nil, nil
 	}
-	mark(&x.expanded, key)
 	if x.steps > 10*x.t.max {
 		// Even without new final recipients, a walk this long is a
 		// misconfiguration; bound the directory reads.
 		return nil, errExpansionLimit
 	}
-	return next(targets, it.via), nil
+	return children(it, targets, it.via), nil
+}
+
+// expandOnce marks key (an alias, group or forwarding) expanded and
+// reports whether it was not already; a repeat is noted as skipped.
+func (x *expansion) expandOnce(key string) bool {
+	if x.expanded[key] {
+		x.skipped = true
+		return false
+	}
+	mark(&x.expanded, key)
+	return true
+}
+
+// children returns the items to visit for the targets addrs of it, reached
+// by rule via.
+func children(it item, addrs []string, via string) []item {
+	out := make([]item, len(addrs))
+	for i, t := range addrs {
+		out[i] = it.child(t, via)
+	}
+	return out
 }
 
 // remote decides for an address in a domain not hosted here (step 3).
