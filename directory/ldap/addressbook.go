@@ -11,8 +11,12 @@ import (
 // syncAddressBook writes the address-book entries (Config.AddressBook*)
 // that are not mail users or groups as contacts of the global address
 // list, and removes the contacts that vanished. With neither filter set
-// it only removes what an earlier configuration synced.
+// it only removes what an earlier configuration synced; without a
+// ContactTarget it does nothing.
 func (c *Connector) syncAddressBook(ctx context.Context, conn *goldap.Conn, r *run, mailUsers, mailGroups map[string]bool) error {
+	if c.contacts == nil {
+		return nil // no filter set (New checked), and no contacts to remove
+	}
 	existing, err := c.dir.ListSourced(ctx, c.Source(), directory.KindContact)
 	if err != nil {
 		return err
@@ -20,7 +24,7 @@ func (c *Connector) syncAddressBook(ctx context.Context, conn *goldap.Conn, r *r
 	seen := map[string]bool{}
 	write := func(e Entry) {
 		seen[e.ID] = true
-		res, err := c.dir.UpsertSourcedContact(ctx, c.Source(), e.ID, directory.GALEntry{
+		res, err := c.contacts.UpsertSourcedContact(ctx, c.Source(), e.ID, directory.GALEntry{
 			Tenant: c.cfg.Tenant, Address: e.Mail, Aliases: e.Aliases, DisplayName: e.DisplayName,
 			GivenName: e.GivenName, Surname: e.Surname, Title: e.Title, Department: e.Department,
 			Company: e.Company, Office: e.Office, Phone: e.Phone, Mobile: e.Mobile,
@@ -71,7 +75,7 @@ func (c *Connector) syncAddressBook(ctx context.Context, conn *goldap.Conn, r *r
 		if seen[ref.ExternalID] {
 			continue
 		}
-		if err := c.dir.DeleteSourcedContact(ctx, c.Source(), ref.ExternalID); err != nil {
+		if err := c.contacts.DeleteSourcedContact(ctx, c.Source(), ref.ExternalID); err != nil {
 			r.errorf("delete contact %s: %v", ref.ExternalID, err)
 			continue
 		}

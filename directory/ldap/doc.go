@@ -1,7 +1,8 @@
 // Package ldap connects an external LDAP directory (Active Directory and
 // Samba AD, 389 Directory Server and FreeIPA, OpenLDAP) to Mailyard's
 // built-in directory: it syncs users, groups and address-book entries
-// into [directory.Builtin] and checks passwords by binding as the user.
+// into a [Target] ([directory.Builtin], or any directory with the few
+// methods the sync calls) and checks passwords by binding as the user.
 // Mail keeps flowing while the external directory is unreachable, since
 // routing only reads the built-in copy; only logins of synced users
 // need a server.

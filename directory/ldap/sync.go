@@ -37,8 +37,11 @@ const workers = 32
 
 // Options are a Connector's dependencies. Dir is required.
 type Options struct {
-	// Dir receives the synced entries.
-	Dir *directory.Builtin
+	// Dir receives the synced entries. It must also be a GroupTarget,
+	// and a ContactTarget, VanishedDeleter or DomainCreator when the
+	// Config uses address-book filters, DeleteVanishedAfter or
+	// CreateDomains; a *directory.Builtin is all of them.
+	Dir Target
 	// Records keeps the sync status and change cursor; usually the same
 	// store as Dir's.
 	Records store.Records
@@ -53,7 +56,7 @@ type Options struct {
 // concurrent use; syncs of one Connector never overlap.
 type Connector struct {
 	cfg     Config
-	dir     *directory.Builtin
+	targets
 	records store.Records
 	log     *slog.Logger
 	now     func() time.Time
@@ -78,7 +81,11 @@ func New(cfg Config, opts Options) (*Connector, error) {
 		return nil, errors.New("ldap: Options.Dir and Options.Records are required")
 	}
 	cfg = cfg.withDefaults()
-	c := &Connector{cfg: cfg, dir: opts.Dir, records: opts.Records, log: opts.Logger, now: opts.Now, dial: newDialer(cfg)}
+	t, err := findTargets(opts.Dir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Connector{cfg: cfg, targets: t, records: opts.Records, log: opts.Logger, now: opts.Now, dial: newDialer(cfg)}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -119,7 +126,7 @@ func (c *Connector) Status(ctx context.Context) (Status, error) {
 // run that could not complete (no server, a failed search, the safety
 // guard), in which case nothing was removed or disabled and the cursor
 // is unchanged. Every run first completes mailbox deletions that a crash
-// interrupted ([directory.Builtin.CompleteDeletions]).
+// interrupted ([VanishedDeleter.CompleteDeletions], if the target has it).
 func (c *Connector) Sync(ctx context.Context, opts SyncOptions) (Status, error) {
 	if !c.syncMu.TryLock() {
 		return Status{}, ErrSyncRunning
@@ -244,7 +251,7 @@ type domains struct {
 }
 
 func (d *domains) ensure(ctx context.Context, addr string) {
-	if !d.c.cfg.CreateDomains {
+	if d.c.domainCreator == nil { // Config.CreateDomains unset
 		return
 	}
 	a, err := directory.ParseAddress(addr)
@@ -256,8 +263,8 @@ func (d *domains) ensure(ctx context.Context, addr string) {
 	if d.known[a.Domain] {
 		return
 	}
-	if _, err := d.c.dir.LookupDomain(ctx, a.Domain); errors.Is(err, directory.ErrNotFound) {
-		if _, err := d.c.dir.CreateDomain(ctx, directory.Domain{Name: a.Domain, Tenant: d.c.cfg.Tenant}); err != nil && !errors.Is(err, directory.ErrExists) {
+	if _, err := d.c.domainCreator.LookupDomain(ctx, a.Domain); errors.Is(err, directory.ErrNotFound) {
+		if _, err := d.c.domainCreator.CreateDomain(ctx, directory.Domain{Name: a.Domain, Tenant: d.c.cfg.Tenant}); err != nil && !errors.Is(err, directory.ErrExists) {
 			return
 		}
 	}
@@ -408,7 +415,7 @@ func (c *Connector) applyGroups(ctx context.Context, r *run, groups []Entry, dnA
 	var added sync.Map
 	apply := func(e Entry, create bool) {
 		if create {
-			if _, err := c.dir.GroupByExternalID(ctx, c.Source(), e.ID); !errors.Is(err, directory.ErrNotFound) {
+			if _, err := c.groups.GroupByExternalID(ctx, c.Source(), e.ID); !errors.Is(err, directory.ErrNotFound) {
 				return // exists (or unreadable): the second pass writes it
 			}
 		}
@@ -422,7 +429,7 @@ func (c *Connector) applyGroups(ctx context.Context, r *run, groups []Entry, dnA
 				g.Members = append(g.Members, a)
 			}
 		}
-		res, err := c.dir.UpsertSourcedGroup(ctx, g)
+		res, err := c.groups.UpsertSourcedGroup(ctx, g)
 		if err != nil {
 			r.errorf("group %s (%s): %v", e.Mail, printableDN(e.DN), err)
 			r.count(func(s *Status) { r.writeFailed = true })
@@ -518,7 +525,7 @@ func (c *Connector) fullSync(ctx context.Context, conn *goldap.Conn, r *run, for
 		return err
 	}
 	for _, ref := range goneGroups {
-		if err := c.dir.DeleteGroup(ctx, ref.ID); err != nil && !errors.Is(err, directory.ErrNotFound) {
+		if err := c.groups.DeleteGroup(ctx, ref.ID); err != nil && !errors.Is(err, directory.ErrNotFound) {
 			r.errorf("delete group %s: %v", ref.ExternalID, err)
 			continue
 		}
@@ -608,7 +615,7 @@ func (c *Connector) applyVanished(ctx context.Context, r *run, g goneUsers, now 
 	}
 	cutoff := now.Add(-c.cfg.DeleteVanishedAfter)
 	for _, u := range g.expired {
-		err := c.dir.DeleteVanished(ctx, u.ID, cutoff)
+		err := c.deleter.DeleteVanished(ctx, u.ID, cutoff)
 		if errors.Is(err, directory.ErrNotFound) {
 			continue // deleted meanwhile
 		}
@@ -639,7 +646,10 @@ func (c *Connector) applyVanished(ctx context.Context, r *run, g goneUsers, now 
 // completeDeletions finishes the mailbox deletions that a crash or a
 // store error interrupted, whoever started them.
 func (c *Connector) completeDeletions(ctx context.Context, r *run) {
-	done, err := c.dir.CompleteDeletions(ctx)
+	if c.deleter == nil {
+		return
+	}
+	done, err := c.deleter.CompleteDeletions(ctx)
 	for _, p := range done {
 		r.logf("%s %s: account deleted, completing its deletion of %s", p.Kind, p.Address, p.Deleted.UTC().Format(time.RFC3339))
 	}
@@ -765,7 +775,7 @@ func (c *Connector) knownDNs(ctx context.Context) (map[string]string, error) {
 			return nil, err
 		}
 		for _, ref := range groups {
-			g, err := c.dir.Group(ctx, ref.ID)
+			g, err := c.groups.Group(ctx, ref.ID)
 			if err != nil {
 				continue
 			}
