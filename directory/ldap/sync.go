@@ -55,8 +55,9 @@ type Options struct {
 // checks the passwords of its users by binding as them. It is safe for
 // concurrent use; syncs of one Connector never overlap.
 type Connector struct {
+	targets // Options.Dir and the optional interfaces found on it
+
 	cfg     Config
-	targets
 	records store.Records
 	log     *slog.Logger
 	now     func() time.Time
