@@ -41,8 +41,9 @@
 // Ed25519 signature for dual signing), and the DKIM-Signature fields are
 // returned for the caller to prepend.
 //
-// Keys ([Keys]) live in a [store.Records] namespace, so every store
-// backend keeps them. Rotation has two steps: [Keys.Generate] a new
+// Keys ([Keys]) live in a [KeyStore], an interface this package defines so
+// that signing and verification import no store; dkim/dkimstore keeps them
+// in a store.Records namespace, so every store backend keeps them. Rotation has two steps: [Keys.Generate] a new
 // selector (published, not signing) and put its TXT record in DNS, later
 // [Keys.Activate] it (the old key keeps being published while mail signed
 // with it may still be verified), and after the verification window

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -16,8 +17,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/mailyard/mailyard/store"
 )
 
 // Algorithm is a DKIM key type (RFC 6376 §3.6.1 k=, RFC 8463 §3).
@@ -58,15 +57,15 @@ const (
 	StateRetiring KeyState = "retiring"
 )
 
-// Sentinel errors of key management. They wrap store errors where one
-// exists, so errors.Is(err, store.ErrNotFound) also holds.
+// Sentinel errors of key management. A [KeyStore] reports missing and
+// already existing records with ErrKeyNotFound and ErrKeyExists.
 var (
 	// ErrKeyNotFound: no key for that domain and selector.
-	ErrKeyNotFound = fmt.Errorf("dkim: key not found: %w", store.ErrNotFound)
+	ErrKeyNotFound = errors.New("dkim: key not found")
 	// ErrKeyExists: the selector is already used in that domain.
-	ErrKeyExists = fmt.Errorf("dkim: selector already exists: %w", store.ErrExists)
+	ErrKeyExists = errors.New("dkim: selector already exists")
 	// ErrInvalidKey: bad domain, selector, algorithm or key material.
-	ErrInvalidKey = fmt.Errorf("dkim: invalid key: %w", store.ErrInvalid)
+	ErrInvalidKey = errors.New("dkim: invalid key")
 	// ErrKeyActive: an active key cannot be retired; activate its
 	// successor first.
 	ErrKeyActive = errors.New("dkim: key is active")
@@ -74,10 +73,6 @@ var (
 	// verification window ago; mail signed with it may still be in flight.
 	ErrVerificationWindow = errors.New("dkim: key is still in its verification window")
 )
-
-// recordNamespace is the store.Records namespace holding the keys, keyed
-// "domain/selector".
-const recordNamespace = "dkim"
 
 // Key is one DKIM key of a domain. The private half is reachable only
 // through [Key.Signer]; String, GoString and LogValue never show it.
@@ -179,12 +174,12 @@ type KeysOptions struct {
 	Rand io.Reader
 }
 
-// Keys manages the DKIM keys of every domain, persisted in a
-// [store.Records] namespace so every store backend keeps them. It is safe
-// for concurrent use; concurrent rotations are serialised by the store's
-// optimistic locking.
+// Keys manages the DKIM keys of every domain, persisted in a [KeyStore]
+// (dkim/dkimstore keeps them in a store.Records namespace, so every store
+// backend keeps them). It is safe for concurrent use; concurrent rotations
+// are serialised by the KeyStore's transactions and optimistic locking.
 type Keys struct {
-	records store.Records
+	records KeyStore
 	now     func() time.Time
 	log     *slog.Logger
 	window  time.Duration
@@ -192,7 +187,7 @@ type Keys struct {
 }
 
 // NewKeys returns a key manager over records.
-func NewKeys(records store.Records, opts KeysOptions) *Keys {
+func NewKeys(records KeyStore, opts KeysOptions) *Keys {
 	k := &Keys{records: records, now: opts.Now, log: opts.Logger, window: opts.VerificationWindow, rand: opts.Rand}
 	if k.now == nil {
 		k.now = time.Now
@@ -209,7 +204,9 @@ func NewKeys(records store.Records, opts KeysOptions) *Keys {
 	return k
 }
 
-// storedKey is the persisted form of a Key.
+// storedKey is the persisted form of a Key, kept as its JSON encoding in
+// [KeyEntry.Data]. The encoding is that of the records dkim wrote before
+// KeyStore existed; keep it so existing data keeps its keys.
 type storedKey struct {
 	Domain      string    `json:"domain"`
 	Selector    string    `json:"selector"`
@@ -365,10 +362,10 @@ func (ks *Keys) add(ctx context.Context, domain, selector string, priv crypto.Si
 	}
 	sk := storedKey{Domain: domain, Selector: selector, Algorithm: alg, State: StatePublished,
 		Created: ks.now().UTC(), PKCS8: der}
-	err = ks.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
+	err = ks.records.UpdateKeys(ctx, func(tx KeyTx) error {
 		return putKey(tx, sk, 0)
 	})
-	if errors.Is(err, store.ErrPreconditionFailed) {
+	if errors.Is(err, ErrKeyExists) {
 		return Key{}, fmt.Errorf("%w: %s/%s", ErrKeyExists, domain, selector)
 	}
 	if err != nil {
@@ -382,18 +379,18 @@ func (sk storedKey) key(priv crypto.Signer) Key {
 		Created: sk.Created, Activated: sk.Activated, Deactivated: sk.Deactivated, private: priv}
 }
 
-func decodeKey(rec store.Record) (storedKey, Key, error) {
+func decodeKey(rec KeyEntry) (storedKey, Key, error) {
 	var sk storedKey
-	if err := store.DecodeJSON(rec, &sk); err != nil {
-		return sk, Key{}, fmt.Errorf("dkim: key: %w", err)
+	if err := json.Unmarshal(rec.Data, &sk); err != nil {
+		return sk, Key{}, fmt.Errorf("dkim: decode key record %q: %w", rec.ID, err)
 	}
 	parsed, err := x509.ParsePKCS8PrivateKey(sk.PKCS8)
 	if err != nil {
-		return sk, Key{}, fmt.Errorf("dkim: decode key record %s: %w", rec.Key, err)
+		return sk, Key{}, fmt.Errorf("dkim: decode key record %s: %w", rec.ID, err)
 	}
 	priv, ok := parsed.(crypto.Signer)
 	if !ok {
-		return sk, Key{}, fmt.Errorf("dkim: key record %s: unsupported key type %T", rec.Key, parsed)
+		return sk, Key{}, fmt.Errorf("dkim: key record %s: unsupported key type %T", rec.ID, parsed)
 	}
 	return sk, sk.key(priv), nil
 }
@@ -404,8 +401,8 @@ func (ks *Keys) Get(ctx context.Context, domain, selector string) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
-	rec, err := ks.records.GetRecord(ctx, recordNamespace, recordKey(domain, selector))
-	if errors.Is(err, store.ErrNotFound) {
+	rec, err := ks.records.GetKey(ctx, recordKey(domain, selector))
+	if errors.Is(err, ErrKeyNotFound) {
 		return Key{}, fmt.Errorf("%w: %s/%s", ErrKeyNotFound, domain, selector)
 	}
 	if err != nil {
@@ -433,14 +430,14 @@ func (ks *Keys) List(ctx context.Context, domain string) ([]Key, error) {
 	}
 	var out []Key
 	for {
-		recs, err := ks.records.ListRecords(ctx, recordNamespace, after, 256)
+		recs, err := ks.records.ListKeys(ctx, after, 256)
 		if err != nil {
 			return nil, fmt.Errorf("dkim: list keys: %w", err)
 		}
 		for _, rec := range recs {
-			after = rec.Key
-			if prefix != "" && !strings.HasPrefix(rec.Key, prefix) {
-				if rec.Key > prefix {
+			after = rec.ID
+			if prefix != "" && !strings.HasPrefix(rec.ID, prefix) {
+				if rec.ID > prefix {
 					return out, nil
 				}
 				continue
@@ -490,10 +487,10 @@ func (ks *Keys) Activate(ctx context.Context, domain, selector string) (Key, err
 	now := ks.now().UTC()
 	var result Key
 	var replaced []Key
-	err = ks.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
+	err = ks.records.UpdateKeys(ctx, func(tx KeyTx) error {
 		replaced = replaced[:0]
-		rec, err := tx.Get(recordNamespace, recordKey(domain, selector))
-		if errors.Is(err, store.ErrNotFound) {
+		rec, err := tx.Get(recordKey(domain, selector))
+		if errors.Is(err, ErrKeyNotFound) {
 			return fmt.Errorf("%w: %s/%s", ErrKeyNotFound, domain, selector)
 		}
 		if err != nil {
@@ -507,15 +504,15 @@ func (ks *Keys) Activate(ctx context.Context, domain, selector string) (Key, err
 			result = k
 			return nil
 		}
-		recs, err := tx.List(recordNamespace, domain+"/", 1024)
+		recs, err := tx.List(domain+"/", 1024)
 		if err != nil {
 			return err
 		}
 		for _, other := range recs {
-			if !strings.HasPrefix(other.Key, domain+"/") {
+			if !strings.HasPrefix(other.ID, domain+"/") {
 				break
 			}
-			if other.Key == rec.Key {
+			if other.ID == rec.ID {
 				continue
 			}
 			osk, ok, err := decodeKey(other)
@@ -553,8 +550,13 @@ func (ks *Keys) Activate(ctx context.Context, domain, selector string) (Key, err
 	return result, nil
 }
 
-func putKey(tx store.RecordTx, sk storedKey, version int64) error {
-	return store.PutJSON(tx, recordNamespace, recordKey(sk.Domain, sk.Selector), sk, version)
+func putKey(tx KeyTx, sk storedKey, version int64) error {
+	id := recordKey(sk.Domain, sk.Selector)
+	b, err := json.Marshal(sk)
+	if err != nil {
+		return fmt.Errorf("dkim: encode key record %s: %w", id, err)
+	}
+	return tx.Put(id, b, version)
 }
 
 // Retire removes a key that no longer signs: a published key that was
@@ -570,9 +572,9 @@ func (ks *Keys) Retire(ctx context.Context, domain, selector string) error {
 	}
 	now := ks.now()
 	var retired Key
-	err = ks.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
-		rec, err := tx.Get(recordNamespace, recordKey(domain, selector))
-		if errors.Is(err, store.ErrNotFound) {
+	err = ks.records.UpdateKeys(ctx, func(tx KeyTx) error {
+		rec, err := tx.Get(recordKey(domain, selector))
+		if errors.Is(err, ErrKeyNotFound) {
 			return fmt.Errorf("%w: %s/%s", ErrKeyNotFound, domain, selector)
 		}
 		if err != nil {
@@ -591,7 +593,7 @@ func (ks *Keys) Retire(ctx context.Context, domain, selector string) error {
 			}
 		}
 		retired = k
-		return tx.Delete(recordNamespace, rec.Key)
+		return tx.Delete(rec.ID)
 	})
 	if err != nil {
 		if errors.Is(err, ErrKeyNotFound) || errors.Is(err, ErrKeyActive) || errors.Is(err, ErrVerificationWindow) {

@@ -12,13 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/mailyard/mailyard/store"
-	"github.com/mailyard/mailyard/store/sqlite"
 )
 
 // clock is a settable test clock.
@@ -34,19 +32,88 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// openStore opens a real SQLite store in a temporary directory.
-func openStore(t testing.TB) *sqlite.Store {
-	t.Helper()
-	st, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+// memKeys is an in-memory KeyStore with the contract's semantics:
+// UpdateKeys runs one transaction at a time on a copy and commits it
+// only if fn succeeds. The store-backed KeyStore is tested in
+// dkim/dkimstore.
+type memKeys struct {
+	mu   sync.Mutex
+	recs map[string]KeyEntry
 }
 
-func newTestKeys(t testing.TB, clk *clock, log *slog.Logger) (*Keys, *sqlite.Store) {
-	st := openStore(t)
+func newMemKeys() *memKeys { return &memKeys{recs: map[string]KeyEntry{}} }
+
+func (m *memKeys) GetKey(_ context.Context, id string) (KeyEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return memTx(m.recs).Get(id)
+}
+
+func (m *memKeys) ListKeys(_ context.Context, after string, limit int) ([]KeyEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return memTx(m.recs).List(after, limit)
+}
+
+func (m *memKeys) UpdateKeys(_ context.Context, fn func(KeyTx) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	work := make(memTx, len(m.recs))
+	for id, e := range m.recs {
+		work[id] = e
+	}
+	if err := fn(work); err != nil {
+		return err
+	}
+	m.recs = work
+	return nil
+}
+
+// memTx is the records a memKeys transaction sees and writes.
+type memTx map[string]KeyEntry
+
+func (t memTx) Get(id string) (KeyEntry, error) {
+	e, ok := t[id]
+	if !ok {
+		return KeyEntry{}, fmt.Errorf("%w: %s", ErrKeyNotFound, id)
+	}
+	return e, nil
+}
+
+func (t memTx) List(after string, limit int) ([]KeyEntry, error) {
+	var out []KeyEntry
+	for id, e := range t {
+		if id > after {
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (t memTx) Put(id string, data []byte, expectVersion int64) error {
+	cur := t[id].Version
+	if expectVersion == 0 && cur != 0 {
+		return fmt.Errorf("%w: %s", ErrKeyExists, id)
+	}
+	if expectVersion != cur {
+		return fmt.Errorf("key %s at version %d, want %d", id, cur, expectVersion)
+	}
+	t[id] = KeyEntry{ID: id, Data: bytes.Clone(data), Version: cur + 1}
+	return nil
+}
+
+func (t memTx) Delete(id string) error {
+	delete(t, id)
+	return nil
+}
+
+func newTestKeys(t testing.TB, clk *clock, log *slog.Logger) (*Keys, *memKeys) {
+	t.Helper()
+	st := newMemKeys()
 	return NewKeys(st, KeysOptions{Now: clk.Now, Logger: log, VerificationWindow: 48 * time.Hour}), st
 }
 
@@ -66,7 +133,7 @@ func states(t *testing.T, ks *Keys, domain string) string {
 func TestKeyRotationOnSQLite(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	ks, st := newTestKeys(t, clk, nil)
+	ks, _ := newTestKeys(t, clk, nil)
 
 	k1, err := ks.Generate(ctx, "Example.COM", "s2026a", "")
 	if err != nil {
@@ -82,7 +149,7 @@ func TestKeyRotationOnSQLite(t *testing.T) {
 	if sig, _ := ks.Signing(ctx, "example.com"); len(sig) != 0 {
 		t.Fatalf("a published key signs: %v", sig)
 	}
-	if _, err := ks.Generate(ctx, "example.com", "s2026a", Ed25519); !errors.Is(err, ErrKeyExists) || !errors.Is(err, store.ErrExists) {
+	if _, err := ks.Generate(ctx, "example.com", "s2026a", Ed25519); !errors.Is(err, ErrKeyExists) {
 		t.Fatalf("duplicate selector: %v", err)
 	}
 	if _, err := ks.Activate(ctx, "example.com", "s2026a"); err != nil {
@@ -164,36 +231,12 @@ func TestKeyRotationOnSQLite(t *testing.T) {
 	if err != nil || len(retired) != 1 || retired[0].Selector != "s2026a" {
 		t.Fatalf("RetireExpired: %v %v", retired, err)
 	}
-	if _, err := ks.Get(ctx, "example.com", "s2026a"); !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, store.ErrNotFound) {
+	if _, err := ks.Get(ctx, "example.com", "s2026a"); !errors.Is(err, ErrKeyNotFound) {
 		t.Fatalf("retired key still there: %v", err)
 	}
 	if got, want := states(t, ks, "example.com"), "e2026a:ed25519:active s2026b:rsa:active"; got != want {
 		t.Fatalf("after retire: %q, want %q", got, want)
 	}
-
-	// The keys survive a reopen of the store: they are in the records
-	// namespace, not in memory.
-	dir := t.TempDir()
-	st2, err := sqlite.Open(ctx, dir, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks2 := NewKeys(st2, KeysOptions{Now: clk.Now})
-	k, err := ks2.Generate(ctx, "example.net", "a", Ed25519)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st2.Close()
-	st3, err := sqlite.Open(ctx, dir, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st3.Close()
-	got, err := NewKeys(st3, KeysOptions{}).Get(ctx, "example.net", "a")
-	if err != nil || !bytes.Equal(got.Public().(ed25519.PublicKey), k.Public().(ed25519.PublicKey)) {
-		t.Fatalf("after reopen: %v %v", got, err)
-	}
-	_ = st
 }
 
 func TestKeysConcurrentActivateKeepsOneActive(t *testing.T) {

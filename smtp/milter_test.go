@@ -18,6 +18,7 @@ import (
 	"github.com/foxcpp/go-mockdns"
 
 	"github.com/mailyard/mailyard/dkim"
+	"github.com/mailyard/mailyard/dkim/dkimstore"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -582,7 +583,7 @@ func TestMilterHeaderChangeDoesNotBreakDKIMVerification(t *testing.T) {
 			o.Milters = []Milter{{Name: "spam", Address: tm.addr}}
 		},
 		func(o *Options, st *sqlite.Store) {
-			keys = dkim.NewKeys(st, dkim.KeysOptions{})
+			keys = dkim.NewKeys(dkimstore.New(st), dkim.KeysOptions{})
 			o.DKIMKeys = keys
 		})
 	ctx := context.Background()

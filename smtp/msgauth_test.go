@@ -12,6 +12,7 @@ import (
 	"github.com/foxcpp/go-mockdns"
 
 	"github.com/mailyard/mailyard/dkim"
+	"github.com/mailyard/mailyard/dkim/dkimstore"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -53,7 +54,7 @@ func startMsgAuthStackResolver(t testing.TB, verify, cached bool) *msgAuthStack 
 			}
 		},
 		func(o *Options, st *sqlite.Store) {
-			m.keys = dkim.NewKeys(st, dkim.KeysOptions{})
+			m.keys = dkim.NewKeys(dkimstore.New(st), dkim.KeysOptions{})
 			o.DKIMKeys = m.keys
 		})
 	ctx := context.Background()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/dkim"
+	"github.com/mailyard/mailyard/dkim/dkimstore"
 	"github.com/mailyard/mailyard/imap"
 	"github.com/mailyard/mailyard/internal/certs"
 	"github.com/mailyard/mailyard/routing"
@@ -331,7 +332,7 @@ func loadTLS(cfg Config, logger *slog.Logger) (*tls.Config, error) {
 
 // newDKIMKeys opens the DKIM key store kept in the store's records.
 func newDKIMKeys(st *sqlite.Store, cfg Config, logger *slog.Logger) *dkim.Keys {
-	return dkim.NewKeys(st, dkim.KeysOptions{Logger: logger, VerificationWindow: cfg.DKIM.VerificationWindow.Duration})
+	return dkim.NewKeys(dkimstore.New(st), dkim.KeysOptions{Logger: logger, VerificationWindow: cfg.DKIM.VerificationWindow.Duration})
 }
 
 // newResolver returns the DNS resolver for DKIM, SPF and DMARC: the

@@ -29,6 +29,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/mailyard/mailyard/dkim"
+	"github.com/mailyard/mailyard/dkim/dkimstore"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
 
@@ -94,7 +95,7 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		return dkim.NewKeys(st, dkim.KeysOptions{}), func() { st.Close() }
+		return dkim.NewKeys(dkimstore.New(st), dkim.KeysOptions{}), func() { st.Close() }
 	}
 
 	switch os.Args[1] {
