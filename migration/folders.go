@@ -264,7 +264,7 @@ func discover(ctx context.Context, sc *sourceConn) ([]srcFolder, error) {
 
 // targetSpecials returns the account's special mailboxes by attribute,
 // with default names for those it lacks.
-func targetSpecials(ctx context.Context, st store.Store, account string) (map[store.SpecialUse]string, error) {
+func targetSpecials(ctx context.Context, st store.Mailboxes, account string) (map[store.SpecialUse]string, error) {
 	mbs, err := st.ListMailboxes(ctx, account)
 	if err != nil {
 		return nil, err
@@ -287,7 +287,7 @@ func targetSpecials(ctx context.Context, st store.Store, account string) (map[st
 
 // ensureMailbox creates a target mailbox (and its parents) unless it
 // exists; a default special mailbox gets its attribute.
-func ensureMailbox(ctx context.Context, st store.Store, account, name string) error {
+func ensureMailbox(ctx context.Context, st store.Mailboxes, account, name string) error {
 	if _, err := st.Mailbox(ctx, account, name); err == nil {
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {

@@ -18,14 +18,54 @@ type UserLister interface {
 	ListUsers(ctx context.Context, domain, after string, limit int) ([]directory.User, error)
 }
 
+// Target is what a [Migrator] needs from the store it copies into: the
+// records that hold collector state, run history, leases and checkpoints;
+// the target mailboxes; the messages; and the account a job's address
+// resolves to. Every store backend (*sqlite.Store, *memstore.Store)
+// satisfies it.
+//
+// Migration relies on two guarantees of the store (package store's
+// consistency rules):
+//   - Append returns nil only once the message is durable, and a pass
+//     writes a message's checkpoint only after its Append returned, so a
+//     crash loses at most the checkpoints of finished appends (a later
+//     pass recognises those copies instead of appending them twice), never
+//     a checkpointed message.
+//   - UpdateRecords is one transaction: a checkpoint's message and folder
+//     records, a lease's take-over and a run's bookkeeping are written
+//     together or not at all, and a Put with an expected version fails
+//     with [store.ErrPreconditionFailed] if another writer got there
+//     first. The functions passed to it may run more than once.
+type Target interface {
+	store.Records
+	store.Mailboxes
+	store.Messages
+	// Account is store.Accounts.Account: a job's target address must
+	// resolve to an existing account before anything is copied.
+	Account(ctx context.Context, id string) (store.Account, error)
+}
+
+// Lookup is what a [Migrator] needs from the directory: a job's target
+// address resolved to its account, and a report's domain checked as
+// hosted here. [directory.Directory] satisfies it.
+type Lookup interface {
+	// LookupAddress resolves an address to an entry; directory.ErrNotFound
+	// if it is unknown.
+	LookupAddress(ctx context.Context, address string) (directory.Entry, error)
+	// LookupDomain returns the hosted domain that name is (or is an
+	// alternative name of); directory.ErrNotFound if it is not hosted.
+	LookupDomain(ctx context.Context, name string) (directory.Domain, error)
+}
+
 // Options configure a [Migrator]. Zero durations and limits take the
 // defaults named beside them.
 type Options struct {
 	// Store receives the mail and keeps collector state, run history and
 	// checkpoints (in records). Required.
-	Store store.Store
-	// Directory resolves a job's target address to its account. Required.
-	Directory directory.Directory
+	Store Target
+	// Directory resolves a job's target address to its account and tells
+	// whether a report's domain is hosted here. Required.
+	Directory Lookup
 	// Users lists a domain's users for whole-domain runs; optional.
 	Users UserLister
 	// Allowlist holds the source hosts collectors may connect to: CIDR
