@@ -77,7 +77,9 @@
 // CHILDREN, ESEARCH, SEARCHRES, BINARY, APPENDLIMIT=n, STATUS=SIZE,
 // UTF8=ACCEPT, CONDSTORE, QRESYNC, QUOTA, QUOTA=RES-STORAGE,
 // QUOTA=RES-MESSAGE and ID. ID and the pre-login ones are announced in the
-// greeting; the rest after login.
+// greeting; the rest after login. The three QUOTA ones are announced only
+// when the Backend implements [Quotas]; without it GETQUOTA and
+// GETQUOTAROOT are BAD, as in a server without the extension.
 //
 // # Behaviour worth knowing
 //
@@ -193,7 +195,10 @@
 //     sends the part as it is in a literal8 (RFC 3516).
 //   - Subscriptions are names, not mailboxes (RFC 3501 §6.3.6): DELETE
 //     keeps them, and LIST (SUBSCRIBED) shows a subscribed name without a
-//     mailbox as \Subscribed \NonExistent; LSUB lists it too.
+//     mailbox as \Subscribed \NonExistent; LSUB lists it too. A Backend
+//     without [Subscriptions] has every existing mailbox subscribed
+//     (UNSUBSCRIBE is NO [CANNOT]); one without [Feed] has IDLE poll
+//     every Options.IdlePollInterval.
 //   - MOVE into the selected mailbox works as COPY and EXPUNGE would (RFC
 //     6851 §3): new UIDs, COPYUID, then EXPUNGE (or VANISHED) and EXISTS.
 //   - INTERNALDATE keeps the zone APPEND gave (delivered mail: the

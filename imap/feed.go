@@ -15,15 +15,19 @@ type accountFeed struct {
 }
 
 // watch registers sess for wake-ups on the changes of account, creating
-// the account's subscription on first use.
+// the account's subscription on first use. Without a [Feed] it does
+// nothing: IDLE then polls (see session.idleTicker).
 func (s *Server) watch(sess *session, account string) error {
+	if s.feed == nil {
+		return nil
+	}
 	s.feedMu.Lock()
 	defer s.feedMu.Unlock()
 	f := s.feeds[account]
 	if f == nil {
 		// The subscription lives as long as someone watches, not as long
 		// as the session that created it: it hangs off the server.
-		sub, err := s.opts.Backend.Subscribe(s.ctx, account)
+		sub, err := s.feed.Subscribe(s.ctx, account)
 		if err != nil {
 			return err
 		}

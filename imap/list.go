@@ -43,7 +43,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	if err != nil {
 		return s.storeErr("list", err)
 	}
-	subs, err := b.Subscriptions(s.ctx, s.account)
+	subs, err := s.subscriptions(mbs)
 	if err != nil {
 		return s.storeErr("list", err)
 	}

@@ -5,23 +5,91 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"time"
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/authlimit"
 	"github.com/mailyard/mailyard/store"
 )
 
-// Backend is what the server needs from the store: mailboxes, messages,
-// the change feed and account usage (QUOTA). Every store backend
-// (*sqlite.Store) satisfies it.
+// Backend is what every IMAP session needs from the store: the
+// account's mailboxes, and reading and changing their messages. It is a
+// core of three small interfaces; what only some extensions need is in
+// optional interfaces ([Quotas], [Subscriptions], [Feed]) that the
+// server finds by type assertion on the Backend, as go-imap's server does
+// with sessions, and announces only when present (RFC 9051 §6.1.1: a
+// server announces what it implements). Every store backend
+// (*sqlite.Store, *memstore.Store) satisfies Backend and all of them.
 type Backend interface {
-	store.Mailboxes
-	store.Messages
-	store.Feed
+	Mailboxes
+	MessageReader
+	MessageWriter
+}
+
+// Mailboxes is the part of a [Backend] that names mailboxes (the
+// store.Mailboxes methods of the same names): SELECT, LIST, CREATE,
+// RENAME, DELETE.
+type Mailboxes interface {
+	Mailbox(ctx context.Context, account, name string) (store.Mailbox, error)
+	ListMailboxes(ctx context.Context, account string) ([]store.Mailbox, error)
+	CreateMailbox(ctx context.Context, account, name string, use store.SpecialUse) (store.Mailbox, error)
+	RenameMailbox(ctx context.Context, account, oldName, newName string) error
+	DeleteMailbox(ctx context.Context, account, name string) error
+}
+
+// MessageReader is the part of a [Backend] that reads what a mailbox
+// holds (the store methods of the same names): STATUS, FETCH, SEARCH,
+// and the polls that report others' changes. Changes is needed by every
+// session, not only by CONDSTORE ones: a poll asks it what changed.
+type MessageReader interface {
+	Status(ctx context.Context, account, name string) (store.MailboxStatus, error)
+	ListMessages(ctx context.Context, account, mailbox string, uids store.UIDSet) ([]store.Message, error)
+	Search(ctx context.Context, account, mailbox string, c store.SearchCriteria) ([]uint32, error)
+	OpenBody(ctx context.Context, account, mailbox string, uid uint32) (io.ReadCloser, error)
+	Changes(ctx context.Context, account, mailbox string, sinceModSeq uint64) (store.ChangeSet, error)
+}
+
+// MessageWriter is the part of a [Backend] that changes messages (the
+// store.Messages methods of the same names): APPEND, STORE, EXPUNGE,
+// COPY and MOVE (MOVE is part of IMAP4rev2, RFC 9051 §6.4.8).
+type MessageWriter interface {
+	Append(ctx context.Context, account, mailbox string, r io.Reader, opts store.AppendOptions) (store.Message, error)
+	StoreFlags(ctx context.Context, account, mailbox string, req store.StoreFlagsRequest) (store.StoreFlagsResult, error)
+	Expunge(ctx context.Context, account, mailbox string, uids store.UIDSet) ([]uint32, error)
+	Copy(ctx context.Context, account, src, dst string, uids store.UIDSet) ([]store.UIDPair, error)
+	Move(ctx context.Context, account, src, dst string, uids store.UIDSet) ([]store.UIDPair, error)
+}
+
+// Quotas is an optional interface of a [Backend]: with it the server
+// announces QUOTA, QUOTA=RES-STORAGE and QUOTA=RES-MESSAGE and answers
+// GETQUOTA and GETQUOTAROOT (RFC 9208); without it those commands are
+// unknown (BAD), as in a server without the extension.
+type Quotas interface {
 	// Usage is store.Accounts.Usage: what the account holds and its
-	// limits, for GETQUOTA and GETQUOTAROOT (RFC 9208).
+	// limits.
 	Usage(ctx context.Context, id string) (store.Usage, store.Quota, error)
+}
+
+// Subscriptions is an optional interface of a [Backend] (the
+// store.Mailboxes methods of the same names): the account's subscription
+// list for SUBSCRIBE, UNSUBSCRIBE, LSUB and LIST (SUBSCRIBED). Without it
+// every existing mailbox counts as subscribed: SUBSCRIBE of an existing
+// mailbox succeeds, of another name fails with NO [NONEXISTENT] (RFC 9051
+// §6.3.7 lets the server check that the mailbox exists), and UNSUBSCRIBE
+// fails with NO [CANNOT].
+type Subscriptions interface {
+	SetSubscribed(ctx context.Context, account, name string, subscribed bool) error
+	Subscriptions(ctx context.Context, account string) ([]string, error)
+}
+
+// Feed is an optional interface of a [Backend] (store.Feed): it tells
+// the server when an account's mail changed, so that an IDLE session
+// reports others' changes at once. Without it an IDLE session polls the
+// store every Options.IdlePollInterval instead.
+type Feed interface {
+	Subscribe(ctx context.Context, account string) (store.Subscription, error)
 }
 
 // Authenticator checks IMAP logins. directory.Directory satisfies it.
@@ -42,6 +110,9 @@ const (
 	DefaultMaxSearchBytes = 8 << 20
 	DefaultMaxConnsPerIP  = 20
 	DefaultMaxConns       = 1000
+	// DefaultIdlePollInterval is how often an IDLE session polls the
+	// store when the Backend has no [Feed].
+	DefaultIdlePollInterval = 30 * time.Second
 )
 
 // Options configure a [Server]. Backend and Auth are required; every other
@@ -94,6 +165,11 @@ type Options struct {
 	// negative means no limit.
 	MaxConns int
 
+	// IdlePollInterval is how often an IDLE session polls the store
+	// when the Backend has no [Feed] (RFC 9051 §6.3.13 leaves it to the
+	// server). Default DefaultIdlePollInterval; unused with a Feed.
+	IdlePollInterval time.Duration
+
 	// Metrics, if set, receives the server's metrics (connections,
 	// authentications by result, appended messages). Several servers
 	// sharing one registry need labels that tell them apart (see
@@ -135,6 +211,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxConnsPerIP == 0 {
 		o.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if o.IdlePollInterval <= 0 {
+		o.IdlePollInterval = DefaultIdlePollInterval
 	}
 	if o.MaxConns == 0 {
 		o.MaxConns = DefaultMaxConns

@@ -16,7 +16,7 @@ var _ imapserver.SessionQuota = (*session)(nil)
 // limit, nil when none has.
 func (s *session) quota() (*imapserver.QuotaData, error) {
 	defer s.srv.begin()()
-	usage, q, err := s.srv.opts.Backend.Usage(s.ctx, s.account)
+	usage, q, err := s.srv.quotas.Usage(s.ctx, s.account)
 	if err != nil {
 		return nil, s.storeErr("quota", err)
 	}

@@ -25,6 +25,8 @@ var ErrServerClosed = errors.New("imap: server closed")
 // library adds by itself (SASL-IR, LITERAL-, STARTTLS, AUTH=PLAIN,
 // LOGINDISABLED, UNSELECT, ENABLE, IDLE, UTF8=ACCEPT, APPENDLIMIT=n).
 // Each one is implemented by the session; see the package documentation.
+// Those that need an optional Backend interface are added by New only
+// when the Backend has it (see quotaCaps).
 var capabilities = imap.CapSet{
 	imap.CapIMAP4rev1:        {},
 	imap.CapIMAP4rev2:        {},
@@ -44,16 +46,34 @@ var capabilities = imap.CapSet{
 	imap.CapCondStore:        {},
 	imap.CapQResync:          {},
 	imap.CapID:               {},
-	imap.CapQuota:            {},
-	"QUOTA=RES-STORAGE":      {},
-	"QUOTA=RES-MESSAGE":      {},
+}
+
+// quotaCaps are announced when the Backend implements [Quotas] (RFC 9208).
+var quotaCaps = []imap.Cap{imap.CapQuota, "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE"}
+
+// serverCaps returns the capabilities a server on b announces.
+func serverCaps(b Backend) imap.CapSet {
+	caps := make(imap.CapSet, len(capabilities)+len(quotaCaps))
+	for c := range capabilities {
+		caps[c] = struct{}{}
+	}
+	if _, ok := b.(Quotas); ok {
+		for _, c := range quotaCaps {
+			caps[c] = struct{}{}
+		}
+	}
+	return caps
 }
 
 // Server is one IMAP listener's server. Create it with [New]; it is safe
 // for concurrent use.
 type Server struct {
-	opts    Options
-	is      *imapserver.Server
+	opts Options
+	is   *imapserver.Server
+	// The Backend's optional interfaces, nil where it lacks one.
+	quotas  Quotas
+	subs    Subscriptions
+	feed    Feed
 	conns   *limits.ConnLimiter
 	log     *slog.Logger
 	metrics *metrics
@@ -105,10 +125,13 @@ func New(opts Options) (*Server, error) {
 		headers:  newHeaderCache(headerCacheBytes),
 		stopping: make(chan struct{}),
 	}
+	s.quotas, _ = o.Backend.(Quotas)
+	s.subs, _ = o.Backend.(Subscriptions)
+	s.feed, _ = o.Backend.(Feed)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	lopts := &imapserver.Options{
 		NewSession:   s.newSession,
-		Caps:         capabilities,
+		Caps:         serverCaps(o.Backend),
 		Logger:       s.log,
 		InsecureAuth: o.AllowInsecureAuth,
 	}

@@ -42,6 +42,9 @@ type session struct {
 	woken    bool                     // a commit since the last poll began
 	polling  bool                     // an idlePoll goroutine runs
 	again    bool                     // it must poll once more
+	// idleTick is closed to stop the idleTicker of an IDLE session on a
+	// Backend without a Feed; nil otherwise.
+	idleTick chan struct{}
 
 	view *view // the selected mailbox, nil when none is
 	// idLogged: the client's ID was logged (see ID).
@@ -259,10 +262,13 @@ func (s *session) setSubscribed(name string, on bool) error {
 	if err != nil {
 		return err
 	}
+	if s.srv.subs == nil {
+		return s.implicitSubscription(name, on)
+	}
 	if on {
 		// Subscriptions need no mailbox (RFC 3501 §6.3.6), so they are
 		// bounded on their own.
-		subs, err := s.srv.opts.Backend.Subscriptions(s.ctx, s.account)
+		subs, err := s.srv.subs.Subscriptions(s.ctx, s.account)
 		if err != nil {
 			return s.storeErr("subscribe", err)
 		}
@@ -270,7 +276,33 @@ func (s *session) setSubscribed(name string, on bool) error {
 			return noCode(imap.ResponseCodeLimit, fmt.Sprintf("At most %d subscriptions", maxSubscriptions))
 		}
 	}
-	return s.storeErr("subscribe", s.srv.opts.Backend.SetSubscribed(s.ctx, s.account, name, on))
+	return s.storeErr("subscribe", s.srv.subs.SetSubscribed(s.ctx, s.account, name, on))
+}
+
+// implicitSubscription answers SUBSCRIBE and UNSUBSCRIBE for a Backend
+// without [Subscriptions], on which every existing mailbox is
+// subscribed: SUBSCRIBE of one succeeds and changes nothing, of another
+// name it fails (RFC 9051 §6.3.7 lets the server check that the mailbox
+// exists), and UNSUBSCRIBE cannot be done.
+func (s *session) implicitSubscription(name string, on bool) error {
+	if !on {
+		return noCode(imap.ResponseCodeCannot, "Every mailbox is subscribed on this server")
+	}
+	_, err := s.srv.opts.Backend.Mailbox(s.ctx, s.account, name)
+	return s.storeErr("subscribe", err)
+}
+
+// subscriptions returns the account's subscribed names; without
+// [Subscriptions], the names of mbs (see implicitSubscription).
+func (s *session) subscriptions(mbs []store.Mailbox) ([]string, error) {
+	if s.srv.subs != nil {
+		return s.srv.subs.Subscriptions(s.ctx, s.account)
+	}
+	names := make([]string, len(mbs))
+	for i, mb := range mbs {
+		names[i] = mb.Name
+	}
+	return names, nil
 }
 
 // maxSubscriptions bounds an account's subscription list (a variable
@@ -403,6 +435,10 @@ func (s *session) IdleStart(w *imapserver.UpdateWriter) error {
 	s.idleMu.Lock()
 	defer s.idleMu.Unlock()
 	s.idleW = w
+	if s.srv.feed == nil {
+		s.idleTick = make(chan struct{})
+		go s.idleTicker(s.idleTick)
+	}
 	if s.woken || (s.view != nil && len(s.view.gone) > 0) {
 		s.startPollLocked()
 	}
@@ -415,12 +451,32 @@ func (s *session) IdleStop() error {
 	s.idleMu.Lock()
 	defer s.idleMu.Unlock()
 	s.idleW = nil
+	if s.idleTick != nil {
+		close(s.idleTick)
+		s.idleTick = nil
+	}
 	for s.polling {
 		s.idleDone.Wait()
 	}
 	err := s.idleErr
 	s.idleErr = nil
 	return err
+}
+
+// idleTicker stands in for the change feed of a Backend without a
+// [Feed]: it wakes the IDLE session every Options.IdlePollInterval until
+// stop is closed.
+func (s *session) idleTicker(stop <-chan struct{}) {
+	t := time.NewTicker(s.srv.opts.IdlePollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			s.wake()
+		}
+	}
 }
 
 // wake is called by the account's feed after every commit. Outside IDLE

@@ -37,8 +37,13 @@ type SessionQuota interface {
 	SetQuota(root string, limits []QuotaResource) error
 }
 
+// quotaSession returns the session for a QUOTA command. Without QUOTA
+// in Options.Caps the commands are unknown, as in a server without the
+// extension, even if the session type implements them.
+//
+// mailyard: added the Caps check.
 func (c *Conn) quotaSession() (SessionQuota, error) {
-	if sess, ok := c.session.(SessionQuota); ok {
+	if sess, ok := c.session.(SessionQuota); ok && c.server.options.caps().Has(imap.CapQuota) {
 		return sess, nil
 	}
 	return nil, &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Unknown command"}
