@@ -49,12 +49,18 @@ type hopOptions struct {
 
 func startHop(t testing.TB, o hopOptions) *hopServer {
 	t.Helper()
-	h := &hopServer{}
-	s := newHopSMTPServer(h, o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveHop(t, ln, o)
+}
+
+// serveHop runs a next hop on ln until the test ends.
+func serveHop(t testing.TB, ln net.Listener, o hopOptions) *hopServer {
+	t.Helper()
+	h := &hopServer{}
+	s := newHopSMTPServer(h, o)
 	h.srv, h.addr = s, ln.Addr().String()
 	_, h.port, _ = net.SplitHostPort(h.addr)
 	go s.Serve(ln)
