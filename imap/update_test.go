@@ -80,7 +80,7 @@ func TestCopyMove(t *testing.T) {
 		t.Fatalf("COPY: %q", st)
 	}
 	r.expectStatus("COPY 1 Nowhere", "NO [TRYCREATE]")
-	// MOVE: COPYUID in an untagged OK before the EXPUNGE (RFC 6851 §4.3).
+	// MOVE: COPYUID in an untagged OK before the EXPUNGE (RFC 9051 §6.4.8).
 	trash, inbox := uidValidity(t, e, "Trash"), uidValidity(t, e, store.Inbox)
 	expectUntagged(t, "MOVE", r.expectOK("MOVE 2 Trash"),
 		fmt.Sprintf("* OK [COPYUID %d 2 1] COPY completed", trash), "* 2 EXPUNGE")
