@@ -126,8 +126,8 @@ func TestQueueTemporaryFailureRetriesThenExpires(t *testing.T) {
 
 // probeAttempts queues a message with the null sender for rcpt and waits
 // until it has had n attempts (or expired), so that the scheduler has
-// dispatched everything due before them. It returns the message id.
-func probeAttempts(t testing.TB, f *queueFixture, rcpt string, n int) string {
+// dispatched everything due before them.
+func probeAttempts(t testing.TB, f *queueFixture, rcpt string, n int) {
 	t.Helper()
 	id := f.enqueue(t, "", queueBody, rcpt)
 	eventually(t, fmt.Sprintf("%d attempts of a probe", n), func() bool {
@@ -138,7 +138,6 @@ func probeAttempts(t testing.TB, f *queueFixture, rcpt string, n int) string {
 		}
 		return true // gone: expired after more attempts, or delivered
 	})
-	return id
 }
 
 // A next hop that refuses connections is retried; meanwhile List shows the
