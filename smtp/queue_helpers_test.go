@@ -188,6 +188,71 @@ func fastRetries(o *QueueOptions) {
 	o.PollInterval = 50 * time.Millisecond
 }
 
+// stepClock is a queue clock (QueueOptions.Now) that moves only when the
+// test moves it, so that which attempt falls in which window (retry,
+// delay warning, expiry) does not depend on how busy the machine is.
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newStepClock() *stepClock {
+	return &stepClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+// Now is the clock's time.
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// advanceTo moves the clock forward to t (never back).
+func (c *stepClock) advanceTo(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.After(c.now) {
+		c.now = t
+	}
+}
+
+// withClock makes the queue use clock.
+func withClock(clock *stepClock) func(*QueueOptions) {
+	return func(o *QueueOptions) { o.Now = clock.Now }
+}
+
+// step makes the next attempt of message id due on clock and waits until
+// it has been made: its recipients' attempts grew, or they are gone. It
+// reports whether any recipient of id is left.
+func (f *queueFixture) step(t testing.TB, clock *stepClock, id string) bool {
+	t.Helper()
+	state := func() (attempts int, next time.Time, left bool) {
+		for _, e := range f.list(t) {
+			if e.ID != id {
+				continue
+			}
+			attempts += e.Attempts
+			if !left || e.Next.Before(next) {
+				next = e.Next
+			}
+			left = true
+		}
+		return attempts, next, left
+	}
+	before, next, left := state()
+	if !left {
+		return false
+	}
+	clock.advanceTo(next)
+	f.q.kick()
+	eventually(t, "an attempt of "+id, func() bool {
+		n, _, left := state()
+		return !left || n > before
+	})
+	_, _, left = state()
+	return left
+}
+
 func newQueueFixture(t testing.TB, cfg routing.Config, mod func(*QueueOptions)) *queueFixture {
 	t.Helper()
 	f := &queueFixture{data: t.TempDir(), cfg: cfg}

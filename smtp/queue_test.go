@@ -3,7 +3,6 @@ package smtp
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -96,48 +95,43 @@ func TestQueuePermanentFailureBounces(t *testing.T) {
 // queue.
 func TestQueueTemporaryFailureRetriesThenExpires(t *testing.T) {
 	hop := startHop(t, hopOptions{})
-	// One worker for the hop, so that attempts run one after the other
-	// (see the probe below).
+	// The queue's clock moves one attempt at a time. One worker for the
+	// hop, so that attempts run one after the other (see the probe).
+	clock := newStepClock()
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}},
-		func(o *QueueOptions) { fastRetries(o); o.PerDestination = 1 })
-	f.enqueue(t, "alice@example.test", queueBody, "temp-user@remote.test")
-	eventually(t, "two DSNs", func() bool { return len(f.inbox(t)) == 2 })
+		func(o *QueueOptions) { fastRetries(o); withClock(clock)(o); o.PerDestination = 1 })
+	id := f.enqueue(t, "alice@example.test", queueBody, "temp-user@remote.test")
+	// Attempts at 0, 20, 60, 100, 140 ms (deferred), 180 (past
+	// DelayWarning: the "delayed" DSN), 220 ... 380, and 420 (past Expiry).
+	for f.step(t, clock, id) { // one attempt at a time until it expires
+	}
+	if n := hop.rcptAttempts(); n < 3 {
+		t.Errorf("%d attempts before expiry, want retries", n)
+	}
 	in := f.inbox(t)
+	if len(in) != 2 {
+		t.Fatalf("%d DSNs, want the delay warning and the expiry bounce", len(in))
+	}
 	if !strings.Contains(in[0], "Action: delayed") || !strings.Contains(in[0], "Status: 4.2.0") || !strings.Contains(in[0], "Will-Retry-Until:") {
 		t.Errorf("first DSN is not the delay warning:\n%s", in[0])
 	}
 	if !strings.Contains(in[1], "Action: failed") || !strings.Contains(in[1], "Diagnostic-Code: smtp; 451 4.2.0 try again later") {
 		t.Errorf("second DSN is not the expiry bounce:\n%s", in[1])
 	}
-	if n := hop.rcptAttempts(); n < 3 {
-		t.Errorf("%d attempts before expiry, want retries", n)
-	}
 	eventually(t, "queue empty", func() bool { return len(f.list(t)) == 0 && len(f.files(t)) == 0 })
 	// No attempt, and so no DSN, comes after the bounce. A probe with the
 	// null sender (no DSNs of its own) to the same hop, behind the same
-	// single worker, makes three attempts: by its third, later than
-	// RetryMax after the bounce, any retry of the bounced recipient would
-	// have been dispatched before it, and its DSN stored.
-	probeAttempts(t, f, "temp-probe@remote.test", 3)
+	// single worker, makes three attempts (a step is at least one): by
+	// its third, later on the queue's clock than RetryMax after the
+	// bounce, any retry of the bounced recipient would have been
+	// dispatched before it, and its DSN stored.
+	probe := f.enqueue(t, "", queueBody, "temp-probe@remote.test")
+	for range 3 {
+		f.step(t, clock, probe)
+	}
 	if n := len(f.inbox(t)); n != 2 {
 		t.Errorf("%d DSNs after the bounce and later attempts, want 2", n)
 	}
-}
-
-// probeAttempts queues a message with the null sender for rcpt and waits
-// until it has had n attempts (or expired), so that the scheduler has
-// dispatched everything due before them.
-func probeAttempts(t testing.TB, f *queueFixture, rcpt string, n int) {
-	t.Helper()
-	id := f.enqueue(t, "", queueBody, rcpt)
-	eventually(t, fmt.Sprintf("%d attempts of a probe", n), func() bool {
-		for _, e := range f.list(t) {
-			if e.ID == id {
-				return e.Attempts >= n
-			}
-		}
-		return true // gone: expired after more attempts, or delivered
-	})
 }
 
 // A next hop that refuses connections is retried; meanwhile List shows the
