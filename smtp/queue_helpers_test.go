@@ -188,43 +188,20 @@ func fastRetries(o *QueueOptions) {
 	o.PollInterval = 50 * time.Millisecond
 }
 
-// stepClock is a queue clock (QueueOptions.Now) that moves only when the
-// test moves it, so that which attempt falls in which window (retry,
-// delay warning, expiry) does not depend on how busy the machine is.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
+// queueClock returns a clock (see submission_test.go) for
+// QueueOptions.Now that moves only when the test moves it, so that which
+// attempt falls in which window (retry, delay warning, expiry) does not
+// depend on how busy the machine is; withClock makes the queue use it.
+func queueClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func withClock(c *clock) func(*QueueOptions) {
+	return func(o *QueueOptions) { o.Now = c.now }
 }
 
-func newStepClock() *stepClock {
-	return &stepClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-// Now is the clock's time.
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// advanceTo moves the clock forward to t (never back).
-func (c *stepClock) advanceTo(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t.After(c.now) {
-		c.now = t
-	}
-}
-
-// withClock makes the queue use clock.
-func withClock(clock *stepClock) func(*QueueOptions) {
-	return func(o *QueueOptions) { o.Now = clock.Now }
-}
-
-// step makes the next attempt of message id due on clock and waits until
+// step makes the next attempt of message id due on c and waits until
 // it has been made: its recipients' attempts grew, or they are gone. It
 // reports whether any recipient of id is left.
-func (f *queueFixture) step(t testing.TB, clock *stepClock, id string) bool {
+func (f *queueFixture) step(t testing.TB, c *clock, id string) bool {
 	t.Helper()
 	state := func() (attempts int, next time.Time, left bool) {
 		for _, e := range f.list(t) {
@@ -243,7 +220,9 @@ func (f *queueFixture) step(t testing.TB, clock *stepClock, id string) bool {
 	if !left {
 		return false
 	}
-	clock.advanceTo(next)
+	if d := next.Sub(c.now()); d > 0 {
+		c.add(d)
+	}
 	f.q.kick()
 	eventually(t, "an attempt of "+id, func() bool {
 		n, _, left := state()

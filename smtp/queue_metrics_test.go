@@ -58,7 +58,7 @@ func TestQueueMetricsDeliveryResults(t *testing.T) {
 	// The queue's clock moves one attempt at a time: the deferred
 	// recipient is retried past DelayWarning before it expires however
 	// busy the machine is.
-	clock := newStepClock()
+	clock := queueClock()
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}}, func(o *QueueOptions) {
 		fastRetries(o)
 		withClock(clock)(o)

@@ -98,7 +98,7 @@ func TestQueueTemporaryFailureRetriesThenExpires(t *testing.T) {
 	hop := startHop(t, hopOptions{})
 	// The queue's clock moves one attempt at a time. One worker for the
 	// hop, so that attempts run one after the other (see the probe).
-	clock := newStepClock()
+	clock := queueClock()
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}},
 		func(o *QueueOptions) { fastRetries(o); withClock(clock)(o); o.PerDestination = 1 })
 	id := f.enqueue(t, "alice@example.test", queueBody, "temp-user@remote.test")
