@@ -4,12 +4,14 @@ import (
 	"context"
 	"io"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mailyard/mailyard/internal/testpeer"
 	"github.com/mailyard/mailyard/routing"
 )
 
@@ -93,12 +95,9 @@ func TestQueueMetricsDeliveryResults(t *testing.T) {
 // scheduler: a recipient waiting for a retry is deferred, a held one held,
 // and an empty queue reports zeros.
 func TestQueueMetricsSizeAndAge(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close() // connections are refused: every attempt defers
+	// Connections are refused (a reserved port nothing listens on):
+	// every attempt defers.
+	port := strconv.Itoa(testpeer.ReservePort(t).Addr().Port)
 	reg := prometheus.NewRegistry()
 	route := routing.Route{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + port, TLS: routing.TLSNone}}
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *QueueOptions) {
