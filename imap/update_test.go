@@ -2,6 +2,7 @@ package imap
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -23,49 +24,38 @@ func TestUpdatesBetweenSessions(t *testing.T) {
 	b.expectOK("SELECT INBOX")
 
 	// Flag changes by another session come as FETCH FLAGS; a keyword new
-	// to the mailbox first as FLAGS.
+	// to the mailbox first as FLAGS and PERMANENTFLAGS (RFC 9051 §7.3.5:
+	// the client learns the keyword before a FETCH uses it).
 	a.expectOK("STORE 2 +FLAGS.SILENT (\\Flagged $Urgent)")
-	u := b.expectOK("NOOP")
-	mustHave(t, u, "* FLAGS (", "$Urgent")
-	mustHave(t, u, "* 2 FETCH (", `\Flagged`)
+	expectUntagged(t, "NOOP after another session's STORE", b.expectOK("NOOP"),
+		`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Urgent)`,
+		`* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Urgent \*)] Permanent flags`,
+		`* 2 FETCH (UID 2 FLAGS ($Urgent \Flagged))`)
 
 	// Expunges are held back during FETCH/STORE/SEARCH (RFC 9051 §7.5.1)
 	// and sent highest sequence number first.
 	a.expectOK("STORE 2,4 +FLAGS.SILENT (\\Deleted)")
-	u = a.expectOK("EXPUNGE")
-	if got := strings.Join(u, "|"); got != "* 4 EXPUNGE|* 2 EXPUNGE" {
-		t.Fatalf("EXPUNGE responses %q", got)
-	}
-	u = b.expectOK("FETCH 4 UID")
-	mustNotHave(t, u, "EXPUNGE")
+	expectUntagged(t, "EXPUNGE", a.expectOK("EXPUNGE"), "* 4 EXPUNGE", "* 2 EXPUNGE")
 	// Sequence number 4 stays valid (no BAD) until the EXPUNGE is sent;
 	// the expunged message's UID comes from the view (RFC 2180 §4.1,
-	// conformance_test.go).
-	mustHave(t, u, "* 4 FETCH (UID 4)")
-	u = b.expectOK("SEARCH ALL")
-	mustNotHave(t, u, "EXPUNGE")
-	u = b.expectOK("NOOP")
-	if got := strings.Join(filter(u, "EXPUNGE"), "|"); got != "* 4 EXPUNGE|* 2 EXPUNGE" {
-		t.Fatalf("deferred EXPUNGE responses %q", got)
-	}
-	u = b.expectOK("FETCH 1:* UID")
-	if len(u) != 3 || !has(u, "* 3 FETCH (UID 5)") {
-		t.Fatalf("after expunge: %q", u)
-	}
+	// conformance_test.go). The tagged OK ends the responses: the EXPUNGE
+	// is not among them.
+	expectUntagged(t, "FETCH after another session's EXPUNGE", b.expectOK("FETCH 4 UID"), "* 4 FETCH (UID 4)")
+	expectUntagged(t, "SEARCH after another session's EXPUNGE", b.expectOK("SEARCH ALL"), "* SEARCH 1 3 5")
+	expectUntagged(t, "deferred EXPUNGE", b.expectOK("NOOP"), "* 4 EXPUNGE", "* 2 EXPUNGE")
+	expectUntagged(t, "FETCH after expunge", b.expectOK("FETCH 1:* UID"),
+		"* 1 FETCH (UID 1)", "* 2 FETCH (UID 3)", "* 3 FETCH (UID 5)")
 
-	// New mail: EXISTS (and RECENT for the session that claims it).
+	// New mail: EXISTS, then RECENT (RFC 3501 §7.3.2): the session that
+	// polls first claims the new message as \Recent (§2.3.2); the other
+	// still holds the three it claimed at SELECT.
 	e.deliver(e.aliceID, "", simpleMsg)
-	u = b.expectOK("NOOP")
-	mustHave(t, u, "* 4 EXISTS")
-	u = a.expectOK("NOOP")
-	mustHave(t, u, "* 4 EXISTS")
+	expectUntagged(t, "NOOP after delivery", b.expectOK("NOOP"), "* 4 EXISTS", "* 1 RECENT")
+	expectUntagged(t, "NOOP after delivery", a.expectOK("NOOP"), "* 4 EXISTS", "* 3 RECENT")
 
 	// UID EXPUNGE only touches the given UIDs (RFC 4315 §2.1).
 	a.expectOK("STORE 1:* +FLAGS.SILENT (\\Deleted)")
-	u = a.expectOK("UID EXPUNGE 5")
-	if got := strings.Join(filter(u, "EXPUNGE"), "|"); got != "* 3 EXPUNGE" {
-		t.Fatalf("UID EXPUNGE: %q", got)
-	}
+	expectUntagged(t, "UID EXPUNGE", a.expectOK("UID EXPUNGE 5"), "* 3 EXPUNGE")
 }
 
 func filter(lines []string, part string) []string {
@@ -90,18 +80,28 @@ func TestCopyMove(t *testing.T) {
 		t.Fatalf("COPY: %q", st)
 	}
 	r.expectStatus("COPY 1 Nowhere", "NO [TRYCREATE]")
-	u := r.expectOK("MOVE 2 Trash")
-	mustHave(t, u, "* OK [COPYUID ", " 2 1]")
-	mustHave(t, u, "* 2 EXPUNGE")
-	u = r.expectOK("UID MOVE 3 Trash")
-	mustHave(t, u, "* 2 EXPUNGE")
-	// Into the selected mailbox: new UID (RFC 6851 §3; conformance_test.go).
-	u = r.expectOK("MOVE 1 INBOX")
-	mustHave(t, u, "* OK [COPYUID ", " 1 4]")
-	u = r.expectOK("STATUS Trash (MESSAGES)")
-	mustHave(t, u, "MESSAGES 2")
-	u = r.expectOK("STATUS Archive (MESSAGES)")
-	mustHave(t, u, "MESSAGES 2")
+	// MOVE: COPYUID in an untagged OK before the EXPUNGE (RFC 9051 §6.4.8).
+	trash, inbox := uidValidity(t, e, "Trash"), uidValidity(t, e, store.Inbox)
+	expectUntagged(t, "MOVE", r.expectOK("MOVE 2 Trash"),
+		fmt.Sprintf("* OK [COPYUID %d 2 1] COPY completed", trash), "* 2 EXPUNGE")
+	expectUntagged(t, "UID MOVE", r.expectOK("UID MOVE 3 Trash"),
+		fmt.Sprintf("* OK [COPYUID %d 3 2] COPY completed", trash), "* 2 EXPUNGE")
+	// Into the selected mailbox: new UID (RFC 6851 §3; conformance_test.go),
+	// the EXPUNGE before the EXISTS that counts the copy.
+	expectUntagged(t, "MOVE into the selected mailbox", r.expectOK("MOVE 1 INBOX"),
+		fmt.Sprintf("* OK [COPYUID %d 1 4] COPY completed", inbox), "* 1 EXPUNGE", "* 1 EXISTS", "* 1 RECENT")
+	expectUntagged(t, "STATUS", r.expectOK("STATUS Trash (MESSAGES)"), `* STATUS "Trash" (MESSAGES 2)`)
+	expectUntagged(t, "STATUS", r.expectOK("STATUS Archive (MESSAGES)"), `* STATUS "Archive" (MESSAGES 2)`)
+}
+
+// uidValidity returns the UIDVALIDITY of alice's mailbox name.
+func uidValidity(t testing.TB, e *env, name string) uint32 {
+	t.Helper()
+	mb, err := e.st.Mailbox(context.Background(), e.aliceID, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mb.UIDValidity
 }
 
 func TestMailboxManagementAndList(t *testing.T) {
@@ -115,30 +115,31 @@ func TestMailboxManagementAndList(t *testing.T) {
 	r.expectStatus("CREATE \"a//b\"", "NO")
 	r.expectOK("CREATE Receipts (USE (\\Archive))")
 
-	u := r.expectOK(`LIST "" "%"`)
-	mustHave(t, u, `* LIST (\HasChildren) "/" "Projects"`)
-	mustHave(t, u, `* LIST (\HasNoChildren \Sent) "/" "Sent"`)
-	mustHave(t, u, `* LIST (\HasNoChildren) "/" INBOX`)
-	mustNotHave(t, u, "2024")
-	u = r.expectOK(`LIST "" ""`)
-	mustHave(t, u, `* LIST (\Noselect) "/" ""`)
-	u = r.expectOK(`LIST "Projects/" "*"`)
-	if len(u) != 2 {
-		t.Fatalf("LIST with reference: %q", u)
+	specialUse := []string{
+		`* LIST (\HasNoChildren \Archive) "/" "Archive"`,
+		`* LIST (\HasNoChildren \Drafts) "/" "Drafts"`,
+		`* LIST (\HasNoChildren \Junk) "/" "Junk"`,
+		`* LIST (\HasNoChildren \Archive) "/" "Receipts"`,
+		`* LIST (\HasNoChildren \Sent) "/" "Sent"`,
+		`* LIST (\HasNoChildren \Trash) "/" "Trash"`,
 	}
-	u = r.expectOK(`LIST "" "inbox"`)
-	mustHave(t, u, `"/" INBOX`)
-	u = r.expectOK(`LIST (SPECIAL-USE) "" "*"`)
-	if len(u) != 6 || !has(u, `\Archive`, "Receipts") {
-		t.Fatalf("LIST (SPECIAL-USE): %q", u)
-	}
-	u = r.expectOK(`LIST "" "Projects" RETURN (STATUS (MESSAGES UIDNEXT))`)
-	mustHave(t, u, `* STATUS "Projects" (MESSAGES 0 UIDNEXT 1)`)
+	expectUntaggedSet(t, `LIST "" "%"`, r.expectOK(`LIST "" "%"`), append([]string{
+		`* LIST (\HasNoChildren) "/" INBOX`,
+		`* LIST (\HasChildren) "/" "Projects"`,
+	}, specialUse...)...)
+	expectUntagged(t, `LIST "" ""`, r.expectOK(`LIST "" ""`), `* LIST (\Noselect) "/" ""`)
+	expectUntaggedSet(t, "LIST with reference", r.expectOK(`LIST "Projects/" "*"`),
+		`* LIST (\HasNoChildren) "/" "Projects/2024"`, `* LIST (\HasNoChildren) "/" "Projects/2025"`)
+	expectUntagged(t, `LIST "" "inbox"`, r.expectOK(`LIST "" "inbox"`), `* LIST (\HasNoChildren) "/" INBOX`)
+	expectUntaggedSet(t, "LIST (SPECIAL-USE)", r.expectOK(`LIST (SPECIAL-USE) "" "*"`), specialUse...)
+	// LIST-STATUS: the STATUS after its mailbox's LIST (RFC 5819 §2).
+	expectUntagged(t, "LIST RETURN (STATUS)", r.expectOK(`LIST "" "Projects" RETURN (STATUS (MESSAGES UIDNEXT))`),
+		`* LIST (\HasChildren) "/" "Projects"`, `* STATUS "Projects" (MESSAGES 0 UIDNEXT 1)`)
 
 	// DELETE keeps children; the parent lists as \Noselect.
 	r.expectOK("DELETE Projects")
-	u = r.expectOK(`LIST "" "Projects"`)
-	mustHave(t, u, `\Noselect`, "Projects")
+	expectUntagged(t, "LIST of a deleted parent", r.expectOK(`LIST "" "Projects"`),
+		`* LIST (\Noselect \NonExistent \HasChildren) "/" "Projects"`)
 	r.expectStatus("DELETE Projects", "NO")
 	r.expectStatus("SELECT Projects", "NO")
 	r.expectStatus("DELETE INBOX", "NO")
@@ -146,29 +147,31 @@ func TestMailboxManagementAndList(t *testing.T) {
 	// LSUB: unsubscribed parents of subscribed names show as \Noselect
 	// when "%" stops at their level (RFC 3501 §6.3.9).
 	r.expectOK("SUBSCRIBE Projects/2025")
-	u = r.expectOK(`LSUB "" "%"`)
-	mustHave(t, u, `* LSUB (\Noselect) "/" "Projects"`)
-	u = r.expectOK(`LSUB "" "Projects/*"`)
-	mustHave(t, u, `"/" "Projects/2025"`)
+	subscribed := []string{ // the default mailboxes are subscribed
+		`* LSUB () "/" "Archive"`, `* LSUB () "/" "Drafts"`, `* LSUB () "/" INBOX`,
+		`* LSUB () "/" "Junk"`, `* LSUB () "/" "Sent"`, `* LSUB () "/" "Trash"`,
+	}
+	expectUntaggedSet(t, `LSUB "" "%"`, r.expectOK(`LSUB "" "%"`), append([]string{`* LSUB (\Noselect) "/" "Projects"`}, subscribed...)...)
+	expectUntagged(t, `LSUB "" "Projects/*"`, r.expectOK(`LSUB "" "Projects/*"`), `* LSUB () "/" "Projects/2025"`)
 	r.expectOK("UNSUBSCRIBE Projects/2025")
-	u = r.expectOK(`LSUB "" "*"`)
-	mustNotHave(t, u, "Projects")
-	u = r.expectOK(`LIST (SUBSCRIBED) "" "*"`)
-	mustHave(t, u, `\Subscribed`, "INBOX")
+	expectUntaggedSet(t, `LSUB "" "*"`, r.expectOK(`LSUB "" "*"`), subscribed...)
+	expectUntaggedSet(t, `LIST (SUBSCRIBED) "" "*"`, r.expectOK(`LIST (SUBSCRIBED) "" "*"`),
+		`* LIST (\HasNoChildren \Subscribed \Archive) "/" "Archive"`,
+		`* LIST (\HasNoChildren \Subscribed \Drafts) "/" "Drafts"`,
+		`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
+		`* LIST (\HasNoChildren \Subscribed \Junk) "/" "Junk"`,
+		`* LIST (\HasNoChildren \Subscribed \Sent) "/" "Sent"`,
+		`* LIST (\HasNoChildren \Subscribed \Trash) "/" "Trash"`)
 
 	// RENAME keeps children; RENAME INBOX moves its messages.
 	r.expectOK("RENAME Projects/2025 Done/2025")
-	u = r.expectOK(`LIST "" "Done/*"`)
-	mustHave(t, u, "Done/2025")
+	expectUntagged(t, `LIST "" "Done/*"`, r.expectOK(`LIST "" "Done/*"`), `* LIST (\HasNoChildren) "/" "Done/2025"`)
 	e.deliver(e.aliceID, "", simpleMsg)
 	r.expectOK("RENAME INBOX Old")
-	u = r.expectOK("STATUS Old (MESSAGES)")
-	mustHave(t, u, "MESSAGES 1")
-	u = r.expectOK("STATUS INBOX (MESSAGES)")
-	mustHave(t, u, "MESSAGES 0")
+	expectUntagged(t, "STATUS", r.expectOK("STATUS Old (MESSAGES)"), `* STATUS "Old" (MESSAGES 1)`)
+	expectUntagged(t, "STATUS", r.expectOK("STATUS INBOX (MESSAGES)"), `* STATUS INBOX (MESSAGES 0)`)
 	r.expectStatus("RENAME Old Sent", "NO [ALREADYEXISTS]")
-	u = r.expectOK("NAMESPACE")
-	mustHave(t, u, `* NAMESPACE (("" "/")) NIL NIL`)
+	expectUntagged(t, "NAMESPACE", r.expectOK("NAMESPACE"), `* NAMESPACE (("" "/")) NIL NIL`)
 }
 
 func TestInternationalMailboxNames(t *testing.T) {
@@ -184,8 +187,10 @@ func TestInternationalMailboxNames(t *testing.T) {
 		t.Fatalf("store lacks %q: %v", name, err)
 	}
 	r := loggedIn(e)
-	u := r.expectOK(`LIST "" "*"`)
-	mustHave(t, u, "&BB4EQgRHBFEEQgRL-/2024 &- &BB8EOwQwBD0ESw-")
+	u := filter(r.expectOK(`LIST "" "*"`), "&")
+	expectUntaggedSet(t, `LIST "" "*"`, u,
+		`* LIST (\HasChildren) "/" "&BB4EQgRHBFEEQgRL-"`,
+		`* LIST (\HasNoChildren) "/" "&BB4EQgRHBFEEQgRL-/2024 &- &BB8EOwQwBD0ESw-"`)
 	list, err := c.List("", "*", nil).Collect()
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +239,10 @@ func TestIdleSeesDeliveryWithinOneSecond(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // the server is now waiting in IDLE
+	// Idle returns at the continuation request, which the server sends
+	// just before it starts waiting: wait for that, so that the delivery
+	// takes the path of a wake-up during IDLE.
+	waitSessions(t, e, e.aliceID, "waiting in IDLE", func(s *session) bool { return s.idleW != nil })
 	start := time.Now()
 	e.deliver(e.aliceID, "", simpleMsg)
 	select {
@@ -290,12 +298,8 @@ func TestSelectedMailboxDeletedElsewhere(t *testing.T) {
 	r.expectOK("SELECT Tmp")
 	other := loggedIn(e)
 	other.expectOK("DELETE Tmp")
-	u := r.expectOK("NOOP")
-	mustHave(t, u, "* 1 EXPUNGE")
-	u = r.expectOK("FETCH 1:* UID")
-	if len(u) != 0 {
-		t.Fatalf("FETCH after deletion: %q", u)
-	}
+	expectUntagged(t, "NOOP after the mailbox was deleted", r.expectOK("NOOP"), "* 1 EXPUNGE")
+	expectUntagged(t, "FETCH after deletion", r.expectOK("FETCH 1:* UID"))
 }
 
 // TestOKMeansCommitted: when STORE, EXPUNGE, COPY and MOVE answer OK, the
@@ -347,9 +351,9 @@ func TestIdleReportsChangeFromBeforeIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.deliver(e.aliceID, "", simpleMsg)
-	// The store has published the change; give the fan-out a moment to
-	// leave its wake-up before IDLE starts.
-	time.Sleep(50 * time.Millisecond)
+	// The store has published the change; wait until the fan-out has
+	// left its wake-up with the session, before IDLE starts.
+	waitSessions(t, e, e.aliceID, "woken", func(s *session) bool { return s.woken })
 	idle, err := c.Idle()
 	if err != nil {
 		t.Fatal(err)
@@ -367,5 +371,35 @@ func TestIdleReportsChangeFromBeforeIdle(t *testing.T) {
 	}
 	if err := idle.Wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitSessions waits until cond, called with the session's idleMu held,
+// holds for every session of account (those watching its change feed).
+func waitSessions(t testing.TB, e *env, account, what string, cond func(*session) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e.srv.feedMu.Lock()
+		var sessions []*session
+		if f := e.srv.feeds[account]; f != nil {
+			for s := range f.sessions {
+				sessions = append(sessions, s)
+			}
+		}
+		e.srv.feedMu.Unlock()
+		ok := len(sessions) > 0
+		for _, s := range sessions {
+			s.idleMu.Lock()
+			ok = ok && cond(s)
+			s.idleMu.Unlock()
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions of %s not %s after 10s", account, what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

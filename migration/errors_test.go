@@ -1,6 +1,7 @@
 package migration
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -364,31 +366,31 @@ func TestSyncConnLimitAndBandwidth(t *testing.T) {
 	})
 	e.load(mailcorpus.Generate(mailcorpus.Options{Seed: 10, PerFolder: 2, LargeSizes: []int{400 << 10, 400 << 10},
 		Folders: []string{"INBOX", "Archive", "Проекты/2024", "Sent Items"}}))
-	// A counting proxy in front of Dovecot sees every connection.
+	// A counting proxy in front of Dovecot sees every connection. One
+	// counts as open from its accept until the proxy forwards the
+	// client's LOGOUT (or the client closes it). The client releases its
+	// host slot only after LOGOUT's response, which comes through the
+	// proxy: a connection accepted while another still counts as open
+	// overlaps it for real, however late the proxy would see its EOF.
 	var cur, peak, conns atomic.Int64
 	addr := listenLoopback(t, func(c net.Conn) {
 		conns.Add(1)
-		// The proxy learns of a close a moment after the client
-		// released its slot: give the previous connection's EOF a
-		// little time to arrive. A real second connection would
-		// overlap for the whole of a folder's copy.
-		for i := 0; i < 200 && cur.Load() > 0; i++ {
-			time.Sleep(10 * time.Millisecond)
-		}
 		n := cur.Add(1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 		}
+		var once sync.Once
+		closed := func() { once.Do(func() { cur.Add(-1) }) }
 		go func() {
 			defer c.Close()
 			d, err := net.Dial("tcp", e.dove.Addr)
 			if err != nil {
-				cur.Add(-1)
+				closed()
 				return
 			}
 			defer d.Close()
 			go func() {
-				io.Copy(d, c) // ends when the client closes
-				cur.Add(-1)
+				io.Copy(d, &logoutWatch{r: c, seen: closed}) // ends when the client closes
+				closed()
 				d.(*net.TCPConn).CloseWrite()
 			}()
 			io.Copy(c, d)
@@ -423,4 +425,24 @@ func TestSyncConnLimitAndBandwidth(t *testing.T) {
 		want[tgt] = append(want[tgt], items...)
 	}
 	e.checkTarget(t, want)
+}
+
+// logoutWatch reads a client's commands and calls seen once a LOGOUT
+// command (RFC 9051 §6.1.3) has been read, before returning its bytes: a
+// proxy that forwards them has called seen before the server can answer.
+type logoutWatch struct {
+	r    io.Reader
+	seen func()
+	tail []byte // the end of the previous read, for a command split across reads
+}
+
+func (w *logoutWatch) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	const cmd = " LOGOUT\r\n"
+	buf := append(w.tail, bytes.ToUpper(p[:n])...)
+	if bytes.Contains(buf, []byte(cmd)) {
+		w.seen()
+	}
+	w.tail = append(w.tail[:0], buf[max(0, len(buf)-len(cmd)):]...)
+	return n, err
 }

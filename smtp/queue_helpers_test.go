@@ -49,12 +49,18 @@ type hopOptions struct {
 
 func startHop(t testing.TB, o hopOptions) *hopServer {
 	t.Helper()
-	h := &hopServer{}
-	s := newHopSMTPServer(h, o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveHop(t, ln, o)
+}
+
+// serveHop runs a next hop on ln until the test ends.
+func serveHop(t testing.TB, ln net.Listener, o hopOptions) *hopServer {
+	t.Helper()
+	h := &hopServer{}
+	s := newHopSMTPServer(h, o)
 	h.srv, h.addr = s, ln.Addr().String()
 	_, h.port, _ = net.SplitHostPort(h.addr)
 	go s.Serve(ln)
@@ -180,6 +186,50 @@ func fastRetries(o *QueueOptions) {
 	o.RetryMin, o.RetryMax = 20*time.Millisecond, 40*time.Millisecond
 	o.DelayWarning, o.Expiry = 150*time.Millisecond, 400*time.Millisecond
 	o.PollInterval = 50 * time.Millisecond
+}
+
+// queueClock returns a clock (see submission_test.go) for
+// QueueOptions.Now that moves only when the test moves it, so that which
+// attempt falls in which window (retry, delay warning, expiry) does not
+// depend on how busy the machine is; withClock makes the queue use it.
+func queueClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func withClock(c *clock) func(*QueueOptions) {
+	return func(o *QueueOptions) { o.Now = c.now }
+}
+
+// step makes the next attempt of message id due on c and waits until
+// it has been made: its recipients' attempts grew, or they are gone. It
+// reports whether any recipient of id is left.
+func (f *queueFixture) step(t testing.TB, c *clock, id string) bool {
+	t.Helper()
+	state := func() (attempts int, next time.Time, left bool) {
+		for _, e := range f.list(t) {
+			if e.ID != id {
+				continue
+			}
+			attempts += e.Attempts
+			if !left || e.Next.Before(next) {
+				next = e.Next
+			}
+			left = true
+		}
+		return attempts, next, left
+	}
+	before, next, left := state()
+	if !left {
+		return false
+	}
+	if d := next.Sub(c.now()); d > 0 {
+		c.add(d)
+	}
+	f.q.kick()
+	eventually(t, "an attempt of "+id, func() bool {
+		n, _, left := state()
+		return !left || n > before
+	})
+	_, _, left = state()
+	return left
 }
 
 func newQueueFixture(t testing.TB, cfg routing.Config, mod func(*QueueOptions)) *queueFixture {

@@ -6,12 +6,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/foxcpp/go-mockdns"
 
+	"github.com/mailyard/mailyard/internal/testpeer"
 	"github.com/mailyard/mailyard/routing"
 )
 
@@ -93,37 +96,52 @@ func TestQueuePermanentFailureBounces(t *testing.T) {
 // queue.
 func TestQueueTemporaryFailureRetriesThenExpires(t *testing.T) {
 	hop := startHop(t, hopOptions{})
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}}, fastRetries)
-	f.enqueue(t, "alice@example.test", queueBody, "temp-user@remote.test")
-	eventually(t, "two DSNs", func() bool { return len(f.inbox(t)) == 2 })
+	// The queue's clock moves one attempt at a time. One worker for the
+	// hop, so that attempts run one after the other (see the probe).
+	clock := queueClock()
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}},
+		func(o *QueueOptions) { fastRetries(o); withClock(clock)(o); o.PerDestination = 1 })
+	id := f.enqueue(t, "alice@example.test", queueBody, "temp-user@remote.test")
+	// Attempts at 0, 20, 60, 100, 140 ms (deferred), 180 (past
+	// DelayWarning: the "delayed" DSN), 220 ... 380, and 420 (past Expiry).
+	for f.step(t, clock, id) { // one attempt at a time until it expires
+	}
+	if n := hop.rcptAttempts(); n < 3 {
+		t.Errorf("%d attempts before expiry, want retries", n)
+	}
 	in := f.inbox(t)
+	if len(in) != 2 {
+		t.Fatalf("%d DSNs, want the delay warning and the expiry bounce", len(in))
+	}
 	if !strings.Contains(in[0], "Action: delayed") || !strings.Contains(in[0], "Status: 4.2.0") || !strings.Contains(in[0], "Will-Retry-Until:") {
 		t.Errorf("first DSN is not the delay warning:\n%s", in[0])
 	}
 	if !strings.Contains(in[1], "Action: failed") || !strings.Contains(in[1], "Diagnostic-Code: smtp; 451 4.2.0 try again later") {
 		t.Errorf("second DSN is not the expiry bounce:\n%s", in[1])
 	}
-	if n := hop.rcptAttempts(); n < 3 {
-		t.Errorf("%d attempts before expiry, want retries", n)
-	}
 	eventually(t, "queue empty", func() bool { return len(f.list(t)) == 0 && len(f.files(t)) == 0 })
-	time.Sleep(100 * time.Millisecond)
-	if len(f.inbox(t)) != 2 {
-		t.Error("more DSNs after the bounce")
+	// No attempt, and so no DSN, comes after the bounce. A probe with the
+	// null sender (no DSNs of its own) to the same hop, behind the same
+	// single worker, makes three attempts (a step is at least one): by
+	// its third, later on the queue's clock than RetryMax after the
+	// bounce, any retry of the bounced recipient would have been
+	// dispatched before it, and its DSN stored.
+	probe := f.enqueue(t, "", queueBody, "temp-probe@remote.test")
+	for range 3 {
+		f.step(t, clock, probe)
+	}
+	if n := len(f.inbox(t)); n != 2 {
+		t.Errorf("%d DSNs after the bounce and later attempts, want 2", n)
 	}
 }
 
 // A next hop that refuses connections is retried; meanwhile List shows the
 // error and the attempts, and the message arrives once the hop is up.
 func TestQueueConnectionRefusedRetried(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
-	_, port, _ := net.SplitHostPort(addr)
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + port}}}},
+	// The port is held, not listening, until the hop comes up: nothing
+	// else can take it meanwhile.
+	port := testpeer.ReservePort(t)
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + strconv.Itoa(port.Addr().Port)}}}},
 		func(o *QueueOptions) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
 	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
 	eventually(t, "two failed attempts", func() bool {
@@ -133,31 +151,8 @@ func TestQueueConnectionRefusedRetried(t *testing.T) {
 	if len(f.inbox(t)) != 0 {
 		t.Fatal("DSN before expiry with delay warnings off")
 	}
-	hop := startHopAt(t, addr)
+	hop := serveHop(t, port.Listen(), hopOptions{})
 	eventually(t, "delivery after the hop came up", func() bool { return len(hop.received()) == 1 })
-}
-
-// startHopAt starts a next hop on a given address.
-func startHopAt(t testing.TB, addr string) *hopServer {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 {
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Skipf("port %s taken meanwhile: %v", addr, err)
-	}
-	h := &hopServer{addr: addr}
-	_, h.port, _ = net.SplitHostPort(addr)
-	s := newHopSMTPServer(h, hopOptions{})
-	h.srv = s
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
-	return h
 }
 
 // With tls = "required", a hop that does not offer STARTTLS gets nothing;
@@ -178,9 +173,28 @@ func TestQueueRequiredTLSNotOffered(t *testing.T) {
 	if m := hop.received()[0]; m.tls || m.to[0] != "bob@remote.test" {
 		t.Fatalf("next hop got %+v", m)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if len(hop.received()) != 1 {
-		t.Fatal("the tls=required message went out in plain text")
+	// The tls=required message is refused again on an attempt that ends
+	// after the plain delivery: had it gone out in plain text, it would
+	// have by then (and its record would be gone).
+	// The delivered recipient's record goes after the hop's 250.
+	var l []QueueEntry
+	eventually(t, "the delivered recipient's record removed", func() bool {
+		l = f.list(t)
+		return !slices.ContainsFunc(l, func(e QueueEntry) bool { return e.Recipient == "bob@remote.test" })
+	})
+	if len(l) != 1 || l[0].Recipient != "bob@secure.test" {
+		t.Fatalf("queue after the plain delivery: %+v", l)
+	}
+	seen := l[0].Attempts
+	eventually(t, "a later attempt", func() bool {
+		l := f.list(t)
+		return len(l) == 0 || l[0].Attempts > seen
+	})
+	if got := hop.received(); len(got) != 1 {
+		t.Fatalf("the tls=required message went out in plain text: %+v", got)
+	}
+	if l := f.list(t); len(l) != 1 || !strings.Contains(l[0].LastError, "TLS is required") {
+		t.Fatalf("queue after a later attempt: %+v", l)
 	}
 }
 
@@ -223,14 +237,8 @@ func TestQueueNoDSNForNullSender(t *testing.T) {
 // down is delivered by the next process, and a body file without records
 // (a crash before commit) is removed at start.
 func TestQueueRecoversAfterRestart(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + port, TLS: routing.TLSNone}}}},
+	port := testpeer.ReservePort(t) // refuses until the hop listens
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + strconv.Itoa(port.Addr().Port), TLS: routing.TLSNone}}}},
 		func(o *QueueOptions) { o.RetryMin = time.Hour })
 	id := f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test", "carol@remote.test")
 	eventually(t, "first attempt", func() bool { l := f.list(t); return len(l) == 2 && l[0].Attempts == 1 })
@@ -238,7 +246,7 @@ func TestQueueRecoversAfterRestart(t *testing.T) {
 	if err := os.WriteFile(orphan, []byte("never acknowledged"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	hop := startHopAt(t, addr)
+	hop := serveHop(t, port.Listen(), hopOptions{})
 	f.opts.RetryMin = 0 // back to the default, but the message is due now:
 	f.restart(t)
 	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
@@ -258,8 +266,10 @@ func TestQueueRecoversAfterRestart(t *testing.T) {
 // it without a DSN; unknown ids are ErrNoSuchMessage.
 func TestQueueAdminOperations(t *testing.T) {
 	hop := startHop(t, hopOptions{})
+	// One worker for the hop: the messages go out in queue order (see
+	// the held message below).
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}},
-		func(o *QueueOptions) { o.RetryMin = time.Hour })
+		func(o *QueueOptions) { o.RetryMin = time.Hour; o.PerDestination = 1 })
 	ctx := context.Background()
 	f.q.Close() // admin operations work without a running queue
 	f.startQueueStopped(t)
@@ -286,14 +296,21 @@ func TestQueueAdminOperations(t *testing.T) {
 	// Another process (a running queue on the same store) sees the hold.
 	f.q.Close()
 	f.startQueue(t)
-	time.Sleep(150 * time.Millisecond)
-	if len(hop.received()) != 0 {
-		t.Fatal("held message delivered")
+	// A message queued after the held one goes to the same hop through
+	// the same single worker: the held one, were it due, would have gone
+	// first.
+	f.enqueue(t, "alice@example.test", queueBody, "dan@remote.test")
+	eventually(t, "delivery of a later message", func() bool { return len(hop.received()) >= 1 })
+	if got := hop.received(); len(got) != 1 || got[0].to[0] != "dan@remote.test" {
+		t.Fatalf("held message delivered: next hop got %+v", got)
 	}
 	if err := f.q.Release(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "delivery after release", func() bool { return len(hop.received()) == 1 })
+	eventually(t, "delivery after release", func() bool { return len(hop.received()) == 2 })
+	if m := hop.received()[1]; m.to[0] != "bob@remote.test" {
+		t.Fatalf("next hop got %+v after release", m)
+	}
 	if len(f.inbox(t)) != 0 {
 		t.Error("Delete sent a DSN")
 	}
