@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -385,179 +386,269 @@ func (s *session) Data(r io.Reader) error {
 	r, done := takeOverData(r, s.srv.opts.MaxMessageBytes)
 	defer done()
 
-	sessLog, user, tx := s.state()
-	id := rand.Text()[:16]
-	log := sessLog.With("msg_id", id)
-	src := &sourceReader{r: r}
-	norm := newLineNormalizer(src)
-	var body io.Reader = norm
-	var header []byte
-	var fromDomain string // submission: the From domain, for DKIM signing
-	if s.submission() {
-		br := bufio.NewReaderSize(norm, 4096)
-		var err error
-		header, err = readHeaderBlock(br, s.srv.opts.MaxHeaderBytes)
-		if err != nil {
-			if src.err != nil {
-				return s.readFailed(log, src.err)
-			}
-			s.srv.metrics.rejected.WithLabelValues(reasonHeader).Inc()
-			log.Info("message refused", "rule", "header-too-large", "limit", s.srv.opts.MaxHeaderBytes)
-			return reply(552, "5.3.4", "message header block exceeds %d bytes", s.srv.opts.MaxHeaderBytes)
-		}
-		var rep *gosmtp.SMTPError
-		if fromDomain, rep = checkHeaderSenders(header, tx.may); rep != nil {
-			reason := reasonHeader
-			if rep.EnhancedCode == (gosmtp.EnhancedCode{5, 7, 1}) {
-				reason = reasonSender
-			}
-			s.srv.metrics.rejected.WithLabelValues(reason).Inc()
-			log.Info("message refused", "rule", "header-senders", "reply", rep.Message)
-			return rep
-		}
-		body = br
+	m := s.newIncoming(r)
+	content, fromDomain, err := s.checkSubmissionHeader(m)
+	if err != nil {
+		return err
 	}
-
-	now := s.srv.opts.Now()
-	t := traceInfo{
-		From: tx.from, Helo: s.conn.Hostname(), IP: s.tc.ip, Hostname: s.srv.opts.Hostname,
-		TLS: s.tls, Auth: user != nil, UTF8: tx.utf8, ID: id, Date: now,
-	}
-	if len(tx.rcpts) == 1 {
-		t.Recipient = tx.rcpts[0]
-	}
-	targets := tx.targets
-	content := io.MultiReader(bytes.NewReader(header), body)
-	var prefix string
-	var quarantine *milterVerdict
-	if s.needsSpool() || tx.milters != nil {
+	m.now = s.srv.opts.Now()
+	t := s.trace(m)
+	sc := screened{content: content, targets: m.tx.targets}
+	if s.needsSpool() || m.tx.milters != nil {
 		// Whole-message checks (milters, DKIM, DMARC, signing) must see
 		// all of it before the first byte reaches the store.
 		sp := newSpool(s.srv.opts.SpoolDir, 0)
 		defer sp.Close()
-		if _, err := sp.ReadFrom(content); err != nil {
-			if src.err != nil {
-				return s.readFailed(log, src.err)
-			}
-			return writeFailed(log, "spooling", err)
-		}
-		source := sp.Reader
-		if tx.milters != nil {
-			v, src, err := s.runMilters(log, id, sp, tx.milters)
-			switch {
-			case err != nil:
-				return err
-			case v.kind == verdictDiscard:
-				// Answered as accepted, as the milter asked
-				// (SMFIR_DISCARD), and dropped.
-				s.srv.metrics.rejected.WithLabelValues(reasonDiscarded).Inc()
-				log.Info("message discarded", "milter", v.milter, "from", tx.from, "rcpts", len(tx.rcpts), "bytes", sp.Size())
-				return reply(250, "2.0.0", "message accepted, id %s", id)
-			case v.kind == verdictQuarantine:
-				quarantine = &v
-			}
-			source = src
-		}
-		out, ok, err := s.checkMessage(log, sp.Reader, source, fromDomain, tx)
-		switch {
-		case err != nil:
-			s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
-			log.Error("message authentication failed", "err", err)
-			return errTemporary
-		case out.refuse != nil:
-			s.srv.metrics.rejected.WithLabelValues(reasonPolicy).Inc()
-			return out.refuse
-		case ok:
-			prefix, content = out.prefix, out.content
-			if out.junk {
-				targets = toJunk(targets)
-			}
-		default:
-			if content, err = source(); err != nil {
-				log.Error("spool reread failed", "err", err)
-				return errTemporary
-			}
+		if err := s.screen(m, sp, fromDomain, &sc); err != nil {
+			return err
 		}
 	}
 	// The end of the client's data is not enough to show the Deliverer
 	// read everything: with a spool, the client's data has all been read
 	// before delivery starts. What counts is the end of what it was given.
-	msg := &sourceReader{r: io.MultiReader(bytes.NewReader(traceHeaders(t)), strings.NewReader(prefix), content)}
-	if quarantine != nil {
-		return s.hold(log, id, msg, src, tx, targets, now, *quarantine)
+	msg := &sourceReader{r: io.MultiReader(bytes.NewReader(traceHeaders(t)), strings.NewReader(sc.prefix), sc.content)}
+	if sc.quarantine != nil {
+		return s.hold(m.log, m.id, msg, m.src, m.tx, sc.targets, m.now, *sc.quarantine)
 	}
-	var out *queuedBody // the copy for remote targets, durable before the 250
+	out, queued, err := s.queueRelayCopy(m, msg)
+	if err != nil {
+		return err
+	}
 	var toStore io.Reader = msg
-	if len(tx.relays) > 0 {
-		var err error
-		out, err = s.srv.opts.Queue.spool(msg)
-		if src.err != nil {
-			if out != nil {
-				out.Abort()
-			}
-			return s.readFailed(log, src.err)
-		}
-		if err != nil {
-			s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
-			return writeFailed(log, "queueing", err)
-		}
+	if out != nil {
 		defer out.Abort()
-		f, err := out.Open()
+		defer queued.Close()
+		toStore = queued
+	}
+	delivered, err := s.deliverLocal(m, sc.targets, msg, toStore)
+	if err != nil {
+		return err
+	}
+	if err := s.commitRelayCopy(m, out); err != nil {
+		return err
+	}
+	return s.accept(m, delivered)
+}
+
+// incoming is the message of one Data call: the snapshot of the session
+// taken when it started, and the readers over the client's data.
+type incoming struct {
+	id   string
+	log  *slog.Logger
+	user *directory.User
+	tx   transaction
+	src  *sourceReader   // the client's data, as read
+	norm *lineNormalizer // src with line endings normalised
+	now  time.Time       // the message's arrival, set once its header is read
+}
+
+func (s *session) newIncoming(r io.Reader) *incoming {
+	sessLog, user, tx := s.state()
+	id := rand.Text()[:16]
+	src := &sourceReader{r: r}
+	return &incoming{
+		id: id, log: sessLog.With("msg_id", id), user: user, tx: tx,
+		src: src, norm: newLineNormalizer(src),
+	}
+}
+
+// checkSubmissionHeader reads the header block on submission and checks
+// its senders against what the user may send as; it returns the message
+// content (the header read, then the rest) and the From domain for DKIM
+// signing. On the MX the content is the normalised data as is.
+func (s *session) checkSubmissionHeader(m *incoming) (content io.Reader, fromDomain string, err error) {
+	var body io.Reader = m.norm
+	var header []byte
+	if s.submission() {
+		br := bufio.NewReaderSize(m.norm, 4096)
+		header, err = readHeaderBlock(br, s.srv.opts.MaxHeaderBytes)
 		if err != nil {
-			log.Error("queue reread failed", "err", err)
+			if m.src.err != nil {
+				return nil, "", s.readFailed(m.log, m.src.err)
+			}
+			s.srv.metrics.rejected.WithLabelValues(reasonHeader).Inc()
+			m.log.Info("message refused", "rule", "header-too-large", "limit", s.srv.opts.MaxHeaderBytes)
+			return nil, "", reply(552, "5.3.4", "message header block exceeds %d bytes", s.srv.opts.MaxHeaderBytes)
+		}
+		var rep *gosmtp.SMTPError
+		if fromDomain, rep = checkHeaderSenders(header, m.tx.may); rep != nil {
+			reason := reasonHeader
+			if rep.EnhancedCode == (gosmtp.EnhancedCode{5, 7, 1}) {
+				reason = reasonSender
+			}
+			s.srv.metrics.rejected.WithLabelValues(reason).Inc()
+			m.log.Info("message refused", "rule", "header-senders", "reply", rep.Message)
+			return nil, "", rep
+		}
+		body = br
+	}
+	return io.MultiReader(bytes.NewReader(header), body), fromDomain, nil
+}
+
+// trace is what our trace fields record of the message.
+func (s *session) trace(m *incoming) traceInfo {
+	t := traceInfo{
+		From: m.tx.from, Helo: s.conn.Hostname(), IP: s.tc.ip, Hostname: s.srv.opts.Hostname,
+		TLS: s.tls, Auth: m.user != nil, UTF8: m.tx.utf8, ID: m.id, Date: m.now,
+	}
+	if len(m.tx.rcpts) == 1 {
+		t.Recipient = m.tx.rcpts[0]
+	}
+	return t
+}
+
+// screened is the message as the whole-message checks left it.
+type screened struct {
+	prefix     string    // fields to put below our trace fields
+	content    io.Reader // the message after the prefix
+	targets    []store.Recipient
+	quarantine *milterVerdict // set when a milter asked for quarantine
+}
+
+// screen spools the message and runs the whole-message checks over it:
+// the milters, then message authentication or signing. It updates sc, or
+// returns the reply that ends the transaction (a milter's discard is a
+// 250).
+func (s *session) screen(m *incoming, sp *spool, fromDomain string, sc *screened) error {
+	if _, err := sp.ReadFrom(sc.content); err != nil {
+		if m.src.err != nil {
+			return s.readFailed(m.log, m.src.err)
+		}
+		return writeFailed(m.log, "spooling", err)
+	}
+	source := sp.Reader
+	if m.tx.milters != nil {
+		v, src, err := s.runMilters(m.log, m.id, sp, m.tx.milters)
+		switch {
+		case err != nil:
+			return err
+		case v.kind == verdictDiscard:
+			// Answered as accepted, as the milter asked
+			// (SMFIR_DISCARD), and dropped.
+			s.srv.metrics.rejected.WithLabelValues(reasonDiscarded).Inc()
+			m.log.Info("message discarded", "milter", v.milter, "from", m.tx.from, "rcpts", len(m.tx.rcpts), "bytes", sp.Size())
+			return reply(250, "2.0.0", "message accepted, id %s", m.id)
+		case v.kind == verdictQuarantine:
+			sc.quarantine = &v
+		}
+		source = src
+	}
+	out, ok, err := s.checkMessage(m.log, sp.Reader, source, fromDomain, m.tx)
+	switch {
+	case err != nil:
+		s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
+		m.log.Error("message authentication failed", "err", err)
+		return errTemporary
+	case out.refuse != nil:
+		s.srv.metrics.rejected.WithLabelValues(reasonPolicy).Inc()
+		return out.refuse
+	case ok:
+		sc.prefix, sc.content = out.prefix, out.content
+		if out.junk {
+			sc.targets = toJunk(sc.targets)
+		}
+	default:
+		if sc.content, err = source(); err != nil {
+			m.log.Error("spool reread failed", "err", err)
 			return errTemporary
 		}
-		defer f.Close()
-		toStore = f
 	}
+	return nil
+}
+
+// queueRelayCopy writes the copy for remote targets to the outbound queue
+// and opens it for the local delivery to read, so that the message is read
+// from the client once. It returns nil, nil without remote targets. The
+// copy is durable before the 250; the caller aborts it (a no-op once
+// committed) and closes the reader.
+func (s *session) queueRelayCopy(m *incoming, msg *sourceReader) (*queuedBody, *os.File, error) {
+	if len(m.tx.relays) == 0 {
+		return nil, nil, nil
+	}
+	out, err := s.srv.opts.Queue.spool(msg)
+	if m.src.err != nil {
+		if out != nil {
+			out.Abort()
+		}
+		return nil, nil, s.readFailed(m.log, m.src.err)
+	}
+	if err != nil {
+		s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
+		return nil, nil, writeFailed(m.log, "queueing", err)
+	}
+	f, err := out.Open()
+	if err != nil {
+		m.log.Error("queue reread failed", "err", err)
+		out.Abort()
+		return nil, nil, errTemporary
+	}
+	return out, f, nil
+}
+
+// deliverLocal hands the message to the Deliverer for the local targets
+// and maps what went wrong, on either side, to a reply.
+func (s *session) deliverLocal(m *incoming, targets []store.Recipient, msg *sourceReader, toStore io.Reader) ([]store.Delivered, error) {
 	var delivered []store.Delivered
 	var err error
 	if len(targets) > 0 {
-		delivered, err = s.srv.opts.Deliverer.Deliver(s.ctx, store.Delivery{Recipients: targets, InternalDate: now}, toStore)
+		delivered, err = s.srv.opts.Deliverer.Deliver(s.ctx, store.Delivery{Recipients: targets, InternalDate: m.now}, toStore)
 	}
-	if src.err != nil {
+	if m.src.err != nil {
 		// The client's data failed (too large, line too long,
 		// connection lost): whatever the store said, this is the
 		// reason. The store saw the error too and kept nothing.
-		return s.readFailed(log, src.err)
+		return nil, s.readFailed(m.log, m.src.err)
 	}
 	var qe *store.QuotaError
 	switch {
 	case errors.As(err, &qe):
 		s.srv.metrics.rejected.WithLabelValues(reasonQuota).Inc()
-		log.Info("message refused", "rule", "quota", "accounts", qe.Accounts, "resource", qe.Resource)
-		return errQuota
+		m.log.Info("message refused", "rule", "quota", "accounts", qe.Accounts, "resource", qe.Resource)
+		return nil, errQuota
 	case err != nil:
 		s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
-		return writeFailed(log, "delivery", err)
+		return nil, writeFailed(m.log, "delivery", err)
 	case !msg.eof:
 		// A Deliverer that returns before the end of the body stored
 		// a truncated message; a retry (possible duplicate) is better
 		// than acknowledging that.
 		s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
-		log.Error("deliverer returned before the end of the message")
-		return errTemporary
+		m.log.Error("deliverer returned before the end of the message")
+		return nil, errTemporary
 	}
-	if out != nil {
-		// Local copies are durable; a failure here answers 451 and the
-		// client's retry may deliver them twice (at least once).
-		if err := out.Commit(s.ctx, tx.from, tx.utf8, tx.relays); err != nil {
-			s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
-			return writeFailed(log, "queueing", err)
-		}
-		log.Info("message queued", "queue_id", out.id, "relay_rcpts", len(tx.relays))
+	return delivered, nil
+}
+
+// commitRelayCopy commits the queued copy for remote targets, if any, once
+// the local copies are durable.
+func (s *session) commitRelayCopy(m *incoming, out *queuedBody) error {
+	if out == nil {
+		return nil
 	}
+	// Local copies are durable; a failure here answers 451 and the
+	// client's retry may deliver them twice (at least once).
+	if err := out.Commit(s.ctx, m.tx.from, m.tx.utf8, m.tx.relays); err != nil {
+		s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
+		return writeFailed(m.log, "queueing", err)
+	}
+	m.log.Info("message queued", "queue_id", out.id, "relay_rcpts", len(m.tx.relays))
+	return nil
+}
+
+// accept counts and logs a message that is durable everywhere it goes, and
+// returns the 250 reply.
+func (s *session) accept(m *incoming, delivered []store.Delivered) error {
 	s.srv.metrics.accepted.Inc()
-	s.srv.metrics.bytes.Add(float64(src.n))
+	s.srv.metrics.bytes.Add(float64(m.src.n))
 	accounts := make([]string, len(delivered))
 	for i, d := range delivered {
 		accounts[i] = d.Account
 	}
-	log.Info("message accepted", "from", tx.from, "rcpts", len(tx.rcpts), "accounts", accounts,
-		"bytes", src.n, "normalised_line_endings", norm.fixed)
+	m.log.Info("message accepted", "from", m.tx.from, "rcpts", len(m.tx.rcpts), "accounts", accounts,
+		"bytes", m.src.n, "normalised_line_endings", m.norm.fixed)
 	// go-smtp writes an *SMTPError's code as is, so a 2xx "error" is the
 	// way to put the message id into the reply.
-	return reply(250, "2.0.0", "message accepted, id %s", id)
+	return reply(250, "2.0.0", "message accepted, id %s", m.id)
 }
 
 // runMilters sends the spooled message to the milters (step 4 of the data

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/authlimit"
 	"github.com/mailyard/mailyard/dkim"
 	"github.com/mailyard/mailyard/dkim/dkimstore"
 	"github.com/mailyard/mailyard/imap"
@@ -40,9 +41,57 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer st.Close()
+	dir, auth, ldapSources, err := openDirectory(ctx, cfg, st, logger)
+	if err != nil {
+		return err
+	}
+	rules, err := cfg.Routing.routingRules() // validated with the config
+	if err != nil {
+		return err
+	}
+	table := routing.NewTable(dir, routing.TableOptions{Logger: logger, Rules: rules})
+	keys := newDKIMKeys(st, cfg, logger)
+	reg := newRegistry()
+	queue, err := startQueue(ctx, cfg, st, table, logger, reg)
+	if err != nil {
+		return err
+	}
+	if queue != nil {
+		defer queue.Close()
+	}
+	smtpOpts, err := smtpOptions(ctx, cfg, st, table, queue, keys, logger)
+	if err != nil {
+		return err
+	}
+	tlsConfig, err := loadTLS(cfg, logger)
+	if err != nil {
+		return err
+	}
+	ls, err := listen(cfg, logger, shared{
+		st: st, auth: auth, authLimiter: newAuthLimiter(cfg.Limits, reg),
+		tlsConfig: tlsConfig, reg: reg, smtp: smtpOpts,
+	})
+	if err != nil {
+		return err
+	}
+	runErr := ls.run(ctx, cfg, logger, keys, ldapSources)
+	if queue != nil {
+		queue.Close()
+	}
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	logger.Info("shutdown complete")
+	return runErr
+}
+
+// openDirectory opens the directory over the store, finishes what a crash
+// interrupted, and returns it with the authenticator and the LDAP sources
+// its users are synced from.
+func openDirectory(ctx context.Context, cfg Config, st *sqlite.Store, logger *slog.Logger) (*directory.Builtin, *directory.SourcedAuth, []ldapSource, error) {
 	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st, Logger: logger})
 	if err := dir.EnsureGAL(ctx); err != nil {
-		return fmt.Errorf("directory: %w", err)
+		return nil, nil, nil, fmt.Errorf("directory: %w", err)
 	}
 	// A user or resource deletion that a crash interrupted left a store
 	// account no directory entry reaches; finish it before serving.
@@ -51,47 +100,59 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		logger.Info("completed an interrupted deletion", "kind", p.Kind, "address", p.Address, "account", p.Account)
 	}
 	if err != nil {
-		return fmt.Errorf("directory: %w", err)
+		return nil, nil, nil, fmt.Errorf("directory: %w", err)
 	}
 	// Users synced from [[directory.ldap]] bind there; others use the
 	// local password hash.
 	ldapSources, err := newLDAPSources(cfg, dir, st, logger)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	auth := newAuthenticator(dir, ldapSources)
-	rules, err := cfg.Routing.routingRules() // validated with the config
-	if err != nil {
-		return err
-	}
-	table := routing.NewTable(dir, routing.TableOptions{Logger: logger, Rules: rules})
-	keys := newDKIMKeys(st, cfg, logger)
+	return dir, newAuthenticator(dir, ldapSources), ldapSources, nil
+}
+
+// newRegistry returns the Prometheus registry /metrics serves, with the Go
+// runtime and process collectors.
+func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	var queue *smtp.Queue
-	if cfg.Queue.Enabled {
-		if queue, err = newQueue(cfg, st, table, logger, promMetrics{reg}); err != nil {
-			return err
-		}
-		// Recovery (records read, orphan files removed) before any
-		// listener can enqueue.
-		if err := queue.Start(ctx); err != nil {
-			return fmt.Errorf("queue: %w", err)
-		}
-		defer queue.Close()
+	return reg
+}
+
+// startQueue opens the outbound queue when it is enabled (nil when not)
+// and recovers it: records read, orphan files removed, before any listener
+// can enqueue.
+func startQueue(ctx context.Context, cfg Config, st *sqlite.Store, router smtp.Router, logger *slog.Logger, reg prometheus.Registerer) (*smtp.Queue, error) {
+	if !cfg.Queue.Enabled {
+		return nil, nil
 	}
+	queue, err := newQueue(cfg, st, router, logger, promMetrics{reg})
+	if err != nil {
+		return nil, err
+	}
+	if err := queue.Start(ctx); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return queue, nil
+}
+
+// smtpOptions returns the options every SMTP listener shares, but for TLS
+// and authentication (see [listeners.listenSMTP]). It reclaims the
+// quarantine and prepares the spool, both due before any listener accepts
+// mail.
+func smtpOptions(ctx context.Context, cfg Config, st *sqlite.Store, router smtp.Router, queue *smtp.Queue, keys *dkim.Keys, logger *slog.Logger) (smtp.Options, error) {
 	quarantine, err := newQuarantine(cfg, st, queue, logger)
 	if err != nil {
-		return err
+		return smtp.Options{}, err
 	}
 	// Files of messages that were never acknowledged (a crash before
 	// their record was committed) go before any listener accepts mail.
 	if err := quarantine.Reclaim(ctx); err != nil {
-		return err
+		return smtp.Options{}, err
 	}
 	spoolDir, err := prepareSpool(cfg.DataDir)
 	if err != nil {
-		return err
+		return smtp.Options{}, err
 	}
 	var resolver dkim.Resolver
 	if cfg.AuthChecks.Enabled {
@@ -103,25 +164,80 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if cfg.DKIM.Sign {
 		signer = keys
 	}
+	return smtp.Options{
+		Hostname:        cfg.Hostname,
+		Router:          router,
+		Deliverer:       st,
+		MaxMessageBytes: cfg.Limits.MaxMessageBytes,
+		MaxRecipients:   cfg.Limits.MaxRecipients,
+		MaxConnsPerIP:   cfg.Limits.MaxConnsPerIP,
+		MaxConns:        cfg.Limits.MaxConns,
+		ReadTimeout:     cfg.Limits.ReadTimeout.Duration,
+		WriteTimeout:    cfg.Limits.WriteTimeout.Duration,
+		VerifyResolver:  resolver,
+		DMARC:           dkim.ActionPolicy{OnReject: onReject, OnQuarantine: onQuarantine},
+		DKIMKeys:        signer,
+		SpoolDir:        spoolDir,
+		Queue:           queue,
+		Quarantine:      quarantine,
+	}, nil
+}
 
-	tlsConfig, err := loadTLS(cfg, logger)
-	if err != nil {
-		return err
+// shared is what every listener is built on.
+type shared struct {
+	st          *sqlite.Store
+	auth        *directory.SourcedAuth
+	authLimiter *authlimit.Limiter
+	tlsConfig   *tls.Config
+	reg         *prometheus.Registry
+	smtp        smtp.Options // the SMTP listeners' options, from smtpOptions
+}
+
+// listeners are the servers serve runs, each with its listening socket.
+type listeners struct {
+	smtp    []*smtp.Server
+	smtpLns []net.Listener
+	imap    []*imap.Server
+	imapLns []net.Listener
+	http    *http.Server // nil without an HTTP listener
+	httpLn  net.Listener
+}
+
+// listen opens every configured listener: SMTP, IMAP, then HTTP. On an
+// error it closes the SMTP and IMAP listeners it opened.
+func listen(cfg Config, logger *slog.Logger, sh shared) (*listeners, error) {
+	ls := &listeners{}
+	err := ls.listenSMTP(cfg, logger, sh)
+	if err == nil {
+		err = ls.listenIMAP(cfg, logger, sh)
 	}
+	if err == nil {
+		err = ls.listenHTTP(cfg, logger, sh)
+	}
+	if err != nil {
+		ls.closeAll()
+		return nil, err
+	}
+	return ls, nil
+}
 
-	authLimiter := newAuthLimiter(cfg.Limits, reg)
+// closeAll closes the SMTP and IMAP sockets, for a start that failed.
+func (ls *listeners) closeAll() {
+	for _, l := range ls.smtpLns {
+		l.Close()
+	}
+	for _, l := range ls.imapLns {
+		l.Close()
+	}
+}
 
+// listenSMTP opens the MX, submission and submissions listeners that are
+// configured.
+func (ls *listeners) listenSMTP(cfg Config, logger *slog.Logger, sh shared) error {
 	type listener struct {
 		name string
 		addr string
 		mode smtp.Mode
-	}
-	var servers []*smtp.Server
-	var listeners []net.Listener
-	closeAll := func() {
-		for _, l := range listeners {
-			l.Close()
-		}
 	}
 	for _, l := range []listener{
 		{"smtp", cfg.SMTP.Listen, smtp.ModeMX},
@@ -131,148 +247,122 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		if l.addr == "" {
 			continue
 		}
-		srv, err := smtp.New(smtp.Options{
-			Hostname:        cfg.Hostname,
-			Mode:            l.mode,
-			TLSConfig:       tlsConfig,
-			Router:          table,
-			Deliverer:       st,
-			Auth:            auth,
-			Logger:          logger.With("listener", l.name),
-			MaxMessageBytes: cfg.Limits.MaxMessageBytes,
-			MaxRecipients:   cfg.Limits.MaxRecipients,
-			MaxConnsPerIP:   cfg.Limits.MaxConnsPerIP,
-			MaxConns:        cfg.Limits.MaxConns,
-			AuthLimiter:     authLimiter,
-			ReadTimeout:     cfg.Limits.ReadTimeout.Duration,
-			WriteTimeout:    cfg.Limits.WriteTimeout.Duration,
-			Metrics:         promMetrics{prometheus.WrapRegistererWith(prometheus.Labels{"listener": l.name}, reg)},
-			VerifyResolver:  resolver,
-			DMARC:           dkim.ActionPolicy{OnReject: onReject, OnQuarantine: onQuarantine},
-			DKIMKeys:        signer,
-			SpoolDir:        spoolDir,
-			Queue:           queue,
-			Milters:         miltersFor(cfg.Milters, l.name),
-			Quarantine:      quarantine,
-		})
+		o := sh.smtp
+		o.Mode = l.mode
+		o.TLSConfig = sh.tlsConfig
+		o.Auth = sh.auth
+		o.AuthLimiter = sh.authLimiter
+		o.Logger = logger.With("listener", l.name)
+		o.Metrics = listenerMetrics(sh.reg, l.name)
+		o.Milters = miltersFor(cfg.Milters, l.name)
+		srv, err := smtp.New(o)
 		if err != nil {
-			closeAll()
 			return fmt.Errorf("%s listener: %w", l.name, err)
 		}
-		ln, err := net.Listen("tcp", l.addr)
+		ln, err := listenTCP(logger, l.name, l.addr)
 		if err != nil {
-			closeAll()
-			return fmt.Errorf("%s listener: %w", l.name, err)
+			return err
 		}
-		servers = append(servers, srv)
-		listeners = append(listeners, ln)
-		logger.Info("listening", "listener", l.name, "addr", ln.Addr().String())
+		ls.smtp = append(ls.smtp, srv)
+		ls.smtpLns = append(ls.smtpLns, ln)
 	}
+	return nil
+}
 
+// listenIMAP opens the IMAP and IMAPS listeners that are configured.
+func (ls *listeners) listenIMAP(cfg Config, logger *slog.Logger, sh shared) error {
 	type imapListener struct {
 		name     string
 		cfg      IMAPConfig
 		implicit bool
-	}
-	var imapServers []*imap.Server
-	var imapListeners []net.Listener
-	closeAll = func() {
-		for _, l := range append(listeners, imapListeners...) {
-			l.Close()
-		}
 	}
 	for _, l := range []imapListener{{"imap", cfg.IMAP, false}, {"imaps", cfg.IMAPS, true}} {
 		if l.cfg.Listen == "" {
 			continue
 		}
 		srv, err := imap.New(imap.Options{
-			Backend:           st,
-			Auth:              auth,
-			AuthLimiter:       authLimiter,
-			TLSConfig:         tlsConfig,
+			Backend:           sh.st,
+			Auth:              sh.auth,
+			AuthLimiter:       sh.authLimiter,
+			TLSConfig:         sh.tlsConfig,
 			ImplicitTLS:       l.implicit,
 			AllowInsecureAuth: l.cfg.AllowInsecureAuth,
 			Logger:            logger.With("listener", l.name),
 			AppendLimit:       min(cfg.Limits.MaxMessageBytes, 1<<32-1),
 			MaxConnsPerIP:     cfg.Limits.MaxConnsPerIP,
 			MaxConns:          cfg.Limits.MaxConns,
-			Metrics:           promMetrics{prometheus.WrapRegistererWith(prometheus.Labels{"listener": l.name}, reg)},
+			Metrics:           listenerMetrics(sh.reg, l.name),
 		})
 		if err != nil {
-			closeAll()
 			return fmt.Errorf("%s listener: %w", l.name, err)
 		}
-		ln, err := net.Listen("tcp", l.cfg.Listen)
+		ln, err := listenTCP(logger, l.name, l.cfg.Listen)
 		if err != nil {
-			closeAll()
-			return fmt.Errorf("%s listener: %w", l.name, err)
+			return err
 		}
-		imapServers = append(imapServers, srv)
-		imapListeners = append(imapListeners, ln)
-		logger.Info("listening", "listener", l.name, "addr", ln.Addr().String())
+		ls.imap = append(ls.imap, srv)
+		ls.imapLns = append(ls.imapLns, ln)
 	}
+	return nil
+}
 
-	var httpSrv *http.Server
-	var httpLn net.Listener
-	if cfg.HTTP.Listen != "" {
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-			if _, err := st.ListAccounts(r.Context(), "", 1); err != nil {
-				http.Error(w, "store unavailable", http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(w, "ok")
-		})
-		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		httpLn, err = net.Listen("tcp", cfg.HTTP.Listen)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("http listener: %w", err)
+// listenHTTP opens the HTTP listener for /metrics and /healthz, if one is
+// configured.
+func (ls *listeners) listenHTTP(cfg Config, logger *slog.Logger, sh shared) error {
+	if cfg.HTTP.Listen == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(sh.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := sh.st.ListAccounts(r.Context(), "", 1); err != nil {
+			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+			return
 		}
-		logger.Info("listening", "listener", "http", "addr", httpLn.Addr().String())
+		fmt.Fprintln(w, "ok")
+	})
+	ln, err := listenTCP(logger, "http", cfg.HTTP.Listen)
+	if err != nil {
+		return err
 	}
+	ls.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ls.httpLn = ln
+	return nil
+}
 
-	errc := make(chan error, len(servers)+len(imapServers)+1)
+// listenerMetrics is the registerer for one listener's metrics: reg, with
+// the listener label on every metric.
+func listenerMetrics(reg prometheus.Registerer, name string) promMetrics {
+	return promMetrics{prometheus.WrapRegistererWith(prometheus.Labels{"listener": name}, reg)}
+}
+
+// listenTCP opens the socket of the listener name on addr.
+func listenTCP(logger *slog.Logger, name, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s listener: %w", name, err)
+	}
+	logger.Info("listening", "listener", name, "addr", ln.Addr().String())
+	return ln, nil
+}
+
+// run serves on every listener and runs the background jobs until ctx is
+// done or a listener fails, then shuts them all down. It returns the
+// listener's failure, if that was what stopped it.
+func (ls *listeners) run(ctx context.Context, cfg Config, logger *slog.Logger, keys *dkim.Keys, ldapSources []ldapSource) error {
+	errc := make(chan error, len(ls.smtp)+len(ls.imap)+1)
 	var wg sync.WaitGroup
-	for i, srv := range servers {
-		wg.Add(1)
-		go func(srv *smtp.Server, ln net.Listener) {
-			defer wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
-				errc <- err
-			}
-		}(srv, listeners[i])
+	for i, srv := range ls.smtp {
+		serveOn(&wg, errc, srv.Serve, ls.smtpLns[i], smtp.ErrServerClosed)
 	}
-	for i, srv := range imapServers {
-		wg.Add(1)
-		go func(srv *imap.Server, ln net.Listener) {
-			defer wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, imap.ErrServerClosed) {
-				errc <- err
-			}
-		}(srv, imapListeners[i])
+	for i, srv := range ls.imap {
+		serveOn(&wg, errc, srv.Serve, ls.imapLns[i], imap.ErrServerClosed)
 	}
-	if httpSrv != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
-			}
-		}()
+	if ls.http != nil {
+		serveOn(&wg, errc, ls.http.Serve, ls.httpLn, http.ErrServerClosed)
 	}
 	jobsCtx, stopJobs := context.WithCancel(context.Background())
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		retireKeys(jobsCtx, keys, logger)
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		runDirectorySync(jobsCtx, ldapSources, logger)
-	}()
+	startJobs(jobsCtx, &wg, keys, ldapSources, logger)
 	logger.Info("mailserver started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir)
 
 	var runErr error
@@ -282,31 +372,57 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	case runErr = <-errc:
 		logger.Error("listener failed; shutting down", "err", runErr)
 	}
+	ls.shutdown(logger)
+	stopJobs()
+	wg.Wait()
+	return runErr
+}
+
+// serveOn runs serve(ln) on a goroutine of wg and reports its failure on
+// errc, unless it is closed (the server shut down).
+func serveOn(wg *sync.WaitGroup, errc chan<- error, serve func(net.Listener) error, ln net.Listener, closed error) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := serve(ln); err != nil && !errors.Is(err, closed) {
+			errc <- err
+		}
+	}()
+}
+
+// startJobs runs the background jobs, DKIM key retirement and directory
+// sync, on goroutines of wg until ctx ends.
+func startJobs(ctx context.Context, wg *sync.WaitGroup, keys *dkim.Keys, ldapSources []ldapSource, logger *slog.Logger) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		retireKeys(ctx, keys, logger)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runDirectorySync(ctx, ldapSources, logger)
+	}()
+}
+
+// shutdown stops every server, letting in-flight sessions finish within
+// shutdownTimeout.
+func (ls *listeners) shutdown(logger *slog.Logger) {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	for _, srv := range servers {
+	for _, srv := range ls.smtp {
 		if err := srv.Shutdown(sctx); err != nil {
 			logger.Warn("smtp shutdown", "err", err)
 		}
 	}
-	for _, srv := range imapServers {
+	for _, srv := range ls.imap {
 		if err := srv.Shutdown(sctx); err != nil {
 			logger.Warn("imap shutdown", "err", err)
 		}
 	}
-	if httpSrv != nil {
-		_ = httpSrv.Shutdown(sctx)
+	if ls.http != nil {
+		_ = ls.http.Shutdown(sctx)
 	}
-	stopJobs()
-	wg.Wait()
-	if queue != nil {
-		queue.Close()
-	}
-	if err := st.Close(); err != nil {
-		return fmt.Errorf("close store: %w", err)
-	}
-	logger.Info("shutdown complete")
-	return runErr
 }
 
 // loadTLS returns the configured certificate, or a self-signed one kept in
