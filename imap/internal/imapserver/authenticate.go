@@ -163,7 +163,7 @@ func (c *Conn) refuseLine(tag string, line []byte, ended bool, resp *imap.Error)
 	if err := c.writeStatusResp(tag, (*imap.StatusResponse)(resp)); err != nil {
 		return err
 	}
-	_ = c.Bye("Cannot skip the rest of the line") // the connection is closed either way
+	_ = c.byeLingering("Cannot skip the rest of the line") // the connection is closed either way
 	return nil
 }
 

@@ -123,6 +123,38 @@ func (c *Conn) Bye(text string) error {
 	return closeErr
 }
 
+// Bounds of the lingering close after a BYE the server says on its own.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 1 << 20
+)
+
+// byeLingering says BYE and ends the connection without losing the BYE.
+// Closing a socket whose input is unread makes the kernel send a reset,
+// which can discard the BYE before the client reads it; the client would
+// not learn why (RFC 9051 §7.1.5). So the write side is shut first (the
+// client reads the BYE, then the end of the stream), and what the client
+// still sends is read and dropped, for at most lingerTime and
+// lingerBytes, before the connection is closed. Only the connection's own
+// goroutine may call it: it reads from the connection.
+//
+// mailyard: added.
+func (c *Conn) byeLingering(text string) error {
+	respErr := c.writeStatusResp("", &imap.StatusResponse{
+		Type: imap.StatusResponseTypeBye,
+		Text: text,
+	})
+	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok && respErr == nil && cw.CloseWrite() == nil {
+		_ = c.conn.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.CopyN(io.Discard, c.conn, lingerBytes)
+	}
+	closeErr := c.conn.Close()
+	if respErr != nil {
+		return respErr
+	}
+	return closeErr
+}
+
 func (c *Conn) EnabledCaps() imap.CapSet {
 	c.mutex.Lock()
 	defer c.mutex.Unlock()
@@ -419,7 +451,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 			// mitigate cross-protocol attacks:
 			// https://www-archive.mozilla.org/projects/netlib/portbanning
 			c.state = imap.ConnStateLogout
-			defer c.Bye("Unknown command")
+			defer c.byeLingering("Unknown command")
 		}
 		err = &imap.Error{
 			Type: imap.StatusResponseTypeBad,
@@ -463,7 +495,7 @@ func (c *Conn) unreadableCommand(tag string, err error) error {
 			Text: "Syntax error: " + decErr.Message,
 		}
 		if werr := c.writeStatusResp(tag, resp); werr == nil {
-			_ = c.Bye("Cannot read the command") // the connection is closed either way
+			_ = c.byeLingering("Cannot read the command") // the connection is closed either way
 		}
 	}
 	return fmt.Errorf("in command: %w", err)
@@ -481,7 +513,7 @@ func (c *Conn) skipCommand(dec *imapwire.Decoder) error {
 	}
 	c.log.Info("imapserver: closing connection: cannot skip the rest of a failed command", "err", skipErr)
 	c.state = imap.ConnStateLogout
-	return c.Bye("Cannot skip the rest of the command")
+	return c.byeLingering("Cannot skip the rest of the command")
 }
 
 // complete writes the tagged response of a command that ended with err;
