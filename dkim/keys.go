@@ -75,10 +75,6 @@ var (
 	ErrVerificationWindow = errors.New("dkim: key is still in its verification window")
 )
 
-// recordNamespace is the store.Records namespace holding the keys, keyed
-// "domain/selector".
-const recordNamespace = "dkim"
-
 // Key is one DKIM key of a domain. The private half is reachable only
 // through [Key.Signer]; String, GoString and LogValue never show it.
 type Key struct {
