@@ -14,46 +14,6 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// Record namespaces of the built-in directory. Every change that touches
-// several records runs in one [store.Records.UpdateRecords] transaction.
-//
-//	tenant      tenant ID           -> Tenant (JSON)
-//	domain      main domain name    -> Domain (JSON, with its alternative names)
-//	domainname  any hosted name     -> main domain name (raw)
-//	user        user ID             -> User (JSON)
-//	group       group ID            -> Group (JSON)
-//	alias       canonical address   -> Alias (JSON)
-//	resource    resource ID         -> Resource (JSON)
-//	addr        canonical address   -> {"kind":..., "id":...} (JSON); the
-//	            uniqueness index over every kind and every address
-//	index       KIND/DOMAIN/LOCAL   -> ID, for listing by address and for
-//	            the "domain is empty" check; KIND is user, group, alias,
-//	            resource, or secondary (aliases of users and groups)
-//	sendas      USERID/GROUPID      -> "", reverse index of Group.SendAs
-//	external    KIND/SOURCE/EXTID   -> ID of a user, group or contact synced
-//	            from an external directory (builtin_sourced.go)
-//	photo       user ID             -> the user's photo
-//	gal, galref, galtoken           the global address list (gal.go)
-//	meta        name                -> markers such as "the GAL is indexed"
-//	accountdrop account ID          -> a deleted user's or resource's store
-//	            account still to be deleted (PendingDeletion)
-//
-// Addresses are always stored under the main domain name, so an address
-// and its spelling under an alternative name are the same key.
-const (
-	nsTenant     = "tenant"
-	nsDomain     = "domain"
-	nsDomainName = "domainname"
-	nsUser       = "user"
-	nsGroup      = "group"
-	nsAlias      = "alias"
-	nsResource   = "resource"
-	nsAddr       = "addr"
-	nsIndex      = "index"
-	nsSendAs     = "sendas"
-	nsDrop       = "accountdrop"
-)
-
 // Kinds as stored in the addr and index namespaces.
 const (
 	refUser      = "user"

@@ -15,16 +15,6 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// Entries synced from an external directory (a "source" such as
-// "ldap:corp") are found by their stable ID there:
-//
-//	external  KIND/SOURCE/EXTERNALID -> ID (raw); KIND is user or group
-//	photo     user ID                -> the user's photo (raw bytes)
-const (
-	nsExternal = "external"
-	nsPhoto    = "photo"
-)
-
 // Bounds of synced entries.
 const (
 	// MaxExternalIDLength bounds User.ExternalID and Group.ExternalID.

@@ -23,12 +23,9 @@ import (
 // (U+001F) and KIND/ID, so listing the gal namespace pages through a
 // tenant in display-name order, and a token prefix finds the entries that
 // have a word starting with it.
-const (
-	nsGAL      = "gal"
-	nsGALRef   = "galref"
-	nsGALToken = "galtoken"
-	galSep     = "\x1f"
-)
+//
+// The namespaces are declared in namespaces.go.
+const galSep = "\x1f"
 
 // GAL paging bounds.
 const (
@@ -416,10 +413,7 @@ func (b *Builtin) ReindexGAL(ctx context.Context) error {
 
 // galIndexVersion marks, in the gal namespace's meta record, that the
 // index covers every entry (written by EnsureGAL).
-const (
-	nsMeta          = "meta"
-	galIndexVersion = "gal-index-v1"
-)
+const galIndexVersion = "gal-index-v1"
 
 // EnsureGAL builds the global address list once for data written before
 // the index existed, and remembers that it did; later calls cost one

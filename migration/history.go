@@ -10,15 +10,6 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// Record namespaces of the run history.
-const (
-	// nsRun holds one record per run under runKey(ID).
-	nsRun = "migration.run"
-	// nsRunMailbox holds one record per mailbox of a run under
-	// runMailboxKey(ID, target).
-	nsRunMailbox = "migration.runmbx"
-)
-
 // History page sizes: a limit <= 0 means DefaultHistoryLimit, and no page
 // holds more than MaxHistoryLimit entries.
 const (

@@ -22,8 +22,8 @@ import (
 // A lease names its holder's host and process and expires unless renewed.
 // A holder on this host whose process is gone (killed with SIGKILL, say)
 // is taken over at once, so a rerun after a crash resumes immediately; a
-// holder on another host is trusted until its lease expires.
-const nsLease = "migration.lease"
+// holder on another host is trusted until its lease expires. Leases are
+// records in nsLease (namespaces.go), keyed by target.
 
 // leaseTTL is how long a lease lasts without renewal; it is renewed every
 // leaseTTL/4 while the pass runs.

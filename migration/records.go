@@ -9,24 +9,12 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// Record namespaces of collectors. Keys start with the canonical target
-// address; keySep separates the parts of composite keys. It is a control
-// character, which never occurs in a target address and which source
-// folder names are refused for (see folderName), so a prefix scan over
-// "target<sep>" or "target<sep>folder<sep>" sees exactly that collector's
-// or folder's records.
-const (
-	// nsCollector: key target -> collectorRecord (job and status).
-	nsCollector = "migration.collector"
-	// nsFolder: key target<sep>sourceFolder -> folderRecord (checkpoint).
-	nsFolder = "migration.folder"
-	// nsMsg: key target<sep>sourceFolder<sep>UIDVALIDITY<sep>UID (both
-	// 8 hex digits, so keys sort by UID) -> msgRecord. One small record
-	// per copied message keeps every checkpoint O(1).
-	nsMsg = "migration.msg"
-
-	keySep = "\x1f"
-)
+// keySep separates the parts of composite record keys (namespaces.go).
+// It is a control character, which never occurs in a target address and
+// which source folder names are refused for (see folderName), so a prefix
+// scan over "target<sep>" or "target<sep>folder<sep>" sees exactly that
+// collector's or folder's records.
+const keySep = "\x1f"
 
 // canonicalTarget is the record key of a target address.
 func canonicalTarget(addr string) string { return strings.ToLower(strings.TrimSpace(addr)) }

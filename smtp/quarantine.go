@@ -16,10 +16,6 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// QuarantineNamespace is the store.Records namespace of the quarantine:
-// one record per held message, keyed by its id.
-const QuarantineNamespace = "quarantine"
-
 // ErrNotQuarantined is returned by Release and Delete for an id that is
 // not held.
 var ErrNotQuarantined = errors.New("smtp: no such quarantined message")

@@ -21,10 +21,6 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// QueueNamespace is the store.Records namespace that holds the outbound
-// queue: one record per (message, recipient), keyed "MSGID/NNNN".
-const QueueNamespace = "queue"
-
 // Defaults applied to zero QueueOptions fields.
 const (
 	// DefaultRetryMin is the wait after the first failed attempt; each

@@ -1,5 +1,5 @@
 // Package store is Mailyard's data contract: accounts, mailboxes, messages,
-// calendar and address-book collections, generic directory records, and a
+// calendar and address-book collections, generic keyed records, and a
 // change feed. Backends (store/sqlite, store/postgres, and store/memstore
 // for tests and disk-less embedding) implement [Store];
 // the protocol packages (smtp, imap, dav) consume the small interfaces
@@ -27,6 +27,17 @@
 //  6. Subscribers of [Feed] receive every change committed after they
 //     subscribed, in commit order per account; a subscriber that falls behind
 //     receives one [ChangeOverflow] and must resynchronise.
+//
+// # Records
+//
+// [Records] is a transactional key-value space with no meaning of its own:
+// the store keeps (namespace, key) -> value with a version and knows
+// nothing of what a namespace holds. Each namespace belongs to the package
+// that writes it, which declares its namespaces in one place and lists them
+// with a Namespaces function: directory, directory/ldap, dkim, migration
+// and smtp (a test in examples/mailserver fails when two owners claim one
+// namespace). The layout of a namespace's keys and values is documented
+// there, not here.
 //
 // Mailbox names are full paths with "/" as the hierarchy separator; "INBOX"
 // is case-insensitive and always exists for an account.

@@ -470,9 +470,9 @@ type Collections interface {
 	ChangesSince(ctx context.Context, collectionID int64, token uint64) ([]ObjectChange, uint64, error)
 }
 
-// Record is one entry in a generic keyed namespace. The directory keeps its
-// tenants, domains, users, groups and address index in records so that
-// every backend persists it without knowing its model.
+// Record is one entry in a keyed namespace of [Records]. The store gives a
+// record no meaning: its namespace's owner (see "Records" in the package
+// documentation) defines what the key and value hold.
 type Record struct {
 	Namespace string
 	Key       string
@@ -492,7 +492,9 @@ type RecordTx interface {
 	List(namespace, after string, limit int) ([]Record, error)
 }
 
-// Records is a small transactional key-value space for higher layers.
+// Records is a small transactional key-value space for higher layers. A
+// namespace is an opaque non-empty string; the package that owns it
+// declares it and documents its layout, and no other package writes it.
 type Records interface {
 	// GetRecord reads one record (ErrNotFound if absent).
 	GetRecord(ctx context.Context, namespace, key string) (Record, error)

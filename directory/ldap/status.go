@@ -11,11 +11,6 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// nsStatus is the store.Records namespace of sync statuses, one record
-// per connection name, so that an admin command in another process sees
-// the server's last run.
-const nsStatus = "ldapsync"
-
 // Bounds of what a Status keeps.
 const (
 	MaxStatusLog    = 500
