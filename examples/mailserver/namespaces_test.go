@@ -13,7 +13,7 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/ldap"
-	"github.com/mailyard/mailyard/dkim"
+	"github.com/mailyard/mailyard/dkim/dkimstore"
 	"github.com/mailyard/mailyard/migration"
 	"github.com/mailyard/mailyard/smtp"
 )
@@ -24,7 +24,7 @@ func namespaceOwners() map[string][]string {
 	return map[string][]string{
 		"directory":      directory.Namespaces(),
 		"directory/ldap": ldap.Namespaces(),
-		"dkim":           dkim.Namespaces(),
+		"dkim/dkimstore": dkimstore.Namespaces(),
 		"migration":      migration.Namespaces(),
 		"smtp":           smtp.Namespaces(),
 	}
