@@ -17,20 +17,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailyard/mailyard/internal/testclock"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // memKeys is an in-memory KeyStore with the contract's semantics:
 // UpdateKeys runs one transaction at a time on a copy and commits it
@@ -111,7 +100,7 @@ func (t memTx) Delete(id string) error {
 	return nil
 }
 
-func newTestKeys(t testing.TB, clk *clock, log *slog.Logger) (*Keys, *memKeys) {
+func newTestKeys(t testing.TB, clk *testclock.Clock, log *slog.Logger) (*Keys, *memKeys) {
 	t.Helper()
 	st := newMemKeys()
 	return NewKeys(st, KeysOptions{Now: clk.Now, Logger: log, VerificationWindow: 48 * time.Hour}), st
@@ -132,7 +121,7 @@ func states(t *testing.T, ks *Keys, domain string) string {
 
 func TestKeyRotationOnSQLite(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	ks, _ := newTestKeys(t, clk, nil)
 
 	k1, err := ks.Generate(ctx, "Example.COM", "s2026a", "")
@@ -241,7 +230,7 @@ func TestKeyRotationOnSQLite(t *testing.T) {
 
 func TestKeysConcurrentActivateKeepsOneActive(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	ks, _ := newTestKeys(t, clk, nil)
 	sels := []string{"a", "b", "c", "d"}
 	for _, s := range sels {
@@ -268,7 +257,7 @@ func TestKeysConcurrentActivateKeepsOneActive(t *testing.T) {
 
 func TestImportExportPEM(t *testing.T) {
 	ctx := context.Background()
-	ks, _ := newTestKeys(t, &clock{t: time.Now()}, nil)
+	ks, _ := newTestKeys(t, testclock.New(time.Now()), nil)
 	gen, err := ks.Generate(ctx, "example.com", "x", Ed25519)
 	if err != nil {
 		t.Fatal(err)
@@ -323,7 +312,7 @@ func TestPrivateKeysNeverLogged(t *testing.T) {
 	ctx := context.Background()
 	var logBuf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	clk := &clock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	ks, _ := newTestKeys(t, clk, log)
 
 	var secrets []string

@@ -16,6 +16,8 @@ import (
 
 	"github.com/emersion/go-msgauth/authres"
 	"github.com/foxcpp/go-mockdns"
+
+	"github.com/mailyard/mailyard/internal/testclock"
 )
 
 const authServID = "mx.mailyard.test"
@@ -194,7 +196,7 @@ Alice
 func activeKeys(t testing.TB, algs ...Algorithm) ([]Key, *Keys) {
 	t.Helper()
 	ctx := context.Background()
-	ks, _ := newTestKeys(t, &clock{t: time.Now()}, nil)
+	ks, _ := newTestKeys(t, testclock.New(time.Now()), nil)
 	for _, a := range algs {
 		sel := "sel-" + string(a)
 		if _, err := ks.Generate(ctx, "example.com", sel, a); err != nil {

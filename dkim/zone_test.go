@@ -8,11 +8,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailyard/mailyard/internal/testclock"
 )
 
 func TestZoneRecords(t *testing.T) {
 	ctx := context.Background()
-	ks, _ := newTestKeys(t, &clock{t: time.Now()}, nil)
+	ks, _ := newTestKeys(t, testclock.New(time.Now()), nil)
 	rsaKey, err := ks.Generate(ctx, "example.com", "r1", RSA)
 	if err != nil {
 		t.Fatal(err)

@@ -14,24 +14,8 @@ import (
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/authlimit"
 	"github.com/mailyard/mailyard/internal/authtest"
+	"github.com/mailyard/mailyard/internal/testclock"
 )
-
-// testClock is a clock the test moves by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock {
-	return &testClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // rawTLSFrom dials the implicit-TLS listener from source, a loopback
 // address ("" for any).
@@ -65,15 +49,15 @@ const bobLogin = "LOGIN bob@example.com \"battery staple\""
 // from one address neither stop its owner logging in from where they
 // usually do nor from a new address, however slowly the guessing goes on.
 func TestBruteForceDoesNotLockOutVictim(t *testing.T) {
-	clk := newTestClock()
-	lim := authtest.Limiter(clk.now)
+	clk := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	lim := authtest.Limiter(clk.Now)
 	e := newEnv(t, func(o *Options) { o.AuthLimiter = lim })
 	e.rawTLSFrom("127.0.0.2").expectOK(bobLogin)
 
 	attacker := e.rawTLSFrom("127.0.0.3")
 	failed := 0
 	for range 12 {
-		clk.add(2 * time.Second)
+		clk.Add(2 * time.Second)
 		_, st := attacker.cmd("LOGIN bob@example.com guess")
 		switch {
 		case strings.HasPrefix(st, "NO [AUTHENTICATIONFAILED]"):
@@ -90,7 +74,7 @@ func TestBruteForceDoesNotLockOutVictim(t *testing.T) {
 	e.rawTLSFrom("127.0.0.4").expectOK(bobLogin)
 	// One guess every 15 minutes keeps nobody else out either.
 	for i := range 6 {
-		clk.add(15*time.Minute + time.Second)
+		clk.Add(15*time.Minute + time.Second)
 		attacker.cmd("LOGIN bob@example.com guess-" + strconv.Itoa(i))
 		if _, st := e.rawTLSFrom("127.0.0.2").cmd(bobLogin); !strings.HasPrefix(st, "OK") {
 			t.Fatalf("after %d slow guesses the owner got %q", i+1, st)
@@ -102,8 +86,8 @@ func TestBruteForceDoesNotLockOutVictim(t *testing.T) {
 // one client reach the directory at most as often as the limits allow.
 func TestConcurrentGuessesBounded(t *testing.T) {
 	const n = 20
-	clk := newTestClock()
-	lim := authtest.Limiter(clk.now)
+	clk := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	lim := authtest.Limiter(clk.Now)
 	gate := authtest.NewGate(n)
 	e := newEnv(t, func(o *Options) {
 		o.AuthLimiter = lim
@@ -166,8 +150,8 @@ func (c *countingAuth) Authenticate(ctx context.Context, login, password string,
 // and the guesses that reach the directory stay within the bound the
 // policy states (the stranger budget plus one per address).
 func TestBruteForceTwentyAddressesFiveMinutes(t *testing.T) {
-	clk := newTestClock()
-	lim := authlimit.New(authlimit.Policy{Now: clk.now})
+	clk := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	lim := authlimit.New(authlimit.Policy{Now: clk.Now})
 	counter := &countingAuth{checks: map[string]int{}}
 	e := newEnv(t, func(o *Options) {
 		o.AuthLimiter = lim
@@ -180,8 +164,8 @@ func TestBruteForceTwentyAddressesFiveMinutes(t *testing.T) {
 		attackers[i] = e.rawTLSFrom("127.0.0." + strconv.Itoa(i+2))
 	}
 	refused := 0
-	start := clk.now()
-	for step := 0; clk.now().Sub(start) < 5*time.Minute; step++ {
+	start := clk.Now()
+	for step := 0; clk.Now().Sub(start) < 5*time.Minute; step++ {
 		for i, a := range attackers {
 			_, st := a.cmd("LOGIN bob@example.com guess-" + strconv.Itoa(i) + "-" + strconv.Itoa(step))
 			switch {
@@ -194,11 +178,11 @@ func TestBruteForceTwentyAddressesFiveMinutes(t *testing.T) {
 		if step%2 == 0 {
 			bob := e.rawTLSFrom("127.0.0.1")
 			if _, st := bob.cmd(bobLogin); !strings.HasPrefix(st, "OK") {
-				t.Fatalf("after %v of attack bob got %q", clk.now().Sub(start), st)
+				t.Fatalf("after %v of attack bob got %q", clk.Now().Sub(start), st)
 			}
 			bob.conn.Close() // within the per-address connection limit
 		}
-		clk.add(5 * time.Second)
+		clk.Add(5 * time.Second)
 	}
 	counter.mu.Lock()
 	guesses := 0
@@ -223,14 +207,14 @@ func TestBruteForceTwentyAddressesFiveMinutes(t *testing.T) {
 // one login, guessing through the alias is refused without a check too
 // (the limiter is keyed by directory.LoginKeyer).
 func TestAliasSharesStrangerBudget(t *testing.T) {
-	clk := newTestClock()
+	clk := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	fast := authlimit.Backoff{BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}
-	lim := authlimit.New(authlimit.Policy{StrangerChecks: 2, Client: fast, Pair: fast, Now: clk.now})
+	lim := authlimit.New(authlimit.Policy{StrangerChecks: 2, Client: fast, Pair: fast, Now: clk.Now})
 	e := newEnv(t, func(o *Options) { o.AuthLimiter = lim })
 	attacker := e.rawTLSFrom("127.0.0.3")
 	guess := func(login string) string {
 		t.Helper()
-		clk.add(time.Second)
+		clk.Add(time.Second)
 		_, st := attacker.cmd("LOGIN " + login + " guess")
 		return st
 	}

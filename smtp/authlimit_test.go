@@ -10,6 +10,7 @@ import (
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/authlimit"
 	"github.com/mailyard/mailyard/internal/authtest"
+	"github.com/mailyard/mailyard/internal/testclock"
 )
 
 // TestAuthBruteForceDoesNotLockOutVictim: many wrong passwords for a login
@@ -17,15 +18,15 @@ import (
 // usually do nor from a new address.
 func TestAuthBruteForceDoesNotLockOutVictim(t *testing.T) {
 	serverTLS, clientTLS := testTLS(t)
-	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: authtest.Limiter(clk.now)})
+	clk := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: authtest.Limiter(clk.Now)})
 	// The owner's usual address.
 	ts.rawTLS(t, clientTLS, "127.0.0.2").expect(authPlain("alice@example.test", "alice-pw"), 235)
 
 	attacker := ts.rawTLS(t, clientTLS, "127.0.0.3")
 	failed := 0
 	for range 12 {
-		clk.add(2 * time.Second) // past any delay: every guess is checked until a block
+		clk.Add(2 * time.Second) // past any delay: every guess is checked until a block
 		code, text := attacker.cmd(authPlain("alice@example.test", "guess"))
 		switch {
 		case code == 535 && strings.HasPrefix(text, "5.7.8"):
@@ -46,16 +47,16 @@ func TestAuthBruteForceDoesNotLockOutVictim(t *testing.T) {
 // after a burst that blocks the guesser, keeps nobody else out.
 func TestAuthSlowGuessingDoesNotLockOutVictim(t *testing.T) {
 	serverTLS, clientTLS := testTLS(t)
-	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: authtest.Limiter(clk.now)})
+	clk := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: authtest.Limiter(clk.Now)})
 	ts.rawTLS(t, clientTLS, "127.0.0.2").expect(authPlain("bob@example.test", "bob-pw"), 235)
 	attacker := ts.rawTLS(t, clientTLS, "127.0.0.3")
 	for range 10 {
-		clk.add(2 * time.Second)
+		clk.Add(2 * time.Second)
 		attacker.cmd(authPlain("bob@example.test", "guess"))
 	}
 	for i := range 8 {
-		clk.add(15*time.Minute + time.Second)
+		clk.Add(15*time.Minute + time.Second)
 		attacker.cmd(authPlain("bob@example.test", "guess-"+strconv.Itoa(i)))
 		if code, text := ts.rawTLS(t, clientTLS, "127.0.0.2").cmd(authPlain("bob@example.test", "bob-pw")); code != 235 {
 			t.Fatalf("after %d slow guesses the owner got %d %s, want 235", i+1, code, text)
@@ -79,8 +80,8 @@ func (g gateAuth) Authenticate(ctx context.Context, login, password string, p di
 func TestAuthConcurrentGuessesBounded(t *testing.T) {
 	const n = 20
 	serverTLS, clientTLS := testTLS(t)
-	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	lim := authtest.Limiter(clk.now)
+	clk := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	lim := authtest.Limiter(clk.Now)
 	gate := authtest.NewGate(n)
 	auth := newTestAuth()
 	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: lim, Auth: gateAuth{auth, gate.Wrap(auth)}})

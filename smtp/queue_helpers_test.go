@@ -16,6 +16,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/internal/testclock"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -188,20 +189,20 @@ func fastRetries(o *QueueOptions) {
 	o.PollInterval = 50 * time.Millisecond
 }
 
-// queueClock returns a clock (see submission_test.go) for
+// queueClock returns a test clock for
 // QueueOptions.Now that moves only when the test moves it, so that which
 // attempt falls in which window (retry, delay warning, expiry) does not
 // depend on how busy the machine is; withClock makes the queue use it.
-func queueClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+func queueClock() *testclock.Clock { return testclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
-func withClock(c *clock) func(*QueueOptions) {
-	return func(o *QueueOptions) { o.Now = c.now }
+func withClock(c *testclock.Clock) func(*QueueOptions) {
+	return func(o *QueueOptions) { o.Now = c.Now }
 }
 
 // step makes the next attempt of message id due on c and waits until
 // it has been made: its recipients' attempts grew, or they are gone. It
 // reports whether any recipient of id is left.
-func (f *queueFixture) step(t testing.TB, c *clock, id string) bool {
+func (f *queueFixture) step(t testing.TB, c *testclock.Clock, id string) bool {
 	t.Helper()
 	state := func() (attempts int, next time.Time, left bool) {
 		for _, e := range f.list(t) {
@@ -220,8 +221,8 @@ func (f *queueFixture) step(t testing.TB, c *clock, id string) bool {
 	if !left {
 		return false
 	}
-	if d := next.Sub(c.now()); d > 0 {
-		c.add(d)
+	if d := next.Sub(c.Now()); d > 0 {
+		c.Add(d)
 	}
 	f.q.kick()
 	eventually(t, "an attempt of "+id, func() bool {

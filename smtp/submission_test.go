@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/mailyard/mailyard/directory/authlimit"
+	"github.com/mailyard/mailyard/internal/testclock"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -194,18 +194,6 @@ func TestSubmissionsImplicitTLS(t *testing.T) {
 	}
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // rawTLS dials from source (a loopback address, "" for any), does
 // STARTTLS and EHLO, and returns a raw client on the TLS connection.
 func (ts *testServer) rawTLS(t *testing.T, clientTLS *tls.Config, source string) *rawClient {
@@ -231,15 +219,15 @@ func authPlain(login, password string) string {
 // a correct password, until the block period ends.
 func TestAuthFailuresDelayThenBlock(t *testing.T) {
 	serverTLS, clientTLS := testTLS(t)
-	clk := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	lim := authlimit.New(authlimit.Policy{Client: authlimit.Backoff{Free: 1, BaseDelay: 150 * time.Millisecond,
-		MaxDelay: 300 * time.Millisecond, BlockAfter: 4, BlockFor: time.Hour}, Now: clk.now})
+		MaxDelay: 300 * time.Millisecond, BlockAfter: 4, BlockFor: time.Hour}, Now: clk.Now})
 	ts := startServer(t, Options{Mode: ModeSubmission, TLSConfig: serverTLS, AuthLimiter: lim})
 	c := ts.rawTLS(t, clientTLS, "")
 
 	var took []time.Duration
 	for i := range 4 {
-		clk.add(time.Second) // the delay has passed on the limiter's clock
+		clk.Add(time.Second) // the delay has passed on the limiter's clock
 		start := time.Now()
 		code, text := c.cmd(authPlain(fmt.Sprintf("user%d@example.test", i), "guess"))
 		took = append(took, time.Since(start))
@@ -268,7 +256,7 @@ func TestAuthFailuresDelayThenBlock(t *testing.T) {
 	again := ts.rawTLS(t, clientTLS, "")
 	again.expect(authPlain("bob@example.test", "bob-pw"), 454)
 	// ... the end of the block period does.
-	clk.add(time.Hour + time.Second)
+	clk.Add(time.Hour + time.Second)
 	c.expect(authPlain("bob@example.test", "bob-pw"), 235)
 }
 

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/mailyard/mailyard/internal/testclock"
 )
 
 // conn is one attacker connection in the simulation: it waits until
@@ -32,8 +34,8 @@ func TestBruteForceFromTwentyAddresses(t *testing.T) {
 		hashTime  = 300 * time.Millisecond
 		victim    = "alice@example.com"
 	)
-	clk := newClock()
-	l := New(Policy{Now: clk.now})
+	clk := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	l := New(Policy{Now: clk.Now})
 	p := l.Policy()
 	usual := netip.MustParseAddr("127.0.0.1")
 
@@ -43,8 +45,8 @@ func TestBruteForceFromTwentyAddresses(t *testing.T) {
 	} else {
 		a.Succeeded()
 	}
-	clk.add(24 * time.Hour)
-	start := clk.now()
+	clk.Add(24 * time.Hour)
+	start := clk.Now()
 
 	var conns []*conn
 	for i := range addresses {
@@ -55,7 +57,7 @@ func TestBruteForceFromTwentyAddresses(t *testing.T) {
 	}
 	var attackerChecks, refusals, victimLogins int
 	nextVictim := start
-	for now := start; now.Sub(start) < attack; now = clk.now() {
+	for now := start; now.Sub(start) < attack; now = clk.Now() {
 		for _, c := range conns {
 			if c.attempt != nil && !now.Before(c.doneAt) {
 				// A wrong password; the server waits the delay before it
@@ -87,7 +89,7 @@ func TestBruteForceFromTwentyAddresses(t *testing.T) {
 			victimLogins++
 			nextVictim = now.Add(10 * time.Second)
 		}
-		clk.add(tick)
+		clk.Add(tick)
 	}
 	bound := p.StrangerChecks + addresses // the attack is shorter than StrangerWindow and Window
 	st := l.Stats()

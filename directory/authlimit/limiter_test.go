@@ -13,35 +13,20 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
+
+	"github.com/mailyard/mailyard/internal/testclock"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 var (
 	victimIP   = netip.MustParseAddr("192.0.2.1")
 	attackerIP = netip.MustParseAddr("198.51.100.1")
 )
 
-func testPolicy(c *fakeClock) Policy {
+func testPolicy(c *testclock.Clock) Policy {
 	b := Backoff{Free: 2, BaseDelay: time.Second, MaxDelay: 4 * time.Second, BlockFor: 10 * time.Minute}
 	client, pair := b, b
 	client.BlockAfter, pair.BlockAfter = 8, 5
-	return Policy{Client: client, Pair: pair, Window: time.Hour, StrangerChecks: 4, StrangerWindow: time.Hour, Now: c.now}
+	return Policy{Client: client, Pair: pair, Window: time.Hour, StrangerChecks: 4, StrangerWindow: time.Hour, Now: c.Now}
 }
 
 // refusal returns Begin's refusal reason, or 0 if it allowed (and then
@@ -91,7 +76,7 @@ func TestDefaults(t *testing.T) {
 // then delayed (doubling, capped), then blocked; the first failure after
 // the block blocks again until Window passes.
 func TestPairDelaysThenBlock(t *testing.T) {
-	c := newClock()
+	c := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	p := testPolicy(c)
 	p.StrangerChecks = 100
 	l := New(p)
@@ -102,17 +87,17 @@ func TestPairDelaysThenBlock(t *testing.T) {
 		if d > 0 {
 			assert.Equal(t, ReasonTooSoon, refusal(t, l, attackerIP, "victim"), "failure %d: before the delay passed", i+1)
 		}
-		c.add(d)
+		c.Add(d)
 	}
 	assert.Equal(t, []time.Duration{0, 0, time.Second, 2 * time.Second}, delays)
 	assert.Equal(t, 4*time.Second, fail(t, l, attackerIP, "victim"))
-	c.add(4 * time.Second)
+	c.Add(4 * time.Second)
 	assert.Equal(t, ReasonPairBlocked, refusal(t, l, attackerIP, "victim"), "fifth failure blocks")
 	assert.Equal(t, Reason(0), refusal(t, l, attackerIP, "other"), "another login from the same client")
-	c.add(10 * time.Minute)
+	c.Add(10 * time.Minute)
 	fail(t, l, attackerIP, "victim")
 	assert.Equal(t, ReasonPairBlocked, refusal(t, l, attackerIP, "victim"), "first failure after a block blocks again")
-	c.add(10*time.Minute + time.Hour + time.Second)
+	c.Add(10*time.Minute + time.Hour + time.Second)
 	fail(t, l, attackerIP, "victim")
 	assert.Equal(t, Reason(0), refusal(t, l, attackerIP, "victim"), "failures are forgotten after Window")
 }
@@ -120,19 +105,19 @@ func TestPairDelaysThenBlock(t *testing.T) {
 // TestClientBlockAcrossLogins: a client failing for many logins is
 // blocked for all, but not for a login it logged in to recently.
 func TestClientBlockAcrossLogins(t *testing.T) {
-	c := newClock()
+	c := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	p := testPolicy(c)
 	p.StrangerChecks = 100
 	l := New(p)
 	assert.Equal(t, Fresh, succeed(t, l, attackerIP, "own"))
 	for i := range 8 {
 		fail(t, l, attackerIP, fmt.Sprintf("user%d", i))
-		c.add(5 * time.Second)
+		c.Add(5 * time.Second)
 	}
 	assert.Equal(t, ReasonClientBlocked, refusal(t, l, attackerIP, "user9"))
 	assert.Equal(t, Trusted, succeed(t, l, attackerIP, "own"), "a trusted pair skips the client's block")
 	assert.Equal(t, Fresh, succeed(t, l, victimIP, "user1"), "other clients are not affected")
-	c.add(10 * time.Minute)
+	c.Add(10 * time.Minute)
 	assert.Equal(t, Reason(0), refusal(t, l, attackerIP, "user9"))
 }
 
@@ -140,7 +125,7 @@ func TestClientBlockAcrossLogins(t *testing.T) {
 // trusted and fresh clients never touch it; slots come back one by one as
 // the window slides.
 func TestStrangerBudget(t *testing.T) {
-	c := newClock()
+	c := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	l := New(testPolicy(c))
 	assert.Equal(t, Fresh, succeed(t, l, victimIP, "Victim"))
 	var attackers []netip.Addr
@@ -153,7 +138,7 @@ func TestStrangerBudget(t *testing.T) {
 		a.Failed()
 	}
 	for i := range 4 {
-		c.add(time.Minute)
+		c.Add(time.Minute)
 		a, err := l.Begin(noWait(), attackers[i], "victim")
 		require.NoError(t, err)
 		assert.Equal(t, Stranger, a.Class())
@@ -171,7 +156,7 @@ func TestStrangerBudget(t *testing.T) {
 	assert.Equal(t, Fresh, succeed(t, l, netip.MustParseAddr("203.0.113.9"), "victim"), "a new address without failures")
 	assert.Equal(t, Reason(0), refusal(t, l, attackers[0], "someone-else"), "budgets are per login")
 
-	c.add(57 * time.Minute)
+	c.Add(57 * time.Minute)
 	a, err := l.Begin(noWait(), attackers[0], "victim")
 	require.NoError(t, err, "one slot freed")
 	a.Failed()
@@ -185,16 +170,16 @@ func TestStrangerBudget(t *testing.T) {
 // TestSuccessForgetsPairNotClient: owning one account does not reset a
 // guesser's count for the client, but the user's own typos are forgiven.
 func TestSuccessForgetsPairNotClient(t *testing.T) {
-	c := newClock()
+	c := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	l := New(testPolicy(c))
 	for range 4 {
-		c.add(fail(t, l, victimIP, "victim"))
+		c.Add(fail(t, l, victimIP, "victim"))
 	}
 	assert.Equal(t, Stranger, succeed(t, l, victimIP, "victim"))
-	c.add(time.Minute)
+	c.Add(time.Minute)
 	assert.Equal(t, Trusted, succeed(t, l, victimIP, "victim"))
 	for range 4 {
-		c.add(fail(t, l, victimIP, "victim"))
+		c.Add(fail(t, l, victimIP, "victim"))
 	}
 	assert.Equal(t, Reason(0), refusal(t, l, victimIP, "victim"), "pair count restarted after the success")
 	l.mu.Lock()
@@ -207,7 +192,7 @@ func TestSuccessForgetsPairNotClient(t *testing.T) {
 // wait for each other's verdicts, so no more checks run than the pair may
 // fail plus the one Fresh check, and none slips past a limit.
 func TestConcurrentBeginsReserve(t *testing.T) {
-	c := newClock()
+	c := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	l := New(testPolicy(c))
 	const n = 50
 	var wg sync.WaitGroup
@@ -242,7 +227,7 @@ func TestConcurrentBeginsReserve(t *testing.T) {
 // refused for being parallel, trusted or not.
 func TestParallelLoginsWait(t *testing.T) {
 	for _, trusted := range []bool{false, true} {
-		l := New(testPolicy(newClock()))
+		l := New(testPolicy(testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))))
 		if trusted {
 			succeed(t, l, victimIP, "victim")
 		}
@@ -273,7 +258,7 @@ func TestParallelLoginsWait(t *testing.T) {
 // TestBeginWaitEndsWithContext: a Begin waiting for another check's
 // verdict gives up when its context ends, refused as too soon.
 func TestBeginWaitEndsWithContext(t *testing.T) {
-	l := New(testPolicy(newClock()))
+	l := New(testPolicy(testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))))
 	a, err := l.Begin(t.Context(), attackerIP, "x")
 	require.NoError(t, err)
 	assert.Equal(t, Fresh, a.Class())
@@ -291,7 +276,7 @@ func TestBeginWaitEndsWithContext(t *testing.T) {
 }
 
 func TestKeys(t *testing.T) {
-	l := New(testPolicy(newClock()))
+	l := New(testPolicy(testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))))
 	a := netip.MustParseAddr
 	succeed(t, l, a("2001:db8:1:2::1"), " Bob@Example.COM")
 	assert.Equal(t, Trusted, succeed(t, l, a("2001:db8:1:2:ffff::9"), "bob@example.com"), "same /64, same login")
@@ -319,7 +304,7 @@ func TestRefusedErrorText(t *testing.T) {
 // table overflows.
 func TestBoundedMemory(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		c := newClock()
+		c := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 		p := testPolicy(c)
 		p.MaxEntries = rapid.IntRange(1, 20).Draw(rt, "max")
 		l := New(p)
@@ -343,7 +328,7 @@ func TestBoundedMemory(t *testing.T) {
 					open = open[1:]
 				}
 			case 4:
-				c.add(time.Duration(rapid.IntRange(0, 120).Draw(rt, "minutes")) * time.Minute)
+				c.Add(time.Duration(rapid.IntRange(0, 120).Draw(rt, "minutes")) * time.Minute)
 			case 5:
 				if len(open) > 0 {
 					open[0].Abandon()
@@ -364,7 +349,7 @@ func TestBoundedMemory(t *testing.T) {
 
 // TestSweep: entries with nothing left to remember go on the next sweep.
 func TestSweep(t *testing.T) {
-	c := newClock()
+	c := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	p := testPolicy(c)
 	p.StrangerChecks = 100
 	l := New(p)
@@ -374,7 +359,7 @@ func TestSweep(t *testing.T) {
 		fail(t, l, ip, "victim")
 	}
 	succeed(t, l, victimIP, "victim")
-	c.add(2 * time.Hour)
+	c.Add(2 * time.Hour)
 	refusal(t, l, victimIP, "victim")
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/ldap"
+	"github.com/mailyard/mailyard/internal/testclock"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -55,28 +56,10 @@ func (e *env) moveOut(t *testing.T, u adUser) {
 	require.NoError(t, admin.ModifyDN(goldap.NewModifyDNRequest(u.dn(), "cn="+u.cn, true, "ou=former,dc=example,dc=com")))
 }
 
-// clock is the connector's time, moved by the test.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // useClock replaces the connector with one on a test clock.
-func (e *env) useClock(t *testing.T) *clock {
+func (e *env) useClock(t *testing.T) *testclock.Clock {
 	t.Helper()
-	clk := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	c, err := ldap.New(e.cfg, ldap.Options{Dir: e.dir, Records: e.st, Now: clk.Now})
 	require.NoError(t, err)
 	e.conn = c

@@ -2,37 +2,19 @@ package main
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailyard/mailyard/internal/testclock"
 	"github.com/mailyard/mailyard/migration"
 )
 
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestTrackerRatesAndETA(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	tr := newTracker(clk.now)
+	clk := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	tr := newTracker(clk.Now)
 	tr.Start(migration.Run{ID: 7, Mailboxes: 4})
 
 	r, ended, total := tr.overall()
@@ -42,7 +24,7 @@ func TestTrackerRatesAndETA(t *testing.T) {
 
 	tr.Mailbox(migration.RunMailbox{Target: "a@example.com", Status: migration.RunMailboxRunning})
 	tr.Mailbox(migration.RunMailbox{Target: "b@example.com", Status: migration.RunMailboxRunning})
-	clk.advance(10 * time.Second)
+	clk.Add(10 * time.Second)
 	tr.Progress(migration.Progress{Target: "a@example.com", Folder: "INBOX", DoneMessages: 100, DoneBytes: 1000, TotalMessages: 200, TotalBytes: 2000})
 	tr.Progress(migration.Progress{Target: "b@example.com", DoneMessages: 0, TotalMessages: 50, TotalBytes: 1000})
 	tr.Progress(migration.Progress{Target: "unknown@example.com", DoneMessages: 99}) // not in the run: ignored
@@ -85,8 +67,8 @@ func TestMailboxLine(t *testing.T) {
 }
 
 func TestLineDisplay(t *testing.T) {
-	clk := &fakeClock{t: time.Now()}
-	tr := newTracker(clk.now)
+	clk := testclock.New(time.Now())
+	tr := newTracker(clk.Now)
 	tr.Start(migration.Run{ID: 1, Mailboxes: 1})
 	var out lockedBuffer
 	d := newLineDisplay(tr, &out, time.Hour)
