@@ -110,7 +110,7 @@ func TestConcurrentGuessesBounded(t *testing.T) {
 			}
 		}()
 	}
-	got, calls, err := authtest.Settle(gate, lim, n, status, 10*time.Second)
+	got, calls, err := authtest.Settle(gate, lim, n, status, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
