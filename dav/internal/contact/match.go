@@ -59,7 +59,7 @@ type ParamFilter struct {
 //     "starts-with" find a family name in N ("Doe;John;;;") and "equals"
 //     compares the whole value. This is the value the RFC's examples
 //     compare (RFC 6352 §8.6.4, FN and NICKNAME), extended to structured
-//     values the way other servers (sabre/dav, go-webdav) do.
+//     values as go-webdav's carddav.Match does (it compares Field.Value).
 //   - A param-filter matches when the instance has the parameter and the
 //     text-match (if any) matches one of its values (TYPE=work,voice has
 //     two values, each matched on its own, so equals "work" matches it).
