@@ -117,6 +117,9 @@ func decodeOne(data []byte) (vcard.Card, error) {
 	if !utf8.Valid(data) {
 		return nil, errors.New("contact: vCard is not UTF-8") // RFC 6350 §3.1
 	}
+	// A byte-order mark (Windows exports carry one) is not part of the
+	// first content line.
+	data = bytes.TrimPrefix(data, []byte("\uFEFF"))
 	dec := vcard.NewDecoder(bytes.NewReader(data))
 	card, err := dec.Decode()
 	if err == io.EOF {
