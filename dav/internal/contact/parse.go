@@ -82,7 +82,8 @@ func (c *Card) Match(f Filter) bool { return Match(c.card, f) }
 //     6350 §6.2.1), and for 3.0 exactly one N (RFC 2426 §3.1.2), for 4.0 at
 //     most one (valid-address-data).
 //
-// Every error is a *[PreconditionError]. go-vcard silently skips content
+// A leading byte-order mark is ignored. Every error is a
+// *[PreconditionError]. go-vcard silently skips content
 // lines it cannot split into name and value (it has no strict mode); such
 // lines are not part of the returned card. go-vcard does not decode
 // ENCODING=QUOTED-PRINTABLE (a vCard 2.1 encoding RFC 2426 does not
