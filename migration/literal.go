@@ -8,27 +8,30 @@ import (
 
 // A FETCH literal from go-imap's client (v2.0.0-beta.8) is read from the
 // client's one bufio.Reader by the caller's goroutine while the client's
-// reader goroutine waits for it (imapclient.fetchLiteralReader). At the
-// literal's end, and also at its first read error, fetchLiteralReader
-// releases the reader goroutine (the fix of emersion/go-imap#650, where
-// FetchCommand.Close hung after a timed-out literal). After an error the
-// rest of the literal is still unread, and FetchMessageData.Next,
-// FetchMessageData.Collect and FetchCommand.Close discard it by reading
-// it again on the caller's goroutine, while the released reader
-// goroutine decodes on the same bufio.Reader (imapwire.Decoder.Expect
-// reads Buffered): a data race, seen when a pass is cancelled mid-FETCH
-// (the bandwidth wait or the closed connection fails the read).
+// reader goroutine waits for it (imapclient.fetchLiteralReader). It lets
+// the reader goroutine go on at the literal's end, and also at the
+// literal's first read error (earlier versions did at io.EOF only; the
+// change answers emersion/go-imap#650, FetchCommand.Close hanging after
+// a literal read timed out), which includes an io.EOF before the
+// literal's end when the connection closes. The literal's rest is then
+// unread, and FetchMessageData.Next, FetchMessageData.Collect and
+// FetchCommand.Close discard it by reading it again on the caller's
+// goroutine, while the released reader goroutine decodes on the same
+// bufio.Reader (imapwire.Decoder.Expect reads Buffered, readByte fills):
+// a data race, seen when a pass is cancelled mid-FETCH (the bandwidth
+// wait or the closed connection fails the read) or the source drops the
+// connection.
 //
 // literalGuard is the work-around: a literal is read through it, a read
-// error is sticky (the literal is never read again), and when the
-// literal ended early the caller closes the client with
+// error is sticky (the literal is never read again through it), and
+// when the literal ended early the caller closes the client with
 // [sourceConn.abandon], which waits for the reader goroutine to end,
 // before it touches the FETCH command again.
 //
-// A literal cut short by the connection (EOF before its announced size)
-// reads as io.EOF from go-imap; literalGuard reports io.ErrUnexpectedEOF
-// instead, so that a body streamed into store.Append fails rather than
-// being stored, and checkpointed, truncated.
+// A literal cut short by the connection reads as io.EOF from go-imap;
+// literalGuard reports io.ErrUnexpectedEOF instead, so that a body
+// streamed into store.Append fails rather than being stored, and
+// checkpointed, truncated.
 
 // literalGuard reads one FETCH literal and remembers how that ended.
 type literalGuard struct {
