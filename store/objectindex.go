@@ -112,6 +112,14 @@ func CanonicalQuery(q ObjectQuery) (ObjectQuery, error) {
 	return q, nil
 }
 
+// ComponentMatches reports whether an object of component comp is
+// selected by a query for component want: want is empty (any
+// component), comp is empty (unknown: it may be any), or they are equal.
+// Both are in the form CanonicalComponent returns.
+func ComponentMatches(comp, want string) bool {
+	return want == "" || comp == "" || comp == want
+}
+
 // Overlaps reports whether an object bounded by o.Start and o.End
 // overlaps the range [from, to), a zero time being unbounded on its side:
 // Start < to and End > from, each true when either of its two times is

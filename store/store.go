@@ -460,7 +460,9 @@ const MaxObjectQueryLimit = 1000
 // ObjectQuery selects objects of a collection for QueryObjects.
 type ObjectQuery struct {
 	// Component, if not empty, is the component objects must have
-	// (compared without regard to case, like Object.Component).
+	// (compared without regard to case, like Object.Component). An object
+	// whose Component is empty (unknown, as for objects stored before
+	// the store kept components) matches any Component.
 	Component string
 	// From and To are the time range [From, To) objects must overlap; a
 	// zero From or To is unbounded on that side.
@@ -510,7 +512,8 @@ type Collections interface {
 	DeleteObject(ctx context.Context, collectionID int64, name, ifMatch string) error
 	// QueryObjects returns, ordered by Name, up to q.Limit objects of a
 	// collection with their data whose Name > q.After, whose Component
-	// equals q.Component (empty: any) and whose [Start, End) overlaps
+	// equals q.Component (an empty q.Component matches any, an empty
+	// Component matches any q.Component) and whose [Start, End) overlaps
 	// [q.From, q.To) (see Object.Overlaps; a zero From or To is
 	// unbounded). Paging with After lets a REPORT stream any collection in
 	// bounded memory: the next page starts after the last name returned,

@@ -350,7 +350,7 @@ func (s *Store) QueryObjects(ctx context.Context, collectionID int64, q store.Ob
 		out = []store.Object{}
 		for _, name := range sortedKeys(c.objects) {
 			o := c.objects[name]
-			if name <= q.After || (q.Component != "" && o.Component != q.Component) || !o.Overlaps(q.From, q.To) {
+			if name <= q.After || !store.ComponentMatches(o.Component, q.Component) || !o.Overlaps(q.From, q.To) {
 				continue
 			}
 			cp := *o

@@ -67,12 +67,12 @@ func rangeArgs(from, to time.Time) (fromArg, toArg int64) {
 }
 
 // queryObjectsSQL pages through a collection by name and tests each
-// object's component and bounds in the covering index objects_range, so
+// object's component (store.ComponentMatches) and bounds in the covering index objects_range, so
 // that only the objects it returns are read from the table (with their
 // data). See BenchmarkQueryObjectsMonth for why this index and not one
 // led by first_start or last_end.
 const queryObjectsSQL = "SELECT " + objectCols + `, data FROM objects
-	WHERE collection = ? AND name > ? AND (? = '' OR component = ?) AND first_start < ? AND last_end > ?
+	WHERE collection = ? AND name > ? AND (? = '' OR component = ? OR component = '') AND first_start < ? AND last_end > ?
 	ORDER BY name LIMIT ?`
 
 // QueryObjects implements store.Collections.
