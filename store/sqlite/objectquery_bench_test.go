@@ -134,8 +134,8 @@ const oneStepSQL = "SELECT " + objectCols + `, data FROM objects %s
 // on its subquery, and with the filter in one step (through
 // objects_range, or the table, which is what the planner picks for it),
 // for a month near the end of the calendar's ten years and one near the
-// start. It shows why QueryObjects selects names first and why the index
-// is objects_range: see the package's bench notes in migrationV3.
+// start. It shows why QueryObjects selects names first; migrationV3 says
+// what it showed about the choice of index.
 func BenchmarkMonthIndex(b *testing.B) {
 	s := openBench(b)
 	coll, _ := fillMonthCalendar(b, s)
