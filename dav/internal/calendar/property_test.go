@@ -408,4 +408,3 @@ func checkRange(t *rapid.T, o *Object, want []oracleInstance, from, to time.Time
 		t.Fatalf("Expand [%v, %v)\n got %v\nwant %v\n%s", from, to, gotStarts, wantStarts, text)
 	}
 }
-

@@ -147,8 +147,11 @@ func (t *timing) readTodoDates(resolve resolver) error {
 		has  *bool
 	}{{ical.PropCompleted, &t.completed, &t.hasCompleted}, {ical.PropCreated, &t.created, &t.hasCreated}} {
 		p, err := single(t.c, f.name)
-		if err != nil || p == nil {
+		if err != nil {
 			return err
+		}
+		if p == nil {
+			continue
 		}
 		if *f.v, err = propTime(p, resolve); err != nil {
 			return err
