@@ -280,7 +280,9 @@ func (g *generator) emitRule(from, to time.Time) {
 func (g *generator) untilWall() time.Time {
 	u := g.m.rule.Until
 	if u.IsZero() {
-		return endOfTime
+		// rrule-go's own end, 290 years on, also bounds the work of a
+		// rule that never matches.
+		return u
 	}
 	if !g.untilIsDateTime() && !g.m.start.date {
 		return u.Add(24*time.Hour - time.Second)

@@ -72,7 +72,7 @@ func TestTimeRangeVEVENT(t *testing.T) {
 		{"20240301T110000Z", "20240301T120000Z", false},
 	})
 	zero := []rangeCase{
-		{"20240301T100000Z", "20240301T100001Z", true}, // start <= DTSTART
+		{"20240301T100000Z", "20240301T100001Z", true},  // start <= DTSTART
 		{"20240301T090000Z", "20240301T100000Z", false}, // end > DTSTART fails
 		{"20240301T100001Z", "20240301T110000Z", false},
 	}
@@ -112,7 +112,7 @@ func TestTimeRangeVTODO(t *testing.T) {
 		{"20240301T090000Z", "20240301T100000Z", false},
 	})
 	checkRanges(t, "DUE alone", vtodo("DUE:20240301T100000Z\n"), []rangeCase{
-		{"20240301T090000Z", "20240301T100000Z", true}, // end >= DUE
+		{"20240301T090000Z", "20240301T100000Z", true},  // end >= DUE
 		{"20240301T100000Z", "20240301T110000Z", false}, // start < DUE fails
 		{"20240301T080000Z", "20240301T090000Z", false},
 	})
