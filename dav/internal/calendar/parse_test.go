@@ -87,6 +87,11 @@ func TestParseRejects(t *testing.T) {
 		{"DATE start, DATE-TIME end", CondValidData, ics("BEGIN:VEVENT\nUID:x\nDTSTART;VALUE=DATE:20240301\nDTEND:20240301T110000Z\nEND:VEVENT\n"), Limits{}},
 		{"bad RRULE", CondValidData, ics("BEGIN:VEVENT\nUID:x\nDTSTART:20240301T100000Z\nRRULE:FREQ=SOMETIMES\nEND:VEVENT\n"), Limits{}},
 		{"RRULE out of bounds", CondValidData, ics("BEGIN:VEVENT\nUID:x\nDTSTART:20240301T100000Z\nRRULE:FREQ=DAILY;BYHOUR=25\nEND:VEVENT\n"), Limits{}},
+		{"sub-daily RRULE", CondValidData, ics("BEGIN:VEVENT\nUID:x\nDTSTART:20240301T100000Z\nRRULE:FREQ=HOURLY;INTERVAL=2;BYHOUR=3\nEND:VEVENT\n"), Limits{}},
+		{"RRULE selecting no day", CondValidData, ics("BEGIN:VEVENT\nUID:x\nDTSTART:20240301T100000Z\nRRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30\nEND:VEVENT\n"), Limits{}},
+		{"RRULE with no month of that day", CondValidData, ics("BEGIN:VEVENT\nUID:x\nDTSTART:20240131T100000Z\nRRULE:FREQ=MONTHLY;BYMONTH=4,6\nEND:VEVENT\n"), Limits{}},
+		{"BYSETPOS beyond the set", CondValidData, ics("BEGIN:VEVENT\nUID:x\nDTSTART:20240301T100000Z\nRRULE:FREQ=WEEKLY;BYDAY=MO;BYSETPOS=8\nEND:VEVENT\n"), Limits{}},
+		{"VTIMEZONE rule selecting no day", CondValidData, ics("BEGIN:VTIMEZONE\nTZID:Z\nBEGIN:STANDARD\nDTSTART:19700101T000000\nTZOFFSETFROM:+0100\nTZOFFSETTO:+0100\nRRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=31\nEND:STANDARD\nEND:VTIMEZONE\n" + event), Limits{}},
 		{"two RRULEs", CondValidData, ics("BEGIN:VEVENT\nUID:x\nDTSTART:20240301T100000Z\nRRULE:FREQ=DAILY\nRRULE:FREQ=WEEKLY\nEND:VEVENT\n"), Limits{}},
 		{"bad DURATION", CondValidData, ics("BEGIN:VEVENT\nUID:x\nDTSTART:20240301T100000Z\nDURATION:1H\nEND:VEVENT\n"), Limits{}},
 		{"bad RDATE period", CondValidData, ics("BEGIN:VEVENT\nUID:x\nDTSTART:20240301T100000Z\nRDATE;VALUE=PERIOD:20240302T100000Z\nEND:VEVENT\n"), Limits{}},
@@ -102,6 +107,23 @@ func TestParseRejects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { wantPrecondition(t, tc.data, tc.lim, tc.want) })
+	}
+}
+
+func TestSparseRulesAccepted(t *testing.T) {
+	for _, rule := range []string{
+		"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29",           // leap days
+		"FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29",            // the same, daily
+		"FREQ=MONTHLY;BYMONTHDAY=31",                    // months with 31 days
+		"FREQ=MONTHLY;BYDAY=FR;BYMONTHDAY=13",           // Friday the 13th
+		"FREQ=WEEKLY;BYDAY=MO,TU;BYSETPOS=-1",           // last of the set
+		"FREQ=YEARLY;BYWEEKNO=53;BYDAY=SU",              // years with 53 weeks
+		"FREQ=MONTHLY;BYMONTH=2;BYDAY=5MO",              // a fifth Monday in February
+		"FREQ=DAILY;BYHOUR=9,17;BYSETPOS=2;INTERVAL=10", // second of two times
+	} {
+		if _, err := Parse(ics("BEGIN:VEVENT\nUID:x\nDTSTART:20240101T090000Z\nRRULE:"+rule+"\nEND:VEVENT\n"), Limits{}); err != nil {
+			t.Errorf("%s: %v", rule, err)
+		}
 	}
 }
 

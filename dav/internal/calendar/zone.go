@@ -244,6 +244,9 @@ func parseObservance(c *ical.Component) (observance, error) {
 		if _, err = rrule.NewRRule(*opt); err != nil {
 			return o, err
 		}
+		if err := checkRuleCost(*opt); err != nil {
+			return o, fmt.Errorf("RRULE: %w", err)
+		}
 		o.rule = opt
 	}
 	for _, rp := range c.Props.Values(ical.PropRecurrenceDates) {
