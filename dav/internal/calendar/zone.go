@@ -119,10 +119,11 @@ func (v *vtimezone) firstFrom() int {
 	return v.obs[best].from
 }
 
-// extend makes the transitions known from a year before t (so the one
-// in force at t is among them) to two years after.
+// extend makes the transitions known from a year before t to two years
+// after; onsets are computed from the year before that, so the one in
+// force at any instant from lo on is among them.
 func (v *vtimezone) extend(t time.Time) {
-	if v.capped || len(v.trans) > 0 && !t.Before(v.lo.AddDate(1, 0, 0)) && t.Before(v.hi) {
+	if v.capped || len(v.trans) > 0 && !t.Before(v.lo) && t.Before(v.hi) {
 		return
 	}
 	lo, hi := t.AddDate(-1, 0, 0), t.AddDate(2, 0, 0)
