@@ -111,6 +111,8 @@ func (h *Handler) dispatch(rq *request) error {
 		return h.mkcol(rq)
 	case http.MethodGet, http.MethodHead:
 		return h.get(rq)
+	case http.MethodPut:
+		return h.put(rq)
 	case http.MethodDelete:
 		return h.delete(rq)
 	}

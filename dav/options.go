@@ -24,6 +24,8 @@ type Store interface {
 	DeleteCollection(ctx context.Context, account string, kind store.CollectionKind, name string) error
 	PutObject(ctx context.Context, collectionID int64, o store.Object, opts store.PutOptions) (store.Object, error)
 	GetObject(ctx context.Context, collectionID int64, name string) (store.Object, error)
+	ObjectByUID(ctx context.Context, collectionID int64, uid string) (store.Object, error)
+	QueryObjects(ctx context.Context, collectionID int64, q store.ObjectQuery) ([]store.Object, error)
 	ListObjects(ctx context.Context, collectionID int64) ([]store.Object, error)
 	DeleteObject(ctx context.Context, collectionID int64, name, ifMatch string) error
 	ChangesSince(ctx context.Context, collectionID int64, token uint64) ([]store.ObjectChange, uint64, error)
