@@ -15,7 +15,7 @@ const reportNS = `xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:C
 
 // seedCalendar stores a single event in January 2027, a weekly series
 // from 2026 with an EXDATE, an event in March and a todo.
-func seedCalendar(t *testing.T, e *env) {
+func seedCalendar(t testing.TB, e *env) {
 	t.Helper()
 	e.do("PUT", e.calPath("jan.ics"), event("jan", "20270110T100000Z")).expect(t, http.StatusCreated)
 	e.do("PUT", e.calPath("weekly.ics"), event("weekly", "20261201T090000Z", "RRULE:FREQ=WEEKLY;COUNT=20", "EXDATE:20270112T090000Z")).expect(t, http.StatusCreated)
