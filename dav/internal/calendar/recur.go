@@ -46,7 +46,9 @@ func (o *Object) each(from, to time.Time, b *budget, noRule bool, fn func(*insta
 		if err := b.take(); err != nil {
 			return err
 		}
-		fn(o.single(m))
+		if in := o.single(m); !o.overridden(in.start) {
+			fn(in)
+		}
 		return nil
 	}
 	g := o.newGenerator(b, fn)
@@ -57,6 +59,17 @@ func (o *Object) each(from, to time.Time, b *budget, noRule bool, fn func(*insta
 		g.emitRule(from, to)
 	}
 	return g.err
+}
+
+// overridden reports whether a component overrides the instance that
+// starts at at.
+func (o *Object) overridden(at time.Time) bool {
+	for _, ov := range o.overrides {
+		if o.instant(ov.rid).Equal(at) {
+			return true
+		}
+	}
+	return false
 }
 
 // single is the instance of a non-recurring component.
@@ -267,6 +280,8 @@ func (g *generator) emitRule(from, to time.Time) {
 func (g *generator) untilWall() time.Time {
 	u := g.m.rule.Until
 	if u.IsZero() {
+		// rrule-go's own end, 290 years on, also bounds the work of a
+		// rule that never matches.
 		return u
 	}
 	if !g.untilIsDateTime() && !g.m.start.date {
