@@ -22,8 +22,8 @@ import (
 // garbage and the HTTP buffers, with the client in the same process),
 // where holding the answer would take over 50.
 func TestReportMemoryBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("stores 10,000 objects")
+	if testing.Short() || raceEnabled {
+		t.Skip("stores 10,000 objects and measures the heap: not in -short or -race runs")
 	}
 	e := newEnv(t)
 	ctx := context.Background()
