@@ -70,3 +70,32 @@ func BenchmarkCalendarQueryMonth(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	}
 }
+
+// BenchmarkFreeBusyQuery: one user's week of free/busy over HTTP, with
+// 20 events (a quarter of them recurring daily).
+func BenchmarkFreeBusyQuery(b *testing.B) {
+	e := newEnv(b)
+	for i := range 20 {
+		var extra []string
+		if i%4 == 0 {
+			extra = append(extra, "RRULE:FREQ=DAILY")
+		}
+		start := time.Date(2026, 6, 1+i, 9+i%8, 0, 0, 0, time.UTC)
+		e.do("PUT", e.calPath(fmt.Sprintf("fb%d.ics", i)), event(fmt.Sprintf("fb%d", i), start.Format("20060102T150405Z"), extra...)).expect(b, http.StatusCreated)
+	}
+	body := `<C:free-busy-query ` + reportNS + `><C:time-range start="20260608T000000Z" end="20260615T000000Z"/></C:free-busy-query>`
+	url := e.srv.URL + "/dav/calendars/" + e.aliceID + "/calendar/"
+	for b.Loop() {
+		req, _ := http.NewRequest("REPORT", url, strings.NewReader(body))
+		req.SetBasicAuth(alice, alicePW)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", res.StatusCode)
+		}
+	}
+}
