@@ -61,10 +61,21 @@ func Parse(data []byte, lim Limits) (*Object, error) {
 	if err := o.checkCalendar(); err != nil {
 		return nil, err
 	}
-	if err := o.readComponents(); err != nil {
+	if err := o.readComponentsSafely(); err != nil {
 		return nil, err
 	}
 	return o, nil
+}
+
+// readComponentsSafely turns a panic in rrule-go, which has panicked on
+// dates it does not expect, into invalid data.
+func (o *Object) readComponentsSafely() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = invalidData(fmt.Errorf("recurrence rule: %v", r))
+		}
+	}()
+	return o.readComponents()
 }
 
 // decodeOne decodes exactly one VCALENDAR. go-ical panics on some

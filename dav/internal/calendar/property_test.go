@@ -36,11 +36,10 @@ const (
 var horizon = time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
 
 type genOverride struct {
-	rid, start    time.Time
-	dur           time.Duration
-	status        string
-	transparent   bool
-	zeroDurations bool
+	rid, start  time.Time
+	dur         time.Duration
+	status      string
+	transparent bool
 }
 
 type genEvent struct {
@@ -59,11 +58,9 @@ type genEvent struct {
 }
 
 type oracleInstance struct {
-	start, end   time.Time
-	zero         bool // no duration: matches by (start <= s AND end > s)
-	busy         string
-	overrideOf   time.Time
-	isOverridden bool
+	start, end time.Time
+	zero       bool // no duration: matches by (start <= s AND end > s)
+	busy       string
 }
 
 func mustLoad(t interface{ Fatal(...any) }, name string) *time.Location {
@@ -341,9 +338,8 @@ func TestPropertyTimeRangeBusyBounds(t *testing.T) {
 		o := parsed.InZone(newYork)
 		want := e.oracle()
 		checkBounds(t, parsed, e, want, text)
-		for i := range 4 {
+		for range 4 {
 			from, to := genRange(t)
-			_ = i
 			checkRange(t, o, want, from, to, text)
 		}
 	})

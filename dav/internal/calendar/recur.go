@@ -1,12 +1,17 @@
 package calendar
 
 import (
+	"errors"
+	"fmt"
 	"sort"
 	"time"
 
 	"github.com/emersion/go-ical"
 	"github.com/teambition/rrule-go"
 )
+
+// errRecurrence: rrule-go failed on a rule Parse accepted.
+var errRecurrence = errors.New("calendar: recurrence expansion failed")
 
 // instance is one member of the recurrence set (or the one occurrence of
 // a non-recurring component).
@@ -29,7 +34,12 @@ const margin = 3 * 24 * time.Hour
 // unbounded) and stops when fn returns false. Every instance generated,
 // in the range or not, takes one from b; when b runs out, each returns
 // ErrTooManyInstances. With noRule, the master's RRULE is not expanded.
-func (o *Object) each(from, to time.Time, b *budget, noRule bool, fn func(*instance) bool) error {
+func (o *Object) each(from, to time.Time, b *budget, noRule bool, fn func(*instance) bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errRecurrence, r)
+		}
+	}()
 	for _, ov := range o.overrides {
 		if err := b.take(); err != nil {
 			return err

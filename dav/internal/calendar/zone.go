@@ -130,10 +130,16 @@ func (v *vtimezone) extend(t time.Time) {
 		lo, hi = minTime(lo, v.lo), maxTime(hi, v.hi)
 	}
 	var trans []transition
+	defer func() {
+		if r := recover(); r != nil {
+			// rrule-go failed: keep the onsets found so far, and no more.
+			v.trans, v.lo, v.hi, v.capped = sortTransitions(trans), lo, hi, true
+		}
+	}()
 	for _, o := range v.obs {
 		trans = o.onsets(trans, lo, hi)
 	}
-	sort.Slice(trans, func(i, j int) bool { return trans[i].at.Before(trans[j].at) })
+	trans = sortTransitions(trans)
 	if len(trans) > maxTransitions {
 		trans = trans[:maxTransitions]
 		v.capped = true
@@ -170,6 +176,11 @@ func (o observance) onsets(trans []transition, lo, hi time.Time) []transition {
 			add(w)
 		}
 	}
+	return trans
+}
+
+func sortTransitions(trans []transition) []transition {
+	sort.Slice(trans, func(i, j int) bool { return trans[i].at.Before(trans[j].at) })
 	return trans
 }
 
