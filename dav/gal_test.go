@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailyard/mailyard/directory"
 )
@@ -74,6 +75,12 @@ func TestGAL(t *testing.T) {
 	if _, err := e.dir.CreateUser(ctx, directory.User{Address: "dave@example.com"}, "pw-dave"); err != nil {
 		t.Fatal(err)
 	}
+	// The token is reused for galTokenTTL; then the change shows.
+	if ms := sync(token).multistatus(t); len(ms) != 0 {
+		t.Fatalf("token changed within its TTL: %v", hrefs(ms))
+	}
+	later := time.Now().Add(galTokenTTL)
+	e.h.galTokens.now = func() time.Time { return later }
 	if r := sync(token).expect(t, http.StatusForbidden); r.tree(t).child(nsDAV, "valid-sync-token") == nil {
 		t.Fatalf("stale GAL token: %s", r.body)
 	}
