@@ -157,3 +157,25 @@ func TestFreeBusyQuery(t *testing.T) {
 		t.Fatal("inverted range accepted")
 	}
 }
+
+// TestFloatingLocation: floating times are read in
+// Options.FloatingLocation by queries (RFC 4791 §9.9).
+func TestFloatingLocation(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip("no time zone data:", err)
+	}
+	for _, c := range []struct {
+		loc  *time.Location
+		want int
+	}{{nil, 0}, {berlin, 1}} {
+		e := newEnv(t, func(o *Options) { o.FloatingLocation = c.loc })
+		e.do("PUT", e.calPath("f.ics"), event("f", "20270105T090000")).expect(t, http.StatusCreated)
+		// 09:00 in Berlin is 08:00Z in January; in UTC it would be 09:00Z.
+		q := `<C:calendar-query ` + reportNS + `><D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">
+<C:time-range start="20270105T080000Z" end="20270105T083000Z"/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>`
+		if got := len(e.do("REPORT", "/dav/calendars/"+e.aliceID+"/calendar/", q, "Depth", "1").multistatus(t)); got != c.want {
+			t.Errorf("location %v: %d matches, want %d", c.loc, got, c.want)
+		}
+	}
+}
