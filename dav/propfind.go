@@ -83,12 +83,20 @@ func (h *Handler) propfind(rq *request) error {
 	if err != nil {
 		return err
 	}
+	minimal := preferMinimal(rq.r)
+	if minimal {
+		rq.w.Header().Set("Preference-Applied", "return=minimal")
+	}
 	var ms *multistatus
 	err = h.walk(rq, d, func(res *resource) error {
 		if ms == nil {
 			ms = newMultistatus(rq.w)
 		}
-		return ms.response(h.hrefOf(res.t), h.props(rq, res, pr)...)
+		stats := h.props(rq, res, pr)
+		if minimal {
+			stats = stats[:1] // RFC 8144 §2.1: no 404 propstat
+		}
+		return ms.response(h.hrefOf(res.t), stats...)
 	})
 	if ms == nil {
 		return err
@@ -98,6 +106,19 @@ func (h *Handler) propfind(rq *request) error {
 		return nil
 	}
 	return ms.close()
+}
+
+// preferMinimal reports whether the client asked for Prefer:
+// return=minimal (RFC 7240 §4.2, RFC 8144 §2.1).
+func preferMinimal(r *http.Request) bool {
+	for _, v := range r.Header.Values("Prefer") {
+		for _, p := range splitList(v) {
+			if strings.EqualFold(strings.ReplaceAll(p, " ", ""), "return=minimal") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // props answers a propRequest for one resource: 200 with the values it

@@ -144,3 +144,13 @@ func TestPropfindAllpropPropname(t *testing.T) {
 	}
 	e.do("PROPFIND", "/dav/calendars/"+e.aliceID+"/nope/", "", "Depth", "0").expect(t, http.StatusNotFound)
 }
+
+func TestPropfindPreferMinimal(t *testing.T) {
+	e := newEnv(t)
+	cal := "/dav/calendars/" + e.aliceID + "/calendar/"
+	r := e.do("PROPFIND", cal, propfindBody("D:displayname", "X:unknown"), "Depth", "0", "Prefer", "return=minimal")
+	c := r.multistatus(t)[cal]
+	if _, ok := c.props["urn:x-test unknown"]; ok || c.props[nsDAV+" displayname"] != http.StatusOK || r.Header.Get("Preference-Applied") != "return=minimal" {
+		t.Fatalf("minimal: %v %v", c.props, r.Header)
+	}
+}
