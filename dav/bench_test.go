@@ -99,3 +99,42 @@ func BenchmarkFreeBusyQuery(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAddressbookQuery: FN contains over 10,000 contacts, 10 of
+// which match.
+func BenchmarkAddressbookQuery(b *testing.B) {
+	e := newEnv(b)
+	ctx := context.Background()
+	c, err := e.st.Collection(ctx, e.aliceID, store.KindAddressBook, "contacts")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 10000 {
+		fn := fmt.Sprintf("Person %05d", i)
+		if i%1000 == 0 {
+			fn = fmt.Sprintf("Zebra %05d", i)
+		}
+		data := vcardText(fmt.Sprintf("c%05d", i), fn, fmt.Sprintf("p%d@example.org", i))
+		if _, err := e.st.PutObject(ctx, c.ID, store.Object{Name: fmt.Sprintf("c%05d.vcf", i), UID: fmt.Sprintf("c%05d", i), Data: []byte(data), Component: "VCARD"}, store.PutOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	body := `<CR:addressbook-query ` + reportNS + `><D:prop><D:getetag/><CR:address-data/></D:prop><CR:filter><CR:prop-filter name="FN"><CR:text-match>zebra</CR:text-match></CR:prop-filter></CR:filter></CR:addressbook-query>`
+	url := e.srv.URL + "/dav/addressbooks/" + e.aliceID + "/contacts/"
+	e.do("PROPFIND", "/dav/", "", "Depth", "0").expect(b, http.StatusMultiStatus)
+	b.ResetTimer()
+	for b.Loop() {
+		req, _ := http.NewRequest("REPORT", url, strings.NewReader(body))
+		req.SetBasicAuth(alice, alicePW)
+		req.Header.Set("Depth", "1")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusMultiStatus || n == 0 {
+			b.Fatalf("status %d", res.StatusCode)
+		}
+	}
+}
