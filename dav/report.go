@@ -321,8 +321,7 @@ func (h *Handler) parseCalendar(data []byte) (*calendar.Object, error) {
 
 // reportPage is how many objects (with their data) a report holds at
 // once: at most reportPage * Limits.MaxResourceSize bytes, typically a
-// megabyte or two (a store query costs about as much per page as 100
-// objects do, so smaller pages cost time).
+// megabyte or two. Pages of 100 made BenchmarkAddressbookQuery slower.
 const reportPage = 250
 
 // pageObjects calls fn for every object of a collection that q selects,
