@@ -321,6 +321,9 @@ func checkRuleCost(opt rrule.ROption) error {
 	}
 	if len(opt.Bysetpos) > 0 {
 		days := map[rrule.Frequency]int{rrule.DAILY: 1, rrule.WEEKLY: 7, rrule.MONTHLY: 31, rrule.YEARLY: 366}[opt.Freq]
+		if opt.Freq == rrule.WEEKLY {
+			days = max(len(opt.Byweekday), 1) // a week holds each weekday once
+		}
 		size := days * max(len(opt.Byhour), 1) * max(len(opt.Byminute), 1) * max(len(opt.Bysecond), 1)
 		ok := false
 		for _, p := range opt.Bysetpos {

@@ -166,6 +166,11 @@ func (o observance) onsets(trans []transition, lo, hi time.Time) []transition {
 	if k := (lo.Year() - 1 - opt.Dtstart.Year()) / 400; opt.Freq == rrule.YEARLY && opt.Count == 0 && k > 0 {
 		opt.Dtstart = opt.Dtstart.AddDate(400*k, 0, 0)
 	}
+	if y := lo.Year() - 1; fixedYearly(opt) && opt.Dtstart.Year() < y {
+		// Every year alike: start the year before lo.
+		d := opt.Dtstart
+		opt.Dtstart = time.Date(y, d.Month(), min(d.Day(), 28), d.Hour(), d.Minute(), d.Second(), 0, time.UTC)
+	}
 	r, err := rrule.NewRRule(opt)
 	if err != nil {
 		return trans
@@ -177,6 +182,15 @@ func (o observance) onsets(trans []transition, lo, hi time.Time) []transition {
 		}
 	}
 	return trans
+}
+
+// fixedYearly: a rule whose every year is chosen alike from its BY-parts
+// (as VTIMEZONE rules are: FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU), so that
+// its DTSTART's year does not matter, only its time of day.
+func fixedYearly(opt rrule.ROption) bool {
+	return opt.Freq == rrule.YEARLY && opt.Interval <= 1 && opt.Count == 0 &&
+		len(opt.Bymonth) > 0 && len(opt.Byweekday)+len(opt.Bymonthday) > 0 &&
+		len(opt.Byyearday)+len(opt.Byweekno)+len(opt.Byeaster) == 0
 }
 
 func sortTransitions(trans []transition) []transition {
