@@ -3,6 +3,7 @@ package dav
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -152,5 +153,27 @@ func TestPropfindPreferMinimal(t *testing.T) {
 	c := r.multistatus(t)[cal]
 	if _, ok := c.props["urn:x-test unknown"]; ok || c.props[nsDAV+" displayname"] != http.StatusOK || r.Header.Get("Preference-Applied") != "return=minimal" {
 		t.Fatalf("minimal: %v %v", c.props, r.Header)
+	}
+}
+
+func TestPropfindCollectionMembers(t *testing.T) {
+	e := newEnv(t)
+	seedCalendar(t, e)
+	cal := "/dav/calendars/" + e.aliceID + "/calendar/"
+	ms := e.do("PROPFIND", cal, propfindBody("D:getetag", "D:getcontenttype", "D:getcontentlength", "D:getlastmodified", "D:resourcetype"), "Depth", "1").multistatus(t)
+	if len(ms) != 5 {
+		t.Fatalf("members: %v", hrefs(ms))
+	}
+	o := ms[e.calPath("jan.ics")]
+	g := e.do("GET", e.calPath("jan.ics"), "").expect(t, http.StatusOK)
+	if o.prop(t, nsDAV, "getetag").Text != g.Header.Get("ETag") || !strings.HasPrefix(o.prop(t, nsDAV, "getcontenttype").Text, "text/calendar") ||
+		o.prop(t, nsDAV, "getcontentlength").Text != strconv.Itoa(len(g.body)) || o.prop(t, nsDAV, "getlastmodified").Text != g.Header.Get("Last-Modified") {
+		t.Fatalf("member props %+v vs %v", o.values, g.Header)
+	}
+	if len(o.prop(t, nsDAV, "resourcetype").Children) != 0 {
+		t.Fatal("object resourcetype not empty")
+	}
+	if ms[cal].props[nsDAV+" getetag"] != http.StatusNotFound {
+		t.Fatal("collection has a getetag")
 	}
 }
