@@ -50,7 +50,8 @@ type GAL interface {
 	Photo(ctx context.Context, userID string) ([]byte, error)
 }
 
-// Defaults of [Limits].
+// Defaults of [Limits] and of Options.AuthCacheTTL; DefaultAuthCacheSize
+// bounds the credentials cache.
 const (
 	DefaultMaxResourceSize         = 1 << 20
 	DefaultMaxCollections          = 100
