@@ -5,7 +5,7 @@ const (
 	DefaultMaxSize         = 1 << 20
 	DefaultMaxAttendees    = 1000
 	DefaultMaxComponents   = 1000
-	DefaultBoundsInstances = 10000
+	DefaultBoundsInstances = 1000
 	// DefaultMaxInstances is what a method uses when its maxInstances
 	// argument is zero or negative.
 	DefaultMaxInstances = 10000

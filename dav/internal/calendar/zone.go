@@ -119,13 +119,13 @@ func (v *vtimezone) firstFrom() int {
 	return v.obs[best].from
 }
 
-// extend makes the transitions known from two years before t (so the
-// one in force at t is among them) to five years after.
+// extend makes the transitions known from a year before t (so the one
+// in force at t is among them) to two years after.
 func (v *vtimezone) extend(t time.Time) {
 	if v.capped || len(v.trans) > 0 && !t.Before(v.lo.AddDate(1, 0, 0)) && t.Before(v.hi) {
 		return
 	}
-	lo, hi := t.AddDate(-2, 0, 0), t.AddDate(5, 0, 0)
+	lo, hi := t.AddDate(-1, 0, 0), t.AddDate(2, 0, 0)
 	if len(v.trans) > 0 {
 		lo, hi = minTime(lo, v.lo), maxTime(hi, v.hi)
 	}
