@@ -100,10 +100,10 @@ type multistatus struct {
 				CalHome      hrefProp `xml:"urn:ietf:params:xml:ns:caldav calendar-home-set"`
 				CardHome     hrefProp `xml:"urn:ietf:params:xml:ns:carddav addressbook-home-set"`
 				Outbox       hrefProp `xml:"urn:ietf:params:xml:ns:caldav schedule-outbox-URL"`
-				SyncToken    string `xml:"DAV: sync-token"`
-				ETag         string `xml:"DAV: getetag"`
-				CalendarData string `xml:"urn:ietf:params:xml:ns:caldav calendar-data"`
-				AddressData  string `xml:"urn:ietf:params:xml:ns:carddav address-data"`
+				SyncToken    string   `xml:"DAV: sync-token"`
+				ETag         string   `xml:"DAV: getetag"`
+				CalendarData string   `xml:"urn:ietf:params:xml:ns:caldav calendar-data"`
+				AddressData  string   `xml:"urn:ietf:params:xml:ns:carddav address-data"`
 			} `xml:"DAV: prop"`
 		} `xml:"DAV: propstat"`
 	} `xml:"DAV: response"`
