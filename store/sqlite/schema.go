@@ -129,9 +129,25 @@ ALTER TABLE mailboxes DROP COLUMN subscribed;
 ALTER TABLE messages ADD COLUMN internal_zone INTEGER NOT NULL DEFAULT 0;
 `
 
+// migrationV3 indexes calendar objects for time-range queries
+// (store.Collections.QueryObjects): each object's main component and the
+// bounds of its whole recurrence set, as Unix seconds, with the sentinels
+// of objectquery.go for unbounded (minimum int64 for first_start, maximum
+// for last_end). Rows written before it get an empty component and both
+// sentinels: they match every query, which is correct, since the caller
+// re-checks what it reads; each PUT of an object sets its real bounds.
+// The index keeps the three columns next to (collection, name), so a page
+// in name order tests them without reading the objects' data.
+const migrationV3 = `
+ALTER TABLE objects ADD COLUMN component TEXT NOT NULL DEFAULT '';
+ALTER TABLE objects ADD COLUMN first_start INTEGER NOT NULL DEFAULT -9223372036854775808;
+ALTER TABLE objects ADD COLUMN last_end INTEGER NOT NULL DEFAULT 9223372036854775807;
+CREATE INDEX objects_range ON objects(collection, name, component, first_start, last_end);
+`
+
 // migrations[i] takes a database from version i+1 to version i+2; the
 // last one reaches schemaVersion.
-var migrations = [schemaVersion - 1]string{migrationV2}
+var migrations = [schemaVersion - 1]string{migrationV2, migrationV3}
 
 // migrate creates the schema in an empty database, brings one written by
 // an older version up to date in one transaction (a failure leaves it as
