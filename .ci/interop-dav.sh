@@ -79,10 +79,8 @@ ours)
   build_mailserver "$work"
   ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
   smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port)
-  write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http"
+  write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "" "" "$port"
   cat >>"$work/cfg.toml" <<CFG
-[dav]
-listen = "127.0.0.1:$port"
 [auth_checks]
 enabled = false
 CFG

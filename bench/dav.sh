@@ -139,10 +139,8 @@ fi
 if [ "$ONLY" != radicale ]; then
   port=$(free_port)
   ms() { "$WORK/mailserver" -config "$WORK/cfg.toml" "$@"; }
-  write_config "$WORK/cfg.toml" "$WORK/data" "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)"
+  write_config "$WORK/cfg.toml" "$WORK/data" "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" "" "" "$port"
   cat >>"$WORK/cfg.toml" <<CFG
-[dav]
-listen = "127.0.0.1:$port"
 [auth_checks]
 enabled = false
 CFG
