@@ -114,8 +114,10 @@ class Dav:
             h["Content-Type"] = "application/xml; charset=utf-8"
         if isinstance(body, str):
             body = body.encode()
+        # verify per request: requests lets REQUESTS_CA_BUNDLE override
+        # a Session's verify, not a request's.
         return self.s.request(method, self.url(href), data=body, headers=h,
-                              allow_redirects=redirects, timeout=60)
+                              allow_redirects=redirects, timeout=60, verify=self.s.verify)
 
     def propfind(self, href, props, depth="0"):
         body = '<?xml version="1.0" encoding="utf-8"?><d:propfind xmlns:d="DAV:" ' \

@@ -45,7 +45,6 @@ $py -c 'import caldav' 2>/dev/null || fail "python3-caldav missing (bash .ci/pee
 user=alice@example.test pw='correct horse'
 port=$(free_port)
 cafile=
-fingerprint=
 case "$server" in
 radicale)
   command -v radicale >/dev/null || fail "radicale missing (bash .ci/peers.sh installs it)"
@@ -79,8 +78,22 @@ ours)
   build_mailserver "$work"
   ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
   smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port)
+  # A private CA signs the server's certificate (for localhost): the
+  # clients verify it as they would a real one. The generated self-signed
+  # certificate is a leaf that OpenSSL 3 will not take as a trust anchor.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=interop-dav-ca \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+    -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null || fail "making the test CA"
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null || fail "making the server key"
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$work/ext.cnf"
+  openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
+    -extfile "$work/ext.cnf" -out "$work/server.pem" 2>/dev/null || fail "signing the server certificate"
   write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "" "" "$port"
   cat >>"$work/cfg.toml" <<CFG
+[tls]
+cert_file = "$work/server.pem"
+key_file = "$work/server.key"
 [auth_checks]
 enabled = false
 CFG
@@ -89,10 +102,8 @@ CFG
   ms user add "$user" -password "$pw" >/dev/null
   "$work/mailserver" -config "$work/cfg.toml" serve >"$work/server.log" 2>&1 &
   pid=$!
-  # The certificate is self-signed for the hostname and localhost; the
-  # clients trust exactly it (python: as a CA file; vdirsyncer: by its
-  # SHA-256 fingerprint).
   url=https://localhost:$port/
+  cafile=$work/ca.pem
   caldav_known=${DAV_KNOWN_FAIL_CALDAV:-}
   carddav_known=${DAV_KNOWN_FAIL_CARDDAV:-}
   ;;
@@ -100,10 +111,6 @@ CFG
 esac
 wait_port 127.0.0.1 "$port" || fail "no DAV listener"
 if [ "$server" = ours ]; then
-  openssl s_client -connect "127.0.0.1:$port" -servername localhost </dev/null 2>/dev/null |
-    openssl x509 >"$work/server.pem" 2>/dev/null || fail "no certificate from the DAV listener"
-  cafile=$work/server.pem
-  fingerprint=$(openssl x509 -in "$cafile" -noout -fingerprint -sha256 | cut -d= -f2)
   echo "-- plain HTTP is refused for auth; a wrong password is 401"
   code=$(curl -s -o /dev/null -w '%{http_code}' -X PROPFIND -u "$user:$pw" "http://127.0.0.1:$port/dav/" || true)
   case "$code" in 2*) fail "PROPFIND over plain HTTP answered $code" ;; esac
@@ -119,7 +126,7 @@ echo "   calendar $calurl, address book $bookurl"
 vds=$work/vds
 mkdir -p "$vds/status" "$vds/cal/vdscal" "$vds/card/vdsbook"
 tlsopt=
-[ -n "$fingerprint" ] && tlsopt="verify_fingerprint = \"$fingerprint\""
+[ -n "$cafile" ] && tlsopt="verify = \"$cafile\""
 cat >"$vds/config" <<CFG
 [general]
 status_path = "$vds/status/"
