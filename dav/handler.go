@@ -115,6 +115,8 @@ func (h *Handler) dispatch(rq *request) error {
 		return h.put(rq)
 	case http.MethodDelete:
 		return h.delete(rq)
+	case "REPORT":
+		return h.report(rq)
 	}
 	rq.w.Header().Set("Allow", allowed)
 	return &httpError{status: http.StatusMethodNotAllowed}

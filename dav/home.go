@@ -34,6 +34,9 @@ func (h *Handler) ensureDefaults(rq *request) error {
 
 // collection loads the collection a target names; 404 if there is none.
 func (h *Handler) collection(rq *request, t target) (store.Collection, error) {
+	if h.isGAL(t) {
+		return h.galCollection(rq), nil
+	}
 	c, err := h.opts.Store.Collection(rq.ctx, t.user, t.collKind(), t.coll)
 	if errors.Is(err, store.ErrNotFound) {
 		return c, &httpError{status: http.StatusNotFound, msg: "no such collection"}
@@ -46,6 +49,10 @@ func (h *Handler) object(rq *request, t target) (store.Collection, store.Object,
 	c, err := h.collection(rq, t)
 	if err != nil {
 		return c, store.Object{}, err
+	}
+	if h.isGAL(t) {
+		o, err := h.galObject(rq, t.name)
+		return c, o, err
 	}
 	o, err := h.opts.Store.GetObject(rq.ctx, c.ID, t.name)
 	if errors.Is(err, store.ErrNotFound) {

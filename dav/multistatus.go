@@ -52,6 +52,22 @@ func (m *multistatus) response(href string, stats ...propstat) error {
 	return m.write(r)
 }
 
+// status writes a DAV:response with a status and no properties
+// (RFC 4918 §14.24), with an optional DAV:error.
+func (m *multistatus) status(href string, status int, cond *node) error {
+	r := el(nsDAV, "response", textEl(nsDAV, "href", href), statusEl(status))
+	if cond != nil {
+		r.Children = append(r.Children, el(nsDAV, "error", cond))
+	}
+	return m.write(r)
+}
+
+// extra writes an element after the responses (sync-token, RFC 6578 §6.4).
+func (m *multistatus) extra(n *node) {
+	m.start()
+	m.x.node(n)
+}
+
 func (m *multistatus) write(n *node) error {
 	m.start()
 	m.x.node(n)

@@ -150,6 +150,10 @@ func (h *Handler) walk(rq *request, d depth, fn func(*resource) error) error {
 			return err
 		}
 	}
+	switch {
+	case h.isGAL(t) && t.kind == kindBook:
+		return h.walkGAL(rq, d, fn)
+	}
 	switch t.kind {
 	case kindCalendar, kindBook:
 		return h.walkCollection(rq, d, fn)
@@ -192,6 +196,10 @@ func (h *Handler) walkChildren(rq *request, fn func(*resource) error) error {
 			if err := fn(&resource{t: target{kind: k, user: u, coll: colls[i].Name}, coll: &colls[i]}); err != nil {
 				return err
 			}
+		}
+		if k == kindBook && h.opts.GAL != nil {
+			gal := h.galCollection(rq)
+			return fn(&resource{t: target{kind: kindBook, user: u, coll: galName}, coll: &gal})
 		}
 	}
 	return nil

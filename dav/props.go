@@ -66,8 +66,8 @@ func propTable() map[kind][]propDef {
 			}
 			return res.coll.Name
 		}),
-		text(nsDAV, "sync-token", false, func(_ *Handler, _ *request, res *resource) string { return syncTokenURI(res.coll.SyncToken) }),
-		text(nsCS, "getctag", false, func(_ *Handler, _ *request, res *resource) string { return strconv.FormatUint(res.coll.SyncToken, 10) }),
+		text(nsDAV, "sync-token", false, func(h *Handler, rq *request, res *resource) string { return h.syncToken(rq, res) }),
+		text(nsCS, "getctag", false, func(h *Handler, rq *request, res *resource) string { return h.syncToken(rq, res) }),
 		def(nsDAV, "supported-report-set", false, func(_ *Handler, _ *request, res *resource) []*node { return supportedReports(res.t.kind) }),
 	)
 	maxSize := func(h *Handler, _ *request, _ *resource) string {
@@ -241,4 +241,16 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// syncToken is a collection's sync token (RFC 6578 §4), also its CTag.
+func (h *Handler) syncToken(rq *request, res *resource) string {
+	if h.isGAL(res.t) {
+		tok, err := h.galToken(rq)
+		if err != nil {
+			rq.log.Error("GAL sync token", "err", err)
+		}
+		return tok
+	}
+	return syncTokenURI(res.coll.SyncToken)
 }
