@@ -252,7 +252,13 @@ def fmt(ts):
 
 
 def caldav_scenario(args, c):
+    import logging
+
     import caldav
+
+    # python3-caldav logs tracebacks of its own for what the checks report.
+    logging.getLogger("caldav").setLevel(logging.CRITICAL)
+    logging.getLogger().setLevel(logging.CRITICAL)
 
     dav = Dav(args.url, args.user, args.password, args.cafile)
     check_well_known(c, dav, "caldav")
@@ -402,6 +408,9 @@ def caldav_scenario(args, c):
     c.run("caldav.freebusy-report", fb_report)
 
     def fb_outbox():
+        ms = dav.propfind(str(principal.url), "<c:schedule-outbox-URL/>")
+        if not href_of(ms[0][1], "c", "schedule-outbox-URL"):
+            return False, "the principal has no schedule-outbox-URL (RFC 6638 §2.1)"
         addrs = principal.calendar_user_address_set()
         mailto = [a for a in addrs if a.lower().startswith("mailto:")]
         if not mailto:

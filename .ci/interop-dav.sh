@@ -104,8 +104,12 @@ CFG
   pid=$!
   url=https://localhost:$port/
   cafile=$work/ca.pem
-  caldav_known=${DAV_KNOWN_FAIL_CALDAV:-}
-  carddav_known=${DAV_KNOWN_FAIL_CARDDAV:-}
+  # Not built yet in package dav (issue 14 item 6, "schedule inbox/outbox
+  # come later" in the design): the schedule outbox POST of RFC 6638 §5.
+  # A check listed here that passes fails the run ("FIXED"), so the list
+  # stays exact.
+  caldav_known=${DAV_KNOWN_FAIL_CALDAV-caldav.freebusy-outbox}
+  carddav_known=${DAV_KNOWN_FAIL_CARDDAV-}
   ;;
 *) fail "DAV_SERVER=$server: want ours or radicale" ;;
 esac
