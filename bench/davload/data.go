@@ -76,6 +76,26 @@ func (e event) overlaps(from, to time.Time) bool {
 	return false
 }
 
+// busyHours adds the start (Unix seconds) of every hour of e's instances
+// within [from, to) to set.
+func (e event) busyHours(from, to time.Time, set map[int64]bool) {
+	const week = 7 * 24 * time.Hour
+	for k := 0; e.count != 0 || k == 0; k++ {
+		if e.count > 0 && k >= e.count {
+			break
+		}
+		s := e.start.Add(time.Duration(k) * week)
+		if !s.Before(to) {
+			break
+		}
+		for t := s; t.Before(s.Add(e.dur)); t = t.Add(time.Hour) {
+			if !t.Before(from) && t.Before(to) {
+				set[t.Unix()] = true
+			}
+		}
+	}
+}
+
 // vcard is generated contact i (vCard 3.0): "Person 00042", with a
 // mail address and a phone number.
 func vcard(i, rev int) []byte {

@@ -23,11 +23,13 @@
 //	freebusy      -fb-users accounts get -fb-events events each; then the
 //	              free/busy of all of them for one week, asked as the
 //	              first account: "outbox" POSTs one VFREEBUSY request to
-//	              the schedule outbox (RFC 6638 §5), "query" (for a
-//	              server without scheduling) sends one calendar-query
-//	              per user calendar (they must be readable by the first
-//	              account); "auto" picks outbox when the principal has a
-//	              schedule-outbox-URL
+//	              the schedule outbox (RFC 6638 §5); "report" sends
+//	              each user's free-busy-query REPORT (RFC 4791 §7.10) as
+//	              that user, and the busy hours must be exactly those of
+//	              the generated events; "query" (for a server without
+//	              free/busy) sends one calendar-query per user calendar
+//	              (readable by the first account); "auto" picks the first
+//	              the server offers
 //
 // Query phases run until -queries answers or -phase-time, whichever is
 // first. Output: a table and "RESULT op=... count=... ops_s=... p50_ms=...
@@ -85,7 +87,7 @@ func main() {
 	flag.IntVar(&c.contacts, "contacts", 10000, "contacts in the address book")
 	flag.IntVar(&c.fbUsers, "fb-users", 50, "users whose free/busy is asked")
 	flag.IntVar(&c.fbEvents, "fb-events", 100, "events per free/busy user")
-	flag.StringVar(&c.fbMode, "fb-mode", "auto", "free/busy as `outbox`, query or auto")
+	flag.StringVar(&c.fbMode, "fb-mode", "auto", "free/busy as `mode`: outbox, report, query or auto")
 	flag.BoolVar(&c.verbose, "v", false, "print every error")
 	flag.Parse()
 	c.phases = map[string]bool{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -204,15 +205,28 @@ func phaseFreeBusy(ctx context.Context, c *config, hc *http.Client, me *client, 
 	from, to := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 9, 0, 0, 0, 0, time.UTC)
 	mode := c.fbMode
 	if mode == "auto" {
-		mode = "query"
-		if outbox != "" {
-			mode = "outbox"
-		}
+		mode = autoFreeBusyMode(ctx, outbox, users[0], from, to)
 	}
 	var op func(int) error
 	switch mode {
 	case "outbox":
 		op = func(int) error { return freeBusyOutbox(ctx, me, outbox, users, from, to) }
+	case "report":
+		want := make([]map[int64]bool, len(users))
+		for u := range users {
+			want[u] = map[int64]bool{}
+			for i := range c.fbEvents {
+				genEvent(fmt.Sprintf("fb%d", u), i, c.fbEvents, c.fbEvents/10).busyHours(from, to, want[u])
+			}
+		}
+		op = func(int) error {
+			for u, fu := range users {
+				if err := freeBusyReport(ctx, fu, from, to, want[u]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 	case "query":
 		body := timeRangeQuery(from, to)
 		want := make([]int, len(users))
@@ -265,6 +279,69 @@ func freeBusyOutbox(ctx context.Context, me *client, outbox string, users []fbUs
 	}
 	if n := strings.Count(s, "BEGIN:VFREEBUSY"); n != len(users) {
 		return fmt.Errorf("%d VFREEBUSY in the answer, want %d", n, len(users))
+	}
+	return nil
+}
+
+// autoFreeBusyMode picks how the server can answer free/busy: the
+// schedule outbox when the principal has one; else the free-busy-query
+// REPORT (RFC 4791 §7.10) when it answers one with text/calendar (each
+// user's calendar asked by its owner); else calendar-query.
+func autoFreeBusyMode(ctx context.Context, outbox string, u fbUser, from, to time.Time) string {
+	if outbox != "" {
+		return "outbox"
+	}
+	st, data, hdr, err := u.cl.do(ctx, "REPORT", u.cal, []byte(freeBusyQuery(from, to)), map[string]string{"Depth": "1"}, 200, 207)
+	if err == nil && st == 200 && strings.HasPrefix(hdr.Get("Content-Type"), "text/calendar") && strings.Contains(string(data), "BEGIN:VFREEBUSY") {
+		return "report"
+	}
+	return "query"
+}
+
+func freeBusyQuery(from, to time.Time) string {
+	return `<?xml version="1.0" encoding="utf-8"?><c:free-busy-query xmlns:c="urn:ietf:params:xml:ns:caldav">` +
+		`<c:time-range start="` + icsTime(from) + `" end="` + icsTime(to) + `"/></c:free-busy-query>`
+}
+
+var freeBusyLine = regexp.MustCompile(`(?m)^FREEBUSY[^:\r\n]*:([^\r\n]+)`)
+
+// freeBusyReport asks one user's free/busy with the free-busy-query REPORT
+// as that user; the busy hours must be exactly want (every generated
+// event starts on the hour and lasts one).
+func freeBusyReport(ctx context.Context, u fbUser, from, to time.Time, want map[int64]bool) error {
+	_, data, _, err := u.cl.do(ctx, "REPORT", u.cal, []byte(freeBusyQuery(from, to)), map[string]string{"Depth": "1"}, 200)
+	if err != nil {
+		return err
+	}
+	got := map[int64]bool{}
+	for _, m := range freeBusyLine.FindAllStringSubmatch(strings.ReplaceAll(string(data), "\r\n ", ""), -1) {
+		for _, p := range strings.Split(m[1], ",") {
+			s, e, ok := strings.Cut(strings.TrimSpace(p), "/")
+			start, err1 := time.Parse("20060102T150405Z", s)
+			var end time.Time
+			var err2 error
+			if strings.HasPrefix(e, "P") {
+				var d time.Duration
+				d, err2 = time.ParseDuration(strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(e, "P"), "T")))
+				end = start.Add(d)
+			} else {
+				end, err2 = time.Parse("20060102T150405Z", e)
+			}
+			if !ok || err1 != nil || err2 != nil {
+				return fmt.Errorf("%s: FREEBUSY period %q", u.addr, p)
+			}
+			for t := start; t.Before(end); t = t.Add(time.Hour) {
+				got[t.Unix()] = true
+			}
+		}
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("%s: %d busy hours, want %d", u.addr, len(got), len(want))
+	}
+	for h := range want {
+		if !got[h] {
+			return fmt.Errorf("%s: %s not busy", u.addr, time.Unix(h, 0).UTC())
+		}
 	}
 	return nil
 }
