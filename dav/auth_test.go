@@ -1,10 +1,15 @@
 package dav
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/mailyard/mailyard/directory"
 )
 
 func TestAuthRequired(t *testing.T) {
@@ -77,4 +82,55 @@ func TestOptionsAndWellKnown(t *testing.T) {
 	}
 	e.do("GET", "/elsewhere", "").expect(t, http.StatusNotFound)
 	e.do("GET", "/davx/", "").expect(t, http.StatusNotFound)
+}
+
+// countingDir counts password checks and can fail like a broken
+// directory.
+type countingDir struct {
+	Directory
+	checks atomic.Int32
+	fail   atomic.Bool
+}
+
+func (d *countingDir) Authenticate(ctx context.Context, login, password string, p directory.Protocol) (directory.User, error) {
+	d.checks.Add(1)
+	if d.fail.Load() {
+		return directory.User{}, errors.New("directory unreachable")
+	}
+	return d.Directory.Authenticate(ctx, login, password, p)
+}
+
+// TestAuthCacheAndDirectoryFailure: verified credentials are not checked
+// again within the TTL, a wrong password always is, and a failing
+// directory answers 503 with Retry-After.
+func TestAuthCacheAndDirectoryFailure(t *testing.T) {
+	var cd *countingDir
+	e := newEnv(t, func(o *Options) {
+		cd = &countingDir{Directory: o.Directory}
+		o.Directory = cd
+	})
+	for range 3 {
+		e.do("PROPFIND", "/dav/", "", "Depth", "0").expect(t, http.StatusMultiStatus)
+	}
+	if n := cd.checks.Load(); n != 1 {
+		t.Fatalf("%d password checks for three requests", n)
+	}
+	e.do("PROPFIND", "/dav/", "", "Auth", alice+":wrong", "Depth", "0").expect(t, http.StatusUnauthorized)
+	if n := cd.checks.Load(); n != 2 {
+		t.Fatalf("wrong password not checked: %d", n)
+	}
+	cd.fail.Store(true)
+	r := e.do("PROPFIND", "/dav/", "", "Auth", bob+":"+bobPW, "Depth", "0").expect(t, http.StatusServiceUnavailable)
+	if r.Header.Get("Retry-After") != "30" {
+		t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
+	}
+}
+
+func TestAuthDisabled(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.AuthCacheTTL = -1 })
+	e.do("PROPFIND", "/dav/", "", "Auth", bob+":"+bobPW, "Depth", "0").expect(t, http.StatusMultiStatus)
+	if err := e.dir.SetDisabled(context.Background(), e.bobID, true); err != nil {
+		t.Fatal(err)
+	}
+	e.do("PROPFIND", "/dav/", "", "Auth", bob+":"+bobPW, "Depth", "0").expect(t, http.StatusForbidden)
 }

@@ -20,7 +20,9 @@
 //
 // Under Options.Prefix (default "/dav"):
 //
-//	/.well-known/caldav, /.well-known/carddav  redirect to /dav/ (RFC 6764 §5)
+//	/.well-known/caldav, /.well-known/carddav  redirect to /dav/ (RFC 6764 §5: 301 for GET
+//	                                           and HEAD, 308 for PROPFIND and the rest, which
+//	                                           some clients would otherwise turn into a GET)
 //	/dav/                                      the context path (current-user-principal)
 //	/dav/principals/<userID>/                  the user's principal
 //	/dav/calendars/<userID>/                   calendar home; <name>/ a calendar, <name>/<resource> an object
@@ -53,5 +55,27 @@
 //     slashes or backslashes are refused with 400.
 //   - PROPPATCH, MKCALENDAR and extended MKCOL apply all their property
 //     changes or none (RFC 4918 §9.2, RFC 5689 §3).
-//   - Multi-status answers are written to the client as they are made.
+//   - Multi-status answers are written to the client as they are made;
+//     queries and sync read the store a page of objects at a time, so a
+//     REPORT over any number of objects holds one page.
+//   - A PUT is validated (dav/internal/calendar, dav/internal/contact)
+//     before anything is stored; a refusal names the RFC 4791 §5.3.2.1 or
+//     RFC 6352 §6.3.2.1 precondition, no-uid-conflict with the href of
+//     the resource holding the UID.
+//
+// # Methods and reports
+//
+// OPTIONS, PROPFIND (Depth 0 and 1; infinity is refused with
+// propfind-finite-depth), PROPPATCH, MKCALENDAR, MKCOL (plain and
+// extended, RFC 5689), GET, HEAD, PUT, DELETE (If-Match, If-None-Match),
+// and REPORT: calendar-query (with comp/prop selection and expand),
+// calendar-multiget, free-busy-query, addressbook-query (with limit),
+// addressbook-multiget and sync-collection (sync-level 1).
+//
+// Not served yet, and refused clearly: limit-recurrence-set and
+// limit-freebusy-set (501; clients use expand), sync-level infinite
+// (403), dead properties and calendar-timezone in PROPPATCH (403: the
+// store has no place for them), scheduling (RFC 6638) and sharing.
+//
+// [FreeBusy] gives other packages the merged busy time of accounts.
 package dav

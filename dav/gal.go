@@ -8,6 +8,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/emersion/go-vcard"
 	"github.com/mailyard/mailyard/dav/internal/contact"
@@ -26,8 +28,42 @@ import (
 //     the current token answers "no change", with any other it answers
 //     valid-sync-token (RFC 6578 §3.2) and the client resyncs fully —
 //     never a wrong incremental answer. Computing it reads the whole
-//     list (bounded memory, time linear in the list).
+//     list (bounded memory, time linear in the list), so a tenant's token
+//     is remembered for galTokenTTL: a change in the directory reaches
+//     clients within that time.
 const galDisplayName = "Global Address List"
+
+// galTokenTTL is how long a tenant's GAL sync token is reused.
+const galTokenTTL = 30 * time.Second
+
+// galTokens remembers each tenant's GAL sync token for galTokenTTL.
+type galTokens struct {
+	mu      sync.Mutex
+	now     func() time.Time
+	entries map[string]galTokenEntry
+}
+
+type galTokenEntry struct {
+	token   string
+	expires time.Time
+}
+
+func (g *galTokens) get(tenant string) (string, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	e, ok := g.entries[tenant]
+	if !ok || !g.now().Before(e.expires) {
+		delete(g.entries, tenant)
+		return "", false
+	}
+	return e.token, true
+}
+
+func (g *galTokens) put(tenant, token string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.entries[tenant] = galTokenEntry{token: token, expires: g.now().Add(galTokenTTL)}
+}
 
 // galTokenPrefix marks GAL sync tokens.
 const galTokenPrefix = syncTokenPrefix + "gal-"
@@ -119,6 +155,9 @@ func (h *Handler) galObject(rq *request, name string) (store.Object, error) {
 
 // galToken is the GAL's current sync token (see above).
 func (h *Handler) galToken(rq *request) (string, error) {
+	if tok, ok := h.galTokens.get(rq.user.Tenant); ok {
+		return tok, nil
+	}
 	sum := sha256.New()
 	err := h.galCards(rq.ctx, rq.user.Tenant, func(o *store.Object, _ vcard.Card) error {
 		sum.Write([]byte(o.Name + "\x00" + o.ETag + "\x00"))
@@ -127,7 +166,9 @@ func (h *Handler) galToken(rq *request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return galTokenPrefix + hex.EncodeToString(sum.Sum(nil)[:16]), nil
+	tok := galTokenPrefix + hex.EncodeToString(sum.Sum(nil)[:16])
+	h.galTokens.put(rq.user.Tenant, tok)
+	return tok, nil
 }
 
 // walkGAL answers PROPFIND on the GAL and, at Depth 1, its entries.

@@ -16,6 +16,8 @@ type Handler struct {
 	opts     Options
 	auth     *authCache
 	propDefs map[kind][]propDef
+	// galTokens caches GAL sync tokens per tenant.
+	galTokens *galTokens
 }
 
 // NewHandler returns a handler over opts.Store and opts.Directory, or an
@@ -25,7 +27,8 @@ func NewHandler(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{opts: o, auth: newAuthCache(o.AuthCacheTTL, DefaultAuthCacheSize, time.Now), propDefs: propTable()}, nil
+	return &Handler{opts: o, auth: newAuthCache(o.AuthCacheTTL, DefaultAuthCacheSize, time.Now), propDefs: propTable(),
+		galTokens: &galTokens{now: time.Now, entries: map[string]galTokenEntry{}}}, nil
 }
 
 // request is one authenticated request being answered.

@@ -71,7 +71,7 @@ func TestPutGetDelete(t *testing.T) {
 	if o, _ := e.st.GetObject(ctx, c.ID, "t.ics"); o.Component != "VTODO" || !o.Start.IsZero() || !o.End.IsZero() {
 		t.Fatalf("todo stored as %+v", o)
 	}
-	e.do("PUT", "/dav/calendars/"+e.aliceID+"/nope/x.ics", event("x", "20270105T100000Z")).expect(t, http.StatusNotFound)
+	e.do("PUT", "/dav/calendars/"+e.aliceID+"/nope/x.ics", event("x", "20270105T100000Z")).expect(t, http.StatusConflict)
 }
 
 // TestPutPreconditions: invalid data is refused with the RFC's

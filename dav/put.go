@@ -48,6 +48,10 @@ func (h *Handler) put(rq *request) error {
 		return err
 	}
 	c, err := h.collection(rq, rq.t)
+	if he := asHTTPError(err); he != nil && he.status == http.StatusNotFound {
+		// RFC 4918 §9.7.1: the parent collection does not exist.
+		return &httpError{status: http.StatusConflict, msg: "no such collection"}
+	}
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ const reportNS = `xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:C
 
 // seedCalendar stores a single event in January 2027, a weekly series
 // from 2026 with an EXDATE, an event in March and a todo.
-func seedCalendar(t *testing.T, e *env) {
+func seedCalendar(t testing.TB, e *env) {
 	t.Helper()
 	e.do("PUT", e.calPath("jan.ics"), event("jan", "20270110T100000Z")).expect(t, http.StatusCreated)
 	e.do("PUT", e.calPath("weekly.ics"), event("weekly", "20261201T090000Z", "RRULE:FREQ=WEEKLY;COUNT=20", "EXDATE:20270112T090000Z")).expect(t, http.StatusCreated)
@@ -155,5 +155,27 @@ func TestFreeBusyQuery(t *testing.T) {
 	}
 	if _, err := FreeBusy(context.Background(), e.st, FreeBusyQuery{From: want[0].End, To: want[0].Start}); err == nil {
 		t.Fatal("inverted range accepted")
+	}
+}
+
+// TestFloatingLocation: floating times are read in
+// Options.FloatingLocation by queries (RFC 4791 §9.9).
+func TestFloatingLocation(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip("no time zone data:", err)
+	}
+	for _, c := range []struct {
+		loc  *time.Location
+		want int
+	}{{nil, 0}, {berlin, 1}} {
+		e := newEnv(t, func(o *Options) { o.FloatingLocation = c.loc })
+		e.do("PUT", e.calPath("f.ics"), event("f", "20270105T090000")).expect(t, http.StatusCreated)
+		// 09:00 in Berlin is 08:00Z in January; in UTC it would be 09:00Z.
+		q := `<C:calendar-query ` + reportNS + `><D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">
+<C:time-range start="20270105T080000Z" end="20270105T083000Z"/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>`
+		if got := len(e.do("REPORT", "/dav/calendars/"+e.aliceID+"/calendar/", q, "Depth", "1").multistatus(t)); got != c.want {
+			t.Errorf("location %v: %d matches, want %d", c.loc, got, c.want)
+		}
 	}
 }

@@ -136,8 +136,21 @@ ALTER TABLE messages ADD COLUMN internal_zone INTEGER NOT NULL DEFAULT 0;
 // for last_end). Rows written before it get an empty component and both
 // sentinels: they match every query, which is correct, since the caller
 // re-checks what it reads; each PUT of an object sets its real bounds.
-// The index keeps the three columns next to (collection, name), so a page
-// in name order tests them without reading the objects' data.
+//
+// The index objects_range keeps the three columns next to (collection,
+// name): QueryObjects reads a page of names from it in name order, as a
+// covering index, testing component and bounds without reading the
+// table (whose rows hold the data first, mostly on overflow pages), then
+// reads that page's rows. BenchmarkMonthIndex compared it with indexes
+// led by last_end or by first_start (each with the other columns, also
+// covering): on a 10,000-object calendar the three are within noise of
+// each other for a month near the end or the start of ten years, as
+// reading the 200 to 1,000 matching rows dominates; filtering the table
+// rows instead was 1.5 to 8 times slower (medians of five runs each, on a
+// shared 2-core machine under heavy load, so only the ordering is firm). The name-ordered index is kept
+// because its cost does not depend on where the range lies and it needs
+// no sort: paging through any result reads the index once in all, while
+// an index led by a bound sorts all its candidates again for every page.
 const migrationV3 = `
 ALTER TABLE objects ADD COLUMN component TEXT NOT NULL DEFAULT '';
 ALTER TABLE objects ADD COLUMN first_start INTEGER NOT NULL DEFAULT -9223372036854775808;

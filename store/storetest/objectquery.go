@@ -233,7 +233,8 @@ func testObjectQueryPaging(t *testing.T, open Opener) {
 			}
 		}
 		slices.Sort(want)
-		limits := []int{0, 97, 1000, 5000}
+		// Limits above the cap are checked below, on one page.
+		limits := []int{0, 97}
 		if q.Component != "" {
 			limits = append(limits, 1) // a page per object: only where they are few
 		}

@@ -46,10 +46,26 @@
 // an RRULE without COUNT or UNTIL. Floating times are widened by 14 hours
 // on each side so that the bounds hold in every floating zone.
 //
+// Expansion skips ahead by whole periods for FREQ=DAILY and WEEKLY rules
+// whose other parts are BYDAY (without ordinals), BYHOUR, BYMINUTE and
+// BYSECOND, so a daily event begun years ago costs little to query
+// today; other rules are expanded from DTSTART.
+//
 // # Limits
 //
 // Parse enforces [Limits]; every method that walks a recurrence set takes
 // maxInstances, the number of instances it may generate (inside the
 // queried range and before it), and fails with [ErrTooManyInstances]
 // beyond it, so that a query's cost is bounded however the data looks.
+// rrule-go searches for a rule's next instance period by period up to the
+// year 9999 whatever UNTIL says, so Parse refuses, as valid-calendar-data,
+// the rules that would make that search unbounded: FREQ finer than DAILY,
+// a BYSETPOS beyond any set, and BY-parts that select no day at all. A
+// sparse but valid DAILY rule (BYMONTH=2;BYMONTHDAY=29) still costs about
+// a year of daily steps per instance.
+//
+// go-ical panics on some malformed content lines; Parse turns that into
+// valid-calendar-data, and it checks nesting depth and the length of
+// property parameters before decoding (go-ical reads a parameter value in
+// time quadratic in its length).
 package calendar

@@ -61,17 +61,34 @@ func Parse(data []byte, lim Limits) (*Object, error) {
 	if err := o.checkCalendar(); err != nil {
 		return nil, err
 	}
-	if err := o.readComponents(); err != nil {
+	if err := o.readComponentsSafely(); err != nil {
 		return nil, err
 	}
 	return o, nil
 }
 
-// decodeOne decodes exactly one VCALENDAR.
-func decodeOne(data []byte) (*ical.Calendar, error) {
+// readComponentsSafely turns a panic in rrule-go, which has panicked on
+// dates it does not expect, into invalid data.
+func (o *Object) readComponentsSafely() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = invalidData(fmt.Errorf("recurrence rule: %v", r))
+		}
+	}()
+	return o.readComponents()
+}
+
+// decodeOne decodes exactly one VCALENDAR. go-ical panics on some
+// malformed content lines (a parameter with nothing after its "=", as in
+// "X;A="); such data is invalid, not a crash.
+func decodeOne(data []byte) (cal *ical.Calendar, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cal, err = nil, invalidData(fmt.Errorf("malformed content line: %v", r))
+		}
+	}()
 	dec := ical.NewDecoder(bytes.NewReader(data))
-	cal, err := dec.Decode()
-	if err != nil {
+	if cal, err = dec.Decode(); err != nil {
 		return nil, invalidData(err)
 	}
 	switch _, err := dec.Decode(); {

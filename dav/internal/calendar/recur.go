@@ -1,12 +1,17 @@
 package calendar
 
 import (
+	"errors"
+	"fmt"
 	"sort"
 	"time"
 
 	"github.com/emersion/go-ical"
 	"github.com/teambition/rrule-go"
 )
+
+// errRecurrence: rrule-go failed on a rule Parse accepted.
+var errRecurrence = errors.New("calendar: recurrence expansion failed")
 
 // instance is one member of the recurrence set (or the one occurrence of
 // a non-recurring component).
@@ -29,7 +34,12 @@ const margin = 3 * 24 * time.Hour
 // unbounded) and stops when fn returns false. Every instance generated,
 // in the range or not, takes one from b; when b runs out, each returns
 // ErrTooManyInstances. With noRule, the master's RRULE is not expanded.
-func (o *Object) each(from, to time.Time, b *budget, noRule bool, fn func(*instance) bool) error {
+func (o *Object) each(from, to time.Time, b *budget, noRule bool, fn func(*instance) bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errRecurrence, r)
+		}
+	}()
 	for _, ov := range o.overrides {
 		if err := b.take(); err != nil {
 			return err
@@ -46,7 +56,9 @@ func (o *Object) each(from, to time.Time, b *budget, noRule bool, fn func(*insta
 		if err := b.take(); err != nil {
 			return err
 		}
-		fn(o.single(m))
+		if in := o.single(m); !o.overridden(in.start) {
+			fn(in)
+		}
 		return nil
 	}
 	g := o.newGenerator(b, fn)
@@ -57,6 +69,17 @@ func (o *Object) each(from, to time.Time, b *budget, noRule bool, fn func(*insta
 		g.emitRule(from, to)
 	}
 	return g.err
+}
+
+// overridden reports whether a component overrides the instance that
+// starts at at.
+func (o *Object) overridden(at time.Time) bool {
+	for _, ov := range o.overrides {
+		if o.instant(ov.rid).Equal(at) {
+			return true
+		}
+	}
+	return false
 }
 
 // single is the instance of a non-recurring component.
@@ -267,6 +290,8 @@ func (g *generator) emitRule(from, to time.Time) {
 func (g *generator) untilWall() time.Time {
 	u := g.m.rule.Until
 	if u.IsZero() {
+		// rrule-go's own end, 290 years on, also bounds the work of a
+		// rule that never matches.
 		return u
 	}
 	if !g.untilIsDateTime() && !g.m.start.date {

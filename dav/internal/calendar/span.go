@@ -131,15 +131,15 @@ func (o *Object) instanceOverlaps(in *instance, from, to time.Time) bool {
 	return false
 }
 
-// spans lists the extents an instance occupies, for Bounds.
+// spans lists the extents an instance occupies, for Bounds: a
+// VFREEBUSY's FREEBUSY periods count even beside DTSTART and DTEND, since
+// free/busy reads them whatever the time-range rule says.
 func (o *Object) spans(in *instance) []span {
-	s := o.spanOf(in)
-	if in.t.c.Name != ical.CompFreeBusy || in.t.hasStart && in.t.hasEnd {
-		return []span{s}
-	}
-	out := make([]span, 0, len(in.t.freebusy))
-	for _, fb := range in.t.freebusy {
-		out = append(out, openSpan(o.periodSpan(fb.p)))
+	out := []span{o.spanOf(in)}
+	if in.t.c.Name == ical.CompFreeBusy {
+		for _, fb := range in.t.freebusy {
+			out = append(out, openSpan(o.periodSpan(fb.p)))
+		}
 	}
 	return out
 }

@@ -147,8 +147,11 @@ func (t *timing) readTodoDates(resolve resolver) error {
 		has  *bool
 	}{{ical.PropCompleted, &t.completed, &t.hasCompleted}, {ical.PropCreated, &t.created, &t.hasCreated}} {
 		p, err := single(t.c, f.name)
-		if err != nil || p == nil {
+		if err != nil {
 			return err
+		}
+		if p == nil {
+			continue
 		}
 		if *f.v, err = propTime(p, resolve); err != nil {
 			return err
@@ -226,6 +229,9 @@ func (t *timing) readRule() error {
 	if _, err := rrule.NewRRule(*opt); err != nil {
 		return fmt.Errorf("RRULE: %w", err)
 	}
+	if err := checkRuleCost(*opt); err != nil {
+		return fmt.Errorf("RRULE: %w", err)
+	}
 	for _, part := range strings.Split(strings.ToUpper(t.c.Props.Get(ical.PropRecurrenceRule).Value), ";") {
 		if v, ok := strings.CutPrefix(part, "UNTIL="); ok {
 			t.untilUTC = strings.HasSuffix(v, "Z")
@@ -295,4 +301,70 @@ func (o *Object) periodSpan(p period) (time.Time, time.Time) {
 		return s, o.instant(p.end)
 	}
 	return s, p.dur.after(o.zoneOf(p.start), p.start.wall, s)
+}
+
+// checkRuleCost refuses the rules rrule-go cannot expand in bounded
+// time. rrule-go looks for the next instance period by period until the
+// year 9999, whatever UNTIL says: a rule with no instances, or none for
+// centuries, stalls every query that touches it. So:
+//
+//  1. FREQ finer than DAILY is refused: a sub-daily rule whose BYHOUR,
+//     BYMINUTE or BYSETPOS never lines up (FREQ=HOURLY;INTERVAL=2;BYHOUR=3)
+//     takes hours; no mainstream client writes one.
+//  2. A BYSETPOS beyond the largest set a period can hold is refused.
+//  3. A rule whose BY-parts select no day at all (BYMONTH=2;BYMONTHDAY=30)
+//     is refused, found with a yearly probe of the same BY-parts, which
+//     costs at most one step per year.
+func checkRuleCost(opt rrule.ROption) error {
+	if opt.Freq > rrule.DAILY {
+		return fmt.Errorf("FREQ=%s is not supported, DAILY is the finest", opt.Freq)
+	}
+	if len(opt.Bysetpos) > 0 {
+		days := map[rrule.Frequency]int{rrule.DAILY: 1, rrule.WEEKLY: 7, rrule.MONTHLY: 31, rrule.YEARLY: 366}[opt.Freq]
+		size := days * max(len(opt.Byhour), 1) * max(len(opt.Byminute), 1) * max(len(opt.Bysecond), 1)
+		ok := false
+		for _, p := range opt.Bysetpos {
+			ok = ok || p <= size && p >= -size
+		}
+		if !ok {
+			return errors.New("BYSETPOS beyond any set the rule can make")
+		}
+	}
+	if len(opt.Bymonth)+len(opt.Bymonthday)+len(opt.Byyearday)+len(opt.Byweekno)+len(opt.Byeaster) == 0 {
+		return nil
+	}
+	probe, err := rrule.NewRRule(dayProbe(opt))
+	if err != nil {
+		return err
+	}
+	if _, ok := probe.Iterator()(); !ok {
+		return errors.New("the rule selects no day")
+	}
+	return nil
+}
+
+// dayProbe is a YEARLY rule over the days opt selects, ignoring INTERVAL,
+// COUNT, UNTIL and BYSETPOS; it has an instance iff some day qualifies.
+func dayProbe(opt rrule.ROption) rrule.ROption {
+	p := rrule.ROption{Freq: rrule.YEARLY, Dtstart: opt.Dtstart, Wkst: opt.Wkst,
+		Bymonth: opt.Bymonth, Bymonthday: opt.Bymonthday, Byyearday: opt.Byyearday,
+		Byweekno: opt.Byweekno, Byweekday: opt.Byweekday, Byeaster: opt.Byeaster,
+		Byhour: opt.Byhour, Byminute: opt.Byminute, Bysecond: opt.Bysecond}
+	dayParts := len(p.Bymonthday)+len(p.Byyearday)+len(p.Byweekno)+len(p.Byweekday)+len(p.Byeaster) > 0
+	if len(p.Bymonth) == 0 && opt.Freq != rrule.YEARLY {
+		p.Bymonth = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	}
+	if !dayParts {
+		// The defaults each frequency takes from DTSTART (RFC 5545 §3.3.10).
+		switch opt.Freq {
+		case rrule.MONTHLY:
+			p.Bymonthday = []int{opt.Dtstart.Day()}
+		case rrule.WEEKLY, rrule.DAILY:
+			p.Byweekday = []rrule.Weekday{rrule.MO, rrule.TU, rrule.WE, rrule.TH, rrule.FR, rrule.SA, rrule.SU}
+			if opt.Freq == rrule.WEEKLY {
+				p.Byweekday = p.Byweekday[(int(opt.Dtstart.Weekday())+6)%7:][:1]
+			}
+		}
+	}
+	return p
 }

@@ -18,6 +18,13 @@ const (
 	kindZoned                  // TZID: a VTIMEZONE or an IANA zone
 )
 
+// The years a DATE or DATE-TIME may have: rrule-go panics on year 0 and
+// searches up to 9999; Outlook's VTIMEZONEs start in 1601.
+const (
+	minYear = 1000
+	maxYear = 9000
+)
+
 // dtValue is one DATE or DATE-TIME value as written: wall holds its
 // fields as a UTC time (for kindUTC, the instant itself).
 type dtValue struct {
@@ -41,6 +48,9 @@ func wallValue(s string, vt ical.ValueType) (dtValue, error) {
 	}
 	if err != nil {
 		return dtValue{}, err
+	}
+	if y := t.Year(); y < minYear || y > maxYear {
+		return dtValue{}, fmt.Errorf("year %d outside %d-%d", y, minYear, maxYear)
 	}
 	v := dtValue{wall: t.UTC(), date: len(s) == len("20060102"), kind: kindFloating}
 	if strings.HasSuffix(s, "Z") {

@@ -29,6 +29,10 @@ func (z locZone) offset(t time.Time) int {
 
 var utcZone zone = locZone{time.UTC}
 
+// endOfTime is the UNTIL of rules that have none: rrule-go's own default
+// ends 290 years after DTSTART.
+var endOfTime = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+
 // toInstant places a wall-clock reading (its fields read as if in UTC) on
 // the time line of z. RFC 5545 §3.3.5: a time in a gap takes the offset
 // before the gap; a time that occurs twice is the first occurrence.
@@ -64,28 +68,27 @@ func toWall(z zone, t time.Time) time.Time {
 }
 
 // vtimezone is a time zone defined by a VTIMEZONE component (RFC 5545
-// §3.6.5). Its transitions are computed on demand, up to a horizon that
-// grows as later instants are asked for, and at most maxTransitions of
-// them (beyond those the last offset holds).
+// §3.6.5). Its transitions are computed on demand for a window of years
+// around the instants asked for, widened as needed, and at most
+// maxTransitions of them (beyond those the last offset holds). A yearly
+// rule without COUNT starts its expansion whole 400-year Gregorian
+// cycles after its DTSTART, so Outlook's DTSTART:16010101 costs nothing.
 type vtimezone struct {
 	id  string
 	obs []observance
 
-	mu      sync.Mutex
-	horizon time.Time // transitions are known for onsets before horizon
-	trans   []transition
-	capped  bool
+	mu     sync.Mutex
+	lo, hi time.Time // transitions are known for onsets in [lo, hi)
+	trans  []transition
+	capped bool
 }
 
-const (
-	maxTransitions = 20000
-	horizonStep    = 5 // years computed past the instant asked for
-)
+const maxTransitions = 20000
 
 type observance struct {
 	start    time.Time // DTSTART, wall time
 	from, to int       // TZOFFSETFROM, TZOFFSETTO in seconds
-	rule     *rrule.RRule
+	rule     *rrule.ROption
 	rdates   []time.Time // wall times
 }
 
@@ -109,45 +112,90 @@ func (v *vtimezone) offset(t time.Time) int {
 func (v *vtimezone) firstFrom() int {
 	best := 0
 	for i, o := range v.obs {
-		if i == 0 || o.start.Add(-time.Duration(o.from)*time.Second).Before(v.obs[best].start.Add(-time.Duration(v.obs[best].from)*time.Second)) {
+		if o.start.Add(-time.Duration(o.from) * time.Second).Before(v.obs[best].start.Add(-time.Duration(v.obs[best].from) * time.Second)) {
 			best = i
 		}
 	}
 	return v.obs[best].from
 }
 
-// extend computes the transitions up to a few years past t.
+// extend makes the transitions known from two years before t (so the
+// one in force at t is among them) to five years after.
 func (v *vtimezone) extend(t time.Time) {
-	if v.capped || t.Before(v.horizon) {
+	if v.capped || len(v.trans) > 0 && !t.Before(v.lo.AddDate(1, 0, 0)) && t.Before(v.hi) {
 		return
 	}
-	horizon := t.AddDate(horizonStep, 0, 0)
-	var trans []transition
-	for _, o := range v.obs {
-		add := func(wall time.Time) {
-			trans = append(trans, transition{at: wall.Add(-time.Duration(o.from) * time.Second), off: o.to})
-		}
-		add(o.start)
-		for _, w := range o.rdates {
-			if w.Before(horizon) {
-				add(w)
-			}
-		}
-		if o.rule != nil {
-			next := o.rule.Iterator()
-			for w, ok := next(); ok && w.Before(horizon) && len(trans) <= maxTransitions; w, ok = next() {
-				if !w.Equal(o.start) {
-					add(w)
-				}
-			}
-		}
+	lo, hi := t.AddDate(-2, 0, 0), t.AddDate(5, 0, 0)
+	if len(v.trans) > 0 {
+		lo, hi = minTime(lo, v.lo), maxTime(hi, v.hi)
 	}
-	sort.Slice(trans, func(i, j int) bool { return trans[i].at.Before(trans[j].at) })
+	var trans []transition
+	defer func() {
+		if r := recover(); r != nil {
+			// rrule-go failed: keep the onsets found so far, and no more.
+			v.trans, v.lo, v.hi, v.capped = sortTransitions(trans), lo, hi, true
+		}
+	}()
+	for _, o := range v.obs {
+		trans = o.onsets(trans, lo, hi)
+	}
+	trans = sortTransitions(trans)
 	if len(trans) > maxTransitions {
 		trans = trans[:maxTransitions]
 		v.capped = true
 	}
-	v.trans, v.horizon = trans, horizon
+	v.trans, v.lo, v.hi = trans, lo, hi
+}
+
+// onsets appends the observance's onsets before hi, those of a yearly
+// rule from the last 400-year cycle before lo.
+func (o observance) onsets(trans []transition, lo, hi time.Time) []transition {
+	add := func(wall time.Time) {
+		trans = append(trans, transition{at: wall.Add(-time.Duration(o.from) * time.Second), off: o.to})
+	}
+	add(o.start)
+	for _, w := range o.rdates {
+		if w.Before(hi) {
+			add(w)
+		}
+	}
+	if o.rule == nil {
+		return trans
+	}
+	opt := *o.rule
+	if k := (lo.Year() - 1 - opt.Dtstart.Year()) / 400; opt.Freq == rrule.YEARLY && opt.Count == 0 && k > 0 {
+		opt.Dtstart = opt.Dtstart.AddDate(400*k, 0, 0)
+	}
+	r, err := rrule.NewRRule(opt)
+	if err != nil {
+		return trans
+	}
+	next := r.Iterator()
+	for w, ok := next(); ok && w.Before(hi) && len(trans) <= maxTransitions; w, ok = next() {
+		if !w.Equal(o.start) {
+			add(w)
+		}
+	}
+	return trans
+}
+
+func sortTransitions(trans []transition) []transition {
+	sort.Slice(trans, func(i, j int) bool { return trans[i].at.Before(trans[j].at) })
+	return trans
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // parseVTimezone reads a VTIMEZONE's observances.
@@ -197,13 +245,20 @@ func parseObservance(c *ical.Component) (observance, error) {
 	if opt != nil {
 		opt.Dtstart = o.start
 		opt.Count = min(max(opt.Count, 0), maxTransitions)
-		if !opt.Until.IsZero() {
+		if opt.Until.IsZero() {
+			// rrule-go would stop 290 years after DTSTART (Outlook's is 1601).
+			opt.Until = endOfTime
+		} else {
 			// UNTIL is in UTC (RFC 5545 §3.6.5); onsets are local before the change.
 			opt.Until = opt.Until.Add(time.Duration(o.from) * time.Second)
 		}
-		if o.rule, err = rrule.NewRRule(*opt); err != nil {
+		if _, err = rrule.NewRRule(*opt); err != nil {
 			return o, err
 		}
+		if err := checkRuleCost(*opt); err != nil {
+			return o, fmt.Errorf("RRULE: %w", err)
+		}
+		o.rule = opt
 	}
 	for _, rp := range c.Props.Values(ical.PropRecurrenceDates) {
 		for _, s := range strings.Split(rp.Value, ",") {

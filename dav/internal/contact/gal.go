@@ -46,6 +46,8 @@ const kindDevice vcard.Kind = "device"
 //   - NOTE "Capacity: N" for a resource with a capacity;
 //   - PRODID.
 //
+// go-vcard writes the data: URI's comma as "\," (RFC 6350 §3.4 escapes
+// every comma in a value); readers, go-vcard included, unescape it.
 // GALEntry carries no change time, so the card has no REV. A ";" inside
 // a structured component (N, ORG, ADR) would split the component, and
 // go-vcard does not escape it, so it is written as ",".

@@ -59,11 +59,23 @@ type ParamFilter struct {
 //     "starts-with" find a family name in N ("Doe;John;;;") and "equals"
 //     compares the whole value. This is the value the RFC's examples
 //     compare (RFC 6352 §8.6.4, FN and NICKNAME), extended to structured
-//     values the way other servers (sabre/dav, go-webdav) do.
+//     values as go-webdav's carddav.Match does (it compares Field.Value).
 //   - A param-filter matches when the instance has the parameter and the
 //     text-match (if any) matches one of its values (TYPE=work,voice has
-//     two values), or, with is-not-defined, when it lacks the parameter.
-//     negate-condition applies to each value on its own.
+//     two values, each matched on its own, so equals "work" matches it).
+//     negate-condition applies per value and per instance: EMAIL with a
+//     TYPE not equal to "work" matches a card with EMAIL;TYPE=home and
+//     EMAIL;TYPE=work, and never a card whose EMAILs lack TYPE.
+//   - A param-filter with is-not-defined matches when no instance of the
+//     property (in the named group, if any) has the parameter, like a
+//     prop-filter's is-not-defined; a card with TEL;TYPE=cell and a TEL
+//     without TYPE does not match TEL/TYPE is-not-defined.
+//
+// The per-instance and is-not-defined readings are those the
+// interoperability tests of the CardDAV client library
+// mstilkerich/carddavclient hold servers to (its INVTEXTMATCH_SOMEMATCH
+// and PARAMNOTDEF_SOMEMATCH cases, doc/QUIRKS.md), with fixes filed
+// against sabre/dav, DAViCal and Radicale.
 func Match(card vcard.Card, f Filter) bool {
 	if len(f.Props) == 0 {
 		return true
@@ -83,25 +95,36 @@ func matchProp(card vcard.Card, pf *PropFilter) bool {
 	if !grouped {
 		name, group = group, ""
 	}
-	fields := card[strings.ToUpper(name)]
+	sel := selection{fields: card[strings.ToUpper(name)], group: group, grouped: grouped}
 	found := false
-	for _, field := range fields {
-		if grouped && !strings.EqualFold(field.Group, group) {
+	for _, field := range sel.fields {
+		if !sel.has(field) {
 			continue
 		}
 		if pf.IsNotDefined {
 			return false
 		}
 		found = true
-		if matchInstance(field, pf) {
+		if matchInstance(field, pf, &sel) {
 			return true
 		}
 	}
 	return !found && pf.IsNotDefined
 }
 
+// selection is the property instances a prop-filter's name selects.
+type selection struct {
+	fields  []*vcard.Field
+	group   string
+	grouped bool
+}
+
+func (s *selection) has(f *vcard.Field) bool {
+	return !s.grouped || strings.EqualFold(f.Group, s.group)
+}
+
 // matchInstance evaluates a prop-filter's tests on one property instance.
-func matchInstance(field *vcard.Field, pf *PropFilter) bool {
+func matchInstance(field *vcard.Field, pf *PropFilter, sel *selection) bool {
 	if len(pf.TextMatches) == 0 && len(pf.Params) == 0 {
 		return true
 	}
@@ -111,18 +134,25 @@ func matchInstance(field *vcard.Field, pf *PropFilter) bool {
 		}
 	}
 	for i := range pf.Params {
-		if matchParam(field, &pf.Params[i]) != pf.AllOf {
+		if matchParam(field, &pf.Params[i], sel) != pf.AllOf {
 			return !pf.AllOf
 		}
 	}
 	return pf.AllOf
 }
 
-func matchParam(field *vcard.Field, pf *ParamFilter) bool {
-	values, ok := field.Params[strings.ToUpper(pf.Name)]
+func matchParam(field *vcard.Field, pf *ParamFilter, sel *selection) bool {
+	name := strings.ToUpper(pf.Name)
 	if pf.IsNotDefined {
-		return !ok
+		// No selected instance may carry the parameter.
+		for _, f := range sel.fields {
+			if _, ok := f.Params[name]; ok && sel.has(f) {
+				return false
+			}
+		}
+		return true
 	}
+	values, ok := field.Params[name]
 	if !ok {
 		return false
 	}

@@ -191,3 +191,47 @@ func TestMatchSemantics(t *testing.T) {
 		})
 	}
 }
+
+// TestMatchInstances pins down the per-instance readings of negated
+// text-matches and the card-wide reading of a parameter's is-not-defined
+// on cards with several instances of a property.
+func TestMatchInstances(t *testing.T) {
+	parse := func(lines ...string) *Card {
+		c, err := Parse(crlf(append(append([]string{"BEGIN:VCARD", "VERSION:4.0", "FN:x", "UID:1"}, lines...), "END:VCARD")...), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	mixed := parse("TEL;TYPE=cell:1", "TEL:2", "EMAIL;TYPE=home:a@x", "EMAIL;TYPE=work:b@x", "EMAIL:c@x")
+	untyped := parse("EMAIL:c@x")
+	grouped := parse("item1.TEL:1", "TEL;TYPE=cell:2")
+	notWork := tm(t, "work", "", textmatch.Equals, true)
+	param := func(prop, name string, notDef bool, m *textmatch.Matcher) Filter {
+		return Filter{Props: []PropFilter{{Name: prop, Params: []ParamFilter{{Name: name, IsNotDefined: notDef, TextMatch: m}}}}}
+	}
+	cases := []struct {
+		name string
+		c    *Card
+		f    Filter
+		want bool
+	}{
+		{"TYPE not defined on one TEL of two", mixed, param("TEL", "TYPE", true, nil), false},
+		{"TYPE not defined on any EMAIL", untyped, param("EMAIL", "TYPE", true, nil), true},
+		{"TYPE not defined within the group", grouped, param("item1.TEL", "TYPE", true, nil), true},
+		{"TYPE defined outside the group", grouped, param("TEL", "TYPE", true, nil), false},
+		{"negated TYPE: another EMAIL is home", mixed, param("EMAIL", "TYPE", false, notWork), true},
+		{"negated TYPE needs the parameter", untyped, param("EMAIL", "TYPE", false, notWork), false},
+		{"negated text: another EMAIL differs", mixed, Filter{Props: []PropFilter{{Name: "EMAIL",
+			TextMatches: []*textmatch.Matcher{tm(t, "a@", "", textmatch.StartsWith, true)}}}}, true},
+		{"negated text on the only EMAIL", untyped, Filter{Props: []PropFilter{{Name: "EMAIL",
+			TextMatches: []*textmatch.Matcher{tm(t, "c@", "", textmatch.StartsWith, true)}}}}, false},
+		{"negated text needs the property", untyped, Filter{Props: []PropFilter{{Name: "TEL",
+			TextMatches: []*textmatch.Matcher{tm(t, "c@", "", "", true)}}}}, false},
+	}
+	for _, tc := range cases {
+		if got := tc.c.Match(tc.f); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

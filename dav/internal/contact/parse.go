@@ -82,7 +82,8 @@ func (c *Card) Match(f Filter) bool { return Match(c.card, f) }
 //     6350 §6.2.1), and for 3.0 exactly one N (RFC 2426 §3.1.2), for 4.0 at
 //     most one (valid-address-data).
 //
-// Every error is a *[PreconditionError]. go-vcard silently skips content
+// A leading byte-order mark is ignored. Every error is a
+// *[PreconditionError]. go-vcard silently skips content
 // lines it cannot split into name and value (it has no strict mode); such
 // lines are not part of the returned card. go-vcard does not decode
 // ENCODING=QUOTED-PRINTABLE (a vCard 2.1 encoding RFC 2426 does not
@@ -117,6 +118,9 @@ func decodeOne(data []byte) (vcard.Card, error) {
 	if !utf8.Valid(data) {
 		return nil, errors.New("contact: vCard is not UTF-8") // RFC 6350 §3.1
 	}
+	// A byte-order mark (Windows exports carry one) is not part of the
+	// first content line.
+	data = bytes.TrimPrefix(data, []byte("\uFEFF"))
 	dec := vcard.NewDecoder(bytes.NewReader(data))
 	card, err := dec.Decode()
 	if err == io.EOF {

@@ -84,6 +84,11 @@ func TestParseValid(t *testing.T) {
 			},
 		},
 		{
+			name: "byte-order mark",
+			data: append([]byte("\uFEFF"), crlf("BEGIN:VCARD", "VERSION:4.0", "FN:x", "UID:bom", "END:VCARD")...),
+			uid:  "bom", version: "4.0",
+		},
+		{
 			name: "UID with surrounding space",
 			data: crlf("BEGIN:VCARD", "VERSION:4.0", "FN:x", "UID: u-1 ", "END:VCARD"),
 			uid:  "u-1", version: "4.0",

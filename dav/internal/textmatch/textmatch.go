@@ -127,5 +127,19 @@ func asciiFold(s string) string {
 // same pairs of strings equal for the scripts clients send, and is what
 // x/text provides.)
 func unicodeFold(s string) string {
+	if isASCII(s) {
+		// Folding and NFKD leave ASCII as ASCII folding does, without
+		// the allocations (a GAL query folds every card's values).
+		return asciiFold(s)
+	}
 	return norm.NFKD.String(cases.Fold().String(s))
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

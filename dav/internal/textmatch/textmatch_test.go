@@ -2,6 +2,8 @@ package textmatch
 
 import (
 	"errors"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 	"testing"
 )
 
@@ -50,5 +52,18 @@ func TestUnsupported(t *testing.T) {
 	}
 	if Supported("i;basic") || !Supported("i;octet") || !Supported("") {
 		t.Fatal("Supported")
+	}
+}
+
+// TestUnicodeFoldASCII: the ASCII shortcut gives what full folding and
+// NFKD give, for every ASCII byte.
+func TestUnicodeFoldASCII(t *testing.T) {
+	var b []byte
+	for c := 0; c < 0x80; c++ {
+		b = append(b, byte(c))
+	}
+	s := string(b)
+	if got, want := unicodeFold(s), norm.NFKD.String(cases.Fold().String(s)); got != want {
+		t.Fatalf("shortcut %q, full %q", got, want)
 	}
 }
