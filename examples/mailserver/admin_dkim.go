@@ -233,6 +233,7 @@ func (a *admin) dnsRecords(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "JSON instead of zone-file text")
 	mx := fs.String("mx", "", "MX host (default: hostname from the config)")
 	dmarcRUA := fs.String("dmarc-rua", "", "address for DMARC aggregate reports")
+	davPort := fs.Int("dav-port", 443, "port CalDAV/CardDAV clients reach (the [dav] listener, mapped to 443 in production)")
 	pos, err := parseFlags(fs, args)
 	if err != nil || len(pos) != 1 {
 		return errUsage
@@ -257,6 +258,10 @@ func (a *admin) dnsRecords(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *davPort < 1 || *davPort > 65535 {
+		return fmt.Errorf("-dav-port %d: not a port from 1 to 65535", *davPort)
+	}
+	recs = davRecords(recs, *davPort)
 	if *asJSON {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
@@ -268,4 +273,27 @@ func (a *admin) dnsRecords(ctx context.Context, args []string) error {
 	}
 	_, err = fmt.Fprint(a.stdout, zone)
 	return err
+}
+
+// davRecords points the RFC 6764 records of a zone at the [dav] listener:
+// the _caldavs._tcp and _carddavs._tcp SRV records (§3) at port, and
+// their TXT path= (§4) at the context path /dav/, where clients find
+// current-user-principal without the well-known redirect.
+func davRecords(recs []dkim.DNSRecord, port int) []dkim.DNSRecord {
+	out := make([]dkim.DNSRecord, len(recs))
+	for i, r := range recs {
+		if strings.HasPrefix(r.Name, "_caldavs._tcp.") || strings.HasPrefix(r.Name, "_carddavs._tcp.") {
+			switch r.Type {
+			case "TXT":
+				r.Value = "path=" + davPrefix + "/"
+			case "SRV":
+				// "priority weight port target"
+				if f := strings.Fields(r.Value); len(f) == 4 {
+					r.Value = fmt.Sprintf("%s %s %d %s", f[0], f[1], port, f[3])
+				}
+			}
+		}
+		out[i] = r
+	}
+	return out
 }

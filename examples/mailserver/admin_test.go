@@ -133,6 +133,14 @@ func TestAdminDKIMAndDNS(t *testing.T) {
 			t.Errorf("dns output lacks %q", want)
 		}
 	}
+	// RFC 6764: CalDAV/CardDAV SRV records at the DAV port, TXT path=/dav/.
+	zone = mustCLI(t, d, "dns", "example.test", "-dav-port", "8443")
+	for _, want := range []string{"_caldavs._tcp.example.test.\t3600\tIN\tSRV\t0 1 8443 ", "_carddavs._tcp.example.test.\t3600\tIN\tSRV\t0 1 8443 ",
+		"_caldavs._tcp.example.test.\t3600\tIN\tTXT\t\"path=/dav/\"", "_carddavs._tcp.example.test.\t3600\tIN\tTXT\t\"path=/dav/\""} {
+		if !strings.Contains(zone, want) {
+			t.Errorf("dns -dav-port 8443 output lacks %q:\n%s", want, zone)
+		}
+	}
 	if js := mustCLI(t, d, "dns", "example.test", "-json"); !strings.HasPrefix(strings.TrimSpace(js), "[") || !strings.Contains(js, `"type": "TXT"`) {
 		t.Fatalf("dns -json: %q", js)
 	}

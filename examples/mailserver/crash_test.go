@@ -51,7 +51,7 @@ func newTestServer(t *testing.T, bin string) *testServer {
 		ports[i] = "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
 	}
 	s.smtp, s.sub, s.subs, s.web = ports[0], ports[1], ports[2], ports[3]
-	cfg := fmt.Sprintf("hostname = \"mx.crash.test\"\ndata_dir = %q\n[smtp]\nlisten = %q\n[submission]\nlisten = %q\n[submissions]\nlisten = %q\n[http]\nlisten = %q\n[imap]\nlisten = \"\"\n[imaps]\nlisten = \"\"\n[limits]\nmax_conns_per_ip = 500\n[dns]\nserver = \"127.0.0.1:1\"\ntimeout = \"1s\"\n",
+	cfg := fmt.Sprintf("hostname = \"mx.crash.test\"\ndata_dir = %q\n[smtp]\nlisten = %q\n[submission]\nlisten = %q\n[submissions]\nlisten = %q\n[http]\nlisten = %q\n[imap]\nlisten = \"\"\n[imaps]\nlisten = \"\"\n[dav]\nlisten = \"\"\n[limits]\nmax_conns_per_ip = 500\n[dns]\nserver = \"127.0.0.1:1\"\ntimeout = \"1s\"\n",
 		s.dataDir, s.smtp, s.sub, s.subs, s.web)
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

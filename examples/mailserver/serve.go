@@ -68,7 +68,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	ls, err := listen(cfg, logger, shared{
-		st: st, auth: auth, authLimiter: newAuthLimiter(cfg.Limits, reg),
+		st: st, dir: dir, auth: auth, authLimiter: newAuthLimiter(cfg.Limits, reg),
 		tlsConfig: tlsConfig, reg: reg, smtp: smtpOpts,
 	})
 	if err != nil {
@@ -186,6 +186,7 @@ func smtpOptions(ctx context.Context, cfg Config, st *sqlite.Store, router smtp.
 // shared is what every listener is built on.
 type shared struct {
 	st          *sqlite.Store
+	dir         *directory.Builtin // the GAL of the DAV listener
 	auth        *directory.SourcedAuth
 	authLimiter *authlimit.Limiter
 	tlsConfig   *tls.Config
@@ -201,10 +202,15 @@ type listeners struct {
 	imapLns []net.Listener
 	http    *http.Server // nil without an HTTP listener
 	httpLn  net.Listener
+	dav     *http.Server // nil without a DAV listener (dav.go)
+	davLn   net.Listener
+	// davServe serves dav on its listener: ServeTLS, or Serve for
+	// dav.insecure_http.
+	davServe func(net.Listener) error
 }
 
-// listen opens every configured listener: SMTP, IMAP, then HTTP. On an
-// error it closes the SMTP and IMAP listeners it opened.
+// listen opens every configured listener: SMTP, IMAP, HTTP, then DAV. On
+// an error it closes the listeners it opened.
 func listen(cfg Config, logger *slog.Logger, sh shared) (*listeners, error) {
 	ls := &listeners{}
 	err := ls.listenSMTP(cfg, logger, sh)
@@ -214,6 +220,9 @@ func listen(cfg Config, logger *slog.Logger, sh shared) (*listeners, error) {
 	if err == nil {
 		err = ls.listenHTTP(cfg, logger, sh)
 	}
+	if err == nil {
+		err = ls.listenDAV(cfg, logger, sh)
+	}
 	if err != nil {
 		ls.closeAll()
 		return nil, err
@@ -221,13 +230,16 @@ func listen(cfg Config, logger *slog.Logger, sh shared) (*listeners, error) {
 	return ls, nil
 }
 
-// closeAll closes the SMTP and IMAP sockets, for a start that failed.
+// closeAll closes the sockets opened so far, for a start that failed.
 func (ls *listeners) closeAll() {
 	for _, l := range ls.smtpLns {
 		l.Close()
 	}
 	for _, l := range ls.imapLns {
 		l.Close()
+	}
+	if ls.httpLn != nil {
+		ls.httpLn.Close()
 	}
 }
 
@@ -350,7 +362,7 @@ func listenTCP(logger *slog.Logger, name, addr string) (net.Listener, error) {
 // done or a listener fails, then shuts them all down. It returns the
 // listener's failure, if that was what stopped it.
 func (ls *listeners) run(ctx context.Context, cfg Config, logger *slog.Logger, keys *dkim.Keys, ldapSources []ldapSource) error {
-	errc := make(chan error, len(ls.smtp)+len(ls.imap)+1)
+	errc := make(chan error, len(ls.smtp)+len(ls.imap)+2)
 	var wg sync.WaitGroup
 	for i, srv := range ls.smtp {
 		serveOn(&wg, errc, srv.Serve, ls.smtpLns[i], smtp.ErrServerClosed)
@@ -360,6 +372,9 @@ func (ls *listeners) run(ctx context.Context, cfg Config, logger *slog.Logger, k
 	}
 	if ls.http != nil {
 		serveOn(&wg, errc, ls.http.Serve, ls.httpLn, http.ErrServerClosed)
+	}
+	if ls.dav != nil {
+		serveOn(&wg, errc, ls.davServe, ls.davLn, http.ErrServerClosed)
 	}
 	jobsCtx, stopJobs := context.WithCancel(context.Background())
 	startJobs(jobsCtx, &wg, keys, ldapSources, logger)
@@ -422,6 +437,11 @@ func (ls *listeners) shutdown(logger *slog.Logger) {
 	}
 	if ls.http != nil {
 		_ = ls.http.Shutdown(sctx)
+	}
+	if ls.dav != nil {
+		if err := ls.dav.Shutdown(sctx); err != nil {
+			logger.Warn("dav shutdown", "err", err)
+		}
 	}
 }
 
