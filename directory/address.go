@@ -95,7 +95,7 @@ func ParseAddress(addr string) (Address, error) {
 // CanonicalAddress returns the canonical (lowercase) form of a mailbox
 // address, or an error wrapping [ErrInvalid]; see [ParseAddress] for the
 // accepted syntax. It does not map alternative domain names: that needs
-// the directory ([Builtin.LookupAddress] does it).
+// the directory (builtin.Directory.LookupAddress does it).
 func CanonicalAddress(addr string) (string, error) {
 	a, err := ParseAddress(addr)
 	if err != nil {

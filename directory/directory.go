@@ -14,10 +14,10 @@
 // the full local part exists.
 //
 // Users and groups synced from an external directory carry its name as
-// Source and their stable ID there as ExternalID ([Builtin.UpsertSourcedUser]),
+// Source and their stable ID there as ExternalID (builtin.Directory.UpsertSourcedUser),
 // so renames keep the mailbox; they have no local password, and
 // [SourcedAuth] checks their passwords at the source. The global address
-// list ([Builtin.SearchGAL]) is an index kept in the same transactions as
+// list (builtin.Directory.SearchGAL) is an index kept in the same transactions as
 // the entries it shows.
 package directory
 
@@ -26,6 +26,10 @@ import (
 	"errors"
 	"time"
 )
+
+// SourceBuiltin is User.Source for users managed in the built-in
+// directory itself.
+const SourceBuiltin = "builtin"
 
 // Sentinel errors.
 var (
@@ -93,7 +97,7 @@ type User struct {
 	Company string `json:",omitempty"`
 	Office  string `json:",omitempty"`
 	// PhotoHash is the hex SHA-256 of the user's photo, empty if it has
-	// none; [Builtin.Photo] returns the picture itself.
+	// none; builtin.Directory.Photo returns the picture itself.
 	PhotoHash string `json:",omitempty"`
 	// QuotaBytes and QuotaMessages are the mailbox limits (0: unlimited).
 	QuotaBytes    int64
@@ -101,14 +105,14 @@ type User struct {
 	// Disabled users cannot log in and receive no mail (blocked).
 	Disabled bool
 	// LocallyDisabled records that an administrator disabled the user
-	// here ([Builtin.SetDisabled]): a sync from its Source keeps it
+	// here (builtin.Directory.SetDisabled): a sync from its Source keeps it
 	// disabled whatever the source says. Disabled is the effective state.
 	LocallyDisabled bool `json:",omitempty"`
 	// Vanished is when a full sync first found the user missing from its
-	// Source ([Builtin.MarkVanished]); zero while the source lists it. A
+	// Source (builtin.Directory.MarkVanished); zero while the source lists it. A
 	// vanished user is disabled but keeps its addresses, store account
 	// and mail until the source lists it again (it is enabled again) or it
-	// is deleted ([Builtin.DeleteUser], [Builtin.DeleteVanished]).
+	// is deleted (builtin.Directory.DeleteUser, builtin.Directory.DeleteVanished).
 	Vanished time.Time `json:",omitzero"`
 	// Protocols the user may use; empty means all.
 	Protocols []Protocol
@@ -181,6 +185,12 @@ type Resource struct {
 	Capacity    int
 	Location    string
 }
+
+// Resource kinds (Resource.Kind).
+const (
+	ResourceRoom      = "room"
+	ResourceEquipment = "equipment"
+)
 
 // EntryKind says what an address resolved to.
 type EntryKind int

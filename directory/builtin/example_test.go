@@ -1,4 +1,4 @@
-package directory_test
+package builtin_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
 
@@ -24,7 +25,7 @@ func Example() {
 	defer st.Close()
 	// The directory lives in the store's records; with Accounts set, every
 	// user gets a mailbox account.
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	dir := builtin.New(st, builtin.Options{Accounts: st})
 
 	if _, err := dir.CreateTenant(ctx, directory.Tenant{ID: "acme", Name: "ACME Corp"}); err != nil {
 		panic(err)
