@@ -291,7 +291,7 @@ func mapAddress(r reader, addr string) (mapped, error) {
 		return m, err
 	}
 	m.domain = main
-	m.canonical = strings.ToLower(a.Local) + "@" + main
+	m.canonical = a.CanonicalIn(main)
 	return m, nil
 }
 

@@ -332,29 +332,35 @@ func applySourcedUser(r reader, cur, u directory.User) (directory.User, []string
 	return w, skipped, nil
 }
 
-// sameAddresses reports whether primary and aliases, lowercased, are
-// exactly the stored canonical addresses (aliases sorted, without the
-// primary). Any other spelling takes the full path, which is correct for
-// all inputs.
+// sameAddresses reports whether primary and aliases, in canonical form,
+// are exactly the stored canonical addresses (aliases sorted, without
+// the primary). Any other spelling (an alternative domain name, an
+// address that does not parse) takes the full path, which is correct
+// for all inputs.
 func sameAddresses(curPrimary string, curAliases []string, primary string, aliases []string) bool {
-	if strings.ToLower(primary) != curPrimary {
+	if c, err := directory.CanonicalAddress(primary); err != nil || c != curPrimary {
 		return false
 	}
 	return sameCanonical(curAliases, aliases, curPrimary)
 }
 
-// sameCanonical reports whether list, lowercased, sorted, without
+// sameCanonical reports whether list, in canonical form, sorted, without
 // duplicates and without except, equals the canonical sorted want.
 func sameCanonical(want, list []string, except string) bool {
-	lower := make([]string, 0, len(list))
+	canon := make([]string, 0, len(list))
 	for _, a := range list {
-		if l := strings.ToLower(a); l != except {
-			lower = append(lower, l)
+		c, err := directory.CanonicalAddress(a)
+		if err != nil {
+			return false
+		}
+		if c != except {
+			canon = append(canon, c)
 		}
 	}
-	slices.Sort(lower)
-	return slices.Equal(slices.Compact(lower), want)
+	slices.Sort(canon)
+	return slices.Equal(slices.Compact(canon), want)
 }
+
 
 func sameUser(a, b directory.User) bool {
 	return a.Address == b.Address && slices.Equal(a.Aliases, b.Aliases) &&
