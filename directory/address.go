@@ -107,8 +107,11 @@ func ParseAddress(addr string) (Address, error) {
 
 // CanonicalAddress returns the canonical (lowercase) form of a mailbox
 // address, or an error wrapping [ErrInvalid]; see [ParseAddress] for the
-// accepted syntax. It does not map alternative domain names: that needs
-// the directory (builtin.Directory.LookupAddress does it).
+// accepted syntax and the package documentation for the rule. It is the
+// module's one address canonicaliser: every package that stores or
+// compares hosted addresses calls it (or [Address.Canonical]). It does
+// not map alternative domain names: that needs a [Directory]
+// (LookupAddress does it).
 func CanonicalAddress(addr string) (string, error) {
 	a, err := ParseAddress(addr)
 	if err != nil {
@@ -117,9 +120,11 @@ func CanonicalAddress(addr string) (string, error) {
 	return a.Canonical(), nil
 }
 
-// CanonicalDomain validates a domain name and returns it lowercase. A
-// trailing dot, address literals, empty labels, labels over 63 octets,
-// whitespace and control characters are refused (errors wrap ErrInvalid).
+// CanonicalDomain validates a domain name and returns it lowercase, in the
+// form given (U-labels stay UTF-8, A-labels stay "xn--": no IDNA
+// mapping). A trailing dot, address literals, empty labels, labels over
+// 63 octets, whitespace and control characters are refused (errors wrap
+// ErrInvalid).
 func CanonicalDomain(name string) (string, error) {
 	d, err := canonicalDomain(name)
 	if err != nil {

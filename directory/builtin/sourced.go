@@ -361,7 +361,6 @@ func sameCanonical(want, list []string, except string) bool {
 	return slices.Equal(slices.Compact(canon), want)
 }
 
-
 func sameUser(a, b directory.User) bool {
 	return a.Address == b.Address && slices.Equal(a.Aliases, b.Aliases) &&
 		a.DisplayName == b.DisplayName && a.GivenName == b.GivenName && a.Surname == b.Surname &&

@@ -156,6 +156,13 @@ func TestSourcedAuthRouting(t *testing.T) {
 	src := &fakeSource{login: "sam", password: "remote", ext: "e1"}
 	a := &directory.SourcedAuth{Users: b, Sources: map[string]directory.SourceAuthenticator{"ldap:corp": src}}
 
+	// Lookups and the auth limiter's login key are the directory's.
+	assert.Equal(t, "s@example.com", a.LoginKey(ctx, "S@Example.COM"))
+	assert.Equal(t, "sam", a.LoginKey(ctx, "sam"))
+	e, err := a.LookupAddress(ctx, "l+tag@example.com")
+	require.NoError(t, err)
+	assert.Equal(t, "l@example.com", e.Address)
+
 	u, err := a.Authenticate(ctx, "s@example.com", "remote", directory.ProtoIMAP)
 	require.NoError(t, err)
 	assert.Equal(t, "s@example.com", u.Address)
