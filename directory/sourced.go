@@ -2,6 +2,10 @@ package directory
 
 import "time"
 
+// The types below are the contract between a directory that keeps synced
+// entries (directory/builtin) and the connectors that sync into it
+// (directory/ldap), so that a connector depends on this package alone.
+
 // Bounds of synced entries.
 const (
 	// MaxExternalIDLength bounds User.ExternalID and Group.ExternalID.
@@ -32,9 +36,9 @@ type UpsertResult struct {
 	// not a local address).
 	Skipped []string
 	// Reappeared: the user had vanished from its source
-	// (builtin.Directory.MarkVanished) and is listed again; the mark is cleared,
-	// and the user is enabled unless the source or an administrator
-	// disabled it.
+	// (builtin.Directory.MarkVanished) and is listed again; the mark is
+	// cleared, and the user is enabled unless the source or an
+	// administrator disabled it.
 	Reappeared bool
 }
 

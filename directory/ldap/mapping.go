@@ -276,7 +276,7 @@ func (m Mapping) mapCommon(e *goldap.Entry) (Entry, error) {
 	if primary == "" {
 		return Entry{}, fmt.Errorf("ldap: %s: no usable mail address", printableDN(e.DN))
 	}
-	// Both parsed in address, so both have a canonical form.
+	// address parsed both, so both have a canonical form.
 	pc, _ := directory.CanonicalAddress(primary)
 	for _, a := range aliases {
 		if ac, _ := directory.CanonicalAddress(a); ac != pc {
