@@ -16,6 +16,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/internal/testclock"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
@@ -171,7 +172,7 @@ func (s *hopSession) Logout() error { return nil }
 // table over the built-in directory (domain example.test, user alice).
 type queueFixture struct {
 	st    *sqlite.Store
-	dir   *directory.Builtin
+	dir   *builtin.Directory
 	table *routing.Table
 	q     *Queue
 	qdir  string
@@ -267,7 +268,7 @@ func (f *queueFixture) open(t testing.TB) {
 		t.Fatal(err)
 	}
 	f.st = st
-	f.dir = directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	f.dir = builtin.New(st, builtin.Options{Accounts: st})
 	f.table = routing.NewTable(f.dir, routing.TableOptions{Rules: rules})
 	f.qdir = f.data + "/queue"
 }

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/internal/testpeer"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -197,7 +197,7 @@ func TestCrashSIGKILLUnderLoad(t *testing.T) {
 	if len(problems) > 0 {
 		t.Errorf("integrity check after crashes: %v", problems)
 	}
-	u, err := directory.NewBuiltin(st, directory.BuiltinOptions{}).UserByAddress(ctx, "load@crash.test")
+	u, err := builtin.New(st, builtin.Options{}).UserByAddress(ctx, "load@crash.test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/authlimit"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/dkim"
 	"github.com/mailyard/mailyard/dkim/dkimstore"
 	"github.com/mailyard/mailyard/imap"
@@ -88,8 +89,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // openDirectory opens the directory over the store, finishes what a crash
 // interrupted, and returns it with the authenticator and the LDAP sources
 // its users are synced from.
-func openDirectory(ctx context.Context, cfg Config, st *sqlite.Store, logger *slog.Logger) (*directory.Builtin, *directory.SourcedAuth, []ldapSource, error) {
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st, Logger: logger})
+func openDirectory(ctx context.Context, cfg Config, st *sqlite.Store, logger *slog.Logger) (*builtin.Directory, *directory.SourcedAuth, []ldapSource, error) {
+	dir := builtin.New(st, builtin.Options{Accounts: st, Logger: logger})
 	if err := dir.EnsureGAL(ctx); err != nil {
 		return nil, nil, nil, fmt.Errorf("directory: %w", err)
 	}

@@ -1,4 +1,4 @@
-package directory_test
+package builtin_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -79,7 +80,7 @@ func TestGALSearch(t *testing.T) {
 
 	// Updates, disabling and deletion keep the index in step.
 	name := "Anna Durand"
-	_, err = b.UpdateUser(ctx, anne.ID, directory.UserUpdate{DisplayName: &name})
+	_, err = b.UpdateUser(ctx, anne.ID, builtin.UserUpdate{DisplayName: &name})
 	require.NoError(t, err)
 	p, _ = b.SearchGAL(ctx, directory.GALQuery{Tenant: "acme", Text: "dupont"})
 	assert.Equal(t, []string{"Anna Durand"}, galNames(p), "surname still Dupont")
@@ -153,7 +154,7 @@ func TestReindexGAL(t *testing.T) {
 	assert.Equal(t, []string{"Xavier"}, galNames(p))
 }
 
-func ExampleBuiltin_SearchGAL() {
+func ExampleDirectory_SearchGAL() {
 	ctx := context.Background()
 	dataDir, err := os.MkdirTemp("", "mailyard-example")
 	if err != nil {
@@ -165,7 +166,7 @@ func ExampleBuiltin_SearchGAL() {
 		panic(err)
 	}
 	defer st.Close()
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{})
+	dir := builtin.New(st, builtin.Options{})
 	dir.CreateTenant(ctx, directory.Tenant{ID: "acme"})
 	dir.CreateDomain(ctx, directory.Domain{Name: "example.com", Tenant: "acme"})
 	dir.CreateUser(ctx, directory.User{Address: "jane@example.com", DisplayName: "Jane Doe", Title: "CFO"}, "")

@@ -1,4 +1,4 @@
-package directory
+package builtin
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -31,8 +32,8 @@ const (
 	MaxListLimit = 1000
 )
 
-// BuiltinOptions configures [NewBuiltin]. The zero value works.
-type BuiltinOptions struct {
+// Options configures [New]. The zero value works.
+type Options struct {
 	// Accounts, if set, keeps store accounts in step with the directory:
 	// CreateUser and CreateResource create the account (with the user's
 	// quota), quota changes call SetQuota, DeleteUser and DeleteResource
@@ -47,11 +48,11 @@ type BuiltinOptions struct {
 	Hasher *PasswordHasher
 }
 
-// Builtin is the built-in directory. It keeps everything in
+// Directory is the built-in directory. It keeps everything in
 // [store.Records] and reads the records on every lookup, without a cache,
 // so that several processes sharing one data directory (the server and an
 // admin command) always agree. It is safe for concurrent use.
-type Builtin struct {
+type Directory struct {
 	records  store.Records
 	accounts store.Accounts
 	log      *slog.Logger
@@ -59,11 +60,11 @@ type Builtin struct {
 	hasher   *PasswordHasher
 }
 
-var _ Directory = (*Builtin)(nil)
+var _ directory.Directory = (*Directory)(nil)
 
-// NewBuiltin returns a directory persisted in records.
-func NewBuiltin(records store.Records, opts BuiltinOptions) *Builtin {
-	b := &Builtin{records: records, accounts: opts.Accounts, log: opts.Logger, now: opts.Now, hasher: opts.Hasher}
+// New returns a directory persisted in records.
+func New(records store.Records, opts Options) *Directory {
+	b := &Directory{records: records, accounts: opts.Accounts, log: opts.Logger, now: opts.Now, hasher: opts.Hasher}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -121,7 +122,7 @@ func (t txReader) list(ns, after string, limit int) ([]store.Record, error) {
 func getJSON(r reader, ns, key string, v any) (int64, error) {
 	rec, err := r.get(ns, key)
 	if errors.Is(err, store.ErrNotFound) {
-		return 0, fmt.Errorf("%w: %s %q", ErrNotFound, ns, key)
+		return 0, fmt.Errorf("%w: %s %q", directory.ErrNotFound, ns, key)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("directory: read %s %q: %w", ns, key, err)
@@ -177,7 +178,7 @@ func putRaw(tx store.RecordTx, ns, key string, data []byte, expect int64) error 
 // putErr is the error of a write of ns/key with precondition expect.
 func putErr(err error, ns, key string, expect int64) error {
 	if errors.Is(err, store.ErrPreconditionFailed) && expect == 0 {
-		return fmt.Errorf("%w: %s %q", ErrExists, ns, key)
+		return fmt.Errorf("%w: %s %q", directory.ErrExists, ns, key)
 	}
 	if err != nil {
 		return fmt.Errorf("directory: write %s %q: %w", ns, key, err)
@@ -269,28 +270,28 @@ func newID() (string, error) {
 
 // mapped is an address after alternative domain mapping.
 type mapped struct {
-	parsed    Address // as given, domain lowercase
-	canonical string  // lowercase local part @ main domain; "" if not hosted
-	domain    string  // main domain name; "" if not hosted
+	parsed    directory.Address // as given, domain lowercase
+	canonical string            // lowercase local part @ main domain; "" if not hosted
+	domain    string            // main domain name; "" if not hosted
 }
 
 // mapAddress parses addr and maps its domain to the main domain name if it
 // is hosted here.
 func mapAddress(r reader, addr string) (mapped, error) {
-	a, err := ParseAddress(addr)
+	a, err := directory.ParseAddress(addr)
 	if err != nil {
 		return mapped{}, err
 	}
 	m := mapped{parsed: a}
 	main, err := mainDomain(r, a.Domain)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, directory.ErrNotFound) {
 		return m, nil
 	}
 	if err != nil {
 		return m, err
 	}
 	m.domain = main
-	m.canonical = strings.ToLower(a.Local) + "@" + main
+	m.canonical = a.CanonicalIn(main)
 	return m, nil
 }
 
@@ -298,7 +299,7 @@ func mapAddress(r reader, addr string) (mapped, error) {
 func mainDomain(r reader, name string) (string, error) {
 	rec, err := r.get(nsDomainName, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", fmt.Errorf("%w: domain %q is not hosted here", ErrNotFound, name)
+		return "", fmt.Errorf("%w: domain %q is not hosted here", directory.ErrNotFound, name)
 	}
 	if err != nil {
 		return "", fmt.Errorf("directory: read domain name %q: %w", name, err)
@@ -307,17 +308,17 @@ func mainDomain(r reader, name string) (string, error) {
 }
 
 // hostedAddress maps addr and requires its domain to be hosted.
-func hostedAddress(r reader, addr string) (mapped, Domain, error) {
+func hostedAddress(r reader, addr string) (mapped, directory.Domain, error) {
 	m, err := mapAddress(r, addr)
 	if err != nil {
-		return m, Domain{}, err
+		return m, directory.Domain{}, err
 	}
 	if m.domain == "" {
-		return m, Domain{}, fmt.Errorf("%w: domain of %q is not hosted here", ErrInvalid, addr)
+		return m, directory.Domain{}, fmt.Errorf("%w: domain of %q is not hosted here", directory.ErrInvalid, addr)
 	}
-	var d Domain
+	var d directory.Domain
 	if _, err := getJSON(r, nsDomain, m.domain, &d); err != nil {
-		return m, Domain{}, err
+		return m, directory.Domain{}, err
 	}
 	return m, d, nil
 }
@@ -335,11 +336,11 @@ func lookupRef(r reader, canonical string) (addrRef, error) {
 // matched.
 func resolveRef(r reader, canonical string) (addrRef, string, error) {
 	ref, err := lookupRef(r, canonical)
-	if !errors.Is(err, ErrNotFound) {
+	if !errors.Is(err, directory.ErrNotFound) {
 		return ref, canonical, err
 	}
 	at := strings.LastIndexByte(canonical, '@')
-	base, _, ok := SplitSubaddress(canonical[:at])
+	base, _, ok := directory.SplitSubaddress(canonical[:at])
 	if !ok {
 		return ref, canonical, err
 	}
@@ -349,29 +350,29 @@ func resolveRef(r reader, canonical string) (addrRef, string, error) {
 }
 
 // loadEntry reads the entity an addr record points at.
-func loadEntry(r reader, ref addrRef, matched string) (Entry, error) {
-	e := Entry{Address: matched}
+func loadEntry(r reader, ref addrRef, matched string) (directory.Entry, error) {
+	e := directory.Entry{Address: matched}
 	var err error
 	switch ref.Kind {
 	case refUser:
-		e.Kind, e.User = KindUser, new(User)
+		e.Kind, e.User = directory.KindUser, new(directory.User)
 		_, err = getJSON(r, nsUser, ref.ID, e.User)
 	case refGroup:
-		e.Kind, e.Group = KindGroup, new(Group)
+		e.Kind, e.Group = directory.KindGroup, new(directory.Group)
 		_, err = getJSON(r, nsGroup, ref.ID, e.Group)
 	case refAlias:
-		e.Kind, e.Alias = KindAlias, new(Alias)
+		e.Kind, e.Alias = directory.KindAlias, new(directory.Alias)
 		_, err = getJSON(r, nsAlias, ref.ID, e.Alias)
 	case refResource:
-		e.Kind, e.Resource = KindResource, new(Resource)
+		e.Kind, e.Resource = directory.KindResource, new(directory.Resource)
 		_, err = getJSON(r, nsResource, ref.ID, e.Resource)
 	default:
-		return Entry{}, fmt.Errorf("directory: address %q has unknown kind %q", matched, ref.Kind)
+		return directory.Entry{}, fmt.Errorf("directory: address %q has unknown kind %q", matched, ref.Kind)
 	}
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, directory.ErrNotFound) {
 		// The index and the entity are written in one transaction, so this
 		// means the records were changed by hand.
-		return Entry{}, fmt.Errorf("directory: address %q points at missing %s %q: %w", matched, ref.Kind, ref.ID, err)
+		return directory.Entry{}, fmt.Errorf("directory: address %q points at missing %s %q: %w", matched, ref.Kind, ref.ID, err)
 	}
 	return e, err
 }
@@ -379,19 +380,19 @@ func loadEntry(r reader, ref addrRef, matched string) (Entry, error) {
 // LookupDomain returns the hosted domain that name is, or is an
 // alternative name of. ErrNotFound if it is not hosted; ErrInvalid if name
 // is not a domain name.
-func (b *Builtin) LookupDomain(ctx context.Context, name string) (Domain, error) {
-	d, err := CanonicalDomain(name)
+func (b *Directory) LookupDomain(ctx context.Context, name string) (directory.Domain, error) {
+	d, err := directory.CanonicalDomain(name)
 	if err != nil {
-		return Domain{}, err
+		return directory.Domain{}, err
 	}
 	r := storeReader{ctx, b.records}
 	main, err := mainDomain(r, d)
 	if err != nil {
-		return Domain{}, err
+		return directory.Domain{}, err
 	}
-	var dom Domain
+	var dom directory.Domain
 	if _, err := getJSON(r, nsDomain, main, &dom); err != nil {
-		return Domain{}, err
+		return directory.Domain{}, err
 	}
 	return dom, nil
 }
@@ -401,22 +402,22 @@ func (b *Builtin) LookupDomain(ctx context.Context, name string) (Domain, error)
 // Entry.Address is the canonical address that matched. Users are returned
 // without their password hash. ErrNotFound if the address (or its domain)
 // is unknown; ErrInvalid if it is malformed.
-func (b *Builtin) LookupAddress(ctx context.Context, address string) (Entry, error) {
+func (b *Directory) LookupAddress(ctx context.Context, address string) (directory.Entry, error) {
 	r := storeReader{ctx, b.records}
 	m, err := mapAddress(r, address)
 	if err != nil {
-		return Entry{}, err
+		return directory.Entry{}, err
 	}
 	if m.domain == "" {
-		return Entry{}, fmt.Errorf("%w: domain %q is not hosted here", ErrNotFound, m.parsed.Domain)
+		return directory.Entry{}, fmt.Errorf("%w: domain %q is not hosted here", directory.ErrNotFound, m.parsed.Domain)
 	}
 	ref, matched, err := resolveRef(r, m.canonical)
 	if err != nil {
-		return Entry{}, err
+		return directory.Entry{}, err
 	}
 	e, err := loadEntry(r, ref, matched)
 	if err != nil {
-		return Entry{}, err
+		return directory.Entry{}, err
 	}
 	if e.User != nil {
 		e.User.PasswordHash = ""
@@ -432,34 +433,34 @@ func (b *Builtin) LookupAddress(ctx context.Context, address string) (Entry, err
 // password, user without a password here), ErrDisabled,
 // ErrProtocolNotAllowed; anything else is an infrastructure failure.
 // A correct password stored in a legacy scheme is re-hashed with argon2id.
-func (b *Builtin) Authenticate(ctx context.Context, login, password string, p Protocol) (User, error) {
+func (b *Directory) Authenticate(ctx context.Context, login, password string, p directory.Protocol) (directory.User, error) {
 	r := storeReader{ctx, b.records}
 	u, version, err := b.loginUser(r, login)
-	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalid) {
-		return User{}, err
+	if err != nil && !errors.Is(err, directory.ErrNotFound) && !errors.Is(err, directory.ErrInvalid) {
+		return directory.User{}, err
 	}
 	if err != nil || u.PasswordHash == "" {
 		if err := b.hasher.VerifyDummy(ctx, password); err != nil {
-			return User{}, err
+			return directory.User{}, err
 		}
-		return User{}, ErrAuthFailed
+		return directory.User{}, directory.ErrAuthFailed
 	}
 	ok, err := b.hasher.Verify(ctx, u.PasswordHash, password)
 	if errors.Is(err, ErrUnsupportedHash) {
 		b.log.WarnContext(ctx, "directory: stored password hash cannot be verified", "user", u.ID, "err", err)
-		return User{}, ErrAuthFailed
+		return directory.User{}, directory.ErrAuthFailed
 	}
 	if err != nil {
-		return User{}, err
+		return directory.User{}, err
 	}
 	if !ok {
-		return User{}, ErrAuthFailed
+		return directory.User{}, directory.ErrAuthFailed
 	}
 	if u.Disabled {
-		return User{}, ErrDisabled
+		return directory.User{}, directory.ErrDisabled
 	}
 	if !u.Allows(p) {
-		return User{}, ErrProtocolNotAllowed
+		return directory.User{}, directory.ErrProtocolNotAllowed
 	}
 	if NeedsRehash(u.PasswordHash) {
 		b.upgradeHash(ctx, u.ID, version, password)
@@ -470,36 +471,36 @@ func (b *Builtin) Authenticate(ctx context.Context, login, password string, p Pr
 
 // loginUser finds the user whose primary address or alias is login
 // (sub-addressing does not apply to logins).
-func (b *Builtin) loginUser(r reader, login string) (User, int64, error) {
+func (b *Directory) loginUser(r reader, login string) (directory.User, int64, error) {
 	m, err := mapAddress(r, login)
 	if err != nil {
-		return User{}, 0, err
+		return directory.User{}, 0, err
 	}
 	if m.domain == "" {
-		return User{}, 0, fmt.Errorf("%w: login domain not hosted", ErrNotFound)
+		return directory.User{}, 0, fmt.Errorf("%w: login domain not hosted", directory.ErrNotFound)
 	}
 	ref, err := lookupRef(r, m.canonical)
 	if err != nil {
-		return User{}, 0, err
+		return directory.User{}, 0, err
 	}
 	if ref.Kind != refUser {
-		return User{}, 0, fmt.Errorf("%w: %q is not a user", ErrNotFound, m.canonical)
+		return directory.User{}, 0, fmt.Errorf("%w: %q is not a user", directory.ErrNotFound, m.canonical)
 	}
-	var u User
+	var u directory.User
 	v, err := getJSON(r, nsUser, ref.ID, &u)
 	return u, v, err
 }
 
 // upgradeHash replaces a legacy hash after a successful login. Failure
 // only costs the upgrade, never the login.
-func (b *Builtin) upgradeHash(ctx context.Context, id string, version int64, password string) {
+func (b *Directory) upgradeHash(ctx context.Context, id string, version int64, password string) {
 	h, err := b.hasher.Hash(ctx, password)
 	if err != nil {
 		b.log.WarnContext(ctx, "directory: re-hashing password failed", "user", id, "err", err)
 		return
 	}
 	err = b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
-		var u User
+		var u directory.User
 		if _, err := getJSON(txReader{tx}, nsUser, id, &u); err != nil {
 			return err
 		}
@@ -516,9 +517,9 @@ func (b *Builtin) upgradeHash(ctx context.Context, id string, version int64, pas
 // or From, sorted: the primary address and aliases, the same local parts
 // under each alternative name of their domains, and the addresses (with
 // aliases and alternative names) of groups whose SendAs lists the user.
-func (b *Builtin) SendAddresses(ctx context.Context, userID string) ([]string, error) {
+func (b *Directory) SendAddresses(ctx context.Context, userID string) ([]string, error) {
 	r := storeReader{ctx, b.records}
-	var u User
+	var u directory.User
 	if _, err := getJSON(r, nsUser, userID, &u); err != nil {
 		return nil, err
 	}
@@ -530,8 +531,8 @@ func (b *Builtin) SendAddresses(ctx context.Context, userID string) ([]string, e
 			local, dom := a[:at], a[at+1:]
 			alts, ok := domains[dom]
 			if !ok {
-				var d Domain
-				if _, err := getJSON(r, nsDomain, dom, &d); err != nil && !errors.Is(err, ErrNotFound) {
+				var d directory.Domain
+				if _, err := getJSON(r, nsDomain, dom, &d); err != nil && !errors.Is(err, directory.ErrNotFound) {
 					return err
 				}
 				alts = d.Aliases
@@ -551,10 +552,10 @@ func (b *Builtin) SendAddresses(ctx context.Context, userID string) ([]string, e
 		return nil, err
 	}
 	err := forEach(r, nsSendAs, userID+"/", func(rec store.Record) error {
-		var g Group
+		var g directory.Group
 		_, gid, _ := strings.Cut(rec.Key, "/")
 		if _, err := getJSON(r, nsGroup, gid, &g); err != nil {
-			if errors.Is(err, ErrNotFound) {
+			if errors.Is(err, directory.ErrNotFound) {
 				return nil // group deleted since the index was read
 			}
 			return err
@@ -572,13 +573,13 @@ func (b *Builtin) SendAddresses(ctx context.Context, userID string) ([]string, e
 }
 
 // withAccount runs write, the directory transaction that creates a user or
-// resource with ID id. With BuiltinOptions.Accounts set, the store account
+// resource with ID id. With Options.Accounts set, the store account
 // (ID id, quota q) is created first, so that mail can be delivered the
 // moment the address resolves, and removed again if write fails, so that a
 // failed creation leaves nothing behind. The removal ignores ctx's
 // cancellation: a caller giving up is a common reason for write to fail,
 // and must not leave an orphan account.
-func (b *Builtin) withAccount(ctx context.Context, id string, q store.Quota, write func() error) error {
+func (b *Directory) withAccount(ctx context.Context, id string, q store.Quota, write func() error) error {
 	if b.accounts != nil {
 		if _, err := b.accounts.CreateAccount(ctx, id, q); err != nil {
 			return fmt.Errorf("creating its store account: %w", err)
@@ -593,34 +594,23 @@ func (b *Builtin) withAccount(ctx context.Context, id string, q store.Quota, wri
 	return err
 }
 
-// PendingDeletion is a store account whose user or resource is deleted
-// from the directory while the account itself is not yet: the directory
-// entry and this record go in one transaction, the account after it.
-type PendingDeletion struct {
-	// Account is the store account ID (the deleted entry's ID).
-	Account string
-	Kind    string // "user" or "resource"
-	Address string // the entry's primary address
-	Deleted time.Time
-}
-
 // markDrop records, in the transaction deleting the entry, that its
-// store account is to be deleted next (when BuiltinOptions.Accounts is
+// store account is to be deleted next (when Options.Accounts is
 // set; without it the directory keeps no accounts).
-func (b *Builtin) markDrop(tx store.RecordTx, kind, id, addr string) error {
+func (b *Directory) markDrop(tx store.RecordTx, kind, id, addr string) error {
 	if b.accounts == nil {
 		return nil
 	}
-	return putJSON(tx, nsDrop, id, PendingDeletion{Account: id, Kind: kind, Address: addr, Deleted: b.now().UTC()}, -1)
+	return putJSON(tx, nsDrop, id, directory.PendingDeletion{Account: id, Kind: kind, Address: addr, Deleted: b.now().UTC()}, -1)
 }
 
 // dropAccount deletes the store account of a user or resource (kind) whose
-// directory entry was just deleted, when BuiltinOptions.Accounts is set,
+// directory entry was just deleted, when Options.Accounts is set,
 // then the record markDrop wrote. Like withAccount's clean-up it ignores
 // ctx's cancellation: the directory change is committed, and a caller
 // giving up now must not leave the mailbox of a deleted entry behind. If
 // it fails all the same, the record stays for CompleteDeletions.
-func (b *Builtin) dropAccount(ctx context.Context, kind, id string) error {
+func (b *Directory) dropAccount(ctx context.Context, kind, id string) error {
 	if b.accounts == nil {
 		return nil
 	}
@@ -641,10 +631,10 @@ func (b *Builtin) dropAccount(ctx context.Context, kind, id string) error {
 // account was), and returns those it completed. Running it at any time,
 // also concurrently with deletions, is safe: a deleted entry's ID is
 // never used again. It stops at the first error.
-func (b *Builtin) CompleteDeletions(ctx context.Context) ([]PendingDeletion, error) {
-	var pending []PendingDeletion
+func (b *Directory) CompleteDeletions(ctx context.Context) ([]directory.PendingDeletion, error) {
+	var pending []directory.PendingDeletion
 	err := forEach(storeReader{ctx, b.records}, nsDrop, "", func(rec store.Record) error {
-		var p PendingDeletion
+		var p directory.PendingDeletion
 		if err := decode(rec, &p); err != nil {
 			return err
 		}
@@ -654,7 +644,7 @@ func (b *Builtin) CompleteDeletions(ctx context.Context) ([]PendingDeletion, err
 	if err != nil {
 		return nil, err
 	}
-	var done []PendingDeletion
+	var done []directory.PendingDeletion
 	for _, p := range pending {
 		if err := b.dropAccount(ctx, p.Kind, p.Account); err != nil {
 			return done, err

@@ -1,4 +1,4 @@
-package directory
+package builtin
 
 // Record namespaces of the built-in directory: the directory owns them and
 // their layout; the store keeps them without knowing what they mean. Every

@@ -1,4 +1,4 @@
-package directory_test
+package builtin_test
 
 import (
 	"context"
@@ -11,30 +11,31 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 )
 
 func TestHashPasswordFormatAndVerify(t *testing.T) {
-	h, err := directory.HashPassword("correct horse")
+	h, err := builtin.HashPassword("correct horse")
 	require.NoError(t, err)
 	assert.Regexp(t, regexp.MustCompile(`^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$`), h)
-	assert.False(t, directory.NeedsRehash(h))
+	assert.False(t, builtin.NeedsRehash(h))
 
-	ok, err := directory.VerifyPassword(h, "correct horse")
+	ok, err := builtin.VerifyPassword(h, "correct horse")
 	require.NoError(t, err)
 	assert.True(t, ok)
-	ok, err = directory.VerifyPassword(h, "correct horsE")
+	ok, err = builtin.VerifyPassword(h, "correct horsE")
 	require.NoError(t, err)
 	assert.False(t, ok)
 
-	h2, err := directory.HashPassword("correct horse")
+	h2, err := builtin.HashPassword("correct horse")
 	require.NoError(t, err)
 	assert.NotEqual(t, h, h2, "every hash gets a fresh salt")
 }
 
 func TestHashPasswordRefusesBadInput(t *testing.T) {
-	_, err := directory.HashPassword("")
+	_, err := builtin.HashPassword("")
 	assert.ErrorIs(t, err, directory.ErrInvalid)
-	_, err = directory.HashPassword(strings.Repeat("x", directory.MaxPasswordLength+1))
+	_, err = builtin.HashPassword(strings.Repeat("x", builtin.MaxPasswordLength+1))
 	assert.ErrorIs(t, err, directory.ErrInvalid)
 }
 
@@ -51,13 +52,13 @@ func TestVerifyLegacyHashes(t *testing.T) {
 		"{SSHA256}0hJvnJrn389Ik7M3OR+qOZl6NBsSet72zG2p4yy6GwEBAgME",
 		"{SSHA512}59hB/WwyfgQUZfHrhGKG7B924+SMQ9dsAndq2fAiQ192K1Up6+Uyb2bNkO/rs2mynGTKvujt8okIdKCusVizJwECAwQ=",
 	} {
-		ok, err := directory.VerifyPassword(h, "correct horse")
+		ok, err := builtin.VerifyPassword(h, "correct horse")
 		require.NoError(t, err, h)
 		assert.True(t, ok, h)
-		ok, err = directory.VerifyPassword(h, "correct horse ")
+		ok, err = builtin.VerifyPassword(h, "correct horse ")
 		require.NoError(t, err, h)
 		assert.False(t, ok, h)
-		assert.True(t, directory.NeedsRehash(h), h)
+		assert.True(t, builtin.NeedsRehash(h), h)
 	}
 }
 
@@ -79,15 +80,15 @@ func TestVerifyRefusesUnsupportedAndHostileHashes(t *testing.T) {
 		"$2b$31$abcdefghijklmnopqrstuu23JPZtHcGhwXSF41f93o/7vBdDut3Xu",
 	} {
 		start := time.Now()
-		ok, err := directory.VerifyPassword(h, "correct horse")
-		assert.ErrorIs(t, err, directory.ErrUnsupportedHash, "%q", h)
+		ok, err := builtin.VerifyPassword(h, "correct horse")
+		assert.ErrorIs(t, err, builtin.ErrUnsupportedHash, "%q", h)
 		assert.False(t, ok)
 		assert.Less(t, time.Since(start), 2*time.Second, "a hostile hash must not cost much: %q", h)
 	}
 }
 
 func TestPasswordHasherBoundsConcurrency(t *testing.T) {
-	h := directory.NewPasswordHasher(1)
+	h := builtin.NewPasswordHasher(1)
 	// A slow hash occupies the only slot for a while...
 	slow := "$argon2id$v=19$m=19456,t=16,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 	// ...so that even a cheap verification must wait for it, and gives up
@@ -122,8 +123,8 @@ func TestPasswordHasherBoundsConcurrency(t *testing.T) {
 }
 
 func TestVerifyDummyCostsLikeARealVerification(t *testing.T) {
-	h := directory.NewPasswordHasher(1)
-	real, err := directory.HashPassword("pw")
+	h := builtin.NewPasswordHasher(1)
+	real, err := builtin.HashPassword("pw")
 	require.NoError(t, err)
 	// Interleaved best-of-5: on a loaded machine (or under -race) single
 	// runs vary by 2x or more, but the minimum of each tracks the work

@@ -1,4 +1,4 @@
-package directory
+package builtin
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/mailyard/mailyard/directory"
 )
 
 // ErrUnsupportedHash: a stored password hash is malformed, uses a scheme
@@ -54,10 +56,10 @@ const (
 // passwords over [MaxPasswordLength] bytes are refused with ErrInvalid.
 func HashPassword(pw string) (string, error) {
 	if pw == "" {
-		return "", fmt.Errorf("%w: empty password", ErrInvalid)
+		return "", fmt.Errorf("%w: empty password", directory.ErrInvalid)
 	}
 	if len(pw) > MaxPasswordLength {
-		return "", fmt.Errorf("%w: password longer than %d bytes", ErrInvalid, MaxPasswordLength)
+		return "", fmt.Errorf("%w: password longer than %d bytes", directory.ErrInvalid, MaxPasswordLength)
 	}
 	salt := make([]byte, argonSaltLen)
 	if _, err := rand.Read(salt); err != nil {

@@ -1,4 +1,4 @@
-package directory_test
+package builtin_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 )
 
 func sourced(addr, ext string, aliases ...string) directory.User {
@@ -153,7 +154,14 @@ func TestSourcedAuthRouting(t *testing.T) {
 	_, err = b.CreateUser(ctx, directory.User{Address: "l@example.com"}, "local")
 	require.NoError(t, err)
 	src := &fakeSource{login: "sam", password: "remote", ext: "e1"}
-	a := &directory.SourcedAuth{Builtin: b, Sources: map[string]directory.SourceAuthenticator{"ldap:corp": src}}
+	a := &directory.SourcedAuth{Users: b, Sources: map[string]directory.SourceAuthenticator{"ldap:corp": src}}
+
+	// Lookups and the auth limiter's login key are the directory's.
+	assert.Equal(t, "s@example.com", a.LoginKey(ctx, "S@Example.COM"))
+	assert.Equal(t, "sam", a.LoginKey(ctx, "sam"))
+	e, err := a.LookupAddress(ctx, "l+tag@example.com")
+	require.NoError(t, err)
+	assert.Equal(t, "l@example.com", e.Address)
 
 	u, err := a.Authenticate(ctx, "s@example.com", "remote", directory.ProtoIMAP)
 	require.NoError(t, err)
@@ -181,7 +189,7 @@ func TestSourcedAuthRouting(t *testing.T) {
 	_, err = a.Authenticate(ctx, "s@example.com", "remote", directory.ProtoIMAP)
 	assert.ErrorIs(t, err, directory.ErrDisabled)
 	require.NoError(t, b.SetDisabled(ctx, id, false))
-	_, err = b.UpdateUser(ctx, id, directory.UserUpdate{Protocols: &[]directory.Protocol{directory.ProtoSMTP}})
+	_, err = b.UpdateUser(ctx, id, builtin.UserUpdate{Protocols: &[]directory.Protocol{directory.ProtoSMTP}})
 	require.NoError(t, err)
 	_, err = a.Authenticate(ctx, "s@example.com", "remote", directory.ProtoIMAP)
 	assert.ErrorIs(t, err, directory.ErrProtocolNotAllowed)
@@ -192,7 +200,7 @@ func TestSourcedAuthRouting(t *testing.T) {
 	assert.NotErrorIs(t, err, directory.ErrAuthFailed)
 }
 
-func mustUserID(t *testing.T, b *directory.Builtin, addr string) string {
+func mustUserID(t *testing.T, b *builtin.Directory, addr string) string {
 	t.Helper()
 	u, err := b.UserByAddress(context.Background(), addr)
 	require.NoError(t, err)

@@ -1,10 +1,11 @@
-package directory
+package builtin
 
 import (
 	"context"
 	"fmt"
 	"slices"
 
+	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -15,11 +16,11 @@ const maxIDLength = 64
 // [a-z0-9._-], so it is safe in record keys, URLs and file names.
 func checkID(id string) error {
 	if id == "" || len(id) > maxIDLength {
-		return fmt.Errorf("%w: ID must be 1-%d characters", ErrInvalid, maxIDLength)
+		return fmt.Errorf("%w: ID must be 1-%d characters", directory.ErrInvalid, maxIDLength)
 	}
 	for _, c := range []byte(id) {
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: ID %q: only a-z, 0-9, '.', '_' and '-' are allowed", ErrInvalid, id)
+			return fmt.Errorf("%w: ID %q: only a-z, 0-9, '.', '_' and '-' are allowed", directory.ErrInvalid, id)
 		}
 	}
 	return nil
@@ -27,16 +28,16 @@ func checkID(id string) error {
 
 // CreateTenant creates a tenant. An empty ID gets a random one; an empty
 // Name defaults to the ID. ErrExists if the ID is taken.
-func (b *Builtin) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
+func (b *Directory) CreateTenant(ctx context.Context, t directory.Tenant) (directory.Tenant, error) {
 	if t.ID == "" {
 		id, err := newID()
 		if err != nil {
-			return Tenant{}, err
+			return directory.Tenant{}, err
 		}
 		t.ID = id
 	}
 	if err := checkID(t.ID); err != nil {
-		return Tenant{}, err
+		return directory.Tenant{}, err
 	}
 	if t.Name == "" {
 		t.Name = t.ID
@@ -45,21 +46,21 @@ func (b *Builtin) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
 		return putJSON(tx, nsTenant, t.ID, t, 0)
 	})
 	if err != nil {
-		return Tenant{}, fmt.Errorf("directory: create tenant %q: %w", t.ID, err)
+		return directory.Tenant{}, fmt.Errorf("directory: create tenant %q: %w", t.ID, err)
 	}
 	return t, nil
 }
 
 // Tenant returns one tenant.
-func (b *Builtin) Tenant(ctx context.Context, id string) (Tenant, error) {
-	var t Tenant
+func (b *Directory) Tenant(ctx context.Context, id string) (directory.Tenant, error) {
+	var t directory.Tenant
 	_, err := getJSON(storeReader{ctx, b.records}, nsTenant, id, &t)
 	return t, err
 }
 
 // ListTenants returns up to limit tenants with ID > after, by ID.
-func (b *Builtin) ListTenants(ctx context.Context, after string, limit int) ([]Tenant, error) {
-	return listJSON[Tenant](ctx, b.records, nsTenant, after, limit)
+func (b *Directory) ListTenants(ctx context.Context, after string, limit int) ([]directory.Tenant, error) {
+	return listJSON[directory.Tenant](ctx, b.records, nsTenant, after, limit)
 }
 
 func listJSON[T any](ctx context.Context, records store.Records, ns, after string, limit int) ([]T, error) {
@@ -87,19 +88,19 @@ const DefaultTenant = "default"
 // existing tenant, or for DefaultTenant if d.Tenant is empty. Names are
 // canonicalised (lowercase); a name already hosted, as a main or
 // alternative name, is ErrExists; an unknown tenant is ErrNotFound.
-func (b *Builtin) CreateDomain(ctx context.Context, d Domain) (Domain, error) {
-	name, err := CanonicalDomain(d.Name)
+func (b *Directory) CreateDomain(ctx context.Context, d directory.Domain) (directory.Domain, error) {
+	name, err := directory.CanonicalDomain(d.Name)
 	if err != nil {
-		return Domain{}, err
+		return directory.Domain{}, err
 	}
-	out := Domain{Name: name, Tenant: d.Tenant, Created: b.now().UTC()}
+	out := directory.Domain{Name: name, Tenant: d.Tenant, Created: b.now().UTC()}
 	for _, a := range d.Aliases {
-		alt, err := CanonicalDomain(a)
+		alt, err := directory.CanonicalDomain(a)
 		if err != nil {
-			return Domain{}, err
+			return directory.Domain{}, err
 		}
 		if alt == name || slices.Contains(out.Aliases, alt) {
-			return Domain{}, fmt.Errorf("%w: alternative name %q given twice", ErrInvalid, alt)
+			return directory.Domain{}, fmt.Errorf("%w: alternative name %q given twice", directory.ErrInvalid, alt)
 		}
 		out.Aliases = append(out.Aliases, alt)
 	}
@@ -113,12 +114,12 @@ func (b *Builtin) CreateDomain(ctx context.Context, d Domain) (Domain, error) {
 				return err
 			}
 			if !ok {
-				if err := putJSON(tx, nsTenant, DefaultTenant, Tenant{ID: DefaultTenant, Name: "Default"}, 0); err != nil {
+				if err := putJSON(tx, nsTenant, DefaultTenant, directory.Tenant{ID: DefaultTenant, Name: "Default"}, 0); err != nil {
 					return err
 				}
 			}
 		}
-		if _, err := getJSON(r, nsTenant, out.Tenant, &Tenant{}); err != nil {
+		if _, err := getJSON(r, nsTenant, out.Tenant, &directory.Tenant{}); err != nil {
 			return fmt.Errorf("tenant %q: %w", out.Tenant, err)
 		}
 		for _, n := range append([]string{name}, out.Aliases...) {
@@ -129,19 +130,19 @@ func (b *Builtin) CreateDomain(ctx context.Context, d Domain) (Domain, error) {
 		return putJSON(tx, nsDomain, name, out, 0)
 	})
 	if err != nil {
-		return Domain{}, fmt.Errorf("directory: create domain %q: %w", name, err)
+		return directory.Domain{}, fmt.Errorf("directory: create domain %q: %w", name, err)
 	}
 	return out, nil
 }
 
 // AddDomainAlias adds an alternative name to a hosted domain: mail to
 // "x@alt" then reaches "x@domain". ErrExists if alt is already hosted.
-func (b *Builtin) AddDomainAlias(ctx context.Context, domain, alt string) (Domain, error) {
-	a, err := CanonicalDomain(alt)
+func (b *Directory) AddDomainAlias(ctx context.Context, domain, alt string) (directory.Domain, error) {
+	a, err := directory.CanonicalDomain(alt)
 	if err != nil {
-		return Domain{}, err
+		return directory.Domain{}, err
 	}
-	return b.updateDomain(ctx, domain, func(tx store.RecordTx, d *Domain) error {
+	return b.updateDomain(ctx, domain, func(tx store.RecordTx, d *directory.Domain) error {
 		if err := putRaw(tx, nsDomainName, a, []byte(d.Name), 0); err != nil {
 			return err
 		}
@@ -154,15 +155,15 @@ func (b *Builtin) AddDomainAlias(ctx context.Context, domain, alt string) (Domai
 // RemoveDomainAlias removes an alternative name. Addresses are stored under
 // the main name, so nothing else changes. ErrNotFound if alt is not an
 // alternative name of domain.
-func (b *Builtin) RemoveDomainAlias(ctx context.Context, domain, alt string) (Domain, error) {
-	a, err := CanonicalDomain(alt)
+func (b *Directory) RemoveDomainAlias(ctx context.Context, domain, alt string) (directory.Domain, error) {
+	a, err := directory.CanonicalDomain(alt)
 	if err != nil {
-		return Domain{}, err
+		return directory.Domain{}, err
 	}
-	return b.updateDomain(ctx, domain, func(tx store.RecordTx, d *Domain) error {
+	return b.updateDomain(ctx, domain, func(tx store.RecordTx, d *directory.Domain) error {
 		i := slices.Index(d.Aliases, a)
 		if i < 0 {
-			return fmt.Errorf("%w: %q is not an alternative name of %q", ErrNotFound, a, d.Name)
+			return fmt.Errorf("%w: %q is not an alternative name of %q", directory.ErrNotFound, a, d.Name)
 		}
 		d.Aliases = slices.Delete(d.Aliases, i, i+1)
 		return deleteRecord(tx, nsDomainName, a)
@@ -171,36 +172,36 @@ func (b *Builtin) RemoveDomainAlias(ctx context.Context, domain, alt string) (Do
 
 // updateDomain applies fn to a domain given by its main name in one
 // transaction.
-func (b *Builtin) updateDomain(ctx context.Context, domain string, fn func(store.RecordTx, *Domain) error) (Domain, error) {
-	name, err := CanonicalDomain(domain)
+func (b *Directory) updateDomain(ctx context.Context, domain string, fn func(store.RecordTx, *directory.Domain) error) (directory.Domain, error) {
+	name, err := directory.CanonicalDomain(domain)
 	if err != nil {
-		return Domain{}, err
+		return directory.Domain{}, err
 	}
 	out, err := updateJSON(ctx, b.records, nsDomain, name, fn)
 	if err != nil {
-		return Domain{}, fmt.Errorf("directory: update domain %q: %w", name, err)
+		return directory.Domain{}, fmt.Errorf("directory: update domain %q: %w", name, err)
 	}
 	return out, nil
 }
 
 // ListDomains returns up to limit hosted domains with a main name > after,
 // by name.
-func (b *Builtin) ListDomains(ctx context.Context, after string, limit int) ([]Domain, error) {
-	return listJSON[Domain](ctx, b.records, nsDomain, after, limit)
+func (b *Directory) ListDomains(ctx context.Context, after string, limit int) ([]directory.Domain, error) {
+	return listJSON[directory.Domain](ctx, b.records, nsDomain, after, limit)
 }
 
 // DeleteDomain stops hosting a domain and its alternative names. The
 // domain must be empty: no user, group, alias or resource address (primary
 // or secondary) under it, else ErrInvalid. ErrNotFound if name is not a
 // main domain name.
-func (b *Builtin) DeleteDomain(ctx context.Context, name string) error {
-	n, err := CanonicalDomain(name)
+func (b *Directory) DeleteDomain(ctx context.Context, name string) error {
+	n, err := directory.CanonicalDomain(name)
 	if err != nil {
 		return err
 	}
 	err = b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
 		r := txReader{tx}
-		var d Domain
+		var d directory.Domain
 		if _, err := getJSON(r, nsDomain, n, &d); err != nil {
 			return err
 		}
@@ -210,7 +211,7 @@ func (b *Builtin) DeleteDomain(ctx context.Context, name string) error {
 				return err
 			}
 			if len(recs) > 0 {
-				return fmt.Errorf("%w: domain still has addresses (%s %s)", ErrInvalid, kind, addressFromIndexKey(recs[0].Key))
+				return fmt.Errorf("%w: domain still has addresses (%s %s)", directory.ErrInvalid, kind, addressFromIndexKey(recs[0].Key))
 			}
 		}
 		for _, alt := range d.Aliases {

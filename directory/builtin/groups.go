@@ -1,4 +1,4 @@
-package directory
+package builtin
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -23,8 +24,8 @@ func normalizeTarget(r reader, target string) (string, error) {
 		return m.parsed.String(), nil
 	}
 	if _, _, err := resolveRef(r, m.canonical); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return "", fmt.Errorf("%w: local address %q does not exist", ErrNotFound, target)
+		if errors.Is(err, directory.ErrNotFound) {
+			return "", fmt.Errorf("%w: local address %q does not exist", directory.ErrNotFound, target)
 		}
 		return "", err
 	}
@@ -42,7 +43,7 @@ func pointsAt(target, address string) bool {
 		return true
 	}
 	at := strings.LastIndexByte(target, '@')
-	base, _, ok := SplitSubaddress(target[:at])
+	base, _, ok := directory.SplitSubaddress(target[:at])
 	return ok && base+target[at:] == address
 }
 
@@ -55,10 +56,10 @@ func addTargets(r reader, self string, list []string, targets []string) ([]strin
 			return nil, err
 		}
 		if pointsAt(n, self) {
-			return nil, fmt.Errorf("%w: %q cannot point at itself", ErrInvalid, self)
+			return nil, fmt.Errorf("%w: %q cannot point at itself", directory.ErrInvalid, self)
 		}
 		if slices.ContainsFunc(list, func(s string) bool { return sameTarget(s, n) }) {
-			return nil, fmt.Errorf("%w: %q is already listed", ErrExists, n)
+			return nil, fmt.Errorf("%w: %q is already listed", directory.ErrExists, n)
 		}
 		list = append(list, n)
 	}
@@ -67,7 +68,7 @@ func addTargets(r reader, self string, list []string, targets []string) ([]strin
 
 // removeTarget removes target from list; ErrNotFound if absent.
 func removeTarget(r reader, list []string, target string) ([]string, error) {
-	a, err := ParseAddress(target)
+	a, err := directory.ParseAddress(target)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +80,7 @@ func removeTarget(r reader, list []string, target string) ([]string, error) {
 	}
 	i := slices.IndexFunc(list, func(s string) bool { return sameTarget(s, key) })
 	if i < 0 {
-		return nil, fmt.Errorf("%w: %q is not listed", ErrNotFound, target)
+		return nil, fmt.Errorf("%w: %q is not listed", directory.ErrNotFound, target)
 	}
 	return slices.Delete(list, i, i+1), nil
 }
@@ -87,12 +88,12 @@ func removeTarget(r reader, list []string, target string) ([]string, error) {
 // CreateAlias creates an alias: a.Address in a hosted domain forwarding
 // to a.Targets, local addresses (which must exist) or external ones; the
 // Tenant comes from the domain. ErrExists if the address is in use.
-func (b *Builtin) CreateAlias(ctx context.Context, a Alias) (Alias, error) {
+func (b *Directory) CreateAlias(ctx context.Context, a directory.Alias) (directory.Alias, error) {
 	address, targets := a.Address, a.Targets
 	if len(targets) == 0 {
-		return Alias{}, fmt.Errorf("%w: an alias needs at least one target", ErrInvalid)
+		return directory.Alias{}, fmt.Errorf("%w: an alias needs at least one target", directory.ErrInvalid)
 	}
-	var out Alias
+	var out directory.Alias
 	err := b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
 		r := txReader{tx}
 		addr, tenant, err := tenantAddress(r, address, "")
@@ -103,36 +104,36 @@ func (b *Builtin) CreateAlias(ctx context.Context, a Alias) (Alias, error) {
 		if err != nil {
 			return err
 		}
-		out = Alias{Address: addr, Tenant: tenant, Targets: ts}
+		out = directory.Alias{Address: addr, Tenant: tenant, Targets: ts}
 		if err := claim(tx, addr, addrRef{refAlias, addr}, refAlias); err != nil {
 			return err
 		}
 		return putJSON(tx, nsAlias, addr, out, 0)
 	})
 	if err != nil {
-		return Alias{}, fmt.Errorf("directory: create alias %q: %w", address, err)
+		return directory.Alias{}, fmt.Errorf("directory: create alias %q: %w", address, err)
 	}
 	return out, nil
 }
 
 // Alias returns an alias by its address (main or alternative domain name).
-func (b *Builtin) Alias(ctx context.Context, address string) (Alias, error) {
+func (b *Directory) Alias(ctx context.Context, address string) (directory.Alias, error) {
 	r := storeReader{ctx, b.records}
 	m, err := mapAddress(r, address)
 	if err != nil {
-		return Alias{}, err
+		return directory.Alias{}, err
 	}
-	var a Alias
+	var a directory.Alias
 	if m.domain == "" {
-		return a, fmt.Errorf("%w: alias %q", ErrNotFound, address)
+		return a, fmt.Errorf("%w: alias %q", directory.ErrNotFound, address)
 	}
 	_, err = getJSON(r, nsAlias, m.canonical, &a)
 	return a, err
 }
 
 // updateAlias applies fn to an alias in one transaction.
-func (b *Builtin) updateAlias(ctx context.Context, address string, fn func(reader, *Alias) error) (Alias, error) {
-	var out Alias
+func (b *Directory) updateAlias(ctx context.Context, address string, fn func(reader, *directory.Alias) error) (directory.Alias, error) {
+	var out directory.Alias
 	err := b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
 		r := txReader{tx}
 		m, err := mapAddress(r, address)
@@ -140,9 +141,9 @@ func (b *Builtin) updateAlias(ctx context.Context, address string, fn func(reade
 			return err
 		}
 		if m.domain == "" {
-			return fmt.Errorf("%w: alias %q", ErrNotFound, address)
+			return fmt.Errorf("%w: alias %q", directory.ErrNotFound, address)
 		}
-		var a Alias
+		var a directory.Alias
 		v, err := getJSON(r, nsAlias, m.canonical, &a)
 		if err != nil {
 			return err
@@ -154,14 +155,14 @@ func (b *Builtin) updateAlias(ctx context.Context, address string, fn func(reade
 		return putJSON(tx, nsAlias, a.Address, a, v)
 	})
 	if err != nil {
-		return Alias{}, fmt.Errorf("directory: update alias %q: %w", address, err)
+		return directory.Alias{}, fmt.Errorf("directory: update alias %q: %w", address, err)
 	}
 	return out, nil
 }
 
 // AddAliasTarget adds a target to an alias.
-func (b *Builtin) AddAliasTarget(ctx context.Context, address, target string) (Alias, error) {
-	return b.updateAlias(ctx, address, func(r reader, a *Alias) error {
+func (b *Directory) AddAliasTarget(ctx context.Context, address, target string) (directory.Alias, error) {
+	return b.updateAlias(ctx, address, func(r reader, a *directory.Alias) error {
 		ts, err := addTargets(r, a.Address, a.Targets, []string{target})
 		a.Targets = ts
 		return err
@@ -170,14 +171,14 @@ func (b *Builtin) AddAliasTarget(ctx context.Context, address, target string) (A
 
 // RemoveAliasTarget removes a target from an alias. Removing the last one
 // is ErrInvalid: delete the alias instead.
-func (b *Builtin) RemoveAliasTarget(ctx context.Context, address, target string) (Alias, error) {
-	return b.updateAlias(ctx, address, func(r reader, a *Alias) error {
+func (b *Directory) RemoveAliasTarget(ctx context.Context, address, target string) (directory.Alias, error) {
+	return b.updateAlias(ctx, address, func(r reader, a *directory.Alias) error {
 		ts, err := removeTarget(r, a.Targets, target)
 		if err != nil {
 			return err
 		}
 		if len(ts) == 0 {
-			return fmt.Errorf("%w: %q is the alias's last target; delete the alias instead", ErrInvalid, target)
+			return fmt.Errorf("%w: %q is the alias's last target; delete the alias instead", directory.ErrInvalid, target)
 		}
 		a.Targets = ts
 		return nil
@@ -186,7 +187,7 @@ func (b *Builtin) RemoveAliasTarget(ctx context.Context, address, target string)
 
 // DeleteAlias deletes an alias and drops its address from group members
 // and other aliases' targets.
-func (b *Builtin) DeleteAlias(ctx context.Context, address string) error {
+func (b *Directory) DeleteAlias(ctx context.Context, address string) error {
 	err := b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
 		r := txReader{tx}
 		m, err := mapAddress(r, address)
@@ -194,9 +195,9 @@ func (b *Builtin) DeleteAlias(ctx context.Context, address string) error {
 			return err
 		}
 		if m.domain == "" {
-			return fmt.Errorf("%w: alias %q", ErrNotFound, address)
+			return fmt.Errorf("%w: alias %q", directory.ErrNotFound, address)
 		}
-		if _, err := getJSON(r, nsAlias, m.canonical, &Alias{}); err != nil {
+		if _, err := getJSON(r, nsAlias, m.canonical, &directory.Alias{}); err != nil {
 			return err
 		}
 		if err := deleteRecord(tx, nsAlias, m.canonical); err != nil {
@@ -214,9 +215,9 @@ func (b *Builtin) DeleteAlias(ctx context.Context, address string) error {
 }
 
 // ListAliases returns a page of aliases ordered by address; the paging
-// arguments are those of [Builtin.ListUsers].
-func (b *Builtin) ListAliases(ctx context.Context, domain, after string, limit int) ([]Alias, error) {
-	return listByAddress[Alias](ctx, b, refAlias, nsAlias, domain, after, limit)
+// arguments are those of [Directory.ListUsers].
+func (b *Directory) ListAliases(ctx context.Context, domain, after string, limit int) ([]directory.Alias, error) {
+	return listByAddress[directory.Alias](ctx, b, refAlias, nsAlias, domain, after, limit)
 }
 
 // CreateGroup creates a group (distribution list) with a new random ID
@@ -224,19 +225,19 @@ func (b *Builtin) ListAliases(ctx context.Context, domain, after string, limit i
 // Aliases (in domains of the same tenant), DisplayName, Members (local
 // ones must exist; external ones are kept as given) and SendAs (IDs of
 // users of the same tenant). spec's ID, Tenant and Created are ignored.
-func (b *Builtin) CreateGroup(ctx context.Context, spec Group) (Group, error) {
+func (b *Directory) CreateGroup(ctx context.Context, spec directory.Group) (directory.Group, error) {
 	id, err := newID()
 	if err != nil {
-		return Group{}, err
+		return directory.Group{}, err
 	}
-	var out Group
+	var out directory.Group
 	err = b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
 		r := txReader{tx}
 		addr, tenant, err := tenantAddress(r, spec.Address, "")
 		if err != nil {
 			return err
 		}
-		g := Group{ID: id, Tenant: tenant, Address: addr, DisplayName: spec.DisplayName, Created: b.now().UTC()}
+		g := directory.Group{ID: id, Tenant: tenant, Address: addr, DisplayName: spec.DisplayName, Created: b.now().UTC()}
 		if err := claim(tx, addr, addrRef{refGroup, id}, refGroup); err != nil {
 			return err
 		}
@@ -257,7 +258,7 @@ func (b *Builtin) CreateGroup(ctx context.Context, spec Group) (Group, error) {
 				return err
 			}
 			if pointsAt(n, addr) || slices.ContainsFunc(g.Aliases, func(a string) bool { return pointsAt(n, a) }) {
-				return fmt.Errorf("%w: group %q cannot contain itself", ErrInvalid, addr)
+				return fmt.Errorf("%w: group %q cannot contain itself", directory.ErrInvalid, addr)
 			}
 			if !slices.ContainsFunc(g.Members, func(s string) bool { return sameTarget(s, n) }) {
 				g.Members = append(g.Members, n)
@@ -277,14 +278,14 @@ func (b *Builtin) CreateGroup(ctx context.Context, spec Group) (Group, error) {
 		return putJSON(tx, nsGroup, id, g, 0)
 	})
 	if err != nil {
-		return Group{}, fmt.Errorf("directory: create group %q: %w", spec.Address, err)
+		return directory.Group{}, fmt.Errorf("directory: create group %q: %w", spec.Address, err)
 	}
 	return out, nil
 }
 
 // setSendAs replaces g.SendAs and its reverse index. The users must exist
 // and belong to the group's tenant.
-func setSendAs(tx store.RecordTx, g *Group, userIDs []string) error {
+func setSendAs(tx store.RecordTx, g *directory.Group, userIDs []string) error {
 	r := txReader{tx}
 	for _, uid := range g.SendAs {
 		if err := deleteRecord(tx, nsSendAs, uid+"/"+g.ID); err != nil {
@@ -295,12 +296,12 @@ func setSendAs(tx store.RecordTx, g *Group, userIDs []string) error {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	for _, uid := range ids {
-		var u User
+		var u directory.User
 		if _, err := getJSON(r, nsUser, uid, &u); err != nil {
 			return fmt.Errorf("send-as user: %w", err)
 		}
 		if u.Tenant != g.Tenant {
-			return fmt.Errorf("%w: user %q belongs to another tenant", ErrInvalid, uid)
+			return fmt.Errorf("%w: user %q belongs to another tenant", directory.ErrInvalid, uid)
 		}
 		if err := putRaw(tx, nsSendAs, uid+"/"+g.ID, []byte(g.ID), -1); err != nil {
 			return err
@@ -311,29 +312,29 @@ func setSendAs(tx store.RecordTx, g *Group, userIDs []string) error {
 }
 
 // Group returns a group by ID.
-func (b *Builtin) Group(ctx context.Context, id string) (Group, error) {
-	var g Group
+func (b *Directory) Group(ctx context.Context, id string) (directory.Group, error) {
+	var g directory.Group
 	_, err := getJSON(storeReader{ctx, b.records}, nsGroup, id, &g)
 	return g, err
 }
 
-func (b *Builtin) updateGroup(ctx context.Context, id string, fn func(store.RecordTx, *Group) error) (Group, error) {
-	out, err := updateJSON(ctx, b.records, nsGroup, id, func(tx store.RecordTx, g *Group) error {
+func (b *Directory) updateGroup(ctx context.Context, id string, fn func(store.RecordTx, *directory.Group) error) (directory.Group, error) {
+	out, err := updateJSON(ctx, b.records, nsGroup, id, func(tx store.RecordTx, g *directory.Group) error {
 		if err := fn(tx, g); err != nil {
 			return err
 		}
 		return galPut(tx, refGroup, id, galFromGroup(*g))
 	})
 	if err != nil {
-		return Group{}, fmt.Errorf("directory: update group %q: %w", id, err)
+		return directory.Group{}, fmt.Errorf("directory: update group %q: %w", id, err)
 	}
 	return out, nil
 }
 
 // AddGroupMember adds a member address (local ones must exist).
 // ErrExists if it is already a member.
-func (b *Builtin) AddGroupMember(ctx context.Context, id, member string) (Group, error) {
-	return b.updateGroup(ctx, id, func(tx store.RecordTx, g *Group) error {
+func (b *Directory) AddGroupMember(ctx context.Context, id, member string) (directory.Group, error) {
+	return b.updateGroup(ctx, id, func(tx store.RecordTx, g *directory.Group) error {
 		r := txReader{tx}
 		ms, err := addTargets(r, g.Address, g.Members, []string{member})
 		if err != nil {
@@ -341,7 +342,7 @@ func (b *Builtin) AddGroupMember(ctx context.Context, id, member string) (Group,
 		}
 		for _, a := range g.Aliases {
 			if pointsAt(ms[len(ms)-1], a) {
-				return fmt.Errorf("%w: group %q cannot contain itself", ErrInvalid, g.Address)
+				return fmt.Errorf("%w: group %q cannot contain itself", directory.ErrInvalid, g.Address)
 			}
 		}
 		g.Members = ms
@@ -350,8 +351,8 @@ func (b *Builtin) AddGroupMember(ctx context.Context, id, member string) (Group,
 }
 
 // RemoveGroupMember removes a member. ErrNotFound if it is not one.
-func (b *Builtin) RemoveGroupMember(ctx context.Context, id, member string) (Group, error) {
-	return b.updateGroup(ctx, id, func(tx store.RecordTx, g *Group) error {
+func (b *Directory) RemoveGroupMember(ctx context.Context, id, member string) (directory.Group, error) {
+	return b.updateGroup(ctx, id, func(tx store.RecordTx, g *directory.Group) error {
 		ms, err := removeTarget(txReader{tx}, g.Members, member)
 		g.Members = ms
 		return err
@@ -359,23 +360,23 @@ func (b *Builtin) RemoveGroupMember(ctx context.Context, id, member string) (Gro
 }
 
 // SetGroupSendAs replaces the list of users that may send as the group.
-func (b *Builtin) SetGroupSendAs(ctx context.Context, id string, userIDs []string) (Group, error) {
-	return b.updateGroup(ctx, id, func(tx store.RecordTx, g *Group) error {
+func (b *Directory) SetGroupSendAs(ctx context.Context, id string, userIDs []string) (directory.Group, error) {
+	return b.updateGroup(ctx, id, func(tx store.RecordTx, g *directory.Group) error {
 		return setSendAs(tx, g, userIDs)
 	})
 }
 
 // ListGroups returns a page of groups ordered by address; the paging
-// arguments are those of [Builtin.ListUsers].
-func (b *Builtin) ListGroups(ctx context.Context, domain, after string, limit int) ([]Group, error) {
-	return listByAddress[Group](ctx, b, refGroup, nsGroup, domain, after, limit)
+// arguments are those of [Directory.ListUsers].
+func (b *Directory) ListGroups(ctx context.Context, domain, after string, limit int) ([]directory.Group, error) {
+	return listByAddress[directory.Group](ctx, b, refGroup, nsGroup, domain, after, limit)
 }
 
 // DeleteGroup deletes a group, its addresses and SendAs rights, and drops
 // its addresses from other groups' members and aliases' targets.
-func (b *Builtin) DeleteGroup(ctx context.Context, id string) error {
+func (b *Directory) DeleteGroup(ctx context.Context, id string) error {
 	err := b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
-		var g Group
+		var g directory.Group
 		if _, err := getJSON(txReader{tx}, nsGroup, id, &g); err != nil {
 			return err
 		}
@@ -407,35 +408,29 @@ func (b *Builtin) DeleteGroup(ctx context.Context, id string) error {
 	return nil
 }
 
-// Resource kinds.
-const (
-	ResourceRoom      = "room"
-	ResourceEquipment = "equipment"
-)
-
 // CreateResource creates a resource (room or equipment) with a new random
 // ID; its Tenant comes from its address's domain. Resources receive mail
-// (booking requests), so with BuiltinOptions.Accounts set a store account
+// (booking requests), so with Options.Accounts set a store account
 // with the resource's ID is created first. An empty Kind means room.
-func (b *Builtin) CreateResource(ctx context.Context, res Resource) (Resource, error) {
+func (b *Directory) CreateResource(ctx context.Context, res directory.Resource) (directory.Resource, error) {
 	if res.Kind == "" {
-		res.Kind = ResourceRoom
+		res.Kind = directory.ResourceRoom
 	}
-	if res.Kind != ResourceRoom && res.Kind != ResourceEquipment {
-		return Resource{}, fmt.Errorf("%w: resource kind %q (want %q or %q)", ErrInvalid, res.Kind, ResourceRoom, ResourceEquipment)
+	if res.Kind != directory.ResourceRoom && res.Kind != directory.ResourceEquipment {
+		return directory.Resource{}, fmt.Errorf("%w: resource kind %q (want %q or %q)", directory.ErrInvalid, res.Kind, directory.ResourceRoom, directory.ResourceEquipment)
 	}
 	if res.Capacity < 0 {
-		return Resource{}, fmt.Errorf("%w: negative capacity", ErrInvalid)
+		return directory.Resource{}, fmt.Errorf("%w: negative capacity", directory.ErrInvalid)
 	}
-	if _, err := ParseAddress(res.Address); err != nil {
-		return Resource{}, err
+	if _, err := directory.ParseAddress(res.Address); err != nil {
+		return directory.Resource{}, err
 	}
 	id, err := newID()
 	if err != nil {
-		return Resource{}, err
+		return directory.Resource{}, err
 	}
 	res.ID = id
-	var out Resource
+	var out directory.Resource
 	err = b.withAccount(ctx, id, store.Quota{}, func() error {
 		return b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
 			addr, tenant, err := tenantAddress(txReader{tx}, res.Address, "")
@@ -455,30 +450,30 @@ func (b *Builtin) CreateResource(ctx context.Context, res Resource) (Resource, e
 		})
 	})
 	if err != nil {
-		return Resource{}, fmt.Errorf("directory: create resource %q: %w", res.Address, err)
+		return directory.Resource{}, fmt.Errorf("directory: create resource %q: %w", res.Address, err)
 	}
 	return out, nil
 }
 
 // Resource returns a resource by ID.
-func (b *Builtin) Resource(ctx context.Context, id string) (Resource, error) {
-	var r Resource
+func (b *Directory) Resource(ctx context.Context, id string) (directory.Resource, error) {
+	var r directory.Resource
 	_, err := getJSON(storeReader{ctx, b.records}, nsResource, id, &r)
 	return r, err
 }
 
 // ListResources returns a page of resources ordered by address; the
-// paging arguments are those of [Builtin.ListUsers].
-func (b *Builtin) ListResources(ctx context.Context, domain, after string, limit int) ([]Resource, error) {
-	return listByAddress[Resource](ctx, b, refResource, nsResource, domain, after, limit)
+// paging arguments are those of [Directory.ListUsers].
+func (b *Directory) ListResources(ctx context.Context, domain, after string, limit int) ([]directory.Resource, error) {
+	return listByAddress[directory.Resource](ctx, b, refResource, nsResource, domain, after, limit)
 }
 
 // DeleteResource deletes a resource and drops its address from group
-// members and alias targets; then, with BuiltinOptions.Accounts set, its
+// members and alias targets; then, with Options.Accounts set, its
 // store account.
-func (b *Builtin) DeleteResource(ctx context.Context, id string) error {
+func (b *Directory) DeleteResource(ctx context.Context, id string) error {
 	err := b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
-		var res Resource
+		var res directory.Resource
 		if _, err := getJSON(txReader{tx}, nsResource, id, &res); err != nil {
 			return err
 		}

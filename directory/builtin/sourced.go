@@ -1,4 +1,4 @@
-package directory
+package builtin
 
 import (
 	"context"
@@ -12,57 +12,16 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/store"
 )
 
-// Bounds of synced entries.
-const (
-	// MaxExternalIDLength bounds User.ExternalID and Group.ExternalID.
-	MaxExternalIDLength = 256
-	// MaxPhotoBytes bounds a user's photo (Active Directory's
-	// thumbnailPhoto is at most 100 KB; jpegPhoto has no limit).
-	MaxPhotoBytes = 256 << 10
-)
-
-// SyncChange says what an upsert of a synced entry did.
-type SyncChange int
-
-// Sync changes.
-const (
-	SyncUnchanged SyncChange = iota
-	SyncAdded
-	SyncUpdated
-)
-
-// UpsertResult is the outcome of [Builtin.UpsertSourcedUser] and
-// [Builtin.UpsertSourcedGroup].
-type UpsertResult struct {
-	// ID is the directory ID of the user or group.
-	ID     string
-	Change SyncChange
-	// Skipped lists the aliases and members that were left out, each as
-	// "ADDRESS: reason" (not hosted in the tenant, used by another entry,
-	// not a local address).
-	Skipped []string
-	// Reappeared: the user had vanished from its source
-	// ([Builtin.MarkVanished]) and is listed again; the mark is cleared,
-	// and the user is enabled unless the source or an administrator
-	// disabled it.
-	Reappeared bool
-}
-
-// SourcedRef pairs an entry's ID at its source with its directory ID.
-type SourcedRef struct {
-	ExternalID string
-	ID         string
-}
-
 func checkSourced(source, externalID string) error {
-	if source == "" || source == SourceBuiltin || strings.ContainsAny(source, "/") || !printable(source) {
-		return fmt.Errorf("%w: source %q (want a name such as \"ldap:corp\" without '/')", ErrInvalid, source)
+	if source == "" || source == directory.SourceBuiltin || strings.ContainsAny(source, "/") || !printable(source) {
+		return fmt.Errorf("%w: source %q (want a name such as \"ldap:corp\" without '/')", directory.ErrInvalid, source)
 	}
-	if externalID == "" || len(externalID) > MaxExternalIDLength || !printable(externalID) {
-		return fmt.Errorf("%w: external ID must be 1-%d printable characters", ErrInvalid, MaxExternalIDLength)
+	if externalID == "" || len(externalID) > directory.MaxExternalIDLength || !printable(externalID) {
+		return fmt.Errorf("%w: external ID must be 1-%d printable characters", directory.ErrInvalid, directory.MaxExternalIDLength)
 	}
 	return nil
 }
@@ -101,7 +60,7 @@ func releaseExternal(tx store.RecordTx, kind, source, externalID string) error {
 func externalRef(r reader, kind, source, externalID string) (string, error) {
 	rec, err := r.get(nsExternal, externalKey(kind, source, externalID))
 	if errors.Is(err, store.ErrNotFound) {
-		return "", fmt.Errorf("%w: %s %q of %s", ErrNotFound, kind, externalID, source)
+		return "", fmt.Errorf("%w: %s %q of %s", directory.ErrNotFound, kind, externalID, source)
 	}
 	if err != nil {
 		return "", fmt.Errorf("directory: read external ID: %w", err)
@@ -111,25 +70,25 @@ func externalRef(r reader, kind, source, externalID string) (string, error) {
 
 // UserByExternalID returns the user that source knows as externalID,
 // including its password hash. ErrNotFound if there is none.
-func (b *Builtin) UserByExternalID(ctx context.Context, source, externalID string) (User, error) {
+func (b *Directory) UserByExternalID(ctx context.Context, source, externalID string) (directory.User, error) {
 	r := storeReader{ctx, b.records}
 	id, err := externalRef(r, refUser, source, externalID)
 	if err != nil {
-		return User{}, err
+		return directory.User{}, err
 	}
-	var u User
+	var u directory.User
 	_, err = getJSON(r, nsUser, id, &u)
 	return u, err
 }
 
 // GroupByExternalID returns the group that source knows as externalID.
-func (b *Builtin) GroupByExternalID(ctx context.Context, source, externalID string) (Group, error) {
+func (b *Directory) GroupByExternalID(ctx context.Context, source, externalID string) (directory.Group, error) {
 	r := storeReader{ctx, b.records}
 	id, err := externalRef(r, refGroup, source, externalID)
 	if err != nil {
-		return Group{}, err
+		return directory.Group{}, err
 	}
-	var g Group
+	var g directory.Group
 	_, err = getJSON(r, nsGroup, id, &g)
 	return g, err
 }
@@ -137,15 +96,15 @@ func (b *Builtin) GroupByExternalID(ctx context.Context, source, externalID stri
 // ListSourced returns every user (kind KindUser), group (KindGroup) or
 // contact (KindContact) synced from source, ordered by external ID. A connector compares it
 // with the source's entries to find deletions.
-func (b *Builtin) ListSourced(ctx context.Context, source string, kind EntryKind) ([]SourcedRef, error) {
+func (b *Directory) ListSourced(ctx context.Context, source string, kind directory.EntryKind) ([]directory.SourcedRef, error) {
 	k := kindName(kind)
-	if kind != KindUser && kind != KindGroup && kind != KindContact {
-		return nil, fmt.Errorf("%w: only users, groups and contacts are synced", ErrInvalid)
+	if kind != directory.KindUser && kind != directory.KindGroup && kind != directory.KindContact {
+		return nil, fmt.Errorf("%w: only users, groups and contacts are synced", directory.ErrInvalid)
 	}
 	prefix := k + "/" + source + "/"
-	var out []SourcedRef
+	var out []directory.SourcedRef
 	err := forEach(storeReader{ctx, b.records}, nsExternal, prefix, func(rec store.Record) error {
-		out = append(out, SourcedRef{ExternalID: strings.TrimPrefix(rec.Key, prefix), ID: string(rec.Value)})
+		out = append(out, directory.SourcedRef{ExternalID: strings.TrimPrefix(rec.Key, prefix), ID: string(rec.Value)})
 		return nil
 	})
 	return out, err
@@ -153,10 +112,10 @@ func (b *Builtin) ListSourced(ctx context.Context, source string, kind EntryKind
 
 // Photo returns the user's photo (JPEG or PNG bytes as the source gave
 // them). ErrNotFound if the user has none.
-func (b *Builtin) Photo(ctx context.Context, userID string) ([]byte, error) {
+func (b *Directory) Photo(ctx context.Context, userID string) ([]byte, error) {
 	rec, err := b.records.GetRecord(ctx, nsPhoto, userID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: photo of %q", ErrNotFound, userID)
+		return nil, fmt.Errorf("%w: photo of %q", directory.ErrNotFound, userID)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("directory: read photo: %w", err)
@@ -166,11 +125,11 @@ func (b *Builtin) Photo(ctx context.Context, userID string) ([]byte, error) {
 
 // SetPhoto replaces the user's photo; empty data removes it. ErrInvalid
 // if data exceeds MaxPhotoBytes.
-func (b *Builtin) SetPhoto(ctx context.Context, userID string, data []byte) error {
-	if len(data) > MaxPhotoBytes {
-		return fmt.Errorf("%w: photo larger than %d bytes", ErrInvalid, MaxPhotoBytes)
+func (b *Directory) SetPhoto(ctx context.Context, userID string, data []byte) error {
+	if len(data) > directory.MaxPhotoBytes {
+		return fmt.Errorf("%w: photo larger than %d bytes", directory.ErrInvalid, directory.MaxPhotoBytes)
 	}
-	_, err := b.updateUser(ctx, userID, func(tx store.RecordTx, u *User) error {
+	_, err := b.updateUser(ctx, userID, func(tx store.RecordTx, u *directory.User) error {
 		return setPhoto(tx, u, data)
 	})
 	return err
@@ -184,7 +143,7 @@ func photoHash(data []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func setPhoto(tx store.RecordTx, u *User, data []byte) error {
+func setPhoto(tx store.RecordTx, u *directory.User, data []byte) error {
 	h := photoHash(data)
 	if h == u.PhotoHash {
 		return nil
@@ -203,7 +162,7 @@ func setPhoto(tx store.RecordTx, u *User, data []byte) error {
 func sourcedAddresses(r reader, tenant, primary string, aliases []string, kind, id string) (keep, skipped []string, err error) {
 	for _, a := range aliases {
 		c, _, err := tenantAddress(r, a, tenant)
-		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) {
+		if errors.Is(err, directory.ErrInvalid) || errors.Is(err, directory.ErrNotFound) {
 			skipped = append(skipped, fmt.Sprintf("%s: not in a domain of tenant %s", a, tenant))
 			continue
 		}
@@ -215,7 +174,7 @@ func sourcedAddresses(r reader, tenant, primary string, aliases []string, kind, 
 		}
 		ref, err := lookupRef(r, c)
 		switch {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, directory.ErrNotFound):
 		case err != nil:
 			return nil, nil, err
 		case ref.Kind != kind || ref.ID != id:
@@ -267,7 +226,7 @@ func readdress(tx store.RecordTx, kind, id, oldPrimary string, oldAliases []stri
 // directory IDs:
 //
 //  1. No user has this external ID: it is created as by
-//     [Builtin.CreateUser] without a password (u.PasswordHash must be
+//     [Directory.CreateUser] without a password (u.PasswordHash must be
 //     empty), with u's quota and protocols.
 //  2. Otherwise the user keeps its ID (and mailbox) and takes u's primary
 //     address, aliases, names, GAL attributes, ExternalDN and Disabled
@@ -283,42 +242,42 @@ func readdress(tx store.RecordTx, kind, id, oldPrimary string, oldAliases []stri
 // (no source or external ID, bad or non-hosted primary address, a
 // password hash), ErrExists (the primary address belongs to another
 // entry).
-func (b *Builtin) UpsertSourcedUser(ctx context.Context, u User, photo []byte) (UpsertResult, error) {
+func (b *Directory) UpsertSourcedUser(ctx context.Context, u directory.User, photo []byte) (directory.UpsertResult, error) {
 	if err := checkSourced(u.Source, u.ExternalID); err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
 	if u.PasswordHash != "" {
-		return UpsertResult{}, fmt.Errorf("%w: synced users authenticate at their source and have no password hash", ErrInvalid)
+		return directory.UpsertResult{}, fmt.Errorf("%w: synced users authenticate at their source and have no password hash", directory.ErrInvalid)
 	}
-	var res UpsertResult
-	if len(photo) > MaxPhotoBytes {
-		res.Skipped = append(res.Skipped, fmt.Sprintf("photo: larger than %d bytes", MaxPhotoBytes))
+	var res directory.UpsertResult
+	if len(photo) > directory.MaxPhotoBytes {
+		res.Skipped = append(res.Skipped, fmt.Sprintf("photo: larger than %d bytes", directory.MaxPhotoBytes))
 		photo = nil
 	}
 	r := storeReader{ctx, b.records}
 	id, err := externalRef(r, refUser, u.Source, u.ExternalID)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, directory.ErrNotFound) {
 		return b.createSourcedUser(ctx, u, photo, res)
 	}
 	if err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
 	res.ID = id
-	var cur User
+	var cur directory.User
 	if _, err := getJSON(r, nsUser, id, &cur); err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
 	// A read-only comparison first: a full sync of an unchanged source
 	// writes nothing.
 	want, skipped, err := applySourcedUser(r, cur, u)
 	if err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
 	res.Skipped = append(res.Skipped, skipped...)
 	if sameUser(cur, want) && cur.PhotoHash == photoHash(photo) {
 		return res, nil
 	}
-	_, err = b.updateUser(ctx, id, func(tx store.RecordTx, cur *User) error {
+	_, err = b.updateUser(ctx, id, func(tx store.RecordTx, cur *directory.User) error {
 		r := txReader{tx}
 		res.Reappeared = !cur.Vanished.IsZero()
 		want, _, err := applySourcedUser(r, *cur, u)
@@ -336,15 +295,15 @@ func (b *Builtin) UpsertSourcedUser(ctx context.Context, u User, photo []byte) (
 		return setPhoto(tx, cur, photo)
 	})
 	if err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
-	res.Change = SyncUpdated
+	res.Change = directory.SyncUpdated
 	return res, nil
 }
 
 // applySourcedUser returns cur with the fields a source manages taken
 // from u, and the aliases that had to be skipped.
-func applySourcedUser(r reader, cur, u User) (User, []string, error) {
+func applySourcedUser(r reader, cur, u directory.User) (directory.User, []string, error) {
 	w := cur
 	w.DisplayName, w.GivenName, w.Surname = u.DisplayName, u.GivenName, u.Surname
 	w.Title, w.Department, w.Company, w.Office = u.Title, u.Department, u.Company, u.Office
@@ -358,46 +317,51 @@ func applySourcedUser(r reader, cur, u User) (User, []string, error) {
 	}
 	addr, _, err := tenantAddress(r, u.Address, cur.Tenant)
 	if err != nil {
-		return User{}, nil, err
+		return directory.User{}, nil, err
 	}
 	if ref, err := lookupRef(r, addr); err == nil && (ref.Kind != refUser || ref.ID != cur.ID) {
-		return User{}, nil, fmt.Errorf("%w: address %q is already in use", ErrExists, addr)
-	} else if err != nil && !errors.Is(err, ErrNotFound) {
-		return User{}, nil, err
+		return directory.User{}, nil, fmt.Errorf("%w: address %q is already in use", directory.ErrExists, addr)
+	} else if err != nil && !errors.Is(err, directory.ErrNotFound) {
+		return directory.User{}, nil, err
 	}
 	aliases, skipped, err := sourcedAddresses(r, cur.Tenant, addr, u.Aliases, refUser, cur.ID)
 	if err != nil {
-		return User{}, nil, err
+		return directory.User{}, nil, err
 	}
 	w.Address, w.Aliases = addr, aliases
 	return w, skipped, nil
 }
 
-// sameAddresses reports whether primary and aliases, lowercased, are
-// exactly the stored canonical addresses (aliases sorted, without the
-// primary). Any other spelling takes the full path, which is correct for
-// all inputs.
+// sameAddresses reports whether primary and aliases, in canonical form,
+// are exactly the stored canonical addresses (aliases sorted, without
+// the primary). Any other spelling (an alternative domain name, an
+// address that does not parse) takes the full path, which is correct
+// for all inputs.
 func sameAddresses(curPrimary string, curAliases []string, primary string, aliases []string) bool {
-	if strings.ToLower(primary) != curPrimary {
+	if c, err := directory.CanonicalAddress(primary); err != nil || c != curPrimary {
 		return false
 	}
 	return sameCanonical(curAliases, aliases, curPrimary)
 }
 
-// sameCanonical reports whether list, lowercased, sorted, without
+// sameCanonical reports whether list, in canonical form, sorted, without
 // duplicates and without except, equals the canonical sorted want.
 func sameCanonical(want, list []string, except string) bool {
-	lower := make([]string, 0, len(list))
+	canon := make([]string, 0, len(list))
 	for _, a := range list {
-		if l := strings.ToLower(a); l != except {
-			lower = append(lower, l)
+		c, err := directory.CanonicalAddress(a)
+		if err != nil {
+			return false
+		}
+		if c != except {
+			canon = append(canon, c)
 		}
 	}
-	slices.Sort(lower)
-	return slices.Equal(slices.Compact(lower), want)
+	slices.Sort(canon)
+	return slices.Equal(slices.Compact(canon), want)
 }
 
-func sameUser(a, b User) bool {
+func sameUser(a, b directory.User) bool {
 	return a.Address == b.Address && slices.Equal(a.Aliases, b.Aliases) &&
 		a.DisplayName == b.DisplayName && a.GivenName == b.GivenName && a.Surname == b.Surname &&
 		a.Title == b.Title && a.Department == b.Department && a.Company == b.Company &&
@@ -409,12 +373,12 @@ func sameUser(a, b User) bool {
 // finds it, as of at: the user is disabled (it cannot log in, mail to it
 // is refused as to any disabled user, it leaves the global address list)
 // and keeps its addresses, store account and mail, so that a source that
-// lists it again ([Builtin.UpsertSourcedUser] clears the mark) gets it
+// lists it again ([Directory.UpsertSourcedUser] clears the mark) gets it
 // back whole, and nobody else can take its addresses meanwhile. A user
 // marked already keeps its first time. It reports whether it disabled
 // the user (false if the user was disabled already). ErrInvalid for a
 // user that is not synced from a source.
-func (b *Builtin) MarkVanished(ctx context.Context, id string, at time.Time) (bool, error) {
+func (b *Directory) MarkVanished(ctx context.Context, id string, at time.Time) (bool, error) {
 	cur, err := b.User(ctx, id)
 	if err != nil {
 		return false, err
@@ -423,9 +387,9 @@ func (b *Builtin) MarkVanished(ctx context.Context, id string, at time.Time) (bo
 		return false, nil // nothing to write
 	}
 	disabled := false
-	_, err = b.updateUser(ctx, id, func(_ store.RecordTx, u *User) error {
+	_, err = b.updateUser(ctx, id, func(_ store.RecordTx, u *directory.User) error {
 		if !u.IsSourced() {
-			return fmt.Errorf("%w: user %s is not synced from a source", ErrInvalid, u.Address)
+			return fmt.Errorf("%w: user %s is not synced from a source", directory.ErrInvalid, u.Address)
 		}
 		if u.Vanished.IsZero() {
 			u.Vanished = at.UTC()
@@ -437,23 +401,23 @@ func (b *Builtin) MarkVanished(ctx context.Context, id string, at time.Time) (bo
 	return disabled, err
 }
 
-func (b *Builtin) createSourcedUser(ctx context.Context, u User, photo []byte, res UpsertResult) (UpsertResult, error) {
+func (b *Directory) createSourcedUser(ctx context.Context, u directory.User, photo []byte, res directory.UpsertResult) (directory.UpsertResult, error) {
 	r := storeReader{ctx, b.records}
 	addr, tenant, err := tenantAddress(r, u.Address, "")
 	if err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
 	aliases, skipped, err := sourcedAddresses(r, tenant, addr, u.Aliases, refUser, "")
 	if err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
 	res.Skipped = append(res.Skipped, skipped...)
 	u.Aliases = aliases
 	created, err := b.CreateUser(ctx, u, "")
 	if err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
-	res.ID, res.Change = created.ID, SyncAdded
+	res.ID, res.Change = created.ID, directory.SyncAdded
 	if len(photo) > 0 {
 		if err := b.SetPhoto(ctx, created.ID, photo); err != nil {
 			return res, err
@@ -463,57 +427,57 @@ func (b *Builtin) createSourcedUser(ctx context.Context, u User, photo []byte, r
 }
 
 // UpsertSourcedGroup creates or updates the group that g.Source knows as
-// g.ExternalID, like [Builtin.UpsertSourcedUser]: the group keeps its ID
+// g.ExternalID, like [Directory.UpsertSourcedUser]: the group keeps its ID
 // and SendAs rights and takes g's address, aliases, DisplayName,
 // ExternalDN and Members. Members that are local addresses must exist;
 // those that do not (yet) are skipped, so a connector adds groups first
 // and upserts again once nested groups exist. Members are kept sorted.
-func (b *Builtin) UpsertSourcedGroup(ctx context.Context, g Group) (UpsertResult, error) {
+func (b *Directory) UpsertSourcedGroup(ctx context.Context, g directory.Group) (directory.UpsertResult, error) {
 	if err := checkSourced(g.Source, g.ExternalID); err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
 	r := storeReader{ctx, b.records}
 	id, err := externalRef(r, refGroup, g.Source, g.ExternalID)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, directory.ErrNotFound) {
 		addr, tenant, err := tenantAddress(r, g.Address, "")
 		if err != nil {
-			return UpsertResult{}, err
+			return directory.UpsertResult{}, err
 		}
-		var res UpsertResult
+		var res directory.UpsertResult
 		spec := g
 		if spec.Aliases, res.Skipped, err = sourcedAddresses(r, tenant, addr, g.Aliases, refGroup, ""); err != nil {
-			return UpsertResult{}, err
+			return directory.UpsertResult{}, err
 		}
 		var skipped []string
 		if spec.Members, skipped, err = sourcedMembers(r, addr, spec.Aliases, g.Members); err != nil {
-			return UpsertResult{}, err
+			return directory.UpsertResult{}, err
 		}
 		res.Skipped = append(res.Skipped, skipped...)
 		spec.SendAs = nil
 		created, err := b.CreateGroup(ctx, spec)
 		if err != nil {
-			return UpsertResult{}, err
+			return directory.UpsertResult{}, err
 		}
-		res.ID, res.Change = created.ID, SyncAdded
+		res.ID, res.Change = created.ID, directory.SyncAdded
 		return res, nil
 	}
 	if err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
-	res := UpsertResult{ID: id}
-	var cur Group
+	res := directory.UpsertResult{ID: id}
+	var cur directory.Group
 	if _, err := getJSON(r, nsGroup, id, &cur); err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
 	want, skipped, err := applySourcedGroup(r, cur, g)
 	if err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
 	res.Skipped = skipped
 	if sameGroup(cur, want) {
 		return res, nil
 	}
-	_, err = b.updateGroup(ctx, id, func(tx store.RecordTx, cur *Group) error {
+	_, err = b.updateGroup(ctx, id, func(tx store.RecordTx, cur *directory.Group) error {
 		want, _, err := applySourcedGroup(txReader{tx}, *cur, g)
 		if err != nil {
 			return err
@@ -526,13 +490,13 @@ func (b *Builtin) UpsertSourcedGroup(ctx context.Context, g Group) (UpsertResult
 		return b.dropReferences(ctx, tx, gone, "")
 	})
 	if err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
-	res.Change = SyncUpdated
+	res.Change = directory.SyncUpdated
 	return res, nil
 }
 
-func applySourcedGroup(r reader, cur, g Group) (Group, []string, error) {
+func applySourcedGroup(r reader, cur, g directory.Group) (directory.Group, []string, error) {
 	w := cur
 	w.DisplayName, w.ExternalDN = g.DisplayName, g.ExternalDN
 	if sameAddresses(cur.Address, cur.Aliases, g.Address, g.Aliases) && sameCanonical(cur.Members, g.Members, "") {
@@ -542,20 +506,20 @@ func applySourcedGroup(r reader, cur, g Group) (Group, []string, error) {
 	}
 	addr, _, err := tenantAddress(r, g.Address, cur.Tenant)
 	if err != nil {
-		return Group{}, nil, err
+		return directory.Group{}, nil, err
 	}
 	if ref, err := lookupRef(r, addr); err == nil && (ref.Kind != refGroup || ref.ID != cur.ID) {
-		return Group{}, nil, fmt.Errorf("%w: address %q is already in use", ErrExists, addr)
-	} else if err != nil && !errors.Is(err, ErrNotFound) {
-		return Group{}, nil, err
+		return directory.Group{}, nil, fmt.Errorf("%w: address %q is already in use", directory.ErrExists, addr)
+	} else if err != nil && !errors.Is(err, directory.ErrNotFound) {
+		return directory.Group{}, nil, err
 	}
 	aliases, skipped, err := sourcedAddresses(r, cur.Tenant, addr, g.Aliases, refGroup, cur.ID)
 	if err != nil {
-		return Group{}, nil, err
+		return directory.Group{}, nil, err
 	}
 	members, mskipped, err := sourcedMembers(r, addr, aliases, g.Members)
 	if err != nil {
-		return Group{}, nil, err
+		return directory.Group{}, nil, err
 	}
 	w.Address, w.Aliases, w.Members = addr, aliases, members
 	return w, append(skipped, mskipped...), nil
@@ -566,7 +530,7 @@ func applySourcedGroup(r reader, cur, g Group) (Group, []string, error) {
 func sourcedMembers(r reader, self string, selfAliases, members []string) (keep, skipped []string, err error) {
 	for _, m := range members {
 		n, err := normalizeTarget(r, m)
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) {
+		if errors.Is(err, directory.ErrNotFound) || errors.Is(err, directory.ErrInvalid) {
 			skipped = append(skipped, fmt.Sprintf("%s: not a known address", m))
 			continue
 		}
@@ -585,15 +549,10 @@ func sourcedMembers(r reader, self string, selfAliases, members []string) (keep,
 	return keep, skipped, nil
 }
 
-func sameGroup(a, b Group) bool {
+func sameGroup(a, b directory.Group) bool {
 	return a.Address == b.Address && slices.Equal(a.Aliases, b.Aliases) && slices.Equal(a.Members, b.Members) &&
 		a.DisplayName == b.DisplayName && a.ExternalDN == b.ExternalDN
 }
-
-// KindContact is the GALEntry kind of an address-book contact synced
-// from a source: shown in the global address list, without a mailbox,
-// login or routing (its address is usually elsewhere).
-const KindContact EntryKind = KindResource + 1
 
 const refContact = "contact"
 
@@ -601,55 +560,55 @@ const refContact = "contact"
 // source knows as externalID. e.Tenant (which must exist) and e.Address
 // (any valid address) are required; e.Kind and e.ID are set here.
 // Nothing is written if the entry is unchanged.
-func (b *Builtin) UpsertSourcedContact(ctx context.Context, source, externalID string, e GALEntry) (UpsertResult, error) {
+func (b *Directory) UpsertSourcedContact(ctx context.Context, source, externalID string, e directory.GALEntry) (directory.UpsertResult, error) {
 	if err := checkSourced(source, externalID); err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
-	if _, err := ParseAddress(e.Address); err != nil {
-		return UpsertResult{}, err
+	if _, err := directory.ParseAddress(e.Address); err != nil {
+		return directory.UpsertResult{}, err
 	}
 	if err := checkID(e.Tenant); err != nil {
-		return UpsertResult{}, err
+		return directory.UpsertResult{}, err
 	}
-	e.Kind, e.HasPhoto = KindContact, false
-	var res UpsertResult
+	e.Kind, e.HasPhoto = directory.KindContact, false
+	var res directory.UpsertResult
 	err := b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
 		r := txReader{tx}
-		if _, err := getJSON(r, nsTenant, e.Tenant, &Tenant{}); err != nil {
+		if _, err := getJSON(r, nsTenant, e.Tenant, &directory.Tenant{}); err != nil {
 			return err
 		}
-		res = UpsertResult{}
+		res = directory.UpsertResult{}
 		id, err := externalRef(r, refContact, source, externalID)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, directory.ErrNotFound) {
 			if id, err = newID(); err != nil {
 				return err
 			}
 			if err := claimExternal(tx, refContact, source, externalID, id); err != nil {
 				return err
 			}
-			res.Change = SyncAdded
+			res.Change = directory.SyncAdded
 		} else if err != nil {
 			return err
 		}
 		res.ID, e.ID = id, id
-		if res.Change != SyncAdded {
-			var old GALEntry
+		if res.Change != directory.SyncAdded {
+			var old directory.GALEntry
 			if rec, err := r.get(nsGALRef, refContact+"/"+id); err == nil {
 				if _, err := getJSON(r, nsGAL, string(rec.Value), &old); err == nil && galEqual(old, e) {
 					return nil
 				}
 			}
-			res.Change = SyncUpdated
+			res.Change = directory.SyncUpdated
 		}
 		return galPut(tx, refContact, id, &e)
 	})
 	if err != nil {
-		return UpsertResult{}, fmt.Errorf("directory: upsert contact %q: %w", e.Address, err)
+		return directory.UpsertResult{}, fmt.Errorf("directory: upsert contact %q: %w", e.Address, err)
 	}
 	return res, nil
 }
 
-func galEqual(a, b GALEntry) bool {
+func galEqual(a, b directory.GALEntry) bool {
 	return a.Kind == b.Kind && a.ID == b.ID && a.Tenant == b.Tenant && a.Address == b.Address &&
 		slices.Equal(a.Aliases, b.Aliases) && a.DisplayName == b.DisplayName && a.GivenName == b.GivenName &&
 		a.Surname == b.Surname && a.Title == b.Title && a.Department == b.Department && a.Company == b.Company &&
@@ -658,7 +617,7 @@ func galEqual(a, b GALEntry) bool {
 
 // DeleteSourcedContact removes an address-book contact synced from
 // source. ErrNotFound if there is none.
-func (b *Builtin) DeleteSourcedContact(ctx context.Context, source, externalID string) error {
+func (b *Directory) DeleteSourcedContact(ctx context.Context, source, externalID string) error {
 	return b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
 		id, err := externalRef(txReader{tx}, refContact, source, externalID)
 		if err != nil {

@@ -1,4 +1,4 @@
-package directory_test
+package builtin_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/memstore"
 )
@@ -47,11 +48,11 @@ var fixedNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // fixture: tenant "acme" hosting example.com (alternative name
 // example.net) and example.org; tenant "globex" hosting globex.test.
-func newFixture(t *testing.T) (*directory.Builtin, *memstore.Store) {
+func newFixture(t *testing.T) (*builtin.Directory, *memstore.Store) {
 	t.Helper()
 	ctx := context.Background()
 	st := openStore(t)
-	b := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st, Now: func() time.Time { return fixedNow }})
+	b := builtin.New(st, builtin.Options{Accounts: st, Now: func() time.Time { return fixedNow }})
 	for _, tn := range []string{"acme", "globex"} {
 		_, err := b.CreateTenant(ctx, directory.Tenant{ID: tn, Name: strings.ToUpper(tn)})
 		require.NoError(t, err)
@@ -138,18 +139,18 @@ func TestDomains(t *testing.T) {
 
 func TestDomainWithoutTenantUsesDefault(t *testing.T) {
 	ctx := context.Background()
-	b := directory.NewBuiltin(openStore(t), directory.BuiltinOptions{})
+	b := builtin.New(openStore(t), builtin.Options{})
 	d, err := b.CreateDomain(ctx, directory.Domain{Name: "solo.example"})
 	require.NoError(t, err)
-	assert.Equal(t, directory.DefaultTenant, d.Tenant)
+	assert.Equal(t, builtin.DefaultTenant, d.Tenant)
 	d, err = b.CreateDomain(ctx, directory.Domain{Name: "solo2.example"})
 	require.NoError(t, err, "the default tenant is reused")
-	tn, err := b.Tenant(ctx, directory.DefaultTenant)
+	tn, err := b.Tenant(ctx, builtin.DefaultTenant)
 	require.NoError(t, err)
-	assert.Equal(t, directory.DefaultTenant, tn.ID)
+	assert.Equal(t, builtin.DefaultTenant, tn.ID)
 	u, err := b.CreateUser(ctx, directory.User{Address: "me@solo.example", Aliases: []string{"me@solo2.example"}}, "")
 	require.NoError(t, err)
-	assert.Equal(t, directory.DefaultTenant, u.Tenant)
+	assert.Equal(t, builtin.DefaultTenant, u.Tenant)
 }
 
 func TestDeleteDomainOnlyWhenEmpty(t *testing.T) {
@@ -479,7 +480,7 @@ func TestUpdateUser(t *testing.T) {
 	later := fixedNow
 	name, quota := "New Name", int64(2048)
 	protos := []directory.Protocol{directory.ProtoSMTP, directory.ProtoIMAP}
-	got, err := b.UpdateUser(ctx, u.ID, directory.UserUpdate{DisplayName: &name, QuotaBytes: &quota, Protocols: &protos})
+	got, err := b.UpdateUser(ctx, u.ID, builtin.UserUpdate{DisplayName: &name, QuotaBytes: &quota, Protocols: &protos})
 	require.NoError(t, err)
 	assert.Equal(t, "New Name", got.DisplayName)
 	assert.Equal(t, "Engineer", got.Title, "unset fields stay")
@@ -493,12 +494,12 @@ func TestUpdateUser(t *testing.T) {
 	assert.Equal(t, got, stored)
 
 	neg := int64(-5)
-	_, err = b.UpdateUser(ctx, u.ID, directory.UserUpdate{QuotaMessages: &neg})
+	_, err = b.UpdateUser(ctx, u.ID, builtin.UserUpdate{QuotaMessages: &neg})
 	assert.ErrorIs(t, err, directory.ErrInvalid)
 	bad := []directory.Protocol{"gopher"}
-	_, err = b.UpdateUser(ctx, u.ID, directory.UserUpdate{Protocols: &bad})
+	_, err = b.UpdateUser(ctx, u.ID, builtin.UserUpdate{Protocols: &bad})
 	assert.ErrorIs(t, err, directory.ErrInvalid)
-	_, err = b.UpdateUser(ctx, "missing", directory.UserUpdate{DisplayName: &name})
+	_, err = b.UpdateUser(ctx, "missing", builtin.UserUpdate{DisplayName: &name})
 	assert.ErrorIs(t, err, directory.ErrNotFound)
 
 	got, err = b.AddUserAlias(ctx, u.ID, "you@example.org")
@@ -675,7 +676,7 @@ func TestResources(t *testing.T) {
 func TestTwoInstancesShareRecords(t *testing.T) {
 	ctx := context.Background()
 	server, st := newFixture(t)
-	admin := directory.NewBuiltin(st, directory.BuiltinOptions{})
+	admin := builtin.New(st, builtin.Options{})
 	_, err := server.LookupAddress(ctx, "new@example.com")
 	require.ErrorIs(t, err, directory.ErrNotFound)
 	u, err := admin.CreateUser(ctx, directory.User{Address: "new@example.com"}, "pw")
@@ -707,18 +708,18 @@ func (c cancellingAccounts) CreateAccount(ctx context.Context, id string, q stor
 func TestFailedCreationRemovesAccountAfterCancel(t *testing.T) {
 	b, st := newFixture(t)
 	before := accountCount(t, st)
-	for name, create := range map[string]func(context.Context, *directory.Builtin) error{
-		"user": func(ctx context.Context, b *directory.Builtin) error {
+	for name, create := range map[string]func(context.Context, *builtin.Directory) error{
+		"user": func(ctx context.Context, b *builtin.Directory) error {
 			_, err := b.CreateUser(ctx, directory.User{Address: "carol@example.com"}, "")
 			return err
 		},
-		"resource": func(ctx context.Context, b *directory.Builtin) error {
+		"resource": func(ctx context.Context, b *builtin.Directory) error {
 			_, err := b.CreateResource(ctx, directory.Resource{Address: "room.b@example.com"})
 			return err
 		},
 	} {
 		ctx, cancel := context.WithCancel(context.Background())
-		cb := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: cancellingAccounts{st, cancel}})
+		cb := builtin.New(st, builtin.Options{Accounts: cancellingAccounts{st, cancel}})
 		err := create(ctx, cb)
 		require.ErrorIs(t, err, context.Canceled, name)
 		assert.Equal(t, before, accountCount(t, st), "%s: no orphan store account", name)
@@ -750,12 +751,12 @@ func TestDeleteRemovesAccountAfterCancel(t *testing.T) {
 	require.NoError(t, err)
 	r, err := b.CreateResource(ctx, directory.Resource{Address: "room.c@example.com"})
 	require.NoError(t, err)
-	for name, del := range map[string]func(context.Context, *directory.Builtin) error{
-		"user":     func(ctx context.Context, b *directory.Builtin) error { return b.DeleteUser(ctx, u.ID) },
-		"resource": func(ctx context.Context, b *directory.Builtin) error { return b.DeleteResource(ctx, r.ID) },
+	for name, del := range map[string]func(context.Context, *builtin.Directory) error{
+		"user":     func(ctx context.Context, b *builtin.Directory) error { return b.DeleteUser(ctx, u.ID) },
+		"resource": func(ctx context.Context, b *builtin.Directory) error { return b.DeleteResource(ctx, r.ID) },
 	} {
 		cctx, cancel := context.WithCancel(ctx)
-		cb := directory.NewBuiltin(cancellingRecords{st, cancel}, directory.BuiltinOptions{Accounts: st})
+		cb := builtin.New(cancellingRecords{st, cancel}, builtin.Options{Accounts: st})
 		assert.NoError(t, del(cctx, cb), name)
 	}
 	_, ok := accountQuota(t, st, u.ID)

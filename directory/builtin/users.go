@@ -1,4 +1,4 @@
-package directory
+package builtin
 
 import (
 	"context"
@@ -8,12 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/store"
 )
-
-// SourceBuiltin is User.Source for users managed in the built-in
-// directory itself.
-const SourceBuiltin = "builtin"
 
 // UserUpdate changes some fields of a user; nil fields stay as they are.
 type UserUpdate struct {
@@ -29,15 +26,15 @@ type UserUpdate struct {
 	QuotaBytes    *int64
 	QuotaMessages *int64
 	// Protocols replaces the allowed protocols; an empty slice allows all.
-	Protocols *[]Protocol
+	Protocols *[]directory.Protocol
 }
 
-func checkProtocols(ps []Protocol) error {
+func checkProtocols(ps []directory.Protocol) error {
 	for _, p := range ps {
 		switch p {
-		case ProtoSMTP, ProtoIMAP, ProtoDAV:
+		case directory.ProtoSMTP, directory.ProtoIMAP, directory.ProtoDAV:
 		default:
-			return fmt.Errorf("%w: unknown protocol %q", ErrInvalid, p)
+			return fmt.Errorf("%w: unknown protocol %q", directory.ErrInvalid, p)
 		}
 	}
 	return nil
@@ -45,7 +42,7 @@ func checkProtocols(ps []Protocol) error {
 
 func checkQuota(bytes, messages int64) error {
 	if bytes < 0 || messages < 0 {
-		return fmt.Errorf("%w: negative quota", ErrInvalid)
+		return fmt.Errorf("%w: negative quota", directory.ErrInvalid)
 	}
 	return nil
 }
@@ -82,7 +79,7 @@ func claim(tx store.RecordTx, canonical string, ref addrRef, indexKind string) e
 		return err
 	}
 	if taken {
-		return fmt.Errorf("%w: address %q is already in use", ErrExists, canonical)
+		return fmt.Errorf("%w: address %q is already in use", directory.ErrExists, canonical)
 	}
 	if err := putJSON(tx, nsAddr, canonical, ref, 0); err != nil {
 		return err
@@ -106,7 +103,7 @@ func tenantAddress(r reader, addr, tenant string) (string, string, error) {
 		return "", "", err
 	}
 	if tenant != "" && d.Tenant != tenant {
-		return "", "", fmt.Errorf("%w: %q is in a domain of another tenant", ErrInvalid, addr)
+		return "", "", fmt.Errorf("%w: %q is in a domain of another tenant", directory.ErrInvalid, addr)
 	}
 	return m.canonical, d.Tenant, nil
 }
@@ -117,7 +114,7 @@ func tenantAddress(r reader, addr, tenant string) (string, string, error) {
 // Disabled, Source (default SourceBuiltin), ExternalID and ExternalDN;
 // u's ID, Tenant, PhotoHash, LocallyDisabled, Vanished and times are
 // ignored. A non-empty ExternalID must be unique for its Source
-// (ErrExists); connectors use [Builtin.UpsertSourcedUser] instead.
+// (ErrExists); connectors use [Directory.UpsertSourcedUser] instead.
 //
 // A non-empty password is hashed with argon2id. Otherwise u.PasswordHash,
 // if set, is imported as is: an argon2id PHC string or a legacy hash that
@@ -125,51 +122,51 @@ func tenantAddress(r reader, addr, tenant string) (string, string, error) {
 // first login). With neither, the user cannot log in with a password here
 // (LDAP bind).
 //
-// With BuiltinOptions.Accounts set, the store account (ID = user ID) is
+// With Options.Accounts set, the store account (ID = user ID) is
 // created first, with the user's quota, and removed again if the directory
 // write fails. Errors: ErrInvalid (bad address, domain not hosted, bad
 // protocol, negative quota, unverifiable PasswordHash, both password
 // kinds), ErrExists (an address is in use).
-func (b *Builtin) CreateUser(ctx context.Context, u User, password string) (User, error) {
+func (b *Directory) CreateUser(ctx context.Context, u directory.User, password string) (directory.User, error) {
 	if err := checkProtocols(u.Protocols); err != nil {
-		return User{}, err
+		return directory.User{}, err
 	}
 	if err := checkQuota(u.QuotaBytes, u.QuotaMessages); err != nil {
-		return User{}, err
+		return directory.User{}, err
 	}
-	if _, err := ParseAddress(u.Address); err != nil {
-		return User{}, err
+	if _, err := directory.ParseAddress(u.Address); err != nil {
+		return directory.User{}, err
 	}
 	switch {
 	case password != "" && u.PasswordHash != "":
-		return User{}, fmt.Errorf("%w: give a password or a password hash, not both", ErrInvalid)
+		return directory.User{}, fmt.Errorf("%w: give a password or a password hash, not both", directory.ErrInvalid)
 	case password != "":
 		h, err := b.hasher.Hash(ctx, password)
 		if err != nil {
-			return User{}, err
+			return directory.User{}, err
 		}
 		u.PasswordHash = h
 	case u.PasswordHash != "":
 		if err := checkHashFormat(u.PasswordHash); err != nil {
-			return User{}, fmt.Errorf("%w: password hash: %w", ErrInvalid, err)
+			return directory.User{}, fmt.Errorf("%w: password hash: %w", directory.ErrInvalid, err)
 		}
 	}
 	id, err := newID()
 	if err != nil {
-		return User{}, err
+		return directory.User{}, err
 	}
 	now := b.now().UTC()
 	spec := u
 	u.ID, u.Created, u.Updated, u.PhotoHash = id, now, now, ""
 	u.Protocols = slices.Clone(u.Protocols)
 	if u.Source == "" {
-		u.Source = SourceBuiltin
+		u.Source = directory.SourceBuiltin
 	}
 	// A built-in user is only ever disabled here; a synced one is
 	// disabled by its source until an administrator does it here.
 	u.LocallyDisabled = u.Disabled && !u.IsSourced()
 	u.Vanished = time.Time{}
-	var out User
+	var out directory.User
 	q := store.Quota{MaxBytes: u.QuotaBytes, MaxMessages: u.QuotaMessages}
 	err = b.withAccount(ctx, id, q, func() error {
 		return b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
@@ -205,14 +202,14 @@ func (b *Builtin) CreateUser(ctx context.Context, u User, password string) (User
 		})
 	})
 	if err != nil {
-		return User{}, fmt.Errorf("directory: create user %q: %w", spec.Address, err)
+		return directory.User{}, fmt.Errorf("directory: create user %q: %w", spec.Address, err)
 	}
 	return out, nil
 }
 
 // User returns a user by ID, including its password hash.
-func (b *Builtin) User(ctx context.Context, id string) (User, error) {
-	var u User
+func (b *Directory) User(ctx context.Context, id string) (directory.User, error) {
+	var u directory.User
 	_, err := getJSON(storeReader{ctx, b.records}, nsUser, id, &u)
 	return u, err
 }
@@ -220,7 +217,7 @@ func (b *Builtin) User(ctx context.Context, id string) (User, error) {
 // UserByAddress returns the user whose primary address or alias is addr
 // (exactly; no sub-addressing), including its password hash. ErrNotFound
 // if no user has it.
-func (b *Builtin) UserByAddress(ctx context.Context, addr string) (User, error) {
+func (b *Directory) UserByAddress(ctx context.Context, addr string) (directory.User, error) {
 	u, _, err := b.loginUser(storeReader{ctx, b.records}, addr)
 	return u, err
 }
@@ -230,17 +227,17 @@ func (b *Builtin) UserByAddress(ctx context.Context, addr string) (User, error) 
 // beginning). A non-empty domain (main or alternative name) restricts the
 // listing to that domain. limit <= 0 means DefaultListLimit; at most
 // MaxListLimit are returned.
-func (b *Builtin) ListUsers(ctx context.Context, domain, after string, limit int) ([]User, error) {
-	return listByAddress[User](ctx, b, refUser, nsUser, domain, after, limit)
+func (b *Directory) ListUsers(ctx context.Context, domain, after string, limit int) ([]directory.User, error) {
+	return listByAddress[directory.User](ctx, b, refUser, nsUser, domain, after, limit)
 }
 
 // listByAddress pages through the listing index of one kind and loads
 // each entity from ns.
-func listByAddress[T any](ctx context.Context, b *Builtin, kind, ns, domain, afterAddr string, limit int) ([]T, error) {
+func listByAddress[T any](ctx context.Context, b *Directory, kind, ns, domain, afterAddr string, limit int) ([]T, error) {
 	r := storeReader{ctx, b.records}
 	prefix := kind + "/"
 	if domain != "" {
-		d, err := CanonicalDomain(domain)
+		d, err := directory.CanonicalDomain(domain)
 		if err != nil {
 			return nil, err
 		}
@@ -252,7 +249,7 @@ func listByAddress[T any](ctx context.Context, b *Builtin, kind, ns, domain, aft
 	}
 	after := ""
 	if afterAddr != "" {
-		a, err := CanonicalAddress(afterAddr)
+		a, err := directory.CanonicalAddress(afterAddr)
 		if err != nil {
 			return nil, err
 		}
@@ -266,7 +263,7 @@ func listByAddress[T any](ctx context.Context, b *Builtin, kind, ns, domain, aft
 	for _, rec := range recs {
 		var v T
 		if _, err := getJSON(r, ns, string(rec.Value), &v); err != nil {
-			if errors.Is(err, ErrNotFound) {
+			if errors.Is(err, directory.ErrNotFound) {
 				continue // deleted between the two reads
 			}
 			return nil, err
@@ -277,8 +274,8 @@ func listByAddress[T any](ctx context.Context, b *Builtin, kind, ns, domain, aft
 }
 
 // updateUser applies fn to a user in one transaction and stamps Updated.
-func (b *Builtin) updateUser(ctx context.Context, id string, fn func(store.RecordTx, *User) error) (User, error) {
-	out, err := updateJSON(ctx, b.records, nsUser, id, func(tx store.RecordTx, u *User) error {
+func (b *Directory) updateUser(ctx context.Context, id string, fn func(store.RecordTx, *directory.User) error) (directory.User, error) {
+	out, err := updateJSON(ctx, b.records, nsUser, id, func(tx store.RecordTx, u *directory.User) error {
 		if err := fn(tx, u); err != nil {
 			return err
 		}
@@ -286,21 +283,21 @@ func (b *Builtin) updateUser(ctx context.Context, id string, fn func(store.Recor
 		return galPut(tx, refUser, id, galFromUser(*u))
 	})
 	if err != nil {
-		return User{}, fmt.Errorf("directory: update user %q: %w", id, err)
+		return directory.User{}, fmt.Errorf("directory: update user %q: %w", id, err)
 	}
 	return out, nil
 }
 
 // UpdateUser changes the fields set in up. If a quota field is set and
-// BuiltinOptions.Accounts is configured, the store account's quota is set
+// Options.Accounts is configured, the store account's quota is set
 // after the directory write.
-func (b *Builtin) UpdateUser(ctx context.Context, id string, up UserUpdate) (User, error) {
+func (b *Directory) UpdateUser(ctx context.Context, id string, up UserUpdate) (directory.User, error) {
 	if up.Protocols != nil {
 		if err := checkProtocols(*up.Protocols); err != nil {
-			return User{}, err
+			return directory.User{}, err
 		}
 	}
-	u, err := b.updateUser(ctx, id, func(_ store.RecordTx, u *User) error {
+	u, err := b.updateUser(ctx, id, func(_ store.RecordTx, u *directory.User) error {
 		setIf(&u.DisplayName, up.DisplayName)
 		setIf(&u.GivenName, up.GivenName)
 		setIf(&u.Surname, up.Surname)
@@ -315,7 +312,7 @@ func (b *Builtin) UpdateUser(ctx context.Context, id string, up UserUpdate) (Use
 		return checkQuota(u.QuotaBytes, u.QuotaMessages)
 	})
 	if err != nil {
-		return User{}, err
+		return directory.User{}, err
 	}
 	if b.accounts != nil && (up.QuotaBytes != nil || up.QuotaMessages != nil) {
 		q := store.Quota{MaxBytes: u.QuotaBytes, MaxMessages: u.QuotaMessages}
@@ -333,12 +330,12 @@ func setIf[T any](dst *T, src *T) {
 }
 
 // SetPassword replaces the user's password with an argon2id hash of pw.
-func (b *Builtin) SetPassword(ctx context.Context, id, pw string) error {
+func (b *Directory) SetPassword(ctx context.Context, id, pw string) error {
 	h, err := b.hasher.Hash(ctx, pw)
 	if err != nil {
 		return err
 	}
-	_, err = b.updateUser(ctx, id, func(_ store.RecordTx, u *User) error {
+	_, err = b.updateUser(ctx, id, func(_ store.RecordTx, u *directory.User) error {
 		u.PasswordHash = h
 		return nil
 	})
@@ -351,11 +348,11 @@ func (b *Builtin) SetPassword(ctx context.Context, id, pw string) error {
 // disabling the user wins. A user that vanished from its source cannot be
 // enabled here (ErrInvalid): it is enabled again when the source lists it
 // again, or deleted.
-func (b *Builtin) SetDisabled(ctx context.Context, id string, disabled bool) error {
-	_, err := b.updateUser(ctx, id, func(_ store.RecordTx, u *User) error {
+func (b *Directory) SetDisabled(ctx context.Context, id string, disabled bool) error {
+	_, err := b.updateUser(ctx, id, func(_ store.RecordTx, u *directory.User) error {
 		if !disabled && !u.Vanished.IsZero() {
 			return fmt.Errorf("%w: user %s vanished from %s at %s and stays disabled until it is listed there again",
-				ErrInvalid, u.Address, u.Source, u.Vanished.UTC().Format(time.RFC3339))
+				directory.ErrInvalid, u.Address, u.Source, u.Vanished.UTC().Format(time.RFC3339))
 		}
 		u.Disabled, u.LocallyDisabled = disabled, disabled
 		return nil
@@ -365,8 +362,8 @@ func (b *Builtin) SetDisabled(ctx context.Context, id string, disabled bool) err
 
 // AddUserAlias gives the user a further address in a domain of its tenant.
 // ErrExists if the address is in use.
-func (b *Builtin) AddUserAlias(ctx context.Context, id, addr string) (User, error) {
-	return b.updateUser(ctx, id, func(tx store.RecordTx, u *User) error {
+func (b *Directory) AddUserAlias(ctx context.Context, id, addr string) (directory.User, error) {
+	return b.updateUser(ctx, id, func(tx store.RecordTx, u *directory.User) error {
 		a, _, err := tenantAddress(txReader{tx}, addr, u.Tenant)
 		if err != nil {
 			return err
@@ -383,15 +380,15 @@ func (b *Builtin) AddUserAlias(ctx context.Context, id, addr string) (User, erro
 // RemoveUserAlias removes one of the user's further addresses (not the
 // primary one). ErrNotFound if the user has no such alias. Group members
 // and alias targets naming the removed address are dropped with it.
-func (b *Builtin) RemoveUserAlias(ctx context.Context, id, addr string) (User, error) {
-	return b.updateUser(ctx, id, func(tx store.RecordTx, u *User) error {
+func (b *Directory) RemoveUserAlias(ctx context.Context, id, addr string) (directory.User, error) {
+	return b.updateUser(ctx, id, func(tx store.RecordTx, u *directory.User) error {
 		m, err := mapAddress(txReader{tx}, addr)
 		if err != nil {
 			return err
 		}
 		i := slices.Index(u.Aliases, m.canonical)
 		if m.canonical == "" || i < 0 {
-			return fmt.Errorf("%w: %q is not an alias of user %q", ErrNotFound, addr, id)
+			return fmt.Errorf("%w: %q is not an alias of user %q", directory.ErrNotFound, addr, id)
 		}
 		u.Aliases = slices.Delete(u.Aliases, i, i+1)
 		if err := release(tx, m.canonical, refSecondary); err != nil {
@@ -404,35 +401,35 @@ func (b *Builtin) RemoveUserAlias(ctx context.Context, id, addr string) (User, e
 // DeleteUser deletes a user: its addresses, its SendAs rights, its
 // membership in groups and its place among alias targets (an alias left
 // without targets is deleted too), all in one transaction; then, with
-// BuiltinOptions.Accounts set, its store account and everything in it.
+// Options.Accounts set, its store account and everything in it.
 // That transaction also records the account as still to be deleted, so
 // that a crash or store error before the account is gone leaves a
-// record that [Builtin.CompleteDeletions] finishes. Synced users are
+// record that [Directory.CompleteDeletions] finishes. Synced users are
 // deleted like any other (their source may list them again: they come
 // back as new users with an empty mailbox).
-func (b *Builtin) DeleteUser(ctx context.Context, id string) error {
+func (b *Directory) DeleteUser(ctx context.Context, id string) error {
 	return b.deleteUser(ctx, id, nil)
 }
 
-// DeleteVanished deletes a user as [Builtin.DeleteUser] does, with its
+// DeleteVanished deletes a user as [Directory.DeleteUser] does, with its
 // store account and mail, provided it vanished from its source at or
-// before cutoff ([Builtin.MarkVanished]). The condition is checked in
+// before cutoff ([Directory.MarkVanished]). The condition is checked in
 // the deleting transaction, so a user listed again meanwhile is kept:
 // ErrInvalid.
-func (b *Builtin) DeleteVanished(ctx context.Context, id string, cutoff time.Time) error {
-	return b.deleteUser(ctx, id, func(u User) error {
+func (b *Directory) DeleteVanished(ctx context.Context, id string, cutoff time.Time) error {
+	return b.deleteUser(ctx, id, func(u directory.User) error {
 		if u.Vanished.IsZero() || u.Vanished.After(cutoff) {
-			return fmt.Errorf("%w: user %s has not been missing from its source since %s", ErrInvalid, u.Address, cutoff.UTC().Format(time.RFC3339))
+			return fmt.Errorf("%w: user %s has not been missing from its source since %s", directory.ErrInvalid, u.Address, cutoff.UTC().Format(time.RFC3339))
 		}
 		return nil
 	})
 }
 
 // deleteUser deletes the user if check (when set) accepts it.
-func (b *Builtin) deleteUser(ctx context.Context, id string, check func(User) error) error {
-	var u User
+func (b *Directory) deleteUser(ctx context.Context, id string, check func(directory.User) error) error {
+	var u directory.User
 	err := b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
-		u = User{}
+		u = directory.User{}
 		if _, err := getJSON(txReader{tx}, nsUser, id, &u); err != nil {
 			return err
 		}
@@ -477,7 +474,7 @@ func (b *Builtin) deleteUser(ctx context.Context, id string, check func(User) er
 // members and every alias's targets, and userID (if set) from every
 // group's SendAs. An alias left without targets is deleted, and its own
 // address is dropped in turn.
-func (b *Builtin) dropReferences(ctx context.Context, tx store.RecordTx, addrs []string, userID string) error {
+func (b *Directory) dropReferences(ctx context.Context, tx store.RecordTx, addrs []string, userID string) error {
 	r := txReader{tx}
 	if userID != "" {
 		var groups []string
@@ -490,9 +487,9 @@ func (b *Builtin) dropReferences(ctx context.Context, tx store.RecordTx, addrs [
 			return err
 		}
 		for _, gid := range groups {
-			var g Group
+			var g directory.Group
 			v, err := getJSON(r, nsGroup, gid, &g)
-			if errors.Is(err, ErrNotFound) {
+			if errors.Is(err, directory.ErrNotFound) {
 				continue
 			}
 			if err != nil {
@@ -515,7 +512,7 @@ func (b *Builtin) dropReferences(ctx context.Context, tx store.RecordTx, addrs [
 				return true
 			}
 			at := strings.LastIndexByte(target, '@')
-			base, _, ok := SplitSubaddress(target[:at])
+			base, _, ok := directory.SplitSubaddress(target[:at])
 			return ok && gone[base+target[at:]]
 		}
 		type change struct {
@@ -525,7 +522,7 @@ func (b *Builtin) dropReferences(ctx context.Context, tx store.RecordTx, addrs [
 		}
 		var changes []change
 		err := forEach(r, nsGroup, "", func(rec store.Record) error {
-			var g Group
+			var g directory.Group
 			if err := decode(rec, &g); err != nil {
 				return err
 			}
@@ -547,7 +544,7 @@ func (b *Builtin) dropReferences(ctx context.Context, tx store.RecordTx, addrs [
 		changes = changes[:0]
 		var emptied []string
 		err = forEach(r, nsAlias, "", func(rec store.Record) error {
-			var al Alias
+			var al directory.Alias
 			if err := decode(rec, &al); err != nil {
 				return err
 			}
