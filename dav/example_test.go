@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-webdav/caldav"
 	"github.com/mailyard/mailyard/dav"
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
 
@@ -28,7 +29,7 @@ func Example() {
 		return
 	}
 	defer st.Close()
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	dir := builtin.New(st, builtin.Options{Accounts: st})
 	dir.CreateDomain(ctx, directory.Domain{Name: "example.com"})
 	dir.CreateUser(ctx, directory.User{Address: "alice@example.com"}, "secret")
 

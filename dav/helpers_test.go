@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/authlimit"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -29,7 +30,7 @@ const (
 type env struct {
 	t       testing.TB
 	st      *sqlite.Store
-	dir     *directory.Builtin
+	dir     *builtin.Directory
 	h       *Handler
 	srv     *httptest.Server
 	lim     *authlimit.Limiter
@@ -59,7 +60,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	dir := builtin.New(st, builtin.Options{Accounts: st})
 	if _, err := dir.CreateDomain(ctx, directory.Domain{Name: "example.com"}); err != nil {
 		t.Fatal(err)
 	}

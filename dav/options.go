@@ -42,7 +42,7 @@ type Directory interface {
 
 // GAL is the tenant's global address list, served as the read-only
 // address book "gal" in every user's address-book home.
-// *directory.Builtin satisfies it.
+// *builtin.Directory satisfies it.
 type GAL interface {
 	SearchGAL(ctx context.Context, q directory.GALQuery) (directory.GALPage, error)
 	// Photo returns a user's picture, directory.ErrNotFound if there

@@ -187,7 +187,7 @@ func smtpOptions(ctx context.Context, cfg Config, st *sqlite.Store, router smtp.
 // shared is what every listener is built on.
 type shared struct {
 	st          *sqlite.Store
-	dir         *directory.Builtin // the GAL of the DAV listener
+	dir         *builtin.Directory // the GAL of the DAV listener
 	auth        *directory.SourcedAuth
 	authLimiter *authlimit.Limiter
 	tlsConfig   *tls.Config
