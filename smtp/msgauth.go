@@ -13,11 +13,6 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// verifyTimeout bounds all DNS work for one message (RFC 5321
-// §4.5.3.2.6 gives the client 10 minutes for the reply after DATA; we stay
-// far below). A variable so that tests can shorten it.
-var verifyTimeout = 30 * time.Second
-
 // junkMailbox is where DMARC quarantine files messages (the special-use
 // \Junk mailbox every account has; the store falls back to INBOX).
 const junkMailbox = "Junk"
@@ -59,12 +54,14 @@ func (s *session) checkMessage(log *slog.Logger, received, src func() (io.Reader
 		}
 		env := dkim.Envelope{RemoteIP: net.IP(s.tc.ip.AsSlice()), Helo: s.conn.Hostname(), MailFrom: tx.from}
 		// DNS that does not answer must not hold the client past its own
-		// DATA timeout. The budget bounds the lookups only, not Verify:
+		// DATA timeout. One deadline (Options.VerifyTimeout) bounds all
+		// the message's lookups, which Verify runs concurrently. It
+		// bounds the lookups only, not Verify:
 		// lookups past it fail as DNS timeouts, which are temperror
 		// results (RFC 7489 §6.6.2 leaves those to local policy: we
 		// deliver and mark), where a done context would fail the whole
 		// verification and defer the message again on every retry.
-		resolver := newDeadlineResolver(s.ctx, o.VerifyResolver, time.Now().Add(verifyTimeout))
+		resolver := newDeadlineResolver(s.ctx, o.VerifyResolver, time.Now().Add(o.VerifyTimeout))
 		defer resolver.cancel()
 		res, err := dkim.Verify(s.ctx, resolver, first, env, dkim.VerifyOptions{AuthServID: o.Hostname, Now: o.Now, Logger: log})
 		if errors.Is(err, dkim.ErrHeaderTooLarge) {

@@ -198,10 +198,9 @@ func (hangingResolver) LookupAddr(ctx context.Context, _ string) ([]string, erro
 // temperror results (RFC 7489 §6.6.2: local policy; we deliver and mark),
 // not a 451 that the sender would meet again on every retry.
 func TestMXVerificationDNSTimeoutDelivers(t *testing.T) {
-	old := verifyTimeout
-	verifyTimeout = 200 * time.Millisecond
-	t.Cleanup(func() { verifyTimeout = old })
-	m := startRealStackWith(t, func(o *Options, _ *sqlite.Store) { o.VerifyResolver = hangingResolver{} }, nil)
+	m := startRealStackWith(t, func(o *Options, _ *sqlite.Store) {
+		o.VerifyResolver, o.VerifyTimeout = hangingResolver{}, 200*time.Millisecond
+	}, nil)
 	bob := m.user(t, "bob@example.test", 0)
 	c := m.ts.client(t)
 	start := time.Now()
