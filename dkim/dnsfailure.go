@@ -27,10 +27,3 @@ func dnsFailure(err error) string {
 	}
 	return "DNS lookup failed"
 }
-
-// isDNSError reports whether err came from the resolver or the network
-// rather than from the records found.
-func isDNSError(err error) bool {
-	var netErr net.Error
-	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
-}
