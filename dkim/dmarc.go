@@ -9,6 +9,8 @@ import (
 
 	"github.com/emersion/go-msgauth/dmarc"
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/mailyard/mailyard/internal/dnserror"
 )
 
 // OrganizationalDomain returns the organizational domain of d (RFC 7489
@@ -56,7 +58,7 @@ func lookupDMARC(ctx context.Context, resolver Resolver, domain string, log *slo
 			return nil, lookupNone, ""
 		}
 		log.DebugContext(ctx, "dmarc lookup failed", "domain", domain, "err", err)
-		return nil, lookupTemp, dnsFailure(err)
+		return nil, lookupTemp, dnserror.Describe(err)
 	}
 	// RFC 7489 §6.6.3 step 2: records that do not start with v=DMARC1 are
 	// discarded.

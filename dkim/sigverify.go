@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mailyard/mailyard/internal/dnserror"
 )
 
 // DKIM signature verification (RFC 6376 §6.1), in three steps so that the
@@ -292,9 +294,9 @@ func (c *sigCheck) checkKey() {
 		case errors.Is(err, ErrMalformed):
 			c.verdict(StatusPermError, "key syntax error: "+err.Error())
 		case errors.As(err, &ne) && (ne.Timeout() || temporary(ne)), errors.Is(err, context.DeadlineExceeded):
-			c.verdict(StatusTempError, "key unavailable: "+dnsFailure(err))
+			c.verdict(StatusTempError, "key unavailable: "+dnserror.Describe(err))
 		default:
-			c.verdict(StatusPermError, "no key for signature: "+dnsFailure(err))
+			c.verdict(StatusPermError, "no key for signature: "+dnserror.Describe(err))
 		}
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"blitiri.com.ar/go/spf"
 
 	"github.com/mailyard/mailyard/internal/ctxio"
+	"github.com/mailyard/mailyard/internal/dnserror"
 )
 
 // Resolver is the DNS a verification needs: TXT for DKIM keys, SPF and
@@ -309,14 +310,14 @@ var spfErrors = []error{
 
 // spfReason is the reason text for an SPF result: the library's own
 // words for what the records said, the failure class for anything else
-// (a resolver's error names DNS servers: see dnsFailure).
+// (a resolver's error names DNS servers: see package internal/dnserror).
 func spfReason(err error) string {
 	for _, e := range spfErrors {
 		if errors.Is(err, e) {
 			return e.Error()
 		}
 	}
-	return dnsFailure(err)
+	return dnserror.Describe(err)
 }
 
 // fromDomain returns the domain of the single RFC5322.From address. RFC

@@ -275,9 +275,8 @@ func TestDeadlineResolverKeepsKeyCache(t *testing.T) {
 	cache := &dkim.CachingResolver{Resolver: up}
 	ctx := context.Background()
 	for range 3 {
-		r := newDeadlineResolver(ctx, cache, time.Now().Add(time.Minute))
+		r := newDeadlineResolver(cache, time.Now().Add(time.Minute))
 		rec, err := dkim.LookupKeyRecord(ctx, r, k[0].RecordName())
-		r.cancel()
 		if err != nil || rec.PublicKey == nil {
 			t.Fatalf("key record: %+v %v", rec, err)
 		}
