@@ -343,22 +343,9 @@ func (c *sigCheck) checkKey() {
 			return
 		}
 	}
-	headerCan, bodyCan, _ := strings.Cut(stripFWS(tags["c"]), "/")
-	if headerCan == "" {
-		headerCan = canonSimple
-	}
-	if bodyCan == "" {
-		bodyCan = canonSimple
-	}
-	if headerCan != canonSimple && headerCan != canonRelaxed {
-		c.verdict(StatusPermError, "unsupported header canonicalization algorithm")
+	if !c.canonicalization() {
 		return
 	}
-	if bodyCan != canonSimple && bodyCan != canonRelaxed {
-		c.verdict(StatusPermError, "unsupported body canonicalization algorithm")
-		return
-	}
-	c.headerRelaxed, c.bodyRelaxed = headerCan == canonRelaxed, bodyCan == canonRelaxed
 	if r.BodyLength {
 		// RFC 6376 §8.2: l= lets anyone append content the signer
 		// never saw. RFC 8601 §2.7.1 "policy": signed, but not in a
@@ -375,6 +362,29 @@ func (c *sigCheck) checkKey() {
 		c.verdict(StatusPermError, "malformed signature: "+err.Error())
 		return
 	}
+}
+
+// canonicalization reads c= (RFC 6376 §3.5; simple when absent) into
+// c.headerRelaxed and c.bodyRelaxed, or ends the check if it names an
+// algorithm we do not know.
+func (c *sigCheck) canonicalization() bool {
+	headerCan, bodyCan, _ := strings.Cut(stripFWS(c.tags["c"]), "/")
+	if headerCan == "" {
+		headerCan = canonSimple
+	}
+	if bodyCan == "" {
+		bodyCan = canonSimple
+	}
+	if headerCan != canonSimple && headerCan != canonRelaxed {
+		c.verdict(StatusPermError, "unsupported header canonicalization algorithm")
+		return false
+	}
+	if bodyCan != canonSimple && bodyCan != canonRelaxed {
+		c.verdict(StatusPermError, "unsupported body canonicalization algorithm")
+		return false
+	}
+	c.headerRelaxed, c.bodyRelaxed = headerCan == canonRelaxed, bodyCan == canonRelaxed
+	return true
 }
 
 // temporary reports a net.Error's Temporary(), without naming the
