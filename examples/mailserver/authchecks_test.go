@@ -80,9 +80,9 @@ func TestMXDeadResolverOneDeadline(t *testing.T) {
 	}
 	took := time.Since(start)
 	t.Logf("DATA with a dead resolver and dns.timeout %v: %v", timeout, took)
-	// One lookup after the other would take three timeouts (DKIM key,
-	// SPF, DMARC).
-	if took >= 2*timeout {
+	// One lookup after the other takes three timeouts at least (DKIM
+	// key, SPF, DMARC); the margin above one is for a loaded machine.
+	if took >= 5*timeout/2 {
 		t.Errorf("DATA took %v with dns.timeout %v: the checks waited one after the other", took, timeout)
 	}
 	out := mustCLI(t, d, "mail", "cat", "alice@example.test", "INBOX", "1")
