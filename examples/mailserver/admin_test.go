@@ -107,7 +107,7 @@ func TestAdminDKIMAndDNS(t *testing.T) {
 		t.Fatalf("keygen for an unhosted domain: exit %d, %q", code, errs)
 	}
 	out := mustCLI(t, d, "dkim", "keygen", "example.test", "-selector", "s1")
-	if !strings.Contains(out, "signing") || !strings.Contains(out, `s1._domainkey.example.test.	IN TXT	"v=DKIM1; k=rsa; p=`) {
+	if !strings.Contains(out, "signing") || !strings.Contains(out, `s1._domainkey.example.test.	3600	IN	TXT	( "v=DKIM1; k=rsa; p=`) {
 		t.Fatalf("keygen: %q", out)
 	}
 	// Rotation, step 1: a new key is published but s1 still signs.

@@ -58,7 +58,9 @@ type Config struct {
 // DNSConfig selects the resolver for DKIM, SPF and DMARC lookups.
 type DNSConfig struct {
 	// Server is "host:port" of a DNS server; empty uses the system's.
-	Server  string   `toml:"server"`
+	Server string `toml:"server"`
+	// Timeout bounds each lookup, and all of one inbound message's
+	// DKIM, SPF and DMARC lookups together (they run at once).
 	Timeout Duration `toml:"timeout"`
 }
 

@@ -176,6 +176,7 @@ func smtpOptions(ctx context.Context, cfg Config, st *sqlite.Store, router smtp.
 		ReadTimeout:     cfg.Limits.ReadTimeout.Duration,
 		WriteTimeout:    cfg.Limits.WriteTimeout.Duration,
 		VerifyResolver:  resolver,
+		VerifyTimeout:   cfg.DNS.Timeout.Duration,
 		DMARC:           dkim.ActionPolicy{OnReject: onReject, OnQuarantine: onQuarantine},
 		DKIMKeys:        signer,
 		SpoolDir:        spoolDir,
@@ -470,63 +471,6 @@ func loadTLS(cfg Config, logger *slog.Logger) (*tls.Config, error) {
 // newDKIMKeys opens the DKIM key store kept in the store's records.
 func newDKIMKeys(st *sqlite.Store, cfg Config, logger *slog.Logger) *dkim.Keys {
 	return dkim.NewKeys(dkimstore.New(st), dkim.KeysOptions{Logger: logger, VerificationWindow: cfg.DKIM.VerificationWindow.Duration})
-}
-
-// newResolver returns the DNS resolver for DKIM, SPF and DMARC: the
-// configured server (always over the pure-Go resolver, so that nothing
-// else is asked), or the system's; either way each lookup is bounded by
-// dns.timeout (net.Resolver's own retries follow resolv.conf, seconds per
-// attempt, whatever the dial timeout).
-func newResolver(c DNSConfig) dkim.Resolver {
-	timeout := c.Timeout.Duration
-	r := &net.Resolver{}
-	if c.Server != "" {
-		r = &net.Resolver{
-			PreferGo: true,
-			Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				d := net.Dialer{Timeout: timeout}
-				return d.DialContext(ctx, network, c.Server)
-			},
-		}
-	}
-	return timeoutResolver{r: r, timeout: timeout}
-}
-
-// timeoutResolver bounds each lookup by its own timeout.
-type timeoutResolver struct {
-	r       *net.Resolver
-	timeout time.Duration
-}
-
-func (t timeoutResolver) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
-	if t.timeout <= 0 {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, t.timeout)
-}
-
-func (t timeoutResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	ctx, cancel := t.ctx(ctx)
-	defer cancel()
-	return t.r.LookupTXT(ctx, name)
-}
-
-func (t timeoutResolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	ctx, cancel := t.ctx(ctx)
-	defer cancel()
-	return t.r.LookupMX(ctx, name)
-}
-
-func (t timeoutResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
-	ctx, cancel := t.ctx(ctx)
-	defer cancel()
-	return t.r.LookupIPAddr(ctx, host)
-}
-
-func (t timeoutResolver) LookupAddr(ctx context.Context, addr string) ([]string, error) {
-	ctx, cancel := t.ctx(ctx)
-	defer cancel()
-	return t.r.LookupAddr(ctx, addr)
 }
 
 // prepareSpool creates the spool directory for messages being checked or
