@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -9,15 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/dkim"
 	"github.com/mailyard/mailyard/internal/cliflags"
-	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
 
@@ -32,6 +28,8 @@ type admin struct {
 	logger *slog.Logger
 	stdin  io.Reader
 	stdout io.Writer
+	// stderr gets prompts (password, confirmation).
+	stderr io.Writer
 
 	st   *sqlite.Store
 	dir  *builtin.Directory
@@ -86,66 +84,20 @@ func (a *admin) initDataDir(ctx context.Context) error {
 	return nil
 }
 
-func (a *admin) run(ctx context.Context, args []string) error {
-	if len(args) < 1 {
-		return errUsage
-	}
-	if args[0] == "init" {
-		if len(args) > 1 {
-			return errUsage
+// run runs an admin command: init creates the data directory, every
+// other command opens the existing one.
+func (a *admin) run(ctx context.Context, c command, args []string) error {
+	if c.name == "init" {
+		if len(args) > 0 {
+			return fmt.Errorf("%w: init takes no arguments", errUsage)
 		}
 		return a.initDataDir(ctx)
-	}
-	cmd := args[0]
-	if len(args) >= 2 {
-		cmd += " " + args[1]
-	}
-	handlers := map[string]func(context.Context, []string) error{
-		"domain add":   a.domainAdd,
-		"domain list":  a.domainList,
-		"user add":     a.userAdd,
-		"user list":    a.userList,
-		"user passwd":  a.userPasswd,
-		"user disable": func(ctx context.Context, args []string) error { return a.userSetDisabled(ctx, args, true) },
-		"user enable":  func(ctx context.Context, args []string) error { return a.userSetDisabled(ctx, args, false) },
-		"alias add":    a.aliasAdd,
-		"group add":    a.groupAdd,
-		"mail list":    a.mailList,
-		"mail cat":     a.mailCat,
-		"dkim keygen":  a.dkimKeygen,
-		"dkim rotate":  a.dkimRotate,
-		"dkim list":    a.dkimList,
-		"dkim export":  a.dkimExport,
-		"dkim import":  a.dkimImport,
-	}
-	handlers["directory sync"] = a.directorySync
-	handlers["directory status"] = a.directoryStatus
-	handlers["user delete"] = a.userDelete
-	handlers["route explain"] = a.routeExplain
-	handlers["queue list"] = a.queueList
-	for _, op := range []string{"hold", "release", "retry", "delete"} {
-		handlers["queue "+op] = a.queueOp(op)
-	}
-	handlers["quarantine list"] = a.quarantineList
-	for _, op := range []string{"release", "delete"} {
-		handlers["quarantine "+op] = a.quarantineOp(op)
-	}
-	var h func(context.Context, []string) error
-	var rest []string
-	if args[0] == "check" {
-		h, rest = a.check, args[1:]
-	} else if args[0] == "dns" {
-		h, rest = a.dnsRecords, args[1:]
-	} else if h = handlers[cmd]; h != nil {
-		rest = args[2:]
-	} else {
-		return errUsage
 	}
 	if err := a.open(ctx); err != nil {
 		return err
 	}
 	defer a.st.Close()
-	return h(ctx, rest)
+	return c.run(a, ctx, args)
 }
 
 // parseFlags parses flags that may come before or after positional args.
@@ -153,156 +105,197 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	return cliflags.Parse(fs, args, errUsage)
 }
 
-// readPassword returns the -password value or the first line of stdin.
-func (a *admin) readPassword(flagValue string) (string, error) {
-	if flagValue != "" {
-		return flagValue, nil
+// positional parses args that take no flags but -json and checks that
+// there are between min and max positional arguments (max < 0: any).
+func positional(name string, args []string, min, max int, asJSON *bool) ([]string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	if asJSON != nil {
+		fs.BoolVar(asJSON, "json", false, "JSON output")
 	}
-	line, err := bufio.NewReader(a.stdin).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("read password: %w", err)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, err
 	}
-	pw := strings.TrimRight(line, "\r\n")
-	if pw == "" {
-		return "", errors.New("empty password: give -password or a line on standard input")
+	switch {
+	case len(pos) < min:
+		return nil, fmt.Errorf("%w: %d argument(s) missing", errUsage, min-len(pos))
+	case max >= 0 && len(pos) > max:
+		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[max])
 	}
-	return pw, nil
+	return pos, nil
 }
 
 func (a *admin) domainAdd(ctx context.Context, args []string) error {
-	if len(args) < 1 {
-		return errUsage
-	}
-	d, err := a.dir.CreateDomain(ctx, directory.Domain{Name: args[0], Aliases: args[1:]})
+	pos, err := positional("domain add", args, 1, -1, nil)
 	if err != nil {
 		return err
+	}
+	d, err := a.dir.CreateDomain(ctx, directory.Domain{Name: pos[0], Aliases: pos[1:]})
+	if err != nil {
+		return userError("domain "+pos[0], err)
 	}
 	fmt.Fprintf(a.stdout, "domain %s added\n", d.Name)
 	return nil
 }
 
 func (a *admin) domainList(ctx context.Context, args []string) error {
+	var asJSON bool
+	if _, err := positional("domain list", args, 0, 0, &asJSON); err != nil {
+		return err
+	}
+	var all []directory.Domain
 	after := ""
 	for {
-		ds, err := a.dir.ListDomains(ctx, after, 500)
+		ds, err := a.dir.ListDomains(ctx, after, listPage)
 		if err != nil {
 			return err
 		}
-		for _, d := range ds {
-			fmt.Fprintf(a.stdout, "%s\t%s\n", d.Name, strings.Join(d.Aliases, ","))
-		}
-		if len(ds) < 500 {
-			return nil
+		all = append(all, ds...)
+		if len(ds) < listPage {
+			break
 		}
 		after = ds[len(ds)-1].Name
 	}
+	if asJSON {
+		return a.writeJSON(nonNil(all))
+	}
+	t := a.table("DOMAIN", "ALTERNATIVE NAMES", "CREATED")
+	for _, d := range all {
+		t.row(d.Name, strings.Join(d.Aliases, ","), day(d.Created))
+	}
+	return t.flush()
 }
+
+// listPage is the page size of the directory listings.
+const listPage = 500
 
 func (a *admin) userAdd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
-	pw := fs.String("password", "", "password (default: first line of stdin)")
+	pwf := passwordFlags(fs)
 	name := fs.String("name", "", "display name")
 	qb := fs.Int64("quota-bytes", 0, "mailbox size limit in bytes (0: unlimited)")
 	qm := fs.Int64("quota-messages", 0, "mailbox message limit (0: unlimited)")
+	var aliases multiFlag
+	fs.Var(&aliases, "alias", "another address (repeatable)")
 	pos, err := parseFlags(fs, args)
-	if err != nil || len(pos) != 1 {
-		return errUsage
+	if err != nil {
+		return err
 	}
-	password, err := a.readPassword(*pw)
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: want one ADDRESS", errUsage)
+	}
+	password, err := a.readPassword(pwf)
 	if err != nil {
 		return err
 	}
 	u, err := a.dir.CreateUser(ctx, directory.User{
-		Address: pos[0], DisplayName: *name, QuotaBytes: *qb, QuotaMessages: *qm,
+		Address: pos[0], Aliases: aliases, DisplayName: *name, QuotaBytes: *qb, QuotaMessages: *qm,
 	}, password)
 	if err != nil {
-		return err
+		return userError("user "+pos[0], err)
 	}
 	fmt.Fprintf(a.stdout, "user %s added (id %s)\n", u.Address, u.ID)
 	return nil
 }
 
 func (a *admin) userList(ctx context.Context, args []string) error {
-	domain := ""
-	if len(args) > 0 {
-		domain = args[0]
+	var asJSON bool
+	pos, err := positional("user list", args, 0, 1, &asJSON)
+	if err != nil {
+		return err
 	}
+	domain := ""
+	if len(pos) > 0 {
+		if domain, err = a.hostedDomain(ctx, pos[0]); err != nil {
+			return err
+		}
+	}
+	var all []userView
 	after := ""
 	for {
-		us, err := a.dir.ListUsers(ctx, domain, after, 500)
+		us, err := a.dir.ListUsers(ctx, domain, after, listPage)
 		if err != nil {
 			return err
 		}
 		for _, u := range us {
-			state := "enabled"
-			if u.Disabled {
-				state = "disabled"
-			}
-			fmt.Fprintf(a.stdout, "%s\t%s\t%s\t%s\n", u.Address, u.ID, state, u.DisplayName)
+			all = append(all, viewUser(u))
 		}
-		if len(us) < 500 {
-			return nil
+		if len(us) < listPage {
+			break
 		}
 		after = us[len(us)-1].Address
 	}
+	if asJSON {
+		return a.writeJSON(nonNil(all))
+	}
+	t := a.table("ADDRESS", "ID", "STATE", "NAME", "ALIASES")
+	for _, u := range all {
+		t.row(u.Address, u.ID, u.stateText(), u.DisplayName, strings.Join(u.Aliases, ","))
+	}
+	return t.flush()
 }
 
 func (a *admin) lookupUser(ctx context.Context, addr string) (directory.User, error) {
 	u, err := a.dir.UserByAddress(ctx, addr)
 	if err != nil {
-		return directory.User{}, fmt.Errorf("user %s: %w", addr, err)
+		return directory.User{}, userError("user "+addr, err)
 	}
 	return u, nil
 }
 
 func (a *admin) userPasswd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("user passwd", flag.ContinueOnError)
-	pw := fs.String("password", "", "new password (default: first line of stdin)")
+	pwf := passwordFlags(fs)
 	pos, err := parseFlags(fs, args)
-	if err != nil || len(pos) != 1 {
-		return errUsage
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: want one ADDRESS", errUsage)
 	}
 	u, err := a.lookupUser(ctx, pos[0])
 	if err != nil {
 		return err
 	}
-	password, err := a.readPassword(*pw)
+	password, err := a.readPassword(pwf)
 	if err != nil {
 		return err
 	}
 	if err := a.dir.SetPassword(ctx, u.ID, password); err != nil {
-		return err
+		return userError("user "+u.Address, err)
 	}
 	fmt.Fprintf(a.stdout, "password of %s changed\n", u.Address)
 	return nil
 }
 
 func (a *admin) userSetDisabled(ctx context.Context, args []string, disabled bool) error {
-	if len(args) != 1 {
-		return errUsage
+	state := "enabled"
+	if disabled {
+		state = "disabled"
 	}
-	u, err := a.lookupUser(ctx, args[0])
+	pos, err := positional("user "+strings.TrimSuffix(state, "d"), args, 1, 1, nil)
+	if err != nil {
+		return err
+	}
+	u, err := a.lookupUser(ctx, pos[0])
 	if err != nil {
 		return err
 	}
 	if err := a.dir.SetDisabled(ctx, u.ID, disabled); err != nil {
-		return err
-	}
-	state := "enabled"
-	if disabled {
-		state = "disabled"
+		return userError("user "+u.Address, err)
 	}
 	fmt.Fprintf(a.stdout, "user %s %s\n", u.Address, state)
 	return nil
 }
 
 func (a *admin) aliasAdd(ctx context.Context, args []string) error {
-	if len(args) < 2 {
-		return errUsage
-	}
-	al, err := a.dir.CreateAlias(ctx, directory.Alias{Address: args[0], Targets: args[1:]})
+	pos, err := positional("alias add", args, 2, -1, nil)
 	if err != nil {
 		return err
+	}
+	al, err := a.dir.CreateAlias(ctx, directory.Alias{Address: pos[0], Targets: pos[1:]})
+	if err != nil {
+		return userError("alias "+pos[0], err)
 	}
 	fmt.Fprintf(a.stdout, "alias %s -> %s added\n", al.Address, strings.Join(al.Targets, ", "))
 	return nil
@@ -313,8 +306,11 @@ func (a *admin) groupAdd(ctx context.Context, args []string) error {
 	var sendAs multiFlag
 	fs.Var(&sendAs, "send-as", "address of a user who may send as the group (repeatable)")
 	pos, err := parseFlags(fs, args)
-	if err != nil || len(pos) < 1 {
-		return errUsage
+	if err != nil {
+		return err
+	}
+	if len(pos) < 1 {
+		return fmt.Errorf("%w: ADDRESS missing", errUsage)
 	}
 	var ids []string
 	for _, addr := range sendAs {
@@ -326,7 +322,7 @@ func (a *admin) groupAdd(ctx context.Context, args []string) error {
 	}
 	g, err := a.dir.CreateGroup(ctx, directory.Group{Address: pos[0], Members: pos[1:], SendAs: ids})
 	if err != nil {
-		return err
+		return userError("group "+pos[0], err)
 	}
 	fmt.Fprintf(a.stdout, "group %s added with %d members\n", g.Address, len(g.Members))
 	return nil
@@ -337,50 +333,6 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
-func (a *admin) mailList(ctx context.Context, args []string) error {
-	if len(args) < 1 || len(args) > 2 {
-		return errUsage
-	}
-	u, err := a.lookupUser(ctx, args[0])
-	if err != nil {
-		return err
-	}
-	mbox := store.Inbox
-	if len(args) == 2 {
-		mbox = args[1]
-	}
-	msgs, err := a.st.ListMessages(ctx, u.ID, mbox, nil)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(a.stdout)
-	for _, m := range msgs {
-		fmt.Fprintf(w, "%d\t%d\t%s\t%s\n", m.UID, m.Size, m.InternalDate.UTC().Format(time.RFC3339), strings.Join(m.Flags, " "))
-	}
-	return w.Flush()
-}
-
-func (a *admin) mailCat(ctx context.Context, args []string) error {
-	if len(args) != 3 {
-		return errUsage
-	}
-	u, err := a.lookupUser(ctx, args[0])
-	if err != nil {
-		return err
-	}
-	uid, err := strconv.ParseUint(args[2], 10, 32)
-	if err != nil {
-		return fmt.Errorf("UID %q: %w", args[2], err)
-	}
-	rc, err := a.st.OpenBody(ctx, u.ID, args[1], uint32(uid))
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	_, err = io.Copy(a.stdout, rc)
-	return err
-}
 
 func (a *admin) check(ctx context.Context, args []string) error {
 	if len(args) != 0 {

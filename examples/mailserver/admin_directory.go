@@ -407,21 +407,26 @@ func (a *admin) printStatus(st ldap.Status, showLog bool) {
 	}
 }
 
-// userDelete runs `user delete ADDRESS`: the user goes with its store
+// userDelete runs `user delete ADDRESS [-yes]` (asking first without
+// -yes): the user goes with its store
 // account and all its mail. This is the explicit step that removes a
 // mailbox: a directory sync only disables the users that vanished from
 // it (unless delete_vanished_after is set). The directory logs the
 // deletion.
 func (a *admin) userDelete(ctx context.Context, args []string) error {
-	if len(args) != 1 {
-		return errUsage
-	}
-	u, err := a.lookupUser(ctx, args[0])
+	addr, yes, err := deleteArgs("user delete", args)
 	if err != nil {
 		return err
 	}
-	if err := a.dir.DeleteUser(ctx, u.ID); err != nil {
+	u, err := a.lookupUser(ctx, addr)
+	if err != nil {
 		return err
+	}
+	if err := a.confirm(yes, "delete user "+u.Address+" with its mailbox and all its mail"); err != nil {
+		return err
+	}
+	if err := a.dir.DeleteUser(ctx, u.ID); err != nil {
+		return userError("user "+u.Address, err)
 	}
 	fmt.Fprintf(a.stdout, "user %s deleted with its mailbox (id %s)\n", u.Address, u.ID)
 	if u.IsSourced() && u.Vanished.IsZero() {

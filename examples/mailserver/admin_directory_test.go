@@ -271,14 +271,14 @@ func TestDirectoryVanishedUserAndUserDelete(t *testing.T) {
 	if out := mustCLI(t, d, "user", "list"); !strings.Contains(out, "max@example.test") || !strings.Contains(out, "disabled") {
 		t.Fatalf("user list: %q", out)
 	}
-	if out := mustCLI(t, d, "mail", "list", "max@example.test"); strings.Count(out, "\n") != 1 {
+	if out := mustCLI(t, d, "mail", "list", "max@example.test"); strings.Count(out, "\n") != 2 {
 		t.Fatalf("mail of the vanished user: %q", out)
 	}
 	if code, _, errs := cli(t, d, "", "user", "enable", "max@example.test"); code == 0 || !strings.Contains(errs, "vanished") {
 		t.Fatalf("enable of a vanished user: %d %q", code, errs)
 	}
 
-	code, out, errs := cli(t, d, "", "user", "delete", "max@example.test")
+	code, out, errs := cli(t, d, "y\n", "user", "delete", "max@example.test")
 	if code != 0 || !strings.Contains(out, "user max@example.test deleted with its mailbox") || !strings.Contains(errs, "user deleted") {
 		t.Fatalf("user delete: %d %q %q", code, out, errs)
 	}
@@ -289,7 +289,7 @@ func TestDirectoryVanishedUserAndUserDelete(t *testing.T) {
 		t.Fatalf("check: %q", out)
 	}
 	// A user the directory still lists comes back with the next sync.
-	if out := mustCLI(t, d, "user", "delete", "lena@example.test"); !strings.Contains(out, "its next sync creates it again") {
+	if out := mustCLI(t, d, "user", "delete", "lena@example.test", "-yes"); !strings.Contains(out, "its next sync creates it again") {
 		t.Fatalf("delete of a listed user: %q", out)
 	}
 	if code, _, _ := cli(t, d, "", "user", "delete", "nobody@example.test"); code == 0 {

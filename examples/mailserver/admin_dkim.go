@@ -39,7 +39,7 @@ func defaultSelector(alg dkim.Algorithm, now time.Time) string {
 func (a *admin) hostedDomain(ctx context.Context, name string) (string, error) {
 	d, err := a.dir.LookupDomain(ctx, name)
 	if err != nil {
-		return "", fmt.Errorf("domain %s: %w", name, err)
+		return "", userError("domain "+name, err)
 	}
 	return d.Name, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -38,7 +39,7 @@ func mustCLI(t *testing.T, dataDir string, args ...string) string {
 func TestAdminCommands(t *testing.T) {
 	d := newDataDir(t)
 	mustCLI(t, d, "domain", "add", "example.test", "example-alt.test")
-	if out := mustCLI(t, d, "domain", "list"); !strings.Contains(out, "example.test\texample-alt.test") {
+	if out := mustCLI(t, d, "domain", "list"); !regexp.MustCompile(`(?m)^example\.test +example-alt\.test +`).MatchString(out) {
 		t.Fatalf("domain list: %q", out)
 	}
 	mustCLI(t, d, "user", "add", "alice@example.test", "-password", "pw1", "-name", "Alice A")
@@ -58,7 +59,7 @@ func TestAdminCommands(t *testing.T) {
 	}
 	mustCLI(t, d, "user", "enable", "bob@example.test")
 	mustCLI(t, d, "user", "passwd", "bob@example.test", "-password", "pw3")
-	if out := mustCLI(t, d, "mail", "list", "alice@example.test", "INBOX"); out != "" {
+	if out := mustCLI(t, d, "mail", "list", "alice@example.test", "INBOX"); strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "UID") {
 		t.Fatalf("new mailbox not empty: %q", out)
 	}
 	if out := mustCLI(t, d, "check"); !strings.Contains(out, "store ok") {
@@ -89,10 +90,10 @@ func TestAdminErrorsAreClearAndChangeNothing(t *testing.T) {
 			t.Errorf("%v: error %q does not mention %q", c.args, errs, c.want)
 		}
 	}
-	if out := mustCLI(t, d, "user", "list"); out != "" {
+	if out := mustCLI(t, d, "user", "list"); strings.Contains(out, "@") {
 		t.Fatalf("failed commands created users: %q", out)
 	}
-	if code, _, errs := cli(t, d, "", "frobnicate"); code != 2 || !strings.Contains(errs, "usage") {
+	if code, _, errs := cli(t, d, "", "frobnicate"); code != 2 || !strings.Contains(errs, `unknown command "frobnicate"`) {
 		t.Fatalf("unknown command: exit %d, %q", code, errs)
 	}
 	if code, _, _ := cli(t, d, "", "user", "add", "x@example.test"); code == 0 {

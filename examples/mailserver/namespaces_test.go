@@ -105,7 +105,7 @@ func TestStoredNamespacesAreDeclared(t *testing.T) {
 	mustCLI(t, d, "alias", "add", "info@example.test", "alice@example.test")
 	mustCLI(t, d, "group", "add", "team@example.test", "alice@example.test", "bob@example.test", "-send-as", "alice@example.test")
 	mustCLI(t, d, "dkim", "keygen", "example.test", "-selector", "s1")
-	mustCLI(t, d, "user", "delete", "bob@example.test")
+	mustCLI(t, d, "user", "delete", "bob@example.test", "-yes")
 
 	declared := map[string]bool{}
 	for _, nss := range namespaceOwners() {
