@@ -27,6 +27,19 @@ var adminCommands = [][]string{
 	{"user", "enable", "a@example.test"},
 	{"alias", "add", "b@example.test", "a@example.test"},
 	{"group", "add", "g@example.test", "a@example.test"},
+	{"domain", "show", "example.test"},
+	{"user", "show", "a@example.test"},
+	{"user", "set", "a@example.test", "-name", "A"},
+	{"user", "alias", "add", "a@example.test", "c@example.test"},
+	{"user", "alias", "remove", "a@example.test", "c@example.test"},
+	{"alias", "list"},
+	{"alias", "show", "b@example.test"},
+	{"alias", "delete", "b@example.test", "-yes"},
+	{"group", "list"},
+	{"group", "show", "g@example.test"},
+	{"group", "delete", "g@example.test", "-yes"},
+	{"user", "delete", "a@example.test", "-yes"},
+	{"domain", "delete", "example.test", "-yes"},
 	{"mail", "list", "a@example.test"},
 	{"mail", "cat", "a@example.test", "INBOX", "1"},
 	{"dkim", "keygen", "example.test"},
@@ -202,5 +215,49 @@ func TestBadPortsRejectedBeforeDataDir(t *testing.T) {
 		if _, err := os.Stat(data); !os.IsNotExist(err) {
 			t.Errorf("%q: data directory created before the config was checked (%v)", c.listeners, err)
 		}
+	}
+}
+
+// The admin commands find the server's data directory from its config
+// file: from $MAILYARD_CONFIG without -config, from -config after the
+// command name too; -data still wins. A wrong one is refused with the
+// path looked at.
+func TestAdminReadsServerConfig(t *testing.T) {
+	data := newDataDir(t)
+	conf := filepath.Join(t.TempDir(), "mailserver.toml")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("data_dir = %q\n", data)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir()) // a directory without ./data
+	runOK := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(args, strings.NewReader(""), &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+		return out.String()
+	}
+	runOK("domain", "add", "example.test", "-config", conf)
+	runOK("domain", "add", "example.org", "--config="+conf)
+	t.Setenv("MAILYARD_CONFIG", conf)
+	if out := runOK("domain", "list"); !strings.Contains(out, "example.test") || !strings.Contains(out, "example.org") {
+		t.Fatalf("domain list with $MAILYARD_CONFIG: %q", out)
+	}
+	// -data overrides the config's data_dir: a mistyped one is refused
+	// with the path it looked at and creates nothing.
+	typo := filepath.Join(t.TempDir(), "dta")
+	var out, errb bytes.Buffer
+	code := run([]string{"domain", "list", "-data", typo}, strings.NewReader(""), &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), typo) {
+		t.Fatalf("mistyped -data: exit %d, %q", code, errb.String())
+	}
+	if _, err := os.Stat(typo); !os.IsNotExist(err) {
+		t.Fatalf("created %s", typo)
+	}
+	// A missing config file named by the variable is an error, not the
+	// defaults.
+	t.Setenv("MAILYARD_CONFIG", filepath.Join(t.TempDir(), "nope.toml"))
+	if code := run([]string{"domain", "list"}, strings.NewReader(""), &out, &errb); code == 0 || !strings.Contains(errb.String(), "nope.toml") {
+		t.Fatalf("missing $MAILYARD_CONFIG file: exit %d, %q", code, errb.String())
 	}
 }
