@@ -143,14 +143,16 @@ func (a *admin) domainList(ctx context.Context, args []string) error {
 	if _, err := positional("domain list", args, 0, 0, &asJSON); err != nil {
 		return err
 	}
-	var all []directory.Domain
+	var all []domainView
 	after := ""
 	for {
 		ds, err := a.dir.ListDomains(ctx, after, listPage)
 		if err != nil {
 			return err
 		}
-		all = append(all, ds...)
+		for _, d := range ds {
+			all = append(all, viewDomain(d))
+		}
 		if len(ds) < listPage {
 			break
 		}
@@ -161,7 +163,7 @@ func (a *admin) domainList(ctx context.Context, args []string) error {
 	}
 	t := a.table("DOMAIN", "ALTERNATIVE NAMES", "CREATED")
 	for _, d := range all {
-		t.row(d.Name, strings.Join(d.Aliases, ","), day(d.Created))
+		t.row(d.Name, strings.Join(d.AlternativeNames, ","), day(d.Created))
 	}
 	return t.flush()
 }

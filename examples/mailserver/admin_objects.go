@@ -55,9 +55,14 @@ type domainView struct {
 	AlternativeNames []string  `json:"alternative_names"`
 	Tenant           string    `json:"tenant"`
 	Created          time.Time `json:"created"`
-	Users            int       `json:"users"`
-	Aliases          int       `json:"aliases"`
-	Groups           int       `json:"groups"`
+	// Users, Aliases and Groups count the domain's entries (domain show).
+	Users   *int `json:"users,omitempty"`
+	Aliases *int `json:"aliases,omitempty"`
+	Groups  *int `json:"groups,omitempty"`
+}
+
+func viewDomain(d directory.Domain) domainView {
+	return domainView{Name: d.Name, AlternativeNames: nonNil(d.Aliases), Tenant: d.Tenant, Created: d.Created}
 }
 
 // groupView is a group with its send-as users by address.
@@ -98,30 +103,32 @@ func (a *admin) domainShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return userError("domain "+pos[0], err)
 	}
-	v := domainView{Name: d.Name, AlternativeNames: nonNil(d.Aliases), Tenant: d.Tenant, Created: d.Created}
+	v := viewDomain(d)
+	var users, aliases, groups int
 	listUsers := func(ctx context.Context, after string, n int) ([]directory.User, error) {
 		return a.dir.ListUsers(ctx, d.Name, after, n)
 	}
-	if v.Users, err = countAll(ctx, listUsers, func(u directory.User) string { return u.Address }); err != nil {
+	if users, err = countAll(ctx, listUsers, func(u directory.User) string { return u.Address }); err != nil {
 		return err
 	}
 	listAliases := func(ctx context.Context, after string, n int) ([]directory.Alias, error) {
 		return a.dir.ListAliases(ctx, d.Name, after, n)
 	}
-	if v.Aliases, err = countAll(ctx, listAliases, func(x directory.Alias) string { return x.Address }); err != nil {
+	if aliases, err = countAll(ctx, listAliases, func(x directory.Alias) string { return x.Address }); err != nil {
 		return err
 	}
 	listGroups := func(ctx context.Context, after string, n int) ([]directory.Group, error) {
 		return a.dir.ListGroups(ctx, d.Name, after, n)
 	}
-	if v.Groups, err = countAll(ctx, listGroups, func(g directory.Group) string { return g.Address }); err != nil {
+	if groups, err = countAll(ctx, listGroups, func(g directory.Group) string { return g.Address }); err != nil {
 		return err
 	}
+	v.Users, v.Aliases, v.Groups = &users, &aliases, &groups
 	if asJSON {
 		return a.writeJSON(v)
 	}
 	return a.fields("domain", v.Name, "alternative names", strings.Join(v.AlternativeNames, ", "), "tenant", v.Tenant,
-		"created", day(v.Created), "users", strconv.Itoa(v.Users), "aliases", strconv.Itoa(v.Aliases), "groups", strconv.Itoa(v.Groups))
+		"created", day(v.Created), "users", strconv.Itoa(users), "aliases", strconv.Itoa(aliases), "groups", strconv.Itoa(groups))
 }
 
 // deleteArgs parses "ADDRESS [-yes]" of the delete commands.
@@ -247,7 +254,7 @@ func (a *admin) userSet(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if u, err = a.dir.UpdateUser(ctx, u.ID, up); err != nil {
+	if _, err := a.dir.UpdateUser(ctx, u.ID, up); err != nil {
 		return userError("user "+u.Address, err)
 	}
 	fmt.Fprintf(a.stdout, "user %s changed\n", u.Address)

@@ -101,7 +101,7 @@ func (a *admin) confirm(yes bool, question string) error {
 func userError(what string, err error) error {
 	switch {
 	case errors.Is(err, directory.ErrNotFound), errors.Is(err, store.ErrNotFound):
-		if d := detail(err, directory.ErrNotFound); strings.HasPrefix(d, "domain ") {
+		if d := detail(err, directory.ErrNotFound); strings.HasPrefix(d, "domain ") && !strings.HasPrefix(what, "domain ") {
 			return fmt.Errorf("%s: %s", what, d)
 		}
 		return fmt.Errorf("no %s", what)
