@@ -76,7 +76,9 @@ var errInterrupted = errors.New("interrupted")
 // errMailboxErrors marks a run that ended with mailboxes in error.
 var errMailboxErrors = errors.New("some mailboxes failed")
 
-const usage = `usage: migrate [-data DIR | -config FILE] [-allow LIST] [-log-level LEVEL] COMMAND [ARGS]
+const usage = `usage: migrate [--data DIR | --config FILE] [--allow LIST] [--log-level LEVEL] COMMAND [ARGS]
+
+Flags are written --flag here; -flag is the same (as in mailserver).
 
 commands:
   run (--csv FILE | --domain DOMAIN) [options]
