@@ -112,7 +112,7 @@ CFG
   awk '{print $14 + $15}' "/proc/$spid/stat" >"$OUT/cpu-$mode-$2.ticks"
   kill -TERM "$spid"; wait "$spid" || true
   local n
-  n=$(ms mail list user@bench.test INBOX | wc -l)
+  n=$(ms mail list user@bench.test INBOX | tail -n +2 | wc -l)
   [ "$n" = "$MESSAGES" ] || { echo "$mode: $n of $MESSAGES stored" >&2; exit 1; }
   if [ "$mode" = on ]; then
     for uid in 1 $((MESSAGES / 2)) "$MESSAGES"; do

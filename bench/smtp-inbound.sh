@@ -438,7 +438,7 @@ CFG
   kill -0 "$ms_pid" 2>/dev/null || ours_note="${ours_note:+$ours_note; }server died under load"
   stop_pid "$ms_pid" 60; ms_pid=
   if ms mail list "$RCPT" INBOX >"$OUT/ours-mail-list.txt" 2>"$OUT/ours-mail-list.err"; then
-    ours_stored=$(wc -l <"$OUT/ours-mail-list.txt")
+    ours_stored=$(tail -n +2 "$OUT/ours-mail-list.txt" | wc -l)
   else
     ours_note="${ours_note:+$ours_note; }mail list failed: $(head -2 "$OUT/ours-mail-list.err" | tr '\n' ' ')"
   fi
