@@ -204,8 +204,9 @@ func (a *admin) dkimRotate(ctx context.Context, args []string) error {
 }
 
 func (a *admin) dkimList(ctx context.Context, args []string) error {
-	if len(args) > 1 {
-		return errUsage
+	args, err := positional("dkim list", args, 0, 1, nil)
+	if err != nil {
+		return err
 	}
 	domain := ""
 	if len(args) == 1 {
@@ -219,8 +220,10 @@ func (a *admin) dkimList(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Tab-separated with a header row, as the other listings.
+	fmt.Fprintln(a.stdout, "DOMAIN\tSELECTOR\tALGORITHM\tSTATE\tCREATED")
 	for _, k := range ks {
-		fmt.Fprintf(a.stdout, "%s\t%s\t%s\t%s\tcreated %s\n", k.Domain, k.Selector, k.Algorithm, k.State, k.Created.UTC().Format(time.RFC3339))
+		fmt.Fprintf(a.stdout, "%s\t%s\t%s\t%s\t%s\n", k.Domain, k.Selector, k.Algorithm, k.State, k.Created.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -228,8 +231,9 @@ func (a *admin) dkimList(ctx context.Context, args []string) error {
 // dkimExport writes a private key as PKCS#8 PEM to standard output; it
 // is the one command that shows key material, on request.
 func (a *admin) dkimExport(ctx context.Context, args []string) error {
-	if len(args) != 2 {
-		return errUsage
+	args, err := positional("dkim export", args, 2, 2, nil)
+	if err != nil {
+		return err
 	}
 	domain, err := a.hostedDomain(ctx, args[0])
 	if err != nil {
@@ -245,8 +249,9 @@ func (a *admin) dkimExport(ctx context.Context, args []string) error {
 
 // dkimImport stores a PEM private key (published, not signing).
 func (a *admin) dkimImport(ctx context.Context, args []string) error {
-	if len(args) != 3 {
-		return errUsage
+	args, err := positional("dkim import", args, 3, 3, nil)
+	if err != nil {
+		return err
 	}
 	domain, err := a.hostedDomain(ctx, args[0])
 	if err != nil {

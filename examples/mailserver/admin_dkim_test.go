@@ -103,7 +103,7 @@ func TestAdminDKIMRotateKeepsAlgorithm(t *testing.T) {
 	if code, _, errs := cli(t, d, "", "dkim", "rotate", "example.test"); code == 0 || !strings.Contains(errs, "-alg") {
 		t.Fatalf("rotate of a dual-signing domain without -alg: exit %d, %q", code, errs)
 	}
-	if got := mustCLI(t, d, "dkim", "list", "example.test"); got != before || strings.Count(got, "\n") != 3 {
+	if got := mustCLI(t, d, "dkim", "list", "example.test"); got != before || strings.Count(got, "\n") != 4 {
 		t.Fatalf("a refused rotate changed the keys:\n%s", got)
 	}
 	if out := mustCLI(t, d, "dkim", "rotate", "example.test", "-alg", "rsa", "-selector", "r2"); !strings.Contains(out, "k=rsa") {
