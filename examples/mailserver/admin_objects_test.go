@@ -104,6 +104,11 @@ func TestAdminObjectLifecycle(t *testing.T) {
 		t.Fatalf("alias show: %q", out)
 	}
 	mustFail(t, d, "", "no alias nothing@example.test", "alias", "show", "nothing@example.test")
+	mustCLI(t, d, "alias", "target", "add", "info@example.test", "bob@example.test")
+	mustCLI(t, d, "alias", "target", "remove", "info@example.test", "someone@elsewhere.test")
+	if out := mustCLI(t, d, "alias", "show", "info@example.test"); !strings.Contains(out, "targets: alice@example.test, bob@example.test\n") {
+		t.Fatalf("alias show after target add/remove: %q", out)
+	}
 
 	// Groups.
 	mustCLI(t, d, "group", "add", "team@example.test", "alice@example.test", "bob@example.test", "-send-as", "bob@example.test")
@@ -115,6 +120,12 @@ func TestAdminObjectLifecycle(t *testing.T) {
 		t.Fatalf("group show -json: %+v", g)
 	}
 	mustFail(t, d, "", "no group alice@example.test", "group", "show", "alice@example.test")
+	mustCLI(t, d, "group", "member", "remove", "team@example.test", "alice@example.test")
+	mustCLI(t, d, "group", "member", "add", "team@example.test", "info@example.test")
+	if g := decode[groupView](t, mustCLI(t, d, "group", "show", "team@example.test", "-json")); strings.Join(g.Members, ",") != "bob@example.test,info@example.test" {
+		t.Fatalf("group members after member add/remove: %+v", g)
+	}
+	mustFail(t, d, "", "no member carol@example.test of group team@example.test", "group", "member", "remove", "team@example.test", "carol@example.test")
 	if v := decode[domainView](t, mustCLI(t, d, "domain", "show", "example.test", "-json")); v.Users == nil || *v.Users != 2 || *v.Aliases != 1 || *v.Groups != 1 {
 		t.Fatalf("domain show: %+v", v)
 	}
