@@ -59,9 +59,9 @@ func dataDirError(dataDir string, err error) error {
 	}
 	switch {
 	case errors.Is(err, sqlite.ErrNoDataDir):
-		return fmt.Errorf("open store: %w\nhint: give the server's data directory with -data DIR, or its config file (data_dir) with -config FILE or MAILYARD_CONFIG=FILE; to create a new one at %s, run: mailserver -data %s init", err, abs, abs)
+		return fmt.Errorf("open store: %w\nhint: give the server's data directory with --data DIR, or its config file (data_dir) with --config FILE or MAILYARD_CONFIG=FILE; to create a new one at %s, run: mailserver --data %s init", err, abs, abs)
 	case errors.Is(err, sqlite.ErrForeignDataDir):
-		return fmt.Errorf("open store: %w\nhint: %s is not the server's data directory; give that with -data DIR, or its config file with -config FILE or MAILYARD_CONFIG=FILE", err, abs)
+		return fmt.Errorf("open store: %w\nhint: %s is not the server's data directory; give that with --data DIR, or its config file with --config FILE or MAILYARD_CONFIG=FILE", err, abs)
 	}
 	return fmt.Errorf("open store: %w", err)
 }

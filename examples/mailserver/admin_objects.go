@@ -248,7 +248,7 @@ func (a *admin) userSet(ctx context.Context, args []string) error {
 		}
 	})
 	if up == (builtin.UserUpdate{}) {
-		return fmt.Errorf("%w: nothing to change: give -name, -quota-bytes, -quota-messages or -protocols", errUsage)
+		return fmt.Errorf("%w: nothing to change: give --name, --quota-bytes, --quota-messages or --protocols", errUsage)
 	}
 	u, err := a.lookupUser(ctx, pos[0])
 	if err != nil {

@@ -131,7 +131,7 @@ func TestAdminObjectLifecycle(t *testing.T) {
 	}
 
 	// Deletion asks first: no answer, or another answer, deletes nothing.
-	mustFail(t, d, "", "give -yes", "group", "delete", "team@example.test")
+	mustFail(t, d, "", "give --yes", "group", "delete", "team@example.test")
 	mustFail(t, d, "n\n", "nothing deleted", "alias", "delete", "info@example.test")
 	mustFail(t, d, "", "domain still has addresses", "domain", "delete", "example.test", "-yes")
 	mustCLI(t, d, "group", "show", "team@example.test")

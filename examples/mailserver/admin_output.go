@@ -89,9 +89,9 @@ func (a *admin) confirm(yes bool, question string) error {
 	}
 	fmt.Fprintln(a.stderr)
 	if err != nil && answer == "" {
-		return fmt.Errorf("%w: no answer on standard input; give -yes to delete without asking", errNotConfirmed)
+		return fmt.Errorf("%w: no answer on standard input; give --yes to delete without asking", errNotConfirmed)
 	}
-	return fmt.Errorf("%w: nothing deleted (answer y, or give -yes)", errNotConfirmed)
+	return fmt.Errorf("%w: nothing deleted (answer y, or give --yes)", errNotConfirmed)
 }
 
 // userError says what went wrong in the administrator's terms: what is

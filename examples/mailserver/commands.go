@@ -28,9 +28,9 @@ func commands() []command {
 	cmds := []command{
 		{name: "serve", summary: "run every listener (the default command); creates the data directory",
 			detail:  "Stops on SIGINT or SIGTERM after finishing the sessions in flight.",
-			example: "-config /etc/mailyard/mailserver.toml serve"},
+			example: "--config /etc/mailyard/mailserver.toml serve"},
 		{name: "init", summary: "create the data directory, or check an existing one (every command but serve needs it)",
-			example: "-data /var/lib/mailyard init"},
+			example: "--data /var/lib/mailyard init"},
 	}
 	cmds = append(cmds, domainCommands()...)
 	cmds = append(cmds, userCommands()...)
@@ -55,14 +55,14 @@ func domainCommands() []command {
 		{name: "domain show", args: "NAME", summary: "a domain, its alternative names and how many users, aliases and groups it has", flags: jsonFlag,
 			example: "domain show example.com", run: (*admin).domainShow},
 		{name: "domain delete", args: "NAME", summary: "stop hosting an empty domain (delete its users, aliases and groups first)", flags: yesFlag,
-			example: "domain delete example.net -yes", run: (*admin).domainDelete},
+			example: "domain delete example.net --yes", run: (*admin).domainDelete},
 	}
 }
 
-const passwordFlagsHelp = "-password PW\tthe password on the command line (it lands in your shell history: prefer the prompt or -password-file)\n" +
+const passwordFlagsHelp = "-password PW\tthe password on the command line (it lands in your shell history: prefer the prompt or --password-file)\n" +
 	"-password-file FILE\tread the password from the first line of FILE"
 
-const passwordDetail = "Without -password or -password-file the password is asked twice, without echo, on a\n" +
+const passwordDetail = "Without --password or --password-file the password is asked twice, without echo, on a\n" +
 	"terminal; otherwise it is the first line of standard input."
 
 func userCommands() []command {
@@ -71,7 +71,7 @@ func userCommands() []command {
 			detail: passwordDetail,
 			flags: passwordFlagsHelp + "\n-name NAME\tdisplay name\n-quota-bytes N\tmailbox size limit in bytes (0: unlimited)\n" +
 				"-quota-messages N\tmailbox message limit (0: unlimited)\n-alias ADDRESS\tanother address of the user (repeatable)",
-			example: "user add alice@example.com -name 'Alice Smith'", run: (*admin).userAdd},
+			example: "user add alice@example.com --name 'Alice Smith'", run: (*admin).userAdd},
 		{name: "user list", args: "[DOMAIN]", summary: "the users, of one domain or all", flags: jsonFlag,
 			example: "user list example.com", run: (*admin).userList},
 		{name: "user show", args: "ADDRESS", summary: "a user: ID, state, names, aliases, quota and its use, protocols", flags: jsonFlag,
@@ -79,7 +79,7 @@ func userCommands() []command {
 		{name: "user set", args: "ADDRESS", summary: "change a user's display name, quota or protocols (only the flags given)",
 			flags: "-name NAME\tdisplay name\n-quota-bytes N\tmailbox size limit in bytes (0: unlimited)\n" +
 				"-quota-messages N\tmailbox message limit (0: unlimited)\n-protocols LIST\tcomma-separated from smtp, imap, dav; \"all\" allows every protocol",
-			example: "user set alice@example.com -quota-bytes 1073741824 -protocols imap,smtp", run: (*admin).userSet},
+			example: "user set alice@example.com --quota-bytes 1073741824 --protocols imap,smtp", run: (*admin).userSet},
 		{name: "user alias add", args: "ADDRESS ALIAS...", summary: "give a user more addresses (in domains of its tenant)",
 			example: "user alias add alice@example.com a.smith@example.com", run: (*admin).userAliasAdd},
 		{name: "user alias remove", args: "ADDRESS ALIAS...", summary: "take addresses from a user",
@@ -108,10 +108,10 @@ func aliasGroupCommands() []command {
 		{name: "alias target remove", args: "ADDRESS TARGET...", summary: "remove targets from an alias (not the last: delete the alias instead)",
 			example: "alias target remove info@example.com bob@example.com", run: (*admin).aliasTargetRemove},
 		{name: "alias delete", args: "ADDRESS", summary: "delete an alias", flags: yesFlag,
-			example: "alias delete info@example.com -yes", run: (*admin).aliasDelete},
+			example: "alias delete info@example.com --yes", run: (*admin).aliasDelete},
 		{name: "group add", args: "ADDRESS MEMBER...", summary: "a distribution list: mail to ADDRESS reaches every member",
 			flags:   "-send-as USER-ADDRESS\ta user who may send as the group (repeatable)",
-			example: "group add team@example.com alice@example.com bob@example.com -send-as alice@example.com", run: (*admin).groupAdd},
+			example: "group add team@example.com alice@example.com bob@example.com --send-as alice@example.com", run: (*admin).groupAdd},
 		{name: "group list", args: "[DOMAIN]", summary: "the groups, of one domain or all", flags: jsonFlag,
 			example: "group list example.com", run: (*admin).groupList},
 		{name: "group show", args: "ADDRESS", summary: "a group, its members and who may send as it", flags: jsonFlag,
@@ -121,7 +121,7 @@ func aliasGroupCommands() []command {
 		{name: "group member remove", args: "ADDRESS MEMBER...", summary: "remove members from a group",
 			example: "group member remove team@example.com bob@example.com", run: (*admin).groupMemberRemove},
 		{name: "group delete", args: "ADDRESS", summary: "delete a group (its members keep their mail)", flags: yesFlag,
-			example: "group delete team@example.com -yes", run: (*admin).groupDelete},
+			example: "group delete team@example.com --yes", run: (*admin).groupDelete},
 	}
 }
 
@@ -139,7 +139,7 @@ func dkimCommands() []command {
 		"-selector S\tselector (default my<YYYYMMDD>, with an e suffix for ed25519)"
 	return []command{
 		{name: "dkim keygen", args: "DOMAIN", summary: "a new DKIM key; the first of its algorithm signs at once, and its DNS record is printed",
-			flags: keyFlags, example: "dkim keygen example.com -alg ed25519", run: (*admin).dkimKeygen},
+			flags: keyFlags, example: "dkim keygen example.com --alg ed25519", run: (*admin).dkimKeygen},
 		{name: "dkim rotate", args: "DOMAIN", summary: "step 1 publishes a new key; step 2 (run again after DNS propagated) switches signing to it",
 			flags: keyFlags, example: "dkim rotate example.com", run: (*admin).dkimRotate},
 		{name: "dkim list", args: "[DOMAIN]", summary: "the DKIM keys with their state", example: "dkim list example.com", run: (*admin).dkimList},
@@ -150,7 +150,7 @@ func dkimCommands() []command {
 		{name: "dns", args: "DOMAIN", summary: "the DNS records the domain must publish",
 			flags: "-json\tJSON instead of zone-file text\n-mx HOST\tMX host (default: hostname from the config)\n" +
 				"-dmarc-rua ADDRESS\taddress for DMARC aggregate reports\n-dav-port PORT\tport CalDAV/CardDAV clients reach (default 443)",
-			example: "dns example.com -dmarc-rua postmaster@example.com", run: (*admin).dnsRecords},
+			example: "dns example.com --dmarc-rua postmaster@example.com", run: (*admin).dnsRecords},
 	}
 }
 
@@ -164,12 +164,12 @@ func operationCommands() []command {
 	return []command{
 		{name: "directory sync", args: "[NAME...]", summary: "sync the [[directory.ldap]] connections now (all without NAME)",
 			flags:   "-full\tfull sync (sees deletions)\n-force\toverride the guard on the share of users one sync may remove",
-			example: "directory sync -full corp", run: (*admin).directorySync},
+			example: "directory sync --full corp", run: (*admin).directorySync},
 		{name: "directory status", args: "[NAME...]", summary: "the last sync of each connection", flags: "-log\tprint the last run's log",
-			example: "directory status -log", run: (*admin).directoryStatus},
+			example: "directory status --log", run: (*admin).directoryStatus},
 		{name: "route explain", args: "ADDRESS", summary: "which routing rules apply to ADDRESS, and why",
 			flags:   "-from SENDER\tenvelope sender (empty: the null sender)\n-client IP\tSMTP client IP address\n-auth\tthe client authenticated (submission)",
-			example: "route explain bob@example.com -client 192.0.2.1", run: (*admin).routeExplain},
+			example: "route explain bob@example.com --client 192.0.2.1", run: (*admin).routeExplain},
 		{name: "queue list", summary: "the outbound queue: one line per recipient", example: "queue list", run: (*admin).queueList},
 		{name: "queue hold", args: "ID...", summary: "stop delivery attempts of queued messages", example: "queue hold 01J...", run: queueOp("hold")},
 		{name: "queue release", args: "ID...", summary: "resume delivery of held messages", example: "queue release 01J...", run: queueOp("release")},

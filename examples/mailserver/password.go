@@ -36,7 +36,7 @@ func (a *admin) readPassword(p *passwordSource) (string, error) {
 	var pw string
 	switch {
 	case p.value != "" && p.file != "":
-		return "", fmt.Errorf("%w: give -password or -password-file, not both", errUsage)
+		return "", fmt.Errorf("%w: give --password or --password-file, not both", errUsage)
 	case p.value != "":
 		pw = p.value
 	case p.file != "":
@@ -58,7 +58,7 @@ func (a *admin) readPassword(p *passwordSource) (string, error) {
 		}
 	}
 	if pw == "" {
-		return "", errors.New("empty password: give it on standard input, with -password-file FILE or -password PW")
+		return "", errors.New("empty password: give it on standard input, with --password-file FILE or --password PW")
 	}
 	return pw, nil
 }
