@@ -2,12 +2,14 @@ package smtp
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,7 +34,7 @@ type QuarantineOptions struct {
 	Deliverer store.Deliverer
 	// Queue takes a released message's remote recipients. A message with
 	// remote recipients cannot be released without it.
-	Queue *Queue
+	Queue Outbound
 	// Logger receives one line per hold, release and delete. Default:
 	// discard.
 	Logger *slog.Logger
@@ -124,6 +126,40 @@ type quarantineEntry struct {
 type storedRelay struct {
 	Address string    `json:"address"`
 	Hop     storedHop `json:"hop"`
+}
+
+// storedHop is routing.Hop in the record.
+type storedHop struct {
+	NextHop  string            `json:"next_hop,omitempty"`
+	TLS      routing.TLSPolicy `json:"tls"`
+	Username string            `json:"user,omitempty"`
+	Password string            `json:"pass,omitempty"`
+	Route    string            `json:"route,omitempty"`
+}
+
+func toStoredHop(h routing.Hop) storedHop {
+	s := storedHop{NextHop: h.NextHop.String(), TLS: h.TLS, Route: h.Route}
+	if h.Auth != nil {
+		s.Username, s.Password = h.Auth.Username, h.Auth.Password
+	}
+	return s
+}
+
+func (s storedHop) hop() (routing.Hop, error) {
+	nh, err := routing.ParseNextHop(s.NextHop)
+	if err != nil {
+		return routing.Hop{}, err
+	}
+	h := routing.Hop{NextHop: nh, TLS: s.TLS, Route: s.Route}
+	if s.Username != "" {
+		h.Auth = &routing.Credentials{Username: s.Username, Password: s.Password}
+	}
+	return h, nil
+}
+
+// newMessageID returns a fresh id that sorts by creation time.
+func newMessageID(now time.Time) string {
+	return strconv.FormatInt(now.UnixMilli(), 36) + strings.ToLower(rand.Text()[:10])
 }
 
 func (q *Quarantine) path(id string) string { return filepath.Join(q.opts.Dir, id) }
@@ -257,12 +293,12 @@ func (q *Quarantine) Release(ctx context.Context, id string) error {
 			}
 			targets = append(targets, routing.Decision{Kind: routing.Relay, Address: r.Address, Hop: hop})
 		}
-		b, err := q.opts.Queue.spool(f)
+		qid, err := q.opts.Queue.Spool(ctx, f)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("smtp: quarantine: release %s: %w", id, err)
 		}
-		if err := b.Commit(ctx, e.From, e.UTF8, targets); err != nil {
+		if err := q.opts.Queue.Commit(ctx, qid, e.From, e.UTF8, targets); err != nil {
 			return fmt.Errorf("smtp: quarantine: release %s: %w", id, err)
 		}
 	}

@@ -10,13 +10,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
-	"github.com/mailyard/mailyard/smtp"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
 
 // QueueConfig is the [queue] section: the outbound queue that relays mail
-// to other servers (smtp.Queue).
+// to other servers (queue.Queue).
 type QueueConfig struct {
 	// Enabled accepts mail for remote recipients (authenticated users,
 	// relaynets, relay domains, routes) and delivers it; without the
@@ -36,16 +36,16 @@ type QueueConfig struct {
 	Expiry Duration `toml:"expiry"`
 }
 
-// defaultQueueConfig mirrors the smtp.Queue defaults.
+// defaultQueueConfig mirrors the queue.Queue defaults.
 func defaultQueueConfig() QueueConfig {
 	return QueueConfig{
 		Enabled:        true,
-		Concurrency:    smtp.DefaultQueueConcurrency,
-		PerDestination: smtp.DefaultPerDestination,
-		RetryMin:       Duration{smtp.DefaultRetryMin},
-		RetryMax:       Duration{smtp.DefaultRetryMax},
-		DelayWarning:   Duration{smtp.DefaultDelayWarning},
-		Expiry:         Duration{smtp.DefaultExpiry},
+		Concurrency:    queue.DefaultConcurrency,
+		PerDestination: queue.DefaultPerDestination,
+		RetryMin:       Duration{queue.DefaultRetryMin},
+		RetryMax:       Duration{queue.DefaultRetryMax},
+		DelayWarning:   Duration{queue.DefaultDelayWarning},
+		Expiry:         Duration{queue.DefaultExpiry},
 	}
 }
 
@@ -67,13 +67,13 @@ func (c QueueConfig) validate() error {
 
 // newQueue opens the outbound queue in DATA_DIR/queue; reg, if set,
 // receives its metrics.
-func newQueue(cfg Config, st *sqlite.Store, router smtp.Router, logger *slog.Logger, metrics smtp.Metrics) (*smtp.Queue, error) {
+func newQueue(cfg Config, st *sqlite.Store, router queue.Router, logger *slog.Logger, metrics queue.Metrics) (*queue.Queue, error) {
 	qc := cfg.Queue
 	warn := qc.DelayWarning.Duration
 	if warn == 0 {
-		warn = -1 // smtp.QueueOptions: negative is never
+		warn = -1 // queue.Options: negative is never
 	}
-	q, err := smtp.NewQueue(smtp.QueueOptions{
+	q, err := queue.New(queue.Options{
 		Dir:            filepath.Join(cfg.DataDir, "queue"),
 		Records:        st,
 		Deliverer:      st,
@@ -98,7 +98,7 @@ func newQueue(cfg Config, st *sqlite.Store, router smtp.Router, logger *slog.Log
 // queueAdmin opens the queue of the data directory for the admin commands
 // (not started: the running server delivers; it sees changes within
 // seconds).
-func (a *admin) queueAdmin() (*smtp.Queue, error) {
+func (a *admin) queueAdmin() (*queue.Queue, error) {
 	rules, err := a.cfg.Routing.routingRules()
 	if err != nil {
 		return nil, err

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
-	"github.com/mailyard/mailyard/smtp"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
 
@@ -86,7 +86,7 @@ func TestQueueConfigErrors(t *testing.T) {
 			t.Errorf("%q: error %v, want one naming %s", text, err, key)
 		}
 	}
-	if _, err := smtp.NewQueue(smtp.QueueOptions{}); err == nil {
+	if _, err := queue.New(queue.Options{}); err == nil {
 		t.Error("a queue without options was created")
 	}
 }

@@ -1,4 +1,4 @@
-package smtp
+package queue
 
 import (
 	"context"
@@ -84,7 +84,7 @@ func (q *Queue) apply(ctx context.Context, msg string, changes []change) {
 			// By pointer: the merged entry (c.e = e below) is what the
 			// in-memory item takes once the transaction commits.
 			c := &changes[i]
-			cur, err := tx.Get(QueueNamespace, c.it.key)
+			cur, err := tx.Get(Namespace, c.it.key)
 			if errors.Is(err, store.ErrNotFound) {
 				continue // deleted by an admin meanwhile
 			}
@@ -92,7 +92,7 @@ func (q *Queue) apply(ctx context.Context, msg string, changes []change) {
 				return err
 			}
 			if c.drop {
-				if err := tx.Delete(QueueNamespace, c.it.key); err != nil {
+				if err := tx.Delete(Namespace, c.it.key); err != nil {
 					return err
 				}
 				continue
@@ -104,11 +104,11 @@ func (q *Queue) apply(ctx context.Context, msg string, changes []change) {
 			// Keep what an admin changed meanwhile (a hold).
 			e.Attempts, e.LastError, e.RemoteMTA, e.Warned, e.Next = c.e.Attempts, c.e.LastError, c.e.RemoteMTA, c.e.Warned, c.e.Next
 			c.e = e
-			if err := store.PutJSON(tx, QueueNamespace, c.it.key, e, -1); err != nil {
+			if err := store.PutJSON(tx, Namespace, c.it.key, e, -1); err != nil {
 				return err
 			}
 		}
-		rest, err := tx.List(QueueNamespace, msg+"/", 1)
+		rest, err := tx.List(Namespace, msg+"/", 1)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package smtp
+package queue
 
 import (
 	"context"
@@ -16,12 +16,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mailyard/mailyard/internal/durable"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 )
 
-// Defaults applied to zero QueueOptions fields.
+// Defaults applied to zero Options fields.
 const (
 	// DefaultRetryMin is the wait after the first failed attempt; each
 	// further failure doubles it, up to DefaultRetryMax. Postfix's
@@ -35,35 +34,35 @@ const (
 	// DefaultExpiry is when the queue gives up and bounces: RFC 5321
 	// §4.5.4.1 asks for at least 4-5 days.
 	DefaultExpiry = 5 * 24 * time.Hour
-	// DefaultQueueConcurrency bounds deliveries in progress in all.
-	DefaultQueueConcurrency = 64
+	// DefaultConcurrency bounds deliveries in progress in all.
+	DefaultConcurrency = 64
 	// DefaultPerDestination bounds connections to one destination.
 	DefaultPerDestination = 8
-	// DefaultQueuePoll is how often the queue re-reads its records, to see
+	// DefaultPollInterval is how often the queue re-reads its records, to see
 	// changes made by other processes (the admin commands).
-	DefaultQueuePoll = 5 * time.Second
+	DefaultPollInterval = 5 * time.Second
 	// DefaultConnectTimeout bounds one TCP connect.
 	DefaultConnectTimeout = 30 * time.Second
 )
 
-// ErrQueueClosed is returned by Enqueue after Close.
-var ErrQueueClosed = errors.New("smtp: queue closed")
+// ErrClosed is returned by Enqueue after Close.
+var ErrClosed = errors.New("queue: closed")
 
-// OutboundResolver is the DNS the queue uses to find next hops: MX
+// Resolver is the DNS the queue uses to find next hops: MX
 // (RFC 5321 §5.1) and address records. *net.Resolver and dkim.Resolver
 // implementations satisfy it.
-type OutboundResolver interface {
+type Resolver interface {
 	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
 	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
 }
 
-// QueueOptions configure a [Queue]. Dir, Records, Deliverer and Router are
+// Options configure a [Queue]. Dir, Records, Deliverer and Router are
 // required; every other zero field takes the documented default.
-type QueueOptions struct {
+type Options struct {
 	// Dir holds one fsynced file per queued message body. It is created
 	// if missing. Give every Queue its own directory.
 	Dir string
-	// Records keeps the per-recipient state (namespace QueueNamespace),
+	// Records keeps the per-recipient state (namespace Namespace),
 	// committed durably before Enqueue returns. Every store backend
 	// satisfies it.
 	Records store.Records
@@ -73,7 +72,7 @@ type QueueOptions struct {
 	Deliverer store.Deliverer
 	Router    Router
 	// Resolver finds MX and address records. Default net.DefaultResolver.
-	Resolver OutboundResolver
+	Resolver Resolver
 	// Dial opens TCP connections. Default: a net.Dialer with
 	// DefaultConnectTimeout.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -114,7 +113,7 @@ type QueueOptions struct {
 	Now func() time.Time
 }
 
-func (o QueueOptions) withDefaults() (QueueOptions, error) {
+func (o Options) withDefaults() (Options, error) {
 	var errs []error
 	if o.Dir == "" {
 		errs = append(errs, errors.New("option Dir is required"))
@@ -132,7 +131,7 @@ func (o QueueOptions) withDefaults() (QueueOptions, error) {
 		errs = append(errs, errors.New("options Concurrency, PerDestination, RetryMin, RetryMax, Expiry and PollInterval must not be negative"))
 	}
 	if len(errs) > 0 {
-		return o, fmt.Errorf("smtp: invalid queue options: %w", errors.Join(errs...))
+		return o, fmt.Errorf("queue: invalid options: %w", errors.Join(errs...))
 	}
 	if o.Resolver == nil {
 		o.Resolver = net.DefaultResolver
@@ -147,13 +146,13 @@ func (o QueueOptions) withDefaults() (QueueOptions, error) {
 	if o.TLSConfig == nil {
 		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	defaultTo(&o.Concurrency, DefaultQueueConcurrency)
+	defaultTo(&o.Concurrency, DefaultConcurrency)
 	defaultTo(&o.PerDestination, DefaultPerDestination)
 	defaultTo(&o.RetryMin, DefaultRetryMin)
 	defaultTo(&o.RetryMax, DefaultRetryMax)
 	defaultTo(&o.DelayWarning, DefaultDelayWarning)
 	defaultTo(&o.Expiry, DefaultExpiry)
-	defaultTo(&o.PollInterval, DefaultQueuePoll)
+	defaultTo(&o.PollInterval, DefaultPollInterval)
 	if o.RetryMax < o.RetryMin {
 		o.RetryMax = o.RetryMin
 	}
@@ -219,7 +218,7 @@ func (o QueueOptions) withDefaults() (QueueOptions, error) {
 // submission), so the queue sends the bytes as accepted; DSNs are not
 // signed.
 type Queue struct {
-	opts    QueueOptions
+	opts    Options
 	log     *slog.Logger
 	metrics *queueMetrics
 
@@ -235,7 +234,8 @@ type Queue struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	runCtx   context.Context
-	spooling sync.WaitGroup // bodies written but not yet committed or aborted
+	spooling sync.WaitGroup   // bodies written but not yet committed or aborted
+	spooled  map[string]int64 // their sizes, by id
 }
 
 // queueEntry is the stored state of one recipient of one message.
@@ -312,17 +312,17 @@ func (it *queueItem) route() (routing.Hop, error) {
 
 // NewQueue returns a queue on opts. It does not deliver until Start; the
 // admin operations work without Start.
-func NewQueue(opts QueueOptions) (*Queue, error) {
+func New(opts Options) (*Queue, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("smtp: queue dir: %w", err)
+		return nil, fmt.Errorf("queue: dir: %w", err)
 	}
 	q := &Queue{
 		opts: o, log: o.Logger.With("component", "queue"),
-		entries: map[string]*queueItem{}, dests: map[string]*destination{},
+		entries: map[string]*queueItem{}, dests: map[string]*destination{}, spooled: map[string]int64{},
 		noTLS: newPlainHosts(maxNoTLSHosts, noTLSMemory), wake: make(chan struct{}, 1),
 	}
 	if q.metrics, err = newQueueMetrics(q, o.Metrics); err != nil {
@@ -377,7 +377,7 @@ func (q *Queue) Start(ctx context.Context) error {
 	q.mu.Lock()
 	if q.started || q.closed {
 		q.mu.Unlock()
-		return errors.New("smtp: queue already started or closed")
+		return errors.New("queue: already started or closed")
 	}
 	q.started = true
 	q.mu.Unlock()
@@ -425,14 +425,14 @@ func (q *Queue) reclaim(recs []store.Record) error {
 	}
 	des, err := os.ReadDir(q.opts.Dir)
 	if err != nil {
-		return fmt.Errorf("smtp: queue dir: %w", err)
+		return fmt.Errorf("queue: dir: %w", err)
 	}
 	for _, de := range des {
 		if de.IsDir() || ids[de.Name()] {
 			continue
 		}
 		if err := os.Remove(filepath.Join(q.opts.Dir, de.Name())); err != nil {
-			return fmt.Errorf("smtp: queue: reclaim: %w", err)
+			return fmt.Errorf("queue: reclaim: %w", err)
 		}
 		q.log.Info("orphan queue file removed", "file", de.Name())
 	}
@@ -444,9 +444,9 @@ func (q *Queue) listAll(ctx context.Context) ([]store.Record, error) {
 	var all []store.Record
 	after := ""
 	for {
-		recs, err := q.opts.Records.ListRecords(ctx, QueueNamespace, after, 1000)
+		recs, err := q.opts.Records.ListRecords(ctx, Namespace, after, 1000)
 		if err != nil {
-			return nil, fmt.Errorf("smtp: queue: %w", err)
+			return nil, fmt.Errorf("queue: %w", err)
 		}
 		all = append(all, recs...)
 		if len(recs) < 1000 {
@@ -472,130 +472,27 @@ func newMessageID(now time.Time) string {
 
 func (q *Queue) path(id string) string { return filepath.Join(q.opts.Dir, id) }
 
-// queuedBody is a message body written durably to the queue directory and
-// not yet committed: Commit makes it a queued message, Abort removes it.
-type queuedBody struct {
-	q    *Queue
-	id   string
-	size int64
-	done bool
-}
-
-// spool writes r to a new durable file (file and directory fsynced).
-func (q *Queue) spool(r io.Reader) (*queuedBody, error) {
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return nil, ErrQueueClosed
-	}
-	q.spooling.Add(1)
-	q.mu.Unlock()
-	id := newMessageID(q.opts.Now())
-	b := &queuedBody{q: q, id: id}
-	f, err := os.OpenFile(q.path(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		q.spooling.Done()
-		return nil, fmt.Errorf("smtp: queue: %w", err)
-	}
-	n, err := io.Copy(f, r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = durable.SyncDir(q.opts.Dir)
-	}
-	b.size = n
-	if err != nil {
-		b.Abort()
-		return nil, fmt.Errorf("smtp: queue: %w", err)
-	}
-	return b, nil
-}
-
-// Open returns the body from the start.
-func (b *queuedBody) Open() (*os.File, error) { return os.Open(b.q.path(b.id)) }
-
-// Abort removes an uncommitted body. It does nothing after Commit.
-func (b *queuedBody) Abort() {
-	if b.done {
-		return
-	}
-	b.done = true
-	os.Remove(b.q.path(b.id))
-	b.q.spooling.Done()
-}
-
-// Commit queues the body for the relay targets, durably.
-func (b *queuedBody) Commit(ctx context.Context, from string, utf8 bool, targets []routing.Decision) error {
-	if b.done {
-		return errors.New("smtp: queue: body already committed or aborted")
-	}
-	now := b.q.opts.Now()
-	items := make([]*queueItem, 0, len(targets))
-	err := b.q.opts.Records.UpdateRecords(ctx, func(tx store.RecordTx) error {
-		items = items[:0]
-		for i, d := range targets {
-			e := queueEntry{
-				Msg: b.id, From: from, Rcpt: d.Address, Hop: toStoredHop(d.Hop), UTF8: utf8 || !isASCII(from) || !isASCII(d.Address),
-				Size: b.size, Created: now, Next: now,
-			}
-			key := rcptKey(b.id, i)
-			if err := store.PutJSON(tx, QueueNamespace, key, e, 0); err != nil {
-				return err
-			}
-			items = append(items, &queueItem{key: key, e: e})
-		}
-		return nil
-	})
-	if err != nil {
-		b.Abort()
-		return fmt.Errorf("smtp: queue: commit: %w", err)
-	}
-	b.done = true
-	b.q.spooling.Done()
-	b.q.mu.Lock()
-	b.q.gen++
-	for _, it := range items {
-		b.q.entries[it.key] = it
-	}
-	b.q.mu.Unlock()
-	b.q.kick()
-	return nil
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
 // Enqueue queues body from sender from ("" for the null sender) for the
 // Relay decisions in targets (their Address and Hop are used), durably:
 // when it returns nil, the message survives a crash. It returns the
 // message id. Decisions of other kinds are an error.
 func (q *Queue) Enqueue(ctx context.Context, from string, targets []routing.Decision, body io.Reader) (string, error) {
 	if len(targets) == 0 {
-		return "", errors.New("smtp: queue: no recipients")
+		return "", errors.New("queue: no recipients")
 	}
 	for _, d := range targets {
 		if d.Kind != routing.Relay || d.Address == "" {
-			return "", fmt.Errorf("smtp: queue: %q is not a relay decision", d.Address)
+			return "", fmt.Errorf("queue: %q is not a relay decision", d.Address)
 		}
 	}
-	b, err := q.spool(body)
+	id, err := q.Spool(ctx, body)
 	if err != nil {
 		return "", err
 	}
-	if err := b.Commit(ctx, from, false, targets); err != nil {
+	if err := q.Commit(ctx, id, from, false, targets); err != nil {
 		return "", err
 	}
-	return b.id, nil
+	return id, nil
 }
 
 // kick wakes the scheduler.

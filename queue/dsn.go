@@ -1,4 +1,4 @@
-package smtp
+package queue
 
 import (
 	"bufio"
@@ -44,7 +44,7 @@ func (q *Queue) sendDSN(ctx context.Context, e queueEntry, rcpts []dsnRcpt) erro
 	msg := buildDSN(q.opts.Hostname, q.opts.Now(), e, rcpts, q.opts.Expiry, headers)
 	res, err := q.opts.Router.Resolve(ctx, routing.Envelope{From: "", Authenticated: true}, e.From)
 	if err != nil {
-		return fmt.Errorf("smtp: DSN: routing %s: %w", e.From, err)
+		return fmt.Errorf("queue: DSN: routing %s: %w", e.From, err)
 	}
 	var local []store.Recipient
 	var remote []routing.Decision
@@ -62,14 +62,14 @@ func (q *Queue) sendDSN(ctx context.Context, e queueEntry, rcpts []dsnRcpt) erro
 		if _, err := q.opts.Deliverer.Deliver(ctx, store.Delivery{Recipients: local, InternalDate: q.opts.Now()}, bytes.NewReader(msg)); err != nil {
 			var qe *store.QuotaError
 			if !errors.As(err, &qe) {
-				return fmt.Errorf("smtp: DSN: %w", err)
+				return fmt.Errorf("queue: DSN: %w", err)
 			}
 			q.log.Warn("DSN dropped: sender's mailbox is full", "to", e.From)
 		}
 	}
 	if len(remote) > 0 {
 		if _, err := q.Enqueue(ctx, "", remote, bytes.NewReader(msg)); err != nil {
-			return fmt.Errorf("smtp: DSN: %w", err)
+			return fmt.Errorf("queue: DSN: %w", err)
 		}
 	}
 	q.metrics.dsns.WithLabelValues(rcpts[0].action).Inc()
@@ -81,7 +81,7 @@ func (q *Queue) sendDSN(ctx context.Context, e queueEntry, rcpts []dsnRcpt) erro
 func (q *Queue) originalHeaders(id string) ([]byte, error) {
 	f, err := os.Open(q.path(id))
 	if err != nil {
-		return nil, fmt.Errorf("smtp: DSN: %w", err)
+		return nil, fmt.Errorf("queue: DSN: %w", err)
 	}
 	defer f.Close()
 	return headerBlock(bufio.NewReader(io.LimitReader(f, maxDSNHeaders))), nil

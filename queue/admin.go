@@ -1,4 +1,4 @@
-package smtp
+package queue
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// QueueEntry is one recipient of one queued message, as List shows it.
-type QueueEntry struct {
+// Entry is one recipient of one queued message, as List shows it.
+type Entry struct {
 	// ID is the message id; every recipient of a message shares it.
 	ID        string
 	From      string // "" for the null sender
@@ -34,22 +34,22 @@ type QueueEntry struct {
 
 // ErrNoSuchMessage is returned by the admin operations for an id with no
 // queued recipient.
-var ErrNoSuchMessage = errors.New("smtp: no such queued message")
+var ErrNoSuchMessage = errors.New("queue: no such queued message")
 
 // List returns every queued recipient, oldest message first. It reads the
 // records, so it shows the queue of any process on the same store.
-func (q *Queue) List(ctx context.Context) ([]QueueEntry, error) {
+func (q *Queue) List(ctx context.Context) ([]Entry, error) {
 	recs, err := q.listAll(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]QueueEntry, 0, len(recs))
+	out := make([]Entry, 0, len(recs))
 	for _, r := range recs {
 		var e queueEntry
 		if err := store.DecodeJSON(r, &e); err != nil {
-			return nil, fmt.Errorf("smtp: queue: %w", err)
+			return nil, fmt.Errorf("queue: %w", err)
 		}
-		out = append(out, QueueEntry{
+		out = append(out, Entry{
 			ID: e.Msg, From: e.From, Recipient: e.Rcpt, NextHop: e.Hop.NextHop, TLS: e.Hop.TLS.String(),
 			Route: e.Hop.Route, Size: e.Size, Created: e.Created, Next: e.Next, Attempts: e.Attempts,
 			Held: e.Held, LastError: e.LastError,
@@ -82,7 +82,7 @@ func (q *Queue) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	if err := os.Remove(q.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("smtp: queue: %w", err)
+		return fmt.Errorf("queue: %w", err)
 	}
 	return nil
 }
@@ -96,7 +96,7 @@ func (q *Queue) modify(ctx context.Context, id string, fn func(*queueEntry)) err
 	changed := map[string]queueEntry{}
 	err := q.opts.Records.UpdateRecords(ctx, func(tx store.RecordTx) error {
 		clear(changed)
-		recs, err := tx.List(QueueNamespace, id+"/", 0)
+		recs, err := tx.List(Namespace, id+"/", 0)
 		if err != nil {
 			return err
 		}
@@ -105,7 +105,7 @@ func (q *Queue) modify(ctx context.Context, id string, fn func(*queueEntry)) err
 				break
 			}
 			if fn == nil {
-				if err := tx.Delete(QueueNamespace, r.Key); err != nil {
+				if err := tx.Delete(Namespace, r.Key); err != nil {
 					return err
 				}
 				changed[r.Key] = queueEntry{}
@@ -116,7 +116,7 @@ func (q *Queue) modify(ctx context.Context, id string, fn func(*queueEntry)) err
 				return err
 			}
 			fn(&e)
-			if err := store.PutJSON(tx, QueueNamespace, r.Key, e, r.Version); err != nil {
+			if err := store.PutJSON(tx, Namespace, r.Key, e, r.Version); err != nil {
 				return err
 			}
 			changed[r.Key] = e
@@ -124,7 +124,7 @@ func (q *Queue) modify(ctx context.Context, id string, fn func(*queueEntry)) err
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("smtp: queue: %w", err)
+		return fmt.Errorf("queue: %w", err)
 	}
 	if len(changed) == 0 {
 		return fmt.Errorf("%w: %q", ErrNoSuchMessage, id)

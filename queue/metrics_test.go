@@ -1,4 +1,4 @@
-package smtp
+package queue
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/mailyard/mailyard/internal/metric"
+	"github.com/mailyard/mailyard/internal/testhop"
 	"github.com/mailyard/mailyard/internal/testpeer"
 	"github.com/mailyard/mailyard/routing"
 )
@@ -32,12 +33,12 @@ func gatheredIs(t testing.TB, reg *metric.Recorder, name string, labels map[stri
 // "failed" one, besides the bounce's).
 func TestQueueMetricsDeliveryResults(t *testing.T) {
 	reg := &metric.Recorder{}
-	hop := startHop(t, hopOptions{})
+	hop := testhop.Start(t, testhop.Options{})
 	// The queue's clock moves one attempt at a time: the deferred
 	// recipient is retried past DelayWarning before it expires however
 	// busy the machine is.
 	clock := queueClock()
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}}, func(o *QueueOptions) {
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hop.Route("remote.test", routing.TLSNone, nil)}}, func(o *Options) {
 		fastRetries(o)
 		withClock(clock)(o)
 		o.Metrics = reg
@@ -62,7 +63,7 @@ func TestQueueMetricsDeliveryResults(t *testing.T) {
 	// A second queue cannot declare its families to the same Metrics.
 	o := f.opts
 	o.Dir, o.Records, o.Deliverer, o.Router = t.TempDir(), f.st, f.st, f.table
-	if _, err := NewQueue(o); err == nil {
+	if _, err := New(o); err == nil {
 		t.Error("two queues registered the same metrics")
 	}
 }
@@ -76,7 +77,7 @@ func TestQueueMetricsSizeAndAge(t *testing.T) {
 	port := strconv.Itoa(testpeer.ReservePort(t).Addr().Port)
 	reg := &metric.Recorder{}
 	route := routing.Route{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + port, TLS: routing.TLSNone}}
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *QueueOptions) {
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *Options) {
 		o.RetryMin, o.RetryMax = time.Hour, time.Hour
 		o.Metrics = reg
 	})
@@ -141,7 +142,7 @@ func TestQueueMetricsDestinationConnections(t *testing.T) {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	reg := &metric.Recorder{}
 	route := routing.Route{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + port, TLS: routing.TLSNone}}
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *QueueOptions) { o.Metrics = reg })
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *Options) { o.Metrics = reg })
 	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
 	nh, err := routing.ParseNextHop("[127.0.0.1]:" + port)
 	if err != nil {
