@@ -38,9 +38,16 @@ const (
 	DefaultConcurrency = 64
 	// DefaultPerDestination bounds connections to one destination.
 	DefaultPerDestination = 8
-	// DefaultPollInterval is how often the queue re-reads its records, to see
-	// changes made by other processes (the admin commands).
+	// DefaultPollInterval is how often the scheduler asks the store for
+	// due recipients without being woken, to see changes made by other
+	// processes (the admin commands).
 	DefaultPollInterval = 5 * time.Second
+	// DefaultLease is how long a claimed recipient stays leased to the
+	// queue that claimed it: longer than any one attempt takes.
+	DefaultLease = 15 * time.Minute
+	// DefaultMaxInFlight bounds the recipients claimed and not yet
+	// settled: the queue's memory follows this, not the backlog.
+	DefaultMaxInFlight = 10000
 	// DefaultConnectTimeout bounds one TCP connect.
 	DefaultConnectTimeout = 30 * time.Second
 )
@@ -56,21 +63,30 @@ type Resolver interface {
 	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
 }
 
-// Options configure a [Queue]. Dir, Records, Deliverer and Router are
+// Options configure a [Queue]. Dir, Store, Deliverer and Router are
 // required; every other zero field takes the documented default.
 type Options struct {
 	// Dir holds one fsynced file per queued message body. It is created
 	// if missing. Give every Queue its own directory.
 	Dir string
-	// Records keeps the per-recipient state (namespace Namespace),
-	// committed durably before Enqueue returns. Every store backend
-	// satisfies it.
+	// Store keeps the recipients ([Store]), committed durably before
+	// Enqueue returns. store/sqlite and store/memstore implement it.
+	Store Store
+	// Records, if set, is where releases before package queue kept the
+	// queue (namespace [Namespace], one JSON record per recipient): Start
+	// moves what it finds there into Store once, so that nothing queued
+	// before an upgrade is lost.
 	Records store.Records
 	// Deliverer and Router deliver DSNs: the original sender is resolved
 	// with Router and a local sender's DSN is stored with Deliverer; a
 	// remote sender's DSN is queued like any message.
 	Deliverer store.Deliverer
 	Router    Router
+	// Routes finds each recipient's next hop and credentials by transport
+	// name when it is delivered. Default: Router, if it implements
+	// Routes (*routing.Table does); without one, the hop routing gave at
+	// enqueue time is used, without credentials.
+	Routes Routes
 	// Resolver finds MX and address records. Default net.DefaultResolver.
 	Resolver Resolver
 	// Dial opens TCP connections. Default: a net.Dialer with
@@ -79,6 +95,11 @@ type Options struct {
 	// Hostname is announced in EHLO, DSNs' Reporting-MTA and their
 	// MAILER-DAEMON sender. Default os.Hostname().
 	Hostname string
+	// Owner names this queue in the leases it takes ([Store]
+	// ClaimRecipients); a queue restarted with the same Owner takes its
+	// previous run's leases back at once. Give each node sharing a Store
+	// its own. Default: Hostname.
+	Owner string
 	// TLSConfig is the base client TLS configuration (RootCAs for hops with
 	// TLS policy "verify"). Default: the system roots.
 	TLSConfig *tls.Config
@@ -89,6 +110,12 @@ type Options struct {
 	// message while there is one.
 	Concurrency    int
 	PerDestination int
+	// MaxInFlight bounds the recipients claimed from the Store and not
+	// yet settled (default 10000).
+	MaxInFlight int
+	// Lease is how long a claim lasts (default 15m); an attempt still
+	// waiting when its lease ends is dropped and claimed again.
+	Lease time.Duration
 	// RetryMin, RetryMax: after the n-th failed attempt the next is
 	// RetryMin*2^(n-1) later, at most RetryMax (defaults 5m and 1h).
 	RetryMin, RetryMax time.Duration
@@ -98,8 +125,9 @@ type Options struct {
 	// Expiry is how long a recipient is retried before it bounces
 	// (default 5 days).
 	Expiry time.Duration
-	// PollInterval is how often the records are re-read to pick up changes
-	// made by other processes (default 5s).
+	// PollInterval is how often the scheduler looks for due recipients
+	// without being woken, to pick up changes made by other processes
+	// (default 5s).
 	PollInterval time.Duration
 
 	// Logger receives one line per attempt and per DSN. Default: discard.
@@ -118,8 +146,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Dir == "" {
 		errs = append(errs, errors.New("option Dir is required"))
 	}
-	if o.Records == nil {
-		errs = append(errs, errors.New("option Records is required"))
+	if o.Store == nil {
+		errs = append(errs, errors.New("option Store is required"))
 	}
 	if o.Deliverer == nil {
 		errs = append(errs, errors.New("option Deliverer is required"))
@@ -127,11 +155,14 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Router == nil {
 		errs = append(errs, errors.New("option Router is required"))
 	}
-	if o.Concurrency < 0 || o.PerDestination < 0 || o.RetryMin < 0 || o.RetryMax < 0 || o.Expiry < 0 || o.PollInterval < 0 {
-		errs = append(errs, errors.New("options Concurrency, PerDestination, RetryMin, RetryMax, Expiry and PollInterval must not be negative"))
+	if o.Concurrency < 0 || o.PerDestination < 0 || o.MaxInFlight < 0 || o.Lease < 0 || o.RetryMin < 0 || o.RetryMax < 0 || o.Expiry < 0 || o.PollInterval < 0 {
+		errs = append(errs, errors.New("options Concurrency, PerDestination, MaxInFlight, Lease, RetryMin, RetryMax, Expiry and PollInterval must not be negative"))
 	}
 	if len(errs) > 0 {
 		return o, fmt.Errorf("queue: invalid options: %w", errors.Join(errs...))
+	}
+	if o.Routes == nil {
+		o.Routes, _ = o.Router.(Routes)
 	}
 	if o.Resolver == nil {
 		o.Resolver = net.DefaultResolver
@@ -143,11 +174,14 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Hostname == "" {
 		o.Hostname = defaultHostname()
 	}
+	defaultTo(&o.Owner, o.Hostname)
 	if o.TLSConfig == nil {
 		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	defaultTo(&o.Concurrency, DefaultConcurrency)
 	defaultTo(&o.PerDestination, DefaultPerDestination)
+	defaultTo(&o.MaxInFlight, DefaultMaxInFlight)
+	defaultTo(&o.Lease, DefaultLease)
 	defaultTo(&o.RetryMin, DefaultRetryMin)
 	defaultTo(&o.RetryMax, DefaultRetryMax)
 	defaultTo(&o.DelayWarning, DefaultDelayWarning)
@@ -171,17 +205,22 @@ func (o Options) withDefaults() (Options, error) {
 //
 // How a message goes through the queue:
 //
-//  1. Enqueue (or the server, at DATA) writes the body to a new file in
-//     Dir and fsyncs the file and the directory.
-//  2. One record per recipient (sender, recipient, hop, attempt state) is
-//     committed in one store.Records transaction. Only then does Enqueue
-//     return (and the server answer 250): nothing acknowledged is lost.
-//  3. The scheduler picks recipients whose next attempt is due and that
-//     are not held, groups them by message and destination (the hop, and
-//     for MX delivery the recipient's domain) and hands each group to a
-//     worker of that destination (at most PerDestination per destination,
-//     Concurrency in all). A worker keeps its connection for the
-//     destination's next message.
+//  1. Enqueue (or the server: Spool at DATA) writes the body to a new
+//     file in Dir and fsyncs the file and the directory.
+//  2. One row per recipient (sender, recipient, transport name, attempt
+//     state; no credentials) is added to the [Store] in one transaction.
+//     Only then does Enqueue (Commit) return, and the server answer 250:
+//     nothing acknowledged is lost.
+//  3. The scheduler claims due recipients from the Store, found by its
+//     index on the next attempt time, with a lease (at most MaxInFlight
+//     at a time: memory follows what is in flight, not the backlog). For
+//     each it looks up the next hop and credentials by transport name in
+//     the current routing configuration ([Routes]), groups recipients by
+//     message and destination (the hop, and for MX delivery the
+//     recipient's domain) and hands each group to a worker of that
+//     destination (at most PerDestination per destination, Concurrency
+//     in all). A worker keeps its connection for the destination's next
+//     message.
 //  4. The worker finds the hosts: MX records sorted by preference with the
 //     domain itself as implicit MX when there are none (RFC 5321 §5.1), a
 //     null MX (RFC 7505) fails permanently; then each host's addresses.
@@ -193,26 +232,27 @@ func (o Options) withDefaults() (Options, error) {
 //     SMTPUTF8 are declared when the server offers them; a message that
 //     needs SMTPUTF8 fails permanently at a server without it (RFC 6531
 //     §3.2).
-//  7. Each recipient's record is deleted on 2xx or a permanent (5xx)
-//     failure, and on a temporary failure gets its next attempt time:
-//     RetryMin doubled per attempt up to RetryMax (RFC 5321 §4.5.4.1).
-//     Once it has waited DelayWarning the sender gets one "delayed" DSN;
-//     after Expiry it bounces. When no record of a message is left, its
-//     file is removed.
+//  7. Each recipient is settled in the Store: removed on 2xx or a
+//     permanent (5xx) failure, and on a temporary failure given its next
+//     attempt time: RetryMin doubled per attempt up to RetryMax (RFC 5321
+//     §4.5.4.1). Once it has waited DelayWarning the sender gets one
+//     "delayed" DSN; after Expiry it bounces. When no recipient of a
+//     message is left, its file is removed.
 //  8. DSNs (RFC 3464 multipart/report) have the null sender and go to the
 //     envelope sender through routing, locally or through the queue. A
 //     message with the null sender never gets one (RFC 3461 §6.2, RFC 5321
 //     §4.5.5), which ends bounce loops.
 //
-// Guarantees: a recipient's record is only removed after the next hop
-// accepted the message, or after its DSN is durable; a crash (even
-// SIGKILL) at any point repeats at most the attempts in progress
-// (at-least-once; a duplicate needs a crash between the next hop's 250
-// and the record's deletion). Start removes body files without records
-// (left by a crash before step 2, never acknowledged). Admin operations
-// (List, Hold, Release, RetryNow, Delete) work on the records, from this
-// process or another on the same store; a running queue sees another
-// process's changes within PollInterval.
+// Guarantees: a recipient is only removed after the next hop accepted the
+// message, or after its DSN is durable; a crash (even SIGKILL) at any
+// point repeats at most the attempts in progress (at-least-once; a
+// duplicate needs a crash between the next hop's 250 and the settlement).
+// A restarted queue with the same Owner takes its leases back at Start;
+// another node's crashed claims wait for their lease to end. Start removes
+// body files without recipients (left by a crash before step 2, never
+// acknowledged). Admin operations (List, Recipients, Hold, Release,
+// RetryNow, Delete) work on the Store, from this process or another; a
+// running queue sees another process's changes within PollInterval.
 //
 // DKIM signing happens when mail is accepted (smtp.Options.DKIMKeys on
 // submission), so the queue sends the bytes as accepted; DSNs are not
@@ -223,10 +263,9 @@ type Queue struct {
 	metrics *queueMetrics
 
 	mu       sync.Mutex
-	entries  map[string]*queueItem   // by record key
 	dests    map[string]*destination // by destination key
+	inflight int                     // recipients claimed, not yet settled
 	active   int                     // workers running
-	gen      uint64                  // counts changes to entries, for resync
 	started  bool
 	closed   bool
 	noTLS    *plainHosts // next hops that did not offer STARTTLS
@@ -238,79 +277,7 @@ type Queue struct {
 	spooled  map[string]int64 // their sizes, by id
 }
 
-// queueEntry is the stored state of one recipient of one message.
-type queueEntry struct {
-	Msg      string    `json:"msg"`
-	From     string    `json:"from"`
-	Rcpt     string    `json:"rcpt"`
-	Hop      storedHop `json:"hop"`
-	UTF8     bool      `json:"utf8,omitempty"`
-	Size     int64     `json:"size"`
-	Created  time.Time `json:"created"`
-	Next     time.Time `json:"next"`
-	Attempts int       `json:"attempts,omitempty"`
-	Held     bool      `json:"held,omitempty"`
-	Warned   bool      `json:"warned,omitempty"`
-	// LastError is the last temporary failure, for List and DSNs.
-	LastError string `json:"last_error,omitempty"`
-	// RemoteMTA is the host that gave LastError.
-	RemoteMTA string `json:"remote_mta,omitempty"`
-}
-
-// storedHop is routing.Hop in the record.
-type storedHop struct {
-	NextHop  string            `json:"next_hop,omitempty"`
-	TLS      routing.TLSPolicy `json:"tls"`
-	Username string            `json:"user,omitempty"`
-	Password string            `json:"pass,omitempty"`
-	Route    string            `json:"route,omitempty"`
-}
-
-func toStoredHop(h routing.Hop) storedHop {
-	s := storedHop{NextHop: h.NextHop.String(), TLS: h.TLS, Route: h.Route}
-	if h.Auth != nil {
-		s.Username, s.Password = h.Auth.Username, h.Auth.Password
-	}
-	return s
-}
-
-func (s storedHop) hop() (routing.Hop, error) {
-	nh, err := routing.ParseNextHop(s.NextHop)
-	if err != nil {
-		return routing.Hop{}, err
-	}
-	h := routing.Hop{NextHop: nh, TLS: s.TLS, Route: s.Route}
-	if s.Username != "" {
-		h.Auth = &routing.Credentials{Username: s.Username, Password: s.Password}
-	}
-	return h, nil
-}
-
-// queueItem is a record held in memory by the scheduler.
-type queueItem struct {
-	key  string
-	e    queueEntry
-	busy bool // a worker has it
-	// hop is e.Hop parsed, once (the scheduler looks at every due item on
-	// every pass); nil until route is first called. An item's hop never
-	// changes: admin operations change only Held and Next.
-	hop *routing.Hop
-}
-
-// route returns the item's parsed next hop. The caller holds the queue's
-// mutex.
-func (it *queueItem) route() (routing.Hop, error) {
-	if it.hop == nil {
-		h, err := it.e.Hop.hop()
-		if err != nil {
-			return routing.Hop{}, err
-		}
-		it.hop = &h
-	}
-	return *it.hop, nil
-}
-
-// NewQueue returns a queue on opts. It does not deliver until Start; the
+// New returns a queue on opts. It does not deliver until Start; the
 // admin operations work without Start.
 func New(opts Options) (*Queue, error) {
 	o, err := opts.withDefaults()
@@ -322,7 +289,7 @@ func New(opts Options) (*Queue, error) {
 	}
 	q := &Queue{
 		opts: o, log: o.Logger.With("component", "queue"),
-		entries: map[string]*queueItem{}, dests: map[string]*destination{}, spooled: map[string]int64{},
+		dests: map[string]*destination{}, spooled: map[string]int64{},
 		noTLS: newPlainHosts(maxNoTLSHosts, noTLSMemory), wake: make(chan struct{}, 1),
 	}
 	if q.metrics, err = newQueueMetrics(q, o.Metrics); err != nil {
@@ -331,7 +298,7 @@ func New(opts Options) (*Queue, error) {
 	return q, nil
 }
 
-// queueState is a count of the scheduler's view, for the metrics.
+// queueState is a count of the queue, for the metrics.
 type queueState struct {
 	ready, deferred, held int
 	oldest                time.Duration
@@ -340,27 +307,18 @@ type queueState struct {
 
 // snapshot counts the recipients by state and the workers by destination.
 func (q *Queue) snapshot() queueState {
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	now := q.opts.Now()
 	s := queueState{conns: map[string]int{}}
-	var oldest time.Time
-	for _, it := range q.entries {
-		switch {
-		case it.e.Held:
-			s.held++
-		case it.busy || !it.e.Next.After(now):
-			s.ready++
-		default:
-			s.deferred++
-		}
-		if oldest.IsZero() || it.e.Created.Before(oldest) {
-			oldest = it.e.Created
-		}
+	c, err := q.opts.Store.CountRecipients(context.Background(), now)
+	if err != nil {
+		q.log.Error("queue count failed", "err", err)
 	}
-	if !oldest.IsZero() {
-		s.oldest = max(now.Sub(oldest), 0)
+	s.ready, s.deferred, s.held = c.Ready, c.Deferred, c.Held
+	if !c.Oldest.IsZero() {
+		s.oldest = max(now.Sub(c.Oldest), 0)
 	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	for _, d := range q.dests {
 		if d.workers > 0 {
 			s.conns[d.label] += d.workers
@@ -369,10 +327,11 @@ func (q *Queue) snapshot() queueState {
 	return s
 }
 
-// Start recovers the queue after a restart (reads every record, removes
-// body files no record refers to) and starts delivering until Close.
-// Call it before any Enqueue of this process: files being written by a
-// concurrent Enqueue would look orphaned.
+// Start recovers the queue after a restart (moves records of the old
+// format into the Store, takes back this Owner's leases, removes body
+// files without recipients) and starts delivering until Close. Call it
+// before any Enqueue of this process: files being written by a concurrent
+// Enqueue would look orphaned.
 func (q *Queue) Start(ctx context.Context) error {
 	q.mu.Lock()
 	if q.started || q.closed {
@@ -381,11 +340,13 @@ func (q *Queue) Start(ctx context.Context) error {
 	}
 	q.started = true
 	q.mu.Unlock()
-	recs, err := q.resync(ctx)
-	if err != nil {
+	if err := q.migrateRecords(ctx); err != nil {
 		return err
 	}
-	if err := q.reclaim(recs); err != nil {
+	if err := q.opts.Store.ReleaseLeases(ctx, q.opts.Owner); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	if err := q.reclaim(ctx); err != nil {
 		return err
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -398,7 +359,8 @@ func (q *Queue) Start(ctx context.Context) error {
 }
 
 // Close stops delivering and waits for attempts in progress to end (they
-// are cut short; their recipients are retried after a restart).
+// are cut short; their recipients are retried after a restart or when
+// their lease ends).
 func (q *Queue) Close() error {
 	q.mu.Lock()
 	if q.closed {
@@ -413,23 +375,32 @@ func (q *Queue) Close() error {
 		cancel()
 	}
 	q.wg.Wait()
+	if cancel != nil {
+		if err := q.opts.Store.ReleaseLeases(context.Background(), q.opts.Owner); err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
+	}
 	return nil
 }
 
-// reclaim removes body files without records (and temp files); recs
-// are every queue record.
-func (q *Queue) reclaim(recs []store.Record) error {
-	ids := map[string]bool{}
-	for _, r := range recs {
-		ids[msgOfKey(r.Key)] = true
-	}
+// reclaim removes body files without recipients (and temp files).
+func (q *Queue) reclaim(ctx context.Context) error {
 	des, err := os.ReadDir(q.opts.Dir)
 	if err != nil {
 		return fmt.Errorf("queue: dir: %w", err)
 	}
 	for _, de := range des {
-		if de.IsDir() || ids[de.Name()] {
+		if de.IsDir() {
 			continue
+		}
+		if validID(de.Name()) {
+			rs, err := q.opts.Store.MessageRecipients(ctx, de.Name())
+			if err != nil {
+				return fmt.Errorf("queue: reclaim: %w", err)
+			}
+			if len(rs) > 0 {
+				continue
+			}
 		}
 		if err := os.Remove(filepath.Join(q.opts.Dir, de.Name())); err != nil {
 			return fmt.Errorf("queue: reclaim: %w", err)
@@ -439,32 +410,6 @@ func (q *Queue) reclaim(recs []store.Record) error {
 	return nil
 }
 
-// listAll reads every queue record, page by page.
-func (q *Queue) listAll(ctx context.Context) ([]store.Record, error) {
-	var all []store.Record
-	after := ""
-	for {
-		recs, err := q.opts.Records.ListRecords(ctx, Namespace, after, 1000)
-		if err != nil {
-			return nil, fmt.Errorf("queue: %w", err)
-		}
-		all = append(all, recs...)
-		if len(recs) < 1000 {
-			return all, nil
-		}
-		after = recs[len(recs)-1].Key
-	}
-}
-
-func msgOfKey(key string) string {
-	if i := strings.IndexByte(key, '/'); i >= 0 {
-		return key[:i]
-	}
-	return key
-}
-
-func rcptKey(msg string, i int) string { return fmt.Sprintf("%s/%04d", msg, i) }
-
 // newMessageID returns a fresh id that sorts by creation time.
 func newMessageID(now time.Time) string {
 	return strconv.FormatInt(now.UnixMilli(), 36) + strings.ToLower(rand.Text()[:10])
@@ -473,17 +418,12 @@ func newMessageID(now time.Time) string {
 func (q *Queue) path(id string) string { return filepath.Join(q.opts.Dir, id) }
 
 // Enqueue queues body from sender from ("" for the null sender) for the
-// Relay decisions in targets (their Address and Hop are used), durably:
-// when it returns nil, the message survives a crash. It returns the
-// message id. Decisions of other kinds are an error.
+// Relay decisions in targets (their Address, Hop and Rule are used),
+// durably: when it returns nil, the message survives a crash. It returns
+// the message id. Decisions of other kinds are an error.
 func (q *Queue) Enqueue(ctx context.Context, from string, targets []routing.Decision, body io.Reader) (string, error) {
-	if len(targets) == 0 {
-		return "", errors.New("queue: no recipients")
-	}
-	for _, d := range targets {
-		if d.Kind != routing.Relay || d.Address == "" {
-			return "", fmt.Errorf("queue: %q is not a relay decision", d.Address)
-		}
+	if err := checkTargets(targets); err != nil {
+		return "", err
 	}
 	id, err := q.Spool(ctx, body)
 	if err != nil {
@@ -495,49 +435,25 @@ func (q *Queue) Enqueue(ctx context.Context, from string, targets []routing.Deci
 	return id, nil
 }
 
+// checkTargets refuses an empty list and decisions that are not relays.
+func checkTargets(targets []routing.Decision) error {
+	if len(targets) == 0 {
+		return errors.New("queue: no recipients")
+	}
+	for _, d := range targets {
+		if d.Kind != routing.Relay || d.Address == "" {
+			return fmt.Errorf("queue: %q is not a relay decision", d.Address)
+		}
+	}
+	return nil
+}
+
 // kick wakes the scheduler.
 func (q *Queue) kick() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
-}
-
-// resync replaces the in-memory view with the records, keeping the items
-// a worker holds. It returns the records it read.
-func (q *Queue) resync(ctx context.Context) ([]store.Record, error) {
-	q.mu.Lock()
-	gen := q.gen
-	q.mu.Unlock()
-	recs, err := q.listAll(ctx)
-	if err != nil {
-		return nil, err
-	}
-	fresh := make(map[string]*queueItem, len(recs))
-	for _, r := range recs {
-		var e queueEntry
-		if err := store.DecodeJSON(r, &e); err != nil {
-			q.log.Error("unreadable queue record skipped", "key", r.Key, "err", err)
-			continue
-		}
-		fresh[r.Key] = &queueItem{key: r.Key, e: e}
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.gen != gen {
-		// This process changed records while they were read: the list
-		// may be stale. The next poll tries again.
-		return recs, nil
-	}
-	for k, it := range q.entries {
-		if it.busy {
-			fresh[k] = it
-		} else if f := fresh[k]; f != nil && it.hop != nil && f.e.Hop == it.e.Hop {
-			f.hop = it.hop // parsed already
-		}
-	}
-	q.entries = fresh
-	return recs, nil
 }
 
 // backoff is the wait after the n-th failed attempt (n >= 1).

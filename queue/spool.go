@@ -9,7 +9,6 @@ import (
 
 	"github.com/mailyard/mailyard/internal/durable"
 	"github.com/mailyard/mailyard/routing"
-	"github.com/mailyard/mailyard/store"
 )
 
 // ErrNotSpooled is returned by Commit for an id that Spool did not return,
@@ -95,43 +94,34 @@ func (q *Queue) takeSpooled(id string) (int64, bool) {
 }
 
 // Commit queues spooled body id from sender from ("" for the null sender)
-// for the relay targets (their Address and Hop are used), durably (step 2
-// of [Queue]): when it returns nil, the message survives a crash. utf8
-// says the message needs SMTPUTF8 (RFC 6531). On error the body is
-// removed.
+// for the relay targets (their Address, Hop and Rule are used), durably
+// (step 2 of [Queue]): when it returns nil, the message survives a crash.
+// Each recipient keeps the name of the routing entry that chose its hop
+// (routing.TransportOf), not the hop's credentials. utf8 says the message
+// needs SMTPUTF8 (RFC 6531). On error the body is removed.
 func (q *Queue) Commit(ctx context.Context, id, from string, utf8 bool, targets []routing.Decision) error {
 	size, ok := q.takeSpooled(id)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNotSpooled, id)
 	}
 	defer q.spooling.Done()
+	if err := checkTargets(targets); err != nil {
+		os.Remove(q.path(id))
+		return err
+	}
 	now := q.opts.Now()
-	items := make([]*queueItem, 0, len(targets))
-	err := q.opts.Records.UpdateRecords(ctx, func(tx store.RecordTx) error {
-		items = items[:0]
-		for i, d := range targets {
-			e := queueEntry{
-				Msg: id, From: from, Rcpt: d.Address, Hop: toStoredHop(d.Hop), UTF8: utf8 || !isASCII(from) || !isASCII(d.Address),
-				Size: size, Created: now, Next: now,
-			}
-			key := rcptKey(id, i)
-			if err := store.PutJSON(tx, Namespace, key, e, 0); err != nil {
-				return err
-			}
-			items = append(items, &queueItem{key: key, e: e})
+	rcpts := make([]Recipient, len(targets))
+	for i, d := range targets {
+		rcpts[i] = Recipient{
+			Msg: id, Index: i, From: from, Address: d.Address,
+			Transport: routing.TransportOf(d), NextHop: d.Hop.NextHop.String(), TLS: d.Hop.TLS,
+			UTF8: utf8 || !isASCII(from) || !isASCII(d.Address), Size: size, Created: now, Next: now,
 		}
-		return nil
-	})
-	if err != nil {
+	}
+	if err := q.opts.Store.EnqueueRecipients(ctx, rcpts); err != nil {
 		os.Remove(q.path(id))
 		return fmt.Errorf("queue: commit: %w", err)
 	}
-	q.mu.Lock()
-	q.gen++
-	for _, it := range items {
-		q.entries[it.key] = it
-	}
-	q.mu.Unlock()
 	q.kick()
 	return nil
 }

@@ -19,24 +19,6 @@ import (
 	"github.com/mailyard/mailyard/routing"
 )
 
-// destination is where jobs with the same hop (and, for MX delivery, the
-// same recipient domain) go; its workers share nothing but the job list.
-type destination struct {
-	key     string
-	label   string // for metrics: the next hop, or MX:domain; no credentials
-	pending []*outJob
-	workers int
-	signal  chan struct{} // a job was added, for lingering workers
-}
-
-// outJob is one message for the recipients of one destination.
-type outJob struct {
-	msg    string
-	items  []*queueItem
-	hop    routing.Hop
-	domain string // the recipients' domain, for MX delivery
-}
-
 // idleLinger is how long a worker keeps its connection open waiting for
 // the destination's next message.
 const idleLinger = time.Second
@@ -98,168 +80,6 @@ func (p *plainHosts) add(addr string, now time.Time) {
 // len is the number of hosts remembered (expired ones included until
 // they are looked up or swept).
 func (p *plainHosts) len() int { return len(p.until) }
-
-// destLabel names a destination in metrics.
-func destLabel(j *outJob) string {
-	if j.hop.NextHop.Host == "" {
-		return "MX:" + j.domain
-	}
-	return j.hop.NextHop.String()
-}
-
-// destKey names a recipient's destination; hop is its parsed next hop.
-func destKey(e queueEntry, hop routing.Hop) string {
-	// The password too: a connection authenticated with one route's
-	// credentials must not carry another route's mail.
-	k := e.Hop.NextHop + "|" + e.Hop.TLS.String() + "|" + e.Hop.Username + "\x00" + e.Hop.Password
-	if hop.NextHop.Host == "" {
-		k += "|" + domainOf(e.Rcpt)
-	}
-	return k
-}
-
-// schedule is the scheduler goroutine (steps 3 and 7 of [Queue]).
-func (q *Queue) schedule(ctx context.Context) {
-	defer q.wg.Done()
-	poll := time.NewTicker(q.opts.PollInterval)
-	defer poll.Stop()
-	for {
-		next := q.dispatch(ctx)
-		wait := q.opts.PollInterval
-		if !next.IsZero() {
-			wait = min(wait, max(next.Sub(q.opts.Now()), 10*time.Millisecond))
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-q.wake:
-		case <-t.C:
-		case <-poll.C:
-			if _, err := q.resync(ctx); err != nil && ctx.Err() == nil {
-				q.log.Error("queue resync failed", "err", err)
-			}
-		}
-		t.Stop()
-	}
-}
-
-// dispatch hands due recipients to their destinations' workers and
-// returns when the next recipient falls due (zero: none waiting).
-func (q *Queue) dispatch(ctx context.Context) time.Time {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return time.Time{}
-	}
-	now := q.opts.Now()
-	var next time.Time
-	jobs := map[string]*outJob{}
-	var order []string
-	for _, it := range q.entries {
-		if it.busy || it.e.Held {
-			continue
-		}
-		if it.e.Next.After(now) {
-			if next.IsZero() || it.e.Next.Before(next) {
-				next = it.e.Next
-			}
-			continue
-		}
-		hop, err := it.route()
-		if err != nil {
-			q.log.Error("queue record with a bad hop skipped", "key", it.key, "err", err)
-			continue
-		}
-		dk := destKey(it.e, hop)
-		jk := it.e.Msg + "\x00" + dk
-		j := jobs[jk]
-		if j == nil {
-			j = &outJob{msg: it.e.Msg, hop: hop, domain: domainOf(it.e.Rcpt)}
-			jobs[jk] = j
-			order = append(order, jk)
-		}
-		it.busy = true
-		j.items = append(j.items, it)
-	}
-	sort.Strings(order) // oldest message first: ids sort by time
-	for _, jk := range order {
-		j := jobs[jk]
-		sort.Slice(j.items, func(a, b int) bool { return j.items[a].key < j.items[b].key })
-		dk := jk[strings.IndexByte(jk, 0)+1:]
-		d := q.dests[dk]
-		if d == nil {
-			d = &destination{key: dk, label: destLabel(j), signal: make(chan struct{}, q.opts.PerDestination)}
-			q.dests[dk] = d
-		}
-		d.pending = append(d.pending, j)
-		select {
-		case d.signal <- struct{}{}:
-		default:
-		}
-	}
-	for dk, d := range q.dests {
-		for len(d.pending) > d.workers && d.workers < q.opts.PerDestination && q.active < q.opts.Concurrency {
-			d.workers++
-			q.active++
-			q.wg.Add(1)
-			go q.worker(ctx, d)
-		}
-		if d.workers == 0 && len(d.pending) == 0 {
-			delete(q.dests, dk)
-		}
-	}
-	return next
-}
-
-// worker delivers the destination's jobs over one connection, reused from
-// job to job, and ends when none is left for idleLinger.
-func (q *Queue) worker(ctx context.Context, d *destination) {
-	defer q.wg.Done()
-	var c *outConn
-	defer func() {
-		c.quit()
-		q.mu.Lock()
-		d.workers--
-		q.active--
-		q.mu.Unlock()
-		q.kick()
-	}()
-	for {
-		if ctx.Err() != nil {
-			// Closing: what is left is retried after the restart.
-			return
-		}
-		q.mu.Lock()
-		var j *outJob
-		if len(d.pending) > 0 {
-			j = d.pending[0]
-			d.pending = d.pending[1:]
-		}
-		q.mu.Unlock()
-		if j == nil {
-			t := time.NewTimer(idleLinger)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-d.signal:
-				t.Stop()
-				continue
-			case <-t.C:
-				q.mu.Lock()
-				empty := len(d.pending) == 0
-				q.mu.Unlock()
-				if empty {
-					return
-				}
-				continue
-			}
-		}
-		c = q.deliver(ctx, c, j)
-	}
-}
 
 // rcptResult is the outcome for one recipient of one attempt.
 type rcptResult struct {
@@ -354,9 +174,9 @@ func (c *outConn) close() {
 func (q *Queue) deliver(ctx context.Context, c *outConn, j *outJob) *outConn {
 	f, err := os.Open(q.path(j.msg))
 	if err != nil {
-		// Deleted by an admin while waiting: the records went too.
+		// Deleted by an admin while waiting: the recipients went too.
 		q.log.Warn("queue body missing", "queue_id", j.msg, "err", err)
-		q.release(j.items)
+		q.release(ctx, j)
 		return c
 	}
 	defer f.Close()
@@ -412,10 +232,10 @@ func (q *Queue) transaction(c *outConn, j *outJob, body io.Reader) (results []rc
 			}
 		}
 	}
-	e := j.items[0].e
+	e := j.items[0]
 	utf8 := false
-	for _, it := range j.items {
-		utf8 = utf8 || it.e.UTF8
+	for _, r := range j.items {
+		utf8 = utf8 || r.UTF8
 	}
 	if utf8 {
 		if ok, _ := c.c.Extension("SMTPUTF8"); !ok {
@@ -432,8 +252,8 @@ func (q *Queue) transaction(c *outConn, j *outJob, body io.Reader) (results []rc
 		return all(r)
 	}
 	accepted := 0
-	for i, it := range j.items {
-		err := c.c.Rcpt(it.e.Rcpt, nil)
+	for i, r := range j.items {
+		err := c.c.Rcpt(r.Address, nil)
 		results[i] = replyResult(err, c.host)
 		if results[i].code == 0 {
 			return all(results[i])
