@@ -39,6 +39,22 @@
 // namespace). The layout of a namespace's keys and values is documented
 // there, not here.
 //
+// # Calendar objects and time ranges
+//
+// A calendar-query or free-busy REPORT must not parse every object of a
+// calendar, so each [Object] carries an index the store keeps beside its
+// data: its main Component and the Start and End of its whole recurrence
+// set (RFC 4791 §9.9), zero for unbounded. The store does not parse
+// iCalendar: the caller of [Collections.PutObject] computes them. The
+// index only ever widens (bounds are kept to whole seconds, Start rounded
+// down, End rounded up; see [IndexBounds]), and an object of unknown
+// component or bounds (as stored before the index existed) matches every
+// query, so [Collections.QueryObjects] returns a superset of the objects
+// a query's filter selects: the caller parses what it returns and
+// filters again. QueryObjects returns objects with their data in name
+// order, a page of at most [MaxObjectQueryLimit] at a time, so a
+// collection of any size is read in bounded memory.
+//
 // Mailbox names are full paths with "/" as the hierarchy separator; "INBOX"
 // is case-insensitive and always exists for an account.
 package store

@@ -426,9 +426,53 @@ type Object struct {
 	UID         string // iCalendar/vCard UID; unique per collection
 	ETag        string // strong ETag, quoted form not included
 	ContentType string
-	Data        []byte // only filled by GetObject
+	Data        []byte // filled by GetObject, ObjectByUID and QueryObjects
 	Size        int64
 	Modified    time.Time
+
+	// Component is the object's main component: "VEVENT", "VTODO",
+	// "VJOURNAL", "VFREEBUSY" for calendar objects, "VCARD" for contacts;
+	// empty if unknown. The store keeps it in upper case (component names
+	// are case-insensitive, RFC 5545 §2) and refuses anything but letters,
+	// digits and "-" (an iana-token or x-name, RFC 5545 §3.1) with
+	// ErrInvalid.
+	Component string
+	// Start and End bound every instance of a calendar object over its
+	// whole recurrence set, as RFC 4791 §9.9 defines an instance's extent:
+	// Start is the earliest instance start, End the latest instance end.
+	// A zero Start means unbounded in the past, a zero End unbounded in
+	// the future (an RRULE with no UNTIL or COUNT). An object with no time
+	// at all (a VTODO without dates) has both zero and so is in every
+	// range.
+	//
+	// The caller of PutObject sets them (the store only indexes them, it
+	// does not parse Data). The store keeps them as [IndexBounds] returns
+	// them: in UTC, to whole seconds, Start rounded down and End rounded
+	// up, bounds beyond the years 1 to 9999 widened, so that the stored
+	// bounds still hold every instance. An End before Start (both set) is
+	// ErrInvalid.
+	Start, End time.Time
+}
+
+// MaxObjectQueryLimit is the most objects one QueryObjects call returns.
+const MaxObjectQueryLimit = 1000
+
+// ObjectQuery selects objects of a collection for QueryObjects.
+type ObjectQuery struct {
+	// Component, if not empty, is the component objects must have
+	// (compared without regard to case, like Object.Component). An object
+	// whose Component is empty (unknown, as for objects stored before
+	// the store kept components) matches any Component.
+	Component string
+	// From and To are the time range [From, To) objects must overlap; a
+	// zero From or To is unbounded on that side.
+	From, To time.Time
+	// After is the name of the last object of the previous page; only
+	// objects whose name sorts after it (byte-wise) are returned.
+	After string
+	// Limit is the page size: <= 0 means MaxObjectQueryLimit, and no
+	// more than MaxObjectQueryLimit are returned.
+	Limit int
 }
 
 // ObjectChange is one entry of a collection's change log.
@@ -452,9 +496,11 @@ type Collections interface {
 	// components; it does not change the sync token.
 	UpdateCollection(ctx context.Context, c Collection) error
 	DeleteCollection(ctx context.Context, account string, kind CollectionKind, name string) error
-	// PutObject creates or replaces an object and returns it (with its new
-	// ETag). ErrPreconditionFailed if opts do not hold; ErrExists if
-	// another object in the collection has the same UID.
+	// PutObject creates or replaces an object and returns it as stored
+	// (with its new ETag, its Component in upper case and its bounds as
+	// IndexBounds keeps them). ErrPreconditionFailed if opts do not hold;
+	// ErrExists if another object in the collection has the same UID;
+	// ErrInvalid for a bad name, UID, Component or bounds.
 	PutObject(ctx context.Context, collectionID int64, o Object, opts PutOptions) (Object, error)
 	// GetObject returns an object with its data.
 	GetObject(ctx context.Context, collectionID int64, name string) (Object, error)
@@ -464,6 +510,18 @@ type Collections interface {
 	ListObjects(ctx context.Context, collectionID int64) ([]Object, error)
 	// DeleteObject deletes an object; ifMatch as in PutOptions.
 	DeleteObject(ctx context.Context, collectionID int64, name, ifMatch string) error
+	// QueryObjects returns, ordered by Name, up to q.Limit objects of a
+	// collection with their data whose Name > q.After, whose Component
+	// equals q.Component (an empty q.Component matches any, an empty
+	// Component matches any q.Component) and whose [Start, End) overlaps
+	// [q.From, q.To) (see Object.Overlaps; a zero From or To is
+	// unbounded). Paging with After lets a REPORT stream any collection in
+	// bounded memory: the next page starts after the last name returned,
+	// and a page shorter than the limit is the last. Limit <= 0 means
+	// MaxObjectQueryLimit, and at most MaxObjectQueryLimit are returned.
+	// ErrNotFound if the collection does not exist; ErrInvalid if
+	// q.Component is not a component name or q.To is not after q.From.
+	QueryObjects(ctx context.Context, collectionID int64, q ObjectQuery) ([]Object, error)
 	// ChangesSince returns the names changed or deleted after token and the
 	// current token (RFC 6578). Token 0 returns every current object.
 	// ErrSyncTokenInvalid if the log no longer reaches back to token.

@@ -240,11 +240,15 @@ func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Objec
 	if o.UID == "" || len(o.UID) > 1024 {
 		return store.Object{}, errorf("%w: object UID must be 1-1024 bytes", store.ErrInvalid)
 	}
+	o, err := store.CanonicalObject(o)
+	if err != nil {
+		return store.Object{}, errorf("object %q: %w", o.Name, err)
+	}
 	o.Data = append([]byte{}, o.Data...)
 	o.ETag = etag(o.Data)
 	o.Size = int64(len(o.Data))
 	o.Modified = s.now().UTC()
-	err := s.write(ctx, func() error {
+	err = s.write(ctx, func() error {
 		c, err := s.collection(collectionID)
 		if err != nil {
 			return err
@@ -328,6 +332,40 @@ func (s *Store) ListObjects(ctx context.Context, collectionID int64) ([]store.Ob
 		return nil
 	})
 	return out, err
+}
+
+// QueryObjects implements store.Collections: it looks at every object of
+// the collection, which is what an in-memory backend can afford.
+func (s *Store) QueryObjects(ctx context.Context, collectionID int64, q store.ObjectQuery) ([]store.Object, error) {
+	q, err := store.CanonicalQuery(q)
+	if err != nil {
+		return nil, errorf("query objects: %w", err)
+	}
+	var out []store.Object
+	err = s.read(ctx, func() error {
+		c, err := s.collection(collectionID)
+		if err != nil {
+			return err
+		}
+		out = []store.Object{}
+		for _, name := range sortedKeys(c.objects) {
+			o := c.objects[name]
+			if name <= q.After || !store.ComponentMatches(o.Component, q.Component) || !o.Overlaps(q.From, q.To) {
+				continue
+			}
+			cp := *o
+			cp.Data = slices.Clone(o.Data)
+			out = append(out, cp)
+			if len(out) == q.Limit {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // DeleteObject implements store.Collections. A non-empty ifMatch on a

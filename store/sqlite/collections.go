@@ -263,10 +263,14 @@ func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Objec
 	if o.UID == "" || len(o.UID) > 1024 {
 		return store.Object{}, fmt.Errorf("%w: object UID must be 1-1024 bytes", store.ErrInvalid)
 	}
+	o, err := store.CanonicalObject(o)
+	if err != nil {
+		return store.Object{}, fmt.Errorf("sqlite: object %q: %w", o.Name, err)
+	}
 	o.ETag = etagOf(o.Data)
 	o.Size = int64(len(o.Data))
 	o.Modified = s.now().UTC()
-	err := s.write(ctx, func(tx *wtx) error {
+	err = s.write(ctx, func(tx *wtx) error {
 		var kind string
 		err := tx.queryRow("SELECT kind FROM collections WHERE id = ?", collectionID).Scan(&kind)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -302,11 +306,14 @@ func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Objec
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if _, err := tx.exec(`INSERT INTO objects (collection, name, uid, etag, content_type, data, size, modified)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		if _, err := tx.exec(`INSERT INTO objects (collection, name, uid, etag, content_type, data, size, modified,
+				component, first_start, last_end)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (collection, name) DO UPDATE SET uid = excluded.uid, etag = excluded.etag,
-				content_type = excluded.content_type, data = excluded.data, size = excluded.size, modified = excluded.modified`,
-			collectionID, o.Name, o.UID, o.ETag, o.ContentType, nonNil(o.Data), o.Size, o.Modified.UnixNano()); err != nil {
+				content_type = excluded.content_type, data = excluded.data, size = excluded.size, modified = excluded.modified,
+				component = excluded.component, first_start = excluded.first_start, last_end = excluded.last_end`,
+			collectionID, o.Name, o.UID, o.ETag, o.ContentType, nonNil(o.Data), o.Size, o.Modified.UnixNano(),
+			o.Component, startSecs(o.Start), endSecs(o.End)); err != nil {
 			return err
 		}
 		_, _, err = tx.logChange(collectionID, o.Name, false)
@@ -325,12 +332,12 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-const objectCols = "name, uid, etag, content_type, size, modified"
+const objectCols = "name, uid, etag, content_type, size, modified, component, first_start, last_end"
 
 func scanObject(r interface{ Scan(...any) error }, withData bool) (store.Object, error) {
 	var o store.Object
-	var mod int64
-	dest := []any{&o.Name, &o.UID, &o.ETag, &o.ContentType, &o.Size, &mod}
+	var mod, start, end int64
+	dest := []any{&o.Name, &o.UID, &o.ETag, &o.ContentType, &o.Size, &mod, &o.Component, &start, &end}
 	if withData {
 		dest = append(dest, &o.Data)
 	}
@@ -338,6 +345,7 @@ func scanObject(r interface{ Scan(...any) error }, withData bool) (store.Object,
 		return o, err
 	}
 	o.Modified = fromNanos(mod)
+	o.Start, o.End = fromSecs(start), fromSecs(end)
 	return o, nil
 }
 

@@ -42,4 +42,14 @@
 //
 // A second process (an admin tool) can open the same directory while a
 // server runs: SQLite's busy timeout serialises their writers.
+//
+// # Schema versions
+//
+// A new database is created at schema version 1 and taken through every
+// migration, so old and new databases follow one path; a database of an
+// older release is migrated at Open, in one transaction. Version 2 keeps
+// subscriptions apart from mailboxes and the zone of INTERNALDATE;
+// version 3 indexes calendar objects by component and bounds for
+// [store.Collections.QueryObjects] (objects stored before it match every
+// time range until they are next written).
 package sqlite

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +140,63 @@ func TestMigrateFailureChangesNothing(t *testing.T) {
 	}
 	if err := db.QueryRowContext(ctx, "SELECT subscribed FROM mailboxes WHERE name = 'INBOX'").Scan(&sub); err != nil || sub != 1 {
 		t.Fatalf("v1 data after failed migration: %d (%v)", sub, err)
+	}
+}
+
+// TestMigrateFromV2 opens a database of schema version 2, whose objects
+// have no index of component and bounds, and checks that they come
+// through unbounded (so every time-range query returns them, for the
+// caller to filter), and that the next PUT of an object indexes it.
+func TestMigrateFromV2(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	rawDB(t, dir, schemaV1, migrationV2, "PRAGMA user_version = 2",
+		"PRAGMA application_id = "+strconv.Itoa(applicationID),
+		"INSERT INTO accounts (id, created) VALUES ('u', 0)",
+		"INSERT INTO collections (id, account, kind, name, sync_token) VALUES (7, 'u', 'calendar', 'calendar', 3)",
+		`INSERT INTO objects (collection, name, uid, etag, content_type, data, size, modified) VALUES
+			(7, 'a.ics', 'a', 'ea', 'text/calendar', 'BEGIN:VCALENDAR a', 17, 0),
+			(7, 'b.ics', 'b', 'eb', 'text/calendar', 'BEGIN:VCALENDAR b', 17, 0)`)
+	s := openTest(t, dir, Options{})
+	var v int
+	if err := s.rdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil || v != schemaVersion {
+		t.Fatalf("user_version %d (%v), want %d", v, err, schemaVersion)
+	}
+	o, err := s.GetObject(ctx, 7, "a.ics")
+	if err != nil || o.Component != "" || !o.Start.IsZero() || !o.End.IsZero() || o.ETag != "ea" {
+		t.Fatalf("old object after migration %+v (%v), want no component and unbounded", o, err)
+	}
+	march := store.ObjectQuery{From: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)}
+	names := func(q store.ObjectQuery) string {
+		t.Helper()
+		objs, err := s.QueryObjects(ctx, 7, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, o := range objs {
+			out = append(out, o.Name+"="+string(o.Data))
+		}
+		return strings.Join(out, ",")
+	}
+	if got := names(march); got != "a.ics=BEGIN:VCALENDAR a,b.ics=BEGIN:VCALENDAR b" {
+		t.Fatalf("March after migration: %s, want both old objects with data", got)
+	}
+	_, err = s.PutObject(ctx, 7, store.Object{Name: "a.ics", UID: "a", Data: []byte("new"), Component: "VEVENT",
+		Start: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 5, 2, 0, 0, 0, 0, time.UTC)}, store.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(march); got != "b.ics=BEGIN:VCALENDAR b" {
+		t.Fatalf("March after a PUT gave a.ics May bounds: %s, want b.ics only", got)
+	}
+	march.Component = "VEVENT"
+	if got := names(march); got != "b.ics=BEGIN:VCALENDAR b" {
+		t.Fatalf("March VEVENTs: %s, want b.ics (unknown component)", got)
+	}
+	march.Component = "VTODO"
+	march.From, march.To = march.From.AddDate(0, 2, 0), march.To.AddDate(0, 2, 0)
+	if got := names(march); got != "b.ics=BEGIN:VCALENDAR b" {
+		t.Fatalf("May VTODOs: %s, want b.ics only (a.ics is a VEVENT now)", got)
 	}
 }

@@ -129,9 +129,38 @@ ALTER TABLE mailboxes DROP COLUMN subscribed;
 ALTER TABLE messages ADD COLUMN internal_zone INTEGER NOT NULL DEFAULT 0;
 `
 
+// migrationV3 indexes calendar objects for time-range queries
+// (store.Collections.QueryObjects): each object's main component and the
+// bounds of its whole recurrence set, as Unix seconds, with the sentinels
+// of objectquery.go for unbounded (minimum int64 for first_start, maximum
+// for last_end). Rows written before it get an empty component and both
+// sentinels: they match every query, which is correct, since the caller
+// re-checks what it reads; each PUT of an object sets its real bounds.
+//
+// The index objects_range keeps the three columns next to (collection,
+// name): QueryObjects reads a page of names from it in name order, as a
+// covering index, testing component and bounds without reading the
+// table (whose rows hold the data first, mostly on overflow pages), then
+// reads that page's rows. BenchmarkMonthIndex compared it with indexes
+// led by last_end or by first_start (each with the other columns, also
+// covering): on a 10,000-object calendar the three are within noise of
+// each other for a month near the end or the start of ten years, as
+// reading the 200 to 1,000 matching rows dominates; filtering the table
+// rows instead was 1.5 to 8 times slower (medians of five runs each, on a
+// shared 2-core machine under heavy load, so only the ordering is firm). The name-ordered index is kept
+// because its cost does not depend on where the range lies and it needs
+// no sort: paging through any result reads the index once in all, while
+// an index led by a bound sorts all its candidates again for every page.
+const migrationV3 = `
+ALTER TABLE objects ADD COLUMN component TEXT NOT NULL DEFAULT '';
+ALTER TABLE objects ADD COLUMN first_start INTEGER NOT NULL DEFAULT -9223372036854775808;
+ALTER TABLE objects ADD COLUMN last_end INTEGER NOT NULL DEFAULT 9223372036854775807;
+CREATE INDEX objects_range ON objects(collection, name, component, first_start, last_end);
+`
+
 // migrations[i] takes a database from version i+1 to version i+2; the
 // last one reaches schemaVersion.
-var migrations = [schemaVersion - 1]string{migrationV2}
+var migrations = [schemaVersion - 1]string{migrationV2, migrationV3}
 
 // migrate creates the schema in an empty database, brings one written by
 // an older version up to date in one transaction (a failure leaves it as

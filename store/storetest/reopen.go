@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -32,7 +33,8 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	ds, err := s.Deliver(ctx, store.Delivery{Recipients: []store.Recipient{{Account: "u"}, {Account: "v"}}}, bytes.NewReader([]byte("delivered")))
 	ok(t, err, "deliver")
 	cal := mustCollection(t, s, "u", store.KindCalendar, "calendar")
-	obj, err := s.PutObject(ctx, cal.ID, store.Object{Name: "e.ics", UID: "e", Data: []byte("EVENT")}, store.PutOptions{})
+	obj, err := s.PutObject(ctx, cal.ID, store.Object{Name: "e.ics", UID: "e", Data: []byte("EVENT"),
+		Component: "VEVENT", Start: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}, store.PutOptions{})
 	ok(t, err, "put object")
 	_, tok, err := s.ChangesSince(ctx, cal.ID, 0)
 	ok(t, err, "ChangesSince")
@@ -77,6 +79,12 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	o, err := s.GetObject(ctx, cal.ID, "e.ics")
 	ok(t, err, "object after reopen")
 	eq(t, o.ETag, obj.ETag, "ETag after reopen")
+	if o.Component != "VEVENT" || !o.Start.Equal(obj.Start) || !o.End.IsZero() {
+		t.Fatalf("object index after reopen: %q [%v, %v), want VEVENT [%v, unbounded)", o.Component, o.Start, o.End, obj.Start)
+	}
+	found, err := s.QueryObjects(ctx, cal.ID, store.ObjectQuery{From: obj.Start.Add(time.Hour), Component: "VEVENT"})
+	ok(t, err, "QueryObjects after reopen")
+	eq(t, len(found), 1, "objects found by range after reopen")
 	ch, tok2, err := s.ChangesSince(ctx, cal.ID, tok)
 	ok(t, err, "sync token valid after reopen")
 	eq(t, tok2, tok, "sync token after reopen")

@@ -78,6 +78,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Collections", testCollections},
 		{"Objects", testObjects},
 		{"SyncTokens", testSyncTokens},
+		{"ObjectQuery", testObjectQuery},
+		{"ObjectQueryPaging", testObjectQueryPaging},
 		{"Records", testRecords},
 		{"RecordTransactions", testRecordTransactions},
 		{"FeedOrder", testFeedOrder},

@@ -1,0 +1,120 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// An object's bounds are kept in objects.first_start and objects.last_end
+// as Unix seconds (store.IndexBounds has made them whole seconds within
+// the years 1 to 9999). Unbounded is a sentinel rather than NULL, so that
+// the overlap test is two plain comparisons an index can answer:
+// first_start < to AND last_end > from.
+const (
+	unboundedStart = math.MinInt64
+	unboundedEnd   = math.MaxInt64
+)
+
+// startSecs is the first_start column for an object's Start.
+func startSecs(t time.Time) int64 {
+	if t.IsZero() {
+		return unboundedStart
+	}
+	return t.Unix()
+}
+
+// endSecs is the last_end column for an object's End.
+func endSecs(t time.Time) int64 {
+	if t.IsZero() {
+		return unboundedEnd
+	}
+	return t.Unix()
+}
+
+// fromSecs reads first_start or last_end back: a sentinel is the zero
+// time (unbounded).
+func fromSecs(s int64) time.Time {
+	if s == unboundedStart || s == unboundedEnd {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
+}
+
+// rangeArgs turns a query range [from, to) into the two bounds the SQL
+// compares whole-second columns with: first_start < toArg and
+// last_end > fromArg. For an integer column, s < to holds exactly when
+// s < ceil(to), and e > from exactly when e > floor(from), so the SQL
+// gives the same answer as store.Object.Overlaps on the stored bounds. A
+// zero side compares with the sentinel of the other column, which no
+// stored bound reaches (IndexBounds keeps them within the years 1 to 9999).
+func rangeArgs(from, to time.Time) (fromArg, toArg int64) {
+	fromArg, toArg = unboundedStart, unboundedEnd
+	if !from.IsZero() {
+		fromArg = from.Unix() // floor
+	}
+	if !to.IsZero() {
+		toArg = to.Unix()
+		if to.Nanosecond() != 0 {
+			toArg++
+		}
+	}
+	return fromArg, toArg
+}
+
+// queryObjectsSQL pages through a collection by name in two steps. The
+// subquery picks a page of names from the covering index objects_range,
+// testing each object's component (store.ComponentMatches) and bounds
+// there, without touching the table; only then does the outer query read
+// those objects' rows, with their data, by primary key. Filtering in one
+// step would read the table for every object of the collection: its rows
+// hold the data (mostly on overflow pages) before the index columns.
+// BenchmarkMonthIndex compares the indexes this could use; see
+// objects_range in migrationV3 for the result.
+const queryObjectsSQL = "SELECT " + objectCols + `, data FROM objects
+	WHERE collection = ?1 AND name IN (
+		SELECT name FROM objects
+		WHERE collection = ?1 AND name > ?2 AND (?3 = '' OR component = ?3 OR component = '')
+			AND first_start < ?4 AND last_end > ?5
+		ORDER BY name LIMIT ?6)
+	ORDER BY name`
+
+// QueryObjects implements store.Collections.
+func (s *Store) QueryObjects(ctx context.Context, collectionID int64, q store.ObjectQuery) ([]store.Object, error) {
+	q, err := store.CanonicalQuery(q)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: query objects: %w", err)
+	}
+	fromArg, toArg := rangeArgs(q.From, q.To)
+	out := []store.Object{}
+	err = s.readTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM collections WHERE id = ?)", collectionID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("sqlite: collection %d: %w", collectionID, store.ErrNotFound)
+		}
+		rows, err := tx.QueryContext(ctx, queryObjectsSQL, collectionID, q.After, q.Component, toArg, fromArg, q.Limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			o, err := scanObject(rows, true)
+			if err != nil {
+				return err
+			}
+			out = append(out, o)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, wrapErr("query objects", err)
+	}
+	return out, nil
+}
