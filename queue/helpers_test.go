@@ -1,4 +1,4 @@
-package queue
+package queue_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/internal/certs"
 	"github.com/mailyard/mailyard/internal/testclock"
+	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -26,30 +27,30 @@ type queueFixture struct {
 	st    *sqlite.Store
 	dir   *directory.Builtin
 	table *routing.Table
-	q     *Queue
+	q     *queue.Queue
 	qdir  string
 	alice directory.User
 	data  string
-	opts  Options
+	opts  queue.Options
 	cfg   routing.Config
 }
 
 // fastRetries makes a queue retry every 20ms, warn after 150ms and give up
 // after 400ms.
-func fastRetries(o *Options) {
+func fastRetries(o *queue.Options) {
 	o.RetryMin, o.RetryMax = 20*time.Millisecond, 40*time.Millisecond
 	o.DelayWarning, o.Expiry = 150*time.Millisecond, 400*time.Millisecond
 	o.PollInterval = 50 * time.Millisecond
 }
 
 // queueClock returns a test clock for
-// Options.Now that moves only when the test moves it, so that which
+// queue.Options.Now that moves only when the test moves it, so that which
 // attempt falls in which window (retry, delay warning, expiry) does not
 // depend on how busy the machine is; withClock makes the queue use it.
 func queueClock() *testclock.Clock { return testclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
-func withClock(c *testclock.Clock) func(*Options) {
-	return func(o *Options) { o.Now = c.Now }
+func withClock(c *testclock.Clock) func(*queue.Options) {
+	return func(o *queue.Options) { o.Now = c.Now }
 }
 
 // step makes the next attempt of message id due on c and waits until
@@ -77,7 +78,7 @@ func (f *queueFixture) step(t testing.TB, c *testclock.Clock, id string) bool {
 	if d := next.Sub(c.Now()); d > 0 {
 		c.Add(d)
 	}
-	f.q.kick()
+	f.q.Kick()
 	eventually(t, "an attempt of "+id, func() bool {
 		n, _, left := state()
 		return !left || n > before
@@ -86,7 +87,7 @@ func (f *queueFixture) step(t testing.TB, c *testclock.Clock, id string) bool {
 	return left
 }
 
-func newQueueFixture(t testing.TB, cfg routing.Config, mod func(*Options)) *queueFixture {
+func newQueueFixture(t testing.TB, cfg routing.Config, mod func(*queue.Options)) *queueFixture {
 	t.Helper()
 	f := &queueFixture{data: t.TempDir(), cfg: cfg}
 	f.open(t)
@@ -99,7 +100,7 @@ func newQueueFixture(t testing.TB, cfg routing.Config, mod func(*Options)) *queu
 		t.Fatal(err)
 	}
 	f.alice = u
-	f.opts = Options{Hostname: "mx.example.test", Logger: testLogger(t), TLSConfig: &tls.Config{}}
+	f.opts = queue.Options{Hostname: "mx.example.test", Logger: testLogger(t), TLSConfig: &tls.Config{}}
 	if mod != nil {
 		mod(&f.opts)
 	}
@@ -128,8 +129,8 @@ func (f *queueFixture) open(t testing.TB) {
 func (f *queueFixture) startQueue(t testing.TB) {
 	t.Helper()
 	o := f.opts
-	o.Dir, o.Records, o.Deliverer, o.Router = f.qdir, f.st, f.st, f.table
-	q, err := New(o)
+	o.Dir, o.Store, o.Records, o.Deliverer, o.Router = f.qdir, f.st, f.st, f.st, f.table
+	q, err := queue.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func (f *queueFixture) enqueue(t testing.TB, from, body string, rcpts ...string)
 	return id
 }
 
-func (f *queueFixture) list(t testing.TB) []Entry {
+func (f *queueFixture) list(t testing.TB) []queue.Entry {
 	t.Helper()
 	l, err := f.q.List(context.Background())
 	if err != nil {

@@ -1,4 +1,4 @@
-package queue
+package queue_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailyard/mailyard/internal/testhop"
 	"github.com/mailyard/mailyard/internal/testpeer"
+	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
 )
 
@@ -44,7 +45,7 @@ func TestQueueDeliversOverSTARTTLS(t *testing.T) {
 func TestQueueReusesConnections(t *testing.T) {
 	hop := testhop.Start(t, testhop.Options{})
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hop.Route("remote.test", routing.TLSNone, nil)}},
-		func(o *Options) { o.PerDestination = 1 })
+		func(o *queue.Options) { o.PerDestination = 1 })
 	for range 20 {
 		f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
 	}
@@ -99,7 +100,7 @@ func TestQueueTemporaryFailureRetriesThenExpires(t *testing.T) {
 	// hop, so that attempts run one after the other (see the probe).
 	clock := queueClock()
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hop.Route("remote.test", routing.TLSNone, nil)}},
-		func(o *Options) { fastRetries(o); withClock(clock)(o); o.PerDestination = 1 })
+		func(o *queue.Options) { fastRetries(o); withClock(clock)(o); o.PerDestination = 1 })
 	id := f.enqueue(t, "alice@example.test", queueBody, "temp-user@remote.test")
 	// Attempts at 0, 20, 60, 100, 140 ms (deferred), 180 (past
 	// DelayWarning: the "delayed" DSN), 220 ... 380, and 420 (past Expiry).
@@ -141,7 +142,7 @@ func TestQueueConnectionRefusedRetried(t *testing.T) {
 	// else can take it meanwhile.
 	port := testpeer.ReservePort(t)
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + strconv.Itoa(port.Addr().Port)}}}},
-		func(o *Options) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
+		func(o *queue.Options) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
 	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
 	eventually(t, "two failed attempts", func() bool {
 		l := f.list(t)
@@ -161,7 +162,7 @@ func TestQueueRequiredTLSNotOffered(t *testing.T) {
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{
 		hop.Route("secure.test", routing.TLSRequired, nil),
 		hop.Route("remote.test", routing.TLSOpportunistic, nil),
-	}}, func(o *Options) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
+	}}, func(o *queue.Options) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
 	f.enqueue(t, "alice@example.test", queueBody, "bob@secure.test")
 	eventually(t, "a failed attempt", func() bool {
 		l := f.list(t)
@@ -176,10 +177,10 @@ func TestQueueRequiredTLSNotOffered(t *testing.T) {
 	// after the plain delivery: had it gone out in plain text, it would
 	// have by then (and its record would be gone).
 	// The delivered recipient's record goes after the hop's 250.
-	var l []Entry
+	var l []queue.Entry
 	eventually(t, "the delivered recipient's record removed", func() bool {
 		l = f.list(t)
-		return !slices.ContainsFunc(l, func(e Entry) bool { return e.Recipient == "bob@remote.test" })
+		return !slices.ContainsFunc(l, func(e queue.Entry) bool { return e.Recipient == "bob@remote.test" })
 	})
 	if len(l) != 1 || l[0].Recipient != "bob@secure.test" {
 		t.Fatalf("queue after the plain delivery: %+v", l)
@@ -205,7 +206,7 @@ func TestQueueSmarthostAuth(t *testing.T) {
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{
 		hop.Route("remote.test", routing.TLSRequired, &routing.Credentials{Username: "relay", Password: "secret"}),
 		hop.Route("wrong.test", routing.TLSRequired, &routing.Credentials{Username: "relay", Password: "nope"}),
-	}}, func(o *Options) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
+	}}, func(o *queue.Options) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
 	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
 	f.enqueue(t, "alice@example.test", queueBody, "bob@wrong.test")
 	eventually(t, "delivery", func() bool { return len(hop.Received()) == 1 })
@@ -238,7 +239,7 @@ func TestQueueNoDSNForNullSender(t *testing.T) {
 func TestQueueRecoversAfterRestart(t *testing.T) {
 	port := testpeer.ReservePort(t) // refuses until the hop listens
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + strconv.Itoa(port.Addr().Port), TLS: routing.TLSNone}}}},
-		func(o *Options) { o.RetryMin = time.Hour })
+		func(o *queue.Options) { o.RetryMin = time.Hour })
 	id := f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test", "carol@remote.test")
 	eventually(t, "first attempt", func() bool { l := f.list(t); return len(l) == 2 && l[0].Attempts == 1 })
 	orphan := filepath.Join(f.qdir, "orphan-from-a-crash")
@@ -262,13 +263,13 @@ func TestQueueRecoversAfterRestart(t *testing.T) {
 }
 
 // Hold keeps a message back, Release and RetryNow send it, Delete removes
-// it without a DSN; unknown ids are ErrNoSuchMessage.
+// it without a DSN; unknown ids are queue.ErrNoSuchMessage.
 func TestQueueAdminOperations(t *testing.T) {
 	hop := testhop.Start(t, testhop.Options{})
 	// One worker for the hop: the messages go out in queue order (see
 	// the held message below).
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hop.Route("remote.test", routing.TLSNone, nil)}},
-		func(o *Options) { o.RetryMin = time.Hour; o.PerDestination = 1 })
+		func(o *queue.Options) { o.RetryMin = time.Hour; o.PerDestination = 1 })
 	ctx := context.Background()
 	f.q.Close() // admin operations work without a running queue
 	f.startQueueStopped(t)
@@ -288,7 +289,7 @@ func TestQueueAdminOperations(t *testing.T) {
 		t.Fatalf("files after Delete: %v", f.files(t))
 	}
 	for _, op := range []func(context.Context, string) error{f.q.Hold, f.q.Release, f.q.RetryNow, f.q.Delete} {
-		if err := op(ctx, "nosuchid"); !errors.Is(err, ErrNoSuchMessage) {
+		if err := op(ctx, "nosuchid"); !errors.Is(err, queue.ErrNoSuchMessage) {
 			t.Errorf("unknown id: %v", err)
 		}
 	}
@@ -320,8 +321,8 @@ func TestQueueAdminOperations(t *testing.T) {
 func (f *queueFixture) startQueueStopped(t testing.TB) {
 	t.Helper()
 	o := f.opts
-	o.Dir, o.Records, o.Deliverer, o.Router = f.qdir, f.st, f.st, f.table
-	q, err := New(o)
+	o.Dir, o.Store, o.Deliverer, o.Router = f.qdir, f.st, f.st, f.table
+	q, err := queue.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +343,7 @@ func TestQueueMXResolution(t *testing.T) {
 	}
 	// nxdomain.test exists nowhere: no MX, no address (RFC 5321 §5.1).
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "*", Gateway: routing.Gateway{NextHop: ":" + hop.Port, TLS: routing.TLSNone}}}},
-		func(o *Options) { o.Resolver = &mockdns.Resolver{Zones: zones} })
+		func(o *queue.Options) { o.Resolver = &mockdns.Resolver{Zones: zones} })
 	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
 	f.enqueue(t, "alice@example.test", queueBody, "dan@nomx.test")
 	f.enqueue(t, "alice@example.test", queueBody, "eve@nullmx.test")
@@ -354,16 +355,5 @@ func TestQueueMXResolution(t *testing.T) {
 	eventually(t, "a second bounce", func() bool { return len(f.inbox(t)) == 2 })
 	if dsn := f.inbox(t)[1]; !strings.Contains(dsn, "Status: 5.1.2") || !strings.Contains(dsn, "fay@nxdomain.test") {
 		t.Errorf("NXDOMAIN DSN:\n%s", dsn)
-	}
-}
-
-// The back-off doubles from RetryMin up to RetryMax.
-func TestQueueBackoff(t *testing.T) {
-	q := &Queue{opts: Options{RetryMin: 5 * time.Minute, RetryMax: time.Hour}}
-	want := []time.Duration{5 * time.Minute, 10 * time.Minute, 20 * time.Minute, 40 * time.Minute, time.Hour, time.Hour}
-	for i, w := range want {
-		if got := q.backoff(i + 1); got != w {
-			t.Errorf("backoff(%d) = %v, want %v", i+1, got, w)
-		}
 	}
 }

@@ -19,7 +19,7 @@ func withQueue(t testing.TB, cfg routing.Config, q **queue.Queue) func(*Options,
 		withRules(t, cfg)(o, st)
 		if *q == nil {
 			var err error
-			*q, err = queue.New(queue.Options{Dir: t.TempDir(), Records: st, Deliverer: st, Router: o.Router, Hostname: "mx.example.test", Logger: testLogger(t)})
+			*q, err = queue.New(queue.Options{Dir: t.TempDir(), Store: st, Deliverer: st, Router: o.Router, Hostname: "mx.example.test", Logger: testLogger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -75,7 +75,8 @@ func newQueue(cfg Config, st *sqlite.Store, router queue.Router, logger *slog.Lo
 	}
 	q, err := queue.New(queue.Options{
 		Dir:            filepath.Join(cfg.DataDir, "queue"),
-		Records:        st,
+		Store:          st,
+		Records:        st, // queues of releases before package queue, moved at Start
 		Deliverer:      st,
 		Router:         router,
 		Resolver:       newResolver(cfg.DNS),
