@@ -88,7 +88,7 @@ func run(rcpts, perMsg int, dir string, poll time.Duration, passes int) error {
 	m := &deferrals{}
 	q, err := queue.New(queue.Options{
 		Dir:          dir + "/queue",
-		Store:        st, // new-only
+		Store:        st,    // new-only
 		Routes:       table, // new-only
 		Records:      st,
 		Deliverer:    st,
