@@ -122,27 +122,26 @@ type quarantineEntry struct {
 	Created time.Time         `json:"created"`
 }
 
-// storedRelay is a remote target in the record.
+// storedRelay is a remote target in the record. Rule and Hop.Route let
+// the queue name the transport (routing.TransportOf) whose hop and
+// credentials apply when the message is released.
 type storedRelay struct {
 	Address string    `json:"address"`
 	Hop     storedHop `json:"hop"`
+	Rule    string    `json:"rule,omitempty"`
 }
 
-// storedHop is routing.Hop in the record.
+// storedHop is routing.Hop in the record, without its credentials: the
+// queue looks them up by transport name when it delivers. (Records of
+// earlier releases also hold "user" and "pass"; they are not read.)
 type storedHop struct {
-	NextHop  string            `json:"next_hop,omitempty"`
-	TLS      routing.TLSPolicy `json:"tls"`
-	Username string            `json:"user,omitempty"`
-	Password string            `json:"pass,omitempty"`
-	Route    string            `json:"route,omitempty"`
+	NextHop string            `json:"next_hop,omitempty"`
+	TLS     routing.TLSPolicy `json:"tls"`
+	Route   string            `json:"route,omitempty"`
 }
 
 func toStoredHop(h routing.Hop) storedHop {
-	s := storedHop{NextHop: h.NextHop.String(), TLS: h.TLS, Route: h.Route}
-	if h.Auth != nil {
-		s.Username, s.Password = h.Auth.Username, h.Auth.Password
-	}
-	return s
+	return storedHop{NextHop: h.NextHop.String(), TLS: h.TLS, Route: h.Route}
 }
 
 func (s storedHop) hop() (routing.Hop, error) {
@@ -150,11 +149,7 @@ func (s storedHop) hop() (routing.Hop, error) {
 	if err != nil {
 		return routing.Hop{}, err
 	}
-	h := routing.Hop{NextHop: nh, TLS: s.TLS, Route: s.Route}
-	if s.Username != "" {
-		h.Auth = &routing.Credentials{Username: s.Username, Password: s.Password}
-	}
-	return h, nil
+	return routing.Hop{NextHop: nh, TLS: s.TLS, Route: s.Route}, nil
 }
 
 // newMessageID returns a fresh id that sorts by creation time.
@@ -184,7 +179,7 @@ func (q *Quarantine) hold(ctx context.Context, body io.Reader, e quarantineEntry
 	if err == nil {
 		e.Size = n
 		for _, d := range relays {
-			e.Relays = append(e.Relays, storedRelay{Address: d.Address, Hop: toStoredHop(d.Hop)})
+			e.Relays = append(e.Relays, storedRelay{Address: d.Address, Hop: toStoredHop(d.Hop), Rule: d.Rule})
 		}
 		err = q.opts.Records.UpdateRecords(ctx, func(tx store.RecordTx) error {
 			return store.PutJSON(tx, QuarantineNamespace, id, e, 0)
@@ -291,7 +286,7 @@ func (q *Quarantine) Release(ctx context.Context, id string) error {
 				f.Close()
 				return fmt.Errorf("smtp: quarantine: release %s: %w", id, err)
 			}
-			targets = append(targets, routing.Decision{Kind: routing.Relay, Address: r.Address, Hop: hop})
+			targets = append(targets, routing.Decision{Kind: routing.Relay, Address: r.Address, Hop: hop, Rule: r.Rule})
 		}
 		qid, err := q.opts.Queue.Spool(ctx, f)
 		f.Close()

@@ -143,6 +143,45 @@ func (a *admin) queueList(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
+// queueShow prints one queued message, a block per recipient.
+//
+//	queue show ID
+func (a *admin) queueShow(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return errUsage
+	}
+	q, err := a.queueAdmin()
+	if err != nil {
+		return err
+	}
+	entries, err := q.Recipients(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	e := entries[0]
+	from := e.From
+	if from == "" {
+		from = "<>"
+	}
+	fmt.Fprintf(a.stdout, "id: %s\nfrom: %s\nsize: %d\nqueued: %s\n", e.ID, from, e.Size, e.Created.UTC().Format(time.RFC3339))
+	for _, e := range entries {
+		next := e.Next.UTC().Format(time.RFC3339)
+		if e.Held {
+			next = "held"
+		}
+		transport, hop := e.Route, e.NextHop
+		if transport == "" {
+			transport = "-"
+		}
+		if hop == "" {
+			hop = "MX"
+		}
+		fmt.Fprintf(a.stdout, "\nrecipient: %s\ntransport: %s (next hop when queued: %s, tls %s)\nattempts: %d\nnext: %s\nlast error: %s\n",
+			e.Recipient, transport, hop, e.TLS, e.Attempts, next, e.LastError)
+	}
+	return nil
+}
+
 // queueOp runs a per-message admin operation on each id given.
 //
 //	queue hold|release|retry|delete ID...
