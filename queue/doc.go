@@ -7,11 +7,22 @@
 // interface smtp.Outbound, which [*Queue] satisfies; anything else that
 // sends mail (iMIP scheduling, Sieve redirects) calls [Queue.Enqueue].
 //
+// Its recipients live in a [Store] of their own (store/sqlite: a table
+// indexed by next attempt time; store/memstore for tests), which the
+// scheduler asks for due recipients and claims them with a lease, so that
+// a backlog costs memory in the Store, not in the queue, and several
+// nodes can share one Store. A recipient keeps the name of the routing
+// entry that chose its next hop, never the hop's credentials: the hop is
+// looked up by that name when it is delivered ([Routes]), so a changed
+// smarthost or password applies to mail already queued.
+//
 // Guarantees: when Enqueue (or Commit) returns nil the message survives a
 // crash, and a recipient leaves the queue only after the next hop accepted
 // it or its DSN is durable (at-least-once; see [Queue]). Everything it
-// holds is bounded: concurrent deliveries ([Options].Concurrency and
-// PerDestination) and the hosts it remembers as having no STARTTLS.
+// holds is bounded: recipients in flight ([Options].MaxInFlight),
+// concurrent deliveries (Concurrency and PerDestination) and the hosts it
+// remembers as having no STARTTLS. Queues of releases before this package
+// (JSON records in store.Records) are moved into the Store at Start.
 //
 // The package imports no metrics library and no logger of its own:
 // [Metrics] and a *slog.Logger are injected through [Options].

@@ -5,12 +5,14 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	gosmtp "github.com/emersion/go-smtp"
 	"github.com/mailyard/mailyard/internal/testhop"
 	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
@@ -148,4 +150,57 @@ func TestQueueMigratesOldRecords(t *testing.T) {
 		t.Fatalf("next hop got %+v", m)
 	}
 	eventually(t, "queue empty", func() bool { return len(f.list(t)) == 0 && len(f.files(t)) == 0 })
+}
+
+// The queue claims no more than MaxInFlight recipients at a time: the
+// rest of a backlog stays in the Store, unleased, until a worker is done.
+func TestQueueInFlightBounded(t *testing.T) {
+	hb := blockingHop{release: make(chan struct{})}
+	s := gosmtp.NewServer(hb)
+	s.Domain = "hop.test"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(hb.release)
+		}
+		s.Close()
+	})
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	route := routing.Route{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + port, TLS: routing.TLSNone}}
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *queue.Options) { o.MaxInFlight = 2 })
+	for i := range 5 {
+		f.enqueue(t, "alice@example.test", queueBody, fmt.Sprintf("r%d@remote.test", i))
+	}
+	leased := func() int {
+		rs, err := f.st.ListRecipients(context.Background(), queue.RecipientKey{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range rs {
+			if r.LeaseOwner != "" {
+				n++
+			}
+		}
+		return n
+	}
+	// Both claimed recipients are stuck in DATA: the other three are
+	// due, and every Enqueue woke the scheduler, yet none is claimed.
+	eventually(t, "two claimed", func() bool { return leased() == 2 })
+	close(hb.release)
+	released = true
+	// While the backlog drains, the bound holds at every look.
+	most := 0
+	eventually(t, "all delivered", func() bool {
+		most = max(most, leased())
+		return len(f.list(t)) == 0
+	})
+	if most > 2 {
+		t.Fatalf("%d recipients claimed at once with MaxInFlight 2", most)
+	}
 }

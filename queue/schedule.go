@@ -128,6 +128,9 @@ func (q *Queue) assign(ctx context.Context, rs []Recipient, until time.Time) {
 	if len(rs) == 0 {
 		return
 	}
+	q.mu.Lock()
+	q.inflight += len(rs)
+	q.mu.Unlock()
 	jobs := map[string]*outJob{}
 	var order []string
 	for _, r := range rs {
@@ -149,7 +152,6 @@ func (q *Queue) assign(ctx context.Context, rs []Recipient, until time.Time) {
 	slices.Sort(order) // oldest message first: ids sort by time
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.inflight += len(rs)
 	for _, jk := range order {
 		j := jobs[jk]
 		slices.SortFunc(j.items, func(a, b Recipient) int { return a.Index - b.Index })
@@ -172,9 +174,6 @@ func (q *Queue) assign(ctx context.Context, rs []Recipient, until time.Time) {
 // failure, so that a fixed configuration still delivers it (and an
 // unfixed one bounces it at Expiry). It counts as in flight until then.
 func (q *Queue) unroutable(ctx context.Context, r Recipient, until time.Time, err error) {
-	q.mu.Lock()
-	q.inflight++
-	q.mu.Unlock()
 	j := &outJob{msg: r.Msg, items: []Recipient{r}, domain: domainOf(r.Address), until: until}
 	q.wg.Add(1)
 	go func() {
