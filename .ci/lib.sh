@@ -21,9 +21,9 @@ build_mailserver() {
   go build -o "$1/mailserver" ./examples/mailserver
 }
 
-# write_config FILE DATADIR SMTP SUB SUBS HTTP [IMAP IMAPS] writes a
-# loopback-only config. Without IMAP/IMAPS ports the IMAP listeners are off
-# (their defaults would listen on every address).
+# write_config FILE DATADIR SMTP SUB SUBS HTTP [IMAP IMAPS [DAV]] writes a
+# loopback-only config. Without IMAP/IMAPS/DAV ports those listeners are
+# off (their defaults would listen on every address).
 write_config() {
   cat >"$1" <<CFG
 hostname = "mx.example.test"
@@ -40,6 +40,8 @@ listen = "127.0.0.1:$6"
 listen = "${7:+127.0.0.1:$7}"
 [imaps]
 listen = "${8:+127.0.0.1:$8}"
+[dav]
+listen = "${9:+127.0.0.1:$9}"
 [limits]
 max_conns_per_ip = 200
 # DNS for DKIM/SPF/DMARC stays on loopback: a port where nothing answers

@@ -34,6 +34,12 @@ command -v openssl >/dev/null || need+=(openssl)
 # tests as the current user on a loopback port, and ldapadd/ldapsearch.
 command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || need+=(slapd)
 command -v ldapadd >/dev/null || need+=(ldap-utils)
+# DAV interop (.ci/interop-dav.sh) and bench/dav.sh: vdirsyncer and
+# python3-caldav (for /usr/bin/python3, with python3-requests) are the
+# clients; Radicale is the reference CalDAV/CardDAV server.
+command -v vdirsyncer >/dev/null || need+=(vdirsyncer)
+/usr/bin/python3 -c 'import caldav' 2>/dev/null || need+=(python3-caldav)
+command -v radicale >/dev/null || need+=(radicale)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Postfix asks how to configure itself; a local-only install is enough:
@@ -44,5 +50,5 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-for c in swaks smtp-source python3 dkimsign dkimverify mbsync doveadm; do command -v "$c" >/dev/null || { echo "peer $c missing after install"; exit 1; }; done
+for c in swaks smtp-source python3 dkimsign dkimverify mbsync doveadm vdirsyncer radicale; do command -v "$c" >/dev/null || { echo "peer $c missing after install"; exit 1; }; done
 echo "peers: swaks $(swaks --version 2>/dev/null | head -1 | awk '{print $NF}'), postfix tools, $(python3 --version)"

@@ -97,6 +97,8 @@ listen = "127.0.0.1:$port"
 allow_insecure_auth = true
 [imaps]
 listen = "127.0.0.1:$(free_port)"
+[dav]
+listen = ""
 CFG
 cp "$CFG" "$OUT/mailserver.toml"
 "$MS" -config "$CFG" domain add bench.test >"$OUT/setup.log" 2>&1

@@ -320,6 +320,8 @@ listen = "127.0.0.1:$ours_port"
 allow_insecure_auth = true
 [imaps]
 listen = "127.0.0.1:$p5"
+[dav]
+listen = ""
 CFG
   cp "$CFG" "$OUT/ours-mailserver.toml"
   log "ours: domain and $USERS users"

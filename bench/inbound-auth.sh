@@ -81,6 +81,8 @@ listen = "127.0.0.1:$p4"
 listen = "127.0.0.1:$p5"
 [imaps]
 listen = "127.0.0.1:$p6"
+[dav]
+listen = ""
 [limits]
 max_conns_per_ip = 200
 [log]

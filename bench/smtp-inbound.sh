@@ -386,6 +386,8 @@ listen = "127.0.0.1:$p4"
 listen = ""
 [imaps]
 listen = ""
+[dav]
+listen = ""
 [limits]
 max_conns_per_ip = 200
 # Like for like with Postfix, which verifies nothing by default:

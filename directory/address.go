@@ -32,14 +32,27 @@ func (a Address) String() string { return a.Local + "@" + a.Domain }
 
 // Canonical returns the lowercase form "local@domain" under which the
 // directory stores and compares addresses.
-func (a Address) Canonical() string { return strings.ToLower(a.Local) + "@" + a.Domain }
+func (a Address) Canonical() string { return a.CanonicalIn(a.Domain) }
+
+// CanonicalLocal returns the local part in canonical form: lowercase
+// (strings.ToLower, so Unicode letters too). Hosted mailboxes are
+// case-insensitive here, as on every mainstream mail platform; a remote
+// host's local parts are its own to interpret (RFC 5321 §2.4), so an
+// address relayed outward keeps [Address.Local] as given.
+func (a Address) CanonicalLocal() string { return strings.ToLower(a.Local) }
+
+// CanonicalIn returns the canonical form of a under domain instead of its
+// own, for the main name of an alternative domain name a was given
+// under. domain must be canonical already (from [CanonicalDomain] or a
+// stored [Domain]).
+func (a Address) CanonicalIn(domain string) string { return a.CanonicalLocal() + "@" + domain }
 
 // Subaddress splits the local part at its first '+' into the base and the
 // tag ("user+tag" -> "user", "tag"). ok is false if there is no '+' or the
 // base would be empty ("+tag" is an ordinary local part), in which case
-// base is the whole local part. The base is returned lowercase.
+// base is the whole local part. The base is returned in canonical form.
 func (a Address) Subaddress() (base, tag string, ok bool) {
-	return SplitSubaddress(strings.ToLower(a.Local))
+	return SplitSubaddress(a.CanonicalLocal())
 }
 
 // SplitSubaddress splits a local part at its first '+' (RFC 5233 §1 calls
@@ -94,8 +107,11 @@ func ParseAddress(addr string) (Address, error) {
 
 // CanonicalAddress returns the canonical (lowercase) form of a mailbox
 // address, or an error wrapping [ErrInvalid]; see [ParseAddress] for the
-// accepted syntax. It does not map alternative domain names: that needs
-// the directory ([Builtin.LookupAddress] does it).
+// accepted syntax and the package documentation for the rule. It is the
+// module's one address canonicaliser: every package that stores or
+// compares hosted addresses calls it (or [Address.Canonical]). It does
+// not map alternative domain names: that needs a [Directory]
+// (LookupAddress does it).
 func CanonicalAddress(addr string) (string, error) {
 	a, err := ParseAddress(addr)
 	if err != nil {
@@ -104,9 +120,11 @@ func CanonicalAddress(addr string) (string, error) {
 	return a.Canonical(), nil
 }
 
-// CanonicalDomain validates a domain name and returns it lowercase. A
-// trailing dot, address literals, empty labels, labels over 63 octets,
-// whitespace and control characters are refused (errors wrap ErrInvalid).
+// CanonicalDomain validates a domain name and returns it lowercase, in the
+// form given (U-labels stay UTF-8, A-labels stay "xn--": no IDNA
+// mapping). A trailing dot, address literals, empty labels, labels over
+// 63 octets, whitespace and control characters are refused (errors wrap
+// ErrInvalid).
 func CanonicalDomain(name string) (string, error) {
 	d, err := canonicalDomain(name)
 	if err != nil {

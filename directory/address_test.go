@@ -142,3 +142,98 @@ func FuzzCanonicalAddress(f *testing.F) {
 		}
 	})
 }
+
+// TestCanonicalDomain covers the domain half of the canonicaliser: case
+// folded with Unicode rules (U-labels are kept as UTF-8, RFC 6531), no
+// trailing root dot, no address literals.
+func TestCanonicalDomain(t *testing.T) {
+	for in, want := range map[string]string{
+		"EXAMPLE.com":           "example.com",
+		"Mail-1.Example.ORG":    "mail-1.example.org",
+		"Bücher.Example":        "bücher.example",
+		"ÄÖÜ.DE":                "äöü.de",
+		"XN--BCHER-KVA.example": "xn--bcher-kva.example",
+		"例子.广告":                 "例子.广告",
+		"localhost":             "localhost",
+	} {
+		got, err := directory.CanonicalDomain(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for name, in := range map[string]string{
+		"empty":                 "",
+		"trailing dot":          "example.com.",
+		"root":                  ".",
+		"leading dot":           ".example.com",
+		"address literal":       "[192.0.2.1]",
+		"ipv6 literal":          "[IPv6:2001:db8::1]",
+		"space":                 "exa mple.com",
+		"symbol":                "☃.example",
+		"ideographic full stop": "例子。广告",
+		"underscore":            "_dmarc.example.com",
+		"invalid utf-8":         "ex\xffample.com",
+		"label 64":              strings.Repeat("b", 64) + ".com",
+		"too long":              strings.Repeat("a.", 128) + "com",
+	} {
+		_, err := directory.CanonicalDomain(in)
+		assert.ErrorIs(t, err, directory.ErrInvalid, "%s: %q", name, in)
+	}
+}
+
+// TestCanonicalIDNFormAsGiven pins down that the canonicaliser does not
+// apply IDNA (RFC 5891): the U-label and the A-label ("xn--") spelling of
+// one name are different keys. The directory stores addresses under the
+// canonical form, so mapping one spelling to the other would orphan every
+// record stored under it; a domain that must be reached under both is
+// hosted with the other spelling as an alternative name.
+func TestCanonicalIDNFormAsGiven(t *testing.T) {
+	u, err := directory.CanonicalAddress("Info@BÜCHER.example")
+	require.NoError(t, err)
+	a, err := directory.CanonicalAddress("Info@xn--bcher-kva.example")
+	require.NoError(t, err)
+	assert.Equal(t, "info@bücher.example", u)
+	assert.Equal(t, "info@xn--bcher-kva.example", a)
+	assert.NotEqual(t, u, a)
+}
+
+// TestCanonicalUnicodeCase: the local part is folded with strings.ToLower,
+// so Unicode upper case reaches the same mailbox as lower case, including
+// the characters whose lower case is an ASCII letter (KELVIN SIGN).
+func TestCanonicalUnicodeCase(t *testing.T) {
+	for in, want := range map[string]string{
+		"ÉLODIE@example.fr": "élodie@example.fr",
+		"\u212a@x.example":  "k@x.example", // KELVIN SIGN -> k
+		"ẞ@x.example":       "ß@x.example", // capital sharp s
+		"ΣΊΣΥΦΟΣ@x.gr":      "σίσυφοσ@x.gr",
+	} {
+		got, err := directory.CanonicalAddress(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+}
+
+// TestCanonicalRefusesQuotedLocalParts: a quoted local part is valid on
+// the wire (RFC 5321 §4.1.2) but names no hosted mailbox, and quoting is
+// how open-relay tricks hide a second address; the canonicaliser refuses
+// every form of it.
+func TestCanonicalRefusesQuotedLocalParts(t *testing.T) {
+	for _, in := range []string{
+		`"alice"@example.com`,
+		`"john smith"@example.com`,
+		`"bob@remote.example"@example.com`,
+		`"a\"b"@example.com`,
+		`alice"@example.com`,
+	} {
+		_, err := directory.CanonicalAddress(in)
+		assert.ErrorIs(t, err, directory.ErrInvalid, in)
+	}
+}
+
+func TestCanonicalIn(t *testing.T) {
+	a, err := directory.ParseAddress("John.Doe+News@Alt.Example")
+	require.NoError(t, err)
+	assert.Equal(t, "john.doe+news", a.CanonicalLocal())
+	assert.Equal(t, "john.doe+news@main.example", a.CanonicalIn("main.example"))
+	assert.Equal(t, a.Canonical(), a.CanonicalIn(a.Domain))
+	assert.Equal(t, "John.Doe+News@alt.example", a.String(), "the local part keeps its case for relaying (RFC 5321 §2.4)")
+}

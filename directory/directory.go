@@ -1,24 +1,47 @@
-// Package directory holds Mailyard's identities: tenants (organisations),
-// domains with alternative names, users with aliases, groups (distribution
-// lists), aliases with several targets and resources such as rooms; it
-// authenticates users and resolves addresses.
+// Package directory is Mailyard's identity model and the interfaces
+// protocol packages use to reach it: tenants (organisations), domains with
+// alternative names, users with aliases, groups (distribution lists),
+// aliases with several targets, resources such as rooms, the global
+// address list's entries and queries, and the one address canonicaliser
+// of the module.
 //
-// [Builtin] is the built-in directory, persisted through [store.Records] so
-// that every store backend keeps it. Connectors such as directory/ldap sync
-// into it, so mail keeps flowing while an external directory is down.
+// It holds no data and imports no store: a consumer such as routing
+// depends on [Directory] (or the smaller [Authenticator]) and nothing
+// else. The store-backed implementation is package directory/builtin,
+// which keeps everything in the store's records so that every backend
+// keeps it; connectors such as directory/ldap sync into it, so mail keeps
+// flowing while an external directory is down. [SourcedAuth] sends each
+// login to where its password lives.
 //
-// Addresses are compared case-insensitively: the domain always (RFC 5321
-// §2.4), and the local part too, as every mainstream mail platform does.
-// Sub-addressing strips "+tag" from the local part before lookup
-// ("user+tag@example.com" reaches "user@example.com") unless an entry with
-// the full local part exists.
+// # Addresses
+//
+// [CanonicalAddress] (and [ParseAddress] with [Address.Canonical]) is the
+// one rule by which every package stores and compares hosted addresses:
+//
+//  1. The address must be a dot-string local part, "@", and a host name
+//     (RFC 5321 §4.1.2), within the lengths of RFC 5321 §4.5.3.1; UTF-8
+//     is allowed in both (RFC 6531 §3.3). Quoted local parts, address
+//     literals, a trailing root dot, whitespace and control characters
+//     are refused with [ErrInvalid].
+//  2. The domain is lowercased (RFC 5321 §2.4) and kept in the form it
+//     was given: U-labels stay UTF-8 and A-labels ("xn--") stay ASCII,
+//     with no IDNA mapping between them.
+//  3. The local part is lowercased too, as every mainstream mail platform
+//     does for its own mailboxes. Only hosted addresses are treated so:
+//     an address relayed to another host keeps its local part as given
+//     ([Address.String]), since only that host may interpret it (RFC 5321
+//     §2.4).
+//
+// On lookup a directory also maps an alternative domain name to its main
+// name ([Address.CanonicalIn]) and applies sub-addressing: "+tag" is
+// stripped from the local part ("user+tag@example.com" reaches
+// "user@example.com", RFC 5233) unless an entry with the full local part
+// exists.
 //
 // Users and groups synced from an external directory carry its name as
-// Source and their stable ID there as ExternalID ([Builtin.UpsertSourcedUser]),
-// so renames keep the mailbox; they have no local password, and
-// [SourcedAuth] checks their passwords at the source. The global address
-// list ([Builtin.SearchGAL]) is an index kept in the same transactions as
-// the entries it shows.
+// Source and their stable ID there as ExternalID, so renames keep the
+// mailbox; they have no local password, and [SourcedAuth] checks their
+// passwords at the source.
 package directory
 
 import (
@@ -26,6 +49,10 @@ import (
 	"errors"
 	"time"
 )
+
+// SourceBuiltin is User.Source for users managed in the built-in
+// directory itself.
+const SourceBuiltin = "builtin"
 
 // Sentinel errors.
 var (
@@ -93,7 +120,7 @@ type User struct {
 	Company string `json:",omitempty"`
 	Office  string `json:",omitempty"`
 	// PhotoHash is the hex SHA-256 of the user's photo, empty if it has
-	// none; [Builtin.Photo] returns the picture itself.
+	// none; builtin.Directory.Photo returns the picture itself.
 	PhotoHash string `json:",omitempty"`
 	// QuotaBytes and QuotaMessages are the mailbox limits (0: unlimited).
 	QuotaBytes    int64
@@ -101,14 +128,14 @@ type User struct {
 	// Disabled users cannot log in and receive no mail (blocked).
 	Disabled bool
 	// LocallyDisabled records that an administrator disabled the user
-	// here ([Builtin.SetDisabled]): a sync from its Source keeps it
+	// here (builtin.Directory.SetDisabled): a sync from its Source keeps it
 	// disabled whatever the source says. Disabled is the effective state.
 	LocallyDisabled bool `json:",omitempty"`
 	// Vanished is when a full sync first found the user missing from its
-	// Source ([Builtin.MarkVanished]); zero while the source lists it. A
+	// Source (builtin.Directory.MarkVanished); zero while the source lists it. A
 	// vanished user is disabled but keeps its addresses, store account
 	// and mail until the source lists it again (it is enabled again) or it
-	// is deleted ([Builtin.DeleteUser], [Builtin.DeleteVanished]).
+	// is deleted (builtin.Directory.DeleteUser, builtin.Directory.DeleteVanished).
 	Vanished time.Time `json:",omitzero"`
 	// Protocols the user may use; empty means all.
 	Protocols []Protocol
@@ -182,6 +209,12 @@ type Resource struct {
 	Location    string
 }
 
+// Resource kinds (Resource.Kind).
+const (
+	ResourceRoom      = "room"
+	ResourceEquipment = "equipment"
+)
+
 // EntryKind says what an address resolved to.
 type EntryKind int
 
@@ -206,12 +239,22 @@ type Entry struct {
 	Address string
 }
 
-// Directory is what protocol packages need from a directory.
-type Directory interface {
+// Authenticator checks logins: the part of a [Directory] a listener that
+// only authenticates needs. [LoginKeyer] is its optional companion.
+type Authenticator interface {
 	// Authenticate checks a login (primary address or alias) and password
 	// for protocol p. Errors: ErrAuthFailed, ErrDisabled,
-	// ErrProtocolNotAllowed.
+	// ErrProtocolNotAllowed; any other error means the check could not be
+	// made (a store or source failed) and says nothing about the password.
+	// The returned User carries no PasswordHash.
 	Authenticate(ctx context.Context, login, password string, p Protocol) (User, error)
+}
+
+// Directory is what protocol packages need from a directory: logins and
+// address resolution. directory/builtin's store-backed Directory and
+// [SourcedAuth] implement it.
+type Directory interface {
+	Authenticator
 	// LookupAddress resolves an address to an entry. ErrNotFound if the
 	// address is unknown; ErrInvalid if it is malformed.
 	LookupAddress(ctx context.Context, address string) (Entry, error)

@@ -15,19 +15,6 @@ type LoginKeyer interface {
 	LoginKey(ctx context.Context, login string) string
 }
 
-var _ LoginKeyer = (*Builtin)(nil)
-
-// LoginKey implements LoginKeyer: a login Authenticate would accept for a
-// user (primary address or alias, in any case, under the main or an
-// alternative domain name) maps to the user's primary address.
-func (b *Builtin) LoginKey(ctx context.Context, login string) string {
-	u, _, err := b.loginUser(storeReader{ctx, b.records}, login)
-	if err != nil || u.Address == "" {
-		return login
-	}
-	return u.Address
-}
-
 // LimiterLogin is the login to give an auth limiter for login: auth's
 // LoginKey when auth is a LoginKeyer, else login.
 func LimiterLogin(ctx context.Context, auth any, login string) string {

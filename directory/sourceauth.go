@@ -21,36 +21,77 @@ type SourceAuthenticator interface {
 	AuthenticateAtSource(ctx context.Context, login string, user *User, password string) (externalID string, err error)
 }
 
-// SourcedAuth is the built-in directory with authentication routed to
-// where each password lives: users synced from a source with an
-// authenticator in Sources bind at that source, every other user is
-// checked against the local hash by Builtin.Authenticate. Every other
-// method is the embedded Builtin's. It implements [Directory] and is what
-// a server hands its protocol listeners.
+// SourcedUsers is the directory a [SourcedAuth] routes logins for: a
+// [Directory] that also finds a user, with its password hash, by address
+// and by the user's ID at an external source. The store-backed directory
+// (directory/builtin) is one.
+type SourcedUsers interface {
+	Directory
+	// UserByAddress returns the user whose primary address or alias is
+	// address (no sub-addressing), including its password hash.
+	// ErrNotFound if no user has it; ErrInvalid if it is malformed.
+	UserByAddress(ctx context.Context, address string) (User, error)
+	// UserByExternalID returns the user that source knows as
+	// externalID, including its password hash. ErrNotFound if there is
+	// none.
+	UserByExternalID(ctx context.Context, source, externalID string) (User, error)
+}
+
+// SourcedAuth is a directory with authentication routed to where each
+// password lives: users synced from a source with an authenticator in
+// Sources bind at that source, every other user is checked against the
+// local hash by Users.Authenticate. Lookups are Users'. It implements
+// [Directory] and [LoginKeyer] and is what a server hands its protocol
+// listeners.
 //
 // A login that is not an address of a known user (such as an Active
 // Directory sAMAccountName) is offered to each source in turn, in the
 // order of their names; the first to accept it decides, and the user is
 // the one synced with the external ID it returns.
 type SourcedAuth struct {
-	*Builtin
+	// Users holds every user, synced or not.
+	Users SourcedUsers
 	// Sources maps User.Source ("ldap:corp") to its authenticator.
 	Sources map[string]SourceAuthenticator
 }
 
-var _ Directory = (*SourcedAuth)(nil)
+var (
+	_ Directory  = (*SourcedAuth)(nil)
+	_ LoginKeyer = (*SourcedAuth)(nil)
+)
+
+// LookupAddress is Users.LookupAddress.
+func (a *SourcedAuth) LookupAddress(ctx context.Context, address string) (Entry, error) {
+	return a.Users.LookupAddress(ctx, address)
+}
+
+// LookupDomain is Users.LookupDomain.
+func (a *SourcedAuth) LookupDomain(ctx context.Context, name string) (Domain, error) {
+	return a.Users.LookupDomain(ctx, name)
+}
+
+// SendAddresses is Users.SendAddresses.
+func (a *SourcedAuth) SendAddresses(ctx context.Context, userID string) ([]string, error) {
+	return a.Users.SendAddresses(ctx, userID)
+}
+
+// LoginKey is Users.LoginKey when Users is a [LoginKeyer], else login: a
+// login a source checks is still the login of the user synced under it.
+func (a *SourcedAuth) LoginKey(ctx context.Context, login string) string {
+	return LimiterLogin(ctx, a.Users, login)
+}
 
 // Authenticate checks login and password for protocol p. Errors as
-// [Builtin.Authenticate]: ErrAuthFailed, ErrDisabled (only after a
+// Users.Authenticate: ErrAuthFailed, ErrDisabled (only after a
 // correct password), ErrProtocolNotAllowed; anything else means a store
 // or every asked source failed.
 func (a *SourcedAuth) Authenticate(ctx context.Context, login, password string, p Protocol) (User, error) {
-	u, err := a.Builtin.UserByAddress(ctx, login)
+	u, err := a.Users.UserByAddress(ctx, login)
 	switch {
 	case err == nil:
 		src, ok := a.Sources[u.Source]
 		if !ok || u.PasswordHash != "" || u.Source == SourceBuiltin {
-			return a.Builtin.Authenticate(ctx, login, password, p)
+			return a.Users.Authenticate(ctx, login, password, p)
 		}
 		ext, err := src.AuthenticateAtSource(ctx, login, &u, password)
 		if err != nil {
@@ -77,7 +118,7 @@ func (a *SourcedAuth) Authenticate(ctx context.Context, login, password string, 
 				failures = append(failures, fmt.Errorf("%s: %w", name, err))
 				continue
 			}
-			su, err := a.Builtin.UserByExternalID(ctx, name, ext)
+			su, err := a.Users.UserByExternalID(ctx, name, ext)
 			if errors.Is(err, ErrNotFound) {
 				return User{}, ErrAuthFailed // not synced (excluded, or not yet)
 			}
@@ -91,7 +132,7 @@ func (a *SourcedAuth) Authenticate(ctx context.Context, login, password string, 
 		return User{}, fmt.Errorf("directory: no source could check the login: %w", errors.Join(failures...))
 	}
 	// Same cost and answer as an unknown login in the built-in directory.
-	return a.Builtin.Authenticate(ctx, login, password, p)
+	return a.Users.Authenticate(ctx, login, password, p)
 }
 
 func finishLogin(u User, p Protocol) (User, error) {

@@ -3,11 +3,14 @@ package dkim
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
 
 	"github.com/emersion/go-msgauth/dmarc"
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/mailyard/mailyard/internal/dnserror"
 )
 
 // OrganizationalDomain returns the organizational domain of d (RFC 7489
@@ -47,14 +50,15 @@ const (
 )
 
 // lookupDMARC fetches and parses the DMARC record at _dmarc.domain.
-func lookupDMARC(ctx context.Context, resolver Resolver, domain string) (*dmarc.Record, lookupResult, string) {
+func lookupDMARC(ctx context.Context, resolver Resolver, domain string, log *slog.Logger) (*dmarc.Record, lookupResult, string) {
 	txts, err := resolver.LookupTXT(ctx, "_dmarc."+domain)
 	if err != nil {
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
 			return nil, lookupNone, ""
 		}
-		return nil, lookupTemp, "dns: " + err.Error()
+		log.DebugContext(ctx, "dmarc lookup failed", "domain", domain, "err", err)
+		return nil, lookupTemp, dnserror.Describe(err)
 	}
 	// RFC 7489 §6.6.3 step 2: records that do not start with v=DMARC1 are
 	// discarded.
@@ -81,33 +85,53 @@ func isDMARC1(txt string) bool {
 	return ok && strings.TrimSpace(k) == "v" && strings.TrimSpace(v) == "DMARC1"
 }
 
-// evaluateDMARC applies RFC 7489 §6.6 to the From domain:
+// dmarcLookup is the policy record found for a From domain.
+type dmarcLookup struct {
+	rec    *dmarc.Record
+	result lookupResult
+	reason string
+	// domain is where the record was looked up last: the From domain or
+	// its organizational domain.
+	domain string
+}
+
+// findDMARC looks up the policy of the From domain (RFC 7489 §6.6.3):
+// _dmarc.<From domain>, and if there is no record there,
+// _dmarc.<organizational domain>. It needs nothing but the From domain,
+// so it runs while DKIM and SPF are still being checked.
+func findDMARC(ctx context.Context, resolver Resolver, from string, log *slog.Logger) dmarcLookup {
+	rec, lr, reason := lookupDMARC(ctx, resolver, from, log)
+	found := dmarcLookup{rec: rec, result: lr, reason: reason, domain: from}
+	if lr == lookupNone {
+		if org := OrganizationalDomain(from); org != from {
+			rec, lr, reason = lookupDMARC(ctx, resolver, org, log)
+			found = dmarcLookup{rec: rec, result: lr, reason: reason, domain: org}
+		}
+	}
+	return found
+}
+
+// evaluateDMARC applies RFC 7489 §6.6 to the From domain, given its
+// policy record (from [findDMARC]):
 //
-//  1. Look up _dmarc.<From domain>; if there is no record, look up
-//     _dmarc.<organizational domain> (§6.6.3).
+//  1. Without a record there is no verdict; a lookup that failed is a
+//     temperror, an unparsable record a permerror.
 //  2. DMARC passes if a passing DKIM signature's d= or the SPF-checked
 //     domain aligns with the From domain under adkim=/aspf= (§4.2).
 //  3. On failure the policy is p=, or sp= when the record came from the
 //     organizational domain of a subdomain (§6.3), sampled by pct= (§6.6.4).
-func evaluateDMARC(ctx context.Context, resolver Resolver, from string, dkims []DKIMResult, spfRes SPFResult, rnd func(int) int) DMARCResult {
-	res := DMARCResult{FromDomain: from, Applied: PolicyNone}
-	rec, lr, reason := lookupDMARC(ctx, resolver, from)
-	res.RecordDomain = from
-	if lr == lookupNone {
-		if org := OrganizationalDomain(from); org != from {
-			rec, lr, reason = lookupDMARC(ctx, resolver, org)
-			res.RecordDomain = org
-		}
-	}
-	switch lr {
+func evaluateDMARC(found dmarcLookup, from string, dkims []DKIMResult, spfRes SPFResult, rnd func(int) int) DMARCResult {
+	res := DMARCResult{FromDomain: from, Applied: PolicyNone, RecordDomain: found.domain}
+	rec := found.rec
+	switch found.result {
 	case lookupNone:
 		res.Status, res.RecordDomain, res.Reason = StatusNone, "", "no DMARC record"
 		return res
 	case lookupTemp:
-		res.Status, res.Reason = StatusTempError, reason
+		res.Status, res.Reason = StatusTempError, found.reason
 		return res
 	case lookupInvalid:
-		res.Status, res.Reason = StatusPermError, reason
+		res.Status, res.Reason = StatusPermError, found.reason
 		return res
 	}
 

@@ -33,6 +33,15 @@
 //     sampled by pct= (RFC 7489 §6.6).
 //  6. Format the Authentication-Results field to prepend.
 //
+// The DNS lookups of those steps run concurrently, so that DNS that does
+// not answer costs one lookup's wait, not the sum: SPF starts before the
+// header is read, the DMARC policy lookup as soon as the From domain is
+// known, the key lookups of all signatures together; only the DMARC
+// verdict waits for DKIM and SPF. The caller bounds them all with one
+// deadline through the resolver it passes. A failed lookup is described
+// in the results by its class ("DNS timeout"), never by the resolver's
+// error, which names DNS servers that must not appear in messages.
+//
 // [Action] then turns a Result and an administrator's [ActionPolicy] into
 // a [Decision]: accept, deliver to Junk, or reject with an SMTP code.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -96,7 +97,8 @@ func FuzzDMARCRecord(f *testing.F) {
 		res := zones(map[string][]string{"_dmarc.bank.example": {txt}})
 		spf := SPFResult{Status: StatusPass, Domain: "evil.example"}
 		for _, rnd := range []int{0, 99} {
-			d := evaluateDMARC(context.Background(), res, "bank.example", nil, spf, func(int) int { return rnd })
+			found := findDMARC(context.Background(), res, "bank.example", slog.New(slog.DiscardHandler))
+			d := evaluateDMARC(found, "bank.example", nil, spf, func(int) int { return rnd })
 			switch d.Status {
 			case StatusNone, StatusPermError:
 				if d.Applied != PolicyNone {

@@ -12,12 +12,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mailyard/mailyard/internal/dnserror"
 )
 
 // DKIM signature verification (RFC 6376 §6.1), in three steps so that the
@@ -43,8 +46,10 @@ type sigCheck struct {
 	headerRelaxed bool
 	bodyRelaxed   bool
 	bh, sig       []byte
+	tags          map[string]string
 	key           KeyRecord
-	pending       bool // steps 2 and 3 still to do
+	keyErr        error
+	pending       bool // the next step still to do
 }
 
 // verdict ends the check of one signature.
@@ -72,12 +77,19 @@ func verifyDKIM(ctx context.Context, resolver Resolver, fields []field, body io.
 		return nil, nil
 	}
 	checks := make([]sigCheck, len(out))
-	needSimple, needRelaxed := false, false
 	now := opts.Now()
 	for i := range checks {
 		c := &checks[i]
 		c.res, c.raw = &out[i], raws[i]
-		c.prepare(ctx, resolver, now)
+		c.parse(now)
+	}
+	fetchKeys(ctx, resolver, checks, opts.Logger)
+	needSimple, needRelaxed := false, false
+	for i := range checks {
+		c := &checks[i]
+		if c.pending {
+			c.checkKey()
+		}
 		if c.pending {
 			needSimple = needSimple || !c.bodyRelaxed
 			needRelaxed = needRelaxed || c.bodyRelaxed
@@ -162,9 +174,9 @@ func verifyDKIM(ctx context.Context, resolver Resolver, fields []field, body io.
 	return out, nil
 }
 
-// prepare does step 1 for one signature: tags (RFC 6376 §6.1.1) and key
-// (§6.1.2). It leaves c.pending set if the signature still has a chance.
-func (c *sigCheck) prepare(ctx context.Context, resolver Resolver, now time.Time) {
+// parse does the first half of step 1 for one signature: its tags (RFC
+// 6376 §6.1.1). It leaves c.pending set if the key is to be fetched.
+func (c *sigCheck) parse(now time.Time) {
 	r := c.res
 	value := field{Raw: c.raw}.Value()
 	tags, err := parseTagList(value)
@@ -172,6 +184,7 @@ func (c *sigCheck) prepare(ctx context.Context, resolver Resolver, now time.Time
 		c.verdict(StatusPermError, "malformed signature tags: "+err.Error())
 		return
 	}
+	c.tags = tags
 	r.Domain = strings.ToLower(stripFWS(tags["d"]))
 	r.Selector = stripFWS(tags["s"])
 	r.Algorithm = stripFWS(tags["a"])
@@ -241,17 +254,49 @@ func (c *sigCheck) prepare(ctx context.Context, resolver Resolver, now time.Time
 		}
 	}
 
-	// RFC 6376 §6.1.2: the key.
-	key, err := LookupKeyRecord(ctx, resolver, r.Selector+"._domainkey."+r.Domain)
-	if err != nil {
+	c.pending = true
+}
+
+// fetchKeys does the second half of step 1, the key lookups (RFC 6376
+// §6.1.2) of the signatures still pending, all at once: a message's
+// lookups share one deadline, and signatures from several domains must not
+// wait for each other's DNS.
+func fetchKeys(ctx context.Context, resolver Resolver, checks []sigCheck, log *slog.Logger) {
+	fetch := func(c *sigCheck) {
+		c.key, c.keyErr = LookupKeyRecord(ctx, resolver, c.res.Selector+"._domainkey."+c.res.Domain)
+		if c.keyErr != nil && !errors.Is(c.keyErr, ErrMalformed) {
+			log.DebugContext(ctx, "dkim key lookup failed", "domain", c.res.Domain, "selector", c.res.Selector, "err", c.keyErr)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range checks {
+		c := &checks[i]
+		if !c.pending {
+			continue
+		}
+		if len(checks) == 1 {
+			fetch(c)
+			break
+		}
+		wg.Go(func() { fetch(c) })
+	}
+	wg.Wait()
+}
+
+// checkKey ends step 1 for one signature: the fetched key against the
+// signature's tags. It leaves c.pending set if the signature still has a
+// chance.
+func (c *sigCheck) checkKey() {
+	r, tags, key := c.res, c.tags, c.key
+	if err := c.keyErr; err != nil {
 		var ne net.Error
 		switch {
 		case errors.Is(err, ErrMalformed):
 			c.verdict(StatusPermError, "key syntax error: "+err.Error())
-		case errors.As(err, &ne) && (ne.Timeout() || temporary(ne)):
-			c.verdict(StatusTempError, "key unavailable: "+err.Error())
+		case errors.As(err, &ne) && (ne.Timeout() || temporary(ne)), errors.Is(err, context.DeadlineExceeded):
+			c.verdict(StatusTempError, "key unavailable: "+dnserror.Describe(err))
 		default:
-			c.verdict(StatusPermError, "no key for signature: "+err.Error())
+			c.verdict(StatusPermError, "no key for signature: "+dnserror.Describe(err))
 		}
 		return
 	}
@@ -298,7 +343,32 @@ func (c *sigCheck) prepare(ctx context.Context, resolver Resolver, now time.Time
 			return
 		}
 	}
-	headerCan, bodyCan, _ := strings.Cut(stripFWS(tags["c"]), "/")
+	if !c.canonicalization() {
+		return
+	}
+	if r.BodyLength {
+		// RFC 6376 §8.2: l= lets anyone append content the signer
+		// never saw. RFC 8601 §2.7.1 "policy": signed, but not in a
+		// way we accept; it vouches for nothing and does not align.
+		c.verdict(StatusPolicy, "l= body length limit: the signature does not cover the whole body")
+		return
+	}
+	var err error
+	if c.bh, err = base64.StdEncoding.DecodeString(stripFWS(tags["bh"])); err != nil {
+		c.verdict(StatusPermError, "malformed body hash: "+err.Error())
+		return
+	}
+	if c.sig, err = base64.StdEncoding.DecodeString(stripFWS(tags["b"])); err != nil {
+		c.verdict(StatusPermError, "malformed signature: "+err.Error())
+		return
+	}
+}
+
+// canonicalization reads c= (RFC 6376 §3.5; simple when absent) into
+// c.headerRelaxed and c.bodyRelaxed, or ends the check if it names an
+// algorithm we do not know.
+func (c *sigCheck) canonicalization() bool {
+	headerCan, bodyCan, _ := strings.Cut(stripFWS(c.tags["c"]), "/")
 	if headerCan == "" {
 		headerCan = canonSimple
 	}
@@ -307,30 +377,14 @@ func (c *sigCheck) prepare(ctx context.Context, resolver Resolver, now time.Time
 	}
 	if headerCan != canonSimple && headerCan != canonRelaxed {
 		c.verdict(StatusPermError, "unsupported header canonicalization algorithm")
-		return
+		return false
 	}
 	if bodyCan != canonSimple && bodyCan != canonRelaxed {
 		c.verdict(StatusPermError, "unsupported body canonicalization algorithm")
-		return
+		return false
 	}
 	c.headerRelaxed, c.bodyRelaxed = headerCan == canonRelaxed, bodyCan == canonRelaxed
-	if r.BodyLength {
-		// RFC 6376 §8.2: l= lets anyone append content the signer
-		// never saw. RFC 8601 §2.7.1 "policy": signed, but not in a
-		// way we accept; it vouches for nothing and does not align.
-		c.verdict(StatusPolicy, "l= body length limit: the signature does not cover the whole body")
-		return
-	}
-	if c.bh, err = base64.StdEncoding.DecodeString(stripFWS(tags["bh"])); err != nil {
-		c.verdict(StatusPermError, "malformed body hash: "+err.Error())
-		return
-	}
-	if c.sig, err = base64.StdEncoding.DecodeString(b); err != nil {
-		c.verdict(StatusPermError, "malformed signature: "+err.Error())
-		return
-	}
-	c.key = key
-	c.pending = true
+	return true
 }
 
 // temporary reports a net.Error's Temporary(), without naming the

@@ -18,6 +18,7 @@ import (
 	"blitiri.com.ar/go/spf"
 
 	"github.com/mailyard/mailyard/internal/ctxio"
+	"github.com/mailyard/mailyard/internal/dnserror"
 )
 
 // Resolver is the DNS a verification needs: TXT for DKIM keys, SPF and
@@ -173,25 +174,32 @@ const maxPooledHeader = 64 << 10
 // Authentication-Results field to prepend. Only the header block is held
 // in memory. DNS problems are results (temperror), not errors; the error
 // is for unreadable input, a header block over the bound, or a done ctx.
+//
+// The DNS lookups of one message run concurrently, so that a resolver
+// that does not answer costs the caller one lookup's wait, not the sum of
+// them: SPF starts at once, the DMARC policy lookup as soon as the From
+// domain is known, the DKIM key lookups of all signatures together; the
+// DMARC verdict then waits for SPF and DKIM. A caller bounds the whole by
+// the resolver it passes (one deadline for every lookup). The reasons
+// written into the result name the class of a DNS failure, never the
+// resolver's error text (which names DNS servers); that goes to
+// opts.Logger at debug level.
 func Verify(ctx context.Context, resolver Resolver, r io.Reader, env Envelope, opts VerifyOptions) (Result, error) {
 	if opts.AuthServID == "" {
 		return Result{}, errors.New("dkim: VerifyOptions.AuthServID is required")
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.MaxSignatures <= 0 {
-		opts.MaxSignatures = 8
-	}
-	if opts.MaxHeaderBytes <= 0 {
-		opts.MaxHeaderBytes = defaultMaxHeaderBytes
-	}
-	if opts.Rand == nil {
-		opts.Rand = rand.IntN
-	}
+	opts = opts.withDefaults()
+	// Whatever ends Verify stops the lookups still running and waits for
+	// them: no goroutine outlives the call.
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	spfDone := make(chan SPFResult, 1)
+	wg.Go(func() { spfDone <- checkSPF(ctx, resolver, env, opts.Logger) })
+
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(ctxio.NewReader(ctx, r))
 	hbuf := headerBuffers.Get().(*bytes.Buffer)
@@ -215,16 +223,20 @@ func Verify(ctx context.Context, resolver Resolver, r io.Reader, env Envelope, o
 			res.ForgedAuthResults++
 		}
 	}
+	from, fromErr := fromDomain(fields)
+	dmarcFound := make(chan dmarcLookup, 1)
+	if fromErr == nil {
+		wg.Go(func() { dmarcFound <- findDMARC(ctx, resolver, from, opts.Logger) })
+	}
 	res.DKIM, err = verifyDKIM(ctx, resolver, fields, br, opts)
 	if err != nil {
 		return Result{}, err
 	}
-	res.SPF = checkSPF(ctx, resolver, env)
-	fromDomain, fromErr := fromDomain(fields)
+	res.SPF = <-spfDone
 	if fromErr != nil {
 		res.DMARC = DMARCResult{Status: StatusPermError, Applied: PolicyNone, Reason: fromErr.Error()}
 	} else {
-		res.DMARC = evaluateDMARC(ctx, resolver, fromDomain, res.DKIM, res.SPF, opts.Rand)
+		res.DMARC = evaluateDMARC(<-dmarcFound, from, res.DKIM, res.SPF, opts.Rand)
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
@@ -235,9 +247,29 @@ func Verify(ctx context.Context, resolver Resolver, r io.Reader, env Envelope, o
 	return res, nil
 }
 
+// withDefaults fills in the zero fields of opts.
+func (opts VerifyOptions) withDefaults() VerifyOptions {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxSignatures <= 0 {
+		opts.MaxSignatures = 8
+	}
+	if opts.MaxHeaderBytes <= 0 {
+		opts.MaxHeaderBytes = defaultMaxHeaderBytes
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.IntN
+	}
+	return opts
+}
+
 // checkSPF evaluates SPF (RFC 7208 §4) for the MAIL FROM domain, or for
 // postmaster@HELO when the reverse-path is null (RFC 7208 §2.4).
-func checkSPF(ctx context.Context, resolver Resolver, env Envelope) SPFResult {
+func checkSPF(ctx context.Context, resolver Resolver, env Envelope, log *slog.Logger) SPFResult {
 	sender := env.MailFrom
 	res := SPFResult{Identity: "mailfrom", Value: sender}
 	if _, d, ok := strings.Cut(sender, "@"); !ok || d == "" {
@@ -258,9 +290,34 @@ func checkSPF(ctx context.Context, resolver Resolver, env Envelope) SPFResult {
 		spf.WithContext(ctx), spf.WithResolver(resolver))
 	res.Status = Status(r)
 	if err != nil && r != spf.Pass {
-		res.Reason = err.Error()
+		res.Reason = spfReason(err)
+		if res.Status == StatusTempError {
+			log.DebugContext(ctx, "spf lookup failed", "domain", res.Domain, "err", err)
+		}
 	}
 	return res
+}
+
+// spfErrors are the errors of the SPF library whose text is about the
+// records found, and so may go into a message as they are.
+var spfErrors = []error{
+	spf.ErrInvalidIPAddress, spf.ErrUnknownField, spf.ErrInvalidIP, spf.ErrInvalidMask,
+	spf.ErrInvalidMacro, spf.ErrInvalidDomain, spf.ErrNoResult, spf.ErrLookupLimitReached,
+	spf.ErrVoidLookupLimitReached, spf.ErrTooManyMXRecords, spf.ErrMultipleRecords,
+	spf.ErrMatchedAll, spf.ErrMatchedA, spf.ErrMatchedIP, spf.ErrMatchedMX, spf.ErrMatchedPTR,
+	spf.ErrMatchedExists,
+}
+
+// spfReason is the reason text for an SPF result: the library's own
+// words for what the records said, the failure class for anything else
+// (a resolver's error names DNS servers: see package internal/dnserror).
+func spfReason(err error) string {
+	for _, e := range spfErrors {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return dnserror.Describe(err)
 }
 
 // fromDomain returns the domain of the single RFC5322.From address. RFC

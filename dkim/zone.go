@@ -7,6 +7,10 @@ import (
 	"strings"
 )
 
+// defaultTTL is the TTL of the records listed when none is given, in
+// seconds.
+const defaultTTL = 3600
+
 // ZoneConfig describes what a hosted domain should publish in DNS.
 type ZoneConfig struct {
 	// Domain is the mail domain, e.g. "example.com".
@@ -92,7 +96,7 @@ func ZoneRecords(cfg ZoneConfig) ([]DNSRecord, error) {
 	}
 	ttl := cfg.TTL
 	if ttl <= 0 {
-		ttl = 3600
+		ttl = defaultTTL
 	}
 	origin := domain + "."
 	var out []DNSRecord
@@ -141,11 +145,11 @@ func ZoneRecords(cfg ZoneConfig) ([]DNSRecord, error) {
 		if !strings.EqualFold(k.Domain, domain) {
 			return nil, fmt.Errorf("dkim: zone for %s: key %s belongs to %s", domain, k.Selector, k.Domain)
 		}
-		txt := k.TXT()
-		if txt == "" {
-			return nil, fmt.Errorf("%w: %s has no public key", ErrInvalidKey, k)
+		rec, err := k.ZoneRecord(ttl)
+		if err != nil {
+			return nil, err
 		}
-		add(k.Selector+"._domainkey."+origin, "TXT", txt, fmt.Sprintf("DKIM %s key, %s", k.Algorithm, k.State))
+		out = append(out, rec)
 	}
 
 	dm, err := dmarcRecord(cfg.DMARC)
@@ -226,6 +230,21 @@ func dmarcRecord(c DMARCConfig) (string, error) {
 		s += "; rua=" + strings.Join(uris, ",")
 	}
 	return s, nil
+}
+
+// ZoneRecord returns the TXT record that publishes k at
+// Selector._domainkey.Domain (RFC 6376 §3.6.2.1), as [ZoneRecords] lists
+// it; render it with [FormatZone]. A ttl of zero means 3600.
+func (k Key) ZoneRecord(ttl int) (DNSRecord, error) {
+	txt := k.TXT()
+	if txt == "" {
+		return DNSRecord{}, fmt.Errorf("%w: %s has no public key", ErrInvalidKey, k)
+	}
+	if ttl <= 0 {
+		ttl = defaultTTL
+	}
+	name := k.Selector + "._domainkey." + strings.ToLower(strings.TrimSuffix(k.Domain, ".")) + "."
+	return DNSRecord{Name: name, Type: "TXT", TTL: ttl, Value: txt, Comment: fmt.Sprintf("DKIM %s key, %s", k.Algorithm, k.State)}, nil
 }
 
 // FormatZone renders records as zone-file text (RFC 1035 §5). TXT data is

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/imap"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -29,7 +30,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer st.Close()
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	dir := builtin.New(st, builtin.Options{Accounts: st})
 	dir.CreateDomain(ctx, directory.Domain{Name: "example.com"})
 	alice, _ := dir.CreateUser(ctx, directory.User{Address: "alice@example.com"}, "secret")
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/authlimit"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/internal/certs"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -35,7 +36,7 @@ const (
 type env struct {
 	t        testing.TB
 	st       *sqlite.Store
-	dir      *directory.Builtin
+	dir      *builtin.Directory
 	srv      *Server
 	addr     string
 	tlsSrv   *Server
@@ -74,7 +75,7 @@ func newEnvIn(t testing.TB, dataDir string, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	dir := builtin.New(st, builtin.Options{Accounts: st})
 	if _, err := dir.CreateDomain(ctx, directory.Domain{Name: "example.com"}); err != nil {
 		t.Fatal(err)
 	}

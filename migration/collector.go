@@ -302,7 +302,7 @@ func (m *Migrator) ListStatus(ctx context.Context, after string, limit int) ([]M
 	if limit <= 0 {
 		limit = 100
 	}
-	recs, err := m.opts.Store.ListRecords(ctx, nsCollector, canonicalTarget(after), limit)
+	recs, err := m.opts.Store.ListRecords(ctx, nsCollector, listCursor(after), limit)
 	if err != nil {
 		return nil, err
 	}

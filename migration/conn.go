@@ -296,8 +296,10 @@ type limitedConn struct {
 	ctx     context.Context
 	bw      *bandwidth
 	timeout atomic.Int64 // time.Duration
-	// readErr is the first read error; only the client's reader goroutine
-	// reads, one call at a time.
+	// readErr is the first read error. Reads are never concurrent: the
+	// client's reader goroutine reads, or the goroutine it handed a FETCH
+	// literal to while it waits (see literalGuard for the one way this
+	// could break, and how it is kept from happening).
 	readErr error
 }
 

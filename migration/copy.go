@@ -326,7 +326,7 @@ func (ps *passState) worker(ctx context.Context, sc *sourceConn, work <-chan []*
 		}
 		if err := ps.copyGroup(ctx, sc, g, cps); err != nil {
 			ps.fail(err)
-			if c := ClassOf(err); sc.dead || c == ErrClassConnection || c == ErrClassSource {
+			if c := ClassOf(err); sc.broken() || c == ErrClassConnection || c == ErrClassSource {
 				// The connection may be unusable or in an unknown state.
 				sc.Close()
 				sc = nil
@@ -474,20 +474,20 @@ func normFlags(in []imap.Flag) []string {
 
 // fetchMeta fetches UID, FLAGS, RFC822.SIZE and INTERNALDATE of every
 // message (and the Message-ID header field if withID) in one command.
-func fetchMeta(c *imapclient.Client, set imap.NumSet, withID bool) ([]srcMsg, error) {
+func fetchMeta(sc *sourceConn, set imap.NumSet, withID bool) ([]srcMsg, error) {
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, InternalDate: true}
 	idSection := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
 	if withID {
 		opts.BodySection = []*imap.FetchItemBodySection{idSection}
 	}
-	cmd := c.Fetch(set, opts)
+	cmd := sc.c.Fetch(set, opts)
 	var out []srcMsg
 	for {
 		md := cmd.Next()
 		if md == nil {
 			break
 		}
-		buf, err := md.Collect()
+		buf, err := collectMessage(sc, md)
 		if err != nil {
 			cmd.Close()
 			return nil, err
@@ -550,7 +550,7 @@ func (ps *passState) scanFolder(ctx context.Context, sc *sourceConn, f *srcFolde
 	if sel.NumMessages > 0 {
 		var set imap.UIDSet
 		set.AddRange(1, 0)
-		if msgs, err = fetchMeta(sc.c, set, repair); err != nil {
+		if msgs, err = fetchMeta(sc, set, repair); err != nil {
 			return nil, srcErr(fmt.Errorf("UID FETCH metadata: %w", err))
 		}
 	}
@@ -779,7 +779,7 @@ func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWor
 	// Message-ID alone: mail delivered to the mailbox meanwhile (the
 	// user's own, maybe without a Message-ID) may share size and date
 	// with a source message and must not make it count as copied.
-	prefixes, err := fetchPrefixHashes(sc.c, set)
+	prefixes, err := fetchPrefixHashes(sc, set)
 	if err != nil {
 		return ps.sourceErr(ctx, w.f.Name, fmt.Errorf("UID FETCH BODY.PEEK[]<0.%d>: %w", maxHeaderScan, err))
 	}
@@ -857,16 +857,16 @@ func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWor
 
 // fetchPrefixHashes fetches BODY.PEEK[]<0.maxHeaderScan> of every message
 // in set and returns the prefixHash of each by UID.
-func fetchPrefixHashes(c *imapclient.Client, set imap.UIDSet) (map[uint32]string, error) {
+func fetchPrefixHashes(sc *sourceConn, set imap.UIDSet) (map[uint32]string, error) {
 	sec := &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: maxHeaderScan}}
-	cmd := c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{sec}})
+	cmd := sc.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{sec}})
 	out := map[uint32]string{}
 	for {
 		md := cmd.Next()
 		if md == nil {
 			break
 		}
-		buf, err := md.Collect()
+		buf, err := collectMessage(sc, md)
 		if err != nil {
 			cmd.Close()
 			return nil, err
@@ -977,7 +977,7 @@ func (ps *passState) repairByBytes(ctx context.Context, sc *sourceConn, w *folde
 	}
 	src := map[uint32]string{}
 	for _, set := range bodyFetchSets(all, noID, maxFetchSetLen) {
-		part, err := fetchPrefixHashes(sc.c, set)
+		part, err := fetchPrefixHashes(sc, set)
 		if err != nil {
 			return nil, ps.sourceErr(ctx, w.f.Name, fmt.Errorf("UID FETCH BODY.PEEK[]<0.%d>: %w", maxHeaderScan, err))
 		}
@@ -1192,10 +1192,11 @@ fetch:
 					}
 					j := q.start(i, uid)
 					consumed := make(chan struct{})
-					lit := &eofSignal{r: it.Literal, ch: consumed}
+					g := newLiteralGuard(it)
+					lit := &eofSignal{r: g, ch: consumed}
 					var body io.Reader = lit
 					var held *[]byte
-					if it.Literal.Size() <= maxHeldLiteral {
+					if g.size <= maxHeldLiteral {
 						held = ps.m.holdBuffer()
 					}
 					if held != nil {
@@ -1203,7 +1204,7 @@ fetch:
 						// once, so the next literal streams in while this
 						// one's blob is created, written and synced: the
 						// FETCH no longer waits for the disk per message.
-						n, err := io.ReadFull(lit, (*held)[:it.Literal.Size()])
+						n, err := io.ReadFull(lit, (*held)[:g.size])
 						body = bytes.NewReader((*held)[:n])
 						if err != nil {
 							body = io.MultiReader(body, errReader{err})
@@ -1236,6 +1237,17 @@ fetch:
 					// The literal is read from the connection; only one
 					// reader at a time.
 					<-consumed
+					if g.broken() {
+						// The client's reader goroutine decodes again while
+						// the literal's rest is unread; md.Next and
+						// cmd.Close would read it concurrently (see
+						// literalGuard). The client is closed first.
+						sc.abandon()
+						if cmdErr == nil {
+							cmdErr = fmt.Errorf("reading message %d: %w", uid, g.err)
+						}
+						break fetch
+					}
 				}
 			}
 		}
@@ -1262,7 +1274,7 @@ fetch:
 		}
 	}
 	if len(missing) > 0 {
-		still, err := fetchMeta(sc.c, missing, false)
+		still, err := fetchMeta(sc, missing, false)
 		if err != nil {
 			return srcErr(fmt.Errorf("UID FETCH of messages missing from the body FETCH: %w", err))
 		}

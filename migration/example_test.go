@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/migration"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -22,7 +22,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer st.Close()
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	dir := builtin.New(st, builtin.Options{Accounts: st})
 
 	m, err := migration.New(migration.Options{
 		Store:     st,

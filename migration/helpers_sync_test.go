@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	imapsrv "github.com/mailyard/mailyard/imap"
 	"github.com/mailyard/mailyard/internal/dovecottest"
 	"github.com/mailyard/mailyard/internal/mailcorpus"
@@ -41,7 +42,7 @@ type syncEnv struct {
 	t       testing.TB
 	dir     string
 	st      *sqlite.Store
-	d       *directory.Builtin
+	d       *builtin.Directory
 	dove    *dovecottest.Server
 	m       *Migrator
 	account string
@@ -105,7 +106,7 @@ func (e *syncEnv) openStore() {
 	}
 	e.t.Cleanup(func() { st.Close() })
 	e.st = st
-	e.d = directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	e.d = builtin.New(st, builtin.Options{Accounts: st})
 }
 
 func (e *syncEnv) newMigrator() {

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/internal/dovecottest"
 	"github.com/mailyard/mailyard/internal/mailcorpus"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -42,7 +42,7 @@ func TestSyncKillChild(t *testing.T) {
 	}
 	defer st.Close()
 	p, _ := strconv.Atoi(port)
-	m, err := New(Options{Store: st, Directory: directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st}),
+	m, err := New(Options{Store: st, Directory: builtin.New(st, builtin.Options{Accounts: st}),
 		Allowlist: []string{"127.0.0.1"}, FolderParallel: 2, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		t.Fatal(err)

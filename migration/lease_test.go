@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -19,7 +19,7 @@ func TestLeaseKeepsOtherProcessesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	dir := builtin.New(st, builtin.Options{Accounts: st})
 	newM := func() *Migrator {
 		m, err := New(Options{Store: st, Directory: dir})
 		if err != nil {

@@ -12,11 +12,19 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// UserLister lists a domain's users; [directory.Builtin] satisfies it. A
-// run for a whole domain ([RunFull]) needs it.
+// UserLister lists a domain's users; the store-backed directory
+// (directory/builtin) satisfies it. A run for a whole domain ([RunFull])
+// needs it.
 type UserLister interface {
+	// ListUsers returns up to limit users of domain ordered by primary
+	// address, starting after the address after ("" from the start); a
+	// page may be shorter than limit, and an empty one ends the listing.
 	ListUsers(ctx context.Context, domain, after string, limit int) ([]directory.User, error)
 }
+
+// userPageSize is how many users a full run asks a UserLister for at
+// once.
+const userPageSize = 1000
 
 // Target is what a [Migrator] needs from the store it copies into: the
 // records that hold collector state, run history, leases and checkpoints;

@@ -2,6 +2,7 @@ package migration
 
 import (
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/store/memstore"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -12,5 +13,5 @@ var (
 	_ Target     = (*sqlite.Store)(nil)
 	_ Target     = (*memstore.Store)(nil)
 	_ Lookup     = directory.Directory(nil)
-	_ UserLister = (*directory.Builtin)(nil)
+	_ UserLister = (*builtin.Directory)(nil)
 )

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -16,8 +17,28 @@ import (
 // collector's or folder's records.
 const keySep = "\x1f"
 
-// canonicalTarget is the record key of a target address.
-func canonicalTarget(addr string) string { return strings.ToLower(strings.TrimSpace(addr)) }
+// canonicalTarget is the record key of a target address: its canonical
+// form (directory.CanonicalAddress, after trimming surrounding space), or
+// "" if it is no address. For every address it equals the lowercased key
+// earlier versions stored, so existing records keep their keys.
+func canonicalTarget(addr string) string {
+	c, err := directory.CanonicalAddress(strings.TrimSpace(addr))
+	if err != nil {
+		return ""
+	}
+	return c
+}
+
+// listCursor is the record key to list collectors after: the canonical
+// target when after is an address, else after lowercased, which is
+// where it sorts among the canonical (lowercase) keys ("m" starts at the
+// targets beginning with m).
+func listCursor(after string) string {
+	if c := canonicalTarget(after); c != "" {
+		return c
+	}
+	return strings.ToLower(strings.TrimSpace(after))
+}
 
 func folderKey(target, folder string) string { return target + keySep + folder }
 

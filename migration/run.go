@@ -324,7 +324,7 @@ func (m *Migrator) runJobs(ctx context.Context, spec *RunSpec) ([]Job, error) {
 		}
 		after := ""
 		for {
-			users, err := m.opts.Users.ListUsers(ctx, spec.Domain, after, directory.MaxListLimit)
+			users, err := m.opts.Users.ListUsers(ctx, spec.Domain, after, userPageSize)
 			if err != nil {
 				return nil, fmt.Errorf("migration: run: list users of %s: %w", spec.Domain, err)
 			}
@@ -339,7 +339,9 @@ func (m *Migrator) runJobs(ctx context.Context, spec *RunSpec) ([]Job, error) {
 				}
 				jobs = append(jobs, j)
 			}
-			if len(users) < directory.MaxListLimit {
+			if len(users) == 0 {
+				// A lister may cap the page below userPageSize, so
+				// only an empty page ends the listing.
 				break
 			}
 			after = users[len(users)-1].Address

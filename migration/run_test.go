@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/internal/dovecottest"
 	"github.com/mailyard/mailyard/internal/mailcorpus"
 	"github.com/mailyard/mailyard/store"
@@ -30,7 +31,7 @@ type runTestEnv struct {
 	ctx context.Context
 	dov *dovecottest.Server
 	st  *sqlite.Store
-	dir *directory.Builtin
+	dir *builtin.Directory
 	m   *Migrator
 	// users: address -> source password (the same address logs in on
 	// the source).
@@ -48,7 +49,7 @@ func newRunTestEnv(t *testing.T, users map[string]string, tweak func(*Options)) 
 	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st, Hasher: directory.NewPasswordHasher(1)})
+	dir := builtin.New(st, builtin.Options{Accounts: st, Hasher: builtin.NewPasswordHasher(1)})
 	_, err = dir.CreateDomain(ctx, directory.Domain{Name: "example.com"})
 	require.NoError(t, err)
 	for addr := range users {
@@ -567,7 +568,7 @@ func TestRunIDsOfConcurrentProcesses(t *testing.T) {
 		st, err := sqlite.Open(ctx, data, sqlite.Options{})
 		require.NoError(t, err)
 		t.Cleanup(func() { st.Close() })
-		dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st, Hasher: directory.NewPasswordHasher(1)})
+		dir := builtin.New(st, builtin.Options{Accounts: st, Hasher: builtin.NewPasswordHasher(1)})
 		if i == 0 {
 			_, err = dir.CreateDomain(ctx, directory.Domain{Name: "example.com"})
 			require.NoError(t, err)

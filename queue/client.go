@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/mailyard/mailyard/internal/dnserror"
 	"github.com/mailyard/mailyard/routing"
 )
 
@@ -310,7 +311,10 @@ func (q *Queue) connect(ctx context.Context, j *outJob) (*outConn, rcptResult) {
 			return nil, rcptResult{code: 550, enhanced: "5.1.2", text: fmt.Sprintf("domain %s has no MX and no address records", h)}
 		}
 		if err != nil {
-			last = rcptResult{text: fmt.Sprintf("looking up %s: %v", h, err)}
+			// The text reaches the sender's DSN: the failure's class,
+			// not the resolver's words (which name our DNS server).
+			q.opts.Logger.DebugContext(ctx, "address lookup failed", "host", h, "err", err)
+			last = rcptResult{text: fmt.Sprintf("looking up %s: %s", h, dnserror.Describe(err))}
 			continue
 		}
 		for _, a := range addrs {
@@ -354,7 +358,8 @@ func (q *Queue) hosts(ctx context.Context, j *outJob) ([]string, bool, rcptResul
 	case err != nil && errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		mxs = nil // RFC 5321 §5.1: no MX, the domain itself is the host
 	case err != nil:
-		return nil, false, rcptResult{text: fmt.Sprintf("MX lookup for %s: %v", name, err)}
+		q.opts.Logger.DebugContext(ctx, "MX lookup failed", "domain", name, "err", err)
+		return nil, false, rcptResult{text: fmt.Sprintf("MX lookup for %s: %s", name, dnserror.Describe(err))}
 	}
 	if len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == "") {
 		// RFC 7505 §3: a null MX says the domain accepts no mail.

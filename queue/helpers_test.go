@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/internal/certs"
 	"github.com/mailyard/mailyard/internal/testclock"
 	"github.com/mailyard/mailyard/queue"
@@ -25,7 +26,7 @@ import (
 // table over the built-in directory (domain example.test, user alice).
 type queueFixture struct {
 	st    *sqlite.Store
-	dir   *directory.Builtin
+	dir   *builtin.Directory
 	table *routing.Table
 	q     *queue.Queue
 	qdir  string
@@ -121,7 +122,7 @@ func (f *queueFixture) open(t testing.TB) {
 		t.Fatal(err)
 	}
 	f.st = st
-	f.dir = directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	f.dir = builtin.New(st, builtin.Options{Accounts: st})
 	f.table = routing.NewTable(f.dir, routing.TableOptions{Rules: rules})
 	f.qdir = f.data + "/queue"
 }

@@ -720,7 +720,11 @@ func (r *Rules) forward(u *directory.User) *forwardRule {
 		return f
 	}
 	for _, a := range u.Aliases {
-		if f := r.forwards[strings.ToLower(a)]; f != nil {
+		c, err := directory.CanonicalAddress(a)
+		if err != nil {
+			continue // no forward is keyed by an address that does not parse
+		}
+		if f := r.forwards[c]; f != nil {
 			return f
 		}
 	}

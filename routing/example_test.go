@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -27,7 +28,7 @@ func Example() {
 		panic(err)
 	}
 	defer st.Close()
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	dir := builtin.New(st, builtin.Options{Accounts: st})
 	if _, err := dir.CreateDomain(ctx, directory.Domain{Name: "example.com"}); err != nil {
 		panic(err)
 	}

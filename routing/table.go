@@ -385,7 +385,7 @@ func (x *expansion) visit(it item) ([]item, error) {
 	if err != nil {
 		return nil, x.badSyntax(it, err)
 	}
-	local := strings.ToLower(a.Local)
+	local := a.CanonicalLocal()
 
 	// Step 2: technical domains; step 3: domains not hosted here.
 	it, domain := x.technicalDomain(it, a.Domain)
@@ -393,7 +393,7 @@ func (x *expansion) visit(it item) ([]item, error) {
 	if done {
 		return nil, err
 	}
-	canonical, fresh := x.enterHosted(it, local, domain, dom.Name)
+	canonical, fresh := x.enterHosted(it, a, domain, dom.Name)
 	if !fresh {
 		return nil, nil
 	}
@@ -465,7 +465,7 @@ func (x *expansion) hostedDomain(it item, a directory.Address, local, domain str
 	dom, err = x.t.dir.LookupDomain(x.ctx, domain)
 	switch {
 	case errors.Is(err, directory.ErrNotFound) && domain != a.Domain:
-		addr := local + "@" + domain
+		addr := a.CanonicalIn(domain)
 		if it.top {
 			x.recipient = addr
 		}
@@ -488,8 +488,8 @@ func (x *expansion) hostedDomain(it item, a directory.Address, local, domain str
 // domain and whether this expansion sees it for the first time; the
 // root's is remembered as the resolved recipient. An address reached
 // twice is skipped.
-func (x *expansion) enterHosted(it item, local, domain, mainDomain string) (canonical string, fresh bool) {
-	canonical = local + "@" + mainDomain
+func (x *expansion) enterHosted(it item, a directory.Address, domain, mainDomain string) (canonical string, fresh bool) {
+	canonical = a.CanonicalIn(mainDomain)
 	if it.top {
 		x.recipient, x.rcptDomain = canonical, mainDomain
 	}

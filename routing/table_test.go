@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store/memstore"
 )
@@ -17,7 +18,7 @@ import (
 // world is a built-in directory on a memory store with a small
 // organisation in it (routing is not about durability).
 type world struct {
-	dir                          *directory.Builtin
+	dir                          *builtin.Directory
 	alice, bob, carol, dis, room string // IDs
 	sales, loopGroup, empty      string // group IDs
 }
@@ -27,7 +28,7 @@ func newWorld(t *testing.T) world {
 	ctx := context.Background()
 	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { assert.NoError(t, st.Close()) })
-	d := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	d := builtin.New(st, builtin.Options{Accounts: st})
 	must := func(err error) {
 		t.Helper()
 		require.NoError(t, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/internal/msgheader"
 )
 
@@ -65,12 +66,6 @@ func senderRouting(addr string) string {
 	return ""
 }
 
-// canonicalAddress lower-cases an address for comparison: the domain
-// always (RFC 5321 §2.4) and the local part too, as the directory does.
-func canonicalAddress(addr string) string {
-	return strings.ToLower(strings.TrimSpace(addr))
-}
-
 // sendSet holds the addresses a user may send as. A sub-address
 // ("alice+tag@d") of an owned address is allowed too, unless the directory
 // says the full address is someone else's (taken).
@@ -81,29 +76,33 @@ type sendSet struct {
 	taken func(addr, base string) bool
 }
 
+// newSendSet holds addrs in the directory's canonical form; one that
+// does not parse is left out, since no sender it could match would parse.
 func newSendSet(addrs []string) sendSet {
 	s := sendSet{addrs: make(map[string]bool, len(addrs))}
 	for _, a := range addrs {
-		s.addrs[canonicalAddress(a)] = true
+		if c, err := directory.CanonicalAddress(a); err == nil {
+			s.addrs[c] = true
+		}
 	}
 	return s
 }
 
+// allows compares in the directory's canonical form (lowercase, see
+// directory.CanonicalAddress): the addresses are the user's own, hosted
+// here. An address that does not parse is never allowed.
 func (s sendSet) allows(addr string) bool {
-	addr = canonicalAddress(addr)
-	if addr == "" {
+	a, err := directory.ParseAddress(addr)
+	if err != nil {
 		return false
 	}
-	if s.addrs[addr] {
+	c := a.Canonical()
+	if s.addrs[c] {
 		return true
 	}
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
-		return false
-	}
-	if plus := strings.IndexByte(addr[:at], '+'); plus > 0 {
-		base := addr[:plus] + addr[at:]
-		return s.addrs[base] && (s.taken == nil || !s.taken(addr, base))
+	if base, _, ok := a.Subaddress(); ok {
+		b := base + "@" + a.Domain
+		return s.addrs[b] && (s.taken == nil || !s.taken(c, b))
 	}
 	return false
 }
@@ -168,7 +167,12 @@ func checkHeaderSenders(block []byte, may sendSet) (string, *gosmtp.SMTPError) {
 	return domainOf(from[0].Address), nil
 }
 
-// domainOf returns the lowercased domain of an address, or "".
+// domainOf returns the lowercased domain of an envelope address, or "".
+// It is not directory.ParseAddress on purpose: the outbound queue uses it
+// for remote recipients and for DSNs to remote senders, whose local parts
+// only their own host interprets (RFC 5321 §2.4) and may be ones the
+// directory refuses for hosted mailboxes (a quoted "john smith"@example.org
+// is a valid MAIL FROM). Domains compare without case (RFC 5321 §2.4).
 func domainOf(addr string) string {
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 {

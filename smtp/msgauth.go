@@ -13,11 +13,6 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// verifyTimeout bounds all DNS work for one message (RFC 5321
-// §4.5.3.2.6 gives the client 10 minutes for the reply after DATA; we stay
-// far below). A variable so that tests can shorten it.
-var verifyTimeout = 30 * time.Second
-
 // junkMailbox is where DMARC quarantine files messages (the special-use
 // \Junk mailbox every account has; the store falls back to INBOX).
 const junkMailbox = "Junk"
@@ -59,13 +54,14 @@ func (s *session) checkMessage(log *slog.Logger, received, src func() (io.Reader
 		}
 		env := dkim.Envelope{RemoteIP: net.IP(s.tc.ip.AsSlice()), Helo: s.conn.Hostname(), MailFrom: tx.from}
 		// DNS that does not answer must not hold the client past its own
-		// DATA timeout. The budget bounds the lookups only, not Verify:
-		// lookups past it fail as DNS timeouts, which are temperror
-		// results (RFC 7489 §6.6.2 leaves those to local policy: we
-		// deliver and mark), where a done context would fail the whole
-		// verification and defer the message again on every retry.
-		resolver := newDeadlineResolver(s.ctx, o.VerifyResolver, time.Now().Add(verifyTimeout))
-		defer resolver.cancel()
+		// DATA timeout. One deadline (Options.VerifyTimeout) bounds all
+		// the message's lookups, which Verify runs concurrently. It
+		// bounds the lookups only, not Verify: lookups past it fail as
+		// DNS timeouts, which are temperror results (RFC 7489 §6.6.2
+		// leaves those to local policy: we deliver and mark), where a
+		// done context would fail the whole verification and defer the
+		// message again on every retry.
+		resolver := newDeadlineResolver(o.VerifyResolver, time.Now().Add(o.VerifyTimeout))
 		res, err := dkim.Verify(s.ctx, resolver, first, env, dkim.VerifyOptions{AuthServID: o.Hostname, Now: o.Now, Logger: log})
 		if errors.Is(err, dkim.ErrHeaderTooLarge) {
 			return authOutcome{refuse: reply(552, "5.3.4", "message header block too large")}, true, nil
@@ -149,31 +145,22 @@ func dkimSummary(rs []dkim.DKIMResult) string {
 
 // deadlineResolver bounds every lookup of one message by a shared
 // deadline. A lookup cut short by it fails as a DNS timeout
-// (*net.DNSError, which DKIM, SPF and DMARC all read as a
-// temporary failure) whatever error the underlying resolver returned.
-// Lookups made with the message's context share one bounded context
-// (one timer per message, not one per lookup, most of which the cache
-// answers at once).
+// (*net.DNSError, which DKIM, SPF and DMARC all read as a temporary
+// failure) whatever error the underlying resolver returned. Each lookup
+// gets its own context with that deadline, as dkim.Verify makes them
+// under contexts of its own (it cancels its lookups when it returns).
 type deadlineResolver struct {
 	r        dkim.Resolver
-	parent   context.Context
-	bounded  context.Context
-	cancel   context.CancelFunc
 	deadline time.Time
 }
 
-func newDeadlineResolver(ctx context.Context, r dkim.Resolver, deadline time.Time) deadlineResolver {
-	bounded, cancel := context.WithDeadline(ctx, deadline)
-	return deadlineResolver{r: r, parent: ctx, bounded: bounded, cancel: cancel, deadline: deadline}
+func newDeadlineResolver(r dkim.Resolver, deadline time.Time) deadlineResolver {
+	return deadlineResolver{r: r, deadline: deadline}
 }
 
 func lookupBounded[T any](d deadlineResolver, ctx context.Context, name string, f func(context.Context, string) (T, error)) (T, error) {
-	lctx := d.bounded
-	if ctx != d.parent {
-		var cancel context.CancelFunc
-		lctx, cancel = context.WithDeadline(ctx, d.deadline)
-		defer cancel()
-	}
+	lctx, cancel := context.WithDeadline(ctx, d.deadline)
+	defer cancel()
 	v, err := f(lctx, name)
 	if err != nil && ctx.Err() == nil && lctx.Err() != nil {
 		var zero T

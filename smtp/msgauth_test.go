@@ -198,10 +198,9 @@ func (hangingResolver) LookupAddr(ctx context.Context, _ string) ([]string, erro
 // temperror results (RFC 7489 §6.6.2: local policy; we deliver and mark),
 // not a 451 that the sender would meet again on every retry.
 func TestMXVerificationDNSTimeoutDelivers(t *testing.T) {
-	old := verifyTimeout
-	verifyTimeout = 200 * time.Millisecond
-	t.Cleanup(func() { verifyTimeout = old })
-	m := startRealStackWith(t, func(o *Options, _ *sqlite.Store) { o.VerifyResolver = hangingResolver{} }, nil)
+	m := startRealStackWith(t, func(o *Options, _ *sqlite.Store) {
+		o.VerifyResolver, o.VerifyTimeout = hangingResolver{}, 200*time.Millisecond
+	}, nil)
 	bob := m.user(t, "bob@example.test", 0)
 	c := m.ts.client(t)
 	start := time.Now()
@@ -276,9 +275,8 @@ func TestDeadlineResolverKeepsKeyCache(t *testing.T) {
 	cache := &dkim.CachingResolver{Resolver: up}
 	ctx := context.Background()
 	for range 3 {
-		r := newDeadlineResolver(ctx, cache, time.Now().Add(time.Minute))
+		r := newDeadlineResolver(cache, time.Now().Add(time.Minute))
 		rec, err := dkim.LookupKeyRecord(ctx, r, k[0].RecordName())
-		r.cancel()
 		if err != nil || rec.PublicKey == nil {
 			t.Fatalf("key record: %+v %v", rec, err)
 		}

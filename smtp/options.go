@@ -94,6 +94,9 @@ const (
 	// DefaultReadTimeout is RFC 5321 §4.5.3.2.7's server timeout.
 	DefaultReadTimeout  = 5 * time.Minute
 	DefaultWriteTimeout = time.Minute
+	// DefaultVerifyTimeout stays far below the 10 minutes RFC 5321
+	// §4.5.3.2.6 gives the client to wait for the reply after DATA.
+	DefaultVerifyTimeout = 30 * time.Second
 )
 
 // Options configure a [Server]. Router and Deliverer are required; Auth and
@@ -156,6 +159,13 @@ type Options struct {
 	// Authentication-Results field (RFC 8601) for Hostname, and incoming
 	// Authentication-Results fields that claim Hostname are removed.
 	VerifyResolver dkim.Resolver
+	// VerifyTimeout bounds the DNS lookups of one message's
+	// authentication together: they run concurrently (see dkim.Verify)
+	// under this one deadline, and a lookup still unanswered at the
+	// deadline is a DNS timeout, a temperror result: the message is
+	// delivered and marked (RFC 7489 §6.6.2 leaves that to local policy),
+	// not deferred to meet the same DNS on every retry. Default 30s.
+	VerifyTimeout time.Duration
 	// DMARC says what happens to messages whose DMARC policy is reject
 	// or quarantine; the zero value follows the domain's published
 	// policy (reject at DATA with 550 5.7.1; quarantine to Junk).
@@ -232,7 +242,7 @@ func (o Options) withDefaults() (Options, error) {
 		errs = append(errs, fmt.Errorf("unknown mode %d", int(o.Mode)))
 	}
 	if o.MaxMessageBytes < 0 || o.MaxRecipients < 0 || o.MaxLineLength < 0 || o.MaxHeaderBytes < 0 ||
-		o.ReadTimeout < 0 || o.WriteTimeout < 0 {
+		o.ReadTimeout < 0 || o.WriteTimeout < 0 || o.VerifyTimeout < 0 {
 		errs = append(errs, errors.New("MaxMessageBytes, MaxRecipients, MaxLineLength, MaxHeaderBytes and timeouts must not be negative"))
 	}
 	if o.SpoolDir != "" {
@@ -267,6 +277,7 @@ func (o Options) withDefaults() (Options, error) {
 	defaultTo(&o.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	defaultTo(&o.ReadTimeout, DefaultReadTimeout)
 	defaultTo(&o.WriteTimeout, DefaultWriteTimeout)
+	defaultTo(&o.VerifyTimeout, DefaultVerifyTimeout)
 	if o.Now == nil {
 		o.Now = time.Now
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -17,7 +18,7 @@ func withRules(t testing.TB, cfg routing.Config) func(*Options, *sqlite.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+		dir := builtin.New(st, builtin.Options{Accounts: st})
 		o.Router = routing.NewTable(dir, routing.TableOptions{Rules: rules})
 	}
 }

@@ -155,7 +155,8 @@ func (s *session) subaddressTaken(addr, base string) bool {
 		log.Warn("sender lookup failed", "from", addr, "err", err)
 		return true
 	}
-	return canonicalAddress(e.Address) != base
+	c, err := directory.CanonicalAddress(e.Address)
+	return err != nil || c != base
 }
 
 // Rcpt implements gosmtp.Session: the routing decision is made now, and

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -21,7 +22,7 @@ type realStack struct {
 	sub *testServer // submission, STARTTLS + AUTH
 	tls *tls.Config // client side for sub
 	st  *sqlite.Store
-	dir *directory.Builtin
+	dir *builtin.Directory
 }
 
 func startRealStack(t *testing.T) *realStack {
@@ -39,7 +40,7 @@ func startRealStackWith(t testing.TB, mx, subm func(*Options, *sqlite.Store)) *r
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	dir := builtin.New(st, builtin.Options{Accounts: st})
 	if _, err := dir.CreateDomain(ctx, directory.Domain{Name: "example.test"}); err != nil {
 		t.Fatal(err)
 	}

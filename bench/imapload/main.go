@@ -22,7 +22,7 @@
 // index and the message number, so two servers get the same data.
 //
 // -dovecot-passwd prints the accounts with passwords hashed by
-// directory.HashPassword, for a Dovecot passwd-file: both servers then pay
+// builtin.HashPassword, for a Dovecot passwd-file: both servers then pay
 // the same argon2id cost per LOGIN.
 //
 // Idle mode (-idle N): N connections log in, select INBOX and sit in IDLE
@@ -58,7 +58,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailyard/mailyard/bench/internal/textgen"
-	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 )
 
 type account struct{ user, pass string }
@@ -146,7 +146,7 @@ func main() {
 	}
 	if dovecotPasswd {
 		for _, a := range c.accounts {
-			h, err := directory.HashPassword(a.pass)
+			h, err := builtin.HashPassword(a.pass)
 			if err != nil {
 				fatalf("%s: %v", a.user, err)
 			}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/internal/limits"
 )
 
@@ -251,8 +252,18 @@ func (l *Limiter) Policy() Policy { return l.p }
 // hash.
 const maxLoginKey = 256
 
+// loginKey folds the spellings of one login into one key: an address to
+// its canonical form (directory.CanonicalAddress, the rule every
+// package compares hosted addresses by), any other login (an Active
+// Directory sAMAccountName, which sources compare without case) to
+// lowercase.
 func loginKey(login string) string {
-	k := strings.ToLower(strings.TrimSpace(login))
+	k := strings.TrimSpace(login)
+	if c, err := directory.CanonicalAddress(k); err == nil {
+		k = c
+	} else {
+		k = strings.ToLower(k)
+	}
 	if len(k) > maxLoginKey {
 		sum := sha256.Sum256([]byte(k))
 		return "\x00sha256:" + hex.EncodeToString(sum[:])

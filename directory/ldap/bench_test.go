@@ -137,7 +137,7 @@ func TestLDAPSyncBench(t *testing.T) {
 	t.Logf("RESULT incremental sync of 100 changes: %s", incr.Round(time.Millisecond))
 
 	// Bind-auth latency through the server's authenticator.
-	auth := &directory.SourcedAuth{Builtin: dir, Sources: map[string]directory.SourceAuthenticator{c.Source(): c}}
+	auth := &directory.SourcedAuth{Users: dir, Sources: map[string]directory.SourceAuthenticator{c.Source(): c}}
 	measure := func(name string, n int, login func(i int) string) {
 		var lat []time.Duration
 		for i := range n {

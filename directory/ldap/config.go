@@ -103,10 +103,10 @@ type Config struct {
 	MaxDeleteShare float64
 	// DeleteVanishedAfter is the retention period of users that vanished
 	// from the source. A full sync that no longer finds a user disables
-	// it and keeps its account and mail ([directory.Builtin.MarkVanished]);
+	// it and keeps its account and mail (builtin.Directory.MarkVanished);
 	// if the user is still missing this long after, a full sync deletes
 	// it with its mailbox. Zero (the default) never deletes: that is left
-	// to an administrator (directory.Builtin.DeleteUser).
+	// to an administrator (builtin.Directory.DeleteUser).
 	DeleteVanishedAfter time.Duration
 }
 

@@ -1,7 +1,7 @@
 // Package ldap connects an external LDAP directory (Active Directory and
 // Samba AD, 389 Directory Server and FreeIPA, OpenLDAP) to Mailyard's
 // built-in directory: it syncs users, groups and address-book entries
-// into a [Target] ([directory.Builtin], or any directory with the few
+// into a [Target] (builtin.Directory, or any directory with the few
 // methods the sync calls) and checks passwords by binding as the user.
 // Mail keeps flowing while the external directory is unreachable, since
 // routing only reads the built-in copy; only logins of synced users
@@ -14,7 +14,7 @@
 //     (RFC 4513 §3) if configured, and binds as the service account;
 //  2. reads the mail users page by page (simple paged results, RFC 2696),
 //     maps each entry with the [Mapping] (a preset with overrides) and
-//     upserts it by its stable ID ([directory.Builtin.UpsertSourcedUser]):
+//     upserts it by its stable ID (builtin.Directory.UpsertSourcedUser):
 //     a rename keeps the user's ID and mailbox, a disabled account is
 //     blocked, excluded users are skipped;
 //  3. reads the mail groups and writes them as distribution lists, their
@@ -24,10 +24,10 @@
 //     as contacts of the global address list;
 //  5. disables the users that vanished (deleted, moved out of the base,
 //     no longer matching the filter) and keeps their addresses, account
-//     and mail ([directory.Builtin.MarkVanished]); a user listed again is
+//     and mail (builtin.Directory.MarkVanished); a user listed again is
 //     enabled again, unless the source or an administrator disabled it.
 //     Deleting a mailbox is a separate step: an administrator's
-//     ([directory.Builtin.DeleteUser]), or, opted into with
+//     (builtin.Directory.DeleteUser), or, opted into with
 //     Config.DeleteVanishedAfter, a full sync's once the user has been
 //     missing that long. Groups and address-book entries that vanished
 //     are removed (they hold no mail). The safety guard fails the run
@@ -48,7 +48,7 @@
 // for an admin command in another process. A deletion removes the
 // directory entry and records its store account as pending in one
 // transaction, then deletes the account; if a crash comes between, the
-// next run completes it ([directory.Builtin.CompleteDeletions]). Passwords —
+// next run completes it (builtin.Directory.CompleteDeletions). Passwords —
 // the service account's and users' — are never stored or logged; values
 // from user input are escaped in filters (RFC 4515 §3, EscapeFilter).
 //

@@ -276,8 +276,10 @@ func (m Mapping) mapCommon(e *goldap.Entry) (Entry, error) {
 	if primary == "" {
 		return Entry{}, fmt.Errorf("ldap: %s: no usable mail address", printableDN(e.DN))
 	}
+	// address parsed both, so both have a canonical form.
+	pc, _ := directory.CanonicalAddress(primary)
 	for _, a := range aliases {
-		if !strings.EqualFold(a, primary) {
+		if ac, _ := directory.CanonicalAddress(a); ac != pc {
 			out.Aliases = append(out.Aliases, a)
 		}
 	}

@@ -3,7 +3,7 @@ package ldap
 // nsStatus is the [store.Records] namespace of sync statuses, one record
 // per connection name, so that an admin command in another process sees
 // the server's last run. The entries a sync writes live in the directory's
-// own namespaces (see [directory.Namespaces]).
+// own namespaces (see builtin.Namespaces).
 const nsStatus = "ldapsync"
 
 // Namespaces returns the [store.Records] namespaces the LDAP sync owns,

@@ -83,7 +83,7 @@ func TestOpenLDAPPreset(t *testing.T) {
 	assert.Error(t, err, "contacts get no mailbox and no routing")
 
 	// Login by uid.
-	auth := &directory.SourcedAuth{Builtin: dir, Sources: map[string]directory.SourceAuthenticator{c.Source(): c}}
+	auth := &directory.SourcedAuth{Users: dir, Sources: map[string]directory.SourceAuthenticator{c.Source(): c}}
 	u, err := auth.Authenticate(ctx, "grace", "grace-pw", directory.ProtoIMAP)
 	require.NoError(t, err)
 	assert.Equal(t, "grace@example.com", u.Address)

@@ -40,7 +40,7 @@ type Options struct {
 	// Dir receives the synced entries. It must also be a GroupTarget,
 	// and a ContactTarget, VanishedDeleter or DomainCreator when the
 	// Config uses address-book filters, DeleteVanishedAfter or
-	// CreateDomains; a *directory.Builtin is all of them.
+	// CreateDomains; a *builtin.Directory is all of them.
 	Dir Target
 	// Records keeps the sync status and change cursor; usually the same
 	// store as Dir's.

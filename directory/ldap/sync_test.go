@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/directory/ldap"
 	"github.com/mailyard/mailyard/internal/ldaptest"
 	"github.com/mailyard/mailyard/internal/testpeer"
@@ -22,19 +23,19 @@ import (
 type env struct {
 	srv  *ldaptest.Server
 	st   *sqlite.Store
-	dir  *directory.Builtin
+	dir  *builtin.Directory
 	conn *ldap.Connector
 	cfg  ldap.Config
 }
 
 // newDir opens a store with tenant "acme" hosting example.com.
-func newDir(t *testing.T) (*sqlite.Store, *directory.Builtin) {
+func newDir(t *testing.T) (*sqlite.Store, *builtin.Directory) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	dir := builtin.New(st, builtin.Options{Accounts: st})
 	_, err = dir.CreateTenant(ctx, directory.Tenant{ID: "acme"})
 	require.NoError(t, err)
 	_, err = dir.CreateDomain(ctx, directory.Domain{Name: "example.com", Tenant: "acme"})
@@ -270,7 +271,7 @@ func TestSourcedAuth(t *testing.T) {
 	require.NoError(t, err)
 	local, err := e.dir.CreateUser(ctx, directory.User{Address: "local@example.com"}, "local-pw")
 	require.NoError(t, err)
-	auth := &directory.SourcedAuth{Builtin: e.dir, Sources: map[string]directory.SourceAuthenticator{e.conn.Source(): e.conn}}
+	auth := &directory.SourcedAuth{Users: e.dir, Sources: map[string]directory.SourceAuthenticator{e.conn.Source(): e.conn}}
 
 	u, err := auth.Authenticate(ctx, "alice@example.com", "alice-pw", directory.ProtoIMAP)
 	require.NoError(t, err)
@@ -355,7 +356,7 @@ func TestFailoverAndTimeouts(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, srv.URL, status.Server)
 	assert.Less(t, time.Since(start), 10*time.Second)
-	auth := &directory.SourcedAuth{Builtin: dir, Sources: map[string]directory.SourceAuthenticator{c.Source(): c}}
+	auth := &directory.SourcedAuth{Users: dir, Sources: map[string]directory.SourceAuthenticator{c.Source(): c}}
 	_, err = auth.Authenticate(ctx, "alice", "alice-pw", directory.ProtoIMAP)
 	require.NoError(t, err)
 
@@ -397,7 +398,7 @@ func TestTLS(t *testing.T) {
 			status, err := c.Sync(ctx, ldap.SyncOptions{})
 			require.NoError(t, err)
 			assert.Equal(t, 6, status.Added)
-			auth := &directory.SourcedAuth{Builtin: dir, Sources: map[string]directory.SourceAuthenticator{c.Source(): c}}
+			auth := &directory.SourcedAuth{Users: dir, Sources: map[string]directory.SourceAuthenticator{c.Source(): c}}
 			_, err = auth.Authenticate(ctx, "alice", "alice-pw", directory.ProtoIMAP)
 			assert.NoError(t, err)
 		})
@@ -410,7 +411,7 @@ func TestCreateDomains(t *testing.T) {
 	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
 	require.NoError(t, err)
 	defer st.Close()
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{})
+	dir := builtin.New(st, builtin.Options{})
 	_, err = dir.CreateTenant(ctx, directory.Tenant{ID: "acme"})
 	require.NoError(t, err)
 	cfg := adConfig(srv.URL)

@@ -12,7 +12,7 @@ import (
 // needs. A sync also needs a GroupTarget, and, depending on the Config,
 // a ContactTarget, a VanishedDeleter and a DomainCreator; New finds them
 // on Options.Dir by type assertion and refuses a Config whose features
-// the target lacks. [*directory.Builtin] implements all of them.
+// the target lacks. *builtin.Directory implements all of them.
 //
 // The sync runs many writes concurrently, so a Target must be safe for
 // concurrent use. An error from a write is counted in the run's Status

@@ -10,17 +10,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/directory/ldap"
 	"github.com/mailyard/mailyard/internal/ldaptest"
 )
 
 // The built-in directory is a target with every optional part.
 var (
-	_ ldap.Target          = (*directory.Builtin)(nil)
-	_ ldap.GroupTarget     = (*directory.Builtin)(nil)
-	_ ldap.ContactTarget   = (*directory.Builtin)(nil)
-	_ ldap.VanishedDeleter = (*directory.Builtin)(nil)
-	_ ldap.DomainCreator   = (*directory.Builtin)(nil)
+	_ ldap.Target          = (*builtin.Directory)(nil)
+	_ ldap.GroupTarget     = (*builtin.Directory)(nil)
+	_ ldap.ContactTarget   = (*builtin.Directory)(nil)
+	_ ldap.VanishedDeleter = (*builtin.Directory)(nil)
+	_ ldap.DomainCreator   = (*builtin.Directory)(nil)
 )
 
 // usersOnly hides every method of the wrapped directory but Target's.

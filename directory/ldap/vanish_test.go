@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/directory/ldap"
 	"github.com/mailyard/mailyard/internal/testclock"
 	"github.com/mailyard/mailyard/store"
@@ -109,7 +110,7 @@ func TestVanishedUserKeepsMail(t *testing.T) {
 	en, err := e.dir.LookupAddress(ctx, "dave@example.com")
 	require.NoError(t, err)
 	assert.True(t, en.Kind == directory.KindUser && en.User.Disabled, "routing refuses mail to a disabled user")
-	auth := &directory.SourcedAuth{Builtin: e.dir, Sources: map[string]directory.SourceAuthenticator{e.conn.Source(): e.conn}}
+	auth := &directory.SourcedAuth{Users: e.dir, Sources: map[string]directory.SourceAuthenticator{e.conn.Source(): e.conn}}
 	_, err = auth.Authenticate(ctx, "dave@example.com", "dave-pw", directory.ProtoIMAP)
 	assert.Error(t, err, "no login")
 	// An administrator cannot enable a user the source no longer lists.
@@ -169,7 +170,7 @@ func TestVanishedUserReappears(t *testing.T) {
 	}
 	assert.Equal(t, dv.ID, e.user(t, "dave@example.com").ID)
 	e.requireMail(t, dv.ID, uid)
-	auth := &directory.SourcedAuth{Builtin: e.dir, Sources: map[string]directory.SourceAuthenticator{e.conn.Source(): e.conn}}
+	auth := &directory.SourcedAuth{Users: e.dir, Sources: map[string]directory.SourceAuthenticator{e.conn.Source(): e.conn}}
 	_, err = auth.Authenticate(ctx, "dave", "dave-pw", directory.ProtoIMAP)
 	assert.NoError(t, err)
 	_, err = auth.Authenticate(ctx, "erin", "erin-pw", directory.ProtoIMAP)
@@ -241,7 +242,7 @@ func TestDeleteVanishedInterrupted(t *testing.T) {
 	ctx := context.Background()
 	e := newADEnv(t, func(c *ldap.Config) { c.DeleteVanishedAfter = time.Hour })
 	accounts := &failingAccounts{Accounts: e.st}
-	e.dir = directory.NewBuiltin(e.st, directory.BuiltinOptions{Accounts: accounts})
+	e.dir = builtin.New(e.st, builtin.Options{Accounts: accounts})
 	clk := e.useClock(t)
 	dv, _ := e.daveWithMailMovedOut(t)
 	_, err := e.conn.Sync(ctx, ldap.SyncOptions{Full: true})

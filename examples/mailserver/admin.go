@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/dkim"
 	"github.com/mailyard/mailyard/internal/cliflags"
 	"github.com/mailyard/mailyard/store"
@@ -33,7 +34,7 @@ type admin struct {
 	stdout io.Writer
 
 	st   *sqlite.Store
-	dir  *directory.Builtin
+	dir  *builtin.Directory
 	keys *dkim.Keys
 }
 
@@ -46,7 +47,7 @@ func (a *admin) open(ctx context.Context) error {
 		return dataDirError(a.cfg.DataDir, err)
 	}
 	a.st = st
-	a.dir = directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st, Logger: a.logger})
+	a.dir = builtin.New(st, builtin.Options{Accounts: st, Logger: a.logger})
 	a.keys = newDKIMKeys(st, a.cfg, a.logger)
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/directory/ldap"
 	"github.com/mailyard/mailyard/store"
 )
@@ -234,7 +235,7 @@ type ldapSource struct {
 }
 
 // newLDAPSources builds the connectors of cfg.Directory.
-func newLDAPSources(cfg Config, dir *directory.Builtin, records store.Records, logger *slog.Logger) ([]ldapSource, error) {
+func newLDAPSources(cfg Config, dir *builtin.Directory, records store.Records, logger *slog.Logger) ([]ldapSource, error) {
 	if cfg.Directory == nil {
 		return nil, nil
 	}
@@ -262,8 +263,8 @@ func newLDAPSources(cfg Config, dir *directory.Builtin, records store.Records, l
 
 // newAuthenticator routes logins: users synced from a configured source
 // bind at it, every other user is checked against the local hash.
-func newAuthenticator(dir *directory.Builtin, sources []ldapSource) *directory.SourcedAuth {
-	a := &directory.SourcedAuth{Builtin: dir, Sources: map[string]directory.SourceAuthenticator{}}
+func newAuthenticator(dir *builtin.Directory, sources []ldapSource) *directory.SourcedAuth {
+	a := &directory.SourcedAuth{Users: dir, Sources: map[string]directory.SourceAuthenticator{}}
 	for _, s := range sources {
 		a.Sources[s.conn.Source()] = s.conn
 	}

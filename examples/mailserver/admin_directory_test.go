@@ -12,6 +12,7 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/internal/ldaptest"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -153,7 +154,7 @@ func TestDirectorySyncAndAuthRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	dir := builtin.New(st, builtin.Options{Accounts: st})
 	sources, err := newLDAPSources(cfg, dir, st, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +236,7 @@ func TestDirectoryVanishedUserAndUserDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st})
+	dir := builtin.New(st, builtin.Options{Accounts: st})
 	maxUser, err := dir.UserByAddress(ctx, "max@example.test")
 	if err == nil {
 		_, err = st.Deliver(ctx, store.Delivery{Recipients: []store.Recipient{{Account: maxUser.ID}}}, strings.NewReader("Subject: hi\r\n\r\nkeep\r\n"))

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,25 +44,38 @@ func (a *admin) hostedDomain(ctx context.Context, name string) (string, error) {
 	return d.Name, nil
 }
 
-// printRecord shows the DNS record an administrator must publish.
-func (a *admin) printRecord(k dkim.Key) {
-	fmt.Fprintf(a.stdout, "%s.\tIN TXT\t%q\n", k.RecordName(), k.TXT())
+// printRecord shows the DNS record an administrator must publish, in
+// the zone-file form of the dns command (long TXT data split into
+// 255-octet strings, RFC 1035 §3.3.14).
+func (a *admin) printRecord(k dkim.Key) error {
+	rec, err := k.ZoneRecord(0)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprint(a.stdout, dkim.FormatZone([]dkim.DNSRecord{rec}))
+	return err
 }
 
 // keyArgs parses "DOMAIN [-selector S] [-alg A]" for keygen and rotate:
-// the hosted domain, the selector (default from the date) and algorithm.
-func (a *admin) keyArgs(ctx context.Context, name string, args []string) (domain, selector string, alg dkim.Algorithm, err error) {
+// the hosted domain, the selector (default from the date) and algorithm
+// (without -alg, whatever defaultAlg says for the domain).
+func (a *admin) keyArgs(ctx context.Context, name string, args []string, defaultAlg func(ctx context.Context, domain string) (dkim.Algorithm, error)) (domain, selector string, alg dkim.Algorithm, err error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	sel := fs.String("selector", "", "selector (default my<YYYYMMDD>, with an e suffix for ed25519)")
-	algName := fs.String("alg", "rsa", "rsa (2048 bits) or ed25519")
+	algName := fs.String("alg", "", "rsa (2048 bits) or ed25519 (keygen: default rsa; rotate: default the algorithm of the key rotated)")
 	pos, err := parseFlags(fs, args)
 	if err != nil || len(pos) != 1 {
 		return "", "", "", errUsage
 	}
-	if alg, err = parseAlg(*algName); err != nil {
+	if domain, err = a.hostedDomain(ctx, pos[0]); err != nil {
 		return "", "", "", err
 	}
-	if domain, err = a.hostedDomain(ctx, pos[0]); err != nil {
+	if *algName == "" {
+		alg, err = defaultAlg(ctx, domain)
+	} else {
+		alg, err = parseAlg(*algName)
+	}
+	if err != nil {
 		return "", "", "", err
 	}
 	if selector = *sel; selector == "" {
@@ -70,6 +84,32 @@ func (a *admin) keyArgs(ctx context.Context, name string, args []string) (domain
 		}
 	}
 	return domain, selector, alg, nil
+}
+
+// rotatedAlg is the algorithm a rotation without -alg keeps: that of the
+// key waiting for step 2 if there is one, else that of the signing key.
+// A domain that signs with both RSA and Ed25519 must say which one.
+func (a *admin) rotatedAlg(ctx context.Context, domain string) (dkim.Algorithm, error) {
+	ks, err := a.keys.List(ctx, domain)
+	if err != nil {
+		return "", err
+	}
+	for _, state := range []dkim.KeyState{dkim.StatePublished, dkim.StateActive} {
+		var algs []dkim.Algorithm
+		for _, k := range ks {
+			if k.State == state && !slices.Contains(algs, k.Algorithm) {
+				algs = append(algs, k.Algorithm)
+			}
+		}
+		switch len(algs) {
+		case 0:
+			continue
+		case 1:
+			return algs[0], nil
+		}
+		return "", fmt.Errorf("domain %s has %s keys of both %s and %s: say which to rotate with -alg", domain, state, algs[0], algs[1])
+	}
+	return "", fmt.Errorf("domain %s has no signing key to rotate: create one with `dkim keygen %s`", domain, domain)
 }
 
 // freeSelector is defaultSelector made unique within the domain: a
@@ -95,7 +135,7 @@ func (a *admin) freeSelector(ctx context.Context, domain string, alg dkim.Algori
 // dkimKeygen creates a key. The first key of an algorithm for a domain
 // signs at once; later ones are only published (finish with rotate).
 func (a *admin) dkimKeygen(ctx context.Context, args []string) error {
-	domain, sel, alg, err := a.keyArgs(ctx, "dkim keygen", args)
+	domain, sel, alg, err := a.keyArgs(ctx, "dkim keygen", args, func(context.Context, string) (dkim.Algorithm, error) { return dkim.RSA, nil })
 	if err != nil {
 		return err
 	}
@@ -114,8 +154,7 @@ func (a *admin) dkimKeygen(ctx context.Context, args []string) error {
 		fmt.Fprintf(a.stdout, "key %s/%s (%s) created and published, not signing (%s still signs); publish, then run `dkim rotate %s`:\n",
 			domain, k.Selector, alg, active.Selector, domain)
 	}
-	a.printRecord(k)
-	return nil
+	return a.printRecord(k)
 }
 
 // activeKey returns the domain's signing key of alg, or nil.
@@ -137,7 +176,7 @@ func (a *admin) activeKey(ctx context.Context, domain string, alg dkim.Algorithm
 // signing to it (step 2) and the old key stays published for the
 // verification window.
 func (a *admin) dkimRotate(ctx context.Context, args []string) error {
-	domain, sel, alg, err := a.keyArgs(ctx, "dkim rotate", args)
+	domain, sel, alg, err := a.keyArgs(ctx, "dkim rotate", args, a.rotatedAlg)
 	if err != nil {
 		return err
 	}
@@ -161,8 +200,7 @@ func (a *admin) dkimRotate(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(a.stdout, "step 1 done: %s/%s created and published, not signing yet. Publish this record, wait for DNS (at least its TTL), then run `dkim rotate %s` again:\n",
 		domain, k.Selector, domain)
-	a.printRecord(k)
-	return nil
+	return a.printRecord(k)
 }
 
 func (a *admin) dkimList(ctx context.Context, args []string) error {
@@ -223,8 +261,7 @@ func (a *admin) dkimImport(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "key %s/%s (%s) imported, published, not signing; activate with `dkim rotate %s`:\n", domain, k.Selector, k.Algorithm, domain)
-	a.printRecord(k)
-	return nil
+	return a.printRecord(k)
 }
 
 // dnsRecords prints the records a hosted domain publishes.
@@ -233,6 +270,7 @@ func (a *admin) dnsRecords(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "JSON instead of zone-file text")
 	mx := fs.String("mx", "", "MX host (default: hostname from the config)")
 	dmarcRUA := fs.String("dmarc-rua", "", "address for DMARC aggregate reports")
+	davPort := fs.Int("dav-port", 443, "port CalDAV/CardDAV clients reach (the [dav] listener, mapped to 443 in production)")
 	pos, err := parseFlags(fs, args)
 	if err != nil || len(pos) != 1 {
 		return errUsage
@@ -257,6 +295,10 @@ func (a *admin) dnsRecords(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *davPort < 1 || *davPort > 65535 {
+		return fmt.Errorf("-dav-port %d: not a port from 1 to 65535", *davPort)
+	}
+	recs = davRecords(recs, *davPort)
 	if *asJSON {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
@@ -268,4 +310,27 @@ func (a *admin) dnsRecords(ctx context.Context, args []string) error {
 	}
 	_, err = fmt.Fprint(a.stdout, zone)
 	return err
+}
+
+// davRecords points the RFC 6764 records of a zone at the [dav] listener:
+// the _caldavs._tcp and _carddavs._tcp SRV records (§3) at port, and
+// their TXT path= (§4) at the context path /dav/, where clients find
+// current-user-principal without the well-known redirect.
+func davRecords(recs []dkim.DNSRecord, port int) []dkim.DNSRecord {
+	out := make([]dkim.DNSRecord, len(recs))
+	for i, r := range recs {
+		if strings.HasPrefix(r.Name, "_caldavs._tcp.") || strings.HasPrefix(r.Name, "_carddavs._tcp.") {
+			switch r.Type {
+			case "TXT":
+				r.Value = "path=" + davPrefix + "/"
+			case "SRV":
+				// "priority weight port target"
+				if f := strings.Fields(r.Value); len(f) == 4 {
+					r.Value = fmt.Sprintf("%s %s %d %s", f[0], f[1], port, f[3])
+				}
+			}
+		}
+		out[i] = r
+	}
+	return out
 }

@@ -107,7 +107,7 @@ func TestAdminDKIMAndDNS(t *testing.T) {
 		t.Fatalf("keygen for an unhosted domain: exit %d, %q", code, errs)
 	}
 	out := mustCLI(t, d, "dkim", "keygen", "example.test", "-selector", "s1")
-	if !strings.Contains(out, "signing") || !strings.Contains(out, `s1._domainkey.example.test.	IN TXT	"v=DKIM1; k=rsa; p=`) {
+	if !strings.Contains(out, "signing") || !strings.Contains(out, `s1._domainkey.example.test.	3600	IN	TXT	( "v=DKIM1; k=rsa; p=`) {
 		t.Fatalf("keygen: %q", out)
 	}
 	// Rotation, step 1: a new key is published but s1 still signs.
@@ -131,6 +131,14 @@ func TestAdminDKIMAndDNS(t *testing.T) {
 	for _, want := range []string{"IN\tMX", "v=spf1", "s1._domainkey.example.test.", "s2._domainkey.example.test.", "_dmarc.example.test.", "_submission._tcp.example.test."} {
 		if !strings.Contains(zone, want) {
 			t.Errorf("dns output lacks %q", want)
+		}
+	}
+	// RFC 6764: CalDAV/CardDAV SRV records at the DAV port, TXT path=/dav/.
+	zone = mustCLI(t, d, "dns", "example.test", "-dav-port", "8443")
+	for _, want := range []string{"_caldavs._tcp.example.test.\t3600\tIN\tSRV\t0 1 8443 ", "_carddavs._tcp.example.test.\t3600\tIN\tSRV\t0 1 8443 ",
+		"_caldavs._tcp.example.test.\t3600\tIN\tTXT\t\"path=/dav/\"", "_carddavs._tcp.example.test.\t3600\tIN\tTXT\t\"path=/dav/\""} {
+		if !strings.Contains(zone, want) {
+			t.Errorf("dns -dav-port 8443 output lacks %q:\n%s", want, zone)
 		}
 	}
 	if js := mustCLI(t, d, "dns", "example.test", "-json"); !strings.HasPrefix(strings.TrimSpace(js), "[") || !strings.Contains(js, `"type": "TXT"`) {

@@ -13,6 +13,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
+	"github.com/mailyard/mailyard/dav"
 	"github.com/mailyard/mailyard/dkim"
 )
 
@@ -33,6 +34,7 @@ type Config struct {
 	IMAP        IMAPConfig     `toml:"imap"`
 	IMAPS       IMAPConfig     `toml:"imaps"`
 	HTTP        HTTPConfig     `toml:"http"`
+	DAV         DAVConfig      `toml:"dav"`
 	Limits      LimitsConfig   `toml:"limits"`
 	DNS         DNSConfig      `toml:"dns"`
 	AuthChecks  AuthChecks     `toml:"auth_checks"`
@@ -56,7 +58,9 @@ type Config struct {
 // DNSConfig selects the resolver for DKIM, SPF and DMARC lookups.
 type DNSConfig struct {
 	// Server is "host:port" of a DNS server; empty uses the system's.
-	Server  string   `toml:"server"`
+	Server string `toml:"server"`
+	// Timeout bounds each lookup, and all of one inbound message's
+	// DKIM, SPF and DMARC lookups together (they run at once).
 	Timeout Duration `toml:"timeout"`
 }
 
@@ -103,7 +107,8 @@ type IMAPConfig struct {
 	AllowInsecureAuth bool `toml:"allow_insecure_auth"`
 }
 
-// HTTPConfig is the HTTP listener (metrics, health; DAV and admin API later).
+// HTTPConfig is the HTTP listener (metrics, health; the admin API later).
+// CalDAV and CardDAV have their own HTTPS listener, [dav].
 type HTTPConfig struct {
 	Listen string `toml:"listen"`
 }
@@ -160,6 +165,15 @@ func DefaultConfig() Config {
 		IMAP:        IMAPConfig{Listen: ":2143"},
 		IMAPS:       IMAPConfig{Listen: ":2993"},
 		HTTP:        HTTPConfig{Listen: ":8080"},
+		DAV: DAVConfig{
+			Listen:                  ":8443",
+			MaxResourceSize:         dav.DefaultMaxResourceSize,
+			MaxCollections:          dav.DefaultMaxCollections,
+			MaxObjectsPerCollection: dav.DefaultMaxObjectsPerCollection,
+			MaxInstances:            dav.DefaultMaxInstances,
+			MaxAttendees:            dav.DefaultMaxAttendees,
+			MaxRequestBody:          dav.DefaultMaxRequestBody,
+		},
 		Limits: LimitsConfig{
 			MaxMessageBytes: 50 << 20,
 			MaxRecipients:   100,
@@ -299,6 +313,9 @@ func (c Config) Validate() error {
 	if err := c.validateListeners(); err != nil {
 		return err
 	}
+	if err := c.DAV.validate(); err != nil {
+		return err
+	}
 	if c.IMAPS.AllowInsecureAuth {
 		// Implicit TLS is never insecure; the key would suggest otherwise.
 		return &keyError{"imaps.allow_insecure_auth", errors.New("only applies to [imap] (imaps is always TLS)")}
@@ -349,6 +366,7 @@ func (c Config) validateListeners() error {
 		{"smtp.listen", c.SMTP.Listen}, {"submission.listen", c.Submission.Listen},
 		{"submissions.listen", c.Submissions.Listen}, {"imap.listen", c.IMAP.Listen},
 		{"imaps.listen", c.IMAPS.Listen}, {"http.listen", c.HTTP.Listen},
+		{"dav.listen", c.DAV.Listen},
 	} {
 		if l.addr == "" {
 			continue

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/internal/testpeer"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -51,7 +51,7 @@ func newTestServer(t *testing.T, bin string) *testServer {
 		ports[i] = "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
 	}
 	s.smtp, s.sub, s.subs, s.web = ports[0], ports[1], ports[2], ports[3]
-	cfg := fmt.Sprintf("hostname = \"mx.crash.test\"\ndata_dir = %q\n[smtp]\nlisten = %q\n[submission]\nlisten = %q\n[submissions]\nlisten = %q\n[http]\nlisten = %q\n[imap]\nlisten = \"\"\n[imaps]\nlisten = \"\"\n[limits]\nmax_conns_per_ip = 500\n[dns]\nserver = \"127.0.0.1:1\"\ntimeout = \"1s\"\n",
+	cfg := fmt.Sprintf("hostname = \"mx.crash.test\"\ndata_dir = %q\n[smtp]\nlisten = %q\n[submission]\nlisten = %q\n[submissions]\nlisten = %q\n[http]\nlisten = %q\n[imap]\nlisten = \"\"\n[imaps]\nlisten = \"\"\n[dav]\nlisten = \"\"\n[limits]\nmax_conns_per_ip = 500\n[dns]\nserver = \"127.0.0.1:1\"\ntimeout = \"1s\"\n",
 		s.dataDir, s.smtp, s.sub, s.subs, s.web)
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -197,7 +197,7 @@ func TestCrashSIGKILLUnderLoad(t *testing.T) {
 	if len(problems) > 0 {
 		t.Errorf("integrity check after crashes: %v", problems)
 	}
-	u, err := directory.NewBuiltin(st, directory.BuiltinOptions{}).UserByAddress(ctx, "load@crash.test")
+	u, err := builtin.New(st, builtin.Options{}).UserByAddress(ctx, "load@crash.test")
 	if err != nil {
 		t.Fatal(err)
 	}

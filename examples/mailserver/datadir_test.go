@@ -110,7 +110,7 @@ func TestRefusesForeignMailDB(t *testing.T) {
 	cfg.DataDir = d
 	cfg.DNS.Server = "127.0.0.1:1"
 	cfg.SMTP.Listen = busy.Addr().String()
-	cfg.Submission.Listen, cfg.Submissions.Listen, cfg.IMAP.Listen, cfg.IMAPS.Listen, cfg.HTTP.Listen = "", "", "", "", ""
+	cfg.Submission.Listen, cfg.Submissions.Listen, cfg.IMAP.Listen, cfg.IMAPS.Listen, cfg.HTTP.Listen, cfg.DAV.Listen = "", "", "", "", "", ""
 	if err := serve(context.Background(), cfg, newLogger(LogConfig{Level: "error", Format: "text"}, &bytes.Buffer{})); err == nil {
 		t.Fatal("serve took over another program's mail.db")
 	}

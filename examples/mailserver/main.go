@@ -68,7 +68,7 @@ commands:
   dkim list [DOMAIN]
   dkim export DOMAIN SELECTOR           private key as PKCS#8 PEM on standard output
   dkim import DOMAIN SELECTOR FILE      a PEM private key (published, not signing)
-  dns DOMAIN [-json] [-mx HOST] [-dmarc-rua ADDRESS]
+  dns DOMAIN [-json] [-mx HOST] [-dmarc-rua ADDRESS] [-dav-port PORT]
                                         the DNS records the domain must publish
   directory sync [-full] [-force] [NAME...]
                                         sync [[directory.ldap]] connections now

@@ -102,7 +102,7 @@ func TestQuarantineCommandsEndToEnd(t *testing.T) {
 	cfg.AuthChecks.Enabled = false
 	port := func() string { return "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t)) }
 	cfg.SMTP.Listen, cfg.HTTP.Listen = port(), port()
-	cfg.Submission.Listen, cfg.Submissions.Listen, cfg.IMAP.Listen, cfg.IMAPS.Listen = "", "", "", ""
+	cfg.Submission.Listen, cfg.Submissions.Listen, cfg.IMAP.Listen, cfg.IMAPS.Listen, cfg.DAV.Listen = "", "", "", "", ""
 	cfg.Milters = []MilterConfig{{Name: "av", Address: "tcp:" + ln.Addr().String()}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

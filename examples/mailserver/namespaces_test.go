@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/directory/ldap"
 	"github.com/mailyard/mailyard/dkim/dkimstore"
 	"github.com/mailyard/mailyard/migration"
@@ -23,7 +23,7 @@ import (
 // the namespaces it declares. A new owner adds itself here.
 func namespaceOwners() map[string][]string {
 	return map[string][]string{
-		"directory":      directory.Namespaces(),
+		"directory":      builtin.Namespaces(),
 		"directory/ldap": ldap.Namespaces(),
 		"dkim/dkimstore": dkimstore.Namespaces(),
 		"migration":      migration.Namespaces(),

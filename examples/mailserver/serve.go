@@ -19,6 +19,7 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/authlimit"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/dkim"
 	"github.com/mailyard/mailyard/dkim/dkimstore"
 	"github.com/mailyard/mailyard/imap"
@@ -69,7 +70,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	ls, err := listen(cfg, logger, shared{
-		st: st, auth: auth, authLimiter: newAuthLimiter(cfg.Limits, reg),
+		st: st, dir: dir, auth: auth, authLimiter: newAuthLimiter(cfg.Limits, reg),
 		tlsConfig: tlsConfig, reg: reg, smtp: smtpOpts,
 	})
 	if err != nil {
@@ -89,8 +90,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // openDirectory opens the directory over the store, finishes what a crash
 // interrupted, and returns it with the authenticator and the LDAP sources
 // its users are synced from.
-func openDirectory(ctx context.Context, cfg Config, st *sqlite.Store, logger *slog.Logger) (*directory.Builtin, *directory.SourcedAuth, []ldapSource, error) {
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st, Logger: logger})
+func openDirectory(ctx context.Context, cfg Config, st *sqlite.Store, logger *slog.Logger) (*builtin.Directory, *directory.SourcedAuth, []ldapSource, error) {
+	dir := builtin.New(st, builtin.Options{Accounts: st, Logger: logger})
 	if err := dir.EnsureGAL(ctx); err != nil {
 		return nil, nil, nil, fmt.Errorf("directory: %w", err)
 	}
@@ -180,6 +181,7 @@ func smtpOptions(ctx context.Context, cfg Config, st *sqlite.Store, router smtp.
 		ReadTimeout:     cfg.Limits.ReadTimeout.Duration,
 		WriteTimeout:    cfg.Limits.WriteTimeout.Duration,
 		VerifyResolver:  resolver,
+		VerifyTimeout:   cfg.DNS.Timeout.Duration,
 		DMARC:           dkim.ActionPolicy{OnReject: onReject, OnQuarantine: onQuarantine},
 		DKIMKeys:        signer,
 		SpoolDir:        spoolDir,
@@ -191,6 +193,7 @@ func smtpOptions(ctx context.Context, cfg Config, st *sqlite.Store, router smtp.
 // shared is what every listener is built on.
 type shared struct {
 	st          *sqlite.Store
+	dir         *builtin.Directory // the GAL of the DAV listener
 	auth        *directory.SourcedAuth
 	authLimiter *authlimit.Limiter
 	tlsConfig   *tls.Config
@@ -206,10 +209,15 @@ type listeners struct {
 	imapLns []net.Listener
 	http    *http.Server // nil without an HTTP listener
 	httpLn  net.Listener
+	dav     *http.Server // nil without a DAV listener (dav.go)
+	davLn   net.Listener
+	// davServe serves dav on its listener: ServeTLS, or Serve for
+	// dav.insecure_http.
+	davServe func(net.Listener) error
 }
 
-// listen opens every configured listener: SMTP, IMAP, then HTTP. On an
-// error it closes the SMTP and IMAP listeners it opened.
+// listen opens every configured listener: SMTP, IMAP, HTTP, then DAV. On
+// an error it closes the listeners it opened.
 func listen(cfg Config, logger *slog.Logger, sh shared) (*listeners, error) {
 	ls := &listeners{}
 	err := ls.listenSMTP(cfg, logger, sh)
@@ -219,6 +227,9 @@ func listen(cfg Config, logger *slog.Logger, sh shared) (*listeners, error) {
 	if err == nil {
 		err = ls.listenHTTP(cfg, logger, sh)
 	}
+	if err == nil {
+		err = ls.listenDAV(cfg, logger, sh)
+	}
 	if err != nil {
 		ls.closeAll()
 		return nil, err
@@ -226,13 +237,16 @@ func listen(cfg Config, logger *slog.Logger, sh shared) (*listeners, error) {
 	return ls, nil
 }
 
-// closeAll closes the SMTP and IMAP sockets, for a start that failed.
+// closeAll closes the sockets opened so far, for a start that failed.
 func (ls *listeners) closeAll() {
 	for _, l := range ls.smtpLns {
 		l.Close()
 	}
 	for _, l := range ls.imapLns {
 		l.Close()
+	}
+	if ls.httpLn != nil {
+		ls.httpLn.Close()
 	}
 }
 
@@ -355,7 +369,7 @@ func listenTCP(logger *slog.Logger, name, addr string) (net.Listener, error) {
 // done or a listener fails, then shuts them all down. It returns the
 // listener's failure, if that was what stopped it.
 func (ls *listeners) run(ctx context.Context, cfg Config, logger *slog.Logger, keys *dkim.Keys, ldapSources []ldapSource) error {
-	errc := make(chan error, len(ls.smtp)+len(ls.imap)+1)
+	errc := make(chan error, len(ls.smtp)+len(ls.imap)+2)
 	var wg sync.WaitGroup
 	for i, srv := range ls.smtp {
 		serveOn(&wg, errc, srv.Serve, ls.smtpLns[i], smtp.ErrServerClosed)
@@ -365,6 +379,9 @@ func (ls *listeners) run(ctx context.Context, cfg Config, logger *slog.Logger, k
 	}
 	if ls.http != nil {
 		serveOn(&wg, errc, ls.http.Serve, ls.httpLn, http.ErrServerClosed)
+	}
+	if ls.dav != nil {
+		serveOn(&wg, errc, ls.davServe, ls.davLn, http.ErrServerClosed)
 	}
 	jobsCtx, stopJobs := context.WithCancel(context.Background())
 	startJobs(jobsCtx, &wg, keys, ldapSources, logger)
@@ -428,6 +445,11 @@ func (ls *listeners) shutdown(logger *slog.Logger) {
 	if ls.http != nil {
 		_ = ls.http.Shutdown(sctx)
 	}
+	if ls.dav != nil {
+		if err := ls.dav.Shutdown(sctx); err != nil {
+			logger.Warn("dav shutdown", "err", err)
+		}
+	}
 }
 
 // loadTLS returns the configured certificate, or a self-signed one kept in
@@ -454,63 +476,6 @@ func loadTLS(cfg Config, logger *slog.Logger) (*tls.Config, error) {
 // newDKIMKeys opens the DKIM key store kept in the store's records.
 func newDKIMKeys(st *sqlite.Store, cfg Config, logger *slog.Logger) *dkim.Keys {
 	return dkim.NewKeys(dkimstore.New(st), dkim.KeysOptions{Logger: logger, VerificationWindow: cfg.DKIM.VerificationWindow.Duration})
-}
-
-// newResolver returns the DNS resolver for DKIM, SPF and DMARC: the
-// configured server (always over the pure-Go resolver, so that nothing
-// else is asked), or the system's; either way each lookup is bounded by
-// dns.timeout (net.Resolver's own retries follow resolv.conf, seconds per
-// attempt, whatever the dial timeout).
-func newResolver(c DNSConfig) dkim.Resolver {
-	timeout := c.Timeout.Duration
-	r := &net.Resolver{}
-	if c.Server != "" {
-		r = &net.Resolver{
-			PreferGo: true,
-			Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				d := net.Dialer{Timeout: timeout}
-				return d.DialContext(ctx, network, c.Server)
-			},
-		}
-	}
-	return timeoutResolver{r: r, timeout: timeout}
-}
-
-// timeoutResolver bounds each lookup by its own timeout.
-type timeoutResolver struct {
-	r       *net.Resolver
-	timeout time.Duration
-}
-
-func (t timeoutResolver) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
-	if t.timeout <= 0 {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, t.timeout)
-}
-
-func (t timeoutResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	ctx, cancel := t.ctx(ctx)
-	defer cancel()
-	return t.r.LookupTXT(ctx, name)
-}
-
-func (t timeoutResolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	ctx, cancel := t.ctx(ctx)
-	defer cancel()
-	return t.r.LookupMX(ctx, name)
-}
-
-func (t timeoutResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
-	ctx, cancel := t.ctx(ctx)
-	defer cancel()
-	return t.r.LookupIPAddr(ctx, host)
-}
-
-func (t timeoutResolver) LookupAddr(ctx context.Context, addr string) ([]string, error) {
-	ctx, cancel := t.ctx(ctx)
-	defer cancel()
-	return t.r.LookupAddr(ctx, addr)
 }
 
 // prepareSpool creates the spool directory for messages being checked or

@@ -33,6 +33,7 @@ func TestServeEndToEnd(t *testing.T) {
 	port := func() string { return "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t)) }
 	cfg.SMTP.Listen, cfg.Submission.Listen, cfg.Submissions.Listen, cfg.HTTP.Listen = port(), port(), port(), port()
 	cfg.IMAP.Listen, cfg.IMAPS.Listen = port(), port()
+	cfg.DAV.Listen = "" // dav_test.go
 
 	startServe(t, cfg)
 	for _, a := range []string{cfg.SMTP.Listen, cfg.Submission.Listen, cfg.Submissions.Listen, cfg.HTTP.Listen} {

@@ -33,7 +33,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 
-	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/internal/cliflags"
 	"github.com/mailyard/mailyard/migration"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -172,7 +172,7 @@ type cli struct {
 	logOut *switchWriter
 
 	st  *sqlite.Store
-	dir *directory.Builtin
+	dir *builtin.Directory
 	m   *migration.Migrator
 }
 
@@ -210,7 +210,7 @@ func (c *cli) open(ctx context.Context) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	c.st = st
-	c.dir = directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st, Logger: c.logger})
+	c.dir = builtin.New(st, builtin.Options{Accounts: st, Logger: c.logger})
 	mc := c.cfg.Migration
 	m, err := migration.New(migration.Options{
 		Store:           st,

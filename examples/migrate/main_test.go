@@ -28,6 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/internal/certs"
 	"github.com/mailyard/mailyard/internal/dovecottest"
 	"github.com/mailyard/mailyard/internal/mailcorpus"
@@ -51,7 +52,7 @@ func newFixture(t *testing.T, users map[string]string) *fixture {
 	ctx := t.Context()
 	st, err := sqlite.Open(ctx, data, sqlite.Options{})
 	require.NoError(t, err)
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{Accounts: st, Hasher: directory.NewPasswordHasher(1)})
+	dir := builtin.New(st, builtin.Options{Accounts: st, Hasher: builtin.NewPasswordHasher(1)})
 	_, err = dir.CreateDomain(ctx, directory.Domain{Name: "example.com"})
 	require.NoError(t, err)
 	for addr := range users {
@@ -87,7 +88,7 @@ func (f *fixture) count(addr, mailbox string) int64 {
 	st, err := sqlite.Open(t.Context(), f.data, sqlite.Options{})
 	require.NoError(t, err)
 	defer st.Close()
-	dir := directory.NewBuiltin(st, directory.BuiltinOptions{})
+	dir := builtin.New(st, builtin.Options{})
 	e, err := dir.LookupAddress(t.Context(), addr)
 	require.NoError(t, err)
 	ms, err := st.Status(t.Context(), e.User.ID, mailbox)

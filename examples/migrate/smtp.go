@@ -113,6 +113,9 @@ func (s *smtpMailer) SendMail(ctx context.Context, from string, to []string, msg
 		c = smtp.NewClient(conn)
 	}
 	defer c.Close()
+	if err := s.greet(c); err != nil {
+		return err
+	}
 	if s.user != "" {
 		if !c.SupportsAuth(sasl.Plain) {
 			return fmt.Errorf("%s does not offer AUTH PLAIN", s.addr)
@@ -125,4 +128,22 @@ func (s *smtpMailer) SendMail(ctx context.Context, from string, to []string, msg
 		return err
 	}
 	return c.Quit()
+}
+
+// greet completes the greeting, EHLO and, over TLS, the handshake, and
+// reports their failure as it is. go-smtp makes the TLS handshake on the
+// first write after STARTTLS (or the first read over implicit TLS) and
+// SupportsAuth drops the error of that exchange, so a certificate this
+// client refuses would otherwise read as a server without AUTH PLAIN.
+func (s *smtpMailer) greet(c *smtp.Client) error {
+	err := c.Noop()
+	if err == nil {
+		return nil
+	}
+	if s.tlsMode != "none" {
+		if state, ok := c.TLSConnectionState(); !ok || !state.HandshakeComplete {
+			return fmt.Errorf("TLS with %s: %w", s.addr, err)
+		}
+	}
+	return fmt.Errorf("greeting from %s: %w", s.addr, err)
 }

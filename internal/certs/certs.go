@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,17 +104,29 @@ func Fingerprint(der []byte) string {
 	return b.String()
 }
 
+// ServerHosts returns the names a server's certificate covers: hosts (the
+// configured host name first, the subject common name) and the loopback
+// names a client on the server's own machine dials, "localhost",
+// "127.0.0.1" and "::1", so that a client verifying the certificate can
+// reach the server by any of them.
+func ServerHosts(hosts ...string) []string {
+	return append(slices.Clone(hosts), "localhost", "127.0.0.1", "::1")
+}
+
 // LoadOrCreate returns the certificate kept in dir (cert.pem and key.pem)
 // and its SHA-256 fingerprint. On first use, when neither file exists, it
 // creates dir (0700) if needed, generates a certificate with [SelfSigned]
-// and writes both files with mode 0600, each atomically (temporary file,
-// fsync, rename), then logs the fingerprint. If only one of the files
-// exists it fails rather than overwrite it. A loaded certificate that has
-// expired is still returned, with a warning in the log.
+// for [ServerHosts](hosts...) and writes both files with mode 0600, each
+// atomically (temporary file, fsync, rename), then logs the fingerprint.
+// If only one of the files exists it fails rather than overwrite it. A
+// loaded certificate is never replaced (clients may have pinned it): if it
+// has expired or does not cover every one of those names it is still
+// returned, with a warning in the log saying to delete it to get a new one.
 func LoadOrCreate(dir string, hosts []string, logger *slog.Logger) (tls.Certificate, string, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	hosts = ServerHosts(hosts...)
 	certPath, keyPath := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
 	certOK, err := exists(certPath)
 	if err != nil {
@@ -133,6 +146,10 @@ func LoadOrCreate(dir string, hosts []string, logger *slog.Logger) (tls.Certific
 		if cert.Leaf != nil && time.Now().After(cert.Leaf.NotAfter) {
 			logger.Warn("TLS certificate has expired; delete it to generate a new one",
 				"cert", certPath, "not_after", cert.Leaf.NotAfter, "sha256", fp)
+		}
+		if missing := uncovered(cert.Leaf, hosts); len(missing) > 0 {
+			logger.Warn("TLS certificate does not cover every name of this server, so clients that verify it fail for those; delete it to generate a new one",
+				"cert", certPath, "missing", missing, "sha256", fp)
 		}
 		return cert, fp, nil
 	case certOK || keyOK:
@@ -163,6 +180,20 @@ func LoadOrCreate(dir string, hosts []string, logger *slog.Logger) (tls.Certific
 	logger.Info("generated self-signed TLS certificate", "cert", certPath, "hosts", hosts,
 		"not_after", cert.Leaf.NotAfter, "sha256", fp)
 	return cert, fp, nil
+}
+
+// uncovered returns the hosts leaf is not valid for.
+func uncovered(leaf *x509.Certificate, hosts []string) []string {
+	if leaf == nil {
+		return nil
+	}
+	var missing []string
+	for _, h := range hosts {
+		if h = strings.TrimSuffix(strings.TrimSpace(h), "."); h != "" && leaf.VerifyHostname(h) != nil {
+			missing = append(missing, h)
+		}
+	}
+	return missing
 }
 
 func exists(path string) (bool, error) {

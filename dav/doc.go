@@ -1,0 +1,81 @@
+// Package dav serves calendars (CalDAV, RFC 4791) and contacts (CardDAV,
+// RFC 6352) over the store's collections and the directory, as an
+// http.Handler to mount in any mux.
+//
+// # Design
+//
+// The WebDAV, CalDAV and CardDAV protocol layer is this package's own,
+// over encoding/xml; it is not go-webdav's server. go-webdav v0.6.0's
+// caldav and carddav servers cannot carry what Mailyard needs: they have
+// no PROPPATCH and no sync-collection, fixed PROPFIND property sets (no
+// getctag, sync-token, calendar-color, calendar-user-address-set), and
+// they hold query results whole in memory as parsed objects, where a
+// 10,000-object REPORT must stream in bounded memory. Their XML layer is
+// an internal package that cannot be imported. All iCalendar and vCard
+// parsing and encoding is go-ical's and go-vcard's (through
+// dav/internal/calendar and dav/internal/contact); go-webdav's clients
+// are used by the tests as real clients.
+//
+// # URL layout
+//
+// Under Options.Prefix (default "/dav"):
+//
+//	/.well-known/caldav, /.well-known/carddav  redirect to /dav/ (RFC 6764 §5: 301 for GET
+//	                                           and HEAD, 308 for PROPFIND and the rest, which
+//	                                           some clients would otherwise turn into a GET)
+//	/dav/                                      the context path (current-user-principal)
+//	/dav/principals/<userID>/                  the user's principal
+//	/dav/calendars/<userID>/                   calendar home; <name>/ a calendar, <name>/<resource> an object
+//	/dav/addressbooks/<userID>/                address-book home; <name>/ a book, <name>/<resource> a vCard
+//	/dav/addressbooks/<userID>/gal/            the tenant's global address list (read-only)
+//
+// userID is directory.User.ID, stable across renames, and the store
+// account of the user's collections. A user reaches only their own
+// principal and homes (other users' paths answer 403). The names gal,
+// inbox and outbox are reserved. A user without any calendar (or address
+// book) gets a default one the first time a home, the principal or the
+// root is looked at.
+//
+// # Authentication
+//
+// HTTP Basic (RFC 7617) through Directory.Authenticate for
+// directory.ProtoDAV, each password check reserved with the shared
+// authlimit.Limiter first. Answers: 401 with a challenge without or with
+// wrong credentials; 429 with Retry-After when the limiter refuses to
+// check; 403 for a disabled account or one without DAV; 503 with
+// Retry-After when the directory fails. Verified credentials are
+// remembered for Options.AuthCacheTTL as a keyed hash.
+//
+// # Guarantees
+//
+//   - Every request body is bounded (Limits.MaxRequestBody, MaxXMLDepth,
+//     MaxXMLElements); a DOCTYPE is refused, so no entity is ever
+//     declared or expanded; malformed XML gets 400 and changes nothing.
+//   - Path segments are unescaped one by one: "..", "." and encoded
+//     slashes or backslashes are refused with 400.
+//   - PROPPATCH, MKCALENDAR and extended MKCOL apply all their property
+//     changes or none (RFC 4918 §9.2, RFC 5689 §3).
+//   - Multi-status answers are written to the client as they are made;
+//     queries and sync read the store a page of objects at a time, so a
+//     REPORT over any number of objects holds one page.
+//   - A PUT is validated (dav/internal/calendar, dav/internal/contact)
+//     before anything is stored; a refusal names the RFC 4791 §5.3.2.1 or
+//     RFC 6352 §6.3.2.1 precondition, no-uid-conflict with the href of
+//     the resource holding the UID.
+//
+// # Methods and reports
+//
+// OPTIONS, PROPFIND (Depth 0 and 1; infinity is refused with
+// propfind-finite-depth), PROPPATCH, MKCALENDAR, MKCOL (plain and
+// extended, RFC 5689), GET, HEAD, PUT, DELETE (If-Match, If-None-Match),
+// and REPORT: calendar-query (with comp/prop selection and expand),
+// calendar-multiget, free-busy-query, addressbook-query (with limit),
+// addressbook-multiget and sync-collection (sync-level 1).
+//
+// Not served yet, and refused clearly: limit-recurrence-set and
+// limit-freebusy-set (501; clients use expand), sync-level infinite
+// (403), dead properties and calendar-timezone in PROPPATCH (403: the
+// store has no place for them), scheduling (RFC 6638) and sharing.
+//
+// [FreeBusy] gives other packages the merged busy time of accounts.
+package dav

@@ -1,0 +1,161 @@
+package dav
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/emersion/go-ical"
+	"github.com/mailyard/mailyard/dav/internal/calendar"
+	"github.com/mailyard/mailyard/store"
+)
+
+// BusyPeriod is a span [Start, End) of busy time in UTC and its free/busy
+// type (RFC 5545 §3.2.9): "BUSY", "BUSY-TENTATIVE" or "BUSY-UNAVAILABLE".
+type BusyPeriod struct {
+	Start, End time.Time
+	Type       string
+}
+
+// FreeBusyQuery asks for the busy time of accounts in [From, To).
+type FreeBusyQuery struct {
+	// Accounts are store accounts (directory.User.ID, or a resource's).
+	Accounts []string
+	// From and To bound the range; To must be after From.
+	From, To time.Time
+	// MaxInstances bounds the recurrence instances one object may
+	// expand to; 0 means DefaultMaxInstances. An object beyond it counts
+	// as busy over its whole stored extent within the range.
+	MaxInstances int
+	// FloatingLocation is where floating times are read; nil is UTC.
+	FloatingLocation *time.Location
+}
+
+// FreeBusy returns, for each account of q, its merged busy periods within
+// [q.From, q.To) over all its calendars that hold events (RFC 4791
+// §7.10): events marked TRANSP:TRANSPARENT or STATUS:CANCELLED are free,
+// STATUS:TENTATIVE is BUSY-TENTATIVE, and nothing but the time is told,
+// so private events show as busy only. Only the store's time-range index
+// candidates are parsed. An account without calendars has no busy time.
+func FreeBusy(ctx context.Context, st Store, q FreeBusyQuery) (map[string][]BusyPeriod, error) {
+	if !q.To.After(q.From) || q.From.IsZero() {
+		return nil, errors.New("dav: free/busy range needs From before To")
+	}
+	if q.MaxInstances <= 0 {
+		q.MaxInstances = DefaultMaxInstances
+	}
+	out := make(map[string][]BusyPeriod, len(q.Accounts))
+	for _, acct := range q.Accounts {
+		colls, err := st.ListCollections(ctx, acct, store.KindCalendar)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("dav: free/busy of %s: %w", acct, err)
+		}
+		var periods []calendar.Period
+		for _, c := range colls {
+			if len(c.Components) > 0 && !slices.Contains(c.Components, "VEVENT") && !slices.Contains(c.Components, "VFREEBUSY") {
+				continue
+			}
+			p, err := collectionBusy(ctx, st, c.ID, q)
+			if err != nil {
+				return nil, fmt.Errorf("dav: free/busy of %s: %w", acct, err)
+			}
+			periods = append(periods, p...)
+		}
+		merged := calendar.MergeBusy(periods)
+		bp := make([]BusyPeriod, len(merged))
+		for i, p := range merged {
+			bp[i] = BusyPeriod(p)
+		}
+		out[acct] = bp
+	}
+	return out, nil
+}
+
+// collectionBusy is the busy time of one calendar, read a page of index
+// candidates at a time.
+func collectionBusy(ctx context.Context, st Store, collectionID int64, q FreeBusyQuery) ([]calendar.Period, error) {
+	var periods []calendar.Period
+	sq := store.ObjectQuery{From: q.From, To: q.To, Limit: reportPage}
+	for {
+		objs, err := st.QueryObjects(ctx, collectionID, sq)
+		if err != nil {
+			return nil, err
+		}
+		for i := range objs {
+			periods = append(periods, objectBusy(&objs[i], q)...)
+		}
+		if len(objs) < sq.Limit {
+			return periods, nil
+		}
+		sq.After = objs[len(objs)-1].Name
+	}
+}
+
+// objectBusy is one object's busy time. An object that cannot be
+// expanded within the limit is busy over its indexed extent: claiming
+// too much time is safer for scheduling than claiming too little.
+func objectBusy(o *store.Object, q FreeBusyQuery) []calendar.Period {
+	if o.Component != "" && o.Component != "VEVENT" && o.Component != "VFREEBUSY" {
+		return nil
+	}
+	obj, err := calendar.Parse(o.Data, calendar.Limits{MaxSize: len(o.Data) + 1, MaxAttendees: 1 << 20})
+	if err != nil {
+		return nil
+	}
+	p, err := obj.InZone(q.FloatingLocation).Busy(q.From, q.To, q.MaxInstances)
+	if errors.Is(err, calendar.ErrTooManyInstances) {
+		start, end := o.Start, o.End
+		if start.IsZero() || start.Before(q.From) {
+			start = q.From
+		}
+		if end.IsZero() || end.After(q.To) {
+			end = q.To
+		}
+		return []calendar.Period{{Start: start.UTC(), End: end.UTC(), Type: calendar.Busy}}
+	}
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// freeBusyQuery answers the free-busy-query REPORT (RFC 4791 §7.10) on a
+// calendar with a VFREEBUSY of its busy time in the time-range.
+func (h *Handler) freeBusyQuery(rq *request, body *node) error {
+	if rq.t.kind != kindCalendar {
+		return &httpError{status: http.StatusForbidden, msg: "free-busy-query applies to a calendar"}
+	}
+	tr := body.child(nsCalDAV, "time-range")
+	if tr == nil {
+		return &httpError{status: http.StatusBadRequest, msg: "free-busy-query needs a time-range"}
+	}
+	from, to, err := timeRangeFilter(tr)
+	if err != nil {
+		return err
+	}
+	if from.IsZero() || to.IsZero() {
+		return &httpError{status: http.StatusBadRequest, msg: "free-busy-query needs start and end"}
+	}
+	c, err := h.collection(rq, rq.t)
+	if err != nil {
+		return err
+	}
+	q := FreeBusyQuery{From: from, To: to, MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation}
+	periods, err := collectionBusy(rq.ctx, h.opts.Store, c.ID, q)
+	if err != nil {
+		return err
+	}
+	cal := calendar.FreeBusyCalendar(periods, calendar.FreeBusyInfo{From: from, To: to, Stamp: time.Now()})
+	var b bytes.Buffer
+	if err := ical.NewEncoder(&b).Encode(cal); err != nil {
+		return err
+	}
+	rq.w.Header().Set("Content-Type", typeCalendar+"; charset=utf-8")
+	rq.w.WriteHeader(http.StatusOK)
+	_, _ = rq.w.Write(b.Bytes())
+	return nil
+}

@@ -1,0 +1,254 @@
+package dav
+
+import (
+	"encoding/xml"
+	"net/http"
+	"strings"
+)
+
+// depth is a Depth header's value (RFC 4918 §10.2).
+type depth int
+
+const (
+	depth0 depth = iota
+	depth1
+	depthInfinity
+)
+
+// parseDepth reads the Depth header; def is used when it is absent.
+func parseDepth(r *http.Request, def depth) (depth, error) {
+	switch strings.ToLower(strings.TrimSpace(r.Header.Get("Depth"))) {
+	case "":
+		return def, nil
+	case "0":
+		return depth0, nil
+	case "1":
+		return depth1, nil
+	case "infinity":
+		return depthInfinity, nil
+	}
+	return 0, &httpError{status: http.StatusBadRequest, msg: "invalid Depth header"}
+}
+
+// propRequest is what a PROPFIND (or a REPORT's DAV:prop) asks for.
+type propRequest struct {
+	allprop  bool
+	propname bool
+	names    []xml.Name // DAV:prop, or allprop's DAV:include
+}
+
+// parsePropfind reads a PROPFIND body (RFC 4918 §14.20); an empty body
+// is allprop (§9.1).
+func parsePropfind(body *node) (propRequest, error) {
+	if body == nil {
+		return propRequest{allprop: true}, nil
+	}
+	if !body.is(nsDAV, "propfind") {
+		return propRequest{}, &httpError{status: http.StatusBadRequest, msg: "PROPFIND body must be DAV:propfind"}
+	}
+	var pr propRequest
+	for _, c := range body.Children {
+		switch {
+		case c.is(nsDAV, "prop"):
+			pr.names = append(pr.names, names(c)...)
+		case c.is(nsDAV, "allprop"):
+			pr.allprop = true
+		case c.is(nsDAV, "propname"):
+			pr.propname = true
+		case c.is(nsDAV, "include"):
+			pr.names = append(pr.names, names(c)...)
+		}
+	}
+	if !pr.allprop && !pr.propname && len(pr.names) == 0 {
+		return pr, &httpError{status: http.StatusBadRequest, msg: "PROPFIND names no properties"}
+	}
+	return pr, nil
+}
+
+// propfind answers PROPFIND (RFC 4918 §9.1) with Depth 0 or 1; Depth
+// infinity (also the default) is refused with propfind-finite-depth.
+func (h *Handler) propfind(rq *request) error {
+	d, err := parseDepth(rq.r, depthInfinity)
+	if err != nil {
+		return err
+	}
+	if d == depthInfinity {
+		return precondition(http.StatusForbidden, nsDAV, "propfind-finite-depth", "Depth: infinity is not supported")
+	}
+	body, err := h.readXML(rq.w, rq.r)
+	if err != nil {
+		return err
+	}
+	pr, err := parsePropfind(body)
+	if err != nil {
+		return err
+	}
+	minimal := preferMinimal(rq.r)
+	if minimal {
+		rq.w.Header().Set("Preference-Applied", "return=minimal")
+	}
+	var ms *multistatus
+	err = h.walk(rq, d, func(res *resource) error {
+		if ms == nil {
+			ms = newMultistatus(rq.w)
+		}
+		stats := h.props(rq, res, pr)
+		if minimal {
+			stats = stats[:1] // RFC 8144 §2.1: no 404 propstat
+		}
+		return ms.response(h.hrefOf(res.t), stats...)
+	})
+	if ms == nil {
+		return err
+	}
+	if err != nil {
+		rq.log.Error("PROPFIND stopped", "err", err)
+		return nil
+	}
+	return ms.close()
+}
+
+// preferMinimal reports whether the client asked for Prefer:
+// return=minimal (RFC 7240 §4.2, RFC 8144 §2.1).
+func preferMinimal(r *http.Request) bool {
+	for _, v := range r.Header.Values("Prefer") {
+		for _, p := range splitList(v) {
+			if strings.EqualFold(strings.ReplaceAll(p, " ", ""), "return=minimal") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// props answers a propRequest for one resource: 200 with the values it
+// has, 404 for the names it does not have (RFC 4918 §9.1).
+func (h *Handler) props(rq *request, res *resource, pr propRequest) []propstat {
+	defs := h.propDefs[res.t.kind]
+	ok := propstat{status: http.StatusOK}
+	missing := propstat{status: http.StatusNotFound}
+	if pr.propname {
+		for _, d := range defs {
+			ok.props = append(ok.props, &node{Name: d.name})
+		}
+		return []propstat{ok}
+	}
+	if pr.allprop {
+		for _, d := range defs {
+			if d.allprop {
+				ok.props = append(ok.props, d.value(h, rq, res))
+			}
+		}
+	}
+	for _, name := range pr.names {
+		d, found := findProp(defs, name)
+		switch {
+		case !found:
+			missing.props = append(missing.props, &node{Name: name})
+		case !pr.allprop || !d.allprop:
+			ok.props = append(ok.props, d.value(h, rq, res))
+		}
+	}
+	return []propstat{ok, missing}
+}
+
+func findProp(defs []propDef, name xml.Name) (propDef, bool) {
+	for _, d := range defs {
+		if d.name == name {
+			return d, true
+		}
+	}
+	return propDef{}, false
+}
+
+// walk calls fn for the target and, at Depth 1, for its members. The
+// target is loaded (and 404 returned) before fn is first called.
+func (h *Handler) walk(rq *request, d depth, fn func(*resource) error) error {
+	t := rq.t
+	switch t.kind {
+	case kindRoot, kindPrincipal, kindCalHome, kindBookHome:
+		if err := h.ensureDefaults(rq); err != nil {
+			return err
+		}
+	}
+	switch {
+	case h.isGAL(t) && t.kind == kindBook:
+		return h.walkGAL(rq, d, fn)
+	}
+	switch t.kind {
+	case kindCalendar, kindBook:
+		return h.walkCollection(rq, d, fn)
+	case kindCalObject, kindCard:
+		c, o, err := h.object(rq, t)
+		if err != nil {
+			return err
+		}
+		return fn(&resource{t: t, coll: &c, obj: &o})
+	}
+	if err := fn(&resource{t: t}); err != nil || d == depth0 {
+		return err
+	}
+	return h.walkChildren(rq, fn)
+}
+
+// walkChildren lists the members of the root, the principals collection
+// and the homes.
+func (h *Handler) walkChildren(rq *request, fn func(*resource) error) error {
+	u := rq.user.ID
+	switch rq.t.kind {
+	case kindRoot:
+		for _, k := range []kind{kindPrincipal, kindCalHome, kindBookHome} {
+			if err := fn(&resource{t: target{kind: k, user: u}}); err != nil {
+				return err
+			}
+		}
+	case kindPrincipals:
+		return fn(&resource{t: target{kind: kindPrincipal, user: u}})
+	case kindCalHome, kindBookHome:
+		colls, err := h.opts.Store.ListCollections(rq.ctx, u, rq.t.collKind())
+		if err != nil {
+			return err
+		}
+		k := kindCalendar
+		if rq.t.kind == kindBookHome {
+			k = kindBook
+		}
+		for i := range colls {
+			if err := fn(&resource{t: target{kind: k, user: u, coll: colls[i].Name}, coll: &colls[i]}); err != nil {
+				return err
+			}
+		}
+		if k == kindBook && h.opts.GAL != nil {
+			gal := h.galCollection(rq)
+			return fn(&resource{t: target{kind: kindBook, user: u, coll: galName}, coll: &gal})
+		}
+	}
+	return nil
+}
+
+// walkCollection answers for a calendar or address book and, at Depth
+// 1, its objects (without their data).
+func (h *Handler) walkCollection(rq *request, d depth, fn func(*resource) error) error {
+	c, err := h.collection(rq, rq.t)
+	if err != nil {
+		return err
+	}
+	if err := fn(&resource{t: rq.t, coll: &c}); err != nil || d == depth0 {
+		return err
+	}
+	objs, err := h.opts.Store.ListObjects(rq.ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	k := kindCalObject
+	if rq.t.kind == kindBook {
+		k = kindCard
+	}
+	for i := range objs {
+		t := target{kind: k, user: rq.t.user, coll: rq.t.coll, name: objs[i].Name}
+		if err := fn(&resource{t: t, coll: &c, obj: &objs[i]}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package dav
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// multiget answers calendar-multiget (RFC 4791 §7.9) and
+// addressbook-multiget (RFC 6352 §8.7): each href gets its object's
+// properties, or 404 if there is none, or 403 if it is not one of the
+// user's objects of the collection's kind.
+func (h *Handler) multiget(rq *request, body *node) error {
+	if rq.t.kind != kindCalendar && rq.t.kind != kindBook && rq.t.kind != kindCalObject && rq.t.kind != kindCard {
+		return &httpError{status: http.StatusForbidden, msg: "multiget applies to a calendar or an address book"}
+	}
+	rp, err := parseReportProps(body)
+	if err != nil {
+		return err
+	}
+	objKind := kindCalObject
+	if rq.t.collKind() == store.KindAddressBook {
+		objKind = kindCard
+	}
+	var hrefs []string
+	for _, c := range body.Children {
+		if c.is(nsDAV, "href") {
+			hrefs = append(hrefs, c.Text)
+		}
+	}
+	if _, err := h.collection(rq, rq.t); err != nil {
+		return err
+	}
+	ms := newMultistatus(rq.w)
+	colls := map[string]*store.Collection{}
+	for _, ref := range hrefs {
+		if err := h.multigetOne(rq, ms, ref, objKind, rp, colls); err != nil {
+			rq.log.Error("multiget stopped", "err", err)
+			return nil
+		}
+	}
+	_ = ms.close()
+	return nil
+}
+
+func (h *Handler) multigetOne(rq *request, ms *multistatus, ref string, objKind kind, rp reportProps, colls map[string]*store.Collection) error {
+	t, err := h.hrefTarget(ref)
+	if err != nil || t.kind != objKind || t.user != rq.user.ID {
+		return ms.status(ref, http.StatusForbidden, nil)
+	}
+	if h.isGAL(t) {
+		gal := h.galCollection(rq)
+		o, err := h.galObject(rq, t.name)
+		if he := asHTTPError(err); he != nil && he.status == http.StatusNotFound {
+			return ms.status(ref, http.StatusNotFound, nil)
+		}
+		if err != nil {
+			return err
+		}
+		return h.objectResponse(rq, ms, &resource{t: t, coll: &gal, obj: &o}, rp, nil)
+	}
+	c, ok := colls[t.coll]
+	if !ok {
+		cc, err := h.opts.Store.Collection(rq.ctx, t.user, t.collKind(), t.coll)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err == nil {
+			c = &cc
+		}
+		colls[t.coll] = c
+	}
+	if c == nil {
+		return ms.status(ref, http.StatusNotFound, nil)
+	}
+	o, err := h.opts.Store.GetObject(rq.ctx, c.ID, t.name)
+	if errors.Is(err, store.ErrNotFound) {
+		return ms.status(ref, http.StatusNotFound, nil)
+	}
+	if err != nil {
+		return err
+	}
+	return h.objectResponse(rq, ms, &resource{t: t, coll: c, obj: &o}, rp, nil)
+}

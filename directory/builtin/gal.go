@@ -1,0 +1,370 @@
+package builtin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/store"
+)
+
+// The global address list (GAL) is kept as an index next to the entities,
+// written in the same transaction as every change to a user, group or
+// resource:
+//
+//	gal       TENANT/SORTKEY          -> GALEntry (JSON)
+//	galref    KIND/ID                 -> TENANT/SORTKEY (where the entry is)
+//	galtoken  TENANT/TOKEN<US>SORTKEY -> TENANT/SORTKEY
+//
+// SORTKEY is the lowercase display name (or address), a unit separator
+// (U+001F) and KIND/ID, so listing the gal namespace pages through a
+// tenant in display-name order, and a token prefix finds the entries that
+// have a word starting with it.
+//
+// The namespaces are declared in namespaces.go.
+const galSep = "\x1f"
+
+func galLimit(n int) int {
+	switch {
+	case n <= 0:
+		return directory.DefaultGALLimit
+	case n > directory.MaxGALLimit:
+		return directory.MaxGALLimit
+	}
+	return n
+}
+
+func kindName(k directory.EntryKind) string {
+	switch k {
+	case directory.KindUser:
+		return refUser
+	case directory.KindGroup:
+		return refGroup
+	case directory.KindResource:
+		return refResource
+	case directory.KindContact:
+		return refContact
+	}
+	return "other"
+}
+
+func galFromUser(u directory.User) *directory.GALEntry {
+	if u.Disabled {
+		return nil // blocked users are not shown
+	}
+	return &directory.GALEntry{
+		Kind: directory.KindUser, ID: u.ID, Tenant: u.Tenant, Address: u.Address, Aliases: u.Aliases,
+		DisplayName: u.DisplayName, GivenName: u.GivenName, Surname: u.Surname,
+		Title: u.Title, Department: u.Department, Company: u.Company, Office: u.Office,
+		Phone: u.Phone, Mobile: u.Mobile, HasPhoto: u.PhotoHash != "",
+	}
+}
+
+func galFromGroup(g directory.Group) *directory.GALEntry {
+	return &directory.GALEntry{Kind: directory.KindGroup, ID: g.ID, Tenant: g.Tenant, Address: g.Address, Aliases: g.Aliases, DisplayName: g.DisplayName}
+}
+
+func galFromResource(r directory.Resource) *directory.GALEntry {
+	return &directory.GALEntry{
+		Kind: directory.KindResource, ID: r.ID, Tenant: r.Tenant, Address: r.Address, DisplayName: r.DisplayName,
+		ResourceKind: r.Kind, Capacity: r.Capacity, Location: r.Location,
+	}
+}
+
+// sortKey orders entries by display name, then kind and ID.
+func sortKey(e *directory.GALEntry) string {
+	name := e.DisplayName
+	if name == "" {
+		name = e.Address
+	}
+	return e.Tenant + "/" + strings.ToLower(cleanToken(name)) + galSep + kindName(e.Kind) + "/" + e.ID
+}
+
+// cleanToken drops control characters (the separator among them).
+func cleanToken(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// galWords splits a name into lowercase words at spaces and punctuation
+// other than those inside names and addresses ('-', '.', '\”, '@', ...
+// split too, so "Anne-Marie" matches "marie").
+func galWords(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(cleanToken(s)), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	})
+}
+
+// tokens returns the entry's searchable words, sorted and unique.
+func tokens(e *directory.GALEntry) []string {
+	var out []string
+	for _, s := range []string{e.DisplayName, e.GivenName, e.Surname} {
+		out = append(out, galWords(s)...)
+	}
+	for _, a := range append([]string{e.Address}, e.Aliases...) {
+		a = strings.ToLower(cleanToken(a))
+		if a == "" {
+			continue
+		}
+		out = append(out, a)
+		if at := strings.LastIndexByte(a, '@'); at > 0 {
+			out = append(out, galWords(a[:at])...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// matches reports whether every query word starts some token of e.
+func matches(e *directory.GALEntry, words []string) bool {
+	toks := tokens(e)
+	for _, w := range words {
+		if !slices.ContainsFunc(toks, func(t string) bool { return strings.HasPrefix(t, w) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// galPut replaces the GAL entry of kind/id with e (nil removes it).
+func galPut(tx store.RecordTx, kind, id string, e *directory.GALEntry) error {
+	r := txReader{tx}
+	ref := kind + "/" + id
+	old, err := r.get(nsGALRef, ref)
+	switch {
+	case err == nil:
+		oldKey := string(old.Value)
+		var oe directory.GALEntry
+		if _, err := getJSON(r, nsGAL, oldKey, &oe); err == nil {
+			if e != nil && sortKey(e) == oldKey && slices.Equal(tokens(e), tokens(&oe)) {
+				// Same place, same words: only the entry changes.
+				return putJSON(tx, nsGAL, oldKey, e, -1)
+			}
+			for _, t := range tokens(&oe) {
+				if err := deleteRecord(tx, nsGALToken, oe.Tenant+"/"+t+galSep+oldKey); err != nil {
+					return err
+				}
+			}
+		} else if !errors.Is(err, directory.ErrNotFound) {
+			return err
+		}
+		if err := deleteRecord(tx, nsGAL, oldKey); err != nil {
+			return err
+		}
+		if err := deleteRecord(tx, nsGALRef, ref); err != nil {
+			return err
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("directory: read %s %q: %w", nsGALRef, ref, err)
+	}
+	if e == nil || e.Tenant == "" {
+		return nil
+	}
+	key := sortKey(e)
+	if err := putJSON(tx, nsGAL, key, e, -1); err != nil {
+		return err
+	}
+	for _, t := range tokens(e) {
+		if err := putRaw(tx, nsGALToken, e.Tenant+"/"+t+galSep+key, []byte(key), -1); err != nil {
+			return err
+		}
+	}
+	return putRaw(tx, nsGALRef, ref, []byte(key), -1)
+}
+
+// SearchGAL returns a page of a tenant's global address list: users that
+// are not disabled, groups and resources, in display-name order, matching
+// q.Text (see [GALQuery]). It is the source of the global address book.
+// ErrInvalid if the tenant is empty or a query word matches more than
+// MaxGALMatches entries.
+func (b *Directory) SearchGAL(ctx context.Context, q directory.GALQuery) (directory.GALPage, error) {
+	if q.Tenant == "" {
+		return directory.GALPage{}, fmt.Errorf("%w: GAL query without tenant", directory.ErrInvalid)
+	}
+	if err := checkID(q.Tenant); err != nil {
+		return directory.GALPage{}, err
+	}
+	limit := galLimit(q.Limit)
+	prefix := q.Tenant + "/"
+	after := ""
+	if q.After != "" {
+		after = prefix + q.After
+	}
+	wantKind := func(k directory.EntryKind) bool { return len(q.Kinds) == 0 || slices.Contains(q.Kinds, k) }
+	r := storeReader{ctx, b.records}
+	words := galWords(q.Text)
+	if t := strings.TrimSpace(strings.ToLower(q.Text)); strings.Contains(t, "@") && !strings.ContainsAny(t, " \t") {
+		// An address prefix is one token, not its pieces.
+		words = []string{cleanToken(t)}
+	}
+	var page directory.GALPage
+	last := ""
+	// add appends e, or reports false once the page is full, setting Next:
+	// a further match proves there is a next page.
+	add := func(key string, e directory.GALEntry) bool {
+		if len(page.Entries) == limit {
+			page.Next = strings.TrimPrefix(last, prefix)
+			return false
+		}
+		page.Entries = append(page.Entries, e)
+		last = key
+		return true
+	}
+	if len(words) == 0 {
+		// Walk the tenant's entries in order.
+		for {
+			recs, err := listPrefix(r, nsGAL, prefix, after, limit+1)
+			if err != nil {
+				return directory.GALPage{}, err
+			}
+			for _, rec := range recs {
+				after = rec.Key
+				var e directory.GALEntry
+				if err := decode(rec, &e); err != nil {
+					return directory.GALPage{}, err
+				}
+				if wantKind(e.Kind) && !add(rec.Key, e) {
+					return page, nil
+				}
+			}
+			if len(recs) < limit+1 {
+				return page, nil
+			}
+		}
+	}
+	// The longest word is the most selective: collect its candidates from
+	// the token index, then check every word on each candidate.
+	scan := slices.MaxFunc(words, func(a, b string) int { return len(a) - len(b) })
+	var keys []string
+	seen := map[string]bool{}
+	err := forEach(r, nsGALToken, prefix+scan, func(rec store.Record) error {
+		k := string(rec.Value)
+		if k <= after || seen[k] {
+			return nil
+		}
+		if len(seen) >= directory.MaxGALMatches {
+			return fmt.Errorf("%w: %q matches too many entries; type more", directory.ErrInvalid, scan)
+		}
+		seen[k] = true
+		keys = append(keys, k)
+		return nil
+	})
+	if err != nil {
+		return directory.GALPage{}, err
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		var e directory.GALEntry
+		if _, err := getJSON(r, nsGAL, k, &e); err != nil {
+			if errors.Is(err, directory.ErrNotFound) {
+				continue // changed since the token was read
+			}
+			return directory.GALPage{}, err
+		}
+		if wantKind(e.Kind) && matches(&e, words) && !add(k, e) {
+			break
+		}
+	}
+	return page, nil
+}
+
+// ReindexGAL rebuilds the global address list from the users, groups and
+// resources, for data written before the index existed or repaired by
+// hand. It is idempotent and safe while the directory is in use.
+func (b *Directory) ReindexGAL(ctx context.Context) error {
+	type item struct {
+		kind, id string
+		e        *directory.GALEntry
+	}
+	var items []item
+	r := storeReader{ctx, b.records}
+	collect := func(ns string, fn func(store.Record) (item, error)) error {
+		return forEach(r, ns, "", func(rec store.Record) error {
+			it, err := fn(rec)
+			if err != nil {
+				return err
+			}
+			items = append(items, it)
+			return nil
+		})
+	}
+	err := collect(nsUser, func(rec store.Record) (item, error) {
+		var u directory.User
+		err := decode(rec, &u)
+		return item{refUser, u.ID, galFromUser(u)}, err
+	})
+	if err == nil {
+		err = collect(nsGroup, func(rec store.Record) (item, error) {
+			var g directory.Group
+			err := decode(rec, &g)
+			return item{refGroup, g.ID, galFromGroup(g)}, err
+		})
+	}
+	if err == nil {
+		err = collect(nsResource, func(rec store.Record) (item, error) {
+			var x directory.Resource
+			err := decode(rec, &x)
+			return item{refResource, x.ID, galFromResource(x)}, err
+		})
+	}
+	if err != nil {
+		return err
+	}
+	// Entries whose entity is gone (written by hand) are removed.
+	live := map[string]bool{}
+	for _, it := range items {
+		live[it.kind+"/"+it.id] = true
+	}
+	err = forEach(r, nsGALRef, "", func(rec store.Record) error {
+		if !live[rec.Key] {
+			kind, id, _ := strings.Cut(rec.Key, "/")
+			items = append(items, item{kind, id, nil})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for chunk := range slices.Chunk(items, 200) {
+		err := b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
+			for _, it := range chunk {
+				if err := galPut(tx, it.kind, it.id, it.e); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("directory: reindex GAL: %w", err)
+		}
+	}
+	return nil
+}
+
+// galIndexVersion marks, in the gal namespace's meta record, that the
+// index covers every entry (written by EnsureGAL).
+const galIndexVersion = "gal-index-v1"
+
+// EnsureGAL builds the global address list once for data written before
+// the index existed, and remembers that it did; later calls cost one
+// read. A server calls it at start.
+func (b *Directory) EnsureGAL(ctx context.Context) error {
+	ok, err := exists(storeReader{ctx, b.records}, nsMeta, galIndexVersion)
+	if err != nil || ok {
+		return err
+	}
+	if err := b.ReindexGAL(ctx); err != nil {
+		return err
+	}
+	return b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
+		return putRaw(tx, nsMeta, galIndexVersion, []byte("1"), -1)
+	})
+}

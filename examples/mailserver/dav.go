@@ -1,0 +1,101 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mailyard/mailyard/dav"
+)
+
+// davPrefix is the context path of CalDAV and CardDAV (RFC 6764 §4: the
+// TXT path= of `mailserver dns`; the well-known URIs redirect to it).
+const davPrefix = "/dav"
+
+// DAVConfig is the CalDAV/CardDAV listener ([dav]): HTTPS with the IMAPS
+// certificate, serving package dav under /dav/ and the /.well-known/caldav
+// and /.well-known/carddav redirects. An empty Listen disables it.
+type DAVConfig struct {
+	Listen string `toml:"listen"`
+	// InsecureHTTP serves plain HTTP instead of HTTPS: Basic credentials
+	// then cross the network in the clear (RFC 7617 §4). Only for a lab
+	// on loopback. Without it a plain HTTP request to the listener is
+	// refused (400) before any credentials are read.
+	InsecureHTTP bool `toml:"insecure_http"`
+	// Limits of package dav (see dav.Limits); zero takes dav's default.
+	MaxResourceSize         int64 `toml:"max_resource_size"`
+	MaxCollections          int   `toml:"max_collections"`
+	MaxObjectsPerCollection int   `toml:"max_objects_per_collection"`
+	MaxInstances            int   `toml:"max_instances"`
+	MaxAttendees            int   `toml:"max_attendees"`
+	MaxRequestBody          int64 `toml:"max_request_body"`
+}
+
+func (c DAVConfig) limits() dav.Limits {
+	return dav.Limits{
+		MaxResourceSize:         c.MaxResourceSize,
+		MaxCollections:          c.MaxCollections,
+		MaxObjectsPerCollection: c.MaxObjectsPerCollection,
+		MaxInstances:            c.MaxInstances,
+		MaxAttendees:            c.MaxAttendees,
+		MaxRequestBody:          c.MaxRequestBody,
+	}
+}
+
+// validate checks the [dav] values the decoder cannot (the address is
+// checked with the other listeners).
+func (c DAVConfig) validate() error {
+	if c.MaxResourceSize < 0 || c.MaxCollections < 0 || c.MaxObjectsPerCollection < 0 ||
+		c.MaxInstances < 0 || c.MaxAttendees < 0 || c.MaxRequestBody < 0 {
+		return errors.New(`section "dav": limits must not be negative`)
+	}
+	if c.InsecureHTTP && c.Listen == "" {
+		return &keyError{"dav.insecure_http", errors.New("set without a dav.listen address")}
+	}
+	return nil
+}
+
+// listenDAV opens the DAV listener, if one is configured. Authentication
+// goes through the directory (directory.ProtoDAV) and the limiter the
+// IMAP and SMTP listeners share, so failures count across all of them.
+func (ls *listeners) listenDAV(cfg Config, logger *slog.Logger, sh shared) error {
+	if cfg.DAV.Listen == "" {
+		return nil
+	}
+	log := logger.With("listener", "dav")
+	h, err := dav.NewHandler(dav.Options{
+		Store:       sh.st,
+		Directory:   sh.auth,
+		GAL:         sh.dir,
+		AuthLimiter: sh.authLimiter,
+		Prefix:      davPrefix,
+		Logger:      log,
+		Limits:      cfg.DAV.limits(),
+	})
+	if err != nil {
+		return fmt.Errorf("dav listener: %w", err)
+	}
+	ln, err := listenTCP(logger, "dav", cfg.DAV.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ls.dav, ls.davLn = srv, ln
+	if cfg.DAV.InsecureHTTP {
+		log.Warn("DAV over plain HTTP (dav.insecure_http): passwords cross the network in the clear; only for a lab")
+		ls.davServe = srv.Serve
+		return nil
+	}
+	// ServeTLS answers a plain HTTP request with 400 before reading it.
+	srv.TLSConfig = sh.tlsConfig.Clone()
+	ls.davServe = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+	return nil
+}
