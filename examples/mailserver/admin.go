@@ -123,6 +123,7 @@ func (a *admin) run(ctx context.Context, args []string) error {
 	handlers["user delete"] = a.userDelete
 	handlers["route explain"] = a.routeExplain
 	handlers["queue list"] = a.queueList
+	handlers["queue show"] = a.queueShow
 	for _, op := range []string{"hold", "release", "retry", "delete"} {
 		handlers["queue "+op] = a.queueOp(op)
 	}

@@ -17,7 +17,7 @@
 //	mailserver dkim keygen|rotate|list|export|import ... | dns DOMAIN [-json]
 //	mailserver directory sync [-full] [-force] [NAME...] | directory status [-log] [NAME...]
 //	mailserver route explain ADDRESS [-from SENDER] [-client IP] [-auth]
-//	mailserver queue list | queue hold|release|retry|delete ID...
+//	mailserver queue list | queue show ID | queue hold|release|retry|delete ID...
 //	mailserver quarantine list | quarantine release|delete ID...
 //	mailserver check
 //
@@ -76,6 +76,8 @@ commands:
   route explain ADDRESS [-from SENDER] [-client IP] [-auth]
                                         which routing rules apply to ADDRESS, and why
   queue list                            the outbound queue: one line per recipient
+  queue show ID                         one queued message: sender, size, and per recipient its
+                                        transport, attempts, next attempt and last error
   queue hold|release|retry|delete ID... stop, resume, retry now or drop (no DSN) a message
   quarantine list                       messages a milter quarantined: one line each
   quarantine release|delete ID...       deliver a held message as it would have been, or drop it

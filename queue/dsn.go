@@ -1,4 +1,4 @@
-package smtp
+package queue
 
 import (
 	"bufio"
@@ -20,7 +20,7 @@ import (
 
 // dsnRcpt is one recipient reported in a DSN.
 type dsnRcpt struct {
-	e       queueEntry
+	e       Recipient
 	r       rcptResult
 	action  string // "failed" or "delayed" (RFC 3464 §2.3.3)
 	expired bool
@@ -32,7 +32,7 @@ const maxDSNHeaders = 64 << 10
 // sendDSN reports rcpts (all of one message, whose first record is e) to
 // the envelope sender (step 8 of [Queue]). The null sender gets nothing
 // (RFC 3461 §6.2, RFC 5321 §4.5.5): that is what ends bounce loops.
-func (q *Queue) sendDSN(ctx context.Context, e queueEntry, rcpts []dsnRcpt) error {
+func (q *Queue) sendDSN(ctx context.Context, e Recipient, rcpts []dsnRcpt) error {
 	if e.From == "" {
 		q.log.Info("no DSN for a message with the null sender", "queue_id", e.Msg, "rcpts", len(rcpts))
 		return nil
@@ -44,7 +44,7 @@ func (q *Queue) sendDSN(ctx context.Context, e queueEntry, rcpts []dsnRcpt) erro
 	msg := buildDSN(q.opts.Hostname, q.opts.Now(), e, rcpts, q.opts.Expiry, headers)
 	res, err := q.opts.Router.Resolve(ctx, routing.Envelope{From: "", Authenticated: true}, e.From)
 	if err != nil {
-		return fmt.Errorf("smtp: DSN: routing %s: %w", e.From, err)
+		return fmt.Errorf("queue: DSN: routing %s: %w", e.From, err)
 	}
 	var local []store.Recipient
 	var remote []routing.Decision
@@ -62,14 +62,14 @@ func (q *Queue) sendDSN(ctx context.Context, e queueEntry, rcpts []dsnRcpt) erro
 		if _, err := q.opts.Deliverer.Deliver(ctx, store.Delivery{Recipients: local, InternalDate: q.opts.Now()}, bytes.NewReader(msg)); err != nil {
 			var qe *store.QuotaError
 			if !errors.As(err, &qe) {
-				return fmt.Errorf("smtp: DSN: %w", err)
+				return fmt.Errorf("queue: DSN: %w", err)
 			}
 			q.log.Warn("DSN dropped: sender's mailbox is full", "to", e.From)
 		}
 	}
 	if len(remote) > 0 {
 		if _, err := q.Enqueue(ctx, "", remote, bytes.NewReader(msg)); err != nil {
-			return fmt.Errorf("smtp: DSN: %w", err)
+			return fmt.Errorf("queue: DSN: %w", err)
 		}
 	}
 	q.metrics.dsns.WithLabelValues(rcpts[0].action).Inc()
@@ -81,7 +81,7 @@ func (q *Queue) sendDSN(ctx context.Context, e queueEntry, rcpts []dsnRcpt) erro
 func (q *Queue) originalHeaders(id string) ([]byte, error) {
 	f, err := os.Open(q.path(id))
 	if err != nil {
-		return nil, fmt.Errorf("smtp: DSN: %w", err)
+		return nil, fmt.Errorf("queue: DSN: %w", err)
 	}
 	defer f.Close()
 	return headerBlock(bufio.NewReader(io.LimitReader(f, maxDSNHeaders))), nil
@@ -110,7 +110,7 @@ func headerBlock(r *bufio.Reader) []byte {
 // (RFC 6522) with report-type delivery-status, a human-readable part, the
 // message/delivery-status part (RFC 3464 §2) and the original header
 // (text/rfc822-headers, RFC 6522 §4).
-func buildDSN(hostname string, now time.Time, e queueEntry, rcpts []dsnRcpt, expiry time.Duration, headers []byte) []byte {
+func buildDSN(hostname string, now time.Time, e Recipient, rcpts []dsnRcpt, expiry time.Duration, headers []byte) []byte {
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	delayed := rcpts[0].action == "delayed"
@@ -132,7 +132,7 @@ func buildDSN(hostname string, now time.Time, e queueEntry, rcpts []dsnRcpt, exp
 		text.WriteString("Your message could not be delivered to the recipients below. This is a\r\npermanent error.\r\n\r\n")
 	}
 	for _, r := range rcpts {
-		fmt.Fprintf(&text, "<%s>: %s\r\n", r.e.Rcpt, dsnReason(r))
+		fmt.Fprintf(&text, "<%s>: %s\r\n", r.e.Address, dsnReason(r))
 	}
 	w, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"text/plain; charset=utf-8"}, "Content-Transfer-Encoding": {"8bit"}})
 	io.WriteString(w, text.String())
@@ -145,10 +145,10 @@ func buildDSN(hostname string, now time.Time, e queueEntry, rcpts []dsnRcpt, exp
 	for _, r := range rcpts {
 		st.WriteString("\r\n")
 		addrType := "rfc822"
-		if !isASCII(r.e.Rcpt) {
+		if !isASCII(r.e.Address) {
 			addrType = "utf-8" // RFC 6533 §3
 		}
-		fmt.Fprintf(&st, "Final-Recipient: %s; %s\r\n", addrType, r.e.Rcpt)
+		fmt.Fprintf(&st, "Final-Recipient: %s; %s\r\n", addrType, r.e.Address)
 		fmt.Fprintf(&st, "Action: %s\r\n", r.action)
 		fmt.Fprintf(&st, "Status: %s\r\n", dsnStatus(r))
 		if r.r.remote != "" {

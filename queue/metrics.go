@@ -1,4 +1,4 @@
-package smtp
+package queue
 
 import (
 	"fmt"
@@ -37,7 +37,7 @@ func newQueueMetrics(q *Queue, mm Metrics) (*queueMetrics, error) {
 			Help:   "DSNs (RFC 3464) sent to senders, by action: failed, delayed.",
 			Labels: []string{"action"}},
 	); err != nil {
-		return nil, fmt.Errorf("smtp: queue metrics: %w", err)
+		return nil, fmt.Errorf("queue: metrics: %w", err)
 	}
 	for _, r := range []string{resultDelivered, resultDeferred, resultBounced, resultExpired} {
 		m.deliveries.WithLabelValues(r).Add(0) // every result shows, at zero
@@ -68,7 +68,7 @@ func newQueueMetrics(q *Queue, mm Metrics) (*queueMetrics, error) {
 	} {
 		collect := g.collect
 		if err := mm.GaugeFunc(g.name, g.help, g.labels, func(emit func(float64, ...string)) { collect(q.snapshot(), emit) }); err != nil {
-			return nil, fmt.Errorf("smtp: queue metrics: %w", err)
+			return nil, fmt.Errorf("queue: metrics: %w", err)
 		}
 	}
 	return m, nil

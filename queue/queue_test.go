@@ -1,4 +1,4 @@
-package smtp
+package queue_test
 
 import (
 	"context"
@@ -14,7 +14,9 @@ import (
 
 	"github.com/foxcpp/go-mockdns"
 
+	"github.com/mailyard/mailyard/internal/testhop"
 	"github.com/mailyard/mailyard/internal/testpeer"
+	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
 )
 
@@ -24,15 +26,15 @@ const queueBody = "From: <alice@example.test>\r\nTo: <bob@remote.test>\r\nSubjec
 // STARTTLS when offered; afterwards its records and its file are gone.
 func TestQueueDeliversOverSTARTTLS(t *testing.T) {
 	serverTLS, _ := testTLS(t)
-	hop := startHop(t, hopOptions{tls: serverTLS})
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSOpportunistic, nil)}}, nil)
+	hop := testhop.Start(t, testhop.Options{TLS: serverTLS})
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hop.Route("remote.test", routing.TLSOpportunistic, nil)}}, nil)
 	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test", "carol@remote.test")
-	eventually(t, "delivery", func() bool { return len(hop.received()) == 1 })
-	m := hop.received()[0]
-	if m.from != "alice@example.test" || strings.Join(m.to, ",") != "bob@remote.test,carol@remote.test" || m.data != queueBody {
+	eventually(t, "delivery", func() bool { return len(hop.Received()) == 1 })
+	m := hop.Received()[0]
+	if m.From != "alice@example.test" || strings.Join(m.To, ",") != "bob@remote.test,carol@remote.test" || m.Data != queueBody {
 		t.Fatalf("next hop got %+v", m)
 	}
-	if !m.tls {
+	if !m.TLS {
 		t.Error("delivered without STARTTLS although the hop offered it")
 	}
 	eventually(t, "queue empty", func() bool { return len(f.list(t)) == 0 && len(f.files(t)) == 0 })
@@ -41,16 +43,14 @@ func TestQueueDeliversOverSTARTTLS(t *testing.T) {
 // Messages for one destination share a connection while there is a
 // backlog.
 func TestQueueReusesConnections(t *testing.T) {
-	hop := startHop(t, hopOptions{})
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}},
-		func(o *QueueOptions) { o.PerDestination = 1 })
+	hop := testhop.Start(t, testhop.Options{})
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hop.Route("remote.test", routing.TLSNone, nil)}},
+		func(o *queue.Options) { o.PerDestination = 1 })
 	for range 20 {
 		f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
 	}
-	eventually(t, "20 deliveries", func() bool { return len(hop.received()) == 20 })
-	hop.mu.Lock()
-	conns := hop.conns
-	hop.mu.Unlock()
+	eventually(t, "20 deliveries", func() bool { return len(hop.Received()) == 20 })
+	conns := hop.Conns()
 	if conns > 5 {
 		t.Errorf("20 messages took %d connections, want them to share", conns)
 	}
@@ -59,8 +59,8 @@ func TestQueueReusesConnections(t *testing.T) {
 // A 5xx for a recipient bounces at once: the sender gets an RFC 3464 DSN
 // in the INBOX, the other recipient is delivered, nothing stays queued.
 func TestQueuePermanentFailureBounces(t *testing.T) {
-	hop := startHop(t, hopOptions{})
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}}, nil)
+	hop := testhop.Start(t, testhop.Options{})
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hop.Route("remote.test", routing.TLSNone, nil)}}, nil)
 	f.enqueue(t, "alice@example.test", queueBody, "perm-user@remote.test", "bob@remote.test")
 	eventually(t, "DSN", func() bool { return len(f.inbox(t)) == 1 })
 	dsn := f.inbox(t)[0]
@@ -85,7 +85,7 @@ func TestQueuePermanentFailureBounces(t *testing.T) {
 	if strings.Contains(dsn, "bob@remote.test>:") || strings.Contains(dsn, "hello remote") {
 		t.Errorf("DSN reports the delivered recipient or returns the body:\n%s", dsn)
 	}
-	if got := hop.received(); len(got) != 1 || strings.Join(got[0].to, ",") != "bob@remote.test" {
+	if got := hop.Received(); len(got) != 1 || strings.Join(got[0].To, ",") != "bob@remote.test" {
 		t.Fatalf("next hop got %+v", got)
 	}
 	eventually(t, "queue empty", func() bool { return len(f.list(t)) == 0 && len(f.files(t)) == 0 })
@@ -95,18 +95,18 @@ func TestQueuePermanentFailureBounces(t *testing.T) {
 // DelayWarning and a "failed" one at Expiry, and the message leaves the
 // queue.
 func TestQueueTemporaryFailureRetriesThenExpires(t *testing.T) {
-	hop := startHop(t, hopOptions{})
+	hop := testhop.Start(t, testhop.Options{})
 	// The queue's clock moves one attempt at a time. One worker for the
 	// hop, so that attempts run one after the other (see the probe).
 	clock := queueClock()
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}},
-		func(o *QueueOptions) { fastRetries(o); withClock(clock)(o); o.PerDestination = 1 })
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hop.Route("remote.test", routing.TLSNone, nil)}},
+		func(o *queue.Options) { fastRetries(o); withClock(clock)(o); o.PerDestination = 1 })
 	id := f.enqueue(t, "alice@example.test", queueBody, "temp-user@remote.test")
 	// Attempts at 0, 20, 60, 100, 140 ms (deferred), 180 (past
 	// DelayWarning: the "delayed" DSN), 220 ... 380, and 420 (past Expiry).
 	for f.step(t, clock, id) { // one attempt at a time until it expires
 	}
-	if n := hop.rcptAttempts(); n < 3 {
+	if n := hop.RcptAttempts(); n < 3 {
 		t.Errorf("%d attempts before expiry, want retries", n)
 	}
 	in := f.inbox(t)
@@ -142,7 +142,7 @@ func TestQueueConnectionRefusedRetried(t *testing.T) {
 	// else can take it meanwhile.
 	port := testpeer.ReservePort(t)
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + strconv.Itoa(port.Addr().Port)}}}},
-		func(o *QueueOptions) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
+		func(o *queue.Options) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
 	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
 	eventually(t, "two failed attempts", func() bool {
 		l := f.list(t)
@@ -151,36 +151,36 @@ func TestQueueConnectionRefusedRetried(t *testing.T) {
 	if len(f.inbox(t)) != 0 {
 		t.Fatal("DSN before expiry with delay warnings off")
 	}
-	hop := serveHop(t, port.Listen(), hopOptions{})
-	eventually(t, "delivery after the hop came up", func() bool { return len(hop.received()) == 1 })
+	hop := testhop.Serve(t, port.Listen(), testhop.Options{})
+	eventually(t, "delivery after the hop came up", func() bool { return len(hop.Received()) == 1 })
 }
 
 // With tls = "required", a hop that does not offer STARTTLS gets nothing;
 // with "opportunistic" the same hop gets the message in plain text.
 func TestQueueRequiredTLSNotOffered(t *testing.T) {
-	hop := startHop(t, hopOptions{})
+	hop := testhop.Start(t, testhop.Options{})
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{
-		hopRoute("secure.test", hop, routing.TLSRequired, nil),
-		hopRoute("remote.test", hop, routing.TLSOpportunistic, nil),
-	}}, func(o *QueueOptions) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
+		hop.Route("secure.test", routing.TLSRequired, nil),
+		hop.Route("remote.test", routing.TLSOpportunistic, nil),
+	}}, func(o *queue.Options) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
 	f.enqueue(t, "alice@example.test", queueBody, "bob@secure.test")
 	eventually(t, "a failed attempt", func() bool {
 		l := f.list(t)
 		return len(l) == 1 && l[0].Attempts >= 1 && strings.Contains(l[0].LastError, "TLS is required")
 	})
 	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
-	eventually(t, "plain delivery", func() bool { return len(hop.received()) == 1 })
-	if m := hop.received()[0]; m.tls || m.to[0] != "bob@remote.test" {
+	eventually(t, "plain delivery", func() bool { return len(hop.Received()) == 1 })
+	if m := hop.Received()[0]; m.TLS || m.To[0] != "bob@remote.test" {
 		t.Fatalf("next hop got %+v", m)
 	}
 	// The tls=required message is refused again on an attempt that ends
 	// after the plain delivery: had it gone out in plain text, it would
 	// have by then (and its record would be gone).
 	// The delivered recipient's record goes after the hop's 250.
-	var l []QueueEntry
+	var l []queue.Entry
 	eventually(t, "the delivered recipient's record removed", func() bool {
 		l = f.list(t)
-		return !slices.ContainsFunc(l, func(e QueueEntry) bool { return e.Recipient == "bob@remote.test" })
+		return !slices.ContainsFunc(l, func(e queue.Entry) bool { return e.Recipient == "bob@remote.test" })
 	})
 	if len(l) != 1 || l[0].Recipient != "bob@secure.test" {
 		t.Fatalf("queue after the plain delivery: %+v", l)
@@ -190,7 +190,7 @@ func TestQueueRequiredTLSNotOffered(t *testing.T) {
 		l := f.list(t)
 		return len(l) == 0 || l[0].Attempts > seen
 	})
-	if got := hop.received(); len(got) != 1 {
+	if got := hop.Received(); len(got) != 1 {
 		t.Fatalf("the tls=required message went out in plain text: %+v", got)
 	}
 	if l := f.list(t); len(l) != 1 || !strings.Contains(l[0].LastError, "TLS is required") {
@@ -202,15 +202,15 @@ func TestQueueRequiredTLSNotOffered(t *testing.T) {
 // credentials keep the message queued.
 func TestQueueSmarthostAuth(t *testing.T) {
 	serverTLS, _ := testTLS(t)
-	hop := startHop(t, hopOptions{tls: serverTLS, auth: true})
+	hop := testhop.Start(t, testhop.Options{TLS: serverTLS, Auth: true})
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{
-		hopRoute("remote.test", hop, routing.TLSRequired, &routing.Credentials{Username: "relay", Password: "secret"}),
-		hopRoute("wrong.test", hop, routing.TLSRequired, &routing.Credentials{Username: "relay", Password: "nope"}),
-	}}, func(o *QueueOptions) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
+		hop.Route("remote.test", routing.TLSRequired, &routing.Credentials{Username: "relay", Password: "secret"}),
+		hop.Route("wrong.test", routing.TLSRequired, &routing.Credentials{Username: "relay", Password: "nope"}),
+	}}, func(o *queue.Options) { fastRetries(o); o.Expiry = time.Hour; o.DelayWarning = -1 })
 	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
 	f.enqueue(t, "alice@example.test", queueBody, "bob@wrong.test")
-	eventually(t, "delivery", func() bool { return len(hop.received()) == 1 })
-	if m := hop.received()[0]; m.auth != "relay" || !m.tls || m.to[0] != "bob@remote.test" {
+	eventually(t, "delivery", func() bool { return len(hop.Received()) == 1 })
+	if m := hop.Received()[0]; m.Auth != "relay" || !m.TLS || m.To[0] != "bob@remote.test" {
 		t.Fatalf("next hop got %+v", m)
 	}
 	eventually(t, "auth failure recorded", func() bool {
@@ -221,15 +221,15 @@ func TestQueueSmarthostAuth(t *testing.T) {
 
 // A message with the null sender that fails gets no DSN (no bounce loops).
 func TestQueueNoDSNForNullSender(t *testing.T) {
-	hop := startHop(t, hopOptions{})
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}}, nil)
+	hop := testhop.Start(t, testhop.Options{})
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hop.Route("remote.test", routing.TLSNone, nil)}}, nil)
 	f.enqueue(t, "", queueBody, "perm-user@remote.test")
 	eventually(t, "queue empty", func() bool { return len(f.list(t)) == 0 && len(f.files(t)) == 0 })
 	if n := len(f.inbox(t)); n != 0 {
 		t.Fatalf("%d messages in the INBOX after a null-sender failure", n)
 	}
-	if hop.rcptAttempts() != 1 {
-		t.Fatalf("%d attempts", hop.rcptAttempts())
+	if hop.RcptAttempts() != 1 {
+		t.Fatalf("%d attempts", hop.RcptAttempts())
 	}
 }
 
@@ -239,14 +239,14 @@ func TestQueueNoDSNForNullSender(t *testing.T) {
 func TestQueueRecoversAfterRestart(t *testing.T) {
 	port := testpeer.ReservePort(t) // refuses until the hop listens
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + strconv.Itoa(port.Addr().Port), TLS: routing.TLSNone}}}},
-		func(o *QueueOptions) { o.RetryMin = time.Hour })
+		func(o *queue.Options) { o.RetryMin = time.Hour })
 	id := f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test", "carol@remote.test")
 	eventually(t, "first attempt", func() bool { l := f.list(t); return len(l) == 2 && l[0].Attempts == 1 })
 	orphan := filepath.Join(f.qdir, "orphan-from-a-crash")
 	if err := os.WriteFile(orphan, []byte("never acknowledged"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	hop := serveHop(t, port.Listen(), hopOptions{})
+	hop := testhop.Serve(t, port.Listen(), testhop.Options{})
 	f.opts.RetryMin = 0 // back to the default, but the message is due now:
 	f.restart(t)
 	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
@@ -255,21 +255,21 @@ func TestQueueRecoversAfterRestart(t *testing.T) {
 	if err := f.q.RetryNow(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "delivery after restart", func() bool { return len(hop.received()) == 1 })
-	if m := hop.received()[0]; len(m.to) != 2 || m.data != queueBody {
+	eventually(t, "delivery after restart", func() bool { return len(hop.Received()) == 1 })
+	if m := hop.Received()[0]; len(m.To) != 2 || m.Data != queueBody {
 		t.Fatalf("next hop got %+v", m)
 	}
 	eventually(t, "queue empty", func() bool { return len(f.list(t)) == 0 && len(f.files(t)) == 0 })
 }
 
 // Hold keeps a message back, Release and RetryNow send it, Delete removes
-// it without a DSN; unknown ids are ErrNoSuchMessage.
+// it without a DSN; unknown ids are queue.ErrNoSuchMessage.
 func TestQueueAdminOperations(t *testing.T) {
-	hop := startHop(t, hopOptions{})
+	hop := testhop.Start(t, testhop.Options{})
 	// One worker for the hop: the messages go out in queue order (see
 	// the held message below).
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}},
-		func(o *QueueOptions) { o.RetryMin = time.Hour; o.PerDestination = 1 })
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hop.Route("remote.test", routing.TLSNone, nil)}},
+		func(o *queue.Options) { o.RetryMin = time.Hour; o.PerDestination = 1 })
 	ctx := context.Background()
 	f.q.Close() // admin operations work without a running queue
 	f.startQueueStopped(t)
@@ -289,7 +289,7 @@ func TestQueueAdminOperations(t *testing.T) {
 		t.Fatalf("files after Delete: %v", f.files(t))
 	}
 	for _, op := range []func(context.Context, string) error{f.q.Hold, f.q.Release, f.q.RetryNow, f.q.Delete} {
-		if err := op(ctx, "nosuchid"); !errors.Is(err, ErrNoSuchMessage) {
+		if err := op(ctx, "nosuchid"); !errors.Is(err, queue.ErrNoSuchMessage) {
 			t.Errorf("unknown id: %v", err)
 		}
 	}
@@ -300,15 +300,15 @@ func TestQueueAdminOperations(t *testing.T) {
 	// the same single worker: the held one, were it due, would have gone
 	// first.
 	f.enqueue(t, "alice@example.test", queueBody, "dan@remote.test")
-	eventually(t, "delivery of a later message", func() bool { return len(hop.received()) >= 1 })
-	if got := hop.received(); len(got) != 1 || got[0].to[0] != "dan@remote.test" {
+	eventually(t, "delivery of a later message", func() bool { return len(hop.Received()) >= 1 })
+	if got := hop.Received(); len(got) != 1 || got[0].To[0] != "dan@remote.test" {
 		t.Fatalf("held message delivered: next hop got %+v", got)
 	}
 	if err := f.q.Release(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "delivery after release", func() bool { return len(hop.received()) == 2 })
-	if m := hop.received()[1]; m.to[0] != "bob@remote.test" {
+	eventually(t, "delivery after release", func() bool { return len(hop.Received()) == 2 })
+	if m := hop.Received()[1]; m.To[0] != "bob@remote.test" {
 		t.Fatalf("next hop got %+v after release", m)
 	}
 	if len(f.inbox(t)) != 0 {
@@ -321,8 +321,8 @@ func TestQueueAdminOperations(t *testing.T) {
 func (f *queueFixture) startQueueStopped(t testing.TB) {
 	t.Helper()
 	o := f.opts
-	o.Dir, o.Records, o.Deliverer, o.Router = f.qdir, f.st, f.st, f.table
-	q, err := NewQueue(o)
+	o.Dir, o.Store, o.Deliverer, o.Router = f.qdir, f.st, f.st, f.table
+	q, err := queue.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func (f *queueFixture) startQueueStopped(t testing.TB) {
 // the message; a domain without MX is its own host; a null MX (RFC 7505)
 // bounces at once.
 func TestQueueMXResolution(t *testing.T) {
-	hop := startHop(t, hopOptions{})
+	hop := testhop.Start(t, testhop.Options{})
 	zones := map[string]mockdns.Zone{
 		"remote.test.":      {MX: []net.MX{{Host: "down.remote.test.", Pref: 20}, {Host: "mx.remote.test.", Pref: 10}}},
 		"mx.remote.test.":   {A: []string{"127.0.0.1"}},
@@ -342,12 +342,12 @@ func TestQueueMXResolution(t *testing.T) {
 		"nullmx.test.":      {MX: []net.MX{{Host: ".", Pref: 0}}},
 	}
 	// nxdomain.test exists nowhere: no MX, no address (RFC 5321 §5.1).
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "*", Gateway: routing.Gateway{NextHop: ":" + hop.port, TLS: routing.TLSNone}}}},
-		func(o *QueueOptions) { o.Resolver = &mockdns.Resolver{Zones: zones} })
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "*", Gateway: routing.Gateway{NextHop: ":" + hop.Port, TLS: routing.TLSNone}}}},
+		func(o *queue.Options) { o.Resolver = &mockdns.Resolver{Zones: zones} })
 	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
 	f.enqueue(t, "alice@example.test", queueBody, "dan@nomx.test")
 	f.enqueue(t, "alice@example.test", queueBody, "eve@nullmx.test")
-	eventually(t, "two deliveries and a bounce", func() bool { return len(hop.received()) == 2 && len(f.inbox(t)) == 1 })
+	eventually(t, "two deliveries and a bounce", func() bool { return len(hop.Received()) == 2 && len(f.inbox(t)) == 1 })
 	if dsn := f.inbox(t)[0]; !strings.Contains(dsn, "Status: 5.1.10") || !strings.Contains(dsn, "eve@nullmx.test") {
 		t.Errorf("null MX DSN:\n%s", dsn)
 	}
@@ -355,16 +355,5 @@ func TestQueueMXResolution(t *testing.T) {
 	eventually(t, "a second bounce", func() bool { return len(f.inbox(t)) == 2 })
 	if dsn := f.inbox(t)[1]; !strings.Contains(dsn, "Status: 5.1.2") || !strings.Contains(dsn, "fay@nxdomain.test") {
 		t.Errorf("NXDOMAIN DSN:\n%s", dsn)
-	}
-}
-
-// The back-off doubles from RetryMin up to RetryMax.
-func TestQueueBackoff(t *testing.T) {
-	q := &Queue{opts: QueueOptions{RetryMin: 5 * time.Minute, RetryMax: time.Hour}}
-	want := []time.Duration{5 * time.Minute, 10 * time.Minute, 20 * time.Minute, 40 * time.Minute, time.Hour, time.Hour}
-	for i, w := range want {
-		if got := q.backoff(i + 1); got != w {
-			t.Errorf("backoff(%d) = %v, want %v", i+1, got, w)
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package smtp
+package queue
 
 import (
 	"bufio"
@@ -49,10 +49,10 @@ func parseDSN(t *testing.T, msg []byte) (human, status, headers string) {
 // inside its Diagnostic-Code line.
 func TestBuildDSN(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	e := queueEntry{Msg: "id1", From: "alice@example.test", Created: now.Add(-time.Hour)}
+	e := Recipient{Msg: "id1", From: "alice@example.test", Created: now.Add(-time.Hour)}
 	rcpts := []dsnRcpt{
-		{e: queueEntry{Rcpt: "a@remote.test"}, r: rcptResult{code: 550, enhanced: "5.1.1", text: "no such user", remote: "mx.remote.test"}, action: "failed"},
-		{e: queueEntry{Rcpt: "b@remote.test", Attempts: 7}, r: rcptResult{text: "dial tcp: connection refused"}, action: "failed", expired: true},
+		{e: Recipient{Address: "a@remote.test"}, r: rcptResult{code: 550, enhanced: "5.1.1", text: "no such user", remote: "mx.remote.test"}, action: "failed"},
+		{e: Recipient{Address: "b@remote.test", Attempts: 7}, r: rcptResult{text: "dial tcp: connection refused"}, action: "failed", expired: true},
 	}
 	_, status, headers := parseDSN(t, buildDSN("mx.example.test", now, e, rcpts, 5*24*time.Hour, []byte("Subject: hi\r\n")))
 	groups := strings.Split(strings.TrimSpace(status), "\r\n\r\n")
@@ -100,7 +100,7 @@ func FuzzDSN(f *testing.F) {
 		now := time.Unix(0, 0).UTC()
 		r := rcptResult{code: 550, enhanced: "5.1.1", text: oneLine(reply)}
 		hdr := headerBlock(bufio.NewReader(strings.NewReader(header)))
-		msg := buildDSN("mx.test", now, queueEntry{Msg: "id", From: "s@x.test"}, []dsnRcpt{{e: queueEntry{Rcpt: rcpt}, r: r, action: "failed"}}, time.Hour, hdr)
+		msg := buildDSN("mx.test", now, Recipient{Msg: "id", From: "s@x.test"}, []dsnRcpt{{e: Recipient{Address: rcpt}, r: r, action: "failed"}}, time.Hour, hdr)
 		_, status, _ := parseDSN(t, msg)
 		if n := strings.Count(status, "\r\n"); n != 9 {
 			t.Fatalf("delivery-status has %d lines:\n%q", n, status)

@@ -1,4 +1,4 @@
-package smtp
+package queue_test
 
 import (
 	"net"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/foxcpp/go-mockdns"
 
+	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
 )
 
@@ -22,7 +23,7 @@ func TestQueueDNSFailureNamesNoServer(t *testing.T) {
 	}
 	clock := queueClock()
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{{Match: "*", Gateway: routing.Gateway{TLS: routing.TLSNone}}}},
-		func(o *QueueOptions) {
+		func(o *queue.Options) {
 			fastRetries(o)
 			withClock(clock)(o)
 			o.Resolver = &mockdns.Resolver{Zones: zones}

@@ -1,4 +1,4 @@
-package smtp
+package queue_test
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/mailyard/mailyard/internal/metric"
+	"github.com/mailyard/mailyard/internal/testhop"
 	"github.com/mailyard/mailyard/internal/testpeer"
+	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
 )
 
@@ -32,12 +34,12 @@ func gatheredIs(t testing.TB, reg *metric.Recorder, name string, labels map[stri
 // "failed" one, besides the bounce's).
 func TestQueueMetricsDeliveryResults(t *testing.T) {
 	reg := &metric.Recorder{}
-	hop := startHop(t, hopOptions{})
+	hop := testhop.Start(t, testhop.Options{})
 	// The queue's clock moves one attempt at a time: the deferred
 	// recipient is retried past DelayWarning before it expires however
 	// busy the machine is.
 	clock := queueClock()
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hopRoute("remote.test", hop, routing.TLSNone, nil)}}, func(o *QueueOptions) {
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{hop.Route("remote.test", routing.TLSNone, nil)}}, func(o *queue.Options) {
 		fastRetries(o)
 		withClock(clock)(o)
 		o.Metrics = reg
@@ -61,8 +63,8 @@ func TestQueueMetricsDeliveryResults(t *testing.T) {
 	}
 	// A second queue cannot declare its families to the same Metrics.
 	o := f.opts
-	o.Dir, o.Records, o.Deliverer, o.Router = t.TempDir(), f.st, f.st, f.table
-	if _, err := NewQueue(o); err == nil {
+	o.Dir, o.Store, o.Deliverer, o.Router = t.TempDir(), f.st, f.st, f.table
+	if _, err := queue.New(o); err == nil {
 		t.Error("two queues registered the same metrics")
 	}
 }
@@ -76,7 +78,7 @@ func TestQueueMetricsSizeAndAge(t *testing.T) {
 	port := strconv.Itoa(testpeer.ReservePort(t).Addr().Port)
 	reg := &metric.Recorder{}
 	route := routing.Route{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + port, TLS: routing.TLSNone}}
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *QueueOptions) {
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *queue.Options) {
 		o.RetryMin, o.RetryMax = time.Hour, time.Hour
 		o.Metrics = reg
 	})
@@ -141,7 +143,7 @@ func TestQueueMetricsDestinationConnections(t *testing.T) {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	reg := &metric.Recorder{}
 	route := routing.Route{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + port, TLS: routing.TLSNone}}
-	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *QueueOptions) { o.Metrics = reg })
+	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *queue.Options) { o.Metrics = reg })
 	f.enqueue(t, "alice@example.test", queueBody, "bob@remote.test")
 	nh, err := routing.ParseNextHop("[127.0.0.1]:" + port)
 	if err != nil {
@@ -161,31 +163,4 @@ func TestQueueMetricsDestinationConnections(t *testing.T) {
 		_, ok := gathered(t, reg, "mailyard_queue_destination_connections", dest)
 		return !ok
 	})
-}
-
-// The memory of hosts without STARTTLS is bounded in size and time.
-func TestPlainHostsBounded(t *testing.T) {
-	p := newPlainHosts(3, time.Hour)
-	t0 := time.Unix(1_000_000, 0)
-	p.add("a:25", t0)
-	p.add("b:25", t0.Add(time.Minute))
-	p.add("c:25", t0.Add(2*time.Minute))
-	p.add("d:25", t0.Add(3*time.Minute)) // full: a, closest to expiry, goes
-	if p.len() != 3 || p.known("a:25", t0.Add(3*time.Minute)) || !p.known("d:25", t0.Add(3*time.Minute)) {
-		t.Fatalf("after eviction: len %d", p.len())
-	}
-	later := t0.Add(time.Hour + 90*time.Second) // b expired, c and d not
-	if p.known("b:25", later) || !p.known("c:25", later) {
-		t.Fatal("expiry not applied")
-	}
-	if p.len() != 2 {
-		t.Fatalf("expired entry kept: len %d", p.len())
-	}
-	much := t0.Add(3 * time.Hour) // everything expired: swept when full
-	p.add("e:25", much)
-	p.add("f:25", much)
-	p.add("g:25", much)
-	if p.len() != 3 || !p.known("e:25", much) || !p.known("g:25", much) {
-		t.Fatalf("sweep: len %d", p.len())
-	}
 }
