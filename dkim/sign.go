@@ -86,8 +86,8 @@ func sign(ctx context.Context, keys []Key, r io.Reader, opts SignOptions, header
 		return "", nil
 	}
 	for _, k := range keys {
-		if k.private == nil {
-			return "", fmt.Errorf("%w: %s has no private key", ErrInvalidKey, k)
+		if err := checkSigningKey(k); err != nil {
+			return "", err
 		}
 	}
 	maxHeader := opts.MaxHeaderBytes
@@ -128,6 +128,22 @@ func sign(ctx context.Context, keys []Key, r io.Reader, opts SignOptions, header
 		out.WriteString(f)
 	}
 	return out.String(), nil
+}
+
+// checkSigningKey refuses a key that cannot sign or whose d= or s= would
+// not be a plain tag value (RFC 6376 §3.2: no ";", no white space or
+// control characters, which would change the tag list or the header).
+func checkSigningKey(k Key) error {
+	if k.private == nil {
+		return fmt.Errorf("%w: %s has no private key", ErrInvalidKey, k)
+	}
+	plain := func(v string) bool {
+		return v != "" && !strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == ';' || r == 0x7f })
+	}
+	if !plain(k.Domain) || !plain(k.Selector) {
+		return fmt.Errorf("%w: domain %q or selector %q is not a DKIM tag value", ErrInvalidKey, k.Domain, k.Selector)
+	}
+	return nil
 }
 
 // bodyHash streams the rest of the message through the body
