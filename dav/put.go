@@ -39,6 +39,9 @@ func (h *Handler) put(rq *request) error {
 	if readOnly(rq.t) {
 		return needPrivileges(h.hrefOf(rq.t), "write-content")
 	}
+	if err := refuseInboxWrite(rq.t); err != nil {
+		return err
+	}
 	cal := rq.t.kind == kindCalObject
 	if err := checkMediaType(rq.r, cal); err != nil {
 		return err
