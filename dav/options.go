@@ -165,6 +165,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Limits bound requests and data; see [Limits].
 	Limits Limits
+	// IMIP, if set, carries scheduling messages for calendar users this
+	// server does not host (see [IMIP]); without it they get
+	// SCHEDULE-STATUS 5.3.
+	IMIP IMIP
 	// FloatingLocation is the time zone in which floating date-times
 	// (RFC 5545 §3.3.5, no TZID) are evaluated by time-range queries and
 	// free/busy (RFC 4791 §9.9). Default UTC.
