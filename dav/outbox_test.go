@@ -61,7 +61,7 @@ func ev(uid, start, end string, extra ...string) string {
 func fbRequestBody(organizer string, attendees ...string) string {
 	var b strings.Builder
 	b.WriteString("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nMETHOD:REQUEST\r\nBEGIN:VFREEBUSY\r\nUID:fb-1\r\n" +
-		"DTSTAMP:20260101T000000Z\r\nDTSTART:20260301T000000Z\r\nDTEND:20260302T000000Z\r\nORGANIZER:mailto:" + organizer + "\r\n")
+		"DTSTAMP:20260101T000000Z\r\nDTSTART:20260301T000000Z\r\nDTEND:20260401T000000Z\r\nORGANIZER:mailto:" + organizer + "\r\n")
 	for _, a := range attendees {
 		b.WriteString("ATTENDEE:mailto:" + a + "\r\n")
 	}
@@ -174,9 +174,44 @@ func TestOutboxRefusals(t *testing.T) {
 	post(fbRequestBody(alice, bob, room, alice)).expect(t, http.StatusForbidden) // too many
 	post("not ical").expect(t, http.StatusBadRequest)                            // no iCalendar
 	post(strings.Replace(fbRequestBody(alice, bob), "METHOD:REQUEST", "METHOD:PUBLISH", 1)).expect(t, http.StatusForbidden)
-	post(strings.Replace(fbRequestBody(alice, bob), "DTEND:20260302", "DTEND:20260201", 1)).expect(t, http.StatusBadRequest)
+	post(strings.Replace(fbRequestBody(alice, bob), "DTEND:20260401", "DTEND:20260201", 1)).expect(t, http.StatusBadRequest)
 	post(fbRequestBody(alice, bob), "Content-Type", "text/plain").expect(t, http.StatusUnsupportedMediaType)
 	// Only the owner's outbox, only the outbox.
 	e.do(http.MethodPost, "/dav/calendars/"+e.bobID+"/outbox/", fbRequestBody(alice, bob), "Content-Type", "text/calendar").expect(t, http.StatusForbidden)
 	e.do(http.MethodPost, "/dav/calendars/"+e.aliceID+"/calendar/", fbRequestBody(alice, bob), "Content-Type", "text/calendar").expect(t, http.StatusMethodNotAllowed)
+}
+
+func TestInboxCollection(t *testing.T) {
+	e := newSchedEnv(t)
+	e.do(http.MethodPut, "/dav/calendars/"+e.aliceID+"/calendar/i1.ics", meeting("i1", "20260313T100000Z", "20260313T110000Z", alice, 0, bob),
+		"Content-Type", "text/calendar").expect(t, http.StatusCreated)
+	inbox := "/dav/calendars/" + e.bobID + "/inbox/"
+	as := []string{"Auth", bob + ":" + bobPW}
+	ms := e.do("PROPFIND", inbox, propfindBody("D:getetag"), append(as, "Depth", "1")...).multistatus(t)
+	var msgHref string
+	for h := range ms {
+		if h != inbox {
+			msgHref = h
+		}
+	}
+	if len(ms) != 2 || msgHref == "" {
+		t.Fatalf("inbox listing: %v", ms)
+	}
+	r := e.do(http.MethodGet, msgHref, "", as...).expect(t, http.StatusOK)
+	if !strings.Contains(string(r.body), "METHOD:REQUEST") || !strings.Contains(string(r.body), "UID:i1") {
+		t.Errorf("inbox message:\n%s", r.body)
+	}
+	sync := `<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>`
+	if got := e.do("REPORT", inbox, sync, as...).multistatus(t); len(got) != 1 {
+		t.Errorf("sync-collection of the inbox: %v", got)
+	}
+	e.do(http.MethodDelete, msgHref, "", as...).expect(t, http.StatusNoContent)
+	if ms := e.do("PROPFIND", inbox, propfindBody("D:getetag"), append(as, "Depth", "1")...).multistatus(t); len(ms) != 1 {
+		t.Errorf("inbox after DELETE: %v", ms)
+	}
+	// Bob's busy time does not count his inbox, only his calendar copy.
+	got := scheduleResponse(t, e.do(http.MethodPost, "/dav/calendars/"+e.aliceID+"/outbox/", fbRequestBody(alice, bob), "Content-Type", "text/calendar"))
+	if n := strings.Count(got[bob][1], "FREEBUSY:"); n != 1 {
+		t.Errorf("bob's busy periods %d, want 1:\n%s", n, got[bob][1])
+	}
 }
