@@ -196,8 +196,14 @@ func (h *Handler) deliverLocal(ic itipCtx, cu calUser, method string, msg *ical.
 			setAttendeeParam(msg, addrKey("mailto:"+cu.address), ical.ParamParticipationStatus, partstat)
 		}
 		err = h.applyRequest(ic.ctx, cu, def, msg, partstat == "DECLINED")
+		if err == nil && partstat == "NEEDS-ACTION" {
+			h.notifyApprovers(ic, cu, method, msg)
+		}
 	case methodCancel:
 		err = h.applyCancel(ic.ctx, cu, msg)
+		if err == nil && cu.resource != nil && cu.resource.Policy == directory.ResourcePolicyManual {
+			h.notifyApprovers(ic, cu, method, msg)
+		}
 	case methodReply:
 		err = h.applyReply(ic.ctx, cu, msg)
 	}
@@ -448,6 +454,10 @@ func (h *Handler) attendeeReply(ic itipCtx, cal, prevCal *ical.Calendar, force s
 			}
 			break
 		}
+	}
+	if me == "" && force == "" {
+		h.approverReplies(ic, cal, prevCal)
+		return
 	}
 	if me == "" || (force == "" && !partStatChanged(cal, prevCal, me)) {
 		return

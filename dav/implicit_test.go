@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/emersion/go-ical"
+	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -244,5 +245,61 @@ func TestImplicitSchedulingAttendeeDelete(t *testing.T) {
 	data = string(e.do(http.MethodGet, path, "").body)
 	if got := attendeeParam(t, data, bob, "PARTSTAT"); got != "NEEDS-ACTION" {
 		t.Errorf("a stale reply changed PARTSTAT to %q", got)
+	}
+}
+
+func TestManualResourcePolicy(t *testing.T) {
+	e := newSchedEnv(t)
+	const beamer = "beamer@example.com"
+	res, err := e.dir.CreateResource(context.Background(), directory.Resource{Address: beamer, Kind: directory.ResourceEquipment,
+		Policy: directory.ResourcePolicyManual, Approvers: []string{e.bobID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/dav/calendars/" + e.aliceID + "/calendar/b1.ics"
+	e.do(http.MethodPut, path, meeting("b1", "20260314T100000Z", "20260314T110000Z", alice, 0, beamer), "Content-Type", "text/calendar").expect(t, http.StatusCreated)
+	data := string(e.do(http.MethodGet, path, "").body)
+	if got := attendeeParam(t, data, beamer, "PARTSTAT"); got != "NEEDS-ACTION" {
+		t.Errorf("manual resource answered %q at once", got)
+	}
+	if _, ok := e.copyOf(res.ID, "b1"); !ok {
+		t.Error("the held booking is not in the resource's calendar")
+	}
+	// Bob, the approver, has it in his inbox and (transparent) calendar.
+	if msg, ok := e.inboxMessage(e.bobID, "b1"); !ok || !strings.Contains(msg, "METHOD:REQUEST") {
+		t.Fatalf("approver's inbox: %v %s", ok, msg)
+	}
+	bobCopy, ok := e.copyOf(e.bobID, "b1")
+	if !ok || !strings.Contains(string(bobCopy.Data), "TRANSP:TRANSPARENT") {
+		t.Fatalf("approver's copy %v:\n%s", ok, bobCopy.Data)
+	}
+	// Bob accepts for the beamer.
+	accepted := strings.Replace(string(bobCopy.Data), "PARTSTAT=NEEDS-ACTION", "PARTSTAT=ACCEPTED", 1)
+	e.do(http.MethodPut, "/dav/calendars/"+e.bobID+"/calendar/"+bobCopy.Name, accepted, "Auth", bob+":"+bobPW, "Content-Type", "text/calendar").expect(t, http.StatusNoContent)
+	data = string(e.do(http.MethodGet, path, "").body)
+	if got := attendeeParam(t, data, beamer, "PARTSTAT"); got != "ACCEPTED" {
+		t.Errorf("after approval: beamer PARTSTAT %q in the organizer's copy", got)
+	}
+	resCopy, _ := e.copyOf(res.ID, "b1")
+	if got := attendeeParam(t, string(resCopy.Data), beamer, "PARTSTAT"); got != "ACCEPTED" {
+		t.Errorf("after approval: beamer PARTSTAT %q in its own copy", got)
+	}
+	// An update of the same SEQUENCE keeps the approval.
+	e.do(http.MethodPut, path, strings.Replace(meeting("b1", "20260314T100000Z", "20260314T110000Z", alice, 0, beamer), "Planning", "Planning II", 1),
+		"Content-Type", "text/calendar").expect(t, http.StatusNoContent)
+	data = string(e.do(http.MethodGet, path, "").body)
+	if got := attendeeParam(t, data, beamer, "PARTSTAT"); got != "ACCEPTED" {
+		t.Errorf("after an update: beamer PARTSTAT %q", got)
+	}
+	// A conflicting booking is declined without asking anyone.
+	p2 := "/dav/calendars/" + e.aliceID + "/calendar/b2.ics"
+	e.do(http.MethodPut, p2, meeting("b2", "20260314T103000Z", "20260314T104500Z", alice, 0, beamer), "Content-Type", "text/calendar").expect(t, http.StatusCreated)
+	if got := attendeeParam(t, string(e.do(http.MethodGet, p2, "").body), beamer, "PARTSTAT"); got != "DECLINED" {
+		t.Errorf("conflicting booking: %q", got)
+	}
+	// Holding bookings for approval does not make the approver busy.
+	got := scheduleResponse(t, e.do(http.MethodPost, "/dav/calendars/"+e.aliceID+"/outbox/", fbRequestBody(alice, bob), "Content-Type", "text/calendar"))
+	if strings.Contains(got[bob][1], "\nFREEBUSY") {
+		t.Errorf("the approver's copies make him busy:\n%s", got[bob][1])
 	}
 }

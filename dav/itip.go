@@ -33,7 +33,8 @@ const (
 // caused the message, once per message, with:
 //   - from: the sending calendar user's address without "mailto:" (the
 //     ORGANIZER for REQUEST and CANCEL, the replying ATTENDEE for REPLY);
-//     it is one of the authenticated user's own addresses;
+//     it is one of the authenticated user's own addresses, or, for a
+//     REPLY, the address of a resource the user approves bookings for;
 //   - to: the recipients' addresses without "mailto:", at least one, all
 //     in domains not hosted here, at most Limits.MaxAttendees;
 //   - method: "REQUEST", "CANCEL" or "REPLY", equal to cal's METHOD;

@@ -1,12 +1,15 @@
 package dav
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/emersion/go-ical"
 	"github.com/mailyard/mailyard/dav/internal/calendar"
+	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -15,11 +18,12 @@ import (
 const resourceHorizon = 2 * 365 * 24 * time.Hour
 
 // resourceDecision answers an invitation of a room or equipment at once
-// (issue 14 item 7, the default "auto" booking policy): ACCEPTED when
-// the resource is free over every instance of the booking, DECLINED when
-// any instance overlaps busy time of another object in its calendars
-// (checked through the store's time-range index), or when the booking
-// has more instances than Limits.MaxInstances.
+// (issue 14 item 7): DECLINED when any instance of the booking overlaps
+// busy time of another object in the resource's calendars (checked
+// through the store's time-range index) or the booking has more
+// instances than Limits.MaxInstances; otherwise ACCEPTED under the
+// default "auto" policy, NEEDS-ACTION (held until an approver answers)
+// under the "manual" one.
 func (h *Handler) resourceDecision(ctx context.Context, cu calUser, msg *ical.Calendar) (string, error) {
 	cpy, err := cloneCalendar(msg)
 	if err != nil {
@@ -44,17 +48,105 @@ func (h *Handler) resourceDecision(ctx context.Context, cu calUser, msg *ical.Ca
 	if errors.Is(err, calendar.ErrTooManyInstances) {
 		return "DECLINED", nil
 	}
-	if err != nil || len(want) == 0 {
-		return "ACCEPTED", err
-	}
-	busy, err := h.busyExcept(ctx, cu.account, obj.UID(), want[0].Start, want[len(want)-1].End)
 	if err != nil {
 		return "", err
 	}
-	if overlaps(oneType(want), busy) {
-		return "DECLINED", nil
+	if len(want) > 0 {
+		busy, err := h.busyExcept(ctx, cu.account, obj.UID(), want[0].Start, want[len(want)-1].End)
+		if err != nil {
+			return "", err
+		}
+		if overlaps(oneType(want), busy) {
+			return "DECLINED", nil
+		}
+	}
+	if cu.resource.Policy == directory.ResourcePolicyManual {
+		// An approver answers (approverReplies); an answer already given
+		// holds while the SEQUENCE stays (RFC 5546 §2.1.5).
+		return h.heldAnswer(ctx, cu, obj.UID(), msg)
 	}
 	return "ACCEPTED", nil
+}
+
+// notifyApprovers gives each approver of a manual resource the booking
+// (method REQUEST) or its cancellation in their inbox and calendar. The
+// calendar copy is TRANSP:TRANSPARENT, so that bookings an approver
+// answers for do not make the approver busy. Failures are logged: the
+// booking itself stands.
+func (h *Handler) notifyApprovers(ic itipCtx, cu calUser, method string, msg *ical.Calendar) {
+	for _, id := range cu.resource.Approvers {
+		if err := h.notifyApprover(ic.ctx, cu, id, method, msg); err != nil {
+			ic.rq.log.Error("notifying a resource approver", "resource", cu.address, "approver", id, "err", err)
+		}
+	}
+}
+
+func (h *Handler) notifyApprover(ctx context.Context, res calUser, approverID, method string, msg *ical.Calendar) error {
+	def, inbox, err := h.ensureCalendarHome(ctx, approverID)
+	if err != nil {
+		return err
+	}
+	cpy, err := cloneCalendar(msg)
+	if err != nil {
+		return err
+	}
+	for _, c := range scheduledComponents(cpy) {
+		c.Props.SetText(ical.PropTransparency, "TRANSPARENT")
+	}
+	// The approver's copy is keyed by the resource's address, whose
+	// PARTSTAT the approver sets.
+	as := calUser{account: approverID, address: res.address}
+	if method == methodCancel {
+		err = h.applyCancel(ctx, as, cpy)
+	} else {
+		err = h.applyRequest(ctx, as, def, cpy, false)
+	}
+	if err != nil {
+		return err
+	}
+	return h.putInbox(ctx, inbox, msg)
+}
+
+// approverReplies answers, on behalf of manual resources the user
+// approves for, the bookings whose resource PARTSTAT the user changed in
+// their copy: a REPLY to the organizer from the resource's address, and
+// the resource's own calendar updated (a declined booking removed).
+func (h *Handler) approverReplies(ic itipCtx, cal, prevCal *ical.Calendar) {
+	org := organizerOf(cal)
+	keys, props := attendeeSet(cal)
+	for _, k := range keys {
+		if !partStatChanged(cal, prevCal, k) {
+			continue
+		}
+		cu, err := h.lookupCalendarUser(ic.ctx, props[k].Value)
+		if err != nil || cu.resource == nil || cu.resource.Policy != directory.ResourcePolicyManual ||
+			cu.tenant != ic.user.Tenant || !slices.Contains(cu.resource.Approvers, ic.user.ID) {
+			continue
+		}
+		reply, err := replyMessage(cal, k, "")
+		if err != nil {
+			ic.rq.log.Error("building a REPLY", "err", err)
+			continue
+		}
+		h.send(ic, props[k].Value, org.Value, methodReply, reply)
+		if err := h.applyResourceAnswer(ic.ctx, cu, reply, partStat(scheduledComponents(cal)[0], k)); err != nil {
+			ic.rq.log.Error("recording an approver's answer", "resource", cu.address, "err", err)
+		}
+	}
+}
+
+// applyResourceAnswer records an approver's answer in the resource's
+// calendar: DECLINED frees the time, anything else updates PARTSTAT.
+func (h *Handler) applyResourceAnswer(ctx context.Context, cu calUser, reply *ical.Calendar, partstat string) error {
+	if partstat != "DECLINED" {
+		return h.applyReply(ctx, cu, reply)
+	}
+	uid, _ := messageUID(reply)
+	c, old, found, err := h.findByUID(ctx, cu.account, uid)
+	if err != nil || !found {
+		return err
+	}
+	return h.opts.Store.DeleteObject(ctx, c.ID, old.Name, "")
 }
 
 // busyExcept is an account's merged busy time in [from, to) over its
@@ -116,4 +208,26 @@ func oneType(p []calendar.Period) []calendar.Period {
 		out[i] = calendar.Period{Start: p[i].Start, End: p[i].End, Type: calendar.Busy}
 	}
 	return calendar.MergeBusy(out)
+}
+
+// heldAnswer is the PARTSTAT a manual resource's copy of a booking
+// already has when the booking's SEQUENCE did not change, else
+// NEEDS-ACTION.
+func (h *Handler) heldAnswer(ctx context.Context, cu calUser, uid string, msg *ical.Calendar) (string, error) {
+	_, old, found, err := h.findByUID(ctx, cu.account, uid)
+	if err != nil || !found {
+		return "NEEDS-ACTION", err
+	}
+	oldCal, err := ical.NewDecoder(bytes.NewReader(old.Data)).Decode()
+	if err != nil {
+		return "NEEDS-ACTION", nil
+	}
+	oc, nc := scheduledComponents(oldCal), scheduledComponents(msg)
+	if len(oc) == 0 || len(nc) == 0 || sequenceOf(oc[0]) != sequenceOf(nc[0]) {
+		return "NEEDS-ACTION", nil
+	}
+	if ps := partStat(oc[0], addrKey("mailto:"+cu.address)); ps != "" {
+		return ps, nil
+	}
+	return "NEEDS-ACTION", nil
 }
