@@ -157,6 +157,9 @@ func (h *Handler) send(ic itipCtx, from, to, method string, cal *ical.Calendar) 
 		return h.sendRemote(ic, from, to, method, msg), ""
 	}
 	partstat, err = h.deliverLocal(ic, cu, method, msg)
+	if errors.Is(err, errOtherOrganizer) {
+		return statusNoAuthority, ""
+	}
 	if err != nil {
 		ic.rq.log.Error("scheduling delivery", "recipient", to, "method", method, "err", err)
 		return statusUnavailable, ""
@@ -186,6 +189,9 @@ func (h *Handler) deliverLocal(ic itipCtx, cu calUser, method string, msg *ical.
 	if err != nil {
 		return "", err
 	}
+	if err := h.checkOrganizer(ic.ctx, cu.account, msg); err != nil {
+		return "", err
+	}
 	partstat := ""
 	switch method {
 	case methodRequest:
@@ -211,6 +217,31 @@ func (h *Handler) deliverLocal(ic itipCtx, cu calUser, method string, msg *ical.
 		return "", err
 	}
 	return partstat, h.putInbox(ic.ctx, inbox, msg)
+}
+
+// errOtherOrganizer: a message about a UID whose copy at the recipient
+// has another ORGANIZER (RFC 6638 §3.2.4.1 style: the UID is not the
+// sender's to change).
+var errOtherOrganizer = errors.New("dav: the recipient's object of this UID has another organizer")
+
+// checkOrganizer refuses a message whose UID the recipient already holds
+// with a different ORGANIZER, so that nobody can overwrite or cancel
+// another organizer's event (or booking) by reusing its UID.
+func (h *Handler) checkOrganizer(ctx context.Context, account string, msg *ical.Calendar) error {
+	uid, _ := messageUID(msg)
+	_, old, found, err := h.findByUID(ctx, account, uid)
+	if err != nil || !found {
+		return err
+	}
+	oldCal, err := ical.NewDecoder(strings.NewReader(string(old.Data))).Decode()
+	if err != nil {
+		return err
+	}
+	a, b := organizerOf(oldCal), organizerOf(msg)
+	if a == nil || b == nil || addrKey(a.Value) != addrKey(b.Value) {
+		return errOtherOrganizer
+	}
+	return nil
 }
 
 // putInbox stores a scheduling message in an inbox, replacing an earlier

@@ -303,3 +303,21 @@ func TestManualResourcePolicy(t *testing.T) {
 		t.Errorf("the approver's copies make him busy:\n%s", got[bob][1])
 	}
 }
+
+func TestSchedulingUIDHijack(t *testing.T) {
+	e := newSchedEnv(t)
+	e.do(http.MethodPut, "/dav/calendars/"+e.aliceID+"/calendar/h1.ics", meeting("h1", "20260315T100000Z", "20260315T110000Z", alice, 0, room),
+		"Content-Type", "text/calendar").expect(t, http.StatusCreated)
+	// Bob reuses the UID of alice's booking to move it.
+	bobPath := "/dav/calendars/" + e.bobID + "/calendar/h1.ics"
+	e.do(http.MethodPut, bobPath, meeting("h1", "20260316T100000Z", "20260316T110000Z", bob, 5, room),
+		"Auth", bob+":"+bobPW, "Content-Type", "text/calendar").expect(t, http.StatusCreated)
+	data := string(e.do(http.MethodGet, bobPath, "", "Auth", bob+":"+bobPW).body)
+	if got := attendeeParam(t, data, room, "SCHEDULE-STATUS"); got != "3.8" {
+		t.Errorf("SCHEDULE-STATUS %q, want 3.8", got)
+	}
+	roomCopy, _ := e.copyOf(e.roomID, "h1")
+	if !strings.Contains(string(roomCopy.Data), "20260315T100000Z") || !strings.Contains(string(roomCopy.Data), "ORGANIZER:mailto:"+alice) {
+		t.Errorf("the room's booking was changed:\n%s", roomCopy.Data)
+	}
+}
