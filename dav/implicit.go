@@ -403,6 +403,9 @@ func (h *Handler) applyCancel(ctx context.Context, cu calUser, msg *ical.Calenda
 	if err != nil {
 		return err
 	}
+	for _, comp := range scheduledComponents(cpy) {
+		comp.Props.SetText(ical.PropStatus, "CANCELLED") // RFC 5546 §3.2.5
+	}
 	return h.storeCopy(ctx, c, old.Name, cpy, "")
 }
 
