@@ -301,9 +301,9 @@ func (h *Handler) findByUID(ctx context.Context, account, uid string) (store.Col
 	return store.Collection{}, store.Object{}, false, nil
 }
 
-// storeCopy validates and stores a calendar copy under a name, replacing
-// what is there if ifMatch is empty or matches.
-func (h *Handler) storeCopy(ctx context.Context, c store.Collection, name string, cal *ical.Calendar, ifMatch string) error {
+// storeCopy validates and stores a calendar copy under a name with the
+// store's conditions (If-Match, If-None-Match: *).
+func (h *Handler) storeCopy(ctx context.Context, c store.Collection, name string, cal *ical.Calendar, opts store.PutOptions) error {
 	data, err := encodeCalendar(withoutMethod(cal))
 	if err != nil {
 		return err
@@ -313,7 +313,7 @@ func (h *Handler) storeCopy(ctx context.Context, c store.Collection, name string
 		return err
 	}
 	o := store.Object{Name: name, UID: p.uid, ContentType: p.mediaType, Data: data, Component: p.component, Start: p.start, End: p.end}
-	_, err = h.opts.Store.PutObject(ctx, c.ID, o, store.PutOptions{IfMatch: ifMatch})
+	_, err = h.opts.Store.PutObject(ctx, c.ID, o, opts)
 	return err
 }
 
@@ -351,14 +351,16 @@ func (h *Handler) applyRequest(ctx context.Context, cu calUser, def store.Collec
 		}
 		return nil
 	}
-	name := copyName(uid)
-	if !found {
-		c = def
-	} else {
-		name = old.Name
+	if found {
 		keepPartStat(cpy, old.Data, addrKey("mailto:"+cu.address))
+		return h.storeCopy(ctx, c, old.Name, cpy, store.PutOptions{IfMatch: old.ETag})
 	}
-	return h.storeCopy(ctx, c, name, cpy, "")
+	// A new copy never replaces an unrelated object that has the name.
+	err = h.storeCopy(ctx, def, copyName(uid), cpy, store.PutOptions{IfNoneMatch: true})
+	if errors.Is(err, store.ErrPreconditionFailed) {
+		err = h.storeCopy(ctx, def, messageName(), cpy, store.PutOptions{IfNoneMatch: true})
+	}
+	return err
 }
 
 // keepPartStat carries an attendee's PARTSTAT from their old copy into a
@@ -406,7 +408,7 @@ func (h *Handler) applyCancel(ctx context.Context, cu calUser, msg *ical.Calenda
 	for _, comp := range scheduledComponents(cpy) {
 		comp.Props.SetText(ical.PropStatus, "CANCELLED") // RFC 5546 §3.2.5
 	}
-	return h.storeCopy(ctx, c, old.Name, cpy, "")
+	return h.storeCopy(ctx, c, old.Name, cpy, store.PutOptions{IfMatch: old.ETag})
 }
 
 // errStale: a REPLY older than the organizer's copy.
@@ -430,7 +432,7 @@ func (h *Handler) applyReply(ctx context.Context, cu calUser, msg *ical.Calendar
 		if !mergeReply(orgCal, msg) {
 			return nil
 		}
-		err = h.storeCopy(ctx, c, old.Name, orgCal, old.ETag)
+		err = h.storeCopy(ctx, c, old.Name, orgCal, store.PutOptions{IfMatch: old.ETag})
 		if !errors.Is(err, store.ErrPreconditionFailed) {
 			return err
 		}

@@ -321,3 +321,17 @@ func TestSchedulingUIDHijack(t *testing.T) {
 		t.Errorf("the room's booking was changed:\n%s", roomCopy.Data)
 	}
 }
+
+func TestDeliveredCopyKeepsOtherObjects(t *testing.T) {
+	e := newSchedEnv(t)
+	other := ev("other", "20260320T100000Z", "20260320T110000Z")
+	e.putAs(bob, bobPW, e.bobID, "n1.ics", other).expect(t, http.StatusCreated)
+	e.do(http.MethodPut, "/dav/calendars/"+e.aliceID+"/calendar/n1.ics", meeting("n1", "20260321T100000Z", "20260321T110000Z", alice, 0, bob),
+		"Content-Type", "text/calendar").expect(t, http.StatusCreated)
+	if got := string(e.do(http.MethodGet, "/dav/calendars/"+e.bobID+"/calendar/n1.ics", "", "Auth", bob+":"+bobPW).body); got != other {
+		t.Errorf("bob's n1.ics was replaced:\n%s", got)
+	}
+	if o, ok := e.copyOf(e.bobID, "n1"); !ok || o.Name == "n1.ics" {
+		t.Errorf("bob's copy: %v %q", ok, o.Name)
+	}
+}
