@@ -129,6 +129,19 @@ func TestSchedulingProperties(t *testing.T) {
 	e.do(http.MethodPut, inbox+"x.ics", ev("x", "20260301T100000Z", "20260301T110000Z"), "Content-Type", "text/calendar").expect(t, http.StatusForbidden)
 	e.do(http.MethodDelete, inbox, "").expect(t, http.StatusForbidden)
 	e.do("MKCALENDAR", "/dav/calendars/"+e.aliceID+"/outbox/", "").expect(t, http.StatusForbidden)
+	// The outbox holds nothing and has nothing to change.
+	e.do(http.MethodGet, outbox+"x.ics", "").expect(t, http.StatusNotFound)
+	e.do(http.MethodDelete, outbox, "").expect(t, http.StatusForbidden)
+	e.do("PROPPATCH", outbox, `<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:displayname>x</D:displayname></D:prop></D:set></D:propertyupdate>`).expect(t, http.StatusForbidden)
+	for _, body := range []string{
+		`<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>`,
+		`<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><D:href>` + outbox + `x.ics</D:href></C:calendar-multiget>`,
+		`<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>`,
+	} {
+		if r := e.do("REPORT", outbox, body); r.StatusCode >= 500 {
+			t.Errorf("REPORT on the outbox: %d %s", r.StatusCode, r.body)
+		}
+	}
 }
 
 func TestOutboxFreeBusy(t *testing.T) {
