@@ -105,8 +105,11 @@ func (h *Handler) organizerSend(ic itipCtx, cal, prevCal *ical.Calendar) bool {
 		if clientScheduled(&p) || isOwnAddress(ic.user, p.Value) {
 			continue
 		}
-		status, partstat := h.send(ic, org.Value, p.Value, methodRequest, cal)
+		status, partstat, cuType := h.send(ic, org.Value, p.Value, methodRequest, cal)
 		setAttendeeParam(cal, k, paramScheduleStatus, scheduleStatus(status))
+		if cuType != "" && cuType != cuIndividual && p.Params.Get(ical.ParamCalendarUserType) == "" {
+			setAttendeeParam(cal, k, ical.ParamCalendarUserType, cuType) // RFC 5545 §3.2.3
+		}
 		if partstat != "" {
 			setAttendeeParam(cal, k, ical.ParamParticipationStatus, partstat)
 		}
@@ -136,35 +139,35 @@ func scheduleStatus(s string) string {
 
 // send delivers one iTIP message from the calendar user from to the
 // calendar user to, locally or through Options.IMIP, and returns the
-// request status and, for a resource that answered at once, its
-// PARTSTAT.
-func (h *Handler) send(ic itipCtx, from, to, method string, cal *ical.Calendar) (status, partstat string) {
+// request status, for a resource that answered at once its PARTSTAT, and
+// for a local recipient its calendar user type.
+func (h *Handler) send(ic itipCtx, from, to, method string, cal *ical.Calendar) (status, partstat, cuType string) {
 	msg, err := itipMessage(cal, method)
 	if err != nil {
 		ic.rq.log.Error("building an iTIP message", "err", err)
-		return statusUnavailable, ""
+		return statusUnavailable, "", ""
 	}
 	cu, err := h.lookupCalendarUser(ic.ctx, to)
 	switch {
 	case errors.Is(err, errNotCalendarUser):
-		return statusInvalidUser, ""
+		return statusInvalidUser, "", ""
 	case errors.Is(err, errRemoteUser):
-		return h.sendRemote(ic, from, to, method, msg), ""
+		return h.sendRemote(ic, from, to, method, msg), "", ""
 	case err != nil:
 		ic.rq.log.Error("scheduling recipient lookup", "recipient", to, "err", err)
-		return statusUnavailable, ""
+		return statusUnavailable, "", ""
 	case cu.tenant != ic.user.Tenant:
-		return h.sendRemote(ic, from, to, method, msg), ""
+		return h.sendRemote(ic, from, to, method, msg), "", ""
 	}
 	partstat, err = h.deliverLocal(ic, cu, method, msg)
 	if errors.Is(err, errOtherOrganizer) {
-		return statusNoAuthority, ""
+		return statusNoAuthority, "", ""
 	}
 	if err != nil {
 		ic.rq.log.Error("scheduling delivery", "recipient", to, "method", method, "err", err)
-		return statusUnavailable, ""
+		return statusUnavailable, "", ""
 	}
-	return statusDelivered, partstat
+	return statusDelivered, partstat, cu.cuType
 }
 
 // sendRemote hands a message for a calendar user of another domain or

@@ -136,6 +136,9 @@ func TestImplicitScheduling(t *testing.T) {
 	if got := attendeeParam(t, orgData, room, "PARTSTAT"); got != "ACCEPTED" {
 		t.Errorf("room PARTSTAT %q, want ACCEPTED", got)
 	}
+	if got := attendeeParam(t, orgData, room, "CUTYPE"); got != "ROOM" {
+		t.Errorf("room CUTYPE %q, want ROOM", got)
+	}
 	if _, ok := e.copyOf(e.roomID, "m1"); !ok {
 		t.Error("the room's calendar has no booking")
 	}
