@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/migration/internal/bytesize"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -60,7 +61,7 @@ type passResult struct {
 
 // summary is the status's LastMessage.
 func (r passResult) summary() string {
-	s := fmt.Sprintf("copied %d messages (%s) in %d folders", r.copied, humanBytes(r.copiedBytes), r.foldersTotal)
+	s := fmt.Sprintf("copied %d messages (%s) in %d folders", r.copied, bytesize.Format(r.copiedBytes), r.foldersTotal)
 	if r.flagUpdates > 0 {
 		s += fmt.Sprintf(", updated flags of %d", r.flagUpdates)
 	}
@@ -68,18 +69,6 @@ func (r passResult) summary() string {
 		s += fmt.Sprintf(", %d failed", r.failed)
 	}
 	return s
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // passState is shared by the workers of one pass.

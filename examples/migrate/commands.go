@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mailyard/mailyard/migration"
+	"github.com/mailyard/mailyard/migration/report"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -139,8 +140,8 @@ func (c *cli) statusOne(ctx context.Context, target string) error {
 		if f.Excluded {
 			dst = "(excluded)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t%s\n", printable(f.Source), printable(dst), f.SourceMessages, migration.FormatBytes(f.SourceBytes),
-			f.Copied, migration.FormatBytes(f.CopiedBytes), f.SkippedTooLarge, f.Failed, timeText(f.LastSync))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t%s\n", printable(f.Source), printable(dst), f.SourceMessages, report.FormatBytes(f.SourceBytes),
+			f.Copied, report.FormatBytes(f.CopiedBytes), f.SkippedTooLarge, f.Failed, timeText(f.LastSync))
 	}
 	return tw.Flush()
 }
@@ -358,7 +359,8 @@ func (c *cli) reportCmd(ctx context.Context, args []string) error {
 	for _, out := range []struct {
 		path  string
 		write func(io.Writer) error
-	}{{*csvPath, rep.WriteCSV}, {*htmlPath, rep.WriteHTML}} {
+	}{{*csvPath, func(w io.Writer) error { return report.WriteCSV(w, rep) }},
+		{*htmlPath, func(w io.Writer) error { return report.WriteHTML(w, rep) }}} {
 		if out.path == "" {
 			continue
 		}
@@ -368,14 +370,14 @@ func (c *cli) reportCmd(ctx context.Context, args []string) error {
 		wrote = true
 	}
 	if mailer != nil {
-		if err := rep.Send(ctx, mailer, sm.from, sm.to); err != nil {
+		if err := report.Send(ctx, mailer, rep, sm.from, sm.to); err != nil {
 			return err
 		}
 		fmt.Fprintf(c.env.stderr, "report mailed to %s\n", sm.to)
 		wrote = true
 	}
 	if !wrote {
-		fmt.Fprint(c.env.stdout, rep.Summary())
+		fmt.Fprint(c.env.stdout, report.Summary(rep))
 	}
 	return nil
 }
