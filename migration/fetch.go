@@ -1,0 +1,361 @@
+package migration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// copyFolder is step 6: one UID FETCH for every message left, each body
+// streamed into the store and checkpointed.
+func (ps *passState) copyFolder(ctx context.Context, sc *sourceConn, w *folderWork) error {
+	st := ps.m.opts.Store
+	target := ps.job.Target
+	locErr := func(err error) error {
+		return &Error{Class: classifyLocal(ctx, err), Target: target, Folder: w.f.Name, Err: err}
+	}
+	if len(w.toCopy) > 0 {
+		if err := ps.fetchBodies(ctx, sc, w); err != nil {
+			return err
+		}
+	}
+	// Every message up to the highest UID seen is now copied, skipped or
+	// gone, except those the source failed to send: LastUID stays below
+	// them so that the next pass tries them again (the copies above them
+	// have their records).
+	last := w.maxUID
+	if len(w.failed) > 0 {
+		w.fs.Failed += int64(len(w.failed))
+		last = slices.Min(w.failed) - 1
+		ps.m.log.Warn("migration: the source did not send some messages; they are retried on the next pass",
+			"target", target, "folder", w.f.Name, "count", len(w.failed))
+	}
+	w.cp.LastUID = max(w.cp.LastUID, last)
+	w.cp.Status = w.fs
+	if err := st.UpdateRecords(ctx, func(tx store.RecordTx) error { return txPutJSON(tx, nsFolder, w.key, w.cp) }); err != nil {
+		return locErr(err)
+	}
+	return nil
+}
+
+// fetchBodies streams the bodies of w.toCopy into the target: one UID
+// FETCH BODY.PEEK[] for all of them; each literal is read by its own
+// store.Append, and once it is read the next one starts while the first
+// waits for its fsyncs and commit (up to Options.AppendParallel at once).
+func (ps *passState) fetchBodies(ctx context.Context, sc *sourceConn, w *folderWork) error {
+	st := ps.m.opts.Store
+	target := ps.job.Target
+	srcErr := func(err error) error { return ps.sourceErr(ctx, w.f.Name, err) }
+	locErr := func(err error) error {
+		return &Error{Class: classifyLocal(ctx, err), Target: target, Folder: w.f.Name, Err: err}
+	}
+	sel, err := sc.c.Select(w.f.Wire, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return srcErr(fmt.Errorf("EXAMINE: %w", err))
+	}
+	if sel.UIDValidity != w.cp.UIDValidity {
+		return srcErr(fmt.Errorf("UIDVALIDITY changed during the pass (%d -> %d)", w.cp.UIDValidity, sel.UIDValidity))
+	}
+	mb, err := st.Mailbox(ctx, ps.account, w.cp.Target)
+	if err != nil {
+		return locErr(err)
+	}
+	byUID := make(map[uint32]int, len(w.toCopy))
+	bySeq := make(map[uint32]uint32, len(w.toCopy))
+	for i, sm := range w.toCopy {
+		byUID[sm.uid] = i
+		bySeq[sm.seq] = sm.uid
+	}
+	q := &appendQueue{ps: ps, w: w, floor: mb.UIDNext, done: make([]bool, len(w.toCopy))}
+	q.ckpt = newCheckpointer(ctx, ps, w)
+	sem := make(chan struct{}, ps.m.opts.AppendParallel)
+	started := make([]bool, len(w.toCopy))
+	var wg sync.WaitGroup
+	var cmd *imapclient.FetchCommand
+	var cmdErr error
+	// finish waits for the appends and the checkpoints. On failure the
+	// raw connection is closed first: the client's reader waits until
+	// the current literal is consumed, and a read error on the closed
+	// connection is what releases it; the rest of a FETCH that may be
+	// gigabytes long is not read.
+	finish := func(failed bool) {
+		if failed {
+			sc.dead = true
+			sc.conn.Conn.Close()
+		}
+		if cmd != nil {
+			if err := cmd.Close(); err != nil && cmdErr == nil {
+				cmdErr = err
+			}
+		}
+		if failed {
+			sc.c.Close()
+		}
+		wg.Wait()
+		if err := q.ckpt.close(); err != nil && q.firstErr() == nil {
+			q.fail(locErr(fmt.Errorf("checkpoint: %w", err)))
+		}
+	}
+fetch:
+	for _, set := range bodyFetchSets(w.all, w.toCopy, maxFetchSetLen) {
+		if cmd != nil {
+			err := cmd.Close()
+			cmd = nil
+			if err != nil {
+				cmdErr = err
+				break fetch
+			}
+		}
+		cmd = sc.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+		for {
+			md := cmd.Next()
+			if md == nil {
+				break
+			}
+			var uid uint32
+			for {
+				item := md.Next()
+				if item == nil {
+					break
+				}
+				switch it := item.(type) {
+				case imapclient.FetchItemDataUID:
+					uid = uint32(it.UID)
+				case imapclient.FetchItemDataBodySection:
+					if uid == 0 {
+						// BODY[] before UID: the sequence number from the
+						// metadata fetch names it (EXAMINE sees no expunges
+						// of its own).
+						uid = bySeq[md.SeqNum]
+					}
+					i, ok := byUID[uid]
+					if !ok || it.Literal == nil || started[i] {
+						continue
+					}
+					started[i] = true
+					if it.Literal.Size() > ps.m.opts.MaxMessageSize {
+						q.skipTooLarge(i, uid)
+						continue
+					}
+					if q.firstErr() != nil {
+						break fetch
+					}
+					select {
+					case sem <- struct{}{}:
+					case <-ctx.Done():
+						break fetch
+					}
+					j := q.start(i, uid)
+					consumed := make(chan struct{})
+					g := newLiteralGuard(it)
+					lit := &eofSignal{r: g, ch: consumed}
+					var body io.Reader = lit
+					var held *[]byte
+					if g.size <= maxHeldLiteral {
+						held = ps.m.holdBuffer()
+					}
+					if held != nil {
+						// Small messages are read off the connection at
+						// once, so the next literal streams in while this
+						// one's blob is created, written and synced: the
+						// FETCH no longer waits for the disk per message.
+						n, err := io.ReadFull(lit, (*held)[:g.size])
+						body = bytes.NewReader((*held)[:n])
+						if err != nil {
+							body = io.MultiReader(body, errReader{err})
+						}
+						lit.signal()
+					}
+					wg.Go(func() {
+						defer func() { <-sem }()
+						if held != nil {
+							defer ps.m.releaseBuffer(held)
+						}
+						sn := &headerSniffer{}
+						sn.reset(body)
+						sm := w.toCopy[i]
+						// An append that has its body finishes even when the
+						// pass is canceled (Ctrl-C): a streamed body whose
+						// connection is closed fails on its own.
+						msg, err := st.Append(context.WithoutCancel(ctx), ps.account, w.cp.Target, sn, store.AppendOptions{Flags: sm.flags, InternalDate: sm.date})
+						lit.signal()
+						if err != nil {
+							var qe *store.QuotaError
+							if !errors.As(err, &qe) && classifySource(err) == ErrClassConnection {
+								err = srcErr(fmt.Errorf("reading message %d: %w", uid, err))
+							} else {
+								err = locErr(fmt.Errorf("append: %w", err))
+							}
+						}
+						q.complete(j, msg, sn.hash(), err)
+					})
+					// The literal is read from the connection; only one
+					// reader at a time.
+					<-consumed
+					if g.broken() {
+						// The client's reader goroutine decodes again while
+						// the literal's rest is unread; md.Next and
+						// cmd.Close would read it concurrently (see
+						// literalGuard). The client is closed first.
+						sc.abandon()
+						if cmdErr == nil {
+							cmdErr = fmt.Errorf("reading message %d: %w", uid, g.err)
+						}
+						break fetch
+					}
+				}
+			}
+		}
+	}
+	failed := q.firstErr() != nil || ctx.Err() != nil || cmdErr != nil
+	finish(failed)
+	if err := q.firstErr(); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return srcErr(ctx.Err())
+	}
+	if cmdErr != nil {
+		return srcErr(fmt.Errorf("UID FETCH BODY.PEEK[]: %w", cmdErr))
+	}
+	// A message missing from the answer was expunged since the scan, or
+	// the source could not send it (some servers leave out, or send as
+	// NIL, a message they cannot render, and still answer OK). Only the
+	// first is done; the source still lists the others.
+	var missing imap.UIDSet
+	for i, sm := range w.toCopy {
+		if !started[i] {
+			missing.AddNum(imap.UID(sm.uid))
+		}
+	}
+	if len(missing) > 0 {
+		still, err := fetchMeta(sc, missing, false)
+		if err != nil {
+			return srcErr(fmt.Errorf("UID FETCH of messages missing from the body FETCH: %w", err))
+		}
+		for _, sm := range still {
+			w.failed = append(w.failed, sm.uid)
+		}
+	}
+	return nil
+}
+
+// maxHeldLiteral is the largest message body fetchBodies reads into
+// memory before appending it (larger ones stream from the connection).
+const maxHeldLiteral = 1 << 20
+
+// maxHeldBodies bounds the bodies held in memory at once by one Migrator
+// (maxHeldBodies × maxHeldLiteral = 32 MiB); when all are taken, bodies
+// stream from the connection as large ones do.
+const maxHeldBodies = 32
+
+// holdBuffer returns a maxHeldLiteral buffer for a body, or nil when
+// maxHeldBodies are in use.
+func (m *Migrator) holdBuffer() *[]byte {
+	select {
+	case m.heldSlots <- struct{}{}:
+	default:
+		return nil
+	}
+	if b, ok := m.heldBufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, maxHeldLiteral)
+	return &b
+}
+
+// releaseBuffer gives back a buffer from holdBuffer.
+func (m *Migrator) releaseBuffer(b *[]byte) {
+	m.heldBufs.Put(b)
+	<-m.heldSlots
+}
+
+// errReader fails every read with err (a held body cut short by the
+// connection: the append fails as a streamed one would).
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// maxFetchSetLen bounds the UID set of one body FETCH, in octets, so
+// that its command line stays within what servers accept (RFC 7162 §4
+// asks clients to keep command lines under 8192 octets; Dovecot refuses
+// lines over 64 KiB).
+const maxFetchSetLen = 7000
+
+// bodyFetchSets returns the UID sets of the body FETCH of toCopy (sorted
+// by UID), given every UID of the folder (ascending): a range spans
+// consecutive messages of the folder that are all to be copied, across
+// UIDs no message has (a folder's UIDs have gaps wherever mail was
+// deleted, and listing every UID would make the line grow with the
+// folder), and the ranges are split into sets of at most maxLen octets.
+func bodyFetchSets(all []uint32, toCopy []srcMsg, maxLen int) []imap.UIDSet {
+	want := make(map[uint32]bool, len(toCopy))
+	for _, sm := range toCopy {
+		want[sm.uid] = true
+	}
+	var sets []imap.UIDSet
+	var cur imap.UIDSet
+	curLen := 0
+	add := func(start, stop uint32) {
+		n := len(strconv.FormatUint(uint64(start), 10)) + 1
+		if stop != start {
+			n += 1 + len(strconv.FormatUint(uint64(stop), 10))
+		}
+		if curLen > 0 && curLen+n > maxLen {
+			sets = append(sets, cur)
+			cur, curLen = nil, 0
+		}
+		cur = append(cur, imap.UIDRange{Start: imap.UID(start), Stop: imap.UID(stop)})
+		curLen += n
+	}
+	var start, stop uint32
+	open := false
+	for _, u := range all {
+		if want[u] {
+			if !open {
+				start, open = u, true
+			}
+			stop = u
+			continue
+		}
+		if open {
+			add(start, stop)
+			open = false
+		}
+	}
+	if open {
+		add(start, stop)
+	}
+	if len(cur) > 0 {
+		sets = append(sets, cur)
+	}
+	return sets
+}
+
+// eofSignal closes ch when its reader is exhausted (or fails), or when
+// signal is called, whichever is first.
+type eofSignal struct {
+	r    io.Reader
+	ch   chan struct{}
+	once sync.Once
+}
+
+func (e *eofSignal) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.signal()
+	}
+	return n, err
+}
+
+func (e *eofSignal) signal() { e.once.Do(func() { close(e.ch) }) }

@@ -1,0 +1,340 @@
+package migration
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// reconciled is a source message found already copied.
+type reconciled struct {
+	uid uint32
+	rec msgRecord
+	now []string // the source's flags now
+}
+
+// reconcile pairs target messages at or above the group's last recorded
+// UIDNEXT (extra) with messages w would copy, by size, INTERNALDATE and
+// first maxHeaderScan bytes: such a message is an append whose checkpoint
+// was lost (the process died between the two commits). The pairs are
+// recorded and dropped from w.toCopy. A message delivered to the target by
+// other means pairs only if it has the same size, date and first bytes,
+// that is, if it is the same message.
+func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWork, extra []store.Message, claimed map[uint32]bool) error {
+	if len(extra) == 0 || len(w.toCopy) == 0 {
+		return nil
+	}
+	st := ps.m.opts.Store
+	type sd struct {
+		size int64
+		date int64
+	}
+	cands := map[sd][]store.Message{}
+	for _, msg := range extra {
+		if !claimed[msg.UID] {
+			k := sd{msg.Size, msg.InternalDate.Unix()}
+			cands[k] = append(cands[k], msg)
+		}
+	}
+	var set imap.UIDSet
+	for _, sm := range w.toCopy {
+		if len(cands[sd{sm.size, sm.date.Unix()}]) > 0 {
+			set.AddNum(imap.UID(sm.uid))
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	sel, err := sc.c.Select(w.f.Wire, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return ps.sourceErr(ctx, w.f.Name, fmt.Errorf("EXAMINE: %w", err))
+	}
+	if sel.UIDValidity != w.cp.UIDValidity {
+		return ps.sourceErr(ctx, w.f.Name, fmt.Errorf("UIDVALIDITY changed during the pass (%d -> %d)", w.cp.UIDValidity, sel.UIDValidity))
+	}
+	// A lost append is a byte-for-byte copy, so the candidates are
+	// compared by their first maxHeaderScan bytes (the whole message when
+	// it is smaller; the header with its Message-ID otherwise), not by
+	// Message-ID alone: mail delivered to the mailbox meanwhile (the
+	// user's own, maybe without a Message-ID) may share size and date
+	// with a source message and must not make it count as copied.
+	prefixes, err := fetchPrefixHashes(sc, set)
+	if err != nil {
+		return ps.sourceErr(ctx, w.f.Name, fmt.Errorf("UID FETCH BODY.PEEK[]<0.%d>: %w", maxHeaderScan, err))
+	}
+	type copyID struct{ prefix, msgID string }
+	targetIDs := map[uint32]copyID{}
+	var out []reconciled
+	for _, sm := range w.toCopy {
+		p, ok := prefixes[sm.uid]
+		if !ok {
+			continue
+		}
+		for _, tm := range cands[sd{sm.size, sm.date.Unix()}] {
+			if claimed[tm.UID] {
+				continue
+			}
+			id, ok := targetIDs[tm.UID]
+			if !ok {
+				rc, err := st.OpenBody(ctx, ps.account, w.cp.Target, tm.UID)
+				if err != nil {
+					return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+				}
+				b, err := io.ReadAll(io.LimitReader(rc, maxHeaderScan))
+				rc.Close()
+				if err != nil {
+					return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+				}
+				id = copyID{prefixHash(b), messageIDHash(b)}
+				targetIDs[tm.UID] = id
+			}
+			if id.prefix == p {
+				claimed[tm.UID] = true
+				out = append(out, reconciled{uid: sm.uid, rec: msgRecord{TargetUID: tm.UID, Size: sm.size, Date: sm.date.Unix(), Hash: id.msgID, Flags: tm.Flags}, now: sm.flags})
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	done := map[uint32]bool{}
+	err = st.UpdateRecords(ctx, func(tx store.RecordTx) error {
+		for _, r := range out {
+			if err := txPutJSON(tx, nsMsg, msgKey(w.prefix, r.uid), r.rec); err != nil {
+				return err
+			}
+			w.cp.TargetUIDNext = max(w.cp.TargetUIDNext, r.rec.TargetUID+1)
+		}
+		return txPutJSON(tx, nsFolder, w.key, w.cp)
+	})
+	if err != nil {
+		return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+	}
+	// The copies have the flags of the pass that appended them; bring
+	// them to the source's flags now.
+	var updates []flagUpdate
+	for _, r := range out {
+		done[r.uid] = true
+		w.fs.Copied++
+		w.fs.CopiedBytes += r.rec.Size
+		if !flagsEqual(r.rec.Flags, r.now) {
+			updates = append(updates, flagUpdate{key: msgKey(w.prefix, r.uid), rec: r.rec, now: r.now})
+		}
+	}
+	if err := ps.applyFlags(ctx, w.cp.Target, updates); err != nil {
+		return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+	}
+	w.toCopy = slices.DeleteFunc(w.toCopy, func(sm srcMsg) bool { return done[sm.uid] })
+	ps.totalMsgs.Add(-int64(len(out)))
+	for _, r := range out {
+		ps.totalBytes.Add(-r.rec.Size)
+	}
+	ps.m.log.Info("migration reconciled copies whose checkpoint was lost", "target", ps.job.Target, "folder", w.f.Name, "count", len(out))
+	return nil
+}
+
+// fetchPrefixHashes fetches BODY.PEEK[]<0.maxHeaderScan> of every message
+// in set and returns the prefixHash of each by UID.
+func fetchPrefixHashes(sc *sourceConn, set imap.UIDSet) (map[uint32]string, error) {
+	sec := &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: maxHeaderScan}}
+	cmd := sc.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{sec}})
+	out := map[uint32]string{}
+	for {
+		md := cmd.Next()
+		if md == nil {
+			break
+		}
+		buf, err := collectMessage(sc, md)
+		if err != nil {
+			cmd.Close()
+			return nil, err
+		}
+		if b := buf.FindBodySection(sec); buf.UID != 0 && b != nil {
+			out[uint32(buf.UID)] = prefixHash(b)
+		}
+	}
+	return out, cmd.Close()
+}
+
+// prefixHash hashes the first maxHeaderScan bytes of a message.
+func prefixHash(b []byte) string {
+	sum := sha256.Sum256(b[:min(len(b), maxHeaderScan)])
+	return hex.EncodeToString(sum[:])
+}
+
+// repair re-pairs a folder's copies after the source's UIDVALIDITY
+// changed (RFC 9051 §2.3.1.1: the old UIDs mean nothing now): each old
+// record is matched to a current source message with the same size,
+// INTERNALDATE and Message-ID (without a Message-ID: the same first bytes,
+// see repairByBytes) and re-keyed under its new UID, in one
+// transaction together with the new UIDVALIDITY, so a crash leaves
+// either the old or the new state. Messages without a pair are copied
+// afterwards like new mail; old records without a pair (the message is
+// gone from the source) are dropped, their copies stay.
+func (ps *passState) repair(ctx context.Context, sc *sourceConn, w *folderWork, uidValidity uint32, msgs []srcMsg) error {
+	st := ps.m.opts.Store
+	oldPrefix := msgPrefix(ps.job.Target, w.f.Name, w.cp.UIDValidity)
+	newPrefix := msgPrefix(ps.job.Target, w.f.Name, uidValidity)
+	var oldKeys []string
+	pool := map[pairKey][]msgRecord{}
+	err := scanPrefix(ctx, st, nsMsg, oldPrefix, "", func(r store.Record) error {
+		var mr msgRecord
+		if err := store.DecodeJSON(r, &mr); err != nil {
+			return fmt.Errorf("message: %w", err)
+		}
+		oldKeys = append(oldKeys, r.Key)
+		pool[mr.key()] = append(pool[mr.key()], mr)
+		return nil
+	})
+	if err != nil {
+		return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+	}
+	type pair struct {
+		uid uint32
+		rec msgRecord
+	}
+	var pairs []pair
+	var noID []srcMsg
+	for _, sm := range msgs {
+		k := pairKey{sm.size, sm.date.Unix(), sm.hash}
+		if recs := pool[k]; len(recs) > 0 {
+			if sm.hash == "" {
+				noID = append(noID, sm)
+				continue
+			}
+			pairs = append(pairs, pair{sm.uid, recs[0]})
+			pool[k] = recs[1:]
+		}
+	}
+	if len(noID) > 0 {
+		more, err := ps.repairByBytes(ctx, sc, w, msgs, noID, pool)
+		if err != nil {
+			return err
+		}
+		for _, p := range more {
+			pairs = append(pairs, pair(p))
+		}
+	}
+	old := w.cp
+	w.cp.UIDValidity = uidValidity
+	w.cp.LastUID = 0
+	w.cp.TooLarge = nil
+	err = st.UpdateRecords(ctx, func(tx store.RecordTx) error {
+		for _, k := range oldKeys {
+			if err := tx.Delete(nsMsg, k); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		for _, p := range pairs {
+			if err := txPutJSON(tx, nsMsg, msgKey(newPrefix, p.uid), p.rec); err != nil {
+				return err
+			}
+		}
+		return txPutJSON(tx, nsFolder, w.key, w.cp)
+	})
+	if err != nil {
+		w.cp = old
+		return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+	}
+	ps.m.log.Info("migration source UIDVALIDITY changed; copies re-paired", "target", ps.job.Target, "folder", w.f.Name,
+		"old", old.UIDValidity, "new", uidValidity, "paired", len(pairs), "records", len(oldKeys))
+	return nil
+}
+
+// repairByBytes pairs source messages without a Message-ID (noID) with
+// old records of the same size and date whose copy has the same first
+// maxHeaderScan bytes: size and date alone would let a new message take
+// the record of a deleted one of the same size and date, and never be
+// copied. A record whose copy the user has deleted cannot be compared; it
+// takes a message left over, as the Message-ID pairing would, so that the
+// deleted copy does not come back.
+func (ps *passState) repairByBytes(ctx context.Context, sc *sourceConn, w *folderWork, msgs, noID []srcMsg, pool map[pairKey][]msgRecord) ([]reconciledPair, error) {
+	all := make([]uint32, len(msgs))
+	for i, sm := range msgs {
+		all[i] = sm.uid
+	}
+	src := map[uint32]string{}
+	for _, set := range bodyFetchSets(all, noID, maxFetchSetLen) {
+		part, err := fetchPrefixHashes(sc, set)
+		if err != nil {
+			return nil, ps.sourceErr(ctx, w.f.Name, fmt.Errorf("UID FETCH BODY.PEEK[]<0.%d>: %w", maxHeaderScan, err))
+		}
+		maps.Copy(src, part)
+	}
+	const gone = "" // prefix of a copy that no longer exists
+	target := map[uint32]string{}
+	copyPrefix := func(uid uint32) (string, error) {
+		if p, ok := target[uid]; ok {
+			return p, nil
+		}
+		rc, err := ps.m.opts.Store.OpenBody(ctx, ps.account, w.cp.Target, uid)
+		if errors.Is(err, store.ErrNotFound) {
+			target[uid] = gone
+			return gone, nil
+		}
+		if err != nil {
+			return "", &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+		}
+		b, err := io.ReadAll(io.LimitReader(rc, maxHeaderScan))
+		rc.Close()
+		if err != nil {
+			return "", &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+		}
+		target[uid] = prefixHash(b)
+		return target[uid], nil
+	}
+	var out []reconciledPair
+	var left []srcMsg
+	for _, sm := range noID {
+		k := pairKey{sm.size, sm.date.Unix(), ""}
+		sp, ok := src[sm.uid]
+		matched := false
+		for i, rec := range pool[k] {
+			if !ok {
+				break
+			}
+			tp, err := copyPrefix(rec.TargetUID)
+			if err != nil {
+				return nil, err
+			}
+			if tp == sp {
+				out = append(out, reconciledPair{sm.uid, rec})
+				pool[k] = slices.Delete(pool[k], i, i+1)
+				matched = true
+				break
+			}
+		}
+		if !matched && ok {
+			left = append(left, sm)
+		}
+	}
+	for _, sm := range left {
+		k := pairKey{sm.size, sm.date.Unix(), ""}
+		for i, rec := range pool[k] {
+			if tp, err := copyPrefix(rec.TargetUID); err != nil {
+				return nil, err
+			} else if tp == gone {
+				out = append(out, reconciledPair{sm.uid, rec})
+				pool[k] = slices.Delete(pool[k], i, i+1)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// reconciledPair is a source UID and the record re-paired with it.
+type reconciledPair struct {
+	uid uint32
+	rec msgRecord
+}

@@ -1,0 +1,308 @@
+package migration
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// srcMsg is a source message's metadata.
+type srcMsg struct {
+	uid   uint32
+	seq   uint32
+	size  int64
+	date  time.Time
+	flags []string // canonical, sorted
+	hash  string   // Message-ID hash, when fetched
+}
+
+// folderWork is one folder between scan and copy.
+type folderWork struct {
+	f      *srcFolder
+	key    string // folder record key
+	cp     folderRecord
+	prefix string // message record prefix under the current UIDVALIDITY
+	toCopy []srcMsg
+	all    []uint32 // every source UID of the folder, ascending
+	maxUID uint32
+	fs     FolderStatus
+	// failed are source UIDs of toCopy that the source still lists but
+	// did not send in its answer to the body FETCH (or sent as NIL).
+	failed []uint32
+}
+
+// copyGroup scans every folder of a group (carrying flag changes over and
+// reconciling lost appends) and then copies them.
+func (ps *passState) copyGroup(ctx context.Context, sc *sourceConn, g []*srcFolder, cps map[string]*folderRecord) error {
+	st := ps.m.opts.Store
+	tname := g[0].Target
+	// M: the highest UIDNEXT any folder of the group recorded. An append
+	// whose checkpoint was lost is the group's last append, so it is at
+	// or above M.
+	var m uint32
+	for _, f := range g {
+		if cp := cps[f.Name]; cp != nil {
+			m = max(m, cp.TargetUIDNext)
+		}
+	}
+	var extra []store.Message
+	if m > 0 {
+		var err error
+		extra, err = st.ListMessages(ctx, ps.account, tname, store.UIDSet{{Start: m, Stop: 0}})
+		if err != nil {
+			return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Err: err}
+		}
+		extra = slices.DeleteFunc(extra, func(msg store.Message) bool { return msg.UID < m })
+	}
+	claimed := map[uint32]bool{}
+	works := make([]*folderWork, 0, len(g))
+	var firstErr error
+	for _, f := range g {
+		w, err := ps.scanFolder(ctx, sc, f, cps[f.Name], m, claimed)
+		if err != nil {
+			ps.setStatus(FolderStatus{Source: f.Name, Target: f.Target, Failed: 1})
+			if c := ClassOf(err); c != ErrClassSource || ctx.Err() != nil {
+				return err
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		works = append(works, w)
+	}
+	// Reconcile only after every folder's records are known: a target
+	// message some folder already maps is never taken for a lost append.
+	if len(extra) > 0 {
+		for _, w := range works {
+			if err := ps.reconcile(ctx, sc, w, extra, claimed); err != nil {
+				return err
+			}
+		}
+		// A folder that could not be scanned may own an unclaimed copy;
+		// appending now would record a bound above it and lose it.
+		if firstErr != nil && slices.ContainsFunc(extra, func(m store.Message) bool { return !claimed[m.UID] }) {
+			return firstErr
+		}
+	}
+	for k, w := range works {
+		err := ps.copyFolder(ctx, sc, w)
+		w.fs.LastSync = ps.m.now()
+		if err != nil {
+			w.fs.Failed++
+		}
+		ps.setStatus(w.fs)
+		if err != nil {
+			// The failed folder may have unrecorded copies: no other
+			// folder appends to this mailbox in this pass.
+			for _, rest := range works[k+1:] {
+				ps.setStatus(rest.fs)
+			}
+			return err
+		}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	// Everything of the group is recorded: move M up to the mailbox's
+	// UIDNEXT so that the next pass need not look at mail delivered since.
+	mb, err := st.Mailbox(ctx, ps.account, tname)
+	if err != nil {
+		return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Err: err}
+	}
+	err = st.UpdateRecords(ctx, func(tx store.RecordTx) error {
+		for _, w := range works {
+			w.cp.TargetUIDNext = max(w.cp.TargetUIDNext, mb.UIDNext)
+			w.cp.Status = w.fs
+			if err := txPutJSON(tx, nsFolder, w.key, w.cp); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Err: err}
+	}
+	return nil
+}
+
+// normFlags converts source flags to the store's canonical form. \Recent
+// is a session property (RFC 9051 §2.3.2) and is dropped, as are flags
+// the store cannot keep (not atoms).
+func normFlags(in []imap.Flag) []string {
+	out := make([]string, 0, len(in))
+	for _, f := range in {
+		if c, err := store.CanonicalFlag(string(f)); err == nil {
+			out = append(out, c)
+		}
+	}
+	n, err := store.NormalizeFlags(out)
+	if err != nil {
+		return out
+	}
+	return n
+}
+
+// fetchMeta fetches UID, FLAGS, RFC822.SIZE and INTERNALDATE of every
+// message (and the Message-ID header field if withID) in one command.
+func fetchMeta(sc *sourceConn, set imap.NumSet, withID bool) ([]srcMsg, error) {
+	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, InternalDate: true}
+	idSection := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
+	if withID {
+		opts.BodySection = []*imap.FetchItemBodySection{idSection}
+	}
+	cmd := sc.c.Fetch(set, opts)
+	var out []srcMsg
+	for {
+		md := cmd.Next()
+		if md == nil {
+			break
+		}
+		buf, err := collectMessage(sc, md)
+		if err != nil {
+			cmd.Close()
+			return nil, err
+		}
+		if buf.UID == 0 {
+			continue
+		}
+		sm := srcMsg{uid: uint32(buf.UID), seq: buf.SeqNum, size: buf.RFC822Size, date: buf.InternalDate, flags: normFlags(buf.Flags)}
+		if withID {
+			sm.hash = messageIDHash(buf.FindBodySection(idSection))
+		}
+		out = append(out, sm)
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b srcMsg) int { return int(a.uid) - int(b.uid) })
+	return out, nil
+}
+
+// scanFolder is step 5 for one folder.
+//
+// Target UIDs at or above m that the folder's records map are added to
+// claimed, so that reconcile does not take them for lost appends.
+func (ps *passState) scanFolder(ctx context.Context, sc *sourceConn, f *srcFolder, cp *folderRecord, m uint32, claimed map[uint32]bool) (*folderWork, error) {
+	st := ps.m.opts.Store
+	target := ps.job.Target
+	srcErr := func(err error) error { return ps.sourceErr(ctx, f.Name, err) }
+	locErr := func(err error) error {
+		return &Error{Class: classifyLocal(ctx, err), Target: target, Folder: f.Name, Err: err}
+	}
+	sel, err := sc.c.Select(f.Wire, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return nil, srcErr(fmt.Errorf("EXAMINE: %w", err))
+	}
+	w := &folderWork{f: f, key: folderKey(target, f.Name)}
+	w.fs = FolderStatus{Source: f.Name, Target: f.Target, SourceMessages: int64(sel.NumMessages)}
+	if cp == nil {
+		// The first checkpoint is written before the first append, so
+		// that a lost append is always above a recorded UIDNEXT.
+		mb, err := st.Mailbox(ctx, ps.account, f.Target)
+		if err != nil {
+			return nil, locErr(err)
+		}
+		// Not above the group's bound: an unrecorded copy of another
+		// folder of the group may lie between the two.
+		bound := mb.UIDNext
+		if m > 0 {
+			bound = min(bound, m)
+		}
+		w.cp = folderRecord{UIDValidity: sel.UIDValidity, Target: f.Target, TargetUIDNext: bound}
+		if err := st.UpdateRecords(ctx, func(tx store.RecordTx) error { return txPutJSON(tx, nsFolder, w.key, w.cp) }); err != nil {
+			return nil, locErr(err)
+		}
+	} else {
+		w.cp = *cp
+	}
+	repair := w.cp.UIDValidity != sel.UIDValidity
+	var msgs []srcMsg
+	if sel.NumMessages > 0 {
+		var set imap.UIDSet
+		set.AddRange(1, 0)
+		if msgs, err = fetchMeta(sc, set, repair); err != nil {
+			return nil, srcErr(fmt.Errorf("UID FETCH metadata: %w", err))
+		}
+	}
+	if repair {
+		if err := ps.repair(ctx, sc, w, sel.UIDValidity, msgs); err != nil {
+			return nil, err
+		}
+	}
+	w.prefix = msgPrefix(target, f.Name, w.cp.UIDValidity)
+	byUID := make(map[uint32]int, len(msgs))
+	w.all = make([]uint32, len(msgs))
+	for i, sm := range msgs {
+		byUID[sm.uid] = i
+		w.all[i] = sm.uid
+		w.fs.SourceBytes += sm.size
+		w.maxUID = max(w.maxUID, sm.uid)
+	}
+
+	// Carry flag changes over and find what is already copied.
+	mapped := map[uint32]bool{}
+	var updates []flagUpdate
+	var copied, copiedBytes int64
+	err = scanPrefix(ctx, st, nsMsg, w.prefix, "", func(r store.Record) error {
+		uid, ok := msgKeyUID(w.prefix, r.Key)
+		if !ok {
+			return nil
+		}
+		var mr msgRecord
+		if err := store.DecodeJSON(r, &mr); err != nil {
+			return fmt.Errorf("message: %w", err)
+		}
+		copied++
+		copiedBytes += mr.Size
+		if m > 0 && mr.TargetUID >= m {
+			claimed[mr.TargetUID] = true
+		}
+		if uid > w.cp.LastUID {
+			mapped[uid] = true
+		}
+		if i, ok := byUID[uid]; ok && !flagsEqual(mr.Flags, msgs[i].flags) {
+			updates = append(updates, flagUpdate{key: r.Key, rec: mr, now: msgs[i].flags})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, locErr(err)
+	}
+
+	tooLarge := map[uint32]bool{}
+	for _, u := range w.cp.TooLarge {
+		tooLarge[u] = true
+	}
+	for _, sm := range msgs {
+		if sm.uid <= w.cp.LastUID || mapped[sm.uid] {
+			continue
+		}
+		if sm.size > ps.m.opts.MaxMessageSize {
+			if !tooLarge[sm.uid] && len(w.cp.TooLarge) < maxTooLargeUIDs {
+				w.cp.TooLarge = append(w.cp.TooLarge, sm.uid)
+				tooLarge[sm.uid] = true
+			}
+			continue
+		}
+		w.toCopy = append(w.toCopy, sm)
+	}
+	if err := ps.applyFlags(ctx, w.cp.Target, updates); err != nil {
+		return nil, locErr(err)
+	}
+	w.cp.Status.Copied, w.cp.Status.CopiedBytes = copied, copiedBytes
+	w.fs.Copied, w.fs.CopiedBytes = copied, copiedBytes
+	w.fs.SkippedTooLarge = int64(len(w.cp.TooLarge))
+	w.fs.Target = w.cp.Target
+	for _, sm := range w.toCopy {
+		ps.totalMsgs.Add(1)
+		ps.totalBytes.Add(sm.size)
+	}
+	ps.report("")
+	return w, nil
+}
