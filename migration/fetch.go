@@ -19,11 +19,6 @@ import (
 // copyFolder is step 6: one UID FETCH for every message left, each body
 // streamed into the store and checkpointed.
 func (ps *passState) copyFolder(ctx context.Context, sc *sourceConn, w *folderWork) error {
-	st := ps.m.opts.Store
-	target := ps.job.Target
-	locErr := func(err error) error {
-		return &Error{Class: classifyLocal(ctx, err), Target: target, Folder: w.f.Name, Err: err}
-	}
 	if len(w.toCopy) > 0 {
 		if err := ps.fetchBodies(ctx, sc, w); err != nil {
 			return err
@@ -38,12 +33,12 @@ func (ps *passState) copyFolder(ctx context.Context, sc *sourceConn, w *folderWo
 		w.fs.Failed += int64(len(w.failed))
 		last = slices.Min(w.failed) - 1
 		ps.m.log.Warn("migration: the source did not send some messages; they are retried on the next pass",
-			"target", target, "folder", w.f.Name, "count", len(w.failed))
+			"target", ps.job.Target, "folder", w.f.Name, "count", len(w.failed))
 	}
 	w.cp.LastUID = max(w.cp.LastUID, last)
 	w.cp.Status = w.fs
-	if err := st.UpdateRecords(ctx, func(tx store.RecordTx) error { return txPutJSON(tx, nsFolder, w.key, w.cp) }); err != nil {
-		return locErr(err)
+	if err := ps.m.opts.Store.UpdateRecords(ctx, func(tx store.RecordTx) error { return txPutJSON(tx, nsFolder, w.key, w.cp) }); err != nil {
+		return ps.localErr(ctx, w.f.Name, err)
 	}
 	return nil
 }
@@ -53,199 +48,248 @@ func (ps *passState) copyFolder(ctx context.Context, sc *sourceConn, w *folderWo
 // store.Append, and once it is read the next one starts while the first
 // waits for its fsyncs and commit (up to Options.AppendParallel at once).
 func (ps *passState) fetchBodies(ctx context.Context, sc *sourceConn, w *folderWork) error {
-	st := ps.m.opts.Store
-	target := ps.job.Target
-	srcErr := func(err error) error { return ps.sourceErr(ctx, w.f.Name, err) }
-	locErr := func(err error) error {
-		return &Error{Class: classifyLocal(ctx, err), Target: target, Folder: w.f.Name, Err: err}
-	}
-	sel, err := sc.c.Select(w.f.Wire, &imap.SelectOptions{ReadOnly: true}).Wait()
+	f, err := ps.newBodyFetch(ctx, sc, w)
 	if err != nil {
-		return srcErr(fmt.Errorf("EXAMINE: %w", err))
+		return err
 	}
-	if sel.UIDValidity != w.cp.UIDValidity {
-		return srcErr(fmt.Errorf("UIDVALIDITY changed during the pass (%d -> %d)", w.cp.UIDValidity, sel.UIDValidity))
-	}
-	mb, err := st.Mailbox(ctx, ps.account, w.cp.Target)
-	if err != nil {
-		return locErr(err)
-	}
-	byUID := make(map[uint32]int, len(w.toCopy))
-	bySeq := make(map[uint32]uint32, len(w.toCopy))
-	for i, sm := range w.toCopy {
-		byUID[sm.uid] = i
-		bySeq[sm.seq] = sm.uid
-	}
-	q := &appendQueue{ps: ps, w: w, floor: mb.UIDNext, done: make([]bool, len(w.toCopy))}
-	q.ckpt = newCheckpointer(ctx, ps, w)
-	sem := make(chan struct{}, ps.m.opts.AppendParallel)
-	started := make([]bool, len(w.toCopy))
-	var wg sync.WaitGroup
-	var cmd *imapclient.FetchCommand
-	var cmdErr error
-	// finish waits for the appends and the checkpoints. On failure the
-	// raw connection is closed first: the client's reader waits until
-	// the current literal is consumed, and a read error on the closed
-	// connection is what releases it; the rest of a FETCH that may be
-	// gigabytes long is not read.
-	finish := func(failed bool) {
-		if failed {
-			sc.dead = true
-			sc.conn.Conn.Close()
-		}
-		if cmd != nil {
-			if err := cmd.Close(); err != nil && cmdErr == nil {
-				cmdErr = err
-			}
-		}
-		if failed {
-			sc.c.Close()
-		}
-		wg.Wait()
-		if err := q.ckpt.close(); err != nil && q.firstErr() == nil {
-			q.fail(locErr(fmt.Errorf("checkpoint: %w", err)))
-		}
-	}
-fetch:
-	for _, set := range bodyFetchSets(w.all, w.toCopy, maxFetchSetLen) {
-		if cmd != nil {
-			err := cmd.Close()
-			cmd = nil
-			if err != nil {
-				cmdErr = err
-				break fetch
-			}
-		}
-		cmd = sc.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
-		for {
-			md := cmd.Next()
-			if md == nil {
-				break
-			}
-			var uid uint32
-			for {
-				item := md.Next()
-				if item == nil {
-					break
-				}
-				switch it := item.(type) {
-				case imapclient.FetchItemDataUID:
-					uid = uint32(it.UID)
-				case imapclient.FetchItemDataBodySection:
-					if uid == 0 {
-						// BODY[] before UID: the sequence number from the
-						// metadata fetch names it (EXAMINE sees no expunges
-						// of its own).
-						uid = bySeq[md.SeqNum]
-					}
-					i, ok := byUID[uid]
-					if !ok || it.Literal == nil || started[i] {
-						continue
-					}
-					started[i] = true
-					if it.Literal.Size() > ps.m.opts.MaxMessageSize {
-						q.skipTooLarge(i, uid)
-						continue
-					}
-					if q.firstErr() != nil {
-						break fetch
-					}
-					select {
-					case sem <- struct{}{}:
-					case <-ctx.Done():
-						break fetch
-					}
-					j := q.start(i, uid)
-					consumed := make(chan struct{})
-					g := newLiteralGuard(it)
-					lit := &eofSignal{r: g, ch: consumed}
-					var body io.Reader = lit
-					var held *[]byte
-					if g.size <= maxHeldLiteral {
-						held = ps.m.holdBuffer()
-					}
-					if held != nil {
-						// Small messages are read off the connection at
-						// once, so the next literal streams in while this
-						// one's blob is created, written and synced: the
-						// FETCH no longer waits for the disk per message.
-						n, err := io.ReadFull(lit, (*held)[:g.size])
-						body = bytes.NewReader((*held)[:n])
-						if err != nil {
-							body = io.MultiReader(body, errReader{err})
-						}
-						lit.signal()
-					}
-					wg.Go(func() {
-						defer func() { <-sem }()
-						if held != nil {
-							defer ps.m.releaseBuffer(held)
-						}
-						sn := &headerSniffer{}
-						sn.reset(body)
-						sm := w.toCopy[i]
-						// An append that has its body finishes even when the
-						// pass is canceled (Ctrl-C): a streamed body whose
-						// connection is closed fails on its own.
-						msg, err := st.Append(context.WithoutCancel(ctx), ps.account, w.cp.Target, sn, store.AppendOptions{Flags: sm.flags, InternalDate: sm.date})
-						lit.signal()
-						if err != nil {
-							var qe *store.QuotaError
-							if !errors.As(err, &qe) && classifySource(err) == ErrClassConnection {
-								err = srcErr(fmt.Errorf("reading message %d: %w", uid, err))
-							} else {
-								err = locErr(fmt.Errorf("append: %w", err))
-							}
-						}
-						q.complete(j, msg, sn.hash(), err)
-					})
-					// The literal is read from the connection; only one
-					// reader at a time.
-					<-consumed
-					if g.broken() {
-						// The client's reader goroutine decodes again while
-						// the literal's rest is unread; md.Next and
-						// cmd.Close would read it concurrently (see
-						// literalGuard). The client is closed first.
-						sc.abandon()
-						if cmdErr == nil {
-							cmdErr = fmt.Errorf("reading message %d: %w", uid, g.err)
-						}
-						break fetch
-					}
-				}
-			}
-		}
-	}
-	failed := q.firstErr() != nil || ctx.Err() != nil || cmdErr != nil
-	finish(failed)
-	if err := q.firstErr(); err != nil {
+	f.fetchAll(ctx)
+	failed := f.q.firstErr() != nil || ctx.Err() != nil || f.cmdErr != nil
+	f.finish(ctx, failed)
+	if err := f.q.firstErr(); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
-		return srcErr(ctx.Err())
+		return ps.sourceErr(ctx, w.f.Name, ctx.Err())
 	}
-	if cmdErr != nil {
-		return srcErr(fmt.Errorf("UID FETCH BODY.PEEK[]: %w", cmdErr))
+	if f.cmdErr != nil {
+		return ps.sourceErr(ctx, w.f.Name, fmt.Errorf("UID FETCH BODY.PEEK[]: %w", f.cmdErr))
 	}
-	// A message missing from the answer was expunged since the scan, or
-	// the source could not send it (some servers leave out, or send as
-	// NIL, a message they cannot render, and still answer OK). Only the
-	// first is done; the source still lists the others.
-	var missing imap.UIDSet
+	return f.markMissing(ctx)
+}
+
+// bodyFetch is the state of one folder's body FETCH: which message each
+// answer is, which were started, and the appends in flight.
+type bodyFetch struct {
+	ps *passState
+	sc *sourceConn
+	w  *folderWork
+
+	byUID   map[uint32]int    // index in w.toCopy by UID
+	bySeq   map[uint32]uint32 // UID by sequence number
+	started []bool            // by index in w.toCopy: its body arrived
+	q       *appendQueue
+	sem     chan struct{} // bounds the appends in flight
+	wg      sync.WaitGroup
+
+	cmd    *imapclient.FetchCommand // the FETCH being read
+	cmdErr error                    // the first error of a FETCH
+}
+
+// newBodyFetch EXAMINEs the folder again, checks that its UIDVALIDITY is
+// still the one scanned, and prepares the append queue and checkpointer.
+func (ps *passState) newBodyFetch(ctx context.Context, sc *sourceConn, w *folderWork) (*bodyFetch, error) {
+	sel, err := sc.c.Select(w.f.Wire, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return nil, ps.sourceErr(ctx, w.f.Name, fmt.Errorf("EXAMINE: %w", err))
+	}
+	if sel.UIDValidity != w.cp.UIDValidity {
+		return nil, ps.sourceErr(ctx, w.f.Name, fmt.Errorf("UIDVALIDITY changed during the pass (%d -> %d)", w.cp.UIDValidity, sel.UIDValidity))
+	}
+	mb, err := ps.m.opts.Store.Mailbox(ctx, ps.account, w.cp.Target)
+	if err != nil {
+		return nil, ps.localErr(ctx, w.f.Name, err)
+	}
+	f := &bodyFetch{ps: ps, sc: sc, w: w,
+		byUID:   make(map[uint32]int, len(w.toCopy)),
+		bySeq:   make(map[uint32]uint32, len(w.toCopy)),
+		started: make([]bool, len(w.toCopy)),
+		q:       &appendQueue{ps: ps, w: w, floor: mb.UIDNext, done: make([]bool, len(w.toCopy))},
+		sem:     make(chan struct{}, ps.m.opts.AppendParallel),
+	}
 	for i, sm := range w.toCopy {
-		if !started[i] {
+		f.byUID[sm.uid] = i
+		f.bySeq[sm.seq] = sm.uid
+	}
+	f.q.ckpt = newCheckpointer(ctx, ps, w)
+	return f, nil
+}
+
+// fetchAll sends one UID FETCH per set of bodyFetchSets, one after the
+// other, and starts an append for each body. It stops at the first
+// failure (of the FETCH, of an append, or ctx).
+func (f *bodyFetch) fetchAll(ctx context.Context) {
+	for _, set := range bodyFetchSets(f.w.all, f.w.toCopy, maxFetchSetLen) {
+		if f.cmd != nil {
+			err := f.cmd.Close()
+			f.cmd = nil
+			if err != nil {
+				f.cmdErr = err
+				return
+			}
+		}
+		f.cmd = f.sc.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+		for md := f.cmd.Next(); md != nil; md = f.cmd.Next() {
+			if stop := f.message(ctx, md); stop {
+				return
+			}
+		}
+	}
+}
+
+// message reads one FETCH response and starts the append of its body. It
+// reports whether the fetch must stop.
+func (f *bodyFetch) message(ctx context.Context, md *imapclient.FetchMessageData) (stop bool) {
+	var uid uint32
+	for item := md.Next(); item != nil; item = md.Next() {
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			uid = uint32(it.UID)
+		case imapclient.FetchItemDataBodySection:
+			if uid == 0 {
+				// BODY[] before UID: the sequence number from the
+				// metadata fetch names it (EXAMINE sees no expunges of
+				// its own).
+				uid = f.bySeq[md.SeqNum]
+			}
+			if f.body(ctx, uid, it) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// body starts the append of message uid's body and returns once the
+// literal has been read off the connection (only one reader at a time).
+// It reports whether the fetch must stop.
+func (f *bodyFetch) body(ctx context.Context, uid uint32, it imapclient.FetchItemDataBodySection) (stop bool) {
+	i, ok := f.byUID[uid]
+	if !ok || it.Literal == nil || f.started[i] {
+		return false
+	}
+	f.started[i] = true
+	if it.Literal.Size() > f.ps.m.opts.MaxMessageSize {
+		f.q.skipTooLarge(i, uid)
+		return false
+	}
+	if f.q.firstErr() != nil {
+		return true
+	}
+	select {
+	case f.sem <- struct{}{}:
+	case <-ctx.Done():
+		return true
+	}
+	g := newLiteralGuard(it)
+	consumed := make(chan struct{})
+	f.startAppend(ctx, i, uid, &eofSignal{r: g, ch: consumed}, g.size)
+	<-consumed
+	if g.broken() {
+		// The client's reader goroutine decodes again while the
+		// literal's rest is unread; md.Next and cmd.Close would read it
+		// concurrently (see literalGuard). The client is closed first.
+		f.sc.abandon()
+		if f.cmdErr == nil {
+			f.cmdErr = fmt.Errorf("reading message %d: %w", uid, g.err)
+		}
+		return true
+	}
+	return false
+}
+
+// startAppend appends the i-th message of w.toCopy, whose body lit
+// (size octets announced) reads, in a goroutine of its own; lit signals
+// once the body is read off the connection.
+func (f *bodyFetch) startAppend(ctx context.Context, i int, uid uint32, lit *eofSignal, size int64) {
+	ps, w := f.ps, f.w
+	j := f.q.start(i, uid)
+	var body io.Reader = lit
+	var held *[]byte
+	if size <= maxHeldLiteral {
+		held = ps.m.holdBuffer()
+	}
+	if held != nil {
+		// Small messages are read off the connection at once, so the
+		// next literal streams in while this one's blob is created,
+		// written and synced: the FETCH no longer waits for the disk per
+		// message.
+		n, err := io.ReadFull(lit, (*held)[:size])
+		body = bytes.NewReader((*held)[:n])
+		if err != nil {
+			body = io.MultiReader(body, errReader{err})
+		}
+		lit.signal()
+	}
+	f.wg.Go(func() {
+		defer func() { <-f.sem }()
+		if held != nil {
+			defer ps.m.releaseBuffer(held)
+		}
+		sn := &headerSniffer{}
+		sn.reset(body)
+		sm := w.toCopy[i]
+		// An append that has its body finishes even when the pass is
+		// canceled (Ctrl-C): a streamed body whose connection is closed
+		// fails on its own.
+		msg, err := ps.m.opts.Store.Append(context.WithoutCancel(ctx), ps.account, w.cp.Target, sn, store.AppendOptions{Flags: sm.flags, InternalDate: sm.date})
+		lit.signal()
+		if err != nil {
+			var qe *store.QuotaError
+			if !errors.As(err, &qe) && classifySource(err) == ErrClassConnection {
+				err = ps.sourceErr(ctx, w.f.Name, fmt.Errorf("reading message %d: %w", uid, err))
+			} else {
+				err = ps.localErr(ctx, w.f.Name, fmt.Errorf("append: %w", err))
+			}
+		}
+		f.q.complete(j, msg, sn.hash(), err)
+	})
+}
+
+// finish waits for the appends and the checkpoints. On failure the raw
+// connection is closed first: the client's reader waits until the
+// current literal is consumed, and a read error on the closed connection
+// is what releases it; the rest of a FETCH that may be gigabytes long is
+// not read.
+func (f *bodyFetch) finish(ctx context.Context, failed bool) {
+	if failed {
+		f.sc.dead = true
+		f.sc.conn.Conn.Close()
+	}
+	if f.cmd != nil {
+		if err := f.cmd.Close(); err != nil && f.cmdErr == nil {
+			f.cmdErr = err
+		}
+	}
+	if failed {
+		f.sc.c.Close()
+	}
+	f.wg.Wait()
+	if err := f.q.ckpt.close(); err != nil && f.q.firstErr() == nil {
+		f.q.fail(f.ps.localErr(ctx, f.w.f.Name, fmt.Errorf("checkpoint: %w", err)))
+	}
+}
+
+// markMissing records as failed the messages missing from the answer that
+// the source still lists. A message missing from the answer was expunged
+// since the scan, or the source could not send it (some servers leave
+// out, or send as NIL, a message they cannot render, and still answer
+// OK). Only the first is done; the source still lists the others.
+func (f *bodyFetch) markMissing(ctx context.Context) error {
+	var missing imap.UIDSet
+	for i, sm := range f.w.toCopy {
+		if !f.started[i] {
 			missing.AddNum(imap.UID(sm.uid))
 		}
 	}
-	if len(missing) > 0 {
-		still, err := fetchMeta(sc, missing, false)
-		if err != nil {
-			return srcErr(fmt.Errorf("UID FETCH of messages missing from the body FETCH: %w", err))
-		}
-		for _, sm := range still {
-			w.failed = append(w.failed, sm.uid)
-		}
+	if len(missing) == 0 {
+		return nil
+	}
+	still, err := fetchMeta(f.sc, missing, false)
+	if err != nil {
+		return f.ps.sourceErr(ctx, f.w.f.Name, fmt.Errorf("UID FETCH of messages missing from the body FETCH: %w", err))
+	}
+	for _, sm := range still {
+		f.w.failed = append(f.w.failed, sm.uid)
 	}
 	return nil
 }

@@ -109,10 +109,9 @@ func (ps *passState) setStatus(fs FolderStatus) {
 
 // pass runs steps 1-7.
 func (m *Migrator) pass(ctx context.Context, job Job, progress ProgressFunc) (passResult, error) {
-	var res passResult
 	account, err := m.resolveTarget(ctx, job.Target)
 	if err != nil {
-		return res, err
+		return passResult{}, err
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -120,30 +119,68 @@ func (m *Migrator) pass(ctx context.Context, job Job, progress ProgressFunc) (pa
 
 	sc, err := m.dial(pctx, job)
 	if err != nil {
-		return res, err
+		return passResult{}, err
 	}
+	groups, order, cps, err := ps.plan(ctx, pctx, sc)
+	if err != nil {
+		sc.Close()
+		return passResult{}, err
+	}
+	ps.runWorkers(pctx, sc, groups, order, cps)
+	res := ps.result()
+	if ctx.Err() != nil {
+		return res, &Error{Class: ErrClassCanceled, Target: job.Target, Err: ctx.Err()}
+	}
+	return res, ps.err
+}
+
+// plan does steps 3 and 4: it discovers and maps the folders, reads
+// their checkpoints and groups them by target mailbox. Errors are
+// classified against ctx, not pctx: a pass that cancels itself after a
+// fatal error is not a canceled pass.
+func (ps *passState) plan(ctx, pctx context.Context, sc *sourceConn) (map[string][]*srcFolder, []string, map[string]*folderRecord, error) {
+	folders, err := ps.sourceFolders(ctx, pctx, sc)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cps, err := ps.loadCheckpoints(ctx, pctx, folders)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	groups, order, err := ps.groupFolders(ctx, pctx, sc, folders)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return groups, order, cps, nil
+}
+
+// sourceFolders discovers the source's folders (step 3) and maps each to
+// its target mailbox.
+func (ps *passState) sourceFolders(ctx, pctx context.Context, sc *sourceConn) ([]srcFolder, error) {
 	folders, err := discover(pctx, sc)
 	if err != nil {
-		sc.Close()
-		return res, ps.sourceErr(ctx, "", err)
+		return nil, ps.sourceErr(ctx, "", err)
 	}
-	specials, err := targetSpecials(pctx, m.opts.Store, account)
+	specials, err := targetSpecials(pctx, ps.m.opts.Store, ps.account)
 	if err != nil {
-		sc.Close()
-		return res, &Error{Class: classifyLocal(ctx, err), Target: job.Target, Err: err}
+		return nil, ps.localErr(ctx, "", err)
 	}
-	mapFolders(folders, job, specials)
+	mapFolders(folders, ps.job, specials)
+	return folders, nil
+}
 
-	// Checkpoints fix a folder's target once it has one. The target's
-	// folder records are read in one scan, not one read per folder.
+// loadCheckpoints reads the folder records of the collector, keyed by
+// source folder name, and fixes each checkpointed folder's target mailbox
+// to the one it was first copied to. The records are read in one scan,
+// not one read per folder.
+func (ps *passState) loadCheckpoints(ctx, pctx context.Context, folders []srcFolder) (map[string]*folderRecord, error) {
 	stored := map[string]store.Record{}
-	err = scanPrefix(pctx, m.opts.Store, nsFolder, folderKey(job.Target, ""), "", func(r store.Record) error {
+	err := scanPrefix(pctx, ps.m.opts.Store, nsFolder, folderKey(ps.job.Target, ""), "", func(r store.Record) error {
 		stored[r.Key] = r
 		return nil
 	})
 	if err != nil {
-		sc.Close()
-		return res, &Error{Class: classifyLocal(ctx, err), Target: job.Target, Err: err}
+		return nil, ps.localErr(ctx, "", err)
 	}
 	cps := map[string]*folderRecord{}
 	for i := range folders {
@@ -151,23 +188,28 @@ func (m *Migrator) pass(ctx context.Context, job Job, progress ProgressFunc) (pa
 		if f.Err != nil || f.Excluded {
 			continue
 		}
-		key := folderKey(job.Target, f.Name)
-		r, ok := stored[key]
+		r, ok := stored[folderKey(ps.job.Target, f.Name)]
 		if !ok {
 			continue
 		}
 		var cp folderRecord
 		if err := store.DecodeJSON(r, &cp); err != nil {
-			sc.Close()
 			err = fmt.Errorf("migration: %s: %w", nsFolder, err)
-			return res, &Error{Class: classifyLocal(ctx, err), Target: job.Target, Err: err}
+			return nil, ps.localErr(ctx, "", err)
 		}
 		if cp.Target != "" {
 			f.Target = cp.Target
 		}
 		cps[f.Name] = &cp
 	}
+	return cps, nil
+}
 
+// groupFolders records the status of the folders no worker copies
+// (failed to list, excluded, \Noselect), creates the target mailboxes and
+// groups the rest by target mailbox (step 4), in the order the targets
+// first appear.
+func (ps *passState) groupFolders(ctx, pctx context.Context, sc *sourceConn, folders []srcFolder) (map[string][]*srcFolder, []string, error) {
 	groups := map[string][]*srcFolder{}
 	var order []string
 	for i := range folders {
@@ -175,18 +217,17 @@ func (m *Migrator) pass(ctx context.Context, job Job, progress ProgressFunc) (pa
 		switch {
 		case f.Err != nil:
 			ps.setStatus(FolderStatus{Source: f.Name, Failed: 1})
-			ps.fail(&Error{Class: ErrClassSource, Target: job.Target, Folder: f.Name, Err: f.Err})
+			ps.fail(&Error{Class: ErrClassSource, Target: ps.job.Target, Folder: f.Name, Err: f.Err})
 			continue
 		case f.Excluded:
-			ps.setStatus(excludedStatus(pctx, sc, f, m.now()))
+			ps.setStatus(excludedStatus(pctx, sc, f, ps.m.now()))
 			continue
 		}
-		if err := ensureMailbox(pctx, m.opts.Store, account, f.Target); err != nil {
-			sc.Close()
-			return res, &Error{Class: classifyLocal(ctx, err), Target: job.Target, Folder: f.Name, Err: fmt.Errorf("create target mailbox %q: %w", f.Target, err)}
+		if err := ensureMailbox(pctx, ps.m.opts.Store, ps.account, f.Target); err != nil {
+			return nil, nil, ps.localErr(ctx, f.Name, fmt.Errorf("create target mailbox %q: %w", f.Target, err))
 		}
 		if f.NoSelect {
-			ps.setStatus(FolderStatus{Source: f.Name, Target: f.Target, LastSync: m.now()})
+			ps.setStatus(FolderStatus{Source: f.Name, Target: f.Target, LastSync: ps.m.now()})
 			continue
 		}
 		if _, ok := groups[f.Target]; !ok {
@@ -194,9 +235,16 @@ func (m *Migrator) pass(ctx context.Context, job Job, progress ProgressFunc) (pa
 		}
 		groups[f.Target] = append(groups[f.Target], f)
 	}
+	return groups, order, nil
+}
 
+// runWorkers copies the groups with up to FolderParallel workers and
+// returns when all are done or pctx is canceled. The first worker takes
+// over sc; the others dial their own connections. sc is closed either
+// way.
+func (ps *passState) runWorkers(pctx context.Context, sc *sourceConn, groups map[string][]*srcFolder, order []string, cps map[string]*folderRecord) {
 	work := make(chan []*srcFolder)
-	workers := min(m.opts.FolderParallel, len(order))
+	workers := min(ps.m.opts.FolderParallel, len(order))
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		var own *sourceConn
@@ -218,7 +266,11 @@ feed:
 	}
 	close(work)
 	wg.Wait()
+}
 
+// result is what the pass did, its folders sorted by source name (step 7).
+func (ps *passState) result() passResult {
+	var res passResult
 	res.copied, res.copiedBytes, res.flagUpdates = ps.doneMsgs.Load(), ps.doneBytes.Load(), ps.flagUpdates.Load()
 	for _, fs := range ps.statuses {
 		res.folders = append(res.folders, fs)
@@ -226,10 +278,7 @@ feed:
 	}
 	sort.Slice(res.folders, func(i, j int) bool { return res.folders[i].Source < res.folders[j].Source })
 	res.foldersTotal = len(res.folders)
-	if ctx.Err() != nil {
-		return res, &Error{Class: ErrClassCanceled, Target: job.Target, Err: ctx.Err()}
-	}
-	return res, ps.err
+	return res
 }
 
 // resolveTarget maps the target address to its store account.
@@ -280,6 +329,12 @@ func (ps *passState) sourceErr(ctx context.Context, folder string, err error) er
 		return err
 	}
 	return &Error{Class: classifySource(err), Target: ps.job.Target, Folder: folder, Err: err}
+}
+
+// localErr is err, from the store or the directory, as an error of the
+// pass about folder ("" for the whole mailbox), classified against ctx.
+func (ps *passState) localErr(ctx context.Context, folder string, err error) error {
+	return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: folder, Err: err}
 }
 
 // worker copies groups on its own connection (dialled on first use,

@@ -87,12 +87,12 @@ func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWor
 			if !ok {
 				rc, err := st.OpenBody(ctx, ps.account, w.cp.Target, tm.UID)
 				if err != nil {
-					return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+					return ps.localErr(ctx, w.f.Name, err)
 				}
 				b, err := io.ReadAll(io.LimitReader(rc, maxHeaderScan))
 				rc.Close()
 				if err != nil {
-					return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+					return ps.localErr(ctx, w.f.Name, err)
 				}
 				id = copyID{prefixHash(b), messageIDHash(b)}
 				targetIDs[tm.UID] = id
@@ -118,7 +118,7 @@ func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWor
 		return txPutJSON(tx, nsFolder, w.key, w.cp)
 	})
 	if err != nil {
-		return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+		return ps.localErr(ctx, w.f.Name, err)
 	}
 	// The copies have the flags of the pass that appended them; bring
 	// them to the source's flags now.
@@ -132,7 +132,7 @@ func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWor
 		}
 	}
 	if err := ps.applyFlags(ctx, w.cp.Target, updates); err != nil {
-		return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+		return ps.localErr(ctx, w.f.Name, err)
 	}
 	w.toCopy = slices.DeleteFunc(w.toCopy, func(sm srcMsg) bool { return done[sm.uid] })
 	ps.totalMsgs.Add(-int64(len(out)))
@@ -197,7 +197,7 @@ func (ps *passState) repair(ctx context.Context, sc *sourceConn, w *folderWork, 
 		return nil
 	})
 	if err != nil {
-		return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+		return ps.localErr(ctx, w.f.Name, err)
 	}
 	type pair struct {
 		uid uint32
@@ -244,7 +244,7 @@ func (ps *passState) repair(ctx context.Context, sc *sourceConn, w *folderWork, 
 	})
 	if err != nil {
 		w.cp = old
-		return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+		return ps.localErr(ctx, w.f.Name, err)
 	}
 	ps.m.log.Info("migration source UIDVALIDITY changed; copies re-paired", "target", ps.job.Target, "folder", w.f.Name,
 		"old", old.UIDValidity, "new", uidValidity, "paired", len(pairs), "records", len(oldKeys))
@@ -283,12 +283,12 @@ func (ps *passState) repairByBytes(ctx context.Context, sc *sourceConn, w *folde
 			return gone, nil
 		}
 		if err != nil {
-			return "", &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+			return "", ps.localErr(ctx, w.f.Name, err)
 		}
 		b, err := io.ReadAll(io.LimitReader(rc, maxHeaderScan))
 		rc.Close()
 		if err != nil {
-			return "", &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Folder: w.f.Name, Err: err}
+			return "", ps.localErr(ctx, w.f.Name, err)
 		}
 		target[uid] = prefixHash(b)
 		return target[uid], nil

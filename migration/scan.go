@@ -55,7 +55,7 @@ func (ps *passState) copyGroup(ctx context.Context, sc *sourceConn, g []*srcFold
 		var err error
 		extra, err = st.ListMessages(ctx, ps.account, tname, store.UIDSet{{Start: m, Stop: 0}})
 		if err != nil {
-			return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Err: err}
+			return ps.localErr(ctx, "", err)
 		}
 		extra = slices.DeleteFunc(extra, func(msg store.Message) bool { return msg.UID < m })
 	}
@@ -113,7 +113,7 @@ func (ps *passState) copyGroup(ctx context.Context, sc *sourceConn, g []*srcFold
 	// UIDNEXT so that the next pass need not look at mail delivered since.
 	mb, err := st.Mailbox(ctx, ps.account, tname)
 	if err != nil {
-		return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Err: err}
+		return ps.localErr(ctx, "", err)
 	}
 	err = st.UpdateRecords(ctx, func(tx store.RecordTx) error {
 		for _, w := range works {
@@ -126,7 +126,7 @@ func (ps *passState) copyGroup(ctx context.Context, sc *sourceConn, g []*srcFold
 		return nil
 	})
 	if err != nil {
-		return &Error{Class: classifyLocal(ctx, err), Target: ps.job.Target, Err: err}
+		return ps.localErr(ctx, "", err)
 	}
 	return nil
 }
