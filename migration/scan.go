@@ -189,37 +189,16 @@ func fetchMeta(sc *sourceConn, set imap.NumSet, withID bool) ([]srcMsg, error) {
 // Target UIDs at or above m that the folder's records map are added to
 // claimed, so that reconcile does not take them for lost appends.
 func (ps *passState) scanFolder(ctx context.Context, sc *sourceConn, f *srcFolder, cp *folderRecord, m uint32, claimed map[uint32]bool) (*folderWork, error) {
-	st := ps.m.opts.Store
-	target := ps.job.Target
-	srcErr := func(err error) error { return ps.sourceErr(ctx, f.Name, err) }
-	locErr := func(err error) error {
-		return &Error{Class: classifyLocal(ctx, err), Target: target, Folder: f.Name, Err: err}
-	}
 	sel, err := sc.c.Select(f.Wire, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
-		return nil, srcErr(fmt.Errorf("EXAMINE: %w", err))
+		return nil, ps.sourceErr(ctx, f.Name, fmt.Errorf("EXAMINE: %w", err))
 	}
-	w := &folderWork{f: f, key: folderKey(target, f.Name)}
+	w := &folderWork{f: f, key: folderKey(ps.job.Target, f.Name)}
 	w.fs = FolderStatus{Source: f.Name, Target: f.Target, SourceMessages: int64(sel.NumMessages)}
-	if cp == nil {
-		// The first checkpoint is written before the first append, so
-		// that a lost append is always above a recorded UIDNEXT.
-		mb, err := st.Mailbox(ctx, ps.account, f.Target)
-		if err != nil {
-			return nil, locErr(err)
-		}
-		// Not above the group's bound: an unrecorded copy of another
-		// folder of the group may lie between the two.
-		bound := mb.UIDNext
-		if m > 0 {
-			bound = min(bound, m)
-		}
-		w.cp = folderRecord{UIDValidity: sel.UIDValidity, Target: f.Target, TargetUIDNext: bound}
-		if err := st.UpdateRecords(ctx, func(tx store.RecordTx) error { return txPutJSON(tx, nsFolder, w.key, w.cp) }); err != nil {
-			return nil, locErr(err)
-		}
-	} else {
+	if cp != nil {
 		w.cp = *cp
+	} else if w.cp, err = ps.firstCheckpoint(ctx, w, sel.UIDValidity, m); err != nil {
+		return nil, err
 	}
 	repair := w.cp.UIDValidity != sel.UIDValidity
 	var msgs []srcMsg
@@ -227,7 +206,7 @@ func (ps *passState) scanFolder(ctx context.Context, sc *sourceConn, f *srcFolde
 		var set imap.UIDSet
 		set.AddRange(1, 0)
 		if msgs, err = fetchMeta(sc, set, repair); err != nil {
-			return nil, srcErr(fmt.Errorf("UID FETCH metadata: %w", err))
+			return nil, ps.sourceErr(ctx, f.Name, fmt.Errorf("UID FETCH metadata: %w", err))
 		}
 	}
 	if repair {
@@ -235,7 +214,53 @@ func (ps *passState) scanFolder(ctx context.Context, sc *sourceConn, f *srcFolde
 			return nil, err
 		}
 	}
-	w.prefix = msgPrefix(target, f.Name, w.cp.UIDValidity)
+	w.prefix = msgPrefix(ps.job.Target, f.Name, w.cp.UIDValidity)
+	byUID := w.index(msgs)
+	cs, err := ps.scanCopies(ctx, w, msgs, byUID, m, claimed)
+	if err != nil {
+		return nil, ps.localErr(ctx, f.Name, err)
+	}
+	ps.selectToCopy(w, msgs, cs.mapped)
+	if err := ps.applyFlags(ctx, w.cp.Target, cs.updates); err != nil {
+		return nil, ps.localErr(ctx, f.Name, err)
+	}
+	w.cp.Status.Copied, w.cp.Status.CopiedBytes = cs.copied, cs.copiedBytes
+	w.fs.Copied, w.fs.CopiedBytes = cs.copied, cs.copiedBytes
+	w.fs.SkippedTooLarge = int64(len(w.cp.TooLarge))
+	w.fs.Target = w.cp.Target
+	for _, sm := range w.toCopy {
+		ps.totalMsgs.Add(1)
+		ps.totalBytes.Add(sm.size)
+	}
+	ps.report("")
+	return w, nil
+}
+
+// firstCheckpoint writes the first checkpoint of a folder never copied
+// before. It is written before the first append, so that a lost append is
+// always above a recorded UIDNEXT; and not above the group's bound m (if
+// any): an unrecorded copy of another folder of the group may lie between
+// the two.
+func (ps *passState) firstCheckpoint(ctx context.Context, w *folderWork, uidValidity, m uint32) (folderRecord, error) {
+	st := ps.m.opts.Store
+	mb, err := st.Mailbox(ctx, ps.account, w.f.Target)
+	if err != nil {
+		return folderRecord{}, ps.localErr(ctx, w.f.Name, err)
+	}
+	bound := mb.UIDNext
+	if m > 0 {
+		bound = min(bound, m)
+	}
+	cp := folderRecord{UIDValidity: uidValidity, Target: w.f.Target, TargetUIDNext: bound}
+	if err := st.UpdateRecords(ctx, func(tx store.RecordTx) error { return txPutJSON(tx, nsFolder, w.key, cp) }); err != nil {
+		return folderRecord{}, ps.localErr(ctx, w.f.Name, err)
+	}
+	return cp, nil
+}
+
+// index records the source's UIDs, the highest one and the folder's
+// size in w, and returns each message's index in msgs by UID.
+func (w *folderWork) index(msgs []srcMsg) map[uint32]int {
 	byUID := make(map[uint32]int, len(msgs))
 	w.all = make([]uint32, len(msgs))
 	for i, sm := range msgs {
@@ -244,12 +269,25 @@ func (ps *passState) scanFolder(ctx context.Context, sc *sourceConn, f *srcFolde
 		w.fs.SourceBytes += sm.size
 		w.maxUID = max(w.maxUID, sm.uid)
 	}
+	return byUID
+}
 
-	// Carry flag changes over and find what is already copied.
-	mapped := map[uint32]bool{}
-	var updates []flagUpdate
-	var copied, copiedBytes int64
-	err = scanPrefix(ctx, st, nsMsg, w.prefix, "", func(r store.Record) error {
+// copiesScan is what the folder's message records say.
+type copiesScan struct {
+	// mapped holds the UIDs above the checkpoint's LastUID that have a
+	// copy already.
+	mapped map[uint32]bool
+	// updates are the copies whose source flags changed.
+	updates             []flagUpdate
+	copied, copiedBytes int64
+}
+
+// scanCopies reads the folder's message records: what is copied already,
+// and which copies' flags the source changed since. Target UIDs at or
+// above m are added to claimed.
+func (ps *passState) scanCopies(ctx context.Context, w *folderWork, msgs []srcMsg, byUID map[uint32]int, m uint32, claimed map[uint32]bool) (copiesScan, error) {
+	cs := copiesScan{mapped: map[uint32]bool{}}
+	err := scanPrefix(ctx, ps.m.opts.Store, nsMsg, w.prefix, "", func(r store.Record) error {
 		uid, ok := msgKeyUID(w.prefix, r.Key)
 		if !ok {
 			return nil
@@ -258,23 +296,26 @@ func (ps *passState) scanFolder(ctx context.Context, sc *sourceConn, f *srcFolde
 		if err := store.DecodeJSON(r, &mr); err != nil {
 			return fmt.Errorf("message: %w", err)
 		}
-		copied++
-		copiedBytes += mr.Size
+		cs.copied++
+		cs.copiedBytes += mr.Size
 		if m > 0 && mr.TargetUID >= m {
 			claimed[mr.TargetUID] = true
 		}
 		if uid > w.cp.LastUID {
-			mapped[uid] = true
+			cs.mapped[uid] = true
 		}
 		if i, ok := byUID[uid]; ok && !flagsEqual(mr.Flags, msgs[i].flags) {
-			updates = append(updates, flagUpdate{key: r.Key, rec: mr, now: msgs[i].flags})
+			cs.updates = append(cs.updates, flagUpdate{key: r.Key, rec: mr, now: msgs[i].flags})
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, locErr(err)
-	}
+	return cs, err
+}
 
+// selectToCopy sets w.toCopy to the messages above the checkpoint that
+// have no copy yet, leaving out those over MaxMessageSize (whose UIDs the
+// checkpoint keeps, up to maxTooLargeUIDs).
+func (ps *passState) selectToCopy(w *folderWork, msgs []srcMsg, mapped map[uint32]bool) {
 	tooLarge := map[uint32]bool{}
 	for _, u := range w.cp.TooLarge {
 		tooLarge[u] = true
@@ -292,17 +333,4 @@ func (ps *passState) scanFolder(ctx context.Context, sc *sourceConn, f *srcFolde
 		}
 		w.toCopy = append(w.toCopy, sm)
 	}
-	if err := ps.applyFlags(ctx, w.cp.Target, updates); err != nil {
-		return nil, locErr(err)
-	}
-	w.cp.Status.Copied, w.cp.Status.CopiedBytes = copied, copiedBytes
-	w.fs.Copied, w.fs.CopiedBytes = copied, copiedBytes
-	w.fs.SkippedTooLarge = int64(len(w.cp.TooLarge))
-	w.fs.Target = w.cp.Target
-	for _, sm := range w.toCopy {
-		ps.totalMsgs.Add(1)
-		ps.totalBytes.Add(sm.size)
-	}
-	ps.report("")
-	return w, nil
 }
