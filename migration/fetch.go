@@ -88,12 +88,8 @@ type bodyFetch struct {
 // newBodyFetch EXAMINEs the folder again, checks that its UIDVALIDITY is
 // still the one scanned, and prepares the append queue and checkpointer.
 func (ps *passState) newBodyFetch(ctx context.Context, sc *sourceConn, w *folderWork) (*bodyFetch, error) {
-	sel, err := sc.c.Select(w.f.Wire, &imap.SelectOptions{ReadOnly: true}).Wait()
-	if err != nil {
-		return nil, ps.sourceErr(ctx, w.f.Name, fmt.Errorf("EXAMINE: %w", err))
-	}
-	if sel.UIDValidity != w.cp.UIDValidity {
-		return nil, ps.sourceErr(ctx, w.f.Name, fmt.Errorf("UIDVALIDITY changed during the pass (%d -> %d)", w.cp.UIDValidity, sel.UIDValidity))
+	if err := ps.reexamine(ctx, sc, w); err != nil {
+		return nil, err
 	}
 	mb, err := ps.m.opts.Store.Mailbox(ctx, ps.account, w.cp.Target)
 	if err != nil {

@@ -33,33 +33,18 @@ func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWor
 	if len(extra) == 0 || len(w.toCopy) == 0 {
 		return nil
 	}
-	st := ps.m.opts.Store
-	type sd struct {
-		size int64
-		date int64
-	}
-	cands := map[sd][]store.Message{}
-	for _, msg := range extra {
-		if !claimed[msg.UID] {
-			k := sd{msg.Size, msg.InternalDate.Unix()}
-			cands[k] = append(cands[k], msg)
-		}
-	}
+	cands := unclaimedBySizeDate(extra, claimed)
 	var set imap.UIDSet
 	for _, sm := range w.toCopy {
-		if len(cands[sd{sm.size, sm.date.Unix()}]) > 0 {
+		if len(cands[sizeDateOf(sm)]) > 0 {
 			set.AddNum(imap.UID(sm.uid))
 		}
 	}
 	if len(set) == 0 {
 		return nil
 	}
-	sel, err := sc.c.Select(w.f.Wire, &imap.SelectOptions{ReadOnly: true}).Wait()
-	if err != nil {
-		return ps.sourceErr(ctx, w.f.Name, fmt.Errorf("EXAMINE: %w", err))
-	}
-	if sel.UIDValidity != w.cp.UIDValidity {
-		return ps.sourceErr(ctx, w.f.Name, fmt.Errorf("UIDVALIDITY changed during the pass (%d -> %d)", w.cp.UIDValidity, sel.UIDValidity))
+	if err := ps.reexamine(ctx, sc, w); err != nil {
+		return err
 	}
 	// A lost append is a byte-for-byte copy, so the candidates are
 	// compared by their first maxHeaderScan bytes (the whole message when
@@ -71,6 +56,53 @@ func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWor
 	if err != nil {
 		return ps.sourceErr(ctx, w.f.Name, fmt.Errorf("UID FETCH BODY.PEEK[]<0.%d>: %w", maxHeaderScan, err))
 	}
+	out, err := ps.pairLostAppends(ctx, w, prefixes, cands, claimed)
+	if err != nil || len(out) == 0 {
+		return err
+	}
+	return ps.recordReconciled(ctx, w, out)
+}
+
+// sizeDate is what a lost append shares with its source message in the
+// store's index: size and INTERNALDATE (in seconds).
+type sizeDate struct {
+	size int64
+	date int64
+}
+
+func sizeDateOf(sm srcMsg) sizeDate { return sizeDate{sm.size, sm.date.Unix()} }
+
+// unclaimedBySizeDate groups the target messages no folder maps yet by
+// size and date.
+func unclaimedBySizeDate(extra []store.Message, claimed map[uint32]bool) map[sizeDate][]store.Message {
+	cands := map[sizeDate][]store.Message{}
+	for _, msg := range extra {
+		if !claimed[msg.UID] {
+			k := sizeDate{msg.Size, msg.InternalDate.Unix()}
+			cands[k] = append(cands[k], msg)
+		}
+	}
+	return cands
+}
+
+// reexamine EXAMINEs w's folder again and checks that its UIDVALIDITY is
+// still the one its checkpoint holds.
+func (ps *passState) reexamine(ctx context.Context, sc *sourceConn, w *folderWork) error {
+	sel, err := sc.c.Select(w.f.Wire, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return ps.sourceErr(ctx, w.f.Name, fmt.Errorf("EXAMINE: %w", err))
+	}
+	if sel.UIDValidity != w.cp.UIDValidity {
+		return ps.sourceErr(ctx, w.f.Name, fmt.Errorf("UIDVALIDITY changed during the pass (%d -> %d)", w.cp.UIDValidity, sel.UIDValidity))
+	}
+	return nil
+}
+
+// pairLostAppends pairs each message of w.toCopy whose prefix hash is
+// known with the first unclaimed candidate of the same size, date and
+// prefix hash, and claims that candidate. Each candidate's body is read
+// at most once.
+func (ps *passState) pairLostAppends(ctx context.Context, w *folderWork, prefixes map[uint32]string, cands map[sizeDate][]store.Message, claimed map[uint32]bool) ([]reconciled, error) {
 	type copyID struct{ prefix, msgID string }
 	targetIDs := map[uint32]copyID{}
 	var out []reconciled
@@ -79,20 +111,15 @@ func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWor
 		if !ok {
 			continue
 		}
-		for _, tm := range cands[sd{sm.size, sm.date.Unix()}] {
+		for _, tm := range cands[sizeDateOf(sm)] {
 			if claimed[tm.UID] {
 				continue
 			}
 			id, ok := targetIDs[tm.UID]
 			if !ok {
-				rc, err := st.OpenBody(ctx, ps.account, w.cp.Target, tm.UID)
+				b, err := ps.targetPrefix(ctx, w, tm.UID)
 				if err != nil {
-					return ps.localErr(ctx, w.f.Name, err)
-				}
-				b, err := io.ReadAll(io.LimitReader(rc, maxHeaderScan))
-				rc.Close()
-				if err != nil {
-					return ps.localErr(ctx, w.f.Name, err)
+					return nil, err
 				}
 				id = copyID{prefixHash(b), messageIDHash(b)}
 				targetIDs[tm.UID] = id
@@ -104,11 +131,28 @@ func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWor
 			}
 		}
 	}
-	if len(out) == 0 {
-		return nil
+	return out, nil
+}
+
+// targetPrefix reads the first maxHeaderScan bytes of target message uid.
+func (ps *passState) targetPrefix(ctx context.Context, w *folderWork, uid uint32) ([]byte, error) {
+	rc, err := ps.m.opts.Store.OpenBody(ctx, ps.account, w.cp.Target, uid)
+	if err != nil {
+		return nil, ps.localErr(ctx, w.f.Name, err)
 	}
-	done := map[uint32]bool{}
-	err = st.UpdateRecords(ctx, func(tx store.RecordTx) error {
+	b, err := io.ReadAll(io.LimitReader(rc, maxHeaderScan))
+	rc.Close()
+	if err != nil {
+		return nil, ps.localErr(ctx, w.f.Name, err)
+	}
+	return b, nil
+}
+
+// recordReconciled records the pairs as copies (message records and the
+// folder's checkpoint in one transaction), brings the copies to the
+// source's flags now, and drops them from w.toCopy.
+func (ps *passState) recordReconciled(ctx context.Context, w *folderWork, out []reconciled) error {
+	err := ps.m.opts.Store.UpdateRecords(ctx, func(tx store.RecordTx) error {
 		for _, r := range out {
 			if err := txPutJSON(tx, nsMsg, msgKey(w.prefix, r.uid), r.rec); err != nil {
 				return err
@@ -122,6 +166,7 @@ func (ps *passState) reconcile(ctx context.Context, sc *sourceConn, w *folderWor
 	}
 	// The copies have the flags of the pass that appended them; bring
 	// them to the source's flags now.
+	done := map[uint32]bool{}
 	var updates []flagUpdate
 	for _, r := range out {
 		done[r.uid] = true
