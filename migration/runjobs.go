@@ -12,90 +12,114 @@ import (
 // runJobs validates spec and returns the run's jobs with defaults filled
 // in and targets canonical.
 func (m *Migrator) runJobs(ctx context.Context, spec *RunSpec) ([]Job, error) {
+	if err := checkRunSpec(spec); err != nil {
+		return nil, err
+	}
+	switch spec.Kind {
+	case RunList:
+		return listJobs(spec)
+	case RunFull:
+		return m.domainJobs(ctx, spec)
+	default:
+		return nil, fmt.Errorf("migration: run: unknown kind %q (want %q or %q)", spec.Kind, RunFull, RunList)
+	}
+}
+
+// checkRunSpec checks what both kinds of run share and canonicalises
+// spec.Domain.
+func checkRunSpec(spec *RunSpec) error {
 	if spec.Domain != "" {
 		d, err := directory.CanonicalDomain(spec.Domain)
 		if err != nil {
-			return nil, fmt.Errorf("migration: run: %w", err)
+			return fmt.Errorf("migration: run: %w", err)
 		}
 		spec.Domain = d
 	}
 	if spec.Interval < 0 {
-		return nil, errors.New("migration: run: negative interval")
+		return errors.New("migration: run: negative interval")
 	}
 	if err := checkDefaults(spec.Defaults); err != nil {
-		return nil, fmt.Errorf("migration: run: defaults: %w", err)
+		return fmt.Errorf("migration: run: defaults: %w", err)
+	}
+	return nil
+}
+
+// listJobs returns the jobs of a by-list run: spec.Jobs with the defaults
+// filled in and canonical targets, each in spec.Domain (if set) and
+// listed once.
+func listJobs(spec *RunSpec) ([]Job, error) {
+	if len(spec.Jobs) == 0 {
+		return nil, errors.New("migration: run: a by-list run needs at least one job")
+	}
+	if len(spec.Jobs) > MaxRunMailboxes {
+		return nil, fmt.Errorf("migration: run: %d mailboxes; at most %d per run", len(spec.Jobs), MaxRunMailboxes)
+	}
+	jobs := make([]Job, 0, len(spec.Jobs))
+	seen := make(map[string]bool, len(spec.Jobs))
+	for i, j := range spec.Jobs {
+		j = fillDefaults(j, spec.Defaults)
+		t, err := directory.CanonicalAddress(j.Target)
+		if err != nil {
+			return nil, fmt.Errorf("migration: run: job %d: target: %w", i+1, err)
+		}
+		j.Target = t
+		if spec.Domain != "" && !strings.HasSuffix(t, "@"+spec.Domain) {
+			return nil, fmt.Errorf("migration: run: job %d: target %s is not in domain %s", i+1, t, spec.Domain)
+		}
+		if seen[t] {
+			return nil, fmt.Errorf("migration: run: job %d: target %s is listed twice", i+1, t)
+		}
+		seen[t] = true
+		if j.Credentials.Login == "" {
+			j.Credentials.Login = defaultLogin(t, j.Credentials.Mode)
+		}
+		if err := checkJob(j); err != nil {
+			return nil, fmt.Errorf("migration: run: job %d (%s): %w", i+1, t, err)
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+// domainJobs returns the jobs of a full run: one per user of spec.Domain
+// as Options.Users lists them, page by page, with the defaults filled in.
+func (m *Migrator) domainJobs(ctx context.Context, spec *RunSpec) ([]Job, error) {
+	if spec.Domain == "" {
+		return nil, errors.New("migration: run: a full run needs a domain")
+	}
+	if len(spec.Jobs) > 0 {
+		return nil, errors.New("migration: run: a full run takes its mailboxes from the directory, not from jobs")
+	}
+	if m.opts.Users == nil {
+		return nil, errors.New("migration: run: a full run needs Options.Users to list the domain's users")
 	}
 	var jobs []Job
-	switch spec.Kind {
-	case RunList:
-		if len(spec.Jobs) == 0 {
-			return nil, errors.New("migration: run: a by-list run needs at least one job")
+	after := ""
+	for {
+		users, err := m.opts.Users.ListUsers(ctx, spec.Domain, after, userPageSize)
+		if err != nil {
+			return nil, fmt.Errorf("migration: run: list users of %s: %w", spec.Domain, err)
 		}
-		if len(spec.Jobs) > MaxRunMailboxes {
-			return nil, fmt.Errorf("migration: run: %d mailboxes; at most %d per run", len(spec.Jobs), MaxRunMailboxes)
-		}
-		seen := make(map[string]bool, len(spec.Jobs))
-		for i, j := range spec.Jobs {
-			j = fillDefaults(j, spec.Defaults)
-			t, err := directory.CanonicalAddress(j.Target)
-			if err != nil {
-				return nil, fmt.Errorf("migration: run: job %d: target: %w", i+1, err)
+		for _, u := range users {
+			if len(jobs) == MaxRunMailboxes {
+				return nil, fmt.Errorf("migration: run: domain %s has more than %d users; run it by list in groups", spec.Domain, MaxRunMailboxes)
 			}
-			j.Target = t
-			if spec.Domain != "" && !strings.HasSuffix(t, "@"+spec.Domain) {
-				return nil, fmt.Errorf("migration: run: job %d: target %s is not in domain %s", i+1, t, spec.Domain)
-			}
-			if seen[t] {
-				return nil, fmt.Errorf("migration: run: job %d: target %s is listed twice", i+1, t)
-			}
-			seen[t] = true
-			if j.Credentials.Login == "" {
-				j.Credentials.Login = defaultLogin(t, j.Credentials.Mode)
-			}
+			j := fillDefaults(Job{Target: u.Address}, spec.Defaults)
+			j.Credentials.Login = defaultLogin(u.Address, j.Credentials.Mode)
 			if err := checkJob(j); err != nil {
-				return nil, fmt.Errorf("migration: run: job %d (%s): %w", i+1, t, err)
+				return nil, fmt.Errorf("migration: run: %s: %w", u.Address, err)
 			}
 			jobs = append(jobs, j)
 		}
-	case RunFull:
-		if spec.Domain == "" {
-			return nil, errors.New("migration: run: a full run needs a domain")
+		if len(users) == 0 {
+			// A lister may cap the page below userPageSize, so only an
+			// empty page ends the listing.
+			break
 		}
-		if len(spec.Jobs) > 0 {
-			return nil, errors.New("migration: run: a full run takes its mailboxes from the directory, not from jobs")
-		}
-		if m.opts.Users == nil {
-			return nil, errors.New("migration: run: a full run needs Options.Users to list the domain's users")
-		}
-		after := ""
-		for {
-			users, err := m.opts.Users.ListUsers(ctx, spec.Domain, after, userPageSize)
-			if err != nil {
-				return nil, fmt.Errorf("migration: run: list users of %s: %w", spec.Domain, err)
-			}
-			for _, u := range users {
-				if len(jobs) == MaxRunMailboxes {
-					return nil, fmt.Errorf("migration: run: domain %s has more than %d users; run it by list in groups", spec.Domain, MaxRunMailboxes)
-				}
-				j := fillDefaults(Job{Target: u.Address}, spec.Defaults)
-				j.Credentials.Login = defaultLogin(u.Address, j.Credentials.Mode)
-				if err := checkJob(j); err != nil {
-					return nil, fmt.Errorf("migration: run: %s: %w", u.Address, err)
-				}
-				jobs = append(jobs, j)
-			}
-			if len(users) == 0 {
-				// A lister may cap the page below userPageSize, so
-				// only an empty page ends the listing.
-				break
-			}
-			after = users[len(users)-1].Address
-		}
-		if len(jobs) == 0 {
-			return nil, fmt.Errorf("migration: run: domain %s has no users", spec.Domain)
-		}
-	default:
-		return nil, fmt.Errorf("migration: run: unknown kind %q (want %q or %q)", spec.Kind, RunFull, RunList)
+		after = users[len(users)-1].Address
+	}
+	if len(jobs) == 0 {
+		return nil, fmt.Errorf("migration: run: domain %s has no users", spec.Domain)
 	}
 	return jobs, nil
 }

@@ -99,37 +99,12 @@ func (r *runner) mailbox(ctx context.Context, i int) (job Job, keep bool, err er
 		return Job{}, false, nil
 	}
 	m := r.m
-	job = r.jobs[i]
-	target := job.Target
-	rm := RunMailbox{RunID: r.id, Target: target, Started: m.runTime(), Status: RunMailboxRunning}
-
-	st, serr := m.Status(ctx, target)
-	switch {
-	case serr == nil && st.State == StateDisabled:
+	rm := RunMailbox{RunID: r.id, Target: r.jobs[i].Target, Started: m.runTime(), Status: RunMailboxRunning}
+	job, disabled, serr := r.collectorJob(ctx, r.jobs[i], &rm)
+	if disabled {
 		rm.Status, rm.Ended = RunMailboxDisabled, rm.Started
 		rm.Message = "collector disabled (cut over); skipped"
 		return Job{}, false, r.record(i, rm)
-	case serr == nil && !r.spec.ForceUpdate:
-		stored, err := m.storedJob(ctx, target)
-		if err == nil {
-			job, rm.KeptSettings = stored, true
-		} else if !errors.Is(err, store.ErrNotFound) {
-			serr = err
-		}
-	case serr == nil && r.spec.ForceUpdate:
-		// Force-update replaces the source and credentials; the folder
-		// map and exclusions stay as stored unless the run gives them
-		// (nil: neither the job nor the defaults name any).
-		if stored, err := m.storedJob(ctx, target); err == nil {
-			if job.FolderMap == nil {
-				job.FolderMap = stored.FolderMap
-			}
-			if job.Exclude == nil {
-				job.Exclude = stored.Exclude
-			}
-		}
-	case errors.Is(serr, store.ErrNotFound):
-		serr = nil
 	}
 	rm.Host, rm.Port, rm.Login = job.Source.Host, job.Source.Port, job.Credentials.Login
 	if serr != nil {
@@ -148,12 +123,63 @@ func (r *runner) mailbox(ctx context.Context, i int) (job Job, keep bool, err er
 	ms, perr := m.sync(ctx, job, r.id, r.progress)
 	rm.Ended = m.runTime()
 	rm.Message = ms.LastMessage
+	keep = passOutcome(ctx, &rm, perr)
+	if ms.State == StateDisabled {
+		// Cut over while the pass ran.
+		keep = false
+	}
+	return job, keep, r.record(i, rm)
+}
+
+// collectorJob is the job the run uses for job's target, given the
+// collector the target may have already: without ForceUpdate an existing
+// collector keeps its stored settings (rm.KeptSettings); with it, the
+// run's source and credentials replace them, and the folder map and
+// exclusions stay as stored unless the run gives them (nil: neither the
+// job nor the defaults name any). disabled reports a collector that was
+// cut over; err an existing collector whose state cannot be read.
+func (r *runner) collectorJob(ctx context.Context, job Job, rm *RunMailbox) (_ Job, disabled bool, err error) {
+	st, err := r.m.Status(ctx, job.Target)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return job, false, nil
+	case err != nil:
+		return job, false, err
+	case st.State == StateDisabled:
+		return job, true, nil
+	}
+	stored, err := r.m.storedJob(ctx, job.Target)
+	if !r.spec.ForceUpdate {
+		if err == nil {
+			rm.KeptSettings = true
+			return stored, false, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return job, false, err
+		}
+		return job, false, nil
+	}
+	if err == nil {
+		if job.FolderMap == nil {
+			job.FolderMap = stored.FolderMap
+		}
+		if job.Exclude == nil {
+			job.Exclude = stored.Exclude
+		}
+	}
+	return job, false, nil
+}
+
+// passOutcome sets rm's status from the error of the mailbox's pass and
+// reports whether the collector should keep running after the run's
+// first pass.
+func passOutcome(ctx context.Context, rm *RunMailbox, perr error) (keep bool) {
 	switch {
 	case perr == nil:
 		rm.Status = RunMailboxOK
-		keep = true
+		return true
 	case errors.Is(perr, ErrDisabled):
-		// Cut over between the check above and the pass.
+		// Cut over between the check before the pass and the pass.
 		rm.Status, rm.Message = RunMailboxDisabled, "collector disabled (cut over); skipped"
 	case ctx.Err() != nil || ClassOf(perr) == ErrClassCanceled:
 		rm.Status, rm.Class = RunMailboxInterrupted, ErrClassCanceled
@@ -163,13 +189,9 @@ func (r *runner) mailbox(ctx context.Context, i int) (job Job, keep bool, err er
 		rm.Error = perr.Error()
 		// A job the run itself got wrong (allowlist, unknown target)
 		// will not heal by retrying; anything else may.
-		keep = rm.Class != ErrClassConfig
+		return rm.Class != ErrClassConfig
 	}
-	if ms.State == StateDisabled {
-		// Cut over while the pass ran.
-		keep = false
-	}
-	return job, keep, r.record(i, rm)
+	return false
 }
 
 // record writes rm and the run's updated totals in one transaction.
