@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -192,23 +193,13 @@ func (ps *passState) recordReconciled(ctx context.Context, w *folderWork, out []
 // in set and returns the prefixHash of each by UID.
 func fetchPrefixHashes(sc *sourceConn, set imap.UIDSet) (map[uint32]string, error) {
 	sec := &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: maxHeaderScan}}
-	cmd := sc.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{sec}})
 	out := map[uint32]string{}
-	for {
-		md := cmd.Next()
-		if md == nil {
-			break
-		}
-		buf, err := collectMessage(sc, md)
-		if err != nil {
-			cmd.Close()
-			return nil, err
-		}
+	err := fetchEach(sc, set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{sec}}, func(buf *imapclient.FetchMessageBuffer) {
 		if b := buf.FindBodySection(sec); buf.UID != 0 && b != nil {
 			out[uint32(buf.UID)] = prefixHash(b)
 		}
-	}
-	return out, cmd.Close()
+	})
+	return out, err
 }
 
 // prefixHash hashes the first maxHeaderScan bytes of a message.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -61,32 +62,38 @@ func fetchMeta(sc *sourceConn, set imap.NumSet, withID bool) ([]srcMsg, error) {
 	if withID {
 		opts.BodySection = []*imap.FetchItemBodySection{idSection}
 	}
-	cmd := sc.c.Fetch(set, opts)
 	var out []srcMsg
-	for {
-		md := cmd.Next()
-		if md == nil {
-			break
-		}
-		buf, err := collectMessage(sc, md)
-		if err != nil {
-			cmd.Close()
-			return nil, err
-		}
+	err := fetchEach(sc, set, opts, func(buf *imapclient.FetchMessageBuffer) {
 		if buf.UID == 0 {
-			continue
+			return
 		}
 		sm := srcMsg{uid: uint32(buf.UID), seq: buf.SeqNum, size: buf.RFC822Size, date: buf.InternalDate, flags: normFlags(buf.Flags)}
 		if withID {
 			sm.hash = messageIDHash(buf.FindBodySection(idSection))
 		}
 		out = append(out, sm)
-	}
-	if err := cmd.Close(); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 	slices.SortFunc(out, func(a, b srcMsg) int { return int(a.uid) - int(b.uid) })
 	return out, nil
+}
+
+// fetchEach runs one FETCH and hands each answer, collected by
+// collectMessage, to fn. A message that cannot be collected ends the
+// command with its error.
+func fetchEach(sc *sourceConn, set imap.NumSet, opts *imap.FetchOptions, fn func(*imapclient.FetchMessageBuffer)) error {
+	cmd := sc.c.Fetch(set, opts)
+	for md := cmd.Next(); md != nil; md = cmd.Next() {
+		buf, err := collectMessage(sc, md)
+		if err != nil {
+			cmd.Close()
+			return err
+		}
+		fn(buf)
+	}
+	return cmd.Close()
 }
 
 // scanFolder is step 5 for one folder.
