@@ -1,4 +1,4 @@
-package migration
+package report
 
 import (
 	"bytes"
@@ -14,43 +14,43 @@ import (
 	"github.com/emersion/go-message/mail"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mailyard/mailyard/migration"
 )
 
 // sampleReport is a report with a mailbox with folders (one excluded, one
 // with a hostile name), one with an error and one without a collector.
-func sampleReport() Report {
+func sampleReport() migration.Report {
 	sync := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
-	inbox := FolderReport{Source: "INBOX", Target: "INBOX", LastSync: sync,
-		Counts: Counts{SourceMessages: 10, SourceBytes: 10_000, TargetMessages: 10, TargetBytes: 10_000}}
-	evil := FolderReport{Source: `=HYPERLINK("x")<script>alert(1)</script>`, Target: "Evil", LastSync: sync,
-		Counts: Counts{SourceMessages: 3, SourceBytes: 3000, TargetMessages: 1, TargetBytes: 1000, SkippedTooLarge: 1}}
-	drafts := FolderReport{Source: "Drafts", Excluded: true, LastSync: sync,
-		Counts: Counts{SourceMessages: 4, SourceBytes: 400, SkippedExcluded: 4}}
-	a := MailboxReport{Target: "alice@example.com", State: StateOK, LastSync: sync, Passes: 2,
-		Folders: []FolderReport{inbox, evil, drafts}}
-	for _, f := range a.Folders {
-		a.Counts.add(f.Counts)
-	}
-	b := MailboxReport{Target: "bob@example.com", State: StateError, LastError: "LOGIN failed", ErrorClass: ErrClassAuth}
-	c := MailboxReport{Target: "carol@example.com", Message: "no collector"}
-	r := Report{Generated: sync.Add(time.Hour), Domain: "example.com", Mailboxes: []MailboxReport{a, b, c}}
-	for _, mb := range r.Mailboxes {
-		r.Totals.add(mb.Counts)
-	}
+	inbox := migration.FolderReport{Source: "INBOX", Target: "INBOX", LastSync: sync,
+		Counts: migration.Counts{SourceMessages: 10, SourceBytes: 10_000, TargetMessages: 10, TargetBytes: 10_000}}
+	evil := migration.FolderReport{Source: `=HYPERLINK("x")<script>alert(1)</script>`, Target: "Evil", LastSync: sync,
+		Counts: migration.Counts{SourceMessages: 3, SourceBytes: 3000, TargetMessages: 1, TargetBytes: 1000, SkippedTooLarge: 1}}
+	drafts := migration.FolderReport{Source: "Drafts", Excluded: true, LastSync: sync,
+		Counts: migration.Counts{SourceMessages: 4, SourceBytes: 400, SkippedExcluded: 4}}
+	a := migration.MailboxReport{Target: "alice@example.com", State: migration.StateOK, LastSync: sync, Passes: 2,
+		Folders: []migration.FolderReport{inbox, evil, drafts}}
+	// The sums of the three folders, as Migrator.Report adds them up.
+	a.Counts = migration.Counts{SourceMessages: 17, SourceBytes: 13_400, TargetMessages: 11, TargetBytes: 11_000,
+		SkippedExcluded: 4, SkippedTooLarge: 1}
+	b := migration.MailboxReport{Target: "bob@example.com", State: migration.StateError, LastError: "LOGIN failed", ErrorClass: migration.ErrClassAuth}
+	c := migration.MailboxReport{Target: "carol@example.com", Message: "no collector"}
+	r := migration.Report{Generated: sync.Add(time.Hour), Domain: "example.com", Mailboxes: []migration.MailboxReport{a, b, c}}
+	r.Totals = a.Counts // bob and carol have no counts
 	return r
 }
 
-func TestReportWriteCSV(t *testing.T) {
+func TestWriteCSV(t *testing.T) {
 	r := sampleReport()
 	var buf bytes.Buffer
-	require.NoError(t, r.WriteCSV(&buf))
+	require.NoError(t, WriteCSV(&buf, r))
 	assert.Contains(t, buf.String(), "\r\n", "RFC 4180 line ends")
 	rows, err := csv.NewReader(&buf).ReadAll()
 	require.NoError(t, err)
 	require.Len(t, rows, 1+3+1+1, "header, 3 folders, 2 mailboxes without folders")
-	assert.Equal(t, ReportCSVHeader(), rows[0])
+	assert.Equal(t, CSVHeader(), rows[0])
 	col := func(row []string, name string) string {
-		for i, h := range ReportCSVHeader() {
+		for i, h := range CSVHeader() {
 			if h == name {
 				return row[i]
 			}
@@ -72,10 +72,10 @@ func TestReportWriteCSV(t *testing.T) {
 	assert.Equal(t, "", col(rows[5], "state"), "no collector")
 }
 
-func TestReportWriteHTML(t *testing.T) {
+func TestWriteHTML(t *testing.T) {
 	r := sampleReport()
 	var buf bytes.Buffer
-	require.NoError(t, r.WriteHTML(&buf))
+	require.NoError(t, WriteHTML(&buf, r))
 	page := buf.String()
 	assert.True(t, strings.HasPrefix(page, "<!DOCTYPE html>"))
 	assert.NotContains(t, page, "<script>", "folder names are escaped")
@@ -88,8 +88,8 @@ func TestReportWriteHTML(t *testing.T) {
 	assert.Contains(t, page, `class="short"`, "a folder with fewer messages on the target is marked")
 }
 
-func TestReportSummary(t *testing.T) {
-	s := sampleReport().Summary()
+func TestSummary(t *testing.T) {
+	s := Summary(sampleReport())
 	assert.Contains(t, s, "Migration report for example.com")
 	assert.Contains(t, s, "Mailboxes: 3 (ok 1, with errors 1")
 	assert.Contains(t, s, "without collector 1")
@@ -120,10 +120,10 @@ func (m *recordingMailer) SendMail(_ context.Context, from string, to []string, 
 	return err
 }
 
-func TestReportSend(t *testing.T) {
+func TestSend(t *testing.T) {
 	r := sampleReport()
 	var rm recordingMailer
-	require.NoError(t, r.Send(context.Background(), &rm, "migration@example.com", "admin@example.com"))
+	require.NoError(t, Send(context.Background(), &rm, r, "migration@example.com", "admin@example.com"))
 	assert.Equal(t, "migration@example.com", rm.from)
 	assert.Equal(t, []string{"admin@example.com"}, rm.to)
 
@@ -175,19 +175,35 @@ func TestReportSend(t *testing.T) {
 	assert.Contains(t, html, "&lt;script&gt;")
 	assert.Equal(t, "migration-report-example.com-20260304-060607.csv", csvName)
 	var want bytes.Buffer
-	require.NoError(t, r.WriteCSV(&want))
+	require.NoError(t, WriteCSV(&want, r))
 	assert.Equal(t, want.String(), csvBody, "the attachment is the CSV report")
 }
 
-func TestReportSendErrors(t *testing.T) {
+func TestSendErrors(t *testing.T) {
 	r := sampleReport()
 	rm := recordingMailer{err: errors.New("554 rejected")}
-	err := r.Send(context.Background(), &rm, "migration@example.com", "admin@example.com")
+	err := Send(context.Background(), &rm, r, "migration@example.com", "admin@example.com")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "554 rejected")
 
 	rm.err = nil
-	require.Error(t, r.Send(context.Background(), &rm, "not an address", "admin@example.com"))
-	require.Error(t, r.Send(context.Background(), &rm, "migration@example.com", "admin@example.com\r\nBcc: x@evil.example"))
+	require.Error(t, Send(context.Background(), &rm, r, "not an address", "admin@example.com"))
+	require.Error(t, Send(context.Background(), &rm, r, "migration@example.com", "admin@example.com\r\nBcc: x@evil.example"))
 	assert.Nil(t, rm.msg, "nothing sent for bad addresses")
+}
+
+// The CSV header is handed out as a copy: a caller editing its slice
+// changes neither the next caller's header nor the file WriteCSV writes.
+func TestCSVHeaderIsACopy(t *testing.T) {
+	want := CSVHeader()
+	got := CSVHeader()
+	for i := range got {
+		got[i] = "changed"
+	}
+	assert.Equal(t, want, CSVHeader())
+	var buf bytes.Buffer
+	require.NoError(t, WriteCSV(&buf, sampleReport()))
+	rows, err := csv.NewReader(&buf).ReadAll()
+	require.NoError(t, err)
+	assert.Equal(t, want, rows[0])
 }
