@@ -1,3 +1,7 @@
+//go:build linux
+
+// (Linux only: it reads /proc/self/status and getrusage for RSS and CPU.)
+
 // Command queuebacklog measures the outbound queue with a large backlog
 // (bench/queue-backlog.sh, bench/README.md "queue-backlog"): it enqueues
 // RCPTS recipients on the embedded store, all routed to a next hop that
