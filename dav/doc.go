@@ -26,6 +26,8 @@
 //	/dav/                                      the context path (current-user-principal)
 //	/dav/principals/<userID>/                  the user's principal
 //	/dav/calendars/<userID>/                   calendar home; <name>/ a calendar, <name>/<resource> an object
+//	/dav/calendars/<userID>/inbox/             schedule inbox (RFC 6638 §2.2): scheduling messages
+//	/dav/calendars/<userID>/outbox/            schedule outbox (RFC 6638 §2.1): POST free/busy requests
 //	/dav/addressbooks/<userID>/                address-book home; <name>/ a book, <name>/<resource> a vCard
 //	/dav/addressbooks/<userID>/gal/            the tenant's global address list (read-only)
 //
@@ -75,7 +77,24 @@
 // Not served yet, and refused clearly: limit-recurrence-set and
 // limit-freebusy-set (501; clients use expand), sync-level infinite
 // (403), dead properties and calendar-timezone in PROPPATCH (403: the
-// store has no place for them), scheduling (RFC 6638) and sharing.
+// store has no place for them), and sharing.
+//
+// # Scheduling
+//
+// RFC 6638 (DAV: calendar-auto-schedule). The principal names its
+// schedule-inbox-URL and schedule-outbox-URL. The inbox is a calendar
+// collection the server fills (PROPFIND, GET, DELETE, sync-collection;
+// no PUT) holding the latest iTIP message per UID; its
+// schedule-default-calendar-URL is where invitations are put. POST of a
+// VFREEBUSY REQUEST to the outbox (§5) answers a schedule-response with
+// each recipient's VFREEBUSY REPLY (at most Limits.MaxRecipients;
+// colleagues of the same tenant only, others 3.8). Implicit scheduling
+// (§3) sends REQUEST, CANCEL and REPLY for organizers' and attendees'
+// PUTs and DELETEs: local users and resources get them in their inbox and
+// calendar, other domains go to Options.IMIP ([IMIP]); SCHEDULE-STATUS
+// records the outcome in the organizer's copy. Rooms and equipment
+// (directory.Resource) accept a booking when free over all its
+// instances and decline it on a conflict.
 //
 // [FreeBusy] gives other packages the merged busy time of accounts.
 package dav

@@ -56,6 +56,9 @@ func FreeBusy(ctx context.Context, st Store, q FreeBusyQuery) (map[string][]Busy
 		}
 		var periods []calendar.Period
 		for _, c := range colls {
+			if c.Name == inboxName {
+				continue // scheduling messages, not the account's time (RFC 6638 §2.2)
+			}
 			if len(c.Components) > 0 && !slices.Contains(c.Components, "VEVENT") && !slices.Contains(c.Components, "VFREEBUSY") {
 				continue
 			}

@@ -42,11 +42,11 @@ type request struct {
 }
 
 // davCompliance is the DAV header (RFC 4918 §10.1, RFC 4791 §5.1, RFC
-// 6352 §6.1, RFC 5689 §3.1).
-const davCompliance = "1, 3, calendar-access, addressbook, extended-mkcol"
+// 6352 §6.1, RFC 5689 §3.1, RFC 6638 §2).
+const davCompliance = "1, 3, calendar-access, calendar-auto-schedule, addressbook, extended-mkcol"
 
 // allowed lists the methods served (RFC 9110 §10.2.1 Allow).
-const allowed = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, MKCALENDAR, REPORT"
+const allowed = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, MKCALENDAR, REPORT, POST"
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -120,6 +120,8 @@ func (h *Handler) dispatch(rq *request) error {
 		return h.delete(rq)
 	case "REPORT":
 		return h.report(rq)
+	case http.MethodPost:
+		return h.postOutbox(rq)
 	}
 	rq.w.Header().Set("Allow", allowed)
 	return &httpError{status: http.StatusMethodNotAllowed}

@@ -11,23 +11,17 @@ import (
 // who has none of that kind, the first time the user looks at a home,
 // the principal or the root (DAV.md). A concurrent creation is no error.
 func (h *Handler) ensureDefaults(rq *request) error {
-	defaults := []store.Collection{
-		{Account: rq.user.ID, Kind: store.KindCalendar, Name: defaultName,
-			DisplayName: defaultCalendarDisplay, Components: []string{"VEVENT", "VTODO"}},
-		{Account: rq.user.ID, Kind: store.KindAddressBook, Name: defaultName,
-			DisplayName: defaultBookDisplay},
+	if _, _, err := h.ensureCalendarHome(rq.ctx, rq.user.ID); err != nil {
+		return err
 	}
-	for _, c := range defaults {
-		have, err := h.opts.Store.ListCollections(rq.ctx, rq.user.ID, c.Kind)
-		if err != nil {
-			return err
-		}
-		if len(have) > 0 {
-			continue
-		}
-		if _, err := h.opts.Store.CreateCollection(rq.ctx, c); err != nil && !errors.Is(err, store.ErrExists) {
-			return err
-		}
+	c := store.Collection{Account: rq.user.ID, Kind: store.KindAddressBook, Name: defaultName,
+		DisplayName: defaultBookDisplay}
+	have, err := h.opts.Store.ListCollections(rq.ctx, rq.user.ID, c.Kind)
+	if err != nil || len(have) > 0 {
+		return err
+	}
+	if _, err := h.opts.Store.CreateCollection(rq.ctx, c); err != nil && !errors.Is(err, store.ErrExists) {
+		return err
 	}
 	return nil
 }

@@ -128,6 +128,9 @@ func (h *Handler) deleteCollection(rq *request) error {
 	if readOnly(rq.t) {
 		return needPrivileges(h.hrefOf(rq.t), "unbind")
 	}
+	if err := refuseInboxWrite(rq.t); err != nil {
+		return err
+	}
 	err := h.opts.Store.DeleteCollection(rq.ctx, rq.user.ID, rq.t.collKind(), rq.t.coll)
 	if errors.Is(err, store.ErrNotFound) {
 		return &httpError{status: http.StatusNotFound, msg: "no such collection"}

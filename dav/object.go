@@ -55,6 +55,13 @@ func (h *Handler) delete(rq *request) error {
 	if err != nil {
 		return err
 	}
+	var prev store.Object
+	if rq.t.kind == kindCalObject && !isInbox(rq.t) {
+		// The data is needed for the CANCEL or REPLY it may cause.
+		if prev, err = h.opts.Store.GetObject(rq.ctx, c.ID, rq.t.name); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
 	err = h.opts.Store.DeleteObject(rq.ctx, c.ID, rq.t.name, ifMatch)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -63,6 +70,9 @@ func (h *Handler) delete(rq *request) error {
 		return &httpError{status: http.StatusPreconditionFailed, msg: "If-Match does not match the current ETag"}
 	case err != nil:
 		return err
+	}
+	if prev.Data != nil {
+		h.scheduleOnDelete(rq, prev.Data) // RFC 6638 §3.2.2.3, §3.2.3.3
 	}
 	rq.w.WriteHeader(http.StatusNoContent)
 	return nil

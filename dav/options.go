@@ -32,12 +32,18 @@ type Store interface {
 }
 
 // Directory is what the handler needs from the directory: password
-// checks for directory.ProtoDAV. The user it returns names the account
+// checks for directory.ProtoDAV, and the resolution of calendar-user
+// addresses for scheduling (RFC 6638): LookupAddress finds the local
+// user or resource an ATTENDEE names, LookupDomain tells an unknown
+// local address (3.7) from one of a remote domain (handed to
+// Options.IMIP). The user Authenticate returns names the account
 // (User.ID) and the addresses of the principal's
 // calendar-user-address-set. directory.Directory satisfies it; one that
 // is also a directory.LoginKeyer keys the auth limiter by account.
 type Directory interface {
 	Authenticate(ctx context.Context, login, password string, p directory.Protocol) (directory.User, error)
+	LookupAddress(ctx context.Context, address string) (directory.Entry, error)
+	LookupDomain(ctx context.Context, name string) (directory.Domain, error)
 }
 
 // GAL is the tenant's global address list, served as the read-only
@@ -58,6 +64,7 @@ const (
 	DefaultMaxObjectsPerCollection = 100000
 	DefaultMaxInstances            = 10000
 	DefaultMaxAttendees            = 1000
+	DefaultMaxRecipients           = 100
 	DefaultMaxRequestBody          = 4 << 20
 	DefaultMaxXMLDepth             = 32
 	DefaultMaxXMLElements          = 100000
@@ -85,6 +92,11 @@ type Limits struct {
 	// MaxAttendees bounds the attendees of one instance (RFC 4791
 	// §5.2.9). Default 1000.
 	MaxAttendees int
+	// MaxRecipients bounds the ATTENDEEs of one free/busy request POSTed
+	// to the schedule outbox (RFC 6638 §5), each of which costs a
+	// free/busy computation over all the recipient's calendars. Default
+	// 100.
+	MaxRecipients int
 	// MaxRequestBody bounds the XML body of PROPFIND, PROPPATCH,
 	// MKCALENDAR, MKCOL and REPORT requests. Default 4 MiB.
 	MaxRequestBody int64
@@ -97,7 +109,7 @@ type Limits struct {
 
 func (l Limits) withDefaults() (Limits, error) {
 	if l.MaxResourceSize < 0 || l.MaxCollections < 0 || l.MaxObjectsPerCollection < 0 ||
-		l.MaxInstances < 0 || l.MaxAttendees < 0 || l.MaxRequestBody < 0 ||
+		l.MaxInstances < 0 || l.MaxAttendees < 0 || l.MaxRecipients < 0 || l.MaxRequestBody < 0 ||
 		l.MaxXMLDepth < 0 || l.MaxXMLElements < 0 {
 		return l, errors.New("limits must not be negative")
 	}
@@ -116,6 +128,7 @@ func (l Limits) withDefaults() (Limits, error) {
 	def(&l.MaxObjectsPerCollection, DefaultMaxObjectsPerCollection)
 	def(&l.MaxInstances, DefaultMaxInstances)
 	def(&l.MaxAttendees, DefaultMaxAttendees)
+	def(&l.MaxRecipients, DefaultMaxRecipients)
 	def64(&l.MaxRequestBody, DefaultMaxRequestBody)
 	def(&l.MaxXMLDepth, DefaultMaxXMLDepth)
 	def(&l.MaxXMLElements, DefaultMaxXMLElements)
@@ -152,6 +165,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Limits bound requests and data; see [Limits].
 	Limits Limits
+	// IMIP, if set, carries scheduling messages for calendar users this
+	// server does not host (see [IMIP]); without it they get
+	// SCHEDULE-STATUS 5.3.
+	IMIP IMIP
 	// FloatingLocation is the time zone in which floating date-times
 	// (RFC 5545 §3.3.5, no TZID) are evaluated by time-range queries and
 	// free/busy (RFC 4791 §9.9). Default UTC.

@@ -23,6 +23,11 @@ const (
 	kindBookHome                   // /dav/addressbooks/<user>/
 	kindBook                       // /dav/addressbooks/<user>/<name>/
 	kindCard                       // /dav/addressbooks/<user>/<name>/<resource>
+	kindOutbox                     // /dav/calendars/<user>/outbox/ (RFC 6638 §2.1)
+	// kindInbox names the property table of the schedule inbox, which is
+	// otherwise served as the calendar collection "inbox" (kindCalendar);
+	// parsePath never returns it.
+	kindInbox
 )
 
 // Top-level path segments under the prefix.
@@ -64,7 +69,7 @@ type target struct {
 // collKind is the store kind of a calendar or address-book target.
 func (t target) collKind() store.CollectionKind {
 	switch t.kind {
-	case kindCalHome, kindCalendar, kindCalObject:
+	case kindCalHome, kindCalendar, kindCalObject, kindOutbox:
 		return store.KindCalendar
 	}
 	return store.KindAddressBook
@@ -113,6 +118,10 @@ func classify(segs []string) (target, error) {
 		t.kind = kindPrincipals
 	case segs[0] == segPrincipals && len(segs) == 2:
 		t.kind = kindPrincipal
+	case segs[0] == segCalendars && len(segs) >= 3 && segs[2] == outboxName:
+		if len(segs) == 3 {
+			t.kind = kindOutbox // the outbox holds nothing (RFC 6638 §2.1)
+		}
 	case segs[0] == segCalendars && len(segs) <= 4:
 		t.kind = [...]kind{0, 0, kindCalHome, kindCalendar, kindCalObject}[len(segs)]
 	case segs[0] == segAddressBooks && len(segs) <= 4:
@@ -149,7 +158,7 @@ func (h *Handler) hrefOf(t target) string {
 	switch t.kind {
 	case kindPrincipals, kindPrincipal:
 		seg(segPrincipals)
-	case kindCalHome, kindCalendar, kindCalObject:
+	case kindCalHome, kindCalendar, kindCalObject, kindOutbox:
 		seg(segCalendars)
 	case kindBookHome, kindBook, kindCard:
 		seg(segAddressBooks)

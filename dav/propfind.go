@@ -124,7 +124,7 @@ func preferMinimal(r *http.Request) bool {
 // props answers a propRequest for one resource: 200 with the values it
 // has, 404 for the names it does not have (RFC 4918 §9.1).
 func (h *Handler) props(rq *request, res *resource, pr propRequest) []propstat {
-	defs := h.propDefs[res.t.kind]
+	defs := h.propDefs[propKind(res.t)]
 	ok := propstat{status: http.StatusOK}
 	missing := propstat{status: http.StatusNotFound}
 	if pr.propname {
@@ -217,6 +217,9 @@ func (h *Handler) walkChildren(rq *request, fn func(*resource) error) error {
 			if err := fn(&resource{t: target{kind: k, user: u, coll: colls[i].Name}, coll: &colls[i]}); err != nil {
 				return err
 			}
+		}
+		if k == kindCalendar {
+			return fn(&resource{t: target{kind: kindOutbox, user: u, coll: outboxName}})
 		}
 		if k == kindBook && h.opts.GAL != nil {
 			gal := h.galCollection(rq)

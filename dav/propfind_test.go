@@ -58,7 +58,9 @@ func TestPropfindDepth(t *testing.T) {
 	}
 	ms = e.do("PROPFIND", home, propfindBody("D:resourcetype", "D:displayname"), "Depth", "1").multistatus(t)
 	cal, ok := ms[home+"calendar/"]
-	if len(ms) != 2 || !ok {
+	_, inbox := ms[home+"inbox/"]
+	_, outbox := ms[home+"outbox/"]
+	if len(ms) != 4 || !ok || !inbox || !outbox { // the home, its calendar, the schedule inbox and outbox
 		t.Fatalf("Depth 1: %v", ms)
 	}
 	if cal.prop(t, nsDAV, "resourcetype").child(nsCalDAV, "calendar") == nil {

@@ -54,7 +54,7 @@ func propTable() map[kind][]propDef {
 		return []*node{href(h.hrefOf(target{kind: kindPrincipal, user: rq.user.ID}))}
 	}
 	common := []propDef{
-		def(nsDAV, "resourcetype", true, func(_ *Handler, _ *request, res *resource) []*node { return resourceType(res.t.kind) }),
+		def(nsDAV, "resourcetype", true, func(_ *Handler, _ *request, res *resource) []*node { return resourceTypeOf(res.t) }),
 		def(nsDAV, "current-user-principal", false, principalHref),
 		def(nsDAV, "current-user-privilege-set", false, func(_ *Handler, _ *request, res *resource) []*node { return privileges(res) }),
 	}
@@ -145,7 +145,13 @@ func propTable() map[kind][]propDef {
 		}),
 		text(nsCardDAV, "max-resource-size", false, maxSize),
 	)
+	inbox := append(calendar[:len(calendar):len(calendar)], scheduleDefaultCalendarProp())
+	outbox := append(owned[:len(owned):len(owned)],
+		text(nsDAV, "displayname", true, func(*Handler, *request, *resource) string { return "Outbox" }))
+	principal = append(principal, schedulePrincipalProps()...)
 	return map[kind][]propDef{
+		kindInbox:      inbox,
+		kindOutbox:     outbox,
 		kindRoot:       common,
 		kindPrincipals: common,
 		kindPrincipal:  principal,
@@ -189,6 +195,7 @@ func privileges(res *resource) []*node {
 	if res.t.collKind() == store.KindCalendar && res.t.kind != kindRoot && res.t.kind != kindPrincipals && res.t.kind != kindPrincipal {
 		out = append(out, el(nsDAV, "privilege", el(nsCalDAV, "read-free-busy"))) // RFC 4791 §6.1.1
 	}
+	out = append(out, schedulePrivileges(res.t)...)
 	return out
 }
 

@@ -2,6 +2,8 @@ package dav
 
 import (
 	"errors"
+
+	"github.com/emersion/go-ical"
 	"io"
 	"mime"
 	"net/http"
@@ -24,6 +26,7 @@ const (
 type parsed struct {
 	uid        string
 	component  string
+	cal        *ical.Calendar // of a calendar object
 	start, end time.Time
 	mediaType  string
 }
@@ -38,6 +41,9 @@ func (h *Handler) put(rq *request) error {
 	}
 	if readOnly(rq.t) {
 		return needPrivileges(h.hrefOf(rq.t), "write-content")
+	}
+	if err := refuseInboxWrite(rq.t); err != nil {
+		return err
 	}
 	cal := rq.t.kind == kindCalObject
 	if err := checkMediaType(rq.r, cal); err != nil {
@@ -59,7 +65,7 @@ func (h *Handler) put(rq *request) error {
 	if err != nil {
 		return err
 	}
-	existed, err := h.checkPutConditions(rq, c)
+	existed, prev, err := h.checkPutConditions(rq, c)
 	if err != nil {
 		return err
 	}
@@ -73,7 +79,12 @@ func (h *Handler) put(rq *request) error {
 	if err != nil {
 		return h.putError(rq, c, p.uid, cal, err)
 	}
-	rq.w.Header().Set("ETag", quoteETag(stored.ETag))
+	if cal && h.rewriteScheduled(rq, c, o, stored, prev, p) {
+		// RFC 4791 §5.3.4: the stored data is not what the client sent
+		// (SCHEDULE-STATUS was recorded), so no ETag is returned.
+	} else {
+		rq.w.Header().Set("ETag", quoteETag(stored.ETag))
+	}
 	if existed {
 		rq.w.WriteHeader(http.StatusNoContent)
 	} else {
@@ -153,7 +164,7 @@ func (h *Handler) validate(data []byte, cal bool, c store.Collection) (parsed, e
 			comp+" is not among this calendar's components "+strings.Join(c.Components, ", "))
 	}
 	start, end := obj.Bounds()
-	return parsed{uid: obj.UID(), component: comp, start: start, end: end, mediaType: typeCalendar + "; charset=utf-8"}, nil
+	return parsed{uid: obj.UID(), component: comp, start: start, end: end, cal: obj.Calendar(), mediaType: typeCalendar + "; charset=utf-8"}, nil
 }
 
 // checkPutConditions reports whether the resource exists and refuses a
@@ -161,27 +172,27 @@ func (h *Handler) validate(data []byte, cal bool, c store.Collection) (parsed, e
 // list naming the current ETag (RFC 9110 §13.1.2). The count is only
 // taken when it could be over the limit: a collection's sync token
 // grows with every change, so it bounds the number of objects.
-func (h *Handler) checkPutConditions(rq *request, c store.Collection) (bool, error) {
+func (h *Handler) checkPutConditions(rq *request, c store.Collection) (bool, []byte, error) {
 	cur, err := h.opts.Store.GetObject(rq.ctx, c.ID, rq.t.name)
 	existed := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return false, err
+		return false, nil, err
 	}
 	if inm := rq.r.Header.Get("If-None-Match"); inm != "" && inm != "*" && existed && etagListMatches(inm, cur.ETag) {
-		return existed, &httpError{status: http.StatusPreconditionFailed, msg: "If-None-Match matches the current ETag"}
+		return existed, nil, &httpError{status: http.StatusPreconditionFailed, msg: "If-None-Match matches the current ETag"}
 	}
 	max := h.opts.Limits.MaxObjectsPerCollection
 	if existed || c.SyncToken < uint64(max) {
-		return existed, nil
+		return existed, cur.Data, nil
 	}
 	objs, err := h.opts.Store.ListObjects(rq.ctx, c.ID)
 	if err != nil {
-		return existed, err
+		return existed, nil, err
 	}
 	if len(objs) >= max {
-		return existed, &httpError{status: http.StatusInsufficientStorage, msg: "too many objects in this collection"}
+		return existed, nil, &httpError{status: http.StatusInsufficientStorage, msg: "too many objects in this collection"}
 	}
-	return existed, nil
+	return existed, nil, nil
 }
 
 // putError maps a store refusal of PutObject.

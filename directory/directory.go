@@ -207,12 +207,27 @@ type Resource struct {
 	Kind        string // "room" or "equipment"
 	Capacity    int
 	Location    string
+	// Policy is how invitations to the resource are answered:
+	// ResourcePolicyAuto (also when empty) accepts a booking when the
+	// resource is free and declines it on a conflict;
+	// ResourcePolicyManual declines conflicts and leaves the others to
+	// one of the Approvers.
+	Policy string `json:",omitempty"`
+	// Approvers are the IDs of the users who answer bookings of a
+	// resource with the manual policy.
+	Approvers []string `json:",omitempty"`
 }
 
 // Resource kinds (Resource.Kind).
 const (
 	ResourceRoom      = "room"
 	ResourceEquipment = "equipment"
+)
+
+// Resource booking policies (Resource.Policy).
+const (
+	ResourcePolicyAuto   = "auto"
+	ResourcePolicyManual = "manual"
 )
 
 // EntryKind says what an address resolved to.

@@ -6,12 +6,13 @@ import (
 	"strings"
 )
 
-// Canonicalisation for verification (RFC 6376 §3.4). go-msgauth keeps its
-// canonicalisers unexported, so the verifier has its own: streaming, with
-// no allocation per write, and with go-msgauth's treatment of line ends
-// (a bare LF counts as CRLF, a bare CR is an ordinary character), which
+// Canonicalisation (RFC 6376 §3.4), the one the signer and the verifier
+// share: streaming, with no allocation per write, and with go-msgauth's
+// treatment of line ends (a bare LF counts as CRLF, a bare CR is an
+// ordinary character). go-msgauth is the independent check in the tests:
 // TestCanonicalisationMatchesGoMsgauth and FuzzVerifyMatchesGoMsgauth
-// check against go-msgauth's signer.
+// verify its signatures with ours, TestSignVerifiesWithGoMsgauth and
+// FuzzSignMatchesGoMsgauth verify ours with it and compare body hashes.
 
 // Canonicalisation algorithm names (RFC 6376 §3.4, c= tag).
 const (

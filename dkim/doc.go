@@ -1,12 +1,18 @@
 // Package dkim authenticates mail: DKIM keys per domain and their
 // rotation, DKIM signing (RFC 6376, RFC 8463), verification of DKIM, SPF
 // (RFC 7208) and DMARC (RFC 7489), the Authentication-Results field (RFC
-// 8601), and the DNS records a hosted domain publishes. Signing, record
-// syntax and SPF come from go-msgauth and blitiri.com.ar/go/spf; this
-// package holds the policy around them. DKIM verification is its own
-// (go-msgauth's verifier re-reads the header, parses the key anew for
-// every message and allocates per write), with its canonicalisation
-// checked against go-msgauth's signer by a differential fuzz test.
+// 8601), and the DNS records a hosted domain publishes. SPF comes from
+// blitiri.com.ar/go/spf, DMARC record syntax and the Authentication-Results
+// value types and quoting from go-msgauth's dmarc and authres packages; this
+// package holds the policy around them. DKIM signing and verification are this
+// package's own and share one canonicaliser (RFC 6376 §3.4: simple and
+// relaxed, header and body) and one header hash (§3.7), so the signer
+// and the verifier cannot disagree about the algorithm. go-msgauth's dkim
+// package is used only by the tests, as the independent oracle: our
+// signatures must verify with its verifier and carry its body hash, its
+// signatures must verify with ours (table tests and differential fuzz
+// tests both ways), and .ci/interop-dkim.sh checks both directions with
+// dkimpy and OpenDKIM.
 //
 // Verification is a pure function of the message, the envelope and an
 // injected [Resolver]; it returns a [Result] and acts on nothing. For an
@@ -46,9 +52,20 @@
 // a [Decision]: accept, deliver to Junk, or reject with an SMTP code.
 //
 // Signing ([Sign]) also reads the message once: the header block is held,
-// the body streams into one go-msgauth signer per key (an RSA and an
-// Ed25519 signature for dual signing), and the DKIM-Signature fields are
-// returned for the caller to prepend.
+// the body streams once through the relaxed body canonicaliser into
+// SHA-256, and that one body hash serves every key (an RSA and an Ed25519
+// signature for dual signing); each key then signs the hash of its
+// signed header fields. The DKIM-Signature fields are returned for the
+// caller to prepend, tags in the order v= a= c= d= s= t= [x=] h= bh= b=,
+// folded at 78 characters. Measured against go-msgauth's signer, which
+// signed until 2026-12 (BenchmarkSign, bench/dkim.md; CPU time per
+// message, medians of 5 on a shared 2-vCPU VM): RSA-2048 on 10 KiB 1.11
+// ms against 1.25 ms, on 1 MiB 4.0 ms against 7.4 ms; Ed25519 on 10 KiB
+// 80 µs against 149 µs, on 1 MiB 2.9 ms against 6.3 ms; dual signing of
+// 1 MiB 4.0 ms against 12.7 ms (go-msgauth canonicalises the body once
+// per key, through a pipe and a goroutine). Memory per message is
+// constant, about 15-21 KB in 108-127 allocations, where go-msgauth's
+// grows with the body (2.1 MB per key for 1 MiB).
 //
 // Keys ([Keys]) live in a [KeyStore], an interface this package defines so
 // that signing and verification import no store; dkim/dkimstore keeps them

@@ -30,7 +30,8 @@ const defaultMaxHeaderBytes = 1 << 20
 // empty line that ends it (RFC 5322 §2.1), or to EOF for a message without
 // a body. The body stays unread in br. The block is the module's
 // (msgheader.AppendBlock): lines that are not fields are part of it, as
-// they are of the header go-msgauth signs and verifies.
+// they are of the header go-msgauth (the tests' oracle) signs and
+// verifies.
 func readHeader(br *bufio.Reader, max int) ([]byte, error) {
 	return readHeaderInto(new(bytes.Buffer), br, max)
 }

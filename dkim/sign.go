@@ -2,14 +2,18 @@ package dkim
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"time"
-
-	msgdkim "github.com/emersion/go-msgauth/dkim"
 
 	"github.com/mailyard/mailyard/internal/ctxio"
 )
@@ -54,8 +58,7 @@ type SignOptions struct {
 	Oversign []string
 	// Expiration, if set, adds x= that much after now (RFC 6376 §3.5).
 	Expiration time.Duration
-	// Now is the clock for x=; nil means time.Now. (t= comes from
-	// go-msgauth's own clock.)
+	// Now is the clock for t= and x=; nil means time.Now.
 	Now func() time.Time
 	// MaxHeaderBytes bounds the header block; zero means 1 MiB.
 	MaxHeaderBytes int
@@ -65,15 +68,27 @@ type SignOptions struct {
 // header field(s) to prepend to it, one per key (all ending in CRLF),
 // relaxed/relaxed canonicalisation (RFC 6376 §3.4.2, §3.4.4), rsa-sha256
 // or ed25519-sha256 (RFC 8463) by key. Only the header block is held in
-// memory; the body streams through the hashes. The caller prepends the
-// result to the message it still has (spool file or blob): signatures go
-// above every field they cover.
+// memory; the body streams once through one canonicaliser and SHA-256,
+// whose body hash all keys share. The caller prepends the result to the
+// message it still has (spool file or blob): signatures go above every
+// field they cover.
 //
 // Keys come from [Keys.Signing]; with none, Sign returns "" and no
 // error, so an unconfigured domain sends unsigned mail.
 func Sign(ctx context.Context, keys []Key, r io.Reader, opts SignOptions) (string, error) {
+	return sign(ctx, keys, r, opts, canonRelaxed, canonRelaxed)
+}
+
+// sign is [Sign] with the header and body canonicalisation as
+// parameters; the tests sign with every combination of the two.
+func sign(ctx context.Context, keys []Key, r io.Reader, opts SignOptions, headerCan, bodyCan string) (string, error) {
 	if len(keys) == 0 {
 		return "", nil
+	}
+	for _, k := range keys {
+		if err := checkSigningKey(k); err != nil {
+			return "", err
+		}
 	}
 	maxHeader := opts.MaxHeaderBytes
 	if maxHeader <= 0 {
@@ -88,60 +103,90 @@ func Sign(ctx context.Context, keys []Key, r io.Reader, opts SignOptions) (strin
 	if err != nil {
 		return "", err
 	}
-	hkeys, err := headerKeys(splitFields(header), opts)
+	fields := splitFields(header)
+	hkeys, err := headerKeys(fields, opts)
 	if err != nil {
 		return "", err
 	}
-	signers := make([]*msgdkim.Signer, 0, len(keys))
-	writers := make([]io.Writer, 0, len(keys))
-	defer func() {
-		for _, s := range signers {
-			s.Close() // a no-op after a successful Close
-		}
-	}()
-	for _, k := range keys {
-		if k.private == nil {
-			return "", fmt.Errorf("%w: %s has no private key", ErrInvalidKey, k)
-		}
-		so := &msgdkim.SignOptions{
-			Domain:                 k.Domain,
-			Selector:               k.Selector,
-			Signer:                 k.Signer(),
-			HeaderCanonicalization: msgdkim.CanonicalizationRelaxed,
-			BodyCanonicalization:   msgdkim.CanonicalizationRelaxed,
-			HeaderKeys:             hkeys,
-		}
-		if opts.Expiration > 0 {
-			so.Expiration = now().Add(opts.Expiration)
-		}
-		s, err := msgdkim.NewSigner(so)
-		if err != nil {
-			return "", fmt.Errorf("dkim: signer for %s: %w", k, err)
-		}
-		signers = append(signers, s)
-		writers = append(writers, s)
+	bh, err := bodyHash(ctx, br, bodyCan == canonRelaxed)
+	if err != nil {
+		return "", err
 	}
-	w := io.MultiWriter(writers...)
-	if !endsWithBlankLine(header) {
-		// A message without a body: go-msgauth wants the blank line. An
-		// absent and an empty body canonicalise alike (RFC 6376 §3.4.3,
-		// §3.4.4).
-		header = append(header[:len(header):len(header)], "\r\n"...)
+	t := now()
+	tmpl := sigTemplate{canon: headerCan + "/" + bodyCan, t: t.Unix(), headerKeys: hkeys, bh: bh}
+	if opts.Expiration > 0 {
+		tmpl.x = t.Add(opts.Expiration).Unix()
 	}
-	if _, err := w.Write(header); err != nil {
-		return "", fmt.Errorf("dkim: sign: %w", err)
-	}
-	if _, err := br.WriteTo(w); err != nil {
-		return "", fmt.Errorf("dkim: sign: %w", err)
-	}
+	scratch := headerScratch.Get().(*bytes.Buffer)
+	defer headerScratch.Put(scratch)
 	var out strings.Builder
-	for i, s := range signers {
-		if err := s.Close(); err != nil {
-			return "", fmt.Errorf("dkim: sign with %s: %w", keys[i], err)
+	for _, k := range keys {
+		f, err := signOne(scratch, k, tmpl, fields, headerCan == canonRelaxed)
+		if err != nil {
+			return "", err
 		}
-		out.WriteString(s.Signature())
+		out.WriteString(f)
 	}
 	return out.String(), nil
+}
+
+// checkSigningKey refuses a key that cannot sign or whose d= or s= would
+// not be a plain tag value (RFC 6376 §3.2: no ";", no white space or
+// control characters, which would change the tag list or the header).
+func checkSigningKey(k Key) error {
+	if k.private == nil {
+		return fmt.Errorf("%w: %s has no private key", ErrInvalidKey, k)
+	}
+	plain := func(v string) bool {
+		return v != "" && !strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == ';' || r == 0x7f })
+	}
+	if !plain(k.Domain) || !plain(k.Selector) {
+		return fmt.Errorf("%w: domain %q or selector %q is not a DKIM tag value", ErrInvalidKey, k.Domain, k.Selector)
+	}
+	return nil
+}
+
+// bodyHash streams the rest of the message through the body
+// canonicaliser the verifier uses and returns its SHA-256 (RFC 6376
+// §3.7, the bh= tag). An absent and an empty body hash alike (§3.4.3,
+// §3.4.4).
+func bodyHash(ctx context.Context, br *bufio.Reader, relaxed bool) ([]byte, error) {
+	c := newBodyCanon(relaxed)
+	defer bodyCanons.Put(c)
+	if _, err := br.WriteTo(c); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		return nil, fmt.Errorf("dkim: sign: read body: %w", err)
+	}
+	c.Close()
+	return c.h.Sum(nil), nil
+}
+
+// signOne returns the DKIM-Signature field of one key: the field with an
+// empty b= goes through the verifier's header hash (signedHeader, RFC
+// 6376 §3.7) and the key signs that hash (RFC 8463 §3: Ed25519 signs the
+// SHA-256 hash too).
+func signOne(scratch *bytes.Buffer, k Key, tmpl sigTemplate, fields []field, headerRelaxed bool) (string, error) {
+	signer := k.Signer()
+	var hashOpt crypto.SignerOpts
+	switch signer.Public().(type) {
+	case *rsa.PublicKey:
+		tmpl.alg, hashOpt = "rsa-sha256", crypto.SHA256
+	case ed25519.PublicKey:
+		tmpl.alg, hashOpt = "ed25519-sha256", crypto.Hash(0)
+	default:
+		return "", fmt.Errorf("%w: %s: unsupported key type %T", ErrInvalidKey, k, signer.Public())
+	}
+	tmpl.domain, tmpl.selector = k.Domain, k.Selector
+	scratch.Reset()
+	signedHeader(scratch, fields, tmpl.headerKeys, []byte(tmpl.format(nil)), headerRelaxed)
+	hashed := sha256.Sum256(scratch.Bytes())
+	sig, err := signer.Sign(rand.Reader, hashed[:], hashOpt)
+	if err != nil {
+		return "", fmt.Errorf("dkim: sign with %s: %w", k, err)
+	}
+	return tmpl.format(sig), nil
 }
 
 // headerKeys builds h=: every configured field as often as it occurs,

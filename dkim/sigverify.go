@@ -37,6 +37,7 @@ import (
 // The reasons given for failures are go-msgauth's, whose verifier this
 // replaced on the inbound path: it exposes no way to reuse a parsed key,
 // re-reads the header block and allocates per write while canonicalising.
+// The signer ([Sign]) hashes with the same bodyCanon and signedHeader.
 
 // sigCheck is one DKIM-Signature on its way through verification.
 type sigCheck struct {

@@ -66,24 +66,9 @@ func (m *Migrator) dial(ctx context.Context, job Job) (*sourceConn, error) {
 		}
 		return nil, cfgErr(err)
 	}
-	port := src.Port
-	if port == 0 {
-		port = 143
-		if src.TLS == TLSImplicit {
-			port = 993
-		}
-	}
-	tlsConf := &tls.Config{ServerName: src.Host, InsecureSkipVerify: src.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-	if src.CAFile != "" {
-		pem, err := os.ReadFile(src.CAFile)
-		if err != nil {
-			return nil, cfgErr(fmt.Errorf("source CA file: %w", err))
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, cfgErr(fmt.Errorf("source CA file %s holds no PEM certificate", src.CAFile))
-		}
-		tlsConf.RootCAs = pool
+	tlsConf, err := sourceTLSConfig(src)
+	if err != nil {
+		return nil, cfgErr(err)
 	}
 
 	release, err := m.hosts.acquire(ctx, src.Host)
@@ -99,53 +84,22 @@ func (m *Migrator) dial(ctx context.Context, job Job) (*sourceConn, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, m.opts.DialTimeout)
 	defer cancel()
-	d := net.Dialer{}
-	var raw net.Conn
-	if addrs == nil {
-		raw, err = d.DialContext(dctx, "tcp", net.JoinHostPort(src.Host, strconv.Itoa(port)))
-	} else {
-		// Dial exactly the addresses the allowlist approved.
-		for _, a := range addrs {
-			raw, err = d.DialContext(dctx, "tcp", netip.AddrPortFrom(a, uint16(port)).String())
-			if err == nil {
-				break
-			}
-		}
-	}
+	raw, err := dialSource(dctx, src, addrs)
 	if err != nil {
-		return nil, connErr(fmt.Errorf("dial %s:%d: %w", src.Host, port, err))
+		return nil, connErr(err)
 	}
 	lc := &limitedConn{Conn: raw, ctx: ctx, bw: m.bw}
 	lc.timeout.Store(int64(m.opts.DialTimeout))
-	var conn net.Conn = lc
-	opts := &imapclient.Options{TLSConfig: tlsConf}
-	var c *imapclient.Client
-	switch src.TLS {
-	case TLSImplicit:
-		tc := tls.Client(lc, tlsConf)
-		if err := tc.HandshakeContext(dctx); err != nil {
-			raw.Close()
-			return nil, connErr(fmt.Errorf("TLS with %s: %w", src.Host, err))
-		}
-		conn = tc
-		c = imapclient.New(conn, opts)
-	case TLSStartTLS:
-		c, err = imapclient.NewStartTLS(conn, opts)
-		if err != nil {
-			raw.Close()
-			return nil, connErr(fmt.Errorf("STARTTLS with %s: %w", src.Host, err))
-		}
-	default:
-		c = imapclient.New(conn, opts)
-	}
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	fail := func(err error) (*sourceConn, error) {
-		stop()
-		c.Close()
+	c, err := newSourceClient(dctx, lc, src, tlsConf)
+	if err != nil {
+		raw.Close()
 		return nil, connErr(err)
 	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
 	if err := c.WaitGreeting(); err != nil {
-		return fail(fmt.Errorf("greeting from %s: %w", src.Host, err))
+		stop()
+		c.Close()
+		return nil, connErr(fmt.Errorf("greeting from %s: %w", src.Host, err))
 	}
 	if err := m.authenticate(c, job.Credentials); err != nil {
 		stop()
@@ -158,6 +112,85 @@ func (m *Migrator) dial(ctx context.Context, job Job) (*sourceConn, error) {
 	}
 	lc.timeout.Store(int64(m.opts.CommandTimeout))
 	return &sourceConn{c: c, conn: lc, release: release, stop: stop}, nil
+}
+
+// sourcePort is src.Port, or the IMAP port of its TLS mode: 993 for
+// implicit TLS (RFC 8314 §3.3), 143 otherwise.
+func sourcePort(src Source) int {
+	switch {
+	case src.Port != 0:
+		return src.Port
+	case src.TLS == TLSImplicit:
+		return 993
+	}
+	return 143
+}
+
+// sourceTLSConfig is the TLS configuration for src: its host name, TLS
+// 1.2 or later, and the certificates of src.CAFile as the only roots if it
+// names one.
+func sourceTLSConfig(src Source) (*tls.Config, error) {
+	tlsConf := &tls.Config{ServerName: src.Host, InsecureSkipVerify: src.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if src.CAFile == "" {
+		return tlsConf, nil
+	}
+	pem, err := os.ReadFile(src.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("source CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("source CA file %s holds no PEM certificate", src.CAFile)
+	}
+	tlsConf.RootCAs = pool
+	return tlsConf, nil
+}
+
+// dialSource opens the TCP connection to src: to exactly the addresses
+// the allowlist approved, in order, or (addrs nil: no allowlist) to the
+// host name.
+func dialSource(ctx context.Context, src Source, addrs []netip.Addr) (net.Conn, error) {
+	port := sourcePort(src)
+	var d net.Dialer
+	var raw net.Conn
+	var err error
+	if addrs == nil {
+		raw, err = d.DialContext(ctx, "tcp", net.JoinHostPort(src.Host, strconv.Itoa(port)))
+	} else {
+		for _, a := range addrs {
+			raw, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(a, uint16(port)).String())
+			if err == nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dial %s:%d: %w", src.Host, port, err)
+	}
+	return raw, nil
+}
+
+// newSourceClient starts the IMAP client on lc, secured as src.TLS says:
+// a TLS handshake first (implicit TLS, RFC 8314 §3.3), STARTTLS (RFC 9051
+// §6.2.1), or none.
+func newSourceClient(ctx context.Context, lc *limitedConn, src Source, tlsConf *tls.Config) (*imapclient.Client, error) {
+	opts := &imapclient.Options{TLSConfig: tlsConf}
+	switch src.TLS {
+	case TLSImplicit:
+		tc := tls.Client(lc, tlsConf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("TLS with %s: %w", src.Host, err)
+		}
+		return imapclient.New(tc, opts), nil
+	case TLSStartTLS:
+		c, err := imapclient.NewStartTLS(lc, opts)
+		if err != nil {
+			return nil, fmt.Errorf("STARTTLS with %s: %w", src.Host, err)
+		}
+		return c, nil
+	default:
+		return imapclient.New(lc, opts), nil
+	}
 }
 
 // authenticate logs in as the credentials say. The password goes only to

@@ -14,7 +14,9 @@
 //
 // A [Run] starts collectors for many mailboxes at once (from a CSV file or
 // for every user of a domain) and is kept in the run history; a [Report]
-// compares source and target per mailbox and folder.
+// compares source and target per mailbox and folder. The engine returns
+// these as data; package migration/report renders a report as CSV, as an
+// HTML page, as a text summary or as a mail carrying all three.
 //
 // Mail collection is one-way: nothing is ever written to the source.
 //
@@ -314,7 +316,7 @@ type MailboxStatus struct {
 	// Passes counts successful passes.
 	Passes int
 	// LastMessage is a human summary of the last pass ("copied 120
-	// messages (4.2 MB) in 3 folders").
+	// messages (4.2 MiB) in 3 folders").
 	LastMessage string
 	LastError   string
 	ErrorClass  ErrorClass

@@ -23,7 +23,8 @@ type ReportSpec struct {
 	Mailboxes []string
 }
 
-// Report compares source and target per mailbox and folder.
+// Report compares source and target per mailbox and folder. It is data;
+// package migration/report renders it as CSV, HTML, text or mail.
 type Report struct {
 	Generated time.Time
 	// Domain or Mailboxes repeat the spec the report was made for.

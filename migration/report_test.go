@@ -1,8 +1,6 @@
 package migration
 
 import (
-	"bytes"
-	"encoding/csv"
 	"strings"
 	"testing"
 
@@ -82,11 +80,9 @@ func TestReportAfterRun(t *testing.T) {
 	assert.Equal(t, "no collector", rep2.Mailboxes[0].Message)
 	assert.Equal(t, alice.Counts, rep2.Mailboxes[1].Counts)
 
-	var buf bytes.Buffer
-	require.NoError(t, rep.WriteCSV(&buf))
-	rows, err := csv.NewReader(&buf).ReadAll()
-	require.NoError(t, err)
-	assert.Len(t, rows, 1+len(alice.Folders)+1)
+	// The rendering of this data is migration/report's, tested there
+	// with a report of the same shape.
+	assert.Empty(t, bob.Folders, "a mailbox whose pass failed at login has no folders")
 
 	for _, bad := range []ReportSpec{{}, {Domain: "example.com", Mailboxes: []string{"a@example.com"}}, {Mailboxes: []string{"not an address"}}, {Domain: "bad..domain"}} {
 		_, err := e.m.Report(e.ctx, bad)

@@ -27,7 +27,7 @@
 //  4. RCPT TO: sender-specified routing (percent hack, bang path, quoted
 //     "@", address literals) is refused from unauthenticated clients, then
 //     the [Router] decides. Deliver decisions are accepted; Relay
-//     decisions are accepted when Options.Queue is set (the routing table
+//     decisions are accepted when Options.Queue (an [Outbound], package queue) is set (the routing table
 //     says why relaying is allowed; 554 5.7.1 for unauthenticated clients
 //     otherwise) and refused with 451 4.3.2 without a queue; a Reject
 //     decision is answered with its own code. A recipient routing accepts
@@ -45,12 +45,12 @@
 //     quarantine (250, held in the [Quarantine] until released), or
 //     deliver with their header changes applied.
 //  6. With remote targets, the message (with its trace fields) is first
-//     written to the outbound [Queue]'s fsynced file, the local copies are
-//     delivered from it, and the queue records are committed.
+//     spooled to the outbound queue's fsynced file ([Outbound].Spool), the
+//     local copies are delivered from it, and the queue commits it.
 //  7. The client gets 250 only after Deliver returned nil and the queue
 //     commit succeeded, i.e. after the message is durable. Nothing is
 //     acknowledged and then dropped. A full disk (spool, queue or store)
-//     answers 452 4.3.1, any other failure to keep the message 451 4.3.0. The [Queue] then delivers to the
+//     answers 452 4.3.1, any other failure to keep the message 451 4.3.0. The queue (package queue) then delivers to the
 //     next hops, with retries and DSNs (see its documentation).
 //
 // Everything a client controls is bounded: line length, message size

@@ -6,8 +6,8 @@ import (
 	"github.com/mailyard/mailyard/internal/metric"
 )
 
-// Metrics receives the measurements of a [Server] ([Options].Metrics) or
-// a [Queue] ([QueueOptions].Metrics); nil records nothing. The package
+// Metrics receives the measurements of a [Server] ([Options].Metrics);
+// nil records nothing. The package
 // imports no metrics library: an embedder implements Metrics over the one
 // it uses, and the reference server does so over Prometheus'
 // client_golang (examples/mailserver/metrics.go, some seventy lines to
@@ -15,12 +15,13 @@ import (
 // by labels the implementation adds (the reference server adds
 // listener="smtp", listener="submission", ...).
 //
-// New and NewQueue call these methods once per family, with the family's
+// New calls these methods once per family, with the family's
 // full name (mailyard_smtp_connections_total, ...), its help text and
 // its label names; an error fails the constructor. The functions returned
-// are then called concurrently for as long as the server or queue runs,
+// are then called concurrently for as long as the server runs,
 // with one value per label name. The methods hand out plain function
-// types so that one implementation also serves imap.Metrics.
+// types so that one implementation also serves imap.Metrics and
+// queue.Metrics.
 type Metrics interface {
 	// Counter declares a counter family; the function returned adds
 	// delta (never negative) to one series.
@@ -30,8 +31,7 @@ type Metrics interface {
 	Gauge(name, help string, labels ...string) (add func(delta float64, labelValues ...string), err error)
 	// GaugeFunc declares a gauge family computed when the metrics are
 	// read: collect calls emit once per series, with the series' value
-	// and label values. The queue reports its state this way, so that no
-	// count can drift from the scheduler's view.
+	// and label values.
 	GaugeFunc(name, help string, labels []string, collect func(emit func(value float64, labelValues ...string))) error
 }
 

@@ -19,6 +19,8 @@ import (
 
 	"github.com/mailyard/mailyard/dkim"
 	"github.com/mailyard/mailyard/dkim/dkimstore"
+	"github.com/mailyard/mailyard/internal/testhop"
+	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -460,10 +462,10 @@ func TestMilterQuarantineReleaseAndDelete(t *testing.T) {
 			return milter.RespAccept, nil
 		}
 	})
-	hop := startHop(t, hopOptions{})
-	var q *Queue
+	hop := testhop.Start(t, testhop.Options{})
+	var q *queue.Queue
 	var qr *Quarantine
-	cfg := routing.Config{RelayDomains: []routing.RelayDomain{{Domain: "partner.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + hop.port, TLS: routing.TLSNone}}}}
+	cfg := routing.Config{RelayDomains: []routing.RelayDomain{{Domain: "partner.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + hop.Port, TLS: routing.TLSNone}}}}
 	r := startRealStackWith(t, func(o *Options, st *sqlite.Store) {
 		withQueue(t, cfg, &q)(o, st)
 		var err error
@@ -495,8 +497,8 @@ func TestMilterQuarantineReleaseAndDelete(t *testing.T) {
 	if n := len(r.inbox(t, alice)); n != 0 {
 		t.Fatalf("alice got %d before release", n)
 	}
-	if l, _ := q.List(ctx); len(l) != 0 || len(hop.received()) != 0 {
-		t.Fatalf("queued %d, relayed %d before release", len(l), len(hop.received()))
+	if l, _ := q.List(ctx); len(l) != 0 || len(hop.Received()) != 0 {
+		t.Fatalf("queued %d, relayed %d before release", len(l), len(hop.Received()))
 	}
 	if err := qr.Release(ctx, held[0].ID); err != nil {
 		t.Fatal(err)
@@ -506,8 +508,8 @@ func TestMilterQuarantineReleaseAndDelete(t *testing.T) {
 		!strings.HasSuffix(inbox[0], "Subject: numbers\r\nX-DLP: card number\r\n\r\n4111 1111 1111 1111\r\n") {
 		t.Fatalf("alice got %q", inbox)
 	}
-	eventually(t, "relay of the released message", func() bool { return len(hop.received()) == 1 })
-	if m := hop.received()[0]; m.data != inbox[0] || !slices.Equal(m.to, []string{"bob@partner.test"}) {
+	eventually(t, "relay of the released message", func() bool { return len(hop.Received()) == 1 })
+	if m := hop.Received()[0]; m.Data != inbox[0] || !slices.Equal(m.To, []string{"bob@partner.test"}) {
 		t.Fatalf("next hop got %+v", m)
 	}
 	if err := qr.Delete(ctx, held[1].ID); err != nil {

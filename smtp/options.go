@@ -185,7 +185,7 @@ type Options struct {
 	// both stored for the local recipients and committed to the queue.
 	// Without it such recipients get 451 4.3.2. Start the queue before
 	// the server.
-	Queue *Queue
+	Queue Outbound
 
 	// Milters are mail filters (antivirus, DLP) asked about every
 	// message, in this order, over the milter protocol (see [Milter] for

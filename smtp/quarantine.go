@@ -2,12 +2,14 @@ package smtp
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,7 +34,7 @@ type QuarantineOptions struct {
 	Deliverer store.Deliverer
 	// Queue takes a released message's remote recipients. A message with
 	// remote recipients cannot be released without it.
-	Queue *Queue
+	Queue Outbound
 	// Logger receives one line per hold, release and delete. Default:
 	// discard.
 	Logger *slog.Logger
@@ -120,10 +122,39 @@ type quarantineEntry struct {
 	Created time.Time         `json:"created"`
 }
 
-// storedRelay is a remote target in the record.
+// storedRelay is a remote target in the record. Rule and Hop.Route let
+// the queue name the transport (routing.TransportOf) whose hop and
+// credentials apply when the message is released.
 type storedRelay struct {
 	Address string    `json:"address"`
 	Hop     storedHop `json:"hop"`
+	Rule    string    `json:"rule,omitempty"`
+}
+
+// storedHop is routing.Hop in the record, without its credentials: the
+// queue looks them up by transport name when it delivers. (Records of
+// earlier releases also hold "user" and "pass"; they are not read.)
+type storedHop struct {
+	NextHop string            `json:"next_hop,omitempty"`
+	TLS     routing.TLSPolicy `json:"tls"`
+	Route   string            `json:"route,omitempty"`
+}
+
+func toStoredHop(h routing.Hop) storedHop {
+	return storedHop{NextHop: h.NextHop.String(), TLS: h.TLS, Route: h.Route}
+}
+
+func (s storedHop) hop() (routing.Hop, error) {
+	nh, err := routing.ParseNextHop(s.NextHop)
+	if err != nil {
+		return routing.Hop{}, err
+	}
+	return routing.Hop{NextHop: nh, TLS: s.TLS, Route: s.Route}, nil
+}
+
+// newMessageID returns a fresh id that sorts by creation time.
+func newMessageID(now time.Time) string {
+	return strconv.FormatInt(now.UnixMilli(), 36) + strings.ToLower(rand.Text()[:10])
 }
 
 func (q *Quarantine) path(id string) string { return filepath.Join(q.opts.Dir, id) }
@@ -148,7 +179,7 @@ func (q *Quarantine) hold(ctx context.Context, body io.Reader, e quarantineEntry
 	if err == nil {
 		e.Size = n
 		for _, d := range relays {
-			e.Relays = append(e.Relays, storedRelay{Address: d.Address, Hop: toStoredHop(d.Hop)})
+			e.Relays = append(e.Relays, storedRelay{Address: d.Address, Hop: toStoredHop(d.Hop), Rule: d.Rule})
 		}
 		err = q.opts.Records.UpdateRecords(ctx, func(tx store.RecordTx) error {
 			return store.PutJSON(tx, QuarantineNamespace, id, e, 0)
@@ -255,14 +286,14 @@ func (q *Quarantine) Release(ctx context.Context, id string) error {
 				f.Close()
 				return fmt.Errorf("smtp: quarantine: release %s: %w", id, err)
 			}
-			targets = append(targets, routing.Decision{Kind: routing.Relay, Address: r.Address, Hop: hop})
+			targets = append(targets, routing.Decision{Kind: routing.Relay, Address: r.Address, Hop: hop, Rule: r.Rule})
 		}
-		b, err := q.opts.Queue.spool(f)
+		qid, err := q.opts.Queue.Spool(ctx, f)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("smtp: quarantine: release %s: %w", id, err)
 		}
-		if err := b.Commit(ctx, e.From, e.UTF8, targets); err != nil {
+		if err := q.opts.Queue.Commit(ctx, qid, e.From, e.UTF8, targets); err != nil {
 			return fmt.Errorf("smtp: quarantine: release %s: %w", id, err)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -416,8 +415,8 @@ func (s *session) Data(r io.Reader) error {
 		return err
 	}
 	var toStore io.Reader = msg
-	if out != nil {
-		defer out.Abort()
+	if queued != nil {
+		defer s.srv.opts.Queue.Abort(out)
 		defer queued.Close()
 		toStore = queued
 	}
@@ -559,31 +558,32 @@ func (s *session) screen(m *incoming, sp *spool, fromDomain string, sc *screened
 
 // queueRelayCopy writes the copy for remote targets to the outbound queue
 // and opens it for the local delivery to read, so that the message is read
-// from the client once. It returns nil, nil without remote targets. The
+// from the client once. It returns "", nil without remote targets. The
 // copy is durable before the 250; the caller aborts it (a no-op once
 // committed) and closes the reader.
-func (s *session) queueRelayCopy(m *incoming, msg *sourceReader) (*queuedBody, *os.File, error) {
+func (s *session) queueRelayCopy(m *incoming, msg *sourceReader) (string, io.ReadCloser, error) {
 	if len(m.tx.relays) == 0 {
-		return nil, nil, nil
+		return "", nil, nil
 	}
-	out, err := s.srv.opts.Queue.spool(msg)
+	out := s.srv.opts.Queue
+	id, err := out.Spool(s.ctx, msg)
 	if m.src.err != nil {
-		if out != nil {
-			out.Abort()
+		if err == nil {
+			out.Abort(id)
 		}
-		return nil, nil, s.readFailed(m.log, m.src.err)
+		return "", nil, s.readFailed(m.log, m.src.err)
 	}
 	if err != nil {
 		s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
-		return nil, nil, writeFailed(m.log, "queueing", err)
+		return "", nil, writeFailed(m.log, "queueing", err)
 	}
-	f, err := out.Open()
+	f, err := out.OpenSpooled(id)
 	if err != nil {
 		m.log.Error("queue reread failed", "err", err)
-		out.Abort()
-		return nil, nil, errTemporary
+		out.Abort(id)
+		return "", nil, errTemporary
 	}
-	return out, f, nil
+	return id, f, nil
 }
 
 // deliverLocal hands the message to the Deliverer for the local targets
@@ -622,17 +622,17 @@ func (s *session) deliverLocal(m *incoming, targets []store.Recipient, msg *sour
 
 // commitRelayCopy commits the queued copy for remote targets, if any, once
 // the local copies are durable.
-func (s *session) commitRelayCopy(m *incoming, out *queuedBody) error {
-	if out == nil {
+func (s *session) commitRelayCopy(m *incoming, out string) error {
+	if out == "" {
 		return nil
 	}
 	// Local copies are durable; a failure here answers 451 and the
 	// client's retry may deliver them twice (at least once).
-	if err := out.Commit(s.ctx, m.tx.from, m.tx.utf8, m.tx.relays); err != nil {
+	if err := s.srv.opts.Queue.Commit(s.ctx, out, m.tx.from, m.tx.utf8, m.tx.relays); err != nil {
 		s.srv.metrics.rejected.WithLabelValues(reasonStore).Inc()
 		return writeFailed(m.log, "queueing", err)
 	}
-	m.log.Info("message queued", "queue_id", out.id, "relay_rcpts", len(m.tx.relays))
+	m.log.Info("message queued", "queue_id", out, "relay_rcpts", len(m.tx.relays))
 	return nil
 }
 

@@ -653,8 +653,13 @@ func TestResources(t *testing.T) {
 	assert.True(t, ok, "resources get a mailbox")
 	_, err = b.CreateResource(ctx, directory.Resource{Address: "car@example.com", Kind: "vehicle"})
 	assert.ErrorIs(t, err, directory.ErrInvalid)
-	beamer, err := b.CreateResource(ctx, directory.Resource{Address: "beamer@example.org", Kind: directory.ResourceEquipment})
+	beamer, err := b.CreateResource(ctx, directory.Resource{Address: "beamer@example.org", Kind: directory.ResourceEquipment,
+		Policy: directory.ResourcePolicyManual, Approvers: []string{"u1"}})
 	require.NoError(t, err)
+	_, err = b.CreateResource(ctx, directory.Resource{Address: "van@example.com", Policy: "sometimes"})
+	assert.ErrorIs(t, err, directory.ErrInvalid)
+	_, err = b.CreateResource(ctx, directory.Resource{Address: "van@example.com", Policy: directory.ResourcePolicyManual})
+	assert.ErrorIs(t, err, directory.ErrInvalid, "manual needs approvers")
 
 	list, err := b.ListResources(ctx, "", "", 0)
 	require.NoError(t, err)
@@ -663,6 +668,9 @@ func TestResources(t *testing.T) {
 	got, err := b.Resource(ctx, r.ID)
 	require.NoError(t, err)
 	assert.Equal(t, r, got)
+	gotBeamer, err := b.Resource(ctx, beamer.ID)
+	require.NoError(t, err)
+	assert.Equal(t, beamer, gotBeamer, "policy and approvers are kept")
 
 	require.NoError(t, b.DeleteResource(ctx, r.ID))
 	_, ok = accountQuota(t, st, r.ID)

@@ -422,6 +422,12 @@ func (b *Directory) CreateResource(ctx context.Context, res directory.Resource) 
 	if res.Capacity < 0 {
 		return directory.Resource{}, fmt.Errorf("%w: negative capacity", directory.ErrInvalid)
 	}
+	switch {
+	case res.Policy != "" && res.Policy != directory.ResourcePolicyAuto && res.Policy != directory.ResourcePolicyManual:
+		return directory.Resource{}, fmt.Errorf("%w: resource policy %q (want %q or %q)", directory.ErrInvalid, res.Policy, directory.ResourcePolicyAuto, directory.ResourcePolicyManual)
+	case res.Policy == directory.ResourcePolicyManual && len(res.Approvers) == 0:
+		return directory.Resource{}, fmt.Errorf("%w: a resource with the manual policy needs approvers", directory.ErrInvalid)
+	}
 	if _, err := directory.ParseAddress(res.Address); err != nil {
 		return directory.Resource{}, err
 	}

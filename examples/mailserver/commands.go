@@ -171,6 +171,8 @@ func operationCommands() []command {
 			flags:   "-from SENDER\tenvelope sender (empty: the null sender)\n-client IP\tSMTP client IP address\n-auth\tthe client authenticated (submission)",
 			example: "route explain bob@example.com --client 192.0.2.1", run: (*admin).routeExplain},
 		{name: "queue list", summary: "the outbound queue: one line per recipient", example: "queue list", run: (*admin).queueList},
+		{name: "queue show", args: "ID", summary: "one queued message: sender, size, and per recipient its transport, attempts, next attempt and last error",
+			example: "queue show 01J...", run: (*admin).queueShow},
 		{name: "queue hold", args: "ID...", summary: "stop delivery attempts of queued messages", example: "queue hold 01J...", run: queueOp("hold")},
 		{name: "queue release", args: "ID...", summary: "resume delivery of held messages", example: "queue release 01J...", run: queueOp("release")},
 		{name: "queue retry", args: "ID...", summary: "try delivery now", example: "queue retry 01J...", run: queueOp("retry")},

@@ -56,6 +56,7 @@ var helpRows = []struct {
 	{"directory status", []string{"directory", "status"}},
 	{"route explain", []string{"route", "explain", "a@example.test"}},
 	{"queue list", []string{"queue", "list"}},
+	{"queue show", []string{"queue", "show", "1"}},
 	{"queue hold", []string{"queue", "hold", "1"}},
 	{"queue release", []string{"queue", "release", "1"}},
 	{"queue retry", []string{"queue", "retry", "1"}},

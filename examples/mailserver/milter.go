@@ -135,9 +135,9 @@ func containsString(list []string, s string) bool {
 
 // newQuarantine opens DATA_DIR/quarantine, where messages a milter
 // quarantines wait for an administrator.
-func newQuarantine(cfg Config, st *sqlite.Store, queue *smtp.Queue, logger *slog.Logger) (*smtp.Quarantine, error) {
+func newQuarantine(cfg Config, st *sqlite.Store, outbound smtp.Outbound, logger *slog.Logger) (*smtp.Quarantine, error) {
 	q, err := smtp.NewQuarantine(smtp.QuarantineOptions{
-		Dir: filepath.Join(cfg.DataDir, "quarantine"), Records: st, Deliverer: st, Queue: queue, Logger: logger,
+		Dir: filepath.Join(cfg.DataDir, "quarantine"), Records: st, Deliverer: st, Queue: outbound, Logger: logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("quarantine: %w", err)
@@ -149,14 +149,15 @@ func newQuarantine(cfg Config, st *sqlite.Store, queue *smtp.Queue, logger *slog
 // for the remote recipients of released messages: the running server
 // delivers them within seconds.
 func (a *admin) quarantineAdmin() (*smtp.Quarantine, error) {
-	var queue *smtp.Queue
+	var outbound smtp.Outbound
 	if a.cfg.Queue.Enabled {
-		var err error
-		if queue, err = a.queueAdmin(); err != nil {
+		q, err := a.queueAdmin()
+		if err != nil {
 			return nil, err
 		}
+		outbound = q
 	}
-	return newQuarantine(a.cfg, a.st, queue, a.logger)
+	return newQuarantine(a.cfg, a.st, outbound, a.logger)
 }
 
 // quarantineList prints one line per held message.

@@ -15,6 +15,7 @@ import (
 	"github.com/mailyard/mailyard/directory/ldap"
 	"github.com/mailyard/mailyard/dkim/dkimstore"
 	"github.com/mailyard/mailyard/migration"
+	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/smtp"
 )
 
@@ -26,6 +27,7 @@ func namespaceOwners() map[string][]string {
 		"directory/ldap": ldap.Namespaces(),
 		"dkim/dkimstore": dkimstore.Namespaces(),
 		"migration":      migration.Namespaces(),
+		"queue":          queue.Namespaces(),
 		"smtp":           smtp.Namespaces(),
 	}
 }

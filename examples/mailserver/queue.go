@@ -10,13 +10,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
-	"github.com/mailyard/mailyard/smtp"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
 
 // QueueConfig is the [queue] section: the outbound queue that relays mail
-// to other servers (smtp.Queue).
+// to other servers (queue.Queue).
 type QueueConfig struct {
 	// Enabled accepts mail for remote recipients (authenticated users,
 	// relaynets, relay domains, routes) and delivers it; without the
@@ -36,16 +36,16 @@ type QueueConfig struct {
 	Expiry Duration `toml:"expiry"`
 }
 
-// defaultQueueConfig mirrors the smtp.Queue defaults.
+// defaultQueueConfig mirrors the queue.Queue defaults.
 func defaultQueueConfig() QueueConfig {
 	return QueueConfig{
 		Enabled:        true,
-		Concurrency:    smtp.DefaultQueueConcurrency,
-		PerDestination: smtp.DefaultPerDestination,
-		RetryMin:       Duration{smtp.DefaultRetryMin},
-		RetryMax:       Duration{smtp.DefaultRetryMax},
-		DelayWarning:   Duration{smtp.DefaultDelayWarning},
-		Expiry:         Duration{smtp.DefaultExpiry},
+		Concurrency:    queue.DefaultConcurrency,
+		PerDestination: queue.DefaultPerDestination,
+		RetryMin:       Duration{queue.DefaultRetryMin},
+		RetryMax:       Duration{queue.DefaultRetryMax},
+		DelayWarning:   Duration{queue.DefaultDelayWarning},
+		Expiry:         Duration{queue.DefaultExpiry},
 	}
 }
 
@@ -67,15 +67,16 @@ func (c QueueConfig) validate() error {
 
 // newQueue opens the outbound queue in DATA_DIR/queue; reg, if set,
 // receives its metrics.
-func newQueue(cfg Config, st *sqlite.Store, router smtp.Router, logger *slog.Logger, metrics smtp.Metrics) (*smtp.Queue, error) {
+func newQueue(cfg Config, st *sqlite.Store, router queue.Router, logger *slog.Logger, metrics queue.Metrics) (*queue.Queue, error) {
 	qc := cfg.Queue
 	warn := qc.DelayWarning.Duration
 	if warn == 0 {
-		warn = -1 // smtp.QueueOptions: negative is never
+		warn = -1 // queue.Options: negative is never
 	}
-	q, err := smtp.NewQueue(smtp.QueueOptions{
+	q, err := queue.New(queue.Options{
 		Dir:            filepath.Join(cfg.DataDir, "queue"),
-		Records:        st,
+		Store:          st,
+		Records:        st, // queues of releases before package queue, moved at Start
 		Deliverer:      st,
 		Router:         router,
 		Resolver:       newResolver(cfg.DNS),
@@ -98,7 +99,7 @@ func newQueue(cfg Config, st *sqlite.Store, router smtp.Router, logger *slog.Log
 // queueAdmin opens the queue of the data directory for the admin commands
 // (not started: the running server delivers; it sees changes within
 // seconds).
-func (a *admin) queueAdmin() (*smtp.Queue, error) {
+func (a *admin) queueAdmin() (*queue.Queue, error) {
 	rules, err := a.cfg.Routing.routingRules()
 	if err != nil {
 		return nil, err
@@ -140,6 +141,45 @@ func (a *admin) queueList(ctx context.Context, args []string) error {
 			from, e.Recipient, hop, e.Attempts, next, e.LastError)
 	}
 	return tw.Flush()
+}
+
+// queueShow prints one queued message, a block per recipient.
+//
+//	queue show ID
+func (a *admin) queueShow(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return errUsage
+	}
+	q, err := a.queueAdmin()
+	if err != nil {
+		return err
+	}
+	entries, err := q.Recipients(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	e := entries[0]
+	from := e.From
+	if from == "" {
+		from = "<>"
+	}
+	fmt.Fprintf(a.stdout, "id: %s\nfrom: %s\nsize: %d\nqueued: %s\n", e.ID, from, e.Size, e.Created.UTC().Format(time.RFC3339))
+	for _, e := range entries {
+		next := e.Next.UTC().Format(time.RFC3339)
+		if e.Held {
+			next = "held"
+		}
+		transport, hop := e.Route, e.NextHop
+		if transport == "" {
+			transport = "-"
+		}
+		if hop == "" {
+			hop = "MX"
+		}
+		fmt.Fprintf(a.stdout, "\nrecipient: %s\ntransport: %s (next hop when queued: %s, tls %s)\nattempts: %d\nnext: %s\nlast error: %s\n",
+			e.Recipient, transport, hop, e.TLS, e.Attempts, next, e.LastError)
+	}
+	return nil
 }
 
 // queueOp runs a per-message admin operation on each id given.

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
-	"github.com/mailyard/mailyard/smtp"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
 
@@ -53,9 +53,16 @@ func TestQueueCommands(t *testing.T) {
 		!strings.Contains(out, "127.0.0.1:1") {
 		t.Fatalf("queue list:\n%s", out)
 	}
+	if out := mustCLI(t, d, "queue", "show", id); !strings.Contains(out, "id: "+id) || !strings.Contains(out, "recipient: bob@remote.test") ||
+		!strings.Contains(out, "next hop when queued: 127.0.0.1:1") || strings.Contains(out, "held") {
+		t.Fatalf("queue show:\n%s", out)
+	}
 	mustCLI(t, d, "queue", "hold", id)
 	if out := mustCLI(t, d, "queue", "list"); !strings.Contains(out, "held") {
 		t.Fatalf("queue list after hold:\n%s", out)
+	}
+	if out := mustCLI(t, d, "queue", "show", id); !strings.Contains(out, "next: held") {
+		t.Fatalf("queue show after hold:\n%s", out)
 	}
 	mustCLI(t, d, "queue", "release", id)
 	mustCLI(t, d, "queue", "retry", id)
@@ -86,7 +93,7 @@ func TestQueueConfigErrors(t *testing.T) {
 			t.Errorf("%q: error %v, want one naming %s", text, err, key)
 		}
 	}
-	if _, err := smtp.NewQueue(smtp.QueueOptions{}); err == nil {
+	if _, err := queue.New(queue.Options{}); err == nil {
 		t.Error("a queue without options was created")
 	}
 }

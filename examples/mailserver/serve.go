@@ -24,6 +24,7 @@ import (
 	"github.com/mailyard/mailyard/dkim/dkimstore"
 	"github.com/mailyard/mailyard/imap"
 	"github.com/mailyard/mailyard/internal/certs"
+	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/smtp"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -123,26 +124,30 @@ func newRegistry() *prometheus.Registry {
 // startQueue opens the outbound queue when it is enabled (nil when not)
 // and recovers it: records read, orphan files removed, before any listener
 // can enqueue.
-func startQueue(ctx context.Context, cfg Config, st *sqlite.Store, router smtp.Router, logger *slog.Logger, reg prometheus.Registerer) (*smtp.Queue, error) {
+func startQueue(ctx context.Context, cfg Config, st *sqlite.Store, router queue.Router, logger *slog.Logger, reg prometheus.Registerer) (*queue.Queue, error) {
 	if !cfg.Queue.Enabled {
 		return nil, nil
 	}
-	queue, err := newQueue(cfg, st, router, logger, promMetrics{reg})
+	q, err := newQueue(cfg, st, router, logger, promMetrics{reg})
 	if err != nil {
 		return nil, err
 	}
-	if err := queue.Start(ctx); err != nil {
+	if err := q.Start(ctx); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	return queue, nil
+	return q, nil
 }
 
 // smtpOptions returns the options every SMTP listener shares, but for TLS
 // and authentication (see [listeners.listenSMTP]). It reclaims the
 // quarantine and prepares the spool, both due before any listener accepts
 // mail.
-func smtpOptions(ctx context.Context, cfg Config, st *sqlite.Store, router smtp.Router, queue *smtp.Queue, keys *dkim.Keys, logger *slog.Logger) (smtp.Options, error) {
-	quarantine, err := newQuarantine(cfg, st, queue, logger)
+func smtpOptions(ctx context.Context, cfg Config, st *sqlite.Store, router smtp.Router, q *queue.Queue, keys *dkim.Keys, logger *slog.Logger) (smtp.Options, error) {
+	var outbound smtp.Outbound
+	if q != nil {
+		outbound = q // not a nil *queue.Queue in an interface
+	}
+	quarantine, err := newQuarantine(cfg, st, outbound, logger)
 	if err != nil {
 		return smtp.Options{}, err
 	}
@@ -180,7 +185,7 @@ func smtpOptions(ctx context.Context, cfg Config, st *sqlite.Store, router smtp.
 		DMARC:           dkim.ActionPolicy{OnReject: onReject, OnQuarantine: onQuarantine},
 		DKIMKeys:        signer,
 		SpoolDir:        spoolDir,
-		Queue:           queue,
+		Queue:           outbound,
 		Quarantine:      quarantine,
 	}, nil
 }

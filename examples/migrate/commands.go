@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mailyard/mailyard/migration"
+	"github.com/mailyard/mailyard/migration/report"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -139,8 +140,8 @@ func (c *cli) statusOne(ctx context.Context, target string) error {
 		if f.Excluded {
 			dst = "(excluded)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t%s\n", printable(f.Source), printable(dst), f.SourceMessages, migration.FormatBytes(f.SourceBytes),
-			f.Copied, migration.FormatBytes(f.CopiedBytes), f.SkippedTooLarge, f.Failed, timeText(f.LastSync))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t%s\n", printable(f.Source), printable(dst), f.SourceMessages, report.FormatBytes(f.SourceBytes),
+			f.Copied, report.FormatBytes(f.CopiedBytes), f.SkippedTooLarge, f.Failed, timeText(f.LastSync))
 	}
 	return tw.Flush()
 }
@@ -328,23 +329,9 @@ func (c *cli) reportCmd(ctx context.Context, args []string) error {
 	if (spec.Domain == "") == (len(spec.Mailboxes) == 0) {
 		return fmt.Errorf("%w: give --domain DOMAIN or --mailboxes A,B", errUsage)
 	}
-	var mailer *smtpMailer
-	if sm.to != "" {
-		if sm.addr == "" {
-			sm.addr = c.cfg.Migration.Submission
-		}
-		if sm.from == "" {
-			sm.from = c.cfg.Migration.ReportFrom
-		}
-		if sm.from == "" && strings.Contains(sm.user, "@") {
-			sm.from = sm.user
-		}
-		if sm.password, err = c.password(sm.passwordFile, "MIGRATE_SMTP_PASSWORD", ""); err != nil {
-			return err
-		}
-		if mailer, err = newSMTPMailer(sm); err != nil {
-			return err
-		}
+	mailer, err := c.reportMailer(&sm)
+	if err != nil {
+		return err
 	}
 	if err := c.open(ctx); err != nil {
 		return err
@@ -354,11 +341,43 @@ func (c *cli) reportCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	return c.writeReport(ctx, rep, *csvPath, *htmlPath, mailer, sm)
+}
+
+// reportMailer returns the mailer for --mail-to, or nil if the report is
+// not mailed. The sender defaults to report_from, then to an SMTP login
+// that is an address; the server to [migration] submission.
+func (c *cli) reportMailer(sm *smtpOptions) (*smtpMailer, error) {
+	if sm.to == "" {
+		return nil, nil
+	}
+	if sm.addr == "" {
+		sm.addr = c.cfg.Migration.Submission
+	}
+	if sm.from == "" {
+		sm.from = c.cfg.Migration.ReportFrom
+	}
+	if sm.from == "" && strings.Contains(sm.user, "@") {
+		sm.from = sm.user
+	}
+	var err error
+	if sm.password, err = c.password(sm.passwordFile, "MIGRATE_SMTP_PASSWORD", ""); err != nil {
+		return nil, err
+	}
+	return newSMTPMailer(*sm)
+}
+
+// writeReport writes rep to the CSV and HTML files asked for and mails it
+// if mailer is set; with none of the three it prints the summary.
+func (c *cli) writeReport(ctx context.Context, rep migration.Report, csvPath, htmlPath string, mailer *smtpMailer, sm smtpOptions) error {
 	wrote := false
 	for _, out := range []struct {
 		path  string
 		write func(io.Writer) error
-	}{{*csvPath, rep.WriteCSV}, {*htmlPath, rep.WriteHTML}} {
+	}{
+		{csvPath, func(w io.Writer) error { return report.WriteCSV(w, rep) }},
+		{htmlPath, func(w io.Writer) error { return report.WriteHTML(w, rep) }},
+	} {
 		if out.path == "" {
 			continue
 		}
@@ -368,14 +387,14 @@ func (c *cli) reportCmd(ctx context.Context, args []string) error {
 		wrote = true
 	}
 	if mailer != nil {
-		if err := rep.Send(ctx, mailer, sm.from, sm.to); err != nil {
+		if err := report.Send(ctx, mailer, rep, sm.from, sm.to); err != nil {
 			return err
 		}
 		fmt.Fprintf(c.env.stderr, "report mailed to %s\n", sm.to)
 		wrote = true
 	}
 	if !wrote {
-		fmt.Fprint(c.env.stdout, rep.Summary())
+		fmt.Fprint(c.env.stdout, report.Summary(rep))
 	}
 	return nil
 }

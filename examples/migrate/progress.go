@@ -12,6 +12,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/mailyard/mailyard/migration"
+	"github.com/mailyard/mailyard/migration/report"
 )
 
 // Redraw and report periods of the progress display.
@@ -109,8 +110,8 @@ func (r rates) String() string {
 		eta = "ETA " + r.eta.Round(time.Second).String()
 	}
 	return fmt.Sprintf("%d/%d msgs, %s/%s, %.0f msg/s, %s/s, %s",
-		r.doneMsgs, r.totalMsgs, migration.FormatBytes(r.doneBytes), migration.FormatBytes(r.totalBytes),
-		r.msgsPerSec, migration.FormatBytes(int64(r.bytesPerS)), eta)
+		r.doneMsgs, r.totalMsgs, report.FormatBytes(r.doneBytes), report.FormatBytes(r.totalBytes),
+		r.msgsPerSec, report.FormatBytes(int64(r.bytesPerS)), eta)
 }
 
 // measure computes rates over elapsed, estimating the time left from the

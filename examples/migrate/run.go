@@ -28,40 +28,9 @@ type runOptions struct {
 }
 
 func (c *cli) runCmd(ctx context.Context, args []string) error {
-	var o runOptions
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.StringVar(&o.csvPath, "csv", "", "CSV file of mailboxes")
-	fs.StringVar(&o.domain, "domain", "", "domain: every user (or, with --csv, the domain the list must be in)")
-	fs.BoolVar(&o.forceUpdate, "force-update", false, "replace host, login and password of existing collectors")
-	fs.BoolVar(&o.twoWay, "two-way", false, "two-way sync (refused: collection is one-way)")
-	fs.DurationVar(&o.continuous, "continuous", 0, "keep collecting every DURATION after the first pass")
-	fs.IntVar(&o.parallel, "parallel", 0, "mailboxes copied at once")
-	fs.StringVar(&o.host, "host", "", "source host")
-	fs.IntVar(&o.port, "port", 0, "source port")
-	fs.StringVar(&o.tlsMode, "tls", "", "implicit, starttls or plain")
-	fs.StringVar(&o.auth, "auth", "", "user, service-plain or service-exchange")
-	fs.StringVar(&o.service, "service", "", "service account")
-	fs.StringVar(&o.passwordFile, "password-file", "", "file with the default password")
-	fs.StringVar(&o.exclude, "exclude", "", `folders not to copy, ";"-separated ("-": none)`)
-	fs.StringVar(&o.caFile, "ca-file", "", "PEM file of the CAs of the source's certificate")
-	fs.BoolVar(&o.insecureSkipVerify, "insecure-skip-verify", false, "accept any source certificate (labs only)")
-	fs.DurationVar(&o.progressEvery, "progress-every", lineEvery, "period of progress lines when the output is not a terminal")
-	pos, err := parseFlags(fs, args)
+	o, err := parseRunFlags(args)
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
-	}
-	if o.csvPath == "" && o.domain == "" {
-		return fmt.Errorf("%w: give --csv FILE or --domain DOMAIN", errUsage)
-	}
-	if o.continuous < 0 || o.parallel < 0 || o.progressEvery <= 0 {
-		return fmt.Errorf("%w: --continuous, --parallel and --progress-every must not be negative", errUsage)
-	}
-	if o.twoWay {
-		// Refused before the data directory is even opened.
-		return migration.ErrTwoWay
 	}
 	spec, err := c.runSpec(o)
 	if err != nil {
@@ -79,16 +48,7 @@ func (c *cli) runCmd(ctx context.Context, args []string) error {
 	defer c.close()
 
 	t := newTracker(time.Now)
-	var disp display
-	if c.env.terminal {
-		bars := newBarDisplay(t, c.env.stdout)
-		// Log lines go above the bars instead of through them, until
-		// the bars stop.
-		c.logOut.set(bars.p)
-		disp = bars
-	} else {
-		disp = newLineDisplay(t, c.env.stdout, o.progressEvery)
-	}
+	disp := c.newDisplay(t, o.progressEvery)
 	spec.OnStart = t.Start
 	spec.OnMailbox = func(rm migration.RunMailbox) {
 		if t.Mailbox(rm) {
@@ -110,9 +70,68 @@ func (c *cli) runCmd(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.env.stdout, "run %d %s: %d mailboxes, %d ok, %d with errors, %d cut over (skipped), %d interrupted\n",
 		r.ID, r.State, r.Mailboxes, r.Succeeded, r.WithErrors, r.Disabled, r.Interrupted)
+	return runOutcome(ctx, r, err)
+}
+
+// parseRunFlags reads the flags of `migrate run` and checks what needs
+// neither the config file nor the data directory. --two-way is refused
+// here, before the data directory is even opened.
+func parseRunFlags(args []string) (runOptions, error) {
+	var o runOptions
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.StringVar(&o.csvPath, "csv", "", "CSV file of mailboxes")
+	fs.StringVar(&o.domain, "domain", "", "domain: every user (or, with --csv, the domain the list must be in)")
+	fs.BoolVar(&o.forceUpdate, "force-update", false, "replace host, login and password of existing collectors")
+	fs.BoolVar(&o.twoWay, "two-way", false, "two-way sync (refused: collection is one-way)")
+	fs.DurationVar(&o.continuous, "continuous", 0, "keep collecting every DURATION after the first pass")
+	fs.IntVar(&o.parallel, "parallel", 0, "mailboxes copied at once")
+	fs.StringVar(&o.host, "host", "", "source host")
+	fs.IntVar(&o.port, "port", 0, "source port")
+	fs.StringVar(&o.tlsMode, "tls", "", "implicit, starttls or plain")
+	fs.StringVar(&o.auth, "auth", "", "user, service-plain or service-exchange")
+	fs.StringVar(&o.service, "service", "", "service account")
+	fs.StringVar(&o.passwordFile, "password-file", "", "file with the default password")
+	fs.StringVar(&o.exclude, "exclude", "", `folders not to copy, ";"-separated ("-": none)`)
+	fs.StringVar(&o.caFile, "ca-file", "", "PEM file of the CAs of the source's certificate")
+	fs.BoolVar(&o.insecureSkipVerify, "insecure-skip-verify", false, "accept any source certificate (labs only)")
+	fs.DurationVar(&o.progressEvery, "progress-every", lineEvery, "period of progress lines when the output is not a terminal")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return o, err
+	}
+	if len(pos) > 0 {
+		return o, fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	}
+	if o.csvPath == "" && o.domain == "" {
+		return o, fmt.Errorf("%w: give --csv FILE or --domain DOMAIN", errUsage)
+	}
+	if o.continuous < 0 || o.parallel < 0 || o.progressEvery <= 0 {
+		return o, fmt.Errorf("%w: --continuous, --parallel and --progress-every must not be negative", errUsage)
+	}
+	if o.twoWay {
+		return o, migration.ErrTwoWay
+	}
+	return o, nil
+}
+
+// newDisplay shows the run's progress: bars on a terminal (log lines go
+// above the bars instead of through them, until the bars stop), else a
+// progress line each period every.
+func (c *cli) newDisplay(t *tracker, every time.Duration) display {
+	if c.env.terminal {
+		bars := newBarDisplay(t, c.env.stdout)
+		c.logOut.set(bars.p)
+		return bars
+	}
+	return newLineDisplay(t, c.env.stdout, every)
+}
+
+// runOutcome is the command's result for run r, which c.m.Run ended with
+// err: a continuous run that is stopped ends normally; a run with
+// mailbox errors fails and says where to look.
+func runOutcome(ctx context.Context, r migration.Run, err error) error {
 	switch {
 	case ctx.Err() != nil && r.State == migration.RunStopped:
-		// A continuous run ends when it is stopped: that is its normal end.
 		return nil
 	case ctx.Err() != nil:
 		return errInterrupted

@@ -77,7 +77,7 @@ func newSMTPMailer(o smtpOptions) (*smtpMailer, error) {
 	return &smtpMailer{addr: o.addr, user: o.user, password: o.password, tlsMode: o.tlsMode, tls: tc}, nil
 }
 
-// SendMail implements migration.Mailer.
+// SendMail implements report.Mailer.
 func (s *smtpMailer) SendMail(ctx context.Context, from string, to []string, msg io.Reader) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -37,7 +38,8 @@ type Store struct {
 	colls    map[int64]*collection
 	records  map[string]map[string]store.Record // namespace -> key -> record
 	blobs    map[string]*blob
-	subs     map[string]map[*subscription]struct{} // account -> subscribers
+	subs     map[string]map[*subscription]struct{}   // account -> subscribers
+	queue    map[queue.RecipientKey]*queue.Recipient // the outbound queue (queue.Store)
 
 	lastUIDValidity int64
 	lastMailboxID   int64
@@ -73,6 +75,7 @@ func New(opts Options) *Store {
 		records:  make(map[string]map[string]store.Record),
 		blobs:    make(map[string]*blob),
 		subs:     make(map[string]map[*subscription]struct{}),
+		queue:    make(map[queue.RecipientKey]*queue.Recipient),
 	}
 }
 

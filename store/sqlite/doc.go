@@ -51,5 +51,7 @@
 // subscriptions apart from mailboxes and the zone of INTERNALDATE;
 // version 3 indexes calendar objects by component and bounds for
 // [store.Collections.QueryObjects] (objects stored before it match every
-// time range until they are next written).
+// time range until they are next written); version 4 gives the outbound
+// queue its table (queue.Store: recipients found by next attempt time,
+// claimed with a lease, no credentials).
 package sqlite

@@ -158,9 +158,45 @@ ALTER TABLE objects ADD COLUMN last_end INTEGER NOT NULL DEFAULT 922337203685477
 CREATE INDEX objects_range ON objects(collection, name, component, first_start, last_end);
 `
 
+// migrationV4 gives the outbound queue (package queue, queue.Store) a
+// table of its own: one row per recipient of a queued message, found by
+// the index on (held, next_attempt) instead of a scan of generic records,
+// and claimed with a lease (lease_owner, lease_until). It holds no
+// credentials: the next hop is looked up by transport name at delivery.
+// Times are Unix nanoseconds; 0 in lease_until is "not leased".
+// Recipients queued by earlier releases (JSON records in namespace
+// "queue") are moved by the queue itself when it starts
+// (queue.Options.Records), so that the store knows nothing of that
+// format.
+const migrationV4 = `
+CREATE TABLE queue_recipients (
+	msg          TEXT NOT NULL,
+	idx          INTEGER NOT NULL,
+	sender       TEXT NOT NULL,
+	address      TEXT NOT NULL,
+	transport    TEXT NOT NULL DEFAULT '',
+	next_hop     TEXT NOT NULL DEFAULT '',
+	tls          INTEGER NOT NULL DEFAULT 0,
+	utf8         INTEGER NOT NULL DEFAULT 0,
+	size         INTEGER NOT NULL,
+	created      INTEGER NOT NULL,
+	next_attempt INTEGER NOT NULL,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	held         INTEGER NOT NULL DEFAULT 0,
+	warned       INTEGER NOT NULL DEFAULT 0,
+	last_error   TEXT NOT NULL DEFAULT '',
+	remote_mta   TEXT NOT NULL DEFAULT '',
+	lease_owner  TEXT NOT NULL DEFAULT '',
+	lease_until  INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (msg, idx)
+) WITHOUT ROWID;
+CREATE INDEX queue_due ON queue_recipients(held, next_attempt);
+CREATE INDEX queue_leased ON queue_recipients(lease_owner) WHERE lease_owner != '';
+`
+
 // migrations[i] takes a database from version i+1 to version i+2; the
 // last one reaches schemaVersion.
-var migrations = [schemaVersion - 1]string{migrationV2, migrationV3}
+var migrations = [schemaVersion - 1]string{migrationV2, migrationV3, migrationV4}
 
 // migrate creates the schema in an empty database, brings one written by
 // an older version up to date in one transaction (a failure leaves it as

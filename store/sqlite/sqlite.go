@@ -96,7 +96,7 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-const schemaVersion = 3
+const schemaVersion = 4
 
 // Open opens the store in dir, creating dir and the store if there is
 // none unless [Options.MustExist] is set. Before it writes anything it
