@@ -66,7 +66,7 @@ func (ls *listeners) listenDAV(cfg Config, logger *slog.Logger, sh shared) error
 		return nil
 	}
 	log := logger.With("listener", "dav")
-	h, err := dav.NewHandler(dav.Options{
+	opts := dav.Options{
 		Store:       sh.st,
 		Directory:   sh.auth,
 		GAL:         sh.dir,
@@ -74,7 +74,13 @@ func (ls *listeners) listenDAV(cfg Config, logger *slog.Logger, sh shared) error
 		Prefix:      davPrefix,
 		Logger:      log,
 		Limits:      cfg.DAV.limits(),
-	})
+	}
+	// Invitations to remote attendees leave as iMIP mail through the
+	// outbound queue; without the queue they get SCHEDULE-STATUS 5.3.
+	if sh.smtp.Queue != nil {
+		opts.IMIP = &imipSender{hostname: cfg.Hostname, router: sh.smtp.Router, queue: sh.smtp.Queue, keys: sh.smtp.DKIMKeys, now: time.Now}
+	}
+	h, err := dav.NewHandler(opts)
 	if err != nil {
 		return fmt.Errorf("dav listener: %w", err)
 	}
