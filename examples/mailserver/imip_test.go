@@ -12,6 +12,7 @@ import (
 
 	"github.com/emersion/go-ical"
 	"github.com/emersion/go-message/mail"
+	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/mailyard/mailyard/internal/testhop"
 	"github.com/mailyard/mailyard/internal/testpeer"
@@ -223,4 +224,65 @@ func TestIMIPBuild(t *testing.T) {
 	if !strings.Contains(string(data), "Subject: Reply: Planning") {
 		t.Errorf("no subject:\n%s", data)
 	}
+}
+
+// sendMX sends a message to the MX as a remote server would.
+func (e *imipEnv) sendMX(t *testing.T, from, to, data string) {
+	t.Helper()
+	c, err := gosmtp.Dial(e.cfg.SMTP.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SendMail(from, []string{to}, strings.NewReader(data)); err != nil {
+		t.Fatalf("MX: %v", err)
+	}
+}
+
+// TestIMIPInbound: an iMIP REPLY from the remote attendee arriving at the
+// MX is delivered (250 after the store) and updates the attendee's
+// PARTSTAT in the organizer's copy; one from another sender is delivered
+// but not applied, unless the sender is in dav.trusted_calendar_senders.
+func TestIMIPInbound(t *testing.T) {
+	e := newIMIPEnv(t, func(c *Config) { c.DAV.TrustedCalendarSenders = []string{"system@linked.test"} })
+	path := e.calendar + "m2.ics"
+	if code, body := e.do(t, http.MethodPut, path, "text/calendar", imipMeeting("m2", "NEEDS-ACTION", 0, "")); code != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	reply := func(partstat string) string {
+		cal, err := ical.NewDecoder(strings.NewReader(imipMeeting("m2", partstat, 0, "REPLY"))).Decode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := buildIMIP("bob@remote.test", []string{"alice@example.test"}, "REPLY", cal, time.Now(), "remote.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	partstat := func() string {
+		_, body := e.do(t, http.MethodGet, path, "", "")
+		m := regexp.MustCompile(`ATTENDEE;[^:]*PARTSTAT=([A-Z-]+)`).FindStringSubmatch(strings.ReplaceAll(body, "\r\n ", ""))
+		if m == nil {
+			t.Fatalf("no attendee PARTSTAT:\n%s", body)
+		}
+		return m[1]
+	}
+
+	e.sendMX(t, "mallory@remote.test", "alice@example.test", reply("DECLINED"))
+	if got := partstat(); got != "NEEDS-ACTION" {
+		t.Errorf("a reply from another sender set PARTSTAT %s", got)
+	}
+	e.sendMX(t, "bob@remote.test", "alice@example.test", reply("ACCEPTED"))
+	if got := partstat(); got != "ACCEPTED" {
+		t.Errorf("after bob's reply: PARTSTAT %s, want ACCEPTED", got)
+	}
+	e.sendMX(t, "system@linked.test", "alice@example.test", reply("TENTATIVE"))
+	if got := partstat(); got != "TENTATIVE" {
+		t.Errorf("after the trusted sender's reply: PARTSTAT %s, want TENTATIVE", got)
+	}
+	// A REPLY for an event alice does not have is still delivered (the
+	// MX answers 250 only once the mail is stored).
+	other := strings.ReplaceAll(reply("ACCEPTED"), "UID:m2", "UID:unknown")
+	e.sendMX(t, "bob@remote.test", "alice@example.test", other)
 }
