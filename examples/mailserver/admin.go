@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -128,6 +129,7 @@ func (a *admin) run(ctx context.Context, args []string) error {
 		handlers["queue "+op] = a.queueOp(op)
 	}
 	handlers["quarantine list"] = a.quarantineList
+	maps.Copy(handlers, a.resourceCommands())
 	for _, op := range []string{"release", "delete"} {
 		handlers["quarantine "+op] = a.quarantineOp(op)
 	}
