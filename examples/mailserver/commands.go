@@ -35,6 +35,7 @@ func commands() []command {
 	cmds = append(cmds, domainCommands()...)
 	cmds = append(cmds, userCommands()...)
 	cmds = append(cmds, aliasGroupCommands()...)
+	cmds = append(cmds, resourceCommands()...)
 	cmds = append(cmds, mailCommands()...)
 	cmds = append(cmds, dkimCommands()...)
 	return append(cmds, operationCommands()...)

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/mail"
+	"strings"
 	"time"
 
 	"github.com/mailyard/mailyard/dav"
@@ -32,6 +34,11 @@ type DAVConfig struct {
 	MaxInstances            int   `toml:"max_instances"`
 	MaxAttendees            int   `toml:"max_attendees"`
 	MaxRequestBody          int64 `toml:"max_request_body"`
+	// TrustedCalendarSenders are addresses whose iMIP messages arriving
+	// at the MX are applied to calendars even when they are not the
+	// ORGANIZER or ATTENDEE they speak for (a linked installation's
+	// system sender; dav.Handler.ReceiveIMIP's trusted).
+	TrustedCalendarSenders []string `toml:"trusted_calendar_senders"`
 }
 
 func (c DAVConfig) limits() dav.Limits {
@@ -52,6 +59,11 @@ func (c DAVConfig) validate() error {
 		c.MaxInstances < 0 || c.MaxAttendees < 0 || c.MaxRequestBody < 0 {
 		return errors.New(`section "dav": limits must not be negative`)
 	}
+	for _, a := range c.TrustedCalendarSenders {
+		if _, err := mail.ParseAddress(a); err != nil || strings.ContainsAny(a, "<> ") {
+			return &keyError{"dav.trusted_calendar_senders", fmt.Errorf("%q is not a bare email address", a)}
+		}
+	}
 	if c.InsecureHTTP && c.Listen == "" {
 		return &keyError{"dav.insecure_http", errors.New("set without a dav.listen address")}
 	}
@@ -66,7 +78,7 @@ func (ls *listeners) listenDAV(cfg Config, logger *slog.Logger, sh shared) error
 		return nil
 	}
 	log := logger.With("listener", "dav")
-	h, err := dav.NewHandler(dav.Options{
+	opts := dav.Options{
 		Store:       sh.st,
 		Directory:   sh.auth,
 		GAL:         sh.dir,
@@ -74,9 +86,18 @@ func (ls *listeners) listenDAV(cfg Config, logger *slog.Logger, sh shared) error
 		Prefix:      davPrefix,
 		Logger:      log,
 		Limits:      cfg.DAV.limits(),
-	})
+	}
+	// Invitations to remote attendees leave as iMIP mail through the
+	// outbound queue; without the queue they get SCHEDULE-STATUS 5.3.
+	if sh.smtp.Queue != nil {
+		opts.IMIP = &imipSender{hostname: cfg.Hostname, router: sh.smtp.Router, queue: sh.smtp.Queue, keys: sh.smtp.DKIMKeys, now: time.Now}
+	}
+	h, err := dav.NewHandler(opts)
 	if err != nil {
 		return fmt.Errorf("dav listener: %w", err)
+	}
+	if sh.mxDeliverer != nil {
+		sh.mxDeliverer.handler.Store(h) // before any listener serves
 	}
 	ln, err := listenTCP(logger, "dav", cfg.DAV.Listen)
 	if err != nil {

@@ -134,6 +134,7 @@ func TestDAVConfig(t *testing.T) {
 		{"[dav]\nmax_instances = -1\n", []string{`"dav"`, "negative"}},
 		{"[dav]\nlisten = \"127.0.0.1:2525\"\n", []string{":2:", `"dav.listen"`, `"smtp.listen"`}},
 		{"[dav]\nlisten = \"8443\"\n", []string{":2:", `"dav.listen"`}},
+		{"[dav]\ntrusted_calendar_senders = [\"Cal <cal@x.test>\"]\n", []string{`"dav.trusted_calendar_senders"`, "bare"}},
 	} {
 		_, err := LoadConfig(writeConfig(t, tc.text))
 		if err == nil {

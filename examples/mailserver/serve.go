@@ -72,6 +72,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	ls, err := listen(cfg, logger, shared{
 		st: st, dir: dir, auth: auth, authLimiter: newAuthLimiter(cfg.Limits, reg),
 		tlsConfig: tlsConfig, reg: reg, smtp: smtpOpts,
+		mxDeliverer: &imipDeliverer{Store: st, dir: dir, trusted: cfg.DAV.TrustedCalendarSenders, logger: logger.With("listener", "smtp")},
 	})
 	if err != nil {
 		return err
@@ -199,6 +200,9 @@ type shared struct {
 	tlsConfig   *tls.Config
 	reg         *prometheus.Registry
 	smtp        smtp.Options // the SMTP listeners' options, from smtpOptions
+	// mxDeliverer is the MX's Deliverer: the store, then inbound iMIP
+	// to the DAV handler (imip_inbound.go); nil keeps smtp.Deliverer.
+	mxDeliverer *imipDeliverer
 }
 
 // listeners are the servers serve runs, each with its listening socket.
@@ -274,6 +278,9 @@ func (ls *listeners) listenSMTP(cfg Config, logger *slog.Logger, sh shared) erro
 		o.Logger = logger.With("listener", l.name)
 		o.Metrics = listenerMetrics(sh.reg, l.name)
 		o.Milters = miltersFor(cfg.Milters, l.name)
+		if l.mode == smtp.ModeMX && sh.mxDeliverer != nil {
+			o.Deliverer = sh.mxDeliverer
+		}
 		srv, err := smtp.New(o)
 		if err != nil {
 			return fmt.Errorf("%s listener: %w", l.name, err)
