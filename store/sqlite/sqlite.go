@@ -188,6 +188,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// readMmapSize bounds how much of the database a read connection maps
+// (PRAGMA mmap_size): 256 MiB of address space, not of memory.
+const readMmapSize = 256 << 20
+
 func (s *Store) dsn(write bool) string {
 	ms := strconv.FormatInt(s.opts.BusyTimeout.Milliseconds(), 10)
 	d := "file:" + filepath.Join(s.dir, "mail.db") +
@@ -197,7 +201,15 @@ func (s *Store) dsn(write bool) string {
 		// (busy_timeout) instead of failing on lock upgrade.
 		return d + "&_journal_mode=WAL&_txlock=immediate"
 	}
-	return d + "&_query_only=1"
+	// Read connections map the database (at most readMmapSize bytes):
+	// page reads become memory loads instead of a pread and a copy into
+	// each connection's page cache. The month query of
+	// BenchmarkQueryObjectsMonth went from 70 to 22 ms (median of three,
+	// loaded machine). Mapped pages are the kernel's page cache, shared by
+	// the connections and reclaimable, not heap. Writes keep going through
+	// the writer connection, which maps nothing, so the power-loss and
+	// crash guarantees are those of the WAL as before.
+	return d + "&_query_only=1&_pragma=mmap_size(" + strconv.Itoa(readMmapSize) + ")"
 }
 
 func (s *Store) openDBs(ctx context.Context) error {
