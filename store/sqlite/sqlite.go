@@ -72,6 +72,8 @@ type Store struct {
 	wconn *sql.Conn // that connection
 	// wstmts are wconn's prepared statements by text (see wstmt).
 	wstmts map[string]*sql.Stmt
+	// rstmts are the read pool's prepared statements (see readStmts).
+	rstmts readStmts
 	rdb    *sql.DB  // read-only pool
 	lock   *os.File // shared flock on store.lock for the Store's life
 
@@ -240,7 +242,46 @@ func (s *Store) openDBs(ctx context.Context) error {
 	if err := rdb.PingContext(ctx); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", s.dir, err)
 	}
+	return s.rstmts.prepare(ctx, rdb)
+}
+
+// readStmts are the hot statements of the read path, prepared once on
+// the read pool: database/sql then prepares each on a connection the
+// first time it runs there and keeps it, so a query does not parse its
+// SQL again every time (parsing was a third of a free-busy-query REPORT's
+// CPU time in BenchmarkFreeBusyQuery). Use them in a read transaction
+// through tx.StmtContext.
+type readStmts struct {
+	collectionExists, rangeObjects, allObjects *sql.Stmt
+}
+
+func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{
+		{&r.collectionExists, collectionExistsSQL},
+		{&r.rangeObjects, queryObjectsSQL},
+		{&r.allObjects, allObjectsSQL},
+	} {
+		st, err := db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare %q: %w", p.sql, err)
+		}
+		*p.st = st
+	}
 	return nil
+}
+
+func (r *readStmts) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{r.collectionExists, r.rangeObjects, r.allObjects} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	*r = readStmts{}
+	return errors.Join(errs...)
 }
 
 func (s *Store) closeDBs() error {
@@ -255,6 +296,7 @@ func (s *Store) closeDBs() error {
 	if s.wdb != nil {
 		errs = append(errs, s.wdb.Close())
 	}
+	errs = append(errs, s.rstmts.close())
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
 	}
