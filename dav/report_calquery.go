@@ -256,9 +256,16 @@ func textMatch(n *node, space string) (*textmatch.Matcher, error) {
 //     EXDATE or RECURRENCE-ID (singleInstance): an EXDATE could remove the
 //     only instance, and the bounds then still hold the first one.
 //
+// It also holds for a bare VCALENDAR comp-filter (a client's "everything"
+// query), which every stored object satisfies: PUT stored only objects
+// that parse as one VCALENDAR (RFC 4791 §9.7.1).
+//
 // Anything else goes through calendar.Object.Match.
 // TestIndexMatchesEqualsMatch checks it against the full path.
 func indexMatches(f calendar.CompFilter, o *store.Object) bool {
+	if f.Name == "VCALENDAR" && !f.IsNotDefined && !hasTimeRange(f.Start, f.End) && len(f.Props) == 0 && len(f.Comps) == 0 {
+		return true
+	}
 	if !eventRangeOnly(f) || o.Component != "VEVENT" || o.Start.IsZero() || o.End.IsZero() {
 		return false
 	}

@@ -65,6 +65,9 @@ func TestIndexMatchesEqualsMatch(t *testing.T) {
 			to = time.Time{}
 		}
 		f := eventRange(from, to)
+		if rapid.IntRange(0, 9).Draw(rt, "bare") == 0 {
+			f = calendar.CompFilter{Name: "VCALENDAR"}
+		}
 		if !indexMatches(f, o) {
 			return
 		}
@@ -150,6 +153,9 @@ func TestIndexMatchesCases(t *testing.T) {
 		{"only instance excluded", event("a", "20260610T090000Z", "RRULE:FREQ=DAILY;COUNT=1", "EXDATE:20260610T090000Z"), june, false},
 		{"folded RRULE", strings.Replace(event("a", "20260610T090000Z", "RRULE:FREQ=DAILY;COUNT=2"), "RRULE", "RR\r\n ULE", 1), june, false},
 		{"todo", todo("t"), june, false},
+		{"everything, a todo", todo("t"), calendar.CompFilter{Name: "VCALENDAR"}, true},
+		{"everything, a recurring event", event("a", "20260610T090000Z", "RRULE:FREQ=DAILY;COUNT=2"), calendar.CompFilter{Name: "VCALENDAR"}, true},
+		{"not a calendar", todo("t"), calendar.CompFilter{Name: "VCALENDAR", IsNotDefined: true}, false},
 		{"prop-filter", event("a", "20260610T090000Z"), calendar.CompFilter{Name: "VCALENDAR", Comps: []calendar.CompFilter{{
 			Name: "VEVENT", Start: june.Comps[0].Start, End: june.Comps[0].End, Props: []calendar.PropFilter{{Name: "SUMMARY", IsNotDefined: true}}}}}, false},
 	} {
