@@ -33,6 +33,9 @@ type FreeBusyQuery struct {
 	MaxInstances int
 	// FloatingLocation is where floating times are read; nil is UTC.
 	FloatingLocation *time.Location
+	// zones, if not nil, shares parsed VTIMEZONE definitions between the
+	// objects read (the Handler's own, for its REPORTs).
+	zones *calendar.ZoneCache
 }
 
 // FreeBusy returns, for each account of q, its merged busy periods within
@@ -105,7 +108,7 @@ func objectBusy(o *store.Object, q FreeBusyQuery) []calendar.Period {
 	if o.Component != "" && o.Component != "VEVENT" && o.Component != "VFREEBUSY" {
 		return nil
 	}
-	obj, err := calendar.Parse(o.Data, calendar.Limits{MaxSize: len(o.Data) + 1, MaxAttendees: 1 << 20})
+	obj, err := calendar.Parse(o.Data, calendar.Limits{MaxSize: len(o.Data) + 1, MaxAttendees: 1 << 20, Zones: q.zones})
 	if err != nil {
 		return nil
 	}
@@ -147,7 +150,7 @@ func (h *Handler) freeBusyQuery(rq *request, body *node) error {
 	if err != nil {
 		return err
 	}
-	q := FreeBusyQuery{From: from, To: to, MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation}
+	q := FreeBusyQuery{From: from, To: to, MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation, zones: h.zones}
 	periods, err := collectionBusy(rq.ctx, h.opts.Store, c.ID, q)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailyard/mailyard/dav/internal/calendar"
 	"github.com/mailyard/mailyard/directory"
 )
 
@@ -18,6 +19,8 @@ type Handler struct {
 	propDefs map[kind][]propDef
 	// galTokens caches GAL sync tokens per tenant.
 	galTokens *galTokens
+	// zones shares parsed VTIMEZONEs between the objects queries parse.
+	zones *calendar.ZoneCache
 }
 
 // NewHandler returns a handler over opts.Store and opts.Directory, or an
@@ -28,7 +31,7 @@ func NewHandler(opts Options) (*Handler, error) {
 		return nil, err
 	}
 	return &Handler{opts: o, auth: newAuthCache(o.AuthCacheTTL, DefaultAuthCacheSize, time.Now), propDefs: propTable(),
-		galTokens: &galTokens{now: time.Now, entries: map[string]galTokenEntry{}}}, nil
+		galTokens: &galTokens{now: time.Now, entries: map[string]galTokenEntry{}}, zones: calendar.NewZoneCache(0)}, nil
 }
 
 // request is one authenticated request being answered.

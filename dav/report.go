@@ -312,7 +312,7 @@ func encodeCard(c vcard.Card) (string, bool) {
 // parseCalendar parses a stored object with the handler's limits and
 // floating time zone.
 func (h *Handler) parseCalendar(data []byte) (*calendar.Object, error) {
-	obj, err := calendar.Parse(data, calendar.Limits{MaxSize: len(data) + 1, MaxAttendees: max(h.opts.Limits.MaxAttendees, 1<<20)})
+	obj, err := calendar.Parse(data, calendar.Limits{MaxSize: len(data) + 1, MaxAttendees: max(h.opts.Limits.MaxAttendees, 1<<20), Zones: h.zones})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package dav
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"strings"
@@ -39,6 +40,10 @@ func (h *Handler) calendarQuery(rq *request, body *node) error {
 	}
 	ms := newMultistatus(rq.w)
 	match := func(o *store.Object) error {
+		if indexMatches(f, o) {
+			t := target{kind: kindCalObject, user: rq.t.user, coll: rq.t.coll, name: o.Name}
+			return h.objectResponse(rq, ms, &resource{t: t, coll: &c, obj: o}, rp, nil)
+		}
 		obj, err := h.parseCalendar(o.Data)
 		if err != nil {
 			rq.log.Warn("stored calendar object does not parse", "object", o.Name, "err", err)
@@ -232,4 +237,84 @@ func textMatch(n *node, space string) (*textmatch.Matcher, error) {
 		return nil, precondition(http.StatusForbidden, space, "valid-filter", err.Error())
 	}
 	return m, nil
+}
+
+// indexMatches reports whether the object's index entry alone shows that
+// it matches f, so that calendar-query need not parse it. That holds for
+// the common "events in a time-range" filter (a VCALENDAR comp-filter
+// holding only a VEVENT comp-filter with at most a time-range) on an
+// object that has exactly one instance and whose indexed bounds lie
+// inside the range:
+//
+//   - the bounds hold every instance's extent as RFC 4791 §9.9 defines it
+//     (calendar.Object.Bounds; floating times 14 hours wider), so an
+//     instance within bounds strictly inside the range starts after its
+//     start and ends before its end, and then overlaps the range by every
+//     row of §9.9's table, the zero-length ones included (an event whose
+//     DTEND equals DTSTART matches only a range with start < DTSTART);
+//   - one instance exists when the event has no RRULE, RDATE, EXRULE,
+//     EXDATE or RECURRENCE-ID (singleInstance): an EXDATE could remove the
+//     only instance, and the bounds then still hold the first one.
+//
+// It also holds for a bare VCALENDAR comp-filter (a client's "everything"
+// query), which every stored object satisfies: PUT stored only objects
+// that parse as one VCALENDAR (RFC 4791 §9.7.1).
+//
+// Anything else goes through calendar.Object.Match.
+// TestIndexMatchesEqualsMatch checks it against the full path.
+func indexMatches(f calendar.CompFilter, o *store.Object) bool {
+	if f.Name == "VCALENDAR" && !f.IsNotDefined && !hasTimeRange(f.Start, f.End) && len(f.Props) == 0 && len(f.Comps) == 0 {
+		return true
+	}
+	if !eventRangeOnly(f) || o.Component != "VEVENT" || o.Start.IsZero() || o.End.IsZero() {
+		return false
+	}
+	tr := f.Comps[0]
+	if !tr.Start.IsZero() && !o.Start.After(tr.Start) {
+		return false
+	}
+	if !tr.End.IsZero() && !o.End.Before(tr.End) {
+		return false
+	}
+	return singleInstance(o.Data)
+}
+
+// eventRangeOnly reports whether f is VCALENDAR > VEVENT with nothing but
+// an optional time-range on the VEVENT.
+func eventRangeOnly(f calendar.CompFilter) bool {
+	if f.Name != "VCALENDAR" || f.IsNotDefined || hasTimeRange(f.Start, f.End) || len(f.Props) != 0 || len(f.Comps) != 1 {
+		return false
+	}
+	c := f.Comps[0]
+	return c.Name == "VEVENT" && !c.IsNotDefined && len(c.Props) == 0 && len(c.Comps) == 0
+}
+
+func hasTimeRange(start, end time.Time) bool { return !start.IsZero() || !end.IsZero() }
+
+// recurrenceNames are the properties that make or change a recurrence
+// set (RFC 5545 §3.8.5, EXRULE of RFC 2445 §4.8.5.2), upper case.
+var recurrenceNames = [][]byte{[]byte("RRULE"), []byte("RDATE"), []byte("EXRULE"), []byte("EXDATE"), []byte("RECURRENCE-ID")}
+
+// singleInstance reports whether the iCalendar text data names none of
+// the recurrence properties anywhere, judged on its text upper-cased
+// with every CR, LF, space and tab removed: a property name split by a
+// line fold (RFC 5545 §3.1) is found whole, and a name that only occurs
+// inside a value just sends the object the slow way.
+func singleInstance(data []byte) bool {
+	squeezed := make([]byte, 0, len(data))
+	for _, c := range data {
+		switch {
+		case c == '\r' || c == '\n' || c == ' ' || c == '\t':
+		case 'a' <= c && c <= 'z':
+			squeezed = append(squeezed, c-'a'+'A')
+		default:
+			squeezed = append(squeezed, c)
+		}
+	}
+	for _, name := range recurrenceNames {
+		if bytes.Contains(squeezed, name) {
+			return false
+		}
+	}
+	return true
 }

@@ -44,6 +44,11 @@ func (h *Handler) addressbookQuery(rq *request, body *node) error {
 	ms := newMultistatus(rq.w)
 	n := 0
 	err = h.pageObjects(rq.ctx, c.ID, store.ObjectQuery{}, func(o *store.Object) error {
+		if contact.CannotMatch(o.Data, f) {
+			// Decided on the raw text: no parse for a card that lacks
+			// the text the filter needs (most cards of a search).
+			return nil
+		}
 		card, err := contact.Parse(o.Data, contact.Limits{MaxSize: len(o.Data) + 1})
 		if err != nil {
 			rq.log.Warn("stored vCard does not parse", "object", o.Name, "err", err)

@@ -83,6 +83,18 @@ const queryObjectsSQL = "SELECT " + objectCols + `, data FROM objects
 		ORDER BY name LIMIT ?6)
 	ORDER BY name`
 
+// collectionExistsSQL tells a missing collection from an empty one.
+const collectionExistsSQL = "SELECT EXISTS (SELECT 1 FROM collections WHERE id = ?)"
+
+// allObjectsSQL pages through a collection by name when the query
+// selects every object (no component, no range): one walk of the table
+// in primary-key order, without queryObjectsSQL's index step and lookup
+// by name, which cost a third of an addressbook-query's read of 10,000
+// contacts (BenchmarkAddressbookQuery in dav).
+const allObjectsSQL = "SELECT " + objectCols + `, data FROM objects
+	WHERE collection = ?1 AND name > ?2
+	ORDER BY name LIMIT ?3`
+
 // QueryObjects implements store.Collections.
 func (s *Store) QueryObjects(ctx context.Context, collectionID int64, q store.ObjectQuery) ([]store.Object, error) {
 	q, err := store.CanonicalQuery(q)
@@ -93,13 +105,19 @@ func (s *Store) QueryObjects(ctx context.Context, collectionID int64, q store.Ob
 	out := []store.Object{}
 	err = s.readTx(ctx, func(tx *sql.Tx) error {
 		var n int
-		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM collections WHERE id = ?)", collectionID).Scan(&n); err != nil {
+		if err := tx.StmtContext(ctx, s.rstmts.collectionExists).QueryRowContext(ctx, collectionID).Scan(&n); err != nil {
 			return err
 		}
 		if n == 0 {
 			return fmt.Errorf("sqlite: collection %d: %w", collectionID, store.ErrNotFound)
 		}
-		rows, err := tx.QueryContext(ctx, queryObjectsSQL, collectionID, q.After, q.Component, toArg, fromArg, q.Limit)
+		var rows *sql.Rows
+		var err error
+		if q.Component == "" && q.From.IsZero() && q.To.IsZero() {
+			rows, err = tx.StmtContext(ctx, s.rstmts.allObjects).QueryContext(ctx, collectionID, q.After, q.Limit)
+		} else {
+			rows, err = tx.StmtContext(ctx, s.rstmts.rangeObjects).QueryContext(ctx, collectionID, q.After, q.Component, toArg, fromArg, q.Limit)
+		}
 		if err != nil {
 			return err
 		}

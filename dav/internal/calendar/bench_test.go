@@ -61,11 +61,24 @@ END:VEVENT
 var benchMonth = vcal(CompFilter{Name: "VEVENT", Start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)})
 
 // BenchmarkParseMatchTimeRange is the calendar-query path for one object:
-// parse it and match a one-month time-range.
+// parse it and match a one-month time-range; zonecache=yes shares its
+// VTIMEZONE through a ZoneCache as dav's Handler does.
 func BenchmarkParseMatchTimeRange(b *testing.B) {
+	for _, cached := range []bool{false, true} {
+		b.Run(map[bool]string{false: "zonecache=no", true: "zonecache=yes"}[cached], func(b *testing.B) {
+			var lim Limits
+			if cached {
+				lim.Zones = NewZoneCache(0)
+			}
+			benchParseMatch(b, lim)
+		})
+	}
+}
+
+func benchParseMatch(b *testing.B, lim Limits) {
 	b.ReportAllocs()
 	for b.Loop() {
-		o, err := Parse(typicalEvent, Limits{})
+		o, err := Parse(typicalEvent, lim)
 		if err != nil {
 			b.Fatal(err)
 		}

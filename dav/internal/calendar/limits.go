@@ -35,6 +35,9 @@ type Limits struct {
 	// a wider bound (unbounded for COUNT, UNTIL plus the longest duration
 	// for UNTIL).
 	BoundsInstances int
+	// Zones, if not nil, shares parsed VTIMEZONE definitions between
+	// the objects parsed with it (see ZoneCache).
+	Zones *ZoneCache
 }
 
 func (l Limits) withDefaults() Limits {

@@ -122,7 +122,7 @@ func (o *Object) readComponents() error {
 	for _, c := range o.cal.Children {
 		switch c.Name {
 		case ical.CompTimezone:
-			v, err := parseVTimezone(c)
+			v, err := o.lim.Zones.zone(c)
 			if err != nil {
 				return invalidData(err)
 			}

@@ -328,10 +328,17 @@ func genRange(t *rapid.T) (time.Time, time.Time) {
 
 func TestPropertyTimeRangeBusyBounds(t *testing.T) {
 	berlin, newYork := mustLoad(t, "Europe/Berlin"), mustLoad(t, "America/New_York")
+	// Half the objects share parsed VTIMEZONEs through one small cache
+	// (evicting), which must not change any answer.
+	zones := NewZoneCache(2)
 	rapid.Check(t, func(t *rapid.T) {
 		e := genEventFor(t, berlin, newYork)
 		text := e.text()
-		parsed, err := Parse([]byte(text), Limits{})
+		var lim Limits
+		if rapid.Bool().Draw(t, "zone cache") {
+			lim.Zones = zones
+		}
+		parsed, err := Parse([]byte(text), lim)
 		if err != nil {
 			t.Fatalf("parse: %v\n%s", err, text)
 		}

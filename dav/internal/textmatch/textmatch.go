@@ -48,6 +48,7 @@ const Default = "i;ascii-casemap"
 type Matcher struct {
 	text      string // already folded by fold
 	fold      func(string) string
+	unicode   bool // fold is unicodeFold
 	matchType MatchType
 	negate    bool
 }
@@ -67,7 +68,7 @@ func New(text, collation string, matchType MatchType, negate bool) (*Matcher, er
 	default:
 		return nil, errors.New("textmatch: unknown match-type " + string(matchType))
 	}
-	return &Matcher{text: fold(text), fold: fold, matchType: matchType, negate: negate}, nil
+	return &Matcher{text: fold(text), fold: fold, unicode: collation == "i;unicode-casemap", matchType: matchType, negate: negate}, nil
 }
 
 // Supported reports whether collation is one this package implements.
@@ -92,6 +93,26 @@ func (m *Matcher) Match(value string) bool {
 	}
 	return ok != m.negate
 }
+
+// Excludes reports whether no value that occurs in text as a contiguous
+// substring can satisfy m, so that a caller may skip parsing a resource
+// whose every value is such a substring of its raw text. It is true only
+// when m is not negated, its text is not empty and text, folded as m
+// folds, does not contain m's folded text: every match type (equals,
+// starts-with, ends-with, contains) needs the folded value to contain the
+// folded text, and ASCII folding and the identity fold map a substring to
+// a substring. Unicode folding does too for ASCII text (it is ASCII
+// folding there); for other text (where NFKD may reorder combining marks
+// across a substring's edge) Excludes says false.
+func (m *Matcher) Excludes(text string) bool {
+	if m.negate || m.text == "" || (m.unicode && !isASCII(text)) {
+		return false
+	}
+	return !strings.Contains(m.fold(text), m.text)
+}
+
+// Needle is m's text as folded by its collation.
+func (m *Matcher) Needle() string { return m.text }
 
 func folder(collation string) (func(string) string, error) {
 	switch collation {
