@@ -147,6 +147,7 @@ func oneLine(s string) string {
 // outConn is an open session with a next hop.
 type outConn struct {
 	c     *gosmtp.Client
+	conn  net.Conn // under c, cut when a job's lease ends
 	host  string // the name connected to, for DSNs
 	stop  func() bool
 	fresh bool // no transaction has used it yet
@@ -197,7 +198,7 @@ func (q *Queue) deliver(ctx context.Context, c *outConn, j *outJob) *outConn {
 		reused := !c.fresh
 		c.fresh = false
 		var broken bool
-		results, broken = q.transaction(c, j, f)
+		results, broken = q.leased(c, j, f)
 		if broken {
 			c.close()
 			c = nil
@@ -213,6 +214,20 @@ func (q *Queue) deliver(ctx context.Context, c *outConn, j *outJob) *outConn {
 	}
 	q.finish(ctx, j, results)
 	return c
+}
+
+// leased runs the transaction within the job's lease: an attempt that
+// outlived its claim could find its recipients claimed again (here or by
+// another node) and sent twice, so the connection is cut when the lease
+// ends; the attempt then fails and is retried, and settling it is refused
+// by the store if another owner holds the recipients by then.
+func (q *Queue) leased(c *outConn, j *outJob, body io.Reader) ([]rcptResult, bool) {
+	cut := time.AfterFunc(j.until.Sub(q.opts.Now()), func() { c.conn.Close() })
+	results, broken := q.transaction(c, j, body)
+	if !cut.Stop() {
+		broken = true
+	}
+	return results, broken
 }
 
 // transaction runs MAIL, RCPT and DATA on c. broken reports a connection
@@ -491,5 +506,5 @@ func (q *Queue) greet(ctx context.Context, host, addr string, useTLS, verify boo
 			return fail(err)
 		}
 	}
-	return &outConn{c: c, host: host, stop: stop, fresh: true}, nil
+	return &outConn{c: c, conn: conn, host: host, stop: stop, fresh: true}, nil
 }

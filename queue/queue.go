@@ -114,7 +114,9 @@ type Options struct {
 	// yet settled (default 10000).
 	MaxInFlight int
 	// Lease is how long a claim lasts (default 15m); an attempt still
-	// waiting when its lease ends is dropped and claimed again.
+	// waiting when its lease ends is dropped and claimed again, and one
+	// still running has its connection cut (it is retried), so no attempt
+	// outlives its claim.
 	Lease time.Duration
 	// RetryMin, RetryMax: after the n-th failed attempt the next is
 	// RetryMin*2^(n-1) later, at most RetryMax (defaults 5m and 1h).

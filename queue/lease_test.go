@@ -1,0 +1,93 @@
+package queue_test
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailyard/mailyard/queue"
+	"github.com/mailyard/mailyard/routing"
+)
+
+// stallingHop answers an SMTP client up to DATA's 354 and then never
+// replies to the end of the data, as a tarpit does. closed gets a value
+// when the client closes the connection.
+func stallingHop(t *testing.T) (port string, closed <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer func() { c.Close(); ch <- struct{}{} }()
+				r := bufio.NewReader(c)
+				c.Write([]byte("220 tarpit ESMTP\r\n"))
+				inData := false
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					cmd := strings.ToUpper(strings.TrimSpace(line))
+					switch {
+					case inData:
+						// swallow the message and never answer its end
+					case strings.HasPrefix(cmd, "EHLO"):
+						c.Write([]byte("250 tarpit\r\n"))
+					case cmd == "DATA":
+						inData = true
+						c.Write([]byte("354 go on\r\n"))
+					default:
+						c.Write([]byte("250 ok\r\n"))
+					}
+				}
+			}()
+		}
+	}()
+	_, port, _ = net.SplitHostPort(ln.Addr().String())
+	return port, ch
+}
+
+// TestQueueAttemptEndsWithItsLease: an attempt stalled by the next hop
+// does not outlive the lease on its recipients (they could be claimed
+// again and sent twice): the connection is cut when the lease ends, and
+// the attempt counts as a failure to be retried. Without the cut the
+// attempt waits for go-smtp's end-of-data timeout, minutes later.
+func TestQueueAttemptEndsWithItsLease(t *testing.T) {
+	port, closed := stallingHop(t)
+	f := newQueueFixture(t, routing.Config{}, func(o *queue.Options) {
+		fastRetries(o)
+		o.RetryMin = time.Hour
+		o.Lease = 2 * time.Second
+		o.Expiry, o.DelayWarning = 24*time.Hour, -1
+	})
+	nh, err := routing.ParseNextHop("[127.0.0.1]:" + port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := routing.Decision{Kind: routing.Relay, Rule: routing.RuleRoute, Address: "bob@tarpit.test",
+		Hop: routing.Hop{NextHop: nh, TLS: routing.TLSNone}}
+	if _, err := f.q.Enqueue(context.Background(), "alice@example.test", []routing.Decision{d}, strings.NewReader(queueBody)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(8 * time.Second):
+		t.Fatal("the stalled attempt still held its connection 4 leases later")
+	}
+	eventually(t, "the cut attempt recorded as a failure", func() bool {
+		l := f.list(t)
+		return len(l) == 1 && l[0].Attempts >= 1 && l[0].LastError != ""
+	})
+}
