@@ -148,7 +148,7 @@ func oneLine(s string) string {
 type outConn struct {
 	c     *gosmtp.Client
 	conn  net.Conn // under c, cut when a job's lease ends
-	host  string // the name connected to, for DSNs
+	host  string   // the name connected to, for DSNs
 	stop  func() bool
 	fresh bool // no transaction has used it yet
 }
