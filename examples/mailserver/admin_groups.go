@@ -130,57 +130,18 @@ func (a *admin) groupDelete(ctx context.Context, args []string) error {
 }
 
 // groupMembers runs `group member add|remove GROUP MEMBER...`.
-func (a *admin) groupMembers(ctx context.Context, name string, args []string,
-	op func(ctx context.Context, id, member string) (directory.Group, error), done string) error {
-	pos, err := positional(name, args, 2, -1, nil)
-	if err != nil {
-		return err
-	}
-	g, err := a.group(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	for _, m := range pos[1:] {
-		if _, err := op(ctx, g.ID, m); err != nil {
-			return userError("member "+m+" of group "+g.Address, err)
-		}
-		fmt.Fprintf(a.stdout, "%s %s group %s\n", m, done, g.Address)
-	}
-	return nil
-}
-
 func (a *admin) groupMemberAdd(ctx context.Context, args []string) error {
-	return a.groupMembers(ctx, "group member add", args, a.dir.AddGroupMember, "added to")
+	return a.editList(ctx, "group member add", args, a.groupMembers(a.dir.AddGroupMember), "added to")
 }
 
 func (a *admin) groupMemberRemove(ctx context.Context, args []string) error {
-	return a.groupMembers(ctx, "group member remove", args, a.dir.RemoveGroupMember, "removed from")
-}
-
-// aliasTargets runs `alias target add|remove ADDRESS TARGET...`.
-func (a *admin) aliasTargets(ctx context.Context, name string, args []string,
-	op func(ctx context.Context, address, target string) (directory.Alias, error), done string) error {
-	pos, err := positional(name, args, 2, -1, nil)
-	if err != nil {
-		return err
-	}
-	al, err := a.alias(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	for _, target := range pos[1:] {
-		if _, err := op(ctx, al.Address, target); err != nil {
-			return userError("target "+target+" of alias "+al.Address, err)
-		}
-		fmt.Fprintf(a.stdout, "%s %s alias %s\n", target, done, al.Address)
-	}
-	return nil
+	return a.editList(ctx, "group member remove", args, a.groupMembers(a.dir.RemoveGroupMember), "removed from")
 }
 
 func (a *admin) aliasTargetAdd(ctx context.Context, args []string) error {
-	return a.aliasTargets(ctx, "alias target add", args, a.dir.AddAliasTarget, "added to")
+	return a.editList(ctx, "alias target add", args, a.aliasTargets(a.dir.AddAliasTarget), "added to")
 }
 
 func (a *admin) aliasTargetRemove(ctx context.Context, args []string) error {
-	return a.aliasTargets(ctx, "alias target remove", args, a.dir.RemoveAliasTarget, "removed from")
+	return a.editList(ctx, "alias target remove", args, a.aliasTargets(a.dir.RemoveAliasTarget), "removed from")
 }

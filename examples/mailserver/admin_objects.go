@@ -278,31 +278,12 @@ func parseProtocols(v string) []directory.Protocol {
 
 // userAliasAdd runs `user alias add ADDRESS ALIAS...`.
 func (a *admin) userAliasAdd(ctx context.Context, args []string) error {
-	return a.userAliases(ctx, "user alias add", args, a.dir.AddUserAlias, "added to")
+	return a.editList(ctx, "user alias add", args, a.userAliases(a.dir.AddUserAlias), "added to")
 }
 
 // userAliasRemove runs `user alias remove ADDRESS ALIAS...`.
 func (a *admin) userAliasRemove(ctx context.Context, args []string) error {
-	return a.userAliases(ctx, "user alias remove", args, a.dir.RemoveUserAlias, "removed from")
-}
-
-func (a *admin) userAliases(ctx context.Context, name string, args []string,
-	op func(ctx context.Context, id, addr string) (directory.User, error), done string) error {
-	pos, err := positional(name, args, 2, -1, nil)
-	if err != nil {
-		return err
-	}
-	u, err := a.lookupUser(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	for _, alias := range pos[1:] {
-		if _, err := op(ctx, u.ID, alias); err != nil {
-			return userError("alias "+alias+" of user "+u.Address, err)
-		}
-		fmt.Fprintf(a.stdout, "alias %s %s user %s\n", alias, done, u.Address)
-	}
-	return nil
+	return a.editList(ctx, "user alias remove", args, a.userAliases(a.dir.RemoveUserAlias), "removed from")
 }
 
 // aliasList runs `alias list [DOMAIN] [-json]`.
