@@ -36,6 +36,24 @@ type ZoneConfig struct {
 	Ports Ports
 	// TTL of every record in seconds; zero means 3600.
 	TTL int
+	// Offered lists the client services the domain's hosts serve; nil
+	// offers every one. A mail or calendar service not offered is
+	// announced with the SRV target "." (RFC 6186 §4, RFC 6764 §3), so
+	// clients stop looking instead of trying a port nothing listens on;
+	// the autoconfig and autodiscover names are left out when not
+	// offered.
+	Offered *Services
+}
+
+// Services says which client services a host serves, for
+// [ZoneConfig.Offered].
+type Services struct {
+	IMAP, IMAPS             bool // RFC 6186
+	Submission, Submissions bool // RFC 6186, RFC 8314
+	CalDAV, CardDAV         bool // RFC 6764
+	// Autoconfig is Thunderbird's autoconfig.DOMAIN; Autodiscover is
+	// Outlook's autodiscover.DOMAIN and _autodiscover._tcp.
+	Autoconfig, Autodiscover bool
 }
 
 // DMARCConfig is the DMARC record to publish (RFC 7489 §6.3).
@@ -165,25 +183,46 @@ func ZoneRecords(cfg ZoneConfig) ([]DNSRecord, error) {
 		}
 		return v
 	}
-	srv := func(service string, prio, p int, target, comment string) {
-		add(service+"._tcp."+origin, "SRV", fmt.Sprintf("%d 1 %d %s", prio, p, target), comment)
+	on := Services{true, true, true, true, true, true, true, true}
+	if cfg.Offered != nil {
+		on = *cfg.Offered
+	}
+	// RFC 6186 §4 (and RFC 6764 §3 for CalDAV/CardDAV): target "." says
+	// the service is not offered.
+	notOffered := func(service, what string) {
+		add(service+"._tcp."+origin, "SRV", "0 0 0 .", what+" not offered (RFC 6186 §4)")
+	}
+	srv := func(offered bool, service string, prio, p int, target, what, rfc string) bool {
+		if !offered {
+			notOffered(service, what)
+			return false
+		}
+		add(service+"._tcp."+origin, "SRV", fmt.Sprintf("%d 1 %d %s", prio, p, target), what+" ("+rfc+")")
+		return true
 	}
 	// RFC 8314 §5.1: prefer implicit TLS, so submissions gets the lower
 	// (preferred) priority.
-	srv("_submissions", 0, port(p.Submissions, 465), mailHost, "RFC 8314")
-	srv("_submission", 10, port(p.Submission, 587), mailHost, "RFC 6186")
-	srv("_imaps", 0, port(p.IMAPS, 993), mailHost, "RFC 6186")
-	srv("_imap", 10, port(p.IMAP, 143), mailHost, "RFC 6186")
-	// RFC 6186 §4: target "." says the service is not offered.
-	add("_pop3._tcp."+origin, "SRV", "0 0 0 .", "no POP3 (RFC 6186 §4)")
-	add("_pop3s._tcp."+origin, "SRV", "0 0 0 .", "no POP3 (RFC 6186 §4)")
-	srv("_caldavs", 0, port(p.HTTPS, 443), webHost, "RFC 6764")
-	add("_caldavs._tcp."+origin, "TXT", "path=/.well-known/caldav", "RFC 6764 §4")
-	srv("_carddavs", 0, port(p.HTTPS, 443), webHost, "RFC 6764")
-	add("_carddavs._tcp."+origin, "TXT", "path=/.well-known/carddav", "RFC 6764 §4")
-	srv("_autodiscover", 0, port(p.HTTPS, 443), webHost, "Outlook autodiscover")
-	add("autoconfig."+origin, "CNAME", webHost, "Thunderbird autoconfig")
-	add("autodiscover."+origin, "CNAME", webHost, "Outlook autodiscover")
+	srv(on.Submissions, "_submissions", 0, port(p.Submissions, 465), mailHost, "submission over TLS", "RFC 8314")
+	srv(on.Submission, "_submission", 10, port(p.Submission, 587), mailHost, "submission", "RFC 6186")
+	srv(on.IMAPS, "_imaps", 0, port(p.IMAPS, 993), mailHost, "IMAP over TLS", "RFC 6186")
+	srv(on.IMAP, "_imap", 10, port(p.IMAP, 143), mailHost, "IMAP", "RFC 6186")
+	notOffered("_pop3", "POP3")
+	notOffered("_pop3s", "POP3")
+	if srv(on.CalDAV, "_caldavs", 0, port(p.HTTPS, 443), webHost, "CalDAV", "RFC 6764") {
+		add("_caldavs._tcp."+origin, "TXT", "path=/.well-known/caldav", "RFC 6764 §4")
+	}
+	if srv(on.CardDAV, "_carddavs", 0, port(p.HTTPS, 443), webHost, "CardDAV", "RFC 6764") {
+		add("_carddavs._tcp."+origin, "TXT", "path=/.well-known/carddav", "RFC 6764 §4")
+	}
+	if on.Autodiscover {
+		srv(true, "_autodiscover", 0, port(p.HTTPS, 443), webHost, "Outlook autodiscover", "MS-OXDSCLI")
+	}
+	if on.Autoconfig {
+		add("autoconfig."+origin, "CNAME", webHost, "Thunderbird autoconfig")
+	}
+	if on.Autodiscover {
+		add("autodiscover."+origin, "CNAME", webHost, "Outlook autodiscover")
+	}
 	return out, nil
 }
 

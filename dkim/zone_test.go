@@ -153,3 +153,39 @@ func TestQuoteTXT(t *testing.T) {
 		t.Fatalf("%s", got)
 	}
 }
+
+// TestZoneRecordsOffered: a service the hosts do not serve is announced as
+// not offered (SRV target ".", RFC 6186 §4) and autoconfig names are left
+// out, so clients do not try a port nothing listens on.
+func TestZoneRecordsOffered(t *testing.T) {
+	recs, err := ZoneRecords(ZoneConfig{
+		Domain:  "example.com",
+		MX:      []string{"mx1.example.com"},
+		Offered: &Services{IMAPS: true, Submissions: true, CalDAV: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range recs {
+		got[r.Name+" "+r.Type] = r.Value
+	}
+	for name, want := range map[string]string{
+		"_imaps._tcp.example.com. SRV":       "0 1 993 mx1.example.com.",
+		"_submissions._tcp.example.com. SRV": "0 1 465 mx1.example.com.",
+		"_imap._tcp.example.com. SRV":        "0 0 0 .",
+		"_submission._tcp.example.com. SRV":  "0 0 0 .",
+		"_caldavs._tcp.example.com. SRV":     "0 1 443 mx1.example.com.",
+		"_caldavs._tcp.example.com. TXT":     "path=/.well-known/caldav",
+		"_carddavs._tcp.example.com. SRV":    "0 0 0 .",
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %q, want %q", name, got[name], want)
+		}
+	}
+	for _, absent := range []string{"_carddavs._tcp.example.com. TXT", "autoconfig.example.com. CNAME", "autodiscover.example.com. CNAME", "_autodiscover._tcp.example.com. SRV"} {
+		if v, ok := got[absent]; ok {
+			t.Errorf("%s = %q, want no record for a service not offered", absent, v)
+		}
+	}
+}

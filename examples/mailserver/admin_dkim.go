@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -291,8 +292,11 @@ func (a *admin) dnsRecords(ctx context.Context, args []string) error {
 	host := *mx
 	if host == "" {
 		host = a.cfg.Hostname
+		if why := notPublicHost(host); why != "" {
+			fmt.Fprintf(a.stderr, "warning: the MX and SRV targets use hostname %q, which %s; set hostname in the config to the server's public DNS name, or pass -mx\n", host, why)
+		}
 	}
-	zc := dkim.ZoneConfig{Domain: domain, MX: []string{host}, Keys: ks}
+	zc := dkim.ZoneConfig{Domain: domain, MX: []string{host}, Keys: ks, Offered: a.cfg.offeredServices()}
 	if *dmarcRUA != "" {
 		zc.DMARC.RUA = []string{*dmarcRUA}
 	}
@@ -317,6 +321,41 @@ func (a *admin) dnsRecords(ctx context.Context, args []string) error {
 	return err
 }
 
+// notPublicHost says why host cannot be a public MX or SRV target (a
+// short machine name, localhost, a local-only suffix), or "" when it
+// looks like a public DNS name.
+func notPublicHost(host string) string {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	switch {
+	case h == "localhost" || strings.HasSuffix(h, ".localhost"):
+		return "is localhost"
+	case net.ParseIP(h) != nil:
+		return "is an IP address, not a name"
+	case !strings.Contains(h, "."):
+		return "is a short machine name, not a DNS name"
+	}
+	for _, suffix := range []string{".local", ".localdomain", ".lan", ".internal", ".home.arpa"} {
+		if strings.HasSuffix(h, suffix) {
+			return "ends in " + suffix + ", a name only the local network resolves"
+		}
+	}
+	return ""
+}
+
+// offeredServices says which client services this configuration serves,
+// so `mailserver dns` announces only those (the others get SRV target
+// "."). The reference server serves no autoconfig or autodiscover.
+func (c Config) offeredServices() *dkim.Services {
+	return &dkim.Services{
+		IMAP:        c.IMAP.Listen != "",
+		IMAPS:       c.IMAPS.Listen != "",
+		Submission:  c.Submission.Listen != "",
+		Submissions: c.Submissions.Listen != "",
+		CalDAV:      c.DAV.Listen != "",
+		CardDAV:     c.DAV.Listen != "",
+	}
+}
+
 // davRecords points the RFC 6764 records of a zone at the [dav] listener:
 // the _caldavs._tcp and _carddavs._tcp SRV records (§3) at port, and
 // their TXT path= (§4) at the context path /dav/, where clients find
@@ -330,7 +369,7 @@ func davRecords(recs []dkim.DNSRecord, port int) []dkim.DNSRecord {
 				r.Value = "path=" + davPrefix + "/"
 			case "SRV":
 				// "priority weight port target"
-				if f := strings.Fields(r.Value); len(f) == 4 {
+				if f := strings.Fields(r.Value); len(f) == 4 && f[3] != "." {
 					r.Value = fmt.Sprintf("%s %s %d %s", f[0], f[1], port, f[3])
 				}
 			}

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -112,5 +116,56 @@ func TestAdminDKIMRotateKeepsAlgorithm(t *testing.T) {
 	// Step 2 of that rotation is unambiguous: only the RSA key waits.
 	if out := mustCLI(t, d, "dkim", "rotate", "example.test"); !strings.Contains(out, "step 2") || !strings.Contains(out, "r2") {
 		t.Fatalf("rotate step 2 of the RSA key: %q", out)
+	}
+}
+
+// TestDNSOnlyServedServices: `mailserver dns` announces only what the
+// config serves (issue: it printed CalDAV, CardDAV, autoconfig and
+// autodiscover records for services that were off or do not exist), and
+// warns when the MX target is the machine's short name.
+func TestDNSOnlyServedServices(t *testing.T) {
+	dir := t.TempDir()
+	d := filepath.Join(dir, "data")
+	cfgPath := filepath.Join(dir, "mailserver.toml")
+	cfg := "hostname = \"mailhost\"\ndata_dir = " + strconv.Quote(d) + "\n[imap]\nlisten = \"\"\n[submission]\nlisten = \"\"\n[dav]\nlisten = \"\"\n"
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"-config", cfgPath, "init"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("init: %d %s", code, errb.String())
+	}
+	if code := run([]string{"-config", cfgPath, "domain", "add", "example.test"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("domain add: %d %s", code, errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"-config", cfgPath, "dns", "example.test"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("dns: %d %s", code, errb.String())
+	}
+	zone := out.String()
+	for _, want := range []string{
+		"_imap._tcp.example.test.\t3600\tIN\tSRV\t0 0 0 .",
+		"_submission._tcp.example.test.\t3600\tIN\tSRV\t0 0 0 .",
+		"_caldavs._tcp.example.test.\t3600\tIN\tSRV\t0 0 0 .",
+		"_carddavs._tcp.example.test.\t3600\tIN\tSRV\t0 0 0 .",
+		"_imaps._tcp.example.test.\t3600\tIN\tSRV\t0 1 993 mailhost.",
+	} {
+		if !strings.Contains(zone, want) {
+			t.Errorf("dns output lacks %q:\n%s", want, zone)
+		}
+	}
+	for _, absent := range []string{"autoconfig.", "autodiscover.", "path=/dav/"} {
+		if strings.Contains(zone, absent) {
+			t.Errorf("dns output has %q for a service not served:\n%s", absent, zone)
+		}
+	}
+	if !strings.Contains(errb.String(), `hostname "mailhost"`) || !strings.Contains(errb.String(), "short machine name") {
+		t.Errorf("no warning about the short hostname on stderr: %q", errb.String())
+	}
+	// -mx names the public host: no warning.
+	errb.Reset()
+	if code := run([]string{"-config", cfgPath, "dns", "example.test", "-mx", "mx.example.test"}, strings.NewReader(""), &out, &errb); code != 0 || errb.Len() != 0 {
+		t.Fatalf("dns -mx: %d %q", code, errb.String())
 	}
 }
