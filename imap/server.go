@@ -134,6 +134,9 @@ func New(opts Options) (*Server, error) {
 		Caps:         serverCaps(o.Backend),
 		Logger:       s.log,
 		InsecureAuth: o.AllowInsecureAuth,
+		CommandDone: func(name string, d time.Duration) {
+			s.metrics.commands.WithLabelValues(commandClass(name)).Observe(d.Seconds())
+		},
 	}
 	if !o.ImplicitTLS {
 		// With implicit TLS the connection is a *tls.Conn from the start:

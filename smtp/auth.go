@@ -14,6 +14,7 @@ import (
 // temporary failure: RFC 4954 §6); a wrong password (535 5.7.8, RFC 4954
 // §6) is answered only after the limiter's delay.
 func (s *session) authenticate(login, password string) error {
+	defer s.srv.metrics.observe("auth", time.Now())
 	lim := s.srv.opts.AuthLimiter
 	m := s.srv.metrics.auth
 	sessLog, _, _ := s.state()

@@ -69,6 +69,7 @@ func (s *session) checkMessage(log *slog.Logger, received, src func() (io.Reader
 		if err != nil {
 			return authOutcome{}, true, err
 		}
+		s.srv.metrics.countAuthChecks(&res)
 		d := dkim.Action(res, o.DMARC)
 		if log.Enabled(s.ctx, slog.LevelInfo) {
 			log.Info("message authentication", "dkim", dkimSummary(res.DKIM), "spf", string(res.SPF.Status),

@@ -90,6 +90,7 @@ func (s *session) Logout() error {
 
 // Mail implements gosmtp.Session.
 func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
+	defer s.srv.metrics.observe("mail", time.Now())
 	s.Reset()
 	log, user, _ := s.state()
 	var may sendSet
@@ -162,6 +163,7 @@ func (s *session) subaddressTaken(addr, base string) bool {
 // Rcpt implements gosmtp.Session: the routing decision is made now, and
 // only recipients this server can deliver to are accepted.
 func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
+	defer s.srv.metrics.observe("rcpt", time.Now())
 	m := s.srv.metrics.rcpts
 	log, user, tx := s.state()
 	if why := addressSyntax(to); why != "" {
@@ -378,6 +380,7 @@ func (r *sourceReader) Read(p []byte) (int, error) {
 // Data implements gosmtp.Session for DATA and BDAT. The reply is 250 only
 // after the Deliverer has stored the message durably.
 func (s *session) Data(r io.Reader) error {
+	defer s.srv.metrics.observe("data", time.Now())
 	if !s.tc.beginData() {
 		s.srv.metrics.rejected.WithLabelValues(reasonShutdown).Inc()
 		return errShuttingDown

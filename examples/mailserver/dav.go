@@ -7,10 +7,14 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mailyard/mailyard/dav"
+	"github.com/mailyard/mailyard/internal/metric"
 )
 
 // davPrefix is the context path of CalDAV and CardDAV (RFC 6764 §4: the
@@ -103,8 +107,12 @@ func (ls *listeners) listenDAV(cfg Config, logger *slog.Logger, sh shared) error
 	if err != nil {
 		return err
 	}
+	timed, err := davLatency(sh.reg, h)
+	if err != nil {
+		return fmt.Errorf("dav listener: %w", err)
+	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           timed,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -119,4 +127,30 @@ func (ls *listeners) listenDAV(cfg Config, logger *slog.Logger, sh shared) error
 	srv.TLSConfig = sh.tlsConfig.Clone()
 	ls.davServe = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
 	return nil
+}
+
+// davMethods are the method label values of
+// mailyard_dav_request_duration_seconds; any other method counts as
+// "other", so a client cannot create series at will.
+var davMethods = []string{"OPTIONS", "PROPFIND", "PROPPATCH", "REPORT", "GET", "HEAD", "PUT", "DELETE", "MKCOL", "MKCALENDAR", "POST", "MOVE", "COPY", "other"}
+
+// davLatency wraps h to observe each request's time to its response,
+// by method, in mailyard_dav_request_duration_seconds.
+func davLatency(reg prometheus.Registerer, h http.Handler) (http.Handler, error) {
+	observe, err := promMetrics{prometheus.WrapRegistererWith(prometheus.Labels{"listener": "dav"}, reg)}.Histogram(
+		"mailyard_dav_request_duration_seconds",
+		"Time from a CalDAV/CardDAV request to the end of its response, by method ("+strings.Join(davMethods, ", ")+").",
+		metric.LatencyBuckets, []string{"method"}, metric.OneLabel(davMethods...))
+	if err != nil {
+		return nil, err
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		method := "other"
+		if slices.Contains(davMethods, r.Method) {
+			method = r.Method
+		}
+		observe(time.Since(start).Seconds(), method)
+	}), nil
 }

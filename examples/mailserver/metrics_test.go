@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -67,5 +69,41 @@ mailyard_test_state{listener="smtp",state="ready"} 3
 	}
 	if _, err := m.Counter("mailyard_test_plain_total", "A counter without labels."); err == nil || !strings.Contains(err.Error(), "distinct labels") {
 		t.Errorf("second declaration on one registry: %v, want the already-registered hint", err)
+	}
+}
+
+// davLatency observes each DAV request by method; every method series
+// exists at zero from the start, and a method nobody listed counts as
+// other, so a client cannot make new series.
+func TestDAVLatencyMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h, err := davLatency(reg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(207) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"PROPFIND", "X-INVENTED"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(m, "/dav/", nil))
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&got, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{
+		`mailyard_dav_request_duration_seconds_count{listener="dav",method="PROPFIND"} 1`,
+		`mailyard_dav_request_duration_seconds_count{listener="dav",method="other"} 1`,
+		`mailyard_dav_request_duration_seconds_count{listener="dav",method="PUT"} 0`,
+	} {
+		if !strings.Contains(got.String(), want) {
+			t.Errorf("exposition lacks %s", want)
+		}
+	}
+	if strings.Contains(got.String(), "X-INVENTED") {
+		t.Error("a client-chosen method became a series")
 	}
 }

@@ -38,7 +38,8 @@ const shutdownTimeout = 30 * time.Second
 // gracefully: listeners stop accepting, in-flight transactions finish, the
 // store commits what is pending and closes.
 func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	st, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Logger: logger})
+	reg := newRegistry()
+	st, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Logger: logger, Metrics: promMetrics{reg}})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -53,7 +54,6 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	table := routing.NewTable(dir, routing.TableOptions{Logger: logger, Rules: rules})
 	keys := newDKIMKeys(st, cfg, logger)
-	reg := newRegistry()
 	queue, err := startQueue(ctx, cfg, st, table, logger, reg)
 	if err != nil {
 		return err
@@ -115,10 +115,10 @@ func openDirectory(ctx context.Context, cfg Config, st *sqlite.Store, logger *sl
 }
 
 // newRegistry returns the Prometheus registry /metrics serves, with the Go
-// runtime and process collectors.
+// runtime and process collectors and mailyard_build_info.
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	return reg
 }
 

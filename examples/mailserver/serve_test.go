@@ -74,8 +74,20 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Fatalf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
 		}
 		if path == "/metrics" {
-			// The outbound queue's gauges and counters are exposed too.
-			for _, w := range []string{`mailyard_queue_recipients{state="ready"} 0`, `mailyard_queue_deliveries_total{result="delivered"} 0`} {
+			// The outbound queue's gauges and counters are exposed too;
+			// every labelled series exists from the start, at zero, so
+			// alerts on absent series work (issue 19 item 10).
+			for _, w := range []string{`mailyard_queue_recipients{state="ready"} 0`, `mailyard_queue_deliveries_total{result="delivered"} 0`,
+				`mailyard_build_info{commit="`,
+				`mailyard_smtp_command_duration_seconds_count{command="data",listener="submission"} 1`,
+				`mailyard_smtp_command_duration_seconds_count{command="rcpt",listener="smtp"} 0`,
+				`mailyard_smtp_auth_checks_total{listener="smtp",method="dmarc",result="fail"} 0`,
+				`mailyard_smtp_messages_rejected_total{listener="smtp",reason="quota"} 0`,
+				`mailyard_smtp_recipients_total{listener="submission",outcome="deliver"} 1`,
+				`mailyard_imap_command_duration_seconds_count{command="fetch",listener="imaps"} 0`,
+				`mailyard_imap_auth_total{listener="imap",result="failure"} 0`,
+				`mailyard_store_operation_duration_seconds_bucket{op="write",le="30"}`,
+				`mailyard_store_operation_duration_seconds_count{op="read"}`} {
 				if !strings.Contains(string(body), w) {
 					t.Fatalf("GET /metrics lacks %q", w)
 				}

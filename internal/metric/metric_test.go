@@ -54,3 +54,35 @@ func mustPanic(t *testing.T, what string, f func()) {
 	}()
 	f()
 }
+
+// TestSeriesFromStart: declared series exist at zero before anything is
+// counted, histograms included, so alerts on absent series work; a
+// Metrics without histograms records none.
+func TestSeriesFromStart(t *testing.T) {
+	var rcpts, latency Family
+	r := &Recorder{}
+	if err := Declare(r,
+		Decl{To: &rcpts, Name: "rcpts_total", Labels: []string{"outcome"}, Series: [][]string{{"deliver"}, {"reject"}}},
+		Decl{To: &latency, Name: "cmd_seconds", Labels: []string{"command"}, Buckets: LatencyBuckets, Series: [][]string{{"fetch"}}},
+	); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, label, value string
+	}{{"rcpts_total", "outcome", "deliver"}, {"rcpts_total", "outcome", "reject"}, {"cmd_seconds", "command", "fetch"}} {
+		if v, ok := r.Value(c.name, map[string]string{c.label: c.value}); !ok || v != 0 {
+			t.Errorf("%s{%s} = %v %v before any count, want 0 true", c.name, c.value, v, ok)
+		}
+	}
+	latency.WithLabelValues("fetch").Observe(0.002)
+	latency.WithLabelValues("fetch").Observe(0.004)
+	if v, _ := r.Value("cmd_seconds", map[string]string{"command": "fetch"}); v != 2 {
+		t.Errorf("cmd_seconds{fetch} observations = %v, want 2", v)
+	}
+	// Discard has no Histogram: the family records nothing.
+	var quiet Family
+	if err := Declare(Discard{}, Decl{To: &quiet, Name: "q_seconds", Buckets: LatencyBuckets}); err != nil {
+		t.Fatal(err)
+	}
+	quiet.Observe(1)
+}

@@ -16,10 +16,11 @@ type Recorder struct {
 }
 
 type recorded struct {
-	counter bool
-	labels  []string
-	values  map[string]float64 // by label values joined with "\xff"
-	collect func(emit func(float64, ...string))
+	counter   bool
+	histogram bool // values count observations
+	labels    []string
+	values    map[string]float64 // by label values joined with "\xff"
+	collect   func(emit func(float64, ...string))
 }
 
 // Counter declares a counter family.
@@ -30,6 +31,23 @@ func (r *Recorder) Counter(name, _ string, labels ...string) (func(float64, ...s
 // Gauge declares a gauge family.
 func (r *Recorder) Gauge(name, _ string, labels ...string) (func(float64, ...string), error) {
 	return r.declare(name, &recorded{labels: labels})
+}
+
+// Histogram declares a histogram family; [Recorder.Value] of a series
+// is its number of observations.
+func (r *Recorder) Histogram(name, _ string, _ []float64, labels []string, series [][]string) (func(float64, ...string), error) {
+	f := &recorded{histogram: true, labels: labels}
+	observe, err := r.declare(name, f)
+	if err != nil {
+		return nil, err
+	}
+	for _, lv := range series {
+		key := f.key(name, lv)
+		r.mu.Lock()
+		f.values[key] += 0
+		r.mu.Unlock()
+	}
+	return observe, nil
 }
 
 // GaugeFunc declares a gauge family whose series collect reports
@@ -55,6 +73,9 @@ func (r *Recorder) declare(name string, f *recorded) (func(float64, ...string), 
 			panic(fmt.Sprintf("metric: counter %s decreased by %v", name, delta))
 		}
 		key := f.key(name, labelValues)
+		if f.histogram {
+			delta = 1
+		}
 		r.mu.Lock()
 		f.values[key] += delta
 		r.mu.Unlock()

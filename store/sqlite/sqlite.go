@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mailyard/mailyard/internal/metric"
 	"github.com/mailyard/mailyard/store"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -55,10 +56,24 @@ type Options struct {
 	// ReadConns is the size of the read connection pool; zero means
 	// max(4, GOMAXPROCS).
 	ReadConns int
+	// Metrics receives the store's latency histogram,
+	// mailyard_store_operation_duration_seconds by op: "write" (each
+	// write, from the call to its durable commit: what an SMTP 250 or an
+	// IMAP OK waits for) and "read" (each read transaction). Nil records
+	// nothing.
+	Metrics Metrics
 
 	// fsys is the blob tree's file system; nil means the operating
 	// system's. Only the power-loss test sets it.
 	fsys blobFS
+}
+
+// Metrics declares histograms; the reference server implements it over
+// Prometheus (examples/mailserver/metrics.go). Open calls Histogram once;
+// the function returned observes one latency in seconds with one label
+// value, and series lists the label values that exist from the start.
+type Metrics interface {
+	Histogram(name, help string, buckets []float64, labels []string, series [][]string) (observe func(value float64, labelValues ...string), err error)
 }
 
 // Store is the SQLite backend. It is safe for concurrent use.
@@ -79,6 +94,8 @@ type Store struct {
 
 	blobs *blobStore
 	feed  *feed
+	// latency observes operation latencies by op (Options.Metrics).
+	latency metric.Family
 
 	// commits and batched count transactions and the requests they
 	// carried; group commit shows as batched > commits.
@@ -132,6 +149,16 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = max(4, runtime.GOMAXPROCS(0))
 	}
+	var latency metric.Family
+	var mm metric.Declarer = metric.Discard{}
+	if opts.Metrics != nil {
+		mm = histogramsOnly{opts.Metrics}
+	}
+	if err := metric.Declare(mm, metric.Decl{To: &latency, Name: "mailyard_store_operation_duration_seconds",
+		Help:   "Store latency by op: write (from the call to its durable commit, group commit and fsync included) and read (one read transaction).",
+		Labels: []string{"op"}, Buckets: metric.LatencyBuckets, Series: metric.OneLabel("write", "read")}); err != nil {
+		return nil, fmt.Errorf("sqlite: metrics: %w", err)
+	}
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: store dir: %w", err)
@@ -148,7 +175,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{
+	s := &Store{latency: latency,
 		dir:   dir,
 		opts:  opts,
 		log:   opts.Logger,
@@ -332,6 +359,7 @@ func (s *Store) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
+	defer s.observe("read", time.Now())
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("sqlite: begin read: %w", err)
@@ -354,4 +382,22 @@ type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// observe records the latency of one operation that began at start.
+func (s *Store) observe(op string, start time.Time) {
+	s.latency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+}
+
+// histogramsOnly adapts a Metrics to metric.Declare, which declares
+// histograms through the optional metric.Histogrammer; the store
+// declares no counters or gauges.
+type histogramsOnly struct{ Metrics }
+
+func (histogramsOnly) Counter(string, string, ...string) (func(float64, ...string), error) {
+	return nil, errors.New("sqlite: no counters")
+}
+
+func (histogramsOnly) Gauge(string, string, ...string) (func(float64, ...string), error) {
+	return nil, errors.New("sqlite: no gauges")
 }

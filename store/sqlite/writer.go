@@ -128,6 +128,7 @@ func (t *wtx) dropBlobRefs(ids []string) error {
 // write runs fn in the writer goroutine inside the next group commit and
 // returns once the batch is committed (or fn's savepoint rolled back).
 func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
+	defer s.observe("write", time.Now())
 	r := &request{ctx: ctx, fn: fn, done: make(chan struct{})}
 	if err := s.submit(r); err != nil {
 		return err

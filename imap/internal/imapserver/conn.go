@@ -368,6 +368,11 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		name = "UID " + strings.ToUpper(subName)
 	}
 
+	if done := c.server.options.CommandDone; done != nil {
+		start := time.Now()
+		defer func() { done(name, time.Since(start)) }()
+	}
+
 	// TODO: handle multiple commands concurrently
 	sendOK := true
 	var err error

@@ -84,6 +84,12 @@ type Options struct {
 	// InsecureAuth allows clients to authenticate without TLS. In this mode,
 	// the server is susceptible to man-in-the-middle attacks.
 	InsecureAuth bool
+	// CommandDone, if set, is called after each command with its name
+	// ("FETCH", "UID FETCH", ...) and the time from reading its name to
+	// writing its tagged response (for APPEND this includes the upload).
+	//
+	// mailyard: added, for latency metrics.
+	CommandDone func(name string, d time.Duration)
 	// Raw ingress and egress data will be written to this writer, if any.
 	// Note, this may include sensitive information such as credentials used
 	// during authentication.
