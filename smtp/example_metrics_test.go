@@ -74,7 +74,8 @@ func ExampleMetrics() {
 	defer m.mu.Unlock()
 	var keys []string
 	for k := range m.values {
-		if strings.Contains(k, "accepted") || strings.Contains(k, "recipients") {
+		// Series declared up front exist at zero; print those counted.
+		if (strings.Contains(k, "accepted") || strings.Contains(k, "recipients")) && m.values[k] != 0 {
 			keys = append(keys, k)
 		}
 	}
