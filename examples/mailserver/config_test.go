@@ -38,7 +38,7 @@ func TestConfigOverrides(t *testing.T) {
 	if cfg.Hostname != "mx.example.org" || cfg.SMTP.Listen != "127.0.0.1:25" || cfg.Limits.ReadTimeout.Duration != 30*time.Second {
 		t.Fatalf("overrides not applied: %+v", cfg)
 	}
-	if cfg.Submission.Listen != ":2587" {
+	if cfg.Submission.Listen != "127.0.0.1:2587" {
 		t.Fatalf("defaults lost: %+v", cfg)
 	}
 }
