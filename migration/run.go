@@ -177,6 +177,10 @@ type RunMailbox struct {
 	// KeptSettings is true when an existing collector kept its stored
 	// settings (a run without force-update).
 	KeptSettings bool `json:",omitempty"`
+	// IgnoredSettings names the settings given to the run that differ
+	// from the kept ones ("host", "port", "tls", "login", "password",
+	// ...): the run did not use them; ForceUpdate would have.
+	IgnoredSettings []string `json:",omitempty"`
 	// Host, Port and Login are the source the pass used (never the
 	// password).
 	Host  string `json:",omitempty"`

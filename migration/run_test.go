@@ -266,6 +266,7 @@ func TestRunForceUpdateAndDisabled(t *testing.T) {
 	mbs := checkTotals(t, e.m, r2)
 	for _, rm := range mbs {
 		assert.True(t, rm.KeptSettings, rm.Target)
+		assert.Equal(t, []string{"password"}, rm.IgnoredSettings, "the run says which given settings it did not use: %s", rm.Target)
 	}
 	assert.Equal(t, int64(5), e.targetCount("alice@example.com", "INBOX"), "nothing copied twice")
 

@@ -152,6 +152,7 @@ func (r *runner) collectorJob(ctx context.Context, job Job, rm *RunMailbox) (_ J
 	if !r.spec.ForceUpdate {
 		if err == nil {
 			rm.KeptSettings = true
+			rm.IgnoredSettings = differingSettings(stored, job)
 			return stored, false, nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
@@ -343,4 +344,28 @@ func (r *runner) collect(ctx context.Context, jobs []Job, interval time.Duration
 		})
 	}
 	wg.Wait()
+}
+
+// differingSettings names the source and credential settings in which
+// given differs from stored, so that a run which kept stored can say
+// which of the settings it was given it did not use.
+func differingSettings(stored, given Job) []string {
+	var out []string
+	diff := func(name string, differs bool) {
+		if differs {
+			out = append(out, name)
+		}
+	}
+	s, g := stored.Source, given.Source
+	diff("host", s.Host != g.Host)
+	diff("port", s.Port != g.Port)
+	diff("tls", s.TLS != g.TLS)
+	diff("skip-verify", s.InsecureSkipVerify != g.InsecureSkipVerify)
+	diff("ca-file", s.CAFile != g.CAFile)
+	sc, gc := stored.Credentials, given.Credentials
+	diff("auth mode", sc.Mode != gc.Mode)
+	diff("login", sc.Login != gc.Login)
+	diff("service account", sc.Service != gc.Service)
+	diff("password", sc.Password != gc.Password)
+	return out
 }

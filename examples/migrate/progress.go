@@ -190,7 +190,12 @@ func mailboxLine(rm migration.RunMailbox) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s", rm.Target, rm.Status)
 	if rm.KeptSettings {
-		b.WriteString(" (kept the collector's settings)")
+		b.WriteString(" (kept the collector's settings")
+		if len(rm.IgnoredSettings) > 0 {
+			fmt.Fprintf(&b, "; the %s given differ%s from the stored ones and were not used: rerun with --force-update to use them",
+				strings.Join(rm.IgnoredSettings, ", "), pluralS(len(rm.IgnoredSettings) == 1))
+		}
+		b.WriteString(")")
 	}
 	if rm.Message != "" {
 		b.WriteString(": " + oneLine(rm.Message))
@@ -374,4 +379,12 @@ func (d *barDisplay) stop() {
 	}
 	d.mu.Unlock()
 	d.p.Wait()
+}
+
+// pluralS is "s" for a verb whose subject is singular ("differs").
+func pluralS(singular bool) string {
+	if singular {
+		return "s"
+	}
+	return ""
 }

@@ -62,6 +62,11 @@ func TestTrackerRatesAndETA(t *testing.T) {
 func TestMailboxLine(t *testing.T) {
 	assert.Equal(t, "a@example.com: ok (kept the collector's settings): copied 3 messages",
 		mailboxLine(migration.RunMailbox{Target: "a@example.com", Status: migration.RunMailboxOK, KeptSettings: true, Message: "copied 3 messages"}))
+	// A rerun after a settings error, with corrected settings but no
+	// --force-update, says what it did not use and how to use it.
+	assert.Equal(t, "a@example.com: error (kept the collector's settings; the host, password given differ from the stored ones and were not used: rerun with --force-update to use them): auth: login refused",
+		mailboxLine(migration.RunMailbox{Target: "a@example.com", Status: migration.RunMailboxError, KeptSettings: true, IgnoredSettings: []string{"host", "password"},
+			Class: migration.ErrClassAuth, Error: "login refused"}))
 	assert.Equal(t, "b@example.com: error: auth: LOGIN failed",
 		mailboxLine(migration.RunMailbox{Target: "b@example.com", Status: migration.RunMailboxError, Class: migration.ErrClassAuth, Error: "LOGIN failed"}))
 }

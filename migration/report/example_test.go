@@ -33,6 +33,4 @@ func ExampleSummary() {
 	//
 	// Mailboxes with errors:
 	//   bob@example.com: auth: LOGIN failed
-	//
-	// The attached page and CSV file have the counts per mailbox and folder.
 }

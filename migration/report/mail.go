@@ -115,11 +115,15 @@ func messageParts(r migration.Report) ([]messagePart, error) {
 	}
 	name += "-" + r.Generated.UTC().Format("20060102-150405") + ".csv"
 	return []messagePart{
-		{ctype: "text/plain", body: strings.NewReader(Summary(r))},
+		{ctype: "text/plain", body: strings.NewReader(Summary(r) + attachmentsNote)},
 		{ctype: "text/html", body: &htmlBuf},
 		{ctype: "text/csv", file: name, body: &csvBuf},
 	}, nil
 }
+
+// attachmentsNote ends the text part of a mailed report, which has the
+// page and the CSV file attached.
+const attachmentsNote = "\nThe attached page and CSV file have the counts per mailbox and folder.\n"
 
 // write adds p to the message mw writes, as UTF-8 text.
 func (p messagePart) write(mw *mail.Writer) error {

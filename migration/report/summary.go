@@ -9,8 +9,9 @@ import (
 
 // Summary is a short plain-text account of r: how many mailboxes are in
 // each state, the source and target totals, what was skipped or failed,
-// and each mailbox with an error and its error. It is the text part of
-// [Message] and what examples/migrate prints when no file is asked for.
+// and each mailbox with an error and its error. It is what examples/migrate
+// prints when no file is asked for, and the text part of [Message] (which
+// adds a line pointing at its attachments; the summary alone has none).
 func Summary(r migration.Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Migration report for %s, generated %s.\n\n", summaryScope(r), r.Generated.UTC().Format("2006-01-02 15:04:05 MST"))
@@ -20,7 +21,6 @@ func Summary(r migration.Report) string {
 	fmt.Fprintf(&b, "Target: %d messages, %s\n", t.TargetMessages, FormatBytes(t.TargetBytes))
 	fmt.Fprintf(&b, "Skipped: %d in excluded folders, %d too large; failed: %d\n", t.SkippedExcluded, t.SkippedTooLarge, t.Failed)
 	writeErrors(&b, r.Mailboxes)
-	b.WriteString("\nThe attached page and CSV file have the counts per mailbox and folder.\n")
 	return b.String()
 }
 
