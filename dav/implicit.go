@@ -49,8 +49,9 @@ func (h *Handler) scheduleOnPut(rq *request, prev []byte, cal *ical.Calendar) []
 	if prev != nil {
 		prevCal, _ = ical.NewDecoder(strings.NewReader(string(prev))).Decode()
 	}
-	ic := itipCtx{ctx: rq.ctx, rq: rq, user: rq.user}
-	if isOwnAddress(rq.user, org.Value) {
+	u := h.scheduler(rq)
+	ic := itipCtx{ctx: rq.ctx, rq: rq, user: u}
+	if isOwnAddress(u, org.Value) {
 		if clientScheduled(org) || !h.organizerSend(ic, cal, prevCal) {
 			return nil
 		}
@@ -77,11 +78,12 @@ func (h *Handler) scheduleOnDelete(rq *request, data []byte) {
 	if org == nil || clientScheduled(org) {
 		return
 	}
-	ic := itipCtx{ctx: rq.ctx, rq: rq, user: rq.user}
-	if isOwnAddress(rq.user, org.Value) {
+	u := h.scheduler(rq)
+	ic := itipCtx{ctx: rq.ctx, rq: rq, user: u}
+	if isOwnAddress(u, org.Value) {
 		keys, props := attendeeSet(cal)
 		for _, k := range keys {
-			if p := props[k]; !clientScheduled(&p) && !isOwnAddress(rq.user, p.Value) {
+			if p := props[k]; !clientScheduled(&p) && !isOwnAddress(u, p.Value) {
 				h.send(ic, org.Value, p.Value, methodCancel, cal)
 			}
 		}
