@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -140,6 +141,9 @@ type shareChange struct {
 // is checked before any is made; a grantee that cannot be granted (not a
 // user or group of the tenant) refuses the whole request with 403.
 func (h *Handler) postShare(rq *request) error {
+	if ct := rq.r.Header.Get("Content-Type"); ct != "" && !strings.Contains(ct, "xml") {
+		return errMethodNotAllowed("POST to a collection takes a sharing request (CS:share, DAV:share-resource)")
+	}
 	if isShared(rq.t) || h.isGAL(rq.t) || reservedName(rq.t.coll) {
 		return needPrivileges(h.hrefOf(rq.t), "share")
 	}
