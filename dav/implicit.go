@@ -102,10 +102,27 @@ func (h *Handler) organizerSend(ic itipCtx, cal, prevCal *ical.Calendar) bool {
 		return false // validate refused such objects already
 	}
 	changed := false
+	var unchanged map[string]string
+	if prevCal != nil && organizerOf(prevCal) != nil && addrKey(organizerOf(prevCal).Value) == addrKey(org.Value) {
+		unchanged = unchangedFor(cal, prevCal)
+	}
 	for _, k := range keys {
 		p := props[k]
 		if clientScheduled(&p) || isOwnAddress(ic.user, p.Value) {
 			continue
+		}
+		if prevStatus, ok := unchanged[k]; ok {
+			// Nothing the attendee is told about changed: no REQUEST;
+			// the outcome of the last one stays recorded.
+			if prevStatus != "" && p.Params.Get(paramScheduleStatus) != prevStatus {
+				setAttendeeParam(cal, k, paramScheduleStatus, prevStatus)
+				changed = true
+			}
+			continue
+		}
+		if p.Params.Get(paramScheduleForceSend) != "" {
+			delAttendeeParam(cal, k, paramScheduleForceSend) // RFC 6638 §7.2: not stored
+			changed = true
 		}
 		status, partstat, cuType := h.send(ic, org.Value, p.Value, methodRequest, cal)
 		setAttendeeParam(cal, k, paramScheduleStatus, scheduleStatus(status))
