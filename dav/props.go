@@ -68,11 +68,18 @@ func propTable() map[kind][]propDef {
 		return principalHref(h, rq, res)
 	}))
 	collection := append(owned[:len(owned):len(owned)],
-		text(nsDAV, "displayname", true, func(_ *Handler, _ *request, res *resource) string {
-			if res.coll.DisplayName != "" {
-				return res.coll.DisplayName
+		text(nsDAV, "displayname", true, func(h *Handler, rq *request, res *resource) string {
+			name := res.coll.DisplayName
+			if name == "" {
+				name = res.coll.Name
 			}
-			return res.coll.Name
+			if isShared(res.t) {
+				// The grantee's own "Calendar" and the owner's are told apart.
+				if ref, err := h.shareFor(rq, res.t); err == nil {
+					name += " (" + ref.OwnerAddress + ")"
+				}
+			}
+			return name
 		}),
 		text(nsDAV, "sync-token", false, func(h *Handler, rq *request, res *resource) string { return h.syncToken(rq, res) }),
 		text(nsCS, "getctag", false, func(h *Handler, rq *request, res *resource) string { return h.syncToken(rq, res) }),

@@ -211,6 +211,16 @@ func TestShareWithGroupFollowsMembership(t *testing.T) {
 		t.Fatal("a member of the group does not see the share")
 	}
 	e.do(http.MethodGet, davePath+"e1.ics", "", "Auth", dave+":"+davePW).expect(t, http.StatusOK)
+	// Address books are shared alike.
+	if _, err := e.h.Share(ctx, alice, store.KindAddressBook, "contacts", team, AccessRead); err != nil {
+		t.Fatal(err)
+	}
+	bookPath := "/dav/addressbooks/" + e.daveID + "/" + shareName(e.aliceID, "contacts") + "/"
+	books := e.do("PROPFIND", "/dav/addressbooks/"+e.daveID+"/", propfindBody("D:displayname", "D:resourcetype"), "Depth", "1", "Auth", dave+":"+davePW).multistatus(t)
+	if b, ok := books[bookPath]; !ok || b.prop(t, nsDAV, "displayname").Text != "Contacts ("+alice+")" || b.prop(t, nsDAV, "resourcetype").child(nsCardDAV, "addressbook") == nil {
+		t.Fatalf("dave's address-book home: %+v", books)
+	}
+	e.do(http.MethodPut, bookPath+"c1.vcf", vcardText("c1", "Carl", "carl@example.org"), "Auth", dave+":"+davePW, "Content-Type", "text/vcard").expect(t, http.StatusForbidden)
 	// A group's grant is the group's: a member cannot decline it alone.
 	e.do(http.MethodDelete, davePath, "", "Auth", dave+":"+davePW).expect(t, http.StatusForbidden)
 	if _, ok := e.homeListing(bob, bobPW, e.bobID, "D:resourcetype")[bobPath]; ok {
