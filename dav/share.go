@@ -251,6 +251,26 @@ func deleteShare(ctx context.Context, recs store.Records, s Share, tenant string
 	})
 }
 
+// dropGrants removes every grant of a collection its owner deleted, so
+// that a new collection of the same name is not shared by the old
+// grants.
+func (h *Handler) dropGrants(ctx context.Context, owner directory.User, kind store.CollectionKind, coll string) error {
+	recs, err := h.records()
+	if err != nil {
+		return nil
+	}
+	grants, err := listShares(ctx, recs, "o/"+owner.ID+"/"+string(kind)+"/"+coll+"/")
+	if err != nil {
+		return err
+	}
+	for _, g := range grants {
+		if err := deleteShare(ctx, recs, g, owner.Tenant); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Shares lists the grants of the owner's (a user's address) collections.
 func (h *Handler) Shares(ctx context.Context, owner string) ([]Share, error) {
 	recs, err := h.records()

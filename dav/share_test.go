@@ -168,6 +168,21 @@ func TestShareReadOnlyThenReadWrite(t *testing.T) {
 	}
 }
 
+// Deleting a shared collection takes its grants with it: a new one of
+// the same name is not shared.
+func TestShareDroppedWithCollection(t *testing.T) {
+	e := newShareEnv(t)
+	if _, err := e.h.Share(context.Background(), alice, store.KindCalendar, "work", bob, AccessRead); err != nil {
+		t.Fatal(err)
+	}
+	e.do(http.MethodDelete, "/dav/calendars/"+e.aliceID+"/work/", "").expect(t, http.StatusNoContent)
+	e.do("MKCALENDAR", "/dav/calendars/"+e.aliceID+"/work/", "").expect(t, http.StatusCreated)
+	e.do("PROPFIND", e.sharedPath(e.bobID), propfindBody("D:displayname"), "Depth", "0", "Auth", bob+":"+bobPW).expect(t, http.StatusNotFound)
+	if shares, err := e.h.Shares(context.Background(), alice); err != nil || len(shares) != 0 {
+		t.Fatalf("grants after the delete: %v %v", shares, err)
+	}
+}
+
 func TestShareRefusals(t *testing.T) {
 	e := newShareEnv(t)
 	ctx := context.Background()
