@@ -30,6 +30,8 @@
 //	/dav/calendars/<userID>/outbox/            schedule outbox (RFC 6638 §2.1): POST free/busy requests
 //	/dav/addressbooks/<userID>/                address-book home; <name>/ a book, <name>/<resource> a vCard
 //	/dav/addressbooks/<userID>/gal/            the tenant's global address list (read-only)
+//	/dav/calendars/<userID>/shared-<hex>-<name>/  a calendar another user shares with the user
+//	                                           (address books alike under addressbooks/)
 //
 // userID is directory.User.ID, stable across renames, and the store
 // account of the user's collections. A user reaches only their own
@@ -77,7 +79,22 @@
 // Not served yet, and refused clearly: limit-recurrence-set and
 // limit-freebusy-set (501; clients use expand), sync-level infinite
 // (403), dead properties and calendar-timezone in PROPPATCH (403: the
-// store has no place for them), and sharing.
+// store has no place for them).
+//
+// # Sharing
+//
+// An owner shares a calendar or address book with a colleague or a group
+// of the same tenant, read-only or read-write ([Handler.Share], or the
+// owner's POST of CalendarServer's CS:share or draft-pot-webdav-resource-
+// sharing's DAV:share-resource to the collection). It appears in the
+// grantee's home as shared-<hex of the owner's ID>-<name> (resourcetype
+// CS:shared; CS:invite, DAV:share-access, DAV:sharees and
+// current-user-privilege-set say who may do what); a read-only grantee's
+// writes get 403 need-privileges. Writes of a read-write grantee (a
+// delegate) in a shared calendar are scheduled as the owner's. Group
+// grants follow the group's membership. Grants are records of the
+// namespace [NamespaceShares]. The owner's own paths stay closed to
+// everyone else (403); free/busy needs no grant.
 //
 // # Scheduling
 //

@@ -42,6 +42,14 @@ type request struct {
 	user directory.User
 	t    target
 	log  *slog.Logger
+	// share is the shared collection the target is in (share.go), nil
+	// for the user's own; shares and groups cache share resolutions and
+	// group memberships for the request; owner is the shared calendar's
+	// owner once scheduling looked them up.
+	share  *shareRef
+	shares map[string]*shareRef
+	groups memberships
+	owner  *directory.User
 }
 
 // davCompliance is the DAV header (RFC 4918 §10.1, RFC 4791 §5.1, RFC
@@ -103,8 +111,14 @@ func (h *Handler) wellKnown(w http.ResponseWriter, r *http.Request) bool {
 // method. An error is returned only before anything was written.
 func (h *Handler) dispatch(rq *request) error {
 	if rq.t.user != "" && rq.t.user != rq.user.ID {
-		// Sharing comes later: a user reaches only their own homes.
+		// A user reaches only their own homes; what others share with
+		// them appears there (share.go).
 		return precondition(http.StatusForbidden, nsDAV, "need-privileges", "not your resource")
+	}
+	if isShared(rq.t) {
+		if handled, err := h.checkShared(rq); handled || err != nil {
+			return err
+		}
 	}
 	switch rq.r.Method {
 	case "PROPFIND":
@@ -124,6 +138,9 @@ func (h *Handler) dispatch(rq *request) error {
 	case "REPORT":
 		return h.report(rq)
 	case http.MethodPost:
+		if rq.t.kind == kindCalendar || rq.t.kind == kindBook {
+			return h.postShare(rq)
+		}
 		return h.postOutbox(rq)
 	}
 	rq.w.Header().Set("Allow", allowed)

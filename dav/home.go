@@ -31,6 +31,13 @@ func (h *Handler) collection(rq *request, t target) (store.Collection, error) {
 	if h.isGAL(t) {
 		return h.galCollection(rq), nil
 	}
+	if isShared(t) {
+		ref, err := h.shareFor(rq, t)
+		if err != nil {
+			return store.Collection{}, err
+		}
+		return ref.coll, nil
+	}
 	c, err := h.opts.Store.Collection(rq.ctx, t.user, t.collKind(), t.coll)
 	if errors.Is(err, store.ErrNotFound) {
 		return c, &httpError{status: http.StatusNotFound, msg: "no such collection"}

@@ -49,8 +49,9 @@ func (h *Handler) scheduleOnPut(rq *request, prev []byte, cal *ical.Calendar) []
 	if prev != nil {
 		prevCal, _ = ical.NewDecoder(strings.NewReader(string(prev))).Decode()
 	}
-	ic := itipCtx{ctx: rq.ctx, rq: rq, user: rq.user}
-	if isOwnAddress(rq.user, org.Value) {
+	u := h.scheduler(rq)
+	ic := itipCtx{ctx: rq.ctx, rq: rq, user: u}
+	if isOwnAddress(u, org.Value) {
 		if clientScheduled(org) || !h.organizerSend(ic, cal, prevCal) {
 			return nil
 		}
@@ -77,11 +78,12 @@ func (h *Handler) scheduleOnDelete(rq *request, data []byte) {
 	if org == nil || clientScheduled(org) {
 		return
 	}
-	ic := itipCtx{ctx: rq.ctx, rq: rq, user: rq.user}
-	if isOwnAddress(rq.user, org.Value) {
+	u := h.scheduler(rq)
+	ic := itipCtx{ctx: rq.ctx, rq: rq, user: u}
+	if isOwnAddress(u, org.Value) {
 		keys, props := attendeeSet(cal)
 		for _, k := range keys {
-			if p := props[k]; !clientScheduled(&p) && !isOwnAddress(rq.user, p.Value) {
+			if p := props[k]; !clientScheduled(&p) && !isOwnAddress(u, p.Value) {
 				h.send(ic, org.Value, p.Value, methodCancel, cal)
 			}
 		}
@@ -100,10 +102,27 @@ func (h *Handler) organizerSend(ic itipCtx, cal, prevCal *ical.Calendar) bool {
 		return false // validate refused such objects already
 	}
 	changed := false
+	var unchanged map[string]string
+	if prevCal != nil && organizerOf(prevCal) != nil && addrKey(organizerOf(prevCal).Value) == addrKey(org.Value) {
+		unchanged = unchangedFor(cal, prevCal)
+	}
 	for _, k := range keys {
 		p := props[k]
 		if clientScheduled(&p) || isOwnAddress(ic.user, p.Value) {
 			continue
+		}
+		if prevStatus, ok := unchanged[k]; ok {
+			// Nothing the attendee is told about changed: no REQUEST;
+			// the outcome of the last one stays recorded.
+			if prevStatus != "" && p.Params.Get(paramScheduleStatus) != prevStatus {
+				setAttendeeParam(cal, k, paramScheduleStatus, prevStatus)
+				changed = true
+			}
+			continue
+		}
+		if p.Params.Get(paramScheduleForceSend) != "" {
+			delAttendeeParam(cal, k, paramScheduleForceSend) // RFC 6638 §7.2: not stored
+			changed = true
 		}
 		status, partstat, cuType := h.send(ic, org.Value, p.Value, methodRequest, cal)
 		setAttendeeParam(cal, k, paramScheduleStatus, scheduleStatus(status))

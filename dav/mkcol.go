@@ -138,6 +138,9 @@ func (h *Handler) deleteCollection(rq *request) error {
 	if err != nil {
 		return err
 	}
+	if err := h.dropGrants(rq.ctx, rq.user, rq.t.collKind(), rq.t.coll); err != nil {
+		return err
+	}
 	rq.w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -193,5 +193,5 @@ func reservedName(name string) bool {
 	case galName, inboxName, outboxName:
 		return true
 	}
-	return false
+	return strings.HasPrefix(strings.ToLower(name), sharePrefix)
 }

@@ -218,6 +218,15 @@ func (h *Handler) walkChildren(rq *request, fn func(*resource) error) error {
 				return err
 			}
 		}
+		shared, err := h.sharedWithUser(rq, rq.t.collKind())
+		if err != nil {
+			return err
+		}
+		for _, ref := range shared {
+			if err := fn(&resource{t: target{kind: k, user: u, coll: shareName(ref.Owner, ref.Collection)}, coll: &ref.coll}); err != nil {
+				return err
+			}
+		}
 		if k == kindCalendar {
 			return fn(&resource{t: target{kind: kindOutbox, user: u, coll: outboxName}})
 		}

@@ -54,17 +54,32 @@ func propTable() map[kind][]propDef {
 		return []*node{href(h.hrefOf(target{kind: kindPrincipal, user: rq.user.ID}))}
 	}
 	common := []propDef{
-		def(nsDAV, "resourcetype", true, func(_ *Handler, _ *request, res *resource) []*node { return resourceTypeOf(res.t) }),
+		def(nsDAV, "resourcetype", true, func(h *Handler, rq *request, res *resource) []*node {
+			return append(resourceTypeOf(res.t), h.sharedType(rq, res)...)
+		}),
 		def(nsDAV, "current-user-principal", false, principalHref),
-		def(nsDAV, "current-user-privilege-set", false, func(_ *Handler, _ *request, res *resource) []*node { return privileges(res) }),
+		def(nsDAV, "current-user-privilege-set", false, func(h *Handler, rq *request, res *resource) []*node { return h.privileges(rq, res) }),
 	}
-	owned := append(common[:len(common):len(common)], def(nsDAV, "owner", false, principalHref))
+	owned := append(common[:len(common):len(common)], def(nsDAV, "owner", false, func(h *Handler, rq *request, res *resource) []*node {
+		if res.coll != nil && res.coll.Account != "" {
+			// A shared collection's owner is another user.
+			return []*node{href(h.hrefOf(target{kind: kindPrincipal, user: res.coll.Account}))}
+		}
+		return principalHref(h, rq, res)
+	}))
 	collection := append(owned[:len(owned):len(owned)],
-		text(nsDAV, "displayname", true, func(_ *Handler, _ *request, res *resource) string {
-			if res.coll.DisplayName != "" {
-				return res.coll.DisplayName
+		text(nsDAV, "displayname", true, func(h *Handler, rq *request, res *resource) string {
+			name := res.coll.DisplayName
+			if name == "" {
+				name = res.coll.Name
 			}
-			return res.coll.Name
+			if isShared(res.t) {
+				// The grantee's own "Calendar" and the owner's are told apart.
+				if ref, err := h.shareFor(rq, res.t); err == nil {
+					name += " (" + ref.OwnerAddress + ")"
+				}
+			}
+			return name
 		}),
 		text(nsDAV, "sync-token", false, func(h *Handler, rq *request, res *resource) string { return h.syncToken(rq, res) }),
 		text(nsCS, "getctag", false, func(h *Handler, rq *request, res *resource) string { return h.syncToken(rq, res) }),
@@ -145,6 +160,8 @@ func propTable() map[kind][]propDef {
 		}),
 		text(nsCardDAV, "max-resource-size", false, maxSize),
 	)
+	calendar = append(calendar, shareProps()...)
+	book = append(book, shareProps()...)
 	inbox := append(calendar[:len(calendar):len(calendar)], scheduleDefaultCalendarProp())
 	outbox := append(owned[:len(owned):len(owned)],
 		text(nsDAV, "displayname", true, func(*Handler, *request, *resource) string { return "Outbox" }))
@@ -182,10 +199,10 @@ func resourceType(k kind) []*node {
 
 // privileges is the current-user-privilege-set (RFC 3744 §5.4): the
 // owner may do everything on their own resources; the global address
-// list is read-only.
-func privileges(res *resource) []*node {
+// list is read-only, and so is a collection shared read-only.
+func (h *Handler) privileges(rq *request, res *resource) []*node {
 	names := []string{"read", "read-current-user-privilege-set"}
-	if !readOnly(res.t) {
+	if !readOnly(res.t) && h.shareAccess(rq, res.t) != AccessRead {
 		names = append(names, "write", "write-properties", "write-content", "bind", "unbind")
 	}
 	out := make([]*node, 0, len(names)+1)

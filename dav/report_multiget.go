@@ -62,7 +62,10 @@ func (h *Handler) multigetOne(rq *request, ms *multistatus, ref string, objKind 
 	}
 	c, ok := colls[t.coll]
 	if !ok {
-		cc, err := h.opts.Store.Collection(rq.ctx, t.user, t.collKind(), t.coll)
+		cc, err := h.collection(rq, t)
+		if he := asHTTPError(err); he != nil && he.status == http.StatusNotFound {
+			err = store.ErrNotFound
+		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}

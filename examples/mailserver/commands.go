@@ -36,6 +36,7 @@ func commands() []command {
 	cmds = append(cmds, userCommands()...)
 	cmds = append(cmds, aliasGroupCommands()...)
 	cmds = append(cmds, resourceCommands()...)
+	cmds = append(cmds, shareCommands()...)
 	cmds = append(cmds, mailCommands()...)
 	cmds = append(cmds, dkimCommands()...)
 	return append(cmds, operationCommands()...)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailyard/mailyard/dav"
 	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/directory/ldap"
 	"github.com/mailyard/mailyard/dkim/dkimstore"
@@ -23,6 +24,7 @@ import (
 // the namespaces it declares. A new owner adds itself here.
 func namespaceOwners() map[string][]string {
 	return map[string][]string{
+		"dav":            dav.Namespaces(),
 		"directory":      builtin.Namespaces(),
 		"directory/ldap": ldap.Namespaces(),
 		"dkim/dkimstore": dkimstore.Namespaces(),
@@ -107,6 +109,7 @@ func TestStoredNamespacesAreDeclared(t *testing.T) {
 	mustCLI(t, d, "alias", "add", "info@example.test", "alice@example.test")
 	mustCLI(t, d, "group", "add", "team@example.test", "alice@example.test", "bob@example.test", "-send-as", "alice@example.test")
 	mustCLI(t, d, "dkim", "keygen", "example.test", "-selector", "s1")
+	mustCLI(t, d, "share", "add", "alice@example.test", "calendar", "team@example.test")
 	mustCLI(t, d, "user", "delete", "bob@example.test", "-yes")
 
 	declared := map[string]bool{}
@@ -140,7 +143,7 @@ func TestStoredNamespacesAreDeclared(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The commands above wrote users and DKIM keys: the check saw records.
-	if !slices.Contains(stored, "user") || !slices.Contains(stored, "dkim") {
-		t.Fatalf("stored namespaces %v lack user or dkim", stored)
+	if !slices.Contains(stored, "user") || !slices.Contains(stored, "dkim") || !slices.Contains(stored, dav.NamespaceShares) {
+		t.Fatalf("stored namespaces %v lack user, dkim or %s", stored, dav.NamespaceShares)
 	}
 }

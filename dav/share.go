@@ -1,0 +1,558 @@
+package dav
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/store"
+)
+
+// Sharing (issue 14 item 8). An owner grants a colleague of the same
+// tenant, or a group of it, read or read-write access to one calendar or
+// address book. The grantee finds the collection in their own home as
+// "shared-<hex of the owner's ID>-<collection>" (reserved: no client may
+// create a collection of that form), with a current-user-privilege-set
+// that says what the grant allows (RFC 3744 §5.4). A read-only grantee's
+// PUT and DELETE get 403 need-privileges (§7.1.1); a read-write
+// grantee's writes are scheduled as the owner's (RFC 6638 implicit
+// scheduling runs with the owner as the calendar user), so a delegate
+// with read-write access answers invitations on the owner's behalf. A
+// grantee's DELETE of the shared collection removes their own grant
+// (declines the share); PROPPATCH of it is refused. The owner's paths
+// stay the owner's: other users get 403 there, grant or not. Free/busy
+// is not a grant: every colleague of the tenant may ask for it (the
+// schedule outbox, [FreeBusy]).
+//
+// Grants are made through [Handler.Share] and [Handler.Unshare] (the
+// reference server's `mailserver share`) or by the owner's POST of a
+// CalendarServer CS:share or a draft-pot-webdav-resource-sharing
+// DAV:share-resource body to the collection; the collection's CS:invite
+// and DAV:sharees properties list them.
+
+// NamespaceShares is the store.Records namespace of sharing grants. Each
+// grant is one JSON [Share] kept under three keys, written and deleted
+// together:
+//
+//	o/<ownerID>/<kind>/<collection>/<grantee>   the collection's grants
+//	u/<granteeUserID>/<kind>/<ownerID>/<collection>   a user's shares
+//	g/<tenant>/<kind>/<groupID>/<ownerID>/<collection>   a tenant's group shares
+//
+// where <kind> is "calendar" or "addressbook" and <grantee> is "u:" and
+// a user ID or "g:" and a group ID.
+const NamespaceShares = "dav.share"
+
+// Namespaces returns the store.Records namespaces package dav owns, for
+// a check that no two owners claim one.
+func Namespaces() []string { return []string{NamespaceShares} }
+
+// Access is what a grant allows.
+type Access string
+
+// Access levels of a [Share].
+const (
+	// AccessRead allows reading the collection and its objects.
+	AccessRead Access = "read"
+	// AccessReadWrite also allows creating, changing and deleting its
+	// objects.
+	AccessReadWrite Access = "read-write"
+)
+
+// Share is one grant of a collection to a user or a group.
+type Share struct {
+	Owner        string // the owner's user ID, the store account of the collection
+	OwnerAddress string
+	Kind         store.CollectionKind
+	Collection   string // the collection's name in the owner's home
+	// Grantee is the user ID, or with Group the group ID, granted.
+	Grantee        string
+	GranteeAddress string
+	Group          bool
+	Access         Access
+}
+
+// Errors of [Handler.Share] and [Handler.Unshare].
+var (
+	// ErrSharingUnsupported: Options.Store keeps no store.Records.
+	ErrSharingUnsupported = errors.New("dav: the store keeps no records, so nothing can be shared")
+	// ErrShareInvalid: the owner, grantee, collection or access cannot
+	// be shared that way.
+	ErrShareInvalid = errors.New("dav: invalid share")
+)
+
+// maxShares bounds the grants one listing reads (the shares of one home,
+// the grants of one collection).
+const maxShares = 1000
+
+// maxGroupDepth bounds the nesting of groups followed to find a member.
+const maxGroupDepth = 3
+
+// sharePrefix starts the name a shared collection has in a grantee's home.
+const sharePrefix = "shared-"
+
+// shareName is the name of an owner's collection in a grantee's home.
+func shareName(owner, coll string) string {
+	return sharePrefix + hex.EncodeToString([]byte(owner)) + "-" + coll
+}
+
+// parseShareName splits a shared collection's name; ok is false for any
+// other name.
+func parseShareName(name string) (owner, coll string, ok bool) {
+	rest, found := strings.CutPrefix(name, sharePrefix)
+	if !found {
+		return "", "", false
+	}
+	h, coll, found := strings.Cut(rest, "-")
+	b, err := hex.DecodeString(h)
+	if !found || err != nil || len(b) == 0 || coll == "" {
+		return "", "", false
+	}
+	return string(b), coll, true
+}
+
+func (s Share) granteeKey() string {
+	if s.Group {
+		return "g:" + s.Grantee
+	}
+	return "u:" + s.Grantee
+}
+
+// keys are the three record keys of a grant (NamespaceShares).
+func (s Share) keys(tenant string) []string {
+	k := string(s.Kind)
+	out := []string{"o/" + s.Owner + "/" + k + "/" + s.Collection + "/" + s.granteeKey()}
+	if s.Group {
+		return append(out, "g/"+tenant+"/"+k+"/"+s.Grantee+"/"+s.Owner+"/"+s.Collection)
+	}
+	return append(out, "u/"+s.Grantee+"/"+k+"/"+s.Owner+"/"+s.Collection)
+}
+
+func (h *Handler) records() (store.Records, error) {
+	r, ok := h.opts.Store.(store.Records)
+	if !ok {
+		return nil, ErrSharingUnsupported
+	}
+	return r, nil
+}
+
+// shareParty resolves the owner or grantee address of a grant.
+func (h *Handler) shareParty(ctx context.Context, addr string) (directory.Entry, error) {
+	e, err := h.opts.Directory.LookupAddress(ctx, strings.TrimSpace(addr))
+	if errors.Is(err, directory.ErrNotFound) || errors.Is(err, directory.ErrInvalid) {
+		return e, fmt.Errorf("%w: %s is no user or group here", ErrShareInvalid, addr)
+	}
+	return e, err
+}
+
+// Share grants grantee (a user's or a group's address) access to the
+// owner's (a user's address) collection of the given kind and name; a
+// grant that exists is changed to the new access. Owner and grantee must
+// be of one tenant; the schedule inbox and the global address list
+// cannot be shared.
+func (h *Handler) Share(ctx context.Context, owner string, kind store.CollectionKind, coll, grantee string, access Access) (Share, error) {
+	recs, err := h.records()
+	if err != nil {
+		return Share{}, err
+	}
+	if access != AccessRead && access != AccessReadWrite {
+		return Share{}, fmt.Errorf("%w: access %q is neither read nor read-write", ErrShareInvalid, access)
+	}
+	s, tenant, err := h.shareOf(ctx, owner, kind, coll, grantee)
+	if err != nil {
+		return Share{}, err
+	}
+	if strings.EqualFold(coll, inboxName) || strings.EqualFold(coll, galName) {
+		return Share{}, fmt.Errorf("%w: %s cannot be shared", ErrShareInvalid, coll)
+	}
+	if _, err := h.opts.Store.Collection(ctx, s.Owner, kind, coll); errors.Is(err, store.ErrNotFound) {
+		return Share{}, fmt.Errorf("%w: %s has no %s %q", ErrShareInvalid, owner, kind, coll)
+	} else if err != nil {
+		return Share{}, err
+	}
+	s.Access = access
+	err = recs.UpdateRecords(ctx, func(tx store.RecordTx) error {
+		for _, k := range s.keys(tenant) {
+			if err := store.PutJSON(tx, NamespaceShares, k, s, -1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return s, err
+}
+
+// shareOf resolves the parties of a grant: the owner must be a user,
+// the grantee another user or a group of the owner's tenant.
+func (h *Handler) shareOf(ctx context.Context, owner string, kind store.CollectionKind, coll, grantee string) (Share, string, error) {
+	if kind != store.KindCalendar && kind != store.KindAddressBook {
+		return Share{}, "", fmt.Errorf("%w: kind %q", ErrShareInvalid, kind)
+	}
+	if !safeSegment(coll) {
+		return Share{}, "", fmt.Errorf("%w: collection name %q", ErrShareInvalid, coll)
+	}
+	o, err := h.shareParty(ctx, owner)
+	if err != nil {
+		return Share{}, "", err
+	}
+	if o.User == nil {
+		return Share{}, "", fmt.Errorf("%w: the owner %s is no user", ErrShareInvalid, owner)
+	}
+	g, err := h.shareParty(ctx, grantee)
+	if err != nil {
+		return Share{}, "", err
+	}
+	s := Share{Owner: o.User.ID, OwnerAddress: o.User.Address, Kind: kind, Collection: coll}
+	var tenant string
+	switch {
+	case g.User != nil:
+		s.Grantee, s.GranteeAddress, tenant = g.User.ID, g.User.Address, g.User.Tenant
+	case g.Group != nil:
+		s.Grantee, s.GranteeAddress, s.Group, tenant = g.Group.ID, g.Group.Address, true, g.Group.Tenant
+	default:
+		return Share{}, "", fmt.Errorf("%w: %s is no user or group", ErrShareInvalid, grantee)
+	}
+	if tenant != o.User.Tenant {
+		return Share{}, "", fmt.Errorf("%w: %s is of another tenant", ErrShareInvalid, grantee)
+	}
+	if s.Grantee == s.Owner {
+		return Share{}, "", fmt.Errorf("%w: the owner has the collection already", ErrShareInvalid)
+	}
+	return s, tenant, nil
+}
+
+// Unshare removes the grant of the owner's collection to grantee (a
+// user's or a group's address). Removing a grant that does not exist is
+// no error.
+func (h *Handler) Unshare(ctx context.Context, owner string, kind store.CollectionKind, coll, grantee string) error {
+	recs, err := h.records()
+	if err != nil {
+		return err
+	}
+	s, tenant, err := h.shareOf(ctx, owner, kind, coll, grantee)
+	if err != nil {
+		return err
+	}
+	return deleteShare(ctx, recs, s, tenant)
+}
+
+func deleteShare(ctx context.Context, recs store.Records, s Share, tenant string) error {
+	return recs.UpdateRecords(ctx, func(tx store.RecordTx) error {
+		for _, k := range s.keys(tenant) {
+			if err := tx.Delete(NamespaceShares, k); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// dropGrants removes every grant of a collection its owner deleted, so
+// that a new collection of the same name is not shared by the old
+// grants.
+func (h *Handler) dropGrants(ctx context.Context, owner directory.User, kind store.CollectionKind, coll string) error {
+	recs, err := h.records()
+	if err != nil {
+		return nil
+	}
+	grants, err := listShares(ctx, recs, "o/"+owner.ID+"/"+string(kind)+"/"+coll+"/")
+	if err != nil {
+		return err
+	}
+	for _, g := range grants {
+		if err := deleteShare(ctx, recs, g, owner.Tenant); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Shares lists the grants of the owner's (a user's address) collections.
+func (h *Handler) Shares(ctx context.Context, owner string) ([]Share, error) {
+	recs, err := h.records()
+	if err != nil {
+		return nil, err
+	}
+	o, err := h.shareParty(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	if o.User == nil {
+		return nil, fmt.Errorf("%w: %s is no user", ErrShareInvalid, owner)
+	}
+	return listShares(ctx, recs, "o/"+o.User.ID+"/")
+}
+
+// listShares reads the grants under a key prefix, at most maxShares.
+func listShares(ctx context.Context, recs store.Records, prefix string) ([]Share, error) {
+	var out []Share
+	after := prefix
+	for len(out) < maxShares {
+		rs, err := recs.ListRecords(ctx, NamespaceShares, after, 100)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rs {
+			if !strings.HasPrefix(r.Key, prefix) {
+				return out, nil
+			}
+			var s Share
+			if err := store.DecodeJSON(r, &s); err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+		}
+		if len(rs) < 100 {
+			break
+		}
+		after = rs[len(rs)-1].Key
+	}
+	return out, nil
+}
+
+// shareRef is a shared collection as one grantee reaches it.
+type shareRef struct {
+	Share
+	coll store.Collection
+}
+
+// memberships caches, for one request, whether the user is in a group.
+type memberships map[string]bool
+
+// inGroup reports whether u is a member of the group with the given ID
+// and address, directly or through groups nested at most maxGroupDepth
+// deep. A group renamed since the grant (another ID at the address) has
+// no members.
+func (h *Handler) inGroup(ctx context.Context, u directory.User, id, addr string, depth int, seen map[string]bool) (bool, error) {
+	e, err := h.opts.Directory.LookupAddress(ctx, addr)
+	if errors.Is(err, directory.ErrNotFound) || errors.Is(err, directory.ErrInvalid) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if e.Group == nil || (id != "" && e.Group.ID != id) || e.Group.Tenant != u.Tenant || seen[e.Group.ID] {
+		return false, nil
+	}
+	seen[e.Group.ID] = true
+	if slices.ContainsFunc(e.Group.Members, func(m string) bool { return isOwnAddress(u, "mailto:"+m) }) {
+		return true, nil
+	}
+	if depth >= maxGroupDepth {
+		return false, nil
+	}
+	for _, m := range e.Group.Members {
+		if in, err := h.inGroup(ctx, u, "", m, depth+1, seen); in || err != nil {
+			return in, err
+		}
+	}
+	return false, nil
+}
+
+func (h *Handler) member(rq *request, s Share) (bool, error) {
+	if rq.groups == nil {
+		rq.groups = memberships{}
+	}
+	if in, ok := rq.groups[s.Grantee]; ok {
+		return in, nil
+	}
+	in, err := h.inGroup(rq.ctx, rq.user, s.Grantee, s.GranteeAddress, 0, map[string]bool{})
+	if err != nil {
+		return false, err
+	}
+	rq.groups[s.Grantee] = in
+	return in, nil
+}
+
+// bestGrant keeps, of the grants that apply to the user, the one with
+// the most access.
+func (h *Handler) bestGrant(rq *request, grants []Share) (*Share, error) {
+	var best *Share
+	for i := range grants {
+		s := grants[i]
+		if s.Group {
+			in, err := h.member(rq, s)
+			if err != nil {
+				return nil, err
+			}
+			if !in {
+				continue
+			}
+		} else if s.Grantee != rq.user.ID {
+			continue
+		}
+		if best == nil || s.Access == AccessReadWrite {
+			best = &s
+		}
+	}
+	return best, nil
+}
+
+// shareFor resolves a shared collection in the user's home (t.coll is a
+// share name): 404 when no grant of it applies to the user or the owner's
+// collection is gone. Resolutions are kept for the request.
+func (h *Handler) shareFor(rq *request, t target) (*shareRef, error) {
+	if ref, ok := rq.shares[t.coll]; ok {
+		return ref, nil
+	}
+	notFound := &httpError{status: http.StatusNotFound, msg: "no such collection"}
+	owner, coll, ok := parseShareName(t.coll)
+	if !ok || t.user != rq.user.ID {
+		return nil, notFound
+	}
+	recs, err := h.records()
+	if err != nil {
+		return nil, notFound
+	}
+	grants, err := listShares(rq.ctx, recs, "o/"+owner+"/"+string(t.collKind())+"/"+coll+"/")
+	if err != nil {
+		return nil, err
+	}
+	best, err := h.bestGrant(rq, grants)
+	if err != nil {
+		return nil, err
+	}
+	if best == nil {
+		return nil, notFound
+	}
+	c, err := h.opts.Store.Collection(rq.ctx, owner, t.collKind(), coll)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	ref := &shareRef{Share: *best, coll: c}
+	if rq.shares == nil {
+		rq.shares = map[string]*shareRef{}
+	}
+	rq.shares[t.coll] = ref
+	return ref, nil
+}
+
+// sharedWithUser lists the collections of a kind shared with the user,
+// directly or through a group, one per collection with the most access
+// granted.
+func (h *Handler) sharedWithUser(rq *request, kind store.CollectionKind) ([]*shareRef, error) {
+	recs, err := h.records()
+	if err != nil {
+		return nil, nil
+	}
+	direct, err := listShares(rq.ctx, recs, "u/"+rq.user.ID+"/"+string(kind)+"/")
+	if err != nil {
+		return nil, err
+	}
+	groups, err := listShares(rq.ctx, recs, "g/"+rq.user.Tenant+"/"+string(kind)+"/")
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string][]Share{}
+	var names []string
+	for _, s := range append(direct, groups...) {
+		n := shareName(s.Owner, s.Collection)
+		if _, ok := byName[n]; !ok {
+			names = append(names, n)
+		}
+		byName[n] = append(byName[n], s)
+	}
+	slices.Sort(names)
+	var out []*shareRef
+	for _, n := range names {
+		best, err := h.bestGrant(rq, byName[n])
+		if err != nil {
+			return nil, err
+		}
+		if best == nil {
+			continue
+		}
+		c, err := h.opts.Store.Collection(rq.ctx, best.Owner, kind, best.Collection)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // the owner deleted it
+		}
+		if err != nil {
+			return nil, err
+		}
+		ref := &shareRef{Share: *best, coll: c}
+		if rq.shares == nil {
+			rq.shares = map[string]*shareRef{}
+		}
+		rq.shares[n] = ref
+		out = append(out, ref)
+	}
+	return out, nil
+}
+
+// isShared reports whether a target is in a collection shared with the
+// user (a share name in the user's home).
+func isShared(t target) bool {
+	switch t.kind {
+	case kindCalendar, kindCalObject, kindBook, kindCard:
+		_, _, ok := parseShareName(t.coll)
+		return ok
+	}
+	return false
+}
+
+// checkShared resolves the shared collection a request addresses and
+// refuses what its grant does not allow: writes of a read-only grantee
+// (RFC 3744 §7.1.1 need-privileges) and PROPPATCH of the collection by
+// anyone but its owner. A grantee's DELETE of the collection declines
+// the share: their own grant is removed (a group's grant stays).
+func (h *Handler) checkShared(rq *request) (handled bool, err error) {
+	if m := rq.r.Method; m == "MKCOL" || m == "MKCALENDAR" {
+		return false, precondition(http.StatusForbidden, nsDAV, "resource-must-be-null", "the name "+rq.t.coll+" is reserved")
+	}
+	ref, err := h.shareFor(rq, rq.t)
+	if err != nil {
+		return false, err
+	}
+	rq.share = ref
+	m := rq.r.Method
+	collection := rq.t.kind == kindCalendar || rq.t.kind == kindBook
+	switch {
+	case m == "PROPPATCH":
+		return false, needPrivileges(h.hrefOf(rq.t), "write-properties")
+	case m == http.MethodDelete && collection:
+		if ref.Group {
+			return false, needPrivileges(h.hrefOf(rq.t), "unbind")
+		}
+		recs, err := h.records()
+		if err != nil {
+			return false, err
+		}
+		if err := deleteShare(rq.ctx, recs, ref.Share, rq.user.Tenant); err != nil {
+			return false, err
+		}
+		rq.w.WriteHeader(http.StatusNoContent)
+		return true, nil
+	case (m == http.MethodPut || m == http.MethodDelete) && ref.Access != AccessReadWrite:
+		priv := "write-content"
+		if m == http.MethodDelete {
+			priv = "unbind"
+		}
+		return false, needPrivileges(h.hrefOf(rq.t), priv)
+	}
+	return false, nil
+}
+
+// scheduler is the calendar user a request's scheduling acts as: the
+// owner of a shared calendar written by a grantee, else the user.
+func (h *Handler) scheduler(rq *request) directory.User {
+	if rq.share == nil || rq.share.Kind != store.KindCalendar {
+		return rq.user
+	}
+	if rq.owner != nil {
+		return *rq.owner
+	}
+	e, err := h.opts.Directory.LookupAddress(rq.ctx, rq.share.OwnerAddress)
+	if err != nil || e.User == nil || e.User.ID != rq.share.Owner {
+		rq.log.Warn("the owner of a shared calendar is gone; scheduling as the grantee", "owner", rq.share.Owner, "err", err)
+		return rq.user
+	}
+	rq.owner = e.User
+	return *e.User
+}
