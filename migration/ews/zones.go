@@ -45,6 +45,9 @@ func IANAZone(windowsID string) (string, bool) {
 // UTC offsets as loc in January and July of year (a zone CLDR lists only
 // for a territory, "Europe/Amsterdam", gets "W. Europe Standard Time").
 func WindowsZone(loc *time.Location, year int) (string, bool) {
+	if loc == time.UTC {
+		return "UTC", true
+	}
 	if w, ok := zoneTable().toWindows[loc.String()]; ok {
 		return w, true
 	}
