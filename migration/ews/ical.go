@@ -515,4 +515,3 @@ func Encode(cal *ical.Calendar) ([]byte, error) {
 	}
 	return []byte(b.String()), nil
 }
-
