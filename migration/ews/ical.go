@@ -178,7 +178,7 @@ func eventOf(ci *CalendarItem, uid string, start, end zoneRef, allDay bool) *ica
 		ev.Props.SetText(ical.PropClass, c)
 	}
 	if b, ok := busyStatus[ci.LegacyFreeBusyStatus]; ok {
-		ev.Props.SetText("X-MICROSOFT-CDO-BUSYSTATUS", b)
+		ev.Props.Set(&ical.Prop{Name: "X-MICROSOFT-CDO-BUSYSTATUS", Params: ical.Params{}, Value: b})
 		transp := "OPAQUE"
 		if b == "FREE" {
 			transp = "TRANSPARENT"
@@ -253,9 +253,8 @@ func alarm(minutes int) *ical.Component {
 	a := ical.NewComponent(ical.CompAlarm)
 	a.Props.SetText(ical.PropAction, "DISPLAY")
 	a.Props.SetText(ical.PropDescription, "Reminder")
-	trig := &ical.Prop{Name: ical.PropTrigger, Params: ical.Params{}}
-	trig.SetDuration(-time.Duration(minutes) * time.Minute)
-	a.Props.Set(trig)
+	// RFC 5545 §3.3.6 dur-minute; go-ical would write seconds.
+	a.Props.Set(&ical.Prop{Name: ical.PropTrigger, Params: ical.Params{}, Value: fmt.Sprintf("-PT%dM", minutes)})
 	return a
 }
 
