@@ -78,8 +78,8 @@ func TestContactVCardRoundTrip(t *testing.T) {
 	c := &ews.Contact{
 		ItemID: &ews.ItemID{ID: "AAMkAGcontact"}, DisplayName: "Ivan Petrov", GivenName: "Ivan", MiddleName: "Sergeevich", Surname: "Petrov",
 		Nickname: "Vanya", CompanyName: "Example; Ltd", Department: "Sales", JobTitle: "Manager", BusinessHomePage: "https://example.com",
-		EmailAddresses: []ews.Entry{{Key: "EmailAddress1", Value: "ivan@example.com"}, {Key: "EmailAddress2", Value: "ivan@home.example"}},
-		PhoneNumbers:   []ews.Entry{{Key: "BusinessPhone", Value: "+7 495 000 00 00"}, {Key: "MobilePhone", Value: "+7 900 000 00 00"}},
+		EmailAddresses:    []ews.Entry{{Key: "EmailAddress1", Value: "ivan@example.com"}, {Key: "EmailAddress2", Value: "ivan@home.example"}},
+		PhoneNumbers:      []ews.Entry{{Key: "BusinessPhone", Value: "+7 495 000 00 00"}, {Key: "MobilePhone", Value: "+7 900 000 00 00"}},
 		PhysicalAddresses: []ews.AddressEntry{{Key: "Business", Street: "Tverskaya 1", City: "Moscow", PostalCode: "125009", CountryOrRegion: "Russia"}},
 		Birthday:          &bday, Body: &ews.Body{Type: "Text", Text: "Met at the fair"}, Categories: &ews.Strings{String: []string{"Clients"}},
 	}

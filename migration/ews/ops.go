@@ -37,6 +37,17 @@ func (m *Mailbox) folderIDs(f FolderRef) folderIDs {
 	return folderIDs{ID: &id}
 }
 
+// response is the body of every EWS operation's answer: its
+// ResponseMessages, one per request item (the element name differs by
+// operation and is not checked).
+type response[M interface{ base() *responseMessage }] struct {
+	Messages struct {
+		List []M `xml:",any"`
+	} `xml:"ResponseMessages"`
+}
+
+func (r *response[M]) all() []*responseMessage { return bases(r.Messages.List) }
+
 // bases returns the shared part of each response message.
 func bases[T interface{ base() *responseMessage }](ms []T) []*responseMessage {
 	out := make([]*responseMessage, len(ms))
@@ -82,13 +93,7 @@ type getFolderMessage struct {
 	} `xml:"Folders"`
 }
 
-type getFolderResponse struct {
-	Messages struct {
-		List []*getFolderMessage `xml:"GetFolderResponseMessage"`
-	} `xml:"ResponseMessages"`
-}
-
-func (r *getFolderResponse) all() []*responseMessage { return bases(r.Messages.List) }
+type getFolderResponse = response[*getFolderMessage]
 
 // GetFolder returns the folders named ([MS-OXWSFOLD] §3.1.4.6), with the
 // default shape plus the folder class.
@@ -175,13 +180,7 @@ type syncHierarchyMessage struct {
 	} `xml:"Changes"`
 }
 
-type syncHierarchyResponse struct {
-	Messages struct {
-		List []*syncHierarchyMessage `xml:"SyncFolderHierarchyResponseMessage"`
-	} `xml:"ResponseMessages"`
-}
-
-func (r *syncHierarchyResponse) all() []*responseMessage { return bases(r.Messages.List) }
+type syncHierarchyResponse = response[*syncHierarchyMessage]
 
 // SyncFolderHierarchy returns the folder changes since syncState ("" for
 // all folders) and the new sync state ([MS-OXWSSYNC] §3.1.4.1).
@@ -241,13 +240,7 @@ type syncItemsMessage struct {
 	} `xml:"Changes"`
 }
 
-type syncItemsResponse struct {
-	Messages struct {
-		List []*syncItemsMessage `xml:"SyncFolderItemsResponseMessage"`
-	} `xml:"ResponseMessages"`
-}
-
-func (r *syncItemsResponse) all() []*responseMessage { return bases(r.Messages.List) }
+type syncItemsResponse = response[*syncItemsMessage]
 
 // SyncFolderItems returns up to max item changes (1-512) of folder since
 // syncState ("" for every item), the new sync state, and whether these
@@ -377,13 +370,7 @@ type itemsMessage struct {
 	Items itemList `xml:"Items"`
 }
 
-type itemsResponse struct {
-	Messages struct {
-		List []*itemsMessage `xml:",any"`
-	} `xml:"ResponseMessages"`
-}
-
-func (r *itemsResponse) all() []*responseMessage { return bases(r.Messages.List) }
+type itemsResponse = response[*itemsMessage]
 
 // MaxBatch is the number of items GetItem asks for in one call.
 const MaxBatch = 50
@@ -523,13 +510,7 @@ type subscribeMessage struct {
 	Watermark      string `xml:"Watermark"`
 }
 
-type subscribeResponse struct {
-	Messages struct {
-		List []*subscribeMessage `xml:"SubscribeResponseMessage"`
-	} `xml:"ResponseMessages"`
-}
-
-func (r *subscribeResponse) all() []*responseMessage { return bases(r.Messages.List) }
+type subscribeResponse = response[*subscribeMessage]
 
 // Subscribe opens a pull subscription to item changes in folders; EWS
 // drops it after timeout minutes (1-1440) without GetEvents
@@ -566,13 +547,7 @@ type getEventsMessage struct {
 	} `xml:"Notification"`
 }
 
-type getEventsResponse struct {
-	Messages struct {
-		List []*getEventsMessage `xml:"GetEventsResponseMessage"`
-	} `xml:"ResponseMessages"`
-}
-
-func (r *getEventsResponse) all() []*responseMessage { return bases(r.Messages.List) }
+type getEventsResponse = response[*getEventsMessage]
 
 // GetEvents returns the events of a pull subscription since watermark,
 // and whether more are waiting ([MS-OXWSNTIF] §3.1.4.2). The watermark to
