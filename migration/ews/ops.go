@@ -57,6 +57,14 @@ func bases[T interface{ base() *responseMessage }](ms []T) []*responseMessage {
 	return out
 }
 
+// callOK is call, failing also when a response message is an error.
+func (m *Mailbox) callOK(ctx context.Context, req any, resp messages) error {
+	if err := m.call(ctx, req, resp); err != nil {
+		return err
+	}
+	return m.classify(ctx, firstErr(resp.all()))
+}
+
 // firstErr is the error of the first failed message, or an error if
 // there is no message at all.
 func firstErr(ms []*responseMessage) error {
@@ -191,11 +199,8 @@ func (m *Mailbox) SyncFolderHierarchy(ctx context.Context, syncState string) (ch
 		SyncState string      `xml:"m:SyncState,omitempty"`
 	}{Shape: defaultFolderShape(), SyncState: syncState}
 	var resp syncHierarchyResponse
-	if err := m.call(ctx, req, &resp); err != nil {
+	if err := m.callOK(ctx, req, &resp); err != nil {
 		return nil, "", err
-	}
-	if err := firstErr(resp.all()); err != nil {
-		return nil, "", m.classify(ctx, err)
 	}
 	msg := resp.Messages.List[0]
 	for _, c := range msg.Changes.List {
@@ -258,11 +263,8 @@ func (m *Mailbox) SyncFolderItems(ctx context.Context, folder FolderRef, syncSta
 		Max       int       `xml:"m:MaxChangesReturned"`
 	}{Shape: itemShape{BaseShape: "IdOnly"}, Folder: m.folderIDs(folder), SyncState: syncState, Max: max}
 	var resp syncItemsResponse
-	if err := m.call(ctx, req, &resp); err != nil {
+	if err := m.callOK(ctx, req, &resp); err != nil {
 		return nil, "", false, err
-	}
-	if err := firstErr(resp.all()); err != nil {
-		return nil, "", false, m.classify(ctx, err)
 	}
 	msg := resp.Messages.List[0]
 	for _, c := range msg.Changes.List {
@@ -427,11 +429,8 @@ func (m *Mailbox) CreateCalendarItem(ctx context.Context, folder FolderRef, ci C
 		Item    CalendarItem `xml:"m:Items>CalendarItem"`
 	}{Send: "SendToNone", Folder: m.folderIDs(folder), Item: w}
 	var resp itemsResponse
-	if err := m.call(ctx, req, &resp); err != nil {
+	if err := m.callOK(ctx, req, &resp); err != nil {
 		return ItemID{}, err
-	}
-	if err := firstErr(resp.all()); err != nil {
-		return ItemID{}, m.classify(ctx, err)
 	}
 	if len(resp.Messages.List[0].Items) == 0 {
 		return ItemID{}, m.classify(ctx, &Error{Code: "ErrorNoItemId", Message: "CreateItem returned no item id"})
@@ -458,11 +457,8 @@ func (m *Mailbox) UpdateCalendarItem(ctx context.Context, id ItemID, ci Calendar
 		Updates  updates  `xml:"m:ItemChanges>t:ItemChange>t:Updates"`
 	}{Conflict: conflict, Send: "SendToNone", ItemID: id, Updates: calendarUpdates(ci.writable())}
 	var resp itemsResponse
-	if err := m.call(ctx, req, &resp); err != nil {
+	if err := m.callOK(ctx, req, &resp); err != nil {
 		return ItemID{}, err
-	}
-	if err := firstErr(resp.all()); err != nil {
-		return ItemID{}, m.classify(ctx, err)
 	}
 	if len(resp.Messages.List[0].Items) == 0 {
 		return id, nil
@@ -480,10 +476,7 @@ func (m *Mailbox) DeleteItem(ctx context.Context, ids ...ItemID) error {
 		IDs     []ItemID `xml:"m:ItemIds>t:ItemId"`
 	}{Type: "MoveToDeletedItems", Send: "SendToNone", IDs: ids}
 	var resp itemsResponse
-	if err := m.call(ctx, req, &resp); err != nil {
-		return err
-	}
-	return m.classify(ctx, firstErr(resp.all()))
+	return m.callOK(ctx, req, &resp)
 }
 
 // Event is one notification of GetEvents ([MS-OXWSNTIF] §2.2.4): Kind is
@@ -528,11 +521,8 @@ func (m *Mailbox) Subscribe(ctx context.Context, folders []FolderRef, timeout in
 		Timeout int           `xml:"m:PullSubscriptionRequest>t:Timeout"`
 	}{Folders: ids, Events: []string{"CreatedEvent", "DeletedEvent", "ModifiedEvent", "MovedEvent", "CopiedEvent"}, Timeout: min(max(timeout, 1), 1440)}
 	var resp subscribeResponse
-	if err := m.call(ctx, req, &resp); err != nil {
+	if err := m.callOK(ctx, req, &resp); err != nil {
 		return "", "", err
-	}
-	if err := firstErr(resp.all()); err != nil {
-		return "", "", m.classify(ctx, err)
 	}
 	return resp.Messages.List[0].SubscriptionID, resp.Messages.List[0].Watermark, nil
 }
@@ -559,11 +549,8 @@ func (m *Mailbox) GetEvents(ctx context.Context, subscriptionID, watermark strin
 		Watermark string   `xml:"m:Watermark"`
 	}{ID: subscriptionID, Watermark: watermark}
 	var resp getEventsResponse
-	if err := m.call(ctx, req, &resp); err != nil {
+	if err := m.callOK(ctx, req, &resp); err != nil {
 		return nil, false, err
-	}
-	if err := firstErr(resp.all()); err != nil {
-		return nil, false, m.classify(ctx, err)
 	}
 	n := resp.Messages.List[0].Notification
 	for _, e := range n.Events {
