@@ -333,3 +333,39 @@ func TestCallTimeout(t *testing.T) {
 		t.Fatalf("canceled: %v (%s)", err, migration.ClassOf(err))
 	}
 }
+
+func TestSyncFolderHierarchy(t *testing.T) {
+	f := newFakeEWS(t)
+	f.answer("SyncFolderHierarchy", `<m:SyncFolderHierarchyResponse `+nsAttrs+`>
+  <m:ResponseMessages>
+    <m:SyncFolderHierarchyResponseMessage ResponseClass="Success">
+      <m:ResponseCode>NoError</m:ResponseCode>
+      <m:SyncState>H4sIAAAAAAAEAGNgYGBg</m:SyncState>
+      <m:IncludesLastFolderInRange>true</m:IncludesLastFolderInRange>
+      <m:Changes>
+        <t:Create><t:Folder><t:FolderId Id="AAMkAGin" ChangeKey="AQAAAB"/><t:ParentFolderId Id="AAMkAGroot"/><t:FolderClass>IPF.Note</t:FolderClass><t:DisplayName>Входящие</t:DisplayName></t:Folder></t:Create>
+        <t:Create><t:ContactsFolder><t:FolderId Id="AAMkAGcon"/><t:FolderClass>IPF.Contact</t:FolderClass><t:DisplayName>Contacts</t:DisplayName></t:ContactsFolder></t:Create>
+        <t:Update><t:CalendarFolder><t:FolderId Id="AAMkAGcal"/><t:DisplayName>Calendar</t:DisplayName></t:CalendarFolder></t:Update>
+        <t:Delete><t:FolderId Id="AAMkAGold"/></t:Delete>
+      </m:Changes>
+    </m:SyncFolderHierarchyResponseMessage>
+  </m:ResponseMessages>
+</m:SyncFolderHierarchyResponse>`)
+	changes, state, err := newClient(t, f, nil).Mailbox("anna@example.com").SyncFolderHierarchy(context.Background(), "")
+	if err != nil || state != "H4sIAAAAAAAEAGNgYGBg" || len(changes) != 4 {
+		t.Fatalf("changes %+v state %q err %v", changes, state, err)
+	}
+	want := []struct{ kind, folderKind, id, name string }{
+		{"Create", "Folder", "AAMkAGin", "Входящие"}, {"Create", "ContactsFolder", "AAMkAGcon", "Contacts"},
+		{"Update", "CalendarFolder", "AAMkAGcal", "Calendar"}, {"Delete", "", "AAMkAGold", ""},
+	}
+	for i, w := range want {
+		c := changes[i]
+		if c.Kind != w.kind || c.Folder.Kind != w.folderKind || c.Folder.FolderID.ID != w.id || c.Folder.DisplayName != w.name {
+			t.Errorf("change %d = %+v, want %+v", i, c, w)
+		}
+	}
+	if body := f.requests()[0].body; strings.Contains(body, "<m:SyncState>") {
+		t.Errorf("first sync sent a sync state:\n%s", body)
+	}
+}

@@ -3,6 +3,7 @@ package ews_test
 import (
 	"context"
 	"encoding/xml"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -267,5 +268,40 @@ func TestSubscribeAndGetEvents(t *testing.T) {
 	}
 	if body := f.requests()[0].body; !strings.Contains(body, "<t:EventType>CreatedEvent</t:EventType>") || !strings.Contains(body, "<t:Timeout>10</t:Timeout>") {
 		t.Errorf("subscribe request:\n%s", body)
+	}
+}
+
+func TestGetItemMIMEInBatches(t *testing.T) {
+	f := newFakeEWS(t)
+	msg := func(id string) string {
+		return `<m:GetItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items><t:Message>
+		  <t:MimeContent CharacterSet="UTF-8">U3ViamVjdDogaGkNCg0KaGVsbG8NCg==</t:MimeContent><t:ItemId Id="` + id + `" ChangeKey="CQAAAB"/>
+		  <t:DateTimeReceived>2025-02-01T10:00:00Z</t:DateTimeReceived><t:Size>512</t:Size><t:IsRead>false</t:IsRead></t:Message></m:Items></m:GetItemResponseMessage>`
+	}
+	var ids []ews.ItemID
+	for i := range ews.MaxBatch + 3 {
+		ids = append(ids, ews.ItemID{ID: "m" + strconv.Itoa(i)})
+	}
+	for _, batch := range [][]ews.ItemID{ids[:ews.MaxBatch], ids[ews.MaxBatch:]} {
+		var b strings.Builder
+		for _, id := range batch {
+			b.WriteString(msg(id.ID))
+		}
+		f.answer("GetItem", `<m:GetItemResponse `+nsAttrs+`><m:ResponseMessages>`+b.String()+`</m:ResponseMessages></m:GetItemResponse>`)
+	}
+	var got []string
+	err := newClient(t, f, nil).Mailbox("anna@example.com").GetItem(context.Background(), ids, ews.ShapeMIME, func(it ews.Item) error {
+		if it.Message == nil || it.Message.MimeContent.Base64 != "U3ViamVjdDogaGkNCg0KaGVsbG8NCg==" || it.Message.IsRead == nil || *it.Message.IsRead || it.Message.DateTimeReceived.Year() != 2025 {
+			t.Fatalf("item %+v", it)
+		}
+		got = append(got, it.ID.ID)
+		return nil
+	})
+	if err != nil || len(got) != len(ids) || got[len(got)-1] != ids[len(ids)-1].ID {
+		t.Fatalf("got %d items (%v), err %v", len(got), got, err)
+	}
+	reqs := f.requests()
+	if len(reqs) != 2 || strings.Count(reqs[0].body, "<t:ItemId ") != ews.MaxBatch || !strings.Contains(reqs[0].body, "<t:IncludeMimeContent>true</t:IncludeMimeContent>") {
+		t.Fatalf("%d requests; first:\n%s", len(reqs), reqs[0].body)
 	}
 }
