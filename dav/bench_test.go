@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailyard/mailyard/dav/internal/calendar"
+	"github.com/mailyard/mailyard/internal/calendar"
 	"github.com/mailyard/mailyard/store"
 )
 

@@ -13,7 +13,7 @@
 // 10,000-object REPORT must stream in bounded memory. Their XML layer is
 // an internal package that cannot be imported. All iCalendar and vCard
 // parsing and encoding is go-ical's and go-vcard's (through
-// dav/internal/calendar and dav/internal/contact); go-webdav's clients
+// internal/calendar and dav/internal/contact); go-webdav's clients
 // are used by the tests as real clients.
 //
 // # URL layout
@@ -62,7 +62,7 @@
 //   - Multi-status answers are written to the client as they are made;
 //     queries and sync read the store a page of objects at a time, so a
 //     REPORT over any number of objects holds one page.
-//   - A PUT is validated (dav/internal/calendar, dav/internal/contact)
+//   - A PUT is validated (internal/calendar, dav/internal/contact)
 //     before anything is stored; a refusal names the RFC 4791 §5.3.2.1 or
 //     RFC 6352 §6.3.2.1 precondition, no-uid-conflict with the href of
 //     the resource holding the UID.

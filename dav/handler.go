@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailyard/mailyard/dav/internal/calendar"
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/internal/calendar"
 )
 
 // Handler serves CalDAV and CardDAV; see the package documentation. It

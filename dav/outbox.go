@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-ical"
-	"github.com/mailyard/mailyard/dav/internal/calendar"
+	"github.com/mailyard/mailyard/internal/calendar"
 )
 
 // fbRequest is a validated free/busy request POSTed to the outbox.

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailyard/mailyard/dav/internal/calendar"
 	"github.com/mailyard/mailyard/dav/internal/contact"
+	"github.com/mailyard/mailyard/internal/calendar"
 	"github.com/mailyard/mailyard/store"
 )
 

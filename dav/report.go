@@ -10,8 +10,8 @@ import (
 
 	"github.com/emersion/go-ical"
 	"github.com/emersion/go-vcard"
-	"github.com/mailyard/mailyard/dav/internal/calendar"
 	"github.com/mailyard/mailyard/dav/internal/contact"
+	"github.com/mailyard/mailyard/internal/calendar"
 	"github.com/mailyard/mailyard/store"
 )
 

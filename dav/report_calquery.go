@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailyard/mailyard/dav/internal/calendar"
-	"github.com/mailyard/mailyard/dav/internal/textmatch"
+	"github.com/mailyard/mailyard/internal/calendar"
+	"github.com/mailyard/mailyard/internal/textmatch"
 	"github.com/mailyard/mailyard/store"
 )
 

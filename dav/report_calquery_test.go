@@ -8,7 +8,7 @@ import (
 
 	"pgregory.net/rapid"
 
-	"github.com/mailyard/mailyard/dav/internal/calendar"
+	"github.com/mailyard/mailyard/internal/calendar"
 	"github.com/mailyard/mailyard/store"
 )
 

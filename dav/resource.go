@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-ical"
-	"github.com/mailyard/mailyard/dav/internal/calendar"
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/internal/calendar"
 	"github.com/mailyard/mailyard/store"
 )
 

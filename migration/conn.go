@@ -3,7 +3,6 @@ package migration
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
+	"github.com/mailyard/mailyard/internal/certs"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -134,13 +134,9 @@ func sourceTLSConfig(src Source) (*tls.Config, error) {
 	if src.CAFile == "" {
 		return tlsConf, nil
 	}
-	pem, err := os.ReadFile(src.CAFile)
+	pool, err := certs.LoadPool(src.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("source CA file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("source CA file %s holds no PEM certificate", src.CAFile)
+		return nil, fmt.Errorf("source %w", err)
 	}
 	tlsConf.RootCAs = pool
 	return tlsConf, nil

@@ -135,6 +135,34 @@ func (a allowlist) check(ctx context.Context, r *net.Resolver, host string) ([]n
 	return addrs, nil
 }
 
+// Allowlist is a parsed list of the source hosts a collector may connect
+// to, shared by the IMAP collectors and package migration/ews so that
+// both check every dial the same way (see [Options].Allowlist for the
+// entry syntax).
+type Allowlist struct{ a allowlist }
+
+// NewAllowlist parses entries: CIDR blocks, single IP addresses and exact
+// host names. An empty list allows nothing.
+func NewAllowlist(entries []string) (*Allowlist, error) {
+	a, err := parseAllowlist(entries)
+	if err != nil {
+		return nil, err
+	}
+	return &Allowlist{a: a}, nil
+}
+
+// Check decides whether host may be dialled and returns the addresses to
+// dial: nil for a listed host name (dial it by name), otherwise exactly the
+// approved addresses, so that a second resolution cannot switch to an
+// unlisted one. r nil means net.DefaultResolver. A refusal is an error
+// naming the host.
+func (l *Allowlist) Check(ctx context.Context, r *net.Resolver, host string) ([]netip.Addr, error) {
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	return l.a.check(ctx, r, host)
+}
+
 // hostLimiter bounds concurrent connections per source host (a counting
 // semaphore per canonical host name, created on first use and dropped when
 // idle so the map stays bounded by the hosts in use).

@@ -240,3 +240,18 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	_ = durable.SyncDir(filepath.Dir(path))
 	return nil
 }
+
+// LoadPool reads a PEM file of CA certificates into a pool, for a client
+// that trusts exactly those CAs (a migration source's own CA). A file
+// without a certificate is an error naming it.
+func LoadPool(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", file)
+	}
+	return pool, nil
+}

@@ -9,7 +9,7 @@ import (
 	"github.com/emersion/go-vcard"
 
 	"github.com/mailyard/mailyard/dav/internal/contact"
-	"github.com/mailyard/mailyard/dav/internal/textmatch"
+	"github.com/mailyard/mailyard/internal/textmatch"
 )
 
 func Example() {

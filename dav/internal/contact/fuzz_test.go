@@ -7,7 +7,7 @@ import (
 
 	"github.com/emersion/go-vcard"
 
-	"github.com/mailyard/mailyard/dav/internal/textmatch"
+	"github.com/mailyard/mailyard/internal/textmatch"
 )
 
 // FuzzParse feeds arbitrary bytes to Parse: it must never panic, must

@@ -8,8 +8,8 @@ import (
 
 	"github.com/emersion/go-vcard"
 
-	"github.com/mailyard/mailyard/dav/internal/textmatch"
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/internal/textmatch"
 )
 
 // pngPixel is a 1x1 PNG.

@@ -5,7 +5,7 @@ import (
 
 	"github.com/emersion/go-vcard"
 
-	"github.com/mailyard/mailyard/dav/internal/textmatch"
+	"github.com/mailyard/mailyard/internal/textmatch"
 )
 
 // Filter is the CARDDAV:filter of an addressbook-query REPORT (RFC 6352

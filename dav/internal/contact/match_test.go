@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/mailyard/mailyard/dav/internal/textmatch"
+	"github.com/mailyard/mailyard/internal/textmatch"
 )
 
 // book is a small address book modelled on RFC 6352's examples (§6.1 and

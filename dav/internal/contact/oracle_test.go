@@ -9,7 +9,7 @@ import (
 	"github.com/emersion/go-vcard"
 	"github.com/emersion/go-webdav/carddav"
 
-	"github.com/mailyard/mailyard/dav/internal/textmatch"
+	"github.com/mailyard/mailyard/internal/textmatch"
 )
 
 // The differential test compares Match with go-webdav v0.6.0's

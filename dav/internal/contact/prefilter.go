@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/mailyard/mailyard/dav/internal/textmatch"
+	"github.com/mailyard/mailyard/internal/textmatch"
 )
 
 // CannotMatch reports whether the vCard resource data cannot satisfy f

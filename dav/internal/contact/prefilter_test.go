@@ -6,7 +6,7 @@ import (
 
 	"pgregory.net/rapid"
 
-	"github.com/mailyard/mailyard/dav/internal/textmatch"
+	"github.com/mailyard/mailyard/internal/textmatch"
 )
 
 // TestCannotMatchNeverHidesAMatch: for random cards (folded anywhere,

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-ical"
-	"github.com/mailyard/mailyard/dav/internal/textmatch"
+	"github.com/mailyard/mailyard/internal/textmatch"
 )
 
 // appendixB parses the calendar collection of RFC 4791 Appendix B.

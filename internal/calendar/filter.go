@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-ical"
-	"github.com/mailyard/mailyard/dav/internal/textmatch"
+	"github.com/mailyard/mailyard/internal/textmatch"
 )
 
 // CompFilter is a CALDAV:comp-filter (RFC 4791 §9.7.1). A zero Start and

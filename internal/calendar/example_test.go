@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mailyard/mailyard/dav/internal/calendar"
+	"github.com/mailyard/mailyard/internal/calendar"
 )
 
 // A weekly meeting in an Outlook time zone: its bounds for the store's

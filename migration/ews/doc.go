@@ -1,0 +1,94 @@
+// Package ews is Mailyard's client for Exchange Web Services (SOAP 1.1
+// over HTTPS, [MS-OXWS]) and the mapping of Exchange calendar items and
+// contacts to iCalendar (RFC 5545) and vCard 4.0 (RFC 6350) and back. It
+// is what calendar and contact migration, and two-way calendar sync
+// during coexistence, are built on; no Exchange-specific code lives
+// elsewhere.
+//
+// # Client
+//
+// A [Client] talks to one EWS endpoint (one source) as one account;
+// [Client.Mailbox] gives a handle whose methods are the operations:
+// GetFolder, SyncFolderHierarchy, SyncFolderItems, GetItem (in batches of
+// [MaxBatch]), CreateCalendarItem, UpdateCalendarItem, DeleteItem,
+// Subscribe and GetEvents. A call goes as follows:
+//
+//  1. It waits for one of Options.MaxConcurrent slots of the source.
+//  2. The SOAP envelope carries RequestServerVersion (Exchange 2013 SP1,
+//     2016 or 2019) and, for [AccessImpersonation], the
+//     ExchangeImpersonation header naming the mailbox; [AccessDelegate]
+//     names the mailbox in each distinguished folder id instead.
+//  3. A new connection is dialled only after Options.Allowlist (the IMAP
+//     collectors' [migration.Allowlist]) approves the host, and only to the
+//     addresses it approved; TLS uses the configured version range (TLS
+//     1.0 to 1.3 when configured, for Exchange 2013 without a forwarder),
+//     CA file or skip-verify. Authentication is Basic or NTLM
+//     (github.com/Azure/go-ntlmssp), never Basic when NTLM is configured.
+//  4. The response is decoded as a stream by encoding/xml from a reader
+//     that fails past Options.MaxResponseBytes.
+//  5. Throttling (HTTP 503 or 429 with Retry-After, or ErrorServerBusy
+//     with BackOffMilliseconds in a fault or a response message) waits as
+//     asked, capped by Options.MaxBackoff, at most Options.MaxRetries
+//     times; the whole call, waits included, is bounded by
+//     Options.CallTimeout.
+//  6. Every failure is a *[migration.Error] of the collectors' classes:
+//     EWS response codes by [ClassOf] (ErrorImpersonateUserDenied is auth,
+//     ErrorQuotaExceeded quota, ErrorMessageSizeExceeded too large,
+//     ErrorNonExistentMailbox config, ...), HTTP 401/403 auth, network,
+//     TLS and timeouts connection, a refused host config, an oversized
+//     response too large; the EWS code itself stays reachable as an
+//     *[Error] through errors.As.
+//
+// Writes to Exchange never notify anyone: CreateItem and UpdateItem send
+// SendMeetingInvitations(OrCancellations)=SendToNone and DeleteItem
+// SendMeetingCancellations=SendToNone, so during coexistence an attendee
+// never gets an invitation twice. UpdateCalendarItem with a ChangeKey uses
+// ConflictResolution=NeverOverwrite, so a concurrent change is reported,
+// not overwritten.
+//
+// # Calendar mapping
+//
+// [ToICalendar] maps a [CalendarItem] to a VCALENDAR with one VEVENT and
+// a VTIMEZONE per zone used: subject, body (HTML kept as X-ALT-DESC, its
+// text as DESCRIPTION), location, start and end in their zones, all-day
+// events as DATE values, organiser, attendees with ROLE and PARTSTAT from
+// ResponseType, the reminder as a VALARM, categories, Sensitivity as
+// CLASS, LegacyFreeBusyStatus as TRANSP (and X-MICROSOFT-CDO-BUSYSTATUS,
+// which keeps Tentative and OOF), IsCancelled as STATUS and the UID.
+//
+// Time zones: a Windows zone id becomes its IANA zone by CLDR's
+// windowsZones table (embedded, territory 001); an id CLDR does not know
+// falls back to a fixed offset from the standard period's bias of the
+// item's TimeZoneDefinition. The VTIMEZONE is computed from Go's tzdata
+// for the years from the event's start: each offset change becomes an
+// observance with a yearly RRULE when one rule holds for the following
+// years, else with explicit RDATEs.
+//
+// Recurrence ([RRule], [RecurrenceOf]): daily, weekly (days, interval,
+// WKST from FirstDayOfWeek), absolute and relative monthly, absolute and
+// relative yearly patterns; DayOfWeekIndex Last is -1; Day, Weekday and
+// WeekendDay are a BYDAY set with BYSETPOS. EWS moves a DayOfMonth the
+// month lacks to its last day, so 31 is BYMONTHDAY=-1 and 29 or 30 are
+// BYMONTHDAY=28,..,d;BYSETPOS=-1. NumberedRecurrence is COUNT,
+// EndDateRecurrence UNTIL (the end date at the start's time of day, in
+// UTC; a DATE for all-day events), NoEndRecurrence neither. Deleted
+// occurrences become EXDATEs and modified occurrences overriding VEVENTs
+// with RECURRENCE-ID (with the exception's own properties when the caller
+// fetched the occurrence items). [FromICalendar] maps back for two-way
+// sync; an RRULE no EWS pattern expresses fails with
+// [ErrNotRepresentable]. The property test checks that EWS → iCalendar →
+// EWS keeps the instance set over two years for random patterns,
+// against a brute-force model of EWS recurrence and against
+// internal/calendar's expansion.
+//
+// # Contact mapping
+//
+// [ToVCard] and [FromVCard] map names, organisation, title, e-mail
+// addresses (three, the first preferred), phones by key and type, postal
+// addresses, birthday, home page, notes and categories; the vCard UID is
+// the contact's ItemId.
+//
+// Not here yet: the migration runner, folder and mail copying over EWS,
+// the two-way sync engine and the examples/migrate commands, which use
+// this package.
+package ews
