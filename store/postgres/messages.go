@@ -245,10 +245,6 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 	}
 	var msg store.Message
 	err = s.write(ctx, "append", func(w *wtx) error {
-		// A missing mailbox is found before the body is read.
-		if _, err := s.mailboxRow(ctx, w.Tx, account, name); err != nil {
-			return err
-		}
 		blob, size, err := s.blobs.create(ctx, w.Tx, r)
 		if err != nil {
 			return err

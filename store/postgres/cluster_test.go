@@ -1,0 +1,339 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailyard/mailyard/queue"
+	"github.com/mailyard/mailyard/store"
+)
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Two nodes starting at once on an empty database: the advisory lock
+// lets one migrate while the other waits and then finds the schema
+// current, so both open and each migration ran once.
+func TestMigrateConcurrently(t *testing.T) {
+	dsn := freshDB(t)
+	const n = 4
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(context.Background(), dsn, Options{})
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Open %d: %v", i, err)
+		}
+	}
+	conn, err := pgx.Connect(ctxFor(t), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var rows, maxV int
+	if err := conn.QueryRow(ctxFor(t), `SELECT count(*), max(version) FROM mailyard_schema`).Scan(&rows, &maxV); err != nil {
+		t.Fatal(err)
+	}
+	if rows != SchemaVersion() || maxV != SchemaVersion() {
+		t.Fatalf("schema rows %d, max version %d; want %d of each (each migration once)", rows, maxV, SchemaVersion())
+	}
+}
+
+// A database migrated by a newer release is refused with a clear error,
+// and left as it is.
+func TestSchemaTooNew(t *testing.T) {
+	dsn := freshDB(t)
+	s := openTest(t, dsn, Options{})
+	newer := SchemaVersion() + 1
+	if _, err := s.pool.Exec(ctxFor(t), `INSERT INTO mailyard_schema (version) VALUES ($1)`, newer); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err := Open(context.Background(), dsn, Options{})
+	if !errors.Is(err, ErrSchemaTooNew) {
+		t.Fatalf("Open on a version %d schema: %v, want ErrSchemaTooNew", newer, err)
+	}
+	if want := fmt.Sprintf("database at version %d, binary at %d", newer, SchemaVersion()); !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not say %q", err, want)
+	}
+}
+
+// waitChange returns the next change on sub, or fails after d.
+func waitChange(t *testing.T, sub store.Subscription, d time.Duration) store.Change {
+	t.Helper()
+	select {
+	case c, ok := <-sub.C():
+		if !ok {
+			t.Fatal("subscription closed")
+		}
+		return c
+	case <-time.After(d):
+		t.Fatalf("no change within %v", d)
+	}
+	return store.Change{}
+}
+
+// A subscriber on node B sees a delivery made on node A within a
+// second; after B's LISTEN connection is killed, what A commits
+// meanwhile still reaches it, in order, once B has reconnected.
+func TestFeedAcrossNodes(t *testing.T) {
+	dsn := freshDB(t)
+	ctx := ctxFor(t)
+	a := openTest(t, dsn, Options{})
+	b := openTest(t, dsn, Options{})
+	if _, err := a.CreateAccount(ctx, "u", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.feed.listening:
+	case <-time.After(10 * time.Second):
+		t.Fatal("node B never started listening")
+	}
+	sub, err := b.Subscribe(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	deliver := func(body string) store.Delivered {
+		t.Helper()
+		d, err := a.Deliver(ctx, store.Delivery{Recipients: []store.Recipient{{Account: "u"}}}, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d[0]
+	}
+	start := time.Now()
+	d1 := deliver("one")
+	c := waitChange(t, sub, time.Second)
+	t.Logf("delivery on A seen on B after %v", time.Since(start))
+	if c.Kind != store.ChangeMessagesAdded || c.Mailbox != "INBOX" || len(c.UIDs) != 1 || c.UIDs[0] != d1.UID {
+		t.Fatalf("change on B: %+v, want UID %d added to INBOX", c, d1.UID)
+	}
+
+	// Kill B's listening connection, and commit on A while it is away.
+	pid := b.feed.listenPID.Load()
+	var killed bool
+	if err := a.pool.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, int32(pid)).Scan(&killed); err != nil || !killed {
+		t.Fatalf("pg_terminate_backend(%d): %v %v", pid, killed, err)
+	}
+	d2 := deliver("two")
+	d3 := deliver("three")
+	for _, want := range []uint32{d2.UID, d3.UID} {
+		c := waitChange(t, sub, 10*time.Second)
+		if c.Kind != store.ChangeMessagesAdded || c.UIDs[0] != want {
+			t.Fatalf("after reconnect: %+v, want UID %d added", c, want)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for b.feed.listenPID.Load() == pid {
+		if time.Now().After(deadline) {
+			t.Fatal("B's listener did not reconnect")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// And it listens again: a new delivery arrives promptly.
+	d4 := deliver("four")
+	if c := waitChange(t, sub, 5*time.Second); c.UIDs[0] != d4.UID {
+		t.Fatalf("after reconnect: %+v, want UID %d", c, d4.UID)
+	}
+	// Both nodes see the same mailbox state.
+	ma, _ := a.Mailbox(ctx, "u", "INBOX")
+	mb, _ := b.Mailbox(ctx, "u", "INBOX")
+	if ma != mb || ma.HighestModSeq == 0 {
+		t.Fatalf("nodes disagree: A %+v, B %+v", ma, mb)
+	}
+}
+
+// Two nodes claiming one queue at once never hand out one recipient
+// twice (FOR UPDATE SKIP LOCKED), and together hand out all of them.
+func TestQueueClaimTwoNodes(t *testing.T) {
+	dsn := freshDB(t)
+	ctx := ctxFor(t)
+	nodes := []*Store{openTest(t, dsn, Options{}), openTest(t, dsn, Options{})}
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	const msgs, per = 50, 4
+	for m := range msgs {
+		var rs []queue.Recipient
+		for i := range per {
+			rs = append(rs, queue.Recipient{Msg: fmt.Sprintf("m%03d", m), Index: i, Address: fmt.Sprintf("r%d@remote.test", i),
+				Size: 10, Created: now, Next: now.Add(-time.Duration(m) * time.Second)})
+		}
+		if err := nodes[m%2].EnqueueRecipients(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	claimed := map[queue.RecipientKey]string{}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner := fmt.Sprintf("node%d-worker%d", w%2, w)
+			for {
+				rs, err := nodes[w%2].ClaimRecipients(ctx, owner, now, now.Add(time.Hour), 7)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(rs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, r := range rs {
+					if prev, dup := claimed[r.Key()]; dup {
+						t.Errorf("recipient %v claimed by %s and %s", r.Key(), prev, owner)
+					}
+					claimed[r.Key()] = owner
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(claimed) != msgs*per {
+		t.Fatalf("%d recipients claimed, want %d", len(claimed), msgs*per)
+	}
+}
+
+// A body of several chunks reads whole even when its message is
+// expunged (and the blob deleted) after OpenBody.
+func TestLargeBodyReadsAfterExpunge(t *testing.T) {
+	s := openTest(t, freshDB(t), Options{})
+	ctx := ctxFor(t)
+	if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("0123456789abcdef"), (3*chunkSize+1000)/16)
+	m, err := s.Append(ctx, "u", "INBOX", bytes.NewReader(body), store.AppendOptions{Flags: []string{store.FlagDeleted}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chunks int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM blob_chunks`).Scan(&chunks); err != nil || chunks != 4 {
+		t.Fatalf("body stored in %d chunks (%v), want 4", chunks, err)
+	}
+	rc, err := s.OpenBody(ctx, "u", "INBOX", m.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	head := make([]byte, 10)
+	if _, err := io.ReadFull(rc, head); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expunge(ctx, "u", "INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := append(head, rest...); !bytes.Equal(got, body) {
+		t.Fatalf("read %d bytes after expunge, want the %d stored", len(got), len(body))
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM blob_chunks`).Scan(&chunks); err != nil || chunks != 0 {
+		t.Fatalf("%d chunks left after expunge (%v), want 0", chunks, err)
+	}
+}
+
+// countTracer counts the statements a pool sends.
+type countTracer struct{ n atomic.Int64 }
+
+func (c *countTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (c *countTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// The statements of the hot operations are a small constant: they do
+// not grow with the number of recipients or messages (bench/README.md
+// lists them).
+func TestRoundTrips(t *testing.T) {
+	tr := &countTracer{}
+	s := openTest(t, freshDB(t), Options{Tracer: tr})
+	ctx := ctxFor(t)
+	var accts []store.Recipient
+	for i := range 10 {
+		id := fmt.Sprintf("u%d", i)
+		if _, err := s.CreateAccount(ctx, id, store.Quota{MaxBytes: 1 << 30}); err != nil {
+			t.Fatal(err)
+		}
+		accts = append(accts, store.Recipient{Account: id})
+	}
+	count := func(fn func() error) int64 {
+		t.Helper()
+		before := tr.n.Load()
+		if err := fn(); err != nil {
+			t.Fatal(err)
+		}
+		return tr.n.Load() - before
+	}
+	deliverTo := func(n int) int64 {
+		return count(func() error {
+			_, err := s.Deliver(ctx, store.Delivery{Recipients: accts[:n]}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+			return err
+		})
+	}
+	d1, d10 := deliverTo(1), deliverTo(10)
+	appendN := count(func() error {
+		_, err := s.Append(ctx, "u0", "INBOX", strings.NewReader("Subject: a\r\n\r\nbody\r\n"), store.AppendOptions{Flags: []string{store.FlagSeen}})
+		return err
+	})
+	for range 17 {
+		if _, err := s.Append(ctx, "u0", "INBOX", strings.NewReader("x"), store.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list20 := count(func() error {
+		msgs, err := s.ListMessages(ctx, "u0", "INBOX", store.UIDSet{{Start: 1, Stop: 20}})
+		if err == nil && len(msgs) != 20 {
+			err = fmt.Errorf("listed %d messages, want 20", len(msgs))
+		}
+		return err
+	})
+	flags20 := count(func() error {
+		res, err := s.StoreFlags(ctx, "u0", "INBOX", store.StoreFlagsRequest{UIDs: store.UIDSet{{Start: 1, Stop: 20}}, Op: store.FlagsAdd, Flags: []string{store.FlagFlagged}})
+		if err == nil && len(res.Updated) != 20 {
+			err = fmt.Errorf("updated %d messages, want 20", len(res.Updated))
+		}
+		return err
+	})
+	t.Logf("statements: Deliver 1 rcpt %d, 10 rcpts %d; Append %d; ListMessages(20) %d; StoreFlags(20) %d", d1, d10, appendN, list20, flags20)
+	if d1 != d10 {
+		t.Errorf("Deliver to 10 recipients took %d statements, to 1 %d: it must not grow with recipients", d10, d1)
+	}
+	for name, got := range map[string]int64{"Deliver": d10, "Append": appendN, "StoreFlags(20)": flags20} {
+		if got > 6 {
+			t.Errorf("%s took %d statements, want at most 6", name, got)
+		}
+	}
+	if list20 != 1 {
+		t.Errorf("ListMessages of 20 took %d statements, want 1", list20)
+	}
+}
