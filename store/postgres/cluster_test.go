@@ -328,9 +328,11 @@ func TestRoundTrips(t *testing.T) {
 	if d1 != d10 {
 		t.Errorf("Deliver to 10 recipients took %d statements, to 1 %d: it must not grow with recipients", d10, d1)
 	}
-	for name, got := range map[string]int64{"Deliver": d10, "Append": appendN, "StoreFlags(20)": flags20} {
-		if got > 6 {
-			t.Errorf("%s took %d statements, want at most 6", name, got)
+	// BEGIN and COMMIT included; Deliver locks the accounts and then
+	// reads their mailboxes, so that it sees their latest counters.
+	for name, c := range map[string][2]int64{"Deliver": {d10, 7}, "Append": {appendN, 6}, "StoreFlags(20)": {flags20, 6}} {
+		if c[0] > c[1] {
+			t.Errorf("%s took %d statements, want at most %d", name, c[0], c[1])
 		}
 	}
 	if list20 != 1 {
