@@ -87,9 +87,9 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 			return err
 		}
 		type box struct {
-			name            string
-			id, next, ms    int64
-			first, assigned int
+			name         string
+			id, next, ms int64
+			first        int
 		}
 		boxes := map[[2]string]*box{}
 		for rows.Next() {

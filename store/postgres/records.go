@@ -71,9 +71,6 @@ func (s *Store) ListRecords(ctx context.Context, namespace, after string, limit 
 	return out, wrapErr("list records", err)
 }
 
-// errRetry marks a conflict UpdateRecords retries.
-var errRetry = errors.New("postgres: record transaction conflict")
-
 // UpdateRecords implements store.Records. fn runs in a transaction in
 // which Get locks the row it reads (SELECT ... FOR UPDATE), so a read,
 // modify and write is safe against every node; two transactions that
