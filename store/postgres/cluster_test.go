@@ -324,7 +324,19 @@ func TestRoundTrips(t *testing.T) {
 		}
 		return err
 	})
-	t.Logf("statements: Deliver 1 rcpt %d, 10 rcpts %d; Append %d; ListMessages(20) %d; StoreFlags(20) %d", d1, d10, appendN, list20, flags20)
+	body := count(func() error {
+		rc, err := s.OpenBody(ctx, "u0", "INBOX", 1)
+		if err == nil {
+			_, err = io.ReadAll(rc)
+			rc.Close()
+		}
+		return err
+	})
+	t.Logf("statements: Deliver 1 rcpt %d, 10 rcpts %d; Append %d; ListMessages(20) %d; StoreFlags(20) %d; OpenBody (one chunk) %d",
+		d1, d10, appendN, list20, flags20, body)
+	if body > 2 {
+		t.Errorf("OpenBody of a one-chunk body took %d statements, want at most 2", body)
+	}
 	if d1 != d10 {
 		t.Errorf("Deliver to 10 recipients took %d statements, to 1 %d: it must not grow with recipients", d10, d1)
 	}
