@@ -425,3 +425,48 @@ func TestConcurrentNodes(t *testing.T) {
 		t.Fatalf("Check: %v %+v", err, p)
 	}
 }
+
+// A node that finds changes pruned from the feed before it read them
+// tells its subscribers with ChangeOverflow (they resynchronise from
+// their MODSEQ), then goes on with what is left.
+func TestFeedPrunedGivesOverflow(t *testing.T) {
+	dsn := freshDB(t)
+	ctx := ctxFor(t)
+	a := openTest(t, dsn, Options{})
+	b := openTest(t, dsn, Options{})
+	if _, err := a.CreateAccount(ctx, "u", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	<-b.feed.listening
+	sub, err := b.Subscribe(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	// While B's feed is held, A commits three changes and the first one
+	// is pruned.
+	b.feed.mu.Lock()
+	var uids []uint32
+	for i := range 3 {
+		m, err := a.Append(ctx, "u", "INBOX", strings.NewReader(fmt.Sprint(i)), store.AppendOptions{})
+		if err != nil {
+			b.feed.mu.Unlock()
+			t.Fatal(err)
+		}
+		uids = append(uids, m.UID)
+	}
+	_, err = a.pool.Exec(ctx, `DELETE FROM feed WHERE account = 'u' AND seq = (SELECT min(seq) FROM feed WHERE account = 'u' AND change->>'Kind' = $1)`,
+		fmt.Sprint(int(store.ChangeMessagesAdded)))
+	b.feed.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := waitChange(t, sub, 10*time.Second); c.Kind != store.ChangeOverflow {
+		t.Fatalf("first change %+v, want ChangeOverflow", c)
+	}
+	for _, want := range uids[1:] {
+		if c := waitChange(t, sub, 10*time.Second); c.Kind != store.ChangeMessagesAdded || c.UIDs[0] != want {
+			t.Fatalf("change %+v, want UID %d added", c, want)
+		}
+	}
+}
