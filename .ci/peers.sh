@@ -40,6 +40,11 @@ command -v ldapadd >/dev/null || need+=(ldap-utils)
 command -v vdirsyncer >/dev/null || need+=(vdirsyncer)
 /usr/bin/python3 -c 'import caldav' 2>/dev/null || need+=(python3-caldav)
 command -v radicale >/dev/null || need+=(radicale)
+# PostgreSQL (store/postgres tests): a server on 127.0.0.1:5432 that the
+# user postgres reaches without a password (MAILYARD_POSTGRES_DSN
+# overrides where the tests look).
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+command -v pg_isready >/dev/null || need+=(postgresql-client)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Postfix asks how to configure itself; a local-only install is enough:
@@ -50,5 +55,16 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  # Trust on loopback, for the tests only; then start every cluster.
+  for hba in /etc/postgresql/*/main/pg_hba.conf; do
+    grep -q '^host all all 127.0.0.1/32 trust' "$hba" || sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+  done
+  service postgresql start >/dev/null 2>&1 || for d in /etc/postgresql/*/main; do
+    v=$(basename "$(dirname "$d")"); pg_ctlcluster "$v" main start || true
+  done
+  for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+fi
+psql -h 127.0.0.1 -U postgres -d postgres -Atc 'SELECT 1' >/dev/null || { echo "peer PostgreSQL does not answer on 127.0.0.1:5432 as user postgres"; exit 1; }
 for c in swaks smtp-source python3 dkimsign dkimverify mbsync doveadm vdirsyncer radicale; do command -v "$c" >/dev/null || { echo "peer $c missing after install"; exit 1; }; done
-echo "peers: swaks $(swaks --version 2>/dev/null | head -1 | awk '{print $NF}'), postfix tools, $(python3 --version)"
+echo "peers: swaks $(swaks --version 2>/dev/null | head -1 | awk '{print $NF}'), postfix tools, $(python3 --version), $(psql -h 127.0.0.1 -U postgres -Atc 'SHOW server_version')"

@@ -1,0 +1,66 @@
+// Package postgres is Mailyard's store backend for several nodes on one
+// PostgreSQL database (github.com/jackc/pgx/v5). It implements
+// [store.Store] and [queue.Store]; any number of [Store] values, in one
+// process or on many machines, may use one database at once, and each
+// sees what the others committed.
+//
+// # Writes
+//
+// Every write is one PostgreSQL transaction, committed before the call
+// returns, with synchronous_commit on (set on every connection), so what
+// a caller was told is stored survives a crash of the database server.
+// A write to an account's mail first locks the account's row (SELECT ...
+// FOR UPDATE, together with the mailbox row where there is one): that
+// orders UID and MODSEQ assignment, quota checks and the change feed of
+// the account across all nodes, while different accounts proceed in
+// parallel. Deliver locks its accounts in ID order, so two deliveries
+// never deadlock.
+//
+// Statements, not rows, are the cost: the hot operations send a small
+// constant number whatever the number of messages or recipients, using
+// arrays (unnest) and data-modifying CTEs. With BEGIN and COMMIT counted,
+// Deliver to any number of recipients is 7 statements, Append 6,
+// StoreFlags 6 and ListMessages 1 (TestRoundTrips checks the bounds).
+//
+// # Bodies
+//
+// Message bodies are kept in the database by default, so that it is the
+// only state to back up: one row in blobs per body, its bytes in
+// blob_chunks rows of at most 256 KiB, written while the body is read and
+// read back a chunk at a time, so a body is never whole in memory. One
+// delivery stores one body for all its recipients; a body goes with the
+// last message that names it. A body of several chunks is read in one
+// repeatable-read snapshot, so it reads whole even if its message is
+// expunged meanwhile. The blob code sits behind a small internal
+// interface so that an object store can replace it without touching the
+// index code.
+//
+// # Change feed
+//
+// Each committed change is written, in the same transaction, to table
+// feed under a per-account sequence number taken while the account row
+// is locked (so in commit order), and NOTIFY mailyard_feed carries the
+// account and that number (a bounded payload) to every node. Each Store
+// keeps one connection LISTENing; a notification, or a local commit,
+// makes it read the account's new feed rows and hand them to its
+// subscribers. When the listening connection is lost, the Store
+// reconnects with backoff and then reads every subscribed account's rows
+// after the last one it delivered, so a subscriber misses nothing.
+// Rows older than [Options.FeedRetention] are pruned; a subscriber that
+// far behind gets [store.ChangeOverflow] and resynchronises from its
+// MODSEQ or sync token.
+//
+// # Schema
+//
+// The schema is versioned SQL embedded in the binary (migrations/*.sql).
+// [Open] applies the missing versions in one transaction under
+// pg_advisory_xact_lock, so nodes starting at once neither race nor apply
+// a version twice, and refuses a database a newer release migrated with
+// [ErrSchemaTooNew].
+//
+// # Outbound queue
+//
+// ClaimRecipients selects due recipients FOR UPDATE SKIP LOCKED and
+// leases them in the same statement, so nodes claiming at once never get
+// the same recipient.
+package postgres

@@ -1,0 +1,349 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// feedChannel is the NOTIFY channel of the change feed. A payload is
+// "account feed_seq": bounded by the account ID (at most 255 bytes).
+const feedChannel = "mailyard_feed"
+
+// feedPage is the most feed rows one read takes for one account.
+const feedPage = 1000
+
+// feed delivers committed changes to this Store's subscribers. Writers
+// (on any node) number each account's changes in table feed under the
+// account's row lock and NOTIFY; here one goroutine LISTENs and marks
+// accounts dirty, and another reads each dirty account's new rows in
+// order and hands them to its subscribers. A local commit marks its
+// account dirty directly. When the listening connection is lost, every
+// subscribed account is marked dirty once it is back, so subscribers
+// catch up from the last change they got: no wake-up is lost, only
+// delayed.
+type feed struct {
+	s   *Store
+	cfg *pgx.ConnConfig
+
+	mu     sync.Mutex
+	closed bool
+	accts  map[string]*acctFeed
+	dirty  map[string]bool
+	kick   chan struct{} // capacity 1: the dispatcher has work
+
+	listenPID atomic.Uint32 // backend PID of the LISTEN connection (tests)
+	listening chan struct{} // closed once the first LISTEN is active
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// acctFeed is the subscribers of one account and the last change
+// dispatched to them.
+type acctFeed struct {
+	last int64
+	subs map[*subscription]struct{}
+}
+
+func newFeed(s *Store, cfg *pgx.ConnConfig) *feed {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &feed{
+		s: s, cfg: cfg, cancel: cancel,
+		accts: make(map[string]*acctFeed), dirty: make(map[string]bool),
+		kick: make(chan struct{}, 1), listening: make(chan struct{}),
+	}
+	f.wg.Add(2)
+	go f.listen(ctx)
+	go f.dispatch(ctx)
+	return f
+}
+
+// close ends every subscription and stops the goroutines.
+func (f *feed) close() {
+	f.mu.Lock()
+	f.closed = true
+	for _, a := range f.accts {
+		for sub := range a.subs {
+			sub.endLocked()
+		}
+	}
+	f.mu.Unlock()
+	f.cancel()
+	f.wg.Wait()
+}
+
+// wake marks an account as having new changes.
+func (f *feed) wake(account string) {
+	f.mu.Lock()
+	if f.accts[account] != nil {
+		f.dirty[account] = true
+	}
+	f.mu.Unlock()
+	f.signal()
+}
+
+// wakeAll marks every subscribed account (after the listener was away).
+func (f *feed) wakeAll() {
+	f.mu.Lock()
+	for a := range f.accts {
+		f.dirty[a] = true
+	}
+	f.mu.Unlock()
+	f.signal()
+}
+
+func (f *feed) signal() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// listen keeps a connection LISTENing on feedChannel, reconnecting with
+// backoff after it is lost.
+func (f *feed) listen(ctx context.Context) {
+	defer f.wg.Done()
+	backoff := 50 * time.Millisecond
+	first := true
+	for ctx.Err() == nil {
+		conn, err := pgx.ConnectConfig(ctx, f.cfg)
+		if err == nil {
+			_, err = conn.Exec(ctx, "LISTEN "+feedChannel)
+		}
+		if err == nil {
+			backoff = 50 * time.Millisecond
+			f.listenPID.Store(conn.PgConn().PID())
+			if first {
+				close(f.listening)
+				first = false
+			}
+			// Whatever was committed while nobody listened is read now.
+			f.wakeAll()
+			for {
+				n, werr := conn.WaitForNotification(ctx)
+				if werr != nil {
+					err = werr
+					break
+				}
+				if acct, _, ok := strings.Cut(n.Payload, " "); ok {
+					f.wake(acct)
+				}
+			}
+		}
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// dispatch reads the new feed rows of dirty accounts and hands them out;
+// now and then it prunes rows older than Options.FeedRetention.
+func (f *feed) dispatch(ctx context.Context) {
+	defer f.wg.Done()
+	prune := time.NewTicker(time.Minute)
+	defer prune.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-prune.C:
+			cut := f.s.now().Add(-f.s.opts.FeedRetention).UnixNano()
+			f.s.pool.Exec(ctx, `DELETE FROM feed WHERE at < $1`, cut)
+			continue
+		case <-f.kick:
+		}
+		f.mu.Lock()
+		work := make(map[string]int64, len(f.dirty))
+		for a := range f.dirty {
+			if af := f.accts[a]; af != nil {
+				work[a] = af.last
+			}
+		}
+		clear(f.dirty)
+		f.mu.Unlock()
+		for acct, last := range work {
+			if err := f.catchUp(ctx, acct, last); err != nil && ctx.Err() == nil {
+				// Try again shortly: the change is in the table.
+				f.mu.Lock()
+				f.dirty[acct] = true
+				f.mu.Unlock()
+				time.AfterFunc(100*time.Millisecond, f.signal)
+			}
+		}
+	}
+}
+
+// catchUp reads one page of an account's changes after last and
+// delivers them.
+func (f *feed) catchUp(ctx context.Context, acct string, last int64) error {
+	rows, err := f.s.pool.Query(ctx, `SELECT seq, change FROM feed WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3`, acct, last, feedPage)
+	if err != nil {
+		return err
+	}
+	type entry struct {
+		seq int64
+		c   store.Change
+	}
+	var got []entry
+	for rows.Next() {
+		var e entry
+		var doc []byte
+		if err := rows.Scan(&e.seq, &doc); err != nil {
+			rows.Close()
+			return err
+		}
+		if err := json.Unmarshal(doc, &e.c); err != nil {
+			rows.Close()
+			return err
+		}
+		got = append(got, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(got) == 0 {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	af := f.accts[acct]
+	if af == nil || af.last != last {
+		return nil // unsubscribed, or another pass got here first
+	}
+	if got[0].seq != last+1 {
+		// Rows were pruned before this node read them.
+		for sub := range af.subs {
+			sub.push(store.Change{Kind: store.ChangeOverflow, Account: acct})
+		}
+	}
+	for _, e := range got {
+		for sub := range af.subs {
+			if e.seq > sub.from {
+				sub.push(e.c)
+			}
+		}
+	}
+	af.last = got[len(got)-1].seq
+	if len(got) == feedPage {
+		f.dirty[acct] = true
+		f.signal()
+	}
+	return nil
+}
+
+// subscription implements store.Subscription on a buffered channel that
+// the dispatcher fills without blocking: a reader FeedBuffer changes
+// behind gets ChangeOverflow instead of what was buffered. ch is sent to
+// and closed only under f.mu.
+type subscription struct {
+	f       *feed
+	account string
+	from    int64 // changes with a feed seq above it are delivered
+	ch      chan store.Change
+	ended   bool
+	unhook  func() bool
+}
+
+func (sub *subscription) push(c store.Change) {
+	select {
+	case sub.ch <- c:
+		return
+	default:
+	}
+	sub.drain()
+	sub.ch <- store.Change{Kind: store.ChangeOverflow, Account: sub.account}
+	sub.ch <- c
+}
+
+func (sub *subscription) drain() {
+	for {
+		select {
+		case <-sub.ch:
+		default:
+			return
+		}
+	}
+}
+
+// endLocked closes C after dropping what is buffered. The caller holds
+// f.mu.
+func (sub *subscription) endLocked() {
+	if sub.ended {
+		return
+	}
+	sub.ended = true
+	f := sub.f
+	if af := f.accts[sub.account]; af != nil {
+		delete(af.subs, sub)
+		if len(af.subs) == 0 {
+			delete(f.accts, sub.account)
+		}
+	}
+	sub.drain()
+	close(sub.ch)
+	if sub.unhook != nil {
+		sub.unhook()
+	}
+}
+
+// C implements store.Subscription.
+func (sub *subscription) C() <-chan store.Change { return sub.ch }
+
+// Close implements store.Subscription. C is closed when it returns.
+func (sub *subscription) Close() error {
+	sub.f.mu.Lock()
+	defer sub.f.mu.Unlock()
+	sub.endLocked()
+	return nil
+}
+
+// Subscribe implements store.Feed. The subscription receives the changes
+// of the account committed after Subscribe returns, made through any
+// Store on the database. It ends when Close is called, ctx is done, or
+// the store closes.
+func (s *Store) Subscribe(ctx context.Context, account string) (store.Subscription, error) {
+	if err := s.checkOpen(ctx); err != nil {
+		return nil, err
+	}
+	var from int64
+	err := s.pool.QueryRow(ctx, `SELECT feed_seq FROM accounts WHERE id = $1`, account).Scan(&from)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errorf("account %q: %w", account, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, wrapErr("subscribe", err)
+	}
+	f := s.feed
+	sub := &subscription{f: f, account: account, from: from, ch: make(chan store.Change, s.opts.FeedBuffer)}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, store.ErrClosed
+	}
+	af := f.accts[account]
+	if af == nil {
+		af = &acctFeed{last: from, subs: make(map[*subscription]struct{})}
+		f.accts[account] = af
+	}
+	af.subs[sub] = struct{}{}
+	sub.unhook = context.AfterFunc(ctx, func() { sub.Close() })
+	return sub, nil
+}

@@ -1,0 +1,639 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+var errUIDSpace = errors.New("postgres: mailbox UID space exhausted; it must be re-created")
+
+// lockedBox is a mailbox found under its account's row lock.
+type lockedBox struct {
+	id      int64
+	uidNext int64
+	modSeq  int64
+	q       store.Quota
+	used    store.Usage
+}
+
+// lockMailbox locks the account row and returns the mailbox:
+// ErrNotFound for a missing account, ErrNoMailbox for a missing mailbox.
+func (w *wtx) lockMailbox(account, name string) (lockedBox, error) {
+	var b lockedBox
+	// Both rows are locked, so PostgreSQL re-reads their latest versions
+	// after waiting for another writer (READ COMMITTED): the counters are
+	// current.
+	err := w.QueryRow(w.ctx, `SELECT a.max_bytes, a.max_messages, a.used_bytes, a.used_messages, m.id, m.uidnext, m.highest_modseq
+		FROM accounts a JOIN mailboxes m ON m.account = a.id AND m.name = $2 WHERE a.id = $1 FOR UPDATE OF a, m`, account, name).
+		Scan(&b.q.MaxBytes, &b.q.MaxMessages, &b.used.Bytes, &b.used.Messages, &b.id, &b.uidNext, &b.modSeq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if _, _, err := w.lockAccount(account); err != nil {
+			return b, err
+		}
+		return b, errorf("mailbox %q: %w", name, store.ErrNoMailbox)
+	}
+	return b, err
+}
+
+// uidRanges turns a UID set into the two arrays uidSetSQL compares with;
+// nil for "all messages".
+func uidRanges(set store.UIDSet) ([]int64, []int64) {
+	if set == nil {
+		return nil, nil
+	}
+	lo, hi := make([]int64, len(set)), make([]int64, len(set))
+	for i, r := range set {
+		lo[i], hi[i] = int64(r.Start), int64(r.Stop)
+		if r.Stop == 0 {
+			hi[i] = math.MaxUint32
+		}
+	}
+	return lo, hi
+}
+
+// uidSetSQL is an SQL condition: col is in the ranges given as the
+// bigint arrays $lo and $hi (NULL: every UID).
+func uidSetSQL(col, lo, hi string) string {
+	return `(` + lo + `::bigint[] IS NULL OR EXISTS (SELECT 1 FROM unnest(` + lo + `::bigint[], ` + hi + `::bigint[]) r(lo, hi) WHERE ` + col + ` BETWEEN r.lo AND r.hi))`
+}
+
+// msgCols are the columns scanMsg reads, over messages m.
+const msgCols = `m.uid, m.modseq, m.flags, m.internal_date, m.internal_zone, m.size, m.blob_id`
+
+// storedDate is an INTERNALDATE as the store gives it back: in a fixed
+// zone of its UTC offset (time.UTC for offset 0).
+func storedDate(n int64, zone int32) time.Time {
+	t := time.Unix(0, n)
+	if zone == 0 {
+		return t.UTC()
+	}
+	return t.In(time.FixedZone("", int(zone)))
+}
+
+// zoneOf is t's UTC offset in seconds.
+func zoneOf(t time.Time) int32 {
+	_, off := t.Zone()
+	return int32(off)
+}
+
+// wallClock is t's wall-clock reading in its own zone, as Unix
+// nanoseconds as if it were UTC (store.SearchCriteria compares these).
+func wallClock(t time.Time) int64 {
+	return t.UnixNano() + int64(zoneOf(t))*int64(time.Second)
+}
+
+func splitFlags(s string) []string {
+	if s == "" {
+		return []string{}
+	}
+	return strings.Split(s, " ")
+}
+
+// msgRow is one scanned message with nullable columns (outer joins).
+type msgRow struct {
+	uid, modseq, date, size, blob *int64
+	flags                         *string
+	zone                          *int32
+}
+
+func (r *msgRow) dest() []any {
+	return []any{&r.uid, &r.modseq, &r.flags, &r.date, &r.zone, &r.size, &r.blob}
+}
+
+func (r *msgRow) message() store.Message {
+	return store.Message{UID: uint32(*r.uid), ModSeq: uint64(*r.modseq), Flags: splitFlags(*r.flags),
+		InternalDate: storedDate(*r.date, *r.zone), Size: *r.size, BlobID: blobName(*r.blob)}
+}
+
+func blobName(id int64) string { return strconvI(id) }
+
+// queryMessages reads the messages of a mailbox that meet cond (over
+// messages m; its arguments start at $3) in one statement that also
+// tells a missing account (ErrNotFound) from a missing mailbox
+// (ErrNoMailbox).
+func (s *Store) queryMessages(ctx context.Context, account, name, cond string, args ...any) ([]store.Message, error) {
+	rows, err := s.pool.Query(ctx, `SELECT mb.mid, `+msgCols+` FROM
+		(SELECT (SELECT id FROM mailboxes WHERE account = $1 AND name = $2) AS mid FROM accounts WHERE id = $1) mb
+		LEFT JOIN messages m ON m.mailbox = mb.mid AND `+cond+` ORDER BY m.uid`, append([]any{account, name}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []store.Message{}
+	found := false
+	for rows.Next() {
+		found = true
+		var mid *int64
+		var r msgRow
+		if err := rows.Scan(append([]any{&mid}, r.dest()...)...); err != nil {
+			return nil, err
+		}
+		if mid == nil {
+			return nil, errorf("mailbox %q: %w", name, store.ErrNoMailbox)
+		}
+		if r.uid != nil {
+			out = append(out, r.message())
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, errorf("account %q: %w", account, store.ErrNotFound)
+	}
+	return out, nil
+}
+
+// newMsg is one index row to insert.
+type newMsg struct {
+	mailbox int64
+	uid     int64
+	modseq  int64
+	flags   string
+	date    int64
+	zone    int32
+	size    int64
+	blob    int64
+}
+
+// insertMessages adds index rows, moves each mailbox's UIDNEXT past its
+// highest new UID and HIGHESTMODSEQ to its MODSEQ, and adds to the
+// accounts' usage: one statement whatever the number of rows.
+func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage) error {
+	n := len(msgs)
+	mbox, uid, ms, date, size, blob := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	flags, zone := make([]string, n), make([]int32, n)
+	for i, m := range msgs {
+		mbox[i], uid[i], ms[i], flags[i], date[i], zone[i], size[i], blob[i] = m.mailbox, m.uid, m.modseq, m.flags, m.date, m.zone, m.size, m.blob
+	}
+	var accts []string
+	var ub, un []int64
+	for a, u := range usage {
+		accts, ub, un = append(accts, a), append(ub, u.Bytes), append(un, u.Messages)
+	}
+	_, err := w.Exec(w.ctx, `WITH t AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::int[], $7::bigint[], $8::bigint[])
+			AS t(mailbox, uid, modseq, flags, date, zone, size, blob)),
+		i AS (INSERT INTO messages (mailbox, uid, modseq, flags, internal_date, internal_zone, size, blob_id)
+			SELECT mailbox, uid, modseq, flags, date, zone, size, blob FROM t),
+		b AS (UPDATE mailboxes mb SET uidnext = x.uid + 1, highest_modseq = GREATEST(mb.highest_modseq, x.modseq)
+			FROM (SELECT mailbox, max(uid) AS uid, max(modseq) AS modseq FROM t GROUP BY mailbox) x WHERE mb.id = x.mailbox),
+		a AS (UPDATE accounts ac SET used_bytes = used_bytes + u.b, used_messages = used_messages + u.n
+			FROM unnest($9::text[], $10::bigint[], $11::bigint[]) u(id, b, n) WHERE ac.id = u.id)
+		SELECT 1`, mbox, uid, ms, flags, date, zone, size, blob, accts, ub, un)
+	return err
+}
+
+// removeMessages expunges the messages of a locked mailbox that meet
+// cond (over messages, arguments from $3): it leaves tombstones with a
+// new MODSEQ, fixes usage and frees unreferenced bodies. It returns the
+// removed UIDs, ascending, and the MODSEQ (0 if nothing was removed).
+func (w *wtx) removeMessages(account string, b lockedBox, cond string, args ...any) ([]uint32, uint64, error) {
+	modseq := b.modSeq + 1
+	rows, err := w.Query(w.ctx, `WITH d AS (DELETE FROM messages WHERE mailbox = $1 AND `+cond+` RETURNING uid, size, blob_id),
+		t AS (INSERT INTO expunged (mailbox, uid, modseq) SELECT $1, uid, $2 FROM d
+			ON CONFLICT (mailbox, uid) DO UPDATE SET modseq = EXCLUDED.modseq),
+		m AS (UPDATE mailboxes SET highest_modseq = $2 WHERE id = $1 AND EXISTS (SELECT 1 FROM d)),
+		a AS (UPDATE accounts SET used_bytes = used_bytes - (SELECT coalesce(sum(size), 0) FROM d),
+			used_messages = used_messages - (SELECT count(*) FROM d) WHERE id = (SELECT account FROM mailboxes WHERE id = $1))
+		SELECT uid, blob_id FROM d ORDER BY uid`, append([]any{b.id, modseq}, args...)...)
+	if err != nil {
+		return nil, 0, err
+	}
+	var gone []uint32
+	var blobs []int64
+	for rows.Next() {
+		var uid, blob int64
+		if err := rows.Scan(&uid, &blob); err != nil {
+			rows.Close()
+			return nil, 0, err
+		}
+		gone, blobs = append(gone, uint32(uid)), append(blobs, blob)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	if len(gone) == 0 {
+		return []uint32{}, 0, nil
+	}
+	return gone, uint64(modseq), w.s.blobs.release(w.ctx, w.Tx, uniq(blobs))
+}
+
+// Append implements store.Messages. The body is streamed into the blob
+// store before the account is locked, so a slow client holds no lock.
+func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader, opts store.AppendOptions) (store.Message, error) {
+	name, err := store.CleanMailboxName(mailbox)
+	if err != nil {
+		return store.Message{}, err
+	}
+	flags, err := store.NormalizeFlags(opts.Flags)
+	if err != nil {
+		return store.Message{}, err
+	}
+	date := opts.InternalDate
+	if date.IsZero() {
+		date = s.now()
+	}
+	var msg store.Message
+	err = s.write(ctx, "append", func(w *wtx) error {
+		blob, size, err := s.blobs.create(ctx, w.Tx, r)
+		if err != nil {
+			return err
+		}
+		b, err := w.lockMailbox(account, name)
+		if err != nil {
+			return err
+		}
+		if err := checkQuota([]quotaAdd{{account: account, bytes: size, count: 1, q: b.q, used: b.used}}); err != nil {
+			return err
+		}
+		if b.uidNext+1 > math.MaxUint32 {
+			return errUIDSpace
+		}
+		nm := newMsg{mailbox: b.id, uid: b.uidNext, modseq: b.modSeq + 1, flags: strings.Join(flags, " "),
+			date: date.UnixNano(), zone: zoneOf(date), size: size, blob: blob}
+		if err := w.insertMessages([]newMsg{nm}, map[string]store.Usage{account: {Bytes: size, Messages: 1}}); err != nil {
+			return err
+		}
+		msg = store.Message{UID: uint32(nm.uid), ModSeq: uint64(nm.modseq), Flags: flags, InternalDate: storedDate(nm.date, nm.zone),
+			Size: size, BlobID: blobName(blob)}
+		w.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: account, Mailbox: name, UIDs: []uint32{msg.UID}, ModSeq: msg.ModSeq})
+		return nil
+	})
+	if err != nil {
+		return store.Message{}, err
+	}
+	return msg, nil
+}
+
+// ListMessages implements store.Messages: one statement.
+func (s *Store) ListMessages(ctx context.Context, account, mailbox string, uids store.UIDSet) ([]store.Message, error) {
+	name, err := store.CleanMailboxName(mailbox)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkOpen(ctx); err != nil {
+		return nil, err
+	}
+	lo, hi := uidRanges(uids)
+	out, err := s.queryMessages(ctx, account, name, uidSetSQL("m.uid", "$3", "$4"), lo, hi)
+	return out, wrapErr("list messages", err)
+}
+
+// Search implements store.Messages. It reads only the index, in one
+// statement.
+func (s *Store) Search(ctx context.Context, account, mailbox string, c store.SearchCriteria) ([]uint32, error) {
+	name, err := store.CleanMailboxName(mailbox)
+	if err != nil {
+		return nil, err
+	}
+	for _, list := range []*[]string{&c.WithFlags, &c.WithoutFlags} {
+		canon := make([]string, len(*list))
+		for i, f := range *list {
+			if canon[i], err = store.CanonicalFlag(f); err != nil {
+				return nil, err
+			}
+		}
+		*list = canon
+	}
+	if err := s.checkOpen(ctx); err != nil {
+		return nil, err
+	}
+	lo, hi := uidRanges(c.UIDs)
+	args := []any{lo, hi}
+	cond := []string{uidSetSQL("m.uid", "$3", "$4")}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconvI(int64(len(args)+2))
+	}
+	wall := `(m.internal_date + m.internal_zone::bigint * 1000000000)`
+	if !c.Since.IsZero() {
+		cond = append(cond, wall+` >= `+arg(wallClock(c.Since)))
+	}
+	if !c.Before.IsZero() {
+		cond = append(cond, wall+` < `+arg(wallClock(c.Before)))
+	}
+	if c.Larger > 0 {
+		cond = append(cond, `m.size > `+arg(c.Larger))
+	}
+	if c.Smaller > 0 {
+		cond = append(cond, `m.size < `+arg(c.Smaller))
+	}
+	if c.ModSeqAtLeast > 0 {
+		cond = append(cond, `m.modseq >= `+arg(int64(c.ModSeqAtLeast)))
+	}
+	if len(c.WithFlags) > 0 {
+		cond = append(cond, `(SELECT bool_and(`+hasFlagSQL("m.flags", "f")+`) FROM unnest(`+arg(c.WithFlags)+`::text[]) f)`)
+	}
+	if len(c.WithoutFlags) > 0 {
+		cond = append(cond, `NOT (SELECT bool_or(`+hasFlagSQL("m.flags", "f")+`) FROM unnest(`+arg(c.WithoutFlags)+`::text[]) f)`)
+	}
+	msgs, err := s.queryMessages(ctx, account, name, strings.Join(cond, " AND "), args...)
+	if err != nil {
+		return nil, wrapErr("search", err)
+	}
+	out := make([]uint32, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.UID
+	}
+	return out, nil
+}
+
+// OpenBody implements store.Messages. A body of one chunk is read whole
+// at once; a longer one is read chunk by chunk in one snapshot, so it
+// reads whole even if the message is expunged meanwhile.
+func (s *Store) OpenBody(ctx context.Context, account, mailbox string, uid uint32) (io.ReadCloser, error) {
+	name, err := store.CleanMailboxName(mailbox)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkOpen(ctx); err != nil {
+		return nil, err
+	}
+	msgs, err := s.queryMessages(ctx, account, name, `m.uid = $3`, int64(uid))
+	if err != nil {
+		return nil, wrapErr("open body", err)
+	}
+	if len(msgs) == 0 {
+		return nil, errorf("message %d: %w", uid, store.ErrNoMessage)
+	}
+	id, _ := parseI(msgs[0].BlobID)
+	rc, err := s.blobs.open(ctx, s.pool, id)
+	if errors.Is(err, errBlobGone) {
+		return nil, errorf("message %d: %w", uid, store.ErrNoMessage)
+	}
+	if err != nil {
+		return nil, wrapErr("open body", err)
+	}
+	return rc, nil
+}
+
+// hasFlag reports whether flags holds f, compared case-insensitively
+// (RFC 9051 §2.3.2).
+func hasFlag(flags []string, f string) bool {
+	return slices.ContainsFunc(flags, func(x string) bool { return strings.EqualFold(x, f) })
+}
+
+// applyFlags combines current flags with an update. Flags match
+// case-insensitively; an existing keyword keeps its spelling.
+func applyFlags(cur []string, op store.FlagOp, flags []string) []string {
+	switch op {
+	case store.FlagsReplace:
+		return slices.Clone(flags)
+	case store.FlagsAdd:
+		out, _ := store.NormalizeFlags(append(slices.Clone(cur), flags...)) // both already valid
+		return out
+	default:
+		return slices.DeleteFunc(slices.Clone(cur), func(f string) bool { return hasFlag(flags, f) })
+	}
+}
+
+// selectLocked reads the messages of a locked mailbox in a UID set.
+func (w *wtx) selectLocked(mailbox int64, set store.UIDSet) ([]store.Message, error) {
+	lo, hi := uidRanges(set)
+	rows, err := w.Query(w.ctx, `SELECT `+msgCols+` FROM messages m WHERE m.mailbox = $1 AND `+uidSetSQL("m.uid", "$2", "$3")+` ORDER BY m.uid`,
+		mailbox, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Message, error) {
+		var r msgRow
+		err := row.Scan(r.dest()...)
+		if err != nil {
+			return store.Message{}, err
+		}
+		return r.message(), nil
+	})
+}
+
+// StoreFlags implements store.Messages. All messages changed by one call
+// share one new MODSEQ (RFC 7162 §3.1: it must only be greater than every
+// earlier one). Messages that fail UnchangedSince are listed in Modified
+// and are not in Updated. The changed rows are written in one statement.
+func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req store.StoreFlagsRequest) (store.StoreFlagsResult, error) {
+	name, err := store.CleanMailboxName(mailbox)
+	if err != nil {
+		return store.StoreFlagsResult{}, err
+	}
+	if req.Op != store.FlagsReplace && req.Op != store.FlagsAdd && req.Op != store.FlagsRemove {
+		return store.StoreFlagsResult{}, errorf("%w: unknown flag operation %d", store.ErrInvalid, req.Op)
+	}
+	flags, err := store.NormalizeFlags(req.Flags)
+	if err != nil {
+		return store.StoreFlagsResult{}, err
+	}
+	var res store.StoreFlagsResult
+	err = s.write(ctx, "store flags", func(w *wtx) error {
+		res = store.StoreFlagsResult{Updated: []store.Message{}}
+		b, err := w.lockMailbox(account, name)
+		if err != nil {
+			return err
+		}
+		msgs, err := w.selectLocked(b.id, req.UIDs)
+		if err != nil {
+			return err
+		}
+		modseq := uint64(b.modSeq + 1)
+		var changed []uint32
+		var cuids []int64
+		var cflags []string
+		for _, msg := range msgs {
+			if req.UnchangedSince > 0 && msg.ModSeq > req.UnchangedSince {
+				res.Modified = append(res.Modified, msg.UID)
+				continue
+			}
+			if nf := applyFlags(msg.Flags, req.Op, flags); !slices.Equal(nf, msg.Flags) {
+				msg.Flags, msg.ModSeq = nf, modseq
+				changed = append(changed, msg.UID)
+				cuids, cflags = append(cuids, int64(msg.UID)), append(cflags, strings.Join(nf, " "))
+			}
+			res.Updated = append(res.Updated, msg)
+		}
+		if len(changed) == 0 {
+			return nil
+		}
+		if _, err := w.Exec(ctx, `WITH u AS (UPDATE messages m SET flags = t.flags, modseq = $2
+				FROM unnest($3::bigint[], $4::text[]) t(uid, flags) WHERE m.mailbox = $1 AND m.uid = t.uid)
+			UPDATE mailboxes SET highest_modseq = $2 WHERE id = $1`, b.id, int64(modseq), cuids, cflags); err != nil {
+			return err
+		}
+		w.publish(store.Change{Kind: store.ChangeFlags, Account: account, Mailbox: name, UIDs: changed, ModSeq: modseq})
+		return nil
+	})
+	if err != nil {
+		return store.StoreFlagsResult{}, err
+	}
+	return res, nil
+}
+
+// Expunge implements store.Messages.
+func (s *Store) Expunge(ctx context.Context, account, mailbox string, uids store.UIDSet) ([]uint32, error) {
+	name, err := store.CleanMailboxName(mailbox)
+	if err != nil {
+		return nil, err
+	}
+	var out []uint32
+	err = s.write(ctx, "expunge", func(w *wtx) error {
+		b, err := w.lockMailbox(account, name)
+		if err != nil {
+			return err
+		}
+		lo, hi := uidRanges(uids)
+		var ms uint64
+		out, ms, err = w.removeMessages(account, b, uidSetSQL("uid", "$3", "$4")+` AND `+hasFlagSQL("flags", "'"+store.FlagDeleted+"'"), lo, hi)
+		if err != nil || len(out) == 0 {
+			return err
+		}
+		w.publish(store.Change{Kind: store.ChangeExpunged, Account: account, Mailbox: name, UIDs: out, ModSeq: ms})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Copy implements store.Messages. Copies keep flags and internal date and
+// share the source's body.
+func (s *Store) Copy(ctx context.Context, account, src, dst string, uids store.UIDSet) ([]store.UIDPair, error) {
+	return s.copyOrMove(ctx, account, src, dst, uids, false)
+}
+
+// Move implements store.Messages (RFC 6851): the copies are added and the
+// originals expunged in one transaction. Usage does not change, so a move
+// is never refused for quota.
+func (s *Store) Move(ctx context.Context, account, src, dst string, uids store.UIDSet) ([]store.UIDPair, error) {
+	return s.copyOrMove(ctx, account, src, dst, uids, true)
+}
+
+func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids store.UIDSet, move bool) ([]store.UIDPair, error) {
+	srcName, err := store.CleanMailboxName(src)
+	if err != nil {
+		return nil, err
+	}
+	dstName, err := store.CleanMailboxName(dst)
+	if err != nil {
+		return nil, err
+	}
+	var pairs []store.UIDPair
+	err = s.write(ctx, "copy", func(w *wtx) error {
+		pairs = []store.UIDPair{}
+		sb, err := w.lockMailbox(account, srcName)
+		if err != nil {
+			return err
+		}
+		db := sb
+		if dstName != srcName {
+			if db, err = w.lockMailbox(account, dstName); err != nil {
+				return err
+			}
+		}
+		msgs, err := w.selectLocked(sb.id, uids)
+		if err != nil || len(msgs) == 0 {
+			return err
+		}
+		var size int64
+		for _, m := range msgs {
+			size += m.Size
+		}
+		if !move {
+			if err := checkQuota([]quotaAdd{{account: account, bytes: size, count: int64(len(msgs)), q: sb.q, used: sb.used}}); err != nil {
+				return err
+			}
+		}
+		if db.uidNext+int64(len(msgs)) > math.MaxUint32 {
+			return errUIDSpace
+		}
+		modseq := db.modSeq + 1
+		rows := make([]newMsg, len(msgs))
+		added := make([]uint32, len(msgs))
+		srcUIDs := make([]int64, len(msgs))
+		for i, m := range msgs {
+			blob, _ := parseI(m.BlobID)
+			_, zone := m.InternalDate.Zone()
+			rows[i] = newMsg{mailbox: db.id, uid: db.uidNext + int64(i), modseq: modseq, flags: strings.Join(m.Flags, " "),
+				date: m.InternalDate.UnixNano(), zone: int32(zone), size: m.Size, blob: blob}
+			added[i] = uint32(rows[i].uid)
+			srcUIDs[i] = int64(m.UID)
+			pairs = append(pairs, store.UIDPair{Src: m.UID, Dst: added[i]})
+		}
+		if err := w.insertMessages(rows, map[string]store.Usage{account: {Bytes: size, Messages: int64(len(msgs))}}); err != nil {
+			return err
+		}
+		w.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: account, Mailbox: dstName, UIDs: added, ModSeq: uint64(modseq)})
+		if move {
+			if dstName == srcName {
+				sb.modSeq = modseq
+			}
+			gone, ms, err := w.removeMessages(account, sb, `uid = ANY($3)`, srcUIDs)
+			if err != nil {
+				return err
+			}
+			w.publish(store.Change{Kind: store.ChangeExpunged, Account: account, Mailbox: srcName, UIDs: gone, ModSeq: ms})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pairs, nil
+}
+
+// Changes implements store.Messages.
+func (s *Store) Changes(ctx context.Context, account, mailbox string, sinceModSeq uint64) (store.ChangeSet, error) {
+	name, err := store.CleanMailboxName(mailbox)
+	if err != nil {
+		return store.ChangeSet{}, err
+	}
+	if err := s.checkOpen(ctx); err != nil {
+		return store.ChangeSet{}, err
+	}
+	cs := store.ChangeSet{Vanished: []uint32{}}
+	// One snapshot for both halves.
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		mb, err := s.mailboxRow(ctx, tx, account, name)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT `+msgCols+` FROM messages m WHERE m.mailbox = $1 AND m.modseq > $2 ORDER BY m.uid`, mb.ID, int64(sinceModSeq))
+		if err != nil {
+			return err
+		}
+		cs.Changed, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Message, error) {
+			var r msgRow
+			err := row.Scan(r.dest()...)
+			if err != nil {
+				return store.Message{}, err
+			}
+			return r.message(), nil
+		})
+		if err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT uid FROM expunged WHERE mailbox = $1 AND modseq > $2 ORDER BY uid`, mb.ID, int64(sinceModSeq))
+		if err != nil {
+			return err
+		}
+		v, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		for _, u := range v {
+			cs.Vanished = append(cs.Vanished, uint32(u))
+		}
+		return err
+	})
+	if err != nil {
+		return store.ChangeSet{}, wrapErr("changes", err)
+	}
+	if cs.Changed == nil {
+		cs.Changed = []store.Message{}
+	}
+	return cs, nil
+}

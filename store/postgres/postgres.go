@@ -1,0 +1,382 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mailyard/mailyard/queue"
+	"github.com/mailyard/mailyard/store"
+)
+
+// Options configure a Store. The zero value works.
+type Options struct {
+	// PoolSize is the most connections the store opens (besides the one
+	// that listens for the change feed); zero means pgxpool's default
+	// (the larger of 4 and the number of CPUs).
+	PoolSize int
+	// StatementTimeout, if positive, is set as statement_timeout on every
+	// connection, so a statement stuck behind a lock fails instead of
+	// holding a caller forever.
+	StatementTimeout time.Duration
+	// Now is the clock (internal dates, account creation, UIDVALIDITY,
+	// object modification times, feed pruning); nil means time.Now.
+	Now func() time.Time
+	// ChangeLogLimit is how many change-log entries each collection keeps
+	// for sync tokens (RFC 6578); older tokens get ErrSyncTokenInvalid.
+	// Zero means 10000.
+	ChangeLogLimit int
+	// FeedBuffer is how many changes a feed subscriber may lag behind
+	// before it gets ChangeOverflow; zero means 1024, and it is at least 2.
+	FeedBuffer int
+	// FeedRetention is how long published changes stay in the feed table
+	// for subscribers (on any node) that have not read them yet; one that
+	// falls further behind gets ChangeOverflow. Zero means 10 minutes.
+	FeedRetention time.Duration
+	// Tracer, if set, sees every statement the pool runs (pgx
+	// QueryTracer); tests count round trips with it.
+	Tracer pgx.QueryTracer
+}
+
+// Store is the PostgreSQL backend. It is safe for concurrent use, also
+// by several Store values (nodes) on one database.
+type Store struct {
+	opts  Options
+	pool  *pgxpool.Pool
+	blobs blobStore
+	feed  *feed
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ store.Store = (*Store)(nil)
+	_ queue.Store = (*Store)(nil)
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// ErrSchemaTooNew is returned by Open when the database was migrated by
+// a newer release than this binary: running on would risk writing rows
+// the newer schema does not expect.
+var ErrSchemaTooNew = errors.New("postgres: database schema is newer than this binary supports; upgrade the binary")
+
+// advisoryLockKey serialises migrations across nodes
+// (pg_advisory_xact_lock); it spells "mailyard" in ASCII.
+const advisoryLockKey int64 = 0x6d61696c79617264
+
+// Open connects to the database named by dsn (a PostgreSQL URL or
+// keyword/value string), brings its schema up to date and starts the
+// change-feed listener. Several Stores, in one process or on several
+// machines, may use one database at once.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.ChangeLogLimit <= 0 {
+		opts.ChangeLogLimit = 10000
+	}
+	if opts.FeedBuffer <= 0 {
+		opts.FeedBuffer = 1024
+	}
+	opts.FeedBuffer = max(opts.FeedBuffer, 2)
+	if opts.FeedRetention <= 0 {
+		opts.FeedRetention = 10 * time.Minute
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if opts.PoolSize > 0 {
+		cfg.MaxConns = int32(opts.PoolSize)
+	}
+	params := cfg.ConnConfig.RuntimeParams
+	// A call returns only after its commit is durable (store.Messages).
+	params["synchronous_commit"] = "on"
+	if opts.StatementTimeout > 0 {
+		params["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
+	}
+	if opts.Tracer != nil {
+		cfg.ConnConfig.Tracer = opts.Tracer
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &Store{opts: opts, pool: pool}
+	s.blobs = chunkBlobs{}
+	listenCfg := cfg.ConnConfig.Copy()
+	listenCfg.Tracer = nil
+	s.feed = newFeed(s, listenCfg)
+	return s, nil
+}
+
+// Close stops the change feed (ending every subscription) and closes the
+// pool. Every later call returns store.ErrClosed; calling Close again
+// does nothing.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		s.feed.close()
+		s.pool.Close()
+	})
+	return s.closeErr
+}
+
+// migrations returns the embedded migrations by version: migrations/
+// 0001_init.sql is version 1, and versions have no gaps.
+func migrations() ([]string, error) {
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	out := make([]string, 0, len(names))
+	for i, n := range names {
+		v, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(n, "migrations/"), "_", 2)[0])
+		if err != nil || v != i+1 {
+			return nil, fmt.Errorf("postgres: migration %s out of sequence", n)
+		}
+		b, err := migrationFiles.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, string(b))
+	}
+	return out, nil
+}
+
+// SchemaVersion is the schema version this binary creates and runs on.
+func SchemaVersion() int {
+	m, _ := migrations()
+	return len(m)
+}
+
+// migrate applies the migrations the database lacks, in one transaction
+// under an advisory lock, so that nodes starting at once apply each
+// exactly once and the others then find the schema current. A database
+// at a newer version than this binary is refused (ErrSchemaTooNew).
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", advisoryLockKey); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS mailyard_schema (version integer NOT NULL, applied timestamptz NOT NULL DEFAULT now())"); err != nil {
+			return err
+		}
+		var v int
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM mailyard_schema").Scan(&v); err != nil {
+			return err
+		}
+		if v > len(ms) {
+			return fmt.Errorf("%w (database at version %d, binary at %d)", ErrSchemaTooNew, v, len(ms))
+		}
+		for ; v < len(ms); v++ {
+			if _, err := tx.Exec(ctx, ms[v]); err != nil {
+				return fmt.Errorf("to version %d: %w", v+1, err)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO mailyard_schema (version) VALUES ($1)", v+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrSchemaTooNew) {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return err
+}
+
+// errorf builds an error that says it comes from this package and wraps
+// the sentinel given with %w.
+func errorf(format string, args ...any) error {
+	return fmt.Errorf("postgres: "+format, args...)
+}
+
+// wrapErr names the operation and maps errors the caller should match.
+func wrapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if s := err.Error(); strings.HasPrefix(s, "postgres: ") || errors.Is(err, store.ErrClosed) {
+		return err
+	}
+	if strings.Contains(err.Error(), "closed pool") || errors.Is(err, pgx.ErrTxClosed) {
+		return errorf("%s: %w", op, store.ErrClosed)
+	}
+	return errorf("%s: %w", op, err)
+}
+
+// pgCode returns the SQLSTATE of a PostgreSQL error, or "".
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+const (
+	codeUniqueViolation = "23505"
+	codeSerialization   = "40001"
+	codeDeadlock        = "40P01"
+)
+
+// now returns the clock's time without its monotonic reading.
+func (s *Store) now() time.Time { return s.opts.Now().Round(0) }
+
+// checkOpen returns store.ErrClosed once the store is closed.
+func (s *Store) checkOpen(ctx context.Context) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// wtx is one write transaction and the changes it publishes on commit.
+type wtx struct {
+	pgx.Tx
+	ctx     context.Context
+	s       *Store
+	changes []store.Change
+	poke    []string // accounts whose feed rows were written
+}
+
+// publish queues a change for the feed; it is written with the
+// transaction and seen by subscribers once committed.
+func (w *wtx) publish(c store.Change) { w.changes = append(w.changes, c) }
+
+// flushFeed writes the queued changes to the feed table, numbering them
+// per account under the account row's lock (so in commit order), and
+// NOTIFYs the other nodes, which PostgreSQL delivers at commit.
+func (w *wtx) flushFeed() error {
+	if len(w.changes) == 0 {
+		return nil
+	}
+	accts := make([]string, len(w.changes))
+	docs := make([]string, len(w.changes))
+	for i, c := range w.changes {
+		b, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		accts[i], docs[i] = c.Account, string(b)
+		if !slices.Contains(w.poke, c.Account) {
+			w.poke = append(w.poke, c.Account)
+		}
+	}
+	w.changes = w.changes[:0]
+	_, err := w.Exec(w.ctx, `
+WITH c AS (SELECT account, change, ord FROM unnest($1::text[], $2::jsonb[]) WITH ORDINALITY AS c(account, change, ord)),
+n AS (SELECT account, count(*) AS k FROM c GROUP BY account),
+u AS (UPDATE accounts a SET feed_seq = a.feed_seq + n.k FROM n WHERE a.id = n.account RETURNING a.id, a.feed_seq, n.k),
+i AS (INSERT INTO feed (account, seq, at, change)
+	SELECT c.account, u.feed_seq - u.k + row_number() OVER (PARTITION BY c.account ORDER BY c.ord), $3, c.change
+	FROM c JOIN u ON u.id = c.account)
+SELECT count(pg_notify('`+feedChannel+`', u.id || ' ' || u.feed_seq)) FROM u`, accts, docs, w.s.now().UnixNano())
+	return err
+}
+
+// write runs fn in one transaction and commits it; the changes fn
+// published are then on the feed. fn runs once: callers that can retry
+// (UpdateRecords) loop themselves.
+func (s *Store) write(ctx context.Context, op string, fn func(w *wtx) error) error {
+	if err := s.checkOpen(ctx); err != nil {
+		return err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return wrapErr(op, err)
+	}
+	defer tx.Rollback(context.Background())
+	w := &wtx{Tx: tx, ctx: ctx, s: s}
+	if err := fn(w); err != nil {
+		return wrapErr(op, err)
+	}
+	if err := w.flushFeed(); err != nil {
+		return wrapErr(op, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return wrapErr(op, err)
+	}
+	for _, a := range w.poke {
+		s.feed.wake(a)
+	}
+	return nil
+}
+
+// lockAccount locks an account's row for the rest of the transaction and
+// returns its quota and usage. Every write to an account's mail takes it
+// first, which orders them (UIDs, MODSEQs, quota checks, the feed)
+// across every node.
+func (w *wtx) lockAccount(id string) (store.Quota, store.Usage, error) {
+	var q store.Quota
+	var u store.Usage
+	err := w.QueryRow(w.ctx, `SELECT max_bytes, max_messages, used_bytes, used_messages FROM accounts WHERE id = $1 FOR UPDATE`, id).
+		Scan(&q.MaxBytes, &q.MaxMessages, &u.Bytes, &u.Messages)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return q, u, errorf("account %q: %w", id, store.ErrNotFound)
+	}
+	return q, u, err
+}
+
+// quotaAdd is what one account would gain.
+type quotaAdd struct {
+	account      string
+	bytes, count int64
+	q            store.Quota
+	used         store.Usage
+}
+
+// checkQuota refuses additions that would take an account over a limit.
+func checkQuota(adds []quotaAdd) error {
+	var qe *store.QuotaError
+	for _, add := range adds {
+		res := ""
+		switch q := add.q; {
+		case q.MaxBytes > 0 && add.used.Bytes+add.bytes > q.MaxBytes:
+			res = "STORAGE"
+		case q.MaxMessages > 0 && add.used.Messages+add.count > q.MaxMessages:
+			res = "MESSAGE"
+		}
+		if res == "" {
+			continue
+		}
+		if qe == nil {
+			qe = &store.QuotaError{Resource: res}
+		}
+		qe.Accounts = append(qe.Accounts, add.account)
+	}
+	if qe != nil {
+		return qe
+	}
+	return nil
+}
+
+func strconvI(n int64) string { return strconv.FormatInt(n, 10) }
+
+func parseI(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }

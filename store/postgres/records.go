@@ -1,0 +1,168 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+func validRecordKey(namespace, key string) error {
+	if namespace == "" || key == "" {
+		return errorf("%w: record namespace and key must not be empty", store.ErrInvalid)
+	}
+	return nil
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func getRecord(ctx context.Context, q querier, namespace, key, suffix string) (store.Record, error) {
+	r := store.Record{Namespace: namespace, Key: key}
+	err := q.QueryRow(ctx, `SELECT value, version FROM records WHERE namespace = $1 AND key = $2`+suffix, namespace, key).Scan(&r.Value, &r.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Record{}, errorf("record %s/%s: %w", namespace, key, store.ErrNotFound)
+	}
+	if r.Value == nil {
+		r.Value = []byte{}
+	}
+	return r, err
+}
+
+func listRecords(ctx context.Context, q querier, namespace, after string, limit int) ([]store.Record, error) {
+	var lim *int
+	if limit > 0 {
+		lim = &limit
+	}
+	rows, err := q.Query(ctx, `SELECT key, value, version FROM records WHERE namespace = $1 AND key > $2 ORDER BY key LIMIT $3`, namespace, after, lim)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Record, error) {
+		r := store.Record{Namespace: namespace}
+		err := row.Scan(&r.Key, &r.Value, &r.Version)
+		if r.Value == nil {
+			r.Value = []byte{}
+		}
+		return r, err
+	})
+}
+
+// GetRecord implements store.Records.
+func (s *Store) GetRecord(ctx context.Context, namespace, key string) (store.Record, error) {
+	if err := s.checkOpen(ctx); err != nil {
+		return store.Record{}, err
+	}
+	r, err := getRecord(ctx, s.pool, namespace, key, "")
+	return r, wrapErr("get record", err)
+}
+
+// ListRecords implements store.Records. limit <= 0 means no limit.
+func (s *Store) ListRecords(ctx context.Context, namespace, after string, limit int) ([]store.Record, error) {
+	if err := s.checkOpen(ctx); err != nil {
+		return nil, err
+	}
+	out, err := listRecords(ctx, s.pool, namespace, after, limit)
+	return out, wrapErr("list records", err)
+}
+
+// UpdateRecords implements store.Records. fn runs in a transaction in
+// which Get locks the row it reads (SELECT ... FOR UPDATE), so a read,
+// modify and write is safe against every node; two transactions that
+// both create one key conflict, and fn is run again (up to 10 times). If
+// fn returns an error nothing it wrote is kept and the error is returned
+// unchanged.
+func (s *Store) UpdateRecords(ctx context.Context, fn func(tx store.RecordTx) error) error {
+	for attempt := 0; ; attempt++ {
+		var fnErr error
+		err := s.write(ctx, "update records", func(w *wtx) error {
+			fnErr = fn(&recordTx{w: w})
+			return fnErr
+		})
+		if fnErr != nil {
+			var rerr *retryErr
+			if errors.As(fnErr, &rerr) && attempt < 10 {
+				continue
+			}
+			if errors.As(fnErr, &rerr) {
+				return errorf("update records: %w", rerr.err)
+			}
+			return fnErr
+		}
+		switch pgCode(err) {
+		case codeUniqueViolation, codeSerialization, codeDeadlock:
+			if attempt < 10 {
+				continue
+			}
+		}
+		return err
+	}
+}
+
+// retryErr carries a conflict through fn, which may wrap it.
+type retryErr struct{ err error }
+
+func (e *retryErr) Error() string { return e.err.Error() }
+func (e *retryErr) Unwrap() error { return e.err }
+
+// recordTx implements store.RecordTx in a write transaction.
+type recordTx struct{ w *wtx }
+
+func (t *recordTx) conflict(err error) error {
+	switch pgCode(err) {
+	case codeUniqueViolation, codeSerialization, codeDeadlock:
+		return &retryErr{err}
+	}
+	return err
+}
+
+func (t *recordTx) Get(namespace, key string) (store.Record, error) {
+	r, err := getRecord(t.w.ctx, t.w, namespace, key, " FOR UPDATE")
+	return r, t.conflict(err)
+}
+
+func (t *recordTx) Put(namespace, key string, value []byte, expectVersion int64) error {
+	if err := validRecordKey(namespace, key); err != nil {
+		return err
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	var cur int64
+	if r, err := t.Get(namespace, key); err == nil {
+		cur = r.Version
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if expectVersion >= 0 && cur != expectVersion {
+		return errorf("record %s/%s is at version %d, not %d: %w", namespace, key, cur, expectVersion, store.ErrPreconditionFailed)
+	}
+	var err error
+	if cur == 0 {
+		_, err = t.w.Exec(t.w.ctx, `INSERT INTO records (namespace, key, value, version) VALUES ($1, $2, $3, 1)`, namespace, key, value)
+	} else {
+		_, err = t.w.Exec(t.w.ctx, `UPDATE records SET value = $3, version = $4 WHERE namespace = $1 AND key = $2`, namespace, key, value, cur+1)
+	}
+	return t.conflict(err)
+}
+
+func (t *recordTx) Delete(namespace, key string) error {
+	if _, err := t.Get(namespace, key); err != nil {
+		return err
+	}
+	_, err := t.w.Exec(t.w.ctx, `DELETE FROM records WHERE namespace = $1 AND key = $2`, namespace, key)
+	return t.conflict(err)
+}
+
+func (t *recordTx) List(namespace, after string, limit int) ([]store.Record, error) {
+	out, err := listRecords(t.w.ctx, t.w, namespace, after, limit)
+	if out == nil && err == nil {
+		out = []store.Record{}
+	}
+	return out, t.conflict(err)
+}
