@@ -40,6 +40,9 @@ command -v ldapadd >/dev/null || need+=(ldap-utils)
 command -v vdirsyncer >/dev/null || need+=(vdirsyncer)
 /usr/bin/python3 -c 'import caldav' 2>/dev/null || need+=(python3-caldav)
 command -v radicale >/dev/null || need+=(radicale)
+# EWS interop (.ci/interop-ews.sh): exchangelib, a real EWS client, for
+# /usr/bin/python3 (it brings requests_ntlm for NTLM).
+/usr/bin/python3 -c 'import exchangelib' 2>/dev/null || need+=(python3-exchangelib)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Postfix asks how to configure itself; a local-only install is enough:

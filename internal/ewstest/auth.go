@@ -25,7 +25,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *account {
 	switch strings.ToLower(scheme) {
 	case "basic":
 		user, pass, ok := r.BasicAuth()
-		if ok {
+		if ok && !s.opts.NoBasic {
 			s.mu.Lock()
 			a := s.lookupLogin(user)
 			s.mu.Unlock()
@@ -35,7 +35,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *account {
 		}
 	case "ntlm", "negotiate":
 		msg, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
-		if err == nil && len(msg) >= 12 && string(msg[:8]) == "NTLMSSP\x00" {
+		if err == nil && !s.opts.NoNTLM && len(msg) >= 12 && string(msg[:8]) == "NTLMSSP\x00" {
 			switch binary.LittleEndian.Uint32(msg[8:]) {
 			case 1:
 				challenge := s.ntlmChallenge(r.RemoteAddr, msg)
@@ -49,8 +49,12 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *account {
 			}
 		}
 	}
-	w.Header().Add("WWW-Authenticate", "NTLM")
-	w.Header().Add("WWW-Authenticate", `Basic realm="ewstest"`)
+	if !s.opts.NoNTLM {
+		w.Header().Add("WWW-Authenticate", "NTLM")
+	}
+	if !s.opts.NoBasic {
+		w.Header().Add("WWW-Authenticate", `Basic realm="ewstest"`)
+	}
 	http.Error(w, "authentication required", http.StatusUnauthorized)
 	return nil
 }

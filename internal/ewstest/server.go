@@ -29,6 +29,9 @@ type Options struct {
 	Throttle *ThrottlePolicy
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// NoBasic refuses Basic authentication (Exchange's EWS virtual
+	// directory default: NTLM and Negotiate only); NoNTLM refuses NTLM.
+	NoBasic, NoNTLM bool
 	// NTLMDomain is the NetBIOS domain the NTLM challenge names
 	// (default "EXAMPLE").
 	NTLMDomain string
