@@ -9,8 +9,10 @@ import (
 	"github.com/teambition/rrule-go"
 )
 
-// maxOccurrences bounds how far a series is expanded (indexes, views).
-const maxOccurrences = 5000
+// maxOccurrences bounds how far a series is expanded (instance indexes,
+// views): a series without end is seen as its first 1000 occurrences
+// (nearly three years of a daily event).
+const maxOccurrences = 1000
 
 // calState is what the server derives from a calendar item: its series
 // rule in the start time zone, and its exceptions and deleted

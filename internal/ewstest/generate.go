@@ -69,7 +69,7 @@ func (s *Server) Generate(smtp string, g Generate) error {
 		if i < g.Recurring {
 			rng := []string{
 				`<NoEndRecurrence><StartDate>%s</StartDate></NoEndRecurrence>`,
-				`<EndDateRecurrence><StartDate>%s</StartDate><EndDate>` + st.AddDate(2, 0, 0).Format("2006-01-02") + `</EndDate></EndDateRecurrence>`,
+				`<EndDateRecurrence><StartDate>%s</StartDate><EndDate>` + st.AddDate(3, 0, 0).Format("2006-01-02") + `</EndDate></EndDateRecurrence>`,
 				`<NumberedRecurrence><StartDate>%s</StartDate><NumberOfOccurrences>10</NumberOfOccurrences></NumberedRecurrence>`,
 			}[(i/len(genPatterns))%3]
 			rec = "<Recurrence>" + genPatterns[i%len(genPatterns)] + fmt.Sprintf(rng, st.Format("2006-01-02")) + "</Recurrence>"
