@@ -24,6 +24,7 @@ type calState struct {
 	dur      time.Duration
 	starts   []time.Time // expanded occurrence starts, up to maxOccurrences
 	bounded  bool
+	key      string // the defining properties it was built from
 	modified map[int]*node
 	deleted  map[int]bool
 }
@@ -244,11 +245,17 @@ func (s *Server) stampCalendar(mb *mailbox, it *item) {
 	}
 	meeting := p.child("RequiredAttendees") != nil || p.child("OptionalAttendees") != nil
 	p.set(tel("IsMeeting", boolText(meeting)))
-	c, err := buildCal(p)
-	if err != nil { // validated before storing; keep the old state
-		return
+	// The series is expanded again only when what defines it changed.
+	key := dump(p.child("Start"), p.child("End"), p.child("Recurrence"), p.child("StartTimeZone"), p.child("MeetingTimeZone"))
+	c := it.cal
+	if c == nil || c.key != key {
+		var err *ewsError
+		if c, err = buildCal(p); err != nil { // validated before storing
+			return
+		}
+		c.key = key
 	}
-	if it.cal != nil {
+	if it.cal != nil && it.cal != c {
 		c.modified, c.deleted = it.cal.modified, it.cal.deleted
 	}
 	if c.modified == nil {

@@ -137,16 +137,6 @@ func (e *env) fault(user, header, body string) (int, string) {
 	return code, f.path("detail").text("ResponseCode")
 }
 
-func dump(ns ...*node) string {
-	var b bytes.Buffer
-	for _, n := range ns {
-		if n != nil {
-			writeXML(&b, n)
-		}
-	}
-	return b.String()
-}
-
 func distinguished(id string) string {
 	return fmt.Sprintf(`<t:DistinguishedFolderId Id="%s"/>`, id)
 }

@@ -192,33 +192,31 @@ func (s *Server) mailboxFor(req *request, smtp string) (*mailbox, *ewsError) {
 // resolveFolder finds the folder a t:FolderId or t:DistinguishedFolderId
 // names ([MS-OXWSCORE] §2.2.4.x BaseFolderIdType).
 func (s *Server) resolveFolder(req *request, ref *node) (*mailbox, *folder, *ewsError) {
+	var owner string
+	var find func(mb *mailbox) *folder
 	switch ref.Local {
 	case "DistinguishedFolderId":
-		mb, err := s.mailboxFor(req, ref.path("Mailbox").text("EmailAddress"))
-		if err != nil {
-			return nil, nil, err
-		}
-		f := mb.byDist[ref.get("Id")]
-		if f == nil {
-			return nil, nil, errf("ErrorFolderNotFound", "The specified folder could not be found in the store.")
-		}
-		return mb, f, nil
+		owner = ref.path("Mailbox").text("EmailAddress")
+		find = func(mb *mailbox) *folder { return mb.byDist[ref.get("Id")] }
 	case "FolderId":
 		parts := decodeID(ref.get("Id"))
 		if len(parts) != 3 || parts[1] != "F" {
 			return nil, nil, errf("ErrorInvalidIdMalformed", "Id is malformed.")
 		}
-		mb, err := s.mailboxFor(req, parts[0])
-		if err != nil {
-			return nil, nil, err
-		}
-		f := mb.byID[ref.get("Id")]
-		if f == nil {
-			return nil, nil, errf("ErrorFolderNotFound", "The specified folder could not be found in the store.")
-		}
-		return mb, f, nil
+		owner = parts[0]
+		find = func(mb *mailbox) *folder { return mb.byID[ref.get("Id")] }
+	default:
+		return nil, nil, errf("ErrorInvalidRequest", "The request is invalid: %s is not a folder id.", ref.Local)
 	}
-	return nil, nil, errf("ErrorInvalidRequest", "The request is invalid: %s is not a folder id.", ref.Local)
+	mb, err := s.mailboxFor(req, owner)
+	if err != nil {
+		return nil, nil, err
+	}
+	f := find(mb)
+	if f == nil {
+		return nil, nil, errf("ErrorFolderNotFound", "The specified folder could not be found in the store.")
+	}
+	return mb, f, nil
 }
 
 // resolveItem finds the item a t:ItemId names; occurrence ids resolve to

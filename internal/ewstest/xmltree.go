@@ -232,3 +232,14 @@ func atoiPositive(s string) (int, error) {
 	}
 	return n, err
 }
+
+// dump serialises elements (nil ones skipped) one after another.
+func dump(ns ...*node) string {
+	var b bytes.Buffer
+	for _, n := range ns {
+		if n != nil {
+			writeXML(&b, n)
+		}
+	}
+	return b.String()
+}
