@@ -29,7 +29,7 @@ cat >"$work/seed.json" <<'JSON'
   {"login": "alice", "password": "correct horse", "smtp": "alice@example.test",
    "folders": [{"parent": "inbox", "name": "Проекты"}, {"parent": "inbox/Проекты", "name": "2026"},
                {"parent": "msgfolderroot", "name": "Archive"}],
-   "generate": {"messages": 12, "calendar_items": 6, "recurring": 3, "contacts": 4}},
+   "generate": {"messages": 12, "calendar_items": 8, "recurring": 6, "contacts": 4}},
   {"login": "bob", "password": "correct horse", "smtp": "bob@example.test"},
   {"login": "carol", "password": "correct horse", "smtp": "carol@example.test",
    "throttle": {"burst": 40, "window": 60000000000}}

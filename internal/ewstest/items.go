@@ -181,6 +181,12 @@ func (s *Server) getItem(req *request) (*node, *ewsError) {
 // recurring series, and the common restrictions (see restrict).
 func (s *Server) findItem(req *request) (*node, *ewsError) {
 	sh := parseShape(req.op.child("ItemShape"))
+	for name := range sh.extra {
+		if notInFindItem[name] {
+			return operationResponse("FindItem", responseMessage("FindItem",
+				errf("ErrorInvalidPropertyRequest", "The property %s can't be used in FindItem requests.", name))), nil
+		}
+	}
 	v := parseView(req.op, "IndexedPageItemView")
 	cv := req.op.child("CalendarView")
 	var from, to time.Time
@@ -208,11 +214,11 @@ func (s *Server) findItem(req *request) (*node, *ewsError) {
 				continue
 			}
 			if cv == nil {
-				found = append(found, s.renderItem(mb, it, 0, sh))
+				found = append(found, findView(s.renderItem(mb, it, 0, sh)))
 				continue
 			}
 			for _, idx := range it.inView(from, to) {
-				found = append(found, s.renderItem(mb, it, idx, sh))
+				found = append(found, findView(s.renderItem(mb, it, idx, sh)))
 			}
 		}
 		lo, hi, next, last := v.page(len(found))
@@ -222,6 +228,29 @@ func (s *Server) findItem(req *request) (*node, *ewsError) {
 		msgs = append(msgs, responseMessage("FindItem", nil, root))
 	}
 	return operationResponse("FindItem", msgs...), nil
+}
+
+// notInFindItem are the properties FindItem does not return, only
+// GetItem: streamed and multi-valued ones ([MS-OXWSSRCH] FindItem;
+// Exchange answers ErrorInvalidPropertyRequest when one is asked for and
+// leaves them out of AllProperties).
+var notInFindItem = map[string]bool{
+	"MimeContent": true, "Body": true, "UniqueBody": true, "Attachments": true, "TextBody": true,
+	"ToRecipients": true, "CcRecipients": true, "BccRecipients": true, "ReplyTo": true,
+	"RequiredAttendees": true, "OptionalAttendees": true, "Resources": true,
+	"ModifiedOccurrences": true, "DeletedOccurrences": true, "InternetMessageHeaders": true,
+}
+
+// findView drops what FindItem never returns from a rendered item.
+func findView(n *node) *node {
+	kept := n.Kids[:0]
+	for _, k := range n.Kids {
+		if !notInFindItem[k.Local] {
+			kept = append(kept, k)
+		}
+	}
+	n.Kids = kept
+	return n
 }
 
 // itemsIn lists f's items in creation order.

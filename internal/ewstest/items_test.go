@@ -43,6 +43,14 @@ func TestMessageFromMIME(t *testing.T) {
 	if !strings.Contains(string(raw), "Subject: Draft") || !strings.Contains(string(raw), base64.StdEncoding.EncodeToString([]byte("Text body"))) {
 		t.Fatalf("synthesised MIME: %q", raw)
 	}
+	// FindItem returns no bodies or recipients, and refuses MimeContent.
+	f := e.ok("alice", "", `<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape></m:ItemShape><m:ParentFolderIds>`+distinguished("inbox")+`</m:ParentFolderIds></m:FindItem>`)
+	if it := f.path("RootFolder", "Items", "Message"); it.text("Subject") != "Привет" || it.child("ToRecipients") != nil || it.child("MimeContent") != nil {
+		t.Fatalf("FindItem: %s", dump(it))
+	}
+	if rc := e.code("alice", "", `<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="item:MimeContent"/></t:AdditionalProperties></m:ItemShape><m:ParentFolderIds>`+distinguished("inbox")+`</m:ParentFolderIds></m:FindItem>`); rc != "ErrorInvalidPropertyRequest" {
+		t.Fatalf("FindItem with MimeContent: %s", rc)
+	}
 	if rc := e.code("alice", "", `<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:ItemIds><t:ItemId Id="bogus"/></m:ItemIds></m:GetItem>`); rc != "ErrorInvalidIdMalformed" {
 		t.Fatalf("bogus id: %s", rc)
 	}
