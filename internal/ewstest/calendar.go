@@ -99,6 +99,10 @@ var weekdays = map[string]rrule.Weekday{"Monday": rrule.MO, "Tuesday": rrule.TU,
 
 var dayIndex = map[string]int{"First": 1, "Second": 2, "Third": 3, "Fourth": 4, "Last": -1}
 
+// daysIn is the longest each month gets (February 29 recurs in leap
+// years).
+var daysIn = [13]int{0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
+
 var months = map[string]int{"January": 1, "February": 2, "March": 3, "April": 4, "May": 5, "June": 6,
 	"July": 7, "August": 8, "September": 9, "October": 10, "November": 11, "December": 12}
 
@@ -191,6 +195,13 @@ func recurrenceRule(r *node, localStart time.Time) (*rrule.RRule, bool, *ewsErro
 	if slices.Contains(o.Bymonth, 0) {
 		return bad("Month")
 	}
+	// Outlook's and Exchange's bounds: every 999 days, 99 weeks or months.
+	if o.Interval > 999 || o.Freq != rrule.DAILY && o.Interval > 99 {
+		return bad("Interval")
+	}
+	if len(o.Bymonth) == 1 && len(o.Bymonthday) == 1 && o.Bymonthday[0] > daysIn[o.Bymonth[0]] {
+		return nil, false, errf("ErrorCalendarInvalidDayForSpecificRecurrence", "Day %d is not valid for month %d.", o.Bymonthday[0], o.Bymonth[0])
+	}
 	loc := localStart.Location()
 	sd, err := time.ParseInLocation("2006-01-02", firstN(rng.text("StartDate"), 10), loc)
 	if err != nil {
@@ -260,6 +271,18 @@ func (s *Server) stampCalendar(mb *mailbox, it *item) {
 	}
 	if c.modified == nil {
 		c.modified, c.deleted = map[int]*node{}, map[int]bool{}
+	}
+	// A new start or range may leave fewer occurrences than an old
+	// exception's index.
+	for i := range c.modified {
+		if i > len(c.starts) {
+			delete(c.modified, i)
+		}
+	}
+	for i := range c.deleted {
+		if i > len(c.starts) {
+			delete(c.deleted, i)
+		}
 	}
 	it.cal = c
 	for _, n := range []string{"FirstOccurrence", "LastOccurrence", "ModifiedOccurrences", "DeletedOccurrences"} {

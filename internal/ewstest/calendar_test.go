@@ -124,6 +124,11 @@ func TestRecurrencePatterns(t *testing.T) {
 	if m.text("ResponseCode") != "ErrorInvalidRecurrence" {
 		t.Fatalf("weekly without days: %s", dump(m))
 	}
+	feb30 := `<t:Recurrence><t:AbsoluteYearlyRecurrence><t:DayOfMonth>30</t:DayOfMonth><t:Month>February</t:Month></t:AbsoluteYearlyRecurrence><t:NoEndRecurrence><t:StartDate>2026-01-01</t:StartDate></t:NoEndRecurrence></t:Recurrence>`
+	m = e.call("alice", "", `<m:CreateItem SendMeetingInvitations="SendToNone"><m:Items>`+calItem("feb30", "2026-01-01T12:00:00Z", "2026-01-01T13:00:00Z", "UTC", feb30)+`</m:Items></m:CreateItem>`)[0]
+	if m.text("ResponseCode") != "ErrorCalendarInvalidDayForSpecificRecurrence" {
+		t.Fatalf("February 30: %s", dump(m))
+	}
 	m = e.call("alice", "", `<m:CreateItem><m:Items>`+calItem("x", "2026-01-01T12:00:00Z", "2026-01-01T13:00:00Z", "UTC", "")+`</m:Items></m:CreateItem>`)[0]
 	if m.text("ResponseCode") != "ErrorSendMeetingInvitationsRequired" {
 		t.Fatalf("no SendMeetingInvitations: %s", dump(m))
