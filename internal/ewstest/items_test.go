@@ -297,3 +297,30 @@ func TestConcurrentClients(t *testing.T) {
 		t.Fatalf("%d items synced, want %d", len(seen), writers*each)
 	}
 }
+
+// TestConcurrentUpdateAndRead updates a contact's dictionary entries in
+// place while other clients read it: responses are written under the
+// server's lock, so the race detector sees no shared write.
+func TestConcurrentUpdateAndRead(t *testing.T) {
+	e := newEnv(t, Options{})
+	ids := e.createItems("alice", "", distinguished("contacts"), `<t:Contact><t:GivenName>A</t:GivenName><t:PhysicalAddresses><t:Entry Key="Home"><t:City>X</t:City></t:Entry></t:PhysicalAddresses></t:Contact>`, "")
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 15 {
+				if w == 0 {
+					e.post("alice", "", update("AlwaysOverwrite", itemID(ids[0], ""),
+						`<t:SetItemField><t:IndexedFieldURI FieldURI="contacts:PhysicalAddress:City" FieldIndex="Home"/><t:Contact><t:PhysicalAddresses><t:Entry Key="Home"><t:City>`+strconv.Itoa(i)+`</t:City></t:Entry></t:PhysicalAddresses></t:Contact></t:SetItemField>`))
+				} else {
+					e.post("alice", "", `<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape></m:ItemShape><m:ItemIds>`+itemID(ids[0], "")+`</m:ItemIds></m:GetItem>`)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if city := e.getItem("alice", "", itemID(ids[0], ""), "").path("PhysicalAddresses", "Entry").text("City"); city != "14" {
+		t.Fatalf("city %q", city)
+	}
+}

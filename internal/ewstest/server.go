@@ -193,7 +193,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeFault(w, req.version, ferr, 0)
 		return
 	}
-	s.writeEnvelope(w, http.StatusOK, req.version, resp)
+	s.writeRaw(w, http.StatusOK, req.version, resp)
 }
 
 func (s *Server) versionOK(v string) bool {
@@ -227,7 +227,9 @@ var operations = map[string]handler{
 	"ConvertId":           (*Server).convertID,
 }
 
-func (s *Server) call(req *request) (*node, *ewsError) {
+// call runs the operation and serialises its response under the lock:
+// responses share element trees with the stored items.
+func (s *Server) call(req *request) ([]byte, *ewsError) {
 	h, ok := operations[req.op.Local]
 	if !ok || req.op.Space != nsMessages {
 		return nil, errf("ErrorInvalidRequest", "The request is invalid: operation %s is not supported by this server.", req.op.Local)
@@ -237,7 +239,13 @@ func (s *Server) call(req *request) (*node, *ewsError) {
 	if err := s.impersonate(req); err != nil {
 		return nil, err
 	}
-	return h(s, req)
+	resp, err := h(s, req)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	writeXML(&b, resp)
+	return b.Bytes(), nil
 }
 
 // impersonate applies the ExchangeImpersonation header ([MS-OXWSCORE]
@@ -320,12 +328,6 @@ func (s *Server) writeFault(w http.ResponseWriter, version string, e *ewsError, 
 	}
 	b.WriteString(`</detail></s:Fault>`)
 	s.writeRaw(w, http.StatusInternalServerError, version, b.Bytes())
-}
-
-func (s *Server) writeEnvelope(w http.ResponseWriter, status int, version string, body *node) {
-	var b bytes.Buffer
-	writeXML(&b, body)
-	s.writeRaw(w, status, version, b.Bytes())
 }
 
 func (s *Server) writeRaw(w http.ResponseWriter, status int, version string, body []byte) {

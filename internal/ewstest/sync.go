@@ -118,33 +118,43 @@ func (s *Server) syncFolderItems(req *request) (*node, *ewsError) {
 	for _, k := range req.op.child("Ignore").kids() {
 		ignore[k.get("Id")] = true
 	}
-	var changes []change
+	// Changes are chosen first and rendered after the cut, so a page
+	// costs its own size, not the folder's.
+	type pending struct {
+		cn   uint64
+		it   *item
+		tomb string
+	}
+	var changes []pending
 	for _, it := range mb.itemsIn(f) {
-		if it.changed <= wm || ignore[it.id] {
-			continue
-		}
-		switch {
-		case it.created > wm:
-			changes = append(changes, change{it.changed, el("Create", s.renderItem(mb, it, 0, sh))})
-		case it.readOnly:
-			changes = append(changes, change{it.changed, el("ReadFlagChange", itemIDNode("ItemId", it), tel("IsRead", it.props.text("IsRead")))})
-		default:
-			changes = append(changes, change{it.changed, el("Update", s.renderItem(mb, it, 0, sh))})
+		if it.changed > wm && !ignore[it.id] {
+			changes = append(changes, pending{cn: it.changed, it: it})
 		}
 	}
 	for _, t := range mb.tombs {
 		if !t.isFolder && t.parent == f && t.cn > wm && t.created <= wm {
-			changes = append(changes, change{t.cn, el("Delete", tel("ItemId", "").attr("Id", t.id))})
+			changes = append(changes, pending{cn: t.cn, tomb: t.id})
 		}
 	}
-	slices.SortFunc(changes, func(a, b change) int { return cmpUint(a.cn, b.cn) })
+	slices.SortFunc(changes, func(a, b pending) int { return cmpUint(a.cn, b.cn) })
 	last, next := true, mb.cn
 	if len(changes) > maxN {
 		changes, last, next = changes[:maxN], false, changes[maxN-1].cn
 	}
 	out := mel("Changes")
 	for _, c := range changes {
-		out.Kids = append(out.Kids, c.node)
+		var n *node
+		switch it := c.it; {
+		case it == nil:
+			n = el("Delete", tel("ItemId", "").attr("Id", c.tomb))
+		case it.created > wm:
+			n = el("Create", s.renderItem(mb, it, 0, sh))
+		case it.readOnly:
+			n = el("ReadFlagChange", itemIDNode("ItemId", it), tel("IsRead", it.props.text("IsRead")))
+		default:
+			n = el("Update", s.renderItem(mb, it, 0, sh))
+		}
+		out.Kids = append(out.Kids, n)
 	}
 	return operationResponse("SyncFolderItems", responseMessage("SyncFolderItems", nil,
 		&node{Space: nsMessages, Local: "SyncState", Text: syncState("I", f.id, next)},
