@@ -362,6 +362,26 @@ func (c *calState) override(index int, local string) *node {
 	return c.modified[index]
 }
 
+// modifiedAt returns the exception tree of instance index, if any.
+func (c *calState) modifiedAt(index int) *node {
+	if c == nil || index == 0 {
+		return nil
+	}
+	return c.modified[index]
+}
+
+// restore puts back an exception tree saved by modifiedAt (nil: none).
+func (c *calState) restore(index int, ov *node) {
+	if c == nil || index == 0 {
+		return
+	}
+	if ov == nil {
+		delete(c.modified, index)
+		return
+	}
+	c.modified[index] = ov
+}
+
 // reset drops exceptions and deletions when the series' pattern changes
 // (Exchange removes them then).
 func (c *calState) reset(fields []string) {

@@ -73,6 +73,15 @@ func TestCalendarSeriesAcrossDST(t *testing.T) {
 	if strings.Join(starts, " ") != want {
 		t.Fatalf("view\n got %v\nwant %s", starts, want)
 	}
+	// A change that fails leaves the item as it was.
+	if rc := e.code("alice", "", update("AlwaysOverwrite", itemID(ids[0], ""),
+		setField("item:Subject", "CalendarItem", "<t:Subject>Broken</t:Subject>")+
+			setField("calendar:End", "CalendarItem", "<t:End>2026-03-01T00:00:00Z</t:End>"))); rc != "ErrorCalendarEndDateIsEarlierThanStartDate" {
+		t.Fatalf("end before start: %s", rc)
+	}
+	if got := e.getItem("alice", "", itemID(ids[0], ""), ""); got.text("Subject") != "Standup" || got.text("End") != "2026-03-16T08:15:00Z" {
+		t.Fatalf("after a failed change: %s %s", got.text("Subject"), got.text("End"))
+	}
 	// Changing the pattern drops the exceptions, as Exchange does.
 	daily := `<t:Recurrence><t:DailyRecurrence><t:Interval>1</t:Interval></t:DailyRecurrence><t:EndDateRecurrence><t:StartDate>2026-03-16</t:StartDate><t:EndDate>2026-03-20</t:EndDate></t:EndDateRecurrence></t:Recurrence>`
 	e.ok("alice", "", update("AlwaysOverwrite", itemID(ids[0], ""), setField("calendar:Recurrence", "CalendarItem", daily)))

@@ -400,7 +400,16 @@ func (s *Server) updateItem(req *request) (*node, *ewsError) {
 			err = it.checkChangeKey(ref.get("ChangeKey"), mode, fields)
 		}
 		if err == nil {
-			err = s.applyUpdates(it, index, ch.child("Updates"))
+			// An ItemChange applies whole or not at all.
+			saved := it.props.clone()
+			var savedOv *node
+			if ov := it.cal.modifiedAt(index); ov != nil {
+				savedOv = ov.clone()
+			}
+			if err = s.applyUpdates(it, index, ch.child("Updates")); err != nil {
+				it.props = saved
+				it.cal.restore(index, savedOv)
+			}
 		}
 		if err != nil {
 			msgs = append(msgs, responseMessage("UpdateItem", err))
