@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode/utf16"
 
-	"golang.org/x/crypto/md4" //lint:ignore SA1019 NTLM's NT hash is MD4 ([MS-NLMP] §3.3.1)
+	"golang.org/x/crypto/md4" //lint:ignore SA1019 NTLM's NT hash is MD4 ([MS-NLMP] §3.3.2)
 )
 
 // authenticate checks the request's Authorization (Basic, RFC 7617, or
@@ -73,7 +73,7 @@ func (s *Server) lookupLogin(name string) *account {
 }
 
 // ntlmChallenges holds the server challenges sent, by connection (the
-// client's address: NTLM authenticates a connection, [MS-NTHT] §3.2.5).
+// client's address: NTLM authenticates a connection, [MS-NTHT]).
 type ntlmChallenges struct {
 	byConn map[string]ntlmPending
 }

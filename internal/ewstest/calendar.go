@@ -16,8 +16,8 @@ const maxOccurrences = 1000
 
 // calState is what the server derives from a calendar item: its series
 // rule in the start time zone, and its exceptions and deleted
-// occurrences by 1-based instance index ([MS-OXWSCAL] §2.2.4.x
-// CalendarItemType, OccurrenceItemIdType).
+// occurrences by 1-based instance index ([MS-OXWSCAL]
+// CalendarItemType, [MS-OXWSCORE] OccurrenceItemIdType).
 type calState struct {
 	rule     *rrule.RRule // nil for a single item
 	start    time.Time
@@ -123,7 +123,7 @@ func daySet(v string) []rrule.Weekday {
 	return nil
 }
 
-// recurrenceRule turns a Recurrence element ([MS-OXWSCDATA] §2.2.4.x
+// recurrenceRule turns a Recurrence element ([MS-OXWSCDATA]
 // RecurrenceType: one pattern and one range) into a rule whose
 // occurrences are the series', computed in the start zone's wall clock.
 func recurrenceRule(r *node, localStart time.Time) (*rrule.RRule, bool, *ewsError) {

@@ -6,7 +6,7 @@ import (
 )
 
 // folderElement names the schema type of a folder by its class
-// ([MS-OXWSFOLD] §2.2.4: Folder, CalendarFolder, ContactsFolder,
+// ([MS-OXWSFOLD] types: Folder, CalendarFolder, ContactsFolder,
 // TasksFolder).
 func folderElement(class string) string {
 	switch {
@@ -60,7 +60,7 @@ func (mb *mailbox) folderProps(f *folder) []*node {
 	return props
 }
 
-// shape is a requested response shape ([MS-OXWSCDATA] §2.2.4.x
+// shape is a requested response shape ([MS-OXWSCDATA]
 // ItemResponseShapeType / FolderResponseShapeType): a base shape plus
 // additional properties by element name.
 type shape struct {
@@ -161,7 +161,7 @@ func operationResponse(op string, msgs ...*node) *node {
 	return mel(op+"Response", mel("ResponseMessages", msgs...))
 }
 
-// getFolder implements GetFolder ([MS-OXWSFOLD] §3.1.4.6).
+// getFolder implements GetFolder ([MS-OXWSFOLD], the GetFolder operation).
 func (s *Server) getFolder(req *request) (*node, *ewsError) {
 	sh := parseShape(req.op.child("FolderShape"))
 	var msgs []*node
@@ -177,7 +177,7 @@ func (s *Server) getFolder(req *request) (*node, *ewsError) {
 }
 
 // view is an IndexedPageFolderView / IndexedPageItemView ([MS-OXWSSRCH]
-// §2.2.4.x): MaxEntriesReturned from Offset, counted from the beginning
+// types): MaxEntriesReturned from Offset, counted from the beginning
 // or the end.
 type view struct {
 	max, offset int
@@ -216,7 +216,7 @@ func (v view) page(total int) (lo, hi, next int, last bool) {
 	return lo, hi, hi, hi == total
 }
 
-// findFolder implements FindFolder ([MS-OXWSSRCH] §3.1.4.1) with Shallow
+// findFolder implements FindFolder ([MS-OXWSSRCH], the FindFolder operation) with Shallow
 // and Deep traversal and indexed paging; restrictions are not applied.
 func (s *Server) findFolder(req *request) (*node, *ewsError) {
 	sh := parseShape(req.op.child("FolderShape"))
@@ -246,7 +246,7 @@ func (s *Server) findFolder(req *request) (*node, *ewsError) {
 	return operationResponse("FindFolder", msgs...), nil
 }
 
-// createFolder implements CreateFolder ([MS-OXWSFOLD] §3.1.4.2).
+// createFolder implements CreateFolder ([MS-OXWSFOLD], the CreateFolder operation).
 func (s *Server) createFolder(req *request) (*node, *ewsError) {
 	ref := req.op.child("ParentFolderId")
 	var msgs []*node

@@ -157,7 +157,7 @@ func (s *Server) renderItem(mb *mailbox, it *item, index int, sh shape) *node {
 	return out
 }
 
-// getItem implements GetItem ([MS-OXWSCORE] §3.1.4.4), occurrences by
+// getItem implements GetItem ([MS-OXWSCORE], the GetItem operation), occurrences by
 // OccurrenceItemId included.
 func (s *Server) getItem(req *request) (*node, *ewsError) {
 	sh := parseShape(req.op.child("ItemShape"))
@@ -176,7 +176,7 @@ func (s *Server) getItem(req *request) (*node, *ewsError) {
 	return operationResponse("GetItem", msgs...), nil
 }
 
-// findItem implements FindItem ([MS-OXWSSRCH] §3.1.4.2): Shallow
+// findItem implements FindItem ([MS-OXWSSRCH], the FindItem operation): Shallow
 // traversal, IndexedPageItemView paging or a CalendarView that expands
 // recurring series, and the common restrictions (see restrict).
 func (s *Server) findItem(req *request) (*node, *ewsError) {
@@ -271,7 +271,7 @@ func compareIDs(a, b string) int {
 	return int(na) - int(nb)
 }
 
-// restrict evaluates a restriction ([MS-OXWSSRCH] §2.2.4.x SearchExpression)
+// restrict evaluates a restriction ([MS-OXWSSRCH] SearchExpressionType)
 // on an item: IsEqualTo, IsNotEqualTo, Contains, And, Or, Not over
 // property text. Any other expression matches nothing.
 func restrict(e *node, p *node) bool {
@@ -304,7 +304,7 @@ func restrict(e *node, p *node) bool {
 	return false
 }
 
-// createItem implements CreateItem ([MS-OXWSCORE] §3.1.4.2). Meeting
+// createItem implements CreateItem ([MS-OXWSCORE], the CreateItem operation). Meeting
 // invitations are recorded (see Server.Invitations), never sent.
 func (s *Server) createItem(req *request) (*node, *ewsError) {
 	send := req.op.get("SendMeetingInvitations")
@@ -442,7 +442,7 @@ func updatedFields(u *node) []string {
 	return out
 }
 
-// checkChangeKey applies ConflictResolution ([MS-OXWSCORE] §2.2.5.x
+// checkChangeKey applies ConflictResolution ([MS-OXWSCORE] §3.1.4.9.4.1
 // ConflictResolutionType): AlwaysOverwrite ignores the key,
 // NeverOverwrite refuses a stale one, AutoResolve refuses a stale one
 // only when a change since then touched the same properties.
@@ -580,7 +580,7 @@ func deleteIndexed(target, uri *node) {
 	}
 }
 
-// deleteItem implements DeleteItem ([MS-OXWSCORE] §3.1.4.3):
+// deleteItem implements DeleteItem ([MS-OXWSCORE], the DeleteItem operation):
 // HardDelete, SoftDelete, MoveToDeletedItems; an occurrence id deletes
 // that occurrence from its series.
 func (s *Server) deleteItem(req *request) (*node, *ewsError) {

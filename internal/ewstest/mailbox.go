@@ -71,7 +71,7 @@ type tomb struct {
 	isFolder bool
 }
 
-// Well-known folders and where they live ([MS-OXWSFOLD] §2.2.5.x
+// Well-known folders and where they live ([MS-OXWSCDATA]
 // DistinguishedFolderIdNameType). "root" is the root of the mailbox,
 // msgfolderroot the top of the IPM subtree.
 var wellKnown = []struct{ dist, parent, name, class string }{
@@ -190,7 +190,7 @@ func (s *Server) mailboxFor(req *request, smtp string) (*mailbox, *ewsError) {
 }
 
 // resolveFolder finds the folder a t:FolderId or t:DistinguishedFolderId
-// names ([MS-OXWSCORE] §2.2.4.x BaseFolderIdType).
+// names ([MS-OXWSCDATA] BaseFolderIdType).
 func (s *Server) resolveFolder(req *request, ref *node) (*mailbox, *folder, *ewsError) {
 	var owner string
 	var find func(mb *mailbox) *folder

@@ -104,7 +104,7 @@ func synthMIME(p *node) []byte {
 	return b.Bytes()
 }
 
-// convertID answers ConvertId ([MS-OXWSCORE] §3.1.4.1) for the ids this
+// convertID answers ConvertId ([MS-OXWSCONV]) for the ids this
 // server made, which are the same in every format it accepts; clients use
 // it to learn the server's version (exchangelib's version guess).
 func (s *Server) convertID(req *request) (*node, *ewsError) {

@@ -12,8 +12,8 @@ const (
 	maxEventsPerCall  = 50
 )
 
-// subscription is a pull subscription ([MS-OXWSNTIF] §3.1.4.x Subscribe,
-// GetEvents): the events of its folders (or all), queued until the
+// subscription is a pull subscription ([MS-OXWSNTIF] §3.1.4.3 Subscribe,
+// §3.1.4.1 GetEvents): the events of its folders (or all), queued until the
 // client acknowledges them by passing a later watermark.
 type subscription struct {
 	id       string
@@ -38,7 +38,7 @@ func watermark(sub *subscription, n uint64) string {
 }
 
 // subscribe implements Subscribe with PullSubscriptionRequest
-// ([MS-OXWSNTIF] §3.1.4.2). Push and streaming requests are refused.
+// ([MS-OXWSNTIF] §3.1.4.3). Push and streaming requests are refused.
 func (s *Server) subscribe(req *request) (*node, *ewsError) {
 	fail := func(err *ewsError) (*node, *ewsError) {
 		return operationResponse("Subscribe", responseMessage("Subscribe", err)), nil
@@ -152,7 +152,7 @@ func (s *Server) getEvents(req *request) (*node, *ewsError) {
 	return operationResponse("GetEvents", responseMessage("GetEvents", nil, notif)), nil
 }
 
-// unsubscribe implements Unsubscribe ([MS-OXWSNTIF] §3.1.4.3).
+// unsubscribe implements Unsubscribe ([MS-OXWSNTIF] §3.1.4.4).
 func (s *Server) unsubscribe(req *request) (*node, *ewsError) {
 	sub, err := s.findSub(req, req.op.text("SubscriptionId"), req.now)
 	if err == nil {

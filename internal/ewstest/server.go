@@ -137,7 +137,7 @@ type request struct {
 	now     time.Time
 }
 
-// ServeHTTP answers one SOAP 1.1 POST ([MS-OXWS] §2.2.1).
+// ServeHTTP answers one SOAP 1.1 POST ([MS-OXWS]: SOAP 1.1 over HTTP).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
@@ -248,9 +248,9 @@ func (s *Server) call(req *request) ([]byte, *ewsError) {
 	return b.Bytes(), nil
 }
 
-// impersonate applies the ExchangeImpersonation header ([MS-OXWSCORE]
-// §2.2.4.x ExchangeImpersonation; [MS-OXWS] impersonation): the caller
-// must hold the impersonation right, and the target must exist.
+// impersonate applies the ExchangeImpersonation header ([MS-OXWSCDATA]
+// ExchangeImpersonationType): the caller must hold the impersonation
+// right, and the target mailbox must exist.
 func (s *Server) impersonate(req *request) *ewsError {
 	imp := req.header.child("ExchangeImpersonation")
 	if imp == nil {

@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// The three namespaces of an EWS request and response ([MS-OXWS] §2.2.1:
+// The three namespaces of an EWS request and response ([MS-OXWS]:
 // SOAP 1.1 envelope, the messages schema and the types schema).
 const (
 	nsSOAP     = "http://schemas.xmlsoap.org/soap/envelope/"
