@@ -261,14 +261,8 @@ func (mb *mailbox) itemsIn(f *folder) []*item {
 			out = append(out, it)
 		}
 	}
-	slices.SortFunc(out, func(a, b *item) int { return compareIDs(a.id, b.id) })
+	slices.SortFunc(out, func(a, b *item) int { return cmpUint(a.seq, b.seq) })
 	return out
-}
-
-func compareIDs(a, b string) int {
-	na, _ := strconv.ParseUint(decodeID(a)[2], 10, 64)
-	nb, _ := strconv.ParseUint(decodeID(b)[2], 10, 64)
-	return int(na) - int(nb)
 }
 
 // restrict evaluates a restriction ([MS-OXWSSRCH] SearchExpressionType)
@@ -352,6 +346,7 @@ func (s *Server) addItem(mb *mailbox, f *folder, props *node, now time.Time) *it
 	props.Space = nsTypes
 	mb.cn++
 	it := &item{id: s.newID(mb, "I"), ck: 1, folder: f, props: props, created: mb.cn, changed: mb.cn}
+	it.seq = s.nextID
 	mb.items[it.id] = it
 	s.stamp(mb, it, now)
 	s.emitItem(mb, "CreatedEvent", it, nil)

@@ -44,6 +44,7 @@ type folder struct {
 // the element tree the client sent, plus what the server computes.
 type item struct {
 	id               string
+	seq              uint64 // creation order
 	ck               uint64
 	folder           *folder
 	props            *node // e.g. t:CalendarItem
