@@ -349,7 +349,7 @@ func (s *Server) addItem(mb *mailbox, f *folder, props *node, now time.Time) *it
 	it.seq = s.nextID
 	mb.items[it.id] = it
 	s.stamp(mb, it, now)
-	s.emitItem(mb, "CreatedEvent", it, nil)
+	s.emitItem(mb, "CreatedEvent", it)
 	return it
 }
 
@@ -364,7 +364,7 @@ func (s *Server) touch(mb *mailbox, it *item, fields []string, now time.Time) {
 	it.ck++
 	it.readOnly = len(fields) == 1 && fields[0] == "IsRead"
 	s.stamp(mb, it, now)
-	s.emitItem(mb, "ModifiedEvent", it, nil)
+	s.emitItem(mb, "ModifiedEvent", it)
 }
 
 // updateItem implements UpdateItem ([MS-OXWSCORE] §3.1.4.9):
@@ -606,16 +606,24 @@ func (s *Server) removeItem(mb *mailbox, it *item) {
 	mb.cn++
 	delete(mb.items, it.id)
 	mb.tombs = append(mb.tombs, tomb{id: it.id, parent: it.folder, cn: mb.cn, created: it.created})
-	s.emitItem(mb, "DeletedEvent", it, nil)
+	s.emitItem(mb, "DeletedEvent", it)
 }
 
+// moveItem moves it to another folder; as in Exchange, the item gets a
+// new ItemId there (MovedEvent carries both).
 func (s *Server) moveItem(mb *mailbox, it *item, to *folder, now time.Time) {
-	old := it.folder
+	old, oldID := it.folder, it.id
 	mb.cn++
 	mb.tombs = append(mb.tombs, tomb{id: it.id, parent: old, cn: mb.cn, created: it.created})
+	delete(mb.items, it.id)
+	it.id = s.newID(mb, "I")
+	mb.items[it.id] = it
 	it.folder = to
 	it.created, it.changed = mb.cn, mb.cn
 	it.ck++
 	s.stamp(mb, it, now)
-	s.emitItem(mb, "MovedEvent", it, old)
+	s.emit(mb, "MovedEvent", to, old, func() []*node {
+		return []*node{itemIDNode("ItemId", it), folderIDNode("ParentFolderId", to),
+			tel("OldItemId", "").attr("Id", oldID), folderIDNode("OldParentFolderId", old)}
+	})
 }

@@ -192,9 +192,12 @@ func TestSyncFolderItems(t *testing.T) {
 	if strings.Join(delta, " ") != want {
 		t.Fatalf("delta\n got %v\nwant %v", delta, want)
 	}
-	// The moved item is a create in Deleted Items.
+	// The moved item is a create in Deleted Items, under a new id.
 	if moved, _ := e.syncAll(distinguished("deleteditems"), "", 10); strings.Join(moved, " ") != "Create:m4" {
 		t.Fatalf("deleted items: %v", moved)
+	}
+	if rc := e.code("alice", "", `<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:ItemIds>`+itemID(ids[4], "")+`</m:ItemIds></m:GetItem>`); rc != "ErrorItemNotFound" {
+		t.Fatalf("old id of a moved item: %s", rc)
 	}
 	if rc := e.code("alice", "", syncItems(distinguished("inbox"), "Z2FyYmFnZQ==", 5)); rc != "ErrorInvalidSyncStateData" {
 		t.Fatalf("bad state: %s", rc)

@@ -177,13 +177,9 @@ func (s *Server) emit(mb *mailbox, kind string, where, oldWhere *folder, body fu
 	}
 }
 
-func (s *Server) emitItem(mb *mailbox, kind string, it *item, old *folder) {
-	s.emit(mb, kind, it.folder, old, func() []*node {
-		out := []*node{itemIDNode("ItemId", it), folderIDNode("ParentFolderId", it.folder)}
-		if old != nil {
-			out = append(out, itemIDNode("OldItemId", it), folderIDNode("OldParentFolderId", old))
-		}
-		return out
+func (s *Server) emitItem(mb *mailbox, kind string, it *item) {
+	s.emit(mb, kind, it.folder, nil, func() []*node {
+		return []*node{itemIDNode("ItemId", it), folderIDNode("ParentFolderId", it.folder)}
 	})
 }
 

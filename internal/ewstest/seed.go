@@ -155,7 +155,7 @@ func (s *Server) AddItem(smtp, path, itemXML string) (string, error) {
 	}
 	it := s.addItem(mb, f, n, s.opts.Now())
 	if n.Local == "Message" && f.dist == "inbox" {
-		s.emitItem(mb, "NewMailEvent", it, nil)
+		s.emitItem(mb, "NewMailEvent", it)
 	}
 	return it.id, nil
 }
