@@ -33,6 +33,10 @@
 // come from the Go API (AddUser, AddFolder, AddItem, AddMessage,
 // Generate) or a JSON Seed (LoadSeed; the ewsd command reads one).
 //
+// Everything is in memory: ewsd started again begins from its seed, so
+// sync states and subscriptions from before are refused (as from a
+// mailbox moved to another server).
+//
 // Not modelled: restrictions beyond equality and substring tests, sort
 // orders (items come in creation order), attachments, moving and copying
 // items by request, folder updates and deletes, push and streaming
