@@ -205,6 +205,11 @@ func TestSyncFolderItems(t *testing.T) {
 	if rc := e.code("alice", "", syncItems(distinguished("calendar"), state, 5)); rc != "ErrorInvalidSyncStateData" {
 		t.Fatalf("another folder's state: %s", rc)
 	}
+	// Another instance (a restarted ewsd with the same seed) refuses it.
+	other := newEnv(t, Options{})
+	if rc := other.code("alice", "", syncItems(distinguished("inbox"), state, 5)); rc != "ErrorInvalidSyncStateData" {
+		t.Fatalf("state from another instance: %s", rc)
+	}
 }
 
 func TestFolders(t *testing.T) {

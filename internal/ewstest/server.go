@@ -2,6 +2,8 @@ package ewstest
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +67,7 @@ type Server struct {
 	budget      map[string][]time.Time
 	ntlm        ntlmChallenges
 	invitations []Invitation
+	epoch       string // this instance, in sync states
 }
 
 type forcedBusy struct {
@@ -96,7 +99,10 @@ func New(opts Options) *Server {
 	if opts.NTLMDomain == "" {
 		opts.NTLMDomain = "EXAMPLE"
 	}
+	var epoch [6]byte
+	_, _ = rand.Read(epoch[:])
 	return &Server{
+		epoch:     hex.EncodeToString(epoch[:]),
 		opts:      opts,
 		users:     map[string]*account{},
 		mailboxes: map[string]*mailbox{},

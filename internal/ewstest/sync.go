@@ -8,17 +8,19 @@ import (
 // A sync state is opaque to clients: base64 of what it syncs ("H" for a
 // hierarchy, "I" for a folder's items), the folder id and the change
 // number the client has seen everything up to.
-func syncState(kind, folderID string, cn uint64) string {
-	return encodeID(kind, folderID, strconv.FormatUint(cn, 10))
+// The state also carries the server instance, so a state from before a
+// restart is refused rather than misread.
+func (s *Server) syncState(kind, folderID string, cn uint64) string {
+	return encodeID(kind, folderID, strconv.FormatUint(cn, 10), s.epoch)
 }
 
 // parseSyncState returns the change number of a state, 0 for none.
-func parseSyncState(state, kind, folderID string) (uint64, *ewsError) {
+func (s *Server) parseSyncState(state, kind, folderID string) (uint64, *ewsError) {
 	if state == "" {
 		return 0, nil
 	}
 	p := decodeID(state)
-	if len(p) != 3 || p[0] != kind || p[1] != folderID {
+	if len(p) != 4 || p[0] != kind || p[1] != folderID || p[3] != s.epoch {
 		return 0, errf("ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.")
 	}
 	cn, err := strconv.ParseUint(p[2], 10, 64)
@@ -46,7 +48,7 @@ func (s *Server) syncFolderHierarchy(req *request) (*node, *ewsError) {
 	if err != nil {
 		return operationResponse("SyncFolderHierarchy", responseMessage("SyncFolderHierarchy", err)), nil
 	}
-	wm, err := parseSyncState(req.op.text("SyncState"), "H", root.id)
+	wm, err := s.parseSyncState(req.op.text("SyncState"), "H", root.id)
 	if err != nil {
 		return operationResponse("SyncFolderHierarchy", responseMessage("SyncFolderHierarchy", err)), nil
 	}
@@ -70,7 +72,7 @@ func (s *Server) syncFolderHierarchy(req *request) (*node, *ewsError) {
 		out.Kids = append(out.Kids, c.node)
 	}
 	return operationResponse("SyncFolderHierarchy", responseMessage("SyncFolderHierarchy", nil,
-		&node{Space: nsMessages, Local: "SyncState", Text: syncState("H", root.id, mb.cn)},
+		&node{Space: nsMessages, Local: "SyncState", Text: s.syncState("H", root.id, mb.cn)},
 		&node{Space: nsMessages, Local: "IncludesLastFolderInRange", Text: "true"},
 		mel("Changes", out.Kids...))), nil
 }
@@ -110,7 +112,7 @@ func (s *Server) syncFolderItems(req *request) (*node, *ewsError) {
 	if perr != nil || maxN > maxSyncChanges {
 		return fail(errf("ErrorInvalidRequest", "MaxChangesReturned must be 1 to %d.", maxSyncChanges))
 	}
-	wm, err := parseSyncState(req.op.text("SyncState"), "I", f.id)
+	wm, err := s.parseSyncState(req.op.text("SyncState"), "I", f.id)
 	if err != nil {
 		return fail(err)
 	}
@@ -157,7 +159,7 @@ func (s *Server) syncFolderItems(req *request) (*node, *ewsError) {
 		out.Kids = append(out.Kids, n)
 	}
 	return operationResponse("SyncFolderItems", responseMessage("SyncFolderItems", nil,
-		&node{Space: nsMessages, Local: "SyncState", Text: syncState("I", f.id, next)},
+		&node{Space: nsMessages, Local: "SyncState", Text: s.syncState("I", f.id, next)},
 		&node{Space: nsMessages, Local: "IncludesLastItemInRange", Text: boolText(last)},
 		out)), nil
 }
