@@ -45,6 +45,9 @@ command -v radicale >/dev/null || need+=(radicale)
 # overrides where the tests look).
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v pg_isready >/dev/null || need+=(postgresql-client)
+# EWS interop (.ci/interop-ews.sh): exchangelib, a real EWS client, for
+# /usr/bin/python3 (it brings requests_ntlm for NTLM).
+/usr/bin/python3 -c 'import exchangelib' 2>/dev/null || need+=(python3-exchangelib)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Postfix asks how to configure itself; a local-only install is enough:

@@ -1,0 +1,258 @@
+#!/usr/bin/python3
+"""exchangelib (Debian python3-exchangelib 4.9) against the EWS test server
+(internal/ewstest, run by .ci/interop-ews.sh).
+
+usage: ews_scenario.py URL
+
+The seed (see interop-ews.sh): svc@example.test holds the impersonation
+right; alice@example.test and bob@example.test do not; alice's inbox has
+MESSAGES generated messages, her calendar CAL items (RECURRING series) and
+CONTACTS contacts, and a folder "Проекты" under the inbox.
+Every step prints one line; any failed check raises and exits 1.
+"""
+import base64
+import datetime
+import email
+import email.policy
+import os
+import sys
+import time
+
+from exchangelib import (BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Build, CalendarItem, Configuration,
+                         Contact, Credentials, EWSDateTime, EWSTimeZone, Message, Version)
+from exchangelib.errors import (ErrorAccessDenied, ErrorImpersonateUserDenied, ErrorIrresolvableConflict,
+                                ErrorNonExistentMailbox, ErrorServerBusy)
+from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
+from exchangelib.items import SEND_TO_NONE
+from exchangelib.properties import Attendee, Mailbox
+from exchangelib.protocol import BaseProtocol, FailFast
+from exchangelib.recurrence import DeletedOccurrence, Recurrence, WeeklyPattern, RelativeMonthlyPattern
+
+URL = sys.argv[1]
+MESSAGES, CAL, RECURRING, CONTACTS = (int(os.environ.get(k, d)) for k, d in
+                                      (("MESSAGES", 12), ("CAL", 8), ("RECURRING", 6), ("CONTACTS", 4)))
+PW = "correct horse"
+if os.environ.get("EWS_INSECURE"):
+    # ewsd's certificate is self-signed for this run.
+    from exchangelib.protocol import NoVerifyHTTPAdapter
+    import urllib3
+    urllib3.disable_warnings()
+    BaseProtocol.HTTP_ADAPTER_CLS = NoVerifyHTTPAdapter
+started = time.monotonic()
+
+
+def step(msg):
+    print(f"  {time.monotonic() - started:5.1f}s {msg}", flush=True)
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def config(user, auth, guess=False):
+    # guess=True lets exchangelib ask the server its version (ConvertId).
+    version = None if guess else Version(build=Build(15, 1, 2507, 6))
+    return Configuration(service_endpoint=URL, credentials=Credentials(user, PW), auth_type=auth,
+                         version=version, retry_policy=FailFast())
+
+
+def account(smtp, cfg, access):
+    return Account(primary_smtp_address=smtp, config=cfg, autodiscover=False, access_type=access,
+                   default_timezone=EWSTimeZone("Europe/Berlin"))
+
+
+tz = EWSTimeZone("Europe/Berlin")
+
+# 1. NTLM, the service account impersonating alice.
+svc_ntlm = config("EXAMPLE\\svc", NTLM, guess=True)
+alice = account("alice@example.test", svc_ntlm, IMPERSONATION)
+check(alice.version.build.major_version == 15, f"version {alice.version}")
+step(f"NTLM + impersonation: server version {alice.version.api_version}")
+
+names = {f.name for f in alice.root.walk()}
+for want in ("Inbox", "Calendar", "Contacts", "Sent Items", "Deleted Items", "Проекты"):
+    check(want in names, f"folder {want} missing from root.walk(): {sorted(names)}")
+check(alice.inbox.children is not None, "inbox children")
+step(f"root.walk(): {len(names)} folders incl. Проекты")
+
+msgs = list(alice.inbox.all().only("subject", "mime_content", "is_read", "datetime_received"))
+check(len(msgs) == MESSAGES, f"{len(msgs)} messages, want {MESSAGES}")
+for m in msgs:
+    parsed = email.message_from_bytes(m.mime_content, policy=email.policy.default)
+    check(parsed["Subject"] == m.subject, f"MIME subject {parsed['Subject']!r} != {m.subject!r}")
+check(sum(1 for m in msgs if m.is_read) == len(range(0, MESSAGES, 3)), "read flags")
+step(f"{len(msgs)} messages with mime_content, subjects match, read flags as seeded")
+
+items = list(alice.calendar.all())
+check(len(items) == CAL, f"{len(items)} calendar items, want {CAL}")
+masters = [i for i in items if i.type == "RecurringMaster"]
+check(len(masters) == RECURRING, f"{len(masters)} recurring masters")
+patterns = {type(m.recurrence.pattern).__name__ for m in masters}
+check(RECURRING < 6 or patterns == {"DailyPattern", "WeeklyPattern", "AbsoluteMonthlyPattern", "RelativeMonthlyPattern",
+                                    "AbsoluteYearlyPattern", "RelativeYearlyPattern"}, f"patterns {patterns}")
+for m in masters:
+    check(m._start_timezone is not None and m._start_timezone.ms_id in (
+        "W. Europe Standard Time", "Russian Standard Time", "Eastern Standard Time"), f"{m.subject}: zone {m._start_timezone}")
+    check(len(m.deleted_occurrences or []) == 1 and len(m.modified_occurrences or []) == 1,
+          f"{m.subject}: deleted {m.deleted_occurrences} modified {m.modified_occurrences}")
+step(f"{len(items)} seeded calendar items, {len(masters)} series ({len(patterns)} patterns) each with one exception and one deletion")
+
+# Calendar: create, update, delete.
+start = EWSDateTime(2026, 3, 2, 10, 0, tzinfo=tz)
+ev = CalendarItem(account=alice, folder=alice.calendar, subject="Interop single", body="Hello",
+                  location="Room 1", start=start, end=start + datetime.timedelta(hours=1),
+                  required_attendees=[Attendee(mailbox=Mailbox(email_address="bob@example.test"), response_type="Accept")],
+                  reminder_minutes_before_start=10, categories=["Interop"], sensitivity="Private",
+                  legacy_free_busy_status="Tentative")
+ev.save(send_meeting_invitations=SEND_TO_NONE)
+check(ev.id and ev.changekey, "created item has id and change key")
+got = alice.calendar.get(id=ev.id)
+check(got.subject == "Interop single" and got.location == "Room 1" and got.uid, f"read back {got.subject} {got.location}")
+check(got.start == start and got.end == start + datetime.timedelta(hours=1), f"times {got.start} {got.end}")
+check(got.categories == ["Interop"] and got.sensitivity == "Private" and got.legacy_free_busy_status == "Tentative",
+      f"{got.categories} {got.sensitivity} {got.legacy_free_busy_status}")
+check([a.mailbox.email_address for a in got.required_attendees] == ["bob@example.test"], "attendees")
+old_ck = got.changekey
+got.subject, got.location = "Interop single (edited)", "Room 2"
+got.save(update_fields=["subject", "location"], send_meeting_invitations=SEND_TO_NONE)
+check(got.changekey != old_ck, "change key changes on update")
+again = alice.calendar.get(id=ev.id)
+check(again.subject == "Interop single (edited)" and again.location == "Room 2", "update read back")
+stale = CalendarItem(account=alice, folder=alice.calendar, id=ev.id, changekey=old_ck, subject="stale")
+try:
+    stale.save(update_fields=["subject"], conflict_resolution="NeverOverwrite", send_meeting_invitations=SEND_TO_NONE)
+    raise AssertionError("stale change key accepted with NeverOverwrite")
+except ErrorIrresolvableConflict:
+    pass
+again.delete(send_meeting_cancellations=SEND_TO_NONE)
+check(not list(alice.calendar.filter(subject="Interop single (edited)")), "deleted item still found")
+step("calendar item: created, read back (times, attendees, categories), updated, stale change key refused, deleted")
+
+# A weekly series with an exception and a deleted occurrence.
+rs = EWSDateTime(2026, 4, 6, 9, 0, tzinfo=tz)  # a Monday
+series = CalendarItem(account=alice, folder=alice.calendar, subject="Weekly sync", start=rs,
+                      end=rs + datetime.timedelta(minutes=30),
+                      recurrence=Recurrence(pattern=WeeklyPattern(interval=1, weekdays=[1, 3]),
+                                            start=rs.date(), number=6))
+series.save(send_meeting_invitations=SEND_TO_NONE)
+third = series.occurrence(index=3)
+third.refresh()
+check(third.type == "Occurrence", f"occurrence type {third.type}")
+check(third.start == EWSDateTime(2026, 4, 13, 9, 0, tzinfo=tz), f"3rd occurrence at {third.start}")
+third.subject = "Weekly sync (moved)"
+third.start = third.start + datetime.timedelta(hours=2)
+third.end = third.end + datetime.timedelta(hours=2)
+third.save(update_fields=["subject", "start", "end"], send_meeting_invitations=SEND_TO_NONE)
+second = series.occurrence(index=2)
+second.refresh()
+second.delete(send_meeting_cancellations=SEND_TO_NONE)
+series.refresh()
+check(len(series.modified_occurrences) == 1 and len(series.deleted_occurrences) == 1,
+      f"modified {series.modified_occurrences} deleted {series.deleted_occurrences}")
+check(series.deleted_occurrences[0].start == EWSDateTime(2026, 4, 8, 9, 0, tzinfo=tz),
+      f"deleted {series.deleted_occurrences[0].start}")
+view = list(alice.calendar.view(start=EWSDateTime(2026, 4, 1, tzinfo=tz), end=EWSDateTime(2026, 5, 1, tzinfo=tz)))
+mine = sorted((v.start, v.subject) for v in view if v.subject.startswith("Weekly sync"))
+check(len(mine) == 5, f"view has {len(mine)} instances: {mine}")
+check(("Weekly sync (moved)" in [s for _, s in mine]) and
+      EWSDateTime(2026, 4, 13, 11, 0, tzinfo=tz) in [t for t, _ in mine], f"exception in view: {mine}")
+step("weekly series: occurrence 3 moved, occurrence 2 deleted; calendar view expands 5 instances")
+
+# Contacts: create, update, delete.
+c = Contact(account=alice, folder=alice.contacts, given_name="Иван", surname="Петров", company_name="Acme",
+            display_name="Иван Петров",  # exchangelib requires it on create
+            email_addresses=[EmailAddress(label="EmailAddress1", email="ivan@example.org")],
+            phone_numbers=[PhoneNumber(label="MobilePhone", phone_number="+7 900 123 4567")],
+            physical_addresses=[PhysicalAddress(label="Business", street="Тверская 1", city="Москва")])
+c.save()
+rc = alice.contacts.get(id=c.id)
+check(rc.display_name == "Иван Петров", f"display name {rc.display_name!r}")
+check(rc.email_addresses[0].email == "ivan@example.org" and rc.phone_numbers[0].phone_number == "+7 900 123 4567",
+      f"{rc.email_addresses} {rc.phone_numbers}")
+check(rc.physical_addresses[0].city == "Москва", f"{rc.physical_addresses}")
+rc.company_name = "Acme Ltd"
+rc.email_addresses = [EmailAddress(label="EmailAddress1", email="ivan.petrov@example.org")]
+rc.save(update_fields=["company_name", "email_addresses"])
+rc2 = alice.contacts.get(id=c.id)
+check(rc2.company_name == "Acme Ltd" and rc2.email_addresses[0].email == "ivan.petrov@example.org",
+      f"{rc2.company_name} {rc2.email_addresses}")
+rc2.delete()
+check(alice.contacts.all().count() == CONTACTS, "contact count after delete")
+step("contact: created (Cyrillic, email, phone, address), updated, deleted")
+
+# Sync: items of the calendar and the hierarchy, twice each.
+first = list(alice.calendar.sync_items(only_fields=["subject"]))
+kinds = {k for k, _ in first}
+check(kinds == {"create"}, f"first sync kinds {kinds}")
+check(len(first) == CAL + 1, f"first sync {len(first)} items, want {CAL + 1}")
+state = alice.calendar.item_sync_state
+second_run = list(alice.calendar.sync_items(sync_state=state))
+check(second_run == [], f"second sync not empty: {second_run}")
+paged = list(alice.inbox.sync_items(max_changes_returned=5))
+check(len(paged) == MESSAGES, f"paged sync {len(paged)}")
+hier = list(alice.root.sync_hierarchy())
+check(len(hier) >= 10 and all(k == "create" for k, _ in hier), f"hierarchy {len(hier)}")
+check(list(alice.root.sync_hierarchy(sync_state=alice.root.folder_sync_state)) == [], "second hierarchy sync")
+new = Message(account=alice, folder=alice.inbox, subject="After sync", body="x")
+new.save()
+delta = list(alice.inbox.sync_items(sync_state=alice.inbox.item_sync_state))
+check([(k, i.subject) for k, i in delta] == [("create", "After sync")], f"delta {delta}")
+new.is_read = True
+new.save(update_fields=["is_read"])
+delta = list(alice.inbox.sync_items(sync_state=alice.inbox.item_sync_state))
+check([k for k, _ in delta] == ["read_flag_change"], f"read flag delta {delta}")
+new.delete()
+delta = list(alice.inbox.sync_items(sync_state=alice.inbox.item_sync_state))
+check([k for k, _ in delta] == ["delete"], f"delete delta {delta}")
+step(f"sync_items {len(first)} then nothing; paged by 5; create/read-flag/delete deltas; sync_hierarchy {len(hier)} then nothing")
+
+# Pull notifications.
+sub_id, wm = alice.inbox.subscribe_to_pull(event_types=["CreatedEvent", "ModifiedEvent", "DeletedEvent"])
+m = Message(account=alice, folder=alice.inbox, subject="Notify me", body="x")
+m.save()
+m.subject = "Notify me (2)"
+m.save(update_fields=["subject"])
+seen = []
+for n in alice.inbox.get_events(sub_id, wm):
+    seen += [e for e in n.events]
+names = [type(e).__name__ for e in seen]
+check(names == ["CreatedEvent", "ModifiedEvent"], f"events {names}")
+check(seen[0].item_id.id == m.id, "the created event names the new message")
+wm = seen[-1].watermark
+last = [type(e).__name__ for n in alice.inbox.get_events(sub_id, wm) for e in n.events]
+check(last == ["StatusEvent"], f"after acknowledging: {last}")
+step(f"pull subscription: {names}; after the watermark only {last}")
+alice.inbox.unsubscribe(sub_id)
+m.delete()
+
+# 2. Basic auth, delegate access to one's own mailbox; another's is refused.
+bob = account("bob@example.test", config("bob@example.test", BASIC), DELEGATE)
+check("Inbox" in {f.name for f in bob.root.walk()}, "bob lists his folders")
+try:
+    other = account("alice@example.test", config("bob@example.test", BASIC), DELEGATE)
+    list(other.inbox.all()[:1])
+    raise AssertionError("bob read alice's inbox without a right")
+except (ErrorAccessDenied, ErrorNonExistentMailbox) as e:
+    step(f"Basic + delegate: own mailbox ok; alice's refused ({type(e).__name__})")
+
+# 3. Impersonation without the right.
+try:
+    denied = account("alice@example.test", config("bob@example.test", NTLM), IMPERSONATION)
+    list(denied.inbox.all()[:1])
+    raise AssertionError("impersonation without the right accepted")
+except ErrorImpersonateUserDenied:
+    step("impersonation by bob (no right): ErrorImpersonateUserDenied")
+
+# 4. Throttling: carol's budget (see the seed) is 40 requests per minute.
+carol = account("carol@example.test", config("carol@example.test", BASIC), DELEGATE)
+busy = None
+for i in range(60):
+    try:
+        carol.inbox.refresh()
+    except ErrorServerBusy as e:
+        busy = e
+        break
+check(busy is not None and busy.back_off and busy.back_off > 0, f"no ErrorServerBusy with back-off: {busy!r}")
+step(f"throttling: ErrorServerBusy after {i} calls, back_off {busy.back_off:.1f}s")
+print(f"ews scenario: ok in {time.monotonic() - started:.1f}s")

@@ -1,0 +1,93 @@
+// Command ewsd runs the Exchange Web Services test server
+// (internal/ewstest) for scripts: .ci/interop-ews.sh drives it with
+// exchangelib, and benchmarks migrate from it. It listens on one loopback
+// address, over TLS with a fresh self-signed certificate when -tls is
+// given, serves EWS at /EWS/Exchange.asmx and loads its accounts and
+// items from a JSON seed (ewstest.Seed).
+//
+//	ewsd -listen 127.0.0.1:21400 -seed seed.json [-tls] [-throttle-burst 50 -throttle-window 1s]
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mailyard/mailyard/internal/certs"
+	"github.com/mailyard/mailyard/internal/ewstest"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:0", "loopback address to listen on")
+	seed := flag.String("seed", "", "JSON seed file (users, folders, generated items)")
+	useTLS := flag.Bool("tls", false, "serve HTTPS with a self-signed certificate for localhost and 127.0.0.1")
+	burst := flag.Int("throttle-burst", 0, "requests per account per window before ErrorServerBusy (0: no throttling)")
+	window := flag.Duration("throttle-window", time.Second, "throttling window")
+	http503 := flag.Bool("throttle-503", false, "throttle with HTTP 503 instead of ErrorServerBusy")
+	maxReq := flag.Int64("max-request", 4<<20, "largest request body in bytes")
+	flag.Parse()
+	if err := run(*listen, *seed, *useTLS, *burst, *window, *http503, *maxReq); err != nil {
+		log.Fatalf("ewsd: %v", err)
+	}
+}
+
+func run(listen, seed string, useTLS bool, burst int, window time.Duration, http503 bool, maxReq int64) error {
+	opts := ewstest.Options{MaxRequestBytes: maxReq}
+	if burst > 0 {
+		opts.Throttle = &ewstest.ThrottlePolicy{Burst: burst, Window: window, HTTP503: http503}
+	}
+	srv := ewstest.New(opts)
+	if seed != "" {
+		f, err := os.Open(seed)
+		if err != nil {
+			return err
+		}
+		err = srv.LoadSeed(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if useTLS {
+		cert, err := certs.SelfSigned([]string{"localhost", "127.0.0.1"})
+		if err != nil {
+			return err
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		scheme = "https"
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/EWS/Exchange.asmx", srv)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	fmt.Printf("ewsd: serving %s://%s/EWS/Exchange.asmx\n", scheme, ln.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	fmt.Println("ewsd: shutdown complete")
+	return nil
+}

@@ -1,0 +1,45 @@
+// Package ewstest is a stateful Exchange Web Services server for tests:
+// an http.Handler that speaks SOAP 1.1 EWS the way Exchange 2013 SP1,
+// 2016 and 2019 do, built from the published protocol documents
+// ([MS-OXWS] and its folder, item, calendar, contact, search, sync and
+// notification specifications) and checked against a real independent
+// client (exchangelib, .ci/interop-ews.sh).
+//
+// What it keeps, per mailbox:
+//
+//  1. Folders: the well-known ones (root, msgfolderroot, inbox, sentitems,
+//     drafts, deleteditems, junkemail, outbox, calendar, contacts, tasks,
+//     notes) and user folders with any names (GetFolder, FindFolder,
+//     CreateFolder, SyncFolderHierarchy).
+//  2. Items as the element trees clients send (t:Message with MimeContent,
+//     t:CalendarItem, t:Contact, t:Task), so every property of the types
+//     schema round-trips; the server computes ids, change keys, times,
+//     sizes, message envelopes from MIME, calendar UIDs, organisers and
+//     series data: recurrence expanded in the start time zone, exceptions
+//     and deleted occurrences by instance index, first and last
+//     occurrences (FindItem with paging or CalendarView, GetItem with
+//     shapes and MimeContent, CreateItem, UpdateItem with ChangeKey and
+//     ConflictResolution, DeleteItem, SyncFolderItems).
+//  3. A change number per mailbox: sync states are opaque base64 of the
+//     last change a client has, so a client resumes from any state it
+//     saved, and pull subscriptions (Subscribe, GetEvents, Unsubscribe)
+//     queue events until a later watermark acknowledges them.
+//
+// Around the operations: Basic and NTLM (NTLMv2, [MS-NLMP]) authentication,
+// the ExchangeImpersonation header checked against a per-account right,
+// delegate rights, a throttling budget answering ErrorServerBusy with
+// BackOffMilliseconds (or HTTP 503), a bounded request size, and one
+// mutex, so the server is safe for concurrent use. Accounts and contents
+// come from the Go API (AddUser, AddFolder, AddItem, AddMessage,
+// Generate) or a JSON Seed (LoadSeed; the ewsd command reads one).
+//
+// Everything is in memory: ewsd started again begins from its seed, so
+// sync states and subscriptions from before are refused (as from a
+// mailbox moved to another server).
+//
+// Not modelled: restrictions beyond equality and substring tests, sort
+// orders (items come in creation order), attachments, moving and copying
+// items by request, folder updates and deletes, push and streaming
+// notifications, and iCalendar/vCard MimeContent for calendar items and
+// contacts. Windows time zone ids outside a small table are taken as UTC.
+package ewstest
