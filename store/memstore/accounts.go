@@ -4,8 +4,6 @@ import (
 	"context"
 	"slices"
 	"sort"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -25,23 +23,6 @@ type collKey struct {
 	name string
 }
 
-// validAccountID accepts 1-255 bytes of UTF-8 without control characters.
-func validAccountID(id string) error {
-	if id == "" || len(id) > 255 || !utf8.ValidString(id) || strings.ContainsFunc(id, isControl) {
-		return errorf("%w: account ID must be 1-255 bytes of UTF-8 without control characters", store.ErrInvalid)
-	}
-	return nil
-}
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
-
-func validQuota(q store.Quota) error {
-	if q.MaxBytes < 0 || q.MaxMessages < 0 {
-		return errorf("%w: negative quota", store.ErrInvalid)
-	}
-	return nil
-}
-
 // account returns an account or ErrNotFound. The caller holds s.mu.
 func (s *Store) account(id string) (*account, error) {
 	a := s.accounts[id]
@@ -53,10 +34,10 @@ func (s *Store) account(id string) (*account, error) {
 
 // CreateAccount implements store.Accounts.
 func (s *Store) CreateAccount(ctx context.Context, id string, q store.Quota) (store.Account, error) {
-	if err := validAccountID(id); err != nil {
+	if err := store.ValidAccountID(id); err != nil {
 		return store.Account{}, err
 	}
-	if err := validQuota(q); err != nil {
+	if err := store.ValidQuota(q); err != nil {
 		return store.Account{}, err
 	}
 	var out store.Account
@@ -120,7 +101,7 @@ func (s *Store) ListAccounts(ctx context.Context, after string, limit int) ([]st
 
 // SetQuota implements store.Accounts.
 func (s *Store) SetQuota(ctx context.Context, id string, q store.Quota) error {
-	if err := validQuota(q); err != nil {
+	if err := store.ValidQuota(q); err != nil {
 		return err
 	}
 	return s.write(ctx, func() error {

@@ -3,11 +3,8 @@ package memstore
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -32,29 +29,6 @@ func (c *collection) out() store.Collection {
 	return o
 }
 
-// validSegment checks a collection or object name: one non-empty path
-// segment of printable UTF-8, at most 255 bytes.
-func validSegment(what, name string) error {
-	if name == "" || len(name) > 255 || !utf8.ValidString(name) || strings.Contains(name, "/") ||
-		name == "." || name == ".." || strings.ContainsFunc(name, isControl) {
-		return errorf("%w: %s name %q must be one non-empty path segment of at most 255 printable bytes", store.ErrInvalid, what, name)
-	}
-	return nil
-}
-
-// components canonicalises a calendar's component names (upper case).
-func components(c []string) ([]string, error) {
-	var out []string
-	for _, v := range c {
-		u := strings.ToUpper(strings.TrimSpace(v))
-		if u == "" || strings.ContainsAny(u, ", ") {
-			return nil, errorf("%w: bad component %q", store.ErrInvalid, v)
-		}
-		out = append(out, u)
-	}
-	return out, nil
-}
-
 // insertCollection adds a collection to a; c has been validated, unless
 // it is one of the defaults. The caller holds s.mu.
 func (s *Store) insertCollection(a *account, c store.Collection) store.Collection {
@@ -71,10 +45,10 @@ func (s *Store) CreateCollection(ctx context.Context, c store.Collection) (store
 	if c.Kind != store.KindCalendar && c.Kind != store.KindAddressBook {
 		return store.Collection{}, errorf("%w: unknown collection kind %q", store.ErrInvalid, c.Kind)
 	}
-	if err := validSegment("collection", c.Name); err != nil {
+	if err := store.ValidSegment("collection", c.Name); err != nil {
 		return store.Collection{}, err
 	}
-	comps, err := components(c.Components)
+	comps, err := store.CanonicalComponents(c.Components)
 	if err != nil {
 		return store.Collection{}, err
 	}
@@ -153,7 +127,7 @@ func (s *Store) ListCollections(ctx context.Context, account string, kind store.
 // UpdateCollection implements store.Collections. The collection is found
 // by c.ID if set, else by account, kind and name.
 func (s *Store) UpdateCollection(ctx context.Context, c store.Collection) error {
-	comps, err := components(c.Components)
+	comps, err := store.CanonicalComponents(c.Components)
 	if err != nil {
 		return err
 	}
@@ -187,31 +161,6 @@ func (s *Store) DeleteCollection(ctx context.Context, account string, kind store
 	})
 }
 
-// etag is the strong ETag of object data: equal bytes, equal ETag
-// (RFC 7232 §2.3).
-func etag(data []byte) string {
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:16])
-}
-
-// ifMatchHolds evaluates If-Match (RFC 7232 §3.1): "*" matches any
-// current object; anything else, with or without its quotes, must equal
-// the current ETag.
-func ifMatchHolds(cond string, cur *store.Object) bool {
-	switch {
-	case cond == "":
-		return true
-	case cur == nil:
-		return false
-	case cond == "*":
-		return true
-	}
-	if len(cond) >= 2 && cond[0] == '"' && cond[len(cond)-1] == '"' {
-		cond = cond[1 : len(cond)-1]
-	}
-	return cond == cur.ETag
-}
-
 // logChange bumps a collection's sync token, records the change and
 // prunes the log to Options.ChangeLogLimit entries.
 func (s *Store) logChange(c *collection, name string, deleted bool) {
@@ -234,7 +183,7 @@ func (s *Store) logChange(c *collection, name string, deleted bool) {
 // PutObject implements store.Collections. An empty ContentType becomes
 // the kind's default (text/calendar or text/vcard).
 func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Object, opts store.PutOptions) (store.Object, error) {
-	if err := validSegment("object", o.Name); err != nil {
+	if err := store.ValidSegment("object", o.Name); err != nil {
 		return store.Object{}, err
 	}
 	if o.UID == "" || len(o.UID) > 1024 {
@@ -245,7 +194,7 @@ func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Objec
 		return store.Object{}, errorf("object %q: %w", o.Name, err)
 	}
 	o.Data = append([]byte{}, o.Data...)
-	o.ETag = etag(o.Data)
+	o.ETag = store.ETag(o.Data)
 	o.Size = int64(len(o.Data))
 	o.Modified = s.now().UTC()
 	err = s.write(ctx, func() error {
@@ -263,7 +212,7 @@ func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Objec
 		if opts.IfNoneMatch && cur != nil {
 			return errorf("object %q exists: %w", o.Name, store.ErrPreconditionFailed)
 		}
-		if !ifMatchHolds(opts.IfMatch, cur) {
+		if !store.IfMatch(opts.IfMatch, cur != nil, objectETag(cur)) {
 			return errorf("object %q: If-Match %q: %w", o.Name, opts.IfMatch, store.ErrPreconditionFailed)
 		}
 		for name, other := range c.objects {
@@ -378,7 +327,7 @@ func (s *Store) DeleteObject(ctx context.Context, collectionID int64, name, ifMa
 			return err
 		}
 		cur := c.objects[name]
-		if !ifMatchHolds(ifMatch, cur) {
+		if !store.IfMatch(ifMatch, cur != nil, objectETag(cur)) {
 			return errorf("object %q: If-Match %q: %w", name, ifMatch, store.ErrPreconditionFailed)
 		}
 		if cur == nil {
@@ -427,4 +376,12 @@ func (s *Store) ChangesSince(ctx context.Context, collectionID int64, token uint
 		return nil, 0, err
 	}
 	return out, cur, nil
+}
+
+// objectETag is cur's ETag, "" when there is no object.
+func objectETag(cur *store.Object) string {
+	if cur == nil {
+		return ""
+	}
+	return cur.ETag
 }

@@ -282,20 +282,6 @@ func (s *Store) OpenBody(ctx context.Context, account, mailbox string, uid uint3
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
-// applyFlags combines current flags with an update. Flags match
-// case-insensitively; an existing keyword keeps its spelling.
-func applyFlags(cur []string, op store.FlagOp, flags []string) []string {
-	switch op {
-	case store.FlagsReplace:
-		return slices.Clone(flags)
-	case store.FlagsAdd:
-		out, _ := store.NormalizeFlags(append(slices.Clone(cur), flags...)) // both already valid
-		return out
-	default:
-		return slices.DeleteFunc(slices.Clone(cur), func(f string) bool { return hasFlag(flags, f) })
-	}
-}
-
 // StoreFlags implements store.Messages. All messages changed by one call
 // share one new MODSEQ (RFC 7162 §3.1: it must only be greater than every
 // earlier one). Messages that fail UnchangedSince are listed in Modified
@@ -327,7 +313,7 @@ func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req sto
 				res.Modified = append(res.Modified, msg.UID)
 				continue
 			}
-			if nf := applyFlags(msg.Flags, req.Op, flags); !slices.Equal(nf, msg.Flags) {
+			if nf := store.ApplyFlags(msg.Flags, req.Op, flags); !slices.Equal(nf, msg.Flags) {
 				if modseq == 0 {
 					m.modSeq++
 					modseq = m.modSeq

@@ -3,38 +3,19 @@ package postgres
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailyard/mailyard/store"
 )
 
-// validAccountID accepts 1-255 bytes of UTF-8 without control characters.
-func validAccountID(id string) error {
-	if id == "" || len(id) > 255 || !utf8.ValidString(id) || strings.ContainsFunc(id, isControl) {
-		return errorf("%w: account ID must be 1-255 bytes of UTF-8 without control characters", store.ErrInvalid)
-	}
-	return nil
-}
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
-
-func validQuota(q store.Quota) error {
-	if q.MaxBytes < 0 || q.MaxMessages < 0 {
-		return errorf("%w: negative quota", store.ErrInvalid)
-	}
-	return nil
-}
-
 // CreateAccount implements store.Accounts.
 func (s *Store) CreateAccount(ctx context.Context, id string, q store.Quota) (store.Account, error) {
-	if err := validAccountID(id); err != nil {
+	if err := store.ValidAccountID(id); err != nil {
 		return store.Account{}, err
 	}
-	if err := validQuota(q); err != nil {
+	if err := store.ValidQuota(q); err != nil {
 		return store.Account{}, err
 	}
 	a := store.Account{ID: id, Quota: q, Created: time.Unix(0, s.now().UnixNano()).UTC()}
@@ -122,7 +103,7 @@ func (s *Store) ListAccounts(ctx context.Context, after string, limit int) ([]st
 
 // SetQuota implements store.Accounts.
 func (s *Store) SetQuota(ctx context.Context, id string, q store.Quota) error {
-	if err := validQuota(q); err != nil {
+	if err := store.ValidQuota(q); err != nil {
 		return err
 	}
 	return s.write(ctx, "set quota", func(w *wtx) error {

@@ -2,41 +2,15 @@ package postgres
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"math"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailyard/mailyard/store"
 )
-
-// validSegment checks a collection or object name: one non-empty path
-// segment of printable UTF-8, at most 255 bytes.
-func validSegment(what, name string) error {
-	if name == "" || len(name) > 255 || !utf8.ValidString(name) || strings.Contains(name, "/") ||
-		name == "." || name == ".." || strings.ContainsFunc(name, isControl) {
-		return errorf("%w: %s name %q must be one non-empty path segment of at most 255 printable bytes", store.ErrInvalid, what, name)
-	}
-	return nil
-}
-
-// components canonicalises a calendar's component names (upper case).
-func components(c []string) ([]string, error) {
-	var out []string
-	for _, v := range c {
-		u := strings.ToUpper(strings.TrimSpace(v))
-		if u == "" || strings.ContainsAny(u, ", ") {
-			return nil, errorf("%w: bad component %q", store.ErrInvalid, v)
-		}
-		out = append(out, u)
-	}
-	return out, nil
-}
 
 const collCols = `id, account, kind, name, display_name, description, color, components, sync_token`
 
@@ -58,10 +32,10 @@ func (s *Store) CreateCollection(ctx context.Context, c store.Collection) (store
 	if c.Kind != store.KindCalendar && c.Kind != store.KindAddressBook {
 		return store.Collection{}, errorf("%w: unknown collection kind %q", store.ErrInvalid, c.Kind)
 	}
-	if err := validSegment("collection", c.Name); err != nil {
+	if err := store.ValidSegment("collection", c.Name); err != nil {
 		return store.Collection{}, err
 	}
-	comps, err := components(c.Components)
+	comps, err := store.CanonicalComponents(c.Components)
 	if err != nil {
 		return store.Collection{}, err
 	}
@@ -123,7 +97,7 @@ func (s *Store) ListCollections(ctx context.Context, account string, kind store.
 // UpdateCollection implements store.Collections. The collection is found
 // by c.ID if set, else by account, kind and name.
 func (s *Store) UpdateCollection(ctx context.Context, c store.Collection) error {
-	comps, err := components(c.Components)
+	comps, err := store.CanonicalComponents(c.Components)
 	if err != nil {
 		return err
 	}
@@ -152,30 +126,6 @@ func (s *Store) DeleteCollection(ctx context.Context, account string, kind store
 		w.publish(store.Change{Kind: store.ChangeCollection, Account: account, CollectionID: id})
 		return nil
 	})
-}
-
-// etag is the strong ETag of object data: equal bytes, equal ETag
-// (RFC 7232 §2.3).
-func etag(data []byte) string {
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:16])
-}
-
-// ifMatchHolds evaluates If-Match (RFC 7232 §3.1) against the current
-// ETag (nil: no object).
-func ifMatchHolds(cond string, cur *string) bool {
-	switch {
-	case cond == "":
-		return true
-	case cur == nil:
-		return false
-	case cond == "*":
-		return true
-	}
-	if len(cond) >= 2 && cond[0] == '"' && cond[len(cond)-1] == '"' {
-		cond = cond[1 : len(cond)-1]
-	}
-	return cond == *cur
 }
 
 // lockCollection locks a collection's row and returns its account, kind
@@ -239,7 +189,7 @@ func fromSecs(s int64) time.Time {
 // PutObject implements store.Collections. An empty ContentType becomes
 // the kind's default (text/calendar or text/vcard).
 func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Object, opts store.PutOptions) (store.Object, error) {
-	if err := validSegment("object", o.Name); err != nil {
+	if err := store.ValidSegment("object", o.Name); err != nil {
 		return store.Object{}, err
 	}
 	if o.UID == "" || len(o.UID) > 1024 {
@@ -250,7 +200,7 @@ func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Objec
 		return store.Object{}, errorf("object %q: %w", o.Name, err)
 	}
 	o.Data = append([]byte{}, o.Data...)
-	o.ETag = etag(o.Data)
+	o.ETag = store.ETag(o.Data)
 	o.Size = int64(len(o.Data))
 	o.Modified = time.Unix(0, s.now().UnixNano()).UTC()
 	err = s.write(ctx, "put object", func(w *wtx) error {
@@ -272,7 +222,7 @@ func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Objec
 		if opts.IfNoneMatch && cur != nil {
 			return errorf("object %q exists: %w", o.Name, store.ErrPreconditionFailed)
 		}
-		if !ifMatchHolds(opts.IfMatch, cur) {
+		if !store.IfMatch(opts.IfMatch, cur != nil, deref(cur)) {
 			return errorf("object %q: If-Match %q: %w", o.Name, opts.IfMatch, store.ErrPreconditionFailed)
 		}
 		if other != nil {
@@ -421,7 +371,7 @@ func (s *Store) DeleteObject(ctx context.Context, collectionID int64, name, ifMa
 		if err := w.QueryRow(ctx, `SELECT (SELECT etag FROM objects WHERE collection = $1 AND name = $2)`, collectionID, name).Scan(&cur); err != nil {
 			return err
 		}
-		if !ifMatchHolds(ifMatch, cur) {
+		if !store.IfMatch(ifMatch, cur != nil, deref(cur)) {
 			return errorf("object %q: If-Match %q: %w", name, ifMatch, store.ErrPreconditionFailed)
 		}
 		if cur == nil {
@@ -477,4 +427,12 @@ func (s *Store) ChangesSince(ctx context.Context, collectionID int64, token uint
 		return nil, 0, wrapErr("changes since", err)
 	}
 	return out, uint64(cur), nil
+}
+
+// deref is *p, "" for nil.
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }

@@ -383,20 +383,6 @@ func hasFlag(flags []string, f string) bool {
 	return slices.ContainsFunc(flags, func(x string) bool { return strings.EqualFold(x, f) })
 }
 
-// applyFlags combines current flags with an update. Flags match
-// case-insensitively; an existing keyword keeps its spelling.
-func applyFlags(cur []string, op store.FlagOp, flags []string) []string {
-	switch op {
-	case store.FlagsReplace:
-		return slices.Clone(flags)
-	case store.FlagsAdd:
-		out, _ := store.NormalizeFlags(append(slices.Clone(cur), flags...)) // both already valid
-		return out
-	default:
-		return slices.DeleteFunc(slices.Clone(cur), func(f string) bool { return hasFlag(flags, f) })
-	}
-}
-
 // selectLocked reads the messages of a locked mailbox in a UID set.
 func (w *wtx) selectLocked(mailbox int64, set store.UIDSet) ([]store.Message, error) {
 	lo, hi := uidRanges(set)
@@ -451,7 +437,7 @@ func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req sto
 				res.Modified = append(res.Modified, msg.UID)
 				continue
 			}
-			if nf := applyFlags(msg.Flags, req.Op, flags); !slices.Equal(nf, msg.Flags) {
+			if nf := store.ApplyFlags(msg.Flags, req.Op, flags); !slices.Equal(nf, msg.Flags) {
 				msg.Flags, msg.ModSeq = nf, modseq
 				changed = append(changed, msg.UID)
 				cuids, cflags = append(cuids, int64(msg.UID)), append(cflags, strings.Join(nf, " "))

@@ -6,38 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mailyard/mailyard/store"
 )
 
-const maxAccountIDLen = 255
-
-func validAccountID(id string) error {
-	if id == "" || len(id) > maxAccountIDLen || !utf8.ValidString(id) {
-		return fmt.Errorf("%w: account ID must be 1-%d bytes of UTF-8", store.ErrInvalid, maxAccountIDLen)
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] < 0x20 || id[i] == 0x7f {
-			return fmt.Errorf("%w: account ID contains a control character", store.ErrInvalid)
-		}
-	}
-	return nil
-}
-
-func validQuota(q store.Quota) error {
-	if q.MaxBytes < 0 || q.MaxMessages < 0 {
-		return fmt.Errorf("%w: negative quota", store.ErrInvalid)
-	}
-	return nil
-}
-
 // CreateAccount implements store.Accounts.
 func (s *Store) CreateAccount(ctx context.Context, id string, q store.Quota) (store.Account, error) {
-	if err := validAccountID(id); err != nil {
+	if err := store.ValidAccountID(id); err != nil {
 		return store.Account{}, err
 	}
-	if err := validQuota(q); err != nil {
+	if err := store.ValidQuota(q); err != nil {
 		return store.Account{}, err
 	}
 	acct := store.Account{ID: id, Quota: q}
@@ -132,7 +110,7 @@ func (s *Store) ListAccounts(ctx context.Context, after string, limit int) ([]st
 
 // SetQuota implements store.Accounts.
 func (s *Store) SetQuota(ctx context.Context, id string, q store.Quota) error {
-	if err := validQuota(q); err != nil {
+	if err := store.ValidQuota(q); err != nil {
 		return err
 	}
 	err := s.write(ctx, func(tx *wtx) error {

@@ -2,13 +2,10 @@ package sqlite
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -26,20 +23,6 @@ func scanCollection(r interface{ Scan(...any) error }) (store.Collection, error)
 		c.Components = strings.Split(comps, ",")
 	}
 	return c, nil
-}
-
-// validSegment checks a collection or object name: one non-empty path
-// segment of printable UTF-8, at most 255 bytes.
-func validSegment(what, s string) error {
-	if s == "" || len(s) > 255 || !utf8.ValidString(s) || strings.Contains(s, "/") || s == "." || s == ".." {
-		return fmt.Errorf("%w: %s name %q must be one non-empty path segment of at most 255 bytes", store.ErrInvalid, what, s)
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return fmt.Errorf("%w: %s name contains a control character", store.ErrInvalid, what)
-		}
-	}
-	return nil
 }
 
 func validKind(k store.CollectionKind) error {
@@ -65,7 +48,7 @@ func (t *wtx) insertCollection(c store.Collection) (store.Collection, error) {
 	if err := validKind(c.Kind); err != nil {
 		return c, err
 	}
-	if err := validSegment("collection", c.Name); err != nil {
+	if err := store.ValidSegment("collection", c.Name); err != nil {
 		return c, err
 	}
 	comps, err := encodeComponents(c.Components)
@@ -189,31 +172,12 @@ func (s *Store) DeleteCollection(ctx context.Context, account string, kind store
 	return wrapErr("delete collection", err)
 }
 
-// etagOf is the strong ETag of object data: equal bytes, equal ETag
-// (RFC 7232 §2.3).
-func etagOf(data []byte) string {
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:16])
-}
-
 // unquoteETag accepts an ETag with or without its quotes.
 func unquoteETag(e string) string {
 	if len(e) >= 2 && e[0] == '"' && e[len(e)-1] == '"' {
 		return e[1 : len(e)-1]
 	}
 	return e
-}
-
-// ifMatch evaluates If-Match (RFC 7232 §3.1): "*" matches any current
-// object; anything else must equal the current ETag.
-func ifMatch(cond string, exists bool, etag string) bool {
-	if cond == "" {
-		return true
-	}
-	if !exists {
-		return false
-	}
-	return cond == "*" || unquoteETag(cond) == etag
 }
 
 // logChange bumps a collection's sync token, records the change and
@@ -257,7 +221,7 @@ func (t *wtx) collectionExists(id int64) error {
 // PutObject implements store.Collections. An empty ContentType becomes
 // the kind's default (text/calendar or text/vcard).
 func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Object, opts store.PutOptions) (store.Object, error) {
-	if err := validSegment("object", o.Name); err != nil {
+	if err := store.ValidSegment("object", o.Name); err != nil {
 		return store.Object{}, err
 	}
 	if o.UID == "" || len(o.UID) > 1024 {
@@ -267,7 +231,7 @@ func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Objec
 	if err != nil {
 		return store.Object{}, fmt.Errorf("sqlite: object %q: %w", o.Name, err)
 	}
-	o.ETag = etagOf(o.Data)
+	o.ETag = store.ETag(o.Data)
 	o.Size = int64(len(o.Data))
 	o.Modified = s.now().UTC()
 	err = s.write(ctx, func(tx *wtx) error {
@@ -294,7 +258,7 @@ func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Objec
 		if opts.IfNoneMatch && exists {
 			return fmt.Errorf("sqlite: object %q exists: %w", o.Name, store.ErrPreconditionFailed)
 		}
-		if !ifMatch(opts.IfMatch, exists, cur) {
+		if !store.IfMatch(opts.IfMatch, exists, cur) {
 			return fmt.Errorf("sqlite: object %q: If-Match %q: %w", o.Name, opts.IfMatch, store.ErrPreconditionFailed)
 		}
 		var other string
@@ -416,7 +380,7 @@ func (s *Store) DeleteObject(ctx context.Context, collectionID int64, name, ifMa
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if !ifMatch(ifMatchETag, exists, cur) {
+		if !store.IfMatch(ifMatchETag, exists, cur) {
 			return fmt.Errorf("sqlite: object %q: If-Match %q: %w", name, ifMatchETag, store.ErrPreconditionFailed)
 		}
 		if !exists {

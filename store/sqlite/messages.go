@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"sort"
 	"strings"
 	"time"
 
@@ -431,40 +430,6 @@ func (s *Store) OpenBody(ctx context.Context, account, mailbox string, uid uint3
 	return f, nil
 }
 
-// applyFlags combines current flags with an update. Flags match
-// case-insensitively; an existing keyword keeps its spelling.
-func applyFlags(cur []string, op store.FlagOp, flags []string) []string {
-	switch op {
-	case store.FlagsReplace:
-		return flags
-	case store.FlagsAdd:
-		have := make(map[string]bool, len(cur))
-		out := append([]string(nil), cur...)
-		for _, f := range cur {
-			have[strings.ToLower(f)] = true
-		}
-		for _, f := range flags {
-			if !have[strings.ToLower(f)] {
-				out = append(out, f)
-			}
-		}
-		sort.Strings(out)
-		return out
-	default:
-		drop := make(map[string]bool, len(flags))
-		for _, f := range flags {
-			drop[strings.ToLower(f)] = true
-		}
-		out := []string{}
-		for _, f := range cur {
-			if !drop[strings.ToLower(f)] {
-				out = append(out, f)
-			}
-		}
-		return out
-	}
-}
-
 func sameFlags(a, b []string) bool {
 	if len(a) != len(b) {
 		return false
@@ -513,7 +478,7 @@ func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req sto
 				res.Modified = append(res.Modified, msg.UID)
 				continue
 			}
-			nf := applyFlags(msg.Flags, req.Op, flags)
+			nf := store.ApplyFlags(msg.Flags, req.Op, flags)
 			if !sameFlags(nf, msg.Flags) {
 				if modseq == 0 {
 					if modseq, err = tx.bumpModSeq(m.ID); err != nil {
