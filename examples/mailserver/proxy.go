@@ -99,6 +99,5 @@ func proxyListener(ln net.Listener, on bool, cfg ProxyConfig, logger *slog.Logge
 // defaultProxyConfig trusts no balancer: the PROXY protocol is off until
 // a listener sets proxy_protocol = true.
 func defaultProxyConfig() ProxyConfig {
-	return ProxyConfig{HeaderTimeout: Duration{proxyproto.DefaultHeaderTimeout}}
+	return ProxyConfig{Trusted: []string{}, HeaderTimeout: Duration{proxyproto.DefaultHeaderTimeout}}
 }
-

@@ -344,13 +344,7 @@ func (ls *listeners) listenHTTP(cfg Config, logger *slog.Logger, sh shared) erro
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(sh.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := sh.st.ListAccounts(r.Context(), "", 1); err != nil {
-			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
+	mux.Handle("GET /healthz", healthHandler(sh.st))
 	ln, err := listenTCP(logger, "http", cfg.HTTP.Listen)
 	if err != nil {
 		return err
