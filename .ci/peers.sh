@@ -40,6 +40,9 @@ command -v ldapadd >/dev/null || need+=(ldap-utils)
 command -v vdirsyncer >/dev/null || need+=(vdirsyncer)
 /usr/bin/python3 -c 'import caldav' 2>/dev/null || need+=(python3-caldav)
 command -v radicale >/dev/null || need+=(radicale)
+# Load balancer interop (.ci/interop-proxy.sh): HAProxy with the PROXY
+# protocol, run in the foreground on loopback ports.
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Postfix asks how to configure itself; a local-only install is enough:

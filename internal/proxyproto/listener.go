@@ -1,8 +1,10 @@
 package proxyproto
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -21,6 +23,10 @@ const DefaultMaxPending = 256
 // ErrUntrusted is the error of the first Read on a connection from an
 // untrusted source that sent a PROXY header.
 var ErrUntrusted = errors.New("proxyproto: PROXY header from an untrusted source")
+
+// errClosedEarly: a trusted source closed the connection before sending
+// anything.
+var errClosedEarly = errors.New("closed before sending a PROXY header")
 
 // Options configures a Listener.
 type Options struct {
@@ -227,7 +233,11 @@ func (l *Listener) handshake(c net.Conn, ip netip.Addr) {
 	l.untrack(c)
 	<-l.sem
 	if err != nil {
-		l.log.Warn("proxy protocol: connection refused", "remote", ip.String(), "reason", err.Error())
+		level := slog.LevelWarn
+		if errors.Is(err, errClosedEarly) {
+			level = slog.LevelDebug // a port probe: connected, closed, sent nothing
+		}
+		l.log.Log(context.Background(), level, "proxy protocol: connection refused", "remote", ip.String(), "reason", err.Error())
 		c.Close()
 		return
 	}
@@ -268,6 +278,9 @@ func (l *Listener) readHeader(c net.Conn) (*Conn, error) {
 					return l.settled(c, Header{}, nil)
 				}
 				return nil, fmt.Errorf("no PROXY header within %v", l.opts.HeaderTimeout)
+			}
+			if errors.Is(rerr, io.EOF) && len(buf) == 0 {
+				return nil, errClosedEarly
 			}
 			return nil, fmt.Errorf("reading the PROXY header: %w", rerr)
 		}
