@@ -53,12 +53,7 @@ header_timeout = "2s"
 [log]
 level = "debug"
 CFG
-ms init
-ms domain add example.test
-ms user add alice@example.test -password 'correct horse'
-ms user add bob@example.test -password 'battery staple'
-"$work/mailserver" -config "$work/cfg.toml" serve >"$work/server.log" 2>&1 &
-pid=$!
+start_example_server
 wait_port 127.0.0.1 "$smtp"; wait_port 127.0.0.1 "$imap"; wait_port 127.0.0.1 "$http"
 
 cat >"$work/haproxy.cfg" <<CFG
