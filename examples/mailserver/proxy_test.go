@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,14 +26,8 @@ func proxyServer(t *testing.T, routing *RoutingConfig) (Config, string) {
 	mustCLI(t, d, "user", "add", "alice@example.test", "-password", "secret")
 	mustCLI(t, d, "user", "add", "bob@example.test", "-password", "secret")
 
-	cfg := DefaultConfig()
-	cfg.Hostname = "mx.example.test"
-	cfg.DataDir = d
-	cfg.DNS.Server = "127.0.0.1:1"
-	cfg.AuthChecks.Enabled = false
-	port := func() string { return "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t)) }
-	cfg.SMTP.Listen, cfg.Submission.Listen, cfg.Submissions.Listen, cfg.HTTP.Listen = port(), port(), port(), port()
-	cfg.IMAP.Listen, cfg.IMAPS.Listen, cfg.DAV.Listen = "", port(), ""
+	cfg := testConfig(d)
+	cfg.SMTP.Listen, cfg.IMAPS.Listen = freePort(t), freePort(t)
 	cfg.SMTP.ProxyProtocol, cfg.IMAPS.ProxyProtocol = true, true
 	cfg.Proxy.Trusted = []string{"127.0.0.1"}
 	cfg.Limits.AuthStrangerChecks = 1

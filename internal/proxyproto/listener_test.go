@@ -90,6 +90,21 @@ func readLine(t *testing.T, c net.Conn) string {
 	return line
 }
 
+// servedAs checks that c, the server's side of cl, has the socket's
+// address and reads line first.
+func servedAs(t *testing.T, cl, c net.Conn, line string) {
+	t.Helper()
+	if got, want := c.RemoteAddr().String(), cl.LocalAddr().String(); got != want {
+		t.Errorf("RemoteAddr %s, want the socket's %s", got, want)
+	}
+	if line == "" {
+		return
+	}
+	if got := readLine(t, c); got != line {
+		t.Errorf("data %q, want %q", got, line)
+	}
+}
+
 func TestTrustedHeaderSetsRemoteAddr(t *testing.T) {
 	src := netip.MustParseAddrPort("198.51.100.7:40000")
 	dst := netip.MustParseAddrPort("192.0.2.2:25")
@@ -119,13 +134,7 @@ func TestTrustedHeaderSetsRemoteAddr(t *testing.T) {
 func TestTrustedLocalKeepsSocketAddr(t *testing.T) {
 	l, ch := serve(t, Options{Trusted: loopback})
 	cl := dial(t, l, string(Header{Version: 2}.Append(nil))+"QUIT\r\n")
-	c := next(t, ch)
-	if got, want := c.RemoteAddr().String(), cl.LocalAddr().String(); got != want {
-		t.Errorf("RemoteAddr %s, want the socket's %s", got, want)
-	}
-	if line := readLine(t, c); line != "QUIT\r\n" {
-		t.Errorf("data %q", line)
-	}
+	servedAs(t, cl, next(t, ch), "QUIT\r\n")
 }
 
 func TestTrustedWithoutHeaderRefused(t *testing.T) {
@@ -152,19 +161,10 @@ func TestTrustedWithoutHeaderRefused(t *testing.T) {
 func TestTrustedOptional(t *testing.T) {
 	l, ch := serve(t, Options{Trusted: loopback, Optional: true, HeaderTimeout: 100 * time.Millisecond})
 	cl := dial(t, l, "EHLO client\r\n")
-	c := next(t, ch)
-	if got, want := c.RemoteAddr().String(), cl.LocalAddr().String(); got != want {
-		t.Errorf("RemoteAddr %s, want %s", got, want)
-	}
-	if line := readLine(t, c); line != "EHLO client\r\n" {
-		t.Errorf("data %q", line)
-	}
+	servedAs(t, cl, next(t, ch), "EHLO client\r\n")
 	// A silent trusted client is served after the timeout.
 	cl = dial(t, l, "")
-	c = next(t, ch)
-	if got, want := c.RemoteAddr().String(), cl.LocalAddr().String(); got != want {
-		t.Errorf("silent: RemoteAddr %s, want %s", got, want)
-	}
+	servedAs(t, cl, next(t, ch), "")
 }
 
 // A trusted client that has not sent its header yet holds up no one.
@@ -190,13 +190,7 @@ func TestUntrusted(t *testing.T) {
 	t.Run("direct client served", func(t *testing.T) {
 		l, ch := serve(t, Options{}) // trusts no one
 		cl := dial(t, l, "a1 CAPABILITY\r\n")
-		c := next(t, ch)
-		if got, want := c.RemoteAddr().String(), cl.LocalAddr().String(); got != want {
-			t.Errorf("RemoteAddr %s, want %s", got, want)
-		}
-		if line := readLine(t, c); line != "a1 CAPABILITY\r\n" {
-			t.Errorf("data %q", line)
-		}
+		servedAs(t, cl, next(t, ch), "a1 CAPABILITY\r\n")
 	})
 	for _, h := range []Header{
 		{Version: 1, Proxied: true, Source: netip.MustParseAddrPort("203.0.113.1:1"), Destination: netip.MustParseAddrPort("192.0.2.2:25")},
