@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -27,8 +29,8 @@ func proxyServer(t *testing.T, routing *RoutingConfig) (Config, string) {
 	mustCLI(t, d, "user", "add", "bob@example.test", "-password", "secret")
 
 	cfg := testConfig(d)
-	cfg.SMTP.Listen, cfg.IMAPS.Listen = freePort(t), freePort(t)
-	cfg.SMTP.ProxyProtocol, cfg.IMAPS.ProxyProtocol = true, true
+	cfg.SMTP.Listen, cfg.IMAPS.Listen, cfg.DAV.Listen = freePort(t), freePort(t), freePort(t)
+	cfg.SMTP.ProxyProtocol, cfg.IMAPS.ProxyProtocol, cfg.DAV.ProxyProtocol = true, true, true
 	cfg.Proxy.Trusted = []string{"127.0.0.1"}
 	cfg.Limits.AuthStrangerChecks = 1
 	cfg.Routing = routing
@@ -36,7 +38,7 @@ func proxyServer(t *testing.T, routing *RoutingConfig) (Config, string) {
 		t.Fatal(err)
 	}
 	startServe(t, cfg)
-	for _, a := range []string{cfg.SMTP.Listen, cfg.IMAPS.Listen} {
+	for _, a := range []string{cfg.SMTP.Listen, cfg.IMAPS.Listen, cfg.DAV.Listen} {
 		if err := testpeer.WaitPort(a, 20*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -136,5 +138,42 @@ func TestProxyProtocolIMAPLimiter(t *testing.T) {
 	// address it would be the failing client's Stranger.
 	if err := login("203.0.113.2:1000", "secret"); err != nil {
 		t.Fatalf("another proxied client: %v", err)
+	}
+}
+
+// The same for DAV: the header precedes TLS and the request's client is
+// the header's.
+func TestProxyProtocolDAVLimiter(t *testing.T) {
+	cfg, _ := proxyServer(t, nil)
+	login := func(client, password string) int {
+		hc := &http.Client{Transport: &http.Transport{
+			DisableKeepAlives: true,
+			DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return tls.Client(dialProxied(t, addr, 1, client), &tls.Config{InsecureSkipVerify: true}), nil
+			},
+		}}
+		req, err := http.NewRequest("PROPFIND", "https://"+cfg.DAV.Listen+davPrefix+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Depth", "0")
+		req.SetBasicAuth("alice@example.test", password)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 2 {
+		if code := login("203.0.113.1:1000", "wrong"); code != http.StatusUnauthorized {
+			t.Fatalf("attempt %d with a wrong password: %d", i, code)
+		}
+	}
+	if code := login("203.0.113.1:1001", "secret"); code != http.StatusTooManyRequests {
+		t.Fatalf("third attempt from the failing client: %d, want 429", code)
+	}
+	if code := login("203.0.113.2:1000", "secret"); code != http.StatusMultiStatus {
+		t.Fatalf("another proxied client: %d, want 207", code)
 	}
 }
