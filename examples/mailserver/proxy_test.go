@@ -19,9 +19,11 @@ import (
 	"github.com/mailyard/mailyard/internal/testpeer"
 )
 
-// proxyServer starts the server with the PROXY protocol on the MX and
-// IMAPS listeners, trusting the loopback address the tests dial from.
-func proxyServer(t *testing.T, routing *RoutingConfig) (Config, string) {
+// proxyServer starts the server with the PROXY protocol on the listeners
+// named (smtp, imaps, dav), trusting the loopback address the tests dial
+// from. Only those listeners are opened, and each test uses all of them:
+// a listener still starting when the test ends would race with shutdown.
+func proxyServer(t *testing.T, routing *RoutingConfig, listeners ...string) (Config, string) {
 	t.Helper()
 	d := newDataDir(t)
 	mustCLI(t, d, "domain", "add", "example.test")
@@ -29,8 +31,21 @@ func proxyServer(t *testing.T, routing *RoutingConfig) (Config, string) {
 	mustCLI(t, d, "user", "add", "bob@example.test", "-password", "secret")
 
 	cfg := testConfig(d)
-	cfg.SMTP.Listen, cfg.IMAPS.Listen, cfg.DAV.Listen = freePort(t), freePort(t), freePort(t)
-	cfg.SMTP.ProxyProtocol, cfg.IMAPS.ProxyProtocol, cfg.DAV.ProxyProtocol = true, true, true
+	var addrs []string
+	for _, l := range listeners {
+		a := freePort(t)
+		switch l {
+		case "smtp":
+			cfg.SMTP = ListenerConfig{Listen: a, ProxyProtocol: true}
+		case "imaps":
+			cfg.IMAPS = IMAPConfig{Listen: a, ProxyProtocol: true}
+		case "dav":
+			cfg.DAV.Listen, cfg.DAV.ProxyProtocol = a, true
+		default:
+			t.Fatalf("listener %q", l)
+		}
+		addrs = append(addrs, a)
+	}
 	cfg.Proxy.Trusted = []string{"127.0.0.1"}
 	cfg.Limits.AuthStrangerChecks = 1
 	cfg.Routing = routing
@@ -38,7 +53,7 @@ func proxyServer(t *testing.T, routing *RoutingConfig) (Config, string) {
 		t.Fatal(err)
 	}
 	startServe(t, cfg)
-	for _, a := range []string{cfg.SMTP.Listen, cfg.IMAPS.Listen, cfg.DAV.Listen} {
+	for _, a := range addrs {
 		if err := testpeer.WaitPort(a, 20*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +82,7 @@ func dialProxied(t *testing.T, addr string, v int, client string) net.Conn {
 // The client address of the header is the one relaynets judge and the
 // Received field records.
 func TestProxyProtocolSMTP(t *testing.T) {
-	cfg, d := proxyServer(t, &RoutingConfig{Relaynets: []string{"198.51.100.0/24"}})
+	cfg, d := proxyServer(t, &RoutingConfig{Relaynets: []string{"198.51.100.0/24"}}, "smtp")
 
 	// From a relaynet: relaying to a remote domain is allowed, and a
 	// local delivery records the client's address.
@@ -113,7 +128,7 @@ func TestProxyProtocolSMTP(t *testing.T) {
 // client spend its budget, not that of another client behind the same
 // balancer.
 func TestProxyProtocolIMAPLimiter(t *testing.T) {
-	cfg, _ := proxyServer(t, nil)
+	cfg, _ := proxyServer(t, nil, "imaps")
 	login := func(client, password string) error {
 		conn := tls.Client(dialProxied(t, cfg.IMAPS.Listen, 2, client), &tls.Config{InsecureSkipVerify: true})
 		c := imapclient.New(conn, nil)
@@ -144,7 +159,7 @@ func TestProxyProtocolIMAPLimiter(t *testing.T) {
 // The same for DAV: the header precedes TLS and the request's client is
 // the header's.
 func TestProxyProtocolDAVLimiter(t *testing.T) {
-	cfg, _ := proxyServer(t, nil)
+	cfg, _ := proxyServer(t, nil, "dav")
 	login := func(client, password string) int {
 		hc := &http.Client{Transport: &http.Transport{
 			DisableKeepAlives: true,
