@@ -369,3 +369,13 @@ func (c *Conn) refuseHeader() error {
 		}
 	}
 }
+
+// CloseWrite shuts down the writing side of the socket (a server that
+// says goodbye before it closes uses it so its last reply is not lost to
+// a reset), or returns errors.ErrUnsupported when the socket cannot.
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}

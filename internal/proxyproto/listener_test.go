@@ -250,3 +250,22 @@ func TestClose(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// CloseWrite reaches the socket: the client reads the end of the stream
+// while the server can still read what it sends.
+func TestCloseWrite(t *testing.T) {
+	l, ch := serve(t, Options{Trusted: loopback})
+	cl := dial(t, l, string(Header{Version: 2}.Append(nil)))
+	c := next(t, ch)
+	if err := c.(*Conn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cl.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := cl.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+		t.Fatalf("client read %d, %v; want EOF", n, err)
+	}
+	io.WriteString(cl, "still here\r\n")
+	if line := readLine(t, c); line != "still here\r\n" {
+		t.Fatalf("server read %q", line)
+	}
+}
