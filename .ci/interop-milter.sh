@@ -68,12 +68,7 @@ opendkim -f -x "$work/opendkim.conf" >"$work/opendkim.log" 2>&1 &
 mpid=$!
 wait_port 127.0.0.1 "$mport" || fail "opendkim did not start"
 
-ms init
-ms domain add example.test
-ms user add alice@example.test -password 'correct horse'
-ms user add bob@example.test -password 'battery staple'
-"$work/mailserver" -config "$work/cfg.toml" serve >"$work/server.log" 2>&1 &
-pid=$!
+start_example_server
 wait_port 127.0.0.1 "$smtp"; wait_port 127.0.0.1 "$http"
 
 printf 'From: Alice <alice@example.test>\r\nTo: Bob <bob@example.test>\r\nSubject: milter interop\r\nMessage-ID: <milter-1@example.test>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\n\r\nHello Bob,\r\n\r\nsigned by a milter.\r\n' >"$work/msg.eml"

@@ -18,12 +18,7 @@ ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
 smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port)
 write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http"
 
-ms init
-ms domain add example.test
-ms user add alice@example.test -password 'correct horse'
-ms user add bob@example.test -password 'battery staple'
-"$work/mailserver" -config "$work/cfg.toml" serve >"$work/server.log" 2>&1 &
-pid=$!
+start_example_server
 wait_port 127.0.0.1 "$smtp"; wait_port 127.0.0.1 "$sub"; wait_port 127.0.0.1 "$subs"
 
 fail() { echo "FAIL: $*"; echo "--- server log"; tail -50 "$work/server.log"; exit 1; }

@@ -52,6 +52,20 @@ timeout = "1s"
 CFG
 }
 
+# start_example_server sets up the data directory of $work/cfg.toml with
+# the domain example.test and its users alice ('correct horse') and bob
+# ('battery staple'), then starts serve in the background, logging to
+# $work/server.log, with its pid in $pid.
+start_example_server() {
+  local ms="$work/mailserver"
+  "$ms" -config "$work/cfg.toml" init
+  "$ms" -config "$work/cfg.toml" domain add example.test
+  "$ms" -config "$work/cfg.toml" user add alice@example.test -password 'correct horse'
+  "$ms" -config "$work/cfg.toml" user add bob@example.test -password 'battery staple'
+  "$ms" -config "$work/cfg.toml" serve >"$work/server.log" 2>&1 &
+  pid=$!
+}
+
 # fail MESSAGE prints it and the end of $work/server.log, and exits 1.
 fail() {
   echo "FAIL: $*"

@@ -48,6 +48,9 @@ command -v pg_isready >/dev/null || need+=(postgresql-client)
 # EWS interop (.ci/interop-ews.sh): exchangelib, a real EWS client, for
 # /usr/bin/python3 (it brings requests_ntlm for NTLM).
 /usr/bin/python3 -c 'import exchangelib' 2>/dev/null || need+=(python3-exchangelib)
+# Load balancer interop (.ci/interop-proxy.sh): HAProxy with the PROXY
+# protocol, run in the foreground on loopback ports.
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Postfix asks how to configure itself; a local-only install is enough:

@@ -521,7 +521,7 @@ func (r *Rules) compileCentralHop(g *Gateway, errs *configErrors) {
 // compileRelaynets parses each relay network prefix.
 func (r *Rules) compileRelaynets(nets []string, errs *configErrors) {
 	for i, s := range nets {
-		p, err := parseRelaynet(s)
+		p, err := ParseNetwork(s)
 		if err != nil {
 			errs.fail("relaynets[%d]: %w", i, err)
 			continue
@@ -619,21 +619,25 @@ func (r *Rules) addRoute(pattern string, hop Hop) error {
 	return nil
 }
 
-func parseRelaynet(s string) (netip.Prefix, error) {
+// ParseNetwork parses a network written as a CIDR prefix ("192.0.2.0/24",
+// masked) or a single IP address (its /32 or /128), as relaynets and the
+// reference server's trusted balancers are written. IPv4-mapped IPv6
+// networks are refused: write them as IPv4.
+func ParseNetwork(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%w: relaynet %q: %w", ErrConfig, s, err)
+			return netip.Prefix{}, fmt.Errorf("%w: network %q: %w", ErrConfig, s, err)
 		}
 		if p.Addr().Is4In6() {
-			return netip.Prefix{}, fmt.Errorf("%w: relaynet %q: write IPv4-mapped networks as IPv4", ErrConfig, s)
+			return netip.Prefix{}, fmt.Errorf("%w: network %q: write IPv4-mapped networks as IPv4", ErrConfig, s)
 		}
 		return p.Masked(), nil
 	}
 	ip, err := netip.ParseAddr(s)
 	if err != nil || ip.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("%w: relaynet %q: want a CIDR or an IP address", ErrConfig, s)
+		return netip.Prefix{}, fmt.Errorf("%w: network %q: want a CIDR or an IP address", ErrConfig, s)
 	}
 	ip = ip.Unmap()
 	return netip.PrefixFrom(ip, ip.BitLen()), nil

@@ -339,10 +339,10 @@ func TestCompileErrors(t *testing.T) {
 		`always_bcc[1]: directory: invalid: domain "-x"`,
 		`always_bcc[2]: bad direction 5`,
 		`central_hop: routing: invalid configuration: next hop "": must name a host`,
-		`relaynets[0]: routing: invalid configuration: relaynet "10.0.0.0/33"`,
-		`relaynets[1]: routing: invalid configuration: relaynet "fe80::1%eth0": want a CIDR or an IP address`,
-		`relaynets[2]: routing: invalid configuration: relaynet "::ffff:10.0.0.0/104": write IPv4-mapped networks as IPv4`,
-		`relaynets[3]: routing: invalid configuration: relaynet "nonsense"`,
+		`relaynets[0]: routing: invalid configuration: network "10.0.0.0/33"`,
+		`relaynets[1]: routing: invalid configuration: network "fe80::1%eth0": want a CIDR or an IP address`,
+		`relaynets[2]: routing: invalid configuration: network "::ffff:10.0.0.0/104": write IPv4-mapped networks as IPv4`,
+		`relaynets[3]: routing: invalid configuration: network "nonsense"`,
 	} {
 		assert.Contains(t, msg, want)
 	}

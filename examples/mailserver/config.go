@@ -36,6 +36,7 @@ type Config struct {
 	HTTP        HTTPConfig     `toml:"http"`
 	DAV         DAVConfig      `toml:"dav"`
 	Limits      LimitsConfig   `toml:"limits"`
+	Proxy       ProxyConfig    `toml:"proxy"`
 	DNS         DNSConfig      `toml:"dns"`
 	AuthChecks  AuthChecks     `toml:"auth_checks"`
 	DKIM        DKIMConfig     `toml:"dkim"`
@@ -96,6 +97,9 @@ type TLSConfig struct {
 // ListenerConfig is one SMTP listener. An empty Listen disables it.
 type ListenerConfig struct {
 	Listen string `toml:"listen"`
+	// ProxyProtocol reads a PROXY protocol header from [proxy] trusted
+	// balancers (proxy.go).
+	ProxyProtocol bool `toml:"proxy_protocol"`
 }
 
 // IMAPConfig is one IMAP listener: [imap] with STARTTLS, [imaps] with
@@ -105,6 +109,9 @@ type IMAPConfig struct {
 	// AllowInsecureAuth permits LOGIN and AUTHENTICATE without TLS. Only
 	// for loopback tests and benchmarks.
 	AllowInsecureAuth bool `toml:"allow_insecure_auth"`
+	// ProxyProtocol reads a PROXY protocol header from [proxy] trusted
+	// balancers (proxy.go).
+	ProxyProtocol bool `toml:"proxy_protocol"`
 }
 
 // HTTPConfig is the HTTP listener (metrics, health; the admin API later).
@@ -189,6 +196,7 @@ func DefaultConfig() Config {
 		AuthChecks: AuthChecks{Enabled: true, DMARCReject: "policy", DMARCQuarantine: "policy"},
 		DKIM:       DKIMConfig{Sign: true, VerificationWindow: Duration{7 * 24 * time.Hour}},
 		Queue:      defaultQueueConfig(),
+		Proxy:      defaultProxyConfig(),
 	}
 }
 
@@ -311,6 +319,9 @@ func (c Config) Validate() error {
 		return errors.New(`keys "tls.cert_file" and "tls.key_file": set both or neither`)
 	}
 	if err := c.validateListeners(); err != nil {
+		return err
+	}
+	if err := c.validateProxy(); err != nil {
 		return err
 	}
 	if err := c.DAV.validate(); err != nil {

@@ -74,6 +74,11 @@ func TestConfigErrorsNameFileLineKey(t *testing.T) {
 		// Zero would silently mean "no limit" and "7 days" respectively.
 		{"[dns]\ntimeout = \"0s\"\n", []string{"dns.timeout"}},
 		{"[dkim]\nverification_window = \"0s\"\n", []string{"dkim.verification_window"}},
+		// A proxy listener needs a balancer to trust; trusted networks
+		// parse like relaynets.
+		{"[smtp]\nproxy_protocol = true\n", []string{":2:", `"smtp.proxy_protocol"`, "proxy.trusted"}},
+		{"[proxy]\ntrusted = [\"10.0.0.0/33\"]\n", []string{`"proxy.trusted[0]"`, "10.0.0.0/33"}},
+		{"[proxy]\nheader_timeout = \"0s\"\n", []string{":2:", "proxy.header_timeout"}},
 	}
 	for _, c := range cases {
 		p := writeConfig(t, c.text)

@@ -31,6 +31,9 @@ type DAVConfig struct {
 	// on loopback. Without it a plain HTTP request to the listener is
 	// refused (400) before any credentials are read.
 	InsecureHTTP bool `toml:"insecure_http"`
+	// ProxyProtocol reads a PROXY protocol header from [proxy] trusted
+	// balancers before TLS (proxy.go).
+	ProxyProtocol bool `toml:"proxy_protocol"`
 	// Limits of package dav (see dav.Limits); zero takes dav's default.
 	MaxResourceSize         int64 `toml:"max_resource_size"`
 	MaxCollections          int   `toml:"max_collections"`
@@ -107,6 +110,7 @@ func (ls *listeners) listenDAV(cfg Config, logger *slog.Logger, sh shared) error
 	if err != nil {
 		return err
 	}
+	ln = proxyListener(ln, cfg.DAV.ProxyProtocol, cfg.Proxy, logger, "dav")
 	timed, err := davLatency(sh.reg, h)
 	if err != nil {
 		return fmt.Errorf("dav listener: %w", err)

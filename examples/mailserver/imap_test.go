@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,15 +24,8 @@ func TestIMAPSeesSMTPDeliveryWhileIdling(t *testing.T) {
 	mustCLI(t, d, "domain", "add", "example.test")
 	mustCLI(t, d, "user", "add", "alice@example.test", "-password", "secret")
 
-	cfg := DefaultConfig()
-	cfg.Hostname = "mx.example.test"
-	cfg.DataDir = d
-	cfg.DNS.Server = "127.0.0.1:1"
-	cfg.AuthChecks.Enabled = false
-	port := func() string { return "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t)) }
-	cfg.SMTP.Listen, cfg.Submission.Listen, cfg.Submissions.Listen, cfg.HTTP.Listen = port(), port(), port(), port()
-	cfg.IMAP.Listen, cfg.IMAPS.Listen = port(), port()
-	cfg.DAV.Listen = "" // dav_test.go
+	cfg := testConfig(d)
+	cfg.SMTP.Listen, cfg.HTTP.Listen, cfg.IMAP.Listen, cfg.IMAPS.Listen = freePort(t), freePort(t), freePort(t), freePort(t)
 	cfg.IMAP.AllowInsecureAuth = true
 
 	startServe(t, cfg)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,14 +94,8 @@ func TestQuarantineCommandsEndToEnd(t *testing.T) {
 	d := newDataDir(t)
 	mustCLI(t, d, "domain", "add", "example.test")
 	mustCLI(t, d, "user", "add", "alice@example.test", "-password", "secret")
-	cfg := DefaultConfig()
-	cfg.Hostname = "mx.example.test"
-	cfg.DataDir = d
-	cfg.DNS.Server = "127.0.0.1:1"
-	cfg.AuthChecks.Enabled = false
-	port := func() string { return "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t)) }
-	cfg.SMTP.Listen, cfg.HTTP.Listen = port(), port()
-	cfg.Submission.Listen, cfg.Submissions.Listen, cfg.IMAP.Listen, cfg.IMAPS.Listen, cfg.DAV.Listen = "", "", "", "", ""
+	cfg := testConfig(d)
+	cfg.SMTP.Listen, cfg.HTTP.Listen = freePort(t), freePort(t)
 	cfg.Milters = []MilterConfig{{Name: "av", Address: "tcp:" + ln.Addr().String()}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

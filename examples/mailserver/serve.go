@@ -259,15 +259,15 @@ func (ls *listeners) closeAll() {
 func (ls *listeners) listenSMTP(cfg Config, logger *slog.Logger, sh shared) error {
 	type listener struct {
 		name string
-		addr string
+		cfg  ListenerConfig
 		mode smtp.Mode
 	}
 	for _, l := range []listener{
-		{"smtp", cfg.SMTP.Listen, smtp.ModeMX},
-		{"submission", cfg.Submission.Listen, smtp.ModeSubmission},
-		{"submissions", cfg.Submissions.Listen, smtp.ModeSubmissions},
+		{"smtp", cfg.SMTP, smtp.ModeMX},
+		{"submission", cfg.Submission, smtp.ModeSubmission},
+		{"submissions", cfg.Submissions, smtp.ModeSubmissions},
 	} {
-		if l.addr == "" {
+		if l.cfg.Listen == "" {
 			continue
 		}
 		o := sh.smtp
@@ -285,10 +285,12 @@ func (ls *listeners) listenSMTP(cfg Config, logger *slog.Logger, sh shared) erro
 		if err != nil {
 			return fmt.Errorf("%s listener: %w", l.name, err)
 		}
-		ln, err := listenTCP(logger, l.name, l.addr)
+		ln, err := listenTCP(logger, l.name, l.cfg.Listen)
 		if err != nil {
 			return err
 		}
+		// Below submissions' TLS, which smtp.Server adds per connection.
+		ln = proxyListener(ln, l.cfg.ProxyProtocol, cfg.Proxy, logger, l.name)
 		ls.smtp = append(ls.smtp, srv)
 		ls.smtpLns = append(ls.smtpLns, ln)
 	}
@@ -326,6 +328,8 @@ func (ls *listeners) listenIMAP(cfg Config, logger *slog.Logger, sh shared) erro
 		if err != nil {
 			return err
 		}
+		// Below imaps' TLS, which imap.Server puts over this listener.
+		ln = proxyListener(ln, l.cfg.ProxyProtocol, cfg.Proxy, logger, l.name)
 		ls.imap = append(ls.imap, srv)
 		ls.imapLns = append(ls.imapLns, ln)
 	}
@@ -340,13 +344,7 @@ func (ls *listeners) listenHTTP(cfg Config, logger *slog.Logger, sh shared) erro
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(sh.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := sh.st.ListAccounts(r.Context(), "", 1); err != nil {
-			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
+	mux.Handle("GET /healthz", healthHandler(sh.st))
 	ln, err := listenTCP(logger, "http", cfg.HTTP.Listen)
 	if err != nil {
 		return err

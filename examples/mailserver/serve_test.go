@@ -124,6 +124,24 @@ func TestResolverTimeout(t *testing.T) {
 	}
 }
 
+// testConfig is the defaults with data directory d, hostname
+// mx.example.test, DNS on a loopback port where nothing answers (no lookup
+// leaves loopback), no DKIM/SPF/DMARC checks and every listener off; set
+// the ones a test needs to freePort addresses.
+func testConfig(d string) Config {
+	cfg := DefaultConfig()
+	cfg.Hostname = "mx.example.test"
+	cfg.DataDir = d
+	cfg.DNS.Server = "127.0.0.1:1"
+	cfg.AuthChecks.Enabled = false
+	cfg.SMTP.Listen, cfg.Submission.Listen, cfg.Submissions.Listen, cfg.HTTP.Listen = "", "", "", ""
+	cfg.IMAP.Listen, cfg.IMAPS.Listen, cfg.DAV.Listen = "", "", ""
+	return cfg
+}
+
+// freePort returns a free loopback address for a listener.
+func freePort(t *testing.T) string { return "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t)) }
+
 // startServe runs serve with cfg until the test ends, then stops it and
 // checks that it returned cleanly.
 func startServe(t *testing.T, cfg Config) {
