@@ -151,24 +151,27 @@ func (s *Server) logger() *slog.Logger {
 
 // Serve accepts incoming connections on the listener ln.
 func (s *Server) Serve(ln net.Listener) error {
+	// mailyard: the WaitGroup is added to under the mutex, in the same
+	// step that registers the listener, so a Close that runs at once
+	// either sees the listener (and waits for it) or refuses Serve;
+	// upstream's Add after the unlock raced with Close's Wait.
 	s.mutex.Lock()
 	ok := !s.closed
 	if ok {
 		s.listeners[ln] = struct{}{}
+		s.listenerWaitGroup.Add(1)
 	}
 	s.mutex.Unlock()
 	if !ok {
 		return errClosed
 	}
+	defer s.listenerWaitGroup.Done()
 
 	defer func() {
 		s.mutex.Lock()
 		delete(s.listeners, ln)
 		s.mutex.Unlock()
 	}()
-
-	s.listenerWaitGroup.Add(1)
-	defer s.listenerWaitGroup.Done()
 
 	var delay time.Duration
 	for {
