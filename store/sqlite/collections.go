@@ -172,14 +172,6 @@ func (s *Store) DeleteCollection(ctx context.Context, account string, kind store
 	return wrapErr("delete collection", err)
 }
 
-// unquoteETag accepts an ETag with or without its quotes.
-func unquoteETag(e string) string {
-	if len(e) >= 2 && e[0] == '"' && e[len(e)-1] == '"' {
-		return e[1 : len(e)-1]
-	}
-	return e
-}
-
 // logChange bumps a collection's sync token, records the change and
 // prunes the log to Options.ChangeLogLimit entries.
 func (t *wtx) logChange(collectionID int64, name string, deleted bool) (token uint64, account string, err error) {
