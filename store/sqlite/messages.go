@@ -298,7 +298,7 @@ func (s *Store) ListMessages(ctx context.Context, account, mailbox string, uids 
 		return nil, err
 	}
 	var out []store.Message
-	err = s.readTx(ctx, func(tx *sql.Tx) error {
+	err = s.readTx(ctx, func(tx *rtx) error {
 		m, err := getMailbox(ctx, tx, account, name)
 		if err != nil {
 			return err
@@ -360,7 +360,7 @@ func (s *Store) Search(ctx context.Context, account, mailbox string, c store.Sea
 		add("instr(' ' || lower(flags) || ' ', ?) = 0", " "+strings.ToLower(cf)+" ")
 	}
 	out := []uint32{}
-	err = s.readTx(ctx, func(tx *sql.Tx) error {
+	err = s.readTx(ctx, func(tx *rtx) error {
 		m, err := getMailbox(ctx, tx, account, name)
 		if err != nil {
 			return err
@@ -400,7 +400,7 @@ func (s *Store) OpenBody(ctx context.Context, account, mailbox string, uid uint3
 		return nil, err
 	}
 	lookup := func() (blob string, err error) {
-		err = s.readTx(ctx, func(tx *sql.Tx) error {
+		err = s.readTx(ctx, func(tx *rtx) error {
 			m, err := getMailbox(ctx, tx, account, name)
 			if err != nil {
 				return err
@@ -668,7 +668,7 @@ func (s *Store) Changes(ctx context.Context, account, mailbox string, sinceModSe
 	}
 	cs := store.ChangeSet{Changed: []store.Message{}, Vanished: []uint32{}}
 	since := int64(min(sinceModSeq, math.MaxInt64)) // SQLite integers are signed
-	err = s.readTx(ctx, func(tx *sql.Tx) error {
+	err = s.readTx(ctx, func(tx *rtx) error {
 		m, err := getMailbox(ctx, tx, account, name)
 		if err != nil {
 			return err
