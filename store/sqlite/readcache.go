@@ -15,16 +15,23 @@ const maxReadStmts = 256
 
 // readCache holds the read pool's statements prepared by text.
 type readCache struct {
-	mu    sync.Mutex
-	stmts map[string]*sql.Stmt
+	mu      sync.Mutex
+	stmts   map[string]*sql.Stmt
+	pending map[string]bool // being prepared
+	closed  bool
+	wg      sync.WaitGroup // the preparing goroutines
 }
 
-// rstmt returns the read pool's prepared statement for q, preparing it on
-// first use, or nil when the cache is full or q does not prepare.
-// database/sql prepares it on each pooled connection the first time it
-// runs there and keeps it, so a query is parsed once per connection
-// instead of once per call: parsing was most of a poll's store time (the
-// mailbox look-up after every IMAP command, issue 16).
+// rstmt returns the read pool's prepared statement for q, or nil when it
+// is not prepared (yet): the caller then runs q unprepared. A miss starts
+// preparing q in the background, unless the cache is full. database/sql
+// prepares a statement on each pooled connection the first time it runs
+// there and keeps it, so a query is parsed once per connection instead
+// of once per call: parsing was most of a poll's store time (the mailbox
+// look-up after every IMAP command, issue 16). The preparing never
+// happens in the caller: a caller inside a read transaction holds one of
+// the pool's connections, and waiting for another could deadlock a full
+// pool.
 func (s *Store) rstmt(q string) *sql.Stmt {
 	c := &s.rcache
 	c.mu.Lock()
@@ -32,25 +39,53 @@ func (s *Store) rstmt(q string) *sql.Stmt {
 	if st, ok := c.stmts[q]; ok {
 		return st
 	}
-	if len(c.stmts) >= maxReadStmts || s.rdb == nil {
+	if c.closed || c.pending[q] || len(c.stmts)+len(c.pending) >= maxReadStmts || s.rdb == nil {
 		return nil
 	}
-	st, err := s.rdb.PrepareContext(context.Background(), q)
-	if err != nil {
-		return nil
+	if c.pending == nil {
+		c.pending = make(map[string]bool)
 	}
-	if c.stmts == nil {
-		c.stmts = make(map[string]*sql.Stmt)
-	}
-	c.stmts[q] = st
-	return st
+	c.pending[q] = true
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		st, err := s.rdb.PrepareContext(s.baseCtxOrBackground(), q)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.pending, q)
+		switch {
+		case err != nil:
+			// Runs unprepared; a statement that does not prepare is
+			// not tried again until the cache is reopened.
+			if c.stmts == nil {
+				c.stmts = make(map[string]*sql.Stmt)
+			}
+			c.stmts[q] = nil
+		case c.closed:
+			st.Close()
+		default:
+			if c.stmts == nil {
+				c.stmts = make(map[string]*sql.Stmt)
+			}
+			c.stmts[q] = st
+		}
+	}()
+	return nil
 }
 
+// close waits for statements being prepared and closes them all.
 func (c *readCache) close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.wg.Wait()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var first error
 	for _, st := range c.stmts {
+		if st == nil {
+			continue
+		}
 		if err := st.Close(); err != nil && first == nil {
 			first = err
 		}
