@@ -53,22 +53,18 @@ func (s *Store) rstmt(q string) *sql.Stmt {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		delete(c.pending, q)
-		switch {
-		case err != nil:
-			// Runs unprepared; a statement that does not prepare is
-			// not tried again until the cache is reopened.
-			if c.stmts == nil {
-				c.stmts = make(map[string]*sql.Stmt)
+		if c.closed {
+			if err == nil {
+				st.Close()
 			}
-			c.stmts[q] = nil
-		case c.closed:
-			st.Close()
-		default:
-			if c.stmts == nil {
-				c.stmts = make(map[string]*sql.Stmt)
-			}
-			c.stmts[q] = st
+			return
 		}
+		if c.stmts == nil {
+			c.stmts = make(map[string]*sql.Stmt)
+		}
+		// A statement that does not prepare (nil) runs unprepared and is
+		// not tried again.
+		c.stmts[q] = st
 	}()
 	return nil
 }
