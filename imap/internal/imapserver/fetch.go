@@ -21,12 +21,6 @@ import (
 const envelopeDateLayout = "Mon, 02 Jan 2006 15:04:05 -0700"
 
 type fetchWriterOptions struct {
-	// mailyard: batch leaves each FETCH response in the write buffer
-	// (Encoder.EndLine) for the tagged response to flush: FETCH and
-	// STORE, which are followed by one. Unsolicited FETCH responses
-	// (UpdateWriter, also during IDLE) are flushed at once.
-	batch bool
-
 	bodyStructure struct {
 		extended    bool // BODYSTRUCTURE
 		nonExtended bool // BODY
@@ -129,7 +123,6 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		}
 	}
 
-	writerOptions.batch = true
 	w := &FetchWriter{conn: c, options: writerOptions, vanished: vanished}
 	if err := c.session.Fetch(w, numSet, &options); err != nil {
 		return err
@@ -800,13 +793,7 @@ func (w *FetchResponseWriter) Close() error {
 	if w.enc == nil {
 		return fmt.Errorf("imapserver: FetchResponseWriter already closed")
 	}
-	w.enc.Special(')')
-	var err error
-	if w.options.batch {
-		err = w.enc.EndLine()
-	} else {
-		err = w.enc.CRLF()
-	}
+	err := w.enc.Special(')').CRLF()
 	w.enc.end()
 	w.enc = nil
 	if w.err != nil {

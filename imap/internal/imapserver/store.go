@@ -93,7 +93,7 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 		}
 	}
 
-	w := &FetchWriter{conn: c, options: fetchWriterOptions{batch: true}}
+	w := &FetchWriter{conn: c}
 	// mailyard: a conditional STORE that failed for some messages ends
 	// with an OK carrying [MODIFIED set] (RFC 7162 §3.1.3), which
 	// Conn.complete writes after the updates.

@@ -84,15 +84,6 @@ func (enc *Encoder) Flush() error {
 	return enc.w.Flush()
 }
 
-// EndLine ends a line like CRLF but leaves it in the buffer, for a
-// response that more of the same command's responses follow (mailyard:
-// one write for the FETCH responses of a command, not one each, issue 16).
-// The command's tagged response, written with CRLF, flushes it.
-func (enc *Encoder) EndLine() error {
-	enc.writeString("\r\n")
-	return enc.err
-}
-
 func (enc *Encoder) Atom(s string) *Encoder {
 	return enc.writeString(s)
 }
