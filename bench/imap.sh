@@ -29,8 +29,24 @@
 #      goroutines from /metrics. For reference, DV_IDLE_CONNS against Dovecot (one imap
 #      process per connection): summed PSS of the instance's processes.
 #
+#  Probe (issue 16): bench/imapload -probe, one client on the first
+#      account, PROBE_N rounds of every command kind on its own (LOGIN of
+#      a fresh connection, SELECT, LIST, STATUS, FETCH FLAGS / ENVELOPE /
+#      BODY.PEEK[HEADER] / BODY.PEEK[], SEARCH, STORE, COPY, APPEND,
+#      STORE \Deleted, EXPUNGE, NOOP): p50 and p99 per kind.
+#  Mix (issue 16): bench/imapload -mix, MIX_CLIENTS connections that log
+#      in once (LOGIN counted apart) and run imaptest's default profile
+#      for MIX_DURATION seconds over the INBOXes of MIX_ACCOUNTS accounts
+#      shared between them: commands/s.
+#  Dovecot runs probe and mix twice: with its default mail_fsync =
+#  optimized, then restarted on the same Maildirs with mail_fsync = always
+#  (acknowledged writes durable, as ours are).
+#
 # Environment (all optional):
-#   USERS=50 CLIENTS=50 DURATION=60 SEED=100 ROUNDS=5   the load
+#   USERS=50 CLIENTS=50 DURATION=60 SEED=100 ROUNDS=5   the login-per-session load
+#   OLD_LOAD=1                                          0 skips that load
+#   PROBE_N=200 MIX_CLIENTS=50 MIX_DURATION=60 MIX_ACCOUNTS=5  probe and mix
+#   DV_ALWAYS=1                                         0 skips Dovecot's mail_fsync = always run
 #   IDLE_CONNS=10000 DV_IDLE_CONNS=200 IDLE_SETTLE=30   idle-connection memory
 #   DV_PASSWD=argon2id|plain                            Dovecot's password scheme
 #   ONLY=ours|dovecot                                   run one side only
@@ -57,10 +73,16 @@ DV_PASSWD=${DV_PASSWD:-argon2id}
 ONLY=${ONLY:-}
 KEEP_WORK=${KEEP_WORK:-}
 MAILSERVER=${MAILSERVER:-}
+OLD_LOAD=${OLD_LOAD:-1}
+PROBE_N=${PROBE_N:-200}
+MIX_CLIENTS=${MIX_CLIENTS:-50}
+MIX_DURATION=${MIX_DURATION:-60}
+MIX_ACCOUNTS=${MIX_ACCOUNTS:-5}
+DV_ALWAYS=${DV_ALWAYS:-1}
 
 case "$ONLY" in "" | ours | dovecot) ;; *) echo "ONLY must be ours or dovecot" >&2; exit 2 ;; esac
 case "$DV_PASSWD" in argon2id | plain) ;; *) echo "DV_PASSWD must be argon2id or plain" >&2; exit 2 ;; esac
-for v in USERS CLIENTS DURATION SEED ROUNDS IDLE_CONNS DV_IDLE_CONNS IDLE_SETTLE; do
+for v in USERS CLIENTS DURATION SEED ROUNDS IDLE_CONNS DV_IDLE_CONNS IDLE_SETTLE OLD_LOAD PROBE_N MIX_CLIENTS MIX_DURATION MIX_ACCOUNTS DV_ALWAYS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a number, got '${!v}'" >&2; exit 2; }
 done
 [ "$(id -u)" = 0 ] || { echo "run as root: the private Dovecot instance needs it" >&2; exit 2; }
@@ -212,6 +234,30 @@ idle_end() {
   idle_still=${idle_still:-n/a}
 }
 
+# probe_and_mix PORT SIDE: the latency probe and the stay-logged-in mix
+# against 127.0.0.1:PORT; sets PR_P50[SIDE:kind], PR_P99[SIDE:kind],
+# MIX_CPS[SIDE], MIX_ERRS[SIDE] and PM_OK[SIDE] (1 when both ran clean).
+declare -A PR_P50 PR_P99 MIX_CPS MIX_ERRS PM_OK MIX_P50 MIX_P99
+probe_and_mix() {
+  local port=$1 side=$2 kind p50 p99 ok=1
+  log "$side: probe ($PROBE_N rounds)"
+  "$WORK/imapload" -addr "127.0.0.1:$port" -users "$WORK/accounts" -probe -probe-n "$PROBE_N" \
+    >"$OUT/$side-probe.txt" 2>&1 || ok=
+  while read -r kind p50 p99; do PR_P50[$side:$kind]=$p50 PR_P99[$side:$kind]=$p99; done \
+    < <(sed -n 's/^RESULT kind=\([a-z_0-9]*\) count=[0-9]* p50_ms=\([0-9.]*\) p99_ms=\([0-9.]*\).*/\1 \2 \3/p' "$OUT/$side-probe.txt")
+  log "$side: mix ($MIX_CLIENTS clients, ${MIX_DURATION}s, $MIX_ACCOUNTS shared INBOXes)"
+  "$WORK/imapload" -addr "127.0.0.1:$port" -users "$WORK/accounts" -mix -clients "$MIX_CLIENTS" \
+    -duration "${MIX_DURATION}s" -mix-accounts "$MIX_ACCOUNTS" >"$OUT/$side-mix.txt" 2>&1 || ok=
+  while read -r kind p50 p99; do MIX_P50[$side:$kind]=$p50 MIX_P99[$side:$kind]=$p99; done \
+    < <(sed -n 's/^RESULT kind=\([a-z_0-9]*\) count=[0-9]* p50_ms=\([0-9.]*\) p99_ms=\([0-9.]*\).*/\1 \2 \3/p' "$OUT/$side-mix.txt")
+  MIX_CPS[$side]=$(sed -n 's/^TOTAL .*commands_per_s=\([0-9.]*\).*/\1/p' "$OUT/$side-mix.txt")
+  MIX_ERRS[$side]=$(sed -n 's/^TOTAL .* errors=\([0-9]*\).*/\1/p' "$OUT/$side-mix.txt")
+  MIX_CPS[$side]=${MIX_CPS[$side]:-n/a} MIX_ERRS[$side]=${MIX_ERRS[$side]:-n/a}
+  [ "${MIX_ERRS[$side]}" = 0 ] || ok=
+  PM_OK[$side]=$ok
+  log "$side: probe $(grep -c '^RESULT' "$OUT/$side-probe.txt") kinds; mix ${MIX_CPS[$side]} commands/s, ${MIX_ERRS[$side]} errors"
+}
+
 # ---------------------------------------------------------------- Dovecot
 dv_note= dv_ok= dv_idle_kib=n/a dv_idle_total=n/a
 run_dovecot() {
@@ -232,11 +278,17 @@ default_vsz_limit = 1G"; then
   fi
   log "dovecot: $(cat "$OUT/dovecot-seed.txt")"
   sync
-  log "dovecot: load run"
-  "$WORK/imapload" -addr "127.0.0.1:$port" "${LOAD_ARGS[@]}" >"$OUT/dovecot-load.txt" 2>&1 || true
-  parse_run "$OUT/dovecot-load.txt" dovecot
-  log "dovecot: $dv_cps commands/s, $dv_errs errors"
-  [ "$dv_cps" != n/a ] && [ "$dv_errs" = 0 ] && dv_ok=1
+  if [ "$OLD_LOAD" != 0 ]; then
+    log "dovecot: load run"
+    "$WORK/imapload" -addr "127.0.0.1:$port" "${LOAD_ARGS[@]}" >"$OUT/dovecot-load.txt" 2>&1 || true
+    parse_run "$OUT/dovecot-load.txt" dovecot
+    log "dovecot: $dv_cps commands/s, $dv_errs errors"
+    [ "$dv_cps" != n/a ] && [ "$dv_errs" = 0 ] && dv_ok=1
+  else
+    dv_ok=1
+  fi
+  probe_and_mix "$port" dovecot
+  [ -n "${PM_OK[dovecot]}" ] || dv_ok=
 
   if [ "$DV_IDLE_CONNS" -gt 0 ]; then
     local before after
@@ -253,10 +305,24 @@ default_vsz_limit = 1G"; then
     log "dovecot: $idle_open of $DV_IDLE_CONNS open, PSS ${before} KiB -> ${after} KiB, $dv_idle_kib KiB per connection"
   fi
   dovecot_stop "$dv_dir"; wait "$dovecot_pid" 2>/dev/null || true; dovecot_pid=
+  if [ "$DV_ALWAYS" != 0 ]; then
+    port=$(free_port)
+    log "dovecot: restarted with mail_fsync = always on 127.0.0.1:$port"
+    if ! dovecot_start "$dv_dir" "$port" "$WORK/dovecot-accounts" "default_process_limit = $((CLIENTS + MIX_CLIENTS + 100))
+default_client_limit = $((2 * (CLIENTS + MIX_CLIENTS) + 1000))
+default_vsz_limit = 1G
+mail_fsync = always"; then
+      dv_note="did not start with mail_fsync = always"; dv_ok=; return 1
+    fi
+    cp "$dv_dir/dovecot.conf" "$OUT/dovecot-always.conf"
+    probe_and_mix "$port" dovecot_always
+    [ -n "${PM_OK[dovecot_always]}" ] || dv_ok=
+    dovecot_stop "$dv_dir"; wait "$dovecot_pid" 2>/dev/null || true; dovecot_pid=
+  fi
 }
 
 # ---------------------------------------------------------------- ours
-ours_cpu=n/a
+ours_cpu=n/a ours_mix_cpu=n/a
 ours_note= ours_ok= ours_idle_kib=n/a ours_idle_rss=n/a ours_idle_base=n/a ours_idle_open=n/a ours_idle_still=n/a
 ours_idle_rss0=n/a ours_idle_kib0=n/a ours_heap0=n/a ours_heap=n/a ours_gor0=n/a ours_gor=n/a ours_idle_secs=n/a
 # metric NAME: one value from our /metrics.
@@ -345,8 +411,9 @@ CFG
   sync
 
   start_ours ours-server.log || return 1
-  log "ours: load run"
   local c0 c1
+  if [ "$OLD_LOAD" != 0 ]; then
+  log "ours: load run"
   c0=$(cpu_ticks "$ms_pid")
   "$WORK/imapload" -addr "127.0.0.1:$ours_port" "${LOAD_ARGS[@]}" >"$OUT/ours-load.txt" 2>&1 || true
   c1=$(cpu_ticks "$ms_pid" 2>/dev/null || echo "$c0")
@@ -358,6 +425,15 @@ CFG
   log "ours: $ours_cps commands/s, $ours_errs errors"
   kill -0 "$ms_pid" 2>/dev/null || ours_note="server died under load"
   [ "$ours_cps" != n/a ] && [ "$ours_errs" = 0 ] && kill -0 "$ms_pid" 2>/dev/null && ours_ok=1
+  else
+    ours_ok=1
+  fi
+  c0=$(cpu_ticks "$ms_pid")
+  probe_and_mix "$ours_port" ours
+  c1=$(cpu_ticks "$ms_pid" 2>/dev/null || echo "$c0")
+  ours_mix_cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f s", (b - a) / hz }')
+  log "ours: server CPU during probe and mix: $ours_mix_cpu"
+  [ -n "${PM_OK[ours]}" ] && kill -0 "$ms_pid" 2>/dev/null || ours_ok=
   echo "--- restart for the idle test" >>"$OUT/ours-server.log"
   stop_pid "$ms_pid" 30; ms_pid=
 
@@ -434,6 +510,26 @@ kinds="connect login select fetch_headers fetch_body store append expunge logout
   if [ "$DV_IDLE_CONNS" -gt 0 ] && [ "$ONLY" != ours ]; then
     printf '%-40s %s\n' "dovecot, $DV_IDLE_CONNS idle connections" "summed PSS ${dv_idle_total} MiB; $dv_idle_kib KiB per connection"
   fi
+  echo
+  echo "probe: one client, $PROBE_N rounds, every command on its own (bench/imapload -probe); ms"
+  printf '%-16s %10s %10s %10s %10s %10s %10s %9s %9s\n' "" "ours p50" "dv p50" "dvAlw p50" "ours p99" "dv p99" "dvAlw p99" "p50 o/d" "p50 o/dA"
+  for k in login select list status fetch_flags fetch_envelope fetch_header fetch_body search store copy append store_deleted expunge noop; do
+    printf '%-16s %10s %10s %10s %10s %10s %10s %9s %9s\n' "$k" "${PR_P50[ours:$k]:-n/a}" "${PR_P50[dovecot:$k]:-n/a}" "${PR_P50[dovecot_always:$k]:-n/a}" \
+      "${PR_P99[ours:$k]:-n/a}" "${PR_P99[dovecot:$k]:-n/a}" "${PR_P99[dovecot_always:$k]:-n/a}" \
+      "$(ratio "${PR_P50[ours:$k]:-}" "${PR_P50[dovecot:$k]:-}")" "$(ratio "${PR_P50[ours:$k]:-}" "${PR_P50[dovecot_always:$k]:-}")"
+  done
+  echo
+  echo "mix: $MIX_CLIENTS clients logged in once, ${MIX_DURATION}s, imaptest default profile over $MIX_ACCOUNTS shared INBOXes (bench/imapload -mix)"
+  printf '%-40s %s\n' "commands/s ours" "${MIX_CPS[ours]:-n/a} (errors: ${MIX_ERRS[ours]:-n/a}; server CPU in probe+mix $ours_mix_cpu)"
+  printf '%-40s %s\n' "commands/s dovecot (fsync optimized)" "${MIX_CPS[dovecot]:-n/a} (errors: ${MIX_ERRS[dovecot]:-n/a})"
+  printf '%-40s %s\n' "commands/s dovecot (fsync always)" "${MIX_CPS[dovecot_always]:-n/a} (errors: ${MIX_ERRS[dovecot_always]:-n/a})"
+  printf '%-40s %s\n' "ratio ours / dovecot optimized" "$(ratio "${MIX_CPS[ours]:-}" "${MIX_CPS[dovecot]:-}")"
+  printf '%-40s %s\n' "ratio ours / dovecot always" "$(ratio "${MIX_CPS[ours]:-}" "${MIX_CPS[dovecot_always]:-}")"
+  printf '%-16s %10s %10s %10s %10s %10s %10s\n' "mix kind" "ours p50" "dv p50" "dvAlw p50" "ours p99" "dv p99" "dvAlw p99"
+  for k in login select fetch fetch2 list status copy store store_deleted expunge append; do
+    printf '%-16s %10s %10s %10s %10s %10s %10s\n' "$k" "${MIX_P50[ours:$k]:-n/a}" "${MIX_P50[dovecot:$k]:-n/a}" "${MIX_P50[dovecot_always:$k]:-n/a}" \
+      "${MIX_P99[ours:$k]:-n/a}" "${MIX_P99[dovecot:$k]:-n/a}" "${MIX_P99[dovecot_always:$k]:-n/a}"
+  done
   [ -n "$ours_note" ] && echo "ours NOTE:    $ours_note"
   [ -n "$dv_note" ] && echo "dovecot NOTE: $dv_note"
   { grep -h '^ERROR' "$OUT/ours-load.txt" 2>/dev/null || true; } | head -5 | sed 's/^/ours /'

@@ -161,3 +161,35 @@ func stackNow() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.StackInuse
 }
+
+// benchCommand measures one command on a selected 100-message INBOX, the
+// probe of bench/imapload -probe in-process (issue 16): run with
+// -cpuprofile to see where a command's time goes.
+func benchCommand(b *testing.B, cmds ...string) {
+	e := newEnvIn(b, memDir(b), func(o *Options) { o.AllowInsecureAuth = true })
+	for i := 1; i <= 100; i++ {
+		e.deliver(e.aliceID, "INBOX", benchMessage(i))
+	}
+	r := e.raw()
+	r.expectOK("LOGIN " + alice + ` "` + alicePW + `"`)
+	r.expectOK(`CREATE Other`)
+	r.expectOK("SELECT INBOX")
+	b.ResetTimer()
+	for b.Loop() {
+		for _, c := range cmds {
+			r.expectOK(c)
+		}
+	}
+}
+
+func BenchmarkCommandNoop(b *testing.B)   { benchCommand(b, "NOOP") }
+func BenchmarkCommandSelect(b *testing.B) { benchCommand(b, "SELECT INBOX") }
+func BenchmarkCommandList(b *testing.B)   { benchCommand(b, `LIST "" "*"`) }
+func BenchmarkCommandStatus(b *testing.B) {
+	benchCommand(b, "STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)")
+}
+func BenchmarkCommandFetchFlags(b *testing.B) { benchCommand(b, "FETCH 1:20 (UID FLAGS)") }
+func BenchmarkCommandSearch(b *testing.B)     { benchCommand(b, "UID SEARCH UNSEEN") }
+func BenchmarkCommandStore(b *testing.B) {
+	benchCommand(b, `STORE 7 +FLAGS (\Flagged)`, `STORE 7 -FLAGS (\Flagged)`)
+}

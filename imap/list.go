@@ -38,12 +38,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		// LIST "" "": the hierarchy delimiter and root (RFC 9051 §6.3.9).
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: '/'})
 	}
-	b := s.srv.opts.Backend
-	mbs, err := b.ListMailboxes(s.ctx, s.account)
-	if err != nil {
-		return s.storeErr("list", err)
-	}
-	subs, err := s.subscriptions(mbs)
+	mbs, subs, err := s.srv.cache.listing(s.ctx, s.srv.opts.Backend, s.account, s.subscriptions)
 	if err != nil {
 		return s.storeErr("list", err)
 	}

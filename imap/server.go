@@ -98,6 +98,7 @@ type Server struct {
 	sessions map[*session]struct{}
 
 	headers *headerCache
+	cache   *storeCache // STATUS, LIST and poll answers (see ChangeCounter)
 
 	feedMu sync.Mutex
 	feeds  map[string]*accountFeed // by account ID; see watch
@@ -128,6 +129,7 @@ func New(opts Options) (*Server, error) {
 	s.quotas, _ = o.Backend.(Quotas)
 	s.subs, _ = o.Backend.(Subscriptions)
 	s.feed, _ = o.Backend.(Feed)
+	s.cache = newStoreCache(o.Backend)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	lopts := &imapserver.Options{
 		NewSession:   s.newSession,

@@ -323,7 +323,7 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 
 func (s *session) status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
 	b := s.srv.opts.Backend
-	st, err := b.Status(s.ctx, s.account, name)
+	st, err := s.srv.cache.mailboxStatus(s.ctx, b, s.account, name)
 	if err != nil {
 		return nil, err
 	}

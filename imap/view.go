@@ -58,6 +58,9 @@ type view struct {
 	// MODSEQ, so it is the HIGHESTMODSEQ the client may be given until
 	// they are reported (RFC 7162 §3.2).
 	goneFloor uint64
+	// polled is the mailbox's change number when the view last took
+	// the store's changes in (see storeCache.unchanged).
+	polled pollMark
 }
 
 // systemFlags are the flags every mailbox supports.
@@ -65,6 +68,7 @@ var systemFlags = []string{store.FlagAnswered, store.FlagFlagged, store.FlagDele
 
 func openView(s *session, name string, readOnly bool) (*view, *imap.SelectData, error) {
 	b := s.srv.opts.Backend
+	mark := s.srv.cache.mark(s.account, name)
 	mb, err := b.Mailbox(s.ctx, s.account, name)
 	if err != nil {
 		return nil, nil, err
@@ -87,6 +91,7 @@ func openView(s *session, name string, readOnly bool) (*view, *imap.SelectData, 
 		recent:      make(map[uint32]bool),
 		keywords:    make(map[string]string),
 		modSeq:      mb.HighestModSeq,
+		polled:      mark,
 	}
 	var firstUnseen uint32
 	for i, m := range msgs {
@@ -283,7 +288,11 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	// others changed to their MODSEQ.
 	changed := make(map[uint32]uint64)
 	condStore := s.condStore()
-	if !v.dead {
+	// Nothing committed for the mailbox since the last look: the store
+	// would say what the view knows (issue 16: this look-up was most of
+	// a NOOP's time).
+	if !v.dead && !s.srv.cache.unchanged(v.polled, s.account, v.name) {
+		mark := s.srv.cache.mark(s.account, v.name)
 		mb, err := b.Mailbox(s.ctx, s.account, v.name)
 		var cs store.ChangeSet
 		if err == nil && mb.UIDValidity == v.uidValidity && mb.HighestModSeq > v.modSeq {
@@ -344,6 +353,9 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 				v.markRecent(added, added[len(added)-1])
 			}
 			v.modSeq = mb.HighestModSeq
+			v.polled = mark
+		default:
+			v.polled = mark // nothing new
 		}
 	}
 	clear(v.told)

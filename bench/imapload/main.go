@@ -25,6 +25,10 @@
 // builtin.HashPassword, for a Dovecot passwd-file: both servers then pay
 // the same argon2id cost per LOGIN.
 //
+// Probe mode (-probe) and mix mode (-mix), see probe.go: per-command
+// latency of one client, and 50 clients that stay logged in and run
+// imaptest's default profile over shared mailboxes.
+//
 // Idle mode (-idle N): N connections log in, select INBOX and sit in IDLE
 // until SIGINT/SIGTERM or -idle-hold; the line "idle_ready" tells a script
 // when to measure the server's memory.
@@ -87,6 +91,12 @@ type config struct {
 	mailboxes  []string
 	sharedFill int
 	sharedMax  int
+	// probe and mix modes (probe.go)
+	probe       bool
+	probeN      int
+	probeLogins int
+	mix         bool
+	mixAccounts int
 }
 
 func main() {
@@ -120,6 +130,11 @@ func main() {
 	flag.StringVar(&mailboxes, "mailboxes", "INBOX,Shared1,Shared2", "shared mode: comma-separated mailboxes, created if missing")
 	flag.IntVar(&c.sharedFill, "shared-fill", 100, "shared mode: messages per mailbox before the run")
 	flag.IntVar(&c.sharedMax, "shared-max", 300, "shared mode: no COPY or APPEND by a session that sees this many messages")
+	flag.BoolVar(&c.probe, "probe", false, "latency probe: one client, every command kind on its own, p50/p99 (see probe.go)")
+	flag.IntVar(&c.probeN, "probe-n", 200, "probe: rounds (each runs every command kind once)")
+	flag.IntVar(&c.probeLogins, "probe-logins", 20, "probe: LOGINs of fresh connections (at most -probe-n)")
+	flag.BoolVar(&c.mix, "mix", false, "mix mode: -clients connections stay logged in and run imaptest's default profile over shared INBOXes for -duration (see probe.go)")
+	flag.IntVar(&c.mixAccounts, "mix-accounts", 5, "mix: client i works on the INBOX of account i mod this")
 	flag.BoolVar(&dovecotPasswd, "dovecot-passwd", false, "print the accounts as \"user {ARGON2ID}hash\" lines, hashed the way our directory hashes passwords (so a Dovecot passwd-file pays the same cost per login), and exit")
 	flag.Parse()
 
@@ -168,6 +183,15 @@ func main() {
 	}
 	if c.seedOnly {
 		return
+	}
+	if c.probe {
+		if c.probeN < 1 {
+			fatalf("-probe-n must be positive")
+		}
+		os.Exit(probeMode(&c))
+	}
+	if c.mix {
+		os.Exit(mixMode(&c))
 	}
 	if c.shared {
 		c.mailboxes = strings.Split(mailboxes, ",")

@@ -80,7 +80,7 @@ func (s *Store) Check(ctx context.Context) ([]store.Problem, error) {
 	}
 	problems := []store.Problem{}
 	var missing []string
-	err = s.readTx(ctx, func(tx *sql.Tx) error {
+	err = s.readTx(ctx, func(tx *rtx) error {
 		refs, err := referencedBlobs(ctx, tx)
 		if err != nil {
 			return err
@@ -110,7 +110,7 @@ func (s *Store) Check(ctx context.Context) ([]store.Problem, error) {
 				problems = append(problems, store.Problem{Kind: "size-mismatch", Detail: fmt.Sprintf("blob %s has %d bytes, index says %d", id, got, want)})
 			}
 		}
-		return checkCounters(ctx, tx, &problems)
+		return checkCounters(ctx, tx.Tx, &problems)
 	})
 	if err != nil {
 		return nil, wrapErr("check", err)

@@ -105,7 +105,7 @@ func (s *Store) Collection(ctx context.Context, account string, kind store.Colle
 // kinds.
 func (s *Store) ListCollections(ctx context.Context, account string, kind store.CollectionKind) ([]store.Collection, error) {
 	var out []store.Collection
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	err := s.readTx(ctx, func(tx *rtx) error {
 		if err := accountExists(ctx, tx, account); err != nil {
 			return err
 		}
@@ -330,7 +330,7 @@ func (s *Store) ObjectByUID(ctx context.Context, collectionID int64, uid string)
 // ListObjects implements store.Collections; objects come by name.
 func (s *Store) ListObjects(ctx context.Context, collectionID int64) ([]store.Object, error) {
 	out := []store.Object{}
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	err := s.readTx(ctx, func(tx *rtx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM collections WHERE id = ?)", collectionID).Scan(&n); err != nil {
 			return err
@@ -392,7 +392,7 @@ func (s *Store) DeleteObject(ctx context.Context, collectionID int64, name, ifMa
 func (s *Store) ChangesSince(ctx context.Context, collectionID int64, token uint64) ([]store.ObjectChange, uint64, error) {
 	var out []store.ObjectChange
 	var cur uint64
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	err := s.readTx(ctx, func(tx *rtx) error {
 		var pruned uint64
 		err := tx.QueryRowContext(ctx, "SELECT sync_token, pruned_token FROM collections WHERE id = ?", collectionID).Scan(&cur, &pruned)
 		if errors.Is(err, sql.ErrNoRows) {

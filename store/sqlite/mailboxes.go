@@ -156,14 +156,14 @@ func (s *Store) Mailbox(ctx context.Context, account, name string) (store.Mailbo
 	if err := s.checkOpen(); err != nil {
 		return store.Mailbox{}, err
 	}
-	m, err := getMailbox(ctx, s.rdb, account, name)
+	m, err := getMailbox(ctx, rpool{s}, account, name)
 	return m, wrapErr("mailbox", err)
 }
 
 // ListMailboxes implements store.Mailboxes.
 func (s *Store) ListMailboxes(ctx context.Context, account string) ([]store.Mailbox, error) {
 	var out []store.Mailbox
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	err := s.readTx(ctx, func(tx *rtx) error {
 		if err := accountExists(ctx, tx, account); err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func (s *Store) Status(ctx context.Context, account, name string) (store.Mailbox
 		return store.MailboxStatus{}, err
 	}
 	var st store.MailboxStatus
-	err = s.readTx(ctx, func(tx *sql.Tx) error {
+	err = s.readTx(ctx, func(tx *rtx) error {
 		m, err := getMailbox(ctx, tx, account, name)
 		if err != nil {
 			return err
@@ -343,6 +343,7 @@ func (s *Store) SetSubscribed(ctx context.Context, account, name string, subscri
 // subscribe adds a name to the subscription list or removes it; either
 // is a no-op if already so.
 func (t *wtx) subscribe(account, name string, on bool) error {
+	t.req.touched = append(t.req.touched, mailboxRef{account, name})
 	q := "DELETE FROM subscriptions WHERE account = ? AND name = ?"
 	if on {
 		q = "INSERT INTO subscriptions (account, name) VALUES (?, ?) ON CONFLICT (account, name) DO NOTHING"
@@ -354,7 +355,7 @@ func (t *wtx) subscribe(account, name string, on bool) error {
 // Subscriptions implements store.Mailboxes.
 func (s *Store) Subscriptions(ctx context.Context, account string) ([]string, error) {
 	out := []string{}
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	err := s.readTx(ctx, func(tx *rtx) error {
 		if err := accountExists(ctx, tx, account); err != nil {
 			return err
 		}

@@ -100,11 +100,13 @@ func uidClause(set store.UIDSet) (string, []any, bool) {
 	return "(" + strings.Join(parts, " OR ") + ")", args, false
 }
 
-// selectMessages returns the messages of a mailbox in set, by UID.
-func selectMessages(ctx context.Context, q querier, mailboxID int64, set store.UIDSet, extra string) ([]store.Message, error) {
+// selectMessages returns the messages of a mailbox in set, by UID; extra
+// is more of the condition, with extraArgs its parameters (values go in
+// parameters, so that the text stays one prepared statement, see rstmt).
+func selectMessages(ctx context.Context, q querier, mailboxID int64, set store.UIDSet, extra string, extraArgs ...any) ([]store.Message, error) {
 	cond, args, filter := uidClause(set)
 	rows, err := q.QueryContext(ctx, "SELECT "+messageCols+" FROM messages WHERE mailbox = ? AND "+cond+extra+" ORDER BY uid",
-		append([]any{mailboxID}, args...)...)
+		append(append([]any{mailboxID}, args...), extraArgs...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +299,7 @@ func (s *Store) ListMessages(ctx context.Context, account, mailbox string, uids 
 		return nil, err
 	}
 	var out []store.Message
-	err = s.readTx(ctx, func(tx *sql.Tx) error {
+	err = s.readTx(ctx, func(tx *rtx) error {
 		m, err := getMailbox(ctx, tx, account, name)
 		if err != nil {
 			return err
@@ -359,7 +361,7 @@ func (s *Store) Search(ctx context.Context, account, mailbox string, c store.Sea
 		add("instr(' ' || lower(flags) || ' ', ?) = 0", " "+strings.ToLower(cf)+" ")
 	}
 	out := []uint32{}
-	err = s.readTx(ctx, func(tx *sql.Tx) error {
+	err = s.readTx(ctx, func(tx *rtx) error {
 		m, err := getMailbox(ctx, tx, account, name)
 		if err != nil {
 			return err
@@ -399,7 +401,7 @@ func (s *Store) OpenBody(ctx context.Context, account, mailbox string, uid uint3
 		return nil, err
 	}
 	lookup := func() (blob string, err error) {
-		err = s.readTx(ctx, func(tx *sql.Tx) error {
+		err = s.readTx(ctx, func(tx *rtx) error {
 			m, err := getMailbox(ctx, tx, account, name)
 			if err != nil {
 				return err
@@ -633,12 +635,12 @@ func (s *Store) Changes(ctx context.Context, account, mailbox string, sinceModSe
 	}
 	cs := store.ChangeSet{Changed: []store.Message{}, Vanished: []uint32{}}
 	since := int64(min(sinceModSeq, math.MaxInt64)) // SQLite integers are signed
-	err = s.readTx(ctx, func(tx *sql.Tx) error {
+	err = s.readTx(ctx, func(tx *rtx) error {
 		m, err := getMailbox(ctx, tx, account, name)
 		if err != nil {
 			return err
 		}
-		if cs.Changed, err = selectMessages(ctx, tx, m.ID, nil, fmt.Sprintf(" AND modseq > %d", since)); err != nil {
+		if cs.Changed, err = selectMessages(ctx, tx, m.ID, nil, " AND modseq > ?", since); err != nil {
 			return err
 		}
 		rows, err := tx.QueryContext(ctx, "SELECT uid FROM expunged WHERE mailbox = ? AND modseq > ? ORDER BY uid", m.ID, since)

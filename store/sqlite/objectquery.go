@@ -103,7 +103,7 @@ func (s *Store) QueryObjects(ctx context.Context, collectionID int64, q store.Ob
 	}
 	fromArg, toArg := rangeArgs(q.From, q.To)
 	out := []store.Object{}
-	err = s.readTx(ctx, func(tx *sql.Tx) error {
+	err = s.readTx(ctx, func(tx *rtx) error {
 		var n int
 		if err := tx.StmtContext(ctx, s.rstmts.collectionExists).QueryRowContext(ctx, collectionID).Scan(&n); err != nil {
 			return err

@@ -89,6 +89,10 @@ type Store struct {
 	wstmts map[string]*sql.Stmt
 	// rstmts are the read pool's prepared statements (see readStmts).
 	rstmts readStmts
+	rcache readCache // the read pool's other statements (see rstmt)
+	// counts are the per-account and per-mailbox change numbers (see
+	// ChangeCount), bumped by the writer after each commit.
+	counts changeCounts
 	rdb    *sql.DB  // read-only pool
 	lock   *os.File // shared flock on store.lock for the Store's life
 
@@ -323,7 +327,7 @@ func (s *Store) closeDBs() error {
 	if s.wdb != nil {
 		errs = append(errs, s.wdb.Close())
 	}
-	errs = append(errs, s.rstmts.close())
+	errs = append(errs, s.rstmts.close(), s.rcache.close())
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
 	}
@@ -355,7 +359,7 @@ func (s *Store) Close() error {
 
 // readTx runs fn in a read-only transaction so that its queries see one
 // snapshot.
-func (s *Store) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) readTx(ctx context.Context, fn func(tx *rtx) error) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
@@ -365,7 +369,7 @@ func (s *Store) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return fmt.Errorf("sqlite: begin read: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only; nothing to keep
-	return fn(tx)
+	return fn(&rtx{Tx: tx, s: s})
 }
 
 func (s *Store) checkOpen() error {

@@ -23,6 +23,7 @@ type request struct {
 	// Collected by fn; dropped if its savepoint is rolled back.
 	changes   []store.Change
 	freeBlobs []string
+	touched   []mailboxRef // changed without a Change (see changeCounts)
 }
 
 // wtx is the write transaction as one request sees it.
@@ -256,7 +257,7 @@ func (s *Store) runBatch(batch []*request) {
 		tx := &wtx{s: s, ctx: ctx, req: r}
 		r.err = callFn(r.fn, tx)
 		if r.err != nil {
-			r.changes, r.freeBlobs = nil, nil
+			r.changes, r.freeBlobs, r.touched = nil, nil, nil
 			if _, err := s.wExecContext(ctx, "ROLLBACK TO req"); err != nil {
 				s.abort(ctx)
 				failAll(fmt.Errorf("sqlite: rollback to savepoint: %w", err))
@@ -280,6 +281,7 @@ func (s *Store) runBatch(batch []*request) {
 		if r.err != nil {
 			continue
 		}
+		s.counts.bump(r.changes, r.touched)
 		s.feed.publish(r.changes)
 		for _, id := range r.freeBlobs {
 			if err := s.blobs.free(id); err != nil {

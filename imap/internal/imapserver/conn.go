@@ -70,6 +70,12 @@ type Conn struct {
 	bwHeld   atomic.Bool // changed under encMutex
 	rw       io.ReadWriter
 	encMutex sync.Mutex
+	// batchOut is set while a command that reads nothing more from the
+	// client runs: its responses stay in bw until complete flushes them
+	// with the tagged response, one write instead of one per line
+	// (mailyard, issue 16). Unset outside such commands, so that IDLE's
+	// updates and continuation requests go out at once.
+	batchOut atomic.Bool
 
 	mutex   sync.Mutex
 	conn    net.Conn
@@ -276,6 +282,11 @@ func (c *Conn) serve() {
 		if c.state == imap.ConnStateLogout {
 			break
 		}
+		// mailyard: nothing may wait in the write buffer while the client
+		// is waited for.
+		if err := c.flushBatch(); err != nil {
+			break
+		}
 		// mailyard: wait without a read buffer, here rather than deeper
 		// down so that an idle connection's stack stays small (idle.go).
 		if err := c.waitInput(); err != nil {
@@ -374,6 +385,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	}
 
 	// TODO: handle multiple commands concurrently
+	c.batchOut.Store(batchedCommands[name])
 	sendOK := true
 	var err error
 	switch name {
@@ -526,6 +538,7 @@ func (c *Conn) skipCommand(dec *imapwire.Decoder) error {
 // tagged response itself (!sendOK). mailyard: split out of readCommand so
 // that IDLE can complete from the serve loop.
 func (c *Conn) complete(tag, name string, err error, sendOK bool) error {
+	defer c.flushBatch()
 	var (
 		resp    *imap.StatusResponse
 		imapErr *imap.Error
@@ -590,6 +603,31 @@ func (c *Conn) complete(tag, name string, err error, sendOK bool) error {
 		}
 	}
 	return c.writeStatusResp(tag, resp)
+}
+
+// batchedCommands are the commands whose responses are written in one
+// flush (see Conn.batchOut): those that send no continuation request and
+// do not hand the connection to a session callback that writes later
+// (IDLE). A command not listed flushes every line.
+//
+// mailyard: added.
+var batchedCommands = map[string]bool{
+	"NOOP": true, "CHECK": true, "SELECT": true, "EXAMINE": true, "LIST": true, "LSUB": true,
+	"STATUS": true, "FETCH": true, "UID FETCH": true, "STORE": true, "UID STORE": true,
+	"SEARCH": true, "UID SEARCH": true, "COPY": true, "UID COPY": true, "MOVE": true,
+	"UID MOVE": true, "EXPUNGE": true, "UID EXPUNGE": true, "CLOSE": true, "UNSELECT": true,
+}
+
+// flushBatch ends batchOut and writes what it left in the buffer.
+//
+// mailyard: added.
+func (c *Conn) flushBatch() error {
+	if !c.batchOut.Swap(false) {
+		return nil
+	}
+	enc := newResponseEncoder(c)
+	defer enc.end()
+	return enc.Flush()
 }
 
 // okAfterPoll, returned by a handler, ends its command with a tagged OK
@@ -839,6 +877,7 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 
 	wireEnc := imapwire.NewEncoder(conn.bw, imapwire.ConnSideServer)
 	wireEnc.QuotedUTF8 = quotedUTF8
+	wireEnc.NoFlush = conn.batchOut.Load()
 
 	conn.encMutex.Lock() // released by responseEncoder.end
 	conn.holdWriter()
@@ -910,7 +949,12 @@ func writeCapabilityStatus(enc *imapwire.Encoder, tag string, typ imap.StatusRes
 }
 
 func writeContReq(enc *imapwire.Encoder, text string) error {
-	return enc.Atom("+").SP().Text(text).CRLF()
+	// mailyard: the client waits for it, also in the middle of a command
+	// whose other responses are batched (Conn.batchOut).
+	if err := enc.Atom("+").SP().Text(text).CRLF(); err != nil {
+		return err
+	}
+	return enc.Flush()
 }
 
 func newClientBugError(text string) error {

@@ -21,6 +21,10 @@ type Encoder struct {
 	// QuotedUTF8 allows raw UTF-8 in quoted strings. This requires IMAP4rev2
 	// to be available, or UTF8=ACCEPT to be enabled.
 	QuotedUTF8 bool
+	// NoFlush leaves lines ended by CRLF in the buffer (mailyard: a
+	// command's responses go out in one write with its tagged response,
+	// see imapserver.Conn.batchOut).
+	NoFlush bool
 	// LiteralMinus enables non-synchronizing literals for short payloads.
 	// This requires IMAP4rev2 or LITERAL-. This is only meaningful for
 	// clients.
@@ -66,6 +70,14 @@ func (enc *Encoder) writeString(s string) *Encoder {
 // CRLF writes a "\r\n" sequence and flushes the buffered writer.
 func (enc *Encoder) CRLF() error {
 	enc.writeString("\r\n")
+	if enc.err != nil || enc.NoFlush {
+		return enc.err
+	}
+	return enc.w.Flush()
+}
+
+// Flush writes what is buffered (mailyard).
+func (enc *Encoder) Flush() error {
 	if enc.err != nil {
 		return enc.err
 	}
