@@ -52,7 +52,8 @@ var capabilities = imap.CapSet{
 	imap.CapESort:       {},
 	"THREAD=" + imap.Cap(imap.ThreadOrderedSubject): {},
 	"THREAD=" + imap.Cap(imap.ThreadReferences):     {},
-	imap.CapWithin: {},
+	imap.CapWithin:      {},
+	imap.CapMultiAppend: {}, // multiappend.go, RFC 3502
 }
 
 // quotaCaps are announced when the Backend implements [Quotas] (RFC 9208).

@@ -108,6 +108,9 @@ func (c *Conn) availableCaps() []imap.Cap {
 		// (RFC 5032); see sort.go.
 		c.addSortCaps(&caps, available)
 		addAvailableCaps(&caps, available, []imap.Cap{imap.CapWithin})
+		if _, ok := c.session.(SessionMultiAppend); ok {
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapMultiAppend})
+		}
 
 		// mailyard: QUOTA and its resource types (RFC 9208).
 		if _, ok := c.session.(SessionQuota); ok && available.Has(imap.CapQuota) {
