@@ -52,8 +52,9 @@ var capabilities = imap.CapSet{
 	imap.CapESort:       {},
 	"THREAD=" + imap.Cap(imap.ThreadOrderedSubject): {},
 	"THREAD=" + imap.Cap(imap.ThreadReferences):     {},
-	imap.CapWithin:      {},
-	imap.CapMultiAppend: {}, // multiappend.go, RFC 3502
+	imap.CapWithin:                {},
+	imap.CapMultiAppend:           {}, // multiappend.go, RFC 3502
+	imapserver.CapCompressDeflate: {}, // RFC 4978
 }
 
 // quotaCaps are announced when the Backend implements [Quotas] (RFC 9208).

@@ -108,6 +108,9 @@ func (c *Conn) availableCaps() []imap.Cap {
 		// (RFC 5032); see sort.go.
 		c.addSortCaps(&caps, available)
 		addAvailableCaps(&caps, available, []imap.Cap{imap.CapWithin})
+		if !c.compressed {
+			addAvailableCaps(&caps, available, []imap.Cap{CapCompressDeflate})
+		}
 		if _, ok := c.session.(SessionMultiAppend); ok {
 			addAvailableCaps(&caps, available, []imap.Cap{imap.CapMultiAppend})
 		}

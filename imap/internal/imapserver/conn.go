@@ -82,6 +82,8 @@ type Conn struct {
 	log *slog.Logger
 	// idleTag is the tag of an IDLE command waiting for DONE (idle.go).
 	idleTag string
+	// compressed is set once COMPRESS DEFLATE is active (compress.go).
+	compressed bool
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
@@ -436,6 +438,9 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleMove(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
+	case "COMPRESS": // mailyard: RFC 4978, see compress.go
+		err = c.handleCompress(tag, dec)
+		sendOK = false
 	case "SORT", "UID SORT": // mailyard: RFC 5256, see sort.go
 		err = c.handleSort(tag, dec, numKind)
 	case "THREAD", "UID THREAD":
