@@ -39,6 +39,22 @@ func (e *env) countMessages(mailbox string) int {
 	return len(msgs)
 }
 
+// sendRFC3502Example sends RFC 3502 §6.3.11's command with synchronising
+// literals, each after its continuation request.
+func sendRFC3502Example(t *testing.T, r *raw, tag, mailbox string) {
+	t.Helper()
+	for _, part := range []string{
+		fmt.Sprintf("%s APPEND %s (\\Seen) {%d}\r\n", tag, mailbox, len(multiMsg1)),
+		multiMsg1 + fmt.Sprintf(" (\\Seen) \" 7-Feb-1994 22:43:04 -0800\" {%d}\r\n", len(multiMsg2)),
+	} {
+		r.send(part)
+		if l := r.line(); !strings.HasPrefix(l, "+ ") {
+			t.Fatalf("got %q, want a continuation request", l)
+		}
+	}
+	r.send(multiMsg2 + "\r\n")
+}
+
 // TestMultiAppendRFCExample: RFC 3502 §6.3.11's example, with
 // synchronising literals, then its failing variant (TRYCREATE).
 func TestMultiAppendRFCExample(t *testing.T) {
@@ -46,15 +62,7 @@ func TestMultiAppendRFCExample(t *testing.T) {
 	r := loggedIn(e)
 	mustHave(t, r.expectOK("CAPABILITY"), "MULTIAPPEND")
 	r.expectOK("CREATE saved-messages")
-	r.send(fmt.Sprintf("A003 APPEND saved-messages (\\Seen) {%d}\r\n", len(multiMsg1)))
-	if l := r.line(); !strings.HasPrefix(l, "+ ") {
-		t.Fatalf("got %q, want a continuation request", l)
-	}
-	r.send(multiMsg1 + fmt.Sprintf(" (\\Seen) \" 7-Feb-1994 22:43:04 -0800\" {%d}\r\n", len(multiMsg2)))
-	if l := r.line(); !strings.HasPrefix(l, "+ ") {
-		t.Fatalf("got %q, want a continuation request", l)
-	}
-	r.send(multiMsg2 + "\r\n")
+	sendRFC3502Example(t, r, "A003", "saved-messages")
 	_, st := r.readUntil("A003")
 	if !strings.HasPrefix(st, "OK [APPENDUID ") || !strings.Contains(st, " 1:2] ") {
 		t.Fatalf("got %q", st)
@@ -65,19 +73,10 @@ func TestMultiAppendRFCExample(t *testing.T) {
 	mustHave(t, u, "* 2 FETCH", `\Seen`, `" 7-Feb-1994 22:43:04 -0800"`, fmt.Sprintf("RFC822.SIZE %d", len(multiMsg2)))
 	mustHave(t, u, "* 1 FETCH", `\Seen`, fmt.Sprintf("RFC822.SIZE %d", len(multiMsg1)))
 
-	// The same into a mailbox that does not exist: NO [TRYCREATE] once
-	// the first message is read, no continuation for the second.
-	r.send(fmt.Sprintf("A004 APPEND nowhere (\\Seen) {%d}\r\n", len(multiMsg1)))
-	if l := r.line(); !strings.HasPrefix(l, "+ ") {
-		t.Fatalf("got %q, want a continuation request", l)
-	}
-	r.send(multiMsg1 + fmt.Sprintf(" (\\Seen) \" 7-Feb-1994 22:43:04 -0800\" {%d}\r\n", len(multiMsg2)))
+	// The same into a mailbox that does not exist: NO [TRYCREATE].
 	// The store finds that out as it commits the first message; by then
 	// the second was asked for, and is read and dropped.
-	if l := r.line(); !strings.HasPrefix(l, "+ ") {
-		t.Fatalf("got %q, want a continuation request", l)
-	}
-	r.send(multiMsg2 + "\r\n")
+	sendRFC3502Example(t, r, "A004", "nowhere")
 	refusedInStep(t, r, "A004", "MULTIAPPEND to a missing mailbox", "NO [TRYCREATE]")
 }
 
