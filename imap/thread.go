@@ -248,8 +248,8 @@ func groupBySubject(roots []*container) []*container {
 	replaced := make(map[*container]*container) // old table entry -> its new dummy
 	for _, r := range roots {
 		subj := subjectOf(r)
-		if subj == "" {
-			continue
+		if subj == "" || r.parent != nil {
+			continue // r was merged into another thread already
 		}
 		t := table[subj]
 		if t == r {
