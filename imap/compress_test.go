@@ -3,6 +3,7 @@ package imap
 import (
 	"bufio"
 	"compress/flate"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -122,5 +123,24 @@ func TestCompressAfterSTARTTLS(t *testing.T) {
 	u := r.expectOK("FETCH 1 BODY.PEEK[]")
 	if !strings.Contains(u[0], "inner body giraffe") {
 		t.Fatalf("got %q", u)
+	}
+}
+
+// TestCompressPartialFlush: a client that ends each write with zlib's
+// Z_PARTIAL_FLUSH, as isync's mbsync does, gets its answer. The bytes are
+// Python zlib's (raw deflate, level 6) for "5 NAMESPACE\r\n": a fixed
+// block and an empty one, not byte-aligned, after which compress/flate's
+// reader would wait for more.
+func TestCompressPartialFlush(t *testing.T) {
+	e := newEnv(t)
+	r := loggedIn(e)
+	r.compress("")
+	partial, _ := hex.DecodeString("3255f073f4750d0e707476e5e50208")
+	dc := r.conn.(*deflateConn)
+	if _, err := dc.Conn.Write(partial); err != nil {
+		t.Fatal(err)
+	}
+	if _, st := r.readUntil("5"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("NAMESPACE after a partial flush: %q", st)
 	}
 }

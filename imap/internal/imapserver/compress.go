@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/mailyard/mailyard/imap/internal/imapwire"
+	"github.com/mailyard/mailyard/imap/internal/inflate"
 )
 
 // mailyard: COMPRESS=DEFLATE (RFC 4978).
@@ -72,7 +73,9 @@ func (c *Conn) handleCompress(tag string, dec *imapwire.Decoder) error {
 		src = io.MultiReader(bytes.NewReader(pending), under)
 	}
 	c.compressed = true
-	c.setReadWriter(&deflateRW{r: flate.NewReader(src), w: under})
+	// Not compress/flate's reader: it gives nothing after a partial
+	// flush, which mbsync sends (package inflate).
+	c.setReadWriter(&deflateRW{r: inflate.NewReader(src), w: under})
 	return nil
 }
 
