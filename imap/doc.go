@@ -194,7 +194,11 @@
 //   - COMPRESS=DEFLATE (RFC 4978), after login, over plain or TLS
 //     connections (crypto/tls never compresses, so COMPRESSIONACTIVE is
 //     only the answer to a second COMPRESS). Compressed data the client
-//     pipelines after the command is inflated, not lost. The inflater
+//     pipelines after the command is inflated, not lost. The client's
+//     stream is inflated by a fork of compress/flate's reader
+//     (imap/internal/inflate) that gives its output at every block end,
+//     so Z_PARTIAL_FLUSH works (mbsync flushes so; the standard reader
+//     waits for the next block). The inflater
 //     (its 32 KiB window) lives as long as the connection; the deflater
 //     is taken from a pool for each write and ends it with a sync flush,
 //     so an idle compressed connection holds none: 56 KiB per idle

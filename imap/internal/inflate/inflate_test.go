@@ -39,7 +39,7 @@ func TestPartialFlushGivesOutput(t *testing.T) {
 // sync flushes anywhere, reads back the same.
 func TestRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	for round := 0; round < 200; round++ {
+	for round := 0; round < 50; round++ {
 		var in bytes.Buffer
 		for n := rng.IntN(20000); n > 0; n-- {
 			if rng.IntN(3) == 0 {
