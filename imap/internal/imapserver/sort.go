@@ -1,5 +1,7 @@
 package imapserver
 
+// mailyard: this file is ours, not upstream's.
+
 import (
 	"fmt"
 	"strings"
