@@ -2,8 +2,11 @@ package imap
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -83,7 +86,14 @@ func (a *fastAuth) Authenticate(ctx context.Context, login, pw string, p directo
 
 // BenchmarkIdleSessions opens sessions that log in, select a 100-message
 // INBOX and IDLE, and reports the server's heap and goroutines per session.
-func BenchmarkIdleSessions(b *testing.B) {
+func BenchmarkIdleSessions(b *testing.B) { benchIdleSessions(b, false) }
+
+// BenchmarkIdleSessionsCompressed: the same with COMPRESS=DEFLATE on
+// (RFC 4978); the client's deflater and inflater are dropped once IDLE
+// is on, so that the heap growth is still the server's.
+func BenchmarkIdleSessionsCompressed(b *testing.B) { benchIdleSessions(b, true) }
+
+func benchIdleSessions(b *testing.B, compress bool) {
 	const n = 500
 	e := newEnvIn(b, memDir(b), func(o *Options) {
 		o.Auth = &fastAuth{Authenticator: o.Auth, known: map[string]directory.User{}}
@@ -110,7 +120,27 @@ func BenchmarkIdleSessions(b *testing.B) {
 			// A throwaway reader: the client side keeps only the conn, so
 			// that the heap growth is the server's.
 			br := bufio.NewReaderSize(c, 512)
-			fmt.Fprintf(c, "a LOGIN %s \"%s\"\r\nb SELECT INBOX\r\nc IDLE\r\n", user, pw)
+			if compress {
+				fmt.Fprintf(c, "a LOGIN %s \"%s\"\r\nz COMPRESS DEFLATE\r\n", user, pw)
+				for {
+					l, err := br.ReadString('\n')
+					if err != nil || strings.HasPrefix(l, "a NO") || strings.HasPrefix(l, "z NO") || strings.HasPrefix(l, "z BAD") {
+						b.Fatalf("session %d: %q %v", i, l, err)
+					}
+					if strings.HasPrefix(l, "z OK") {
+						break
+					}
+				}
+				var out bytes.Buffer
+				w, _ := flate.NewWriter(&out, flate.BestSpeed)
+				io.WriteString(w, "b SELECT INBOX\r\nc IDLE\r\n")
+				w.Flush()
+				c.Write(out.Bytes())
+				rest, _ := br.Peek(br.Buffered())
+				br = bufio.NewReaderSize(flate.NewReader(io.MultiReader(bytes.NewReader(rest), c)), 512)
+			} else {
+				fmt.Fprintf(c, "a LOGIN %s \"%s\"\r\nb SELECT INBOX\r\nc IDLE\r\n", user, pw)
+			}
 			for {
 				l, err := br.ReadString('\n')
 				if err != nil {

@@ -76,8 +76,9 @@
 // NAMESPACE, SPECIAL-USE, CREATE-SPECIAL-USE, LIST-EXTENDED, LIST-STATUS,
 // CHILDREN, ESEARCH, SEARCHRES, BINARY, APPENDLIMIT=n, STATUS=SIZE,
 // UTF8=ACCEPT, CONDSTORE, QRESYNC, QUOTA, QUOTA=RES-STORAGE,
-// QUOTA=RES-MESSAGE and ID. ID and the pre-login ones are announced in the
-// greeting; the rest after login. The three QUOTA ones are announced only
+// QUOTA=RES-MESSAGE, ID, SORT, SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT,
+// THREAD=REFERENCES, WITHIN, MULTIAPPEND and COMPRESS=DEFLATE. ID and
+// the pre-login ones are announced in the greeting; the rest after login. The three QUOTA ones are announced only
 // when the Backend implements [Quotas]; without it GETQUOTA and
 // GETQUOTAROOT are BAD, as in a server without the extension.
 //
@@ -160,6 +161,50 @@
 //     (transfer encodings undone) and match case-insensitively. NOT/OR
 //     nest at most 100 deep. Charsets other than US-ASCII and UTF-8 get
 //     NO [BADCHARSET] (RFC 9051 §6.4.4).
+//   - SORT (RFC 5256 §3) and SORT=DISPLAY (RFC 5957) sort what SEARCH
+//     finds: ARRIVAL (INTERNALDATE), DATE (the Date field, in UTC, or the
+//     INTERNALDATE when it has none that parses), SIZE, SUBJECT (the base
+//     subject of RFC 5256 §2.1, encoded words decoded), FROM, TO and CC
+//     (the first address's local part), DISPLAYFROM and DISPLAYTO (its
+//     display name decoded, else its address); strings compare upper-cased
+//     (i;unicode-casemap without its decomposition); ties go by sequence
+//     number, REVERSE included. SORT RETURN (ESORT, RFC 5267 §3) answers
+//     ESEARCH: MIN and MAX are the first and last in sort order, ALL keeps
+//     the order (ascending runs as ranges). CONTEXT=SEARCH and
+//     CONTEXT=SORT (PARTIAL, ADDTO/REMOVETO updates) are not announced.
+//   - THREAD=ORDEREDSUBJECT and THREAD=REFERENCES follow RFC 5256 §2.2
+//     and §2.3 step by step (References, else In-Reply-To's first id;
+//     missing or duplicate Message-IDs made unique; loops refused; dummies
+//     pruned; root threads merged by base subject; siblings by sent date,
+//     then sequence number). UID THREAD answers UIDs.
+//   - WITHIN (RFC 5032): OLDER n matches an INTERNALDATE at least n
+//     seconds before the command, YOUNGER n one less than n seconds
+//     before, so the two split the mailbox.
+//   - MULTIAPPEND (RFC 3502): each message is appended as it arrives,
+//     streamed as a single APPEND is. The next message's flags, date and
+//     literal size are read before the last byte of the one before is
+//     given to the store, so a syntax error or a literal over
+//     APPENDLIMIT there keeps it from being committed. A later failure (a
+//     store error such as OVERQUOTA, junk after a later message, the
+//     connection's end) flags \Deleted and expunges the messages the
+//     command appended before it: none is kept, but their UIDs are used,
+//     another session that polls in between may see them come and go,
+//     and a crash in between can leave them. APPENDUID gives every UID.
+//     CATENATE is not done.
+//   - COMPRESS=DEFLATE (RFC 4978), after login, over plain or TLS
+//     connections (crypto/tls never compresses, so COMPRESSIONACTIVE is
+//     only the answer to a second COMPRESS). Compressed data the client
+//     pipelines after the command is inflated, not lost. The client's
+//     stream is inflated by a fork of compress/flate's reader
+//     (imap/internal/inflate) that gives its output at every block end,
+//     so Z_PARTIAL_FLUSH works (mbsync flushes so; the standard reader
+//     waits for the next block). The inflater
+//     (its 32 KiB window) lives as long as the connection; the deflater
+//     is taken from a pool for each write and ends it with a sync flush,
+//     so an idle compressed connection holds none: 56 KiB per idle
+//     compressed connection against 14 KiB plain
+//     (BenchmarkIdleSessionsCompressed). Writes compress independently
+//     (flate level 1), trading some ratio for memory.
 //   - ENVELOPE is the header as written (RFC 9051 §7.5.2): date,
 //     subject, in-reply-to and message-id are the field strings, unfolded,
 //     encoded words kept; address lists come from a tolerant RFC 5322

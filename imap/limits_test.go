@@ -193,8 +193,8 @@ func TestAppendJunkAfterLiteral(t *testing.T) {
 	for _, bad := range []string{
 		"b APPEND INBOX {5+}\r\nhello junk\r\n",
 		"b APPEND INBOX {5+}\r\nhello z DELETE INBOX\r\n",
-		"b APPEND INBOX (\\Seen) {5+}\r\nhello {3+}\r\nabc\r\n",
-		"b APPEND INBOX UTF8 (~{5+}\r\nhello\r\n", // no ")"
+		"b APPEND INBOX (\\Seen) {5+}\r\nhello (\\Seen) junk\r\n", // MULTIAPPEND: the next message is read before this one is committed
+		"b APPEND INBOX UTF8 (~{5+}\r\nhello\r\n",                 // no ")"
 		"b APPEND INBOX UTF8 (~{5+}\r\nhello) junk\r\n",
 	} {
 		r.send(bad)

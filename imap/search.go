@@ -26,19 +26,10 @@ import (
 // criteria and checked the charset (US-ASCII and UTF-8; anything else is
 // NO [BADCHARSET], RFC 9051 §6.4.4).
 func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.SearchOptions) (*imap.SearchData, error) {
-	s := v.s
-	msgs, err := s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, nil)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, s.storeErr("search", err)
-	}
-	// ErrNotFound: the selected mailbox was deleted under the session.
-	// Its messages count as expunged (RFC 2180 §3, as in fetch), and an
-	// expunged message is left out of the results (below).
-	ck, err := v.compile(c, 0)
+	found, _, err := v.find(c)
 	if err != nil {
 		return nil, err
 	}
-	m := &matcher{v: v, maxBytes: s.srv.opts.MaxSearchBytes, patterns: textPatterns(ck, make(map[string]bool))}
 	var (
 		data   imap.SearchData
 		seqSet imap.SeqSet
@@ -47,27 +38,8 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 		// MODSEQs of the MIN and MAX messages.
 		minModSeq, maxModSeq uint64
 	)
-	for _, msg := range msgs {
-		seq := v.seqOf(msg.UID)
-		if seq == 0 || v.gone[msg.UID] {
-			continue // not yet announced, or expunged
-		}
-		cand := &candidate{msg: msg, seq: seq}
-		ok, err := m.match(cand, ck)
-		if errors.Is(err, store.ErrNotFound) {
-			// Expunged (alone or with its mailbox) since the listing
-			// above, before its text was read: it is not there to
-			// match. RFC 2180 §4.3 lets the server leave expunged
-			// messages out of the results or include them; leaving
-			// them out answers what the mailbox holds.
-			continue
-		}
-		if err != nil {
-			return nil, s.storeErr("search", err)
-		}
-		if !ok {
-			continue
-		}
+	for _, cand := range found {
+		msg, seq := cand.msg, cand.seq
 		saved = append(saved, msg.UID)
 		num := seq
 		if kind == imapserver.NumKindUID {
@@ -112,6 +84,48 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 	return &data, nil
 }
 
+// find returns the messages of the view that match c, in sequence
+// order, with what was read of them, and the matcher that read it.
+func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
+	s := v.s
+	msgs, err := s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, nil)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, s.storeErr("search", err)
+	}
+	// ErrNotFound: the selected mailbox was deleted under the session.
+	// Its messages count as expunged (RFC 2180 §3, as in fetch), and an
+	// expunged message is left out of the results (below).
+	ck, err := v.compile(c, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &matcher{v: v, maxBytes: s.srv.opts.MaxSearchBytes, patterns: textPatterns(ck, make(map[string]bool))}
+	var found []*candidate
+	for _, msg := range msgs {
+		seq := v.seqOf(msg.UID)
+		if seq == 0 || v.gone[msg.UID] {
+			continue // not yet announced, or expunged
+		}
+		cand := &candidate{msg: msg, seq: seq}
+		ok, err := m.match(cand, ck)
+		if errors.Is(err, store.ErrNotFound) {
+			// Expunged (alone or with its mailbox) since the listing
+			// above, before its text was read: it is not there to
+			// match. RFC 2180 §4.3 lets the server leave expunged
+			// messages out of the results or include them; leaving
+			// them out answers what the mailbox holds.
+			continue
+		}
+		if err != nil {
+			return nil, nil, s.storeErr("search", err)
+		}
+		if ok {
+			found = append(found, cand)
+		}
+	}
+	return found, m, nil
+}
+
 // candidate is one message being matched; its header and text are read
 // once, on first need.
 type candidate struct {
@@ -137,8 +151,11 @@ type matcher struct {
 type compiled struct {
 	k    *imap.SearchCriteria
 	sets []map[uint32]bool // UIDs each SeqNum and UID set selects
-	not  []*compiled
-	or   [][2]*compiled
+	// OLDER and YOUNGER (RFC 5032, within.go): the INTERNALDATE must be
+	// at or before olderBy, after youngerThan.
+	olderBy, youngerThan time.Time
+	not                  []*compiled
+	or                   [][2]*compiled
 }
 
 // compile resolves the message sets of k against the view: sequence
@@ -150,6 +167,9 @@ func (v *view) compile(k *imap.SearchCriteria, depth int) (*compiled, error) {
 			Text: "Search keys nested too deeply"}
 	}
 	c := &compiled{k: k}
+	if err := c.within(time.Now()); err != nil {
+		return nil, err
+	}
 	add := func(set imap.NumSet) {
 		sel := make(map[uint32]bool)
 		idxs, err := v.resolve(set)
@@ -198,7 +218,7 @@ func (m *matcher) match(c *candidate, ck *compiled) (bool, error) {
 			return false, nil
 		}
 	}
-	if !matchDate(c.msg.InternalDate, k.Since, k.Before) {
+	if !matchDate(c.msg.InternalDate, k.Since, k.Before) || !ck.matchWithin(c.msg.InternalDate) {
 		return false, nil
 	}
 	for _, f := range k.Flag {

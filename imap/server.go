@@ -46,6 +46,15 @@ var capabilities = imap.CapSet{
 	imap.CapCondStore:        {},
 	imap.CapQResync:          {},
 	imap.CapID:               {},
+	// sort.go, thread.go, within.go: RFC 5256, 5957, 5267 §3, 5032.
+	imap.CapSort:        {},
+	imap.CapSortDisplay: {},
+	imap.CapESort:       {},
+	"THREAD=" + imap.Cap(imap.ThreadOrderedSubject): {},
+	"THREAD=" + imap.Cap(imap.ThreadReferences):     {},
+	imap.CapWithin:                {},
+	imap.CapMultiAppend:           {}, // multiappend.go, RFC 3502
+	imapserver.CapCompressDeflate: {}, // RFC 4978
 }
 
 // quotaCaps are announced when the Backend implements [Quotas] (RFC 9208).

@@ -15,14 +15,51 @@ import (
 const defaultAppendLimit = 100 * 1024 * 1024 // 100MiB
 
 func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
-	var (
-		mailbox string
-		options imap.AppendOptions
-	)
+	var mailbox string
 	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) || !dec.ExpectSP() {
 		return dec.Err()
 	}
+	// mailyard: MULTIAPPEND (RFC 3502), see multiappend.go: each message
+	// is appended as it arrives; a failure removes those appended before.
+	multi, _ := c.session.(SessionMultiAppend)
+	var appended []imap.UID
+	var data *imap.AppendData
+	body, options, err := c.readAppendMessage(dec, multi != nil)
+	if err != nil {
+		return err
+	}
+	for body != nil {
+		data, err = c.appendOne(mailbox, body, options)
+		if err != nil {
+			if next := body.next; next != nil {
+				// Its literal was accepted: read it, and no more.
+				next.stop = true
+				if _, derr := io.Copy(io.Discard, next); derr != nil && dec.Err() != nil {
+					err = dec.Err()
+				}
+			}
+			return c.undoAppend(multi, mailbox, appended, err)
+		}
+		if data != nil {
+			appended = append(appended, data.UID)
+		}
+		body, options = body.next, body.nextOptions
+	}
+	if err := c.poll("APPEND"); err != nil {
+		return err
+	}
+	return c.writeAppendOK(tag, data, appended)
+}
 
+// readAppendMessage reads an append-message up to its literal and
+// accepts the literal (RFC 9051 §9, RFC 3502 §6):
+//
+//	append-message = SP [flag-list SP] [date-time SP] literal
+//
+// (the SP before it already read). With multi, another append-message
+// may follow the literal.
+func (c *Conn) readAppendMessage(dec *imapwire.Decoder, multi bool) (*appendBody, *imap.AppendOptions, error) {
+	var options imap.AppendOptions
 	hasFlagList, err := dec.List(func() error {
 		flag, err := proto.ExpectFlag(dec)
 		if err != nil {
@@ -32,18 +69,18 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if hasFlagList && !dec.ExpectSP() {
-		return dec.Err()
+		return nil, nil, dec.Err()
 	}
 
 	t, err := proto.DecodeDateTime(dec)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if !t.IsZero() && !dec.ExpectSP() {
-		return dec.Err()
+		return nil, nil, dec.Err()
 	}
 	options.Time = t
 
@@ -53,16 +90,16 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 		case "UTF8":
 			// '~' is the literal8 prefix
 			if !dec.ExpectSP() || !dec.ExpectSpecial('(') || !dec.ExpectSpecial('~') {
-				return dec.Err()
+				return nil, nil, dec.Err()
 			}
 		default:
-			return newClientBugError("Unknown APPEND data extension")
+			return nil, nil, newClientBugError("Unknown APPEND data extension")
 		}
 	}
 
 	lit, nonSync, err := dec.ExpectLiteralReader()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 
 	appendLimit := int64(defaultAppendLimit)
@@ -75,23 +112,31 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 	// before login); the data of a refused non-synchronising literal is
 	// skipped by the caller (Conn.skipCommand), RFC 7888 §4.
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := c.checkNonSyncLiteral(lit.Size(), nonSync); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if lit.Size() > appendLimit {
-		return c.refuseLiteral(lit.Size(), nonSync, &imap.Error{
+		return nil, nil, c.refuseLiteral(lit.Size(), nonSync, &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodeTooBig,
 			Text: fmt.Sprintf("Literals are limited to %v bytes for this command", appendLimit),
 		})
 	}
 	if err := c.acceptLiteral(lit.Size(), nonSync); err != nil {
-		return err
+		return nil, nil, err
 	}
 	lit.Accept()
+	body := &appendBody{lit: lit, dec: dec, left: lit.Size(), paren: dataExt != ""}
+	if multi {
+		body.readNext = func() (*appendBody, *imap.AppendOptions, error) { return c.readAppendMessage(dec, true) }
+	}
+	return body, &options, nil
+}
 
+// appendOne gives one message to the session.
+func (c *Conn) appendOne(mailbox string, body *appendBody, options *imap.AppendOptions) (*imap.AppendData, error) {
 	c.setReadTimeout(literalReadTimeout)
 	defer c.setReadTimeout(cmdReadTimeout)
 
@@ -102,22 +147,18 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 	// appendBody, which fails instead of reporting the message's end
 	// unless the command ends there: the store then gives up the message
 	// (no UID used, nothing to roll back).
-	body := &appendBody{lit: lit, dec: dec, left: lit.Size(), paren: dataExt != ""}
-	data, appendErr := c.session.Append(mailbox, body, &options)
+	data, appendErr := c.session.Append(mailbox, body, options)
+	if appendErr != nil {
+		body.stop = true // no further message is read (MULTIAPPEND)
+	}
 	// The session may have stopped reading early (a NO before the data).
 	if _, err := io.Copy(io.Discard, body); err != nil {
-		if dec.Err() != nil {
-			return dec.Err()
+		if dec := body.dec; dec.Err() != nil {
+			return nil, dec.Err()
 		}
-		return err
+		return nil, err
 	}
-	if appendErr != nil {
-		return appendErr
-	}
-	if err := c.poll("APPEND"); err != nil {
-		return err
-	}
-	return c.writeAppendOK(tag, data)
+	return data, appendErr
 }
 
 // errAppendEnd is what appendBody's Read returns when the command does
@@ -145,8 +186,17 @@ type appendBody struct {
 	dec   *imapwire.Decoder
 	left  int64 // bytes of the literal not yet read
 	paren bool  // ")" comes before CRLF
-	done  bool  // the end was checked; err is what Read returns now
-	err   error
+	// MULTIAPPEND (RFC 3502): readNext, if set, reads the next message's
+	// arguments when SP follows this one's literal. That is done before
+	// this message's last byte is given, so that a syntax error or a
+	// refused literal there keeps this message from being committed.
+	// stop (the command failed) leaves the rest to be skipped.
+	readNext    func() (*appendBody, *imap.AppendOptions, error)
+	next        *appendBody
+	nextOptions *imap.AppendOptions
+	stop        bool
+	done        bool // the end was checked; err is what Read returns now
+	err         error
 }
 
 // Size returns the size of the message (imap.LiteralReader).
@@ -179,24 +229,45 @@ func (b *appendBody) checkEnd() error {
 	if _, err := io.Copy(io.Discard, b.lit); err != nil {
 		return err
 	}
-	if (b.paren && !b.dec.ExpectSpecial(')')) || !b.dec.ExpectCRLF() {
-		var expectErr *imapwire.DecoderExpectError
-		if errors.As(b.dec.Err(), &expectErr) {
-			return errAppendEnd
+	if b.paren && !b.dec.ExpectSpecial(')') {
+		return b.endErr()
+	}
+	if b.readNext != nil && b.dec.SP() {
+		if b.stop {
+			return nil
 		}
-		return b.dec.Err()
+		next, opts, err := b.readNext()
+		if err != nil {
+			return err
+		}
+		b.next, b.nextOptions = next, opts
+		return nil
+	}
+	if !b.dec.ExpectCRLF() {
+		return b.endErr()
 	}
 	return nil
 }
 
-func (c *Conn) writeAppendOK(tag string, data *imap.AppendData) error {
+// endErr is checkEnd's error for what follows the literal.
+func (b *appendBody) endErr() error {
+	var expectErr *imapwire.DecoderExpectError
+	if errors.As(b.dec.Err(), &expectErr) {
+		return errAppendEnd
+	}
+	return b.dec.Err()
+}
+
+// writeAppendOK writes the tagged OK with APPENDUID (RFC 4315 §3), of
+// every message appended (RFC 3502 §6.3.11: uid-set).
+func (c *Conn) writeAppendOK(tag string, data *imap.AppendData, uids []imap.UID) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()
 
 	enc.Atom(tag).SP().Atom("OK").SP()
-	if data != nil {
+	if data != nil && len(uids) > 0 {
 		enc.Special('[')
-		enc.Atom("APPENDUID").SP().Number(data.UIDValidity).SP().UID(data.UID)
+		enc.Atom("APPENDUID").SP().Number(data.UIDValidity).SP().NumSet(imap.UIDSetNum(uids...))
 		enc.Special(']').SP()
 	}
 	enc.Text("APPEND completed")

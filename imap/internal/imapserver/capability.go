@@ -104,6 +104,17 @@ func (c *Conn) availableCaps() []imap.Cap {
 			addAvailableCaps(&caps, available, []imap.Cap{imap.CapCondStore, imap.CapQResync})
 		}
 
+		// mailyard: SORT, ESORT and THREAD (RFC 5256, 5267), WITHIN
+		// (RFC 5032); see sort.go.
+		c.addSortCaps(&caps, available)
+		addAvailableCaps(&caps, available, []imap.Cap{imap.CapWithin})
+		if !c.compressed {
+			addAvailableCaps(&caps, available, []imap.Cap{CapCompressDeflate})
+		}
+		if _, ok := c.session.(SessionMultiAppend); ok {
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapMultiAppend})
+		}
+
 		// mailyard: QUOTA and its resource types (RFC 9208).
 		if _, ok := c.session.(SessionQuota); ok && available.Has(imap.CapQuota) {
 			caps = append(caps, imap.CapQuota)

@@ -88,6 +88,8 @@ type Conn struct {
 	log *slog.Logger
 	// idleTag is the tag of an IDLE command waiting for DONE (idle.go).
 	idleTag string
+	// compressed is set once COMPRESS DEFLATE is active (compress.go).
+	compressed bool
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
@@ -453,6 +455,13 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleMove(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
+	case "COMPRESS": // mailyard: RFC 4978, see compress.go
+		err = c.handleCompress(tag, dec)
+		sendOK = false
+	case "SORT", "UID SORT": // mailyard: RFC 5256, see sort.go
+		err = c.handleSort(tag, dec, numKind)
+	case "THREAD", "UID THREAD":
+		err = c.handleThread(dec, numKind)
 	// mailyard: ID (RFC 2971) and QUOTA (RFC 9208), see id.go and quota.go.
 	case "ID":
 		err = c.handleID(dec)
@@ -857,7 +866,7 @@ func (c *Conn) poll(cmd string) error {
 
 	allowExpunge := true
 	switch cmd {
-	case "FETCH", "STORE", "SEARCH":
+	case "FETCH", "STORE", "SEARCH", "SORT", "THREAD":
 		allowExpunge = false
 	}
 

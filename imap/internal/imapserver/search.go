@@ -36,40 +36,16 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		if !dec.ExpectSP() || !dec.ExpectAString(&charset) || !dec.ExpectSP() {
 			return dec.Err()
 		}
-		switch strings.ToUpper(charset) {
-		case "US-ASCII", "UTF-8":
-			// nothing to do
-		default:
-			return &imap.Error{
-				Type: imap.StatusResponseTypeNo,
-				Code: imap.ResponseCodeBadCharset, // TODO: return list of supported charsets
-				Text: "Only US-ASCII and UTF-8 are supported SEARCH charsets",
-			}
+		if err := checkSearchCharset(charset); err != nil {
+			return err
 		}
 		atom = ""
 		maybeReadSearchKeyAtom(dec, &atom)
 	}
 
 	var criteria imap.SearchCriteria
-	for {
-		var err error
-		if atom != "" {
-			err = readSearchKeyWithAtom(&criteria, dec, atom)
-			atom = ""
-		} else {
-			err = readSearchKey(&criteria, dec)
-		}
-		if err != nil {
-			return fmt.Errorf("in search-key: %w", err)
-		}
-
-		if !dec.SP() {
-			break
-		}
-	}
-
-	if !dec.ExpectCRLF() {
-		return dec.Err()
+	if err := readSearchKeys(dec, &criteria, atom); err != nil {
+		return err
 	}
 
 	if err := c.checkState(imap.ConnStateSelected); err != nil {
@@ -197,6 +173,49 @@ func (c *Conn) writeSearch(numSet imap.NumSet, modSeq uint64) error {
 		enc.SP().Special('(').Atom("MODSEQ").SP().ModSeq(modSeq).Special(')')
 	}
 	return enc.CRLF()
+}
+
+// checkSearchCharset accepts US-ASCII and UTF-8; anything else is NO
+// [BADCHARSET] (RFC 9051 §6.4.4).
+//
+// mailyard: shared by SEARCH, SORT and THREAD (RFC 5256).
+func checkSearchCharset(charset string) error {
+	switch strings.ToUpper(charset) {
+	case "US-ASCII", "UTF-8":
+		return nil
+	}
+	return &imap.Error{
+		Type: imap.StatusResponseTypeNo,
+		Code: imap.ResponseCodeBadCharset, // TODO: return list of supported charsets
+		Text: "Only US-ASCII and UTF-8 are supported SEARCH charsets",
+	}
+}
+
+// readSearchKeys reads 1*(SP search-key) (the first SP already read, and
+// atom the first key's atom if the caller read it) up to and including
+// the CRLF.
+//
+// mailyard: shared by SEARCH, SORT and THREAD (RFC 5256).
+func readSearchKeys(dec *imapwire.Decoder, criteria *imap.SearchCriteria, atom string) error {
+	for {
+		var err error
+		if atom != "" {
+			err = readSearchKeyWithAtom(criteria, dec, atom)
+			atom = ""
+		} else {
+			err = readSearchKey(criteria, dec)
+		}
+		if err != nil {
+			return fmt.Errorf("in search-key: %w", err)
+		}
+		if !dec.SP() {
+			break
+		}
+	}
+	if !dec.ExpectCRLF() {
+		return dec.Err()
+	}
+	return nil
 }
 
 func readSearchReturnOpts(dec *imapwire.Decoder, options *imap.SearchOptions) error {
@@ -375,6 +394,10 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 		criteria.Or = append(criteria.Or, or)
 	case "$":
 		criteria.UID = append(criteria.UID, imap.SearchRes())
+	case "OLDER", "YOUNGER": // mailyard: WITHIN (RFC 5032), see within.go
+		if err := readWithin(criteria, dec, key); err != nil {
+			return err
+		}
 	case "MODSEQ": // mailyard: RFC 7162 §3.1.5
 		ms, err := readSearchModSeq(dec)
 		if err != nil {
