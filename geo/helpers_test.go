@@ -207,3 +207,8 @@ func notLocated(n *geo.Node, address string) error {
 	}
 	return fmt.Errorf("%s: %v, want not found", address, err)
 }
+
+// clientTLS is s's identity dialling peer.
+func clientTLS(s *testSite, peer string) *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{s.tls.Certificate}, RootCAs: s.tls.Roots, ServerName: peer, MinVersion: tls.VersionTLS12}
+}

@@ -43,6 +43,9 @@ type LinkHealth struct {
 	LagSeconds float64
 	// Position is the peer's stream sequence applied last.
 	Position uint64
+	// Received counts the peer's records received since this node
+	// started (redeliveries included).
+	Received uint64
 	// LastEvent is when a record of the peer was last applied.
 	LastEvent time.Time
 	// LastError is the last failure and when it happened.
@@ -113,7 +116,7 @@ func (n *Node) linkLoop(ctx context.Context, l *link) {
 			return
 		case <-t.C:
 		}
-		backoff = min(backoff*2, 15*time.Second)
+		backoff = min(backoff*2, 5*time.Second)
 	}
 }
 
@@ -250,6 +253,7 @@ func (n *Node) applyBatch(ctx context.Context, l *link, msgs []jetstream.Msg) er
 	now := n.now()
 	l.update(func(h *LinkHealth) {
 		h.LastEvent = now
+		h.Received += uint64(len(msgs))
 		if last != nil {
 			h.Position = last.Sequence.Stream
 			h.LagEvents = last.NumPending

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -95,6 +96,9 @@ func (a siteAuth) Check(c server.ClientAuthentication) bool {
 		return false
 	}
 	cs := c.GetTLSConnectionState()
+	if _, self := certSite(cs, func(s string) bool { return s == a.n.opts.Site }); self {
+		return true // the site's own key: its tools, with every right
+	}
 	peer, ok := certSite(cs, func(s string) bool { return a.n.linkFor(s) != nil })
 	if !ok {
 		if s := firstDNSName(cs); s != "" && s != a.n.opts.Site {
@@ -167,12 +171,5 @@ func (n *Node) peerConn(l *link) (*nats.Conn, error) {
 	if n.opts.TLS != nil {
 		opts = append(opts, nats.Secure(n.opts.TLS.clientTLS(l.cfg.Peer)))
 	}
-	url := ""
-	for i, e := range l.cfg.Endpoints {
-		if i > 0 {
-			url += ","
-		}
-		url += e
-	}
-	return nats.Connect(url, opts...)
+	return nats.Connect(strings.Join(l.cfg.Endpoints, ","), opts...)
 }
