@@ -170,15 +170,8 @@ func (n *Node) replicate(ctx context.Context, l *link) (progressed bool, err err
 		if !nc.IsConnected() {
 			return progressed, fmt.Errorf("connection to %s lost", l.cfg.Peer)
 		}
-		batch, err := cons.Fetch(fetchBatch, jetstream.FetchMaxWait(time.Second))
+		msgs, err := nextBatch(cons)
 		if err != nil {
-			return progressed, fmt.Errorf("fetch from %s: %w", l.cfg.Peer, err)
-		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
 			return progressed, fmt.Errorf("fetch from %s: %w", l.cfg.Peer, err)
 		}
 		if len(msgs) == 0 {
@@ -299,4 +292,26 @@ func decodeMsg(site string, m jetstream.Msg) (Record, uint64, error) {
 		return rec, 0, fmt.Errorf("%w: site %s publishes a record for site %s", ErrInvalidRecord, site, rec.Key)
 	}
 	return rec, md.Sequence.Stream, nil
+}
+
+// nextBatch waits up to a second for the next record, then takes what
+// else is there without waiting, up to fetchBatch: a record is applied as
+// soon as it arrives, and a backlog in batches.
+func nextBatch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	first, err := cons.Next(jetstream.FetchMaxWait(time.Second))
+	if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	msgs := []jetstream.Msg{first}
+	batch, err := cons.FetchNoWait(fetchBatch - 1)
+	if err != nil {
+		return msgs, nil // the rest comes with the next call
+	}
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
 }
