@@ -133,6 +133,9 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if err := n.loadState(ctx); err != nil {
 		return nil, err
 	}
+	n.mu.Lock()
+	n.checkLinks(ctx) // from the stored site records, so the stored view serves at once
+	n.mu.Unlock()
 	if err := n.connectLocal(); err != nil {
 		n.shutdownServer()
 		return nil, err

@@ -83,12 +83,18 @@ func (n *Node) reconcile(ctx context.Context) error {
 	}
 	slices.Sort(addrs)
 	n.checkAddresses(ctx, addrs)
+	n.checkLinks(ctx)
+	return nil
+}
+
+// checkLinks checks every link against the peer's site record held.
+// n.mu must be held.
+func (n *Node) checkLinks(ctx context.Context) {
 	for _, l := range n.links {
 		if e, ok := n.view.get(l.cfg.Peer, KindSite, l.cfg.Peer); ok {
 			n.checkMutual(ctx, l, e.Rec)
 		}
 	}
-	return nil
 }
 
 // publishIfChanged publishes r unless its content is what was published

@@ -21,13 +21,8 @@ var galKinds = map[directory.EntryKind]string{
 // Records implements Source.
 func (s BuiltinSource) Records(ctx context.Context) ([]Record, error) {
 	var out []Record
-	tenants, err := pageAll(func(after string) ([]directory.Tenant, string, error) {
-		ts, err := s.Dir.ListTenants(ctx, after, 500)
-		if len(ts) == 0 {
-			return ts, "", err
-		}
-		return ts, ts[len(ts)-1].ID, err
-	})
+	tenants, err := pageAll(func(after string) ([]directory.Tenant, error) { return s.Dir.ListTenants(ctx, after, listPage) },
+		func(t directory.Tenant) string { return t.ID })
 	if err != nil {
 		return nil, fmt.Errorf("geo: listing tenants: %w", err)
 	}
@@ -49,24 +44,14 @@ func (s BuiltinSource) Records(ctx context.Context) ([]Record, error) {
 			q.After = page.Next
 		}
 	}
-	domains, err := pageAll(func(after string) ([]directory.Domain, string, error) {
-		ds, err := s.Dir.ListDomains(ctx, after, 500)
-		if len(ds) == 0 {
-			return ds, "", err
-		}
-		return ds, ds[len(ds)-1].Name, err
-	})
+	domains, err := pageAll(func(after string) ([]directory.Domain, error) { return s.Dir.ListDomains(ctx, after, listPage) },
+		func(d directory.Domain) string { return d.Name })
 	if err != nil {
 		return nil, fmt.Errorf("geo: listing domains: %w", err)
 	}
 	for _, d := range domains {
-		aliases, err := pageAll(func(after string) ([]directory.Alias, string, error) {
-			as, err := s.Dir.ListAliases(ctx, d.Name, after, 500)
-			if len(as) == 0 {
-				return as, "", err
-			}
-			return as, as[len(as)-1].Address, err
-		})
+		aliases, err := pageAll(func(after string) ([]directory.Alias, error) { return s.Dir.ListAliases(ctx, d.Name, after, listPage) },
+			func(a directory.Alias) string { return a.Address })
 		if err != nil {
 			return nil, fmt.Errorf("geo: aliases of %s: %w", d.Name, err)
 		}
@@ -77,19 +62,23 @@ func (s BuiltinSource) Records(ctx context.Context) ([]Record, error) {
 	return out, nil
 }
 
-// pageAll reads every page of a keyset-paged list.
-func pageAll[T any](list func(after string) ([]T, string, error)) ([]T, error) {
+// listPage is the page size of the directory listings read.
+const listPage = 500
+
+// pageAll reads every page of a keyset-paged list; key gives the cursor
+// after an item.
+func pageAll[T any](list func(after string) ([]T, error), key func(T) string) ([]T, error) {
 	var all []T
 	after := ""
 	for {
-		page, next, err := list(after)
+		page, err := list(after)
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, page...)
-		if next == "" || len(page) < 500 {
+		if len(page) < listPage {
 			return all, nil
 		}
-		after = next
+		after = key(page[len(page)-1])
 	}
 }
