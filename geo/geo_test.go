@@ -10,6 +10,7 @@ import (
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/geo"
 	"github.com/mailyard/mailyard/internal/metric"
+	"github.com/mailyard/mailyard/routing"
 )
 
 // TestThreeSites links three sites, each with its own embedded NATS on a
@@ -64,6 +65,13 @@ func TestThreeSites(t *testing.T) {
 	}
 	if loc, err := a.node.LocateSite(ctx, "alice@a.example"); err != nil || !loc.Local {
 		t.Fatalf("alice on a: %+v, %v", loc, err)
+	}
+	// c's routing relays mail for alice to a's MX, TLS required.
+	table := routing.NewTable(c.d, routing.TableOptions{Sites: c.node})
+	res, err := table.Resolve(ctx, routing.Envelope{From: "x@outside.test"}, "alice@a.example")
+	if err != nil || len(res.Decisions) != 1 || res.Decisions[0].Rule != routing.RuleRemoteSite ||
+		res.Decisions[0].Hop.Site != "a" || res.Decisions[0].Hop.TLS != routing.TLSRequired {
+		t.Fatalf("c routes alice: %+v, %v", res, err)
 	}
 
 	// The GAL of c shows alice, marked with her site, after c's own.
@@ -135,6 +143,11 @@ func TestThreeSites(t *testing.T) {
 			}
 			return hasConflict(s.node, "b", "dup@shared.example", geo.ConflictDuplicateAddress)
 		})
+	}
+	// Mail for it is not routed across sites: on a it is unknown.
+	res, err = routing.NewTable(a.d, routing.TableOptions{Sites: a.node}).Resolve(ctx, routing.Envelope{Authenticated: true}, "dup@shared.example")
+	if err != nil || res.Decisions[0].Rule == routing.RuleRemoteSite {
+		t.Fatalf("a routes a conflicting address: %+v, %v", res, err)
 	}
 	// Clearing the record does not resolve it: it returns.
 	if err := a.node.ClearConflict(ctx, "b", geo.ConflictDuplicateAddress, "dup@shared.example"); err != nil {

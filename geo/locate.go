@@ -2,6 +2,7 @@ package geo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -173,4 +174,20 @@ func (n *Node) galEntries(q directory.GALQuery) []directory.GALEntry {
 			strings.ToLower(b.DisplayName)+"\x00"+b.Site+"\x00"+b.ID)
 	})
 	return out
+}
+
+// RemoteSite implements routing.Sites: the site other than this one that
+// holds address and its MX; empty if none does, if this site holds it,
+// or if several sites claim it (the conflict keeps its mail here).
+func (n *Node) RemoteSite(ctx context.Context, address string) (site, mx string, err error) {
+	loc, err := n.LocateSite(ctx, address)
+	switch {
+	case errors.Is(err, directory.ErrNotFound), errors.Is(err, directory.ErrInvalid), errors.Is(err, ErrConflict):
+		return "", "", nil
+	case err != nil:
+		return "", "", err
+	case loc.Local:
+		return "", "", nil
+	}
+	return loc.Site, loc.MX, nil
 }
