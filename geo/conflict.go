@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -146,6 +147,17 @@ func (n *Node) loadState(ctx context.Context) error {
 			return fmt.Errorf("geo: record %s %q: %w", nsView, r.Key, err)
 		}
 		n.view.apply(site, e.Seq, e.Rec)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = eachRecord(ctx, n.opts.Records, nsPosition, func(r store.Record) error {
+		v, err := strconv.ParseUint(string(r.Value), 10, 64)
+		if err != nil {
+			return fmt.Errorf("geo: record %s %q: %w", nsPosition, r.Key, err)
+		}
+		n.positions[r.Key] = v
 		return nil
 	})
 	if err != nil {

@@ -154,17 +154,9 @@ func (n *Node) replicate(ctx context.Context, l *link) (progressed bool, err err
 	if err != nil {
 		return false, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
-	cons, err := js.CreateOrUpdateConsumer(cctx, streamName(l.cfg.Peer), jetstream.ConsumerConfig{
-		Durable:       consumerName(n.opts.Site),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:       30 * time.Second,
-		MaxAckPending: 4 * fetchBatch,
-	})
-	cancel()
+	cons, err := n.consumer(ctx, js, l.cfg.Peer)
 	if err != nil {
-		return false, fmt.Errorf("consumer on %s: %w", streamName(l.cfg.Peer), err)
+		return false, err
 	}
 	for ctx.Err() == nil {
 		if !nc.IsConnected() {
@@ -184,6 +176,39 @@ func (n *Node) replicate(ctx context.Context, l *link) (progressed bool, err err
 		progressed = true
 	}
 	return progressed, nil
+}
+
+// consumer binds this site's durable consumer on peer's stream. A
+// consumer that has acknowledged records this site does not hold (its
+// store is new, or it keeps none) is deleted and made again, so the view
+// is rebuilt from the snapshot rather than missing what was acknowledged.
+func (n *Node) consumer(ctx context.Context, js jetstream.JetStream, peer string) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       consumerName(n.opts.Site),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 4 * fetchBatch,
+	}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	cons, err := js.CreateOrUpdateConsumer(cctx, streamName(peer), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consumer on %s: %w", streamName(peer), err)
+	}
+	n.mu.Lock()
+	held := n.positions[peer]
+	n.mu.Unlock()
+	if info := cons.CachedInfo(); held == 0 && info != nil && info.AckFloor.Stream > 0 {
+		n.log.Info("geo: reading a peer's stream from the start: its records are not held here", "peer", peer)
+		if err := js.DeleteConsumer(cctx, streamName(peer), cfg.Durable); err != nil {
+			return nil, fmt.Errorf("resetting consumer on %s: %w", streamName(peer), err)
+		}
+		if cons, err = js.CreateOrUpdateConsumer(cctx, streamName(peer), cfg); err != nil {
+			return nil, fmt.Errorf("consumer on %s: %w", streamName(peer), err)
+		}
+	}
+	return cons, nil
 }
 
 // applyBatch validates and applies a batch in one store transaction,
@@ -224,6 +249,9 @@ func (n *Node) applyBatch(ctx context.Context, l *link, msgs []jetstream.Msg) er
 		}
 	}
 	n.checkAddresses(ctx, touched)
+	if last != nil {
+		n.positions[peer] = last.Sequence.Stream
+	}
 	n.mu.Unlock()
 	if n.opts.Records != nil && last != nil {
 		err := n.opts.Records.UpdateRecords(ctx, func(tx store.RecordTx) error {

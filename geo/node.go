@@ -45,8 +45,9 @@ type Options struct {
 	External string
 	// Source lists the entries to publish (nil: only the site record).
 	Source Source
-	// Records keeps the replicated view and the conflicts durably (nil:
-	// memory only, the peers' durable consumers still resume).
+	// Records keeps the replicated view, its positions and the conflicts
+	// durably (nil: in memory, and every start reads the peers' streams
+	// from the beginning again).
 	Records store.Records
 	// FreeBusy answers the peers' free/busy requests (nil: none).
 	FreeBusy FreeBusyResponder
@@ -79,6 +80,7 @@ type Node struct {
 	view      *view
 	conflicts map[string]Conflict
 	published map[string]string // storeKey -> digest of what this site published
+	positions map[string]uint64 // peer -> its stream sequence applied last (stored with the view)
 	fbSub     *nats.Subscription
 }
 
@@ -122,7 +124,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	}
 	n := &Node{
 		opts: opts, log: opts.Logger, links: map[string]*link{}, notify: make(chan struct{}, 1),
-		view: newView(), conflicts: map[string]Conflict{}, published: map[string]string{},
+		view: newView(), conflicts: map[string]Conflict{}, published: map[string]string{}, positions: map[string]uint64{},
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)

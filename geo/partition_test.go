@@ -11,6 +11,7 @@ import (
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/geo"
+	"github.com/mailyard/mailyard/store/memstore"
 )
 
 // liveAddresses lists the addresses of s's directory (what it publishes).
@@ -131,3 +132,19 @@ func receivedFrom(n *geo.Node, peer string) uint64 {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestLostStoreRereads: a site restarted with a new, empty store reads
+// its peers' streams from the start again instead of resuming past
+// records it no longer holds.
+func TestLostStoreRereads(t *testing.T) {
+	sites := newSites(t, "a", "b")
+	a, b := sites["a"], sites["b"]
+	a.createUser("kept", "Kept")
+	a.start()
+	b.opts = func(o *geo.Options) { o.Records = memstore.New(memstore.Options{}) }
+	b.start()
+	eventually(t, 10*time.Second, "kept on b", func() error { return locatedAt(b.node, "kept@a.example", "a") })
+	b.stop()
+	b.start() // a new memstore: nothing held
+	eventually(t, 10*time.Second, "kept on b after losing its store", func() error { return locatedAt(b.node, "kept@a.example", "a") })
+}

@@ -135,7 +135,8 @@ func allowed(list []netip.Prefix, ra net.Addr) bool {
 }
 
 // peerPermissions are what peer may do on self's server: read self's
-// stream through its own durable consumer, and ask self for free/busy on
+// stream through its own durable consumer (and delete that consumer to
+// read again from the start), and ask self for free/busy on
 // a subject naming the peer. It can publish nothing else, so it cannot
 // write self's stream or pose as a third site.
 func peerPermissions(self, peer string) *server.Permissions {
@@ -148,6 +149,7 @@ func peerPermissions(self, peer string) *server.Permissions {
 			"$JS.API.CONSUMER.CREATE." + st + "." + cn + ".>",
 			"$JS.API.CONSUMER.DURABLE.CREATE." + st + "." + cn,
 			"$JS.API.CONSUMER.INFO." + st + "." + cn,
+			"$JS.API.CONSUMER.DELETE." + st + "." + cn,
 			"$JS.API.CONSUMER.MSG.NEXT." + st + "." + cn,
 			"$JS.ACK." + st + "." + cn + ".>",
 			"$JS.ACK.*.*." + st + "." + cn + ".>",
