@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -63,6 +64,7 @@ func Namespaces() []string { return []string{nsView, nsPosition, nsConflict} }
 // raise records a conflict (or refreshes its LastSeen) in memory and in
 // the store. n.mu must be held.
 func (n *Node) raise(ctx context.Context, c Conflict) {
+	c.Address, c.Detail = clip(c.Address, 320), clip(c.Detail, 1000) // a hostile payload stays bounded
 	now := n.now()
 	if cur, ok := n.conflicts[c.key()]; ok {
 		cur.LastSeen = now
@@ -190,4 +192,15 @@ func eachRecord(ctx context.Context, rs store.Records, ns string, fn func(store.
 		}
 		after = recs[len(recs)-1].Key
 	}
+}
+
+// clip cuts s to at most n bytes, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -107,5 +108,28 @@ func TestInvalidPayload(t *testing.T) {
 			return err
 		}
 		return locatedAt(b.node, "after@a.example", "a")
+	})
+}
+
+// TestCloseStopsEverything: after Close, the goroutines of the nodes,
+// their links and their embedded servers are gone.
+func TestCloseStopsEverything(t *testing.T) {
+	sites := newSites(t, "a", "b")
+	a, b := sites["a"], sites["b"]
+	before := runtime.NumGoroutine()
+	a.start()
+	b.start()
+	a.createUser("g", "G")
+	eventually(t, 10*time.Second, "replicated", func() error { return locatedAt(b.node, "g@a.example", "a") })
+	if n := runtime.NumGoroutine(); n <= before {
+		t.Fatalf("%d goroutines running two sites, %d before: the count says nothing", n, before)
+	}
+	a.stop()
+	b.stop()
+	eventually(t, 10*time.Second, "goroutines gone", func() error {
+		if n := runtime.NumGoroutine(); n > before+2 {
+			return fmt.Errorf("%d goroutines after Close, %d before", n, before)
+		}
+		return nil
 	})
 }
