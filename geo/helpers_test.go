@@ -84,7 +84,7 @@ func (ca *testCA) site(t testing.TB, site string) *geo.TLS {
 // testSite is one site: its store (directory and geo records), its
 // directory, its NATS port and, while running, its node.
 type testSite struct {
-	t      *testing.T
+	t      testing.TB
 	id     string
 	dir    string
 	port   int
@@ -100,7 +100,7 @@ type testSite struct {
 
 // newSites makes sites with IDs ids, linked all-to-all, each hosting
 // domain ID.example in tenant "org"; none started.
-func newSites(t *testing.T, ids ...string) map[string]*testSite {
+func newSites(t testing.TB, ids ...string) map[string]*testSite {
 	ca := newCA(t)
 	sites := map[string]*testSite{}
 	for _, id := range ids {
