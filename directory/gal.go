@@ -1,5 +1,11 @@
 package directory
 
+import (
+	"slices"
+	"strings"
+	"unicode"
+)
+
 // GAL paging bounds.
 const (
 	// DefaultGALLimit is used when GALQuery.Limit is 0 or negative.
@@ -36,6 +42,9 @@ type GALEntry struct {
 	ResourceKind string `json:",omitempty"`
 	Capacity     int    `json:",omitempty"`
 	Location     string `json:",omitempty"`
+	// Site is the linked site (package geo) that holds the entry; empty
+	// for an entry of this installation.
+	Site string `json:",omitempty"`
 }
 
 // GALQuery selects a page of a tenant's global address list.
@@ -67,3 +76,65 @@ type GALPage struct {
 // from a source: shown in the global address list, without a mailbox,
 // login or routing (its address is usually elsewhere).
 const KindContact EntryKind = KindResource + 1
+
+// CleanGALToken drops control characters (the separator among them).
+func CleanGALToken(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// galWords splits a name into lowercase words at spaces and punctuation
+// other than those inside names and addresses ('-', '.', '\”, '@', ...
+// split too, so "Anne-Marie" matches "marie").
+func galWords(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(CleanGALToken(s)), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	})
+}
+
+// Tokens returns the entry's searchable words, sorted and unique: the
+// words of its names, its addresses, and the words of their local parts.
+func (e *GALEntry) Tokens() []string {
+	var out []string
+	for _, s := range []string{e.DisplayName, e.GivenName, e.Surname} {
+		out = append(out, galWords(s)...)
+	}
+	for _, a := range append([]string{e.Address}, e.Aliases...) {
+		a = strings.ToLower(CleanGALToken(a))
+		if a == "" {
+			continue
+		}
+		out = append(out, a)
+		if at := strings.LastIndexByte(a, '@'); at > 0 {
+			out = append(out, galWords(a[:at])...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Matches reports whether every query word (of [GALQueryWords]) starts
+// some token of e.
+func (e *GALEntry) Matches(words []string) bool {
+	toks := e.Tokens()
+	for _, w := range words {
+		if !slices.ContainsFunc(toks, func(t string) bool { return strings.HasPrefix(t, w) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// GALQueryWords splits the text of a [GALQuery] into the words
+// [GALEntry.Matches] takes: an address prefix is one word, anything else
+// is split as names are.
+func GALQueryWords(text string) []string {
+	if t := strings.TrimSpace(strings.ToLower(text)); strings.Contains(t, "@") && !strings.ContainsAny(t, " \t") {
+		return []string{CleanGALToken(t)}
+	}
+	return galWords(text)
+}

@@ -274,6 +274,9 @@ type Hop struct {
 	// chose the hop ("*", ".example.org", "example.org", "user@example.org"),
 	// empty otherwise.
 	Route string
+	// Site is the site of a distributed installation the hop leads to
+	// (rule "remote-site"), empty otherwise.
+	Site string
 }
 
 // String formats the hop for logs: the next hop in [NextHop] syntax
@@ -287,6 +290,9 @@ func (h Hop) String() string {
 	if h.Route != "" {
 		s += " route=" + strconv.Quote(h.Route)
 	}
+	if h.Site != "" {
+		s += " site=" + h.Site
+	}
 	return s
 }
 
@@ -299,6 +305,9 @@ func (h Hop) describe(domain string) string {
 	}
 	if h.Route != "" {
 		s += ", route " + strconv.Quote(h.Route)
+	}
+	if h.Site != "" {
+		s += ", site " + h.Site
 	}
 	return s
 }

@@ -17,9 +17,12 @@
 //  2. A technical domain maps to its main domain, and the address and
 //     everything it expands to in hosted domains is delivered locally: steps
 //     4, 5 and the relay action of step 7 are skipped for them.
-//  3. A domain the directory does not host is remote. The most specific
-//     route (user+ext@d, user@d, d, .parent, "*") or relay domain gives the
-//     hop, else MX of the domain. The envelope recipient itself is relayed
+//  3. A domain the directory does not host is remote. An address another
+//     site of a distributed installation holds ([TableOptions].Sites) is
+//     relayed to that site's MX with TLS required, whoever sends (rule
+//     "remote-site"). Otherwise the most specific route (user+ext@d,
+//     user@d, d, .parent, "*") or relay domain gives the hop, else MX of
+//     the domain. The envelope recipient itself is relayed
 //     only if its domain is a relay domain, the client authenticated or the
 //     client is in the relaynets; otherwise Reject 554 5.7.1 (rule
 //     "relay-denied"). Addresses reached through local aliases, groups,
@@ -34,10 +37,11 @@
 //     blocked (rule "disabled-user"); with forwarding, the targets are
 //     resolved too (their decisions carry rule "forward") and the local copy
 //     only if kept. A resource: Deliver (rule "resource").
-//  7. Unknown in a hosted domain: the domain's policy decides: Reject 550
-//     5.1.1 (rule "unknown-recipient", the default), resolve the catch-all
-//     address (rule "catch-all"), or Relay to the gateway (rule
-//     "unknown-relay").
+//  7. Unknown in a hosted domain: if another site holds the address, it
+//     is relayed there as in step 3 (rule "remote-site"); otherwise the
+//     domain's policy decides: Reject 550 5.1.1 (rule
+//     "unknown-recipient", the default), resolve the catch-all address
+//     (rule "catch-all"), or Relay to the gateway (rule "unknown-relay").
 //  8. An alias or group expands: every target goes through steps 1-7,
 //     depth first in order, each address and each alias, group or
 //     forwarding expanded at most once (loops end), up to MaxExpansion

@@ -45,6 +45,11 @@ type TableOptions struct {
 	MaxExpansion int
 	// Logger receives expansion-limit warnings. Nil discards.
 	Logger *slog.Logger
+	// Sites, if set, locates addresses on the other sites of a
+	// distributed installation: an address one of them holds is relayed
+	// there (rule "remote-site") instead of being unknown here or sent by
+	// MX.
+	Sites Sites
 	// Rules are the compiled routing configuration; nil means the zero
 	// [Config]: local delivery, unknown recipients rejected, relaying
 	// for authenticated clients only.
@@ -60,11 +65,12 @@ type Table struct {
 	max   int
 	log   *slog.Logger
 	rules *Rules
+	sites Sites
 }
 
 // NewTable returns a routing table over dir.
 func NewTable(dir directory.Directory, opts TableOptions) *Table {
-	t := &Table{dir: dir, max: opts.MaxExpansion, log: opts.Logger, rules: opts.Rules}
+	t := &Table{dir: dir, max: opts.MaxExpansion, log: opts.Logger, rules: opts.Rules, sites: opts.Sites}
 	if t.max <= 0 {
 		t.max = DefaultMaxExpansion
 	}
@@ -653,6 +659,9 @@ func (x *expansion) remote(it item, a directory.Address, local string) error {
 	if it.top {
 		x.recipient = addr
 	}
+	if done, err := x.remoteSite(it, addr); done {
+		return err
+	}
 	rules := x.t.rules
 	relayDomain := rules.relayDomain(a.Domain)
 	if relayDomain {
@@ -686,6 +695,9 @@ func (x *expansion) remote(it item, a directory.Address, local string) error {
 
 // unknown applies the domain's unknown-recipient policy (step 7).
 func (x *expansion) unknown(it item, canonical, domain string) ([]item, error) {
+	if done, err := x.remoteSite(it, canonical); done {
+		return nil, err
+	}
 	pol := x.t.rules.unknownFor(domain)
 	if x.trace != nil {
 		x.tracef(it.depth, "%s: no such address in %s; unknown-recipient policy (%s): %s", canonical, domain, pol.source, pol.action)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/store"
@@ -81,57 +80,7 @@ func sortKey(e *directory.GALEntry) string {
 	if name == "" {
 		name = e.Address
 	}
-	return e.Tenant + "/" + strings.ToLower(cleanToken(name)) + galSep + kindName(e.Kind) + "/" + e.ID
-}
-
-// cleanToken drops control characters (the separator among them).
-func cleanToken(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, s)
-}
-
-// galWords splits a name into lowercase words at spaces and punctuation
-// other than those inside names and addresses ('-', '.', '\”, '@', ...
-// split too, so "Anne-Marie" matches "marie").
-func galWords(s string) []string {
-	return strings.FieldsFunc(strings.ToLower(cleanToken(s)), func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
-	})
-}
-
-// tokens returns the entry's searchable words, sorted and unique.
-func tokens(e *directory.GALEntry) []string {
-	var out []string
-	for _, s := range []string{e.DisplayName, e.GivenName, e.Surname} {
-		out = append(out, galWords(s)...)
-	}
-	for _, a := range append([]string{e.Address}, e.Aliases...) {
-		a = strings.ToLower(cleanToken(a))
-		if a == "" {
-			continue
-		}
-		out = append(out, a)
-		if at := strings.LastIndexByte(a, '@'); at > 0 {
-			out = append(out, galWords(a[:at])...)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-// matches reports whether every query word starts some token of e.
-func matches(e *directory.GALEntry, words []string) bool {
-	toks := tokens(e)
-	for _, w := range words {
-		if !slices.ContainsFunc(toks, func(t string) bool { return strings.HasPrefix(t, w) }) {
-			return false
-		}
-	}
-	return true
+	return e.Tenant + "/" + strings.ToLower(directory.CleanGALToken(name)) + galSep + kindName(e.Kind) + "/" + e.ID
 }
 
 // galPut replaces the GAL entry of kind/id with e (nil removes it).
@@ -144,11 +93,11 @@ func galPut(tx store.RecordTx, kind, id string, e *directory.GALEntry) error {
 		oldKey := string(old.Value)
 		var oe directory.GALEntry
 		if _, err := getJSON(r, nsGAL, oldKey, &oe); err == nil {
-			if e != nil && sortKey(e) == oldKey && slices.Equal(tokens(e), tokens(&oe)) {
+			if e != nil && sortKey(e) == oldKey && slices.Equal(e.Tokens(), oe.Tokens()) {
 				// Same place, same words: only the entry changes.
 				return putJSON(tx, nsGAL, oldKey, e, -1)
 			}
-			for _, t := range tokens(&oe) {
+			for _, t := range oe.Tokens() {
 				if err := deleteRecord(tx, nsGALToken, oe.Tenant+"/"+t+galSep+oldKey); err != nil {
 					return err
 				}
@@ -172,7 +121,7 @@ func galPut(tx store.RecordTx, kind, id string, e *directory.GALEntry) error {
 	if err := putJSON(tx, nsGAL, key, e, -1); err != nil {
 		return err
 	}
-	for _, t := range tokens(e) {
+	for _, t := range e.Tokens() {
 		if err := putRaw(tx, nsGALToken, e.Tenant+"/"+t+galSep+key, []byte(key), -1); err != nil {
 			return err
 		}
@@ -200,11 +149,7 @@ func (b *Directory) SearchGAL(ctx context.Context, q directory.GALQuery) (direct
 	}
 	wantKind := func(k directory.EntryKind) bool { return len(q.Kinds) == 0 || slices.Contains(q.Kinds, k) }
 	r := storeReader{ctx, b.records}
-	words := galWords(q.Text)
-	if t := strings.TrimSpace(strings.ToLower(q.Text)); strings.Contains(t, "@") && !strings.ContainsAny(t, " \t") {
-		// An address prefix is one token, not its pieces.
-		words = []string{cleanToken(t)}
-	}
+	words := directory.GALQueryWords(q.Text)
 	var page directory.GALPage
 	last := ""
 	// add appends e, or reports false once the page is full, setting Next:
@@ -269,7 +214,7 @@ func (b *Directory) SearchGAL(ctx context.Context, q directory.GALQuery) (direct
 			}
 			return directory.GALPage{}, err
 		}
-		if wantKind(e.Kind) && matches(&e, words) && !add(k, e) {
+		if wantKind(e.Kind) && e.Matches(words) && !add(k, e) {
 			break
 		}
 	}
