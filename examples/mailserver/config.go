@@ -173,6 +173,8 @@ func DefaultConfig() Config {
 			MaxInstances:            dav.DefaultMaxInstances,
 			MaxAttendees:            dav.DefaultMaxAttendees,
 			MaxRequestBody:          dav.DefaultMaxRequestBody,
+			HeaderTimeout:           Duration{davHeaderTimeout},
+			MinBodyRate:             davMinBodyRate,
 		},
 		Limits: LimitsConfig{
 			MaxMessageBytes: 50 << 20,
