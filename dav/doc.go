@@ -62,6 +62,13 @@
 //   - Multi-status answers are written to the client as they are made;
 //     queries and sync read the store a page of objects at a time, so a
 //     REPORT over any number of objects holds one page.
+//   - sync-collection answers at most Limits.MaxSyncChanges members (or
+//     the client's smaller DAV:limit); a longer change set is truncated
+//     with a 507 for the collection and a continuation token (RFC 6578
+//     §3.6), and following the tokens yields every change. A token older
+//     than the store's change log gets 403 valid-sync-token (§3.2).
+//   - A request body that arrives after the server's read deadline (set
+//     by whoever serves the handler) gets 408.
 //   - A PUT is validated (dav/internal/calendar, dav/internal/contact)
 //     before anything is stored; a refusal names the RFC 4791 §5.3.2.1 or
 //     RFC 6352 §6.3.2.1 precondition, no-uid-conflict with the href of

@@ -65,6 +65,7 @@ const (
 	DefaultMaxInstances            = 10000
 	DefaultMaxAttendees            = 1000
 	DefaultMaxRecipients           = 100
+	DefaultMaxSyncChanges          = 5000
 	DefaultMaxRequestBody          = 4 << 20
 	DefaultMaxXMLDepth             = 32
 	DefaultMaxXMLElements          = 100000
@@ -97,6 +98,11 @@ type Limits struct {
 	// free/busy computation over all the recipient's calendars. Default
 	// 100.
 	MaxRecipients int
+	// MaxSyncChanges bounds the members one sync-collection answer lists
+	// (RFC 6578 §3.6): a longer change set is truncated with a 507 for
+	// the collection and a token the client continues from. A client's
+	// smaller DAV:limit is honoured the same way. Default 5000.
+	MaxSyncChanges int
 	// MaxRequestBody bounds the XML body of PROPFIND, PROPPATCH,
 	// MKCALENDAR, MKCOL and REPORT requests. Default 4 MiB.
 	MaxRequestBody int64
@@ -109,7 +115,7 @@ type Limits struct {
 
 func (l Limits) withDefaults() (Limits, error) {
 	if l.MaxResourceSize < 0 || l.MaxCollections < 0 || l.MaxObjectsPerCollection < 0 ||
-		l.MaxInstances < 0 || l.MaxAttendees < 0 || l.MaxRecipients < 0 || l.MaxRequestBody < 0 ||
+		l.MaxInstances < 0 || l.MaxAttendees < 0 || l.MaxRecipients < 0 || l.MaxRequestBody < 0 || l.MaxSyncChanges < 0 ||
 		l.MaxXMLDepth < 0 || l.MaxXMLElements < 0 {
 		return l, errors.New("limits must not be negative")
 	}
@@ -129,6 +135,7 @@ func (l Limits) withDefaults() (Limits, error) {
 	def(&l.MaxInstances, DefaultMaxInstances)
 	def(&l.MaxAttendees, DefaultMaxAttendees)
 	def(&l.MaxRecipients, DefaultMaxRecipients)
+	def(&l.MaxSyncChanges, DefaultMaxSyncChanges)
 	def64(&l.MaxRequestBody, DefaultMaxRequestBody)
 	def(&l.MaxXMLDepth, DefaultMaxXMLDepth)
 	def(&l.MaxXMLElements, DefaultMaxXMLElements)

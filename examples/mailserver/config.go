@@ -173,6 +173,7 @@ func DefaultConfig() Config {
 			MaxInstances:            dav.DefaultMaxInstances,
 			MaxAttendees:            dav.DefaultMaxAttendees,
 			MaxRequestBody:          dav.DefaultMaxRequestBody,
+			MaxSyncChanges:          dav.DefaultMaxSyncChanges,
 			HeaderTimeout:           Duration{davHeaderTimeout},
 			MinBodyRate:             davMinBodyRate,
 		},

@@ -41,6 +41,7 @@ type DAVConfig struct {
 	MaxInstances            int   `toml:"max_instances"`
 	MaxAttendees            int   `toml:"max_attendees"`
 	MaxRequestBody          int64 `toml:"max_request_body"`
+	MaxSyncChanges          int   `toml:"max_sync_changes"`
 	// HeaderTimeout bounds the time a client takes to send a request's
 	// line and headers (a slowloris client is dropped after it), and is
 	// the grace before MinBodyRate applies to the body. Default 10s.
@@ -65,6 +66,7 @@ func (c DAVConfig) limits() dav.Limits {
 		MaxInstances:            c.MaxInstances,
 		MaxAttendees:            c.MaxAttendees,
 		MaxRequestBody:          c.MaxRequestBody,
+		MaxSyncChanges:          c.MaxSyncChanges,
 	}
 }
 
@@ -72,7 +74,7 @@ func (c DAVConfig) limits() dav.Limits {
 // checked with the other listeners).
 func (c DAVConfig) validate() error {
 	if c.MaxResourceSize < 0 || c.MaxCollections < 0 || c.MaxObjectsPerCollection < 0 ||
-		c.MaxInstances < 0 || c.MaxAttendees < 0 || c.MaxRequestBody < 0 ||
+		c.MaxInstances < 0 || c.MaxAttendees < 0 || c.MaxRequestBody < 0 || c.MaxSyncChanges < 0 ||
 		c.HeaderTimeout.Duration < 0 || c.MinBodyRate < 0 {
 		return errors.New(`section "dav": limits must not be negative`)
 	}
