@@ -83,10 +83,15 @@
 // calendar-multiget, free-busy-query, addressbook-query (with limit),
 // addressbook-multiget and sync-collection (sync-level 1).
 //
+// PROPPATCH, MKCALENDAR and extended MKCOL also keep calendar-timezone
+// (RFC 4791 §5.2.2; a calendar-query without its own CALDAV:timezone
+// reads floating times in it, §7.3) and dead properties of any namespace
+// other than DAV:, CalDAV and CardDAV (at most 32 per collection, 4 KiB
+// each), as records of the namespace [NamespaceProps].
+//
 // Not served yet, and refused clearly: limit-recurrence-set and
 // limit-freebusy-set (501; clients use expand), sync-level infinite
-// (403), dead properties and calendar-timezone in PROPPATCH (403: the
-// store has no place for them).
+// (403).
 //
 // # Sharing
 //

@@ -312,9 +312,18 @@ func encodeCard(c vcard.Card) (string, bool) {
 // parseCalendar parses a stored object with the handler's limits and
 // floating time zone.
 func (h *Handler) parseCalendar(data []byte) (*calendar.Object, error) {
+	return h.parseCalendarIn(data, nil)
+}
+
+// parseCalendarIn parses a stored object with its floating times read
+// in tz, or with tz nil in Options.FloatingLocation.
+func (h *Handler) parseCalendarIn(data []byte, tz *calendar.Timezone) (*calendar.Object, error) {
 	obj, err := calendar.Parse(data, calendar.Limits{MaxSize: len(data) + 1, MaxAttendees: max(h.opts.Limits.MaxAttendees, 1<<20), Zones: h.zones})
 	if err != nil {
 		return nil, err
+	}
+	if tz != nil {
+		return obj.InTimezone(tz), nil
 	}
 	return obj.InZone(h.opts.FloatingLocation), nil
 }
