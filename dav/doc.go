@@ -67,6 +67,10 @@
 //     with a 507 for the collection and a continuation token (RFC 6578
 //     §3.6), and following the tokens yields every change. A token older
 //     than the store's change log gets 403 valid-sync-token (§3.2).
+//   - Limits.MaxInstances bounds the instances a report's expand
+//     returns over all its objects; past it the report is truncated
+//     with a 507 for the request-URI (DAV:number-of-matches-within-
+//     limits), as a query over more matches than a limit is.
 //   - A request body that arrives after the server's read deadline (set
 //     by whoever serves the handler) gets 408.
 //   - A PUT is validated (dav/internal/calendar, dav/internal/contact)

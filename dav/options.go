@@ -87,8 +87,11 @@ type Limits struct {
 	// Default 100,000.
 	MaxObjectsPerCollection int
 	// MaxInstances bounds the recurrence instances one object may expand
-	// to in a query, an expansion or a free/busy computation. Default
-	// 10,000.
+	// to in a query, an expansion or a free/busy computation, and the
+	// instances one report's calendar-data expansions return over all
+	// its objects together: a report that would pass it ends with the
+	// objects so far and a 507 for the request-URI
+	// (number-of-matches-within-limits). Default 10,000.
 	MaxInstances int
 	// MaxAttendees bounds the attendees of one instance (RFC 4791
 	// §5.2.9). Default 1000.

@@ -90,18 +90,9 @@ func (h *Handler) calendarQuery(rq *request, body *node) error {
 		if err == nil {
 			err = match(&o)
 		}
-		if err != nil && !ms.started {
-			return err
-		}
-	} else if err := h.pageObjects(rq.ctx, c.ID, prefilter(f), match); err != nil {
-		if !ms.started {
-			return err
-		}
-		rq.log.Error("calendar-query stopped", "err", err)
-		return nil
+		return h.endQuery(rq, ms, err)
 	}
-	_ = ms.close()
-	return nil
+	return h.endQuery(rq, ms, h.pageObjects(rq.ctx, c.ID, prefilter(f), match))
 }
 
 // prefilter turns the filter into the store query that selects a
