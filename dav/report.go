@@ -2,8 +2,8 @@ package dav
 
 import (
 	"bytes"
-	"errors"
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
