@@ -268,3 +268,61 @@ func TestDAVListenerConnLimits(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestDAVListenerStalledReader: a client that pipelines requests for
+// large answers and never reads them is dropped after
+// [limits] write_timeout, which frees its connection slot.
+func TestDAVListenerStalledReader(t *testing.T) {
+	cfg := davServer(t, false, func(c *Config) {
+		c.Limits.MaxConnsPerIP = 1
+		c.Limits.WriteTimeout = Duration{time.Second}
+	})
+	home := davHome(t, cfg)
+	event := largeEvent(900 << 10)
+	setup := davConn(t, cfg, "127.0.0.3")
+	if _, err := io.WriteString(setup, davHead("PUT", home+"big.ics", len(event), "Content-Type: text/calendar\r\n")+event); err != nil {
+		t.Fatal(err)
+	}
+	if st := readStatus(t, setup, 30*time.Second); !strings.HasPrefix(st, "201") {
+		t.Fatalf("PUT: %q", st)
+	}
+	// 40 answers of 900 KiB: more than the sockets' buffers hold.
+	stalled := davConn(t, cfg, "127.0.0.2")
+	go func() {
+		for range 40 {
+			if _, err := io.WriteString(stalled, davHead("GET", home+"big.ics", 0, "")); err != nil {
+				return
+			}
+		}
+	}()
+	// The slot of 127.0.0.2 is free again once the server gave up.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st := propfindRaw(t, davConn(t, cfg, "127.0.0.2"))
+		if strings.HasPrefix(st, "207") {
+			break
+		}
+		if !strings.HasPrefix(st, "503") || time.Now().After(deadline) {
+			t.Fatalf("while a reader stalls, 127.0.0.2 gets %q", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// And the stalled connection got fewer than the 40 answers.
+	br := bufio.NewReader(stalled)
+	_ = stalled.SetReadDeadline(time.Now().Add(30 * time.Second))
+	n := 0
+	for ; n < 40; n++ {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			break
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			break
+		}
+	}
+	if n == 40 {
+		t.Fatal("the stalled reader got every answer")
+	}
+}
