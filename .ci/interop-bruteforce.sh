@@ -5,7 +5,12 @@
 #     address 127.0.0.2-127.0.0.21 (all on lo), guess alice's password as
 #     fast as the server lets them: a new guess as soon as a wrong one is
 #     answered, another 0.2 s after a refusal, a reconnect when dropped.
-#  3. Meanwhile alice logs in from 127.0.0.1 every VICTIM_EVERY seconds.
+#     Ten guess over IMAPS (LOGIN), ten over the DAV listener (HTTP Basic
+#     on a kept-alive HTTPS connection: 401 wrong, 429 refused); both
+#     reserve their checks with the one shared auth limiter.
+#  3. Meanwhile alice logs in from 127.0.0.1 every VICTIM_EVERY seconds,
+#     over IMAPS and over DAV in turn, and once more on each after the
+#     attack.
 # It fails if alice is ever refused, or if the server's count of password
 # checks caused by clients without a recent success there (/metrics:
 # mailyard_auth_password_checks_total, classes fresh and stranger) exceeds
@@ -27,8 +32,8 @@ fail() { echo "FAIL: $*"; echo "--- server log"; tail -30 "$work/server.log"; ex
 
 build_mailserver "$work"
 ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
-smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port); imaps=$(free_port)
-write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "" "$imaps"
+smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port); imaps=$(free_port); dav=$(free_port)
+write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "" "$imaps" "$dav"
 # The window is longer than the attack, so the whole run sees one budget.
 sed -i "/^max_conns_per_ip/a auth_stranger_checks = $BUDGET\nauth_stranger_window = \"1h\"" "$work/cfg.toml"
 ms init
@@ -38,12 +43,13 @@ ms user add alice@example.test -password 'correct horse'
 pid=$!
 wait_port 127.0.0.1 "$imaps" || fail "no IMAPS listener"
 wait_port 127.0.0.1 "$http" || fail "no HTTP listener"
+wait_port 127.0.0.1 "$dav" || fail "no DAV listener"
 
-echo "-- $DURATION s: 20 attackers (127.0.0.2-21) against alice; alice logs in from 127.0.0.1 every $VICTIM_EVERY s"
-python3 - "$imaps" "$http" "$DURATION" "$VICTIM_EVERY" "$BUDGET" <<'PY' || fail "brute force"
-import socket, ssl, sys, threading, time, urllib.request
+echo "-- $DURATION s: 20 attackers (127.0.0.2-21; IMAPS and DAV) against alice; alice logs in from 127.0.0.1 every $VICTIM_EVERY s"
+python3 - "$imaps" "$http" "$DURATION" "$VICTIM_EVERY" "$BUDGET" "$dav" <<'PY' || fail "brute force"
+import base64, http.client, socket, ssl, sys, threading, time, urllib.request
 
-port, http, duration, every, budget = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+port, http_port, duration, every, budget, dav_port = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 user, password = "alice@example.test", "correct horse"
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
@@ -81,12 +87,70 @@ def login(source):
     finally:
         c.close()
 
+PROPFIND = b'<?xml version="1.0"?><propfind xmlns="DAV:"><prop><current-user-principal/></prop></propfind>'
+
+class DAV:
+    """A kept-alive HTTPS connection to the DAV listener from source."""
+    def __init__(self, source):
+        self.h = http.client.HTTPSConnection("127.0.0.1", dav_port, timeout=60, context=ctx, source_address=(source, 0))
+    def propfind(self, pw):
+        auth = base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()
+        self.h.request("PROPFIND", "/dav/", body=PROPFIND, headers={"Authorization": "Basic " + auth, "Depth": "0", "Content-Type": "application/xml"})
+        r = self.h.getresponse()
+        r.read()
+        if r.getheader("Connection", "").lower() == "close":
+            self.close()
+            self.h = None
+        return r.status
+    def close(self):
+        if self.h:
+            self.h.close()
+
+def dav_login(source):
+    d = DAV(source)
+    try:
+        st = d.propfind(password)
+    finally:
+        d.close()
+    return "OK dav" if st == 207 else "dav status %d" % st
+
 first = login("127.0.0.1")
 assert first.startswith("OK"), first
 deadline = time.monotonic() + duration
 lock = threading.Lock()
-counts = {"guesses": 0, "wrong": 0, "refused": 0, "reconnects": 0, "other": 0}
-victim = {"ok": 0, "refused": []}
+counts = {"guesses": 0, "wrong": 0, "refused": 0, "reconnects": 0, "other": 0, "dav": 0}
+victim = {"ok": 0, "dav": 0, "refused": []}
+
+def dav_attacker(i):
+    source = "127.0.0.%d" % (2 + i)
+    d, n = None, 0
+    while time.monotonic() < deadline:
+        try:
+            if d is None or d.h is None:
+                d = DAV(source)
+                with lock:
+                    counts["reconnects"] += 1
+            n += 1
+            st = d.propfind("guess-%d-%d" % (i, n))
+        except (OSError, http.client.HTTPException):
+            d = None
+            time.sleep(0.2)
+            continue
+        with lock:
+            counts["guesses"] += 1
+            counts["dav"] += 1
+            if st == 401:
+                counts["wrong"] += 1
+            elif st == 429:
+                counts["refused"] += 1
+            else:
+                counts["other"] += 1
+        if st == 207:
+            raise SystemExit("DAV attacker %s logged in" % source)
+        if st == 429:
+            time.sleep(0.2)
+    if d:
+        d.close()
 
 def attacker(i):
     source = "127.0.0.%d" % (2 + i)
@@ -119,27 +183,35 @@ def attacker(i):
         c.close()
 
 def owner():
+    turn = 0
     while time.monotonic() < deadline:
         t0 = time.monotonic()
+        turn += 1
         try:
-            st = login("127.0.0.1")
-        except (OSError, ConnectionError) as e:
+            st = dav_login("127.0.0.1") if turn % 2 == 0 else login("127.0.0.1")
+        except (OSError, ConnectionError, http.client.HTTPException) as e:
             st = "error %s" % e
         with lock:
             if st.startswith("OK"):
                 victim["ok"] += 1
+                victim["dav"] += st == "OK dav"
             else:
                 victim["refused"].append((round(duration - (deadline - t0), 1), st))
         time.sleep(max(0, every - (time.monotonic() - t0)))
 
-threads = [threading.Thread(target=attacker, args=(i,)) for i in range(20)] + [threading.Thread(target=owner)]
+threads = [threading.Thread(target=attacker, args=(i,)) for i in range(10)] + \
+    [threading.Thread(target=dav_attacker, args=(i,)) for i in range(10, 20)] + [threading.Thread(target=owner)]
 for t in threads:
     t.start()
 for t in threads:
     t.join()
+for name, fn in (("IMAPS", login), ("DAV", dav_login)):
+    st = fn("127.0.0.1")
+    if not st.startswith("OK"):
+        raise SystemExit("after the attack alice's %s login: %s" % (name, st))
 
 metrics = {}
-for line in urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http, timeout=30).read().decode().splitlines():
+for line in urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http_port, timeout=30).read().decode().splitlines():
     if line.startswith("mailyard_auth_"):
         name, value = line.rsplit(" ", 1)
         metrics[name] = float(value)
@@ -148,8 +220,8 @@ refused = {k.split('"')[1]: int(v) for k, v in metrics.items() if k.startswith("
 limit = int(metrics["mailyard_auth_stranger_checks_limit"])
 untrusted = checks["fresh"] + checks["stranger"]
 bound = limit + 20 + 1  # the budget, one per attacker address, alice's first login
-print("attackers: %(guesses)d guesses, %(wrong)d answered wrong password, %(refused)d refused, %(reconnects)d connections" % counts)
-print("alice: %d logins ok, %d refused" % (victim["ok"], len(victim["refused"])))
+print("attackers: %(guesses)d guesses (%(dav)d over DAV), %(wrong)d answered wrong password, %(refused)d refused, %(reconnects)d connections" % counts)
+print("alice: %d logins ok (%d over DAV), %d refused" % (victim["ok"], victim["dav"], len(victim["refused"])))
 print("server: password checks %s; untrusted %d (bound %d: budget %d + 20 addresses + 1); refused %s" % (checks, untrusted, bound, limit, refused))
 if victim["refused"]:
     raise SystemExit("alice was refused: %s" % victim["refused"][:5])
@@ -163,7 +235,9 @@ if untrusted > bound:
     raise SystemExit("%d password checks by untrusted clients, bound %d" % (untrusted, bound))
 if counts["wrong"] > untrusted - 1:
     raise SystemExit("attackers saw %d wrong-password answers but the server counts %d checks" % (counts["wrong"], untrusted - 1))
-if counts["other"] or counts["guesses"] <= bound:
+if victim["dav"] < 1:
+    raise SystemExit("alice never logged in over DAV during the attack")
+if counts["other"] or counts["guesses"] <= bound or counts["dav"] == 0 or counts["dav"] == counts["guesses"]:
     raise SystemExit("the attack did not exercise the limits: %s" % counts)
 print("ok: alice never refused; password checks within the bound")
 PY

@@ -62,6 +62,17 @@
 //   - Multi-status answers are written to the client as they are made;
 //     queries and sync read the store a page of objects at a time, so a
 //     REPORT over any number of objects holds one page.
+//   - sync-collection answers at most Limits.MaxSyncChanges members (or
+//     the client's smaller DAV:limit); a longer change set is truncated
+//     with a 507 for the collection and a continuation token (RFC 6578
+//     §3.6), and following the tokens yields every change. A token older
+//     than the store's change log gets 403 valid-sync-token (§3.2).
+//   - Limits.MaxInstances bounds the instances a report's expand
+//     returns over all its objects; past it the report is truncated
+//     with a 507 for the request-URI (DAV:number-of-matches-within-
+//     limits), as a query over more matches than a limit is.
+//   - A request body that arrives after the server's read deadline (set
+//     by whoever serves the handler) gets 408.
 //   - A PUT is validated (internal/calendar, dav/internal/contact)
 //     before anything is stored; a refusal names the RFC 4791 §5.3.2.1 or
 //     RFC 6352 §6.3.2.1 precondition, no-uid-conflict with the href of
@@ -76,10 +87,15 @@
 // calendar-multiget, free-busy-query, addressbook-query (with limit),
 // addressbook-multiget and sync-collection (sync-level 1).
 //
+// PROPPATCH, MKCALENDAR and extended MKCOL also keep calendar-timezone
+// (RFC 4791 §5.2.2; a calendar-query without its own CALDAV:timezone
+// reads floating times in it, §7.3) and dead properties of any namespace
+// other than DAV:, CalDAV and CardDAV (at most 32 per collection, 4 KiB
+// each), as records of the namespace [NamespaceProps].
+//
 // Not served yet, and refused clearly: limit-recurrence-set and
 // limit-freebusy-set (501; clients use expand), sync-level infinite
-// (403), dead properties and calendar-timezone in PROPPATCH (403: the
-// store has no place for them).
+// (403).
 //
 // # Sharing
 //

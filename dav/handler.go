@@ -50,6 +50,10 @@ type request struct {
 	shares map[string]*shareRef
 	groups memberships
 	owner  *directory.User
+	// expanded counts the instances the request's calendar-data
+	// expansions returned, all objects together (Limits.MaxInstances
+	// bounds the sum).
+	expanded int
 }
 
 // davCompliance is the DAV header (RFC 4918 §10.1, RFC 4791 §5.1, RFC

@@ -54,8 +54,14 @@ func memDir(t testing.TB) string {
 
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
+	return newEnvStore(t, sqlite.Options{}, opts...)
+}
+
+// newEnvStore is newEnv over a store opened with so.
+func newEnvStore(t testing.TB, so sqlite.Options, opts ...envOption) *env {
+	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, memDir(t), sqlite.Options{})
+	st, err := sqlite.Open(ctx, memDir(t), so)
 	if err != nil {
 		t.Fatal(err)
 	}

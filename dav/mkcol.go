@@ -85,7 +85,11 @@ func (h *Handler) makeCollection(rq *request, set []*node, respName *node) error
 		c.Components = []string{"VEVENT", "VTODO"}
 	}
 	updates := parseUpdates(set)
-	statuses, ok := applyUpdates(&c, updates, true)
+	var cp *collProps
+	if _, err := h.records(); err == nil {
+		cp = &collProps{}
+	}
+	statuses, ok := h.applyUpdates(rq.t.kind, &c, cp, updates, true)
 	if !ok {
 		for _, ps := range propstats(updates, statuses) {
 			respName.Children = append(respName.Children,
@@ -118,6 +122,13 @@ func (h *Handler) makeCollection(rq *request, set []*node, respName *node) error
 		}
 		return err
 	}
+	if cp != nil {
+		// Written over any record a deleted namesake left behind.
+		recs, _ := h.records()
+		if err := recs.UpdateRecords(rq.ctx, func(tx store.RecordTx) error { return putCollProps(tx, c, cp) }); err != nil {
+			return err
+		}
+	}
 	rq.w.Header().Set("Location", h.hrefOf(rq.t))
 	rq.w.WriteHeader(http.StatusCreated)
 	return nil
@@ -139,6 +150,9 @@ func (h *Handler) deleteCollection(rq *request) error {
 		return err
 	}
 	if err := h.dropGrants(rq.ctx, rq.user, rq.t.collKind(), rq.t.coll); err != nil {
+		return err
+	}
+	if err := h.dropCollProps(rq.ctx, store.Collection{Account: rq.user.ID, Kind: rq.t.collKind(), Name: rq.t.coll}); err != nil {
 		return err
 	}
 	rq.w.WriteHeader(http.StatusNoContent)

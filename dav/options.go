@@ -65,6 +65,7 @@ const (
 	DefaultMaxInstances            = 10000
 	DefaultMaxAttendees            = 1000
 	DefaultMaxRecipients           = 100
+	DefaultMaxSyncChanges          = 5000
 	DefaultMaxRequestBody          = 4 << 20
 	DefaultMaxXMLDepth             = 32
 	DefaultMaxXMLElements          = 100000
@@ -86,8 +87,11 @@ type Limits struct {
 	// Default 100,000.
 	MaxObjectsPerCollection int
 	// MaxInstances bounds the recurrence instances one object may expand
-	// to in a query, an expansion or a free/busy computation. Default
-	// 10,000.
+	// to in a query, an expansion or a free/busy computation, and the
+	// instances one report's calendar-data expansions return over all
+	// its objects together: a report that would pass it ends with the
+	// objects so far and a 507 for the request-URI
+	// (number-of-matches-within-limits). Default 10,000.
 	MaxInstances int
 	// MaxAttendees bounds the attendees of one instance (RFC 4791
 	// §5.2.9). Default 1000.
@@ -97,6 +101,11 @@ type Limits struct {
 	// free/busy computation over all the recipient's calendars. Default
 	// 100.
 	MaxRecipients int
+	// MaxSyncChanges bounds the members one sync-collection answer lists
+	// (RFC 6578 §3.6): a longer change set is truncated with a 507 for
+	// the collection and a token the client continues from. A client's
+	// smaller DAV:limit is honoured the same way. Default 5000.
+	MaxSyncChanges int
 	// MaxRequestBody bounds the XML body of PROPFIND, PROPPATCH,
 	// MKCALENDAR, MKCOL and REPORT requests. Default 4 MiB.
 	MaxRequestBody int64
@@ -109,7 +118,7 @@ type Limits struct {
 
 func (l Limits) withDefaults() (Limits, error) {
 	if l.MaxResourceSize < 0 || l.MaxCollections < 0 || l.MaxObjectsPerCollection < 0 ||
-		l.MaxInstances < 0 || l.MaxAttendees < 0 || l.MaxRecipients < 0 || l.MaxRequestBody < 0 ||
+		l.MaxInstances < 0 || l.MaxAttendees < 0 || l.MaxRecipients < 0 || l.MaxRequestBody < 0 || l.MaxSyncChanges < 0 ||
 		l.MaxXMLDepth < 0 || l.MaxXMLElements < 0 {
 		return l, errors.New("limits must not be negative")
 	}
@@ -129,6 +138,7 @@ func (l Limits) withDefaults() (Limits, error) {
 	def(&l.MaxInstances, DefaultMaxInstances)
 	def(&l.MaxAttendees, DefaultMaxAttendees)
 	def(&l.MaxRecipients, DefaultMaxRecipients)
+	def(&l.MaxSyncChanges, DefaultMaxSyncChanges)
 	def64(&l.MaxRequestBody, DefaultMaxRequestBody)
 	def(&l.MaxXMLDepth, DefaultMaxXMLDepth)
 	def(&l.MaxXMLElements, DefaultMaxXMLElements)

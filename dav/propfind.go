@@ -122,14 +122,37 @@ func preferMinimal(r *http.Request) bool {
 }
 
 // props answers a propRequest for one resource: 200 with the values it
-// has, 404 for the names it does not have (RFC 4918 §9.1).
+// has, 404 for the names it does not have (RFC 4918 §9.1). A
+// calendar's or address book's calendar-timezone and dead properties
+// come from NamespaceProps, read only when asked for (allprop returns
+// the dead ones, not calendar-timezone: RFC 4791 §5.2.2).
 func (h *Handler) props(rq *request, res *resource, pr propRequest) []propstat {
 	defs := h.propDefs[propKind(res.t)]
 	ok := propstat{status: http.StatusOK}
 	missing := propstat{status: http.StatusNotFound}
+	var cp *collProps
+	record := func() *collProps {
+		if cp == nil {
+			cp = &collProps{}
+			if (res.t.kind == kindCalendar || res.t.kind == kindBook) && res.coll != nil {
+				if loaded, err := h.collProps(rq.ctx, *res.coll); err == nil {
+					cp = loaded
+				} else {
+					rq.log.Error("reading collection properties", "err", err)
+				}
+			}
+		}
+		return cp
+	}
 	if pr.propname {
 		for _, d := range defs {
 			ok.props = append(ok.props, &node{Name: d.name})
+		}
+		if record().Timezone != "" {
+			ok.props = append(ok.props, el(nsCalDAV, "calendar-timezone"))
+		}
+		for _, n := range record().Dead {
+			ok.props = append(ok.props, &node{Name: n.Name})
 		}
 		return []propstat{ok}
 	}
@@ -139,14 +162,22 @@ func (h *Handler) props(rq *request, res *resource, pr propRequest) []propstat {
 				ok.props = append(ok.props, d.value(h, rq, res))
 			}
 		}
+		ok.props = append(ok.props, record().Dead...)
 	}
 	for _, name := range pr.names {
 		d, found := findProp(defs, name)
 		switch {
-		case !found:
-			missing.props = append(missing.props, &node{Name: name})
-		case !pr.allprop || !d.allprop:
+		case found && (!pr.allprop || !d.allprop):
 			ok.props = append(ok.props, d.value(h, rq, res))
+		case found:
+		case name == xml.Name{Space: nsCalDAV, Local: "calendar-timezone"} && record().Timezone != "":
+			ok.props = append(ok.props, textEl(nsCalDAV, "calendar-timezone", record().Timezone))
+		case record().dead(name) != nil:
+			if !pr.allprop {
+				ok.props = append(ok.props, record().dead(name))
+			}
+		default:
+			missing.props = append(missing.props, &node{Name: name})
 		}
 	}
 	return []propstat{ok, missing}

@@ -2,6 +2,7 @@ package dav
 
 import (
 	"encoding/xml"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -45,16 +46,21 @@ func parseUpdates(instructions []*node) []propUpdate {
 	return out
 }
 
-// applyUpdates applies updates to c in memory. It returns, for each
-// update in order, the status it gets: 200 when every one succeeded;
-// otherwise the failures keep their status and the rest get 424 Failed
-// Dependency, and the caller stores nothing (RFC 4918 §9.2: all or
-// nothing).
-func applyUpdates(c *store.Collection, updates []propUpdate, creating bool) ([]int, bool) {
+// applyUpdates applies updates to c and, for the properties kept in
+// NamespaceProps, to cp (nil when the store keeps no records), in
+// memory. It returns, for each update in order, the status it gets: 200
+// when every one succeeded; otherwise the failures keep their status
+// and the rest get 424 Failed Dependency, and the caller stores nothing
+// (RFC 4918 §9.2: all or nothing).
+func (h *Handler) applyUpdates(k kind, c *store.Collection, cp *collProps, updates []propUpdate, creating bool) ([]int, bool) {
 	statuses := make([]int, len(updates))
 	ok := true
 	for i, u := range updates {
-		statuses[i] = applyUpdate(c, u, creating)
+		if h.recordProp(k, u.prop) {
+			statuses[i] = applyRecordUpdate(cp, u)
+		} else {
+			statuses[i] = applyUpdate(c, u, creating)
+		}
 		ok = ok && statuses[i] == http.StatusOK
 	}
 	if !ok {
@@ -92,8 +98,8 @@ func applyUpdate(c *store.Collection, u propUpdate, creating bool) int {
 	case creating && p.is(nsDAV, "resourcetype"):
 		return http.StatusOK
 	}
-	// Dead properties are not stored, and calendar-timezone has no place
-	// in the store yet: refusing is the honest answer (RFC 4918 §9.2).
+	// Protected or unknown properties of the DAV:, CalDAV and CardDAV
+	// namespaces (RFC 4918 §9.2.1: cannot-modify-protected-property).
 	return http.StatusForbidden
 }
 
@@ -184,11 +190,9 @@ func (h *Handler) proppatch(rq *request) error {
 		return err
 	}
 	updates := parseUpdates(body.Children)
-	statuses, ok := applyUpdates(&c, updates, false)
-	if ok {
-		if err := h.opts.Store.UpdateCollection(rq.ctx, c); err != nil {
-			return err
-		}
+	statuses, _, err := h.patchCollection(rq, c, updates)
+	if err != nil {
+		return err
 	}
 	ms := newMultistatus(rq.w)
 	if err := ms.response(h.hrefOf(rq.t), propstats(updates, statuses)...); err != nil {
@@ -196,6 +200,62 @@ func (h *Handler) proppatch(rq *request) error {
 	}
 	_ = ms.close()
 	return nil
+}
+
+// errNotApplied stops a records transaction whose updates failed.
+var errNotApplied = errors.New("property updates not applied")
+
+// patchCollection applies updates to c: the properties kept in
+// NamespaceProps in one records transaction (read, changed and written
+// together, so concurrent PROPPATCHes do not lose each other's
+// properties), then the collection's own fields. ok is false, and
+// nothing is written, if any update failed.
+func (h *Handler) patchCollection(rq *request, c store.Collection, updates []propUpdate) (statuses []int, ok bool, err error) {
+	orig := c
+	apply := func(cp *collProps) {
+		c = orig
+		statuses, ok = h.applyUpdates(rq.t.kind, &c, cp, updates, false)
+	}
+	recs, rerr := h.records()
+	needRecord := slices.ContainsFunc(updates, func(u propUpdate) bool { return h.recordProp(rq.t.kind, u.prop) })
+	if !needRecord || rerr != nil {
+		apply(nil)
+	} else {
+		err = recs.UpdateRecords(rq.ctx, func(tx store.RecordTx) error {
+			cp := &collProps{}
+			r, err := tx.Get(NamespaceProps, propsKey(orig))
+			if err == nil {
+				err = store.DecodeJSON(r, cp)
+			}
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			apply(cp)
+			if !ok {
+				return errNotApplied
+			}
+			return putCollProps(tx, orig, cp)
+		})
+		if errors.Is(err, errNotApplied) {
+			err = nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	if ok && !collectionEqual(c, orig) {
+		if err := h.opts.Store.UpdateCollection(rq.ctx, c); err != nil {
+			return nil, false, err
+		}
+	}
+	return statuses, ok, nil
+}
+
+// collectionEqual reports whether PROPPATCH left c's own fields as they
+// were.
+func collectionEqual(a, b store.Collection) bool {
+	return a.DisplayName == b.DisplayName && a.Description == b.Description && a.Color == b.Color &&
+		slices.Equal(a.Components, b.Components)
 }
 
 // needPrivileges refuses a write to a read-only resource (RFC 3744 §7.1.1).

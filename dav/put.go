@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -130,6 +131,9 @@ func (h *Handler) readResource(rq *request, cal bool) ([]byte, error) {
 	data, err := io.ReadAll(http.MaxBytesReader(rq.w, rq.r.Body, limit))
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return nil, tooLarge()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, bodyTimeout()
 	}
 	if err != nil {
 		return nil, &httpError{status: http.StatusBadRequest, msg: "reading the body failed"}

@@ -3,6 +3,7 @@ package dav
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -188,7 +189,10 @@ func (h *Handler) objectResponse(rq *request, ms *multistatus, res *resource, rp
 	stats := h.props(rq, res, rp.pr)
 	switch {
 	case rp.calData != nil:
-		data, ok := h.calendarData(rq, res.obj, rp.calData, parsedCal)
+		data, ok, err := h.calendarData(rq, res.obj, rp.calData, parsedCal)
+		if err != nil {
+			return err
+		}
 		stats = addData(stats, nsCalDAV, "calendar-data", data, ok)
 	case rp.cardData != nil:
 		data, ok := h.cardData(rq, res.obj, rp.cardData)
@@ -214,26 +218,44 @@ func addData(stats []propstat, space, local string, data string, ok bool) []prop
 	return stats
 }
 
+// errInstanceLimit stops a report whose expansions reached
+// Limits.MaxInstances instances over all its objects.
+var errInstanceLimit = errors.New("expanded instances reached the limit")
+
 // calendarData returns the calendar-data of an object: the stored bytes
 // as they are unless the request selects parts or expands recurrences.
-func (h *Handler) calendarData(rq *request, o *store.Object, cd *calDataRequest, obj *calendar.Object) (string, bool) {
+// ok is false when the data cannot be made (answered 404 for the
+// property). Expansion draws on the request's budget of
+// Limits.MaxInstances instances: once an object would take the request
+// past it, the error is errInstanceLimit and the report ends there with
+// a 507 (RFC 5323 §5.17's number-of-matches-within-limits, which CalDAV
+// clients know from truncated queries) instead of growing without
+// bound.
+func (h *Handler) calendarData(rq *request, o *store.Object, cd *calDataRequest, obj *calendar.Object) (data string, ok bool, err error) {
 	if cd.comp == nil && !cd.expand {
-		return string(o.Data), true
+		return string(o.Data), true, nil
 	}
 	if obj == nil {
-		var err error
 		if obj, err = h.parseCalendar(o.Data); err != nil {
 			rq.log.Warn("stored calendar object does not parse", "object", o.Name, "err", err)
-			return "", false
+			return "", false, nil
 		}
 	}
 	cal := obj.Calendar()
 	if cd.expand {
-		var err error
-		if cal, err = obj.Expand(cd.start, cd.end, h.opts.Limits.MaxInstances); err != nil {
-			rq.log.Info("expand refused", "object", o.Name, "err", err)
-			return "", false
+		limit := h.opts.Limits.MaxInstances
+		left := limit - rq.expanded
+		if left <= 0 {
+			return "", false, errInstanceLimit
 		}
+		if cal, err = obj.Expand(cd.start, cd.end, left); err != nil {
+			if errors.Is(err, calendar.ErrTooManyInstances) && left < limit {
+				return "", false, errInstanceLimit
+			}
+			rq.log.Info("expand refused", "object", o.Name, "err", err)
+			return "", false, nil
+		}
+		rq.expanded += len(cal.Children)
 	}
 	comp := cal.Component
 	if cd.comp != nil {
@@ -242,9 +264,9 @@ func (h *Handler) calendarData(rq *request, o *store.Object, cd *calDataRequest,
 	var b bytes.Buffer
 	if err := ical.NewEncoder(&b).Encode(&ical.Calendar{Component: comp}); err != nil {
 		rq.log.Info("calendar-data selection is not valid iCalendar", "object", o.Name, "err", err)
-		return "", false
+		return "", false, nil
 	}
-	return b.String(), true
+	return b.String(), true, nil
 }
 
 // requiredProps are the properties iCalendar requires of each component
@@ -312,9 +334,18 @@ func encodeCard(c vcard.Card) (string, bool) {
 // parseCalendar parses a stored object with the handler's limits and
 // floating time zone.
 func (h *Handler) parseCalendar(data []byte) (*calendar.Object, error) {
+	return h.parseCalendarIn(data, nil)
+}
+
+// parseCalendarIn parses a stored object with its floating times read
+// in tz, or with tz nil in Options.FloatingLocation.
+func (h *Handler) parseCalendarIn(data []byte, tz *calendar.Timezone) (*calendar.Object, error) {
 	obj, err := calendar.Parse(data, calendar.Limits{MaxSize: len(data) + 1, MaxAttendees: max(h.opts.Limits.MaxAttendees, 1<<20), Zones: h.zones})
 	if err != nil {
 		return nil, err
+	}
+	if tz != nil {
+		return obj.InTimezone(tz), nil
 	}
 	return obj.InZone(h.opts.FloatingLocation), nil
 }

@@ -12,6 +12,23 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
+// queryTimezone is the zone of a calendar-query's floating times (RFC
+// 4791 §7.3): the request's CALDAV:timezone (§9.8), else the calendar's
+// calendar-timezone, else nil (Options.FloatingLocation).
+func (h *Handler) queryTimezone(rq *request, body *node, c store.Collection) (*calendar.Timezone, error) {
+	if n := body.child(nsCalDAV, "timezone"); n != nil {
+		if len(n.Text) > maxTimezoneSize {
+			return nil, precondition(http.StatusForbidden, nsCalDAV, "valid-calendar-data", "timezone too large")
+		}
+		tz, err := calendar.ParseTimezone([]byte(n.Text))
+		if err != nil {
+			return nil, precondition(http.StatusForbidden, nsCalDAV, "valid-calendar-data", "timezone: "+err.Error())
+		}
+		return tz, nil
+	}
+	return h.timezone(rq.ctx, c)
+}
+
 // maxFilterDepth bounds the nesting of comp-filters (VCALENDAR, a
 // component, VALARM, and room to spare).
 const maxFilterDepth = 6
@@ -38,13 +55,17 @@ func (h *Handler) calendarQuery(rq *request, body *node) error {
 	if err != nil {
 		return err
 	}
+	tz, err := h.queryTimezone(rq, body, c)
+	if err != nil {
+		return err
+	}
 	ms := newMultistatus(rq.w)
 	match := func(o *store.Object) error {
 		if indexMatches(f, o) {
 			t := target{kind: kindCalObject, user: rq.t.user, coll: rq.t.coll, name: o.Name}
 			return h.objectResponse(rq, ms, &resource{t: t, coll: &c, obj: o}, rp, nil)
 		}
-		obj, err := h.parseCalendar(o.Data)
+		obj, err := h.parseCalendarIn(o.Data, tz)
 		if err != nil {
 			rq.log.Warn("stored calendar object does not parse", "object", o.Name, "err", err)
 			return nil
@@ -69,18 +90,9 @@ func (h *Handler) calendarQuery(rq *request, body *node) error {
 		if err == nil {
 			err = match(&o)
 		}
-		if err != nil && !ms.started {
-			return err
-		}
-	} else if err := h.pageObjects(rq.ctx, c.ID, prefilter(f), match); err != nil {
-		if !ms.started {
-			return err
-		}
-		rq.log.Error("calendar-query stopped", "err", err)
-		return nil
+		return h.endQuery(rq, ms, err)
 	}
-	_ = ms.close()
-	return nil
+	return h.endQuery(rq, ms, h.pageObjects(rq.ctx, c.ID, prefilter(f), match))
 }
 
 // prefilter turns the filter into the store query that selects a

@@ -67,12 +67,12 @@ func (h *Handler) addressbookQuery(rq *request, body *node) error {
 	return h.endQuery(rq, ms, err)
 }
 
-// endQuery closes a query's multistatus: a reached limit adds the 507
-// response for the request-URI; another error before anything was
+// endQuery closes a query's multistatus: a reached limit (of matches or
+// of expanded instances) adds the 507 response for the request-URI; another error before anything was
 // written is the answer, after that only logged.
 func (h *Handler) endQuery(rq *request, ms *multistatus, err error) error {
 	switch {
-	case errors.Is(err, errLimitReached):
+	case errors.Is(err, errLimitReached), errors.Is(err, errInstanceLimit):
 		_ = ms.status(h.hrefOf(rq.t), http.StatusInsufficientStorage, el(nsDAV, "number-of-matches-within-limits"))
 	case err != nil && !ms.started:
 		return err

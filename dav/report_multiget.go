@@ -36,6 +36,9 @@ func (h *Handler) multiget(rq *request, body *node) error {
 	colls := map[string]*store.Collection{}
 	for _, ref := range hrefs {
 		if err := h.multigetOne(rq, ms, ref, objKind, rp, colls); err != nil {
+			if errors.Is(err, errInstanceLimit) {
+				return h.endQuery(rq, ms, err)
+			}
 			rq.log.Error("multiget stopped", "err", err)
 			return nil
 		}

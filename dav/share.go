@@ -49,7 +49,7 @@ const NamespaceShares = "dav.share"
 
 // Namespaces returns the store.Records namespaces package dav owns, for
 // a check that no two owners claim one.
-func Namespaces() []string { return []string{NamespaceShares} }
+func Namespaces() []string { return []string{NamespaceShares, NamespaceProps} }
 
 // Access is what a grant allows.
 type Access string

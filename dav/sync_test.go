@@ -2,12 +2,17 @@ package dav
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/emersion/go-webdav/carddav"
+
+	"github.com/mailyard/mailyard/store/sqlite"
 )
 
 // TestSyncCollectionGoWebdav: go-webdav's client syncs an address book:
@@ -75,10 +80,6 @@ func TestSyncCollectionRaw(t *testing.T) {
 			t.Errorf("%s: %s", bad, r.body)
 		}
 	}
-	r = e.do("REPORT", cal, sync("", `<D:limit><D:nresults>2</D:nresults></D:limit>`)).expect(t, http.StatusInsufficientStorage)
-	if r.tree(t).child(nsDAV, "number-of-matches-within-limits") == nil {
-		t.Fatalf("limit: %s", r.body)
-	}
 	e.do("REPORT", cal, strings.Replace(sync("", ""), "<D:sync-level>1", "<D:sync-level>infinite", 1)).expect(t, http.StatusForbidden)
 	e.do("REPORT", "/dav/calendars/"+e.aliceID+"/", sync("", "")).expect(t, http.StatusForbidden)
 }
@@ -116,5 +117,177 @@ func TestAddressbookQuery(t *testing.T) {
 	ms := e.do("REPORT", book, limited, "Depth", "1").multistatus(t)
 	if len(ms) != 3 || ms[book].status != http.StatusInsufficientStorage || ms[book].err.child(nsDAV, "number-of-matches-within-limits") == nil {
 		t.Fatalf("limit: %+v", ms)
+	}
+}
+
+// syncBody is a sync-collection REPORT body asking for getetag.
+func syncBody(token, extra string) string {
+	return `<D:sync-collection ` + reportNS + `><D:sync-token>` + token + `</D:sync-token><D:sync-level>1</D:sync-level>` + extra + `<D:prop><D:getetag/></D:prop></D:sync-collection>`
+}
+
+// syncPage is one sync-collection answer: members with their ETag (""
+// for a 404), whether it was truncated, and its token.
+type syncPage struct {
+	members   map[string]string
+	truncated bool
+	token     string
+}
+
+func (e *env) syncPage(t *testing.T, coll, token, extra string) syncPage {
+	t.Helper()
+	r := e.do("REPORT", coll, syncBody(token, extra))
+	p := syncPage{members: map[string]string{}}
+	for href, m := range r.multistatus(t) {
+		switch {
+		case href == coll:
+			if m.status != http.StatusInsufficientStorage || m.err.child(nsDAV, "number-of-matches-within-limits") == nil {
+				t.Fatalf("response for the collection: %+v", m)
+			}
+			p.truncated = true
+		case m.status == http.StatusNotFound:
+			p.members[href] = ""
+		default:
+			p.members[href] = m.prop(t, nsDAV, "getetag").Text
+		}
+	}
+	p.token = r.tree(t).child(nsDAV, "sync-token").Text
+	return p
+}
+
+// syncClient follows a sync from token through every truncated answer,
+// applying each to model (href to ETag) as a client would. It fails if
+// an answer holds more than limit members or if a member comes twice
+// while nothing changes (changed false). It returns the last token and
+// the number of answers.
+func (e *env) syncClient(t *testing.T, coll, token, extra string, limit int, model map[string]string, between func(page int)) (string, int) {
+	t.Helper()
+	seen := map[string]bool{}
+	for page := 1; ; page++ {
+		p := e.syncPage(t, coll, token, extra)
+		if len(p.members) > limit {
+			t.Fatalf("answer %d holds %d members, limit %d", page, len(p.members), limit)
+		}
+		for href, etag := range p.members {
+			if seen[href] && between == nil {
+				t.Fatalf("%s sent twice", href)
+			}
+			seen[href] = true
+			if etag == "" {
+				delete(model, href)
+			} else {
+				model[href] = etag
+			}
+		}
+		token = p.token
+		if !p.truncated {
+			return token, page
+		}
+		if p.token == "" || len(p.members) == 0 {
+			t.Fatalf("truncated answer %d without progress: %+v", page, p)
+		}
+		if between != nil {
+			between(page)
+		}
+	}
+}
+
+// serverState is what PROPFIND says the collection holds: href to ETag.
+func (e *env) serverState(t *testing.T, coll string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for href, m := range e.do("PROPFIND", coll, propfindBody("D:getetag"), "Depth", "1").multistatus(t) {
+		if href != coll {
+			out[href] = m.prop(t, nsDAV, "getetag").Text
+		}
+	}
+	return out
+}
+
+// TestSyncCollectionTruncated: a change set larger than
+// Limits.MaxSyncChanges (or the client's DAV:limit) is sent in answers
+// of at most that many members, each truncated one ending with a 507
+// for the collection and a continuation token (RFC 6578 §3.6);
+// following the tokens yields every member exactly once, and, with
+// changes made between the answers, a client ends with exactly the
+// server's state.
+func TestSyncCollectionTruncated(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Limits.MaxSyncChanges = 10 })
+	cal := "/dav/calendars/" + e.aliceID + "/calendar/"
+	for i := range 25 {
+		e.do("PUT", e.calPath(fmt.Sprintf("e%02d.ics", i)), event(fmt.Sprintf("e%02d", i), "20270110T100000Z")).expect(t, http.StatusCreated)
+	}
+	model := map[string]string{}
+	token, pages := e.syncClient(t, cal, "", "", 10, model, nil)
+	if pages != 3 || !maps.Equal(model, e.serverState(t, cal)) {
+		t.Fatalf("initial sync: %d answers, %d members; want 3 answers, the 25 members", pages, len(model))
+	}
+	if p := e.syncPage(t, cal, token, ""); len(p.members) != 0 || p.truncated || p.token != token {
+		t.Fatalf("sync from the final token: %+v", p)
+	}
+
+	// 22 changes since token, in answers of 2 by the client's limit.
+	for i := range 12 {
+		e.do("PUT", e.calPath(fmt.Sprintf("e%02d.ics", i)), event(fmt.Sprintf("e%02d", i), "20270111T100000Z")).expect(t, http.StatusNoContent)
+	}
+	for i := 12; i < 22; i++ {
+		e.do("DELETE", e.calPath(fmt.Sprintf("e%02d.ics", i)), "").expect(t, http.StatusNoContent)
+	}
+	_, pages = e.syncClient(t, cal, token, `<D:limit><D:nresults>2</D:nresults></D:limit>`, 2, model, nil)
+	if pages != 11 || !maps.Equal(model, e.serverState(t, cal)) {
+		t.Fatalf("incremental sync: %d answers; model %v", pages, model)
+	}
+
+	// Changes between the answers of one sync: members already sent
+	// change again, members not yet sent are deleted, new ones come
+	// before and after the cursor.
+	model = map[string]string{}
+	_, _ = e.syncClient(t, cal, "", "", 10, model, func(page int) {
+		e.do("PUT", e.calPath("e00.ics"), event("e00", "2027011"+strconv.Itoa(page)+"T100000Z")).expect(t, http.StatusNoContent)
+		e.do("PUT", e.calPath(fmt.Sprintf("a%d.ics", page)), event(fmt.Sprintf("a%d", page), "20270110T100000Z")).expect(t, http.StatusCreated)
+		e.do("PUT", e.calPath(fmt.Sprintf("z%d.ics", page)), event(fmt.Sprintf("z%d", page), "20270110T100000Z")).expect(t, http.StatusCreated)
+		if r := e.do("DELETE", e.calPath("e24.ics"), ""); r.StatusCode != http.StatusNoContent && r.StatusCode != http.StatusNotFound {
+			t.Fatalf("DELETE e24: %d", r.StatusCode)
+		}
+	})
+	if want := e.serverState(t, cal); !maps.Equal(model, want) {
+		t.Fatalf("sync with changes between answers: client has %v, server %v", model, want)
+	}
+}
+
+// TestSyncCollectionExpiredToken: a token older than the store's change
+// log gets 403 with DAV:valid-sync-token (RFC 6578 §3.2), and so does a
+// continuation token whose base has left the log; the client's fresh
+// sync then succeeds.
+func TestSyncCollectionExpiredToken(t *testing.T) {
+	e := newEnvStore(t, sqlite.Options{ChangeLogLimit: 5}, func(o *Options) { o.Limits.MaxSyncChanges = 2 })
+	cal := "/dav/calendars/" + e.aliceID + "/calendar/"
+	for i := range 3 {
+		e.do("PUT", e.calPath(fmt.Sprintf("e%d.ics", i)), event(fmt.Sprintf("e%d", i), "20270110T100000Z")).expect(t, http.StatusCreated)
+	}
+	first := e.syncPage(t, cal, "", "")
+	if !first.truncated {
+		t.Fatalf("3 members with MaxSyncChanges 2 not truncated: %+v", first)
+	}
+	full, _ := e.syncClient(t, cal, "", "", 2, map[string]string{}, nil)
+	e.do("PUT", e.calPath("e0.ics"), event("e0", "20270111T100000Z")).expect(t, http.StatusNoContent)
+	e.do("PUT", e.calPath("e1.ics"), event("e1", "20270111T100000Z")).expect(t, http.StatusNoContent)
+	e.do("PUT", e.calPath("e2.ics"), event("e2", "20270111T100000Z")).expect(t, http.StatusNoContent)
+	mid := e.syncPage(t, cal, full, "")
+	if !mid.truncated {
+		t.Fatalf("3 changes with MaxSyncChanges 2 not truncated: %+v", mid)
+	}
+	for i := range 6 { // more changes than the log keeps
+		e.do("PUT", e.calPath(fmt.Sprintf("n%d.ics", i)), event(fmt.Sprintf("n%d", i), "20270110T100000Z")).expect(t, http.StatusCreated)
+	}
+	for _, tok := range []string{full, mid.token} {
+		r := e.do("REPORT", cal, syncBody(tok, "")).expect(t, http.StatusForbidden)
+		if r.tree(t).child(nsDAV, "valid-sync-token") == nil {
+			t.Fatalf("expired token %s: %s", tok, r.body)
+		}
+	}
+	model := map[string]string{}
+	e.syncClient(t, cal, "", "", 2, model, nil)
+	if !maps.Equal(model, e.serverState(t, cal)) || len(model) != 9 {
+		t.Fatalf("fresh sync after the expired token: %v", model)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 )
 
@@ -158,10 +159,20 @@ func (h *Handler) readXML(w http.ResponseWriter, r *http.Request) (*node, error)
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return nil, &httpError{status: http.StatusRequestEntityTooLarge, msg: err.Error()}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, bodyTimeout()
 	case err != nil:
 		return nil, &httpError{status: http.StatusBadRequest, msg: err.Error()}
 	}
 	return n, nil
+}
+
+// bodyTimeout answers a request whose body did not arrive before the
+// server's read deadline (set by whoever serves the handler, e.g.
+// through http.ResponseController): 408 (RFC 9110 §15.5.9), and the
+// connection is closed.
+func bodyTimeout() *httpError {
+	return &httpError{status: http.StatusRequestTimeout, msg: "the request body arrived too slowly"}
 }
 
 // xmlWriter writes elements with fixed prefixes for the protocol's

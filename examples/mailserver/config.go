@@ -180,6 +180,9 @@ func DefaultConfig() Config {
 			MaxInstances:            dav.DefaultMaxInstances,
 			MaxAttendees:            dav.DefaultMaxAttendees,
 			MaxRequestBody:          dav.DefaultMaxRequestBody,
+			MaxSyncChanges:          dav.DefaultMaxSyncChanges,
+			HeaderTimeout:           Duration{davHeaderTimeout},
+			MinBodyRate:             davMinBodyRate,
 		},
 		Limits: LimitsConfig{
 			MaxMessageBytes: 50 << 20,

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailyard/mailyard/dav"
+	"github.com/mailyard/mailyard/internal/limits"
 	"github.com/mailyard/mailyard/internal/metric"
 )
 
@@ -41,6 +44,16 @@ type DAVConfig struct {
 	MaxInstances            int   `toml:"max_instances"`
 	MaxAttendees            int   `toml:"max_attendees"`
 	MaxRequestBody          int64 `toml:"max_request_body"`
+	MaxSyncChanges          int   `toml:"max_sync_changes"`
+	// HeaderTimeout bounds the time a client takes to send a request's
+	// line and headers (a slowloris client is dropped after it), and is
+	// the grace before MinBodyRate applies to the body. Default 10s.
+	HeaderTimeout Duration `toml:"header_timeout"`
+	// MinBodyRate is the slowest average rate, in bytes per second, at
+	// which a request body may arrive after HeaderTimeout's grace; a
+	// slower body gets 408. Default 8192 (a 4 MiB body may take 8.5
+	// minutes). [limits] read_timeout bounds any single stall.
+	MinBodyRate int64 `toml:"min_body_rate"`
 	// TrustedCalendarSenders are addresses whose iMIP messages arriving
 	// at the MX are applied to calendars even when they are not the
 	// ORGANIZER or ATTENDEE they speak for (a linked installation's
@@ -56,6 +69,7 @@ func (c DAVConfig) limits() dav.Limits {
 		MaxInstances:            c.MaxInstances,
 		MaxAttendees:            c.MaxAttendees,
 		MaxRequestBody:          c.MaxRequestBody,
+		MaxSyncChanges:          c.MaxSyncChanges,
 	}
 }
 
@@ -63,7 +77,8 @@ func (c DAVConfig) limits() dav.Limits {
 // checked with the other listeners).
 func (c DAVConfig) validate() error {
 	if c.MaxResourceSize < 0 || c.MaxCollections < 0 || c.MaxObjectsPerCollection < 0 ||
-		c.MaxInstances < 0 || c.MaxAttendees < 0 || c.MaxRequestBody < 0 {
+		c.MaxInstances < 0 || c.MaxAttendees < 0 || c.MaxRequestBody < 0 || c.MaxSyncChanges < 0 ||
+		c.HeaderTimeout.Duration < 0 || c.MinBodyRate < 0 {
 		return errors.New(`section "dav": limits must not be negative`)
 	}
 	for _, a := range c.TrustedCalendarSenders {
@@ -115,23 +130,163 @@ func (ls *listeners) listenDAV(cfg Config, logger *slog.Logger, sh shared) error
 	if err != nil {
 		return fmt.Errorf("dav listener: %w", err)
 	}
+	b := davBounds(cfg)
 	srv := &http.Server{
-		Handler:           timed,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		Handler:           b.handler(timed),
+		ReadHeaderTimeout: b.header,
+		IdleTimeout:       davIdleTimeout,
+		MaxHeaderBytes:    davMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	ls.dav, ls.davLn = srv, ln
+	// The same per-address and total connection caps as the SMTP and
+	// IMAP listeners ([limits]), counted for this listener alone.
+	limited := &limits.Listener{Listener: ln, Limiter: limits.NewConnLimiter(cfg.Limits.MaxConnsPerIP, cfg.Limits.MaxConns)}
+	ls.dav, ls.davLn = srv, limited
 	if cfg.DAV.InsecureHTTP {
 		log.Warn("DAV over plain HTTP (dav.insecure_http): passwords cross the network in the clear; only for a lab")
+		limited.Refuse = func(c net.Conn, err error) { refuseDAV(log, c, err) }
 		ls.davServe = srv.Serve
 		return nil
 	}
 	// ServeTLS answers a plain HTTP request with 400 before reading it.
 	srv.TLSConfig = sh.tlsConfig.Clone()
+	refusal := srv.TLSConfig.Clone()
+	refusal.NextProtos = nil // the refusal is HTTP/1.1
+	limited.Refuse = func(c net.Conn, err error) { refuseDAV(log, tls.Server(c, refusal), err) }
 	ls.davServe = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
 	return nil
 }
+
+// Bounds of the DAV listener's connections beyond package dav's own
+// (request body size, XML depth and elements, no DOCTYPE).
+const (
+	// Defaults of [dav] header_timeout and min_body_rate.
+	davHeaderTimeout = 10 * time.Second
+	davMinBodyRate   = 8192
+	// davIdleTimeout closes a keep-alive connection without a request.
+	davIdleTimeout = 2 * time.Minute
+	// davMaxHeaderBytes bounds a request's line and headers (net/http
+	// answers 431 beyond it); DAV clients send a few hundred bytes.
+	davMaxHeaderBytes = 64 << 10
+	// davRefuseTimeout bounds the refusal of a connection over a limit.
+	davRefuseTimeout = 5 * time.Second
+)
+
+// refuseDAV answers a connection over the [limits] connection caps
+// with 503 and Retry-After (RFC 9110 §15.6.4) without reading its
+// request, and closes it. Over TLS the handshake comes first, within
+// davRefuseTimeout like the rest; limits.Listener bounds how many run.
+func refuseDAV(log *slog.Logger, c net.Conn, err error) {
+	defer c.Close()
+	log.Warn("connection refused", "rule", "conn-limit", "client", limits.AddrOf(c.RemoteAddr()).String(), "reason", err.Error())
+	_ = c.SetDeadline(time.Now().Add(davRefuseTimeout))
+	msg := "too many connections, try again later\n"
+	if errors.Is(err, limits.ErrClientConnLimit) {
+		msg = "too many connections from your address, try again later\n"
+	}
+	_, _ = fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 10\r\nConnection: close\r\n"+
+		"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s", len(msg), msg)
+}
+
+// davLimits are the time bounds of one DAV request.
+type davLimits struct {
+	header time.Duration // request line and headers; grace of the body
+	rate   int64         // slowest average body rate after the grace, bytes/s
+	stall  time.Duration // longest wait for any one read of the body
+	write  time.Duration // longest wait for any one write of the answer
+}
+
+func davBounds(cfg Config) davLimits {
+	b := davLimits{header: cfg.DAV.HeaderTimeout.Duration, rate: cfg.DAV.MinBodyRate,
+		stall: cfg.Limits.ReadTimeout.Duration, write: cfg.Limits.WriteTimeout.Duration}
+	if b.header <= 0 {
+		b.header = davHeaderTimeout
+	}
+	if b.rate <= 0 {
+		b.rate = davMinBodyRate
+	}
+	if b.stall <= 0 {
+		b.stall = 5 * time.Minute
+	}
+	if b.write <= 0 {
+		b.write = 5 * time.Minute
+	}
+	return b
+}
+
+// handler wraps h with the request's read and write deadlines, set
+// through http.ResponseController on the connection:
+//
+//   - the body must arrive by start + header + received/rate (the rule
+//     of Apache's mod_reqtimeout: a body of any allowed size that keeps
+//     up the rate is accepted, a trickle is not), and no read may wait
+//     longer than stall; a body read past the deadline fails with a
+//     timeout, which package dav answers with 408;
+//   - each write of the answer may wait at most write for the client
+//     to read (a client that stops reading is dropped), while time
+//     spent computing the answer is not counted.
+func (b davLimits) handler(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		start := time.Now()
+		// Errors are ErrNotSupported only, for writers without a
+		// connection (tests' recorders); the bounds then do not apply.
+		_ = rc.SetWriteDeadline(time.Time{})
+		if r.Body != nil && r.Body != http.NoBody {
+			// Also bounds net/http's discarding of a body the handler
+			// did not read.
+			_ = rc.SetReadDeadline(start.Add(b.header))
+			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, b: b, start: start}
+		}
+		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: rc, timeout: b.write}, r)
+		// net/http flushes what is buffered after the handler returns.
+		_ = rc.SetWriteDeadline(time.Now().Add(b.write))
+	})
+}
+
+// deadlineBody moves the connection's read deadline as the body
+// arrives (see davLimits.handler).
+type deadlineBody struct {
+	io.ReadCloser
+	rc       *http.ResponseController
+	b        davLimits
+	start    time.Time
+	received int64
+}
+
+func (d *deadlineBody) Read(p []byte) (int, error) {
+	earned := d.start.Add(d.b.header + time.Duration(float64(d.received)/float64(d.b.rate)*float64(time.Second)))
+	deadline := time.Now().Add(d.b.stall)
+	if earned.Before(deadline) {
+		deadline = earned
+	}
+	_ = d.rc.SetReadDeadline(deadline)
+	n, err := d.ReadCloser.Read(p)
+	d.received += int64(n)
+	if err == io.EOF {
+		// net/http now reads in the background to notice a client
+		// hanging up, and cancels the request's context when that read
+		// fails: a deadline left behind would cancel a long answer.
+		_ = d.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// deadlineWriter bounds each write of the answer (see
+// davLimits.handler).
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
+	return d.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
 // davMethods are the method label values of
 // mailyard_dav_request_duration_seconds; any other method counts as

@@ -16,7 +16,7 @@ import (
 
 // davServer starts the whole server with only the DAV listener (and the
 // MX, which serve always needs something for) on loopback ports.
-func davServer(t *testing.T, insecure bool) Config {
+func davServer(t *testing.T, insecure bool, mods ...func(*Config)) Config {
 	t.Helper()
 	d := newDataDir(t)
 	mustCLI(t, d, "domain", "add", "example.test")
@@ -29,6 +29,9 @@ func davServer(t *testing.T, insecure bool) Config {
 	cfg.SMTP.Listen, cfg.DAV.Listen = port(), port()
 	cfg.Submission.Listen, cfg.Submissions.Listen, cfg.IMAP.Listen, cfg.IMAPS.Listen, cfg.HTTP.Listen = "", "", "", "", ""
 	cfg.DAV.InsecureHTTP = insecure
+	for _, m := range mods {
+		m(&cfg)
+	}
 	startServe(t, cfg)
 	if err := testpeer.WaitPort(cfg.DAV.Listen, 20*time.Second); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 // Package limits holds the per-client bounds every Mailyard protocol server
 // applies before it does any real work: how many connections one client may
-// hold open ([ConnLimiter]), and the key clients are counted under
+// hold open ([ConnLimiter], and [Listener], which applies one to a
+// net.Listener for servers such as net/http that accept for themselves),
+// and the key clients are counted under
 // ([ClientKey]): an IPv4 address as itself, an IPv6 address by its /64
 // prefix, because one IPv6 subscriber is routinely given a whole /64 and
 // could otherwise rotate through 2^64 addresses. The public package
