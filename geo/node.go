@@ -189,6 +189,12 @@ func (n *Node) setup(ctx context.Context) error {
 		return fmt.Errorf("geo: free/busy subscription: %w", err)
 	}
 	n.fbSub = sub
+	// The subscription is registered with the server once it has seen
+	// it: flush, so a request made as soon as Start returns finds its
+	// responder instead of "no responders".
+	if err := n.nc.FlushTimeout(callTimeout); err != nil {
+		return fmt.Errorf("geo: free/busy subscription: %w", err)
+	}
 	return nil
 }
 
