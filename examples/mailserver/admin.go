@@ -97,6 +97,10 @@ func (a *admin) run(ctx context.Context, c command, args []string) error {
 		}
 		return a.initDataDir(ctx)
 	}
+	if c.name == "store copy" {
+		// Opens its own source and target, whatever [store] says.
+		return c.run(a, ctx, args)
+	}
 	if err := a.open(ctx); err != nil {
 		return err
 	}
