@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"math"
 )
 
 // Importer is an optional interface of a backend: it writes mailboxes
@@ -40,4 +42,40 @@ type Importer interface {
 	// (when m.Size is not zero). m.BlobID is ignored. Subscribers of the
 	// feed see ChangeMessagesAdded.
 	ImportMessage(ctx context.Context, account, mailbox string, m Message, body io.Reader) error
+}
+
+// CheckImportMailbox validates the arguments of
+// [Importer.ImportMailbox] and returns the mailbox name in canonical
+// form. Errors wrap ErrInvalid.
+func CheckImportMailbox(mb Mailbox) (string, error) {
+	name, err := CleanMailboxName(mb.Name)
+	if err != nil {
+		return "", err
+	}
+	if err := CheckSpecialUse(mb.SpecialUse); err != nil {
+		return "", err
+	}
+	if mb.UIDValidity == 0 {
+		return "", fmt.Errorf("%w: import of mailbox %q with UIDVALIDITY 0", ErrInvalid, name)
+	}
+	return name, nil
+}
+
+// CheckImportMessage validates the arguments of
+// [Importer.ImportMessage] and returns the mailbox name and the flags in
+// canonical form. Errors wrap ErrInvalid.
+func CheckImportMessage(mailbox string, m Message) (string, []string, error) {
+	name, err := CleanMailboxName(mailbox)
+	if err != nil {
+		return "", nil, err
+	}
+	flags, err := NormalizeFlags(m.Flags)
+	if err != nil {
+		return "", nil, err
+	}
+	// UIDNEXT must stay a valid nz-number (RFC 9051 §2.3.1.1).
+	if m.UID == 0 || m.UID == math.MaxUint32 || m.ModSeq == 0 {
+		return "", nil, fmt.Errorf("%w: import of UID %d with MODSEQ %d", ErrInvalid, m.UID, m.ModSeq)
+	}
+	return name, flags, nil
 }

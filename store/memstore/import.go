@@ -3,7 +3,6 @@ package memstore
 import (
 	"context"
 	"io"
-	"math"
 	"slices"
 
 	"github.com/mailyard/mailyard/store"
@@ -13,15 +12,9 @@ var _ store.Importer = (*Store)(nil)
 
 // ImportMailbox implements store.Importer.
 func (s *Store) ImportMailbox(ctx context.Context, account string, mb store.Mailbox) (store.Mailbox, error) {
-	name, err := store.CleanMailboxName(mb.Name)
+	name, err := store.CheckImportMailbox(mb)
 	if err != nil {
 		return store.Mailbox{}, err
-	}
-	if err := store.CheckSpecialUse(mb.SpecialUse); err != nil {
-		return store.Mailbox{}, err
-	}
-	if mb.UIDValidity == 0 {
-		return store.Mailbox{}, errorf("import mailbox %q: %w: UIDVALIDITY 0", name, store.ErrInvalid)
 	}
 	var out store.Mailbox
 	err = s.write(ctx, func() error {
@@ -48,16 +41,9 @@ func (s *Store) ImportMailbox(ctx context.Context, account string, mb store.Mail
 // ImportMessage implements store.Importer. The body is read before the
 // store is locked.
 func (s *Store) ImportMessage(ctx context.Context, account, mailbox string, msg store.Message, body io.Reader) error {
-	name, err := store.CleanMailboxName(mailbox)
+	name, flags, err := store.CheckImportMessage(mailbox, msg)
 	if err != nil {
 		return err
-	}
-	flags, err := store.NormalizeFlags(msg.Flags)
-	if err != nil {
-		return err
-	}
-	if msg.UID == 0 || msg.UID == math.MaxUint32 || msg.ModSeq == 0 {
-		return errorf("import message: %w: UID %d, MODSEQ %d", store.ErrInvalid, msg.UID, msg.ModSeq)
 	}
 	data, err := readBody(body)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -17,15 +16,9 @@ var _ store.Importer = (*Store)(nil)
 // ImportMailbox implements store.Importer: one transaction of at most
 // five statements besides BEGIN and COMMIT.
 func (s *Store) ImportMailbox(ctx context.Context, account string, mb store.Mailbox) (store.Mailbox, error) {
-	name, err := store.CleanMailboxName(mb.Name)
+	name, err := store.CheckImportMailbox(mb)
 	if err != nil {
 		return store.Mailbox{}, err
-	}
-	if err := store.CheckSpecialUse(mb.SpecialUse); err != nil {
-		return store.Mailbox{}, err
-	}
-	if mb.UIDValidity == 0 {
-		return store.Mailbox{}, errorf("import mailbox %q: %w: UIDVALIDITY 0", name, store.ErrInvalid)
 	}
 	uidNext, modSeq := max(int64(mb.UIDNext), 1), max(int64(mb.HighestModSeq), 1)
 	var out store.Mailbox
@@ -63,16 +56,9 @@ func (s *Store) ImportMailbox(ctx context.Context, account string, mb store.Mail
 // ImportMessage implements store.Importer. The body is streamed into
 // the blob store inside the transaction, after the UID is found free.
 func (s *Store) ImportMessage(ctx context.Context, account, mailbox string, m store.Message, body io.Reader) error {
-	name, err := store.CleanMailboxName(mailbox)
+	name, flags, err := store.CheckImportMessage(mailbox, m)
 	if err != nil {
 		return err
-	}
-	flags, err := store.NormalizeFlags(m.Flags)
-	if err != nil {
-		return err
-	}
-	if m.UID == 0 || m.UID == math.MaxUint32 || m.ModSeq == 0 {
-		return errorf("import message: %w: UID %d, MODSEQ %d", store.ErrInvalid, m.UID, m.ModSeq)
 	}
 	return s.write(ctx, "import message", func(w *wtx) error {
 		b, err := w.lockMailbox(account, name)
