@@ -31,18 +31,18 @@ type admin struct {
 	// stderr gets prompts (password, confirmation).
 	stderr io.Writer
 
-	st   *sqlite.Store
+	st   mailStore
 	dir  *builtin.Directory
 	keys *dkim.Keys
 }
 
-// open opens the existing data directory: an admin command never creates
-// one, so a wrong -data or working directory is an error, not a new empty
-// store.
+// open opens the existing store: an admin command never creates one, so
+// a wrong -data or working directory, or a wrong [store] dsn, is an
+// error, not a new empty store.
 func (a *admin) open(ctx context.Context) error {
-	st, err := sqlite.Open(ctx, a.cfg.DataDir, sqlite.Options{Logger: a.logger, MustExist: true})
+	st, err := openStore(ctx, a.cfg, a.logger, nil, openExisting)
 	if err != nil {
-		return dataDirError(a.cfg.DataDir, err)
+		return err
 	}
 	a.st = st
 	a.dir = builtin.New(st, builtin.Options{Accounts: st, Logger: a.logger})
@@ -66,12 +66,13 @@ func dataDirError(dataDir string, err error) error {
 	return fmt.Errorf("open store: %w", err)
 }
 
-// initDataDir creates the data directory, or checks an existing one; serve
-// creates it too, every other command needs it.
+// initDataDir creates the data directory (and with the PostgreSQL
+// backend the database schema), or checks existing ones; serve creates
+// them too, every other command needs them.
 func (a *admin) initDataDir(ctx context.Context) error {
-	st, err := sqlite.Open(ctx, a.cfg.DataDir, sqlite.Options{Logger: a.logger})
+	st, err := openStore(ctx, a.cfg, a.logger, nil, openCreate)
 	if err != nil {
-		return dataDirError(a.cfg.DataDir, err)
+		return err
 	}
 	if err := st.Close(); err != nil {
 		return err
@@ -81,6 +82,9 @@ func (a *admin) initDataDir(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "data directory %s is ready\n", abs)
+	if a.cfg.Store.Backend == backendPostgres {
+		fmt.Fprintf(a.stdout, "database %s is ready\n", redactDSN(a.cfg.Store.DSN))
+	}
 	return nil
 }
 
@@ -92,6 +96,10 @@ func (a *admin) run(ctx context.Context, c command, args []string) error {
 			return fmt.Errorf("%w: init takes no arguments", errUsage)
 		}
 		return a.initDataDir(ctx)
+	}
+	if c.name == "store copy" {
+		// Opens its own source and target, whatever [store] says.
+		return c.run(a, ctx, args)
 	}
 	if err := a.open(ctx); err != nil {
 		return err

@@ -182,6 +182,14 @@ func operationCommands() []command {
 		{name: "quarantine list", summary: "messages a milter quarantined: one line each", example: "quarantine list", run: (*admin).quarantineList},
 		{name: "quarantine release", args: "ID...", summary: "deliver held messages as they would have been", example: "quarantine release 01J...", run: quarantineOp("release")},
 		{name: "quarantine delete", args: "ID...", summary: "drop held messages", example: "quarantine delete 01J...", run: quarantineOp("delete")},
+		{name: "store copy", args: "--to DSN", summary: "copy the SQLite data directory into a PostgreSQL database, keeping UIDs (resumable; verified)",
+			detail: "Copies records (directory, DKIM keys, shares, migration state), accounts, mailboxes with their UIDVALIDITY,\n" +
+				"messages with their UIDs, MODSEQs, flags and internal dates, subscriptions, calendars and address books, and\n" +
+				"the outbound queue's recipients. Run it again after an interruption: it continues and never duplicates.\n" +
+				"It ends by comparing both stores (exit 1 on a difference). Stop the server first, or run it again after\n" +
+				"stopping it to copy what arrived meanwhile. Queue bodies stay in DATA_DIR/queue.",
+			flags:   "-to DSN\tthe PostgreSQL database (its schema is created if missing)\n-from DIR\tthe SQLite data directory (default: data_dir)",
+			example: "--data /var/lib/mailyard store copy --to postgres://mailyard@db/mailyard", run: (*admin).storeCopy},
 		{name: "check", summary: "store integrity check; finishes interrupted deletions (exit 1 on problems)", example: "check", run: (*admin).check},
 	}
 }

@@ -71,6 +71,7 @@ var helpRows = []struct {
 	{"quarantine release", []string{"quarantine", "release", "1"}},
 	{"quarantine delete", []string{"quarantine", "delete", "1"}},
 	{"check", []string{"check"}},
+	{"store copy", []string{"store", "copy", "--to", "postgres://127.0.0.1:1/none"}},
 }
 
 // Every command has a row above: a command added to the table without

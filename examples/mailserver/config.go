@@ -26,6 +26,10 @@ type Config struct {
 	// DataDir holds the database, message blobs and generated certificate.
 	DataDir string `toml:"data_dir"`
 
+	// Store selects the backend: the embedded SQLite in DataDir, or a
+	// PostgreSQL database several nodes share (store.go).
+	Store StoreConfig `toml:"store"`
+
 	Log         LogConfig      `toml:"log"`
 	TLS         TLSConfig      `toml:"tls"`
 	SMTP        ListenerConfig `toml:"smtp"`
@@ -165,6 +169,7 @@ func DefaultConfig() Config {
 	return Config{
 		Hostname:    host,
 		DataDir:     "./data",
+		Store:       StoreConfig{Backend: backendSQLite},
 		Log:         LogConfig{Level: "info", Format: "text"},
 		SMTP:        ListenerConfig{Listen: "127.0.0.1:2525"},
 		Submission:  ListenerConfig{Listen: "127.0.0.1:2587"},
@@ -307,6 +312,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return &keyError{"data_dir", errors.New("must not be empty")}
+	}
+	if err := c.Store.validate(); err != nil {
+		return err
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

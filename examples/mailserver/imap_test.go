@@ -35,57 +35,14 @@ func TestIMAPSeesSMTPDeliveryWhileIdling(t *testing.T) {
 		}
 	}
 
-	exists := make(chan uint32, 4)
-	c, err := imapclient.DialTLS(cfg.IMAPS.Listen, &imapclient.Options{
-		TLSConfig: &tls.Config{InsecureSkipVerify: true},
-		UnilateralDataHandler: &imapclient.UnilateralDataHandler{Mailbox: func(m *imapclient.UnilateralDataMailbox) {
-			if m.NumMessages != nil {
-				exists <- *m.NumMessages
-			}
-		}},
-	})
+	h, exists := existsHandler()
+	c, err := imapclient.DialTLS(cfg.IMAPS.Listen, &imapclient.Options{TLSConfig: &tls.Config{InsecureSkipVerify: true}, UnilateralDataHandler: h})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Login("alice@example.test", "secret").Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	idle, err := c.Idle()
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	msg := "From: <bob@elsewhere.test>\r\nTo: <alice@example.test>\r\nSubject: over smtp\r\n\r\nhello\r\n"
-	sc, err := gosmtp.DialStartTLS(cfg.SMTP.Listen, &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	if err := sc.SendMail("bob@elsewhere.test", []string{"alice@example.test"}, strings.NewReader(msg)); err != nil {
-		t.Fatal(err)
-	}
-	accepted := time.Now()
-	select {
-	case n := <-exists:
-		if n != 1 {
-			t.Fatalf("EXISTS %d, want 1", n)
-		}
-		if dt := time.Since(accepted); dt > time.Second {
-			t.Fatalf("EXISTS %v after the 250", dt)
-		}
-	case <-time.After(time.Second):
-		t.Fatal("the idling client heard nothing within 1s of the SMTP 250")
-	}
-	if err := idle.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := idle.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	idleSeesDelivery(t, c, exists, cfg.SMTP.Listen, msg)
 
 	// Plain port, LOGIN allowed by allow_insecure_auth.
 	p, err := imapclient.DialInsecure(cfg.IMAP.Listen, nil)
@@ -124,4 +81,62 @@ func TestIMAPSeesSMTPDeliveryWhileIdling(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+}
+
+// existsHandler returns a handler of unilateral IMAP data that passes
+// on every EXISTS count.
+func existsHandler() (*imapclient.UnilateralDataHandler, chan uint32) {
+	exists := make(chan uint32, 4)
+	return &imapclient.UnilateralDataHandler{Mailbox: func(m *imapclient.UnilateralDataMailbox) {
+		if m.NumMessages != nil {
+			exists <- *m.NumMessages
+		}
+	}}, exists
+}
+
+// idleSeesDelivery logs c in as alice@example.test, SELECTs INBOX and
+// IDLEs; then it sends msg to her through the MX at smtpAddr and fails
+// unless c reports EXISTS 1 (on exists, from existsHandler) within a
+// second of the 250. It ends the IDLE and returns how long it took.
+func idleSeesDelivery(t *testing.T, c *imapclient.Client, exists <-chan uint32, smtpAddr, msg string) time.Duration {
+	t.Helper()
+	if err := c.Login("alice@example.test", "secret").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := gosmtp.DialStartTLS(smtpAddr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if err := sc.SendMail("bob@elsewhere.test", []string{"alice@example.test"}, strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	accepted := time.Now()
+	var dt time.Duration
+	select {
+	case n := <-exists:
+		dt = time.Since(accepted)
+		if n != 1 {
+			t.Fatalf("EXISTS %d, want 1", n)
+		}
+		if dt > time.Second {
+			t.Fatalf("EXISTS %v after the 250", dt)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the idling client heard nothing within 1s of the SMTP 250")
+	}
+	if err := idle.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return dt
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/mailyard/mailyard/dav"
 	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/store"
-	"github.com/mailyard/mailyard/store/sqlite"
 )
 
 // Bounds of the inbound iMIP step: larger messages and further calendar
@@ -37,7 +36,7 @@ const (
 // It embeds the store so that smtp finds the store's Usage (quota
 // checks) as before.
 type imipDeliverer struct {
-	*sqlite.Store
+	mailStore
 	dir     *builtin.Directory
 	trusted []string
 	logger  *slog.Logger
@@ -50,11 +49,11 @@ type imipDeliverer struct {
 func (d *imipDeliverer) Deliver(ctx context.Context, del store.Delivery, body io.Reader) ([]store.Delivered, error) {
 	h := d.handler.Load()
 	if h == nil {
-		return d.Store.Deliver(ctx, del, body)
+		return d.mailStore.Deliver(ctx, del, body)
 	}
 	var buf cappedBuffer
 	buf.max = maxIMIPMessage
-	delivered, err := d.Store.Deliver(ctx, del, io.TeeReader(body, &buf))
+	delivered, err := d.mailStore.Deliver(ctx, del, io.TeeReader(body, &buf))
 	if err != nil || buf.over {
 		return delivered, err
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/mailyard/mailyard/smtp"
-	"github.com/mailyard/mailyard/store/sqlite"
 )
 
 // MilterConfig is one [[milter]] section: a mail filter (antivirus, DLP)
@@ -135,7 +134,7 @@ func containsString(list []string, s string) bool {
 
 // newQuarantine opens DATA_DIR/quarantine, where messages a milter
 // quarantines wait for an administrator.
-func newQuarantine(cfg Config, st *sqlite.Store, outbound smtp.Outbound, logger *slog.Logger) (*smtp.Quarantine, error) {
+func newQuarantine(cfg Config, st mailStore, outbound smtp.Outbound, logger *slog.Logger) (*smtp.Quarantine, error) {
 	q, err := smtp.NewQuarantine(smtp.QuarantineOptions{
 		Dir: filepath.Join(cfg.DataDir, "quarantine"), Records: st, Deliverer: st, Queue: outbound, Logger: logger,
 	})

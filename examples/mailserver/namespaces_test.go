@@ -12,27 +12,7 @@ import (
 	"testing"
 
 	"github.com/mailyard/mailyard/dav"
-	"github.com/mailyard/mailyard/directory/builtin"
-	"github.com/mailyard/mailyard/directory/ldap"
-	"github.com/mailyard/mailyard/dkim/dkimstore"
-	"github.com/mailyard/mailyard/migration"
-	"github.com/mailyard/mailyard/queue"
-	"github.com/mailyard/mailyard/smtp"
 )
-
-// namespaceOwners is every package that keeps data in store.Records, with
-// the namespaces it declares. A new owner adds itself here.
-func namespaceOwners() map[string][]string {
-	return map[string][]string{
-		"dav":            dav.Namespaces(),
-		"directory":      builtin.Namespaces(),
-		"directory/ldap": ldap.Namespaces(),
-		"dkim/dkimstore": dkimstore.Namespaces(),
-		"migration":      migration.Namespaces(),
-		"queue":          queue.Namespaces(),
-		"smtp":           smtp.Namespaces(),
-	}
-}
 
 // validNamespace is the form of a namespace: lowercase words of letters
 // and digits, joined by dots ("user", "migration.run").

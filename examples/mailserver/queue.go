@@ -12,7 +12,6 @@ import (
 
 	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
-	"github.com/mailyard/mailyard/store/sqlite"
 )
 
 // QueueConfig is the [queue] section: the outbound queue that relays mail
@@ -67,7 +66,7 @@ func (c QueueConfig) validate() error {
 
 // newQueue opens the outbound queue in DATA_DIR/queue; reg, if set,
 // receives its metrics.
-func newQueue(cfg Config, st *sqlite.Store, router queue.Router, logger *slog.Logger, metrics queue.Metrics) (*queue.Queue, error) {
+func newQueue(cfg Config, st mailStore, router queue.Router, logger *slog.Logger, metrics queue.Metrics) (*queue.Queue, error) {
 	qc := cfg.Queue
 	warn := qc.DelayWarning.Duration
 	if warn == 0 {

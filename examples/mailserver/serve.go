@@ -27,7 +27,6 @@ import (
 	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/smtp"
-	"github.com/mailyard/mailyard/store/sqlite"
 )
 
 // shutdownTimeout bounds how long in-flight sessions may take to finish
@@ -39,9 +38,9 @@ const shutdownTimeout = 30 * time.Second
 // store commits what is pending and closes.
 func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	reg := newRegistry()
-	st, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Logger: logger, Metrics: promMetrics{reg}})
+	st, err := openStore(ctx, cfg, logger, promMetrics{reg}, openCreate)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
 	defer st.Close()
 	dir, auth, ldapSources, err := openDirectory(ctx, cfg, st, logger)
@@ -72,7 +71,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	ls, err := listen(cfg, logger, shared{
 		st: st, dir: dir, auth: auth, authLimiter: newAuthLimiter(cfg.Limits, reg),
 		tlsConfig: tlsConfig, reg: reg, smtp: smtpOpts,
-		mxDeliverer: &imipDeliverer{Store: st, dir: dir, trusted: cfg.DAV.TrustedCalendarSenders, logger: logger.With("listener", "smtp")},
+		mxDeliverer: &imipDeliverer{mailStore: st, dir: dir, trusted: cfg.DAV.TrustedCalendarSenders, logger: logger.With("listener", "smtp")},
 	})
 	if err != nil {
 		return err
@@ -91,7 +90,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // openDirectory opens the directory over the store, finishes what a crash
 // interrupted, and returns it with the authenticator and the LDAP sources
 // its users are synced from.
-func openDirectory(ctx context.Context, cfg Config, st *sqlite.Store, logger *slog.Logger) (*builtin.Directory, *directory.SourcedAuth, []ldapSource, error) {
+func openDirectory(ctx context.Context, cfg Config, st mailStore, logger *slog.Logger) (*builtin.Directory, *directory.SourcedAuth, []ldapSource, error) {
 	dir := builtin.New(st, builtin.Options{Accounts: st, Logger: logger})
 	if err := dir.EnsureGAL(ctx); err != nil {
 		return nil, nil, nil, fmt.Errorf("directory: %w", err)
@@ -125,7 +124,7 @@ func newRegistry() *prometheus.Registry {
 // startQueue opens the outbound queue when it is enabled (nil when not)
 // and recovers it: records read, orphan files removed, before any listener
 // can enqueue.
-func startQueue(ctx context.Context, cfg Config, st *sqlite.Store, router queue.Router, logger *slog.Logger, reg prometheus.Registerer) (*queue.Queue, error) {
+func startQueue(ctx context.Context, cfg Config, st mailStore, router queue.Router, logger *slog.Logger, reg prometheus.Registerer) (*queue.Queue, error) {
 	if !cfg.Queue.Enabled {
 		return nil, nil
 	}
@@ -143,7 +142,7 @@ func startQueue(ctx context.Context, cfg Config, st *sqlite.Store, router queue.
 // and authentication (see [listeners.listenSMTP]). It reclaims the
 // quarantine and prepares the spool, both due before any listener accepts
 // mail.
-func smtpOptions(ctx context.Context, cfg Config, st *sqlite.Store, router smtp.Router, q *queue.Queue, keys *dkim.Keys, logger *slog.Logger) (smtp.Options, error) {
+func smtpOptions(ctx context.Context, cfg Config, st mailStore, router smtp.Router, q *queue.Queue, keys *dkim.Keys, logger *slog.Logger) (smtp.Options, error) {
 	var outbound smtp.Outbound
 	if q != nil {
 		outbound = q // not a nil *queue.Queue in an interface
@@ -193,7 +192,7 @@ func smtpOptions(ctx context.Context, cfg Config, st *sqlite.Store, router smtp.
 
 // shared is what every listener is built on.
 type shared struct {
-	st          *sqlite.Store
+	st          mailStore
 	dir         *builtin.Directory // the GAL of the DAV listener
 	auth        *directory.SourcedAuth
 	authLimiter *authlimit.Limiter
@@ -479,7 +478,7 @@ func loadTLS(cfg Config, logger *slog.Logger) (*tls.Config, error) {
 }
 
 // newDKIMKeys opens the DKIM key store kept in the store's records.
-func newDKIMKeys(st *sqlite.Store, cfg Config, logger *slog.Logger) *dkim.Keys {
+func newDKIMKeys(st mailStore, cfg Config, logger *slog.Logger) *dkim.Keys {
 	return dkim.NewKeys(dkimstore.New(st), dkim.KeysOptions{Logger: logger, VerificationWindow: cfg.DKIM.VerificationWindow.Duration})
 }
 

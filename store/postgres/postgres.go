@@ -49,6 +49,12 @@ type Options struct {
 	// Tracer, if set, sees every statement the pool runs (pgx
 	// QueryTracer); tests count round trips with it.
 	Tracer pgx.QueryTracer
+	// MustExist makes Open refuse (with ErrNoSchema) a database that
+	// has no Mailyard schema yet instead of creating it, so that an
+	// administrative tool pointed at the wrong database does not
+	// silently initialise it. A schema that is merely older is still
+	// migrated.
+	MustExist bool
 }
 
 // Store is the PostgreSQL backend. It is safe for concurrent use, also
@@ -76,6 +82,11 @@ var migrationFiles embed.FS
 // a newer release than this binary: running on would risk writing rows
 // the newer schema does not expect.
 var ErrSchemaTooNew = errors.New("postgres: database schema is newer than this binary supports; upgrade the binary")
+
+// ErrNoSchema is returned by Open with Options.MustExist when the
+// database has no Mailyard schema: it was never initialised, or it is
+// not the database meant.
+var ErrNoSchema = errors.New("postgres: database has no Mailyard schema")
 
 // advisoryLockKey serialises migrations across nodes
 // (pg_advisory_xact_lock); it spells "mailyard" in ASCII.
@@ -119,7 +130,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	if err := migrate(ctx, pool); err != nil {
+	if err := migrate(ctx, pool, opts.MustExist); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -175,8 +186,10 @@ func SchemaVersion() int {
 // migrate applies the migrations the database lacks, in one transaction
 // under an advisory lock, so that nodes starting at once apply each
 // exactly once and the others then find the schema current. A database
-// at a newer version than this binary is refused (ErrSchemaTooNew).
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+// at a newer version than this binary is refused (ErrSchemaTooNew), and
+// with mustExist one without the schema (ErrNoSchema), before anything
+// is created.
+func migrate(ctx context.Context, pool *pgxpool.Pool, mustExist bool) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
@@ -184,6 +197,15 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", advisoryLockKey); err != nil {
 			return err
+		}
+		if mustExist {
+			var found bool
+			if err := tx.QueryRow(ctx, "SELECT to_regclass('mailyard_schema') IS NOT NULL").Scan(&found); err != nil {
+				return err
+			}
+			if !found {
+				return ErrNoSchema
+			}
 		}
 		if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS mailyard_schema (version integer NOT NULL, applied timestamptz NOT NULL DEFAULT now())"); err != nil {
 			return err
@@ -205,7 +227,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, ErrSchemaTooNew) {
+	if err != nil && !errors.Is(err, ErrSchemaTooNew) && !errors.Is(err, ErrNoSchema) {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	return err

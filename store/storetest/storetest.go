@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteMailbox", testDeleteMailbox},
 		{"Subscriptions", testSubscriptions},
 		{"AppendAndRead", testAppendAndRead},
+		{"Importer", testImporter},
 		{"AppendLargeBodyStreams", testAppendLarge},
 		{"AppendRejects", testAppendRejects},
 		{"AppendReaderError", testAppendReaderError},

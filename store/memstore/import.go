@@ -1,0 +1,74 @@
+package memstore
+
+import (
+	"context"
+	"io"
+	"slices"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+var _ store.Importer = (*Store)(nil)
+
+// ImportMailbox implements store.Importer.
+func (s *Store) ImportMailbox(ctx context.Context, account string, mb store.Mailbox) (store.Mailbox, error) {
+	name, err := store.CheckImportMailbox(mb)
+	if err != nil {
+		return store.Mailbox{}, err
+	}
+	var out store.Mailbox
+	err = s.write(ctx, func() error {
+		a, err := s.account(account)
+		if err != nil {
+			return err
+		}
+		m := a.mailboxes[name]
+		switch {
+		case m == nil:
+			m = s.insertMailbox(a, name, mb.SpecialUse)
+		case m.uidValidity != mb.UIDValidity && m.uidNext != 1:
+			return errorf("import mailbox %q: %w with UIDVALIDITY %d and UIDs given out", name, store.ErrExists, m.uidValidity)
+		}
+		m.use, m.uidValidity = mb.SpecialUse, mb.UIDValidity
+		m.uidNext, m.modSeq = max(m.uidNext, mb.UIDNext), max(m.modSeq, mb.HighestModSeq)
+		s.lastUIDValidity = max(s.lastUIDValidity, int64(mb.UIDValidity))
+		out = m.info(a)
+		return nil
+	})
+	return out, err
+}
+
+// ImportMessage implements store.Importer. The body is read before the
+// store is locked.
+func (s *Store) ImportMessage(ctx context.Context, account, mailbox string, msg store.Message, body io.Reader) error {
+	name, flags, err := store.CheckImportMessage(mailbox, msg)
+	if err != nil {
+		return err
+	}
+	data, err := readBody(body)
+	if err != nil {
+		return err
+	}
+	if msg.Size != 0 && int64(len(data)) != msg.Size {
+		return errorf("import message: UID %d of %q: %w: body of %d bytes, want %d", msg.UID, name, store.ErrInvalid, len(data), msg.Size)
+	}
+	return s.write(ctx, func() error {
+		a, m, err := s.mailbox(account, name)
+		if err != nil {
+			return err
+		}
+		i, found := slices.BinarySearchFunc(m.msgs, msg.UID, func(e *store.Message, uid uint32) int { return int(int64(e.UID) - int64(uid)) })
+		if _, gone := m.expunged[msg.UID]; found || gone {
+			return errorf("import message: UID %d of %q: %w", msg.UID, name, store.ErrExists)
+		}
+		nm := &store.Message{UID: msg.UID, ModSeq: msg.ModSeq, Flags: flags, InternalDate: inStoredZone(msg.InternalDate),
+			Size: int64(len(data)), BlobID: s.addBlob(data)}
+		m.msgs = slices.Insert(m.msgs, i, nm)
+		a.used.Bytes += nm.Size
+		a.used.Messages++
+		s.blobs[nm.BlobID].refs++
+		m.uidNext, m.modSeq = max(m.uidNext, msg.UID+1), max(m.modSeq, msg.ModSeq)
+		s.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: account, Mailbox: name, UIDs: []uint32{msg.UID}, ModSeq: m.modSeq})
+		return nil
+	})
+}

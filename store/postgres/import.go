@@ -1,0 +1,95 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+var _ store.Importer = (*Store)(nil)
+
+// ImportMailbox implements store.Importer: one transaction of at most
+// five statements besides BEGIN and COMMIT.
+func (s *Store) ImportMailbox(ctx context.Context, account string, mb store.Mailbox) (store.Mailbox, error) {
+	name, err := store.CheckImportMailbox(mb)
+	if err != nil {
+		return store.Mailbox{}, err
+	}
+	uidNext, modSeq := max(int64(mb.UIDNext), 1), max(int64(mb.HighestModSeq), 1)
+	var out store.Mailbox
+	err = s.write(ctx, "import mailbox", func(w *wtx) error {
+		if _, _, err := w.lockAccount(account); err != nil {
+			return err
+		}
+		var id, uv, next int64
+		err := w.QueryRow(ctx, `SELECT id, uidvalidity, uidnext FROM mailboxes WHERE account = $1 AND name = $2`, account, name).Scan(&id, &uv, &next)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			if err := w.QueryRow(ctx, `INSERT INTO mailboxes (account, name, special_use, uidvalidity) VALUES ($1, $2, '', $3) RETURNING id`,
+				account, name, int64(mb.UIDValidity)).Scan(&id); err != nil {
+				return err
+			}
+			w.publish(store.Change{Kind: store.ChangeMailboxCreated, Account: account, Mailbox: name, ModSeq: 1})
+		case err != nil:
+			return err
+		case uv != int64(mb.UIDValidity) && next != 1:
+			return errorf("import mailbox %q: %w with UIDVALIDITY %d and UIDs given out", name, store.ErrExists, uv)
+		}
+		_, err = w.Exec(ctx, `WITH m AS (UPDATE mailboxes SET special_use = $2, uidvalidity = $3,
+				uidnext = GREATEST(uidnext, $4), highest_modseq = GREATEST(highest_modseq, $5) WHERE id = $1)
+			UPDATE mailyard_meta SET value = GREATEST(value, $3) WHERE key = 'last_uidvalidity'`,
+			id, string(mb.SpecialUse), int64(mb.UIDValidity), uidNext, modSeq)
+		if err != nil {
+			return err
+		}
+		out, err = s.mailboxRow(ctx, w.Tx, account, name)
+		return err
+	})
+	return out, err
+}
+
+// ImportMessage implements store.Importer. The body is streamed into
+// the blob store inside the transaction, after the UID is found free.
+func (s *Store) ImportMessage(ctx context.Context, account, mailbox string, m store.Message, body io.Reader) error {
+	name, flags, err := store.CheckImportMessage(mailbox, m)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, "import message", func(w *wtx) error {
+		b, err := w.lockMailbox(account, name)
+		if err != nil {
+			return err
+		}
+		var taken bool
+		if err := w.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE mailbox = $1 AND uid = $2)
+			OR EXISTS (SELECT 1 FROM expunged WHERE mailbox = $1 AND uid = $2)`, b.id, int64(m.UID)).Scan(&taken); err != nil {
+			return err
+		}
+		if taken {
+			return errorf("import message: UID %d of %q: %w", m.UID, name, store.ErrExists)
+		}
+		blob, size, err := s.blobs.create(ctx, w.Tx, body)
+		if err != nil {
+			return err
+		}
+		if m.Size != 0 && size != m.Size {
+			return errorf("import message: UID %d of %q: %w: body of %d bytes, want %d", m.UID, name, store.ErrInvalid, size, m.Size)
+		}
+		date := m.InternalDate
+		_, err = w.Exec(ctx, `WITH i AS (INSERT INTO messages (mailbox, uid, modseq, flags, internal_date, internal_zone, size, blob_id)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)),
+			b AS (UPDATE mailboxes SET uidnext = GREATEST(uidnext, $2 + 1), highest_modseq = GREATEST(highest_modseq, $3) WHERE id = $1)
+			UPDATE accounts SET used_bytes = used_bytes + $7, used_messages = used_messages + 1 WHERE id = $9`,
+			b.id, int64(m.UID), int64(m.ModSeq), strings.Join(flags, " "), date.UnixNano(), zoneOf(date), size, blob, account)
+		if err != nil {
+			return err
+		}
+		w.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: account, Mailbox: name, UIDs: []uint32{m.UID}, ModSeq: max(m.ModSeq, uint64(b.modSeq))})
+		return nil
+	})
+}
