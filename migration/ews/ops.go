@@ -285,7 +285,8 @@ type Shape int
 
 // Item shapes.
 const (
-	// ShapeMIME: the MIME content, read state and received time (mail).
+	// ShapeMIME: the MIME content, read and flag state and received time
+	// (mail).
 	ShapeMIME Shape = iota
 	// ShapeCalendar: every calendar property the mapping reads, with the
 	// start and end time zones.
@@ -312,7 +313,7 @@ func (s Shape) itemShape() itemShape {
 		return itemShape{BaseShape: "AllProperties", BodyType: "Text"}
 	}
 	return itemShape{BaseShape: "IdOnly", IncludeMIME: true, Additional: []fieldURI{
-		{"message:IsRead"}, {"item:DateTimeReceived"}, {"item:Size"}, {"item:ItemClass"},
+		{"message:IsRead"}, {"item:DateTimeReceived"}, {"item:Size"}, {"item:ItemClass"}, {"item:Flag"},
 	}}
 }
 
