@@ -1,0 +1,297 @@
+package ews
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/mailyard/mailyard/migration"
+	"github.com/mailyard/mailyard/store"
+)
+
+// specialFolders are the distinguished folders ([MS-OXWSCDATA]
+// DistinguishedFolderIdNameType) that are special mailboxes (RFC 6154),
+// whatever their display names.
+var specialFolders = map[string]store.SpecialUse{
+	"sentitems": store.SpecialSent, "deleteditems": store.SpecialTrash,
+	"junkemail": store.SpecialJunk, "drafts": store.SpecialDrafts,
+}
+
+// mailFolder is one source mail folder of a pass.
+type mailFolder struct {
+	id     FolderID
+	status migration.FolderStatus
+	err    error
+}
+
+// mailFolders lists the mail folders below the top of the information
+// store (msgfolderroot) by SyncFolderHierarchy, and maps them to target
+// mailboxes by the IMAP collectors' rules: the inbox is INBOX, the
+// distinguished sent, deleted, junk and drafts folders have their
+// special use, and exclusions and well-known names apply to the
+// display-name paths. Folders of other classes (calendars, contacts,
+// tasks, notes) and search folders are not mail.
+func (p *pass) mailFolders(ctx context.Context) ([]mailFolder, error) {
+	names := []string{"msgfolderroot", "inbox"}
+	for n := range specialFolders {
+		names = append(names, n)
+	}
+	refs := make([]FolderRef, len(names))
+	for i, n := range names {
+		refs[i] = FolderRef{Distinguished: n}
+	}
+	known, err := p.mb.GetFolder(ctx, refs...)
+	if err != nil {
+		return nil, err
+	}
+	if len(known) != len(names) {
+		return nil, &Error{Code: "ErrorFolderNotFound", Message: "GetFolder did not return every distinguished folder"}
+	}
+	distinguished := map[string]string{} // folder id -> distinguished name
+	for i, f := range known {
+		distinguished[f.FolderID.ID] = names[i]
+	}
+	changes, _, err := p.mb.SyncFolderHierarchy(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]Folder{}
+	var order []string
+	for _, c := range changes {
+		if c.Kind == "Delete" {
+			continue
+		}
+		if _, seen := byID[c.Folder.FolderID.ID]; !seen {
+			order = append(order, c.Folder.FolderID.ID)
+		}
+		byID[c.Folder.FolderID.ID] = c.Folder
+	}
+	var folders []mailFolder
+	var specs []migration.FolderSpec
+	for _, id := range order {
+		f := byID[id]
+		if !isMail(f) {
+			continue
+		}
+		path, ok := p.folderPath(f, byID, distinguished)
+		if !ok {
+			continue
+		}
+		mf := mailFolder{id: f.FolderID}
+		name, err := migration.FolderPath(path...)
+		if err != nil {
+			name, mf.err = strings.Join(path, "/"), err
+		}
+		mf.status = migration.FolderStatus{Source: name, SourceMessages: int64(f.TotalCount)}
+		folders = append(folders, mf)
+		specs = append(specs, migration.FolderSpec{Name: name, Special: specialFolders[distinguished[id]]})
+	}
+	plan, err := migration.PlanFolders(ctx, p.m.opts.Store, p.account, migration.Job{Exclude: p.job.Exclude, FolderMap: p.job.FolderMap}, specs)
+	if err != nil {
+		return nil, &migration.Error{Class: migration.TargetErrorClass(ctx, err), Target: p.job.Target, Err: err}
+	}
+	for i, pl := range plan {
+		f := &folders[i]
+		f.status.Excluded, f.status.Target = pl.Excluded, pl.Target
+		if f.err == nil {
+			f.err = pl.Err
+		}
+	}
+	return folders, nil
+}
+
+// isMail reports whether f holds mail: a plain folder of class IPF.Note
+// (or a subclass), or of no class, as Exchange leaves older folders.
+func isMail(f Folder) bool {
+	return f.Kind == "Folder" && (f.FolderClass == "" || f.FolderClass == "IPF.Note" || strings.HasPrefix(f.FolderClass, "IPF.Note."))
+}
+
+// folderPath is f's display-name path below msgfolderroot, the inbox
+// named INBOX whatever its display name; false if f is not below it.
+func (p *pass) folderPath(f Folder, byID map[string]Folder, distinguished map[string]string) ([]string, bool) {
+	var path []string
+	for range 64 { // deeper than any real hierarchy; stops a cycle
+		if distinguished[f.FolderID.ID] == "msgfolderroot" {
+			return path, len(path) > 0
+		}
+		name := f.DisplayName
+		if distinguished[f.FolderID.ID] == "inbox" {
+			name = store.Inbox
+		}
+		path = append([]string{name}, path...)
+		parent, ok := byID[f.ParentFolderID.ID]
+		if !ok {
+			// The root of the information store is not in the
+			// hierarchy's changes: only a folder whose parent is it is
+			// top-level.
+			return path, distinguished[f.ParentFolderID.ID] == "msgfolderroot"
+		}
+		f = parent
+	}
+	return nil, false
+}
+
+// mail copies the new messages of one folder, page by page.
+func (p *pass) mail(ctx context.Context, f *mailFolder, t *tally) error {
+	key := f.id.ID
+	st, found, err := p.loadState(ctx, key)
+	if err != nil {
+		return p.fail(ctx, f.status.Source, err)
+	}
+	if found && st.Target != "" {
+		f.status.Target = st.Target // a folder's target is fixed when it is first copied
+	}
+	target := f.status.Target
+	if err := migration.EnsureMailbox(ctx, p.m.opts.Store, p.account, target); err != nil {
+		return p.fail(ctx, f.status.Source, err)
+	}
+	if !found {
+		// The first checkpoint, before anything is copied: every copy
+		// this folder makes has a UID at or above its UIDNext.
+		st = folderState{Name: f.status.Source, Target: target}
+		if st.UIDNext, err = p.uidNext(ctx, target); err == nil {
+			err = p.checkpoint(ctx, key, st, page{})
+		}
+		if err != nil {
+			return p.fail(ctx, f.status.Source, err)
+		}
+	}
+	c := &copier{p: p, target: target}
+	err = p.syncItems(ctx, key, FolderRef{ID: FolderID{ID: f.id.ID}}, st, func(changes []ItemChange, st *folderState) (page, error) {
+		if err := c.copyPage(ctx, changes, st, t); err != nil {
+			return page{}, err
+		}
+		var err error
+		st.UIDNext, err = p.uidNext(ctx, target)
+		return page{}, err
+	})
+	if st, _, lerr := p.loadState(ctx, key); lerr == nil {
+		f.status.Copied, f.status.CopiedBytes, f.status.SkippedTooLarge, f.status.LastSync = st.Copied, st.Bytes, st.TooLarge, st.Updated
+	}
+	if err != nil {
+		return p.fail(ctx, f.status.Source, err)
+	}
+	return nil
+}
+
+func (p *pass) uidNext(ctx context.Context, mailbox string) (uint32, error) {
+	mb, err := p.m.opts.Store.Mailbox(ctx, p.account, mailbox)
+	return mb.UIDNext, err
+}
+
+// copier copies the messages of one folder into its target mailbox.
+type copier struct {
+	p      *pass
+	target string
+	// stray are copies at or above the checkpoint's UIDNext that no
+	// checkpoint covers (a pass killed between an append and its
+	// checkpoint), by size and SHA-256, loaded at the first page.
+	stray map[contentKey]int
+}
+
+type contentKey struct {
+	size int64
+	sum  [sha256.Size]byte
+}
+
+// copyPage appends the messages a page created, reading their MIME in
+// GetItem batches. A message already copied by a killed pass (a stray
+// copy with the same bytes) is counted instead of copied again.
+func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderState, t *tally) error {
+	var ids []ItemID
+	for _, ch := range changes {
+		if ch.Kind == "Create" && ch.ItemKind == "Message" {
+			ids = append(ids, ch.ItemID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if c.stray == nil {
+		if err := c.loadStray(ctx, st.UIDNext); err != nil {
+			return err
+		}
+	}
+	st0 := c.p.m.opts.Store
+	return c.p.mb.GetItem(ctx, ids, ShapeMIME, func(it Item) error {
+		if it.Err != nil {
+			var e *Error
+			if errors.As(it.Err, &e) && e.Code == "ErrorItemNotFound" {
+				return nil // deleted since the sync
+			}
+			return it.Err
+		}
+		msg := it.Message
+		if msg == nil {
+			return nil
+		}
+		if msg.Size > c.p.m.opts.MaxMessageSize {
+			st.TooLarge++
+			return nil
+		}
+		raw, err := msg.MIME()
+		if err != nil {
+			return &migration.Error{Class: migration.ErrClassSource, Err: err}
+		}
+		if int64(len(raw)) > c.p.m.opts.MaxMessageSize {
+			st.TooLarge++
+			return nil
+		}
+		k := contentKey{int64(len(raw)), sha256.Sum256(raw)}
+		if c.stray[k] > 0 {
+			c.stray[k]--
+		} else {
+			var opts store.AppendOptions
+			if msg.IsRead != nil && *msg.IsRead {
+				opts.Flags = append(opts.Flags, store.FlagSeen)
+			}
+			if msg.Flagged() {
+				opts.Flags = append(opts.Flags, store.FlagFlagged)
+			}
+			if msg.DateTimeReceived != nil {
+				opts.InternalDate = *msg.DateTimeReceived
+			}
+			if _, err := st0.Append(ctx, c.p.account, c.target, bytes.NewReader(raw), opts); err != nil {
+				return err
+			}
+			t.messages++
+			t.bytes += int64(len(raw))
+		}
+		st.Copied++
+		st.Bytes += int64(len(raw))
+		return nil
+	})
+}
+
+// loadStray indexes the target mailbox's messages at or above uidNext.
+func (c *copier) loadStray(ctx context.Context, uidNext uint32) error {
+	c.stray = map[contentKey]int{}
+	st := c.p.m.opts.Store
+	uids, err := st.Search(ctx, c.p.account, c.target, store.SearchCriteria{UIDs: store.UIDSet{{Start: max(uidNext, 1), Stop: 0}}})
+	if err != nil {
+		return err
+	}
+	for _, uid := range uids {
+		body, err := st.OpenBody(ctx, c.p.account, c.target, uid)
+		if errors.Is(err, store.ErrNoMessage) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, body)
+		body.Close()
+		if err != nil {
+			return err
+		}
+		var k contentKey
+		k.size = n
+		copy(k.sum[:], h.Sum(nil))
+		c.stray[k]++
+	}
+	return nil
+}
