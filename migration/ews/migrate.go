@@ -125,6 +125,8 @@ type pass struct {
 	job     Job
 	account string
 	mb      *Mailbox
+	// progress, if set, receives each folder's progress.
+	progress migration.ProgressFunc
 }
 
 // Sync copies what changed in job's source mailbox since the last pass
@@ -134,12 +136,16 @@ type pass struct {
 // pass stopped at any point (even by SIGKILL) is resumed by the next
 // without duplicates or gaps. The error is a *[migration.Error].
 func (m *Migrator) Sync(ctx context.Context, job Job) (Result, error) {
+	return m.sync(ctx, job, m.opts.Progress)
+}
+
+func (m *Migrator) sync(ctx context.Context, job Job, progress migration.ProgressFunc) (Result, error) {
 	var res Result
 	account, err := migration.ResolveTarget(ctx, m.opts.Directory, m.opts.Store, job.Target)
 	if err != nil {
 		return res, err
 	}
-	p := &pass{m: m, job: job, account: account, mb: m.opts.Client.Mailbox(job.Mailbox)}
+	p := &pass{m: m, job: job, account: account, mb: m.opts.Client.Mailbox(job.Mailbox), progress: progress}
 	folders, err := p.mailFolders(ctx)
 	if err != nil {
 		return res, p.fail(ctx, "", err)
@@ -281,8 +287,8 @@ func (p *pass) syncItems(ctx context.Context, key string, ref FolderRef, st fold
 		if err := p.checkpoint(ctx, key, st, pg); err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
-		if p.m.opts.Progress != nil {
-			p.m.opts.Progress(migration.Progress{Target: p.job.Target, Folder: st.Name, DoneMessages: st.Copied, DoneBytes: st.Bytes})
+		if p.progress != nil {
+			p.progress(migration.Progress{Target: p.job.Target, Folder: st.Name, DoneMessages: st.Copied, DoneBytes: st.Bytes})
 		}
 		if last || len(changes) == 0 {
 			return nil
