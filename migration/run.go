@@ -67,6 +67,9 @@ type RunSpec struct {
 	// runs through the same history and reports this way. A continuous
 	// run with Pass is refused.
 	Pass func(ctx context.Context, job Job, progress ProgressFunc) (summary string, err error)
+	// Protocol names the source protocol in the history ("" is IMAP; a
+	// Pass of another source names its own, e.g. "EWS").
+	Protocol string
 	// OnMailbox, if set, is called when a mailbox of the run starts and
 	// when its first pass ends, with the record as stored. It is called
 	// from the run's workers and must be quick and safe for concurrent
@@ -99,7 +102,9 @@ const (
 // It holds no secret: Password is [Mask] when a default password was
 // given and empty otherwise.
 type RunSettings struct {
-	Kind        RunKind
+	Kind RunKind
+	// Protocol is RunSpec.Protocol: "" for IMAP.
+	Protocol    string `json:",omitempty"`
 	Domain      string
 	Source      Source
 	AuthMode    AuthMode

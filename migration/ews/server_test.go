@@ -272,3 +272,26 @@ func TestServerThrottling(t *testing.T) {
 		t.Fatalf("after a 503: %v", err)
 	}
 }
+
+// TestServerNTLMConcurrent: concurrent calls over NTLM all authenticate.
+// Regression: the three legs of an NTLM handshake (negotiate, challenge,
+// authenticate) authenticate one connection, but calls shared one pool
+// of connections, so a handshake's legs could go over different ones and
+// fail with 401.
+func TestServerNTLMConcurrent(t *testing.T) {
+	srv := newTestServer(t, ewstest.Options{NoBasic: true})
+	c := srv.client(t, func(o *ews.Options) { o.Auth = ews.AuthNTLM; o.MaxConcurrent = 4; o.CallTimeout = 20 * time.Second })
+	ctx := context.Background()
+	errs := make(chan error, 40)
+	for range cap(errs) {
+		go func() {
+			_, err := c.Mailbox(owner).GetFolder(ctx, ews.FolderRef{Distinguished: "inbox"})
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
