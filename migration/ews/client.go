@@ -107,8 +107,8 @@ type Options struct {
 // Options.MaxConcurrent calls are in flight at once. Close releases its
 // idle connections.
 type Client struct {
-	opts   Options
-	url    *url.URL
+	opts Options
+	url  *url.URL
 	// slots holds one HTTP client per call that may be in flight; a call
 	// takes one for its duration. With NTLM each has its own transport
 	// of at most two connections: NTLM authenticates a connection, and
@@ -117,8 +117,8 @@ type Client struct {
 	// connection to themselves. On a transport shared by all calls,
 	// MaxConcurrent such answers held every connection and the
 	// handshakes waited for one forever.
-	slots chan *http.Client
-	bases []*http.Transport
+	slots  chan *http.Client
+	bases  []*http.Transport
 	logger *slog.Logger
 }
 
