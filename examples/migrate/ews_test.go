@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/internal/ewstest"
 	"github.com/mailyard/mailyard/store"
@@ -29,17 +28,8 @@ func TestEWSSync(t *testing.T) {
 	ca := writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw})))
 	pw := writeFile(t, "svc.pw", "Svc-Pa55\n")
 
-	data := t.TempDir()
 	ctx := t.Context()
-	st, err := sqlite.Open(ctx, data, sqlite.Options{})
-	require.NoError(t, err)
-	dir := builtin.New(st, builtin.Options{Accounts: st, Hasher: builtin.NewPasswordHasher(1)})
-	_, err = dir.CreateDomain(ctx, directory.Domain{Name: "example.com"})
-	require.NoError(t, err)
-	_, err = dir.CreateUser(ctx, directory.User{Address: "alice@example.com"}, "local-password")
-	require.NoError(t, err)
-	require.NoError(t, st.Close())
-	f := &fixture{t: t, data: data}
+	f := &fixture{t: t, data: newDataDir(t, "alice@example.com")}
 
 	args := []string{"ews", "sync", "--endpoint", hs.URL + "/EWS/Exchange.asmx", "--user", `CORP\svc`, "--password-file", pw,
 		"--impersonate", "--exchange", "Exchange2016", "--ca-file", ca, "alice@example.com=alice@corp.test"}

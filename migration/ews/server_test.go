@@ -2,12 +2,8 @@ package ews_test
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/pem"
 	"errors"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +27,6 @@ const (
 type testServer struct {
 	ews *ewstest.Server
 	hs  *httptest.Server
-	ca  string
 }
 
 func newTestServer(t testing.TB, opts ewstest.Options) *testServer {
@@ -47,39 +42,13 @@ func newTestServer(t testing.TB, opts ewstest.Options) *testServer {
 	}
 	s.hs = httptest.NewTLSServer(s.ews)
 	t.Cleanup(s.hs.Close)
-	s.ca = filepath.Join(t.TempDir(), "ca.pem")
-	cert := s.hs.Certificate()
-	if err := os.WriteFile(s.ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	return s
 }
 
-// options are client options for the service account with impersonation.
-func (s *testServer) options(t testing.TB) ews.Options {
-	allow, err := migration.NewAllowlist([]string{"127.0.0.0/8"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ews.Options{
-		URL: s.hs.URL + "/EWS/Exchange.asmx", Version: ews.Exchange2016, Auth: ews.AuthBasic,
-		Username: svcLogin, Password: svcPass, Access: ews.AccessImpersonation,
-		CAFile: s.ca, Allowlist: allow, MinTLSVersion: tls.VersionTLS12,
-	}
-}
-
+// client is a client for the service account with impersonation.
 func (s *testServer) client(t testing.TB, change func(*ews.Options)) *ews.Client {
 	t.Helper()
-	opts := s.options(t)
-	if change != nil {
-		change(&opts)
-	}
-	c, err := ews.NewClient(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return clientFor(t, s.hs, ews.Options{Username: svcLogin, Password: svcPass}, change)
 }
 
 // TestServerOperations runs every operation of the client against the
