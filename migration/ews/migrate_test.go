@@ -150,15 +150,7 @@ func TestMigrateMailbox(t *testing.T) {
 	// A change on the source reaches the target on the next pass; a
 	// deleted contact is deleted.
 	mb := e.client.Mailbox(owner)
-	var contactIDs []ews.ItemID
-	changes, _, _, err := mb.SyncFolderItems(ctx, ews.FolderRef{Distinguished: "contacts"}, "", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range changes {
-		contactIDs = append(contactIDs, c.ItemID)
-	}
-	if err := mb.DeleteItem(ctx, contactIDs...); err != nil {
+	if err := mb.DeleteItem(ctx, e.itemIDs(t, ews.FolderRef{Distinguished: "contacts"})[0]); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.srv.ews.AddMessage(owner, "inbox", []byte("Subject: late\r\nMessage-ID: <late@example.test>\r\n\r\nlate\r\n"), false, false, time.Now()); err != nil {
@@ -247,6 +239,25 @@ func (s *cancelStore) PutObject(ctx context.Context, id int64, o store.Object, o
 	return o, err
 }
 
+// itemIDs lists the items of a source folder by SyncFolderItems.
+func (e *migrateEnv) itemIDs(t *testing.T, folder ews.FolderRef) []ews.ItemID {
+	t.Helper()
+	var ids []ews.ItemID
+	state := ""
+	for last := false; !last; {
+		var ch []ews.ItemChange
+		var err error
+		ch, state, last, err = e.client.Mailbox(owner).SyncFolderItems(context.Background(), folder, state, 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range ch {
+			ids = append(ids, c.ItemID)
+		}
+	}
+	return ids
+}
+
 // mailEntry is one message as compared: its bytes' digest, read and
 // flagged state and received time.
 type mailEntry struct {
@@ -279,18 +290,7 @@ func (e *migrateEnv) compareMail(t *testing.T, folders map[string]string) {
 		if name == "INBOX" {
 			name = "Inbox"
 		}
-		var items []ews.ItemID
-		state := ""
-		for last := false; !last; {
-			var ch []ews.ItemChange
-			ch, state, last, err = mb.SyncFolderItems(ctx, ews.FolderRef{ID: ids[name]}, state, 512)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, c := range ch {
-				items = append(items, c.ItemID)
-			}
-		}
+		items := e.itemIDs(t, ews.FolderRef{ID: ids[name]})
 		err := mb.GetItem(ctx, items, ews.ShapeMIME, func(it ews.Item) error {
 			if it.Message == nil {
 				return nil // a deleted contact in Deleted Items
@@ -477,16 +477,9 @@ func (e *migrateEnv) compareContacts(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
 	mb := e.client.Mailbox(owner)
-	var ids []ews.ItemID
-	changes, _, _, err := mb.SyncFolderItems(ctx, ews.FolderRef{Distinguished: "contacts"}, "", 512)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range changes {
-		ids = append(ids, c.ItemID)
-	}
+	ids := e.itemIDs(t, ews.FolderRef{Distinguished: "contacts"})
 	var want []string
-	err = mb.GetItem(ctx, ids, ews.ShapeContact, func(it ews.Item) error {
+	err := mb.GetItem(ctx, ids, ews.ShapeContact, func(it ews.Item) error {
 		email := ""
 		if len(it.Contact.EmailAddresses) > 0 {
 			email = it.Contact.EmailAddresses[0].Value
