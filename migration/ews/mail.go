@@ -259,6 +259,8 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 			}
 			t.messages++
 			t.bytes += int64(len(raw))
+			c.p.doneMsgs.Add(1)
+			c.p.doneBytes.Add(int64(len(raw)))
 		}
 		st.Copied++
 		st.Bytes += int64(len(raw))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -125,8 +126,10 @@ type pass struct {
 	job     Job
 	account string
 	mb      *Mailbox
-	// progress, if set, receives each folder's progress.
-	progress migration.ProgressFunc
+	// progress, if set, receives the pass's progress after each
+	// checkpoint: done counts what this pass copied, over all folders.
+	progress            migration.ProgressFunc
+	doneMsgs, doneBytes atomic.Int64
 }
 
 // Sync copies what changed in job's source mailbox since the last pass
@@ -288,7 +291,7 @@ func (p *pass) syncItems(ctx context.Context, key string, ref FolderRef, st fold
 			return fmt.Errorf("checkpoint: %w", err)
 		}
 		if p.progress != nil {
-			p.progress(migration.Progress{Target: p.job.Target, Folder: st.Name, DoneMessages: st.Copied, DoneBytes: st.Bytes})
+			p.progress(migration.Progress{Target: p.job.Target, Folder: st.Name, DoneMessages: p.doneMsgs.Load(), DoneBytes: p.doneBytes.Load()})
 		}
 		if last || len(changes) == 0 {
 			return nil

@@ -512,3 +512,44 @@ func (e *migrateEnv) compareContacts(t *testing.T) {
 		t.Errorf("contacts:\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestMigrateProgressAndErrors: progress counts what the pass copied
+// over all folders; failures are the collectors' classified errors,
+// naming the target.
+func TestMigrateProgressAndErrors(t *testing.T) {
+	e := newMigrateEnv(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var most migration.Progress
+	m, err := ews.NewMigrator(ews.MigratorOptions{Store: e.st, Directory: e.dir, Client: e.client, PageSize: 50,
+		Progress: func(p migration.Progress) {
+			mu.Lock()
+			defer mu.Unlock()
+			if p.DoneMessages >= most.DoneMessages {
+				most = p
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Sync(ctx, testJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if most.Target != targetAddr || most.DoneMessages != res.Messages || most.DoneBytes != res.Bytes || res.Messages != 207 {
+		t.Errorf("last progress %+v, result %d messages %d bytes", most, res.Messages, res.Bytes)
+	}
+
+	_, err = m.Sync(ctx, ews.Job{Target: "nobody@example.com", Mailbox: owner})
+	if migration.ClassOf(err) != migration.ErrClassConfig {
+		t.Errorf("unknown target: %v", err)
+	}
+	if err := e.srv.ews.SetImpersonation(svcLogin, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Sync(ctx, testJob)
+	var me *migration.Error
+	if !errors.As(err, &me) || me.Class != migration.ErrClassAuth || me.Target != targetAddr {
+		t.Errorf("impersonation denied: %#v", err)
+	}
+}
