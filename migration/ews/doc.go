@@ -132,8 +132,10 @@
 //     SIGKILL copies nothing twice and misses nothing.
 //
 // Later passes copy what SyncFolderItems reports as new since the
-// checkpoint. Not done yet: read and flag changes of messages already
-// copied (ReadFlagChange, Update), messages deleted on the source (left
+// checkpoint, and carry read-state changes (ReadFlagChange) over to the
+// copies as \Seen (each copy's UID is kept in "migration.ews.object").
+// Not done yet: flag changes of messages already copied (they come as
+// Update), messages deleted on the source (left
 // in the target, as the IMAP collectors do), meeting requests and other
 // non-Message items in mail folders, sub-calendars and sub-address
 // books, a lease against two processes copying the same mailbox, and the

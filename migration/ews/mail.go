@@ -159,14 +159,18 @@ func (p *pass) mail(ctx context.Context, f *mailFolder, t *tally) error {
 			return p.fail(ctx, f.status.Source, err)
 		}
 	}
-	c := &copier{p: p, target: target}
+	c := &copier{p: p, target: target, key: key}
 	err = p.syncItems(ctx, key, FolderRef{ID: FolderID{ID: f.id.ID}}, st, func(changes []ItemChange, st *folderState) (page, error) {
-		if err := c.copyPage(ctx, changes, st, t); err != nil {
-			return page{}, err
+		pg := page{put: map[string]objectState{}}
+		if err := c.copyPage(ctx, changes, st, t, pg); err != nil {
+			return pg, err
+		}
+		if err := c.readChanges(ctx, changes); err != nil {
+			return pg, err
 		}
 		var err error
 		st.UIDNext, err = p.uidNext(ctx, target)
-		return page{}, err
+		return pg, err
 	})
 	if st, _, lerr := p.loadState(ctx, key); lerr == nil {
 		f.status.Copied, f.status.CopiedBytes, f.status.SkippedTooLarge, f.status.LastSync = st.Copied, st.Bytes, st.TooLarge, st.Updated
@@ -186,10 +190,12 @@ func (p *pass) uidNext(ctx context.Context, mailbox string) (uint32, error) {
 type copier struct {
 	p      *pass
 	target string
+	key    string // the folder's record key
 	// stray are copies at or above the checkpoint's UIDNext that no
 	// checkpoint covers (a pass killed between an append and its
-	// checkpoint), by size and SHA-256, loaded at the first page.
-	stray map[contentKey]int
+	// checkpoint): their UIDs by size and SHA-256, loaded at the first
+	// page.
+	stray map[contentKey][]uint32
 }
 
 type contentKey struct {
@@ -200,7 +206,8 @@ type contentKey struct {
 // copyPage appends the messages a page created, reading their MIME in
 // GetItem batches. A message already copied by a killed pass (a stray
 // copy with the same bytes) is counted instead of copied again.
-func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderState, t *tally) error {
+// Each copy's UID goes into pg, for read-state changes later.
+func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderState, t *tally, pg page) error {
 	var ids []ItemID
 	for _, ch := range changes {
 		if ch.Kind == "Create" && ch.ItemKind == "Message" {
@@ -241,8 +248,9 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 			return nil
 		}
 		k := contentKey{int64(len(raw)), sha256.Sum256(raw)}
-		if c.stray[k] > 0 {
-			c.stray[k]--
+		if uids := c.stray[k]; len(uids) > 0 {
+			pg.put[it.ID.ID] = objectState{UID: uids[0]}
+			c.stray[k] = uids[1:]
 		} else {
 			var opts store.AppendOptions
 			if msg.IsRead != nil && *msg.IsRead {
@@ -254,9 +262,11 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 			if msg.DateTimeReceived != nil {
 				opts.InternalDate = *msg.DateTimeReceived
 			}
-			if _, err := st0.Append(ctx, c.p.account, c.target, bytes.NewReader(raw), opts); err != nil {
+			copied, err := st0.Append(ctx, c.p.account, c.target, bytes.NewReader(raw), opts)
+			if err != nil {
 				return err
 			}
+			pg.put[it.ID.ID] = objectState{UID: copied.UID}
 			t.messages++
 			t.bytes += int64(len(raw))
 			c.p.doneMsgs.Add(1)
@@ -270,7 +280,7 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 
 // loadStray indexes the target mailbox's messages at or above uidNext.
 func (c *copier) loadStray(ctx context.Context, uidNext uint32) error {
-	c.stray = map[contentKey]int{}
+	c.stray = map[contentKey][]uint32{}
 	st := c.p.m.opts.Store
 	uids, err := st.Search(ctx, c.p.account, c.target, store.SearchCriteria{UIDs: store.UIDSet{{Start: max(uidNext, 1), Stop: 0}}})
 	if err != nil {
@@ -293,7 +303,42 @@ func (c *copier) loadStray(ctx context.Context, uidNext uint32) error {
 		var k contentKey
 		k.size = n
 		copy(k.sum[:], h.Sum(nil))
-		c.stray[k]++
+		c.stray[k] = append(c.stray[k], uid)
+	}
+	return nil
+}
+
+// readChanges carries the source's read-state changes (ReadFlagChange,
+// [MS-OXWSSYNC] §2.2.4.5) over to the copies: \Seen is added or
+// removed. A message this migration did not copy is left alone.
+func (c *copier) readChanges(ctx context.Context, changes []ItemChange) error {
+	st := c.p.m.opts.Store
+	for _, ch := range changes {
+		if ch.Kind != "ReadFlagChange" || ch.IsRead == nil {
+			continue
+		}
+		r, err := st.GetRecord(ctx, nsObject, c.p.folderKey(c.key)+keySep+ch.ItemID.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var o objectState
+		if err := store.DecodeJSON(r, &o); err != nil {
+			return err
+		}
+		if o.UID == 0 {
+			continue
+		}
+		op := store.FlagsRemove
+		if *ch.IsRead {
+			op = store.FlagsAdd
+		}
+		_, err = st.StoreFlags(ctx, c.p.account, c.target, store.StoreFlagsRequest{UIDs: store.UIDSet{{Start: o.UID, Stop: o.UID}}, Op: op, Flags: []string{store.FlagSeen}})
+		if err != nil && !errors.Is(err, store.ErrNoMessage) {
+			return err
+		}
 	}
 	return nil
 }

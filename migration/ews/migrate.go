@@ -23,7 +23,8 @@ const (
 	nsFolder = "migration.ews.folder"
 	// nsObject: key target<sep>folder<sep>ItemId -> objectState (the
 	// store object an EWS calendar item or contact became, for updates
-	// and deletions).
+	// and deletions; the UID of a message's copy, for read and flag
+	// changes).
 	nsObject = "migration.ews.object"
 )
 
@@ -229,9 +230,11 @@ type folderState struct {
 	Updated time.Time
 }
 
-// objectState is the store object an item became (nsObject).
+// objectState is what an item became (nsObject): the store object of a
+// calendar item or contact, or the UID of a message's copy.
 type objectState struct {
-	Name string
+	Name string `json:",omitempty"`
+	UID  uint32 `json:",omitempty"`
 }
 
 func (p *pass) folderKey(folder string) string { return p.job.Target + keySep + folder }

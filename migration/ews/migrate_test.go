@@ -161,6 +161,17 @@ func TestMigrateMailbox(t *testing.T) {
 	}
 	e.compareMail(t, want)
 	e.compareContacts(t)
+
+	// Read-state changes on the source reach the copies: every third
+	// generated message is read; the first becomes unread, the second
+	// read.
+	inbox := e.itemIDs(t, ews.FolderRef{Distinguished: "inbox"})
+	e.setRead(t, inbox[0], false)
+	e.setRead(t, inbox[1], true)
+	if res, err = m.Sync(ctx, testJob); err != nil || res.Messages != 0 {
+		t.Fatalf("fourth pass: %+v %v", res, err)
+	}
+	e.compareMail(t, want)
 }
 
 // TestMigrateResume stops passes at many points, after the store has
@@ -429,25 +440,11 @@ func diff(got, want []string) []string {
 // FindItem CalendarView, the server's own expansion, as "UID start".
 func (e *migrateEnv) calendarView(t *testing.T, from, to time.Time) []string {
 	t.Helper()
-	body := `<?xml version="1.0" encoding="utf-8"?>
-<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
-<soap:Header><t:RequestServerVersion Version="Exchange2016"/></soap:Header>
-<soap:Body><m:FindItem Traversal="Shallow">
+	resp := e.soap(t, `<m:FindItem Traversal="Shallow">
  <m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="calendar:UID"/><t:FieldURI FieldURI="calendar:Start"/></t:AdditionalProperties></m:ItemShape>
- <m:CalendarView MaxEntriesReturned="100000" StartDate="` + from.Format(time.RFC3339) + `" EndDate="` + to.Format(time.RFC3339) + `"/>
+ <m:CalendarView MaxEntriesReturned="100000" StartDate="`+from.Format(time.RFC3339)+`" EndDate="`+to.Format(time.RFC3339)+`"/>
  <m:ParentFolderIds><t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds>
-</m:FindItem></soap:Body></soap:Envelope>`
-	req, err := http.NewRequest("POST", e.srv.hs.URL+"/EWS/Exchange.asmx", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.SetBasicAuth("anna", "Anna-Pa55")
-	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	resp, err := e.srv.hs.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+</m:FindItem>`)
 	var env struct {
 		Root struct {
 			Last  bool `xml:"IncludesLastItemInRange,attr"`
@@ -457,7 +454,7 @@ func (e *migrateEnv) calendarView(t *testing.T, from, to time.Time) []string {
 			} `xml:"Items>CalendarItem"`
 		} `xml:"Body>FindItemResponse>ResponseMessages>FindItemResponseMessage>RootFolder"`
 	}
-	if err := xml.NewDecoder(resp.Body).Decode(&env); err != nil {
+	if err := xml.Unmarshal(resp, &env); err != nil {
 		t.Fatal(err)
 	}
 	if !env.Root.Last {
@@ -469,6 +466,39 @@ func (e *migrateEnv) calendarView(t *testing.T, from, to time.Time) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// soap sends one operation to the server as the mailbox's owner, over
+// plain SOAP, and returns the answer.
+func (e *migrateEnv) soap(t *testing.T, op string) []byte {
+	t.Helper()
+	body := `<?xml version="1.0" encoding="utf-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+<soap:Header><t:RequestServerVersion Version="Exchange2016"/></soap:Header>
+<soap:Body>` + op + `</soap:Body></soap:Envelope>`
+	req, err := http.NewRequest("POST", e.srv.hs.URL+"/EWS/Exchange.asmx", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("anna", "Anna-Pa55")
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	resp, err := e.srv.hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil || !strings.Contains(string(out), `ResponseClass="Success"`) {
+		t.Fatalf("%s: %v\n%s", op, err, out)
+	}
+	return out
+}
+
+// setRead changes a source message's read state.
+func (e *migrateEnv) setRead(t *testing.T, id ews.ItemID, read bool) {
+	e.soap(t, `<m:UpdateItem MessageDisposition="SaveOnly" ConflictResolution="AlwaysOverwrite"><m:ItemChanges><t:ItemChange>`+
+		`<t:ItemId Id="`+id.ID+`"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="message:IsRead"/><t:Message><t:IsRead>`+
+		fmt.Sprint(read)+`</t:IsRead></t:Message></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>`)
 }
 
 // compareContacts checks that the default address book holds one vCard
