@@ -181,7 +181,9 @@ func (m *Migrator) sync(ctx context.Context, job Job, progress migration.Progres
 	}
 	for _, f := range folders {
 		if f.err != nil {
-			return res, p.fail(ctx, f.status.Source, f.err)
+			// An unusable folder name: the others are copied, the pass
+			// fails so that the status shows it.
+			return res, &migration.Error{Class: migration.ErrClassSource, Target: job.Target, Folder: f.status.Source, Err: f.err}
 		}
 	}
 	return res, nil
