@@ -132,12 +132,14 @@
 //     SIGKILL copies nothing twice and misses nothing.
 //
 // Later passes copy what SyncFolderItems reports as new since the
-// checkpoint, and carry read-state changes (ReadFlagChange) over to the
-// copies as \Seen (each copy's UID is kept in "migration.ews.object").
-// Not done yet: flag changes of messages already copied (they come as
-// Update), messages deleted on the source (left
-// in the target, as the IMAP collectors do), meeting requests and other
-// non-Message items in mail folders, sub-calendars and sub-address
-// books, a lease against two processes copying the same mailbox, and the
-// two-way calendar sync.
+// checkpoint, and carry read and flag changes of copied messages over
+// (ReadFlagChange, and Update read back without content): each copy's
+// UID and the source state last seen are kept in "migration.ews.object",
+// and only what the source changed is added to or removed from the copy
+// (\Seen, \Flagged), so the user's own changes in Mailyard stay.
+//
+// Not done yet: messages deleted on the source (left in the target, as
+// the IMAP collectors do), meeting requests and other non-Message items
+// in mail folders, sub-calendars and sub-address books, a lease against
+// two processes copying the same mailbox, and the two-way calendar sync.
 package ews

@@ -165,7 +165,7 @@ func (p *pass) mail(ctx context.Context, f *mailFolder, t *tally) error {
 		if err := c.copyPage(ctx, changes, st, t, pg); err != nil {
 			return pg, err
 		}
-		if err := c.readChanges(ctx, changes); err != nil {
+		if err := c.stateChanges(ctx, changes, pg); err != nil {
 			return pg, err
 		}
 		var err error
@@ -248,15 +248,16 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 			return nil
 		}
 		k := contentKey{int64(len(raw)), sha256.Sum256(raw)}
+		seen, flagged := msg.IsRead != nil && *msg.IsRead, msg.Flagged()
 		if uids := c.stray[k]; len(uids) > 0 {
-			pg.put[it.ID.ID] = objectState{UID: uids[0]}
+			pg.put[it.ID.ID] = objectState{UID: uids[0], Seen: seen, Flagged: flagged}
 			c.stray[k] = uids[1:]
 		} else {
 			var opts store.AppendOptions
-			if msg.IsRead != nil && *msg.IsRead {
+			if seen {
 				opts.Flags = append(opts.Flags, store.FlagSeen)
 			}
-			if msg.Flagged() {
+			if flagged {
 				opts.Flags = append(opts.Flags, store.FlagFlagged)
 			}
 			if msg.DateTimeReceived != nil {
@@ -266,7 +267,7 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 			if err != nil {
 				return err
 			}
-			pg.put[it.ID.ID] = objectState{UID: copied.UID}
+			pg.put[it.ID.ID] = objectState{UID: copied.UID, Seen: seen, Flagged: flagged}
 			t.messages++
 			t.bytes += int64(len(raw))
 			c.p.doneMsgs.Add(1)
@@ -308,37 +309,109 @@ func (c *copier) loadStray(ctx context.Context, uidNext uint32) error {
 	return nil
 }
 
-// readChanges carries the source's read-state changes (ReadFlagChange,
-// [MS-OXWSSYNC] §2.2.4.5) over to the copies: \Seen is added or
-// removed. A message this migration did not copy is left alone.
-func (c *copier) readChanges(ctx context.Context, changes []ItemChange) error {
-	st := c.p.m.opts.Store
+// stateChanges carries the source's read and flag changes of messages
+// copied before over to the copies: ReadFlagChange ([MS-OXWSSYNC]
+// §2.2.4.5) gives the new read state, an Update is read back with
+// ShapeState. Only what changed on the source since it was last seen is
+// added to or removed from the copy (\Seen, \Flagged), so a change the
+// user made in Mailyard stays; a message this migration did not copy is
+// left alone. The new states go into pg with the checkpoint.
+func (c *copier) stateChanges(ctx context.Context, changes []ItemChange, pg page) error {
+	// sourceNow is a message's state on the source now; the flag is
+	// known only from an Update.
+	type sourceNow struct{ seen, flagged, flagKnown bool }
+	now := map[string]sourceNow{}
+	var updated []ItemID
 	for _, ch := range changes {
-		if ch.Kind != "ReadFlagChange" || ch.IsRead == nil {
-			continue
+		switch {
+		case ch.Kind == "ReadFlagChange" && ch.IsRead != nil:
+			now[ch.ItemID.ID] = sourceNow{seen: *ch.IsRead}
+		case ch.Kind == "Update" && ch.ItemKind == "Message":
+			updated = append(updated, ch.ItemID)
 		}
-		r, err := st.GetRecord(ctx, nsObject, c.p.folderKey(c.key)+keySep+ch.ItemID.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		var o objectState
-		if err := store.DecodeJSON(r, &o); err != nil {
-			return err
-		}
-		if o.UID == 0 {
-			continue
-		}
-		op := store.FlagsRemove
-		if *ch.IsRead {
-			op = store.FlagsAdd
-		}
-		_, err = st.StoreFlags(ctx, c.p.account, c.target, store.StoreFlagsRequest{UIDs: store.UIDSet{{Start: o.UID, Stop: o.UID}}, Op: op, Flags: []string{store.FlagSeen}})
-		if err != nil && !errors.Is(err, store.ErrNoMessage) {
+	}
+	if len(now) == 0 && len(updated) == 0 {
+		return nil
+	}
+	known := map[string]objectState{}
+	for id := range now {
+		if err := c.known(ctx, id, known); err != nil {
 			return err
 		}
 	}
+	for _, id := range updated {
+		if err := c.known(ctx, id.ID, known); err != nil {
+			return err
+		}
+	}
+	var ids []ItemID
+	for _, id := range updated {
+		if _, ok := known[id.ID]; ok {
+			ids = append(ids, id)
+		}
+	}
+	err := c.p.mb.GetItem(ctx, ids, ShapeState, func(it Item) error {
+		if it.Err != nil || it.Message == nil {
+			return nil // deleted since the sync, or no longer a message
+		}
+		now[it.ID.ID] = sourceNow{seen: it.Message.IsRead != nil && *it.Message.IsRead, flagged: it.Message.Flagged(), flagKnown: true}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for id, n := range now {
+		last, ok := known[id]
+		if !ok || last.UID == 0 {
+			continue
+		}
+		next := last
+		next.Seen = n.seen
+		if err := c.apply(ctx, last.UID, store.FlagSeen, last.Seen, n.seen); err != nil {
+			return err
+		}
+		if n.flagKnown {
+			next.Flagged = n.flagged
+			if err := c.apply(ctx, last.UID, store.FlagFlagged, last.Flagged, n.flagged); err != nil {
+				return err
+			}
+		}
+		pg.put[id] = next
+	}
 	return nil
+}
+
+// known loads the record of a copied message into known, if there is
+// one.
+func (c *copier) known(ctx context.Context, id string, known map[string]objectState) error {
+	r, err := c.p.m.opts.Store.GetRecord(ctx, nsObject, c.p.folderKey(c.key)+keySep+id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var o objectState
+	if err := store.DecodeJSON(r, &o); err != nil {
+		return err
+	}
+	known[id] = o
+	return nil
+}
+
+// apply adds or removes flag on the copy uid when the source changed it
+// from was to is.
+func (c *copier) apply(ctx context.Context, uid uint32, flag string, was, is bool) error {
+	if was == is {
+		return nil
+	}
+	op := store.FlagsRemove
+	if is {
+		op = store.FlagsAdd
+	}
+	_, err := c.p.m.opts.Store.StoreFlags(ctx, c.p.account, c.target, store.StoreFlagsRequest{UIDs: store.UIDSet{{Start: uid, Stop: uid}}, Op: op, Flags: []string{flag}})
+	if errors.Is(err, store.ErrNoMessage) {
+		return nil
+	}
+	return err
 }

@@ -237,6 +237,11 @@ type folderState struct {
 type objectState struct {
 	Name string `json:",omitempty"`
 	UID  uint32 `json:",omitempty"`
+	// Seen and Flagged are the message's state on the source as last
+	// seen, so that only the source's changes are carried over and
+	// flags a user changed in Mailyard stay.
+	Seen    bool `json:",omitempty"`
+	Flagged bool `json:",omitempty"`
 }
 
 func (p *pass) folderKey(folder string) string { return p.job.Target + keySep + folder }

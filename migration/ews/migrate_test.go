@@ -168,6 +168,10 @@ func TestMigrateMailbox(t *testing.T) {
 	inbox := e.itemIDs(t, ews.FolderRef{Distinguished: "inbox"})
 	e.setRead(t, inbox[0], false)
 	e.setRead(t, inbox[1], true)
+	// A flag set and one cleared on the source (every fifth generated
+	// message is flagged) come as Updates.
+	e.setFlag(t, inbox[2], true)
+	e.setFlag(t, inbox[5], false)
 	if res, err = m.Sync(ctx, testJob); err != nil || res.Messages != 0 {
 		t.Fatalf("fourth pass: %+v %v", res, err)
 	}
@@ -499,6 +503,17 @@ func (e *migrateEnv) setRead(t *testing.T, id ews.ItemID, read bool) {
 	e.soap(t, `<m:UpdateItem MessageDisposition="SaveOnly" ConflictResolution="AlwaysOverwrite"><m:ItemChanges><t:ItemChange>`+
 		`<t:ItemId Id="`+id.ID+`"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="message:IsRead"/><t:Message><t:IsRead>`+
 		fmt.Sprint(read)+`</t:IsRead></t:Message></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>`)
+}
+
+// setFlag sets or clears a source message's follow-up flag.
+func (e *migrateEnv) setFlag(t *testing.T, id ews.ItemID, flagged bool) {
+	status := "NotFlagged"
+	if flagged {
+		status = "Flagged"
+	}
+	e.soap(t, `<m:UpdateItem MessageDisposition="SaveOnly" ConflictResolution="AlwaysOverwrite"><m:ItemChanges><t:ItemChange>`+
+		`<t:ItemId Id="`+id.ID+`"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="item:Flag"/><t:Message><t:Flag><t:FlagStatus>`+
+		status+`</t:FlagStatus></t:Flag></t:Message></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>`)
 }
 
 // compareContacts checks that the default address book holds one vCard

@@ -293,6 +293,9 @@ const (
 	ShapeCalendar
 	// ShapeContact: every contact property.
 	ShapeContact
+	// ShapeState: a message's read and flag state only, without its
+	// content (for changes of messages already copied).
+	ShapeState
 )
 
 type itemShape struct {
@@ -311,6 +314,8 @@ func (s Shape) itemShape() itemShape {
 		}}
 	case ShapeContact:
 		return itemShape{BaseShape: "AllProperties", BodyType: "Text"}
+	case ShapeState:
+		return itemShape{BaseShape: "IdOnly", Additional: []fieldURI{{"message:IsRead"}, {"item:Flag"}}}
 	}
 	return itemShape{BaseShape: "IdOnly", IncludeMIME: true, Additional: []fieldURI{
 		{"message:IsRead"}, {"item:DateTimeReceived"}, {"item:Size"}, {"item:ItemClass"}, {"item:Flag"},
