@@ -384,19 +384,11 @@ func (c *copier) stateChanges(ctx context.Context, changes []ItemChange, pg page
 // known loads the record of a copied message into known, if there is
 // one.
 func (c *copier) known(ctx context.Context, id string, known map[string]objectState) error {
-	r, err := c.p.m.opts.Store.GetRecord(ctx, nsObject, c.p.folderKey(c.key)+keySep+id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
+	o, found, err := c.p.objectRecord(ctx, c.key, id)
+	if found && err == nil {
+		known[id] = o
 	}
-	if err != nil {
-		return err
-	}
-	var o objectState
-	if err := store.DecodeJSON(r, &o); err != nil {
-		return err
-	}
-	known[id] = o
-	return nil
+	return err
 }
 
 // apply adds or removes flag on the copy uid when the source changed it

@@ -246,6 +246,20 @@ type objectState struct {
 
 func (p *pass) folderKey(folder string) string { return p.job.Target + keySep + folder }
 
+// objectRecord reads what item id of folder became; false if it was not
+// copied.
+func (p *pass) objectRecord(ctx context.Context, folder, id string) (objectState, bool, error) {
+	var o objectState
+	r, err := p.m.opts.Store.GetRecord(ctx, nsObject, p.folderKey(folder)+keySep+id)
+	if errors.Is(err, store.ErrNotFound) {
+		return o, false, nil
+	}
+	if err != nil {
+		return o, false, err
+	}
+	return o, true, store.DecodeJSON(r, &o)
+}
+
 func (p *pass) loadState(ctx context.Context, folder string) (folderState, bool, error) {
 	var st folderState
 	r, err := p.m.opts.Store.GetRecord(ctx, nsFolder, p.folderKey(folder))

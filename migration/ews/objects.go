@@ -224,18 +224,11 @@ func (p *pass) putObject(ctx context.Context, coll store.Collection, o store.Obj
 
 // deleteObject deletes the object an item became, if it was copied.
 func (p *pass) deleteObject(ctx context.Context, k objectKind, coll store.Collection, itemID string) error {
+	o, found, err := p.objectRecord(ctx, k.folder, itemID)
+	if err != nil || !found {
+		return err
+	}
 	st := p.m.opts.Store
-	r, err := st.GetRecord(ctx, nsObject, p.folderKey(k.folder)+keySep+itemID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var o objectState
-	if err := store.DecodeJSON(r, &o); err != nil {
-		return err
-	}
 	if err := st.DeleteObject(ctx, coll.ID, o.Name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
