@@ -283,7 +283,13 @@ func (ps *passState) result() passResult {
 
 // resolveTarget maps the target address to its store account.
 func (m *Migrator) resolveTarget(ctx context.Context, addr string) (string, error) {
-	e, err := m.opts.Directory.LookupAddress(ctx, addr)
+	return resolveTarget(ctx, m.opts.Directory, m.opts.Store, addr)
+}
+
+func resolveTarget(ctx context.Context, dir Lookup, st interface {
+	Account(ctx context.Context, id string) (store.Account, error)
+}, addr string) (string, error) {
+	e, err := dir.LookupAddress(ctx, addr)
 	if err != nil {
 		class := ErrClassTarget
 		if errors.Is(err, directory.ErrNotFound) || errors.Is(err, directory.ErrInvalid) {
@@ -294,7 +300,7 @@ func (m *Migrator) resolveTarget(ctx context.Context, addr string) (string, erro
 	if e.Kind != directory.KindUser || e.User == nil {
 		return "", &Error{Class: ErrClassConfig, Target: addr, Err: errors.New("target address is not a user's mailbox")}
 	}
-	if _, err := m.opts.Store.Account(ctx, e.User.ID); err != nil {
+	if _, err := st.Account(ctx, e.User.ID); err != nil {
 		return "", &Error{Class: classifyLocal(ctx, err), Target: addr, Err: fmt.Errorf("target account %s: %w", e.User.ID, err)}
 	}
 	return e.User.ID, nil

@@ -2,6 +2,7 @@ package migration
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -59,6 +60,16 @@ type RunSpec struct {
 	// OnStart, if set, is called once the run is recorded, before any
 	// pass starts.
 	OnStart func(Run)
+	// Pass, if set, replaces the IMAP collector's pass: the run calls it
+	// once per job (no collector record is made or read, so ForceUpdate
+	// and cut-over do not apply) and keeps its summary and error in the
+	// history like a collector's. Another kind of source (migration/ews)
+	// runs through the same history and reports this way. A continuous
+	// run with Pass is refused.
+	Pass func(ctx context.Context, job Job, progress ProgressFunc) (summary string, err error)
+	// Protocol names the source protocol in the history ("" is IMAP; a
+	// Pass of another source names its own, e.g. "EWS").
+	Protocol string
 	// OnMailbox, if set, is called when a mailbox of the run starts and
 	// when its first pass ends, with the record as stored. It is called
 	// from the run's workers and must be quick and safe for concurrent
@@ -91,7 +102,9 @@ const (
 // It holds no secret: Password is [Mask] when a default password was
 // given and empty otherwise.
 type RunSettings struct {
-	Kind        RunKind
+	Kind RunKind
+	// Protocol is RunSpec.Protocol: "" for IMAP.
+	Protocol    string `json:",omitempty"`
 	Domain      string
 	Source      Source
 	AuthMode    AuthMode
@@ -213,6 +226,9 @@ type RunMailbox struct {
 func (m *Migrator) Run(ctx context.Context, spec RunSpec, progress ProgressFunc) (Run, error) {
 	if spec.TwoWay {
 		return Run{}, ErrTwoWay
+	}
+	if spec.Pass != nil && spec.Continuous {
+		return Run{}, errors.New("migration: run: continuous collection needs the IMAP collectors; a run with its own Pass makes one pass")
 	}
 	jobs, err := m.runJobs(ctx, &spec)
 	if err != nil {

@@ -100,6 +100,9 @@ func (r *runner) mailbox(ctx context.Context, i int) (job Job, keep bool, err er
 	}
 	m := r.m
 	rm := RunMailbox{RunID: r.id, Target: r.jobs[i].Target, Started: m.runTime(), Status: RunMailboxRunning}
+	if r.spec.Pass != nil {
+		return r.ownPass(ctx, i, rm)
+	}
 	job, disabled, serr := r.collectorJob(ctx, r.jobs[i], &rm)
 	if disabled {
 		rm.Status, rm.Ended = RunMailboxDisabled, rm.Started
@@ -129,6 +132,19 @@ func (r *runner) mailbox(ctx context.Context, i int) (job Job, keep bool, err er
 		keep = false
 	}
 	return job, keep, r.record(i, rm)
+}
+
+// ownPass makes the first pass of job i with the run's own Pass.
+func (r *runner) ownPass(ctx context.Context, i int, rm RunMailbox) (Job, bool, error) {
+	job := r.jobs[i]
+	rm.Host, rm.Port, rm.Login = job.Source.Host, job.Source.Port, job.Credentials.Login
+	if err := r.record(i, rm); err != nil {
+		return Job{}, false, err
+	}
+	summary, perr := r.spec.Pass(ctx, job, r.progress)
+	rm.Ended, rm.Message = r.m.runTime(), summary
+	passOutcome(ctx, &rm, perr)
+	return Job{}, false, r.record(i, rm)
 }
 
 // collectorJob is the job the run uses for job's target, given the

@@ -87,6 +87,7 @@ func settingsSnapshot(spec RunSpec, interval time.Duration, parallel int) RunSet
 	d := spec.Defaults
 	s := RunSettings{
 		Kind:        spec.Kind,
+		Protocol:    spec.Protocol,
 		Domain:      spec.Domain,
 		Source:      d.Source,
 		AuthMode:    d.Credentials.Mode,

@@ -20,6 +20,7 @@ import (
 	"github.com/mailyard/mailyard/directory/ldap"
 	"github.com/mailyard/mailyard/dkim/dkimstore"
 	"github.com/mailyard/mailyard/migration"
+	"github.com/mailyard/mailyard/migration/ews"
 	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/smtp"
 	"github.com/mailyard/mailyard/store"
@@ -37,6 +38,7 @@ func namespaceOwners() map[string][]string {
 		"directory/ldap": ldap.Namespaces(),
 		"dkim/dkimstore": dkimstore.Namespaces(),
 		"migration":      migration.Namespaces(),
+		"migration/ews":  ews.Namespaces(),
 		"queue":          queue.Namespaces(),
 		"smtp":           smtp.Namespaces(),
 	}

@@ -231,7 +231,11 @@ func (c *cli) historyRun(ctx context.Context, id int64, after string, limit int)
 	fmt.Fprintf(w, "ended:         %s\n", timeText(r.Ended))
 	fmt.Fprintf(w, "kind:          %s\n", s.Kind)
 	fmt.Fprintf(w, "domain:        %s\n", dash(s.Domain))
-	fmt.Fprintf(w, "server:        %s port %d, protocol IMAP, tls %s\n", dash(s.Source.Host), s.Source.Port, dash(string(s.Source.TLS)))
+	proto := s.Protocol
+	if proto == "" {
+		proto = "IMAP"
+	}
+	fmt.Fprintf(w, "server:        %s port %d, protocol %s, tls %s\n", dash(s.Source.Host), s.Source.Port, proto, dash(string(s.Source.TLS)))
 	fmt.Fprintf(w, "auth:          %s\n", dash(string(s.AuthMode)))
 	if s.Service != "" {
 		fmt.Fprintf(w, "service:       %s\n", s.Service)

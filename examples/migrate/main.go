@@ -9,6 +9,7 @@
 //	migrate history [ID]
 //	migrate report (--domain D | --mailboxes A,B) [--csv FILE] [--html FILE] [--mail-to ADDR ...]
 //	migrate disable ADDRESS...
+//	migrate ews sync --endpoint URL --user LOGIN [--impersonate] TARGET[=SOURCE]...
 //
 // Ctrl-C stops a run cleanly: copies in progress finish, the run is
 // recorded as interrupted, and running the same command again resumes
@@ -99,6 +100,12 @@ commands:
          --smtp-password-file FILE --smtp-tls starttls|implicit|none --smtp-ca FILE]
                                   per mailbox and folder: source, target, skipped, failed
   disable ADDRESS...              cut over: stop collecting these mailboxes
+  ews sync --endpoint URL --user LOGIN [options] TARGET[=SOURCE]...
+                                  copy Exchange mailboxes over EWS: mail, calendar, contacts
+        --impersonate             act for each mailbox by ExchangeImpersonation (else delegate access)
+        --auth ntlm|basic --password-file FILE (or MIGRATE_PASSWORD)
+        --exchange Exchange2013_SP1|Exchange2016|Exchange2019 --min-tls 1.0|1.1|1.2|1.3
+        --ca-file FILE --insecure-skip-verify --exclude "A;B" --parallel N
 
 CSV columns (header row, any order): target, login, password, service, auth,
 host, port, tls, exclude. Only target is required; empty cells take the
@@ -185,6 +192,7 @@ func (c *cli) dispatch(ctx context.Context, cmd string, args []string) error {
 		"history": c.historyCmd,
 		"report":  c.reportCmd,
 		"disable": c.disableCmd,
+		"ews":     c.ewsCmd,
 	}
 	h := commands[cmd]
 	if h == nil {

@@ -48,6 +48,17 @@ type fixture struct {
 func newFixture(t *testing.T, users map[string]string) *fixture {
 	t.Helper()
 	dov := dovecottest.Start(t, dovecottest.Options{Users: users})
+	var addrs []string
+	for addr := range users {
+		addrs = append(addrs, addr)
+	}
+	return &fixture{t: t, data: newDataDir(t, addrs...), dov: dov, users: users}
+}
+
+// newDataDir is a mail server data directory with the domain
+// example.com and these users.
+func newDataDir(t *testing.T, addrs ...string) string {
+	t.Helper()
 	data := t.TempDir()
 	ctx := t.Context()
 	st, err := sqlite.Open(ctx, data, sqlite.Options{})
@@ -55,12 +66,12 @@ func newFixture(t *testing.T, users map[string]string) *fixture {
 	dir := builtin.New(st, builtin.Options{Accounts: st, Hasher: builtin.NewPasswordHasher(1)})
 	_, err = dir.CreateDomain(ctx, directory.Domain{Name: "example.com"})
 	require.NoError(t, err)
-	for addr := range users {
+	for _, addr := range addrs {
 		_, err := dir.CreateUser(ctx, directory.User{Address: addr}, "local-password")
 		require.NoError(t, err)
 	}
 	require.NoError(t, st.Close())
-	return &fixture{t: t, data: data, dov: dov, users: users}
+	return data
 }
 
 // fill appends n messages to a source folder.

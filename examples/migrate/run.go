@@ -46,9 +46,14 @@ func (c *cli) runCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.close()
+	return c.execute(ctx, spec, o.progressEvery)
+}
 
+// execute carries out a run with progress display, Ctrl-C handling and
+// the closing line; the store is open.
+func (c *cli) execute(ctx context.Context, spec migration.RunSpec, progressEvery time.Duration) error {
 	t := newTracker(time.Now)
-	disp := c.newDisplay(t, o.progressEvery)
+	disp := c.newDisplay(t, progressEvery)
 	spec.OnStart = t.Start
 	spec.OnMailbox = func(rm migration.RunMailbox) {
 		if t.Mailbox(rm) {

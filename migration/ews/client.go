@@ -107,11 +107,18 @@ type Options struct {
 // Options.MaxConcurrent calls are in flight at once. Close releases its
 // idle connections.
 type Client struct {
-	opts   Options
-	url    *url.URL
-	http   *http.Client
-	base   *http.Transport
-	slots  chan struct{}
+	opts Options
+	url  *url.URL
+	// slots holds one HTTP client per call that may be in flight; a call
+	// takes one for its duration. With NTLM each has its own transport
+	// of at most two connections: NTLM authenticates a connection, and
+	// go-ntlmssp keeps the first, unauthenticated answer open while it
+	// runs the handshake, so the handshake's legs need a second
+	// connection to themselves. On a transport shared by all calls,
+	// MaxConcurrent such answers held every connection and the
+	// handshakes waited for one forever.
+	slots  chan *http.Client
+	bases  []*http.Transport
 	logger *slog.Logger
 }
 
@@ -148,22 +155,36 @@ func NewClient(opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{opts: opts, url: u, slots: make(chan struct{}, opts.MaxConcurrent), logger: opts.Logger}
-	rt := opts.Transport
-	if rt == nil {
-		if c.base, err = c.transport(); err != nil {
-			return nil, err
+	c := &Client{opts: opts, url: u, slots: make(chan *http.Client, opts.MaxConcurrent), logger: opts.Logger}
+	var shared http.RoundTripper
+	for range opts.MaxConcurrent {
+		rt := opts.Transport
+		if rt == nil {
+			rt = shared
 		}
-		rt = c.base
+		if rt == nil {
+			base, err := c.transport()
+			if err != nil {
+				return nil, err
+			}
+			c.bases = append(c.bases, base)
+			rt = base
+			if opts.Auth == AuthNTLM {
+				base.MaxConnsPerHost, base.MaxIdleConnsPerHost = 2, 2
+			} else {
+				shared = base
+			}
+		}
+		if opts.Auth == AuthNTLM {
+			rt = ntlmssp.Negotiator{RoundTripper: rt}
+		}
+		c.slots <- &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error {
+			// A redirect would carry the credentials to a host the
+			// allowlist has not seen with this request's meaning; EWS
+			// never needs one.
+			return http.ErrUseLastResponse
+		}}
 	}
-	if opts.Auth == AuthNTLM {
-		rt = ntlmssp.Negotiator{RoundTripper: rt}
-	}
-	c.http = &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error {
-		// A redirect would carry the credentials to a host the allowlist
-		// has not seen with this request's meaning; EWS never needs one.
-		return http.ErrUseLastResponse
-	}}
 	return c, nil
 }
 
@@ -241,8 +262,8 @@ func (c *Client) dial(ctx context.Context, network, addr string) (net.Conn, erro
 
 // Close closes the client's idle connections.
 func (c *Client) Close() {
-	if c.base != nil {
-		c.base.CloseIdleConnections()
+	for _, b := range c.bases {
+		b.CloseIdleConnections()
 	}
 }
 
@@ -303,12 +324,13 @@ func (e *busyError) Error() string { return e.err.Error() }
 // attempt is one HTTP exchange of call.
 func (m *Mailbox) attempt(ctx context.Context, payload []byte, resp any) error {
 	c := m.c
+	var hc *http.Client
 	select {
-	case c.slots <- struct{}{}:
+	case hc = <-c.slots:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-c.slots }()
+	defer func() { c.slots <- hc }()
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url.String(), bytes.NewReader(payload))
 	if err != nil {
 		return err
@@ -316,7 +338,7 @@ func (m *Mailbox) attempt(ctx context.Context, payload []byte, resp any) error {
 	hr.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	hr.Header.Set("Accept", "text/xml")
 	hr.SetBasicAuth(c.opts.Username, c.opts.Password.Reveal())
-	r, err := c.http.Do(hr)
+	r, err := hc.Do(hr)
 	if err != nil {
 		return err
 	}

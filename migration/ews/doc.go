@@ -64,7 +64,9 @@
 // observance with a yearly RRULE when one rule holds for the following
 // years, else with explicit RDATEs.
 //
-// Recurrence ([RRule], [RecurrenceOf]): daily, weekly (days, interval,
+// Recurrence ([RRule], [RecurrenceOf]): DTSTART is the series' first
+// occurrence (EWS counts from the first day the pattern matches on or
+// after Start, iCalendar from DTSTART itself); daily, weekly (days, interval,
 // WKST from FirstDayOfWeek), absolute and relative monthly, absolute and
 // relative yearly patterns; DayOfWeekIndex Last is -1; Day, Weekday and
 // WeekendDay are a BYDAY set with BYSETPOS. EWS moves a DayOfMonth the
@@ -88,7 +90,56 @@
 // addresses, birthday, home page, notes and categories; the vCard UID is
 // the contact's ItemId.
 //
-// Not here yet: the migration runner, folder and mail copying over EWS,
-// the two-way sync engine and the examples/migrate commands, which use
-// this package.
+// # Migrating a mailbox
+//
+// A [Migrator] copies one Exchange mailbox into a target account
+// ([Migrator.Sync], one pass; [Migrator.Pass] runs it inside a
+// [migration.Migrator] run, so EWS jobs share the IMAP collectors' run
+// history, statuses and error classes):
+//
+//  1. The job's target address is resolved through the directory
+//     (migration.ResolveTarget).
+//  2. Mail folders: SyncFolderHierarchy lists the folders below
+//     msgfolderroot; plain folders of class IPF.Note (or none) are mail.
+//     Their display-name paths are mapped by the IMAP collectors' rules
+//     (migration.PlanFolders: exclusions, FolderMap, well-known English
+//     and Russian names); the inbox is INBOX and the distinguished
+//     sentitems, deleteditems, junkemail and drafts folders have their
+//     special use whatever their names.
+//  3. Each folder (MigratorOptions.FolderParallel at once, the client's
+//     MaxConcurrent calls at once) is read by SyncFolderItems pages of
+//     PageSize changes. A mail page's new messages are read by GetItem
+//     with MimeContent (MaxBatch per call) and appended with IsRead as
+//     \Seen, a Flagged follow-up flag as \Flagged and DateTimeReceived
+//     as INTERNALDATE; messages over MaxMessageSize are counted, not
+//     copied.
+//  4. The calendar folder becomes the account's default calendar
+//     collection (created as "default" if it has none): one object per
+//     series with its modified occurrences (fetched by their ids), named
+//     after its UID, replaced when the item changes and deleted when the
+//     item is deleted. The contacts folder becomes the default address
+//     book, one vCard per contact.
+//  5. After the items of a page are stored, the folder's checkpoint (the
+//     page's new sync state, the counts, and for mail the target
+//     mailbox's UIDNEXT) is written in one record transaction with the
+//     page's item-to-object records, in the "migration.ews.folder" and
+//     "migration.ews.object" namespaces ([Namespaces]; keys start with
+//     the target address). A pass killed after an append and before its
+//     checkpoint rereads that page on the next pass: the messages of the
+//     target mailbox at or above the checkpoint's UIDNEXT are matched by
+//     size and SHA-256 of their bytes, and a match is counted instead of
+//     appended again; objects are idempotent by name. So a rerun after
+//     SIGKILL copies nothing twice and misses nothing.
+//
+// Later passes copy what SyncFolderItems reports as new since the
+// checkpoint, and carry read and flag changes of copied messages over
+// (ReadFlagChange, and Update read back without content): each copy's
+// UID and the source state last seen are kept in "migration.ews.object",
+// and only what the source changed is added to or removed from the copy
+// (\Seen, \Flagged), so the user's own changes in Mailyard stay.
+//
+// Not done yet: messages deleted on the source (left in the target, as
+// the IMAP collectors do), meeting requests and other non-Message items
+// in mail folders, sub-calendars and sub-address books, a lease against
+// two processes copying the same mailbox, and the two-way calendar sync.
 package ews

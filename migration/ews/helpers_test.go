@@ -142,20 +142,24 @@ func parseRequest(data []byte) request {
 // through a CA file, with the loopback allowlisted.
 func newClient(t *testing.T, f *fakeEWS, change func(*ews.Options)) *ews.Client {
 	t.Helper()
+	return clientFor(t, f.srv, ews.Options{Username: "svc-migrate@example.com", Password: "s3cret"}, change)
+}
+
+// clientFor is a client for the EWS endpoint of srv that trusts srv's
+// certificate through a CA file, with the loopback allowlisted, Basic
+// authentication and impersonation, and opts' credentials.
+func clientFor(t testing.TB, srv *httptest.Server, opts ews.Options, change func(*ews.Options)) *ews.Client {
+	t.Helper()
 	ca := filepath.Join(t.TempDir(), "ca.pem")
-	cert := f.srv.Certificate()
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	allow, err := migration.NewAllowlist([]string{"127.0.0.0/8"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := ews.Options{
-		URL: f.srv.URL + "/EWS/Exchange.asmx", Version: ews.Exchange2016, Auth: ews.AuthBasic,
-		Username: "svc-migrate@example.com", Password: "s3cret", Access: ews.AccessImpersonation,
-		CAFile: ca, Allowlist: allow, MinTLSVersion: tls.VersionTLS12,
-	}
+	opts.URL, opts.Version, opts.Auth, opts.Access = srv.URL+"/EWS/Exchange.asmx", ews.Exchange2016, ews.AuthBasic, ews.AccessImpersonation
+	opts.CAFile, opts.Allowlist, opts.MinTLSVersion = ca, allow, tls.VersionTLS12
 	if change != nil {
 		change(&opts)
 	}

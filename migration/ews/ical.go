@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-ical"
+	"github.com/teambition/rrule-go"
 )
 
 // prodID is the PRODID of the objects this package writes.
@@ -86,12 +87,15 @@ func ToICalendar(ci *CalendarItem, exceptions []*CalendarItem) (*ical.Calendar, 
 	cal := ical.NewCalendar()
 	cal.Props.SetText(ical.PropVersion, "2.0")
 	cal.Props.SetText(ical.PropProductID, prodID)
-	master := eventOf(ci, uid, start, end, allDay)
+	var rule string
 	if ci.Recurrence != nil {
-		rule, err := RRule(ci.Recurrence, ci.Start.In(start.loc), allDay)
-		if err != nil {
+		if rule, err = RRule(ci.Recurrence, ci.Start.In(start.loc), allDay); err != nil {
 			return nil, err
 		}
+		ci = seriesStart(ci, rule, start.loc)
+	}
+	master := eventOf(ci, uid, start, end, allDay)
+	if ci.Recurrence != nil {
 		master.Props.Set(&ical.Prop{Name: ical.PropRecurrenceRule, Params: ical.Params{}, Value: rule})
 		if ci.DeletedOccurrences != nil {
 			for _, d := range ci.DeletedOccurrences.DeletedOccurrence {
@@ -113,6 +117,33 @@ func ToICalendar(ci *CalendarItem, exceptions []*CalendarItem) (*ical.Calendar, 
 		}
 	}
 	return cal, nil
+}
+
+// seriesStart returns ci with its start moved to the series' first
+// occurrence. EWS counts a series' occurrences from the first day its
+// pattern matches on or after Start, which need not be Start itself (a
+// "second Tuesday" series entered on a Wednesday), while iCalendar's
+// DTSTART is always the first instance (RFC 5545 §3.8.5.3) and counts
+// towards COUNT; so DTSTART must be that first match. rule is
+// evaluated in loc's wall time, as EWS expands a series.
+func seriesStart(ci *CalendarItem, rule string, loc *time.Location) *CalendarItem {
+	opt, err := rrule.StrToROption(rule)
+	if err != nil {
+		return ci
+	}
+	opt.Dtstart = ci.Start.In(loc)
+	r, err := rrule.NewRRule(*opt)
+	if err != nil {
+		return ci
+	}
+	first := r.After(opt.Dtstart, true)
+	if first.IsZero() || first.Equal(*ci.Start) {
+		return ci
+	}
+	moved := *ci
+	s, e := first, first.Add(ci.End.Sub(*ci.Start))
+	moved.Start, moved.End = &s, &e
+	return &moved
 }
 
 func hasZone(cal *ical.Calendar, tzid string) bool {

@@ -285,13 +285,17 @@ type Shape int
 
 // Item shapes.
 const (
-	// ShapeMIME: the MIME content, read state and received time (mail).
+	// ShapeMIME: the MIME content, read and flag state and received time
+	// (mail).
 	ShapeMIME Shape = iota
 	// ShapeCalendar: every calendar property the mapping reads, with the
 	// start and end time zones.
 	ShapeCalendar
 	// ShapeContact: every contact property.
 	ShapeContact
+	// ShapeState: a message's read and flag state only, without its
+	// content (for changes of messages already copied).
+	ShapeState
 )
 
 type itemShape struct {
@@ -310,9 +314,11 @@ func (s Shape) itemShape() itemShape {
 		}}
 	case ShapeContact:
 		return itemShape{BaseShape: "AllProperties", BodyType: "Text"}
+	case ShapeState:
+		return itemShape{BaseShape: "IdOnly", Additional: []fieldURI{{"message:IsRead"}, {"item:Flag"}}}
 	}
 	return itemShape{BaseShape: "IdOnly", IncludeMIME: true, Additional: []fieldURI{
-		{"message:IsRead"}, {"item:DateTimeReceived"}, {"item:Size"}, {"item:ItemClass"},
+		{"message:IsRead"}, {"item:DateTimeReceived"}, {"item:Size"}, {"item:ItemClass"}, {"item:Flag"},
 	}}
 }
 

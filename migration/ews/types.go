@@ -288,7 +288,8 @@ type Contact struct {
 }
 
 // Message is the part of an EWS message ([MS-OXWSMSG] MessageType) that
-// migration reads: its MIME content, read state and received time.
+// migration reads: its MIME content, read and flag state and received
+// time.
 type Message struct {
 	XMLName          xml.Name     `xml:"http://schemas.microsoft.com/exchange/services/2006/types Message"`
 	MimeContent      *MimeContent `xml:"MimeContent,omitempty"`
@@ -297,7 +298,14 @@ type Message struct {
 	Subject          string       `xml:"Subject,omitempty"`
 	DateTimeReceived *time.Time   `xml:"DateTimeReceived,omitempty"`
 	Size             int64        `xml:"Size,omitempty"`
+	Flag             *Flag        `xml:"Flag,omitempty"`
 	IsRead           *bool        `xml:"IsRead,omitempty"`
+}
+
+// Flag is an item's follow-up flag ([MS-OXWSCORE] FlagType); FlagStatus
+// is NotFlagged, Flagged or Complete.
+type Flag struct {
+	FlagStatus string `xml:"FlagStatus"`
 }
 
 // Folder is a folder as GetFolder and SyncFolderHierarchy return it; Kind

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailyard/mailyard/migration"
+	"github.com/mailyard/mailyard/migration/ews"
+)
+
+// ewsOptions are the flags of `migrate ews sync`.
+type ewsOptions struct {
+	endpoint, user, passwordFile string
+	auth, version, minTLS        string
+	impersonate                  bool
+	caFile                       string
+	insecureSkipVerify           bool
+	exclude                      string
+	parallel                     int
+	progressEvery                time.Duration
+	// targets are "TARGET" or "TARGET=SOURCE" (the source mailbox's
+	// address when it differs from the target's).
+	targets []string
+}
+
+// ewsCmd is `migrate ews sync`: one pass for each target from an
+// Exchange mailbox over EWS (mail, calendar and contacts), kept in the
+// run history like the IMAP runs.
+func (c *cli) ewsCmd(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "sync" {
+		return fmt.Errorf("%w: ews: the command is \"ews sync\"", errUsage)
+	}
+	o, err := parseEWSFlags(args[1:])
+	if err != nil {
+		return err
+	}
+	if len(c.cfg.Migration.Allowlist) == 0 {
+		return errors.New("no source allowlist: give -allow HOSTS or allowlist in the [migration] section of the config file")
+	}
+	allow, err := migration.NewAllowlist(c.cfg.Migration.Allowlist)
+	if err != nil {
+		return err
+	}
+	pw, err := c.password(o.passwordFile, "MIGRATE_PASSWORD", c.cfg.Migration.PasswordFile)
+	if err != nil {
+		return err
+	}
+	if pw == "" {
+		return fmt.Errorf("%w: ews sync: no password (--password-file or MIGRATE_PASSWORD)", errUsage)
+	}
+	opts := ews.Options{URL: o.endpoint, Version: ews.Version(o.version), Auth: ews.Auth(o.auth),
+		Username: o.user, Password: pw, Access: ews.AccessDelegate,
+		CAFile: o.caFile, InsecureSkipVerify: o.insecureSkipVerify, Allowlist: allow, Logger: c.logger}
+	if o.impersonate {
+		opts.Access = ews.AccessImpersonation
+	}
+	if opts.MinTLSVersion, err = tlsVersion(o.minTLS); err != nil {
+		return fmt.Errorf("%w: --min-tls: %v", errUsage, err)
+	}
+	client, err := ews.NewClient(opts)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if o.parallel > 0 {
+		c.cfg.Migration.Parallel = o.parallel
+	}
+	if err := c.open(ctx); err != nil {
+		return err
+	}
+	defer c.close()
+	em, err := ews.NewMigrator(ews.MigratorOptions{Store: c.st, Directory: c.dir, Client: client,
+		MaxMessageSize: c.cfg.Migration.MaxMessageBytes, Logger: c.logger})
+	if err != nil {
+		return err
+	}
+	spec, err := ewsRunSpec(o, em)
+	if err != nil {
+		return err
+	}
+	return c.execute(ctx, spec, o.progressEvery)
+}
+
+// ewsRunSpec is the run of `ews sync`: a by-list run whose jobs name
+// the source mailbox as their login and the endpoint as their source.
+func ewsRunSpec(o ewsOptions, em *ews.Migrator) (migration.RunSpec, error) {
+	u, err := url.Parse(o.endpoint)
+	if err != nil || u.Hostname() == "" {
+		return migration.RunSpec{}, fmt.Errorf("%w: --endpoint %q is not a URL", errUsage, o.endpoint)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	tlsMode := migration.TLSImplicit
+	if u.Scheme == "http" {
+		tlsMode = migration.TLSPlain
+	}
+	if port == 0 && tlsMode == migration.TLSPlain {
+		port = 80
+	} else if port == 0 {
+		port = 443
+	}
+	d := migration.Job{Source: migration.Source{Host: u.Hostname(), Port: port, TLS: tlsMode},
+		Credentials: migration.Credentials{Mode: migration.AuthServicePlain, Service: o.user, Password: migration.Mask}}
+	switch o.exclude {
+	case "":
+	case "-":
+		d.Exclude = []string{}
+	default:
+		for f := range strings.SplitSeq(o.exclude, ";") {
+			if f = strings.TrimSpace(f); f == "" {
+				return migration.RunSpec{}, fmt.Errorf("%w: --exclude: empty folder name", errUsage)
+			}
+			d.Exclude = append(d.Exclude, f)
+		}
+	}
+	spec := migration.RunSpec{Kind: migration.RunList, Defaults: d, Pass: em.Pass, Protocol: "EWS"}
+	for _, t := range o.targets {
+		target, source, _ := strings.Cut(t, "=")
+		spec.Jobs = append(spec.Jobs, migration.Job{Target: target, Credentials: migration.Credentials{Login: source}})
+	}
+	return spec, nil
+}
+
+func parseEWSFlags(args []string) (ewsOptions, error) {
+	var o ewsOptions
+	fs := flag.NewFlagSet("ews sync", flag.ContinueOnError)
+	fs.StringVar(&o.endpoint, "endpoint", "", "EWS URL, e.g. https://mail.example.com/EWS/Exchange.asmx")
+	fs.StringVar(&o.user, "user", "", "account to log in as (DOMAIN\\user or user@domain)")
+	fs.StringVar(&o.passwordFile, "password-file", "", "file with its password")
+	fs.StringVar(&o.auth, "auth", string(ews.AuthNTLM), "ntlm or basic")
+	fs.StringVar(&o.version, "exchange", string(ews.Exchange2013SP1), "Exchange2013_SP1, Exchange2016 or Exchange2019")
+	fs.StringVar(&o.minTLS, "min-tls", "1.2", "lowest TLS version: 1.0, 1.1, 1.2 or 1.3")
+	fs.BoolVar(&o.impersonate, "impersonate", false, "act for each mailbox by ExchangeImpersonation (else delegate access)")
+	fs.StringVar(&o.caFile, "ca-file", "", "PEM file of the CAs of the source's certificate")
+	fs.BoolVar(&o.insecureSkipVerify, "insecure-skip-verify", false, "accept any source certificate (labs only)")
+	fs.StringVar(&o.exclude, "exclude", "", `folders not to copy, ";"-separated ("-": none)`)
+	fs.IntVar(&o.parallel, "parallel", 0, "mailboxes copied at once")
+	fs.DurationVar(&o.progressEvery, "progress-every", lineEvery, "period of progress lines when the output is not a terminal")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return o, err
+	}
+	if o.endpoint == "" || o.user == "" || len(pos) == 0 {
+		return o, fmt.Errorf("%w: ews sync needs --endpoint, --user and at least one TARGET", errUsage)
+	}
+	if o.parallel < 0 || o.progressEvery <= 0 {
+		return o, fmt.Errorf("%w: --parallel and --progress-every must not be negative", errUsage)
+	}
+	o.targets = pos
+	return o, nil
+}
+
+// tlsVersion parses "1.0" to "1.3".
+func tlsVersion(s string) (uint16, error) {
+	switch s {
+	case "1.0":
+		return tls.VersionTLS10, nil
+	case "1.1":
+		return tls.VersionTLS11, nil
+	case "1.2", "":
+		return tls.VersionTLS12, nil
+	case "1.3":
+		return tls.VersionTLS13, nil
+	}
+	return 0, fmt.Errorf("unknown TLS version %q", s)
+}

@@ -1,0 +1,409 @@
+package ews
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/mailyard/mailyard/migration"
+	"github.com/mailyard/mailyard/store"
+)
+
+// specialFolders are the distinguished folders ([MS-OXWSCDATA]
+// DistinguishedFolderIdNameType) that are special mailboxes (RFC 6154),
+// whatever their display names.
+var specialFolders = map[string]store.SpecialUse{
+	"sentitems": store.SpecialSent, "deleteditems": store.SpecialTrash,
+	"junkemail": store.SpecialJunk, "drafts": store.SpecialDrafts,
+}
+
+// mailFolder is one source mail folder of a pass.
+type mailFolder struct {
+	id     FolderID
+	status migration.FolderStatus
+	err    error
+}
+
+// mailFolders lists the mail folders below the top of the information
+// store (msgfolderroot) by SyncFolderHierarchy, and maps them to target
+// mailboxes by the IMAP collectors' rules: the inbox is INBOX, the
+// distinguished sent, deleted, junk and drafts folders have their
+// special use, and exclusions and well-known names apply to the
+// display-name paths. Folders of other classes (calendars, contacts,
+// tasks, notes) and search folders are not mail.
+func (p *pass) mailFolders(ctx context.Context) ([]mailFolder, error) {
+	names := []string{"msgfolderroot", "inbox"}
+	for n := range specialFolders {
+		names = append(names, n)
+	}
+	refs := make([]FolderRef, len(names))
+	for i, n := range names {
+		refs[i] = FolderRef{Distinguished: n}
+	}
+	known, err := p.mb.GetFolder(ctx, refs...)
+	if err != nil {
+		return nil, err
+	}
+	if len(known) != len(names) {
+		return nil, &Error{Code: "ErrorFolderNotFound", Message: "GetFolder did not return every distinguished folder"}
+	}
+	distinguished := map[string]string{} // folder id -> distinguished name
+	for i, f := range known {
+		distinguished[f.FolderID.ID] = names[i]
+	}
+	changes, _, err := p.mb.SyncFolderHierarchy(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]Folder{}
+	var order []string
+	for _, c := range changes {
+		if c.Kind == "Delete" {
+			continue
+		}
+		if _, seen := byID[c.Folder.FolderID.ID]; !seen {
+			order = append(order, c.Folder.FolderID.ID)
+		}
+		byID[c.Folder.FolderID.ID] = c.Folder
+	}
+	var folders []mailFolder
+	var specs []migration.FolderSpec
+	for _, id := range order {
+		f := byID[id]
+		if !isMail(f) {
+			continue
+		}
+		path, ok := p.folderPath(f, byID, distinguished)
+		if !ok {
+			continue
+		}
+		mf := mailFolder{id: f.FolderID}
+		name, err := migration.FolderPath(path...)
+		if err != nil {
+			name, mf.err = strings.Join(path, "/"), err
+		}
+		mf.status = migration.FolderStatus{Source: name, SourceMessages: int64(f.TotalCount)}
+		folders = append(folders, mf)
+		specs = append(specs, migration.FolderSpec{Name: name, Special: specialFolders[distinguished[id]]})
+	}
+	plan, err := migration.PlanFolders(ctx, p.m.opts.Store, p.account, migration.Job{Exclude: p.job.Exclude, FolderMap: p.job.FolderMap}, specs)
+	if err != nil {
+		return nil, &migration.Error{Class: migration.TargetErrorClass(ctx, err), Target: p.job.Target, Err: err}
+	}
+	for i, pl := range plan {
+		f := &folders[i]
+		f.status.Excluded, f.status.Target = pl.Excluded, pl.Target
+		if f.err == nil {
+			f.err = pl.Err
+		}
+	}
+	return folders, nil
+}
+
+// isMail reports whether f holds mail: a plain folder of class IPF.Note
+// (or a subclass), or of no class, as Exchange leaves older folders.
+func isMail(f Folder) bool {
+	return f.Kind == "Folder" && (f.FolderClass == "" || f.FolderClass == "IPF.Note" || strings.HasPrefix(f.FolderClass, "IPF.Note."))
+}
+
+// folderPath is f's display-name path below msgfolderroot, the inbox
+// named INBOX whatever its display name; false if f is not below it.
+func (p *pass) folderPath(f Folder, byID map[string]Folder, distinguished map[string]string) ([]string, bool) {
+	var path []string
+	for range 64 { // deeper than any real hierarchy; stops a cycle
+		if distinguished[f.FolderID.ID] == "msgfolderroot" {
+			return path, len(path) > 0
+		}
+		name := f.DisplayName
+		if distinguished[f.FolderID.ID] == "inbox" {
+			name = store.Inbox
+		}
+		path = append([]string{name}, path...)
+		parent, ok := byID[f.ParentFolderID.ID]
+		if !ok {
+			// The root of the information store is not in the
+			// hierarchy's changes: only a folder whose parent is it is
+			// top-level.
+			return path, distinguished[f.ParentFolderID.ID] == "msgfolderroot"
+		}
+		f = parent
+	}
+	return nil, false
+}
+
+// mail copies the new messages of one folder, page by page.
+func (p *pass) mail(ctx context.Context, f *mailFolder, t *tally) error {
+	key := f.id.ID
+	st, found, err := p.loadState(ctx, key)
+	if err != nil {
+		return p.fail(ctx, f.status.Source, err)
+	}
+	if found && st.Target != "" {
+		f.status.Target = st.Target // a folder's target is fixed when it is first copied
+	}
+	target := f.status.Target
+	if err := migration.EnsureMailbox(ctx, p.m.opts.Store, p.account, target); err != nil {
+		return p.fail(ctx, f.status.Source, err)
+	}
+	if !found {
+		// The first checkpoint, before anything is copied: every copy
+		// this folder makes has a UID at or above its UIDNext.
+		st = folderState{Name: f.status.Source, Target: target}
+		if st.UIDNext, err = p.uidNext(ctx, target); err == nil {
+			err = p.checkpoint(ctx, key, st, page{})
+		}
+		if err != nil {
+			return p.fail(ctx, f.status.Source, err)
+		}
+	}
+	c := &copier{p: p, target: target, key: key}
+	err = p.syncItems(ctx, key, FolderRef{ID: FolderID{ID: f.id.ID}}, st, func(changes []ItemChange, st *folderState) (page, error) {
+		pg := page{put: map[string]objectState{}}
+		if err := c.copyPage(ctx, changes, st, t, pg); err != nil {
+			return pg, err
+		}
+		if err := c.stateChanges(ctx, changes, pg); err != nil {
+			return pg, err
+		}
+		var err error
+		st.UIDNext, err = p.uidNext(ctx, target)
+		return pg, err
+	})
+	if st, _, lerr := p.loadState(ctx, key); lerr == nil {
+		f.status.Copied, f.status.CopiedBytes, f.status.SkippedTooLarge, f.status.LastSync = st.Copied, st.Bytes, st.TooLarge, st.Updated
+	}
+	if err != nil {
+		return p.fail(ctx, f.status.Source, err)
+	}
+	return nil
+}
+
+func (p *pass) uidNext(ctx context.Context, mailbox string) (uint32, error) {
+	mb, err := p.m.opts.Store.Mailbox(ctx, p.account, mailbox)
+	return mb.UIDNext, err
+}
+
+// copier copies the messages of one folder into its target mailbox.
+type copier struct {
+	p      *pass
+	target string
+	key    string // the folder's record key
+	// stray are copies at or above the checkpoint's UIDNext that no
+	// checkpoint covers (a pass killed between an append and its
+	// checkpoint): their UIDs by size and SHA-256, loaded at the first
+	// page.
+	stray map[contentKey][]uint32
+}
+
+type contentKey struct {
+	size int64
+	sum  [sha256.Size]byte
+}
+
+// copyPage appends the messages a page created, reading their MIME in
+// GetItem batches. A message already copied by a killed pass (a stray
+// copy with the same bytes) is counted instead of copied again.
+// Each copy's UID goes into pg, for read-state changes later.
+func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderState, t *tally, pg page) error {
+	var ids []ItemID
+	for _, ch := range changes {
+		if ch.Kind == "Create" && ch.ItemKind == "Message" {
+			ids = append(ids, ch.ItemID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if c.stray == nil {
+		if err := c.loadStray(ctx, st.UIDNext); err != nil {
+			return err
+		}
+	}
+	st0 := c.p.m.opts.Store
+	return c.p.mb.GetItem(ctx, ids, ShapeMIME, func(it Item) error {
+		if it.Err != nil {
+			var e *Error
+			if errors.As(it.Err, &e) && e.Code == "ErrorItemNotFound" {
+				return nil // deleted since the sync
+			}
+			return it.Err
+		}
+		msg := it.Message
+		if msg == nil {
+			return nil
+		}
+		if msg.Size > c.p.m.opts.MaxMessageSize {
+			st.TooLarge++
+			return nil
+		}
+		raw, err := msg.MIME()
+		if err != nil {
+			return &migration.Error{Class: migration.ErrClassSource, Err: err}
+		}
+		if int64(len(raw)) > c.p.m.opts.MaxMessageSize {
+			st.TooLarge++
+			return nil
+		}
+		k := contentKey{int64(len(raw)), sha256.Sum256(raw)}
+		seen, flagged := msg.IsRead != nil && *msg.IsRead, msg.Flagged()
+		if uids := c.stray[k]; len(uids) > 0 {
+			pg.put[it.ID.ID] = objectState{UID: uids[0], Seen: seen, Flagged: flagged}
+			c.stray[k] = uids[1:]
+		} else {
+			var opts store.AppendOptions
+			if seen {
+				opts.Flags = append(opts.Flags, store.FlagSeen)
+			}
+			if flagged {
+				opts.Flags = append(opts.Flags, store.FlagFlagged)
+			}
+			if msg.DateTimeReceived != nil {
+				opts.InternalDate = *msg.DateTimeReceived
+			}
+			copied, err := st0.Append(ctx, c.p.account, c.target, bytes.NewReader(raw), opts)
+			if err != nil {
+				return err
+			}
+			pg.put[it.ID.ID] = objectState{UID: copied.UID, Seen: seen, Flagged: flagged}
+			t.messages++
+			t.bytes += int64(len(raw))
+			c.p.doneMsgs.Add(1)
+			c.p.doneBytes.Add(int64(len(raw)))
+		}
+		st.Copied++
+		st.Bytes += int64(len(raw))
+		return nil
+	})
+}
+
+// loadStray indexes the target mailbox's messages at or above uidNext.
+func (c *copier) loadStray(ctx context.Context, uidNext uint32) error {
+	c.stray = map[contentKey][]uint32{}
+	st := c.p.m.opts.Store
+	uids, err := st.Search(ctx, c.p.account, c.target, store.SearchCriteria{UIDs: store.UIDSet{{Start: max(uidNext, 1), Stop: 0}}})
+	if err != nil {
+		return err
+	}
+	for _, uid := range uids {
+		body, err := st.OpenBody(ctx, c.p.account, c.target, uid)
+		if errors.Is(err, store.ErrNoMessage) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, body)
+		body.Close()
+		if err != nil {
+			return err
+		}
+		var k contentKey
+		k.size = n
+		copy(k.sum[:], h.Sum(nil))
+		c.stray[k] = append(c.stray[k], uid)
+	}
+	return nil
+}
+
+// stateChanges carries the source's read and flag changes of messages
+// copied before over to the copies: ReadFlagChange ([MS-OXWSSYNC]
+// §2.2.4.5) gives the new read state, an Update is read back with
+// ShapeState. Only what changed on the source since it was last seen is
+// added to or removed from the copy (\Seen, \Flagged), so a change the
+// user made in Mailyard stays; a message this migration did not copy is
+// left alone. The new states go into pg with the checkpoint.
+func (c *copier) stateChanges(ctx context.Context, changes []ItemChange, pg page) error {
+	// sourceNow is a message's state on the source now; the flag is
+	// known only from an Update.
+	type sourceNow struct{ seen, flagged, flagKnown bool }
+	now := map[string]sourceNow{}
+	var updated []ItemID
+	for _, ch := range changes {
+		switch {
+		case ch.Kind == "ReadFlagChange" && ch.IsRead != nil:
+			now[ch.ItemID.ID] = sourceNow{seen: *ch.IsRead}
+		case ch.Kind == "Update" && ch.ItemKind == "Message":
+			updated = append(updated, ch.ItemID)
+		}
+	}
+	if len(now) == 0 && len(updated) == 0 {
+		return nil
+	}
+	known := map[string]objectState{}
+	for id := range now {
+		if err := c.known(ctx, id, known); err != nil {
+			return err
+		}
+	}
+	for _, id := range updated {
+		if err := c.known(ctx, id.ID, known); err != nil {
+			return err
+		}
+	}
+	var ids []ItemID
+	for _, id := range updated {
+		if _, ok := known[id.ID]; ok {
+			ids = append(ids, id)
+		}
+	}
+	err := c.p.mb.GetItem(ctx, ids, ShapeState, func(it Item) error {
+		if it.Err != nil || it.Message == nil {
+			return nil // deleted since the sync, or no longer a message
+		}
+		now[it.ID.ID] = sourceNow{seen: it.Message.IsRead != nil && *it.Message.IsRead, flagged: it.Message.Flagged(), flagKnown: true}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for id, n := range now {
+		last, ok := known[id]
+		if !ok || last.UID == 0 {
+			continue
+		}
+		next := last
+		next.Seen = n.seen
+		if err := c.apply(ctx, last.UID, store.FlagSeen, last.Seen, n.seen); err != nil {
+			return err
+		}
+		if n.flagKnown {
+			next.Flagged = n.flagged
+			if err := c.apply(ctx, last.UID, store.FlagFlagged, last.Flagged, n.flagged); err != nil {
+				return err
+			}
+		}
+		pg.put[id] = next
+	}
+	return nil
+}
+
+// known loads the record of a copied message into known, if there is
+// one.
+func (c *copier) known(ctx context.Context, id string, known map[string]objectState) error {
+	o, found, err := c.p.objectRecord(ctx, c.key, id)
+	if found && err == nil {
+		known[id] = o
+	}
+	return err
+}
+
+// apply adds or removes flag on the copy uid when the source changed it
+// from was to is.
+func (c *copier) apply(ctx context.Context, uid uint32, flag string, was, is bool) error {
+	if was == is {
+		return nil
+	}
+	op := store.FlagsRemove
+	if is {
+		op = store.FlagsAdd
+	}
+	_, err := c.p.m.opts.Store.StoreFlags(ctx, c.p.account, c.target, store.StoreFlagsRequest{UIDs: store.UIDSet{{Start: uid, Stop: uid}}, Op: op, Flags: []string{flag}})
+	if errors.Is(err, store.ErrNoMessage) {
+		return nil
+	}
+	return err
+}

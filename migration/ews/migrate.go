@@ -1,0 +1,324 @@
+package ews
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mailyard/mailyard/migration"
+	"github.com/mailyard/mailyard/store"
+)
+
+// Record namespaces of the EWS migrator. Keys start with the target's
+// address as the job names it, then keySep and the source folder's key
+// (its EWS FolderId, or "calendar" and "contacts").
+const (
+	// nsFolder: key target<sep>folder -> folderState (the checkpoint:
+	// SyncFolderItems sync state and counters).
+	nsFolder = "migration.ews.folder"
+	// nsObject: key target<sep>folder<sep>ItemId -> objectState (the
+	// store object an EWS calendar item or contact became, for updates
+	// and deletions; the UID of a message's copy, for read and flag
+	// changes).
+	nsObject = "migration.ews.object"
+)
+
+// keySep separates the parts of record keys; it occurs in no address and
+// no EWS id.
+const keySep = "\x1f"
+
+// Namespaces returns the [store.Records] namespaces package ews owns, for
+// a check that no two owners claim one.
+func Namespaces() []string { return []string{nsFolder, nsObject} }
+
+// Target is what a [Migrator] needs from the store: what the IMAP
+// collectors need ([migration.Target]) and the calendar and address-book
+// collections. Every store backend satisfies it.
+type Target interface {
+	migration.Target
+	store.Collections
+}
+
+// MigratorOptions configure a [Migrator]. Zero values take the defaults
+// named beside them.
+type MigratorOptions struct {
+	// Store receives mail, events and contacts and keeps the checkpoints.
+	// Required.
+	Store Target
+	// Directory resolves a job's target address to its account. Required.
+	Directory migration.Lookup
+	// Client is the EWS source. Required. Its Options.MaxConcurrent
+	// bounds the calls in flight.
+	Client *Client
+	// FolderParallel is how many folders (mail folders, the calendar and
+	// the contacts) of one mailbox are copied at once (2).
+	FolderParallel int
+	// PageSize is SyncFolderItems' MaxChangesReturned: the items of one
+	// checkpoint (100).
+	PageSize int
+	// MaxMessageSize: larger messages are skipped and counted as too
+	// large (64 MiB).
+	MaxMessageSize int64
+	// Progress, if set, is called after each checkpoint.
+	Progress migration.ProgressFunc
+	Logger   *slog.Logger
+	// Now is the clock (time.Now).
+	Now func() time.Time
+}
+
+// Job is one mailbox to migrate from Exchange.
+type Job struct {
+	// Target is the Mailyard address that receives the mailbox; it is
+	// resolved through the directory to its account.
+	Target string
+	// Mailbox is the source mailbox's SMTP address, reached as the
+	// client's Options.Access says ("" for the client's own account).
+	Mailbox string
+	// Exclude and FolderMap are as in [migration.Job]: nil Exclude means
+	// [migration.DefaultExclude].
+	Exclude   []string
+	FolderMap map[string]string
+}
+
+// Result is what one [Migrator.Sync] did.
+type Result struct {
+	// Folders are the mail folders, with counts over all passes.
+	Folders []migration.FolderStatus
+	// Messages and Bytes count the messages copied by this pass.
+	Messages, Bytes int64
+	// Events and Contacts count the objects written by this pass (new or
+	// changed); Deleted the objects removed because their source item
+	// was deleted.
+	Events, Contacts, Deleted int
+}
+
+// Migrator copies mailboxes from one EWS source into a store. It is safe
+// for concurrent use by passes of different targets.
+type Migrator struct {
+	opts MigratorOptions
+}
+
+// NewMigrator checks opts and returns a migrator.
+func NewMigrator(opts MigratorOptions) (*Migrator, error) {
+	if opts.Store == nil || opts.Directory == nil || opts.Client == nil {
+		return nil, errors.New("ews: MigratorOptions need Store, Directory and Client")
+	}
+	setDefault(&opts.FolderParallel, 2)
+	setDefault(&opts.PageSize, 100)
+	setDefault(&opts.MaxMessageSize, 64<<20)
+	opts.PageSize = min(opts.PageSize, 512)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Migrator{opts: opts}, nil
+}
+
+// pass is the state of one Sync.
+type pass struct {
+	m       *Migrator
+	job     Job
+	account string
+	mb      *Mailbox
+	// progress, if set, receives the pass's progress after each
+	// checkpoint: done counts what this pass copied, over all folders.
+	progress            migration.ProgressFunc
+	doneMsgs, doneBytes atomic.Int64
+}
+
+// Sync copies what changed in job's source mailbox since the last pass
+// (everything the first time): mail folders, the calendar and the
+// contacts, FolderParallel folders at once. A folder's checkpoint is
+// written after the items of each SyncFolderItems page are stored, so a
+// pass stopped at any point (even by SIGKILL) is resumed by the next
+// without duplicates or gaps. The error is a *[migration.Error].
+func (m *Migrator) Sync(ctx context.Context, job Job) (Result, error) {
+	return m.sync(ctx, job, m.opts.Progress)
+}
+
+func (m *Migrator) sync(ctx context.Context, job Job, progress migration.ProgressFunc) (Result, error) {
+	var res Result
+	account, err := migration.ResolveTarget(ctx, m.opts.Directory, m.opts.Store, job.Target)
+	if err != nil {
+		return res, err
+	}
+	p := &pass{m: m, job: job, account: account, mb: m.opts.Client.Mailbox(job.Mailbox), progress: progress}
+	folders, err := p.mailFolders(ctx)
+	if err != nil {
+		return res, p.fail(ctx, "", err)
+	}
+	tally := make([]tally, len(folders)+2)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(m.opts.FolderParallel)
+	g.Go(func() error { return p.objects(gctx, calendarKind, &tally[0]) })
+	g.Go(func() error { return p.objects(gctx, contactsKind, &tally[1]) })
+	for i := range folders {
+		if folders[i].status.Excluded || folders[i].err != nil {
+			continue
+		}
+		g.Go(func() error { return p.mail(gctx, &folders[i], &tally[i+2]) })
+	}
+	err = g.Wait()
+	res.Events, res.Contacts = tally[0].objects, tally[1].objects
+	for i, f := range folders {
+		t := tally[i+2]
+		res.Messages += t.messages
+		res.Bytes += t.bytes
+		res.Folders = append(res.Folders, f.status)
+	}
+	for _, t := range tally {
+		res.Deleted += t.deleted
+	}
+	if err != nil {
+		return res, err
+	}
+	for _, f := range folders {
+		if f.err != nil {
+			// An unusable folder name: the others are copied, the pass
+			// fails so that the status shows it.
+			return res, &migration.Error{Class: migration.ErrClassSource, Target: job.Target, Folder: f.status.Source, Err: f.err}
+		}
+	}
+	return res, nil
+}
+
+// tally counts what a pass did in one folder.
+type tally struct {
+	messages, bytes int64
+	objects         int
+	deleted         int
+}
+
+// fail classifies err as a migration error of folder: errors of the
+// client are classified already, anything else came from the store.
+func (p *pass) fail(ctx context.Context, folder string, err error) error {
+	var me *migration.Error
+	if errors.As(err, &me) {
+		e := *me
+		if e.Target == "" || e.Target == p.job.Mailbox {
+			e.Target = p.job.Target
+		}
+		if e.Folder == "" {
+			e.Folder = folder
+		}
+		return &e
+	}
+	return &migration.Error{Class: migration.TargetErrorClass(ctx, err), Target: p.job.Target, Folder: folder, Err: err}
+}
+
+// folderState is a folder's checkpoint (nsFolder).
+type folderState struct {
+	// Name is the source folder's path, Target the target mailbox (mail).
+	Name, Target string
+	// SyncState is the SyncFolderItems state after the last page whose
+	// items are all stored.
+	SyncState string
+	// UIDNext is the target mailbox's UIDNEXT when the checkpoint was
+	// written: a copy made after it and not yet checkpointed (the pass
+	// was killed between the store's commit and the checkpoint's) has a
+	// UID at or above it.
+	UIDNext uint32
+	// Copied and Bytes count the messages or objects stored over all
+	// passes; TooLarge the messages skipped for their size.
+	Copied, Bytes, TooLarge int64
+	// Updated is when the checkpoint was written.
+	Updated time.Time
+}
+
+// objectState is what an item became (nsObject): the store object of a
+// calendar item or contact, or the UID of a message's copy.
+type objectState struct {
+	Name string `json:",omitempty"`
+	UID  uint32 `json:",omitempty"`
+	// Seen and Flagged are the message's state on the source as last
+	// seen, so that only the source's changes are carried over and
+	// flags a user changed in Mailyard stay.
+	Seen    bool `json:",omitempty"`
+	Flagged bool `json:",omitempty"`
+}
+
+func (p *pass) folderKey(folder string) string { return p.job.Target + keySep + folder }
+
+// objectRecord reads what item id of folder became; false if it was not
+// copied.
+func (p *pass) objectRecord(ctx context.Context, folder, id string) (objectState, bool, error) {
+	var o objectState
+	r, err := p.m.opts.Store.GetRecord(ctx, nsObject, p.folderKey(folder)+keySep+id)
+	if errors.Is(err, store.ErrNotFound) {
+		return o, false, nil
+	}
+	if err != nil {
+		return o, false, err
+	}
+	return o, true, store.DecodeJSON(r, &o)
+}
+
+func (p *pass) loadState(ctx context.Context, folder string) (folderState, bool, error) {
+	var st folderState
+	r, err := p.m.opts.Store.GetRecord(ctx, nsFolder, p.folderKey(folder))
+	if errors.Is(err, store.ErrNotFound) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, err
+	}
+	return st, true, store.DecodeJSON(r, &st)
+}
+
+// page is what one SyncFolderItems page changed, to be checkpointed
+// with the new sync state in one record transaction.
+type page struct {
+	put    map[string]objectState // item id -> object
+	delete []string               // item ids
+}
+
+// checkpoint writes a folder's state and the object records of a page.
+func (p *pass) checkpoint(ctx context.Context, folder string, st folderState, pg page) error {
+	st.Updated = p.m.opts.Now()
+	return p.m.opts.Store.UpdateRecords(ctx, func(tx store.RecordTx) error {
+		for id, o := range pg.put {
+			if err := store.PutJSON(tx, nsObject, p.folderKey(folder)+keySep+id, o, -1); err != nil {
+				return err
+			}
+		}
+		for _, id := range pg.delete {
+			if err := tx.Delete(nsObject, p.folderKey(folder)+keySep+id); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		return store.PutJSON(tx, nsFolder, p.folderKey(folder), st, -1)
+	})
+}
+
+// syncItems runs SyncFolderItems on ref from the checkpoint on, hands
+// each page's changes to handle, and checkpoints after handle returned
+// (handle stores the page's items durably first).
+func (p *pass) syncItems(ctx context.Context, key string, ref FolderRef, st folderState, handle func([]ItemChange, *folderState) (page, error)) error {
+	for {
+		changes, next, last, err := p.mb.SyncFolderItems(ctx, ref, st.SyncState, p.m.opts.PageSize)
+		if err != nil {
+			return err
+		}
+		pg, err := handle(changes, &st)
+		if err != nil {
+			return err
+		}
+		st.SyncState = next
+		if err := p.checkpoint(ctx, key, st, pg); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		if p.progress != nil {
+			p.progress(migration.Progress{Target: p.job.Target, Folder: st.Name, DoneMessages: p.doneMsgs.Load(), DoneBytes: p.doneBytes.Load()})
+		}
+		if last || len(changes) == 0 {
+			return nil
+		}
+	}
+}

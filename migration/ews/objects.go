@@ -1,0 +1,254 @@
+package ews
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/emersion/go-vcard"
+
+	"github.com/mailyard/mailyard/internal/calendar"
+	"github.com/mailyard/mailyard/migration"
+	"github.com/mailyard/mailyard/store"
+)
+
+// objectKind is one of the two folders that become store collections.
+type objectKind struct {
+	folder  string // distinguished folder and checkpoint key
+	kind    store.CollectionKind
+	item    string // the SyncFolderItems ItemKind copied
+	shape   Shape
+	display string   // display name of a collection the pass creates
+	comps   []string // its components
+	ext     string   // object name extension
+}
+
+var (
+	calendarKind = objectKind{folder: "calendar", kind: store.KindCalendar, item: "CalendarItem", shape: ShapeCalendar,
+		display: "Calendar", comps: []string{"VEVENT", "VTODO"}, ext: ".ics"}
+	contactsKind = objectKind{folder: "contacts", kind: store.KindAddressBook, item: "Contact", shape: ShapeContact,
+		display: "Contacts", ext: ".vcf"}
+)
+
+// defaultCollectionName is the name of a default collection the pass
+// creates, as the CalDAV/CardDAV handler names its own.
+const defaultCollectionName = "default"
+
+// objects copies the calendar or the contacts folder into the account's
+// default calendar or address book: one object per series (with its
+// modified occurrences) or contact, named after its UID, replaced when
+// the item changes and deleted when it is deleted.
+func (p *pass) objects(ctx context.Context, k objectKind, t *tally) error {
+	coll, err := p.defaultCollection(ctx, k)
+	if err != nil {
+		return p.fail(ctx, k.folder, err)
+	}
+	st, _, err := p.loadState(ctx, k.folder)
+	if err != nil {
+		return p.fail(ctx, k.folder, err)
+	}
+	st.Name = k.folder
+	err = p.syncItems(ctx, k.folder, FolderRef{Distinguished: k.folder}, st, func(changes []ItemChange, st *folderState) (page, error) {
+		return p.objectPage(ctx, k, coll, changes, st, t)
+	})
+	if err != nil {
+		return p.fail(ctx, k.folder, err)
+	}
+	return nil
+}
+
+// defaultCollection is the account's first collection of k's kind that
+// takes its items (the one CalDAV clients see as the default), created
+// if the account has none.
+func (p *pass) defaultCollection(ctx context.Context, k objectKind) (store.Collection, error) {
+	st := p.m.opts.Store
+	colls, err := st.ListCollections(ctx, p.account, k.kind)
+	if err != nil {
+		return store.Collection{}, err
+	}
+	var found *store.Collection
+	for i, c := range colls {
+		takes := len(c.Components) == 0 || (k.kind == store.KindCalendar && containsFold(c.Components, "VEVENT"))
+		if c.Name == defaultCollectionName || (found == nil && takes && c.Name != "inbox" && c.Name != "outbox") {
+			found = &colls[i]
+			if c.Name == defaultCollectionName {
+				break
+			}
+		}
+	}
+	if found != nil {
+		return *found, nil
+	}
+	c, err := st.CreateCollection(ctx, store.Collection{Account: p.account, Kind: k.kind, Name: defaultCollectionName,
+		DisplayName: k.display, Components: k.comps})
+	if errors.Is(err, store.ErrExists) {
+		return st.Collection(ctx, p.account, k.kind, defaultCollectionName)
+	}
+	return c, err
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if bytes.EqualFold([]byte(v), []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// objectPage stores the items a page created or updated and deletes
+// the objects of deleted items.
+func (p *pass) objectPage(ctx context.Context, k objectKind, coll store.Collection, changes []ItemChange, st *folderState, t *tally) (page, error) {
+	pg := page{put: map[string]objectState{}}
+	var ids []ItemID
+	for _, c := range changes {
+		switch {
+		case (c.Kind == "Create" || c.Kind == "Update") && c.ItemKind == k.item:
+			ids = append(ids, c.ItemID)
+		case c.Kind == "Delete":
+			if err := p.deleteObject(ctx, k, coll, c.ItemID.ID); err != nil {
+				return pg, err
+			}
+			pg.delete = append(pg.delete, c.ItemID.ID)
+			t.deleted++
+		}
+	}
+	err := p.mb.GetItem(ctx, ids, k.shape, func(it Item) error {
+		if it.Err != nil {
+			var e *Error
+			if errors.As(it.Err, &e) && e.Code == "ErrorItemNotFound" {
+				return nil // deleted since the sync; a later page says so
+			}
+			return it.Err
+		}
+		o, err := p.object(ctx, k, it)
+		if err != nil || o.UID == "" {
+			return err
+		}
+		name, err := p.putObject(ctx, coll, o)
+		if err != nil {
+			return err
+		}
+		pg.put[it.ID.ID] = objectState{Name: name}
+		st.Copied++
+		st.Bytes += int64(len(o.Data))
+		t.objects++
+		return nil
+	})
+	return pg, err
+}
+
+// object maps one item to its store object: a calendar series with its
+// modified occurrences (fetched by their ids), or a contact. An
+// occurrence or exception on its own (never sent by SyncFolderItems for
+// the calendar, which lists series) gives no object.
+func (p *pass) object(ctx context.Context, k objectKind, it Item) (store.Object, error) {
+	var data []byte
+	var err error
+	o := store.Object{}
+	switch {
+	case it.CalendarItem != nil:
+		ci := it.CalendarItem
+		if ci.CalendarItemType == "Occurrence" || ci.CalendarItemType == "Exception" {
+			return o, nil
+		}
+		var exc []*CalendarItem
+		if ci.ModifiedOccurrences != nil {
+			var ids []ItemID
+			for _, occ := range ci.ModifiedOccurrences.Occurrence {
+				if occ.ItemID != nil {
+					ids = append(ids, *occ.ItemID)
+				}
+			}
+			err = p.mb.GetItem(ctx, ids, ShapeCalendar, func(e Item) error {
+				if e.CalendarItem != nil {
+					exc = append(exc, e.CalendarItem)
+				}
+				return nil // an exception EWS cannot return keeps the master's properties
+			})
+			if err != nil {
+				return o, err
+			}
+		}
+		cal, err := ToICalendar(ci, exc)
+		if err != nil {
+			return o, &migration.Error{Class: migration.ErrClassSource, Err: fmt.Errorf("calendar item %q: %w", ci.Subject, err)}
+		}
+		if data, err = Encode(cal); err != nil {
+			return o, err
+		}
+		parsed, err := calendar.Parse(data, calendar.Limits{})
+		if err != nil {
+			return o, &migration.Error{Class: migration.ErrClassSource, Err: fmt.Errorf("calendar item %q maps to an invalid object: %w", ci.Subject, err)}
+		}
+		o.Start, o.End = parsed.Bounds()
+		o.UID, o.Component, o.ContentType = ci.UID, parsed.Component(), "text/calendar; charset=utf-8"
+		if o.UID == "" {
+			o.UID = it.ID.ID
+		}
+	case it.Contact != nil:
+		card, err := ToVCard(it.Contact)
+		if err != nil {
+			return o, &migration.Error{Class: migration.ErrClassSource, Err: err}
+		}
+		var b bytes.Buffer
+		if err := vcard.NewEncoder(&b).Encode(card); err != nil {
+			return o, err
+		}
+		data = b.Bytes()
+		o.UID, o.Component, o.ContentType = card.Value(vcard.FieldUID), "VCARD", "text/vcard; charset=utf-8"
+	default:
+		return o, nil
+	}
+	o.Name, o.Data = objectName(o.UID, k.ext), data
+	return o, nil
+}
+
+// putObject creates or replaces o. An object of the same UID under
+// another name (made by a CalDAV client) is replaced under its name.
+func (p *pass) putObject(ctx context.Context, coll store.Collection, o store.Object) (string, error) {
+	st := p.m.opts.Store
+	_, err := st.PutObject(ctx, coll.ID, o, store.PutOptions{})
+	if errors.Is(err, store.ErrExists) {
+		var have store.Object
+		if have, err = st.ObjectByUID(ctx, coll.ID, o.UID); err == nil {
+			o.Name = have.Name
+			_, err = st.PutObject(ctx, coll.ID, o, store.PutOptions{})
+		}
+	}
+	return o.Name, err
+}
+
+// deleteObject deletes the object an item became, if it was copied.
+func (p *pass) deleteObject(ctx context.Context, k objectKind, coll store.Collection, itemID string) error {
+	o, found, err := p.objectRecord(ctx, k.folder, itemID)
+	if err != nil || !found {
+		return err
+	}
+	st := p.m.opts.Store
+	if err := st.DeleteObject(ctx, coll.ID, o.Name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// objectName derives a resource name from a UID: the UID itself where it
+// is a safe path segment, else a digest of it (EWS UIDs of contacts are
+// base64 ItemIds with "/" and "+").
+func objectName(uid, ext string) string {
+	safe := len(uid) > 0 && len(uid) <= 200
+	for _, r := range uid {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == '@') {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return uid + ext
+	}
+	sum := sha256.Sum256([]byte(uid))
+	return hex.EncodeToString(sum[:20]) + ext
+}
