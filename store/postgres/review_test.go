@@ -163,40 +163,50 @@ func TestSettleLastRecipientsConcurrently(t *testing.T) {
 	}
 }
 
-// DeleteAccount and PutObject on the same account at once must not
-// deadlock: both have to take the account's row before the
+// DeleteAccount and a write to one of the account's collections at
+// once must not deadlock: both have to take the account's row before the
 // collection's.
-func TestDeleteAccountWhilePutObject(t *testing.T) {
-	dsn := freshDB(t)
-	ctx := ctxFor(t)
-	s := openTest(t, dsn, Options{})
-	if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.Collection(ctx, "u", store.KindAddressBook, "contacts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk := newBlocker(t, ctx, dsn)
-	blk.lock(ctx, `SELECT 1 FROM accounts WHERE id = 'u' FOR UPDATE`)
-	var wg sync.WaitGroup
-	var delErr, putErr error
-	wg.Go(func() { delErr = s.DeleteAccount(ctx, "u") })
-	blk.waitFor(ctx, 1)
-	wg.Go(func() {
-		card := "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:x\r\nFN:X\r\nEND:VCARD\r\n"
-		_, putErr = s.PutObject(ctx, c.ID, store.Object{Name: "x.vcf", UID: "x", Data: []byte(card)}, store.PutOptions{})
-	})
-	blk.waitFor(ctx, 2)
-	blk.release()
-	wg.Wait()
-	noDeadlock(t, "DeleteAccount", delErr)
-	noDeadlock(t, "PutObject", putErr)
-	if delErr != nil {
-		t.Fatalf("DeleteAccount: %v", delErr)
-	}
-	if putErr != nil && !errors.Is(putErr, store.ErrNotFound) {
-		t.Fatalf("PutObject: %v", putErr)
+func TestDeleteAccountWhileCollectionWrite(t *testing.T) {
+	card := "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:x\r\nFN:X\r\nEND:VCARD\r\n"
+	for name, write := range map[string]func(ctx context.Context, s *Store, c store.Collection) error{
+		"PutObject": func(ctx context.Context, s *Store, c store.Collection) error {
+			_, err := s.PutObject(ctx, c.ID, store.Object{Name: "x.vcf", UID: "x", Data: []byte(card)}, store.PutOptions{})
+			return err
+		},
+		"DeleteCollection": func(ctx context.Context, s *Store, c store.Collection) error {
+			return s.DeleteCollection(ctx, c.Account, c.Kind, c.Name)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dsn := freshDB(t)
+			ctx := ctxFor(t)
+			s := openTest(t, dsn, Options{})
+			if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
+				t.Fatal(err)
+			}
+			c, err := s.Collection(ctx, "u", store.KindAddressBook, "contacts")
+			if err != nil {
+				t.Fatal(err)
+			}
+			blk := newBlocker(t, ctx, dsn)
+			blk.lock(ctx, `SELECT 1 FROM accounts WHERE id = 'u' FOR UPDATE`)
+			var wg sync.WaitGroup
+			var delErr, writeErr error
+			wg.Go(func() { delErr = s.DeleteAccount(ctx, "u") })
+			blk.waitFor(ctx, 1)
+			wg.Go(func() { writeErr = write(ctx, s, c) })
+			blk.waitFor(ctx, 2)
+			blk.release()
+			wg.Wait()
+			noDeadlock(t, "DeleteAccount", delErr)
+			noDeadlock(t, name, writeErr)
+			if delErr != nil {
+				t.Fatalf("DeleteAccount: %v", delErr)
+			}
+			if writeErr != nil && !errors.Is(writeErr, store.ErrNotFound) {
+				t.Fatalf("%s: %v", name, writeErr)
+			}
+		})
 	}
 }
 
