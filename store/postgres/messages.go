@@ -167,7 +167,10 @@ type newMsg struct {
 
 // insertMessages adds index rows, moves each mailbox's UIDNEXT past its
 // highest new UID and HIGHESTMODSEQ to its MODSEQ, and adds to the
-// accounts' usage: one statement whatever the number of rows.
+// accounts' usage: one statement whatever the number of rows. The rows
+// go in by body ID, so that the foreign-key checks lock the bodies (FOR
+// KEY SHARE) in the order release locks them (FOR UPDATE): a Copy in one
+// account and an Expunge of the same bodies in another cannot deadlock.
 func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage) error {
 	n := len(msgs)
 	mbox, uid, ms, date, size, blob := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
@@ -183,7 +186,7 @@ func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage) error 
 	_, err := w.Exec(w.ctx, `WITH t AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::int[], $7::bigint[], $8::bigint[])
 			AS t(mailbox, uid, modseq, flags, date, zone, size, blob)),
 		i AS (INSERT INTO messages (mailbox, uid, modseq, flags, internal_date, internal_zone, size, blob_id)
-			SELECT mailbox, uid, modseq, flags, date, zone, size, blob FROM t),
+			SELECT mailbox, uid, modseq, flags, date, zone, size, blob FROM t ORDER BY blob),
 		b AS (UPDATE mailboxes mb SET uidnext = x.uid + 1, highest_modseq = GREATEST(mb.highest_modseq, x.modseq)
 			FROM (SELECT mailbox, max(uid) AS uid, max(modseq) AS modseq FROM t GROUP BY mailbox) x WHERE mb.id = x.mailbox),
 		a AS (UPDATE accounts ac SET used_bytes = used_bytes + u.b, used_messages = used_messages + u.n
@@ -194,9 +197,10 @@ func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage) error 
 
 // removeMessages expunges the messages of a locked mailbox that meet
 // cond (over messages, arguments from $3): it leaves tombstones with a
-// new MODSEQ, fixes usage and frees unreferenced bodies. It returns the
-// removed UIDs, ascending, and the MODSEQ (0 if nothing was removed).
-func (w *wtx) removeMessages(account string, b lockedBox, cond string, args ...any) ([]uint32, uint64, error) {
+// new MODSEQ, fixes usage and, with free, frees unreferenced bodies. It
+// returns the removed UIDs, ascending, and the MODSEQ (0 if nothing was
+// removed).
+func (w *wtx) removeMessages(account string, b lockedBox, free bool, cond string, args ...any) ([]uint32, uint64, error) {
 	modseq := b.modSeq + 1
 	rows, err := w.Query(w.ctx, `WITH d AS (DELETE FROM messages WHERE mailbox = $1 AND `+cond+` RETURNING uid, size, blob_id),
 		t AS (INSERT INTO expunged (mailbox, uid, modseq) SELECT $1, uid, $2 FROM d
@@ -224,6 +228,9 @@ func (w *wtx) removeMessages(account string, b lockedBox, cond string, args ...a
 	}
 	if len(gone) == 0 {
 		return []uint32{}, 0, nil
+	}
+	if !free {
+		return gone, uint64(modseq), nil
 	}
 	return gone, uint64(modseq), w.s.blobs.release(w.ctx, w.Tx, uniq(blobs))
 }
@@ -475,7 +482,7 @@ func (s *Store) Expunge(ctx context.Context, account, mailbox string, uids store
 		}
 		lo, hi := uidRanges(uids)
 		var ms uint64
-		out, ms, err = w.removeMessages(account, b, uidSetSQL("uid", "$3", "$4")+` AND `+hasFlagSQL("flags", "'"+store.FlagDeleted+"'"), lo, hi)
+		out, ms, err = w.removeMessages(account, b, true, uidSetSQL("uid", "$3", "$4")+` AND `+hasFlagSQL("flags", "'"+store.FlagDeleted+"'"), lo, hi)
 		if err != nil || len(out) == 0 {
 			return err
 		}
@@ -560,7 +567,10 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 			if dstName == srcName {
 				sb.modSeq = modseq
 			}
-			gone, ms, err := w.removeMessages(account, sb, `uid = ANY($3)`, srcUIDs)
+			// The copies name the same bodies, so none is freed: not
+			// locking them for deletion keeps two moves of shared
+			// bodies in two accounts from deadlocking.
+			gone, ms, err := w.removeMessages(account, sb, false, `uid = ANY($3)`, srcUIDs)
 			if err != nil {
 				return err
 			}
