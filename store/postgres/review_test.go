@@ -1,12 +1,16 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -304,4 +308,331 @@ func TestMovesSharingBodies(t *testing.T) {
 	if p, err := s.Check(ctx); err != nil || len(p) != 0 {
 		t.Fatalf("Check: %v %+v", err, p)
 	}
+}
+
+// Two nodes appending, delivering and copying into one account at once
+// never take it over its message quota: the quota check and the usage
+// update happen under the account's row lock.
+func TestQuotaTwoNodes(t *testing.T) {
+	dsn := freshDB(t)
+	ctx := ctxFor(t)
+	nodes := []*Store{openTest(t, dsn, Options{}), openTest(t, dsn, Options{})}
+	const limit = 12
+	if _, err := nodes[0].CreateAccount(ctx, "u", store.Quota{MaxMessages: limit}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes[0].Append(ctx, "u", "INBOX", strings.NewReader("seed"), store.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var added, refused int
+	for w := range 6 {
+		s := nodes[w%2]
+		wg.Go(func() {
+			for i := range 8 {
+				var err error
+				n := 1
+				switch (w + i) % 3 {
+				case 0:
+					_, err = s.Append(ctx, "u", "INBOX", strings.NewReader(fmt.Sprint(w, i)), store.AppendOptions{})
+				case 1:
+					_, err = s.Deliver(ctx, store.Delivery{Recipients: []store.Recipient{{Account: "u"}}}, strings.NewReader(fmt.Sprint(w, i)))
+				default:
+					var pairs []store.UIDPair
+					pairs, err = s.Copy(ctx, "u", "INBOX", "Archive", store.UIDSet{{Start: 1, Stop: 1}})
+					n = len(pairs)
+				}
+				var qe *store.QuotaError
+				mu.Lock()
+				switch {
+				case err == nil:
+					added += n
+				case errors.As(err, &qe):
+					refused++
+				default:
+					t.Error(err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	u, _, err := nodes[1].Usage(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("added %d, refused %d, usage %+v", added, refused, u)
+	if u.Messages != limit || added != limit-1 {
+		t.Fatalf("usage %d messages after %d added, want %d (quota)", u.Messages, added, limit)
+	}
+	if p, err := nodes[0].Check(ctx); err != nil || len(p) != 0 {
+		t.Fatalf("Check: %v %+v", err, p)
+	}
+}
+
+// Appends, copies and moves on two nodes at once keep each mailbox's
+// UIDs unique and ascending with UIDNEXT above them, MODSEQs at most
+// HIGHESTMODSEQ, and the counters right (Check).
+func TestConcurrentAppendCopyMove(t *testing.T) {
+	dsn := freshDB(t)
+	ctx := ctxFor(t)
+	nodes := []*Store{openTest(t, dsn, Options{}), openTest(t, dsn, Options{})}
+	if _, err := nodes[0].CreateAccount(ctx, "u", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		s := nodes[w%2]
+		wg.Go(func() {
+			for i := range 10 {
+				var err error
+				switch w {
+				case 0, 1:
+					_, err = s.Append(ctx, "u", "INBOX", strings.NewReader(fmt.Sprint(w, i)), store.AppendOptions{})
+				case 2:
+					_, err = s.Copy(ctx, "u", "INBOX", "Archive", nil)
+				default:
+					_, err = s.Move(ctx, "u", "Archive", "Trash", store.UIDSet{{Start: uint32(i + 1), Stop: 0}})
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	boxes, err := nodes[1].ListMailboxes(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mb := range boxes {
+		msgs, err := nodes[1].ListMessages(ctx, "u", mb.Name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range msgs {
+			if i > 0 && m.UID <= msgs[i-1].UID || m.UID >= mb.UIDNext || m.ModSeq > mb.HighestModSeq {
+				t.Fatalf("%s: message %+v out of order or above counters %+v", mb.Name, m, mb)
+			}
+		}
+	}
+	if p, err := nodes[0].Check(ctx); err != nil || len(p) != 0 {
+		t.Fatalf("Check: %v %+v", err, p)
+	}
+}
+
+// pattern is a reader of n bytes of a repeating, position-dependent
+// pattern, so that a chunk put back in the wrong place shows.
+type pattern struct{ off, n int64 }
+
+func (p *pattern) Read(b []byte) (int, error) {
+	if p.off >= p.n {
+		return 0, io.EOF
+	}
+	b = b[:min(int64(len(b)), p.n-p.off)]
+	for i := range b {
+		x := p.off + int64(i)
+		b[i] = byte(x ^ x>>8 ^ x>>16)
+	}
+	p.off += int64(len(b))
+	return len(b), nil
+}
+
+// Bodies of sizes around the chunk size read back byte for byte.
+func TestChunkBoundaries(t *testing.T) {
+	s := openTest(t, freshDB(t), Options{})
+	ctx := ctxFor(t)
+	if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int64{0, 1, chunkSize - 1, chunkSize, chunkSize + 1, 2 * chunkSize, 3*chunkSize + 7} {
+		m, err := s.Append(ctx, "u", "INBOX", &pattern{n: n}, store.AppendOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Size != n {
+			t.Fatalf("size %d stored as %d", n, m.Size)
+		}
+		rc, err := s.OpenBody(ctx, "u", "INBOX", m.UID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		want, _ := io.ReadAll(&pattern{n: n})
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("body of %d bytes read back as %d bytes (equal %v), %v", n, len(got), bytes.Equal(got, want), err)
+		}
+	}
+	if p, err := s.Check(ctx); err != nil || len(p) != 0 {
+		t.Fatalf("Check: %v %+v", err, p)
+	}
+}
+
+// peakHeap samples the heap while fn runs and returns how far it grew
+// above where it started.
+func peakHeap(fn func()) uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peak.Load() {
+				peak.Store(ms.HeapAlloc)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	fn()
+	close(done)
+	<-stopped
+	if peak.Load() < base {
+		return 0
+	}
+	return peak.Load() - base
+}
+
+// A 50 MiB body is written and read a chunk at a time: the heap grows by
+// a few chunks, not by the body.
+func TestLargeBodyMemoryBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 50 MiB")
+	}
+	s := openTest(t, freshDB(t), Options{})
+	ctx := ctxFor(t)
+	if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	const size = 50 << 20
+	const bound = 16 << 20
+	var m store.Message
+	var err error
+	up := peakHeap(func() { m, err = s.Append(ctx, "u", "INBOX", &pattern{n: size}, store.AppendOptions{}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var same bool
+	down := peakHeap(func() {
+		var rc io.ReadCloser
+		if rc, err = s.OpenBody(ctx, "u", "INBOX", m.UID); err != nil {
+			return
+		}
+		defer rc.Close()
+		same, err = readerEqual(rc, &pattern{n: size})
+	})
+	if err != nil || !same {
+		t.Fatalf("read back: equal %v, %v", same, err)
+	}
+	t.Logf("50 MiB body: heap grew %d KiB writing, %d KiB reading", up>>10, down>>10)
+	if up > bound || down > bound {
+		t.Fatalf("heap grew %d bytes writing and %d reading a %d-byte body, want at most %d", up, down, size, bound)
+	}
+}
+
+// readerEqual compares two readers a buffer at a time.
+func readerEqual(a, b io.Reader) (bool, error) {
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, ea := io.ReadFull(a, ba)
+		nb, _ := io.ReadFull(b, bb)
+		if !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		if ea == io.EOF || ea == io.ErrUnexpectedEOF {
+			return true, nil
+		}
+		if ea != nil {
+			return false, ea
+		}
+	}
+}
+
+// cancelAfter is a body reader that cancels its Append after n bytes and
+// then keeps supplying data, as a client whose connection is dropped.
+type cancelAfter struct {
+	pattern
+	at     int64
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Read(b []byte) (int, error) {
+	if c.off >= c.at {
+		c.cancel()
+	}
+	return c.pattern.Read(b)
+}
+
+// An Append cancelled in the middle of its body leaves nothing behind,
+// and a body reader that is closed early or whose context ends gives
+// its connection back.
+func TestCancelMidStream(t *testing.T) {
+	s := openTest(t, freshDB(t), Options{PoolSize: 2})
+	ctx := ctxFor(t)
+	if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	_, err := s.Append(cctx, "u", "INBOX", &cancelAfter{pattern: pattern{n: 5 * chunkSize}, at: 2 * chunkSize, cancel: cancel}, store.AppendOptions{})
+	if err == nil {
+		t.Fatal("cancelled Append succeeded")
+	}
+	if u, _, err := s.Usage(ctx, "u"); err != nil || u.Messages != 0 {
+		t.Fatalf("usage after cancelled Append: %+v %v", u, err)
+	}
+	var blobs int
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM blobs) + (SELECT count(*) FROM blob_chunks)`).Scan(&blobs); err != nil || blobs != 0 {
+		t.Fatalf("%d blob rows left by a cancelled Append (%v)", blobs, err)
+	}
+	m, err := s.Append(ctx, "u", "INBOX", &pattern{n: 3 * chunkSize}, store.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for s.pool.Stat().AcquiredConns() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d connections still held", what, s.pool.Stat().AcquiredConns())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// Closed after a few bytes.
+	rc, err := s.OpenBody(ctx, "u", "INBOX", m.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(rc, make([]byte, 10)); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	idle("closed reader")
+	// Its context cancelled in the middle: the next chunk fails.
+	rctx, rcancel := context.WithCancel(ctx)
+	rc, err = s.OpenBody(rctx, "u", "INBOX", m.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(rc, make([]byte, chunkSize+10)); err != nil {
+		t.Fatal(err)
+	}
+	rcancel()
+	if _, err := io.ReadAll(rc); err == nil {
+		t.Fatal("reading on after the context ended succeeded")
+	}
+	rc.Close()
+	idle("cancelled reader")
 }
