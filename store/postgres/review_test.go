@@ -636,3 +636,36 @@ func TestCancelMidStream(t *testing.T) {
 	rc.Close()
 	idle("cancelled reader")
 }
+
+// A node whose lease ran out while it delivered, and which then settles,
+// must leave alone the recipient another node has claimed since: neither
+// its Done nor its retry state lands, and the new owner's settle does.
+func TestSettleAfterLeaseTakenOver(t *testing.T) {
+	dsn := freshDB(t)
+	ctx := ctxFor(t)
+	a, b := openTest(t, dsn, Options{}), openTest(t, dsn, Options{})
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := a.EnqueueRecipients(ctx, []queue.Recipient{{Msg: "m", Address: "x@remote.test", Size: 1, Created: t0, Next: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.ClaimRecipients(ctx, "A", t0, t0.Add(time.Minute), 0); err != nil || len(got) != 1 {
+		t.Fatalf("A claimed %+v, %v", got, err)
+	}
+	late := t0.Add(2 * time.Minute)
+	if got, err := b.ClaimRecipients(ctx, "B", late, late.Add(time.Minute), 0); err != nil || len(got) != 1 {
+		t.Fatalf("B claimed %+v, %v", got, err)
+	}
+	key := queue.RecipientKey{Msg: "m"}
+	for _, o := range []queue.Outcome{{RecipientKey: key, Done: true}, {RecipientKey: key, Next: late.Add(time.Hour), Attempts: 7, LastError: "stale"}} {
+		if emptied, err := a.SettleRecipients(ctx, "A", []queue.Outcome{o}); err != nil || len(emptied) != 0 {
+			t.Fatalf("A's stale settle: emptied %v, %v", emptied, err)
+		}
+	}
+	rs, err := b.MessageRecipients(ctx, "m")
+	if err != nil || len(rs) != 1 || rs[0].LeaseOwner != "B" || !rs[0].LeaseUntil.Equal(late.Add(time.Minute)) || rs[0].Attempts != 0 || rs[0].LastError != "" {
+		t.Fatalf("after A's stale settle: %+v, %v", rs, err)
+	}
+	if emptied, err := b.SettleRecipients(ctx, "B", []queue.Outcome{{RecipientKey: key, Done: true}}); err != nil || !slices.Equal(emptied, []string{"m"}) {
+		t.Fatalf("B's settle: emptied %v, %v", emptied, err)
+	}
+}
