@@ -82,6 +82,25 @@ func TestSchemaTooNew(t *testing.T) {
 	}
 }
 
+// twoNodes opens two Stores on a fresh database, creates account on
+// the first and waits until the second listens to the change feed.
+func twoNodes(t *testing.T, account string) (context.Context, *Store, *Store) {
+	t.Helper()
+	dsn := freshDB(t)
+	ctx := ctxFor(t)
+	a := openTest(t, dsn, Options{})
+	b := openTest(t, dsn, Options{})
+	if _, err := a.CreateAccount(ctx, account, store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.feed.listening:
+	case <-time.After(10 * time.Second):
+		t.Fatal("node B never started listening")
+	}
+	return ctx, a, b
+}
+
 // waitChange returns the next change on sub, or fails after d.
 func waitChange(t *testing.T, sub store.Subscription, d time.Duration) store.Change {
 	t.Helper()
@@ -101,18 +120,7 @@ func waitChange(t *testing.T, sub store.Subscription, d time.Duration) store.Cha
 // second; after B's LISTEN connection is killed, what A commits
 // meanwhile still reaches it, in order, once B has reconnected.
 func TestFeedAcrossNodes(t *testing.T) {
-	dsn := freshDB(t)
-	ctx := ctxFor(t)
-	a := openTest(t, dsn, Options{})
-	b := openTest(t, dsn, Options{})
-	if _, err := a.CreateAccount(ctx, "u", store.Quota{}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-b.feed.listening:
-	case <-time.After(10 * time.Second):
-		t.Fatal("node B never started listening")
-	}
+	ctx, a, b := twoNodes(t, "u")
 	sub, err := b.Subscribe(ctx, "u")
 	if err != nil {
 		t.Fatal(err)
@@ -430,14 +438,7 @@ func TestConcurrentNodes(t *testing.T) {
 // tells its subscribers with ChangeOverflow (they resynchronise from
 // their MODSEQ), then goes on with what is left.
 func TestFeedPrunedGivesOverflow(t *testing.T) {
-	dsn := freshDB(t)
-	ctx := ctxFor(t)
-	a := openTest(t, dsn, Options{})
-	b := openTest(t, dsn, Options{})
-	if _, err := a.CreateAccount(ctx, "u", store.Quota{}); err != nil {
-		t.Fatal(err)
-	}
-	<-b.feed.listening
+	ctx, a, b := twoNodes(t, "u")
 	sub, err := b.Subscribe(ctx, "u")
 	if err != nil {
 		t.Fatal(err)

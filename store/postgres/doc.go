@@ -14,7 +14,11 @@
 // orders UID and MODSEQ assignment, quota checks and the change feed of
 // the account across all nodes, while different accounts proceed in
 // parallel. Deliver locks its accounts in ID order, so two deliveries
-// never deadlock.
+// never deadlock; a write to a collection locks its account's row
+// before the collection's, as DeleteAccount does. Bodies shared by
+// several accounts are locked in ID order too: the index rows naming
+// them go in by body ID (the foreign-key checks lock them), freeing
+// locks them sorted, and Move, whose copies keep its bodies, frees none.
 //
 // Statements, not rows, are the cost: the hot operations send a small
 // constant number whatever the number of messages or recipients, using
@@ -34,6 +38,12 @@
 // expunged meanwhile. The blob code sits behind a small internal
 // interface so that an object store can replace it without touching the
 // index code.
+//
+// A body is read from or to its client while a pool connection is held:
+// an Append or Deliver holds one while its body streams in (inside its
+// transaction), and a reader of a body of several chunks holds one until
+// it reaches the end or is closed. Size Options.PoolSize for the slow
+// clients a node serves at once, or they hold up its other work.
 //
 // # Change feed
 //

@@ -384,12 +384,6 @@ func (s *Store) OpenBody(ctx context.Context, account, mailbox string, uid uint3
 	return rc, nil
 }
 
-// hasFlag reports whether flags holds f, compared case-insensitively
-// (RFC 9051 §2.3.2).
-func hasFlag(flags []string, f string) bool {
-	return slices.ContainsFunc(flags, func(x string) bool { return strings.EqualFold(x, f) })
-}
-
 // selectLocked reads the messages of a locked mailbox in a UID set.
 func (w *wtx) selectLocked(mailbox int64, set store.UIDSet) ([]store.Message, error) {
 	lo, hi := uidRanges(set)

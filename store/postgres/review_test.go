@@ -99,15 +99,8 @@ func noDeadlock(t *testing.T, what string, err error) {
 // payload "account seq" must still wake that account's subscribers on
 // another node, not an account named after its first word.
 func TestFeedAccountWithSpace(t *testing.T) {
-	dsn := freshDB(t)
-	ctx := ctxFor(t)
-	a := openTest(t, dsn, Options{})
-	b := openTest(t, dsn, Options{})
 	const id = "first last"
-	if _, err := a.CreateAccount(ctx, id, store.Quota{}); err != nil {
-		t.Fatal(err)
-	}
-	<-b.feed.listening
+	ctx, a, b := twoNodes(t, id)
 	sub, err := b.Subscribe(ctx, id)
 	if err != nil {
 		t.Fatal(err)
