@@ -229,7 +229,8 @@ func TestQueueClaimTwoNodes(t *testing.T) {
 }
 
 // A body of several chunks reads whole even when its message is
-// expunged (and the blob deleted) after OpenBody.
+// expunged (and the blob freed) after OpenBody; the sweep a grace
+// period later deletes it.
 func TestLargeBodyReadsAfterExpunge(t *testing.T) {
 	s := openTest(t, freshDB(t), Options{})
 	ctx := ctxFor(t)
@@ -264,8 +265,21 @@ func TestLargeBodyReadsAfterExpunge(t *testing.T) {
 	if got := append(head, rest...); !bytes.Equal(got, body) {
 		t.Fatalf("read %d bytes after expunge, want the %d stored", len(got), len(body))
 	}
+	// The freed body is loose until the sweep a grace period later.
+	if p, err := s.Check(ctx); err != nil || len(p) != 0 {
+		t.Fatalf("Check with a loose body: %v %+v", err, p)
+	}
+	if err := s.blobs.sweep(ctx, s.pool, time.Now().Add(-time.Hour).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM blob_chunks`).Scan(&chunks); err != nil || chunks != 4 {
+		t.Fatalf("%d chunks left after an early sweep (%v), want 4", chunks, err)
+	}
+	if err := s.blobs.sweep(ctx, s.pool, time.Now().Add(blobGrace).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM blob_chunks`).Scan(&chunks); err != nil || chunks != 0 {
-		t.Fatalf("%d chunks left after expunge (%v), want 0", chunks, err)
+		t.Fatalf("%d chunks left after expunge and sweep (%v), want 0", chunks, err)
 	}
 }
 

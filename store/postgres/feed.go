@@ -157,7 +157,8 @@ func (f *feed) listen(ctx context.Context) {
 }
 
 // dispatch reads the new feed rows of dirty accounts and hands them out;
-// now and then it prunes rows older than Options.FeedRetention.
+// now and then it prunes rows older than Options.FeedRetention and
+// sweeps bodies loose for longer than blobGrace.
 func (f *feed) dispatch(ctx context.Context) {
 	defer f.wg.Done()
 	prune := time.NewTicker(time.Minute)
@@ -169,6 +170,7 @@ func (f *feed) dispatch(ctx context.Context) {
 		case <-prune.C:
 			cut := f.s.now().Add(-f.s.opts.FeedRetention).UnixNano()
 			f.s.pool.Exec(ctx, `DELETE FROM feed WHERE at < $1`, cut)
+			f.s.blobs.sweep(ctx, f.s.pool, f.s.now().Add(-blobGrace).UnixNano())
 			continue
 		case <-f.kick:
 		}

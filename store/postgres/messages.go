@@ -167,7 +167,8 @@ type newMsg struct {
 
 // insertMessages adds index rows, moves each mailbox's UIDNEXT past its
 // highest new UID and HIGHESTMODSEQ to its MODSEQ, and adds to the
-// accounts' usage: one statement whatever the number of rows. The rows
+// accounts' usage, and claims the bodies if they were just uploaded
+// (blobStore.upload): one statement whatever the number of rows. The rows
 // go in by body ID, so that the foreign-key checks lock the bodies (FOR
 // KEY SHARE) in the order release locks them (FOR UPDATE): a Copy in one
 // account and an Expunge of the same bodies in another cannot deadlock.
@@ -190,7 +191,8 @@ func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage) error 
 		b AS (UPDATE mailboxes mb SET uidnext = x.uid + 1, highest_modseq = GREATEST(mb.highest_modseq, x.modseq)
 			FROM (SELECT mailbox, max(uid) AS uid, max(modseq) AS modseq FROM t GROUP BY mailbox) x WHERE mb.id = x.mailbox),
 		a AS (UPDATE accounts ac SET used_bytes = used_bytes + u.b, used_messages = used_messages + u.n
-			FROM unnest($9::text[], $10::bigint[], $11::bigint[]) u(id, b, n) WHERE ac.id = u.id)
+			FROM unnest($9::text[], $10::bigint[], $11::bigint[]) u(id, b, n) WHERE ac.id = u.id),
+		c AS (`+claimSQL("$8")+`)
 		SELECT 1`, mbox, uid, ms, flags, date, zone, size, blob, accts, ub, un)
 	return err
 }
@@ -232,11 +234,12 @@ func (w *wtx) removeMessages(account string, b lockedBox, free bool, cond string
 	if !free {
 		return gone, uint64(modseq), nil
 	}
-	return gone, uint64(modseq), w.s.blobs.release(w.ctx, w.Tx, uniq(blobs))
+	return gone, uint64(modseq), w.release(uniq(blobs))
 }
 
-// Append implements store.Messages. The body is streamed into the blob
-// store before the account is locked, so a slow client holds no lock.
+// Append implements store.Messages. The body is uploaded before the
+// transaction begins, so a slow client holds neither a lock nor a
+// connection; a refused message's body is discarded.
 func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader, opts store.AppendOptions) (store.Message, error) {
 	name, err := store.CleanMailboxName(mailbox)
 	if err != nil {
@@ -250,12 +253,15 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 	if date.IsZero() {
 		date = s.now()
 	}
+	if err := s.checkOpen(ctx); err != nil {
+		return store.Message{}, err
+	}
+	blob, size, err := s.blobs.upload(ctx, s.pool, r, s.now)
+	if err != nil {
+		return store.Message{}, wrapErr("append", err)
+	}
 	var msg store.Message
 	err = s.write(ctx, "append", func(w *wtx) error {
-		blob, size, err := s.blobs.create(ctx, w.Tx, r)
-		if err != nil {
-			return err
-		}
 		b, err := w.lockMailbox(account, name)
 		if err != nil {
 			return err
@@ -277,6 +283,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		return nil
 	})
 	if err != nil {
+		s.blobs.discard(s.pool, blob)
 		return store.Message{}, err
 	}
 	return msg, nil

@@ -662,3 +662,142 @@ func TestSettleAfterLeaseTakenOver(t *testing.T) {
 		t.Fatalf("B's settle: emptied %v, %v", emptied, err)
 	}
 }
+
+// stallingReader gives n bytes of pattern and then waits for go before
+// its end, as an APPEND client that stalls in the middle of its literal.
+type stallingReader struct {
+	pattern
+	stalled chan struct{}
+	resume  chan struct{}
+}
+
+func (r *stallingReader) Read(b []byte) (int, error) {
+	if r.off >= r.n {
+		if r.stalled != nil {
+			close(r.stalled)
+			r.stalled = nil
+			<-r.resume
+		}
+		return 0, io.EOF
+	}
+	return r.pattern.Read(b)
+}
+
+// Clients that stall while sending a body (APPEND) or reading one
+// (FETCH) hold no pool connection meanwhile, so a node with as many of
+// them as its pool has connections still delivers; then the stalled
+// ones complete.
+func TestStalledClientsHoldNoConnection(t *testing.T) {
+	const pool = 2
+	s := openTest(t, freshDB(t), Options{PoolSize: pool})
+	ctx := ctxFor(t)
+	if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	const size = 2*chunkSize + 100
+	m, err := s.Append(ctx, "u", "INBOX", &pattern{n: size}, store.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var readers []io.ReadCloser
+	for range pool {
+		rc, err := s.OpenBody(ctx, "u", "INBOX", m.UID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		if _, err := io.ReadFull(rc, make([]byte, chunkSize+10)); err != nil {
+			t.Fatal(err)
+		}
+		readers = append(readers, rc)
+	}
+	resume := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var once sync.Once
+	goOn := func() { once.Do(func() { close(resume) }) }
+	defer goOn()
+	// The stalled clients give up after a while, as a server's read
+	// timeout would make them.
+	actx, acancel := context.WithTimeout(ctx, 30*time.Second)
+	defer acancel()
+	appendErrs := make([]error, pool)
+	for i := range pool {
+		r := &stallingReader{pattern: pattern{n: size}, stalled: make(chan struct{}), resume: resume}
+		stalled := r.stalled
+		wg.Go(func() { _, appendErrs[i] = s.Append(actx, "u", "INBOX", r, store.AppendOptions{}) })
+		select {
+		case <-stalled:
+		case <-actx.Done():
+			t.Fatalf("Append %d never started to read its body: the pool is held by %d open readers", i, pool)
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := s.Deliver(dctx, store.Delivery{Recipients: []store.Recipient{{Account: "u"}}}, strings.NewReader("x")); err != nil {
+		t.Fatalf("Deliver with %d stalled uploads and %d stalled readers: %v", pool, pool, err)
+	}
+	goOn()
+	wg.Wait()
+	for i, err := range appendErrs {
+		if err != nil {
+			t.Fatalf("stalled Append %d: %v", i, err)
+		}
+	}
+	want, _ := io.ReadAll(&pattern{n: size})
+	for _, rc := range readers {
+		rest, err := io.ReadAll(rc)
+		if err != nil || !bytes.Equal(rest, want[chunkSize+10:]) {
+			t.Fatalf("stalled reader read on %d bytes (%v), want the %d left", len(rest), err, size-chunkSize-10)
+		}
+	}
+	if u, _, err := s.Usage(ctx, "u"); err != nil || u.Messages != 2+pool {
+		t.Fatalf("usage %+v (%v), want %d messages", u, err, 2+pool)
+	}
+	if p, err := s.Check(ctx); err != nil || len(p) != 0 {
+		t.Fatalf("Check: %v %+v", err, p)
+	}
+}
+
+// A refused Append leaves no body behind, and the sweep removes bodies
+// left loose (a node killed mid-upload) once the grace period is over,
+// but not those claimed meanwhile.
+func TestLooseBodiesSwept(t *testing.T) {
+	s := openTest(t, freshDB(t), Options{})
+	ctx := ctxFor(t)
+	if _, err := s.CreateAccount(ctx, "u", store.Quota{MaxMessages: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "u", "INBOX", &pattern{n: 2*chunkSize + 1}, store.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var qe *store.QuotaError
+	if _, err := s.Append(ctx, "u", "INBOX", &pattern{n: 2*chunkSize + 1}, store.AppendOptions{}); !errors.As(err, &qe) {
+		t.Fatalf("Append over quota: %v", err)
+	}
+	count := func() (n int) {
+		t.Helper()
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM blobs`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d bodies after a refused Append, want 1", n)
+	}
+	// An upload whose node died before it was claimed.
+	id, _, err := s.blobs.upload(ctx, s.pool, &pattern{n: chunkSize + 1}, s.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Check(ctx); err != nil || len(p) != 0 {
+		t.Fatalf("Check with an upload in progress: %v %+v", err, p)
+	}
+	if err := s.blobs.sweep(ctx, s.pool, time.Now().Add(blobGrace).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM blobs WHERE id = $1`, id).Scan(&left); err != nil || left != 0 || count() != 1 {
+		t.Fatalf("after the sweep: abandoned upload %d rows (%v), %d bodies in all, want 0 and 1", left, err, count())
+	}
+}
