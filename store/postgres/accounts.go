@@ -153,7 +153,7 @@ func (s *Store) DeleteAccount(ctx context.Context, id string) error {
 		if _, err := w.Exec(ctx, `DELETE FROM accounts WHERE id = $1`, id); err != nil {
 			return err
 		}
-		return w.s.blobs.release(ctx, w.Tx, uniq(blobs))
+		return w.release(uniq(blobs))
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,18 +20,52 @@ const chunkSize = 256 << 10
 // row of table blobs; where the bytes live is the blobStore's business,
 // so that an object store can replace the chunked rows later without
 // touching the index code.
+//
+// A body is loose while no index row names it: while it is uploaded
+// (before the transaction that stores its message) and after release
+// freed it. Loose bodies stay readable until sweep removes them, a
+// grace period later, so that neither a slow client sending a body nor
+// one reading a body holds a connection or a transaction meanwhile.
 type blobStore interface {
 	// create streams r into a new blob inside tx and returns its ID and
 	// size. Nothing of it remains if tx rolls back.
 	create(ctx context.Context, tx pgx.Tx, r io.Reader) (id, size int64, err error)
+	// upload streams r into a new loose blob, taking a connection only
+	// for each chunk's statement, and returns its ID and size; the
+	// transaction that stores the message claims it (claimSQL). On
+	// error nothing of it remains.
+	upload(ctx context.Context, pool *pgxpool.Pool, r io.Reader, now func() time.Time) (id, size int64, err error)
+	// discard removes a loose blob that will not be claimed (its
+	// message was refused); the sweep would remove it later anyway.
+	discard(pool *pgxpool.Pool, id int64)
 	// open returns a reader of the whole blob, which keeps reading it
-	// even if the blob is released meanwhile; errBlobGone if it no
-	// longer exists.
+	// even if the blob is released meanwhile (until it is swept);
+	// errBlobGone if it no longer exists.
 	open(ctx context.Context, pool *pgxpool.Pool, id int64) (io.ReadCloser, error)
-	// release deletes those of ids that no index row names any more, as
-	// part of tx (after the tx deleted the index rows).
-	release(ctx context.Context, tx pgx.Tx, ids []int64) error
+	// release marks those of ids that no index row names any more as
+	// loose since now, as part of tx (after the tx deleted the index
+	// rows).
+	release(ctx context.Context, tx pgx.Tx, ids []int64, now int64) error
+	// sweep deletes the blobs loose since before cut.
+	sweep(ctx context.Context, pool *pgxpool.Pool, cut int64) error
 }
+
+// claimSQL is a data-modifying CTE over the bigint array parameter
+// given (IDs of blobs an index row now names) that makes loose blobs
+// among them (just uploaded) fixed. It locks only those it changes.
+func claimSQL(ids string) string {
+	return `UPDATE blobs SET loose_since = NULL WHERE id = ANY(` + ids + `::bigint[]) AND loose_since IS NOT NULL`
+}
+
+// asyncCommit is a one-row FROM item that turns synchronous_commit off
+// for the rest of the (implicit) transaction of the statement it is in:
+// a commit follows the setting in effect when it commits.
+const asyncCommit = `(SELECT set_config('synchronous_commit', 'off', true)) AS async`
+
+// blobGrace is how long a loose blob stays: an upload may pause that
+// long between two chunks, and a reader may go on that long after the
+// body's last message was expunged.
+const blobGrace = 15 * time.Minute
 
 // errBlobGone: the blob was released before it could be opened.
 var errBlobGone = errors.New("postgres: blob no longer exists")
@@ -80,6 +115,62 @@ func (chunkBlobs) create(ctx context.Context, tx pgx.Tx, r io.Reader) (int64, in
 	return id, size, nil
 }
 
+func (chunkBlobs) upload(ctx context.Context, pool *pgxpool.Pool, r io.Reader, now func() time.Time) (int64, int64, error) {
+	buf := make([]byte, chunkSize)
+	var id, size int64
+	fail := func(err error) (int64, int64, error) {
+		if id != 0 {
+			chunkBlobs{}.discard(pool, id)
+		}
+		return 0, 0, err
+	}
+	for i := 0; ; i++ {
+		n, rerr := io.ReadFull(r, buf)
+		last := rerr == io.EOF || rerr == io.ErrUnexpectedEOF
+		if rerr != nil && !last {
+			return fail(fmt.Errorf("reading body: %w", rerr))
+		}
+		// Each chunk in one statement that also keeps the blob's size
+		// right and its loose_since recent. It commits asynchronously
+		// (asyncCommit): the transaction that claims the blob commits
+		// synchronously, which flushes the log up to its commit record,
+		// these chunks included, and a blob lost in a crash was never
+		// claimed. So a message costs one log flush, not two.
+		var err error
+		switch {
+		case i == 0:
+			err = pool.QueryRow(ctx, `WITH b AS (INSERT INTO blobs (size, loose_since) VALUES ($1, $3) RETURNING id),
+				c AS (INSERT INTO blob_chunks (blob, n, data) SELECT id, 0, $2 FROM b)
+				SELECT id FROM b, `+asyncCommit, int64(n), buf[:n], now().UnixNano()).Scan(&id)
+		case n > 0:
+			_, err = pool.Exec(ctx, `WITH b AS (UPDATE blobs SET size = size + $3, loose_since = $4 WHERE id = $1)
+				INSERT INTO blob_chunks (blob, n, data) SELECT $1, $2, $5 FROM `+asyncCommit, id, i, int64(n), now().UnixNano(), buf[:n])
+		}
+		if err != nil {
+			return fail(err)
+		}
+		size += int64(n)
+		if last {
+			return id, size, nil
+		}
+	}
+}
+
+func (chunkBlobs) discard(pool *pgxpool.Pool, id int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool.Exec(ctx, `DELETE FROM blobs WHERE id = $1 AND loose_since IS NOT NULL`, id)
+}
+
+func (chunkBlobs) sweep(ctx context.Context, pool *pgxpool.Pool, cut int64) error {
+	// SKIP LOCKED: a blob being claimed is left alone, and two nodes
+	// sweeping at once do not wait for each other. The row lock makes
+	// the loose_since test see a claim committed meanwhile.
+	_, err := pool.Exec(ctx, `DELETE FROM blobs WHERE id IN (SELECT id FROM blobs WHERE loose_since < $1 ORDER BY id FOR UPDATE SKIP LOCKED)
+		AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = blobs.id)`, cut)
+	return err
+}
+
 func (chunkBlobs) open(ctx context.Context, pool *pgxpool.Pool, id int64) (io.ReadCloser, error) {
 	var first []byte
 	var size int64
@@ -90,27 +181,13 @@ func (chunkBlobs) open(ctx context.Context, pool *pgxpool.Pool, id int64) (io.Re
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(first)) == size {
-		return &chunkReader{buf: first, done: true}, nil
-	}
-	// More chunks: read them in one repeatable-read snapshot, which keeps
-	// them even if the blob is deleted meanwhile.
-	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, err
-	}
-	var ok bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM blobs WHERE id = $1)`, id).Scan(&ok); err != nil || !ok {
-		tx.Rollback(context.Background())
-		if err == nil {
-			err = errBlobGone
-		}
-		return nil, err
-	}
-	return &chunkReader{ctx: ctx, tx: tx, id: id, buf: first, next: 1}, nil
+	// The other chunks are read one statement each as the reader
+	// asks: no connection is held between them. A blob released
+	// meanwhile is kept for blobGrace, so they are still there.
+	return &chunkReader{ctx: ctx, pool: pool, id: id, buf: first, left: size - int64(len(first)), next: 1}, nil
 }
 
-func (chunkBlobs) release(ctx context.Context, tx pgx.Tx, ids []int64) error {
+func (chunkBlobs) release(ctx context.Context, tx pgx.Tx, ids []int64, now int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -120,18 +197,18 @@ func (chunkBlobs) release(ctx context.Context, tx pgx.Tx, ids []int64) error {
 	if _, err := tx.Exec(ctx, `SELECT id FROM blobs WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `DELETE FROM blobs b WHERE b.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.id)`, ids)
+	_, err := tx.Exec(ctx, `UPDATE blobs b SET loose_since = $2 WHERE b.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.id)`, ids, now)
 	return err
 }
 
-// chunkReader reads a blob chunk by chunk.
+// chunkReader reads a blob chunk by chunk, one statement each.
 type chunkReader struct {
 	ctx  context.Context
-	tx   pgx.Tx // nil for a one-chunk blob
+	pool *pgxpool.Pool
 	id   int64
 	buf  []byte
+	left int64 // bytes of the blob not yet in buf
 	next int
-	done bool
 	err  error
 }
 
@@ -140,19 +217,18 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		if r.err != nil {
 			return 0, r.err
 		}
-		if r.done {
+		if r.left <= 0 {
 			return 0, io.EOF
 		}
-		err := r.tx.QueryRow(r.ctx, `SELECT data FROM blob_chunks WHERE blob = $1 AND n = $2`, r.id, r.next).Scan(&r.buf)
+		err := r.pool.QueryRow(r.ctx, `SELECT data FROM blob_chunks WHERE blob = $1 AND n = $2`, r.id, r.next).Scan(&r.buf)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
-			r.done = true
-			r.end()
+			r.err = fmt.Errorf("postgres: reading blob %d: chunk %d: %w", r.id, r.next, errBlobGone)
 		case err != nil:
 			r.err = fmt.Errorf("postgres: reading blob %d: %w", r.id, err)
-			r.end()
 		default:
 			r.next++
+			r.left -= int64(len(r.buf))
 		}
 	}
 	n := copy(p, r.buf)
@@ -160,16 +236,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// end gives the connection back as soon as the last chunk is read.
-func (r *chunkReader) end() {
-	if r.tx != nil {
-		r.tx.Rollback(context.Background())
-		r.tx = nil
-	}
-}
-
 func (r *chunkReader) Close() error {
-	r.end()
-	r.done, r.buf = true, nil
+	r.left, r.buf = 0, nil
 	return nil
 }

@@ -8,7 +8,8 @@ import (
 )
 
 // Check implements store.Checker: in one read-only snapshot it looks
-// for bodies no message names, messages whose body is missing or has
+// for bodies no message names (other than loose ones, being uploaded or
+// freed and not yet swept), messages whose body is missing or has
 // another size, chunks that do not add up to their body's size, and
 // UIDNEXT, HIGHESTMODSEQ and usage counters that disagree with the rows.
 func (s *Store) Check(ctx context.Context) ([]store.Problem, error) {
@@ -17,7 +18,10 @@ func (s *Store) Check(ctx context.Context) ([]store.Problem, error) {
 	}
 	const q = `
 SELECT 'orphan-blob', format('blob %s (%s bytes) has no index row', b.id, b.size) FROM blobs b
-	WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.id)
+	WHERE b.loose_since IS NULL AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.id)
+UNION ALL
+SELECT 'orphan-blob', format('blob %s (%s bytes) is loose but named by an index row', b.id, b.size) FROM blobs b
+	WHERE b.loose_since IS NOT NULL AND EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.id)
 UNION ALL
 SELECT 'size-mismatch', format('blob %s has %s bytes, index says %s', b.id, b.size, m.size) FROM messages m JOIN blobs b ON b.id = m.blob_id
 	WHERE b.size <> m.size

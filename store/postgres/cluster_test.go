@@ -82,6 +82,25 @@ func TestSchemaTooNew(t *testing.T) {
 	}
 }
 
+// twoNodes opens two Stores on a fresh database, creates account on
+// the first and waits until the second listens to the change feed.
+func twoNodes(t *testing.T, account string) (context.Context, *Store, *Store) {
+	t.Helper()
+	dsn := freshDB(t)
+	ctx := ctxFor(t)
+	a := openTest(t, dsn, Options{})
+	b := openTest(t, dsn, Options{})
+	if _, err := a.CreateAccount(ctx, account, store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.feed.listening:
+	case <-time.After(10 * time.Second):
+		t.Fatal("node B never started listening")
+	}
+	return ctx, a, b
+}
+
 // waitChange returns the next change on sub, or fails after d.
 func waitChange(t *testing.T, sub store.Subscription, d time.Duration) store.Change {
 	t.Helper()
@@ -101,18 +120,7 @@ func waitChange(t *testing.T, sub store.Subscription, d time.Duration) store.Cha
 // second; after B's LISTEN connection is killed, what A commits
 // meanwhile still reaches it, in order, once B has reconnected.
 func TestFeedAcrossNodes(t *testing.T) {
-	dsn := freshDB(t)
-	ctx := ctxFor(t)
-	a := openTest(t, dsn, Options{})
-	b := openTest(t, dsn, Options{})
-	if _, err := a.CreateAccount(ctx, "u", store.Quota{}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-b.feed.listening:
-	case <-time.After(10 * time.Second):
-		t.Fatal("node B never started listening")
-	}
+	ctx, a, b := twoNodes(t, "u")
 	sub, err := b.Subscribe(ctx, "u")
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +229,8 @@ func TestQueueClaimTwoNodes(t *testing.T) {
 }
 
 // A body of several chunks reads whole even when its message is
-// expunged (and the blob deleted) after OpenBody.
+// expunged (and the blob freed) after OpenBody; the sweep a grace
+// period later deletes it.
 func TestLargeBodyReadsAfterExpunge(t *testing.T) {
 	s := openTest(t, freshDB(t), Options{})
 	ctx := ctxFor(t)
@@ -256,8 +265,21 @@ func TestLargeBodyReadsAfterExpunge(t *testing.T) {
 	if got := append(head, rest...); !bytes.Equal(got, body) {
 		t.Fatalf("read %d bytes after expunge, want the %d stored", len(got), len(body))
 	}
+	// The freed body is loose until the sweep a grace period later.
+	if p, err := s.Check(ctx); err != nil || len(p) != 0 {
+		t.Fatalf("Check with a loose body: %v %+v", err, p)
+	}
+	if err := s.blobs.sweep(ctx, s.pool, time.Now().Add(-time.Hour).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM blob_chunks`).Scan(&chunks); err != nil || chunks != 4 {
+		t.Fatalf("%d chunks left after an early sweep (%v), want 4", chunks, err)
+	}
+	if err := s.blobs.sweep(ctx, s.pool, time.Now().Add(blobGrace).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM blob_chunks`).Scan(&chunks); err != nil || chunks != 0 {
-		t.Fatalf("%d chunks left after expunge (%v), want 0", chunks, err)
+		t.Fatalf("%d chunks left after expunge and sweep (%v), want 0", chunks, err)
 	}
 }
 
@@ -430,14 +452,7 @@ func TestConcurrentNodes(t *testing.T) {
 // tells its subscribers with ChangeOverflow (they resynchronise from
 // their MODSEQ), then goes on with what is left.
 func TestFeedPrunedGivesOverflow(t *testing.T) {
-	dsn := freshDB(t)
-	ctx := ctxFor(t)
-	a := openTest(t, dsn, Options{})
-	b := openTest(t, dsn, Options{})
-	if _, err := a.CreateAccount(ctx, "u", store.Quota{}); err != nil {
-		t.Fatal(err)
-	}
-	<-b.feed.listening
+	ctx, a, b := twoNodes(t, "u")
 	sub, err := b.Subscribe(ctx, "u")
 	if err != nil {
 		t.Fatal(err)

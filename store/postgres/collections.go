@@ -115,6 +115,12 @@ func (s *Store) UpdateCollection(ctx context.Context, c store.Collection) error 
 // DeleteCollection implements store.Collections.
 func (s *Store) DeleteCollection(ctx context.Context, account string, kind store.CollectionKind, name string) error {
 	return s.write(ctx, "delete collection", func(w *wtx) error {
+		if _, _, err := w.lockAccount(account); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return errorf("collection %q: %w", name, store.ErrNotFound)
+			}
+			return err
+		}
 		var id int64
 		err := w.QueryRow(ctx, `DELETE FROM collections WHERE account = $1 AND kind = $2 AND name = $3 RETURNING id`, account, string(kind), name).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -128,11 +134,15 @@ func (s *Store) DeleteCollection(ctx context.Context, account string, kind store
 	})
 }
 
-// lockCollection locks a collection's row and returns its account, kind
-// and sync token.
+// lockCollection locks the row of a collection's account and then the
+// collection's, and returns its account, kind and sync token. The
+// account comes first, as in every write (DeleteAccount locks it and
+// then, deleting, its collections): the other way round the two
+// deadlock.
 func (w *wtx) lockCollection(id int64) (account string, kind store.CollectionKind, token int64, err error) {
 	var k string
-	err = w.QueryRow(w.ctx, `SELECT account, kind, sync_token FROM collections WHERE id = $1 FOR UPDATE`, id).Scan(&account, &k, &token)
+	err = w.QueryRow(w.ctx, `SELECT c.account, c.kind, c.sync_token FROM accounts a JOIN collections c ON c.account = a.id
+		WHERE c.id = $1 FOR UPDATE OF a, c`, id).Scan(&account, &k, &token)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = errorf("collection %d: %w", id, store.ErrNotFound)
 	}

@@ -12,7 +12,8 @@ import (
 
 // Deliver implements store.Deliverer.
 //
-// The body is streamed into one blob; every distinct (account, mailbox)
+// The body is uploaded into one blob before the transaction begins (a
+// refused delivery's is discarded); every distinct (account, mailbox)
 // target gets an index row naming it, all in one transaction, so all
 // recipients get the message or none does. The accounts are locked in
 // ID order (no deadlock between deliveries), and the statements do not
@@ -46,12 +47,15 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 	if date.IsZero() {
 		date = s.now()
 	}
+	if err := s.checkOpen(ctx); err != nil {
+		return nil, err
+	}
+	blob, size, err := s.blobs.upload(ctx, s.pool, body, s.now)
+	if err != nil {
+		return nil, wrapErr("deliver", err)
+	}
 	out := make([]store.Delivered, len(d.Recipients))
-	err := s.write(ctx, "deliver", func(w *wtx) error {
-		blob, size, err := s.blobs.create(ctx, w.Tx, body)
-		if err != nil {
-			return err
-		}
+	err = s.write(ctx, "deliver", func(w *wtx) error {
 		sorted := slices.Sorted(slices.Values(accts))
 		rows, err := w.Query(ctx, `SELECT id, max_bytes, max_messages, used_bytes, used_messages FROM accounts
 			WHERE id = ANY($1) ORDER BY id FOR UPDATE`, sorted)
@@ -158,6 +162,7 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 		return w.insertMessages(msgs, usage)
 	})
 	if err != nil {
+		s.blobs.discard(s.pool, blob)
 		return nil, err
 	}
 	return out, nil

@@ -6,7 +6,8 @@
 //
 // # Writes
 //
-// Every write is one PostgreSQL transaction, committed before the call
+// Every write is one PostgreSQL transaction (a message's body is
+// uploaded just before it, see Bodies), committed before the call
 // returns, with synchronous_commit on (set on every connection), so what
 // a caller was told is stored survives a crash of the database server.
 // A write to an account's mail first locks the account's row (SELECT ...
@@ -14,7 +15,11 @@
 // orders UID and MODSEQ assignment, quota checks and the change feed of
 // the account across all nodes, while different accounts proceed in
 // parallel. Deliver locks its accounts in ID order, so two deliveries
-// never deadlock.
+// never deadlock; a write to a collection locks its account's row
+// before the collection's, as DeleteAccount does. Bodies shared by
+// several accounts are locked in ID order too: the index rows naming
+// them go in by body ID (the foreign-key checks lock them), freeing
+// locks them sorted, and Move, whose copies keep its bodies, frees none.
 //
 // Statements, not rows, are the cost: the hot operations send a small
 // constant number whatever the number of messages or recipients, using
@@ -29,11 +34,19 @@
 // blob_chunks rows of at most 256 KiB, written while the body is read and
 // read back a chunk at a time, so a body is never whole in memory. One
 // delivery stores one body for all its recipients; a body goes with the
-// last message that names it. A body of several chunks is read in one
-// repeatable-read snapshot, so it reads whole even if its message is
-// expunged meanwhile. The blob code sits behind a small internal
-// interface so that an object store can replace it without touching the
-// index code.
+// last message that names it.
+//
+// Append and Deliver upload the body before their transaction, one
+// statement per chunk, and the transaction that stores the message
+// claims it; a reader fetches one chunk per statement as it is read. So
+// a slow client sending or reading a body holds no connection, lock or
+// transaction between chunks, and cannot starve a node's pool. A body
+// no message names (being uploaded, refused, or freed by its last
+// expunge) is loose: it stays readable, so a body reads whole even if
+// its message is expunged meanwhile, and is swept 15 minutes later (a
+// node killed mid-upload leaves nothing for longer). The blob code sits
+// behind a small internal interface so that an object store can replace
+// it without touching the index code.
 //
 // # Change feed
 //

@@ -15,7 +15,8 @@ import (
 )
 
 // feedChannel is the NOTIFY channel of the change feed. A payload is
-// "account feed_seq": bounded by the account ID (at most 255 bytes).
+// "account feed_seq": bounded by the account ID (at most 255 bytes),
+// which may contain spaces, so it is split at the last one.
 const feedChannel = "mailyard_feed"
 
 // feedPage is the most feed rows one read takes for one account.
@@ -133,8 +134,10 @@ func (f *feed) listen(ctx context.Context) {
 					err = werr
 					break
 				}
-				if acct, _, ok := strings.Cut(n.Payload, " "); ok {
-					f.wake(acct)
+				// The account ID may itself hold spaces; the
+				// sequence number after the last one has none.
+				if i := strings.LastIndexByte(n.Payload, ' '); i > 0 {
+					f.wake(n.Payload[:i])
 				}
 			}
 		}
@@ -154,7 +157,8 @@ func (f *feed) listen(ctx context.Context) {
 }
 
 // dispatch reads the new feed rows of dirty accounts and hands them out;
-// now and then it prunes rows older than Options.FeedRetention.
+// now and then it prunes rows older than Options.FeedRetention and
+// sweeps bodies loose for longer than blobGrace.
 func (f *feed) dispatch(ctx context.Context) {
 	defer f.wg.Done()
 	prune := time.NewTicker(time.Minute)
@@ -166,6 +170,7 @@ func (f *feed) dispatch(ctx context.Context) {
 		case <-prune.C:
 			cut := f.s.now().Add(-f.s.opts.FeedRetention).UnixNano()
 			f.s.pool.Exec(ctx, `DELETE FROM feed WHERE at < $1`, cut)
+			f.s.blobs.sweep(ctx, f.s.pool, f.s.now().Add(-blobGrace).UnixNano())
 			continue
 		case <-f.kick:
 		}

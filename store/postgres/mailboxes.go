@@ -306,7 +306,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
 			return err
 		}
 		w.publish(store.Change{Kind: store.ChangeMailboxDeleted, Account: account, Mailbox: name})
-		return w.s.blobs.release(ctx, w.Tx, blobs)
+		return w.release(blobs)
 	})
 }
 

@@ -167,7 +167,11 @@ type newMsg struct {
 
 // insertMessages adds index rows, moves each mailbox's UIDNEXT past its
 // highest new UID and HIGHESTMODSEQ to its MODSEQ, and adds to the
-// accounts' usage: one statement whatever the number of rows.
+// accounts' usage, and claims the bodies if they were just uploaded
+// (blobStore.upload): one statement whatever the number of rows. The rows
+// go in by body ID, so that the foreign-key checks lock the bodies (FOR
+// KEY SHARE) in the order release locks them (FOR UPDATE): a Copy in one
+// account and an Expunge of the same bodies in another cannot deadlock.
 func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage) error {
 	n := len(msgs)
 	mbox, uid, ms, date, size, blob := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
@@ -183,20 +187,22 @@ func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage) error 
 	_, err := w.Exec(w.ctx, `WITH t AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::int[], $7::bigint[], $8::bigint[])
 			AS t(mailbox, uid, modseq, flags, date, zone, size, blob)),
 		i AS (INSERT INTO messages (mailbox, uid, modseq, flags, internal_date, internal_zone, size, blob_id)
-			SELECT mailbox, uid, modseq, flags, date, zone, size, blob FROM t),
+			SELECT mailbox, uid, modseq, flags, date, zone, size, blob FROM t ORDER BY blob),
 		b AS (UPDATE mailboxes mb SET uidnext = x.uid + 1, highest_modseq = GREATEST(mb.highest_modseq, x.modseq)
 			FROM (SELECT mailbox, max(uid) AS uid, max(modseq) AS modseq FROM t GROUP BY mailbox) x WHERE mb.id = x.mailbox),
 		a AS (UPDATE accounts ac SET used_bytes = used_bytes + u.b, used_messages = used_messages + u.n
-			FROM unnest($9::text[], $10::bigint[], $11::bigint[]) u(id, b, n) WHERE ac.id = u.id)
+			FROM unnest($9::text[], $10::bigint[], $11::bigint[]) u(id, b, n) WHERE ac.id = u.id),
+		c AS (`+claimSQL("$8")+`)
 		SELECT 1`, mbox, uid, ms, flags, date, zone, size, blob, accts, ub, un)
 	return err
 }
 
 // removeMessages expunges the messages of a locked mailbox that meet
 // cond (over messages, arguments from $3): it leaves tombstones with a
-// new MODSEQ, fixes usage and frees unreferenced bodies. It returns the
-// removed UIDs, ascending, and the MODSEQ (0 if nothing was removed).
-func (w *wtx) removeMessages(account string, b lockedBox, cond string, args ...any) ([]uint32, uint64, error) {
+// new MODSEQ, fixes usage and, with free, frees unreferenced bodies. It
+// returns the removed UIDs, ascending, and the MODSEQ (0 if nothing was
+// removed).
+func (w *wtx) removeMessages(account string, b lockedBox, free bool, cond string, args ...any) ([]uint32, uint64, error) {
 	modseq := b.modSeq + 1
 	rows, err := w.Query(w.ctx, `WITH d AS (DELETE FROM messages WHERE mailbox = $1 AND `+cond+` RETURNING uid, size, blob_id),
 		t AS (INSERT INTO expunged (mailbox, uid, modseq) SELECT $1, uid, $2 FROM d
@@ -225,11 +231,15 @@ func (w *wtx) removeMessages(account string, b lockedBox, cond string, args ...a
 	if len(gone) == 0 {
 		return []uint32{}, 0, nil
 	}
-	return gone, uint64(modseq), w.s.blobs.release(w.ctx, w.Tx, uniq(blobs))
+	if !free {
+		return gone, uint64(modseq), nil
+	}
+	return gone, uint64(modseq), w.release(uniq(blobs))
 }
 
-// Append implements store.Messages. The body is streamed into the blob
-// store before the account is locked, so a slow client holds no lock.
+// Append implements store.Messages. The body is uploaded before the
+// transaction begins, so a slow client holds neither a lock nor a
+// connection; a refused message's body is discarded.
 func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader, opts store.AppendOptions) (store.Message, error) {
 	name, err := store.CleanMailboxName(mailbox)
 	if err != nil {
@@ -243,12 +253,15 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 	if date.IsZero() {
 		date = s.now()
 	}
+	if err := s.checkOpen(ctx); err != nil {
+		return store.Message{}, err
+	}
+	blob, size, err := s.blobs.upload(ctx, s.pool, r, s.now)
+	if err != nil {
+		return store.Message{}, wrapErr("append", err)
+	}
 	var msg store.Message
 	err = s.write(ctx, "append", func(w *wtx) error {
-		blob, size, err := s.blobs.create(ctx, w.Tx, r)
-		if err != nil {
-			return err
-		}
 		b, err := w.lockMailbox(account, name)
 		if err != nil {
 			return err
@@ -270,6 +283,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		return nil
 	})
 	if err != nil {
+		s.blobs.discard(s.pool, blob)
 		return store.Message{}, err
 	}
 	return msg, nil
@@ -469,7 +483,7 @@ func (s *Store) Expunge(ctx context.Context, account, mailbox string, uids store
 		}
 		lo, hi := uidRanges(uids)
 		var ms uint64
-		out, ms, err = w.removeMessages(account, b, uidSetSQL("uid", "$3", "$4")+` AND `+hasFlagSQL("flags", "'"+store.FlagDeleted+"'"), lo, hi)
+		out, ms, err = w.removeMessages(account, b, true, uidSetSQL("uid", "$3", "$4")+` AND `+hasFlagSQL("flags", "'"+store.FlagDeleted+"'"), lo, hi)
 		if err != nil || len(out) == 0 {
 			return err
 		}
@@ -554,7 +568,10 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 			if dstName == srcName {
 				sb.modSeq = modseq
 			}
-			gone, ms, err := w.removeMessages(account, sb, `uid = ANY($3)`, srcUIDs)
+			// The copies name the same bodies, so none is freed: not
+			// locking them for deletion keeps two moves of shared
+			// bodies in two accounts from deadlocking.
+			gone, ms, err := w.removeMessages(account, sb, false, `uid = ANY($3)`, srcUIDs)
 			if err != nil {
 				return err
 			}

@@ -351,6 +351,12 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *wtx) error) err
 	return nil
 }
 
+// release frees the bodies among ids that no index row names any more
+// (blobStore.release).
+func (w *wtx) release(ids []int64) error {
+	return w.s.blobs.release(w.ctx, w.Tx, ids, w.s.now().UnixNano())
+}
+
 // lockAccount locks an account's row for the rest of the transaction and
 // returns its quota and usage. Every write to an account's mail takes it
 // first, which orders them (UIDs, MODSEQs, quota checks, the feed)

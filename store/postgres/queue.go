@@ -126,7 +126,8 @@ func (s *Store) ClaimRecipients(ctx context.Context, owner string, now, until ti
 }
 
 // SettleRecipients implements queue.Store: the outcomes go in as arrays,
-// one statement for the finished recipients and one for the retries.
+// in one statement for the finished recipients and the retries, after
+// one that locks the rows of the messages that lose recipients.
 func (s *Store) SettleRecipients(ctx context.Context, owner string, outcomes []queue.Outcome) ([]string, error) {
 	var doneMsg, retryMsg, lastErr, mta []string
 	var doneIdx, retryIdx, attempts []int32
@@ -143,6 +144,17 @@ func (s *Store) SettleRecipients(ctx context.Context, owner string, outcomes []q
 	}
 	var emptied []string
 	err := s.write(ctx, "settle recipients", func(w *wtx) error {
+		// Lock every row of the messages losing recipients first, so
+		// that the statement below starts after any other node's
+		// settle of the same messages has committed and sees what is
+		// left of them: otherwise two nodes removing a message's last
+		// two recipients at once would each see the other's row and
+		// neither would report the message emptied.
+		if len(doneMsg) > 0 {
+			if _, err := w.Exec(ctx, `SELECT 1 FROM queue_recipients WHERE msg = ANY($1) ORDER BY msg, idx FOR UPDATE`, doneMsg); err != nil {
+				return err
+			}
+		}
 		rows, err := w.Query(ctx, `WITH d AS (DELETE FROM queue_recipients q USING unnest($2::text[], $3::int[]) o(msg, idx)
 				WHERE q.msg = o.msg AND q.idx = o.idx AND q.lease_owner = $1 RETURNING q.msg),
 			r AS (UPDATE queue_recipients q SET next_attempt = o.next, attempts = o.attempts, warned = o.warned,
