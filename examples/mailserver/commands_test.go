@@ -71,6 +71,10 @@ var helpRows = []struct {
 	{"quarantine release", []string{"quarantine", "release", "1"}},
 	{"quarantine delete", []string{"quarantine", "delete", "1"}},
 	{"check", []string{"check"}},
+	{"geo status", []string{"geo", "status"}},
+	{"geo links", []string{"geo", "links"}},
+	{"geo conflicts", []string{"geo", "conflicts"}},
+	{"geo clear", []string{"geo", "clear", "paris", "duplicate_address", "a@example.test"}},
 }
 
 // Every command has a row above: a command added to the table without
