@@ -59,6 +59,23 @@ func TestGeoConfig(t *testing.T) {
 	}
 }
 
+// The documented [geo] example is a valid configuration.
+func TestGeoExampleConfig(t *testing.T) {
+	cfg, err := LoadConfig(writeConfig(t, exampleSection(t, "[geo]")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := cfg.Geo
+	if g == nil || g.Site != "paris" || g.ReconcileInterval.Duration != 30*time.Second || len(g.Links) != 1 ||
+		g.Links[0].Site != "berlin" || g.Links[0].CalendarSenders[0] != "calendar@berlin.example" {
+		t.Fatalf("example [geo] decoded as %+v", g)
+	}
+	opts, err := g.options(cfg.DataDir)
+	if err == nil || !strings.Contains(err.Error(), "/etc/mailyard/geo/paris.pem") {
+		t.Fatalf("options without the certificate files: %+v %v", opts, err)
+	}
+}
+
 func TestGeoConfigErrors(t *testing.T) {
 	cases := []struct {
 		old, new string
