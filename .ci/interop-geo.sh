@@ -13,13 +13,17 @@
 #     and c delivers it to its own mailbox.
 #  5. Site c is killed with SIGKILL; a user created on a meanwhile reaches
 #     c after its restart (it resumes from its stored position).
+# Then all of it again with external NATS: the machine's nats-server, three
+# servers in one JetStream cluster on loopback, each site's stream on its
+# own server (nats_external) and the links naming the peers' servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .ci/lib.sh
 work=$(mktemp -d)
-declare -A pids=()
+declare -A pids=() natspids=()
 cleanup() {
   for s in "${!pids[@]}"; do kill "${pids[$s]}" 2>/dev/null || true; done
+  for s in "${!natspids[@]}"; do kill "${natspids[$s]}" 2>/dev/null || true; done
   wait 2>/dev/null
   rm -rf "$work"
 }
@@ -34,6 +38,7 @@ smtp() { echo $(($(base "$1") + 0)); }
 http() { echo $(($(base "$1") + 3)); }
 davp() { echo $(($(base "$1") + 4)); }
 nats() { echo $(($(base "$1") + 5)); }
+route() { echo $(($(base "$1") + 6)); }
 ms() { local s=$1; shift; "$work/mailserver" -config "$work/$s/cfg.toml" "$@"; }
 
 # The CA and the sites' certificates: DNS name = site ID, for server and
@@ -49,9 +54,59 @@ for s in "${sites[@]}"; do
     -days 2 -extfile "$work/$s/ext" -out "$work/$s/geo.pem" 2>/dev/null
 done
 
+# site_nats SITE: the [geo] keys of SITE's NATS for $mode.
+site_nats() {
+  if [ "$mode" = embedded ]; then
+    printf 'nats_listen = "127.0.0.1:%s"\ncert_file = "%s"\nkey_file = "%s"\nca_file = "%s"\n' \
+      "$(nats "$1")" "$work/$1/geo.pem" "$work/$1/geo.key" "$work/ca.pem"
+  else
+    printf 'nats_external = "nats://127.0.0.1:%s"\n' "$(nats "$1")"
+  fi
+}
+
+# start_nats_cluster: three nats-server with JetStream in one cluster.
+start_nats_cluster() {
+  local s p routes
+  for s in "${sites[@]}"; do
+    routes=
+    for p in "${sites[@]}"; do
+      [ "$p" = "$s" ] || routes+="nats-route://127.0.0.1:$(route "$p"),"
+    done
+    mkdir -p "$work/nats-$s"
+    cat >"$work/nats-$s/nats.conf" <<CFG
+server_name: geo-$s
+listen: 127.0.0.1:$(nats "$s")
+jetstream { store_dir: "$work/nats-$s/js" }
+cluster { name: geo, listen: 127.0.0.1:$(route "$s"), routes: [${routes%,}] }
+CFG
+    nats-server -c "$work/nats-$s/nats.conf" >"$work/nats-$s/log" 2>&1 &
+    natspids[$s]=$!
+  done
+  for s in "${sites[@]}"; do wait_port 127.0.0.1 "$(nats "$s")" 20 || fail "nats-server $s did not start"; done
+  # JetStream answers once the cluster elected its meta leader.
+  for ((i = 0; i < 100; i++)); do
+    grep -q 'JetStream cluster new metadata leader\|Self is new JetStream cluster metadata leader' "$work"/nats-*/log && return 0
+    sleep 0.2
+  done
+  fail "the NATS cluster elected no JetStream leader"
+}
+
+# stop_sites stops every site's server.
+stop_sites() {
+  local s
+  for s in "${!pids[@]}"; do kill "${pids[$s]}" 2>/dev/null || true; wait "${pids[$s]}" 2>/dev/null || true; done
+  pids=()
+}
+
+# scenario MODE runs steps 1-5 with embedded or external NATS.
+scenario() {
+  mode=$1 scheme=tls
+  [ "$mode" = external ] && scheme=nats
+  echo "=== $mode NATS"
+  rm -f "$work"/*/server.log
 for s in "${sites[@]}"; do
   b=$(base "$s")
-  write_config "$work/$s/cfg.toml" "$work/$s/data" "$b" $((b + 1)) $((b + 2)) $((b + 3)) "" "" $((b + 4))
+  write_config "$work/$s/cfg.toml" "$work/$mode/$s" "$b" $((b + 1)) $((b + 2)) $((b + 3)) "" "" $((b + 4))
   sed -i -e "s/^hostname = .*/hostname = \"mx-$s.example.test\"/" \
     -e 's/^\[dav\]$/[dav]\ninsecure_http = true/' "$work/$s/cfg.toml"
   cat >>"$work/$s/cfg.toml" <<CFG
@@ -62,10 +117,7 @@ retry_max = "1s"
 site = "$s"
 name = "Site $s"
 mx = "127.0.0.1:$(smtp "$s")"
-nats_listen = "127.0.0.1:$(nats "$s")"
-cert_file = "$work/$s/geo.pem"
-key_file = "$work/$s/geo.key"
-ca_file = "$work/ca.pem"
+$(site_nats "$s")
 reconcile_interval = "5s"
 CFG
   for p in "${sites[@]}"; do
@@ -73,7 +125,7 @@ CFG
     cat >>"$work/$s/cfg.toml" <<CFG
 [[geo.link]]
 site = "$p"
-nats = ["tls://127.0.0.1:$(nats "$p")"]
+nats = ["$scheme://127.0.0.1:$(nats "$p")"]
 mx = "127.0.0.1:$(smtp "$p")"
 allow = ["127.0.0.1"]
 calendar_senders = ["calendar@site-$p.example.test"]
@@ -90,8 +142,11 @@ start_site() {
   pids[$1]=$!
 }
 fail() {
-  echo "FAIL: $*"
-  for s in "${sites[@]}"; do echo "--- site $s log"; tail -25 "$work/$s/server.log"; done
+  echo "FAIL ($mode NATS): $*"
+  for s in "${sites[@]}"; do
+    echo "--- site $s log"; tail -25 "$work/$s/server.log"
+    [ -f "$work/nats-$s/log" ] && { echo "--- nats-server $s log"; tail -10 "$work/nats-$s/log"; }
+  done
   exit 1
 }
 # wait_for SECONDS DESCRIPTION COMMAND... retries COMMAND every 0.2 s.
@@ -104,6 +159,7 @@ wait_for() {
   done
   fail "$what (after ${secs}s)"
 }
+if [ "$mode" = external ]; then start_nats_cluster; fi
 for s in "${sites[@]}"; do start_site "$s"; done
 for s in "${sites[@]}"; do
   wait_port 127.0.0.1 "$(smtp "$s")" 30 || fail "site $s did not start"
@@ -175,4 +231,9 @@ metrics=$(curl -sf "http://127.0.0.1:$(http c)/metrics")
 grep -q 'mailyard_geo_link_up{peer="a"} 1' <<<"$metrics" || fail "c's /metrics lacks mailyard_geo_link_up for a"
 echo "ok: c killed with SIGKILL and restarted: caught up, links green, metrics up"
 
+  stop_sites
+}
+
+scenario embedded
+scenario external
 echo "PASS interop-geo ($(($(date +%s) - begin))s)"
