@@ -79,7 +79,7 @@ listen: 127.0.0.1:$(nats "$s")
 jetstream { store_dir: "$work/nats-$s/js" }
 cluster { name: geo, listen: 127.0.0.1:$(route "$s"), routes: [${routes%,}] }
 CFG
-    nats-server -c "$work/nats-$s/nats.conf" >"$work/nats-$s/log" 2>&1 &
+    "$(command -v nats-server || echo /usr/sbin/nats-server)" -c "$work/nats-$s/nats.conf" >"$work/nats-$s/log" 2>&1 &
     natspids[$s]=$!
   done
   for s in "${sites[@]}"; do wait_port 127.0.0.1 "$(nats "$s")" 20 || fail "nats-server $s did not start"; done
