@@ -268,8 +268,12 @@ func startGeo(ctx context.Context, cfg Config, st geoStore, dir *builtin.Directo
 	}
 	g := &geoSite{node: node, logger: log}
 	if err := g.listenControl(geoSocket(cfg.DataDir)); err != nil {
-		node.Close()
-		return nil, err
+		if errors.Is(err, errGeoSocketInUse) {
+			node.Close()
+			return nil, err
+		}
+		// Replication works without it; only the admin commands miss it.
+		log.Warn("geo: no control socket: `mailserver geo` cannot reach this server, and directory changes made by admin commands wait for reconcile_interval", "err", err)
 	}
 	log.Info("geo site started", "site", cfg.Geo.Site, "links", len(cfg.Geo.Links), "nats", node.URL())
 	return g, nil
@@ -354,6 +358,10 @@ type geoLinkState struct {
 // (site, kind, address), POST /notify and GET /locate (address). The
 // socket is in the data directory (0700) and itself 0600.
 func (g *geoSite) listenControl(path string) error {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("%w: %s", errGeoSocketInUse, path)
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("geo: control socket: %w", err)
 	}
@@ -406,6 +414,9 @@ func (g *geoSite) listenControl(path string) error {
 	}()
 	return nil
 }
+
+// errGeoSocketInUse: another server answers on the control socket.
+var errGeoSocketInUse = errors.New("geo: another server is running on this data directory (its control socket answers)")
 
 // geoLocation is the control socket's answer to GET /locate.
 type geoLocation struct {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -338,4 +339,27 @@ func waitGeo(t *testing.T, d time.Duration, what string, cond func() error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// A second server on the same data directory does not take the running
+// one's control socket; a stale socket file is replaced.
+func TestGeoControlSocketInUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "geo.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Skipf("no unix sockets here: %v", err)
+	}
+	g := &geoSite{}
+	if err := g.listenControl(path); !errors.Is(err, errGeoSocketInUse) {
+		t.Fatalf("listenControl on a live socket: %v", err)
+	}
+	ln.Close()
+	// Closing the listener removed the file; leave a stale one.
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.listenControl(path); err != nil {
+		t.Fatalf("listenControl over a stale file: %v", err)
+	}
+	g.ctl.Close()
 }
