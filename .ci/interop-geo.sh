@@ -8,6 +8,8 @@
 #     address list (CardDAV GET of its card), marked with site a.
 #  3. swaks to that user at c's MX lands in a's mailbox (c relays it to
 #     a's MX; `route explain` on c names site a).
+#  3b. An event in a user's calendar on b shows busy to `mailserver geo
+#     freebusy` on c (c asks b over NATS; b answers with dav.FreeBusy).
 #  4. The same address created on b and c is a conflict on every site
 #     (`mailserver geo conflicts`), and mail for it stays local: each of b
 #     and c delivers it to its own mailbox.
@@ -193,6 +195,21 @@ swaks --silent 2 --server 127.0.0.1 --port "$(smtp c)" --from someone@outside.te
 in_mailbox() { ms "$1" mail list "$2" | grep "$3" >/dev/null; }
 wait_for 20 "mail for dave@example.test sent to c arrives at a" in_mailbox a dave@example.test 'via site c'
 echo "ok: swaks to a's user at c's MX landed in a's mailbox"
+
+# 3b. Free/busy across sites: an event in reader-b's calendar on b shows
+# busy to a query from c (c asks b over NATS; b answers with dav.FreeBusy).
+day=$(date -u -d tomorrow +%Y%m%d)
+bid=$(id_of b reader-b@example.test)
+curl -sf -o /dev/null -u 'reader-b@example.test:correct horse' -X MKCALENDAR \
+  "http://127.0.0.1:$(davp b)/dav/calendars/$bid/work/" || fail "MKCALENDAR of reader-b's calendar on b"
+printf 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//interop-geo//EN\r\nBEGIN:VEVENT\r\nUID:geo-busy-1\r\nDTSTAMP:%sT000000Z\r\nDTSTART:%sT100000Z\r\nDTEND:%sT110000Z\r\nSUMMARY:busy\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n' "$day" "$day" "$day" |
+  curl -s -o "$work/put.out" -w '%{http_code}' -u 'reader-b@example.test:correct horse' -X PUT -H 'Content-Type: text/calendar' \
+    --data-binary @- "http://127.0.0.1:$(davp b)/dav/calendars/$bid/work/busy.ics" >"$work/put.code"
+grep -q '^20[14]$' "$work/put.code" || fail "PUT of an event on b: $(cat "$work/put.code") $(cat "$work/put.out")"
+d=$(date -u -d tomorrow +%Y-%m-%d)
+fb=$(ms c geo freebusy reader-b@example.test -from "${d}T00:00:00Z" -to "${d}T23:59:59Z") || fail "geo freebusy on c: $fb"
+grep -q "reader-b@example.test *${d}T10:00:00Z *${d}T11:00:00Z *BUSY" <<<"$fb" || fail "c does not see b's event as busy: $fb"
+echo "ok: an event on b shows busy to a free/busy query from c"
 
 # 4. One address on b and on c: a conflict on every site; its mail stays local.
 ms b user add dup@example.test -password 'correct horse' >/dev/null

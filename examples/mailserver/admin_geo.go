@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -26,6 +28,10 @@ func geoCommands() []command {
 			flags: jsonFlag, example: "geo links", run: (*admin).geoLinks},
 		{name: "geo conflicts", summary: "addresses claimed by several sites, invalid records, one-ended links (mail for such an address stays here)",
 			detail: geoDetail, flags: jsonFlag, example: "geo conflicts", run: (*admin).geoConflicts},
+		{name: "geo freebusy", args: "ADDRESS...", summary: "ask the sites that hold the addresses for their busy time (over NATS, as a cross-site free/busy query does)",
+			detail:  geoDetail + "\nAddresses of this site, unknown or in conflict are reported, not answered.",
+			flags:   "-from TIME\tstart, RFC 3339 (default: now)\n-to TIME\tend, RFC 3339 (default: 7 days after -from)\n" + jsonFlag,
+			example: "geo freebusy room1@berlin.example.com --from 2026-12-07T08:00:00Z --to 2026-12-07T18:00:00Z", run: (*admin).geoFreeBusy},
 		{name: "geo clear", args: "SITE KIND [ADDRESS]", summary: "remove one conflict record; it comes back while its cause remains",
 			detail:  geoDetail + "\nKIND is one of " + strings.Join(geoConflictKinds, ", ") + "; ADDRESS is empty for a link.",
 			example: "geo clear paris duplicate_address bob@example.com", run: (*admin).geoClear},
@@ -146,6 +152,65 @@ func (a *admin) geoClear(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "conflict cleared (it comes back at the next check if its cause remains)\n")
+	return nil
+}
+
+func (a *admin) geoFreeBusy(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("geo freebusy", flag.ContinueOnError)
+	fromS := fs.String("from", "", "start (RFC 3339)")
+	toS := fs.String("to", "", "end (RFC 3339)")
+	asJSON := fs.Bool("json", false, "JSON output")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return fmt.Errorf("%w: want at least one ADDRESS", errUsage)
+	}
+	from, to := time.Now().UTC().Truncate(time.Second), time.Time{}
+	if *fromS != "" {
+		if from, err = time.Parse(time.RFC3339, *fromS); err != nil {
+			return fmt.Errorf("%w: -from: %v", errUsage, err)
+		}
+	}
+	to = from.Add(7 * 24 * time.Hour)
+	if *toS != "" {
+		if to, err = time.Parse(time.RFC3339, *toS); err != nil {
+			return fmt.Errorf("%w: -to: %v", errUsage, err)
+		}
+	}
+	if !to.After(from) {
+		return fmt.Errorf("%w: -to must be after -from", errUsage)
+	}
+	if a.cfg.Geo == nil {
+		return errNoGeo
+	}
+	var ans geoFreeBusy
+	q := url.Values{"address": pos, "from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}}
+	if err := newGeoClient(a.cfg.DataDir).call(ctx, http.MethodGet, "/freebusy", q, &ans); err != nil {
+		return err
+	}
+	if *asJSON {
+		if err := a.writeJSON(ans); err != nil {
+			return err
+		}
+	} else {
+		t := a.table("ADDRESS", "START", "END", "TYPE")
+		for _, addr := range slices.Sorted(maps.Keys(ans.Busy)) {
+			if len(ans.Busy[addr]) == 0 {
+				t.row(addr, "free", "", "")
+			}
+			for _, p := range ans.Busy[addr] {
+				t.row(addr, stamp(p.Start), stamp(p.End), p.Type)
+			}
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if ans.Error != "" {
+		return errors.New(ans.Error)
+	}
 	return nil
 }
 

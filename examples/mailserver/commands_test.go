@@ -74,6 +74,7 @@ var helpRows = []struct {
 	{"geo status", []string{"geo", "status"}},
 	{"geo links", []string{"geo", "links"}},
 	{"geo conflicts", []string{"geo", "conflicts"}},
+	{"geo freebusy", []string{"geo", "freebusy", "a@example.test"}},
 	{"geo clear", []string{"geo", "clear", "paris", "duplicate_address", "a@example.test"}},
 }
 

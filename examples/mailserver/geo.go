@@ -355,7 +355,8 @@ type geoLinkState struct {
 }
 
 // listenControl serves the control socket: GET /status, POST /clear
-// (site, kind, address), POST /notify and GET /locate (address). The
+// (site, kind, address), POST /notify, GET /locate (address) and GET
+// /freebusy (address..., from, to). The
 // socket is in the data directory (0700) and itself 0600.
 func (g *geoSite) listenControl(path string) error {
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
@@ -405,6 +406,21 @@ func (g *geoSite) listenControl(path string) error {
 		}
 		writeJSONResponse(w, geoLocation{Site: site, MX: mx})
 	})
+	mux.HandleFunc("GET /freebusy", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		from, ferr := time.Parse(time.RFC3339, q.Get("from"))
+		to, terr := time.Parse(time.RFC3339, q.Get("to"))
+		if ferr != nil || terr != nil || !to.After(from) {
+			http.Error(w, "from and to must be RFC 3339 times, to after from", http.StatusBadRequest)
+			return
+		}
+		busy, err := g.node.FreeBusy(r.Context(), q["address"], from, to)
+		ans := geoFreeBusy{Busy: busy}
+		if err != nil {
+			ans.Error = err.Error()
+		}
+		writeJSONResponse(w, ans)
+	})
 	g.ctl = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	g.ctlLn = ln
 	go func() {
@@ -417,6 +433,13 @@ func (g *geoSite) listenControl(path string) error {
 
 // errGeoSocketInUse: another server answers on the control socket.
 var errGeoSocketInUse = errors.New("geo: another server is running on this data directory (its control socket answers)")
+
+// geoFreeBusy is the control socket's answer to GET /freebusy: the busy
+// periods by address, and what could not be answered.
+type geoFreeBusy struct {
+	Busy  map[string][]geo.BusyPeriod `json:"busy"`
+	Error string                      `json:"error,omitempty"`
+}
 
 // geoLocation is the control socket's answer to GET /locate.
 type geoLocation struct {

@@ -301,6 +301,16 @@ allow = ["127.0.0.1"]
 		return nil
 	})
 
+	// Free/busy of paris's user, asked from berlin over NATS: paris
+	// answers with dav.FreeBusy (no events: free). An address no site
+	// holds is reported.
+	if code, out, stderr := geoCLI(t, berlin, "geo", "freebusy", "ann@paris.test", "-json"); code != 0 || !strings.Contains(out, `"ann@paris.test"`) {
+		t.Errorf("geo freebusy of a paris user from berlin: %d %q %q", code, out, stderr)
+	}
+	if code, _, stderr := geoCLI(t, berlin, "geo", "freebusy", "nobody@nowhere.test"); code != exitFailed || !strings.Contains(stderr, "nobody@nowhere.test") {
+		t.Errorf("geo freebusy of an unknown address: %d %q", code, stderr)
+	}
+
 	// No such conflict: clear says so.
 	if code, _, stderr := geoCLI(t, paris, "geo", "clear", "berlin", "duplicate_address", "x@paris.test"); code != exitFailed || !strings.Contains(stderr, "no such conflict") {
 		t.Errorf("geo clear of nothing: %d %q", code, stderr)
