@@ -51,6 +51,9 @@ command -v pg_isready >/dev/null || need+=(postgresql-client)
 # Load balancer interop (.ci/interop-proxy.sh): HAProxy with the PROXY
 # protocol, run in the foreground on loopback ports.
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+# Geo interop (.ci/interop-geo.sh): three nats-server in a JetStream
+# cluster on loopback ports, for the sites' external-NATS variant.
+command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Postfix asks how to configure itself; a local-only install is enough:

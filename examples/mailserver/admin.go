@@ -105,7 +105,13 @@ func (a *admin) run(ctx context.Context, c command, args []string) error {
 		return err
 	}
 	defer a.st.Close()
-	return c.run(a, ctx, args)
+	if err := c.run(a, ctx, args); err != nil {
+		return err
+	}
+	if changesDirectory(c.name) {
+		a.notifyGeo(ctx)
+	}
+	return nil
 }
 
 // parseFlags parses flags that may come before or after positional args.

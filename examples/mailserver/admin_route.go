@@ -33,7 +33,7 @@ func (a *admin) routeExplain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	table := routing.NewTable(a.dir, routing.TableOptions{Logger: a.logger, Rules: rules})
+	table := routing.NewTable(a.dir, routing.TableOptions{Logger: a.logger, Rules: rules, Sites: a.routeSites()})
 	out, err := table.Explain(ctx, env, pos[0])
 	if err != nil {
 		return err

@@ -72,6 +72,11 @@ var helpRows = []struct {
 	{"quarantine delete", []string{"quarantine", "delete", "1"}},
 	{"check", []string{"check"}},
 	{"store copy", []string{"store", "copy", "--to", "postgres://127.0.0.1:1/none"}},
+	{"geo status", []string{"geo", "status"}},
+	{"geo links", []string{"geo", "links"}},
+	{"geo conflicts", []string{"geo", "conflicts"}},
+	{"geo freebusy", []string{"geo", "freebusy", "a@example.test"}},
+	{"geo clear", []string{"geo", "clear", "paris", "duplicate_address", "a@example.test"}},
 }
 
 // Every command has a row above: a command added to the table without

@@ -53,6 +53,9 @@ type Config struct {
 	// Routing holds relay domains, routes and the other routing rules;
 	// nil without a [routing] section.
 	Routing *RoutingConfig `toml:"routing"`
+	// Geo makes this installation one site of a distributed installation
+	// (geo.go); nil without a [geo] section.
+	Geo *GeoConfig `toml:"geo"`
 	// Migration is the [migration] section. The server itself does not
 	// use it: examples/migrate reads the same file and checks the section
 	// strictly (see examples/migrate/README.md); it is accepted here so one
@@ -370,6 +373,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if _, err := c.Routing.routingRules(); err != nil {
+		return err
+	}
+	if err := c.Geo.validate(); err != nil {
 		return err
 	}
 	if c.Limits.MaxMessageBytes < 0 || c.Limits.MaxRecipients < 0 || c.Limits.MaxConnsPerIP < 0 || c.Limits.MaxConns < 0 || c.Limits.AuthStrangerChecks < 0 {

@@ -103,7 +103,7 @@ func (ls *listeners) listenDAV(cfg Config, logger *slog.Logger, sh shared) error
 	opts := dav.Options{
 		Store:       sh.st,
 		Directory:   sh.auth,
-		GAL:         sh.dir,
+		GAL:         sh.gal,
 		AuthLimiter: sh.authLimiter,
 		Prefix:      davPrefix,
 		Logger:      log,

@@ -11,16 +11,21 @@ import (
 
 // exampleRouting returns the commented [routing] example of
 // mailserver.example.toml, uncommented.
-func exampleRouting(t *testing.T) string {
+func exampleRouting(t *testing.T) string { return exampleSection(t, "[routing]") }
+
+// exampleSection returns the commented example of mailserver.example.toml
+// that starts with the line "# HEADER", uncommented, up to the first line
+// that is not a comment.
+func exampleSection(t *testing.T, header string) string {
 	t.Helper()
 	data, err := os.ReadFile("mailserver.example.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := string(data)
-	i := strings.Index(text, "\n# [routing]\n")
+	i := strings.Index(text, "\n# "+header+"\n")
 	if i < 0 {
-		t.Fatal("no commented [routing] section in mailserver.example.toml")
+		t.Fatalf("no commented %s section in mailserver.example.toml", header)
 	}
 	var sb strings.Builder
 	for line := range strings.SplitSeq(text[i+1:], "\n") {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mailyard/mailyard/dav"
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/authlimit"
 	"github.com/mailyard/mailyard/directory/builtin"
@@ -51,7 +52,12 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	table := routing.NewTable(dir, routing.TableOptions{Logger: logger, Rules: rules})
+	geoSite, err := startGeo(ctx, cfg, st, dir, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer geoSite.Close()
+	table := routing.NewTable(dir, routing.TableOptions{Logger: logger, Rules: rules, Sites: geoSite.sites()})
 	keys := newDKIMKeys(st, cfg, logger)
 	queue, err := startQueue(ctx, cfg, st, table, logger, reg)
 	if err != nil {
@@ -69,9 +75,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	ls, err := listen(cfg, logger, shared{
-		st: st, dir: dir, auth: auth, authLimiter: newAuthLimiter(cfg.Limits, reg),
+		st: st, dir: dir, gal: geoSite.gal(dir), auth: auth, authLimiter: newAuthLimiter(cfg.Limits, reg),
 		tlsConfig: tlsConfig, reg: reg, smtp: smtpOpts,
-		mxDeliverer: &imipDeliverer{mailStore: st, dir: dir, trusted: cfg.DAV.TrustedCalendarSenders, logger: logger.With("listener", "smtp")},
+		mxDeliverer: &imipDeliverer{mailStore: st, dir: dir, trusted: cfg.trustedCalendarSenders(), logger: logger.With("listener", "smtp")},
 	})
 	if err != nil {
 		return err
@@ -193,7 +199,8 @@ func smtpOptions(ctx context.Context, cfg Config, st mailStore, router smtp.Rout
 // shared is what every listener is built on.
 type shared struct {
 	st          mailStore
-	dir         *builtin.Directory // the GAL of the DAV listener
+	dir         *builtin.Directory
+	gal         dav.GAL // the GAL of the DAV listener: dir's, with every site's under [geo]
 	auth        *directory.SourcedAuth
 	authLimiter *authlimit.Limiter
 	tlsConfig   *tls.Config

@@ -81,13 +81,25 @@ func FromGAL(e directory.GALEntry, photo []byte) vcard.Card {
 	if uri := photoURI(photo); uri != "" {
 		c.Set(vcard.FieldPhoto, &vcard.Field{Value: uri})
 	}
+	if e.Site != "" {
+		c.SetValue(FieldSite, e.Site)
+	}
 	return c
 }
+
+// FieldSite is the vCard extension property (RFC 6350 §6.10) naming the
+// linked site (package geo) that holds a global-address-list entry; an
+// entry of this installation has none.
+const FieldSite = "X-MAILYARD-SITE"
 
 // galUID is the stable UID of an entry: the same kind and ID give the
 // same UID.
 func galUID(e directory.GALEntry) string {
 	name := "mailyard:gal:" + galKindName(e.Kind) + "/" + e.ID
+	if e.Site != "" {
+		// Entry IDs are unique per site only.
+		name = "mailyard:gal:" + e.Site + ":" + galKindName(e.Kind) + "/" + e.ID
+	}
 	return "urn:uuid:" + uuid.NewSHA1(uuid.NameSpaceURL, []byte(name)).String()
 }
 

@@ -140,3 +140,21 @@ func TestFromGALPhotoNotImage(t *testing.T) {
 		t.Errorf("JPEG PHOTO %q", got)
 	}
 }
+
+// An entry of a linked site is marked with its site, and its UID differs
+// from that of an entry with the same ID on this site.
+func TestFromGALRemoteSite(t *testing.T) {
+	e := directory.GALEntry{Kind: directory.KindUser, ID: "u-1", Tenant: "default", Address: "far@example.com", DisplayName: "Far"}
+	local := roundTrip(t, FromGAL(e, nil)).VCard()
+	e.Site = "paris"
+	remote := roundTrip(t, FromGAL(e, nil)).VCard()
+	if got := remote.Value(FieldSite); got != "paris" {
+		t.Errorf("%s = %q, want paris", FieldSite, got)
+	}
+	if got := local.Value(FieldSite); got != "" {
+		t.Errorf("local entry: %s = %q, want none", FieldSite, got)
+	}
+	if local.Value("UID") == remote.Value("UID") {
+		t.Errorf("same UID %s for a local and a remote entry", local.Value("UID"))
+	}
+}
