@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -48,11 +49,17 @@ type passResult struct {
 	flagUpdates  int64
 	failed       int64
 	foldersTotal int
+	// inboxOnly: an IDLE pass, which copied only the folders feeding the
+	// target's INBOX (folders holds only theirs).
+	inboxOnly bool
 }
 
 // summary is the status's LastMessage.
 func (r passResult) summary() string {
 	s := fmt.Sprintf("copied %d messages (%s) in %d folders", r.copied, bytesize.Format(r.copiedBytes), r.foldersTotal)
+	if r.inboxOnly {
+		s = "INBOX (IDLE): " + s
+	}
 	if r.flagUpdates > 0 {
 		s += fmt.Sprintf(", updated flags of %d", r.flagUpdates)
 	}
@@ -69,6 +76,9 @@ type passState struct {
 	account  string
 	progress ProgressFunc
 	cancel   context.CancelFunc
+	// inboxOnly limits the pass to the folders mapped to the target's
+	// INBOX (idle.go).
+	inboxOnly bool
 
 	doneMsgs, doneBytes, totalMsgs, totalBytes atomic.Int64
 	flagUpdates                                atomic.Int64
@@ -108,14 +118,14 @@ func (ps *passState) setStatus(fs FolderStatus) {
 }
 
 // pass runs steps 1-7.
-func (m *Migrator) pass(ctx context.Context, job Job, progress ProgressFunc) (passResult, error) {
+func (m *Migrator) pass(ctx context.Context, job Job, progress ProgressFunc, inboxOnly bool) (passResult, error) {
 	account, err := m.resolveTarget(ctx, job.Target)
 	if err != nil {
 		return passResult{}, err
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ps := &passState{m: m, job: job, account: account, progress: progress, cancel: cancel, statuses: map[string]FolderStatus{}}
+	ps := &passState{m: m, job: job, account: account, progress: progress, cancel: cancel, statuses: map[string]FolderStatus{}, inboxOnly: inboxOnly}
 
 	sc, err := m.dial(pctx, job)
 	if err != nil {
@@ -214,6 +224,9 @@ func (ps *passState) groupFolders(ctx, pctx context.Context, sc *sourceConn, fol
 	var order []string
 	for i := range folders {
 		f := &folders[i]
+		if ps.inboxOnly && (f.Err != nil || f.Excluded || f.Target != store.Inbox) {
+			continue
+		}
 		switch {
 		case f.Err != nil:
 			ps.setStatus(FolderStatus{Source: f.Name, Failed: 1})
@@ -278,7 +291,24 @@ func (ps *passState) result() passResult {
 	}
 	sort.Slice(res.folders, func(i, j int) bool { return res.folders[i].Source < res.folders[j].Source })
 	res.foldersTotal = len(res.folders)
+	res.inboxOnly = ps.inboxOnly
 	return res
+}
+
+// mergeFolders is old with the statuses of part (an INBOX pass) in place
+// of theirs, sorted by source name.
+func mergeFolders(old, part []FolderStatus) []FolderStatus {
+	out := slices.Clone(old)
+	for _, fs := range part {
+		i := slices.IndexFunc(out, func(o FolderStatus) bool { return o.Source == fs.Source })
+		if i < 0 {
+			out = append(out, fs)
+		} else {
+			out[i] = fs
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Source < out[j].Source })
+	return out
 }
 
 // resolveTarget maps the target address to its store account.

@@ -195,8 +195,17 @@ func (c *cli) dispatch(ctx context.Context, cmd string, args []string) error {
 
 // open opens the data directory the way examples/mailserver's admin
 // commands do: SQLite in WAL mode lets this process work while the
-// server runs.
-func (c *cli) open(ctx context.Context) error {
+// server runs. withKey loads the secret key (secret_key_file) that seals
+// stored source passwords, which runs need and the commands that only
+// show masked settings do not.
+func (c *cli) open(ctx context.Context, withKey bool) error {
+	var key []byte
+	if withKey {
+		var err error
+		if key, err = loadSecretKey(c.cfg.Migration.SecretKeyFile); err != nil {
+			return err
+		}
+	}
 	fi, err := os.Stat(c.cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("data directory: %w (give -data DIR or -config FILE of the mail server)", err)
@@ -225,6 +234,7 @@ func (c *cli) open(ctx context.Context) error {
 		FolderParallel:  mc.FolderParallel,
 		BandwidthLimit:  mc.BandwidthLimit,
 		MaxMessageSize:  mc.MaxMessageBytes,
+		SecretKey:       key,
 	})
 	if err != nil {
 		st.Close()
