@@ -165,8 +165,13 @@ type folderRecord struct {
 	TargetUIDNext uint32 `json:"targetUidNext"`
 	// TooLarge lists source UIDs skipped for size (bounded by
 	// maxTooLargeUIDs; Status counts them).
-	TooLarge []uint32     `json:"tooLarge,omitempty"`
-	Status   FolderStatus `json:"status"`
+	TooLarge []uint32 `json:"tooLarge,omitempty"`
+	// HighestModSeq is the source's HIGHESTMODSEQ (RFC 7162 §3.1.2.1)
+	// when the folder was scanned under UIDValidity: every flag change up
+	// to it is carried over. 0: unknown (no CONDSTORE, or never scanned
+	// with it).
+	HighestModSeq uint64       `json:"highestModSeq,omitempty"`
+	Status        FolderStatus `json:"status"`
 }
 
 // maxTooLargeUIDs bounds folderRecord.TooLarge.
