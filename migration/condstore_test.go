@@ -17,16 +17,7 @@ import (
 // recordingProxy forwards to a source and keeps what the client sent.
 func recordingProxy(t *testing.T, backend string, sent *syncBuffer) int {
 	return listenLoopback(t, func(c net.Conn) {
-		go func() {
-			defer c.Close()
-			b, err := net.Dial("tcp", backend)
-			if err != nil {
-				return
-			}
-			defer b.Close()
-			go io.Copy(c, b)
-			io.Copy(io.MultiWriter(b, sent), c)
-		}()
+		go forward(c, backend, func(b io.Writer, c io.Reader) { io.Copy(io.MultiWriter(b, sent), c) })
 	}).Port
 }
 

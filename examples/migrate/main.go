@@ -277,6 +277,12 @@ func (s *switchWriter) set(w io.Writer) {
 
 // readSecretFile returns the first line of a password file.
 func readSecretFile(path string) (migration.Secret, error) {
+	line, err := readFirstLine(path, "the password")
+	return migration.Secret(line), err
+}
+
+// readFirstLine returns the first line of a small file that holds what.
+func readFirstLine(path, what string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -289,12 +295,12 @@ func readSecretFile(path string) (migration.Secret, error) {
 		return "", err
 	}
 	if len(b) > 4096 {
-		return "", fmt.Errorf("%s: longer than 4096 bytes; want one line with the password", path)
+		return "", fmt.Errorf("%s: longer than 4096 bytes; want one line with %s", path, what)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	line = strings.TrimSuffix(line, "\r")
 	if line == "" {
-		return "", fmt.Errorf("%s: empty first line; want the password", path)
+		return "", fmt.Errorf("%s: empty first line; want %s", path, what)
 	}
-	return migration.Secret(line), nil
+	return line, nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -79,19 +78,14 @@ func createSecretKey(path string) error {
 
 // readSecretKey reads a hex key file.
 func readSecretKey(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	line, err := readFirstLine(path, "the key in hex")
 	if err != nil {
-		return nil, err
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("secret key: %w", err)
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 4097))
-	if err != nil {
-		return nil, fmt.Errorf("secret key %s: %w", path, err)
-	}
-	if len(b) > 4096 {
-		return nil, fmt.Errorf("secret key %s: longer than 4096 bytes; want one line of hex", path)
-	}
-	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	key, err := hex.DecodeString(strings.TrimSpace(line))
 	if err != nil {
 		return nil, fmt.Errorf("secret key %s: not hex: %w", path, err)
 	}
