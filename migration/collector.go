@@ -275,7 +275,7 @@ func (m *Migrator) collect(ctx context.Context, job Job, runID int64, interval t
 			nextFull = time.Time{} // after a failure the next pass is a full one
 		} else {
 			backoff = 0
-			if !watchStarted {
+			if !watchStarted && !m.opts.NoIdle {
 				// The first successful pass starts the IDLE watcher: the
 				// job is known to log in by now.
 				watchStarted = true

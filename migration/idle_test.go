@@ -90,3 +90,23 @@ func TestCollectIdle(t *testing.T) {
 		t.Errorf("Collect: %v", err)
 	}
 }
+
+// TestCollectNoIdle: with Options.NoIdle every pass is a full one (with
+// IDLE, the pass after the first is the INBOX catch-up).
+func TestCollectNoIdle(t *testing.T) {
+	e := newSyncEnv(t, dovecottest.Options{}, func(o *Options) { o.NoIdle = true })
+	e.load(smallCorpus(22))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.m.Collect(ctx, e.job(), 30*time.Millisecond, nil) }()
+	e.waitStatus(ctx, done, 2*time.Minute, "three passes", func(st MailboxStatus) bool { return st.Passes >= 3 })
+	// Every pass logs its summary.
+	if strings.Count(e.logs.String(), "migration pass done") < 3 || strings.Contains(e.logs.String(), "INBOX (IDLE)") {
+		t.Errorf("passes with NoIdle:\n%s", e.logs.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Collect: %v", err)
+	}
+}

@@ -125,6 +125,10 @@ type Options struct {
 	// not. Records from before sealing are read in plain text and sealed
 	// when next written.
 	SecretKey []byte
+	// NoIdle turns instant collection off: continuous collectors only
+	// poll, and hold no IDLE connection (one per collector, outside
+	// MaxConnsPerHost) to their source.
+	NoIdle bool
 }
 
 // Migrator runs collectors, runs and reports over one store. It is safe for
