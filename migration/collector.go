@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -223,6 +225,22 @@ func (m *Migrator) endPass(ctx context.Context, job Job, res passResult, perr er
 		return st, &Error{Class: ErrClassTarget, Target: job.Target, Err: err}
 	}
 	return st, nil
+}
+
+// mergeFolders is old with the statuses of part (an INBOX pass) in place
+// of theirs, sorted by source name.
+func mergeFolders(old, part []FolderStatus) []FolderStatus {
+	out := slices.Clone(old)
+	for _, fs := range part {
+		i := slices.IndexFunc(out, func(o FolderStatus) bool { return o.Source == fs.Source })
+		if i < 0 {
+			out = append(out, fs)
+		} else {
+			out[i] = fs
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Source < out[j].Source })
+	return out
 }
 
 // Collect runs passes for job every interval (measured from the end of a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -293,22 +292,6 @@ func (ps *passState) result() passResult {
 	res.foldersTotal = len(res.folders)
 	res.inboxOnly = ps.inboxOnly
 	return res
-}
-
-// mergeFolders is old with the statuses of part (an INBOX pass) in place
-// of theirs, sorted by source name.
-func mergeFolders(old, part []FolderStatus) []FolderStatus {
-	out := slices.Clone(old)
-	for _, fs := range part {
-		i := slices.IndexFunc(out, func(o FolderStatus) bool { return o.Source == fs.Source })
-		if i < 0 {
-			out = append(out, fs)
-		} else {
-			out[i] = fs
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Source < out[j].Source })
-	return out
 }
 
 // resolveTarget maps the target address to its store account.
