@@ -51,6 +51,7 @@ cat >>"$work/cfg.toml" <<CFG
 [migration]
 allowlist = ["127.0.0.1"]
 report_from = "$admin"
+secret_key_file = "$work/migration.key"
 CFG
 ms init >/dev/null
 ms domain add example.test >/dev/null
@@ -82,6 +83,9 @@ echo "killed after $(find "$work/data/blobs" -type f | wc -l) blobs"
 mig run --csv "$work/run.csv" >"$work/run2.log" 2>&1 || fail "second run"
 mig status "$alice" >"$work/status.log" 2>&1 || fail "status"
 grep -q "ok" "$work/status.log" || fail "collector not ok after the rerun"
+[ -s "$work/migration.key" ] || fail "no secret key file created"
+# The data directory holds the source password only sealed.
+! grep -rqaF "$src_pw" "$work/data" || fail "source password in plain text in the data directory"
 
 echo "-- the target matches the source, read over IMAP"
 python3 - "$dv_port" "$src_user" "$src_pw" "$imaps" "$alice" "alice target pw" <<'PY' || fail "target differs from source"

@@ -153,8 +153,9 @@ if [ "$ONLY" != mbsync ]; then
   go build -o "$WORK/migrate" ./examples/migrate
   cfg=$WORK/ours.toml
   write_config "$cfg" "$WORK/data" "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)"
+  printf '[migration]\nsecret_key_file = "%s"\n' "$WORK/migration.key" >>"$cfg"
   if [ -n "$PARALLEL_FOLDERS" ]; then
-    printf '[migration]\nfolder_parallel = %s\n' "$PARALLEL_FOLDERS" >>"$cfg"
+    printf 'folder_parallel = %s\n' "$PARALLEL_FOLDERS" >>"$cfg"
   fi
   "$WORK/mailserver" -config "$cfg" init >/dev/null
   "$WORK/mailserver" -config "$cfg" domain add bench.test >/dev/null

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailyard/mailyard/store"
@@ -66,6 +69,12 @@ func (m *Migrator) Sync(ctx context.Context, job Job, progress ProgressFunc) (Ma
 
 // sync is Sync on behalf of run runID (kept in the status; 0 for none).
 func (m *Migrator) sync(ctx context.Context, job Job, runID int64, progress ProgressFunc) (MailboxStatus, error) {
+	return m.syncScope(ctx, job, runID, progress, false)
+}
+
+// syncScope is sync; inboxOnly limits the pass to the folders that feed
+// the target's INBOX (an IDLE pass, idle.go).
+func (m *Migrator) syncScope(ctx context.Context, job Job, runID int64, progress ProgressFunc, inboxOnly bool) (MailboxStatus, error) {
 	target := canonicalTarget(job.Target)
 	if err := validateJob(job); err != nil {
 		return MailboxStatus{Target: target, Job: job.Masked(), RunID: runID, State: StateError,
@@ -89,7 +98,7 @@ func (m *Migrator) sync(ctx context.Context, job Job, runID int64, progress Prog
 		return st, err
 	}
 	m.log.Info("migration pass started", "target", target, "source", job.Source.Host, "login", job.Credentials.Login, "mode", job.Credentials.Mode)
-	res, perr := m.pass(ctx, job, progress)
+	res, perr := m.pass(ctx, job, progress, inboxOnly)
 	st, err = m.endPass(ctx, job, res, perr)
 	if perr != nil {
 		m.log.Warn("migration pass failed", "target", target, "class", ClassOf(perr), "err", perr)
@@ -147,7 +156,9 @@ func (m *Migrator) beginPass(ctx context.Context, job Job, runID int64, now time
 		if !found {
 			rec.Status = MailboxStatus{Target: job.Target, Created: now}
 		}
-		rec.Job = toJobRecord(job)
+		if rec.Job, err = toJobRecord(job, m.seal); err != nil {
+			return err
+		}
 		rec.Status.Target = job.Target
 		rec.Status.RunID = runID
 		rec.Status.State = StateRunning
@@ -157,8 +168,8 @@ func (m *Migrator) beginPass(ctx context.Context, job Job, runID int64, now time
 		return txPutJSON(tx, nsCollector, job.Target, rec)
 	})
 	st.Job = job.Masked()
-	if errors.Is(err, ErrDisabled) {
-		return st, &Error{Class: ErrClassConfig, Target: job.Target, Err: ErrDisabled}
+	if errors.Is(err, ErrDisabled) || errors.Is(err, ErrNoSecretKey) {
+		return st, &Error{Class: ErrClassConfig, Target: job.Target, Err: err}
 	}
 	if err != nil {
 		return st, &Error{Class: classifyLocal(ctx, err), Target: job.Target, Err: err}
@@ -178,9 +189,15 @@ func (m *Migrator) endPass(ctx context.Context, job Job, res passResult, perr er
 		if _, err := txGetJSON(tx, nsCollector, job.Target, &rec); err != nil {
 			return err
 		}
+		if err := rec.Job.reseal(m.seal); err != nil {
+			return err
+		}
 		s := &rec.Status
 		s.Updated = now
-		if res.folders != nil {
+		switch {
+		case res.inboxOnly:
+			s.Folders = mergeFolders(s.Folders, res.folders)
+		case res.folders != nil:
 			s.Folders = res.folders
 		}
 		if perr == nil {
@@ -210,13 +227,31 @@ func (m *Migrator) endPass(ctx context.Context, job Job, res passResult, perr er
 	return st, nil
 }
 
+// mergeFolders is old with the statuses of part (an INBOX pass) in place
+// of theirs, sorted by source name.
+func mergeFolders(old, part []FolderStatus) []FolderStatus {
+	out := slices.Clone(old)
+	for _, fs := range part {
+		i := slices.IndexFunc(out, func(o FolderStatus) bool { return o.Source == fs.Source })
+		if i < 0 {
+			out = append(out, fs)
+		} else {
+			out[i] = fs
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Source < out[j].Source })
+	return out
+}
+
 // Collect runs passes for job every interval (measured from the end of a
 // pass) until ctx is done or the collector is disabled, and then returns
-// nil. A failed pass is retried after an exponential back-off from
-// Options.RetryMin to RetryMax instead of the interval; the status of
-// every pass is recorded. Configuration errors (a bad job, a host not on
-// the allowlist, an unknown target) are returned at once: retrying cannot
-// fix them.
+// nil. Where the source announces IDLE, new mail in its INBOX is copied
+// within seconds in between (an INBOX pass, see idle.go); the other
+// folders keep the interval. A failed pass is retried after an
+// exponential back-off from Options.RetryMin to RetryMax instead of the
+// interval; the status of every pass is recorded. Configuration errors (a
+// bad job, a host not on the allowlist, an unknown target) are returned
+// at once: retrying cannot fix them.
 func (m *Migrator) Collect(ctx context.Context, job Job, interval time.Duration, progress ProgressFunc) error {
 	return m.collect(ctx, job, 0, interval, progress)
 }
@@ -227,13 +262,24 @@ func (m *Migrator) collect(ctx context.Context, job Job, runID int64, interval t
 	if interval <= 0 {
 		return &Error{Class: ErrClassConfig, Target: canonicalTarget(job.Target), Err: errors.New("collect interval must be positive")}
 	}
+	inbox := make(chan struct{}, 1)
+	wctx, stopWatch := context.WithCancel(ctx)
+	var watching sync.WaitGroup
+	defer watching.Wait()
+	defer stopWatch()
 	backoff := time.Duration(0)
+	inboxOnly, watchStarted := false, false
+	var nextFull time.Time
 	for {
-		_, err := m.sync(ctx, job, runID, progress)
+		_, err := m.syncScope(ctx, job, runID, progress, inboxOnly)
 		if ctx.Err() != nil || errors.Is(err, ErrDisabled) {
 			return nil
 		}
-		wait := interval
+		if !inboxOnly {
+			nextFull = m.now().Add(interval)
+		}
+		wait := max(nextFull.Sub(m.now()), 0)
+		idle := inbox
 		if err != nil {
 			if ClassOf(err) == ErrClassConfig {
 				return err
@@ -243,9 +289,16 @@ func (m *Migrator) collect(ctx context.Context, job Job, runID int64, interval t
 			} else {
 				backoff = min(2*backoff, m.opts.RetryMax)
 			}
-			wait = backoff
+			wait, idle = backoff, nil
+			nextFull = time.Time{} // after a failure the next pass is a full one
 		} else {
 			backoff = 0
+			if !watchStarted && !m.opts.NoIdle {
+				// The first successful pass starts the IDLE watcher: the
+				// job is known to log in by now.
+				watchStarted = true
+				watching.Go(func() { m.watchInbox(wctx, job, inbox) })
+			}
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -253,6 +306,10 @@ func (m *Migrator) collect(ctx context.Context, job Job, runID int64, interval t
 			t.Stop()
 			return nil
 		case <-t.C:
+			inboxOnly = false
+		case <-idle:
+			t.Stop()
+			inboxOnly = true
 		}
 		if st, err := m.Status(ctx, job.Target); err == nil && st.State == StateDisabled {
 			return nil
@@ -276,6 +333,9 @@ func (m *Migrator) Disable(ctx context.Context, target string) error {
 		if !found {
 			return fmt.Errorf("migration: collector %s: %w", target, store.ErrNotFound)
 		}
+		if err := rec.Job.reseal(m.seal); err != nil {
+			return err
+		}
 		rec.Status.State = StateDisabled
 		rec.Status.Updated = now
 		rec.Status.Job = Job{}
@@ -292,7 +352,7 @@ func (m *Migrator) Status(ctx context.Context, target string) (MailboxStatus, er
 		return MailboxStatus{}, fmt.Errorf("migration: collector %s: %w", target, err)
 	}
 	st := rec.Status
-	st.Job = rec.Job.job().Masked()
+	st.Job = rec.Job.masked()
 	return st, nil
 }
 
@@ -313,19 +373,35 @@ func (m *Migrator) ListStatus(ctx context.Context, after string, limit int) ([]M
 			return nil, fmt.Errorf("migration: collector: %w", err)
 		}
 		st := rec.Status
-		st.Job = rec.Job.job().Masked()
+		st.Job = rec.Job.masked()
 		out = append(out, st)
 	}
 	return out, nil
 }
 
 // storedJob returns a collector's job with its password (for runs that
-// resume or update collectors). Errors wrap store.ErrNotFound.
+// resume or update collectors). Errors wrap store.ErrNotFound; a password
+// that cannot be opened (no key, wrong key) is an *Error of class
+// ErrClassConfig naming the collector.
 func (m *Migrator) storedJob(ctx context.Context, target string) (Job, error) {
+	rec, err := m.storedJobRecord(ctx, target)
+	if err != nil {
+		return Job{}, err
+	}
+	j, err := rec.open(m.seal)
+	if err != nil {
+		return Job{}, &Error{Class: ErrClassConfig, Target: canonicalTarget(target), Err: fmt.Errorf("collector %s: %w", canonicalTarget(target), err)}
+	}
+	return j, nil
+}
+
+// storedJobRecord returns a collector's job as stored (password sealed).
+// Errors wrap store.ErrNotFound.
+func (m *Migrator) storedJobRecord(ctx context.Context, target string) (jobRecord, error) {
 	target = canonicalTarget(target)
 	var rec collectorRecord
 	if _, err := getJSON(ctx, m.opts.Store, nsCollector, target, &rec); err != nil {
-		return Job{}, fmt.Errorf("migration: collector %s: %w", target, err)
+		return jobRecord{}, fmt.Errorf("migration: collector %s: %w", target, err)
 	}
-	return rec.Job.job(), nil
+	return rec.Job, nil
 }

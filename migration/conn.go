@@ -57,6 +57,21 @@ func (s *sourceConn) Close() {
 // ErrClassConfig and nothing is dialled. The connection is closed when ctx
 // is done, which fails whatever command is in progress.
 func (m *Migrator) dial(ctx context.Context, job Job) (*sourceConn, error) {
+	return m.dialWith(ctx, job, dialOptions{})
+}
+
+// dialOptions are what an IDLE connection (idle.go) needs beyond dial's.
+type dialOptions struct {
+	// noSlot: the connection takes no slot of MaxConnsPerHost. A
+	// collector's one IDLE connection lives as long as the collector;
+	// holding a slot, a few of them would starve every pass on the host.
+	noSlot bool
+	// unilateral handles the source's unilateral data (nil: ignored).
+	unilateral *imapclient.UnilateralDataHandler
+}
+
+// dialWith is dial with o.
+func (m *Migrator) dialWith(ctx context.Context, job Job, o dialOptions) (*sourceConn, error) {
 	src := job.Source
 	cfgErr := func(err error) error { return &Error{Class: ErrClassConfig, Target: job.Target, Err: err} }
 	addrs, err := m.allow.check(ctx, m.opts.Resolver, src.Host)
@@ -71,9 +86,11 @@ func (m *Migrator) dial(ctx context.Context, job Job) (*sourceConn, error) {
 		return nil, cfgErr(err)
 	}
 
-	release, err := m.hosts.acquire(ctx, src.Host)
-	if err != nil {
-		return nil, &Error{Class: ErrClassCanceled, Target: job.Target, Err: err}
+	release := func() {}
+	if !o.noSlot {
+		if release, err = m.hosts.acquire(ctx, src.Host); err != nil {
+			return nil, &Error{Class: ErrClassCanceled, Target: job.Target, Err: err}
+		}
 	}
 	connErr := func(err error) error {
 		release()
@@ -90,7 +107,7 @@ func (m *Migrator) dial(ctx context.Context, job Job) (*sourceConn, error) {
 	}
 	lc := &limitedConn{Conn: raw, ctx: ctx, bw: m.bw}
 	lc.timeout.Store(int64(m.opts.DialTimeout))
-	c, err := newSourceClient(dctx, lc, src, tlsConf)
+	c, err := newSourceClient(dctx, lc, src, tlsConf, o.unilateral)
 	if err != nil {
 		raw.Close()
 		return nil, connErr(err)
@@ -169,8 +186,8 @@ func dialSource(ctx context.Context, src Source, addrs []netip.Addr) (net.Conn, 
 // newSourceClient starts the IMAP client on lc, secured as src.TLS says:
 // a TLS handshake first (implicit TLS, RFC 8314 §3.3), STARTTLS (RFC 9051
 // §6.2.1), or none.
-func newSourceClient(ctx context.Context, lc *limitedConn, src Source, tlsConf *tls.Config) (*imapclient.Client, error) {
-	opts := &imapclient.Options{TLSConfig: tlsConf}
+func newSourceClient(ctx context.Context, lc *limitedConn, src Source, tlsConf *tls.Config, unilateral *imapclient.UnilateralDataHandler) (*imapclient.Client, error) {
+	opts := &imapclient.Options{TLSConfig: tlsConf, UnilateralDataHandler: unilateral}
 	switch src.TLS {
 	case TLSImplicit:
 		tc := tls.Client(lc, tlsConf)

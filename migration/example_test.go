@@ -23,6 +23,12 @@ func Example() {
 	}
 	defer st.Close()
 	dir := builtin.New(st, builtin.Options{Accounts: st})
+	// The secret that seals the source passwords kept in the store: 32
+	// random bytes kept apart from the store, in a root-only file.
+	key, err := os.ReadFile("/etc/mailyard/migration.key")
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	m, err := migration.New(migration.Options{
 		Store:     st,
@@ -30,6 +36,7 @@ func Example() {
 		Users:     dir,
 		// Collectors dial nothing else.
 		Allowlist: []string{"10.20.0.0/16", "exchange.corp.example"},
+		SecretKey: key,
 	})
 	if err != nil {
 		log.Fatal(err)

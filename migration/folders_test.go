@@ -98,10 +98,21 @@ func TestSecretMasked(t *testing.T) {
 	if m := job.Masked(); m.Credentials.Password.Reveal() != Mask || job.Credentials.Password.Reveal() != pw {
 		t.Error("Masked")
 	}
-	// The stored form keeps it (it must log in again), and only there.
-	r := toJobRecord(job)
-	if r.Password != pw || r.job().Credentials.Password.Reveal() != pw {
-		t.Error("job record lost the password")
+	// The stored form keeps it sealed (it must log in again).
+	s, err := newSealer(testSecretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job.Target = "alice@example.com"
+	r, err := toJobRecord(job, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err := r.open(s); err != nil || r.Password != "" || j.Credentials.Password.Reveal() != pw {
+		t.Errorf("job record lost the password: %v", err)
+	}
+	if r.masked().Credentials.Password.Reveal() != Mask {
+		t.Error("masked record shows the password")
 	}
 }
 

@@ -29,6 +29,9 @@ import (
 	"github.com/mailyard/mailyard/store/sqlite"
 )
 
+// testSecretKey seals the passwords of the tests' collectors.
+var testSecretKey = []byte("0123456789abcdef0123456789abcdef-test-key")
+
 const (
 	syncTarget   = "alice@example.com"
 	syncTargetPW = "target-secret-pw"
@@ -91,6 +94,7 @@ func newSyncEnv(t testing.TB, dopts dovecottest.Options, tweak func(*Options)) *
 		DialTimeout:    30 * time.Second,
 		CommandTimeout: 2 * time.Minute,
 		MaxMessageSize: 4 << 20,
+		SecretKey:      testSecretKey,
 	}
 	if tweak != nil {
 		tweak(&e.opts)

@@ -42,7 +42,7 @@ func TestSyncKillChild(t *testing.T) {
 	}
 	defer st.Close()
 	p, _ := strconv.Atoi(port)
-	m, err := New(Options{Store: st, Directory: builtin.New(st, builtin.Options{Accounts: st}),
+	m, err := New(Options{Store: st, Directory: builtin.New(st, builtin.Options{Accounts: st}), SecretKey: testSecretKey,
 		Allowlist: []string{"127.0.0.1"}, FolderParallel: 2, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -82,14 +82,29 @@
 // Later passes carry flag changes over: the source's flags are compared
 // with the flags last seen there (not with the copy), and only what the
 // source changed is added to or removed from the copy, so flags the user
-// changed in Mailyard stay. Messages expunged on the source are not
+// changed in Mailyard stay. Where the source offers CONDSTORE (RFC 7162),
+// a folder's checkpoint keeps its HIGHESTMODSEQ, and a later pass reads
+// only the new messages and the flags changed since then (UID FETCH
+// 1:last (FLAGS) (CHANGEDSINCE n)) instead of every message's metadata;
+// it reads everything when the checkpoint has no mod-sequence, the
+// UIDVALIDITY changed, or the message count shows expunges.
+//
+// Instant collection: a continuous collector ([Migrator.Collect]) whose
+// source announces IDLE keeps an IDLE connection on the source INBOX and
+// copies new INBOX mail within seconds (an INBOX pass), while the other
+// folders keep the interval (idle.go). Messages expunged on the source are not
 // expunged in the target: the target is the user's new mailbox, a
 // deletion in the old system during coexistence is usually a clean-up
 // there, and a migration tool that deletes mail cannot be undone.
 //
 // The collector's record keeps the job with its password, in the store
 // (which also holds the mail): continuous collection and resumed runs log
-// in again with it. Statuses, logs and errors never show it.
+// in again with it. The password is sealed there with AES-256-GCM under a
+// key derived by HKDF-SHA256 (RFC 5869) from Options.SecretKey, with the
+// target address as associated data and a version prefix ("v1:"), so a
+// copy of the store alone reveals no password; records from before
+// sealing (plain text) are read and sealed when next written. Statuses,
+// logs and errors never show it.
 package migration
 
 import (

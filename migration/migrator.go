@@ -115,6 +115,20 @@ type Options struct {
 	// RetryMin and RetryMax bound the back-off between failed passes of
 	// a continuous collector (1m, 30m).
 	RetryMin, RetryMax time.Duration
+	// SecretKey is the secret (at least MinSecretKeySize random bytes,
+	// kept outside the store) from which the key that seals the source
+	// passwords kept in collector records is derived (HKDF-SHA256, then
+	// AES-256-GCM with the target address as associated data), so a copy
+	// of the store reveals no password. Passes and runs that store or
+	// read a password need it (without it they fail with ErrNoSecretKey,
+	// class ErrClassConfig); Status, ListStatus, reports and Disable do
+	// not. Records from before sealing are read in plain text and sealed
+	// when next written.
+	SecretKey []byte
+	// NoIdle turns instant collection off: continuous collectors only
+	// poll, and hold no IDLE connection (one per collector, outside
+	// MaxConnsPerHost) to their source.
+	NoIdle bool
 }
 
 // Migrator runs collectors, runs and reports over one store. It is safe for
@@ -129,6 +143,8 @@ type Migrator struct {
 	hosts *hostLimiter
 	// bw is the shared bandwidth limiter (nil: unlimited).
 	bw *bandwidth
+	// seal seals stored passwords (nil: no SecretKey).
+	seal *sealer
 	// heldBufs and heldSlots are the buffers of message bodies read into
 	// memory before their append, and the bound on them (holdBuffer).
 	heldBufs  sync.Pool
@@ -150,6 +166,10 @@ func New(opts Options) (*Migrator, error) {
 		return nil, errors.New("migration: Options.Directory is required")
 	}
 	allow, err := parseAllowlist(opts.Allowlist)
+	if err != nil {
+		return nil, err
+	}
+	seal, err := newSealer(opts.SecretKey)
 	if err != nil {
 		return nil, err
 	}
@@ -189,6 +209,7 @@ func New(opts Options) (*Migrator, error) {
 		now:   opts.Now,
 		allow: allow,
 		hosts: newHostLimiter(opts.MaxConnsPerHost),
+		seal:  seal,
 
 		heldSlots: make(chan struct{}, maxHeldBodies),
 	}

@@ -48,11 +48,17 @@ type passResult struct {
 	flagUpdates  int64
 	failed       int64
 	foldersTotal int
+	// inboxOnly: an IDLE pass, which copied only the folders feeding the
+	// target's INBOX (folders holds only theirs).
+	inboxOnly bool
 }
 
 // summary is the status's LastMessage.
 func (r passResult) summary() string {
 	s := fmt.Sprintf("copied %d messages (%s) in %d folders", r.copied, bytesize.Format(r.copiedBytes), r.foldersTotal)
+	if r.inboxOnly {
+		s = "INBOX (IDLE): " + s
+	}
 	if r.flagUpdates > 0 {
 		s += fmt.Sprintf(", updated flags of %d", r.flagUpdates)
 	}
@@ -69,6 +75,9 @@ type passState struct {
 	account  string
 	progress ProgressFunc
 	cancel   context.CancelFunc
+	// inboxOnly limits the pass to the folders mapped to the target's
+	// INBOX (idle.go).
+	inboxOnly bool
 
 	doneMsgs, doneBytes, totalMsgs, totalBytes atomic.Int64
 	flagUpdates                                atomic.Int64
@@ -108,14 +117,14 @@ func (ps *passState) setStatus(fs FolderStatus) {
 }
 
 // pass runs steps 1-7.
-func (m *Migrator) pass(ctx context.Context, job Job, progress ProgressFunc) (passResult, error) {
+func (m *Migrator) pass(ctx context.Context, job Job, progress ProgressFunc, inboxOnly bool) (passResult, error) {
 	account, err := m.resolveTarget(ctx, job.Target)
 	if err != nil {
 		return passResult{}, err
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ps := &passState{m: m, job: job, account: account, progress: progress, cancel: cancel, statuses: map[string]FolderStatus{}}
+	ps := &passState{m: m, job: job, account: account, progress: progress, cancel: cancel, statuses: map[string]FolderStatus{}, inboxOnly: inboxOnly}
 
 	sc, err := m.dial(pctx, job)
 	if err != nil {
@@ -214,6 +223,9 @@ func (ps *passState) groupFolders(ctx, pctx context.Context, sc *sourceConn, fol
 	var order []string
 	for i := range folders {
 		f := &folders[i]
+		if ps.inboxOnly && (f.Err != nil || f.Excluded || f.Target != store.Inbox) {
+			continue
+		}
 		switch {
 		case f.Err != nil:
 			ps.setStatus(FolderStatus{Source: f.Name, Failed: 1})
@@ -278,6 +290,7 @@ func (ps *passState) result() passResult {
 	}
 	sort.Slice(res.folders, func(i, j int) bool { return res.folders[i].Source < res.folders[j].Source })
 	res.foldersTotal = len(res.folders)
+	res.inboxOnly = ps.inboxOnly
 	return res
 }
 

@@ -65,31 +65,80 @@ func msgKeyUID(prefix, key string) (uint32, bool) {
 
 // jobRecord is a Job as stored: unlike Job's own encoding (where Secret
 // masks itself) it keeps the password, which continuous collection and
-// resumed runs need to log in again. Records are in the operator's store,
-// which also holds the mail itself.
+// resumed runs need to log in again, sealed with Options.SecretKey
+// (secret.go) so that the store's files alone reveal no password.
+// Records written before passwords were sealed hold it in Password in
+// plain text; they are still read, and sealed when next written.
 type jobRecord struct {
-	Target    string            `json:"target"`
-	Source    Source            `json:"source"`
-	Mode      AuthMode          `json:"mode"`
-	Login     string            `json:"login"`
-	Service   string            `json:"service,omitempty"`
-	Password  string            `json:"password,omitempty"`
-	Exclude   []string          `json:"exclude"` // null = default, [] = none
-	FolderMap map[string]string `json:"folderMap,omitempty"`
+	Target  string   `json:"target"`
+	Source  Source   `json:"source"`
+	Mode    AuthMode `json:"mode"`
+	Login   string   `json:"login"`
+	Service string   `json:"service,omitempty"`
+	// Password is the plain-text password of records from before sealing.
+	Password string `json:"password,omitempty"`
+	// SealedPassword is the password sealed for Target ("v1:...").
+	SealedPassword string            `json:"sealedPassword,omitempty"`
+	Exclude        []string          `json:"exclude"` // null = default, [] = none
+	FolderMap      map[string]string `json:"folderMap,omitempty"`
 }
 
-func toJobRecord(j Job) jobRecord {
-	return jobRecord{
+// toJobRecord is j as stored, its password sealed by s for j.Target
+// (which must be canonical: it is the associated data).
+func toJobRecord(j Job, s *sealer) (jobRecord, error) {
+	r := jobRecord{
 		Target: j.Target, Source: j.Source, Mode: j.Credentials.Mode, Login: j.Credentials.Login,
-		Service: j.Credentials.Service, Password: j.Credentials.Password.Reveal(),
-		Exclude: j.Exclude, FolderMap: j.FolderMap,
+		Service: j.Credentials.Service, Exclude: j.Exclude, FolderMap: j.FolderMap,
 	}
+	if pw := j.Credentials.Password.Reveal(); pw != "" {
+		sealed, err := s.seal(j.Target, pw)
+		if err != nil {
+			return jobRecord{}, err
+		}
+		r.SealedPassword = sealed
+	}
+	return r, nil
 }
 
-func (r jobRecord) job() Job {
+// masked is the stored job with its password masked; it needs no key.
+func (r jobRecord) masked() Job {
+	j := r.jobWith("")
+	if r.Password != "" || r.SealedPassword != "" {
+		j.Credentials.Password = Mask
+	}
+	return j
+}
+
+// open is the stored job with its password, opened with s if sealed.
+func (r jobRecord) open(s *sealer) (Job, error) {
+	pw := r.Password
+	if r.SealedPassword != "" {
+		var err error
+		if pw, err = s.open(r.Target, r.SealedPassword); err != nil {
+			return Job{}, err
+		}
+	}
+	return r.jobWith(Secret(pw)), nil
+}
+
+// reseal seals a plain-text password of a record from before sealing,
+// when s has a key (without one the record stays as it is).
+func (r *jobRecord) reseal(s *sealer) error {
+	if r.Password == "" || s == nil {
+		return nil
+	}
+	sealed, err := s.seal(r.Target, r.Password)
+	if err != nil {
+		return err
+	}
+	r.Password, r.SealedPassword = "", sealed
+	return nil
+}
+
+func (r jobRecord) jobWith(pw Secret) Job {
 	return Job{
 		Target: r.Target, Source: r.Source,
-		Credentials: Credentials{Mode: r.Mode, Login: r.Login, Service: r.Service, Password: Secret(r.Password)},
+		Credentials: Credentials{Mode: r.Mode, Login: r.Login, Service: r.Service, Password: pw},
 		Exclude:     r.Exclude, FolderMap: r.FolderMap,
 	}
 }
@@ -116,8 +165,13 @@ type folderRecord struct {
 	TargetUIDNext uint32 `json:"targetUidNext"`
 	// TooLarge lists source UIDs skipped for size (bounded by
 	// maxTooLargeUIDs; Status counts them).
-	TooLarge []uint32     `json:"tooLarge,omitempty"`
-	Status   FolderStatus `json:"status"`
+	TooLarge []uint32 `json:"tooLarge,omitempty"`
+	// HighestModSeq is the source's HIGHESTMODSEQ (RFC 7162 §3.1.2.1)
+	// when the folder was scanned under UIDValidity: every flag change up
+	// to it is carried over. 0: unknown (no CONDSTORE, or never scanned
+	// with it).
+	HighestModSeq uint64       `json:"highestModSeq,omitempty"`
+	Status        FolderStatus `json:"status"`
 }
 
 // maxTooLargeUIDs bounds folderRecord.TooLarge.

@@ -37,6 +37,26 @@ func startOmitProxy(t *testing.T, backend string) *omitProxy {
 }
 
 func (p *omitProxy) serve(c net.Conn, backend string) {
+	forward(c, backend, func(b io.Writer, c io.Reader) {
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if u := p.drop.Load(); u != 0 && strings.Contains(line, "UID FETCH") && strings.Contains(line, "BODY.PEEK[]") {
+				line = dropUID(line, u)
+			}
+			if _, err := io.WriteString(b, line); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// forward connects c to backend: the backend's answers are copied to c,
+// and up copies what the client sends to the backend, as it likes.
+func forward(c net.Conn, backend string, up func(b io.Writer, c io.Reader)) {
 	defer c.Close()
 	b, err := net.Dial("tcp", backend)
 	if err != nil {
@@ -44,19 +64,7 @@ func (p *omitProxy) serve(c net.Conn, backend string) {
 	}
 	defer b.Close()
 	go io.Copy(c, b)
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		if u := p.drop.Load(); u != 0 && strings.Contains(line, "UID FETCH") && strings.Contains(line, "BODY.PEEK[]") {
-			line = dropUID(line, u)
-		}
-		if _, err := io.WriteString(b, line); err != nil {
-			return
-		}
-	}
+	up(b, c)
 }
 
 // dropUID rewrites "tag UID FETCH set items" without uid (explicit sets

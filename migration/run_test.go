@@ -33,6 +33,8 @@ type runTestEnv struct {
 	st  *sqlite.Store
 	dir *builtin.Directory
 	m   *Migrator
+	// dbDir is the store's directory.
+	dbDir string
 	// users: address -> source password (the same address logs in on
 	// the source).
 	users map[string]string
@@ -46,7 +48,8 @@ func newRunTestEnv(t *testing.T, users map[string]string, tweak func(*Options)) 
 	t.Helper()
 	dov := dovecottest.Start(t, dovecottest.Options{Users: users, MasterUsers: map[string]string{runTestMaster: "master-pw"}})
 	ctx := t.Context()
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	dbDir := t.TempDir()
+	st, err := sqlite.Open(ctx, dbDir, sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	dir := builtin.New(st, builtin.Options{Accounts: st, Hasher: builtin.NewPasswordHasher(1)})
@@ -56,14 +59,14 @@ func newRunTestEnv(t *testing.T, users map[string]string, tweak func(*Options)) 
 		_, err := dir.CreateUser(ctx, directory.User{Address: addr}, "local-password")
 		require.NoError(t, err)
 	}
-	opts := Options{Store: st, Directory: dir, Users: dir, Allowlist: []string{"127.0.0.1"},
+	opts := Options{Store: st, Directory: dir, Users: dir, Allowlist: []string{"127.0.0.1"}, SecretKey: testSecretKey,
 		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}
 	if tweak != nil {
 		tweak(&opts)
 	}
 	m, err := New(opts)
 	require.NoError(t, err)
-	return &runTestEnv{t: t, ctx: ctx, dov: dov, st: st, dir: dir, m: m, users: users}
+	return &runTestEnv{t: t, ctx: ctx, dov: dov, st: st, dir: dir, m: m, users: users, dbDir: dbDir}
 }
 
 // source returns the default source of the test Dovecot.
@@ -576,7 +579,7 @@ func TestRunIDsOfConcurrentProcesses(t *testing.T) {
 		}
 		// The source is not on the allowlist: each pass fails at once,
 		// without a network connection.
-		m, err := New(Options{Store: st, Directory: dir, Users: dir, Allowlist: []string{"192.0.2.1"}})
+		m, err := New(Options{Store: st, Directory: dir, Users: dir, Allowlist: []string{"192.0.2.1"}, SecretKey: testSecretKey})
 		require.NoError(t, err)
 		ms = append(ms, m)
 	}

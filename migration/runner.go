@@ -117,6 +117,9 @@ func (r *runner) mailbox(ctx context.Context, i int) (job Job, keep bool, err er
 		}
 		rm.Status, rm.Ended = RunMailboxError, m.runTime()
 		rm.Error, rm.Class = serr.Error(), ErrClassTarget
+		if ClassOf(serr) == ErrClassConfig {
+			rm.Class = ErrClassConfig // no or wrong secret key
+		}
 		return Job{}, false, r.record(i, rm)
 	}
 	if err := r.record(i, rm); err != nil {
@@ -164,27 +167,30 @@ func (r *runner) collectorJob(ctx context.Context, job Job, rm *RunMailbox) (_ J
 	case st.State == StateDisabled:
 		return job, true, nil
 	}
-	stored, err := r.m.storedJob(ctx, job.Target)
-	if !r.spec.ForceUpdate {
-		if err == nil {
-			rm.KeptSettings = true
-			rm.IgnoredSettings = differingSettings(stored, job)
-			return stored, false, nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return job, false, err
+	if r.spec.ForceUpdate {
+		// The run's source and credentials replace the stored ones, so
+		// the stored password need not (and, after a lost key, cannot)
+		// be opened.
+		if stored, err := r.m.storedJobRecord(ctx, job.Target); err == nil {
+			if job.FolderMap == nil {
+				job.FolderMap = stored.FolderMap
+			}
+			if job.Exclude == nil {
+				job.Exclude = stored.Exclude
+			}
 		}
 		return job, false, nil
 	}
-	if err == nil {
-		if job.FolderMap == nil {
-			job.FolderMap = stored.FolderMap
-		}
-		if job.Exclude == nil {
-			job.Exclude = stored.Exclude
-		}
+	stored, err := r.m.storedJob(ctx, job.Target)
+	switch {
+	case err == nil:
+		rm.KeptSettings = true
+		rm.IgnoredSettings = differingSettings(stored, job)
+		return stored, false, nil
+	case errors.Is(err, store.ErrNotFound):
+		return job, false, nil
 	}
-	return job, false, nil
+	return job, false, err
 }
 
 // passOutcome sets rm's status from the error of the mailbox's pass and

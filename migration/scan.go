@@ -96,12 +96,59 @@ func fetchEach(sc *sourceConn, set imap.NumSet, opts *imap.FetchOptions, fn func
 	return cmd.Close()
 }
 
+// fetchChanges reads what changed in a folder since its checkpoint, where
+// the source keeps mod-sequences (RFC 7162): the metadata of the messages
+// above cp.LastUID, and the flags of older ones changed since
+// cp.HighestModSeq, by UID FETCH ... (FLAGS) (CHANGEDSINCE n) (§3.1.4),
+// instead of every message's flags. ok is false, and a full read is
+// needed, when the counts do not add up: messages were expunged (their
+// sizes must leave the folder's total) or arrived between the last
+// EXAMINE and its FETCH.
+func fetchChanges(sc *sourceConn, cp *folderRecord, sel *imap.SelectData) (msgs []srcMsg, ok bool, err error) {
+	var fresh []srcMsg
+	if sel.UIDNext == 0 || uint32(sel.UIDNext) > cp.LastUID+1 {
+		var set imap.UIDSet
+		set.AddRange(imap.UID(cp.LastUID+1), 0)
+		all, err := fetchMeta(sc, set, false)
+		if err != nil {
+			return nil, false, fmt.Errorf("UID FETCH new metadata: %w", err)
+		}
+		// "n:*" also names the last message when n is above it.
+		for _, sm := range all {
+			if sm.uid > cp.LastUID {
+				fresh = append(fresh, sm)
+			}
+		}
+	}
+	if int64(sel.NumMessages) != cp.Status.SourceMessages+int64(len(fresh)) {
+		return nil, false, nil
+	}
+	if sel.HighestModSeq != cp.HighestModSeq && cp.LastUID > 0 {
+		var set imap.UIDSet
+		set.AddRange(1, imap.UID(cp.LastUID))
+		opts := &imap.FetchOptions{UID: true, Flags: true, ChangedSince: cp.HighestModSeq}
+		err := fetchEach(sc, set, opts, func(buf *imapclient.FetchMessageBuffer) {
+			if buf.UID != 0 && uint32(buf.UID) <= cp.LastUID {
+				msgs = append(msgs, srcMsg{uid: uint32(buf.UID), seq: buf.SeqNum, flags: normFlags(buf.Flags)})
+			}
+		})
+		if err != nil {
+			return nil, false, fmt.Errorf("UID FETCH FLAGS CHANGEDSINCE: %w", err)
+		}
+	}
+	msgs = append(msgs, fresh...)
+	slices.SortFunc(msgs, func(a, b srcMsg) int { return int(a.uid) - int(b.uid) })
+	return msgs, true, nil
+}
+
 // scanFolder is step 5 for one folder.
 //
 // Target UIDs at or above m that the folder's records map are added to
 // claimed, so that reconcile does not take them for lost appends.
 func (ps *passState) scanFolder(ctx context.Context, sc *sourceConn, f *srcFolder, cp *folderRecord, m uint32, claimed map[uint32]bool) (*folderWork, error) {
-	sel, err := sc.c.Select(f.Wire, &imap.SelectOptions{ReadOnly: true}).Wait()
+	// EXAMINE (CONDSTORE) reports HIGHESTMODSEQ (RFC 7162 §3.1.8).
+	condStore := sc.c.Caps().Has(imap.CapCondStore)
+	sel, err := sc.c.Select(f.Wire, &imap.SelectOptions{ReadOnly: true, CondStore: condStore}).Wait()
 	if err != nil {
 		return nil, ps.sourceErr(ctx, f.Name, fmt.Errorf("EXAMINE: %w", err))
 	}
@@ -114,7 +161,13 @@ func (ps *passState) scanFolder(ctx context.Context, sc *sourceConn, f *srcFolde
 	}
 	repair := w.cp.UIDValidity != sel.UIDValidity
 	var msgs []srcMsg
-	if sel.NumMessages > 0 {
+	incremental := false
+	if sel.NumMessages > 0 && !repair && cp != nil && w.cp.HighestModSeq > 0 && sel.HighestModSeq > 0 {
+		if msgs, incremental, err = fetchChanges(sc, &w.cp, sel); err != nil {
+			return nil, ps.sourceErr(ctx, f.Name, err)
+		}
+	}
+	if sel.NumMessages > 0 && !incremental {
 		var set imap.UIDSet
 		set.AddRange(1, 0)
 		if msgs, err = fetchMeta(sc, set, repair); err != nil {
@@ -126,8 +179,23 @@ func (ps *passState) scanFolder(ctx context.Context, sc *sourceConn, f *srcFolde
 			return nil, err
 		}
 	}
+	// Persisted with the folder's checkpoints, after the flag changes
+	// below are applied.
+	w.cp.HighestModSeq = sel.HighestModSeq
 	w.prefix = msgPrefix(ps.job.Target, f.Name, w.cp.UIDValidity)
 	byUID := w.index(msgs)
+	if incremental {
+		// msgs holds the new messages and the changed old ones (only
+		// their flags): the folder's size is the last one plus the new.
+		w.fs.SourceBytes, w.all = w.cp.Status.SourceBytes, nil
+		for _, sm := range msgs {
+			if sm.uid > w.cp.LastUID {
+				w.fs.SourceBytes += sm.size
+				w.all = append(w.all, sm.uid)
+			}
+		}
+		w.maxUID = max(w.maxUID, w.cp.LastUID)
+	}
 	cs, err := ps.scanCopies(ctx, w, msgs, byUID, m, claimed)
 	if err != nil {
 		return nil, ps.localErr(ctx, f.Name, err)

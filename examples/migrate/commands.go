@@ -56,7 +56,7 @@ func (c *cli) statusCmd(ctx context.Context, args []string) error {
 	if len(pos) > 1 {
 		return fmt.Errorf("%w: at most one address", errUsage)
 	}
-	if err := c.open(ctx); err != nil {
+	if err := c.open(ctx, false); err != nil {
 		return err
 	}
 	defer c.close()
@@ -165,7 +165,7 @@ func (c *cli) historyCmd(ctx context.Context, args []string) error {
 			return fmt.Errorf("%w: run ID %q is not a positive number", errUsage, pos[0])
 		}
 	}
-	if err := c.open(ctx); err != nil {
+	if err := c.open(ctx, false); err != nil {
 		return err
 	}
 	defer c.close()
@@ -284,7 +284,7 @@ func (c *cli) disableCmd(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: give the addresses to cut over", errUsage)
 	}
-	if err := c.open(ctx); err != nil {
+	if err := c.open(ctx, false); err != nil {
 		return err
 	}
 	defer c.close()
@@ -337,7 +337,7 @@ func (c *cli) reportCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.open(ctx); err != nil {
+	if err := c.open(ctx, false); err != nil {
 		return err
 	}
 	defer c.close()

@@ -26,15 +26,19 @@ type migrationConfig struct {
 	// or exact host names). Empty allows nothing.
 	Allowlist []string `toml:"allowlist"`
 	// Default source and credentials for runs.
-	Host               string   `toml:"host"`
-	Port               int      `toml:"port"`
-	TLS                string   `toml:"tls"`
-	CAFile             string   `toml:"ca_file"`
-	InsecureSkipVerify bool     `toml:"insecure_skip_verify"`
-	Auth               string   `toml:"auth"`
-	Service            string   `toml:"service"`
-	PasswordFile       string   `toml:"password_file"`
-	Exclude            []string `toml:"exclude"`
+	Host               string `toml:"host"`
+	Port               int    `toml:"port"`
+	TLS                string `toml:"tls"`
+	CAFile             string `toml:"ca_file"`
+	InsecureSkipVerify bool   `toml:"insecure_skip_verify"`
+	Auth               string `toml:"auth"`
+	Service            string `toml:"service"`
+	PasswordFile       string `toml:"password_file"`
+	// SecretKeyFile holds the key that seals the source passwords kept
+	// in the store (hex; created on first use). Empty: migration.key in
+	// os.UserConfigDir()/mailyard.
+	SecretKeyFile string   `toml:"secret_key_file"`
+	Exclude       []string `toml:"exclude"`
 	// Limits (0: the migration package's defaults).
 	Parallel        int   `toml:"parallel"`
 	FolderParallel  int   `toml:"folder_parallel"`

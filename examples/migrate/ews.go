@@ -72,7 +72,7 @@ func (c *cli) ewsCmd(ctx context.Context, args []string) error {
 	if o.parallel > 0 {
 		c.cfg.Migration.Parallel = o.parallel
 	}
-	if err := c.open(ctx); err != nil {
+	if err := c.open(ctx, true); err != nil {
 		return err
 	}
 	defer c.close()

@@ -203,8 +203,17 @@ func (c *cli) dispatch(ctx context.Context, cmd string, args []string) error {
 
 // open opens the data directory the way examples/mailserver's admin
 // commands do: SQLite in WAL mode lets this process work while the
-// server runs.
-func (c *cli) open(ctx context.Context) error {
+// server runs. withKey loads the secret key (secret_key_file) that seals
+// stored source passwords, which runs need and the commands that only
+// show masked settings do not.
+func (c *cli) open(ctx context.Context, withKey bool) error {
+	var key []byte
+	if withKey {
+		var err error
+		if key, err = loadSecretKey(c.cfg.Migration.SecretKeyFile); err != nil {
+			return err
+		}
+	}
 	fi, err := os.Stat(c.cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("data directory: %w (give -data DIR or -config FILE of the mail server)", err)
@@ -233,6 +242,7 @@ func (c *cli) open(ctx context.Context) error {
 		FolderParallel:  mc.FolderParallel,
 		BandwidthLimit:  mc.BandwidthLimit,
 		MaxMessageSize:  mc.MaxMessageBytes,
+		SecretKey:       key,
 	})
 	if err != nil {
 		st.Close()
@@ -275,6 +285,12 @@ func (s *switchWriter) set(w io.Writer) {
 
 // readSecretFile returns the first line of a password file.
 func readSecretFile(path string) (migration.Secret, error) {
+	line, err := readFirstLine(path, "the password")
+	return migration.Secret(line), err
+}
+
+// readFirstLine returns the first line of a small file that holds what.
+func readFirstLine(path, what string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -287,12 +303,12 @@ func readSecretFile(path string) (migration.Secret, error) {
 		return "", err
 	}
 	if len(b) > 4096 {
-		return "", fmt.Errorf("%s: longer than 4096 bytes; want one line with the password", path)
+		return "", fmt.Errorf("%s: longer than 4096 bytes; want one line with %s", path, what)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	line = strings.TrimSuffix(line, "\r")
 	if line == "" {
-		return "", fmt.Errorf("%s: empty first line; want the password", path)
+		return "", fmt.Errorf("%s: empty first line; want %s", path, what)
 	}
-	return migration.Secret(line), nil
+	return line, nil
 }
