@@ -188,7 +188,7 @@ func (h *Handler) objectResponse(rq *request, ms *multistatus, res *resource, rp
 	stats := h.props(rq, res, rp.pr)
 	switch {
 	case rp.calData != nil:
-		data, ok := h.calendarData(rq, res.obj, rp.calData, parsedCal)
+		data, ok := h.calendarData(rq, res.coll.ID, res.obj, rp.calData, parsedCal)
 		stats = addData(stats, nsCalDAV, "calendar-data", data, ok)
 	case rp.cardData != nil:
 		data, ok := h.cardData(rq, res.obj, rp.cardData)
@@ -216,13 +216,13 @@ func addData(stats []propstat, space, local string, data string, ok bool) []prop
 
 // calendarData returns the calendar-data of an object: the stored bytes
 // as they are unless the request selects parts or expands recurrences.
-func (h *Handler) calendarData(rq *request, o *store.Object, cd *calDataRequest, obj *calendar.Object) (string, bool) {
+func (h *Handler) calendarData(rq *request, coll int64, o *store.Object, cd *calDataRequest, obj *calendar.Object) (string, bool) {
 	if cd.comp == nil && !cd.expand {
 		return string(o.Data), true
 	}
 	if obj == nil {
 		var err error
-		if obj, err = h.parseCalendar(o.Data); err != nil {
+		if obj, err = h.parseCalendar(coll, o); err != nil {
 			rq.log.Warn("stored calendar object does not parse", "object", o.Name, "err", err)
 			return "", false
 		}
@@ -309,14 +309,22 @@ func encodeCard(c vcard.Card) (string, bool) {
 	return b.String(), true
 }
 
-// parseCalendar parses a stored object with the handler's limits and
-// floating time zone.
-func (h *Handler) parseCalendar(data []byte) (*calendar.Object, error) {
-	obj, err := calendar.Parse(data, calendar.Limits{MaxSize: len(data) + 1, MaxAttendees: max(h.opts.Limits.MaxAttendees, 1<<20), Zones: h.zones})
+// parseCalendar parses a stored object of collection coll with the
+// handler's limits and floating time zone, through the handler's cache
+// of parsed objects.
+func (h *Handler) parseCalendar(coll int64, o *store.Object) (*calendar.Object, error) {
+	obj, err := h.parsed.parse(coll, o, storedLimits(o.Data, h.zones))
 	if err != nil {
 		return nil, err
 	}
 	return obj.InZone(h.opts.FloatingLocation), nil
+}
+
+// storedLimits are the limits a stored object is read again with: it
+// passed the configured ones when it was stored, and a lowered limit
+// must not hide it, so only its own size bounds it.
+func storedLimits(data []byte, zones *calendar.ZoneCache) calendar.Limits {
+	return calendar.Limits{MaxSize: len(data) + 1, MaxAttendees: 1 << 20, Zones: zones}
 }
 
 // reportPage is how many objects (with their data) a report holds at
