@@ -17,8 +17,10 @@ const parsedCacheBytes = 32 << 20
 
 // parsedCost estimates the memory a parsed object holds: go-ical's
 // properties and parameters as maps and slices of strings, and the
-// calendar package's recurrence data, measured at five to eight times
-// the text for typical events (BenchmarkParseMatchTimeRange's B/op).
+// calendar package's recurrence data. Measured as live heap after a
+// collection: 2,441 bytes for a 188-byte event (estimate 2,528), 4,809
+// for a 528-byte weekly event with two attendees (estimate 5,248);
+// VTIMEZONEs are shared through the ZoneCache and not counted.
 func parsedCost(data []byte) int { return 8*len(data) + 1024 }
 
 // parsedKey names one version of a stored object: a strong ETag

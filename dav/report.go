@@ -313,7 +313,9 @@ func encodeCard(c vcard.Card) (string, bool) {
 // handler's limits and floating time zone, through the handler's cache
 // of parsed objects.
 func (h *Handler) parseCalendar(coll int64, o *store.Object) (*calendar.Object, error) {
-	obj, err := h.parsed.parse(coll, o, storedLimits(o.Data, h.zones))
+	lim := storedLimits(o.Data, h.zones)
+	lim.MaxAttendees = max(lim.MaxAttendees, h.opts.Limits.MaxAttendees)
+	obj, err := h.parsed.parse(coll, o, lim)
 	if err != nil {
 		return nil, err
 	}
