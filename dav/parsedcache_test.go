@@ -1,7 +1,9 @@
 package dav
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -100,5 +102,43 @@ func TestParsedCacheEvictsLeastRecent(t *testing.T) {
 	}
 	if _, ok := c.m[parsedKey{coll: 1, name: b.Name, etag: b.ETag}]; ok {
 		t.Fatal("the least recently used object was kept")
+	}
+}
+
+// TestQueriesSeeEditsThroughTheCache: a recurring event parsed by one
+// calendar-query and by free/busy is cached, and an edit (a new ETag)
+// is what the next query and free/busy see.
+func TestQueriesSeeEditsThroughTheCache(t *testing.T) {
+	e := newEnv(t)
+	e.do("PUT", e.calPath("weekly.ics"), event("weekly", "20260601T090000Z", "RRULE:FREQ=WEEKLY;COUNT=10")).expect(t, http.StatusCreated)
+	june := `<C:calendar-query ` + reportNS + `><D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">
+<C:time-range start="20260615T000000Z" end="20260616T000000Z"/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>`
+	query := func() []string {
+		return hrefs(e.do("REPORT", e.calPath(""), june, "Depth", "1").multistatus(t))
+	}
+	busy := func() []BusyPeriod {
+		got, err := FreeBusy(context.Background(), e.st, FreeBusyQuery{Accounts: []string{e.aliceID},
+			From: time.Date(2026, 6, 15, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 6, 16, 0, 0, 0, 0, time.UTC), parsed: e.h.parsed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got[e.aliceID]
+	}
+	if got := query(); len(got) != 1 || e.h.parsed.len() != 1 {
+		t.Fatalf("June 15 holds %v; %d cached", got, e.h.parsed.len())
+	}
+	if b := busy(); len(b) != 1 || b[0].Start.Hour() != 9 {
+		t.Fatalf("busy %v", b)
+	}
+	// Moved to Tuesdays: June 15, a Monday, is free.
+	e.do("PUT", e.calPath("weekly.ics"), event("weekly", "20260602T090000Z", "RRULE:FREQ=WEEKLY;COUNT=10")).expect(t, http.StatusNoContent)
+	if got := query(); len(got) != 0 {
+		t.Fatalf("after the edit June 15 holds %v", got)
+	}
+	if b := busy(); len(b) != 0 {
+		t.Fatalf("after the edit busy %v", b)
+	}
+	if n := e.h.parsed.len(); n != 2 {
+		t.Fatalf("%d cached, want both versions (the old one ages out)", n)
 	}
 }
