@@ -85,7 +85,8 @@ pass=bench-password
 users=("user0@bench.test")
 for ((i = 1; i <= FB_USERS; i++)); do users+=("user$i@bench.test"); done
 
-log "building bench/davload and examples/mailserver"
+BUILT=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/README.md' || echo +) # what the binaries are built from
+log "building bench/davload and examples/mailserver at $BUILT"
 go build -o "$WORK/davload" ./bench/davload
 [ "$ONLY" = radicale ] || build_mailserver "$WORK"
 LOAD=(-password "$pass" -events "$EVENTS" -recurring "$RECURRING" -clients "$CLIENTS" -contacts "$CONTACTS"
@@ -150,7 +151,7 @@ CFG
   "$WORK/mailserver" -config "$WORK/cfg.toml" serve >"$OUT/ours.log" 2>&1 &
   pid=$!
   wait_port 127.0.0.1 "$port" || { echo "our DAV listener did not start"; tail "$OUT/ours.log"; exit 1; }
-  log "ours ($(git rev-parse --short HEAD)) on 127.0.0.1:$port"
+  log "ours (built at $BUILT) on 127.0.0.1:$port"
   measure ours "https://127.0.0.1:$port/" -insecure || { failed=1; log "our run reported errors"; }
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=
 fi

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/internal/calendar"
 	"github.com/mailyard/mailyard/store"
 )
@@ -18,6 +19,20 @@ import (
 // 14) over HTTP against a 10,000-event calendar of which 1,000 recur
 // weekly, events spread over two years.
 func BenchmarkCalendarQueryMonth(b *testing.B) {
+	benchCalendarQuery(b, `<C:comp-filter name="VEVENT">
+<C:time-range start="20260601T000000Z" end="20260701T000000Z"/></C:comp-filter>`)
+}
+
+// BenchmarkFullReport: the full_report phase of bench/dav.sh, every
+// object of the same calendar with its data in one answer.
+func BenchmarkFullReport(b *testing.B) {
+	benchCalendarQuery(b, "")
+}
+
+// benchCalendarQuery stores the 10,000-event calendar and times the
+// calendar-query with calendar-data whose VCALENDAR comp-filter holds
+// inner, over HTTP.
+func benchCalendarQuery(b *testing.B, inner string) {
 	e := newEnv(b)
 	ctx := context.Background()
 	c, err := e.st.Collection(ctx, e.aliceID, store.KindCalendar, "calendar")
@@ -42,33 +57,13 @@ func BenchmarkCalendarQueryMonth(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	body := `<C:calendar-query ` + reportNS + `><D:prop><D:getetag/><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">
-<C:time-range start="20260601T000000Z" end="20260701T000000Z"/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>`
+	body := `<C:calendar-query ` + reportNS + `><D:prop><D:getetag/><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR">` +
+		inner + `</C:comp-filter></C:filter></C:calendar-query>`
 	url := e.srv.URL + "/dav/calendars/" + e.aliceID + "/calendar/"
 	e.do("PROPFIND", "/dav/", "", "Depth", "0").expect(b, http.StatusMultiStatus) // log in once
-	var lat []time.Duration
-	b.ResetTimer()
-	for b.Loop() {
-		t0 := time.Now()
-		req, _ := http.NewRequest("REPORT", url, strings.NewReader(body))
-		req.SetBasicAuth(alice, alicePW)
-		req.Header.Set("Depth", "1")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, _ := io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusMultiStatus || n == 0 {
-			b.Fatalf("status %d", res.StatusCode)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	b.StopTimer()
-	if len(lat) > 0 {
-		slices.Sort(lat)
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	}
+	timeRequests(b, "REPORT", url, body, "Depth", "1", func(status int, data []byte) bool {
+		return status == http.StatusMultiStatus && len(data) > 0
+	})
 }
 
 // BenchmarkFreeBusyQuery: one user's week of free/busy over HTTP, with
@@ -136,5 +131,86 @@ func BenchmarkAddressbookQuery(b *testing.B) {
 		if res.StatusCode != http.StatusMultiStatus || n == 0 {
 			b.Fatalf("status %d", res.StatusCode)
 		}
+	}
+}
+
+// BenchmarkFreeBusyOutbox50: the free/busy phase of bench/dav.sh as a
+// client asks it, one VFREEBUSY request POSTed to the schedule outbox
+// (RFC 6638 §5) listing 50 attendees, each with 100 events of which a
+// tenth recur weekly without end; the range is one week.
+func BenchmarkFreeBusyOutbox50(b *testing.B) {
+	e := newEnv(b)
+	ctx := context.Background()
+	var attendees []string
+	for u := range 50 {
+		addr := fmt.Sprintf("fb%02d@example.com", u)
+		usr, err := e.dir.CreateUser(ctx, directory.User{Address: addr}, "pw")
+		if err != nil {
+			b.Fatal(err)
+		}
+		attendees = append(attendees, addr)
+		def, _, err := e.h.ensureCalendarHome(ctx, usr.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		base := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
+		for i := range 100 {
+			start := base.Add(time.Duration(i*37%1440) * time.Hour) // over 60 days
+			var extra []string
+			if i%10 == 0 {
+				extra = append(extra, "RRULE:FREQ=WEEKLY\r\n")
+			}
+			ics := ev(fmt.Sprintf("u%d-e%d", u, i), start.Format("20060102T150405Z"), start.Add(time.Hour).Format("20060102T150405Z"), extra...)
+			p, err := e.h.validate([]byte(ics), true, def)
+			if err != nil {
+				b.Fatal(err)
+			}
+			o := store.Object{Name: fmt.Sprintf("e%d.ics", i), UID: p.uid, ContentType: p.mediaType, Data: []byte(ics), Component: p.component, Start: p.start, End: p.end}
+			if _, err := e.st.PutObject(ctx, def.ID, o, store.PutOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	body := strings.Replace(strings.Replace(fbRequestBody(alice, attendees...),
+		"DTSTART:20260301T000000Z", "DTSTART:20260601T000000Z", 1), "DTEND:20260401T000000Z", "DTEND:20260608T000000Z", 1)
+	url := e.srv.URL + "/dav/calendars/" + e.aliceID + "/outbox/"
+	e.do("PROPFIND", "/dav/", "", "Depth", "0").expect(b, http.StatusMultiStatus)
+	timeRequests(b, "POST", url, body, "Content-Type", "text/calendar", func(status int, data []byte) bool {
+		return status == http.StatusOK && strings.Count(string(data), "2.0;") == 50
+	})
+}
+
+// timeRequests times alice's request over HTTP, with one header, once
+// per benchmark iteration; ok judges each answer. It reports the 99th
+// percentile of the latencies beside the mean.
+func timeRequests(b *testing.B, method, url, body, header, value string, ok func(status int, data []byte) bool) {
+	var lat []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		t0 := time.Now()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.SetBasicAuth(alice, alicePW)
+		req.Header.Set(header, value)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if !ok(res.StatusCode, data) {
+			b.Fatalf("status %d: %.300s", res.StatusCode, data)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	reportP99(b, lat)
+}
+
+// reportP99 adds the 99th percentile of the latencies to the benchmark's
+// output.
+func reportP99(b *testing.B, lat []time.Duration) {
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	}
 }

@@ -36,6 +36,12 @@ type FreeBusyQuery struct {
 	// zones, if not nil, shares parsed VTIMEZONE definitions between the
 	// objects read (the Handler's own, for its REPORTs).
 	zones *calendar.ZoneCache
+	// parsed, if not nil, keeps parsed objects between queries (the
+	// Handler's own).
+	parsed *parsedCache
+	// skipUID, if not empty, leaves out the object with this UID (a
+	// booking being decided, when it is updated).
+	skipUID string
 }
 
 // FreeBusy returns, for each account of q, its merged busy periods within
@@ -92,7 +98,10 @@ func collectionBusy(ctx context.Context, st Store, collectionID int64, q FreeBus
 			return nil, err
 		}
 		for i := range objs {
-			periods = append(periods, objectBusy(&objs[i], q)...)
+			if q.skipUID != "" && objs[i].UID == q.skipUID {
+				continue
+			}
+			periods = append(periods, objectBusy(collectionID, &objs[i], q)...)
 		}
 		if len(objs) < sq.Limit {
 			return periods, nil
@@ -104,11 +113,11 @@ func collectionBusy(ctx context.Context, st Store, collectionID int64, q FreeBus
 // objectBusy is one object's busy time. An object that cannot be
 // expanded within the limit is busy over its indexed extent: claiming
 // too much time is safer for scheduling than claiming too little.
-func objectBusy(o *store.Object, q FreeBusyQuery) []calendar.Period {
+func objectBusy(coll int64, o *store.Object, q FreeBusyQuery) []calendar.Period {
 	if o.Component != "" && o.Component != "VEVENT" && o.Component != "VFREEBUSY" {
 		return nil
 	}
-	obj, err := calendar.Parse(o.Data, calendar.Limits{MaxSize: len(o.Data) + 1, MaxAttendees: 1 << 20, Zones: q.zones})
+	obj, err := q.parsed.parse(coll, o, storedLimits(o.Data, q.zones))
 	if err != nil {
 		return nil
 	}
@@ -150,7 +159,7 @@ func (h *Handler) freeBusyQuery(rq *request, body *node) error {
 	if err != nil {
 		return err
 	}
-	q := FreeBusyQuery{From: from, To: to, MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation, zones: h.zones}
+	q := FreeBusyQuery{From: from, To: to, MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation, zones: h.zones, parsed: h.parsed}
 	periods, err := collectionBusy(rq.ctx, h.opts.Store, c.ID, q)
 	if err != nil {
 		return err

@@ -21,6 +21,9 @@ type Handler struct {
 	galTokens *galTokens
 	// zones shares parsed VTIMEZONEs between the objects queries parse.
 	zones *calendar.ZoneCache
+	// parsed keeps parsed calendar objects by version for the read
+	// paths (calendar-query, calendar-data, free/busy).
+	parsed *parsedCache
 }
 
 // NewHandler returns a handler over opts.Store and opts.Directory, or an
@@ -31,7 +34,8 @@ func NewHandler(opts Options) (*Handler, error) {
 		return nil, err
 	}
 	return &Handler{opts: o, auth: newAuthCache(o.AuthCacheTTL, DefaultAuthCacheSize, time.Now), propDefs: propTable(),
-		galTokens: &galTokens{now: time.Now, entries: map[string]galTokenEntry{}}, zones: calendar.NewZoneCache(0)}, nil
+		galTokens: &galTokens{now: time.Now, entries: map[string]galTokenEntry{}}, zones: calendar.NewZoneCache(0),
+		parsed: newParsedCache(parsedCacheBytes)}, nil
 }
 
 // request is one authenticated request being answered.

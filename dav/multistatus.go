@@ -84,8 +84,23 @@ func (m *multistatus) close() error {
 	return m.x.close(nsDAV, "multistatus")
 }
 
+// statusLines are the DAV:status texts of the statuses a multistatus
+// says for every object, made once rather than per response.
+var statusLines = map[int]string{
+	http.StatusOK:       statusLine(http.StatusOK),
+	http.StatusNotFound: statusLine(http.StatusNotFound),
+}
+
+func statusLine(code int) string {
+	return fmt.Sprintf("HTTP/1.1 %d %s", code, http.StatusText(code))
+}
+
 func statusEl(code int) *node {
-	return textEl(nsDAV, "status", fmt.Sprintf("HTTP/1.1 %d %s", code, http.StatusText(code)))
+	s, ok := statusLines[code]
+	if !ok {
+		s = statusLine(code)
+	}
+	return textEl(nsDAV, "status", s)
 }
 
 // names lists the elements of a DAV:prop.

@@ -151,7 +151,7 @@ func (h *Handler) freeBusyReply(rq *request, req fbRequest, recipient string) *n
 // private events respected).
 func (h *Handler) accountFreeBusy(ctx context.Context, account string, req fbRequest, recipient string) (string, error) {
 	busy, err := FreeBusy(ctx, h.opts.Store, FreeBusyQuery{Accounts: []string{account}, From: req.from, To: req.to,
-		MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation})
+		MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation, zones: h.zones, parsed: h.parsed})
 	if err != nil {
 		return "", err
 	}

@@ -189,7 +189,7 @@ func (h *Handler) objectResponse(rq *request, ms *multistatus, res *resource, rp
 	stats := h.props(rq, res, rp.pr)
 	switch {
 	case rp.calData != nil:
-		data, ok, err := h.calendarData(rq, res.obj, rp.calData, parsedCal)
+		data, ok, err := h.calendarData(rq, res.coll.ID, res.obj, rp.calData, parsedCal)
 		if err != nil {
 			return err
 		}
@@ -231,12 +231,12 @@ var errInstanceLimit = errors.New("expanded instances reached the limit")
 // a 507 (RFC 5323 §5.17's number-of-matches-within-limits, which CalDAV
 // clients know from truncated queries) instead of growing without
 // bound.
-func (h *Handler) calendarData(rq *request, o *store.Object, cd *calDataRequest, obj *calendar.Object) (data string, ok bool, err error) {
+func (h *Handler) calendarData(rq *request, coll int64, o *store.Object, cd *calDataRequest, obj *calendar.Object) (data string, ok bool, err error) {
 	if cd.comp == nil && !cd.expand {
 		return string(o.Data), true, nil
 	}
 	if obj == nil {
-		if obj, err = h.parseCalendar(o.Data); err != nil {
+		if obj, err = h.parseCalendar(coll, o); err != nil {
 			rq.log.Warn("stored calendar object does not parse", "object", o.Name, "err", err)
 			return "", false, nil
 		}
@@ -331,16 +331,20 @@ func encodeCard(c vcard.Card) (string, bool) {
 	return b.String(), true
 }
 
-// parseCalendar parses a stored object with the handler's limits and
-// floating time zone.
-func (h *Handler) parseCalendar(data []byte) (*calendar.Object, error) {
-	return h.parseCalendarIn(data, nil)
+// parseCalendar parses a stored object of collection coll with the
+// handler's limits and floating time zone, through the handler's cache
+// of parsed objects.
+func (h *Handler) parseCalendar(coll int64, o *store.Object) (*calendar.Object, error) {
+	return h.parseCalendarIn(coll, o, nil)
 }
 
-// parseCalendarIn parses a stored object with its floating times read
-// in tz, or with tz nil in Options.FloatingLocation.
-func (h *Handler) parseCalendarIn(data []byte, tz *calendar.Timezone) (*calendar.Object, error) {
-	obj, err := calendar.Parse(data, calendar.Limits{MaxSize: len(data) + 1, MaxAttendees: max(h.opts.Limits.MaxAttendees, 1<<20), Zones: h.zones})
+// parseCalendarIn is parseCalendar with floating times read in tz, or
+// with tz nil in Options.FloatingLocation. The cache holds objects
+// before any zone is applied, so each query gets its own.
+func (h *Handler) parseCalendarIn(coll int64, o *store.Object, tz *calendar.Timezone) (*calendar.Object, error) {
+	lim := storedLimits(o.Data, h.zones)
+	lim.MaxAttendees = max(lim.MaxAttendees, h.opts.Limits.MaxAttendees)
+	obj, err := h.parsed.parse(coll, o, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -348,6 +352,13 @@ func (h *Handler) parseCalendarIn(data []byte, tz *calendar.Timezone) (*calendar
 		return obj.InTimezone(tz), nil
 	}
 	return obj.InZone(h.opts.FloatingLocation), nil
+}
+
+// storedLimits are the limits a stored object is read again with: it
+// passed the configured ones when it was stored, and a lowered limit
+// must not hide it, so only its own size bounds it.
+func storedLimits(data []byte, zones *calendar.ZoneCache) calendar.Limits {
+	return calendar.Limits{MaxSize: len(data) + 1, MaxAttendees: 1 << 20, Zones: zones}
 }
 
 // reportPage is how many objects (with their data) a report holds at

@@ -65,7 +65,7 @@ func (h *Handler) calendarQuery(rq *request, body *node) error {
 			t := target{kind: kindCalObject, user: rq.t.user, coll: rq.t.coll, name: o.Name}
 			return h.objectResponse(rq, ms, &resource{t: t, coll: &c, obj: o}, rp, nil)
 		}
-		obj, err := h.parseCalendarIn(o.Data, tz)
+		obj, err := h.parseCalendarIn(c.ID, o, tz)
 		if err != nil {
 			rq.log.Warn("stored calendar object does not parse", "object", o.Name, "err", err)
 			return nil

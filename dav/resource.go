@@ -157,28 +157,18 @@ func (h *Handler) busyExcept(ctx context.Context, account, uid string, from, to 
 	if err != nil {
 		return nil, err
 	}
-	q := FreeBusyQuery{From: from, To: to, MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation}
+	q := FreeBusyQuery{From: from, To: to, MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation,
+		zones: h.zones, parsed: h.parsed, skipUID: uid}
 	var periods []calendar.Period
 	for _, c := range colls {
 		if c.Name == inboxName {
 			continue
 		}
-		sq := store.ObjectQuery{From: from, To: to, Limit: reportPage}
-		for {
-			objs, err := h.opts.Store.QueryObjects(ctx, c.ID, sq)
-			if err != nil {
-				return nil, err
-			}
-			for i := range objs {
-				if objs[i].UID != uid {
-					periods = append(periods, objectBusy(&objs[i], q)...)
-				}
-			}
-			if len(objs) < sq.Limit {
-				break
-			}
-			sq.After = objs[len(objs)-1].Name
+		p, err := collectionBusy(ctx, h.opts.Store, c.ID, q)
+		if err != nil {
+			return nil, err
 		}
+		periods = append(periods, p...)
 	}
 	return oneType(periods), nil
 }

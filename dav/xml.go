@@ -227,7 +227,9 @@ func (x *xmlWriter) escaped(s string) {
 func (x *xmlWriter) name(n xml.Name) (declare string) {
 	for _, p := range prefixes {
 		if p.space == n.Space {
-			x.str(p.prefix + ":" + n.Local)
+			x.str(p.prefix) // in pieces: a concatenation allocated per element
+			x.str(":")
+			x.str(n.Local)
 			return ""
 		}
 	}
@@ -235,7 +237,8 @@ func (x *xmlWriter) name(n xml.Name) (declare string) {
 		x.str(n.Local)
 		return ""
 	}
-	x.str("x:" + n.Local)
+	x.str("x:")
+	x.str(n.Local)
 	return n.Space
 }
 
@@ -273,7 +276,9 @@ func (x *xmlWriter) node(n *node) {
 		x.str(`"`)
 	}
 	for _, a := range n.Attrs {
-		x.str(" " + a.Name.Local + `="`)
+		x.str(" ")
+		x.str(a.Name.Local)
+		x.str(`="`)
 		x.escaped(a.Value) // only names and numbers: no line breaks to keep
 		x.str(`"`)
 	}

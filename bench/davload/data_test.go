@@ -54,3 +54,21 @@ func TestGenEventRecurringShare(t *testing.T) {
 		t.Fatalf("%d recurring (want 1000), %d unbounded (want 200)", rec, unbounded)
 	}
 }
+
+func TestCheckBusy(t *testing.T) {
+	from := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	want := map[int64]bool{from.Add(9 * time.Hour).Unix(): true, from.Add(10 * time.Hour).Unix(): true, from.Add(33 * time.Hour).Unix(): true}
+	ics := "BEGIN:VCALENDAR\r\nBEGIN:VFREEBUSY\r\nFREEBUSY;FBTYPE=BUSY:20260302T090000Z/PT2H,\r\n 20260303T090000Z/20260303T100000Z\r\nEND:VFREEBUSY\r\nEND:VCALENDAR\r\n"
+	if err := checkBusy("a", ics, want); err != nil {
+		t.Fatal(err)
+	}
+	delete(want, from.Add(33*time.Hour).Unix())
+	if err := checkBusy("a", ics, want); err == nil {
+		t.Fatal("an extra busy hour went unnoticed")
+	}
+	want[from.Add(50*time.Hour).Unix()] = true
+	want[from.Add(33*time.Hour).Unix()] = true
+	if err := checkBusy("a", ics, want); err == nil {
+		t.Fatal("a missing busy hour went unnoticed")
+	}
+}

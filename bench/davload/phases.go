@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/xml"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -207,18 +208,18 @@ func phaseFreeBusy(ctx context.Context, c *config, hc *http.Client, me *client, 
 	if mode == "auto" {
 		mode = autoFreeBusyMode(ctx, outbox, users[0], from, to)
 	}
+	want := make([]map[int64]bool, len(users))
+	for u := range users {
+		want[u] = map[int64]bool{}
+		for i := range c.fbEvents {
+			genEvent(fmt.Sprintf("fb%d", u), i, c.fbEvents, c.fbEvents/10).busyHours(from, to, want[u])
+		}
+	}
 	var op func(int) error
 	switch mode {
 	case "outbox":
-		op = func(int) error { return freeBusyOutbox(ctx, me, outbox, users, from, to) }
+		op = func(int) error { return freeBusyOutbox(ctx, me, outbox, users, from, to, want) }
 	case "report":
-		want := make([]map[int64]bool, len(users))
-		for u := range users {
-			want[u] = map[int64]bool{}
-			for i := range c.fbEvents {
-				genEvent(fmt.Sprintf("fb%d", u), i, c.fbEvents, c.fbEvents/10).busyHours(from, to, want[u])
-			}
-		}
 		op = func(int) error {
 			for u, fu := range users {
 				if err := freeBusyReport(ctx, fu, from, to, want[u]); err != nil {
@@ -259,8 +260,9 @@ func phaseFreeBusy(ctx context.Context, c *config, hc *http.Client, me *client, 
 
 // freeBusyOutbox POSTs one VFREEBUSY REQUEST for every user to the
 // schedule outbox (RFC 6638 §5); each recipient must answer 2.0 with a
-// VFREEBUSY (RFC 6638 §10.2 schedule-response).
-func freeBusyOutbox(ctx context.Context, me *client, outbox string, users []fbUser, from, to time.Time) error {
+// VFREEBUSY (RFC 6638 §10.2 schedule-response) whose busy hours are
+// exactly want's for that user.
+func freeBusyOutbox(ctx context.Context, me *client, outbox string, users []fbUser, from, to time.Time, want []map[int64]bool) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//mailyard//davload//EN\r\nMETHOD:REQUEST\r\nBEGIN:VFREEBUSY\r\n"+
 		"UID:fb-%d@bench.test\r\nDTSTAMP:%s\r\nDTSTART:%s\r\nDTEND:%s\r\nORGANIZER:mailto:%s\r\n",
@@ -273,12 +275,31 @@ func freeBusyOutbox(ctx context.Context, me *client, outbox string, users []fbUs
 	if err != nil {
 		return err
 	}
-	s := string(data)
-	if n := strings.Count(s, "2.0;"); n != len(users) {
-		return fmt.Errorf("%d recipients answered 2.0, want %d: %.300s", n, len(users), s)
+	var sr struct {
+		Responses []struct {
+			Recipient string `xml:"recipient>href"`
+			Status    string `xml:"request-status"`
+			Data      string `xml:"calendar-data"`
+		} `xml:"response"`
 	}
-	if n := strings.Count(s, "BEGIN:VFREEBUSY"); n != len(users) {
-		return fmt.Errorf("%d VFREEBUSY in the answer, want %d", n, len(users))
+	if err := xml.Unmarshal(data, &sr); err != nil {
+		return fmt.Errorf("schedule-response: %w", err)
+	}
+	if len(sr.Responses) != len(users) {
+		return fmt.Errorf("%d recipients answered, want %d: %.300s", len(sr.Responses), len(users), data)
+	}
+	byAddr := map[string]int{}
+	for u, fu := range users {
+		byAddr["mailto:"+strings.ToLower(fu.addr)] = u
+	}
+	for _, r := range sr.Responses {
+		u, ok := byAddr[strings.ToLower(strings.TrimSpace(r.Recipient))]
+		if !ok || !strings.HasPrefix(r.Status, "2.0") || !strings.Contains(r.Data, "BEGIN:VFREEBUSY") {
+			return fmt.Errorf("recipient %q: status %q", r.Recipient, r.Status)
+		}
+		if err := checkBusy(users[u].addr, r.Data, want[u]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -313,8 +334,14 @@ func freeBusyReport(ctx context.Context, u fbUser, from, to time.Time, want map[
 	if err != nil {
 		return err
 	}
+	return checkBusy(u.addr, string(data), want)
+}
+
+// checkBusy compares the FREEBUSY periods of a VFREEBUSY (text/calendar)
+// with the busy hours (Unix seconds) the generated data has.
+func checkBusy(addr, ics string, want map[int64]bool) error {
 	got := map[int64]bool{}
-	for _, m := range freeBusyLine.FindAllStringSubmatch(strings.ReplaceAll(string(data), "\r\n ", ""), -1) {
+	for _, m := range freeBusyLine.FindAllStringSubmatch(strings.ReplaceAll(ics, "\r\n ", ""), -1) {
 		for _, p := range strings.Split(m[1], ",") {
 			s, e, ok := strings.Cut(strings.TrimSpace(p), "/")
 			start, err1 := time.Parse("20060102T150405Z", s)
@@ -328,7 +355,7 @@ func freeBusyReport(ctx context.Context, u fbUser, from, to time.Time, want map[
 				end, err2 = time.Parse("20060102T150405Z", e)
 			}
 			if !ok || err1 != nil || err2 != nil {
-				return fmt.Errorf("%s: FREEBUSY period %q", u.addr, p)
+				return fmt.Errorf("%s: FREEBUSY period %q", addr, p)
 			}
 			for t := start; t.Before(end); t = t.Add(time.Hour) {
 				got[t.Unix()] = true
@@ -336,11 +363,11 @@ func freeBusyReport(ctx context.Context, u fbUser, from, to time.Time, want map[
 		}
 	}
 	if len(got) != len(want) {
-		return fmt.Errorf("%s: %d busy hours, want %d", u.addr, len(got), len(want))
+		return fmt.Errorf("%s: %d busy hours, want %d", addr, len(got), len(want))
 	}
 	for h := range want {
 		if !got[h] {
-			return fmt.Errorf("%s: %s not busy", u.addr, time.Unix(h, 0).UTC())
+			return fmt.Errorf("%s: %s not busy", addr, time.Unix(h, 0).UTC())
 		}
 	}
 	return nil
