@@ -14,10 +14,10 @@ import (
 	"github.com/emersion/go-imap/v2"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
-	"github.com/emersion/go-message/textproto"
 	"github.com/mailyard/mailyard/imap/internal/imapserver"
 
 	"github.com/mailyard/mailyard/internal/msgheader"
+	"github.com/mailyard/mailyard/internal/msgtext"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -100,11 +100,18 @@ func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
 		return nil, nil, err
 	}
 	m := &matcher{v: v, maxBytes: s.srv.opts.MaxSearchBytes, patterns: textPatterns(ck, make(map[string]bool))}
+	cands, err := v.textCandidates(c)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, s.storeErr("search", err)
+	}
 	var found []*candidate
 	for _, msg := range msgs {
 		seq := v.seqOf(msg.UID)
 		if seq == 0 || v.gone[msg.UID] {
 			continue // not yet announced, or expunged
+		}
+		if cands != nil && !cands[msg.UID] {
+			continue // its text lacks a BODY or TEXT pattern
 		}
 		cand := &candidate{msg: msg, seq: seq}
 		ok, err := m.match(cand, ck)
@@ -124,6 +131,41 @@ func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
 		}
 	}
 	return found, m, nil
+}
+
+// textCandidates narrows a search by the backend's full-text index
+// (store.TextSearcher), when it has one: the UIDs that may hold every
+// BODY and TEXT pattern of the top level of c (which all must hold;
+// those under NOT and OR are not used), a superset of the matches, which
+// the matcher then checks against the text as without an index. nil
+// selects every message: no index, or no pattern long enough for it.
+func (v *view) textCandidates(c *imap.SearchCriteria) (map[uint32]bool, error) {
+	ts, ok := v.s.srv.opts.Backend.(store.TextSearcher)
+	if !ok {
+		return nil, nil
+	}
+	var terms []store.TextTerm
+	add := func(field store.TextField, ps []string) {
+		for _, p := range ps {
+			if utf8.RuneCountInString(p) >= store.MinTextTerm {
+				terms = append(terms, store.TextTerm{Field: field, Value: p})
+			}
+		}
+	}
+	add(store.TextBody, c.Body)
+	add(store.TextAll, c.Text)
+	if len(terms) == 0 {
+		return nil, nil
+	}
+	uids, err := ts.SearchText(v.s.ctx, v.s.account, v.name, terms, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint32]bool, len(uids))
+	for _, u := range uids {
+		out[u] = true
+	}
+	return out, nil
 }
 
 // candidate is one message being matched; its header and text are read
@@ -367,12 +409,10 @@ func textPatterns(ck *compiled, seen map[string]bool) []string {
 }
 
 // readText reads at most maxBytes of the message once and notes which of
-// the search's patterns its lower-cased decoded text contains: in the
-// header fields, or in the text (every text/* part, and the headers and
-// text of nested messages). The text streams through a window
-// (textScanner); it is never held whole. Transfer encodings are undone
-// by go-message; parts in charsets other than US-ASCII and UTF-8 are
-// compared as stored.
+// the search's patterns its lower-cased decoded text (msgtext.Read)
+// contains: in the header fields, or in the text (every text/* part,
+// and the headers and text of nested messages). The text streams
+// through a window (textScanner); it is never held whole.
 func (m *matcher) readText(c *candidate) error {
 	c.text = &textHits{inHeader: make(map[string]bool), inBody: make(map[string]bool)}
 	r, err := m.open(c)
@@ -382,68 +422,11 @@ func (m *matcher) readText(c *candidate) error {
 	defer r.Close()
 	// Header blocks are read within imapserver's bounds, as for FETCH.
 	br := bufio.NewReader(io.LimitReader(r, m.maxBytes))
-	_, h, err := msgheader.ReadHeader(br)
-	if err != nil {
-		return err
-	}
 	hs := newTextScanner(m.patterns, c.text.inHeader)
-	io.WriteString(hs, headerText(h))
-	hs.Close()
+	defer hs.Close()
 	body := newTextScanner(m.patterns, c.text.inBody)
 	defer body.Close()
-	e, err := gomessage.New(gomessage.Header{Header: h}, br)
-	if e == nil {
-		// Unusable MIME (bad encoding): search the raw body.
-		io.Copy(body, br)
-		return nil
-	}
-	_ = err // unknown charsets still give a usable entity
-	collectText(e, body, 0)
-	return nil
-}
-
-// maxMIMEDepth bounds recursion into nested multiparts and messages.
-const maxMIMEDepth = 20
-
-func collectText(e *gomessage.Entity, out *textScanner, depth int) {
-	if depth > maxMIMEDepth {
-		return
-	}
-	t, params, _ := e.Header.ContentType()
-	if strings.HasPrefix(t, "multipart/") {
-		// The library's multipart reader, but for the part headers
-		// (imapserver.NewMultipartReader, bounded), as
-		// Entity.MultipartReader.
-		mr := imapserver.NewMultipartReader(e.Body, params["boundary"])
-		for {
-			p, err := mr.NextPart()
-			if err != nil {
-				return
-			}
-			child, err := gomessage.New(gomessage.Header{Header: p.Header}, p)
-			if child == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
-				return
-			}
-			collectText(child, out, depth+1)
-		}
-	}
-	switch {
-	case t == "" || strings.HasPrefix(t, "text/"):
-		out.Next()
-		io.Copy(out, e.Body)
-	case t == "message/rfc822" || t == "message/global":
-		br := bufio.NewReader(e.Body)
-		_, h, err := msgheader.ReadHeader(br)
-		if err != nil {
-			return
-		}
-		out.Next()
-		io.WriteString(out, headerText(h))
-		inner, _ := gomessage.New(gomessage.Header{Header: h}, br)
-		if inner != nil {
-			collectText(inner, out, depth+1)
-		}
-	}
+	return msgtext.Read(br, hs, body)
 }
 
 // textHits records which patterns a message's text contains.
@@ -542,23 +525,6 @@ func (s *textScanner) Next() {
 func (s *textScanner) Close() error {
 	s.Next()
 	return nil
-}
-
-// headerText is the header fields as "Key: decoded value" lines.
-func headerText(h textproto.Header) string {
-	var sb strings.Builder
-	mh := mail.Header{Header: gomessage.Header{Header: h}}
-	for f := mh.Fields(); f.Next(); {
-		val, err := f.Text()
-		if err != nil {
-			val = f.Value()
-		}
-		sb.WriteString(f.Key())
-		sb.WriteString(": ")
-		sb.WriteString(val)
-		sb.WriteByte('\n')
-	}
-	return sb.String()
 }
 
 // matchHeaderField implements HEADER, FROM, TO, CC, BCC and SUBJECT: a
