@@ -33,8 +33,11 @@ type TextSearcher interface {
 	// SearchText returns, ascending, the UIDs in within (nil: all) of
 	// the messages of mailbox that may contain every term: at least
 	// every message whose text contains them all, and possibly others
-	// (the index may not hold a message whole, or at all). The caller
-	// checks the candidates against the message text to get the exact
-	// answer.
+	// (the index may not hold a message whole, or at all). A message
+	// whose text the index holds whole is returned only if that text,
+	// with its parts joined by line breaks, contains every term of at
+	// least MinTextTerm runes. The caller checks the candidates against
+	// the message text to get the exact answer. A mailbox or account
+	// that does not exist is ErrNotFound.
 	SearchText(ctx context.Context, account, mailbox string, terms []TextTerm, within UIDSet) ([]uint32, error)
 }
