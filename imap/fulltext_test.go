@@ -4,17 +4,20 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"mime"
 	"mime/quotedprintable"
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/text/encoding/charmap"
 	"pgregory.net/rapid"
 
 	"github.com/mailyard/mailyard/store"
+	"github.com/mailyard/mailyard/store/sqlite"
 )
 
 // scanOnly hides the store's full-text index (store.TextSearcher) from
@@ -224,4 +227,73 @@ func TestFullTextMatchesScan(t *testing.T) {
 		scanned.expectOK("NOOP")
 		compare()
 	})
+}
+
+// countingStore counts the bodies a server opens.
+type countingStore struct {
+	*sqlite.Store
+	opens atomic.Int64
+}
+
+func (c *countingStore) OpenBody(ctx context.Context, account, mailbox string, uid uint32) (io.ReadCloser, error) {
+	c.opens.Add(1)
+	return c.Store.OpenBody(ctx, account, mailbox, uid)
+}
+
+// TestFullTextWire: SEARCH BODY and TEXT with Latin and Cyrillic
+// patterns over the wire, answered from the index: only the candidates'
+// bodies are read.
+func TestFullTextWire(t *testing.T) {
+	e := newEnvIn(t, memDir(t), func(o *Options) { o.AllowInsecureAuth = true })
+	cs := &countingStore{Store: e.st}
+	_, addr := e.start(Options{Backend: cs, Auth: e.dir, AllowInsecureAuth: true})
+	for i := 1; i <= 40; i++ {
+		e.deliver(e.aliceID, "", fmt.Sprintf("From: s%d@example.org\r\nSubject: filler %d\r\n\r\nnothing to see %d\r\n", i, i, i))
+	}
+	koi, _ := charmap.KOI8R.NewEncoder().String("Срочно: ПОЧТОВЫЙ ящик переполнен")
+	e.deliver(e.aliceID, "", "From: admin@example.org\r\nSubject: =?utf-8?B?"+base64.StdEncoding.EncodeToString([]byte("Квота"))+"?=\r\n"+
+		"Content-Type: text/plain; charset=koi8-r\r\n\r\n"+koi+"\r\n")
+	e.deliver(e.aliceID, "", "From: bob@example.org\r\nSubject: Lunch\r\nContent-Type: text/html\r\n\r\n<p>Meet at the <b>Zebra</b> café</p>\r\n")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.greeted(c)
+	r.expectOK("LOGIN " + alice + ` "` + alicePW + `"`)
+	r.expectOK("SELECT INBOX")
+	for _, tc := range []struct {
+		key  string
+		want string
+		// opens is how many bodies the search may read.
+		opens int64
+	}{
+		{"BODY " + nonSyncLiteral("почтовый"), "* SEARCH 41", 1},
+		{"BODY " + nonSyncLiteral("ящик ПЕРЕПОЛНЕН"), "* SEARCH 41", 1},
+		{"TEXT " + nonSyncLiteral("квота"), "* SEARCH 41", 1},
+		{"BODY " + nonSyncLiteral("квота"), "* SEARCH", 1},
+		{"BODY zebra", "* SEARCH 42", 1},
+		{"BODY " + nonSyncLiteral("ZEBRA CAFÉ"), "* SEARCH 42", 1},
+		{"BODY <b>", "* SEARCH", 0},
+		{"TEXT lunch", "* SEARCH 42", 1},
+		{"BODY absent", "* SEARCH", 0},
+		{"BODY see", "* SEARCH " + seqList(1, 40), 40},
+		{"NOT BODY see", "* SEARCH 41 42", 42}, // NOT is not narrowed
+	} {
+		before := cs.opens.Load()
+		got := r.expectOK("SEARCH CHARSET UTF-8 " + tc.key)
+		if fmt.Sprint(got) != fmt.Sprint([]string{tc.want}) {
+			t.Errorf("SEARCH %s: %q, want %q", tc.key, got, tc.want)
+		}
+		if n := cs.opens.Load() - before; n > tc.opens {
+			t.Errorf("SEARCH %s read %d bodies, want at most %d", tc.key, n, tc.opens)
+		}
+	}
+}
+
+func seqList(from, to int) string {
+	var s []string
+	for i := from; i <= to; i++ {
+		s = append(s, fmt.Sprint(i))
+	}
+	return strings.Join(s, " ")
 }
