@@ -39,6 +39,7 @@ func commands() []command {
 	cmds = append(cmds, shareCommands()...)
 	cmds = append(cmds, mailCommands()...)
 	cmds = append(cmds, dkimCommands()...)
+	cmds = append(cmds, searchCommands()...)
 	return append(cmds, operationCommands()...)
 }
 

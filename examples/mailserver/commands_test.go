@@ -71,6 +71,7 @@ var helpRows = []struct {
 	{"quarantine release", []string{"quarantine", "release", "1"}},
 	{"quarantine delete", []string{"quarantine", "delete", "1"}},
 	{"check", []string{"check"}},
+	{"search reindex", []string{"search", "reindex", "a@example.test"}},
 }
 
 // Every command has a row above: a command added to the table without
