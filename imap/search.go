@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -88,7 +89,19 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 // order, with what was read of them, and the matcher that read it.
 func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
 	s := v.s
-	msgs, err := s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, nil)
+	// With a full-text index, only the messages it gives are read.
+	hits, narrowed, decides, err := v.textCandidates(c)
+	var msgs []store.Message
+	switch {
+	case err != nil:
+	case narrowed && len(hits.Sure)+len(hits.Maybe) == 0:
+	case narrowed:
+		cands := slices.Concat(hits.Sure, hits.Maybe)
+		slices.Sort(cands)
+		msgs, err = s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, compressUIDs(cands))
+	default:
+		msgs, err = s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, nil)
+	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, nil, s.storeErr("search", err)
 	}
@@ -100,20 +113,20 @@ func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
 		return nil, nil, err
 	}
 	m := &matcher{v: v, maxBytes: s.srv.opts.MaxSearchBytes, patterns: textPatterns(ck, make(map[string]bool))}
-	cands, err := v.textCandidates(c)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, nil, s.storeErr("search", err)
-	}
 	var found []*candidate
 	for _, msg := range msgs {
 		seq := v.seqOf(msg.UID)
 		if seq == 0 || v.gone[msg.UID] {
 			continue // not yet announced, or expunged
 		}
-		if cands != nil && !cands[msg.UID] {
-			continue // its text lacks a BODY or TEXT pattern
-		}
 		cand := &candidate{msg: msg, seq: seq}
+		if decides && msg.Size <= m.maxBytes {
+			if _, sure := slices.BinarySearch(hits.Sure, msg.UID); sure {
+				// The index read all the text a scan reads, and
+				// it holds every BODY and TEXT key of ck.
+				cand.textKnown = ck
+			}
+		}
 		ok, err := m.match(cand, ck)
 		if errors.Is(err, store.ErrNotFound) {
 			// Expunged (alone or with its mailbox) since the listing
@@ -134,38 +147,38 @@ func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
 }
 
 // textCandidates narrows a search by the backend's full-text index
-// (store.TextSearcher), when it has one: the UIDs that may hold every
-// BODY and TEXT pattern of the top level of c (which all must hold;
-// those under NOT and OR are not used), a superset of the matches, which
-// the matcher then checks against the text as without an index. nil
-// selects every message: no index, or no pattern long enough for it.
-func (v *view) textCandidates(c *imap.SearchCriteria) (map[uint32]bool, error) {
+// (store.TextSearcher), when it has one: the messages that may hold
+// every BODY and TEXT pattern of the top level of c (which all must
+// hold; those under NOT and OR are not used), a superset of the
+// matches. narrowed is false without an index or without a pattern long
+// enough for it: every message is a candidate. decides reports whether
+// the index's Sure messages hold every BODY and TEXT key of the top
+// level: each was given to it, and none has a line feed (the index
+// joins a message's texts with one, where the scan keeps them apart).
+// The other candidates the matcher checks against the text.
+func (v *view) textCandidates(c *imap.SearchCriteria) (hits store.TextHits, narrowed, decides bool, err error) {
 	ts, ok := v.s.srv.opts.Backend.(store.TextSearcher)
 	if !ok {
-		return nil, nil
+		return hits, false, false, nil
 	}
 	var terms []store.TextTerm
+	decides = true
 	add := func(field store.TextField, ps []string) {
 		for _, p := range ps {
-			if utf8.RuneCountInString(p) >= store.MinTextTerm {
-				terms = append(terms, store.TextTerm{Field: field, Value: p})
+			if utf8.RuneCountInString(p) < store.MinTextTerm || strings.ContainsRune(p, '\n') {
+				decides = false
+				continue
 			}
+			terms = append(terms, store.TextTerm{Field: field, Value: p})
 		}
 	}
 	add(store.TextBody, c.Body)
 	add(store.TextAll, c.Text)
 	if len(terms) == 0 {
-		return nil, nil
+		return hits, false, false, nil
 	}
-	uids, err := ts.SearchText(v.s.ctx, v.s.account, v.name, terms, nil)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[uint32]bool, len(uids))
-	for _, u := range uids {
-		out[u] = true
-	}
-	return out, nil
+	hits, err = ts.SearchText(v.s.ctx, v.s.account, v.name, terms, nil)
+	return hits, err == nil, decides && err == nil, err
 }
 
 // candidate is one message being matched; its header and text are read
@@ -176,6 +189,9 @@ type candidate struct {
 
 	header *mail.Header
 	text   *textHits // read on first need
+	// textKnown is the key whose BODY and TEXT patterns the full-text
+	// index found in the message, which need not be read for them.
+	textKnown *compiled
 }
 
 // matcher evaluates search keys. Only what a key needs is read: flags,
@@ -303,6 +319,9 @@ func (m *matcher) match(c *candidate, ck *compiled) (bool, error) {
 				return false, nil
 			}
 		}
+	}
+	if c.textKnown == ck {
+		k = &imap.SearchCriteria{} // no BODY and TEXT keys left
 	}
 	for _, p := range k.Body {
 		ok, err := m.containsText(c, p, false)

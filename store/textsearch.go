@@ -26,18 +26,34 @@ type TextTerm struct {
 // narrows by; shorter terms select every message.
 const MinTextTerm = 3
 
+// TextHits is what a TextSearcher found: the candidates of a search,
+// split by whether the index answers for them.
+type TextHits struct {
+	// Sure holds messages whose text the index holds whole (the first
+	// MaxTextBytes of the message, extracted by internal/msgtext) and
+	// contains every term, where the message's texts are joined by
+	// "\n": a term without a line feed is in one of them. Empty when a
+	// term is shorter than MinTextTerm.
+	Sure []uint32
+	// Maybe holds the other candidates: messages the index does not
+	// hold whole (or at all), or, with a term shorter than MinTextTerm,
+	// every message whose indexed text contains the longer terms. The
+	// caller checks them against the message text.
+	Maybe []uint32
+}
+
+// MaxTextBytes is how much of a message a TextSearcher reads for Sure:
+// a longer message is at most in Maybe.
+const MaxTextBytes = 8 << 20
+
 // TextSearcher is an optional capability of a Store, found by type
 // assertion: a full-text index of the messages' text, kept by the
 // backend as messages are delivered, appended, copied and expunged.
 type TextSearcher interface {
 	// SearchText returns, ascending, the UIDs in within (nil: all) of
 	// the messages of mailbox that may contain every term: at least
-	// every message whose text contains them all, and possibly others
-	// (the index may not hold a message whole, or at all). A message
-	// whose text the index holds whole is returned only if that text,
-	// with its parts joined by line breaks, contains every term of at
-	// least MinTextTerm runes. The caller checks the candidates against
-	// the message text to get the exact answer. A mailbox or account
-	// that does not exist is ErrNotFound.
-	SearchText(ctx context.Context, account, mailbox string, terms []TextTerm, within UIDSet) ([]uint32, error)
+	// every message whose text contains them all, in Sure or Maybe. A
+	// message in neither does not contain them all. A mailbox or
+	// account that does not exist is ErrNotFound.
+	SearchText(ctx context.Context, account, mailbox string, terms []TextTerm, within UIDSet) (TextHits, error)
 }

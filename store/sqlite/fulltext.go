@@ -60,7 +60,7 @@ const (
 // maxIndexedText bytes of each column kept. A message over either is
 // textPartial (a candidate of every search).
 const (
-	maxIndexedRaw  = 8 << 20
+	maxIndexedRaw  = store.MaxTextBytes
 	maxIndexedText = 1 << 20
 )
 
@@ -193,15 +193,16 @@ func (t *wtx) dropText(blob string) error {
 }
 
 // SearchText implements store.TextSearcher: the messages whose blob's
-// indexed text contains every term of at least store.MinTextTerm runes,
-// and those of blobs not indexed whole.
-func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms []store.TextTerm, within store.UIDSet) ([]uint32, error) {
+// indexed text contains every term of at least store.MinTextTerm runes
+// (Sure if indexed whole and no term is shorter), and those of blobs not
+// indexed whole (Maybe).
+func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms []store.TextTerm, within store.UIDSet) (store.TextHits, error) {
+	var hits store.TextHits
 	name, err := store.CleanMailboxName(mailbox)
 	if err != nil {
-		return nil, err
+		return hits, err
 	}
-	expr := ftsQuery(terms)
-	var out []uint32
+	expr, all := ftsQuery(terms)
 	err = s.readTx(ctx, func(tx *rtx) error {
 		m, err := getMailbox(ctx, tx, account, name)
 		if err != nil {
@@ -209,14 +210,14 @@ func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms [
 		}
 		var rows *sql.Rows
 		if expr == "" {
-			rows, err = tx.QueryContext(ctx, "SELECT uid FROM messages WHERE mailbox = ? ORDER BY uid", m.ID)
+			rows, err = tx.QueryContext(ctx, "SELECT uid, 0 FROM messages WHERE mailbox = ? ORDER BY uid", m.ID)
 		} else {
-			rows, err = tx.QueryContext(ctx, `SELECT m.uid FROM text_fts f
+			rows, err = tx.QueryContext(ctx, `SELECT m.uid, d.state FROM text_fts f
 				JOIN text_docs d ON d.id = f.rowid
 				JOIN messages m ON m.blob_id = d.blob_id
 				WHERE text_fts MATCH ? AND m.mailbox = ?
 				UNION
-				SELECT m.uid FROM text_docs d
+				SELECT m.uid, d.state FROM text_docs d
 				JOIN messages m ON m.blob_id = d.blob_id
 				WHERE d.state != 1 AND m.mailbox = ?
 				ORDER BY 1`, expr, m.ID, m.ID)
@@ -227,26 +228,33 @@ func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms [
 		defer rows.Close()
 		for rows.Next() {
 			var uid uint32
-			if err := rows.Scan(&uid); err != nil {
+			var state int
+			if err := rows.Scan(&uid, &state); err != nil {
 				return err
 			}
-			if within.Contains(uid) {
-				out = append(out, uid)
+			switch {
+			case !within.Contains(uid):
+			case state == textWhole && all:
+				hits.Sure = append(hits.Sure, uid)
+			default:
+				hits.Maybe = append(hits.Maybe, uid)
 			}
 		}
 		return rows.Err()
 	})
-	return out, wrapErr("search text", err)
+	return hits, wrapErr("search text", err)
 }
 
 // ftsQuery is the FTS5 query of the terms the index narrows by: each a
 // phrase of its lower-cased value, in its columns, all ANDed; "" when
-// none is long enough.
-func ftsQuery(terms []store.TextTerm) string {
+// none is long enough. all reports whether every term is in it.
+func ftsQuery(terms []store.TextTerm) (expr string, all bool) {
 	var parts []string
+	all = true
 	for _, t := range terms {
 		v := strings.ToLower(t.Value)
 		if utf8.RuneCountInString(v) < store.MinTextTerm {
+			all = false
 			continue
 		}
 		phrase := `"` + strings.ReplaceAll(v, `"`, `""`) + `"`
@@ -255,7 +263,7 @@ func ftsQuery(terms []store.TextTerm) string {
 		}
 		parts = append(parts, phrase)
 	}
-	return strings.Join(parts, " AND ")
+	return strings.Join(parts, " AND "), all
 }
 
 // ReindexText rebuilds the full-text entries of the blobs of account's
