@@ -208,6 +208,9 @@ func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms [
 		if err != nil {
 			return err
 		}
+		// The second half reads the few entries not held whole
+		// through their partial index (text_docs_unread); left to
+		// itself the planner walked every message of the mailbox.
 		var rows *sql.Rows
 		if expr == "" {
 			rows, err = tx.QueryContext(ctx, "SELECT uid, 0 FROM messages WHERE mailbox = ? ORDER BY uid", m.ID)
@@ -217,8 +220,8 @@ func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms [
 				JOIN messages m ON m.blob_id = d.blob_id
 				WHERE text_fts MATCH ? AND m.mailbox = ?
 				UNION
-				SELECT m.uid, d.state FROM text_docs d
-				JOIN messages m ON m.blob_id = d.blob_id
+				SELECT m.uid, d.state FROM text_docs d INDEXED BY text_docs_unread
+				CROSS JOIN messages m ON m.blob_id = d.blob_id
 				WHERE d.state != 1 AND m.mailbox = ?
 				ORDER BY 1`, expr, m.ID, m.ID)
 		}
