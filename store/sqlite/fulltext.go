@@ -285,20 +285,9 @@ func (s *Store) ReindexText(ctx context.Context, account string) (int, error) {
 		args = append(args, account)
 	}
 	var blobs []string
-	err := s.readTx(ctx, func(tx *rtx) error {
-		rows, err := tx.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var b string
-			if err := rows.Scan(&b); err != nil {
-				return err
-			}
-			blobs = append(blobs, b)
-		}
-		return rows.Err()
+	err := s.readTx(ctx, func(tx *rtx) (err error) {
+		blobs, err = queryStrings(ctx, tx, q, args...)
+		return err
 	})
 	if err != nil {
 		return 0, wrapErr("reindex text", err)
