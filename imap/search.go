@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"mime"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -92,15 +91,15 @@ func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
 	// With a full-text index, only the messages it gives are read.
 	hits, narrowed, decides, err := v.textCandidates(c)
 	var msgs []store.Message
-	switch {
-	case err != nil:
-	case narrowed && len(hits.Sure)+len(hits.Maybe) == 0:
-	case narrowed:
-		cands := slices.Concat(hits.Sure, hits.Maybe)
-		slices.Sort(cands)
-		msgs, err = s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, compressUIDs(cands))
-	default:
+	if err == nil && !narrowed {
 		msgs, err = s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, nil)
+	}
+	sure := make(map[uint32]bool)
+	for _, h := range hits {
+		msgs = append(msgs, h.Message)
+		if h.Sure && decides {
+			sure[h.UID] = true
+		}
 	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, nil, s.storeErr("search", err)
@@ -120,12 +119,10 @@ func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
 			continue // not yet announced, or expunged
 		}
 		cand := &candidate{msg: msg, seq: seq}
-		if decides && msg.Size <= m.maxBytes {
-			if _, sure := slices.BinarySearch(hits.Sure, msg.UID); sure {
-				// The index read all the text a scan reads, and
-				// it holds every BODY and TEXT key of ck.
-				cand.textKnown = ck
-			}
+		if sure[msg.UID] && msg.Size <= m.maxBytes {
+			// The index read all the text a scan reads, and it
+			// holds every BODY and TEXT key of ck.
+			cand.textKnown = ck
 		}
 		ok, err := m.match(cand, ck)
 		if errors.Is(err, store.ErrNotFound) {
@@ -156,7 +153,7 @@ func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
 // level: each was given to it, and none has a line feed (the index
 // joins a message's texts with one, where the scan keeps them apart).
 // The other candidates the matcher checks against the text.
-func (v *view) textCandidates(c *imap.SearchCriteria) (hits store.TextHits, narrowed, decides bool, err error) {
+func (v *view) textCandidates(c *imap.SearchCriteria) (hits []store.TextHit, narrowed, decides bool, err error) {
 	ts, ok := v.s.srv.opts.Backend.(store.TextSearcher)
 	if !ok {
 		return hits, false, false, nil

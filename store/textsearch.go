@@ -26,20 +26,17 @@ type TextTerm struct {
 // narrows by; shorter terms select every message.
 const MinTextTerm = 3
 
-// TextHits is what a TextSearcher found: the candidates of a search,
-// split by whether the index answers for them.
-type TextHits struct {
-	// Sure holds messages whose text the index holds whole (the first
-	// MaxTextBytes of the message, extracted by internal/msgtext) and
-	// contains every term, where the message's texts are joined by
-	// "\n": a term without a line feed is in one of them. Empty when a
-	// term is shorter than MinTextTerm.
-	Sure []uint32
-	// Maybe holds the other candidates: messages the index does not
-	// hold whole (or at all), or, with a term shorter than MinTextTerm,
-	// every message whose indexed text contains the longer terms. The
-	// caller checks them against the message text.
-	Maybe []uint32
+// TextHit is one candidate of a full-text search: a message that may
+// contain every term.
+type TextHit struct {
+	Message
+	// Sure reports that the index holds the message's text whole (the
+	// first MaxTextBytes of the message, extracted by internal/msgtext)
+	// and that it contains every term, where the message's texts are
+	// joined by "\n": a term without a line feed is in one of them.
+	// Never set when a term is shorter than MinTextTerm. The caller
+	// checks the other candidates against the message text.
+	Sure bool
 }
 
 // MaxTextBytes is how much of a message a TextSearcher reads for Sure:
@@ -50,10 +47,10 @@ const MaxTextBytes = 8 << 20
 // assertion: a full-text index of the messages' text, kept by the
 // backend as messages are delivered, appended, copied and expunged.
 type TextSearcher interface {
-	// SearchText returns, ascending, the UIDs in within (nil: all) of
-	// the messages of mailbox that may contain every term: at least
-	// every message whose text contains them all, in Sure or Maybe. A
-	// message in neither does not contain them all. A mailbox or
-	// account that does not exist is ErrNotFound.
-	SearchText(ctx context.Context, account, mailbox string, terms []TextTerm, within UIDSet) (TextHits, error)
+	// SearchText returns, by UID, the messages in within (nil: all) of
+	// mailbox that may contain every term: at least every message whose
+	// text contains them all, with their metadata as ListMessages gives
+	// it. A message not returned does not contain them all. A mailbox
+	// or account that does not exist is ErrNotFound.
+	SearchText(ctx context.Context, account, mailbox string, terms []TextTerm, within UIDSet) ([]TextHit, error)
 }

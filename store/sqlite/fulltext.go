@@ -195,14 +195,14 @@ func (t *wtx) dropText(blob string) error {
 // SearchText implements store.TextSearcher: the messages whose blob's
 // indexed text contains every term of at least store.MinTextTerm runes
 // (Sure if indexed whole and no term is shorter), and those of blobs not
-// indexed whole (Maybe).
-func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms []store.TextTerm, within store.UIDSet) (store.TextHits, error) {
-	var hits store.TextHits
+// indexed whole, read with their metadata in one query.
+func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms []store.TextTerm, within store.UIDSet) ([]store.TextHit, error) {
 	name, err := store.CleanMailboxName(mailbox)
 	if err != nil {
-		return hits, err
+		return nil, err
 	}
 	expr, all := ftsQuery(terms)
+	var hits []store.TextHit
 	err = s.readTx(ctx, func(tx *rtx) error {
 		m, err := getMailbox(ctx, tx, account, name)
 		if err != nil {
@@ -213,14 +213,15 @@ func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms [
 		// itself the planner walked every message of the mailbox.
 		var rows *sql.Rows
 		if expr == "" {
-			rows, err = tx.QueryContext(ctx, "SELECT uid, 0 FROM messages WHERE mailbox = ? ORDER BY uid", m.ID)
+			rows, err = tx.QueryContext(ctx, "SELECT "+messageCols+", 0 FROM messages WHERE mailbox = ? ORDER BY uid", m.ID)
 		} else {
-			rows, err = tx.QueryContext(ctx, `SELECT m.uid, d.state FROM text_fts f
+			cols := "m." + strings.ReplaceAll(messageCols, ", ", ", m.") + ", d.state"
+			rows, err = tx.QueryContext(ctx, `SELECT `+cols+` FROM text_fts f
 				JOIN text_docs d ON d.id = f.rowid
 				JOIN messages m ON m.blob_id = d.blob_id
 				WHERE text_fts MATCH ? AND m.mailbox = ?
 				UNION
-				SELECT m.uid, d.state FROM text_docs d INDEXED BY text_docs_unread
+				SELECT `+cols+` FROM text_docs d INDEXED BY text_docs_unread
 				CROSS JOIN messages m ON m.blob_id = d.blob_id
 				WHERE d.state != 1 AND m.mailbox = ?
 				ORDER BY 1`, expr, m.ID, m.ID)
@@ -229,24 +230,29 @@ func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms [
 			return err
 		}
 		defer rows.Close()
+		z := zones{}
 		for rows.Next() {
-			var uid uint32
 			var state int
-			if err := rows.Scan(&uid, &state); err != nil {
+			msg, err := scanMessage(withState{rows, &state}, z)
+			if err != nil {
 				return err
 			}
-			switch {
-			case !within.Contains(uid):
-			case state == textWhole && all:
-				hits.Sure = append(hits.Sure, uid)
-			default:
-				hits.Maybe = append(hits.Maybe, uid)
+			if within.Contains(msg.UID) {
+				hits = append(hits, store.TextHit{Message: msg, Sure: state == textWhole && all})
 			}
 		}
 		return rows.Err()
 	})
 	return hits, wrapErr("search text", err)
 }
+
+// withState scans a message row followed by its text_docs state.
+type withState struct {
+	rows  *sql.Rows
+	state *int
+}
+
+func (w withState) Scan(dest ...any) error { return w.rows.Scan(append(dest, w.state)...) }
 
 // ftsQuery is the FTS5 query of the terms the index narrows by: each a
 // phrase of its lower-cased value, in its columns, all ANDed; "" when

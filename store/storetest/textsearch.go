@@ -93,18 +93,24 @@ func RunTextSearch(t *testing.T, open func(t *testing.T, dir string) store.Store
 		for _, c := range cases {
 			hits, err := ts.SearchText(ctx, "u", store.Inbox, c.terms, nil)
 			ok(t, err, "%s: SearchText(%v)", when, c.terms)
-			eqSlice(t, candidates(hits), c.want, "%s: SearchText(%v)", when, c.terms)
+			eqSlice(t, candidates(t, hits), c.want, "%s: SearchText(%v)", when, c.terms)
 			// These messages are small: an index holds them whole, and
 			// answers for them unless a term is too short.
+			var sure []uint32
+			for _, h := range hits {
+				if h.Sure {
+					sure = append(sure, h.UID)
+				}
+			}
 			if longTerms(c.terms) {
-				eqSlice(t, hits.Sure, c.want, "%s: SearchText(%v) sure", when, c.terms)
+				eqSlice(t, sure, c.want, "%s: SearchText(%v) sure", when, c.terms)
 			} else {
-				eqSlice(t, hits.Sure, nil, "%s: SearchText(%v) sure with a short term", when, c.terms)
+				eqSlice(t, sure, nil, "%s: SearchText(%v) sure with a short term", when, c.terms)
 			}
 		}
 		hits, err := ts.SearchText(ctx, "u", store.Inbox, body("ab"), uids(2, 4))
 		ok(t, err, "%s: SearchText within", when)
-		eqSlice(t, candidates(hits), []uint32{2, 4}, "%s: SearchText within 2,4", when)
+		eqSlice(t, candidates(t, hits), []uint32{2, 4}, "%s: SearchText within 2,4", when)
 	}
 	check(s, "stored")
 
@@ -116,17 +122,17 @@ func RunTextSearch(t *testing.T, open func(t *testing.T, dir string) store.Store
 	ts := searcher(t, s)
 	hits, err := ts.SearchText(ctx, "u", "Kept", body("мир"), nil)
 	ok(t, err, "search copy")
-	eqSlice(t, candidates(hits), []uint32{2}, "copy of message 3 in Kept")
+	eqSlice(t, candidates(t, hits), []uint32{2}, "copy of message 3 in Kept")
 	_, err = s.StoreFlags(ctx, "u", store.Inbox, store.StoreFlagsRequest{UIDs: uids(3), Op: store.FlagsAdd, Flags: []string{store.FlagDeleted}})
 	ok(t, err, "flag")
 	_, err = s.Expunge(ctx, "u", store.Inbox, nil)
 	ok(t, err, "expunge")
 	hits, err = ts.SearchText(ctx, "u", store.Inbox, body("мир"), nil)
 	ok(t, err, "search after expunge")
-	eqSlice(t, candidates(hits), nil, "expunged message 3")
+	eqSlice(t, candidates(t, hits), nil, "expunged message 3")
 	hits, err = ts.SearchText(ctx, "u", "Kept", body("мир"), nil)
 	ok(t, err, "search copy after expunge")
-	eqSlice(t, candidates(hits), []uint32{2}, "copy after the source's expunge")
+	eqSlice(t, candidates(t, hits), []uint32{2}, "copy after the source's expunge")
 	_, err = ts.SearchText(ctx, "u", "Nope", body("мир"), nil)
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("SearchText of a missing mailbox: %v, want ErrNotFound", err)
@@ -142,7 +148,7 @@ func RunTextSearch(t *testing.T, open func(t *testing.T, dir string) store.Store
 	appendMsg(t, s, "u", store.Inbox, "Subject: new\r\n\r\nfresh words after reopening\r\n")
 	hits, err = searcher(t, s).SearchText(ctx, "u", store.Inbox, body("after reopen"), nil)
 	ok(t, err, "search new")
-	eqSlice(t, candidates(hits), []uint32{5}, "message appended after reopening")
+	eqSlice(t, candidates(t, hits), []uint32{5}, "message appended after reopening")
 }
 
 // textCase is a search and the UIDs it finds.
@@ -151,10 +157,20 @@ type textCase struct {
 	want  []uint32
 }
 
-// candidates is Sure and Maybe, ascending.
-func candidates(h store.TextHits) []uint32 {
-	out := slices.Concat(h.Sure, h.Maybe)
-	slices.Sort(out)
+// candidates is the UIDs of hits, which must be ascending and have the
+// messages' metadata.
+func candidates(t testing.TB, hits []store.TextHit) []uint32 {
+	t.Helper()
+	var out []uint32
+	for _, h := range hits {
+		if h.BlobID == "" || h.Size == 0 || h.InternalDate.IsZero() {
+			t.Fatalf("SearchText gave message %d without its metadata: %+v", h.UID, h)
+		}
+		out = append(out, h.UID)
+	}
+	if !slices.IsSorted(out) {
+		t.Fatalf("SearchText gave messages out of UID order: %v", out)
+	}
 	return out
 }
 
