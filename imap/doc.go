@@ -157,9 +157,14 @@
 //     session is reported as all messages expunged (RFC 2180 §3).
 //   - SEARCH: every RFC 3501/9051 key. Flags, dates, sizes and UID and
 //     sequence sets come from the index; HEADER/FROM/TO/CC/BCC/SUBJECT
-//     and SENT* read the header; BODY and TEXT decode the MIME structure
-//     (transfer encodings undone) and match case-insensitively. NOT/OR
-//     nest at most 100 deep. Charsets other than US-ASCII and UTF-8 get
+//     and SENT* read the header; BODY and TEXT match case-insensitively
+//     against the text internal/msgtext extracts (transfer encodings
+//     undone, charsets such as KOI8-R and windows-1251 converted, HTML
+//     without its tags). With a backend that has a full-text index
+//     (store.TextSearcher), the BODY and TEXT keys of the top level
+//     narrow the messages read to the index's candidates, and those it
+//     holds whole are not read for them: the answer is the scan's (a
+//     property test compares the two). NOT/OR nest at most 100 deep. Charsets other than US-ASCII and UTF-8 get
 //     NO [BADCHARSET] (RFC 9051 §6.4.4).
 //   - SORT (RFC 5256 §3) and SORT=DISPLAY (RFC 5957) sort what SEARCH
 //     finds: ARRIVAL (INTERNALDATE), DATE (the Date field, in UTC, or the
@@ -275,10 +280,6 @@
 //
 // # Known deviations
 //
-//   - SEARCH BODY/TEXT decode transfer encodings but not charsets other
-//     than US-ASCII and UTF-8: a KOI8-R or windows-1251 part is compared
-//     as stored bytes (decoding would mean go-message/charset, whose
-//     import installs a process-wide charset hook).
 //   - BODYSTRUCTURE of malformed MIME: a multipart without any part is
 //     given one empty text/plain part (the grammar needs one; the library
 //     would panic), and text parts without charset get charset=us-ascii

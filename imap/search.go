@@ -14,10 +14,10 @@ import (
 	"github.com/emersion/go-imap/v2"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
-	"github.com/emersion/go-message/textproto"
 	"github.com/mailyard/mailyard/imap/internal/imapserver"
 
 	"github.com/mailyard/mailyard/internal/msgheader"
+	"github.com/mailyard/mailyard/internal/msgtext"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -88,7 +88,19 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 // order, with what was read of them, and the matcher that read it.
 func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
 	s := v.s
-	msgs, err := s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, nil)
+	// With a full-text index, only the messages it gives are read.
+	hits, narrowed, decides, err := v.textCandidates(c)
+	var msgs []store.Message
+	if err == nil && !narrowed {
+		msgs, err = s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, nil)
+	}
+	sure := make(map[uint32]bool)
+	for _, h := range hits {
+		msgs = append(msgs, h.Message)
+		if h.Sure && decides {
+			sure[h.UID] = true
+		}
+	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, nil, s.storeErr("search", err)
 	}
@@ -107,6 +119,11 @@ func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
 			continue // not yet announced, or expunged
 		}
 		cand := &candidate{msg: msg, seq: seq}
+		if sure[msg.UID] && msg.Size <= m.maxBytes {
+			// The index read all the text a scan reads, and it
+			// holds every BODY and TEXT key of ck.
+			cand.textKnown = ck
+		}
 		ok, err := m.match(cand, ck)
 		if errors.Is(err, store.ErrNotFound) {
 			// Expunged (alone or with its mailbox) since the listing
@@ -126,6 +143,41 @@ func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
 	return found, m, nil
 }
 
+// textCandidates narrows a search by the backend's full-text index
+// (store.TextSearcher), when it has one: the messages that may hold
+// every BODY and TEXT pattern of the top level of c (which all must
+// hold; those under NOT and OR are not used), a superset of the
+// matches. narrowed is false without an index or without a pattern long
+// enough for it: every message is a candidate. decides reports whether
+// the index's Sure messages hold every BODY and TEXT key of the top
+// level: each was given to it, and none has a line feed (the index
+// joins a message's texts with one, where the scan keeps them apart).
+// The other candidates the matcher checks against the text.
+func (v *view) textCandidates(c *imap.SearchCriteria) (hits []store.TextHit, narrowed, decides bool, err error) {
+	ts, ok := v.s.srv.opts.Backend.(store.TextSearcher)
+	if !ok {
+		return hits, false, false, nil
+	}
+	var terms []store.TextTerm
+	decides = true
+	add := func(field store.TextField, ps []string) {
+		for _, p := range ps {
+			if utf8.RuneCountInString(p) < store.MinTextTerm || strings.ContainsRune(p, '\n') {
+				decides = false
+				continue
+			}
+			terms = append(terms, store.TextTerm{Field: field, Value: p})
+		}
+	}
+	add(store.TextBody, c.Body)
+	add(store.TextAll, c.Text)
+	if len(terms) == 0 {
+		return hits, false, false, nil
+	}
+	hits, err = ts.SearchText(v.s.ctx, v.s.account, v.name, terms, nil)
+	return hits, err == nil, decides && err == nil, err
+}
+
 // candidate is one message being matched; its header and text are read
 // once, on first need.
 type candidate struct {
@@ -134,6 +186,9 @@ type candidate struct {
 
 	header *mail.Header
 	text   *textHits // read on first need
+	// textKnown is the key whose BODY and TEXT patterns the full-text
+	// index found in the message, which need not be read for them.
+	textKnown *compiled
 }
 
 // matcher evaluates search keys. Only what a key needs is read: flags,
@@ -262,6 +317,9 @@ func (m *matcher) match(c *candidate, ck *compiled) (bool, error) {
 			}
 		}
 	}
+	if c.textKnown == ck {
+		k = &imap.SearchCriteria{} // no BODY and TEXT keys left
+	}
 	for _, p := range k.Body {
 		ok, err := m.containsText(c, p, false)
 		if err != nil || !ok {
@@ -367,12 +425,10 @@ func textPatterns(ck *compiled, seen map[string]bool) []string {
 }
 
 // readText reads at most maxBytes of the message once and notes which of
-// the search's patterns its lower-cased decoded text contains: in the
-// header fields, or in the text (every text/* part, and the headers and
-// text of nested messages). The text streams through a window
-// (textScanner); it is never held whole. Transfer encodings are undone
-// by go-message; parts in charsets other than US-ASCII and UTF-8 are
-// compared as stored.
+// the search's patterns its lower-cased decoded text (msgtext.Read)
+// contains: in the header fields, or in the text (every text/* part,
+// and the headers and text of nested messages). The text streams
+// through a window (textScanner); it is never held whole.
 func (m *matcher) readText(c *candidate) error {
 	c.text = &textHits{inHeader: make(map[string]bool), inBody: make(map[string]bool)}
 	r, err := m.open(c)
@@ -382,68 +438,11 @@ func (m *matcher) readText(c *candidate) error {
 	defer r.Close()
 	// Header blocks are read within imapserver's bounds, as for FETCH.
 	br := bufio.NewReader(io.LimitReader(r, m.maxBytes))
-	_, h, err := msgheader.ReadHeader(br)
-	if err != nil {
-		return err
-	}
 	hs := newTextScanner(m.patterns, c.text.inHeader)
-	io.WriteString(hs, headerText(h))
-	hs.Close()
+	defer hs.Close()
 	body := newTextScanner(m.patterns, c.text.inBody)
 	defer body.Close()
-	e, err := gomessage.New(gomessage.Header{Header: h}, br)
-	if e == nil {
-		// Unusable MIME (bad encoding): search the raw body.
-		io.Copy(body, br)
-		return nil
-	}
-	_ = err // unknown charsets still give a usable entity
-	collectText(e, body, 0)
-	return nil
-}
-
-// maxMIMEDepth bounds recursion into nested multiparts and messages.
-const maxMIMEDepth = 20
-
-func collectText(e *gomessage.Entity, out *textScanner, depth int) {
-	if depth > maxMIMEDepth {
-		return
-	}
-	t, params, _ := e.Header.ContentType()
-	if strings.HasPrefix(t, "multipart/") {
-		// The library's multipart reader, but for the part headers
-		// (imapserver.NewMultipartReader, bounded), as
-		// Entity.MultipartReader.
-		mr := imapserver.NewMultipartReader(e.Body, params["boundary"])
-		for {
-			p, err := mr.NextPart()
-			if err != nil {
-				return
-			}
-			child, err := gomessage.New(gomessage.Header{Header: p.Header}, p)
-			if child == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
-				return
-			}
-			collectText(child, out, depth+1)
-		}
-	}
-	switch {
-	case t == "" || strings.HasPrefix(t, "text/"):
-		out.Next()
-		io.Copy(out, e.Body)
-	case t == "message/rfc822" || t == "message/global":
-		br := bufio.NewReader(e.Body)
-		_, h, err := msgheader.ReadHeader(br)
-		if err != nil {
-			return
-		}
-		out.Next()
-		io.WriteString(out, headerText(h))
-		inner, _ := gomessage.New(gomessage.Header{Header: h}, br)
-		if inner != nil {
-			collectText(inner, out, depth+1)
-		}
-	}
+	return msgtext.Read(br, hs, body)
 }
 
 // textHits records which patterns a message's text contains.
@@ -542,23 +541,6 @@ func (s *textScanner) Next() {
 func (s *textScanner) Close() error {
 	s.Next()
 	return nil
-}
-
-// headerText is the header fields as "Key: decoded value" lines.
-func headerText(h textproto.Header) string {
-	var sb strings.Builder
-	mh := mail.Header{Header: gomessage.Header{Header: h}}
-	for f := mh.Fields(); f.Next(); {
-		val, err := f.Text()
-		if err != nil {
-			val = f.Value()
-		}
-		sb.WriteString(f.Key())
-		sb.WriteString(": ")
-		sb.WriteString(val)
-		sb.WriteByte('\n')
-	}
-	return sb.String()
 }
 
 // matchHeaderField implements HEADER, FROM, TO, CC, BCC and SUBJECT: a

@@ -40,6 +40,7 @@ func commands() []command {
 	cmds = append(cmds, mailCommands()...)
 	cmds = append(cmds, dkimCommands()...)
 	cmds = append(cmds, geoCommands()...)
+	cmds = append(cmds, searchCommands()...)
 	return append(cmds, operationCommands()...)
 }
 

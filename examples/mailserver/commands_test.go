@@ -77,6 +77,7 @@ var helpRows = []struct {
 	{"geo conflicts", []string{"geo", "conflicts"}},
 	{"geo freebusy", []string{"geo", "freebusy", "a@example.test"}},
 	{"geo clear", []string{"geo", "clear", "paris", "duplicate_address", "a@example.test"}},
+	{"search reindex", []string{"search", "reindex", "a@example.test"}},
 }
 
 // Every command has a row above: a command added to the table without

@@ -184,7 +184,12 @@ func accountExists(ctx context.Context, q querier, id string) error {
 }
 
 func (t *wtx) stringsQuery(q string, args ...any) ([]string, error) {
-	rows, err := t.query(q, args...)
+	return queryStrings(t.ctx, t, q, args...)
+}
+
+// queryStrings runs a query of one text column and returns its values.
+func queryStrings(ctx context.Context, db querier, q string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,7 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 	if err != nil {
 		return nil, err
 	}
+	doc := s.extractText(blob)
 	out := make([]store.Delivered, len(d.Recipients))
 	err = s.write(ctx, func(tx *wtx) error {
 		type target struct {
@@ -107,6 +108,9 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 			t := resolved[c.rcpt]
 			tx.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: t.account, Mailbox: t.mailbox,
 				UIDs: []uint32{c.msg.UID}, ModSeq: c.msg.ModSeq})
+		}
+		if err := tx.indexText(blob, doc); err != nil {
+			return err
 		}
 		for _, a := range adds {
 			if err := tx.addUsage(a.account, a.bytes, a.counts); err != nil {

@@ -250,6 +250,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		return store.Message{}, err
 	}
 	msg := store.Message{Flags: flags, InternalDate: inStoredZone(date), Size: size, BlobID: blob}
+	doc := s.extractText(blob)
 	err = s.write(ctx, func(tx *wtx) error {
 		m, err := tx.mailbox(account, name)
 		if err != nil {
@@ -262,6 +263,9 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 			return err
 		}
 		if err := tx.insertMessage(m.ID, msg); err != nil {
+			return err
+		}
+		if err := tx.indexText(blob, doc); err != nil {
 			return err
 		}
 		if err := tx.addUsage(account, size, 1); err != nil {

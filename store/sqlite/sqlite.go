@@ -117,9 +117,12 @@ type Store struct {
 	once     sync.Once
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store        = (*Store)(nil)
+	_ store.TextSearcher = (*Store)(nil)
+)
 
-const schemaVersion = 4
+const schemaVersion = 5
 
 // Open opens the store in dir, creating dir and the store if there is
 // none unless [Options.MustExist] is set. Before it writes anything it

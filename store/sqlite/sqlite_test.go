@@ -44,3 +44,9 @@ func TestReopen(t *testing.T) {
 		return openTest(t, dir, Options{})
 	})
 }
+
+func TestTextSearch(t *testing.T) {
+	storetest.RunTextSearch(t, func(t *testing.T, dir string) store.Store {
+		return openTest(t, dir, Options{})
+	})
+}

@@ -120,6 +120,9 @@ func (t *wtx) dropBlobRefs(ids []string) error {
 			return err
 		}
 		if n == 0 {
+			if err := t.dropText(id); err != nil {
+				return err
+			}
 			t.req.freeBlobs = append(t.req.freeBlobs, id)
 		}
 	}
