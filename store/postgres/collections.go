@@ -3,13 +3,13 @@ package postgres
 import (
 	"context"
 	"errors"
-	"math"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailyard/mailyard/store"
+	"github.com/mailyard/mailyard/store/internal/indexsecs"
 )
 
 const collCols = `id, account, kind, name, display_name, description, color, components, sync_token`
@@ -166,36 +166,6 @@ func (w *wtx) logChange(id int64, account string, token int64, name string, dele
 	return nil
 }
 
-// An object's bounds are kept in objects.first_start and objects.last_end
-// as Unix seconds (store.IndexBounds has made them whole seconds within
-// the years 1 to 9999); unbounded is the extreme bigint, so that the
-// overlap test is two plain comparisons.
-const (
-	unboundedStart = math.MinInt64
-	unboundedEnd   = math.MaxInt64
-)
-
-func startSecs(t time.Time) int64 {
-	if t.IsZero() {
-		return unboundedStart
-	}
-	return t.Unix()
-}
-
-func endSecs(t time.Time) int64 {
-	if t.IsZero() {
-		return unboundedEnd
-	}
-	return t.Unix()
-}
-
-func fromSecs(s int64) time.Time {
-	if s == unboundedStart || s == unboundedEnd {
-		return time.Time{}
-	}
-	return time.Unix(s, 0).UTC()
-}
-
 // PutObject implements store.Collections. An empty ContentType becomes
 // the kind's default (text/calendar or text/vcard).
 func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Object, opts store.PutOptions) (store.Object, error) {
@@ -245,7 +215,7 @@ func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Objec
 				data = EXCLUDED.data, size = EXCLUDED.size, modified = EXCLUDED.modified, component = EXCLUDED.component,
 				first_start = EXCLUDED.first_start, last_end = EXCLUDED.last_end`,
 			collectionID, o.Name, o.UID, o.ETag, o.ContentType, o.Data, o.Size, o.Modified.UnixNano(), o.Component,
-			startSecs(o.Start), endSecs(o.End)); err != nil {
+			indexsecs.Start(o.Start), indexsecs.End(o.End)); err != nil {
 			return err
 		}
 		return w.logChange(collectionID, account, tok, o.Name, false)
@@ -266,7 +236,7 @@ func scanObject(row pgx.Row, withData bool) (store.Object, error) {
 		dest = append(dest, &o.Data)
 	}
 	err := row.Scan(dest...)
-	o.Modified, o.Start, o.End = time.Unix(0, mod).UTC(), fromSecs(fs), fromSecs(le)
+	o.Modified, o.Start, o.End = time.Unix(0, mod).UTC(), indexsecs.Time(fs), indexsecs.Time(le)
 	return o, err
 }
 
@@ -340,7 +310,7 @@ func (s *Store) QueryObjects(ctx context.Context, collectionID int64, q store.Ob
 	}
 	// first_start < to and last_end > from: for whole-second columns,
 	// s < to exactly when s < ceil(to), and e > from when e > floor(from).
-	fromArg, toArg := int64(unboundedStart), int64(unboundedEnd)
+	fromArg, toArg := int64(indexsecs.UnboundedStart), int64(indexsecs.UnboundedEnd)
 	if !q.From.IsZero() {
 		fromArg = q.From.Unix()
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mailyard/mailyard/store"
+	"github.com/mailyard/mailyard/store/internal/indexsecs"
 )
 
 const collectionCols = "id, account, kind, name, display_name, description, color, components, sync_token"
@@ -269,7 +270,7 @@ func (s *Store) PutObject(ctx context.Context, collectionID int64, o store.Objec
 				content_type = excluded.content_type, data = excluded.data, size = excluded.size, modified = excluded.modified,
 				component = excluded.component, first_start = excluded.first_start, last_end = excluded.last_end`,
 			collectionID, o.Name, o.UID, o.ETag, o.ContentType, nonNil(o.Data), o.Size, o.Modified.UnixNano(),
-			o.Component, startSecs(o.Start), endSecs(o.End)); err != nil {
+			o.Component, indexsecs.Start(o.Start), indexsecs.End(o.End)); err != nil {
 			return err
 		}
 		_, _, err = tx.logChange(collectionID, o.Name, false)
@@ -301,7 +302,7 @@ func scanObject(r interface{ Scan(...any) error }, withData bool) (store.Object,
 		return o, err
 	}
 	o.Modified = fromNanos(mod)
-	o.Start, o.End = fromSecs(start), fromSecs(end)
+	o.Start, o.End = indexsecs.Time(start), indexsecs.Time(end)
 	return o, nil
 }
 

@@ -4,46 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/mailyard/mailyard/store"
+	"github.com/mailyard/mailyard/store/internal/indexsecs"
 )
-
-// An object's bounds are kept in objects.first_start and objects.last_end
-// as Unix seconds (store.IndexBounds has made them whole seconds within
-// the years 1 to 9999). Unbounded is a sentinel rather than NULL, so that
-// the overlap test is two plain comparisons an index can answer:
-// first_start < to AND last_end > from.
-const (
-	unboundedStart = math.MinInt64
-	unboundedEnd   = math.MaxInt64
-)
-
-// startSecs is the first_start column for an object's Start.
-func startSecs(t time.Time) int64 {
-	if t.IsZero() {
-		return unboundedStart
-	}
-	return t.Unix()
-}
-
-// endSecs is the last_end column for an object's End.
-func endSecs(t time.Time) int64 {
-	if t.IsZero() {
-		return unboundedEnd
-	}
-	return t.Unix()
-}
-
-// fromSecs reads first_start or last_end back: a sentinel is the zero
-// time (unbounded).
-func fromSecs(s int64) time.Time {
-	if s == unboundedStart || s == unboundedEnd {
-		return time.Time{}
-	}
-	return time.Unix(s, 0).UTC()
-}
 
 // rangeArgs turns a query range [from, to) into the two bounds the SQL
 // compares whole-second columns with: first_start < toArg and
@@ -53,7 +18,7 @@ func fromSecs(s int64) time.Time {
 // zero side compares with the sentinel of the other column, which no
 // stored bound reaches (IndexBounds keeps them within the years 1 to 9999).
 func rangeArgs(from, to time.Time) (fromArg, toArg int64) {
-	fromArg, toArg = unboundedStart, unboundedEnd
+	fromArg, toArg = indexsecs.UnboundedStart, indexsecs.UnboundedEnd
 	if !from.IsZero() {
 		fromArg = from.Unix() // floor
 	}
