@@ -100,47 +100,7 @@ session corpus "$work/corpus"
 session populate 127.0.0.1 "$imap" "$alice" "$alice_pw" "$work/corpus" || fail "populate $alice"
 session populate 127.0.0.1 "$imap" "$bob" "$bob_pw" "$work/corpus" || fail "populate $bob"
 
-# mbsync: STARTTLS when the server offers it, trusting exactly the
-# certificate it presents (self-signed on loopback); plain LOGIN otherwise.
-tls="SSLType None"
-if openssl s_client -connect "127.0.0.1:$imap" -starttls imap </dev/null 2>/dev/null |
-  openssl x509 >"$work/server.pem" 2>/dev/null; then
-  tls="SSLType STARTTLS
-CertificateFile $work/server.pem"
-fi
-mkdir -p "$work/maildir"
-cat >"$work/mbsyncrc" <<RC
-IMAPAccount acct
-Host 127.0.0.1
-Port $imap
-User $alice
-Pass "$alice_pw"
-AuthMechs LOGIN
-$tls
-
-IMAPStore far
-Account acct
-
-MaildirStore near
-Path $work/maildir/
-Inbox $work/maildir/INBOX
-SubFolders Verbatim
-
-Channel ch
-Far :far:
-Near :near:
-Patterns INBOX
-Create Near
-Sync All
-SyncState *
-Expunge None
-CopyArrivalDate yes
-RC
-mbsync_run() { # mbsync_run LOGNAME
-  if ! mbsync -c "$work/mbsyncrc" -V ch >"$work/$1.log" 2>&1; then
-    cat "$work/$1.log"; fail "mbsync ($1)"
-  fi
-}
+mbsync_setup "$imap" "$alice" "$alice_pw"
 
 echo "-- mbsync pulls the account ($(echo "$tls" | head -1))"
 mbsync_run mbsync1

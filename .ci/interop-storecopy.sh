@@ -78,40 +78,8 @@ m.expunge()
 m.logout()
 PY
 
-openssl s_client -connect "127.0.0.1:$imap" -starttls imap </dev/null 2>/dev/null | openssl x509 >"$work/server.pem" 2>/dev/null ||
-  fail "no certificate from STARTTLS"
-mkdir -p "$work/maildir"
-cat >"$work/mbsyncrc" <<RC
-IMAPAccount acct
-Host 127.0.0.1
-Port $imap
-User $alice
-Pass "$alice_pw"
-AuthMechs LOGIN
-SSLType STARTTLS
-CertificateFile $work/server.pem
-
-IMAPStore far
-Account acct
-
-MaildirStore near
-Path $work/maildir/
-Inbox $work/maildir/INBOX
-SubFolders Verbatim
-
-Channel ch
-Far :far:
-Near :near:
-Patterns INBOX
-Create Near
-Sync All
-SyncState *
-Expunge None
-CopyArrivalDate yes
-RC
-mbsync_run() {
-  if ! mbsync -c "$work/mbsyncrc" -V ch >"$work/$1.log" 2>&1; then cat "$work/$1.log"; fail "mbsync ($1)"; fi
-}
+mbsync_setup "$imap" "$alice" "$alice_pw"
+[ -s "$work/server.pem" ] || fail "no certificate from STARTTLS"
 snapshot() { (cd "$work/maildir/INBOX" && find . -type f | sort && cat .mbsyncstate); }
 mbsync_run mbsync1
 n=$(find "$work/maildir/INBOX/cur" "$work/maildir/INBOX/new" -type f | wc -l)

@@ -72,3 +72,53 @@ fail() {
   if [ -f "$work/server.log" ]; then echo "--- server log"; tail -50 "$work/server.log"; fi
   exit 1
 }
+
+# mbsync_setup PORT USER PASSWORD writes $work/mbsyncrc, a channel that
+# pulls USER's INBOX from 127.0.0.1:PORT into $work/maildir: STARTTLS
+# when the server offers it, trusting exactly the certificate it presents
+# (kept in $work/server.pem; self-signed on loopback), plain LOGIN
+# otherwise. It sets $tls to the SSLType lines used. mbsync_run LOGNAME
+# then syncs, failing with its log.
+mbsync_setup() {
+  local port=$1 user=$2 pass=$3
+  tls="SSLType None"
+  if openssl s_client -connect "127.0.0.1:$port" -starttls imap </dev/null 2>/dev/null |
+    openssl x509 >"$work/server.pem" 2>/dev/null; then
+    tls="SSLType STARTTLS
+CertificateFile $work/server.pem"
+  fi
+  mkdir -p "$work/maildir"
+  cat >"$work/mbsyncrc" <<RC
+IMAPAccount acct
+Host 127.0.0.1
+Port $port
+User $user
+Pass "$pass"
+AuthMechs LOGIN
+$tls
+
+IMAPStore far
+Account acct
+
+MaildirStore near
+Path $work/maildir/
+Inbox $work/maildir/INBOX
+SubFolders Verbatim
+
+Channel ch
+Far :far:
+Near :near:
+Patterns INBOX
+Create Near
+Sync All
+SyncState *
+Expunge None
+CopyArrivalDate yes
+RC
+}
+
+mbsync_run() {
+  if ! mbsync -c "$work/mbsyncrc" -V ch >"$work/$1.log" 2>&1; then
+    cat "$work/$1.log"; fail "mbsync ($1)"
+  fi
+}
