@@ -237,6 +237,9 @@ func RecurrenceOf(value string, start time.Time) (*Recurrence, error) {
 	if o.Interval == 0 {
 		o.Interval = 1
 	}
+	if _, err := interval(o.Interval); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotRepresentable, err)
+	}
 	r := &Recurrence{}
 	if err := setPattern(r, o, start); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrNotRepresentable, value, err)
@@ -383,6 +386,9 @@ func setPattern(r *Recurrence, o *rrule.ROption, start time.Time) error {
 		}
 		m := start.Month()
 		if len(o.Bymonth) == 1 {
+			if o.Bymonth[0] < 1 || o.Bymonth[0] > 12 {
+				return errors.New("BYMONTH out of range")
+			}
 			m = time.Month(o.Bymonth[0])
 		}
 		if len(o.Byweekday) > 0 {
