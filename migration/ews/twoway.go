@@ -220,6 +220,8 @@ type worker struct {
 	p      *pass
 	twoWay bool
 	coll   store.Collection
+	// pushed is the collection's sync token after the last push.
+	pushed uint64
 }
 
 func (s *Syncer) worker(ctx context.Context, job Job) (*worker, error) {
@@ -278,6 +280,9 @@ func (s *Syncer) loop(ctx context.Context, job Job) {
 		case <-schedule.C:
 			s.report(w.cycle(ctx, "schedule", true))
 		case <-poll.C:
+			if w.twoWay && w.localChanged(ctx) {
+				s.report(w.cycle(ctx, "change", false))
+			}
 			changed, err := n.poll(ctx)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -297,6 +302,15 @@ func (s *Syncer) loop(ctx context.Context, job Job) {
 			}
 		}
 	}
+}
+
+// localChanged reports whether the calendar's sync token moved since
+// the last push: a change the feed did not deliver because another
+// process wrote it (SQLite's feed is per process; PostgreSQL's
+// LISTEN/NOTIFY reaches every process).
+func (w *worker) localChanged(ctx context.Context) bool {
+	c, err := w.s.opts.Store.Collection(ctx, w.p.account, store.KindCalendar, w.coll.Name)
+	return err == nil && c.SyncToken != w.pushed
 }
 
 func (s *Syncer) report(r CycleReport) {

@@ -317,6 +317,7 @@ func (w *worker) push(ctx context.Context, st *syncState, r *CycleReport) error 
 			return err
 		}
 	}
+	w.pushed = token
 	if token == st.Token {
 		return nil
 	}
