@@ -249,8 +249,8 @@ var operations = map[string]handler{
 	"GetEvents":           (*Server).getEvents,
 	// GetStreamingEvents is served by streamEvents: one response of
 	// several envelopes.
-	"Unsubscribe":         (*Server).unsubscribe,
-	"ConvertId":           (*Server).convertID,
+	"Unsubscribe": (*Server).unsubscribe,
+	"ConvertId":   (*Server).convertID,
 }
 
 // call runs the operation and serialises its response under the lock:
