@@ -234,6 +234,8 @@ func (s *Server) versionOK(v string) bool {
 // for impersonation and schema failures).
 type handler func(s *Server, req *request) (*node, *ewsError)
 
+// GetStreamingEvents is not among them: streamEvents serves it, one
+// response of several envelopes.
 var operations = map[string]handler{
 	"GetFolder":           (*Server).getFolder,
 	"FindFolder":          (*Server).findFolder,
@@ -247,10 +249,8 @@ var operations = map[string]handler{
 	"SyncFolderItems":     (*Server).syncFolderItems,
 	"Subscribe":           (*Server).subscribe,
 	"GetEvents":           (*Server).getEvents,
-	// GetStreamingEvents is served by streamEvents: one response of
-	// several envelopes.
-	"Unsubscribe": (*Server).unsubscribe,
-	"ConvertId":   (*Server).convertID,
+	"Unsubscribe":         (*Server).unsubscribe,
+	"ConvertId":           (*Server).convertID,
 }
 
 // call runs the operation and serialises its response under the lock:
