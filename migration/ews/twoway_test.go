@@ -283,10 +283,18 @@ func run(t *testing.T, s *ews.Syncer) func() {
 // pass that wrote nothing, three more scheduled passes (each with the
 // notifications and store changes in between) leave the store calendar's
 // sync token and every Exchange ChangeKey as they were.
-func (e *twoWayEnv) quiet(t *testing.T, c *cycles) {
+func (e *twoWayEnv) quiet(t *testing.T, c *cycles, phase string) {
 	t.Helper()
+	// The baseline is a scheduled pass that wrote nothing, reported
+	// after now: passes run one after another, so any pass running now
+	// (and so its writes) ended before it.
+	start := c.len()
 	waitFor(t, 60*time.Second, "a scheduled pass that writes nothing", func() bool {
-		got := c.since(max(c.len()-1, 0))
+		n := c.len()
+		if n <= start {
+			return false
+		}
+		got := c.since(n - 1)
 		return len(got) == 1 && got[0].Trigger == "schedule" && got[0].Pulled+got[0].Pushed+got[0].Deleted == 0 && got[0].Err == nil
 	})
 	token := e.calendar(t).SyncToken
@@ -301,10 +309,10 @@ func (e *twoWayEnv) quiet(t *testing.T, c *cycles) {
 	scheduled := false
 	for _, r := range c.waitSchedules(from, 3) {
 		if r.Pulled+r.Pushed+r.Deleted+r.Conflicts != 0 || r.Err != nil {
-			t.Errorf("after the sync settled, a pass (%s) wrote: %+v", r.Trigger, r)
+			t.Errorf("%s: after the sync settled, a pass (%s) wrote: %+v", phase, r.Trigger, r)
 		}
 		if scheduled && (r.Trigger == "change" || r.Trigger == "notification") {
-			t.Errorf("after the sync settled, a pass was woken by a %s: %+v", r.Trigger, r)
+			t.Errorf("%s: after the sync settled, a pass was woken by a %s: %+v", phase, r.Trigger, r)
 		}
 		scheduled = scheduled || r.Trigger == "schedule"
 	}
@@ -343,7 +351,7 @@ func TestTwoWaySync(t *testing.T) {
 	if ci := e.exchange(t)["made in Mailyard"]; ci.UID != "mine-1@example.com" || !ci.Start.Equal(start.Add(24*time.Hour)) {
 		t.Errorf("pushed item: UID %q start %v", ci.UID, ci.Start)
 	}
-	e.quiet(t, c)
+	e.quiet(t, c, "creates")
 
 	// Edits either way.
 	e.editExchange(t, id, "edited in Exchange", start.Add(2*time.Hour))
@@ -353,7 +361,7 @@ func TestTwoWaySync(t *testing.T) {
 	if n := len(e.events(t)); n != 2 {
 		t.Errorf("%d events in Mailyard, want 2", n)
 	}
-	e.quiet(t, c)
+	e.quiet(t, c, "edits")
 
 	// Deletions either way.
 	if err := e.mb.DeleteItem(t.Context(), ews.ItemID{ID: id.ID}); err != nil {
@@ -364,7 +372,7 @@ func TestTwoWaySync(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "Mailyard's deletion in Exchange", func() bool { return len(e.exchange(t)) == 0 })
-	e.quiet(t, c)
+	e.quiet(t, c, "deletions")
 	stop()
 	if inv := e.srv.ews.Invitations(); len(inv) != 0 {
 		t.Errorf("the sync sent invitations: %+v", inv)
@@ -502,7 +510,7 @@ func TestTwoWayResume(t *testing.T) {
 	if _, ok := e.exchange(t)["while stopped, Mailyard"]; !ok || len(e.exchange(t)) != 7 {
 		t.Errorf("Exchange after the restart: %v", keysOf(e.exchange(t)))
 	}
-	e.quiet(t, c)
+	e.quiet(t, c, "restart")
 }
 
 // TestOneWaySync: a target the access list does not select gets
