@@ -53,10 +53,11 @@ func (w *worker) logConflict(ctx context.Context, c Conflict) error {
 	prefix := w.key()
 	w.s.opts.Logger.Info("ews sync: conflict", "target", c.Target, "uid", c.UID, "reason", c.Reason, "winner", c.Winner)
 	return w.s.opts.Store.UpdateRecords(ctx, func(tx store.RecordTx) error {
-		if err := store.PutJSON(tx, nsConflict, w.conflictKey(c), c, -1); err != nil {
-			return err
-		}
-		have, err := tx.List(nsConflict, prefix+keySep, w.s.opts.MaxConflicts+1)
+		// Listed before the new entry is put (a backend's List need not
+		// see the transaction's own writes); a few entries beyond the
+		// limit are read so that a lowered MaxConflicts trims the log
+		// down over the next conflicts.
+		have, err := tx.List(nsConflict, prefix+keySep, w.s.opts.MaxConflicts+64)
 		if err != nil {
 			return err
 		}
@@ -66,13 +67,13 @@ func (w *worker) logConflict(ctx context.Context, c Conflict) error {
 				n++
 			}
 		}
-		for i := 0; n > w.s.opts.MaxConflicts; i++ {
+		for i := 0; n+1 > w.s.opts.MaxConflicts; i++ {
 			if err := tx.Delete(nsConflict, have[i].Key); err != nil {
 				return err
 			}
 			n--
 		}
-		return nil
+		return store.PutJSON(tx, nsConflict, w.conflictKey(c), c, -1)
 	})
 }
 

@@ -476,6 +476,22 @@ func TestTwoWayConflict(t *testing.T) {
 	if other, err := ews.ReadConflicts(ctx, e.st, "other@example.com", 0, 0); err != nil || len(other) != 0 {
 		t.Errorf("another target's log: %+v %v", other, err)
 	}
+
+	// The log keeps MaxConflicts entries per target, the oldest go.
+	s2, err := ews.NewSyncer(ews.SyncerOptions{Store: e.st, Directory: e.users, Client: e.client, Access: twoWay, MaxConflicts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.put(t, obj.Name, obj.UID, "mailyard edit (last)", start)
+	e.clock.off.Store(int64(-time.Hour))
+	e.editExchange(t, id, "exchange edit (last and earlier)", start)
+	if r := s2.SyncOnce(ctx, job); r.Err != nil || r.Conflicts != 1 {
+		t.Fatalf("fourth conflict: %+v", r)
+	}
+	kept, err := s2.Conflicts(ctx, targetAddr, 0, 0)
+	if err != nil || len(kept) != 2 || !kept[0].Time.Equal(log[2].Time) || !strings.Contains(string(kept[1].Loser), "exchange edit (last and earlier)") {
+		t.Errorf("log bounded to 2: %+v %v", kept, err)
+	}
 }
 
 // TestTwoWayResume: a stopped sync, started again on the reopened
