@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mailyard/mailyard/dav"
+	"github.com/mailyard/mailyard/directory/authlimit/limitstore"
 	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/directory/ldap"
 	"github.com/mailyard/mailyard/dkim/dkimstore"
@@ -33,14 +34,15 @@ import (
 // copies these namespaces (and any other a data directory holds).
 func namespaceOwners() map[string][]string {
 	return map[string][]string{
-		"dav":            dav.Namespaces(),
-		"directory":      builtin.Namespaces(),
-		"directory/ldap": ldap.Namespaces(),
-		"dkim/dkimstore": dkimstore.Namespaces(),
-		"migration":      migration.Namespaces(),
-		"migration/ews":  ews.Namespaces(),
-		"queue":          queue.Namespaces(),
-		"smtp":           smtp.Namespaces(),
+		"dav":                            dav.Namespaces(),
+		"directory":                      builtin.Namespaces(),
+		"directory/authlimit/limitstore": limitstore.Namespaces(),
+		"directory/ldap":                 ldap.Namespaces(),
+		"dkim/dkimstore":                 dkimstore.Namespaces(),
+		"migration":                      migration.Namespaces(),
+		"migration/ews":                  ews.Namespaces(),
+		"queue":                          queue.Namespaces(),
+		"smtp":                           smtp.Namespaces(),
 	}
 }
 
