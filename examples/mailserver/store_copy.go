@@ -388,6 +388,9 @@ func (c *copier) copyCollections(ctx context.Context, acct string) (int, error) 
 			}
 			n, err := c.copyObjects(ctx, col.ID, d.ID)
 			written += n
+			if err == nil {
+				err = c.copySyncToken(ctx, acct, col)
+			}
 			if err != nil {
 				return written, fmt.Errorf("%s %q: %w", kind, col.Name, err)
 			}
@@ -410,6 +413,23 @@ func (c *copier) copyCollections(ctx context.Context, acct string) (int, error) 
 		}
 	}
 	return written, nil
+}
+
+// copySyncToken gives the target collection the source's sync token
+// (store.Importer.ImportSyncToken), so that a CalDAV/CardDAV client that
+// synced before the copy finds nothing to do; the ETags match already
+// (hashes of the data). A target already past it (changed since an
+// earlier copy) keeps its own: its clients sync in full once.
+func (c *copier) copySyncToken(ctx context.Context, acct string, src store.Collection) error {
+	d, err := c.dst.Collection(ctx, acct, src.Kind, src.Name)
+	if err != nil {
+		return err
+	}
+	if d.SyncToken > src.SyncToken {
+		fmt.Fprintf(c.out, "%s %s/%s: target sync token %d is past the source's %d; kept\n", src.Kind, acct, src.Name, d.SyncToken, src.SyncToken)
+		return nil
+	}
+	return c.dst.ImportSyncToken(ctx, d.ID, src.SyncToken)
 }
 
 // copyObjects copies the objects of one collection a page at a time;
