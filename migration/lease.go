@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mailyard/mailyard/store/lease"
 )
@@ -33,7 +34,7 @@ func (m *Migrator) acquireLease(ctx context.Context, target string) (leaseCtx co
 	if held, ok := errors.AsType[*lease.HeldError](err); ok {
 		h := held.Holder
 		return nil, nil, &Error{Class: ErrClassConfig, Target: target,
-			Err: fmt.Errorf("%w (process %d on %s, since %s)", ErrBusy, h.PID, h.Host, h.Since.UTC().Format("2006-01-02T15:04:05Z07:00"))}
+			Err: fmt.Errorf("%w (process %d on %s, since %s)", ErrBusy, h.PID, h.Host, h.Since.UTC().Format(time.RFC3339))}
 	}
 	if err != nil {
 		return nil, nil, &Error{Class: classifyLocal(ctx, err), Target: target, Err: err}

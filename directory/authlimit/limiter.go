@@ -205,7 +205,7 @@ func (b *Backoff) delay(n int) time.Duration {
 // Stats counts what a [Limiter] decided since it was made.
 type Stats struct {
 	// Checks counts the attempts Begin allowed, by [Class]: each is one
-	// password check.
+	// password check. With Policy.Shared they are this node's.
 	Checks map[Class]uint64
 	// Refused counts the attempts Begin refused, by [Reason].
 	Refused map[Reason]uint64
@@ -303,12 +303,12 @@ func (l *Limiter) Begin(ctx context.Context, ip netip.Addr, login string) (*Atte
 		l.loadShared(ctx, a)
 	}
 	for {
-		a, settled, err := l.begin(a)
+		got, settled, err := l.begin(a)
 		if settled == nil {
-			if a != nil && l.p.Shared != nil && a.class == Stranger {
-				return l.sharedStranger(ctx, a)
+			if got != nil && l.p.Shared != nil && got.class == Stranger {
+				return l.sharedStranger(ctx, got)
 			}
-			return a, err
+			return got, err
 		}
 		select {
 		case <-settled:
