@@ -30,7 +30,7 @@ func TestPostgresQueueLeasesPerNode(t *testing.T) {
 	dsn := pgtest.FreshDB(t)
 	a, b := newPGNode(t, dsn), newPGNode(t, dsn)
 	a.mustCLI(t, "init")
-	if a.cfg.Hostname != b.cfg.Hostname || nodeName(a.cfg) == nodeName(b.cfg) || nodeName(a.cfg) != nodeName(a.cfg) {
+	if a.cfg.Hostname != b.cfg.Hostname || nodeName(a.cfg) == nodeName(b.cfg) {
 		t.Fatalf("node names %q and %q for hostname %q", nodeName(a.cfg), nodeName(b.cfg), a.cfg.Hostname)
 	}
 	// A next hop that accepts and never greets: node A's attempt stays
@@ -39,14 +39,24 @@ func TestPostgresQueueLeasesPerNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	conns := make(chan net.Conn, 16)
+	t.Cleanup(func() {
+		ln.Close()
+		for len(conns) > 0 {
+			(<-conns).Close()
+		}
+	})
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			defer c.Close()
+			select {
+			case conns <- c:
+			default:
+				c.Close()
+			}
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
