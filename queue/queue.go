@@ -401,9 +401,9 @@ func (q *Queue) Close() error {
 // this process's Enqueue), in shared Bodies those older than
 // SharedBodyGrace (other nodes may be about to queue theirs).
 func (q *Queue) reclaim(ctx context.Context) error {
-	cut := q.opts.Now()
+	cut := time.Now() // file times are the real clock's, not Options.Now's
 	if q.opts.Bodies != nil {
-		cut = cut.Add(-SharedBodyGrace)
+		cut = q.opts.Now().Add(-SharedBodyGrace)
 	}
 	if err := q.bodies.SweepQueueBodies(ctx, cut); err != nil {
 		return fmt.Errorf("queue: reclaim: %w", err)
