@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mailyard/mailyard/routing"
 	"io"
 	"time"
+
+	"github.com/mailyard/mailyard/routing"
 )
 
 // ErrNotSpooled is returned by Commit for an id that Spool did not return,
@@ -14,12 +15,12 @@ import (
 var ErrNotSpooled = errors.New("queue: no such spooled body")
 
 // Spool writes body to a new file in Dir and fsyncs the file and the
-// directory, or to the shared [Bodies] (step 1 of [Queue]); it returns the body's id. Nothing is
-// queued until [Queue.Commit]; [Queue.Abort] removes the file. The SMTP
-// server spools a message once and delivers its local copies from the
-// spooled file ([Queue.OpenSpooled]) before it commits, so that the
-// client's data is read once. Close waits for spooled bodies to be
-// committed or aborted.
+// directory, or to the shared [Bodies] (step 1 of [Queue]); it returns
+// the body's id. Nothing is queued until [Queue.Commit]; [Queue.Abort]
+// removes the body. The SMTP server spools a message once and delivers
+// its local copies from the spooled body ([Queue.OpenSpooled]) before
+// it commits, so that the client's data is read once. Close waits for
+// spooled bodies to be committed or aborted.
 func (q *Queue) Spool(ctx context.Context, body io.Reader) (string, error) {
 	q.mu.Lock()
 	if q.closed {
