@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 )
 
@@ -101,7 +100,7 @@ func (q *Queue) Delete(ctx context.Context, id string) error {
 	if err := q.modify(ctx, id, OpDelete); err != nil {
 		return err
 	}
-	if err := os.Remove(q.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := q.bodies.RemoveQueueBody(ctx, id); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
 	return nil

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -174,14 +174,25 @@ func (c *outConn) close() {
 // deliver makes one attempt for j and records its outcome. It returns the
 // connection for the next job, or nil.
 func (q *Queue) deliver(ctx context.Context, c *outConn, j *outJob) *outConn {
-	f, err := os.Open(q.path(j.msg))
+	f, err := q.bodies.OpenQueueBody(ctx, j.msg)
 	if err != nil {
-		// Deleted by an admin while waiting: the recipients went too.
-		q.log.Warn("queue body missing", "queue_id", j.msg, "err", err)
-		q.release(ctx, j)
+		if rs, lerr := q.opts.Store.MessageRecipients(ctx, j.msg); errors.Is(err, fs.ErrNotExist) && lerr == nil && len(rs) == 0 {
+			// Deleted by an administrator while waiting: the
+			// recipients went too.
+			q.done(len(j.items))
+			return c
+		}
+		// Unreadable here (or lost): a temporary failure, never a
+		// silent drop.
+		q.log.Error("queue body unreadable; recipients kept for the next attempt", "queue_id", j.msg, "err", err)
+		results := make([]rcptResult, len(j.items))
+		for i := range results {
+			results[i] = rcptResult{text: "queue body unreadable: " + err.Error()}
+		}
+		q.finish(ctx, j, results)
 		return c
 	}
-	defer f.Close()
+	defer func() { f.Close() }()
 	var results []rcptResult
 	for try := 0; ; try++ {
 		if c == nil {
@@ -205,7 +216,9 @@ func (q *Queue) deliver(ctx context.Context, c *outConn, j *outJob) *outConn {
 			if reused && try == 0 {
 				// A reused connection the server had already given up
 				// on: try once on a new one.
-				if _, err := f.Seek(0, io.SeekStart); err == nil {
+				if f2, err := q.bodies.OpenQueueBody(ctx, j.msg); err == nil {
+					f.Close()
+					f = f2
 					continue
 				}
 			}

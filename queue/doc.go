@@ -11,7 +11,9 @@
 // indexed by next attempt time; store/memstore for tests), which the
 // scheduler asks for due recipients and claims them with a lease, so that
 // a backlog costs memory in the Store, not in the queue, and several
-// nodes can share one Store. A recipient keeps the name of the routing
+// nodes can share one Store. The bodies are files in a directory of the
+// process, or, for nodes sharing a Store, in shared [Bodies]
+// (store/postgres), so that any node delivers what another queued. A recipient keeps the name of the routing
 // entry that chose its next hop, never the hop's credentials: the hop is
 // looked up by that name when it is delivered ([Routes]), so a changed
 // smarthost or password applies to mail already queued.

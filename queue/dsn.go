@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime/multipart"
 	"net/textproto"
-	"os"
 	"strings"
 	"time"
 
@@ -37,7 +37,7 @@ func (q *Queue) sendDSN(ctx context.Context, e Recipient, rcpts []dsnRcpt) error
 		q.log.Info("no DSN for a message with the null sender", "queue_id", e.Msg, "rcpts", len(rcpts))
 		return nil
 	}
-	headers, err := q.originalHeaders(e.Msg)
+	headers, err := q.originalHeaders(ctx, e.Msg)
 	if err != nil {
 		return err
 	}
@@ -78,8 +78,13 @@ func (q *Queue) sendDSN(ctx context.Context, e Recipient, rcpts []dsnRcpt) error
 }
 
 // originalHeaders returns the header block of a queued message.
-func (q *Queue) originalHeaders(id string) ([]byte, error) {
-	f, err := os.Open(q.path(id))
+func (q *Queue) originalHeaders(ctx context.Context, id string) ([]byte, error) {
+	f, err := q.bodies.OpenQueueBody(ctx, id)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The DSN still reports the recipients, without the header.
+		q.log.Warn("DSN without the original header: queue body missing", "queue_id", id)
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("queue: DSN: %w", err)
 	}

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,15 +62,21 @@ type Resolver interface {
 	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
 }
 
-// Options configure a [Queue]. Dir, Store, Deliverer and Router are
-// required; every other zero field takes the documented default.
+// Options configure a [Queue]. Store, Deliverer and Router are required,
+// and Dir unless Bodies is set; every other zero field takes the
+// documented default.
 type Options struct {
-	// Dir holds one fsynced file per queued message body. It is created
-	// if missing. Give every Queue its own directory.
+	// Dir holds one fsynced file per queued message body when Bodies is
+	// nil. It is created if missing. Give every Queue its own directory.
 	Dir string
 	// Store keeps the recipients ([Store]), committed durably before
 	// Enqueue returns. store/sqlite and store/memstore implement it.
 	Store Store
+	// Bodies, if set, keeps the bodies instead of Dir, where every node
+	// sharing Store reads them ([Bodies]; store/postgres implements
+	// it). Nodes that share a Store need it: a node claims recipients
+	// other nodes queued.
+	Bodies Bodies
 	// Records, if set, is where releases before package queue kept the
 	// queue (namespace [Namespace], one JSON record per recipient): Start
 	// moves what it finds there into Store once, so that nothing queued
@@ -145,8 +150,8 @@ type Options struct {
 
 func (o Options) withDefaults() (Options, error) {
 	var errs []error
-	if o.Dir == "" {
-		errs = append(errs, errors.New("option Dir is required"))
+	if o.Dir == "" && o.Bodies == nil {
+		errs = append(errs, errors.New("option Dir is required without Bodies"))
 	}
 	if o.Store == nil {
 		errs = append(errs, errors.New("option Store is required"))
@@ -208,7 +213,8 @@ func (o Options) withDefaults() (Options, error) {
 // How a message goes through the queue:
 //
 //  1. Enqueue (or the server: Spool at DATA) writes the body to a new
-//     file in Dir and fsyncs the file and the directory.
+//     file in Dir and fsyncs the file and the directory, or to the
+//     shared [Bodies].
 //  2. One row per recipient (sender, recipient, transport name, attempt
 //     state; no credentials) is added to the [Store] in one transaction.
 //     Only then does Enqueue (Commit) return, and the server answer 250:
@@ -251,7 +257,7 @@ func (o Options) withDefaults() (Options, error) {
 // duplicate needs a crash between the next hop's 250 and the settlement).
 // A restarted queue with the same Owner takes its leases back at Start;
 // another node's crashed claims wait for their lease to end. Start removes
-// body files without recipients (left by a crash before step 2, never
+// bodies without recipients (left by a crash before step 2, never
 // acknowledged). Admin operations (List, Recipients, Hold, Release,
 // RetryNow, Delete) work on the Store, from this process or another; a
 // running queue sees another process's changes within PollInterval.
@@ -261,6 +267,7 @@ func (o Options) withDefaults() (Options, error) {
 // signed.
 type Queue struct {
 	opts    Options
+	bodies  Bodies
 	log     *slog.Logger
 	metrics *queueMetrics
 
@@ -286,11 +293,15 @@ func New(opts Options) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("queue: dir: %w", err)
+	bodies := o.Bodies
+	if bodies == nil {
+		if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("queue: dir: %w", err)
+		}
+		bodies = dirBodies{dir: o.Dir, store: o.Store}
 	}
 	q := &Queue{
-		opts: o, log: o.Logger.With("component", "queue"),
+		opts: o, bodies: bodies, log: o.Logger.With("component", "queue"),
 		dests: map[string]*destination{}, spooled: map[string]int64{},
 		noTLS: newPlainHosts(maxNoTLSHosts, noTLSMemory), wake: make(chan struct{}, 1),
 	}
@@ -385,29 +396,17 @@ func (q *Queue) Close() error {
 	return nil
 }
 
-// reclaim removes body files without recipients (and temp files).
+// reclaim removes bodies without recipients (and, in Dir, temp files)
+// left by a crash before step 2: in Dir any such file (Start precedes
+// this process's Enqueue), in shared Bodies those older than
+// SharedBodyGrace (other nodes may be about to queue theirs).
 func (q *Queue) reclaim(ctx context.Context) error {
-	des, err := os.ReadDir(q.opts.Dir)
-	if err != nil {
-		return fmt.Errorf("queue: dir: %w", err)
+	cut := time.Now() // file times are the real clock's, not Options.Now's
+	if q.opts.Bodies != nil {
+		cut = q.opts.Now().Add(-SharedBodyGrace)
 	}
-	for _, de := range des {
-		if de.IsDir() {
-			continue
-		}
-		if validID(de.Name()) {
-			rs, err := q.opts.Store.MessageRecipients(ctx, de.Name())
-			if err != nil {
-				return fmt.Errorf("queue: reclaim: %w", err)
-			}
-			if len(rs) > 0 {
-				continue
-			}
-		}
-		if err := os.Remove(filepath.Join(q.opts.Dir, de.Name())); err != nil {
-			return fmt.Errorf("queue: reclaim: %w", err)
-		}
-		q.log.Info("orphan queue file removed", "file", de.Name())
+	if err := q.bodies.SweepQueueBodies(ctx, cut); err != nil {
+		return fmt.Errorf("queue: reclaim: %w", err)
 	}
 	return nil
 }
@@ -416,8 +415,6 @@ func (q *Queue) reclaim(ctx context.Context) error {
 func newMessageID(now time.Time) string {
 	return strconv.FormatInt(now.UnixMilli(), 36) + strings.ToLower(rand.Text()[:10])
 }
-
-func (q *Queue) path(id string) string { return filepath.Join(q.opts.Dir, id) }
 
 // Enqueue queues body from sender from ("" for the null sender) for the
 // Relay decisions in targets (their Address, Hop and Rule are used),

@@ -2,8 +2,6 @@ package queue
 
 import (
 	"context"
-	"errors"
-	"os"
 )
 
 // finish records the outcome of an attempt (step 7 of [Queue]): DSNs
@@ -77,17 +75,6 @@ func (q *Queue) settle(ctx context.Context, j *outJob, outcomes []Outcome) {
 		return
 	}
 	for _, msg := range emptied {
-		if err := os.Remove(q.path(msg)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			q.log.Warn("queue body not removed", "queue_id", msg, "err", err)
-		}
+		q.removeBody(msg)
 	}
-}
-
-// release drops the recipients of a job whose body is gone.
-func (q *Queue) release(ctx context.Context, j *outJob) {
-	outcomes := make([]Outcome, len(j.items))
-	for i, r := range j.items {
-		outcomes[i] = Outcome{RecipientKey: r.Key(), Done: true}
-	}
-	q.settle(ctx, j, outcomes)
 }

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"time"
 
-	"github.com/mailyard/mailyard/internal/durable"
 	"github.com/mailyard/mailyard/routing"
 )
 
@@ -16,12 +15,12 @@ import (
 var ErrNotSpooled = errors.New("queue: no such spooled body")
 
 // Spool writes body to a new file in Dir and fsyncs the file and the
-// directory (step 1 of [Queue]); it returns the body's id. Nothing is
-// queued until [Queue.Commit]; [Queue.Abort] removes the file. The SMTP
-// server spools a message once and delivers its local copies from the
-// spooled file ([Queue.OpenSpooled]) before it commits, so that the
-// client's data is read once. Close waits for spooled bodies to be
-// committed or aborted.
+// directory, or to the shared [Bodies] (step 1 of [Queue]); it returns
+// the body's id. Nothing is queued until [Queue.Commit]; [Queue.Abort]
+// removes the body. The SMTP server spools a message once and delivers
+// its local copies from the spooled body ([Queue.OpenSpooled]) before
+// it commits, so that the client's data is read once. Close waits for
+// spooled bodies to be committed or aborted.
 func (q *Queue) Spool(ctx context.Context, body io.Reader) (string, error) {
 	q.mu.Lock()
 	if q.closed {
@@ -31,9 +30,9 @@ func (q *Queue) Spool(ctx context.Context, body io.Reader) (string, error) {
 	q.spooling.Add(1)
 	q.mu.Unlock()
 	id := newMessageID(q.opts.Now())
-	n, err := q.writeBody(id, body)
+	n, err := q.bodies.PutQueueBody(ctx, id, body)
 	if err != nil {
-		os.Remove(q.path(id))
+		q.removeBody(id)
 		q.spooling.Done()
 		return "", fmt.Errorf("queue: %w", err)
 	}
@@ -43,35 +42,26 @@ func (q *Queue) Spool(ctx context.Context, body io.Reader) (string, error) {
 	return id, nil
 }
 
-// writeBody writes r to the new file of id, durably, and returns its size.
-func (q *Queue) writeBody(id string, r io.Reader) (int64, error) {
-	f, err := os.OpenFile(q.path(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(f, r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = durable.SyncDir(q.opts.Dir)
-	}
-	return n, err
-}
-
 // OpenSpooled returns spooled (or queued) body id from its start.
 func (q *Queue) OpenSpooled(id string) (io.ReadCloser, error) {
 	if !validID(id) {
 		return nil, fmt.Errorf("%w: %q", ErrNotSpooled, id)
 	}
-	f, err := os.Open(q.path(id))
+	f, err := q.bodies.OpenQueueBody(context.Background(), id)
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	return f, nil
+}
+
+// removeBody removes body id, logging a failure (a body left behind
+// without recipients is swept at the next Start).
+func (q *Queue) removeBody(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := q.bodies.RemoveQueueBody(ctx, id); err != nil {
+		q.log.Warn("queue body not removed", "queue_id", id, "err", err)
+	}
 }
 
 // Abort removes spooled body id. It does nothing for an id that is not
@@ -80,7 +70,7 @@ func (q *Queue) Abort(id string) {
 	if _, ok := q.takeSpooled(id); !ok {
 		return
 	}
-	os.Remove(q.path(id))
+	q.removeBody(id)
 	q.spooling.Done()
 }
 
@@ -106,7 +96,7 @@ func (q *Queue) Commit(ctx context.Context, id, from string, utf8 bool, targets 
 	}
 	defer q.spooling.Done()
 	if err := checkTargets(targets); err != nil {
-		os.Remove(q.path(id))
+		q.removeBody(id)
 		return err
 	}
 	now := q.opts.Now()
@@ -119,7 +109,7 @@ func (q *Queue) Commit(ctx context.Context, id, from string, utf8 bool, targets 
 		}
 	}
 	if err := q.opts.Store.EnqueueRecipients(ctx, rcpts); err != nil {
-		os.Remove(q.path(id))
+		q.removeBody(id)
 		return fmt.Errorf("queue: commit: %w", err)
 	}
 	q.kick()

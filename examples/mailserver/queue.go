@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
+	"github.com/mailyard/mailyard/store/postgres"
 )
 
 // QueueConfig is the [queue] section: the outbound queue that relays mail
@@ -33,6 +35,10 @@ type QueueConfig struct {
 	DelayWarning Duration `toml:"delay_warning"`
 	// Expiry bounces what is still undelivered.
 	Expiry Duration `toml:"expiry"`
+	// Lease is how long a node holds the recipients it attempts: a
+	// node killed mid-delivery has them attempted by another node once
+	// it ends (or by itself when it restarts first).
+	Lease Duration `toml:"lease"`
 }
 
 // defaultQueueConfig mirrors the queue.Queue defaults.
@@ -45,6 +51,7 @@ func defaultQueueConfig() QueueConfig {
 		RetryMax:       Duration{queue.DefaultRetryMax},
 		DelayWarning:   Duration{queue.DefaultDelayWarning},
 		Expiry:         Duration{queue.DefaultExpiry},
+		Lease:          Duration{queue.DefaultLease},
 	}
 }
 
@@ -60,20 +67,33 @@ func (c QueueConfig) validate() error {
 		return errors.New(`key "queue.retry_max": must not be less than retry_min`)
 	case c.Expiry.Duration <= 0:
 		return errors.New(`key "queue.expiry": must be more than zero`)
+	case c.Lease.Duration <= 0:
+		return errors.New(`key "queue.lease": must be more than zero`)
 	}
 	return nil
 }
 
-// newQueue opens the outbound queue in DATA_DIR/queue; reg, if set,
-// receives its metrics.
+// newQueue opens the outbound queue: bodies in DATA_DIR/queue, or in
+// the database with the PostgreSQL backend, where every node reads them
+// (a node delivers what another queued). reg, if set, receives its
+// metrics.
 func newQueue(cfg Config, st mailStore, router queue.Router, logger *slog.Logger, metrics queue.Metrics) (*queue.Queue, error) {
 	qc := cfg.Queue
 	warn := qc.DelayWarning.Duration
 	if warn == 0 {
 		warn = -1 // queue.Options: negative is never
 	}
+	var bodies queue.Bodies
+	owner := cfg.Hostname
+	if pg, ok := st.(*postgres.Store); ok {
+		bodies = pg
+		owner = nodeName(cfg)
+	}
 	q, err := queue.New(queue.Options{
 		Dir:            filepath.Join(cfg.DataDir, "queue"),
+		Bodies:         bodies,
+		Owner:          owner,
+		Lease:          qc.Lease.Duration,
 		Store:          st,
 		Records:        st, // queues of releases before package queue, moved at Start
 		Deliverer:      st,
@@ -93,6 +113,23 @@ func newQueue(cfg Config, st mailStore, router queue.Router, logger *slog.Logger
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	return q, nil
+}
+
+// nodeName names this node among those sharing one database, in the
+// queue's leases: the nodes share the configured hostname (their MX
+// name), so it adds the machine's name and the data directory, which
+// stay the same when the node restarts (it then takes its leases back
+// at once) and differ between nodes.
+func nodeName(cfg Config) string {
+	machine, err := os.Hostname()
+	if err != nil {
+		machine = "localhost"
+	}
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		dir = cfg.DataDir
+	}
+	return cfg.Hostname + " " + machine + ":" + dir
 }
 
 // queueAdmin opens the queue of the data directory for the admin commands

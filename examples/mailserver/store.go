@@ -93,7 +93,7 @@ const (
 
 // openStore opens the configured backend. With the PostgreSQL backend
 // the data directory is still created: it keeps the node's certificate,
-// spool, queue bodies and quarantine. metrics, if set, receives the
+// spool and quarantine. metrics, if set, receives the
 // SQLite store's metrics.
 func openStore(ctx context.Context, cfg Config, logger *slog.Logger, metrics sqlite.Metrics, mode openMode) (mailStore, error) {
 	if cfg.Store.Backend != backendPostgres {

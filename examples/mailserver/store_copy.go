@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -55,6 +56,7 @@ var errCopyMismatch = errors.New("store copy: the copy differs from the source")
 type copyTarget interface {
 	mailStore
 	store.Importer
+	queue.Bodies
 }
 
 // copyPage is how many records, objects or queue messages are read at
@@ -94,7 +96,7 @@ func (a *admin) storeCopy(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "copying data directory %s into %s\n", *from, redactDSN(*to))
-	c := &copier{src: src, dst: dst, out: a.stdout, namespaces: nss}
+	c := &copier{src: src, dst: dst, out: a.stdout, namespaces: nss, queueDir: filepath.Join(*from, "queue")}
 	if err := c.run(ctx); err != nil {
 		return err
 	}
@@ -146,6 +148,7 @@ type copier struct {
 	dst        copyTarget
 	out        io.Writer
 	namespaces []string
+	queueDir   string // the queue's body files
 }
 
 // run copies records, then accounts with their mail, calendars and
@@ -469,8 +472,9 @@ func (c *copier) copyObjects(ctx context.Context, srcID, dstID int64) (int, erro
 }
 
 // copyQueue copies the outbound queue's recipients with their retry
-// state, one message at a time (all its recipients or none); leases are
-// not copied. The bodies stay in DATA_DIR/queue.
+// state, one message at a time (its body, then all its recipients or
+// none); leases are not copied. A body without its recipients in the
+// target (a copy killed in between) is written again.
 func (c *copier) copyQueue(ctx context.Context) error {
 	var after queue.RecipientKey
 	copied, there := 0, 0
@@ -492,6 +496,15 @@ func (c *copier) copyQueue(ctx context.Context) error {
 			for i := range rcpts {
 				rcpts[i].LeaseOwner, rcpts[i].LeaseUntil = "", time.Time{}
 			}
+			if have, err := c.dst.MessageRecipients(ctx, r.Msg); err != nil {
+				return fmt.Errorf("queue: %w", err)
+			} else if len(have) > 0 {
+				there++
+				continue
+			}
+			if err := c.copyQueueBody(ctx, r.Msg); err != nil {
+				return fmt.Errorf("queue message %s: %w", r.Msg, err)
+			}
 			switch err := c.dst.EnqueueRecipients(ctx, rcpts); {
 			case errors.Is(err, queue.ErrDuplicate):
 				there++
@@ -510,6 +523,27 @@ func (c *copier) copyQueue(ctx context.Context) error {
 		fmt.Fprintf(c.out, "queue: %d queued messages copied, %d already there\n", copied, there)
 	}
 	return nil
+}
+
+// copyQueueBody copies the body file of queued message msg into the
+// target, replacing what a killed copy left of it. A message without
+// its file is copied without a body (it cannot be delivered; it expires
+// with a DSN); the copy says so.
+func (c *copier) copyQueueBody(ctx context.Context, msg string) error {
+	f, err := os.Open(filepath.Join(c.queueDir, msg))
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(c.out, "queue message %s: no body in %s; copied without it\n", msg, c.queueDir)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := c.dst.RemoveQueueBody(ctx, msg); err != nil {
+		return err
+	}
+	_, err = c.dst.PutQueueBody(ctx, msg, f)
+	return err
 }
 
 // verify compares the source and the target: per account the messages,

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -45,6 +47,9 @@ func (errReader) Read([]byte) (int, error) { return 0, errKilled }
 // store copy moves: users, a DKIM key and a share (records), mail with
 // flags, keywords, zoned dates, an expunge and a deleted default
 // mailbox, subscriptions, calendar and contact objects, and a queue.
+// queuedBody is the body of the message fillDataDir queues.
+const queuedBody = "Subject: queued\r\n\r\nfor remote recipients\r\n"
+
 func fillDataDir(t *testing.T) (dir string, accounts []string) {
 	t.Helper()
 	d := newDataDir(t)
@@ -113,6 +118,9 @@ func fillDataDir(t *testing.T) (dir string, accounts []string) {
 	_, err = st.PutObject(ctx, work.ID, store.Object{Name: "c.vcf", UID: "c1", ContentType: "text/vcard", Data: []byte("BEGIN:VCARD\r\nVERSION:4.0\r\nUID:c1\r\nFN:C\r\nEND:VCARD\r\n"), Component: "VCARD"}, store.PutOptions{})
 	must(err)
 	now := time.Now().Round(time.Second)
+	// The queued message's body, as the queue keeps it on SQLite.
+	must(os.MkdirAll(filepath.Join(d, "queue"), 0o700))
+	must(os.WriteFile(filepath.Join(d, "queue", "0001aaa"), []byte(queuedBody), 0o600))
 	must(st.EnqueueRecipients(ctx, []queue.Recipient{
 		{Msg: "0001aaa", Index: 0, From: "alice@example.test", Address: "x@remote.test", Size: 10, Created: now, Next: now, Attempts: 2, LastError: "451 later"},
 		{Msg: "0001aaa", Index: 1, From: "alice@example.test", Address: "y@remote.test", Size: 10, Created: now, Next: now, Held: true},
@@ -258,6 +266,13 @@ func TestStoreCopy(t *testing.T) {
 	}
 	if cal, _ := src.Collection(ctx, accts[0], store.KindCalendar, "calendar"); cal.SyncToken <= 4 {
 		t.Fatalf("the source calendar's token %d does not exceed its object count: the test shows nothing", cal.SyncToken)
+	}
+	// The queued message's body went into the database, where every
+	// node reads it.
+	if qb, err := dst.OpenQueueBody(ctx, "0001aaa"); err != nil {
+		t.Fatalf("queued body in the target: %v", err)
+	} else if b, _ := io.ReadAll(qb); string(b) != queuedBody {
+		t.Fatalf("queued body in the target: %q", b)
 	}
 	if _, err := dst.Mailbox(ctx, accts[0], "Junk"); !errors.Is(err, store.ErrNoMailbox) {
 		t.Fatalf("Junk, deleted in the source, in the target: %v", err)

@@ -1,6 +1,6 @@
 // Package postgres is Mailyard's store backend for several nodes on one
 // PostgreSQL database (github.com/jackc/pgx/v5). It implements
-// [store.Store] and [queue.Store]; any number of [Store] values, in one
+// [store.Store], [queue.Store] and [queue.Bodies]; any number of [Store] values, in one
 // process or on many machines, may use one database at once, and each
 // sees what the others committed.
 //
@@ -75,5 +75,8 @@
 //
 // ClaimRecipients selects due recipients FOR UPDATE SKIP LOCKED and
 // leases them in the same statement, so nodes claiming at once never get
-// the same recipient.
+// the same recipient. The queued bodies (queue.Bodies) are chunked rows
+// of their own table, written a chunk per asynchronously committed
+// statement before EnqueueRecipients (whose synchronous commit makes
+// them durable), so a node delivers what any other node queued.
 package postgres
