@@ -40,8 +40,15 @@
 //     published, at start, on [Node.Notify] and every ReconcileInterval,
 //     publishing only entries whose content changed and tombstones for
 //     entries gone. Comparing the whole directory each time means no
-//     change is missed, whoever made it. Records carry addresses and GAL
-//     attributes, never password hashes or other secrets.
+//     change is missed, whoever made it. [Node.Changed] is the
+//     per-entry notice: it reads only the entries owning the given
+//     addresses (an [EntrySource]) and publishes their records at once,
+//     so a change's lag does not grow with the directory; the periodic
+//     reconcile stays the safety net. Each read of the Source is
+//     numbered, and a record from a read older than the one published
+//     last for its entry is dropped, so a slow listing never publishes
+//     over a newer notice. Records carry addresses and GAL attributes,
+//     never password hashes or other secrets.
 //  3. Each peer reads the stream through its own durable pull consumer
 //     (geo_<reader>), which starts at the first message: with one message
 //     per entry, that is the full snapshot for a newly linked site, and

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -76,6 +77,13 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// reads numbers the reads of the Source (a listing or one entry);
+	// pubMu serialises publishing, and basis holds, per entry, the read
+	// its published state came from (see publishIfChanged).
+	reads atomic.Uint64
+	pubMu sync.Mutex
+	basis map[string]uint64
+
 	mu        sync.Mutex
 	view      *view
 	conflicts map[string]Conflict
@@ -124,7 +132,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	}
 	n := &Node{
 		opts: opts, log: opts.Logger, links: map[string]*link{}, notify: make(chan struct{}, 1),
-		view: newView(), conflicts: map[string]Conflict{}, published: map[string]string{}, positions: map[string]uint64{},
+		view: newView(), conflicts: map[string]Conflict{}, published: map[string]string{}, basis: map[string]uint64{}, positions: map[string]uint64{},
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -256,7 +264,9 @@ func (n *Node) URL() string {
 func (n *Node) Site() string { return n.opts.Site }
 
 // Notify asks for a reconcile now, after a change to the directory; the
-// periodic reconcile catches changes nobody announced.
+// periodic reconcile catches changes nobody announced. When the changed
+// entries are known, [Node.Changed] publishes them without listing the
+// whole directory.
 func (n *Node) Notify() {
 	select {
 	case n.notify <- struct{}{}:

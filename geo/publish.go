@@ -42,6 +42,7 @@ func (n *Node) siteRecord() Record {
 // missed, whoever made it; then it checks every address for conflicts,
 // so a cleared conflict whose cause remains comes back.
 func (n *Node) reconcile(ctx context.Context) error {
+	read := n.reads.Add(1)
 	recs := []Record{n.siteRecord()}
 	if n.opts.Source != nil {
 		got, err := n.opts.Source.Records(ctx)
@@ -58,7 +59,7 @@ func (n *Node) reconcile(ctx context.Context) error {
 			continue
 		}
 		present[r.storeKey()] = true
-		if err := n.publishIfChanged(ctx, r); err != nil {
+		if err := n.publishIfChanged(ctx, r, read); err != nil {
 			return err
 		}
 	}
@@ -71,7 +72,7 @@ func (n *Node) reconcile(ctx context.Context) error {
 	}
 	n.mu.Unlock()
 	for _, r := range gone {
-		if err := n.publishIfChanged(ctx, r); err != nil {
+		if err := n.publishIfChanged(ctx, r, read); err != nil {
 			return err
 		}
 	}
@@ -99,12 +100,23 @@ func (n *Node) checkLinks(ctx context.Context) {
 
 // publishIfChanged publishes r unless its content is what was published
 // last, and applies it to the view at the sequence the stream gave it.
-func (n *Node) publishIfChanged(ctx context.Context, r Record) error {
+// read numbers the read of the Source r came from: a record read before
+// the one published last for the entry is stale and dropped, so a
+// listing that was slower than a single entry's notice (the two run
+// concurrently) cannot overwrite the newer state with the older one.
+func (n *Node) publishIfChanged(ctx context.Context, r Record, read uint64) error {
+	n.pubMu.Lock()
+	defer n.pubMu.Unlock()
+	k := r.storeKey()
+	if read < n.basis[k] {
+		return nil
+	}
 	d := r.digest()
 	n.mu.Lock()
 	same := n.published[r.storeKey()] == d
 	n.mu.Unlock()
 	if same {
+		n.basis[k] = read
 		return nil
 	}
 	data, err := json.Marshal(r)
@@ -117,6 +129,7 @@ func (n *Node) publishIfChanged(ctx context.Context, r Record) error {
 	if err != nil {
 		return fmt.Errorf("geo: publishing %s: %w", r.storeKey(), err)
 	}
+	n.basis[k] = read
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.published[r.storeKey()] = d

@@ -2,6 +2,7 @@ package geo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/mailyard/mailyard/directory"
@@ -17,6 +18,64 @@ type BuiltinSource struct{ Dir *builtin.Directory }
 var galKinds = map[directory.EntryKind]string{
 	directory.KindUser: KindUser, directory.KindGroup: KindGroup, directory.KindResource: KindResource,
 }
+
+// Owners implements EntrySource: the user, group, resource or alias the
+// address resolves to in the directory.
+func (s BuiltinSource) Owners(ctx context.Context, address string) ([]EntryRef, error) {
+	e, err := s.Dir.LookupAddress(ctx, address)
+	if errors.Is(err, directory.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case e.User != nil:
+		return []EntryRef{{KindUser, e.User.ID}}, nil
+	case e.Group != nil:
+		return []EntryRef{{KindGroup, e.Group.ID}}, nil
+	case e.Resource != nil:
+		return []EntryRef{{KindResource, e.Resource.ID}}, nil
+	case e.Alias != nil:
+		return []EntryRef{{KindAlias, e.Alias.Address}}, nil
+	}
+	return nil, nil
+}
+
+// Entry implements EntrySource: a user, group or resource as the global
+// address list shows it, or an alias.
+func (s BuiltinSource) Entry(ctx context.Context, ref EntryRef) (Record, bool, error) {
+	var kind directory.EntryKind
+	switch ref.Kind {
+	case KindAlias:
+		a, err := s.Dir.Alias(ctx, ref.Key)
+		if errors.Is(err, directory.ErrNotFound) {
+			return Record{}, false, nil
+		}
+		if err != nil {
+			return Record{}, false, err
+		}
+		return Record{Kind: KindAlias, Key: a.Address, Tenant: a.Tenant, Address: a.Address}, true, nil
+	case KindUser:
+		kind = directory.KindUser
+	case KindGroup:
+		kind = directory.KindGroup
+	case KindResource:
+		kind = directory.KindResource
+	default:
+		return Record{}, false, nil
+	}
+	e, err := s.Dir.GALEntry(ctx, kind, ref.Key)
+	if errors.Is(err, directory.ErrNotFound) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, err
+	}
+	return Record{Kind: ref.Kind, Key: e.ID, Tenant: e.Tenant, Address: e.Address, Aliases: e.Aliases, GAL: &e}, true, nil
+}
+
+var _ EntrySource = BuiltinSource{}
 
 // Records implements Source.
 func (s BuiltinSource) Records(ctx context.Context) ([]Record, error) {

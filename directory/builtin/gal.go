@@ -221,6 +221,34 @@ func (b *Directory) SearchGAL(ctx context.Context, q directory.GALQuery) (direct
 	return page, nil
 }
 
+// GALEntry returns the global address list's entry of one user, group
+// or resource by ID, exactly as [Directory.SearchGAL] lists it.
+// ErrNotFound if the entry is not in the list (unknown, deleted, or a
+// disabled user); ErrInvalid for another kind or a malformed ID.
+func (b *Directory) GALEntry(ctx context.Context, kind directory.EntryKind, id string) (directory.GALEntry, error) {
+	switch kind {
+	case directory.KindUser, directory.KindGroup, directory.KindResource:
+	default:
+		return directory.GALEntry{}, fmt.Errorf("%w: kind %d has no GAL entry", directory.ErrInvalid, kind)
+	}
+	if err := checkID(id); err != nil {
+		return directory.GALEntry{}, err
+	}
+	r := storeReader{ctx, b.records}
+	ref, err := r.get(nsGALRef, kindName(kind)+"/"+id)
+	if errors.Is(err, store.ErrNotFound) {
+		return directory.GALEntry{}, fmt.Errorf("%w: no GAL entry for %s %q", directory.ErrNotFound, kindName(kind), id)
+	}
+	if err != nil {
+		return directory.GALEntry{}, fmt.Errorf("directory: read %s: %w", nsGALRef, err)
+	}
+	var e directory.GALEntry
+	if _, err := getJSON(r, nsGAL, string(ref.Value), &e); err != nil {
+		return directory.GALEntry{}, err
+	}
+	return e, nil
+}
+
 // ReindexGAL rebuilds the global address list from the users, groups and
 // resources, for data written before the index existed or repaired by
 // hand. It is idempotent and safe while the directory is in use.

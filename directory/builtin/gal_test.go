@@ -182,3 +182,37 @@ func ExampleDirectory_SearchGAL() {
 	// Jane Doe jane@example.com CFO
 	// John Roe john@example.com
 }
+
+// TestGALEntryByID: one entry by kind and ID is the one SearchGAL lists;
+// a disabled or deleted user has none.
+func TestGALEntryByID(t *testing.T) {
+	ctx := context.Background()
+	b, _ := newFixture(t)
+	u, err := b.CreateUser(ctx, directory.User{Address: "anne@example.com", DisplayName: "Anne", Title: "Boss"}, "pw")
+	require.NoError(t, err)
+	room, err := b.CreateResource(ctx, directory.Resource{Address: "room1@example.com", DisplayName: "Boardroom", Capacity: 12})
+	require.NoError(t, err)
+	all, err := b.SearchGAL(ctx, directory.GALQuery{Tenant: "acme"})
+	require.NoError(t, err)
+	require.Len(t, all.Entries, 2)
+	for _, want := range all.Entries {
+		got, err := b.GALEntry(ctx, want.Kind, want.ID)
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+	}
+	_, err = b.GALEntry(ctx, directory.KindGroup, room.ID)
+	assert.ErrorIs(t, err, directory.ErrNotFound, "a resource's ID is no group")
+	_, err = b.GALEntry(ctx, directory.KindAlias, u.ID)
+	assert.ErrorIs(t, err, directory.ErrInvalid)
+	_, err = b.GALEntry(ctx, directory.KindUser, "../x")
+	assert.ErrorIs(t, err, directory.ErrInvalid)
+	require.NoError(t, b.SetDisabled(ctx, u.ID, true))
+	_, err = b.GALEntry(ctx, directory.KindUser, u.ID)
+	assert.ErrorIs(t, err, directory.ErrNotFound, "a disabled user is not in the GAL")
+	require.NoError(t, b.SetDisabled(ctx, u.ID, false))
+	_, err = b.GALEntry(ctx, directory.KindUser, u.ID)
+	require.NoError(t, err)
+	require.NoError(t, b.DeleteUser(ctx, u.ID))
+	_, err = b.GALEntry(ctx, directory.KindUser, u.ID)
+	assert.ErrorIs(t, err, directory.ErrNotFound)
+}

@@ -109,7 +109,7 @@ func (a *admin) run(ctx context.Context, c command, args []string) error {
 		return err
 	}
 	if changesDirectory(c.name) {
-		a.notifyGeo(ctx)
+		a.notifyGeo(ctx, changedAddresses(args))
 	}
 	return nil
 }

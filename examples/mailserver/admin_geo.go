@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/geo"
 	"github.com/mailyard/mailyard/routing"
 )
@@ -227,17 +228,36 @@ func changesDirectory(name string) bool {
 	return name == "directory sync"
 }
 
+// changedAddresses are the addresses among a directory command's
+// arguments (its entry, aliases, targets, members): the running server
+// publishes the entries that own them, or owned them, at once. A command
+// without one (domain, directory sync) gets a whole reconcile. Flag
+// values that look like addresses only add an entry read.
+func changedAddresses(args []string) []string {
+	var out []string
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") || !strings.Contains(a, "@") {
+			continue
+		}
+		if c, err := directory.CanonicalAddress(a); err == nil && len(out) < geo.MaxChanged {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // notifyGeo tells the running server that the directory changed, so that
 // it publishes the change to the peers now rather than at its next
-// reconcile. Without a server (or [geo]) there is nothing to tell: the
+// reconcile: the entries owning addresses, or everything when none is
+// named. Without a server (or [geo]) there is nothing to tell: the
 // server reconciles at its start.
-func (a *admin) notifyGeo(ctx context.Context) {
+func (a *admin) notifyGeo(ctx context.Context, addresses []string) {
 	if a.cfg.Geo == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := newGeoClient(a.cfg.DataDir).call(ctx, http.MethodPost, "/notify", nil, nil); err != nil {
+	if err := newGeoClient(a.cfg.DataDir).call(ctx, http.MethodPost, "/notify", url.Values{"address": addresses}, nil); err != nil {
 		a.logger.Debug("geo: change not announced; the server publishes it at its next reconcile", "err", err)
 	}
 }

@@ -355,7 +355,8 @@ type geoLinkState struct {
 }
 
 // listenControl serves the control socket: GET /status, POST /clear
-// (site, kind, address), POST /notify, GET /locate (address) and GET
+// (site, kind, address), POST /notify (address...: publish those
+// entries; none: reconcile everything), GET /locate (address) and GET
 // /freebusy (address..., from, to). The
 // socket is in the data directory (0700) and itself 0600.
 func (g *geoSite) listenControl(path string) error {
@@ -395,7 +396,24 @@ func (g *geoSite) listenControl(path string) error {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /notify", func(w http.ResponseWriter, r *http.Request) {
-		g.node.Notify()
+		addrs := r.URL.Query()["address"]
+		if len(addrs) == 0 {
+			g.node.Notify()
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		// The changed entries' records go out now; a failure leaves them
+		// to a whole reconcile, asked for at once.
+		if err := g.node.Changed(r.Context(), addrs...); err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, directory.ErrInvalid) {
+				code = http.StatusBadRequest
+			} else {
+				g.node.Notify()
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /locate", func(w http.ResponseWriter, r *http.Request) {

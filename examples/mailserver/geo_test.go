@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -311,6 +312,19 @@ allow = ["127.0.0.1"]
 		t.Errorf("geo freebusy of an unknown address: %d %q", code, stderr)
 	}
 
+	// Deleted on paris: the command's notice publishes the tombstone, and
+	// berlin no longer sends the address to paris.
+	if code, _, stderr := geoCLI(t, paris, "user", "delete", "ann@paris.test", "--yes"); code != 0 {
+		t.Fatal(stderr)
+	}
+	waitGeo(t, 20*time.Second, "berlin forgets ann@paris.test", func() error {
+		_, out, stderr := geoCLI(t, berlin, "route", "explain", "ann@paris.test")
+		if strings.Contains(out, "site paris") {
+			return fmt.Errorf("%s%s", out, stderr)
+		}
+		return nil
+	})
+
 	// No such conflict: clear says so.
 	if code, _, stderr := geoCLI(t, paris, "geo", "clear", "berlin", "duplicate_address", "x@paris.test"); code != exitFailed || !strings.Contains(stderr, "no such conflict") {
 		t.Errorf("geo clear of nothing: %d %q", code, stderr)
@@ -372,4 +386,15 @@ func TestGeoControlSocketInUse(t *testing.T) {
 		t.Fatalf("listenControl over a stale file: %v", err)
 	}
 	g.ctl.Close()
+}
+
+func TestChangedAddresses(t *testing.T) {
+	got := changedAddresses([]string{"Ann@Paris.test", "-name", "x@y", "-password", "pw", "alias@paris.test", "paris.test", "-json"})
+	want := []string{"ann@paris.test", "x@y", "alias@paris.test"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("changedAddresses = %q, want %q", got, want)
+	}
+	if got := changedAddresses([]string{"paris.test", "alt.paris.test"}); len(got) != 0 {
+		t.Fatalf("a domain command names no address: %q", got)
+	}
 }
