@@ -37,6 +37,9 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 	if err != nil {
 		return err
 	}
+	if v.flagsOnlyFetch(options) && !w.ReportVanished() && v.current() {
+		return v.fetchFlagsFromView(w, idxs, options) // see readpath.go
+	}
 	uids := v.live(idxs)
 	if w.ReportVanished() && !imap.IsSearchRes(numSet) {
 		// Before any FETCH response (RFC 7162 §3.2.6). "$" holds no
@@ -376,7 +379,7 @@ func (v *view) plan(f *fetchPlan, w *imapserver.FetchWriter, uid uint32, o *imap
 			return err
 		}
 		if o.Envelope {
-			f.env = imapserver.ExtractEnvelope(hdr)
+			f.env = v.s.srv.headers.envelope(headerKey{v.key, uid}, hdr)
 		}
 	}
 	if o.BodyStructure != nil {

@@ -91,7 +91,10 @@ func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
 	// With a full-text index, only the messages it gives are read.
 	hits, narrowed, decides, err := v.textCandidates(c)
 	var msgs []store.Message
-	if err == nil && !narrowed {
+	switch {
+	case err == nil && !narrowed && flagsOnlySearch(c) && v.current():
+		msgs = v.viewMessages() // see readpath.go
+	case err == nil && !narrowed:
 		msgs, err = s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, nil)
 	}
 	sure := make(map[uint32]bool)
