@@ -37,8 +37,8 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 	if err != nil {
 		return err
 	}
-	if v.flagsOnlyFetch(options) && !w.ReportVanished() && v.current() {
-		return v.fetchFlagsFromView(w, idxs, options) // see readpath.go
+	if v.viewFetch(options) && !w.ReportVanished() && v.current() {
+		return v.fetchFromView(w, idxs, options) // see readpath.go
 	}
 	uids := v.live(idxs)
 	if w.ReportVanished() && !imap.IsSearchRes(numSet) {

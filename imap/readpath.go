@@ -13,8 +13,9 @@ import (
 // the poll. While the store's change number says that nothing was
 // committed to the mailbox since the view last took the store's changes
 // in (storeCache.unchanged), those are the store's UIDs and flags, and a
-// FETCH of only UID and FLAGS, or a SEARCH by flags and numbers only, is
-// answered from the view without a store query (issue 16: the query and
+// FETCH of UID, FLAGS, ENVELOPE, BODYSTRUCTURE and header or part
+// sections, or a SEARCH by flags and numbers only, is answered from the
+// view without a store listing (issue 16: the query and
 // its rows were most of these commands' time). Anything else, or a view
 // that may be behind, goes to the store as before.
 
@@ -25,35 +26,44 @@ func (v *view) current() bool {
 	return !v.dead && len(v.gone) == 0 && v.s.srv.cache.unchanged(v.polled, v.s.account, v.name)
 }
 
-// flagsOnlyFetch reports whether o asks for nothing but UID and FLAGS,
-// with no MODSEQ (the view keeps none per message) and no CHANGEDSINCE.
-func (v *view) flagsOnlyFetch(o *imap.FetchOptions) bool {
-	if !o.Flags || v.s.condStore() {
+// viewFetch reports whether o asks only for items that need no more of
+// the store's listing than UID and flags: UID, FLAGS (without MODSEQ,
+// which the view keeps none of per message), ENVELOPE, BODYSTRUCTURE,
+// and PEEK sections other than the whole message (whose literal length
+// is the listed size). Those read the body or the header cache, by UID.
+func (v *view) viewFetch(o *imap.FetchOptions) bool {
+	if o.Flags && v.s.condStore() {
 		return false
 	}
+	for _, sec := range o.BodySection {
+		if !sec.Peek || wholeMessage(sec) {
+			return false
+		}
+	}
+	for _, sec := range o.BinarySection {
+		if !sec.Peek {
+			return false
+		}
+	}
 	rest := *o
-	rest.UID, rest.Flags = false, false
+	rest.UID, rest.Flags, rest.Envelope, rest.BodyStructure = false, false, false, nil
+	rest.BodySection, rest.BinarySection, rest.BinarySectionSize = nil, nil, nil
 	return reflect.ValueOf(rest).IsZero()
 }
 
-// fetchFlagsFromView answers a flagsOnlyFetch of the messages at idxs
-// from a current view, in the form fetchOne writes.
-func (v *view) fetchFlagsFromView(w *imapserver.FetchWriter, idxs []int, o *imap.FetchOptions) error {
-	if err := v.announceKeywords(w); err != nil {
+// fetchFromView answers a viewFetch of the messages at idxs from a
+// current view: the listing fetch would read from the store is the
+// view's UIDs and flags.
+func (v *view) fetchFromView(w *imapserver.FetchWriter, idxs []int, o *imap.FetchOptions) error {
+	msgs := make([]store.Message, len(idxs))
+	for j, i := range idxs {
+		msgs[j] = store.Message{UID: v.uids[i], Flags: v.flagSets[v.flags[i]]}
+	}
+	found, err := v.fetchListed(w, msgs, o, nil)
+	if err != nil {
 		return err
 	}
-	for _, i := range idxs {
-		uid := v.uids[i]
-		rw := w.CreateMessage(uint32(i + 1))
-		if o.UID {
-			rw.WriteUID(imap.UID(uid))
-		}
-		rw.WriteFlags(v.clientFlags(uid, v.flagSets[v.flags[i]]))
-		if err := rw.Close(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return v.fetchExpunged(w, idxs, found, o)
 }
 
 // flagsOnlySearch reports whether c selects by nothing but flags,
