@@ -1,7 +1,11 @@
 package imap
 
 import (
+	"context"
+	"errors"
+	"io"
 	"reflect"
+	"slices"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/mailyard/mailyard/imap/internal/imapserver"
@@ -96,4 +100,50 @@ func (v *view) viewMessages() []store.Message {
 		msgs[i] = store.Message{UID: uid, Flags: v.flagSets[v.flags[i]]}
 	}
 	return msgs
+}
+
+// MessageOpener is an optional interface of a [Backend]
+// (store/sqlite.Store.OpenMessage): a message's index row and its body,
+// opened, in one look-up, where ListMessages and OpenBody take one each.
+// FETCH uses it for one message's whole body (BODY[], RFC822), the way
+// a client opens a message. A message not there is an error wrapping
+// store.ErrNotFound.
+type MessageOpener interface {
+	OpenMessage(ctx context.Context, account, mailbox string, uid uint32) (store.Message, io.ReadCloser, error)
+}
+
+// openedBody is a body opened with its message's listing.
+type openedBody struct {
+	uid uint32
+	rc  io.ReadCloser
+}
+
+// listForFetch lists the messages uids for a FETCH of o: with a
+// MessageOpener, one message whose whole body is asked for is listed
+// and opened at once (the body left in v.opened for fetchOne; the
+// caller calls dropOpened when done).
+func (v *view) listForFetch(uids []uint32, o *imap.FetchOptions) ([]store.Message, error) {
+	s := v.s
+	mo, ok := s.srv.opts.Backend.(MessageOpener)
+	if !ok || len(uids) != 1 || !slices.ContainsFunc(o.BodySection, wholeMessage) {
+		return s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, compressUIDs(uids))
+	}
+	m, rc, err := mo.OpenMessage(s.ctx, s.account, v.name, uids[0])
+	if errors.Is(err, store.ErrNoMessage) {
+		return nil, nil // expunged: answered as ListMessages' empty listing is
+	}
+	if err != nil {
+		return nil, err
+	}
+	v.opened = &openedBody{uid: m.UID, rc: rc}
+	return []store.Message{m}, nil
+}
+
+// dropOpened closes a body listForFetch opened that fetchOne did not
+// take.
+func (v *view) dropOpened() {
+	if v.opened != nil {
+		v.opened.rc.Close()
+		v.opened = nil
+	}
 }

@@ -2,6 +2,8 @@ package imap
 
 import (
 	"context"
+	"io"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,6 +25,10 @@ func (b *listCounting) ListMessages(ctx context.Context, account, mailbox string
 
 func (b *listCounting) ChangeCount(account, mailbox string) uint64 {
 	return b.Backend.(ChangeCounter).ChangeCount(account, mailbox)
+}
+
+func (b *listCounting) OpenMessage(ctx context.Context, account, mailbox string, uid uint32) (store.Message, io.ReadCloser, error) {
+	return b.Backend.(MessageOpener).OpenMessage(ctx, account, mailbox, uid)
 }
 
 func (b *listCounting) ListChangeCount(account string) uint64 {
@@ -86,6 +92,15 @@ func TestReadsFromCurrentView(t *testing.T) {
 	if cb.lists.Load() == n {
 		t.Error("FETCH RFC822.SIZE did not list the message")
 	}
+	// One whole message: listed and opened in one look-up
+	// (MessageOpener), not listed apart.
+	n = cb.lists.Load()
+	if got := a.expectOK("FETCH 2 (BODY.PEEK[])"); !has(got, "* 2 FETCH (BODY[] {"+strconv.Itoa(len(simpleMsg))+"}") {
+		t.Fatalf("FETCH BODY.PEEK[]: %q", got)
+	}
+	if cb.lists.Load() != n {
+		t.Error("FETCH of one whole message listed it apart")
+	}
 	// Another session's expunge: held back during FETCH (RFC 9051
 	// §7.5.1), the message answered from the view's flags, its
 	// ENVELOPE refused (RFC 2180 §4.1.2).
@@ -95,6 +110,7 @@ func TestReadsFromCurrentView(t *testing.T) {
 		t.Fatalf("FETCH FLAGS of a message another session expunged: %q", got)
 	}
 	a.expectStatus("FETCH 1 (ENVELOPE)", "NO [EXPUNGEISSUED]")
+	a.expectStatus("FETCH 1 (BODY.PEEK[])", "NO [EXPUNGEISSUED]")
 	a.expectOK("NOOP")
 	// A new message: announced, then fetched from the view.
 	e.deliver(e.aliceID, "INBOX", simpleMsg)

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"time"
 
 	"github.com/mailyard/mailyard/store"
@@ -78,4 +80,33 @@ func (s *Store) blobOf(ctx context.Context, account, name string, uid uint32) (s
 		return "", fmt.Errorf("sqlite: message %d: %w", uid, store.ErrNoMessage)
 	}
 	return blob, err
+}
+
+// OpenMessage returns message uid's index row, as ListMessages lists
+// it, and its body opened, as OpenBody opens it: one statement for both
+// (imap.MessageOpener; a FETCH of one whole message, issue 16). A
+// message not (or no longer) there is store.ErrNoMessage.
+func (s *Store) OpenMessage(ctx context.Context, account, mailbox string, uid uint32) (store.Message, io.ReadCloser, error) {
+	name, err := store.CleanMailboxName(mailbox)
+	if err != nil {
+		return store.Message{}, nil, err
+	}
+	msgs, err := s.listMessages(ctx, account, name, store.UIDSet{{Start: uid, Stop: uid}})
+	if err != nil {
+		return store.Message{}, nil, wrapErr("open message", err)
+	}
+	if len(msgs) == 0 {
+		return store.Message{}, nil, fmt.Errorf("sqlite: message %d: %w", uid, store.ErrNoMessage)
+	}
+	f, err := s.blobs.open(msgs[0].BlobID)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Expunged (row deleted, then blob freed) between the look-up
+		// and the open, as in OpenBody.
+		rc, err := s.OpenBody(ctx, account, name, uid)
+		return msgs[0], rc, err
+	}
+	if err != nil {
+		return store.Message{}, nil, fmt.Errorf("sqlite: open body of UID %d: %w", uid, err)
+	}
+	return msgs[0], f, nil
 }
