@@ -35,6 +35,9 @@ func (v *view) current() bool {
 // which the view keeps none of per message), ENVELOPE, BODYSTRUCTURE,
 // and PEEK sections other than the whole message (whose literal length
 // is the listed size). Those read the body or the header cache, by UID.
+// A FETCH item added later that reads another field of store.Message
+// (MODSEQ, INTERNALDATE, size, blob) must make this false: the messages
+// fetchFromView passes on carry only UID and flags.
 func (v *view) viewFetch(o *imap.FetchOptions) bool {
 	if o.Flags && v.s.condStore() {
 		return false
