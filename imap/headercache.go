@@ -103,7 +103,7 @@ func envelopeSize(env *imapserver.Envelope) int {
 // put caches the header block h of k; h must not be modified afterwards.
 func (c *headerCache) put(k headerKey, h []byte) {
 	cost := len(h) + envBudget(h) + len(k.account) + len(k.mailbox) + 64
-	if cost > c.max/16 {
+	if len(h)+len(k.account)+len(k.mailbox)+64 > c.max/16 {
 		return // one huge header would push out many useful ones
 	}
 	c.mu.Lock()
