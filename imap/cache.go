@@ -21,6 +21,16 @@ type ChangeCounter interface {
 	ChangeCount(account, mailbox string) uint64
 }
 
+// ListChangeCounter is an optional interface of a [Backend]
+// (store/sqlite.Store.ListChangeCount): a number per account that
+// changes whenever its mailbox list or subscriptions change, and not
+// when a message is written. With it LIST is answered from memory
+// across message writes (ChangeCount(account, "") changes with every
+// one of them).
+type ListChangeCounter interface {
+	ListChangeCount(account string) uint64
+}
+
 // cacheMaxAge bounds how long an answer cached by change numbers is
 // used even though the numbers say nothing changed.
 const cacheMaxAge = time.Second
@@ -36,6 +46,7 @@ const (
 // every call through.
 type storeCache struct {
 	cc ChangeCounter
+	lc ListChangeCounter // nil: LIST goes by cc's account number
 
 	mu     sync.Mutex
 	status map[cacheKey]statusEntry
@@ -59,7 +70,8 @@ type listEntry struct {
 
 func newStoreCache(b Backend) *storeCache {
 	cc, _ := b.(ChangeCounter)
-	return &storeCache{cc: cc, status: map[cacheKey]statusEntry{}, lists: map[string]listEntry{}}
+	lc, _ := b.(ListChangeCounter)
+	return &storeCache{cc: cc, lc: lc, status: map[cacheKey]statusEntry{}, lists: map[string]listEntry{}}
 }
 
 // fresh reports whether an entry read under count at t is still good.
@@ -109,7 +121,7 @@ func (c *storeCache) listing(ctx context.Context, b Backend, account string,
 		subs, err := subsFn(mbs)
 		return mbs, subs, err
 	}
-	n := c.cc.ChangeCount(account, "")
+	n := c.listCount(account)
 	c.mu.Lock()
 	e, ok := c.lists[account]
 	c.mu.Unlock()
@@ -132,6 +144,14 @@ func (c *storeCache) listing(ctx context.Context, b Backend, account string,
 	c.lists[account] = listEntry{count: n, at: at, mbs: slices.Clone(mbs), subs: slices.Clone(subs)}
 	c.mu.Unlock()
 	return mbs, subs, nil
+}
+
+// listCount is the number LIST answers are cached by.
+func (c *storeCache) listCount(account string) uint64 {
+	if c.lc != nil {
+		return c.lc.ListChangeCount(account)
+	}
+	return c.cc.ChangeCount(account, "")
 }
 
 // pollMark is what a view remembers of its last look at the store: the

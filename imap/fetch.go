@@ -37,6 +37,9 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 	if err != nil {
 		return err
 	}
+	if v.viewFetch(options) && !w.ReportVanished() && v.current() {
+		return v.fetchFromView(w, idxs, options) // see readpath.go
+	}
 	uids := v.live(idxs)
 	if w.ReportVanished() && !imap.IsSearchRes(numSet) {
 		// Before any FETCH response (RFC 7162 §3.2.6). "$" holds no
@@ -64,8 +67,8 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		return v.fetchStoreFailed(w, idxs, options, err)
 	}
 	// 3. Answer the messages still in the store, then those that are not.
-	s := v.s
-	msgs, err := s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, compressUIDs(uids))
+	msgs, err := v.listForFetch(uids, options) // see readpath.go
+	defer v.dropOpened()
 	if err != nil {
 		return v.fetchStoreFailed(w, idxs, options, err)
 	}
@@ -250,6 +253,9 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 		return s.srv.opts.Backend.OpenBody(s.ctx, s.account, v.name, m.UID)
 	}}
 	defer body.close()
+	if v.opened != nil && v.opened.uid == m.UID {
+		body.rc, v.opened = v.opened.rc, nil
+	}
 	// 1. Everything that can fail cleanly, before the response starts.
 	var f fetchPlan
 	if err := safely(func() error { return v.plan(&f, w, m.UID, o, body) }); err != nil {
@@ -376,7 +382,7 @@ func (v *view) plan(f *fetchPlan, w *imapserver.FetchWriter, uid uint32, o *imap
 			return err
 		}
 		if o.Envelope {
-			f.env = imapserver.ExtractEnvelope(hdr)
+			f.env = v.s.srv.headers.envelope(headerKey{v.key, uid}, hdr)
 		}
 	}
 	if o.BodyStructure != nil {

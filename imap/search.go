@@ -26,7 +26,7 @@ import (
 // criteria and checked the charset (US-ASCII and UTF-8; anything else is
 // NO [BADCHARSET], RFC 9051 §6.4.4).
 func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.SearchOptions) (*imap.SearchData, error) {
-	found, _, err := v.find(c)
+	found, _, err := v.findFor(c, true)
 	if err != nil {
 		return nil, err
 	}
@@ -87,11 +87,22 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 // find returns the messages of the view that match c, in sequence
 // order, with what was read of them, and the matcher that read it.
 func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
+	return v.findFor(c, false)
+}
+
+// findFor is find; flagsOnly: the caller reads nothing of the found
+// messages but their UIDs, flags and sequence numbers (SEARCH without
+// MODSEQ), so a current view may list them (see readpath.go). SORT and
+// THREAD read dates, sizes and headers.
+func (v *view) findFor(c *imap.SearchCriteria, flagsOnly bool) ([]*candidate, *matcher, error) {
 	s := v.s
 	// With a full-text index, only the messages it gives are read.
 	hits, narrowed, decides, err := v.textCandidates(c)
 	var msgs []store.Message
-	if err == nil && !narrowed {
+	switch {
+	case err == nil && !narrowed && flagsOnly && flagsOnlySearch(c) && v.current():
+		msgs = v.viewMessages() // see readpath.go
+	case err == nil && !narrowed:
 		msgs, err = s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, nil)
 	}
 	sure := make(map[uint32]bool)

@@ -61,6 +61,9 @@ type view struct {
 	// polled is the mailbox's change number when the view last took
 	// the store's changes in (see storeCache.unchanged).
 	polled pollMark
+	// opened is a body listForFetch opened with its message, for
+	// fetchOne; nil outside a FETCH.
+	opened *openedBody
 }
 
 // systemFlags are the flags every mailbox supports.

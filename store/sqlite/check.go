@@ -151,6 +151,7 @@ func checkCounters(ctx context.Context, tx *sql.Tx, problems *[]store.Problem) e
 			GROUP BY a.id HAVING a.used_messages <> count(m.uid)`,
 			"account %s%s: usage says %d messages, there are %d"},
 	}
+	queries = append(queries, statusCounterChecks...)
 	for _, q := range queries {
 		rows, err := tx.QueryContext(ctx, q.q)
 		if err != nil {

@@ -53,5 +53,9 @@
 // [store.Collections.QueryObjects] (objects stored before it match every
 // time range until they are next written); version 4 gives the outbound
 // queue its table (queue.Store: recipients found by next attempt time,
-// claimed with a lease, no credentials).
+// claimed with a lease, no credentials); version 5 adds the full-text
+// index; version 6 keeps each mailbox's STATUS counts (messages, unseen,
+// deleted, bytes) in its row, maintained by triggers, so that STATUS
+// reads one row (and, right after a write, nothing: the writer publishes
+// the counts of the mailboxes it changed with each commit).
 package sqlite

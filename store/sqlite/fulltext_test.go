@@ -28,7 +28,7 @@ func TestTextIndexMigrationAndReindex(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Back to version 4: no index tables.
-	rawDB(t, dir, "DROP TABLE text_fts", "DROP TABLE text_docs", "PRAGMA user_version = 4")
+	rawDB(t, dir, append(undoMigrationV6, "DROP TABLE text_fts", "DROP TABLE text_docs", "PRAGMA user_version = 4")...)
 	s = openTest(t, dir, Options{})
 	search := func(word string) []uint32 {
 		t.Helper()

@@ -184,28 +184,6 @@ func (s *Store) ListMailboxes(ctx context.Context, account string) ([]store.Mail
 	return out, wrapErr("list mailboxes", err)
 }
 
-// Status implements store.Mailboxes.
-func (s *Store) Status(ctx context.Context, account, name string) (store.MailboxStatus, error) {
-	name, err := store.CleanMailboxName(name)
-	if err != nil {
-		return store.MailboxStatus{}, err
-	}
-	var st store.MailboxStatus
-	err = s.readTx(ctx, func(tx *rtx) error {
-		m, err := getMailbox(ctx, tx, account, name)
-		if err != nil {
-			return err
-		}
-		st.Mailbox = m
-		return tx.QueryRowContext(ctx, `SELECT count(*),
-				coalesce(sum(instr(' ' || flags || ' ', ' \Seen ') = 0), 0),
-				coalesce(sum(instr(' ' || flags || ' ', ' \Deleted ') > 0), 0),
-				coalesce(sum(size), 0)
-			FROM messages WHERE mailbox = ?`, m.ID).Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Size)
-	})
-	return st, wrapErr("status", err)
-}
-
 // RenameMailbox implements store.Mailboxes. Missing parents of the new
 // name are created; renaming a mailbox below itself is ErrInvalid.
 func (s *Store) RenameMailbox(ctx context.Context, account, oldName, newName string) error {

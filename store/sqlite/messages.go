@@ -110,20 +110,7 @@ func selectMessages(ctx context.Context, q querier, mailboxID int64, set store.U
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := []store.Message{}
-	z := zones{}
-	for rows.Next() {
-		m, err := scanMessage(rows, z)
-		if err != nil {
-			return nil, err
-		}
-		if filter && !set.Contains(m.UID) {
-			continue
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return scanMessages(rows, set, filter)
 }
 
 // allocUIDs reserves n UIDs in a mailbox and a new MODSEQ for them
@@ -302,15 +289,7 @@ func (s *Store) ListMessages(ctx context.Context, account, mailbox string, uids 
 	if err != nil {
 		return nil, err
 	}
-	var out []store.Message
-	err = s.readTx(ctx, func(tx *rtx) error {
-		m, err := getMailbox(ctx, tx, account, name)
-		if err != nil {
-			return err
-		}
-		out, err = selectMessages(ctx, tx, m.ID, uids, "")
-		return err
-	})
+	out, err := s.listMessages(ctx, account, name, uids)
 	return out, wrapErr("list messages", err)
 }
 
@@ -404,18 +383,8 @@ func (s *Store) OpenBody(ctx context.Context, account, mailbox string, uid uint3
 	if err != nil {
 		return nil, err
 	}
-	lookup := func() (blob string, err error) {
-		err = s.readTx(ctx, func(tx *rtx) error {
-			m, err := getMailbox(ctx, tx, account, name)
-			if err != nil {
-				return err
-			}
-			err = tx.QueryRowContext(ctx, "SELECT blob_id FROM messages WHERE mailbox = ? AND uid = ?", m.ID, uid).Scan(&blob)
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("sqlite: message %d: %w", uid, store.ErrNoMessage)
-			}
-			return err
-		})
+	lookup := func() (string, error) {
+		blob, err := s.blobOf(ctx, account, name, uid)
 		return blob, wrapErr("open body", err)
 	}
 	blob, err := lookup()

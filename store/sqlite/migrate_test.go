@@ -76,6 +76,10 @@ func TestMigrateFromV1(t *testing.T) {
 	if !m.InternalDate.Equal(date) || m.InternalDate.Location() != time.UTC {
 		t.Fatalf("old internal date %v, want %v in UTC (+0000)", m.InternalDate, date)
 	}
+	// Version 6 counted the messages that were there (STATUS counts).
+	if st, err := s.Status(ctx, "u", "INBOX"); err != nil || st.Messages != 1 || st.Unseen != 0 || st.Deleted != 0 || st.Size != 5 {
+		t.Fatalf("status after migration %+v (%v), want 1 message, 0 unseen, 5 bytes", st, err)
+	}
 
 	// The migrated store works like a new one.
 	if err := s.DeleteMailbox(ctx, "u", "Old"); err != nil {

@@ -135,6 +135,9 @@ func (p rpool) QueryRowContext(ctx context.Context, q string, args ...any) *sql.
 type changeCounts struct {
 	mu       sync.Mutex
 	accounts map[string]*accountCounts
+	// statuses are the mailboxes' statuses as of their change numbers
+	// (see Store.Status).
+	statuses map[mailboxRef]statusMemo
 }
 
 // accountCounts are one account's: all counts every change of the
@@ -143,6 +146,9 @@ type changeCounts struct {
 type accountCounts struct {
 	all, base uint64
 	mailboxes map[string]uint64
+	// list counts the changes of the account's mailbox list: a mailbox
+	// created, deleted or renamed, a subscription (see ListChangeCount).
+	list uint64
 }
 
 // maxCountedMailboxes bounds an account's per-mailbox numbers; past it
@@ -164,7 +170,12 @@ func (c *changeCounts) bump(changes []store.Change, touched []mailboxRef) {
 			// Not about mailboxes; nothing cached by these numbers
 			// depends on collections.
 		case store.ChangeAccountDeleted, store.ChangeOverflow:
-			c.touch(ch.Account, "", true)
+			c.touch(ch.Account, "", true).list++
+		case store.ChangeMailboxCreated, store.ChangeMailboxDeleted, store.ChangeMailboxRenamed:
+			c.touch(ch.Account, ch.Mailbox, false).list++
+			if ch.OldName != "" {
+				c.touch(ch.Account, ch.OldName, false)
+			}
 		default:
 			c.touch(ch.Account, ch.Mailbox, false)
 			if ch.OldName != "" {
@@ -173,11 +184,11 @@ func (c *changeCounts) bump(changes []store.Change, touched []mailboxRef) {
 		}
 	}
 	for _, t := range touched {
-		c.touch(t.account, t.mailbox, false)
+		c.touch(t.account, t.mailbox, false).list++
 	}
 }
 
-func (c *changeCounts) touch(account, mailbox string, wide bool) {
+func (c *changeCounts) touch(account, mailbox string, wide bool) *accountCounts {
 	if c.accounts == nil {
 		c.accounts = make(map[string]*accountCounts)
 	}
@@ -190,12 +201,13 @@ func (c *changeCounts) touch(account, mailbox string, wide bool) {
 	if wide || len(a.mailboxes) >= maxCountedMailboxes {
 		a.base = a.all
 		a.mailboxes = nil
-		return
+		return a
 	}
 	if a.mailboxes == nil {
 		a.mailboxes = make(map[string]uint64)
 	}
 	a.mailboxes[mailbox] = a.all
+	return a
 }
 
 // ChangeCount returns a number that changes whenever a write through
@@ -212,6 +224,10 @@ func (s *Store) ChangeCount(account, mailbox string) uint64 {
 	c := &s.counts
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.countLocked(account, mailbox)
+}
+
+func (c *changeCounts) countLocked(account, mailbox string) uint64 {
 	a := c.accounts[account]
 	if a == nil {
 		return 0
@@ -220,6 +236,23 @@ func (s *Store) ChangeCount(account, mailbox string) uint64 {
 		return a.all
 	}
 	return max(a.mailboxes[mailbox], a.base)
+}
+
+// ListChangeCount returns a number that changes whenever a write through
+// this Store changes the account's list of mailboxes or subscriptions
+// (a mailbox created, deleted or renamed, a subscription set or
+// cleared, the account deleted), before the writing call returns; unlike
+// ChangeCount(account, ""), a message written does not change it. imap
+// answers LIST from memory while it stays the same. The same caveats as
+// for ChangeCount hold.
+func (s *Store) ListChangeCount(account string) uint64 {
+	c := &s.counts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a := c.accounts[account]; a != nil {
+		return a.list
+	}
+	return 0
 }
 
 // mailboxRef names a mailbox whose state changed without a feed Change

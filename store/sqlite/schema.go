@@ -196,7 +196,7 @@ CREATE INDEX queue_leased ON queue_recipients(lease_owner) WHERE lease_owner != 
 
 // migrations[i] takes a database from version i+1 to version i+2; the
 // last one reaches schemaVersion.
-var migrations = [schemaVersion - 1]string{migrationV2, migrationV3, migrationV4, migrationV5}
+var migrations = [schemaVersion - 1]string{migrationV2, migrationV3, migrationV4, migrationV5, migrationV6}
 
 // migrate creates the schema in an empty database, brings one written by
 // an older version up to date in one transaction (a failure leaves it as

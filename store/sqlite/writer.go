@@ -273,11 +273,13 @@ func (s *Store) runBatch(batch []*request) {
 			return
 		}
 	}
+	statuses := s.statusesOf(ctx, live)
 	if _, err := s.wExecContext(ctx, "COMMIT"); err != nil {
 		s.abort(ctx)
 		failAll(fmt.Errorf("sqlite: commit: %w", err))
 		return
 	}
+	committed := time.Now()
 	s.commits.Add(1)
 	s.batched.Add(uint64(len(live)))
 	for _, r := range live {
@@ -293,6 +295,7 @@ func (s *Store) runBatch(batch []*request) {
 			}
 		}
 	}
+	s.counts.publishStatuses(statuses, committed)
 }
 
 func (s *Store) abort(ctx context.Context) {

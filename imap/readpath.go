@@ -1,0 +1,152 @@
+package imap
+
+import (
+	"context"
+	"errors"
+	"io"
+	"reflect"
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/mailyard/mailyard/imap/internal/imapserver"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// The view already holds every message's UID and flags, kept current by
+// the poll. While the store's change number says that nothing was
+// committed to the mailbox since the view last took the store's changes
+// in (storeCache.unchanged), those are the store's UIDs and flags, and a
+// FETCH of UID, FLAGS, ENVELOPE, BODYSTRUCTURE and header or part
+// sections, or a SEARCH by flags and numbers only, is answered from the
+// view without a store listing (issue 16: the query and
+// its rows were most of these commands' time). Anything else, or a view
+// that may be behind, goes to the store as before.
+
+// current reports whether the view holds the store's state of its
+// mailbox: nothing committed since the last poll, no expunge held back,
+// the mailbox not deleted under the session.
+func (v *view) current() bool {
+	return !v.dead && len(v.gone) == 0 && v.s.srv.cache.unchanged(v.polled, v.s.account, v.name)
+}
+
+// viewFetch reports whether o asks only for items that need no more of
+// the store's listing than UID and flags: UID, FLAGS (without MODSEQ,
+// which the view keeps none of per message), ENVELOPE, BODYSTRUCTURE,
+// and PEEK sections other than the whole message (whose literal length
+// is the listed size). Those read the body or the header cache, by UID.
+// A FETCH item added later that reads another field of store.Message
+// (MODSEQ, INTERNALDATE, size, blob) must make this false: the messages
+// fetchFromView passes on carry only UID and flags.
+func (v *view) viewFetch(o *imap.FetchOptions) bool {
+	if o.Flags && v.s.condStore() {
+		return false
+	}
+	for _, sec := range o.BodySection {
+		if !sec.Peek || wholeMessage(sec) {
+			return false
+		}
+	}
+	for _, sec := range o.BinarySection {
+		if !sec.Peek {
+			return false
+		}
+	}
+	rest := *o
+	rest.UID, rest.Flags, rest.Envelope, rest.BodyStructure = false, false, false, nil
+	rest.BodySection, rest.BinarySection, rest.BinarySectionSize = nil, nil, nil
+	return reflect.ValueOf(rest).IsZero()
+}
+
+// fetchFromView answers a viewFetch of the messages at idxs from a
+// current view: the listing fetch would read from the store is the
+// view's UIDs and flags.
+func (v *view) fetchFromView(w *imapserver.FetchWriter, idxs []int, o *imap.FetchOptions) error {
+	msgs := make([]store.Message, len(idxs))
+	for j, i := range idxs {
+		msgs[j] = store.Message{UID: v.uids[i], Flags: v.flagSets[v.flags[i]]}
+	}
+	found, err := v.fetchListed(w, msgs, o, nil)
+	if err != nil {
+		return err
+	}
+	return v.fetchExpunged(w, idxs, found, o)
+}
+
+// flagsOnlySearch reports whether c selects by nothing but flags,
+// sequence numbers and UIDs, at every level of NOT and OR: what the
+// view knows of every message.
+func flagsOnlySearch(c *imap.SearchCriteria) bool {
+	if !c.Since.IsZero() || !c.Before.IsZero() || !c.SentSince.IsZero() || !c.SentBefore.IsZero() ||
+		len(c.Header) > 0 || len(c.Body) > 0 || len(c.Text) > 0 ||
+		c.Larger > 0 || c.Smaller > 0 || c.ModSeq != nil {
+		return false
+	}
+	for i := range c.Not {
+		if !flagsOnlySearch(&c.Not[i]) {
+			return false
+		}
+	}
+	for i := range c.Or {
+		if !flagsOnlySearch(&c.Or[i][0]) || !flagsOnlySearch(&c.Or[i][1]) {
+			return false
+		}
+	}
+	return true
+}
+
+// viewMessages lists the view's messages with their UIDs and flags, the
+// only fields a flagsOnlySearch reads.
+func (v *view) viewMessages() []store.Message {
+	msgs := make([]store.Message, len(v.uids))
+	for i, uid := range v.uids {
+		msgs[i] = store.Message{UID: uid, Flags: v.flagSets[v.flags[i]]}
+	}
+	return msgs
+}
+
+// MessageOpener is an optional interface of a [Backend]
+// (store/sqlite.Store.OpenMessage): a message's index row and its body,
+// opened, in one look-up, where ListMessages and OpenBody take one each.
+// FETCH uses it for one message's whole body (BODY[], RFC822), the way
+// a client opens a message. A message not there is an error wrapping
+// store.ErrNotFound.
+type MessageOpener interface {
+	OpenMessage(ctx context.Context, account, mailbox string, uid uint32) (store.Message, io.ReadCloser, error)
+}
+
+// openedBody is a body opened with its message's listing.
+type openedBody struct {
+	uid uint32
+	rc  io.ReadCloser
+}
+
+// listForFetch lists the messages uids for a FETCH of o: with a
+// MessageOpener, one message whose whole body is asked for is listed
+// and opened at once (the body left in v.opened for fetchOne; the
+// caller calls dropOpened when done).
+func (v *view) listForFetch(uids []uint32, o *imap.FetchOptions) ([]store.Message, error) {
+	s := v.s
+	mo, ok := s.srv.opts.Backend.(MessageOpener)
+	if !ok || len(uids) != 1 || !slices.ContainsFunc(o.BodySection, wholeMessage) {
+		return s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, compressUIDs(uids))
+	}
+	m, rc, err := mo.OpenMessage(s.ctx, s.account, v.name, uids[0])
+	if errors.Is(err, store.ErrNoMessage) {
+		return nil, nil // expunged: answered as ListMessages' empty listing is
+	}
+	if err != nil {
+		return nil, err
+	}
+	v.opened = &openedBody{uid: m.UID, rc: rc}
+	return []store.Message{m}, nil
+}
+
+// dropOpened closes a body listForFetch opened that fetchOne did not
+// take.
+func (v *view) dropOpened() {
+	if v.opened != nil {
+		v.opened.rc.Close()
+		v.opened = nil
+	}
+}
