@@ -50,7 +50,9 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 	if err := s.checkOpen(ctx); err != nil {
 		return nil, err
 	}
-	blob, size, err := s.blobs.upload(ctx, s.pool, body, s.now)
+	tee, tt := startText(body)
+	blob, size, err := s.blobs.upload(ctx, s.pool, tee, s.now)
+	text := tt.finish(err)
 	if err != nil {
 		return nil, wrapErr("deliver", err)
 	}
@@ -159,7 +161,7 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 			}
 			out[i] = store.Delivered{Recipient: d.Recipients[i], Mailbox: b.name, UID: uint32(b.next)}
 		}
-		return w.insertMessages(msgs, usage)
+		return w.insertMessages(msgs, usage, &text)
 	})
 	if err != nil {
 		s.blobs.discard(s.pool, blob)

@@ -352,9 +352,15 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *wtx) error) err
 }
 
 // release frees the bodies among ids that no index row names any more
-// (blobStore.release).
+// (blobStore.release) and drops their full-text entries.
 func (w *wtx) release(ids []int64) error {
-	return w.s.blobs.release(w.ctx, w.Tx, ids, w.s.now().UnixNano())
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := w.s.blobs.release(w.ctx, w.Tx, ids, w.s.now().UnixNano()); err != nil {
+		return err
+	}
+	return w.dropText(ids)
 }
 
 // lockAccount locks an account's row for the rest of the transaction and
