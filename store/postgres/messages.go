@@ -242,7 +242,8 @@ func (w *wtx) removeMessages(account string, b lockedBox, free bool, cond string
 
 // Append implements store.Messages. The body is uploaded before the
 // transaction begins, so a slow client holds neither a lock nor a
-// connection; a refused message's body is discarded.
+// connection; a refused message's body is discarded. The transaction
+// takes two round trips (writePipelined).
 func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader, opts store.AppendOptions) (store.Message, error) {
 	name, err := store.CleanMailboxName(mailbox)
 	if err != nil {
@@ -266,11 +267,9 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		return store.Message{}, wrapErr("append", err)
 	}
 	var msg store.Message
-	err = s.write(ctx, "append", func(w *wtx) error {
-		b, err := w.lockMailbox(account, name)
-		if err != nil {
-			return err
-		}
+	var b lockedBox
+	reads, scan := lockMailboxBatch(account, name, &b)
+	err = s.writePipelined(ctx, "append", reads, scan, func(w *wtx) error {
 		if err := checkQuota([]quotaAdd{{account: account, bytes: size, count: 1, q: b.q, used: b.used}}); err != nil {
 			return err
 		}
@@ -378,6 +377,13 @@ func (s *Store) OpenBody(ctx context.Context, account, mailbox string, uid uint3
 	if err := s.checkOpen(ctx); err != nil {
 		return nil, err
 	}
+	if o, ok := s.blobs.(messageOpener); ok {
+		rc, err := o.openMessage(ctx, s.pool, account, name, uid)
+		if err != nil {
+			return nil, wrapErr("open body", err)
+		}
+		return rc, nil
+	}
 	msgs, err := s.queryMessages(ctx, account, name, `m.uid = $3`, int64(uid))
 	if err != nil {
 		return nil, wrapErr("open body", err)
@@ -417,7 +423,8 @@ func (w *wtx) selectLocked(mailbox int64, set store.UIDSet) ([]store.Message, er
 // StoreFlags implements store.Messages. All messages changed by one call
 // share one new MODSEQ (RFC 7162 §3.1: it must only be greater than every
 // earlier one). Messages that fail UnchangedSince are listed in Modified
-// and are not in Updated. The changed rows are written in one statement.
+// and are not in Updated. The changed rows are written in one statement;
+// the transaction takes two round trips (writePipelined).
 func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req store.StoreFlagsRequest) (store.StoreFlagsResult, error) {
 	name, err := store.CleanMailboxName(mailbox)
 	if err != nil {
@@ -431,16 +438,12 @@ func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req sto
 		return store.StoreFlagsResult{}, err
 	}
 	var res store.StoreFlagsResult
-	err = s.write(ctx, "store flags", func(w *wtx) error {
+	var b lockedBox
+	var msgs []store.Message
+	reads, scan := lockMailboxBatch(account, name, &b)
+	reads, scan = selectLockedBatch(account, name, req.UIDs, reads, scan, &msgs)
+	err = s.writePipelined(ctx, "store flags", reads, scan, func(w *wtx) error {
 		res = store.StoreFlagsResult{Updated: []store.Message{}}
-		b, err := w.lockMailbox(account, name)
-		if err != nil {
-			return err
-		}
-		msgs, err := w.selectLocked(b.id, req.UIDs)
-		if err != nil {
-			return err
-		}
 		modseq := uint64(b.modSeq + 1)
 		var changed []uint32
 		var cuids []int64
