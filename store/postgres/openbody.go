@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/jackc/pgx/v5"
@@ -46,5 +47,65 @@ func (chunkBlobs) openMessage(ctx context.Context, pool *pgxpool.Pool, account, 
 	}
 	// As open: the other chunks are read one statement each as the
 	// reader asks; a body released meanwhile is kept for blobGrace.
-	return &chunkReader{ctx: ctx, pool: pool, id: *blob, buf: first, left: *size - int64(len(first)), next: 1}, nil
+	r := &bodyReader{chunkReader: chunkReader{ctx: ctx, pool: pool, id: *blob, buf: first, left: *size - int64(len(first)), next: 1}, size: *size}
+	if r.left == 0 {
+		r.whole = first
+	}
+	return r, nil
+}
+
+// bodyReader is the reader openMessage returns: a chunkReader that can
+// also seek. A reader that reads a body twice (IMAP FETCH counts a
+// section's length, then sends it) rewinds it rather than opening it
+// again, which would cost a statement and fail once the message is
+// expunged, though the body is still there (store.Messages.OpenBody: an
+// open body reads whole).
+type bodyReader struct {
+	chunkReader
+	size  int64
+	whole []byte // the body, when it is one chunk: seeking costs no statement
+}
+
+var _ io.ReadSeekCloser = (*bodyReader)(nil)
+
+// Seek implements io.Seeker. Every chunk but the last holds chunkSize
+// bytes (blobStore.upload and create write them so), so the chunk of an
+// offset is known; it is read in one statement.
+func (r *bodyReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.size - r.left - int64(len(r.buf))
+	case io.SeekEnd:
+		offset += r.size
+	default:
+		return 0, fmt.Errorf("postgres: seek: invalid whence %d", whence)
+	}
+	if offset < 0 {
+		return 0, fmt.Errorf("postgres: seek to negative offset %d", offset)
+	}
+	r.err = nil
+	switch {
+	case offset >= r.size:
+		r.buf, r.left = nil, 0
+		return offset, nil
+	case r.whole != nil:
+		r.buf, r.left = r.whole[offset:], 0
+		return offset, nil
+	}
+	n := offset / chunkSize
+	var data []byte
+	err := r.pool.QueryRow(r.ctx, `SELECT data FROM blob_chunks WHERE blob = $1 AND n = $2`, r.id, n).Scan(&data)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, fmt.Errorf("postgres: reading blob %d: chunk %d: %w", r.id, n, errBlobGone)
+	case err != nil:
+		return 0, fmt.Errorf("postgres: reading blob %d: %w", r.id, err)
+	case int64(len(data)) <= offset-n*chunkSize:
+		return 0, fmt.Errorf("postgres: reading blob %d: chunk %d holds %d bytes, short of offset %d", r.id, n, len(data), offset)
+	}
+	r.buf = data[offset-n*chunkSize:]
+	r.next = int(n) + 1
+	r.left = r.size - n*chunkSize - int64(len(data))
+	return offset, nil
 }
