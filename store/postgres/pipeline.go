@@ -27,6 +27,7 @@ func (s *Store) writePipelined(ctx context.Context, op string, reads func(b *pgx
 	if err := s.checkOpen(ctx); err != nil {
 		return err
 	}
+	defer s.observeWrite(time.Now())
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return wrapErr(op, err)
