@@ -33,7 +33,8 @@ func (s *Store) writePipelined(ctx context.Context, op string, reads func(b *pgx
 		return wrapErr(op, err)
 	}
 	// A connection left inside a transaction (a failed ROLLBACK) is
-	// closed by Release rather than pooled.
+	// closed by Release rather than pooled; a second Release does
+	// nothing.
 	defer conn.Release()
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
@@ -53,6 +54,7 @@ func (s *Store) writePipelined(ctx context.Context, op string, reads func(b *pgx
 	if err := sendBatch(ctx, conn, &q.batch, nil); err != nil {
 		return rollbackConn(conn, op, err)
 	}
+	conn.Release()
 	for _, a := range w.poke {
 		s.feed.wake(a)
 	}
