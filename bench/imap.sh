@@ -52,6 +52,8 @@
 #   ONLY=ours|dovecot                                   run one side only
 #   KEEP_WORK=1                                         keep the temp dir
 #   MAILSERVER=path                                     prebuilt server binary
+#   BACKEND=sqlite|postgres                             our store (bench/pgbackend.sh:
+#                                                       a fresh PostgreSQL database per run)
 #
 # Writes bench/out/imap-<UTC time>/ (logs, summary.txt, row.md) and prints
 # a summary and a bench/README.md table row. Exits non-zero when a side that
@@ -79,6 +81,7 @@ MIX_CLIENTS=${MIX_CLIENTS:-50}
 MIX_DURATION=${MIX_DURATION:-60}
 MIX_ACCOUNTS=${MIX_ACCOUNTS:-5}
 DV_ALWAYS=${DV_ALWAYS:-1}
+. "$ROOT/bench/pgbackend.sh"
 
 case "$ONLY" in "" | ours | dovecot) ;; *) echo "ONLY must be ours or dovecot" >&2; exit 2 ;; esac
 case "$DV_PASSWD" in argon2id | plain) ;; *) echo "DV_PASSWD must be argon2id or plain" >&2; exit 2 ;; esac
@@ -119,6 +122,7 @@ cleanup() {
   [ -n "$idle_pid" ] && stop_pid "$idle_pid" 20
   [ -n "$ms_pid" ] && stop_pid "$ms_pid" 10
   if [ -n "$dovecot_pid" ]; then dovecot_stop "$dv_dir"; wait "$dovecot_pid" 2>/dev/null; fi
+  backend_drop
   [ -f "$dv_dir/dovecot.log" ] && cp "$dv_dir/dovecot.log" "$OUT/dovecot.log"
   if [ -n "$KEEP_WORK" ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
   exit "$rc"
@@ -363,6 +367,10 @@ run_ours() {
   ours_port=$(free_port) p1=$(free_port) p2=$(free_port) p3=$(free_port) p4=$(free_port) p5=$(free_port)
   http_port=$p4
   mkdir -p "$WORK/ours"
+  if ! backend_setup >"$OUT/ours-backend.log" 2>&1; then
+    ours_note="store backend: $(tail -3 "$OUT/ours-backend.log" | tr '\n' ' ')"; return 1
+  fi
+  log "ours: store $backend_desc"
   cat >"$CFG" <<CFG
 hostname = "imap.bench.test"
 data_dir = "$WORK/ours/data"
@@ -388,6 +396,7 @@ allow_insecure_auth = true
 listen = "127.0.0.1:$p5"
 [dav]
 listen = ""
+$STORE_TOML
 CFG
   cp "$CFG" "$OUT/ours-mailserver.toml"
   log "ours: domain and $USERS users"
@@ -489,6 +498,7 @@ kinds="connect login select fetch_headers fetch_body store append expunge logout
   echo "== imap  $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine:   $machine, $cpu; load average at start $load1"
   echo "commit:    $commit"
+  echo "store:     ours on $backend_desc"
   echo "dovecot:   $dv_version (passwords: $DV_PASSWD)"
   echo "load:      bench/imapload -users accounts -clients $CLIENTS -duration ${DURATION}s -rounds $ROUNDS, after -seed-messages $SEED ($load_desc)"
   echo
@@ -549,7 +559,8 @@ if [ "$IDLE_CONNS" -gt 0 ] && [ "$ours_idle_rss" != n/a ]; then
 fi
 dv_idle_col="not measured"
 [ "$DV_IDLE_CONNS" -gt 0 ] && [ "$dv_idle_kib" != n/a ] && dv_idle_col="$DV_IDLE_CONNS open: $dv_idle_kib KiB/conn (PSS)"
-row="| $(date -u +%Y-%m-%d) | $commit | $machine, load $load1 | $dv_version | $load_desc | $ours_cps | $dv_cps | **$r_cps** | ${op99%/} | ${dp99%/} | $ours_idle_col | $dv_idle_col |"
+backend_col=; [ "$BACKEND" = postgres ] && backend_col=" (postgres)"
+row="| $(date -u +%Y-%m-%d) | $commit$backend_col | $machine, load $load1 | $dv_version | $load_desc | $ours_cps | $dv_cps | **$r_cps** | ${op99%/} | ${dp99%/} | $ours_idle_col | $dv_idle_col |"
 echo "$row" >"$OUT/row.md"
 echo
 echo "bench/README.md row:"

@@ -31,6 +31,8 @@
 #   TIMEOUT=600                            seconds for each load run / delivery
 #   KEEP_WORK=1                            keep the temp dir (printed) for a look
 #   MAILSERVER=path                        use this binary instead of building one
+#   BACKEND=sqlite|postgres                our store (bench/pgbackend.sh: a fresh
+#                                          PostgreSQL database per run)
 #
 # Writes bench/out/smtp-inbound-<UTC time>/ (logs, summary.txt, row.md) and
 # prints a summary and a bench/README.md table row. Exits non-zero when a
@@ -51,6 +53,7 @@ TIMEOUT=${TIMEOUT:-600}
 KEEP_WORK=${KEEP_WORK:-}
 MAILSERVER=${MAILSERVER:-}
 RCPT=user@bench.test
+. "$ROOT/bench/pgbackend.sh"
 SENDER=sender@remote.test
 
 case "$ONLY" in "" | ours | postfix) ;; *) echo "ONLY must be ours or postfix" >&2; exit 2 ;; esac
@@ -107,6 +110,7 @@ cleanup() {
   [ -n "$ms_pid" ] && stop_pid "$ms_pid" 10
   ms_pid=
   stop_postfix
+  backend_drop
   [ -f "$WORK/pf/maillog" ] && cp "$WORK/pf/maillog" "$OUT/postfix-maillog.txt"
   if [ -n "$KEEP_WORK" ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
   exit "$rc"
@@ -370,6 +374,11 @@ run_ours() {
   fi
   ours_port=$(free_port) p2=$(free_port) p3=$(free_port) p4=$(free_port)
   mkdir -p "$WORK/ours"
+  if ! backend_setup >"$OUT/ours-backend.log" 2>&1; then
+    ours_note="store backend: $(tail -3 "$OUT/ours-backend.log" | tr '\n' ' ')"
+    return 1
+  fi
+  log "ours: store $backend_desc"
   cat >"$CFG" <<CFG
 hostname = "mx.bench.test"
 data_dir = "$WORK/ours/data"
@@ -398,6 +407,7 @@ enabled = ${AUTH_CHECKS:-false}
 [dns]
 server = "127.0.0.1:1"
 timeout = "1s"
+$STORE_TOML
 CFG
   cp "$CFG" "$OUT/ours-mailserver.toml"
   if ! { ms init && ms domain add bench.test && ms user add "$RCPT" -password bench-password; } >"$OUT/ours-setup.log" 2>&1; then
@@ -475,6 +485,7 @@ fi
   echo "== smtp-inbound  $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine:   $machine, $cpu; work dir on $fs, 4 KiB write+fsync ${fsync_ms} ms"
   echo "commit:    $commit"
+  echo "store:     ours on $backend_desc"
   echo "postfix:   $pf_version"
   echo "load:      $load (new connection per message${SOURCE_OPTS:+ unless -d})"
   echo
@@ -494,7 +505,8 @@ fi
   fi
 } | tee "$OUT/summary.txt"
 
-row="| $(date -u +%Y-%m-%d) | $commit | $machine | $pf_version | ${MESSAGES}×${SIZE} B, ${SESSIONS} sessions | $ours_rate | $pf_accept | $pf_deliver | $r_deliv | $(kib "$ours_idle") | $(kib "$pf_idle") |"
+backend_col=; [ "$BACKEND" = postgres ] && backend_col=" (postgres)"
+row="| $(date -u +%Y-%m-%d) | $commit${backend_col} | $machine | $pf_version | ${MESSAGES}×${SIZE} B, ${SESSIONS} sessions | $ours_rate | $pf_accept | $pf_deliver | $r_deliv | $(kib "$ours_idle") | $(kib "$pf_idle") |"
 echo "$row" >"$OUT/row.md"
 echo
 echo "bench/README.md row:"

@@ -6,7 +6,7 @@ import (
 )
 
 // searchCommands are the commands of the full-text index
-// (store/sqlite's store.TextSearcher).
+// (store.TextSearcher of store/sqlite and store/postgres).
 func searchCommands() []command {
 	return []command{
 		{name: "search reindex", args: "[ADDRESS]", summary: "rebuild the full-text index of SEARCH BODY/TEXT, of one user's messages or everyone's",
@@ -44,7 +44,7 @@ func (a *admin) searchReindex(ctx context.Context, args []string) error {
 }
 
 // textReindexer is a store that keeps a full-text index it can rebuild
-// (store/sqlite).
+// (store/sqlite, store/postgres).
 type textReindexer interface {
 	ReindexText(ctx context.Context, account string) (int, error)
 }

@@ -93,8 +93,8 @@ const (
 
 // openStore opens the configured backend. With the PostgreSQL backend
 // the data directory is still created: it keeps the node's certificate,
-// spool and quarantine. metrics, if set, receives the
-// SQLite store's metrics.
+// spool and quarantine. metrics, if set, receives the store's metrics
+// (the same series from either backend).
 func openStore(ctx context.Context, cfg Config, logger *slog.Logger, metrics sqlite.Metrics, mode openMode) (mailStore, error) {
 	if cfg.Store.Backend != backendPostgres {
 		st, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Logger: logger, Metrics: metrics, MustExist: mode == openExisting})
@@ -111,6 +111,7 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger, metrics sql
 	st, err := postgres.Open(ctx, cfg.Store.DSN, postgres.Options{
 		PoolSize:         cfg.Store.PoolSize,
 		StatementTimeout: cfg.Store.StatementTimeout.Duration,
+		Metrics:          metrics,
 		MustExist:        mode == openExisting,
 	})
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -19,7 +21,8 @@ import (
 // ID order (no deadlock between deliveries), and the statements do not
 // depend on the number of recipients: one locks the accounts, one finds
 // the mailboxes, one writes every index row, counter and usage, one the
-// feed. An empty, invalid or missing mailbox falls back to INBOX. The
+// feed; they go in two round trips with BEGIN and COMMIT
+// (writePipelined), besides the body's upload. An empty, invalid or missing mailbox falls back to INBOX. The
 // result has one entry per element of d.Recipients, in order; recipients
 // that resolve to the same target share one copy (and report the same
 // UID), stored with the flags of the first of them.
@@ -50,19 +53,37 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 	if err := s.checkOpen(ctx); err != nil {
 		return nil, err
 	}
-	blob, size, err := s.blobs.upload(ctx, s.pool, body, s.now)
+	tee, tt := startText(body)
+	blob, size, err := s.blobs.upload(ctx, s.pool, tee, s.now)
+	text := tt.finish(err)
 	if err != nil {
 		return nil, wrapErr("deliver", err)
 	}
 	out := make([]store.Delivered, len(d.Recipients))
-	err = s.write(ctx, "deliver", func(w *wtx) error {
-		sorted := slices.Sorted(slices.Values(accts))
-		rows, err := w.Query(ctx, `SELECT id, max_bytes, max_messages, used_bytes, used_messages FROM accounts
-			WHERE id = ANY($1) ORDER BY id FOR UPDATE`, sorted)
+	type box struct {
+		name         string
+		id, next, ms int64
+		first        int
+	}
+	locked := map[string]quotaAdd{}
+	boxes := map[[2]string]*box{}
+	reads := func(b *pgx.Batch) {
+		b.Queue(`SELECT id, max_bytes, max_messages, used_bytes, used_messages FROM accounts
+			WHERE id = ANY($1) ORDER BY id FOR UPDATE`, slices.Sorted(slices.Values(accts)))
+		// Every wanted mailbox and every INBOX, in one statement, read
+		// after the accounts are locked: their counters are current.
+		var la, qn []string
+		for i, r := range d.Recipients {
+			la, qn = append(la, r.Account, r.Account), append(qn, want[i], store.Inbox)
+		}
+		b.Queue(`SELECT m.account, m.name, m.id, m.uidnext, m.highest_modseq FROM mailboxes m
+			JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) t(account, name) ON m.account = t.account AND m.name = t.name`, la, qn)
+	}
+	scan := func(br pgx.BatchResults) error {
+		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
-		locked := map[string]quotaAdd{}
 		for rows.Next() {
 			var a quotaAdd
 			if err := rows.Scan(&a.account, &a.q.MaxBytes, &a.q.MaxMessages, &a.used.Bytes, &a.used.Messages); err != nil {
@@ -80,22 +101,9 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 				return errorf("account %q: %w", a, store.ErrNotFound)
 			}
 		}
-		// Every wanted mailbox and every INBOX, in one statement.
-		var la, qn []string
-		for i, r := range d.Recipients {
-			la, qn = append(la, r.Account, r.Account), append(qn, want[i], store.Inbox)
-		}
-		rows, err = w.Query(ctx, `SELECT m.account, m.name, m.id, m.uidnext, m.highest_modseq FROM mailboxes m
-			JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) t(account, name) ON m.account = t.account AND m.name = t.name`, la, qn)
-		if err != nil {
+		if rows, err = br.Query(); err != nil {
 			return err
 		}
-		type box struct {
-			name         string
-			id, next, ms int64
-			first        int
-		}
-		boxes := map[[2]string]*box{}
 		for rows.Next() {
 			var acct string
 			b := &box{first: -1}
@@ -106,9 +114,9 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 			boxes[[2]string{acct, b.name}] = b
 		}
 		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
+		return rows.Err()
+	}
+	err = s.writePipelined(ctx, "deliver", reads, scan, func(w *wtx) error {
 		targets := make([]*box, len(d.Recipients))
 		adds := map[string]*quotaAdd{}
 		var order []string
@@ -159,7 +167,7 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 			}
 			out[i] = store.Delivered{Recipient: d.Recipients[i], Mailbox: b.name, UID: uint32(b.next)}
 		}
-		return w.insertMessages(msgs, usage)
+		return w.insertMessages(msgs, usage, &text)
 	})
 	if err != nil {
 		s.blobs.discard(s.pool, blob)

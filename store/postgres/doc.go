@@ -21,11 +21,15 @@
 // them go in by body ID (the foreign-key checks lock them), freeing
 // locks them sorted, and Move, whose copies keep its bodies, frees none.
 //
-// Statements, not rows, are the cost: the hot operations send a small
-// constant number whatever the number of messages or recipients, using
-// arrays (unnest) and data-modifying CTEs. With BEGIN and COMMIT counted,
-// Deliver to any number of recipients is 7 statements, Append 6,
-// StoreFlags 6 and ListMessages 1 (TestRoundTrips checks the bounds).
+// Statements, and the round trips they take, not rows, are the cost:
+// the hot operations send a small constant number whatever the number of
+// messages or recipients, using arrays (unnest) and data-modifying CTEs,
+// and Deliver, Append and StoreFlags pipeline theirs: BEGIN with the
+// reads that lock, then the writes with the feed and COMMIT, two round
+// trips (besides a body's upload). With BEGIN and COMMIT counted,
+// Deliver to any number of recipients and Append are 7 statements in 3
+// round trips, StoreFlags 7 in 2, ListMessages, OpenBody of a body of one
+// chunk and SearchText 1 (TestRoundTrips checks the bounds).
 //
 // # Bodies
 //
@@ -47,6 +51,23 @@
 // node killed mid-upload leaves nothing for longer). The blob code sits
 // behind a small internal interface so that an object store can replace
 // it without touching the index code.
+//
+// # Full-text search
+//
+// [Store.SearchText] (store.TextSearcher) answers IMAP SEARCH BODY and
+// TEXT from table text_docs: per body, its header fields and texts as
+// internal/msgtext extracts them, lower-cased, extracted while the body
+// is uploaded (it is read once) and written in the transaction that
+// stores the message, dropped when the last message naming the body
+// goes. pg_trgm's GIN trigram indexes answer LIKE '%pattern%' on them,
+// and PostgreSQL rechecks every candidate against the pattern, so a
+// body indexed whole is answered exactly (Latin, Cyrillic or any other
+// script); bodies over the bounds, or whose text PostgreSQL's text type
+// cannot hold (NUL, invalid UTF-8), are candidates of every search.
+// Migration 3 runs CREATE EXTENSION pg_trgm (a trusted extension in the
+// contrib modules Debian's postgresql package ships; the database owner
+// may create it); messages stored before it are candidates of every
+// search until [Store.ReindexText] ran (`mailserver search reindex`).
 //
 // # Change feed
 //

@@ -74,7 +74,9 @@ func (s *Store) ImportMessage(ctx context.Context, account, mailbox string, m st
 		if taken {
 			return errorf("import message: UID %d of %q: %w", m.UID, name, store.ErrExists)
 		}
-		blob, size, err := s.blobs.create(ctx, w.Tx, body)
+		tee, tt := startText(body)
+		blob, size, err := s.blobs.create(ctx, w.Tx, tee)
+		text := tt.finish(err)
 		if err != nil {
 			return err
 		}
@@ -84,9 +86,11 @@ func (s *Store) ImportMessage(ctx context.Context, account, mailbox string, m st
 		date := m.InternalDate
 		_, err = w.Exec(ctx, `WITH i AS (INSERT INTO messages (mailbox, uid, modseq, flags, internal_date, internal_zone, size, blob_id)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)),
-			b AS (UPDATE mailboxes SET uidnext = GREATEST(uidnext, $2 + 1), highest_modseq = GREATEST(highest_modseq, $3) WHERE id = $1)
+			b AS (UPDATE mailboxes SET uidnext = GREATEST(uidnext, $2 + 1), highest_modseq = GREATEST(highest_modseq, $3) WHERE id = $1),
+			x AS (`+textInsertSQL("$10", "$11", "$12", "$13")+`)
 			UPDATE accounts SET used_bytes = used_bytes + $7, used_messages = used_messages + 1 WHERE id = $9`,
-			b.id, int64(m.UID), int64(m.ModSeq), strings.Join(flags, " "), date.UnixNano(), zoneOf(date), size, blob, account)
+			append([]any{b.id, int64(m.UID), int64(m.ModSeq), strings.Join(flags, " "), date.UnixNano(), zoneOf(date), size, blob, account},
+				textArgs(blob, &text)...)...)
 		if err != nil {
 			return err
 		}

@@ -167,12 +167,14 @@ type newMsg struct {
 
 // insertMessages adds index rows, moves each mailbox's UIDNEXT past its
 // highest new UID and HIGHESTMODSEQ to its MODSEQ, and adds to the
-// accounts' usage, and claims the bodies if they were just uploaded
-// (blobStore.upload): one statement whatever the number of rows. The rows
+// accounts' usage, claims the bodies if they were just uploaded
+// (blobStore.upload) and, with text set, stores the full-text entry of
+// the one body they all name (fulltext.go): one statement whatever the
+// number of rows. The rows
 // go in by body ID, so that the foreign-key checks lock the bodies (FOR
 // KEY SHARE) in the order release locks them (FOR UPDATE): a Copy in one
 // account and an Expunge of the same bodies in another cannot deadlock.
-func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage) error {
+func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, text *bodyText) error {
 	n := len(msgs)
 	mbox, uid, ms, date, size, blob := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	flags, zone := make([]string, n), make([]int32, n)
@@ -192,8 +194,9 @@ func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage) error 
 			FROM (SELECT mailbox, max(uid) AS uid, max(modseq) AS modseq FROM t GROUP BY mailbox) x WHERE mb.id = x.mailbox),
 		a AS (UPDATE accounts ac SET used_bytes = used_bytes + u.b, used_messages = used_messages + u.n
 			FROM unnest($9::text[], $10::bigint[], $11::bigint[]) u(id, b, n) WHERE ac.id = u.id),
-		c AS (`+claimSQL("$8")+`)
-		SELECT 1`, mbox, uid, ms, flags, date, zone, size, blob, accts, ub, un)
+		c AS (`+claimSQL("$8")+`),
+		x AS (`+textInsertSQL("$12", "$13", "$14", "$15")+`)
+		SELECT 1`, append([]any{mbox, uid, ms, flags, date, zone, size, blob, accts, ub, un}, textArgs(msgs[0].blob, text)...)...)
 	return err
 }
 
@@ -239,7 +242,8 @@ func (w *wtx) removeMessages(account string, b lockedBox, free bool, cond string
 
 // Append implements store.Messages. The body is uploaded before the
 // transaction begins, so a slow client holds neither a lock nor a
-// connection; a refused message's body is discarded.
+// connection; a refused message's body is discarded. The transaction
+// takes two round trips (writePipelined).
 func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader, opts store.AppendOptions) (store.Message, error) {
 	name, err := store.CleanMailboxName(mailbox)
 	if err != nil {
@@ -256,16 +260,16 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 	if err := s.checkOpen(ctx); err != nil {
 		return store.Message{}, err
 	}
-	blob, size, err := s.blobs.upload(ctx, s.pool, r, s.now)
+	body, tt := startText(r)
+	blob, size, err := s.blobs.upload(ctx, s.pool, body, s.now)
+	text := tt.finish(err)
 	if err != nil {
 		return store.Message{}, wrapErr("append", err)
 	}
 	var msg store.Message
-	err = s.write(ctx, "append", func(w *wtx) error {
-		b, err := w.lockMailbox(account, name)
-		if err != nil {
-			return err
-		}
+	var b lockedBox
+	reads, scan := lockMailboxBatch(account, name, &b)
+	err = s.writePipelined(ctx, "append", reads, scan, func(w *wtx) error {
 		if err := checkQuota([]quotaAdd{{account: account, bytes: size, count: 1, q: b.q, used: b.used}}); err != nil {
 			return err
 		}
@@ -274,7 +278,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		}
 		nm := newMsg{mailbox: b.id, uid: b.uidNext, modseq: b.modSeq + 1, flags: strings.Join(flags, " "),
 			date: date.UnixNano(), zone: zoneOf(date), size: size, blob: blob}
-		if err := w.insertMessages([]newMsg{nm}, map[string]store.Usage{account: {Bytes: size, Messages: 1}}); err != nil {
+		if err := w.insertMessages([]newMsg{nm}, map[string]store.Usage{account: {Bytes: size, Messages: 1}}, &text); err != nil {
 			return err
 		}
 		msg = store.Message{UID: uint32(nm.uid), ModSeq: uint64(nm.modseq), Flags: flags, InternalDate: storedDate(nm.date, nm.zone),
@@ -373,6 +377,13 @@ func (s *Store) OpenBody(ctx context.Context, account, mailbox string, uid uint3
 	if err := s.checkOpen(ctx); err != nil {
 		return nil, err
 	}
+	if o, ok := s.blobs.(messageOpener); ok {
+		rc, err := o.openMessage(ctx, s.pool, account, name, uid)
+		if err != nil {
+			return nil, wrapErr("open body", err)
+		}
+		return rc, nil
+	}
 	msgs, err := s.queryMessages(ctx, account, name, `m.uid = $3`, int64(uid))
 	if err != nil {
 		return nil, wrapErr("open body", err)
@@ -412,7 +423,8 @@ func (w *wtx) selectLocked(mailbox int64, set store.UIDSet) ([]store.Message, er
 // StoreFlags implements store.Messages. All messages changed by one call
 // share one new MODSEQ (RFC 7162 §3.1: it must only be greater than every
 // earlier one). Messages that fail UnchangedSince are listed in Modified
-// and are not in Updated. The changed rows are written in one statement.
+// and are not in Updated. The changed rows are written in one statement;
+// the transaction takes two round trips (writePipelined).
 func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req store.StoreFlagsRequest) (store.StoreFlagsResult, error) {
 	name, err := store.CleanMailboxName(mailbox)
 	if err != nil {
@@ -426,16 +438,12 @@ func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req sto
 		return store.StoreFlagsResult{}, err
 	}
 	var res store.StoreFlagsResult
-	err = s.write(ctx, "store flags", func(w *wtx) error {
+	var b lockedBox
+	var msgs []store.Message
+	reads, scan := lockMailboxBatch(account, name, &b)
+	reads, scan = selectLockedBatch(account, name, req.UIDs, reads, scan, &msgs)
+	err = s.writePipelined(ctx, "store flags", reads, scan, func(w *wtx) error {
 		res = store.StoreFlagsResult{Updated: []store.Message{}}
-		b, err := w.lockMailbox(account, name)
-		if err != nil {
-			return err
-		}
-		msgs, err := w.selectLocked(b.id, req.UIDs)
-		if err != nil {
-			return err
-		}
 		modseq := uint64(b.modSeq + 1)
 		var changed []uint32
 		var cuids []int64
@@ -560,7 +568,7 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 			srcUIDs[i] = int64(m.UID)
 			pairs = append(pairs, store.UIDPair{Src: m.UID, Dst: added[i]})
 		}
-		if err := w.insertMessages(rows, map[string]store.Usage{account: {Bytes: size, Messages: int64(len(msgs))}}); err != nil {
+		if err := w.insertMessages(rows, map[string]store.Usage{account: {Bytes: size, Messages: int64(len(msgs))}}, nil); err != nil {
 			return err
 		}
 		w.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: account, Mailbox: dstName, UIDs: added, ModSeq: uint64(modseq)})

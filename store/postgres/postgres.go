@@ -49,6 +49,12 @@ type Options struct {
 	// Tracer, if set, sees every statement the pool runs (pgx
 	// QueryTracer); tests count round trips with it.
 	Tracer pgx.QueryTracer
+	// Metrics receives the store's latency histogram,
+	// mailyard_store_operation_duration_seconds by op (the series
+	// store/sqlite declares): "write" (each write transaction, from its
+	// BEGIN to its durable COMMIT) and "read" (each statement run
+	// outside a transaction that reads). Nil records nothing.
+	Metrics Metrics
 	// MustExist makes Open refuse (with ErrNoSchema) a database that
 	// has no Mailyard schema yet instead of creating it, so that an
 	// administrative tool pointed at the wrong database does not
@@ -60,10 +66,11 @@ type Options struct {
 // Store is the PostgreSQL backend. It is safe for concurrent use, also
 // by several Store values (nodes) on one database.
 type Store struct {
-	opts  Options
-	pool  *pgxpool.Pool
-	blobs blobStore
-	feed  *feed
+	opts    Options
+	latency func(float64, ...string) // Options.Metrics' histogram
+	pool    *pgxpool.Pool
+	blobs   blobStore
+	feed    *feed
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -123,7 +130,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.StatementTimeout > 0 {
 		params["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
 	}
-	if opts.Tracer != nil {
+	latency, err := declareLatency(opts.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: metrics: %w", err)
+	}
+	if opts.Metrics != nil {
+		cfg.ConnConfig.Tracer = readTracer{next: opts.Tracer, observe: latency}
+	} else if opts.Tracer != nil {
 		cfg.ConnConfig.Tracer = opts.Tracer
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -134,7 +147,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{opts: opts, pool: pool}
+	s := &Store{opts: opts, pool: pool, latency: latency}
 	s.blobs = chunkBlobs{}
 	listenCfg := cfg.ConnConfig.Copy()
 	listenCfg.Tracer = nil
@@ -330,6 +343,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *wtx) error) err
 	if err := s.checkOpen(ctx); err != nil {
 		return err
 	}
+	defer s.observeWrite(time.Now())
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return wrapErr(op, err)
@@ -352,9 +366,15 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *wtx) error) err
 }
 
 // release frees the bodies among ids that no index row names any more
-// (blobStore.release).
+// (blobStore.release) and drops their full-text entries.
 func (w *wtx) release(ids []int64) error {
-	return w.s.blobs.release(w.ctx, w.Tx, ids, w.s.now().UnixNano())
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := w.s.blobs.release(w.ctx, w.Tx, ids, w.s.now().UnixNano()); err != nil {
+		return err
+	}
+	return w.dropText(ids)
 }
 
 // lockAccount locks an account's row for the rest of the transaction and

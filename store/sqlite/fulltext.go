@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"errors"
@@ -9,8 +8,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/mailyard/mailyard/internal/msgtext"
 	"github.com/mailyard/mailyard/store"
+	"github.com/mailyard/mailyard/store/internal/textdoc"
 )
 
 // migrationV5 adds the full-text index (store.TextSearcher).
@@ -55,13 +54,11 @@ const (
 	textPartial = 2
 )
 
-// Bounds of what the index holds of one message: its first
-// maxIndexedRaw bytes are read, and of their text the first
-// maxIndexedText bytes of each column kept. A message over either is
-// textPartial (a candidate of every search).
+// Bounds of what the index holds of one message (package textdoc): a
+// message over either is textPartial (a candidate of every search).
 const (
-	maxIndexedRaw  = store.MaxTextBytes
-	maxIndexedText = 1 << 20
+	maxIndexedRaw  = textdoc.MaxRaw
+	maxIndexedText = textdoc.MaxText
 )
 
 // textDoc is the index entry of a blob, extracted before the write
@@ -71,8 +68,8 @@ type textDoc struct {
 	state        int
 }
 
-// extractText reads the text of a blob (msgtext.Read) within the bounds
-// above. A blob that cannot be read gives a textMissing entry.
+// extractText reads the text of a blob (textdoc.Read) within its
+// bounds. A blob that cannot be read gives a textMissing entry.
 func (s *Store) extractText(blob string) textDoc {
 	f, err := s.blobs.open(blob)
 	if err != nil {
@@ -83,54 +80,11 @@ func (s *Store) extractText(blob string) textDoc {
 }
 
 func readTextDoc(r io.Reader) textDoc {
-	lr := &io.LimitedReader{R: r, N: maxIndexedRaw + 1}
-	var header, body textSink
-	err := msgtext.Read(bufio.NewReader(lr), &header, &body)
-	d := textDoc{header: header.String(), body: body.String(), state: textWhole}
-	if err != nil || lr.N == 0 || header.cut || body.cut {
-		d.state = textPartial
+	d := textdoc.Read(r)
+	if !d.Whole {
+		return textDoc{header: d.Header, body: d.Body, state: textPartial}
 	}
-	return d
-}
-
-// textSink collects texts lower-cased, newline-separated, up to
-// maxIndexedText bytes.
-type textSink struct {
-	// Not embedded: its WriteString would bypass Write for
-	// io.WriteString.
-	sb      strings.Builder
-	cut     bool // text was left out
-	pending []byte
-}
-
-func (t *textSink) Write(p []byte) (int, error) {
-	if t.cut {
-		return len(p), nil
-	}
-	if t.sb.Len()+len(t.pending)+len(p) > maxIndexedText {
-		t.cut = true
-		return len(p), nil
-	}
-	t.pending = append(t.pending, p...)
-	return len(p), nil
-}
-
-// Next ends a text: lower-cased whole, as the scan's window lower-cases
-// it (imap's textScanner equals strings.ToLower of the whole text).
-func (t *textSink) Next() {
-	if len(t.pending) > 0 {
-		if t.sb.Len() > 0 {
-			t.sb.WriteByte('\n')
-		}
-		t.sb.WriteString(strings.ToLower(string(t.pending)))
-		t.pending = t.pending[:0]
-	}
-}
-
-// String ends the last text and returns them all.
-func (t *textSink) String() string {
-	t.Next()
-	return t.sb.String()
+	return textDoc{header: d.Header, body: d.Body, state: textWhole}
 }
 
 // indexText stores the entry of a blob unless it has one (a copy).

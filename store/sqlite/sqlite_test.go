@@ -50,3 +50,9 @@ func TestTextSearch(t *testing.T) {
 		return openTest(t, dir, Options{})
 	})
 }
+
+func TestTextSearchScan(t *testing.T) {
+	storetest.RunTextSearchScan(t, func(t *testing.T) store.Store {
+		return openTest(t, t.TempDir(), Options{})
+	})
+}

@@ -1,0 +1,204 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// writePipelined runs a write transaction in two round trips instead
+// of one per statement: BEGIN and the reads that lock and fetch what the
+// write needs (queued by reads, their results consumed by scan, in
+// order) go in one batch; the statements fn sends, the feed (flushFeed)
+// and COMMIT in the other. Inside fn, w only queues statements (Exec):
+// fn decides from what scan read, and what it queues cannot be read
+// back. The statements are those write would send one by one, in the
+// same order on one connection, so the locking is the same; an error in
+// one makes PostgreSQL skip the rest of its batch, COMMIT included, and
+// the transaction is rolled back. Deliver and Append, the hot writes,
+// use it (bench/README.md, "postgres").
+func (s *Store) writePipelined(ctx context.Context, op string, reads func(b *pgx.Batch), scan func(br pgx.BatchResults) error, fn func(w *wtx) error) error {
+	if err := s.checkOpen(ctx); err != nil {
+		return err
+	}
+	defer s.observeWrite(time.Now())
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return wrapErr(op, err)
+	}
+	// A connection left inside a transaction (a failed ROLLBACK) is
+	// closed by Release rather than pooled; a second Release does
+	// nothing.
+	defer conn.Release()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	reads(b)
+	if err := sendBatch(ctx, conn, b, scan); err != nil {
+		return rollbackConn(conn, op, err)
+	}
+	q := &queuedTx{}
+	w := &wtx{Tx: q, ctx: ctx, s: s}
+	if err := fn(w); err != nil {
+		return rollbackConn(conn, op, err)
+	}
+	if err := w.flushFeed(); err != nil {
+		return rollbackConn(conn, op, err)
+	}
+	q.batch.Queue("COMMIT")
+	if err := sendBatch(ctx, conn, &q.batch, nil); err != nil {
+		return rollbackConn(conn, op, err)
+	}
+	conn.Release()
+	for _, a := range w.poke {
+		s.feed.wake(a)
+	}
+	return nil
+}
+
+// sendBatch sends b on conn: its first statement's result is skipped
+// (BEGIN, or any statement when scan is nil, as are all the others
+// scan does not read); scan reads the results after it.
+func sendBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, scan func(br pgx.BatchResults) error) error {
+	br := conn.SendBatch(ctx, b)
+	var err error
+	if scan != nil {
+		if _, err = br.Exec(); err == nil {
+			err = scan(br)
+		}
+	} else {
+		for range b.Len() {
+			if _, err = br.Exec(); err != nil {
+				break
+			}
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// rollbackConn ends the transaction on conn after err and returns err
+// named by op. A ROLLBACK that fails leaves the connection inside the
+// transaction, and Release closes it.
+func rollbackConn(conn *pgxpool.Conn, op string, err error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	conn.Exec(ctx, "ROLLBACK")
+	return wrapErr(op, err)
+}
+
+// rollbackTimeout bounds the ROLLBACK after a failed pipelined write.
+const rollbackTimeout = 10 * time.Second
+
+// lockMailboxBatch queues the reads of lockMailbox for a pipelined
+// write: the account row is locked first, so the mailbox row, locked
+// next, is read current; scan fills b with what they found and returns
+// what lockMailbox would (ErrNotFound, ErrNoMailbox).
+func lockMailboxBatch(account, name string, b *lockedBox) (reads func(*pgx.Batch), scan func(pgx.BatchResults) error) {
+	reads = func(batch *pgx.Batch) {
+		batch.Queue(`SELECT max_bytes, max_messages, used_bytes, used_messages FROM accounts WHERE id = $1 FOR UPDATE`, account)
+		batch.Queue(`SELECT id, uidnext, highest_modseq FROM mailboxes WHERE account = $1 AND name = $2 FOR UPDATE`, account, name)
+	}
+	scan = func(br pgx.BatchResults) error {
+		err := br.QueryRow().Scan(&b.q.MaxBytes, &b.q.MaxMessages, &b.used.Bytes, &b.used.Messages)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errorf("account %q: %w", account, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		err = br.QueryRow().Scan(&b.id, &b.uidNext, &b.modSeq)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errorf("mailbox %q: %w", name, store.ErrNoMailbox)
+		}
+		return err
+	}
+	return reads, scan
+}
+
+// errNotPipelined: a statement whose result is needed was sent inside
+// a pipelined write, where statements are only queued.
+var errNotPipelined = errors.New("postgres: internal error: a query inside a pipelined write")
+
+// queuedTx is the pgx.Tx of a pipelined write's second half: Exec
+// queues the statement and reports success (its outcome is known when
+// the batch is sent); everything that needs a result fails.
+type queuedTx struct {
+	batch pgx.Batch
+}
+
+var _ pgx.Tx = (*queuedTx)(nil)
+
+func (q *queuedTx) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	q.batch.Queue(sql, args...)
+	return pgconn.CommandTag{}, nil
+}
+
+func (q *queuedTx) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	return nil, errNotPipelined
+}
+
+func (q *queuedTx) QueryRow(context.Context, string, ...any) pgx.Row { return errRow{} }
+
+func (q *queuedTx) Begin(context.Context) (pgx.Tx, error) { return nil, errNotPipelined }
+func (q *queuedTx) Commit(context.Context) error          { return errNotPipelined }
+func (q *queuedTx) Rollback(context.Context) error        { return errNotPipelined }
+func (q *queuedTx) CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFromSource) (int64, error) {
+	return 0, errNotPipelined
+}
+func (q *queuedTx) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults { return errBatch{} }
+func (q *queuedTx) LargeObjects() pgx.LargeObjects                         { return pgx.LargeObjects{} }
+func (q *queuedTx) Prepare(context.Context, string, string) (*pgconn.StatementDescription, error) {
+	return nil, errNotPipelined
+}
+func (q *queuedTx) Conn() *pgx.Conn { return nil }
+
+// errRow is the pgx.Row of a query inside a pipelined write.
+type errRow struct{}
+
+func (errRow) Scan(...any) error { return errNotPipelined }
+
+// errBatch is the pgx.BatchResults of a batch inside a pipelined write.
+type errBatch struct{}
+
+func (errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, errNotPipelined }
+func (errBatch) Query() (pgx.Rows, error)         { return nil, errNotPipelined }
+func (errBatch) QueryRow() pgx.Row                { return errRow{} }
+func (errBatch) Close() error                     { return errNotPipelined }
+func (errBatch) Tx() pgx.Tx                       { return nil }
+
+// selectLockedBatch adds to a pipelined write's reads (after those of
+// lockMailboxBatch) the read of selectLocked: the messages of the
+// mailbox in set, read after its row is locked, into msgs.
+func selectLockedBatch(account, name string, set store.UIDSet, reads func(*pgx.Batch), scan func(pgx.BatchResults) error,
+	msgs *[]store.Message) (func(*pgx.Batch), func(pgx.BatchResults) error) {
+	lo, hi := uidRanges(set)
+	return func(b *pgx.Batch) {
+			reads(b)
+			b.Queue(`SELECT `+msgCols+` FROM messages m WHERE m.mailbox = (SELECT id FROM mailboxes WHERE account = $1 AND name = $2)
+				AND `+uidSetSQL("m.uid", "$3", "$4")+` ORDER BY m.uid`, account, name, lo, hi)
+		}, func(br pgx.BatchResults) error {
+			if err := scan(br); err != nil {
+				return err
+			}
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			*msgs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Message, error) {
+				var r msgRow
+				if err := row.Scan(r.dest()...); err != nil {
+					return store.Message{}, err
+				}
+				return r.message(), nil
+			})
+			return err
+		}
+}
