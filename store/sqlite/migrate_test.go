@@ -76,6 +76,9 @@ func TestMigrateFromV1(t *testing.T) {
 	if !m.InternalDate.Equal(date) || m.InternalDate.Location() != time.UTC {
 		t.Fatalf("old internal date %v, want %v in UTC (+0000)", m.InternalDate, date)
 	}
+	if !m.SaveDate.IsZero() {
+		t.Fatalf("save date of a message from version 1 %v, want zero (unknown)", m.SaveDate)
+	}
 
 	// The migrated store works like a new one.
 	if err := s.DeleteMailbox(ctx, "u", "Old"); err != nil {
