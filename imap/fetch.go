@@ -174,7 +174,7 @@ func (v *view) fetchExpunged(w *imapserver.FetchWriter, idxs []int, found map[ui
 	s := v.s
 	modSeq := o.ModSeq || o.Flags && s.condStore()
 	others := o.BodyStructure != nil || o.Envelope || o.InternalDate || o.RFC822Size ||
-		len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
+		len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 || w.Extra().Any()
 	missing := false
 	for _, i := range idxs {
 		uid := v.uids[i]
@@ -258,6 +258,7 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	// 2. The response: the message's data, then its sections.
 	rw := w.CreateMessage(seq)
 	v.writeMessageData(rw, m, o, seen, &f)
+	v.writeFetchExtra(rw, w.Extra(), m)
 	err := v.writeSections(rw, m, o, &f, body)
 	if err != nil {
 		s.log.Error("fetch failed mid-response", "mailbox", v.name, "uid", m.UID, "err", err)

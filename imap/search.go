@@ -209,6 +209,7 @@ type compiled struct {
 	// OLDER and YOUNGER (RFC 5032, within.go): the INTERNALDATE must be
 	// at or before olderBy, after youngerThan.
 	olderBy, youngerThan time.Time
+	ext                  extKeys // SAVEDATE and OBJECTID, msgext.go
 	not                  []*compiled
 	or                   [][2]*compiled
 }
@@ -223,6 +224,9 @@ func (v *view) compile(k *imap.SearchCriteria, depth int) (*compiled, error) {
 	}
 	c := &compiled{k: k}
 	if err := c.within(time.Now()); err != nil {
+		return nil, err
+	}
+	if err := c.takeExtKeys(); err != nil {
 		return nil, err
 	}
 	add := func(set imap.NumSet) {
@@ -273,7 +277,7 @@ func (m *matcher) match(c *candidate, ck *compiled) (bool, error) {
 			return false, nil
 		}
 	}
-	if !matchDate(c.msg.InternalDate, k.Since, k.Before) || !ck.matchWithin(c.msg.InternalDate) {
+	if !matchDate(c.msg.InternalDate, k.Since, k.Before) || !ck.matchWithin(c.msg.InternalDate) || !ck.matchExt(m.v.s.account, c.msg) {
 		return false, nil
 	}
 	for _, f := range k.Flag {

@@ -55,6 +55,7 @@ var capabilities = imap.CapSet{
 	imap.CapWithin:                {},
 	imap.CapMultiAppend:           {}, // multiappend.go, RFC 3502
 	imapserver.CapCompressDeflate: {}, // RFC 4978
+	imap.CapSaveDate:              {}, // msgext.go, RFC 8514
 }
 
 // quotaCaps are announced when the Backend implements [Quotas] (RFC 9208).

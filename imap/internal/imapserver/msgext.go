@@ -1,0 +1,162 @@
+package imapserver
+
+// mailyard: this file is ours, not upstream's.
+
+import (
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/mailyard/mailyard/imap/internal/imapwire"
+	"github.com/mailyard/mailyard/imap/internal/proto"
+)
+
+// mailyard: the message items of OBJECTID (RFC 8474) and SAVEDATE
+// (RFC 8514), whose FETCH and SEARCH forms upstream's option types have
+// no field for.
+
+// FetchExtra are the FETCH items of extensions that imap.FetchOptions
+// cannot hold. The session finds them with FetchWriter.Extra and writes
+// them with the FetchResponseWriter methods below.
+type FetchExtra struct {
+	EmailID  bool // EMAILID (RFC 8474 §5.1)
+	ThreadID bool // THREADID (RFC 8474 §5.2)
+	SaveDate bool // SAVEDATE (RFC 8514 §4.1)
+}
+
+// Any reports whether any item is asked for.
+func (x FetchExtra) Any() bool { return x.EmailID || x.ThreadID || x.SaveDate }
+
+// Extra returns the extension items the FETCH command asked for.
+func (cmd *FetchWriter) Extra() FetchExtra { return cmd.options.extra }
+
+// handleFetchExtra reads the extension FETCH item name, if it is one
+// the server announces; ok is false for a name it does not know.
+func (c *Conn) handleFetchExtra(name string, o *fetchWriterOptions) (ok bool) {
+	caps := c.server.options.caps()
+	switch {
+	case name == "EMAILID" && caps.Has(imap.CapObjectID):
+		o.extra.EmailID = true
+	case name == "THREADID" && caps.Has(imap.CapObjectID):
+		o.extra.ThreadID = true
+	case name == "SAVEDATE" && caps.Has(imap.CapSaveDate):
+		o.extra.SaveDate = true
+	default:
+		return false
+	}
+	return true
+}
+
+// WriteEmailID writes the EMAILID item (RFC 8474 §7):
+//
+//	fetch-emailid-resp = "EMAILID" SP "(" objectid ")"
+func (w *FetchResponseWriter) WriteEmailID(id string) {
+	w.writeItemSep()
+	w.enc.Atom("EMAILID").SP().Special('(').Atom(id).Special(')')
+}
+
+// WriteThreadID writes the THREADID item (RFC 8474 §7); an empty id is
+// NIL, the answer of a server that does not group messages in threads
+// (RFC 8474 §5.2):
+//
+//	fetch-threadid-resp = "THREADID" SP ( "(" objectid ")" / nil )
+func (w *FetchResponseWriter) WriteThreadID(id string) {
+	w.writeItemSep()
+	w.enc.Atom("THREADID").SP()
+	if id == "" {
+		w.enc.NIL()
+		return
+	}
+	w.enc.Special('(').Atom(id).Special(')')
+}
+
+// WriteSaveDate writes the SAVEDATE item (RFC 8514 §4.1); the zero time
+// is NIL, for a message whose save date is not known:
+//
+//	msg-att-static =/ "SAVEDATE" SP (date-time / nil)
+func (w *FetchResponseWriter) WriteSaveDate(t time.Time) {
+	w.writeItemSep()
+	w.enc.Atom("SAVEDATE").SP()
+	if t.IsZero() {
+		w.enc.NIL()
+		return
+	}
+	w.enc.String(t.Format(proto.DateTimeLayout))
+}
+
+// Search keys that imap.SearchCriteria has no field for arrive, as
+// OLDER and YOUNGER do (within.go), as header fields with names no
+// client can send:
+//
+//   - SearchKeySavedBefore and SearchKeySavedSince carry a date as
+//     "2006-01-02" (SAVEDON is both, a day apart), RFC 8514 §4.2;
+//   - SearchKeySaveDateSupported has an empty value (RFC 8514 §4.2);
+//   - SearchKeyEmailID and SearchKeyThreadID carry the object ID
+//     (RFC 8474 §6).
+const (
+	SearchKeySavedBefore        = "\x00SAVEDBEFORE"
+	SearchKeySavedSince         = "\x00SAVEDSINCE"
+	SearchKeySaveDateSupported  = "\x00SAVEDATESUPPORTED"
+	SearchKeyEmailID            = "\x00EMAILID"
+	SearchKeyThreadID           = "\x00THREADID"
+	searchDateLayout            = "2006-01-02"
+	maxObjectIDLength           = 255 // RFC 8474 §7: objectid = 1*255(...)
+)
+
+// readSearchExtra reads a search key of SAVEDATE or OBJECTID (key, in
+// upper case). The search parser knows no connection, so they are read
+// whatever the server announces.
+func readSearchExtra(criteria *imap.SearchCriteria, dec *imapwire.Decoder, key string) error {
+	add := func(name, value string) {
+		criteria.Header = append(criteria.Header, imap.SearchCriteriaHeaderField{Key: name, Value: value})
+	}
+	switch {
+	case (key == "SAVEDBEFORE" || key == "SAVEDON" || key == "SAVEDSINCE"):
+		if !dec.ExpectSP() {
+			return dec.Err()
+		}
+		t, err := proto.ExpectDate(dec)
+		if err != nil {
+			return err
+		}
+		if key != "SAVEDBEFORE" {
+			add(SearchKeySavedSince, t.Format(searchDateLayout))
+		}
+		if key == "SAVEDON" {
+			t = t.AddDate(0, 0, 1)
+		}
+		if key != "SAVEDSINCE" {
+			add(SearchKeySavedBefore, t.Format(searchDateLayout))
+		}
+	case key == "SAVEDATESUPPORTED":
+		add(SearchKeySaveDateSupported, "")
+	case (key == "EMAILID" || key == "THREADID"):
+		var id string
+		if !dec.ExpectSP() || !dec.ExpectAtom(&id) {
+			return dec.Err()
+		}
+		if !validObjectID(id) {
+			return newClientBugError(key + " needs an object ID of letters, digits, \"-\" and \"_\"")
+		}
+		name := SearchKeyEmailID
+		if key == "THREADID" {
+			name = SearchKeyThreadID
+		}
+		add(name, id)
+	default:
+		return newClientBugError("Unknown search key " + key)
+	}
+	return nil
+}
+
+// validObjectID reports whether id is an objectid (RFC 8474 §7):
+//
+//	objectid = 1*255(ALPHA / DIGIT / "_" / "-")
+func validObjectID(id string) bool {
+	if id == "" || len(id) > maxObjectIDLength {
+		return false
+	}
+	return strings.IndexFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+	}) < 0
+}
