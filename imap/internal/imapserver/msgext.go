@@ -94,13 +94,13 @@ func (w *FetchResponseWriter) WriteSaveDate(t time.Time) {
 //   - SearchKeyEmailID and SearchKeyThreadID carry the object ID
 //     (RFC 8474 §6).
 const (
-	SearchKeySavedBefore        = "\x00SAVEDBEFORE"
-	SearchKeySavedSince         = "\x00SAVEDSINCE"
-	SearchKeySaveDateSupported  = "\x00SAVEDATESUPPORTED"
-	SearchKeyEmailID            = "\x00EMAILID"
-	SearchKeyThreadID           = "\x00THREADID"
-	searchDateLayout            = "2006-01-02"
-	maxObjectIDLength           = 255 // RFC 8474 §7: objectid = 1*255(...)
+	SearchKeySavedBefore       = "\x00SAVEDBEFORE"
+	SearchKeySavedSince        = "\x00SAVEDSINCE"
+	SearchKeySaveDateSupported = "\x00SAVEDATESUPPORTED"
+	SearchKeyEmailID           = "\x00EMAILID"
+	SearchKeyThreadID          = "\x00THREADID"
+	searchDateLayout           = "2006-01-02"
+	maxObjectIDLength          = 255 // RFC 8474 §7: objectid = 1*255(...)
 )
 
 // readSearchExtra reads a search key of SAVEDATE or OBJECTID (key, in
