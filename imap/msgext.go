@@ -36,7 +36,8 @@ import (
 // SAVED* date keys do not match it. SAVEDATESUPPORTED matches every
 // message: every mailbox keeps save dates (RFC 8514 §4.2).
 
-// mailboxID is the MAILBOXID of mb.
+// mailboxID is the MAILBOXID of mb: "F", its ID and UIDVALIDITY, at
+// most 1+20+1+10 characters of the objectid alphabet (RFC 8474 §7).
 func mailboxID(mb store.Mailbox) string {
 	return "F" + strconv.FormatInt(mb.ID, 10) + "-" + strconv.FormatUint(uint64(mb.UIDValidity), 10)
 }
@@ -133,4 +134,19 @@ func (c *compiled) matchExt(account string, m store.Message) bool {
 		}
 	}
 	return true
+}
+
+// MailboxID implements imapserver.SessionObjectID (RFC 8474 §4): one
+// look-up of the mailbox's row.
+func (s *session) MailboxID(name string) (string, error) {
+	defer s.srv.begin()()
+	name, err := mailboxName(name)
+	if err != nil {
+		return "", err
+	}
+	mb, err := s.srv.opts.Backend.Mailbox(s.ctx, s.account, name)
+	if err != nil {
+		return "", s.storeErr("mailboxid", err)
+	}
+	return mailboxID(mb), nil
 }

@@ -56,6 +56,7 @@ var capabilities = imap.CapSet{
 	imap.CapMultiAppend:           {}, // multiappend.go, RFC 3502
 	imapserver.CapCompressDeflate: {}, // RFC 4978
 	imap.CapSaveDate:              {}, // msgext.go, RFC 8514
+	imap.CapObjectID:              {}, // msgext.go, RFC 8474
 }
 
 // quotaCaps are announced when the Backend implements [Quotas] (RFC 9208).

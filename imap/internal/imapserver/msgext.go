@@ -160,3 +160,80 @@ func validObjectID(id string) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
 	}) < 0
 }
+
+// SessionObjectID is a session that gives mailboxes a MAILBOXID (RFC 8474
+// §4): in the tagged OK of CREATE, in an untagged OK of SELECT and
+// EXAMINE, and as a STATUS item. Without it, or when the server does not
+// announce OBJECTID, none of them is sent and STATUS MAILBOXID is BAD.
+type SessionObjectID interface {
+	Session
+	// MailboxID returns the MAILBOXID of a mailbox, named as the client
+	// named it.
+	MailboxID(mailbox string) (string, error)
+}
+
+// objectIDSession returns the session as a SessionObjectID when the
+// server announces OBJECTID.
+func (c *Conn) objectIDSession() (SessionObjectID, bool) {
+	s, ok := c.session.(SessionObjectID)
+	return s, ok && c.server.options.caps().Has(imap.CapObjectID)
+}
+
+// createdMailboxID is the result of a CREATE that succeeded: OK with the
+// new mailbox's MAILBOXID (RFC 8474 §4.1), or a plain OK when it cannot
+// be had (the mailbox exists; the client can ask STATUS).
+func (c *Conn) createdMailboxID(name string) error {
+	s, ok := c.objectIDSession()
+	if !ok {
+		return nil
+	}
+	id, err := s.MailboxID(name)
+	if err != nil {
+		c.log.Warn("imapserver: no MAILBOXID for a created mailbox", "err", err)
+		return nil
+	}
+	return &okAfterPoll{code: func() imap.ResponseCode { return imap.ResponseCode("MAILBOXID (" + id + ")") }}
+}
+
+// writeSelectedMailboxID writes the untagged OK [MAILBOXID (...)] of
+// SELECT and EXAMINE (RFC 8474 §4.1).
+func (c *Conn) writeSelectedMailboxID(name string) error {
+	s, ok := c.objectIDSession()
+	if !ok {
+		return nil
+	}
+	id, err := s.MailboxID(name)
+	if err != nil {
+		return err
+	}
+	return c.writeStatusResp("", &imap.StatusResponse{
+		Type: imap.StatusResponseTypeOK,
+		Code: imap.ResponseCode("MAILBOXID (" + id + ")"),
+		Text: "Ok",
+	})
+}
+
+// statusExtra are the STATUS items of extensions that imap.StatusOptions
+// and imap.StatusData cannot hold.
+type statusExtra struct {
+	wantMailboxID bool   // MAILBOXID asked for (RFC 8474 §4.2)
+	mailboxID     string // its value, filled by statusExtraData
+}
+
+// statusExtraData fills the values of the items ext asks for, before
+// any of the response is written.
+func (c *Conn) statusExtraData(data *imap.StatusData, ext *statusExtra) error {
+	if !ext.wantMailboxID {
+		return nil
+	}
+	s, ok := c.objectIDSession()
+	if !ok {
+		return newClientBugError("Unknown STATUS data item")
+	}
+	id, err := s.MailboxID(data.Mailbox)
+	if err != nil {
+		return err
+	}
+	ext.mailboxID = id
+	return nil
+}
