@@ -252,13 +252,19 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	defer body.close()
 	// 1. Everything that can fail cleanly, before the response starts.
 	var f fetchPlan
-	if err := safely(func() error { return v.plan(&f, w, m.UID, o, body) }); err != nil {
+	var previewText string
+	if err := safely(func() (err error) {
+		if err = v.plan(&f, w, m.UID, o, body); err == nil {
+			previewText, err = planFetchExtra(w.Extra(), body)
+		}
+		return err
+	}); err != nil {
 		return v.planFailed(m.UID, err)
 	}
 	// 2. The response: the message's data, then its sections.
 	rw := w.CreateMessage(seq)
 	v.writeMessageData(rw, m, o, seen, &f)
-	v.writeFetchExtra(rw, w.Extra(), m)
+	v.writeFetchExtra(rw, w.Extra(), m, previewText)
 	err := v.writeSections(rw, m, o, &f, body)
 	if err != nil {
 		s.log.Error("fetch failed mid-response", "mailbox", v.name, "uid", m.UID, "err", err)

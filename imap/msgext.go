@@ -51,8 +51,22 @@ func emailID(account string, m store.Message) string {
 	return "M" + hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-// writeFetchExtra writes the OBJECTID and SAVEDATE items x asks for.
-func (v *view) writeFetchExtra(rw *imapserver.FetchResponseWriter, x imapserver.FetchExtra, m store.Message) {
+// planFetchExtra computes, before a response starts, what the items x
+// asks for need of the message's body: its PREVIEW (preview.go).
+func planFetchExtra(x imapserver.FetchExtra, body *messageBody) (previewText string, err error) {
+	if !x.Preview {
+		return "", nil
+	}
+	r, err := body.reader()
+	if err != nil {
+		return "", err
+	}
+	return preview(r), nil
+}
+
+// writeFetchExtra writes the OBJECTID, SAVEDATE and PREVIEW items x
+// asks for; previewText is planFetchExtra's.
+func (v *view) writeFetchExtra(rw *imapserver.FetchResponseWriter, x imapserver.FetchExtra, m store.Message, previewText string) {
 	if x.EmailID {
 		rw.WriteEmailID(emailID(v.s.account, m))
 	}
@@ -61,6 +75,9 @@ func (v *view) writeFetchExtra(rw *imapserver.FetchResponseWriter, x imapserver.
 	}
 	if x.SaveDate {
 		rw.WriteSaveDate(m.SaveDate)
+	}
+	if x.Preview {
+		rw.WritePreview(previewText)
 	}
 }
 

@@ -57,6 +57,7 @@ var capabilities = imap.CapSet{
 	imapserver.CapCompressDeflate: {}, // RFC 4978
 	imap.CapSaveDate:              {}, // msgext.go, RFC 8514
 	imap.CapObjectID:              {}, // msgext.go, RFC 8474
+	imap.CapPreview:               {}, // preview.go, RFC 8970
 }
 
 // quotaCaps are announced when the Backend implements [Quotas] (RFC 9208).

@@ -51,8 +51,8 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		case "ALL", "FAST", "FULL":
 			return newClientBugError("FETCH macros are not allowed in a list")
 		}
-		if c.handleFetchExtra(name, &writerOptions) { // mailyard
-			return nil
+		if ok, err := c.handleFetchExtra(dec, name, &writerOptions); ok { // mailyard
+			return err
 		}
 		return handleFetchAtt(dec, name, &options, &writerOptions)
 	})
@@ -83,7 +83,10 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 			options.Envelope = true
 			handleFetchBodyStructure(&options, &writerOptions, false)
 		default:
-			if c.handleFetchExtra(name, &writerOptions) { // mailyard
+			if ok, err := c.handleFetchExtra(dec, name, &writerOptions); ok { // mailyard
+				if err != nil {
+					return err
+				}
 				break
 			}
 			if err := handleFetchAtt(dec, name, &options, &writerOptions); err != nil {

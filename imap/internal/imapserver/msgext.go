@@ -11,9 +11,9 @@ import (
 	"github.com/mailyard/mailyard/imap/internal/proto"
 )
 
-// mailyard: the message items of OBJECTID (RFC 8474) and SAVEDATE
-// (RFC 8514), whose FETCH and SEARCH forms upstream's option types have
-// no field for.
+// mailyard: the message items of OBJECTID (RFC 8474), SAVEDATE (RFC
+// 8514) and PREVIEW (RFC 8970), whose FETCH and SEARCH forms upstream's
+// option types have no field for.
 
 // FetchExtra are the FETCH items of extensions that imap.FetchOptions
 // cannot hold. The session finds them with FetchWriter.Extra and writes
@@ -22,19 +22,49 @@ type FetchExtra struct {
 	EmailID  bool // EMAILID (RFC 8474 §5.1)
 	ThreadID bool // THREADID (RFC 8474 §5.2)
 	SaveDate bool // SAVEDATE (RFC 8514 §4.1)
+	Preview  bool // PREVIEW (RFC 8970 §3)
+	// PreviewLazy is PREVIEW's LAZY modifier: a preview that would be
+	// costly may be NIL (RFC 8970 §3.2).
+	PreviewLazy bool
 }
 
 // Any reports whether any item is asked for.
-func (x FetchExtra) Any() bool { return x.EmailID || x.ThreadID || x.SaveDate }
+func (x FetchExtra) Any() bool { return x.EmailID || x.ThreadID || x.SaveDate || x.Preview }
 
 // Extra returns the extension items the FETCH command asked for.
 func (cmd *FetchWriter) Extra() FetchExtra { return cmd.options.extra }
 
 // handleFetchExtra reads the extension FETCH item name, if it is one
 // the server announces; ok is false for a name it does not know.
-func (c *Conn) handleFetchExtra(name string, o *fetchWriterOptions) (ok bool) {
+func (c *Conn) handleFetchExtra(dec *imapwire.Decoder, name string, o *fetchWriterOptions) (ok bool, err error) {
 	caps := c.server.options.caps()
 	switch {
+	case name == "PREVIEW" && caps.Has(imap.CapPreview):
+		// RFC 8970 §6:
+		//	fetch-att   =/ "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]
+		//	preview-mod =  "LAZY"
+		o.extra.Preview = true
+		if dec.SP() {
+			mods := 0
+			err := dec.ExpectList(func() error {
+				mods++
+				var mod string
+				if !dec.ExpectAtom(&mod) {
+					return dec.Err()
+				}
+				if !strings.EqualFold(mod, "LAZY") {
+					return newClientBugError("Unknown PREVIEW modifier")
+				}
+				o.extra.PreviewLazy = true
+				return nil
+			})
+			if err != nil {
+				return true, err
+			}
+			if mods == 0 {
+				return true, newClientBugError("Empty PREVIEW modifier list")
+			}
+		}
 	case name == "EMAILID" && caps.Has(imap.CapObjectID):
 		o.extra.EmailID = true
 	case name == "THREADID" && caps.Has(imap.CapObjectID):
@@ -42,9 +72,9 @@ func (c *Conn) handleFetchExtra(name string, o *fetchWriterOptions) (ok bool) {
 	case name == "SAVEDATE" && caps.Has(imap.CapSaveDate):
 		o.extra.SaveDate = true
 	default:
-		return false
+		return false, nil
 	}
-	return true
+	return true, nil
 }
 
 // WriteEmailID writes the EMAILID item (RFC 8474 §7):
@@ -82,6 +112,16 @@ func (w *FetchResponseWriter) WriteSaveDate(t time.Time) {
 		return
 	}
 	w.enc.String(t.Format(proto.DateTimeLayout))
+}
+
+// WritePreview writes the PREVIEW item (RFC 8970 §6) with its text
+// (the NIL of the syntax is for a lazy request the server does not
+// answer, which this server does not do):
+//
+//	msg-att-dynamic =/ "PREVIEW" SP nstring
+func (w *FetchResponseWriter) WritePreview(text string) {
+	w.writeItemSep()
+	w.enc.Atom("PREVIEW").SP().String(text)
 }
 
 // Search keys that imap.SearchCriteria has no field for arrive, as
