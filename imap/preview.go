@@ -35,15 +35,29 @@ func preview(r io.Reader) string {
 // folded, up to maxPreviewChars characters.
 type previewSink struct {
 	sb    strings.Builder
-	n     int  // characters kept
-	space bool // a space is due before the next character
+	n     int    // characters kept
+	space bool   // a space is due before the next character
+	part  []byte // the start of a character the last Write cut off
 }
 
-// Next separates texts by a space.
-func (p *previewSink) Next() { p.space = p.n > 0 }
+// Next separates texts by a space; a character cut off at the end of
+// the text before is dropped.
+func (p *previewSink) Next() {
+	p.part = nil
+	p.space = p.n > 0
+}
 
 func (p *previewSink) Write(b []byte) (int, error) {
+	n := len(b)
+	if len(p.part) > 0 {
+		b = append(p.part, b...)
+		p.part = nil
+	}
 	for i := 0; i < len(b) && p.n < maxPreviewChars; {
+		if !utf8.FullRune(b[i:]) {
+			p.part = append([]byte(nil), b[i:]...) // at most 3 bytes
+			break
+		}
 		r, size := utf8.DecodeRune(b[i:])
 		i += size
 		switch {
@@ -64,7 +78,7 @@ func (p *previewSink) Write(b []byte) (int, error) {
 		p.sb.WriteRune(r)
 		p.n++
 	}
-	return len(b), nil
+	return n, nil
 }
 
 // discardSink drops the header's text: a preview is of the body.
