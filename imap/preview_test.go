@@ -47,7 +47,19 @@ func TestPreview(t *testing.T) {
 			}
 		}
 	}
-	r.expectStatus("FETCH 1 (PREVIEW (EAGER))", "BAD")
+	// Other items after PREVIEW, with and without its modifier.
+	u = r.expectOK("FETCH 1 (PREVIEW UID)")
+	mustHave(t, u, fmt.Sprintf("* 1 FETCH (UID 1 PREVIEW %q)", msgs[0].want))
+	u = r.expectOK("FETCH 1 (PREVIEW (LAZY) RFC822.SIZE)")
+	mustHave(t, u, fmt.Sprintf("* 1 FETCH (RFC822.SIZE %d PREVIEW %q)", len(msgs[0].msg), msgs[0].want))
+	u = r.expectOK("FETCH 1 PREVIEW")
+	mustHave(t, u, fmt.Sprintf("* 1 FETCH (PREVIEW %q)", msgs[0].want))
+	u = r.expectOK("FETCH 1 PREVIEW (CHANGEDSINCE 1)") // a fetch modifier, not PREVIEW's
+	mustHave(t, u, "PREVIEW ", "MODSEQ (")
+	u = r.expectOK("FETCH 1 PREVIEW (lazy)")
+	mustHave(t, u, fmt.Sprintf("* 1 FETCH (PREVIEW %q)", msgs[0].want))
+	r.expectStatus("FETCH 1 (PREVIEW (LAZY EAGER))", "BAD")
+	r.expectStatus("FETCH 1 (PREVIEW (EAGER))", "BAD") // not a modifier: an item list where an item goes
 	r.expectStatus("FETCH 1 (PREVIEW ())", "BAD")
 	// PREVIEW reads the message but does not set \Seen (RFC 8970 §3).
 	u = r.expectOK("FETCH 1 (FLAGS)")

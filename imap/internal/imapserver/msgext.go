@@ -44,7 +44,7 @@ func (c *Conn) handleFetchExtra(dec *imapwire.Decoder, name string, o *fetchWrit
 		//	fetch-att   =/ "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]
 		//	preview-mod =  "LAZY"
 		o.extra.Preview = true
-		if dec.SP() {
+		if dec.SPListOf("LAZY") {
 			mods := 0
 			err := dec.ExpectList(func() error {
 				mods++
