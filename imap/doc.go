@@ -203,7 +203,7 @@
 //     STATUS item (LIST-STATUS too). EMAILID is "M" and a digest of the
 //     account and the stored body, which COPY and MOVE share, so a copy
 //     keeps it; another APPEND of the same text gets another. THREADID is
-//     NIL (the store keeps no threads; RFC 8474 §5.2) and SEARCH THREADID
+//     NIL (the store keeps no threads; RFC 8474) and SEARCH THREADID
 //     matches nothing. Nothing is stored for them.
 //   - SAVEDATE (RFC 8514): the store keeps when each message was
 //     delivered, appended, copied or moved into its mailbox

@@ -17,27 +17,27 @@ import (
 // storage of their own:
 //
 //   - MAILBOXID is "F", the store's mailbox ID and its UIDVALIDITY. The
-//     store's ID survives RENAME (RFC 8474 §4.1: a renamed mailbox keeps
+//     store's ID survives RENAME (RFC 8474: a renamed mailbox keeps
 //     its MAILBOXID) and the UIDVALIDITY, which the store never gives out
 //     twice, keeps an ID the backend reuses for a new mailbox from naming
-//     an old one (§4: never reused).
+//     an old one (never reused).
 //   - EMAILID is "M" and a digest of the account and the message's body
 //     (store.Message.BlobID): COPY and MOVE share the body, so a copy
-//     keeps its EMAILID (§5.1); two APPENDs of the same text get two
-//     bodies and so two EMAILIDs, which §5.1 allows. The account is in
+//     keeps its EMAILID; two APPENDs of the same text get two
+//     bodies and so two EMAILIDs, which RFC allows. The account is in
 //     the digest so that a message delivered to several users gives each
 //     an ID that says nothing about the others.
 //   - THREADID is NIL: the store keeps no threads across mailboxes,
-//     and §5.2 has such a server answer NIL; SEARCH THREADID matches
+//     and RFC has such a server answer NIL; SEARCH THREADID matches
 //     nothing.
 //
 // The save date is store.Message.SaveDate; a message stored before the
 // backend kept save dates has none: FETCH SAVEDATE answers NIL and the
 // SAVED* date keys do not match it. SAVEDATESUPPORTED matches every
-// message: every mailbox keeps save dates (RFC 8514 §4.2).
+// message: every mailbox keeps save dates (RFC 8514).
 
 // mailboxID is the MAILBOXID of mb: "F", its ID and UIDVALIDITY, at
-// most 1+20+1+10 characters of the objectid alphabet (RFC 8474 §7).
+// most 1+20+1+10 characters of the objectid alphabet (RFC 8474).
 func mailboxID(mb store.Mailbox) string {
 	return "F" + strconv.FormatInt(mb.ID, 10) + "-" + strconv.FormatUint(uint64(mb.UIDValidity), 10)
 }
@@ -136,7 +136,7 @@ func (c *compiled) matchExt(account string, m store.Message) bool {
 		return false
 	}
 	if !x.savedSince.IsZero() || !x.savedBefore.IsZero() {
-		// RFC 8514 §4.2: the save date's date, disregarding time and
+		// RFC 8514: the save date's date, disregarding time and
 		// zone (the store keeps it in UTC).
 		if m.SaveDate.IsZero() || !matchDate(m.SaveDate.UTC(), x.savedSince, x.savedBefore) {
 			return false
@@ -153,7 +153,7 @@ func (c *compiled) matchExt(account string, m store.Message) bool {
 	return true
 }
 
-// MailboxID implements imapserver.SessionObjectID (RFC 8474 §4): one
+// MailboxID implements imapserver.SessionObjectID (RFC 8474): one
 // look-up of the mailbox's row.
 func (s *session) MailboxID(name string) (string, error) {
 	defer s.srv.begin()()

@@ -29,7 +29,7 @@ func find(t *testing.T, re *regexp.Regexp, lines ...string) string {
 	return ""
 }
 
-// TestObjectIDMailboxes: RFC 8474 §4.3's example: CREATE answers the
+// TestObjectIDMailboxes: RFC 8474's example: CREATE answers the
 // MAILBOXID, RENAME keeps it, STATUS and SELECT report it; a mailbox
 // created again under a deleted one's name gets a new one.
 func TestObjectIDMailboxes(t *testing.T) {
@@ -64,17 +64,17 @@ func TestObjectIDMailboxes(t *testing.T) {
 		t.Fatalf("re-created mailbox got the old MAILBOXID %s", again)
 	}
 	r.expectStatus("STATUS nowhere (MAILBOXID)", "NO")
-	// LIST-STATUS (RFC 5819) takes it too, as §4.3's example does.
+	// LIST-STATUS (RFC 5819) takes it too, as the RFC's example does.
 	u = r.expectOK(`list "" "*" RETURN (STATUS (MAILBOXID))`)
 	mustHave(t, u, `* LIST (\HasNoChildren) "/" "bar"`)
 	mustHave(t, u, `* STATUS "bar" (MAILBOXID (`+bar+`))`)
 	mustHave(t, u, `* STATUS INBOX (MAILBOXID (F`)
 }
 
-// TestObjectIDMessages: RFC 8474 §5.3's example: FETCH EMAILID and
-// THREADID (NIL: no threads kept, §5.2); a copy and a moved message keep
+// TestObjectIDMessages: RFC 8474's example: FETCH EMAILID and
+// THREADID (NIL: no threads kept); a copy and a moved message keep
 // the EMAILID, another APPEND of the same text gets its own, another
-// user's copy of one delivery its own; SEARCH EMAILID and THREADID (§6).
+// user's copy of one delivery its own; SEARCH EMAILID and THREADID.
 func TestObjectIDMessages(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()

@@ -13,12 +13,12 @@ import (
 // PREVIEW (RFC 8970): a short plain-text view of a message, made when
 // asked from the message's first texts as msgtext extracts them (text
 // parts decoded to UTF-8, HTML without its markup), whitespace runs
-// folded into one space, at most maxPreviewChars characters (§3.1: at
+// folded into one space, at most maxPreviewChars characters (at
 // most 256). Only the first maxPreviewRead bytes of the message are
 // read, so a preview costs a bounded read whatever the message's size,
-// and PREVIEW (LAZY) gets it as well (§3.2 lets a server answer a lazy
+// and PREVIEW (LAZY) gets it as well (RFC lets a server answer a lazy
 // request whenever it can do so cheaply). A message without text has
-// the empty preview (§3.1).
+// the empty preview.
 const (
 	maxPreviewChars = 256
 	maxPreviewRead  = 64 << 10

@@ -10,7 +10,7 @@ import (
 )
 
 // TestPreviewSinkProperties: whatever texts a message holds, its preview
-// is valid UTF-8 of at most 256 characters (RFC 8970 §3.1), without
+// is valid UTF-8 of at most 256 characters (RFC 8970), without
 // leading, trailing or doubled spaces or any other whitespace, and it is
 // the texts' words in order, joined by single spaces, as far as it goes.
 func TestPreviewSinkProperties(t *testing.T) {

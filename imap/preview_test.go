@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestPreview: PREVIEW (RFC 8970) as its §5 examples use it, with and
+// TestPreview: PREVIEW (RFC 8970) as the RFC's examples use it, with and
 // without LAZY, over a plain, an HTML, a multipart, an empty, a long and
 // a KOI8-R message.
 func TestPreview(t *testing.T) {
@@ -61,7 +61,7 @@ func TestPreview(t *testing.T) {
 	r.expectStatus("FETCH 1 (PREVIEW (LAZY EAGER))", "BAD")
 	r.expectStatus("FETCH 1 (PREVIEW (EAGER))", "BAD") // not a modifier: an item list where an item goes
 	r.expectStatus("FETCH 1 (PREVIEW ())", "BAD")
-	// PREVIEW reads the message but does not set \Seen (RFC 8970 §3).
+	// PREVIEW reads the message but does not set \Seen (RFC 8970).
 	u = r.expectOK("FETCH 1 (FLAGS)")
 	mustNotHave(t, u, `\Seen`)
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// TestSaveDate: SAVEDATE (RFC 8514) as its §5 example uses it: FETCH
+// TestSaveDate: SAVEDATE (RFC 8514) as the RFC's example uses it: FETCH
 // SAVEDATE beside INTERNALDATE, and the SAVED* search keys. A message
 // appended with an INTERNALDATE in 1994 was saved today; its copy was
 // saved at the COPY, no earlier than the original.

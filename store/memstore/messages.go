@@ -414,7 +414,7 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 			return err
 		}
 		added := make([]uint32, len(msgs))
-		saved := s.now().UTC() // RFC 8514 §1: the time of the COPY or MOVE
+		saved := s.now().UTC() // RFC 8514: the time of the COPY or MOVE
 		for i, msg := range msgs {
 			c := clone(msg)
 			c.UID, c.ModSeq, c.SaveDate = first+uint32(i), modseq, saved

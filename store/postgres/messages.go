@@ -582,7 +582,7 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 			srcUIDs[i] = int64(m.UID)
 			pairs = append(pairs, store.UIDPair{Src: m.UID, Dst: added[i]})
 		}
-		// RFC 8514 §1: a copy's save date is the time of the COPY or MOVE.
+		// RFC 8514: a copy's save date is the time of the COPY or MOVE.
 		if err := w.insertMessages(rows, map[string]store.Usage{account: {Bytes: size, Messages: int64(len(msgs))}}, s.now()); err != nil {
 			return err
 		}

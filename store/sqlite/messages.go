@@ -613,7 +613,7 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 			return err
 		}
 		added := make([]uint32, 0, len(msgs))
-		saved := tx.s.now().UTC() // RFC 8514 §1: the time of the COPY or MOVE
+		saved := tx.s.now().UTC() // RFC 8514: the time of the COPY or MOVE
 		for i, m := range msgs {
 			c := m
 			c.UID, c.ModSeq, c.SaveDate = first+uint32(i), modseq, saved

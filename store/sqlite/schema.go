@@ -201,7 +201,7 @@ var migrations = [schemaVersion - 1]string{migrationV2, migrationV3, migrationV4
 // migrationV6 keeps each message's save date (store.Message.SaveDate,
 // RFC 8514): Unix nanoseconds of its delivery, APPEND, COPY or MOVE into
 // the mailbox. Rows written before it get 0, "unknown", which IMAP
-// answers as NIL (RFC 8514 §4.1 allows a mailbox without save dates).
+// answers as NIL (RFC 8514 allows a mailbox without save dates).
 const migrationV6 = `
 ALTER TABLE messages ADD COLUMN save_date INTEGER NOT NULL DEFAULT 0;
 `

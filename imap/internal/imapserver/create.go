@@ -44,5 +44,5 @@ func (c *Conn) handleCreate(dec *imapwire.Decoder) error {
 	if err := c.session.Create(name, &options); err != nil {
 		return err
 	}
-	return c.createdMailboxID(name) // mailyard: RFC 8474 §4.1
+	return c.createdMailboxID(name) // mailyard: RFC 8474
 }

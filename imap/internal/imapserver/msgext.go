@@ -19,12 +19,12 @@ import (
 // cannot hold. The session finds them with FetchWriter.Extra and writes
 // them with the FetchResponseWriter methods below.
 type FetchExtra struct {
-	EmailID  bool // EMAILID (RFC 8474 §5.1)
-	ThreadID bool // THREADID (RFC 8474 §5.2)
-	SaveDate bool // SAVEDATE (RFC 8514 §4.1)
-	Preview  bool // PREVIEW (RFC 8970 §3)
+	EmailID  bool // EMAILID (RFC 8474)
+	ThreadID bool // THREADID (RFC 8474)
+	SaveDate bool // SAVEDATE (RFC 8514)
+	Preview  bool // PREVIEW (RFC 8970)
 	// PreviewLazy is PREVIEW's LAZY modifier: a preview that would be
-	// costly may be NIL (RFC 8970 §3.2).
+	// costly may be NIL (RFC 8970).
 	PreviewLazy bool
 }
 
@@ -40,7 +40,7 @@ func (c *Conn) handleFetchExtra(dec *imapwire.Decoder, name string, o *fetchWrit
 	caps := c.server.options.caps()
 	switch {
 	case name == "PREVIEW" && caps.Has(imap.CapPreview):
-		// RFC 8970 §6:
+		// RFC 8970:
 		//	fetch-att   =/ "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]
 		//	preview-mod =  "LAZY"
 		o.extra.Preview = true
@@ -77,7 +77,7 @@ func (c *Conn) handleFetchExtra(dec *imapwire.Decoder, name string, o *fetchWrit
 	return true, nil
 }
 
-// WriteEmailID writes the EMAILID item (RFC 8474 §7):
+// WriteEmailID writes the EMAILID item (RFC 8474):
 //
 //	fetch-emailid-resp = "EMAILID" SP "(" objectid ")"
 func (w *FetchResponseWriter) WriteEmailID(id string) {
@@ -85,9 +85,9 @@ func (w *FetchResponseWriter) WriteEmailID(id string) {
 	w.enc.Atom("EMAILID").SP().Special('(').Atom(id).Special(')')
 }
 
-// WriteThreadID writes the THREADID item (RFC 8474 §7); an empty id is
+// WriteThreadID writes the THREADID item (RFC 8474); an empty id is
 // NIL, the answer of a server that does not group messages in threads
-// (RFC 8474 §5.2):
+// (RFC 8474):
 //
 //	fetch-threadid-resp = "THREADID" SP ( "(" objectid ")" / nil )
 func (w *FetchResponseWriter) WriteThreadID(id string) {
@@ -100,7 +100,7 @@ func (w *FetchResponseWriter) WriteThreadID(id string) {
 	w.enc.Special('(').Atom(id).Special(')')
 }
 
-// WriteSaveDate writes the SAVEDATE item (RFC 8514 §4.1); the zero time
+// WriteSaveDate writes the SAVEDATE item (RFC 8514); the zero time
 // is NIL, for a message whose save date is not known:
 //
 //	msg-att-static =/ "SAVEDATE" SP (date-time / nil)
@@ -114,7 +114,7 @@ func (w *FetchResponseWriter) WriteSaveDate(t time.Time) {
 	w.enc.String(t.Format(proto.DateTimeLayout))
 }
 
-// WritePreview writes the PREVIEW item (RFC 8970 §6) with its text
+// WritePreview writes the PREVIEW item (RFC 8970) with its text
 // (the NIL of the syntax is for a lazy request the server does not
 // answer, which this server does not do):
 //
@@ -129,10 +129,10 @@ func (w *FetchResponseWriter) WritePreview(text string) {
 // client can send:
 //
 //   - SearchKeySavedBefore and SearchKeySavedSince carry a date as
-//     "2006-01-02" (SAVEDON is both, a day apart), RFC 8514 §4.2;
-//   - SearchKeySaveDateSupported has an empty value (RFC 8514 §4.2);
+//     "2006-01-02" (SAVEDON is both, a day apart), RFC 8514;
+//   - SearchKeySaveDateSupported has an empty value (RFC 8514);
 //   - SearchKeyEmailID and SearchKeyThreadID carry the object ID
-//     (RFC 8474 §6).
+//     (RFC 8474).
 const (
 	SearchKeySavedBefore       = "\x00SAVEDBEFORE"
 	SearchKeySavedSince        = "\x00SAVEDSINCE"
@@ -140,7 +140,7 @@ const (
 	SearchKeyEmailID           = "\x00EMAILID"
 	SearchKeyThreadID          = "\x00THREADID"
 	searchDateLayout           = "2006-01-02"
-	maxObjectIDLength          = 255 // RFC 8474 §7: objectid = 1*255(...)
+	maxObjectIDLength          = 255 // RFC 8474: objectid = 1*255(...)
 )
 
 // readSearchExtra reads a search key of SAVEDATE or OBJECTID (key, in
@@ -189,7 +189,7 @@ func readSearchExtra(criteria *imap.SearchCriteria, dec *imapwire.Decoder, key s
 	return nil
 }
 
-// validObjectID reports whether id is an objectid (RFC 8474 §7):
+// validObjectID reports whether id is an objectid (RFC 8474):
 //
 //	objectid = 1*255(ALPHA / DIGIT / "_" / "-")
 func validObjectID(id string) bool {
@@ -201,8 +201,8 @@ func validObjectID(id string) bool {
 	}) < 0
 }
 
-// SessionObjectID is a session that gives mailboxes a MAILBOXID (RFC 8474
-// §4): in the tagged OK of CREATE, in an untagged OK of SELECT and
+// SessionObjectID is a session that gives mailboxes a MAILBOXID (RFC
+// 8474): in the tagged OK of CREATE, in an untagged OK of SELECT and
 // EXAMINE, and as a STATUS item. Without it, or when the server does not
 // announce OBJECTID, none of them is sent and STATUS MAILBOXID is BAD.
 type SessionObjectID interface {
@@ -220,7 +220,7 @@ func (c *Conn) objectIDSession() (SessionObjectID, bool) {
 }
 
 // createdMailboxID is the result of a CREATE that succeeded: OK with the
-// new mailbox's MAILBOXID (RFC 8474 §4.1), or a plain OK when it cannot
+// new mailbox's MAILBOXID (RFC 8474), or a plain OK when it cannot
 // be had (the mailbox exists; the client can ask STATUS).
 func (c *Conn) createdMailboxID(name string) error {
 	s, ok := c.objectIDSession()
@@ -236,7 +236,7 @@ func (c *Conn) createdMailboxID(name string) error {
 }
 
 // writeSelectedMailboxID writes the untagged OK [MAILBOXID (...)] of
-// SELECT and EXAMINE (RFC 8474 §4.1).
+// SELECT and EXAMINE (RFC 8474).
 func (c *Conn) writeSelectedMailboxID(name string) error {
 	s, ok := c.objectIDSession()
 	if !ok {
@@ -256,7 +256,7 @@ func (c *Conn) writeSelectedMailboxID(name string) error {
 // statusExtra are the STATUS items of extensions that imap.StatusOptions
 // and imap.StatusData cannot hold.
 type statusExtra struct {
-	wantMailboxID bool   // MAILBOXID asked for (RFC 8474 §4.2)
+	wantMailboxID bool   // MAILBOXID asked for (RFC 8474)
 	mailboxID     string // its value, filled by statusExtraData
 }
 

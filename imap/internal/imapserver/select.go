@@ -98,7 +98,7 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 			return err
 		}
 	}
-	// mailyard: RFC 8474 §4.1, see msgext.go.
+	// mailyard: RFC 8474, see msgext.go.
 	if err := c.writeSelectedMailboxID(mailbox); err != nil {
 		_ = c.session.Unselect() // no mailbox is selected after a failed SELECT
 		return err

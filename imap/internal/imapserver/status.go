@@ -130,7 +130,7 @@ func (c *Conn) writeStatus(data *imap.StatusData, options *imap.StatusOptions, e
 	if options.HighestModSeq { // mailyard: RFC 7162 §3.1.7
 		listEnc.Item().Atom("HIGHESTMODSEQ").SP().ModSeq(data.HighestModSeq)
 	}
-	if ext != nil && ext.mailboxID != "" { // mailyard: RFC 8474 §4.2
+	if ext != nil && ext.mailboxID != "" { // mailyard: RFC 8474
 		listEnc.Item().Atom("MAILBOXID").SP().Special('(').Atom(ext.mailboxID).Special(')')
 	}
 	listEnc.End()
@@ -166,7 +166,7 @@ func readStatusItem(dec *imapwire.Decoder, options *imap.StatusOptions, ext *sta
 		options.NumRecent = true
 	case "HIGHESTMODSEQ": // mailyard: RFC 7162 §3.1.7
 		options.HighestModSeq = true
-	case "MAILBOXID": // mailyard: RFC 8474 §4.2, see msgext.go
+	case "MAILBOXID": // mailyard: RFC 8474, see msgext.go
 		ext.wantMailboxID = true
 	default:
 		return &imap.Error{
