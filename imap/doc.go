@@ -77,7 +77,8 @@
 // CHILDREN, ESEARCH, SEARCHRES, BINARY, APPENDLIMIT=n, STATUS=SIZE,
 // UTF8=ACCEPT, CONDSTORE, QRESYNC, QUOTA, QUOTA=RES-STORAGE,
 // QUOTA=RES-MESSAGE, ID, SORT, SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT,
-// THREAD=REFERENCES, WITHIN, MULTIAPPEND and COMPRESS=DEFLATE. ID and
+// THREAD=REFERENCES, WITHIN, MULTIAPPEND, COMPRESS=DEFLATE, OBJECTID,
+// SAVEDATE and PREVIEW. ID and
 // the pre-login ones are announced in the greeting; the rest after login. The three QUOTA ones are announced only
 // when the Backend implements [Quotas]; without it GETQUOTA and
 // GETQUOTAROOT are BAD, as in a server without the extension.
@@ -196,6 +197,24 @@
 //     another session that polls in between may see them come and go,
 //     and a crash in between can leave them. APPENDUID gives every UID.
 //     CATENATE is not done.
+//   - OBJECTID (RFC 8474): MAILBOXID is "F", the store's mailbox ID and
+//     the UIDVALIDITY (kept by RENAME, never given to another mailbox);
+//     it is in CREATE's OK, an untagged OK of SELECT and EXAMINE, and a
+//     STATUS item (LIST-STATUS too). EMAILID is "M" and a digest of the
+//     account and the stored body, which COPY and MOVE share, so a copy
+//     keeps it; another APPEND of the same text gets another. THREADID is
+//     NIL (the store keeps no threads; RFC 8474) and SEARCH THREADID
+//     matches nothing. Nothing is stored for them.
+//   - SAVEDATE (RFC 8514): the store keeps when each message was
+//     delivered, appended, copied or moved into its mailbox
+//     (store.Message.SaveDate); FETCH SAVEDATE gives it in UTC, NIL for
+//     messages stored before the store kept it, which the SAVED* keys
+//     then do not match. SAVEDATESUPPORTED matches every message.
+//   - PREVIEW (RFC 8970): made at FETCH from at most the first 64 KiB of
+//     the message, with the texts SEARCH reads (internal/msgtext): text
+//     parts in UTF-8, HTML without markup, whitespace folded, at most 256
+//     characters. PREVIEW (LAZY) gets it too; it is never NIL. It does
+//     not set \Seen.
 //   - COMPRESS=DEFLATE (RFC 4978), after login, over plain or TLS
 //     connections (crypto/tls never compresses, so COMPRESSIONACTIVE is
 //     only the answer to a second COMPRESS). Compressed data the client

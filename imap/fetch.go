@@ -177,7 +177,7 @@ func (v *view) fetchExpunged(w *imapserver.FetchWriter, idxs []int, found map[ui
 	s := v.s
 	modSeq := o.ModSeq || o.Flags && s.condStore()
 	others := o.BodyStructure != nil || o.Envelope || o.InternalDate || o.RFC822Size ||
-		len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
+		len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 || w.Extra().Any()
 	missing := false
 	for _, i := range idxs {
 		uid := v.uids[i]
@@ -258,12 +258,19 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 	}
 	// 1. Everything that can fail cleanly, before the response starts.
 	var f fetchPlan
-	if err := safely(func() error { return v.plan(&f, w, m.UID, o, body) }); err != nil {
+	var previewText string
+	if err := safely(func() (err error) {
+		if err = v.plan(&f, w, m.UID, o, body); err == nil {
+			previewText, err = planFetchExtra(w.Extra(), body)
+		}
+		return err
+	}); err != nil {
 		return v.planFailed(m.UID, err)
 	}
 	// 2. The response: the message's data, then its sections.
 	rw := w.CreateMessage(seq)
 	v.writeMessageData(rw, m, o, seen, &f)
+	v.writeFetchExtra(rw, w.Extra(), m, previewText)
 	err := v.writeSections(rw, m, o, &f, body)
 	if err != nil {
 		s.log.Error("fetch failed mid-response", "mailbox", v.name, "uid", m.UID, "err", err)

@@ -220,6 +220,7 @@ type compiled struct {
 	// OLDER and YOUNGER (RFC 5032, within.go): the INTERNALDATE must be
 	// at or before olderBy, after youngerThan.
 	olderBy, youngerThan time.Time
+	ext                  extKeys // SAVEDATE and OBJECTID, msgext.go
 	not                  []*compiled
 	or                   [][2]*compiled
 }
@@ -234,6 +235,9 @@ func (v *view) compile(k *imap.SearchCriteria, depth int) (*compiled, error) {
 	}
 	c := &compiled{k: k}
 	if err := c.within(time.Now()); err != nil {
+		return nil, err
+	}
+	if err := c.takeExtKeys(); err != nil {
 		return nil, err
 	}
 	add := func(set imap.NumSet) {
@@ -284,7 +288,7 @@ func (m *matcher) match(c *candidate, ck *compiled) (bool, error) {
 			return false, nil
 		}
 	}
-	if !matchDate(c.msg.InternalDate, k.Since, k.Before) || !ck.matchWithin(c.msg.InternalDate) {
+	if !matchDate(c.msg.InternalDate, k.Since, k.Before) || !ck.matchWithin(c.msg.InternalDate) || !ck.matchExt(m.v.s.account, c.msg) {
 		return false, nil
 	}
 	for _, f := range k.Flag {

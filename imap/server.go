@@ -55,6 +55,9 @@ var capabilities = imap.CapSet{
 	imap.CapWithin:                {},
 	imap.CapMultiAppend:           {}, // multiappend.go, RFC 3502
 	imapserver.CapCompressDeflate: {}, // RFC 4978
+	imap.CapSaveDate:              {}, // msgext.go, RFC 8514
+	imap.CapObjectID:              {}, // msgext.go, RFC 8474
+	imap.CapPreview:               {}, // preview.go, RFC 8970
 }
 
 // quotaCaps are announced when the Backend implements [Quotas] (RFC 9208).

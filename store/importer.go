@@ -33,7 +33,8 @@ type Importer interface {
 	// imported.
 	ImportMailbox(ctx context.Context, account string, mb Mailbox) (Mailbox, error)
 	// ImportMessage stores body as message m.UID of the mailbox, with
-	// m.ModSeq, m.Flags and m.InternalDate (its zone kept); the mailbox's
+	// m.ModSeq, m.Flags, m.InternalDate (its zone kept) and m.SaveDate
+	// (zero: unknown, as for messages stored before save dates); the mailbox's
 	// UIDNEXT and HIGHESTMODSEQ are raised past them if needed, and the
 	// account's usage grows, whatever its quota. m.UID may be below
 	// UIDNEXT: the caller vouches that the mailbox never gave it to

@@ -245,6 +245,12 @@ type Message struct {
 	Size         int64
 	// BlobID names the stored body; several index rows may share it.
 	BlobID string
+	// SaveDate is when the message was put in this mailbox: by delivery,
+	// Append, Copy or Move (RFC 8514: a copy or a moved message gets
+	// the time of the COPY or MOVE, while its InternalDate stays). The
+	// zero time means unknown: messages stored before the backend kept
+	// it, or imported without one (IMAP SAVEDATE answers NIL).
+	SaveDate time.Time
 }
 
 // UIDRange is an inclusive range of UIDs. Stop == 0 means "to the end"

@@ -292,7 +292,7 @@ func (c *copier) copyAccount(ctx context.Context, acct store.Account) error {
 }
 
 // copyMessages copies the messages of one mailbox the target lacks,
-// each with its UID, MODSEQ, flags and internal date, its body streamed.
+// each with its UID, MODSEQ, flags, internal date and save date, its body streamed.
 func (c *copier) copyMessages(ctx context.Context, acct, mbox string) (copied, skipped int, err error) {
 	msgs, err := c.src.ListMessages(ctx, acct, mbox, nil)
 	if err != nil {

@@ -222,7 +222,7 @@ func TestStoreCopy(t *testing.T) {
 			}
 			for i := range sm {
 				s, g := sm[i], dm[i]
-				if s.UID != g.UID || s.ModSeq != g.ModSeq || !slices.Equal(s.Flags, g.Flags) || s.InternalDate.String() != g.InternalDate.String() || s.Size != g.Size {
+				if s.UID != g.UID || s.ModSeq != g.ModSeq || !slices.Equal(s.Flags, g.Flags) || s.InternalDate.String() != g.InternalDate.String() || s.Size != g.Size || !s.SaveDate.Equal(g.SaveDate) {
 					t.Fatalf("%s message %d: source %+v, target %+v", mb.Name, i, s, g)
 				}
 				if a, b := readAll(t, src, acct, mb.Name, s.UID), readAll(t, dst, acct, mb.Name, s.UID); a != b {

@@ -93,6 +93,7 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 				uids[t.mailbox] = uid
 				s.add(t.account, t.mailbox, store.Message{
 					UID: uid, ModSeq: ms, Flags: flags[i], InternalDate: inStoredZone(date), Size: size, BlobID: blobID,
+					SaveDate: s.now().UTC(),
 				})
 				s.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: t.account.info.ID, Mailbox: t.mailbox.name,
 					UIDs: []uint32{uid}, ModSeq: ms})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -62,7 +63,7 @@ func (s *Store) ImportMessage(ctx context.Context, account, mailbox string, msg 
 			return errorf("import message: UID %d of %q: %w", msg.UID, name, store.ErrExists)
 		}
 		nm := &store.Message{UID: msg.UID, ModSeq: msg.ModSeq, Flags: flags, InternalDate: inStoredZone(msg.InternalDate),
-			Size: int64(len(data)), BlobID: s.addBlob(data)}
+			Size: int64(len(data)), BlobID: s.addBlob(data), SaveDate: saveDate(msg.SaveDate)}
 		m.msgs = slices.Insert(m.msgs, i, nm)
 		a.used.Bytes += nm.Size
 		a.used.Messages++
@@ -90,4 +91,13 @@ func (s *Store) ImportSyncToken(ctx context.Context, collectionID int64, token u
 		s.publish(store.Change{Kind: store.ChangeCollection, Account: c.info.Account, CollectionID: c.info.ID, SyncToken: token})
 		return nil
 	})
+}
+
+// saveDate is an imported message's save date as the store keeps it: in
+// UTC, the zero time (unknown) as it is.
+func saveDate(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
 }

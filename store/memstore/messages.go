@@ -158,6 +158,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 			return err
 		}
 		msg.BlobID = s.addBlob(body)
+		msg.SaveDate = s.now().UTC()
 		s.add(a, m, msg)
 		s.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: account, Mailbox: name, UIDs: []uint32{msg.UID}, ModSeq: msg.ModSeq})
 		return nil
@@ -413,9 +414,10 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 			return err
 		}
 		added := make([]uint32, len(msgs))
+		saved := s.now().UTC() // RFC 8514: the time of the COPY or MOVE
 		for i, msg := range msgs {
 			c := clone(msg)
-			c.UID, c.ModSeq = first+uint32(i), modseq
+			c.UID, c.ModSeq, c.SaveDate = first+uint32(i), modseq, saved
 			s.add(a, dm, c)
 			pairs = append(pairs, store.UIDPair{Src: msg.UID, Dst: c.UID})
 			added[i] = c.UID

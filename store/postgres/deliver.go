@@ -167,7 +167,7 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 			}
 			out[i] = store.Delivered{Recipient: d.Recipients[i], Mailbox: b.name, UID: uint32(b.next)}
 		}
-		return w.insertMessages(msgs, usage, &text)
+		return w.insertMessages(msgs, usage, &text, s.now())
 	})
 	if err != nil {
 		s.blobs.discard(s.pool, blob)

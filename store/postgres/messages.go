@@ -67,7 +67,7 @@ func uidSetSQL(col, lo, hi string) string {
 }
 
 // msgCols are the columns scanMsg reads, over messages m.
-const msgCols = `m.uid, m.modseq, m.flags, m.internal_date, m.internal_zone, m.size, m.blob_id`
+const msgCols = `m.uid, m.modseq, m.flags, m.internal_date, m.internal_zone, m.size, m.blob_id, m.save_date`
 
 // storedDate is an INTERNALDATE as the store gives it back: in a fixed
 // zone of its UTC offset (time.UTC for offset 0).
@@ -103,15 +103,34 @@ type msgRow struct {
 	uid, modseq, date, size, blob *int64
 	flags                         *string
 	zone                          *int32
+	saved                         *int64
 }
 
 func (r *msgRow) dest() []any {
-	return []any{&r.uid, &r.modseq, &r.flags, &r.date, &r.zone, &r.size, &r.blob}
+	return []any{&r.uid, &r.modseq, &r.flags, &r.date, &r.zone, &r.size, &r.blob, &r.saved}
 }
 
 func (r *msgRow) message() store.Message {
 	return store.Message{UID: uint32(*r.uid), ModSeq: uint64(*r.modseq), Flags: splitFlags(*r.flags),
-		InternalDate: storedDate(*r.date, *r.zone), Size: *r.size, BlobID: blobName(*r.blob)}
+		InternalDate: storedDate(*r.date, *r.zone), Size: *r.size, BlobID: blobName(*r.blob), SaveDate: savedDate(r.saved)}
+}
+
+// savedDate is a save_date as store.Message.SaveDate holds it: in UTC,
+// the zero time for 0 (unknown, 0005_save_date.sql).
+func savedDate(n *int64) time.Time {
+	if n == nil || *n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, *n).UTC()
+}
+
+// saveNanos is a save date as save_date holds it: Unix nanoseconds, 0
+// for unknown.
+func saveNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 func blobName(id int64) string { return strconvI(id) }
@@ -170,11 +189,12 @@ type newMsg struct {
 // accounts' usage, claims the bodies if they were just uploaded
 // (blobStore.upload) and, with text set, stores the full-text entry of
 // the one body they all name (fulltext.go): one statement whatever the
-// number of rows. The rows
+// number of rows. Every row gets saved as its save date (RFC 8514: each
+// caller puts the messages in their mailbox now). The rows
 // go in by body ID, so that the foreign-key checks lock the bodies (FOR
 // KEY SHARE) in the order release locks them (FOR UPDATE): a Copy in one
 // account and an Expunge of the same bodies in another cannot deadlock.
-func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, text *bodyText) error {
+func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, text *bodyText, saved time.Time) error {
 	n := len(msgs)
 	mbox, uid, ms, date, size, blob := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	flags, zone := make([]string, n), make([]int32, n)
@@ -188,15 +208,15 @@ func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, text *
 	}
 	_, err := w.Exec(w.ctx, `WITH t AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::int[], $7::bigint[], $8::bigint[])
 			AS t(mailbox, uid, modseq, flags, date, zone, size, blob)),
-		i AS (INSERT INTO messages (mailbox, uid, modseq, flags, internal_date, internal_zone, size, blob_id)
-			SELECT mailbox, uid, modseq, flags, date, zone, size, blob FROM t ORDER BY blob),
+		i AS (INSERT INTO messages (mailbox, uid, modseq, flags, internal_date, internal_zone, size, blob_id, save_date)
+			SELECT mailbox, uid, modseq, flags, date, zone, size, blob, $12 FROM t ORDER BY blob),
 		b AS (UPDATE mailboxes mb SET uidnext = x.uid + 1, highest_modseq = GREATEST(mb.highest_modseq, x.modseq)
 			FROM (SELECT mailbox, max(uid) AS uid, max(modseq) AS modseq FROM t GROUP BY mailbox) x WHERE mb.id = x.mailbox),
 		a AS (UPDATE accounts ac SET used_bytes = used_bytes + u.b, used_messages = used_messages + u.n
 			FROM unnest($9::text[], $10::bigint[], $11::bigint[]) u(id, b, n) WHERE ac.id = u.id),
 		c AS (`+claimSQL("$8")+`),
-		x AS (`+textInsertSQL("$12", "$13", "$14", "$15")+`)
-		SELECT 1`, append([]any{mbox, uid, ms, flags, date, zone, size, blob, accts, ub, un}, textArgs(msgs[0].blob, text)...)...)
+		x AS (`+textInsertSQL("$13", "$14", "$15", "$16")+`)
+		SELECT 1`, append([]any{mbox, uid, ms, flags, date, zone, size, blob, accts, ub, un, saveNanos(saved)}, textArgs(msgs[0].blob, text)...)...)
 	return err
 }
 
@@ -278,11 +298,12 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		}
 		nm := newMsg{mailbox: b.id, uid: b.uidNext, modseq: b.modSeq + 1, flags: strings.Join(flags, " "),
 			date: date.UnixNano(), zone: zoneOf(date), size: size, blob: blob}
-		if err := w.insertMessages([]newMsg{nm}, map[string]store.Usage{account: {Bytes: size, Messages: 1}}, &text); err != nil {
+		saved := s.now().UTC()
+		if err := w.insertMessages([]newMsg{nm}, map[string]store.Usage{account: {Bytes: size, Messages: 1}}, &text, saved); err != nil {
 			return err
 		}
 		msg = store.Message{UID: uint32(nm.uid), ModSeq: uint64(nm.modseq), Flags: flags, InternalDate: storedDate(nm.date, nm.zone),
-			Size: size, BlobID: blobName(blob)}
+			Size: size, BlobID: blobName(blob), SaveDate: saved}
 		w.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: account, Mailbox: name, UIDs: []uint32{msg.UID}, ModSeq: msg.ModSeq})
 		return nil
 	})
@@ -568,7 +589,8 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 			srcUIDs[i] = int64(m.UID)
 			pairs = append(pairs, store.UIDPair{Src: m.UID, Dst: added[i]})
 		}
-		if err := w.insertMessages(rows, map[string]store.Usage{account: {Bytes: size, Messages: int64(len(msgs))}}, nil); err != nil {
+		// RFC 8514: a copy's save date is the time of the COPY or MOVE.
+		if err := w.insertMessages(rows, map[string]store.Usage{account: {Bytes: size, Messages: int64(len(msgs))}}, nil, s.now()); err != nil {
 			return err
 		}
 		w.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: account, Mailbox: dstName, UIDs: added, ModSeq: uint64(modseq)})

@@ -47,6 +47,7 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 	if date.IsZero() {
 		date = s.now()
 	}
+	saved := s.now().UTC()
 	blob, size, err := s.blobs.write(ctx, body)
 	if err != nil {
 		return nil, err
@@ -83,7 +84,7 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 			}
 			targets[t] = len(copies)
 			copies = append(copies, copyOf{mailboxID: m.ID, rcpt: i, msg: store.Message{
-				Flags: r.flags, InternalDate: inStoredZone(date), Size: size, BlobID: blob,
+				Flags: r.flags, InternalDate: inStoredZone(date), Size: size, BlobID: blob, SaveDate: saved,
 			}})
 			if j, ok := addIdx[acct]; ok {
 				adds[j].bytes += size

@@ -14,7 +14,7 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-const messageCols = "uid, modseq, flags, internal_date, internal_zone, size, blob_id"
+const messageCols = "uid, modseq, flags, internal_date, internal_zone, size, blob_id, save_date"
 
 // zones hands out the fixed zones of INTERNALDATE offsets, one Location
 // per distinct offset in a listing (a mailbox holds few).
@@ -45,11 +45,15 @@ func scanMessage(r interface{ Scan(...any) error }, z zones) (store.Message, err
 	var flags string
 	var date int64
 	var offset int
-	if err := r.Scan(&m.UID, &m.ModSeq, &flags, &date, &offset, &m.Size, &m.BlobID); err != nil {
+	var saved int64
+	if err := r.Scan(&m.UID, &m.ModSeq, &flags, &date, &offset, &m.Size, &m.BlobID, &saved); err != nil {
 		return m, err
 	}
 	m.Flags = decodeFlags(flags)
 	m.InternalDate = z.instant(date, offset)
+	if saved != 0 {
+		m.SaveDate = time.Unix(0, saved).UTC()
+	}
 	return m, nil
 }
 
@@ -137,10 +141,19 @@ func (t *wtx) bumpModSeq(mailboxID int64) (uint64, error) {
 }
 
 func (t *wtx) insertMessage(mailboxID int64, m store.Message) error {
-	_, err := t.exec(`INSERT INTO messages (mailbox, uid, modseq, flags, internal_date, internal_zone, size, blob_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, mailboxID, m.UID, m.ModSeq, encodeFlags(m.Flags),
-		m.InternalDate.UnixNano(), zoneOffset(m.InternalDate), m.Size, m.BlobID)
+	_, err := t.exec(`INSERT INTO messages (mailbox, uid, modseq, flags, internal_date, internal_zone, size, blob_id, save_date)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, mailboxID, m.UID, m.ModSeq, encodeFlags(m.Flags),
+		m.InternalDate.UnixNano(), zoneOffset(m.InternalDate), m.Size, m.BlobID, saveNanos(m.SaveDate))
 	return err
+}
+
+// saveNanos is a save date as the save_date column holds it: Unix
+// nanoseconds, 0 for unknown (migrationV6).
+func saveNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // removeMessages deletes rows, leaves expunge tombstones with a new
@@ -249,6 +262,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		if msg.UID, msg.ModSeq, err = tx.allocUIDs(m.ID, 1); err != nil {
 			return err
 		}
+		msg.SaveDate = s.now().UTC()
 		if err := tx.insertMessage(m.ID, msg); err != nil {
 			return err
 		}
@@ -568,9 +582,10 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 			return err
 		}
 		added := make([]uint32, 0, len(msgs))
+		saved := tx.s.now().UTC() // RFC 8514: the time of the COPY or MOVE
 		for i, m := range msgs {
 			c := m
-			c.UID, c.ModSeq = first+uint32(i), modseq
+			c.UID, c.ModSeq, c.SaveDate = first+uint32(i), modseq, saved
 			if err := tx.insertMessage(dm.ID, c); err != nil {
 				return err
 			}

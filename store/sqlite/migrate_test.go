@@ -80,6 +80,9 @@ func TestMigrateFromV1(t *testing.T) {
 	if st, err := s.Status(ctx, "u", "INBOX"); err != nil || st.Messages != 1 || st.Unseen != 0 || st.Deleted != 0 || st.Size != 5 {
 		t.Fatalf("status after migration %+v (%v), want 1 message, 0 unseen, 5 bytes", st, err)
 	}
+	if !m.SaveDate.IsZero() {
+		t.Fatalf("save date of a message from version 1 %v, want zero (unknown)", m.SaveDate)
+	}
 
 	// The migrated store works like a new one.
 	if err := s.DeleteMailbox(ctx, "u", "Old"); err != nil {

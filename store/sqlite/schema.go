@@ -196,7 +196,15 @@ CREATE INDEX queue_leased ON queue_recipients(lease_owner) WHERE lease_owner != 
 
 // migrations[i] takes a database from version i+1 to version i+2; the
 // last one reaches schemaVersion.
-var migrations = [schemaVersion - 1]string{migrationV2, migrationV3, migrationV4, migrationV5, migrationV6}
+var migrations = [schemaVersion - 1]string{migrationV2, migrationV3, migrationV4, migrationV5, migrationV6, migrationV7}
+
+// migrationV7 keeps each message's save date (store.Message.SaveDate,
+// RFC 8514): Unix nanoseconds of its delivery, APPEND, COPY or MOVE into
+// the mailbox. Rows written before it get 0, "unknown", which IMAP
+// answers as NIL (RFC 8514 allows a mailbox without save dates).
+const migrationV7 = `
+ALTER TABLE messages ADD COLUMN save_date INTEGER NOT NULL DEFAULT 0;
+`
 
 // migrate creates the schema in an empty database, brings one written by
 // an older version up to date in one transaction (a failure leaves it as

@@ -122,7 +122,7 @@ var (
 	_ store.TextSearcher = (*Store)(nil)
 )
 
-const schemaVersion = 6
+const schemaVersion = 7
 
 // Open opens the store in dir, creating dir and the store if there is
 // none unless [Options.MustExist] is set. Before it writes anything it

@@ -49,7 +49,8 @@ func testImporter(t *testing.T, open Opener) {
 
 	date := time.Date(2021, 3, 4, 5, 6, 7, 0, time.FixedZone("", 3*3600))
 	body := "Subject: imported\r\n\r\nbody\r\n"
-	m := store.Message{UID: 3, ModSeq: 20, Flags: []string{"$Label1", `\Seen`}, InternalDate: date, Size: int64(len(body))}
+	saved := time.Date(2022, 1, 2, 3, 4, 5, 600, time.UTC)
+	m := store.Message{UID: 3, ModSeq: 20, Flags: []string{"$Label1", `\Seen`}, InternalDate: date, Size: int64(len(body)), SaveDate: saved}
 	if err := imp.ImportMessage(ctx, "imp", "INBOX", m, strings.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +79,9 @@ func testImporter(t *testing.T, open Opener) {
 	if g.UID != 3 || g.ModSeq != 20 || !slices.Equal(g.Flags, []string{"$Label1", `\Seen`}) || !g.InternalDate.Equal(date) || g.Size != int64(len(body)) {
 		t.Fatalf("imported message reads back as %+v", g)
 	}
+	if !g.SaveDate.Equal(saved) {
+		t.Fatalf("imported save date reads back as %v, want %v", g.SaveDate, saved)
+	}
 	if _, off := g.InternalDate.Zone(); off != 3*3600 {
 		t.Fatalf("INTERNALDATE zone offset %d, want %d", off, 3*3600)
 	}
@@ -89,6 +93,10 @@ func testImporter(t *testing.T, open Opener) {
 	}
 	if mb, err = s.Mailbox(ctx, "imp", "INBOX"); err != nil || mb.UIDNext != 13 || mb.HighestModSeq != 60 || mb.UIDValidity != 1234 {
 		t.Fatalf("INBOX after importing UID 12: %+v, %v", mb, err)
+	}
+	// Without a save date it stays unknown.
+	if got, err := s.ListMessages(ctx, "imp", "INBOX", uids(12)); err != nil || len(got) != 1 || !got[0].SaveDate.IsZero() {
+		t.Fatalf("UID 12 imported without a save date lists as %+v, %v", got, err)
 	}
 	// Importing the mailbox again with its old values lowers nothing.
 	if mb, err = imp.ImportMailbox(ctx, "imp", want); err != nil || mb.UIDNext != 13 || mb.HighestModSeq != 60 {

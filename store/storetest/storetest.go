@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Move", testMove},
 		{"MoveSameMailbox", testMoveSameMailbox},
 		{"InternalDateZone", testInternalDateZone},
+		{"SaveDate", testSaveDate},
 		{"Search", testSearch},
 		{"Status", testStatus},
 		{"QuotaAppend", testQuotaAppend},

@@ -41,5 +41,8 @@ func (c *Conn) handleCreate(dec *imapwire.Decoder) error {
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
 		return err
 	}
-	return c.session.Create(name, &options)
+	if err := c.session.Create(name, &options); err != nil {
+		return err
+	}
+	return c.createdMailboxID(name) // mailyard: RFC 8474
 }

@@ -30,6 +30,8 @@ type fetchWriterOptions struct {
 	// mailyard: the section-text of BINARY items, see readSectionBinary.
 	binary     map[*imap.FetchItemBinarySection]*imap.FetchItemBodySection
 	binarySize map[*imap.FetchItemBinarySectionSize]*imap.FetchItemBodySection
+
+	extra FetchExtra // mailyard: OBJECTID and SAVEDATE items, msgext.go
 }
 
 func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
@@ -48,6 +50,9 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		switch name {
 		case "ALL", "FAST", "FULL":
 			return newClientBugError("FETCH macros are not allowed in a list")
+		}
+		if ok, err := c.handleFetchExtra(dec, name, &writerOptions); ok { // mailyard
+			return err
 		}
 		return handleFetchAtt(dec, name, &options, &writerOptions)
 	})
@@ -78,6 +83,12 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 			options.Envelope = true
 			handleFetchBodyStructure(&options, &writerOptions, false)
 		default:
+			if ok, err := c.handleFetchExtra(dec, name, &writerOptions); ok { // mailyard
+				if err != nil {
+					return err
+				}
+				break
+			}
 			if err := handleFetchAtt(dec, name, &options, &writerOptions); err != nil {
 				return err
 			}

@@ -11,7 +11,8 @@ import (
 )
 
 func (c *Conn) handleList(dec *imapwire.Decoder) error {
-	ref, pattern, options, err := readListCmd(dec)
+	var ext statusExtra // mailyard: STATUS items of extensions, msgext.go
+	ref, pattern, options, err := readListCmd(dec, &ext)
 	matchesNothing := errors.Is(err, errMatchesNothing)
 	if err != nil && !matchesNothing {
 		return err
@@ -25,8 +26,9 @@ func (c *Conn) handleList(dec *imapwire.Decoder) error {
 	}
 
 	w := &ListWriter{
-		conn:    c,
-		options: options,
+		conn:      c,
+		options:   options,
+		statusExt: ext,
 	}
 	return c.session.List(w, ref, pattern, options)
 }
@@ -127,7 +129,7 @@ func (c *Conn) writeLSub(data *imap.ListData) error {
 	return enc.CRLF()
 }
 
-func readListCmd(dec *imapwire.Decoder) (ref string, patterns []string, options *imap.ListOptions, err error) {
+func readListCmd(dec *imapwire.Decoder, ext *statusExtra) (ref string, patterns []string, options *imap.ListOptions, err error) {
 	options = &imap.ListOptions{}
 
 	if !dec.ExpectSP() {
@@ -203,7 +205,7 @@ func readListCmd(dec *imapwire.Decoder) (ref string, patterns []string, options 
 		}
 
 		err := dec.ExpectList(func() error {
-			return readReturnOption(dec, options)
+			return readReturnOption(dec, options, ext)
 		})
 		if err != nil {
 			return "", nil, nil, fmt.Errorf("in list-return-opts: %w", err)
@@ -263,7 +265,7 @@ func isListChar(ch byte) bool {
 	}
 }
 
-func readReturnOption(dec *imapwire.Decoder, options *imap.ListOptions) error {
+func readReturnOption(dec *imapwire.Decoder, options *imap.ListOptions, ext *statusExtra) error {
 	var name string
 	if !dec.ExpectAtom(&name) {
 		return dec.Err()
@@ -282,7 +284,7 @@ func readReturnOption(dec *imapwire.Decoder, options *imap.ListOptions) error {
 		}
 		options.ReturnStatus = new(imap.StatusOptions)
 		return dec.ExpectList(func() error {
-			return readStatusItem(dec, options.ReturnStatus)
+			return readStatusItem(dec, options.ReturnStatus, ext)
 		})
 	default:
 		return newClientBugError("Unknown LIST RETURN options")
@@ -295,6 +297,9 @@ type ListWriter struct {
 	conn    *Conn
 	options *imap.ListOptions
 	lsub    bool
+	// statusExt are the extensions' items of RETURN (STATUS ...)
+	// (mailyard).
+	statusExt statusExtra
 }
 
 // LSUB reports whether the responses answer LSUB, which the session sees
@@ -311,14 +316,21 @@ func (w *ListWriter) WriteList(data *imap.ListData) error {
 		return w.conn.writeLSub(data)
 	}
 
-	if err := w.conn.writeList(data); err != nil {
-		return err
-	}
+	// mailyard: every item is had before the LIST response starts.
+	ext := w.statusExt
 	if w.options.ReturnStatus != nil && data.Status != nil {
 		if err := checkStatusData(data.Status, w.options.ReturnStatus); err != nil {
 			return err // mailyard: upstream dereferenced nil
 		}
-		if err := w.conn.writeStatus(data.Status, w.options.ReturnStatus); err != nil {
+		if err := w.conn.statusExtraData(data.Status, &ext); err != nil {
+			return err
+		}
+	}
+	if err := w.conn.writeList(data); err != nil {
+		return err
+	}
+	if w.options.ReturnStatus != nil && data.Status != nil {
+		if err := w.conn.writeStatus(data.Status, w.options.ReturnStatus, &ext); err != nil {
 			return err
 		}
 	}

@@ -394,6 +394,11 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 		criteria.Or = append(criteria.Or, or)
 	case "$":
 		criteria.UID = append(criteria.UID, imap.SearchRes())
+	case "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE", "SAVEDATESUPPORTED", "EMAILID", "THREADID":
+		// mailyard: SAVEDATE and OBJECTID (RFC 8514, 8474), see msgext.go
+		if err := readSearchExtra(criteria, dec, key); err != nil {
+			return err
+		}
 	case "OLDER", "YOUNGER": // mailyard: WITHIN (RFC 5032), see within.go
 		if err := readWithin(criteria, dec, key); err != nil {
 			return err

@@ -98,6 +98,11 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 			return err
 		}
 	}
+	// mailyard: RFC 8474, see msgext.go.
+	if err := c.writeSelectedMailboxID(mailbox); err != nil {
+		_ = c.session.Unselect() // no mailbox is selected after a failed SELECT
+		return err
+	}
 
 	c.state = imap.ConnStateSelected
 	// TODO: forbid write commands in read-only mode

@@ -15,8 +15,9 @@ func (c *Conn) handleStatus(dec *imapwire.Decoder) error {
 	}
 
 	var options imap.StatusOptions
+	var ext statusExtra // mailyard: items of extensions, msgext.go
 	err := dec.ExpectList(func() error {
-		err := readStatusItem(dec, &options)
+		err := readStatusItem(dec, &options, &ext)
 		if err != nil {
 			return err
 		}
@@ -54,8 +55,11 @@ func (c *Conn) handleStatus(dec *imapwire.Decoder) error {
 	if err := checkStatusData(data, &options); err != nil {
 		return err
 	}
+	if err := c.statusExtraData(data, &ext); err != nil {
+		return err
+	}
 
-	return c.writeStatus(data, &options)
+	return c.writeStatus(data, &options, &ext)
 }
 
 // checkStatusData returns an error if data lacks an item that options
@@ -85,7 +89,7 @@ func checkStatusData(data *imap.StatusData, options *imap.StatusOptions) error {
 	return nil
 }
 
-func (c *Conn) writeStatus(data *imap.StatusData, options *imap.StatusOptions) error {
+func (c *Conn) writeStatus(data *imap.StatusData, options *imap.StatusOptions, ext *statusExtra) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()
 
@@ -126,12 +130,17 @@ func (c *Conn) writeStatus(data *imap.StatusData, options *imap.StatusOptions) e
 	if options.HighestModSeq { // mailyard: RFC 7162 §3.1.7
 		listEnc.Item().Atom("HIGHESTMODSEQ").SP().ModSeq(data.HighestModSeq)
 	}
+	if ext != nil && ext.mailboxID != "" { // mailyard: RFC 8474
+		listEnc.Item().Atom("MAILBOXID").SP().Special('(').Atom(ext.mailboxID).Special(')')
+	}
 	listEnc.End()
 
 	return enc.CRLF()
 }
 
-func readStatusItem(dec *imapwire.Decoder, options *imap.StatusOptions) error {
+// readStatusItem reads one status-att into options, or into ext for the
+// items of extensions.
+func readStatusItem(dec *imapwire.Decoder, options *imap.StatusOptions, ext *statusExtra) error {
 	var name string
 	if !dec.ExpectAtom(&name) {
 		return dec.Err()
@@ -157,6 +166,8 @@ func readStatusItem(dec *imapwire.Decoder, options *imap.StatusOptions) error {
 		options.NumRecent = true
 	case "HIGHESTMODSEQ": // mailyard: RFC 7162 §3.1.7
 		options.HighestModSeq = true
+	case "MAILBOXID": // mailyard: RFC 8474, see msgext.go
+		ext.wantMailboxID = true
 	default:
 		return &imap.Error{
 			Type: imap.StatusResponseTypeBad,
