@@ -37,7 +37,9 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 	if err != nil {
 		return err
 	}
-	if v.viewFetch(options) && !w.ReportVanished() && v.current() {
+	// The OBJECTID, SAVEDATE and PREVIEW items (w.Extra) read the body's
+	// ID, the save date and the body, which the view does not hold.
+	if v.viewFetch(options) && !w.Extra().Any() && !w.ReportVanished() && v.current() {
 		return v.fetchFromView(w, idxs, options) // see readpath.go
 	}
 	uids := v.live(idxs)
