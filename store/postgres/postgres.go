@@ -71,8 +71,9 @@ type Store struct {
 }
 
 var (
-	_ store.Store = (*Store)(nil)
-	_ queue.Store = (*Store)(nil)
+	_ store.Store           = (*Store)(nil)
+	_ store.AccountsQuerier = (*Store)(nil)
+	_ queue.Store           = (*Store)(nil)
 )
 
 //go:embed migrations/*.sql
