@@ -57,6 +57,9 @@ func FreeBusy(ctx context.Context, st Store, q FreeBusyQuery) (map[string][]Busy
 	if q.MaxInstances <= 0 {
 		q.MaxInstances = DefaultMaxInstances
 	}
+	if aq, ok := st.(store.AccountsQuerier); ok {
+		return accountsBusy(ctx, aq, q)
+	}
 	out := make(map[string][]BusyPeriod, len(q.Accounts))
 	for _, acct := range q.Accounts {
 		colls, err := st.ListCollections(ctx, acct, store.KindCalendar)
@@ -65,10 +68,7 @@ func FreeBusy(ctx context.Context, st Store, q FreeBusyQuery) (map[string][]Busy
 		}
 		var periods []calendar.Period
 		for _, c := range colls {
-			if c.Name == inboxName {
-				continue // scheduling messages, not the account's time (RFC 6638 §2.2)
-			}
-			if len(c.Components) > 0 && !slices.Contains(c.Components, "VEVENT") && !slices.Contains(c.Components, "VFREEBUSY") {
+			if !busyCollection(&c) {
 				continue
 			}
 			p, err := collectionBusy(ctx, st, c.ID, q)
@@ -77,14 +77,52 @@ func FreeBusy(ctx context.Context, st Store, q FreeBusyQuery) (map[string][]Busy
 			}
 			periods = append(periods, p...)
 		}
-		merged := calendar.MergeBusy(periods)
-		bp := make([]BusyPeriod, len(merged))
-		for i, p := range merged {
-			bp[i] = BusyPeriod(p)
-		}
-		out[acct] = bp
+		out[acct] = mergeBusy(periods)
 	}
 	return out, nil
+}
+
+// accountsBusy is FreeBusy in one read of the store for all the
+// accounts (store.AccountsQuerier): a meeting's fifty attendees cost one
+// query rather than a ListCollections and a QueryObjects each.
+func accountsBusy(ctx context.Context, aq store.AccountsQuerier, q FreeBusyQuery) (map[string][]BusyPeriod, error) {
+	periods := make(map[string][]calendar.Period, len(q.Accounts))
+	err := aq.QueryAccounts(ctx, q.Accounts, store.KindCalendar, store.ObjectQuery{From: q.From, To: q.To},
+		func(c *store.Collection, o *store.Object) error {
+			if busyCollection(c) && (q.skipUID == "" || o.UID != q.skipUID) {
+				periods[c.Account] = append(periods[c.Account], objectBusy(c.ID, o, q)...)
+			}
+			return ctx.Err()
+		})
+	if err != nil {
+		return nil, fmt.Errorf("dav: free/busy: %w", err)
+	}
+	out := make(map[string][]BusyPeriod, len(q.Accounts))
+	for _, acct := range q.Accounts {
+		out[acct] = mergeBusy(periods[acct])
+	}
+	return out, nil
+}
+
+// busyCollection tells whether a calendar's events are its owner's
+// time: not the schedule inbox, whose scheduling messages are not
+// (RFC 6638 §2.2), nor a calendar that holds neither events nor
+// free/busy.
+func busyCollection(c *store.Collection) bool {
+	if c.Name == inboxName {
+		return false
+	}
+	return len(c.Components) == 0 || slices.Contains(c.Components, "VEVENT") || slices.Contains(c.Components, "VFREEBUSY")
+}
+
+// mergeBusy is calendar.MergeBusy of the periods, as BusyPeriods.
+func mergeBusy(periods []calendar.Period) []BusyPeriod {
+	merged := calendar.MergeBusy(periods)
+	bp := make([]BusyPeriod, len(merged))
+	for i, p := range merged {
+		bp[i] = BusyPeriod(p)
+	}
+	return bp
 }
 
 // collectionBusy is the busy time of one calendar, read a page of index
