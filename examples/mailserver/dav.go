@@ -108,6 +108,8 @@ func (ls *listeners) listenDAV(cfg Config, logger *slog.Logger, sh shared) error
 		Prefix:      davPrefix,
 		Logger:      log,
 		Limits:      cfg.DAV.limits(),
+		// Other sites' users get their free/busy from their site.
+		RemoteFreeBusy: sh.remoteFreeBusy,
 	}
 	// Invitations to remote attendees leave as iMIP mail through the
 	// outbound queue; without the queue they get SCHEDULE-STATUS 5.3.

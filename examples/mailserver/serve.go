@@ -75,7 +75,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	ls, err := listen(cfg, logger, shared{
-		st: st, dir: dir, gal: geoSite.gal(dir), auth: auth, authLimiter: newAuthLimiter(cfg.Limits, reg),
+		st: st, dir: dir, gal: geoSite.gal(dir), remoteFreeBusy: geoSite.remoteFreeBusy(), auth: auth, authLimiter: newAuthLimiter(cfg.Limits, reg),
 		tlsConfig: tlsConfig, reg: reg, smtp: smtpOpts,
 		mxDeliverer: &imipDeliverer{mailStore: st, dir: dir, trusted: cfg.trustedCalendarSenders(), logger: logger.With("listener", "smtp")},
 	})
@@ -198,14 +198,17 @@ func smtpOptions(ctx context.Context, cfg Config, st mailStore, router smtp.Rout
 
 // shared is what every listener is built on.
 type shared struct {
-	st          mailStore
-	dir         *builtin.Directory
-	gal         dav.GAL // the GAL of the DAV listener: dir's, with every site's under [geo]
-	auth        *directory.SourcedAuth
-	authLimiter *authlimit.Limiter
-	tlsConfig   *tls.Config
-	reg         *prometheus.Registry
-	smtp        smtp.Options // the SMTP listeners' options, from smtpOptions
+	st  mailStore
+	dir *builtin.Directory
+	gal dav.GAL // the GAL of the DAV listener: dir's, with every site's under [geo]
+	// remoteFreeBusy answers the DAV outbox's free/busy for other
+	// sites' users; nil without [geo].
+	remoteFreeBusy func(ctx context.Context, addresses []string, from, to time.Time) (map[string][]dav.BusyPeriod, error)
+	auth           *directory.SourcedAuth
+	authLimiter    *authlimit.Limiter
+	tlsConfig      *tls.Config
+	reg            *prometheus.Registry
+	smtp           smtp.Options // the SMTP listeners' options, from smtpOptions
 	// mxDeliverer is the MX's Deliverer: the store, then inbound iMIP
 	// to the DAV handler (imip_inbound.go); nil keeps smtp.Deliverer.
 	mxDeliverer *imipDeliverer
