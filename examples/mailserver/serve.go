@@ -97,7 +97,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // interrupted, and returns it with the authenticator and the LDAP sources
 // its users are synced from.
 func openDirectory(ctx context.Context, cfg Config, st mailStore, logger *slog.Logger) (*builtin.Directory, *directory.SourcedAuth, []ldapSource, error) {
-	dir := builtin.New(st, builtin.Options{Accounts: st, Logger: logger})
+	dir := builtin.New(st, builtin.Options{Accounts: davAccounts{st, st}, Logger: logger})
 	if err := dir.EnsureGAL(ctx); err != nil {
 		return nil, nil, nil, fmt.Errorf("directory: %w", err)
 	}
