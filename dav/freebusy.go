@@ -39,6 +39,10 @@ type FreeBusyQuery struct {
 	// parsed, if not nil, keeps parsed objects between queries (the
 	// Handler's own).
 	parsed *parsedCache
+	// timezone, if not nil, is where floating times are read instead of
+	// FloatingLocation: the calendar's calendar-timezone, for the
+	// free-busy-query REPORT on it (RFC 4791 §5.2.2).
+	timezone *calendar.Timezone
 	// skipUID, if not empty, leaves out the object with this UID (a
 	// booking being decided, when it is updated).
 	skipUID string
@@ -159,7 +163,12 @@ func objectBusy(coll int64, o *store.Object, q FreeBusyQuery) []calendar.Period 
 	if err != nil {
 		return nil
 	}
-	p, err := obj.InZone(q.FloatingLocation).Busy(q.From, q.To, q.MaxInstances)
+	if q.timezone != nil {
+		obj = obj.InTimezone(q.timezone)
+	} else {
+		obj = obj.InZone(q.FloatingLocation)
+	}
+	p, err := obj.Busy(q.From, q.To, q.MaxInstances)
 	if errors.Is(err, calendar.ErrTooManyInstances) {
 		start, end := o.Start, o.End
 		if start.IsZero() || start.Before(q.From) {
@@ -197,7 +206,14 @@ func (h *Handler) freeBusyQuery(rq *request, body *node) error {
 	if err != nil {
 		return err
 	}
-	q := FreeBusyQuery{From: from, To: to, MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation, zones: h.zones, parsed: h.parsed}
+	// Floating times are read in the calendar's calendar-timezone, if it
+	// has one (RFC 4791 §5.2.2).
+	tz, err := h.timezone(rq.ctx, c)
+	if err != nil {
+		return err
+	}
+	q := FreeBusyQuery{From: from, To: to, MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation,
+		timezone: tz, zones: h.zones, parsed: h.parsed}
 	periods, err := collectionBusy(rq.ctx, h.opts.Store, c.ID, q)
 	if err != nil {
 		return err
