@@ -226,6 +226,31 @@ step(f"pull subscription: {names}; after the watermark only {last}")
 alice.inbox.unsubscribe(sub_id)
 m.delete()
 
+# Streaming notifications (ewsd runs with -streaming-minute 3s): the
+# event made before the connection comes in its first envelope; one made
+# while the connection is open (by alice herself over Basic, another
+# connection pool) in a later one; the server closes the connection
+# with ConnectionStatus Closed after the timeout.
+sub_id = alice.calendar.subscribe_to_streaming(event_types=["CreatedEvent", "ModifiedEvent"])
+live = CalendarItem(account=alice, folder=alice.calendar, subject="Stream me",
+                    start=EWSDateTime(2026, 5, 4, 9, 0, tzinfo=tz), end=EWSDateTime(2026, 5, 4, 10, 0, tzinfo=tz))
+live.save(send_meeting_invitations=SEND_TO_NONE)
+alice_basic = account("alice@example.test", config("alice@example.test", BASIC), DELEGATE)
+seen, began = [], time.monotonic()
+for n in alice.calendar.get_streaming_events(sub_id, connection_timeout=1):
+    seen += [(type(e).__name__, e.item_id.id) for e in n.events]
+    if len(seen) == 1:
+        other = alice_basic.calendar.get(id=live.id)
+        other.subject = "Stream me (2)"
+        other.save(update_fields=["subject"], send_meeting_invitations=SEND_TO_NONE)
+took = time.monotonic() - began
+check([k for k, _ in seen] == ["CreatedEvent", "ModifiedEvent"], f"streamed events {seen}")
+check(all(i == live.id for _, i in seen), "the streamed events name the item")
+check(took < 30, f"the connection closed after its timeout ({took:.1f}s)")
+step(f"streaming subscription: {[k for k, _ in seen]}, closed by the server after {took:.1f}s")
+alice.calendar.unsubscribe(sub_id)
+live.delete(send_meeting_cancellations=SEND_TO_NONE)
+
 # 2. Basic auth, delegate access to one's own mailbox; another's is refused.
 bob = account("bob@example.test", config("bob@example.test", BASIC), DELEGATE)
 check("Inbox" in {f.name for f in bob.root.walk()}, "bob lists his folders")

@@ -3,7 +3,8 @@
 # (internal/ewstest, issue 17 "Must show"): the real client lists folders,
 # reads messages' MIME, creates, updates and deletes calendar items (a
 # series with an exception and a deleted occurrence) and contacts, syncs
-# items and the hierarchy twice, uses a pull subscription, and gets
+# items and the hierarchy twice, uses a pull and a streaming
+# subscription (a ConnectionTimeout minute lasts 3 s here), and gets
 # ErrorImpersonateUserDenied, ErrorAccessDenied and ErrorServerBusy where
 # Exchange gives them (.ci/ews_scenario.py). Run twice: plain HTTP, then
 # HTTPS with ewsd's self-signed certificate (not verified by the client).
@@ -41,7 +42,7 @@ for scheme in http https; do
   port=$((base + i)); i=$((i + 1))
   flags=()
   [ "$scheme" = https ] && flags=(-tls)
-  "$work/ewsd" -listen "127.0.0.1:$port" -seed "$work/seed.json" "${flags[@]}" >"$work/server.log" 2>&1 &
+  "$work/ewsd" -listen "127.0.0.1:$port" -seed "$work/seed.json" -streaming-minute 3s "${flags[@]}" >"$work/server.log" 2>&1 &
   pids+=($!)
   wait_port 127.0.0.1 "$port" 10 && sleep 0.2 && kill -0 "${pids[-1]}" 2>/dev/null || fail "ewsd did not start on $port"
   echo "-- exchangelib over $scheme (NTLM and Basic)"

@@ -86,7 +86,7 @@ func (m *Migrator) syncScope(ctx context.Context, job Job, runID int64, progress
 		return MailboxStatus{Target: target, Job: job.Masked()}, &Error{Class: ErrClassCanceled, Target: target, Err: err}
 	}
 	defer unlock()
-	release, err := m.acquireLease(ctx, target)
+	ctx, release, err := m.acquireLease(ctx, target)
 	if err != nil {
 		return MailboxStatus{Target: target, Job: job.Masked(), RunID: runID}, err
 	}

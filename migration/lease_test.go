@@ -9,6 +9,7 @@ import (
 
 	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/store"
+	"github.com/mailyard/mailyard/store/lease"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
 
@@ -31,15 +32,15 @@ func TestLeaseKeepsOtherProcessesOut(t *testing.T) {
 	m1, m2 := newM(), newM()
 	const target = "alice@example.com"
 
-	release, err := m1.acquireLease(ctx, target)
+	_, release, err := m1.acquireLease(ctx, target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m2.acquireLease(ctx, target); !errors.Is(err, ErrBusy) || ClassOf(err) != ErrClassConfig {
+	if _, _, err := m2.acquireLease(ctx, target); !errors.Is(err, ErrBusy) || ClassOf(err) != ErrClassConfig {
 		t.Fatalf("second holder: %v, want ErrBusy", err)
 	}
 	release()
-	release2, err := m2.acquireLease(ctx, target)
+	_, release2, err := m2.acquireLease(ctx, target)
 	if err != nil {
 		t.Fatalf("after release: %v", err)
 	}
@@ -49,9 +50,9 @@ func TestLeaseKeepsOtherProcessesOut(t *testing.T) {
 	}
 
 	host, _ := os.Hostname()
-	put := func(l leaseRecord) {
+	put := func(l lease.Holder) {
 		t.Helper()
-		if err := st.UpdateRecords(ctx, func(tx store.RecordTx) error { return txPutJSON(tx, nsLease, target, l) }); err != nil {
+		if err := st.UpdateRecords(ctx, func(tx store.RecordTx) error { return store.PutJSON(tx, nsLease, target, l, -1) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -61,19 +62,19 @@ func TestLeaseKeepsOtherProcessesOut(t *testing.T) {
 	if err := dead.Run(); err != nil {
 		t.Fatal(err)
 	}
-	put(leaseRecord{Token: "x", Host: host, PID: dead.Process.Pid, Since: time.Now(), Expires: time.Now().Add(time.Hour)})
-	r, err := m1.acquireLease(ctx, target)
+	put(lease.Holder{Token: "x", Host: host, PID: dead.Process.Pid, Since: time.Now(), Expires: time.Now().Add(time.Hour)})
+	_, r, err := m1.acquireLease(ctx, target)
 	if err != nil {
 		t.Fatalf("lease of a dead process not taken over: %v", err)
 	}
 	r()
 	// A holder on another host is trusted until its lease expires.
-	put(leaseRecord{Token: "y", Host: host + ".other", PID: 1, Since: time.Now(), Expires: time.Now().Add(time.Hour)})
-	if _, err := m1.acquireLease(ctx, target); !errors.Is(err, ErrBusy) {
+	put(lease.Holder{Token: "y", Host: host + ".other", PID: 1, Since: time.Now(), Expires: time.Now().Add(time.Hour)})
+	if _, _, err := m1.acquireLease(ctx, target); !errors.Is(err, ErrBusy) {
 		t.Fatalf("live lease of another host: %v, want ErrBusy", err)
 	}
-	put(leaseRecord{Token: "y", Host: host + ".other", PID: 1, Since: time.Now().Add(-time.Hour), Expires: time.Now().Add(-time.Second)})
-	r, err = m1.acquireLease(ctx, target)
+	put(lease.Holder{Token: "y", Host: host + ".other", PID: 1, Since: time.Now().Add(-time.Hour), Expires: time.Now().Add(-time.Second)})
+	_, r, err = m1.acquireLease(ctx, target)
 	if err != nil {
 		t.Fatalf("expired lease not taken over: %v", err)
 	}

@@ -11,7 +11,8 @@ import (
 // and messages with the UIDVALIDITY, UIDs and MODSEQs the caller gives,
 // so that a store copied from another backend (mailserver store copy)
 // looks the same to IMAP clients and they need no resynchronisation
-// (RFC 9051 §2.3.1.1, RFC 7162 §3.1). It is not part of [Store]: only a
+// (RFC 9051 §2.3.1.1, RFC 7162 §3.1), and with the collections' sync
+// tokens, so that CalDAV and CardDAV clients need none either. It is not part of [Store]: only a
 // copy into a store that no client uses yet needs it. store/postgres and
 // store/memstore implement it; find it by type assertion.
 //
@@ -42,6 +43,17 @@ type Importer interface {
 	// (when m.Size is not zero). m.BlobID is ignored. Subscribers of the
 	// feed see ChangeMessagesAdded.
 	ImportMessage(ctx context.Context, account, mailbox string, m Message, body io.Reader) error
+	// ImportSyncToken makes the collection's sync token (its CTag too)
+	// token, the one the copied collection had, so that a CalDAV or
+	// CardDAV client that synced with it finds nothing changed (RFC 6578
+	// §3.2; the objects' ETags, hashes of their data, are the same
+	// already). The change log is not copied: it starts again at token,
+	// and ChangesSince of an older token is ErrSyncTokenInvalid (that
+	// client syncs in full once). ErrInvalid for token 0 or a token below
+	// the collection's current one (a token is never issued twice);
+	// ErrNotFound for a missing collection. Subscribers of the feed see
+	// ChangeCollection.
+	ImportSyncToken(ctx context.Context, collectionID int64, token uint64) error
 }
 
 // CheckImportMailbox validates the arguments of

@@ -26,21 +26,43 @@ type conn struct {
 // within the bound the policy states: StrangerChecks per StrangerWindow
 // plus one per address without failures.
 func TestBruteForceFromTwentyAddresses(t *testing.T) {
+	clk := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	bruteForce(t, clk, 5*time.Minute, New(Policy{Now: clk.Now}))
+}
+
+// TestBruteForceOverTwoNodes is the same attack spread over two nodes
+// (two limiters sharing one Policy.Shared), each connection on either,
+// the user's logins alternating between them: the user is never
+// refused, the stranger checks stay within one budget for both, and
+// each address's failure-free check happens at most once per node.
+func TestBruteForceOverTwoNodes(t *testing.T) {
+	clk := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	sh := newMemShared()
+	a, b := New(Policy{Now: clk.Now, Shared: sh}), New(Policy{Now: clk.Now, Shared: sh})
+	// Shorter than the one-node run: every step costs JSON here, and
+	// the bounds do not depend on the length while it stays within
+	// Window and StrangerWindow.
+	bruteForce(t, clk, 2*time.Minute, a, b)
+	if sh.len() == 0 {
+		t.Fatal("nothing was shared")
+	}
+}
+
+// bruteForce runs the attack for the given time against the nodes: connection i and the
+// user's login n go to node i (n) modulo their number.
+func bruteForce(t *testing.T, clk *testclock.Clock, attack time.Duration, nodes ...*Limiter) {
 	const (
 		addresses = 20
 		perAddr   = 5
-		attack    = 5 * time.Minute
 		tick      = 100 * time.Millisecond
 		hashTime  = 300 * time.Millisecond
 		victim    = "alice@example.com"
 	)
-	clk := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
-	l := New(Policy{Now: clk.Now})
-	p := l.Policy()
+	p := nodes[0].Policy()
 	usual := netip.MustParseAddr("127.0.0.1")
 
 	// The user's usual address: they logged in there yesterday.
-	if a, err := l.Begin(noWait(), usual, victim); err != nil {
+	if a, err := nodes[0].Begin(noWait(), usual, victim); err != nil {
 		t.Fatal(err)
 	} else {
 		a.Succeeded()
@@ -58,7 +80,7 @@ func TestBruteForceFromTwentyAddresses(t *testing.T) {
 	var attackerChecks, refusals, victimLogins int
 	nextVictim := start
 	for now := start; now.Sub(start) < attack; now = clk.Now() {
-		for _, c := range conns {
+		for i, c := range conns {
 			if c.attempt != nil && !now.Before(c.doneAt) {
 				// A wrong password; the server waits the delay before it
 				// answers, then the attacker sends the next guess.
@@ -66,7 +88,7 @@ func TestBruteForceFromTwentyAddresses(t *testing.T) {
 				c.attempt = nil
 			}
 			if c.attempt == nil && !now.Before(c.ready) {
-				a, err := l.Begin(noWait(), c.ip, victim)
+				a, err := nodes[i%len(nodes)].Begin(noWait(), c.ip, victim)
 				if err != nil {
 					refusals++
 					c.ready = now.Add(tick)
@@ -78,10 +100,10 @@ func TestBruteForceFromTwentyAddresses(t *testing.T) {
 		}
 		if !now.Before(nextVictim) {
 			from := usual
-			if victimLogins == 15 {
+			if victimLogins == 6 {
 				from = netip.MustParseAddr("192.0.2.77") // travelling: a new address
 			}
-			a, err := l.Begin(noWait(), from, victim)
+			a, err := nodes[victimLogins%len(nodes)].Begin(noWait(), from, victim)
 			if err != nil {
 				t.Fatalf("after %v of attack the user was refused from %s: %v", now.Sub(start), from, err)
 			}
@@ -91,20 +113,29 @@ func TestBruteForceFromTwentyAddresses(t *testing.T) {
 		}
 		clk.Add(tick)
 	}
-	bound := p.StrangerChecks + addresses // the attack is shorter than StrangerWindow and Window
-	st := l.Stats()
-	t.Logf("%v: %d attacker checks (bound %d), %d refusals without a check, %d user logins; stats %v",
-		attack, attackerChecks, bound, refusals, victimLogins, st)
+	// The attack is shorter than StrangerWindow and Window.
+	bound := p.StrangerChecks + addresses*len(nodes)
+	var stranger, untrusted uint64
+	for _, l := range nodes {
+		st := l.Stats()
+		stranger += st.Checks[Stranger]
+		untrusted += st.Checks[Fresh] + st.Checks[Stranger]
+		if st.SharedErrors != 0 {
+			t.Fatalf("%d failed calls to the shared state", st.SharedErrors)
+		}
+	}
+	t.Logf("%v over %d node(s): %d attacker checks (bound %d), %d refusals without a check, %d user logins; %d stranger checks",
+		attack, len(nodes), attackerChecks, bound, refusals, victimLogins, stranger)
 	if attackerChecks > bound {
 		t.Fatalf("attackers caused %d password checks, bound %d", attackerChecks, bound)
 	}
-	if got := st.Checks[Stranger]; got > uint64(p.StrangerChecks) {
-		t.Fatalf("%d stranger checks, budget %d", got, p.StrangerChecks)
+	if stranger > uint64(p.StrangerChecks) {
+		t.Fatalf("%d stranger checks, budget %d", stranger, p.StrangerChecks)
 	}
-	if got := st.Checks[Fresh] + st.Checks[Stranger]; got != uint64(attackerChecks)+2 {
-		t.Fatalf("stats count %d untrusted checks, the simulation %d (+2 for the user's fresh logins)", got, attackerChecks)
+	if untrusted != uint64(attackerChecks)+2 {
+		t.Fatalf("stats count %d untrusted checks, the simulation %d (+2 for the user's fresh logins)", untrusted, attackerChecks)
 	}
-	if attackerChecks <= addresses || refusals == 0 || victimLogins < 30 {
+	if attackerChecks <= addresses || refusals == 0 || victimLogins < int(attack/(10*time.Second)) {
 		t.Fatalf("the simulation did not exercise the limits: %d checks, %d refusals, %d logins", attackerChecks, refusals, victimLogins)
 	}
 }

@@ -71,6 +71,37 @@
 //     trusted pairs) holds at most [Policy.MaxEntries] entries; forgotten
 //     entries are swept once a minute and when a table is full.
 //
+// # Several nodes
+//
+// Servers behind a load balancer on one database each run a Limiter; a
+// guesser spreads its attempts over them, and the user's next login
+// lands on any of them. With [Policy.Shared] set (limitstore.New over
+// the store they share), the limiters keep in it what must hold across
+// nodes, and the guarantees above hold for the cluster as a whole:
+//
+//   - Begin reads the pair's shared record (failures, block, last
+//     success) and, unless that makes the pair Trusted, the client's,
+//     and decides on them: a block or delay earned on one node refuses
+//     on every node, and a user who logged in on one node is Trusted on
+//     all (one read for a Trusted login).
+//   - Failed counts the failure in the shared records (one transaction
+//     each, atomic against every node), Succeeded forgets the pair's
+//     failures and trusts it there (written only when something changes
+//     or the stored trust is older than TrustFor/16).
+//   - A Stranger's check takes its slot of the login's shared budget in
+//     one transaction, so StrangerChecks per StrangerWindow holds for the
+//     cluster; a login found spent is refused locally, without a write,
+//     until a slot frees.
+//   - Unfinished checks stay local: parallel checks of one client on N
+//     nodes see each other only once their verdicts are in, so the
+//     bounds that rest on them (a failure-free client's one Fresh check,
+//     no parallel guesses past BlockAfter) widen to one per node.
+//   - Entries expire (a client's or pair's Window after its last
+//     failure, or when its block, delay or trust ends; a budget
+//     StrangerWindow after its last check); [Limiter.SweepShared] deletes
+//     what expired. If the shared store fails, the limiter decides on
+//     what its process knows and counts the failure in Stats.
+//
 // The price: a user who mistyped their password from a new address while
 // their login is under attack is a Stranger there, and may be refused until
 // the budget frees up; from any address where they logged in before, they

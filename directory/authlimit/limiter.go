@@ -137,6 +137,12 @@ type Policy struct {
 	MaxEntries int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Shared, if set, is where this limiter and those of the other
+	// nodes of a cluster keep the failures and blocks of clients and
+	// pairs, the pairs' trust and the logins' stranger budgets (see
+	// "Several nodes" in the package documentation). Nil keeps them in
+	// this process only, which is right for a single server.
+	Shared Shared
 }
 
 func (b Backoff) withDefaults(blockAfter int) Backoff {
@@ -199,13 +205,16 @@ func (b *Backoff) delay(n int) time.Duration {
 // Stats counts what a [Limiter] decided since it was made.
 type Stats struct {
 	// Checks counts the attempts Begin allowed, by [Class]: each is one
-	// password check.
+	// password check. With Policy.Shared they are this node's.
 	Checks map[Class]uint64
 	// Refused counts the attempts Begin refused, by [Reason].
 	Refused map[Reason]uint64
 	// Waiting is how many Begin calls wait, now, for the verdicts of
 	// checks of the same client.
 	Waiting int
+	// SharedErrors counts the calls to Policy.Shared that failed (the
+	// limiter then decided on what this process knows).
+	SharedErrors uint64
 }
 
 // Limiter decides which password checks may run; see the package
@@ -219,11 +228,14 @@ type Limiter struct {
 	pairs     map[pairKey]*record
 	budgets   map[string]*budget
 	trusted   map[pairKey]time.Time // the last success
+	spent     map[string]time.Time  // logins whose shared budget is spent, until when
 	lastSweep time.Time
 	settled   chan struct{} // closed when an unfinished check ends
 	waiting   int           // Begin calls waiting on settled
 	checks    [3]uint64
 	refused   [ReasonLoginThrottled + 1]uint64
+
+	sharedErrors uint64
 }
 
 type pairKey struct {
@@ -240,6 +252,7 @@ func New(p Policy) *Limiter {
 		pairs:     make(map[pairKey]*record),
 		budgets:   make(map[string]*budget),
 		trusted:   make(map[pairKey]time.Time),
+		spent:     make(map[string]time.Time),
 		lastSweep: p.Now(),
 	}
 }
@@ -285,10 +298,17 @@ func loginKey(login string) string {
 // parallel guesses still cannot pass a limit. If ctx ends first, Begin
 // refuses with ReasonTooSoon.
 func (l *Limiter) Begin(ctx context.Context, ip netip.Addr, login string) (*Attempt, error) {
+	a := &Attempt{l: l, pair: pairKey{limits.ClientKey(ip), loginKey(login)}}
+	if l.p.Shared != nil {
+		l.loadShared(ctx, a)
+	}
 	for {
-		a, settled, err := l.begin(ip, login)
+		got, settled, err := l.begin(a)
 		if settled == nil {
-			return a, err
+			if got != nil && l.p.Shared != nil && got.class == Stranger {
+				return l.sharedStranger(ctx, got)
+			}
+			return got, err
 		}
 		select {
 		case <-settled:
@@ -304,11 +324,26 @@ func (l *Limiter) Begin(ctx context.Context, ip netip.Addr, login string) (*Atte
 	}
 }
 
-// begin is one try of Begin. It returns an attempt, a refusal, or a
-// channel closed when an unfinished check ends (then try again).
-func (l *Limiter) begin(ip netip.Addr, login string) (*Attempt, <-chan struct{}, error) {
+// sharedStranger takes the slot of a Stranger's attempt in the login's
+// shared budget, or ends the attempt and refuses it.
+func (l *Limiter) sharedStranger(ctx context.Context, a *Attempt) (*Attempt, error) {
+	wait := l.takeSharedBudget(ctx, a.pair.login)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if wait > 0 {
+		a.finish()
+		return nil, l.refuse(ReasonLoginThrottled, 0, wait)
+	}
+	l.checks[Stranger]++
+	return a, nil
+}
+
+// begin is one try of Begin for a. It returns a, a refusal, or a
+// channel closed when an unfinished check ends (then try again). With
+// Policy.Shared a Stranger's budget is taken after it returns, and its
+// check counted then.
+func (l *Limiter) begin(a *Attempt) (*Attempt, <-chan struct{}, error) {
 	now := l.p.Now()
-	a := &Attempt{l: l, pair: pairKey{limits.ClientKey(ip), loginKey(login)}}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.maybeSweep(now)
@@ -335,13 +370,17 @@ func (l *Limiter) begin(ip netip.Addr, login string) (*Attempt, <-chan struct{},
 		}
 		if c.idle(l.p.Window, now) {
 			a.class = Fresh
-		} else if wait := l.takeBudget(a.pair.login, now); wait > 0 {
-			return nil, nil, l.refuse(ReasonLoginThrottled, 0, wait)
+		} else if l.p.Shared == nil {
+			if wait := l.takeBudget(a.pair.login, now); wait > 0 {
+				return nil, nil, l.refuse(ReasonLoginThrottled, 0, wait)
+			}
 		}
 		l.clientRecord(a.pair.client, now).pending++
 	}
 	l.pairRecord(a.pair, now).pending++
-	l.checks[a.class]++
+	if l.p.Shared == nil || a.class != Stranger {
+		l.checks[a.class]++
+	}
 	return a, nil, nil
 }
 
@@ -396,6 +435,7 @@ func (l *Limiter) Stats() Stats {
 		s.Refused[r] = l.refused[r]
 	}
 	s.Waiting = l.waiting
+	s.SharedErrors = l.sharedErrors
 	return s
 }
 
@@ -405,6 +445,11 @@ type Attempt struct {
 	pair  pairKey
 	class Class
 	done  bool // guarded by l.mu
+
+	// What Policy.Shared held for the pair when Begin read it: its last
+	// success, and whether it had no failures.
+	sharedTrusted time.Time
+	sharedClean   bool
 }
 
 // Class says how Begin classed the attempt.
@@ -429,6 +474,16 @@ func (a *Attempt) Succeeded() {
 		l.evictTrusted(now)
 	}
 	l.trusted[a.pair] = now
+	if l.p.Shared != nil {
+		l.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		err := l.succeedShared(ctx, a)
+		cancel()
+		l.mu.Lock()
+		if err != nil {
+			l.sharedErrors++
+		}
+	}
 }
 
 // Failed records that the password was wrong and returns how long the
@@ -444,6 +499,42 @@ func (a *Attempt) Failed() time.Duration {
 	d := l.pairRecord(a.pair, now).fail(&l.p.Pair, l.p.Window, now)
 	if a.class != Trusted {
 		d = max(d, l.clientRecord(a.pair.client, now).fail(&l.p.Client, l.p.Window, now))
+	}
+	if l.p.Shared != nil {
+		l.mu.Unlock()
+		d = max(d, l.failSharedAll(a, now))
+		l.mu.Lock()
+	}
+	return d
+}
+
+// failSharedAll counts the failure on the pair's and (unless Trusted)
+// the client's shared records, makes them the local ones, and returns
+// the longest delay they set. Callers do not hold l.mu.
+func (l *Limiter) failSharedAll(a *Attempt, now time.Time) time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	var d time.Duration
+	ps, err := l.failShared(ctx, pairKeyString(a.pair), &l.p.Pair)
+	l.mu.Lock()
+	if err != nil {
+		l.sharedErrors++
+	} else {
+		adopt(l.pairs, a.pair, ps, l, now)
+		d = max(d, ps.NotBefore.Sub(now))
+	}
+	l.mu.Unlock()
+	if a.class == Trusted {
+		return d
+	}
+	cs, err := l.failShared(ctx, clientKey(a.pair.client), &l.p.Client)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.sharedErrors++
+	} else {
+		adopt(l.clients, a.pair.client, cs, l, now)
+		d = max(d, cs.NotBefore.Sub(now))
 	}
 	return d
 }

@@ -123,6 +123,11 @@ func (l *Limiter) maybeSweep(now time.Time) {
 			delete(l.trusted, k)
 		}
 	}
+	for k, t := range l.spent {
+		if !now.Before(t) {
+			delete(l.spent, k)
+		}
+	}
 }
 
 func sweepRecords[K comparable](m map[K]*record, window time.Duration, now time.Time) {

@@ -6,6 +6,11 @@ package ldap
 // own namespaces (see builtin.Namespaces).
 const nsStatus = "ldapsync"
 
+// nsLease holds the lease of the connection's running sync, one record
+// per connection name (package store/lease), so that the nodes sharing a
+// store never sync one connection at once.
+const nsLease = "ldapsync.lease"
+
 // Namespaces returns the [store.Records] namespaces the LDAP sync owns,
 // for a check that no two owners claim one.
-func Namespaces() []string { return []string{nsStatus} }
+func Namespaces() []string { return []string{nsStatus, nsLease} }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/store"
+	"github.com/mailyard/mailyard/store/lease"
 )
 
 // Errors.
@@ -27,8 +28,13 @@ var (
 	// ErrUnavailable: no configured server could be reached (or none
 	// accepted the service bind).
 	ErrUnavailable = errors.New("ldap: no server available")
-	// ErrSyncRunning: a sync of this connection is already running.
+	// ErrSyncRunning: a sync of this connection is already running, in
+	// this process or in another one sharing the store (a node of a
+	// cluster on one PostgreSQL; the error then names it).
 	ErrSyncRunning = errors.New("ldap: a sync is already running")
+	// ErrNotDue: SyncOptions.Every is set and a sync of this connection
+	// (by any process sharing the store) started more recently.
+	ErrNotDue = errors.New("ldap: no sync due yet")
 )
 
 // workers is how many directory writes a sync keeps in flight; the
@@ -114,6 +120,17 @@ type SyncOptions struct {
 	Full bool
 	// Force overrides the safety guard.
 	Force bool
+	// Every, if set, makes this a scheduled sync: it runs only if the
+	// last sync of this connection, by any process sharing the store,
+	// started at least 9/10 of Every ago (the slack lets a scheduler
+	// that ticks every Every run on each tick); otherwise Sync returns
+	// ErrNotDue and changes nothing. Several nodes that each schedule a
+	// sync every Every thus sync the connection once per Every between
+	// them.
+	Every time.Duration
+	// FullEvery, if set, makes the sync full when the last full sync
+	// succeeded FullEvery ago or longer (also when Full is false).
+	FullEvery time.Duration
 }
 
 // Status returns the stored status of the connection.
@@ -128,14 +145,45 @@ func (c *Connector) Status(ctx context.Context) (Status, error) {
 // guard), in which case nothing was removed or disabled and the cursor
 // is unchanged. Every run first completes mailbox deletions that a crash
 // interrupted ([VanishedDeleter.CompleteDeletions], if the target has it).
+//
+// One sync of a connection runs at a time among all the processes that
+// share the store: a sync holds a lease (package store/lease, namespace
+// "ldapsync.lease", keyed by the connection's name) while it runs, and a
+// sync started meanwhile anywhere is ErrSyncRunning. A process that dies
+// mid-sync loses the lease when it expires (2 minutes without renewal),
+// and a sync that loses its lease stops.
 func (c *Connector) Sync(ctx context.Context, opts SyncOptions) (Status, error) {
 	if !c.syncMu.TryLock() {
 		return Status{}, ErrSyncRunning
 	}
 	defer c.syncMu.Unlock()
+	l, err := lease.Acquire(ctx, lease.Options{Records: c.records, Namespace: nsLease, Key: c.cfg.Name, Now: c.now, Logger: c.log})
+	if errors.Is(err, lease.ErrHeld) {
+		return Status{}, fmt.Errorf("%w: %w", ErrSyncRunning, err)
+	}
+	if err != nil {
+		return Status{}, err
+	}
+	defer l.Release()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-l.Lost():
+			cancel(errors.New("ldap: sync lease lost to another process"))
+		case <-ctx.Done():
+		}
+	}()
 	prev, err := c.Status(ctx)
 	if err != nil {
 		return Status{}, err
+	}
+	now := c.now()
+	if opts.Every > 0 && !prev.Started.IsZero() && now.Sub(prev.Started) < opts.Every-opts.Every/10 {
+		return prev, ErrNotDue
+	}
+	if opts.FullEvery > 0 && now.Sub(prev.LastFull) >= opts.FullEvery {
+		opts.Full = true
 	}
 	r := &run{now: c.now, dom: c.newDomains(), st: Status{
 		Name: c.cfg.Name, State: StateRunning, Started: c.now(),

@@ -273,7 +273,8 @@ func newAuthenticator(dir *builtin.Directory, sources []ldapSource) *directory.S
 
 // runDirectorySync syncs every source at start and then on its schedule
 // (a full sync when FullSyncInterval has passed since the last one),
-// until ctx ends.
+// until ctx ends. With several nodes on one store, each source is synced
+// by one node at a time, about once per interval among them all.
 func runDirectorySync(ctx context.Context, sources []ldapSource, logger *slog.Logger) {
 	var wg sync.WaitGroup
 	for _, s := range sources {
@@ -283,12 +284,15 @@ func runDirectorySync(ctx context.Context, sources []ldapSource, logger *slog.Lo
 			t := time.NewTicker(s.every)
 			defer t.Stop()
 			for {
-				full := false
-				if st, err := s.conn.Status(ctx); err == nil && time.Since(st.LastFull) >= s.fullEvery {
-					full = true
-				}
-				// Errors are in the stored status and the connector's log.
-				if _, err := s.conn.Sync(ctx, ldap.SyncOptions{Full: full}); err != nil && ctx.Err() == nil {
+				// Every and FullEvery are judged under the sync's lease
+				// against the stored status, so nodes sharing a store
+				// sync once per interval between them.
+				_, err := s.conn.Sync(ctx, ldap.SyncOptions{Every: s.every, FullEvery: s.fullEvery})
+				switch {
+				case errors.Is(err, ldap.ErrNotDue), errors.Is(err, ldap.ErrSyncRunning):
+					logger.Debug("directory sync skipped", "ldap", s.conn.Name(), "why", err)
+				case err != nil && ctx.Err() == nil:
+					// Details are in the stored status and the connector's log.
 					logger.Warn("directory sync failed", "ldap", s.conn.Name(), "err", err)
 				}
 				select {

@@ -74,15 +74,16 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	authLimiter := newAuthLimiter(cfg.Limits, cfg.Store.Backend, st, reg)
 	ls, err := listen(cfg, logger, shared{
-		st: st, dir: dir, gal: geoSite.gal(dir), remoteFreeBusy: geoSite.remoteFreeBusy(), auth: auth, authLimiter: newAuthLimiter(cfg.Limits, reg),
+		st: st, dir: dir, gal: geoSite.gal(dir), remoteFreeBusy: geoSite.remoteFreeBusy(), auth: auth, authLimiter: authLimiter,
 		tlsConfig: tlsConfig, reg: reg, smtp: smtpOpts,
 		mxDeliverer: &imipDeliverer{mailStore: st, dir: dir, trusted: cfg.trustedCalendarSenders(), logger: logger.With("listener", "smtp")},
 	})
 	if err != nil {
 		return err
 	}
-	runErr := ls.run(ctx, cfg, logger, keys, ldapSources)
+	runErr := ls.run(ctx, cfg, logger, jobs{keys: keys, ldapSources: ldapSources, authLimiter: authLimiter})
 	if queue != nil {
 		queue.Close()
 	}
@@ -382,7 +383,7 @@ func listenTCP(logger *slog.Logger, name, addr string) (net.Listener, error) {
 // run serves on every listener and runs the background jobs until ctx is
 // done or a listener fails, then shuts them all down. It returns the
 // listener's failure, if that was what stopped it.
-func (ls *listeners) run(ctx context.Context, cfg Config, logger *slog.Logger, keys *dkim.Keys, ldapSources []ldapSource) error {
+func (ls *listeners) run(ctx context.Context, cfg Config, logger *slog.Logger, j jobs) error {
 	errc := make(chan error, len(ls.smtp)+len(ls.imap)+2)
 	var wg sync.WaitGroup
 	for i, srv := range ls.smtp {
@@ -398,7 +399,7 @@ func (ls *listeners) run(ctx context.Context, cfg Config, logger *slog.Logger, k
 		serveOn(&wg, errc, ls.davServe, ls.davLn, http.ErrServerClosed)
 	}
 	jobsCtx, stopJobs := context.WithCancel(context.Background())
-	startJobs(jobsCtx, &wg, keys, ldapSources, logger)
+	startJobs(jobsCtx, &wg, j, logger)
 	logger.Info("mailserver started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir)
 
 	var runErr error
@@ -426,19 +427,19 @@ func serveOn(wg *sync.WaitGroup, errc chan<- error, serve func(net.Listener) err
 	}()
 }
 
-// startJobs runs the background jobs, DKIM key retirement and directory
-// sync, on goroutines of wg until ctx ends.
-func startJobs(ctx context.Context, wg *sync.WaitGroup, keys *dkim.Keys, ldapSources []ldapSource, logger *slog.Logger) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		retireKeys(ctx, keys, logger)
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		runDirectorySync(ctx, ldapSources, logger)
-	}()
+// jobs is what the background jobs work on.
+type jobs struct {
+	keys        *dkim.Keys
+	ldapSources []ldapSource
+	authLimiter *authlimit.Limiter
+}
+
+// startJobs runs the background jobs, DKIM key retirement, directory
+// sync and the auth limiter's sweep, on goroutines of wg until ctx ends.
+func startJobs(ctx context.Context, wg *sync.WaitGroup, j jobs, logger *slog.Logger) {
+	wg.Go(func() { retireKeys(ctx, j.keys, logger) })
+	wg.Go(func() { runDirectorySync(ctx, j.ldapSources, logger) })
+	wg.Go(func() { sweepAuthLimiter(ctx, j.authLimiter, logger) })
 }
 
 // shutdown stops every server, letting in-flight sessions finish within

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mailyard/mailyard/dav"
+	"github.com/mailyard/mailyard/directory/authlimit/limitstore"
 	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/directory/ldap"
 	"github.com/mailyard/mailyard/dkim/dkimstore"
@@ -33,14 +34,15 @@ import (
 // copies these namespaces (and any other a data directory holds).
 func namespaceOwners() map[string][]string {
 	return map[string][]string{
-		"dav":            dav.Namespaces(),
-		"directory":      builtin.Namespaces(),
-		"directory/ldap": ldap.Namespaces(),
-		"dkim/dkimstore": dkimstore.Namespaces(),
-		"migration":      migration.Namespaces(),
-		"migration/ews":  ews.Namespaces(),
-		"queue":          queue.Namespaces(),
-		"smtp":           smtp.Namespaces(),
+		"dav":                            dav.Namespaces(),
+		"directory":                      builtin.Namespaces(),
+		"directory/authlimit/limitstore": limitstore.Namespaces(),
+		"directory/ldap":                 ldap.Namespaces(),
+		"dkim/dkimstore":                 dkimstore.Namespaces(),
+		"migration":                      migration.Namespaces(),
+		"migration/ews":                  ews.Namespaces(),
+		"queue":                          queue.Namespaces(),
+		"smtp":                           smtp.Namespaces(),
 	}
 }
 
@@ -386,6 +388,9 @@ func (c *copier) copyCollections(ctx context.Context, acct string) (int, error) 
 			}
 			n, err := c.copyObjects(ctx, col.ID, d.ID)
 			written += n
+			if err == nil {
+				err = c.copySyncToken(ctx, acct, col)
+			}
 			if err != nil {
 				return written, fmt.Errorf("%s %q: %w", kind, col.Name, err)
 			}
@@ -408,6 +413,23 @@ func (c *copier) copyCollections(ctx context.Context, acct string) (int, error) 
 		}
 	}
 	return written, nil
+}
+
+// copySyncToken gives the target collection the source's sync token
+// (store.Importer.ImportSyncToken), so that a CalDAV/CardDAV client that
+// synced before the copy finds nothing to do; the ETags match already
+// (hashes of the data). A target already past it (changed since an
+// earlier copy) keeps its own: its clients sync in full once.
+func (c *copier) copySyncToken(ctx context.Context, acct string, src store.Collection) error {
+	d, err := c.dst.Collection(ctx, acct, src.Kind, src.Name)
+	if err != nil {
+		return err
+	}
+	if d.SyncToken > src.SyncToken {
+		fmt.Fprintf(c.out, "%s %s/%s: target sync token %d is past the source's %d; kept\n", src.Kind, acct, src.Name, d.SyncToken, src.SyncToken)
+		return nil
+	}
+	return c.dst.ImportSyncToken(ctx, d.ID, src.SyncToken)
 }
 
 // copyObjects copies the objects of one collection a page at a time;

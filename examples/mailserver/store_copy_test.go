@@ -102,6 +102,12 @@ func fillDataDir(t *testing.T) (dir string, accounts []string) {
 			Component: "VEVENT", Start: time.Date(2020, 1, 2, 10, 0, 0, 0, time.UTC), End: time.Date(2020, 1, 2, 11, 0, 0, 0, time.UTC)}, store.PutOptions{IfNoneMatch: true})
 		must(err)
 	}
+	// An edit and a deletion: the source's sync token is past its
+	// object count, and its log holds a tombstone.
+	_, err = st.PutObject(ctx, cal.ID, store.Object{Name: "gone.ics", UID: "gone@example.test", ContentType: "text/calendar", Component: "VEVENT",
+		Data: []byte("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:gone@example.test\r\nDTSTAMP:20200101T000000Z\r\nDTSTART:20200103T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")}, store.PutOptions{})
+	must(err)
+	must(st.DeleteObject(ctx, cal.ID, "gone.ics", ""))
 	work, err := st.CreateCollection(ctx, store.Collection{Account: bob, Kind: store.KindAddressBook, Name: "work", DisplayName: "Work"})
 	must(err)
 	_, err = st.PutObject(ctx, work.ID, store.Object{Name: "c.vcf", UID: "c1", ContentType: "text/vcard", Data: []byte("BEGIN:VCARD\r\nVERSION:4.0\r\nUID:c1\r\nFN:C\r\nEND:VCARD\r\n"), Component: "VCARD"}, store.PutOptions{})
@@ -216,6 +222,42 @@ func TestStoreCopy(t *testing.T) {
 				}
 			}
 		}
+	}
+	// Every collection has the source's sync token, and its objects
+	// their ETags: a CalDAV/CardDAV client that synced with the source
+	// asks for the changes since its token and gets none.
+	for _, acct := range accts {
+		for _, kind := range collectionKinds {
+			scols, err := src.ListCollections(ctx, acct, kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sc := range scols {
+				dc, err := dst.Collection(ctx, acct, kind, sc.Name)
+				if err != nil || dc.SyncToken != sc.SyncToken {
+					t.Fatalf("%s %s/%s: target sync token %d (%v), source %d", kind, acct, sc.Name, dc.SyncToken, err, sc.SyncToken)
+				}
+				ch, tok, err := dst.ChangesSince(ctx, dc.ID, sc.SyncToken)
+				if err != nil || len(ch) != 0 || tok != sc.SyncToken {
+					t.Fatalf("%s %s/%s: changes since the source's token %d: %v at %d (%v), want none", kind, acct, sc.Name, sc.SyncToken, ch, tok, err)
+				}
+				so, _ := src.ListObjects(ctx, sc.ID)
+				do, _ := dst.ListObjects(ctx, dc.ID)
+				etags := func(os []store.Object) []string {
+					var out []string
+					for _, o := range os {
+						out = append(out, o.Name+" "+o.ETag)
+					}
+					return out
+				}
+				if !slices.Equal(etags(so), etags(do)) {
+					t.Fatalf("%s %s/%s: ETags: source %v, target %v", kind, acct, sc.Name, etags(so), etags(do))
+				}
+			}
+		}
+	}
+	if cal, _ := src.Collection(ctx, accts[0], store.KindCalendar, "calendar"); cal.SyncToken <= 4 {
+		t.Fatalf("the source calendar's token %d does not exceed its object count: the test shows nothing", cal.SyncToken)
 	}
 	if _, err := dst.Mailbox(ctx, accts[0], "Junk"); !errors.Is(err, store.ErrNoMailbox) {
 		t.Fatalf("Junk, deleted in the source, in the target: %v", err)

@@ -30,48 +30,38 @@ type ewsOptions struct {
 	targets []string
 }
 
-// ewsCmd is `migrate ews sync`: one pass for each target from an
+// ewsCmd is `migrate ews sync`, `ews subscribe` and `ews conflicts`.
+func (c *cli) ewsCmd(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: ews: the command is \"ews sync\", \"ews subscribe\" or \"ews conflicts\"", errUsage)
+	}
+	switch args[0] {
+	case "sync":
+		return c.ewsSync(ctx, args[1:])
+	case "subscribe":
+		return c.ewsSubscribe(ctx, args[1:])
+	case "conflicts":
+		return c.ewsConflicts(ctx, args[1:])
+	}
+	return fmt.Errorf("%w: ews: unknown command %q", errUsage, args[0])
+}
+
+// ewsSync is `migrate ews sync`: one pass for each target from an
 // Exchange mailbox over EWS (mail, calendar and contacts), kept in the
 // run history like the IMAP runs.
-func (c *cli) ewsCmd(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "sync" {
-		return fmt.Errorf("%w: ews: the command is \"ews sync\"", errUsage)
-	}
-	o, err := parseEWSFlags(args[1:])
+func (c *cli) ewsSync(ctx context.Context, args []string) error {
+	o, err := parseEWSFlags("ews sync", args, nil)
 	if err != nil {
 		return err
 	}
-	if len(c.cfg.Migration.Allowlist) == 0 {
-		return errors.New("no source allowlist: give -allow HOSTS or allowlist in the [migration] section of the config file")
+	if o.parallel > 0 {
+		c.cfg.Migration.Parallel = o.parallel
 	}
-	allow, err := migration.NewAllowlist(c.cfg.Migration.Allowlist)
-	if err != nil {
-		return err
-	}
-	pw, err := c.password(o.passwordFile, "MIGRATE_PASSWORD", c.cfg.Migration.PasswordFile)
-	if err != nil {
-		return err
-	}
-	if pw == "" {
-		return fmt.Errorf("%w: ews sync: no password (--password-file or MIGRATE_PASSWORD)", errUsage)
-	}
-	opts := ews.Options{URL: o.endpoint, Version: ews.Version(o.version), Auth: ews.Auth(o.auth),
-		Username: o.user, Password: pw, Access: ews.AccessDelegate,
-		CAFile: o.caFile, InsecureSkipVerify: o.insecureSkipVerify, Allowlist: allow, Logger: c.logger}
-	if o.impersonate {
-		opts.Access = ews.AccessImpersonation
-	}
-	if opts.MinTLSVersion, err = tlsVersion(o.minTLS); err != nil {
-		return fmt.Errorf("%w: --min-tls: %v", errUsage, err)
-	}
-	client, err := ews.NewClient(opts)
+	client, err := c.ewsClient(o)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	if o.parallel > 0 {
-		c.cfg.Migration.Parallel = o.parallel
-	}
 	if err := c.open(ctx, true); err != nil {
 		return err
 	}
@@ -86,6 +76,35 @@ func (c *cli) ewsCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	return c.execute(ctx, spec, o.progressEvery)
+}
+
+// ewsClient is the EWS client the flags describe, with the config's
+// allowlist and the password from its file.
+func (c *cli) ewsClient(o ewsOptions) (*ews.Client, error) {
+	if len(c.cfg.Migration.Allowlist) == 0 {
+		return nil, errors.New("no source allowlist: give -allow HOSTS or allowlist in the [migration] section of the config file")
+	}
+	allow, err := migration.NewAllowlist(c.cfg.Migration.Allowlist)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := c.password(o.passwordFile, "MIGRATE_PASSWORD", c.cfg.Migration.PasswordFile)
+	if err != nil {
+		return nil, err
+	}
+	if pw == "" {
+		return nil, fmt.Errorf("%w: ews: no password (--password-file or MIGRATE_PASSWORD)", errUsage)
+	}
+	opts := ews.Options{URL: o.endpoint, Version: ews.Version(o.version), Auth: ews.Auth(o.auth),
+		Username: o.user, Password: pw, Access: ews.AccessDelegate,
+		CAFile: o.caFile, InsecureSkipVerify: o.insecureSkipVerify, Allowlist: allow, Logger: c.logger}
+	if o.impersonate {
+		opts.Access = ews.AccessImpersonation
+	}
+	if opts.MinTLSVersion, err = tlsVersion(o.minTLS); err != nil {
+		return nil, fmt.Errorf("%w: --min-tls: %v", errUsage, err)
+	}
+	return ews.NewClient(opts)
 }
 
 // ewsRunSpec is the run of `ews sync`: a by-list run whose jobs name
@@ -127,9 +146,11 @@ func ewsRunSpec(o ewsOptions, em *ews.Migrator) (migration.RunSpec, error) {
 	return spec, nil
 }
 
-func parseEWSFlags(args []string) (ewsOptions, error) {
+// parseEWSFlags reads the flags the ews commands share, and those more
+// adds; cmd names the command in errors.
+func parseEWSFlags(cmd string, args []string, more func(*flag.FlagSet)) (ewsOptions, error) {
 	var o ewsOptions
-	fs := flag.NewFlagSet("ews sync", flag.ContinueOnError)
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.StringVar(&o.endpoint, "endpoint", "", "EWS URL, e.g. https://mail.example.com/EWS/Exchange.asmx")
 	fs.StringVar(&o.user, "user", "", "account to log in as (DOMAIN\\user or user@domain)")
 	fs.StringVar(&o.passwordFile, "password-file", "", "file with its password")
@@ -142,12 +163,15 @@ func parseEWSFlags(args []string) (ewsOptions, error) {
 	fs.StringVar(&o.exclude, "exclude", "", `folders not to copy, ";"-separated ("-": none)`)
 	fs.IntVar(&o.parallel, "parallel", 0, "mailboxes copied at once")
 	fs.DurationVar(&o.progressEvery, "progress-every", lineEvery, "period of progress lines when the output is not a terminal")
+	if more != nil {
+		more(fs)
+	}
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return o, err
 	}
-	if o.endpoint == "" || o.user == "" || len(pos) == 0 {
-		return o, fmt.Errorf("%w: ews sync needs --endpoint, --user and at least one TARGET", errUsage)
+	if o.endpoint == "" || o.user == "" || (len(pos) == 0 && cmd == "ews sync") {
+		return o, fmt.Errorf("%w: %s needs --endpoint, --user and at least one TARGET", errUsage, cmd)
 	}
 	if o.parallel < 0 || o.progressEvery <= 0 {
 		return o, fmt.Errorf("%w: --parallel and --progress-every must not be negative", errUsage)

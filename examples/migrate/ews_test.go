@@ -1,15 +1,22 @@
 package main
 
 import (
+	"context"
 	"encoding/pem"
+	"fmt"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/internal/ewstest"
+	"github.com/mailyard/mailyard/migration"
+	"github.com/mailyard/mailyard/migration/ews"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
@@ -74,4 +81,128 @@ func (f *fixture) objects(addr string, kind store.CollectionKind) int {
 		n += len(objs)
 	}
 	return n
+}
+
+// TestEWSSubscribe keeps the calendars of a domain's users in sync with
+// `migrate ews subscribe --domain`: Exchange's new events arrive for
+// both users, alice's own event (written by another store handle, as
+// the mail server's CalDAV would) goes to Exchange because the access
+// list selects her for two-way sync; Ctrl-C stops it and the same
+// command resumes with what happened while it was stopped.
+func TestEWSSubscribe(t *testing.T) {
+	srv := ewstest.New(ewstest.Options{})
+	require.NoError(t, srv.AddUser(ewstest.User{Login: "svc", Password: "Svc-Pa55", SMTP: "svc@example.com", Impersonate: true}))
+	require.NoError(t, srv.AddUser(ewstest.User{Login: "alice", Password: "x", SMTP: "alice@example.com"}))
+	require.NoError(t, srv.AddUser(ewstest.User{Login: "bob", Password: "x", SMTP: "bob@example.com"}))
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	endpoint := hs.URL + "/EWS/Exchange.asmx"
+	allow, err := migration.NewAllowlist([]string{"127.0.0.1"})
+	require.NoError(t, err)
+	client, err := ews.NewClient(ews.Options{URL: endpoint, Auth: ews.AuthBasic, Username: "svc", Password: "Svc-Pa55",
+		Access: ews.AccessImpersonation, Allowlist: allow})
+	require.NoError(t, err)
+	t.Cleanup(client.Close)
+	pw := writeFile(t, "svc.pw", "Svc-Pa55\n")
+	f := &fixture{t: t, data: newDataDir(t, "alice@example.com", "bob@example.com")}
+	args := []string{"ews", "subscribe", "--endpoint", endpoint, "--user", "svc", "--auth", "basic", "--password-file", pw,
+		"--impersonate", "--domain", "example.com", "--two-way", "alice@example.com", "--poll", "100ms", "--interval", "2s"}
+
+	start := time.Date(2027, 5, 3, 9, 0, 0, 0, time.UTC)
+	exchangeEvent := func(mailbox, subject string, day int) {
+		s, e := start.AddDate(0, 0, day), start.AddDate(0, 0, day).Add(time.Hour)
+		_, err := client.Mailbox(mailbox).CreateCalendarItem(t.Context(), ews.FolderRef{}, ews.CalendarItem{Subject: subject, Start: &s, End: &e,
+			StartTimeZone: &ews.TimeZoneDefinition{ID: "UTC"}})
+		require.NoError(t, err)
+	}
+	subscribe := func() (*lockedBuffer, func() result) {
+		ctx, cancel := context.WithCancel(t.Context())
+		out := &lockedBuffer{}
+		done := make(chan result, 1)
+		go func() { done <- f.migrateOut(ctx, nil, out, args...) }()
+		return out, func() result { cancel(); return <-done }
+	}
+	within := func(what string, cond func() bool) {
+		t.Helper()
+		require.Eventually(t, cond, 10*time.Second, 50*time.Millisecond, what)
+	}
+
+	out, stop := subscribe()
+	within("the subscription starts", func() bool {
+		return strings.Contains(out.String(), "syncing the calendars of 2 mailboxes (1 two-way, 1 one-way)")
+	})
+	exchangeEvent("alice@example.com", "alice in Exchange", 0)
+	exchangeEvent("bob@example.com", "bob in Exchange", 1)
+	within("Exchange's events in Mailyard", func() bool {
+		return f.objects("alice@example.com", store.KindCalendar) == 1 && f.objects("bob@example.com", store.KindCalendar) == 1
+	})
+	f.putEvent("alice@example.com", "alice-local@example.com", "alice in Mailyard", start.AddDate(0, 0, 2))
+	within("alice's event in Exchange", func() bool { return f.exchangeHas(client, "alice@example.com", "alice in Mailyard") })
+	res := stop()
+	require.Equal(t, exitInterrupted, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+	assert.Contains(t, res.stdout, "run the same command again to resume")
+	assert.Regexp(t, `alice@example.com two-way \S+: 1 from Exchange`, res.stdout)
+	assert.Regexp(t, `alice@example.com two-way \S+: 0 from Exchange, 1 to Exchange`, res.stdout)
+
+	// While stopped: a new Exchange event for bob; the next run
+	// imports it and nothing else again.
+	exchangeEvent("bob@example.com", "bob while stopped", 3)
+	out, stop = subscribe()
+	within("bob's event after the restart", func() bool { return f.objects("bob@example.com", store.KindCalendar) == 2 })
+	res = stop()
+	require.Equal(t, exitInterrupted, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+	assert.Regexp(t, `bob@example.com one-way start: 1 from Exchange, 0 to Exchange`, res.stdout)
+	assert.NotContains(t, res.stdout, "alice@example.com two-way start", "alice had nothing new")
+	assert.Equal(t, 2, f.objects("alice@example.com", store.KindCalendar))
+
+	c := f.migrate(t.Context(), nil, "ews", "conflicts", "alice@example.com")
+	require.Equal(t, exitOK, c.code, c.stderr)
+	assert.Contains(t, c.stdout, "no conflicts for alice@example.com")
+
+	bad := f.migrate(t.Context(), nil, append(slices.Clone(args), "--two-way-mode", "sometimes")...)
+	assert.Equal(t, exitUsage, bad.code, "stdout:\n%s\nstderr:\n%s", bad.stdout, bad.stderr)
+	assert.Contains(t, bad.stderr, `access list mode "sometimes"`)
+	both := f.migrate(t.Context(), nil, append(slices.Clone(args), "alice@example.com")...)
+	assert.Equal(t, exitUsage, both.code)
+	assert.Contains(t, both.stderr, "TARGETs or --domain DOMAIN, not both")
+}
+
+// putEvent writes an event into an account's first calendar through a
+// store handle of its own, as another process would.
+func (f *fixture) putEvent(addr, uid, summary string, start time.Time) {
+	t := f.t
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), f.data, sqlite.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	e, err := builtin.New(st, builtin.Options{}).LookupAddress(t.Context(), addr)
+	require.NoError(t, err)
+	colls, err := st.ListCollections(t.Context(), e.User.ID, store.KindCalendar)
+	require.NoError(t, err)
+	require.NotEmpty(t, colls)
+	data := fmt.Sprintf("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:%s\r\nDTSTAMP:20260101T000000Z\r\n"+
+		"DTSTART:%s\r\nDTEND:%s\r\nSUMMARY:%s\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+		uid, start.Format("20060102T150405Z"), start.Add(time.Hour).Format("20060102T150405Z"), summary)
+	_, err = st.PutObject(t.Context(), colls[0].ID, store.Object{Name: uid + ".ics", UID: uid, ContentType: "text/calendar",
+		Data: []byte(data), Component: "VEVENT", Start: start, End: start.Add(time.Hour)}, store.PutOptions{})
+	require.NoError(t, err)
+}
+
+// exchangeHas reports whether a mailbox's Exchange calendar has an item
+// with this subject.
+func (f *fixture) exchangeHas(client *ews.Client, mailbox, subject string) bool {
+	t := f.t
+	mb := client.Mailbox(mailbox)
+	changes, _, _, err := mb.SyncFolderItems(t.Context(), ews.FolderRef{Distinguished: "calendar"}, "", 100)
+	require.NoError(t, err)
+	var ids []ews.ItemID
+	for _, c := range changes {
+		ids = append(ids, c.ItemID)
+	}
+	found := false
+	require.NoError(t, mb.GetItem(t.Context(), ids, ews.ShapeCalendar, func(it ews.Item) error {
+		found = found || (it.CalendarItem != nil && it.CalendarItem.Subject == subject)
+		return nil
+	}))
+	return found
 }

@@ -10,6 +10,8 @@
 //	migrate report (--domain D | --mailboxes A,B) [--csv FILE] [--html FILE] [--mail-to ADDR ...]
 //	migrate disable ADDRESS...
 //	migrate ews sync --endpoint URL --user LOGIN [--impersonate] TARGET[=SOURCE]...
+//	migrate ews subscribe --endpoint URL --user LOGIN [--two-way LIST] (--domain D | TARGET[=SOURCE]...)
+//	migrate ews conflicts ADDRESS
 //
 // Ctrl-C stops a run cleanly: copies in progress finish, the run is
 // recorded as interrupted, and running the same command again resumes
@@ -106,6 +108,15 @@ commands:
         --auth ntlm|basic --password-file FILE (or MIGRATE_PASSWORD)
         --exchange Exchange2013_SP1|Exchange2016|Exchange2019 --min-tls 1.0|1.1|1.2|1.3
         --ca-file FILE --insecure-skip-verify --exclude "A;B" --parallel N
+  ews subscribe --endpoint URL --user LOGIN [options] (--domain DOMAIN | TARGET[=SOURCE]...)
+                                  keep calendars in sync with Exchange until Ctrl-C (rerun resumes):
+                                  SyncFolderItems every --interval, pull notifications every --poll
+        --two-way LIST            addresses or @domains, ","-separated: the access list
+        --two-way-mode allow|deny allow: only LIST syncs both ways; deny: all but LIST
+                                  (the others: one-way, Exchange -> Mailyard)
+        --interval DURATION (5m) --poll DURATION (2s), and the connection options of ews sync
+  ews conflicts ADDRESS [--skip N] [--limit N] [--full]
+                                  the two-way sync's conflict log, with the losing versions
 
 CSV columns (header row, any order): target, login, password, service, auth,
 host, port, tls, exclude. Only target is required; empty cells take the

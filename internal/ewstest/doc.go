@@ -23,7 +23,13 @@
 //  3. A change number per mailbox: sync states are opaque base64 of the
 //     last change a client has, so a client resumes from any state it
 //     saved, and pull subscriptions (Subscribe, GetEvents, Unsubscribe)
-//     queue events until a later watermark acknowledges them.
+//     queue events until a later watermark acknowledges them. Streaming
+//     subscriptions queue them for GetStreamingEvents, one response of
+//     several envelopes: the events queued so far at once, each later
+//     event as it happens, and ConnectionStatus Closed after
+//     ConnectionTimeout minutes (Options.StreamingMinute shortens a
+//     minute for tests). Queues, subscriptions per mailbox, events per
+//     GetEvents and open streaming connections per account are bounded.
 //
 // Around the operations: Basic and NTLM (NTLMv2, [MS-NLMP]) authentication,
 // the ExchangeImpersonation header checked against a per-account right,
@@ -39,7 +45,6 @@
 //
 // Not modelled: restrictions beyond equality and substring tests, sort
 // orders (items come in creation order), attachments, moving and copying
-// items by request, folder updates and deletes, push and streaming
-// notifications, and iCalendar/vCard MimeContent for calendar items and
+// items by request, folder updates and deletes, push notifications, and iCalendar/vCard MimeContent for calendar items and
 // contacts. Windows time zone ids outside a small table are taken as UTC.
 package ewstest

@@ -26,6 +26,9 @@ type subscription struct {
 	seq      uint64
 	queue    []event
 	overflow bool
+	// streaming: a StreamingSubscriptionRequest's, read only by
+	// GetStreamingEvents.
+	streaming bool
 }
 
 type event struct {
@@ -37,17 +40,23 @@ func watermark(sub *subscription, n uint64) string {
 	return encodeID("W", sub.id, strconv.FormatUint(n, 10))
 }
 
-// subscribe implements Subscribe with PullSubscriptionRequest
-// ([MS-OXWSNTIF] §3.1.4.3). Push and streaming requests are refused.
+// subscribe implements Subscribe with PullSubscriptionRequest or
+// StreamingSubscriptionRequest ([MS-OXWSNTIF] §3.1.4.3). Push requests
+// are refused.
 func (s *Server) subscribe(req *request) (*node, *ewsError) {
 	fail := func(err *ewsError) (*node, *ewsError) {
 		return operationResponse("Subscribe", responseMessage("Subscribe", err)), nil
 	}
 	pr := req.op.child("PullSubscriptionRequest")
+	streaming := false
 	if pr == nil {
-		return fail(errf("ErrorInvalidRequest", "Only pull subscriptions are supported by this server."))
+		if pr = req.op.child("StreamingSubscriptionRequest"); pr == nil {
+			return fail(errf("ErrorInvalidRequest", "Only pull and streaming subscriptions are supported by this server."))
+		}
+		streaming = true
 	}
-	sub := &subscription{folders: map[*folder]bool{}, types: map[string]bool{}, all: pr.get("SubscribeToAllFolders") == "true", lastPoll: req.now}
+	sub := &subscription{folders: map[*folder]bool{}, types: map[string]bool{}, all: pr.get("SubscribeToAllFolders") == "true",
+		lastPoll: req.now, streaming: streaming}
 	var mb *mailbox
 	for _, ref := range pr.child("FolderIds").kids() {
 		m, f, err := s.resolveFolder(req, ref)
@@ -70,11 +79,17 @@ func (s *Server) subscribe(req *request) (*node, *ewsError) {
 	if len(sub.types) == 0 {
 		return fail(errf("ErrorInvalidRequest", "EventTypes is required."))
 	}
-	minutes, err := atoiPositive(pr.text("Timeout"))
-	if err != nil || minutes > 1440 {
-		return fail(errf("ErrorInvalidSubscriptionRequest", "Timeout must be 1 to 1440 minutes."))
+	if streaming {
+		// A streaming subscription lives 30 minutes after its last
+		// connection ([MS-OXWSNTIF] §3.1.4.2).
+		sub.timeout = 30 * time.Minute
+	} else {
+		minutes, err := atoiPositive(pr.text("Timeout"))
+		if err != nil || minutes > 1440 {
+			return fail(errf("ErrorInvalidSubscriptionRequest", "Timeout must be 1 to 1440 minutes."))
+		}
+		sub.timeout = time.Duration(minutes) * time.Minute
 	}
-	sub.timeout = time.Duration(minutes) * time.Minute
 	if len(mb.subs) >= maxSubsPerMailbox {
 		return fail(errf("ErrorExceededSubscriptionCount", "You have exceeded the available subscriptions for your account."))
 	}
@@ -82,9 +97,11 @@ func (s *Server) subscribe(req *request) (*node, *ewsError) {
 	sub.id = s.newID(mb, "S")
 	mb.subs[sub.id] = sub
 	s.subs[sub.id] = sub
-	return operationResponse("Subscribe", responseMessage("Subscribe", nil,
-		&node{Space: nsMessages, Local: "SubscriptionId", Text: sub.id},
-		&node{Space: nsMessages, Local: "Watermark", Text: watermark(sub, 0)})), nil
+	kids := []*node{{Space: nsMessages, Local: "SubscriptionId", Text: sub.id}}
+	if !streaming {
+		kids = append(kids, &node{Space: nsMessages, Local: "Watermark", Text: watermark(sub, 0)})
+	}
+	return operationResponse("Subscribe", responseMessage("Subscribe", nil, kids...)), nil
 }
 
 // findSub returns a live subscription the caller may read.
@@ -119,6 +136,9 @@ func (s *Server) getEvents(req *request) (*node, *ewsError) {
 	if err != nil {
 		return fail(err)
 	}
+	if sub.streaming {
+		return fail(errf("ErrorInvalidPullSubscriptionId", "The subscription is a streaming subscription: use GetStreamingEvents."))
+	}
 	prev := req.op.text("Watermark")
 	p := decodeID(prev)
 	if len(p) != 3 || p[0] != "W" || p[1] != sub.id {
@@ -141,15 +161,23 @@ func (s *Server) getEvents(req *request) (*node, *ewsError) {
 	n := min(len(sub.queue), maxEventsPerCall)
 	notif := mel("Notification", tel("SubscriptionId", sub.id), tel("PreviousWatermark", prev),
 		tel("MoreEvents", boolText(len(sub.queue) > n)))
-	for _, e := range sub.queue[:n] {
-		ev := &node{Space: nsTypes, Local: e.node.Local, Attr: e.node.Attr}
-		ev.Kids = append([]*node{tel("Watermark", watermark(sub, e.wm))}, e.node.Kids...)
-		notif.Kids = append(notif.Kids, ev)
-	}
+	notif.Kids = append(notif.Kids, renderEvents(sub, sub.queue[:n])...)
 	if n == 0 {
 		notif.Kids = append(notif.Kids, el("StatusEvent", tel("Watermark", watermark(sub, sub.seq))))
 	}
 	return operationResponse("GetEvents", responseMessage("GetEvents", nil, notif)), nil
+}
+
+// renderEvents are the event elements of a Notification, each with its
+// Watermark.
+func renderEvents(sub *subscription, events []event) []*node {
+	var out []*node
+	for _, e := range events {
+		ev := &node{Space: nsTypes, Local: e.node.Local, Attr: e.node.Attr}
+		ev.Kids = append([]*node{tel("Watermark", watermark(sub, e.wm))}, e.node.Kids...)
+		out = append(out, ev)
+	}
+	return out
 }
 
 // unsubscribe implements Unsubscribe ([MS-OXWSNTIF] §3.1.4.4).
@@ -174,6 +202,10 @@ func (s *Server) emit(mb *mailbox, kind string, where, oldWhere *folder, body fu
 		}
 		sub.seq++
 		sub.queue = append(sub.queue, event{wm: sub.seq, node: el(kind, append([]*node{tel("TimeStamp", now)}, body()...)...)})
+		if sub.streaming {
+			close(s.wake)
+			s.wake = make(chan struct{})
+		}
 	}
 }
 

@@ -1,6 +1,8 @@
 package ewstest
 
 import (
+	"bufio"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +89,95 @@ func TestPullNotifications(t *testing.T) {
 	e.ok("alice", "", `<m:Unsubscribe><m:SubscriptionId>`+id+`</m:SubscriptionId></m:Unsubscribe>`)
 	if rc := e.code("alice", "", getEventsReq(id, wm)); rc != "ErrorSubscriptionNotFound" {
 		t.Fatalf("after unsubscribe: %s", rc)
+	}
+}
+
+// TestStreamingNotifications: a streaming subscription's events come
+// over one GetStreamingEvents response as a sequence of envelopes: those
+// queued before at once, a change made while connected as it happens,
+// and ConnectionStatus Closed when the connection timeout has passed.
+func TestStreamingNotifications(t *testing.T) {
+	e := newEnv(t, Options{StreamingMinute: 300 * time.Millisecond})
+	m := e.ok("alice", "", `<m:Subscribe><m:StreamingSubscriptionRequest><t:FolderIds>`+distinguished("calendar")+
+		`</t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType><t:EventType>ModifiedEvent</t:EventType></t:EventTypes></m:StreamingSubscriptionRequest></m:Subscribe>`)
+	id := m.text("SubscriptionId")
+	if id == "" || m.child("Watermark") != nil {
+		t.Fatalf("streaming Subscribe: %q watermark %v", id, m.child("Watermark"))
+	}
+	if rc := e.code("alice", "", getEventsReq(id, "x")); rc != "ErrorInvalidPullSubscriptionId" {
+		t.Fatalf("GetEvents on a streaming subscription: %s", rc)
+	}
+	create := func(subject string) {
+		e.createItems("alice", "", distinguished("calendar"), calItem(subject, "2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z", "UTC", ""), `SendMeetingInvitations="SendToNone"`)
+	}
+	create("before")
+	stream := func(timeout string) *bufio.Reader {
+		req, err := http.NewRequest("POST", e.url, strings.NewReader(envelope("Exchange2016", "",
+			`<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>`+id+`</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>`+timeout+`</m:ConnectionTimeout></m:GetStreamingEvents>`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("alice", pw)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return bufio.NewReader(resp.Body)
+	}
+	// next reads one envelope: its events and connection status.
+	next := func(r *bufio.Reader) ([]string, string) {
+		t.Helper()
+		doc, err := r.ReadString('>')
+		for err == nil && !strings.HasSuffix(doc, "</s:Envelope>") {
+			var more string
+			more, err = r.ReadString('>')
+			doc += more
+		}
+		if err != nil {
+			t.Fatalf("reading the stream: %v (%q)", err, doc)
+		}
+		n, perr := parseXML(strings.NewReader(doc))
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		msg := n.child("Body").child("GetStreamingEventsResponse").child("ResponseMessages").child("GetStreamingEventsResponseMessage")
+		var names []string
+		for _, notif := range msg.child("Notifications").kids() {
+			for _, ev := range notif.Kids {
+				if ev.Local != "SubscriptionId" {
+					names = append(names, ev.Local)
+				}
+			}
+		}
+		return names, msg.text("ConnectionStatus")
+	}
+	r := stream("2")
+	if names, status := next(r); strings.Join(names, " ") != "CreatedEvent" || status != "OK" {
+		t.Fatalf("first envelope: %v %s", names, status)
+	}
+	create("while connected")
+	if names, status := next(r); strings.Join(names, " ") != "CreatedEvent" || status != "OK" {
+		t.Fatalf("live envelope: %v %s", names, status)
+	}
+	if names, status := next(r); len(names) != 0 || status != "Closed" {
+		t.Fatalf("last envelope: %v %s", names, status)
+	}
+	// Sent events are gone: a new connection starts with none.
+	r = stream("1")
+	if names, status := next(r); len(names) != 0 || status != "OK" {
+		t.Fatalf("reconnected: %v %s", names, status)
+	}
+	for _, bad := range []string{"0", "31", "x"} {
+		if rc := e.code("alice", "", `<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>`+id+`</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>`+bad+`</m:ConnectionTimeout></m:GetStreamingEvents>`); rc != "ErrorInvalidArgument" {
+			t.Errorf("ConnectionTimeout %s: %s", bad, rc)
+		}
+	}
+	if rc := e.code("bob", "", `<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>`+id+`</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>1</m:ConnectionTimeout></m:GetStreamingEvents>`); rc != "ErrorSubscriptionAccessDenied" {
+		t.Errorf("another account's subscription: %s", rc)
+	}
+	pull := e.ok("alice", "", subscribeReq(distinguished("inbox"), "5")).text("SubscriptionId")
+	if rc := e.code("alice", "", `<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>`+pull+`</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>1</m:ConnectionTimeout></m:GetStreamingEvents>`); rc != "ErrorInvalidSubscription" {
+		t.Errorf("a pull subscription: %s", rc)
 	}
 }

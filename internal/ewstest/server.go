@@ -37,6 +37,9 @@ type Options struct {
 	// NTLMDomain is the NetBIOS domain the NTLM challenge names
 	// (default "EXAMPLE").
 	NTLMDomain string
+	// StreamingMinute is how long one minute of GetStreamingEvents'
+	// ConnectionTimeout lasts (default a minute); tests shorten it.
+	StreamingMinute time.Duration
 }
 
 // Build is an Exchange build number ([MS-OXWS] ServerVersionInfo).
@@ -68,6 +71,12 @@ type Server struct {
 	ntlm        ntlmChallenges
 	invitations []Invitation
 	epoch       string // this instance, in sync states
+	// wake is closed (and replaced) when an event is queued, waking the
+	// GetStreamingEvents connections.
+	wake chan struct{}
+	// streams counts the open GetStreamingEvents connections per
+	// authenticated login.
+	streams map[string]int
 }
 
 type forcedBusy struct {
@@ -99,6 +108,9 @@ func New(opts Options) *Server {
 	if opts.NTLMDomain == "" {
 		opts.NTLMDomain = "EXAMPLE"
 	}
+	if opts.StreamingMinute <= 0 {
+		opts.StreamingMinute = time.Minute
+	}
 	var epoch [6]byte
 	_, _ = rand.Read(epoch[:])
 	return &Server{
@@ -107,6 +119,8 @@ func New(opts Options) *Server {
 		users:     map[string]*account{},
 		mailboxes: map[string]*mailbox{},
 		subs:      map[string]*subscription{},
+		wake:      make(chan struct{}),
+		streams:   map[string]int{},
 		budget:    map[string][]time.Time{},
 		ntlm:      ntlmChallenges{byConn: map[string]ntlmPending{}},
 	}
@@ -194,6 +208,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeFault(w, "", errf("ErrorInvalidServerVersion", "The specified server version is invalid."), 0)
 		return
 	}
+	if req.op.Local == "GetStreamingEvents" && req.op.Space == nsMessages {
+		s.streamEvents(w, r, req)
+		return
+	}
 	resp, ferr := s.call(req)
 	if ferr != nil {
 		s.writeFault(w, req.version, ferr, 0)
@@ -216,6 +234,8 @@ func (s *Server) versionOK(v string) bool {
 // for impersonation and schema failures).
 type handler func(s *Server, req *request) (*node, *ewsError)
 
+// GetStreamingEvents is not among them: streamEvents serves it, one
+// response of several envelopes.
 var operations = map[string]handler{
 	"GetFolder":           (*Server).getFolder,
 	"FindFolder":          (*Server).findFolder,
@@ -337,6 +357,14 @@ func (s *Server) writeFault(w http.ResponseWriter, version string, e *ewsError, 
 }
 
 func (s *Server) writeRaw(w http.ResponseWriter, status int, version string, body []byte) {
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(s.envelope(version, body))
+}
+
+// envelope wraps a response body in a SOAP envelope with the server's
+// version header.
+func (s *Server) envelope(version string, body []byte) []byte {
 	var b bytes.Buffer
 	b.WriteString(`<?xml version="1.0" encoding="utf-8"?>`)
 	b.WriteString(`<s:Envelope xmlns:s="` + nsSOAP + `" xmlns:m="` + nsMessages + `" xmlns:t="` + nsTypes + `"><s:Header>`)
@@ -349,9 +377,7 @@ func (s *Server) writeRaw(w http.ResponseWriter, status int, version string, bod
 	b.WriteString(`</s:Header><s:Body>`)
 	b.Write(body)
 	b.WriteString(`</s:Body></s:Envelope>`)
-	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(b.Bytes())
+	return b.Bytes()
 }
 
 func xmlEscape(s string) string {

@@ -11,7 +11,7 @@
 // [Client.Mailbox] gives a handle whose methods are the operations:
 // GetFolder, SyncFolderHierarchy, SyncFolderItems, GetItem (in batches of
 // [MaxBatch]), CreateCalendarItem, UpdateCalendarItem, DeleteItem,
-// Subscribe and GetEvents. A call goes as follows:
+// Subscribe, GetEvents and Unsubscribe. A call goes as follows:
 //
 //  1. It waits for one of Options.MaxConcurrent slots of the source.
 //  2. The SOAP envelope carries RequestServerVersion (Exchange 2013 SP1,
@@ -138,8 +138,59 @@
 // and only what the source changed is added to or removed from the copy
 // (\Seen, \Flagged), so the user's own changes in Mailyard stay.
 //
+// # Two-way calendar sync
+//
+// A [Syncer] keeps the Exchange calendar of each job and the target's
+// default calendar collection in step during coexistence (the
+// reference platform's sync_all and subscribe_to_all): both ways for
+// the targets its [AccessList] selects (allow-list or deny-list mode),
+// Exchange → Mailyard only for the others. [Syncer.Run] gives each job
+// a loop:
+//
+//  1. A pull subscription to the calendar ([MS-OXWSNTIF] §3.1.4.3) is
+//     made before the first pass; GetEvents every PollInterval wakes a
+//     pass when it reports events, so an Exchange change arrives within
+//     seconds. A subscription Exchange dropped is made again, and that
+//     wakes a pass too. A pass also runs every Interval whatever the
+//     notifications said.
+//  2. Exchange → Mailyard: SyncFolderItems from the checkpointed sync
+//     state ("migration.ews.sync"), GetItem of the created and updated
+//     series, mapped as the migrator maps them. The state is written
+//     after each page is applied, so a restart resumes after the last
+//     applied page.
+//  3. Mailyard → Exchange (two-way targets): the store's change feed
+//     for the account, and on each poll the collection's sync token
+//     (another process's writes reach only its own SQLite feed), wake a
+//     pass that reads the collection's changes since the checkpointed
+//     token (RFC 6578) and creates, updates (with the ChangeKey last
+//     seen, ConflictResolution=NeverOverwrite) or deletes the linked
+//     items, always with SendToNone: nobody gets an invitation twice.
+//  4. Each event known on both sides has a link ("migration.ews.link"):
+//     ItemId, the ChangeKey and the ETag each side had when the sync last
+//     wrote or read it. An Exchange change whose ChangeKey equals the
+//     link's, and a store change whose ETag equals the link's, is the
+//     sync's own write coming back and is not synced again, so an edit
+//     never loops. An item and an object of the same UID found unlinked
+//     (a calendar migrated before) are linked without a write when equal.
+//  5. A conflict is an event both sides changed since the last sync:
+//     the later modification (Exchange's LastModifiedTime against the
+//     store object's modification time) wins on both sides and the
+//     losing version is appended to the target's conflict log
+//     ("migration.ews.conflict", at most MaxConflicts entries per
+//     target, read by [Syncer.Conflicts] or [ReadConflicts]). A change
+//     against a deletion keeps the change (nothing is lost) and logs
+//     the deletion. A conflict found by the push (UpdateItem refused
+//     with ErrorIrresolvableConflict) is decided the same way.
+//
+// Limits of the two-way sync: modified and deleted occurrences of a
+// series made in Mailyard are not sent to Exchange (the series is);
+// an RRULE EWS cannot express and objects other than VEVENTs stay in
+// Mailyard (counted as skipped); only the default calendar is synced;
+// each job polls its own pull subscription (no streaming subscription
+// shared by many mailboxes).
+//
 // Not done yet: messages deleted on the source (left in the target, as
 // the IMAP collectors do), meeting requests and other non-Message items
-// in mail folders, sub-calendars and sub-address books, a lease against
-// two processes copying the same mailbox, and the two-way calendar sync.
+// in mail folders, sub-calendars and sub-address books, and a lease
+// against two processes copying or syncing the same mailbox.
 package ews

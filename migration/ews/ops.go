@@ -566,3 +566,13 @@ func (m *Mailbox) GetEvents(ctx context.Context, subscriptionID, watermark strin
 	}
 	return events, n.MoreEvents, nil
 }
+
+// Unsubscribe ends a pull subscription ([MS-OXWSNTIF] §3.1.4.4).
+func (m *Mailbox) Unsubscribe(ctx context.Context, subscriptionID string) error {
+	req := struct {
+		XMLName xml.Name `xml:"m:Unsubscribe"`
+		ID      string   `xml:"m:SubscriptionId"`
+	}{ID: subscriptionID}
+	var resp itemsResponse
+	return m.callOK(ctx, req, &resp)
+}

@@ -72,3 +72,22 @@ func (s *Store) ImportMessage(ctx context.Context, account, mailbox string, msg 
 		return nil
 	})
 }
+
+// ImportSyncToken implements store.Importer.
+func (s *Store) ImportSyncToken(ctx context.Context, collectionID int64, token uint64) error {
+	if token == 0 {
+		return errorf("%w: import of sync token 0", store.ErrInvalid)
+	}
+	return s.write(ctx, func() error {
+		c, err := s.collection(collectionID)
+		if err != nil {
+			return err
+		}
+		if c.info.SyncToken > token {
+			return errorf("%w: import of sync token %d below the collection's %d", store.ErrInvalid, token, c.info.SyncToken)
+		}
+		c.info.SyncToken, c.pruned, c.log = token, token, nil
+		s.publish(store.Change{Kind: store.ChangeCollection, Account: c.info.Account, CollectionID: c.info.ID, SyncToken: token})
+		return nil
+	})
+}

@@ -485,3 +485,49 @@ func TestFeedPrunedGivesOverflow(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordCreateRace: read-modify-write transactions on two nodes
+// that find a key missing and then Put it without a version
+// precondition (-1) never overwrite what another node created meanwhile:
+// every increment of every fresh key counts.
+func TestRecordCreateRace(t *testing.T) {
+	dsn := freshDB(t)
+	ctx := ctxFor(t)
+	nodes := []*Store{openTest(t, dsn, Options{}), openTest(t, dsn, Options{})}
+	const workers, keys = 6, 20
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			s := nodes[w%2]
+			for k := range keys {
+				err := s.UpdateRecords(ctx, func(tx store.RecordTx) error {
+					key := fmt.Sprint("k", k)
+					r, err := tx.Get("test", key)
+					if err != nil && !errors.Is(err, store.ErrNotFound) {
+						return err
+					}
+					n := 0
+					if err == nil {
+						fmt.Sscan(string(r.Value), &n)
+					}
+					if err := tx.Put("test", key, []byte(fmt.Sprint(n+1)), -1); err != nil {
+						return err
+					}
+					// A second write of one's own new row is no race.
+					return tx.Put("test", key, []byte(fmt.Sprint(n+1)), -1)
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for k := range keys {
+		r, err := nodes[0].GetRecord(ctx, "test", fmt.Sprint("k", k))
+		if err != nil || string(r.Value) != fmt.Sprint(workers) {
+			t.Fatalf("key k%d: %q (%v), want %d increments", k, r.Value, err, workers)
+		}
+	}
+}

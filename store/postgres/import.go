@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -90,6 +91,29 @@ func (s *Store) ImportMessage(ctx context.Context, account, mailbox string, m st
 			return err
 		}
 		w.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: account, Mailbox: name, UIDs: []uint32{m.UID}, ModSeq: max(m.ModSeq, uint64(b.modSeq))})
+		return nil
+	})
+}
+
+// ImportSyncToken implements store.Importer: one transaction of two
+// statements besides BEGIN and COMMIT.
+func (s *Store) ImportSyncToken(ctx context.Context, collectionID int64, token uint64) error {
+	if token == 0 || token > math.MaxInt64 {
+		return errorf("%w: import of sync token %d", store.ErrInvalid, token)
+	}
+	return s.write(ctx, "import sync token", func(w *wtx) error {
+		account, _, cur, err := w.lockCollection(collectionID)
+		if err != nil {
+			return err
+		}
+		if cur > int64(token) {
+			return errorf("%w: import of sync token %d below the collection's %d", store.ErrInvalid, token, cur)
+		}
+		if _, err := w.Exec(ctx, `WITH c AS (UPDATE collections SET sync_token = $2, pruned_token = $2 WHERE id = $1)
+			DELETE FROM object_changes WHERE collection = $1`, collectionID, int64(token)); err != nil {
+			return err
+		}
+		w.publish(store.Change{Kind: store.ChangeCollection, Account: account, CollectionID: collectionID, SyncToken: token})
 		return nil
 	})
 }

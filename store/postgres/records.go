@@ -81,7 +81,7 @@ func (s *Store) UpdateRecords(ctx context.Context, fn func(tx store.RecordTx) er
 	for attempt := 0; ; attempt++ {
 		var fnErr error
 		err := s.write(ctx, "update records", func(w *wtx) error {
-			fnErr = fn(&recordTx{w: w})
+			fnErr = fn(&recordTx{w: w, missing: map[recordKey]bool{}})
 			return fnErr
 		})
 		if fnErr != nil {
@@ -111,7 +111,17 @@ func (e *retryErr) Error() string { return e.err.Error() }
 func (e *retryErr) Unwrap() error { return e.err }
 
 // recordTx implements store.RecordTx in a write transaction.
-type recordTx struct{ w *wtx }
+type recordTx struct {
+	w *wtx
+	// missing holds the keys Get found absent. Reading a missing row
+	// locks nothing, so another node may create it before this
+	// transaction writes it: a Put that then finds the row is a
+	// conflict (fn runs again and reads it), not an overwrite of a
+	// value fn never saw.
+	missing map[recordKey]bool
+}
+
+type recordKey struct{ namespace, key string }
 
 func (t *recordTx) conflict(err error) error {
 	switch pgCode(err) {
@@ -123,6 +133,9 @@ func (t *recordTx) conflict(err error) error {
 
 func (t *recordTx) Get(namespace, key string) (store.Record, error) {
 	r, err := getRecord(t.w.ctx, t.w, namespace, key, " FOR UPDATE")
+	if errors.Is(err, store.ErrNotFound) {
+		t.missing[recordKey{namespace, key}] = true
+	}
 	return r, t.conflict(err)
 }
 
@@ -134,10 +147,14 @@ func (t *recordTx) Put(namespace, key string, value []byte, expectVersion int64)
 		value = []byte{}
 	}
 	var cur int64
+	wasMissing := t.missing[recordKey{namespace, key}]
 	if r, err := t.Get(namespace, key); err == nil {
 		cur = r.Version
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
+	}
+	if wasMissing && cur != 0 {
+		return &retryErr{errorf("record %s/%s was created by another transaction after this one read it", namespace, key)}
 	}
 	if expectVersion >= 0 && cur != expectVersion {
 		return errorf("record %s/%s is at version %d, not %d: %w", namespace, key, cur, expectVersion, store.ErrPreconditionFailed)
@@ -147,6 +164,10 @@ func (t *recordTx) Put(namespace, key string, value []byte, expectVersion int64)
 		_, err = t.w.Exec(t.w.ctx, `INSERT INTO records (namespace, key, value, version) VALUES ($1, $2, $3, 1)`, namespace, key, value)
 	} else {
 		_, err = t.w.Exec(t.w.ctx, `UPDATE records SET value = $3, version = $4 WHERE namespace = $1 AND key = $2`, namespace, key, value, cur+1)
+	}
+	if err == nil {
+		// This transaction's own row now: a later Put of it is no race.
+		delete(t.missing, recordKey{namespace, key})
 	}
 	return t.conflict(err)
 }

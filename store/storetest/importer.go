@@ -126,3 +126,58 @@ func testImporter(t *testing.T, open Opener) {
 	}
 	noProblems(t, s)
 }
+
+// testImportSyncToken checks Importer.ImportSyncToken: the collection
+// takes the token, a client holding it sees no change, older tokens are
+// invalid, the token never goes back, and later changes count on from
+// it.
+func testImportSyncToken(t *testing.T, open Opener) {
+	s := open(t)
+	imp, ok := s.(store.Importer)
+	if !ok {
+		t.Skip("the backend does not implement store.Importer")
+	}
+	ctx := context.Background()
+	newAccount(t, s, "tok", store.Quota{})
+	c, err := s.Collection(ctx, "tok", store.KindCalendar, "calendar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:e1\r\nDTSTART:20260101T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+	o, err := s.PutObject(ctx, c.ID, store.Object{Name: "e1.ics", UID: "e1", Data: []byte(ev), Component: "VEVENT"}, store.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := imp.ImportSyncToken(ctx, c.ID, 0); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("ImportSyncToken 0: %v, want ErrInvalid", err)
+	}
+	if err := imp.ImportSyncToken(ctx, 1<<40, 5); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ImportSyncToken of a missing collection: %v, want ErrNotFound", err)
+	}
+	if err := imp.ImportSyncToken(ctx, c.ID, 77); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Collection(ctx, "tok", store.KindCalendar, "calendar"); err != nil || got.SyncToken != 77 {
+		t.Fatalf("collection after ImportSyncToken 77: %+v, %v", got, err)
+	}
+	ch, tok, err := s.ChangesSince(ctx, c.ID, 77)
+	if err != nil || len(ch) != 0 || tok != 77 {
+		t.Fatalf("ChangesSince(77) after the import: %v %d %v, want nothing at 77", ch, tok, err)
+	}
+	if _, _, err := s.ChangesSince(ctx, c.ID, 2); !errors.Is(err, store.ErrSyncTokenInvalid) {
+		t.Fatalf("ChangesSince of a token before the import: %v, want ErrSyncTokenInvalid", err)
+	}
+	if err := imp.ImportSyncToken(ctx, c.ID, 76); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("ImportSyncToken going back: %v, want ErrInvalid", err)
+	}
+	if got, err := s.GetObject(ctx, c.ID, "e1.ics"); err != nil || got.ETag != o.ETag {
+		t.Fatalf("object after the import: %+v %v, ETag %q", got, err, o.ETag)
+	}
+	if err := s.DeleteObject(ctx, c.ID, "e1.ics", ""); err != nil {
+		t.Fatal(err)
+	}
+	ch, tok, err = s.ChangesSince(ctx, c.ID, 77)
+	if err != nil || tok != 78 || len(ch) != 1 || ch[0].Name != "e1.ics" || !ch[0].Deleted {
+		t.Fatalf("ChangesSince(77) after a delete: %v %d %v, want e1.ics deleted at 78", ch, tok, err)
+	}
+}

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Subscriptions", testSubscriptions},
 		{"AppendAndRead", testAppendAndRead},
 		{"Importer", testImporter},
+		{"ImportSyncToken", testImportSyncToken},
 		{"AppendLargeBodyStreams", testAppendLarge},
 		{"AppendRejects", testAppendRejects},
 		{"AppendReaderError", testAppendReaderError},

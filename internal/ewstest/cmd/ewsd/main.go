@@ -34,14 +34,15 @@ func main() {
 	window := flag.Duration("throttle-window", time.Second, "throttling window")
 	http503 := flag.Bool("throttle-503", false, "throttle with HTTP 503 instead of ErrorServerBusy")
 	maxReq := flag.Int64("max-request", 4<<20, "largest request body in bytes")
+	minute := flag.Duration("streaming-minute", time.Minute, "how long a minute of GetStreamingEvents' ConnectionTimeout lasts (scripts shorten it)")
 	flag.Parse()
-	if err := run(*listen, *seed, *useTLS, *burst, *window, *http503, *maxReq); err != nil {
+	if err := run(*listen, *seed, *useTLS, *burst, *window, *http503, *maxReq, *minute); err != nil {
 		log.Fatalf("ewsd: %v", err)
 	}
 }
 
-func run(listen, seed string, useTLS bool, burst int, window time.Duration, http503 bool, maxReq int64) error {
-	opts := ewstest.Options{MaxRequestBytes: maxReq}
+func run(listen, seed string, useTLS bool, burst int, window time.Duration, http503 bool, maxReq int64, minute time.Duration) error {
+	opts := ewstest.Options{MaxRequestBytes: maxReq, StreamingMinute: minute}
 	if burst > 0 {
 		opts.Throttle = &ewstest.ThrottlePolicy{Burst: burst, Window: window, HTTP503: http503}
 	}

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package migration
+package lease
 
 // processAlive cannot look at other processes here, so a lease of this
 // host is taken to be held until it expires (never taken over early).

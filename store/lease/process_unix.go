@@ -1,6 +1,6 @@
 //go:build unix
 
-package migration
+package lease
 
 import (
 	"errors"
