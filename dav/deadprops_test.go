@@ -156,6 +156,11 @@ func TestCalendarTimezone(t *testing.T) {
 	if got := query(vtimezoneUTC); len(got) != 0 {
 		t.Fatalf("the query's UTC timezone did not win: %v", got)
 	}
+	// free-busy-query reads floating times in it too (§5.2.2).
+	fb := e.do("REPORT", cal, `<C:free-busy-query `+reportNS+`><C:time-range start="20270110T000000Z" end="20270111T000000Z"/></C:free-busy-query>`, "Depth", "1").expect(t, http.StatusOK)
+	if !strings.Contains(string(fb.body), "FREEBUSY:20270110T150000Z/20270110T160000Z") {
+		t.Fatalf("free-busy-query of the floating event in New York time:\n%s", fb.body)
+	}
 	e.do("REPORT", cal, `<C:calendar-query `+reportNS+`><D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter><C:timezone>junk</C:timezone></C:calendar-query>`, "Depth", "1").expect(t, http.StatusForbidden)
 }
 

@@ -110,7 +110,9 @@
 // delegate) in a shared calendar are scheduled as the owner's. Group
 // grants follow the group's membership. Grants are records of the
 // namespace [NamespaceShares]. The owner's own paths stay closed to
-// everyone else (403); free/busy needs no grant.
+// everyone else (403); free/busy needs no grant. Whoever deletes store
+// accounts calls [DeleteAccountRecords] to drop their grants and
+// properties too.
 //
 // # Scheduling
 //
@@ -121,7 +123,9 @@
 // schedule-default-calendar-URL is where invitations are put. POST of a
 // VFREEBUSY REQUEST to the outbox (§5) answers a schedule-response with
 // each recipient's VFREEBUSY REPLY (at most Limits.MaxRecipients;
-// colleagues of the same tenant only, others 3.8). Implicit scheduling
+// colleagues of the same tenant only, others 3.8; recipients who are
+// not calendar users here go to Options.RemoteFreeBusy, such as another
+// site's). Implicit scheduling
 // (§3) sends REQUEST, CANCEL and REPLY for organizers' and attendees'
 // PUTs and DELETEs: local users and resources get them in their inbox and
 // calendar, other domains go to Options.IMIP ([IMIP]); SCHEDULE-STATUS
@@ -129,5 +133,6 @@
 // (directory.Resource) accept a booking when free over all its
 // instances and decline it on a conflict.
 //
-// [FreeBusy] gives other packages the merged busy time of accounts.
+// [FreeBusy] gives other packages the merged busy time of accounts, in
+// one read of the store when it is a store.AccountsQuerier.
 package dav

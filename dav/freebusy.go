@@ -39,6 +39,10 @@ type FreeBusyQuery struct {
 	// parsed, if not nil, keeps parsed objects between queries (the
 	// Handler's own).
 	parsed *parsedCache
+	// timezone, if not nil, is where floating times are read instead of
+	// FloatingLocation: the calendar's calendar-timezone, for the
+	// free-busy-query REPORT on it (RFC 4791 §5.2.2).
+	timezone *calendar.Timezone
 	// skipUID, if not empty, leaves out the object with this UID (a
 	// booking being decided, when it is updated).
 	skipUID string
@@ -57,6 +61,9 @@ func FreeBusy(ctx context.Context, st Store, q FreeBusyQuery) (map[string][]Busy
 	if q.MaxInstances <= 0 {
 		q.MaxInstances = DefaultMaxInstances
 	}
+	if aq, ok := st.(store.AccountsQuerier); ok {
+		return accountsBusy(ctx, aq, q)
+	}
 	out := make(map[string][]BusyPeriod, len(q.Accounts))
 	for _, acct := range q.Accounts {
 		colls, err := st.ListCollections(ctx, acct, store.KindCalendar)
@@ -65,10 +72,7 @@ func FreeBusy(ctx context.Context, st Store, q FreeBusyQuery) (map[string][]Busy
 		}
 		var periods []calendar.Period
 		for _, c := range colls {
-			if c.Name == inboxName {
-				continue // scheduling messages, not the account's time (RFC 6638 §2.2)
-			}
-			if len(c.Components) > 0 && !slices.Contains(c.Components, "VEVENT") && !slices.Contains(c.Components, "VFREEBUSY") {
+			if !busyCollection(&c) {
 				continue
 			}
 			p, err := collectionBusy(ctx, st, c.ID, q)
@@ -77,14 +81,52 @@ func FreeBusy(ctx context.Context, st Store, q FreeBusyQuery) (map[string][]Busy
 			}
 			periods = append(periods, p...)
 		}
-		merged := calendar.MergeBusy(periods)
-		bp := make([]BusyPeriod, len(merged))
-		for i, p := range merged {
-			bp[i] = BusyPeriod(p)
-		}
-		out[acct] = bp
+		out[acct] = mergeBusy(periods)
 	}
 	return out, nil
+}
+
+// accountsBusy is FreeBusy in one read of the store for all the
+// accounts (store.AccountsQuerier): a meeting's fifty attendees cost one
+// query rather than a ListCollections and a QueryObjects each.
+func accountsBusy(ctx context.Context, aq store.AccountsQuerier, q FreeBusyQuery) (map[string][]BusyPeriod, error) {
+	periods := make(map[string][]calendar.Period, len(q.Accounts))
+	err := aq.QueryAccounts(ctx, q.Accounts, store.KindCalendar, store.ObjectQuery{From: q.From, To: q.To},
+		func(c *store.Collection, o *store.Object) error {
+			if busyCollection(c) && (q.skipUID == "" || o.UID != q.skipUID) {
+				periods[c.Account] = append(periods[c.Account], objectBusy(c.ID, o, q)...)
+			}
+			return ctx.Err()
+		})
+	if err != nil {
+		return nil, fmt.Errorf("dav: free/busy: %w", err)
+	}
+	out := make(map[string][]BusyPeriod, len(q.Accounts))
+	for _, acct := range q.Accounts {
+		out[acct] = mergeBusy(periods[acct])
+	}
+	return out, nil
+}
+
+// busyCollection tells whether a calendar's events are its owner's
+// time: not the schedule inbox, whose scheduling messages are not
+// (RFC 6638 §2.2), nor a calendar that holds neither events nor
+// free/busy.
+func busyCollection(c *store.Collection) bool {
+	if c.Name == inboxName {
+		return false
+	}
+	return len(c.Components) == 0 || slices.Contains(c.Components, "VEVENT") || slices.Contains(c.Components, "VFREEBUSY")
+}
+
+// mergeBusy is calendar.MergeBusy of the periods, as BusyPeriods.
+func mergeBusy(periods []calendar.Period) []BusyPeriod {
+	merged := calendar.MergeBusy(periods)
+	bp := make([]BusyPeriod, len(merged))
+	for i, p := range merged {
+		bp[i] = BusyPeriod(p)
+	}
+	return bp
 }
 
 // collectionBusy is the busy time of one calendar, read a page of index
@@ -121,7 +163,12 @@ func objectBusy(coll int64, o *store.Object, q FreeBusyQuery) []calendar.Period 
 	if err != nil {
 		return nil
 	}
-	p, err := obj.InZone(q.FloatingLocation).Busy(q.From, q.To, q.MaxInstances)
+	if q.timezone != nil {
+		obj = obj.InTimezone(q.timezone)
+	} else {
+		obj = obj.InZone(q.FloatingLocation)
+	}
+	p, err := obj.Busy(q.From, q.To, q.MaxInstances)
 	if errors.Is(err, calendar.ErrTooManyInstances) {
 		start, end := o.Start, o.End
 		if start.IsZero() || start.Before(q.From) {
@@ -159,7 +206,14 @@ func (h *Handler) freeBusyQuery(rq *request, body *node) error {
 	if err != nil {
 		return err
 	}
-	q := FreeBusyQuery{From: from, To: to, MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation, zones: h.zones, parsed: h.parsed}
+	// Floating times are read in the calendar's calendar-timezone, if it
+	// has one (RFC 4791 §5.2.2).
+	tz, err := h.timezone(rq.ctx, c)
+	if err != nil {
+		return err
+	}
+	q := FreeBusyQuery{From: from, To: to, MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation,
+		timezone: tz, zones: h.zones, parsed: h.parsed}
 	periods, err := collectionBusy(rq.ctx, h.opts.Store, c.ID, q)
 	if err != nil {
 		return err

@@ -179,6 +179,16 @@ type Options struct {
 	// server does not host (see [IMIP]); without it they get
 	// SCHEDULE-STATUS 5.3.
 	IMIP IMIP
+	// RemoteFreeBusy, if set, answers free/busy for the recipients of
+	// an outbox free/busy request (RFC 6638 §5) that are not calendar
+	// users here: another site's users and resources, such as a linked
+	// geo site's (examples/mailserver wires geo's cross-site free/busy).
+	// It gets those recipients' addresses (without "mailto:"), at most
+	// Limits.MaxRecipients, in one call. An address in its result is
+	// answered 2.0 with those periods; one left out is 3.7 (not a
+	// calendar user) when it returns no error, 5.1 (service unavailable)
+	// when it does. Without it such recipients are 3.7.
+	RemoteFreeBusy func(ctx context.Context, addresses []string, from, to time.Time) (map[string][]BusyPeriod, error)
 	// FloatingLocation is the time zone in which floating date-times
 	// (RFC 5545 §3.3.5, no TZID) are evaluated by time-range queries and
 	// free/busy (RFC 4791 §9.9). Default UTC.

@@ -2,7 +2,6 @@ package dav
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -40,11 +39,7 @@ func (h *Handler) postOutbox(rq *request) error {
 	if err != nil {
 		return err
 	}
-	resp := el(nsCalDAV, "schedule-response")
-	for _, r := range req.recipients {
-		resp.Children = append(resp.Children, h.freeBusyReply(rq, req, r))
-	}
-	return writeXML(rq.w, http.StatusOK, resp)
+	return writeXML(rq.w, http.StatusOK, h.freeBusyResponse(rq, req))
 }
 
 // parseFreeBusyRequest validates a POSTed scheduling message (RFC 6638
@@ -118,45 +113,108 @@ func freeBusyRange(fb *ical.Component) (from, to time.Time, err error) {
 	return from.UTC(), to.UTC(), nil
 }
 
+// fbAnswer is one recipient's part of a schedule-response: a
+// request-status and, on success, its busy periods.
+type fbAnswer struct {
+	status  string
+	account string // local calendar user, "" otherwise
+	remote  bool   // asked of Options.RemoteFreeBusy
+	busy    []BusyPeriod
+}
+
+// freeBusyResponse is the schedule-response (RFC 6638 §10.2) to a
+// free/busy request: each recipient's request-status and, on success,
+// its VFREEBUSY REPLY. The recipients are looked up first; then the
+// local ones' busy time is one [FreeBusy] for all of them (one read of
+// the store where it is a store.AccountsQuerier), and the others' one
+// call of Options.RemoteFreeBusy, if set.
+func (h *Handler) freeBusyResponse(rq *request, req fbRequest) *node {
+	answers := make([]fbAnswer, len(req.recipients))
+	var accounts, remote []string
+	for i, r := range req.recipients {
+		a := &answers[i]
+		cu, err := h.lookupCalendarUser(rq.ctx, r)
+		switch {
+		case (errors.Is(err, errNotCalendarUser) || errors.Is(err, errRemoteUser)) && h.opts.RemoteFreeBusy != nil && mailtoAddress(r) != "":
+			a.remote = true
+			remote = append(remote, mailtoAddress(r))
+		case errors.Is(err, errNotCalendarUser), errors.Is(err, errRemoteUser):
+			a.status = statusInvalidUser
+		case err != nil:
+			rq.log.Error("free/busy recipient lookup", "recipient", r, "err", err)
+			a.status = statusUnavailable
+		case cu.tenant != rq.user.Tenant:
+			a.status = statusNoAuthority
+		default:
+			a.account = cu.account
+			accounts = append(accounts, cu.account)
+		}
+	}
+	q := FreeBusyQuery{Accounts: accounts, From: req.from, To: req.to,
+		MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation, zones: h.zones, parsed: h.parsed}
+	var local map[string][]BusyPeriod
+	var localErr error
+	if len(accounts) > 0 {
+		local, localErr = FreeBusy(rq.ctx, h.opts.Store, q)
+		if localErr != nil {
+			rq.log.Error("free/busy of the recipients", "err", localErr)
+		}
+	}
+	var far map[string][]BusyPeriod
+	var farErr error
+	if len(remote) > 0 {
+		far, farErr = h.opts.RemoteFreeBusy(rq.ctx, remote, req.from, req.to)
+		if farErr != nil {
+			rq.log.Warn("remote free/busy", "recipients", remote, "err", farErr)
+		}
+	}
+	resp := el(nsCalDAV, "schedule-response")
+	for i, r := range req.recipients {
+		a := &answers[i]
+		switch {
+		case a.account != "" && localErr != nil:
+			a.status = statusUnavailable
+		case a.account != "":
+			a.status, a.busy = statusSuccess, local[a.account]
+		case a.remote:
+			busy, ok := far[mailtoAddress(r)]
+			switch {
+			case ok:
+				a.status, a.busy = statusSuccess, busy
+			case farErr != nil:
+				a.status = statusUnavailable
+			default:
+				a.status = statusInvalidUser
+			}
+		}
+		resp.Children = append(resp.Children, h.freeBusyReply(rq, req, r, a))
+	}
+	return resp
+}
+
 // freeBusyReply is one recipient's CALDAV:response of a schedule-response
 // (RFC 6638 §10.2): request-status and, on success, the VFREEBUSY REPLY.
-func (h *Handler) freeBusyReply(rq *request, req fbRequest, recipient string) *node {
+func (h *Handler) freeBusyReply(rq *request, req fbRequest, recipient string, a *fbAnswer) *node {
 	out := el(nsCalDAV, "response", el(nsCalDAV, "recipient", href(recipient)))
-	status := func(s string) *node {
-		out.Children = append(out.Children, textEl(nsCalDAV, "request-status", s))
-		return out
+	if a.status == statusSuccess {
+		cal, err := freeBusyReplyData(req, recipient, a.busy)
+		if err != nil {
+			rq.log.Error("free/busy reply", "recipient", recipient, "err", err)
+			a.status = statusUnavailable
+		} else {
+			out.Children = append(out.Children, textEl(nsCalDAV, "request-status", a.status), textEl(nsCalDAV, "calendar-data", cal))
+			return out
+		}
 	}
-	cu, err := h.lookupCalendarUser(rq.ctx, recipient)
-	switch {
-	case errors.Is(err, errNotCalendarUser), errors.Is(err, errRemoteUser):
-		return status(statusInvalidUser)
-	case err != nil:
-		rq.log.Error("free/busy recipient lookup", "recipient", recipient, "err", err)
-		return status(statusUnavailable)
-	case cu.tenant != rq.user.Tenant:
-		return status(statusNoAuthority)
-	}
-	cal, err := h.accountFreeBusy(rq.ctx, cu.account, req, recipient)
-	if err != nil {
-		rq.log.Error("free/busy of a recipient", "recipient", recipient, "err", err)
-		return status(statusUnavailable)
-	}
-	status(statusSuccess)
-	out.Children = append(out.Children, textEl(nsCalDAV, "calendar-data", cal))
+	out.Children = append(out.Children, textEl(nsCalDAV, "request-status", a.status))
 	return out
 }
 
-// accountFreeBusy is the encoded VFREEBUSY REPLY of one account over the
-// requested range, through [FreeBusy] (transparent, cancelled and
-// private events respected).
-func (h *Handler) accountFreeBusy(ctx context.Context, account string, req fbRequest, recipient string) (string, error) {
-	busy, err := FreeBusy(ctx, h.opts.Store, FreeBusyQuery{Accounts: []string{account}, From: req.from, To: req.to,
-		MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation, zones: h.zones, parsed: h.parsed})
-	if err != nil {
-		return "", err
-	}
-	periods := make([]calendar.Period, len(busy[account]))
-	for i, p := range busy[account] {
+// freeBusyReplyData is the encoded VFREEBUSY REPLY of one recipient over
+// the requested range.
+func freeBusyReplyData(req fbRequest, recipient string, busy []BusyPeriod) (string, error) {
+	periods := make([]calendar.Period, len(busy))
+	for i, p := range busy {
 		periods[i] = calendar.Period(p)
 	}
 	cal := calendar.FreeBusyCalendar(periods, calendar.FreeBusyInfo{From: req.from, To: req.to, Stamp: time.Now(),

@@ -2,9 +2,13 @@ package dav
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/store"
@@ -226,5 +230,70 @@ func TestInboxCollection(t *testing.T) {
 	got := scheduleResponse(t, e.do(http.MethodPost, "/dav/calendars/"+e.aliceID+"/outbox/", fbRequestBody(alice, bob), "Content-Type", "text/calendar"))
 	if n := strings.Count(got[bob][1], "FREEBUSY:"); n != 1 {
 		t.Errorf("bob's busy periods %d, want 1:\n%s", n, got[bob][1])
+	}
+}
+
+// TestOutboxRemoteFreeBusy: recipients that are not calendar users here
+// are asked of Options.RemoteFreeBusy in one call; its periods become
+// their 2.0 replies, an address it leaves out is 3.7, and when it fails
+// the addresses it did not answer are 5.1 while local recipients are
+// still answered.
+func TestOutboxRemoteFreeBusy(t *testing.T) {
+	var mu sync.Mutex // the handler runs on the test server's goroutines
+	var calls [][]string
+	var fail bool
+	remote := func(_ context.Context, addrs []string, from, to time.Time) (map[string][]BusyPeriod, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, slices.Clone(addrs))
+		if !from.Equal(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)) || !to.Equal(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)) {
+			t.Errorf("remote asked for [%v, %v)", from, to)
+		}
+		out := map[string][]BusyPeriod{"ann@paris.example": {{Start: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC), End: time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC), Type: "BUSY"}}}
+		if fail {
+			return out, errors.New("site lyon did not answer")
+		}
+		return out, nil
+	}
+	e := newSchedEnv(t, func(o *Options) { o.RemoteFreeBusy = remote })
+	e.putAs(bob, bobPW, e.bobID, "a.ics", ev("b1", "20260301T090000Z", "20260301T100000Z")).expect(t, http.StatusCreated)
+	outbox := "/dav/calendars/" + e.aliceID + "/outbox/"
+	body := fbRequestBody(alice, bob, "ann@paris.example", "gone@lyon.example", "nobody@example.com")
+	got := scheduleResponse(t, e.do(http.MethodPost, outbox, body, "Content-Type", "text/calendar"))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 1 || !slices.Equal(calls[0], []string{"ann@paris.example", "gone@lyon.example", "nobody@example.com"}) {
+		t.Fatalf("RemoteFreeBusy calls %v, want one for the three addresses not here", calls)
+	}
+	want := map[string]string{bob: "2.0", "ann@paris.example": "2.0", "gone@lyon.example": "3.7", "nobody@example.com": "3.7"}
+	for who, code := range want {
+		if !strings.HasPrefix(got[who][0], code+";") {
+			t.Errorf("%s: request-status %q, want %s", who, got[who][0], code)
+		}
+	}
+	ann := got["ann@paris.example"][1]
+	for _, s := range []string{"METHOD:REPLY", "FREEBUSY:20260302T080000Z/20260302T093000Z", "ATTENDEE:mailto:ann@paris.example", "ORGANIZER:mailto:" + alice} {
+		if !strings.Contains(ann, s) {
+			t.Errorf("ann's reply lacks %q:\n%s", s, ann)
+		}
+	}
+	if !strings.Contains(got[bob][1], "FREEBUSY:20260301T090000Z/20260301T100000Z") {
+		t.Errorf("bob's reply:\n%s", got[bob][1])
+	}
+
+	fail = true
+	mu.Unlock()
+	got = scheduleResponse(t, e.do(http.MethodPost, outbox, body, "Content-Type", "text/calendar"))
+	want = map[string]string{bob: "2.0", "ann@paris.example": "2.0", "gone@lyon.example": "5.1", "nobody@example.com": "5.1"}
+	for who, code := range want {
+		if !strings.HasPrefix(got[who][0], code+";") {
+			t.Errorf("remote failing: %s: request-status %q, want %s", who, got[who][0], code)
+		}
+	}
+	// Only local recipients: the remote resolver is not asked.
+	scheduleResponse(t, e.do(http.MethodPost, outbox, fbRequestBody(alice, bob, room), "Content-Type", "text/calendar"))
+	mu.Lock()
+	if len(calls) != 2 {
+		t.Errorf("RemoteFreeBusy called %d times, want 2 (not for local recipients only)", len(calls))
 	}
 }

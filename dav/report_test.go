@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-webdav/caldav"
+
+	"github.com/mailyard/mailyard/store"
 )
 
 const reportNS = `xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:CR="urn:ietf:params:xml:ns:carddav"`
@@ -152,6 +154,16 @@ func TestFreeBusyQuery(t *testing.T) {
 	}
 	if !slices.Equal(got[e.aliceID], want) || len(got[e.bobID]) != 0 {
 		t.Fatalf("FreeBusy = %+v", got)
+	}
+	// A store without store.AccountsQuerier is read account by account,
+	// to the same answer.
+	if _, ok := Store(e.st).(store.AccountsQuerier); !ok {
+		t.Fatal("the test store is no store.AccountsQuerier: the one-read path is not tested")
+	}
+	plain, err := FreeBusy(context.Background(), struct{ Store }{e.st}, FreeBusyQuery{Accounts: []string{e.aliceID, e.bobID},
+		From: time.Date(2027, 1, 10, 0, 0, 0, 0, time.UTC), To: time.Date(2027, 1, 15, 0, 0, 0, 0, time.UTC)})
+	if err != nil || !slices.Equal(plain[e.aliceID], want) || len(plain[e.bobID]) != 0 || len(plain) != 2 {
+		t.Fatalf("FreeBusy over a plain Store = %+v, %v", plain, err)
 	}
 	if _, err := FreeBusy(context.Background(), e.st, FreeBusyQuery{From: want[0].End, To: want[0].Start}); err == nil {
 		t.Fatal("inverted range accepted")

@@ -45,7 +45,7 @@ func (a *admin) open(ctx context.Context) error {
 		return err
 	}
 	a.st = st
-	a.dir = builtin.New(st, builtin.Options{Accounts: st, Logger: a.logger})
+	a.dir = builtin.New(st, builtin.Options{Accounts: davAccounts{st, st}, Logger: a.logger})
 	a.keys = newDKIMKeys(st, a.cfg, a.logger)
 	return nil
 }

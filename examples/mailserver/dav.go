@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/mailyard/mailyard/dav"
 	"github.com/mailyard/mailyard/internal/limits"
 	"github.com/mailyard/mailyard/internal/metric"
+	"github.com/mailyard/mailyard/store"
 )
 
 // davPrefix is the context path of CalDAV and CardDAV (RFC 6764 §4: the
@@ -108,6 +110,8 @@ func (ls *listeners) listenDAV(cfg Config, logger *slog.Logger, sh shared) error
 		Prefix:      davPrefix,
 		Logger:      log,
 		Limits:      cfg.DAV.limits(),
+		// Other sites' users get their free/busy from their site.
+		RemoteFreeBusy: sh.remoteFreeBusy,
 	}
 	// Invitations to remote attendees leave as iMIP mail through the
 	// outbound queue; without the queue they get SCHEDULE-STATUS 5.3.
@@ -312,4 +316,27 @@ func davLatency(reg prometheus.Registerer, h http.Handler) (http.Handler, error)
 		}
 		observe(time.Since(start).Seconds(), method)
 	}), nil
+}
+
+// davAccounts are the store accounts the directory keeps in step with
+// its users and resources (builtin.Options.Accounts): deleting one also
+// deletes what package dav keeps about it in the store's records (its
+// sharing grants, grants to it, its collections' properties), which the
+// store's DeleteAccount does not know. A retry after a failure (the
+// directory's CompleteDeletions) does both again; each is idempotent.
+type davAccounts struct {
+	store.Accounts
+	records store.Records
+}
+
+// DeleteAccount deletes the account, then its DAV records.
+func (a davAccounts) DeleteAccount(ctx context.Context, id string) error {
+	err := a.Accounts.DeleteAccount(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if rerr := dav.DeleteAccountRecords(ctx, a.records, id); rerr != nil {
+		return fmt.Errorf("account %s deleted, but not its DAV records: %w", id, rerr)
+	}
+	return err
 }

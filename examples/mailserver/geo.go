@@ -304,6 +304,38 @@ func (g *geoSite) sites() routing.Sites {
 	return g.node
 }
 
+// remoteFreeBusy is the DAV handler's free/busy of other sites' users
+// and resources (dav.Options.RemoteFreeBusy), so that a CalDAV client's
+// outbox POST answers for them too: the addresses a linked site holds
+// are asked of that site over NATS (geo.Node.FreeBusy); the others are
+// left out of the answer, which the handler reports as not calendar
+// users. nil without geo.
+func (g *geoSite) remoteFreeBusy() func(ctx context.Context, addresses []string, from, to time.Time) (map[string][]dav.BusyPeriod, error) {
+	if g == nil {
+		return nil
+	}
+	return func(ctx context.Context, addresses []string, from, to time.Time) (map[string][]dav.BusyPeriod, error) {
+		var remote []string
+		for _, a := range addresses {
+			if loc, err := g.node.LocateSite(ctx, a); err == nil && !loc.Local && loc.Account != "" {
+				remote = append(remote, a)
+			}
+		}
+		if len(remote) == 0 {
+			return nil, nil
+		}
+		busy, err := g.node.FreeBusy(ctx, remote, from, to)
+		out := make(map[string][]dav.BusyPeriod, len(busy))
+		for a, ps := range busy {
+			out[a] = make([]dav.BusyPeriod, len(ps))
+			for i, p := range ps {
+				out[a][i] = dav.BusyPeriod{Start: p.Start, End: p.End, Type: p.Type}
+			}
+		}
+		return out, err
+	}
+}
+
 // gal is the global address list dav serves: every site's entries with
 // geo, the directory's alone without.
 func (g *geoSite) gal(local *builtin.Directory) dav.GAL {

@@ -181,8 +181,8 @@ func (ca *geoCA) site(t *testing.T, site string) {
 
 // geoTestSite is one site of TestGeoTwoSites: its config file and ports.
 type geoTestSite struct {
-	id, cfgPath, dataDir    string
-	smtp, http, nats, other string
+	id, cfgPath, dataDir         string
+	smtp, http, nats, dav, other string
 }
 
 // geoCLI runs a command with the site's config file.
@@ -201,7 +201,7 @@ func TestGeoTwoSites(t *testing.T) {
 	sites := map[string]*geoTestSite{}
 	for _, id := range []string{"paris", "berlin"} {
 		ca.site(t, id)
-		sites[id] = &geoTestSite{id: id, smtp: port(), http: port(), nats: port()}
+		sites[id] = &geoTestSite{id: id, smtp: port(), http: port(), nats: port(), dav: port()}
 	}
 	sites["paris"].other, sites["berlin"].other = "berlin", "paris"
 	for _, s := range sites {
@@ -220,7 +220,8 @@ listen = ""
 [imaps]
 listen = ""
 [dav]
-listen = ""
+listen = %[12]q
+insecure_http = true
 [http]
 listen = %[4]q
 [dns]
@@ -239,7 +240,7 @@ nats = ["tls://%[10]s"]
 mx = %[11]q
 allow = ["127.0.0.1"]
 `, s.id, s.dataDir, s.smtp, s.http, s.nats, filepath.Join(ca.dir, s.id+".pem"), filepath.Join(ca.dir, s.id+".key"),
-			filepath.Join(ca.dir, "ca.pem"), peer.id, peer.nats, peer.smtp)
+			filepath.Join(ca.dir, "ca.pem"), peer.id, peer.nats, peer.smtp, s.dav)
 		s.cfgPath = writeConfig(t, text)
 		if code, _, stderr := geoCLI(t, s, "domain", "add", s.id+".test"); code != 0 {
 			t.Fatal(stderr)
@@ -311,6 +312,10 @@ allow = ["127.0.0.1"]
 	if code, _, stderr := geoCLI(t, berlin, "geo", "freebusy", "nobody@nowhere.test"); code != exitFailed || !strings.Contains(stderr, "nobody@nowhere.test") {
 		t.Errorf("geo freebusy of an unknown address: %d %q", code, stderr)
 	}
+
+	// The same through CalDAV: a berlin user's outbox POST (RFC 6638 §5)
+	// for ann answers with paris's busy time (dav.Options.RemoteFreeBusy).
+	geoOutboxFreeBusy(t, paris, berlin)
 
 	// Deleted on paris: the command's notice publishes the tombstone, and
 	// berlin no longer sends the address to paris.
@@ -396,5 +401,65 @@ func TestChangedAddresses(t *testing.T) {
 	}
 	if got := changedAddresses([]string{"paris.test", "alt.paris.test"}); len(got) != 0 {
 		t.Fatalf("a domain command names no address: %q", got)
+	}
+}
+
+// geoOutboxFreeBusy: ann@paris.test (made by the caller) books an hour
+// on paris; bea, made on berlin, asks her outbox there for ann's and an
+// unknown address's free/busy and gets ann's hour from paris (2.0) and
+// 3.7 for the unknown one.
+func geoOutboxFreeBusy(t *testing.T, paris, berlin *geoTestSite) {
+	t.Helper()
+	if code, _, stderr := geoCLI(t, berlin, "user", "add", "bea@berlin.test", "-password", "pw"); code != 0 {
+		t.Fatal(stderr)
+	}
+	c := &http.Client{Timeout: 30 * time.Second}
+	home := func(s *geoTestSite, user string) string {
+		resp, body := davRequest(t, c, "PROPFIND", "http://"+s.dav+"/dav/", user, "pw", propfindPrincipal)
+		i := strings.Index(body, "/dav/principals/")
+		if resp.StatusCode != http.StatusMultiStatus || i < 0 {
+			t.Fatalf("PROPFIND as %s: %d %s", user, resp.StatusCode, body)
+		}
+		return "http://" + s.dav + "/dav/calendars/" + strings.TrimPrefix(body[i:i+strings.Index(body[i:], "<")], "/dav/principals/")
+	}
+	send := func(method, url, user, body string) (int, string) {
+		req, err := http.NewRequest(method, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(user, "pw")
+		req.Header.Set("Content-Type", "text/calendar; charset=utf-8")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	event := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:ann-1\r\nDTSTAMP:20261201T000000Z\r\n" +
+		"DTSTART:20261208T090000Z\r\nDTEND:20261208T100000Z\r\nSUMMARY:secret\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+	if code, body := send(http.MethodPut, home(paris, "ann@paris.test")+"calendar/ann-1.ics", "ann@paris.test", event); code != http.StatusCreated {
+		t.Fatalf("PUT of ann's event on paris: %d %s", code, body)
+	}
+	request := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nMETHOD:REQUEST\r\nBEGIN:VFREEBUSY\r\nUID:fb-geo\r\n" +
+		"DTSTAMP:20261201T000000Z\r\nDTSTART:20261207T000000Z\r\nDTEND:20261214T000000Z\r\nORGANIZER:mailto:bea@berlin.test\r\n" +
+		"ATTENDEE:mailto:ann@paris.test\r\nATTENDEE:mailto:nobody@nowhere.test\r\nEND:VFREEBUSY\r\nEND:VCALENDAR\r\n"
+	code, body := send(http.MethodPost, home(berlin, "bea@berlin.test")+"outbox/", "bea@berlin.test", request)
+	if code != http.StatusOK {
+		t.Fatalf("outbox POST on berlin: %d %s", code, body)
+	}
+	// One response per recipient, in the request's order.
+	ann, nobody, _ := strings.Cut(body, "nobody@nowhere.test")
+	for _, want := range []string{"mailto:ann@paris.test", "2.0;", "METHOD:REPLY", "FREEBUSY:20261208T090000Z/20261208T100000Z"} {
+		if !strings.Contains(ann, want) {
+			t.Errorf("ann's part of the schedule-response lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "secret") {
+		t.Errorf("the schedule-response shows the event's summary:\n%s", body)
+	}
+	if !strings.Contains(nobody, "3.7;") {
+		t.Errorf("the unknown recipient is not 3.7:\n%s", body)
 	}
 }

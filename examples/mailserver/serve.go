@@ -76,7 +76,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	authLimiter := newAuthLimiter(cfg.Limits, cfg.Store.Backend, st, reg)
 	ls, err := listen(cfg, logger, shared{
-		st: st, dir: dir, gal: geoSite.gal(dir), auth: auth, authLimiter: authLimiter,
+		st: st, dir: dir, gal: geoSite.gal(dir), remoteFreeBusy: geoSite.remoteFreeBusy(), auth: auth, authLimiter: authLimiter,
 		tlsConfig: tlsConfig, reg: reg, smtp: smtpOpts,
 		mxDeliverer: &imipDeliverer{mailStore: st, dir: dir, trusted: cfg.trustedCalendarSenders(), logger: logger.With("listener", "smtp")},
 	})
@@ -98,7 +98,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // interrupted, and returns it with the authenticator and the LDAP sources
 // its users are synced from.
 func openDirectory(ctx context.Context, cfg Config, st mailStore, logger *slog.Logger) (*builtin.Directory, *directory.SourcedAuth, []ldapSource, error) {
-	dir := builtin.New(st, builtin.Options{Accounts: st, Logger: logger})
+	dir := builtin.New(st, builtin.Options{Accounts: davAccounts{st, st}, Logger: logger})
 	if err := dir.EnsureGAL(ctx); err != nil {
 		return nil, nil, nil, fmt.Errorf("directory: %w", err)
 	}
@@ -199,14 +199,17 @@ func smtpOptions(ctx context.Context, cfg Config, st mailStore, router smtp.Rout
 
 // shared is what every listener is built on.
 type shared struct {
-	st          mailStore
-	dir         *builtin.Directory
-	gal         dav.GAL // the GAL of the DAV listener: dir's, with every site's under [geo]
-	auth        *directory.SourcedAuth
-	authLimiter *authlimit.Limiter
-	tlsConfig   *tls.Config
-	reg         *prometheus.Registry
-	smtp        smtp.Options // the SMTP listeners' options, from smtpOptions
+	st  mailStore
+	dir *builtin.Directory
+	gal dav.GAL // the GAL of the DAV listener: dir's, with every site's under [geo]
+	// remoteFreeBusy answers the DAV outbox's free/busy for other
+	// sites' users; nil without [geo].
+	remoteFreeBusy func(ctx context.Context, addresses []string, from, to time.Time) (map[string][]dav.BusyPeriod, error)
+	auth           *directory.SourcedAuth
+	authLimiter    *authlimit.Limiter
+	tlsConfig      *tls.Config
+	reg            *prometheus.Registry
+	smtp           smtp.Options // the SMTP listeners' options, from smtpOptions
 	// mxDeliverer is the MX's Deliverer: the store, then inbound iMIP
 	// to the DAV handler (imip_inbound.go); nil keeps smtp.Deliverer.
 	mxDeliverer *imipDeliverer

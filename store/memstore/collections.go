@@ -385,3 +385,42 @@ func objectETag(cur *store.Object) string {
 	}
 	return cur.ETag
 }
+
+// QueryAccounts implements store.AccountsQuerier under one read lock.
+func (s *Store) QueryAccounts(ctx context.Context, accounts []string, kind store.CollectionKind, q store.ObjectQuery, fn func(c *store.Collection, o *store.Object) error) error {
+	if kind != store.KindCalendar && kind != store.KindAddressBook {
+		return errorf("query accounts: %w: unknown collection kind %q", store.ErrInvalid, kind)
+	}
+	q, err := store.CanonicalQuery(q)
+	if err != nil {
+		return errorf("query accounts: %w", err)
+	}
+	return s.read(ctx, func() error {
+		seen := make(map[string]bool, len(accounts))
+		for _, id := range accounts {
+			a, err := s.account(id)
+			if seen[id] || err != nil {
+				continue
+			}
+			seen[id] = true
+			for k, cid := range a.colls {
+				if k.kind != kind {
+					continue
+				}
+				c := s.colls[cid]
+				info := c.out()
+				for _, o := range c.objects {
+					if !store.ComponentMatches(o.Component, q.Component) || !o.Overlaps(q.From, q.To) {
+						continue
+					}
+					cp := *o
+					cp.Data = slices.Clone(o.Data)
+					if err := fn(&info, &cp); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+}

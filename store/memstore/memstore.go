@@ -47,7 +47,10 @@ type Store struct {
 	lastBlobID      uint64
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store           = (*Store)(nil)
+	_ store.AccountsQuerier = (*Store)(nil)
+)
 
 // blob is one message body, shared by the index rows (messages) that
 // name it; refs counts them.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -308,18 +309,7 @@ func (s *Store) QueryObjects(ctx context.Context, collectionID int64, q store.Ob
 	if err := s.checkOpen(ctx); err != nil {
 		return nil, err
 	}
-	// first_start < to and last_end > from: for whole-second columns,
-	// s < to exactly when s < ceil(to), and e > from when e > floor(from).
-	fromArg, toArg := int64(indexsecs.UnboundedStart), int64(indexsecs.UnboundedEnd)
-	if !q.From.IsZero() {
-		fromArg = q.From.Unix()
-	}
-	if !q.To.IsZero() {
-		toArg = q.To.Unix()
-		if q.To.Nanosecond() != 0 {
-			toArg++
-		}
-	}
+	fromArg, toArg := rangeArgs(q.From, q.To)
 	rows, err := s.pool.Query(ctx, `SELECT `+objCols+`, data FROM objects WHERE collection = $1 AND name > $2
 		AND ($3 = '' OR component = '' OR component = $3) AND first_start < $4 AND last_end > $5
 		ORDER BY name LIMIT $6`, collectionID, q.After, q.Component, toArg, fromArg, q.Limit)
@@ -415,4 +405,72 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// rangeArgs are the bounds the SQL compares first_start < toArg and
+// last_end > fromArg with: for whole-second columns, s < to exactly when
+// s < ceil(to), and e > from when e > floor(from).
+func rangeArgs(from, to time.Time) (fromArg, toArg int64) {
+	fromArg, toArg = indexsecs.UnboundedStart, indexsecs.UnboundedEnd
+	if !from.IsZero() {
+		fromArg = from.Unix()
+	}
+	if !to.IsZero() {
+		toArg = to.Unix()
+		if to.Nanosecond() != 0 {
+			toArg++
+		}
+	}
+	return fromArg, toArg
+}
+
+// QueryAccounts implements store.AccountsQuerier in one statement (one
+// snapshot): the accounts' collections joined with their matching
+// objects.
+func (s *Store) QueryAccounts(ctx context.Context, accounts []string, kind store.CollectionKind, q store.ObjectQuery, fn func(c *store.Collection, o *store.Object) error) error {
+	if kind != store.KindCalendar && kind != store.KindAddressBook {
+		return errorf("query accounts: %w: unknown collection kind %q", store.ErrInvalid, kind)
+	}
+	q, err := store.CanonicalQuery(q)
+	if err != nil {
+		return errorf("query accounts: %w", err)
+	}
+	if err := s.checkOpen(ctx); err != nil {
+		return err
+	}
+	fromArg, toArg := rangeArgs(q.From, q.To)
+	rows, err := s.pool.Query(ctx, `SELECT c.id, c.account, c.kind, c.name, c.display_name, c.description, c.color, c.components, c.sync_token,
+			o.name, o.uid, o.etag, o.content_type, o.size, o.modified, o.component, o.first_start, o.last_end, o.data
+		FROM collections c JOIN objects o ON o.collection = c.id
+		WHERE c.account = ANY($1) AND c.kind = $2 AND ($3 = '' OR o.component = '' OR o.component = $3)
+			AND o.first_start < $4 AND o.last_end > $5
+		ORDER BY c.id`, accounts, string(kind), q.Component, toArg, fromArg)
+	if err != nil {
+		return wrapErr("query accounts", err)
+	}
+	defer rows.Close()
+	var c store.Collection
+	for rows.Next() {
+		var o store.Object
+		var ckind, comps string
+		var tok, mod, fs, le int64
+		var id int64
+		if err := rows.Scan(&id, &c.Account, &ckind, &c.Name, &c.DisplayName, &c.Description, &c.Color, &comps, &tok,
+			&o.Name, &o.UID, &o.ETag, &o.ContentType, &o.Size, &mod, &o.Component, &fs, &le, &o.Data); err != nil {
+			return wrapErr("query accounts", err)
+		}
+		if id != c.ID {
+			c.ID, c.Kind, c.SyncToken, c.Components = id, store.CollectionKind(ckind), uint64(tok), nil
+			if comps != "" {
+				c.Components = strings.Split(comps, ",")
+			}
+		}
+		o.Modified, o.Start, o.End = time.Unix(0, mod).UTC(), indexsecs.Time(fs), indexsecs.Time(le)
+		cc := c
+		cc.Components = slices.Clone(c.Components)
+		if err := fn(&cc, &o); err != nil {
+			return err
+		}
+	}
+	return wrapErr("query accounts", rows.Err())
 }

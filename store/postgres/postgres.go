@@ -78,8 +78,9 @@ type Store struct {
 }
 
 var (
-	_ store.Store = (*Store)(nil)
-	_ queue.Store = (*Store)(nil)
+	_ store.Store           = (*Store)(nil)
+	_ store.AccountsQuerier = (*Store)(nil)
+	_ queue.Store           = (*Store)(nil)
 )
 
 //go:embed migrations/*.sql

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -100,4 +101,80 @@ func (s *Store) QueryObjects(ctx context.Context, collectionID int64, q store.Ob
 		return nil, wrapErr("query objects", err)
 	}
 	return out, nil
+}
+
+// accountCollectionsSQL lists the collections of one kind of a set of
+// accounts given as a JSON array of their IDs.
+const accountCollectionsSQL = "SELECT " + collectionCols + ` FROM collections
+	WHERE kind = ?1 AND account IN (SELECT value FROM json_each(?2))`
+
+// QueryAccounts implements store.AccountsQuerier: the accounts'
+// collections, then each one's objects through QueryObjects' statements
+// without a page limit, all in one read transaction.
+func (s *Store) QueryAccounts(ctx context.Context, accounts []string, kind store.CollectionKind, q store.ObjectQuery, fn func(c *store.Collection, o *store.Object) error) error {
+	if err := validKind(kind); err != nil {
+		return fmt.Errorf("sqlite: query accounts: %w", err)
+	}
+	q, err := store.CanonicalQuery(q)
+	if err != nil {
+		return fmt.Errorf("sqlite: query accounts: %w", err)
+	}
+	ids, err := json.Marshal(accounts)
+	if err != nil {
+		return fmt.Errorf("sqlite: query accounts: %w", err)
+	}
+	fromArg, toArg := rangeArgs(q.From, q.To)
+	all := q.Component == "" && q.From.IsZero() && q.To.IsZero()
+	var fnErr error
+	err = s.readTx(ctx, func(tx *rtx) error {
+		var colls []store.Collection
+		rows, err := tx.StmtContext(ctx, s.rstmts.accountCollections).QueryContext(ctx, string(kind), string(ids))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			c, err := scanCollection(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			colls = append(colls, c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range colls {
+			c := &colls[i]
+			if all {
+				rows, err = tx.StmtContext(ctx, s.rstmts.allObjects).QueryContext(ctx, c.ID, "", -1)
+			} else {
+				rows, err = tx.StmtContext(ctx, s.rstmts.rangeObjects).QueryContext(ctx, c.ID, "", q.Component, toArg, fromArg, -1)
+			}
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				o, err := scanObject(rows, true)
+				if err == nil {
+					if err = fn(c, &o); err != nil {
+						fnErr = err
+					}
+				}
+				if err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	return wrapErr("query accounts", err)
 }

@@ -118,8 +118,9 @@ type Store struct {
 }
 
 var (
-	_ store.Store        = (*Store)(nil)
-	_ store.TextSearcher = (*Store)(nil)
+	_ store.Store           = (*Store)(nil)
+	_ store.TextSearcher    = (*Store)(nil)
+	_ store.AccountsQuerier = (*Store)(nil)
 )
 
 const schemaVersion = 7
@@ -286,7 +287,7 @@ func (s *Store) openDBs(ctx context.Context) error {
 // CPU time in BenchmarkFreeBusyQuery). Use them in a read transaction
 // through tx.StmtContext.
 type readStmts struct {
-	collectionExists, rangeObjects, allObjects *sql.Stmt
+	collectionExists, rangeObjects, allObjects, accountCollections *sql.Stmt
 }
 
 func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -297,6 +298,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&r.collectionExists, collectionExistsSQL},
 		{&r.rangeObjects, queryObjectsSQL},
 		{&r.allObjects, allObjectsSQL},
+		{&r.accountCollections, accountCollectionsSQL},
 	} {
 		st, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -309,7 +311,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 
 func (r *readStmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{r.collectionExists, r.rangeObjects, r.allObjects} {
+	for _, st := range []*sql.Stmt{r.collectionExists, r.rangeObjects, r.allObjects, r.accountCollections} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SyncTokens", testSyncTokens},
 		{"ObjectQuery", testObjectQuery},
 		{"ObjectQueryPaging", testObjectQueryPaging},
+		{"AccountsQuery", testAccountsQuery},
 		{"Records", testRecords},
 		{"RecordTransactions", testRecordTransactions},
 		{"FeedOrder", testFeedOrder},
