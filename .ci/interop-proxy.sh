@@ -122,13 +122,7 @@ swaks --server 127.0.0.1 --port "$fe_smtp" --local-interface 127.0.0.5 \
   || { cat "$work/swaks2.log"; fail "swaks MX through HAProxy"; }
 for uid in 1 2; do
   ms mail cat bob@example.test INBOX "$uid" >"$work/msg$uid.eml"
-  received=$(python3 -c '
-import sys
-head = open(sys.argv[1], "rb").read().split(b"\r\n\r\n", 1)[0].decode()
-print(" ".join(l.strip() for l in head.replace("\r\n\t", " ").splitlines() if l.startswith("Received:")))' "$work/msg$uid.eml")
-  echo "message $uid: $received"
-  grep -q '\[127\.0\.0\.5\]' <<<"$received" || fail "message $uid: Received does not name 127.0.0.5"
-  ! grep -q '\[127\.0\.0\.1\]' <<<"$received" || fail "message $uid: Received names HAProxy's address"
+  check_received "$work/msg$uid.eml"
 done
 for l in submission smtp; do
   grep "message accepted" "$work/server.log" | grep "listener=$l " | grep -q "remote=127.0.0.5 " \

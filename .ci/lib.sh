@@ -73,6 +73,20 @@ fail() {
   exit 1
 }
 
+# check_received FILE checks that the stored message FILE's Received
+# fields name the real client 127.0.0.5 and not the balancer's
+# 127.0.0.1 (the PROXY protocol's address is the one recorded).
+check_received() {
+  local received
+  received=$(python3 -c '
+import sys
+head = open(sys.argv[1], "rb").read().split(b"\r\n\r\n", 1)[0].decode()
+print(" ".join(l.strip() for l in head.replace("\r\n\t", " ").splitlines() if l.startswith("Received:")))' "$1")
+  echo "$(basename "$1"): $received"
+  grep -q '\[127\.0\.0\.5\]' <<<"$received" || fail "$1: Received does not name 127.0.0.5"
+  ! grep -q '\[127\.0\.0\.1\]' <<<"$received" || fail "$1: Received names HAProxy's address"
+}
+
 # mbsync_setup PORT USER PASSWORD writes $work/mbsyncrc, a channel that
 # pulls USER's INBOX from 127.0.0.1:PORT into $work/maildir: STARTTLS
 # when the server offers it, trusting exactly the certificate it presents

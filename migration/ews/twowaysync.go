@@ -283,15 +283,7 @@ func (w *worker) exchangeDeleted(ctx context.Context, itemID string, r *CycleRep
 	if cur.ETag != l.ETag && w.twoWay {
 		// Changed in Mailyard, deleted in Exchange: the change wins and
 		// goes back to Exchange as a new item; the deletion is logged.
-		if err := w.logConflict(ctx, Conflict{UID: cur.UID, Winner: SideMailyard, Reason: "changed in Mailyard, deleted in Exchange",
-			MailyardModified: cur.Modified}); err != nil {
-			return err
-		}
-		r.Conflicts++
-		if err := w.dropLink(ctx, l); err != nil {
-			return err
-		}
-		return w.create(ctx, cur, r)
+		return w.changedHereDeletedThere(ctx, l, cur, r)
 	}
 	if err := st.DeleteObject(ctx, w.coll.ID, l.Name, cur.ETag); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -366,15 +358,7 @@ func (w *worker) pushOne(ctx context.Context, name string, r *CycleReport) error
 		return w.conflictOnPush(ctx, l, cur, r)
 	case errors.As(err, &e) && e.Code == "ErrorItemNotFound":
 		// Deleted in Exchange, changed here: the change wins.
-		if err := w.logConflict(ctx, Conflict{UID: cur.UID, Winner: SideMailyard, Reason: "changed in Mailyard, deleted in Exchange",
-			MailyardModified: cur.Modified}); err != nil {
-			return err
-		}
-		r.Conflicts++
-		if err := w.dropLink(ctx, l); err != nil {
-			return err
-		}
-		return w.create(ctx, cur, r)
+		return w.changedHereDeletedThere(ctx, l, cur, r)
 	case err != nil:
 		return err
 	}
@@ -418,6 +402,21 @@ func (w *worker) itemOf(o store.Object, r *CycleReport) (*CalendarItem, bool, er
 	r.Skipped++
 	w.s.opts.Logger.Warn("ews sync: event not sent to Exchange", "target", w.p.job.Target, "object", o.Name, "err", err)
 	return nil, false, nil
+}
+
+// changedHereDeletedThere settles an object changed in Mailyard whose
+// item was deleted in Exchange: the change wins and goes back to
+// Exchange as a new item, and the deletion is logged as a conflict.
+func (w *worker) changedHereDeletedThere(ctx context.Context, l link, cur store.Object, r *CycleReport) error {
+	if err := w.logConflict(ctx, Conflict{UID: cur.UID, Winner: SideMailyard, Reason: "changed in Mailyard, deleted in Exchange",
+		MailyardModified: cur.Modified}); err != nil {
+		return err
+	}
+	r.Conflicts++
+	if err := w.dropLink(ctx, l); err != nil {
+		return err
+	}
+	return w.create(ctx, cur, r)
 }
 
 // create makes a new Exchange item of a store object and links them.
