@@ -57,5 +57,7 @@
 // index; version 6 keeps each mailbox's STATUS counts (messages, unseen,
 // deleted, bytes) in its row, maintained by triggers, so that STATUS
 // reads one row (and, right after a write, nothing: the writer publishes
-// the counts of the mailboxes it changed with each commit).
+// the counts of the mailboxes it changed with each commit); version 7
+// keeps each message's save date (RFC 8514; messages stored before it
+// have none).
 package sqlite
