@@ -205,6 +205,14 @@ func decodeEnvelope(r io.Reader, resp any) error {
 			continue
 		}
 		if !inBody {
+			if vs, ok := resp.(interface{ setServerVersion(ServerVersion) }); ok && se.Name.Local == "ServerVersionInfo" {
+				var v ServerVersion
+				if err := d.DecodeElement(&v, &se); err != nil {
+					return err
+				}
+				vs.setServerVersion(v)
+				continue
+			}
 			inBody = se.Name.Local == "Body" && se.Name.Space == nsSOAP
 			if !inBody && se.Name.Local != "Envelope" && se.Name.Local != "Header" {
 				if err := d.Skip(); err != nil {
