@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -30,12 +31,15 @@ type ewsOptions struct {
 	targets []string
 }
 
-// ewsCmd is `migrate ews sync`, `ews subscribe` and `ews conflicts`.
+// ewsCmd is `migrate ews sync`, `ews subscribe`, `ews conflicts` and
+// `ews test`.
 func (c *cli) ewsCmd(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: ews: the command is \"ews sync\", \"ews subscribe\" or \"ews conflicts\"", errUsage)
+		return fmt.Errorf("%w: ews: the command is \"ews sync\", \"ews subscribe\", \"ews conflicts\" or \"ews test\"", errUsage)
 	}
 	switch args[0] {
+	case "test":
+		return c.ewsTest(ctx, args[1:])
 	case "sync":
 		return c.ewsSync(ctx, args[1:])
 	case "subscribe":
@@ -78,22 +82,93 @@ func (c *cli) ewsSync(ctx context.Context, args []string) error {
 	return c.execute(ctx, spec, o.progressEvery)
 }
 
+// errTestFailed marks a connection test that failed (its report is
+// already printed).
+var errTestFailed = errors.New("connection test failed")
+
+// ewsTest is `migrate ews test`: the connection test of ews.Test for
+// the source the flags describe and, with a MAILBOX, the right to reach
+// it. It prints a line per step that passed, then the failed step or
+// the server's version; it needs no data directory.
+func (c *cli) ewsTest(ctx context.Context, args []string) error {
+	o, err := parseEWSFlags("ews test", args, nil)
+	if err != nil {
+		return err
+	}
+	if len(o.targets) > 1 {
+		return fmt.Errorf("%w: ews test takes at most one MAILBOX", errUsage)
+	}
+	opts, err := c.ewsOptions(o)
+	if err != nil {
+		return err
+	}
+	mailbox := ""
+	if len(o.targets) == 1 {
+		mailbox = o.targets[0]
+	}
+	rep := ews.Test(ctx, opts, mailbox)
+	w := c.env.stdout
+	u, _ := url.Parse(o.endpoint)
+	type step struct {
+		stage  ews.Stage
+		detail string
+	}
+	steps := []step{
+		{ews.StageConfig, o.endpoint},
+		{ews.StageDNS, u.Hostname()},
+		{ews.StageAllowlist, u.Hostname()},
+		{ews.StageTCP, rep.Addr},
+		{ews.StageTLS, rep.TLSVersion},
+		{ews.StageAuth, fmt.Sprintf("%s as %s", opts.Auth, opts.Username)},
+	}
+	if mailbox != "" {
+		steps = append(steps, step{ews.StageImpersonation, fmt.Sprintf("%s access to %s", opts.Access, mailbox)})
+	}
+	for _, st := range steps {
+		if st.stage == rep.Stage || (st.stage == ews.StageAuth && rep.Stage == ews.StageRequest) {
+			break
+		}
+		switch {
+		case st.stage == ews.StageDNS && net.ParseIP(st.detail) != nil:
+			st.detail = "not needed: " + st.detail + " is an address"
+		case st.stage == ews.StageTLS && u.Scheme != "https":
+			st.detail = "not used (http)"
+		}
+		fmt.Fprintf(w, "%-13s ok %s\n", st.stage, st.detail)
+	}
+	if rep.Stage != ews.StageOK {
+		fmt.Fprintf(w, "%-13s FAILED: %v\n", rep.Stage, rep.Err)
+		return fmt.Errorf("%w at %s", errTestFailed, rep.Stage)
+	}
+	fmt.Fprintf(w, "OK: Exchange %s\n", rep.Server)
+	return nil
+}
+
 // ewsClient is the EWS client the flags describe, with the config's
 // allowlist and the password from its file.
 func (c *cli) ewsClient(o ewsOptions) (*ews.Client, error) {
+	opts, err := c.ewsOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	return ews.NewClient(opts)
+}
+
+// ewsOptions are the client options the flags describe.
+func (c *cli) ewsOptions(o ewsOptions) (ews.Options, error) {
 	if len(c.cfg.Migration.Allowlist) == 0 {
-		return nil, errors.New("no source allowlist: give -allow HOSTS or allowlist in the [migration] section of the config file")
+		return ews.Options{}, errors.New("no source allowlist: give -allow HOSTS or allowlist in the [migration] section of the config file")
 	}
 	allow, err := migration.NewAllowlist(c.cfg.Migration.Allowlist)
 	if err != nil {
-		return nil, err
+		return ews.Options{}, err
 	}
 	pw, err := c.password(o.passwordFile, "MIGRATE_PASSWORD", c.cfg.Migration.PasswordFile)
 	if err != nil {
-		return nil, err
+		return ews.Options{}, err
 	}
 	if pw == "" {
-		return nil, fmt.Errorf("%w: ews: no password (--password-file or MIGRATE_PASSWORD)", errUsage)
+		return ews.Options{}, fmt.Errorf("%w: ews: no password (--password-file or MIGRATE_PASSWORD)", errUsage)
 	}
 	opts := ews.Options{URL: o.endpoint, Version: ews.Version(o.version), Auth: ews.Auth(o.auth),
 		Username: o.user, Password: pw, Access: ews.AccessDelegate,
@@ -102,9 +177,9 @@ func (c *cli) ewsClient(o ewsOptions) (*ews.Client, error) {
 		opts.Access = ews.AccessImpersonation
 	}
 	if opts.MinTLSVersion, err = tlsVersion(o.minTLS); err != nil {
-		return nil, fmt.Errorf("%w: --min-tls: %v", errUsage, err)
+		return ews.Options{}, fmt.Errorf("%w: --min-tls: %v", errUsage, err)
 	}
-	return ews.NewClient(opts)
+	return opts, nil
 }
 
 // ewsRunSpec is the run of `ews sync`: a by-list run whose jobs name

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/pem"
 	"fmt"
 	"net/http/httptest"
@@ -205,4 +206,60 @@ func (f *fixture) exchangeHas(client *ews.Client, mailbox, subject string) bool 
 		return nil
 	}))
 	return found
+}
+
+// TestEWSConnectionTest runs `migrate ews test` against the EWS test
+// server: every step passes with the server's version printed, and a
+// wrong password, a refused impersonation, an untrusted certificate, a
+// TLS range the server does not speak and an unresolvable host each
+// name their step and exit 1.
+func TestEWSConnectionTest(t *testing.T) {
+	srv := ewstest.New(ewstest.Options{NoBasic: true})
+	require.NoError(t, srv.AddUser(ewstest.User{Login: "svc", Password: "Svc-Pa55", SMTP: "svc@corp.test", Impersonate: true}))
+	require.NoError(t, srv.AddUser(ewstest.User{Login: "alice", Password: "x", SMTP: "alice@corp.test"}))
+	hs := httptest.NewUnstartedServer(srv)
+	hs.TLS = &tls.Config{MaxVersion: tls.VersionTLS12}
+	hs.StartTLS()
+	t.Cleanup(hs.Close)
+	ca := writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw})))
+	pw := writeFile(t, "svc.pw", "Svc-Pa55\n")
+	bad := writeFile(t, "bad.pw", "wrong\n")
+	ctx := t.Context()
+	f := &fixture{t: t, data: t.TempDir()}
+	endpoint := hs.URL + "/EWS/Exchange.asmx"
+	// args are the flags of the test; later flags override earlier ones.
+	noCA := func(more ...string) []string {
+		a := []string{"ews", "test", "--endpoint", endpoint, "--user", `CORP\svc`, "--password-file", pw,
+			"--impersonate", "--exchange", "Exchange2016"}
+		return append(a, more...)
+	}
+	args := func(more ...string) []string { return noCA(append([]string{"--ca-file", ca}, more...)...) }
+
+	res := f.migrate(ctx, nil, args("alice@corp.test")...)
+	require.Equal(t, exitOK, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+	assert.Regexp(t, `(?m)^dns\s+ok not needed: 127.0.0.1 is an address$`, res.stdout)
+	assert.Regexp(t, `(?m)^tls\s+ok TLS 1.2$`, res.stdout)
+	assert.Regexp(t, `(?m)^auth\s+ok ntlm as CORP\\svc$`, res.stdout)
+	assert.Regexp(t, `(?m)^impersonation\s+ok impersonation access to alice@corp.test$`, res.stdout)
+	assert.Contains(t, res.stdout, "OK: Exchange 15.1.2507.6 (Exchange2016)")
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"auth", args("--password-file", bad, "alice@corp.test"), `(?m)^auth\s+FAILED: .*401`},
+		{"impersonation", args("--user", "alice", "--password-file", writeFile(t, "alice.pw", "x\n"), "svc@corp.test"),
+			`(?m)^impersonation\s+FAILED: .*ErrorImpersonat`},
+		{"server version", args("--exchange", "Exchange2019"), `(?m)^tls\s+ok TLS 1.2\nrequest\s+FAILED: .*ErrorInvalidServerVersion`},
+		{"untrusted", noCA(), `(?m)^tls\s+FAILED: .*certificate is not trusted`},
+		{"tls version", args("--min-tls", "1.3"), `(?m)^tls\s+FAILED: .*no TLS version in common`},
+		{"dns", args("--endpoint", "https://ews.mailyard.invalid/EWS/Exchange.asmx"), `(?m)^dns\s+FAILED: .*resolving ews.mailyard.invalid`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := f.migrate(ctx, nil, tc.args...)
+			assert.Equal(t, exitFailed, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+			assert.Regexp(t, tc.want, res.stdout)
+		})
+	}
 }

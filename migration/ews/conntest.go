@@ -25,7 +25,7 @@ const (
 	StageTCP           Stage = "tcp"           // no TCP connection to any address
 	StageTLS           Stage = "tls"           // TLS handshake: no version in the range, untrusted certificate, ...
 	StageAuth          Stage = "auth"          // the server refused the login (Basic or NTLM)
-	StageRequest       Stage = "request"       // a logged-in call failed otherwise (e.g. ErrorInvalidServerVersion)
+	StageRequest       Stage = "request"       // the first call failed other than by a refused login (a wrong path, ErrorInvalidServerVersion, ...)
 	StageImpersonation Stage = "impersonation" // the mailbox could not be reached as Options.Access says
 	StageOK            Stage = "ok"            // every step passed
 )

@@ -89,6 +89,9 @@ func TestConnectionTest(t *testing.T) {
 		{name: "auth ntlm", srv: srv.hs, stage: ews.StageAuth, class: migration.ErrClassAuth, want: "401", change: func(o *ews.Options) {
 			o.Auth, o.Username, o.Password = ews.AuthNTLM, `EXAMPLE\`+svcLogin, "wrong"
 		}},
+		{name: "request", srv: srv.hs, stage: ews.StageRequest, class: migration.ErrClassConfig, want: "ErrorInvalidServerVersion", change: func(o *ews.Options) {
+			o.Version = ews.Exchange2019
+		}},
 		{name: "impersonation", srv: srv.hs, mailbox: owner, stage: ews.StageImpersonation, class: migration.ErrClassAuth, want: "impersonation access to " + owner, change: func(o *ews.Options) {
 			o.Username = "svc-noimp"
 		}},
