@@ -12,6 +12,7 @@
 //	migrate ews sync --endpoint URL --user LOGIN [--impersonate] TARGET[=SOURCE]...
 //	migrate ews subscribe --endpoint URL --user LOGIN [--two-way LIST] (--domain D | TARGET[=SOURCE]...)
 //	migrate ews conflicts ADDRESS
+//	migrate ews test --endpoint URL --user LOGIN [--impersonate] [MAILBOX]
 //
 // Ctrl-C stops a run cleanly: copies in progress finish, the run is
 // recorded as interrupted, and running the same command again resumes
@@ -117,6 +118,10 @@ commands:
         --interval DURATION (5m) --poll DURATION (2s), and the connection options of ews sync
   ews conflicts ADDRESS [--skip N] [--limit N] [--full]
                                   the two-way sync's conflict log, with the losing versions
+  ews test --endpoint URL --user LOGIN [options] [MAILBOX]
+                                  connection test: DNS, allowlist, TCP, TLS, login, and the
+                                  right to reach MAILBOX; names the step that failed, else
+                                  prints the Exchange version (the connection options of ews sync)
 
 CSV columns (header row, any order): target, login, password, service, auth,
 host, port, tls, exclude. Only target is required; empty cells take the

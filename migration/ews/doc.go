@@ -39,6 +39,11 @@
 //     response too large; the EWS code itself stays reachable as an
 //     *[Error] through errors.As.
 //
+// [Test] is the connection test of a source: it runs DNS, the allowlist,
+// TCP, the TLS handshake, the login and the right to reach a mailbox
+// (impersonation or delegate) one after another and reports the step
+// that failed ([Stage]) or the server's version ([ServerVersion]).
+//
 // Writes to Exchange never notify anyone: CreateItem and UpdateItem send
 // SendMeetingInvitations(OrCancellations)=SendToNone and DeleteItem
 // SendMeetingCancellations=SendToNone, so during coexistence an attendee
