@@ -60,7 +60,8 @@ func (s *session) CatenateURL(rawURL string) (io.ReadCloser, error) {
 	go func() {
 		defer close(done)
 		defer rc.Close()
-		pw.CloseWithError(imapserver.WriteBodySection(pw, rc, ref.section))
+		// safely: no panic on a malformed message reaches the server.
+		pw.CloseWithError(safely(func() error { return imapserver.WriteBodySection(pw, rc, ref.section) }))
 	}()
 	return &sectionReader{PipeReader: pr, done: done}, nil
 }

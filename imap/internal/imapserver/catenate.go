@@ -98,7 +98,7 @@ func (ct *catenation) Read(p []byte) (int, error) {
 				err = io.ErrUnexpectedEOF
 			}
 		}
-		if err == nil && ct.total > ct.limit {
+		if (err == nil || err == io.EOF) && ct.total > ct.limit {
 			err = ct.tooBig()
 		}
 		if err == io.EOF {
