@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 // RFC 4469 Appendix A's example: a draft (a multipart message whose
@@ -204,5 +205,35 @@ func TestParseCatenateURL(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%q: got %q (%v), want %q", c.url, got, err, c.want)
 		}
+	}
+}
+
+// TestCatenateConnectionCut: the connection ends within a TEXT literal
+// after a URL part with a section: no message is kept, and the server
+// goes on serving.
+func TestCatenateConnectionCut(t *testing.T) {
+	e := newEnv(t)
+	own := e.deliver(e.aliceID, "INBOX", catDraft)
+	r := loggedIn(e)
+	r.send(fmt.Sprintf("a APPEND INBOX CATENATE (URL \"/INBOX/;UID=%d/;SECTION=1\" TEXT {100+}\r\nFrom: x", own))
+	time.Sleep(50 * time.Millisecond)
+	r.conn.Close()
+	r2 := loggedIn(e)
+	r2.expectOK("NOOP")
+	if n := e.countMessages("INBOX"); n != 1 {
+		t.Fatalf("%d messages after a cut CATENATE, want 1", n)
+	}
+	// The section alone, in full, for comparison.
+	r2.send(fmt.Sprintf("b APPEND INBOX CATENATE (URL \"/INBOX/;UID=%d/;SECTION=1\")\r\n", own))
+	if _, st := r2.readUntil("b"); !strings.HasPrefix(st, "OK [APPENDUID ") {
+		t.Fatalf("got %q", st)
+	}
+	if got := e.body(e.aliceID, "INBOX", own+1); got != catPart1Body {
+		t.Fatalf("got %q, want %q", got, catPart1Body)
+	}
+	// Had the cut message been kept, it would hold UID own+1, or this
+	// one would not be the second.
+	if n := e.countMessages("INBOX"); n != 2 {
+		t.Fatalf("%d messages, want 2", n)
 	}
 }
