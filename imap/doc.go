@@ -77,8 +77,8 @@
 // CHILDREN, ESEARCH, SEARCHRES, BINARY, APPENDLIMIT=n, STATUS=SIZE,
 // UTF8=ACCEPT, CONDSTORE, QRESYNC, QUOTA, QUOTA=RES-STORAGE,
 // QUOTA=RES-MESSAGE, ID, SORT, SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT,
-// THREAD=REFERENCES, WITHIN, MULTIAPPEND, COMPRESS=DEFLATE, OBJECTID,
-// SAVEDATE and PREVIEW. ID and
+// THREAD=REFERENCES, WITHIN, MULTIAPPEND, CATENATE, COMPRESS=DEFLATE,
+// OBJECTID, SAVEDATE and PREVIEW. ID and
 // the pre-login ones are announced in the greeting; the rest after login. The three QUOTA ones are announced only
 // when the Backend implements [Quotas]; without it GETQUOTA and
 // GETQUOTAROOT are BAD, as in a server without the extension.
@@ -196,7 +196,18 @@
 //     command appended before it: none is kept, but their UIDs are used,
 //     another session that polls in between may see them come and go,
 //     and a crash in between can leave them. APPENDUID gives every UID.
-//     CATENATE is not done.
+//   - CATENATE (RFC 4469): the message is streamed to the store part by
+//     part, each parsed when the one before is read, so a failure (NO
+//     [BADURL url], NO [TOOBIG], a syntax error) makes the store give the
+//     message up. URLs are resolved only in the server-relative form
+//     "/mailbox[;UIDVALIDITY=n]/;UID=m[/;SECTION=s]" (RFC 5092, as in RFC
+//     4469's examples), against the logged-in user's own mailboxes; an
+//     absolute imap:// URL, ;PARTIAL, ;URLAUTH and HEADER.FIELDS sections
+//     are BADURL. A section is cut as FETCH BODY[s] cuts it, so one the
+//     message lacks is empty. The whole message is bounded by APPENDLIMIT
+//     (a TEXT literal over it is refused before "+"), and a command by 64
+//     parts (NO [LIMIT]). CATENATE works within MULTIAPPEND. The UTF8
+//     part of RFC 6855 §4 inside CATENATE is not accepted (BAD).
 //   - OBJECTID (RFC 8474): MAILBOXID is "F", the store's mailbox ID and
 //     the UIDVALIDITY (kept by RENAME, never given to another mailbox);
 //     it is in CREATE's OK, an untagged OK of SELECT and EXAMINE, and a

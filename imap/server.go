@@ -54,6 +54,7 @@ var capabilities = imap.CapSet{
 	"THREAD=" + imap.Cap(imap.ThreadReferences):     {},
 	imap.CapWithin:                {},
 	imap.CapMultiAppend:           {}, // multiappend.go, RFC 3502
+	imapserver.CapCatenate:        {}, // catenate.go, RFC 4469
 	imapserver.CapCompressDeflate: {}, // RFC 4978
 	imap.CapSaveDate:              {}, // msgext.go, RFC 8514
 	imap.CapObjectID:              {}, // msgext.go, RFC 8474

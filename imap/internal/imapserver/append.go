@@ -87,6 +87,8 @@ func (c *Conn) readAppendMessage(dec *imapwire.Decoder, multi bool) (*appendBody
 	var dataExt string
 	if !dec.Special('~') && dec.Atom(&dataExt) { // ignore literal8 prefix if any for BINARY
 		switch strings.ToUpper(dataExt) {
+		case "CATENATE":
+			return c.readCatenate(dec, multi, &options)
 		case "UTF8":
 			// '~' is the literal8 prefix
 			if !dec.ExpectSP() || !dec.ExpectSpecial('(') || !dec.ExpectSpecial('~') {
@@ -135,6 +137,31 @@ func (c *Conn) readAppendMessage(dec *imapwire.Decoder, multi bool) (*appendBody
 	return body, &options, nil
 }
 
+// readCatenate reads the start of a CATENATE append-data, "CATENATE"
+// already read, and returns the message whose parts are read as the
+// session reads it (RFC 4469 §5; see catenation).
+func (c *Conn) readCatenate(dec *imapwire.Decoder, multi bool, options *imap.AppendOptions) (*appendBody, *imap.AppendOptions, error) {
+	sess, ok := c.session.(SessionCatenate)
+	if !ok {
+		return nil, nil, newClientBugError("Unknown APPEND data extension")
+	}
+	if !dec.ExpectSP() || !dec.ExpectSpecial('(') {
+		return nil, nil, dec.Err()
+	}
+	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
+		return nil, nil, err
+	}
+	appendLimit := int64(defaultAppendLimit)
+	if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {
+		appendLimit = int64(appendLimitSession.AppendLimit())
+	}
+	body := &appendBody{dec: dec, cat: &catenation{c: c, sess: sess, dec: dec, limit: appendLimit}}
+	if multi {
+		body.readNext = func() (*appendBody, *imap.AppendOptions, error) { return c.readAppendMessage(dec, true) }
+	}
+	return body, options, nil
+}
+
 // appendOne gives one message to the session.
 func (c *Conn) appendOne(mailbox string, body *appendBody, options *imap.AppendOptions) (*imap.AppendData, error) {
 	c.setReadTimeout(literalReadTimeout)
@@ -147,9 +174,17 @@ func (c *Conn) appendOne(mailbox string, body *appendBody, options *imap.AppendO
 	// appendBody, which fails instead of reporting the message's end
 	// unless the command ends there: the store then gives up the message
 	// (no UID used, nothing to roll back).
+	if body.cat != nil {
+		defer body.cat.Close()
+	}
 	data, appendErr := c.session.Append(mailbox, body, options)
 	if appendErr != nil {
 		body.stop = true // no further message is read (MULTIAPPEND)
+		if body.cat != nil && body.cat.err == nil {
+			// No further part is read: what is left of the command,
+			// an accepted TEXT literal's data included, is skipped.
+			body.cat.err = appendErr
+		}
 	}
 	// The session may have stopped reading early (a NO before the data).
 	if _, err := io.Copy(io.Discard, body); err != nil {
@@ -182,7 +217,8 @@ var errAppendEnd = &imap.Error{
 //
 // mailyard: added.
 type appendBody struct {
-	lit   *imapwire.LiteralReader
+	lit   *imapwire.LiteralReader // nil with cat
+	cat   *catenation             // CATENATE (RFC 4469): the parts, read in turn
 	dec   *imapwire.Decoder
 	left  int64 // bytes of the literal not yet read
 	paren bool  // ")" comes before CRLF
@@ -199,12 +235,30 @@ type appendBody struct {
 	err         error
 }
 
-// Size returns the size of the message (imap.LiteralReader).
-func (b *appendBody) Size() int64 { return b.lit.Size() }
+// Size returns the size of the message (imap.LiteralReader); -1 with
+// CATENATE, whose size is known only once it is read.
+func (b *appendBody) Size() int64 {
+	if b.cat != nil {
+		return -1
+	}
+	return b.lit.Size()
+}
 
 func (b *appendBody) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, b.err
+	}
+	if b.cat != nil {
+		n, err := b.cat.Read(p)
+		if err != io.EOF {
+			return n, err
+		}
+		b.done = true
+		if b.err = b.checkEnd(); b.err != nil {
+			return 0, b.err
+		}
+		b.err = io.EOF
+		return 0, io.EOF
 	}
 	n, err := b.lit.Read(p)
 	b.left -= int64(n)
@@ -226,8 +280,10 @@ func (b *appendBody) Read(p []byte) (int, error) {
 // checkEnd reads the end of the command after the literal's data.
 func (b *appendBody) checkEnd() error {
 	// A read at the literal's end closes it (imapwire: Decoder.Skip).
-	if _, err := io.Copy(io.Discard, b.lit); err != nil {
-		return err
+	if b.lit != nil {
+		if _, err := io.Copy(io.Discard, b.lit); err != nil {
+			return err
+		}
 	}
 	if b.paren && !b.dec.ExpectSpecial(')') {
 		return b.endErr()

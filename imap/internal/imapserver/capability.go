@@ -114,6 +114,9 @@ func (c *Conn) availableCaps() []imap.Cap {
 		if _, ok := c.session.(SessionMultiAppend); ok {
 			addAvailableCaps(&caps, available, []imap.Cap{imap.CapMultiAppend})
 		}
+		if _, ok := c.session.(SessionCatenate); ok {
+			addAvailableCaps(&caps, available, []imap.Cap{CapCatenate})
+		}
 
 		// mailyard: QUOTA and its resource types (RFC 9208).
 		if _, ok := c.session.(SessionQuota); ok && available.Has(imap.CapQuota) {
