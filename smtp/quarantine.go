@@ -26,8 +26,13 @@ var ErrNotQuarantined = errors.New("smtp: no such quarantined message")
 // are required.
 type QuarantineOptions struct {
 	// Dir holds one fsynced file per held message. It is created if
-	// missing.
+	// missing. Required unless Bodies is set.
 	Dir string
+	// Bodies, if set, keeps the held messages' bodies instead of Dir:
+	// a store every node of a cluster reads (store/postgres implements
+	// it), so a message held by one node is released or deleted from
+	// any.
+	Bodies QuarantineBodies
 	// Records keeps one record per held message: its delivery plan.
 	Records store.Records
 	// Deliverer stores a released message for its local recipients.
@@ -60,15 +65,17 @@ type QuarantineOptions struct {
 // The operations work from any process on the same store and Dir (the
 // `mailserver quarantine` commands).
 type Quarantine struct {
-	opts QuarantineOptions
-	log  *slog.Logger
+	opts   QuarantineOptions
+	log    *slog.Logger
+	bodies QuarantineBodies
+	grace  time.Duration // of Reclaim: 0 for the directory of one process
 }
 
 // NewQuarantine returns a quarantine on opts.
 func NewQuarantine(opts QuarantineOptions) (*Quarantine, error) {
 	var errs []error
-	if opts.Dir == "" {
-		errs = append(errs, errors.New("option Dir is required"))
+	if opts.Dir == "" && opts.Bodies == nil {
+		errs = append(errs, errors.New("option Dir or Bodies is required"))
 	}
 	if opts.Records == nil {
 		errs = append(errs, errors.New("option Records is required"))
@@ -85,10 +92,94 @@ func NewQuarantine(opts QuarantineOptions) (*Quarantine, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("smtp: quarantine dir: %w", err)
+	q := &Quarantine{opts: opts, log: opts.Logger.With("component", "quarantine"), bodies: opts.Bodies, grace: SharedQuarantineGrace}
+	if q.bodies == nil {
+		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("smtp: quarantine dir: %w", err)
+		}
+		q.bodies, q.grace = dirQuarantineBodies(opts.Dir), 0
 	}
-	return &Quarantine{opts: opts, log: opts.Logger.With("component", "quarantine")}, nil
+	return q, nil
+}
+
+// QuarantineBodies keeps the bodies of held messages, each under the id
+// of its record in [QuarantineNamespace].
+type QuarantineBodies interface {
+	// PutQuarantineBody stores r as body id (a new id) and returns its
+	// size. The body must be durable when it returns. On error nothing
+	// of it need remain.
+	PutQuarantineBody(ctx context.Context, id string, r io.Reader) (int64, error)
+	// OpenQuarantineBody returns body id from its start. A body that is
+	// not there is an error wrapping fs.ErrNotExist.
+	OpenQuarantineBody(ctx context.Context, id string) (io.ReadCloser, error)
+	// RemoveQuarantineBody removes body id; one that is not there is no
+	// error.
+	RemoveQuarantineBody(ctx context.Context, id string) error
+	// QuarantineBodiesBefore lists the ids of the bodies written before
+	// cut, for [Quarantine.Reclaim].
+	QuarantineBodiesBefore(ctx context.Context, cut time.Time) ([]string, error)
+}
+
+// SharedQuarantineGrace is how old a body without a record must be
+// before [Quarantine.Reclaim] removes it from shared
+// [QuarantineOptions.Bodies]: another node may be between writing a body
+// and committing its record, which never takes this long.
+const SharedQuarantineGrace = time.Hour
+
+// dirQuarantineBodies keeps bodies as fsynced files in one directory,
+// for one process (the default when QuarantineOptions.Bodies is nil).
+type dirQuarantineBodies string
+
+func (d dirQuarantineBodies) path(id string) string { return filepath.Join(string(d), id) }
+
+func (d dirQuarantineBodies) PutQuarantineBody(_ context.Context, id string, r io.Reader) (int64, error) {
+	f, err := os.OpenFile(d.path(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = durable.SyncDir(string(d))
+	}
+	if err != nil {
+		os.Remove(d.path(id))
+		return 0, err
+	}
+	return n, nil
+}
+
+func (d dirQuarantineBodies) OpenQuarantineBody(_ context.Context, id string) (io.ReadCloser, error) {
+	return os.Open(d.path(id))
+}
+
+func (d dirQuarantineBodies) RemoveQuarantineBody(_ context.Context, id string) error {
+	if err := os.Remove(d.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (d dirQuarantineBodies) QuarantineBodiesBefore(_ context.Context, cut time.Time) ([]string, error) {
+	des, err := os.ReadDir(string(d))
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, de := range des {
+		if de.IsDir() {
+			continue
+		}
+		if fi, err := de.Info(); err == nil && fi.ModTime().Before(cut) {
+			ids = append(ids, de.Name())
+		}
+	}
+	return ids, nil
 }
 
 // QuarantinedMessage is one held message, as List shows it.
@@ -157,25 +248,10 @@ func newMessageID(now time.Time) string {
 	return strconv.FormatInt(now.UnixMilli(), 36) + strings.ToLower(rand.Text()[:10])
 }
 
-func (q *Quarantine) path(id string) string { return filepath.Join(q.opts.Dir, id) }
-
 // hold stores body durably with its delivery plan and returns its id.
 func (q *Quarantine) hold(ctx context.Context, body io.Reader, e quarantineEntry, relays []routing.Decision) (string, error) {
 	id := newMessageID(q.opts.Now())
-	f, err := os.OpenFile(q.path(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("smtp: quarantine: %w", err)
-	}
-	n, err := io.Copy(f, body)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = durable.SyncDir(q.opts.Dir)
-	}
+	n, err := q.bodies.PutQuarantineBody(ctx, id, body)
 	if err == nil {
 		e.Size = n
 		for _, d := range relays {
@@ -186,7 +262,7 @@ func (q *Quarantine) hold(ctx context.Context, body io.Reader, e quarantineEntry
 		})
 	}
 	if err != nil {
-		os.Remove(q.path(id))
+		q.bodies.RemoveQuarantineBody(context.WithoutCancel(ctx), id)
 		return "", fmt.Errorf("smtp: quarantine: %w", err)
 	}
 	q.log.Info("message quarantined", "quarantine_id", id, "from", e.From, "milter", e.Milter, "reason", e.Reason, "bytes", n)
@@ -255,7 +331,7 @@ func (q *Quarantine) Release(ctx context.Context, id string) error {
 		return fmt.Errorf("smtp: quarantine: message %s has remote recipients and there is no outbound queue", id)
 	}
 	if len(e.Targets) > 0 {
-		f, err := os.Open(q.path(id))
+		f, err := q.bodies.OpenQuarantineBody(ctx, id)
 		if err != nil {
 			return fmt.Errorf("smtp: quarantine: %w", err)
 		}
@@ -275,7 +351,7 @@ func (q *Quarantine) Release(ctx context.Context, id string) error {
 		version = -1
 	}
 	if len(e.Relays) > 0 {
-		f, err := os.Open(q.path(id))
+		f, err := q.bodies.OpenQuarantineBody(ctx, id)
 		if err != nil {
 			return fmt.Errorf("smtp: quarantine: %w", err)
 		}
@@ -327,36 +403,46 @@ func (q *Quarantine) remove(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("smtp: quarantine: %w", err)
 	}
-	if err := os.Remove(q.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := q.bodies.RemoveQuarantineBody(ctx, id); err != nil {
 		return fmt.Errorf("smtp: quarantine: %w", err)
 	}
 	return nil
 }
 
-// Reclaim removes files without a record: left by a crash between writing
-// a message and committing its record, so never acknowledged. Call it at
-// startup, before the server accepts mail.
+// Reclaim removes bodies without a record: left by a crash between
+// writing a message and committing its record, so never acknowledged.
+// Call it at startup, before the server accepts mail. With shared
+// [QuarantineOptions.Bodies] only bodies older than
+// [SharedQuarantineGrace] are removed, as another node may be holding a
+// message meanwhile.
 func (q *Quarantine) Reclaim(ctx context.Context) error {
+	cut := q.opts.Now().Add(-q.grace)
+	if q.grace == 0 {
+		cut = time.Now().Add(time.Hour) // every file: no other writer
+	}
+	ids, err := q.bodies.QuarantineBodiesBefore(ctx, cut)
+	if err != nil {
+		return fmt.Errorf("smtp: quarantine: reclaim: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
 	held, err := q.List(ctx)
 	if err != nil {
 		return err
 	}
-	ids := make(map[string]bool, len(held))
+	kept := make(map[string]bool, len(held))
 	for _, m := range held {
-		ids[m.ID] = true
+		kept[m.ID] = true
 	}
-	des, err := os.ReadDir(q.opts.Dir)
-	if err != nil {
-		return fmt.Errorf("smtp: quarantine dir: %w", err)
-	}
-	for _, de := range des {
-		if de.IsDir() || ids[de.Name()] {
+	for _, id := range ids {
+		if kept[id] {
 			continue
 		}
-		if err := os.Remove(q.path(de.Name())); err != nil {
+		if err := q.bodies.RemoveQuarantineBody(ctx, id); err != nil {
 			return fmt.Errorf("smtp: quarantine: reclaim: %w", err)
 		}
-		q.log.Info("orphan quarantine file removed", "file", de.Name())
+		q.log.Info("orphan quarantine body removed", "quarantine_id", id)
 	}
 	return nil
 }

@@ -132,12 +132,17 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// newQuarantine opens DATA_DIR/quarantine, where messages a milter
-// quarantines wait for an administrator.
+// newQuarantine opens the quarantine, where messages a milter
+// quarantines wait for an administrator: DATA_DIR/quarantine on SQLite,
+// the database on PostgreSQL (so any node releases what any node held).
 func newQuarantine(cfg Config, st mailStore, outbound smtp.Outbound, logger *slog.Logger) (*smtp.Quarantine, error) {
-	q, err := smtp.NewQuarantine(smtp.QuarantineOptions{
-		Dir: filepath.Join(cfg.DataDir, "quarantine"), Records: st, Deliverer: st, Queue: outbound, Logger: logger,
-	})
+	opts := smtp.QuarantineOptions{Records: st, Deliverer: st, Queue: outbound, Logger: logger}
+	if b, ok := st.(smtp.QuarantineBodies); ok && cfg.Store.Backend == backendPostgres {
+		opts.Bodies = b
+	} else {
+		opts.Dir = filepath.Join(cfg.DataDir, "quarantine")
+	}
+	q, err := smtp.NewQuarantine(opts)
 	if err != nil {
 		return nil, fmt.Errorf("quarantine: %w", err)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/emersion/go-milter"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/mailyard/mailyard/internal/pgtest"
 	"github.com/mailyard/mailyard/internal/testpeer"
 	"github.com/mailyard/mailyard/smtp"
 )
@@ -137,5 +140,63 @@ func TestQuarantineCommandsEndToEnd(t *testing.T) {
 	code, _, errs := cli(t, d, "", "quarantine", "release", second)
 	if code != 1 || !strings.Contains(errs, "no such quarantined message") {
 		t.Fatalf("release of a deleted message: exit %d, %q", code, errs)
+	}
+}
+
+// On PostgreSQL a message one node quarantined is listed, released and
+// deleted from another node, whose data directory never saw it: the
+// bodies are in the database (smtp.QuarantineBodies), not in the holding
+// node's DATA_DIR/quarantine.
+func TestPostgresQuarantineAnyNode(t *testing.T) {
+	dsn := pgtest.FreshDB(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := &milter.Server{NewMilter: func() milter.Milter { return quarantiner{} }, Actions: milter.OptAddHeader | milter.OptQuarantine}
+	go ms.Serve(ln)
+	defer ms.Close()
+
+	a, b := newPGNode(t, dsn), newPGNode(t, dsn)
+	a.mustCLI(t, "init")
+	a.mustCLI(t, "domain", "add", "example.test")
+	a.mustCLI(t, "user", "add", "alice@example.test", "-password", "secret")
+	a.cfg.Milters = []MilterConfig{{Name: "av", Address: "tcp:" + ln.Addr().String()}}
+	if err := a.cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	startServe(t, a.cfg)
+	if err := testpeer.WaitPort(a.cfg.SMTP.Listen, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Two chunks and a bit, so the body crosses chunk boundaries.
+	msg := "Subject: invoice\r\n\r\n" + strings.Repeat("see attachment 0123456789abcdef0123456789abcdef0123456789ab\r\n", 9000)
+	c, err := gosmtp.Dial(a.cfg.SMTP.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 2 {
+		if err := c.SendMail("x@remote.test", []string{"alice@example.test"}, strings.NewReader(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if des, err := os.ReadDir(filepath.Join(a.cfg.DataDir, "quarantine")); err == nil && len(des) > 0 {
+		t.Fatalf("node A kept %d quarantine files in its data directory", len(des))
+	}
+	out := b.mustCLI(t, "quarantine", "list")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[1], "suspicious attachment") {
+		t.Fatalf("quarantine list on node B:\n%s", out)
+	}
+	first, second := strings.Fields(lines[1])[0], strings.Fields(lines[2])[0]
+	b.mustCLI(t, "quarantine", "release", first)
+	got := b.mustCLI(t, "mail", "cat", "alice@example.test", "INBOX", "1")
+	if !strings.HasSuffix(got, "Subject: invoice\r\nX-Scan: held\r\n\r\n"+msg[len("Subject: invoice\r\n\r\n"):]) {
+		t.Fatalf("released message: %d bytes, ends %q", len(got), got[max(0, len(got)-80):])
+	}
+	b.mustCLI(t, "quarantine", "delete", second)
+	if out := a.mustCLI(t, "quarantine", "list"); strings.Contains(out, first) || strings.Contains(out, second) {
+		t.Fatalf("still listed on node A:\n%s", out)
 	}
 }

@@ -92,9 +92,9 @@ const (
 )
 
 // openStore opens the configured backend. With the PostgreSQL backend
-// the data directory is still created: it keeps the node's certificate,
-// spool and quarantine. metrics, if set, receives the store's metrics
-// (the same series from either backend).
+// the data directory is still created: it keeps the node's certificate
+// and SMTP spool. metrics, if set, receives the store's metrics (the same
+// series from either backend).
 func openStore(ctx context.Context, cfg Config, logger *slog.Logger, metrics sqlite.Metrics, mode openMode) (mailStore, error) {
 	if cfg.Store.Backend != backendPostgres {
 		st, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Logger: logger, Metrics: metrics, MustExist: mode == openExisting})

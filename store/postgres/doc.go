@@ -1,7 +1,8 @@
 // Package postgres is Mailyard's store backend for several nodes on one
 // PostgreSQL database (github.com/jackc/pgx/v5). It implements
-// [store.Store], [queue.Store] and [queue.Bodies]; any number of [Store] values, in one
-// process or on many machines, may use one database at once, and each
+// [store.Store], [queue.Store], [queue.Bodies] and
+// smtp.QuarantineBodies; any number of [Store] values, in one process or
+// on many machines, may use one database at once, and each
 // sees what the others committed.
 //
 // # Writes
@@ -99,5 +100,9 @@
 // the same recipient. The queued bodies (queue.Bodies) are chunked rows
 // of their own table, written a chunk per asynchronously committed
 // statement before EnqueueRecipients (whose synchronous commit makes
-// them durable), so a node delivers what any other node queued.
+// them durable), so a node delivers what any other node queued. The
+// bodies of quarantined messages (smtp.QuarantineBodies) are kept the
+// same way in table quarantine_bodies, made durable by the synchronous
+// commit of the quarantine's record, so any node releases what any node
+// held.
 package postgres

@@ -23,6 +23,20 @@ var _ queue.Bodies = (*Store)(nil)
 // lost in a crash before it had no recipients. On error the chunks
 // written are removed.
 func (s *Store) PutQueueBody(ctx context.Context, id string, r io.Reader) (int64, error) {
+	return s.putChunked(ctx, queueBodies, id, r)
+}
+
+// chunkTable is a table of bodies in chunks: queue_bodies or
+// quarantine_bodies, each (msg, n, data, written).
+type chunkTable string
+
+const (
+	queueBodies      chunkTable = "queue_bodies"
+	quarantineBodies chunkTable = "quarantine_bodies"
+)
+
+// putChunked stores r as body id of table t, a chunk per statement.
+func (s *Store) putChunked(ctx context.Context, t chunkTable, id string, r io.Reader) (int64, error) {
 	if err := s.checkOpen(ctx); err != nil {
 		return 0, err
 	}
@@ -32,17 +46,17 @@ func (s *Store) PutQueueBody(ctx context.Context, id string, r io.Reader) (int64
 		n, rerr := io.ReadFull(r, buf)
 		last := rerr == io.EOF || rerr == io.ErrUnexpectedEOF
 		if rerr != nil && !last {
-			s.removeQueueBody(id)
+			s.removeChunked(t, id)
 			return 0, fmt.Errorf("reading body: %w", rerr)
 		}
 		if n > 0 || i == 0 { // chunk 0 always, so an empty body exists
-			_, err := s.pool.Exec(ctx, `INSERT INTO queue_bodies (msg, n, data, written) SELECT $1, $2, $3, $4 FROM `+asyncCommit,
+			_, err := s.pool.Exec(ctx, `INSERT INTO `+string(t)+` (msg, n, data, written) SELECT $1, $2, $3, $4 FROM `+asyncCommit,
 				id, i, buf[:n], s.now().UnixNano())
 			if err != nil {
 				if pgCode(err) != codeUniqueViolation {
-					s.removeQueueBody(id)
+					s.removeChunked(t, id)
 				}
-				return 0, wrapErr("put queue body", err)
+				return 0, wrapErr("put "+string(t), err)
 			}
 		}
 		size += int64(n)
@@ -52,37 +66,46 @@ func (s *Store) PutQueueBody(ctx context.Context, id string, r io.Reader) (int64
 	}
 }
 
-// removeQueueBody removes a body whose writing failed.
-func (s *Store) removeQueueBody(id string) {
+// removeChunked removes a body whose writing failed.
+func (s *Store) removeChunked(t chunkTable, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s.pool.Exec(ctx, `DELETE FROM queue_bodies WHERE msg = $1`, id)
+	s.pool.Exec(ctx, `DELETE FROM `+string(t)+` WHERE msg = $1`, id)
 }
 
 // OpenQueueBody implements queue.Bodies: the reader reads a chunk per
 // statement as it is asked, holding no connection in between.
 func (s *Store) OpenQueueBody(ctx context.Context, id string) (io.ReadCloser, error) {
+	return s.openChunked(ctx, queueBodies, id)
+}
+
+// openChunked returns a reader of body id of table t.
+func (s *Store) openChunked(ctx context.Context, t chunkTable, id string) (io.ReadCloser, error) {
 	if err := s.checkOpen(ctx); err != nil {
 		return nil, err
 	}
 	var first []byte
-	err := s.pool.QueryRow(ctx, `SELECT data FROM queue_bodies WHERE msg = $1 AND n = 0`, id).Scan(&first)
+	err := s.pool.QueryRow(ctx, `SELECT data FROM `+string(t)+` WHERE msg = $1 AND n = 0`, id).Scan(&first)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, errorf("queue body %s: %w", id, fs.ErrNotExist)
+		return nil, errorf("%s %s: %w", t, id, fs.ErrNotExist)
 	}
 	if err != nil {
-		return nil, wrapErr("open queue body", err)
+		return nil, wrapErr("open "+string(t), err)
 	}
-	return &queueBodyReader{ctx: ctx, s: s, id: id, buf: first, next: 1, more: len(first) == chunkSize}, nil
+	return &tableBodyReader{ctx: ctx, s: s, t: t, id: id, buf: first, next: 1, more: len(first) == chunkSize}, nil
 }
 
 // RemoveQueueBody implements queue.Bodies.
 func (s *Store) RemoveQueueBody(ctx context.Context, id string) error {
+	return s.removeChunkedCtx(ctx, queueBodies, id)
+}
+
+func (s *Store) removeChunkedCtx(ctx context.Context, t chunkTable, id string) error {
 	if err := s.checkOpen(ctx); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `DELETE FROM queue_bodies WHERE msg = $1`, id)
-	return wrapErr("remove queue body", err)
+	_, err := s.pool.Exec(ctx, `DELETE FROM `+string(t)+` WHERE msg = $1`, id)
+	return wrapErr("remove "+string(t), err)
 }
 
 // SweepQueueBodies implements queue.Bodies.
@@ -96,11 +119,12 @@ func (s *Store) SweepQueueBodies(ctx context.Context, cut time.Time) error {
 	return wrapErr("sweep queue bodies", err)
 }
 
-// queueBodyReader reads a queued body chunk by chunk. Every chunk but
-// the last is full, so a short chunk ends the body.
-type queueBodyReader struct {
+// tableBodyReader reads a body of a chunkTable chunk by chunk. Every
+// chunk but the last is full, so a short chunk ends the body.
+type tableBodyReader struct {
 	ctx  context.Context
 	s    *Store
+	t    chunkTable
 	id   string
 	buf  []byte
 	next int
@@ -108,7 +132,7 @@ type queueBodyReader struct {
 	err  error
 }
 
-func (r *queueBodyReader) Read(p []byte) (int, error) {
+func (r *tableBodyReader) Read(p []byte) (int, error) {
 	for len(r.buf) == 0 {
 		if r.err != nil {
 			return 0, r.err
@@ -119,15 +143,15 @@ func (r *queueBodyReader) Read(p []byte) (int, error) {
 		// Whether chunk 0 is still there tells the end of a body of
 		// whole chunks from one removed while it was read.
 		var there bool
-		err := r.s.pool.QueryRow(r.ctx, `SELECT (SELECT data FROM queue_bodies WHERE msg = $1 AND n = $2),
-			EXISTS (SELECT 1 FROM queue_bodies WHERE msg = $1 AND n = 0)`, r.id, r.next).Scan(&r.buf, &there)
+		err := r.s.pool.QueryRow(r.ctx, `SELECT (SELECT data FROM `+string(r.t)+` WHERE msg = $1 AND n = $2),
+			EXISTS (SELECT 1 FROM `+string(r.t)+` WHERE msg = $1 AND n = 0)`, r.id, r.next).Scan(&r.buf, &there)
 		switch {
 		case err == nil && r.buf == nil && there:
 			r.more = false // the body was a whole number of chunks
 		case err == nil && r.buf == nil:
-			r.err = errorf("queue body %s removed while it was read: %w", r.id, fs.ErrNotExist)
+			r.err = errorf("%s %s removed while it was read: %w", r.t, r.id, fs.ErrNotExist)
 		case err != nil:
-			r.err = wrapErr("read queue body "+r.id, err)
+			r.err = wrapErr("read "+string(r.t)+" "+r.id, err)
 		default:
 			r.next++
 			r.more = len(r.buf) == chunkSize
@@ -138,7 +162,7 @@ func (r *queueBodyReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (r *queueBodyReader) Close() error {
+func (r *tableBodyReader) Close() error {
 	r.buf, r.more = nil, false
 	return nil
 }
