@@ -7,10 +7,11 @@ target).
 - Calendar: the instances of every event in [FROM, FROM + 2 years) as
   (UID, start, end, summary), in UTC. The source's are Exchange's own
   expansion (a FindItem CalendarView); the target's are the
-  CalDAV objects (one calendar-query through python3-caldav) expanded on
-  the client by python3-recurring-ical-events (RRULE, EXDATE,
-  RECURRENCE-ID overrides, VTIMEZONE), so neither side's expansion is
-  the migrator's.
+  CalDAV objects (one calendar-query through python3-caldav, parsed by
+  python3-icalendar) expanded here with python3-dateutil's rrule (RRULE
+  in the start's zone, EXDATE, RECURRENCE-ID overrides), so neither
+  side's expansion is Mailyard's. (python3-recurring-ical-events gives
+  the same instances but takes 20 s for these 500 events.)
 - Mail: every source message is in INBOX over IMAP exactly once (by
   Message-ID), \\Seen and \\Flagged as it is read and flagged there,
   and nothing else is.
@@ -35,8 +36,8 @@ import time
 import xml.etree.ElementTree as ET
 
 import caldav
+import dateutil.rrule
 import icalendar
-import recurring_ical_events
 import requests
 import vobject
 
@@ -155,6 +156,61 @@ def t(elem, name):
     return elem.findtext(f"{{{T}}}{name}")
 
 
+def localize(tz, naive):
+    # pytz zones (icalendar 4 gives them) need localize for the offset
+    # in force at that wall-clock time.
+    return tz.localize(naive) if hasattr(tz, "localize") else naive.replace(tzinfo=tz)
+
+
+def instances(vcal, lo, hi):
+    """The instances of the one event in vcal that overlap [lo, hi), as
+    (UID, start, end, summary) in UTC: RRULE expanded in the start's
+    local time (RFC 5545 §3.3.10), EXDATEs removed, RECURRENCE-ID
+    overrides in place of the instances they replace (§3.8.4.4)."""
+    events = vcal.walk("VEVENT")
+    master = [e for e in events if "RECURRENCE-ID" not in e]
+    check(len(master) == 1, f"{len(master)} master VEVENTs")
+    master = master[0]
+    overrides = {e["RECURRENCE-ID"].dt.astimezone(utc): e for e in events if "RECURRENCE-ID" in e}
+    start = master["DTSTART"].dt
+    duration = master["DTEND"].dt - start
+    uid, summary = str(master["UID"]), str(master.get("SUMMARY"))
+    starts, until, excluded = [start], None, set()
+    if "RRULE" in master:
+        rule = dict(master["RRULE"])
+        until = rule.pop("UNTIL", [None])[0]
+        if until is not None and not isinstance(until, datetime.datetime):
+            until = localize(start.tzinfo, datetime.datetime.combine(until, datetime.time(23, 59, 59)))
+        text = master["RRULE"].__class__(rule).to_ical().decode()
+        naive = dateutil.rrule.rrulestr(text, dtstart=start.replace(tzinfo=None))
+        starts = (localize(start.tzinfo, n) for n in naive)
+        exdates = master.get("EXDATE", [])
+        for ex in exdates if isinstance(exdates, list) else [exdates]:
+            excluded.update(d.dt.astimezone(utc) for d in ex.dts)
+    out = []
+    for s in starts:
+        s = s.astimezone(utc)
+        if s >= hi or (until is not None and s > until):
+            break
+        if s in excluded:
+            continue
+        ov = overrides.pop(s, None)
+        if ov is None:
+            inst = (uid, s, s + duration, summary)
+        else:
+            inst = (uid, ov["DTSTART"].dt.astimezone(utc), ov["DTEND"].dt.astimezone(utc), str(ov.get("SUMMARY")))
+        if inst[1] < hi and inst[2] > lo:
+            out.append(inst)
+    for rid, ov in overrides.items():
+        # An override that replaces no instance of the rule is an error;
+        # one for an instance after hi may have moved into the range.
+        check(rid >= hi, f"{uid}: RECURRENCE-ID {rid} is no instance of the rule")
+        inst = (uid, ov["DTSTART"].dt.astimezone(utc), ov["DTEND"].dt.astimezone(utc), str(ov.get("SUMMARY")))
+        if inst[1] < hi and inst[2] > lo:
+            out.append(inst)
+    return out
+
+
 def check_calendar(ews_url, tgt, lo, hi):
     """Exchange's instances (its CalendarView) against CalDAV's, expanded
     by the client."""
@@ -175,12 +231,9 @@ def check_calendar(ews_url, tgt, lo, hi):
     uids = collections.Counter()
     for ev in tgt.calendar().events():
         vcal = icalendar.Calendar.from_ical(ev.data)
-        events = vcal.walk("VEVENT")
-        check(sum(1 for c in events if "RECURRENCE-ID" not in c) <= 1, f"{ev.url}: several master VEVENTs")
-        uids[str(events[0]["UID"])] += 1
-        for inst in recurring_ical_events.of(vcal).between(lo, hi):
-            start, end = inst["DTSTART"].dt, inst["DTEND"].dt
-            got[(str(inst["UID"]), start.astimezone(utc), end.astimezone(utc), str(inst.get("SUMMARY")))] += 1
+        uids[str(vcal.walk("VEVENT")[0]["UID"])] += 1
+        for inst in instances(vcal, lo, hi):
+            got[inst] += 1
     dups = [u for u, n in uids.items() if n > 1]
     check(not dups, f"{len(dups)} UIDs stored twice over CalDAV, e.g. {dups[:3]}")
     check(max(got.values(), default=1) == 1, "an instance twice over CalDAV")
