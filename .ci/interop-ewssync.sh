@@ -7,7 +7,8 @@
 # America/New_York); examples/mailserver serves IMAP and CalDAV/CardDAV.
 # 1. `migrate ews sync` copies the mailbox while the server runs; it is
 #    SIGKILLed twice mid-run (early, while the calendar is being copied,
-#    then half-way through the mail) and rerun to completion.
+#    then half-way through the mail) and rerun to completion; one more
+#    run then copies nothing.
 # 2. .ci/ewsmigrate_check.py: the instances of every event over two years
 #    read back over CalDAV equal Exchange's, every message is in INBOX
 #    over IMAP once with its flags, every contact once over CardDAV.
@@ -115,6 +116,12 @@ mig ews sync --endpoint "$endpoint" --user svc --auth basic --password-file "$wo
   alice@example.test >"$work/sync-3.log" 2>&1 || { cat "$work/sync-3.log"; fail "the rerun of migrate ews sync"; }
 grep "alice@example.test: ok" "$work/sync-3.log" | sed "s/^/   $(el) rerun: /"
 grep -q "run [0-9]* completed: 1 mailboxes, 1 ok" "$work/sync-3.log" || { cat "$work/sync-3.log"; fail "the rerun did not complete"; }
+# Once complete, a further run finds nothing to copy.
+mig ews sync --endpoint "$endpoint" --user svc --auth basic --password-file "$work/svc.pw" --impersonate \
+  alice@example.test >"$work/sync-4.log" 2>&1 || { cat "$work/sync-4.log"; fail "the last run of migrate ews sync"; }
+grep -q "alice@example.test: ok: copied 0 messages (0 B) in 5 folders, 0 events, 0 contacts" "$work/sync-4.log" ||
+  { cat "$work/sync-4.log"; fail "a run after the complete one copied something"; }
+echo "   $(el) one more run: copied 0 messages, 0 events, 0 contacts"
 
 # 2. What real clients read from the mail server against the source.
 echo "-- $(el) ewsd's EWS answers against IMAP, CalDAV and CardDAV (mailserver)"
