@@ -9,9 +9,15 @@ then nothing changes any more on either side (no edit loop): the
 Exchange ChangeKeys and the CalDAV ETags stay as they are over several
 of the sync's scheduled passes, and the sync prints no further pass.
 
-usage: ewssync_scenario.py EWS_URL DAV_URL CAFILE SYNC_LOG
+Before the sync starts, `snapshot FILE` keeps every ChangeKey and ETag;
+given FILE then, the scenario first checks that the sync's first pass over
+a calendar both sides hold already (a migrated one) wrote nothing on
+either side.
+
+usage: ewssync_scenario.py EWS_URL DAV_URL CAFILE (snapshot FILE | SYNC_LOG [FILE])
 """
 import datetime
+import json
 import logging
 import os
 import sys
@@ -28,6 +34,7 @@ from exchangelib.protocol import BaseProtocol, FailFast
 
 logging.getLogger().setLevel(logging.CRITICAL)
 ews_url, dav_url, cafile, sync_log = sys.argv[1:5]
+snapshot = sys.argv[5] if len(sys.argv) > 5 else None
 began = time.monotonic()
 BaseProtocol.RETRY_POLICY = FailFast()
 
@@ -112,12 +119,27 @@ def settled():
 
 
 cal, _ = within(10, "the default calendar over CalDAV", dav_calendar)
+if sync_log == "snapshot":
+    with open(snapshot, "w") as f:
+        json.dump({"exchange": ex_changekeys(), "dav": dav_etags()}, f)
+    sys.exit(0)
 # The sync's first pass over what is there already (a migrated calendar)
-# links the events on both sides and adds none.
+# links the events on both sides and writes nothing.
 within(60, "the sync's first pass", settled)
-existing = len(ex_changekeys())
-check(len(dav_etags()) == existing, f"after the first pass CalDAV holds {len(dav_etags())} objects, Exchange {existing}")
-step(f"CalDAV calendar {cal.url}: {existing} events on each side after the first pass")
+first_ex, first_dav = ex_changekeys(), dav_etags()
+existing = len(first_ex)
+check(len(first_dav) == existing, f"after the first pass CalDAV holds {len(first_dav)} objects, Exchange {existing}")
+if snapshot:
+    with open(snapshot) as f:
+        before = json.load(f)
+    changed = [k for k, v in before["exchange"].items() if first_ex.get(k) != v]
+    check(not changed and len(before["exchange"]) == existing, f"the first pass changed {len(changed)} of "
+          f"{len(before['exchange'])} Exchange items (now {existing})")
+    changed = [k for k, v in before["dav"].items() if first_dav.get(k) != v]
+    check(not changed and len(before["dav"]) == len(first_dav), f"the first pass changed {len(changed)} of "
+          f"{len(before['dav'])} CalDAV objects (now {len(first_dav)}), e.g. {changed[:3]}")
+step(f"CalDAV calendar {cal.url}: {existing} events on each side after the first pass"
+     + (", every ChangeKey and ETag as before it" if snapshot else ""))
 
 # Exchange -> Mailyard.
 item = CalendarItem(account=ex, folder=ex.calendar, subject="Made in Exchange",
