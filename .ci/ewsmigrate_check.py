@@ -5,8 +5,8 @@ ewsd (the source) against what real clients read from the mail server (the
 target).
 
 - Calendar: the instances of every event in [FROM, FROM + 2 years) as
-  (UID, start, end, summary), in UTC. The source's are Exchange's own
-  expansion (a FindItem CalendarView); the target's are the
+  (UID, start, end, summary), in UTC. The source's are the server's own
+  expansion (ewsd's FindItem CalendarView); the target's are the
   CalDAV objects (one calendar-query through python3-caldav, parsed by
   python3-icalendar) expanded here with python3-dateutil's rrule (RRULE
   in the start's zone, EXDATE, RECURRENCE-ID overrides), so neither
@@ -130,9 +130,9 @@ M = "http://schemas.microsoft.com/exchange/services/2006/messages"
 def find_items(ews_url, folder, fields, view):
     """One FindItem in a distinguished folder of the user's, as the
     service account impersonating it, asking for the FieldURIs (or
-    IndexedFieldURIs) fields, with the whole range in one view (Exchange's
-    own answer; exchangelib pages with a request per 100 items, minutes
-    at these sizes). Returns the t:Items' children."""
+    IndexedFieldURIs) fields, with the whole range in one view (the
+    server's own answer; exchangelib's view() of this calendar took 45 s,
+    paging). Returns the t:Items' children."""
     props = "".join(f if f.startswith("<") else f'<t:FieldURI FieldURI="{f}"/>' for f in fields)
     body = f"""<?xml version="1.0" encoding="utf-8"?>
 <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="{M}" xmlns:t="{T}">
@@ -173,6 +173,8 @@ def instances(vcal, lo, hi):
     master = master[0]
     overrides = {e["RECURRENCE-ID"].dt.astimezone(utc): e for e in events if "RECURRENCE-ID" in e}
     start = master["DTSTART"].dt
+    check("DTEND" in master, f"{master.get('UID')}: no DTEND")
+    # The same exact duration for every instance (RFC 5545 §3.8.5.3).
     duration = master["DTEND"].dt - start
     uid, summary = str(master["UID"]), str(master.get("SUMMARY"))
     starts, until, excluded = [start], None, set()
