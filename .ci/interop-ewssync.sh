@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# Interop: two-way calendar sync through the binaries (issue 17 "Must
-# show"). ewsd (internal/ewstest) plays Exchange, examples/mailserver
-# serves CalDAV, and `migrate ews subscribe` syncs alice's calendar
-# between them, opening the server's data directory while it runs.
-# python3-exchangelib and python3-caldav (.ci/ewssync_scenario.py) make
-# and edit an event on each side and see it on the other within 10 s,
-# then check that nothing changes any more (no edit loop). Then
-# `migrate` is stopped with SIGINT (exit 130) and `ews conflicts` reads
-# an empty conflict log. Ports are free loopback ports.
+# Interop: Exchange to Mailyard end to end through the binaries (issue 17
+# "Must show", second point). ewsd (internal/ewstest) plays Exchange with
+# alice's mailbox of 2,000 messages, 500 calendar items (100 recurring
+# series with a deleted and a moved occurrence, in three time zones) and
+# 300 contacts (ewstest.Generate; zones Europe/Berlin, Europe/Moscow,
+# America/New_York); examples/mailserver serves IMAP and CalDAV/CardDAV.
+# 1. `migrate ews sync` copies the mailbox while the server runs; it is
+#    SIGKILLed twice mid-run (early, while the calendar is being copied,
+#    then half-way through the mail) and rerun to completion; one more
+#    run then copies nothing.
+# 2. .ci/ewsmigrate_check.py: the instances of every event over two years
+#    read back over CalDAV equal Exchange's, every message is in INBOX
+#    over IMAP once with its flags, every contact once over CardDAV.
+# 3. `migrate ews subscribe --two-way` over the migrated calendar:
+#    .ci/ewssync_scenario.py makes and edits an event on each side and sees
+#    it on the other within 10 s, then checks that nothing changes any more
+#    (no edit loop). `migrate` is stopped with SIGINT (exit 130) and
+#    `ews conflicts` reads an empty conflict log.
+# Ports: EWSSYNC_PORT_BASE..+6 when set, else free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .ci/lib.sh
@@ -22,9 +32,29 @@ cleanup() {
 trap cleanup EXIT
 py=/usr/bin/python3 # Debian's, with python3-exchangelib and python3-caldav (see TESTING.md)
 $py -c 'import exchangelib, caldav' 2>/dev/null || fail "python3-exchangelib or python3-caldav missing (bash .ci/peers.sh installs them)"
-build_mailserver "$work"
-go build -o "$work/ewsd" ./internal/ewstest/cmd/ewsd
-go build -o "$work/migrate" ./examples/migrate
+# One go build links the three binaries in parallel (half the time of
+# three builds on a loaded machine).
+go build -o "$work/" ./examples/mailserver ./internal/ewstest/cmd/ewsd ./examples/migrate
+
+if [ -n "${EWSSYNC_PORT_BASE:-}" ]; then
+  read -r smtp sub subs http imap dav ews < <(seq "$EWSSYNC_PORT_BASE" $((EWSSYNC_PORT_BASE + 6)) | xargs)
+else
+  smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port); imap=$(free_port); dav=$(free_port); ews=$(free_port)
+fi
+
+# ewsd generates the mailbox while the mail server is set up.
+# The generator's calendar starts on this Monday; the instances are
+# compared over the two years from it (ewstest.Generate).
+first=2026-01-05
+cat >"$work/seed.json" <<JSON
+{"users": [
+  {"login": "svc", "password": "correct horse", "smtp": "svc@example.test", "impersonate": true},
+  {"login": "alice", "password": "correct horse", "smtp": "alice@example.test",
+   "generate": {"messages": 2000, "calendar_items": 500, "recurring": 100, "contacts": 300, "start": "${first}T00:00:00Z"}}
+]}
+JSON
+"$work/ewsd" -listen "127.0.0.1:$ews" -seed "$work/seed.json" >"$work/ewsd.log" 2>&1 &
+ewspid=$!
 
 # The mail server with DAV over TLS, its certificate from a private CA
 # the CalDAV client trusts.
@@ -36,8 +66,7 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localho
 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$work/ext.cnf"
 openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
   -extfile "$work/ext.cnf" -out "$work/server.pem" 2>/dev/null || fail "signing the server certificate"
-smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port); dav=$(free_port); ews=$(free_port)
-write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "" "" "$dav"
+write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "$imap" "" "$dav"
 cat >>"$work/cfg.toml" <<CFG
 [tls]
 cert_file = "$work/server.pem"
@@ -49,22 +78,61 @@ ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
 ms init >/dev/null
 ms domain add example.test >/dev/null
 ms user add alice@example.test -password 'correct horse' >/dev/null
-ms serve >"$work/server.log" 2>&1 &
+# The binary itself in the background, not the function (a subshell
+# whose pid would leave the server running after cleanup's kill).
+"$work/mailserver" -config "$work/cfg.toml" serve >"$work/server.log" 2>&1 &
 pid=$!
 
-cat >"$work/seed.json" <<'JSON'
-{"users": [
-  {"login": "svc", "password": "correct horse", "smtp": "svc@example.test", "impersonate": true},
-  {"login": "alice", "password": "correct horse", "smtp": "alice@example.test"}
-]}
-JSON
-"$work/ewsd" -listen "127.0.0.1:$ews" -seed "$work/seed.json" >"$work/ewsd.log" 2>&1 &
-ewspid=$!
 wait_port 127.0.0.1 "$dav" 20 || fail "no DAV listener"
-wait_port 127.0.0.1 "$ews" 20 || fail "ewsd did not start"
-
+wait_port 127.0.0.1 "$imap" 20 || fail "no IMAP listener"
+wait_port 127.0.0.1 "$ews" 60 || fail "ewsd did not start (it generates the mailbox first)"
 echo "correct horse" >"$work/svc.pw"
-"$work/migrate" -data "$work/data" -allow 127.0.0.1 ews subscribe --endpoint "http://127.0.0.1:$ews/EWS/Exchange.asmx" \
+endpoint="http://127.0.0.1:$ews/EWS/Exchange.asmx"
+mig() { "$work/migrate" -data "$work/data" -allow 127.0.0.1 "$@"; }
+
+# 1. The migration, killed twice with SIGKILL and rerun. A kill comes
+# once the progress line shows at least $2 messages copied.
+killed_at() {
+  local log="$work/sync-$1.log" n=0 rc=0 spid
+  # The binary itself, not a function (a subshell): SIGKILL must reach it.
+  "$work/migrate" -data "$work/data" -allow 127.0.0.1 ews sync --endpoint "$endpoint" --user svc --auth basic \
+    --password-file "$work/svc.pw" --impersonate --progress-every 100ms alice@example.test >"$log" 2>&1 &
+  spid=$!
+  while kill -0 "$spid" 2>/dev/null; do
+    n=$(sed -n 's/^progress: [0-9]*\/[0-9]* mailboxes, \([0-9]*\)\/.*/\1/p' "$log" | tail -1)
+    [ "${n:-0}" -ge "$2" ] && break
+    sleep 0.05
+  done
+  kill -KILL "$spid" 2>/dev/null || true
+  { wait "$spid"; } 2>/dev/null || rc=$?
+  [ "$rc" = 137 ] && ! grep -q "completed" "$log" || { cat "$log"; fail "migrate ews sync finished before the kill (exit $rc)"; }
+  echo "   SIGKILL $1: the target holds $($py .ci/ewsmigrate_check.py count "$imap" "https://localhost:$dav/" "$work/ca.pem")"
+}
+el() { echo "$(($(date +%s) - start))s"; }
+echo "-- $(el) migrate ews sync: 2,000 messages, 500 events (100 series), 300 contacts"
+killed_at 1 1
+killed_at 2 1000
+mig ews sync --endpoint "$endpoint" --user svc --auth basic --password-file "$work/svc.pw" --impersonate \
+  alice@example.test >"$work/sync-3.log" 2>&1 || { cat "$work/sync-3.log"; fail "the rerun of migrate ews sync"; }
+grep "alice@example.test: ok" "$work/sync-3.log" | sed "s/^/   $(el) rerun: /"
+grep -q "run [0-9]* completed: 1 mailboxes, 1 ok" "$work/sync-3.log" || { cat "$work/sync-3.log"; fail "the rerun did not complete"; }
+# Once complete, a further run finds nothing to copy.
+mig ews sync --endpoint "$endpoint" --user svc --auth basic --password-file "$work/svc.pw" --impersonate \
+  alice@example.test >"$work/sync-4.log" 2>&1 || { cat "$work/sync-4.log"; fail "the last run of migrate ews sync"; }
+grep -q "alice@example.test: ok: copied 0 messages (0 B) in 5 folders, 0 events, 0 contacts" "$work/sync-4.log" ||
+  { cat "$work/sync-4.log"; fail "a run after the complete one copied something"; }
+echo "   $(el) one more run: copied 0 messages, 0 events, 0 contacts"
+
+# 2. What real clients read from the mail server against the source.
+echo "-- $(el) ewsd's EWS answers against IMAP, CalDAV and CardDAV (mailserver)"
+timeout 120 $py .ci/ewsmigrate_check.py check "$endpoint" "$imap" "https://localhost:$dav/" "$work/ca.pem" "$first" ||
+  fail "the migrated mailbox differs from the source"
+
+# 3. Two-way sync of the migrated calendar; its first pass must write
+# nothing on either side (the snapshot is every ChangeKey and ETag).
+$py .ci/ewssync_scenario.py "$endpoint" "https://localhost:$dav/" "$work/ca.pem" snapshot "$work/snapshot.json" ||
+  fail "snapshot of the calendars"
+"$work/migrate" -data "$work/data" -allow 127.0.0.1 ews subscribe --endpoint "$endpoint" \
   --user svc --auth basic --password-file "$work/svc.pw" --impersonate --two-way alice@example.test \
   --poll 300ms --interval 2s alice@example.test >"$work/sync.log" 2>"$work/sync.err" &
 syncpid=$!
@@ -72,9 +140,9 @@ for _ in $(seq 100); do grep -q "syncing the calendars" "$work/sync.log" 2>/dev/
 grep -q "syncing the calendars of 1 mailboxes (1 two-way, 0 one-way)" "$work/sync.log" || {
   cat "$work/sync.log" "$work/sync.err"; fail "migrate ews subscribe did not start"; }
 
-echo "-- exchangelib (ewsd) <-> migrate ews subscribe <-> CalDAV (mailserver)"
-timeout 120 $py .ci/ewssync_scenario.py "http://127.0.0.1:$ews/EWS/Exchange.asmx" "https://localhost:$dav/" \
-  "$work/ca.pem" "$work/sync.log" || { echo "--- sync log"; cat "$work/sync.log" "$work/sync.err"; fail "ews sync scenario"; }
+echo "-- $(el) exchangelib (ewsd) <-> migrate ews subscribe --two-way <-> CalDAV (mailserver)"
+timeout 120 $py .ci/ewssync_scenario.py "$endpoint" "https://localhost:$dav/" \
+  "$work/ca.pem" "$work/sync.log" "$work/snapshot.json" || { echo "--- sync log"; cat "$work/sync.log" "$work/sync.err"; fail "ews sync scenario"; }
 
 kill -INT "$syncpid"
 rc=0; wait "$syncpid" || rc=$?
