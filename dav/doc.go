@@ -88,8 +88,11 @@
 // addressbook-multiget and sync-collection (sync-level 1).
 //
 // PROPPATCH, MKCALENDAR and extended MKCOL also keep calendar-timezone
-// (RFC 4791 §5.2.2; a calendar-query without its own CALDAV:timezone
-// reads floating times in it, §7.3) and dead properties of any namespace
+// (RFC 4791 §5.2.2: a calendar-query without its own CALDAV:timezone
+// (§7.3), the expand of calendar-query and calendar-multiget, the
+// free-busy-query, the outbox's free/busy and [FreeBusy] read the
+// calendar's floating times and DATE values in it; Options.
+// FloatingLocation only where there is none) and dead properties of any namespace
 // other than DAV:, CalDAV and CardDAV (at most 32 per collection, 4 KiB
 // each), as records of the namespace [NamespaceProps].
 //

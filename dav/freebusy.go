@@ -31,7 +31,8 @@ type FreeBusyQuery struct {
 	// expand to; 0 means DefaultMaxInstances. An object beyond it counts
 	// as busy over its whole stored extent within the range.
 	MaxInstances int
-	// FloatingLocation is where floating times are read; nil is UTC.
+	// FloatingLocation is where floating times are read in a calendar
+	// without a calendar-timezone; nil is UTC.
 	FloatingLocation *time.Location
 	// zones, if not nil, shares parsed VTIMEZONE definitions between the
 	// objects read (the Handler's own, for its REPORTs).
@@ -43,6 +44,9 @@ type FreeBusyQuery struct {
 	// FloatingLocation: the calendar's calendar-timezone, for the
 	// free-busy-query REPORT on it (RFC 4791 §5.2.2).
 	timezone *calendar.Timezone
+	// calZones, if not nil, reads the calendar-timezone of each calendar
+	// (FreeBusy sets it).
+	calZones *calendarZones
 	// skipUID, if not empty, leaves out the object with this UID (a
 	// booking being decided, when it is updated).
 	skipUID string
@@ -52,11 +56,17 @@ type FreeBusyQuery struct {
 // [q.From, q.To) over all its calendars that hold events (RFC 4791
 // §7.10): events marked TRANSP:TRANSPARENT or STATUS:CANCELLED are free,
 // STATUS:TENTATIVE is BUSY-TENTATIVE, and nothing but the time is told,
-// so private events show as busy only. Only the store's time-range index
+// so private events show as busy only. Floating times and all-day
+// events are read in the calendar-timezone of the calendar holding them
+// (RFC 4791 §5.2.2; kept in NamespaceProps when st is a store.Records),
+// else in q.FloatingLocation. Only the store's time-range index
 // candidates are parsed. An account without calendars has no busy time.
 func FreeBusy(ctx context.Context, st Store, q FreeBusyQuery) (map[string][]BusyPeriod, error) {
 	if !q.To.After(q.From) || q.From.IsZero() {
 		return nil, errors.New("dav: free/busy range needs From before To")
+	}
+	if q.calZones == nil {
+		q.calZones = newCalendarZones(st)
 	}
 	if q.MaxInstances <= 0 {
 		q.MaxInstances = DefaultMaxInstances
@@ -75,7 +85,7 @@ func FreeBusy(ctx context.Context, st Store, q FreeBusyQuery) (map[string][]Busy
 			if !busyCollection(&c) {
 				continue
 			}
-			p, err := collectionBusy(ctx, st, c.ID, q)
+			p, err := collectionBusy(ctx, st, &c, q)
 			if err != nil {
 				return nil, fmt.Errorf("dav: free/busy of %s: %w", acct, err)
 			}
@@ -94,7 +104,11 @@ func accountsBusy(ctx context.Context, aq store.AccountsQuerier, q FreeBusyQuery
 	err := aq.QueryAccounts(ctx, q.Accounts, store.KindCalendar, store.ObjectQuery{From: q.From, To: q.To},
 		func(c *store.Collection, o *store.Object) error {
 			if busyCollection(c) && (q.skipUID == "" || o.UID != q.skipUID) {
-				periods[c.Account] = append(periods[c.Account], objectBusy(c.ID, o, q)...)
+				p, err := objectBusy(ctx, c, o, q)
+				if err != nil {
+					return err
+				}
+				periods[c.Account] = append(periods[c.Account], p...)
 			}
 			return ctx.Err()
 		})
@@ -131,11 +145,11 @@ func mergeBusy(periods []calendar.Period) []BusyPeriod {
 
 // collectionBusy is the busy time of one calendar, read a page of index
 // candidates at a time.
-func collectionBusy(ctx context.Context, st Store, collectionID int64, q FreeBusyQuery) ([]calendar.Period, error) {
+func collectionBusy(ctx context.Context, st Store, c *store.Collection, q FreeBusyQuery) ([]calendar.Period, error) {
 	var periods []calendar.Period
 	sq := store.ObjectQuery{From: q.From, To: q.To, Limit: reportPage}
 	for {
-		objs, err := st.QueryObjects(ctx, collectionID, sq)
+		objs, err := st.QueryObjects(ctx, c.ID, sq)
 		if err != nil {
 			return nil, err
 		}
@@ -143,7 +157,11 @@ func collectionBusy(ctx context.Context, st Store, collectionID int64, q FreeBus
 			if q.skipUID != "" && objs[i].UID == q.skipUID {
 				continue
 			}
-			periods = append(periods, objectBusy(collectionID, &objs[i], q)...)
+			p, err := objectBusy(ctx, c, &objs[i], q)
+			if err != nil {
+				return nil, err
+			}
+			periods = append(periods, p...)
 		}
 		if len(objs) < sq.Limit {
 			return periods, nil
@@ -154,18 +172,24 @@ func collectionBusy(ctx context.Context, st Store, collectionID int64, q FreeBus
 
 // objectBusy is one object's busy time. An object that cannot be
 // expanded within the limit is busy over its indexed extent: claiming
-// too much time is safer for scheduling than claiming too little.
-func objectBusy(coll int64, o *store.Object, q FreeBusyQuery) []calendar.Period {
+// too much time is safer for scheduling than claiming too little. The
+// error is only a failure to read c's calendar-timezone.
+func objectBusy(ctx context.Context, c *store.Collection, o *store.Object, q FreeBusyQuery) ([]calendar.Period, error) {
 	if o.Component != "" && o.Component != "VEVENT" && o.Component != "VFREEBUSY" {
-		return nil
+		return nil, nil
 	}
-	obj, err := q.parsed.parse(coll, o, storedLimits(o.Data, q.zones))
+	obj, err := q.parsed.parse(c.ID, o, storedLimits(o.Data, q.zones))
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	if q.timezone != nil {
+	switch {
+	case q.timezone != nil:
 		obj = obj.InTimezone(q.timezone)
-	} else {
+	case q.calZones != nil:
+		if obj, err = q.calZones.place(ctx, c, obj, q.FloatingLocation); err != nil {
+			return nil, err
+		}
+	default:
 		obj = obj.InZone(q.FloatingLocation)
 	}
 	p, err := obj.Busy(q.From, q.To, q.MaxInstances)
@@ -177,12 +201,12 @@ func objectBusy(coll int64, o *store.Object, q FreeBusyQuery) []calendar.Period 
 		if end.IsZero() || end.After(q.To) {
 			end = q.To
 		}
-		return []calendar.Period{{Start: start.UTC(), End: end.UTC(), Type: calendar.Busy}}
+		return []calendar.Period{{Start: start.UTC(), End: end.UTC(), Type: calendar.Busy}}, nil
 	}
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	return p
+	return p, nil
 }
 
 // freeBusyQuery answers the free-busy-query REPORT (RFC 4791 §7.10) on a
@@ -214,7 +238,7 @@ func (h *Handler) freeBusyQuery(rq *request, body *node) error {
 	}
 	q := FreeBusyQuery{From: from, To: to, MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation,
 		timezone: tz, zones: h.zones, parsed: h.parsed}
-	periods, err := collectionBusy(rq.ctx, h.opts.Store, c.ID, q)
+	periods, err := collectionBusy(rq.ctx, h.opts.Store, &c, q)
 	if err != nil {
 		return err
 	}

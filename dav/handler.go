@@ -58,6 +58,9 @@ type request struct {
 	// expansions returned, all objects together (Limits.MaxInstances
 	// bounds the sum).
 	expanded int
+	// calZones reads the calendar-timezone of the calendars whose
+	// objects the request expands (calzone.go).
+	calZones *calendarZones
 }
 
 // davCompliance is the DAV header (RFC 4918 §10.1, RFC 4791 §5.1, RFC
