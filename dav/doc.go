@@ -25,6 +25,8 @@
 //	                                           some clients would otherwise turn into a GET)
 //	/dav/                                      the context path (current-user-principal)
 //	/dav/principals/<userID>/                  the user's principal
+//	/dav/principals/<userID>/calendar-proxy-read/, calendar-proxy-write/
+//	                                           the user's delegates (caldav-proxy; Sharing below)
 //	/dav/calendars/<userID>/                   calendar home; <name>/ a calendar, <name>/<resource> an object
 //	/dav/calendars/<userID>/inbox/             schedule inbox (RFC 6638 §2.2): scheduling messages
 //	/dav/calendars/<userID>/outbox/            schedule outbox (RFC 6638 §2.1): POST free/busy requests
@@ -112,7 +114,20 @@
 // writes get 403 need-privileges. Writes of a read-write grantee (a
 // delegate) in a shared calendar are scheduled as the owner's. Group
 // grants follow the group's membership. Grants are records of the
-// namespace [NamespaceShares]. The owner's own paths stay closed to
+// namespace [NamespaceShares].
+//
+// Delegation (CalendarServer's caldav-proxy, DAV header
+// calendar-proxy): /dav/principals/<userID>/calendar-proxy-read/ and
+// calendar-proxy-write/ are the owner's proxy groups (resourcetype
+// DAV:principal and CS:calendar-proxy-read or -write), whose
+// DAV:group-member-set (RFC 3744 §4.3) is derived from the grants: every
+// user holding a read or read-write grant of one of the owner's
+// calendars. The owner's PROPPATCH of group-member-set grants new
+// members that access to all the owner's calendars and removes the
+// grants of that access of members left out; members must be users of
+// the owner's tenant (403 otherwise, all or nothing). A delegate's
+// principal has CS:calendar-proxy-read-for, CS:calendar-proxy-write-for
+// and DAV:group-membership (§4.4). The owner's own paths stay closed to
 // everyone else (403); free/busy needs no grant. Whoever deletes store
 // accounts calls [DeleteAccountRecords] to drop their grants and
 // properties too.

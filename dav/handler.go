@@ -64,8 +64,8 @@ type request struct {
 }
 
 // davCompliance is the DAV header (RFC 4918 §10.1, RFC 4791 §5.1, RFC
-// 6352 §6.1, RFC 5689 §3.1, RFC 6638 §2).
-const davCompliance = "1, 3, calendar-access, calendar-auto-schedule, addressbook, extended-mkcol"
+// 6352 §6.1, RFC 5689 §3.1, RFC 6638 §2, caldav-proxy §5.1).
+const davCompliance = "1, 3, calendar-access, calendar-auto-schedule, addressbook, extended-mkcol, calendar-proxy"
 
 // allowed lists the methods served (RFC 9110 §10.2.1 Allow).
 const allowed = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, MKCALENDAR, REPORT, POST"
