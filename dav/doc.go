@@ -37,10 +37,14 @@
 //
 // userID is directory.User.ID, stable across renames, and the store
 // account of the user's collections. A user reaches only their own
-// principal and homes (other users' paths answer 403). The names gal,
-// inbox and outbox are reserved. A user without any calendar (or address
-// book) gets a default one the first time a home, the principal or the
-// root is looked at.
+// principal and homes (other users' paths answer 403), except that a
+// PROPFIND of a colleague's principal (a user of the same tenant)
+// answers its displayname, principal-URL, calendar-user-address-set and
+// calendar-user-type and nothing else, so that clients can name the
+// members of proxy groups. The names gal, inbox and outbox are
+// reserved. A user without any calendar (or address book) gets a
+// default one the first time a home, the principal or the root is
+// looked at.
 //
 // # Authentication
 //

@@ -122,6 +122,9 @@ func (h *Handler) wellKnown(w http.ResponseWriter, r *http.Request) bool {
 // method. An error is returned only before anything was written.
 func (h *Handler) dispatch(rq *request) error {
 	if rq.t.user != "" && rq.t.user != rq.user.ID {
+		if rq.t.kind == kindPrincipal && rq.r.Method == "PROPFIND" {
+			return h.propfindPeerPrincipal(rq) // a colleague's name and addresses
+		}
 		// A user reaches only their own homes; what others share with
 		// them appears there (share.go).
 		return precondition(http.StatusForbidden, nsDAV, "need-privileges", "not your resource")

@@ -143,3 +143,50 @@ func TestCalendarProxyPrincipals(t *testing.T) {
 	}
 	e.do("PROPFIND", e.sharedPath(e.daveID), propfindBody("D:displayname"), "Depth", "0", "Auth", dave+":"+davePW).expect(t, http.StatusNotFound)
 }
+
+// TestPeerPrincipal: a user reads a colleague's principal (name,
+// addresses, type: what a client shows for a group-member-set or
+// calendar-proxy-*-for href) and nothing that leads into the colleague's
+// data; a user of another tenant gets 403, and so does any other
+// method.
+func TestPeerPrincipal(t *testing.T) {
+	e := newShareEnv(t)
+	ctx := context.Background()
+	alicePrin := "/dav/principals/" + e.aliceID + "/"
+	asBob := []string{"Auth", bob + ":" + bobPW}
+	m := e.do("PROPFIND", alicePrin, propfindBody("D:displayname", "C:calendar-user-address-set", "D:principal-URL", "D:resourcetype",
+		"C:calendar-home-set", "CS:calendar-proxy-read-for", "D:group-membership", "C:schedule-inbox-URL"), append([]string{"Depth", "1"}, asBob...)...).multistatus(t)
+	if len(m) != 1 {
+		t.Fatalf("Depth 1 listed %v", hrefs(m))
+	}
+	p := m[alicePrin]
+	if got := p.prop(t, nsDAV, "displayname").Text; got != "Alice Liddell" {
+		t.Fatalf("displayname %q", got)
+	}
+	if got := hrefsOf(p.prop(t, nsCalDAV, "calendar-user-address-set")); !slices.Equal(got, []string{"mailto:" + alice, "mailto:al@example.com"}) {
+		t.Fatalf("calendar-user-address-set %v", got)
+	}
+	if got := hrefsOf(p.prop(t, nsDAV, "principal-URL")); !slices.Equal(got, []string{alicePrin}) {
+		t.Fatalf("principal-URL %v", got)
+	}
+	for _, k := range []string{nsCalDAV + " calendar-home-set", nsCS + " calendar-proxy-read-for", nsDAV + " group-membership", nsCalDAV + " schedule-inbox-URL"} {
+		if p.props[k] != http.StatusNotFound {
+			t.Errorf("%s of alice's principal, read by bob: status %d", k, p.props[k])
+		}
+	}
+	e.do("PROPPATCH", alicePrin, groupMemberSetBody(), asBob...).expect(t, http.StatusForbidden)
+	e.do("PROPFIND", alicePrin+"calendar-proxy-read/", propfindBody("D:group-member-set"), append([]string{"Depth", "0"}, asBob...)...).expect(t, http.StatusForbidden)
+
+	ten, err := e.dir.CreateTenant(ctx, directory.Tenant{Name: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.dir.CreateDomain(ctx, directory.Domain{Name: "other.org", Tenant: ten.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.dir.CreateUser(ctx, directory.User{Address: "eve@other.org"}, "eve-secret"); err != nil {
+		t.Fatal(err)
+	}
+	e.do("PROPFIND", alicePrin, propfindBody("D:displayname"), "Depth", "0", "Auth", "eve@other.org:eve-secret").expect(t, http.StatusForbidden)
+	e.do("PROPFIND", "/dav/principals/no-such-user/", propfindBody("D:displayname"), append([]string{"Depth", "0"}, asBob...)...).expect(t, http.StatusForbidden)
+}
