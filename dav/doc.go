@@ -91,7 +91,8 @@
 // extended, RFC 5689), GET, HEAD, PUT, DELETE (If-Match, If-None-Match),
 // and REPORT: calendar-query (with comp/prop selection and expand),
 // calendar-multiget, free-busy-query, addressbook-query (with limit),
-// addressbook-multiget and sync-collection (sync-level 1).
+// addressbook-multiget, sync-collection (sync-level 1) and, on
+// principals, expand-property.
 //
 // PROPPATCH, MKCALENDAR and extended MKCOL also keep calendar-timezone
 // (RFC 4791 §5.2.2: a calendar-query without its own CALDAV:timezone
@@ -131,7 +132,9 @@
 // grants of that access of members left out; members must be users of
 // the owner's tenant (403 otherwise, all or nothing). A delegate's
 // principal has CS:calendar-proxy-read-for, CS:calendar-proxy-write-for
-// and DAV:group-membership (§4.4). The owner's own paths stay closed to
+// and DAV:group-membership (§4.4). The expand-property REPORT (RFC 3253
+// §3.8) on a principal or proxy principal returns these with the
+// properties a colleague's principal shows of each principal named. The owner's own paths stay closed to
 // everyone else (403); free/busy needs no grant. Whoever deletes store
 // accounts calls [DeleteAccountRecords] to drop their grants and
 // properties too.

@@ -25,16 +25,56 @@ var peerPrincipalProps = []xml.Name{
 	{Space: nsCalDAV, Local: "calendar-user-type"},
 }
 
-// propfindPeerPrincipal answers a PROPFIND of a colleague's principal
-// with peerPrincipalProps (others 404); 403 for anyone who is not a
-// user of the requester's tenant, or when the directory cannot find
-// users by ID.
-func (h *Handler) propfindPeerPrincipal(rq *request) error {
-	forbidden := precondition(http.StatusForbidden, nsDAV, "need-privileges", "not your resource")
+// errNotPeer refuses a principal that is no colleague's (another
+// tenant's, or no user's).
+var errNotPeer = precondition(http.StatusForbidden, nsDAV, "need-privileges", "not your resource")
+
+// peerUser finds the colleague whose principal has the given ID:
+// errNotPeer for anyone who is not a user of the requester's tenant, or
+// when the directory cannot find users by ID.
+func (h *Handler) peerUser(rq *request, id string) (directory.User, error) {
 	ud, ok := h.opts.Directory.(userDirectory)
 	if !ok {
-		return forbidden
+		return directory.User{}, errNotPeer
 	}
+	u, err := ud.User(rq.ctx, id)
+	if errors.Is(err, directory.ErrNotFound) || errors.Is(err, directory.ErrInvalid) || (err == nil && u.Tenant != rq.user.Tenant) {
+		return directory.User{}, errNotPeer
+	}
+	return u, err
+}
+
+// peerProps answers pr for a colleague's principal t: the allowed
+// properties (peerPrincipalProps), made as for the colleague's own
+// request, and 404 for the rest.
+func (h *Handler) peerProps(rq *request, u directory.User, t target, pr propRequest) []propstat {
+	missing := propstat{status: http.StatusNotFound}
+	var want propRequest
+	switch {
+	case pr.propname, pr.allprop:
+		want.names = peerPrincipalProps
+	default:
+		for _, n := range pr.names {
+			if slices.Contains(peerPrincipalProps, n) {
+				want.names = append(want.names, n)
+			} else {
+				missing.props = append(missing.props, &node{Name: n})
+			}
+		}
+	}
+	peer := &request{w: rq.w, r: rq.r, ctx: rq.ctx, user: u, t: t, log: rq.log}
+	stats := h.props(peer, &resource{t: t}, want)
+	if pr.propname {
+		for _, p := range stats[0].props {
+			p.Children, p.Text = nil, ""
+		}
+	}
+	return append(stats[:1], missing)
+}
+
+// propfindPeerPrincipal answers a PROPFIND of a colleague's principal
+// (peerProps); Depth 1 lists no members.
+func (h *Handler) propfindPeerPrincipal(rq *request) error {
 	d, err := parseDepth(rq.r, depthInfinity)
 	if err != nil {
 		return err
@@ -42,10 +82,7 @@ func (h *Handler) propfindPeerPrincipal(rq *request) error {
 	if d == depthInfinity {
 		return precondition(http.StatusForbidden, nsDAV, "propfind-finite-depth", "Depth: infinity is not supported")
 	}
-	u, err := ud.User(rq.ctx, rq.t.user)
-	if errors.Is(err, directory.ErrNotFound) || errors.Is(err, directory.ErrInvalid) || (err == nil && u.Tenant != rq.user.Tenant) {
-		return forbidden
-	}
+	u, err := h.peerUser(rq, rq.t.user)
 	if err != nil {
 		return err
 	}
@@ -57,31 +94,7 @@ func (h *Handler) propfindPeerPrincipal(rq *request) error {
 	if err != nil {
 		return err
 	}
-	allowed := func(n xml.Name) bool { return slices.Contains(peerPrincipalProps, n) }
-	missing := propstat{status: http.StatusNotFound}
-	var want propRequest
-	switch {
-	case pr.propname, pr.allprop:
-		want.names = peerPrincipalProps
-	default:
-		for _, n := range pr.names {
-			if allowed(n) {
-				want.names = append(want.names, n)
-			} else {
-				missing.props = append(missing.props, &node{Name: n})
-			}
-		}
-	}
-	// The principal's values are made as for the colleague's own
-	// request; only the allowed properties are asked for.
-	peer := &request{w: rq.w, r: rq.r, ctx: rq.ctx, user: u, t: rq.t, log: rq.log}
-	stats := h.props(peer, &resource{t: rq.t}, want)
-	if pr.propname {
-		for _, p := range stats[0].props {
-			p.Children, p.Text = nil, ""
-		}
-	}
-	stats = append(stats[:1], missing)
+	stats := h.peerProps(rq, u, rq.t, pr)
 	if preferMinimal(rq.r) {
 		rq.w.Header().Set("Preference-Applied", "return=minimal")
 		stats = stats[:1] // RFC 8144 §2.1

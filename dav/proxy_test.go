@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mailyard/mailyard/directory"
@@ -189,4 +190,79 @@ func TestPeerPrincipal(t *testing.T) {
 	}
 	e.do("PROPFIND", alicePrin, propfindBody("D:displayname"), "Depth", "0", "Auth", "eve@other.org:eve-secret").expect(t, http.StatusForbidden)
 	e.do("PROPFIND", "/dav/principals/no-such-user/", propfindBody("D:displayname"), append([]string{"Depth", "0"}, asBob...)...).expect(t, http.StatusForbidden)
+}
+
+// TestExpandPropertyProxies: the expand-property REPORT (RFC 3253 §3.8)
+// Apple clients send to the principal returns the principals of
+// calendar-proxy-write-for with their names and addresses, and on a
+// proxy principal the members of group-member-set; a group grant makes
+// its members proxies too (in calendar-proxy-read-for) without being
+// listed in group-member-set.
+func TestExpandPropertyProxies(t *testing.T) {
+	e := newShareEnv(t)
+	ctx := context.Background()
+	alicePrin := "/dav/principals/" + e.aliceID + "/"
+	bobPrin := "/dav/principals/" + e.bobID + "/"
+	davePrin := "/dav/principals/" + e.daveID + "/"
+	if _, err := e.h.Share(ctx, alice, store.KindCalendar, "work", bob, AccessReadWrite); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.h.Share(ctx, alice, store.KindCalendar, "work", team, AccessRead); err != nil {
+		t.Fatal(err)
+	}
+	const body = `<?xml version="1.0"?><A:expand-property xmlns:A="DAV:">` +
+		`<A:property name="calendar-proxy-write-for" namespace="http://calendarserver.org/ns/">` +
+		`<A:property name="displayname" namespace="DAV:"/><A:property name="calendar-user-address-set" namespace="urn:ietf:params:xml:ns:caldav"/>` +
+		`<A:property name="calendar-home-set" namespace="urn:ietf:params:xml:ns:caldav"/></A:property>` +
+		`<A:property name="calendar-proxy-read-for" namespace="http://calendarserver.org/ns/"><A:property name="displayname"/></A:property>` +
+		`</A:expand-property>`
+	p := e.do("REPORT", bobPrin, body, "Depth", "0", "Auth", bob+":"+bobPW).multistatus(t)[bobPrin]
+	wf := p.prop(t, nsCS, "calendar-proxy-write-for")
+	if len(wf.Children) != 1 || !wf.Children[0].is(nsDAV, "response") {
+		t.Fatalf("calendar-proxy-write-for: %+v", wf.Children)
+	}
+	r := wf.Children[0]
+	if r.child(nsDAV, "href").Text != alicePrin {
+		t.Fatalf("expanded href %q", r.child(nsDAV, "href").Text)
+	}
+	got := map[string]string{}
+	for _, ps := range r.Children {
+		if ps.is(nsDAV, "propstat") {
+			for _, pp := range ps.child(nsDAV, "prop").Children {
+				v := pp.Text
+				if h := pp.child(nsDAV, "href"); h != nil {
+					v = h.Text
+				}
+				got[pp.Name.Local] = ps.child(nsDAV, "status").Text + " " + v
+			}
+		}
+	}
+	if !strings.Contains(got["displayname"], "200") || !strings.HasSuffix(got["displayname"], "Alice Liddell") ||
+		!strings.HasSuffix(got["calendar-user-address-set"], "mailto:"+alice) || !strings.Contains(got["calendar-home-set"], "404") {
+		t.Fatalf("alice's principal expanded for bob: %v", got)
+	}
+	if rf := p.prop(t, nsCS, "calendar-proxy-read-for"); len(rf.Children) != 0 {
+		t.Fatalf("bob is no read proxy: %+v", rf.Children)
+	}
+	// Dave is a read proxy through the group.
+	p = e.do("REPORT", davePrin, body, "Depth", "0", "Auth", dave+":"+davePW).multistatus(t)[davePrin]
+	if rf := p.prop(t, nsCS, "calendar-proxy-read-for"); len(rf.Children) != 1 || rf.Children[0].child(nsDAV, "href").Text != alicePrin {
+		t.Fatalf("dave's calendar-proxy-read-for: %+v", rf.Children)
+	}
+	// Alice's proxy groups: bob writes; the group is no member.
+	for proxy, want := range map[string][]string{"calendar-proxy-write": {bobPrin}, "calendar-proxy-read": nil} {
+		path := alicePrin + proxy + "/"
+		m := e.do("REPORT", path, `<A:expand-property xmlns:A="DAV:"><A:property name="group-member-set"><A:property name="displayname"/></A:property></A:expand-property>`,
+			"Depth", "0").multistatus(t)[path]
+		var members []string
+		for _, c := range m.prop(t, nsDAV, "group-member-set").Children {
+			members = append(members, c.child(nsDAV, "href").Text)
+		}
+		if !slices.Equal(members, want) {
+			t.Fatalf("%s members %v, want %v", proxy, members, want)
+		}
+	}
+	// Not on collections.
+	e.do("REPORT", "/dav/calendars/"+e.aliceID+"/work/", `<A:expand-property xmlns:A="DAV:"><A:property name="owner"/></A:expand-property>`, "Depth", "0").
+		expect(t, http.StatusForbidden)
 }

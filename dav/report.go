@@ -38,6 +38,8 @@ func (h *Handler) report(rq *request) error {
 		return h.freeBusyQuery(rq, body)
 	case body.is(nsDAV, "sync-collection"):
 		return h.syncCollection(rq, body)
+	case body.is(nsDAV, "expand-property"):
+		return h.expandProperty(rq, body) // principals (expandprop.go)
 	}
 	return precondition(http.StatusForbidden, nsDAV, "supported-report", "this report is not supported here")
 }
