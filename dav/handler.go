@@ -61,6 +61,8 @@ type request struct {
 	// calZones reads the calendar-timezone of the calendars whose
 	// objects the request expands (calzone.go).
 	calZones *calendarZones
+	// proxyOwners caches proxyFor (proxy.go) for the request.
+	proxyOwners map[Access][]string
 }
 
 // davCompliance is the DAV header (RFC 4918 §10.1, RFC 4791 §5.1, RFC

@@ -132,8 +132,13 @@ func principalProxyProps() []propDef {
 
 // proxyFor lists, by access, the owners whose calendars are shared with
 // the user (directly or through a group), each once per access and in
-// order; a failure is logged and lists none.
+// order; a failure is logged and lists none. The answer is kept for the
+// request, whose principal PROPFIND may ask for three properties made
+// of it.
 func (h *Handler) proxyFor(rq *request) map[Access][]string {
+	if rq.proxyOwners != nil {
+		return rq.proxyOwners
+	}
 	refs, err := h.sharedWithUser(rq, store.KindCalendar)
 	if err != nil {
 		rq.log.Error("listing the calendars shared with the user", "err", err)
@@ -147,6 +152,7 @@ func (h *Handler) proxyFor(rq *request) map[Access][]string {
 	for _, owners := range out {
 		slices.Sort(owners)
 	}
+	rq.proxyOwners = out
 	return out
 }
 
