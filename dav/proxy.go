@@ -31,7 +31,7 @@ import (
 //     other access), and removes the grants of that access of each
 //     member left out. Members are named by principal URL (resolved
 //     through a Directory that also has User(ctx, id), as
-//     *builtin.Directory does) or mailto: href, and must be users of the
+//     *builtin.Directory and *directory.SourcedAuth do) or mailto: href, and must be users of the
 //     owner's tenant; anyone else makes the whole PROPPATCH fail with
 //     403. Other users get 403 on the owner's proxy principals, as on
 //     any of the owner's paths.
@@ -64,7 +64,8 @@ func proxyName(a Access) string {
 }
 
 // userDirectory is the optional part of a Directory that finds a user by
-// ID, to resolve the principal URLs of a group-member-set.
+// ID, to resolve the principal URLs of a group-member-set and to show a
+// colleague's principal (*builtin.Directory, *directory.SourcedAuth).
 type userDirectory interface {
 	User(ctx context.Context, id string) (directory.User, error)
 }

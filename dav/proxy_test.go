@@ -266,3 +266,24 @@ func TestExpandPropertyProxies(t *testing.T) {
 	e.do("REPORT", "/dav/calendars/"+e.aliceID+"/work/", `<A:expand-property xmlns:A="DAV:"><A:property name="owner"/></A:expand-property>`, "Depth", "0").
 		expect(t, http.StatusForbidden)
 }
+
+// noIDDirectory hides every method of a directory but Directory's, so
+// users cannot be found by ID.
+type noIDDirectory struct{ Directory }
+
+// TestProxyWithoutUserByID: over a directory that cannot find users by
+// ID, proxy members are named by mailto: only and colleagues'
+// principals stay closed.
+func TestProxyWithoutUserByID(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Directory = noIDDirectory{o.Directory} })
+	writeProxy := "/dav/principals/" + e.aliceID + "/calendar-proxy-write/"
+	st := e.do("PROPPATCH", writeProxy, groupMemberSetBody("/dav/principals/"+e.bobID+"/")).multistatus(t)[writeProxy].props
+	if st[nsDAV+" group-member-set"] != http.StatusForbidden {
+		t.Fatalf("principal URL member without User by ID: %v", st)
+	}
+	st = e.do("PROPPATCH", writeProxy, groupMemberSetBody("mailto:"+bob)).multistatus(t)[writeProxy].props
+	if st[nsDAV+" group-member-set"] != http.StatusOK {
+		t.Fatalf("mailto: member: %v", st)
+	}
+	e.do("PROPFIND", "/dav/principals/"+e.aliceID+"/", propfindBody("D:displayname"), "Depth", "0", "Auth", bob+":"+bobPW).expect(t, http.StatusForbidden)
+}
