@@ -31,6 +31,13 @@ func newCalendarZones(st Store) *calendarZones {
 // wins over the calendar's (§7.3); nil is Options.FloatingLocation.
 func (z *calendarZones) set(id int64, tz *calendar.Timezone) { z.byID[id] = tz }
 
+// known reports whether the zone of the calendar with the given ID is
+// read already, so that place reads nothing for it.
+func (z *calendarZones) known(id int64) bool {
+	_, ok := z.byID[id]
+	return ok
+}
+
 // of returns c's calendar-timezone, or nil if it has none.
 func (z *calendarZones) of(ctx context.Context, c *store.Collection) (*calendar.Timezone, error) {
 	if tz, ok := z.byID[c.ID]; ok {

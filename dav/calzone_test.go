@@ -1,9 +1,16 @@
 package dav
 
 import (
+	"context"
+	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mailyard/mailyard/store"
+	"github.com/mailyard/mailyard/store/sqlite"
 )
 
 // TestCalendarTimezoneExpand: calendar-multiget's expand and a
@@ -61,5 +68,52 @@ func TestOutboxFreeBusyCalendarTimezone(t *testing.T) {
 	}
 	if !strings.Contains(got[alice][1], "FREEBUSY:20260303T100000Z/20260303T110000Z") {
 		t.Errorf("alice's floating event in UTC:\n%s", got[alice][1])
+	}
+}
+
+// walkGuard is a store whose QueryAccounts walk fails any records read
+// made from inside it (store.AccountsQuerier: fn must not call the
+// store).
+type walkGuard struct {
+	*sqlite.Store
+	inWalk bool
+}
+
+func (g *walkGuard) QueryAccounts(ctx context.Context, accounts []string, kind store.CollectionKind, q store.ObjectQuery, fn func(*store.Collection, *store.Object) error) error {
+	g.inWalk = true
+	defer func() { g.inWalk = false }()
+	return g.Store.QueryAccounts(ctx, accounts, kind, q, fn)
+}
+
+func (g *walkGuard) GetRecord(ctx context.Context, ns, key string) (store.Record, error) {
+	if g.inWalk {
+		return store.Record{}, errors.New("records read inside the QueryAccounts walk")
+	}
+	return g.Store.GetRecord(ctx, ns, key)
+}
+
+// TestFreeBusyCalendarTimezoneOneRead: FreeBusy over a
+// store.AccountsQuerier reads each calendar's calendar-timezone after
+// the walk, not inside it, and places floating and all-day events in it.
+func TestFreeBusyCalendarTimezoneOneRead(t *testing.T) {
+	e := newSchedEnv(t)
+	bobCal := "/dav/calendars/" + e.bobID + "/calendar/"
+	e.putAs(bob, bobPW, e.bobID, "f.ics", ev("bf", "20260302T100000", "20260302T110000")).expect(t, http.StatusCreated)
+	e.putAs(bob, bobPW, e.bobID, "d.ics", ev("bd", "20260304", "20260305")).expect(t, http.StatusCreated)
+	e.putAs(bob, bobPW, e.bobID, "u.ics", ev("bu", "20260303T100000Z", "20260303T110000Z")).expect(t, http.StatusCreated)
+	e.do("PROPPATCH", bobCal, propSet(`<C:calendar-timezone>`+xmlEscape(vtimezoneNY)+`</C:calendar-timezone>`), "Auth", bob+":"+bobPW).expect(t, http.StatusMultiStatus)
+	g := &walkGuard{Store: e.st}
+	got, err := FreeBusy(context.Background(), g, FreeBusyQuery{Accounts: []string{e.bobID},
+		From: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 8, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []BusyPeriod{
+		{Start: time.Date(2026, 3, 2, 15, 0, 0, 0, time.UTC), End: time.Date(2026, 3, 2, 16, 0, 0, 0, time.UTC), Type: "BUSY"},
+		{Start: time.Date(2026, 3, 3, 10, 0, 0, 0, time.UTC), End: time.Date(2026, 3, 3, 11, 0, 0, 0, time.UTC), Type: "BUSY"},
+		{Start: time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC), End: time.Date(2026, 3, 5, 5, 0, 0, 0, time.UTC), Type: "BUSY"},
+	}
+	if !slices.Equal(got[e.bobID], want) {
+		t.Fatalf("bob's busy time %v, want %v", got[e.bobID], want)
 	}
 }

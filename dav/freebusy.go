@@ -98,22 +98,47 @@ func FreeBusy(ctx context.Context, st Store, q FreeBusyQuery) (map[string][]Busy
 
 // accountsBusy is FreeBusy in one read of the store for all the
 // accounts (store.AccountsQuerier): a meeting's fifty attendees cost one
-// query rather than a ListCollections and a QueryObjects each.
+// query rather than a ListCollections and a QueryObjects each. The walk
+// may not call the store, so an object with floating times in a
+// calendar whose calendar-timezone is not read yet waits, parsed, until
+// the walk is over.
 func accountsBusy(ctx context.Context, aq store.AccountsQuerier, q FreeBusyQuery) (map[string][]BusyPeriod, error) {
 	periods := make(map[string][]calendar.Period, len(q.Accounts))
+	type waiting struct {
+		c   store.Collection
+		o   store.Object
+		obj *calendar.Object
+	}
+	var later []waiting
 	err := aq.QueryAccounts(ctx, q.Accounts, store.KindCalendar, store.ObjectQuery{From: q.From, To: q.To},
 		func(c *store.Collection, o *store.Object) error {
-			if busyCollection(c) && (q.skipUID == "" || o.UID != q.skipUID) {
-				p, err := objectBusy(ctx, c, o, q)
+			if !busyCollection(c) || (q.skipUID != "" && o.UID == q.skipUID) {
+				return ctx.Err()
+			}
+			obj := busyObject(c, o, q)
+			switch {
+			case obj == nil:
+			case q.timezone == nil && q.calZones != nil && obj.HasFloating() && !q.calZones.known(c.ID):
+				later = append(later, waiting{c: *c, o: *o, obj: obj})
+			default:
+				placed, err := q.place(ctx, c, obj) // reads nothing: the zone is known or not needed
 				if err != nil {
 					return err
 				}
-				periods[c.Account] = append(periods[c.Account], p...)
+				periods[c.Account] = append(periods[c.Account], busyOf(placed, o, q)...)
 			}
 			return ctx.Err()
 		})
 	if err != nil {
 		return nil, fmt.Errorf("dav: free/busy: %w", err)
+	}
+	for i := range later {
+		w := &later[i]
+		placed, err := q.place(ctx, &w.c, w.obj)
+		if err != nil {
+			return nil, fmt.Errorf("dav: free/busy: %w", err)
+		}
+		periods[w.c.Account] = append(periods[w.c.Account], busyOf(placed, &w.o, q)...)
 	}
 	out := make(map[string][]BusyPeriod, len(q.Accounts))
 	for _, acct := range q.Accounts {
@@ -175,23 +200,44 @@ func collectionBusy(ctx context.Context, st Store, c *store.Collection, q FreeBu
 // too much time is safer for scheduling than claiming too little. The
 // error is only a failure to read c's calendar-timezone.
 func objectBusy(ctx context.Context, c *store.Collection, o *store.Object, q FreeBusyQuery) ([]calendar.Period, error) {
-	if o.Component != "" && o.Component != "VEVENT" && o.Component != "VFREEBUSY" {
+	obj := busyObject(c, o, q)
+	if obj == nil {
 		return nil, nil
+	}
+	obj, err := q.place(ctx, c, obj)
+	if err != nil {
+		return nil, err
+	}
+	return busyOf(obj, o, q), nil
+}
+
+// busyObject parses an object that may make its owner busy, or returns
+// nil.
+func busyObject(c *store.Collection, o *store.Object, q FreeBusyQuery) *calendar.Object {
+	if o.Component != "" && o.Component != "VEVENT" && o.Component != "VFREEBUSY" {
+		return nil
 	}
 	obj, err := q.parsed.parse(c.ID, o, storedLimits(o.Data, q.zones))
 	if err != nil {
-		return nil, nil
+		return nil
 	}
+	return obj
+}
+
+// place gives obj's floating times their zone: q.timezone, else c's
+// calendar-timezone (through q.calZones), else q.FloatingLocation.
+func (q FreeBusyQuery) place(ctx context.Context, c *store.Collection, obj *calendar.Object) (*calendar.Object, error) {
 	switch {
 	case q.timezone != nil:
-		obj = obj.InTimezone(q.timezone)
+		return obj.InTimezone(q.timezone), nil
 	case q.calZones != nil:
-		if obj, err = q.calZones.place(ctx, c, obj, q.FloatingLocation); err != nil {
-			return nil, err
-		}
-	default:
-		obj = obj.InZone(q.FloatingLocation)
+		return q.calZones.place(ctx, c, obj, q.FloatingLocation)
 	}
+	return obj.InZone(q.FloatingLocation), nil
+}
+
+// busyOf is the busy time of obj, stored as o, within the query's range.
+func busyOf(obj *calendar.Object, o *store.Object, q FreeBusyQuery) []calendar.Period {
 	p, err := obj.Busy(q.From, q.To, q.MaxInstances)
 	if errors.Is(err, calendar.ErrTooManyInstances) {
 		start, end := o.Start, o.End
@@ -201,12 +247,12 @@ func objectBusy(ctx context.Context, c *store.Collection, o *store.Object, q Fre
 		if end.IsZero() || end.After(q.To) {
 			end = q.To
 		}
-		return []calendar.Period{{Start: start.UTC(), End: end.UTC(), Type: calendar.Busy}}, nil
+		return []calendar.Period{{Start: start.UTC(), End: end.UTC(), Type: calendar.Busy}}
 	}
 	if err != nil {
-		return nil, nil
+		return nil
 	}
-	return p, nil
+	return p
 }
 
 // freeBusyQuery answers the free-busy-query REPORT (RFC 4791 §7.10) on a
