@@ -58,8 +58,14 @@ func propsKey(c store.Collection) string {
 // collProps loads the record of c; a store without records, or a
 // collection without one, has none.
 func (h *Handler) collProps(ctx context.Context, c store.Collection) (*collProps, error) {
-	recs, err := h.records()
-	if err != nil {
+	recs, _ := h.records()
+	return loadCollProps(ctx, recs, c)
+}
+
+// loadCollProps loads the record of c from recs (nil: a store without
+// records).
+func loadCollProps(ctx context.Context, recs store.Records, c store.Collection) (*collProps, error) {
+	if recs == nil {
 		return &collProps{}, nil
 	}
 	r, err := recs.GetRecord(ctx, NamespaceProps, propsKey(c))
@@ -102,10 +108,16 @@ func (h *Handler) dropCollProps(ctx context.Context, c store.Collection) error {
 
 // timezone returns the calendar-timezone of c, or nil.
 func (h *Handler) timezone(ctx context.Context, c store.Collection) (*calendar.Timezone, error) {
+	recs, _ := h.records()
+	return readTimezone(ctx, recs, c)
+}
+
+// readTimezone returns the calendar-timezone of c kept in recs, or nil.
+func readTimezone(ctx context.Context, recs store.Records, c store.Collection) (*calendar.Timezone, error) {
 	if c.Kind != store.KindCalendar {
 		return nil, nil
 	}
-	cp, err := h.collProps(ctx, c)
+	cp, err := loadCollProps(ctx, recs, c)
 	if err != nil || cp.Timezone == "" {
 		return nil, err
 	}

@@ -25,6 +25,8 @@
 //	                                           some clients would otherwise turn into a GET)
 //	/dav/                                      the context path (current-user-principal)
 //	/dav/principals/<userID>/                  the user's principal
+//	/dav/principals/<userID>/calendar-proxy-read/, calendar-proxy-write/
+//	                                           the user's delegates (caldav-proxy; Sharing below)
 //	/dav/calendars/<userID>/                   calendar home; <name>/ a calendar, <name>/<resource> an object
 //	/dav/calendars/<userID>/inbox/             schedule inbox (RFC 6638 §2.2): scheduling messages
 //	/dav/calendars/<userID>/outbox/            schedule outbox (RFC 6638 §2.1): POST free/busy requests
@@ -35,10 +37,14 @@
 //
 // userID is directory.User.ID, stable across renames, and the store
 // account of the user's collections. A user reaches only their own
-// principal and homes (other users' paths answer 403). The names gal,
-// inbox and outbox are reserved. A user without any calendar (or address
-// book) gets a default one the first time a home, the principal or the
-// root is looked at.
+// principal and homes (other users' paths answer 403), except that a
+// PROPFIND of a colleague's principal (a user of the same tenant)
+// answers its displayname, principal-URL, calendar-user-address-set and
+// calendar-user-type and nothing else, so that clients can name the
+// members of proxy groups. The names gal, inbox and outbox are
+// reserved. A user without any calendar (or address book) gets a
+// default one the first time a home, the principal or the root is
+// looked at.
 //
 // # Authentication
 //
@@ -85,11 +91,15 @@
 // extended, RFC 5689), GET, HEAD, PUT, DELETE (If-Match, If-None-Match),
 // and REPORT: calendar-query (with comp/prop selection and expand),
 // calendar-multiget, free-busy-query, addressbook-query (with limit),
-// addressbook-multiget and sync-collection (sync-level 1).
+// addressbook-multiget, sync-collection (sync-level 1) and, on
+// principals, expand-property.
 //
 // PROPPATCH, MKCALENDAR and extended MKCOL also keep calendar-timezone
-// (RFC 4791 §5.2.2; a calendar-query without its own CALDAV:timezone
-// reads floating times in it, §7.3) and dead properties of any namespace
+// (RFC 4791 §5.2.2: a calendar-query without its own CALDAV:timezone
+// (§7.3), the expand of calendar-query and calendar-multiget, the
+// free-busy-query, the outbox's free/busy and [FreeBusy] read the
+// calendar's floating times and DATE values in it; Options.
+// FloatingLocation only where there is none) and dead properties of any namespace
 // other than DAV:, CalDAV and CardDAV (at most 32 per collection, 4 KiB
 // each), as records of the namespace [NamespaceProps].
 //
@@ -109,7 +119,22 @@
 // writes get 403 need-privileges. Writes of a read-write grantee (a
 // delegate) in a shared calendar are scheduled as the owner's. Group
 // grants follow the group's membership. Grants are records of the
-// namespace [NamespaceShares]. The owner's own paths stay closed to
+// namespace [NamespaceShares].
+//
+// Delegation (CalendarServer's caldav-proxy, DAV header
+// calendar-proxy): /dav/principals/<userID>/calendar-proxy-read/ and
+// calendar-proxy-write/ are the owner's proxy groups (resourcetype
+// DAV:principal and CS:calendar-proxy-read or -write), whose
+// DAV:group-member-set (RFC 3744 §4.3) is derived from the grants: every
+// user holding a read or read-write grant of one of the owner's
+// calendars. The owner's PROPPATCH of group-member-set grants new
+// members that access to all the owner's calendars and removes the
+// grants of that access of members left out; members must be users of
+// the owner's tenant (403 otherwise, all or nothing). A delegate's
+// principal has CS:calendar-proxy-read-for, CS:calendar-proxy-write-for
+// and DAV:group-membership (§4.4). The expand-property REPORT (RFC 3253
+// §3.8) on a principal or proxy principal returns these with the
+// properties a colleague's principal shows of each principal named. The owner's own paths stay closed to
 // everyone else (403); free/busy needs no grant. Whoever deletes store
 // accounts calls [DeleteAccountRecords] to drop their grants and
 // properties too.

@@ -31,7 +31,8 @@ type FreeBusyQuery struct {
 	// expand to; 0 means DefaultMaxInstances. An object beyond it counts
 	// as busy over its whole stored extent within the range.
 	MaxInstances int
-	// FloatingLocation is where floating times are read; nil is UTC.
+	// FloatingLocation is where floating times are read in a calendar
+	// without a calendar-timezone; nil is UTC.
 	FloatingLocation *time.Location
 	// zones, if not nil, shares parsed VTIMEZONE definitions between the
 	// objects read (the Handler's own, for its REPORTs).
@@ -43,6 +44,9 @@ type FreeBusyQuery struct {
 	// FloatingLocation: the calendar's calendar-timezone, for the
 	// free-busy-query REPORT on it (RFC 4791 §5.2.2).
 	timezone *calendar.Timezone
+	// calZones, if not nil, reads the calendar-timezone of each calendar
+	// (FreeBusy sets it).
+	calZones *calendarZones
 	// skipUID, if not empty, leaves out the object with this UID (a
 	// booking being decided, when it is updated).
 	skipUID string
@@ -52,11 +56,17 @@ type FreeBusyQuery struct {
 // [q.From, q.To) over all its calendars that hold events (RFC 4791
 // §7.10): events marked TRANSP:TRANSPARENT or STATUS:CANCELLED are free,
 // STATUS:TENTATIVE is BUSY-TENTATIVE, and nothing but the time is told,
-// so private events show as busy only. Only the store's time-range index
+// so private events show as busy only. Floating times and all-day
+// events are read in the calendar-timezone of the calendar holding them
+// (RFC 4791 §5.2.2; kept in NamespaceProps when st is a store.Records),
+// else in q.FloatingLocation. Only the store's time-range index
 // candidates are parsed. An account without calendars has no busy time.
 func FreeBusy(ctx context.Context, st Store, q FreeBusyQuery) (map[string][]BusyPeriod, error) {
 	if !q.To.After(q.From) || q.From.IsZero() {
 		return nil, errors.New("dav: free/busy range needs From before To")
+	}
+	if q.calZones == nil {
+		q.calZones = newCalendarZones(st)
 	}
 	if q.MaxInstances <= 0 {
 		q.MaxInstances = DefaultMaxInstances
@@ -75,7 +85,7 @@ func FreeBusy(ctx context.Context, st Store, q FreeBusyQuery) (map[string][]Busy
 			if !busyCollection(&c) {
 				continue
 			}
-			p, err := collectionBusy(ctx, st, c.ID, q)
+			p, err := collectionBusy(ctx, st, &c, q)
 			if err != nil {
 				return nil, fmt.Errorf("dav: free/busy of %s: %w", acct, err)
 			}
@@ -88,18 +98,47 @@ func FreeBusy(ctx context.Context, st Store, q FreeBusyQuery) (map[string][]Busy
 
 // accountsBusy is FreeBusy in one read of the store for all the
 // accounts (store.AccountsQuerier): a meeting's fifty attendees cost one
-// query rather than a ListCollections and a QueryObjects each.
+// query rather than a ListCollections and a QueryObjects each. The walk
+// may not call the store, so an object with floating times in a
+// calendar whose calendar-timezone is not read yet waits, parsed, until
+// the walk is over.
 func accountsBusy(ctx context.Context, aq store.AccountsQuerier, q FreeBusyQuery) (map[string][]BusyPeriod, error) {
 	periods := make(map[string][]calendar.Period, len(q.Accounts))
+	type waiting struct {
+		c   store.Collection
+		o   store.Object
+		obj *calendar.Object
+	}
+	var later []waiting
 	err := aq.QueryAccounts(ctx, q.Accounts, store.KindCalendar, store.ObjectQuery{From: q.From, To: q.To},
 		func(c *store.Collection, o *store.Object) error {
-			if busyCollection(c) && (q.skipUID == "" || o.UID != q.skipUID) {
-				periods[c.Account] = append(periods[c.Account], objectBusy(c.ID, o, q)...)
+			if !busyCollection(c) || (q.skipUID != "" && o.UID == q.skipUID) {
+				return ctx.Err()
+			}
+			obj := busyObject(c, o, q)
+			switch {
+			case obj == nil:
+			case q.timezone == nil && q.calZones != nil && obj.HasFloating() && !q.calZones.known(c.ID):
+				later = append(later, waiting{c: *c, o: *o, obj: obj})
+			default:
+				placed, err := q.place(ctx, c, obj) // reads nothing: the zone is known or not needed
+				if err != nil {
+					return err
+				}
+				periods[c.Account] = append(periods[c.Account], busyOf(placed, o, q)...)
 			}
 			return ctx.Err()
 		})
 	if err != nil {
 		return nil, fmt.Errorf("dav: free/busy: %w", err)
+	}
+	for i := range later {
+		w := &later[i]
+		placed, err := q.place(ctx, &w.c, w.obj)
+		if err != nil {
+			return nil, fmt.Errorf("dav: free/busy: %w", err)
+		}
+		periods[w.c.Account] = append(periods[w.c.Account], busyOf(placed, &w.o, q)...)
 	}
 	out := make(map[string][]BusyPeriod, len(q.Accounts))
 	for _, acct := range q.Accounts {
@@ -131,11 +170,11 @@ func mergeBusy(periods []calendar.Period) []BusyPeriod {
 
 // collectionBusy is the busy time of one calendar, read a page of index
 // candidates at a time.
-func collectionBusy(ctx context.Context, st Store, collectionID int64, q FreeBusyQuery) ([]calendar.Period, error) {
+func collectionBusy(ctx context.Context, st Store, c *store.Collection, q FreeBusyQuery) ([]calendar.Period, error) {
 	var periods []calendar.Period
 	sq := store.ObjectQuery{From: q.From, To: q.To, Limit: reportPage}
 	for {
-		objs, err := st.QueryObjects(ctx, collectionID, sq)
+		objs, err := st.QueryObjects(ctx, c.ID, sq)
 		if err != nil {
 			return nil, err
 		}
@@ -143,7 +182,11 @@ func collectionBusy(ctx context.Context, st Store, collectionID int64, q FreeBus
 			if q.skipUID != "" && objs[i].UID == q.skipUID {
 				continue
 			}
-			periods = append(periods, objectBusy(collectionID, &objs[i], q)...)
+			p, err := objectBusy(ctx, c, &objs[i], q)
+			if err != nil {
+				return nil, err
+			}
+			periods = append(periods, p...)
 		}
 		if len(objs) < sq.Limit {
 			return periods, nil
@@ -154,20 +197,47 @@ func collectionBusy(ctx context.Context, st Store, collectionID int64, q FreeBus
 
 // objectBusy is one object's busy time. An object that cannot be
 // expanded within the limit is busy over its indexed extent: claiming
-// too much time is safer for scheduling than claiming too little.
-func objectBusy(coll int64, o *store.Object, q FreeBusyQuery) []calendar.Period {
+// too much time is safer for scheduling than claiming too little. The
+// error is only a failure to read c's calendar-timezone.
+func objectBusy(ctx context.Context, c *store.Collection, o *store.Object, q FreeBusyQuery) ([]calendar.Period, error) {
+	obj := busyObject(c, o, q)
+	if obj == nil {
+		return nil, nil
+	}
+	obj, err := q.place(ctx, c, obj)
+	if err != nil {
+		return nil, err
+	}
+	return busyOf(obj, o, q), nil
+}
+
+// busyObject parses an object that may make its owner busy, or returns
+// nil.
+func busyObject(c *store.Collection, o *store.Object, q FreeBusyQuery) *calendar.Object {
 	if o.Component != "" && o.Component != "VEVENT" && o.Component != "VFREEBUSY" {
 		return nil
 	}
-	obj, err := q.parsed.parse(coll, o, storedLimits(o.Data, q.zones))
+	obj, err := q.parsed.parse(c.ID, o, storedLimits(o.Data, q.zones))
 	if err != nil {
 		return nil
 	}
-	if q.timezone != nil {
-		obj = obj.InTimezone(q.timezone)
-	} else {
-		obj = obj.InZone(q.FloatingLocation)
+	return obj
+}
+
+// place gives obj's floating times their zone: q.timezone, else c's
+// calendar-timezone (through q.calZones), else q.FloatingLocation.
+func (q FreeBusyQuery) place(ctx context.Context, c *store.Collection, obj *calendar.Object) (*calendar.Object, error) {
+	switch {
+	case q.timezone != nil:
+		return obj.InTimezone(q.timezone), nil
+	case q.calZones != nil:
+		return q.calZones.place(ctx, c, obj, q.FloatingLocation)
 	}
+	return obj.InZone(q.FloatingLocation), nil
+}
+
+// busyOf is the busy time of obj, stored as o, within the query's range.
+func busyOf(obj *calendar.Object, o *store.Object, q FreeBusyQuery) []calendar.Period {
 	p, err := obj.Busy(q.From, q.To, q.MaxInstances)
 	if errors.Is(err, calendar.ErrTooManyInstances) {
 		start, end := o.Start, o.End
@@ -214,7 +284,7 @@ func (h *Handler) freeBusyQuery(rq *request, body *node) error {
 	}
 	q := FreeBusyQuery{From: from, To: to, MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation,
 		timezone: tz, zones: h.zones, parsed: h.parsed}
-	periods, err := collectionBusy(rq.ctx, h.opts.Store, c.ID, q)
+	periods, err := collectionBusy(rq.ctx, h.opts.Store, &c, q)
 	if err != nil {
 		return err
 	}

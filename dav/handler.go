@@ -58,11 +58,16 @@ type request struct {
 	// expansions returned, all objects together (Limits.MaxInstances
 	// bounds the sum).
 	expanded int
+	// calZones reads the calendar-timezone of the calendars whose
+	// objects the request expands (calzone.go).
+	calZones *calendarZones
+	// proxyOwners caches proxyFor (proxy.go) for the request.
+	proxyOwners map[Access][]string
 }
 
 // davCompliance is the DAV header (RFC 4918 §10.1, RFC 4791 §5.1, RFC
-// 6352 §6.1, RFC 5689 §3.1, RFC 6638 §2).
-const davCompliance = "1, 3, calendar-access, calendar-auto-schedule, addressbook, extended-mkcol"
+// 6352 §6.1, RFC 5689 §3.1, RFC 6638 §2, caldav-proxy §5.1).
+const davCompliance = "1, 3, calendar-access, calendar-auto-schedule, addressbook, extended-mkcol, calendar-proxy"
 
 // allowed lists the methods served (RFC 9110 §10.2.1 Allow).
 const allowed = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, MKCALENDAR, REPORT, POST"
@@ -119,6 +124,9 @@ func (h *Handler) wellKnown(w http.ResponseWriter, r *http.Request) bool {
 // method. An error is returned only before anything was written.
 func (h *Handler) dispatch(rq *request) error {
 	if rq.t.user != "" && rq.t.user != rq.user.ID {
+		if rq.t.kind == kindPrincipal && rq.r.Method == "PROPFIND" {
+			return h.propfindPeerPrincipal(rq) // a colleague's name and addresses
+		}
 		// A user reaches only their own homes; what others share with
 		// them appears there (share.go).
 		return precondition(http.StatusForbidden, nsDAV, "need-privileges", "not your resource")

@@ -39,7 +39,10 @@ type Store interface {
 // Options.IMIP). The user Authenticate returns names the account
 // (User.ID) and the addresses of the principal's
 // calendar-user-address-set. directory.Directory satisfies it; one that
-// is also a directory.LoginKeyer keys the auth limiter by account.
+// is also a directory.LoginKeyer keys the auth limiter by account, and
+// one that also has User(ctx, id) (directory.User by ID, as
+// *builtin.Directory and *directory.SourcedAuth have) lets principal
+// URLs name proxy members and colleagues' principals be read (proxy.go).
 type Directory interface {
 	Authenticate(ctx context.Context, login, password string, p directory.Protocol) (directory.User, error)
 	LookupAddress(ctx context.Context, address string) (directory.Entry, error)

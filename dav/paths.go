@@ -24,6 +24,7 @@ const (
 	kindBook                       // /dav/addressbooks/<user>/<name>/
 	kindCard                       // /dav/addressbooks/<user>/<name>/<resource>
 	kindOutbox                     // /dav/calendars/<user>/outbox/ (RFC 6638 §2.1)
+	kindProxy                      // /dav/principals/<user>/calendar-proxy-read/ or -write/ (proxy.go)
 	// kindInbox names the property table of the schedule inbox, which is
 	// otherwise served as the calendar collection "inbox" (kindCalendar);
 	// parsePath never returns it.
@@ -118,6 +119,8 @@ func classify(segs []string) (target, error) {
 		t.kind = kindPrincipals
 	case segs[0] == segPrincipals && len(segs) == 2:
 		t.kind = kindPrincipal
+	case segs[0] == segPrincipals && len(segs) == 3 && (segs[2] == proxyRead || segs[2] == proxyWrite):
+		t.kind = kindProxy
 	case segs[0] == segCalendars && len(segs) >= 3 && segs[2] == outboxName:
 		if len(segs) == 3 {
 			t.kind = kindOutbox // the outbox holds nothing (RFC 6638 §2.1)
@@ -156,7 +159,7 @@ func (h *Handler) hrefOf(t target) string {
 		b.WriteString("/")
 	}
 	switch t.kind {
-	case kindPrincipals, kindPrincipal:
+	case kindPrincipals, kindPrincipal, kindProxy:
 		seg(segPrincipals)
 	case kindCalHome, kindCalendar, kindCalObject, kindOutbox:
 		seg(segCalendars)

@@ -235,6 +235,13 @@ func (h *Handler) walkChildren(rq *request, fn func(*resource) error) error {
 		}
 	case kindPrincipals:
 		return fn(&resource{t: target{kind: kindPrincipal, user: u}})
+	case kindPrincipal:
+		// The calendar user proxy groups (proxy.go).
+		for _, p := range []string{proxyRead, proxyWrite} {
+			if err := fn(&resource{t: target{kind: kindProxy, user: u, coll: p}}); err != nil {
+				return err
+			}
+		}
 	case kindCalHome, kindBookHome:
 		colls, err := h.opts.Store.ListCollections(rq.ctx, u, rq.t.collKind())
 		if err != nil {

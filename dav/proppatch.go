@@ -170,8 +170,12 @@ func propstats(updates []propUpdate, statuses []int) []propstat {
 }
 
 // proppatch answers PROPPATCH (RFC 4918 §9.2) on a calendar or an
-// address book: every instruction or none is applied.
+// address book, or a proxy principal's group-member-set (proxy.go):
+// every instruction or none is applied.
 func (h *Handler) proppatch(rq *request) error {
+	if rq.t.kind == kindProxy {
+		return h.proppatchProxy(rq)
+	}
 	if rq.t.kind != kindCalendar && rq.t.kind != kindBook {
 		return precondition(http.StatusForbidden, nsDAV, "cannot-modify-protected-property", "only calendars and address books have writable properties")
 	}

@@ -166,12 +166,14 @@ func propTable() map[kind][]propDef {
 	outbox := append(owned[:len(owned):len(owned)],
 		text(nsDAV, "displayname", true, func(*Handler, *request, *resource) string { return "Outbox" }))
 	principal = append(principal, schedulePrincipalProps()...)
+	principal = append(principal, principalProxyProps()...)
 	return map[kind][]propDef{
 		kindInbox:      inbox,
 		kindOutbox:     outbox,
 		kindRoot:       common,
 		kindPrincipals: common,
 		kindPrincipal:  principal,
+		kindProxy:      proxyProps(common),
 		kindCalHome:    owned,
 		kindBookHome:   owned,
 		kindCalendar:   calendar,

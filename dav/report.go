@@ -38,6 +38,8 @@ func (h *Handler) report(rq *request) error {
 		return h.freeBusyQuery(rq, body)
 	case body.is(nsDAV, "sync-collection"):
 		return h.syncCollection(rq, body)
+	case body.is(nsDAV, "expand-property"):
+		return h.expandProperty(rq, body) // principals (expandprop.go)
 	}
 	return precondition(http.StatusForbidden, nsDAV, "supported-report", "this report is not supported here")
 }
@@ -189,7 +191,7 @@ func (h *Handler) objectResponse(rq *request, ms *multistatus, res *resource, rp
 	stats := h.props(rq, res, rp.pr)
 	switch {
 	case rp.calData != nil:
-		data, ok, err := h.calendarData(rq, res.coll.ID, res.obj, rp.calData, parsedCal)
+		data, ok, err := h.calendarData(rq, res.coll, res.obj, rp.calData, parsedCal)
 		if err != nil {
 			return err
 		}
@@ -230,15 +232,22 @@ var errInstanceLimit = errors.New("expanded instances reached the limit")
 // past it, the error is errInstanceLimit and the report ends there with
 // a 507 (RFC 5323 §5.17's number-of-matches-within-limits, which CalDAV
 // clients know from truncated queries) instead of growing without
-// bound.
-func (h *Handler) calendarData(rq *request, coll int64, o *store.Object, cd *calDataRequest, obj *calendar.Object) (data string, ok bool, err error) {
+// bound. An object parsed here for expand has its floating times in its
+// calendar's calendar-timezone (RFC 4791 §5.2.2), or the zone a
+// calendar-query set for it (calzone.go).
+func (h *Handler) calendarData(rq *request, coll *store.Collection, o *store.Object, cd *calDataRequest, obj *calendar.Object) (data string, ok bool, err error) {
 	if cd.comp == nil && !cd.expand {
 		return string(o.Data), true, nil
 	}
 	if obj == nil {
-		if obj, err = h.parseCalendar(coll, o); err != nil {
+		if obj, err = h.parseCalendar(coll.ID, o); err != nil {
 			rq.log.Warn("stored calendar object does not parse", "object", o.Name, "err", err)
 			return "", false, nil
+		}
+		if cd.expand {
+			if obj, err = rq.calendarZones(h).place(rq.ctx, coll, obj, h.opts.FloatingLocation); err != nil {
+				return "", false, err
+			}
 		}
 	}
 	cal := obj.Calendar()

@@ -59,6 +59,7 @@ func (h *Handler) calendarQuery(rq *request, body *node) error {
 	if err != nil {
 		return err
 	}
+	rq.calendarZones(h).set(c.ID, tz) // for the objects the index matches unparsed
 	ms := newMultistatus(rq.w)
 	match := func(o *store.Object) error {
 		if indexMatches(f, o) {

@@ -158,13 +158,13 @@ func (h *Handler) busyExcept(ctx context.Context, account, uid string, from, to 
 		return nil, err
 	}
 	q := FreeBusyQuery{From: from, To: to, MaxInstances: h.opts.Limits.MaxInstances, FloatingLocation: h.opts.FloatingLocation,
-		zones: h.zones, parsed: h.parsed, skipUID: uid}
+		zones: h.zones, parsed: h.parsed, skipUID: uid, calZones: newCalendarZones(h.opts.Store)}
 	var periods []calendar.Period
 	for _, c := range colls {
 		if c.Name == inboxName {
 			continue
 		}
-		p, err := collectionBusy(ctx, h.opts.Store, c.ID, q)
+		p, err := collectionBusy(ctx, h.opts.Store, &c, q)
 		if err != nil {
 			return nil, err
 		}

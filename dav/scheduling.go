@@ -189,6 +189,8 @@ func resourceTypeOf(t target) []*node {
 		return []*node{el(nsDAV, "collection"), el(nsCalDAV, "schedule-outbox")}
 	case propKind(t) == kindInbox:
 		return []*node{el(nsDAV, "collection"), el(nsCalDAV, "schedule-inbox")}
+	case t.kind == kindProxy:
+		return []*node{el(nsDAV, "principal"), el(nsCS, t.coll)} // caldav-proxy §5.2
 	}
 	return resourceType(t.kind)
 }

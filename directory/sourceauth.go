@@ -65,6 +65,18 @@ func (a *SourcedAuth) LookupAddress(ctx context.Context, address string) (Entry,
 	return a.Users.LookupAddress(ctx, address)
 }
 
+// User finds a user by ID through Users, when Users can (as the
+// store-backed directory does); ErrNotFound when it cannot. The DAV
+// handler resolves principal URLs with it.
+func (a *SourcedAuth) User(ctx context.Context, id string) (User, error) {
+	if byID, ok := a.Users.(interface {
+		User(ctx context.Context, id string) (User, error)
+	}); ok {
+		return byID.User(ctx, id)
+	}
+	return User{}, ErrNotFound
+}
+
 // LookupDomain is Users.LookupDomain.
 func (a *SourcedAuth) LookupDomain(ctx context.Context, name string) (Domain, error) {
 	return a.Users.LookupDomain(ctx, name)

@@ -46,4 +46,16 @@ func TestSourcedAuthOverAnyDirectory(t *testing.T) {
 	assert.ErrorIs(t, err, directory.ErrAuthFailed)
 	_, err = a.LookupAddress(ctx, "who@example.com")
 	assert.ErrorIs(t, err, directory.ErrNotFound)
+	_, err = a.User(ctx, "u1")
+	assert.ErrorIs(t, err, directory.ErrNotFound)
+	u, err := (&directory.SourcedAuth{Users: idUsers{}}).User(ctx, "u1")
+	assert.NoError(t, err)
+	assert.Equal(t, "u1@example.com", u.Address)
+}
+
+// idUsers is plainUsers that also finds users by ID.
+type idUsers struct{ plainUsers }
+
+func (idUsers) User(_ context.Context, id string) (directory.User, error) {
+	return directory.User{ID: id, Address: id + "@example.com"}, nil
 }

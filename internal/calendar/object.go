@@ -251,6 +251,11 @@ func (o *Object) InZone(loc *time.Location) *Object {
 	return &c
 }
 
+// HasFloating reports whether some time of the object is floating or a
+// DATE (an all-day value), so that where it falls depends on the zone
+// InZone or InTimezone gives it.
+func (o *Object) HasFloating() bool { return o.hasFloating }
+
 // instant places a value on the time line.
 func (o *Object) instant(v dtValue) time.Time {
 	return toInstant(o.zoneOf(v), v.wall)
