@@ -50,6 +50,9 @@ var capabilities = imap.CapSet{
 	imap.CapSort:        {},
 	imap.CapSortDisplay: {},
 	imap.CapESort:       {},
+	// context.go: RFC 5267 §4.
+	imapserver.CapContextSearch: {},
+	imapserver.CapContextSort:   {},
 	"THREAD=" + imap.Cap(imap.ThreadOrderedSubject): {},
 	"THREAD=" + imap.Cap(imap.ThreadReferences):     {},
 	imap.CapWithin:                {},
