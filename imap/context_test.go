@@ -440,3 +440,50 @@ func parseAll(t tb, lines []string) []uint32 {
 	t.Fatalf("no ESEARCH in %q", lines)
 	return nil
 }
+
+// TestContextExpungeOrder: the REMOVEFROM of an expunged message comes
+// before its EXPUNGE (§4.3.4) also when the EXPUNGE is held back during
+// a FETCH (RFC 9051 §7.5.1), and before VANISHED once QRESYNC is
+// enabled (RFC 7162 §3.2.10.2 replaces EXPUNGE).
+func TestContextExpungeOrder(t *testing.T) {
+	e := newEnv(t)
+	for range 4 {
+		e.deliver(e.aliceID, "", simpleMsg)
+	}
+	a, b := loggedIn(e), loggedIn(e)
+	a.expectOK("SELECT INBOX")
+	b.expectOK("SELECT INBOX")
+	a.expectTagged("H01", "SEARCH RETURN (UPDATE) ALL", "OK")
+	b.expectOK(`STORE 2 +FLAGS.SILENT (\Deleted)`)
+	b.expectOK("EXPUNGE")
+	// During FETCH the sequence number 2 stays valid: REMOVEFROM now,
+	// EXPUNGE later.
+	u := a.expectOK("FETCH 1 UID")
+	mustHave(t, u, `* ESEARCH (TAG "H01") REMOVEFROM (0 2)`)
+	mustNotHave(t, u, "EXPUNGE")
+	u = a.expectOK("NOOP")
+	mustHave(t, u, "* 2 EXPUNGE")
+	mustNotHave(t, u, "ESEARCH")
+
+	// QRESYNC: REMOVEFROM, then VANISHED.
+	c := loggedIn(e)
+	c.expectOK("ENABLE QRESYNC")
+	c.expectOK("SELECT INBOX")
+	c.expectTagged("Q01", "UID SEARCH RETURN (UPDATE) ALL", "OK")
+	c.expectTagged("Q02", "SORT RETURN (UPDATE) (REVERSE ARRIVAL) UTF-8 ALL", "OK")
+	b.expectOK(`UID STORE 3 +FLAGS.SILENT (\Deleted)`)
+	b.expectOK("EXPUNGE")
+	u = c.expectOK("NOOP")
+	// Q02 held 4 3 1 (sequence numbers 3 2 1): UID 3 is second.
+	rm, rmSort, van := index(u, `(TAG "Q01") UID REMOVEFROM (0 3)`), index(u, `(TAG "Q02") REMOVEFROM (2 2)`), index(u, "* VANISHED 3")
+	if rm < 0 || rmSort < 0 || van < 0 || rm > van || rmSort > van {
+		t.Fatalf("want REMOVEFROM before VANISHED, got %q", u)
+	}
+	// The session's own EXPUNGE: REMOVEFROM before its VANISHED too.
+	c.expectOK(`UID STORE 1 +FLAGS.SILENT (\Deleted)`)
+	u = c.expectOK("EXPUNGE")
+	rm, van = index(u, `(TAG "Q02") REMOVEFROM (2 1)`), index(u, "* VANISHED 1")
+	if rm < 0 || van < 0 || rm > van || index(u, `(TAG "Q01") UID REMOVEFROM (0 1)`) < 0 {
+		t.Fatalf("want REMOVEFROM before VANISHED, got %q", u)
+	}
+}
