@@ -76,7 +76,8 @@
 // NAMESPACE, SPECIAL-USE, CREATE-SPECIAL-USE, LIST-EXTENDED, LIST-STATUS,
 // CHILDREN, ESEARCH, SEARCHRES, BINARY, APPENDLIMIT=n, STATUS=SIZE,
 // UTF8=ACCEPT, CONDSTORE, QRESYNC, QUOTA, QUOTA=RES-STORAGE,
-// QUOTA=RES-MESSAGE, ID, SORT, SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT,
+// QUOTA=RES-MESSAGE, ID, SORT, SORT=DISPLAY, ESORT, CONTEXT=SEARCH,
+// CONTEXT=SORT, THREAD=ORDEREDSUBJECT,
 // THREAD=REFERENCES, WITHIN, MULTIAPPEND, CATENATE, COMPRESS=DEFLATE,
 // OBJECTID, SAVEDATE and PREVIEW. ID and
 // the pre-login ones are announced in the greeting; the rest after login. The three QUOTA ones are announced only
@@ -176,8 +177,27 @@
 //     (i;unicode-casemap without its decomposition); ties go by sequence
 //     number, REVERSE included. SORT RETURN (ESORT, RFC 5267 §3) answers
 //     ESEARCH: MIN and MAX are the first and last in sort order, ALL keeps
-//     the order (ascending runs as ranges). CONTEXT=SEARCH and
-//     CONTEXT=SORT (PARTIAL, ADDTO/REMOVETO updates) are not announced.
+//     the order (ascending runs as ranges).
+//   - CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 §4): SEARCH and SORT take
+//     the CONTEXT (a hint, ignored), PARTIAL m:n (§4.4: the results at
+//     those positions that exist, NIL if none; one PARTIAL or one ALL)
+//     and UPDATE return options. An UPDATE leaves a context in the
+//     selected mailbox's view, kept current by the poll that already
+//     follows every command and every IDLE wake-up from the change feed:
+//     the search runs again over the view (only when the view changed,
+//     or on every poll for WITHIN) and what left or joined the result
+//     goes out as REMOVEFROM and ADDTO, for changes by any session or
+//     delivery. A SEARCH context uses position 0 and mailbox order; a
+//     SORT context gives each run of adjacent results its position.
+//     ADDTO follows the EXISTS of the messages it adds (§4.3.3); the
+//     REMOVEFROM of an expunged message precedes its EXPUNGE or VANISHED
+//     (§4.3.4), also when the EXPUNGE is held back during FETCH, STORE or
+//     SEARCH. Options.MaxUpdateContexts (default 4) bounds the contexts
+//     of a session; beyond it the command answers an untagged NO
+//     [NOUPDATE "tag"] and still its other return options. UPDATE with
+//     the tag of a context still updated is BAD (§4.3). CANCELUPDATE
+//     ends contexts (tags that name none are ignored); deselecting ends
+//     them all.
 //   - THREAD=ORDEREDSUBJECT and THREAD=REFERENCES follow RFC 5256 §2.2
 //     and §2.3 step by step (References, else In-Reply-To's first id;
 //     missing or duplicate Message-IDs made unique; loops refused; dummies

@@ -113,6 +113,9 @@ const (
 	// DefaultIdlePollInterval is how often an IDLE session polls the
 	// store when the Backend has no [Feed].
 	DefaultIdlePollInterval = 30 * time.Second
+	// DefaultMaxUpdateContexts is how many SEARCH and SORT results one
+	// session may have kept up to date at once (RFC 5267 §4.3.1).
+	DefaultMaxUpdateContexts = 4
 )
 
 // Options configure a [Server]. Backend and Auth are required; every other
@@ -170,6 +173,12 @@ type Options struct {
 	// server). Default DefaultIdlePollInterval; unused with a Feed.
 	IdlePollInterval time.Duration
 
+	// MaxUpdateContexts bounds the contexts (SEARCH or SORT with
+	// RETURN (UPDATE), RFC 5267 §4.3) one session keeps up to date;
+	// beyond it an UPDATE is refused with NO [NOUPDATE] (§4.3.1).
+	// Default DefaultMaxUpdateContexts; the RFC asks for at least one.
+	MaxUpdateContexts int
+
 	// Metrics, if set, receives the server's metrics (connections,
 	// authentications by result, appended messages). Several servers
 	// sharing one registry need labels that tell them apart (see
@@ -194,6 +203,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxSearchBytes < 0 {
 		errs = append(errs, errors.New("MaxSearchBytes must not be negative"))
 	}
+	if o.MaxUpdateContexts < 0 {
+		errs = append(errs, errors.New("MaxUpdateContexts must not be negative"))
+	}
 	if len(errs) > 0 {
 		return o, fmt.Errorf("imap: invalid options: %w", errors.Join(errs...))
 	}
@@ -217,6 +229,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxConns == 0 {
 		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxUpdateContexts == 0 {
+		o.MaxUpdateContexts = DefaultMaxUpdateContexts
 	}
 	return o, nil
 }

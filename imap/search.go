@@ -80,6 +80,7 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 	}
 	if o.ReturnSave {
 		v.searchRes = saved
+		v.contextsMark = contextMark{} // "$" changed: contexts are evaluated again
 	}
 	return &data, nil
 }

@@ -50,15 +50,18 @@ var capabilities = imap.CapSet{
 	imap.CapSort:        {},
 	imap.CapSortDisplay: {},
 	imap.CapESort:       {},
+	// context.go: RFC 5267 §4.
+	imapserver.CapContextSearch:                     {},
+	imapserver.CapContextSort:                       {},
 	"THREAD=" + imap.Cap(imap.ThreadOrderedSubject): {},
 	"THREAD=" + imap.Cap(imap.ThreadReferences):     {},
-	imap.CapWithin:                {},
-	imap.CapMultiAppend:           {}, // multiappend.go, RFC 3502
-	imapserver.CapCatenate:        {}, // catenate.go, RFC 4469
-	imapserver.CapCompressDeflate: {}, // RFC 4978
-	imap.CapSaveDate:              {}, // msgext.go, RFC 8514
-	imap.CapObjectID:              {}, // msgext.go, RFC 8474
-	imap.CapPreview:               {}, // preview.go, RFC 8970
+	imap.CapWithin:                                  {},
+	imap.CapMultiAppend:                             {}, // multiappend.go, RFC 3502
+	imapserver.CapCatenate:                          {}, // catenate.go, RFC 4469
+	imapserver.CapCompressDeflate:                   {}, // RFC 4978
+	imap.CapSaveDate:                                {}, // msgext.go, RFC 8514
+	imap.CapObjectID:                                {}, // msgext.go, RFC 8474
+	imap.CapPreview:                                 {}, // preview.go, RFC 8970
 }
 
 // quotaCaps are announced when the Backend implements [Quotas] (RFC 9208).

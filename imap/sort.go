@@ -39,6 +39,24 @@ type sortKey struct {
 }
 
 func (v *view) sort(kind imapserver.NumKind, keys []imapserver.SortCriterion, criteria *imap.SearchCriteria) (*imapserver.SortData, error) {
+	sorted, err := v.sorted(keys, criteria)
+	if err != nil {
+		return nil, err
+	}
+	data := &imapserver.SortData{}
+	for _, c := range sorted {
+		data.Nums = append(data.Nums, numOf(kind, c))
+		data.ModSeq = max(data.ModSeq, c.msg.ModSeq)
+	}
+	if !imapserver.HasModSeqKey(criteria) {
+		data.ModSeq = 0 // RFC 7162 §3.1.6, as for SEARCH
+	}
+	return data, nil
+}
+
+// sorted returns the messages of the view that match criteria in the
+// order keys give, ties broken by sequence number (RFC 5256 §3).
+func (v *view) sorted(keys []imapserver.SortCriterion, criteria *imap.SearchCriteria) ([]*candidate, error) {
 	found, m, err := v.find(criteria)
 	if err != nil {
 		return nil, err
@@ -48,7 +66,6 @@ func (v *view) sort(kind imapserver.NumKind, keys []imapserver.SortCriterion, cr
 		keys []sortKey
 	}
 	items := make([]item, len(found))
-	data := &imapserver.SortData{}
 	for i, c := range found {
 		items[i] = item{c: c, keys: make([]sortKey, len(keys))}
 		var h *mail.Header
@@ -68,7 +85,6 @@ func (v *view) sort(kind imapserver.NumKind, keys []imapserver.SortCriterion, cr
 			}
 			items[i].keys[j] = headerSortKey(h, k.Key, c)
 		}
-		data.ModSeq = max(data.ModSeq, c.msg.ModSeq)
 	}
 	slices.SortStableFunc(items, func(a, b item) int {
 		for j, k := range keys {
@@ -85,13 +101,11 @@ func (v *view) sort(kind imapserver.NumKind, keys []imapserver.SortCriterion, cr
 		}
 		return cmp.Compare(a.c.seq, b.c.seq) // RFC 5256 §3: ties by sequence number
 	})
-	for _, it := range items {
-		data.Nums = append(data.Nums, numOf(kind, it.c))
+	out := make([]*candidate, len(items))
+	for i, it := range items {
+		out[i] = it.c
 	}
-	if !imapserver.HasModSeqKey(criteria) {
-		data.ModSeq = 0 // RFC 7162 §3.1.6, as for SEARCH
-	}
-	return data, nil
+	return out, nil
 }
 
 func numOf(kind imapserver.NumKind, c *candidate) uint32 {

@@ -64,6 +64,12 @@ type view struct {
 	// opened is a body listForFetch opened with its message, for
 	// fetchOne; nil outside a FETCH.
 	opened *openedBody
+	// contexts are the SEARCH and SORT results kept up to date (RFC
+	// 5267 §4.3, see context.go), at most Options.MaxUpdateContexts;
+	// contextsMark is the view's state when they were last brought up
+	// to date.
+	contexts     []*searchContext
+	contextsMark contextMark
 }
 
 // systemFlags are the flags every mailbox supports.
@@ -392,6 +398,10 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			}
 		}
 	}
+	// RFC 5267 §4.3: ADDTO and REMOVEFROM, after EXISTS (§4.3.3).
+	if err := v.syncContexts(w); err != nil {
+		return err
+	}
 	if len(v.gone) > 0 && s.qresync() {
 		// RFC 7162 §3.2: MODSEQs this command or poll gave may exceed
 		// those of the expunges held back; a HIGHESTMODSEQ below the
@@ -407,6 +417,7 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 type expungeWriter interface {
 	WriteExpunge(seq uint32) error
 	WriteVanished(uids imap.UIDSet) error
+	contextWriter
 }
 
 func (v *view) lastUID() uint32 {
@@ -424,6 +435,11 @@ func (v *view) lastUID() uint32 {
 func (v *view) reportExpunges(w expungeWriter) error {
 	if len(v.gone) == 0 {
 		return nil
+	}
+	// RFC 5267 §4.3.4: REMOVEFROM before the EXPUNGE, while the
+	// sequence numbers in it are valid.
+	if err := v.contextsRemoveGone(w); err != nil {
+		return err
 	}
 	v.goneFloor = 0
 	var (

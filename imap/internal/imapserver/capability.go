@@ -107,6 +107,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 		// mailyard: SORT, ESORT and THREAD (RFC 5256, 5267), WITHIN
 		// (RFC 5032); see sort.go.
 		c.addSortCaps(&caps, available)
+		c.addContextCaps(&caps, available) // RFC 5267 §4, see context.go
 		addAvailableCaps(&caps, available, []imap.Cap{imap.CapWithin, imap.CapSaveDate, imap.CapObjectID, imap.CapPreview})
 		if !c.compressed {
 			addAvailableCaps(&caps, available, []imap.Cap{CapCompressDeflate})

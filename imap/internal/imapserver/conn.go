@@ -458,6 +458,8 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	case "COMPRESS": // mailyard: RFC 4978, see compress.go
 		err = c.handleCompress(tag, dec)
 		sendOK = false
+	case "CANCELUPDATE": // mailyard: RFC 5267 §4.3.5, see context.go
+		err = c.handleCancelUpdate(dec)
 	case "SORT", "UID SORT": // mailyard: RFC 5256, see sort.go
 		err = c.handleSort(tag, dec, numKind)
 	case "THREAD", "UID THREAD":

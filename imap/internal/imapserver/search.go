@@ -19,9 +19,10 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		atom     string
 		options  imap.SearchOptions
 		extended bool
+		ctxOpts  = c.contextOptions(false) // mailyard: RFC 5267 §4
 	)
 	if maybeReadSearchKeyAtom(dec, &atom) && strings.EqualFold(atom, "RETURN") {
-		if err := readSearchReturnOpts(dec, &options); err != nil {
+		if err := readSearchReturnOpts(dec, &options, ctxOpts); err != nil {
 			return fmt.Errorf("in search-return-opts: %w", err)
 		}
 		if !dec.ExpectSP() {
@@ -58,6 +59,11 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		if err := c.enableCondStore(); err != nil {
 			return err
 		}
+	}
+
+	// mailyard: CONTEXT=SEARCH (RFC 5267 §4), see context.go.
+	if ctxOpts != nil && ctxOpts.any() {
+		return c.searchContext(tag, numKind, nil, &criteria, &options, ctxOpts)
 	}
 
 	// If no return option is specified, ALL is assumed
@@ -218,14 +224,20 @@ func readSearchKeys(dec *imapwire.Decoder, criteria *imap.SearchCriteria, atom s
 	return nil
 }
 
-func readSearchReturnOpts(dec *imapwire.Decoder, options *imap.SearchOptions) error {
+// readSearchReturnOpts reads SP search-return-opts. ctx, if not nil,
+// takes RFC 5267's return options (mailyard: CONTEXT=SEARCH and
+// CONTEXT=SORT, see context.go); they are unknown options otherwise.
+func readSearchReturnOpts(dec *imapwire.Decoder, options *imap.SearchOptions, ctx *ContextOptions) error {
 	if !dec.ExpectSP() {
 		return dec.Err()
 	}
-	return dec.ExpectList(func() error {
+	err := dec.ExpectList(func() error {
 		var name string
 		if !dec.ExpectAtom(&name) {
 			return dec.Err()
+		}
+		if ok, err := readContextReturnOpt(dec, strings.ToUpper(name), ctx, options); ok || err != nil {
+			return err
 		}
 		switch strings.ToUpper(name) {
 		case "MIN":
@@ -233,6 +245,9 @@ func readSearchReturnOpts(dec *imapwire.Decoder, options *imap.SearchOptions) er
 		case "MAX":
 			options.ReturnMax = true
 		case "ALL":
+			if options.ReturnAll || ctx != nil && ctx.Partial != nil {
+				return errPartialAll // RFC 5267 §4.4
+			}
 			options.ReturnAll = true
 		case "COUNT":
 			options.ReturnCount = true
@@ -243,6 +258,7 @@ func readSearchReturnOpts(dec *imapwire.Decoder, options *imap.SearchOptions) er
 		}
 		return nil
 	})
+	return err
 }
 
 func maybeReadSearchKeyAtom(dec *imapwire.Decoder, ptr *string) bool {

@@ -100,13 +100,14 @@ func (c *Conn) handleSort(tag string, dec *imapwire.Decoder, numKind NumKind) er
 	var (
 		options  imap.SearchOptions
 		extended bool
+		ctxOpts  = c.contextOptions(true) // RFC 5267 §4, see context.go
 	)
 	var atom string
 	if dec.Atom(&atom) {
 		if !strings.EqualFold(atom, "RETURN") {
 			return newClientBugError("expected RETURN or sort criteria")
 		}
-		if err := readSearchReturnOpts(dec, &options); err != nil {
+		if err := readSearchReturnOpts(dec, &options, ctxOpts); err != nil {
 			return fmt.Errorf("in sort-return-opts: %w", err)
 		}
 		if options.ReturnSave {
@@ -159,6 +160,9 @@ func (c *Conn) handleSort(tag string, dec *imapwire.Decoder, numKind NumKind) er
 		if err := c.enableCondStore(); err != nil {
 			return err
 		}
+	}
+	if ctxOpts != nil && ctxOpts.any() {
+		return c.searchContext(tag, numKind, keys, criteria, &options, ctxOpts)
 	}
 	data, err := sess.Sort(numKind, keys, criteria)
 	if err != nil {
