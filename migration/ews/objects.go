@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/emersion/go-vcard"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mailyard/mailyard/internal/calendar"
 	"github.com/mailyard/mailyard/migration"
@@ -100,7 +102,11 @@ func containsFold(list []string, s string) bool {
 }
 
 // objectPage stores the items a page created or updated and deletes
-// the objects of deleted items.
+// the objects of deleted items. The page's items are read by GetItem in
+// batches, then the modified occurrences of all its series in batches
+// too, and the objects are mapped and written WriteParallel at once;
+// items of one UID (one object) are written one after another, in the
+// page's order.
 func (p *pass) objectPage(ctx context.Context, k objectKind, coll store.Collection, changes []ItemChange, st *folderState, t *tally) (page, error) {
 	pg := page{put: map[string]objectState{}}
 	var ids []ItemID
@@ -116,6 +122,7 @@ func (p *pass) objectPage(ctx context.Context, k objectKind, coll store.Collecti
 			t.deleted++
 		}
 	}
+	var items []Item
 	err := p.mb.GetItem(ctx, ids, k.shape, func(it Item) error {
 		if it.Err != nil {
 			var e *Error
@@ -124,55 +131,121 @@ func (p *pass) objectPage(ctx context.Context, k objectKind, coll store.Collecti
 			}
 			return it.Err
 		}
-		o, err := p.object(ctx, k, it)
-		if err != nil || o.UID == "" {
-			return err
+		if ci := it.CalendarItem; ci != nil && (ci.CalendarItemType == "Occurrence" || ci.CalendarItemType == "Exception") {
+			return nil // an occurrence on its own gives no object
 		}
-		name, err := p.putObject(ctx, coll, o)
-		if err != nil {
-			return err
-		}
-		pg.put[it.ID.ID] = objectState{Name: name}
-		st.Copied++
-		st.Bytes += int64(len(o.Data))
-		t.objects++
+		items = append(items, it)
 		return nil
 	})
-	return pg, err
+	if err != nil {
+		return pg, err
+	}
+	exc, err := p.exceptions(ctx, items)
+	if err != nil {
+		return pg, err
+	}
+	// Items of one UID go to one worker, in order.
+	byKey := map[string][]int{}
+	var keys []string
+	for i, it := range items {
+		key := it.ID.ID
+		if ci := it.CalendarItem; ci != nil && ci.UID != "" {
+			key = ci.UID
+		}
+		if _, ok := byKey[key]; !ok {
+			keys = append(keys, key)
+		}
+		byKey[key] = append(byKey[key], i)
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.m.opts.WriteParallel)
+	for _, key := range keys {
+		g.Go(func() error {
+			for _, i := range byKey[key] {
+				it := items[i]
+				o, err := p.object(k, it, exc[i])
+				if err != nil || o.UID == "" {
+					return err
+				}
+				name, err := p.putObject(gctx, coll, o)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				pg.put[it.ID.ID] = objectState{Name: name}
+				st.Copied++
+				st.Bytes += int64(len(o.Data))
+				t.objects++
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	return pg, g.Wait()
+}
+
+// exceptions reads the modified occurrences of the series among items
+// in GetItem batches: the exceptions of items[i] are at index i. An
+// exception EWS cannot return keeps the master's properties.
+func (p *pass) exceptions(ctx context.Context, items []Item) (map[int][]*CalendarItem, error) {
+	owner := map[string]int{} // occurrence item id → index of its series
+	byUID := map[string]int{}
+	var ids []ItemID
+	for i, it := range items {
+		ci := it.CalendarItem
+		if ci == nil || ci.ModifiedOccurrences == nil {
+			continue
+		}
+		byUID[ci.UID] = i
+		for _, occ := range ci.ModifiedOccurrences.Occurrence {
+			if occ.ItemID != nil {
+				ids = append(ids, *occ.ItemID)
+				owner[occ.ItemID.ID] = i
+			}
+		}
+	}
+	exc := map[int][]*CalendarItem{}
+	err := p.mb.GetItem(ctx, ids, ShapeCalendar, func(e Item) error {
+		if e.CalendarItem == nil {
+			return nil
+		}
+		i, ok := owner[e.ID.ID]
+		if !ok {
+			// The exception came back under another id: its series is
+			// the one of the same UID.
+			if i, ok = byUID[e.CalendarItem.UID]; !ok {
+				return nil
+			}
+		}
+		exc[i] = append(exc[i], e.CalendarItem)
+		return nil
+	})
+	return exc, err
+}
+
+// fetchObject maps one item to its store object as object does, reading
+// the modified occurrences of a series first. An occurrence or exception
+// on its own gives no object.
+func (p *pass) fetchObject(ctx context.Context, k objectKind, it Item) (store.Object, error) {
+	if ci := it.CalendarItem; ci != nil && (ci.CalendarItemType == "Occurrence" || ci.CalendarItemType == "Exception") {
+		return store.Object{}, nil
+	}
+	exc, err := p.exceptions(ctx, []Item{it})
+	if err != nil {
+		return store.Object{}, err
+	}
+	return p.object(k, it, exc[0])
 }
 
 // object maps one item to its store object: a calendar series with its
-// modified occurrences (fetched by their ids), or a contact. An
-// occurrence or exception on its own (never sent by SyncFolderItems for
-// the calendar, which lists series) gives no object.
-func (p *pass) object(ctx context.Context, k objectKind, it Item) (store.Object, error) {
+// modified occurrences exc, or a contact.
+func (p *pass) object(k objectKind, it Item, exc []*CalendarItem) (store.Object, error) {
 	var data []byte
-	var err error
 	o := store.Object{}
 	switch {
 	case it.CalendarItem != nil:
 		ci := it.CalendarItem
-		if ci.CalendarItemType == "Occurrence" || ci.CalendarItemType == "Exception" {
-			return o, nil
-		}
-		var exc []*CalendarItem
-		if ci.ModifiedOccurrences != nil {
-			var ids []ItemID
-			for _, occ := range ci.ModifiedOccurrences.Occurrence {
-				if occ.ItemID != nil {
-					ids = append(ids, *occ.ItemID)
-				}
-			}
-			err = p.mb.GetItem(ctx, ids, ShapeCalendar, func(e Item) error {
-				if e.CalendarItem != nil {
-					exc = append(exc, e.CalendarItem)
-				}
-				return nil // an exception EWS cannot return keeps the master's properties
-			})
-			if err != nil {
-				return o, err
-			}
-		}
 		cal, err := ToICalendar(ci, exc)
 		if err != nil {
 			return o, &migration.Error{Class: migration.ErrClassSource, Err: fmt.Errorf("calendar item %q: %w", ci.Subject, err)}
