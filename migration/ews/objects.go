@@ -103,8 +103,8 @@ func containsFold(list []string, s string) bool {
 
 // objectPage stores the items a page created or updated and deletes
 // the objects of deleted items. The page's items are read by GetItem in
-// batches, then the modified occurrences of all its series in batches
-// too, and the objects are mapped and written WriteParallel at once;
+// batches, the modified occurrences of each batch's series by one more
+// GetItem, and the objects are mapped and written WriteParallel at once;
 // items of one UID (one object) are written one after another, in the
 // page's order.
 func (p *pass) objectPage(ctx context.Context, k objectKind, coll store.Collection, changes []ItemChange, st *folderState, t *tally) (page, error) {
@@ -122,8 +122,44 @@ func (p *pass) objectPage(ctx context.Context, k objectKind, coll store.Collecti
 			t.deleted++
 		}
 	}
-	var items []Item
-	err := p.mb.GetItem(ctx, ids, k.shape, func(it Item) error {
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.m.opts.WriteParallel)
+	write := func(ctx context.Context, it Item, exc []*CalendarItem) error {
+		o, err := p.object(k, it, exc)
+		if err != nil || o.UID == "" {
+			return err
+		}
+		name, err := p.putObject(ctx, coll, o)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		pg.put[it.ID.ID] = objectState{Name: name}
+		st.Copied++
+		st.Bytes += int64(len(o.Data))
+		t.objects++
+		return nil
+	}
+	// The items come in GetItem batches; each batch's exceptions are read
+	// in one more GetItem, then its objects written while the next batch
+	// is read. An item whose UID (object) an earlier item of the page
+	// has waits for the end of the page, so they are written in order.
+	dispatched := map[string]bool{}
+	var later, batch []Item
+	flush := func() error {
+		exc, err := p.exceptions(gctx, batch)
+		if err != nil {
+			return err
+		}
+		for i, it := range batch {
+			g.Go(func() error { return write(gctx, it, exc[i]) })
+		}
+		batch = batch[:0]
+		return nil
+	}
+	err := p.mb.GetItem(gctx, ids, k.shape, func(it Item) error {
 		if it.Err != nil {
 			var e *Error
 			if errors.As(it.Err, &e) && e.Code == "ErrorItemNotFound" {
@@ -134,55 +170,40 @@ func (p *pass) objectPage(ctx context.Context, k objectKind, coll store.Collecti
 		if ci := it.CalendarItem; ci != nil && (ci.CalendarItemType == "Occurrence" || ci.CalendarItemType == "Exception") {
 			return nil // an occurrence on its own gives no object
 		}
-		items = append(items, it)
-		return nil
-	})
-	if err != nil {
-		return pg, err
-	}
-	exc, err := p.exceptions(ctx, items)
-	if err != nil {
-		return pg, err
-	}
-	// Items of one UID go to one worker, in order.
-	byKey := map[string][]int{}
-	var keys []string
-	for i, it := range items {
 		key := it.ID.ID
 		if ci := it.CalendarItem; ci != nil && ci.UID != "" {
 			key = ci.UID
 		}
-		if _, ok := byKey[key]; !ok {
-			keys = append(keys, key)
-		}
-		byKey[key] = append(byKey[key], i)
-	}
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(p.m.opts.WriteParallel)
-	for _, key := range keys {
-		g.Go(func() error {
-			for _, i := range byKey[key] {
-				it := items[i]
-				o, err := p.object(k, it, exc[i])
-				if err != nil || o.UID == "" {
-					return err
-				}
-				name, err := p.putObject(gctx, coll, o)
-				if err != nil {
-					return err
-				}
-				mu.Lock()
-				pg.put[it.ID.ID] = objectState{Name: name}
-				st.Copied++
-				st.Bytes += int64(len(o.Data))
-				t.objects++
-				mu.Unlock()
-			}
+		if dispatched[key] {
+			later = append(later, it)
 			return nil
-		})
+		}
+		dispatched[key] = true
+		if batch = append(batch, it); len(batch) == MaxBatch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil && len(batch) > 0 {
+		err = flush()
 	}
-	return pg, g.Wait()
+	// A write's error comes first: it is what cancelled GetItem.
+	if werr := g.Wait(); werr != nil {
+		return pg, werr
+	}
+	if err != nil {
+		return pg, err
+	}
+	for _, it := range later {
+		exc, err := p.exceptions(ctx, []Item{it})
+		if err != nil {
+			return pg, err
+		}
+		if err := write(ctx, it, exc[0]); err != nil {
+			return pg, err
+		}
+	}
+	return pg, nil
 }
 
 // exceptions reads the modified occurrences of the series among items
