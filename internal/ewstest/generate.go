@@ -70,7 +70,9 @@ var genPatterns = []string{
 }
 
 // Generate fills a mailbox with deterministic messages, calendar items
-// and contacts (the same for the same arguments).
+// and contacts (the same for the same arguments: calendar UIDs are made
+// of the seed, the item's number and the mailbox, so a second Generate
+// of the same mailbox needs another Seed).
 func (s *Server) Generate(smtp string, g Generate) error {
 	start := g.Start
 	if start.IsZero() {
@@ -110,8 +112,8 @@ func (s *Server) Generate(smtp string, g Generate) error {
 			}[(i/len(genPatterns))%3]
 			rec = "<Recurrence>" + genPatterns[i%len(genPatterns)] + fmt.Sprintf(rng, st.Format("2006-01-02")) + "</Recurrence>"
 		}
-		xml := fmt.Sprintf(`<CalendarItem><Subject>Event %d</Subject><Body BodyType="Text">Agenda %d</Body><ReminderMinutesBeforeStart>15</ReminderMinutesBeforeStart><Start>%s</Start><End>%s</End><IsAllDayEvent>false</IsAllDayEvent><LegacyFreeBusyStatus>Busy</LegacyFreeBusyStatus><Location>Room %d</Location><RequiredAttendees><Attendee><Mailbox><Name>Guest %d</Name><EmailAddress>guest%d@example.org</EmailAddress><RoutingType>SMTP</RoutingType></Mailbox><ResponseType>Accept</ResponseType></Attendee></RequiredAttendees>%s<StartTimeZone Id="%s"/><EndTimeZone Id="%s"/></CalendarItem>`,
-			i, i, ewsTime(st), ewsTime(st.Add(time.Hour)), i%10, i, i, rec, z.win, z.win)
+		xml := fmt.Sprintf(`<CalendarItem><Subject>Event %d</Subject><UID>gen-%d-%d-%s</UID><Body BodyType="Text">Agenda %d</Body><ReminderMinutesBeforeStart>15</ReminderMinutesBeforeStart><Start>%s</Start><End>%s</End><IsAllDayEvent>false</IsAllDayEvent><LegacyFreeBusyStatus>Busy</LegacyFreeBusyStatus><Location>Room %d</Location><RequiredAttendees><Attendee><Mailbox><Name>Guest %d</Name><EmailAddress>guest%d@example.org</EmailAddress><RoutingType>SMTP</RoutingType></Mailbox><ResponseType>Accept</ResponseType></Attendee></RequiredAttendees>%s<StartTimeZone Id="%s"/><EndTimeZone Id="%s"/></CalendarItem>`,
+			i, g.Seed, i, smtp, i, ewsTime(st), ewsTime(st.Add(time.Hour)), i%10, i, i, rec, z.win, z.win)
 		id, err := s.AddItem(smtp, "calendar", xml)
 		if err != nil {
 			return fmt.Errorf("calendar item %d: %w", i, err)
