@@ -2,6 +2,7 @@ package ewstest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 )
@@ -21,6 +22,36 @@ type Generate struct {
 	Contacts int `json:"contacts"`
 	// Start is the first day of the calendar (default 2026-01-05).
 	Start time.Time `json:"start"`
+	// MessageBytes, when set, pads each message's body with lines of
+	// pseudo-random words to between half and one and a half times this
+	// many bytes (bench/ews.sh); Seed seeds the words and sizes, so the
+	// same Seed gives the same messages.
+	MessageBytes int    `json:"message_bytes,omitempty"`
+	Seed         uint64 `json:"seed,omitempty"`
+}
+
+var genWords = strings.Fields("the of and to in is that for it as was with be by on not he this are or his from at which but have an they you were her she there one all we their can has been if more when will would who so no сообщение письмо встреча проект отчёт бюджет")
+
+// filler is the padding of a generated message's body: lines of words
+// from rng, CRLF-terminated and under 78 characters, about n bytes.
+func filler(rng *rand.Rand, n int) string {
+	var b strings.Builder
+	b.Grow(n + 80)
+	line := 0
+	for b.Len() < n {
+		w := genWords[rng.IntN(len(genWords))]
+		if line+len(w)+1 > 72 {
+			b.WriteString("\r\n")
+			line = 0
+		} else if line > 0 {
+			b.WriteByte(' ')
+			line++
+		}
+		b.WriteString(w)
+		line += len(w)
+	}
+	b.WriteString("\r\n")
+	return b.String()
 }
 
 var genZones = []struct{ win, iana string }{
@@ -39,20 +70,27 @@ var genPatterns = []string{
 }
 
 // Generate fills a mailbox with deterministic messages, calendar items
-// and contacts (the same for the same arguments).
+// and contacts (the same for the same arguments: calendar UIDs are made
+// of the seed, the item's number and the mailbox, so a second Generate
+// of the same mailbox needs another Seed).
 func (s *Server) Generate(smtp string, g Generate) error {
 	start := g.Start
 	if start.IsZero() {
 		start = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 	}
+	rng := rand.New(rand.NewPCG(g.Seed, 0x65777374))
 	for i := range g.Messages {
+		pad := ""
+		if g.MessageBytes > 0 {
+			pad = filler(rng, g.MessageBytes/2+rng.IntN(g.MessageBytes+1))
+		}
 		subject := fmt.Sprintf("Message %d", i)
 		if i%2 == 1 {
 			subject = fmt.Sprintf("Письмо %d", i)
 		}
 		date := start.Add(time.Duration(i) * 17 * time.Minute)
-		raw := fmt.Sprintf("From: Sender %d <sender%d@example.org>\r\nTo: <%s>\r\nSubject: =?utf-8?b?%s?=\r\nDate: %s\r\nMessage-ID: <gen-%d@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBody of message %d.\r\n",
-			i, i, smtp, b64(subject), date.Format(time.RFC1123Z), i, i)
+		raw := fmt.Sprintf("From: Sender %d <sender%d@example.org>\r\nTo: <%s>\r\nSubject: =?utf-8?b?%s?=\r\nDate: %s\r\nMessage-ID: <gen-%d@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBody of message %d.\r\n%s",
+			i, i, smtp, b64(subject), date.Format(time.RFC1123Z), i, i, pad)
 		if _, err := s.AddMessage(smtp, "inbox", []byte(raw), i%3 == 0, i%5 == 0, date); err != nil {
 			return err
 		}
@@ -74,8 +112,8 @@ func (s *Server) Generate(smtp string, g Generate) error {
 			}[(i/len(genPatterns))%3]
 			rec = "<Recurrence>" + genPatterns[i%len(genPatterns)] + fmt.Sprintf(rng, st.Format("2006-01-02")) + "</Recurrence>"
 		}
-		xml := fmt.Sprintf(`<CalendarItem><Subject>Event %d</Subject><Body BodyType="Text">Agenda %d</Body><ReminderMinutesBeforeStart>15</ReminderMinutesBeforeStart><Start>%s</Start><End>%s</End><IsAllDayEvent>false</IsAllDayEvent><LegacyFreeBusyStatus>Busy</LegacyFreeBusyStatus><Location>Room %d</Location><RequiredAttendees><Attendee><Mailbox><Name>Guest %d</Name><EmailAddress>guest%d@example.org</EmailAddress><RoutingType>SMTP</RoutingType></Mailbox><ResponseType>Accept</ResponseType></Attendee></RequiredAttendees>%s<StartTimeZone Id="%s"/><EndTimeZone Id="%s"/></CalendarItem>`,
-			i, i, ewsTime(st), ewsTime(st.Add(time.Hour)), i%10, i, i, rec, z.win, z.win)
+		xml := fmt.Sprintf(`<CalendarItem><Subject>Event %d</Subject><UID>gen-%d-%d-%s</UID><Body BodyType="Text">Agenda %d</Body><ReminderMinutesBeforeStart>15</ReminderMinutesBeforeStart><Start>%s</Start><End>%s</End><IsAllDayEvent>false</IsAllDayEvent><LegacyFreeBusyStatus>Busy</LegacyFreeBusyStatus><Location>Room %d</Location><RequiredAttendees><Attendee><Mailbox><Name>Guest %d</Name><EmailAddress>guest%d@example.org</EmailAddress><RoutingType>SMTP</RoutingType></Mailbox><ResponseType>Accept</ResponseType></Attendee></RequiredAttendees>%s<StartTimeZone Id="%s"/><EndTimeZone Id="%s"/></CalendarItem>`,
+			i, g.Seed, i, smtp, i, ewsTime(st), ewsTime(st.Add(time.Hour)), i%10, i, i, rec, z.win, z.win)
 		id, err := s.AddItem(smtp, "calendar", xml)
 		if err != nil {
 			return fmt.Errorf("calendar item %d: %w", i, err)

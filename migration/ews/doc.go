@@ -114,13 +114,16 @@
 //  3. Each folder (MigratorOptions.FolderParallel at once, the client's
 //     MaxConcurrent calls at once) is read by SyncFolderItems pages of
 //     PageSize changes. A mail page's new messages are read by GetItem
-//     with MimeContent (MaxBatch per call) and appended with IsRead as
-//     \Seen, a Flagged follow-up flag as \Flagged and DateTimeReceived
-//     as INTERNALDATE; messages over MaxMessageSize are counted, not
-//     copied.
+//     with MimeContent (MaxBatch per call, the next batch read while the
+//     last is stored) and appended, WriteParallel at once so that the
+//     store commits them together, with IsRead as \Seen, a Flagged
+//     follow-up flag as \Flagged and DateTimeReceived as INTERNALDATE;
+//     messages over MaxMessageSize are counted, not copied.
 //  4. The calendar folder becomes the account's default calendar
 //     collection (created as "default" if it has none): one object per
-//     series with its modified occurrences (fetched by their ids), named
+//     series with its modified occurrences (fetched by their ids, one
+//     GetItem for the series of a batch; objects written WriteParallel
+//     at once, those of one UID in order), named
 //     after its UID, replaced when the item changes and deleted when the
 //     item is deleted. The contacts folder becomes the default address
 //     book, one vCard per contact.

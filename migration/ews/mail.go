@@ -7,6 +7,9 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mailyard/mailyard/migration"
 	"github.com/mailyard/mailyard/store"
@@ -223,7 +226,12 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 		}
 	}
 	st0 := c.p.m.opts.Store
-	return c.p.mb.GetItem(ctx, ids, ShapeMIME, func(it Item) error {
+	// The appends run WriteParallel at once while GetItem reads on;
+	// mu guards st, t and pg, which the callback and the appends share.
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.p.m.opts.WriteParallel)
+	err := c.p.mb.GetItem(gctx, ids, ShapeMIME, func(it Item) error {
 		if it.Err != nil {
 			var e *Error
 			if errors.As(it.Err, &e) && e.Code == "ErrorItemNotFound" {
@@ -236,47 +244,67 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 			return nil
 		}
 		if msg.Size > c.p.m.opts.MaxMessageSize {
+			mu.Lock()
 			st.TooLarge++
+			mu.Unlock()
 			return nil
 		}
 		raw, err := msg.MIME()
 		if err != nil {
 			return &migration.Error{Class: migration.ErrClassSource, Err: err}
 		}
+		msg.MimeContent = nil // raw is the only copy the append keeps
 		if int64(len(raw)) > c.p.m.opts.MaxMessageSize {
+			mu.Lock()
 			st.TooLarge++
+			mu.Unlock()
 			return nil
 		}
 		k := contentKey{int64(len(raw)), sha256.Sum256(raw)}
 		seen, flagged := msg.IsRead != nil && *msg.IsRead, msg.Flagged()
 		if uids := c.stray[k]; len(uids) > 0 {
-			pg.put[it.ID.ID] = objectState{UID: uids[0], Seen: seen, Flagged: flagged}
 			c.stray[k] = uids[1:]
-		} else {
-			var opts store.AppendOptions
-			if seen {
-				opts.Flags = append(opts.Flags, store.FlagSeen)
-			}
-			if flagged {
-				opts.Flags = append(opts.Flags, store.FlagFlagged)
-			}
-			if msg.DateTimeReceived != nil {
-				opts.InternalDate = *msg.DateTimeReceived
-			}
-			copied, err := st0.Append(ctx, c.p.account, c.target, bytes.NewReader(raw), opts)
+			mu.Lock()
+			pg.put[it.ID.ID] = objectState{UID: uids[0], Seen: seen, Flagged: flagged}
+			st.Copied++
+			st.Bytes += int64(len(raw))
+			mu.Unlock()
+			return nil
+		}
+		var opts store.AppendOptions
+		if seen {
+			opts.Flags = append(opts.Flags, store.FlagSeen)
+		}
+		if flagged {
+			opts.Flags = append(opts.Flags, store.FlagFlagged)
+		}
+		if msg.DateTimeReceived != nil {
+			opts.InternalDate = *msg.DateTimeReceived
+		}
+		id := it.ID.ID
+		g.Go(func() error {
+			copied, err := st0.Append(gctx, c.p.account, c.target, bytes.NewReader(raw), opts)
 			if err != nil {
 				return err
 			}
-			pg.put[it.ID.ID] = objectState{UID: copied.UID, Seen: seen, Flagged: flagged}
+			mu.Lock()
+			defer mu.Unlock()
+			pg.put[id] = objectState{UID: copied.UID, Seen: seen, Flagged: flagged}
 			t.messages++
 			t.bytes += int64(len(raw))
+			st.Copied++
+			st.Bytes += int64(len(raw))
 			c.p.doneMsgs.Add(1)
 			c.p.doneBytes.Add(int64(len(raw)))
-		}
-		st.Copied++
-		st.Bytes += int64(len(raw))
+			return nil
+		})
 		return nil
 	})
+	// An append's error comes first: it is what cancelled GetItem.
+	if werr := g.Wait(); werr != nil {
+		return werr
+	}
+	return err
 }
 
 // loadStray indexes the target mailbox's messages at or above uidNext.

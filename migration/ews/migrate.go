@@ -64,6 +64,12 @@ type MigratorOptions struct {
 	// MaxMessageSize: larger messages are skipped and counted as too
 	// large (64 MiB).
 	MaxMessageSize int64
+	// WriteParallel is how many messages or objects of one folder are
+	// written to the store at once (8). Concurrent writes share the
+	// store's commits (the SQLite store commits a batch of waiting
+	// writes with one fsync), so a page is stored in a few commits
+	// instead of one per item.
+	WriteParallel int
 	// Progress, if set, is called after each checkpoint.
 	Progress migration.ProgressFunc
 	Logger   *slog.Logger
@@ -111,6 +117,7 @@ func NewMigrator(opts MigratorOptions) (*Migrator, error) {
 	setDefault(&opts.FolderParallel, 2)
 	setDefault(&opts.PageSize, 100)
 	setDefault(&opts.MaxMessageSize, 64<<20)
+	setDefault(&opts.WriteParallel, 8)
 	opts.PageSize = min(opts.PageSize, 512)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

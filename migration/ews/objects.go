@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/emersion/go-vcard"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mailyard/mailyard/internal/calendar"
 	"github.com/mailyard/mailyard/migration"
@@ -100,7 +102,11 @@ func containsFold(list []string, s string) bool {
 }
 
 // objectPage stores the items a page created or updated and deletes
-// the objects of deleted items.
+// the objects of deleted items. The page's items are read by GetItem in
+// batches, the modified occurrences of each batch's series by one more
+// GetItem, and the objects are mapped and written WriteParallel at once;
+// items of one UID (one object) are written one after another, in the
+// page's order.
 func (p *pass) objectPage(ctx context.Context, k objectKind, coll store.Collection, changes []ItemChange, st *folderState, t *tally) (page, error) {
 	pg := page{put: map[string]objectState{}}
 	var ids []ItemID
@@ -116,15 +122,11 @@ func (p *pass) objectPage(ctx context.Context, k objectKind, coll store.Collecti
 			t.deleted++
 		}
 	}
-	err := p.mb.GetItem(ctx, ids, k.shape, func(it Item) error {
-		if it.Err != nil {
-			var e *Error
-			if errors.As(it.Err, &e) && e.Code == "ErrorItemNotFound" {
-				return nil // deleted since the sync; a later page says so
-			}
-			return it.Err
-		}
-		o, err := p.object(ctx, k, it)
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.m.opts.WriteParallel)
+	write := func(ctx context.Context, it Item, exc []*CalendarItem) error {
+		o, err := p.object(k, it, exc)
 		if err != nil || o.UID == "" {
 			return err
 		}
@@ -132,47 +134,139 @@ func (p *pass) objectPage(ctx context.Context, k objectKind, coll store.Collecti
 		if err != nil {
 			return err
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		pg.put[it.ID.ID] = objectState{Name: name}
 		st.Copied++
 		st.Bytes += int64(len(o.Data))
 		t.objects++
 		return nil
+	}
+	// The items come in GetItem batches; each batch's exceptions are read
+	// in one more GetItem, then its objects written while the next batch
+	// is read. An item whose UID (object) an earlier item of the page
+	// has waits for the end of the page, so they are written in order.
+	dispatched := map[string]bool{}
+	var later, batch []Item
+	flush := func() error {
+		exc, err := p.exceptions(gctx, batch)
+		if err != nil {
+			return err
+		}
+		for i, it := range batch {
+			g.Go(func() error { return write(gctx, it, exc[i]) })
+		}
+		batch = batch[:0]
+		return nil
+	}
+	err := p.mb.GetItem(gctx, ids, k.shape, func(it Item) error {
+		if it.Err != nil {
+			var e *Error
+			if errors.As(it.Err, &e) && e.Code == "ErrorItemNotFound" {
+				return nil // deleted since the sync; a later page says so
+			}
+			return it.Err
+		}
+		if ci := it.CalendarItem; ci != nil && (ci.CalendarItemType == "Occurrence" || ci.CalendarItemType == "Exception") {
+			return nil // an occurrence on its own gives no object
+		}
+		key := it.ID.ID
+		if ci := it.CalendarItem; ci != nil && ci.UID != "" {
+			key = ci.UID
+		}
+		if dispatched[key] {
+			later = append(later, it)
+			return nil
+		}
+		dispatched[key] = true
+		if batch = append(batch, it); len(batch) == MaxBatch {
+			return flush()
+		}
+		return nil
 	})
-	return pg, err
+	if err == nil && len(batch) > 0 {
+		err = flush()
+	}
+	// A write's error comes first: it is what cancelled GetItem.
+	if werr := g.Wait(); werr != nil {
+		return pg, werr
+	}
+	if err != nil {
+		return pg, err
+	}
+	for _, it := range later {
+		exc, err := p.exceptions(ctx, []Item{it})
+		if err != nil {
+			return pg, err
+		}
+		if err := write(ctx, it, exc[0]); err != nil {
+			return pg, err
+		}
+	}
+	return pg, nil
+}
+
+// exceptions reads the modified occurrences of the series among items
+// in GetItem batches: the exceptions of items[i] are at index i. An
+// exception EWS cannot return keeps the master's properties.
+func (p *pass) exceptions(ctx context.Context, items []Item) (map[int][]*CalendarItem, error) {
+	owner := map[string]int{} // occurrence item id → index of its series
+	byUID := map[string]int{}
+	var ids []ItemID
+	for i, it := range items {
+		ci := it.CalendarItem
+		if ci == nil || ci.ModifiedOccurrences == nil {
+			continue
+		}
+		byUID[ci.UID] = i
+		for _, occ := range ci.ModifiedOccurrences.Occurrence {
+			if occ.ItemID != nil {
+				ids = append(ids, *occ.ItemID)
+				owner[occ.ItemID.ID] = i
+			}
+		}
+	}
+	exc := map[int][]*CalendarItem{}
+	err := p.mb.GetItem(ctx, ids, ShapeCalendar, func(e Item) error {
+		if e.CalendarItem == nil {
+			return nil
+		}
+		i, ok := owner[e.ID.ID]
+		if !ok {
+			// The exception came back under another id: its series is
+			// the one of the same UID.
+			if i, ok = byUID[e.CalendarItem.UID]; !ok {
+				return nil
+			}
+		}
+		exc[i] = append(exc[i], e.CalendarItem)
+		return nil
+	})
+	return exc, err
+}
+
+// fetchObject maps one item to its store object as object does, reading
+// the modified occurrences of a series first. An occurrence or exception
+// on its own gives no object.
+func (p *pass) fetchObject(ctx context.Context, k objectKind, it Item) (store.Object, error) {
+	if ci := it.CalendarItem; ci != nil && (ci.CalendarItemType == "Occurrence" || ci.CalendarItemType == "Exception") {
+		return store.Object{}, nil
+	}
+	exc, err := p.exceptions(ctx, []Item{it})
+	if err != nil {
+		return store.Object{}, err
+	}
+	return p.object(k, it, exc[0])
 }
 
 // object maps one item to its store object: a calendar series with its
-// modified occurrences (fetched by their ids), or a contact. An
-// occurrence or exception on its own (never sent by SyncFolderItems for
-// the calendar, which lists series) gives no object.
-func (p *pass) object(ctx context.Context, k objectKind, it Item) (store.Object, error) {
+// modified occurrences exc, or a contact.
+func (p *pass) object(k objectKind, it Item, exc []*CalendarItem) (store.Object, error) {
 	var data []byte
-	var err error
 	o := store.Object{}
 	switch {
 	case it.CalendarItem != nil:
 		ci := it.CalendarItem
-		if ci.CalendarItemType == "Occurrence" || ci.CalendarItemType == "Exception" {
-			return o, nil
-		}
-		var exc []*CalendarItem
-		if ci.ModifiedOccurrences != nil {
-			var ids []ItemID
-			for _, occ := range ci.ModifiedOccurrences.Occurrence {
-				if occ.ItemID != nil {
-					ids = append(ids, *occ.ItemID)
-				}
-			}
-			err = p.mb.GetItem(ctx, ids, ShapeCalendar, func(e Item) error {
-				if e.CalendarItem != nil {
-					exc = append(exc, e.CalendarItem)
-				}
-				return nil // an exception EWS cannot return keeps the master's properties
-			})
-			if err != nil {
-				return o, err
-			}
-		}
 		cal, err := ToICalendar(ci, exc)
 		if err != nil {
 			return o, &migration.Error{Class: migration.ErrClassSource, Err: fmt.Errorf("calendar item %q: %w", ci.Subject, err)}

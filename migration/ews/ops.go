@@ -384,37 +384,90 @@ type itemsResponse = response[*itemsMessage]
 const MaxBatch = 50
 
 // GetItem reads the items ids name, MaxBatch per call, and hands each to
-// fn in order ([MS-OXWSCORE] §3.1.4.4); an item EWS could not return
-// comes with its Err set. It stops at fn's first error.
+// fn in the order of ids ([MS-OXWSCORE] §3.1.4.4); an item EWS could not
+// return comes with its Err set. It stops at fn's first error. The next batch is read while fn handles the one before
+// (at most two batches are held), so fn's work overlaps the network.
 func (m *Mailbox) GetItem(ctx context.Context, ids []ItemID, shape Shape, fn func(Item) error) error {
-	for len(ids) > 0 {
-		batch := ids[:min(len(ids), MaxBatch)]
-		ids = ids[len(batch):]
-		req := struct {
-			XMLName xml.Name  `xml:"m:GetItem"`
-			Shape   itemShape `xml:"m:ItemShape"`
-			IDs     []ItemID  `xml:"m:ItemIds>t:ItemId"`
-		}{Shape: shape.itemShape(), IDs: batch}
-		var resp itemsResponse
-		if err := m.call(ctx, req, &resp); err != nil {
+	if len(ids) <= MaxBatch {
+		resp, err := m.getItems(ctx, ids, shape)
+		if err != nil {
 			return err
 		}
-		if len(resp.Messages.List) != len(batch) {
-			return m.classify(ctx, fmt.Errorf("ews: GetItem asked for %d items, got %d answers", len(batch), len(resp.Messages.List)))
-		}
-		for i, msg := range resp.Messages.List {
-			if err := msg.err(); err != nil {
-				if err := fn(Item{ID: batch[i], Err: m.classify(ctx, err)}); err != nil {
-					return err
-				}
-				continue
+		return m.deliver(ctx, ids, resp, fn)
+	}
+	type batch struct {
+		ids  []ItemID
+		resp *itemsResponse
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	next := make(chan batch, 1)
+	go func() {
+		defer close(next)
+		for len(ids) > 0 {
+			b := batch{ids: ids[:min(len(ids), MaxBatch)]}
+			ids = ids[len(b.ids):]
+			b.resp, b.err = m.getItems(ctx, b.ids, shape)
+			select {
+			case next <- b:
+			case <-ctx.Done():
+				return
 			}
-			for _, it := range msg.Items {
-				if err := fn(it); err != nil {
-					return err
-				}
+			if b.err != nil {
+				return
 			}
 		}
+	}()
+	defer func() {
+		cancel()
+		for range next { // the reader has stopped when next is closed
+		}
+	}()
+	for b := range next {
+		if b.err != nil {
+			return b.err
+		}
+		if err := m.deliver(ctx, b.ids, b.resp, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// getItems is one GetItem call for at most MaxBatch ids.
+func (m *Mailbox) getItems(ctx context.Context, ids []ItemID, shape Shape) (*itemsResponse, error) {
+	req := struct {
+		XMLName xml.Name  `xml:"m:GetItem"`
+		Shape   itemShape `xml:"m:ItemShape"`
+		IDs     []ItemID  `xml:"m:ItemIds>t:ItemId"`
+	}{Shape: shape.itemShape(), IDs: ids}
+	var resp itemsResponse
+	if err := m.call(ctx, req, &resp); err != nil {
+		return nil, err
+	}
+	if len(resp.Messages.List) != len(ids) {
+		return nil, m.classify(ctx, fmt.Errorf("ews: GetItem asked for %d items, got %d answers", len(ids), len(resp.Messages.List)))
+	}
+	return &resp, nil
+}
+
+// deliver hands the items of one GetItem answer to fn, dropping each
+// from the answer once handed over.
+func (m *Mailbox) deliver(ctx context.Context, ids []ItemID, resp *itemsResponse, fn func(Item) error) error {
+	for i := range resp.Messages.List {
+		msg := resp.Messages.List[i]
+		if err := msg.err(); err != nil {
+			if err := fn(Item{ID: ids[i], Err: m.classify(ctx, err)}); err != nil {
+				return err
+			}
+			continue
+		}
+		for _, it := range msg.Items {
+			if err := fn(it); err != nil {
+				return err
+			}
+		}
+		msg.Items = nil
 	}
 	return nil
 }

@@ -202,7 +202,7 @@ func (w *worker) exchangeChanged(ctx context.Context, it Item, r *CycleReport) e
 	if linked && l.ChangeKey == it.ID.ChangeKey {
 		return nil // the sync's own write, or nothing new
 	}
-	obj, err := w.p.object(ctx, calendarKind, it)
+	obj, err := w.p.fetchObject(ctx, calendarKind, it)
 	if err != nil || obj.UID == "" {
 		return err // an occurrence on its own gives no object
 	}
@@ -382,7 +382,7 @@ func (w *worker) conflictOnPush(ctx context.Context, l link, cur store.Object, r
 	if got == nil {
 		return fmt.Errorf("ews: item %s is not a calendar item", l.ItemID)
 	}
-	obj, err := w.p.object(ctx, calendarKind, *got)
+	obj, err := w.p.fetchObject(ctx, calendarKind, *got)
 	if err != nil {
 		return err
 	}
