@@ -120,6 +120,12 @@ func (f *feed) listen(ctx context.Context) {
 			_, err = conn.Exec(ctx, "LISTEN "+feedChannel)
 		}
 		if err == nil {
+			_, err = conn.Exec(ctx, "LISTEN "+recordsChannel)
+		}
+		if err == nil {
+			// Every record write committed from now on is notified
+			// here; the cache starts empty.
+			f.s.records.setOn(true)
 			backoff = 50 * time.Millisecond
 			f.listenPID.Store(conn.PgConn().PID())
 			if first {
@@ -134,6 +140,10 @@ func (f *feed) listen(ctx context.Context) {
 					err = werr
 					break
 				}
+				if n.Channel == recordsChannel {
+					f.s.records.notified(n.Payload)
+					continue
+				}
 				// The account ID may itself hold spaces; the
 				// sequence number after the last one has none.
 				if i := strings.LastIndexByte(n.Payload, ' '); i > 0 {
@@ -141,6 +151,8 @@ func (f *feed) listen(ctx context.Context) {
 				}
 			}
 		}
+		// Notifications may be missed from here until LISTEN is back.
+		f.s.records.setOn(false)
 		if conn != nil {
 			conn.Close(context.Background())
 		}

@@ -71,6 +71,7 @@ type Store struct {
 	pool    *pgxpool.Pool
 	blobs   blobStore
 	feed    *feed
+	records *recordCache
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -148,7 +149,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{opts: opts, pool: pool, latency: latency}
+	s := &Store{opts: opts, pool: pool, latency: latency, records: newRecordCache()}
 	s.blobs = chunkBlobs{}
 	listenCfg := cfg.ConnConfig.Copy()
 	listenCfg.Tracer = nil
