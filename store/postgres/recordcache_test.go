@@ -34,9 +34,9 @@ func TestRecordPayload(t *testing.T) {
 func TestRecordCacheGenerations(t *testing.T) {
 	c := newRecordCache()
 	old := store.Record{Namespace: "n", Key: "k", Value: []byte("old"), Version: 1}
-	_, _, hit, gen := c.get("n", "k")
+	_, _, _, gen := c.get("n", "k")
 	c.done(gen, true, "n", "k", old, true)
-	if _, _, hit, _ = c.get("n", "k"); hit || len(c.entries) != 0 {
+	if _, _, hit, _ := c.get("n", "k"); hit || len(c.entries) != 0 {
 		t.Fatal("the cache filled while off")
 	}
 	c.setOn(true)
@@ -48,7 +48,7 @@ func TestRecordCacheGenerations(t *testing.T) {
 	if _, found, hit, _ := c.get("n", "other"); !hit || found {
 		t.Fatal("a write of another key kept a read's not-found answer out of the cache")
 	}
-	if _, _, hit, _ = c.get("n", "k"); hit {
+	if _, _, hit, _ := c.get("n", "k"); hit {
 		t.Fatal("a read overtaken by an invalidation filled the cache")
 	}
 	_, _, _, gen = c.get("n", "k")
