@@ -5,11 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailyard/mailyard/imap"
 	"github.com/mailyard/mailyard/store"
 )
 
-var _ imap.ChangeCounter = (*Store)(nil)
+// The method set imap.ChangeCounter asks for (the store imports no
+// protocol package, not even in tests).
+var _ interface{ ChangeCount(account, mailbox string) uint64 } = (*Store)(nil)
 
 // While the listener is away every call gets a new number (nothing
 // cached by them is used); listening, the number holds until a change.
