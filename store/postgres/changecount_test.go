@@ -10,7 +10,9 @@ import (
 
 // The method set imap.ChangeCounter asks for (the store imports no
 // protocol package, not even in tests).
-var _ interface{ ChangeCount(account, mailbox string) uint64 } = (*Store)(nil)
+var _ interface {
+	ChangeCount(account, mailbox string) uint64
+} = (*Store)(nil)
 
 // While the listener is away every call gets a new number (nothing
 // cached by them is used); listening, the number holds until a change.
