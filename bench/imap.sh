@@ -51,6 +51,7 @@
 #   DV_PASSWD=argon2id|plain                            Dovecot's password scheme
 #   ONLY=ours|dovecot                                   run one side only
 #   KEEP_WORK=1                                         keep the temp dir
+#   PORT_BASE=n                                         listen only on 127.0.0.1:n..n+99
 #   MAILSERVER=path                                     prebuilt server binary
 #   BACKEND=sqlite|postgres                             our store (bench/pgbackend.sh:
 #                                                       a fresh PostgreSQL database per run)
@@ -130,8 +131,32 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+free_port() { # PORT_BASE set: the next free one of PORT_BASE..PORT_BASE+99
+  if [ -z "${PORT_BASE:-}" ]; then
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    return
+  fi
+  python3 - "$PORT_BASE" "$WORK/ports.next" <<'PY'
+import socket, sys
+base, path = int(sys.argv[1]), sys.argv[2]
+try:
+    i = int(open(path).read())
+except OSError:
+    i = 0
+while i < 100:
+    p, i = base + i, i + 1
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    open(path, "w").write(str(i))
+    print(p)
+    sys.exit(0)
+sys.exit("no free port left in PORT_BASE..PORT_BASE+99")
+PY
 }
 
 wait_port() { # wait_port PORT SECONDS [PID]

@@ -30,6 +30,8 @@
 #   SOURCE_OPTS=""                         extra smtp-source flags (e.g. -d)
 #   TIMEOUT=600                            seconds for each load run / delivery
 #   KEEP_WORK=1                            keep the temp dir (printed) for a look
+#   PORT_BASE=n                            listen only on 127.0.0.1:n..n+99 (a
+#                                          shared machine's port block)
 #   MAILSERVER=path                        use this binary instead of building one
 #   BACKEND=sqlite|postgres                our store (bench/pgbackend.sh: a fresh
 #                                          PostgreSQL database per run)
@@ -118,8 +120,32 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+free_port() { # PORT_BASE set: the next free one of PORT_BASE..PORT_BASE+99
+  if [ -z "${PORT_BASE:-}" ]; then
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    return
+  fi
+  python3 - "$PORT_BASE" "$WORK/ports.next" <<'PY'
+import socket, sys
+base, path = int(sys.argv[1]), sys.argv[2]
+try:
+    i = int(open(path).read())
+except OSError:
+    i = 0
+while i < 100:
+    p, i = base + i, i + 1
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    open(path, "w").write(str(i))
+    print(p)
+    sys.exit(0)
+sys.exit("no free port left in PORT_BASE..PORT_BASE+99")
+PY
 }
 
 wait_port() { # wait_port PORT SECONDS [PID]: until 127.0.0.1:PORT accepts.

@@ -386,8 +386,24 @@ func TestRoundTrips(t *testing.T) {
 		}
 		return err
 	})
-	t.Logf("statements/round trips: Deliver 1 rcpt %v, 10 rcpts %v; Append %v; ListMessages(20) %v; StoreFlags(20) %v; OpenBody (one chunk) %v; SearchText %v; Expunge(20) %v",
-		d1, d10, appendN, list20, flags20, body, search, expunge20)
+	// A directory lookup: the first read of a key goes to the database,
+	// the next is answered by the record cache (once the feed listens;
+	// nothing writes records here, so nothing invalidates it).
+	select {
+	case <-s.feed.listening:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the store never started listening")
+	}
+	getRecord := func() error {
+		_, err := s.GetRecord(ctx, "addr", "nobody@example.test")
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return fmt.Errorf("GetRecord of a missing key: %v", err)
+	}
+	recordCold, recordCached := count(getRecord), count(getRecord)
+	t.Logf("statements/round trips: Deliver 1 rcpt %v, 10 rcpts %v; Append %v; ListMessages(20) %v; StoreFlags(20) %v; OpenBody (one chunk) %v; SearchText %v; Expunge(20) %v; GetRecord %v, cached %v",
+		d1, d10, appendN, list20, flags20, body, search, expunge20, recordCold, recordCached)
 	if d1 != d10 {
 		t.Errorf("Deliver to 10 recipients took %v, to 1 %v: it must not grow with recipients", d10, d1)
 	}
@@ -396,13 +412,15 @@ func TestRoundTrips(t *testing.T) {
 	// (so that they see their latest counters), then the writes, the
 	// feed and COMMIT (writePipelined).
 	for name, c := range map[string][2]cost{
-		"Deliver":        {d10, {7, 3}},
-		"Append":         {appendN, {7, 3}},
-		"StoreFlags(20)": {flags20, {7, 2}},
-		"ListMessages":   {list20, {1, 1}},
-		"OpenBody":       {body, {1, 1}},
-		"SearchText":     {search, {1, 1}},
-		"Expunge(20)":    {expunge20, {8, 8}},
+		"Deliver":         {d10, {7, 3}},
+		"Append":          {appendN, {7, 3}},
+		"StoreFlags(20)":  {flags20, {7, 2}},
+		"ListMessages":    {list20, {1, 1}},
+		"OpenBody":        {body, {1, 1}},
+		"SearchText":      {search, {1, 1}},
+		"Expunge(20)":     {expunge20, {8, 8}},
+		"GetRecord":       {recordCold, {1, 1}},
+		"GetRecord again": {recordCached, {0, 0}},
 	} {
 		if got, want := c[0], c[1]; got.stmts > want.stmts || got.trips > want.trips {
 			t.Errorf("%s took %d statements in %d round trips, want at most %d in %d", name, got.stmts, got.trips, want.stmts, want.trips)

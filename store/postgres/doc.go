@@ -30,7 +30,8 @@
 // trips (besides a body's upload). With BEGIN and COMMIT counted,
 // Deliver to any number of recipients and Append are 7 statements in 3
 // round trips, StoreFlags 7 in 2, ListMessages, OpenBody of a body of one
-// chunk and SearchText 1 (TestRoundTrips checks the bounds).
+// chunk and SearchText 1 (TestRoundTrips checks the bounds); GetRecord
+// answered from its cache none (see "Caches kept by the feed").
 //
 // # Bodies
 //
@@ -84,6 +85,28 @@
 // Rows older than [Options.FeedRetention] are pruned; a subscriber that
 // far behind gets [store.ChangeOverflow] and resynchronises from its
 // MODSEQ or sync token.
+//
+// # Caches kept by the feed
+//
+// Two things are answered from memory, and only while the listening
+// connection is up (when it is lost they are emptied and bypassed until
+// LISTEN is back, since notifications may have been missed):
+//
+//   - [Store.GetRecord] (the directory's lookups on every SMTP recipient
+//     and login): every record write, on any node, sends NOTIFY
+//     mailyard_records naming its key from the statement that writes
+//     the row, so PostgreSQL delivers it at commit, and each node drops
+//     the key when it arrives; a write through the Store itself drops
+//     its keys before UpdateRecords returns. A read that missed fills
+//     the cache only if its key was not invalidated while it ran. So an
+//     answer outlives another node's change by at most the
+//     notification's delivery. A node of an older release, which does
+//     not notify, must not write records of a database these nodes
+//     share.
+//   - [Store.ChangeCount] (imap.ChangeCounter), a per-account number
+//     that moves with this Store's commits before the writing call
+//     returns and with every node's feed notification before this
+//     node's subscribers are woken by it.
 //
 // # Schema
 //

@@ -16,7 +16,9 @@ import (
 
 // feedChannel is the NOTIFY channel of the change feed. A payload is
 // "account feed_seq": bounded by the account ID (at most 255 bytes),
-// which may contain spaces, so it is split at the last one.
+// which may contain spaces, so it is split at the last one. A change
+// that writes no feed row (a subscription) notifies "account 0": the
+// other nodes' change counts move, and their feed finds nothing new.
 const feedChannel = "mailyard_feed"
 
 // feedPage is the most feed rows one read takes for one account.
@@ -120,6 +122,13 @@ func (f *feed) listen(ctx context.Context) {
 			_, err = conn.Exec(ctx, "LISTEN "+feedChannel)
 		}
 		if err == nil {
+			_, err = conn.Exec(ctx, "LISTEN "+recordsChannel)
+		}
+		if err == nil {
+			// Every record write committed from now on is notified
+			// here; the cache starts empty.
+			f.s.records.setOn(true)
+			f.s.counts.setOn(true)
 			backoff = 50 * time.Millisecond
 			f.listenPID.Store(conn.PgConn().PID())
 			if first {
@@ -134,13 +143,22 @@ func (f *feed) listen(ctx context.Context) {
 					err = werr
 					break
 				}
+				if n.Channel == recordsChannel {
+					f.s.records.notified(n.Payload)
+					continue
+				}
 				// The account ID may itself hold spaces; the
 				// sequence number after the last one has none.
 				if i := strings.LastIndexByte(n.Payload, ' '); i > 0 {
+					// The count moves before the subscribers wake.
+					f.s.counts.bump(n.Payload[:i])
 					f.wake(n.Payload[:i])
 				}
 			}
 		}
+		// Notifications may be missed from here until LISTEN is back.
+		f.s.records.setOn(false)
+		f.s.counts.setOn(false)
 		if conn != nil {
 			conn.Close(context.Background())
 		}

@@ -55,9 +55,7 @@ func (s *Store) writePipelined(ctx context.Context, op string, reads func(b *pgx
 		return rollbackConn(conn, op, err)
 	}
 	conn.Release()
-	for _, a := range w.poke {
-		s.feed.wake(a)
-	}
+	w.committed()
 	return nil
 }
 

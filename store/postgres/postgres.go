@@ -71,6 +71,8 @@ type Store struct {
 	pool    *pgxpool.Pool
 	blobs   blobStore
 	feed    *feed
+	records *recordCache
+	counts  changeCounts
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -148,7 +150,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{opts: opts, pool: pool, latency: latency}
+	s := &Store{opts: opts, pool: pool, latency: latency, records: newRecordCache()}
 	s.blobs = chunkBlobs{}
 	listenCfg := cfg.ConnConfig.Copy()
 	listenCfg.Tracer = nil
@@ -300,6 +302,18 @@ type wtx struct {
 	s       *Store
 	changes []store.Change
 	poke    []string // accounts whose feed rows were written
+	touched []string // accounts changed without a feed row (subscriptions)
+}
+
+// committed is what follows a write's commit, before the writing call
+// returns: the change counts of the accounts it wrote move, and this
+// node's subscribers of the accounts whose feed it wrote are woken.
+func (w *wtx) committed() {
+	w.s.counts.bump(w.poke...)
+	w.s.counts.bump(w.touched...)
+	for _, a := range w.poke {
+		w.s.feed.wake(a)
+	}
 }
 
 // publish queues a change for the feed; it is written with the
@@ -360,9 +374,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *wtx) error) err
 	if err := tx.Commit(ctx); err != nil {
 		return wrapErr(op, err)
 	}
-	for _, a := range w.poke {
-		s.feed.wake(a)
-	}
+	w.committed()
 	return nil
 }
 

@@ -53,12 +53,24 @@ func listRecords(ctx context.Context, q querier, namespace, after string, limit 
 	})
 }
 
-// GetRecord implements store.Records.
+// GetRecord implements store.Records. Its answers are cached while the
+// store listens for record changes (see recordCache): a write through
+// any Store on the database is seen once its notification arrived, one
+// through this Store as soon as UpdateRecords returned.
 func (s *Store) GetRecord(ctx context.Context, namespace, key string) (store.Record, error) {
 	if err := s.checkOpen(ctx); err != nil {
 		return store.Record{}, err
 	}
+	cached, found, hit, gen := s.records.get(namespace, key)
+	if hit {
+		if !found {
+			return store.Record{}, errorf("record %s/%s: %w", namespace, key, store.ErrNotFound)
+		}
+		return cached, nil
+	}
 	r, err := getRecord(ctx, s.pool, namespace, key, "")
+	notFound := errors.Is(err, store.ErrNotFound)
+	s.records.done(gen, err == nil || notFound, namespace, key, r, err == nil)
 	return r, wrapErr("get record", err)
 }
 
@@ -80,10 +92,17 @@ func (s *Store) ListRecords(ctx context.Context, namespace, after string, limit 
 func (s *Store) UpdateRecords(ctx context.Context, fn func(tx store.RecordTx) error) error {
 	for attempt := 0; ; attempt++ {
 		var fnErr error
+		rt := &recordTx{missing: map[recordKey]bool{}}
 		err := s.write(ctx, "update records", func(w *wtx) error {
-			fnErr = fn(&recordTx{w: w, missing: map[recordKey]bool{}})
+			rt.w = w
+			fnErr = fn(rt)
 			return fnErr
 		})
+		if len(rt.written) > 0 {
+			// Committed or not (a failed COMMIT's outcome is unknown),
+			// the next read of these keys goes to the database.
+			s.records.invalidate(rt.written)
+		}
 		if fnErr != nil {
 			var rerr *retryErr
 			if errors.As(fnErr, &rerr) && attempt < 10 {
@@ -119,6 +138,9 @@ type recordTx struct {
 	// conflict (fn runs again and reads it), not an overwrite of a
 	// value fn never saw.
 	missing map[recordKey]bool
+	// written holds the keys Put and Delete wrote, which UpdateRecords
+	// drops from the record cache after the transaction.
+	written []recordKey
 }
 
 type recordKey struct{ namespace, key string }
@@ -160,10 +182,14 @@ func (t *recordTx) Put(namespace, key string, value []byte, expectVersion int64)
 		return errorf("record %s/%s is at version %d, not %d: %w", namespace, key, cur, expectVersion, store.ErrPreconditionFailed)
 	}
 	var err error
+	t.written = append(t.written, recordKey{namespace, key})
+	// The same statement notifies every node's record cache, at commit.
 	if cur == 0 {
-		_, err = t.w.Exec(t.w.ctx, `INSERT INTO records (namespace, key, value, version) VALUES ($1, $2, $3, 1)`, namespace, key, value)
+		_, err = t.w.Exec(t.w.ctx, `WITH w AS (INSERT INTO records (namespace, key, value, version) VALUES ($1, $2, $3, 1) RETURNING 1)
+			SELECT pg_notify('`+recordsChannel+`', $4) FROM w`, namespace, key, value, recordPayload(namespace, key))
 	} else {
-		_, err = t.w.Exec(t.w.ctx, `UPDATE records SET value = $3, version = $4 WHERE namespace = $1 AND key = $2`, namespace, key, value, cur+1)
+		_, err = t.w.Exec(t.w.ctx, `WITH w AS (UPDATE records SET value = $3, version = $4 WHERE namespace = $1 AND key = $2 RETURNING 1)
+			SELECT pg_notify('`+recordsChannel+`', $5) FROM w`, namespace, key, value, cur+1, recordPayload(namespace, key))
 	}
 	if err == nil {
 		// This transaction's own row now: a later Put of it is no race.
@@ -176,7 +202,9 @@ func (t *recordTx) Delete(namespace, key string) error {
 	if _, err := t.Get(namespace, key); err != nil {
 		return err
 	}
-	_, err := t.w.Exec(t.w.ctx, `DELETE FROM records WHERE namespace = $1 AND key = $2`, namespace, key)
+	t.written = append(t.written, recordKey{namespace, key})
+	_, err := t.w.Exec(t.w.ctx, `WITH d AS (DELETE FROM records WHERE namespace = $1 AND key = $2 RETURNING 1)
+		SELECT pg_notify('`+recordsChannel+`', $3) FROM d`, namespace, key, recordPayload(namespace, key))
 	return t.conflict(err)
 }
 
