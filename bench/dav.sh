@@ -20,6 +20,9 @@
 #                     (Radicale 3.1.8 has no free/busy: its free-busy-query
 #                     answers an empty multistatus)
 # Query phases stop after QUERIES answers or PHASE_TIME, whichever first.
+# Latency is the HTTP exchange (request sent to the answer's last byte
+# read); davload parses and checks every answer after its clock stops,
+# and a one-client phase's ops/s is 1 / its mean latency.
 #
 #  (a) Radicale (Debian's radicale): a private instance on 127.0.0.1, the
 #      filesystem storage in a temp dir, htpasswd auth with plain passwords
