@@ -20,6 +20,9 @@
 #                     (Radicale 3.1.8 has no free/busy: its free-busy-query
 #                     answers an empty multistatus)
 # Query phases stop after QUERIES answers or PHASE_TIME, whichever first.
+# Latency is the HTTP exchange (request sent to the answer's last byte
+# read); davload parses and checks every answer after its clock stops,
+# and a one-client phase's ops/s is 1 / its mean latency.
 #
 #  (a) Radicale (Debian's radicale): a private instance on 127.0.0.1, the
 #      filesystem storage in a temp dir, htpasswd auth with plain passwords
@@ -39,6 +42,7 @@
 #   FB_EVENTS=100 SYNC_ROUNDS=10 QUERIES=200 PHASE_TIME=30
 #   ONLY=ours|radicale    run one side only
 #   KEEP_WORK=1           keep the temp dir
+#   PORT_BASE=N           listen on ports N..N+5 instead of free ones
 #
 # Writes bench/out/dav-<UTC time>/ (logs, summary.md) and prints the table
 # for bench/README.md. Exits non-zero when a side that was asked for could
@@ -80,6 +84,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 log() { echo "[$(date +%H:%M:%S)] $*"; }
+# port I: PORT_BASE+I when PORT_BASE is set, else a free port.
+port() { if [ -n "${PORT_BASE:-}" ]; then echo $((PORT_BASE + $1)); else free_port; fi; }
 
 pass=bench-password
 users=("user0@bench.test")
@@ -112,7 +118,7 @@ measure() {
 
 failed=0
 if [ "$ONLY" != ours ]; then
-  port=$(free_port)
+  port=$(port 0)
   mkdir -p "$WORK/radicale"
   for u in "${users[@]}"; do echo "$u:$pass"; done >"$WORK/radicale/users"
   cat >"$WORK/radicale/config" <<CFG
@@ -138,9 +144,9 @@ CFG
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=
 fi
 if [ "$ONLY" != radicale ]; then
-  port=$(free_port)
+  port=$(port 1)
   ms() { "$WORK/mailserver" -config "$WORK/cfg.toml" "$@"; }
-  write_config "$WORK/cfg.toml" "$WORK/data" "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" "" "" "$port"
+  write_config "$WORK/cfg.toml" "$WORK/data" "$(port 2)" "$(port 3)" "$(port 4)" "$(port 5)" "" "" "$port"
   cat >>"$WORK/cfg.toml" <<CFG
 [auth_checks]
 enabled = false

@@ -3,6 +3,7 @@ package dav
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"net/http"
 	"slices"
@@ -205,18 +206,18 @@ func (h *Handler) objectResponse(rq *request, ms *multistatus, res *resource, rp
 
 // addData adds a data property to the 200 propstat, or to a 404 one
 // when it could not be made.
-func addData(stats []propstat, space, local string, data string, ok bool) []propstat {
+func addData(stats []propstat, space, local string, data []byte, ok bool) []propstat {
 	status := http.StatusOK
 	if !ok {
 		status = http.StatusNotFound
-		data = ""
+		data = nil
 	}
 	i := slices.IndexFunc(stats, func(p propstat) bool { return p.status == status })
 	if i < 0 {
 		stats = append(stats, propstat{status: status})
 		i = len(stats) - 1
 	}
-	stats[i].props = append(stats[i].props, textEl(space, local, data))
+	stats[i].props = append(stats[i].props, &node{Name: xml.Name{Space: space, Local: local}, Raw: data})
 	return stats
 }
 
@@ -225,9 +226,9 @@ func addData(stats []propstat, space, local string, data string, ok bool) []prop
 var errInstanceLimit = errors.New("expanded instances reached the limit")
 
 // calendarData returns the calendar-data of an object: the stored bytes
-// as they are unless the request selects parts or expands recurrences.
-// ok is false when the data cannot be made (answered 404 for the
-// property). Expansion draws on the request's budget of
+// as they are (not copied: the caller only writes them) unless the
+// request selects parts or expands recurrences. ok is false when the
+// data cannot be made (answered 404 for the property). Expansion draws on the request's budget of
 // Limits.MaxInstances instances: once an object would take the request
 // past it, the error is errInstanceLimit and the report ends there with
 // a 507 (RFC 5323 §5.17's number-of-matches-within-limits, which CalDAV
@@ -235,18 +236,18 @@ var errInstanceLimit = errors.New("expanded instances reached the limit")
 // bound. An object parsed here for expand has its floating times in its
 // calendar's calendar-timezone (RFC 4791 §5.2.2), or the zone a
 // calendar-query set for it (calzone.go).
-func (h *Handler) calendarData(rq *request, coll *store.Collection, o *store.Object, cd *calDataRequest, obj *calendar.Object) (data string, ok bool, err error) {
+func (h *Handler) calendarData(rq *request, coll *store.Collection, o *store.Object, cd *calDataRequest, obj *calendar.Object) (data []byte, ok bool, err error) {
 	if cd.comp == nil && !cd.expand {
-		return string(o.Data), true, nil
+		return o.Data, true, nil
 	}
 	if obj == nil {
 		if obj, err = h.parseCalendar(coll.ID, o); err != nil {
 			rq.log.Warn("stored calendar object does not parse", "object", o.Name, "err", err)
-			return "", false, nil
+			return nil, false, nil
 		}
 		if cd.expand {
 			if obj, err = rq.calendarZones(h).place(rq.ctx, coll, obj, h.opts.FloatingLocation); err != nil {
-				return "", false, err
+				return nil, false, err
 			}
 		}
 	}
@@ -255,14 +256,14 @@ func (h *Handler) calendarData(rq *request, coll *store.Collection, o *store.Obj
 		limit := h.opts.Limits.MaxInstances
 		left := limit - rq.expanded
 		if left <= 0 {
-			return "", false, errInstanceLimit
+			return nil, false, errInstanceLimit
 		}
 		if cal, err = obj.Expand(cd.start, cd.end, left); err != nil {
 			if errors.Is(err, calendar.ErrTooManyInstances) && left < limit {
-				return "", false, errInstanceLimit
+				return nil, false, errInstanceLimit
 			}
 			rq.log.Info("expand refused", "object", o.Name, "err", err)
-			return "", false, nil
+			return nil, false, nil
 		}
 		rq.expanded += len(cal.Children)
 	}
@@ -273,9 +274,9 @@ func (h *Handler) calendarData(rq *request, coll *store.Collection, o *store.Obj
 	var b bytes.Buffer
 	if err := ical.NewEncoder(&b).Encode(&ical.Calendar{Component: comp}); err != nil {
 		rq.log.Info("calendar-data selection is not valid iCalendar", "object", o.Name, "err", err)
-		return "", false, nil
+		return nil, false, nil
 	}
-	return b.String(), true, nil
+	return b.Bytes(), true, nil
 }
 
 // requiredProps are the properties iCalendar requires of each component
@@ -320,24 +321,24 @@ func selectComponent(c *ical.Component, sel *compSelect) *ical.Component {
 
 // cardData returns the address-data of an object: the stored card, or
 // the selected properties of it (RFC 6352 §10.4.2).
-func (h *Handler) cardData(rq *request, o *store.Object, cd *cardDataRequest) (string, bool) {
+func (h *Handler) cardData(rq *request, o *store.Object, cd *cardDataRequest) ([]byte, bool) {
 	if len(cd.props) == 0 {
-		return string(o.Data), true
+		return o.Data, true
 	}
 	card, err := contact.Parse(o.Data, contact.Limits{MaxSize: len(o.Data) + 1})
 	if err != nil {
 		rq.log.Warn("stored vCard does not parse", "object", o.Name, "err", err)
-		return "", false
+		return nil, false
 	}
 	return encodeCard(contact.Project(card.VCard(), cd.props))
 }
 
-func encodeCard(c vcard.Card) (string, bool) {
+func encodeCard(c vcard.Card) ([]byte, bool) {
 	var b bytes.Buffer
 	if err := vcard.NewEncoder(&b).Encode(c); err != nil {
-		return "", false
+		return nil, false
 	}
-	return b.String(), true
+	return b.Bytes(), true
 }
 
 // parseCalendar parses a stored object of collection coll with the

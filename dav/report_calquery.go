@@ -314,7 +314,10 @@ var recurrenceNames = [][]byte{[]byte("RRULE"), []byte("RDATE"), []byte("EXRULE"
 // line fold (RFC 5545 §3.1) is found whole, and a name that only occurs
 // inside a value just sends the object the slow way.
 func singleInstance(data []byte) bool {
-	squeezed := make([]byte, 0, len(data))
+	// A typical event fits the array, which stays on the stack: this
+	// runs for every candidate of every time-range query.
+	var buf [4096]byte
+	squeezed := buf[:0]
 	for _, c := range data {
 		switch {
 		case c == '\r' || c == '\n' || c == ' ' || c == '\t':

@@ -28,9 +28,13 @@ var prefixes = []struct{ prefix, space string }{
 // node is one XML element: the parsed form of a request body and the
 // form every response element is written from.
 type node struct {
-	Name     xml.Name
-	Attrs    []xml.Attr
-	Text     string
+	Name  xml.Name
+	Attrs []xml.Attr
+	Text  string
+	// Raw is text written after Text, escaped alike, as bytes: an
+	// object's stored data goes out without a copy into a string (a
+	// REPORT writes thousands). Only the writer reads it.
+	Raw      []byte
 	Children []*node
 }
 
@@ -222,6 +226,31 @@ func (x *xmlWriter) escaped(s string) {
 	x.str(s[last:])
 }
 
+// escapedBytes is escaped for text held as bytes.
+func (x *xmlWriter) escapedBytes(s []byte) {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		esc := xmlEscapes[s[i]]
+		if esc == "" {
+			continue
+		}
+		x.bytes(s[last:i])
+		x.str(esc)
+		last = i + 1
+	}
+	x.bytes(s[last:])
+}
+
+// xmlEscapes are escaped's replacements by byte; "" for a byte written
+// as it is.
+var xmlEscapes = [256]string{'&': "&amp;", '<': "&lt;", '>': "&gt;", '"': "&quot;", '\r': "&#xD;"}
+
+func (x *xmlWriter) bytes(b []byte) {
+	if x.err == nil && len(b) > 0 {
+		_, x.err = x.w.Write(b)
+	}
+}
+
 // name writes a qualified name; an element in a namespace without a
 // fixed prefix declares its own as xmlns:x.
 func (x *xmlWriter) name(n xml.Name) (declare string) {
@@ -282,12 +311,13 @@ func (x *xmlWriter) node(n *node) {
 		x.escaped(a.Value) // only names and numbers: no line breaks to keep
 		x.str(`"`)
 	}
-	if n.Text == "" && len(n.Children) == 0 {
+	if n.Text == "" && len(n.Raw) == 0 && len(n.Children) == 0 {
 		x.str("/>")
 		return
 	}
 	x.str(">")
 	x.escaped(n.Text)
+	x.escapedBytes(n.Raw)
 	for _, c := range n.Children {
 		x.node(c)
 	}

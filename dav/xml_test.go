@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 // TestXMLBombs: hostile request bodies get clear 4xx answers and nothing
@@ -68,4 +70,35 @@ func TestXMLWriterEscapes(t *testing.T) {
 	if n.child("urn:x-other", "thing") == nil {
 		t.Fatalf("foreign namespace lost: %s", b.String())
 	}
+}
+
+// TestXMLWriterRawEqualsText: text given as bytes (node.Raw, the stored
+// data of a REPORT's objects) is written exactly as the same text given
+// as a string, and reads back as that text.
+func TestXMLWriterRawEqualsText(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		text := rapid.StringOf(rapid.SampledFrom([]rune("aZ:;=\r\n\t &<>\"'é€"))).Draw(t, "text")
+		write := func(n *node) string {
+			var b strings.Builder
+			x := newXMLWriter(&b)
+			x.open(nsDAV, "multistatus")
+			x.node(n)
+			if err := x.close(nsDAV, "multistatus"); err != nil {
+				t.Fatal(err)
+			}
+			return b.String()
+		}
+		asText := write(textEl(nsCalDAV, "calendar-data", text))
+		asRaw := write(&node{Name: textEl(nsCalDAV, "calendar-data", "").Name, Raw: []byte(text)})
+		if asText != asRaw {
+			t.Fatalf("text %q:\nas a string %q\nas bytes    %q", text, asText, asRaw)
+		}
+		n, err := parseXML(strings.NewReader(asRaw), Limits{MaxXMLDepth: 10, MaxXMLElements: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cd := n.child(nsCalDAV, "calendar-data"); cd == nil || cd.Text != text {
+			t.Fatalf("text %q did not survive: %q", text, asRaw)
+		}
+	})
 }

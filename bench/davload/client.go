@@ -58,6 +58,7 @@ func (c *client) abs(href string) string {
 
 // do sends one request and returns the status and the whole body; a
 // status not in want is an error that quotes the start of the body.
+// The exchange's time goes to ctx's stopwatch (runOps).
 func (c *client) do(ctx context.Context, method, href string, body []byte, hdr map[string]string, want ...int) (int, []byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.abs(href), bytes.NewReader(body))
 	if err != nil {
@@ -70,12 +71,14 @@ func (c *client) do(ctx context.Context, method, href string, body []byte, hdr m
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
+	t := time.Now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
+	lap(ctx, time.Since(t))
 	if err != nil {
 		return resp.StatusCode, nil, nil, fmt.Errorf("%s %s: reading the body: %w", method, href, err)
 	}

@@ -122,13 +122,20 @@ func (r *result) fail(verbose bool, err error) {
 	}
 }
 
-// runOps runs fn(i) for i in [0, n) on workers goroutines, stopping early
-// (never before the first answer) once limit has passed; each call is one
-// timed operation.
-func runOps(op string, n, workers int, limit time.Duration, verbose bool, fn func(i int) error) *result {
+// runOps runs fn(ctx, i) for i in [0, n) on workers goroutines,
+// stopping early (never before the first answer) once limit has passed.
+// An operation's latency is the time of its HTTP exchanges (client.do
+// adds them to the stopwatch in ctx: request written to the last byte of
+// the answer read), not davload's parsing and checking of the answers
+// afterwards, which runs on the same cores as the server; an operation
+// that made no exchange counts its wall time. With one worker, the
+// phase's rate is 1 / the mean latency (the client's checking left out
+// likewise); with more, operations per second of wall time.
+func runOps(ctx context.Context, op string, n, workers int, limit time.Duration, verbose bool, fn func(ctx context.Context, i int) error) *result {
 	r := &result{op: op}
 	var next atomic.Int64
 	var mu sync.Mutex
+	var busy time.Duration
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range workers {
@@ -140,14 +147,19 @@ func runOps(op string, n, workers int, limit time.Duration, verbose bool, fn fun
 				if i >= n || (limit > 0 && i > 0 && time.Since(start) > limit) {
 					return
 				}
+				sw := &stopwatch{}
 				t := time.Now()
-				err := fn(i)
+				err := fn(withStopwatch(ctx, sw), i)
 				d := time.Since(t)
+				if sw.n > 0 {
+					d = sw.d
+				}
 				mu.Lock()
 				if err != nil {
 					r.fail(verbose, err)
 				} else {
 					r.lat = append(r.lat, d)
+					busy += d
 				}
 				mu.Unlock()
 			}
@@ -155,7 +167,30 @@ func runOps(op string, n, workers int, limit time.Duration, verbose bool, fn fun
 	}
 	wg.Wait()
 	r.elapsed = time.Since(start)
+	if workers == 1 && busy > 0 {
+		r.elapsed = busy
+	}
 	return r
+}
+
+// stopwatch adds up the HTTP exchanges of one operation.
+type stopwatch struct {
+	d time.Duration
+	n int
+}
+
+type stopwatchKey struct{}
+
+func withStopwatch(ctx context.Context, sw *stopwatch) context.Context {
+	return context.WithValue(ctx, stopwatchKey{}, sw)
+}
+
+// lap adds one exchange's time to ctx's stopwatch, if it has one.
+func lap(ctx context.Context, d time.Duration) {
+	if sw, ok := ctx.Value(stopwatchKey{}).(*stopwatch); ok {
+		sw.d += d
+		sw.n++
+	}
 }
 
 func pct(d []time.Duration, p float64) time.Duration {

@@ -17,7 +17,7 @@ func eventName(e event) string { return e.uid + ".ics" }
 
 // phasePut PUTs the calendar's events, -clients at a time.
 func phasePut(ctx context.Context, c *config, me *client, cal string) *result {
-	r := runOps("put", c.events, c.clients, 0, c.verbose, func(i int) error {
+	r := runOps(ctx, "put", c.events, c.clients, 0, c.verbose, func(ctx context.Context, i int) error {
 		e := genEvent("ev", i, c.events, c.recurring)
 		return me.put(ctx, cal, eventName(e), ctypeICS, e.ics(0))
 	})
@@ -42,7 +42,7 @@ func phaseQuery(ctx context.Context, c *config, me *client, cal string) *result 
 		}
 	}
 	body := timeRangeQuery(from, to)
-	r := runOps("calendar_query", c.queries, 1, c.phaseTime, c.verbose, func(int) error {
+	r := runOps(ctx, "calendar_query", c.queries, 1, c.phaseTime, c.verbose, func(ctx context.Context, _ int) error {
 		ms, err := me.report(ctx, cal, body)
 		if err != nil {
 			return err
@@ -61,7 +61,7 @@ func phaseQuery(ctx context.Context, c *config, me *client, cal string) *result 
 func phaseFullReport(ctx context.Context, c *config, me *client, cal string) *result {
 	body := `<?xml version="1.0" encoding="utf-8"?><c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">` +
 		`<d:prop><d:getetag/><c:calendar-data/></d:prop><c:filter><c:comp-filter name="VCALENDAR"/></c:filter></c:calendar-query>`
-	r := runOps("full_report", 3, 1, c.phaseTime, c.verbose, func(int) error {
+	r := runOps(ctx, "full_report", 3, 1, c.phaseTime, c.verbose, func(ctx context.Context, _ int) error {
 		ms, err := me.report(ctx, cal, body)
 		if err != nil {
 			return err
@@ -90,7 +90,7 @@ func phaseSync(ctx context.Context, c *config, me *client, cal string) *result {
 			break
 		}
 		first := (round * c.syncChanges) % c.events
-		edits := runOps("edit", c.syncChanges, c.clients, 0, c.verbose, func(j int) error {
+		edits := runOps(ctx, "edit", c.syncChanges, c.clients, 0, c.verbose, func(ctx context.Context, j int) error {
 			e := genEvent("ev", (first+j)%c.events, c.events, c.recurring)
 			return me.put(ctx, cal, eventName(e), ctypeICS, e.ics(round+1))
 		})
@@ -100,9 +100,9 @@ func phaseSync(ctx context.Context, c *config, me *client, cal string) *result {
 		}
 		body := `<?xml version="1.0" encoding="utf-8"?><d:sync-collection xmlns:d="DAV:"><d:sync-token>` + token +
 			`</d:sync-token><d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>`
-		t := time.Now()
-		ms, err := me.report(ctx, cal, body)
-		d := time.Since(t)
+		sw := &stopwatch{}
+		ms, err := me.report(withStopwatch(ctx, sw), cal, body)
+		d := sw.d
 		if err == nil && len(ms.Responses) != c.syncChanges {
 			err = fmt.Errorf("round %d: %d changes reported, want %d", round, len(ms.Responses), c.syncChanges)
 		}
@@ -127,12 +127,12 @@ func phaseCard(ctx context.Context, c *config, me *client) []*result {
 	if err != nil {
 		return []*result{{op: "put_vcard", errs: 1, elapsed: time.Nanosecond, errMsgs: []string{err.Error()}}}
 	}
-	put := runOps("put_vcard", c.contacts, c.clients, 0, c.verbose, func(i int) error {
+	put := runOps(ctx, "put_vcard", c.contacts, c.clients, 0, c.verbose, func(ctx context.Context, i int) error {
 		return me.put(ctx, book, fmt.Sprintf("contact-%05d.vcf", i), "text/vcard; charset=utf-8", vcard(i, 0))
 	})
 	put.detail = fmt.Sprintf("%d contacts, %d clients", c.contacts, c.clients)
 	groups := max(1, c.contacts/10)
-	q := runOps("addressbook_query", c.queries, 1, c.phaseTime, c.verbose, func(i int) error {
+	q := runOps(ctx, "addressbook_query", c.queries, 1, c.phaseTime, c.verbose, func(ctx context.Context, i int) error {
 		g := (i * 7919) % groups
 		prefix := fmt.Sprintf("Person %04d", g)
 		want := min(10, c.contacts-g*10)
@@ -215,12 +215,12 @@ func phaseFreeBusy(ctx context.Context, c *config, hc *http.Client, me *client, 
 			genEvent(fmt.Sprintf("fb%d", u), i, c.fbEvents, c.fbEvents/10).busyHours(from, to, want[u])
 		}
 	}
-	var op func(int) error
+	var op func(context.Context, int) error
 	switch mode {
 	case "outbox":
-		op = func(int) error { return freeBusyOutbox(ctx, me, outbox, users, from, to, want) }
+		op = func(ctx context.Context, _ int) error { return freeBusyOutbox(ctx, me, outbox, users, from, to, want) }
 	case "report":
-		op = func(int) error {
+		op = func(ctx context.Context, _ int) error {
 			for u, fu := range users {
 				if err := freeBusyReport(ctx, fu, from, to, want[u]); err != nil {
 					return err
@@ -238,7 +238,7 @@ func phaseFreeBusy(ctx context.Context, c *config, hc *http.Client, me *client, 
 				}
 			}
 		}
-		op = func(int) error {
+		op = func(ctx context.Context, _ int) error {
 			for u, fu := range users {
 				ms, err := me.report(ctx, fu.cal, body)
 				if err != nil {
@@ -253,7 +253,7 @@ func phaseFreeBusy(ctx context.Context, c *config, hc *http.Client, me *client, 
 	default:
 		return &result{op: "freebusy", errs: 1, elapsed: time.Nanosecond, errMsgs: []string{"-fb-mode " + c.fbMode}}
 	}
-	r := runOps("freebusy", c.queries, 1, c.phaseTime, c.verbose, op)
+	r := runOps(ctx, "freebusy", c.queries, 1, c.phaseTime, c.verbose, op)
 	r.detail = fmt.Sprintf("%d users x %d events, one week, mode %s", c.fbUsers, c.fbEvents, mode)
 	return r
 }
