@@ -64,19 +64,32 @@ func TestPowerLoss(t *testing.T) {
 	if testing.Short() {
 		rounds = 8
 	}
-	cutMidWork := 0
-	for i := range rounds {
-		seed := uint64(i + 1)
-		cfg := powerLoss{seed: seed, randomCrash: true, keepSome: i%2 == 1}
-		v, h := cfg.run(t)
-		if h.cutMidWork && len(h.msgs) > 0 {
-			cutMidWork++
+	var (
+		mu         sync.Mutex
+		cutMidWork int
+	)
+	// The rounds are independent (each its own directory and file
+	// system), so they run in parallel: under -race this test is the
+	// longest of the package.
+	t.Run("rounds", func(t *testing.T) {
+		for i := range rounds {
+			seed := uint64(i + 1)
+			t.Run(fmt.Sprint(seed), func(t *testing.T) {
+				t.Parallel()
+				cfg := powerLoss{seed: seed, randomCrash: true, keepSome: i%2 == 1}
+				v, h := cfg.run(t)
+				if h.cutMidWork && len(h.msgs) > 0 {
+					mu.Lock()
+					cutMidWork++
+					mu.Unlock()
+				}
+				if len(v) > 0 {
+					t.Errorf("seed %d (keep some unsynced: %v): %d violations, first:\n%s",
+						seed, cfg.keepSome, len(v), strings.Join(v[:min(len(v), 8)], "\n"))
+				}
+			})
 		}
-		if len(v) > 0 {
-			t.Errorf("seed %d (keep some unsynced: %v): %d violations, first:\n%s",
-				seed, cfg.keepSome, len(v), strings.Join(v[:min(len(v), 8)], "\n"))
-		}
-	}
+	})
 	// Not vacuous: in most rounds the power goes while acknowledged work
 	// is on the disk and more is being written.
 	t.Logf("power cut during the work in %d of %d rounds", cutMidWork, rounds)
