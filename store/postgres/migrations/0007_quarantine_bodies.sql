@@ -1,4 +1,4 @@
--- Version 6: the bodies of messages a milter quarantined
+-- Version 7: the bodies of messages a milter quarantined
 -- (smtp.QuarantineBodies), in chunks of at most 256 KiB as queue_bodies,
 -- so that any node releases or deletes a message any node held.
 -- written is when the chunk was written (Unix nanoseconds), for the
