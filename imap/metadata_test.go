@@ -136,6 +136,8 @@ func TestMetadataErrors(t *testing.T) {
 		`SETMETADATA INBOX (/shared/comment "a" /other "b")`,
 		`SETMETADATA INBOX (/shared/comment)`,
 		`SETMETADATA INBOX (/shared/comment FOO)`,
+		`SETMETADATA INBOX (/shared/comment ~"x")`,
+		`SETMETADATA INBOX ()`,
 	} {
 		metaStatus(t, r, c, "BAD")
 	}

@@ -302,6 +302,9 @@ func (c *Conn) handleSetMetadata(dec *imapwire.Decoder) error {
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
+	if len(entries) == 0 {
+		return newClientBugError("SETMETADATA needs at least one entry")
+	}
 	return sess.SetMetadata(mailbox, entries)
 }
 
@@ -325,11 +328,11 @@ func (c *Conn) readMetadataValue(dec *imapwire.Decoder, limit, left int64) ([]by
 	literal8 := dec.Special('~')
 	lit, nonSync, ok := dec.LiteralReader()
 	if !ok {
-		if literal8 {
-			return nil, dec.Err()
-		}
 		if err := dec.Err(); err != nil {
 			return nil, err
+		}
+		if literal8 {
+			return nil, newClientBugError("~ starts a literal8")
 		}
 		var s string
 		if dec.Quoted(&s) {
