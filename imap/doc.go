@@ -79,10 +79,11 @@
 // QUOTA=RES-MESSAGE, ID, SORT, SORT=DISPLAY, ESORT, CONTEXT=SEARCH,
 // CONTEXT=SORT, THREAD=ORDEREDSUBJECT,
 // THREAD=REFERENCES, WITHIN, MULTIAPPEND, CATENATE, COMPRESS=DEFLATE,
-// OBJECTID, SAVEDATE and PREVIEW. ID and
+// OBJECTID, SAVEDATE, PREVIEW, METADATA and METADATA-SERVER. ID and
 // the pre-login ones are announced in the greeting; the rest after login. The three QUOTA ones are announced only
 // when the Backend implements [Quotas]; without it GETQUOTA and
-// GETQUOTAROOT are BAD, as in a server without the extension.
+// GETQUOTAROOT are BAD, as in a server without the extension. METADATA
+// and METADATA-SERVER likewise need a Backend with store.Metadata.
 //
 // # Behaviour worth knowing
 //
@@ -246,6 +247,27 @@
 //     parts in UTF-8, HTML without markup, whitespace folded, at most 256
 //     characters. PREVIEW (LAZY) gets it too; it is never NIL. It does
 //     not set \Seen.
+//   - METADATA and METADATA-SERVER (RFC 5464): entries of each mailbox
+//     and of the server (mailbox ""), kept by the store (store.Metadata)
+//     for the account, under /private and /shared alike (one user per
+//     mailbox, so both are the user's and NOPRIVATE is never sent).
+//     Entry names are case-insensitive and answered in lower case.
+//     GETMETADATA takes MAXSIZE (longer entries are left out and the OK
+//     carries [METADATA LONGENTRIES n], the longest's size) and DEPTH 0,
+//     1 or infinity, its options before or after the mailbox (the RFC's
+//     grammar and its examples differ); an entry named that does not
+//     exist is NIL, as Dovecot answers. SETMETADATA changes all its
+//     entries or none; NIL deletes. Limits (Options.Metadata): a value
+//     over 64 KiB is NO [METADATA MAXSIZE n], refused before "+" when it
+//     comes as a literal (a non-synchronising one's data is skipped); a
+//     mailbox, or the server, with more than 100 entries, or an account
+//     whose entries would take more than 1 MiB, is NO [METADATA
+//     TOOMANY]; the values of one SETMETADATA are at most 256 KiB (NO
+//     [TOOBIG]). /private/specialuse (RFC 6154 §4) is the mailbox's
+//     special-use attribute, read-only (NO [CANNOT]). Entries go with
+//     their mailbox on DELETE and move with it on RENAME. A value holding
+//     NUL is sent as a literal8. Unsolicited METADATA responses (§4.4.2)
+//     and LIST's METADATA return option (RFC 9590) are not offered.
 //   - COMPRESS=DEFLATE (RFC 4978), after login, over plain or TLS
 //     connections (crypto/tls never compresses, so COMPRESSIONACTIVE is
 //     only the answer to a second COMPRESS). Compressed data the client

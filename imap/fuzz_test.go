@@ -168,6 +168,9 @@ func FuzzCommand(f *testing.F) {
 		"SEARCH SAVEDON 1-Jan-2030 OR EMAILID M1 THREADID T1 NOT SAVEDATESUPPORTED",
 		"STATUS INBOX (MAILBOXID MESSAGES)",
 		"LIST \"\" \"*\" RETURN (STATUS (MAILBOXID))",
+		"SETMETADATA INBOX (/private/comment \"c\" /shared/vendor/x NIL)",
+		"GETMETADATA (MAXSIZE 10 DEPTH infinity) \"\" (/shared /private/comment)",
+		"GETMETADATA INBOX (DEPTH 1) /private",
 		"SEARCH CHARSET \"0\xff\xffcect h", // open quote: the library reads on
 	} {
 		f.Add(s)

@@ -110,6 +110,10 @@ const (
 	DefaultMaxSearchBytes = 8 << 20
 	DefaultMaxConnsPerIP  = 20
 	DefaultMaxConns       = 1000
+	// Defaults of Options.Metadata.
+	DefaultMetadataMaxValue        = 64 << 10
+	DefaultMetadataMaxEntries      = 100
+	DefaultMetadataMaxAccountBytes = 1 << 20
 	// DefaultIdlePollInterval is how often an IDLE session polls the
 	// store when the Backend has no [Feed].
 	DefaultIdlePollInterval = 30 * time.Second
@@ -179,6 +183,14 @@ type Options struct {
 	// Default DefaultMaxUpdateContexts; the RFC asks for at least one.
 	MaxUpdateContexts int
 
+	// Metadata bounds the annotations (RFC 5464 METADATA) an account
+	// may keep, when the Backend implements store.Metadata: the largest
+	// value (announced in NO [METADATA MAXSIZE n]; at most 256 KiB),
+	// the entries of one mailbox or of the server, and the bytes of all
+	// the account's entries. Zero fields take DefaultMetadataMaxValue,
+	// DefaultMetadataMaxEntries and DefaultMetadataMaxAccountBytes.
+	Metadata store.MetadataLimits
+
 	// Metrics, if set, receives the server's metrics (connections,
 	// authentications by result, appended messages). Several servers
 	// sharing one registry need labels that tell them apart (see
@@ -206,6 +218,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxUpdateContexts < 0 {
 		errs = append(errs, errors.New("MaxUpdateContexts must not be negative"))
 	}
+	if m := o.Metadata; m.MaxValueBytes < 0 || m.MaxValueBytes > maxMetadataValue || m.MaxEntries < 0 || m.MaxAccountBytes < 0 {
+		errs = append(errs, fmt.Errorf("option Metadata out of range (MaxValueBytes at most %d, no limit negative)", maxMetadataValue))
+	}
 	if len(errs) > 0 {
 		return o, fmt.Errorf("imap: invalid options: %w", errors.Join(errs...))
 	}
@@ -223,6 +238,15 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxConnsPerIP == 0 {
 		o.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if o.Metadata.MaxValueBytes == 0 {
+		o.Metadata.MaxValueBytes = DefaultMetadataMaxValue
+	}
+	if o.Metadata.MaxEntries == 0 {
+		o.Metadata.MaxEntries = DefaultMetadataMaxEntries
+	}
+	if o.Metadata.MaxAccountBytes == 0 {
+		o.Metadata.MaxAccountBytes = DefaultMetadataMaxAccountBytes
 	}
 	if o.IdlePollInterval <= 0 {
 		o.IdlePollInterval = DefaultIdlePollInterval

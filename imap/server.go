@@ -15,6 +15,7 @@ import (
 	"github.com/mailyard/mailyard/imap/internal/imapserver"
 
 	"github.com/mailyard/mailyard/internal/limits"
+	"github.com/mailyard/mailyard/store"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close, and by
@@ -78,6 +79,11 @@ func serverCaps(b Backend) imap.CapSet {
 			caps[c] = struct{}{}
 		}
 	}
+	if _, ok := b.(store.Metadata); ok {
+		// metadata.go: RFC 5464, server and mailbox annotations.
+		caps[imap.CapMetadata] = struct{}{}
+		caps[imap.CapMetadataServer] = struct{}{}
+	}
 	return caps
 }
 
@@ -88,6 +94,7 @@ type Server struct {
 	is   *imapserver.Server
 	// The Backend's optional interfaces, nil where it lacks one.
 	quotas  Quotas
+	meta    store.Metadata
 	subs    Subscriptions
 	feed    Feed
 	conns   *limits.ConnLimiter
@@ -144,6 +151,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.quotas, _ = o.Backend.(Quotas)
 	s.subs, _ = o.Backend.(Subscriptions)
+	s.meta, _ = o.Backend.(store.Metadata)
 	s.feed, _ = o.Backend.(Feed)
 	s.cache = newStoreCache(o.Backend)
 	s.ctx, s.cancel = context.WithCancel(context.Background())

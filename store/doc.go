@@ -55,6 +55,15 @@
 // order, a page of at most [MaxObjectQueryLimit] at a time, so a
 // collection of any size is read in bounded memory.
 //
+// # Metadata
+//
+// [Metadata], optional and found by type assertion (every backend here
+// has it), keeps IMAP METADATA entries (RFC 5464) of each mailbox and of
+// the server per account. The store owns their life: they go with their
+// mailbox, follow it through a rename, and go with the account. It also
+// enforces [MetadataLimits] in the transaction that changes them, so
+// that concurrent sessions (or nodes) cannot together pass a limit.
+//
 // Mailbox names are full paths with "/" as the hierarchy separator; "INBOX"
 // is case-insensitive and always exists for an account.
 package store

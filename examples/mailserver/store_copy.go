@@ -283,6 +283,9 @@ func (c *copier) copyAccount(ctx context.Context, acct store.Account) error {
 	if err := c.copySubscriptions(ctx, acct.ID); err != nil {
 		return err
 	}
+	if err := c.copyMetadata(ctx, acct.ID, boxes); err != nil {
+		return err
+	}
 	objs, err := c.copyCollections(ctx, acct.ID)
 	if err != nil {
 		return err
@@ -330,6 +333,44 @@ func (c *copier) copyMessages(ctx context.Context, acct, mbox string) (copied, s
 		}
 	}
 	return copied, skipped, nil
+}
+
+// copyMetadata makes the target's METADATA entries (store.Metadata) of
+// the server and of each mailbox the source's, without the IMAP
+// server's limits: they held on the source.
+func (c *copier) copyMetadata(ctx context.Context, acct string, boxes []store.Mailbox) error {
+	src, ok1 := c.src.(store.Metadata)
+	dst, ok2 := c.dst.(store.Metadata)
+	if !ok1 || !ok2 {
+		return nil
+	}
+	scopes := []string{""}
+	for _, mb := range boxes {
+		scopes = append(scopes, mb.Name)
+	}
+	for _, scope := range scopes {
+		want, err := src.Metadata(ctx, acct, scope)
+		if err != nil {
+			return fmt.Errorf("metadata of %q: %w", scope, err)
+		}
+		have, err := dst.Metadata(ctx, acct, scope)
+		if err != nil {
+			return fmt.Errorf("metadata of %q: %w", scope, err)
+		}
+		set := want
+		for _, h := range have {
+			if !slices.ContainsFunc(want, func(w store.MetadataEntry) bool { return w.Name == h.Name }) {
+				set = append(set, store.MetadataEntry{Name: h.Name}) // nil: deleted
+			}
+		}
+		if len(set) == 0 {
+			continue
+		}
+		if err := dst.SetMetadata(ctx, acct, scope, set, store.MetadataLimits{}); err != nil {
+			return fmt.Errorf("metadata of %q: %w", scope, err)
+		}
+	}
+	return nil
 }
 
 // copySubscriptions makes the target's subscription list the source's.

@@ -97,6 +97,8 @@ func fillDataDir(t *testing.T) (dir string, accounts []string) {
 	must(st.DeleteMailbox(ctx, alice, "Junk"))
 	must(st.SetSubscribed(ctx, alice, "Trash", false))
 	must(st.SetSubscribed(ctx, alice, "Ghost", true))
+	must(st.SetMetadata(ctx, alice, "", []store.MetadataEntry{{Name: "/shared/comment", Value: []byte("server")}}, store.MetadataLimits{}))
+	must(st.SetMetadata(ctx, alice, "Trash", []store.MetadataEntry{{Name: "/private/comment", Value: []byte("bin\x00")}, {Name: "/shared/x", Value: []byte{}}}, store.MetadataLimits{}))
 
 	cal, err := st.Collection(ctx, alice, store.KindCalendar, "calendar")
 	must(err)
@@ -213,6 +215,17 @@ func TestStoreCopy(t *testing.T) {
 		ds, _ := dst.Subscriptions(ctx, acct)
 		if !slices.Equal(ss, ds) {
 			t.Fatalf("subscriptions: source %v, target %v", ss, ds)
+		}
+		scopes := []string{""}
+		for _, mb := range sb {
+			scopes = append(scopes, mb.Name)
+		}
+		for _, scope := range scopes {
+			sm, err1 := src.Metadata(ctx, acct, scope)
+			dm, err2 := dst.Metadata(ctx, acct, scope)
+			if err1 != nil || err2 != nil || fmt.Sprintf("%q", sm) != fmt.Sprintf("%q", dm) {
+				t.Fatalf("metadata of %q: source %q (%v), target %q (%v)", scope, sm, err1, dm, err2)
+			}
 		}
 		for _, mb := range sb {
 			sm, _ := src.ListMessages(ctx, acct, mb.Name, nil)

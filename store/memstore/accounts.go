@@ -16,6 +16,7 @@ type account struct {
 	mailboxes  map[string]*mailbox // by canonical name
 	subscribed map[string]bool     // the subscription list, by name
 	colls      map[collKey]int64   // collection IDs
+	meta       map[string][]byte   // the server's metadata entries (RFC 5464), by name
 }
 
 type collKey struct {

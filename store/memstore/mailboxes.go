@@ -19,6 +19,7 @@ type mailbox struct {
 	modSeq      uint64
 	msgs        []*store.Message
 	expunged    map[uint32]uint64 // UID -> MODSEQ of its expunge
+	meta        map[string][]byte // metadata entries (RFC 5464), by name
 }
 
 func (m *mailbox) info(a *account) store.Mailbox {

@@ -59,5 +59,6 @@
 // reads one row (and, right after a write, nothing: the writer publishes
 // the counts of the mailboxes it changed with each commit); version 7
 // keeps each message's save date (RFC 8514; messages stored before it
-// have none).
+// have none); version 8 keeps metadata entries of mailboxes and of the
+// server ([store.Metadata], RFC 5464).
 package sqlite

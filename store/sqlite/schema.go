@@ -196,7 +196,7 @@ CREATE INDEX queue_leased ON queue_recipients(lease_owner) WHERE lease_owner != 
 
 // migrations[i] takes a database from version i+1 to version i+2; the
 // last one reaches schemaVersion.
-var migrations = [schemaVersion - 1]string{migrationV2, migrationV3, migrationV4, migrationV5, migrationV6, migrationV7}
+var migrations = [schemaVersion - 1]string{migrationV2, migrationV3, migrationV4, migrationV5, migrationV6, migrationV7, migrationV8}
 
 // migrationV7 keeps each message's save date (store.Message.SaveDate,
 // RFC 8514): Unix nanoseconds of its delivery, APPEND, COPY or MOVE into
@@ -204,6 +204,21 @@ var migrations = [schemaVersion - 1]string{migrationV2, migrationV3, migrationV4
 // answers as NIL (RFC 8514 allows a mailbox without save dates).
 const migrationV7 = `
 ALTER TABLE messages ADD COLUMN save_date INTEGER NOT NULL DEFAULT 0;
+`
+
+// migrationV8 keeps metadata entries (store.Metadata, IMAP METADATA, RFC
+// 5464): one row per entry of a mailbox, or of the server when mailbox
+// is NULL. The rows of a mailbox go with it (DELETE) and stay with its
+// ID when it is renamed; those of an account go with the account.
+const migrationV8 = `
+CREATE TABLE metadata (
+	account TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	mailbox INTEGER REFERENCES mailboxes(id) ON DELETE CASCADE,
+	name    TEXT NOT NULL,
+	value   BLOB NOT NULL
+);
+CREATE UNIQUE INDEX metadata_entry ON metadata(account, ifnull(mailbox, 0), name);
+CREATE INDEX metadata_mailbox ON metadata(mailbox);
 `
 
 // migrate creates the schema in an empty database, brings one written by

@@ -123,7 +123,7 @@ var (
 	_ store.AccountsQuerier = (*Store)(nil)
 )
 
-const schemaVersion = 7
+const schemaVersion = 8
 
 // Open opens the store in dir, creating dir and the store if there is
 // none unless [Options.MustExist] is set. Before it writes anything it

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RenameMailbox", testRenameMailbox},
 		{"DeleteMailbox", testDeleteMailbox},
 		{"Subscriptions", testSubscriptions},
+		{"Metadata", testMetadata},
 		{"AppendAndRead", testAppendAndRead},
 		{"Importer", testImporter},
 		{"ImportSyncToken", testImportSyncToken},

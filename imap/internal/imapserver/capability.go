@@ -118,6 +118,10 @@ func (c *Conn) availableCaps() []imap.Cap {
 		if _, ok := c.session.(SessionCatenate); ok {
 			addAvailableCaps(&caps, available, []imap.Cap{CapCatenate})
 		}
+		// mailyard: METADATA (RFC 5464), see metadata.go.
+		if _, ok := c.session.(SessionMetadata); ok {
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapMetadata, imap.CapMetadataServer})
+		}
 
 		// mailyard: QUOTA and its resource types (RFC 9208).
 		if _, ok := c.session.(SessionQuota); ok && available.Has(imap.CapQuota) {

@@ -473,6 +473,11 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleGetQuotaRoot(dec)
 	case "SETQUOTA":
 		err = c.handleSetQuota(dec)
+	// mailyard: METADATA (RFC 5464), see metadata.go.
+	case "GETMETADATA":
+		err = c.handleGetMetadata(dec)
+	case "SETMETADATA":
+		err = c.handleSetMetadata(dec)
 	default:
 		if c.state == imap.ConnStateNotAuthenticated {
 			// Don't allow a single unknown command before authentication to
