@@ -11,9 +11,10 @@ import (
 // and messages with the UIDVALIDITY, UIDs and MODSEQs the caller gives,
 // so that a store copied from another backend (mailserver store copy)
 // looks the same to IMAP clients and they need no resynchronisation
-// (RFC 9051 §2.3.1.1, RFC 7162 §3.1), and with the collections' sync
-// tokens, so that CalDAV and CardDAV clients need none either. It is not part of [Store]: only a
-// copy into a store that no client uses yet needs it. store/postgres and
+// (RFC 9051 §2.3.1.1, RFC 7162 §3.1), with the expunge tombstones
+// QRESYNC reports (RFC 7162 §3.2.10), and with the collections' sync
+// tokens and change logs, so that CalDAV and CardDAV clients need none
+// either (RFC 6578 §3.2). It is not part of [Store]: only a copy into a store that no client uses yet needs it. store/postgres and
 // store/memstore implement it; find it by type assertion.
 //
 // Both calls are idempotent for a resumed copy: ImportMailbox again with
@@ -50,7 +51,7 @@ type Importer interface {
 	// §3.2; the objects' ETags, hashes of their data, are the same
 	// already). The change log is not copied: it starts again at token,
 	// and ChangesSince of an older token is ErrSyncTokenInvalid (that
-	// client syncs in full once). ErrInvalid for token 0 or a token below
+	// client syncs in full once); ImportChangeLog copies the log too. ErrInvalid for token 0 or a token below
 	// the collection's current one (a token is never issued twice);
 	// ErrNotFound for a missing collection. Subscribers of the feed see
 	// ChangeCollection.
