@@ -14,12 +14,15 @@ import (
 // (RFC 9051 §2.3.1.1, RFC 7162 §3.1), with the expunge tombstones
 // QRESYNC reports (RFC 7162 §3.2.10), and with the collections' sync
 // tokens and change logs, so that CalDAV and CardDAV clients need none
-// either (RFC 6578 §3.2). It is not part of [Store]: only a copy into a store that no client uses yet needs it. store/postgres and
+// either (RFC 6578 §3.2). It is not part of [Store]: only a copy into
+// a store that no client uses yet needs it. store/postgres and
 // store/memstore implement it; find it by type assertion.
 //
-// Both calls are idempotent for a resumed copy: ImportMailbox again with
-// the same values changes nothing, and ImportMessage of a UID already
-// there is ErrExists with nothing written.
+// Every call is idempotent for a resumed copy: ImportMailbox again with
+// the same values changes nothing, ImportMessage of a UID already there
+// is ErrExists with nothing written, ImportTombstones leaves the
+// tombstones there alone, and ImportSyncToken and ImportChangeLog again
+// with the same values write what is there already.
 type Importer interface {
 	// ImportMailbox makes the account's mailbox mb.Name exist with
 	// mb.UIDValidity and mb.SpecialUse, its UIDNEXT at least mb.UIDNext
