@@ -51,11 +51,19 @@ func namespaceOwners() map[string][]string {
 // differences.
 var errCopyMismatch = errors.New("store copy: the copy differs from the source")
 
+// copySource is a store that shows its sync state whole: expunge
+// tombstones and change logs (store/sqlite).
+type copySource interface {
+	mailStore
+	store.Exporter
+}
+
 // copyTarget is a store that messages can be copied into with their
-// UIDs (store/postgres).
+// UIDs, tombstones and change logs (store/postgres).
 type copyTarget interface {
 	mailStore
 	store.Importer
+	store.Exporter
 	queue.Bodies
 }
 
@@ -144,7 +152,7 @@ func storedNamespaces(dataDir string) ([]string, error) {
 // differ, overwritten), so a copy killed at any point continues where it
 // stopped when run again and never duplicates anything.
 type copier struct {
-	src        mailStore
+	src        copySource
 	dst        copyTarget
 	out        io.Writer
 	namespaces []string
@@ -239,7 +247,8 @@ func (c *copier) copyRecords(ctx context.Context, ns string) error {
 }
 
 // copyAccount copies an account, its mailboxes, subscriptions, messages
-// and collections.
+// with the mailboxes' expunge tombstones, and collections with their
+// change logs.
 func (c *copier) copyAccount(ctx context.Context, acct store.Account) error {
 	if _, err := c.dst.Account(ctx, acct.ID); errors.Is(err, store.ErrNotFound) {
 		if _, err := c.dst.CreateAccount(ctx, acct.ID, acct.Quota); err != nil {
@@ -254,7 +263,7 @@ func (c *copier) copyAccount(ctx context.Context, acct store.Account) error {
 	if err != nil {
 		return err
 	}
-	copied, skipped := 0, 0
+	copied, skipped, tombs := 0, 0, 0
 	srcNames := map[string]bool{}
 	for _, mb := range boxes {
 		srcNames[mb.Name] = true
@@ -266,6 +275,11 @@ func (c *copier) copyAccount(ctx context.Context, acct store.Account) error {
 			return fmt.Errorf("mailbox %q: %w", mb.Name, err)
 		}
 		copied, skipped = copied+n, skipped+s
+		t, err := c.copyTombstones(ctx, acct.ID, mb.Name)
+		if err != nil {
+			return fmt.Errorf("mailbox %q: %w", mb.Name, err)
+		}
+		tombs += t
 	}
 	// CreateAccount made default mailboxes the source may have deleted:
 	// those that never held a message go.
@@ -290,7 +304,7 @@ func (c *copier) copyAccount(ctx context.Context, acct store.Account) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.out, "account %s: %d mailboxes, %d messages copied (%d already there), %d objects written\n", acct.ID, len(boxes), copied, skipped, objs)
+	fmt.Fprintf(c.out, "account %s: %d mailboxes, %d messages copied (%d already there), %d expunge tombstones, %d objects written\n", acct.ID, len(boxes), copied, skipped, tombs, objs)
 	return nil
 }
 
@@ -373,6 +387,27 @@ func (c *copier) copyMetadata(ctx context.Context, acct string, boxes []store.Ma
 	return nil
 }
 
+// tombstonePage is how many expunge tombstones go in one transaction.
+const tombstonePage = 5000
+
+// copyTombstones gives the target mailbox the source's expunge
+// tombstones with their MODSEQs, so that a QRESYNC client whose MODSEQ
+// predates an expunge made before the copy gets it in VANISHED
+// (EARLIER) (RFC 7162 §3.2.5.1), and returns how many the source has.
+// Tombstones the target has already are left alone.
+func (c *copier) copyTombstones(ctx context.Context, acct, mbox string) (int, error) {
+	ts, err := c.src.Tombstones(ctx, acct, mbox)
+	if err != nil {
+		return 0, err
+	}
+	for page := range slices.Chunk(ts, tombstonePage) {
+		if err := c.dst.ImportTombstones(ctx, acct, mbox, page); err != nil {
+			return 0, fmt.Errorf("expunge tombstones: %w", err)
+		}
+	}
+	return len(ts), nil
+}
+
 // copySubscriptions makes the target's subscription list the source's.
 func (c *copier) copySubscriptions(ctx context.Context, acct string) error {
 	want, err := c.src.Subscriptions(ctx, acct)
@@ -433,7 +468,7 @@ func (c *copier) copyCollections(ctx context.Context, acct string) (int, error) 
 			n, err := c.copyObjects(ctx, col.ID, d.ID)
 			written += n
 			if err == nil {
-				err = c.copySyncToken(ctx, acct, col)
+				err = c.copyChangeLog(ctx, acct, col)
 			}
 			if err != nil {
 				return written, fmt.Errorf("%s %q: %w", kind, col.Name, err)
@@ -459,21 +494,29 @@ func (c *copier) copyCollections(ctx context.Context, acct string) (int, error) 
 	return written, nil
 }
 
-// copySyncToken gives the target collection the source's sync token
-// (store.Importer.ImportSyncToken), so that a CalDAV/CardDAV client that
-// synced before the copy finds nothing to do; the ETags match already
-// (hashes of the data). A target already past it (changed since an
-// earlier copy) keeps its own: its clients sync in full once.
-func (c *copier) copySyncToken(ctx context.Context, acct string, src store.Collection) error {
+// copyChangeLog gives the target collection the source's sync token
+// and change log (store.Importer.ImportChangeLog), replacing the entries
+// the object copy logged, so that a CalDAV/CardDAV client that synced
+// before the copy, with the last token or an older one the source still
+// answered, gets from the target what it would have got from the source
+// (RFC 6578 §3.2): from the last token nothing; the ETags match already
+// (hashes of the data). A target already past the source's token
+// (changed since an earlier copy) keeps its own, and verify reports the
+// difference.
+func (c *copier) copyChangeLog(ctx context.Context, acct string, src store.Collection) error {
 	d, err := c.dst.Collection(ctx, acct, src.Kind, src.Name)
 	if err != nil {
 		return err
 	}
-	if d.SyncToken > src.SyncToken {
-		fmt.Fprintf(c.out, "%s %s/%s: target sync token %d is past the source's %d; kept\n", src.Kind, acct, src.Name, d.SyncToken, src.SyncToken)
+	log, err := c.src.ChangeLog(ctx, src.ID)
+	if err != nil {
+		return err
+	}
+	if d.SyncToken > log.SyncToken {
+		fmt.Fprintf(c.out, "%s %s/%s: target sync token %d is past the source's %d; kept\n", src.Kind, acct, src.Name, d.SyncToken, log.SyncToken)
 		return nil
 	}
-	return c.dst.ImportSyncToken(ctx, d.ID, src.SyncToken)
+	return c.dst.ImportChangeLog(ctx, d.ID, log)
 }
 
 // copyObjects copies the objects of one collection a page at a time;
@@ -588,15 +631,16 @@ func (c *copier) copyQueueBody(ctx context.Context, msg string) error {
 }
 
 // verify compares the source and the target: per account the messages,
-// their bytes and the calendar and contact objects; per mailbox the
-// UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and every message's UID, MODSEQ,
-// flags, internal date and size; records per namespace; queued
-// recipients. It prints the counts and returns errCopyMismatch with the
+// their bytes, the calendar and contact objects, the expunge tombstones
+// and the change log entries; per mailbox the UIDVALIDITY, UIDNEXT,
+// HIGHESTMODSEQ, every message's UID, MODSEQ, flags, internal date and
+// size and every tombstone's UID and MODSEQ; per collection the sync
+// token and the change log; records per namespace; queued recipients. It prints the counts and returns errCopyMismatch with the
 // differences.
 func (c *copier) verify(ctx context.Context) error {
 	var diffs []string
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tMESSAGES\tBYTES\tOBJECTS\t")
+	fmt.Fprintln(tw, "ACCOUNT\tMESSAGES\tBYTES\tOBJECTS\tTOMBSTONES\tLOGGED\t")
 	err := eachAccount(ctx, c.src, func(acct store.Account) error {
 		su, _, err := c.src.Usage(ctx, acct.ID)
 		if err != nil {
@@ -614,18 +658,23 @@ func (c *copier) verify(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", acct.ID, su.Messages, su.Bytes, so)
 		if su != du || so != do {
 			diffs = append(diffs, fmt.Sprintf("account %s: source %d messages, %d bytes, %d objects; target %d, %d, %d", acct.ID, su.Messages, su.Bytes, so, du.Messages, du.Bytes, do))
 		}
-		d, err := c.compareMailboxes(ctx, acct.ID)
+		d, tombs, err := c.compareMailboxes(ctx, acct.ID)
 		diffs = append(diffs, d...)
+		if err != nil {
+			return err
+		}
+		d, logged, err := c.compareChangeLogs(ctx, acct.ID)
+		diffs = append(diffs, d...)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", acct.ID, su.Messages, su.Bytes, so, tombs, logged)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(tw, "NAMESPACE\tRECORDS\t\t\t")
+	fmt.Fprintln(tw, "NAMESPACE\tRECORDS\t\t\t\t\t")
 	for _, ns := range c.namespaces {
 		sn, err := countRecords(ctx, c.src, ns)
 		if err != nil {
@@ -636,7 +685,7 @@ func (c *copier) verify(ctx context.Context) error {
 			return err
 		}
 		if sn > 0 {
-			fmt.Fprintf(tw, "%s\t%d\t\t\t\n", ns, sn)
+			fmt.Fprintf(tw, "%s\t%d\t\t\t\t\t\n", ns, sn)
 		}
 		if sn != dn {
 			diffs = append(diffs, fmt.Sprintf("records %s: source %d, target %d", ns, sn, dn))
@@ -650,7 +699,7 @@ func (c *copier) verify(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(tw, "queued recipients\t%d\t\t\t\n", len(sq))
+	fmt.Fprintf(tw, "queued recipients\t%d\t\t\t\t\t\n", len(sq))
 	if len(sq) != len(dq) {
 		diffs = append(diffs, fmt.Sprintf("queue: source %d recipients, target %d", len(sq), len(dq)))
 	}
@@ -662,13 +711,12 @@ func (c *copier) verify(ctx context.Context) error {
 }
 
 // compareMailboxes lists how the account's mailboxes in the target
-// differ from the source's.
-func (c *copier) compareMailboxes(ctx context.Context, acct string) ([]string, error) {
+// differ from the source's and counts the source's expunge tombstones.
+func (c *copier) compareMailboxes(ctx context.Context, acct string) (diffs []string, tombs int, err error) {
 	boxes, err := c.src.ListMailboxes(ctx, acct)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var diffs []string
 	for _, sb := range boxes {
 		db, err := c.dst.Mailbox(ctx, acct, sb.Name)
 		if err != nil {
@@ -680,17 +728,62 @@ func (c *copier) compareMailboxes(ctx context.Context, acct string) ([]string, e
 		}
 		sm, err := c.src.ListMessages(ctx, acct, sb.Name, nil)
 		if err != nil {
-			return diffs, err
+			return diffs, tombs, err
 		}
 		dm, err := c.dst.ListMessages(ctx, acct, sb.Name, nil)
 		if err != nil {
-			return diffs, err
+			return diffs, tombs, err
 		}
 		if !slices.EqualFunc(sm, dm, sameMessage) {
 			diffs = append(diffs, fmt.Sprintf("account %s mailbox %q: the messages differ (source %d, target %d)", acct, sb.Name, len(sm), len(dm)))
 		}
+		st, err := c.src.Tombstones(ctx, acct, sb.Name)
+		if err != nil {
+			return diffs, tombs, err
+		}
+		dt, err := c.dst.Tombstones(ctx, acct, sb.Name)
+		if err != nil {
+			return diffs, tombs, err
+		}
+		tombs += len(st)
+		if !slices.Equal(st, dt) {
+			diffs = append(diffs, fmt.Sprintf("account %s mailbox %q: the expunge tombstones differ (source %d, target %d)", acct, sb.Name, len(st), len(dt)))
+		}
 	}
-	return diffs, nil
+	return diffs, tombs, nil
+}
+
+// compareChangeLogs lists how the sync tokens and change logs of the
+// account's collections in the target differ from the source's and
+// counts the source's log entries.
+func (c *copier) compareChangeLogs(ctx context.Context, acct string) (diffs []string, logged int, err error) {
+	for _, kind := range collectionKinds {
+		cols, err := c.src.ListCollections(ctx, acct, kind)
+		if err != nil {
+			return diffs, logged, err
+		}
+		for _, sc := range cols {
+			sl, err := c.src.ChangeLog(ctx, sc.ID)
+			if err != nil {
+				return diffs, logged, err
+			}
+			logged += len(sl.Changes)
+			dc, err := c.dst.Collection(ctx, acct, kind, sc.Name)
+			if err != nil {
+				diffs = append(diffs, fmt.Sprintf("account %s %s %q: %v", acct, kind, sc.Name, err))
+				continue
+			}
+			dl, err := c.dst.ChangeLog(ctx, dc.ID)
+			if err != nil {
+				return diffs, logged, err
+			}
+			if sl.SyncToken != dl.SyncToken || sl.Pruned != dl.Pruned || !slices.Equal(sl.Changes, dl.Changes) {
+				diffs = append(diffs, fmt.Sprintf("account %s %s %q: source sync token %d, %d changes logged from %d; target %d, %d from %d",
+					acct, kind, sc.Name, sl.SyncToken, len(sl.Changes), sl.Pruned, dl.SyncToken, len(dl.Changes), dl.Pruned))
+			}
+		}
+	}
+	return diffs, logged, nil
 }
 
 // sameMessage compares what a client sees of a message: all but where

@@ -93,6 +93,100 @@ func (s *Store) ImportSyncToken(ctx context.Context, collectionID int64, token u
 	})
 }
 
+// ImportTombstones implements store.Importer.
+func (s *Store) ImportTombstones(ctx context.Context, account, mailbox string, ts []store.Tombstone) error {
+	name, err := store.CheckImportTombstones(mailbox, ts)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func() error {
+		_, m, err := s.mailbox(account, name)
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			if _, found := slices.BinarySearchFunc(m.msgs, t.UID, func(e *store.Message, uid uint32) int { return int(int64(e.UID) - int64(uid)) }); found {
+				return errorf("import tombstones: UID %d of %q holds a message: %w", t.UID, name, store.ErrExists)
+			}
+		}
+		for _, t := range ts {
+			if _, there := m.expunged[t.UID]; !there {
+				m.expunged[t.UID] = t.ModSeq
+			}
+			m.uidNext, m.modSeq = max(m.uidNext, t.UID+1), max(m.modSeq, t.ModSeq)
+		}
+		return nil
+	})
+}
+
+// ImportChangeLog implements store.Importer.
+func (s *Store) ImportChangeLog(ctx context.Context, collectionID int64, log store.ChangeLog) error {
+	if err := store.CheckChangeLog(log); err != nil {
+		return err
+	}
+	return s.write(ctx, func() error {
+		c, err := s.collection(collectionID)
+		if err != nil {
+			return err
+		}
+		if c.info.SyncToken > log.SyncToken {
+			return errorf("%w: import of sync token %d below the collection's %d", store.ErrInvalid, log.SyncToken, c.info.SyncToken)
+		}
+		c.info.SyncToken, c.pruned, c.log = log.SyncToken, log.Pruned, make([]objectChange, len(log.Changes))
+		for i, ch := range log.Changes {
+			c.log[i] = objectChange{ch.Token, ch.ObjectChange}
+		}
+		s.publish(store.Change{Kind: store.ChangeCollection, Account: c.info.Account, CollectionID: c.info.ID, SyncToken: log.SyncToken})
+		return nil
+	})
+}
+
+var _ store.Exporter = (*Store)(nil)
+
+// Tombstones implements store.Exporter.
+func (s *Store) Tombstones(ctx context.Context, account, mailbox string) ([]store.Tombstone, error) {
+	name, err := store.CleanMailboxName(mailbox)
+	if err != nil {
+		return nil, err
+	}
+	out := []store.Tombstone{}
+	err = s.read(ctx, func() error {
+		_, m, err := s.mailbox(account, name)
+		if err != nil {
+			return err
+		}
+		for uid, ms := range m.expunged {
+			out = append(out, store.Tombstone{UID: uid, ModSeq: ms})
+		}
+		slices.SortFunc(out, func(a, b store.Tombstone) int { return int(int64(a.UID) - int64(b.UID)) })
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ChangeLog implements store.Exporter.
+func (s *Store) ChangeLog(ctx context.Context, collectionID int64) (store.ChangeLog, error) {
+	var log store.ChangeLog
+	err := s.read(ctx, func() error {
+		c, err := s.collection(collectionID)
+		if err != nil {
+			return err
+		}
+		log = store.ChangeLog{SyncToken: c.info.SyncToken, Pruned: c.pruned, Changes: make([]store.LoggedChange, len(c.log))}
+		for i, ch := range c.log {
+			log.Changes[i] = store.LoggedChange{Token: ch.token, ObjectChange: ch.ObjectChange}
+		}
+		return nil
+	})
+	if err != nil {
+		return store.ChangeLog{}, err
+	}
+	return log, nil
+}
+
 // saveDate is an imported message's save date as the store keeps it: in
 // UTC, the zero time (unknown) as it is.
 func saveDate(t time.Time) time.Time {

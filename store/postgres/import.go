@@ -121,3 +121,74 @@ func (s *Store) ImportSyncToken(ctx context.Context, collectionID int64, token u
 		return nil
 	})
 }
+
+// ImportTombstones implements store.Importer: one transaction of three
+// statements besides BEGIN and COMMIT, whatever the number of
+// tombstones.
+func (s *Store) ImportTombstones(ctx context.Context, account, mailbox string, ts []store.Tombstone) error {
+	name, err := store.CheckImportTombstones(mailbox, ts)
+	if err != nil {
+		return err
+	}
+	uids, modSeqs := make([]int64, len(ts)), make([]int64, len(ts))
+	var top uint32
+	var topModSeq uint64
+	for i, t := range ts {
+		uids[i], modSeqs[i] = int64(t.UID), int64(t.ModSeq)
+		top, topModSeq = max(top, t.UID), max(topModSeq, t.ModSeq)
+	}
+	return s.write(ctx, "import tombstones", func(w *wtx) error {
+		b, err := w.lockMailbox(account, name)
+		if err != nil {
+			return err
+		}
+		if len(ts) == 0 {
+			return nil
+		}
+		var live int64
+		err = w.QueryRow(ctx, `SELECT uid FROM messages WHERE mailbox = $1 AND uid = ANY($2) LIMIT 1`, b.id, uids).Scan(&live)
+		if err == nil {
+			return errorf("import tombstones: UID %d of %q holds a message: %w", live, name, store.ErrExists)
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		_, err = w.Exec(ctx, `WITH i AS (INSERT INTO expunged (mailbox, uid, modseq)
+				SELECT $1, u, m FROM unnest($2::bigint[], $3::bigint[]) AS t(u, m) ON CONFLICT (mailbox, uid) DO NOTHING)
+			UPDATE mailboxes SET uidnext = GREATEST(uidnext, $4), highest_modseq = GREATEST(highest_modseq, $5) WHERE id = $1`,
+			b.id, uids, modSeqs, int64(top)+1, int64(topModSeq))
+		return err
+	})
+}
+
+// ImportChangeLog implements store.Importer: one transaction of three
+// statements besides BEGIN and COMMIT, whatever the log's length.
+func (s *Store) ImportChangeLog(ctx context.Context, collectionID int64, log store.ChangeLog) error {
+	if err := store.CheckChangeLog(log); err != nil {
+		return err
+	}
+	toks, names, dels := make([]int64, len(log.Changes)), make([]string, len(log.Changes)), make([]bool, len(log.Changes))
+	for i, c := range log.Changes {
+		toks[i], names[i], dels[i] = int64(c.Token), c.Name, c.Deleted
+	}
+	return s.write(ctx, "import change log", func(w *wtx) error {
+		account, _, cur, err := w.lockCollection(collectionID)
+		if err != nil {
+			return err
+		}
+		if cur > int64(log.SyncToken) {
+			return errorf("%w: import of sync token %d below the collection's %d", store.ErrInvalid, log.SyncToken, cur)
+		}
+		if _, err := w.Exec(ctx, `DELETE FROM object_changes WHERE collection = $1`, collectionID); err != nil {
+			return err
+		}
+		if _, err := w.Exec(ctx, `WITH c AS (UPDATE collections SET sync_token = $2, pruned_token = $3 WHERE id = $1)
+			INSERT INTO object_changes (collection, token, name, deleted)
+			SELECT $1, t, n, d FROM unnest($4::bigint[], $5::text[], $6::boolean[]) AS l(t, n, d)`,
+			collectionID, int64(log.SyncToken), int64(log.Pruned), toks, names, dels); err != nil {
+			return err
+		}
+		w.publish(store.Change{Kind: store.ChangeCollection, Account: account, CollectionID: collectionID, SyncToken: log.SyncToken})
+		return nil
+	})
+}

@@ -57,6 +57,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AppendAndRead", testAppendAndRead},
 		{"Importer", testImporter},
 		{"ImportSyncToken", testImportSyncToken},
+		{"Exporter", testExporter},
+		{"ImportSyncState", testImportSyncState},
 		{"AppendLargeBodyStreams", testAppendLarge},
 		{"AppendRejects", testAppendRejects},
 		{"AppendReaderError", testAppendReaderError},
