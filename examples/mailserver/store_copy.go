@@ -65,6 +65,7 @@ type copyTarget interface {
 	store.Importer
 	store.Exporter
 	queue.Bodies
+	smtp.QuarantineBodies
 }
 
 // copyPage is how many records, objects or queue messages are read at
@@ -104,7 +105,8 @@ func (a *admin) storeCopy(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "copying data directory %s into %s\n", *from, redactDSN(*to))
-	c := &copier{src: src, dst: dst, out: a.stdout, namespaces: nss, queueDir: filepath.Join(*from, "queue")}
+	c := &copier{src: src, dst: dst, out: a.stdout, namespaces: nss, queueDir: filepath.Join(*from, "queue"),
+		quarantineDir: filepath.Join(*from, "quarantine")}
 	if err := c.run(ctx); err != nil {
 		return err
 	}
@@ -157,10 +159,13 @@ type copier struct {
 	out        io.Writer
 	namespaces []string
 	queueDir   string // the queue's body files
+	// quarantineDir holds the bodies of quarantined messages (their
+	// records are copied with the smtp namespace).
+	quarantineDir string
 }
 
 // run copies records, then accounts with their mail, calendars and
-// contacts, then the outbound queue.
+// contacts, then the outbound queue and the quarantined messages' bodies.
 func (c *copier) run(ctx context.Context) error {
 	for _, ns := range c.namespaces {
 		if err := c.copyRecords(ctx, ns); err != nil {
@@ -175,7 +180,65 @@ func (c *copier) run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	return c.copyQueue(ctx)
+	if err := c.copyQueue(ctx); err != nil {
+		return err
+	}
+	return c.copyQuarantine(ctx)
+}
+
+// copyQuarantine copies the body of every quarantined message (a record
+// of smtp.QuarantineNamespace, copied before) from the data directory
+// into the target, where any node releases it. A body already there is
+// written again, so a copy killed mid-body is complete after a rerun.
+func (c *copier) copyQuarantine(ctx context.Context) error {
+	copied, after := 0, ""
+	for {
+		recs, err := c.src.ListRecords(ctx, smtp.QuarantineNamespace, after, copyPage)
+		if err != nil {
+			return fmt.Errorf("quarantine: %w", err)
+		}
+		for _, r := range recs {
+			if err := c.copyQuarantineBody(ctx, r.Key); err != nil {
+				return fmt.Errorf("quarantined message %s: %w", r.Key, err)
+			}
+			copied++
+		}
+		if len(recs) < copyPage {
+			break
+		}
+		after = recs[len(recs)-1].Key
+	}
+	if copied > 0 {
+		fmt.Fprintf(c.out, "quarantine: %d held messages copied\n", copied)
+	}
+	return nil
+}
+
+// copyQuarantineBody copies the body file of quarantined message id.
+func (c *copier) copyQuarantineBody(ctx context.Context, id string) error {
+	return copyBodyFile(c.out, filepath.Join(c.quarantineDir, id), "quarantined message "+id+": its record is copied without it",
+		func() error { return c.dst.RemoveQuarantineBody(ctx, id) },
+		func(r io.Reader) (int64, error) { return c.dst.PutQuarantineBody(ctx, id, r) })
+}
+
+// copyBodyFile writes the file at path into the target with put, after
+// remove took away what an earlier, killed copy may have left. A
+// missing file is reported (missing says what that means) and skipped.
+func copyBodyFile(out io.Writer, path, missing string, remove func() error, put func(io.Reader) (int64, error)) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(out, "no body in %s; %s\n", path, missing)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := remove(); err != nil {
+		return err
+	}
+	_, err = put(f)
+	return err
 }
 
 // eachAccount calls fn for every account of s, by ID.
@@ -614,20 +677,9 @@ func (c *copier) copyQueue(ctx context.Context) error {
 // its file is copied without a body (it cannot be delivered; it expires
 // with a DSN); the copy says so.
 func (c *copier) copyQueueBody(ctx context.Context, msg string) error {
-	f, err := os.Open(filepath.Join(c.queueDir, msg))
-	if errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(c.out, "queue message %s: no body in %s; copied without it\n", msg, c.queueDir)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := c.dst.RemoveQueueBody(ctx, msg); err != nil {
-		return err
-	}
-	_, err = c.dst.PutQueueBody(ctx, msg, f)
-	return err
+	return copyBodyFile(c.out, filepath.Join(c.queueDir, msg), "queue message "+msg+" copied without it",
+		func() error { return c.dst.RemoveQueueBody(ctx, msg) },
+		func(r io.Reader) (int64, error) { return c.dst.PutQueueBody(ctx, msg, r) })
 }
 
 // verify compares the source and the target: per account the messages,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailyard/mailyard/internal/pgtest"
 	"github.com/mailyard/mailyard/queue"
+	"github.com/mailyard/mailyard/smtp"
 	"github.com/mailyard/mailyard/store"
 	"github.com/mailyard/mailyard/store/postgres"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -341,4 +342,47 @@ func readAll(t *testing.T, s store.Messages, acct, mbox string, uid uint32) stri
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A message quarantined on SQLite (record and body file) is moved by
+// store copy: on PostgreSQL a node with a data directory of its own
+// lists it and releases it, its body read from the database.
+func TestStoreCopyQuarantine(t *testing.T) {
+	dsn := pgtest.FreshDB(t)
+	d := newDataDir(t)
+	mustCLI(t, d, "domain", "add", "example.test")
+	alice := regexp.MustCompile(`\(id (\S+)\)`).FindStringSubmatch(mustCLI(t, d, "user", "add", "alice@example.test", "-password", "secret"))[1]
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, d, sqlite.Options{MustExist: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id, body = "0held", "Subject: held on sqlite\r\n\r\nbody\r\n"
+	if err := st.UpdateRecords(ctx, func(tx store.RecordTx) error {
+		return store.PutJSON(tx, smtp.QuarantineNamespace, id, map[string]any{
+			"from": "x@remote.test", "rcpts": []string{"alice@example.test"},
+			"targets": []store.Recipient{{Account: alice}}, "milter": "av", "reason": "test", "size": len(body),
+		}, 0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if err := os.MkdirAll(filepath.Join(d, "quarantine"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "quarantine", id), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := mustCLI(t, d, "store", "copy", "--to", dsn)
+	if !strings.Contains(out, "quarantine: 1 held messages copied") || !strings.Contains(out, "copy verified") {
+		t.Fatalf("store copy:\n%s", out)
+	}
+	n := newPGNode(t, dsn)
+	if out := n.mustCLI(t, "quarantine", "list"); !strings.Contains(out, id) {
+		t.Fatalf("quarantine list on PostgreSQL:\n%s", out)
+	}
+	n.mustCLI(t, "quarantine", "release", id)
+	if got := n.mustCLI(t, "mail", "cat", "alice@example.test", "INBOX", "1"); got != body {
+		t.Fatalf("released message: %q", got)
+	}
 }
