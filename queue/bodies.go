@@ -55,24 +55,7 @@ type dirBodies struct {
 func (b dirBodies) path(id string) string { return filepath.Join(b.dir, id) }
 
 func (b dirBodies) PutQueueBody(_ context.Context, id string, r io.Reader) (int64, error) {
-	f, err := os.OpenFile(b.path(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(f, r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = durable.SyncDir(b.dir)
-	}
-	if err != nil {
-		os.Remove(b.path(id))
-	}
-	return n, err
+	return durable.CreateFile(b.dir, id, r)
 }
 
 func (b dirBodies) OpenQueueBody(_ context.Context, id string) (io.ReadCloser, error) {

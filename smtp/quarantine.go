@@ -133,25 +133,7 @@ type dirQuarantineBodies string
 func (d dirQuarantineBodies) path(id string) string { return filepath.Join(string(d), id) }
 
 func (d dirQuarantineBodies) PutQuarantineBody(_ context.Context, id string, r io.Reader) (int64, error) {
-	f, err := os.OpenFile(d.path(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(f, r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = durable.SyncDir(string(d))
-	}
-	if err != nil {
-		os.Remove(d.path(id))
-		return 0, err
-	}
-	return n, nil
+	return durable.CreateFile(string(d), id, r)
 }
 
 func (d dirQuarantineBodies) OpenQuarantineBody(_ context.Context, id string) (io.ReadCloser, error) {
