@@ -198,11 +198,7 @@ func (h *Handler) proppatch(rq *request) error {
 	if err != nil {
 		return err
 	}
-	ms := newMultistatus(rq.w)
-	if err := ms.response(h.hrefOf(rq.t), propstats(updates, statuses)...); err != nil {
-		return nil
-	}
-	_ = ms.close()
+	h.writePatchResult(rq, updates, statuses)
 	return nil
 }
 
@@ -266,4 +262,15 @@ func collectionEqual(a, b store.Collection) bool {
 func needPrivileges(href, privilege string) error {
 	return precondition(http.StatusForbidden, nsDAV, "need-privileges", "read-only resource",
 		el(nsDAV, "resource", textEl(nsDAV, "href", href), el(nsDAV, "privilege", el(nsDAV, privilege))))
+}
+
+// writePatchResult answers a PROPPATCH with one response holding each
+// property's status (RFC 4918 §9.2.1). A failed write is the client
+// gone; nothing is left to answer.
+func (h *Handler) writePatchResult(rq *request, updates []propUpdate, statuses []int) {
+	ms := newMultistatus(rq.w)
+	if err := ms.response(h.hrefOf(rq.t), propstats(updates, statuses)...); err != nil {
+		return
+	}
+	_ = ms.close()
 }

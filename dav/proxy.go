@@ -237,11 +237,7 @@ func (h *Handler) proppatchProxy(rq *request) error {
 			return err
 		}
 	}
-	ms := newMultistatus(rq.w)
-	if err := ms.response(h.hrefOf(rq.t), propstats(updates, statuses)...); err != nil {
-		return nil
-	}
-	_ = ms.close()
+	h.writePatchResult(rq, updates, statuses)
 	return nil
 }
 

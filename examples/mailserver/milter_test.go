@@ -82,24 +82,32 @@ func (quarantiner) Body(m *milter.Modifier) (milter.Response, error) {
 	return milter.RespAccept, nil
 }
 
-// A message a [[milter]] quarantines is accepted, not delivered, listed by
-// `quarantine list`, delivered by `quarantine release` (with the milter's
-// header) and dropped by `quarantine delete`.
-func TestQuarantineCommandsEndToEnd(t *testing.T) {
+// startQuarantiner starts a milter that quarantines every message and
+// returns its address.
+func startQuarantiner(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ms := &milter.Server{NewMilter: func() milter.Milter { return quarantiner{} }, Actions: milter.OptAddHeader | milter.OptQuarantine}
 	go ms.Serve(ln)
-	defer ms.Close()
+	t.Cleanup(func() { ms.Close() })
+	return ln.Addr().String()
+}
+
+// A message a [[milter]] quarantines is accepted, not delivered, listed by
+// `quarantine list`, delivered by `quarantine release` (with the milter's
+// header) and dropped by `quarantine delete`.
+func TestQuarantineCommandsEndToEnd(t *testing.T) {
+	milterAddr := startQuarantiner(t)
 
 	d := newDataDir(t)
 	mustCLI(t, d, "domain", "add", "example.test")
 	mustCLI(t, d, "user", "add", "alice@example.test", "-password", "secret")
 	cfg := testConfig(d)
 	cfg.SMTP.Listen, cfg.HTTP.Listen = freePort(t), freePort(t)
-	cfg.Milters = []MilterConfig{{Name: "av", Address: "tcp:" + ln.Addr().String()}}
+	cfg.Milters = []MilterConfig{{Name: "av", Address: "tcp:" + milterAddr}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -149,19 +157,13 @@ func TestQuarantineCommandsEndToEnd(t *testing.T) {
 // node's DATA_DIR/quarantine.
 func TestPostgresQuarantineAnyNode(t *testing.T) {
 	dsn := pgtest.FreshDB(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms := &milter.Server{NewMilter: func() milter.Milter { return quarantiner{} }, Actions: milter.OptAddHeader | milter.OptQuarantine}
-	go ms.Serve(ln)
-	defer ms.Close()
+	milterAddr := startQuarantiner(t)
 
 	a, b := newPGNode(t, dsn), newPGNode(t, dsn)
 	a.mustCLI(t, "init")
 	a.mustCLI(t, "domain", "add", "example.test")
 	a.mustCLI(t, "user", "add", "alice@example.test", "-password", "secret")
-	a.cfg.Milters = []MilterConfig{{Name: "av", Address: "tcp:" + ln.Addr().String()}}
+	a.cfg.Milters = []MilterConfig{{Name: "av", Address: "tcp:" + milterAddr}}
 	if err := a.cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
