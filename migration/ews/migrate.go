@@ -34,7 +34,7 @@ const keySep = "\x1f"
 
 // Namespaces returns the [store.Records] namespaces package ews owns, for
 // a check that no two owners claim one.
-func Namespaces() []string { return []string{nsFolder, nsObject, nsSync, nsLink, nsConflict} }
+func Namespaces() []string { return []string{nsFolder, nsObject, nsSync, nsLink, nsConflict, nsLease} }
 
 // Target is what a [Migrator] needs from the store: what the IMAP
 // collectors need ([migration.Target]) and the calendar and address-book
