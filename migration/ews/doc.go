@@ -146,6 +146,18 @@
 // and only what the source changed is added to or removed from the copy
 // (\Seen, \Flagged), so the user's own changes in Mailyard stay.
 //
+// Messages deleted on the source stay in the target, as with the IMAP
+// collectors, unless MigratorOptions.SourceDeletions is set: then a
+// Delete that SyncFolderItems reports for a copied message removes the
+// copy if it is still as the migration left it (in the mailbox it was
+// copied to, with exactly the \Seen and \Flagged the migration gave it,
+// its MODSEQ unchanged between the check and the \Deleted flag, RFC
+// 7162 §3.1.3, and only its UID expunged, RFC 4315); a copy the user
+// flagged, read, tagged or moved stays, and its record is dropped
+// either way. Exchange's own delete moves the item to Deleted Items,
+// so its copy moves from the folder's mailbox to Trash on the next
+// pass, and emptying Deleted Items empties Trash.
+//
 // # Two-way calendar sync
 //
 // A [Syncer] keeps the Exchange calendar of each job and the target's
@@ -211,9 +223,8 @@
 // each job polls its own pull subscription (no streaming subscription
 // shared by many mailboxes).
 //
-// Not done yet: messages deleted on the source (left in the target, as
-// the IMAP collectors do), meeting requests and other non-Message items
-// in mail folders, sub-calendars and sub-address books, and a lease
+// Not done yet: meeting requests and other non-Message items in mail
+// folders, sub-calendars and sub-address books, and a lease
 // against two processes migrating the same mailbox with a [Migrator]
 // at once (a [Syncer] holds one per target, "Two-way calendar sync").
 package ews
