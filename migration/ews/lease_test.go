@@ -63,7 +63,9 @@ func (c *timedCycles) first(from int, ok func(ews.CycleReport) bool) (int, time.
 // the lease has expired, not before, and syncs it.
 func TestSyncerLease(t *testing.T) {
 	e := newTwoWayEnv(t)
-	const ttl = 4 * time.Second
+	// Long enough that a renewal (every ttl/4) delayed on a loaded machine
+	// does not lose the lease to the waiting syncer.
+	const ttl = 10 * time.Second
 	newSyncer := func(st ews.SyncTarget, onCycle func(ews.CycleReport)) *ews.Syncer {
 		t.Helper()
 		s, err := ews.NewSyncer(ews.SyncerOptions{Store: st, Directory: e.users, Client: e.client, Access: twoWay,
