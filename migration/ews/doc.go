@@ -146,6 +146,18 @@
 // and only what the source changed is added to or removed from the copy
 // (\Seen, \Flagged), so the user's own changes in Mailyard stay.
 //
+// Messages deleted on the source stay in the target, as with the IMAP
+// collectors, unless MigratorOptions.SourceDeletions is set: then a
+// Delete that SyncFolderItems reports for a copied message removes the
+// copy if it is still as the migration left it (in the mailbox it was
+// copied to, with exactly the \Seen and \Flagged the migration gave it,
+// its MODSEQ unchanged between the check and the \Deleted flag, RFC
+// 7162 §3.1.3, and only its UID expunged, RFC 4315); a copy the user
+// flagged, read, tagged or moved stays, and its record is dropped
+// either way. Exchange's own delete moves the item to Deleted Items,
+// so its copy moves from the folder's mailbox to Trash on the next
+// pass, and emptying Deleted Items empties Trash.
+//
 // # Two-way calendar sync
 //
 // A [Syncer] keeps the Exchange calendar of each job and the target's
@@ -155,6 +167,20 @@
 // Exchange → Mailyard only for the others. [Syncer.Run] gives each job
 // a loop:
 //
+//  0. The loop takes the target's lease (package store/lease, records
+//     "migration.ews.lease" keyed by the lower-cased target, as the IMAP
+//     collectors lease the mailbox a pass copies into), so two syncers
+//     (two processes, or two nodes on one PostgreSQL) never sync one
+//     target at once. While another holds it, the loop reports
+//     [ErrBusy] once (Trigger "lease") and tries again every
+//     SyncerOptions.LeaseTTL/4; it takes the target over when the
+//     holder releases the lease at stop, or when the lease expires
+//     (LeaseTTL after the holder's last renewal; at once when the
+//     holder was a process of this host that no longer exists). The
+//     lease is renewed every LeaseTTL/4 while the loop runs; a loop
+//     whose lease is lost stops its passes and waits for it again.
+//     [Syncer.SyncOnce] holds the lease for its pass, and fails with
+//     ErrBusy when another syncer holds it.
 //  1. A pull subscription to the calendar ([MS-OXWSNTIF] §3.1.4.3) is
 //     made before the first pass; GetEvents every PollInterval wakes a
 //     pass when it reports events, so an Exchange change arrives within
@@ -197,8 +223,8 @@
 // each job polls its own pull subscription (no streaming subscription
 // shared by many mailboxes).
 //
-// Not done yet: messages deleted on the source (left in the target, as
-// the IMAP collectors do), meeting requests and other non-Message items
-// in mail folders, sub-calendars and sub-address books, and a lease
-// against two processes copying or syncing the same mailbox.
+// Not done yet: meeting requests and other non-Message items in mail
+// folders, sub-calendars and sub-address books, and a lease
+// against two processes migrating the same mailbox with a [Migrator]
+// at once (a [Syncer] holds one per target, "Two-way calendar sync").
 package ews

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -170,6 +171,11 @@ func (p *pass) mail(ctx context.Context, f *mailFolder, t *tally) error {
 		}
 		if err := c.stateChanges(ctx, changes, pg); err != nil {
 			return pg, err
+		}
+		if p.m.opts.SourceDeletions {
+			if err := c.sourceDeletions(ctx, changes, t, &pg); err != nil {
+				return pg, err
+			}
 		}
 		var err error
 		st.UIDNext, err = p.uidNext(ctx, target)
@@ -434,4 +440,77 @@ func (c *copier) apply(ctx context.Context, uid uint32, flag string, was, is boo
 		return nil
 	}
 	return err
+}
+
+// sourceDeletions removes the copies of the messages a page reports
+// deleted from the source folder (MigratorOptions.SourceDeletions), if
+// they are as the migration left them, and drops their records: a copy
+// is removed only when it is still in the target mailbox with exactly
+// the flags the migration set (\Seen and \Flagged as the source had
+// them when last seen), and it is flagged \Deleted only if its MODSEQ
+// has not moved since it was read (UNCHANGEDSINCE, RFC 7162 §3.1.3), so
+// a change the user makes meanwhile keeps it too. Only that UID is
+// expunged (RFC 4315 UID EXPUNGE).
+func (c *copier) sourceDeletions(ctx context.Context, changes []ItemChange, t *tally, pg *page) error {
+	for _, ch := range changes {
+		if ch.Kind != "Delete" {
+			continue
+		}
+		id := ch.ItemID.ID
+		o, ok := pg.put[id] // copied, or its state changed, on this page
+		if !ok {
+			var err error
+			if o, ok, err = c.p.objectRecord(ctx, c.key, id); err != nil {
+				return err
+			}
+		}
+		if !ok {
+			continue // never copied (too large, not a message)
+		}
+		delete(pg.put, id)
+		pg.delete = append(pg.delete, id)
+		if o.UID == 0 {
+			continue
+		}
+		removed, err := c.removeUnchanged(ctx, o)
+		if err != nil {
+			return err
+		}
+		if removed {
+			t.deleted++
+		}
+	}
+	return nil
+}
+
+// removeUnchanged expunges the copy o.UID if it is as the migration
+// left it, and reports whether it did.
+func (c *copier) removeUnchanged(ctx context.Context, o objectState) (bool, error) {
+	st := c.p.m.opts.Store
+	uids := store.UIDSet{{Start: o.UID, Stop: o.UID}}
+	msgs, err := st.ListMessages(ctx, c.p.account, c.target, uids)
+	if err != nil || len(msgs) == 0 {
+		return false, err // gone already: deleted or moved by the user
+	}
+	var want []string
+	if o.Flagged {
+		want = append(want, store.FlagFlagged)
+	}
+	if o.Seen {
+		want = append(want, store.FlagSeen)
+	}
+	slices.Sort(want)
+	if !slices.Equal(msgs[0].Flags, want) {
+		return false, nil // the user changed its flags: the copy is theirs now
+	}
+	res, err := st.StoreFlags(ctx, c.p.account, c.target, store.StoreFlagsRequest{UIDs: uids, Op: store.FlagsAdd,
+		Flags: []string{store.FlagDeleted}, UnchangedSince: msgs[0].ModSeq})
+	if errors.Is(err, store.ErrNoMessage) || (err == nil && (len(res.Modified) > 0 || len(res.Updated) == 0)) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	gone, err := st.Expunge(ctx, c.p.account, c.target, uids)
+	return len(gone) > 0, err
 }

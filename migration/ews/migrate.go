@@ -34,7 +34,7 @@ const keySep = "\x1f"
 
 // Namespaces returns the [store.Records] namespaces package ews owns, for
 // a check that no two owners claim one.
-func Namespaces() []string { return []string{nsFolder, nsObject, nsSync, nsLink, nsConflict} }
+func Namespaces() []string { return []string{nsFolder, nsObject, nsSync, nsLink, nsConflict, nsLease} }
 
 // Target is what a [Migrator] needs from the store: what the IMAP
 // collectors need ([migration.Target]) and the calendar and address-book
@@ -70,6 +70,16 @@ type MigratorOptions struct {
 	// writes with one fsync), so a page is stored in a few commits
 	// instead of one per item.
 	WriteParallel int
+	// SourceDeletions removes, on later passes, the copy of a message
+	// that SyncFolderItems reports deleted from its Exchange folder
+	// (deleted, or moved to another folder, which then copies it anew)
+	// when the copy is still as the migration left it: in the mailbox it
+	// was copied to, with exactly the flags the migration gave it. A copy
+	// the user flagged, read, tagged or moved in Mailyard stays. Off by
+	// default: like the IMAP collectors, a migration then never removes
+	// mail from the target (package migration, "Messages expunged on
+	// the source are not expunged in the target").
+	SourceDeletions bool
 	// Progress, if set, is called after each checkpoint.
 	Progress migration.ProgressFunc
 	Logger   *slog.Logger
@@ -98,8 +108,9 @@ type Result struct {
 	// Messages and Bytes count the messages copied by this pass.
 	Messages, Bytes int64
 	// Events and Contacts count the objects written by this pass (new or
-	// changed); Deleted the objects removed because their source item
-	// was deleted.
+	// changed); Deleted the objects (and, with
+	// MigratorOptions.SourceDeletions, the messages) removed because
+	// their source item was deleted.
 	Events, Contacts, Deleted int
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailyard/mailyard/migration"
 	"github.com/mailyard/mailyard/store"
+	"github.com/mailyard/mailyard/store/lease"
 )
 
 // Record namespaces of the calendar [Syncer] (see [Namespaces]).
@@ -26,7 +27,15 @@ const (
 	// nsConflict: key target<sep>time<sep>UID -> Conflict, the conflict
 	// log an administrator reads ([Syncer.Conflicts]).
 	nsConflict = "migration.ews.conflict"
+	// nsLease: key lower-cased target -> the lease (package store/lease)
+	// of the syncer running that target's loop.
+	nsLease = "migration.ews.lease"
 )
+
+// ErrBusy is matched (errors.Is) by the report of a target whose
+// calendar another syncer (another process, another node) is syncing
+// right now: this syncer waits for its lease.
+var ErrBusy = errors.New("ews: the calendar is being synced by another process")
 
 // SyncTarget is what a [Syncer] needs from the store: a migration
 // [Target] and the change feed that wakes the sync when a user changes
@@ -116,6 +125,12 @@ type SyncerOptions struct {
 	// MaxConflicts is how many conflicts the log keeps per target; the
 	// oldest go first (1000).
 	MaxConflicts int
+	// LeaseTTL is how long a target's lease lasts without renewal
+	// (lease.DefaultTTL): a syncer that died (SIGKILL, a lost node)
+	// leaves its targets to another syncer after this long, at once if
+	// it was a process of the same host that no longer exists. A
+	// waiting syncer tries again every LeaseTTL/4.
+	LeaseTTL time.Duration
 	// OnCycle, if set, is called after each pass of a job's loop.
 	OnCycle func(CycleReport)
 	Logger  *slog.Logger
@@ -156,7 +171,7 @@ func NewSyncer(opts SyncerOptions) (*Syncer, error) {
 	if err := opts.Access.check(); err != nil {
 		return nil, err
 	}
-	if opts.Interval < 0 || opts.PollInterval < 0 || opts.PageSize < 0 || opts.MaxConflicts < 0 || opts.SubscriptionTimeout < 0 {
+	if opts.Interval < 0 || opts.PollInterval < 0 || opts.PageSize < 0 || opts.MaxConflicts < 0 || opts.SubscriptionTimeout < 0 || opts.LeaseTTL < 0 {
 		return nil, errors.New("ews: SyncerOptions must not be negative")
 	}
 	setDefault(&opts.Interval, 5*time.Minute)
@@ -164,6 +179,7 @@ func NewSyncer(opts SyncerOptions) (*Syncer, error) {
 	setDefault(&opts.SubscriptionTimeout, 10)
 	setDefault(&opts.PageSize, 100)
 	setDefault(&opts.MaxConflicts, 1000)
+	setDefault(&opts.LeaseTTL, lease.DefaultTTL)
 	opts.SubscriptionTimeout = min(opts.SubscriptionTimeout, 1440)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -180,7 +196,16 @@ func NewSyncer(opts SyncerOptions) (*Syncer, error) {
 }
 
 // Run keeps the calendars of jobs in sync until ctx is done, each job in
-// its own loop: a pass at start, a pass when the pull subscription
+// its own loop. A loop first takes the target's lease in the store, so
+// that two syncers (two processes, two nodes on one PostgreSQL) never
+// sync one target at once: while another holds it, the loop reports a
+// *[migration.Error] wrapping [ErrBusy] (Trigger "lease") once and
+// waits, trying again every LeaseTTL/4, and takes the target over when
+// the holder releases it or its lease expires. The lease is renewed
+// while the loop runs and released when it stops; a loop whose lease
+// was lost (this process stalled past its expiry and another took
+// over) stops its passes and waits again. Holding the lease, the loop
+// runs a pass at start, a pass when the pull subscription
 // reports changes in the Exchange calendar, a pass when the store
 // reports a change of the target's calendar (two-way jobs), and a
 // scheduled pass every Interval. A failed pass is reported through
@@ -206,7 +231,15 @@ func (s *Syncer) Run(ctx context.Context, jobs []Job) error {
 
 // SyncOnce runs one pass for job: Exchange → Mailyard, then, for a
 // two-way job, Mailyard → Exchange.
+//
+// It holds the target's lease for the pass, and fails with ErrBusy when
+// another syncer holds it.
 func (s *Syncer) SyncOnce(ctx context.Context, job Job) CycleReport {
+	l, err := s.acquire(ctx, job)
+	if err != nil {
+		return CycleReport{Target: job.Target, TwoWay: s.opts.Access.TwoWay(job.Target), Trigger: "start", Err: err}
+	}
+	defer l.Release()
 	w, err := s.worker(ctx, job)
 	if err != nil {
 		return CycleReport{Target: job.Target, TwoWay: s.opts.Access.TwoWay(job.Target), Trigger: "start", Err: err}
@@ -237,9 +270,71 @@ func (s *Syncer) worker(ctx context.Context, job Job) (*worker, error) {
 	return &worker{s: s, p: p, twoWay: s.opts.Access.TwoWay(job.Target), coll: coll}, nil
 }
 
-// loop is Run for one job.
+// acquire takes job's target lease, or fails with a *migration.Error:
+// wrapping ErrBusy (and naming the holder) when another syncer holds it.
+func (s *Syncer) acquire(ctx context.Context, job Job) (*lease.Lease, error) {
+	l, err := lease.Acquire(ctx, lease.Options{Records: s.opts.Store, Namespace: nsLease, Key: strings.ToLower(job.Target),
+		TTL: s.opts.LeaseTTL, Now: s.opts.Now, Logger: s.opts.Logger})
+	if held, ok := errors.AsType[*lease.HeldError](err); ok {
+		h := held.Holder
+		return nil, &migration.Error{Class: migration.ErrClassConfig, Target: job.Target,
+			Err: fmt.Errorf("%w (process %d on %s, since %s)", ErrBusy, h.PID, h.Host, h.Since.UTC().Format(time.RFC3339))}
+	}
+	if err != nil {
+		class := migration.ErrClassTarget // the store failed
+		if ctx.Err() != nil {
+			class = migration.ErrClassCanceled
+		}
+		return nil, &migration.Error{Class: class, Target: job.Target, Err: err}
+	}
+	return l, nil
+}
+
+// loop is Run for one job: it waits for the target's lease, and syncs
+// while it holds it.
 func (s *Syncer) loop(ctx context.Context, job Job) {
 	log := s.opts.Logger.With("target", job.Target)
+	for {
+		var l *lease.Lease
+		for waiting := false; l == nil; {
+			var err error
+			if l, err = s.acquire(ctx, job); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				if !waiting || !errors.Is(err, ErrBusy) {
+					s.report(CycleReport{Target: job.Target, TwoWay: s.opts.Access.TwoWay(job.Target), Trigger: "lease", Err: err})
+					log.Info("ews sync: waiting for the target's lease", "err", err)
+				}
+				waiting = errors.Is(err, ErrBusy)
+				if !sleep(ctx, s.opts.LeaseTTL/4) {
+					return
+				}
+			}
+		}
+		held, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-l.Lost():
+				cancel()
+			case <-held.Done():
+			}
+		}()
+		s.hold(held, job, log)
+		lost := held.Err() != nil && ctx.Err() == nil
+		cancel()
+		l.Release()
+		if !lost {
+			return
+		}
+		log.Warn("ews sync: the target's lease was lost to another syncer; waiting for it again")
+	}
+}
+
+// hold is the loop of one job while its syncer holds the target's
+// lease; it returns when ctx ends (the lease lost, or Run stopped), or
+// when the store's change feed closes.
+func (s *Syncer) hold(ctx context.Context, job Job, log *slog.Logger) {
 	var w *worker
 	for w == nil {
 		var err error
