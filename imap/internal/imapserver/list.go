@@ -11,7 +11,7 @@ import (
 )
 
 func (c *Conn) handleList(dec *imapwire.Decoder) error {
-	var ext statusExtra // mailyard: STATUS items of extensions, msgext.go
+	var ext statusExtra    // mailyard: STATUS items of extensions, msgext.go
 	var meta *listMetadata // mailyard: RETURN (METADATA ...), listmetadata.go
 	ref, pattern, options, err := readListCmd(dec, &ext, &meta)
 	matchesNothing := errors.Is(err, errMatchesNothing)

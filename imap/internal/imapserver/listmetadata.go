@@ -21,16 +21,14 @@ type listMetadata struct {
 }
 
 // readListMetadata reads the METADATA return option's argument after
-// its name (RFC 9590 §3, §5): a parenthesised list of entry names and,
-// optionally, GETMETADATA's MAXSIZE option (RFC 5464 §4.2.2):
-//
-//	list-return-opt =/ "METADATA" SP "(" ... ")"
-//
-// The entries and the option are taken in either order, each bare or
-// in a list of its own, as "(/a /b MAXSIZE 10)", "((MAXSIZE 10) (/a
-// /b))" or "(/a (MAXSIZE 10))": an entry name starts with "/" (RFC
-// 5464 §3.2), so the two never mix up. DEPTH is not a LIST option and
-// is BAD, as is an empty list.
+// its name (RFC 9590 §3): a parenthesised list of entry names and,
+// optionally, GETMETADATA's MAXSIZE option (RFC 5464 §4.2.2). The
+// entries and the option are taken in either order, each bare or in a
+// list of its own, as "(/a /b MAXSIZE 10)", "((MAXSIZE 10) (/a /b))"
+// or "(/a (MAXSIZE 10))": an entry name starts with "/" (RFC 5464
+// §3.2), so the two never mix up, and a client's spelling of the
+// option's place is accepted whichever it is. DEPTH is not offered
+// (BAD), nor is an empty list.
 func readListMetadata(dec *imapwire.Decoder) (*listMetadata, error) {
 	if !dec.ExpectSP() {
 		return nil, dec.Err()
