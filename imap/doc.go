@@ -79,11 +79,13 @@
 // QUOTA=RES-MESSAGE, ID, SORT, SORT=DISPLAY, ESORT, CONTEXT=SEARCH,
 // CONTEXT=SORT, THREAD=ORDEREDSUBJECT,
 // THREAD=REFERENCES, WITHIN, MULTIAPPEND, CATENATE, COMPRESS=DEFLATE,
-// OBJECTID, SAVEDATE, PREVIEW, METADATA and METADATA-SERVER. ID and
+// OBJECTID, SAVEDATE, PREVIEW, METADATA, METADATA-SERVER and
+// LIST-METADATA. ID and
 // the pre-login ones are announced in the greeting; the rest after login. The three QUOTA ones are announced only
 // when the Backend implements [Quotas]; without it GETQUOTA and
-// GETQUOTAROOT are BAD, as in a server without the extension. METADATA
-// and METADATA-SERVER likewise need a Backend with store.Metadata.
+// GETQUOTAROOT are BAD, as in a server without the extension. METADATA,
+// METADATA-SERVER and LIST-METADATA likewise need a Backend with
+// store.Metadata (without it LIST's METADATA return option is BAD).
 //
 // # Behaviour worth knowing
 //
@@ -267,7 +269,19 @@
 //     special-use attribute, read-only (NO [CANNOT]). Entries go with
 //     their mailbox on DELETE and move with it on RENAME. A value holding
 //     NUL is sent as a literal8. Unsolicited METADATA responses (§4.4.2)
-//     and LIST's METADATA return option (RFC 9590) are not offered.
+//     are not offered.
+//   - LIST-METADATA (RFC 9590): LIST ... RETURN (METADATA (entry ...))
+//     answers each listed mailbox's LIST response (and its STATUS, with
+//     LIST-STATUS) with one METADATA response holding the entries asked,
+//     as GETMETADATA would: NIL for one the mailbox does not have, the
+//     same names, limits and /private/specialuse. MAXSIZE n, among the
+//     entries or in a list of its own, leaves out longer values and the
+//     OK carries [METADATA LONGENTRIES n]; a mailbox all of whose entries
+//     are left out, and a listed name without a mailbox (\NonExistent,
+//     \Noselect), get no METADATA response. DEPTH is not taken. Each
+//     listed mailbox's entries are read once (one read, not one per
+//     entry) and dropped when written, so a LIST over many mailboxes
+//     holds one mailbox's entries at a time.
 //   - COMPRESS=DEFLATE (RFC 4978), after login, over plain or TLS
 //     connections (crypto/tls never compresses, so COMPRESSIONACTIVE is
 //     only the answer to a second COMPRESS). Compressed data the client

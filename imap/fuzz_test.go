@@ -171,6 +171,8 @@ func FuzzCommand(f *testing.F) {
 		"SETMETADATA INBOX (/private/comment \"c\" /shared/vendor/x NIL)",
 		"GETMETADATA (MAXSIZE 10 DEPTH infinity) \"\" (/shared /private/comment)",
 		"GETMETADATA INBOX (DEPTH 1) /private",
+		"LIST \"\" \"*\" RETURN (STATUS (MESSAGES) METADATA (/private/comment MAXSIZE 0))",
+		"LIST \"\" % RETURN (METADATA ((MAXSIZE 3) (/shared/comment)))",
 		"SEARCH CHARSET \"0\xff\xffcect h", // open quote: the library reads on
 	} {
 		f.Add(s)

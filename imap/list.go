@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"errors"
 	"sort"
 	"strings"
 
@@ -41,6 +42,14 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	mbs, subs, err := s.srv.cache.listing(s.ctx, s.srv.opts.Backend, s.account, s.subscriptions)
 	if err != nil {
 		return s.storeErr("list", err)
+	}
+	// RFC 9590: entry names are checked, as GETMETADATA checks them,
+	// before any response is written.
+	var metaNames []string
+	if want := w.MetadataEntries(); want != nil && s.srv.meta != nil {
+		if metaNames, err = metadataNames(want, true); err != nil {
+			return err
+		}
 	}
 	nodes := listTree(mbs, subs)
 	names := make([]string, 0, len(nodes))
@@ -144,8 +153,30 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		if err := w.WriteList(data); err != nil {
 			return err
 		}
+		if metaNames != nil && n.mb != nil {
+			if err := s.listMetadata(w, n.mb, metaNames); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// listMetadata writes the METADATA response of a listed mailbox for
+// LIST's METADATA return option (RFC 9590 §3): the entries named, as
+// GETMETADATA gives them, from one read of the mailbox's entries, which
+// are dropped once written, so a LIST over many mailboxes holds one
+// mailbox's entries (at most Options.Metadata.MaxEntries) at a time.
+// Names without a mailbox (\NonExistent, \Noselect parents) get none.
+func (s *session) listMetadata(w *imapserver.ListWriter, mb *store.Mailbox, names []string) error {
+	stored, err := s.srv.meta.Metadata(s.ctx, s.account, mb.Name)
+	if errors.Is(err, store.ErrNoMailbox) {
+		return nil // deleted since the listing was read
+	}
+	if err != nil {
+		return s.storeErr("list", err)
+	}
+	return w.WriteMetadata(mb.Name, selectMetadata(stored, mb.SpecialUse, names, 0))
 }
 
 // listTree indexes mailboxes, subscribed names and the parents implied by

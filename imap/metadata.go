@@ -81,6 +81,14 @@ func (s *session) GetMetadata(mailbox string, names []string, opts *imapserver.M
 	if err != nil {
 		return nil, s.storeErr("getmetadata", err)
 	}
+	return selectMetadata(stored, use, names, opts.Depth), nil
+}
+
+// selectMetadata picks from a mailbox's (or the server's) stored entries
+// those GETMETADATA or LIST's METADATA return option ask for, by
+// canonical names and depth, in the order asked; use adds the read-only
+// /private/specialuse entry (RFC 6154 §4).
+func selectMetadata(stored []store.MetadataEntry, use store.SpecialUse, names []string, depth int) []imapserver.MetadataEntry {
 	if use != store.SpecialNone {
 		stored = append(stored, store.MetadataEntry{Name: specialUseEntry, Value: []byte(use)})
 	}
@@ -89,7 +97,7 @@ func (s *session) GetMetadata(mailbox string, names []string, opts *imapserver.M
 	for _, want := range names {
 		found := false
 		for _, e := range stored {
-			if sent[e.Name] || !metadataMatch(want, e.Name, opts.Depth) {
+			if sent[e.Name] || !metadataMatch(want, e.Name, depth) {
 				continue
 			}
 			sent[e.Name] = true
@@ -98,12 +106,12 @@ func (s *session) GetMetadata(mailbox string, names []string, opts *imapserver.M
 		}
 		// A named entry that does not exist is NIL, as Dovecot and
 		// Cyrus answer; with a depth only the entries found are.
-		if !found && opts.Depth == 0 && !sent[want] {
+		if !found && depth == 0 && !sent[want] {
 			sent[want] = true
 			out = append(out, imapserver.MetadataEntry{Name: want})
 		}
 	}
-	return out, nil
+	return out
 }
 
 // metadataMatch reports whether entry is want or, by depth (RFC 5464

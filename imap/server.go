@@ -83,6 +83,8 @@ func serverCaps(b Backend) imap.CapSet {
 		// metadata.go: RFC 5464, server and mailbox annotations.
 		caps[imap.CapMetadata] = struct{}{}
 		caps[imap.CapMetadataServer] = struct{}{}
+		// list.go: LIST's METADATA return option (RFC 9590).
+		caps[imap.CapListMetadata] = struct{}{}
 	}
 	return caps
 }

@@ -118,9 +118,10 @@ func (c *Conn) availableCaps() []imap.Cap {
 		if _, ok := c.session.(SessionCatenate); ok {
 			addAvailableCaps(&caps, available, []imap.Cap{CapCatenate})
 		}
-		// mailyard: METADATA (RFC 5464), see metadata.go.
+		// mailyard: METADATA (RFC 5464), see metadata.go, and LIST's
+		// METADATA return option (RFC 9590), see listmetadata.go.
 		if _, ok := c.session.(SessionMetadata); ok {
-			addAvailableCaps(&caps, available, []imap.Cap{imap.CapMetadata, imap.CapMetadataServer})
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapMetadata, imap.CapMetadataServer, imap.CapListMetadata})
 		}
 
 		// mailyard: QUOTA and its resource types (RFC 9208).

@@ -11,8 +11,9 @@ import (
 )
 
 func (c *Conn) handleList(dec *imapwire.Decoder) error {
-	var ext statusExtra // mailyard: STATUS items of extensions, msgext.go
-	ref, pattern, options, err := readListCmd(dec, &ext)
+	var ext statusExtra    // mailyard: STATUS items of extensions, msgext.go
+	var meta *listMetadata // mailyard: RETURN (METADATA ...), listmetadata.go
+	ref, pattern, options, err := readListCmd(dec, &ext, &meta)
 	matchesNothing := errors.Is(err, errMatchesNothing)
 	if err != nil && !matchesNothing {
 		return err
@@ -20,6 +21,9 @@ func (c *Conn) handleList(dec *imapwire.Decoder) error {
 
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
 		return err
+	}
+	if meta != nil && !c.listMetadataAvailable() {
+		return newClientBugError("Unknown LIST RETURN options")
 	}
 	if matchesNothing {
 		return nil
@@ -29,8 +33,12 @@ func (c *Conn) handleList(dec *imapwire.Decoder) error {
 		conn:      c,
 		options:   options,
 		statusExt: ext,
+		meta:      meta,
 	}
-	return c.session.List(w, ref, pattern, options)
+	if err := c.session.List(w, ref, pattern, options); err != nil {
+		return err
+	}
+	return w.listMetadataDone()
 }
 
 func (c *Conn) handleLSub(dec *imapwire.Decoder) error {
@@ -129,7 +137,7 @@ func (c *Conn) writeLSub(data *imap.ListData) error {
 	return enc.CRLF()
 }
 
-func readListCmd(dec *imapwire.Decoder, ext *statusExtra) (ref string, patterns []string, options *imap.ListOptions, err error) {
+func readListCmd(dec *imapwire.Decoder, ext *statusExtra, meta **listMetadata) (ref string, patterns []string, options *imap.ListOptions, err error) {
 	options = &imap.ListOptions{}
 
 	if !dec.ExpectSP() {
@@ -205,7 +213,7 @@ func readListCmd(dec *imapwire.Decoder, ext *statusExtra) (ref string, patterns 
 		}
 
 		err := dec.ExpectList(func() error {
-			return readReturnOption(dec, options, ext)
+			return readReturnOption(dec, options, ext, meta)
 		})
 		if err != nil {
 			return "", nil, nil, fmt.Errorf("in list-return-opts: %w", err)
@@ -265,7 +273,7 @@ func isListChar(ch byte) bool {
 	}
 }
 
-func readReturnOption(dec *imapwire.Decoder, options *imap.ListOptions, ext *statusExtra) error {
+func readReturnOption(dec *imapwire.Decoder, options *imap.ListOptions, ext *statusExtra, meta **listMetadata) error {
 	var name string
 	if !dec.ExpectAtom(&name) {
 		return dec.Err()
@@ -286,6 +294,13 @@ func readReturnOption(dec *imapwire.Decoder, options *imap.ListOptions, ext *sta
 		return dec.ExpectList(func() error {
 			return readStatusItem(dec, options.ReturnStatus, ext)
 		})
+	case "METADATA": // mailyard: RFC 9590, listmetadata.go
+		if *meta != nil {
+			return newClientBugError("LIST RETURN METADATA given twice")
+		}
+		m, err := readListMetadata(dec)
+		*meta = m
+		return err
 	default:
 		return newClientBugError("Unknown LIST RETURN options")
 	}
@@ -300,6 +315,8 @@ type ListWriter struct {
 	// statusExt are the extensions' items of RETURN (STATUS ...)
 	// (mailyard).
 	statusExt statusExtra
+	// meta is RETURN (METADATA ...) (mailyard, RFC 9590), nil without.
+	meta *listMetadata
 }
 
 // LSUB reports whether the responses answer LSUB, which the session sees

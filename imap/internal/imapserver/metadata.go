@@ -157,15 +157,7 @@ func (c *Conn) handleGetMetadata(dec *imapwire.Decoder) error {
 	}
 	// RFC 5464 §4.2.2: entries over MAXSIZE are left out, and the OK
 	// says how large the largest of them is.
-	var long int64 = -1
-	var out []MetadataEntry
-	for _, e := range got {
-		if maxSize >= 0 && e.Value != nil && int64(len(e.Value)) > maxSize {
-			long = max(long, int64(len(e.Value)))
-			continue
-		}
-		out = append(out, e)
-	}
+	out, long := dropLongEntries(got, maxSize)
 	if len(out) > 0 {
 		if err := c.writeMetadata(mailbox, out); err != nil {
 			return err
