@@ -26,6 +26,9 @@ type ewsOptions struct {
 	exclude                      string
 	parallel                     int
 	progressEvery                time.Duration
+	// sourceDeletions is `ews sync --source-deletions`
+	// (ews.MigratorOptions.SourceDeletions).
+	sourceDeletions bool
 	// targets are "TARGET" or "TARGET=SOURCE" (the source mailbox's
 	// address when it differs from the target's).
 	targets []string
@@ -54,10 +57,14 @@ func (c *cli) ewsCmd(ctx context.Context, args []string) error {
 // Exchange mailbox over EWS (mail, calendar and contacts), kept in the
 // run history like the IMAP runs.
 func (c *cli) ewsSync(ctx context.Context, args []string) error {
-	o, err := parseEWSFlags("ews sync", args, nil)
+	var sourceDeletions bool
+	o, err := parseEWSFlags("ews sync", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&sourceDeletions, "source-deletions", false, "remove the copies of messages deleted in Exchange since the last pass, if unchanged in Mailyard")
+	})
 	if err != nil {
 		return err
 	}
+	o.sourceDeletions = sourceDeletions
 	if o.parallel > 0 {
 		c.cfg.Migration.Parallel = o.parallel
 	}
@@ -71,7 +78,7 @@ func (c *cli) ewsSync(ctx context.Context, args []string) error {
 	}
 	defer c.close()
 	em, err := ews.NewMigrator(ews.MigratorOptions{Store: c.st, Directory: c.dir, Client: client,
-		MaxMessageSize: c.cfg.Migration.MaxMessageBytes, Logger: c.logger})
+		MaxMessageSize: c.cfg.Migration.MaxMessageBytes, SourceDeletions: o.sourceDeletions, Logger: c.logger})
 	if err != nil {
 		return err
 	}

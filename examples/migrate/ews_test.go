@@ -263,3 +263,51 @@ func TestEWSConnectionTest(t *testing.T) {
 		})
 	}
 }
+
+// TestEWSSyncSourceDeletions: with --source-deletions a later `ews sync`
+// removes the copy of a message deleted in Exchange (its copy in Trash,
+// from Deleted Items, arrives instead); without it a deletion leaves the
+// copy.
+func TestEWSSyncSourceDeletions(t *testing.T) {
+	srv := ewstest.New(ewstest.Options{NoBasic: true})
+	require.NoError(t, srv.AddUser(ewstest.User{Login: "svc", Password: "Svc-Pa55", SMTP: "svc@corp.test", Impersonate: true}))
+	require.NoError(t, srv.AddUser(ewstest.User{Login: "alice", Password: "x", SMTP: "alice@corp.test"}))
+	ids := map[string]ews.ItemID{}
+	for i, name := range []string{"gone", "stays", "later"} {
+		raw := fmt.Sprintf("From: anna@corp.test\r\nTo: alice@corp.test\r\nSubject: %s\r\nMessage-ID: <%s@corp.test>\r\n\r\nbody %d\r\n", name, name, i)
+		id, err := srv.AddMessage("alice@corp.test", "inbox", []byte(raw), false, false, time.Date(2026, 1, 5, 8, i, 0, 0, time.UTC))
+		require.NoError(t, err)
+		ids[name] = ews.ItemID{ID: id}
+	}
+	hs := httptest.NewTLSServer(srv)
+	t.Cleanup(hs.Close)
+	ca := writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw})))
+	pw := writeFile(t, "svc.pw", "Svc-Pa55\n")
+	ctx := t.Context()
+	f := &fixture{t: t, data: newDataDir(t, "alice@example.com")}
+	sync := func(more ...string) {
+		t.Helper()
+		args := append([]string{"ews", "sync", "--endpoint", hs.URL + "/EWS/Exchange.asmx", "--user", `CORP\svc`, "--password-file", pw,
+			"--impersonate", "--ca-file", ca}, more...)
+		res := f.migrate(ctx, nil, append(args, "alice@example.com=alice@corp.test")...)
+		require.Equal(t, exitOK, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+	}
+	sync("--source-deletions")
+	require.Equal(t, int64(3), f.count("alice@example.com", "INBOX"))
+
+	allow, err := migration.NewAllowlist([]string{"127.0.0.1"})
+	require.NoError(t, err)
+	client, err := ews.NewClient(ews.Options{URL: hs.URL + "/EWS/Exchange.asmx", Auth: ews.AuthNTLM, Username: `CORP\svc`, Password: "Svc-Pa55",
+		Access: ews.AccessImpersonation, CAFile: ca, Allowlist: allow})
+	require.NoError(t, err)
+	defer client.Close()
+	mb := client.Mailbox("alice@corp.test")
+	require.NoError(t, mb.DeleteItem(ctx, ids["gone"]))
+	sync("--source-deletions")
+	assert.Equal(t, int64(2), f.count("alice@example.com", "INBOX"), "the deleted message's copy is removed")
+	assert.Equal(t, int64(1), f.count("alice@example.com", "Trash"), "its copy from Deleted Items arrives")
+
+	require.NoError(t, mb.DeleteItem(ctx, ids["later"]))
+	sync()
+	assert.Equal(t, int64(2), f.count("alice@example.com", "INBOX"), "without --source-deletions the copy stays")
+}

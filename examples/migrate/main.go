@@ -109,6 +109,8 @@ commands:
         --auth ntlm|basic --password-file FILE (or MIGRATE_PASSWORD)
         --exchange Exchange2013_SP1|Exchange2016|Exchange2019 --min-tls 1.0|1.1|1.2|1.3
         --ca-file FILE --insecure-skip-verify --exclude "A;B" --parallel N
+        --source-deletions        remove the copies of messages deleted in Exchange since
+                                  the last pass, if still as copied (default: never remove)
   ews subscribe --endpoint URL --user LOGIN [options] (--domain DOMAIN | TARGET[=SOURCE]...)
                                   keep calendars in sync with Exchange until Ctrl-C (rerun resumes):
                                   SyncFolderItems every --interval, pull notifications every --poll
