@@ -100,7 +100,9 @@
 //     its keys before UpdateRecords returns. A read that missed fills
 //     the cache only if its key was not invalidated while it ran. So an
 //     answer outlives another node's change by at most the
-//     notification's delivery. A node of an older release, which does
+//     notification's delivery. The cache keeps at most 16384 answers
+//     (not-found ones too) and 32 MiB of namespaces, keys and values,
+//     and no entry over 16 KiB. A node of an older release, which does
 //     not notify, must not write records of a database these nodes
 //     share.
 //   - [Store.ChangeCount] (imap.ChangeCounter), a per-account number

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -205,5 +206,65 @@ func TestRecordCacheAcrossNodes(t *testing.T) {
 	waitRecord(t, b, "missing", "again")
 	if got := tr.n.Load() - n; got != 0 {
 		t.Errorf("a cached read after the reconnect sent %d statements, want 0", got)
+	}
+}
+
+// While reads are always in flight (a busy node), the keys invalidated
+// meanwhile (every node's writes, such as authlimit's entry per failed
+// login) are remembered for them: that memory is bounded too, and a
+// read overtaken by those invalidations still does not fill.
+func TestRecordCacheTouchedBounded(t *testing.T) {
+	c := newRecordCache()
+	c.setOn(true)
+	_, _, _, slow := c.get("n", "k1")
+	for i := range 3 * recordCacheEntries {
+		// Another read ends and the next begins, so one is always in
+		// flight besides the slow one.
+		_, _, _, gen := c.get("n", "other")
+		c.notified(recordPayload("n", "k"+strconv.Itoa(i)))
+		c.done(gen, false, "n", "other", store.Record{}, false)
+	}
+	if len(c.touched) > recordCacheEntries {
+		t.Fatalf("%d invalidated keys remembered for reads in flight, want at most %d", len(c.touched), recordCacheEntries)
+	}
+	c.done(slow, true, "n", "k1", store.Record{Namespace: "n", Key: "k1", Value: []byte("old"), Version: 1}, true)
+	if _, _, hit, _ := c.get("n", "k1"); hit {
+		t.Fatal("a read overtaken by an invalidation filled the cache")
+	}
+}
+
+// The cache is bounded in bytes as well as entries: not-found answers
+// for long keys an attacker chooses (directory lookups of addresses
+// that do not exist) and large values alike.
+func TestRecordCacheBytesBounded(t *testing.T) {
+	c := newRecordCache()
+	c.setOn(true)
+	fill := func(key string, rec store.Record, found bool) {
+		_, _, _, gen := c.get("n", key)
+		c.done(gen, true, "n", key, rec, found)
+	}
+	long := strings.Repeat("x", 8<<10)
+	for i := range recordCacheEntries {
+		fill(long+strconv.Itoa(i), store.Record{}, false)
+	}
+	val := make([]byte, recordCacheMaxEntry-16)
+	for i := range recordCacheEntries {
+		k := "v" + strconv.Itoa(i)
+		fill(k, store.Record{Namespace: "n", Key: k, Value: val, Version: 1}, true)
+	}
+	var size int
+	for k, e := range c.entries {
+		size += len(k.namespace) + len(k.key) + len(e.value)
+	}
+	if size > recordCacheBytes || size != c.bytes {
+		t.Fatalf("the cache holds %d bytes (counted %d), want at most %d", size, c.bytes, recordCacheBytes)
+	}
+	if len(c.entries) == 0 {
+		t.Fatal("nothing cached")
+	}
+	huge := strings.Repeat("y", recordCacheMaxEntry)
+	fill(huge, store.Record{}, false)
+	if _, _, hit, _ := c.get("n", huge); hit {
+		t.Fatal("a not-found answer for a key longer than recordCacheMaxEntry was cached")
 	}
 }
