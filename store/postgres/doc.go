@@ -90,7 +90,12 @@
 //
 // Two things are answered from memory, and only while the listening
 // connection is up (when it is lost they are emptied and bypassed until
-// LISTEN is back, since notifications may have been missed):
+// LISTEN is back, since notifications may have been missed). A
+// connection that dies without an error reaching the client (the
+// server's host gone, a firewall or proxy that drops it silently) is
+// found by a round trip after 2 s without a notification that does not
+// answer within 10 s, so while it hangs an answer may be up to about
+// 12 s older than another node's change:
 //
 //   - [Store.GetRecord] (the directory's lookups on every SMTP recipient
 //     and login): every record write, on any node, sends NOTIFY
