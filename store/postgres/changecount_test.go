@@ -137,3 +137,43 @@ func TestChangeCountTwoNodes(t *testing.T) {
 	}
 	waitCount(t, b, "u", nb, "subscription on A")
 }
+
+// ImportTombstones raises a mailbox's UIDNEXT and HIGHESTMODSEQ (what
+// STATUS answers) without a feed row: both nodes' counts move all the
+// same, or IMAP would answer STATUS from before the import.
+func TestChangeCountImportTombstones(t *testing.T) {
+	ctx, a, b := twoNodes(t, "u")
+	settle := func(s *Store) uint64 {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			n := s.ChangeCount("u", "INBOX")
+			time.Sleep(50 * time.Millisecond)
+			if s.ChangeCount("u", "INBOX") == n {
+				return n
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the change count of u never settled")
+			}
+		}
+	}
+	na, nb := settle(a), settle(b)
+	before, err := a.Status(ctx, "u", "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ImportTombstones(ctx, "u", "INBOX", []store.Tombstone{{UID: 40, ModSeq: 90}}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := a.Status(ctx, "u", "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.UIDNext == before.UIDNext {
+		t.Fatalf("the import left UIDNEXT at %d", after.UIDNext)
+	}
+	if a.ChangeCount("u", "INBOX") == na {
+		t.Fatal("A's count did not move with A's own tombstone import")
+	}
+	waitCount(t, b, "u", nb, "tombstone import on A")
+}

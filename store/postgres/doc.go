@@ -90,7 +90,12 @@
 //
 // Two things are answered from memory, and only while the listening
 // connection is up (when it is lost they are emptied and bypassed until
-// LISTEN is back, since notifications may have been missed):
+// LISTEN is back, since notifications may have been missed). A
+// connection that dies without an error reaching the client (the
+// server's host gone, a firewall or proxy that drops it silently) is
+// found by a round trip after 2 s without a notification that does not
+// answer within 10 s, so while it hangs an answer may be up to about
+// 12 s older than another node's change:
 //
 //   - [Store.GetRecord] (the directory's lookups on every SMTP recipient
 //     and login): every record write, on any node, sends NOTIFY
@@ -100,7 +105,9 @@
 //     its keys before UpdateRecords returns. A read that missed fills
 //     the cache only if its key was not invalidated while it ran. So an
 //     answer outlives another node's change by at most the
-//     notification's delivery. A node of an older release, which does
+//     notification's delivery. The cache keeps at most 16384 answers
+//     (not-found ones too) and 32 MiB of namespaces, keys and values,
+//     and no entry over 16 KiB. A node of an older release, which does
 //     not notify, must not write records of a database these nodes
 //     share.
 //   - [Store.ChangeCount] (imap.ChangeCounter), a per-account number

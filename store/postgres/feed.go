@@ -24,6 +24,19 @@ const feedChannel = "mailyard_feed"
 // feedPage is the most feed rows one read takes for one account.
 const feedPage = 1000
 
+// The listening connection is checked with a round trip after
+// listenIdle without a notification, and is taken as lost when that
+// takes longer than listenPingTimeout. A connection can die without an
+// error reaching the client (the server's host gone, a firewall that
+// forgets idle connections, a stuck proxy): TCP keepalive would notice
+// only after minutes, or never through a proxy that still answers TCP,
+// and until then the record cache and the change counts would trust a
+// connection that no longer delivers notifications.
+const (
+	listenIdle        = 2 * time.Second
+	listenPingTimeout = 10 * time.Second
+)
+
 // feed delivers committed changes to this Store's subscribers. Writers
 // (on any node) number each account's changes in table feed under the
 // account's row lock and NOTIFY; here one goroutine LISTENs and marks
@@ -138,7 +151,21 @@ func (f *feed) listen(ctx context.Context) {
 			// Whatever was committed while nobody listened is read now.
 			f.wakeAll()
 			for {
-				n, werr := conn.WaitForNotification(ctx)
+				wctx, cancel := context.WithTimeout(ctx, listenIdle)
+				n, werr := conn.WaitForNotification(wctx)
+				idle := werr != nil && ctx.Err() == nil && errors.Is(wctx.Err(), context.DeadlineExceeded) && !conn.IsClosed()
+				cancel()
+				if idle {
+					// Quiet for listenIdle: prove the connection still
+					// answers (notifications arriving meanwhile are
+					// kept by conn for the next wait).
+					pctx, pcancel := context.WithTimeout(ctx, listenPingTimeout)
+					werr = conn.Ping(pctx)
+					pcancel()
+					if werr == nil {
+						continue
+					}
+				}
 				if werr != nil {
 					err = werr
 					break

@@ -18,11 +18,16 @@ const recordsChannel = "mailyard_records"
 // maxNotifyPayload is below PostgreSQL's 8000-byte NOTIFY payload limit.
 const maxNotifyPayload = 7900
 
-// Bounds of the record cache: the entries it keeps, and the largest
-// value it keeps (larger ones, such as photos, are read every time).
+// Bounds of the record cache: the entries it keeps, the bytes of their
+// namespaces, keys and values together, and the largest entry it keeps
+// (larger ones, such as photos, are read every time; so are not-found
+// answers for very long keys, which a client may choose). The keys
+// invalidated while reads are in flight are bounded by
+// recordCacheEntries too.
 const (
 	recordCacheEntries  = 16384
-	recordCacheMaxValue = 16 << 10
+	recordCacheBytes    = 32 << 20
+	recordCacheMaxEntry = 16 << 10
 )
 
 // recordPayload is the NOTIFY payload naming namespace/key: the length
@@ -68,7 +73,8 @@ func parseRecordPayload(p string) (k recordKey, ok bool) {
 // than the write that invalidated. Every invalidation takes the next
 // generation; a read notes the generation it started at, and touched
 // remembers the last generation of each key invalidated while reads were
-// in flight (emptied whenever none is).
+// in flight (emptied whenever none is; when it is full, every read in
+// flight is taken as overtaken instead, as by a "forget all").
 type recordCache struct {
 	mu       sync.Mutex
 	on       bool   // the feed connection LISTENs
@@ -77,6 +83,7 @@ type recordCache struct {
 	inflight int    // reads between get and done
 	touched  map[recordKey]uint64
 	entries  map[recordKey]cachedRecord
+	bytes    int // the size of entries (entrySize)
 
 	notes atomic.Int64 // notifications handled (tests wait for them)
 }
@@ -86,6 +93,11 @@ type cachedRecord struct {
 	value   []byte
 	version int64
 	found   bool
+}
+
+// entrySize is what one entry counts against recordCacheBytes.
+func entrySize(k recordKey, value []byte) int {
+	return len(k.namespace) + len(k.key) + len(value)
 }
 
 func newRecordCache() *recordCache {
@@ -121,22 +133,37 @@ func (c *recordCache) done(gen uint64, fill bool, namespace, key string, rec sto
 	if c.inflight == 0 {
 		clear(c.touched)
 	}
-	if !fill || !c.on || stale || (found && len(rec.Value) > recordCacheMaxValue) {
+	var value []byte
+	if found {
+		value = rec.Value
+	}
+	size := entrySize(k, value)
+	if !fill || !c.on || stale || size > recordCacheMaxEntry {
 		return
 	}
-	if len(c.entries) >= recordCacheEntries {
+	c.drop(k)
+	for len(c.entries) >= recordCacheEntries || c.bytes+size > recordCacheBytes {
 		// Drop an arbitrary entry (map order): simple, and a directory
 		// larger than the cache still hits on its busy addresses.
 		for k := range c.entries {
-			delete(c.entries, k)
+			c.drop(k)
 			break
 		}
 	}
 	e := cachedRecord{version: rec.Version, found: found}
 	if found {
-		e.value = append([]byte{}, rec.Value...)
+		e.value = append([]byte{}, value...)
 	}
 	c.entries[k] = e
+	c.bytes += size
+}
+
+// drop removes k's entry, if any.
+func (c *recordCache) drop(k recordKey) {
+	if e, ok := c.entries[k]; ok {
+		c.bytes -= entrySize(k, e.value)
+		delete(c.entries, k)
+	}
 }
 
 // invalidate drops the keys (all of them if keys is nil).
@@ -147,13 +174,23 @@ func (c *recordCache) invalidate(keys []recordKey) {
 	if keys == nil {
 		c.allGen = c.gen
 		clear(c.entries)
+		c.bytes = 0
 		return
 	}
 	for _, k := range keys {
-		delete(c.entries, k)
-		if c.inflight > 0 {
-			c.touched[k] = c.gen
+		c.drop(k)
+		if c.inflight == 0 {
+			continue
 		}
+		if len(c.touched) >= recordCacheEntries {
+			// Reads stay in flight while keys keep changing (a busy
+			// node): rather than remember every key, every read now in
+			// flight is overtaken.
+			c.allGen = c.gen
+			clear(c.touched)
+			continue
+		}
+		c.touched[k] = c.gen
 	}
 }
 
@@ -176,4 +213,5 @@ func (c *recordCache) setOn(on bool) {
 	c.allGen = c.gen
 	c.on = on
 	clear(c.entries)
+	c.bytes = 0
 }

@@ -1,8 +1,14 @@
 package postgres
 
 import (
+	"bytes"
 	"errors"
+	"net"
+	"net/url"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,4 +212,224 @@ func TestRecordCacheAcrossNodes(t *testing.T) {
 	if got := tr.n.Load() - n; got != 0 {
 		t.Errorf("a cached read after the reconnect sent %d statements, want 0", got)
 	}
+}
+
+// While reads are always in flight (a busy node), the keys invalidated
+// meanwhile (every node's writes, such as authlimit's entry per failed
+// login) are remembered for them: that memory is bounded too, and a
+// read overtaken by those invalidations still does not fill.
+func TestRecordCacheTouchedBounded(t *testing.T) {
+	c := newRecordCache()
+	c.setOn(true)
+	_, _, _, slow := c.get("n", "k1")
+	for i := range 3 * recordCacheEntries {
+		// Another read ends and the next begins, so one is always in
+		// flight besides the slow one.
+		_, _, _, gen := c.get("n", "other")
+		c.notified(recordPayload("n", "k"+strconv.Itoa(i)))
+		c.done(gen, false, "n", "other", store.Record{}, false)
+	}
+	if len(c.touched) > recordCacheEntries {
+		t.Fatalf("%d invalidated keys remembered for reads in flight, want at most %d", len(c.touched), recordCacheEntries)
+	}
+	c.done(slow, true, "n", "k1", store.Record{Namespace: "n", Key: "k1", Value: []byte("old"), Version: 1}, true)
+	if _, _, hit, _ := c.get("n", "k1"); hit {
+		t.Fatal("a read overtaken by an invalidation filled the cache")
+	}
+}
+
+// The cache is bounded in bytes as well as entries: not-found answers
+// for long keys an attacker chooses (directory lookups of addresses
+// that do not exist) and large values alike.
+func TestRecordCacheBytesBounded(t *testing.T) {
+	c := newRecordCache()
+	c.setOn(true)
+	fill := func(key string, rec store.Record, found bool) {
+		_, _, _, gen := c.get("n", key)
+		c.done(gen, true, "n", key, rec, found)
+	}
+	long := strings.Repeat("x", 8<<10)
+	for i := range recordCacheEntries {
+		fill(long+strconv.Itoa(i), store.Record{}, false)
+	}
+	val := make([]byte, recordCacheMaxEntry-16)
+	for i := range recordCacheEntries {
+		k := "v" + strconv.Itoa(i)
+		fill(k, store.Record{Namespace: "n", Key: k, Value: val, Version: 1}, true)
+	}
+	var size int
+	for k, e := range c.entries {
+		size += len(k.namespace) + len(k.key) + len(e.value)
+	}
+	if size > recordCacheBytes || size != c.bytes {
+		t.Fatalf("the cache holds %d bytes (counted %d), want at most %d", size, c.bytes, recordCacheBytes)
+	}
+	if len(c.entries) == 0 {
+		t.Fatal("nothing cached")
+	}
+	huge := strings.Repeat("y", recordCacheMaxEntry)
+	fill(huge, store.Record{}, false)
+	if _, _, hit, _ := c.get("n", huge); hit {
+		t.Fatal("a not-found answer for a key longer than recordCacheMaxEntry was cached")
+	}
+}
+
+// hangProxy forwards TCP connections to a PostgreSQL server; hang makes
+// the connections that sent LISTEN stop forwarding either way while
+// they stay open, which is how a connection looks to the client when
+// the server's host died, a firewall forgot it or a proxy got stuck: no
+// error and no notifications. Connections made after hang work.
+type hangProxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	conns []*proxied
+}
+
+type proxied struct {
+	client, server net.Conn
+	listener       atomic.Bool // it sent LISTEN
+	frozen         atomic.Bool
+}
+
+func newHangProxy(t *testing.T, target string) *hangProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &hangProxy{ln: ln, target: target}
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.client.Close()
+			c.server.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			pc := &proxied{client: c, server: s}
+			p.mu.Lock()
+			p.conns = append(p.conns, pc)
+			p.mu.Unlock()
+			go pc.copy(s, c, true)
+			go pc.copy(c, s, false)
+		}
+	}()
+	return p
+}
+
+// copy forwards src to dst until either closes, dropping what a frozen
+// connection carries.
+func (pc *proxied) copy(dst, src net.Conn, fromClient bool) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	var tail []byte
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if fromClient {
+				seen := append(tail, buf[:n]...)
+				if bytes.Contains(seen, []byte("LISTEN ")) {
+					pc.listener.Store(true)
+				}
+				tail = append([]byte{}, seen[max(0, len(seen)-8):]...)
+			}
+			if !pc.frozen.Load() {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// hang freezes the connections that sent LISTEN.
+func (p *hangProxy) hang() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, c := range p.conns {
+		if c.listener.Load() && !c.frozen.Load() {
+			c.frozen.Store(true)
+			n++
+		}
+	}
+	return n
+}
+
+// Node B's listening connection hangs without an error (its packets go
+// nowhere): B must stop trusting its record cache within a bounded time
+// instead of answering an entry that A changed meanwhile for as long as
+// the connection looks open.
+func TestRecordCacheListenerHangs(t *testing.T) {
+	dsn := freshDB(t)
+	ctx := ctxFor(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newHangProxy(t, u.Host)
+	u.Host = p.ln.Addr().String()
+	a := openTest(t, dsn, Options{})
+	b := openTest(t, u.String(), Options{})
+	select {
+	case <-b.feed.listening:
+	case <-time.After(10 * time.Second):
+		t.Fatal("node B never started listening")
+	}
+	put := func(v string) {
+		t.Helper()
+		if err := a.UpdateRecords(ctx, func(tx store.RecordTx) error { return tx.Put("test", "k", []byte(v), -1) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cached := func() bool {
+		_, _, hit, gen := b.records.get("test", "k")
+		if !hit {
+			b.records.done(gen, false, "test", "k", store.Record{}, false)
+		}
+		return hit
+	}
+	put("v1")
+	for deadline := time.Now().Add(10 * time.Second); b.records.notes.Load() < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("B never got A's record notification")
+		}
+	}
+	waitRecord(t, b, "k", "v1")
+	if !cached() {
+		t.Fatal("B did not cache the record it read")
+	}
+	if p.hang() == 0 {
+		t.Fatal("no listening connection went through the proxy")
+	}
+	put("v2")
+	start := time.Now()
+	deadline := start.Add(60 * time.Second)
+	for {
+		r, err := b.GetRecord(ctx, "test", "k")
+		if err == nil && string(r.Value) == "v2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B still reads %q (%v) %v after A's change, its listener hung", r.Value, err, time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("A's change seen on B %v after it, B's listener hung", time.Since(start))
 }
