@@ -74,19 +74,7 @@ func TestMigrateSameUID(t *testing.T) {
 	if err := srv.ews.Generate(owner, gen); err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	dir := builtin.New(st, builtin.Options{Accounts: st})
-	if _, err := dir.CreateDomain(ctx, directory.Domain{Name: "example.com"}); err != nil {
-		t.Fatal(err)
-	}
-	u, err := dir.CreateUser(ctx, directory.User{Address: targetAddr}, "Target-Pa55")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, dir, account := newTarget(t)
 	m, err := ews.NewMigrator(ews.MigratorOptions{Store: st, Directory: dir, Client: srv.client(t, nil), PageSize: 200})
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +87,7 @@ func TestMigrateSameUID(t *testing.T) {
 		if want := []int{gen.CalendarItems + 2, 0}[pass]; res.Events != want {
 			t.Fatalf("pass %d wrote %d events, want %d", pass+1, res.Events, want)
 		}
-		colls, err := st.ListCollections(ctx, u.ID, store.KindCalendar)
+		colls, err := st.ListCollections(ctx, account, store.KindCalendar)
 		if err != nil || len(colls) != 1 {
 			t.Fatalf("calendars %v, %v", colls, err)
 		}

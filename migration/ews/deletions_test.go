@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailyard/mailyard/directory"
-	"github.com/mailyard/mailyard/directory/builtin"
 	"github.com/mailyard/mailyard/internal/ewstest"
 	"github.com/mailyard/mailyard/migration/ews"
 	"github.com/mailyard/mailyard/store"
@@ -61,19 +59,7 @@ func TestMigrateSourceDeletions(t *testing.T) {
 		}
 		ids["<"+name+"@example.test>"] = ews.ItemID{ID: id}
 	}
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	users := builtin.New(st, builtin.Options{Accounts: st})
-	if _, err := users.CreateDomain(ctx, directory.Domain{Name: "example.com"}); err != nil {
-		t.Fatal(err)
-	}
-	u, err := users.CreateUser(ctx, directory.User{Address: targetAddr}, "Target-Pa55")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, users, account := newTarget(t)
 	client := srv.client(t, nil)
 	migrator := func(deletions bool) *ews.Migrator {
 		m, err := ews.NewMigrator(ews.MigratorOptions{Store: st, Directory: users, Client: client, PageSize: 3, SourceDeletions: deletions})
@@ -94,7 +80,7 @@ func TestMigrateSourceDeletions(t *testing.T) {
 	if res := pass("first pass"); res.Messages != 7 || res.Deleted != 0 {
 		t.Fatalf("first pass: %+v", res)
 	}
-	inbox := byMessageID(t, st, u.ID, store.Inbox)
+	inbox := byMessageID(t, st, account, store.Inbox)
 	if len(inbox) != 7 || !slices.Equal(inbox["<flagged@example.test>"].Flags, []string{store.FlagFlagged}) {
 		t.Fatalf("after the first pass: %+v", inbox)
 	}
@@ -102,13 +88,13 @@ func TestMigrateSourceDeletions(t *testing.T) {
 	// The user's changes in Mailyard: a flag, and a move to a mailbox
 	// of their own.
 	one := func(id string) store.UIDSet { uid := inbox[id].UID; return store.UIDSet{{Start: uid, Stop: uid}} }
-	if _, err := st.StoreFlags(ctx, u.ID, store.Inbox, store.StoreFlagsRequest{UIDs: one("<user-flagged@example.test>"), Op: store.FlagsAdd, Flags: []string{store.FlagFlagged}}); err != nil {
+	if _, err := st.StoreFlags(ctx, account, store.Inbox, store.StoreFlagsRequest{UIDs: one("<user-flagged@example.test>"), Op: store.FlagsAdd, Flags: []string{store.FlagFlagged}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateMailbox(ctx, u.ID, "Keep", store.SpecialNone); err != nil {
+	if _, err := st.CreateMailbox(ctx, account, "Keep", store.SpecialNone); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Move(ctx, u.ID, store.Inbox, "Keep", one("<user-moved@example.test>")); err != nil {
+	if _, err := st.Move(ctx, account, store.Inbox, "Keep", one("<user-moved@example.test>")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -135,17 +121,17 @@ func TestMigrateSourceDeletions(t *testing.T) {
 	if res := pass("pass after the read one's deletion"); res.Deleted != 1 || res.Messages != 1 {
 		t.Errorf("pass after the read one's deletion: %d deleted, %d copied, want 1 and 1", res.Deleted, res.Messages)
 	}
-	inbox = byMessageID(t, st, u.ID, store.Inbox)
+	inbox = byMessageID(t, st, account, store.Inbox)
 	if got := sortedKeys(inbox); !slices.Equal(got, []string{"<stays@example.test>", "<user-flagged@example.test>"}) {
 		t.Errorf("INBOX after the deletions: %v, want the copy the user flagged and the one still in Exchange", got)
 	}
 	if !slices.Equal(inbox["<user-flagged@example.test>"].Flags, []string{store.FlagFlagged}) {
 		t.Errorf("the user's flagged copy: %v", inbox["<user-flagged@example.test>"].Flags)
 	}
-	if got := sortedKeys(byMessageID(t, st, u.ID, "Keep")); !slices.Equal(got, []string{"<user-moved@example.test>"}) {
+	if got := sortedKeys(byMessageID(t, st, account, "Keep")); !slices.Equal(got, []string{"<user-moved@example.test>"}) {
 		t.Errorf("Keep: %v, want the copy the user moved", got)
 	}
-	trash := sortedKeys(byMessageID(t, st, u.ID, "Trash"))
+	trash := sortedKeys(byMessageID(t, st, account, "Trash"))
 	if want := []string{"<flagged@example.test>", "<plain@example.test>", "<read-then-deleted@example.test>", "<read@example.test>",
 		"<user-flagged@example.test>", "<user-moved@example.test>"}; !slices.Equal(trash, want) {
 		t.Errorf("Trash: %v, want %v", trash, want)
@@ -163,7 +149,7 @@ func TestMigrateSourceDeletions(t *testing.T) {
 	if res := pass("a pass after emptying Deleted Items"); res.Deleted != 6 || res.Messages != 0 {
 		t.Errorf("a pass after emptying Deleted Items: %d deleted, %d copied, want 6 and 0", res.Deleted, res.Messages)
 	}
-	if trash := byMessageID(t, st, u.ID, "Trash"); len(trash) != 0 {
+	if trash := byMessageID(t, st, account, "Trash"); len(trash) != 0 {
 		t.Errorf("Trash after Deleted Items was emptied: %v", sortedKeys(trash))
 	}
 
@@ -175,7 +161,7 @@ func TestMigrateSourceDeletions(t *testing.T) {
 	if res := pass("a pass without SourceDeletions"); res.Deleted != 0 || res.Messages != 1 {
 		t.Errorf("a pass without SourceDeletions: %d deleted, %d copied, want 0 and 1 (into Trash)", res.Deleted, res.Messages)
 	}
-	if _, ok := byMessageID(t, st, u.ID, store.Inbox)["<stays@example.test>"]; !ok {
+	if _, ok := byMessageID(t, st, account, store.Inbox)["<stays@example.test>"]; !ok {
 		t.Error("without SourceDeletions, a message deleted in Exchange was removed from its copy's mailbox")
 	}
 }

@@ -72,23 +72,31 @@ func newMigrateEnv(t *testing.T) *migrateEnv {
 			t.Fatal(err)
 		}
 	}
+	e.st, e.dir, e.account = newTarget(t)
+	e.client = e.srv.client(t, nil)
+	return e
+}
+
+// newTarget opens a SQLite store in a temporary directory with the
+// target account targetAddr, and returns the store, its directory and
+// the account's ID.
+func newTarget(t *testing.T) (*sqlite.Store, *builtin.Directory, string) {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e.st, e.dir = st, builtin.New(st, builtin.Options{Accounts: st})
-	if _, err := e.dir.CreateDomain(ctx, directory.Domain{Name: "example.com"}); err != nil {
+	dir := builtin.New(st, builtin.Options{Accounts: st})
+	if _, err := dir.CreateDomain(ctx, directory.Domain{Name: "example.com"}); err != nil {
 		t.Fatal(err)
 	}
-	u, err := e.dir.CreateUser(ctx, directory.User{Address: targetAddr}, "Target-Pa55")
+	u, err := dir.CreateUser(ctx, directory.User{Address: targetAddr}, "Target-Pa55")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.account = u.ID
-	e.client = e.srv.client(t, nil)
-	return e
+	return st, dir, u.ID
 }
 
 func (e *migrateEnv) migrator(t *testing.T, st ews.Target) *ews.Migrator {
