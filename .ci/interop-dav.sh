@@ -78,17 +78,7 @@ ours)
   build_mailserver "$work"
   ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
   smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port)
-  # A private CA signs the server's certificate (for localhost): the
-  # clients verify it as they would a real one. The generated self-signed
-  # certificate is a leaf that OpenSSL 3 will not take as a trust anchor.
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=interop-dav-ca \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
-    -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null || fail "making the test CA"
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-    -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null || fail "making the server key"
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$work/ext.cnf"
-  openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
-    -extfile "$work/ext.cnf" -out "$work/server.pem" 2>/dev/null || fail "signing the server certificate"
+  make_server_cert "$work" interop-dav-ca
   write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "" "" "$port"
   cat >>"$work/cfg.toml" <<CFG
 [tls]

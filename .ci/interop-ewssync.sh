@@ -58,14 +58,7 @@ ewspid=$!
 
 # The mail server with DAV over TLS, its certificate from a private CA
 # the CalDAV client trusts.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=interop-ewssync-ca \
-  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
-  -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null || fail "making the test CA"
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-  -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null || fail "making the server key"
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$work/ext.cnf"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
-  -extfile "$work/ext.cnf" -out "$work/server.pem" 2>/dev/null || fail "signing the server certificate"
+make_server_cert "$work" interop-ewssync-ca
 write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "$imap" "" "$dav"
 cat >>"$work/cfg.toml" <<CFG
 [tls]

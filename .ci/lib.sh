@@ -136,3 +136,20 @@ mbsync_run() {
     cat "$work/$1.log"; fail "mbsync ($1)"
   fi
 }
+
+# make_server_cert DIR NAME: a private CA (DIR/ca.pem, named NAME) and a
+# certificate it signs for localhost and 127.0.0.1 (DIR/server.pem and
+# DIR/server.key), so clients verify the server as they would a real one
+# (the server's generated self-signed certificate is a leaf that OpenSSL
+# 3 will not take as a trust anchor).
+make_server_cert() {
+  local dir=$1 name=$2
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$name" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+    -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null || fail "making the test CA"
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null || fail "making the server key"
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$dir/ext.cnf"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
+    -extfile "$dir/ext.cnf" -out "$dir/server.pem" 2>/dev/null || fail "signing the server certificate"
+}
