@@ -233,18 +233,8 @@ for n in 1 2; do
 done
 python3 - "$(port 1 1)" "$(port 2 5)" <<'PY' || fail "untrusted PROXY header"
 import socket, sys
-def talk(port, send):
-    s = socket.create_connection(("127.0.0.1", port), 5, source_address=("127.0.0.6", 0))
-    s.settimeout(5)
-    greeting = s.recv(4096)
-    s.sendall(send)
-    out = b""
-    try:
-        while chunk := s.recv(4096): out += chunk
-    except (ConnectionResetError, TimeoutError, socket.timeout) as e:
-        out += b"<" + type(e).__name__.encode() + b">"
-    s.close()
-    return greeting, out
+sys.path.insert(0, ".ci")
+from proxy_probe import talk
 g, out = talk(int(sys.argv[1]), b"PROXY TCP4 203.0.113.9 127.0.0.1 4000 25\r\nEHLO spoof\r\nQUIT\r\n")
 assert g.startswith(b"220 ") and b"250" not in out and b"<timeout>" not in out, (g, out)
 sig = b"\r\n\r\n\x00\r\nQUIT\n"

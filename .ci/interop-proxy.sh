@@ -151,19 +151,9 @@ grep '"authenticated"\|msg=authenticated' "$work/server.log" | grep 'listener=im
 echo "-- PROXY headers sent directly from an untrusted address are refused"
 python3 - "$smtp" "$imap" <<'PY' || fail "untrusted PROXY header"
 import socket, sys
+sys.path.insert(0, ".ci")
+from proxy_probe import talk
 smtp, imap = int(sys.argv[1]), int(sys.argv[2])
-def talk(port, send, src="127.0.0.6"):
-    s = socket.create_connection(("127.0.0.1", port), 5, source_address=(src, 0))
-    s.settimeout(5)
-    greeting = s.recv(4096)
-    s.sendall(send)
-    out = b""
-    try:
-        while chunk := s.recv(4096): out += chunk
-    except (ConnectionResetError, TimeoutError, socket.timeout) as e:
-        out += b"<" + type(e).__name__.encode() + b">"
-    s.close()
-    return greeting, out
 # SMTP: the greeting comes first (server speaks first); the header that
 # follows ends the connection without an answer.
 g, out = talk(smtp, b"PROXY TCP4 203.0.113.9 127.0.0.1 4000 25\r\nEHLO spoof\r\nQUIT\r\n")
