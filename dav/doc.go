@@ -41,7 +41,8 @@
 // PROPFIND of a colleague's principal (a user of the same tenant)
 // answers its displayname, principal-URL, calendar-user-address-set and
 // calendar-user-type and nothing else, so that clients can name the
-// members of proxy groups. The names gal, inbox and outbox are
+// members of proxy groups, and that a calendar proxy of a colleague
+// reaches the colleague's calendar home (Sharing below). The names gal, inbox and outbox are
 // reserved. A user without any calendar (or address book) gets a
 // default one the first time a home, the principal or the root is
 // looked at.
@@ -126,18 +127,30 @@
 // calendar-proxy-write/ are the owner's proxy groups (resourcetype
 // DAV:principal and CS:calendar-proxy-read or -write), whose
 // DAV:group-member-set (RFC 3744 §4.3) is derived from the grants: every
-// user holding a read or read-write grant of one of the owner's
-// calendars. The owner's PROPPATCH of group-member-set grants new
-// members that access to all the owner's calendars and removes the
-// grants of that access of members left out; members must be users of
-// the owner's tenant (403 otherwise, all or nothing). A delegate's
-// principal has CS:calendar-proxy-read-for, CS:calendar-proxy-write-for
-// and DAV:group-membership (§4.4). The expand-property REPORT (RFC 3253
-// §3.8) on a principal or proxy principal returns these with the
-// properties a colleague's principal shows of each principal named. The owner's own paths stay closed to
-// everyone else (403); free/busy needs no grant. Whoever deletes store
-// accounts calls [DeleteAccountRecords] to drop their grants and
-// properties too.
+// user holding the owner's calendar-proxy grant of that access or a
+// grant of that access of one of the owner's calendars. The owner's
+// PROPPATCH of group-member-set gives each member the calendar-proxy
+// grant of that access, which covers the owner's whole calendar home:
+// every calendar, those made later included, and the schedule inbox and
+// outbox. It removes the grants of that access of members left out;
+// members must be users of the owner's tenant (403 otherwise, all or
+// nothing). A delegate's principal has CS:calendar-proxy-read-for,
+// CS:calendar-proxy-write-for and DAV:group-membership (§4.4). The
+// expand-property REPORT (RFC 3253 §3.8) on a principal or proxy
+// principal returns these with the properties a colleague's principal
+// shows of each principal named, and to a proxy of that principal also
+// its calendar-home-set, schedule-inbox-URL and schedule-outbox-URL.
+// A proxy then opens the owner's calendar home at the owner's URLs:
+// PROPFIND lists the calendars the proxy's grants reach, the inbox and
+// the outbox; objects are read with any grant and written (PUT, DELETE)
+// with read-write, scheduled as the owner's with the proxy named in
+// SENT-BY (RFC 5545 §3.2.18); a write proxy may clear the inbox and
+// POST free/busy requests to the outbox as the owner; making, deleting,
+// sharing or PROPPATCHing a collection stays the owner's (403
+// need-privileges). The owner's paths stay closed to everyone else
+// (403), and so does a grant once the owner is no user of the proxy's
+// tenant; free/busy needs no grant. Whoever deletes store accounts
+// calls [DeleteAccountRecords] to drop their grants and properties too.
 //
 // # Scheduling
 //

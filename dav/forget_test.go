@@ -32,9 +32,10 @@ func allRecords(t *testing.T, recs store.Records, ns string) map[string]store.Re
 }
 
 // TestDeleteAccountRecords: after DeleteAccountRecords of alice, no grant
-// of hers (to a user or a group), no grant to her and no property of her
-// collections is left, while bob's grant to dave and bob's properties
-// stay; a second run changes nothing.
+// of hers (to a user or a group, of a collection or, as calendar proxy,
+// of her home), no grant to her and no property of her collections is
+// left, while bob's grants to dave and bob's properties stay; a second
+// run changes nothing.
 func TestDeleteAccountRecords(t *testing.T) {
 	e := newShareEnv(t)
 	ctx := context.Background()
@@ -52,11 +53,26 @@ func TestDeleteAccountRecords(t *testing.T) {
 			t.Fatalf("share %s's %s with %s: %v", g.owner, g.coll, g.grantee, err)
 		}
 	}
+	// Calendar-proxy grants of whole homes (delegate.go): alice's to bob,
+	// bob's to alice, and bob's to dave, which stays.
+	for _, g := range [][2]string{{e.aliceID, e.bobID}, {e.bobID, e.aliceID}, {e.bobID, e.daveID}} {
+		owner, err := e.dir.User(ctx, g[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy, err := e.dir.User(ctx, g[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := putHomeGrant(ctx, e.st, owner, proxy, AccessReadWrite); err != nil {
+			t.Fatal(err)
+		}
+	}
 	dead := `<D:propertyupdate xmlns:D="DAV:" xmlns:X="urn:example:x"><D:set><D:prop><X:order>3</X:order></D:prop></D:set></D:propertyupdate>`
 	e.do("PROPPATCH", "/dav/calendars/"+e.aliceID+"/work/", dead).expect(t, http.StatusMultiStatus)
 	e.do("PROPPATCH", "/dav/calendars/"+e.bobID+"/calendar/", dead, "Auth", bob+":"+bobPW).expect(t, http.StatusMultiStatus)
-	if n := len(allRecords(t, e.st, NamespaceShares)); n != 10 {
-		t.Fatalf("%d share records before, want 10 (two per grant)", n)
+	if n := len(allRecords(t, e.st, NamespaceShares)); n != 16 {
+		t.Fatalf("%d share records before, want 16 (two per grant)", n)
 	}
 	if _, ok := allRecords(t, e.st, NamespaceProps)[e.aliceID+"/calendar/work"]; !ok {
 		t.Fatal("alice's dead property was not stored: the test proves nothing")
@@ -76,8 +92,8 @@ func TestDeleteAccountRecords(t *testing.T) {
 				t.Errorf("run %d: grant record %s of or to alice left: %+v", run, k, s)
 			}
 		}
-		if len(shares) != 2 {
-			t.Errorf("run %d: %d share records left, want bob's grant to dave (2): %v", run, len(shares), slices.Collect(maps.Keys(shares)))
+		if len(shares) != 4 {
+			t.Errorf("run %d: %d share records left, want bob's grants to dave (4): %v", run, len(shares), slices.Collect(maps.Keys(shares)))
 		}
 		props := allRecords(t, e.st, NamespaceProps)
 		for k := range props {
@@ -89,8 +105,8 @@ func TestDeleteAccountRecords(t *testing.T) {
 			t.Errorf("run %d: bob's property record is gone", run)
 		}
 	}
-	if shares, err := e.h.Shares(ctx, bob); err != nil || len(shares) != 1 || shares[0].Grantee != e.daveID {
-		t.Errorf("bob's grants afterwards: %+v %v, want the one to dave", shares, err)
+	if shares, err := e.h.Shares(ctx, bob); err != nil || len(shares) != 2 || shares[0].Grantee != e.daveID || shares[1].Grantee != e.daveID {
+		t.Errorf("bob's grants afterwards: %+v %v, want the two to dave", shares, err)
 	}
 	if err := DeleteAccountRecords(ctx, e.st, "a/b"); err == nil {
 		t.Error("an account ID with a slash was accepted")

@@ -63,6 +63,9 @@ type request struct {
 	calZones *calendarZones
 	// proxyOwners caches proxyFor (proxy.go) for the request.
 	proxyOwners map[Access][]string
+	// delegation is the user's delegation to the owner of a target in
+	// another user's calendar home (delegate.go), once resolved.
+	delegation *delegation
 }
 
 // davCompliance is the DAV header (RFC 4918 §10.1, RFC 4791 §5.1, RFC
@@ -127,11 +130,13 @@ func (h *Handler) dispatch(rq *request) error {
 		if rq.t.kind == kindPrincipal && rq.r.Method == "PROPFIND" {
 			return h.propfindPeerPrincipal(rq) // a colleague's name and addresses
 		}
-		// A user reaches only their own homes; what others share with
-		// them appears there (share.go).
-		return precondition(http.StatusForbidden, nsDAV, "need-privileges", "not your resource")
-	}
-	if isShared(rq.t) {
+		// A user reaches another's calendar home only as their calendar
+		// proxy or grantee (delegate.go); what others share appears in
+		// the user's own home too (share.go).
+		if err := h.checkDelegate(rq); err != nil {
+			return err
+		}
+	} else if isShared(rq.t) {
 		if handled, err := h.checkShared(rq); handled || err != nil {
 			return err
 		}

@@ -31,7 +31,11 @@ func (h *Handler) collection(rq *request, t target) (store.Collection, error) {
 	if h.isGAL(t) {
 		return h.galCollection(rq), nil
 	}
-	if isShared(t) {
+	if t.user != rq.user.ID {
+		if err := h.checkDelegatedTarget(rq, t); err != nil {
+			return store.Collection{}, err
+		}
+	} else if isShared(t) {
 		ref, err := h.shareFor(rq, t)
 		if err != nil {
 			return store.Collection{}, err

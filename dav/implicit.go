@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-ical"
 	"github.com/mailyard/mailyard/directory"
@@ -149,6 +150,40 @@ func (h *Handler) organizerSend(ic itipCtx, cal, prevCal *ical.Calendar) bool {
 	return changed
 }
 
+// paramSentBy names who acts for a calendar user (RFC 5545 §3.2.18).
+const paramSentBy = "SENT-BY"
+
+// setSentBy records in a message who sent it for the calendar user
+// from: SENT-BY (RFC 5545 §3.2.18) on the ORGANIZER of a REQUEST or
+// CANCEL, on the replying ATTENDEE of a REPLY, naming by (an address),
+// the authenticated user acting for another calendar user (a calendar
+// proxy for the owner, delegate.go; an approver for a resource,
+// resource.go); by "" (the calendar user sends it) removes it. What a
+// client wrote there is replaced: the server names who actually sent
+// the message.
+func setSentBy(msg *ical.Calendar, method, from, by string) {
+	name := ical.PropOrganizer
+	if method == methodReply {
+		name = ical.PropAttendee
+	}
+	for _, c := range scheduledComponents(msg) {
+		props := c.Props[name]
+		for i := range props {
+			if addrKey(props[i].Value) != addrKey(from) {
+				continue
+			}
+			switch {
+			case by != "" && props[i].Params == nil:
+				props[i].Params = ical.Params{paramSentBy: {"mailto:" + by}}
+			case by != "":
+				props[i].Params.Set(paramSentBy, "mailto:"+by)
+			case props[i].Params != nil:
+				props[i].Params.Del(paramSentBy)
+			}
+		}
+	}
+}
+
 // scheduleStatus is the code part of a request status ("1.2;Delivered" ->
 // "1.2"), the value of SCHEDULE-STATUS (RFC 6638 §7.3).
 func scheduleStatus(s string) string {
@@ -166,6 +201,11 @@ func (h *Handler) send(ic itipCtx, from, to, method string, cal *ical.Calendar) 
 		ic.rq.log.Error("building an iTIP message", "err", err)
 		return statusUnavailable, "", ""
 	}
+	sentBy := ""
+	if !isOwnAddress(ic.rq.user, from) {
+		sentBy = ic.rq.user.Address
+	}
+	setSentBy(msg, method, from, sentBy)
 	cu, err := h.lookupCalendarUser(ic.ctx, to)
 	switch {
 	case errors.Is(err, errNotCalendarUser):
@@ -229,6 +269,9 @@ func (h *Handler) deliverLocal(ic itipCtx, cu calUser, method string, msg *ical.
 		}
 	case methodCancel:
 		err = h.applyCancel(ic.ctx, cu, msg)
+		if errors.Is(err, errStale) {
+			return "", nil // obsolete: neither the copy nor the inbox changes
+		}
 		if err == nil && cu.resource != nil && cu.resource.Policy == directory.ResourcePolicyManual {
 			h.notifyApprovers(ic, cu, method, msg)
 		}
@@ -412,20 +455,35 @@ func keepPartStat(cpy *ical.Calendar, oldData []byte, key string) {
 	}
 }
 
-// applyCancel marks the attendee's copy cancelled (RFC 5546 §3.2.5).
+// applyCancel marks the attendee's copy cancelled (RFC 5546 §3.2.5):
+// the whole object, or with a CANCEL naming RECURRENCE-IDs only those
+// instances (itip_order.go). A CANCEL older than the copy (a lower
+// SEQUENCE, RFC 5546 §2.1.5) changes nothing (errStale).
 func (h *Handler) applyCancel(ctx context.Context, cu calUser, msg *ical.Calendar) error {
 	uid, _ := messageUID(msg)
 	c, old, found, err := h.findByUID(ctx, cu.account, uid)
 	if err != nil || !found {
 		return err
 	}
-	if cu.resource != nil {
-		// A resource keeps no cancelled bookings: the time is free again.
-		return h.opts.Store.DeleteObject(ctx, c.ID, old.Name, "")
+	oldCal, err := ical.NewDecoder(strings.NewReader(string(old.Data))).Decode()
+	if err != nil {
+		return err
 	}
 	cpy, err := cloneCalendar(msg)
 	if err != nil {
 		return err
+	}
+	current := currentComponents(oldCal, cpy)
+	if len(current) == 0 {
+		return errStale
+	}
+	if instancesOnly(cpy) && hasMaster(oldCal) {
+		cancelInstances(oldCal, current)
+		return h.storeCopy(ctx, c, old.Name, oldCal, store.PutOptions{IfMatch: old.ETag})
+	}
+	if cu.resource != nil {
+		// A resource keeps no cancelled bookings: the time is free again.
+		return h.opts.Store.DeleteObject(ctx, c.ID, old.Name, "")
 	}
 	for _, comp := range scheduledComponents(cpy) {
 		comp.Props.SetText(ical.PropStatus, "CANCELLED") // RFC 5546 §3.2.5
@@ -480,6 +538,7 @@ func mergeReply(orgCal, reply *ical.Calendar) bool {
 		if oc == nil || sequenceOf(rc) < sequenceOf(oc) {
 			continue
 		}
+		stamp := dtstampOf(rc)
 		for _, ra := range rc.Props[ical.PropAttendee] {
 			ps := strings.ToUpper(ra.Params.Get(ical.ParamParticipationStatus))
 			if ps == "" {
@@ -487,8 +546,15 @@ func mergeReply(orgCal, reply *ical.Calendar) bool {
 			}
 			atts := oc.Props[ical.PropAttendee]
 			for i := range atts {
-				if addrKey(atts[i].Value) == addrKey(ra.Value) && !strings.EqualFold(atts[i].Params.Get(ical.ParamParticipationStatus), ps) {
+				if addrKey(atts[i].Value) != addrKey(ra.Value) || olderReply(atts[i], stamp) {
+					continue // RFC 5546 §2.1.5: a later reply was applied
+				}
+				if !strings.EqualFold(atts[i].Params.Get(ical.ParamParticipationStatus), ps) {
 					atts[i].Params.Set(ical.ParamParticipationStatus, ps)
+					changed = true
+				}
+				if stamp != "" && atts[i].Params.Get(paramReplyStamp) != stamp {
+					atts[i].Params.Set(paramReplyStamp, stamp)
 					changed = true
 				}
 			}
@@ -552,12 +618,14 @@ func partStatChanged(cal, prevCal *ical.Calendar, key string) bool {
 }
 
 // replyMessage is the REPLY of one attendee (RFC 5546 §3.2.3): the
-// object with only that attendee's ATTENDEE, PARTSTAT forced if asked.
+// object with only that attendee's ATTENDEE, PARTSTAT forced if asked,
+// stamped now (itip_order.go).
 func replyMessage(cal *ical.Calendar, key, force string) (*ical.Calendar, error) {
 	msg, err := itipMessage(cal, methodReply)
 	if err != nil {
 		return nil, err
 	}
+	stampNow(msg, time.Now())
 	for _, c := range scheduledComponents(msg) {
 		var keep []ical.Prop
 		for _, a := range c.Props[ical.PropAttendee] {

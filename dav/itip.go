@@ -180,7 +180,7 @@ func encodeCalendar(cal *ical.Calendar) ([]byte, error) {
 // itipMessage makes the iTIP message of a method from an object (RFC
 // 5546 §3.2): a copy with METHOD set and without the server's
 // SCHEDULE-STATUS and SCHEDULE-FORCE-SEND parameters (RFC 6638 §3.2.9,
-// §7.2). A CANCEL carries STATUS:CANCELLED (RFC 5546 §3.2.5).
+// §7.2) and its reply stamps (itip_order.go). A CANCEL carries STATUS:CANCELLED (RFC 5546 §3.2.5).
 func itipMessage(cal *ical.Calendar, method string) (*ical.Calendar, error) {
 	msg, err := cloneCalendar(cal)
 	if err != nil {
@@ -192,6 +192,7 @@ func itipMessage(cal *ical.Calendar, method string) (*ical.Calendar, error) {
 			for _, p := range c.Props[name] {
 				p.Params.Del(paramScheduleStatus)
 				p.Params.Del(paramForceSend)
+				p.Params.Del(paramReplyStamp)
 			}
 		}
 		if method == methodCancel {

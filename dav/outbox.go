@@ -44,7 +44,8 @@ func (h *Handler) postOutbox(rq *request) error {
 
 // parseFreeBusyRequest validates a POSTed scheduling message (RFC 6638
 // §5.1 preconditions): iCalendar data with METHOD:REQUEST and one
-// VFREEBUSY with DTSTART before DTEND, the user's own ORGANIZER and at
+// VFREEBUSY with DTSTART before DTEND, the user's own ORGANIZER (the
+// owner's in an outbox the user is a write proxy of) and at
 // least one, at most Limits.MaxRecipients, ATTENDEE.
 func (h *Handler) parseFreeBusyRequest(rq *request, data []byte) (fbRequest, error) {
 	invalid := func(msg string) error {
@@ -78,7 +79,9 @@ func (h *Handler) parseFreeBusyRequest(rq *request, data []byte) (fbRequest, err
 	if org == nil {
 		return req, precondition(http.StatusForbidden, nsCalDAV, "organizer-allowed", "the request has no ORGANIZER")
 	}
-	if !isOwnAddress(rq.user, org.Value) {
+	if !isOwnAddress(h.scheduler(rq), org.Value) {
+		// A write proxy posts to the owner's outbox as the owner
+		// (delegate.go).
 		return req, precondition(http.StatusForbidden, nsCalDAV, "organizer-allowed", "ORGANIZER is not one of your addresses")
 	}
 	req.organizer = org.Value

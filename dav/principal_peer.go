@@ -12,8 +12,12 @@ import (
 // A user may PROPFIND the principal of a colleague (a user of the same
 // tenant), so that a client can show who the members of a proxy group
 // (proxy.go) or the owners in calendar-proxy-*-for are: name, addresses
-// and type, nothing that leads into the colleague's data. Depth 1 lists
-// no members. Everything else of another user stays 403.
+// and type, nothing that leads into the colleague's data, unless the
+// user is the colleague's calendar proxy: a proxy also reads where the
+// colleague's calendar home, inbox and outbox are, which Apple Calendar
+// asks for (expand-property of calendar-proxy-write-for) before it opens
+// the home (delegate.go). Depth 1 lists no members. Everything else of
+// another user's principal stays 403.
 
 // peerPrincipalProps are the properties of a colleague's principal a
 // user may read.
@@ -23,6 +27,15 @@ var peerPrincipalProps = []xml.Name{
 	{Space: nsDAV, Local: "principal-URL"},
 	{Space: nsCalDAV, Local: "calendar-user-address-set"},
 	{Space: nsCalDAV, Local: "calendar-user-type"},
+}
+
+// proxyPrincipalProps are the properties of a colleague's principal
+// that a calendar proxy of the colleague (the holder of the proxy grant
+// of the colleague's home, delegate.go) may read besides.
+var proxyPrincipalProps = []xml.Name{
+	{Space: nsCalDAV, Local: "calendar-home-set"},
+	{Space: nsCalDAV, Local: "schedule-inbox-URL"},
+	{Space: nsCalDAV, Local: "schedule-outbox-URL"},
 }
 
 // errNotPeer refuses a principal that is no colleague's (another
@@ -45,17 +58,21 @@ func (h *Handler) peerUser(rq *request, id string) (directory.User, error) {
 }
 
 // peerProps answers pr for a colleague's principal t: the allowed
-// properties (peerPrincipalProps), made as for the colleague's own
-// request, and 404 for the rest.
+// properties (peerPrincipalProps, and proxyPrincipalProps for a proxy),
+// made as for the colleague's own request, and 404 for the rest.
 func (h *Handler) peerProps(rq *request, u directory.User, t target, pr propRequest) []propstat {
 	missing := propstat{status: http.StatusNotFound}
+	allowed := peerPrincipalProps
+	if h.holdsProxyGrant(rq, u.ID) {
+		allowed = append(allowed[:len(allowed):len(allowed)], proxyPrincipalProps...)
+	}
 	var want propRequest
 	switch {
 	case pr.propname, pr.allprop:
-		want.names = peerPrincipalProps
+		want.names = allowed
 	default:
 		for _, n := range pr.names {
-			if slices.Contains(peerPrincipalProps, n) {
+			if slices.Contains(allowed, n) {
 				want.names = append(want.names, n)
 			} else {
 				missing.props = append(missing.props, &node{Name: n})

@@ -198,6 +198,14 @@ func (h *Handler) walk(rq *request, d depth, fn func(*resource) error) error {
 	t := rq.t
 	switch t.kind {
 	case kindRoot, kindPrincipal, kindCalHome, kindBookHome:
+		if t.user != "" && t.user != rq.user.ID {
+			// A proxy looks at the owner's calendar home (delegate.go),
+			// whose inbox exists as for the owner.
+			if _, _, err := h.ensureCalendarHome(rq.ctx, t.user); err != nil {
+				return err
+			}
+			break
+		}
 		if err := h.ensureDefaults(rq); err != nil {
 			return err
 		}
@@ -243,6 +251,9 @@ func (h *Handler) walkChildren(rq *request, fn func(*resource) error) error {
 			}
 		}
 	case kindCalHome, kindBookHome:
+		if rq.t.user != u {
+			return h.walkDelegatedHome(rq, fn)
+		}
 		colls, err := h.opts.Store.ListCollections(rq.ctx, u, rq.t.collKind())
 		if err != nil {
 			return err

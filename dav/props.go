@@ -65,6 +65,10 @@ func propTable() map[kind][]propDef {
 			// A shared collection's owner is another user.
 			return []*node{href(h.hrefOf(target{kind: kindPrincipal, user: res.coll.Account}))}
 		}
+		if res.t.user != "" {
+			// A home or outbox, the user's or (for a proxy) another's.
+			return []*node{href(h.hrefOf(target{kind: kindPrincipal, user: res.t.user}))}
+		}
 		return principalHref(h, rq, res)
 	}))
 	collection := append(owned[:len(owned):len(owned)],
@@ -201,10 +205,17 @@ func resourceType(k kind) []*node {
 
 // privileges is the current-user-privilege-set (RFC 3744 §5.4): the
 // owner may do everything on their own resources; the global address
-// list is read-only, and so is a collection shared read-only.
+// list is read-only, and so is a collection shared read-only. In another
+// user's calendar home a read-write proxy or grantee may change objects
+// but not properties (delegate.go).
 func (h *Handler) privileges(rq *request, res *resource) []*node {
 	names := []string{"read", "read-current-user-privilege-set"}
-	if !readOnly(res.t) && h.shareAccess(rq, res.t) != AccessRead {
+	access := h.shareAccess(rq, res.t)
+	switch {
+	case readOnly(res.t) || access == AccessRead:
+	case res.t.user != "" && res.t.user != rq.user.ID:
+		names = append(names, "write-content", "bind", "unbind")
+	default:
 		names = append(names, "write", "write-properties", "write-content", "bind", "unbind")
 	}
 	out := make([]*node, 0, len(names)+1)
@@ -214,7 +225,9 @@ func (h *Handler) privileges(rq *request, res *resource) []*node {
 	if res.t.collKind() == store.KindCalendar && res.t.kind != kindRoot && res.t.kind != kindPrincipals && res.t.kind != kindPrincipal {
 		out = append(out, el(nsDAV, "privilege", el(nsCalDAV, "read-free-busy"))) // RFC 4791 §6.1.1
 	}
-	out = append(out, schedulePrivileges(res.t)...)
+	if access != AccessRead {
+		out = append(out, schedulePrivileges(res.t)...)
+	}
 	return out
 }
 

@@ -17,29 +17,33 @@ import (
 // principal has two child principals, calendar-proxy-read and
 // calendar-proxy-write, groups (RFC 3744 §4) whose members are the
 // user's read-only and read-write delegates. They are not stored on
-// their own: they are the calendar grants of share.go seen per owner.
+// their own: they are the grants of share.go and delegate.go seen per
+// owner.
 //
-//   - A user who holds a read grant of any of the owner's calendars is a
-//     member of the owner's calendar-proxy-read; one who holds a
-//     read-write grant, of calendar-proxy-write. Group grants make their
+//   - A user who holds the owner's calendar-proxy grant (delegate.go: the
+//     whole calendar home) or a grant of any of the owner's calendars is
+//     a member of the owner's calendar-proxy-read for read access, of
+//     calendar-proxy-write for read-write. Group grants make their
 //     members delegates too (in the members' calendar-proxy-*-for and
 //     group-membership) but are not listed in group-member-set: a group
 //     has no principal here.
 //   - The owner's PROPPATCH of DAV:group-member-set (RFC 3744 §4.3) on a
-//     proxy principal grants each new member that access to every
-//     calendar the owner has (Handler.Share, replacing a grant of the
-//     other access), and removes the grants of that access of each
-//     member left out. Members are named by principal URL (resolved
-//     through a Directory that also has User(ctx, id), as
-//     *builtin.Directory and *directory.SourcedAuth do) or mailto: href, and must be users of the
-//     owner's tenant; anyone else makes the whole PROPPATCH fail with
-//     403. Other users get 403 on the owner's proxy principals, as on
-//     any of the owner's paths.
+//     proxy principal gives each member the calendar-proxy grant of that
+//     access to the owner's home (all calendars, those made later too,
+//     the schedule inbox and outbox; delegate.go), replacing a proxy
+//     grant of the other access, and removes the grants of that access
+//     of each member left out. Members are named by principal URL
+//     (resolved through a Directory that also has User(ctx, id), as
+//     *builtin.Directory and *directory.SourcedAuth do) or mailto: href,
+//     and must be users of the owner's tenant; anyone else makes the
+//     whole PROPPATCH fail with 403. Other users get 403 on the owner's
+//     proxy principals.
 //   - The delegate's principal lists whom they are a proxy for
 //     (CS:calendar-proxy-read-for, CS:calendar-proxy-write-for) and the
 //     proxy groups they are in (DAV:group-membership, RFC 3744 §4.4).
-//     The delegated calendars are in the delegate's own calendar home,
-//     as every shared calendar is.
+//     The delegate reaches the owner's calendars at the owner's URLs
+//     and in their own calendar home, as every shared calendar is
+//     (delegate.go).
 
 // Names of the proxy principals under a user principal.
 const (
@@ -144,10 +148,22 @@ func (h *Handler) proxyFor(rq *request) map[Access][]string {
 	if err != nil {
 		rq.log.Error("listing the calendars shared with the user", "err", err)
 	}
-	out := map[Access][]string{}
+	grants := make([]Share, 0, len(refs))
 	for _, ref := range refs {
-		if !slices.Contains(out[ref.Access], ref.Owner) {
-			out[ref.Access] = append(out[ref.Access], ref.Owner)
+		grants = append(grants, ref.Share)
+	}
+	if recs, err := h.records(); err == nil {
+		// The proxy grants, also of homes without a calendar to share.
+		homes, err := listShares(rq.ctx, recs, delegationsPrefix(rq.user.ID))
+		if err != nil {
+			rq.log.Error("listing the user's proxy grants", "err", err)
+		}
+		grants = append(grants, homes...)
+	}
+	out := map[Access][]string{}
+	for _, g := range grants {
+		if !slices.Contains(out[g.Access], g.Owner) {
+			out[g.Access] = append(out[g.Access], g.Owner)
 		}
 	}
 	for _, owners := range out {
@@ -167,13 +183,29 @@ func (h *Handler) calendarGrants(ctx context.Context, owner string) ([]Share, er
 	return listShares(ctx, recs, "o/"+owner+"/"+string(store.KindCalendar)+"/")
 }
 
-// proxyMembers lists the IDs of the users granted access a to any of
-// the owner's calendars, sorted; a failure is logged and lists none.
+// proxyGrants lists the calendar-proxy grants of the owner's home
+// (delegate.go); a store without records has none.
+func (h *Handler) proxyGrants(ctx context.Context, owner string) ([]Share, error) {
+	recs, err := h.records()
+	if err != nil {
+		return nil, nil
+	}
+	return listShares(ctx, recs, proxyGrantsPrefix(owner))
+}
+
+// proxyMembers lists the IDs of the users granted access a to the
+// owner's calendar home or to any of the owner's calendars, sorted; a
+// failure is logged and lists none.
 func (h *Handler) proxyMembers(rq *request, owner string, a Access) []string {
 	grants, err := h.calendarGrants(rq.ctx, owner)
 	if err != nil {
 		rq.log.Error("listing the grants of the user's calendars", "err", err)
 	}
+	homes, err := h.proxyGrants(rq.ctx, owner)
+	if err != nil {
+		rq.log.Error("listing the user's proxy grants", "err", err)
+	}
+	grants = append(grants, homes...)
 	var out []string
 	for _, g := range grants {
 		if !g.Group && g.Access == a && !slices.Contains(out, g.Grantee) {
@@ -293,9 +325,12 @@ func (h *Handler) proxyMember(rq *request, ref string) (directory.User, error) {
 }
 
 // setProxyMembers makes members the owner's (the user's) proxies of
-// access a: each who is not one yet is granted a to every calendar of
-// the owner; the grants of access a of users left out are removed.
-// Members who are proxies already keep the grants they have.
+// access a: each gets the calendar-proxy grant of access a to the
+// owner's home (delegate.go), which covers every calendar the owner has
+// or makes later and replaces a proxy grant of the other access; the
+// grants of single calendars of a member who was no proxy of access a
+// before are dropped, as the home grant replaces them. Users left out
+// lose their proxy grant and their calendar grants of access a.
 func (h *Handler) setProxyMembers(rq *request, a Access, members []directory.User) error {
 	recs, err := h.records()
 	if err != nil {
@@ -306,35 +341,26 @@ func (h *Handler) setProxyMembers(rq *request, a Access, members []directory.Use
 	if err != nil {
 		return err
 	}
-	for _, g := range grants {
-		keep := slices.ContainsFunc(members, func(u directory.User) bool { return u.ID == g.Grantee })
-		if !g.Group && g.Access == a && !keep {
-			if err := deleteShare(rq.ctx, recs, g, rq.user.Tenant); err != nil {
-				return err
-			}
-		}
-	}
-	var added []directory.User
-	for _, u := range members {
-		if !slices.Contains(current, u.ID) {
-			added = append(added, u)
-		}
-	}
-	if len(added) == 0 {
-		return nil
-	}
-	colls, err := h.opts.Store.ListCollections(rq.ctx, rq.user.ID, store.KindCalendar)
+	homes, err := h.proxyGrants(rq.ctx, rq.user.ID)
 	if err != nil {
 		return err
 	}
-	for _, c := range colls {
-		if reservedName(c.Name) {
+	isMember := func(id string) bool {
+		return slices.ContainsFunc(members, func(u directory.User) bool { return u.ID == id })
+	}
+	for _, g := range append(grants, homes...) {
+		leftOut := g.Access == a && !isMember(g.Grantee)
+		added := !g.Home && isMember(g.Grantee) && !slices.Contains(current, g.Grantee)
+		if g.Group || !(leftOut || added) {
 			continue
 		}
-		for _, u := range added {
-			if _, err := h.Share(rq.ctx, rq.user.Address, store.KindCalendar, c.Name, u.Address, a); err != nil {
-				return err
-			}
+		if err := deleteShare(rq.ctx, recs, g, rq.user.Tenant); err != nil {
+			return err
+		}
+	}
+	for _, u := range members {
+		if err := putHomeGrant(rq.ctx, recs, rq.user, u, a); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -9,8 +9,9 @@ import (
 
 // multiget answers calendar-multiget (RFC 4791 §7.9) and
 // addressbook-multiget (RFC 6352 §8.7): each href gets its object's
-// properties, or 404 if there is none, or 403 if it is not one of the
-// user's objects of the collection's kind.
+// properties, or 404 if there is none, or 403 if it is not an object of
+// the collection's kind in the home of the request-URI that the user may
+// read (their own, or one they are a calendar proxy in, delegate.go).
 func (h *Handler) multiget(rq *request, body *node) error {
 	if rq.t.kind != kindCalendar && rq.t.kind != kindBook && rq.t.kind != kindCalObject && rq.t.kind != kindCard {
 		return &httpError{status: http.StatusForbidden, msg: "multiget applies to a calendar or an address book"}
@@ -49,7 +50,7 @@ func (h *Handler) multiget(rq *request, body *node) error {
 
 func (h *Handler) multigetOne(rq *request, ms *multistatus, ref string, objKind kind, rp reportProps, colls map[string]*store.Collection) error {
 	t, err := h.hrefTarget(ref)
-	if err != nil || t.kind != objKind || t.user != rq.user.ID {
+	if err != nil || t.kind != objKind || t.user != rq.t.user {
 		return ms.status(ref, http.StatusForbidden, nil)
 	}
 	if h.isGAL(t) {
@@ -66,7 +67,9 @@ func (h *Handler) multigetOne(rq *request, ms *multistatus, ref string, objKind 
 	c, ok := colls[t.coll]
 	if !ok {
 		cc, err := h.collection(rq, t)
-		if he := asHTTPError(err); he != nil && he.status == http.StatusNotFound {
+		if he := asHTTPError(err); he != nil && he.status == http.StatusForbidden {
+			return ms.status(ref, http.StatusForbidden, nil) // a calendar no delegation reaches
+		} else if he != nil && he.status == http.StatusNotFound {
 			err = store.ErrNotFound
 		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {

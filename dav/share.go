@@ -25,7 +25,8 @@ import (
 // with read-write access answers invitations on the owner's behalf. A
 // grantee's DELETE of the shared collection removes their own grant
 // (declines the share); PROPPATCH of it is refused. The owner's paths
-// stay the owner's: other users get 403 there, grant or not. Free/busy
+// stay the owner's, other users get 403 there, except that the owner's
+// calendar proxies reach the calendar home (delegate.go). Free/busy
 // is not a grant: every colleague of the tenant may ask for it (the
 // schedule outbox, [FreeBusy]).
 //
@@ -44,7 +45,11 @@ import (
 //	g/<tenant>/<kind>/<groupID>/<ownerID>/<collection>   a tenant's group shares
 //
 // where <kind> is "calendar" or "addressbook" and <grantee> is "u:" and
-// a user ID or "g:" and a group ID.
+// a user ID or "g:" and a group ID. A calendar-proxy grant (Share.Home,
+// delegate.go) covers a whole calendar home and is kept under two keys:
+//
+//	o/<ownerID>/proxy/u:<granteeUserID>   the owner's proxies
+//	u/<granteeUserID>/proxy/<ownerID>     the homes a user is a proxy of
 const NamespaceShares = "dav.share"
 
 // Namespaces returns the store.Records namespaces package dav owns, for
@@ -74,6 +79,11 @@ type Share struct {
 	GranteeAddress string
 	Group          bool
 	Access         Access
+	// Home marks a calendar-proxy grant (delegate.go): it covers every
+	// calendar of the owner's home, those made later included, and the
+	// schedule inbox and outbox; Collection is empty and the grantee a
+	// user.
+	Home bool `json:",omitempty"`
 }
 
 // Errors of [Handler.Share] and [Handler.Unshare].
@@ -122,8 +132,11 @@ func (s Share) granteeKey() string {
 	return "u:" + s.Grantee
 }
 
-// keys are the three record keys of a grant (NamespaceShares).
+// keys are the record keys of a grant (NamespaceShares).
 func (s Share) keys(tenant string) []string {
+	if s.Home {
+		return []string{proxyGrantsPrefix(s.Owner) + s.granteeKey(), delegationsPrefix(s.Grantee) + s.Owner}
+	}
 	k := string(s.Kind)
 	out := []string{"o/" + s.Owner + "/" + k + "/" + s.Collection + "/" + s.granteeKey()}
 	if s.Group {
@@ -385,7 +398,10 @@ func (h *Handler) bestGrant(rq *request, grants []Share) (*Share, error) {
 		} else if s.Grantee != rq.user.ID {
 			continue
 		}
-		if best == nil || s.Access == AccessReadWrite {
+		// More access wins; of equal grants the first, a collection's
+		// own before a calendar-proxy grant (which a grantee cannot
+		// decline, checkShared).
+		if best == nil || (best.Access != AccessReadWrite && s.Access == AccessReadWrite) {
 			best = &s
 		}
 	}
@@ -411,6 +427,17 @@ func (h *Handler) shareFor(rq *request, t target) (*shareRef, error) {
 	grants, err := listShares(rq.ctx, recs, "o/"+owner+"/"+string(t.collKind())+"/"+coll+"/")
 	if err != nil {
 		return nil, err
+	}
+	if t.collKind() == store.KindCalendar && !reservedName(coll) {
+		// A calendar-proxy grant covers every calendar of the owner.
+		hg, err := h.homeGrant(rq.ctx, recs, owner, rq.user.ID)
+		if err != nil {
+			return nil, err
+		}
+		if hg != nil {
+			hg.Collection = coll
+			grants = append(grants, *hg)
+		}
 	}
 	best, err := h.bestGrant(rq, grants)
 	if err != nil {
@@ -450,9 +477,18 @@ func (h *Handler) sharedWithUser(rq *request, kind store.CollectionKind) ([]*sha
 	if err != nil {
 		return nil, err
 	}
+	all := append(direct, groups...)
+	if kind == store.KindCalendar {
+		// Each calendar of a home the user is a calendar proxy of.
+		homes, err := h.delegatedCalendars(rq, recs)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, homes...)
+	}
 	byName := map[string][]Share{}
 	var names []string
-	for _, s := range append(direct, groups...) {
+	for _, s := range all {
 		n := shareName(s.Owner, s.Collection)
 		if _, ok := byName[n]; !ok {
 			names = append(names, n)
@@ -517,7 +553,9 @@ func (h *Handler) checkShared(rq *request) (handled bool, err error) {
 	case m == "PROPPATCH":
 		return false, needPrivileges(h.hrefOf(rq.t), "write-properties")
 	case m == http.MethodDelete && collection:
-		if ref.Group {
+		if ref.Group || ref.Home {
+			// A group's grant is the group's; a proxy grant is the
+			// owner's to revoke (proxy.go).
 			return false, needPrivileges(h.hrefOf(rq.t), "unbind")
 		}
 		recs, err := h.records()

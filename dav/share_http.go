@@ -18,9 +18,13 @@ import (
 // notification collection, a share appears in the grantee's home when it
 // is granted.
 
-// shareAccess is the access the user has to a target through a share, ""
-// for the user's own resources.
+// shareAccess is the access the user has to a target through a share or
+// in another user's calendar home (delegate.go), "" for the user's own
+// resources.
 func (h *Handler) shareAccess(rq *request, t target) Access {
+	if t.user != "" && t.user != rq.user.ID {
+		return h.delegateAccess(rq, t)
+	}
 	if !isShared(t) {
 		return ""
 	}
