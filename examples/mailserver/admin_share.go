@@ -20,7 +20,7 @@ func shareCommands() []command {
 			example: "share add alice@example.com calendar team@example.com --access read-write", run: (*admin).shareAdd},
 		{name: "share remove", args: "OWNER COLLECTION GRANTEE", summary: "take a grant back", flags: kindFlag,
 			example: "share remove alice@example.com calendar team@example.com", run: (*admin).shareRemove},
-		{name: "share list", args: "OWNER", summary: "one line each: kind collection grantee access",
+		{name: "share list", args: "OWNER", summary: "one line each: kind collection (* for a calendar-proxy grant of the whole home) grantee access",
 			example: "share list alice@example.com", run: (*admin).shareList},
 	}
 }
@@ -93,11 +93,14 @@ func (a *admin) shareList(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, s := range shares {
-		who := s.GranteeAddress
+		who, coll := s.GranteeAddress, s.Collection
 		if s.Group {
 			who += " (group)"
 		}
-		fmt.Fprintf(a.stdout, "%s\t%s\t%s\t%s\n", s.Kind, s.Collection, who, s.Access)
+		if s.Home {
+			coll = "*" // a calendar-proxy grant: the whole calendar home
+		}
+		fmt.Fprintf(a.stdout, "%s\t%s\t%s\t%s\n", s.Kind, coll, who, s.Access)
 	}
 	return nil
 }

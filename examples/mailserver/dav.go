@@ -45,7 +45,10 @@ type DAVConfig struct {
 	MaxObjectsPerCollection int   `toml:"max_objects_per_collection"`
 	MaxInstances            int   `toml:"max_instances"`
 	MaxAttendees            int   `toml:"max_attendees"`
+	MaxRecipients           int   `toml:"max_recipients"`
 	MaxRequestBody          int64 `toml:"max_request_body"`
+	MaxXMLDepth             int   `toml:"max_xml_depth"`
+	MaxXMLElements          int   `toml:"max_xml_elements"`
 	MaxSyncChanges          int   `toml:"max_sync_changes"`
 	// HeaderTimeout bounds the time a client takes to send a request's
 	// line and headers (a slowloris client is dropped after it), and is
@@ -70,7 +73,10 @@ func (c DAVConfig) limits() dav.Limits {
 		MaxObjectsPerCollection: c.MaxObjectsPerCollection,
 		MaxInstances:            c.MaxInstances,
 		MaxAttendees:            c.MaxAttendees,
+		MaxRecipients:           c.MaxRecipients,
 		MaxRequestBody:          c.MaxRequestBody,
+		MaxXMLDepth:             c.MaxXMLDepth,
+		MaxXMLElements:          c.MaxXMLElements,
 		MaxSyncChanges:          c.MaxSyncChanges,
 	}
 }
@@ -79,7 +85,8 @@ func (c DAVConfig) limits() dav.Limits {
 // checked with the other listeners).
 func (c DAVConfig) validate() error {
 	if c.MaxResourceSize < 0 || c.MaxCollections < 0 || c.MaxObjectsPerCollection < 0 ||
-		c.MaxInstances < 0 || c.MaxAttendees < 0 || c.MaxRequestBody < 0 || c.MaxSyncChanges < 0 ||
+		c.MaxInstances < 0 || c.MaxAttendees < 0 || c.MaxRecipients < 0 || c.MaxRequestBody < 0 ||
+		c.MaxXMLDepth < 0 || c.MaxXMLElements < 0 || c.MaxSyncChanges < 0 ||
 		c.HeaderTimeout.Duration < 0 || c.MinBodyRate < 0 {
 		return errors.New(`section "dav": limits must not be negative`)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailyard/mailyard/dav"
 	"github.com/mailyard/mailyard/internal/testpeer"
 )
 
@@ -149,6 +150,38 @@ func TestDAVConfig(t *testing.T) {
 				t.Errorf("%q: error %q lacks %q", tc.text, err, w)
 			}
 		}
+	}
+}
+
+// TestDAVConfigLimits: every bound of package dav is in [dav] (issue 14
+// item 9), reaches the handler, and refuses a negative value; a request
+// body nested deeper than max_xml_depth gets 400 from the listener.
+func TestDAVConfigLimits(t *testing.T) {
+	cfg, err := LoadConfig(writeConfig(t, "[dav]\nmax_resource_size = 1000\nmax_collections = 2\nmax_objects_per_collection = 3\n"+
+		"max_instances = 4\nmax_attendees = 5\nmax_recipients = 6\nmax_request_body = 7000\nmax_xml_depth = 8\n"+
+		"max_xml_elements = 9000\nmax_sync_changes = 10\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dav.Limits{MaxResourceSize: 1000, MaxCollections: 2, MaxObjectsPerCollection: 3, MaxInstances: 4, MaxAttendees: 5,
+		MaxRecipients: 6, MaxRequestBody: 7000, MaxXMLDepth: 8, MaxXMLElements: 9000, MaxSyncChanges: 10}
+	if got := cfg.DAV.limits(); got != want {
+		t.Fatalf("limits %+v, want %+v", got, want)
+	}
+	for _, key := range []string{"max_recipients", "max_xml_depth", "max_xml_elements"} {
+		if _, err := LoadConfig(writeConfig(t, "[dav]\n"+key+" = -1\n")); err == nil || !strings.Contains(err.Error(), "negative") {
+			t.Errorf("%s = -1: %v", key, err)
+		}
+	}
+
+	srv := davServer(t, false, func(c *Config) { c.DAV.MaxXMLDepth = 4 })
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 30 * time.Second}
+	deep := `<?xml version="1.0"?><propfind xmlns="DAV:"><prop><current-user-principal><a><b/></a></current-user-principal></prop></propfind>`
+	if resp, body := davRequest(t, c, "PROPFIND", "https://"+srv.DAV.Listen+"/dav/", "alice@example.test", "secret", deep); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("body 5 deep with max_xml_depth 4: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := davRequest(t, c, "PROPFIND", "https://"+srv.DAV.Listen+"/dav/", "alice@example.test", "secret", propfindPrincipal); resp.StatusCode != http.StatusMultiStatus {
+		t.Fatalf("body 3 deep with max_xml_depth 4: %d %s", resp.StatusCode, body)
 	}
 }
 
