@@ -18,6 +18,14 @@ the reference server.
       (RFC 5689) of an address book, PUT of vCard 3.0 and 4.0 with
       If-None-Match, If-Match, addressbook-query, addressbook-multiget,
       sync-collection, DELETE.
+  dav_scenario.py delegate URL USER PASSWORD DELEGATE DELEGATE_PASSWORD [--cafile F]
+      caldav-proxy (CalendarServer's delegation, as Apple Calendar uses
+      it): USER makes DELEGATE a write proxy by PROPPATCH of
+      calendar-proxy-write's group-member-set and then creates a
+      calendar; the delegate finds USER in calendar-proxy-write-for,
+      and python3-caldav, given USER's principal URL, reads its
+      calendar-home-set, lists the calendars there (the new one too),
+      saves an event in it and finds it by date search; USER sees it.
   dav_scenario.py vds-setup URL USER PASSWORD CAL BOOK [--cafile F]
       discovers the homes and creates calendar CAL and address book BOOK
       (emptied if they exist); prints their URLs.
@@ -591,6 +599,74 @@ def carddav_scenario(args, c):
 
 # ---------------------------------------------------------------- vdirsyncer helpers
 
+def delegate_scenario(args, c):
+    import logging
+
+    import caldav
+
+    logging.getLogger("caldav").setLevel(logging.CRITICAL)
+    owner = Dav(args.url, args.user, args.password, args.cafile)
+    proxy = Dav(args.url, args.delegate, args.delegate_password, args.cafile)
+    owner_principal, owner_home = discover_home(owner, "caldav")
+    proxy_principal, _ = discover_home(proxy, "caldav")
+    body = ('<?xml version="1.0" encoding="utf-8"?><d:propertyupdate xmlns:d="DAV:"><d:set><d:prop>'
+            f'<d:group-member-set><d:href>mailto:{args.delegate}</d:href></d:group-member-set>'
+            '</d:prop></d:set></d:propertyupdate>')
+
+    def grant():
+        r = owner.req("PROPPATCH", urljoin(owner_principal, "calendar-proxy-write/"), body)
+        return r.status_code == 207 and "200" in r.text, f"{r.status_code} {r.text[:300]}"
+    if not c.run("delegate.grant-write-proxy", grant):
+        raise Stop("no proxy grant")
+    # A calendar made after the grant is covered by it.
+    cal_id = "delegated-" + uuid.uuid4().hex[:8]
+    cal_url = urljoin(owner_home, cal_id + "/")
+    r = owner.req("MKCALENDAR", cal_url, mkcol_body("calendar", cal_id).replace("d:mkcol", "c:mkcalendar"))
+    if r.status_code != 201:
+        raise Stop(f"MKCALENDAR {cal_url}: {r.status_code}")
+
+    def write_for():
+        ms = proxy.propfind(proxy_principal, "<cs:calendar-proxy-write-for/>")
+        el = ms[0][1].get("{http://calendarserver.org/ns/}calendar-proxy-write-for")
+        got = [urljoin(proxy_principal, h.text) for h in el.findall("d:href", NS)] if el is not None else []
+        return owner_principal in got, f"{got}, want {owner_principal}"
+    c.run("delegate.calendar-proxy-write-for", write_for)
+
+    verify = args.cafile if args.cafile else True
+    client = caldav.DAVClient(url=proxy.url("/dav/"), username=args.delegate, password=args.delegate_password,
+                              ssl_verify_cert=verify, timeout=60)
+    cal = None
+
+    def open_home():
+        nonlocal cal
+        home = caldav.Principal(client=client, url=owner_principal).calendar_home_set
+        cals = home.calendars()
+        urls = [str(x.url) for x in cals]
+        cal = next((x for x in cals if str(x.url).rstrip("/").endswith(cal_id)), None)
+        return str(home.url) == owner_home and cal is not None, f"home {home.url}, calendars {urls}"
+    if not c.run("delegate.opens-owner-home", open_home):
+        raise Stop("the delegate does not reach the owner's calendars")
+    uid = "delegate-" + uuid.uuid4().hex
+    c.run("delegate.save-event", lambda: cal.save_event(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//mailyard//interop-dav//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20251201T120000Z\r\nDTSTART:20260210T090000Z\r\n"
+        "DTEND:20260210T100000Z\r\nSUMMARY:Booked by the delegate\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n") is not None)
+
+    def found():
+        objs = cal.search(start=utc(2026, 2, 10), end=utc(2026, 2, 11), event=True)
+        uids = [str(o.icalendar_instance.walk("VEVENT")[0]["UID"]) for o in objs]
+        return uids == [uid], f"found {uids}"
+    c.run("delegate.search", found)
+
+    def owner_sees():
+        r = owner.req("GET", urljoin(cal_url, uid + ".ics"))
+        if r.status_code != 200:
+            ms = owner.propfind(cal_url, "<d:getetag/>", "1")
+            return len(ms) == 2, f"owner's listing {[h for h, _, _ in ms]}"
+        return "Booked by the delegate" in r.text, r.text[:200]
+    c.run("delegate.owner-sees-event", owner_sees)
+
+
 def vds_setup(args):
     dav = Dav(args.url, args.user, args.password, args.cafile)
     out = []
@@ -643,7 +719,7 @@ def vds_delete(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("cmd", choices=["caldav", "carddav", "vds-setup", "vds-list", "vds-put", "vds-delete"])
+    ap.add_argument("cmd", choices=["caldav", "carddav", "delegate", "vds-setup", "vds-list", "vds-put", "vds-delete"])
     ap.add_argument("url")
     ap.add_argument("user")
     ap.add_argument("password")
@@ -652,10 +728,13 @@ def main():
     ap.add_argument("--known-fail", default="", help="comma-separated checks expected to fail")
     args = ap.parse_args()
     try:
-        if args.cmd in ("caldav", "carddav"):
+        if args.cmd in ("caldav", "carddav", "delegate"):
             c = Checks(args.cmd, [k for k in args.known_fail.split(",") if k])
+            if args.cmd == "delegate":
+                args.delegate, args.delegate_password = args.rest
+            scenario = {"caldav": caldav_scenario, "carddav": carddav_scenario, "delegate": delegate_scenario}[args.cmd]
             try:
-                (caldav_scenario if args.cmd == "caldav" else carddav_scenario)(args, c)
+                scenario(args, c)
             except Stop as e:
                 c.ok("scenario-completed", False, str(e))
             return c.finish()
