@@ -284,7 +284,10 @@ func (h *Handler) dropGrants(ctx context.Context, owner directory.User, kind sto
 	return nil
 }
 
-// Shares lists the grants of the owner's (a user's address) collections.
+// Shares lists the grants of the owner's (a user's address) collections,
+// and the calendar-proxy grants of the owner's home (Home set, Collection
+// empty), which the owner changes through the proxy principals'
+// group-member-set (proxy.go), not [Handler.Unshare].
 func (h *Handler) Shares(ctx context.Context, owner string) ([]Share, error) {
 	recs, err := h.records()
 	if err != nil {
