@@ -10,8 +10,9 @@
 // A [Client] talks to one EWS endpoint (one source) as one account;
 // [Client.Mailbox] gives a handle whose methods are the operations:
 // GetFolder, SyncFolderHierarchy, SyncFolderItems, GetItem (in batches of
-// [MaxBatch]), CreateCalendarItem, UpdateCalendarItem, DeleteItem,
-// Subscribe, GetEvents and Unsubscribe. A call goes as follows:
+// [MaxBatch]), CreateCalendarItem, UpdateCalendarItem,
+// UpdateOccurrence, DeleteItem, DeleteOccurrence, Subscribe, GetEvents
+// and Unsubscribe. A call goes as follows:
 //
 //  1. It waits for one of Options.MaxConcurrent slots of the source.
 //  2. The SOAP envelope carries RequestServerVersion (Exchange 2013 SP1,
@@ -60,6 +61,7 @@
 // ResponseType, the reminder as a VALARM, categories, Sensitivity as
 // CLASS, LegacyFreeBusyStatus as TRANSP (and X-MICROSOFT-CDO-BUSYSTATUS,
 // which keeps Tentative and OOF), IsCancelled as STATUS and the UID.
+
 //
 // Time zones: a Windows zone id becomes its IANA zone by CLDR's
 // windowsZones table (embedded, territory 001); an id CLDR does not know
@@ -216,10 +218,27 @@
 //     the deletion. A conflict found by the push (UpdateItem refused
 //     with ErrorIrresolvableConflict) is decided the same way.
 //
-// Limits of the two-way sync: modified and deleted occurrences of a
-// series made in Mailyard are not sent to Exchange (the series is);
-// an RRULE EWS cannot express and objects other than VEVENTs stay in
-// Mailyard (counted as skipped); only the default calendar is synced;
+// A series made or edited in Mailyard goes to Exchange with its
+// exceptions: CreateItem or UpdateItem writes the master (an update
+// that sets the pattern drops the series' exceptions in Exchange),
+// then each EXDATE becomes a DeleteItem and each overriding VEVENT
+// (RECURRENCE-ID) an UpdateItem of its occurrence, both named by an
+// OccurrenceItemId ([MS-OXWSCORE]: the master's ItemId and the
+// instance's 1-based InstanceIndex, counted as EWS expands the series:
+// the RRULE from DTSTART in its zone, only the days the pattern
+// matches, deleted instances keeping their index). A series and its
+// occurrences share one ChangeKey, and the link keeps the one after the
+// last occurrence write, so the sync's own writes do not come back.
+// While the occurrences are written the link is marked pending: a pass
+// that fails half-way writes the whole series again next time, and the
+// pull leaves a pending series alone. An override or EXDATE that is no
+// instance of its series is left out and logged.
+//
+// Limits of the two-way sync: an RRULE EWS cannot express and objects
+// other than VEVENTs stay in Mailyard (counted as skipped); an
+// occurrence carries its subject, body, location, times, reminder,
+// categories, sensitivity and free/busy status to Exchange, not other
+// properties of its own; only the default calendar is synced;
 // each job polls its own pull subscription (no streaming subscription
 // shared by many mailboxes).
 //

@@ -296,6 +296,8 @@ const (
 	// ShapeState: a message's read and flag state only, without its
 	// content (for changes of messages already copied).
 	ShapeState
+	// ShapeID: the item's id and change key only.
+	ShapeID
 )
 
 type itemShape struct {
@@ -316,6 +318,8 @@ func (s Shape) itemShape() itemShape {
 		return itemShape{BaseShape: "AllProperties", BodyType: "Text"}
 	case ShapeState:
 		return itemShape{BaseShape: "IdOnly", Additional: []fieldURI{{"message:IsRead"}, {"item:Flag"}}}
+	case ShapeID:
+		return itemShape{BaseShape: "IdOnly"}
 	}
 	return itemShape{BaseShape: "IdOnly", IncludeMIME: true, Additional: []fieldURI{
 		{"message:IsRead"}, {"item:DateTimeReceived"}, {"item:Size"}, {"item:ItemClass"}, {"item:Flag"},
