@@ -43,8 +43,16 @@
 // sync states and subscriptions from before are refused (as from a
 // mailbox moved to another server).
 //
+// Attachments ([MS-OXWSATT]): file and item attachments made with
+// their item (CreateItem, as Exchange 2010 and later take them) or by
+// CreateAttachment, listed without content in an item's Attachments
+// (with HasAttachments), read with their content by GetAttachment and
+// removed by DeleteAttachment; each change of an item's attachments
+// moves its change key.
+//
 // Not modelled: restrictions beyond equality and substring tests, sort
-// orders (items come in creation order), attachments, moving and copying
+// orders (items come in creation order), attachments of single
+// occurrences, moving and copying
 // items by request, folder updates and deletes, push notifications, and iCalendar/vCard MimeContent for calendar items and
 // contacts. Windows time zone ids outside a small table are taken as UTC.
 package ewstest

@@ -100,7 +100,7 @@ func (s *Server) stamp(mb *mailbox, it *item, now time.Time) {
 	if p.child("DateTimeReceived") == nil {
 		p.set(tel("DateTimeReceived", ewsTime(now)))
 	}
-	p.set(tel("HasAttachments", "false"))
+	stampAttachments(it)
 	p.remove("Size")
 	size := 0
 	if m := p.child("MimeContent"); m != nil {
@@ -328,6 +328,9 @@ func (s *Server) createItem(req *request) (*node, *ewsError) {
 		if err == nil && n.Local == "CalendarItem" {
 			err = checkCalendar(n)
 		}
+		if err == nil {
+			err = checkAttachments(n)
+		}
 		if err != nil {
 			msgs = append(msgs, responseMessage("CreateItem", err))
 			continue
@@ -336,7 +339,17 @@ func (s *Server) createItem(req *request) (*node, *ewsError) {
 		if n.Local == "CalendarItem" && send != "SendToNone" {
 			s.invite(mb, it)
 		}
-		msgs = append(msgs, responseMessage("CreateItem", nil, mel("Items", el(n.Local, itemIDNode("ItemId", it)))))
+		created := el(n.Local, itemIDNode("ItemId", it))
+		if len(it.atts) > 0 {
+			// The attachments' ids, as Exchange 2010 and later return
+			// them for attachments created with their item.
+			list := el("Attachments")
+			for _, a := range it.atts {
+				list.Kids = append(list.Kids, el(a.kind, a.idNode()))
+			}
+			created.Kids = append(created.Kids, list)
+		}
+		msgs = append(msgs, responseMessage("CreateItem", nil, mel("Items", created)))
 	}
 	return operationResponse("CreateItem", msgs...), nil
 }
@@ -348,6 +361,7 @@ func (s *Server) addItem(mb *mailbox, f *folder, props *node, now time.Time) *it
 	it := &item{id: s.newID(mb, "I"), ck: 1, folder: f, props: props, created: mb.cn, changed: mb.cn}
 	it.seq = s.nextID
 	mb.items[it.id] = it
+	s.takeAttachments(mb, it, now)
 	s.stamp(mb, it, now)
 	s.emitItem(mb, "CreatedEvent", it)
 	return it
@@ -605,6 +619,9 @@ func (s *Server) deleteItem(req *request) (*node, *ewsError) {
 func (s *Server) removeItem(mb *mailbox, it *item) {
 	mb.cn++
 	delete(mb.items, it.id)
+	for _, a := range it.atts {
+		delete(mb.atts, a.id)
+	}
 	mb.tombs = append(mb.tombs, tomb{id: it.id, parent: it.folder, cn: mb.cn, created: it.created})
 	s.emitItem(mb, "DeletedEvent", it)
 }

@@ -153,6 +153,9 @@ func (s *Server) AddItem(smtp, path, itemXML string) (string, error) {
 			return "", e
 		}
 	}
+	if e := checkAttachments(n); e != nil {
+		return "", e
+	}
 	it := s.addItem(mb, f, n, s.opts.Now())
 	if n.Local == "Message" && f.dist == "inbox" {
 		s.emitItem(mb, "NewMailEvent", it)

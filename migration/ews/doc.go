@@ -10,7 +10,7 @@
 // A [Client] talks to one EWS endpoint (one source) as one account;
 // [Client.Mailbox] gives a handle whose methods are the operations:
 // GetFolder, SyncFolderHierarchy, SyncFolderItems, GetItem (in batches of
-// [MaxBatch]), CreateCalendarItem, UpdateCalendarItem,
+// [MaxBatch]), GetAttachment, CreateCalendarItem, UpdateCalendarItem,
 // UpdateOccurrence, DeleteItem, DeleteOccurrence, Subscribe, GetEvents
 // and Unsubscribe. A call goes as follows:
 //
@@ -61,7 +61,17 @@
 // ResponseType, the reminder as a VALARM, categories, Sensitivity as
 // CLASS, LegacyFreeBusyStatus as TRANSP (and X-MICROSOFT-CDO-BUSYSTATUS,
 // which keeps Tentative and OOF), IsCancelled as STATUS and the UID.
-
+//
+// Attachments: the migrator reads a calendar item's file attachments by
+// GetAttachment ([MS-OXWSATT]) and puts those within
+// MigratorOptions.MaxAttachmentSize each and MaxEventAttachments
+// together (10 MiB each by default, taken in the item's order) into
+// the master VEVENT as ATTACH;ENCODING=BASE64;VALUE=BINARY with FMTTYPE
+// and X-FILENAME (RFC 5545 §3.8.1.1). One over a limit, and an item
+// attachment (an attached e-mail, event or contact), is left out,
+// logged with its reason and counted (Result.AttachmentsSkipped). The
+// two-way sync sends no attachment to Exchange; an update from
+// Mailyard leaves the Exchange item's attachments as they are.
 //
 // Time zones: a Windows zone id becomes its IANA zone by CLDR's
 // windowsZones table (embedded, territory 001); an id CLDR does not know

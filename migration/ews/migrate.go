@@ -80,6 +80,19 @@ type MigratorOptions struct {
 	// mail from the target (package migration, "Messages expunged on
 	// the source are not expunged in the target").
 	SourceDeletions bool
+	// MaxAttachmentSize: a calendar item's file attachment larger than
+	// this is not copied into its event (10 MiB); negative copies no
+	// attachment. Skipped attachments are logged with the reason and
+	// counted (Result.AttachmentsSkipped).
+	MaxAttachmentSize int64
+	// MaxEventAttachments bounds the attachment bytes copied into one
+	// event (10 MiB), taken in the item's order while they fit; an
+	// event object then stays within about 4/3 of it plus its text.
+	// The store takes objects of any size, but a CalDAV client cannot
+	// PUT an object back above the DAV handler's MaxResourceSize (1
+	// MiB by default), so an installation whose users edit such events
+	// raises that or lowers this.
+	MaxEventAttachments int64
 	// Progress, if set, is called after each checkpoint.
 	Progress migration.ProgressFunc
 	Logger   *slog.Logger
@@ -112,6 +125,10 @@ type Result struct {
 	// MigratorOptions.SourceDeletions, the messages) removed because
 	// their source item was deleted.
 	Events, Contacts, Deleted int
+	// Attachments counts the calendar attachments copied into events,
+	// AttachmentsSkipped those left out (over a limit, or an item
+	// attachment), each logged with its reason.
+	Attachments, AttachmentsSkipped int
 }
 
 // Migrator copies mailboxes from one EWS source into a store. It is safe
@@ -129,6 +146,8 @@ func NewMigrator(opts MigratorOptions) (*Migrator, error) {
 	setDefault(&opts.PageSize, 100)
 	setDefault(&opts.MaxMessageSize, 64<<20)
 	setDefault(&opts.WriteParallel, 8)
+	setDefault(&opts.MaxAttachmentSize, 10<<20)
+	setDefault(&opts.MaxEventAttachments, 10<<20)
 	opts.PageSize = min(opts.PageSize, 512)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -185,6 +204,7 @@ func (m *Migrator) sync(ctx context.Context, job Job, progress migration.Progres
 	}
 	err = g.Wait()
 	res.Events, res.Contacts = tally[0].objects, tally[1].objects
+	res.Attachments, res.AttachmentsSkipped = tally[0].attachments.copied, tally[0].attachments.skipped
 	for i, f := range folders {
 		t := tally[i+2]
 		res.Messages += t.messages
@@ -212,6 +232,7 @@ type tally struct {
 	messages, bytes int64
 	objects         int
 	deleted         int
+	attachments     attachmentTally
 }
 
 // fail classifies err as a migration error of folder: errors of the

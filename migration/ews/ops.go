@@ -313,6 +313,7 @@ func (s Shape) itemShape() itemShape {
 		return itemShape{BaseShape: "AllProperties", BodyType: "Best", Additional: []fieldURI{
 			{"calendar:UID"}, {"calendar:StartTimeZone"}, {"calendar:EndTimeZone"},
 			{"calendar:ModifiedOccurrences"}, {"calendar:DeletedOccurrences"}, {"calendar:Recurrence"},
+			{"item:Attachments"},
 		}}
 	case ShapeContact:
 		return itemShape{BaseShape: "AllProperties", BodyType: "Text"}
