@@ -279,6 +279,22 @@ live.delete(send_meeting_cancellations=SEND_TO_NONE)
 # 2. Basic auth, delegate access to one's own mailbox; another's is refused.
 bob = account("bob@example.test", config("bob@example.test", BASIC), DELEGATE)
 check("Inbox" in {f.name for f in bob.root.walk()}, "bob lists his folders")
+# Meeting messages (seeded in bob's inbox): exchangelib reads each as its
+# own item class with the meeting properties.
+meetings = {type(i).__name__: i for i in bob.inbox.all()}
+check(sorted(meetings) == ["MeetingCancellation", "MeetingRequest", "MeetingResponse"], f"bob's inbox {sorted(meetings)}")
+req = meetings["MeetingRequest"]
+check(req.subject == "Plan" and req.response_type == "NoResponseReceived" and req.location == "Room 3",
+      f"request {req.subject} {req.response_type} {req.location}")
+check(req.start == EWSDateTime(2026, 7, 1, 11, 0, tzinfo=tz) and req.organizer.email_address == "alice@example.test",
+      f"request {req.start} {req.organizer}")
+check([a.mailbox.email_address for a in req.required_attendees] == ["bob@example.test"], "request attendees")
+check(req.item_class == "IPM.Schedule.Meeting.Request", f"request class {req.item_class}")
+resp = meetings["MeetingResponse"]
+check(resp.response_type == "Accept" and resp.author.email_address == "carol@example.test",
+      f"response {resp.response_type} {resp.author}")
+check(meetings["MeetingCancellation"].subject == "Canceled: Retro", "cancellation subject")
+step("meeting request, response and cancellation read as exchangelib's meeting item classes")
 try:
     other = account("alice@example.test", config("bob@example.test", BASIC), DELEGATE)
     list(other.inbox.all()[:1])

@@ -12,7 +12,9 @@
 //     notes) and user folders with any names (GetFolder, FindFolder,
 //     CreateFolder, SyncFolderHierarchy).
 //  2. Items as the element trees clients send (t:Message with MimeContent,
-//     t:CalendarItem, t:Contact, t:Task), so every property of the types
+//     t:CalendarItem, t:Contact, t:Task, and the meeting messages
+//     t:MeetingRequest, t:MeetingResponse, t:MeetingCancellation, which
+//     are messages with meeting properties), so every property of the types
 //     schema round-trips; the server computes ids, change keys, times,
 //     sizes, message envelopes from MIME, calendar UIDs, organisers and
 //     series data: recurrence expanded in the start time zone, exceptions

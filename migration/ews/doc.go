@@ -158,6 +158,25 @@
 // and only what the source changed is added to or removed from the copy
 // (\Seen, \Flagged), so the user's own changes in Mailyard stay.
 //
+// Meetings keep their iTIP meaning (RFC 5546) after the move. An event
+// the mailbox is invited to keeps its ORGANIZER and every ATTENDEE's
+// PARTSTAT from ResponseType, the mailbox's own from MyResponseType
+// (added as an ATTENDEE when the list lacks it), so that a reply made
+// later over CalDAV goes to the organizer. Meeting messages
+// ([MS-OXWSMTGS] MeetingRequest, MeetingResponse, MeetingCancellation)
+// are copied as mail like any message, in every folder; those of
+// folders other than Sent Items, Deleted Items, Junk and Drafts are
+// then applied once this pass's calendar is migrated (a mail page with
+// meeting messages waits for it): a request not answered and not out of
+// date gives its event (made from the request when the calendar has
+// none) with the mailbox's PARTSTAT NEEDS-ACTION, and a METHOD:REQUEST
+// copy in the schedule inbox collection ("inbox", made as the CalDAV
+// handler makes it), which is how that handler delivers a local
+// invitation (RFC 6638 §4.1); a response sets its sender's PARTSTAT in
+// the organizer's event; a cancellation marks the event (or the
+// cancelled occurrence) STATUS:CANCELLED. Applying a page again after a
+// crash changes nothing more.
+//
 // Messages deleted on the source stay in the target, as with the IMAP
 // collectors, unless MigratorOptions.SourceDeletions is set: then a
 // Delete that SyncFolderItems reports for a copied message removes the
@@ -252,8 +271,8 @@
 // each job polls its own pull subscription (no streaming subscription
 // shared by many mailboxes).
 //
-// Not done yet: meeting requests and other non-Message items in mail
-// folders, sub-calendars and sub-address books, and a lease
+// Not done yet: other non-message items in mail folders (tasks, notes,
+// posts), sub-calendars and sub-address books, and a lease
 // against two processes migrating the same mailbox with a [Migrator]
 // at once (a [Syncer] holds one per target, "Two-way calendar sync").
 package ews

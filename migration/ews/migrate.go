@@ -129,6 +129,10 @@ type Result struct {
 	// AttachmentsSkipped those left out (over a limit, or an item
 	// attachment), each logged with its reason.
 	Attachments, AttachmentsSkipped int
+	// Meetings counts the meeting messages applied to the calendar:
+	// pending requests made invitations, responses and cancellations
+	// applied to their events.
+	Meetings int
 }
 
 // Migrator copies mailboxes from one EWS source into a store. It is safe
@@ -168,6 +172,10 @@ type pass struct {
 	// checkpoint: done counts what this pass copied, over all folders.
 	progress            migration.ProgressFunc
 	doneMsgs, doneBytes atomic.Int64
+	// calendarDone is closed when this pass's calendar migration ended,
+	// which the meeting messages of mail folders wait for (nil: no
+	// calendar migration in this pass).
+	calendarDone chan struct{}
 }
 
 // Sync copies what changed in job's source mailbox since the last pass
@@ -186,7 +194,8 @@ func (m *Migrator) sync(ctx context.Context, job Job, progress migration.Progres
 	if err != nil {
 		return res, err
 	}
-	p := &pass{m: m, job: job, account: account, mb: m.opts.Client.Mailbox(job.Mailbox), progress: progress}
+	p := &pass{m: m, job: job, account: account, mb: m.opts.Client.Mailbox(job.Mailbox), progress: progress,
+		calendarDone: make(chan struct{})}
 	folders, err := p.mailFolders(ctx)
 	if err != nil {
 		return res, p.fail(ctx, "", err)
@@ -194,7 +203,10 @@ func (m *Migrator) sync(ctx context.Context, job Job, progress migration.Progres
 	tally := make([]tally, len(folders)+2)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(m.opts.FolderParallel)
-	g.Go(func() error { return p.objects(gctx, calendarKind, &tally[0]) })
+	g.Go(func() error {
+		defer close(p.calendarDone)
+		return p.objects(gctx, calendarKind, &tally[0])
+	})
 	g.Go(func() error { return p.objects(gctx, contactsKind, &tally[1]) })
 	for i := range folders {
 		if folders[i].status.Excluded || folders[i].err != nil {
@@ -213,6 +225,7 @@ func (m *Migrator) sync(ctx context.Context, job Job, progress migration.Progres
 	}
 	for _, t := range tally {
 		res.Deleted += t.deleted
+		res.Meetings += t.meetings
 	}
 	if err != nil {
 		return res, err
@@ -232,6 +245,7 @@ type tally struct {
 	messages, bytes int64
 	objects         int
 	deleted         int
+	meetings        int
 	attachments     attachmentTally
 }
 

@@ -285,6 +285,7 @@ func (p *pass) object(k objectKind, it Item, exc []*CalendarItem, atts []*ical.P
 		if err != nil {
 			return o, &migration.Error{Class: migration.ErrClassSource, Err: fmt.Errorf("calendar item %q: %w", ci.Subject, err)}
 		}
+		markSelf(cal, ci, p.self())
 		addToMaster(cal, atts)
 		if data, err = Encode(cal); err != nil {
 			return o, err

@@ -41,6 +41,9 @@ func (r Result) Summary() string {
 			s += fmt.Sprintf(" (%d left out, see the log)", r.AttachmentsSkipped)
 		}
 	}
+	if r.Meetings > 0 {
+		s += fmt.Sprintf(", %d meeting messages applied", r.Meetings)
+	}
 	if r.Deleted > 0 {
 		s += fmt.Sprintf(", %d deleted", r.Deleted)
 	}

@@ -333,6 +333,9 @@ type Item struct {
 	ID           ItemID
 	CalendarItem *CalendarItem
 	Contact      *Contact
-	Message      *Message
-	Err          error
+	// Message is set for messages and for meeting messages (with
+	// Meeting), which are messages too.
+	Message *Message
+	Meeting *MeetingMessage
+	Err     error
 }
