@@ -114,6 +114,16 @@
 // [migration.Migrator] run, so EWS jobs share the IMAP collectors' run
 // history, statuses and error classes):
 //
+//  0. The pass takes its target's lease (package store/lease, records
+//     "migration.ews.pass" keyed by the lower-cased target), so two
+//     Migrators (two `migrate ews sync` processes, two nodes on one
+//     PostgreSQL) never copy into one mailbox at once: while another
+//     pass holds it, Sync fails at once with a *migration.Error of class
+//     config wrapping migration.ErrBusy that names the holder, and
+//     copies nothing. A holder that died is taken over when its lease
+//     expires (MigratorOptions.LeaseTTL after its last renewal), at once
+//     when it was a process of this host that no longer exists; a pass
+//     that lost its lease stops.
 //  1. The job's target address is resolved through the directory
 //     (migration.ResolveTarget).
 //  2. Mail folders: SyncFolderHierarchy lists the folders below
@@ -272,7 +282,7 @@
 // shared by many mailboxes).
 //
 // Not done yet: other non-message items in mail folders (tasks, notes,
-// posts), sub-calendars and sub-address books, and a lease
-// against two processes migrating the same mailbox with a [Migrator]
-// at once (a [Syncer] holds one per target, "Two-way calendar sync").
+// posts), and sub-calendars and sub-address books. A [Migrator] pass and
+// a [Syncer] of one target hold different leases: the syncer's writes
+// to the calendar and the migrator's are both idempotent by UID.
 package ews

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/mailyard/mailyard/migration"
 	"github.com/mailyard/mailyard/store"
+	"github.com/mailyard/mailyard/store/lease"
 )
 
 // Record namespaces of the EWS migrator. Keys start with the target's
@@ -26,6 +28,9 @@ const (
 	// and deletions; the UID of a message's copy, for read and flag
 	// changes).
 	nsObject = "migration.ews.object"
+	// nsPass: key lower-cased target -> the lease (package store/lease)
+	// of the Migrator pass copying into that target.
+	nsPass = "migration.ews.pass"
 )
 
 // keySep separates the parts of record keys; it occurs in no address and
@@ -34,7 +39,9 @@ const keySep = "\x1f"
 
 // Namespaces returns the [store.Records] namespaces package ews owns, for
 // a check that no two owners claim one.
-func Namespaces() []string { return []string{nsFolder, nsObject, nsSync, nsLink, nsConflict, nsLease} }
+func Namespaces() []string {
+	return []string{nsFolder, nsObject, nsSync, nsLink, nsConflict, nsLease, nsPass}
+}
 
 // Target is what a [Migrator] needs from the store: what the IMAP
 // collectors need ([migration.Target]) and the calendar and address-book
@@ -93,6 +100,11 @@ type MigratorOptions struct {
 	// MiB by default), so an installation whose users edit such events
 	// raises that or lowers this.
 	MaxEventAttachments int64
+	// LeaseTTL is how long a pass's lease on its target lasts without
+	// renewal (lease.DefaultTTL): a pass that died (SIGKILL, a lost
+	// node) leaves its target to another after this long, at once if it
+	// was a process of the same host that no longer exists.
+	LeaseTTL time.Duration
 	// Progress, if set, is called after each checkpoint.
 	Progress migration.ProgressFunc
 	Logger   *slog.Logger
@@ -146,6 +158,10 @@ func NewMigrator(opts MigratorOptions) (*Migrator, error) {
 	if opts.Store == nil || opts.Directory == nil || opts.Client == nil {
 		return nil, errors.New("ews: MigratorOptions need Store, Directory and Client")
 	}
+	if opts.LeaseTTL < 0 {
+		return nil, errors.New("ews: MigratorOptions.LeaseTTL must not be negative")
+	}
+	setDefault(&opts.LeaseTTL, lease.DefaultTTL)
 	setDefault(&opts.FolderParallel, 2)
 	setDefault(&opts.PageSize, 100)
 	setDefault(&opts.MaxMessageSize, 64<<20)
@@ -184,12 +200,37 @@ type pass struct {
 // written after the items of each SyncFolderItems page are stored, so a
 // pass stopped at any point (even by SIGKILL) is resumed by the next
 // without duplicates or gaps. The error is a *[migration.Error].
+//
+// The pass holds a lease on its target (package store/lease, records
+// "migration.ews.pass"), so two Migrators (two processes, two nodes on
+// one PostgreSQL) never copy into one mailbox at once: while another
+// pass holds it, Sync fails at once, copying nothing, with a
+// *migration.Error of class config wrapping [migration.ErrBusy] that
+// names the holder. A holder that died leaves the target when its
+// lease expires (LeaseTTL after its last renewal), at once when it was
+// a process of this host that no longer exists. A pass whose lease is
+// lost (this process stalled past the expiry and another took over)
+// stops.
 func (m *Migrator) Sync(ctx context.Context, job Job) (Result, error) {
 	return m.sync(ctx, job, m.opts.Progress)
 }
 
 func (m *Migrator) sync(ctx context.Context, job Job, progress migration.ProgressFunc) (Result, error) {
 	var res Result
+	l, err := m.acquire(ctx, job)
+	if err != nil {
+		return res, err
+	}
+	defer l.Release()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-l.Lost():
+			cancel(fmt.Errorf("%w: the lease on %s was lost to another process", migration.ErrBusy, job.Target))
+		case <-ctx.Done():
+		}
+	}()
 	account, err := migration.ResolveTarget(ctx, m.opts.Directory, m.opts.Store, job.Target)
 	if err != nil {
 		return res, err
@@ -238,6 +279,23 @@ func (m *Migrator) sync(ctx context.Context, job Job, progress migration.Progres
 		}
 	}
 	return res, nil
+}
+
+// acquire takes the lease of job's target, or fails with a
+// *migration.Error: wrapping migration.ErrBusy (and naming the holder)
+// when another pass holds it.
+func (m *Migrator) acquire(ctx context.Context, job Job) (*lease.Lease, error) {
+	l, err := lease.Acquire(ctx, lease.Options{Records: m.opts.Store, Namespace: nsPass, Key: strings.ToLower(job.Target),
+		TTL: m.opts.LeaseTTL, Now: m.opts.Now, Logger: m.opts.Logger})
+	if held, ok := errors.AsType[*lease.HeldError](err); ok {
+		h := held.Holder
+		return nil, &migration.Error{Class: migration.ErrClassConfig, Target: job.Target,
+			Err: fmt.Errorf("%w (process %d on %s, since %s)", migration.ErrBusy, h.PID, h.Host, h.Since.UTC().Format(time.RFC3339))}
+	}
+	if err != nil {
+		return nil, &migration.Error{Class: migration.TargetErrorClass(ctx, err), Target: job.Target, Err: err}
+	}
+	return l, nil
 }
 
 // tally counts what a pass did in one folder.
