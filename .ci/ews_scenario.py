@@ -19,7 +19,7 @@ import sys
 import time
 
 from exchangelib import (BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Build, CalendarItem, Configuration,
-                         Contact, Credentials, EWSDateTime, EWSTimeZone, Message, Version)
+                         Contact, Credentials, EWSDateTime, EWSTimeZone, FileAttachment, Message, Version)
 from exchangelib.errors import (ErrorAccessDenied, ErrorImpersonateUserDenied, ErrorIrresolvableConflict,
                                 ErrorNonExistentMailbox, ErrorServerBusy)
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
@@ -159,6 +159,31 @@ check(("Weekly sync (moved)" in [s for _, s in mine]) and
       EWSDateTime(2026, 4, 13, 11, 0, tzinfo=tz) in [t for t, _ in mine], f"exception in view: {mine}")
 step("weekly series: occurrence 3 moved, occurrence 2 deleted; calendar view expands 5 instances")
 
+# Attachments: a calendar item created with a file attachment (inside
+# CreateItem), one more attached later (CreateAttachment), read back
+# with their content (GetAttachment), one detached (DeleteAttachment).
+att_start = EWSDateTime(2026, 3, 3, 10, 0, tzinfo=tz)
+pdf = b"%PDF-1.4 agenda \x00\xff" * 50
+withatt = CalendarItem(account=alice, folder=alice.calendar, subject="Interop attachments", start=att_start,
+                       end=att_start + datetime.timedelta(hours=1),
+                       attachments=[FileAttachment(name="agenda.pdf", content_type="application/pdf", content=pdf)])
+withatt.save(send_meeting_invitations=SEND_TO_NONE)
+check(withatt.attachments[0].attachment_id is not None, "CreateItem returned no attachment id")
+notes = FileAttachment(name="notes.txt", content=b"minutes")
+withatt.attach(notes)
+got = alice.calendar.get(id=withatt.id)
+check(got.has_attachments, "has_attachments is false")
+names = sorted((a.name, a.size) for a in got.attachments)
+check(names == [("agenda.pdf", len(pdf)), ("notes.txt", 7)], f"attachments listed {names}")
+byname = {a.name: a for a in got.attachments}
+check(byname["agenda.pdf"].content == pdf and byname["agenda.pdf"].content_type == "application/pdf",
+      "attachment content read back (GetAttachment)")
+got.detach(byname["notes.txt"])
+again = alice.calendar.get(id=withatt.id)
+check([a.name for a in again.attachments] == ["agenda.pdf"], f"after detach {[a.name for a in again.attachments]}")
+again.delete(send_meeting_cancellations=SEND_TO_NONE)
+step("calendar item with a file attachment: created with it, one attached and detached, content read back")
+
 # Contacts: create, update, delete.
 c = Contact(account=alice, folder=alice.contacts, given_name="Иван", surname="Петров", company_name="Acme",
             display_name="Иван Петров",  # exchangelib requires it on create
@@ -254,6 +279,22 @@ live.delete(send_meeting_cancellations=SEND_TO_NONE)
 # 2. Basic auth, delegate access to one's own mailbox; another's is refused.
 bob = account("bob@example.test", config("bob@example.test", BASIC), DELEGATE)
 check("Inbox" in {f.name for f in bob.root.walk()}, "bob lists his folders")
+# Meeting messages (seeded in bob's inbox): exchangelib reads each as its
+# own item class with the meeting properties.
+meetings = {type(i).__name__: i for i in bob.inbox.all()}
+check(sorted(meetings) == ["MeetingCancellation", "MeetingRequest", "MeetingResponse"], f"bob's inbox {sorted(meetings)}")
+req = meetings["MeetingRequest"]
+check(req.subject == "Plan" and req.response_type == "NoResponseReceived" and req.location == "Room 3",
+      f"request {req.subject} {req.response_type} {req.location}")
+check(req.start == EWSDateTime(2026, 7, 1, 11, 0, tzinfo=tz) and req.organizer.email_address == "alice@example.test",
+      f"request {req.start} {req.organizer}")
+check([a.mailbox.email_address for a in req.required_attendees] == ["bob@example.test"], "request attendees")
+check(req.item_class == "IPM.Schedule.Meeting.Request", f"request class {req.item_class}")
+resp = meetings["MeetingResponse"]
+check(resp.response_type == "Accept" and resp.author.email_address == "carol@example.test",
+      f"response {resp.response_type} {resp.author}")
+check(meetings["MeetingCancellation"].subject == "Canceled: Retro", "cancellation subject")
+step("meeting request, response and cancellation read as exchangelib's meeting item classes")
 try:
     other = account("alice@example.test", config("bob@example.test", BASIC), DELEGATE)
     list(other.inbox.all()[:1])

@@ -179,6 +179,54 @@ ev.save()
 _, took = within(10, "the CalDAV edit in Exchange", lambda: ex_item("Edited over CalDAV"))
 step(f"edit CalDAV -> Exchange in {took:.1f}s")
 
+# A series made over CalDAV with an overridden instance and an EXDATE is
+# in Exchange a series with a modified and a deleted occurrence.
+suid = f"{uuid.uuid4()}@example.test"
+cal.save_event(f"""BEGIN:VCALENDAR\r
+VERSION:2.0\r
+PRODID:-//interop//EN\r
+BEGIN:VEVENT\r
+UID:{suid}\r
+DTSTAMP:20260101T000000Z\r
+DTSTART;TZID=Europe/Berlin:20270614T090000\r
+DTEND;TZID=Europe/Berlin:20270614T093000\r
+RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=5\r
+EXDATE;TZID=Europe/Berlin:20270628T090000\r
+SUMMARY:Series over CalDAV\r
+END:VEVENT\r
+BEGIN:VEVENT\r
+UID:{suid}\r
+DTSTAMP:20260101T000000Z\r
+RECURRENCE-ID;TZID=Europe/Berlin:20270621T090000\r
+DTSTART;TZID=Europe/Berlin:20270621T140000\r
+DTEND;TZID=Europe/Berlin:20270621T143000\r
+SUMMARY:Series over CalDAV (moved)\r
+END:VEVENT\r
+END:VCALENDAR\r
+""")
+
+
+def series_in_exchange():
+    found = ex_item("Series over CalDAV")
+    if found is None:
+        return None
+    full = ex.calendar.get(id=found.id)
+    return full if full.modified_occurrences and full.deleted_occurrences else None
+
+
+series, took = within(10, "the CalDAV series with its exceptions in Exchange", series_in_exchange)
+check([d.start for d in series.deleted_occurrences] == [EWSDateTime(2027, 6, 28, 9, 0, tzinfo=tz)],
+      f"deleted occurrences {series.deleted_occurrences}")
+check([o.start for o in series.modified_occurrences] == [EWSDateTime(2027, 6, 21, 14, 0, tzinfo=tz)],
+      f"modified occurrences {series.modified_occurrences}")
+inst = sorted((v.start, v.subject) for v in ex.calendar.view(start=EWSDateTime(2027, 6, 1, tzinfo=tz),
+                                                              end=EWSDateTime(2027, 8, 1, tzinfo=tz))
+              if v.subject.startswith("Series over CalDAV"))
+want = [EWSDateTime(2027, m, d, h, 0, tzinfo=tz) for m, d, h in ((6, 14, 9), (6, 21, 14), (7, 5, 9), (7, 12, 9))]
+check([t for t, _ in inst] == want, f"Exchange's instances {inst}")
+check(inst[1][1] == "Series over CalDAV (moved)", f"the moved instance's subject {inst[1][1]!r}")
+step(f"CalDAV series -> Exchange with a modified and a deleted occurrence in {took:.1f}s")
+
 # No edit loop: wait for the sync to print nothing for 3 s, then nothing
 # changes over the next 8 s (several scheduled passes at 2 s and
 # notification polls at 0.3 s) on either side, and the sync prints no
@@ -190,7 +238,7 @@ lines = open(sync_log).read().count("\n")
 time.sleep(8)
 after_ex = ex_changekeys()
 after_dav = dav_etags()
-check(len(before_ex) == existing + 2, f"Exchange holds {len(before_ex)} items, want {existing} + 2")
+check(len(before_ex) == existing + 3, f"Exchange holds {len(before_ex)} items, want {existing} + 3")
 check(len(before_dav) == len(before_ex), f"CalDAV holds {len(before_dav)} objects, Exchange {len(before_ex)} items")
 for subject, other in (("Edited in Exchange", "Made in Exchange"), ("Edited over CalDAV", "Made over CalDAV")):
     check(ex_item(subject) is not None and ex_item(other) is None, f"Exchange: {subject!r} missing or {other!r} left")

@@ -31,7 +31,12 @@ cat >"$work/seed.json" <<'JSON'
    "folders": [{"parent": "inbox", "name": "Проекты"}, {"parent": "inbox/Проекты", "name": "2026"},
                {"parent": "msgfolderroot", "name": "Archive"}],
    "generate": {"messages": 12, "calendar_items": 8, "recurring": 6, "contacts": 4}},
-  {"login": "bob", "password": "correct horse", "smtp": "bob@example.test"},
+  {"login": "bob", "password": "correct horse", "smtp": "bob@example.test",
+   "items": [
+    {"path": "inbox", "xml": "<MeetingRequest><Subject>Plan</Subject><From><Mailbox><Name>Alice</Name><EmailAddress>alice@example.test</EmailAddress><RoutingType>SMTP</RoutingType></Mailbox></From><ResponseType>NoResponseReceived</ResponseType><UID>plan-1@example.test</UID><MeetingRequestType>NewMeetingRequest</MeetingRequestType><Start>2026-07-01T09:00:00Z</Start><End>2026-07-01T10:00:00Z</End><Location>Room 3</Location><Organizer><Mailbox><Name>Alice</Name><EmailAddress>alice@example.test</EmailAddress><RoutingType>SMTP</RoutingType></Mailbox></Organizer><RequiredAttendees><Attendee><Mailbox><EmailAddress>bob@example.test</EmailAddress></Mailbox><ResponseType>Unknown</ResponseType></Attendee></RequiredAttendees></MeetingRequest>"},
+    {"path": "inbox", "xml": "<MeetingResponse><Subject>Accepted: Review</Subject><From><Mailbox><EmailAddress>carol@example.test</EmailAddress></Mailbox></From><ResponseType>Accept</ResponseType><UID>review-1@example.test</UID></MeetingResponse>"},
+    {"path": "inbox", "xml": "<MeetingCancellation><Subject>Canceled: Retro</Subject><From><Mailbox><EmailAddress>alice@example.test</EmailAddress></Mailbox></From><UID>retro-1@example.test</UID></MeetingCancellation>"}
+   ]},
   {"login": "carol", "password": "correct horse", "smtp": "carol@example.test",
    "throttle": {"burst": 40, "window": 60000000000}}
 ]}

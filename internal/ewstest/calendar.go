@@ -174,6 +174,15 @@ func recurrenceRule(r *node, localStart time.Time) (*rrule.RRule, bool, *ewsErro
 			return bad("DayOfMonth")
 		}
 		o.Bymonthday = []int{d}
+		if d > 28 {
+			// A month without the day has the series on its last day
+			// ([MS-OXWSCDATA] DayOfMonth: "the last day of the month is
+			// assumed"): the last of the days 28..d the month has.
+			o.Bymonthday, o.Bysetpos = nil, []int{-1}
+			for day := 28; day <= d; day++ {
+				o.Bymonthday = append(o.Bymonthday, day)
+			}
+		}
 		if pattern.Local == "AbsoluteYearlyRecurrence" {
 			o.Freq, o.Interval = rrule.YEARLY, 1
 			o.Bymonth = []int{months[pattern.text("Month")]}
@@ -199,8 +208,9 @@ func recurrenceRule(r *node, localStart time.Time) (*rrule.RRule, bool, *ewsErro
 	if o.Interval > 999 || o.Freq != rrule.DAILY && o.Interval > 99 {
 		return bad("Interval")
 	}
-	if len(o.Bymonth) == 1 && len(o.Bymonthday) == 1 && o.Bymonthday[0] > daysIn[o.Bymonth[0]] {
-		return nil, false, errf("ErrorCalendarInvalidDayForSpecificRecurrence", "Day %d is not valid for month %d.", o.Bymonthday[0], o.Bymonth[0])
+	if len(o.Bymonth) == 1 && len(o.Bymonthday) > 0 && o.Bymonthday[len(o.Bymonthday)-1] > daysIn[o.Bymonth[0]] {
+		d := o.Bymonthday[len(o.Bymonthday)-1]
+		return nil, false, errf("ErrorCalendarInvalidDayForSpecificRecurrence", "Day %d is not valid for month %d.", d, o.Bymonth[0])
 	}
 	loc := localStart.Location()
 	sd, err := time.ParseInLocation("2006-01-02", firstN(rng.text("StartDate"), 10), loc)

@@ -103,13 +103,13 @@ func TestRecurrencePatterns(t *testing.T) {
 			[]string{"2026-01-01", "2026-01-04", "2026-01-07"}},
 		{"absolute monthly 31st", `<t:AbsoluteMonthlyRecurrence><t:Interval>1</t:Interval><t:DayOfMonth>31</t:DayOfMonth></t:AbsoluteMonthlyRecurrence>`,
 			`<t:NumberedRecurrence><t:StartDate>2026-01-01</t:StartDate><t:NumberOfOccurrences>3</t:NumberOfOccurrences></t:NumberedRecurrence>`,
-			[]string{"2026-01-31", "2026-03-31", "2026-05-31"}},
+			[]string{"2026-01-31", "2026-02-28", "2026-03-31"}}, // the last day of a shorter month
 		{"relative monthly last weekday", `<t:RelativeMonthlyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Weekday</t:DaysOfWeek><t:DayOfWeekIndex>Last</t:DayOfWeekIndex></t:RelativeMonthlyRecurrence>`,
 			`<t:EndDateRecurrence><t:StartDate>2026-01-01</t:StartDate><t:EndDate>2026-03-31</t:EndDate></t:EndDateRecurrence>`,
 			[]string{"2026-01-30", "2026-02-27", "2026-03-31"}},
 		{"absolute yearly", `<t:AbsoluteYearlyRecurrence><t:DayOfMonth>29</t:DayOfMonth><t:Month>February</t:Month></t:AbsoluteYearlyRecurrence>`,
-			`<t:NumberedRecurrence><t:StartDate>2026-01-01</t:StartDate><t:NumberOfOccurrences>2</t:NumberOfOccurrences></t:NumberedRecurrence>`,
-			[]string{"2028-02-29", "2032-02-29"}},
+			`<t:NumberedRecurrence><t:StartDate>2026-01-01</t:StartDate><t:NumberOfOccurrences>3</t:NumberOfOccurrences></t:NumberedRecurrence>`,
+			[]string{"2026-02-28", "2027-02-28", "2028-02-29"}}, // February 28 in common years
 		{"relative yearly", `<t:RelativeYearlyRecurrence><t:DaysOfWeek>Thursday</t:DaysOfWeek><t:DayOfWeekIndex>Fourth</t:DayOfWeekIndex><t:Month>November</t:Month></t:RelativeYearlyRecurrence>`,
 			`<t:NumberedRecurrence><t:StartDate>2026-01-01</t:StartDate><t:NumberOfOccurrences>2</t:NumberOfOccurrences></t:NumberedRecurrence>`,
 			[]string{"2026-11-26", "2027-11-25"}},

@@ -12,7 +12,9 @@
 //     notes) and user folders with any names (GetFolder, FindFolder,
 //     CreateFolder, SyncFolderHierarchy).
 //  2. Items as the element trees clients send (t:Message with MimeContent,
-//     t:CalendarItem, t:Contact, t:Task), so every property of the types
+//     t:CalendarItem, t:Contact, t:Task, and the meeting messages
+//     t:MeetingRequest, t:MeetingResponse, t:MeetingCancellation, which
+//     are messages with meeting properties), so every property of the types
 //     schema round-trips; the server computes ids, change keys, times,
 //     sizes, message envelopes from MIME, calendar UIDs, organisers and
 //     series data: recurrence expanded in the start time zone, exceptions
@@ -43,8 +45,16 @@
 // sync states and subscriptions from before are refused (as from a
 // mailbox moved to another server).
 //
+// Attachments ([MS-OXWSATT]): file and item attachments made with
+// their item (CreateItem, as Exchange 2010 and later take them) or by
+// CreateAttachment, listed without content in an item's Attachments
+// (with HasAttachments), read with their content by GetAttachment and
+// removed by DeleteAttachment; each change of an item's attachments
+// moves its change key.
+//
 // Not modelled: restrictions beyond equality and substring tests, sort
-// orders (items come in creation order), attachments, moving and copying
+// orders (items come in creation order), attachments of single
+// occurrences, moving and copying
 // items by request, folder updates and deletes, push notifications, and iCalendar/vCard MimeContent for calendar items and
 // contacts. Windows time zone ids outside a small table are taken as UTC.
 package ewstest

@@ -31,7 +31,7 @@ func (mb *mailbox) folderProps(f *folder) []*node {
 	for _, it := range mb.items {
 		if it.folder == f {
 			total++
-			if it.props.Local == "Message" && it.props.text("IsRead") != "true" {
+			if isMessage(it.props.Local) && it.props.text("IsRead") != "true" {
 				unread++
 			}
 		}

@@ -42,6 +42,19 @@ var itemOrder = func() map[string]map[string]int {
 			DelegationState Delegator DueDate IsAssignmentEditable IsComplete IsRecurring IsTeamTask Mileage Owner
 			PercentComplete Recurrence StartDate Status StatusDescription TotalWork`,
 	}
+	// Meeting messages ([MS-OXWSMTGS] MeetingMessageType and the types
+	// extending it) are messages with meeting properties after them.
+	meeting := kinds["Message"] + ` AssociatedCalendarItemId IsDelegated IsOutOfDate HasBeenProcessed ResponseType UID
+		RecurrenceId DateTimeStamp IsOrganizer`
+	kinds["MeetingMessage"] = meeting
+	kinds["MeetingRequest"] = meeting + ` MeetingRequestType IntendedFreeBusyStatus Start End OriginalStart
+		IsAllDayEvent LegacyFreeBusyStatus Location When IsMeeting IsCancelled IsRecurring MeetingRequestWasSent
+		CalendarItemType MyResponseType Organizer RequiredAttendees OptionalAttendees Resources ConflictingMeetingCount
+		AdjacentMeetingCount ConflictingMeetings AdjacentMeetings Duration TimeZone AppointmentReplyTime
+		AppointmentSequenceNumber AppointmentState Recurrence FirstOccurrence LastOccurrence ModifiedOccurrences
+		DeletedOccurrences MeetingTimeZone StartTimeZone EndTimeZone`
+	kinds["MeetingResponse"] = meeting + ` Start End Location Recurrence CalendarItemType ProposedStart ProposedEnd`
+	kinds["MeetingCancellation"] = meeting + ` Start End Location Recurrence CalendarItemType`
 	out := map[string]map[string]int{}
 	for kind, extra := range kinds {
 		m := map[string]int{}
@@ -55,11 +68,20 @@ var itemOrder = func() map[string]map[string]int {
 }()
 
 // itemClass is the default ItemClass of each item element.
-var itemClass = map[string]string{"Message": "IPM.Note", "CalendarItem": "IPM.Appointment", "Contact": "IPM.Contact", "Task": "IPM.Task", "Item": "IPM.Note"}
+var itemClass = map[string]string{"Message": "IPM.Note", "CalendarItem": "IPM.Appointment", "Contact": "IPM.Contact", "Task": "IPM.Task", "Item": "IPM.Note",
+	"MeetingRequest": "IPM.Schedule.Meeting.Request", "MeetingResponse": "IPM.Schedule.Meeting.Resp.Pos",
+	"MeetingCancellation": "IPM.Schedule.Meeting.Canceled", "MeetingMessage": "IPM.Schedule.Meeting.Notification"}
+
+// isMessage reports whether an item element is a message: a Message or
+// a meeting message, which extends it.
+func isMessage(local string) bool {
+	return local == "Message" || strings.HasPrefix(local, "Meeting")
+}
 
 // defaultFolder is where CreateItem saves an item without
 // SavedItemFolderId.
-var defaultFolder = map[string]string{"Message": "drafts", "CalendarItem": "calendar", "Contact": "contacts", "Task": "tasks", "Item": "drafts"}
+var defaultFolder = map[string]string{"Message": "drafts", "CalendarItem": "calendar", "Contact": "contacts", "Task": "tasks", "Item": "drafts",
+	"MeetingRequest": "inbox", "MeetingResponse": "inbox", "MeetingCancellation": "inbox", "MeetingMessage": "inbox"}
 
 // sortProps puts n's children in schema order (stable for unknowns).
 func sortProps(n *node) {
@@ -100,27 +122,27 @@ func (s *Server) stamp(mb *mailbox, it *item, now time.Time) {
 	if p.child("DateTimeReceived") == nil {
 		p.set(tel("DateTimeReceived", ewsTime(now)))
 	}
-	p.set(tel("HasAttachments", "false"))
+	stampAttachments(it)
 	p.remove("Size")
 	size := 0
 	if m := p.child("MimeContent"); m != nil {
 		size = base64.StdEncoding.DecodedLen(len(strings.TrimSpace(m.Text)))
 	}
 	p.set(tel("Size", strconv.Itoa(size+len(p.text("Subject"))+len(p.text("Body")))))
-	switch p.Local {
-	case "Message":
+	switch {
+	case isMessage(p.Local):
 		fillFromMIME(p)
 		if p.child("IsRead") == nil {
 			p.set(tel("IsRead", "false"))
 		}
-	case "Contact":
+	case p.Local == "Contact":
 		if p.child("DisplayName") == nil {
 			p.set(tel("DisplayName", strings.TrimSpace(p.text("GivenName")+" "+p.text("Surname"))))
 		}
 		if p.child("FileAs") == nil {
 			p.set(tel("FileAs", p.text("DisplayName")))
 		}
-	case "CalendarItem":
+	case p.Local == "CalendarItem":
 		s.stampCalendar(mb, it)
 	}
 	sortProps(p)
@@ -151,7 +173,7 @@ func (s *Server) renderItem(mb *mailbox, it *item, index int, sh shape) *node {
 			}
 		}
 	}
-	if sh.extra["MimeContent"] && src.child("MimeContent") == nil && src.Local == "Message" {
+	if sh.extra["MimeContent"] && src.child("MimeContent") == nil && isMessage(src.Local) {
 		out.Kids = append([]*node{tel("MimeContent", base64.StdEncoding.EncodeToString(synthMIME(src))).attr("CharacterSet", "UTF-8")}, out.Kids...)
 	}
 	return out
@@ -328,6 +350,9 @@ func (s *Server) createItem(req *request) (*node, *ewsError) {
 		if err == nil && n.Local == "CalendarItem" {
 			err = checkCalendar(n)
 		}
+		if err == nil {
+			err = checkAttachments(n)
+		}
 		if err != nil {
 			msgs = append(msgs, responseMessage("CreateItem", err))
 			continue
@@ -336,7 +361,17 @@ func (s *Server) createItem(req *request) (*node, *ewsError) {
 		if n.Local == "CalendarItem" && send != "SendToNone" {
 			s.invite(mb, it)
 		}
-		msgs = append(msgs, responseMessage("CreateItem", nil, mel("Items", el(n.Local, itemIDNode("ItemId", it)))))
+		created := el(n.Local, itemIDNode("ItemId", it))
+		if len(it.atts) > 0 {
+			// The attachments' ids, as Exchange 2010 and later return
+			// them for attachments created with their item.
+			list := el("Attachments")
+			for _, a := range it.atts {
+				list.Kids = append(list.Kids, el(a.kind, a.idNode()))
+			}
+			created.Kids = append(created.Kids, list)
+		}
+		msgs = append(msgs, responseMessage("CreateItem", nil, mel("Items", created)))
 	}
 	return operationResponse("CreateItem", msgs...), nil
 }
@@ -348,6 +383,7 @@ func (s *Server) addItem(mb *mailbox, f *folder, props *node, now time.Time) *it
 	it := &item{id: s.newID(mb, "I"), ck: 1, folder: f, props: props, created: mb.cn, changed: mb.cn}
 	it.seq = s.nextID
 	mb.items[it.id] = it
+	s.takeAttachments(mb, it, now)
 	s.stamp(mb, it, now)
 	s.emitItem(mb, "CreatedEvent", it)
 	return it
@@ -605,6 +641,9 @@ func (s *Server) deleteItem(req *request) (*node, *ewsError) {
 func (s *Server) removeItem(mb *mailbox, it *item) {
 	mb.cn++
 	delete(mb.items, it.id)
+	for _, a := range it.atts {
+		delete(mb.atts, a.id)
+	}
 	mb.tombs = append(mb.tombs, tomb{id: it.id, parent: it.folder, cn: mb.cn, created: it.created})
 	s.emitItem(mb, "DeletedEvent", it)
 }

@@ -30,6 +30,7 @@ type mailbox struct {
 	cn      uint64 // last change number
 	tombs   []tomb // deleted items and folders, for sync
 	subs    map[string]*subscription
+	atts    map[string]*attachment // by AttachmentId
 }
 
 // folder is a mail, calendar, contacts or tasks folder.
@@ -56,6 +57,7 @@ type item struct {
 	// changed, for AutoResolve conflict checks.
 	history []fieldChange
 	cal     *calState // calendar items only
+	atts    []*attachment
 }
 
 type fieldChange struct {
@@ -91,7 +93,8 @@ var wellKnown = []struct{ dist, parent, name, class string }{
 }
 
 func (s *Server) newMailbox(smtp string) *mailbox {
-	mb := &mailbox{smtp: smtp, byID: map[string]*folder{}, byDist: map[string]*folder{}, items: map[string]*item{}, subs: map[string]*subscription{}}
+	mb := &mailbox{smtp: smtp, byID: map[string]*folder{}, byDist: map[string]*folder{}, items: map[string]*item{}, subs: map[string]*subscription{},
+		atts: map[string]*attachment{}}
 	for _, w := range wellKnown {
 		f := s.addFolder(mb, mb.byDist[w.parent], w.name, w.class)
 		f.dist = w.dist

@@ -153,8 +153,11 @@ func (s *Server) AddItem(smtp, path, itemXML string) (string, error) {
 			return "", e
 		}
 	}
+	if e := checkAttachments(n); e != nil {
+		return "", e
+	}
 	it := s.addItem(mb, f, n, s.opts.Now())
-	if n.Local == "Message" && f.dist == "inbox" {
+	if isMessage(n.Local) && f.dist == "inbox" {
 		s.emitItem(mb, "NewMailEvent", it)
 	}
 	return it.id, nil
@@ -209,6 +212,16 @@ type SeedUser struct {
 	Folders []SeedFolder `json:"folders,omitempty"`
 	// Generate sizes the generated items.
 	Generate Generate `json:"generate"`
+	// Items are items to add as AddItem adds them, after the generated
+	// ones.
+	Items []SeedItem `json:"items,omitempty"`
+}
+
+// SeedItem is one item of a seed: an item element (see AddItem) and
+// the path of its folder.
+type SeedItem struct {
+	Path string `json:"path"`
+	XML  string `json:"xml"`
 }
 
 // SeedFolder is a folder to create.
@@ -241,6 +254,11 @@ func (s *Server) LoadSeed(r io.Reader) error {
 		}
 		if err := s.Generate(u.SMTP, u.Generate); err != nil {
 			return err
+		}
+		for _, it := range u.Items {
+			if _, err := s.AddItem(u.SMTP, it.Path, it.XML); err != nil {
+				return fmt.Errorf("ewstest: seed item in %s: %w", it.Path, err)
+			}
 		}
 	}
 	return nil

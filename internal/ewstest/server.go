@@ -251,6 +251,9 @@ var operations = map[string]handler{
 	"GetEvents":           (*Server).getEvents,
 	"Unsubscribe":         (*Server).unsubscribe,
 	"ConvertId":           (*Server).convertID,
+	"CreateAttachment":    (*Server).createAttachment,
+	"GetAttachment":       (*Server).getAttachment,
+	"DeleteAttachment":    (*Server).deleteAttachment,
 }
 
 // call runs the operation and serialises its response under the lock:

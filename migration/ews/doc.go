@@ -10,8 +10,9 @@
 // A [Client] talks to one EWS endpoint (one source) as one account;
 // [Client.Mailbox] gives a handle whose methods are the operations:
 // GetFolder, SyncFolderHierarchy, SyncFolderItems, GetItem (in batches of
-// [MaxBatch]), CreateCalendarItem, UpdateCalendarItem, DeleteItem,
-// Subscribe, GetEvents and Unsubscribe. A call goes as follows:
+// [MaxBatch]), GetAttachment, CreateCalendarItem, UpdateCalendarItem,
+// UpdateOccurrence, DeleteItem, DeleteOccurrence, Subscribe, GetEvents
+// and Unsubscribe. A call goes as follows:
 //
 //  1. It waits for one of Options.MaxConcurrent slots of the source.
 //  2. The SOAP envelope carries RequestServerVersion (Exchange 2013 SP1,
@@ -61,6 +62,17 @@
 // CLASS, LegacyFreeBusyStatus as TRANSP (and X-MICROSOFT-CDO-BUSYSTATUS,
 // which keeps Tentative and OOF), IsCancelled as STATUS and the UID.
 //
+// Attachments: the migrator reads a calendar item's file attachments by
+// GetAttachment ([MS-OXWSATT]) and puts those within
+// MigratorOptions.MaxAttachmentSize each and MaxEventAttachments
+// together (10 MiB each by default, taken in the item's order) into
+// the master VEVENT as ATTACH;ENCODING=BASE64;VALUE=BINARY with FMTTYPE
+// and X-FILENAME (RFC 5545 §3.8.1.1). One over a limit, and an item
+// attachment (an attached e-mail, event or contact), is left out,
+// logged with its reason and counted (Result.AttachmentsSkipped). The
+// two-way sync sends no attachment to Exchange; an update from
+// Mailyard leaves the Exchange item's attachments as they are.
+//
 // Time zones: a Windows zone id becomes its IANA zone by CLDR's
 // windowsZones table (embedded, territory 001); an id CLDR does not know
 // falls back to a fixed offset from the standard period's bias of the
@@ -102,6 +114,16 @@
 // [migration.Migrator] run, so EWS jobs share the IMAP collectors' run
 // history, statuses and error classes):
 //
+//  0. The pass takes its target's lease (package store/lease, records
+//     "migration.ews.pass" keyed by the lower-cased target), so two
+//     Migrators (two `migrate ews sync` processes, two nodes on one
+//     PostgreSQL) never copy into one mailbox at once: while another
+//     pass holds it, Sync fails at once with a *migration.Error of class
+//     config wrapping migration.ErrBusy that names the holder, and
+//     copies nothing. A holder that died is taken over when its lease
+//     expires (MigratorOptions.LeaseTTL after its last renewal), at once
+//     when it was a process of this host that no longer exists; a pass
+//     that lost its lease stops.
 //  1. The job's target address is resolved through the directory
 //     (migration.ResolveTarget).
 //  2. Mail folders: SyncFolderHierarchy lists the folders below
@@ -145,6 +167,25 @@
 // UID and the source state last seen are kept in "migration.ews.object",
 // and only what the source changed is added to or removed from the copy
 // (\Seen, \Flagged), so the user's own changes in Mailyard stay.
+//
+// Meetings keep their iTIP meaning (RFC 5546) after the move. An event
+// the mailbox is invited to keeps its ORGANIZER and every ATTENDEE's
+// PARTSTAT from ResponseType, the mailbox's own from MyResponseType
+// (added as an ATTENDEE when the list lacks it), so that a reply made
+// later over CalDAV goes to the organizer. Meeting messages
+// ([MS-OXWSMTGS] MeetingRequest, MeetingResponse, MeetingCancellation)
+// are copied as mail like any message, in every folder; those of
+// folders other than Sent Items, Deleted Items, Junk and Drafts are
+// then applied once this pass's calendar is migrated (a mail page with
+// meeting messages waits for it): a request not answered and not out of
+// date gives its event (made from the request when the calendar has
+// none) with the mailbox's PARTSTAT NEEDS-ACTION, and a METHOD:REQUEST
+// copy in the schedule inbox collection ("inbox", made as the CalDAV
+// handler makes it), which is how that handler delivers a local
+// invitation (RFC 6638 §4.1); a response sets its sender's PARTSTAT in
+// the organizer's event; a cancellation marks the event (or the
+// cancelled occurrence) STATUS:CANCELLED. Applying a page again after a
+// crash changes nothing more.
 //
 // Messages deleted on the source stay in the target, as with the IMAP
 // collectors, unless MigratorOptions.SourceDeletions is set: then a
@@ -216,15 +257,32 @@
 //     the deletion. A conflict found by the push (UpdateItem refused
 //     with ErrorIrresolvableConflict) is decided the same way.
 //
-// Limits of the two-way sync: modified and deleted occurrences of a
-// series made in Mailyard are not sent to Exchange (the series is);
-// an RRULE EWS cannot express and objects other than VEVENTs stay in
-// Mailyard (counted as skipped); only the default calendar is synced;
+// A series made or edited in Mailyard goes to Exchange with its
+// exceptions: CreateItem or UpdateItem writes the master (an update
+// that sets the pattern drops the series' exceptions in Exchange),
+// then each EXDATE becomes a DeleteItem and each overriding VEVENT
+// (RECURRENCE-ID) an UpdateItem of its occurrence, both named by an
+// OccurrenceItemId ([MS-OXWSCORE]: the master's ItemId and the
+// instance's 1-based InstanceIndex, counted as EWS expands the series:
+// the RRULE from DTSTART in its zone, only the days the pattern
+// matches, deleted instances keeping their index). A series and its
+// occurrences share one ChangeKey, and the link keeps the one after the
+// last occurrence write, so the sync's own writes do not come back.
+// While the occurrences are written the link is marked pending: a pass
+// that fails half-way writes the whole series again next time, and the
+// pull leaves a pending series alone. An override or EXDATE that is no
+// instance of its series is left out and logged.
+//
+// Limits of the two-way sync: an RRULE EWS cannot express and objects
+// other than VEVENTs stay in Mailyard (counted as skipped); an
+// occurrence carries its subject, body, location, times, reminder,
+// categories, sensitivity and free/busy status to Exchange, not other
+// properties of its own; only the default calendar is synced;
 // each job polls its own pull subscription (no streaming subscription
 // shared by many mailboxes).
 //
-// Not done yet: meeting requests and other non-Message items in mail
-// folders, sub-calendars and sub-address books, and a lease
-// against two processes migrating the same mailbox with a [Migrator]
-// at once (a [Syncer] holds one per target, "Two-way calendar sync").
+// Not done yet: other non-message items in mail folders (tasks, notes,
+// posts), and sub-calendars and sub-address books. A [Migrator] pass and
+// a [Syncer] of one target hold different leases: the syncer's writes
+// to the calendar and the migrator's are both idempotent by UID.
 package ews

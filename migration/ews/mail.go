@@ -29,6 +29,10 @@ type mailFolder struct {
 	id     FolderID
 	status migration.FolderStatus
 	err    error
+	// special is the special use of a distinguished folder: meeting
+	// messages in Sent Items, Deleted Items, Junk or Drafts are mail
+	// only.
+	special store.SpecialUse
 }
 
 // mailFolders lists the mail folders below the top of the information
@@ -84,7 +88,7 @@ func (p *pass) mailFolders(ctx context.Context) ([]mailFolder, error) {
 		if !ok {
 			continue
 		}
-		mf := mailFolder{id: f.FolderID}
+		mf := mailFolder{id: f.FolderID, special: specialFolders[distinguished[id]]}
 		name, err := migration.FolderPath(path...)
 		if err != nil {
 			name, mf.err = strings.Join(path, "/"), err
@@ -172,6 +176,11 @@ func (p *pass) mail(ctx context.Context, f *mailFolder, t *tally) error {
 		if err := c.stateChanges(ctx, changes, pg); err != nil {
 			return pg, err
 		}
+		if ids := meetingsIn(changes); len(ids) > 0 && f.special == "" {
+			if err := p.meetings(ctx, ids, t); err != nil {
+				return pg, err
+			}
+		}
 		if p.m.opts.SourceDeletions {
 			if err := c.sourceDeletions(ctx, changes, t, &pg); err != nil {
 				return pg, err
@@ -219,7 +228,7 @@ type contentKey struct {
 func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderState, t *tally, pg page) error {
 	var ids []ItemID
 	for _, ch := range changes {
-		if ch.Kind == "Create" && ch.ItemKind == "Message" {
+		if ch.Kind == "Create" && isMailKind(ch.ItemKind) {
 			ids = append(ids, ch.ItemID)
 		}
 	}

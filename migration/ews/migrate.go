@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/mailyard/mailyard/migration"
 	"github.com/mailyard/mailyard/store"
+	"github.com/mailyard/mailyard/store/lease"
 )
 
 // Record namespaces of the EWS migrator. Keys start with the target's
@@ -26,6 +28,9 @@ const (
 	// and deletions; the UID of a message's copy, for read and flag
 	// changes).
 	nsObject = "migration.ews.object"
+	// nsPass: key lower-cased target -> the lease (package store/lease)
+	// of the Migrator pass copying into that target.
+	nsPass = "migration.ews.pass"
 )
 
 // keySep separates the parts of record keys; it occurs in no address and
@@ -34,7 +39,9 @@ const keySep = "\x1f"
 
 // Namespaces returns the [store.Records] namespaces package ews owns, for
 // a check that no two owners claim one.
-func Namespaces() []string { return []string{nsFolder, nsObject, nsSync, nsLink, nsConflict, nsLease} }
+func Namespaces() []string {
+	return []string{nsFolder, nsObject, nsSync, nsLink, nsConflict, nsLease, nsPass}
+}
 
 // Target is what a [Migrator] needs from the store: what the IMAP
 // collectors need ([migration.Target]) and the calendar and address-book
@@ -80,6 +87,24 @@ type MigratorOptions struct {
 	// mail from the target (package migration, "Messages expunged on
 	// the source are not expunged in the target").
 	SourceDeletions bool
+	// MaxAttachmentSize: a calendar item's file attachment larger than
+	// this is not copied into its event (10 MiB); negative copies no
+	// attachment. Skipped attachments are logged with the reason and
+	// counted (Result.AttachmentsSkipped).
+	MaxAttachmentSize int64
+	// MaxEventAttachments bounds the attachment bytes copied into one
+	// event (10 MiB), taken in the item's order while they fit; an
+	// event object then stays within about 4/3 of it plus its text.
+	// The store takes objects of any size, but a CalDAV client cannot
+	// PUT an object back above the DAV handler's MaxResourceSize (1
+	// MiB by default), so an installation whose users edit such events
+	// raises that or lowers this.
+	MaxEventAttachments int64
+	// LeaseTTL is how long a pass's lease on its target lasts without
+	// renewal (lease.DefaultTTL): a pass that died (SIGKILL, a lost
+	// node) leaves its target to another after this long, at once if it
+	// was a process of the same host that no longer exists.
+	LeaseTTL time.Duration
 	// Progress, if set, is called after each checkpoint.
 	Progress migration.ProgressFunc
 	Logger   *slog.Logger
@@ -112,6 +137,14 @@ type Result struct {
 	// MigratorOptions.SourceDeletions, the messages) removed because
 	// their source item was deleted.
 	Events, Contacts, Deleted int
+	// Attachments counts the calendar attachments copied into events,
+	// AttachmentsSkipped those left out (over a limit, or an item
+	// attachment), each logged with its reason.
+	Attachments, AttachmentsSkipped int
+	// Meetings counts the meeting messages applied to the calendar:
+	// pending requests made invitations, responses and cancellations
+	// applied to their events.
+	Meetings int
 }
 
 // Migrator copies mailboxes from one EWS source into a store. It is safe
@@ -125,10 +158,16 @@ func NewMigrator(opts MigratorOptions) (*Migrator, error) {
 	if opts.Store == nil || opts.Directory == nil || opts.Client == nil {
 		return nil, errors.New("ews: MigratorOptions need Store, Directory and Client")
 	}
+	if opts.LeaseTTL < 0 {
+		return nil, errors.New("ews: MigratorOptions.LeaseTTL must not be negative")
+	}
+	setDefault(&opts.LeaseTTL, lease.DefaultTTL)
 	setDefault(&opts.FolderParallel, 2)
 	setDefault(&opts.PageSize, 100)
 	setDefault(&opts.MaxMessageSize, 64<<20)
 	setDefault(&opts.WriteParallel, 8)
+	setDefault(&opts.MaxAttachmentSize, 10<<20)
+	setDefault(&opts.MaxEventAttachments, 10<<20)
 	opts.PageSize = min(opts.PageSize, 512)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -149,6 +188,10 @@ type pass struct {
 	// checkpoint: done counts what this pass copied, over all folders.
 	progress            migration.ProgressFunc
 	doneMsgs, doneBytes atomic.Int64
+	// calendarDone is closed when this pass's calendar migration ended,
+	// which the meeting messages of mail folders wait for (nil: no
+	// calendar migration in this pass).
+	calendarDone chan struct{}
 }
 
 // Sync copies what changed in job's source mailbox since the last pass
@@ -157,17 +200,43 @@ type pass struct {
 // written after the items of each SyncFolderItems page are stored, so a
 // pass stopped at any point (even by SIGKILL) is resumed by the next
 // without duplicates or gaps. The error is a *[migration.Error].
+//
+// The pass holds a lease on its target (package store/lease, records
+// "migration.ews.pass"), so two Migrators (two processes, two nodes on
+// one PostgreSQL) never copy into one mailbox at once: while another
+// pass holds it, Sync fails at once, copying nothing, with a
+// *migration.Error of class config wrapping [migration.ErrBusy] that
+// names the holder. A holder that died leaves the target when its
+// lease expires (LeaseTTL after its last renewal), at once when it was
+// a process of this host that no longer exists. A pass whose lease is
+// lost (this process stalled past the expiry and another took over)
+// stops.
 func (m *Migrator) Sync(ctx context.Context, job Job) (Result, error) {
 	return m.sync(ctx, job, m.opts.Progress)
 }
 
 func (m *Migrator) sync(ctx context.Context, job Job, progress migration.ProgressFunc) (Result, error) {
 	var res Result
+	l, err := m.acquire(ctx, job)
+	if err != nil {
+		return res, err
+	}
+	defer l.Release()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-l.Lost():
+			cancel(fmt.Errorf("%w: the lease on %s was lost to another process", migration.ErrBusy, job.Target))
+		case <-ctx.Done():
+		}
+	}()
 	account, err := migration.ResolveTarget(ctx, m.opts.Directory, m.opts.Store, job.Target)
 	if err != nil {
 		return res, err
 	}
-	p := &pass{m: m, job: job, account: account, mb: m.opts.Client.Mailbox(job.Mailbox), progress: progress}
+	p := &pass{m: m, job: job, account: account, mb: m.opts.Client.Mailbox(job.Mailbox), progress: progress,
+		calendarDone: make(chan struct{})}
 	folders, err := p.mailFolders(ctx)
 	if err != nil {
 		return res, p.fail(ctx, "", err)
@@ -175,7 +244,10 @@ func (m *Migrator) sync(ctx context.Context, job Job, progress migration.Progres
 	tally := make([]tally, len(folders)+2)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(m.opts.FolderParallel)
-	g.Go(func() error { return p.objects(gctx, calendarKind, &tally[0]) })
+	g.Go(func() error {
+		defer close(p.calendarDone)
+		return p.objects(gctx, calendarKind, &tally[0])
+	})
 	g.Go(func() error { return p.objects(gctx, contactsKind, &tally[1]) })
 	for i := range folders {
 		if folders[i].status.Excluded || folders[i].err != nil {
@@ -185,6 +257,7 @@ func (m *Migrator) sync(ctx context.Context, job Job, progress migration.Progres
 	}
 	err = g.Wait()
 	res.Events, res.Contacts = tally[0].objects, tally[1].objects
+	res.Attachments, res.AttachmentsSkipped = tally[0].attachments.copied, tally[0].attachments.skipped
 	for i, f := range folders {
 		t := tally[i+2]
 		res.Messages += t.messages
@@ -193,6 +266,7 @@ func (m *Migrator) sync(ctx context.Context, job Job, progress migration.Progres
 	}
 	for _, t := range tally {
 		res.Deleted += t.deleted
+		res.Meetings += t.meetings
 	}
 	if err != nil {
 		return res, err
@@ -207,11 +281,30 @@ func (m *Migrator) sync(ctx context.Context, job Job, progress migration.Progres
 	return res, nil
 }
 
+// acquire takes the lease of job's target, or fails with a
+// *migration.Error: wrapping migration.ErrBusy (and naming the holder)
+// when another pass holds it.
+func (m *Migrator) acquire(ctx context.Context, job Job) (*lease.Lease, error) {
+	l, err := lease.Acquire(ctx, lease.Options{Records: m.opts.Store, Namespace: nsPass, Key: strings.ToLower(job.Target),
+		TTL: m.opts.LeaseTTL, Now: m.opts.Now, Logger: m.opts.Logger})
+	if held, ok := errors.AsType[*lease.HeldError](err); ok {
+		h := held.Holder
+		return nil, &migration.Error{Class: migration.ErrClassConfig, Target: job.Target,
+			Err: fmt.Errorf("%w (process %d on %s, since %s)", migration.ErrBusy, h.PID, h.Host, h.Since.UTC().Format(time.RFC3339))}
+	}
+	if err != nil {
+		return nil, &migration.Error{Class: migration.TargetErrorClass(ctx, err), Target: job.Target, Err: err}
+	}
+	return l, nil
+}
+
 // tally counts what a pass did in one folder.
 type tally struct {
 	messages, bytes int64
 	objects         int
 	deleted         int
+	meetings        int
+	attachments     attachmentTally
 }
 
 // fail classifies err as a migration error of folder: errors of the

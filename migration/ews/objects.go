@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/emersion/go-ical"
 	"github.com/emersion/go-vcard"
 	"golang.org/x/sync/errgroup"
 
@@ -126,7 +127,12 @@ func (p *pass) objectPage(ctx context.Context, k objectKind, coll store.Collecti
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.m.opts.WriteParallel)
 	write := func(ctx context.Context, it Item, exc []*CalendarItem) error {
-		o, err := p.object(k, it, exc)
+		var at attachmentTally
+		atts, err := p.attachProps(ctx, it.CalendarItem, &at)
+		if err != nil {
+			return err
+		}
+		o, err := p.object(k, it, exc, atts)
 		if err != nil || o.UID == "" {
 			return err
 		}
@@ -136,6 +142,8 @@ func (p *pass) objectPage(ctx context.Context, k objectKind, coll store.Collecti
 		}
 		mu.Lock()
 		defer mu.Unlock()
+		t.attachments.copied += at.copied
+		t.attachments.skipped += at.skipped
 		pg.put[it.ID.ID] = objectState{Name: name}
 		st.Copied++
 		st.Bytes += int64(len(o.Data))
@@ -256,12 +264,18 @@ func (p *pass) fetchObject(ctx context.Context, k objectKind, it Item) (store.Ob
 	if err != nil {
 		return store.Object{}, err
 	}
-	return p.object(k, it, exc[0])
+	var at attachmentTally
+	atts, err := p.attachProps(ctx, it.CalendarItem, &at)
+	if err != nil {
+		return store.Object{}, err
+	}
+	return p.object(k, it, exc[0], atts)
 }
 
 // object maps one item to its store object: a calendar series with its
-// modified occurrences exc, or a contact.
-func (p *pass) object(k objectKind, it Item, exc []*CalendarItem) (store.Object, error) {
+// modified occurrences exc and the ATTACH properties atts of its
+// master, or a contact.
+func (p *pass) object(k objectKind, it Item, exc []*CalendarItem, atts []*ical.Prop) (store.Object, error) {
 	var data []byte
 	o := store.Object{}
 	switch {
@@ -271,10 +285,14 @@ func (p *pass) object(k objectKind, it Item, exc []*CalendarItem) (store.Object,
 		if err != nil {
 			return o, &migration.Error{Class: migration.ErrClassSource, Err: fmt.Errorf("calendar item %q: %w", ci.Subject, err)}
 		}
+		markSelf(cal, ci, p.self())
+		addToMaster(cal, atts)
 		if data, err = Encode(cal); err != nil {
 			return o, err
 		}
-		parsed, err := calendar.Parse(data, calendar.Limits{})
+		// Bounded by what it was made of (attachments by
+		// MaxEventAttachments), not by a CalDAV PUT's limit.
+		parsed, err := calendar.Parse(data, calendar.Limits{MaxSize: len(data) + 1})
 		if err != nil {
 			return o, &migration.Error{Class: migration.ErrClassSource, Err: fmt.Errorf("calendar item %q maps to an invalid object: %w", ci.Subject, err)}
 		}

@@ -296,6 +296,11 @@ const (
 	// ShapeState: a message's read and flag state only, without its
 	// content (for changes of messages already copied).
 	ShapeState
+	// ShapeID: the item's id and change key only.
+	ShapeID
+	// ShapeMeeting: every property of a meeting message, without its
+	// MIME content.
+	ShapeMeeting
 )
 
 type itemShape struct {
@@ -311,11 +316,18 @@ func (s Shape) itemShape() itemShape {
 		return itemShape{BaseShape: "AllProperties", BodyType: "Best", Additional: []fieldURI{
 			{"calendar:UID"}, {"calendar:StartTimeZone"}, {"calendar:EndTimeZone"},
 			{"calendar:ModifiedOccurrences"}, {"calendar:DeletedOccurrences"}, {"calendar:Recurrence"},
+			{"item:Attachments"},
 		}}
 	case ShapeContact:
 		return itemShape{BaseShape: "AllProperties", BodyType: "Text"}
 	case ShapeState:
 		return itemShape{BaseShape: "IdOnly", Additional: []fieldURI{{"message:IsRead"}, {"item:Flag"}}}
+	case ShapeID:
+		return itemShape{BaseShape: "IdOnly"}
+	case ShapeMeeting:
+		return itemShape{BaseShape: "AllProperties", BodyType: "Best", Additional: []fieldURI{
+			{"calendar:UID"}, {"calendar:StartTimeZone"}, {"calendar:EndTimeZone"}, {"calendar:Recurrence"},
+		}}
 	}
 	return itemShape{BaseShape: "IdOnly", IncludeMIME: true, Additional: []fieldURI{
 		{"message:IsRead"}, {"item:DateTimeReceived"}, {"item:Size"}, {"item:ItemClass"}, {"item:Flag"},
@@ -351,6 +363,10 @@ func (l *itemList) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 				it.Message = new(Message)
 				err = d.DecodeElement(it.Message, &t)
 				it.ID = idOf(it.Message.ItemID)
+			case "MeetingRequest", "MeetingResponse", "MeetingCancellation", "MeetingMessage":
+				it.Meeting = &MeetingMessage{Kind: t.Name.Local}
+				err = d.DecodeElement(it.Meeting, &t)
+				it.ID, it.Message = idOf(it.Meeting.ItemID), it.Meeting.message()
 			default:
 				var other struct {
 					ItemID ItemID `xml:"ItemId"`

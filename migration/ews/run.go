@@ -35,6 +35,15 @@ func (r Result) Summary() string {
 		}
 	}
 	s := fmt.Sprintf("copied %d messages (%s) in %d folders, %d events, %d contacts", r.Messages, bytesize.Format(r.Bytes), folders, r.Events, r.Contacts)
+	if r.Attachments > 0 || r.AttachmentsSkipped > 0 {
+		s += fmt.Sprintf(", %d calendar attachments", r.Attachments)
+		if r.AttachmentsSkipped > 0 {
+			s += fmt.Sprintf(" (%d left out, see the log)", r.AttachmentsSkipped)
+		}
+	}
+	if r.Meetings > 0 {
+		s += fmt.Sprintf(", %d meeting messages applied", r.Meetings)
+	}
 	if r.Deleted > 0 {
 		s += fmt.Sprintf(", %d deleted", r.Deleted)
 	}

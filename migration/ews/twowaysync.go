@@ -34,6 +34,11 @@ type link struct {
 	ItemID    string
 	ChangeKey string
 	ETag      string
+	// Pending marks a series whose exceptions are being written to
+	// Exchange (its master is, its modified and deleted occurrences not
+	// all yet): the pull leaves the item alone and the next push writes
+	// the whole series again, over whatever ChangeKey it has.
+	Pending bool `json:",omitempty"`
 }
 
 func (w *worker) key(parts ...string) string {
@@ -199,7 +204,7 @@ func (w *worker) exchangeChanged(ctx context.Context, it Item, r *CycleReport) e
 	if err != nil {
 		return err
 	}
-	if linked && l.ChangeKey == it.ID.ChangeKey {
+	if linked && (l.ChangeKey == it.ID.ChangeKey || l.Pending) {
 		return nil // the sync's own write, or nothing new
 	}
 	obj, err := w.p.fetchObject(ctx, calendarKind, it)
@@ -345,11 +350,15 @@ func (w *worker) pushOne(ctx context.Context, name string, r *CycleReport) error
 	if !linked {
 		return w.create(ctx, cur, r)
 	}
-	ci, ok, err := w.itemOf(cur, r)
-	if err != nil || !ok {
-		return err
+	ci, edits, ok := w.itemOf(cur, r)
+	if !ok {
+		return nil
 	}
-	id, err := w.p.mb.UpdateCalendarItem(ctx, ItemID{ID: l.ItemID, ChangeKey: l.ChangeKey}, *ci)
+	target := ItemID{ID: l.ItemID, ChangeKey: l.ChangeKey}
+	if l.Pending {
+		target.ChangeKey = "" // our own half-written series: overwrite it
+	}
+	id, err := w.update(ctx, target, &l, cur.Name, ci, edits)
 	var e *Error
 	switch {
 	case errors.As(err, &e) && e.Code == "ErrorIrresolvableConflict":
@@ -389,19 +398,44 @@ func (w *worker) conflictOnPush(ctx context.Context, l link, cur store.Object, r
 	return w.resolve(ctx, *got, obj, cur, &l, r)
 }
 
-// itemOf maps a store object to an EWS calendar item; ok is false (and
-// the object counted as skipped) when no EWS item can hold it.
-func (w *worker) itemOf(o store.Object, r *CycleReport) (*CalendarItem, bool, error) {
+// itemOf maps a store object to an EWS calendar item and the
+// exceptions of its series; ok is false (and the object counted as
+// skipped) when no EWS item can hold it. An exception that names no
+// instance of the series is left out and logged.
+func (w *worker) itemOf(o store.Object, r *CycleReport) (*CalendarItem, seriesEdits, bool) {
+	var edits seriesEdits
 	cal, err := ical.NewDecoder(bytes.NewReader(o.Data)).Decode()
 	if err == nil {
 		var ci *CalendarItem
 		if ci, err = FromICalendar(cal); err == nil {
-			return ci, true, nil
+			if edits, err = editsOf(cal); err == nil {
+				if edits.unmatched > 0 {
+					w.s.opts.Logger.Warn("ews sync: exceptions that are no instance of their series not sent to Exchange",
+						"target", w.p.job.Target, "object", o.Name, "count", edits.unmatched)
+				}
+				return ci, edits, true
+			}
 		}
 	}
 	r.Skipped++
 	w.s.opts.Logger.Warn("ews sync: event not sent to Exchange", "target", w.p.job.Target, "object", o.Name, "err", err)
-	return nil, false, nil
+	return nil, edits, false
+}
+
+// update writes Mailyard's version of a linked event to its Exchange
+// item target: the master by UpdateItem (which, when it sets the
+// pattern, drops the series' exceptions in Exchange), then the
+// exceptions again. While they are written the link is pending (see
+// link.Pending). old is the link before, name the store object.
+func (w *worker) update(ctx context.Context, target ItemID, old *link, name string, ci *CalendarItem, edits seriesEdits) (ItemID, error) {
+	id, err := w.p.mb.UpdateCalendarItem(ctx, target, *ci)
+	if err != nil || edits.empty() {
+		return id, err
+	}
+	if err := w.putLink(ctx, old, link{Name: name, ItemID: id.ID, ChangeKey: id.ChangeKey, Pending: true}); err != nil {
+		return id, err
+	}
+	return w.pushSeries(ctx, id, edits)
 }
 
 // changedHereDeletedThere settles an object changed in Mailyard whose
@@ -419,15 +453,27 @@ func (w *worker) changedHereDeletedThere(ctx context.Context, l link, cur store.
 	return w.create(ctx, cur, r)
 }
 
-// create makes a new Exchange item of a store object and links them.
+// create makes a new Exchange item of a store object, with the
+// exceptions of its series, and links them.
 func (w *worker) create(ctx context.Context, cur store.Object, r *CycleReport) error {
-	ci, ok, err := w.itemOf(cur, r)
-	if err != nil || !ok {
-		return err
+	ci, edits, ok := w.itemOf(cur, r)
+	if !ok {
+		return nil
 	}
 	id, err := w.p.mb.CreateCalendarItem(ctx, FolderRef{}, *ci)
 	if err != nil {
 		return err
+	}
+	if !edits.empty() {
+		// Linked before the exceptions are written: a pass that fails
+		// between the two updates the series instead of creating it
+		// again.
+		if err := w.putLink(ctx, nil, link{Name: cur.Name, ItemID: id.ID, ChangeKey: id.ChangeKey, Pending: true}); err != nil {
+			return err
+		}
+		if id, err = w.pushSeries(ctx, id, edits); err != nil {
+			return err
+		}
 	}
 	r.Pushed++
 	return w.putLink(ctx, nil, link{Name: cur.Name, ItemID: id.ID, ChangeKey: id.ChangeKey, ETag: cur.ETag})
@@ -443,10 +489,7 @@ func (w *worker) resolve(ctx context.Context, it Item, obj, cur store.Object, ol
 		ExchangeModified: exTime, MailyardModified: cur.Modified}
 	if cur.Modified.After(exTime) {
 		c.Winner, c.Loser = SideMailyard, obj.Data
-		ci, ok, err := w.itemOf(cur, r)
-		if err != nil {
-			return err
-		}
+		ci, edits, ok := w.itemOf(cur, r)
 		if !ok {
 			// Mailyard's version cannot go to Exchange: Exchange's stays
 			// on both sides.
@@ -456,7 +499,7 @@ func (w *worker) resolve(ctx context.Context, it Item, obj, cur store.Object, ol
 			}
 			return w.writeObject(ctx, it.ID, obj, cur, true, old, r)
 		}
-		id, err := w.p.mb.UpdateCalendarItem(ctx, it.ID, *ci)
+		id, err := w.update(ctx, it.ID, old, cur.Name, ci, edits)
 		if err != nil {
 			return err
 		}

@@ -124,9 +124,11 @@ type CalendarItem struct {
 	Subject                    string              `xml:"Subject,omitempty"`
 	Sensitivity                string              `xml:"Sensitivity,omitempty"`
 	Body                       *Body               `xml:"Body,omitempty"`
+	Attachments                *Attachments        `xml:"Attachments,omitempty"`
 	Categories                 *Strings            `xml:"Categories,omitempty"`
 	ReminderIsSet              *bool               `xml:"ReminderIsSet,omitempty"`
 	ReminderMinutesBeforeStart *int                `xml:"ReminderMinutesBeforeStart,omitempty"`
+	HasAttachments             *bool               `xml:"HasAttachments,omitempty"`
 	LastModifiedTime           *time.Time          `xml:"LastModifiedTime,omitempty"`
 	UID                        string              `xml:"UID,omitempty"`
 	RecurrenceID               *time.Time          `xml:"RecurrenceId,omitempty"`
@@ -155,9 +157,11 @@ type CalendarItem struct {
 // writable returns a copy of ci without the properties EWS computes and
 // refuses in CreateItem ([MS-OXWSCAL] §2.2.4.3: ItemId, the occurrence
 // lists, CalendarItemType, MyResponseType, IsRecurring, IsMeeting,
-// IsCancelled, Organizer, LastModifiedTime, OriginalStart, RecurrenceId).
+// IsCancelled, Organizer, LastModifiedTime, OriginalStart, RecurrenceId;
+// attachments are made by CreateAttachment, not with the item).
 func (ci CalendarItem) writable() CalendarItem {
 	ci.ItemID, ci.ParentFolderID, ci.MimeContent = nil, nil, nil
+	ci.Attachments, ci.HasAttachments = nil, nil
 	ci.ModifiedOccurrences, ci.DeletedOccurrences = nil, nil
 	ci.CalendarItemType, ci.MyResponseType, ci.ItemClass = "", "", ""
 	ci.IsRecurring, ci.IsMeeting, ci.IsCancelled = nil, nil, nil
@@ -329,6 +333,9 @@ type Item struct {
 	ID           ItemID
 	CalendarItem *CalendarItem
 	Contact      *Contact
-	Message      *Message
-	Err          error
+	// Message is set for messages and for meeting messages (with
+	// Meeting), which are messages too.
+	Message *Message
+	Meeting *MeetingMessage
+	Err     error
 }
