@@ -227,7 +227,7 @@ func (f *bodyFetch) startAppend(ctx context.Context, i int, uid uint32, lit *eof
 		// An append that has its body finishes even when the pass is
 		// canceled (Ctrl-C): a streamed body whose connection is closed
 		// fails on its own.
-		msg, err := ps.m.opts.Store.Append(context.WithoutCancel(ctx), ps.account, w.cp.Target, sn, store.AppendOptions{Flags: sm.flags, InternalDate: sm.date})
+		msg, err := ps.m.opts.Store.Append(context.WithoutCancel(ctx), ps.account, w.cp.Target, sn, store.AppendOptions{Flags: sm.flags, InternalDate: sm.date, DeferTextIndex: true})
 		lit.signal()
 		if err != nil {
 			var qe *store.QuotaError

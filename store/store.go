@@ -277,6 +277,13 @@ func (s UIDSet) Contains(uid uint32) bool {
 type AppendOptions struct {
 	Flags        []string
 	InternalDate time.Time // zero means now; its zone is kept
+	// DeferTextIndex is a hint for bulk imports (migrations): the backend
+	// may fill the message's full-text entry (TextSearcher) after Append
+	// returns instead of before. Searches stay exact meanwhile: a message
+	// without an entry is a candidate of every text search and the
+	// caller reads its body. Backends that index in the transaction
+	// ignore it.
+	DeferTextIndex bool
 }
 
 // FlagOp says how StoreFlags combines flags.

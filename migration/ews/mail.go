@@ -286,7 +286,7 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 			mu.Unlock()
 			return nil
 		}
-		var opts store.AppendOptions
+		opts := store.AppendOptions{DeferTextIndex: true} // a bulk import: the index may follow
 		if seen {
 			opts.Flags = append(opts.Flags, store.FlagSeen)
 		}

@@ -106,7 +106,14 @@ func (t *wtx) indexText(blob string, d textDoc) error {
 
 // replaceText sets the entry of a blob that has one (ReindexText); a
 // blob whose messages were all removed meanwhile is left alone.
-func (t *wtx) replaceText(blob string, d textDoc) error {
+func (t *wtx) replaceText(blob string, d textDoc) error { return t.setText(blob, d, false) }
+
+// fillText sets the entry of a blob whose entry is still textMissing
+// (the background indexer, textindexer.go); an entry filled meanwhile
+// (another process's indexer, ReindexText) or removed is left alone.
+func (t *wtx) fillText(blob string, d textDoc) error { return t.setText(blob, d, true) }
+
+func (t *wtx) setText(blob string, d textDoc, onlyMissing bool) error {
 	var id int64
 	var state int
 	err := t.queryRow("SELECT id, state FROM text_docs WHERE blob_id = ?", blob).Scan(&id, &state)
@@ -115,6 +122,9 @@ func (t *wtx) replaceText(blob string, d textDoc) error {
 	}
 	if err != nil {
 		return err
+	}
+	if onlyMissing && state != textMissing {
+		return nil
 	}
 	if state != textMissing {
 		if _, err := t.exec("DELETE FROM text_fts WHERE rowid = ?", id); err != nil {

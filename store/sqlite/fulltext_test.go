@@ -29,7 +29,9 @@ func TestTextIndexMigrationAndReindex(t *testing.T) {
 	}
 	// Back to version 4: no index tables, no STATUS counts, no save dates.
 	rawDB(t, dir, append(append([]string{"DROP TABLE metadata"}, undoMigrationV6...), "DROP TABLE text_fts", "DROP TABLE text_docs", "ALTER TABLE messages DROP COLUMN save_date", "PRAGMA user_version = 4")...)
-	s = openTest(t, dir, Options{})
+	// Without the background indexer, which would fill the entries
+	// (TestDeferredTextIndex covers it).
+	s = openTest(t, dir, Options{noTextIndexer: true})
 	search := func(word string) []uint32 {
 		t.Helper()
 		hits, err := s.SearchText(ctx, "u", store.Inbox, []store.TextTerm{{Field: store.TextBody, Value: word}}, nil)

@@ -250,7 +250,10 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		return store.Message{}, err
 	}
 	msg := store.Message{Flags: flags, InternalDate: inStoredZone(date), Size: size, BlobID: blob}
-	doc := s.extractText(blob)
+	doc := textDoc{state: textMissing} // filled by the indexer (textindexer.go)
+	if !opts.DeferTextIndex {
+		doc = s.extractText(blob)
+	}
 	err = s.write(ctx, func(tx *wtx) error {
 		m, err := tx.mailbox(account, name)
 		if err != nil {
@@ -282,6 +285,9 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		return store.Message{}, wrapErr("append", err)
 	}
 	s.blobs.settle(blob)
+	if opts.DeferTextIndex {
+		s.textIdx.wake()
+	}
 	return msg, nil
 }
 

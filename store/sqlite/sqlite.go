@@ -66,6 +66,9 @@ type Options struct {
 	// fsys is the blob tree's file system; nil means the operating
 	// system's. Only the power-loss test sets it.
 	fsys blobFS
+	// noTextIndexer leaves the background full-text indexer off (tests
+	// of the unindexed state).
+	noTextIndexer bool
 }
 
 // Metrics declares histograms; the reference server implements it over
@@ -98,6 +101,10 @@ type Store struct {
 
 	blobs *blobStore
 	feed  *feed
+	// textIdx is the background full-text indexer (textindexer.go);
+	// stopIdx ends it.
+	textIdx *textIndexer
+	stopIdx context.CancelFunc
 	// latency observes operation latencies by op (Options.Metrics).
 	latency metric.Family
 
@@ -184,15 +191,16 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{latency: latency,
-		dir:   dir,
-		opts:  opts,
-		log:   opts.Logger,
-		now:   opts.Now,
-		lock:  lock,
-		blobs: blobs,
-		feed:  newFeed(opts.FeedBuffer),
-		reqs:  make(chan *request, opts.MaxBatch),
-		done:  make(chan struct{}),
+		dir:     dir,
+		opts:    opts,
+		log:     opts.Logger,
+		now:     opts.Now,
+		lock:    lock,
+		blobs:   blobs,
+		feed:    newFeed(opts.FeedBuffer),
+		textIdx: newTextIndexer(),
+		reqs:    make(chan *request, opts.MaxBatch),
+		done:    make(chan struct{}),
 	}
 	ok := false
 	defer func() {
@@ -221,6 +229,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	go s.writer()
+	var idxCtx context.Context
+	idxCtx, s.stopIdx = context.WithCancel(context.Background())
+	if opts.noTextIndexer {
+		close(s.textIdx.done)
+	} else {
+		go s.runTextIndexer(idxCtx)
+	}
 	ok = true
 	return s, nil
 }
@@ -344,6 +359,10 @@ func (s *Store) closeDBs() error {
 // first result.
 func (s *Store) Close() error {
 	s.once.Do(func() {
+		// The indexer first: its write in flight finishes while the
+		// writer still runs.
+		s.stopIdx()
+		<-s.textIdx.done
 		s.mu.Lock()
 		s.closed = true
 		close(s.reqs)

@@ -157,6 +157,7 @@ func noSpace(err error) error {
 }
 
 func (s *Store) submit(r *request) error {
+	s.textIdx.lastWrite.Store(time.Now().UnixNano())
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {

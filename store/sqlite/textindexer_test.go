@@ -1,0 +1,172 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailyard/mailyard/store"
+)
+
+// pendingText counts the text_docs rows the indexer has still to fill.
+func pendingText(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	err := s.readTx(context.Background(), func(tx *rtx) error {
+		return tx.QueryRowContext(context.Background(), "SELECT count(*) FROM text_docs WHERE state = ?", textMissing).Scan(&n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitIndexed waits until the background indexer has filled every entry.
+func waitIndexed(t *testing.T, s *Store) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for pendingText(t, s) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d entries still unindexed after 30s", pendingText(t, s))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func searchBody(t *testing.T, s *Store, word string) []store.TextHit {
+	t.Helper()
+	hits, err := s.SearchText(context.Background(), "u", store.Inbox, []store.TextTerm{{Field: store.TextBody, Value: word}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hits
+}
+
+// TestDeferredTextIndex: an Append with DeferTextIndex is acknowledged
+// before its text is indexed, is found by every search meanwhile (a
+// candidate, not Sure: the caller reads the body), and the background
+// indexer then fills its entry, after which the index narrows and is
+// Sure. An Append without the hint is indexed before it returns.
+func TestDeferredTextIndex(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), Options{})
+	if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "u", store.Inbox, strings.NewReader("Subject: a\r\n\r\nindexed at once, alpha\r\n"), store.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if hits := searchBody(t, s, "alpha"); len(hits) != 1 || hits[0].UID != 1 || !hits[0].Sure {
+		t.Fatalf("plain Append: %+v, want UID 1 Sure", hits)
+	}
+	for _, w := range []string{"bravo", "charlie", "delta"} {
+		if _, err := s.Append(ctx, "u", store.Inbox, strings.NewReader("Subject: b\r\n\r\nlater "+w+"\r\n"), store.AppendOptions{DeferTextIndex: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Whatever the indexer has done by now, a search finds the message.
+	found := false
+	for _, h := range searchBody(t, s, "charlie") {
+		if h.UID == 3 {
+			found = true
+		}
+		if h.Sure && h.UID != 3 {
+			t.Fatalf("message %d Sure for charlie", h.UID)
+		}
+	}
+	if !found {
+		t.Fatal("a deferred message was not a candidate before it was indexed")
+	}
+	waitIndexed(t, s)
+	if hits := searchBody(t, s, "charlie"); len(hits) != 1 || hits[0].UID != 3 || !hits[0].Sure {
+		t.Fatalf("after the indexer: %+v, want UID 3 Sure", hits)
+	}
+	if hits := searchBody(t, s, "later"); len(hits) != 3 {
+		t.Fatalf("after the indexer, 'later': %+v, want 3 hits", hits)
+	}
+	if probs, err := s.Check(ctx); err != nil || len(probs) != 0 {
+		t.Fatalf("Check: %v %v", probs, err)
+	}
+}
+
+// TestDeferredTextIndexSurvivesClose: Close does not wait for a backlog
+// (the indexer stops between batches), and the next Open finishes it,
+// including entries another process left: the indexer looks at start.
+func TestDeferredTextIndexSurvivesClose(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, dir, Options{noTextIndexer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3*textBatch + 5
+	for i := range n {
+		body := fmt.Sprintf("Subject: m%d\r\n\r\nword%04d common\r\n", i, i)
+		if _, err := s.Append(ctx, "u", store.Inbox, strings.NewReader(body), store.AppendOptions{DeferTextIndex: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := pendingText(t, s); got != n {
+		t.Fatalf("%d pending with the indexer off, want %d", got, n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, Options{})
+	start := time.Now()
+	waitIndexed(t, s)
+	t.Logf("indexed %d messages in %v", n, time.Since(start))
+	hits := searchBody(t, s, "word0100")
+	if len(hits) != 1 || hits[0].UID != 101 || !hits[0].Sure {
+		t.Fatalf("after reopening: %+v, want UID 101 Sure", hits)
+	}
+	// Close with work in flight returns promptly.
+	for i := range 2 * textBatch {
+		body := fmt.Sprintf("Subject: n%d\r\n\r\nmore%04d\r\n", i, i)
+		if _, err := s.Append(ctx, "u", store.Inbox, strings.NewReader(body), store.AppendOptions{DeferTextIndex: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for the indexer's backlog")
+	}
+}
+
+// TestTextIndexerYieldsToWrites: while writes keep coming, the indexer
+// stores at most one batch per textMaxLag, so a bulk import does not
+// share its CPU with indexing; once the writes stop it catches up.
+func TestTextIndexerYieldsToWrites(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), Options{})
+	if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	before := s.textIdx.batches.Load()
+	start := time.Now()
+	i := 0
+	for time.Since(start) < 2*time.Second {
+		body := fmt.Sprintf("Subject: m%d\r\n\r\nbusy%05d\r\n", i, i)
+		if _, err := s.Append(ctx, "u", store.Inbox, strings.NewReader(body), store.AppendOptions{DeferTextIndex: true}); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	}
+	// The first look (at Open) may have stored one batch before the
+	// writes began; none after that within textMaxLag.
+	if got := s.textIdx.batches.Load() - before; got > 1 {
+		t.Fatalf("%d indexer batches during 2s of continuous writes, want at most 1", got)
+	}
+	waitIndexed(t, s)
+}
