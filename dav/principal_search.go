@@ -2,6 +2,7 @@ package dav
 
 import (
 	"encoding/xml"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -28,7 +29,8 @@ import (
 //
 // At most Limits.MaxPrincipalSearch principals are returned; past it the
 // answer ends with a 507 for the request-URI (DAV:number-of-matches-
-// within-limits, as a truncated query, RFC 5323 §5.17).
+// within-limits, as a truncated query, RFC 5323 §5.17); so does a text
+// too broad for the GAL (directory.MaxGALMatches).
 
 // principalSearch is one DAV:property-search.
 type principalSearch struct {
@@ -185,6 +187,10 @@ func (h *Handler) searchPrincipals(rq *request, searches []principalSearch, anyO
 			seen[e.ID] = true
 			return true
 		})
+		if errors.Is(err, errLimitReached) {
+			found, truncated = append(found, more...), true
+			break
+		}
 		if err != nil {
 			return nil, false, err
 		}
@@ -193,6 +199,9 @@ func (h *Handler) searchPrincipals(rq *request, searches []principalSearch, anyO
 			found, truncated = found[:limit], true
 			break
 		}
+	}
+	if len(found) > limit {
+		found, truncated = found[:limit], true
 	}
 	if anyOf {
 		slices.SortStableFunc(found, func(a, b directory.GALEntry) int {
@@ -236,6 +245,11 @@ func (h *Handler) galCandidates(rq *request, searches []principalSearch, want in
 	scanned, maxScan := 0, principalSearchScan*h.opts.Limits.MaxPrincipalSearch
 	for {
 		page, err := h.opts.GAL.SearchGAL(rq.ctx, q)
+		if errors.Is(err, directory.ErrInvalid) {
+			// Too broad a text (directory.MaxGALMatches): answered as a
+			// truncated search, as the GAL's address book answers it.
+			return out, errLimitReached
+		}
 		if err != nil {
 			return nil, err
 		}
