@@ -242,3 +242,15 @@ func responseHrefs(ms map[string]msResponse) []string {
 	}
 	return out
 }
+
+// TestResourcePrincipalSourcedAuth: over directory.SourcedAuth (the
+// reference server's directory with external sources) a room's
+// principal is served as over the built-in directory.
+func TestResourcePrincipalSourcedAuth(t *testing.T) {
+	e := newRoomEnv(t, func(o *Options) { o.Directory = &directory.SourcedAuth{Users: o.Directory.(directory.SourcedUsers)} })
+	path := principalPath(e.room.ID)
+	ms := e.do("PROPFIND", path, propfindBody("C:calendar-user-type"), "Depth", "0").multistatus(t)
+	if got := ms[path].prop(t, nsCalDAV, "calendar-user-type").Text; got != "ROOM" {
+		t.Errorf("calendar-user-type %q", got)
+	}
+}
