@@ -25,6 +25,8 @@
 //	                                           some clients would otherwise turn into a GET)
 //	/dav/                                      the context path (current-user-principal)
 //	/dav/principals/<userID>/                  the user's principal
+//	/dav/principals/<resourceID>/              a room's or equipment's principal (directory.Resource;
+//	                                           Rooms and equipment below)
 //	/dav/principals/<userID>/calendar-proxy-read/, calendar-proxy-write/
 //	                                           the user's delegates (caldav-proxy; Sharing below)
 //	/dav/calendars/<userID>/                   calendar home; <name>/ a calendar, <name>/<resource> an object
@@ -93,7 +95,9 @@
 // and REPORT: calendar-query (with comp/prop selection and expand),
 // calendar-multiget, free-busy-query, addressbook-query (with limit),
 // addressbook-multiget, sync-collection (sync-level 1) and, on
-// principals, expand-property.
+// principals, expand-property, principal-property-search and
+// principal-search-property-set (RFC 3744 §9.4, §9.5; Rooms and
+// equipment below).
 //
 // PROPPATCH, MKCALENDAR and extended MKCOL also keep calendar-timezone
 // (RFC 4791 §5.2.2: a calendar-query without its own CALDAV:timezone
@@ -107,6 +111,31 @@
 // Not served yet, and refused clearly: limit-recurrence-set and
 // limit-freebusy-set (501; clients use expand), sync-level infinite
 // (403).
+//
+// # Rooms and equipment
+//
+// Every directory.Resource is a calendar principal at
+// /dav/principals/<resourceID>/ (its directory ID is its store account,
+// as in scheduling), which the users of its tenant may PROPFIND:
+// resourcetype, displayname, principal-URL, principal-collection-set,
+// calendar-user-address-set, calendar-user-type (ROOM for a room,
+// RESOURCE for equipment: RFC 6638 §2.4.2), calendar-home-set and
+// schedule-inbox-URL; another tenant's users get 403. It needs a
+// Directory that finds resources by ID (Resource(ctx, id), as
+// *builtin.Directory and *directory.SourcedAuth have). The resource's
+// calendar is seen read-only as free/busy, through an outbox free/busy
+// request naming the resource; its calendar home answers 403 to every
+// user, approvers included: bookings are invitations, answered by the
+// resource or (manual policy) by an approver in their own copy.
+//
+// principal-property-search on the principals collection finds the
+// tenant's users and resources by displayname, calendar-user-address-set
+// and calendar-user-type (test allof or anyof; match-type contains,
+// starts-with or equals), candidates coming from Options.GAL (without
+// it nothing is found), so a text matches from the start of a word of a
+// name or address as the GAL does. At most Limits.MaxPrincipalSearch
+// principals are returned, then a 507 for the request-URI
+// (number-of-matches-within-limits).
 //
 // # Sharing
 //

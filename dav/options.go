@@ -69,6 +69,7 @@ const (
 	DefaultMaxAttendees            = 1000
 	DefaultMaxRecipients           = 100
 	DefaultMaxSyncChanges          = 5000
+	DefaultMaxPrincipalSearch      = 50
 	DefaultMaxRequestBody          = 4 << 20
 	DefaultMaxXMLDepth             = 32
 	DefaultMaxXMLElements          = 100000
@@ -109,6 +110,11 @@ type Limits struct {
 	// the collection and a token the client continues from. A client's
 	// smaller DAV:limit is honoured the same way. Default 5000.
 	MaxSyncChanges int
+	// MaxPrincipalSearch bounds the principals one
+	// principal-property-search REPORT (RFC 3744 §9.4) returns; past it
+	// the answer ends with a 507 for the request-URI
+	// (number-of-matches-within-limits). Default 50.
+	MaxPrincipalSearch int
 	// MaxRequestBody bounds the XML body of PROPFIND, PROPPATCH,
 	// MKCALENDAR, MKCOL and REPORT requests. Default 4 MiB.
 	MaxRequestBody int64
@@ -121,7 +127,7 @@ type Limits struct {
 
 func (l Limits) withDefaults() (Limits, error) {
 	if l.MaxResourceSize < 0 || l.MaxCollections < 0 || l.MaxObjectsPerCollection < 0 ||
-		l.MaxInstances < 0 || l.MaxAttendees < 0 || l.MaxRecipients < 0 || l.MaxRequestBody < 0 || l.MaxSyncChanges < 0 ||
+		l.MaxInstances < 0 || l.MaxAttendees < 0 || l.MaxRecipients < 0 || l.MaxRequestBody < 0 || l.MaxSyncChanges < 0 || l.MaxPrincipalSearch < 0 ||
 		l.MaxXMLDepth < 0 || l.MaxXMLElements < 0 {
 		return l, errors.New("limits must not be negative")
 	}
@@ -142,6 +148,7 @@ func (l Limits) withDefaults() (Limits, error) {
 	def(&l.MaxAttendees, DefaultMaxAttendees)
 	def(&l.MaxRecipients, DefaultMaxRecipients)
 	def(&l.MaxSyncChanges, DefaultMaxSyncChanges)
+	def(&l.MaxPrincipalSearch, DefaultMaxPrincipalSearch)
 	def64(&l.MaxRequestBody, DefaultMaxRequestBody)
 	def(&l.MaxXMLDepth, DefaultMaxXMLDepth)
 	def(&l.MaxXMLElements, DefaultMaxXMLElements)

@@ -100,7 +100,15 @@ func (h *Handler) propfindPeerPrincipal(rq *request) error {
 		return precondition(http.StatusForbidden, nsDAV, "propfind-finite-depth", "Depth: infinity is not supported")
 	}
 	u, err := h.peerUser(rq, rq.t.user)
-	if err != nil {
+	var room *directory.Resource
+	if errors.Is(err, errNotPeer) {
+		// A room or equipment of the tenant (principal_resource.go).
+		r, rerr := h.peerResource(rq, rq.t.user)
+		if rerr != nil {
+			return rerr
+		}
+		room = &r
+	} else if err != nil {
 		return err
 	}
 	body, err := h.readXML(rq.w, rq.r)
@@ -111,7 +119,12 @@ func (h *Handler) propfindPeerPrincipal(rq *request) error {
 	if err != nil {
 		return err
 	}
-	stats := h.peerProps(rq, u, rq.t, pr)
+	var stats []propstat
+	if room != nil {
+		stats = h.resourceProps(*room, pr)
+	} else {
+		stats = h.peerProps(rq, u, rq.t, pr)
+	}
 	if preferMinimal(rq.r) {
 		rq.w.Header().Set("Preference-Applied", "return=minimal")
 		stats = stats[:1] // RFC 8144 §2.1

@@ -41,6 +41,10 @@ func (h *Handler) report(rq *request) error {
 		return h.syncCollection(rq, body)
 	case body.is(nsDAV, "expand-property"):
 		return h.expandProperty(rq, body) // principals (expandprop.go)
+	case body.is(nsDAV, "principal-property-search"):
+		return h.principalPropertySearch(rq, body) // RFC 3744 §9.4 (principal_search.go)
+	case body.is(nsDAV, "principal-search-property-set"):
+		return h.principalSearchPropertySet(rq) // RFC 3744 §9.5
 	}
 	return precondition(http.StatusForbidden, nsDAV, "supported-report", "this report is not supported here")
 }

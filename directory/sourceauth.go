@@ -161,3 +161,15 @@ func finishLogin(u User, p Protocol) (User, error) {
 // IsSourced reports whether u was synced from an external directory
 // rather than created here.
 func (u User) IsSourced() bool { return u.Source != "" && u.Source != SourceBuiltin }
+
+// Resource finds a resource (room or equipment) by ID through Users,
+// when Users can (as the store-backed directory does); ErrNotFound when
+// it cannot. The DAV handler serves resources' principals with it.
+func (a *SourcedAuth) Resource(ctx context.Context, id string) (Resource, error) {
+	if byID, ok := a.Users.(interface {
+		Resource(ctx context.Context, id string) (Resource, error)
+	}); ok {
+		return byID.Resource(ctx, id)
+	}
+	return Resource{}, ErrNotFound
+}

@@ -51,6 +51,12 @@ func TestSourcedAuthOverAnyDirectory(t *testing.T) {
 	u, err := (&directory.SourcedAuth{Users: idUsers{}}).User(ctx, "u1")
 	assert.NoError(t, err)
 	assert.Equal(t, "u1@example.com", u.Address)
+	// Resources by ID alike (the DAV handler's room principals).
+	_, err = a.Resource(ctx, "r1")
+	assert.ErrorIs(t, err, directory.ErrNotFound)
+	r, err := (&directory.SourcedAuth{Users: idUsers{}}).Resource(ctx, "r1")
+	assert.NoError(t, err)
+	assert.Equal(t, "r1@example.com", r.Address)
 }
 
 // idUsers is plainUsers that also finds users by ID.
@@ -58,4 +64,8 @@ type idUsers struct{ plainUsers }
 
 func (idUsers) User(_ context.Context, id string) (directory.User, error) {
 	return directory.User{ID: id, Address: id + "@example.com"}, nil
+}
+
+func (idUsers) Resource(_ context.Context, id string) (directory.Resource, error) {
+	return directory.Resource{ID: id, Address: id + "@example.com"}, nil
 }
