@@ -6,12 +6,14 @@ import (
 )
 
 // ContainsClause is one clause of ObjectQuery.Contains: an object's data
-// satisfies it when it contains one of Any, ASCII letters compared
-// without regard to case and every other byte as it is, or, with
-// NonASCII, when it holds a multi-byte UTF-8 sequence (a byte 0xC0 or
-// above followed by one from 0x80 to 0xBF) or a zero byte: where text
-// has characters beyond ASCII, a caller's folding may make a match of
-// them that no byte-wise search finds.
+// satisfies it when its bytes before the first zero byte (all of them if
+// there is none) contain one of Any, ASCII letters compared without
+// regard to case and every other byte as it is, or, with NonASCII, when
+// it holds a multi-byte UTF-8 sequence (a byte 0xC0 or above followed by
+// one from 0x80 to 0xBF) or a zero byte: where text has characters
+// beyond ASCII, a caller's folding may make a match of them that no
+// byte-wise search finds. (The zero byte ends the text as it ends
+// SQLite's LIKE; text formats such as vCard have none.)
 //
 // The store gives the texts no meaning; a caller that matches objects by
 // their content (an addressbook-query's text-matches) uses the clauses
@@ -21,13 +23,18 @@ type ContainsClause struct {
 	NonASCII bool
 }
 
-// MaxContainsTexts bounds the texts of all the clauses of one query.
-const MaxContainsTexts = 64
+// MaxContainsTexts bounds the texts of all the clauses of one query,
+// and MaxContainsTextLen each text, in bytes.
+const (
+	MaxContainsTexts   = 64
+	MaxContainsTextLen = 1024
+)
 
 // canonicalContains returns the clauses with their texts' ASCII letters
 // in lower case and without the clauses every object satisfies (those
 // holding an empty text), or ErrInvalid for a clause no object can
-// satisfy (no text and not NonASCII) or more than MaxContainsTexts texts.
+// satisfy (no text and not NonASCII), more than MaxContainsTexts texts
+// or a text longer than MaxContainsTextLen.
 func canonicalContains(cs []ContainsClause) ([]ContainsClause, error) {
 	if len(cs) == 0 {
 		return nil, nil
@@ -45,6 +52,9 @@ func canonicalContains(cs []ContainsClause) ([]ContainsClause, error) {
 		always := false
 		folded := make([]string, len(c.Any))
 		for i, s := range c.Any {
+			if len(s) > MaxContainsTextLen {
+				return nil, fmt.Errorf("%w: a contains text of %d bytes (at most %d)", ErrInvalid, len(s), MaxContainsTextLen)
+			}
 			always = always || s == ""
 			folded[i] = string(asciiLower([]byte(s)))
 		}
@@ -66,22 +76,28 @@ func ContainsMatches(data []byte, clauses []ContainsClause) bool {
 	if len(clauses) == 0 {
 		return true
 	}
-	lower := asciiLower(data)
+	text := data
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		text = data[:i]
+	}
+	lower := asciiLower(text)
 	for _, c := range clauses {
-		if !clauseMatches(lower, c) {
+		if !clauseMatches(data, lower, c) {
 			return false
 		}
 	}
 	return true
 }
 
-func clauseMatches(lower []byte, c ContainsClause) bool {
+// clauseMatches tells whether data, whose text before its first zero
+// byte is lower with ASCII letters in lower case, satisfies c.
+func clauseMatches(data, lower []byte, c ContainsClause) bool {
 	for _, s := range c.Any {
 		if bytes.Contains(lower, asciiLower([]byte(s))) {
 			return true
 		}
 	}
-	return c.NonASCII && hasMultiByte(lower)
+	return c.NonASCII && hasMultiByte(data)
 }
 
 // hasMultiByte reports whether data holds a zero byte or a byte 0xC0 or

@@ -485,7 +485,7 @@ type ObjectQuery struct {
 	// match its own test. A backend returns every object that satisfies
 	// it and may return some others (the caller tests again); storetest
 	// holds backends to leaving out data that does not satisfy it when
-	// the data is printable ASCII, CR, LF and tab without a backslash. Paging is over the objects it selects, so a
+	// the data is UTF-8 without zero bytes and backslashes. Paging is over the objects it selects, so a
 	// page shorter than Limit is still the last.
 	Contains []ContainsClause
 }

@@ -107,16 +107,18 @@ var foldTexts = []string{"\n ", "\n\t"}
 // still tested by CannotMatch, parsed and matched. Nil when f needs no
 // text of the card.
 //
-// Each text-match CannotMatch can exclude by becomes a clause: the
-// card's raw data contains its folded text (ASCII letters without case,
-// textmatch.Matcher.Required) or a line fold (then the text may be split
-// by it, and the card is read), or, for i;unicode-casemap, holds a
-// multi-byte UTF-8 sequence (NonASCII): case folding and NFKD may then
-// make the text out of other characters. Without such a sequence the
-// card's text is ASCII and stray bytes, which folding and NFKD leave
-// alone or turn into U+FFFD, never into ASCII; so a text-match holding
-// U+FFFD is not used. The anyof and allof of CannotMatch become OR and
-// AND of those clauses. An anyof of prop-filters that
+// Only cards that Parse accepts can match: UTF-8 (RFC 6350 §3.1)
+// without zero bytes, so the store's reading of text up to a zero byte
+// loses nothing of them. Each text-match CannotMatch can exclude by
+// becomes a clause: the card's raw data contains its folded text (ASCII
+// letters without case, textmatch.Matcher.Required) or a line fold (then
+// the text may be split by it, and the card is read), or, for
+// i;unicode-casemap, holds a multi-byte UTF-8 sequence (NonASCII): case
+// folding and NFKD may then make the text out of other characters;
+// without one, the card is ASCII and folds as ASCII. (A text holding
+// U+FFFD is not used, which also keeps the argument independent of how
+// folding treats bytes that are not UTF-8.) The anyof and allof of
+// CannotMatch become OR and AND of those clauses. An anyof of prop-filters that
 // need several clauses each keeps one clause of each (OR of ANDs,
 // weakened: a card that satisfies one prop-filter satisfies its first
 // clause), and clauses beyond store.MaxContainsTexts texts are dropped:
@@ -172,7 +174,7 @@ func propClauses(pf *PropFilter) (cs []store.ContainsClause, always bool) {
 // could never exclude by it.
 func textClause(tm *textmatch.Matcher) (store.ContainsClause, bool) {
 	needle, nonASCII, ok := tm.Required()
-	if !ok || strings.ContainsAny(needle, "\\\n,"+string(utf8.RuneError)) {
+	if !ok || len(needle) > store.MaxContainsTextLen || strings.ContainsAny(needle, "\\\n,"+string(utf8.RuneError)) {
 		return store.ContainsClause{}, false
 	}
 	return store.ContainsClause{Any: append([]string{needle}, foldTexts...), NonASCII: nonASCII}, true

@@ -39,7 +39,7 @@ func TestCannotMatchNeverHidesAMatch(t *testing.T) {
 		if !store.ContainsMatches(data, clauses) {
 			storeExcluded++
 			if full {
-				t.Fatalf("ContainsClauses hid a match:\n%q\nfilter %+v\nclauses %q", data, f, clauses)
+				t.Fatalf("ContainsClauses hid a match:\n%q\nfilter %+v\nclauses %#v", data, f, clauses)
 			}
 		}
 	})
