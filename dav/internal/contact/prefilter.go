@@ -131,12 +131,10 @@ func ContainsClauses(f Filter) []store.ContainsClause {
 		case always && !f.AllOf:
 			return nil // this prop-filter may hold for any card
 		case always:
-		case f.AllOf:
+		case f.AllOf || i == 0:
 			out = append(out, cs...)
-		case len(out) == 0:
-			out = append(out, cs[0])
 		default:
-			out[0] = orClauses(out[0], cs[0])
+			out = []store.ContainsClause{orClauses(out[0], cs[0])}
 		}
 	}
 	n := 0
