@@ -49,6 +49,17 @@ type Directory interface {
 	LookupDomain(ctx context.Context, name string) (directory.Domain, error)
 }
 
+// AddressesDirectory is an optional capability of a [Directory], found by
+// type assertion: many addresses resolved in one call. The schedule
+// outbox looks up all the recipients of a free/busy request (up to
+// Limits.MaxRecipients) with it, and one by one through LookupAddress
+// otherwise. *builtin.Directory and *directory.SourcedAuth have it.
+type AddressesDirectory interface {
+	// LookupAddresses resolves each address as LookupAddress does:
+	// entries[i] and errs[i] are those of addresses[i].
+	LookupAddresses(ctx context.Context, addresses []string) (entries []directory.Entry, errs []error)
+}
+
 // GAL is the tenant's global address list, served as the read-only
 // address book "gal" in every user's address-book home.
 // *builtin.Directory satisfies it.

@@ -127,16 +127,18 @@ type fbAnswer struct {
 
 // freeBusyResponse is the schedule-response (RFC 6638 §10.2) to a
 // free/busy request: each recipient's request-status and, on success,
-// its VFREEBUSY REPLY. The recipients are looked up first; then the
+// its VFREEBUSY REPLY. The recipients are looked up first (in one call
+// when the directory is an AddressesDirectory); then the
 // local ones' busy time is one [FreeBusy] for all of them (one read of
 // the store where it is a store.AccountsQuerier), and the others' one
 // call of Options.RemoteFreeBusy, if set.
 func (h *Handler) freeBusyResponse(rq *request, req fbRequest) *node {
 	answers := make([]fbAnswer, len(req.recipients))
 	var accounts, remote []string
+	cus, errs := h.lookupCalendarUsers(rq.ctx, req.recipients)
 	for i, r := range req.recipients {
 		a := &answers[i]
-		cu, err := h.lookupCalendarUser(rq.ctx, r)
+		cu, err := cus[i], errs[i]
 		switch {
 		case (errors.Is(err, errNotCalendarUser) || errors.Is(err, errRemoteUser)) && h.opts.RemoteFreeBusy != nil && mailtoAddress(r) != "":
 			a.remote = true

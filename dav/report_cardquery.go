@@ -43,7 +43,9 @@ func (h *Handler) addressbookQuery(rq *request, body *node) error {
 	}
 	ms := newMultistatus(rq.w)
 	n := 0
-	err = h.pageObjects(rq.ctx, c.ID, store.ObjectQuery{}, func(o *store.Object) error {
+	// The store reads only the cards that may hold the filter's texts
+	// (contact.ContainsClauses); each is then matched as before.
+	err = h.pageObjects(rq.ctx, c.ID, store.ObjectQuery{Contains: contact.ContainsClauses(f)}, func(o *store.Object) error {
 		if contact.CannotMatch(o.Data, f) {
 			// Decided on the raw text: no parse for a card that lacks
 			// the text the filter needs (most cards of a search).

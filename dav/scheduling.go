@@ -75,6 +75,42 @@ func (h *Handler) lookupCalendarUser(ctx context.Context, uri string) (calUser, 
 		return calUser{}, errNotCalendarUser
 	}
 	e, err := h.opts.Directory.LookupAddress(ctx, addr)
+	return h.calendarUserOf(ctx, addr, e, err)
+}
+
+// lookupCalendarUsers is lookupCalendarUser of each uri, in one
+// LookupAddresses call when the directory is an AddressesDirectory.
+func (h *Handler) lookupCalendarUsers(ctx context.Context, uris []string) ([]calUser, []error) {
+	cus, errs := make([]calUser, len(uris)), make([]error, len(uris))
+	many, ok := h.opts.Directory.(AddressesDirectory)
+	if !ok {
+		for i, uri := range uris {
+			cus[i], errs[i] = h.lookupCalendarUser(ctx, uri)
+		}
+		return cus, errs
+	}
+	var addrs []string
+	var at []int // addrs[j] is uris[at[j]]'s
+	for i, uri := range uris {
+		if addr := mailtoAddress(uri); addr != "" {
+			addrs, at = append(addrs, addr), append(at, i)
+		} else {
+			errs[i] = errNotCalendarUser
+		}
+	}
+	if len(addrs) == 0 {
+		return cus, errs
+	}
+	entries, lookupErrs := many.LookupAddresses(ctx, addrs)
+	for j, i := range at {
+		cus[i], errs[i] = h.calendarUserOf(ctx, addrs[j], entries[j], lookupErrs[j])
+	}
+	return cus, errs
+}
+
+// calendarUserOf is what lookupCalendarUser makes of the directory's
+// answer e, err for addr.
+func (h *Handler) calendarUserOf(ctx context.Context, addr string, e directory.Entry, err error) (calUser, error) {
 	switch {
 	case errors.Is(err, directory.ErrNotFound):
 		if _, domErr := h.opts.Directory.LookupDomain(ctx, domainOf(addr)); errors.Is(domErr, directory.ErrNotFound) {

@@ -65,6 +65,23 @@ func (a *SourcedAuth) LookupAddress(ctx context.Context, address string) (Entry,
 	return a.Users.LookupAddress(ctx, address)
 }
 
+// LookupAddresses resolves each address as LookupAddress does (entries[i]
+// and errs[i] are those of addresses[i]): through Users' own
+// LookupAddresses when it has one, as the store-backed directory does,
+// which shares the reads of the lookups; one by one otherwise.
+func (a *SourcedAuth) LookupAddresses(ctx context.Context, addresses []string) (entries []Entry, errs []error) {
+	if many, ok := a.Users.(interface {
+		LookupAddresses(ctx context.Context, addresses []string) ([]Entry, []error)
+	}); ok {
+		return many.LookupAddresses(ctx, addresses)
+	}
+	entries, errs = make([]Entry, len(addresses)), make([]error, len(addresses))
+	for i, addr := range addresses {
+		entries[i], errs[i] = a.Users.LookupAddress(ctx, addr)
+	}
+	return entries, errs
+}
+
 // User finds a user by ID through Users, when Users can (as the
 // store-backed directory does); ErrNotFound when it cannot. The DAV
 // handler resolves principal URLs with it.

@@ -96,7 +96,10 @@ func CanonicalObject(o Object) (Object, error) {
 // CanonicalQuery returns q with its Component in the form the store keeps
 // and its Limit in 1..MaxObjectQueryLimit, or ErrInvalid for a bad
 // Component or a To not after From (both set; RFC 4791 §9.9 requires end
-// after start). Backends call it in QueryObjects.
+// after start). Its Contains clauses come back with their texts' ASCII
+// letters in lower case and without those every object satisfies (a
+// clause holding an empty text); a clause nothing satisfies or more than
+// MaxContainsTexts texts is ErrInvalid. Backends call it in QueryObjects.
 func CanonicalQuery(q ObjectQuery) (ObjectQuery, error) {
 	comp, err := CanonicalComponent(q.Component)
 	if err != nil {
@@ -106,6 +109,9 @@ func CanonicalQuery(q ObjectQuery) (ObjectQuery, error) {
 		return q, fmt.Errorf("%w: time range ends (%v) before it starts (%v)", ErrInvalid, q.To, q.From)
 	}
 	q.Component = comp
+	if q.Contains, err = canonicalContains(q.Contains); err != nil {
+		return q, err
+	}
 	if q.Limit <= 0 || q.Limit > MaxObjectQueryLimit {
 		q.Limit = MaxObjectQueryLimit
 	}

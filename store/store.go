@@ -486,6 +486,15 @@ type ObjectQuery struct {
 	// Limit is the page size: <= 0 means MaxObjectQueryLimit, and no
 	// more than MaxObjectQueryLimit are returned.
 	Limit int
+	// Contains, if not empty, narrows the query to objects whose data
+	// satisfies every clause (see ContainsClause and ContainsMatches):
+	// a prefilter that spares the caller reading objects that cannot
+	// match its own test. A backend returns every object that satisfies
+	// it and may return some others (the caller tests again); storetest
+	// holds backends to leaving out data that does not satisfy it when
+	// the data is UTF-8 without zero bytes and backslashes. Paging is over the objects it selects, so a
+	// page shorter than Limit is still the last.
+	Contains []ContainsClause
 }
 
 // ObjectChange is one entry of a collection's change log.

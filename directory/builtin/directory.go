@@ -403,7 +403,11 @@ func (b *Directory) LookupDomain(ctx context.Context, name string) (directory.Do
 // without their password hash. ErrNotFound if the address (or its domain)
 // is unknown; ErrInvalid if it is malformed.
 func (b *Directory) LookupAddress(ctx context.Context, address string) (directory.Entry, error) {
-	r := storeReader{ctx, b.records}
+	return lookupAddress(storeReader{ctx, b.records}, address)
+}
+
+// lookupAddress is LookupAddress reading through r.
+func lookupAddress(r reader, address string) (directory.Entry, error) {
 	m, err := mapAddress(r, address)
 	if err != nil {
 		return directory.Entry{}, err

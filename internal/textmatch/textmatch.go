@@ -114,6 +114,20 @@ func (m *Matcher) Excludes(text string) bool {
 // Needle is m's text as folded by its collation.
 func (m *Matcher) Needle() string { return m.text }
 
+// Required tells what a text must hold for Excludes(text) to be false,
+// in terms a byte-wise search can test: ok is false when nothing is
+// required (m is negated or its text empty); otherwise the text contains
+// needle with ASCII letters compared without case, or, when nonASCII is
+// true (i;unicode-casemap), holds a byte above 0x7F (Excludes then says
+// false). Ignoring case is exact for i;ascii-casemap and the ASCII text
+// of i;unicode-casemap, and only admits more for i;octet.
+func (m *Matcher) Required() (needle string, nonASCII, ok bool) {
+	if m.negate || m.text == "" {
+		return "", false, false
+	}
+	return m.text, m.unicode, true
+}
+
 func folder(collation string) (func(string) string, error) {
 	switch collation {
 	case "", Default:

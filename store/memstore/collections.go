@@ -299,7 +299,8 @@ func (s *Store) QueryObjects(ctx context.Context, collectionID int64, q store.Ob
 		out = []store.Object{}
 		for _, name := range sortedKeys(c.objects) {
 			o := c.objects[name]
-			if name <= q.After || !store.ComponentMatches(o.Component, q.Component) || !o.Overlaps(q.From, q.To) {
+			if name <= q.After || !store.ComponentMatches(o.Component, q.Component) || !o.Overlaps(q.From, q.To) ||
+				!store.ContainsMatches(o.Data, q.Contains) {
 				continue
 			}
 			cp := *o
@@ -410,7 +411,8 @@ func (s *Store) QueryAccounts(ctx context.Context, accounts []string, kind store
 				c := s.colls[cid]
 				info := c.out()
 				for _, o := range c.objects {
-					if !store.ComponentMatches(o.Component, q.Component) || !o.Overlaps(q.From, q.To) {
+					if !store.ComponentMatches(o.Component, q.Component) || !o.Overlaps(q.From, q.To) ||
+						!store.ContainsMatches(o.Data, q.Contains) {
 						continue
 					}
 					cp := *o

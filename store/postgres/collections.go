@@ -310,9 +310,14 @@ func (s *Store) QueryObjects(ctx context.Context, collectionID int64, q store.Ob
 		return nil, err
 	}
 	fromArg, toArg := rangeArgs(q.From, q.To)
+	cond, cargs := "", []any(nil)
+	if len(q.Contains) > 0 {
+		cond, cargs = containsSQL("data", q.Contains, 7)
+		cond = " AND " + cond
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+objCols+`, data FROM objects WHERE collection = $1 AND name > $2
-		AND ($3 = '' OR component = '' OR component = $3) AND first_start < $4 AND last_end > $5
-		ORDER BY name LIMIT $6`, collectionID, q.After, q.Component, toArg, fromArg, q.Limit)
+		AND ($3 = '' OR component = '' OR component = $3) AND first_start < $4 AND last_end > $5`+cond+`
+		ORDER BY name LIMIT $6`, append([]any{collectionID, q.After, q.Component, toArg, fromArg, q.Limit}, cargs...)...)
 	if err != nil {
 		return nil, wrapErr("query objects", err)
 	}
@@ -439,12 +444,17 @@ func (s *Store) QueryAccounts(ctx context.Context, accounts []string, kind store
 		return err
 	}
 	fromArg, toArg := rangeArgs(q.From, q.To)
+	cond, cargs := "", []any(nil)
+	if len(q.Contains) > 0 {
+		cond, cargs = containsSQL("o.data", q.Contains, 6)
+		cond = " AND " + cond
+	}
 	rows, err := s.pool.Query(ctx, `SELECT c.id, c.account, c.kind, c.name, c.display_name, c.description, c.color, c.components, c.sync_token,
 			o.name, o.uid, o.etag, o.content_type, o.size, o.modified, o.component, o.first_start, o.last_end, o.data
 		FROM collections c JOIN objects o ON o.collection = c.id
 		WHERE c.account = ANY($1) AND c.kind = $2 AND ($3 = '' OR o.component = '' OR o.component = $3)
-			AND o.first_start < $4 AND o.last_end > $5
-		ORDER BY c.id`, accounts, string(kind), q.Component, toArg, fromArg)
+			AND o.first_start < $4 AND o.last_end > $5`+cond+`
+		ORDER BY c.id`, append([]any{accounts, string(kind), q.Component, toArg, fromArg}, cargs...)...)
 	if err != nil {
 		return wrapErr("query accounts", err)
 	}

@@ -292,25 +292,57 @@ func nonNil(b []byte) []byte {
 const objectCols = "name, uid, etag, content_type, size, modified, component, first_start, last_end"
 
 func scanObject(r interface{ Scan(...any) error }, withData bool) (store.Object, error) {
-	var o store.Object
-	var mod, start, end int64
-	dest := []any{&o.Name, &o.UID, &o.ETag, &o.ContentType, &o.Size, &mod, &o.Component, &start, &end}
+	return newObjectScan(withData).scan(r)
+}
+
+// objectScan reads rows of objectCols (and data) one Object at a time,
+// its Scan destinations made once for all the rows of a query.
+type objectScan struct {
+	o               store.Object
+	mod, start, end int64
+	dest            []any
+}
+
+func newObjectScan(withData bool) *objectScan {
+	s := &objectScan{}
+	s.dest = []any{&s.o.Name, &s.o.UID, &s.o.ETag, &s.o.ContentType, intCol{&s.o.Size}, intCol{&s.mod},
+		&s.o.Component, intCol{&s.start}, intCol{&s.end}}
 	if withData {
-		dest = append(dest, &o.Data)
+		s.dest = append(s.dest, &s.o.Data)
 	}
-	if err := r.Scan(dest...); err != nil {
-		return o, err
+	return s
+}
+
+func (s *objectScan) scan(r interface{ Scan(...any) error }) (store.Object, error) {
+	s.o = store.Object{}
+	if err := r.Scan(s.dest...); err != nil {
+		return store.Object{}, err
 	}
-	o.Modified = fromNanos(mod)
-	o.Start, o.End = indexsecs.Time(start), indexsecs.Time(end)
+	o := s.o
+	o.Modified = fromNanos(s.mod)
+	o.Start, o.End = indexsecs.Time(s.start), indexsecs.Time(s.end)
 	return o, nil
+}
+
+// intCol scans an INTEGER column into an int64 as a sql.Scanner:
+// database/sql converts an int64 into an *int64 by reflection, which was
+// a visible part of reading objects' rows.
+type intCol struct{ p *int64 }
+
+func (c intCol) Scan(src any) error {
+	v, ok := src.(int64)
+	if !ok {
+		return fmt.Errorf("sqlite: integer column holds %T", src)
+	}
+	*c.p = v
+	return nil
 }
 
 func (s *Store) getObject(ctx context.Context, collectionID int64, col, val string) (store.Object, error) {
 	if err := s.checkOpen(); err != nil {
 		return store.Object{}, err
 	}
-	o, err := scanObject(s.rdb.QueryRowContext(ctx, "SELECT "+objectCols+", data FROM objects WHERE collection = ? AND "+col+" = ?",
+	o, err := scanObject(rpool{s}.QueryRowContext(ctx, "SELECT "+objectCols+", data FROM objects WHERE collection = ? AND "+col+" = ?",
 		collectionID, val), true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return o, fmt.Errorf("sqlite: object %s %q: %w", col, val, store.ErrNotFound)
@@ -344,8 +376,9 @@ func (s *Store) ListObjects(ctx context.Context, collectionID int64) ([]store.Ob
 			return err
 		}
 		defer rows.Close()
+		sc := newObjectScan(false)
 		for rows.Next() {
-			o, err := scanObject(rows, false)
+			o, err := sc.scan(rows)
 			if err != nil {
 				return err
 			}

@@ -52,12 +52,13 @@ func listRecords(ctx context.Context, q querier, namespace, after string, limit 
 	return out, nil
 }
 
-// GetRecord implements store.Records.
+// GetRecord implements store.Records, with the read pool's prepared
+// statement (see rstmt): a directory lookup reads two or three records.
 func (s *Store) GetRecord(ctx context.Context, namespace, key string) (store.Record, error) {
 	if err := s.checkOpen(); err != nil {
 		return store.Record{}, err
 	}
-	return getRecord(ctx, s.rdb, namespace, key)
+	return getRecord(ctx, rpool{s}, namespace, key)
 }
 
 // ListRecords implements store.Records. limit <= 0 means no limit.
@@ -65,7 +66,7 @@ func (s *Store) ListRecords(ctx context.Context, namespace, after string, limit 
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
-	return listRecords(ctx, s.rdb, namespace, after, limit)
+	return listRecords(ctx, rpool{s}, namespace, after, limit)
 }
 
 // UpdateRecords implements store.Records. fn runs once, in the writer

@@ -86,6 +86,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SyncTokens", testSyncTokens},
 		{"ObjectQuery", testObjectQuery},
 		{"ObjectQueryPaging", testObjectQueryPaging},
+		{"ObjectQueryContains", testObjectQueryContains},
 		{"AccountsQuery", testAccountsQuery},
 		{"Records", testRecords},
 		{"RecordTransactions", testRecordTransactions},

@@ -118,6 +118,12 @@ func decodeOne(data []byte) (vcard.Card, error) {
 	if !utf8.Valid(data) {
 		return nil, errors.New("contact: vCard is not UTF-8") // RFC 6350 §3.1
 	}
+	if bytes.IndexByte(data, 0) >= 0 {
+		// No value may hold a control character but tab (RFC 6350 §3.3,
+		// VALUE-CHAR); the store's prefilter reads text up to a zero
+		// byte (ContainsClauses).
+		return nil, errors.New("contact: vCard holds a zero byte")
+	}
 	// A byte-order mark (Windows exports carry one) is not part of the
 	// first content line.
 	data = bytes.TrimPrefix(data, []byte("\uFEFF"))

@@ -1,20 +1,24 @@
 package contact
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
 
 	"github.com/mailyard/mailyard/internal/textmatch"
+	"github.com/mailyard/mailyard/store"
 )
 
 // TestCannotMatchNeverHidesAMatch: for random cards (folded anywhere,
 // with escapes, groups, parameters, non-ASCII text and stray carriage
 // returns) and random filters, CannotMatch is true only for cards that
 // Parse rejects or Match rejects: the prefilter equals the full path.
+// And the store's prefilter (ContainsClauses, as store.ContainsMatches
+// reads it) never leaves out a match.
 func TestCannotMatchNeverHidesAMatch(t *testing.T) {
-	excluded, matched := 0, 0
+	excluded, matched, storeExcluded := 0, 0, 0
 	rapid.Check(t, func(t *rapid.T) {
 		data := genCard(t)
 		f := genFilter(t)
@@ -31,8 +35,16 @@ func TestCannotMatchNeverHidesAMatch(t *testing.T) {
 				t.Fatalf("CannotMatch hid a match:\n%q\nfilter %+v", data, f)
 			}
 		}
+		// The store's prefilter keeps every card that matches.
+		clauses := ContainsClauses(f)
+		if !store.ContainsMatches(data, clauses) {
+			storeExcluded++
+			if full {
+				t.Fatalf("ContainsClauses hid a match:\n%q\nfilter %+v\nclauses %#v", data, f, clauses)
+			}
+		}
 	})
-	t.Logf("%d excluded, %d matched", excluded, matched)
+	t.Logf("%d excluded, %d by the store's clauses, %d matched", excluded, storeExcluded, matched)
 	if excluded == 0 || matched == 0 {
 		t.Fatalf("the generators never exercised both sides: %d excluded, %d matched", excluded, matched)
 	}
@@ -40,7 +52,7 @@ func TestCannotMatchNeverHidesAMatch(t *testing.T) {
 
 // cardWords and the names are few, so that random filters often name
 // the property and the text a random card holds.
-var cardWords = []string{"Zebra", "zeb", "a,b", "x\\y", "Mü", ";", "Ｚ", "\r"}
+var cardWords = []string{"Zebra", "zeb", "a,b", "x\\y", "Mü", ";", "Ｚ", "\r", "\xe9", "\xbc"}
 
 var cardProps = []string{"FN", "EMAIL", "item1.EMAIL", "NOTE"}
 
@@ -104,7 +116,7 @@ func genFilter(t *rapid.T) Filter {
 }
 
 func genMatcher(t *rapid.T) *textmatch.Matcher {
-	m, err := textmatch.New(rapid.SampledFrom([]string{"", "zebra", "eb", "MÜ", "a,b", "x\\y", "\n", "z", ",", "\r"}).Draw(t, "text"),
+	m, err := textmatch.New(rapid.SampledFrom([]string{"", "zebra", "eb", "MÜ", "a,b", "x\\y", "\n", "z", ",", "\r", "\ufffd", "\ufffdz"}).Draw(t, "text"),
 		rapid.SampledFrom([]string{"", "i;octet", "i;unicode-casemap"}).Draw(t, "collation"),
 		rapid.SampledFrom([]textmatch.MatchType{textmatch.Contains, textmatch.Equals, textmatch.StartsWith, textmatch.EndsWith}).Draw(t, "type"),
 		rapid.IntRange(0, 4).Draw(t, "negate") == 0)
@@ -141,6 +153,53 @@ func TestCannotMatchCases(t *testing.T) {
 	} {
 		if got := CannotMatch(c.data, c.f); got != c.want {
 			t.Errorf("CannotMatch(%q) = %v, want %v", c.data, got, c.want)
+		}
+	}
+}
+
+// TestContainsClausesCases: the clauses of typical filters: a text and
+// the two fold texts; NonASCII only for i;unicode-casemap; allof as
+// several clauses, anyof as one; nothing for a negated text-match, a
+// text an escape may produce, is-not-defined in an anyof, or an anyof
+// prop-filter with a param-filter.
+func TestContainsClausesCases(t *testing.T) {
+	tm := func(text, collation string, negate bool) *textmatch.Matcher {
+		m, err := textmatch.New(text, collation, textmatch.Contains, negate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	fn := func(ms ...*textmatch.Matcher) PropFilter { return PropFilter{Name: "FN", TextMatches: ms} }
+	clause := func(nonASCII bool, texts ...string) store.ContainsClause {
+		return store.ContainsClause{Any: append(texts, "\n ", "\n\t"), NonASCII: nonASCII}
+	}
+	for _, c := range []struct {
+		what string
+		f    Filter
+		want []store.ContainsClause
+	}{
+		{"no prop-filter", Filter{}, nil},
+		{"FN contains", Filter{Props: []PropFilter{fn(tm("Zebra", "", false))}}, []store.ContainsClause{clause(false, "zebra")}},
+		{"octet keeps case", Filter{Props: []PropFilter{fn(tm("Zebra", "i;octet", false))}}, []store.ContainsClause{clause(false, "Zebra")}},
+		{"unicode", Filter{Props: []PropFilter{fn(tm("Иван", "i;unicode-casemap", false))}}, []store.ContainsClause{clause(true, "иван")}},
+		{"negated", Filter{Props: []PropFilter{fn(tm("zebra", "", true))}}, nil},
+		{"an escape's text", Filter{Props: []PropFilter{fn(tm("a,b", "", false))}}, nil},
+		{"anyof of two texts", Filter{Props: []PropFilter{fn(tm("zebra", "", false), tm("lion", "", false))}},
+			[]store.ContainsClause{{Any: []string{"zebra", "\n ", "\n\t", "lion"}}}},
+		{"allof of two texts", Filter{Props: []PropFilter{{Name: "FN", AllOf: true, TextMatches: []*textmatch.Matcher{tm("zebra", "", false), tm("lion", "", false)}}}},
+			[]store.ContainsClause{clause(false, "zebra"), clause(false, "lion")}},
+		{"allof of two prop-filters", Filter{AllOf: true, Props: []PropFilter{fn(tm("zebra", "", false)), {Name: "EMAIL", IsNotDefined: true}}},
+			[]store.ContainsClause{clause(false, "zebra")}},
+		{"anyof of two prop-filters", Filter{Props: []PropFilter{fn(tm("zebra", "", false)), {Name: "EMAIL", TextMatches: []*textmatch.Matcher{tm("lion", "i;unicode-casemap", false)}}}},
+			[]store.ContainsClause{{Any: []string{"zebra", "\n ", "\n\t", "lion"}, NonASCII: true}}},
+		{"anyof with is-not-defined", Filter{Props: []PropFilter{fn(tm("zebra", "", false)), {Name: "EMAIL", IsNotDefined: true}}}, nil},
+		{"anyof prop-filter with a param-filter", Filter{Props: []PropFilter{{Name: "FN", TextMatches: []*textmatch.Matcher{tm("zebra", "", false)},
+			Params: []ParamFilter{{Name: "TYPE"}}}}}, nil},
+	} {
+		got := ContainsClauses(c.f)
+		if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", c.want) {
+			t.Errorf("%s: %#v, want %#v", c.what, got, c.want)
 		}
 	}
 }
