@@ -398,6 +398,13 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			}
 		}
 	}
+	// RFC 5465 §5.2: NOTIFY's FETCH of new messages, after their EXISTS
+	// and before their ADDTO (§7).
+	if len(added) > 0 {
+		if err := s.notifyNew(w, len(added)); err != nil {
+			return err
+		}
+	}
 	// RFC 5267 §4.3: ADDTO and REMOVEFROM, after EXISTS (§4.3.3).
 	if err := v.syncContexts(w); err != nil {
 		return err
