@@ -316,8 +316,11 @@
 //     MaxNotifyMailboxes; past either, or when the store's feed itself
 //     overflows, the session gets OK [NOTIFICATIONOVERFLOW] and no more
 //     notifications (§5.8). A session without NOTIFY costs nothing more.
-//     Not offered: the fetch attributes of RFC 5465 §7's UPDATE return
-//     option (BAD). Known deviations: changes the session made itself
+//     SEARCH and SORT's UPDATE return option takes fetch attributes
+//     (§7, "UPDATE (UID BODY.PEEK[HEADER])"): a new message that joins
+//     the context's result gets their FETCH after its EXISTS and before
+//     the ADDTO; one that joins it by a flag change does not. Known
+//     deviations: changes the session made itself
 //     through the store are reported to it like others' (§5 says SHOULD
 //     omit; CREATE, RENAME and DELETE of its own come back as LIST, its
 //     APPEND to a watched mailbox as STATUS), except SUBSCRIBE and

@@ -409,7 +409,10 @@ func (s *session) notifyStatus(w *imapserver.UpdateWriter, n *notifyState, name 
 		return nil
 	}
 	if err != nil {
-		return s.storeErr("notify", err)
+		// A notification is not worth the connection: the next change
+		// of the mailbox is reported with its counts as they are then.
+		s.log.Warn("notify: reading a mailbox's status failed", "mailbox", name, "err", err)
+		return nil
 	}
 	cur := knownOf(st)
 	k, ok := n.known[name]
@@ -464,7 +467,7 @@ func (s *session) listing(l **notifyListing) (*notifyListing, error) {
 	}
 	mbs, subs, err := s.srv.cache.listing(s.ctx, s.srv.opts.Backend, s.account, s.subscriptions)
 	if err != nil {
-		return nil, s.storeErr("notify", err)
+		return nil, err
 	}
 	*l = &notifyListing{nodes: listTree(mbs, subs)}
 	return *l, nil
@@ -479,7 +482,8 @@ func (s *session) notifyItem(w *imapserver.UpdateWriter, n *notifyState, it noti
 			// §6.4: the subscription list is evaluated again.
 			subs, err := s.subscriptions(nil)
 			if err != nil {
-				return s.storeErr("notify", err)
+				s.log.Warn("notify: reading the subscriptions failed", "err", err)
+				return nil
 			}
 			clear(n.subs)
 			for _, name := range subs {
@@ -542,7 +546,8 @@ func (s *session) notifyItem(w *imapserver.UpdateWriter, n *notifyState, it noti
 func (s *session) writeNotifyList(w *imapserver.UpdateWriter, l **notifyListing, name, old string) error {
 	ls, err := s.listing(l)
 	if err != nil {
-		return err
+		s.log.Warn("notify: listing the mailboxes failed", "err", err)
+		return nil
 	}
 	data := &imap.ListData{Mailbox: name, Delim: '/', OldName: old}
 	node := ls.nodes[name]

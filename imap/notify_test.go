@@ -373,3 +373,30 @@ func notifySessionOf(t *testing.T, srv *Server) *session {
 	t.Fatal("no session with NOTIFY")
 	return nil
 }
+
+// TestNotifyUpdateFetch: with NOTIFY announced, UPDATE takes fetch
+// attributes (RFC 5465 §7, its example): a new message that joins the
+// result gets EXISTS, then the FETCH, then ADDTO; one that joins it by a
+// flag change gets no FETCH.
+func TestNotifyUpdateFetch(t *testing.T) {
+	e := newEnv(t)
+	e.deliver(e.aliceID, "", simpleMsg)
+	a := loggedIn(e)
+	a.expectOK("ENABLE IMAP4rev2")
+	a.expectOK("SELECT INBOX")
+	u := a.expectTagged("B1", `SEARCH RETURN (COUNT UPDATE (UID BODY.PEEK[HEADER.FIELDS (Subject)])) UNSEEN FROM "carol"`, "OK")
+	expectUntagged(t, "SEARCH", u, `* ESEARCH (TAG "B1") COUNT 1`)
+	e.deliver(e.aliceID, "", simpleMsg)
+	u = a.expectOK("NOOP")
+	if len(u) != 3 || u[0] != "* 2 EXISTS" || !strings.HasPrefix(u[1], "* 2 FETCH (UID 2 BODY[HEADER.FIELDS (") ||
+		!strings.Contains(u[1], "Subject: hello there") || u[2] != `* ESEARCH (TAG "B1") ADDTO (0 2)` {
+		t.Fatalf("NOOP after delivery: %q", u)
+	}
+	mustHave(t, a.expectOK(`STORE 1 +FLAGS.SILENT (\Seen)`), `* ESEARCH (TAG "B1") REMOVEFROM (0 1)`)
+	u = a.expectOK(`STORE 1 -FLAGS.SILENT (\Seen)`)
+	mustHave(t, u, `* ESEARCH (TAG "B1") ADDTO (0 1)`)
+	mustNotHave(t, u, "BODY[")
+	// The same syntax without NOTIFY's extension is BAD elsewhere: a
+	// fetch list after another return option is not taken.
+	a.expectStatus(`SEARCH RETURN (COUNT (UID)) ALL`, "BAD")
+}

@@ -283,8 +283,20 @@ func (c *Conn) readEvent(dec *imapwire.Decoder, g *NotifyGroup, fetchOpts *fetch
 	if !g.Filter.Selected() {
 		return "", newClientBugError("MessageNew fetch attributes are only allowed with SELECTED or SELECTED-DELAYED")
 	}
+	opts, wo, err := c.readFetchAttList(dec)
+	if err != nil {
+		return "", err
+	}
+	g.Fetch, *fetchOpts = opts, wo
+	return e, nil
+}
+
+// readFetchAttList reads "(" fetch-att *(SP fetch-att) ")", the
+// attributes of NOTIFY's MessageNew (RFC 5465 §5.2) and of UPDATE
+// (§7). UID is always among them.
+func (c *Conn) readFetchAttList(dec *imapwire.Decoder) (*imap.FetchOptions, fetchWriterOptions, error) {
 	opts := &imap.FetchOptions{UID: true}
-	*fetchOpts = fetchWriterOptions{obsolete: make(map[*imap.FetchItemBodySection]string)}
+	wo := fetchWriterOptions{obsolete: make(map[*imap.FetchItemBodySection]string)}
 	n := 0
 	err := dec.ExpectList(func() error {
 		n++
@@ -296,19 +308,32 @@ func (c *Conn) readEvent(dec *imapwire.Decoder, g *NotifyGroup, fetchOpts *fetch
 		case "ALL", "FAST", "FULL":
 			return newClientBugError("FETCH macros are not allowed in a list")
 		}
-		if ok, err := c.handleFetchExtra(dec, att, fetchOpts); ok {
+		if ok, err := c.handleFetchExtra(dec, att, &wo); ok {
 			return err
 		}
-		return handleFetchAtt(dec, att, opts, fetchOpts)
+		return handleFetchAtt(dec, att, opts, &wo)
 	})
 	if err != nil {
-		return "", err
+		return nil, wo, err
 	}
 	if n == 0 {
-		return "", newClientBugError("Empty MessageNew fetch attribute list")
+		return nil, wo, newClientBugError("Empty fetch attribute list")
 	}
-	g.Fetch = opts
-	return e, nil
+	return opts, wo, nil
+}
+
+// UpdateFetch is the fetch attributes of a SEARCH or SORT UPDATE return
+// option (RFC 5465 §7): the FETCH sent for each new message that joins
+// the context's result, before its ADDTO.
+type UpdateFetch struct {
+	Options *imap.FetchOptions
+	writer  fetchWriterOptions
+}
+
+// FetchWriter returns the writer of the FETCH responses of u on the
+// connection of w.
+func (u *UpdateFetch) FetchWriter(w *UpdateWriter) *FetchWriter {
+	return &FetchWriter{conn: w.conn, options: u.writer}
 }
 
 // checkNotifyGroups applies the rules whose breach is BAD (RFC 5465):

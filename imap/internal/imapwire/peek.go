@@ -53,3 +53,13 @@ func (dec *Decoder) SPList() bool {
 	}
 	return dec.SP()
 }
+
+// ListNext reports whether the input goes on with "(", consuming
+// nothing.
+func (dec *Decoder) ListNext() bool {
+	if dec.err != nil || dec.open != nil {
+		return false
+	}
+	b, err := dec.r.Peek(1)
+	return err == nil && b[0] == '('
+}
