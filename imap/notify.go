@@ -69,6 +69,7 @@ const (
 // notifyItem is one name event waiting to be reported.
 type notifyItem struct {
 	kind    uint8
+	own     bool   // the session's own change: no LIST (§5)
 	name    string // the mailbox ("" for server metadata); the new name of a rename
 	old     string // the old name of a rename
 	entries []string
@@ -106,6 +107,64 @@ type notifyState struct {
 	queue      []notifyItem
 	queueBytes int
 	overflow   bool
+	// own are the session's own CREATE, DELETE and RENAME, whose
+	// changes the feed is yet to bring: they are not reported (§5),
+	// at most maxOwn of them (guarded by session.idleMu).
+	own []notifyItem
+}
+
+// maxOwn bounds notifyState.own: the oldest is dropped past it (its
+// change then reported, as a change by another session would be).
+const maxOwn = 8
+
+// expectOwn notes a name change the session is about to make, so that
+// its change from the feed is not reported back (RFC 5465 §5: "the
+// server SHOULD omit notifying the client if the event is caused by
+// this client"). The returned function takes the note back, for a
+// change that failed.
+func (s *session) expectOwn(it notifyItem) (undo func()) {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	n := s.notify
+	if n == nil {
+		return func() {}
+	}
+	if len(n.own) >= maxOwn {
+		n.own = slices.Delete(n.own, 0, 1)
+	}
+	n.own = append(n.own, it)
+	return func() {
+		s.idleMu.Lock()
+		defer s.idleMu.Unlock()
+		if i := slices.IndexFunc(n.own, func(o notifyItem) bool {
+			return o.kind == it.kind && o.name == it.name && o.old == it.old
+		}); i >= 0 {
+			n.own = slices.Delete(n.own, i, i+1)
+		}
+	}
+}
+
+// ownChange reports whether a name change from the feed is one of the
+// session's own (expectOwn), and forgets a CREATE or DELETE once seen.
+// A RENAME stays noted (until pushed out): the store reports one change
+// for the mailbox and one for each of its children. session.idleMu is
+// held.
+func (n *notifyState) ownChange(it notifyItem) bool {
+	for i, o := range n.own {
+		if o.kind != it.kind {
+			continue
+		}
+		switch {
+		case it.kind != itemRenamed && o.name == it.name:
+			n.own = slices.Delete(n.own, i, i+1)
+			return true
+		case it.kind == itemRenamed && o.old == it.old && o.name == it.name,
+			it.kind == itemRenamed && strings.HasPrefix(it.old, o.old+store.Separator) &&
+				it.name == o.name+it.old[len(o.old):]:
+			return true
+		}
+	}
+	return false
 }
 
 // pending reports whether the feed noted something to report;
@@ -168,15 +227,29 @@ func (n *notifyState) noteChange(ch *store.Change) {
 			n.setOverflow()
 		}
 	case store.ChangeMailboxCreated:
-		n.noteItem(notifyItem{kind: itemCreated, name: ch.Mailbox})
+		n.noteName(notifyItem{kind: itemCreated, name: ch.Mailbox})
 	case store.ChangeMailboxDeleted:
-		n.noteItem(notifyItem{kind: itemDeleted, name: ch.Mailbox})
+		n.noteName(notifyItem{kind: itemDeleted, name: ch.Mailbox})
 	case store.ChangeMailboxRenamed:
-		n.noteItem(notifyItem{kind: itemRenamed, name: ch.Mailbox, old: ch.OldName})
+		n.noteName(notifyItem{kind: itemRenamed, name: ch.Mailbox, old: ch.OldName})
 	case store.ChangeOverflow:
 		// The feed lost changes: what they were cannot be told (§5.8).
 		n.setOverflow()
 	}
+}
+
+// noteName is noteItem for a mailbox's CREATE, DELETE or RENAME: one of
+// the session's own is reported only as far as the watched mailboxes
+// need it (a STATUS of a mailbox it created, as the view reports a
+// mailbox it selected), not with LIST.
+func (n *notifyState) noteName(it notifyItem) {
+	if n.ownChange(it) {
+		if n.any&(evMessage|evFlags) == 0 {
+			return
+		}
+		it.own = true
+	}
+	n.noteItem(it)
 }
 
 // noteItem queues a name event if a group may want it; session.idleMu is
@@ -514,7 +587,7 @@ func (s *session) notifyItem(w *imapserver.UpdateWriter, n *notifyState, it noti
 				n.known[it.name] = k
 			}
 		}
-		if (n.eventsFor(it.name, n.subs)|n.eventsFor(it.old, n.subs))&evMailboxName == 0 {
+		if it.own || (n.eventsFor(it.name, n.subs)|n.eventsFor(it.old, n.subs))&evMailboxName == 0 {
 			return nil
 		}
 		// §5.4: the new name's LIST with OLDNAME.
@@ -534,7 +607,7 @@ func (s *session) notifyItem(w *imapserver.UpdateWriter, n *notifyState, it noti
 			}
 		}
 	}
-	if n.eventsFor(it.name, n.subs)&evMailboxName == 0 {
+	if it.own || n.eventsFor(it.name, n.subs)&evMailboxName == 0 {
 		return nil
 	}
 	return s.writeNotifyList(w, l, it.name, "")

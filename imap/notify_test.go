@@ -180,6 +180,16 @@ func TestNotifyMailboxNames(t *testing.T) {
 	if got := a.line(); got != `* LIST (\NonExistent \HasNoChildren \Subscribed) "/" "bar"` {
 		t.Fatalf("delete: got %q", got)
 	}
+	// The session's own changes are not reported to it (§5): a later
+	// change by another session is, and nothing before it.
+	for _, c := range []string{"CREATE own", "CREATE own/child", "RENAME own mine", "DELETE mine/child"} {
+		expectUntagged(t, c, a.expectOK(c))
+	}
+	b.expectOK("CREATE other")
+	if lines := a.until(`"/" "other"`); len(lines) != 1 {
+		t.Fatalf("own changes reported: %q", lines)
+	}
+
 	a.expectOK("NOTIFY NONE")
 	b.expectOK("CREATE quiet")
 	// A witness with NOTIFY sees a later change, so the first one has
@@ -390,4 +400,32 @@ func TestNotifyUpdateFetch(t *testing.T) {
 	// The same syntax without NOTIFY's extension is BAD elsewhere: a
 	// fetch list after another return option is not taken.
 	a.expectStatus(`SEARCH RETURN (COUNT (UID)) ALL`, "BAD")
+}
+
+// TestNotifySubscribed: "subscribed" watches the subscribed mailboxes,
+// and is evaluated again when the subscriptions change (RFC 5465 §6.4);
+// "inboxes" is taken as "personal" (§6.3).
+func TestNotifySubscribed(t *testing.T) {
+	e := newEnv(t)
+	e.createMailbox("in")
+	e.createMailbox("out")
+	a, b := loggedIn(e), loggedIn(e)
+	b.expectOK("SUBSCRIBE in")
+	a.expectOK("NOTIFY SET (subscribed (MessageNew MessageExpunge))")
+	e.deliver(e.aliceID, "out", simpleMsg)
+	e.deliver(e.aliceID, "in", simpleMsg)
+	mustNotHave(t, a.until(`* STATUS "in" (MESSAGES 1 `), `"out"`)
+
+	b.expectOK("SUBSCRIBE out")
+	b.expectOK("UNSUBSCRIBE in")
+	// The subscription events reach a's session before the deliveries'
+	// changes, which come through the store's feed after them.
+	expectUntagged(t, "NOOP", a.expectOK("NOOP"))
+	e.deliver(e.aliceID, "in", simpleMsg)
+	e.deliver(e.aliceID, "out", simpleMsg)
+	mustNotHave(t, a.until(`* STATUS "out" (MESSAGES 2 `), `"in"`)
+
+	a.expectOK("NOTIFY SET (inboxes (MessageNew MessageExpunge))")
+	e.deliver(e.aliceID, "in", simpleMsg)
+	a.until(`* STATUS "in" (MESSAGES 3 `)
 }

@@ -216,7 +216,10 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 			return noCode("USEATTR", "Unsupported special-use attribute "+string(options.SpecialUse[0]))
 		}
 	}
-	_, err = s.srv.opts.Backend.CreateMailbox(s.ctx, s.account, name, use)
+	undo := s.expectOwn(notifyItem{kind: itemCreated, name: name})
+	if _, err = s.srv.opts.Backend.CreateMailbox(s.ctx, s.account, name, use); err != nil {
+		undo()
+	}
 	return s.storeErr("create", err)
 }
 
@@ -228,7 +231,12 @@ func (s *session) Delete(name string) error {
 	if err != nil {
 		return err
 	}
-	return s.storeErr("delete", s.srv.opts.Backend.DeleteMailbox(s.ctx, s.account, name))
+	undo := s.expectOwn(notifyItem{kind: itemDeleted, name: name})
+	err = s.srv.opts.Backend.DeleteMailbox(s.ctx, s.account, name)
+	if err != nil {
+		undo()
+	}
+	return s.storeErr("delete", err)
 }
 
 // Rename implements imapserver.Session (RFC 9051 §6.3.6). Renaming INBOX
@@ -245,9 +253,16 @@ func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 	}
 	b := s.srv.opts.Backend
 	if oldName != store.Inbox {
-		return s.storeErr("rename", b.RenameMailbox(s.ctx, s.account, oldName, newName))
+		undo := s.expectOwn(notifyItem{kind: itemRenamed, name: newName, old: oldName})
+		err := b.RenameMailbox(s.ctx, s.account, oldName, newName)
+		if err != nil {
+			undo()
+		}
+		return s.storeErr("rename", err)
 	}
+	undo := s.expectOwn(notifyItem{kind: itemCreated, name: newName})
 	if _, err := b.CreateMailbox(s.ctx, s.account, newName, store.SpecialNone); err != nil {
+		undo()
 		return s.storeErr("rename", err)
 	}
 	if _, err := b.Move(s.ctx, s.account, store.Inbox, newName, nil); err != nil {
