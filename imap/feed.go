@@ -62,8 +62,9 @@ func (s *Server) unwatch(sess *session, account string) {
 
 // fanOut turns every change of the account into one pending wake-up per
 // session. Which mailbox changed matters only to a session with NOTIFY
-// (notify.go), which notes it; for the others a wake-up costs one query. It returns when the subscription ends (unwatch, server or store
-// closing).
+// (notify.go), which notes it; for the others a wake-up costs one
+// query. It returns when the subscription ends (unwatch, server or
+// store closing).
 func (s *Server) fanOut(account string, f *accountFeed) {
 	defer close(f.done)
 	for ch := range f.sub.C() {
