@@ -93,7 +93,14 @@ func BenchmarkIdleSessions(b *testing.B) { benchIdleSessions(b, false) }
 // is on, so that the heap growth is still the server's.
 func BenchmarkIdleSessionsCompressed(b *testing.B) { benchIdleSessions(b, true) }
 
-func benchIdleSessions(b *testing.B, compress bool) {
+// BenchmarkIdleSessionsNotify: the same with sessions that wait between
+// commands with NOTIFY (RFC 5465) on for the selected mailbox and every
+// other one, instead of IDLE: what a NOTIFY costs a session.
+func BenchmarkIdleSessionsNotify(b *testing.B) { benchIdleSessionsMode(b, false, true) }
+
+func benchIdleSessions(b *testing.B, compress bool) { benchIdleSessionsMode(b, compress, false) }
+
+func benchIdleSessionsMode(b *testing.B, compress, notify bool) {
 	const n = 500
 	e := newEnvIn(b, memDir(b), func(o *Options) {
 		o.Auth = &fastAuth{Authenticator: o.Auth, known: map[string]directory.User{}}
@@ -138,6 +145,9 @@ func benchIdleSessions(b *testing.B, compress bool) {
 				c.Write(out.Bytes())
 				rest, _ := br.Peek(br.Buffered())
 				br = bufio.NewReaderSize(flate.NewReader(io.MultiReader(bytes.NewReader(rest), c)), 512)
+			} else if notify {
+				fmt.Fprintf(c, "a LOGIN %s \"%s\"\r\nb SELECT INBOX\r\n"+
+					"c NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) (personal (MessageNew MessageExpunge MailboxName))\r\n", user, pw)
 			} else {
 				fmt.Fprintf(c, "a LOGIN %s \"%s\"\r\nb SELECT INBOX\r\nc IDLE\r\n", user, pw)
 			}
@@ -145,6 +155,9 @@ func benchIdleSessions(b *testing.B, compress bool) {
 				l, err := br.ReadString('\n')
 				if err != nil {
 					b.Fatal(err)
+				}
+				if notify && strings.HasPrefix(l, "c OK") {
+					break
 				}
 				if strings.HasPrefix(l, "a NO") || strings.HasPrefix(l, "b NO") || strings.HasPrefix(l, "c ") {
 					b.Fatalf("session %d: %q", i, l)

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"errors"
 	"slices"
 
 	"github.com/emersion/go-imap/v2"
@@ -38,6 +39,8 @@ type searchContext struct {
 	// uids is the result as the client was last told it, in the
 	// context's order.
 	uids []uint32
+	// fetch is UPDATE's fetch attributes (RFC 5465 §7), nil without.
+	fetch *imapserver.UpdateFetch
 }
 
 // contextMark is what a context's result depends on besides time: when
@@ -118,7 +121,7 @@ func (s *session) SearchContext(req *imapserver.ContextRequest) (*imapserver.Con
 		return res, nil
 	}
 	v.contexts = append(v.contexts, &searchContext{
-		tag: req.Tag, kind: req.Kind, keys: req.Sort, criteria: req.Criteria, uids: uids,
+		tag: req.Tag, kind: req.Kind, keys: req.Sort, criteria: req.Criteria, uids: uids, fetch: req.UpdateFetch,
 	})
 	return res, nil
 }
@@ -316,5 +319,34 @@ func (v *view) writeAdditions(w contextWriter, c *searchContext, fresh []uint32)
 	if len(pairs) == 0 {
 		return nil
 	}
+	if err := v.fetchAdded(w, c, had, fresh); err != nil {
+		return err
+	}
 	return w.WriteContextUpdate(c.tag, c.kind, false, pairs)
+}
+
+// fetchAdded writes the FETCH of UPDATE's attributes (RFC 5465 §7) for
+// the new messages (those the poll just added, v.newFrom on) that joined
+// c's result, before their ADDTO; not for messages that joined it by a
+// flag change (§7: SHOULD NOT).
+func (v *view) fetchAdded(w contextWriter, c *searchContext, had map[uint32]bool, fresh []uint32) error {
+	uw, ok := w.(*imapserver.UpdateWriter)
+	if c.fetch == nil || v.newFrom == 0 || !ok {
+		return nil
+	}
+	var set imap.SeqSet
+	for _, uid := range fresh {
+		if !had[uid] && uid >= v.newFrom {
+			set.AddNum(v.seqOf(uid))
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	err := v.fetch(c.fetch.FetchWriter(uw), set, c.fetch.Options)
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return nil // expunged meanwhile
+	}
+	return err
 }

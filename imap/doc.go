@@ -79,13 +79,14 @@
 // QUOTA=RES-MESSAGE, ID, SORT, SORT=DISPLAY, ESORT, CONTEXT=SEARCH,
 // CONTEXT=SORT, THREAD=ORDEREDSUBJECT,
 // THREAD=REFERENCES, WITHIN, MULTIAPPEND, CATENATE, COMPRESS=DEFLATE,
-// OBJECTID, SAVEDATE, PREVIEW, METADATA, METADATA-SERVER and
-// LIST-METADATA. ID and
+// OBJECTID, SAVEDATE, PREVIEW, METADATA, METADATA-SERVER,
+// LIST-METADATA and NOTIFY. ID and
 // the pre-login ones are announced in the greeting; the rest after login. The three QUOTA ones are announced only
 // when the Backend implements [Quotas]; without it GETQUOTA and
 // GETQUOTAROOT are BAD, as in a server without the extension. METADATA,
 // METADATA-SERVER and LIST-METADATA likewise need a Backend with
-// store.Metadata (without it LIST's METADATA return option is BAD).
+// store.Metadata (without it LIST's METADATA return option is BAD), and
+// NOTIFY a Backend with a [Feed] (without it NOTIFY is BAD).
 //
 // # Behaviour worth knowing
 //
@@ -282,6 +283,55 @@
 //     listed mailbox's entries are read once (one read, not one per
 //     entry) and dropped when written, so a LIST over many mailboxes
 //     holds one mailbox's entries at a time.
+//   - NOTIFY (RFC 5465): NOTIFY SET [STATUS] with the filters selected,
+//     selected-delayed, inboxes (taken as personal, §6.3: Sieve may file
+//     mail anywhere), personal, subscribed, subtree and mailboxes, and
+//     NOTIFY NONE. The events: MessageNew (with fetch attributes for the
+//     selected mailbox: EXISTS, then FETCH of the new messages, before
+//     their ADDTO) and MessageExpunge, which go together, FlagChange,
+//     MailboxName (LIST, with OLDNAME for a rename, \NonExistent for a
+//     name without a mailbox), SubscriptionChange (LIST with
+//     \Subscribed when subscribed), MailboxMetadataChange and
+//     ServerMetadataChange (METADATA naming the changed entries, RFC 5464
+//     §4.4.2) with a metadata Backend. AnnotationChange (no per-message
+//     annotations) and unknown events are NO [BADEVENT (the supported
+//     events)]; a breach of §5's or §6.1's rules, or bad syntax, is BAD
+//     and changes nothing. A watched mailbox other than the selected one
+//     gets STATUS (MESSAGES UIDNEXT UIDVALIDITY UNSEEN, and HIGHESTMODSEQ
+//     with FlagChange or once CONDSTORE is enabled) when its counts
+//     change as its events ask, and whenever its UIDVALIDITY changed (a
+//     mailbox deleted and created again). Notifications go out after
+//     every command, in IDLE (§4), and while the connection waits for a
+//     command, woken by the account's change feed: counts come from the
+//     status cache, no query per mailbox. The selected mailbox is
+//     reported between commands only with selected or selected-delayed,
+//     and then with everything the poll after a command would report
+//     (a FlagChange not asked for comes with the new messages); with
+//     selected-delayed its expunges wait for a command that allows them
+//     (§6.1). Bounds: Options.MaxNotifyMailboxes (default 1000) watched
+//     mailboxes and named mailboxes, beyond which NOTIFY SET is NO
+//     [NOTIFICATIONOVERFLOW]; the name events waiting for a client that
+//     does not keep up (a command in progress, a full socket) at most
+//     256 KiB, and the mailboxes with changed counts at most
+//     MaxNotifyMailboxes; past either, or when the store's feed itself
+//     overflows, the session gets OK [NOTIFICATIONOVERFLOW] and no more
+//     notifications (§5.8). A session without NOTIFY costs nothing more;
+//     one waiting between commands with NOTIFY on its selected mailbox
+//     and personal costs about what one in IDLE does (15 KiB against 14,
+//     BenchmarkIdleSessionsNotify).
+//     SEARCH and SORT's UPDATE return option takes fetch attributes
+//     (§7, "UPDATE (UID BODY.PEEK[HEADER])"): a new message that joins
+//     the context's result gets their FETCH after its EXISTS and before
+//     the ADDTO; one that joins it by a flag change does not. Known
+//     deviations: the session's own CREATE, RENAME, DELETE, SUBSCRIBE and
+//     SETMETADATA are not reported back to it (§5: SHOULD omit), but
+//     its APPEND, COPY or MOVE into a watched mailbox other than the
+//     selected one is (a STATUS), and so are the parents a CREATE made;
+//     a LIST gives the name as it is when the notification is written,
+//     which may be after later changes. As the store's feed carries
+//     neither subscriptions nor metadata, those two are seen only by
+//     sessions on the same Server (not across front ends sharing a
+//     PostgreSQL store).
 //   - COMPRESS=DEFLATE (RFC 4978), after login, over plain or TLS
 //     connections (crypto/tls never compresses, so COMPRESSIONACTIVE is
 //     only the answer to a second COMPRESS). Compressed data the client

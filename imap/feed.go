@@ -61,15 +61,16 @@ func (s *Server) unwatch(sess *session, account string) {
 }
 
 // fanOut turns every change of the account into one pending wake-up per
-// session. Which mailbox changed does not matter: a wake-up costs one
-// query. It returns when the subscription ends (unwatch, server or store
-// closing).
+// session. Which mailbox changed matters only to a session with NOTIFY
+// (notify.go), which notes it; for the others a wake-up costs one
+// query. It returns when the subscription ends (unwatch, server or
+// store closing).
 func (s *Server) fanOut(account string, f *accountFeed) {
 	defer close(f.done)
-	for range f.sub.C() {
+	for ch := range f.sub.C() {
 		s.feedMu.Lock()
 		for sess := range f.sessions {
-			sess.wake()
+			sess.wake(&ch)
 		}
 		s.feedMu.Unlock()
 	}
@@ -80,4 +81,24 @@ func (s *Server) fanOut(account string, f *accountFeed) {
 		delete(s.feeds, account)
 	}
 	s.feedMu.Unlock()
+}
+
+// notifyLocal hands a name event the store's feed does not carry (a
+// subscription, a metadata change) to the account's other sessions on
+// this server, for their NOTIFY (RFC 5465 §5.5 to §5.7). Sessions on
+// other servers sharing the store do not see it.
+func (s *Server) notifyLocal(origin *session, account string, it notifyItem) {
+	s.feedMu.Lock()
+	defer s.feedMu.Unlock()
+	f := s.feeds[account]
+	if f == nil {
+		return
+	}
+	for sess := range f.sessions {
+		// RFC 5465 §5: the client that caused an event need not hear
+		// of it.
+		if sess != origin {
+			sess.wakeItem(it)
+		}
+	}
 }

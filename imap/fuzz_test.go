@@ -173,6 +173,10 @@ func FuzzCommand(f *testing.F) {
 		"GETMETADATA INBOX (DEPTH 1) /private",
 		"LIST \"\" \"*\" RETURN (STATUS (MESSAGES) METADATA (/private/comment MAXSIZE 0))",
 		"LIST \"\" % RETURN (METADATA ((MAXSIZE 3) (/shared/comment)))",
+		"NOTIFY SET STATUS (selected (MessageNew (UID BODY.PEEK[HEADER]) MessageExpunge FlagChange)) (personal (MailboxName SubscriptionChange MailboxMetadataChange))",
+		"NOTIFY SET (subtree (INBOX \"a\") (MessageNew MessageExpunge)) (mailboxes x NONE) (inboxes (ServerMetadataChange))",
+		"NOTIFY NONE",
+		"SEARCH RETURN (COUNT UPDATE (UID FLAGS)) ALL",
 		"SEARCH CHARSET \"0\xff\xffcect h", // open quote: the library reads on
 	} {
 		f.Add(s)

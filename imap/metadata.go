@@ -163,6 +163,9 @@ func (s *session) SetMetadata(mailbox string, entries []imapserver.MetadataEntry
 		return noCode(imap.ResponseCode("METADATA MAXSIZE "+strconv.Itoa(s.srv.opts.Metadata.MaxValueBytes)), "Metadata value too large")
 	case errors.Is(err, store.ErrMetadataTooMany):
 		return noCode("METADATA TOOMANY", "Too many metadata entries, or too many bytes of them for this account")
+	case err == nil:
+		// RFC 5465 §5.6, §5.7, for the account's other sessions.
+		s.srv.notifyLocal(s, s.account, notifyItem{kind: itemMetadata, name: name, entries: names})
 	}
 	return s.storeErr("setmetadata", err)
 }

@@ -120,6 +120,9 @@ const (
 	// DefaultMaxUpdateContexts is how many SEARCH and SORT results one
 	// session may have kept up to date at once (RFC 5267 §4.3.1).
 	DefaultMaxUpdateContexts = 4
+	// DefaultMaxNotifyMailboxes is how many mailboxes one session's
+	// NOTIFY may watch (RFC 5465; see Options.MaxNotifyMailboxes).
+	DefaultMaxNotifyMailboxes = 1000
 )
 
 // Options configure a [Server]. Backend and Auth are required; every other
@@ -182,6 +185,15 @@ type Options struct {
 	// beyond it an UPDATE is refused with NO [NOUPDATE] (§4.3.1).
 	// Default DefaultMaxUpdateContexts; the RFC asks for at least one.
 	MaxUpdateContexts int
+	// MaxNotifyMailboxes bounds the mailboxes one session's NOTIFY
+	// (RFC 5465) watches for message events and the names it lists: a
+	// NOTIFY SET over more is refused with NO [NOTIFICATIONOVERFLOW]
+	// (§3.1), and a session whose watched mailboxes grow past it (new
+	// mailboxes under "personal" or "subtree") gets an untagged OK
+	// [NOTIFICATIONOVERFLOW] and no more notifications (§5.8). Each
+	// watched mailbox costs the session its name and some 40 bytes.
+	// Default DefaultMaxNotifyMailboxes.
+	MaxNotifyMailboxes int
 
 	// Metadata bounds the annotations (RFC 5464 METADATA) an account
 	// may keep, when the Backend implements store.Metadata: the largest
@@ -214,6 +226,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxSearchBytes < 0 {
 		errs = append(errs, errors.New("MaxSearchBytes must not be negative"))
+	}
+	if o.MaxNotifyMailboxes < 0 {
+		errs = append(errs, errors.New("MaxNotifyMailboxes must not be negative"))
 	}
 	if o.MaxUpdateContexts < 0 {
 		errs = append(errs, errors.New("MaxUpdateContexts must not be negative"))
@@ -253,6 +268,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxConns == 0 {
 		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxNotifyMailboxes == 0 {
+		o.MaxNotifyMailboxes = DefaultMaxNotifyMailboxes
 	}
 	if o.MaxUpdateContexts == 0 {
 		o.MaxUpdateContexts = DefaultMaxUpdateContexts

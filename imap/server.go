@@ -79,6 +79,10 @@ func serverCaps(b Backend) imap.CapSet {
 			caps[c] = struct{}{}
 		}
 	}
+	if _, ok := b.(Feed); ok {
+		// notify.go: RFC 5465, on the store's change feed.
+		caps[imap.CapNotify] = struct{}{}
+	}
 	if _, ok := b.(store.Metadata); ok {
 		// metadata.go: RFC 5464, server and mailbox annotations.
 		caps[imap.CapMetadata] = struct{}{}

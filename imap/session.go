@@ -42,6 +42,12 @@ type session struct {
 	woken    bool                     // a commit since the last poll began
 	polling  bool                     // an idlePoll goroutine runs
 	again    bool                     // it must poll once more
+	// waiting: idleW is the writer of a wait for a command with NOTIFY
+	// (WaitStart), not of an IDLE.
+	waiting bool
+	// notify is the session's NOTIFY (notify.go), nil without one; set
+	// under idleMu by the command and by a poll that overflows.
+	notify *notifyState
 	// idleTick is closed to stop the idleTicker of an IDLE session on a
 	// Backend without a Feed; nil otherwise.
 	idleTick chan struct{}
@@ -210,7 +216,10 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 			return noCode("USEATTR", "Unsupported special-use attribute "+string(options.SpecialUse[0]))
 		}
 	}
-	_, err = s.srv.opts.Backend.CreateMailbox(s.ctx, s.account, name, use)
+	undo := s.expectOwn(notifyItem{kind: itemCreated, name: name})
+	if _, err = s.srv.opts.Backend.CreateMailbox(s.ctx, s.account, name, use); err != nil {
+		undo()
+	}
 	return s.storeErr("create", err)
 }
 
@@ -222,7 +231,12 @@ func (s *session) Delete(name string) error {
 	if err != nil {
 		return err
 	}
-	return s.storeErr("delete", s.srv.opts.Backend.DeleteMailbox(s.ctx, s.account, name))
+	undo := s.expectOwn(notifyItem{kind: itemDeleted, name: name})
+	err = s.srv.opts.Backend.DeleteMailbox(s.ctx, s.account, name)
+	if err != nil {
+		undo()
+	}
+	return s.storeErr("delete", err)
 }
 
 // Rename implements imapserver.Session (RFC 9051 §6.3.6). Renaming INBOX
@@ -239,9 +253,16 @@ func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 	}
 	b := s.srv.opts.Backend
 	if oldName != store.Inbox {
-		return s.storeErr("rename", b.RenameMailbox(s.ctx, s.account, oldName, newName))
+		undo := s.expectOwn(notifyItem{kind: itemRenamed, name: newName, old: oldName})
+		err := b.RenameMailbox(s.ctx, s.account, oldName, newName)
+		if err != nil {
+			undo()
+		}
+		return s.storeErr("rename", err)
 	}
+	undo := s.expectOwn(notifyItem{kind: itemCreated, name: newName})
 	if _, err := b.CreateMailbox(s.ctx, s.account, newName, store.SpecialNone); err != nil {
+		undo()
 		return s.storeErr("rename", err)
 	}
 	if _, err := b.Move(s.ctx, s.account, store.Inbox, newName, nil); err != nil {
@@ -276,7 +297,13 @@ func (s *session) setSubscribed(name string, on bool) error {
 			return noCode(imap.ResponseCodeLimit, fmt.Sprintf("At most %d subscriptions", maxSubscriptions))
 		}
 	}
-	return s.storeErr("subscribe", s.srv.subs.SetSubscribed(s.ctx, s.account, name, on))
+	if err := s.srv.subs.SetSubscribed(s.ctx, s.account, name, on); err != nil {
+		return s.storeErr("subscribe", err)
+	}
+	// RFC 5465 §5.5, for the account's other sessions: the store's feed
+	// does not carry subscriptions.
+	s.srv.notifyLocal(s, s.account, notifyItem{kind: itemSubscription, name: name})
+	return nil
 }
 
 // implicitSubscription answers SUBSCRIBE and UNSUBSCRIBE for a Backend
@@ -414,11 +441,17 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	s.idleMu.Lock()
 	s.woken = false // this poll sees every commit up to now
 	s.idleMu.Unlock()
-	if s.view == nil {
+	if s.view == nil && s.notify == nil {
 		return nil
 	}
 	defer s.srv.begin()()
-	return s.view.poll(w, allowExpunge)
+	if s.view != nil {
+		if err := s.view.poll(w, allowExpunge); err != nil {
+			return err
+		}
+	}
+	// RFC 5465 §4: in IDLE, the events NOTIFY asked for.
+	return s.notifyPoll(w)
 }
 
 // IdleStart implements imapserver.Session (RFC 2177): from now until
@@ -439,7 +472,7 @@ func (s *session) IdleStart(w *imapserver.UpdateWriter) error {
 		s.idleTick = make(chan struct{})
 		go s.idleTicker(s.idleTick)
 	}
-	if s.woken || (s.view != nil && len(s.view.gone) > 0) {
+	if s.woken || (s.view != nil && len(s.view.gone) > 0) || (s.notify != nil && s.notify.pending()) {
 		s.startPollLocked()
 	}
 	return nil
@@ -474,18 +507,41 @@ func (s *session) idleTicker(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			s.wake()
+			s.wake(nil)
 		}
 	}
 }
 
-// wake is called by the account's feed after every commit. Outside IDLE
-// it only notes that something changed (the poll after the next command
-// reports it; IdleStart polls at once).
-func (s *session) wake() {
+// wake is called by the account's feed after every commit, with the
+// change (nil from idleTicker). Outside IDLE it only notes that
+// something changed (the poll after the next command reports it;
+// IdleStart polls at once), unless the session's NOTIFY has something to
+// report while the connection waits for a command (WaitStart).
+func (s *session) wake(ch *store.Change) {
 	s.idleMu.Lock()
 	defer s.idleMu.Unlock()
-	if s.idleW == nil {
+	if s.notify != nil && ch != nil {
+		s.notify.noteChange(ch)
+	}
+	s.wakeLocked()
+}
+
+// wakeItem is wake for a name event that does not come from the store's
+// feed (Server.notifyLocal): sessions without NOTIFY ignore it.
+func (s *session) wakeItem(it notifyItem) {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	if s.notify == nil {
+		return
+	}
+	s.notify.noteItem(it)
+	if s.idleW != nil && s.notify.pending() {
+		s.startPollLocked()
+	}
+}
+
+func (s *session) wakeLocked() {
+	if s.idleW == nil || s.waiting && (s.notify == nil || !s.notify.pending() && s.notify.sel == 0) {
 		s.woken = true
 		return
 	}
@@ -495,18 +551,29 @@ func (s *session) wake() {
 // startPollLocked runs idlePoll unless one runs already, in which case
 // that one polls once more. s.idleMu is held.
 func (s *session) startPollLocked() {
-	s.woken = false
+	if !s.waiting {
+		// Between commands the poll may leave the selected mailbox out
+		// (waitPoll), so a wake-up still counts for IdleStart.
+		s.woken = false
+	}
 	if s.polling {
 		s.again = true
 		return
 	}
 	s.polling = true
-	go s.idlePoll(s.idleW)
+	go s.idlePoll(s.idleW, s.waiting)
 }
 
-func (s *session) idlePoll(w *imapserver.UpdateWriter) {
+// idlePoll polls until no wake-up came meanwhile: in IDLE (Poll), or
+// while the connection waits for a command with NOTIFY (waitPoll).
+func (s *session) idlePoll(w *imapserver.UpdateWriter, waiting bool) {
 	for {
-		err := s.Poll(w, true)
+		var err error
+		if waiting {
+			err = s.waitPoll(w)
+		} else {
+			err = s.Poll(w, true)
+		}
 		s.idleMu.Lock()
 		if err != nil && s.idleErr == nil {
 			// The client cannot be told; IdleStop returns the error,

@@ -70,6 +70,10 @@ type view struct {
 	// to date.
 	contexts     []*searchContext
 	contextsMark contextMark
+	// newFrom is, while a poll brings the contexts up to date, the
+	// first UID it added to the view (0 if none): UPDATE's fetch
+	// attributes are for those (RFC 5465 §7).
+	newFrom uint32
 }
 
 // systemFlags are the flags every mailbox supports.
@@ -398,8 +402,20 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			}
 		}
 	}
+	// RFC 5465 §5.2: NOTIFY's FETCH of new messages, after their EXISTS
+	// and before their ADDTO (§7).
+	if len(added) > 0 {
+		if err := s.notifyNew(w, len(added)); err != nil {
+			return err
+		}
+	}
 	// RFC 5267 §4.3: ADDTO and REMOVEFROM, after EXISTS (§4.3.3).
-	if err := v.syncContexts(w); err != nil {
+	if len(added) > 0 {
+		v.newFrom = added[0]
+	}
+	err := v.syncContexts(w)
+	v.newFrom = 0
+	if err != nil {
 		return err
 	}
 	if len(v.gone) > 0 && s.qresync() {

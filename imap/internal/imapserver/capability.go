@@ -124,6 +124,11 @@ func (c *Conn) availableCaps() []imap.Cap {
 			addAvailableCaps(&caps, available, []imap.Cap{imap.CapMetadata, imap.CapMetadataServer, imap.CapListMetadata})
 		}
 
+		// mailyard: NOTIFY (RFC 5465), see notify.go.
+		if c.notifySession() != nil {
+			caps = append(caps, imap.CapNotify)
+		}
+
 		// mailyard: QUOTA and its resource types (RFC 9208).
 		if _, ok := c.session.(SessionQuota); ok && available.Has(imap.CapQuota) {
 			caps = append(caps, imap.CapQuota)

@@ -90,6 +90,11 @@ type Conn struct {
 	idleTag string
 	// compressed is set once COMPRESS DEFLATE is active (compress.go).
 	compressed bool
+	// notifyFetch is the writer options of NOTIFY's MessageNew fetch
+	// attributes, waitW the writer a SessionNotify writes to while the
+	// connection waits for a command (notify.go).
+	notifyFetch fetchWriterOptions
+	waitW       UpdateWriter
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
@@ -291,7 +296,19 @@ func (c *Conn) serve() {
 		}
 		// mailyard: wait without a read buffer, here rather than deeper
 		// down so that an idle connection's stack stays small (idle.go).
-		if err := c.waitInput(); err != nil {
+		// A session with NOTIFY writes its notifications meanwhile
+		// (notify.go).
+		ns := c.waitStart()
+		err := c.waitInput()
+		if ns != nil {
+			if stopErr := ns.WaitStop(); stopErr != nil && err == nil {
+				if !errors.Is(stopErr, net.ErrClosed) {
+					c.log.Log(context.Background(), ioLevel(stopErr), "imapserver: failed to write notifications", "err", stopErr)
+				}
+				break
+			}
+		}
+		if err != nil {
 			if c.idleTag != "" {
 				c.idleTag = ""
 				_ = c.session.IdleStop()
@@ -478,6 +495,8 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleGetMetadata(dec)
 	case "SETMETADATA":
 		err = c.handleSetMetadata(dec)
+	case "NOTIFY": // mailyard: RFC 5465, see notify.go
+		err = c.handleNotify(dec)
 	default:
 		if c.state == imap.ConnStateNotAuthenticated {
 			// Don't allow a single unknown command before authentication to

@@ -27,6 +27,12 @@ type ContextOptions struct {
 	Update bool
 	// Partial is the range of results asked for (§4.4); nil if not given.
 	Partial *PartialRange
+	// UpdateFetch is UPDATE's fetch attributes (RFC 5465 §7), nil
+	// without them.
+	UpdateFetch *UpdateFetch
+	// notify is the connection when it announces NOTIFY, which extends
+	// UPDATE with fetch attributes; nil otherwise.
+	notify *Conn
 }
 
 func (o *ContextOptions) any() bool {
@@ -58,6 +64,9 @@ type ContextRequest struct {
 	Update bool
 	// Save is SEARCHRES's SAVE (RFC 5182), for a SEARCH.
 	Save bool
+	// UpdateFetch is UPDATE's fetch attributes (RFC 5465 §7), nil
+	// without them.
+	UpdateFetch *UpdateFetch
 }
 
 // ContextResult is the result of a ContextRequest.
@@ -124,7 +133,11 @@ func (c *Conn) contextOptions(sort bool) *ContextOptions {
 	if !c.server.options.caps().Has(capName) {
 		return nil
 	}
-	return &ContextOptions{}
+	o := &ContextOptions{}
+	if c.notifySession() != nil {
+		o.notify = c
+	}
+	return o
 }
 
 // readContextReturnOpt reads one of RFC 5267's return options (§5):
@@ -144,6 +157,15 @@ func readContextReturnOpt(dec *imapwire.Decoder, name string, o *ContextOptions,
 		o.Context = true
 	case "UPDATE":
 		o.Update = true
+		// RFC 5465 §7: modifier-update = "UPDATE" ["(" fetch-att
+		// *(SP fetch-att) ")"]; its example puts SP before "(".
+		if o.notify != nil && (dec.SPList() || dec.ListNext()) {
+			opts, wo, err := o.notify.readFetchAttList(dec)
+			if err != nil {
+				return true, err
+			}
+			o.UpdateFetch = &UpdateFetch{Options: opts, writer: wo}
+		}
 	case "PARTIAL":
 		var r PartialRange
 		if !dec.ExpectSP() || !dec.ExpectNumber(&r.First) || !dec.ExpectSpecial(':') || !dec.ExpectNumber(&r.Last) {
@@ -181,7 +203,7 @@ func (c *Conn) searchContext(tag string, numKind NumKind, keys []SortCriterion, 
 	}
 	res, err := sess.SearchContext(&ContextRequest{
 		Tag: tag, Kind: numKind, Sort: keys, Criteria: criteria,
-		Update: o.Update, Save: options.ReturnSave,
+		Update: o.Update, Save: options.ReturnSave, UpdateFetch: o.UpdateFetch,
 	})
 	if err != nil {
 		return err

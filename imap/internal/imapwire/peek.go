@@ -38,3 +38,28 @@ func (dec *Decoder) SPListOf(atom string) bool {
 	}
 	return dec.SP()
 }
+
+// SPList consumes SP if the input goes on with SP "(", and reports
+// whether it did; otherwise nothing is consumed. It tells an item's
+// optional list (RFC 5465's "MessageNew" [SP "(" fetch-att ... ")"])
+// from the SP before the next item of the enclosing list.
+func (dec *Decoder) SPList() bool {
+	if dec.err != nil || dec.open != nil {
+		return false
+	}
+	b, err := dec.r.Peek(2)
+	if err != nil || b[0] != ' ' || b[1] != '(' {
+		return false
+	}
+	return dec.SP()
+}
+
+// ListNext reports whether the input goes on with "(", consuming
+// nothing.
+func (dec *Decoder) ListNext() bool {
+	if dec.err != nil || dec.open != nil {
+		return false
+	}
+	b, err := dec.r.Peek(1)
+	return err == nil && b[0] == '('
+}
