@@ -303,14 +303,25 @@ type wtx struct {
 	changes []store.Change
 	poke    []string // accounts whose feed rows were written
 	touched []string // accounts changed without a feed row (subscriptions)
+	lists   []string // accounts whose mailbox list or subscriptions changed
+	listed  int      // how many of lists flushFeed announced
+	boxes   []writtenBox
+}
+
+// wrote records the row a mailbox of account is left with by this
+// write, computed from what its reads found under the account's lock;
+// called from a pipelined write's fn, which runs once they returned
+// (mailboxmemo.go).
+func (w *wtx) wrote(account string, mb store.Mailbox) {
+	n, on := w.s.counts.snapshot(account)
+	w.boxes = append(w.boxes, writtenBox{account: account, mb: mb, n: n, on: on})
 }
 
 // committed is what follows a write's commit, before the writing call
 // returns: the change counts of the accounts it wrote move, and this
 // node's subscribers of the accounts whose feed it wrote are woken.
 func (w *wtx) committed() {
-	w.s.counts.bump(w.poke...)
-	w.s.counts.bump(w.touched...)
+	w.s.counts.committed(append(slices.Clip(w.poke), w.touched...), w.lists, w.boxes)
 	for _, a := range w.poke {
 		w.s.feed.wake(a)
 	}
@@ -318,12 +329,35 @@ func (w *wtx) committed() {
 
 // publish queues a change for the feed; it is written with the
 // transaction and seen by subscribers once committed.
-func (w *wtx) publish(c store.Change) { w.changes = append(w.changes, c) }
+func (w *wtx) publish(c store.Change) {
+	w.changes = append(w.changes, c)
+	switch c.Kind {
+	case store.ChangeMailboxCreated, store.ChangeMailboxDeleted, store.ChangeMailboxRenamed, store.ChangeAccountDeleted, store.ChangeOverflow:
+		w.listChanged(c.Account)
+	}
+}
+
+// listChanged records that the transaction changes the account's
+// mailbox list or subscriptions (ListChangeCount).
+func (w *wtx) listChanged(account string) {
+	if !slices.Contains(w.lists, account) {
+		w.lists = append(w.lists, account)
+	}
+}
 
 // flushFeed writes the queued changes to the feed table, numbering them
 // per account under the account row's lock (so in commit order), and
-// NOTIFYs the other nodes, which PostgreSQL delivers at commit.
+// NOTIFYs the other nodes, which PostgreSQL delivers at commit: first
+// on listsChannel the accounts whose list changed, then on feedChannel
+// (a transaction's notifications arrive in the order they were sent, so
+// a node's list numbers have moved before its feed wakes anyone).
 func (w *wtx) flushFeed() error {
+	if len(w.lists) > w.listed {
+		if _, err := w.Exec(w.ctx, `SELECT count(pg_notify('`+listsChannel+`', a)) FROM unnest($1::text[]) a`, w.lists[w.listed:]); err != nil {
+			return err
+		}
+		w.listed = len(w.lists)
+	}
 	if len(w.changes) == 0 {
 		return nil
 	}
