@@ -148,43 +148,58 @@ func main() {
 	flag.Parse()
 	log.SetFlags(0)
 	ctx := context.Background()
-
 	dsn, drop, err := freshDB(ctx, *admin)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer drop()
-	cnt := &counter{}
-	st, err := postgres.Open(ctx, dsn, postgres.Options{Tracer: cnt, PoolSize: *pool})
+	err = run(ctx, dsn, *port, *seed, *rounds, *pool)
+	drop()
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// run seeds the database at dsn, serves IMAP on port and prints the
+// counts.
+func run(ctx context.Context, dsn string, port, seed, rounds, pool int) error {
+	cnt := &counter{}
+	st, err := postgres.Open(ctx, dsn, postgres.Options{Tracer: cnt, PoolSize: pool})
+	if err != nil {
+		return err
+	}
 	defer st.Close()
 	if _, err := st.CreateAccount(ctx, "u", store.Quota{}); err != nil {
-		log.Fatal(err)
+		return err
 	}
 	if _, err := st.CreateMailbox(ctx, "u", "Copies", ""); err != nil {
-		log.Fatal(err)
+		return err
 	}
-	for i := range *seed {
+	for i := range seed {
 		if _, err := st.Append(ctx, "u", "INBOX", strings.NewReader(message(i)), store.AppendOptions{}); err != nil {
-			log.Fatal(err)
+			return err
 		}
 	}
 	srv, err := imap.New(imap.Options{Backend: st, Auth: auth{}, AllowInsecureAuth: true})
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", *port))
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	a, b := mustLogin(ln.Addr().String()), mustLogin(ln.Addr().String())
+	a, err := login(ln.Addr().String())
+	if err != nil {
+		return err
+	}
+	b, err := login(ln.Addr().String())
+	if err != nil {
+		return err
+	}
 	appended, stores := 0, 0
-	last := *seed // the UID of the last APPEND
+	last := seed // the UID of the last APPEND
 	appendOne := func() error {
 		appended++
 		last++
@@ -237,31 +252,33 @@ func main() {
 	for _, c := range cmds {
 		var res [2][2]int64
 		for mode := range 2 {
-			for range *rounds {
+			for range rounds {
 				if c.prep != nil {
 					if err := c.prep(); err != nil {
-						log.Fatalf("%s: %v", c.name, err)
+						return fmt.Errorf("%s: %w", c.name, err)
 					}
 				}
 				if mode == 1 {
 					if err := otherWrite(); err != nil {
-						log.Fatal(err)
+						return err
 					}
 				} else if err := a.do("NOOP", ""); err != nil { // take in what changed
-					log.Fatal(err)
+					return err
 				}
 				n, t := cnt.n.Load(), cnt.trips.Load()
 				if err := c.run(); err != nil {
-					log.Fatalf("%s: %v", c.name, err)
+					return fmt.Errorf("%s: %w", c.name, err)
 				}
 				res[mode] = [2]int64{cnt.n.Load() - n, cnt.trips.Load() - t}
 			}
 		}
 		fmt.Printf("%-58s %15s %15s\n", c.name, fmt.Sprintf("%d/%d", res[0][0], res[0][1]), fmt.Sprintf("%d/%d", res[1][0], res[1][1]))
 	}
+	return nil
 }
 
-func mustLogin(addr string) *client {
+// login opens a session as u with INBOX selected.
+func login(addr string) (*client, error) {
 	var cl *client
 	var err error
 	for range 50 {
@@ -271,15 +288,15 @@ func mustLogin(addr string) *client {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err != nil {
-		log.Fatal(err)
+		return nil, err
 	}
 	if err := cl.do("LOGIN u pw", ""); err != nil {
-		log.Fatal(err)
+		return nil, err
 	}
 	if err := cl.do("SELECT INBOX", ""); err != nil {
-		log.Fatal(err)
+		return nil, err
 	}
-	return cl
+	return cl, nil
 }
 
 // freshDB creates a database for the run and returns its DSN and a

@@ -128,3 +128,29 @@ func (s *Store) ChangeCount(account, mailbox string) uint64 {
 func (s *Store) ListChangeCount(account string) uint64 {
 	return s.counts.listCount(account)
 }
+
+// ownBackends is the set of backend PIDs of a Store's pool connections:
+// notifications they sent are the Store's own commits.
+type ownBackends struct {
+	mu   sync.Mutex
+	pids map[uint32]struct{}
+}
+
+func (o *ownBackends) add(pid uint32) {
+	o.mu.Lock()
+	o.pids[pid] = struct{}{}
+	o.mu.Unlock()
+}
+
+func (o *ownBackends) remove(pid uint32) {
+	o.mu.Lock()
+	delete(o.pids, pid)
+	o.mu.Unlock()
+}
+
+func (o *ownBackends) has(pid uint32) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.pids[pid]
+	return ok
+}

@@ -179,10 +179,18 @@ func (f *feed) listen(ctx context.Context) {
 					err = werr
 					break
 				}
-				switch n.Channel {
-				case recordsChannel:
+				if n.Channel == recordsChannel {
 					f.s.records.notified(n.Payload)
 					continue
+				}
+				if f.s.own.has(n.PID) {
+					// This Store's own commit: counted and woken by
+					// committed (or uncertain) already, and counting
+					// it again here would drop what the commit left
+					// in memory (mailboxmemo.go).
+					continue
+				}
+				switch n.Channel {
 				case listsChannel:
 					f.s.counts.bumpLists(n.Payload)
 					continue

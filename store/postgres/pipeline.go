@@ -52,6 +52,7 @@ func (s *Store) writePipelined(ctx context.Context, op string, reads func(b *pgx
 	}
 	q.batch.Queue("COMMIT")
 	if err := sendBatch(ctx, conn, &q.batch, nil); err != nil {
+		w.uncertain()
 		return rollbackConn(conn, op, err)
 	}
 	conn.Release()

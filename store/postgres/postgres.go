@@ -73,6 +73,7 @@ type Store struct {
 	feed    *feed
 	records *recordCache
 	counts  changeCounts
+	own     *ownBackends // the backend PIDs of the pool's connections
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -142,6 +143,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	} else if opts.Tracer != nil {
 		cfg.ConnConfig.Tracer = opts.Tracer
 	}
+	own := &ownBackends{pids: make(map[uint32]struct{})}
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		own.add(c.PgConn().PID())
+		return nil
+	}
+	cfg.BeforeClose = func(c *pgx.Conn) { own.remove(c.PgConn().PID()) }
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -150,7 +157,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{opts: opts, pool: pool, latency: latency, records: newRecordCache()}
+	s := &Store{opts: opts, pool: pool, latency: latency, records: newRecordCache(), own: own}
 	s.blobs = chunkBlobs{}
 	listenCfg := cfg.ConnConfig.Copy()
 	listenCfg.Tracer = nil
@@ -327,6 +334,18 @@ func (w *wtx) committed() {
 	}
 }
 
+// uncertain is what follows a write whose COMMIT was sent but not
+// answered with success: it may have committed, and the listener skips
+// this Store's own notifications, so the accounts' numbers move and
+// their subscribers are woken as after a commit (moving a number
+// without a change costs a cache miss, nothing more).
+func (w *wtx) uncertain() {
+	w.s.counts.committed(append(slices.Clip(w.poke), w.touched...), w.lists, nil)
+	for _, a := range w.poke {
+		w.s.feed.wake(a)
+	}
+}
+
 // publish queues a change for the feed; it is written with the
 // transaction and seen by subscribers once committed.
 func (w *wtx) publish(c store.Change) {
@@ -406,6 +425,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *wtx) error) err
 		return wrapErr(op, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
+		w.uncertain()
 		return wrapErr(op, err)
 	}
 	w.committed()
