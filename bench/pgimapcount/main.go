@@ -40,12 +40,24 @@ import (
 	"github.com/mailyard/mailyard/store/postgres"
 )
 
-// counter counts statements (n) and round trips (trips).
-type counter struct{ n, trips atomic.Int64 }
+// counter counts statements (n) and round trips (trips); with show,
+// it prints the start of each statement.
+type counter struct {
+	n, trips atomic.Int64
+	show     atomic.Bool
+}
 
-func (c *counter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+func (c *counter) print(kind, sql string) {
+	if c.show.Load() {
+		sql = strings.Join(strings.Fields(sql), " ")
+		fmt.Printf("      %s %.90s\n", kind, sql)
+	}
+}
+
+func (c *counter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	c.n.Add(1)
 	c.trips.Add(1)
+	c.print("query", d.SQL)
 	return ctx
 }
 func (c *counter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
@@ -53,7 +65,10 @@ func (c *counter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceB
 	c.trips.Add(1)
 	return ctx
 }
-func (c *counter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) { c.n.Add(1) }
+func (c *counter) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	c.n.Add(1)
+	c.print("batch", d.SQL)
+}
 func (c *counter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
 // auth lets user "u" in with any password.
@@ -145,6 +160,7 @@ func main() {
 	seed := flag.Int("seed", 100, "messages in the INBOX")
 	rounds := flag.Int("rounds", 3, "runs of each command; the last is printed")
 	pool := flag.Int("pool", 0, "store pool size (0: the store's default)")
+	verbose := flag.Bool("v", false, "print the statements each counted command sent")
 	flag.Parse()
 	log.SetFlags(0)
 	ctx := context.Background()
@@ -152,7 +168,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	err = run(ctx, dsn, *port, *seed, *rounds, *pool)
+	err = run(ctx, dsn, *port, *seed, *rounds, *pool, *verbose)
 	drop()
 	if err != nil {
 		log.Fatal(err)
@@ -161,7 +177,7 @@ func main() {
 
 // run seeds the database at dsn, serves IMAP on port and prints the
 // counts.
-func run(ctx context.Context, dsn string, port, seed, rounds, pool int) error {
+func run(ctx context.Context, dsn string, port, seed, rounds, pool int, verbose bool) error {
 	cnt := &counter{}
 	st, err := postgres.Open(ctx, dsn, postgres.Options{Tracer: cnt, PoolSize: pool})
 	if err != nil {
@@ -252,7 +268,7 @@ func run(ctx context.Context, dsn string, port, seed, rounds, pool int) error {
 	for _, c := range cmds {
 		var res [2][2]int64
 		for mode := range 2 {
-			for range rounds {
+			for r := range rounds {
 				if c.prep != nil {
 					if err := c.prep(); err != nil {
 						return fmt.Errorf("%s: %w", c.name, err)
@@ -266,7 +282,13 @@ func run(ctx context.Context, dsn string, port, seed, rounds, pool int) error {
 					return err
 				}
 				n, t := cnt.n.Load(), cnt.trips.Load()
-				if err := c.run(); err != nil {
+				cnt.show.Store(verbose && r == rounds-1)
+				if cnt.show.Load() {
+					fmt.Printf("   %s (%s):\n", c.name, []string{"quiet", "after B"}[mode])
+				}
+				err := c.run()
+				cnt.show.Store(false)
+				if err != nil {
 					return fmt.Errorf("%s: %w", c.name, err)
 				}
 				res[mode] = [2]int64{cnt.n.Load() - n, cnt.trips.Load() - t}
