@@ -34,7 +34,10 @@
 // 10 in 2, Copy 8 in 2; ListMessages, Changes, Status, OpenBody and
 // OpenMessage of a body of one chunk and SearchText 1 (TestRoundTrips
 // checks the bounds); GetRecord answered from its cache and Mailbox
-// answered from memory none (see "Caches kept by the feed").
+// answered from memory none (see "Caches kept by the feed"). A write
+// holds its pool connection while it waits for its account's lock and
+// its commit's flush, so the pool is larger than pgxpool's default
+// ([DefaultPoolSize]).
 //
 // # Bodies
 //
@@ -130,6 +133,11 @@
 //     counted between its locking reads and its commit, so it is the
 //     latest the Store has heard of. The IMAP poll after another
 //     session's write then costs the one statement of Changes.
+//
+// A Store counts its own commits when they return and skips the
+// notifications its own connections sent (by their backend PIDs), so
+// that their echo does not drop what the commit left in memory; a
+// COMMIT that was sent but not answered moves the numbers all the same.
 //
 // # Schema
 //

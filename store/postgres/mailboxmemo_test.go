@@ -231,7 +231,7 @@ func TestMailboxMemoRules(t *testing.T) {
 	if _, ok := c.mailbox("u", "INBOX"); ok {
 		t.Fatal("a row was answered from memory while not listening")
 	}
-	if c.listCount("u") == c.listCount("u") {
+	if l1, l2 := c.listCount("u"), c.listCount("u"); l1 == l2 {
 		t.Fatal("two list counts while not listening were the same")
 	}
 }
