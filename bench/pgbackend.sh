@@ -8,7 +8,7 @@
 #                      end (KEEP_WORK=1 keeps it); its name starts with
 #                      PG_DB_PREFIX
 #   PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
-#   PG_DB_PREFIX=mailyard_bench  PG_POOL=0 (pgxpool's default)
+#   PG_DB_PREFIX=mailyard_bench  PG_POOL=0 (the store's default, postgres.DefaultPoolSize)
 #
 # backend_setup sets STORE_TOML (the [store] section for the server's
 # config, empty for sqlite) and backend_desc; backend_drop drops the

@@ -32,8 +32,8 @@ type StoreConfig struct {
 	// DSN names the PostgreSQL database (URL or keyword/value string);
 	// only for backend "postgres".
 	DSN string `toml:"dsn"`
-	// PoolSize bounds the connections to PostgreSQL (0: pgxpool's
-	// default).
+	// PoolSize bounds the connections to PostgreSQL (0: the DSN's
+	// pool_max_conns, else postgres.DefaultPoolSize).
 	PoolSize int `toml:"pool_size"`
 	// StatementTimeout fails a statement that runs longer (0: no limit).
 	StatementTimeout Duration `toml:"statement_timeout"`

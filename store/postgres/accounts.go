@@ -31,6 +31,9 @@ func (s *Store) CreateAccount(ctx context.Context, id string, q store.Quota) (st
 		if err != nil {
 			return err
 		}
+		// Every node forgets what it knew of an earlier account of
+		// this ID (ListChangeCount, the mailbox memory).
+		w.listChanged(id)
 		var names []string
 		var uses []store.SpecialUse
 		for _, m := range store.DefaultMailboxes() {

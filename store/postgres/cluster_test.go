@@ -376,9 +376,58 @@ func TestRoundTrips(t *testing.T) {
 		}
 		return err
 	})
+	openMsg := count(func() error {
+		m, rc, err := s.OpenMessage(ctx, "u0", "INBOX", 3)
+		if err == nil {
+			_, err = io.ReadAll(rc)
+			rc.Close()
+		}
+		if err == nil && (m.UID != 3 || len(m.Flags) != 2) {
+			err = fmt.Errorf("OpenMessage gave UID %d with flags %v, want 3 with \\Seen and \\Flagged", m.UID, m.Flags)
+		}
+		return err
+	})
+	changes := count(func() error {
+		cs, err := s.Changes(ctx, "u0", "INBOX", 0)
+		if err == nil && len(cs.Changed) != 20 {
+			err = fmt.Errorf("Changes listed %d messages, want 20", len(cs.Changed))
+		}
+		return err
+	})
+	status := count(func() error {
+		st, err := s.Status(ctx, "u0", "INBOX")
+		if err == nil && (st.Messages != 20 || st.Unseen != 19) {
+			err = fmt.Errorf("Status says %d messages, %d unseen, want 20 and 19", st.Messages, st.Unseen)
+		}
+		return err
+	})
+	copy3 := count(func() error {
+		pairs, err := s.Copy(ctx, "u0", "INBOX", "Archive", store.UIDSet{{Start: 1, Stop: 3}})
+		if err == nil && len(pairs) != 3 {
+			err = fmt.Errorf("copied %d messages, want 3", len(pairs))
+		}
+		return err
+	})
 	if _, err := s.StoreFlags(ctx, "u0", "INBOX", store.StoreFlagsRequest{UIDs: store.UIDSet{{Start: 1, Stop: 20}}, Op: store.FlagsAdd, Flags: []string{store.FlagDeleted}}); err != nil {
 		t.Fatal(err)
 	}
+	// Mailbox after this Store's own write: from memory once the feed
+	// listens (mailboxmemo.go).
+	select {
+	case <-s.feed.listening:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the store never started listening")
+	}
+	if _, err := s.Append(ctx, "u0", "INBOX", strings.NewReader("x"), store.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mailboxCached := count(func() error {
+		mb, err := s.Mailbox(ctx, "u0", "INBOX")
+		if err == nil && mb.UIDNext != 22 {
+			err = fmt.Errorf("Mailbox says UIDNEXT %d, want 22", mb.UIDNext)
+		}
+		return err
+	})
 	expunge20 := count(func() error {
 		gone, err := s.Expunge(ctx, "u0", "INBOX", nil)
 		if err == nil && len(gone) != 20 {
@@ -386,14 +435,15 @@ func TestRoundTrips(t *testing.T) {
 		}
 		return err
 	})
+	// The bodies of UIDs 4 to 20 are freed; those copied (1 to 3) and
+	// the one other accounts share (2) are not.
+	var loose int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM blobs WHERE loose_since IS NOT NULL`).Scan(&loose); err != nil || loose != 17 {
+		t.Errorf("%d bodies loose after the expunge (%v), want 17", loose, err)
+	}
 	// A directory lookup: the first read of a key goes to the database,
 	// the next is answered by the record cache (once the feed listens;
 	// nothing writes records here, so nothing invalidates it).
-	select {
-	case <-s.feed.listening:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the store never started listening")
-	}
 	getRecord := func() error {
 		_, err := s.GetRecord(ctx, "addr", "nobody@example.test")
 		if errors.Is(err, store.ErrNotFound) {
@@ -402,8 +452,8 @@ func TestRoundTrips(t *testing.T) {
 		return fmt.Errorf("GetRecord of a missing key: %v", err)
 	}
 	recordCold, recordCached := count(getRecord), count(getRecord)
-	t.Logf("statements/round trips: Deliver 1 rcpt %v, 10 rcpts %v; Append %v; ListMessages(20) %v; StoreFlags(20) %v; OpenBody (one chunk) %v; SearchText %v; Expunge(20) %v; GetRecord %v, cached %v",
-		d1, d10, appendN, list20, flags20, body, search, expunge20, recordCold, recordCached)
+	t.Logf("statements/round trips: Deliver 1 rcpt %v, 10 rcpts %v; Append %v; ListMessages(20) %v; StoreFlags(20) %v; OpenBody (one chunk) %v; OpenMessage %v; SearchText %v; Changes %v; Status %v; Copy(3) %v; Mailbox after a write %v; Expunge(20) %v; GetRecord %v, cached %v",
+		d1, d10, appendN, list20, flags20, body, openMsg, search, changes, status, copy3, mailboxCached, expunge20, recordCold, recordCached)
 	if d1 != d10 {
 		t.Errorf("Deliver to 10 recipients took %v, to 1 %v: it must not grow with recipients", d10, d1)
 	}
@@ -418,7 +468,12 @@ func TestRoundTrips(t *testing.T) {
 		"ListMessages":    {list20, {1, 1}},
 		"OpenBody":        {body, {1, 1}},
 		"SearchText":      {search, {1, 1}},
-		"Expunge(20)":     {expunge20, {8, 8}},
+		"OpenMessage":     {openMsg, {1, 1}},
+		"Changes":         {changes, {1, 1}},
+		"Status":          {status, {1, 1}},
+		"Copy(3)":         {copy3, {8, 2}},
+		"Mailbox cached":  {mailboxCached, {0, 0}},
+		"Expunge(20)":     {expunge20, {10, 2}},
 		"GetRecord":       {recordCold, {1, 1}},
 		"GetRecord again": {recordCached, {0, 0}},
 	} {

@@ -25,13 +25,19 @@
 // Statements, and the round trips they take, not rows, are the cost:
 // the hot operations send a small constant number whatever the number of
 // messages or recipients, using arrays (unnest) and data-modifying CTEs,
-// and Deliver, Append and StoreFlags pipeline theirs: BEGIN with the
-// reads that lock, then the writes with the feed and COMMIT, two round
-// trips (besides a body's upload). With BEGIN and COMMIT counted,
-// Deliver to any number of recipients and Append are 7 statements in 3
-// round trips, StoreFlags 7 in 2, ListMessages, OpenBody of a body of one
-// chunk and SearchText 1 (TestRoundTrips checks the bounds); GetRecord
-// answered from its cache none (see "Caches kept by the feed").
+// and Deliver, Append, StoreFlags, Expunge, Copy and Move pipeline
+// theirs: BEGIN with the reads that lock (and read the messages they
+// act on, which the account's lock keeps as read), then the writes with
+// the feed and COMMIT, two round trips (besides a body's upload). With
+// BEGIN and COMMIT counted, Deliver to any number of recipients and
+// Append are 7 statements in 3 round trips, StoreFlags 7 in 2, Expunge
+// 10 in 2, Copy 8 in 2; ListMessages, Changes, Status, OpenBody and
+// OpenMessage of a body of one chunk and SearchText 1 (TestRoundTrips
+// checks the bounds); GetRecord answered from its cache and Mailbox
+// answered from memory none (see "Caches kept by the feed"). A write
+// holds its pool connection while it waits for its account's lock and
+// its commit's flush, so the pool is larger than pgxpool's default
+// ([DefaultPoolSize]).
 //
 // # Bodies
 //
@@ -88,7 +94,7 @@
 //
 // # Caches kept by the feed
 //
-// Two things are answered from memory, and only while the listening
+// These are answered from memory, and only while the listening
 // connection is up (when it is lost they are emptied and bypassed until
 // LISTEN is back, since notifications may have been missed). A
 // connection that dies without an error reaching the client (the
@@ -114,6 +120,24 @@
 //     that moves with this Store's commits before the writing call
 //     returns and with every node's feed notification before this
 //     node's subscribers are woken by it.
+//   - [Store.ListChangeCount] (imap.ListChangeCounter), a per-account
+//     number that moves only when the account's mailbox list or
+//     subscriptions change: locally before the writing call returns,
+//     and on every node by NOTIFY mailyard_lists, which the writing
+//     transaction sends before its feed notification.
+//   - [Store.Mailbox]: the row of a mailbox as this Store's last write
+//     to it left it (Append, StoreFlags, Expunge, Copy and Move know it
+//     from what they read under the account's lock) or as it last read
+//     it, used while the account's ChangeCount has not moved since; a
+//     write's row is kept only if no other change of the account was
+//     counted between its locking reads and its commit, so it is the
+//     latest the Store has heard of. The IMAP poll after another
+//     session's write then costs the one statement of Changes.
+//
+// A Store counts its own commits when they return and skips the
+// notifications its own connections sent (by their backend PIDs), so
+// that their echo does not drop what the commit left in memory; a
+// COMMIT that was sent but not answered moves the numbers all the same.
 //
 // # Schema
 //

@@ -21,6 +21,12 @@ import (
 // other nodes' change counts move, and their feed finds nothing new.
 const feedChannel = "mailyard_feed"
 
+// listsChannel is the NOTIFY channel of mailbox-list changes: the
+// payload is an account whose mailbox list or subscriptions a
+// transaction changed (ListChangeCount). It is sent before the same
+// transaction's feedChannel notifications.
+const listsChannel = "mailyard_lists"
+
 // feedPage is the most feed rows one read takes for one account.
 const feedPage = 1000
 
@@ -138,6 +144,9 @@ func (f *feed) listen(ctx context.Context) {
 			_, err = conn.Exec(ctx, "LISTEN "+recordsChannel)
 		}
 		if err == nil {
+			_, err = conn.Exec(ctx, "LISTEN "+listsChannel)
+		}
+		if err == nil {
 			// Every record write committed from now on is notified
 			// here; the cache starts empty.
 			f.s.records.setOn(true)
@@ -172,6 +181,18 @@ func (f *feed) listen(ctx context.Context) {
 				}
 				if n.Channel == recordsChannel {
 					f.s.records.notified(n.Payload)
+					continue
+				}
+				if f.s.own.has(n.PID) {
+					// This Store's own commit: counted and woken by
+					// committed (or uncertain) already, and counting
+					// it again here would drop what the commit left
+					// in memory (mailboxmemo.go).
+					continue
+				}
+				switch n.Channel {
+				case listsChannel:
+					f.s.counts.bumpLists(n.Payload)
 					continue
 				}
 				// The account ID may itself hold spaces; the

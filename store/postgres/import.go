@@ -27,6 +27,8 @@ func (s *Store) ImportMailbox(ctx context.Context, account string, mb store.Mail
 		if _, _, err := w.lockAccount(account); err != nil {
 			return err
 		}
+		// The mailbox's special use may change: LIST shows it.
+		w.listChanged(account)
 		var id, uv, next int64
 		err := w.QueryRow(ctx, `SELECT id, uidvalidity, uidnext FROM mailboxes WHERE account = $1 AND name = $2`, account, name).Scan(&id, &uv, &next)
 		switch {

@@ -123,8 +123,18 @@ func (s *Store) CreateMailbox(ctx context.Context, account, name string, use sto
 // mailboxRow looks a mailbox up for a read: ErrNotFound for a missing
 // account, ErrNoMailbox for a missing mailbox.
 func (s *Store) mailboxRow(ctx context.Context, q pgx.Tx, account, name string) (store.Mailbox, error) {
+	return s.mailboxRowWith(ctx, q, account, name, "", nil)
+}
+
+// mailboxRowWith is mailboxRow that also reads the expression extra
+// (over mailboxes m; "" for none) into dest, in the same statement.
+func (s *Store) mailboxRowWith(ctx context.Context, q pgx.Tx, account, name, extra string, dest any) (store.Mailbox, error) {
 	var row pgx.Row
-	const sql = `SELECT ` + mailboxCols + ` FROM accounts a LEFT JOIN mailboxes m ON m.account = a.id AND m.name = $2 WHERE a.id = $1`
+	sql := `SELECT ` + mailboxCols
+	if extra != "" {
+		sql += `, ` + extra
+	}
+	sql += ` FROM accounts a LEFT JOIN mailboxes m ON m.account = a.id AND m.name = $2 WHERE a.id = $1`
 	if q != nil {
 		row = q.QueryRow(ctx, sql, account, name)
 	} else {
@@ -134,7 +144,11 @@ func (s *Store) mailboxRow(ctx context.Context, q pgx.Tx, account, name string) 
 	var mname, use *string
 	var sub bool
 	var uv, next, ms *int64
-	err := row.Scan(&id, &mname, &use, &sub, &uv, &next, &ms)
+	dests := []any{&id, &mname, &use, &sub, &uv, &next, &ms}
+	if extra != "" {
+		dests = append(dests, dest)
+	}
+	err := row.Scan(dests...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Mailbox{}, errorf("account %q: %w", account, store.ErrNotFound)
 	}
@@ -148,7 +162,9 @@ func (s *Store) mailboxRow(ctx context.Context, q pgx.Tx, account, name string) 
 		UIDValidity: uint32(*uv), UIDNext: uint32(*next), HighestModSeq: uint64(*ms)}, nil
 }
 
-// Mailbox implements store.Mailboxes.
+// Mailbox implements store.Mailboxes. A row this Store wrote or read
+// since the account's change number last moved is answered from memory
+// (mailboxmemo.go).
 func (s *Store) Mailbox(ctx context.Context, account, name string) (store.Mailbox, error) {
 	name, err := store.CleanMailboxName(name)
 	if err != nil {
@@ -157,8 +173,18 @@ func (s *Store) Mailbox(ctx context.Context, account, name string) (store.Mailbo
 	if err := s.checkOpen(ctx); err != nil {
 		return store.Mailbox{}, err
 	}
+	if m, ok := s.counts.mailbox(account, name); ok {
+		return m, nil
+	}
+	n, on := s.counts.snapshot(account)
 	m, err := s.mailboxRow(ctx, nil, account, name)
-	return m, wrapErr("mailbox", err)
+	if err != nil {
+		return store.Mailbox{}, wrapErr("mailbox", err)
+	}
+	if on {
+		s.counts.rememberRead(account, n, m)
+	}
+	return m, nil
 }
 
 // ListMailboxes implements store.Mailboxes.
@@ -182,7 +208,8 @@ func (s *Store) ListMailboxes(ctx context.Context, account string) ([]store.Mail
 	return out, nil
 }
 
-// Status implements store.Mailboxes.
+// Status implements store.Mailboxes, in one statement: the mailbox's
+// row and the counts over its messages (RFC 9051 §6.3.11).
 func (s *Store) Status(ctx context.Context, account, name string) (store.MailboxStatus, error) {
 	name, err := store.CleanMailboxName(name)
 	if err != nil {
@@ -192,13 +219,18 @@ func (s *Store) Status(ctx context.Context, account, name string) (store.Mailbox
 		return store.MailboxStatus{}, err
 	}
 	var st store.MailboxStatus
-	if st.Mailbox, err = s.mailboxRow(ctx, nil, account, name); err != nil {
+	var n []int64
+	st.Mailbox, err = s.mailboxRowWith(ctx, nil, account, name, `(SELECT ARRAY[count(*), count(*) FILTER (WHERE NOT `+hasFlagSQL("x.flags", "'"+store.FlagSeen+"'")+`),
+		count(*) FILTER (WHERE `+hasFlagSQL("x.flags", "'"+store.FlagDeleted+"'")+`), coalesce(sum(x.size), 0)::bigint]
+		FROM messages x WHERE x.mailbox = m.id)`, &n)
+	if err != nil {
 		return st, wrapErr("status", err)
 	}
-	err = s.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE NOT `+hasFlagSQL("flags", "'"+store.FlagSeen+"'")+`),
-		count(*) FILTER (WHERE `+hasFlagSQL("flags", "'"+store.FlagDeleted+"'")+`), coalesce(sum(size), 0)
-		FROM messages WHERE mailbox = $1`, st.ID).Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Size)
-	return st, wrapErr("status", err)
+	if len(n) != 4 {
+		return st, errorf("status: %d counts read, want 4", len(n))
+	}
+	st.Messages, st.Unseen, st.Deleted, st.Size = n[0], n[1], n[2], n[3]
+	return st, nil
 }
 
 // hasFlagSQL is an SQL condition: the space-separated flags column col
@@ -330,6 +362,7 @@ func (s *Store) SetSubscribed(ctx context.Context, account, name string, subscri
 				SELECT pg_notify('`+feedChannel+`', $1 || ' 0') FROM c`, account, name)
 		}
 		w.touched = append(w.touched, account)
+		w.listChanged(account)
 		return err
 	})
 }

@@ -18,6 +18,7 @@ var errUIDSpace = errors.New("postgres: mailbox UID space exhausted; it must be 
 
 // lockedBox is a mailbox found under its account's row lock.
 type lockedBox struct {
+	mb      store.Mailbox // as read: lockMailboxBatch only
 	id      int64
 	uidNext int64
 	modSeq  int64
@@ -220,46 +221,6 @@ func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, text *
 	return err
 }
 
-// removeMessages expunges the messages of a locked mailbox that meet
-// cond (over messages, arguments from $3): it leaves tombstones with a
-// new MODSEQ, fixes usage and, with free, frees unreferenced bodies. It
-// returns the removed UIDs, ascending, and the MODSEQ (0 if nothing was
-// removed).
-func (w *wtx) removeMessages(account string, b lockedBox, free bool, cond string, args ...any) ([]uint32, uint64, error) {
-	modseq := b.modSeq + 1
-	rows, err := w.Query(w.ctx, `WITH d AS (DELETE FROM messages WHERE mailbox = $1 AND `+cond+` RETURNING uid, size, blob_id),
-		t AS (INSERT INTO expunged (mailbox, uid, modseq) SELECT $1, uid, $2 FROM d
-			ON CONFLICT (mailbox, uid) DO UPDATE SET modseq = EXCLUDED.modseq),
-		m AS (UPDATE mailboxes SET highest_modseq = $2 WHERE id = $1 AND EXISTS (SELECT 1 FROM d)),
-		a AS (UPDATE accounts SET used_bytes = used_bytes - (SELECT coalesce(sum(size), 0) FROM d),
-			used_messages = used_messages - (SELECT count(*) FROM d) WHERE id = (SELECT account FROM mailboxes WHERE id = $1))
-		SELECT uid, blob_id FROM d ORDER BY uid`, append([]any{b.id, modseq}, args...)...)
-	if err != nil {
-		return nil, 0, err
-	}
-	var gone []uint32
-	var blobs []int64
-	for rows.Next() {
-		var uid, blob int64
-		if err := rows.Scan(&uid, &blob); err != nil {
-			rows.Close()
-			return nil, 0, err
-		}
-		gone, blobs = append(gone, uint32(uid)), append(blobs, blob)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, 0, err
-	}
-	if len(gone) == 0 {
-		return []uint32{}, 0, nil
-	}
-	if !free {
-		return gone, uint64(modseq), nil
-	}
-	return gone, uint64(modseq), w.release(uniq(blobs))
-}
-
 // Append implements store.Messages. The body is uploaded before the
 // transaction begins, so a slow client holds neither a lock nor a
 // connection; a refused message's body is discarded. The transaction
@@ -305,6 +266,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		msg = store.Message{UID: uint32(nm.uid), ModSeq: uint64(nm.modseq), Flags: flags, InternalDate: storedDate(nm.date, nm.zone),
 			Size: size, BlobID: blobName(blob), SaveDate: saved}
 		w.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: account, Mailbox: name, UIDs: []uint32{msg.UID}, ModSeq: msg.ModSeq})
+		w.wrote(account, b.after(nm.uid+1, nm.modseq))
 		return nil
 	})
 	if err != nil {
@@ -391,54 +353,8 @@ func (s *Store) Search(ctx context.Context, account, mailbox string, c store.Sea
 // at once; a longer one is read chunk by chunk in one snapshot, so it
 // reads whole even if the message is expunged meanwhile.
 func (s *Store) OpenBody(ctx context.Context, account, mailbox string, uid uint32) (io.ReadCloser, error) {
-	name, err := store.CleanMailboxName(mailbox)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkOpen(ctx); err != nil {
-		return nil, err
-	}
-	if o, ok := s.blobs.(messageOpener); ok {
-		rc, err := o.openMessage(ctx, s.pool, account, name, uid)
-		if err != nil {
-			return nil, wrapErr("open body", err)
-		}
-		return rc, nil
-	}
-	msgs, err := s.queryMessages(ctx, account, name, `m.uid = $3`, int64(uid))
-	if err != nil {
-		return nil, wrapErr("open body", err)
-	}
-	if len(msgs) == 0 {
-		return nil, errorf("message %d: %w", uid, store.ErrNoMessage)
-	}
-	id, _ := parseI(msgs[0].BlobID)
-	rc, err := s.blobs.open(ctx, s.pool, id)
-	if errors.Is(err, errBlobGone) {
-		return nil, errorf("message %d: %w", uid, store.ErrNoMessage)
-	}
-	if err != nil {
-		return nil, wrapErr("open body", err)
-	}
-	return rc, nil
-}
-
-// selectLocked reads the messages of a locked mailbox in a UID set.
-func (w *wtx) selectLocked(mailbox int64, set store.UIDSet) ([]store.Message, error) {
-	lo, hi := uidRanges(set)
-	rows, err := w.Query(w.ctx, `SELECT `+msgCols+` FROM messages m WHERE m.mailbox = $1 AND `+uidSetSQL("m.uid", "$2", "$3")+` ORDER BY m.uid`,
-		mailbox, lo, hi)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Message, error) {
-		var r msgRow
-		err := row.Scan(r.dest()...)
-		if err != nil {
-			return store.Message{}, err
-		}
-		return r.message(), nil
-	})
+	_, rc, err := s.openMessage(ctx, "open body", account, mailbox, uid)
+	return rc, err
 }
 
 // StoreFlags implements store.Messages. All messages changed by one call
@@ -462,7 +378,7 @@ func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req sto
 	var b lockedBox
 	var msgs []store.Message
 	reads, scan := lockMailboxBatch(account, name, &b)
-	reads, scan = selectLockedBatch(account, name, req.UIDs, reads, scan, &msgs)
+	reads, scan = selectLockedBatch(account, name, req.UIDs, "", reads, scan, &msgs)
 	err = s.writePipelined(ctx, "store flags", reads, scan, func(w *wtx) error {
 		res = store.StoreFlagsResult{Updated: []store.Message{}}
 		modseq := uint64(b.modSeq + 1)
@@ -490,6 +406,7 @@ func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req sto
 			return err
 		}
 		w.publish(store.Change{Kind: store.ChangeFlags, Account: account, Mailbox: name, UIDs: changed, ModSeq: modseq})
+		w.wrote(account, b.after(b.uidNext, int64(modseq)))
 		return nil
 	})
 	if err != nil {
@@ -498,124 +415,11 @@ func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req sto
 	return res, nil
 }
 
-// Expunge implements store.Messages.
-func (s *Store) Expunge(ctx context.Context, account, mailbox string, uids store.UIDSet) ([]uint32, error) {
-	name, err := store.CleanMailboxName(mailbox)
-	if err != nil {
-		return nil, err
-	}
-	var out []uint32
-	err = s.write(ctx, "expunge", func(w *wtx) error {
-		b, err := w.lockMailbox(account, name)
-		if err != nil {
-			return err
-		}
-		lo, hi := uidRanges(uids)
-		var ms uint64
-		out, ms, err = w.removeMessages(account, b, true, uidSetSQL("uid", "$3", "$4")+` AND `+hasFlagSQL("flags", "'"+store.FlagDeleted+"'"), lo, hi)
-		if err != nil || len(out) == 0 {
-			return err
-		}
-		w.publish(store.Change{Kind: store.ChangeExpunged, Account: account, Mailbox: name, UIDs: out, ModSeq: ms})
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// Copy implements store.Messages. Copies keep flags and internal date and
-// share the source's body.
-func (s *Store) Copy(ctx context.Context, account, src, dst string, uids store.UIDSet) ([]store.UIDPair, error) {
-	return s.copyOrMove(ctx, account, src, dst, uids, false)
-}
-
-// Move implements store.Messages (RFC 6851): the copies are added and the
-// originals expunged in one transaction. Usage does not change, so a move
-// is never refused for quota.
-func (s *Store) Move(ctx context.Context, account, src, dst string, uids store.UIDSet) ([]store.UIDPair, error) {
-	return s.copyOrMove(ctx, account, src, dst, uids, true)
-}
-
-func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids store.UIDSet, move bool) ([]store.UIDPair, error) {
-	srcName, err := store.CleanMailboxName(src)
-	if err != nil {
-		return nil, err
-	}
-	dstName, err := store.CleanMailboxName(dst)
-	if err != nil {
-		return nil, err
-	}
-	var pairs []store.UIDPair
-	err = s.write(ctx, "copy", func(w *wtx) error {
-		pairs = []store.UIDPair{}
-		sb, err := w.lockMailbox(account, srcName)
-		if err != nil {
-			return err
-		}
-		db := sb
-		if dstName != srcName {
-			if db, err = w.lockMailbox(account, dstName); err != nil {
-				return err
-			}
-		}
-		msgs, err := w.selectLocked(sb.id, uids)
-		if err != nil || len(msgs) == 0 {
-			return err
-		}
-		var size int64
-		for _, m := range msgs {
-			size += m.Size
-		}
-		if !move {
-			if err := checkQuota([]quotaAdd{{account: account, bytes: size, count: int64(len(msgs)), q: sb.q, used: sb.used}}); err != nil {
-				return err
-			}
-		}
-		if db.uidNext+int64(len(msgs)) > math.MaxUint32 {
-			return errUIDSpace
-		}
-		modseq := db.modSeq + 1
-		rows := make([]newMsg, len(msgs))
-		added := make([]uint32, len(msgs))
-		srcUIDs := make([]int64, len(msgs))
-		for i, m := range msgs {
-			blob, _ := parseI(m.BlobID)
-			_, zone := m.InternalDate.Zone()
-			rows[i] = newMsg{mailbox: db.id, uid: db.uidNext + int64(i), modseq: modseq, flags: strings.Join(m.Flags, " "),
-				date: m.InternalDate.UnixNano(), zone: int32(zone), size: m.Size, blob: blob}
-			added[i] = uint32(rows[i].uid)
-			srcUIDs[i] = int64(m.UID)
-			pairs = append(pairs, store.UIDPair{Src: m.UID, Dst: added[i]})
-		}
-		// RFC 8514: a copy's save date is the time of the COPY or MOVE.
-		if err := w.insertMessages(rows, map[string]store.Usage{account: {Bytes: size, Messages: int64(len(msgs))}}, nil, s.now()); err != nil {
-			return err
-		}
-		w.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: account, Mailbox: dstName, UIDs: added, ModSeq: uint64(modseq)})
-		if move {
-			if dstName == srcName {
-				sb.modSeq = modseq
-			}
-			// The copies name the same bodies, so none is freed: not
-			// locking them for deletion keeps two moves of shared
-			// bodies in two accounts from deadlocking.
-			gone, ms, err := w.removeMessages(account, sb, false, `uid = ANY($3)`, srcUIDs)
-			if err != nil {
-				return err
-			}
-			w.publish(store.Change{Kind: store.ChangeExpunged, Account: account, Mailbox: srcName, UIDs: gone, ModSeq: ms})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return pairs, nil
-}
-
-// Changes implements store.Messages.
+// Changes implements store.Messages, in one statement: the messages
+// changed and the UIDs vanished since sinceModSeq come from one snapshot
+// (a statement sees one under READ COMMITTED), and the IMAP poll, which
+// asks after every command once the mailbox changed, pays one round
+// trip for it instead of a transaction's five.
 func (s *Store) Changes(ctx context.Context, account, mailbox string, sinceModSeq uint64) (store.ChangeSet, error) {
 	name, err := store.CleanMailboxName(mailbox)
 	if err != nil {
@@ -624,43 +428,59 @@ func (s *Store) Changes(ctx context.Context, account, mailbox string, sinceModSe
 	if err := s.checkOpen(ctx); err != nil {
 		return store.ChangeSet{}, err
 	}
-	cs := store.ChangeSet{Vanished: []uint32{}}
-	// One snapshot for both halves.
-	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		mb, err := s.mailboxRow(ctx, tx, account, name)
-		if err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT `+msgCols+` FROM messages m WHERE m.mailbox = $1 AND m.modseq > $2 ORDER BY m.uid`, mb.ID, int64(sinceModSeq))
-		if err != nil {
-			return err
-		}
-		cs.Changed, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Message, error) {
-			var r msgRow
-			err := row.Scan(r.dest()...)
-			if err != nil {
-				return store.Message{}, err
-			}
-			return r.message(), nil
-		})
-		if err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, `SELECT uid FROM expunged WHERE mailbox = $1 AND modseq > $2 ORDER BY uid`, mb.ID, int64(sinceModSeq))
-		if err != nil {
-			return err
-		}
-		v, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		for _, u := range v {
-			cs.Vanished = append(cs.Vanished, uint32(u))
-		}
-		return err
-	})
+	cs, err := s.changes(ctx, account, name, sinceModSeq)
 	if err != nil {
 		return store.ChangeSet{}, wrapErr("changes", err)
 	}
-	if cs.Changed == nil {
-		cs.Changed = []store.Message{}
+	return cs, nil
+}
+
+// changesSQL reads the changes of mailbox $2 of account $1 after MODSEQ
+// $3: a row with vanished false per changed message, true per expunged
+// UID, and one row of NULLs after mb.mid if there are none; mb.mid NULL
+// for a missing mailbox, no row at all for a missing account.
+const changesSQL = `SELECT mb.mid, c.vanished, c.uid, c.modseq, c.flags, c.internal_date, c.internal_zone, c.size, c.blob_id, c.save_date FROM
+	(SELECT (SELECT id FROM mailboxes WHERE account = $1 AND name = $2) AS mid FROM accounts WHERE id = $1) mb
+	LEFT JOIN LATERAL (
+		SELECT false AS vanished, m.uid, m.modseq, m.flags, m.internal_date, m.internal_zone, m.size, m.blob_id, m.save_date
+			FROM messages m WHERE m.mailbox = mb.mid AND m.modseq > $3
+		UNION ALL
+		SELECT true, e.uid, e.modseq, NULL::text, NULL::bigint, NULL::integer, NULL::bigint, NULL::bigint, NULL::bigint
+			FROM expunged e WHERE e.mailbox = mb.mid AND e.modseq > $3) c ON true
+	ORDER BY c.vanished, c.uid`
+
+func (s *Store) changes(ctx context.Context, account, name string, since uint64) (store.ChangeSet, error) {
+	cs := store.ChangeSet{Changed: []store.Message{}, Vanished: []uint32{}}
+	rows, err := s.pool.Query(ctx, changesSQL, account, name, int64(since))
+	if err != nil {
+		return cs, err
+	}
+	defer rows.Close()
+	found := false
+	for rows.Next() {
+		found = true
+		var mid *int64
+		var vanished *bool
+		var r msgRow
+		if err := rows.Scan(append([]any{&mid, &vanished}, r.dest()...)...); err != nil {
+			return cs, err
+		}
+		switch {
+		case mid == nil:
+			return cs, errorf("mailbox %q: %w", name, store.ErrNoMailbox)
+		case r.uid == nil:
+			// Nothing changed: the one row of the outer join.
+		case *vanished:
+			cs.Vanished = append(cs.Vanished, uint32(*r.uid))
+		default:
+			cs.Changed = append(cs.Changed, r.message())
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return cs, err
+	}
+	if !found {
+		return cs, errorf("account %q: %w", account, store.ErrNotFound)
 	}
 	return cs, nil
 }

@@ -17,41 +17,85 @@ import (
 // finds it, so that reading a one-chunk body is one round trip (an IMAP
 // FETCH of n bodies or headers is 1 + n statements, not 1 + 2n).
 type messageOpener interface {
-	// openMessage returns a reader of the body of message uid in
-	// mailbox name of account: ErrNotFound for a missing account,
-	// ErrNoMailbox for a missing mailbox, ErrNoMessage for a missing
-	// message or a body released before it could be opened.
-	openMessage(ctx context.Context, pool *pgxpool.Pool, account, name string, uid uint32) (io.ReadCloser, error)
+	// openMessage returns the index row of message uid in mailbox name
+	// of account and a reader of its body: ErrNotFound for a missing
+	// account, ErrNoMailbox for a missing mailbox, ErrNoMessage for a
+	// missing message or a body released before it could be opened.
+	openMessage(ctx context.Context, pool *pgxpool.Pool, account, name string, uid uint32) (store.Message, io.ReadCloser, error)
 }
 
 var _ messageOpener = chunkBlobs{}
 
-func (chunkBlobs) openMessage(ctx context.Context, pool *pgxpool.Pool, account, name string, uid uint32) (io.ReadCloser, error) {
-	var mid, muid, blob, size *int64
+func (chunkBlobs) openMessage(ctx context.Context, pool *pgxpool.Pool, account, name string, uid uint32) (store.Message, io.ReadCloser, error) {
+	var mid, size *int64
+	var m msgRow
 	var first []byte
 	var has bool
-	err := pool.QueryRow(ctx, `SELECT mb.mid, m.uid, m.blob_id, b.size, c.data, c.blob IS NOT NULL FROM
+	err := pool.QueryRow(ctx, `SELECT mb.mid, `+msgCols+`, b.size, c.data, c.blob IS NOT NULL FROM
 		(SELECT (SELECT id FROM mailboxes WHERE account = $1 AND name = $2) AS mid FROM accounts WHERE id = $1) mb
 		LEFT JOIN messages m ON m.mailbox = mb.mid AND m.uid = $3
 		LEFT JOIN blobs b ON b.id = m.blob_id
-		LEFT JOIN blob_chunks c ON c.blob = b.id AND c.n = 0`, account, name, int64(uid)).Scan(&mid, &muid, &blob, &size, &first, &has)
+		LEFT JOIN blob_chunks c ON c.blob = b.id AND c.n = 0`, account, name, int64(uid)).Scan(append(append([]any{&mid}, m.dest()...), &size, &first, &has)...)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return nil, errorf("account %q: %w", account, store.ErrNotFound)
+		return store.Message{}, nil, errorf("account %q: %w", account, store.ErrNotFound)
 	case err != nil:
-		return nil, err
+		return store.Message{}, nil, err
 	case mid == nil:
-		return nil, errorf("mailbox %q: %w", name, store.ErrNoMailbox)
-	case muid == nil || size == nil || !has:
-		return nil, errorf("message %d: %w", uid, store.ErrNoMessage)
+		return store.Message{}, nil, errorf("mailbox %q: %w", name, store.ErrNoMailbox)
+	case m.uid == nil || size == nil || !has:
+		return store.Message{}, nil, errorf("message %d: %w", uid, store.ErrNoMessage)
 	}
 	// As open: the other chunks are read one statement each as the
 	// reader asks; a body released meanwhile is kept for blobGrace.
-	r := &bodyReader{chunkReader: chunkReader{ctx: ctx, pool: pool, id: *blob, buf: first, left: *size - int64(len(first)), next: 1}, size: *size}
+	r := &bodyReader{chunkReader: chunkReader{ctx: ctx, pool: pool, id: *m.blob, buf: first, left: *size - int64(len(first)), next: 1}, size: *size}
 	if r.left == 0 {
 		r.whole = first
 	}
-	return r, nil
+	return m.message(), r, nil
+}
+
+// OpenMessage returns the index row of message uid and its body,
+// opened, in one statement (imap.MessageOpener: a FETCH of one whole
+// message, BODY[] or RFC822, is then one round trip where ListMessages
+// and OpenBody take one each). Errors are those of OpenBody. The body
+// reads whole even if the message is expunged meanwhile.
+func (s *Store) OpenMessage(ctx context.Context, account, mailbox string, uid uint32) (store.Message, io.ReadCloser, error) {
+	return s.openMessage(ctx, "open message", account, mailbox, uid)
+}
+
+// openMessage is OpenMessage, its errors named by op.
+func (s *Store) openMessage(ctx context.Context, op, account, mailbox string, uid uint32) (store.Message, io.ReadCloser, error) {
+	name, err := store.CleanMailboxName(mailbox)
+	if err != nil {
+		return store.Message{}, nil, err
+	}
+	if err := s.checkOpen(ctx); err != nil {
+		return store.Message{}, nil, err
+	}
+	if o, ok := s.blobs.(messageOpener); ok {
+		m, rc, err := o.openMessage(ctx, s.pool, account, name, uid)
+		if err != nil {
+			return store.Message{}, nil, wrapErr(op, err)
+		}
+		return m, rc, nil
+	}
+	msgs, err := s.queryMessages(ctx, account, name, `m.uid = $3`, int64(uid))
+	if err != nil {
+		return store.Message{}, nil, wrapErr(op, err)
+	}
+	if len(msgs) == 0 {
+		return store.Message{}, nil, errorf("message %d: %w", uid, store.ErrNoMessage)
+	}
+	id, _ := parseI(msgs[0].BlobID)
+	rc, err := s.blobs.open(ctx, s.pool, id)
+	if errors.Is(err, errBlobGone) {
+		return store.Message{}, nil, errorf("message %d: %w", uid, store.ErrNoMessage)
+	}
+	if err != nil {
+		return store.Message{}, nil, wrapErr(op, err)
+	}
+	return msgs[0], rc, nil
 }
 
 // bodyReader is the reader openMessage returns: a chunkReader that can

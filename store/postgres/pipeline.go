@@ -52,6 +52,7 @@ func (s *Store) writePipelined(ctx context.Context, op string, reads func(b *pgx
 	}
 	q.batch.Queue("COMMIT")
 	if err := sendBatch(ctx, conn, &q.batch, nil); err != nil {
+		w.uncertain()
 		return rollbackConn(conn, op, err)
 	}
 	conn.Release()
@@ -102,7 +103,7 @@ const rollbackTimeout = 10 * time.Second
 func lockMailboxBatch(account, name string, b *lockedBox) (reads func(*pgx.Batch), scan func(pgx.BatchResults) error) {
 	reads = func(batch *pgx.Batch) {
 		batch.Queue(`SELECT max_bytes, max_messages, used_bytes, used_messages FROM accounts WHERE id = $1 FOR UPDATE`, account)
-		batch.Queue(`SELECT id, uidnext, highest_modseq FROM mailboxes WHERE account = $1 AND name = $2 FOR UPDATE`, account, name)
+		batch.Queue(lockedBoxSQL, account, name)
 	}
 	scan = func(br pgx.BatchResults) error {
 		err := br.QueryRow().Scan(&b.q.MaxBytes, &b.q.MaxMessages, &b.used.Bytes, &b.used.Messages)
@@ -112,13 +113,35 @@ func lockMailboxBatch(account, name string, b *lockedBox) (reads func(*pgx.Batch
 		if err != nil {
 			return err
 		}
-		err = br.QueryRow().Scan(&b.id, &b.uidNext, &b.modSeq)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errorf("mailbox %q: %w", name, store.ErrNoMailbox)
-		}
-		return err
+		return b.scan(br.QueryRow(), name)
 	}
 	return reads, scan
+}
+
+// lockedBoxSQL reads and locks mailbox $2 of account $1, for
+// lockedBox.scan.
+const lockedBoxSQL = `SELECT ` + mailboxCols + ` FROM mailboxes m WHERE m.account = $1 AND m.name = $2 FOR UPDATE OF m`
+
+// scan reads the row of lockedBoxSQL into b: ErrNoMailbox if there is
+// none.
+func (b *lockedBox) scan(row pgx.Row, name string) error {
+	mb, err := scanMailbox(row)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errorf("mailbox %q: %w", name, store.ErrNoMailbox)
+	}
+	if err != nil {
+		return err
+	}
+	b.mb, b.id, b.uidNext, b.modSeq = mb, mb.ID, int64(mb.UIDNext), int64(mb.HighestModSeq)
+	return nil
+}
+
+// after is the row b is left with by a write that moved its UIDNEXT and
+// HIGHESTMODSEQ to uidNext and modSeq.
+func (b *lockedBox) after(uidNext, modSeq int64) store.Mailbox {
+	mb := b.mb
+	mb.UIDNext, mb.HighestModSeq = uint32(uidNext), uint64(modSeq)
+	return mb
 }
 
 // errNotPipelined: a statement whose result is needed was sent inside
@@ -173,15 +196,19 @@ func (errBatch) Close() error                     { return errNotPipelined }
 func (errBatch) Tx() pgx.Tx                       { return nil }
 
 // selectLockedBatch adds to a pipelined write's reads (after those of
-// lockMailboxBatch) the read of selectLocked: the messages of the
-// mailbox in set, read after its row is locked, into msgs.
-func selectLockedBatch(account, name string, set store.UIDSet, reads func(*pgx.Batch), scan func(pgx.BatchResults) error,
+// lockMailboxBatch) the read of the messages of the mailbox in set that
+// meet cond (an SQL condition over messages m without parameters; ""
+// for all), read after its row is locked, into msgs.
+func selectLockedBatch(account, name string, set store.UIDSet, cond string, reads func(*pgx.Batch), scan func(pgx.BatchResults) error,
 	msgs *[]store.Message) (func(*pgx.Batch), func(pgx.BatchResults) error) {
 	lo, hi := uidRanges(set)
+	if cond != "" {
+		cond = " AND " + cond
+	}
 	return func(b *pgx.Batch) {
 			reads(b)
 			b.Queue(`SELECT `+msgCols+` FROM messages m WHERE m.mailbox = (SELECT id FROM mailboxes WHERE account = $1 AND name = $2)
-				AND `+uidSetSQL("m.uid", "$3", "$4")+` ORDER BY m.uid`, account, name, lo, hi)
+				AND `+uidSetSQL("m.uid", "$3", "$4")+cond+` ORDER BY m.uid`, account, name, lo, hi)
 		}, func(br pgx.BatchResults) error {
 			if err := scan(br); err != nil {
 				return err

@@ -25,8 +25,8 @@ import (
 // Options configure a Store. The zero value works.
 type Options struct {
 	// PoolSize is the most connections the store opens (besides the one
-	// that listens for the change feed); zero means pgxpool's default
-	// (the larger of 4 and the number of CPUs).
+	// that listens for the change feed); zero means the DSN's
+	// pool_max_conns if it sets one, else DefaultPoolSize.
 	PoolSize int
 	// StatementTimeout, if positive, is set as statement_timeout on every
 	// connection, so a statement stuck behind a lock fails instead of
@@ -63,6 +63,17 @@ type Options struct {
 	MustExist bool
 }
 
+// DefaultPoolSize is the pool size of a Store whose Options and DSN set
+// none. A write holds its connection while it waits for its account's
+// row lock and for its commit's WAL flush, so with pgxpool's default of
+// max(4, CPUs) a few writers queued on one busy account held every
+// connection and every other account's reads and writes waited behind
+// them: 50 IMAP sessions on 5 accounts ran 185 commands/s with 4
+// connections and 432 with 20 (bench/README.md, "Session 10"). Twenty
+// per node leaves room for four nodes and the listeners within
+// PostgreSQL's default max_connections of 100.
+const DefaultPoolSize = 20
+
 // Store is the PostgreSQL backend. It is safe for concurrent use, also
 // by several Store values (nodes) on one database.
 type Store struct {
@@ -73,6 +84,7 @@ type Store struct {
 	feed    *feed
 	records *recordCache
 	counts  changeCounts
+	own     *ownBackends // the backend PIDs of the pool's connections
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -124,8 +136,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	if opts.PoolSize > 0 {
+	switch {
+	case opts.PoolSize > 0:
 		cfg.MaxConns = int32(opts.PoolSize)
+	case !strings.Contains(dsn, "pool_max_conns"):
+		cfg.MaxConns = DefaultPoolSize
 	}
 	params := cfg.ConnConfig.RuntimeParams
 	// A call returns only after its commit is durable (store.Messages).
@@ -142,6 +157,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	} else if opts.Tracer != nil {
 		cfg.ConnConfig.Tracer = opts.Tracer
 	}
+	own := &ownBackends{pids: make(map[uint32]struct{})}
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		own.add(c.PgConn().PID())
+		return nil
+	}
+	cfg.BeforeClose = func(c *pgx.Conn) { own.remove(c.PgConn().PID()) }
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -150,7 +171,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{opts: opts, pool: pool, latency: latency, records: newRecordCache()}
+	s := &Store{opts: opts, pool: pool, latency: latency, records: newRecordCache(), own: own}
 	s.blobs = chunkBlobs{}
 	listenCfg := cfg.ConnConfig.Copy()
 	listenCfg.Tracer = nil
@@ -303,14 +324,37 @@ type wtx struct {
 	changes []store.Change
 	poke    []string // accounts whose feed rows were written
 	touched []string // accounts changed without a feed row (subscriptions)
+	lists   []string // accounts whose mailbox list or subscriptions changed
+	listed  int      // how many of lists flushFeed announced
+	boxes   []writtenBox
+}
+
+// wrote records the row a mailbox of account is left with by this
+// write, computed from what its reads found under the account's lock;
+// called from a pipelined write's fn, which runs once they returned
+// (mailboxmemo.go).
+func (w *wtx) wrote(account string, mb store.Mailbox) {
+	n, on := w.s.counts.snapshot(account)
+	w.boxes = append(w.boxes, writtenBox{account: account, mb: mb, n: n, on: on})
 }
 
 // committed is what follows a write's commit, before the writing call
 // returns: the change counts of the accounts it wrote move, and this
 // node's subscribers of the accounts whose feed it wrote are woken.
 func (w *wtx) committed() {
-	w.s.counts.bump(w.poke...)
-	w.s.counts.bump(w.touched...)
+	w.s.counts.committed(append(slices.Clip(w.poke), w.touched...), w.lists, w.boxes)
+	for _, a := range w.poke {
+		w.s.feed.wake(a)
+	}
+}
+
+// uncertain is what follows a write whose COMMIT was sent but not
+// answered with success: it may have committed, and the listener skips
+// this Store's own notifications, so the accounts' numbers move and
+// their subscribers are woken as after a commit (moving a number
+// without a change costs a cache miss, nothing more).
+func (w *wtx) uncertain() {
+	w.s.counts.committed(append(slices.Clip(w.poke), w.touched...), w.lists, nil)
 	for _, a := range w.poke {
 		w.s.feed.wake(a)
 	}
@@ -318,12 +362,35 @@ func (w *wtx) committed() {
 
 // publish queues a change for the feed; it is written with the
 // transaction and seen by subscribers once committed.
-func (w *wtx) publish(c store.Change) { w.changes = append(w.changes, c) }
+func (w *wtx) publish(c store.Change) {
+	w.changes = append(w.changes, c)
+	switch c.Kind {
+	case store.ChangeMailboxCreated, store.ChangeMailboxDeleted, store.ChangeMailboxRenamed, store.ChangeAccountDeleted, store.ChangeOverflow:
+		w.listChanged(c.Account)
+	}
+}
+
+// listChanged records that the transaction changes the account's
+// mailbox list or subscriptions (ListChangeCount).
+func (w *wtx) listChanged(account string) {
+	if !slices.Contains(w.lists, account) {
+		w.lists = append(w.lists, account)
+	}
+}
 
 // flushFeed writes the queued changes to the feed table, numbering them
 // per account under the account row's lock (so in commit order), and
-// NOTIFYs the other nodes, which PostgreSQL delivers at commit.
+// NOTIFYs the other nodes, which PostgreSQL delivers at commit: first
+// on listsChannel the accounts whose list changed, then on feedChannel
+// (a transaction's notifications arrive in the order they were sent, so
+// a node's list numbers have moved before its feed wakes anyone).
 func (w *wtx) flushFeed() error {
+	if len(w.lists) > w.listed {
+		if _, err := w.Exec(w.ctx, `SELECT count(pg_notify('`+listsChannel+`', a)) FROM unnest($1::text[]) a`, w.lists[w.listed:]); err != nil {
+			return err
+		}
+		w.listed = len(w.lists)
+	}
 	if len(w.changes) == 0 {
 		return nil
 	}
@@ -372,6 +439,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *wtx) error) err
 		return wrapErr(op, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
+		w.uncertain()
 		return wrapErr(op, err)
 	}
 	w.committed()
