@@ -242,10 +242,71 @@ func TestAppendStatements(t *testing.T) {
 			t.Fatalf("append %d: %v", i, err)
 		}
 	}
-	// The held request: BEGIN, SAVEPOINT, RELEASE, COMMIT.
-	got := s.statements.Load() - s0 - 4
+	// The held request, alone in its batch: BEGIN, COMMIT.
+	got := s.statements.Load() - s0 - 2
 	if want := uint64(n*7 + 3); got != want {
 		t.Fatalf("%d statements for %d appends in one batch, want %d", got, n, want)
+	}
+	// Alone in its batch, an append runs without a savepoint.
+	s0 = s.statements.Load()
+	if err := appendText(s, "u", "alone")(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.statements.Load() - s0; got != 8 {
+		t.Fatalf("%d statements for an append alone in its batch, want 8", got)
+	}
+	ftsIntact(t, s)
+}
+
+// TestSoloRequestRollsBack: a request alone in its batch runs without a
+// savepoint; when it fails, the transaction is rolled back, its queued
+// full-text row and records with it, and the next batch is unaffected.
+func TestSoloRequestRollsBack(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), Options{})
+	mustAccount(t, s, "u", store.Quota{MaxMessages: 1})
+	blob, _, err := s.blobs.write(ctx, strings.NewReader("Subject: r\r\n\r\nrolledback\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := s.extractText(blob)
+	failed := errors.New("fails after writing")
+	c0, b0 := s.commits.Load(), s.batched.Load()
+	err = s.write(ctx, func(tx *wtx) error {
+		if err := (&recordTx{t: tx}).Put("ns", "k", []byte("v"), -1); err != nil {
+			return err
+		}
+		if err := tx.indexText(blob, doc); err != nil {
+			return err
+		}
+		return failed
+	})
+	if !errors.Is(err, failed) {
+		t.Fatalf("write: %v", err)
+	}
+	if c, b := s.commits.Load()-c0, s.batched.Load()-b0; c != 0 || b != 1 {
+		t.Fatalf("%d commits, %d requests counted; want 0 and 1", c, b)
+	}
+	if err := s.blobs.discard(blob); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetRecord(ctx, "ns", "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("record of the failed request: %v", err)
+	}
+	if err := appendText(s, "u", "delta")(); err != nil {
+		t.Fatal(err)
+	}
+	// Over quota, alone: refused, nothing kept.
+	if err := appendText(s, "u", "over")(); !errors.Is(err, store.ErrQuotaExceeded) {
+		t.Fatalf("append over quota: %v", err)
+	}
+	for word, want := range map[string][]uint32{"delta": {1}, "rolledback": {}, "over": {}} {
+		if got := searchUIDs(t, s, "u", store.Inbox, word); !slices.Equal(got, want) {
+			t.Errorf("search %q: %v, want %v", word, got, want)
+		}
+	}
+	if u, _, err := s.Usage(ctx, "u"); err != nil || u.Messages != 1 {
+		t.Fatalf("usage after the refusal: %+v, %v", u, err)
 	}
 	ftsIntact(t, s)
 }

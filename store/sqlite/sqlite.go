@@ -105,7 +105,8 @@ type Store struct {
 	latency metric.Family
 
 	// commits and batched count transactions and the requests they
-	// carried; group commit shows as batched > commits.
+	// carried (and requests rolled back alone, without a commit);
+	// group commit shows as batched > commits.
 	commits, batched atomic.Uint64
 	// statements counts the statements the writer ran, transaction
 	// control included (the tests' and benchmarks' cost per write).

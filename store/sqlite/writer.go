@@ -78,7 +78,7 @@ const maxWriterStmts = 256
 // preparing it on first use, or nil when the cache is full or q does not
 // prepare (the unprepared call then reports the error). Parsing and
 // planning a statement cost about as much as running it, and an append
-// runs five. Only the writer goroutine calls wstmt, so the map needs no
+// runs seven. Only the writer goroutine calls wstmt, so the map needs no
 // lock; closeDBs closes the statements after the writer has stopped.
 func (s *Store) wstmt(q string) *sql.Stmt {
 	if st, ok := s.wstmts[q]; ok {
@@ -258,26 +258,38 @@ func (s *Store) runBatch(batch []*request) {
 		failAll(fmt.Errorf("sqlite: begin: %w", err))
 		return
 	}
+	// A request alone in its batch needs no savepoint: if it fails, the
+	// transaction is rolled back instead.
+	solo := len(live) == 1
 	for _, r := range live {
-		if _, err := s.wExecContext(ctx, "SAVEPOINT req"); err != nil {
-			s.abort(ctx)
-			failAll(fmt.Errorf("sqlite: savepoint: %w", err))
-			return
+		if !solo {
+			if _, err := s.wExecContext(ctx, "SAVEPOINT req"); err != nil {
+				s.abort(ctx)
+				failAll(fmt.Errorf("sqlite: savepoint: %w", err))
+				return
+			}
 		}
 		tx := &wtx{s: s, ctx: ctx, req: r}
 		r.err = callFn(r.fn, tx)
 		if r.err != nil {
 			r.changes, r.freeBlobs, r.touched, r.texts = nil, nil, nil, nil
+			if solo {
+				s.abort(ctx)
+				s.batched.Add(1)
+				return
+			}
 			if _, err := s.wExecContext(ctx, "ROLLBACK TO req"); err != nil {
 				s.abort(ctx)
 				failAll(fmt.Errorf("sqlite: rollback to savepoint: %w", err))
 				return
 			}
 		}
-		if _, err := s.wExecContext(ctx, "RELEASE req"); err != nil {
-			s.abort(ctx)
-			failAll(fmt.Errorf("sqlite: release savepoint: %w", err))
-			return
+		if !solo {
+			if _, err := s.wExecContext(ctx, "RELEASE req"); err != nil {
+				s.abort(ctx)
+				failAll(fmt.Errorf("sqlite: release savepoint: %w", err))
+				return
+			}
 		}
 		s.keepTexts(r)
 	}
