@@ -352,3 +352,26 @@ func TestPutRecordPreconditions(t *testing.T) {
 		t.Fatalf("record a: %+v, %v", r, err)
 	}
 }
+
+// TestTextMergeSettings: Open gives text_fts the merge settings of
+// textMerge, also where they were changed since.
+func TestTextMergeSettings(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	check := func(s *Store) {
+		t.Helper()
+		for _, m := range textMerge {
+			var v string
+			if err := s.rdb.QueryRowContext(ctx, "SELECT v FROM text_fts_config WHERE k = ?", m.key).Scan(&v); err != nil || v != m.value {
+				t.Fatalf("%s: %q, %v; want %s", m.key, v, err, m.value)
+			}
+		}
+	}
+	s := openTest(t, dir, Options{})
+	check(s)
+	rawExec(t, s, "INSERT INTO text_fts (text_fts, rank) VALUES ('automerge', 4)")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check(openTest(t, dir, Options{}))
+}

@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -86,6 +88,42 @@ func (s *Store) flushTexts(ctx context.Context) error {
 	for _, id := range ids {
 		if err := t.insertText(id, q[id]); err != nil {
 			return fmt.Errorf("sqlite: full-text index: %w", err)
+		}
+	}
+	return nil
+}
+
+// textMerge are text_fts's FTS5 merge settings, which FTS5 keeps in the
+// table's config (text_fts_config). Every commit that adds messages
+// writes one new index segment; FTS5 merges a level's segments into one
+// of the next level once automerge of them exist (crisismerge: at once,
+// in the writing transaction), so each entry is rewritten about
+// log_automerge(entries per commit / entries) times. At FTS5's default
+// of 4, merging was a third of the CPU time of 4,000 concurrent appends
+// (BenchmarkAppendText, profile of 2026-12-06); at 8 each entry is
+// rewritten a third fewer times, while a search term reads at most 7
+// segments of each level instead of 3 (bench/README.md, "migrate",
+// session 10).
+var textMerge = []struct{ key, value string }{
+	{"automerge", "8"},
+	{"crisismerge", "32"},
+}
+
+// setTextMerge applies textMerge where the config says otherwise; Open
+// calls it in the migration's transaction, so a text_fts re-created by
+// a later schema version gets the settings too.
+func setTextMerge(ctx context.Context, conn *sql.Conn) error {
+	for _, m := range textMerge {
+		var v string
+		err := conn.QueryRowContext(ctx, "SELECT v FROM text_fts_config WHERE k = ?", m.key).Scan(&v)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("full-text settings: %w", err)
+		}
+		if v == m.value {
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, "INSERT INTO text_fts (text_fts, rank) VALUES (?, ?)", m.key, m.value); err != nil {
+			return fmt.Errorf("full-text settings: %w", err)
 		}
 	}
 	return nil
