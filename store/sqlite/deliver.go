@@ -94,7 +94,7 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 				adds = append(adds, quotaAdd{acct, size, 1})
 			}
 		}
-		if err := tx.checkQuota(adds); err != nil {
+		if err := tx.addUsageWithin(adds); err != nil {
 			return err
 		}
 		for i := range copies {
@@ -112,11 +112,6 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 		}
 		if err := tx.indexText(blob, doc); err != nil {
 			return err
-		}
-		for _, a := range adds {
-			if err := tx.addUsage(a.account, a.bytes, a.counts); err != nil {
-				return err
-			}
 		}
 		for i, r := range d.Recipients {
 			t := resolved[i]

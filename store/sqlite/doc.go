@@ -24,7 +24,11 @@
 // transaction: each request inside its own SAVEPOINT, so a request that
 // fails (over quota, not found, ...) is rolled back alone and the others
 // commit. One COMMIT, so one WAL fsync (synchronous=FULL), serves the
-// whole batch. After the commit the writer publishes the batch's changes to
+// whole batch. The requests' full-text rows are queued and inserted for
+// the whole batch after the savepoints, before the COMMIT (those of a
+// request rolled back are dropped): FTS5 writes its pending rows out as
+// a new index segment at every SAVEPOINT, so one insert per request
+// would cost a segment per request. After the commit the writer publishes the batch's changes to
 // the feed in commit order, deletes blob files no row references any more,
 // and only then answers each caller.
 //

@@ -100,7 +100,14 @@ func (t *wtx) indexText(blob string, d textDoc) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.exec("INSERT INTO text_fts (rowid, header, body) VALUES (?, ?, ?)", id, d.header, d.body)
+	t.queueText(id, d) // inserted by insertText before the commit (textqueue.go)
+	return nil
+}
+
+// insertText writes the text_fts entry of text_docs row id; the writer
+// calls it for the queued rows of a batch (flushTexts).
+func (t *wtx) insertText(id int64, d textDoc) error {
+	_, err := t.exec("INSERT INTO text_fts (rowid, header, body) VALUES (?, ?, ?)", id, d.header, d.body)
 	return err
 }
 
@@ -127,18 +134,17 @@ func (t *wtx) setText(blob string, d textDoc, onlyMissing bool) error {
 		return nil
 	}
 	if state != textMissing {
-		if _, err := t.exec("DELETE FROM text_fts WHERE rowid = ?", id); err != nil {
+		if err := t.unindexText(id); err != nil {
 			return err
 		}
 	}
 	if _, err := t.exec("UPDATE text_docs SET state = ? WHERE id = ?", d.state, id); err != nil {
 		return err
 	}
-	if d.state == textMissing {
-		return nil
+	if d.state != textMissing {
+		t.queueText(id, d)
 	}
-	_, err = t.exec("INSERT INTO text_fts (rowid, header, body) VALUES (?, ?, ?)", id, d.header, d.body)
-	return err
+	return nil
 }
 
 // dropText removes the entry of a blob no message names any more.
@@ -152,8 +158,7 @@ func (t *wtx) dropText(blob string) error {
 	if err != nil || state == textMissing {
 		return err
 	}
-	_, err = t.exec("DELETE FROM text_fts WHERE rowid = ?", id)
-	return err
+	return t.unindexText(id)
 }
 
 // SearchText implements store.TextSearcher: the messages whose blob's

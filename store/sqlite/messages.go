@@ -133,6 +133,30 @@ func (t *wtx) allocUIDs(mailboxID int64, n int) (first uint32, modseq uint64, er
 	return uint32(next - int64(n)), modseq, nil
 }
 
+// appendUID reserves the next UID of a mailbox named by account and
+// canonical name, and a new MODSEQ for it, in one statement that also
+// looks the mailbox up; a missing mailbox or account is reported as
+// getMailbox reports it.
+func (t *wtx) appendUID(account, name string) (mailboxID int64, uid uint32, modseq uint64, err error) {
+	var next int64
+	err = t.queryRow(`UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
+		WHERE account = ? AND name = ? RETURNING id, uidnext, highest_modseq`, account, name).Scan(&mailboxID, &next, &modseq)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err = t.mailbox(account, name); err == nil {
+			err = fmt.Errorf("sqlite: mailbox %q: %w", name, store.ErrNoMailbox)
+		}
+		return 0, 0, 0, err
+	}
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	// UIDNEXT itself must stay a valid nz-number (RFC 9051 §2.3.1.1).
+	if next > math.MaxUint32 {
+		return 0, 0, 0, fmt.Errorf("sqlite: mailbox UID space exhausted; it must be re-created")
+	}
+	return mailboxID, uint32(next - 1), modseq, nil
+}
+
 // bumpModSeq gives out a new MODSEQ in a mailbox.
 func (t *wtx) bumpModSeq(mailboxID int64) (uint64, error) {
 	var ms uint64
@@ -188,14 +212,18 @@ type quotaAdd struct {
 	bytes, counts int64
 }
 
-// checkQuota refuses additions that would take an account over a limit
-// (guarantee 5: checked inside the transaction that adds). adds are in the
-// caller's order, one entry per account.
-func (t *wtx) checkQuota(adds []quotaAdd) error {
+// addUsageWithin adds to the usage of accounts, one statement each, and
+// refuses additions that take an account over a limit (guarantee 5:
+// checked inside the transaction that adds; the caller's error rolls
+// the additions back with its savepoint). adds are in the caller's
+// order, one entry per account; the QuotaError names every account
+// over a limit.
+func (t *wtx) addUsageWithin(adds []quotaAdd) error {
 	var qe *store.QuotaError
 	for _, a := range adds {
 		var usedB, usedN, maxB, maxN int64
-		err := t.queryRow("SELECT used_bytes, used_messages, max_bytes, max_messages FROM accounts WHERE id = ?", a.account).
+		err := t.queryRow(`UPDATE accounts SET used_bytes = used_bytes + ?, used_messages = used_messages + ? WHERE id = ?
+			RETURNING used_bytes, used_messages, max_bytes, max_messages`, a.bytes, a.counts, a.account).
 			Scan(&usedB, &usedN, &maxB, &maxN)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("sqlite: account %q: %w", a.account, store.ErrNotFound)
@@ -205,9 +233,9 @@ func (t *wtx) checkQuota(adds []quotaAdd) error {
 		}
 		res := ""
 		switch {
-		case maxB > 0 && usedB+a.bytes > maxB:
+		case maxB > 0 && usedB > maxB:
 			res = "STORAGE"
-		case maxN > 0 && usedN+a.counts > maxN:
+		case maxN > 0 && usedN > maxN:
 			res = "MESSAGE"
 		}
 		if res == "" {
@@ -254,25 +282,24 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 	if !opts.DeferTextIndex {
 		doc = s.extractText(blob)
 	}
+	// Four statements in the request's savepoint: the UID (with the
+	// mailbox look-up), the usage (with the quota check), the row and
+	// its full-text entry (whose text_fts row the writer inserts for
+	// the whole batch, textqueue.go).
 	err = s.write(ctx, func(tx *wtx) error {
-		m, err := tx.mailbox(account, name)
+		mailboxID, uid, modseq, err := tx.appendUID(account, name)
 		if err != nil {
 			return err
 		}
-		if err := tx.checkQuota([]quotaAdd{{account, size, 1}}); err != nil {
+		if err := tx.addUsageWithin([]quotaAdd{{account, size, 1}}); err != nil {
 			return err
 		}
-		if msg.UID, msg.ModSeq, err = tx.allocUIDs(m.ID, 1); err != nil {
-			return err
-		}
+		msg.UID, msg.ModSeq = uid, modseq
 		msg.SaveDate = s.now().UTC()
-		if err := tx.insertMessage(m.ID, msg); err != nil {
+		if err := tx.insertMessage(mailboxID, msg); err != nil {
 			return err
 		}
 		if err := tx.indexText(blob, doc); err != nil {
-			return err
-		}
-		if err := tx.addUsage(account, size, 1); err != nil {
 			return err
 		}
 		tx.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: account, Mailbox: name, UIDs: []uint32{msg.UID}, ModSeq: msg.ModSeq})
@@ -578,10 +605,14 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 		for _, m := range msgs {
 			bytes += m.Size
 		}
-		if !move {
-			if err := tx.checkQuota([]quotaAdd{{account, bytes, int64(len(msgs))}}); err != nil {
-				return err
-			}
+		if move {
+			// No quota check: removeMessages takes the usage back.
+			err = tx.addUsage(account, bytes, int64(len(msgs)))
+		} else {
+			err = tx.addUsageWithin([]quotaAdd{{account, bytes, int64(len(msgs))}})
+		}
+		if err != nil {
+			return err
 		}
 		first, modseq, err := tx.allocUIDs(dm.ID, len(msgs))
 		if err != nil {
@@ -597,9 +628,6 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 			}
 			pairs = append(pairs, store.UIDPair{Src: m.UID, Dst: c.UID})
 			added = append(added, c.UID)
-		}
-		if err := tx.addUsage(account, bytes, int64(len(msgs))); err != nil {
-			return err
 		}
 		tx.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: account, Mailbox: dstName, UIDs: added, ModSeq: modseq})
 		if move {

@@ -95,25 +95,45 @@ func (r *recordTx) Get(namespace, key string) (store.Record, error) {
 	return getRecord(r.t.ctx, r.t, namespace, key)
 }
 
+// Put writes a record in one statement for each kind of expectVersion
+// (a checkpoint writes one per copied message): an upsert that counts
+// the version up, an insert that must not meet a row, an update that
+// must meet the expected version; the current version is read only to
+// word a failed precondition.
 func (r *recordTx) Put(namespace, key string, value []byte, expectVersion int64) error {
 	if err := validRecordKey(namespace, key); err != nil {
 		return err
 	}
-	var cur int64
-	err := r.t.queryRow("SELECT version FROM records WHERE namespace = ? AND key = ?", namespace, key).Scan(&cur)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("sqlite: put record: %w", err)
+	var res sql.Result
+	var err error
+	switch {
+	case expectVersion < 0:
+		_, err = r.t.exec(`INSERT INTO records (namespace, key, value, version) VALUES (?, ?, ?, 1)
+			ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = records.version + 1`,
+			namespace, key, nonNil(value))
+		if err != nil {
+			return fmt.Errorf("sqlite: put record: %w", err)
+		}
+		return nil
+	case expectVersion == 0:
+		res, err = r.t.exec(`INSERT INTO records (namespace, key, value, version) VALUES (?, ?, ?, 1)
+			ON CONFLICT (namespace, key) DO NOTHING`, namespace, key, nonNil(value))
+	default:
+		res, err = r.t.exec(`UPDATE records SET value = ?, version = version + 1
+			WHERE namespace = ? AND key = ? AND version = ?`, nonNil(value), namespace, key, expectVersion)
 	}
-	if expectVersion >= 0 && cur != expectVersion {
-		return fmt.Errorf("sqlite: record %s/%s is at version %d, not %d: %w", namespace, key, cur, expectVersion, store.ErrPreconditionFailed)
-	}
-	_, err = r.t.exec(`INSERT INTO records (namespace, key, value, version) VALUES (?, ?, ?, ?)
-		ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = excluded.version`,
-		namespace, key, nonNil(value), cur+1)
 	if err != nil {
 		return fmt.Errorf("sqlite: put record: %w", err)
 	}
-	return nil
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	var cur int64
+	err = r.t.queryRow("SELECT version FROM records WHERE namespace = ? AND key = ?", namespace, key).Scan(&cur)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: put record: %w", err)
+	}
+	return fmt.Errorf("sqlite: record %s/%s is at version %d, not %d: %w", namespace, key, cur, expectVersion, store.ErrPreconditionFailed)
 }
 
 func (r *recordTx) Delete(namespace, key string) error {

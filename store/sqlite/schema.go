@@ -261,7 +261,7 @@ func migrate(ctx context.Context, conn *sql.Conn) error {
 				return err
 			}
 		}
-		return nil
+		return setTextMerge(ctx, conn)
 	}()
 	if err != nil {
 		_, _ = conn.ExecContext(ctx, "ROLLBACK")

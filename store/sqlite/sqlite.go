@@ -90,6 +90,9 @@ type Store struct {
 	wconn *sql.Conn // that connection
 	// wstmts are wconn's prepared statements by text (see wstmt).
 	wstmts map[string]*sql.Stmt
+	// textQueue holds the full-text rows of the batch the writer runs
+	// (textqueue.go); only the writer goroutine uses it.
+	textQueue map[int64]textDoc
 	// rstmts are the read pool's prepared statements (see readStmts).
 	rstmts readStmts
 	rcache readCache // the read pool's other statements (see rstmt)
@@ -109,8 +112,12 @@ type Store struct {
 	latency metric.Family
 
 	// commits and batched count transactions and the requests they
-	// carried; group commit shows as batched > commits.
+	// carried (and requests rolled back alone, without a commit);
+	// group commit shows as batched > commits.
 	commits, batched atomic.Uint64
+	// statements counts the statements the writer ran, transaction
+	// control included (the tests' and benchmarks' cost per write).
+	statements atomic.Uint64
 
 	// mu guards closed and sending on reqs, so Close can close reqs once
 	// no sender is inside submit.

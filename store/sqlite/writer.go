@@ -24,6 +24,10 @@ type request struct {
 	changes   []store.Change
 	freeBlobs []string
 	touched   []mailboxRef // changed without a Change (see changeCounts)
+	// texts are the full-text rows fn queued by text_docs id, nil for
+	// a row of an earlier request of the batch taken off the queue
+	// (textqueue.go).
+	texts map[int64]*textDoc
 }
 
 // wtx is the write transaction as one request sees it.
@@ -38,6 +42,7 @@ func (t *wtx) ExecContext(ctx context.Context, q string, args ...any) (sql.Resul
 }
 
 func (t *wtx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	t.s.statements.Add(1)
 	if st := t.s.wstmt(q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -45,6 +50,7 @@ func (t *wtx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Row
 }
 
 func (t *wtx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	t.s.statements.Add(1)
 	if st := t.s.wstmt(q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -72,7 +78,7 @@ const maxWriterStmts = 256
 // preparing it on first use, or nil when the cache is full or q does not
 // prepare (the unprepared call then reports the error). Parsing and
 // planning a statement cost about as much as running it, and an append
-// runs five. Only the writer goroutine calls wstmt, so the map needs no
+// runs seven. Only the writer goroutine calls wstmt, so the map needs no
 // lock; closeDBs closes the statements after the writer has stopped.
 func (s *Store) wstmt(q string) *sql.Stmt {
 	if st, ok := s.wstmts[q]; ok {
@@ -95,6 +101,7 @@ func (s *Store) wstmt(q string) *sql.Stmt {
 // wExecContext runs q on the writer connection, prepared (see wstmt):
 // the statements of requests and the transaction control of runBatch.
 func (s *Store) wExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	s.statements.Add(1)
 	if st := s.wstmt(q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -252,27 +259,45 @@ func (s *Store) runBatch(batch []*request) {
 		failAll(fmt.Errorf("sqlite: begin: %w", err))
 		return
 	}
+	// A request alone in its batch needs no savepoint: if it fails, the
+	// transaction is rolled back instead.
+	solo := len(live) == 1
 	for _, r := range live {
-		if _, err := s.wExecContext(ctx, "SAVEPOINT req"); err != nil {
-			s.abort(ctx)
-			failAll(fmt.Errorf("sqlite: savepoint: %w", err))
-			return
+		if !solo {
+			if _, err := s.wExecContext(ctx, "SAVEPOINT req"); err != nil {
+				s.abort(ctx)
+				failAll(fmt.Errorf("sqlite: savepoint: %w", err))
+				return
+			}
 		}
 		tx := &wtx{s: s, ctx: ctx, req: r}
 		r.err = callFn(r.fn, tx)
 		if r.err != nil {
-			r.changes, r.freeBlobs, r.touched = nil, nil, nil
+			r.changes, r.freeBlobs, r.touched, r.texts = nil, nil, nil, nil
+			if solo {
+				s.abort(ctx)
+				s.batched.Add(1)
+				return
+			}
 			if _, err := s.wExecContext(ctx, "ROLLBACK TO req"); err != nil {
 				s.abort(ctx)
 				failAll(fmt.Errorf("sqlite: rollback to savepoint: %w", err))
 				return
 			}
 		}
-		if _, err := s.wExecContext(ctx, "RELEASE req"); err != nil {
-			s.abort(ctx)
-			failAll(fmt.Errorf("sqlite: release savepoint: %w", err))
-			return
+		if !solo {
+			if _, err := s.wExecContext(ctx, "RELEASE req"); err != nil {
+				s.abort(ctx)
+				failAll(fmt.Errorf("sqlite: release savepoint: %w", err))
+				return
+			}
 		}
+		s.keepTexts(r)
+	}
+	if err := s.flushTexts(ctx); err != nil {
+		s.abort(ctx)
+		failAll(err)
+		return
 	}
 	statuses := s.statusesOf(ctx, live)
 	if _, err := s.wExecContext(ctx, "COMMIT"); err != nil {
@@ -299,7 +324,10 @@ func (s *Store) runBatch(batch []*request) {
 	s.counts.publishStatuses(statuses, committed)
 }
 
+// abort rolls the batch's transaction back, with the full-text rows
+// queued for it.
 func (s *Store) abort(ctx context.Context) {
+	s.textQueue = nil
 	if _, err := s.wExecContext(ctx, "ROLLBACK"); err != nil {
 		s.log.Error("rollback after failed batch", "err", err)
 	}
