@@ -23,22 +23,13 @@ type changeCounts struct {
 }
 
 // bump gives each account a new number.
-func (c *changeCounts) bump(accounts ...string) {
-	if len(accounts) == 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.makeRoomLocked()
-	for _, a := range accounts {
-		c.next++
-		c.accounts[a] = c.next
-	}
-}
+func (c *changeCounts) bump(accounts ...string) { c.bumpAll(false, accounts) }
 
 // bumpLists gives each account a new number and a new list number: its
 // mailbox list or subscriptions changed.
-func (c *changeCounts) bumpLists(accounts ...string) {
+func (c *changeCounts) bumpLists(accounts ...string) { c.bumpAll(true, accounts) }
+
+func (c *changeCounts) bumpAll(lists bool, accounts []string) {
 	if len(accounts) == 0 {
 		return
 	}
@@ -48,7 +39,9 @@ func (c *changeCounts) bumpLists(accounts ...string) {
 	for _, a := range accounts {
 		c.next++
 		c.accounts[a] = c.next
-		c.lists[a] = c.next
+		if lists {
+			c.lists[a] = c.next
+		}
 	}
 }
 
