@@ -123,6 +123,7 @@ type Server struct {
 	sessions map[*session]struct{}
 
 	headers *headerCache
+	bodies  *bodyCache  // blobs of whole bodies fetched (see BlobOpener)
 	cache   *storeCache // STATUS, LIST and poll answers (see ChangeCounter)
 
 	feedMu sync.Mutex
@@ -149,6 +150,7 @@ func New(opts Options) (*Server, error) {
 		sessions: make(map[*session]struct{}),
 		feeds:    make(map[string]*accountFeed),
 		headers:  newHeaderCache(headerCacheBytes),
+		bodies:   newBodyCache(bodyCacheEntries),
 		stopping: make(chan struct{}),
 	}
 	s.quotas, _ = o.Backend.(Quotas)
