@@ -63,6 +63,7 @@ var capabilities = imap.CapSet{
 	imap.CapSaveDate:                                {}, // msgext.go, RFC 8514
 	imap.CapObjectID:                                {}, // msgext.go, RFC 8474
 	imap.CapPreview:                                 {}, // preview.go, RFC 8970
+	imapserver.CapSearchFuzzy:                       {}, // fuzzy.go, RFC 6203
 }
 
 // quotaCaps are announced when the Backend implements [Quotas] (RFC 9208).
