@@ -21,7 +21,7 @@ var fuzzyMessages = []string{
 
 // RunFuzzySearch checks a backend's fuzzy search (store.FuzzySearcher)
 // on what every backend promises: a long word found with one letter
-// left out or replaced, in Latin and Cyrillic script; a word asked as
+// left out, added or replaced, in Latin and Cyrillic script; a word asked as
 // it is scoring above a word found with an edit; every word of a term
 // needed; TEXT looking in the header where BODY does not; scores from
 // 1 to 100 and the messages' metadata; within, expunged messages and a
@@ -80,6 +80,8 @@ func RunFuzzySearch(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Errorf("accommodation: the exact word scored %d, the misspelled one %d; want it higher", got[1], got[2])
 	}
 	eqSlice(t, uidsOf(search(body("accomodation"), nil)), []uint32{1, 2}, "accomodation")
+	// A letter added.
+	eqSlice(t, uidsOf(search(body("accommmodation"), nil)), []uint32{1, 2}, "accommmodation")
 	// One letter replaced, Cyrillic.
 	eqSlice(t, uidsOf(search(body("сообщенне"), nil)), []uint32{3}, "сообщенне")
 	eqSlice(t, uidsOf(search(body("ВСТРЕЧЕ"), nil)), []uint32{3}, "ВСТРЕЧЕ")
