@@ -226,9 +226,10 @@
 //     it match (not under NOT), 100 if none did. SEARCH RETURN
 //     (RELEVANCY) answers the scores in the order of the messages (§4),
 //     SORT (RELEVANCY) sorts the highest first and SORT RETURN
-//     (RELEVANCY) gives them in sort order (§6). RELEVANCY without a
-//     FUZZY key is BAD (§4, §6: "MUST NOT"), and so is the RELEVANCY
-//     return option together with CONTEXT, UPDATE or PARTIAL.
+//     (RELEVANCY) gives them in sort order (§6); with PARTIAL (RFC 5267)
+//     the scores are those of the results returned, and the ADDTO and
+//     REMOVEFROM of an UPDATE context carry none. RELEVANCY without a
+//     FUZZY key is BAD (§4, §6: "MUST NOT").
 //   - WITHIN (RFC 5032): OLDER n matches an INTERNALDATE at least n
 //     seconds before the command, YOUNGER n one less than n seconds
 //     before, so the two split the mailbox.

@@ -118,6 +118,21 @@ func TestSearchFuzzyMisspelled(t *testing.T) {
 	wantLine(t, both(t, indexed, scanned, `SEARCH FUZZY BODY "xylophone"`), "* SEARCH")
 }
 
+// TestSearchFuzzyPartial: RELEVANCY with RFC 5267's PARTIAL gives the
+// scores of the results returned (RFC 6203 §6), for SEARCH in mailbox
+// order and for SORT in sort order.
+func TestSearchFuzzyPartial(t *testing.T) {
+	indexed, scanned := fuzzyEnv(t)
+	wantLine(t, both(t, indexed, scanned, `SEARCH RETURN (PARTIAL 2:5 RELEVANCY) FUZZY BODY "hello"`),
+		`* ESEARCH (TAG "`+lastTag(indexed)+`") PARTIAL (2:5 2) RELEVANCY (100)`)
+	wantLine(t, both(t, indexed, scanned, `SORT RETURN (RELEVANCY PARTIAL 1:1) (RELEVANCY) UTF-8 FUZZY TEXT "hello"`),
+		`* ESEARCH (TAG "`+lastTag(indexed)+`") PARTIAL (1:1 2) RELEVANCY (100)`)
+	wantLine(t, both(t, indexed, scanned, `SEARCH RETURN (PARTIAL 5:9 RELEVANCY) FUZZY BODY "hello"`),
+		`* ESEARCH (TAG "`+lastTag(indexed)+`") PARTIAL (5:9 NIL) RELEVANCY ()`)
+	wantLine(t, both(t, indexed, scanned, `SEARCH RETURN (CONTEXT COUNT RELEVANCY) FUZZY BODY "hello"`),
+		`* ESEARCH (TAG "`+lastTag(indexed)+`") COUNT 2 RELEVANCY (70 100)`)
+}
+
 // TestSearchFuzzyRefusals: RELEVANCY without FUZZY is BAD (RFC 6203 §4,
 // §6: "MUST NOT be used unless a FUZZY search key is also given"), as is
 // FUZZY without a key; too many words is NO [LIMIT].
@@ -126,7 +141,6 @@ func TestSearchFuzzyRefusals(t *testing.T) {
 	indexed.expectStatus(`SEARCH RETURN (RELEVANCY) BODY "hello"`, "BAD")
 	indexed.expectStatus(`SORT (RELEVANCY) UTF-8 ALL`, "BAD")
 	indexed.expectStatus(`SEARCH FUZZY`, "BAD")
-	indexed.expectStatus(`SEARCH RETURN (RELEVANCY PARTIAL 1:10) FUZZY BODY "hello"`, "BAD")
 	indexed.expectStatus(`SEARCH FUZZY BODY "`+strings.Repeat("word ", 17)+`"`, "NO [LIMIT]")
 	indexed.expectOK("NOOP")
 }

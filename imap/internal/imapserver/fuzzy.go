@@ -148,7 +148,7 @@ func errRelevancyWithoutFuzzy() error {
 
 // checkRelevancy checks RELEVANCY, as a return option (rel) or a sort
 // key, against the criteria and the session, before anything runs.
-func (c *Conn) checkRelevancy(rel bool, keys []SortCriterion, criteria *imap.SearchCriteria, ctx *ContextOptions) error {
+func (c *Conn) checkRelevancy(rel bool, keys []SortCriterion, criteria *imap.SearchCriteria) error {
 	sortRel := false
 	for _, k := range keys {
 		if k.Key == SortRelevancy {
@@ -163,9 +163,6 @@ func (c *Conn) checkRelevancy(rel bool, keys []SortCriterion, criteria *imap.Sea
 	}
 	if !HasFuzzyKey(criteria) {
 		return errRelevancyWithoutFuzzy()
-	}
-	if rel && ctx != nil && ctx.any() {
-		return newClientBugError("RELEVANCY cannot be combined with CONTEXT, UPDATE or PARTIAL")
 	}
 	return nil
 }

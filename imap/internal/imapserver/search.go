@@ -53,7 +53,7 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 	if err := c.checkState(imap.ConnStateSelected); err != nil {
 		return err
 	}
-	if err := c.checkRelevancy(relevancy, nil, &criteria, ctxOpts); err != nil {
+	if err := c.checkRelevancy(relevancy, nil, &criteria); err != nil {
 		return err
 	}
 
@@ -67,7 +67,7 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 
 	// mailyard: CONTEXT=SEARCH (RFC 5267 §4), see context.go.
 	if ctxOpts != nil && ctxOpts.any() {
-		return c.searchContext(tag, numKind, nil, &criteria, &options, ctxOpts)
+		return c.searchContext(tag, numKind, nil, &criteria, &options, ctxOpts, relevancy)
 	}
 
 	// If no return option is specified, ALL is assumed

@@ -160,7 +160,7 @@ func (c *Conn) handleSort(tag string, dec *imapwire.Decoder, numKind NumKind) er
 	if !ok {
 		return newClientBugError("SORT is not supported")
 	}
-	if err := c.checkRelevancy(relevancy, keys, criteria, ctxOpts); err != nil {
+	if err := c.checkRelevancy(relevancy, keys, criteria); err != nil {
 		return err
 	}
 	if HasModSeqKey(criteria) {
@@ -169,7 +169,7 @@ func (c *Conn) handleSort(tag string, dec *imapwire.Decoder, numKind NumKind) er
 		}
 	}
 	if ctxOpts != nil && ctxOpts.any() {
-		return c.searchContext(tag, numKind, keys, criteria, &options, ctxOpts)
+		return c.searchContext(tag, numKind, keys, criteria, &options, ctxOpts, relevancy)
 	}
 	data, err := sess.Sort(numKind, keys, criteria)
 	if err != nil {
