@@ -97,6 +97,9 @@ func (s *session) SearchContext(req *imapserver.ContextRequest) (*imapserver.Con
 		return nil, err
 	}
 	res := &imapserver.ContextResult{Nums: make([]uint32, len(found))}
+	if req.Relevancy {
+		res.Scores = make([]uint32, len(found)) // RFC 6203 §4, §6
+	}
 	withModSeq := imapserver.HasModSeqKey(req.Criteria)
 	if withModSeq {
 		res.ModSeqs = make([]uint64, len(found))
@@ -105,6 +108,9 @@ func (s *session) SearchContext(req *imapserver.ContextRequest) (*imapserver.Con
 	for i, c := range found {
 		uids[i] = c.msg.UID
 		res.Nums[i] = numOf(req.Kind, c)
+		if req.Relevancy {
+			res.Scores[i] = c.rel // evaluate scored it
+		}
 		if withModSeq {
 			res.ModSeqs[i] = c.msg.ModSeq
 		}
@@ -136,7 +142,10 @@ func (v *view) evaluate(keys []imapserver.SortCriterion, criteria *imap.SearchCr
 	if keys != nil {
 		return v.sorted(keys, criteria)
 	}
-	found, _, err := v.findFor(criteria, true)
+	found, m, err := v.findFor(criteria, true)
+	if err == nil && imapserver.HasFuzzyKey(criteria) {
+		err = m.scoreAll(found) // for RELEVANCY (RFC 6203 §4), fuzzy.go
+	}
 	return found, err
 }
 

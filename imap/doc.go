@@ -78,9 +78,9 @@
 // UTF8=ACCEPT, CONDSTORE, QRESYNC, QUOTA, QUOTA=RES-STORAGE,
 // QUOTA=RES-MESSAGE, ID, SORT, SORT=DISPLAY, ESORT, CONTEXT=SEARCH,
 // CONTEXT=SORT, THREAD=ORDEREDSUBJECT,
-// THREAD=REFERENCES, WITHIN, MULTIAPPEND, CATENATE, COMPRESS=DEFLATE,
-// OBJECTID, SAVEDATE, PREVIEW, METADATA, METADATA-SERVER,
-// LIST-METADATA and NOTIFY. ID and
+// THREAD=REFERENCES, WITHIN, SEARCH=FUZZY, MULTIAPPEND, CATENATE,
+// COMPRESS=DEFLATE, OBJECTID, SAVEDATE, PREVIEW, METADATA,
+// METADATA-SERVER, LIST-METADATA and NOTIFY. ID and
 // the pre-login ones are announced in the greeting; the rest after login. The three QUOTA ones are announced only
 // when the Backend implements [Quotas]; without it GETQUOTA and
 // GETQUOTAROOT are BAD, as in a server without the extension. METADATA,
@@ -207,6 +207,30 @@
 //     missing or duplicate Message-IDs made unique; loops refused; dummies
 //     pruned; root threads merged by base subject; siblings by sent date,
 //     then sequence number). UID THREAD answers UIDs.
+//   - SEARCH=FUZZY (RFC 6203): FUZZY before a BODY, TEXT or header key
+//     (FROM, SUBJECT, HEADER name, ...) matches words, not substrings:
+//     each word of the value (letters and digits, package
+//     internal/fuzzy) must match a word of the text exactly, as a prefix
+//     (of 3 runes or more), or within one edit (query words of 4 to 7
+//     runes) or two (8 or more), an edit being a rune inserted, deleted,
+//     replaced, or two swapped, after the same first rune: "accomodation"
+//     finds "accommodation", "сообщенне" finds "сообщение". With a
+//     store.FuzzySearcher (store/sqlite: a word index and its
+//     vocabulary, the same rules; store/postgres: pg_trgm word
+//     similarity of at least 0.6) the index answers, and messages it
+//     does not hold whole are read; without one every message is read.
+//     FUZZY around other keys (dates, sizes, flags) matches them
+//     exactly (§5). At most 16 words in all the FUZZY keys of a search,
+//     else NO [LIMIT] (§8). Relevancy (§4): a key scores the mean of its
+//     words' matches (exact 100, prefix 80, one edit 70, two 50; or the
+//     backend's score), a message the mean of the fuzzy keys that made
+//     it match (not under NOT), 100 if none did. SEARCH RETURN
+//     (RELEVANCY) answers the scores in the order of the messages (§4),
+//     SORT (RELEVANCY) sorts the highest first and SORT RETURN
+//     (RELEVANCY) gives them in sort order (§6); with PARTIAL (RFC 5267)
+//     the scores are those of the results returned, and the ADDTO and
+//     REMOVEFROM of an UPDATE context carry none. RELEVANCY without a
+//     FUZZY key is BAD (§4, §6: "MUST NOT").
 //   - WITHIN (RFC 5032): OLDER n matches an INTERNALDATE at least n
 //     seconds before the command, YOUNGER n one less than n seconds
 //     before, so the two split the mailbox.

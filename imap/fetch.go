@@ -69,7 +69,7 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		return v.fetchStoreFailed(w, idxs, options, err)
 	}
 	// 3. Answer the messages still in the store, then those that are not.
-	msgs, err := v.listForFetch(uids, options) // see readpath.go
+	msgs, err := v.listForFetch(uids, options, w.Extra().Any()) // see readpath.go
 	defer v.dropOpened()
 	if err != nil {
 		return v.fetchStoreFailed(w, idxs, options, err)

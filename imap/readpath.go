@@ -121,14 +121,22 @@ type openedBody struct {
 	rc  io.ReadCloser
 }
 
-// listForFetch lists the messages uids for a FETCH of o: with a
-// MessageOpener, one message whose whole body is asked for is listed
-// and opened at once (the body left in v.opened for fetchOne; the
-// caller calls dropOpened when done).
-func (v *view) listForFetch(uids []uint32, o *imap.FetchOptions) ([]store.Message, error) {
+// listForFetch lists the messages uids for a FETCH of o: one message
+// whose whole body is asked for is listed and opened at once, from the
+// server's bodyCache and the view (openCached) or with a MessageOpener
+// (the body left in v.opened for fetchOne; the caller calls dropOpened
+// when done). extra: the FETCH asks for OBJECTID, SAVEDATE or PREVIEW
+// items too.
+func (v *view) listForFetch(uids []uint32, o *imap.FetchOptions, extra bool) ([]store.Message, error) {
 	s := v.s
+	if len(uids) != 1 || !slices.ContainsFunc(o.BodySection, wholeMessage) {
+		return s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, compressUIDs(uids))
+	}
+	if m, ok := v.openCached(uids[0], o, extra); ok { // see bodycache.go
+		return []store.Message{m}, nil
+	}
 	mo, ok := s.srv.opts.Backend.(MessageOpener)
-	if !ok || len(uids) != 1 || !slices.ContainsFunc(o.BodySection, wholeMessage) {
+	if !ok {
 		return s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, compressUIDs(uids))
 	}
 	m, rc, err := mo.OpenMessage(s.ctx, s.account, v.name, uids[0])
@@ -139,6 +147,7 @@ func (v *view) listForFetch(uids []uint32, o *imap.FetchOptions) ([]store.Messag
 		return nil, err
 	}
 	v.opened = &openedBody{uid: m.UID, rc: rc}
+	v.cacheBody(m)
 	return []store.Message{m}, nil
 }
 

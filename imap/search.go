@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-message/mail"
 	"github.com/mailyard/mailyard/imap/internal/imapserver"
 
+	"github.com/mailyard/mailyard/internal/fuzzy"
 	"github.com/mailyard/mailyard/internal/msgheader"
 	"github.com/mailyard/mailyard/internal/msgtext"
 	"github.com/mailyard/mailyard/store"
@@ -26,9 +27,25 @@ import (
 // criteria and checked the charset (US-ASCII and UTF-8; anything else is
 // NO [BADCHARSET], RFC 9051 §6.4.4).
 func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.SearchOptions) (*imap.SearchData, error) {
-	found, _, err := v.findFor(c, true)
+	data, _, err := v.searchScored(kind, c, o, false)
+	return data, err
+}
+
+// searchScored is search; scored: with the relevancy score of each
+// message found (RFC 6203 §4, fuzzy.go), in the order of data.All.
+func (v *view) searchScored(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.SearchOptions, scored bool) (*imap.SearchData, []uint32, error) {
+	found, m, err := v.findFor(c, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	var scores []uint32
+	if scored {
+		if err := m.scoreAll(found); err != nil {
+			return nil, nil, err
+		}
+		for _, cand := range found {
+			scores = append(scores, cand.rel)
+		}
 	}
 	var (
 		data   imap.SearchData
@@ -82,7 +99,7 @@ func (v *view) search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.S
 		v.searchRes = saved
 		v.contextsMark = contextMark{} // "$" changed: contexts are evaluated again
 	}
-	return &data, nil
+	return &data, scores, nil
 }
 
 // find returns the messages of the view that match c, in sequence
@@ -97,10 +114,30 @@ func (v *view) find(c *imap.SearchCriteria) ([]*candidate, *matcher, error) {
 // THREAD read dates, sizes and headers.
 func (v *view) findFor(c *imap.SearchCriteria, flagsOnly bool) ([]*candidate, *matcher, error) {
 	s := v.s
-	// With a full-text index, only the messages it gives are read.
-	hits, narrowed, decides, err := v.textCandidates(c)
+	ck, err := v.compile(c, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &matcher{v: v, ck: ck, maxBytes: s.srv.opts.MaxSearchBytes, patterns: textPatterns(ck, make(map[string]bool))}
+	// With a fuzzy index (fuzzy.go) and a full-text index, only the
+	// messages they give are read.
+	fuzzyMsgs, fuzzyNarrowed, err := v.prepareFuzzy(m, ck)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			return nil, nil, err
+		}
+		return nil, nil, s.storeErr("search", err)
+	}
+	var hits []store.TextHit
+	narrowed, decides := false, false
+	if err == nil {
+		hits, narrowed, decides, err = v.textCandidates(c)
+	}
 	var msgs []store.Message
 	switch {
+	case err == nil && !narrowed && fuzzyNarrowed:
+		msgs = byUID(fuzzyMsgs)
 	case err == nil && !narrowed && flagsOnly && flagsOnlySearch(c) && v.current():
 		msgs = v.viewMessages() // see readpath.go
 	case err == nil && !narrowed:
@@ -108,6 +145,9 @@ func (v *view) findFor(c *imap.SearchCriteria, flagsOnly bool) ([]*candidate, *m
 	}
 	sure := make(map[uint32]bool)
 	for _, h := range hits {
+		if _, ok := fuzzyMsgs[h.UID]; fuzzyNarrowed && !ok {
+			continue
+		}
 		msgs = append(msgs, h.Message)
 		if h.Sure && decides {
 			sure[h.UID] = true
@@ -119,11 +159,6 @@ func (v *view) findFor(c *imap.SearchCriteria, flagsOnly bool) ([]*candidate, *m
 	// ErrNotFound: the selected mailbox was deleted under the session.
 	// Its messages count as expunged (RFC 2180 §3, as in fetch), and an
 	// expunged message is left out of the results (below).
-	ck, err := v.compile(c, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	m := &matcher{v: v, maxBytes: s.srv.opts.MaxSearchBytes, patterns: textPatterns(ck, make(map[string]bool))}
 	var found []*candidate
 	for _, msg := range msgs {
 		seq := v.seqOf(msg.UID)
@@ -201,6 +236,11 @@ type candidate struct {
 	// textKnown is the key whose BODY and TEXT patterns the full-text
 	// index found in the message, which need not be read for them.
 	textKnown *compiled
+	// fuzzy holds the score of each fuzzy key matched against the
+	// message, 0 for no match (fuzzy.go); rel is its relevancy, once
+	// scoreAll set it.
+	fuzzy map[*fuzzyKey]int
+	rel   uint32
 }
 
 // matcher evaluates search keys. Only what a key needs is read: flags,
@@ -209,8 +249,12 @@ type candidate struct {
 // message.
 type matcher struct {
 	v        *view
+	ck       *compiled // the search
 	maxBytes int64
 	patterns []string // every BODY and TEXT pattern, lower-cased
+	// fuzzyWords are the words of every fuzzy BODY and TEXT key, which
+	// a read of the text looks for (fuzzy.go).
+	fuzzyWords []string
 }
 
 // compiled is a search key with its message sets resolved once, so that
@@ -221,7 +265,8 @@ type compiled struct {
 	// OLDER and YOUNGER (RFC 5032, within.go): the INTERNALDATE must be
 	// at or before olderBy, after youngerThan.
 	olderBy, youngerThan time.Time
-	ext                  extKeys // SAVEDATE and OBJECTID, msgext.go
+	ext                  extKeys     // SAVEDATE and OBJECTID, msgext.go
+	fuzzy                []*fuzzyKey // FUZZY's string keys, fuzzy.go
 	not                  []*compiled
 	or                   [][2]*compiled
 }
@@ -241,6 +286,7 @@ func (v *view) compile(k *imap.SearchCriteria, depth int) (*compiled, error) {
 	if err := c.takeExtKeys(); err != nil {
 		return nil, err
 	}
+	c.takeFuzzyKeys()
 	add := func(set imap.NumSet) {
 		sel := make(map[uint32]bool)
 		idxs, err := v.resolve(set)
@@ -331,6 +377,12 @@ func (m *matcher) match(c *candidate, ck *compiled) (bool, error) {
 			if err != nil || t.IsZero() || !matchDate(t, k.SentSince, k.SentBefore) {
 				return false, nil
 			}
+		}
+	}
+	for _, fk := range ck.fuzzy {
+		ok, err := m.matchFuzzy(c, fk)
+		if err != nil || !ok {
+			return false, err
 		}
 	}
 	if c.textKnown == ck {
@@ -446,7 +498,8 @@ func textPatterns(ck *compiled, seen map[string]bool) []string {
 // and the headers and text of nested messages). The text streams
 // through a window (textScanner); it is never held whole.
 func (m *matcher) readText(c *candidate) error {
-	c.text = &textHits{inHeader: make(map[string]bool), inBody: make(map[string]bool)}
+	c.text = &textHits{inHeader: make(map[string]bool), inBody: make(map[string]bool),
+		fuzzyHeader: make([]fuzzy.Match, len(m.fuzzyWords)), fuzzyBody: make([]fuzzy.Match, len(m.fuzzyWords))}
 	r, err := m.open(c)
 	if err != nil {
 		return err
@@ -458,12 +511,38 @@ func (m *matcher) readText(c *candidate) error {
 	defer hs.Close()
 	body := newTextScanner(m.patterns, c.text.inBody)
 	defer body.Close()
-	return msgtext.Read(br, hs, body)
+	if len(m.fuzzyWords) == 0 {
+		return msgtext.Read(br, hs, body)
+	}
+	fh, fb := fuzzy.NewScanner(m.fuzzyWords), fuzzy.NewScanner(m.fuzzyWords)
+	err = msgtext.Read(br, bothSinks{hs, fh}, bothSinks{body, fb})
+	fh.Close()
+	fb.Close()
+	c.text.fuzzyHeader, c.text.fuzzyBody = fh.Best(), fb.Best()
+	return err
 }
 
-// textHits records which patterns a message's text contains.
+// textHits records which patterns a message's text contains, and the
+// best match of each of the matcher's fuzzyWords in its header fields
+// and its text.
 type textHits struct {
-	inHeader, inBody map[string]bool
+	inHeader, inBody       map[string]bool
+	fuzzyHeader, fuzzyBody []fuzzy.Match
+}
+
+// bothSinks writes a text to two sinks.
+type bothSinks struct {
+	a, b msgtext.Sink
+}
+
+func (s bothSinks) Write(p []byte) (int, error) {
+	s.a.Write(p)
+	return s.b.Write(p)
+}
+
+func (s bothSinks) Next() {
+	s.a.Next()
+	s.b.Next()
 }
 
 // textScanner is an io.Writer that lower-cases what is written to it and

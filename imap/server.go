@@ -63,6 +63,7 @@ var capabilities = imap.CapSet{
 	imap.CapSaveDate:                                {}, // msgext.go, RFC 8514
 	imap.CapObjectID:                                {}, // msgext.go, RFC 8474
 	imap.CapPreview:                                 {}, // preview.go, RFC 8970
+	imapserver.CapSearchFuzzy:                       {}, // fuzzy.go, RFC 6203
 }
 
 // quotaCaps are announced when the Backend implements [Quotas] (RFC 9208).
@@ -127,6 +128,7 @@ type Server struct {
 	sessions map[*session]struct{}
 
 	headers *headerCache
+	bodies  *bodyCache  // blobs of whole bodies fetched (see BlobOpener)
 	cache   *storeCache // STATUS, LIST and poll answers (see ChangeCounter)
 
 	feedMu sync.Mutex
@@ -153,6 +155,7 @@ func New(opts Options) (*Server, error) {
 		sessions: make(map[*session]struct{}),
 		feeds:    make(map[string]*accountFeed),
 		headers:  newHeaderCache(headerCacheBytes),
+		bodies:   newBodyCache(bodyCacheEntries),
 		stopping: make(chan struct{}),
 	}
 	s.quotas, _ = o.Backend.(Quotas)

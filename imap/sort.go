@@ -44,9 +44,13 @@ func (v *view) sort(kind imapserver.NumKind, keys []imapserver.SortCriterion, cr
 		return nil, err
 	}
 	data := &imapserver.SortData{}
+	fuzzy := imapserver.HasFuzzyKey(criteria)
 	for _, c := range sorted {
 		data.Nums = append(data.Nums, numOf(kind, c))
 		data.ModSeq = max(data.ModSeq, c.msg.ModSeq)
+		if fuzzy {
+			data.Scores = append(data.Scores, c.rel) // RFC 6203 §6
+		}
 	}
 	if !imapserver.HasModSeqKey(criteria) {
 		data.ModSeq = 0 // RFC 7162 §3.1.6, as for SEARCH
@@ -60,6 +64,12 @@ func (v *view) sorted(keys []imapserver.SortCriterion, criteria *imap.SearchCrit
 	found, m, err := v.find(criteria)
 	if err != nil {
 		return nil, err
+	}
+	if imapserver.HasFuzzyKey(criteria) {
+		// For SORT (RELEVANCY) and RETURN (RELEVANCY) (RFC 6203 §6).
+		if err := m.scoreAll(found); err != nil {
+			return nil, err
+		}
 	}
 	type item struct {
 		c    *candidate
@@ -76,6 +86,10 @@ func (v *view) sorted(keys []imapserver.SortCriterion, criteria *imap.SearchCrit
 				continue
 			case imapserver.SortSize:
 				items[i].keys[j].n = c.msg.Size
+				continue
+			case imapserver.SortRelevancy:
+				// RFC 6203 §6: the highest score first.
+				items[i].keys[j].n = -int64(c.rel)
 				continue
 			}
 			if h == nil {

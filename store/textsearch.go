@@ -54,3 +54,34 @@ type TextSearcher interface {
 	// or account that does not exist is ErrNotFound.
 	SearchText(ctx context.Context, account, mailbox string, terms []TextTerm, within UIDSet) ([]TextHit, error)
 }
+
+// FuzzyHit is one message a fuzzy search found.
+type FuzzyHit struct {
+	Message
+	// Sure reports that the backend's index holds the message's text
+	// whole and matched every term in it; Score is then its relevancy,
+	// 1 to 100 (RFC 6203 §4). A hit that is not Sure is a candidate the
+	// backend could not decide (its text is not indexed whole): the
+	// caller matches it against the message text itself, with the
+	// rules of internal/fuzzy.
+	Sure  bool
+	Score int
+}
+
+// FuzzySearcher is an optional capability of a Store, found by type
+// assertion: approximate matching of words through a full-text index,
+// for IMAP SEARCH FUZZY (RFC 6203). How a word matches is the
+// backend's, and documented by it (RFC 6203 §3 leaves it to the
+// server); every backend finds a word of at least 8 letters in any
+// script with one letter after its first left out, added or replaced,
+// and scores a word found as it was asked above one found so.
+type FuzzySearcher interface {
+	// SearchFuzzy returns, by UID, the messages in within (nil: all)
+	// of mailbox whose text in each term's Field holds a match of
+	// every word of the term's Value (words as internal/fuzzy splits
+	// them; a term without words holds in every message), and the
+	// messages it cannot decide (not Sure). At most fuzzy.MaxWords
+	// words in all, or ErrInvalid. A mailbox or account that does not
+	// exist is ErrNotFound.
+	SearchFuzzy(ctx context.Context, account, mailbox string, terms []TextTerm, within UIDSet) ([]FuzzyHit, error)
+}

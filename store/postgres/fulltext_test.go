@@ -82,3 +82,9 @@ func TestReindexText(t *testing.T) {
 		t.Fatalf("v after reindexing everyone: candidates %v, %d sure", uids, sure)
 	}
 }
+
+func TestFuzzySearch(t *testing.T) {
+	storetest.RunFuzzySearch(t, func(t *testing.T) store.Store {
+		return openTest(t, freshDB(t), Options{})
+	})
+}

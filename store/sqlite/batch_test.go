@@ -226,8 +226,8 @@ func TestBatchReindexTwice(t *testing.T) {
 // transaction control and the full-text rows included. Each append runs
 // SAVEPOINT, the UID (mailbox look-up included), the usage (quota check
 // included), the message row, the text_docs row, RELEASE, and its
-// text_fts row after the savepoints; the batch adds BEGIN, COMMIT and a
-// status read per mailbox.
+// text_fts and text_words (fuzzy search) rows after the savepoints; the
+// batch adds BEGIN, COMMIT and a status read per mailbox.
 func TestAppendStatements(t *testing.T) {
 	s := openTest(t, t.TempDir(), Options{})
 	mustAccount(t, s, "u", store.Quota{MaxMessages: 1000})
@@ -244,7 +244,7 @@ func TestAppendStatements(t *testing.T) {
 	}
 	// The held request, alone in its batch: BEGIN, COMMIT.
 	got := s.statements.Load() - s0 - 2
-	if want := uint64(n*7 + 3); got != want {
+	if want := uint64(n*8 + 3); got != want {
 		t.Fatalf("%d statements for %d appends in one batch, want %d", got, n, want)
 	}
 	// Alone in its batch, an append runs without a savepoint.
@@ -252,8 +252,8 @@ func TestAppendStatements(t *testing.T) {
 	if err := appendText(s, "u", "alone")(); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.statements.Load() - s0; got != 8 {
-		t.Fatalf("%d statements for an append alone in its batch, want 8", got)
+	if got := s.statements.Load() - s0; got != 9 {
+		t.Fatalf("%d statements for an append alone in its batch, want 9", got)
 	}
 	ftsIntact(t, s)
 }

@@ -87,9 +87,14 @@ func readTextDoc(r io.Reader) textDoc {
 	return textDoc{header: d.Header, body: d.Body, state: textWhole}
 }
 
-// indexText stores the entry of a blob unless it has one (a copy).
+// indexText stores the entry of a blob unless it has one (a copy): in
+// text_fts and, for fuzzy search, text_words (migrationV9).
 func (t *wtx) indexText(blob string, d textDoc) error {
-	res, err := t.exec("INSERT INTO text_docs (blob_id, state) VALUES (?, ?) ON CONFLICT (blob_id) DO NOTHING", blob, d.state)
+	words := 0
+	if d.state != textMissing {
+		words = 1
+	}
+	res, err := t.exec("INSERT INTO text_docs (blob_id, state, words) VALUES (?, ?, ?) ON CONFLICT (blob_id) DO NOTHING", blob, d.state, words)
 	if err != nil {
 		return err
 	}
@@ -104,11 +109,30 @@ func (t *wtx) indexText(blob string, d textDoc) error {
 	return nil
 }
 
-// insertText writes the text_fts entry of text_docs row id; the writer
-// calls it for the queued rows of a batch (flushTexts).
+// insertText writes the entry d of text_docs row id into both indexes
+// (text_fts, and text_words for fuzzy search); the writer calls it for
+// the queued rows of a batch (flushTexts).
 func (t *wtx) insertText(id int64, d textDoc) error {
-	_, err := t.exec("INSERT INTO text_fts (rowid, header, body) VALUES (?, ?, ?)", id, d.header, d.body)
+	if _, err := t.exec("INSERT INTO text_fts (rowid, header, body) VALUES (?, ?, ?)", id, d.header, d.body); err != nil {
+		return err
+	}
+	_, err := t.exec("INSERT INTO text_words (rowid, header, body) VALUES (?, ?, ?)", id, d.header, d.body)
 	return err
+}
+
+// deleteText removes document id from the indexes that hold it.
+func (t *wtx) deleteText(id int64, state, words int) error {
+	if state != textMissing {
+		if _, err := t.exec("DELETE FROM text_fts WHERE rowid = ?", id); err != nil {
+			return err
+		}
+	}
+	if words == 1 {
+		if _, err := t.exec("DELETE FROM text_words WHERE rowid = ?", id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // replaceText sets the entry of a blob that has one (ReindexText); a
@@ -122,8 +146,8 @@ func (t *wtx) fillText(blob string, d textDoc) error { return t.setText(blob, d,
 
 func (t *wtx) setText(blob string, d textDoc, onlyMissing bool) error {
 	var id int64
-	var state int
-	err := t.queryRow("SELECT id, state FROM text_docs WHERE blob_id = ?", blob).Scan(&id, &state)
+	var state, words int
+	err := t.queryRow("SELECT id, state, words FROM text_docs WHERE blob_id = ?", blob).Scan(&id, &state, &words)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
@@ -133,12 +157,14 @@ func (t *wtx) setText(blob string, d textDoc, onlyMissing bool) error {
 	if onlyMissing && state != textMissing {
 		return nil
 	}
-	if state != textMissing {
-		if err := t.unindexText(id); err != nil {
-			return err
-		}
+	if err := t.unindexText(id, state, words); err != nil {
+		return err
 	}
-	if _, err := t.exec("UPDATE text_docs SET state = ? WHERE id = ?", d.state, id); err != nil {
+	words = 0
+	if d.state != textMissing {
+		words = 1
+	}
+	if _, err := t.exec("UPDATE text_docs SET state = ?, words = ? WHERE id = ?", d.state, words, id); err != nil {
 		return err
 	}
 	if d.state != textMissing {
@@ -150,15 +176,15 @@ func (t *wtx) setText(blob string, d textDoc, onlyMissing bool) error {
 // dropText removes the entry of a blob no message names any more.
 func (t *wtx) dropText(blob string) error {
 	var id int64
-	var state int
-	err := t.queryRow("DELETE FROM text_docs WHERE blob_id = ? RETURNING id, state", blob).Scan(&id, &state)
+	var state, words int
+	err := t.queryRow("DELETE FROM text_docs WHERE blob_id = ? RETURNING id, state, words", blob).Scan(&id, &state, &words)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
-	if err != nil || state == textMissing {
+	if err != nil {
 		return err
 	}
-	return t.unindexText(id)
+	return t.unindexText(id, state, words)
 }
 
 // SearchText implements store.TextSearcher: the messages whose blob's

@@ -110,3 +110,26 @@ func (s *Store) OpenMessage(ctx context.Context, account, mailbox string, uid ui
 	}
 	return msgs[0], f, nil
 }
+
+// OpenBlob opens the body stored as blobID (a store.Message.BlobID from
+// a listing) without an index look-up (imap.BlobOpener: a FETCH of a
+// whole message whose listing the server kept, issue 16). The blob is
+// freed with the last message that names it: a blob no longer there is
+// an error wrapping store.ErrNotFound, and the caller must not take a
+// blob that opens as proof that any one message still names it.
+func (s *Store) OpenBlob(ctx context.Context, blobID string) (io.ReadCloser, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := s.blobs.open(blobID)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("sqlite: blob %s: %w", blobID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open blob %s: %w", blobID, err)
+	}
+	return f, nil
+}

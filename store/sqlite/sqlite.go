@@ -137,7 +137,7 @@ var (
 	_ store.AccountsQuerier = (*Store)(nil)
 )
 
-const schemaVersion = 8
+const schemaVersion = 9
 
 // Open opens the store in dir, creating dir and the store if there is
 // none unless [Options.MustExist] is set. Before it writes anything it

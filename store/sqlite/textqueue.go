@@ -33,10 +33,10 @@ func (t *wtx) queueText(id int64, d textDoc) {
 	t.req.texts[id] = &d
 }
 
-// unindexText removes the text_fts entry of text_docs row id, which
-// holds one (its state is not textMissing): off the queue if this batch
-// queued it, else from the table.
-func (t *wtx) unindexText(id int64) error {
+// unindexText removes the index entries of text_docs row id (state
+// and words as the row has them): off the queue if this batch queued
+// them, else from the tables that hold them (deleteText).
+func (t *wtx) unindexText(id int64, state, words int) error {
 	if d, ok := t.req.texts[id]; ok {
 		if d != nil {
 			t.req.texts[id] = nil
@@ -50,8 +50,7 @@ func (t *wtx) unindexText(id int64) error {
 		t.req.texts[id] = nil
 		return nil
 	}
-	_, err := t.exec("DELETE FROM text_fts WHERE rowid = ?", id)
-	return err
+	return t.deleteText(id, state, words)
 }
 
 // keepTexts merges the rows of a request whose savepoint was released

@@ -108,6 +108,10 @@ func (c *Conn) availableCaps() []imap.Cap {
 		// (RFC 5032); see sort.go.
 		c.addSortCaps(&caps, available)
 		c.addContextCaps(&caps, available) // RFC 5267 §4, see context.go
+		// mailyard: SEARCH=FUZZY (RFC 6203), see fuzzy.go.
+		if _, ok := c.session.(SessionFuzzy); ok {
+			addAvailableCaps(&caps, available, []imap.Cap{CapSearchFuzzy})
+		}
 		addAvailableCaps(&caps, available, []imap.Cap{imap.CapWithin, imap.CapSaveDate, imap.CapObjectID, imap.CapPreview})
 		if !c.compressed {
 			addAvailableCaps(&caps, available, []imap.Cap{CapCompressDeflate})

@@ -67,6 +67,9 @@ type ContextRequest struct {
 	// UpdateFetch is UPDATE's fetch attributes (RFC 5465 §7), nil
 	// without them.
 	UpdateFetch *UpdateFetch
+	// Relevancy asks for the relevancy scores of the results (RFC 6203
+	// §4, §6; the session is a SessionFuzzy).
+	Relevancy bool
 }
 
 // ContextResult is the result of a ContextRequest.
@@ -82,6 +85,9 @@ type ContextResult struct {
 	// to date (RFC 5267 §4.3.1): the command answers NO [NOUPDATE]
 	// untagged and still gives the other return options.
 	NoUpdate bool
+	// Scores are the relevancy scores of Nums, one each, when the
+	// request asked for them.
+	Scores []uint32
 }
 
 // SessionContext is an IMAP session which supports CONTEXT=SEARCH and
@@ -189,7 +195,12 @@ func readContextReturnOpt(dec *imapwire.Decoder, name string, o *ContextOptions,
 // searchContext answers a SEARCH (keys nil) or SORT with RFC 5267
 // return options: one ESEARCH response, and an untagged NO [NOUPDATE]
 // when the session refuses to keep the result updated (§4.3.1).
-func (c *Conn) searchContext(tag string, numKind NumKind, keys []SortCriterion, criteria *imap.SearchCriteria, options *imap.SearchOptions, o *ContextOptions) error {
+//
+// relevancy: with RFC 6203's RELEVANCY return option: the scores of the
+// results returned (PARTIAL's, or all of them), in their order. The
+// ADDTO and REMOVEFROM updates of a context carry none (RFC 6203 gives
+// them no place).
+func (c *Conn) searchContext(tag string, numKind NumKind, keys []SortCriterion, criteria *imap.SearchCriteria, options *imap.SearchOptions, o *ContextOptions, relevancy bool) error {
 	sess := c.session.(SessionContext) // contextOptions checked
 	// §4.3: "An attempt to use UPDATE where a tag is already in use
 	// with a previous searching command that itself used UPDATE SHALL
@@ -198,12 +209,12 @@ func (c *Conn) searchContext(tag string, numKind NumKind, keys []SortCriterion, 
 	if o.Update && sess.UpdateActive(tag) {
 		return &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "Tag reuse"}
 	}
-	if !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount && o.Partial == nil {
+	if !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount && o.Partial == nil && !relevancy {
 		options.ReturnAll = true // RFC 4731 §3.1, as for the other SEARCH and SORT
 	}
 	res, err := sess.SearchContext(&ContextRequest{
 		Tag: tag, Kind: numKind, Sort: keys, Criteria: criteria,
-		Update: o.Update, Save: options.ReturnSave, UpdateFetch: o.UpdateFetch,
+		Update: o.Update, Save: options.ReturnSave, UpdateFetch: o.UpdateFetch, Relevancy: relevancy,
 	})
 	if err != nil {
 		return err
@@ -214,7 +225,10 @@ func (c *Conn) searchContext(tag string, numKind NumKind, keys []SortCriterion, 
 	if res.ModSeqs != nil && len(res.ModSeqs) != len(res.Nums) {
 		return errNoData("MODSEQ")
 	}
-	if err := c.writeContextESearch(tag, numKind, res, options, o); err != nil {
+	if relevancy && len(res.Scores) != len(res.Nums) {
+		return errNoData("RELEVANCY")
+	}
+	if err := c.writeContextESearch(tag, numKind, res, options, o, relevancy); err != nil {
 		return err
 	}
 	if o.Update && res.NoUpdate {
@@ -231,7 +245,7 @@ func (c *Conn) searchContext(tag string, numKind NumKind, keys []SortCriterion, 
 // does (§4.4). MODSEQ is the highest of the results returned (RFC 7162
 // §3.1.10): of all of them with ALL, COUNT or PARTIAL's whole, else of
 // MIN and MAX.
-func (c *Conn) writeContextESearch(tag string, numKind NumKind, res *ContextResult, options *imap.SearchOptions, o *ContextOptions) error {
+func (c *Conn) writeContextESearch(tag string, numKind NumKind, res *ContextResult, options *imap.SearchOptions, o *ContextOptions, relevancy bool) error {
 	n := uint32(len(res.Nums))
 	var modSeq uint64
 	note := func(i uint32) {
@@ -265,19 +279,27 @@ func (c *Conn) writeContextESearch(tag string, numKind NumKind, res *ContextResu
 			note(i)
 		}
 	}
+	scores := res.Scores
 	if r := o.Partial; r != nil {
 		lo, hi := r.bounds()
 		enc.SP().Atom("PARTIAL").SP().Special('(').Number(r.First).Special(':').Number(r.Last).SP()
 		if lo > n {
 			enc.Atom("NIL")
+			scores = nil
 		} else {
 			hi = min(hi, n)
 			enc.Atom(orderedSet(res.Nums[lo-1 : hi]))
 			for i := lo - 1; i < hi; i++ {
 				note(i)
 			}
+			if relevancy {
+				scores = scores[lo-1 : hi]
+			}
 		}
 		enc.Special(')')
+	}
+	if relevancy {
+		writeScores(enc, scores) // RFC 6203 §4, §6
 	}
 	if modSeq != 0 {
 		enc.SP().Atom("MODSEQ").SP().ModSeq(modSeq)

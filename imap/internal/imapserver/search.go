@@ -16,13 +16,14 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		return dec.Err()
 	}
 	var (
-		atom     string
-		options  imap.SearchOptions
-		extended bool
-		ctxOpts  = c.contextOptions(false) // mailyard: RFC 5267 §4
+		atom      string
+		options   imap.SearchOptions
+		extended  bool
+		ctxOpts   = c.contextOptions(false) // mailyard: RFC 5267 §4
+		relevancy bool                      // mailyard: RFC 6203 §4, see fuzzy.go
 	)
 	if maybeReadSearchKeyAtom(dec, &atom) && strings.EqualFold(atom, "RETURN") {
-		if err := readSearchReturnOpts(dec, &options, ctxOpts); err != nil {
+		if err := readSearchReturnOpts(dec, &options, ctxOpts, &relevancy); err != nil {
 			return fmt.Errorf("in search-return-opts: %w", err)
 		}
 		if !dec.ExpectSP() {
@@ -52,6 +53,9 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 	if err := c.checkState(imap.ConnStateSelected); err != nil {
 		return err
 	}
+	if err := c.checkRelevancy(relevancy, nil, &criteria); err != nil {
+		return err
+	}
 
 	// mailyard: RFC 7162 §3.1: SEARCH MODSEQ is a CONDSTORE enabling
 	// command.
@@ -63,15 +67,25 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 
 	// mailyard: CONTEXT=SEARCH (RFC 5267 §4), see context.go.
 	if ctxOpts != nil && ctxOpts.any() {
-		return c.searchContext(tag, numKind, nil, &criteria, &options, ctxOpts)
+		return c.searchContext(tag, numKind, nil, &criteria, &options, ctxOpts, relevancy)
 	}
 
 	// If no return option is specified, ALL is assumed
-	if !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount {
+	if !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount && !relevancy {
 		options.ReturnAll = true
 	}
 
-	data, err := c.session.Search(numKind, &criteria, &options)
+	var (
+		data   *imap.SearchData
+		scores []uint32
+		err    error
+	)
+	if relevancy {
+		// mailyard: checkRelevancy made sure the session can.
+		data, scores, err = c.session.(SessionFuzzy).SearchRelevancy(numKind, &criteria, &options)
+	} else {
+		data, err = c.session.Search(numKind, &criteria, &options)
+	}
 	if err != nil {
 		return err
 	}
@@ -95,13 +109,15 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 	}
 
 	if c.enabled.Has(imap.CapIMAP4rev2) || extended {
-		return c.writeESearch(tag, data, &options, numKind)
+		return c.writeESearch(tag, data, &options, numKind, relevancy, scores)
 	} else {
 		return c.writeSearch(data.All, data.ModSeq)
 	}
 }
 
-func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.SearchOptions, numKind NumKind) error {
+// writeESearch writes an ESEARCH response; relevancy: with the scores
+// of RFC 6203 §4.
+func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.SearchOptions, numKind NumKind, relevancy bool, scores []uint32) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()
 
@@ -125,6 +141,9 @@ func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.Sea
 	}
 	if options.ReturnCount {
 		enc.SP().Atom("COUNT").SP().Number(data.Count)
+	}
+	if relevancy {
+		writeScores(enc, scores) // mailyard: RFC 6203 §4
 	}
 	// mailyard: RFC 7162 §3.1.10 (RFC 4731 search-return-data).
 	if data.ModSeq != 0 {
@@ -227,7 +246,9 @@ func readSearchKeys(dec *imapwire.Decoder, criteria *imap.SearchCriteria, atom s
 // readSearchReturnOpts reads SP search-return-opts. ctx, if not nil,
 // takes RFC 5267's return options (mailyard: CONTEXT=SEARCH and
 // CONTEXT=SORT, see context.go); they are unknown options otherwise.
-func readSearchReturnOpts(dec *imapwire.Decoder, options *imap.SearchOptions, ctx *ContextOptions) error {
+// relevancy, if not nil, is set by RFC 6203's RELEVANCY (mailyard: see
+// fuzzy.go).
+func readSearchReturnOpts(dec *imapwire.Decoder, options *imap.SearchOptions, ctx *ContextOptions, relevancy *bool) error {
 	if !dec.ExpectSP() {
 		return dec.Err()
 	}
@@ -253,6 +274,11 @@ func readSearchReturnOpts(dec *imapwire.Decoder, options *imap.SearchOptions, ct
 			options.ReturnCount = true
 		case "SAVE":
 			options.ReturnSave = true
+		case "RELEVANCY":
+			if relevancy == nil {
+				return newClientBugError("unknown SEARCH RETURN option")
+			}
+			*relevancy = true
 		default:
 			return newClientBugError("unknown SEARCH RETURN option")
 		}
@@ -355,7 +381,7 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 			dateCriteria.SentSince = t
 			dateCriteria.SentBefore = t.Add(24 * time.Hour)
 		}
-		criteria.And(&dateCriteria)
+		andCriteria(criteria, &dateCriteria)
 	case "BODY":
 		var body string
 		if !dec.ExpectSP() || !dec.ExpectAString(&body) {
@@ -375,9 +401,9 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 		}
 		switch key {
 		case "LARGER":
-			criteria.And(&imap.SearchCriteria{Larger: n})
+			andCriteria(criteria, &imap.SearchCriteria{Larger: n})
 		case "SMALLER":
-			criteria.And(&imap.SearchCriteria{Smaller: n})
+			andCriteria(criteria, &imap.SearchCriteria{Smaller: n})
 		}
 	case "NOT":
 		if !dec.ExpectSP() {
@@ -413,6 +439,10 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 	case "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE", "SAVEDATESUPPORTED", "EMAILID", "THREADID":
 		// mailyard: SAVEDATE and OBJECTID (RFC 8514, 8474), see msgext.go
 		if err := readSearchExtra(criteria, dec, key); err != nil {
+			return err
+		}
+	case "FUZZY": // mailyard: SEARCH=FUZZY (RFC 6203 §3), see fuzzy.go
+		if err := readFuzzy(criteria, dec); err != nil {
 			return err
 		}
 	case "OLDER", "YOUNGER": // mailyard: WITHIN (RFC 5032), see within.go

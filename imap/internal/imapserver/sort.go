@@ -41,6 +41,9 @@ type SortCriterion struct {
 type SortData struct {
 	Nums   []uint32
 	ModSeq uint64
+	// Scores are the relevancy scores of Nums, one each, when the
+	// criteria have a FUZZY key (RFC 6203 §6, see SessionFuzzy).
+	Scores []uint32
 }
 
 // Thread is one node of a THREAD response (RFC 5256 §4): a message
@@ -98,16 +101,17 @@ func (c *Conn) handleSort(tag string, dec *imapwire.Decoder, numKind NumKind) er
 		return dec.Err()
 	}
 	var (
-		options  imap.SearchOptions
-		extended bool
-		ctxOpts  = c.contextOptions(true) // RFC 5267 §4, see context.go
+		options   imap.SearchOptions
+		extended  bool
+		ctxOpts   = c.contextOptions(true) // RFC 5267 §4, see context.go
+		relevancy bool                     // RFC 6203 §6, see fuzzy.go
 	)
 	var atom string
 	if dec.Atom(&atom) {
 		if !strings.EqualFold(atom, "RETURN") {
 			return newClientBugError("expected RETURN or sort criteria")
 		}
-		if err := readSearchReturnOpts(dec, &options, ctxOpts); err != nil {
+		if err := readSearchReturnOpts(dec, &options, ctxOpts, &relevancy); err != nil {
 			return fmt.Errorf("in sort-return-opts: %w", err)
 		}
 		if options.ReturnSave {
@@ -132,7 +136,7 @@ func (c *Conn) handleSort(tag string, dec *imapwire.Decoder, numKind NumKind) er
 			}
 		}
 		switch k.Key = SortKey(strings.ToUpper(name)); k.Key {
-		case SortArrival, SortCc, SortDate, SortFrom, SortSize, SortSubject, SortTo, SortDisplayFrom, SortDisplayTo:
+		case SortArrival, SortCc, SortDate, SortFrom, SortSize, SortSubject, SortTo, SortDisplayFrom, SortDisplayTo, SortRelevancy:
 		default:
 			return newClientBugError("unknown sort key " + name)
 		}
@@ -156,13 +160,16 @@ func (c *Conn) handleSort(tag string, dec *imapwire.Decoder, numKind NumKind) er
 	if !ok {
 		return newClientBugError("SORT is not supported")
 	}
+	if err := c.checkRelevancy(relevancy, keys, criteria); err != nil {
+		return err
+	}
 	if HasModSeqKey(criteria) {
 		if err := c.enableCondStore(); err != nil {
 			return err
 		}
 	}
 	if ctxOpts != nil && ctxOpts.any() {
-		return c.searchContext(tag, numKind, keys, criteria, &options, ctxOpts)
+		return c.searchContext(tag, numKind, keys, criteria, &options, ctxOpts, relevancy)
 	}
 	data, err := sess.Sort(numKind, keys, criteria)
 	if err != nil {
@@ -172,7 +179,7 @@ func (c *Conn) handleSort(tag string, dec *imapwire.Decoder, numKind NumKind) er
 		return errNoData("SORT")
 	}
 	if extended {
-		return c.writeESort(tag, data, &options, numKind)
+		return c.writeESort(tag, data, &options, numKind, relevancy)
 	}
 	enc := newResponseEncoder(c)
 	defer enc.end()
@@ -206,9 +213,13 @@ func readSearchCriteria(dec *imapwire.Decoder) (*imap.SearchCriteria, error) {
 
 // writeESort writes the ESEARCH response of a SORT with RETURN (RFC 5267
 // §3.2): MIN and MAX are the first and last message in the sort order,
-// ALL every message in that order (only ascending runs as ranges).
-func (c *Conn) writeESort(tag string, data *SortData, options *imap.SearchOptions, numKind NumKind) error {
-	if !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount {
+// ALL every message in that order (only ascending runs as ranges);
+// relevancy: their scores, in that order too (RFC 6203 §6).
+func (c *Conn) writeESort(tag string, data *SortData, options *imap.SearchOptions, numKind NumKind, relevancy bool) error {
+	if relevancy && len(data.Scores) != len(data.Nums) {
+		return errNoData("SORT RELEVANCY")
+	}
+	if !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount && !relevancy {
 		options.ReturnAll = true // RFC 4731 §3.1: RETURN () is RETURN (ALL)
 	}
 	enc := newResponseEncoder(c)
@@ -229,6 +240,9 @@ func (c *Conn) writeESort(tag string, data *SortData, options *imap.SearchOption
 	}
 	if options.ReturnCount {
 		enc.SP().Atom("COUNT").SP().Number(uint32(n))
+	}
+	if relevancy {
+		writeScores(enc, data.Scores)
 	}
 	if data.ModSeq != 0 {
 		enc.SP().Atom("MODSEQ").SP().ModSeq(data.ModSeq)
