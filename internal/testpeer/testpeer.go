@@ -12,6 +12,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -41,7 +44,67 @@ func Require(t testing.TB, program, pkg string) string {
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+//
+// The port comes from below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), from 10000 up: a port the kernel handed
+// out for port 0 could be handed out again, to another test's listener or
+// to any outgoing connection, before the caller binds it (CI once saw
+// `bind: address already in use` that way). Below the range only other
+// callers of FreePort pick ports; each process walks the range from its
+// own starting point and never returns a port twice. Where the range
+// cannot be read (not Linux), the kernel picks, as before.
 func FreePort(t testing.TB) int {
+	t.Helper()
+	portMu.Lock()
+	defer portMu.Unlock()
+	lo, hi := 10000, ephemeralLow()
+	if hi-lo < 1000 {
+		return kernelPort(t)
+	}
+	if portNext == 0 {
+		portNext = lo + (os.Getpid()*7919)%(hi-lo)
+	}
+	for range hi - lo {
+		p := portNext
+		if portNext++; portNext >= hi {
+			portNext = lo
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
+	}
+	t.Fatalf("free port: none free in %d-%d", lo, hi-1)
+	return 0
+}
+
+var (
+	portMu   sync.Mutex
+	portNext int // the next port FreePort tries; 0 before the first call
+)
+
+// ephemeralLow is the first port of the kernel's ephemeral range, or 0
+// when it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// kernelPort is a port the kernel picks for port 0.
+func kernelPort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
