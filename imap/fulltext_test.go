@@ -178,12 +178,39 @@ func nonSyncLiteral(s string) string { return fmt.Sprintf("{%d+}\r\n%s", len(s),
 // server without the index answers by reading every message, also after
 // an expunge.
 func TestFullTextMatchesScan(t *testing.T) {
+	indexMatchesScan(t, "fts", func(rt *rapid.T) string {
+		a, b := nonSyncLiteral(ftsPattern(rt)), nonSyncLiteral(ftsPattern(rt))
+		var key string
+		switch rapid.IntRange(0, 5).Draw(rt, "key") {
+		case 0:
+			key = "BODY " + a
+		case 1:
+			key = "TEXT " + a
+		case 2:
+			key = "BODY " + a + " TEXT " + b
+		case 3:
+			key = "OR BODY " + a + " TEXT " + b
+		case 4:
+			key = "NOT BODY " + a
+		default:
+			key = "TEXT " + a + " UNSEEN"
+		}
+		return "UID SEARCH CHARSET UTF-8 " + key
+	}, slices.Equal[[]string])
+}
+
+// indexMatchesScan delivers random messages (ftsMessage) to a new
+// mailbox per round and checks that the commands query draws give the
+// same answers (same) from the server with the store's indexes as from
+// one that reads every message (indexAndScan), before and after an
+// expunge.
+func indexMatchesScan(t *testing.T, prefix string, query func(rt *rapid.T) string, same func(got, want []string) bool) {
 	e, indexed, scanned := indexAndScan(t)
 	ctx := context.Background()
 	n := 0
 	rapid.Check(t, func(rt *rapid.T) {
 		n++
-		mbox := fmt.Sprintf("fts%d", n)
+		mbox := fmt.Sprintf("%s%d", prefix, n)
 		if _, err := e.st.CreateMailbox(ctx, e.aliceID, mbox, ""); err != nil {
 			rt.Fatal(err)
 		}
@@ -196,25 +223,9 @@ func TestFullTextMatchesScan(t *testing.T) {
 		}
 		compare := func() {
 			for q := rapid.IntRange(1, 6).Draw(rt, "queries"); q > 0; q-- {
-				var key string
-				a, b := nonSyncLiteral(ftsPattern(rt)), nonSyncLiteral(ftsPattern(rt))
-				switch rapid.IntRange(0, 5).Draw(rt, "key") {
-				case 0:
-					key = "BODY " + a
-				case 1:
-					key = "TEXT " + a
-				case 2:
-					key = "BODY " + a + " TEXT " + b
-				case 3:
-					key = "OR BODY " + a + " TEXT " + b
-				case 4:
-					key = "NOT BODY " + a
-				default:
-					key = "TEXT " + a + " UNSEEN"
-				}
-				cmd := "UID SEARCH CHARSET UTF-8 " + key
+				cmd := query(rt)
 				want := scanned.expectOK(cmd)
-				if got := indexed.expectOK(cmd); !slices.Equal(got, want) {
+				if got := indexed.expectOK(cmd); !same(got, want) {
 					rt.Fatalf("%q: with the index %q, by a scan %q", cmd, got, want)
 				}
 			}
