@@ -154,9 +154,7 @@ func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms [
 			SELECT ` + msgCols + `, d.state FROM text_docs d JOIN messages m ON m.blob_id = d.blob_id
 			WHERE m.mailbox = mb.mid AND d.state <> 1`
 	}
-	rows, err := s.pool.Query(ctx, `SELECT mb.mid, x.* FROM
-		(SELECT (SELECT id FROM mailboxes WHERE account = $1 AND name = $2) AS mid FROM accounts WHERE id = $1) mb
-		LEFT JOIN LATERAL (`+q+`) x ON true ORDER BY x.uid`, args...)
+	rows, err := s.pool.Query(ctx, inMailboxByUID(q), args...)
 	if err != nil {
 		return nil, wrapErr("search text", err)
 	}
@@ -293,4 +291,14 @@ func (e *errReader) Read(p []byte) (int, error) {
 		e.err = err
 	}
 	return n, err
+}
+
+// inMailboxByUID wraps q, a query of mailbox mb.mid's rows, so that one
+// statement also tells a missing account ($1) or mailbox ($2) apart: the
+// first column is the mailbox's id (NULL when there is none), and a
+// mailbox without matching rows gives one row of NULLs. Rows by UID.
+func inMailboxByUID(q string) string {
+	return `SELECT mb.mid, x.* FROM
+		(SELECT (SELECT id FROM mailboxes WHERE account = $1 AND name = $2) AS mid FROM accounts WHERE id = $1) mb
+		LEFT JOIN LATERAL (` + q + `) x ON true ORDER BY x.uid`
 }

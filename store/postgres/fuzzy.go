@@ -71,9 +71,7 @@ func (s *Store) SearchFuzzy(ctx context.Context, account, mailbox string, terms 
 			SELECT ` + msgCols + `, d.state, 0 FROM text_docs d JOIN messages m ON m.blob_id = d.blob_id
 			WHERE m.mailbox = mb.mid AND d.state <> 1`
 	}
-	rows, err := s.pool.Query(ctx, `SELECT mb.mid, x.* FROM
-		(SELECT (SELECT id FROM mailboxes WHERE account = $1 AND name = $2) AS mid FROM accounts WHERE id = $1) mb
-		LEFT JOIN LATERAL (`+q+`) x ON true ORDER BY x.uid`, args...)
+	rows, err := s.pool.Query(ctx, inMailboxByUID(q), args...)
 	if err != nil {
 		return nil, wrapErr("search fuzzy", err)
 	}
