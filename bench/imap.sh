@@ -53,6 +53,7 @@
 #   KEEP_WORK=1                                         keep the temp dir
 #   PORT_BASE=n                                         listen only on 127.0.0.1:n..n+99
 #   MAILSERVER=path                                     prebuilt server binary
+#   PPROF=1                                             serve /debug/pprof/ on ours' [http] listener
 #   BACKEND=sqlite|postgres                             our store (bench/pgbackend.sh:
 #                                                       a fresh PostgreSQL database per run)
 #
@@ -76,6 +77,7 @@ DV_PASSWD=${DV_PASSWD:-argon2id}
 ONLY=${ONLY:-}
 KEEP_WORK=${KEEP_WORK:-}
 MAILSERVER=${MAILSERVER:-}
+PPROF=${PPROF:-}
 OLD_LOAD=${OLD_LOAD:-1}
 PROBE_N=${PROBE_N:-200}
 MIX_CLIENTS=${MIX_CLIENTS:-50}
@@ -249,8 +251,16 @@ probe_and_mix() {
   while read -r kind p50 p99; do PR_P50[$side:$kind]=$p50 PR_P99[$side:$kind]=$p99; done \
     < <(sed -n 's/^RESULT kind=\([a-z_0-9]*\) count=[0-9]* p50_ms=\([0-9.]*\) p99_ms=\([0-9.]*\).*/\1 \2 \3/p' "$OUT/$side-probe.txt")
   log "$side: mix ($MIX_CLIENTS clients, ${MIX_DURATION}s, $MIX_ACCOUNTS shared INBOXes)"
+  local prof_pid=
+  if [ -n "$PPROF" ] && [ "$side" = ours ]; then
+    # A CPU profile of the server over the middle of the mix.
+    (sleep 3; curl -s -o "$OUT/ours-mix-cpu.prof" \
+      "http://127.0.0.1:$http_port/debug/pprof/profile?seconds=$(( MIX_DURATION > 10 ? MIX_DURATION - 6 : 4 ))") &
+    prof_pid=$!
+  fi
   "$WORK/imapload" -addr "127.0.0.1:$port" -users "$WORK/accounts" -mix -clients "$MIX_CLIENTS" \
     -duration "${MIX_DURATION}s" -mix-accounts "$MIX_ACCOUNTS" >"$OUT/$side-mix.txt" 2>&1 || ok=
+  [ -z "$prof_pid" ] || wait "$prof_pid" || true
   while read -r kind p50 p99; do MIX_P50[$side:$kind]=$p50 MIX_P99[$side:$kind]=$p99; done \
     < <(sed -n 's/^RESULT kind=\([a-z_0-9]*\) count=[0-9]* p50_ms=\([0-9.]*\) p99_ms=\([0-9.]*\).*/\1 \2 \3/p' "$OUT/$side-mix.txt")
   MIX_CPS[$side]=$(sed -n 's/^TOTAL .*commands_per_s=\([0-9.]*\).*/\1/p' "$OUT/$side-mix.txt")
@@ -381,6 +391,7 @@ listen = "127.0.0.1:$p2"
 listen = "127.0.0.1:$p3"
 [http]
 listen = "127.0.0.1:$p4"
+pprof = $([ -n "$PPROF" ] && echo true || echo false)
 [limits]
 max_conns_per_ip = $((IDLE_CONNS + CLIENTS + 100))
 max_conns = $((IDLE_CONNS + CLIENTS + 100))

@@ -125,6 +125,12 @@ type IMAPConfig struct {
 // CalDAV and CardDAV have their own HTTPS listener, [dav].
 type HTTPConfig struct {
 	Listen string `toml:"listen"`
+	// Pprof serves Go's runtime profiles under /debug/pprof/ on this
+	// listener, for finding where a loaded server's time goes. Off by
+	// default: the profiles show internals and cost CPU while taken, so
+	// turn it on only where the listener is reachable by operators alone
+	// (the default listen address is loopback).
+	Pprof bool `toml:"pprof"`
 }
 
 // LimitsConfig bounds what one client may use.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -355,6 +356,13 @@ func (ls *listeners) listenHTTP(cfg Config, logger *slog.Logger, sh shared) erro
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(sh.reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /healthz", healthHandler(sh.st))
+	if cfg.HTTP.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	ln, err := listenTCP(logger, "http", cfg.HTTP.Listen)
 	if err != nil {
 		return err
