@@ -277,12 +277,13 @@ func (s UIDSet) Contains(uid uint32) bool {
 type AppendOptions struct {
 	Flags        []string
 	InternalDate time.Time // zero means now; its zone is kept
-	// DeferTextIndex is a hint for bulk imports (migrations): the backend
-	// may fill the message's full-text entry (TextSearcher) after Append
-	// returns instead of before. Searches stay exact meanwhile: a message
-	// without an entry is a candidate of every text search and the
-	// caller reads its body. Backends that index in the transaction
-	// ignore it.
+	// DeferTextIndex is a hint for bulk imports (migrations): nobody
+	// waits to search the message soon, so the backend may fill its
+	// full-text entry (TextSearcher) later than a live message's (store/
+	// sqlite: when the store is idle rather than within a second).
+	// Searches stay exact meanwhile: a message without an entry is a
+	// candidate of every text search and the caller reads its body.
+	// Backends that index in the transaction ignore it.
 	DeferTextIndex bool
 }
 

@@ -52,7 +52,7 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 	if err != nil {
 		return nil, err
 	}
-	doc := s.extractText(blob)
+	doc := textDoc{state: textMissing} // filled soon by the indexer (textindexer.go)
 	out := make([]store.Delivered, len(d.Recipients))
 	err = s.write(ctx, func(tx *wtx) error {
 		type target struct {
@@ -126,5 +126,6 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 		return nil, wrapErr("deliver", err)
 	}
 	s.blobs.settle(blob)
+	s.textIdx.added(1, true)
 	return out, nil
 }

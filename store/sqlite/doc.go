@@ -68,16 +68,18 @@
 //
 // # Full-text index
 //
-// Deliver and Append fill a message's full-text entry in the transaction
-// that stores it, except an Append with [store.AppendOptions]
-// DeferTextIndex (the migration tools set it): then a background indexer
-// in the Store fills it afterwards, in batches, when the store has had no
-// write for a moment (at least one batch every 10 s under constant
-// writes), and at Open it picks up entries that earlier processes left,
-// those of messages stored before version 5 included. Until filled, a
-// message is a candidate of every text search, so SEARCH stays exact.
-// Reading and tokenising the text is most of an append's CPU (FTS5's
-// trigram tokenizer: about 3.5 ms per message of the migration benchmark's
-// corpus), which a bulk import no longer waits for; see bench/README.md,
-// "migrate".
+// Deliver and Append store a message with its full-text entry "not
+// indexed yet", and a background indexer in the Store fills it
+// afterwards, in batches of 64, in a write request of its own: live mail
+// as soon as 64 wait or within a second, a bulk import's (an Append with
+// [store.AppendOptions] DeferTextIndex, which the migration tools set)
+// when the store has had no write for a moment (at least one batch every
+// 10 s under constant writes). At Open it picks up entries that earlier
+// processes left, those of messages stored before version 5 included.
+// Until filled, a message is a candidate of every text search, so SEARCH
+// stays exact. Reading and tokenising the text is most of an append's CPU
+// (FTS5's trigram tokenizer: about 3.5 ms per message of the migration
+// benchmark's corpus), which no client waits for any more; see
+// bench/README.md, "migrate" and "imap probe and mix".
+// [Store.IndexPendingText] fills what waits at once.
 package sqlite

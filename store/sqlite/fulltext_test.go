@@ -85,6 +85,7 @@ func TestTextIndexPartial(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	indexNow(t, s)
 	hits, err := s.SearchText(ctx, "u", store.Inbox, []store.TextTerm{{Field: store.TextAll, Value: "needle"}}, nil)
 	if err != nil || len(hits) != 1 || hits[0].UID != 2 || hits[0].Sure {
 		t.Fatalf("SearchText needle: %+v, %v; want maybe [2] (indexed in part)", hits, err)

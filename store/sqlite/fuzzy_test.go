@@ -43,12 +43,14 @@ func TestFuzzyIndexMigrationAndReindex(t *testing.T) {
 	}
 	appendBody("an important message")
 	appendBody("nothing else")
+	indexNow(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	rawDB(t, dir, undoMigrationV9...)
 	s = openTest(t, dir, Options{})
 	appendBody("another mesage")
+	indexNow(t, s)
 	search := func() (sure, unsure []uint32) {
 		t.Helper()
 		hits, err := s.SearchFuzzy(ctx, "u", store.Inbox, []store.TextTerm{{Field: store.TextBody, Value: "message"}}, nil)

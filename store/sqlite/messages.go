@@ -279,13 +279,10 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 	}
 	msg := store.Message{Flags: flags, InternalDate: inStoredZone(date), Size: size, BlobID: blob}
 	doc := textDoc{state: textMissing} // filled by the indexer (textindexer.go)
-	if !opts.DeferTextIndex {
-		doc = s.extractText(blob)
-	}
 	// Four statements in the request's savepoint: the UID (with the
 	// mailbox look-up), the usage (with the quota check), the row and
-	// its full-text entry (whose text_fts row the writer inserts for
-	// the whole batch, textqueue.go).
+	// its full-text entry, "not indexed yet": the background indexer
+	// fills it soon after, in a batch (textindexer.go).
 	err = s.write(ctx, func(tx *wtx) error {
 		mailboxID, uid, modseq, err := tx.appendUID(account, name)
 		if err != nil {
@@ -312,9 +309,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		return store.Message{}, wrapErr("append", err)
 	}
 	s.blobs.settle(blob)
-	if opts.DeferTextIndex {
-		s.textIdx.wake()
-	}
+	s.textIdx.added(1, !opts.DeferTextIndex)
 	return msg, nil
 }
 

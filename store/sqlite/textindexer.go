@@ -6,28 +6,42 @@ import (
 	"time"
 )
 
-// The background text indexer fills the full-text entries that an Append
-// with store.AppendOptions.DeferTextIndex left for later (textMissing
-// rows of text_docs), and those of blobs stored before the index existed.
+// The background text indexer fills the full-text entries that Append
+// and Deliver leave for later (textMissing rows of text_docs), and those
+// of blobs stored before the index existed.
 //
 // Why: reading a message's text back and feeding it to FTS5's trigram
-// tokenizer is most of the CPU of an append (a 20,000-message migration
-// spent 57 s of user time, against about 10 s before the index existed).
-// A bulk import (IMAP and EWS migration) has no reader waiting for the
-// index, so it defers the work; deliveries and IMAP APPEND still index
-// before they are acknowledged. Until its entry is filled, a message is a
-// candidate of every text search and its body is read by the caller
-// (textMissing, see migrationV5), so answers are exact at every moment;
-// only the speed of a search over not yet indexed messages differs.
+// tokenizer, and FTS5's merges of the small index segment every commit
+// writes, are most of an append's CPU, and all of it ran in the single
+// writer goroutine that every write of the store waits for. With 50 IMAP
+// clients writing at once, the index was two thirds of that goroutine's
+// time (profile of `bench/imap.sh` PPROF=1, bench/README.md "imap probe
+// and mix", session 11) and every STORE, COPY and EXPUNGE queued behind
+// it. Until its entry is filled, a message is a candidate of every text
+// search and its body is read by the caller (textMissing, see
+// migrationV5), so answers are exact at every moment; only the speed of a
+// search over not yet indexed messages differs. Dovecot indexes the same
+// way, after the save, in its indexer-worker processes.
 //
-// The indexer yields to writes: it starts a batch only when the store has
-// had no write request for textIdleGap, or when textMaxLag has passed
-// since its last batch (so a store that is never idle still catches up,
-// one batch per textMaxLag). A batch is textBatch blobs, read outside the
-// writer and stored in one write request (one FTS5 flush).
+// Two kinds of entries wait:
+//   - live mail (Deliver, Append without store.AppendOptions
+//     DeferTextIndex) is indexed soon: a batch starts once textBatch such
+//     entries wait, or textSoonLag after the first one, or when the store
+//     has had no write for textIdleGap. Batching is the point: one write
+//     request (one FTS5 segment and its merges) per textBatch messages
+//     instead of one per commit.
+//   - a bulk import's (DeferTextIndex: IMAP and EWS migration) yields to
+//     writes: it is indexed only when the store has had no write for
+//     textIdleGap, or textMaxLag after the last batch (so a store that is
+//     never idle still catches up, one batch per textMaxLag). A copy
+//     that nobody reads yet should not slow itself down by indexing.
+//
+// A batch is textBatch blobs, read outside the writer and stored in one
+// write request (one FTS5 flush).
 const (
 	textBatch    = 64
 	textIdleGap  = 200 * time.Millisecond
+	textSoonLag  = time.Second
 	textMaxLag   = 10 * time.Second
 	textPollIdle = 30 * time.Second // look for work nobody announced (another process's imports)
 )
@@ -36,13 +50,52 @@ const (
 type textIndexer struct {
 	kick      chan struct{} // a deferred entry was committed
 	lastWrite atomic.Int64  // unix nanoseconds of the latest write request
-	done      chan struct{} // closed when the indexer goroutine exits
+	// live counts the entries of live mail committed and not yet
+	// indexed (an estimate: a batch takes whichever entries wait, and
+	// takes its size off).
+	live atomic.Int64
+	done chan struct{} // closed when the indexer goroutine exits
 	// batches counts the batches stored (tests wait on it).
 	batches atomic.Uint64
 }
 
 func newTextIndexer() *textIndexer {
 	return &textIndexer{kick: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// added tells the indexer that n entries were committed for it to fill:
+// live mail (soon) or a bulk import's (when the store is idle).
+func (x *textIndexer) added(n int, live bool) {
+	if live {
+		x.live.Add(int64(n))
+	}
+	x.wake()
+}
+
+// due says whether a batch should start now: lastBatch was the end of
+// the previous one.
+func (x *textIndexer) due(lastBatch time.Time) (bool, time.Duration) {
+	idle := time.Since(time.Unix(0, x.lastWrite.Load()))
+	since := time.Since(lastBatch)
+	live := x.live.Load()
+	if idle >= textIdleGap || since >= textMaxLag || live >= textBatch || (live > 0 && since >= textSoonLag) {
+		return true, 0
+	}
+	wait := textIdleGap - idle
+	if live > 0 {
+		wait = min(wait, textSoonLag-since)
+	}
+	return false, wait
+}
+
+// indexed takes a batch of n entries off the live count.
+func (x *textIndexer) indexed(n int) {
+	for {
+		v := x.live.Load()
+		if x.live.CompareAndSwap(v, max(0, v-int64(n))) {
+			return
+		}
+	}
 }
 
 // wake tells the indexer there is work, without blocking.
@@ -68,22 +121,27 @@ func (s *Store) runTextIndexer(ctx context.Context) {
 		case <-poll.C:
 		}
 		for {
-			// Yield to writes, but never longer than textMaxLag.
+			// Yield to writes, but never longer than textMaxLag (bulk)
+			// or textSoonLag (live mail), and not once a batch of live
+			// mail waits.
 			for {
-				idle := time.Since(time.Unix(0, x.lastWrite.Load()))
-				if idle >= textIdleGap || time.Since(lastBatch) >= textMaxLag {
+				ok, wait := x.due(lastBatch)
+				if ok {
 					break
 				}
-				t := time.NewTimer(textIdleGap - idle)
+				t := time.NewTimer(wait)
 				select {
 				case <-ctx.Done():
 					t.Stop()
 					return
+				case <-x.kick: // more entries: the live count may be due
+					t.Stop()
 				case <-t.C:
 				}
 			}
 			n, err := s.indexPending(ctx, textBatch)
 			lastBatch = time.Now()
+			x.indexed(n)
 			if err != nil {
 				if ctx.Err() == nil {
 					s.log.Warn("full-text indexer", "err", err)
@@ -91,6 +149,7 @@ func (s *Store) runTextIndexer(ctx context.Context) {
 				break
 			}
 			if n < textBatch {
+				x.live.Store(0) // nothing else waits
 				break
 			}
 		}
@@ -136,4 +195,23 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 	}
 	s.textIdx.batches.Add(1)
 	return len(blobs), nil
+}
+
+// IndexPendingText fills every full-text entry that waits for the
+// background indexer now, in batches, and returns how many it filled.
+// Searches are exact without it; it is for benchmarks that time the
+// index, and for an administrator who wants the index complete before a
+// measurement or a backup.
+func (s *Store) IndexPendingText(ctx context.Context) (int, error) {
+	if err := s.checkOpen(); err != nil {
+		return 0, err
+	}
+	total := 0
+	for {
+		n, err := s.indexPending(ctx, textBatch)
+		total += n
+		if err != nil || n < textBatch {
+			return total, wrapErr("index pending text", err)
+		}
+	}
 }

@@ -44,22 +44,27 @@ func searchBody(t *testing.T, s *Store, word string) []store.TextHit {
 	return hits
 }
 
-// TestDeferredTextIndex: an Append with DeferTextIndex is acknowledged
-// before its text is indexed, is found by every search meanwhile (a
-// candidate, not Sure: the caller reads the body), and the background
-// indexer then fills its entry, after which the index narrows and is
-// Sure. An Append without the hint is indexed before it returns.
+// TestDeferredTextIndex: an Append is acknowledged before its text is
+// indexed, is found by every search meanwhile (a candidate, not Sure:
+// the caller reads the body), and the background indexer then fills its
+// entry, after which the index narrows and is Sure. Live mail (an Append
+// without DeferTextIndex) is indexed as soon as the store is idle; a
+// bulk import's with the hint too.
 func TestDeferredTextIndex(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, t.TempDir(), Options{})
 	if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Append(ctx, "u", store.Inbox, strings.NewReader("Subject: a\r\n\r\nindexed at once, alpha\r\n"), store.AppendOptions{}); err != nil {
+	if _, err := s.Append(ctx, "u", store.Inbox, strings.NewReader("Subject: a\r\n\r\nindexed soon, alpha\r\n"), store.AppendOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if hits := searchBody(t, s, "alpha"); len(hits) != 1 || hits[0].UID != 1 {
+		t.Fatalf("plain Append, at once: %+v, want UID 1", hits)
+	}
+	waitIndexed(t, s)
 	if hits := searchBody(t, s, "alpha"); len(hits) != 1 || hits[0].UID != 1 || !hits[0].Sure {
-		t.Fatalf("plain Append: %+v, want UID 1 Sure", hits)
+		t.Fatalf("plain Append, indexed: %+v, want UID 1 Sure", hits)
 	}
 	for _, w := range []string{"bravo", "charlie", "delta"} {
 		if _, err := s.Append(ctx, "u", store.Inbox, strings.NewReader("Subject: b\r\n\r\nlater "+w+"\r\n"), store.AppendOptions{DeferTextIndex: true}); err != nil {
@@ -169,4 +174,52 @@ func TestTextIndexerYieldsToWrites(t *testing.T) {
 		t.Fatalf("%d indexer batches during 2s of continuous writes, want at most 1", got)
 	}
 	waitIndexed(t, s)
+}
+
+// TestTextIndexerLiveMailUnderWrites: live mail (Append without
+// DeferTextIndex, Deliver) is indexed while writes keep coming, in
+// batches (one write request per textBatch messages, not one per
+// append) and without waiting for the store to be idle: every message
+// appended during 3 s of continuous appends is indexed within
+// textSoonLag and a margin of the last one.
+func TestTextIndexerLiveMailUnderWrites(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), Options{})
+	if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	before := s.textIdx.batches.Load()
+	start := time.Now()
+	n := 0
+	for time.Since(start) < 3*time.Second {
+		body := fmt.Sprintf("Subject: m%d\r\n\r\nlive%05d\r\n", n, n)
+		var err error
+		if n%2 == 0 {
+			_, err = s.Append(ctx, "u", store.Inbox, strings.NewReader(body), store.AppendOptions{})
+		} else {
+			_, err = s.Deliver(ctx, store.Delivery{Recipients: []store.Recipient{{Account: "u"}}}, strings.NewReader(body))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	during := s.textIdx.batches.Load() - before
+	if during == 0 {
+		t.Fatalf("no indexer batch during 3s of %d live appends: live mail waited for an idle store", n)
+	}
+	if max := uint64(n/textBatch) + 4; during > max {
+		t.Fatalf("%d indexer batches for %d live appends, want at most %d (batches of %d)", during, n, max, textBatch)
+	}
+	deadline := time.Now().Add(textSoonLag + 5*time.Second)
+	for pendingText(t, s) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d live messages still unindexed %v after the last append", pendingText(t, s), n, textSoonLag+5*time.Second)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if hits := searchBody(t, s, fmt.Sprintf("live%05d", n-1)); len(hits) != 1 || !hits[0].Sure {
+		t.Fatalf("last message: %+v, want one Sure hit", hits)
+	}
+	t.Logf("%d live appends, %d indexer batches during them", n, during)
 }

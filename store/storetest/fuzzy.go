@@ -38,6 +38,7 @@ func RunFuzzySearch(t *testing.T, open func(t *testing.T) store.Store) {
 	for _, m := range fuzzyMessages {
 		appendMsg(t, s, "u", store.Inbox, m)
 	}
+	indexPending(t, s)
 	search := func(terms []store.TextTerm, within store.UIDSet) map[uint32]int {
 		t.Helper()
 		hits, err := fs.SearchFuzzy(ctx, "u", store.Inbox, terms, within)
@@ -125,6 +126,7 @@ func RunFuzzySearch(t *testing.T, open func(t *testing.T) store.Store) {
 	_, err = s.Expunge(ctx, "u", store.Inbox, nil)
 	ok(t, err, "expunge")
 	fresh := appendMsg(t, s, "u", store.Inbox, "Subject: new\r\n\r\nplain words\r\n")
+	indexPending(t, s)
 	eqSlice(t, uidsOf(search(body("zebra"), nil)), nil, "zebra after its message's expunge")
 	eqSlice(t, uidsOf(search(body("plain"), nil)), []uint32{fresh.UID}, "plain")
 	_, err = fs.SearchFuzzy(ctx, "u", "Nope", body("accomodation"), nil)

@@ -29,12 +29,16 @@ import (
 // sets, SearchText returns every message the scan finds, only messages
 // of the mailbox, and Sure only for messages the scan finds; for the
 // messages of well-formed text it returns exactly the scan's, Sure when
-// no term is short, except that a message appended with DeferTextIndex
-// may still be a candidate that is not Sure. The same holds after an expunge and for copies.
+// no term is short, except that a message appended with DeferTextIndex,
+// or any message of a backend that indexes after the call returns (one
+// with IndexPendingText, such as store/sqlite), may still be a candidate
+// that is not Sure until IndexPendingText ran. The same holds after an
+// expunge and for copies.
 func RunTextSearchScan(t *testing.T, open func(t *testing.T) store.Store) {
 	s := open(t)
 	ctx := ctxT(t)
 	ts := searcher(t, s)
+	flusher, later := s.(textIndexFlusher)
 	newAccount(t, s, "scan", store.Quota{})
 	n := 0
 	rapid.Check(t, func(rt *rapid.T) {
@@ -63,9 +67,18 @@ func RunTextSearchScan(t *testing.T, open func(t *testing.T) store.Store) {
 				uid = m.UID
 			}
 			msgs[uid] = newScanMsg(raw, clean)
-			if deferred {
+			if deferred || later {
 				m := msgs[uid]
 				m.deferred = true
+				msgs[uid] = m
+			}
+		}
+		if later && rapid.Bool().Draw(rt, "flush") {
+			if _, err := flusher.IndexPendingText(ctx); err != nil {
+				rt.Fatalf("IndexPendingText: %v", err)
+			}
+			for uid, m := range msgs {
+				m.deferred = false
 				msgs[uid] = m
 			}
 		}
@@ -102,6 +115,13 @@ func RunTextSearchScan(t *testing.T, open func(t *testing.T) store.Store) {
 			compareScan(rt, ctx, ts, box, msgs)
 		}
 	})
+}
+
+// textIndexFlusher is a store whose full-text entries may be filled
+// after Append or Deliver returns; IndexPendingText fills every entry
+// that waits, now.
+type textIndexFlusher interface {
+	IndexPendingText(ctx context.Context) (int, error)
 }
 
 // compareScan runs a few random searches and checks them against the
