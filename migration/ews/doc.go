@@ -193,8 +193,11 @@
 // handler makes it), which is how that handler delivers a local
 // invitation (RFC 6638 §4.1); a response sets its sender's PARTSTAT in
 // the organizer's event; a cancellation marks the event (or the
-// cancelled occurrence) STATUS:CANCELLED. Applying a page again after a
-// crash changes nothing more.
+// cancelled occurrence: its overriding VEVENT, made from the master
+// when there is none) STATUS:CANCELLED and, when the mailbox attends
+// the meeting, replaces the UID's message in the schedule inbox with a
+// METHOD:CANCEL copy of what was cancelled (RFC 6638 §4.1, RFC 5546
+// §3.2.5). Applying a page again after a crash changes nothing more.
 //
 // Messages deleted on the source stay in the target, as with the IMAP
 // collectors, unless MigratorOptions.SourceDeletions is set: then a
@@ -241,7 +244,10 @@
 //     state ("migration.ews.sync"), GetItem of the created and updated
 //     series, mapped as the migrator maps them. The state is written
 //     after each page is applied, so a restart resumes after the last
-//     applied page.
+//     applied page. An Exchange change that cancels an event the
+//     mailbox attends (the organizer cancelled the meeting, or an
+//     instance of it) also puts a METHOD:CANCEL copy into the schedule
+//     inbox, as the migration does for a MeetingCancellation.
 //  3. Mailyard → Exchange (two-way targets): the store's change feed
 //     for the account, and on each poll the collection's sync token
 //     (another process's writes reach only its own SQLite feed), wake a

@@ -226,6 +226,11 @@ func (w *worker) exchangeChanged(ctx context.Context, it Item, r *CycleReport) e
 	if linked {
 		old = &l
 	}
+	if exists {
+		if err := w.deliverCancel(ctx, cur, obj); err != nil {
+			return err
+		}
+	}
 	switch {
 	case linked && !exists && w.twoWay:
 		// Deleted in Mailyard, changed in Exchange: the change wins over
@@ -240,6 +245,29 @@ func (w *worker) exchangeChanged(ctx context.Context, it Item, r *CycleReport) e
 		return w.resolve(ctx, it, obj, cur, old, r)
 	}
 	return w.writeObject(ctx, it.ID, obj, cur, exists, old, r)
+}
+
+// deliverCancel puts a METHOD:CANCEL copy into the schedule inbox when
+// Exchange's version obj of an event the mailbox attends cancels what
+// Mailyard's cur did not have cancelled: the organizer cancelled the
+// meeting, or an instance of it, in Exchange (RFC 6638 §4.1, RFC 5546
+// §3.2.5), as the migration does for a MeetingCancellation. It runs
+// before obj is stored, so that a pass killed in between delivers it
+// again, once.
+func (w *worker) deliverCancel(ctx context.Context, cur, obj store.Object) error {
+	prev, err := ical.NewDecoder(bytes.NewReader(cur.Data)).Decode()
+	if err != nil {
+		return nil // Mailyard's version is no calendar: nothing was known
+	}
+	next, err := ical.NewDecoder(bytes.NewReader(obj.Data)).Decode()
+	if err != nil {
+		return err
+	}
+	events := newlyCancelled(prev, next)
+	if len(events) == 0 || !attendedBy(next, w.p.self()) {
+		return nil
+	}
+	return w.p.deliverITIP(ctx, cancelMessage(next, events), obj.UID, "CANCEL")
 }
 
 // changedSince reports whether Mailyard's object changed since the
