@@ -304,9 +304,10 @@ check(resp.response_type == "Accept" and resp.author.email_address == "carol@exa
       f"response {resp.response_type} {resp.author}")
 check(meetings["MeetingCancellation"].subject == "Canceled: Retro", "cancellation subject")
 step("meeting request, response and cancellation read as exchangelib's meeting item classes")
-# Meeting messages the server makes: alice invites bob and then cancels
-# (CancelCalendarItem); bob's inbox gets a MeetingRequest tied to his own
-# calendar item, then a MeetingCancellation, and his item is cancelled.
+# Meeting messages the server makes: alice invites bob, bob accepts
+# (AcceptItem), alice cancels (CancelCalendarItem); bob's inbox gets a
+# MeetingRequest tied to his own calendar item, alice's a
+# MeetingResponse, bob's a MeetingCancellation, and his item is cancelled.
 ms = EWSDateTime(2026, 8, 3, 14, 0, tzinfo=tz)
 invite = CalendarItem(account=alice, folder=alice.calendar, subject="Interop invite", start=ms,
                       end=ms + datetime.timedelta(hours=1),
@@ -318,11 +319,16 @@ check(len(got) == 1 and type(got[0]).__name__ == "MeetingRequest", f"bob's invit
 mine = bob.calendar.get(id=got[0].associated_calendar_item_id.id)
 check(mine.uid == invite.uid and mine.organizer.email_address == "alice@example.test" and mine.start == ms,
       f"bob's calendar item {mine.uid} {mine.organizer} {mine.start}")
+got[0].accept()  # AcceptItem on the request
+resp = [i for i in alice.inbox.all() if i.subject == "Accepted: Interop invite"]
+check(len(resp) == 1 and type(resp[0]).__name__ == "MeetingResponse" and resp[0].response_type == "Accept",
+      f"alice's response {resp}")
+check(bob.calendar.get(id=mine.id).my_response_type == "Accept", "bob's item after accepting")
 invite.cancel()
 got = [i for i in bob.inbox.all() if i.subject == "Canceled: Interop invite"]
 check(len(got) == 1 and type(got[0]).__name__ == "MeetingCancellation", f"bob's cancellation {got}")
 check(bob.calendar.get(id=mine.id).is_cancelled, "bob's calendar item is not cancelled")
-step("alice invites bob and cancels: MeetingRequest, MeetingCancellation and bob's item made by the server")
+step("alice invites, bob accepts, alice cancels: MeetingRequest, MeetingResponse, MeetingCancellation made by the server")
 try:
     other = account("alice@example.test", config("bob@example.test", BASIC), DELEGATE)
     list(other.inbox.all()[:1])

@@ -66,10 +66,13 @@
 // updated, earlier requests of the UID marked IsOutOfDate; or a
 // MeetingCancellation (with RecurrenceId for an occurrence) with the
 // attendee's item, or occurrence, marked IsCancelled. Attendees
-// removed by an update get a cancellation. Invitations to other
-// addresses are only recorded (Server.Invitations); no copy goes to the
-// organizer's Sent Items, and attendees' answers (AcceptItem and the
-// like) are not modelled.
+// removed by an update get a cancellation. An attendee's AcceptItem,
+// TentativelyAcceptItem or DeclineItem (on the request or on their
+// calendar item) sets their item's MyResponseType (a declined item
+// goes to Deleted Items), takes the UID's requests out of the inbox and
+// gives the organizer a MeetingResponse and the answer in their item's
+// attendee list. Invitations to other addresses are only recorded
+// (Server.Invitations); no copy goes to Sent Items.
 //
 // Not modelled: restrictions beyond equality and substring tests, sort
 // orders (items come in creation order), moving and copying

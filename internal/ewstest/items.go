@@ -322,8 +322,9 @@ func restrict(e *node, p *node) bool {
 
 // createItem implements CreateItem ([MS-OXWSCORE], the CreateItem
 // operation). Meeting invitations are recorded (see Server.Invitations)
-// and delivered to the attendees of this server (meetings.go), as is a
-// CancelCalendarItem's cancellation.
+// and delivered to the attendees of this server (meetings.go), as are a
+// CancelCalendarItem's cancellation and an attendee's answer (AcceptItem,
+// TentativelyAcceptItem, DeclineItem).
 func (s *Server) createItem(req *request) (*node, *ewsError) {
 	send := req.op.get("SendMeetingInvitations")
 	disp := req.op.get("MessageDisposition")
@@ -331,6 +332,10 @@ func (s *Server) createItem(req *request) (*node, *ewsError) {
 	for _, n := range req.op.child("Items").kids() {
 		if n.Local == "CancelCalendarItem" {
 			msgs = append(msgs, responseMessage("CreateItem", s.cancelCalendarItem(req, n), mel("Items")))
+			continue
+		}
+		if _, ok := responseKinds[n.Local]; ok {
+			msgs = append(msgs, responseMessage("CreateItem", s.respond(req, n, disp), mel("Items")))
 			continue
 		}
 		if _, ok := itemClass[n.Local]; !ok {

@@ -252,3 +252,87 @@ func (s *Server) sendUpdate(mb *mailbox, it *item, index int, before []string, n
 		s.sendCancellations(mb, it, 0, removed, now)
 	}
 }
+
+// responseKinds are the response objects an attendee answers a meeting
+// with ([MS-OXWSMTGS] AcceptItemType, TentativelyAcceptItemType,
+// DeclineItemType): the ResponseType each gives and the subject prefix
+// of the MeetingResponse it sends.
+var responseKinds = map[string]struct{ response, prefix string }{
+	"AcceptItem": {"Accept", "Accepted: "}, "TentativelyAcceptItem": {"Tentative", "Tentative: "},
+	"DeclineItem": {"Decline", "Declined: "},
+}
+
+// respond implements an AcceptItem, TentativelyAcceptItem or
+// DeclineItem of CreateItem: ReferenceItemId names the meeting request
+// or the attendee's calendar item. The attendee's item takes the answer
+// as MyResponseType (a declined one goes to Deleted Items), the
+// requests of its UID leave the inbox for Deleted Items, and unless disposition is SaveOnly the
+// organizer, when a mailbox here, gets a MeetingResponse and the answer
+// in the attendee's ResponseType of their item, as the calendar
+// assistant records it.
+func (s *Server) respond(req *request, n *node, disposition string) *ewsError {
+	kind := responseKinds[n.Local]
+	mb, ref, _, err := s.resolveItem(req, n.child("ReferenceItemId"))
+	if err != nil {
+		return err
+	}
+	if ref.props.Local != "MeetingRequest" && ref.props.Local != "CalendarItem" {
+		return errf("ErrorInvalidRequest", "%s refers to neither a meeting request nor a calendar item.", n.Local)
+	}
+	uid := ref.props.text("UID")
+	organizer := ref.props.path("Organizer", "Mailbox").text("EmailAddress")
+	if organizer == "" || strings.EqualFold(organizer, mb.smtp) {
+		return errf("ErrorInvalidRequest", "The organizer cannot respond to their own meeting.")
+	}
+	mine := attendeeItem(mb, uid)
+	del, inbox := mb.byDist["deleteditems"], mb.byDist["inbox"]
+	var answered []*item
+	for _, m := range mb.items {
+		if m.folder == inbox && m.props.Local == "MeetingRequest" && m.props.text("UID") == uid {
+			answered = append(answered, m)
+		}
+	}
+	for _, m := range answered {
+		s.moveItem(mb, m, del, req.now)
+	}
+	if mine != nil {
+		mine.props.set(tel("MyResponseType", kind.response))
+		busy := map[string]string{"Accept": "Busy", "Tentative": "Tentative", "Decline": "Free"}[kind.response]
+		mine.props.set(tel("LegacyFreeBusyStatus", busy))
+		s.touch(mb, mine, []string{"MyResponseType", "LegacyFreeBusyStatus"}, req.now)
+		if kind.response == "Decline" && mine.folder != del {
+			s.moveItem(mb, mine, del, req.now)
+		}
+	}
+	omb := s.mailboxes[strings.ToLower(organizer)]
+	if disposition == "SaveOnly" || omb == nil {
+		return nil
+	}
+	src := ref.props
+	if mine != nil {
+		src = mine.props
+	}
+	msg := el("MeetingResponse", tel("Subject", kind.prefix+src.text("Subject")), organizerNode("Sender", mb),
+		organizerNode("From", mb), tel("IsRead", "false"))
+	if org := attendeeItem(omb, uid); org != nil {
+		for _, list := range []string{"RequiredAttendees", "OptionalAttendees", "Resources"} {
+			for _, a := range org.props.child(list).kids() {
+				if strings.EqualFold(a.path("Mailbox").text("EmailAddress"), mb.smtp) {
+					a.set(tel("ResponseType", kind.response))
+					a.set(tel("LastResponseTime", ewsTime(req.now)))
+				}
+			}
+		}
+		s.touch(omb, org, []string{"RequiredAttendees", "OptionalAttendees", "Resources"}, req.now)
+		msg.Kids = append(msg.Kids, itemIDNode("AssociatedCalendarItemId", org))
+	}
+	msg.Kids = append(msg.Kids, tel("HasBeenProcessed", "true"), tel("ResponseType", kind.response), tel("UID", uid),
+		tel("DateTimeStamp", ewsTime(req.now)), tel("IsOrganizer", "true"))
+	for _, name := range []string{"Start", "End", "Location", "Recurrence", "CalendarItemType"} {
+		if c := src.child(name); c != nil {
+			msg.Kids = append(msg.Kids, c.clone())
+		}
+	}
+	s.addItem(omb, omb.byDist["inbox"], msg, req.now)
+	return nil
+}

@@ -157,3 +157,53 @@ func TestMeetingMessagesSent(t *testing.T) {
 		t.Errorf("recorded invitations: %+v", inv)
 	}
 }
+
+// TestMeetingResponses: an attendee's AcceptItem (on the request) and
+// DeclineItem (on the calendar item) set their item's MyResponseType
+// (a declined item leaves the calendar), take the request out of the
+// inbox, and give the organizer a MeetingResponse and the answer in
+// the attendee's ResponseType of the organizer's item ([MS-OXWSMTGS]).
+func TestMeetingResponses(t *testing.T) {
+	e := newEnv(t, Options{})
+	meeting := func(subject string) string {
+		return e.createItems("alice", "", distinguished("calendar"), `<t:CalendarItem><t:Subject>`+subject+`</t:Subject>`+
+			`<t:Start>2026-07-01T09:00:00Z</t:Start><t:End>2026-07-01T10:00:00Z</t:End><t:RequiredAttendees><t:Attendee><t:Mailbox>`+
+			`<t:EmailAddress>bob@example.test</t:EmailAddress></t:Mailbox></t:Attendee></t:RequiredAttendees></t:CalendarItem>`,
+			`SendMeetingInvitations="SendOnlyToAll"`)[0]
+	}
+	answer := func(kind, ref string) {
+		e.ok("bob", "", `<m:CreateItem MessageDisposition="SendAndSaveCopy"><m:Items><t:`+kind+`><t:ReferenceItemId Id="`+ref+`"/></t:`+kind+`></m:Items></m:CreateItem>`)
+	}
+	bobsAnswer := func(id string) string {
+		return e.getItem("alice", "", itemID(id, ""), "").path("RequiredAttendees", "Attendee").text("ResponseType")
+	}
+
+	plan := meeting("Plan")
+	request := e.inboxMeetings("bob")[0]
+	mine := request.child("AssociatedCalendarItemId").get("Id")
+	answer("AcceptItem", request.child("ItemId").get("Id"))
+	if got := e.inboxMeetings("bob"); len(got) != 0 {
+		t.Errorf("the answered request is still in bob's inbox: %s", dump(got...))
+	}
+	if c := e.getItem("bob", "", itemID(mine, ""), ""); c.text("MyResponseType") != "Accept" {
+		t.Errorf("bob's item: MyResponseType %q", c.text("MyResponseType"))
+	}
+	got := e.inboxMeetings("alice")
+	if len(got) != 1 || got[0].Local != "MeetingResponse" || got[0].text("ResponseType") != "Accept" ||
+		got[0].text("Subject") != "Accepted: Plan" || got[0].path("From", "Mailbox").text("EmailAddress") != "bob@example.test" {
+		t.Fatalf("alice's inbox: %s", dump(got...))
+	}
+	if a := bobsAnswer(plan); a != "Accept" {
+		t.Errorf("bob's ResponseType in alice's item: %q", a)
+	}
+
+	retro := meeting("Retro")
+	mine = e.inboxMeetings("bob")[0].child("AssociatedCalendarItemId").get("Id")
+	answer("DeclineItem", mine)
+	if rc := e.code("bob", "", `<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:ItemIds>`+itemID(mine, "")+`</m:ItemIds></m:GetItem>`); rc != "ErrorItemNotFound" {
+		t.Errorf("bob's declined item is still in his calendar: %s", rc)
+	}
+	if got := e.inboxMeetings("alice"); len(got) != 2 || got[1].text("ResponseType") != "Decline" || bobsAnswer(retro) != "Decline" {
+		t.Errorf("alice after the decline: %s, bob's ResponseType %q", dump(got...), bobsAnswer(retro))
+	}
+}

@@ -32,6 +32,13 @@ var firstItemID = regexp.MustCompile(`<t:ItemId Id="([^"]+)"`)
 // returns the id of the first item in the answer.
 func (s *testServer) asOrganizer(t *testing.T, body string) string {
 	t.Helper()
+	return s.as(t, "bob", "Bob-Pa55", body)
+}
+
+// as runs one EWS operation as a user and returns the id of the first
+// item in the answer.
+func (s *testServer) as(t *testing.T, login, password, body string) string {
+	t.Helper()
 	env := `<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"` +
 		` xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">` +
 		`<soap:Header><t:RequestServerVersion Version="Exchange2016"/></soap:Header><soap:Body>` + body + `</soap:Body></soap:Envelope>`
@@ -40,7 +47,7 @@ func (s *testServer) asOrganizer(t *testing.T, body string) string {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	req.SetBasicAuth("bob", "Bob-Pa55")
+	req.SetBasicAuth(login, password)
 	resp, err := s.hs.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +55,7 @@ func (s *testServer) asOrganizer(t *testing.T, body string) string {
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK || strings.Contains(string(data), `ResponseClass="Error"`) {
-		t.Fatalf("as the organizer: %d %v %s", resp.StatusCode, err, data)
+		t.Fatalf("as %s: %d %v %s", login, resp.StatusCode, err, data)
 	}
 	if m := firstItemID.FindSubmatch(data); m != nil {
 		return string(m[1])
@@ -85,6 +92,39 @@ func (s *testServer) uidOf(t *testing.T, id string) string {
 	return uid
 }
 
+// calendarItemOf is the id of the item of uid in a mailbox's calendar.
+func (s *testServer) calendarItemOf(t *testing.T, mailbox, uid string) string {
+	t.Helper()
+	ctx := t.Context()
+	mb := s.client(t, nil).Mailbox(mailbox)
+	changes, _, _, err := mb.SyncFolderItems(ctx, ews.FolderRef{Distinguished: "calendar"}, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []ews.ItemID
+	for _, c := range changes {
+		ids = append(ids, c.ItemID)
+	}
+	found := ""
+	err = mb.GetItem(ctx, ids, ews.ShapeCalendar, func(it ews.Item) error {
+		if it.CalendarItem != nil && it.CalendarItem.UID == uid {
+			found = it.ID.ID
+		}
+		return it.Err
+	})
+	if err != nil || found == "" {
+		t.Fatalf("no item of %s in %s's calendar: %v", uid, mailbox, err)
+	}
+	return found
+}
+
+// answer makes login answer (AcceptItem, DeclineItem) the meeting
+// whose item in their calendar is id, sending the response.
+func (s *testServer) answer(t *testing.T, login, password, kind, id string) {
+	t.Helper()
+	s.as(t, login, password, `<m:CreateItem MessageDisposition="SendAndSaveCopy"><m:Items><t:`+kind+`><t:ReferenceItemId Id="`+id+`"/></t:`+kind+`></m:Items></m:CreateItem>`)
+}
+
 // methodOf is the METHOD of an iTIP message and the RECURRENCE-ID and
 // STATUS of its one VEVENT.
 func methodOf(cal *ical.Calendar) string {
@@ -107,22 +147,37 @@ func methodOf(cal *ical.Calendar) string {
 }
 
 // TestMeetingsSentByServer: the meeting messages the test server makes
-// when an organizer invites Anna (a MeetingRequest and her tentative
-// calendar item) and then cancels the whole meeting (CancelCalendarItem)
-// and one occurrence of a series (DeleteItem with
-// SendMeetingCancellations) are migrated with their iTIP meaning: the
-// invitations are events with PARTSTAT NEEDS-ACTION and METHOD:REQUEST
-// copies in the schedule inbox, the cancellations mark the event (or
-// the instance) STATUS:CANCELLED and replace the copies with
-// METHOD:CANCEL ones (RFC 6638 §4.1, RFC 5546 §3.2.5). Regression: a
-// cancellation left nothing in the schedule inbox, and an instance's
-// cancellation did not reach the event.
+// are migrated with their iTIP meaning. Bob invites Anna to a meeting
+// and a series (a MeetingRequest and her tentative calendar item each);
+// she accepts the series (her request leaves the inbox); Anna invites
+// Bob, who declines (a MeetingResponse in her inbox). The pending
+// invitation is an event with PARTSTAT NEEDS-ACTION and a
+// METHOD:REQUEST copy in the schedule inbox, the accepted series an
+// ACCEPTED event without one, and Bob is DECLINED in Anna's event.
+// Then Bob cancels the meeting (CancelCalendarItem) and one occurrence
+// of the series (DeleteItem with SendMeetingCancellations): the event
+// (or the instance) is STATUS:CANCELLED and the schedule inbox holds a
+// METHOD:CANCEL copy of each (RFC 6638 §4.1, RFC 5546 §3.2.5).
+// Regression: a cancellation left nothing in the schedule inbox.
 func TestMeetingsSentByServer(t *testing.T) {
 	srv := newTestServer(t, ewstest.Options{})
 	srv.addOrganizer(t)
 	lunch := srv.sendMeeting(t, "Lunch", "")
 	daily := srv.sendMeeting(t, "Daily", dailyThrice)
 	lunchUID, dailyUID := srv.uidOf(t, lunch), srv.uidOf(t, daily)
+	srv.answer(t, "anna", "Anna-Pa55", "AcceptItem", srv.calendarItemOf(t, owner, dailyUID))
+	review := srv.as(t, "anna", "Anna-Pa55", `<m:CreateItem SendMeetingInvitations="SendOnlyToAll"><m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId><m:Items>`+
+		`<t:CalendarItem><t:Subject>Review</t:Subject><t:Start>2026-07-02T13:00:00Z</t:Start><t:End>2026-07-02T14:00:00Z</t:End>`+
+		`<t:RequiredAttendees><t:Attendee><t:Mailbox><t:EmailAddress>`+organizerAddr+`</t:EmailAddress></t:Mailbox></t:Attendee></t:RequiredAttendees>`+
+		`<t:StartTimeZone Id="UTC"/><t:EndTimeZone Id="UTC"/></t:CalendarItem></m:Items></m:CreateItem>`)
+	var reviewUID string
+	if err := srv.client(t, nil).Mailbox(owner).GetItem(t.Context(), []ews.ItemID{{ID: review}}, ews.ShapeCalendar, func(it ews.Item) error {
+		reviewUID = it.CalendarItem.UID
+		return it.Err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv.answer(t, "bob", "Bob-Pa55", "DeclineItem", srv.calendarItemOf(t, organizerAddr, reviewUID))
 
 	st, dir, account := newTarget(t)
 	m, err := ews.NewMigrator(ews.MigratorOptions{Store: st, Directory: dir, Client: srv.client(t, nil)})
@@ -133,18 +188,21 @@ func TestMeetingsSentByServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Meetings != 2 || res.Events != 2 {
-		t.Errorf("first pass: %d meeting messages applied, %d events; want 2 and 2", res.Meetings, res.Events)
+	if res.Meetings != 2 || res.Events != 3 {
+		t.Errorf("first pass: %d meeting messages applied, %d events; want 2 (the request, the response) and 3", res.Meetings, res.Events)
 	}
 	events := objectsByUID(t, st, account, "")
-	for _, uid := range []string{lunchUID, dailyUID} {
-		if events[uid] == nil || partstats(events[uid])[owner] != "NEEDS-ACTION" {
-			t.Errorf("event %s: %v", uid, events[uid])
+	for uid, want := range map[string]string{lunchUID: "NEEDS-ACTION", dailyUID: "ACCEPTED"} {
+		if events[uid] == nil || partstats(events[uid])[owner] != want {
+			t.Errorf("event %s: want %s, got %v", uid, want, events[uid])
 		}
 	}
+	if events[reviewUID] == nil || partstats(events[reviewUID])[organizerAddr] != "DECLINED" {
+		t.Errorf("Anna's own meeting after Bob's answer: %v", events[reviewUID])
+	}
 	inbox := objectsByUID(t, st, account, "inbox")
-	if got := methodOf(inbox[lunchUID]) + ", " + methodOf(inbox[dailyUID]); got != "REQUEST, REQUEST" {
-		t.Errorf("schedule inbox after the invitations: %s", got)
+	if got := methodOf(inbox[lunchUID]) + ", " + methodOf(inbox[dailyUID]); got != "REQUEST, none" || len(inbox) != 1 {
+		t.Errorf("schedule inbox after the invitations: %s (%d messages)", got, len(inbox))
 	}
 
 	srv.asOrganizer(t, `<m:CreateItem MessageDisposition="SendAndSaveCopy"><m:Items><t:CancelCalendarItem><t:ReferenceItemId Id="`+lunch+`"/></t:CancelCalendarItem></m:Items></m:CreateItem>`)
