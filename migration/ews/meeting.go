@@ -350,7 +350,8 @@ func (p *pass) cancellation(ctx context.Context, coll store.Collection, mm *Meet
 // cancelled returns the VEVENT of cal a cancellation of the instance
 // rid (the whole event when nil) is about: the master, or the instance's
 // overriding VEVENT, added to cal from the master when there is none
-// (RFC 5545 §3.8.4.4). It returns nil when cal has no such instance.
+// (RFC 5545 §3.8.4.4). It returns nil when cal has no such instance
+// (nor a series to make it from).
 func cancelled(cal *ical.Calendar, rid *time.Time) *ical.Component {
 	mi := masterIndex(cal)
 	for _, c := range cal.Children {
@@ -362,8 +363,8 @@ func cancelled(cal *ical.Calendar, rid *time.Time) *ical.Component {
 			return c
 		}
 	}
-	if rid == nil || mi < 0 {
-		return nil
+	if rid == nil || mi < 0 || cal.Children[mi].Props.Get(ical.PropRecurrenceRule) == nil && cal.Children[mi].Props.Get(ical.PropRecurrenceDates) == nil {
+		return nil // no series: no instance to override
 	}
 	ev := instanceOf(cal.Children[mi], *rid)
 	if ev != nil {
