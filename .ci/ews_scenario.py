@@ -23,7 +23,7 @@ from exchangelib import (BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Build, C
 from exchangelib.errors import (ErrorAccessDenied, ErrorImpersonateUserDenied, ErrorIrresolvableConflict,
                                 ErrorNonExistentMailbox, ErrorServerBusy)
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
-from exchangelib.items import SEND_TO_NONE
+from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY, SEND_TO_NONE
 from exchangelib.properties import Attendee, Mailbox
 from exchangelib.protocol import BaseProtocol, FailFast
 from exchangelib.recurrence import DeletedOccurrence, Recurrence, WeeklyPattern, RelativeMonthlyPattern
@@ -158,6 +158,15 @@ check(len(mine) == 5, f"view has {len(mine)} instances: {mine}")
 check(("Weekly sync (moved)" in [s for _, s in mine]) and
       EWSDateTime(2026, 4, 13, 11, 0, tzinfo=tz) in [t for t, _ in mine], f"exception in view: {mine}")
 step("weekly series: occurrence 3 moved, occurrence 2 deleted; calendar view expands 5 instances")
+# An attachment of the moved occurrence alone (CreateAttachment on the
+# occurrence's ItemId): the exception lists it, the master does not.
+third.refresh()
+third.attach(FileAttachment(name="day3.txt", content=b"third"))
+third.refresh()
+series.refresh()
+check([a.name for a in third.attachments] == ["day3.txt"] and not series.attachments,
+      f"exception {[a.name for a in third.attachments]}, master {series.attachments}")
+step("an attachment of one occurrence: on the exception only")
 
 # Attachments: a calendar item created with a file attachment (inside
 # CreateItem), one more attached later (CreateAttachment), read back
@@ -295,6 +304,31 @@ check(resp.response_type == "Accept" and resp.author.email_address == "carol@exa
       f"response {resp.response_type} {resp.author}")
 check(meetings["MeetingCancellation"].subject == "Canceled: Retro", "cancellation subject")
 step("meeting request, response and cancellation read as exchangelib's meeting item classes")
+# Meeting messages the server makes: alice invites bob, bob accepts
+# (AcceptItem), alice cancels (CancelCalendarItem); bob's inbox gets a
+# MeetingRequest tied to his own calendar item, alice's a
+# MeetingResponse, bob's a MeetingCancellation, and his item is cancelled.
+ms = EWSDateTime(2026, 8, 3, 14, 0, tzinfo=tz)
+invite = CalendarItem(account=alice, folder=alice.calendar, subject="Interop invite", start=ms,
+                      end=ms + datetime.timedelta(hours=1),
+                      required_attendees=[Attendee(mailbox=Mailbox(email_address="bob@example.test"), response_type="Unknown")])
+invite.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+invite.refresh()
+got = [i for i in bob.inbox.all() if i.subject == "Interop invite"]
+check(len(got) == 1 and type(got[0]).__name__ == "MeetingRequest", f"bob's invitation {got}")
+mine = bob.calendar.get(id=got[0].associated_calendar_item_id.id)
+check(mine.uid == invite.uid and mine.organizer.email_address == "alice@example.test" and mine.start == ms,
+      f"bob's calendar item {mine.uid} {mine.organizer} {mine.start}")
+got[0].accept()  # AcceptItem on the request
+resp = [i for i in alice.inbox.all() if i.subject == "Accepted: Interop invite"]
+check(len(resp) == 1 and type(resp[0]).__name__ == "MeetingResponse" and resp[0].response_type == "Accept",
+      f"alice's response {resp}")
+check(bob.calendar.get(id=mine.id).my_response_type == "Accept", "bob's item after accepting")
+invite.cancel()
+got = [i for i in bob.inbox.all() if i.subject == "Canceled: Interop invite"]
+check(len(got) == 1 and type(got[0]).__name__ == "MeetingCancellation", f"bob's cancellation {got}")
+check(bob.calendar.get(id=mine.id).is_cancelled, "bob's calendar item is not cancelled")
+step("alice invites, bob accepts, alice cancels: MeetingRequest, MeetingResponse, MeetingCancellation made by the server")
 try:
     other = account("alice@example.test", config("bob@example.test", BASIC), DELEGATE)
     list(other.inbox.all()[:1])

@@ -2,7 +2,11 @@
 # Interop: python3-exchangelib (Debian, 4.9) against the EWS test server
 # (internal/ewstest, issue 17 "Must show"): the real client lists folders,
 # reads messages' MIME, creates, updates and deletes calendar items (a
-# series with an exception and a deleted occurrence) and contacts, syncs
+# series with an exception, which gets an attachment of its own, and a
+# deleted occurrence) and contacts, sends a meeting, accepts it as the
+# attendee and cancels it (the server puts a MeetingRequest and a
+# MeetingCancellation into the attendee's inbox, a MeetingResponse into
+# the organizer's, and cancels the attendee's calendar item), syncs
 # items and the hierarchy twice, uses a pull and a streaming
 # subscription (a ConnectionTimeout minute lasts 3 s here), and gets
 # ErrorImpersonateUserDenied, ErrorAccessDenied and ErrorServerBusy where

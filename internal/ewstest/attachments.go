@@ -2,6 +2,7 @@ package ewstest
 
 import (
 	"encoding/base64"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 type attachment struct {
 	id                     string
 	owner                  *item
+	index                  int    // the occurrence it belongs to; 0: the item itself
 	kind                   string // FileAttachment or ItemAttachment
 	name, contentType, cid string
 	inline                 bool
@@ -81,7 +83,57 @@ func (s *Server) takeAttachments(mb *mailbox, it *item, now time.Time) {
 func (s *Server) attach(mb *mailbox, it *item, a *attachment) {
 	a.id, a.owner = s.newID(mb, "A"), it
 	mb.atts[a.id] = a
+	if a.index > 0 {
+		it.cal.atts[a.index] = append(it.cal.atts[a.index], a)
+		return
+	}
 	it.atts = append(it.atts, a)
+}
+
+// attachToOccurrence adds a to occurrence index of it's series. As in
+// Exchange, an occurrence that gets an attachment becomes an exception
+// whose attachments are its own from then on: a copy of the series'
+// attachments at that moment, then its changes ([MS-OXOCAL] §2.2.10,
+// the exception's embedded message has its own attachment table).
+func (s *Server) attachToOccurrence(mb *mailbox, it *item, index int, a *attachment) {
+	c := it.cal
+	c.override(index, it.props.Local)
+	if _, own := c.atts[index]; !own {
+		c.atts[index] = []*attachment{}
+		for _, m := range it.atts {
+			cp := *m
+			cp.index = index
+			s.attach(mb, it, &cp)
+		}
+	}
+	a.index = index
+	s.attach(mb, it, a)
+}
+
+// attachmentsList is the Attachments element listing atts, nil when
+// there are none, and whether one of them is not inline.
+func attachmentsList(atts []*attachment) (*node, bool) {
+	if len(atts) == 0 {
+		return nil, false
+	}
+	list, has := el("Attachments"), false
+	for _, a := range atts {
+		list.Kids = append(list.Kids, a.render(false))
+		has = has || !a.inline
+	}
+	return list, has
+}
+
+// live reports whether a is still attached: its item exists and, for
+// an occurrence's attachment, the occurrence still has it.
+func (a *attachment) live(mb *mailbox) bool {
+	if mb.items[a.owner.id] != a.owner {
+		return false
+	}
+	if a.index == 0 {
+		return true
+	}
+	return a.owner.cal != nil && slices.Contains(a.owner.cal.atts[a.index], a)
 }
 
 // stampAttachments writes the Attachments (without content) and
@@ -90,13 +142,8 @@ func (s *Server) attach(mb *mailbox, it *item, a *attachment) {
 func stampAttachments(it *item) {
 	p := it.props
 	p.remove("Attachments")
-	has := false
-	if len(it.atts) > 0 {
-		list := el("Attachments")
-		for _, a := range it.atts {
-			list.Kids = append(list.Kids, a.render(false))
-			has = has || !a.inline
-		}
+	list, has := attachmentsList(it.atts)
+	if list != nil {
 		p.set(list)
 	}
 	p.set(tel("HasAttachments", boolText(has)))
@@ -145,7 +192,7 @@ func (s *Server) resolveAttachment(req *request, id string) (*mailbox, *attachme
 		return nil, nil, err
 	}
 	a := mb.atts[id]
-	if a == nil || mb.items[a.owner.id] != a.owner {
+	if a == nil || !a.live(mb) {
 		return nil, nil, errf("ErrorInvalidAttachmentId", "The attachment id is invalid or the attachment was deleted.")
 	}
 	return mb, a, nil
@@ -154,15 +201,15 @@ func (s *Server) resolveAttachment(req *request, id string) (*mailbox, *attachme
 // createAttachment implements CreateAttachment ([MS-OXWSATT], the
 // CreateAttachment operation): each file or item attachment is added to
 // the parent item, whose change key moves, one response message each.
+// A parent named by an occurrence's ItemId (ParentItemId is an ItemIdType) is
+// that occurrence, which becomes an exception with attachments of its
+// own (attachToOccurrence).
 func (s *Server) createAttachment(req *request) (*node, *ewsError) {
 	ref := req.op.child("ParentItemId")
 	if ref == nil {
 		return nil, errf("ErrorInvalidIdEmpty", "ParentItemId is missing.")
 	}
 	mb, it, index, err := s.resolveItem(req, ref)
-	if err == nil && index > 0 {
-		err = errf("ErrorInvalidRequest", "Attachments of single occurrences are not supported by this server.")
-	}
 	var msgs []*node
 	for _, n := range req.op.child("Attachments").kids() {
 		if err != nil {
@@ -174,7 +221,11 @@ func (s *Server) createAttachment(req *request) (*node, *ewsError) {
 			msgs = append(msgs, responseMessage("CreateAttachment", aerr))
 			continue
 		}
-		s.attach(mb, it, a)
+		if index > 0 {
+			s.attachToOccurrence(mb, it, index, a)
+		} else {
+			s.attach(mb, it, a)
+		}
 		s.touch(mb, it, []string{"Attachments"}, req.now)
 		msgs = append(msgs, responseMessage("CreateAttachment", nil, mel("Attachments", el(a.kind, a.idNode()))))
 	}
@@ -209,13 +260,11 @@ func (s *Server) deleteAttachment(req *request) (*node, *ewsError) {
 		}
 		it := a.owner
 		delete(mb.atts, a.id)
-		kept := it.atts[:0]
-		for _, b := range it.atts {
-			if b != a {
-				kept = append(kept, b)
-			}
+		if a.index > 0 {
+			it.cal.atts[a.index] = slices.DeleteFunc(it.cal.atts[a.index], func(b *attachment) bool { return b == a })
+		} else {
+			it.atts = slices.DeleteFunc(it.atts, func(b *attachment) bool { return b == a })
 		}
-		it.atts = kept
 		s.touch(mb, it, []string{"Attachments"}, req.now)
 		root := &node{Space: nsMessages, Local: "RootItemId"}
 		root.attr("RootItemId", it.id).attr("RootItemChangeKey", changeKey("I", it.ck))

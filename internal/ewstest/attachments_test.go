@@ -2,6 +2,7 @@ package ewstest
 
 import (
 	"encoding/base64"
+	"strings"
 	"testing"
 )
 
@@ -83,5 +84,62 @@ func TestAttachments(t *testing.T) {
 	}
 	if rc := e.code("alice", "", getAttachment("bm90IGFuIGlk")); rc != "ErrorInvalidIdMalformed" {
 		t.Errorf("malformed id: %s", rc)
+	}
+}
+
+// TestOccurrenceAttachments: CreateAttachment on an occurrence's ItemId
+// makes that occurrence an exception with its own attachments (a copy
+// of the series' and the new one); the master and the other
+// occurrences keep the series' only; DeleteAttachment removes one of
+// the exception's; deleting the occurrence takes its attachments.
+func TestOccurrenceAttachments(t *testing.T) {
+	e := newEnv(t, Options{})
+	rec := `<t:Recurrence><t:DailyRecurrence><t:Interval>1</t:Interval></t:DailyRecurrence><t:NumberedRecurrence><t:StartDate>2026-05-04</t:StartDate><t:NumberOfOccurrences>4</t:NumberOfOccurrences></t:NumberedRecurrence></t:Recurrence>`
+	item := `<t:CalendarItem><t:Subject>Daily</t:Subject><t:Attachments><t:FileAttachment><t:Name>series.txt</t:Name><t:Content>` +
+		base64.StdEncoding.EncodeToString([]byte("for all")) + `</t:Content></t:FileAttachment></t:Attachments>` +
+		`<t:Start>2026-05-04T09:00:00Z</t:Start><t:End>2026-05-04T10:00:00Z</t:End>` + rec +
+		`<t:StartTimeZone Id="UTC"/><t:EndTimeZone Id="UTC"/></t:CalendarItem>`
+	id := e.createItems("alice", "", distinguished("calendar"), item, `SendMeetingInvitations="SendToNone"`)[0]
+	// ParentItemId is an ItemIdType: the occurrence's own ItemId.
+	occID := e.getItem("alice", "", occurrence(id, 2), "").child("ItemId").get("Id")
+	msgs := e.call("alice", "", `<m:CreateAttachment><m:ParentItemId Id="`+occID+`"/>`+
+		`<m:Attachments><t:FileAttachment><t:Name>day2.txt</t:Name><t:Content>`+base64.StdEncoding.EncodeToString([]byte("only day 2"))+
+		`</t:Content></t:FileAttachment></m:Attachments></m:CreateAttachment>`)
+	if len(msgs) != 1 || msgs[0].get("ResponseClass") != "Success" {
+		t.Fatalf("CreateAttachment on an occurrence: %s", dump(msgs...))
+	}
+	names := func(n *node) []string {
+		var out []string
+		for _, a := range n.child("Attachments").kids() {
+			out = append(out, a.text("Name"))
+		}
+		return out
+	}
+	second := e.getItem("alice", "", occurrence(id, 2), "")
+	if got := names(second); second.text("CalendarItemType") != "Exception" || strings.Join(got, ",") != "series.txt,day2.txt" {
+		t.Fatalf("2nd occurrence: %s, attachments %q", second.text("CalendarItemType"), got)
+	}
+	if got := names(e.getItem("alice", "", itemID(id, ""), "")); strings.Join(got, ",") != "series.txt" {
+		t.Errorf("master's attachments: %q", got)
+	}
+	if got := names(e.getItem("alice", "", occurrence(id, 3), "")); strings.Join(got, ",") != "series.txt" {
+		t.Errorf("3rd occurrence's attachments: %q", got)
+	}
+	day2 := second.child("Attachments").Kids[1].child("AttachmentId").get("Id")
+	a := e.ok("alice", "", getAttachment(day2)).path("Attachments", "FileAttachment")
+	if b, _ := base64.StdEncoding.DecodeString(a.text("Content")); string(b) != "only day 2" {
+		t.Fatalf("GetAttachment of the exception's: %s", dump(a))
+	}
+	copied := second.child("Attachments").Kids[0].child("AttachmentId").get("Id")
+	e.ok("alice", "", `<m:DeleteAttachment><m:AttachmentIds><t:AttachmentId Id="`+copied+`"/></m:AttachmentIds></m:DeleteAttachment>`)
+	if got := names(e.getItem("alice", "", occurrence(id, 2), "")); strings.Join(got, ",") != "day2.txt" {
+		t.Errorf("after DeleteAttachment: %q", got)
+	}
+	if got := names(e.getItem("alice", "", itemID(id, ""), "")); strings.Join(got, ",") != "series.txt" {
+		t.Errorf("master's after the exception's deletion: %q", got)
+	}
+	e.ok("alice", "", `<m:DeleteItem DeleteType="HardDelete" SendMeetingCancellations="SendToNone"><m:ItemIds>`+occurrence(id, 2)+`</m:ItemIds></m:DeleteItem>`)
+	if rc := e.code("alice", "", getAttachment(day2)); rc != "ErrorInvalidAttachmentId" {
+		t.Errorf("attachment of a deleted occurrence: %s", rc)
 	}
 }

@@ -27,6 +27,9 @@ type calState struct {
 	key      string // the defining properties it was built from
 	modified map[int]*node
 	deleted  map[int]bool
+	// atts are the attachments of the exceptions that have their own
+	// (attachToOccurrence), by instance index.
+	atts map[int][]*attachment
 }
 
 // windowsZones maps the Windows time zone ids EWS uses (StartTimeZone
@@ -277,10 +280,10 @@ func (s *Server) stampCalendar(mb *mailbox, it *item) {
 		c.key = key
 	}
 	if it.cal != nil && it.cal != c {
-		c.modified, c.deleted = it.cal.modified, it.cal.deleted
+		c.modified, c.deleted, c.atts = it.cal.modified, it.cal.deleted, it.cal.atts
 	}
 	if c.modified == nil {
-		c.modified, c.deleted = map[int]*node{}, map[int]bool{}
+		c.modified, c.deleted, c.atts = map[int]*node{}, map[int]bool{}, map[int][]*attachment{}
 	}
 	// A new start or range may leave fewer occurrences than an old
 	// exception's index.
@@ -292,6 +295,11 @@ func (s *Server) stampCalendar(mb *mailbox, it *item) {
 	for i := range c.deleted {
 		if i > len(c.starts) {
 			delete(c.deleted, i)
+		}
+	}
+	for i := range c.atts {
+		if c.modified[i] == nil {
+			delete(c.atts, i) // the exception is gone, its attachments with it
 		}
 	}
 	it.cal = c
@@ -398,6 +406,7 @@ func (c *calState) reset(fields []string) {
 	if c != nil && slices.Contains(fields, "Recurrence") {
 		clear(c.modified)
 		clear(c.deleted)
+		clear(c.atts)
 	}
 }
 
@@ -420,6 +429,14 @@ func (c *calState) occurrence(it *item, index int) *node {
 			p.set(k.clone())
 		}
 		p.set(tel("CalendarItemType", "Exception"))
+	}
+	if own, ok := c.atts[index]; ok {
+		p.remove("Attachments")
+		list, has := attachmentsList(own)
+		if list != nil {
+			p.set(list)
+		}
+		p.set(tel("HasAttachments", boolText(has)))
 	}
 	sortProps(p)
 	return p

@@ -50,11 +50,32 @@
 // CreateAttachment, listed without content in an item's Attachments
 // (with HasAttachments), read with their content by GetAttachment and
 // removed by DeleteAttachment; each change of an item's attachments
-// moves its change key.
+// moves its change key. CreateAttachment on an occurrence's ItemId
+// makes the occurrence an exception with attachments of its own: a copy
+// of the series' then, and its changes ([MS-OXOCAL] §2.2.10).
+//
+// Meeting messages ([MS-OXWSMTGS]): an organizer's CreateItem with
+// SendMeetingInvitations, UpdateItem with
+// SendMeetingInvitationsOrCancellations and DeleteItem with
+// SendMeetingCancellations (other than SendToNone), and CreateItem of
+// a CancelCalendarItem (which moves the organizer's item to Deleted
+// Items), deliver to each attendee with a mailbox here what Exchange's
+// transport and calendar assistant do: a MeetingRequest
+// (NewMeetingRequest or FullUpdate) with the attendee's tentative
+// calendar item of the UID as AssociatedCalendarItemId, made or
+// updated, earlier requests of the UID marked IsOutOfDate; or a
+// MeetingCancellation (with RecurrenceId for an occurrence) with the
+// attendee's item, or occurrence, marked IsCancelled. Attendees
+// removed by an update get a cancellation. An attendee's AcceptItem,
+// TentativelyAcceptItem or DeclineItem (on the request or on their
+// calendar item) sets their item's MyResponseType (a declined item
+// goes to Deleted Items), takes the UID's requests out of the inbox and
+// gives the organizer a MeetingResponse and the answer in their item's
+// attendee list. Invitations to other addresses are only recorded
+// (Server.Invitations); no copy goes to Sent Items.
 //
 // Not modelled: restrictions beyond equality and substring tests, sort
-// orders (items come in creation order), attachments of single
-// occurrences, moving and copying
+// orders (items come in creation order), moving and copying
 // items by request, folder updates and deletes, push notifications, and iCalendar/vCard MimeContent for calendar items and
 // contacts. Windows time zone ids outside a small table are taken as UTC.
 package ewstest

@@ -320,13 +320,24 @@ func restrict(e *node, p *node) bool {
 	return false
 }
 
-// createItem implements CreateItem ([MS-OXWSCORE], the CreateItem operation). Meeting
-// invitations are recorded (see Server.Invitations), never sent.
+// createItem implements CreateItem ([MS-OXWSCORE], the CreateItem
+// operation). Meeting invitations are recorded (see Server.Invitations)
+// and delivered to the attendees of this server (meetings.go), as are a
+// CancelCalendarItem's cancellation and an attendee's answer (AcceptItem,
+// TentativelyAcceptItem, DeclineItem).
 func (s *Server) createItem(req *request) (*node, *ewsError) {
 	send := req.op.get("SendMeetingInvitations")
 	disp := req.op.get("MessageDisposition")
 	var msgs []*node
 	for _, n := range req.op.child("Items").kids() {
+		if n.Local == "CancelCalendarItem" {
+			msgs = append(msgs, responseMessage("CreateItem", s.cancelCalendarItem(req, n), mel("Items")))
+			continue
+		}
+		if _, ok := responseKinds[n.Local]; ok {
+			msgs = append(msgs, responseMessage("CreateItem", s.respond(req, n, disp), mel("Items")))
+			continue
+		}
 		if _, ok := itemClass[n.Local]; !ok {
 			msgs = append(msgs, responseMessage("CreateItem", errf("ErrorInvalidRequest", "Items of type %s are not supported.", n.Local)))
 			continue
@@ -360,6 +371,9 @@ func (s *Server) createItem(req *request) (*node, *ewsError) {
 		it := s.addItem(mb, f, n.clone(), req.now)
 		if n.Local == "CalendarItem" && send != "SendToNone" {
 			s.invite(mb, it)
+		}
+		if sends(send) && organizes(mb, it) {
+			s.sendRequests(mb, it, 0, "NewMeetingRequest", req.now)
 		}
 		created := el(n.Local, itemIDNode("ItemId", it))
 		if len(it.atts) > 0 {
@@ -430,7 +444,9 @@ func (s *Server) updateItem(req *request) (*node, *ewsError) {
 			fields = updatedFields(ch.child("Updates"))
 			err = it.checkChangeKey(ref.get("ChangeKey"), mode, fields)
 		}
+		var before []string
 		if err == nil {
+			before = attendeeAddrs(it.props)
 			// An ItemChange applies whole or not at all.
 			saved := it.props.clone()
 			var savedOv *node
@@ -447,6 +463,9 @@ func (s *Server) updateItem(req *request) (*node, *ewsError) {
 			continue
 		}
 		s.touch(mb, it, fields, req.now)
+		if sends(req.op.get("SendMeetingInvitationsOrCancellations")) && organizes(mb, it) {
+			s.sendUpdate(mb, it, index, before, req.now)
+		}
 		out := itemIDNode("ItemId", it)
 		if index > 0 {
 			out = tel("ItemId", "").attr("Id", occurrenceID(it, index)).attr("ChangeKey", changeKey("I", it.ck))
@@ -622,6 +641,9 @@ func (s *Server) deleteItem(req *request) (*node, *ewsError) {
 		if err != nil {
 			msgs = append(msgs, responseMessage("DeleteItem", err))
 			continue
+		}
+		if sends(req.op.get("SendMeetingCancellations")) && organizes(mb, it) {
+			s.sendCancellations(mb, it, index, attendeeAddrs(it.props), req.now)
 		}
 		switch {
 		case index > 0:

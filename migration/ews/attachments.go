@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"mime"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-ical"
 )
@@ -102,82 +104,252 @@ func (m *Mailbox) GetAttachment(ctx context.Context, ids ...string) ([]Attachmen
 	return out, nil
 }
 
+// FileAttachment is a file to attach to an item by [Mailbox.CreateAttachment].
+type FileAttachment struct {
+	Name, ContentType string
+	Content           []byte
+}
+
+type createAttachmentMessage struct {
+	responseMessage
+	Attachments struct {
+		List []struct {
+			ID struct {
+				ID            string `xml:"Id,attr"`
+				RootItemID    string `xml:"RootItemId,attr"`
+				RootChangeKey string `xml:"RootItemChangeKey,attr"`
+			} `xml:"AttachmentId"`
+		} `xml:",any"`
+	} `xml:"Attachments"`
+}
+
+// CreateAttachment attaches files to the item parent, in one call
+// ([MS-OXWSATT] §3.1.4.1 CreateAttachment); parent may be an
+// occurrence's ItemId, which makes the occurrence an exception with
+// attachments of its own. It returns the new attachments' ids, in the
+// order of files, and the item's ItemId with the ChangeKey after the
+// last of them (each attachment moves it). A file EWS refused fails
+// the call after the others were attached.
+func (m *Mailbox) CreateAttachment(ctx context.Context, parent ItemID, files ...FileAttachment) ([]string, ItemID, error) {
+	type file struct {
+		Name        string `xml:"t:Name"`
+		ContentType string `xml:"t:ContentType,omitempty"`
+		Content     string `xml:"t:Content"`
+	}
+	req := struct {
+		XMLName xml.Name `xml:"m:CreateAttachment"`
+		Parent  ItemID   `xml:"m:ParentItemId"`
+		Files   []file   `xml:"m:Attachments>t:FileAttachment"`
+	}{Parent: parent}
+	for _, f := range files {
+		req.Files = append(req.Files, file{Name: f.Name, ContentType: f.ContentType, Content: base64.StdEncoding.EncodeToString(f.Content)})
+	}
+	var resp response[*createAttachmentMessage]
+	if err := m.callOK(ctx, req, &resp); err != nil {
+		return nil, ItemID{}, err
+	}
+	var ids []string
+	root := parent
+	for _, msg := range resp.Messages.List {
+		for _, a := range msg.Attachments.List {
+			ids = append(ids, a.ID.ID)
+			if a.ID.RootItemID != "" {
+				root = ItemID{ID: a.ID.RootItemID, ChangeKey: a.ID.RootChangeKey}
+			}
+		}
+	}
+	if len(ids) != len(files) {
+		return ids, root, m.classify(ctx, fmt.Errorf("ews: CreateAttachment sent %d files, got %d ids", len(files), len(ids)))
+	}
+	return ids, root, nil
+}
+
+type deleteAttachmentMessage struct {
+	responseMessage
+	Root struct {
+		ID        string `xml:"RootItemId,attr"`
+		ChangeKey string `xml:"RootItemChangeKey,attr"`
+	} `xml:"RootItemId"`
+}
+
+// DeleteAttachment removes attachments ids from their items, in one
+// call ([MS-OXWSATT] §3.1.4.2 DeleteAttachment), and returns the ItemId
+// and ChangeKey of the item of the last one after its deletion. An
+// attachment deleted before is not an error.
+func (m *Mailbox) DeleteAttachment(ctx context.Context, ids ...string) (ItemID, error) {
+	type attachmentID struct {
+		ID string `xml:"Id,attr"`
+	}
+	req := struct {
+		XMLName xml.Name       `xml:"m:DeleteAttachment"`
+		IDs     []attachmentID `xml:"m:AttachmentIds>t:AttachmentId"`
+	}{}
+	for _, id := range ids {
+		req.IDs = append(req.IDs, attachmentID{id})
+	}
+	var resp response[*deleteAttachmentMessage]
+	if err := m.call(ctx, req, &resp); err != nil {
+		return ItemID{}, err
+	}
+	var root ItemID
+	for _, msg := range resp.Messages.List {
+		if err := msg.err(); err != nil {
+			var e *Error
+			if errors.As(err, &e) && e.Code == "ErrorInvalidAttachmentId" {
+				continue
+			}
+			return root, m.classify(ctx, err)
+		}
+		if msg.Root.ID != "" {
+			root = ItemID{ID: msg.Root.ID, ChangeKey: msg.Root.ChangeKey}
+		}
+	}
+	return root, nil
+}
+
 // attachmentTally counts what became of a series' attachments.
 type attachmentTally struct {
 	copied, skipped int
 }
 
-// attachProps reads the file attachments of a calendar item that fit
-// the limits (MigratorOptions.MaxAttachmentSize each,
-// MaxEventAttachments together, taken in the item's order) and returns
-// them as ATTACH properties with inline binary content (RFC 5545
-// §3.8.1.1: ENCODING=BASE64, VALUE=BINARY, with FMTTYPE and the file
-// name as X-FILENAME, which Apple's and Microsoft's clients read). An
-// attachment over a limit, and an item attachment (an attached e-mail,
-// event or contact, which has no iCalendar form), is skipped, logged
-// with its reason and counted.
-func (p *pass) attachProps(ctx context.Context, ci *CalendarItem, t *attachmentTally) ([]*ical.Prop, error) {
-	if ci == nil || ci.Attachments == nil {
-		return nil, nil
+// eventAttachments are the ATTACH properties of a series: those of its
+// master, and those of each exception that has attachments (by the
+// exception's OriginalStart, its RECURRENCE-ID).
+type eventAttachments struct {
+	master     []*ical.Prop
+	exceptions []exceptionAttachments
+}
+
+type exceptionAttachments struct {
+	originalStart time.Time
+	props         []*ical.Prop
+}
+
+// attachmentSlot is one file attachment of the master (exception -1)
+// or of an exception, on its way into an ATTACH property.
+type attachmentSlot struct {
+	exception int
+	info      AttachmentInfo
+}
+
+// attachProps reads the file attachments of a calendar item and of its
+// exceptions exc (a modified occurrence has attachments of its own in
+// Exchange, [MS-OXOCAL] §2.2.10) that fit the limits
+// (MigratorOptions.MaxAttachmentSize each, MaxEventAttachments for the
+// whole series, taken master first, in the items' order) in one
+// GetAttachment, and returns them as ATTACH properties with inline
+// binary content (RFC 5545 §3.8.1.1: ENCODING=BASE64, VALUE=BINARY,
+// with FMTTYPE and the file name as X-FILENAME, which Apple's and
+// Microsoft's clients read): an overriding VEVENT replaces its instance
+// whole (RFC 5545 §3.8.4.4), so an exception's attachments are in its
+// own VEVENT. An attachment over a limit, and an item attachment (an
+// attached e-mail, event or contact, which has no iCalendar form), is
+// skipped, logged with its reason and counted.
+func (p *pass) attachProps(ctx context.Context, ci *CalendarItem, exc []*CalendarItem, t *attachmentTally) (eventAttachments, error) {
+	var out eventAttachments
+	if ci == nil {
+		return out, nil
 	}
 	opts := p.m.opts
-	skip := func(a AttachmentInfo, reason string) {
+	skip := func(subject string, a AttachmentInfo, reason string) {
 		t.skipped++
-		opts.Logger.Info("ews: calendar attachment not copied", "target", p.job.Target, "event", ci.Subject,
+		opts.Logger.Info("ews: calendar attachment not copied", "target", p.job.Target, "event", subject,
 			"attachment", a.Name, "size", a.Size, "reason", reason)
 	}
-	for _, a := range ci.Attachments.Item {
-		skip(a, "an item attachment (an attached e-mail, event or contact) has no iCalendar form")
+	owners := []*CalendarItem{ci}
+	for _, e := range exc {
+		if e.Attachments != nil && e.OriginalStart != nil {
+			owners = append(owners, e)
+			out.exceptions = append(out.exceptions, exceptionAttachments{originalStart: *e.OriginalStart})
+		}
 	}
+	var slots []attachmentSlot
 	var ids []string
+	seen := map[string]bool{}
 	budget := opts.MaxEventAttachments
-	for _, a := range ci.Attachments.File {
-		switch {
-		case opts.MaxAttachmentSize < 0 || budget < 0:
-			skip(a, "calendar attachments are not copied (MaxAttachmentSize or MaxEventAttachments is negative)")
-		case a.Size > opts.MaxAttachmentSize:
-			skip(a, fmt.Sprintf("larger than MaxAttachmentSize (%d bytes)", opts.MaxAttachmentSize))
-		case a.Size > budget:
-			skip(a, fmt.Sprintf("the event's attachments would exceed MaxEventAttachments (%d bytes)", opts.MaxEventAttachments))
-		default:
-			budget -= a.Size
-			ids = append(ids, a.AttachmentID.ID)
+	for i, o := range owners {
+		if o.Attachments == nil {
+			continue
+		}
+		for _, a := range o.Attachments.Item {
+			skip(o.Subject, a, "an item attachment (an attached e-mail, event or contact) has no iCalendar form")
+		}
+		for _, a := range o.Attachments.File {
+			if why := opts.attachmentOver(a.Size, budget); why != "" {
+				skip(o.Subject, a, why)
+			} else {
+				budget -= a.Size
+				slots = append(slots, attachmentSlot{exception: i - 1, info: a})
+				if id := a.AttachmentID.ID; !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+			}
 		}
 	}
 	if len(ids) == 0 {
-		return nil, nil
+		return out, nil
 	}
 	got, err := p.mb.GetAttachment(ctx, ids...)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	var props []*ical.Prop
+	byID := make(map[string]Attachment, len(got))
+	for i, a := range got {
+		byID[ids[i]] = a
+	}
 	budget = opts.MaxEventAttachments
-	for _, a := range got {
+	for _, sl := range slots {
+		a := byID[sl.info.AttachmentID.ID]
+		subject := owners[sl.exception+1].Subject
 		switch size := int64(len(a.Content)); {
 		case a.Err != nil:
-			skip(a.AttachmentInfo, "GetAttachment: "+a.Err.Error())
+			skip(subject, sl.info, "GetAttachment: "+a.Err.Error())
 			continue
 		case a.Kind != "FileAttachment":
-			skip(a.AttachmentInfo, "not a file attachment")
+			skip(subject, sl.info, "not a file attachment")
 			continue
 		case size > opts.MaxAttachmentSize || size > budget:
 			// The listing said less than the content has.
-			skip(a.AttachmentInfo, fmt.Sprintf("its content (%d bytes) is over the limits", size))
+			skip(subject, sl.info, fmt.Sprintf("its content (%d bytes) is over the limits", size))
 			continue
 		default:
 			budget -= size
 		}
-		prop := &ical.Prop{Name: ical.PropAttach, Params: ical.Params{}}
-		prop.SetBinary(a.Content)
-		prop.Params.Set(ical.ParamFormatType, mediaType(a.ContentType))
-		if name := paramSafe(a.Name); name != "" {
-			prop.Params.Set("X-FILENAME", name)
+		prop := attachProp(a.Name, a.ContentType, a.Content)
+		if sl.exception < 0 {
+			out.master = append(out.master, prop)
+		} else {
+			out.exceptions[sl.exception].props = append(out.exceptions[sl.exception].props, prop)
 		}
-		props = append(props, prop)
 		t.copied++
 	}
-	return props, nil
+	return out, nil
+}
+
+// attachmentOver says why an attachment of size bytes is not copied
+// when budget bytes of MaxEventAttachments are left, "" when it is.
+func (o *MigratorOptions) attachmentOver(size, budget int64) string {
+	switch {
+	case o.MaxAttachmentSize < 0 || budget < 0:
+		return "calendar attachments are not copied (MaxAttachmentSize or MaxEventAttachments is negative)"
+	case size > o.MaxAttachmentSize:
+		return fmt.Sprintf("larger than MaxAttachmentSize (%d bytes)", o.MaxAttachmentSize)
+	case size > budget:
+		return fmt.Sprintf("the event's attachments would exceed MaxEventAttachments (%d bytes)", o.MaxEventAttachments)
+	}
+	return ""
+}
+
+// attachProp is an inline binary ATTACH (RFC 5545 §3.8.1.1) of a file.
+func attachProp(name, contentType string, content []byte) *ical.Prop {
+	prop := &ical.Prop{Name: ical.PropAttach, Params: ical.Params{}}
+	prop.SetBinary(content)
+	prop.Params.Set(ical.ParamFormatType, mediaType(contentType))
+	if name := paramSafe(name); name != "" {
+		prop.Params.Set("X-FILENAME", name)
+	}
+	return prop
 }
 
 // mediaType is ct as an FMTTYPE value (RFC 5545 §3.2.8: type/subtype),
@@ -204,15 +376,27 @@ func paramSafe(s string) string {
 	}, s)
 }
 
-// addToMaster adds props to cal's master VEVENT (the one without
-// RECURRENCE-ID): the attachments of a series belong to it.
-func addToMaster(cal *ical.Calendar, props []*ical.Prop) {
+// add puts atts into cal: the master's into the VEVENT without
+// RECURRENCE-ID, each exception's into the VEVENT whose RECURRENCE-ID is
+// its OriginalStart.
+func (atts eventAttachments) add(cal *ical.Calendar) {
 	for _, c := range cal.Children {
-		if c.Name == ical.CompEvent && c.Props.Get(ical.PropRecurrenceID) == nil {
-			for _, p := range props {
+		if c.Name != ical.CompEvent {
+			continue
+		}
+		rid := c.Props.Get(ical.PropRecurrenceID)
+		if rid == nil {
+			for _, p := range atts.master {
 				c.Props.Add(p)
 			}
-			return
+			continue
+		}
+		for _, e := range atts.exceptions {
+			if sameInstant(rid, e.originalStart) {
+				for _, p := range e.props {
+					c.Props.Add(p)
+				}
+			}
 		}
 	}
 }

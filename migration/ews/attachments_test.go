@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-ical"
 
@@ -135,5 +137,107 @@ func TestCalendarAttachments(t *testing.T) {
 	res, err = m.Sync(t.Context(), testJob)
 	if err != nil || res.Events != 0 || res.Attachments != 0 {
 		t.Errorf("second pass: %+v %v", res, err)
+	}
+}
+
+// eventAttachNames lists, for each VEVENT of the target's calendar
+// objects, its RECURRENCE-ID (or "master") and the X-FILENAME and
+// content of its ATTACH properties.
+func eventAttachNames(t *testing.T, st store.Store, account string) map[string][]string {
+	t.Helper()
+	colls, err := st.ListCollections(t.Context(), account, store.KindCalendar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, c := range colls {
+		objs, err := st.QueryObjects(t.Context(), c.ID, store.ObjectQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			parsed, err := calendar.Parse(o.Data, calendar.Limits{MaxSize: len(o.Data) + 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range parsed.Calendar().Events() {
+				key := "master"
+				if rid := ev.Props.Get(ical.PropRecurrenceID); rid != nil {
+					key = rid.Value
+				}
+				for _, a := range ev.Props.Values(ical.PropAttach) {
+					data, _ := a.Binary()
+					out[key] = append(out[key], a.Params.Get("X-FILENAME")+"="+string(data))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestOccurrenceAttachmentsMigrated: a modified occurrence with its own
+// attachments (in Exchange an exception has its own attachment table)
+// gets them in its overriding VEVENT; the master's stay in the master;
+// MaxEventAttachments bounds the whole series. Regression: the
+// exceptions' attachments were not read at all.
+func TestOccurrenceAttachmentsMigrated(t *testing.T) {
+	srv := newTestServer(t, ewstest.Options{})
+	rec := `<Recurrence><DailyRecurrence><Interval>1</Interval></DailyRecurrence><NumberedRecurrence><StartDate>2026-06-01</StartDate><NumberOfOccurrences>4</NumberOfOccurrences></NumberedRecurrence></Recurrence>`
+	id, err := srv.ews.AddItem(owner, "calendar", `<CalendarItem><Subject>Daily</Subject><Attachments>`+
+		fileAttachment("series.txt", "text/plain", []byte("for every day"))+`</Attachments>`+
+		`<Start>2026-06-01T09:00:00Z</Start><End>2026-06-01T10:00:00Z</End>`+rec+`<StartTimeZone Id="UTC"/><EndTimeZone Id="UTC"/></CalendarItem>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	mb := srv.client(t, nil).Mailbox(owner)
+	// The second and third occurrences get files of their own.
+	for i, file := range []string{"day2.txt", "day3.bin"} {
+		if _, err := mb.UpdateOccurrence(ctx, id, i+2, ews.CalendarItem{Subject: "Daily " + file}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var occs []ews.Occurrence
+	if err := mb.GetItem(ctx, []ews.ItemID{{ID: id}}, ews.ShapeCalendar, func(it ews.Item) error {
+		occs = it.CalendarItem.ModifiedOccurrences.Occurrence
+		return it.Err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(occs) != 2 {
+		t.Fatalf("%d modified occurrences", len(occs))
+	}
+	if _, _, err := mb.CreateAttachment(ctx, *occs[0].ItemID, ews.FileAttachment{Name: "day2.txt", ContentType: "text/plain", Content: []byte("second day")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := mb.CreateAttachment(ctx, *occs[1].ItemID, ews.FileAttachment{Name: "day3.bin", Content: bytes.Repeat([]byte{'3'}, 100)}); err != nil {
+		t.Fatal(err)
+	}
+
+	st, dir, account := newTarget(t)
+	logs := &logRecords{}
+	// Room for the master's file (13 bytes), the second day's copy of
+	// it and its own (10), not for the third day's own 100 bytes.
+	m, err := ews.NewMigrator(ews.MigratorOptions{Store: st, Directory: dir, Client: srv.client(t, nil),
+		MaxAttachmentSize: 1000, MaxEventAttachments: 13*3 + 10, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Sync(ctx, testJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rid := func(i int) string { return time.Date(2026, 6, i, 9, 0, 0, 0, time.UTC).Format("20060102T150405Z") }
+	got := eventAttachNames(t, st, account)
+	want := map[string][]string{
+		"master": {"series.txt=for every day"},
+		rid(2):   {"series.txt=for every day", "day2.txt=second day"},
+		rid(3):   {"series.txt=for every day"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ATTACH by VEVENT:\n got %q\nwant %q", got, want)
+	}
+	if res.Attachments != 4 || res.AttachmentsSkipped != 1 || len(logs.matching("attachment=day3.bin size=100 reason=the event's attachments would exceed")) != 1 {
+		t.Errorf("%d copied, %d skipped; want 4, 1; log %q", res.Attachments, res.AttachmentsSkipped, logs.matching("attachment"))
 	}
 }

@@ -62,16 +62,25 @@
 // CLASS, LegacyFreeBusyStatus as TRANSP (and X-MICROSOFT-CDO-BUSYSTATUS,
 // which keeps Tentative and OOF), IsCancelled as STATUS and the UID.
 //
-// Attachments: the migrator reads a calendar item's file attachments by
-// GetAttachment ([MS-OXWSATT]) and puts those within
-// MigratorOptions.MaxAttachmentSize each and MaxEventAttachments
-// together (10 MiB each by default, taken in the item's order) into
-// the master VEVENT as ATTACH;ENCODING=BASE64;VALUE=BINARY with FMTTYPE
-// and X-FILENAME (RFC 5545 §3.8.1.1). One over a limit, and an item
-// attachment (an attached e-mail, event or contact), is left out,
-// logged with its reason and counted (Result.AttachmentsSkipped). The
-// two-way sync sends no attachment to Exchange; an update from
-// Mailyard leaves the Exchange item's attachments as they are.
+// Attachments: the migrator reads a calendar item's file attachments,
+// and those of its modified occurrences (an exception has attachments
+// of its own in Exchange), by one GetAttachment ([MS-OXWSATT]) and puts
+// those within MigratorOptions.MaxAttachmentSize each and
+// MaxEventAttachments for the whole series (10 MiB each by default,
+// taken master first, in the items' order) into the master VEVENT, or
+// the exception's overriding VEVENT, as
+// ATTACH;ENCODING=BASE64;VALUE=BINARY with FMTTYPE and X-FILENAME (RFC
+// 5545 §3.8.1.1). One over a limit, and an item attachment (an attached
+// e-mail, event or contact), is left out, logged with its reason and
+// counted (Result.AttachmentsSkipped). The two-way sync copies
+// attachments both ways within SyncerOptions.MaxAttachmentSize and
+// MaxEventAttachments: Exchange's as the migration does, and the
+// inline ATTACH properties of a master VEVENT to Exchange after each
+// create or update from Mailyard: an ATTACH Exchange lacks (same name
+// and content) by CreateAttachment, a copied Exchange file the event
+// no longer has by DeleteAttachment ([MS-OXWSATT]). Item attachments
+// and files over the limits, which never reached Mailyard, stay in
+// Exchange; an ATTACH by URI is not sent.
 //
 // Time zones: a Windows zone id becomes its IANA zone by CLDR's
 // windowsZones table (embedded, territory 001); an id CLDR does not know
@@ -184,8 +193,11 @@
 // handler makes it), which is how that handler delivers a local
 // invitation (RFC 6638 §4.1); a response sets its sender's PARTSTAT in
 // the organizer's event; a cancellation marks the event (or the
-// cancelled occurrence) STATUS:CANCELLED. Applying a page again after a
-// crash changes nothing more.
+// cancelled occurrence: its overriding VEVENT, made from the master
+// when there is none) STATUS:CANCELLED and, when the mailbox attends
+// the meeting, replaces the UID's message in the schedule inbox with a
+// METHOD:CANCEL copy of what was cancelled (RFC 6638 §4.1, RFC 5546
+// §3.2.5). Applying a page again after a crash changes nothing more.
 //
 // Messages deleted on the source stay in the target, as with the IMAP
 // collectors, unless MigratorOptions.SourceDeletions is set: then a
@@ -232,7 +244,10 @@
 //     state ("migration.ews.sync"), GetItem of the created and updated
 //     series, mapped as the migrator maps them. The state is written
 //     after each page is applied, so a restart resumes after the last
-//     applied page.
+//     applied page. An Exchange change that cancels an event the
+//     mailbox attends (the organizer cancelled the meeting, or an
+//     instance of it) also puts a METHOD:CANCEL copy into the schedule
+//     inbox, as the migration does for a MeetingCancellation.
 //  3. Mailyard → Exchange (two-way targets): the store's change feed
 //     for the account, and on each poll the collection's sync token
 //     (another process's writes reach only its own SQLite feed), wake a
@@ -277,7 +292,7 @@
 // other than VEVENTs stay in Mailyard (counted as skipped); an
 // occurrence carries its subject, body, location, times, reminder,
 // categories, sensitivity and free/busy status to Exchange, not other
-// properties of its own; only the default calendar is synced;
+// properties of its own (nor its attachments); only the default calendar is synced;
 // each job polls its own pull subscription (no streaming subscription
 // shared by many mailboxes).
 //

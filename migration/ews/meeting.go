@@ -241,20 +241,31 @@ func (p *pass) invitation(ctx context.Context, coll store.Collection, mm *Meetin
 	default:
 		return err
 	}
+	return p.deliverITIP(ctx, cal, mm.UID, "REQUEST")
+}
+
+// deliverITIP puts cal as an iTIP message of method (RFC 5546 §1.4:
+// the calendar with METHOD) into the schedule inbox, as the CalDAV
+// handler delivers a local one (RFC 6638 §4.1): replacing the earlier
+// message of the UID, and leaving the inbox as it is when it holds this
+// very message (a page applied again).
+func (p *pass) deliverITIP(ctx context.Context, cal *ical.Calendar, uid, method string) error {
 	inbox, err := p.scheduleInbox(ctx)
 	if err != nil {
 		return err
 	}
-	// The iTIP message is the event with METHOD (RFC 5546 §1.4), which a
-	// stored calendar object may not have (RFC 4791 §4.1): its bounds
-	// are the event's.
-	o, err := calendarObject(cal, mm.UID)
+	// A stored calendar object may not have METHOD (RFC 4791 §4.1): the
+	// bounds are computed without it.
+	o, err := calendarObject(cal, uid)
 	if err != nil {
 		return err
 	}
-	cal.Props.SetText(ical.PropMethod, "REQUEST")
+	cal.Props.SetText(ical.PropMethod, method)
 	if o.Data, err = Encode(cal); err != nil {
 		return err
+	}
+	if have, err := p.m.opts.Store.ObjectByUID(ctx, inbox.ID, uid); err == nil && string(have.Data) == string(o.Data) {
+		return nil
 	}
 	_, err = p.putObject(ctx, inbox, o)
 	return err
@@ -291,25 +302,160 @@ func (p *pass) response(ctx context.Context, coll store.Collection, mm *MeetingM
 	})
 }
 
-// cancellation marks the cancelled event (or the cancelled occurrence's
-// overriding VEVENT) STATUS:CANCELLED.
+// cancellation marks the cancelled event (or the cancelled occurrence:
+// its overriding VEVENT, made from the master when it has none)
+// STATUS:CANCELLED, and, for a meeting the mailbox attends, puts a
+// METHOD:CANCEL copy of what was cancelled into the schedule inbox, as
+// the CalDAV handler delivers a local cancellation (RFC 6638 §4.1, RFC
+// 5546 §3.2.5). The copy goes first, so that a pass killed between the
+// two writes both again; a copy the inbox holds already is not written
+// again.
 func (p *pass) cancellation(ctx context.Context, coll store.Collection, mm *MeetingMessage) error {
-	return p.editEvent(ctx, coll, mm.UID, func(cal *ical.Calendar) bool {
-		changed := false
-		for _, c := range cal.Children {
-			if c.Name != ical.CompEvent {
-				continue
-			}
-			rid := c.Props.Get(ical.PropRecurrenceID)
-			if mm.RecurrenceID == nil && rid == nil || mm.RecurrenceID != nil && rid != nil && sameInstant(rid, *mm.RecurrenceID) {
-				if s := c.Props.Get(ical.PropStatus); s == nil || s.Value != "CANCELLED" {
-					c.Props.SetText(ical.PropStatus, "CANCELLED")
-					changed = true
-				}
+	cur, err := p.m.opts.Store.ObjectByUID(ctx, coll.ID, mm.UID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cal, err := ical.NewDecoder(strings.NewReader(string(cur.Data))).Decode()
+	if err != nil {
+		return fmt.Errorf("event %s: %w", mm.UID, err)
+	}
+	ev := cancelled(cal, mm.RecurrenceID)
+	if ev == nil {
+		return nil
+	}
+	if attendedBy(cal, p.self()) {
+		// Also when the event is cancelled already: the calendar
+		// migration brought Exchange's IsCancelled before this message
+		// was applied.
+		if err := p.deliverITIP(ctx, cancelMessage(cal, []*ical.Component{ev}), mm.UID, "CANCEL"); err != nil {
+			return err
+		}
+	}
+	if s := ev.Props.Get(ical.PropStatus); s != nil && s.Value == "CANCELLED" {
+		return nil // applied before
+	}
+	ev.Props.SetText(ical.PropStatus, "CANCELLED")
+	o, err := calendarObject(cal, mm.UID)
+	if err != nil {
+		return err
+	}
+	o.Name = cur.Name
+	_, err = p.m.opts.Store.PutObject(ctx, coll.ID, o, store.PutOptions{IfMatch: cur.ETag})
+	return err
+}
+
+// cancelled returns the VEVENT of cal a cancellation of the instance
+// rid (the whole event when nil) is about: the master, or the instance's
+// overriding VEVENT, added to cal from the master when there is none
+// (RFC 5545 §3.8.4.4). It returns nil when cal has no such instance
+// (nor a series to make it from).
+func cancelled(cal *ical.Calendar, rid *time.Time) *ical.Component {
+	mi := masterIndex(cal)
+	for _, c := range cal.Children {
+		if c.Name != ical.CompEvent {
+			continue
+		}
+		r := c.Props.Get(ical.PropRecurrenceID)
+		if rid == nil && r == nil || rid != nil && r != nil && sameInstant(r, *rid) {
+			return c
+		}
+	}
+	if rid == nil || mi < 0 || cal.Children[mi].Props.Get(ical.PropRecurrenceRule) == nil && cal.Children[mi].Props.Get(ical.PropRecurrenceDates) == nil {
+		return nil // no series: no instance to override
+	}
+	ev := instanceOf(cal.Children[mi], *rid)
+	if ev != nil {
+		cal.Children = append(cal.Children, ev)
+	}
+	return ev
+}
+
+// instanceOf is an overriding VEVENT of the instance of master that
+// starts at rid: the master's properties without its recurrence, with
+// RECURRENCE-ID and DTSTART at rid (in the master's DTSTART form) and
+// the master's duration. It returns nil when the master's times are
+// unreadable.
+func instanceOf(master *ical.Component, rid time.Time) *ical.Component {
+	start, loc, allDay, err := readTime(master.Props.Get(ical.PropDateTimeStart))
+	if err != nil {
+		return nil
+	}
+	var dur time.Duration
+	if end, _, _, err := readTime(master.Props.Get(ical.PropDateTimeEnd)); err == nil {
+		dur = end.Sub(start)
+	}
+	z := zoneRef{loc: loc}
+	if p := master.Props.Get(ical.PropDateTimeStart); p != nil {
+		z.tzid = p.Params.Get(ical.ParamTimezoneID)
+	}
+	if z.tzid == "" {
+		z.loc = time.UTC
+	}
+	ev := ical.NewComponent(ical.CompEvent)
+	for name, ps := range master.Props {
+		switch name {
+		case ical.PropRecurrenceRule, ical.PropRecurrenceDates, ical.PropExceptionDates, ical.PropDateTimeStart,
+			ical.PropDateTimeEnd, ical.PropDuration:
+			continue
+		}
+		ev.Props[name] = append([]ical.Prop(nil), ps...)
+	}
+	ev.Children = master.Children
+	ev.Props.Set(timeProp(ical.PropRecurrenceID, rid, z, allDay))
+	ev.Props.Set(timeProp(ical.PropDateTimeStart, rid, z, allDay))
+	ev.Props.Set(timeProp(ical.PropDateTimeEnd, rid.Add(dur), z, allDay))
+	return ev
+}
+
+// attendedBy reports whether self is an attendee of cal's meeting, not
+// its organizer: the one who gets the organizer's iTIP messages.
+func attendedBy(cal *ical.Calendar, self string) bool {
+	if self == "" {
+		return false
+	}
+	for _, c := range cal.Children {
+		if c.Name != ical.CompEvent {
+			continue
+		}
+		org := c.Props.Get(ical.PropOrganizer)
+		if org == nil || strings.EqualFold(addressOf(org).EmailAddress, self) {
+			return false
+		}
+		for _, a := range c.Props.Values(ical.PropAttendee) {
+			if strings.EqualFold(addressOf(&a).EmailAddress, self) {
+				return true
 			}
 		}
-		return changed
-	})
+	}
+	return false
+}
+
+// cancelMessage is the iTIP CANCEL of events (RFC 5546 §3.2.5): the
+// calendar's properties and time zones, and each event with
+// STATUS:CANCELLED (the whole meeting when one is the master, an
+// instance when it has a RECURRENCE-ID).
+func cancelMessage(cal *ical.Calendar, events []*ical.Component) *ical.Calendar {
+	msg := ical.NewCalendar()
+	for name, ps := range cal.Props {
+		msg.Props[name] = append([]ical.Prop(nil), ps...)
+	}
+	for _, c := range cal.Children {
+		if c.Name == ical.CompTimezone {
+			msg.Children = append(msg.Children, c)
+		}
+	}
+	for _, ev := range events {
+		cp := ical.NewComponent(ical.CompEvent)
+		for name, ps := range ev.Props {
+			cp.Props[name] = append([]ical.Prop(nil), ps...)
+		}
+		cp.Props.SetText(ical.PropStatus, "CANCELLED")
+		msg.Children = append(msg.Children, cp)
+	}
+	return msg
 }
 
 func sameInstant(p *ical.Prop, t time.Time) bool {
@@ -377,4 +523,42 @@ func (p *pass) scheduleInbox(ctx context.Context) (store.Collection, error) {
 		return st.Collection(ctx, p.account, store.KindCalendar, scheduleInboxName)
 	}
 	return c, err
+}
+
+// newlyCancelled lists the VEVENTs of next that are STATUS:CANCELLED
+// and were not in prev (matched by RECURRENCE-ID, the master by its
+// absence): what an organizer's cancellation in Exchange changed in an
+// event Mailyard had.
+func newlyCancelled(prev, next *ical.Calendar) []*ical.Component {
+	isCancelled := func(c *ical.Component) bool {
+		s := c.Props.Get(ical.PropStatus)
+		return s != nil && strings.EqualFold(s.Value, "CANCELLED")
+	}
+	var out []*ical.Component
+	for _, c := range next.Children {
+		if c.Name != ical.CompEvent || !isCancelled(c) {
+			continue
+		}
+		rid := c.Props.Get(ical.PropRecurrenceID)
+		was := false
+		for _, o := range prev.Children {
+			if o.Name != ical.CompEvent {
+				continue
+			}
+			orid := o.Props.Get(ical.PropRecurrenceID)
+			if rid == nil && orid == nil || rid != nil && orid != nil && sameRecurrence(rid, orid) {
+				was = isCancelled(o)
+			}
+		}
+		if !was {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// sameRecurrence reports whether two RECURRENCE-IDs name one instance.
+func sameRecurrence(a, b *ical.Prop) bool {
+	t, _, _, err := readTime(b)
+	return err == nil && sameInstant(a, t)
 }

@@ -84,9 +84,12 @@ func master(cal *ical.Calendar) *ical.Component {
 // none, with PARTSTAT NEEDS-ACTION, and a METHOD:REQUEST copy in the
 // schedule inbox), an answered one or one in Deleted Items is not; a
 // response sets its sender's PARTSTAT in the organizer's event; a
-// cancellation cancels the event; and every meeting message is mail
-// too. A second pass changes nothing. Regression: meeting messages were
-// neither mail nor scheduling.
+// cancellation cancels the event (or the one instance it names, by an
+// overriding VEVENT) and leaves a METHOD:CANCEL copy in the schedule
+// inbox (RFC 6638 §4.1, RFC 5546 §3.2.5); and every meeting message is
+// mail too. A second pass changes nothing. Regression: meeting messages
+// were neither mail nor scheduling; a cancellation left nothing in the
+// schedule inbox and an instance's cancellation changed nothing.
 func TestMeetings(t *testing.T) {
 	srv := newTestServer(t, ewstest.Options{})
 	add := func(path, xml string) {
@@ -105,6 +108,9 @@ func TestMeetings(t *testing.T) {
 		`<RequiredAttendees><Attendee>`+daveMailbox+`<ResponseType>NoResponseReceived</ResponseType></Attendee></RequiredAttendees></CalendarItem>`)
 	add("calendar", `<CalendarItem><Subject>Called off</Subject><UID>cancelled-1@example.org</UID>`+times+
 		`<MyResponseType>Accept</MyResponseType><Organizer>`+bobMailbox+`</Organizer><RequiredAttendees>`+annaAsked+`</RequiredAttendees></CalendarItem>`)
+	add("calendar", `<CalendarItem><Subject>Weekly</Subject><UID>weekly-1@example.org</UID>`+times+
+		`<Recurrence><WeeklyRecurrence><Interval>1</Interval><DaysOfWeek>Wednesday</DaysOfWeek></WeeklyRecurrence><NumberedRecurrence><StartDate>2026-07-01</StartDate><NumberOfOccurrences>4</NumberOfOccurrences></NumberedRecurrence></Recurrence>`+
+		`<MyResponseType>Accept</MyResponseType><Organizer>`+bobMailbox+`</Organizer><RequiredAttendees>`+annaAsked+`</RequiredAttendees></CalendarItem>`)
 	request := `<ResponseType>NoResponseReceived</ResponseType>`
 	requestOf := times + `<Organizer>` + bobMailbox + `</Organizer><RequiredAttendees>` + annaAsked + `</RequiredAttendees>`
 	add("inbox", meetingItem("MeetingRequest", "invited-1@example.org", "Invited", request+requestOf))
@@ -113,6 +119,7 @@ func TestMeetings(t *testing.T) {
 	add("deleteditems", meetingItem("MeetingRequest", "deleted-1@example.org", "Thrown away", request+requestOf))
 	add("inbox", `<MeetingResponse><Subject>Declined: Mine</Subject><From>`+daveMailbox+`</From><ResponseType>Decline</ResponseType><UID>mine-1@example.test</UID></MeetingResponse>`)
 	add("inbox", meetingItem("MeetingCancellation", "cancelled-1@example.org", "Canceled: Called off", ""))
+	add("inbox", meetingItem("MeetingCancellation", "weekly-1@example.org", "Canceled: Weekly", `<RecurrenceId>2026-07-08T09:00:00Z</RecurrenceId>`))
 
 	st, dir, account := newTarget(t)
 	m, err := ews.NewMigrator(ews.MigratorOptions{Store: st, Directory: dir, Client: srv.client(t, nil)})
@@ -123,11 +130,11 @@ func TestMeetings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Meetings != 4 || res.Messages != 6 {
-		t.Errorf("pass: %d meeting messages applied, %d messages copied; want 4 and 6", res.Meetings, res.Messages)
+	if res.Meetings != 5 || res.Messages != 7 {
+		t.Errorf("pass: %d meeting messages applied, %d messages copied; want 5 and 7", res.Meetings, res.Messages)
 	}
-	if s, err := st.Status(t.Context(), account, store.Inbox); err != nil || s.Messages != 5 {
-		t.Errorf("INBOX: %d messages (%v), want the 5 meeting messages", s.Messages, err)
+	if s, err := st.Status(t.Context(), account, store.Inbox); err != nil || s.Messages != 6 {
+		t.Errorf("INBOX: %d messages (%v), want the 6 meeting messages", s.Messages, err)
 	}
 
 	events := objectsByUID(t, st, account, "")
@@ -158,9 +165,44 @@ func TestMeetings(t *testing.T) {
 		t.Error("a request in Deleted Items became an event")
 	}
 
+	weekly := events["weekly-1@example.org"]
+	if n := len(weekly.Events()); n != 2 {
+		t.Fatalf("the weekly event has %d VEVENTs, want the master and the cancelled instance", n)
+	}
+	for _, ev := range weekly.Events() {
+		rid, status := ev.Props.Get(ical.PropRecurrenceID), ev.Props.Get(ical.PropStatus)
+		switch {
+		case rid == nil && status != nil:
+			t.Errorf("the weekly master is %s", status.Value)
+		case rid != nil && (rid.Value != "20260708T090000Z" || status == nil || status.Value != "CANCELLED" ||
+			ev.Props.Get(ical.PropDateTimeStart).Value != "20260708T090000Z" || ev.Props.Get(ical.PropRecurrenceRule) != nil):
+			t.Errorf("the cancelled instance: RECURRENCE-ID %s, STATUS %v, DTSTART %v", rid.Value, status, ev.Props.Get(ical.PropDateTimeStart))
+		}
+	}
+
 	inbox := objectsByUID(t, st, account, "inbox")
-	if len(inbox) != 2 || inbox["invited-1@example.org"] == nil || inbox["new-1@example.org"] == nil {
-		t.Fatalf("schedule inbox: %v, want the two pending requests", keysOf(inbox))
+	if len(inbox) != 4 || inbox["invited-1@example.org"] == nil || inbox["new-1@example.org"] == nil {
+		t.Fatalf("schedule inbox: %v, want the two pending requests and two cancellations", keysOf(inbox))
+	}
+	for uid, want := range map[string]string{"cancelled-1@example.org": "", "weekly-1@example.org": "20260708T090000Z"} {
+		cal := inbox[uid]
+		if cal == nil {
+			t.Errorf("no cancellation of %s in the schedule inbox", uid)
+			continue
+		}
+		evs := cal.Events()
+		if m := cal.Props.Get(ical.PropMethod); m == nil || m.Value != "CANCEL" || len(evs) != 1 {
+			t.Errorf("%s in the schedule inbox: METHOD %v, %d VEVENTs", uid, m, len(evs))
+			continue
+		}
+		rid, status := "", evs[0].Props.Get(ical.PropStatus)
+		if p := evs[0].Props.Get(ical.PropRecurrenceID); p != nil {
+			rid = p.Value
+		}
+		if rid != want || status == nil || status.Value != "CANCELLED" || evs[0].Props.Get(ical.PropOrganizer) == nil {
+			t.Errorf("%s in the schedule inbox: RECURRENCE-ID %q STATUS %v", uid, rid, status)
+		}
+		delete(inbox, uid)
 	}
 	for uid, cal := range inbox {
 		if m := cal.Props.Get(ical.PropMethod); m == nil || m.Value != "REQUEST" {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/emersion/go-ical"
 	"github.com/emersion/go-vcard"
 	"golang.org/x/sync/errgroup"
 
@@ -128,7 +127,7 @@ func (p *pass) objectPage(ctx context.Context, k objectKind, coll store.Collecti
 	g.SetLimit(p.m.opts.WriteParallel)
 	write := func(ctx context.Context, it Item, exc []*CalendarItem) error {
 		var at attachmentTally
-		atts, err := p.attachProps(ctx, it.CalendarItem, &at)
+		atts, err := p.attachProps(ctx, it.CalendarItem, exc, &at)
 		if err != nil {
 			return err
 		}
@@ -265,7 +264,7 @@ func (p *pass) fetchObject(ctx context.Context, k objectKind, it Item) (store.Ob
 		return store.Object{}, err
 	}
 	var at attachmentTally
-	atts, err := p.attachProps(ctx, it.CalendarItem, &at)
+	atts, err := p.attachProps(ctx, it.CalendarItem, exc[0], &at)
 	if err != nil {
 		return store.Object{}, err
 	}
@@ -274,8 +273,8 @@ func (p *pass) fetchObject(ctx context.Context, k objectKind, it Item) (store.Ob
 
 // object maps one item to its store object: a calendar series with its
 // modified occurrences exc and the ATTACH properties atts of its
-// master, or a contact.
-func (p *pass) object(k objectKind, it Item, exc []*CalendarItem, atts []*ical.Prop) (store.Object, error) {
+// master and exceptions, or a contact.
+func (p *pass) object(k objectKind, it Item, exc []*CalendarItem, atts eventAttachments) (store.Object, error) {
 	var data []byte
 	o := store.Object{}
 	switch {
@@ -286,7 +285,7 @@ func (p *pass) object(k objectKind, it Item, exc []*CalendarItem, atts []*ical.P
 			return o, &migration.Error{Class: migration.ErrClassSource, Err: fmt.Errorf("calendar item %q: %w", ci.Subject, err)}
 		}
 		markSelf(cal, ci, p.self())
-		addToMaster(cal, atts)
+		atts.add(cal)
 		if data, err = Encode(cal); err != nil {
 			return o, err
 		}

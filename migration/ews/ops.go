@@ -301,6 +301,9 @@ const (
 	// ShapeMeeting: every property of a meeting message, without its
 	// MIME content.
 	ShapeMeeting
+	// ShapeAttachments: the item's id, change key and attachments
+	// (without their content).
+	ShapeAttachments
 )
 
 type itemShape struct {
@@ -324,6 +327,8 @@ func (s Shape) itemShape() itemShape {
 		return itemShape{BaseShape: "IdOnly", Additional: []fieldURI{{"message:IsRead"}, {"item:Flag"}}}
 	case ShapeID:
 		return itemShape{BaseShape: "IdOnly"}
+	case ShapeAttachments:
+		return itemShape{BaseShape: "IdOnly", Additional: []fieldURI{{"item:Attachments"}}}
 	case ShapeMeeting:
 		return itemShape{BaseShape: "AllProperties", BodyType: "Best", Additional: []fieldURI{
 			{"calendar:UID"}, {"calendar:StartTimeZone"}, {"calendar:EndTimeZone"}, {"calendar:Recurrence"},

@@ -125,6 +125,12 @@ type SyncerOptions struct {
 	// MaxConflicts is how many conflicts the log keeps per target; the
 	// oldest go first (1000).
 	MaxConflicts int
+	// MaxAttachmentSize and MaxEventAttachments bound the file
+	// attachments synced either way, as MigratorOptions' do the
+	// migrated ones (10 MiB each): an Exchange attachment over them is
+	// not copied into Mailyard (and never deleted in Exchange for its
+	// absence there), an ATTACH over them is not sent to Exchange.
+	MaxAttachmentSize, MaxEventAttachments int64
 	// LeaseTTL is how long a target's lease lasts without renewal
 	// (lease.DefaultTTL): a syncer that died (SIGKILL, a lost node)
 	// leaves its targets to another syncer after this long, at once if
@@ -188,7 +194,8 @@ func NewSyncer(opts SyncerOptions) (*Syncer, error) {
 		opts.Now = time.Now
 	}
 	m, err := NewMigrator(MigratorOptions{Store: opts.Store, Directory: opts.Directory, Client: opts.Client,
-		PageSize: opts.PageSize, Logger: opts.Logger, Now: opts.Now})
+		PageSize: opts.PageSize, Logger: opts.Logger, Now: opts.Now,
+		MaxAttachmentSize: opts.MaxAttachmentSize, MaxEventAttachments: opts.MaxEventAttachments})
 	if err != nil {
 		return nil, err
 	}

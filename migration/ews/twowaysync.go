@@ -226,6 +226,11 @@ func (w *worker) exchangeChanged(ctx context.Context, it Item, r *CycleReport) e
 	if linked {
 		old = &l
 	}
+	if exists {
+		if err := w.deliverCancel(ctx, cur, obj); err != nil {
+			return err
+		}
+	}
 	switch {
 	case linked && !exists && w.twoWay:
 		// Deleted in Mailyard, changed in Exchange: the change wins over
@@ -240,6 +245,29 @@ func (w *worker) exchangeChanged(ctx context.Context, it Item, r *CycleReport) e
 		return w.resolve(ctx, it, obj, cur, old, r)
 	}
 	return w.writeObject(ctx, it.ID, obj, cur, exists, old, r)
+}
+
+// deliverCancel puts a METHOD:CANCEL copy into the schedule inbox when
+// Exchange's version obj of an event the mailbox attends cancels what
+// Mailyard's cur did not have cancelled: the organizer cancelled the
+// meeting, or an instance of it, in Exchange (RFC 6638 §4.1, RFC 5546
+// §3.2.5), as the migration does for a MeetingCancellation. It runs
+// before obj is stored, so that a pass killed in between delivers it
+// again, once.
+func (w *worker) deliverCancel(ctx context.Context, cur, obj store.Object) error {
+	prev, err := ical.NewDecoder(bytes.NewReader(cur.Data)).Decode()
+	if err != nil {
+		return nil // Mailyard's version is no calendar: nothing was known
+	}
+	next, err := ical.NewDecoder(bytes.NewReader(obj.Data)).Decode()
+	if err != nil {
+		return err
+	}
+	events := newlyCancelled(prev, next)
+	if len(events) == 0 || !attendedBy(next, w.p.self()) {
+		return nil
+	}
+	return w.p.deliverITIP(ctx, cancelMessage(next, events), obj.UID, "CANCEL")
 }
 
 // changedSince reports whether Mailyard's object changed since the
@@ -358,7 +386,7 @@ func (w *worker) pushOne(ctx context.Context, name string, r *CycleReport) error
 	if l.Pending {
 		target.ChangeKey = "" // our own half-written series: overwrite it
 	}
-	id, err := w.update(ctx, target, &l, cur.Name, ci, edits)
+	id, err := w.update(ctx, target, &l, cur, ci, edits)
 	var e *Error
 	switch {
 	case errors.As(err, &e) && e.Code == "ErrorIrresolvableConflict":
@@ -422,20 +450,29 @@ func (w *worker) itemOf(o store.Object, r *CycleReport) (*CalendarItem, seriesEd
 	return nil, edits, false
 }
 
-// update writes Mailyard's version of a linked event to its Exchange
-// item target: the master by UpdateItem (which, when it sets the
-// pattern, drops the series' exceptions in Exchange), then the
-// exceptions again. While they are written the link is pending (see
-// link.Pending). old is the link before, name the store object.
-func (w *worker) update(ctx context.Context, target ItemID, old *link, name string, ci *CalendarItem, edits seriesEdits) (ItemID, error) {
+// update writes Mailyard's version cur of a linked event to its
+// Exchange item target: the master by UpdateItem (which, when it sets
+// the pattern, drops the series' exceptions in Exchange), then the
+// exceptions again, then the attachments (pushAttachments). While the
+// exceptions and attachments are written the link is pending (see
+// link.Pending). old is the link before.
+func (w *worker) update(ctx context.Context, target ItemID, old *link, cur store.Object, ci *CalendarItem, edits seriesEdits) (ItemID, error) {
 	id, err := w.p.mb.UpdateCalendarItem(ctx, target, *ci)
-	if err != nil || edits.empty() {
+	if err != nil {
 		return id, err
 	}
-	if err := w.putLink(ctx, old, link{Name: name, ItemID: id.ID, ChangeKey: id.ChangeKey, Pending: true}); err != nil {
-		return id, err
+	pending := func(id ItemID) error {
+		return w.putLink(ctx, old, link{Name: cur.Name, ItemID: id.ID, ChangeKey: id.ChangeKey, Pending: true})
 	}
-	return w.pushSeries(ctx, id, edits)
+	if !edits.empty() {
+		if err := pending(id); err != nil {
+			return id, err
+		}
+		if id, err = w.pushSeries(ctx, id, edits); err != nil {
+			return id, err
+		}
+	}
+	return w.pushAttachments(ctx, id, cur, pending)
 }
 
 // changedHereDeletedThere settles an object changed in Mailyard whose
@@ -464,16 +501,22 @@ func (w *worker) create(ctx context.Context, cur store.Object, r *CycleReport) e
 	if err != nil {
 		return err
 	}
+	// Linked before the exceptions and attachments are written: a pass
+	// that fails between the two updates the series instead of creating
+	// it again.
+	pending := func(id ItemID) error {
+		return w.putLink(ctx, nil, link{Name: cur.Name, ItemID: id.ID, ChangeKey: id.ChangeKey, Pending: true})
+	}
 	if !edits.empty() {
-		// Linked before the exceptions are written: a pass that fails
-		// between the two updates the series instead of creating it
-		// again.
-		if err := w.putLink(ctx, nil, link{Name: cur.Name, ItemID: id.ID, ChangeKey: id.ChangeKey, Pending: true}); err != nil {
+		if err := pending(id); err != nil {
 			return err
 		}
 		if id, err = w.pushSeries(ctx, id, edits); err != nil {
 			return err
 		}
+	}
+	if id, err = w.pushAttachments(ctx, id, cur, pending); err != nil {
+		return err
 	}
 	r.Pushed++
 	return w.putLink(ctx, nil, link{Name: cur.Name, ItemID: id.ID, ChangeKey: id.ChangeKey, ETag: cur.ETag})
@@ -499,7 +542,7 @@ func (w *worker) resolve(ctx context.Context, it Item, obj, cur store.Object, ol
 			}
 			return w.writeObject(ctx, it.ID, obj, cur, true, old, r)
 		}
-		id, err := w.update(ctx, it.ID, old, cur.Name, ci, edits)
+		id, err := w.update(ctx, it.ID, old, cur, ci, edits)
 		if err != nil {
 			return err
 		}
