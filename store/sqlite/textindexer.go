@@ -182,14 +182,16 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 			docs[i] = textDoc{state: textPartial}
 		}
 	}
-	err = s.write(ctx, func(tx *wtx) error {
+	// Its own write is no activity to yield to: else every batch of a
+	// backlog would wait textIdleGap after the one before.
+	err = s.writeRequest(&request{ctx: ctx, done: make(chan struct{}), background: true, fn: func(tx *wtx) error {
 		for i, b := range blobs {
 			if err := tx.fillText(b, docs[i]); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}})
 	if err != nil {
 		return 0, err
 	}

@@ -223,3 +223,28 @@ func TestTextIndexerLiveMailUnderWrites(t *testing.T) {
 	}
 	t.Logf("%d live appends, %d indexer batches during them", n, during)
 }
+
+// TestTextIndexerOwnWritesAreNotActivity: the indexer's batch does not
+// count as a write it yields to, so a backlog is indexed batch after
+// batch, not one batch per textIdleGap.
+func TestTextIndexerOwnWritesAreNotActivity(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), Options{noTextIndexer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "u", store.Inbox, strings.NewReader("Subject: x\r\n\r\nbacklog\r\n"), store.AppendOptions{DeferTextIndex: true}); err != nil {
+		t.Fatal(err)
+	}
+	last := s.textIdx.lastWrite.Load()
+	if n, err := s.indexPending(ctx, textBatch); err != nil || n != 1 {
+		t.Fatalf("indexPending: %d, %v", n, err)
+	}
+	if got := s.textIdx.lastWrite.Load(); got != last {
+		t.Fatalf("the indexer's batch moved the last write from %d to %d", last, got)
+	}
+}

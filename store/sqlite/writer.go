@@ -19,6 +19,9 @@ type request struct {
 	fn   func(tx *wtx) error
 	err  error
 	done chan struct{}
+	// background: the text indexer's own request, which does not count
+	// as activity the indexer yields to (textIndexer.lastWrite).
+	background bool
 
 	// Collected by fn; dropped if its savepoint is rolled back.
 	changes   []store.Change
@@ -139,8 +142,12 @@ func (t *wtx) dropBlobRefs(ids []string) error {
 // write runs fn in the writer goroutine inside the next group commit and
 // returns once the batch is committed (or fn's savepoint rolled back).
 func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
+	return s.writeRequest(&request{ctx: ctx, fn: fn, done: make(chan struct{})})
+}
+
+// writeRequest is write for a request made by the caller.
+func (s *Store) writeRequest(r *request) error {
 	defer s.observe("write", time.Now())
-	r := &request{ctx: ctx, fn: fn, done: make(chan struct{})}
 	if err := s.submit(r); err != nil {
 		return err
 	}
@@ -164,7 +171,9 @@ func noSpace(err error) error {
 }
 
 func (s *Store) submit(r *request) error {
-	s.textIdx.lastWrite.Store(time.Now().UnixNano())
+	if !r.background {
+		s.textIdx.lastWrite.Store(time.Now().UnixNano())
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
