@@ -11,7 +11,8 @@ import (
 // for bodies no message names (other than loose ones, being uploaded or
 // freed and not yet swept), messages whose body is missing or has
 // another size, chunks that do not add up to their body's size, and
-// UIDNEXT, HIGHESTMODSEQ and usage counters that disagree with the rows.
+// UIDNEXT, HIGHESTMODSEQ, usage and the mailboxes' STATUS counts that
+// disagree with the rows.
 func (s *Store) Check(ctx context.Context) ([]store.Problem, error) {
 	if err := s.checkOpen(ctx); err != nil {
 		return nil, err
@@ -44,7 +45,13 @@ SELECT 'counter', format('account %s: usage says %s bytes %s messages, messages 
 		a.id, a.used_bytes, a.used_messages, coalesce(u.b, 0), coalesce(u.n, 0))
 	FROM accounts a LEFT JOIN (SELECT mb.account, sum(m.size) AS b, count(*) AS n FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox
 		GROUP BY mb.account) u ON u.account = a.id
-	WHERE a.used_bytes <> coalesce(u.b, 0) OR a.used_messages <> coalesce(u.n, 0)`
+	WHERE a.used_bytes <> coalesce(u.b, 0) OR a.used_messages <> coalesce(u.n, 0)
+UNION ALL
+SELECT 'counter', format('account %s mailbox %L: STATUS counts say %s messages %s unseen %s deleted %s bytes, messages hold %s %s %s %s',
+		mb.account, mb.name, mb.messages, mb.unseen, mb.deleted, mb.size, coalesce(c.n, 0), coalesce(c.u, 0), coalesce(c.d, 0), coalesce(c.s, 0))
+	FROM mailboxes mb LEFT JOIN (SELECT mailbox, count(*) AS n, sum(1 - mailyard_has_flag(flags, '\Seen')) AS u,
+		sum(mailyard_has_flag(flags, '\Deleted')) AS d, sum(size) AS s FROM messages GROUP BY mailbox) c ON c.mailbox = mb.id
+	WHERE (mb.messages, mb.unseen, mb.deleted, mb.size) <> (coalesce(c.n, 0), coalesce(c.u, 0), coalesce(c.d, 0), coalesce(c.s, 0))`
 	rows, err := s.pool.Query(ctx, q)
 	if err != nil {
 		return nil, wrapErr("check", err)

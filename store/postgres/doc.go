@@ -39,6 +39,16 @@
 // its commit's flush, so the pool is larger than pgxpool's default
 // ([DefaultPoolSize]).
 //
+// Deliveries to the same accounts that arrive while one of them is in
+// flight share the next transaction (group commit): one lock of the
+// accounts, one feed write and one commit, and so one WAL flush, for
+// all of them, each with its own outcome (Store.Deliver). A mailbox row
+// keeps the counts STATUS answers (messages, unseen, deleted, size),
+// moved by statement-level triggers on messages in the statement that
+// changes them (migration 8), so Status reads one row; Check reports
+// counts that disagree with the messages. OpenMessages opens the
+// bodies of a UID set in one statement per MiB of their first chunks.
+//
 // # Bodies
 //
 // Message bodies are kept in the database by default, so that it is the

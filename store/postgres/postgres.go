@@ -83,8 +83,10 @@ type Store struct {
 	blobs   blobStore
 	feed    *feed
 	records *recordCache
-	counts  changeCounts
-	own     *ownBackends // the backend PIDs of the pool's connections
+	// deliveries is Deliver's group commit.
+	deliveries deliveryGroups
+	counts     changeCounts
+	own        *ownBackends // the backend PIDs of the pool's connections
 
 	closed    atomic.Bool
 	closeOnce sync.Once

@@ -361,7 +361,7 @@ func compareModel(rt *rapid.T, ctx context.Context, s store.Store, acct string, 
 		if len(msgs) != len(mb.msgs) {
 			rt.Fatalf("%s: %d messages, model %d", b.Name, len(msgs), len(mb.msgs))
 		}
-		var size int64
+		var size, unseen, deleted int64
 		for i, msg := range msgs {
 			want := mb.msgs[i]
 			if msg.UID != want.uid || !slices.Equal(msg.Flags, want.flags) || msg.Size != int64(len(want.body)) {
@@ -372,6 +372,12 @@ func compareModel(rt *rapid.T, ctx context.Context, s store.Store, acct string, 
 				rt.Fatalf("%s: message MODSEQ %d above HIGHESTMODSEQ %d", b.Name, msg.ModSeq, b.HighestModSeq)
 			}
 			size += msg.Size
+			if !slices.Contains(want.flags, store.FlagSeen) {
+				unseen++
+			}
+			if slices.Contains(want.flags, store.FlagDeleted) {
+				deleted++
+			}
 			if bodies {
 				rc, err := s.OpenBody(ctx, acct, b.Name, msg.UID)
 				if err != nil {
@@ -388,8 +394,9 @@ func compareModel(rt *rapid.T, ctx context.Context, s store.Store, acct string, 
 		if err != nil {
 			rt.Fatal(err)
 		}
-		if st.Messages != int64(len(mb.msgs)) || st.Size != size {
-			rt.Fatalf("%s: STATUS %d messages %d bytes, want %d %d", b.Name, st.Messages, st.Size, len(mb.msgs), size)
+		if st.Messages != int64(len(mb.msgs)) || st.Size != size || st.Unseen != unseen || st.Deleted != deleted {
+			rt.Fatalf("%s: STATUS %d messages %d bytes %d unseen %d deleted, want %d %d %d %d",
+				b.Name, st.Messages, st.Size, st.Unseen, st.Deleted, len(mb.msgs), size, unseen, deleted)
 		}
 	}
 	if want := m.names(); !slices.Equal(got, want) {
