@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of the module for a bounded number of executions.
+# Runs every fuzz target of the module for a bounded number of executions
+# (the argument; 5000x, CI's budget, by default). Each target first runs
+# its seed corpus (Go's baseline coverage), then mutates.
 #
 # Count-based, not duration-based: with -fuzztime=<duration> Go's fuzz
 # coordinator can fail a target with a spurious "context deadline exceeded"
@@ -10,7 +12,7 @@
 # cache (CI) can add many minutes per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-t=${1:-20000x}
+t=${1:-5000x}
 n=0
 while IFS= read -r line; do
   file=${line%%:*}

@@ -22,7 +22,8 @@
 #     never attempt one recipient both), and after it only the attempts
 #     node 1 had in flight may come twice (at-least-once: the sink's 250
 #     without node 1's record of it).
-# Ports 21000-21099 on 127.0.0.1; database cluster_<pid>.
+# Ports CLUSTER_PORT_BASE..+50 on 127.0.0.1 (default 21000); database
+# cluster_<pid>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .ci/lib.sh
@@ -62,9 +63,11 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   fail "timed out after ${secs}s waiting for $what"
 }
 
-# Node n listens on 210n1..210n5; HAProxy on 2104x; the sink on 21050.
-fe_smtp=21041 fe_sub=21042 fe_imap1=21045 fe_imap2=21046 sink=21050
-port() { echo "210$1$2"; } # port NODE 1..5: smtp sub subs http imap
+# Node n listens on base+n1..base+n5; HAProxy on base+4x; the sink on
+# base+50.
+pb=${CLUSTER_PORT_BASE:-21000}
+fe_smtp=$((pb + 41)) fe_sub=$((pb + 42)) fe_imap1=$((pb + 45)) fe_imap2=$((pb + 46)) sink=$((pb + 50))
+port() { echo $((pb + 10 * $1 + $2)); } # port NODE 1..5: smtp sub subs http imap
 pg -d postgres -c "CREATE DATABASE $db" || fail "cannot create database $db on 127.0.0.1:5432"
 dsn="postgres://postgres@127.0.0.1:5432/$db?sslmode=disable"
 build_mailserver "$work"

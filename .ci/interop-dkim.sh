@@ -16,6 +16,7 @@
 # 127.0.0.1:53 serving the TXT records; nothing outside is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. .ci/lib.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export PATH=$PATH:/usr/sbin:/sbin
@@ -26,7 +27,7 @@ for c in dkimsign dkimverify opendkim-testmsg unshare ip; do
 done
 $PY -c 'import dkim, nacl' || fail "python3-dkim or python3-nacl missing for $PY"
 
-go build -o "$work/dkiminterop" ./dkim/internal/dkiminterop
+build_bin "$work" ./dkim/internal/dkiminterop
 di() { "$work/dkiminterop" "$@"; }
 cd "$work"
 

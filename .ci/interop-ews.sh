@@ -27,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 py=/usr/bin/python3 # Debian's, which has python3-exchangelib (see TESTING.md)
 $py -c 'import exchangelib' 2>/dev/null || fail "python3-exchangelib missing (bash .ci/peers.sh installs it)"
-go build -o "$work/ewsd" ./internal/ewstest/cmd/ewsd
+build_bin "$work" ./internal/ewstest/cmd/ewsd
 cat >"$work/seed.json" <<'JSON'
 {"users": [
   {"login": "svc", "password": "correct horse", "smtp": "svc@example.test", "impersonate": true},

@@ -33,8 +33,8 @@ trap cleanup EXIT
 py=/usr/bin/python3 # Debian's, with python3-exchangelib and python3-caldav (see TESTING.md)
 $py -c 'import exchangelib, caldav' 2>/dev/null || fail "python3-exchangelib or python3-caldav missing (bash .ci/peers.sh installs them)"
 # One go build links the three binaries in parallel (half the time of
-# three builds on a loaded machine).
-go build -o "$work/" ./examples/mailserver ./internal/ewstest/cmd/ewsd ./examples/migrate
+# three builds on a loaded machine), or .ci/interop.sh's are copied.
+build_bin "$work" ./examples/mailserver ./internal/ewstest/cmd/ewsd ./examples/migrate
 
 if [ -n "${EWSSYNC_PORT_BASE:-}" ]; then
   read -r smtp sub subs http imap dav ews < <(seq "$EWSSYNC_PORT_BASE" $((EWSSYNC_PORT_BASE + 6)) | xargs)

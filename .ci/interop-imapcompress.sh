@@ -3,7 +3,8 @@
 # wrapper (.ci/imap_compress.py): the corpus of .ci/imap_session.py is
 # APPENDed uncompressed, then synced over STARTTLS + COMPRESS DEFLATE and
 # compared byte for byte; an APPEND, SEARCH, SORT and EXPUNGE go through
-# the compressed stream too. Ports 21300-21305.
+# the compressed stream too. Ports IMAPCOMPRESS_PORT_BASE..+5 (default
+# 21300).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .ci/lib.sh
@@ -19,7 +20,8 @@ trap cleanup EXIT
 command -v python3 >/dev/null || fail "python3 missing (bash .ci/peers.sh installs it)"
 
 alice=alice@example.test alice_pw='correct horse'
-smtp=21300 sub=21301 subs=21302 http=21303 imap=21304 imaps=21305
+pb=${IMAPCOMPRESS_PORT_BASE:-21300}
+smtp=$pb sub=$((pb + 1)) subs=$((pb + 2)) http=$((pb + 3)) imap=$((pb + 4)) imaps=$((pb + 5))
 build_mailserver "$work"
 ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
 write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "$imap" "$imaps"

@@ -41,7 +41,7 @@ fail() {
 
 user=load@example.test pw=load-password
 if [ -n "${MAILSERVER:-}" ]; then cp "$MAILSERVER" "$work/mailserver"; else build_mailserver "$work"; fi
-go build -o "$work/imapload" ./bench/imapload
+build_bin "$work" ./bench/imapload
 ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
 smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port); imap=$(free_port); imaps=$(free_port)
 write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "$imap" "$imaps"

@@ -43,7 +43,7 @@ go run ./bench/mailgen -dir "$work/dovecot/mail/source.test/alice/Maildir" -mess
 chown -R nobody:nogroup "$work/dovecot/mail"
 
 build_mailserver "$work"
-go build -o "$work/migrate" ./examples/migrate
+build_bin "$work" ./examples/migrate
 ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
 smtp=$(free_port) sub=$(free_port) subs=$(free_port) http=$(free_port) imap=$(free_port) imaps=$(free_port)
 write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "$imap" "$imaps"

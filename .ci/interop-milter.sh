@@ -34,7 +34,7 @@ for c in opendkim opendkim-genkey swaks curl; do
 done
 
 build_mailserver "$work"
-go build -o "$work/dkiminterop" ./dkim/internal/dkiminterop
+build_bin "$work" ./dkim/internal/dkiminterop
 ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
 smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port); mport=$(free_port)
 write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http"

@@ -14,7 +14,7 @@
 #     is refused (v1 on SMTP, v2 on IMAP); a direct client there without
 #     a header is served with its own address (refuse_direct = false); a
 #     trusted address (127.0.0.1) without a header is refused.
-# Ports 21100-21199 on 127.0.0.1.
+# Ports PROXY_PORT_BASE..+15 on 127.0.0.1 (default 21100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .ci/lib.sh
@@ -37,8 +37,9 @@ fail() {
 }
 
 # The server's listeners, then HAProxy's frontends.
-smtp=21101 sub=21102 subs=21103 http=21104 imap=21105
-fe_smtp=21111 fe_sub=21112 fe_imap=21115
+pb=${PROXY_PORT_BASE:-21100}
+smtp=$((pb + 1)) sub=$((pb + 2)) subs=$((pb + 3)) http=$((pb + 4)) imap=$((pb + 5))
+fe_smtp=$((pb + 11)) fe_sub=$((pb + 12)) fe_imap=$((pb + 15))
 
 build_mailserver "$work"
 ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }

@@ -1,7 +1,36 @@
 # Shared helpers for the interop scripts (sourced, not run).
 
-# free_port prints a free TCP port on 127.0.0.1.
+# free_port prints a free TCP port on 127.0.0.1. Under .ci/interop.sh,
+# which runs scripts side by side, INTEROP_PORTS="LO HI STATE" gives this
+# script the ports LO..HI-1 to itself: they are handed out in order (STATE
+# is the file with the next one), never twice, skipping any in use. A
+# port the kernel picks for port 0 could be picked again for another
+# script's listener, or an outgoing connection, before this script's
+# server binds it; a range of its own cannot.
 free_port() {
+  if [ -n "${INTEROP_PORTS:-}" ]; then
+    python3 - $INTEROP_PORTS <<'PY'
+import socket, sys
+lo, hi, state = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+try:
+    nxt = int(open(state).read())
+except (OSError, ValueError):
+    nxt = lo
+for p in range(nxt, hi):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    open(state, "w").write(str(p + 1))
+    print(p)
+    sys.exit(0)
+sys.exit("free_port: no free port left in %d-%d" % (lo, hi - 1))
+PY
+    return
+  fi
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
@@ -16,9 +45,25 @@ wait_port() {
   return 1
 }
 
+# build_bin DIR PKG... puts the commands PKG... (./examples/mailserver,
+# ...) into DIR, named as go build names them. Under .ci/interop.sh they
+# are copied from INTEROP_BIN, where it linked every script's commands
+# once from this tree; otherwise one go build links them here.
+build_bin() {
+  local dir=$1 p
+  shift
+  if [ -n "${INTEROP_BIN:-}" ]; then
+    for p in "$@"; do
+      cp "$INTEROP_BIN/$(basename "$p")" "$dir/" || return 1
+    done
+    return
+  fi
+  go build -o "$dir/" "$@"
+}
+
 # build_mailserver DIR builds the reference server into DIR/mailserver.
 build_mailserver() {
-  go build -o "$1/mailserver" ./examples/mailserver
+  build_bin "$1" ./examples/mailserver
 }
 
 # write_config FILE DATADIR SMTP SUB SUBS HTTP [IMAP IMAPS [DAV]] writes a
