@@ -152,6 +152,9 @@ func safeSegment(s string) bool {
 // hrefOf returns the escaped path of a target; collections end in "/".
 func (h *Handler) hrefOf(t target) string {
 	var b strings.Builder
+	// One allocation when nothing needs escaping (a report writes an
+	// href per object).
+	b.Grow(len(h.opts.Prefix) + len(segAddressBooks) + len(t.user) + len(t.coll) + len(t.name) + 5)
 	b.WriteString(h.opts.Prefix)
 	b.WriteString("/")
 	seg := func(s string) {

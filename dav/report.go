@@ -55,6 +55,10 @@ type reportProps struct {
 	pr       propRequest
 	calData  *calDataRequest
 	cardData *cardDataRequest
+	// etagOnly: of the DAV properties, the report asks for DAV:getetag
+	// (once) or none, by name: objectResponse then writes an object
+	// whose data it has straight through multistatus.objectData.
+	etagOnly, etag bool
 }
 
 // calDataRequest is a CALDAV:calendar-data element (RFC 4791 §9.6).
@@ -106,6 +110,14 @@ func parseReportProps(body *node) (reportProps, error) {
 		default:
 			rp.pr.names = append(rp.pr.names, c.Name)
 		}
+	}
+	getetag := xml.Name{Space: nsDAV, Local: "getetag"}
+	switch {
+	case rp.pr.allprop || rp.pr.propname:
+	case len(rp.pr.names) == 0:
+		rp.etagOnly = true
+	case len(rp.pr.names) == 1 && rp.pr.names[0] == getetag:
+		rp.etagOnly, rp.etag = true, true
 	}
 	return rp, nil
 }
@@ -193,17 +205,30 @@ func parseTimeRange(n *node) (start, end time.Time, err error) {
 // its data as asked. parsedCal, if not nil, is the object already
 // parsed (by a query's filter).
 func (h *Handler) objectResponse(rq *request, ms *multistatus, res *resource, rp reportProps, parsedCal *calendar.Object) error {
-	stats := h.props(rq, res, rp.pr)
+	var (
+		data        []byte
+		ok          bool
+		space, name string
+	)
 	switch {
 	case rp.calData != nil:
-		data, ok, err := h.calendarData(rq, res.coll, res.obj, rp.calData, parsedCal)
-		if err != nil {
+		var err error
+		if data, ok, err = h.calendarData(rq, res.coll, res.obj, rp.calData, parsedCal); err != nil {
 			return err
 		}
-		stats = addData(stats, nsCalDAV, "calendar-data", data, ok)
+		space, name = nsCalDAV, "calendar-data"
 	case rp.cardData != nil:
-		data, ok := h.cardData(rq, res.obj, rp.cardData)
-		stats = addData(stats, nsCardDAV, "address-data", data, ok)
+		data, ok = h.cardData(rq, res.obj, rp.cardData)
+		space, name = nsCardDAV, "address-data"
+	}
+	if rp.etagOnly && ok && len(data) > 0 && (res.t.kind == kindCalObject || res.t.kind == kindCard) {
+		// What props and addData below would make, without the
+		// elements: the ETag is the object's (propTable's getetag).
+		return ms.objectData(h.hrefOf(res.t), rp.etag, res.obj.ETag, space, name, data)
+	}
+	stats := h.props(rq, res, rp.pr)
+	if space != "" {
+		stats = addData(stats, space, name, data, ok)
 	}
 	return ms.response(h.hrefOf(res.t), stats...)
 }

@@ -326,6 +326,24 @@ func (x *xmlWriter) node(n *node) {
 	x.str(">")
 }
 
+// href writes a DAV:href element as node(href(p)) does.
+func (x *xmlWriter) href(p string) {
+	if p == "" {
+		x.str("<D:href/>")
+		return
+	}
+	x.str("<D:href>")
+	x.escaped(p)
+	x.str("</D:href>")
+}
+
+// status writes a DAV:status element as node(statusEl(code)) does.
+func (x *xmlWriter) status(code int) {
+	x.str("<D:status>")
+	x.escaped(statusText(code))
+	x.str("</D:status>")
+}
+
 // writeXML answers with one complete XML document.
 func writeXML(w http.ResponseWriter, status int, root *node) error {
 	w.Header().Set("Content-Type", `application/xml; charset="utf-8"`)

@@ -10,7 +10,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -60,6 +62,14 @@ func (c *client) abs(href string) string {
 // status not in want is an error that quotes the start of the body.
 // The exchange's time goes to ctx's stopwatch (runOps).
 func (c *client) do(ctx context.Context, method, href string, body []byte, hdr map[string]string, want ...int) (int, []byte, http.Header, error) {
+	return c.doInto(ctx, nil, method, href, body, hdr, want...)
+}
+
+// doInto is do reading the body into buf (reset first) when buf is not
+// nil: a phase that asks for the same large answer again reads it into
+// the space the last one took instead of growing a new slice from 512
+// bytes (io.ReadAll) each time. The body returned is buf's.
+func (c *client) doInto(ctx context.Context, buf *bytes.Buffer, method, href string, body []byte, hdr map[string]string, want ...int) (int, []byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.abs(href), bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, nil, err
@@ -77,7 +87,14 @@ func (c *client) do(ctx context.Context, method, href string, body []byte, hdr m
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
+	var data []byte
+	if buf != nil {
+		buf.Reset()
+		_, err = buf.ReadFrom(resp.Body)
+		data = buf.Bytes()
+	} else {
+		data, err = io.ReadAll(resp.Body)
+	}
 	lap(ctx, time.Since(t))
 	if err != nil {
 		return resp.StatusCode, nil, nil, fmt.Errorf("%s %s: reading the body: %w", method, href, err)
@@ -245,6 +262,26 @@ func (c *client) report(ctx context.Context, coll, body string) (*multistatus, e
 	}
 	return parseMultistatus(data)
 }
+
+// reportObjects sends a REPORT whose answer must be exactly the objects
+// of want (name -> UID), each with its data (checkObjects). The answer
+// is checked after the exchange's clock stopped; the garbage of the
+// check is collected before the next exchange starts, so that one
+// answer's check is not paid inside the next one's time.
+func (c *client) reportObjects(ctx context.Context, coll, body string, want map[string]string) error {
+	buf := answerBufs.Get().(*bytes.Buffer)
+	defer answerBufs.Put(buf)
+	_, data, _, err := c.doInto(ctx, buf, "REPORT", coll, []byte(body), map[string]string{"Depth": "1"}, 207)
+	if err != nil {
+		return err
+	}
+	err = checkObjects(data, want)
+	runtime.GC()
+	return err
+}
+
+// answerBufs are reportObjects' answer buffers.
+var answerBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // syncToken reads a collection's DAV:sync-token (RFC 6578 §4).
 func (c *client) syncToken(ctx context.Context, coll string) (string, error) {
