@@ -64,6 +64,7 @@ func (h *Handler) principalSearchPropertySet(rq *request) error {
 	out := el(nsDAV, "principal-search-property-set",
 		item(propDisplayName, "Display name"),
 		item(propCUAddressSet, "Calendar user address"),
+		item(propEmailSet, "Email address"),
 		item(propCUType, "Calendar user type"),
 	)
 	_ = writeXML(rq.w, http.StatusOK, out)
