@@ -137,13 +137,17 @@
 // in their own home, their writes scheduled as the resource's.
 //
 // principal-property-search on the principals collection finds the
-// tenant's users and resources by displayname, calendar-user-address-set
-// and calendar-user-type (test allof or anyof; match-type contains,
-// starts-with or equals), candidates coming from Options.GAL (without
-// it nothing is found), so a text matches from the start of a word of a
-// name or address as the GAL does. At most Limits.MaxPrincipalSearch
-// principals are returned, then a 507 for the request-URI
-// (number-of-matches-within-limits).
+// tenant's users and resources by displayname, calendar-user-address-set,
+// CS:email-address-set, CS:first-name, CS:last-name and
+// calendar-user-type (test allof or anyof; match-type contains, the
+// default, anywhere inside the value, or starts-with, equals,
+// ends-with; compared with i;unicode-casemap), candidates coming from
+// Options.GAL (without it nothing is found; a contains text is looked
+// up inside words and addresses, directory.GALQuery.Contains, not by a
+// scan). At most Limits.MaxPrincipalSearch principals are returned,
+// then a 507 for the request-URI (number-of-matches-within-limits); a
+// body of more than 16 property-searches or a match of more than 256
+// bytes gets 400.
 //
 // # Sharing
 //
