@@ -123,6 +123,31 @@ func TestRoomCalendarDelegates(t *testing.T) {
 	if f := ms[bobPrin].prop(t, nsCS, "calendar-proxy-read-for"); len(f.Children) != 1 || f.Children[0].Text != principalPath(e.room.ID) {
 		t.Errorf("bob's calendar-proxy-read-for does not name the room: %+v", f.Children)
 	}
+	// Apple Calendar's expand-property of calendar-proxy-read-for names
+	// the room with its name and calendar home.
+	const expand = `<?xml version="1.0"?><A:expand-property xmlns:A="DAV:">` +
+		`<A:property name="calendar-proxy-read-for" namespace="http://calendarserver.org/ns/">` +
+		`<A:property name="displayname"/><A:property name="calendar-home-set" namespace="urn:ietf:params:xml:ns:caldav"/></A:property>` +
+		`</A:expand-property>`
+	rf := e.do("REPORT", bobPrin, expand, append([]string{"Depth", "0"}, asBob...)...).multistatus(t)[bobPrin].prop(t, nsCS, "calendar-proxy-read-for")
+	if len(rf.Children) != 1 || !rf.Children[0].is(nsDAV, "response") {
+		t.Fatalf("expanded calendar-proxy-read-for: %+v", rf.Children)
+	}
+	var okProps []string
+	for _, ps := range rf.Children[0].Children {
+		if ps.is(nsDAV, "propstat") && strings.Contains(ps.child(nsDAV, "status").Text, "200") {
+			for _, pp := range ps.child(nsDAV, "prop").Children {
+				v := pp.Text
+				if h := pp.child(nsDAV, "href"); h != nil {
+					v = h.Text
+				}
+				okProps = append(okProps, pp.Name.Local+"="+v)
+			}
+		}
+	}
+	if strings.Join(okProps, ",") != "displayname=Board Room,calendar-home-set="+home {
+		t.Errorf("the room expanded for bob: %v", okProps)
+	}
 	closed(nil) // alice
 	closed(asEve)
 	if _, err := e.h.Delegate(ctx, e.room.Address, "eve@other.org", AccessRead); err == nil {
