@@ -667,6 +667,75 @@ def delegate_scenario(args, c):
     c.run("delegate.owner-sees-event", owner_sees)
 
 
+def room_scenario(args, c):
+    """A room's booking manager (made by `mailserver share add ROOM '*'
+    USER`) opens the room's calendar with python3-caldav; a colleague
+    finds the room by a text inside its name (principal-property-search,
+    match-type contains) and sees its calendar home closed; principals
+    carry CS:email-address-set."""
+    import logging
+
+    import caldav
+
+    logging.getLogger("caldav").setLevel(logging.CRITICAL)
+    user = Dav(args.url, args.user, args.password, args.cafile)
+    manager = Dav(args.url, args.delegate, args.delegate_password, args.cafile)
+    user_principal, _ = discover_home(user, "caldav")
+    room = {}
+
+    def search():
+        body = ('<?xml version="1.0" encoding="utf-8"?><d:principal-property-search xmlns:d="DAV:" '
+                'xmlns:c="urn:ietf:params:xml:ns:caldav" test="anyof"><d:property-search><d:prop><d:displayname/></d:prop>'
+                '<d:match match-type="contains">OARD r</d:match></d:property-search><d:prop><d:displayname/>'
+                '<c:calendar-home-set/><c:calendar-user-type/></d:prop></d:principal-property-search>')
+        ms = multistatus(user.report("/dav/principals/", body, "0").content)
+        got = [(h, p) for h, p, _ in ms if p.get(tag("c", "calendar-user-type")) is not None]
+        if len(got) == 1 and got[0][1][tag("c", "calendar-user-type")].text == "ROOM":
+            room["principal"] = urljoin(user_principal, got[0][0])
+            home = got[0][1][tag("c", "calendar-home-set")].find("d:href", NS).text
+            room["home"] = urljoin(user_principal, home)
+        return "home" in room, f"found {[h for h, _ in got]}"
+    if not c.run("room.search-contains", search):
+        raise Stop("the room is not found")
+
+    def emails():
+        ms = user.propfind(user_principal, "<cs:email-address-set/>")
+        el = ms[0][1].get("{http://calendarserver.org/ns/}email-address-set")
+        got = [e.text for e in el] if el is not None else []
+        return args.user in got, f"{got}"
+    c.run("room.email-address-set", emails)
+
+    def closed():
+        r = user.req("PROPFIND", room["home"], None, {"Depth": "1"})
+        return r.status_code == 403, f"{r.status_code}"
+    c.run("room.closed-to-colleagues", closed)
+
+    verify = args.cafile if args.cafile else True
+    client = caldav.DAVClient(url=manager.url("/dav/"), username=args.delegate, password=args.delegate_password,
+                              ssl_verify_cert=verify, timeout=60)
+    cal = None
+
+    def open_home():
+        nonlocal cal
+        home = caldav.Principal(client=client, url=room["principal"]).calendar_home_set
+        cals = home.calendars()
+        cal = cals[0] if cals else None
+        return str(home.url) == room["home"] and cal is not None, f"home {home.url}, calendars {[str(x.url) for x in cals]}"
+    if not c.run("room.manager-opens-home", open_home):
+        raise Stop("the booking manager does not reach the room's calendar")
+    uid = "room-" + uuid.uuid4().hex
+    c.run("room.manager-saves-event", lambda: cal.save_event(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//mailyard//interop-dav//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20251201T120000Z\r\nDTSTART:20260211T090000Z\r\n"
+        "DTEND:20260211T100000Z\r\nSUMMARY:Blocked by the booking manager\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n") is not None)
+
+    def found():
+        objs = cal.search(start=utc(2026, 2, 11), end=utc(2026, 2, 12), event=True)
+        uids = [str(o.icalendar_instance.walk("VEVENT")[0]["UID"]) for o in objs]
+        return uids == [uid], f"found {uids}"
+    c.run("room.manager-search", found)
+
+
 def vds_setup(args):
     dav = Dav(args.url, args.user, args.password, args.cafile)
     out = []
@@ -719,7 +788,7 @@ def vds_delete(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("cmd", choices=["caldav", "carddav", "delegate", "vds-setup", "vds-list", "vds-put", "vds-delete"])
+    ap.add_argument("cmd", choices=["caldav", "carddav", "delegate", "room", "vds-setup", "vds-list", "vds-put", "vds-delete"])
     ap.add_argument("url")
     ap.add_argument("user")
     ap.add_argument("password")
@@ -728,11 +797,12 @@ def main():
     ap.add_argument("--known-fail", default="", help="comma-separated checks expected to fail")
     args = ap.parse_args()
     try:
-        if args.cmd in ("caldav", "carddav", "delegate"):
+        if args.cmd in ("caldav", "carddav", "delegate", "room"):
             c = Checks(args.cmd, [k for k in args.known_fail.split(",") if k])
-            if args.cmd == "delegate":
+            if args.cmd in ("delegate", "room"):
                 args.delegate, args.delegate_password = args.rest
-            scenario = {"caldav": caldav_scenario, "carddav": carddav_scenario, "delegate": delegate_scenario}[args.cmd]
+            scenario = {"caldav": caldav_scenario, "carddav": carddav_scenario, "delegate": delegate_scenario,
+                        "room": room_scenario}[args.cmd]
             try:
                 scenario(args, c)
             except Stop as e:

@@ -19,6 +19,12 @@
 #     creates a calendar; python3-caldav as bob opens alice's calendar
 #     home from her principal, saves an event in the new calendar and
 #     finds it.
+#  5. (ours only) rooms (.ci/dav_scenario.py room): bob is made the
+#     booking manager of a room (share add ROOM '*' bob); alice finds
+#     the room by a text inside its name (principal-property-search,
+#     match-type contains) and gets 403 on its calendar home, her
+#     principal has CS:email-address-set; python3-caldav as bob opens the
+#     room's calendar home from its principal, saves an event, finds it.
 # DAV_SERVER=radicale runs the same steps against Debian's Radicale (3.1.8,
 # plain HTTP on loopback, htpasswd auth) to check the scripts themselves;
 # the checks Radicale fails for its own limitations are listed below.
@@ -49,7 +55,12 @@ $py -c 'import caldav' 2>/dev/null || fail "python3-caldav missing (bash .ci/pee
 
 user=alice@example.test pw='correct horse'
 proxy_user=bob@example.test proxy_pw='battery staple' # alice's delegate (step 4)
-port=$(free_port)
+# Ports: DAV_PORT_BASE..+4 when set, else free loopback ports.
+if [ -n "${DAV_PORT_BASE:-}" ]; then
+  read -r port smtp sub subs http < <(seq "$DAV_PORT_BASE" $((DAV_PORT_BASE + 4)) | xargs)
+else
+  port=$(free_port); smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port)
+fi
 cafile=
 case "$server" in
 radicale)
@@ -83,7 +94,6 @@ CFG
 ours)
   build_mailserver "$work"
   ms() { "$work/mailserver" -config "$work/cfg.toml" "$@"; }
-  smtp=$(free_port); sub=$(free_port); subs=$(free_port); http=$(free_port)
   make_server_cert "$work" interop-dav-ca
   write_config "$work/cfg.toml" "$work/data" "$smtp" "$sub" "$subs" "$http" "" "" "$port"
   cat >>"$work/cfg.toml" <<CFG
@@ -97,6 +107,8 @@ CFG
   ms domain add example.test
   ms user add "$user" -password "$pw" >/dev/null
   ms user add "$proxy_user" -password "$proxy_pw" >/dev/null
+  ms resource add room1@example.test -name 'Board Room' >/dev/null
+  ms share add room1@example.test '*' "$proxy_user" -access read-write >/dev/null
   "$work/mailserver" -config "$work/cfg.toml" serve >"$work/server.log" 2>&1 &
   pid=$!
   url=https://localhost:$port/
@@ -243,6 +255,8 @@ if [ "$server" = ours ]; then
   # Radicale has no caldav-proxy.
   echo "-- 4. delegation: a write proxy opens the owner's calendars (python3-caldav)"
   scen delegate "$url" "$user" "$pw" "$proxy_user" "$proxy_pw" | tee "$work/delegate.log" || fail "delegate scenario"
+  echo "-- 5. rooms: a booking manager opens the room's calendar (python3-caldav); others find it, closed"
+  scen room "$url" "$user" "$pw" "$proxy_user" "$proxy_pw" | tee "$work/room.log" || fail "room scenario"
   kill -TERM "$pid"; wait "$pid" || true; pid=
   grep -q 'shutdown complete' "$work/server.log" || fail "no graceful shutdown"
   n=$(grep -ciE 'level=(error)|panic' "$work/server.log" || true)

@@ -3,6 +3,7 @@ package dav
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/mailyard/mailyard/directory"
@@ -52,8 +53,10 @@ import (
 // reaches those calendars only in their own home: the owner's URLs answer
 // such a grantee 403, as before. A proxy's grants of single calendars
 // count there too (a read proxy with a read-write grant of one calendar
-// writes in it). The owner must be a user of the requester's tenant when
-// the request is made: grants outlive no tenant move.
+// writes in it). The owner must be a user, a room or equipment of the
+// requester's tenant when the request is made: grants outlive no tenant
+// move. A room or equipment has no PROPPATCH of its own proxy groups
+// (nobody logs in as it): [Handler.Delegate] makes its proxies.
 
 // proxyKeyKind is the <kind> segment of the keys of calendar-proxy
 // grants in NamespaceShares.
@@ -218,18 +221,29 @@ func (h *Handler) resolveDelegation(rq *request, owner string) (*delegation, err
 }
 
 // grantOwner finds the owner of grants by ID (or, over a directory that
-// cannot, by the address the grants recorded); ok is false when the
-// owner is gone or no user of the requester's tenant.
+// cannot, by the address the grants recorded): a user, or a room or
+// equipment (resourceOwner); ok is false when the owner is gone or not
+// of the requester's tenant.
 func (h *Handler) grantOwner(rq *request, id, addr string) (directory.User, bool, error) {
 	var u directory.User
 	var err error
 	if ud, ok := h.opts.Directory.(userDirectory); ok {
 		u, err = ud.User(rq.ctx, id)
+		if errors.Is(err, directory.ErrNotFound) || errors.Is(err, directory.ErrInvalid) {
+			// A room's or equipment's calendar is delegated as a user's.
+			r, rerr := h.peerResource(rq, id)
+			if rerr == nil {
+				return resourceOwner(r), true, nil
+			}
+			if !errors.Is(rerr, errNotPeer) {
+				return u, false, rerr
+			}
+		}
 	} else {
 		var e directory.Entry
 		e, err = h.opts.Directory.LookupAddress(rq.ctx, addr)
-		if err == nil && e.User != nil {
-			u = *e.User
+		if err == nil {
+			u, _ = grantsOwner(e)
 		}
 	}
 	if errors.Is(err, directory.ErrNotFound) || errors.Is(err, directory.ErrInvalid) {
@@ -372,4 +386,76 @@ func (h *Handler) walkDelegatedHome(rq *request, fn func(*resource) error) error
 		return fn(&resource{t: target{kind: kindOutbox, user: rq.t.user, coll: outboxName}})
 	}
 	return nil
+}
+
+// Delegate makes proxy (a user's address) a calendar proxy of owner with
+// the access given, as the owner's PROPPATCH of a proxy principal's
+// group-member-set does for each member: the grant covers the owner's
+// whole calendar home, calendars made later included, and replaces a
+// proxy grant of the other access. The owner is a user's address or a
+// room's or equipment's (directory.Resource): nobody logs in as a
+// resource, so this is how an administrator makes its delegates
+// (booking managers), who then read (and with read-write write) its
+// calendar at its own URLs and in their home, while everyone else sees
+// only its free/busy. Owner and proxy must be of one tenant.
+func (h *Handler) Delegate(ctx context.Context, owner, proxy string, access Access) (Share, error) {
+	recs, err := h.records()
+	if err != nil {
+		return Share{}, err
+	}
+	if access != AccessRead && access != AccessReadWrite {
+		return Share{}, fmt.Errorf("%w: access %q is neither read nor read-write", ErrShareInvalid, access)
+	}
+	o, p, err := h.delegationParties(ctx, owner, proxy)
+	if err != nil {
+		return Share{}, err
+	}
+	if err := putHomeGrant(ctx, recs, o, p, access); err != nil {
+		return Share{}, err
+	}
+	return Share{Owner: o.ID, OwnerAddress: o.Address, Kind: store.KindCalendar, Grantee: p.ID,
+		GranteeAddress: p.Address, Access: access, Home: true}, nil
+}
+
+// Undelegate takes the calendar-proxy grant of owner's home (see
+// [Handler.Delegate]) from proxy. Grants of single calendars stay
+// ([Handler.Unshare] takes those); removing a grant that does not exist
+// is no error.
+func (h *Handler) Undelegate(ctx context.Context, owner, proxy string) error {
+	recs, err := h.records()
+	if err != nil {
+		return err
+	}
+	o, p, err := h.delegationParties(ctx, owner, proxy)
+	if err != nil {
+		return err
+	}
+	return deleteShare(ctx, recs, Share{Owner: o.ID, Grantee: p.ID, Home: true}, o.Tenant)
+}
+
+// delegationParties resolves the owner (a user, room or equipment) and
+// the proxy (another user of the owner's tenant) of a calendar-proxy
+// grant.
+func (h *Handler) delegationParties(ctx context.Context, owner, proxy string) (o, p directory.User, err error) {
+	oe, err := h.shareParty(ctx, owner)
+	if err != nil {
+		return o, p, err
+	}
+	o, ok := grantsOwner(oe)
+	if !ok {
+		return o, p, fmt.Errorf("%w: the owner %s is no user, room or equipment", ErrShareInvalid, owner)
+	}
+	pe, err := h.shareParty(ctx, proxy)
+	if err != nil {
+		return o, p, err
+	}
+	switch {
+	case pe.User == nil:
+		return o, p, fmt.Errorf("%w: the proxy %s is no user", ErrShareInvalid, proxy)
+	case pe.User.Tenant != o.Tenant:
+		return o, p, fmt.Errorf("%w: %s is of another tenant", ErrShareInvalid, proxy)
+	case pe.User.ID == o.ID:
+		return o, p, fmt.Errorf("%w: the owner has the calendar home already", ErrShareInvalid)
+	}
+	return o, *pe.User, nil
 }

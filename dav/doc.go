@@ -41,8 +41,8 @@
 // account of the user's collections. A user reaches only their own
 // principal and homes (other users' paths answer 403), except that a
 // PROPFIND of a colleague's principal (a user of the same tenant)
-// answers its displayname, principal-URL, calendar-user-address-set and
-// calendar-user-type and nothing else, so that clients can name the
+// answers its displayname, principal-URL, calendar-user-address-set,
+// CS:email-address-set and calendar-user-type and nothing else, so that clients can name the
 // members of proxy groups, and that a calendar proxy of a colleague
 // reaches the colleague's calendar home (Sharing below). The names gal, inbox and outbox are
 // reserved. A user without any calendar (or address book) gets a
@@ -118,24 +118,36 @@
 // /dav/principals/<resourceID>/ (its directory ID is its store account,
 // as in scheduling), which the users of its tenant may PROPFIND:
 // resourcetype, displayname, principal-URL, principal-collection-set,
-// calendar-user-address-set, calendar-user-type (ROOM for a room,
+// calendar-user-address-set, CS:email-address-set, calendar-user-type
+// (ROOM for a room,
 // RESOURCE for equipment: RFC 6638 §2.4.2), calendar-home-set and
 // schedule-inbox-URL; another tenant's users get 403. It needs a
 // Directory that finds resources by ID (Resource(ctx, id), as
-// *builtin.Directory and *directory.SourcedAuth have). The resource's
-// calendar is seen read-only as free/busy, through an outbox free/busy
-// request naming the resource; its calendar home answers 403 to every
-// user, approvers included: bookings are invitations, answered by the
-// resource or (manual policy) by an approver in their own copy.
+// *builtin.Directory and *directory.SourcedAuth have). Bookings are
+// invitations, answered by the resource or (manual policy) by an
+// approver in their own copy. To the users of its tenant the resource's
+// calendar is free/busy (an outbox free/busy request naming it); its
+// calendar home answers 403 to all of them, approvers included, except
+// to those an administrator granted access through the grants of
+// Sharing below, with the resource's address as owner: [Handler.Share]
+// of one of its calendars, or [Handler.Delegate], which makes a user
+// the resource's read or read-write calendar proxy (its booking
+// manager). Grantees then read (and with read-write write) the
+// resource's calendar exactly as a user's, at the resource's URLs and
+// in their own home, their writes scheduled as the resource's.
 //
 // principal-property-search on the principals collection finds the
-// tenant's users and resources by displayname, calendar-user-address-set
-// and calendar-user-type (test allof or anyof; match-type contains,
-// starts-with or equals), candidates coming from Options.GAL (without
-// it nothing is found), so a text matches from the start of a word of a
-// name or address as the GAL does. At most Limits.MaxPrincipalSearch
-// principals are returned, then a 507 for the request-URI
-// (number-of-matches-within-limits).
+// tenant's users and resources by displayname, calendar-user-address-set,
+// CS:email-address-set, CS:first-name, CS:last-name and
+// calendar-user-type (test allof or anyof; match-type contains, the
+// default, anywhere inside the value, or starts-with, equals,
+// ends-with; compared with i;unicode-casemap), candidates coming from
+// Options.GAL (without it nothing is found; a contains text is looked
+// up inside words and addresses, directory.GALQuery.Contains, not by a
+// scan). At most Limits.MaxPrincipalSearch principals are returned,
+// then a 507 for the request-URI (number-of-matches-within-limits); a
+// body of more than 16 property-searches or a match of more than 256
+// bytes gets 400.
 //
 // # Sharing
 //
@@ -177,8 +189,8 @@
 // POST free/busy requests to the outbox as the owner; making, deleting,
 // sharing or PROPPATCHing a collection stays the owner's (403
 // need-privileges). The owner's paths stay closed to everyone else
-// (403), and so does a grant once the owner is no user of the proxy's
-// tenant; free/busy needs no grant. Whoever deletes store accounts
+// (403), and so does a grant once the owner is no user (room or
+// equipment) of the proxy's tenant; free/busy needs no grant. Whoever deletes store accounts
 // calls [DeleteAccountRecords] to drop their grants and properties too.
 //
 // # Scheduling

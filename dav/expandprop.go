@@ -17,8 +17,10 @@ const maxExpandLevels = 2
 // addresses in one request: each DAV:property whose value holds DAV:href
 // elements and that names properties of its own has each href replaced
 // by a DAV:response with those properties of the resource named. A
-// colleague's principal answers as to PROPFIND (peerProps); other
-// resources get a status of 403.
+// colleague's principal answers as to PROPFIND (peerProps), a room's or
+// equipment's of the tenant (in the calendar-proxy-*-for of its
+// delegates) as its principal does (resourceProps); other resources get
+// a status of 403.
 func (h *Handler) expandProperty(rq *request, body *node) error {
 	if rq.t.kind != kindPrincipal && rq.t.kind != kindProxy {
 		return precondition(http.StatusForbidden, nsDAV, "supported-report", "expand-property applies to principals")
@@ -56,12 +58,14 @@ func (h *Handler) expandedProps(rq *request, t target, reqs []*node, level int) 
 	var stats []propstat
 	if t.user == rq.user.ID {
 		stats = h.props(rq, &resource{t: t}, pr)
-	} else {
-		u, err := h.peerUser(rq, t.user)
-		if err != nil {
-			return []propstat{{status: http.StatusForbidden, props: namesOnly(pr.names)}}
-		}
+	} else if u, err := h.peerUser(rq, t.user); err == nil {
 		stats = h.peerProps(rq, u, t, pr)
+	} else if r, rerr := h.peerResource(rq, t.user); rerr == nil && t.kind == kindPrincipal {
+		// A room or equipment, named in the calendar-proxy-*-for of its
+		// booking managers (principal_resource.go).
+		stats = h.resourceProps(r, pr)
+	} else {
+		return []propstat{{status: http.StatusForbidden, props: namesOnly(pr.names)}}
 	}
 	if level >= maxExpandLevels {
 		return stats

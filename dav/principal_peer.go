@@ -26,6 +26,7 @@ var peerPrincipalProps = []xml.Name{
 	{Space: nsDAV, Local: "displayname"},
 	{Space: nsDAV, Local: "principal-URL"},
 	{Space: nsCalDAV, Local: "calendar-user-address-set"},
+	{Space: nsCS, Local: "email-address-set"},
 	{Space: nsCalDAV, Local: "calendar-user-type"},
 }
 

@@ -15,7 +15,8 @@ import (
 // (scheduling.go). Every user of the resource's tenant may PROPFIND the
 // principal (and find it with principal-property-search,
 // principal_search.go): resourcetype, displayname, principal-URL,
-// principal-collection-set, calendar-user-address-set, calendar-user-type
+// principal-collection-set, calendar-user-address-set (and
+// CalendarServer's CS:email-address-set), calendar-user-type
 // (ROOM for a room, RESOURCE for equipment: RFC 6638 §2.4.2, RFC 5545
 // §3.2.3), calendar-home-set and schedule-inbox-URL. Nobody logs in as a
 // resource, so the principal has no current-user-principal of its own
@@ -23,12 +24,16 @@ import (
 //
 // What the resource's calendar holds is seen read-only as free/busy: an
 // outbox free/busy request (RFC 6638 §5) naming the resource's address
-// answers its busy time to any user, as for a colleague. The calendar
-// home itself, named by calendar-home-set, stays closed (403
-// need-privileges) to every user, approvers included: a booking is made
-// by inviting the resource (implicit.go, resource.go) and answered by the
-// resource or, under the manual policy, by an approver in their own copy;
-// nobody writes the resource's calendar directly.
+// answers its busy time to any user, as for a colleague. A booking is
+// made by inviting the resource (implicit.go, resource.go) and answered
+// by the resource or, under the manual policy, by an approver in their
+// own copy. The calendar home itself, named by calendar-home-set, stays
+// closed (403 need-privileges) to every user, approvers included, but
+// for the grants an administrator makes with the resource as owner
+// ([Handler.Share], [Handler.Delegate]): they are the grants of users'
+// calendars, read on the same path (share.go, delegate.go, with
+// resourceOwner standing for the owner), so a booking manager reads and
+// writes the resource's calendar as a user's delegate does.
 
 // resourceDirectory is the optional part of a Directory that finds a
 // resource by ID (*builtin.Directory, *directory.SourcedAuth), so that
@@ -74,7 +79,8 @@ func (h *Handler) resourcePrincipalValues(r directory.Resource) []*node {
 		textEl(nsDAV, "displayname", name),
 		prop(nsDAV, "principal-URL", href(h.hrefOf(target{kind: kindPrincipal, user: r.ID}))),
 		prop(nsDAV, "principal-collection-set", href(h.hrefOf(target{kind: kindPrincipals}))),
-		prop(nsCalDAV, "calendar-user-address-set", href("mailto:"+r.Address)),
+		prop(nsCalDAV, "calendar-user-address-set", addressSetHrefs([]string{r.Address})...),
+		prop(nsCS, "email-address-set", emailAddressSet([]string{r.Address})...),
 		textEl(nsCalDAV, "calendar-user-type", resourceCUType(r)),
 		prop(nsCalDAV, "calendar-home-set", href(h.hrefOf(target{kind: kindCalHome, user: r.ID}))),
 		prop(nsCalDAV, "schedule-inbox-URL", href(h.hrefOf(target{kind: kindCalendar, user: r.ID, coll: inboxName}))),
@@ -107,4 +113,12 @@ func (h *Handler) resourceProps(r directory.Resource, pr propRequest) []propstat
 		}
 	}
 	return []propstat{ok, missing}
+}
+
+// resourceOwner is a room or equipment as the owner of grants of its
+// calendar (share.go, delegate.go) and as the calendar user its
+// delegates' writes are scheduled as: its ID (its store account),
+// tenant, address and name. Nobody logs in as it.
+func resourceOwner(r directory.Resource) directory.User {
+	return directory.User{ID: r.ID, Tenant: r.Tenant, Address: r.Address, DisplayName: r.DisplayName}
 }

@@ -5,38 +5,57 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/mailyard/mailyard/directory"
+	"github.com/mailyard/mailyard/internal/textmatch"
 )
 
 // Finding principals (RFC 3744 §9.4, §9.5): principal-property-search
 // on the principals collection (or the root, or the user's own
 // principal) finds the users and resources (rooms and equipment,
 // principal_resource.go) of the requester's tenant by displayname,
-// calendar-user-address-set (CS:email-address-set alike) and
-// calendar-user-type, as Apple Calendar's room and attendee lookup
-// asks. Candidates come from Options.GAL (the tenant's global address
-// list, matched word by word from the start of a word of the name or of
-// an address: directory.GALQuery.Text); each is then matched against
-// every DAV:property-search with the case-insensitive comparison the
-// match element names (RFC 3744 §9.4: a substring match; Apple's
-// match-type "starts-with" and "equals" too), all of them (test
+// calendar-user-address-set, CS:email-address-set, CS:first-name,
+// CS:last-name and calendar-user-type, as Apple Calendar's room and
+// attendee lookup asks. Each DAV:property-search compares its match
+// with i;unicode-casemap (RFC 5051: case-folded, NFKD; RFC 3744 §9.4
+// asks for a case-insensitive match) as its match-type says: "contains"
+// (the default, a substring), "starts-with" (from the start of the
+// value), "equals" or "ends-with" (RFC 5689 and Apple use the first
+// two); another match-type is a 400. All of them must match (test
 // "allof", the default) or any (test "anyof"). calendar-user-type
-// compares whole values. Other properties match nothing. Without a GAL
-// nothing is found. Other sites' entries (directory.GALEntry.Site) are
-// not principals here and are left out.
+// compares whole values; other properties match nothing.
+//
+// Candidates come from Options.GAL (the tenant's global address list;
+// without a GAL nothing is found), asked for the words of the match
+// texts: from the start of a word of a name or address for
+// starts-with and equals, anywhere inside one for contains and
+// ends-with (directory.GALQuery.Contains, which the built-in directory
+// answers from an index of inner suffixes rather than by a scan, LDAP
+// entries included, which it holds as synced). The property-searches
+// then decide. Other sites' entries (directory.GALEntry.Site) are not
+// principals here and are left out, and so is every entry of another
+// tenant, whatever the GAL answers.
 //
 // At most Limits.MaxPrincipalSearch principals are returned; past it the
 // answer ends with a 507 for the request-URI (DAV:number-of-matches-
 // within-limits, as a truncated query, RFC 5323 §5.17); so does a text
-// too broad for the GAL (directory.MaxGALMatches).
+// too broad for the GAL (directory.MaxGALMatches). A body holds at most
+// maxPropertySearches property-searches and match texts of at most
+// maxSearchText bytes (400 otherwise), besides the XML limits.
 
 // principalSearch is one DAV:property-search.
 type principalSearch struct {
-	props     []xml.Name
-	match     string
-	matchType string // "contains" (default), "starts-with", "equals"
+	props []xml.Name
+	match string
+	// contains is true when the GAL must be asked for words anywhere
+	// inside a token (directory.GALQuery.Contains): match-type contains
+	// (the default) or ends-with.
+	contains bool
+	// text compares names with match, addr addresses with match
+	// without its mailto: (both i;unicode-casemap).
+	text, addr *textmatch.Matcher
 }
 
 // Searchable principal properties (principal-search-property-set).
@@ -45,6 +64,27 @@ var (
 	propCUAddressSet = xml.Name{Space: nsCalDAV, Local: "calendar-user-address-set"}
 	propCUType       = xml.Name{Space: nsCalDAV, Local: "calendar-user-type"}
 	propEmailSet     = xml.Name{Space: nsCS, Local: "email-address-set"}
+	// CalendarServer's first-name and last-name, which Apple Calendar
+	// searches with displayname and email-address-set: matched against
+	// the GAL entry's given name and surname.
+	propFirstName = xml.Name{Space: nsCS, Local: "first-name"}
+	propLastName  = xml.Name{Space: nsCS, Local: "last-name"}
+)
+
+// principalCollation is the comparison of every principal-property-search
+// match: RFC 3744 §9.4 asks for a case-insensitive one, and
+// i;unicode-casemap (RFC 5051) is the one that is for every script.
+const principalCollation = "i;unicode-casemap"
+
+// Bounds of a principal-property-search body besides the XML limits:
+// every DAV:property-search may be a directory query (test anyof), and
+// every word of a match text is compared with every word of each
+// candidate, so neither may grow with the body. Clients send a few
+// (Apple Calendar four: displayname, email-address-set, first-name,
+// last-name) with what a user typed.
+const (
+	maxPropertySearches = 16
+	maxSearchText       = 256 // bytes
 )
 
 // principalSearchScan bounds the GAL entries one search looks at, as a
@@ -64,6 +104,7 @@ func (h *Handler) principalSearchPropertySet(rq *request) error {
 	out := el(nsDAV, "principal-search-property-set",
 		item(propDisplayName, "Display name"),
 		item(propCUAddressSet, "Calendar user address"),
+		item(propEmailSet, "Email address"),
 		item(propCUType, "Calendar user type"),
 	)
 	_ = writeXML(rq.w, http.StatusOK, out)
@@ -90,6 +131,9 @@ func parsePrincipalSearch(body *node) (searches []principalSearch, anyOf bool, p
 	for _, c := range body.Children {
 		switch {
 		case c.is(nsDAV, "property-search"):
+			if len(searches) == maxPropertySearches {
+				return nil, false, pr, bad("more than " + strconv.Itoa(maxPropertySearches) + " DAV:property-search")
+			}
 			var s principalSearch
 			p, m := c.child(nsDAV, "prop"), c.child(nsDAV, "match")
 			if p == nil || m == nil {
@@ -97,7 +141,15 @@ func parsePrincipalSearch(body *node) (searches []principalSearch, anyOf bool, p
 			}
 			s.props = names(p)
 			s.match = strings.TrimSpace(m.Text)
-			s.matchType, _ = m.attr("match-type")
+			if len(s.match) > maxSearchText {
+				return nil, false, pr, bad("DAV:match longer than " + strconv.Itoa(maxSearchText) + " bytes")
+			}
+			mt, _ := m.attr("match-type")
+			var err error
+			if s.text, s.addr, err = principalMatchers(s.match, mt); err != nil {
+				return nil, false, pr, bad(err.Error())
+			}
+			s.contains = mt == "" || mt == string(textmatch.Contains) || mt == string(textmatch.EndsWith)
 			searches = append(searches, s)
 		case c.is(nsDAV, "prop"):
 			pr.names = append(pr.names, names(c)...)
@@ -110,6 +162,24 @@ func parsePrincipalSearch(body *node) (searches []principalSearch, anyOf bool, p
 		pr.names = []xml.Name{propDisplayName}
 	}
 	return searches, anyOf, pr, nil
+}
+
+// principalMatchers prepares the comparisons of a DAV:match of a
+// match-type: contains (the default, RFC 3744 §9.4), starts-with,
+// equals or ends-with (RFC 5689 §5's and Apple's); any other is an
+// error.
+func principalMatchers(match, matchType string) (text, addr *textmatch.Matcher, err error) {
+	mt := textmatch.MatchType(matchType)
+	switch mt {
+	case "", textmatch.Contains, textmatch.StartsWith, textmatch.Equals, textmatch.EndsWith:
+	default:
+		return nil, nil, errors.New("unknown match-type " + strconv.Quote(matchType))
+	}
+	if text, err = textmatch.New(match, principalCollation, mt, false); err != nil {
+		return nil, nil, err
+	}
+	addr, err = textmatch.New(mailtoOrSelf(match), principalCollation, mt, false)
+	return text, addr, err
 }
 
 // principalPropertySearch answers principal-property-search (RFC 3744
@@ -218,14 +288,24 @@ func (h *Handler) galCandidates(rq *request, searches []principalSearch, want in
 	q := directory.GALQuery{Tenant: rq.user.Tenant, Kinds: []directory.EntryKind{directory.KindUser, directory.KindResource}, Limit: directory.MaxGALLimit}
 	var words []string
 	for _, s := range searches {
+		isAddr := slices.Contains(s.props, propCUAddressSet) || slices.Contains(s.props, propEmailSet)
+		isName := slices.ContainsFunc(s.props, func(n xml.Name) bool {
+			return n == propDisplayName || n == propFirstName || n == propLastName
+		})
 		switch {
 		case slices.Contains(s.props, propCUType):
 			q.Kinds = cuTypeKinds(s.match, q.Kinds)
-		case slices.Contains(s.props, propDisplayName) && !slices.Contains(s.props, propCUAddressSet) && !slices.Contains(s.props, propEmailSet):
+			continue
+		case isName && !isAddr:
 			words = append(words, s.match)
-		case slices.Contains(s.props, propCUAddressSet), slices.Contains(s.props, propEmailSet):
+		case isAddr:
 			words = append(words, mailtoOrSelf(s.match))
+		default:
+			continue
 		}
+		// A word inside a name or address, not only at its start
+		// (directory's inner index, no scan).
+		q.Contains = q.Contains || s.contains
 	}
 	if len(q.Kinds) == 0 || want <= 0 {
 		return nil, nil
@@ -314,24 +394,28 @@ func principalMatches(e directory.GALEntry, searches []principalSearch, anyOf bo
 func searchMatches(e directory.GALEntry, s principalSearch) bool {
 	for _, p := range s.props {
 		var values []string
-		match := s.match
+		m := s.text
 		switch p {
 		case propDisplayName:
 			values = []string{e.DisplayName}
 			if e.DisplayName == "" {
 				values = []string{e.Address}
 			}
+		case propFirstName:
+			values = []string{e.GivenName}
+		case propLastName:
+			values = []string{e.Surname}
 		case propCUAddressSet, propEmailSet:
-			match = mailtoOrSelf(match)
+			m = s.addr
 			values = append([]string{e.Address}, e.Aliases...)
 		case propCUType:
-			if strings.EqualFold(strings.TrimSpace(match), entryCUType(e)) {
+			if strings.EqualFold(strings.TrimSpace(s.match), entryCUType(e)) {
 				return true
 			}
 			continue
 		}
 		for _, v := range values {
-			if textMatches(v, match, s.matchType) {
+			if v != "" && m.Match(v) {
 				return true
 			}
 		}
@@ -345,16 +429,4 @@ func entryCUType(e directory.GALEntry) string {
 		return resourceCUType(galResource(e))
 	}
 	return cuIndividual
-}
-
-// textMatches compares case-insensitively as matchType says.
-func textMatches(value, match, matchType string) bool {
-	v, m := strings.ToLower(value), strings.ToLower(match)
-	switch strings.ToLower(matchType) {
-	case "starts-with":
-		return strings.HasPrefix(v, m)
-	case "equals":
-		return v == m
-	}
-	return strings.Contains(v, m)
 }

@@ -203,7 +203,7 @@ func TestPrincipalPropertySearch(t *testing.T) {
 	for _, c := range root.Children {
 		got = append(got, c.child(nsDAV, "prop").Children[0].Name.Local)
 	}
-	if strings.Join(got, ",") != "displayname,calendar-user-address-set,calendar-user-type" {
+	if strings.Join(got, ",") != "displayname,calendar-user-address-set,email-address-set,calendar-user-type" {
 		t.Errorf("searchable properties %v", got)
 	}
 	// Not on a calendar.

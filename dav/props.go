@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -120,11 +121,10 @@ func propTable() map[kind][]propDef {
 		// RFC 6638 §2.4.1: the addresses that identify the user as
 		// organiser or attendee, the primary one first.
 		def(nsCalDAV, "calendar-user-address-set", false, func(_ *Handler, rq *request, _ *resource) []*node {
-			out := []*node{href("mailto:" + rq.user.Address)}
-			for _, a := range rq.user.Aliases {
-				out = append(out, href("mailto:"+a))
-			}
-			return out
+			return addressSetHrefs(userAddresses(rq.user))
+		}),
+		def(nsCS, "email-address-set", false, func(_ *Handler, rq *request, _ *resource) []*node {
+			return emailAddressSet(userAddresses(rq.user))
 		}),
 		text(nsCalDAV, "calendar-user-type", false, func(*Handler, *request, *resource) string { return "INDIVIDUAL" }),
 	)
@@ -292,4 +292,33 @@ func (h *Handler) syncToken(rq *request, res *resource) string {
 		return tok
 	}
 	return syncTokenURI(res.coll.SyncToken)
+}
+
+// userAddresses are a user's calendar user addresses, the primary one
+// first, then the aliases: the one address set that
+// calendar-user-address-set and CS:email-address-set show.
+func userAddresses(u directory.User) []string {
+	return append([]string{u.Address}, u.Aliases...)
+}
+
+// addressSetHrefs is a calendar-user-address-set value (RFC 6638
+// §2.4.1): a mailto: href per address.
+func addressSetHrefs(addrs []string) []*node {
+	out := make([]*node, len(addrs))
+	for i, a := range addrs {
+		out[i] = href("mailto:" + a)
+	}
+	return out
+}
+
+// emailAddressSet is a CalendarServer CS:email-address-set value, which
+// Apple clients read to know a principal's addresses: one
+// CS:email-address per address, without a scheme (as CalendarServer
+// and sabre/dav write it).
+func emailAddressSet(addrs []string) []*node {
+	out := make([]*node, len(addrs))
+	for i, a := range addrs {
+		out[i] = textEl(nsCS, "email-address", a)
+	}
+	return out
 }

@@ -13,7 +13,8 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// Sharing (issue 14 item 8). An owner grants a colleague of the same
+// Sharing (issue 14 item 8). An owner (a user, or a room or equipment
+// through an administrator, principal_resource.go) grants a colleague of the same
 // tenant, or a group of it, read or read-write access to one calendar or
 // address book. The grantee finds the collection in their own home as
 // "shared-<hex of the owner's ID>-<collection>" (reserved: no client may
@@ -70,7 +71,7 @@ const (
 
 // Share is one grant of a collection to a user or a group.
 type Share struct {
-	Owner        string // the owner's user ID, the store account of the collection
+	Owner        string // the owner's user or resource ID, the store account of the collection
 	OwnerAddress string
 	Kind         store.CollectionKind
 	Collection   string // the collection's name in the owner's home
@@ -163,10 +164,13 @@ func (h *Handler) shareParty(ctx context.Context, addr string) (directory.Entry,
 }
 
 // Share grants grantee (a user's or a group's address) access to the
-// owner's (a user's address) collection of the given kind and name; a
-// grant that exists is changed to the new access. Owner and grantee must
-// be of one tenant; the schedule inbox and the global address list
-// cannot be shared.
+// owner's collection of the given kind and name; a grant that exists is
+// changed to the new access. The owner is a user's address, or a room's
+// or equipment's (directory.Resource), whose calendar nobody else can
+// share: an administrator grants its booking managers access this way
+// (or with [Handler.Delegate]), and everyone else keeps seeing only its
+// free/busy. Owner and grantee must be of one tenant; the schedule inbox
+// and the global address list cannot be shared.
 func (h *Handler) Share(ctx context.Context, owner string, kind store.CollectionKind, coll, grantee string, access Access) (Share, error) {
 	recs, err := h.records()
 	if err != nil {
@@ -199,8 +203,9 @@ func (h *Handler) Share(ctx context.Context, owner string, kind store.Collection
 	return s, err
 }
 
-// shareOf resolves the parties of a grant: the owner must be a user,
-// the grantee another user or a group of the owner's tenant.
+// shareOf resolves the parties of a grant: the owner must be a user, a
+// room or equipment (grantsOwner), the grantee another user or a group
+// of the owner's tenant.
 func (h *Handler) shareOf(ctx context.Context, owner string, kind store.CollectionKind, coll, grantee string) (Share, string, error) {
 	if kind != store.KindCalendar && kind != store.KindAddressBook {
 		return Share{}, "", fmt.Errorf("%w: kind %q", ErrShareInvalid, kind)
@@ -212,14 +217,15 @@ func (h *Handler) shareOf(ctx context.Context, owner string, kind store.Collecti
 	if err != nil {
 		return Share{}, "", err
 	}
-	if o.User == nil {
-		return Share{}, "", fmt.Errorf("%w: the owner %s is no user", ErrShareInvalid, owner)
+	ou, ok := grantsOwner(o)
+	if !ok {
+		return Share{}, "", fmt.Errorf("%w: the owner %s is no user, room or equipment", ErrShareInvalid, owner)
 	}
 	g, err := h.shareParty(ctx, grantee)
 	if err != nil {
 		return Share{}, "", err
 	}
-	s := Share{Owner: o.User.ID, OwnerAddress: o.User.Address, Kind: kind, Collection: coll}
+	s := Share{Owner: ou.ID, OwnerAddress: ou.Address, Kind: kind, Collection: coll}
 	var tenant string
 	switch {
 	case g.User != nil:
@@ -229,7 +235,7 @@ func (h *Handler) shareOf(ctx context.Context, owner string, kind store.Collecti
 	default:
 		return Share{}, "", fmt.Errorf("%w: %s is no user or group", ErrShareInvalid, grantee)
 	}
-	if tenant != o.User.Tenant {
+	if tenant != ou.Tenant {
 		return Share{}, "", fmt.Errorf("%w: %s is of another tenant", ErrShareInvalid, grantee)
 	}
 	if s.Grantee == s.Owner {
@@ -284,7 +290,8 @@ func (h *Handler) dropGrants(ctx context.Context, owner directory.User, kind sto
 	return nil
 }
 
-// Shares lists the grants of the owner's (a user's address) collections,
+// Shares lists the grants of the owner's (the address of a user, a room
+// or equipment) collections,
 // and the calendar-proxy grants of the owner's home (Home set, Collection
 // empty), which the owner changes through the proxy principals'
 // group-member-set (proxy.go), not [Handler.Unshare].
@@ -297,10 +304,11 @@ func (h *Handler) Shares(ctx context.Context, owner string) ([]Share, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.User == nil {
-		return nil, fmt.Errorf("%w: %s is no user", ErrShareInvalid, owner)
+	ou, ok := grantsOwner(o)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is no user, room or equipment", ErrShareInvalid, owner)
 	}
-	return listShares(ctx, recs, "o/"+o.User.ID+"/")
+	return listShares(ctx, recs, "o/"+ou.ID+"/")
 }
 
 // listShares reads the grants under a key prefix, at most maxShares.
@@ -581,7 +589,8 @@ func (h *Handler) checkShared(rq *request) (handled bool, err error) {
 }
 
 // scheduler is the calendar user a request's scheduling acts as: the
-// owner of a shared calendar written by a grantee, else the user.
+// owner (a user, a room or equipment) of a shared calendar written by a
+// grantee, else the user.
 func (h *Handler) scheduler(rq *request) directory.User {
 	if rq.share == nil || rq.share.Kind != store.KindCalendar {
 		return rq.user
@@ -590,10 +599,24 @@ func (h *Handler) scheduler(rq *request) directory.User {
 		return *rq.owner
 	}
 	e, err := h.opts.Directory.LookupAddress(rq.ctx, rq.share.OwnerAddress)
-	if err != nil || e.User == nil || e.User.ID != rq.share.Owner {
+	owner, ok := grantsOwner(e)
+	if err != nil || !ok || owner.ID != rq.share.Owner {
 		rq.log.Warn("the owner of a shared calendar is gone; scheduling as the grantee", "owner", rq.share.Owner, "err", err)
 		return rq.user
 	}
-	rq.owner = e.User
-	return *e.User
+	rq.owner = &owner
+	return owner
+}
+
+// grantsOwner is the owner of grants a directory entry is: a user, or a
+// room or equipment as resourceOwner makes it; ok is false for anything
+// else.
+func grantsOwner(e directory.Entry) (directory.User, bool) {
+	switch {
+	case e.User != nil:
+		return *e.User, true
+	case e.Resource != nil:
+		return resourceOwner(*e.Resource), true
+	}
+	return directory.User{}, false
 }

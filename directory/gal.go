@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // GAL paging bounds.
@@ -55,6 +57,10 @@ type GALQuery struct {
 	// word of the display name, given name or surname, or the start of
 	// an address or its local part, case-insensitively. Empty lists all.
 	Text string
+	// Contains lets each word of Text match anywhere inside such a word
+	// or address ([GALEntry.MatchesInside]), not only at its start: the
+	// substring match of a "contains" search (RFC 3744 §9.4, RFC 5689).
+	Contains bool
 	// Kinds restricts the result to users, groups, resources and/or
 	// contacts (KindContact); empty means all.
 	Kinds []EntryKind
@@ -87,12 +93,21 @@ func CleanGALToken(s string) string {
 	}, s)
 }
 
+// galFold is the form names, addresses and query words are compared
+// in: control characters dropped, lower case, and NFC (RFC 5198), so a
+// letter typed decomposed ("u" and U+0308) is the precomposed one an
+// entry holds.
+func galFold(s string) string {
+	return norm.NFC.String(strings.ToLower(CleanGALToken(s)))
+}
+
 // galWords splits a name into lowercase words at spaces and punctuation
 // other than those inside names and addresses ('-', '.', '\”, '@', ...
-// split too, so "Anne-Marie" matches "marie").
+// split too, so "Anne-Marie" matches "marie"); combining marks stay in
+// their word.
 func galWords(s string) []string {
-	return strings.FieldsFunc(strings.ToLower(CleanGALToken(s)), func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	return strings.FieldsFunc(galFold(s), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r)
 	})
 }
 
@@ -104,7 +119,7 @@ func (e *GALEntry) Tokens() []string {
 		out = append(out, galWords(s)...)
 	}
 	for _, a := range append([]string{e.Address}, e.Aliases...) {
-		a = strings.ToLower(CleanGALToken(a))
+		a = galFold(a)
 		if a == "" {
 			continue
 		}
@@ -129,12 +144,39 @@ func (e *GALEntry) Matches(words []string) bool {
 	return true
 }
 
+// MatchesInside reports whether every query word (of [GALQueryWords])
+// occurs inside some token of e: the match of a [GALQuery] with
+// Contains.
+func (e *GALEntry) MatchesInside(words []string) bool {
+	toks := e.Tokens()
+	for _, w := range words {
+		if !slices.ContainsFunc(toks, func(t string) bool { return strings.Contains(t, w) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// GALInnerSuffixes returns the suffixes of a token that start after its
+// first character, longest first: a word occurs inside the token exactly
+// when it starts the token or one of these, which lets an index of
+// prefixes answer a [GALQuery] with Contains.
+func GALInnerSuffixes(token string) []string {
+	var out []string
+	for i := range token {
+		if i > 0 {
+			out = append(out, token[i:])
+		}
+	}
+	return out
+}
+
 // GALQueryWords splits the text of a [GALQuery] into the words
 // [GALEntry.Matches] takes: an address prefix is one word, anything else
 // is split as names are.
 func GALQueryWords(text string) []string {
-	if t := strings.TrimSpace(strings.ToLower(text)); strings.Contains(t, "@") && !strings.ContainsAny(t, " \t") {
-		return []string{CleanGALToken(t)}
+	if t := strings.TrimSpace(galFold(text)); strings.Contains(t, "@") && !strings.ContainsAny(t, " \t") {
+		return []string{t}
 	}
 	return galWords(text)
 }

@@ -145,6 +145,10 @@ func (g GAL) SearchGAL(ctx context.Context, q directory.GALQuery) (directory.GAL
 // galEntries returns the remote GAL entries matching q, sorted.
 func (n *Node) galEntries(q directory.GALQuery) []directory.GALEntry {
 	words := directory.GALQueryWords(q.Text)
+	match := (*directory.GALEntry).Matches
+	if q.Contains {
+		match = (*directory.GALEntry).MatchesInside
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []directory.GALEntry
@@ -160,7 +164,7 @@ func (n *Node) galEntries(q directory.GALQuery) []directory.GALEntry {
 			if len(q.Kinds) > 0 && !slices.Contains(q.Kinds, g.Kind) {
 				continue
 			}
-			if !g.Matches(words) {
+			if !match(g, words) {
 				continue
 			}
 			c := *g

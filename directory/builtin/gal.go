@@ -18,11 +18,19 @@ import (
 //	gal       TENANT/SORTKEY          -> GALEntry (JSON)
 //	galref    KIND/ID                 -> TENANT/SORTKEY (where the entry is)
 //	galtoken  TENANT/TOKEN<US>SORTKEY -> TENANT/SORTKEY
+//	galinner  TENANT/SUFFIX<US>SORTKEY -> TENANT/SORTKEY
 //
 // SORTKEY is the lowercase display name (or address), a unit separator
 // (U+001F) and KIND/ID, so listing the gal namespace pages through a
 // tenant in display-name order, and a token prefix finds the entries that
-// have a word starting with it.
+// have a word starting with it. galinner holds every suffix of every
+// token that starts after its first character
+// (directory.GALInnerSuffixes): a word occurs inside a token exactly when
+// it is a prefix of the token or of one of those suffixes, so a query
+// with Contains reads both namespaces by prefix, as a word-prefix query
+// reads galtoken, and never the whole list. It costs a key per character
+// of each token (about 50 per user), the price of substring search
+// without a scan.
 //
 // The namespaces are declared in namespaces.go.
 const galSep = "\x1f"
@@ -85,6 +93,28 @@ func sortKey(e *directory.GALEntry) string {
 
 // galPut replaces the GAL entry of kind/id with e (nil removes it).
 func galPut(tx store.RecordTx, kind, id string, e *directory.GALEntry) error {
+	return galWrite(tx, kind, id, e, false)
+}
+
+// galIndexKeys lists the index records of an entry stored under key:
+// its tokens (galtoken) and their inner suffixes (galinner), each once.
+func galIndexKeys(e *directory.GALEntry, key string) (tokens, inner []string) {
+	seen := map[string]bool{}
+	for _, t := range e.Tokens() {
+		tokens = append(tokens, e.Tenant+"/"+t+galSep+key)
+		for _, sfx := range directory.GALInnerSuffixes(t) {
+			if !seen[sfx] {
+				seen[sfx] = true
+				inner = append(inner, e.Tenant+"/"+sfx+galSep+key)
+			}
+		}
+	}
+	return tokens, inner
+}
+
+// galWrite is galPut; rewrite writes the index records of an entry
+// whose words did not change too (ReindexGAL).
+func galWrite(tx store.RecordTx, kind, id string, e *directory.GALEntry, rewrite bool) error {
 	r := txReader{tx}
 	ref := kind + "/" + id
 	old, err := r.get(nsGALRef, ref)
@@ -93,12 +123,18 @@ func galPut(tx store.RecordTx, kind, id string, e *directory.GALEntry) error {
 		oldKey := string(old.Value)
 		var oe directory.GALEntry
 		if _, err := getJSON(r, nsGAL, oldKey, &oe); err == nil {
-			if e != nil && sortKey(e) == oldKey && slices.Equal(e.Tokens(), oe.Tokens()) {
+			if e != nil && !rewrite && sortKey(e) == oldKey && slices.Equal(e.Tokens(), oe.Tokens()) {
 				// Same place, same words: only the entry changes.
 				return putJSON(tx, nsGAL, oldKey, e, -1)
 			}
-			for _, t := range oe.Tokens() {
-				if err := deleteRecord(tx, nsGALToken, oe.Tenant+"/"+t+galSep+oldKey); err != nil {
+			tokens, inner := galIndexKeys(&oe, oldKey)
+			for _, k := range tokens {
+				if err := deleteRecord(tx, nsGALToken, k); err != nil {
+					return err
+				}
+			}
+			for _, k := range inner {
+				if err := deleteRecord(tx, nsGALInner, k); err != nil {
 					return err
 				}
 			}
@@ -121,8 +157,14 @@ func galPut(tx store.RecordTx, kind, id string, e *directory.GALEntry) error {
 	if err := putJSON(tx, nsGAL, key, e, -1); err != nil {
 		return err
 	}
-	for _, t := range e.Tokens() {
-		if err := putRaw(tx, nsGALToken, e.Tenant+"/"+t+galSep+key, []byte(key), -1); err != nil {
+	tokens, inner := galIndexKeys(e, key)
+	for _, k := range tokens {
+		if err := putRaw(tx, nsGALToken, k, []byte(key), -1); err != nil {
+			return err
+		}
+	}
+	for _, k := range inner {
+		if err := putRaw(tx, nsGALInner, k, []byte(key), -1); err != nil {
 			return err
 		}
 	}
@@ -131,7 +173,8 @@ func galPut(tx store.RecordTx, kind, id string, e *directory.GALEntry) error {
 
 // SearchGAL returns a page of a tenant's global address list: users that
 // are not disabled, groups and resources, in display-name order, matching
-// q.Text (see [GALQuery]). It is the source of the global address book.
+// q.Text (see [GALQuery]; with q.Contains each word anywhere inside a
+// word or address). It is the source of the global address book.
 // ErrInvalid if the tenant is empty or a query word matches more than
 // MaxGALMatches entries.
 func (b *Directory) SearchGAL(ctx context.Context, q directory.GALQuery) (directory.GALPage, error) {
@@ -186,24 +229,33 @@ func (b *Directory) SearchGAL(ctx context.Context, q directory.GALQuery) (direct
 		}
 	}
 	// The longest word is the most selective: collect its candidates from
-	// the token index, then check every word on each candidate.
+	// the token index (and for Contains the inner index), then check
+	// every word on each candidate.
 	scan := slices.MaxFunc(words, func(a, b string) int { return len(a) - len(b) })
+	matches := (*directory.GALEntry).Matches
+	indexes := []string{nsGALToken}
+	if q.Contains {
+		matches = (*directory.GALEntry).MatchesInside
+		indexes = append(indexes, nsGALInner)
+	}
 	var keys []string
 	seen := map[string]bool{}
-	err := forEach(r, nsGALToken, prefix+scan, func(rec store.Record) error {
-		k := string(rec.Value)
-		if k <= after || seen[k] {
+	for _, ns := range indexes {
+		err := forEach(r, ns, prefix+scan, func(rec store.Record) error {
+			k := string(rec.Value)
+			if k <= after || seen[k] {
+				return nil
+			}
+			if len(seen) >= directory.MaxGALMatches {
+				return fmt.Errorf("%w: %q matches too many entries; type more", directory.ErrInvalid, scan)
+			}
+			seen[k] = true
+			keys = append(keys, k)
 			return nil
+		})
+		if err != nil {
+			return directory.GALPage{}, err
 		}
-		if len(seen) >= directory.MaxGALMatches {
-			return fmt.Errorf("%w: %q matches too many entries; type more", directory.ErrInvalid, scan)
-		}
-		seen[k] = true
-		keys = append(keys, k)
-		return nil
-	})
-	if err != nil {
-		return directory.GALPage{}, err
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
@@ -214,7 +266,7 @@ func (b *Directory) SearchGAL(ctx context.Context, q directory.GALQuery) (direct
 			}
 			return directory.GALPage{}, err
 		}
-		if wantKind(e.Kind) && e.Matches(words) && !add(k, e) {
+		if wantKind(e.Kind) && matches(&e, words) && !add(k, e) {
 			break
 		}
 	}
@@ -309,7 +361,7 @@ func (b *Directory) ReindexGAL(ctx context.Context) error {
 	for chunk := range slices.Chunk(items, 200) {
 		err := b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
 			for _, it := range chunk {
-				if err := galPut(tx, it.kind, it.id, it.e); err != nil {
+				if err := galWrite(tx, it.kind, it.id, it.e, true); err != nil {
 					return err
 				}
 			}
@@ -323,8 +375,9 @@ func (b *Directory) ReindexGAL(ctx context.Context) error {
 }
 
 // galIndexVersion marks, in the gal namespace's meta record, that the
-// index covers every entry (written by EnsureGAL).
-const galIndexVersion = "gal-index-v1"
+// index covers every entry (written by EnsureGAL). v2 added galinner:
+// data indexed under v1 is reindexed once.
+const galIndexVersion = "gal-index-v2"
 
 // EnsureGAL builds the global address list once for data written before
 // the index existed, and remembers that it did; later calls cost one

@@ -22,7 +22,7 @@ package builtin
 //	            from an external directory (a "source" such as
 //	            "ldap:corp"); KIND is user or group (builtin_sourced.go)
 //	photo       user ID             -> the user's photo (raw bytes)
-//	gal, galref, galtoken           the global address list (gal.go)
+//	gal, galref, galtoken, galinner the global address list (gal.go)
 //	meta        name                -> markers such as "the GAL is indexed"
 //	accountdrop account ID          -> a deleted user's or resource's store
 //	            account still to be deleted (PendingDeletion)
@@ -48,6 +48,7 @@ const (
 	nsGAL        = "gal"
 	nsGALRef     = "galref"
 	nsGALToken   = "galtoken"
+	nsGALInner   = "galinner"
 	nsMeta       = "meta"
 	nsDrop       = "accountdrop"
 )
@@ -59,6 +60,6 @@ func Namespaces() []string {
 	return []string{
 		nsTenant, nsDomain, nsDomainName, nsUser, nsGroup, nsAlias,
 		nsResource, nsAddr, nsIndex, nsSendAs, nsExternal, nsPhoto,
-		nsGAL, nsGALRef, nsGALToken, nsMeta, nsDrop,
+		nsGAL, nsGALRef, nsGALToken, nsGALInner, nsMeta, nsDrop,
 	}
 }

@@ -19,7 +19,7 @@ func TestNamespacesAreStable(t *testing.T) {
 	assert.Equal(t, []string{
 		"tenant", "domain", "domainname", "user", "group", "alias",
 		"resource", "addr", "index", "sendas", "external", "photo",
-		"gal", "galref", "galtoken", "meta", "accountdrop",
+		"gal", "galref", "galtoken", "galinner", "meta", "accountdrop",
 	}, builtin.Namespaces())
 
 	ctx := context.Background()

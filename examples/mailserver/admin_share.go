@@ -15,15 +15,20 @@ import (
 func shareCommands() []command {
 	kindFlag := "-kind calendar|addressbook\twhat is shared (default calendar)"
 	return []command{
-		{name: "share add", args: "OWNER COLLECTION GRANTEE", summary: "give a user or a group of the owner's tenant access to a calendar or address book",
+		{name: "share add", args: "OWNER COLLECTION GRANTEE", summary: "give a user or a group of the owner's tenant access to a calendar or address book; " +
+			"OWNER may be a room or equipment, COLLECTION * makes a user calendar proxy of the owner's whole calendar home (a room's booking manager)",
 			flags:   kindFlag + "\n-access read|read-write\twhat the grantee may do (default read)",
-			example: "share add alice@example.com calendar team@example.com --access read-write", run: (*admin).shareAdd},
-		{name: "share remove", args: "OWNER COLLECTION GRANTEE", summary: "take a grant back", flags: kindFlag,
+			example: "share add room1@example.com '*' alice@example.com --access read-write", run: (*admin).shareAdd},
+		{name: "share remove", args: "OWNER COLLECTION GRANTEE", summary: "take a grant back (COLLECTION * a calendar-proxy grant)", flags: kindFlag,
 			example: "share remove alice@example.com calendar team@example.com", run: (*admin).shareRemove},
 		{name: "share list", args: "OWNER", summary: "one line each: kind collection (* for a calendar-proxy grant of the whole home) grantee access",
 			example: "share list alice@example.com", run: (*admin).shareList},
 	}
 }
+
+// homeCollection names, in the share commands, a calendar-proxy grant:
+// the owner's whole calendar home (dav.Handler.Delegate).
+const homeCollection = "*"
 
 // davSharing is a dav handler over the admin's store and directory, for
 // its sharing API.
@@ -54,7 +59,13 @@ func (a *admin) shareAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := h.Share(ctx, pos[0], kind, pos[1], pos[2], access)
+	var s dav.Share
+	if pos[1] == homeCollection && kind == store.KindCalendar {
+		s, err = h.Delegate(ctx, pos[0], pos[2], access)
+		s.Collection = homeCollection
+	} else {
+		s, err = h.Share(ctx, pos[0], kind, pos[1], pos[2], access)
+	}
 	if err != nil {
 		return err
 	}
@@ -72,7 +83,12 @@ func (a *admin) shareRemove(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := h.Unshare(ctx, pos[0], kind, pos[1], pos[2]); err != nil {
+	if pos[1] == homeCollection && kind == store.KindCalendar {
+		err = h.Undelegate(ctx, pos[0], pos[2])
+	} else {
+		err = h.Unshare(ctx, pos[0], kind, pos[1], pos[2])
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "%s %s of %s no longer shared with %s\n", kind, pos[1], pos[0], pos[2])
@@ -98,7 +114,7 @@ func (a *admin) shareList(ctx context.Context, args []string) error {
 			who += " (group)"
 		}
 		if s.Home {
-			coll = "*" // a calendar-proxy grant: the whole calendar home
+			coll = homeCollection
 		}
 		fmt.Fprintf(a.stdout, "%s\t%s\t%s\t%s\n", s.Kind, coll, who, s.Access)
 	}

@@ -46,6 +46,30 @@ func TestShareCommands(t *testing.T) {
 	}
 }
 
+// TestShareRoomCommands: an administrator makes a user the booking
+// manager of a room (share add ROOM '*' USER, dav.Handler.Delegate),
+// lists and removes the grant; the room as its own proxy is refused.
+func TestShareRoomCommands(t *testing.T) {
+	d := newDataDir(t)
+	mustCLI(t, d, "domain", "add", "example.test")
+	mustCLI(t, d, "user", "add", "alice@example.test", "-password", "secret")
+	mustCLI(t, d, "resource", "add", "room1@example.test", "-name", "Room 1")
+	out := mustCLI(t, d, "share", "add", "room1@example.test", "*", "alice@example.test", "-access", "read-write")
+	if !strings.Contains(out, "calendar * of room1@example.test shared with alice@example.test (read-write)") {
+		t.Errorf("share add: %q", out)
+	}
+	if got := mustCLI(t, d, "share", "list", "room1@example.test"); got != "calendar\t*\talice@example.test\tread-write\n" {
+		t.Errorf("share list: %q", got)
+	}
+	if code, _, _ := cli(t, d, "", "share", "add", "room1@example.test", "*", "room1@example.test"); code == 0 {
+		t.Error("a room was made its own proxy")
+	}
+	mustCLI(t, d, "share", "remove", "room1@example.test", "*", "alice@example.test")
+	if got := mustCLI(t, d, "share", "list", "room1@example.test"); got != "" {
+		t.Errorf("share list after remove: %q", got)
+	}
+}
+
 // TestUserDeleteDropsShares: `user delete` removes the user's grants,
 // the grants to the user and its collections' properties from the
 // store's records, not only its account; others' grants stay.
