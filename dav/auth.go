@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/directory/authlimit"
+	"github.com/mailyard/mailyard/internal/limits"
 )
 
 // realm is the Basic challenge (RFC 7617 §2, with the charset parameter
@@ -41,12 +42,13 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (director
 		h.challenge(w, r, "authentication required")
 		return directory.User{}, false
 	}
-	if u, ok := h.auth.get(login, password); ok {
+	ip := clientIP(r)
+	if u, ok := h.auth.get(ip, login, password); ok {
 		return u, true
 	}
 	ctx := r.Context()
 	log := h.opts.Logger.With("login", login, "remote", r.RemoteAddr)
-	attempt, err := h.opts.AuthLimiter.Begin(ctx, clientIP(r), directory.LimiterLogin(ctx, h.opts.Directory, login))
+	attempt, err := h.opts.AuthLimiter.Begin(ctx, ip, directory.LimiterLogin(ctx, h.opts.Directory, login))
 	if err != nil {
 		log.Warn("authentication refused", "rule", "auth-limit", "reason", err.Error())
 		he := &httpError{status: http.StatusTooManyRequests, msg: "too many failed authentications; try again later", retryAfter: time.Second}
@@ -61,7 +63,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (director
 	switch {
 	case err == nil:
 		attempt.Succeeded()
-		h.auth.put(login, password, user)
+		h.auth.put(ip, login, password, user)
 		return user, true
 	case errors.Is(err, directory.ErrAuthFailed):
 		delay := attempt.Failed()
@@ -114,9 +116,17 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // authCache remembers verified credentials for a short time, keyed by an
-// HMAC of login and password under a key drawn at start, so that neither
-// the password nor a hash that could be attacked offline with a known
-// key is kept.
+// HMAC of client, login and password under a key drawn at start, so that
+// neither the password nor a hash that could be attacked offline with a
+// known key is kept.
+//
+// The client (limits.ClientKey: the IPv4 address or IPv6 /64) is part of
+// the key because a hit skips the auth limiter: keyed by login and
+// password alone, the real user's requests kept the right password
+// cached for everyone, and a guesser the limiter refused (429) still got
+// 207 for the right guess, which made the limiter an oracle that bounded
+// nothing. A hit now only repeats what the limiter allowed and the
+// directory verified for the same client.
 type authCache struct {
 	ttl  time.Duration
 	size int
@@ -138,8 +148,11 @@ func newAuthCache(ttl time.Duration, size int, now func() time.Time) *authCache 
 	return c
 }
 
-func (c *authCache) mac(login, password string) [32]byte {
+func (c *authCache) mac(client netip.Addr, login, password string) [32]byte {
 	m := hmac.New(sha256.New, c.key[:])
+	ck, _ := limits.ClientKey(client).MarshalBinary()
+	m.Write(ck)
+	m.Write([]byte{0})
 	m.Write([]byte(login))
 	m.Write([]byte{0})
 	m.Write([]byte(password))
@@ -148,11 +161,11 @@ func (c *authCache) mac(login, password string) [32]byte {
 	return k
 }
 
-func (c *authCache) get(login, password string) (directory.User, bool) {
+func (c *authCache) get(client netip.Addr, login, password string) (directory.User, bool) {
 	if c.ttl <= 0 {
 		return directory.User{}, false
 	}
-	k := c.mac(login, password)
+	k := c.mac(client, login, password)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[k]
@@ -163,11 +176,11 @@ func (c *authCache) get(login, password string) (directory.User, bool) {
 	return e.user, true
 }
 
-func (c *authCache) put(login, password string, u directory.User) {
+func (c *authCache) put(client netip.Addr, login, password string, u directory.User) {
 	if c.ttl <= 0 {
 		return
 	}
-	k := c.mac(login, password)
+	k := c.mac(client, login, password)
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()

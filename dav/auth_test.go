@@ -3,6 +3,8 @@ package dav
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -133,4 +135,66 @@ func TestAuthDisabled(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.do("PROPFIND", "/dav/", "", "Auth", bob+":"+bobPW, "Depth", "0").expect(t, http.StatusForbidden)
+}
+
+// TestAuthCacheNoOracle: a client the limiter refuses gets 429 for the
+// right password too, even while the real user's requests from another
+// address keep it cached. Before the cache was keyed by client, the
+// guesser got 207 for the right guess and 429 for the wrong ones: the
+// limiter told it which guess was right and bounded nothing.
+func TestAuthCacheNoOracle(t *testing.T) {
+	e := newEnv(t)
+	attacker := clientFrom(t, "127.0.0.2")
+	// The real user, from 127.0.0.1: verified and cached.
+	e.do("PROPFIND", "/dav/", "", "Auth", bob+":"+bobPW, "Depth", "0").expect(t, http.StatusMultiStatus)
+	refused := false
+	for i := 0; i < 10 && !refused; i++ {
+		st := attackerDo(t, attacker, e.srv.URL, bob, "guess"+strconv.Itoa(i))
+		refused = st == http.StatusTooManyRequests
+		if !refused && st != http.StatusUnauthorized {
+			t.Fatalf("guess %d: status %d", i, st)
+		}
+	}
+	if !refused {
+		t.Fatal("ten wrong passwords from one client were never refused")
+	}
+	if st := attackerDo(t, attacker, e.srv.URL, bob, bobPW); st != http.StatusTooManyRequests {
+		t.Fatalf("refused client's right password: status %d, want 429 like its wrong ones", st)
+	}
+	// The real user is not locked out.
+	e.do("PROPFIND", "/dav/", "", "Auth", bob+":"+bobPW, "Depth", "0").expect(t, http.StatusMultiStatus)
+}
+
+// clientFrom returns an HTTP client whose connections come from the
+// loopback address src (Linux answers on all of 127/8).
+func clientFrom(t *testing.T, src string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	c, err := d.Dial("tcp", "127.0.0.1:1")
+	if c != nil {
+		c.Close()
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" && strings.Contains(err.Error(), "assign requested address") {
+		t.Skipf("cannot connect from %s: %v", src, err)
+	}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+// attackerDo sends an authenticated PROPFIND with c and returns the status.
+func attackerDo(t *testing.T, c *http.Client, base, user, pw string) int {
+	t.Helper()
+	req, err := http.NewRequest("PROPFIND", base+"/dav/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(user, pw)
+	req.Header.Set("Depth", "0")
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
 }

@@ -57,7 +57,9 @@
 // wrong credentials; 429 with Retry-After when the limiter refuses to
 // check; 403 for a disabled account or one without DAV; 503 with
 // Retry-After when the directory fails. Verified credentials are
-// remembered for Options.AuthCacheTTL as a keyed hash.
+// remembered for Options.AuthCacheTTL as a keyed hash, for the client
+// (IPv4 address, IPv6 /64) that sent them only: a client the limiter
+// refuses gets 429 for the right password as for wrong ones.
 //
 // # Guarantees
 //

@@ -183,9 +183,10 @@ type Options struct {
 	// Default: a private limiter with authlimit.Policy defaults.
 	AuthLimiter *authlimit.Limiter
 	// AuthCacheTTL is how long a verified user name and password are
-	// accepted again without asking the directory (DAV clients send
+	// accepted again from the same client (IPv4 address or IPv6 /64)
+	// without asking the limiter or the directory (DAV clients send
 	// Basic credentials with every request, and password hashes are
-	// deliberately slow). Only a keyed hash of the pair is kept. Default
+	// deliberately slow). Only a keyed hash of the three is kept. Default
 	// DefaultAuthCacheTTL; negative disables the cache.
 	AuthCacheTTL time.Duration
 	// Prefix is the URL path under which DAV is served, without a

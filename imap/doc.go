@@ -170,7 +170,11 @@
 //     (store.TextSearcher), the BODY and TEXT keys of the top level
 //     narrow the messages read to the index's candidates, and those it
 //     holds whole are not read for them: the answer is the scan's (a
-//     property test compares the two). NOT/OR nest at most 100 deep. Charsets other than US-ASCII and UTF-8 get
+//     property test compares the two). NOT/OR nest at most 100 deep.
+//     A search has at most 32 distinct BODY and TEXT strings (each is
+//     looked for in all the text read), NO [LIMIT] beyond; message sets
+//     are kept as the ranges the client wrote, never as lists of the
+//     mailbox's messages. Charsets other than US-ASCII and UTF-8 get
 //     NO [BADCHARSET] (RFC 9051 §6.4.4).
 //   - SORT (RFC 5256 §3) and SORT=DISPLAY (RFC 5957) sort what SEARCH
 //     finds: ARRIVAL (INTERNALDATE), DATE (the Date field, in UTC, or the
