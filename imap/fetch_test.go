@@ -156,6 +156,7 @@ func TestFetchSectionMemory(t *testing.T) {
 		"\r\n--big\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + text +
 		"\r\n--big--\r\n"
 	e.deliver(e.aliceID, "", msg)
+	e.indexText() // the store's background indexer would allocate beside the FETCHes measured
 	text = ""
 	msg = ""
 	send := sinkSession(t, e)

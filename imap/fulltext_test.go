@@ -265,6 +265,7 @@ func TestFullTextWire(t *testing.T) {
 	e.deliver(e.aliceID, "", "From: admin@example.org\r\nSubject: =?utf-8?B?"+base64.StdEncoding.EncodeToString([]byte("Квота"))+"?=\r\n"+
 		"Content-Type: text/plain; charset=koi8-r\r\n\r\n"+koi+"\r\n")
 	e.deliver(e.aliceID, "", "From: bob@example.org\r\nSubject: Lunch\r\nContent-Type: text/html\r\n\r\n<p>Meet at the <b>Zebra</b> café</p>\r\n")
+	e.indexText() // the store indexes in the background; this test counts the bodies read beside the index
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

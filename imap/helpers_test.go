@@ -169,6 +169,15 @@ func (e *env) deliver(account, mailbox, msg string) uint32 {
 	return d[0].UID
 }
 
+// indexText fills the full-text entries the store's background indexer
+// has not filled yet (it indexes after Deliver and Append return).
+func (e *env) indexText() {
+	e.t.Helper()
+	if _, err := e.st.IndexPendingText(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // tb is what raw needs from a test: testing.TB or *rapid.T.
 type tb interface {
 	Helper()
