@@ -208,8 +208,17 @@ func stackNow() uint64 {
 // benchCommand measures one command on a selected 100-message INBOX, the
 // probe of bench/imapload -probe in-process (issue 16): run with
 // -cpuprofile to see where a command's time goes.
+// It reports the store look-ups per loop: Mailbox, Changes and
+// ListMessages calls.
 func benchCommand(b *testing.B, cmds ...string) {
-	e := newEnvIn(b, memDir(b), func(o *Options) { o.AllowInsecureAuth = true })
+	var cb *changesCounting
+	e := newEnvIn(b, memDir(b), func(o *Options) {
+		o.AllowInsecureAuth = true
+		if cb == nil {
+			cb = &changesCounting{listCounting: listCounting{Backend: o.Backend}}
+		}
+		o.Backend = cb
+	})
 	for i := 1; i <= 100; i++ {
 		e.deliver(e.aliceID, "INBOX", benchMessage(i))
 	}
@@ -217,12 +226,17 @@ func benchCommand(b *testing.B, cmds ...string) {
 	r.expectOK("LOGIN " + alice + ` "` + alicePW + `"`)
 	r.expectOK(`CREATE Other`)
 	r.expectOK("SELECT INBOX")
+	m0, c0, l0 := cb.mailboxes.Load(), cb.changes.Load(), cb.lists.Load()
 	b.ResetTimer()
 	for b.Loop() {
 		for _, c := range cmds {
 			r.expectOK(c)
 		}
 	}
+	n := float64(b.N)
+	b.ReportMetric(float64(cb.mailboxes.Load()-m0)/n, "mailbox-lookups/op")
+	b.ReportMetric(float64(cb.changes.Load()-c0)/n, "change-reads/op")
+	b.ReportMetric(float64(cb.lists.Load()-l0)/n, "listings/op")
 }
 
 func BenchmarkCommandNoop(b *testing.B)   { benchCommand(b, "NOOP") }

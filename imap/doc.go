@@ -52,7 +52,13 @@
 //     sessions (FETCH FLAGS), new keywords (FLAGS) and expunges. EXPUNGE
 //     responses are held back during FETCH, STORE and SEARCH (RFC 9051
 //     §7.5.1) and sent highest sequence number first (with QRESYNC, one
-//     VANISHED response instead).
+//     VANISHED response instead). The sessions polling one mailbox
+//     under the same change number ([ChangeCounter]) share one read of
+//     its changes; a session's own STORE whose MODSEQ is the one after
+//     its view's is not read back. SELECT opens the mailbox's last
+//     listing brought forward by the changes since (the listings of at
+//     most 32 mailboxes of at most 20,000 messages are kept), so a
+//     write by another process is seen as by a fresh listing.
 //  6. A refused literal's data is never run as commands, nor is any part
 //     of a failed command: a synchronising literal over a limit gets a
 //     tagged NO or BAD instead of the continuation request, so its data

@@ -81,14 +81,10 @@ var systemFlags = []string{store.FlagAnswered, store.FlagFlagged, store.FlagDele
 
 func openView(s *session, name string, readOnly bool) (*view, *imap.SelectData, error) {
 	b := s.srv.opts.Backend
-	mark := s.srv.cache.mark(s.account, name)
-	mb, err := b.Mailbox(s.ctx, s.account, name)
-	if err != nil {
-		return nil, nil, err
-	}
 	// The watermark is taken before the listing: whatever commits in
 	// between is seen again by the next poll, which is harmless.
-	msgs, err := b.ListMessages(s.ctx, s.account, name, nil)
+	mark := s.srv.cache.mark(s.account, name)
+	mb, msgs, err := s.srv.cache.selectListing(s.ctx, b, s.account, name, mark)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -108,10 +104,10 @@ func openView(s *session, name string, readOnly bool) (*view, *imap.SelectData, 
 	}
 	var firstUnseen uint32
 	for i, m := range msgs {
-		v.uids = append(v.uids, m.UID)
-		v.flags = append(v.flags, v.internFlags(m.Flags))
-		v.noteKeywords(m.Flags)
-		if firstUnseen == 0 && !hasFlag(m.Flags, store.FlagSeen) {
+		v.uids = append(v.uids, m.uid)
+		v.flags = append(v.flags, v.internFlags(m.flags))
+		v.noteKeywords(m.flags)
+		if firstUnseen == 0 && !hasFlag(m.flags, store.FlagSeen) {
 			firstUnseen = uint32(i + 1)
 		}
 	}
@@ -306,12 +302,9 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	// a NOOP's time).
 	if !v.dead && !s.srv.cache.unchanged(v.polled, s.account, v.name) {
 		mark := s.srv.cache.mark(s.account, v.name)
-		mb, err := b.Mailbox(s.ctx, s.account, v.name)
-		var cs store.ChangeSet
-		if err == nil && mb.UIDValidity == v.uidValidity && mb.HighestModSeq > v.modSeq {
-			// ErrNotFound here: deleted since the look-up, as below.
-			cs, err = b.Changes(s.ctx, s.account, v.name, v.modSeq)
-		}
+		// Shared with the other sessions polling the mailbox; cs may
+		// start below v.modSeq (see storeCache.changes).
+		mb, cs, err := s.srv.cache.changes(s.ctx, b, s.account, v.name, mark, v.modSeq)
 		switch {
 		case errors.Is(err, store.ErrNotFound) || (err == nil && mb.UIDValidity != v.uidValidity):
 			// Deleted or renamed away under us: all messages are gone
@@ -338,6 +331,8 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			var fresh []store.Message
 			for _, m := range cs.Changed {
 				switch {
+				case m.ModSeq <= v.modSeq:
+					// Known: the read was shared from an earlier MODSEQ.
 				case v.seqOf(m.UID) != 0:
 					if v.gone[m.UID] {
 						continue
@@ -685,6 +680,14 @@ func (v *view) store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.Sto
 		if err := rw.Close(); err != nil {
 			return missing, err
 		}
+	}
+	// The store gave this STORE's changes the MODSEQ just above the
+	// view's, which no other write has: the view, which took Updated in
+	// above, is current up to it, and the poll that follows the command
+	// need not read its own change back (issue 16: that read was a third
+	// of a single client's STORE).
+	if res.ModSeq != 0 && res.ModSeq == v.modSeq+1 && !v.dead {
+		v.modSeq = res.ModSeq
 	}
 	if len(res.Modified) == 0 {
 		return missing, nil

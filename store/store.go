@@ -315,6 +315,12 @@ type StoreFlagsResult struct {
 	Updated []Message
 	// Modified lists UIDs that failed the UnchangedSince test.
 	Modified []uint32
+	// ModSeq is the MODSEQ the call gave the messages whose flags it
+	// changed, which no other write to the mailbox has; 0 when it changed
+	// none, or when the backend does not say (the field is optional). A
+	// caller that knew the mailbox up to ModSeq-1 knows it up to ModSeq
+	// once it applied Updated.
+	ModSeq uint64
 }
 
 // UIDPair maps a source UID to the UID its copy got (RFC 4315 COPYUID).

@@ -327,6 +327,7 @@ func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req sto
 		if len(changed) > 0 {
 			s.publish(store.Change{Kind: store.ChangeFlags, Account: account, Mailbox: name, UIDs: changed, ModSeq: modseq})
 		}
+		res.ModSeq = modseq
 		return nil
 	})
 	if err != nil {

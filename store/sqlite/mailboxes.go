@@ -147,17 +147,18 @@ func (s *Store) CreateMailbox(ctx context.Context, account, name string, use sto
 	return m, wrapErr("create mailbox", err)
 }
 
-// Mailbox implements store.Mailboxes.
+// Mailbox implements store.Mailboxes. It is the mailbox of Status: the
+// row the writer read when it last committed a change to the mailbox,
+// without a query while nothing changed since (issue 16: an IMAP server
+// asks after every command that follows a write, and the look-up was a
+// third of its poll's time). As with Status, a write by another process
+// sharing the data directory is seen once the memo is statusMaxAge old.
 func (s *Store) Mailbox(ctx context.Context, account, name string) (store.Mailbox, error) {
-	name, err := store.CleanMailboxName(name)
+	st, err := s.Status(ctx, account, name)
 	if err != nil {
 		return store.Mailbox{}, err
 	}
-	if err := s.checkOpen(); err != nil {
-		return store.Mailbox{}, err
-	}
-	m, err := getMailbox(ctx, rpool{s}, account, name)
-	return m, wrapErr("mailbox", err)
+	return st.Mailbox, nil
 }
 
 // ListMailboxes implements store.Mailboxes.

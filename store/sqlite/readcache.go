@@ -97,6 +97,7 @@ type rtx struct {
 }
 
 func (t *rtx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	t.s.reads.Add(1)
 	if st := t.s.rstmt(q); st != nil {
 		return t.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
@@ -104,6 +105,7 @@ func (t *rtx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Row
 }
 
 func (t *rtx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	t.s.reads.Add(1)
 	if st := t.s.rstmt(q); st != nil {
 		return t.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
@@ -118,6 +120,7 @@ func (p rpool) ExecContext(ctx context.Context, q string, args ...any) (sql.Resu
 }
 
 func (p rpool) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	p.s.reads.Add(1)
 	if st := p.s.rstmt(q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -125,6 +128,7 @@ func (p rpool) QueryContext(ctx context.Context, q string, args ...any) (*sql.Ro
 }
 
 func (p rpool) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	p.s.reads.Add(1)
 	if st := p.s.rstmt(q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}

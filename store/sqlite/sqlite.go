@@ -118,6 +118,9 @@ type Store struct {
 	// statements counts the statements the writer ran, transaction
 	// control included (the tests' and benchmarks' cost per write).
 	statements atomic.Uint64
+	// reads counts the queries run on the read pool through rpool and
+	// rtx (the tests' and benchmarks' cost per read).
+	reads atomic.Uint64
 
 	// mu guards closed and sending on reqs, so Close can close reqs once
 	// no sender is inside submit.

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -15,7 +16,9 @@ import (
 func bruteStatus(t *testing.T, s *Store, account, name string) store.MailboxStatus {
 	t.Helper()
 	ctx := context.Background()
-	mb, err := s.Mailbox(ctx, account, name)
+	// The row itself, not Mailbox: that answers from the memo Status
+	// keeps, which this is to check.
+	mb, err := getMailbox(ctx, rpool{s}, account, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,4 +150,70 @@ var undoMigrationV6 = []string{
 	"ALTER TABLE mailboxes DROP COLUMN n_messages", "ALTER TABLE mailboxes DROP COLUMN n_unseen",
 	"ALTER TABLE mailboxes DROP COLUMN n_deleted", "ALTER TABLE mailboxes DROP COLUMN n_bytes",
 	"PRAGMA user_version = 5",
+}
+
+// TestMailboxAfterWriteWithoutQuery: after a write to a mailbox, Mailbox
+// answers what the writer committed (UIDNEXT, HIGHESTMODSEQ, the
+// subscription) without a query of the read pool, as Status does; a
+// mailbox the memo does not hold is read once and then remembered.
+func TestMailboxAfterWriteWithoutQuery(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	mustAccount(t, s, "a", store.Quota{})
+	if _, err := s.CreateMailbox(ctx, "a", "Other", store.SpecialNone); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what, name string, wantReads uint64) store.Mailbox {
+		t.Helper()
+		r0 := s.reads.Load()
+		mb, err := s.Mailbox(ctx, "a", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.reads.Load() - r0; got != wantReads {
+			t.Errorf("%s: Mailbox ran %d read queries, want %d", what, got, wantReads)
+		}
+		row, err := getMailbox(ctx, rpool{s}, "a", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mb != row {
+			t.Errorf("%s: Mailbox = %+v, the row is %+v", what, mb, row)
+		}
+		return mb
+	}
+	m, err := s.Append(ctx, "a", "Other", strings.NewReader("Subject: x\r\n\r\nbody\r\n"), store.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mb := check("after APPEND", "Other", 0); mb.UIDNext != m.UID+1 || mb.HighestModSeq != m.ModSeq {
+		t.Errorf("after APPEND: UIDNEXT %d HIGHESTMODSEQ %d, the message has UID %d MODSEQ %d", mb.UIDNext, mb.HighestModSeq, m.UID, m.ModSeq)
+	}
+	res, err := s.StoreFlags(ctx, "a", "Other", store.StoreFlagsRequest{UIDs: store.UIDSet{{Start: m.UID, Stop: m.UID}}, Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mb := check("after STORE", "Other", 0); mb.HighestModSeq != res.Updated[0].ModSeq {
+		t.Errorf("after STORE: HIGHESTMODSEQ %d, the message has MODSEQ %d", mb.HighestModSeq, res.Updated[0].ModSeq)
+	}
+	if err := s.SetSubscribed(ctx, "a", "Other", true); err != nil {
+		t.Fatal(err)
+	}
+	if mb := check("after SUBSCRIBE", "Other", 0); !mb.Subscribed {
+		t.Error("after SUBSCRIBE: not subscribed")
+	}
+	// Opened afresh, the store knows no mailbox: read once, then known.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, Options{})
+	check("after reopening, first", "Other", 1)
+	check("after reopening, again", "Other", 0)
+	if _, err := s.Mailbox(ctx, "a", "Missing"); !errors.Is(err, store.ErrNoMailbox) {
+		t.Errorf("missing mailbox: %v", err)
+	}
+	if _, err := s.Mailbox(ctx, "nobody", store.Inbox); !errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoMailbox) {
+		t.Errorf("missing account: %v", err)
+	}
 }

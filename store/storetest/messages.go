@@ -178,10 +178,16 @@ func testStoreFlags(t *testing.T, open Opener) {
 	if ms1 <= b.ModSeq || res.Updated[1].ModSeq <= b.ModSeq {
 		t.Fatalf("MODSEQ after flag change %d/%d not above %d", ms1, res.Updated[1].ModSeq, b.ModSeq)
 	}
+	// The result's ModSeq is optional; when given, it is the changed
+	// messages' and the mailbox's new HIGHESTMODSEQ.
+	if res.ModSeq != 0 && (res.ModSeq != ms1 || res.ModSeq != mailbox(t, s, "u", "INBOX").HighestModSeq) {
+		t.Fatalf("result ModSeq %d, messages got %d, HIGHESTMODSEQ %d", res.ModSeq, ms1, mailbox(t, s, "u", "INBOX").HighestModSeq)
+	}
 	// No change keeps MODSEQ (RFC 7162 §3.1.3 only changed messages get new ones).
 	res, err = s.StoreFlags(ctx, "u", "INBOX", store.StoreFlagsRequest{UIDs: uids(a.UID), Op: store.FlagsAdd, Flags: []string{`\Seen`}})
 	ok(t, err, "+FLAGS no-op")
 	eq(t, res.Updated[0].ModSeq, ms1, "MODSEQ of unchanged message")
+	eq(t, res.ModSeq, 0, "result ModSeq when nothing changed")
 	eq(t, mailbox(t, s, "u", "INBOX").HighestModSeq, max(ms1, res.Updated[0].ModSeq), "HIGHESTMODSEQ after no-op")
 	res, err = s.StoreFlags(ctx, "u", "INBOX", store.StoreFlagsRequest{UIDs: uids(a.UID), Op: store.FlagsRemove, Flags: []string{"$WORK", `\Flagged`}})
 	ok(t, err, "-FLAGS")
