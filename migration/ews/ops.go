@@ -470,14 +470,18 @@ func (m *Mailbox) getItems(ctx context.Context, ids []ItemID, shape Shape) (*ite
 		Shape   itemShape `xml:"m:ItemShape"`
 		IDs     []ItemID  `xml:"m:ItemIds>t:ItemId"`
 	}{Shape: shape.itemShape(), IDs: ids}
-	var resp itemsResponse
-	if err := m.call(ctx, req, &resp); err != nil {
+	var resp mimeItems
+	var into any = &resp.itemsResponse
+	if req.Shape.IncludeMIME {
+		into = &resp // MIME content is lifted out of the stream (mimeLifter)
+	}
+	if err := m.call(ctx, req, into); err != nil {
 		return nil, err
 	}
 	if len(resp.Messages.List) != len(ids) {
 		return nil, m.classify(ctx, fmt.Errorf("ews: GetItem asked for %d items, got %d answers", len(ids), len(resp.Messages.List)))
 	}
-	return &resp, nil
+	return &resp.itemsResponse, nil
 }
 
 // deliver hands the items of one GetItem answer to fn, dropping each
