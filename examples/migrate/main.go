@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,7 +81,7 @@ var errInterrupted = errors.New("interrupted")
 // errMailboxErrors marks a run that ended with mailboxes in error.
 var errMailboxErrors = errors.New("some mailboxes failed")
 
-const usage = `usage: migrate [--data DIR | --config FILE] [--allow LIST] [--log-level LEVEL] COMMAND [ARGS]
+const usage = `usage: migrate [--data DIR | --config FILE] [--allow LIST] [--log-level LEVEL] [--cpuprofile FILE] COMMAND [ARGS]
 
 Flags are written --flag here; -flag is the same (as in mailserver).
 
@@ -138,9 +139,18 @@ func run(ctx context.Context, args []string, e env) int {
 	dataDir := fs.String("data", "", "the mail server's data directory (overrides data_dir)")
 	allow := fs.String("allow", "", "source hosts collectors may connect to: CIDR blocks or host names, comma-separated (adds to [migration] allowlist)")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the command to this file (benchmarks)")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintf(e.stderr, "migrate: %v\n%s", err, usage)
 		return exitUsage
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(e.stderr, "migrate: -cpuprofile:", err)
+			return exitUsage
+		}
+		defer stop()
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -187,6 +197,23 @@ func run(ctx context.Context, args []string, e env) int {
 		fmt.Fprintln(e.stderr, "migrate:", err)
 		return exitFailed
 	}
+}
+
+// startCPUProfile starts a CPU profile (runtime/pprof) into the file
+// path and returns what stops it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // cli holds what the commands share.

@@ -144,12 +144,14 @@
 //     special use whatever their names.
 //  3. Each folder (MigratorOptions.FolderParallel at once, the client's
 //     MaxConcurrent calls at once) is read by SyncFolderItems pages of
-//     PageSize changes. A mail page's new messages are read by GetItem
-//     with MimeContent (MaxBatch per call, the next batch read while the
-//     last is stored) and appended, WriteParallel at once so that the
-//     store commits them together, with IsRead as \Seen, a Flagged
-//     follow-up flag as \Flagged and DateTimeReceived as INTERNALDATE;
-//     messages over MaxMessageSize are counted, not copied.
+//     PageSize changes (512 by default), the next page asked for while
+//     this one is stored. A mail page's new messages are read by GetItem
+//     with MimeContent (MaxBatch per call, two more batches read
+//     concurrently while one is stored) and appended, WriteParallel at
+//     once (32 by default, within 32 MiB of messages) so that the store
+//     commits them together, with IsRead as \Seen, a Flagged follow-up
+//     flag as \Flagged and DateTimeReceived as INTERNALDATE; messages
+//     over MaxMessageSize are counted, not copied.
 //  4. The calendar folder becomes the account's default calendar
 //     collection (created as "default" if it has none): one object per
 //     series with its modified occurrences (fetched by their ids, one

@@ -190,6 +190,12 @@ type fault struct {
 // element of its Body into resp; a fault becomes an *Error (a busyError
 // for ErrorServerBusy), as does a throttled response message.
 func decodeEnvelope(r io.Reader, resp any) error {
+	taker, lift := resp.(mimeTaker)
+	var lifter *mimeLifter
+	if lift {
+		lifter = newMIMELifter(r)
+		r = lifter
+	}
 	d := xml.NewDecoder(r)
 	inBody := false
 	for {
@@ -236,6 +242,9 @@ func decodeEnvelope(r io.Reader, resp any) error {
 		}
 		if err := d.DecodeElement(resp, &se); err != nil {
 			return err
+		}
+		if lift {
+			taker.takeMIME(lifter)
 		}
 		if ms, ok := resp.(messages); ok {
 			for _, rm := range ms.all() {

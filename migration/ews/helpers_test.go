@@ -53,6 +53,9 @@ type fakeEWS struct {
 	mu      sync.Mutex
 	seen    []request
 	answers map[string][]func(w http.ResponseWriter)
+	// each answers every call of an operation from its request, for
+	// calls that may arrive in any order (answerEach).
+	each map[string]func(w http.ResponseWriter, req request)
 }
 
 func newFakeEWS(t *testing.T) *fakeEWS {
@@ -79,6 +82,17 @@ func (f *fakeEWS) answerWith(op string, fn func(http.ResponseWriter)) {
 	f.answers[op] = append(f.answers[op], fn)
 }
 
+// answerEach answers every call of op that no queued answer takes with
+// fn, which sees the request (concurrent calls arrive in any order).
+func (f *fakeEWS) answerEach(op string, fn func(w http.ResponseWriter, req request)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.each == nil {
+		f.each = map[string]func(http.ResponseWriter, request){}
+	}
+	f.each[op] = fn
+}
+
 func (f *fakeEWS) requests() []request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -94,6 +108,8 @@ func (f *fakeEWS) serve(w http.ResponseWriter, r *http.Request) {
 	var fn func(http.ResponseWriter)
 	if q := f.answers[req.op]; len(q) > 0 {
 		fn, f.answers[req.op] = q[0], q[1:]
+	} else if each := f.each[req.op]; each != nil {
+		fn = func(w http.ResponseWriter) { each(w, req) }
 	}
 	f.mu.Unlock()
 	if fn == nil {

@@ -3,6 +3,9 @@ package ews_test
 import (
 	"context"
 	"encoding/xml"
+	"io"
+	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -282,13 +285,16 @@ func TestGetItemMIMEInBatches(t *testing.T) {
 	for i := range ews.MaxBatch + 3 {
 		ids = append(ids, ews.ItemID{ID: "m" + strconv.Itoa(i)})
 	}
-	for _, batch := range [][]ews.ItemID{ids[:ews.MaxBatch], ids[ews.MaxBatch:]} {
+	// The batches are read concurrently: each is answered from its ids.
+	itemID := regexp.MustCompile(`<t:ItemId Id="([^"]+)"`)
+	f.answerEach("GetItem", func(w http.ResponseWriter, req request) {
 		var b strings.Builder
-		for _, id := range batch {
-			b.WriteString(msg(id.ID))
+		for _, m := range itemID.FindAllStringSubmatch(req.body, -1) {
+			b.WriteString(msg(m[1]))
 		}
-		f.answer("GetItem", `<m:GetItemResponse `+nsAttrs+`><m:ResponseMessages>`+b.String()+`</m:ResponseMessages></m:GetItemResponse>`)
-	}
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		io.WriteString(w, soap(`<m:GetItemResponse `+nsAttrs+`><m:ResponseMessages>`+b.String()+`</m:ResponseMessages></m:GetItemResponse>`))
+	})
 	var got []string
 	err := newClient(t, f, nil).Mailbox("anna@example.com").GetItem(context.Background(), ids, ews.ShapeMIME, func(it ews.Item) error {
 		if it.Message == nil || it.Message.MimeContent.Base64 != "U3ViamVjdDogaGkNCg0KaGVsbG8NCg==" || it.Message.IsRead == nil || *it.Message.IsRead || it.Message.DateTimeReceived.Year() != 2025 {
@@ -301,7 +307,17 @@ func TestGetItemMIMEInBatches(t *testing.T) {
 		t.Fatalf("got %d items (%v), err %v", len(got), got, err)
 	}
 	reqs := f.requests()
-	if len(reqs) != 2 || strings.Count(reqs[0].body, "<t:ItemId ") != ews.MaxBatch || !strings.Contains(reqs[0].body, "<t:IncludeMimeContent>true</t:IncludeMimeContent>") {
-		t.Fatalf("%d requests; first:\n%s", len(reqs), reqs[0].body)
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want 2", len(reqs))
+	}
+	sizes := map[int]bool{}
+	for _, r := range reqs {
+		sizes[strings.Count(r.body, "<t:ItemId ")] = true
+		if !strings.Contains(r.body, "<t:IncludeMimeContent>true</t:IncludeMimeContent>") {
+			t.Fatalf("request without MIME content:\n%s", r.body)
+		}
+	}
+	if !sizes[ews.MaxBatch] || !sizes[3] {
+		t.Fatalf("batches of %v items, want %d and 3", sizes, ews.MaxBatch)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/mailyard/mailyard/migration"
 	"github.com/mailyard/mailyard/store"
@@ -241,11 +242,14 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 		}
 	}
 	st0 := c.p.m.opts.Store
-	// The appends run WriteParallel at once while GetItem reads on;
-	// mu guards st, t and pg, which the callback and the appends share.
+	// The appends run WriteParallel at once, holding at most
+	// appendBudget bytes of messages (a larger message alone), while
+	// GetItem reads on; mu guards st, t and pg, which the callback and
+	// the appends share.
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.p.m.opts.WriteParallel)
+	budget := semaphore.NewWeighted(appendBudget)
 	err := c.p.mb.GetItem(gctx, ids, ShapeMIME, func(it Item) error {
 		if it.Err != nil {
 			var e *Error
@@ -275,16 +279,20 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 			mu.Unlock()
 			return nil
 		}
-		k := contentKey{int64(len(raw)), sha256.Sum256(raw)}
 		seen, flagged := msg.IsRead != nil && *msg.IsRead, msg.Flagged()
-		if uids := c.stray[k]; len(uids) > 0 {
-			c.stray[k] = uids[1:]
-			mu.Lock()
-			pg.put[it.ID.ID] = objectState{UID: uids[0], Seen: seen, Flagged: flagged}
-			st.Copied++
-			st.Bytes += int64(len(raw))
-			mu.Unlock()
-			return nil
+		if len(c.stray) > 0 {
+			k := contentKey{int64(len(raw)), sha256.Sum256(raw)}
+			if uids := c.stray[k]; len(uids) > 0 {
+				if c.stray[k] = uids[1:]; len(c.stray[k]) == 0 {
+					delete(c.stray, k) // no stray left: later messages skip the digest
+				}
+				mu.Lock()
+				pg.put[it.ID.ID] = objectState{UID: uids[0], Seen: seen, Flagged: flagged}
+				st.Copied++
+				st.Bytes += int64(len(raw))
+				mu.Unlock()
+				return nil
+			}
 		}
 		opts := store.AppendOptions{DeferTextIndex: true} // a bulk import: the index may follow
 		if seen {
@@ -297,8 +305,13 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 			opts.InternalDate = *msg.DateTimeReceived
 		}
 		id := it.ID.ID
+		weight := min(int64(len(raw)), appendBudget)
+		if err := budget.Acquire(gctx, weight); err != nil {
+			return err
+		}
 		g.Go(func() error {
 			copied, err := st0.Append(gctx, c.p.account, c.target, bytes.NewReader(raw), opts)
+			budget.Release(weight)
 			if err != nil {
 				return err
 			}
@@ -321,6 +334,12 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 	}
 	return err
 }
+
+// appendBudget bounds the bytes of the messages a folder's appends hold
+// at once (MigratorOptions.WriteParallel bounds their number), so that
+// many appends in flight share the store's commits without holding many
+// large messages.
+const appendBudget = 32 << 20
 
 // loadStray indexes the target mailbox's messages at or above uidNext.
 func (c *copier) loadStray(ctx context.Context, uidNext uint32) error {

@@ -12,15 +12,21 @@ func (m *Message) MIME() ([]byte, error) {
 	if m.MimeContent == nil {
 		return nil, errors.New("ews: the message has no MimeContent")
 	}
-	// Servers wrap base64 in lines; StdEncoding refuses the line breaks.
-	s := strings.Map(func(r rune) rune {
-		switch r {
-		case ' ', '\t', '\r', '\n':
-			return -1
-		}
-		return r
-	}, m.MimeContent.Base64)
-	return base64.StdEncoding.DecodeString(s)
+	s := m.MimeContent.Base64
+	// Servers wrap base64 in lines. The decoder skips CR and LF itself;
+	// only blanks and tabs need a copy without them.
+	if strings.ContainsAny(s, " \t") {
+		s = strings.Map(func(r rune) rune {
+			switch r {
+			case ' ', '\t', '\r', '\n':
+				return -1
+			}
+			return r
+		}, s)
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+	n, err := base64.StdEncoding.Decode(out, []byte(s))
+	return out[:n], err
 }
 
 // Flagged reports whether the message carries a follow-up flag (IMAP's

@@ -66,16 +66,24 @@ type MigratorOptions struct {
 	// the contacts) of one mailbox are copied at once (2).
 	FolderParallel int
 	// PageSize is SyncFolderItems' MaxChangesReturned: the items of one
-	// checkpoint (100).
+	// checkpoint (512, the most [MS-OXWSSYNC] §3.1.4.2 allows; larger
+	// values are lowered to it). Each SyncFolderItems call costs the
+	// server a scan of the folder's changes, so fewer, larger pages
+	// cost it less; a pass killed mid-page rereads at most one page,
+	// whose copies it recognises (see Sync).
 	PageSize int
 	// MaxMessageSize: larger messages are skipped and counted as too
 	// large (64 MiB).
 	MaxMessageSize int64
 	// WriteParallel is how many messages or objects of one folder are
-	// written to the store at once (8). Concurrent writes share the
-	// store's commits (the SQLite store commits a batch of waiting
-	// writes with one fsync), so a page is stored in a few commits
-	// instead of one per item.
+	// written to the store at once (32), the messages' appends holding
+	// at most 32 MiB of message bytes at once (a larger message alone).
+	// Concurrent writes share the store's commits (the SQLite store
+	// commits a batch of waiting writes with one fsync, and their blob
+	// files' fsyncs overlap), so a page is stored in a few commits
+	// instead of one per item. It bounds the store's work only: the
+	// calls to Exchange stay bounded by the client's
+	// Options.MaxConcurrent.
 	WriteParallel int
 	// SourceDeletions removes, on later passes, the copy of a message
 	// that SyncFolderItems reports deleted from its Exchange folder
@@ -163,9 +171,9 @@ func NewMigrator(opts MigratorOptions) (*Migrator, error) {
 	}
 	setDefault(&opts.LeaseTTL, lease.DefaultTTL)
 	setDefault(&opts.FolderParallel, 2)
-	setDefault(&opts.PageSize, 100)
+	setDefault(&opts.PageSize, 512)
 	setDefault(&opts.MaxMessageSize, 64<<20)
-	setDefault(&opts.WriteParallel, 8)
+	setDefault(&opts.WriteParallel, 32)
 	setDefault(&opts.MaxAttachmentSize, 10<<20)
 	setDefault(&opts.MaxEventAttachments, 10<<20)
 	opts.PageSize = min(opts.PageSize, 512)
@@ -410,26 +418,57 @@ func (p *pass) checkpoint(ctx context.Context, folder string, st folderState, pg
 
 // syncItems runs SyncFolderItems on ref from the checkpoint on, hands
 // each page's changes to handle, and checkpoints after handle returned
-// (handle stores the page's items durably first).
+// (handle stores the page's items durably first). The next page is read
+// while handle stores this one: a sync state is only the client's
+// bookmark ([MS-OXWSSYNC] §3.1.4.2), so asking with one whose page is not
+// yet stored commits nothing on the server, and the checkpoint still
+// moves only past stored pages.
 func (p *pass) syncItems(ctx context.Context, key string, ref FolderRef, st folderState, handle func([]ItemChange, *folderState) (page, error)) error {
-	for {
-		changes, next, last, err := p.mb.SyncFolderItems(ctx, ref, st.SyncState, p.m.opts.PageSize)
+	type syncPage struct {
+		changes []ItemChange
+		next    string
+		last    bool
+		err     error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	pages := make(chan syncPage, 1)
+	go func() {
+		defer close(pages)
+		state := st.SyncState
+		for {
+			var sp syncPage
+			sp.changes, sp.next, sp.last, sp.err = p.mb.SyncFolderItems(ctx, ref, state, p.m.opts.PageSize)
+			select {
+			case pages <- sp:
+			case <-ctx.Done():
+				return
+			}
+			if sp.err != nil || sp.last || len(sp.changes) == 0 {
+				return
+			}
+			state = sp.next
+		}
+	}()
+	defer func() {
+		cancel()
+		for range pages { // the reader has stopped when pages is closed
+		}
+	}()
+	for sp := range pages {
+		if sp.err != nil {
+			return sp.err
+		}
+		pg, err := handle(sp.changes, &st)
 		if err != nil {
 			return err
 		}
-		pg, err := handle(changes, &st)
-		if err != nil {
-			return err
-		}
-		st.SyncState = next
+		st.SyncState = sp.next
 		if err := p.checkpoint(ctx, key, st, pg); err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
 		if p.progress != nil {
 			p.progress(migration.Progress{Target: p.job.Target, Folder: st.Name, DoneMessages: p.doneMsgs.Load(), DoneBytes: p.doneBytes.Load()})
 		}
-		if last || len(changes) == 0 {
-			return nil
-		}
 	}
+	return nil
 }

@@ -404,10 +404,18 @@ type itemsResponse = response[*itemsMessage]
 // MaxBatch is the number of items GetItem asks for in one call.
 const MaxBatch = 50
 
+// getItemAhead is how many GetItem batches of one GetItem are read ahead
+// of the one fn is handling. Together with that one they are at most
+// getItemAhead+1 answers held in memory; the calls in flight stay
+// bounded by Options.MaxConcurrent, which every call takes a slot of.
+const getItemAhead = 2
+
 // GetItem reads the items ids name, MaxBatch per call, and hands each to
 // fn in the order of ids ([MS-OXWSCORE] §3.1.4.4); an item EWS could not
-// return comes with its Err set. It stops at fn's first error. The next batch is read while fn handles the one before
-// (at most two batches are held), so fn's work overlaps the network.
+// return comes with its Err set. It stops at fn's first error. Up to
+// getItemAhead later batches are read, concurrently, while fn handles
+// one, so fn's work overlaps the network and the server's answers
+// overlap each other.
 func (m *Mailbox) GetItem(ctx context.Context, ids []ItemID, shape Shape, fn func(Item) error) error {
 	if len(ids) <= MaxBatch {
 		resp, err := m.getItems(ctx, ids, shape)
@@ -422,29 +430,34 @@ func (m *Mailbox) GetItem(ctx context.Context, ids []ItemID, shape Shape, fn fun
 		err  error
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	next := make(chan batch, 1)
+	// Each batch is a future: queued in the order of ids before its call
+	// starts, so a full queue holds the next calls back.
+	queue := make(chan chan batch, getItemAhead)
 	go func() {
-		defer close(next)
+		defer close(queue)
 		for len(ids) > 0 {
 			b := batch{ids: ids[:min(len(ids), MaxBatch)]}
 			ids = ids[len(b.ids):]
-			b.resp, b.err = m.getItems(ctx, b.ids, shape)
+			done := make(chan batch, 1)
 			select {
-			case next <- b:
+			case queue <- done:
 			case <-ctx.Done():
 				return
 			}
-			if b.err != nil {
-				return
-			}
+			go func() {
+				b.resp, b.err = m.getItems(ctx, b.ids, shape)
+				done <- b
+			}()
 		}
 	}()
 	defer func() {
 		cancel()
-		for range next { // the reader has stopped when next is closed
+		for done := range queue { // every call started has finished when queue is drained
+			<-done
 		}
 	}()
-	for b := range next {
+	for done := range queue {
+		b := <-done
 		if b.err != nil {
 			return b.err
 		}
@@ -462,14 +475,18 @@ func (m *Mailbox) getItems(ctx context.Context, ids []ItemID, shape Shape) (*ite
 		Shape   itemShape `xml:"m:ItemShape"`
 		IDs     []ItemID  `xml:"m:ItemIds>t:ItemId"`
 	}{Shape: shape.itemShape(), IDs: ids}
-	var resp itemsResponse
-	if err := m.call(ctx, req, &resp); err != nil {
+	var resp mimeItems
+	var into any = &resp.itemsResponse
+	if req.Shape.IncludeMIME {
+		into = &resp // MIME content is lifted out of the stream (mimeLifter)
+	}
+	if err := m.call(ctx, req, into); err != nil {
 		return nil, err
 	}
 	if len(resp.Messages.List) != len(ids) {
 		return nil, m.classify(ctx, fmt.Errorf("ews: GetItem asked for %d items, got %d answers", len(ids), len(resp.Messages.List)))
 	}
-	return &resp, nil
+	return &resp.itemsResponse, nil
 }
 
 // deliver hands the items of one GetItem answer to fn, dropping each

@@ -5,7 +5,11 @@
 // given, serves EWS at /EWS/Exchange.asmx and loads its accounts and
 // items from a JSON seed (ewstest.Seed).
 //
-//	ewsd -listen 127.0.0.1:21400 -seed seed.json [-tls] [-throttle-burst 50 -throttle-window 1s]
+//	ewsd -listen 127.0.0.1:21400 -seed seed.json [-tls] [-throttle-burst 50 -throttle-window 1s] [-cpuprofile FILE]
+//
+// With -cpuprofile it writes a Go CPU profile (go tool pprof) of the time
+// it serves, from when the seed is loaded until it stops (SIGTERM or
+// SIGINT), so that benchmarks see what their requests cost the server.
 package main
 
 import (
@@ -19,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -35,13 +40,14 @@ func main() {
 	http503 := flag.Bool("throttle-503", false, "throttle with HTTP 503 instead of ErrorServerBusy")
 	maxReq := flag.Int64("max-request", 4<<20, "largest request body in bytes")
 	minute := flag.Duration("streaming-minute", time.Minute, "how long a minute of GetStreamingEvents' ConnectionTimeout lasts (scripts shorten it)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the serving time (after the seed is loaded) to this file")
 	flag.Parse()
-	if err := run(*listen, *seed, *useTLS, *burst, *window, *http503, *maxReq, *minute); err != nil {
+	if err := run(*listen, *seed, *useTLS, *burst, *window, *http503, *maxReq, *minute, *cpuProfile); err != nil {
 		log.Fatalf("ewsd: %v", err)
 	}
 }
 
-func run(listen, seed string, useTLS bool, burst int, window time.Duration, http503 bool, maxReq int64, minute time.Duration) error {
+func run(listen, seed string, useTLS bool, burst int, window time.Duration, http503 bool, maxReq int64, minute time.Duration, cpuProfile string) error {
 	opts := ewstest.Options{MaxRequestBytes: maxReq, StreamingMinute: minute}
 	if burst > 0 {
 		opts.Throttle = &ewstest.ThrottlePolicy{Burst: burst, Window: window, HTTP503: http503}
@@ -70,6 +76,20 @@ func run(listen, seed string, useTLS bool, burst int, window time.Duration, http
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		scheme = "https"
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/EWS/Exchange.asmx", srv)
