@@ -59,20 +59,29 @@ type getAttachmentMessage struct {
 
 type getAttachmentResponse = response[*getAttachmentMessage]
 
+// attachmentID is an AttachmentId element of a request
+// ([MS-OXWSCORE] AttachmentIdType).
+type attachmentID struct {
+	ID string `xml:"Id,attr"`
+}
+
+// attachmentIDs is ids as a request's AttachmentIds.
+func attachmentIDs(ids []string) []attachmentID {
+	out := make([]attachmentID, len(ids))
+	for i, id := range ids {
+		out[i] = attachmentID{id}
+	}
+	return out
+}
+
 // GetAttachment reads the attachments ids names, in one call, with
 // their content ([MS-OXWSATT] §3.1.4.3 GetAttachment), in the order of
 // ids. An attachment EWS could not return comes with its Err set.
 func (m *Mailbox) GetAttachment(ctx context.Context, ids ...string) ([]Attachment, error) {
-	type attachmentID struct {
-		ID string `xml:"Id,attr"`
-	}
 	req := struct {
 		XMLName xml.Name       `xml:"m:GetAttachment"`
 		IDs     []attachmentID `xml:"m:AttachmentIds>t:AttachmentId"`
-	}{}
-	for _, id := range ids {
-		req.IDs = append(req.IDs, attachmentID{id})
-	}
+	}{IDs: attachmentIDs(ids)}
 	var resp getAttachmentResponse
 	if err := m.call(ctx, req, &resp); err != nil {
 		return nil, err
@@ -177,16 +186,10 @@ type deleteAttachmentMessage struct {
 // and ChangeKey of the item of the last one after its deletion. An
 // attachment deleted before is not an error.
 func (m *Mailbox) DeleteAttachment(ctx context.Context, ids ...string) (ItemID, error) {
-	type attachmentID struct {
-		ID string `xml:"Id,attr"`
-	}
 	req := struct {
 		XMLName xml.Name       `xml:"m:DeleteAttachment"`
 		IDs     []attachmentID `xml:"m:AttachmentIds>t:AttachmentId"`
-	}{}
-	for _, id := range ids {
-		req.IDs = append(req.IDs, attachmentID{id})
-	}
+	}{IDs: attachmentIDs(ids)}
 	var resp response[*deleteAttachmentMessage]
 	if err := m.call(ctx, req, &resp); err != nil {
 		return ItemID{}, err

@@ -149,6 +149,19 @@ func TestDeferredTextIndexSurvivesClose(t *testing.T) {
 	}
 }
 
+// writeFor calls write(0), write(1), ... one after another for d and
+// returns how many calls it made.
+func writeFor(t *testing.T, d time.Duration, write func(i int) error) int {
+	t.Helper()
+	n := 0
+	for start := time.Now(); time.Since(start) < d; n++ {
+		if err := write(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
 // TestTextIndexerYieldsToWrites: while writes keep coming, the indexer
 // stores at most one batch per textMaxLag, so a bulk import does not
 // share its CPU with indexing; once the writes stop it catches up.
@@ -159,15 +172,11 @@ func TestTextIndexerYieldsToWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := s.textIdx.batches.Load()
-	start := time.Now()
-	i := 0
-	for time.Since(start) < 2*time.Second {
+	writeFor(t, 2*time.Second, func(i int) error {
 		body := fmt.Sprintf("Subject: m%d\r\n\r\nbusy%05d\r\n", i, i)
-		if _, err := s.Append(ctx, "u", store.Inbox, strings.NewReader(body), store.AppendOptions{DeferTextIndex: true}); err != nil {
-			t.Fatal(err)
-		}
-		i++
-	}
+		_, err := s.Append(ctx, "u", store.Inbox, strings.NewReader(body), store.AppendOptions{DeferTextIndex: true})
+		return err
+	})
 	// The first look (at Open) may have stored one batch before the
 	// writes began; none after that within textMaxLag.
 	if got := s.textIdx.batches.Load() - before; got > 1 {
@@ -189,21 +198,15 @@ func TestTextIndexerLiveMailUnderWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := s.textIdx.batches.Load()
-	start := time.Now()
-	n := 0
-	for time.Since(start) < 3*time.Second {
-		body := fmt.Sprintf("Subject: m%d\r\n\r\nlive%05d\r\n", n, n)
-		var err error
-		if n%2 == 0 {
-			_, err = s.Append(ctx, "u", store.Inbox, strings.NewReader(body), store.AppendOptions{})
-		} else {
-			_, err = s.Deliver(ctx, store.Delivery{Recipients: []store.Recipient{{Account: "u"}}}, strings.NewReader(body))
+	n := writeFor(t, 3*time.Second, func(i int) error {
+		body := fmt.Sprintf("Subject: m%d\r\n\r\nlive%05d\r\n", i, i)
+		if i%2 == 0 {
+			_, err := s.Append(ctx, "u", store.Inbox, strings.NewReader(body), store.AppendOptions{})
+			return err
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
+		_, err := s.Deliver(ctx, store.Delivery{Recipients: []store.Recipient{{Account: "u"}}}, strings.NewReader(body))
+		return err
+	})
 	during := s.textIdx.batches.Load() - before
 	if during == 0 {
 		t.Fatalf("no indexer batch during 3s of %d live appends: live mail waited for an idle store", n)
