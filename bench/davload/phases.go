@@ -5,6 +5,10 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,14 +19,65 @@ const ctypeICS = "text/calendar; charset=utf-8"
 
 func eventName(e event) string { return e.uid + ".ics" }
 
-// phasePut PUTs the calendar's events, -clients at a time.
+// phasePut PUTs the calendar's events, -clients at a time (the first
+// -put-max of them, the rest seeded as files).
 func phasePut(ctx context.Context, c *config, me *client, cal string) *result {
-	r := runOps(ctx, "put", c.events, c.clients, 0, c.verbose, func(ctx context.Context, i int) error {
+	n := putCount(c, c.events)
+	r := runOps(ctx, "put", n, c.clients, 0, c.verbose, func(ctx context.Context, i int) error {
 		e := genEvent("ev", i, c.events, c.recurring)
 		return me.put(ctx, cal, eventName(e), ctypeICS, e.ics(0))
 	})
 	r.detail = fmt.Sprintf("%d events, %d recurring, %d clients", c.events, c.recurring, c.clients)
+	if n < c.events {
+		err := seedFiles(c, cal, n, c.events, func(i int) (string, []byte) {
+			e := genEvent("ev", i, c.events, c.recurring)
+			return eventName(e), e.ics(0)
+		})
+		if err != nil {
+			r.fail(c.verbose, err)
+		}
+		r.detail += fmt.Sprintf(" (first %d by PUT and timed, %d seeded as files)", n, c.events-n)
+	}
 	return r
+}
+
+// putCount is how many of n objects a PUT phase sends over HTTP.
+func putCount(c *config, n int) int {
+	if c.putMax > 0 && c.putMax < n {
+		return c.putMax
+	}
+	return n
+}
+
+// seedFiles writes objects from..to-1 of collection coll (an absolute
+// URL) as files under -seed-fs, in Radicale's layout: the collection is
+// the directory collection-root/<URL path>, each object a file named
+// like its href, written as a PUT would store it.
+func seedFiles(c *config, coll string, from, to int, gen func(i int) (string, []byte)) error {
+	u, err := url.Parse(coll)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(c.seedFS, "collection-root", filepath.FromSlash(path.Clean(u.Path)))
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("seed: collection %s is not the directory %s: %v", coll, dir, err)
+	}
+	for i := from; i < to; i++ {
+		name, data := gen(i)
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+	}
+	return nil
+}
+
+// warmUp asks for the whole calendar once, untimed, so that the timed
+// phases see the server's caches as a running server has them.
+func warmUp(ctx context.Context, me *client, cal string) error {
+	body := `<?xml version="1.0" encoding="utf-8"?><c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">` +
+		`<d:prop><d:getetag/><c:calendar-data/></d:prop><c:filter><c:comp-filter name="VCALENDAR"/></c:filter></c:calendar-query>`
+	_, err := me.report(ctx, cal, body)
+	return err
 }
 
 func timeRangeQuery(from, to time.Time) string {
@@ -118,20 +173,31 @@ func phaseCard(ctx context.Context, c *config, me *client) []*result {
 	if err != nil {
 		return []*result{{op: "put_vcard", errs: 1, elapsed: time.Nanosecond, errMsgs: []string{err.Error()}}}
 	}
-	put := runOps(ctx, "put_vcard", c.contacts, c.clients, 0, c.verbose, func(ctx context.Context, i int) error {
+	n := putCount(c, c.contacts)
+	put := runOps(ctx, "put_vcard", n, c.clients, 0, c.verbose, func(ctx context.Context, i int) error {
 		return me.put(ctx, book, fmt.Sprintf("contact-%05d.vcf", i), "text/vcard; charset=utf-8", vcard(i, 0))
 	})
 	put.detail = fmt.Sprintf("%d contacts, %d clients", c.contacts, c.clients)
+	if n < c.contacts {
+		err := seedFiles(c, book, n, c.contacts, func(i int) (string, []byte) {
+			return fmt.Sprintf("contact-%05d.vcf", i), vcard(i, 0)
+		})
+		if err != nil {
+			put.fail(c.verbose, err)
+		}
+		put.detail += fmt.Sprintf(" (first %d by PUT and timed, %d seeded as files)", n, c.contacts-n)
+	}
+	// The same untimed warm-up as the calendar's: one query that reads
+	// every contact and matches none.
+	if _, err := me.report(ctx, book, cardQuery("no such name")); err != nil {
+		put.fail(c.verbose, fmt.Errorf("warm-up: %w", err))
+	}
 	groups := max(1, c.contacts/10)
 	q := runOps(ctx, "addressbook_query", c.queries, 1, c.phaseTime, c.verbose, func(ctx context.Context, i int) error {
 		g := (i * 7919) % groups
 		prefix := fmt.Sprintf("Person %04d", g)
 		want := min(10, c.contacts-g*10)
-		body := `<?xml version="1.0" encoding="utf-8"?><a:addressbook-query xmlns:d="DAV:" xmlns:a="urn:ietf:params:xml:ns:carddav">` +
-			`<d:prop><d:getetag/><a:address-data/></d:prop><a:filter><a:prop-filter name="FN">` +
-			`<a:text-match collation="i;unicode-casemap" match-type="contains">` + prefix + `</a:text-match>` +
-			`</a:prop-filter></a:filter></a:addressbook-query>`
-		ms, err := me.report(ctx, book, body)
+		ms, err := me.report(ctx, book, cardQuery(prefix))
 		if err != nil {
 			return err
 		}
@@ -142,6 +208,15 @@ func phaseCard(ctx context.Context, c *config, me *client) []*result {
 	})
 	q.detail = fmt.Sprintf("FN text-match over %d contacts, 10 match", c.contacts)
 	return []*result{put, q}
+}
+
+// cardQuery is an addressbook-query (RFC 6352 §8.6) for the contacts
+// whose FN contains text.
+func cardQuery(text string) string {
+	return `<?xml version="1.0" encoding="utf-8"?><a:addressbook-query xmlns:d="DAV:" xmlns:a="urn:ietf:params:xml:ns:carddav">` +
+		`<d:prop><d:getetag/><a:address-data/></d:prop><a:filter><a:prop-filter name="FN">` +
+		`<a:text-match collation="i;unicode-casemap" match-type="contains">` + text + `</a:text-match>` +
+		`</a:prop-filter></a:filter></a:addressbook-query>`
 }
 
 // fbUser is one free/busy account with its calendar.
@@ -172,9 +247,16 @@ func fbSeed(ctx context.Context, c *config, hc *http.Client) ([]fbUser, error) {
 			if err == nil {
 				cal, err = cl.freshCollection(ctx, true, "bench-fb")
 			}
-			for i := 0; err == nil && i < c.fbEvents; i++ {
+			gen := func(i int) (string, []byte) {
 				e := genEvent(fmt.Sprintf("fb%d", u), i, c.fbEvents, c.fbEvents/10)
-				err = cl.put(ctx, cal, eventName(e), ctypeICS, e.ics(0))
+				return eventName(e), e.ics(0)
+			}
+			if err == nil && c.seedFS != "" {
+				err = seedFiles(c, cal, 0, c.fbEvents, gen)
+			}
+			for i := 0; err == nil && c.seedFS == "" && i < c.fbEvents; i++ {
+				name, data := gen(i)
+				err = cl.put(ctx, cal, name, ctypeICS, data)
 			}
 			if err != nil {
 				errs <- fmt.Errorf("%s: %w", name, err)
@@ -243,6 +325,10 @@ func phaseFreeBusy(ctx context.Context, c *config, hc *http.Client, me *client, 
 		}
 	default:
 		return &result{op: "freebusy", errs: 1, elapsed: time.Nanosecond, errMsgs: []string{"-fb-mode " + c.fbMode}}
+	}
+	// One untimed round first, as for the calendar (warm caches).
+	if err := op(ctx, 0); err != nil {
+		return &result{op: "freebusy", errs: 1, elapsed: time.Nanosecond, errMsgs: []string{"warm-up: " + err.Error()}}
 	}
 	r := runOps(ctx, "freebusy", c.queries, 1, c.phaseTime, c.verbose, op)
 	r.detail = fmt.Sprintf("%d users x %d events, one week, mode %s", c.fbUsers, c.fbEvents, mode)
