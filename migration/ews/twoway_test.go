@@ -404,15 +404,7 @@ func TestTwoWayConflict(t *testing.T) {
 	e := newTwoWayEnv(t)
 	ctx := t.Context()
 	s := e.syncer(t, twoWay, nil)
-	job := ews.Job{Target: targetAddr, Mailbox: owner}
-	once := func(what string) ews.CycleReport {
-		t.Helper()
-		r := s.SyncOnce(ctx, job)
-		if r.Err != nil {
-			t.Fatalf("%s: %v", what, r.Err)
-		}
-		return r
-	}
+	once := e.passes(t, s)
 	once("first pass")
 	start := time.Date(2027, 2, 1, 9, 0, 0, 0, time.UTC)
 	id := e.createExchange(t, "v1", start)
@@ -502,7 +494,7 @@ func TestTwoWayConflict(t *testing.T) {
 	e.put(t, obj.Name, obj.UID, "mailyard edit (last)", start)
 	e.clock.off.Store(int64(-time.Hour))
 	e.editExchange(t, id, "exchange edit (last and earlier)", start)
-	if r := s2.SyncOnce(ctx, job); r.Err != nil || r.Conflicts != 1 {
+	if r := s2.SyncOnce(ctx, ews.Job{Target: targetAddr, Mailbox: owner}); r.Err != nil || r.Conflicts != 1 {
 		t.Fatalf("fourth conflict: %+v", r)
 	}
 	kept, err := s2.Conflicts(ctx, targetAddr, 0, 0)
