@@ -591,3 +591,74 @@ func keysOf[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// TestTwoWayForeignCopy: an event that another writer puts into the
+// Mailyard calendar as a copy of an Exchange item the sync has not
+// pulled yet (the migration applying a meeting request, a client
+// importing the invitation) is paired with that item by UID, not sent
+// to Exchange as a second item, even by a pass that only pushes (woken
+// by the store's change feed). Regression: the push-only pass created
+// a duplicate in Exchange.
+func TestTwoWayForeignCopy(t *testing.T) {
+	e := newTwoWayEnv(t)
+	c := &cycles{t: t}
+	// No scheduled pass and no notification poll within the test: only
+	// the start and the store's feed wake the sync.
+	s, err := ews.NewSyncer(ews.SyncerOptions{Store: e.st, Directory: e.users, Client: e.client, Access: twoWay,
+		Interval: time.Hour, PollInterval: time.Hour, OnCycle: c.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	waitFor(t, 30*time.Second, "the first pass", func() bool { return c.len() > 0 })
+	start := time.Date(2027, 7, 5, 9, 0, 0, 0, time.UTC)
+	id := e.createExchange(t, "invitation", start)
+	var uid string
+	if err := e.mb.GetItem(t.Context(), []ews.ItemID{id}, ews.ShapeCalendar, func(it ews.Item) error {
+		uid = it.CalendarItem.UID
+		return it.Err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n := c.len()
+	e.put(t, "copy.ics", uid, "invitation", start)
+	waitFor(t, 30*time.Second, "a pass woken by the store's change", func() bool {
+		for _, r := range c.since(n) {
+			if r.Trigger == "change" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, r := range c.since(n) {
+		if r.Err != nil {
+			t.Errorf("pass: %+v", r)
+		}
+	}
+	// Counted over every item: e.exchange keys by subject, which both
+	// copies would share.
+	ctx := t.Context()
+	var ids []ews.ItemID
+	for state, last := "", false; !last; {
+		var ch []ews.ItemChange
+		ch, state, last, err = e.mb.SyncFolderItems(ctx, ews.FolderRef{Distinguished: "calendar"}, state, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range ch {
+			ids = append(ids, c.ItemID)
+		}
+	}
+	n = 0
+	if err := e.mb.GetItem(ctx, ids, ews.ShapeCalendar, func(it ews.Item) error {
+		if it.Err == nil && it.CalendarItem.UID == uid {
+			n++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("%d Exchange items with the event's UID, want 1", n)
+	}
+}

@@ -154,7 +154,7 @@ func (w *worker) run(ctx context.Context, r *CycleReport, pull bool) error {
 		}
 	}
 	if w.twoWay {
-		return w.push(ctx, &st, r)
+		return w.push(ctx, &st, r, pull)
 	}
 	return nil
 }
@@ -352,8 +352,13 @@ func (w *worker) exchangeDeleted(ctx context.Context, itemID string, r *CycleRep
 }
 
 // push sends the store calendar's changes since the checkpoint's token
-// to Exchange, and checkpoints the new token.
-func (w *worker) push(ctx context.Context, st *syncState, r *CycleReport) error {
+// to Exchange, and checkpoints the new token. Before it sends an object
+// no link names (new to the sync) it pulls, unless this pass pulled
+// already: an event another writer put into the calendar from Exchange
+// (the migration's meeting requests, a CalDAV client's copy) is then
+// paired with its Exchange item by UID instead of going to Exchange a
+// second time.
+func (w *worker) push(ctx context.Context, st *syncState, r *CycleReport, pulled bool) error {
 	changes, token, err := w.s.opts.Store.ChangesSince(ctx, w.coll.ID, st.Token)
 	if errors.Is(err, store.ErrSyncTokenInvalid) {
 		// The log no longer reaches back: every object is compared with
@@ -364,6 +369,18 @@ func (w *worker) push(ctx context.Context, st *syncState, r *CycleReport) error 
 		return err
 	}
 	for _, c := range changes {
+		if !pulled {
+			_, linked, err := w.linkByName(ctx, c.Name)
+			if err != nil {
+				return err
+			}
+			if !linked {
+				if err := w.pull(ctx, st, r); err != nil {
+					return err
+				}
+				pulled = true
+			}
+		}
 		if err := w.pushOne(ctx, c.Name, r); err != nil {
 			return err
 		}
