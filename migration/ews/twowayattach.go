@@ -156,7 +156,8 @@ type attachParent struct {
 // known is the digest of what Exchange mirrors, when the sync knows
 // it without asking: the link's Files after the sync's last write (the
 // update before this succeeded on the link's ChangeKey, so nobody
-// changed the item since), or noFiles for a new item. When files have
+// changed the item since), or noFiles for a new item. A series with
+// modified occurrences is always read, unless it had no files at all. When files have
 // that digest nothing is written; when known is noFiles nothing is
 // read. Otherwise one GetItem lists the attachments of the master and
 // the occurrences.
@@ -169,6 +170,12 @@ type attachParent struct {
 // It returns the master's ItemId with its ChangeKey after the last
 // write, or with none when no response named it (the caller reads it).
 func (w *worker) pushAttachments(ctx context.Context, master ItemID, occ map[int]ItemID, files seriesFiles, known string, pending func(ItemID) error) (ItemID, error) {
+	if len(occ) > 0 && known != noFiles {
+		// The update set the pattern again, which drops the series'
+		// exceptions with their attachments in Exchange; pushSeries made
+		// them anew, without: what the occurrences have is read.
+		known = ""
+	}
 	if known == files.digest() {
 		return master, nil
 	}

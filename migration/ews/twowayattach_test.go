@@ -278,6 +278,18 @@ func TestTwoWayOccurrenceAttachments(t *testing.T) {
 		t.Errorf("Mailyard's override lost its file: %q", got)
 	}
 
+	// The series edited in Mailyard, its files not: the update sets the
+	// pattern again, which drops the exceptions in Exchange, and the
+	// occurrence gets its file again.
+	e.putData(t, obj.Name, obj.UID, strings.Replace(withFile, "LOCATION:Room 2", "LOCATION:Room 3", 1))
+	if r := once("edit"); r.Pushed != 1 {
+		t.Fatalf("edit: %+v", r)
+	}
+	if got := e.occurrenceFiles(t, "weekly"); !slices.Equal(got["moved"], []string{"slides.txt=the slides"}) {
+		t.Fatalf("the occurrence's files in Exchange after an edit of the series: %q", got)
+	}
+	settle("after the edit")
+
 	// Removed in Mailyard: deleted from the occurrence in Exchange.
 	e.putData(t, obj.Name, obj.UID, plain)
 	if r := once("second push"); r.Pushed != 1 {
