@@ -32,6 +32,9 @@ type ewsOptions struct {
 	// targets are "TARGET" or "TARGET=SOURCE" (the source mailbox's
 	// address when it differs from the target's).
 	targets []string
+	// domain is `ews sync --domain`: every user of the domain, each
+	// from the Exchange mailbox of the same address (instead of targets).
+	domain string
 }
 
 // ewsCmd is `migrate ews sync`, `ews subscribe`, `ews conflicts` and
@@ -58,13 +61,18 @@ func (c *cli) ewsCmd(ctx context.Context, args []string) error {
 // run history like the IMAP runs.
 func (c *cli) ewsSync(ctx context.Context, args []string) error {
 	var sourceDeletions bool
+	var domain string
 	o, err := parseEWSFlags("ews sync", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&sourceDeletions, "source-deletions", false, "remove the copies of messages deleted in Exchange since the last pass, if unchanged in Mailyard")
+		fs.StringVar(&domain, "domain", "", "every user of DOMAIN, from the Exchange mailbox of the same address (instead of TARGETs)")
 	})
 	if err != nil {
 		return err
 	}
-	o.sourceDeletions = sourceDeletions
+	if (domain == "") == (len(o.targets) == 0) {
+		return fmt.Errorf("%w: ews sync needs TARGETs or --domain DOMAIN, not both", errUsage)
+	}
+	o.sourceDeletions, o.domain = sourceDeletions, domain
 	if o.parallel > 0 {
 		c.cfg.Migration.Parallel = o.parallel
 	}
@@ -190,7 +198,9 @@ func (c *cli) ewsOptions(o ewsOptions) (ews.Options, error) {
 }
 
 // ewsRunSpec is the run of `ews sync`: a by-list run whose jobs name
-// the source mailbox as their login and the endpoint as their source.
+// the source mailbox as their login and the endpoint as their source,
+// or with --domain a full run of the domain's users, each from the
+// mailbox of its own address (migration.RunFull).
 func ewsRunSpec(o ewsOptions, em *ews.Migrator) (migration.RunSpec, error) {
 	u, err := url.Parse(o.endpoint)
 	if err != nil || u.Hostname() == "" {
@@ -221,6 +231,10 @@ func ewsRunSpec(o ewsOptions, em *ews.Migrator) (migration.RunSpec, error) {
 		}
 	}
 	spec := migration.RunSpec{Kind: migration.RunList, Defaults: d, Pass: em.Pass, Protocol: "EWS"}
+	if o.domain != "" {
+		spec.Kind, spec.Domain = migration.RunFull, o.domain
+		return spec, nil
+	}
 	for _, t := range o.targets {
 		target, source, _ := strings.Cut(t, "=")
 		spec.Jobs = append(spec.Jobs, migration.Job{Target: target, Credentials: migration.Credentials{Login: source}})
@@ -252,8 +266,8 @@ func parseEWSFlags(cmd string, args []string, more func(*flag.FlagSet)) (ewsOpti
 	if err != nil {
 		return o, err
 	}
-	if o.endpoint == "" || o.user == "" || (len(pos) == 0 && cmd == "ews sync") {
-		return o, fmt.Errorf("%w: %s needs --endpoint, --user and at least one TARGET", errUsage, cmd)
+	if o.endpoint == "" || o.user == "" {
+		return o, fmt.Errorf("%w: %s needs --endpoint and --user", errUsage, cmd)
 	}
 	if o.parallel < 0 || o.progressEvery <= 0 {
 		return o, fmt.Errorf("%w: --parallel and --progress-every must not be negative", errUsage)

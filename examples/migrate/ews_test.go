@@ -311,3 +311,37 @@ func TestEWSSyncSourceDeletions(t *testing.T) {
 	sync()
 	assert.Equal(t, int64(2), f.count("alice@example.com", "INBOX"), "without --source-deletions the copy stays")
 }
+
+// TestEWSSyncDomain: `ews sync --domain` makes one pass for every user
+// of the domain, each from the Exchange mailbox of the same address,
+// in one run of the history; TARGETs and --domain together are refused.
+func TestEWSSyncDomain(t *testing.T) {
+	srv := ewstest.New(ewstest.Options{})
+	require.NoError(t, srv.AddUser(ewstest.User{Login: "svc", Password: "Svc-Pa55", SMTP: "svc@example.com", Impersonate: true}))
+	for i, u := range []string{"alice", "bob"} {
+		require.NoError(t, srv.AddUser(ewstest.User{Login: u, Password: "x", SMTP: u + "@example.com"}))
+		require.NoError(t, srv.Generate(u+"@example.com", ewstest.Generate{Messages: 3 + i, CalendarItems: 2, Contacts: 1 + i}))
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	pw := writeFile(t, "svc.pw", "Svc-Pa55\n")
+	ctx := t.Context()
+	f := &fixture{t: t, data: newDataDir(t, "alice@example.com", "bob@example.com")}
+	base := []string{"ews", "sync", "--endpoint", hs.URL + "/EWS/Exchange.asmx", "--user", "svc", "--auth", "basic",
+		"--password-file", pw, "--impersonate"}
+
+	res := f.migrate(ctx, nil, append(slices.Clone(base), "--domain", "example.com", "alice@example.com")...)
+	assert.Equal(t, exitUsage, res.code, "TARGETs with --domain: stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+
+	res = f.migrate(ctx, nil, append(slices.Clone(base), "--domain", "example.com")...)
+	require.Equal(t, exitOK, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+	assert.Contains(t, res.stdout, "run 1 completed: 2 mailboxes, 2 ok, 0 with errors")
+	assert.Equal(t, int64(3), f.count("alice@example.com", "INBOX"))
+	assert.Equal(t, int64(4), f.count("bob@example.com", "INBOX"))
+	assert.Equal(t, 1, f.objects("alice@example.com", store.KindAddressBook))
+	assert.Equal(t, 2, f.objects("bob@example.com", store.KindAddressBook))
+	h := f.migrate(ctx, nil, "history", "1")
+	require.Equal(t, exitOK, h.code, h.stderr)
+	assert.Contains(t, h.stdout, "protocol EWS")
+	assert.Regexp(t, `bob@example.com\s+\S+ \S+\s+ok\s+127.0.0.1\s+bob@example.com\s+copied 4 messages`, h.stdout)
+}

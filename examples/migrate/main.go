@@ -9,7 +9,7 @@
 //	migrate history [ID]
 //	migrate report (--domain D | --mailboxes A,B) [--csv FILE] [--html FILE] [--mail-to ADDR ...]
 //	migrate disable ADDRESS...
-//	migrate ews sync --endpoint URL --user LOGIN [--impersonate] TARGET[=SOURCE]...
+//	migrate ews sync --endpoint URL --user LOGIN [--impersonate] (--domain D | TARGET[=SOURCE]...)
 //	migrate ews subscribe --endpoint URL --user LOGIN [--two-way LIST] (--domain D | TARGET[=SOURCE]...)
 //	migrate ews conflicts ADDRESS
 //	migrate ews test --endpoint URL --user LOGIN [--impersonate] [MAILBOX]
@@ -104,7 +104,7 @@ commands:
          --smtp-password-file FILE --smtp-tls starttls|implicit|none --smtp-ca FILE]
                                   per mailbox and folder: source, target, skipped, failed
   disable ADDRESS...              cut over: stop collecting these mailboxes
-  ews sync --endpoint URL --user LOGIN [options] TARGET[=SOURCE]...
+  ews sync --endpoint URL --user LOGIN [options] (--domain DOMAIN | TARGET[=SOURCE]...)
                                   copy Exchange mailboxes over EWS: mail, calendar, contacts
         --impersonate             act for each mailbox by ExchangeImpersonation (else delegate access)
         --auth ntlm|basic --password-file FILE (or MIGRATE_PASSWORD)

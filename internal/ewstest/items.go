@@ -186,6 +186,11 @@ func (s *Server) getItem(req *request) (*node, *ewsError) {
 	if req.op.path("ItemShape").text("IncludeMimeContent") == "true" {
 		sh.extra["MimeContent"] = true
 	}
+	if len(req.op.child("ItemIds").kids()) == 0 {
+		// NonEmptyArrayOfBaseItemIdsType ([MS-OXWSCORE] §2.2.4.31):
+		// Exchange's schema validation refuses an empty list.
+		return nil, errf("ErrorSchemaValidation", "The request failed schema validation: ItemIds has no item id.")
+	}
 	var msgs []*node
 	for _, ref := range req.op.child("ItemIds").kids() {
 		mb, it, index, err := s.resolveItem(req, ref)

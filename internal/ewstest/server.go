@@ -77,6 +77,10 @@ type Server struct {
 	// streams counts the open GetStreamingEvents connections per
 	// authenticated login.
 	streams map[string]int
+	// calls counts the operations received, by name, under callsMu
+	// (not mu: counting adds no wait on the server's state).
+	callsMu sync.Mutex
+	calls   map[string]int
 }
 
 type forcedBusy struct {
@@ -121,9 +125,20 @@ func New(opts Options) *Server {
 		subs:      map[string]*subscription{},
 		wake:      make(chan struct{}),
 		streams:   map[string]int{},
+		calls:     map[string]int{},
 		budget:    map[string][]time.Time{},
 		ntlm:      ntlmChallenges{byConn: map[string]ntlmPending{}},
 	}
+}
+
+// Calls returns how many requests of operation op (GetItem,
+// CreateItem, ...) the server has received, authenticated and in a
+// well-formed envelope, whatever their outcome: tests count what a
+// client costs the server.
+func (s *Server) Calls(op string) int {
+	s.callsMu.Lock()
+	defer s.callsMu.Unlock()
+	return s.calls[op]
 }
 
 // ThrottleNext makes the next n requests fail with ErrorServerBusy and
@@ -200,6 +215,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.op = b.Kids[0]
+	s.callsMu.Lock()
+	s.calls[req.op.Local]++
+	s.callsMu.Unlock()
 	req.version = "Exchange2013_SP1"
 	if rv := req.header.child("RequestServerVersion"); rv != nil {
 		req.version = rv.get("Version")

@@ -141,3 +141,64 @@ func TestSyncerLease(t *testing.T) {
 		t.Errorf("events in Mailyard: %v, want the two made in Exchange", keysOf(ev))
 	}
 }
+
+// TestMigratorLeavesSyncedCalendar: a Migrator pass on a target whose
+// calendar a Syncer keeps (it has a sync checkpoint) leaves the
+// calendar alone: an edit made in Mailyard that the sync has not sent
+// yet survives the pass and reaches Exchange with the next sync pass,
+// and Exchange has the event once. While a syncer holds the target's
+// lease (running, no checkpoint yet) a pass leaves the calendar too;
+// once it is released the pass copies it. Regression: the pass wrote
+// Exchange's version over the unsent edit.
+func TestMigratorLeavesSyncedCalendar(t *testing.T) {
+	e := newTwoWayEnv(t)
+	ctx := t.Context()
+	once := e.passes(t, e.syncer(t, twoWay, nil))
+	start := time.Date(2027, 6, 7, 9, 0, 0, 0, time.UTC)
+	e.createExchange(t, "from Exchange", start)
+	if r := once("import"); r.Pulled != 1 {
+		t.Fatalf("import: %+v", r)
+	}
+	obj := e.events(t)["from Exchange"]
+	e.put(t, obj.Name, obj.UID, "edited in Mailyard", start)
+	m, err := ews.NewMigrator(ews.MigratorOptions{Store: e.st, Directory: e.users, Client: e.client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := ews.Job{Target: targetAddr, Mailbox: owner}
+	res, err := m.Sync(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.CalendarLeft == "" || res.Events != 0 {
+		t.Errorf("pass on a synced calendar: %d events written, calendar left: %q", res.Events, res.CalendarLeft)
+	}
+	if got := keysOf(e.events(t)); len(got) != 1 || got[0] != "edited in Mailyard" {
+		t.Fatalf("Mailyard's calendar after the pass: %v (the unsent edit must stay)", got)
+	}
+	if r := once("push"); r.Pushed != 1 {
+		t.Errorf("push: %+v", r)
+	}
+	if got := keysOf(e.exchange(t)); len(got) != 1 || got[0] != "edited in Mailyard" {
+		t.Errorf("Exchange after the push: %v", got)
+	}
+
+	// A syncer running on a target without a checkpoint yet.
+	f := newTwoWayEnv(t)
+	f.createExchange(t, "from Exchange", start)
+	held, err := lease.Acquire(ctx, lease.Options{Records: f.st, Namespace: "migration.ews.lease", Key: targetAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err = ews.NewMigrator(ews.MigratorOptions{Store: f.st, Directory: f.users, Client: f.client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := m.Sync(ctx, job); err != nil || res.CalendarLeft == "" || res.Events != 0 {
+		t.Errorf("pass while a syncer runs: %d events, calendar left %q, %v", res.Events, res.CalendarLeft, err)
+	}
+	held.Release()
+	if res, err := m.Sync(ctx, job); err != nil || res.CalendarLeft != "" || res.Events != 1 {
+		t.Errorf("pass after the syncer stopped: %d events, calendar left %q, %v", res.Events, res.CalendarLeft, err)
+	}
+}

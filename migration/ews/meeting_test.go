@@ -7,7 +7,6 @@ import (
 	"github.com/emersion/go-ical"
 
 	"github.com/mailyard/mailyard/internal/ewstest"
-	"github.com/mailyard/mailyard/migration/ews"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -121,15 +120,8 @@ func TestMeetings(t *testing.T) {
 	add("inbox", meetingItem("MeetingCancellation", "cancelled-1@example.org", "Canceled: Called off", ""))
 	add("inbox", meetingItem("MeetingCancellation", "weekly-1@example.org", "Canceled: Weekly", `<RecurrenceId>2026-07-08T09:00:00Z</RecurrenceId>`))
 
-	st, dir, account := newTarget(t)
-	m, err := ews.NewMigrator(ews.MigratorOptions{Store: st, Directory: dir, Client: srv.client(t, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := m.Sync(t.Context(), testJob)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, res, st, account := srv.firstPass(t)
+	var err error
 	if res.Meetings != 5 || res.Messages != 7 {
 		t.Errorf("pass: %d meeting messages applied, %d messages copied; want 5 and 7", res.Meetings, res.Messages)
 	}

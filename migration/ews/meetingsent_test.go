@@ -179,15 +179,8 @@ func TestMeetingsSentByServer(t *testing.T) {
 	}
 	srv.answer(t, "bob", "Bob-Pa55", "DeclineItem", srv.calendarItemOf(t, organizerAddr, reviewUID))
 
-	st, dir, account := newTarget(t)
-	m, err := ews.NewMigrator(ews.MigratorOptions{Store: st, Directory: dir, Client: srv.client(t, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := m.Sync(t.Context(), testJob)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, res, st, account := srv.firstPass(t)
+	var err error
 	if res.Meetings != 2 || res.Events != 3 {
 		t.Errorf("first pass: %d meeting messages applied, %d events; want 2 (the request, the response) and 3", res.Meetings, res.Events)
 	}
@@ -247,15 +240,7 @@ func TestTwoWayCancelToInbox(t *testing.T) {
 	e.srv.addOrganizer(t)
 	ctx := t.Context()
 	s := e.syncer(t, twoWay, nil)
-	job := ews.Job{Target: targetAddr, Mailbox: owner}
-	once := func(what string) ews.CycleReport {
-		t.Helper()
-		r := s.SyncOnce(ctx, job)
-		if r.Err != nil {
-			t.Fatalf("%s: %v", what, r.Err)
-		}
-		return r
-	}
+	once := e.passes(t, s)
 	lunch := e.srv.sendMeeting(t, "Lunch", "")
 	uid := e.srv.uidOf(t, lunch)
 	if r := once("import"); r.Pulled != 1 {

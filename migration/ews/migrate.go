@@ -153,6 +153,14 @@ type Result struct {
 	// pending requests made invitations, responses and cancellations
 	// applied to their events.
 	Meetings int
+	// CalendarLeft says why the pass left the calendar alone ("" when it
+	// copied it): the target's calendar is kept by a two-way or one-way
+	// calendar sync ([Syncer]), which has a checkpoint for it or is
+	// running. The sync reads the same Exchange calendar and decides
+	// conflicts; a pass writing over it would undo an edit made in
+	// Mailyard that the sync has not sent yet, and an event it wrote
+	// while the sync runs would reach Exchange again as a new item.
+	CalendarLeft string
 }
 
 // Migrator copies mailboxes from one EWS source into a store. It is safe
@@ -250,10 +258,22 @@ func (m *Migrator) sync(ctx context.Context, job Job, progress migration.Progres
 		return res, p.fail(ctx, "", err)
 	}
 	tally := make([]tally, len(folders)+2)
+	calLease, left, err := m.calendarTurn(ctx, job)
+	if err != nil {
+		return res, p.fail(ctx, calendarKind.folder, err)
+	}
+	if calLease != nil {
+		defer calLease.Release()
+	}
+	res.CalendarLeft = left
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(m.opts.FolderParallel)
 	g.Go(func() error {
 		defer close(p.calendarDone)
+		if left != "" {
+			m.opts.Logger.Info("ews: calendar left to the calendar sync", "target", job.Target, "reason", left)
+			return nil
+		}
 		return p.objects(gctx, calendarKind, &tally[0])
 	})
 	g.Go(func() error { return p.objects(gctx, contactsKind, &tally[1]) })
@@ -304,6 +324,28 @@ func (m *Migrator) acquire(ctx context.Context, job Job) (*lease.Lease, error) {
 		return nil, &migration.Error{Class: migration.TargetErrorClass(ctx, err), Target: job.Target, Err: err}
 	}
 	return l, nil
+}
+
+// calendarTurn decides whether this pass copies the target's calendar:
+// not when a Syncer keeps it (a sync checkpoint exists for the target),
+// nor while a Syncer holds the target's lease. Else it takes that lease
+// (nsLease, the Syncer's) for the pass, so that a Syncer starting now
+// waits until the calendar is copied (and then pairs what it finds by
+// UID), and returns it. left is the reason the calendar is left alone.
+func (m *Migrator) calendarTurn(ctx context.Context, job Job) (l *lease.Lease, left string, err error) {
+	_, err = m.opts.Store.GetRecord(ctx, nsSync, job.Target)
+	switch {
+	case err == nil:
+		return nil, "the calendar sync keeps this calendar", nil
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, "", err
+	}
+	l, err = lease.Acquire(ctx, lease.Options{Records: m.opts.Store, Namespace: nsLease, Key: strings.ToLower(job.Target),
+		TTL: m.opts.LeaseTTL, Now: m.opts.Now, Logger: m.opts.Logger})
+	if held, ok := errors.AsType[*lease.HeldError](err); ok {
+		return nil, fmt.Sprintf("a calendar sync is running on it (process %d on %s)", held.Holder.PID, held.Holder.Host), nil
+	}
+	return l, "", err
 }
 
 // tally counts what a pass did in one folder.

@@ -80,6 +80,22 @@ func newMigrateEnv(t *testing.T) *migrateEnv {
 // newTarget opens a SQLite store in a temporary directory with the
 // target account targetAddr, and returns the store, its directory and
 // the account's ID.
+// firstPass makes a target store (newTarget) and a Migrator from the
+// test server into it, and runs the Migrator's first pass on testJob.
+func (s *testServer) firstPass(t *testing.T) (*ews.Migrator, ews.Result, *sqlite.Store, string) {
+	t.Helper()
+	st, dir, account := newTarget(t)
+	m, err := ews.NewMigrator(ews.MigratorOptions{Store: st, Directory: dir, Client: s.client(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Sync(t.Context(), testJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, res, st, account
+}
+
 func newTarget(t *testing.T) (*sqlite.Store, *builtin.Directory, string) {
 	t.Helper()
 	ctx := context.Background()

@@ -415,8 +415,13 @@ const getItemAhead = 2
 // return comes with its Err set. It stops at fn's first error. Up to
 // getItemAhead later batches are read, concurrently, while fn handles
 // one, so fn's work overlaps the network and the server's answers
-// overlap each other.
+// overlap each other. No ids make no call: GetItem's ItemIds must not
+// be empty ([MS-OXWSCORE] §2.2.4.31 NonEmptyArrayOfBaseItemIdsType),
+// Exchange refuses such a request as failing schema validation.
 func (m *Mailbox) GetItem(ctx context.Context, ids []ItemID, shape Shape, fn func(Item) error) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	if len(ids) <= MaxBatch {
 		resp, err := m.getItems(ctx, ids, shape)
 		if err != nil {

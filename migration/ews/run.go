@@ -47,5 +47,8 @@ func (r Result) Summary() string {
 	if r.Deleted > 0 {
 		s += fmt.Sprintf(", %d deleted", r.Deleted)
 	}
+	if r.CalendarLeft != "" {
+		s += "; calendar not copied: " + r.CalendarLeft
+	}
 	return s
 }

@@ -21,6 +21,7 @@ const maxSeriesIndex = 1000
 type occurrenceEdit struct {
 	index int
 	item  CalendarItem
+	files []FileAttachment // the overriding VEVENT's inline ATTACHs
 }
 
 // seriesEdits are the exceptions of a Mailyard series that EWS keeps
@@ -109,7 +110,7 @@ func editsOf(cal *ical.Calendar) (seriesEdits, error) {
 		if err != nil {
 			return out, err
 		}
-		out.modified = append(out.modified, occurrenceEdit{index: i, item: *ci})
+		out.modified = append(out.modified, occurrenceEdit{index: i, item: *ci, files: componentFiles(o)})
 	}
 	return out, nil
 }
@@ -164,17 +165,23 @@ func overrideItem(o *ical.Component) (*CalendarItem, error) {
 // first, then modified ones, so that the indexes mean the series as
 // created. It returns the series' ItemId with the ChangeKey after the
 // last write (a series and its occurrences share one ChangeKey), the
-// one the link keeps so that the sync's own write is not synced back.
-func (w *worker) pushSeries(ctx context.Context, master ItemID, edits seriesEdits) (ItemID, error) {
+// one the link keeps so that the sync's own write is not synced back,
+// or with none when the last write was a deletion (DeleteItem returns
+// no ChangeKey: the caller reads it once all writes are done), and the
+// ItemIds of the modified occurrences by instance index, for their
+// attachments.
+func (w *worker) pushSeries(ctx context.Context, master ItemID, edits seriesEdits) (ItemID, map[int]ItemID, error) {
+	occ := map[int]ItemID{}
 	if edits.empty() {
-		return master, nil
-	}
-	for _, i := range edits.deleted {
-		if err := w.p.mb.DeleteOccurrence(ctx, master.ID, i); err != nil {
-			return master, fmt.Errorf("delete occurrence %d: %w", i, err)
-		}
+		return master, occ, nil
 	}
 	id := master
+	for _, i := range edits.deleted {
+		if err := w.p.mb.DeleteOccurrence(ctx, master.ID, i); err != nil {
+			return master, occ, fmt.Errorf("delete occurrence %d: %w", i, err)
+		}
+		id.ChangeKey = ""
+	}
 	for _, e := range edits.modified {
 		got, err := w.p.mb.UpdateOccurrence(ctx, master.ID, e.index, e.item)
 		var ee *Error
@@ -182,17 +189,10 @@ func (w *worker) pushSeries(ctx context.Context, master ItemID, edits seriesEdit
 			continue // an EXDATE and an override of one instance: deleted
 		}
 		if err != nil {
-			return master, fmt.Errorf("update occurrence %d: %w", e.index, err)
+			return master, occ, fmt.Errorf("update occurrence %d: %w", e.index, err)
 		}
 		id.ChangeKey = got.ChangeKey
+		occ[e.index] = got
 	}
-	if len(edits.modified) == 0 || id.ChangeKey == master.ChangeKey {
-		// DeleteItem returns no ChangeKey: read the series' own.
-		got, err := w.p.mb.ChangeKey(ctx, master.ID)
-		if err != nil {
-			return master, err
-		}
-		id.ChangeKey = got.ChangeKey
-	}
-	return id, nil
+	return id, occ, nil
 }

@@ -39,6 +39,12 @@ type link struct {
 	// all yet): the pull leaves the item alone and the next push writes
 	// the whole series again, over whatever ChangeKey it has.
 	Pending bool `json:",omitempty"`
+	// Files is the digest of the files the sync last made Exchange's
+	// mirrored attachments of the series be (seriesFiles.digest), "" when
+	// it does not know them (the item came from Exchange, or changed
+	// there since). It spares the push a GetItem of the attachments
+	// when they did not change.
+	Files string `json:",omitempty"`
 }
 
 func (w *worker) key(parts ...string) string {
@@ -148,7 +154,7 @@ func (w *worker) run(ctx context.Context, r *CycleReport, pull bool) error {
 		}
 	}
 	if w.twoWay {
-		return w.push(ctx, &st, r)
+		return w.push(ctx, &st, r, pull)
 	}
 	return nil
 }
@@ -165,7 +171,13 @@ func (w *worker) pull(ctx context.Context, st *syncState, r *CycleReport) error 
 		for _, c := range changes {
 			switch {
 			case (c.Kind == "Create" || c.Kind == "Update") && c.ItemKind == calendarKind.item:
-				ids = append(ids, c.ItemID)
+				own, err := w.ownChange(ctx, c.ItemID)
+				if err != nil {
+					return err
+				}
+				if !own {
+					ids = append(ids, c.ItemID)
+				}
 			case c.Kind == "Delete":
 				if err := w.exchangeDeleted(ctx, c.ItemID.ID, r); err != nil {
 					return err
@@ -193,6 +205,20 @@ func (w *worker) pull(ctx context.Context, st *syncState, r *CycleReport) error 
 			return nil
 		}
 	}
+}
+
+// ownChange reports whether a change SyncFolderItems listed is the
+// sync's own write coming back (or nothing new): its ItemId carries the
+// ChangeKey the link holds ([MS-OXWSSYNC] §3.1.4.2: each change names
+// the item by ItemId and ChangeKey), or the link is pending. Such an
+// item is not fetched, so a pushed event costs no GetItem when it
+// comes back.
+func (w *worker) ownChange(ctx context.Context, id ItemID) (bool, error) {
+	if id.ChangeKey == "" {
+		return false, nil
+	}
+	l, linked, err := w.linkByItem(ctx, id.ID)
+	return linked && (l.ChangeKey == id.ChangeKey || l.Pending), err
 }
 
 // exchangeChanged applies one created or changed Exchange item.
@@ -326,8 +352,13 @@ func (w *worker) exchangeDeleted(ctx context.Context, itemID string, r *CycleRep
 }
 
 // push sends the store calendar's changes since the checkpoint's token
-// to Exchange, and checkpoints the new token.
-func (w *worker) push(ctx context.Context, st *syncState, r *CycleReport) error {
+// to Exchange, and checkpoints the new token. Before it sends an object
+// no link names (new to the sync) it pulls, unless this pass pulled
+// already: an event another writer put into the calendar from Exchange
+// (the migration's meeting requests, a CalDAV client's copy) is then
+// paired with its Exchange item by UID instead of going to Exchange a
+// second time.
+func (w *worker) push(ctx context.Context, st *syncState, r *CycleReport, pulled bool) error {
 	changes, token, err := w.s.opts.Store.ChangesSince(ctx, w.coll.ID, st.Token)
 	if errors.Is(err, store.ErrSyncTokenInvalid) {
 		// The log no longer reaches back: every object is compared with
@@ -338,6 +369,18 @@ func (w *worker) push(ctx context.Context, st *syncState, r *CycleReport) error 
 		return err
 	}
 	for _, c := range changes {
+		if !pulled {
+			_, linked, err := w.linkByName(ctx, c.Name)
+			if err != nil {
+				return err
+			}
+			if !linked {
+				if err := w.pull(ctx, st, r); err != nil {
+					return err
+				}
+				pulled = true
+			}
+		}
 		if err := w.pushOne(ctx, c.Name, r); err != nil {
 			return err
 		}
@@ -386,7 +429,11 @@ func (w *worker) pushOne(ctx context.Context, name string, r *CycleReport) error
 	if l.Pending {
 		target.ChangeKey = "" // our own half-written series: overwrite it
 	}
-	id, err := w.update(ctx, target, &l, cur, ci, edits)
+	known := l.Files
+	if l.Pending {
+		known = ""
+	}
+	id, files, err := w.update(ctx, target, &l, cur, ci, edits, known)
 	var e *Error
 	switch {
 	case errors.As(err, &e) && e.Code == "ErrorIrresolvableConflict":
@@ -400,7 +447,7 @@ func (w *worker) pushOne(ctx context.Context, name string, r *CycleReport) error
 		return err
 	}
 	r.Pushed++
-	return w.putLink(ctx, &l, link{Name: cur.Name, ItemID: id.ID, ChangeKey: id.ChangeKey, ETag: cur.ETag})
+	return w.putLink(ctx, &l, link{Name: cur.Name, ItemID: id.ID, ChangeKey: id.ChangeKey, ETag: cur.ETag, Files: files})
 }
 
 // conflictOnPush reads Exchange's current version of a linked item
@@ -453,26 +500,54 @@ func (w *worker) itemOf(o store.Object, r *CycleReport) (*CalendarItem, seriesEd
 // update writes Mailyard's version cur of a linked event to its
 // Exchange item target: the master by UpdateItem (which, when it sets
 // the pattern, drops the series' exceptions in Exchange), then the
-// exceptions again, then the attachments (pushAttachments). While the
-// exceptions and attachments are written the link is pending (see
-// link.Pending). old is the link before.
-func (w *worker) update(ctx context.Context, target ItemID, old *link, cur store.Object, ci *CalendarItem, edits seriesEdits) (ItemID, error) {
+// exceptions again, then the attachments (pushAttachments, known as
+// there). While the exceptions and attachments are written the link is
+// pending (see link.Pending). old is the link before. It returns the
+// item's id with its current ChangeKey and the digest of its files for
+// the link.
+func (w *worker) update(ctx context.Context, target ItemID, old *link, cur store.Object, ci *CalendarItem, edits seriesEdits, known string) (ItemID, string, error) {
 	id, err := w.p.mb.UpdateCalendarItem(ctx, target, *ci)
 	if err != nil {
-		return id, err
+		return id, "", err
 	}
 	pending := func(id ItemID) error {
 		return w.putLink(ctx, old, link{Name: cur.Name, ItemID: id.ID, ChangeKey: id.ChangeKey, Pending: true})
 	}
+	return w.pushRest(ctx, id, cur, edits, known, pending)
+}
+
+// pushRest writes the exceptions and attachments of Mailyard's version
+// cur of an event whose master was just written as id, and returns the
+// id with its ChangeKey after the last write and the digest of the
+// files (link.Files). The ChangeKey comes from the responses of the
+// writes (the ItemId of CreateItem's and UpdateItem's responses,
+// [MS-OXWSCORE] §3.1.4.2, §3.1.4.9, and the RootItemChangeKey of
+// CreateAttachment's and DeleteAttachment's, [MS-OXWSATT] §3.1.4.1,
+// §3.1.4.2);
+// only when the last write returned none (a deleted occurrence) is it
+// read by one GetItem.
+func (w *worker) pushRest(ctx context.Context, id ItemID, cur store.Object, edits seriesEdits, known string, pending func(ItemID) error) (ItemID, string, error) {
+	occ := map[int]ItemID{}
 	if !edits.empty() {
 		if err := pending(id); err != nil {
-			return id, err
+			return id, "", err
 		}
-		if id, err = w.pushSeries(ctx, id, edits); err != nil {
-			return id, err
+		var err error
+		if id, occ, err = w.pushSeries(ctx, id, edits); err != nil {
+			return id, "", err
 		}
 	}
-	return w.pushAttachments(ctx, id, cur, pending)
+	files := w.syncedFiles(cur, edits)
+	id, err := w.pushAttachments(ctx, id, occ, files, known, pending)
+	if err != nil {
+		return id, "", err
+	}
+	if id.ChangeKey == "" {
+		if id, err = w.p.mb.ChangeKey(ctx, id.ID); err != nil {
+			return id, "", err
+		}
+	}
+	return id, files.digest(), nil
 }
 
 // changedHereDeletedThere settles an object changed in Mailyard whose
@@ -507,19 +582,12 @@ func (w *worker) create(ctx context.Context, cur store.Object, r *CycleReport) e
 	pending := func(id ItemID) error {
 		return w.putLink(ctx, nil, link{Name: cur.Name, ItemID: id.ID, ChangeKey: id.ChangeKey, Pending: true})
 	}
-	if !edits.empty() {
-		if err := pending(id); err != nil {
-			return err
-		}
-		if id, err = w.pushSeries(ctx, id, edits); err != nil {
-			return err
-		}
-	}
-	if id, err = w.pushAttachments(ctx, id, cur, pending); err != nil {
+	id, files, err := w.pushRest(ctx, id, cur, edits, noFiles, pending)
+	if err != nil {
 		return err
 	}
 	r.Pushed++
-	return w.putLink(ctx, nil, link{Name: cur.Name, ItemID: id.ID, ChangeKey: id.ChangeKey, ETag: cur.ETag})
+	return w.putLink(ctx, nil, link{Name: cur.Name, ItemID: id.ID, ChangeKey: id.ChangeKey, ETag: cur.ETag, Files: files})
 }
 
 // resolve decides a conflict (both sides changed since the last sync)
@@ -542,7 +610,8 @@ func (w *worker) resolve(ctx context.Context, it Item, obj, cur store.Object, ol
 			}
 			return w.writeObject(ctx, it.ID, obj, cur, true, old, r)
 		}
-		id, err := w.update(ctx, it.ID, old, cur, ci, edits)
+		// Exchange changed since the link: its attachments are read.
+		id, files, err := w.update(ctx, it.ID, old, cur, ci, edits, "")
 		if err != nil {
 			return err
 		}
@@ -550,7 +619,7 @@ func (w *worker) resolve(ctx context.Context, it Item, obj, cur store.Object, ol
 			return err
 		}
 		r.Pushed++
-		return w.putLink(ctx, old, link{Name: cur.Name, ItemID: id.ID, ChangeKey: id.ChangeKey, ETag: cur.ETag})
+		return w.putLink(ctx, old, link{Name: cur.Name, ItemID: id.ID, ChangeKey: id.ChangeKey, ETag: cur.ETag, Files: files})
 	}
 	c.Winner, c.Loser = SideExchange, cur.Data
 	if err := w.logConflict(ctx, c); err != nil {
