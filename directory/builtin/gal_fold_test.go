@@ -16,13 +16,13 @@ import (
 // TestGALSearchCaseFolding: names are indexed and queries folded with
 // full case folding, so "STRASSE" finds "Straße", a final sigma is a
 // sigma, and the Turkish İ and ı are found by i and I, word-prefix and
-// contains queries alike.
+// contains queries alike. (Accents still count: "ISIK" is not "IŞIK".)
 func TestGALSearchCaseFolding(t *testing.T) {
 	ctx := context.Background()
 	b, _ := newFixture(t)
 	for _, u := range []directory.User{
 		{Address: "hans@example.com", DisplayName: "Hans Straße"},
-		{Address: "isik@example.com", DisplayName: "Işık Yılmaz"},
+		{Address: "iy@example.com", DisplayName: "Işık Yılmaz"},
 		{Address: "ist@example.com", DisplayName: "İstanbul Office"},
 		{Address: "sis@example.com", DisplayName: "Σίσυφος Παπαδόπουλος"},
 		{Address: "ada@example.com", DisplayName: "Ada Lovelace"},
@@ -32,7 +32,7 @@ func TestGALSearchCaseFolding(t *testing.T) {
 	}
 	for q, want := range map[string]string{
 		"STRASSE": "Hans Straße", "strasse": "Hans Straße", "Straße": "Hans Straße", "STRAẞE": "Hans Straße",
-		"ISIK": "Işık Yılmaz", "isik": "Işık Yılmaz", "IŞIK": "Işık Yılmaz", "yilmaz": "Işık Yılmaz",
+		"IŞIK": "Işık Yılmaz", "işik": "Işık Yılmaz", "YILMAZ": "Işık Yılmaz", "yilmaz": "Işık Yılmaz",
 		"istanbul": "İstanbul Office", "İSTANBUL": "İstanbul Office", "ISTANBUL": "İstanbul Office",
 		"ΣΊΣΥΦΟΣ": "Σίσυφος Παπαδόπουλος", "σίσυφοσ": "Σίσυφος Παπαδόπουλος", "ΠΑΠΑΔΌΠΟΥΛΟΣ": "Σίσυφος Παπαδόπουλος",
 		"LOVELACE": "Ada Lovelace",
@@ -41,7 +41,7 @@ func TestGALSearchCaseFolding(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []string{want}, galNames(p), "query %q", q)
 	}
-	for q, want := range map[string]string{"RASSE": "Hans Straße", "SIK": "Işık Yılmaz", "ΦΟΣ": "Σίσυφος Παπαδόπουλος"} {
+	for q, want := range map[string]string{"RASSE": "Hans Straße", "ILMAZ": "Işık Yılmaz", "ΦΟΣ": "Σίσυφος Παπαδόπουλος"} {
 		p, err := b.SearchGAL(ctx, directory.GALQuery{Tenant: "acme", Text: q, Contains: true})
 		require.NoError(t, err)
 		assert.Equal(t, []string{want}, galNames(p), "contains %q", q)
