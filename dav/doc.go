@@ -82,6 +82,15 @@
 //     returns over all its objects; past it the report is truncated
 //     with a 507 for the request-URI (DAV:number-of-matches-within-
 //     limits), as a query over more matches than a limit is.
+//   - Answers of GET, HEAD, PROPFIND and REPORT are gzip-coded for a
+//     client that accepts it once they pass 1 KiB, as they stream (RFC
+//     9110 §8.4, §12.5.3; Vary: Accept-Encoding); a coded GET's ETag is
+//     the stored one with "-gzip" appended, and If-Match and
+//     If-None-Match take either. A request body with a Content-Encoding
+//     is refused with 415 before it is read.
+//   - A calendar-multiget or addressbook-multiget answers each resource
+//     once however often it is named, and names at most
+//     Limits.MaxMultigetHrefs (413 beyond).
 //   - A request body that arrives after the server's read deadline (set
 //     by whoever serves the handler) gets 408.
 //   - A PUT is validated (internal/calendar, dav/internal/contact)

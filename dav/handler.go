@@ -92,6 +92,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	if ce := r.Header.Values("Content-Encoding"); len(ce) > 0 && !identityCoding(ce) {
+		// RFC 9110 §15.5.16, §12.5.3: request bodies are taken as they
+		// are, never decoded, so a coded one (a gzip bomb or not) is
+		// refused before anything is read, and the answer says which
+		// coding would be accepted.
+		w.Header().Set("Accept-Encoding", "identity")
+		h.writeError(w, r, &httpError{status: http.StatusUnsupportedMediaType, msg: "request bodies must not be content-coded"})
+		return
+	}
+	if compressible(r) {
+		w.Header().Add("Vary", "Accept-Encoding") // RFC 9110 §12.5.5
+		if acceptsGzip(r.Header.Values("Accept-Encoding")) {
+			gw := newGzipWriter(w, r)
+			defer gw.finish()
+			w = gw
+		}
+	}
 	user, ok := h.authenticate(w, r)
 	if !ok {
 		return

@@ -94,7 +94,7 @@ func ifMatchHeader(r *http.Request) (string, error) {
 	if !ok {
 		return "", &httpError{status: http.StatusPreconditionFailed, msg: "If-Match must be one strong entity tag"}
 	}
-	return etag, nil
+	return stripGzipETag(etag), nil // the tag of a gzip-coded GET names the stored version (gzip.go)
 }
 
 // etagListMatches reports whether an If-None-Match list names etag or is
@@ -107,7 +107,7 @@ func etagListMatches(list, etag string) bool {
 		if len(v) > 2 && v[:2] == "W/" {
 			v = v[2:]
 		}
-		if e, ok := unquoteETag(v); ok && e == etag {
+		if e, ok := unquoteETag(v); ok && stripGzipETag(e) == etag {
 			return true
 		}
 	}

@@ -171,3 +171,23 @@ func TestGALReadOnly(t *testing.T) {
 	e.do("DELETE", p, "").expect(t, http.StatusForbidden)
 	e.do("DELETE", "/dav/addressbooks/"+e.aliceID+"/gal/", "").expect(t, http.StatusForbidden)
 }
+
+// TestMaxAttendees: a PUT of an event with more attendees than
+// Limits.MaxAttendees gets 403 max-attendees-per-instance (RFC 4791
+// §5.3.2.1) and stores nothing; one at the limit is stored.
+func TestMaxAttendees(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Limits.MaxAttendees = 2 })
+	att := func(n int) []string {
+		out := []string{"ORGANIZER:mailto:" + alice}
+		for i := range n {
+			out = append(out, fmt.Sprintf("ATTENDEE;SCHEDULE-AGENT=CLIENT:mailto:guest%d@elsewhere.test", i))
+		}
+		return out
+	}
+	r := e.do("PUT", e.calPath("many.ics"), event("many", "20270110T100000Z", att(3)...)).expect(t, http.StatusForbidden)
+	if !strings.Contains(string(r.body), "max-attendees-per-instance") {
+		t.Fatalf("refusal names no max-attendees-per-instance: %s", r.body)
+	}
+	e.do("GET", e.calPath("many.ics"), "").expect(t, http.StatusNotFound)
+	e.do("PUT", e.calPath("two.ics"), event("two", "20270110T100000Z", att(2)...)).expect(t, http.StatusCreated)
+}

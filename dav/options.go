@@ -81,6 +81,7 @@ const (
 	DefaultMaxRecipients           = 100
 	DefaultMaxSyncChanges          = 5000
 	DefaultMaxPrincipalSearch      = 50
+	DefaultMaxMultigetHrefs        = 5000
 	DefaultMaxRequestBody          = 4 << 20
 	DefaultMaxXMLDepth             = 32
 	DefaultMaxXMLElements          = 100000
@@ -126,6 +127,13 @@ type Limits struct {
 	// the answer ends with a 507 for the request-URI
 	// (number-of-matches-within-limits). Default 50.
 	MaxPrincipalSearch int
+	// MaxMultigetHrefs bounds the resources one calendar-multiget or
+	// addressbook-multiget (RFC 4791 §7.9, RFC 6352 §8.7) names, each
+	// counted once however often it is named; a longer one is refused
+	// with 413. The default is DefaultMaxSyncChanges, so that a client
+	// fetching every member one sync-collection answer listed in one
+	// multiget is never refused. Default 5000.
+	MaxMultigetHrefs int
 	// MaxRequestBody bounds the XML body of PROPFIND, PROPPATCH,
 	// MKCALENDAR, MKCOL and REPORT requests. Default 4 MiB.
 	MaxRequestBody int64
@@ -138,7 +146,7 @@ type Limits struct {
 
 func (l Limits) withDefaults() (Limits, error) {
 	if l.MaxResourceSize < 0 || l.MaxCollections < 0 || l.MaxObjectsPerCollection < 0 ||
-		l.MaxInstances < 0 || l.MaxAttendees < 0 || l.MaxRecipients < 0 || l.MaxRequestBody < 0 || l.MaxSyncChanges < 0 || l.MaxPrincipalSearch < 0 ||
+		l.MaxInstances < 0 || l.MaxAttendees < 0 || l.MaxRecipients < 0 || l.MaxRequestBody < 0 || l.MaxSyncChanges < 0 || l.MaxPrincipalSearch < 0 || l.MaxMultigetHrefs < 0 ||
 		l.MaxXMLDepth < 0 || l.MaxXMLElements < 0 {
 		return l, errors.New("limits must not be negative")
 	}
@@ -160,6 +168,7 @@ func (l Limits) withDefaults() (Limits, error) {
 	def(&l.MaxRecipients, DefaultMaxRecipients)
 	def(&l.MaxSyncChanges, DefaultMaxSyncChanges)
 	def(&l.MaxPrincipalSearch, DefaultMaxPrincipalSearch)
+	def(&l.MaxMultigetHrefs, DefaultMaxMultigetHrefs)
 	def64(&l.MaxRequestBody, DefaultMaxRequestBody)
 	def(&l.MaxXMLDepth, DefaultMaxXMLDepth)
 	def(&l.MaxXMLElements, DefaultMaxXMLElements)

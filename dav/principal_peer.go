@@ -28,6 +28,8 @@ var peerPrincipalProps = []xml.Name{
 	{Space: nsCalDAV, Local: "calendar-user-address-set"},
 	{Space: nsCS, Local: "email-address-set"},
 	{Space: nsCalDAV, Local: "calendar-user-type"},
+	{Space: nsCS, Local: "first-name"},
+	{Space: nsCS, Local: "last-name"},
 }
 
 // proxyPrincipalProps are the properties of a colleague's principal

@@ -106,6 +106,8 @@ func (h *Handler) principalSearchPropertySet(rq *request) error {
 		item(propCUAddressSet, "Calendar user address"),
 		item(propEmailSet, "Email address"),
 		item(propCUType, "Calendar user type"),
+		item(propFirstName, "First name"),
+		item(propLastName, "Last name"),
 	)
 	_ = writeXML(rq.w, http.StatusOK, out)
 	return nil
@@ -226,7 +228,8 @@ func galResource(e directory.GALEntry) directory.Resource {
 }
 
 func galUser(e directory.GALEntry) directory.User {
-	return directory.User{ID: e.ID, Tenant: e.Tenant, Address: e.Address, Aliases: e.Aliases, DisplayName: e.DisplayName}
+	return directory.User{ID: e.ID, Tenant: e.Tenant, Address: e.Address, Aliases: e.Aliases, DisplayName: e.DisplayName,
+		GivenName: e.GivenName, Surname: e.Surname}
 }
 
 // searchPrincipals finds the users and resources of the requester's

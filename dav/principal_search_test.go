@@ -203,7 +203,7 @@ func TestPrincipalPropertySearch(t *testing.T) {
 	for _, c := range root.Children {
 		got = append(got, c.child(nsDAV, "prop").Children[0].Name.Local)
 	}
-	if strings.Join(got, ",") != "displayname,calendar-user-address-set,email-address-set,calendar-user-type" {
+	if strings.Join(got, ",") != "displayname,calendar-user-address-set,email-address-set,calendar-user-type,first-name,last-name" {
 		t.Errorf("searchable properties %v", got)
 	}
 	// Not on a calendar.
@@ -252,5 +252,43 @@ func TestResourcePrincipalSourcedAuth(t *testing.T) {
 	ms := e.do("PROPFIND", path, propfindBody("C:calendar-user-type"), "Depth", "0").multistatus(t)
 	if got := ms[path].prop(t, nsCalDAV, "calendar-user-type").Text; got != "ROOM" {
 		t.Errorf("calendar-user-type %q", got)
+	}
+}
+
+// TestPrincipalFirstLastName: CS:first-name and CS:last-name, which
+// principal-property-search matches, are served as properties of the
+// principals it finds, of a colleague's principal and of the user's
+// own, from the directory's given name and surname; the search folds
+// case fully (i;unicode-casemap, and the GAL's index), so "STRASSMANN"
+// finds "Straßmann".
+func TestPrincipalFirstLastName(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const doraPW = "dora-secret"
+	dora, err := e.dir.CreateUser(ctx, directory.User{Address: "dora@example.com", DisplayName: "Dörthe Straßmann", GivenName: "Dörthe", Surname: "Straßmann"}, doraPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `<?xml version="1.0"?><D:principal-property-search xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/">` +
+		`<D:property-search><D:prop><CS:last-name/></D:prop><D:match>STRASSMANN</D:match></D:property-search>` +
+		`<D:prop><D:displayname/><CS:first-name/><CS:last-name/></D:prop></D:principal-property-search>`
+	ms := e.do("REPORT", "/dav/principals/", body).multistatus(t)
+	r, ok := ms[principalPath(dora.ID)]
+	if !ok || len(ms) != 1 {
+		t.Fatalf("search by last name: %v", responseHrefs(ms))
+	}
+	if got := r.prop(t, nsCS, "first-name").Text; got != "Dörthe" {
+		t.Errorf("first-name %q", got)
+	}
+	if got := r.prop(t, nsCS, "last-name").Text; got != "Straßmann" {
+		t.Errorf("last-name %q", got)
+	}
+	// A colleague's principal, and one's own.
+	for _, who := range []string{alice + ":" + alicePW, "dora@example.com:" + doraPW} {
+		ms = e.do("PROPFIND", principalPath(dora.ID), propfindBody("CS:first-name", "CS:last-name"), "Depth", "0", "Auth", who).multistatus(t)
+		p := ms[principalPath(dora.ID)]
+		if p.prop(t, nsCS, "first-name").Text != "Dörthe" || p.prop(t, nsCS, "last-name").Text != "Straßmann" {
+			t.Errorf("as %s: first-name %q, last-name %q", who, p.values[nsCS+" first-name"].Text, p.values[nsCS+" last-name"].Text)
+		}
 	}
 }

@@ -127,6 +127,12 @@ func propTable() map[kind][]propDef {
 			return emailAddressSet(userAddresses(rq.user))
 		}),
 		text(nsCalDAV, "calendar-user-type", false, func(*Handler, *request, *resource) string { return "INDIVIDUAL" }),
+		// CalendarServer's first-name and last-name, which Apple
+		// Calendar searches for (principal-property-search) and shows
+		// with the results: the directory's given name and surname,
+		// empty when the directory has none.
+		text(nsCS, "first-name", false, func(_ *Handler, rq *request, _ *resource) string { return rq.user.GivenName }),
+		text(nsCS, "last-name", false, func(_ *Handler, rq *request, _ *resource) string { return rq.user.Surname }),
 	)
 	calendar := append(collection[:len(collection):len(collection)],
 		text(nsCalDAV, "calendar-description", false, func(_ *Handler, _ *request, res *resource) string { return res.coll.Description }),

@@ -2,6 +2,7 @@ package dav
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/mailyard/mailyard/store"
@@ -12,6 +13,8 @@ import (
 // properties, or 404 if there is none, or 403 if it is not an object of
 // the collection's kind in the home of the request-URI that the user may
 // read (their own, or one they are a calendar proxy in, delegate.go).
+// A body naming more than Limits.MaxMultigetHrefs resources is refused
+// with 413 before anything is read.
 func (h *Handler) multiget(rq *request, body *node) error {
 	if rq.t.kind != kindCalendar && rq.t.kind != kindBook && rq.t.kind != kindCalObject && rq.t.kind != kindCard {
 		return &httpError{status: http.StatusForbidden, msg: "multiget applies to a calendar or an address book"}
@@ -24,11 +27,34 @@ func (h *Handler) multiget(rq *request, body *node) error {
 	if rq.t.collKind() == store.KindAddressBook {
 		objKind = kindCard
 	}
+	// Each resource is answered once, however many times (and however
+	// spelt) the body names it: RFC 4791 §7.9 and RFC 6352 §8.7 ask for
+	// the resources, not for one response per DAV:href, and a body
+	// repeating one href would otherwise make the server read and send
+	// the object as often. The first spelling is the one answered.
 	var hrefs []string
+	type hrefKey struct {
+		t   target
+		raw string // an href that names no target
+	}
+	seen := map[hrefKey]bool{}
 	for _, c := range body.Children {
-		if c.is(nsDAV, "href") {
-			hrefs = append(hrefs, c.Text)
+		if !c.is(nsDAV, "href") {
+			continue
 		}
+		key := hrefKey{raw: c.Text}
+		if t, err := h.hrefTarget(c.Text); err == nil {
+			key = hrefKey{t: t}
+		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		if len(hrefs) == h.opts.Limits.MaxMultigetHrefs {
+			return &httpError{status: http.StatusRequestEntityTooLarge,
+				msg: fmt.Sprintf("a multiget may name at most %d resources; ask for the rest in another", h.opts.Limits.MaxMultigetHrefs)}
+		}
+		hrefs = append(hrefs, c.Text)
 	}
 	if _, err := h.collection(rq, rq.t); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package dav
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"slices"
@@ -190,4 +191,38 @@ func TestFloatingLocation(t *testing.T) {
 			t.Errorf("location %v: %d matches, want %d", c.loc, got, c.want)
 		}
 	}
+}
+
+// TestMultigetEachHrefOnce: a multiget naming one resource many times,
+// also spelt differently, answers it once; a multiget naming more than
+// Limits.MaxMultigetHrefs distinct resources is refused with 413, and
+// one naming that many, repeated, is answered.
+func TestMultigetEachHrefOnce(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Limits.MaxMultigetHrefs = 3 })
+	seedCalendar(t, e)
+	mg := func(hrefs ...string) resp {
+		var b strings.Builder
+		b.WriteString(`<C:calendar-multiget ` + reportNS + `><D:prop><D:getetag/><C:calendar-data/></D:prop>`)
+		for _, h := range hrefs {
+			b.WriteString("<D:href>" + h + "</D:href>")
+		}
+		b.WriteString(`</C:calendar-multiget>`)
+		return e.do("REPORT", "/dav/calendars/"+e.aliceID+"/calendar/", b.String(), "Depth", "1")
+	}
+	jan, mar, weekly := e.calPath("jan.ics"), e.calPath("mar.ics"), e.calPath("weekly.ics")
+	janAlias := strings.Replace(jan, "jan.ics", "%6Aan.ics", 1) // the same resource
+	r := mg(jan, jan, mar, janAlias, weekly, mar, jan)
+	ms := r.multistatus(t)
+	if n := bytes.Count(r.body, []byte("<D:response>")); n != 3 || len(ms) != 3 {
+		t.Fatalf("%d responses for 3 resources named 7 times: %v", n, responseHrefs(ms))
+	}
+	if ms[jan].prop(t, nsCalDAV, "calendar-data").Text == "" {
+		t.Fatal("no calendar-data for jan")
+	}
+	var hrefs []string
+	for range 50 {
+		hrefs = append(hrefs, jan, janAlias, mar, weekly, e.calPath("none.ics"))
+	}
+	mg(hrefs...).expect(t, http.StatusRequestEntityTooLarge)
+	mg(jan, mar, weekly, e.calPath("none.ics")).expect(t, http.StatusRequestEntityTooLarge)
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode"
 
+	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -94,11 +95,32 @@ func CleanGALToken(s string) string {
 }
 
 // galFold is the form names, addresses and query words are compared
-// in: control characters dropped, lower case, and NFC (RFC 5198), so a
-// letter typed decomposed ("u" and U+0308) is the precomposed one an
-// entry holds.
+// in, in the index and in queries alike: control characters dropped,
+// full Unicode case folding (Unicode §3.13, CaseFolding.txt: "STRASSE"
+// and "Straße" are both "strasse", a final sigma is σ), the Turkish
+// dotted and dotless i (İ, ı) taken as i, so that "ISIK" and "isik"
+// find "Işık" and "istanbul" finds "İstanbul" as it did under simple
+// lower-casing, and NFC (RFC 5198), so a letter typed decomposed ("u"
+// and U+0308) is the precomposed one an entry holds.
 func galFold(s string) string {
-	return norm.NFC.String(strings.ToLower(CleanGALToken(s)))
+	s = CleanGALToken(s)
+	if isASCIIString(s) {
+		return strings.ToLower(s) // the same result, without the allocations of Fold and NFC
+	}
+	return norm.NFC.String(turkicI.Replace(cases.Fold().String(s)))
+}
+
+// turkicI maps what folding leaves of the Turkish capital dotted I
+// (i and a combining dot above) and the dotless ı to i.
+var turkicI = strings.NewReplacer("i\u0307", "i", "ı", "i")
+
+func isASCIIString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // galWords splits a name into lowercase words at spaces and punctuation

@@ -376,16 +376,26 @@ func (b *Directory) ReindexGAL(ctx context.Context) error {
 
 // galIndexVersion marks, in the gal namespace's meta record, that the
 // index covers every entry (written by EnsureGAL). v2 added galinner:
-// data indexed under v1 is reindexed once.
-const galIndexVersion = "gal-index-v2"
+// data indexed under v1 is reindexed once. v3 folds tokens with full
+// case folding (directory's galFold): the tokens of v1 and v2 (lower
+// case) are dropped and rebuilt once, since the words of an entry under
+// the new folding do not name the old records.
+const galIndexVersion = "gal-index-v3"
 
 // EnsureGAL builds the global address list once for data written before
-// the index existed, and remembers that it did; later calls cost one
-// read. A server calls it at start.
+// the index existed or under an older form of it, and remembers that it
+// did; later calls cost one read. A server calls it at start, before it
+// serves: while an older index is rebuilt, searches find less.
 func (b *Directory) EnsureGAL(ctx context.Context) error {
-	ok, err := exists(storeReader{ctx, b.records}, nsMeta, galIndexVersion)
+	r := storeReader{ctx, b.records}
+	ok, err := exists(r, nsMeta, galIndexVersion)
 	if err != nil || ok {
 		return err
+	}
+	for _, ns := range []string{nsGALToken, nsGALInner} {
+		if err := b.dropNamespace(ctx, ns); err != nil {
+			return err
+		}
 	}
 	if err := b.ReindexGAL(ctx); err != nil {
 		return err
@@ -393,4 +403,30 @@ func (b *Directory) EnsureGAL(ctx context.Context) error {
 	return b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
 		return putRaw(tx, nsMeta, galIndexVersion, []byte("1"), -1)
 	})
+}
+
+// dropNamespace deletes every record of ns, a bounded page per
+// transaction.
+func (b *Directory) dropNamespace(ctx context.Context, ns string) error {
+	r := storeReader{ctx, b.records}
+	for {
+		recs, err := listPrefix(r, ns, "", "", MaxListLimit)
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		err = b.records.UpdateRecords(ctx, func(tx store.RecordTx) error {
+			for _, rec := range recs {
+				if err := deleteRecord(tx, ns, rec.Key); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("directory: drop %s: %w", ns, err)
+		}
+	}
 }

@@ -112,7 +112,7 @@ func TestReindexGALInner(t *testing.T) {
 				return err
 			}
 		}
-		for _, m := range []string{"gal-index-v1", "gal-index-v2"} {
+		for _, m := range []string{"gal-index-v1", "gal-index-v2", "gal-index-v3"} {
 			if err := tx.Delete("meta", m); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}

@@ -198,6 +198,8 @@ func DefaultConfig() Config {
 			MaxXMLDepth:             dav.DefaultMaxXMLDepth,
 			MaxXMLElements:          dav.DefaultMaxXMLElements,
 			MaxSyncChanges:          dav.DefaultMaxSyncChanges,
+			MaxPrincipalSearch:      dav.DefaultMaxPrincipalSearch,
+			MaxMultigetHrefs:        dav.DefaultMaxMultigetHrefs,
 			HeaderTimeout:           Duration{davHeaderTimeout},
 			MinBodyRate:             davMinBodyRate,
 		},

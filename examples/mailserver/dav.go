@@ -50,6 +50,8 @@ type DAVConfig struct {
 	MaxXMLDepth             int   `toml:"max_xml_depth"`
 	MaxXMLElements          int   `toml:"max_xml_elements"`
 	MaxSyncChanges          int   `toml:"max_sync_changes"`
+	MaxPrincipalSearch      int   `toml:"max_principal_search"`
+	MaxMultigetHrefs        int   `toml:"max_multiget_hrefs"`
 	// HeaderTimeout bounds the time a client takes to send a request's
 	// line and headers (a slowloris client is dropped after it), and is
 	// the grace before MinBodyRate applies to the body. Default 10s.
@@ -78,6 +80,8 @@ func (c DAVConfig) limits() dav.Limits {
 		MaxXMLDepth:             c.MaxXMLDepth,
 		MaxXMLElements:          c.MaxXMLElements,
 		MaxSyncChanges:          c.MaxSyncChanges,
+		MaxPrincipalSearch:      c.MaxPrincipalSearch,
+		MaxMultigetHrefs:        c.MaxMultigetHrefs,
 	}
 }
 
@@ -86,7 +90,7 @@ func (c DAVConfig) limits() dav.Limits {
 func (c DAVConfig) validate() error {
 	if c.MaxResourceSize < 0 || c.MaxCollections < 0 || c.MaxObjectsPerCollection < 0 ||
 		c.MaxInstances < 0 || c.MaxAttendees < 0 || c.MaxRecipients < 0 || c.MaxRequestBody < 0 ||
-		c.MaxXMLDepth < 0 || c.MaxXMLElements < 0 || c.MaxSyncChanges < 0 ||
+		c.MaxXMLDepth < 0 || c.MaxXMLElements < 0 || c.MaxSyncChanges < 0 || c.MaxPrincipalSearch < 0 || c.MaxMultigetHrefs < 0 ||
 		c.HeaderTimeout.Duration < 0 || c.MinBodyRate < 0 {
 		return errors.New(`section "dav": limits must not be negative`)
 	}

@@ -159,16 +159,17 @@ func TestDAVConfig(t *testing.T) {
 func TestDAVConfigLimits(t *testing.T) {
 	cfg, err := LoadConfig(writeConfig(t, "[dav]\nmax_resource_size = 1000\nmax_collections = 2\nmax_objects_per_collection = 3\n"+
 		"max_instances = 4\nmax_attendees = 5\nmax_recipients = 6\nmax_request_body = 7000\nmax_xml_depth = 8\n"+
-		"max_xml_elements = 9000\nmax_sync_changes = 10\n"))
+		"max_xml_elements = 9000\nmax_sync_changes = 10\nmax_principal_search = 11\nmax_multiget_hrefs = 12\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := dav.Limits{MaxResourceSize: 1000, MaxCollections: 2, MaxObjectsPerCollection: 3, MaxInstances: 4, MaxAttendees: 5,
-		MaxRecipients: 6, MaxRequestBody: 7000, MaxXMLDepth: 8, MaxXMLElements: 9000, MaxSyncChanges: 10}
+		MaxRecipients: 6, MaxRequestBody: 7000, MaxXMLDepth: 8, MaxXMLElements: 9000, MaxSyncChanges: 10,
+		MaxPrincipalSearch: 11, MaxMultigetHrefs: 12}
 	if got := cfg.DAV.limits(); got != want {
 		t.Fatalf("limits %+v, want %+v", got, want)
 	}
-	for _, key := range []string{"max_recipients", "max_xml_depth", "max_xml_elements"} {
+	for _, key := range []string{"max_recipients", "max_xml_depth", "max_xml_elements", "max_principal_search", "max_multiget_hrefs"} {
 		if _, err := LoadConfig(writeConfig(t, "[dav]\n"+key+" = -1\n")); err == nil || !strings.Contains(err.Error(), "negative") {
 			t.Errorf("%s = -1: %v", key, err)
 		}

@@ -160,14 +160,17 @@ func asciiFold(s string) string {
 // unicodeFold is RFC 5051 §2's canonicalisation: full case folding, then
 // decomposition to NFKD. (RFC 5051 titlecases; case folding makes the
 // same pairs of strings equal for the scripts clients send, and is what
-// x/text provides.)
+// x/text provides, with one difference mended here: the dotless ı, which
+// folding keeps and titlecasing makes I, as it does i. Full folding also
+// equates "ß" with "ss", which RFC 5051's simple titlecase mapping does
+// not: a search for "STRASSE" finds "Straße".)
 func unicodeFold(s string) string {
 	if isASCII(s) {
 		// Folding and NFKD leave ASCII as ASCII folding does, without
 		// the allocations (a GAL query folds every card's values).
 		return asciiFold(s)
 	}
-	return norm.NFKD.String(cases.Fold().String(s))
+	return norm.NFKD.String(strings.ReplaceAll(cases.Fold().String(s), "ı", "i"))
 }
 
 func isASCII(s string) bool {

@@ -31,6 +31,12 @@ func TestMatch(t *testing.T) {
 		// NFKD: a precomposed and a decomposed ü are equal.
 		{"mu\u0308ller", "i;unicode-casemap", Equals, false, "Müller", true},
 		{"strasse", "i;unicode-casemap", Equals, false, "Straße", true},
+		{"ΣΊΣΥΦΟΣ", "i;unicode-casemap", Equals, false, "Σίσυφος", true},
+		// RFC 5051 titlecases: ı and i are both I; İ keeps its dot.
+		{"IŞIK", "i;unicode-casemap", Equals, false, "Işık", true},
+		{"YILMAZ", "i;unicode-casemap", Equals, false, "Yılmaz", true},
+		{"istanbul", "i;unicode-casemap", Equals, false, "İstanbul", false},
+		{"i\u0307stanbul", "i;unicode-casemap", Equals, false, "İSTANBUL", true},
 	}
 	for _, c := range cases {
 		m, err := New(c.text, c.collation, c.mt, c.negate)
