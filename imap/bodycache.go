@@ -118,34 +118,72 @@ func (v *view) cachedFetch(o *imap.FetchOptions) bool {
 	return reflect.ValueOf(rest).IsZero()
 }
 
-// openCached lists and opens message uid for a FETCH of o from the
-// server's bodyCache and the view, without the store's index, when the
-// view is current and the body's blob is cached and still there; ok is
-// false otherwise, and the caller asks the store. extra: the FETCH also
-// asks for OBJECTID, SAVEDATE or PREVIEW items, which read more of the
-// listing.
-func (v *view) openCached(uid uint32, o *imap.FetchOptions, extra bool) (m store.Message, ok bool) {
+// listCached lists the messages uids for a FETCH of o from the server's
+// bodyCache and the view, without a listing from the store's index, when
+// every one of them is cached; ok is false otherwise, and the caller asks
+// the store. A view that is not current is first brought up to the
+// store's state for these messages by the changes since its last poll,
+// read once for all the sessions polling the mailbox (storeCache.changes,
+// which the poll after this command then takes too): a message expunged
+// since is left out (answered as expunged, as a listing leaves it out),
+// one whose flags changed carries its new flags. The bodies are opened
+// by their blobs (openBody); a blob freed meanwhile fails to open and the
+// store is asked then. extra: the FETCH also asks for OBJECTID, SAVEDATE
+// or PREVIEW items, which read more of the listing.
+func (v *view) listCached(uids []uint32, o *imap.FetchOptions, extra bool) (msgs []store.Message, ok bool) {
 	s := v.s
-	bo, isBO := s.srv.opts.Backend.(BlobOpener)
-	if !isBO || extra || !v.cachedFetch(o) || v.seqOf(uid) == 0 || !v.current() {
-		return store.Message{}, false
+	if _, isBO := s.srv.opts.Backend.(BlobOpener); !isBO || extra || v.dead || len(uids) == 0 || !v.cachedFetch(o) {
+		return nil, false
 	}
-	ref, hit := s.srv.bodies.get(headerKey{v.key, uid})
-	if !hit {
-		return store.Message{}, false
+	var newFlags map[uint32][]string
+	var vanished map[uint32]bool
+	if !v.current() {
+		mark := s.srv.cache.mark(s.account, v.name)
+		mb, cs, err := s.srv.cache.changes(s.ctx, s.srv.opts.Backend, s.account, v.name, mark, v.modSeq)
+		if err != nil || mb.UIDValidity != v.uidValidity {
+			return nil, false // the store's listing says what happened
+		}
+		vanished = make(map[uint32]bool, len(cs.Vanished))
+		for _, uid := range cs.Vanished {
+			vanished[uid] = true
+		}
+		newFlags = make(map[uint32][]string)
+		for _, m := range cs.Changed {
+			// Changes at or below the view's MODSEQ are in the view
+			// already (the read may be shared from an earlier one).
+			if m.ModSeq > v.modSeq {
+				newFlags[m.UID] = m.Flags
+			}
+		}
 	}
-	rc, err := bo.OpenBlob(s.ctx, ref.blobID)
-	if err != nil {
-		return store.Message{}, false // freed (expunged meanwhile) or failing: the store decides
+	msgs = make([]store.Message, 0, len(uids))
+	for _, uid := range uids {
+		if v.gone[uid] || vanished[uid] {
+			continue // expunged in the store
+		}
+		ref, hit := s.srv.bodies.get(headerKey{v.key, uid})
+		if !hit || v.seqOf(uid) == 0 {
+			return nil, false
+		}
+		flags, ok := newFlags[uid]
+		if !ok {
+			flags = v.flagsOf(uid)
+		}
+		msgs = append(msgs, store.Message{UID: uid, Flags: flags, InternalDate: ref.internalDate, Size: ref.size, BlobID: ref.blobID})
 	}
-	v.opened = &openedBody{uid: uid, rc: rc}
-	return store.Message{UID: uid, Flags: v.flagsOf(uid), InternalDate: ref.internalDate, Size: ref.size, BlobID: ref.blobID}, true
+	return msgs, true
 }
 
-// cacheBody keeps m's bodyRef for later FETCHes of its whole body.
-func (v *view) cacheBody(m store.Message) {
+// cacheBody keeps m, listed from the view's mailbox, in the server's
+// bodyCache.
+func (v *view) cacheBody(m store.Message) { v.s.srv.bodies.keep(v.key, m) }
+
+// keep keeps the bodyRef of m, listed from the mailbox mb (account,
+// name, UIDVALIDITY), for later FETCHes; a listing without a BlobID (a
+// backend that does not give it) is not kept.
+func (c *bodyCache) keep(mb recentKey, m store.Message) {
 	if m.BlobID == "" {
 		return
 	}
-	v.s.srv.bodies.put(headerKey{v.key, m.UID}, bodyRef{blobID: m.BlobID, size: m.Size, internalDate: m.InternalDate})
+	c.put(headerKey{mb, m.UID}, bodyRef{blobID: m.BlobID, size: m.Size, internalDate: m.InternalDate})
 }

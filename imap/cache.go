@@ -309,8 +309,10 @@ func readChanges(ctx context.Context, b Backend, account, name string, since uin
 // re-created (another UIDVALIDITY). Issue 16: SELECT listed the whole
 // mailbox every time, most of its time in the 50-client mix. The changes
 // come from the store, so a write by another process is seen as by a
-// listing. The slice is shared and must not be modified.
-func (c *storeCache) selectListing(ctx context.Context, b Backend, account, name string, mark pollMark) (store.Mailbox, []listedMessage, error) {
+// listing. The slice is shared and must not be modified. listed is
+// called with every message of a listing from the store (not of one
+// brought forward) of at most maxListedMessages.
+func (c *storeCache) selectListing(ctx context.Context, b Backend, account, name string, mark pollMark, listed func(store.Mailbox, store.Message)) (store.Mailbox, []listedMessage, error) {
 	k := cacheKey{account, name}
 	var memo *listingMemo
 	if c.cc != nil {
@@ -345,6 +347,9 @@ func (c *storeCache) selectListing(ctx context.Context, b Backend, account, name
 	out := make([]listedMessage, len(msgs))
 	for i, m := range msgs {
 		out[i] = listedMessage{uid: m.UID, modSeq: m.ModSeq, flags: m.Flags}
+		if len(msgs) <= maxListedMessages {
+			listed(mb, m)
+		}
 	}
 	if c.cc != nil {
 		c.remember(k, &listingMemo{mb: mb, msgs: out})
