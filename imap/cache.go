@@ -251,10 +251,19 @@ func (c *storeCache) changes(ctx context.Context, b Backend, account, name strin
 		if r.err == nil && r.floor <= since {
 			return r.mb, r.cs, nil
 		}
-		// The reader's failure may be its own (its session ended), or
-		// it found nothing new for itself and read no changes: read
-		// apart.
-		return readChanges(ctx, b, account, name, since)
+		c.mu.Lock()
+		if r.err != nil || c.reads[k] != r {
+			c.mu.Unlock()
+			// The reader's failure may be its own (its session
+			// ended): read apart.
+			return readChanges(ctx, b, account, name, since)
+		}
+		// It found nothing new for itself and read no changes (the
+		// session that wrote them, say): this read, from since,
+		// takes its place, for the sessions that stand where this
+		// one does (the other readers of the mailbox, and this
+		// session's own poll after a FETCH that read the changes
+		// first, see listCached).
 	}
 	from := since
 	if last, ok := c.upTo[k]; ok && last < from {
