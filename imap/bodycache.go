@@ -12,21 +12,24 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// A FETCH of one whole message (BODY.PEEK[], what a client sends to open
-// a message) needs the body's blob and size besides the UID and flags
-// the view holds. Both are immutable by mailbox, UIDVALIDITY and UID
-// (RFC 9051 §2.3.1.1), so the server keeps them once listed, and while
-// the view is current (readpath.go: nothing committed to the mailbox
-// since the poll, so a UID in the view is a message in the store) such a
-// FETCH opens the blob by its ID without an index look-up, as Dovecot
-// opens the message's file (issue 16). The view being current is what
-// makes an expunged message never served from the cache: an expunge
-// changes the mailbox's change number, the view is then not current, and
-// FETCH asks the store as before. A blob freed by an expunge that
-// commits after that check fails to open, and FETCH then asks the store
-// too; a shared blob (delivered to several mailboxes) that an expunge
-// racing this FETCH did not free is served as if the FETCH had come
-// first, as the expunging call has not returned yet.
+// A FETCH of whole messages (BODY.PEEK[], what a client sends to open a
+// message) or of their INTERNALDATE and RFC822.SIZE needs the body's
+// blob, size and date besides the UID and flags the view holds. All
+// three are immutable by mailbox, UIDVALIDITY and UID (RFC 9051
+// §2.3.1.1), so the server keeps them from every listing it reads (a
+// SELECT's, a FETCH's, the new messages of a poll), and such a FETCH
+// opens the blobs by their IDs without an index look-up, as Dovecot opens
+// the message's file (issue 16). The view must hold the store's state of
+// these messages: it is current (readpath.go: nothing committed to the
+// mailbox since the poll, so a UID in the view is a message in the
+// store), or the changes since its poll, read once for all the sessions
+// of the mailbox, say which were expunged and which flags changed
+// (listCached). That is what makes an expunged message never served from
+// the cache. A blob freed by an expunge that commits after that check
+// fails to open, and FETCH then asks the store too; a shared blob
+// (delivered to several mailboxes) that an expunge racing this FETCH did
+// not free is served as if the FETCH had come first, as the expunging
+// call has not returned yet.
 
 // BlobOpener is an optional interface of a [Backend]
 // (store/sqlite.Store.OpenBlob): a message body opened by the
