@@ -33,22 +33,34 @@ func (c *cpuTimer) report(b *testing.B) {
 // round first writes to the selected INBOX and selects it again (not
 // timed), so that nothing the write changed can be answered from before
 // it (issue 16).
-func benchAfterWrite(b *testing.B, cmd string) {
+func benchAfterWrite(b *testing.B, cmd string) { benchAfter(b, cmd, false) }
+
+// benchAfter measures cmd after a STORE to the selected INBOX (not
+// timed): the session's own, followed by a SELECT, or, with other,
+// another session's.
+func benchAfter(b *testing.B, cmd string, other bool) {
 	e := newEnvIn(b, memDir(b), func(o *Options) { o.AllowInsecureAuth = true })
 	for i := 1; i <= 100; i++ {
 		e.deliver(e.aliceID, "INBOX", benchMessage(i))
 	}
-	r := e.raw()
-	r.expectOK("LOGIN " + alice + ` "` + alicePW + `"`)
+	r, w := e.raw(), e.raw()
+	for _, c := range []*raw{r, w} {
+		c.expectOK("LOGIN " + alice + ` "` + alicePW + `"`)
+		c.expectOK("SELECT INBOX")
+	}
+	if !other {
+		w = r
+	}
 	r.expectOK(`CREATE Other`)
-	r.expectOK("SELECT INBOX")
 	op := "+"
 	var cpu cpuTimer
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
-		r.expectOK(`STORE 7 ` + op + `FLAGS.SILENT (\Flagged)`)
-		r.expectOK("SELECT INBOX")
+		w.expectOK(`STORE 7 ` + op + `FLAGS.SILENT (\Flagged)`)
+		if !other {
+			r.expectOK("SELECT INBOX")
+		}
 		if op == "+" {
 			op = "-"
 		} else {
@@ -89,36 +101,8 @@ func BenchmarkAfterWriteFetchBodies(b *testing.B) { benchAfterWrite(b, mixFetch2
 
 // benchAfterOtherWrite measures cmd as the mix meets it most of the
 // time: another session wrote to the selected INBOX after this one's
-// last poll (not timed), so its view is not current and cmd reads from
-// the store.
-func benchAfterOtherWrite(b *testing.B, cmd string) {
-	e := newEnvIn(b, memDir(b), func(o *Options) { o.AllowInsecureAuth = true })
-	for i := 1; i <= 100; i++ {
-		e.deliver(e.aliceID, "INBOX", benchMessage(i))
-	}
-	r, other := e.raw(), e.raw()
-	for _, c := range []*raw{r, other} {
-		c.expectOK("LOGIN " + alice + ` "` + alicePW + `"`)
-		c.expectOK("SELECT INBOX")
-	}
-	op := "+"
-	var cpu cpuTimer
-	b.ResetTimer()
-	for b.Loop() {
-		b.StopTimer()
-		other.expectOK(`STORE 7 ` + op + `FLAGS.SILENT (\Flagged)`)
-		if op == "+" {
-			op = "-"
-		} else {
-			op = "+"
-		}
-		b.StartTimer()
-		cpu.start()
-		r.expectOK(cmd)
-		cpu.stop()
-	}
-	cpu.report(b)
-}
+// last poll (not timed), so its view is not current.
+func benchAfterOtherWrite(b *testing.B, cmd string) { benchAfter(b, cmd, true) }
 
 func BenchmarkAfterOtherWriteFetchMix(b *testing.B)    { benchAfterOtherWrite(b, mixFetch) }
 func BenchmarkAfterOtherWriteFetchBodies(b *testing.B) { benchAfterOtherWrite(b, mixFetch2) }
