@@ -138,6 +138,14 @@ func (v *view) listCached(uids []uint32, o *imap.FetchOptions, extra bool) (msgs
 	if _, isBO := s.srv.opts.Backend.(BlobOpener); !isBO || extra || v.dead || len(uids) == 0 || !v.cachedFetch(o) {
 		return nil, false
 	}
+	refs := make([]bodyRef, len(uids))
+	for i, uid := range uids {
+		ref, hit := s.srv.bodies.get(headerKey{v.key, uid})
+		if !hit || v.seqOf(uid) == 0 {
+			return nil, false
+		}
+		refs[i] = ref
+	}
 	var newFlags map[uint32][]string
 	var vanished map[uint32]bool
 	if !v.current() {
@@ -160,19 +168,15 @@ func (v *view) listCached(uids []uint32, o *imap.FetchOptions, extra bool) (msgs
 		}
 	}
 	msgs = make([]store.Message, 0, len(uids))
-	for _, uid := range uids {
+	for i, uid := range uids {
 		if v.gone[uid] || vanished[uid] {
 			continue // expunged in the store
-		}
-		ref, hit := s.srv.bodies.get(headerKey{v.key, uid})
-		if !hit || v.seqOf(uid) == 0 {
-			return nil, false
 		}
 		flags, ok := newFlags[uid]
 		if !ok {
 			flags = v.flagsOf(uid)
 		}
-		msgs = append(msgs, store.Message{UID: uid, Flags: flags, InternalDate: ref.internalDate, Size: ref.size, BlobID: ref.blobID})
+		msgs = append(msgs, store.Message{UID: uid, Flags: flags, InternalDate: refs[i].internalDate, Size: refs[i].size, BlobID: refs[i].blobID})
 	}
 	return msgs, true
 }
