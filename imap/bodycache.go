@@ -12,21 +12,24 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// A FETCH of one whole message (BODY.PEEK[], what a client sends to open
-// a message) needs the body's blob and size besides the UID and flags
-// the view holds. Both are immutable by mailbox, UIDVALIDITY and UID
-// (RFC 9051 §2.3.1.1), so the server keeps them once listed, and while
-// the view is current (readpath.go: nothing committed to the mailbox
-// since the poll, so a UID in the view is a message in the store) such a
-// FETCH opens the blob by its ID without an index look-up, as Dovecot
-// opens the message's file (issue 16). The view being current is what
-// makes an expunged message never served from the cache: an expunge
-// changes the mailbox's change number, the view is then not current, and
-// FETCH asks the store as before. A blob freed by an expunge that
-// commits after that check fails to open, and FETCH then asks the store
-// too; a shared blob (delivered to several mailboxes) that an expunge
-// racing this FETCH did not free is served as if the FETCH had come
-// first, as the expunging call has not returned yet.
+// A FETCH of whole messages (BODY.PEEK[], what a client sends to open a
+// message) or of their INTERNALDATE and RFC822.SIZE needs the body's
+// blob, size and date besides the UID and flags the view holds. All
+// three are immutable by mailbox, UIDVALIDITY and UID (RFC 9051
+// §2.3.1.1), so the server keeps them from every listing it reads (a
+// SELECT's, a FETCH's, the new messages of a poll), and such a FETCH
+// opens the blobs by their IDs without an index look-up, as Dovecot opens
+// the message's file (issue 16). The view must hold the store's state of
+// these messages: it is current (readpath.go: nothing committed to the
+// mailbox since the poll, so a UID in the view is a message in the
+// store), or the changes since its poll, read once for all the sessions
+// of the mailbox, say which were expunged and which flags changed
+// (listCached). That is what makes an expunged message never served from
+// the cache. A blob freed by an expunge that commits after that check
+// fails to open, and FETCH then asks the store too; a shared blob
+// (delivered to several mailboxes) that an expunge racing this FETCH did
+// not free is served as if the FETCH had come first, as the expunging
+// call has not returned yet.
 
 // BlobOpener is an optional interface of a [Backend]
 // (store/sqlite.Store.OpenBlob): a message body opened by the
@@ -118,34 +121,76 @@ func (v *view) cachedFetch(o *imap.FetchOptions) bool {
 	return reflect.ValueOf(rest).IsZero()
 }
 
-// openCached lists and opens message uid for a FETCH of o from the
-// server's bodyCache and the view, without the store's index, when the
-// view is current and the body's blob is cached and still there; ok is
-// false otherwise, and the caller asks the store. extra: the FETCH also
-// asks for OBJECTID, SAVEDATE or PREVIEW items, which read more of the
-// listing.
-func (v *view) openCached(uid uint32, o *imap.FetchOptions, extra bool) (m store.Message, ok bool) {
+// listCached lists the messages uids for a FETCH of o from the server's
+// bodyCache and the view, without a listing from the store's index, when
+// every one of them is cached; ok is false otherwise, and the caller asks
+// the store. A view that is not current is first brought up to the
+// store's state for these messages by the changes since its last poll,
+// read once for all the sessions polling the mailbox (storeCache.changes,
+// which the poll after this command then takes too): a message expunged
+// since is left out (answered as expunged, as a listing leaves it out),
+// one whose flags changed carries its new flags. The bodies are opened
+// by their blobs (openBody); a blob freed meanwhile fails to open and the
+// store is asked then. extra: the FETCH also asks for OBJECTID, SAVEDATE
+// or PREVIEW items, which read more of the listing.
+func (v *view) listCached(uids []uint32, o *imap.FetchOptions, extra bool) (msgs []store.Message, ok bool) {
 	s := v.s
-	bo, isBO := s.srv.opts.Backend.(BlobOpener)
-	if !isBO || extra || !v.cachedFetch(o) || v.seqOf(uid) == 0 || !v.current() {
-		return store.Message{}, false
+	if _, isBO := s.srv.opts.Backend.(BlobOpener); !isBO || extra || v.dead || len(uids) == 0 || !v.cachedFetch(o) {
+		return nil, false
 	}
-	ref, hit := s.srv.bodies.get(headerKey{v.key, uid})
-	if !hit {
-		return store.Message{}, false
+	refs := make([]bodyRef, len(uids))
+	for i, uid := range uids {
+		ref, hit := s.srv.bodies.get(headerKey{v.key, uid})
+		if !hit || v.seqOf(uid) == 0 {
+			return nil, false
+		}
+		refs[i] = ref
 	}
-	rc, err := bo.OpenBlob(s.ctx, ref.blobID)
-	if err != nil {
-		return store.Message{}, false // freed (expunged meanwhile) or failing: the store decides
+	var newFlags map[uint32][]string
+	var vanished map[uint32]bool
+	if !v.current() {
+		mark := s.srv.cache.mark(s.account, v.name)
+		mb, cs, err := s.srv.cache.changes(s.ctx, s.srv.opts.Backend, s.account, v.name, mark, v.modSeq)
+		if err != nil || mb.UIDValidity != v.uidValidity {
+			return nil, false // the store's listing says what happened
+		}
+		vanished = make(map[uint32]bool, len(cs.Vanished))
+		for _, uid := range cs.Vanished {
+			vanished[uid] = true
+		}
+		newFlags = make(map[uint32][]string)
+		for _, m := range cs.Changed {
+			// Changes at or below the view's MODSEQ are in the view
+			// already (the read may be shared from an earlier one).
+			if m.ModSeq > v.modSeq {
+				newFlags[m.UID] = m.Flags
+			}
+		}
 	}
-	v.opened = &openedBody{uid: uid, rc: rc}
-	return store.Message{UID: uid, Flags: v.flagsOf(uid), InternalDate: ref.internalDate, Size: ref.size, BlobID: ref.blobID}, true
+	msgs = make([]store.Message, 0, len(uids))
+	for i, uid := range uids {
+		if v.gone[uid] || vanished[uid] {
+			continue // expunged in the store
+		}
+		flags, ok := newFlags[uid]
+		if !ok {
+			flags = v.flagsOf(uid)
+		}
+		msgs = append(msgs, store.Message{UID: uid, Flags: flags, InternalDate: refs[i].internalDate, Size: refs[i].size, BlobID: refs[i].blobID})
+	}
+	return msgs, true
 }
 
-// cacheBody keeps m's bodyRef for later FETCHes of its whole body.
-func (v *view) cacheBody(m store.Message) {
+// cacheBody keeps m, listed from the view's mailbox, in the server's
+// bodyCache.
+func (v *view) cacheBody(m store.Message) { v.s.srv.bodies.keep(v.key, m) }
+
+// keep keeps the bodyRef of m, listed from the mailbox mb (account,
+// name, UIDVALIDITY), for later FETCHes; a listing without a BlobID (a
+// backend that does not give it) is not kept.
+func (c *bodyCache) keep(mb recentKey, m store.Message) {
 	if m.BlobID == "" {
 		return
 	}
-	v.s.srv.bodies.put(headerKey{v.key, m.UID}, bodyRef{blobID: m.BlobID, size: m.Size, internalDate: m.InternalDate})
+	c.put(headerKey{mb, m.UID}, bodyRef{blobID: m.BlobID, size: m.Size, internalDate: m.InternalDate})
 }

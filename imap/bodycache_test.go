@@ -2,7 +2,9 @@ package imap
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,4 +237,54 @@ func TestBodyCacheEvictsOldest(t *testing.T) {
 	if _, ok := c.get(headerKey{recentKey{"a", "INBOX", 2}, 1000}); ok {
 		t.Error("entry served for another UIDVALIDITY")
 	}
+}
+
+// TestFetchAfterOtherWriteWithoutListing: a FETCH of the mix's items
+// (flags, size, date, bodies) right after another session's writes to
+// the mailbox, whose view is therefore not current, lists nothing from
+// the store's index: the changes since the view's poll (read once, and
+// taken by the poll after the command as well) give the new flags and
+// the expunge. The answer is the store's: the new flags, the expunged
+// message answered as such (NO [EXPUNGEISSUED], RFC 2180 §4.1.2), the
+// bodies; the poll after it reports the expunge and not the flags again.
+func TestFetchAfterOtherWriteWithoutListing(t *testing.T) {
+	e, cb := newLookupEnv(t)
+	for _, w := range []string{"one", "two", "three", "four"} {
+		e.deliver(e.aliceID, "INBOX", bodyMsg(w))
+	}
+	a, b := e.raw(), e.raw()
+	for _, r := range []*raw{a, b} {
+		r.expectOK("LOGIN " + alice + ` "` + alicePW + `"`)
+		r.expectOK("SELECT INBOX")
+	}
+	b.expectOK(`STORE 2 +FLAGS.SILENT (\Flagged)`)
+	b.expectOK(`STORE 3 +FLAGS.SILENT (\Deleted)`)
+	b.expectOK("EXPUNGE")
+	n := cb.lookups.Load()
+	u, st := a.cmd("FETCH 1:4 (UID FLAGS RFC822.SIZE BODY.PEEK[])")
+	if d := cb.lookups.Load() - n; d != 0 {
+		t.Errorf("FETCH after another session's writes made %d index look-ups", d)
+	}
+	if !strings.HasPrefix(st, "NO [EXPUNGEISSUED]") {
+		t.Errorf("FETCH of a message expunged elsewhere: %q (%q)", st, u)
+	}
+	for _, want := range []struct {
+		seq   int
+		word  string
+		flags string
+	}{{1, "one", "(\\Recent)"}, {2, "two", "(\\Flagged \\Recent)"}, {4, "four", "(\\Recent)"}} {
+		msg := bodyMsg(want.word)
+		line := fmt.Sprintf("* %d FETCH (UID %d FLAGS %s RFC822.SIZE %d BODY[] {%d}\n%s)", want.seq, want.seq, want.flags, len(msg), len(msg), msg)
+		if !slices.Contains(u, line) {
+			t.Errorf("want %q, got %q", line, u)
+		}
+	}
+	if has(u, "* 3 FETCH") {
+		t.Errorf("the expunged message was answered: %q", u)
+	}
+	got := a.expectOK("NOOP")
+	if !has(got, "* 3 EXPUNGE") || has(got, "FETCH") {
+		t.Errorf("NOOP after the FETCH: want the expunge and no flags again, got %q", got)
+	}
+	wantBody(t, a.expectOK("FETCH 3 (BODY.PEEK[])"), 3, bodyMsg("four"))
 }

@@ -251,10 +251,19 @@ func (c *storeCache) changes(ctx context.Context, b Backend, account, name strin
 		if r.err == nil && r.floor <= since {
 			return r.mb, r.cs, nil
 		}
-		// The reader's failure may be its own (its session ended), or
-		// it found nothing new for itself and read no changes: read
-		// apart.
-		return readChanges(ctx, b, account, name, since)
+		c.mu.Lock()
+		if r.err != nil || c.reads[k] != r {
+			c.mu.Unlock()
+			// The reader's failure may be its own (its session
+			// ended): read apart.
+			return readChanges(ctx, b, account, name, since)
+		}
+		// It found nothing new for itself and read no changes (the
+		// session that wrote them, say): this read, from since,
+		// takes its place, for the sessions that stand where this
+		// one does (the other readers of the mailbox, and this
+		// session's own poll after a FETCH that read the changes
+		// first, see listCached).
 	}
 	from := since
 	if last, ok := c.upTo[k]; ok && last < from {
@@ -309,8 +318,10 @@ func readChanges(ctx context.Context, b Backend, account, name string, since uin
 // re-created (another UIDVALIDITY). Issue 16: SELECT listed the whole
 // mailbox every time, most of its time in the 50-client mix. The changes
 // come from the store, so a write by another process is seen as by a
-// listing. The slice is shared and must not be modified.
-func (c *storeCache) selectListing(ctx context.Context, b Backend, account, name string, mark pollMark) (store.Mailbox, []listedMessage, error) {
+// listing. The slice is shared and must not be modified. listed is
+// called with every message of a listing from the store (not of one
+// brought forward) of at most maxListedMessages.
+func (c *storeCache) selectListing(ctx context.Context, b Backend, account, name string, mark pollMark, listed func(store.Mailbox, store.Message)) (store.Mailbox, []listedMessage, error) {
 	k := cacheKey{account, name}
 	var memo *listingMemo
 	if c.cc != nil {
@@ -345,6 +356,9 @@ func (c *storeCache) selectListing(ctx context.Context, b Backend, account, name
 	out := make([]listedMessage, len(msgs))
 	for i, m := range msgs {
 		out[i] = listedMessage{uid: m.UID, modSeq: m.ModSeq, flags: m.Flags}
+		if len(msgs) <= maxListedMessages {
+			listed(mb, m)
+		}
 	}
 	if c.cc != nil {
 		c.remember(k, &listingMemo{mb: mb, msgs: out})

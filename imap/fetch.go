@@ -251,9 +251,7 @@ func setsSeen(o *imap.FetchOptions) bool {
 // stream from it.
 func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, o *imap.FetchOptions, seen bool) error {
 	s := v.s
-	body := &messageBody{open: func() (io.ReadCloser, error) {
-		return s.srv.opts.Backend.OpenBody(s.ctx, s.account, v.name, m.UID)
-	}}
+	body := &messageBody{open: func() (io.ReadCloser, error) { return v.openBody(m) }}
 	defer body.close()
 	if v.opened != nil && v.opened.uid == m.UID {
 		body.rc, v.opened = v.opened.rc, nil
@@ -278,6 +276,27 @@ func (v *view) fetchOne(w *imapserver.FetchWriter, seq uint32, m store.Message, 
 		s.log.Error("fetch failed mid-response", "mailbox", v.name, "uid", m.UID, "err", err)
 	}
 	return err
+}
+
+// openBody opens m's body: by the blob its listing named
+// (store.Message.BlobID, from the store's listing or the server's
+// bodyCache) when the backend is a BlobOpener, without an index look-up
+// (issue 16: the look-up was a statement per body of a FETCH); by
+// OpenBody otherwise, and when that blob is gone (its last message
+// expunged since it was listed), so that the store says whether the
+// message is (ErrNoMessage, answered as expunged) or the look-up fails.
+// A blob that opens is served as if the FETCH had come before a racing
+// expunge, which has not returned yet (see bodycache.go).
+func (v *view) openBody(m store.Message) (io.ReadCloser, error) {
+	s := v.s
+	if bo, ok := s.srv.opts.Backend.(BlobOpener); ok && m.BlobID != "" {
+		if rc, err := bo.OpenBlob(s.ctx, m.BlobID); err == nil {
+			return rc, nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+	}
+	return s.srv.opts.Backend.OpenBody(s.ctx, s.account, v.name, m.UID)
 }
 
 // planFailed maps a failed plan of message uid to fetchOne's result.

@@ -256,3 +256,36 @@ func TestSelectRollsListingForward(t *testing.T) {
 	}
 	same("re-created", "Box")
 }
+
+// TestPollSharesReadAfterWritersOwn: the session that wrote polls first
+// and finds nothing new for itself (its own STORE), so its look reads no
+// changes; the sessions that then poll for that write share one read
+// instead of each reading apart (as they did: one read per session in
+// the 50-client mix).
+func TestPollSharesReadAfterWritersOwn(t *testing.T) {
+	e, cb := newChangesCounting(t)
+	for range 4 {
+		e.deliver(e.aliceID, "INBOX", simpleMsg)
+	}
+	var rs []*raw
+	for range 4 {
+		r := e.raw()
+		r.expectOK("LOGIN " + alice + ` "` + alicePW + `"`)
+		r.expectOK("SELECT INBOX")
+		rs = append(rs, r)
+	}
+	writer := rs[0]
+	for i, flag := range []string{`+FLAGS.SILENT (\Flagged)`, `-FLAGS (\Flagged)`, `+FLAGS (\Seen)`} {
+		writer.expectOK("STORE 2 " + flag)
+		n := cb.changes.Load()
+		for j, r := range rs[1:] {
+			got := r.expectOK("NOOP")
+			if !hasLine(got, "* 2 FETCH (", "FLAGS (") {
+				t.Errorf("write %d: session %d: NOOP %q lacks the new flags", i, j+1, got)
+			}
+		}
+		if d := cb.changes.Load() - n; d != 1 {
+			t.Errorf("write %d: %d sessions read the changes %d times, want once", i, len(rs)-1, d)
+		}
+	}
+}

@@ -65,6 +65,9 @@ func (v *view) fetchFromView(w *imapserver.FetchWriter, idxs []int, o *imap.Fetc
 	msgs := make([]store.Message, len(idxs))
 	for j, i := range idxs {
 		msgs[j] = store.Message{UID: v.uids[i], Flags: v.flagSets[v.flags[i]]}
+		if ref, ok := v.s.srv.bodies.get(headerKey{v.key, v.uids[i]}); ok {
+			msgs[j].BlobID = ref.blobID // opened without a look-up (openBody)
+		}
 	}
 	found, err := v.fetchListed(w, msgs, o, nil)
 	if err != nil {
@@ -121,23 +124,26 @@ type openedBody struct {
 	rc  io.ReadCloser
 }
 
-// listForFetch lists the messages uids for a FETCH of o: one message
-// whose whole body is asked for is listed and opened at once, from the
-// server's bodyCache and the view (openCached) or with a MessageOpener
-// (the body left in v.opened for fetchOne; the caller calls dropOpened
-// when done). extra: the FETCH asks for OBJECTID, SAVEDATE or PREVIEW
+// listForFetch lists the messages uids for a FETCH of o: from the
+// server's bodyCache and the view when every one of them is there and
+// the view is current (listCached), else from the store. One message
+// whose whole body is asked for is listed and opened at once with a
+// MessageOpener (the body left in v.opened for fetchOne; the caller
+// calls dropOpened when done). Every message the store lists is kept in
+// the bodyCache. extra: the FETCH asks for OBJECTID, SAVEDATE or PREVIEW
 // items too.
 func (v *view) listForFetch(uids []uint32, o *imap.FetchOptions, extra bool) ([]store.Message, error) {
 	s := v.s
-	if len(uids) != 1 || !slices.ContainsFunc(o.BodySection, wholeMessage) {
-		return s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, compressUIDs(uids))
-	}
-	if m, ok := v.openCached(uids[0], o, extra); ok { // see bodycache.go
-		return []store.Message{m}, nil
+	if msgs, ok := v.listCached(uids, o, extra); ok { // see bodycache.go
+		return msgs, nil
 	}
 	mo, ok := s.srv.opts.Backend.(MessageOpener)
-	if !ok {
-		return s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, compressUIDs(uids))
+	if !ok || len(uids) != 1 || !slices.ContainsFunc(o.BodySection, wholeMessage) {
+		msgs, err := s.srv.opts.Backend.ListMessages(s.ctx, s.account, v.name, compressUIDs(uids))
+		for _, m := range msgs {
+			v.cacheBody(m)
+		}
+		return msgs, err
 	}
 	m, rc, err := mo.OpenMessage(s.ctx, s.account, v.name, uids[0])
 	if errors.Is(err, store.ErrNoMessage) {

@@ -84,7 +84,9 @@ func openView(s *session, name string, readOnly bool) (*view, *imap.SelectData, 
 	// The watermark is taken before the listing: whatever commits in
 	// between is seen again by the next poll, which is harmless.
 	mark := s.srv.cache.mark(s.account, name)
-	mb, msgs, err := s.srv.cache.selectListing(s.ctx, b, s.account, name, mark)
+	mb, msgs, err := s.srv.cache.selectListing(s.ctx, b, s.account, name, mark, func(mb store.Mailbox, m store.Message) {
+		s.srv.bodies.keep(recentKey{s.account, mb.Name, mb.UIDValidity}, m)
+	})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -352,6 +354,7 @@ func (v *view) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			}
 			sort.Slice(fresh, func(i, j int) bool { return fresh[i].UID < fresh[j].UID })
 			for _, m := range fresh {
+				v.cacheBody(m)
 				v.uids = append(v.uids, m.UID)
 				v.flags = append(v.flags, v.internFlags(m.Flags))
 				v.noteKeywords(m.Flags)
