@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,7 +101,11 @@ func (r *runner) mailbox(ctx context.Context, i int) (job Job, keep bool, err er
 	}
 	m := r.m
 	rm := RunMailbox{RunID: r.id, Target: r.jobs[i].Target, Started: m.runTime(), Status: RunMailboxRunning}
-	if r.spec.Pass != nil {
+	rm.Protocol, rm.Endpoint = r.jobs[i].Protocol, r.jobs[i].Endpoint
+	if r.spec.Pass != nil && !strings.EqualFold(r.jobs[i].Protocol, ProtocolIMAP) {
+		// Jobs of the run's protocol (when it is not IMAP: Pass is then
+		// given) and of any other non-IMAP protocol; IMAP jobs of a
+		// mixed run go to their collectors.
 		return r.ownPass(ctx, i, rm)
 	}
 	job, disabled, serr := r.collectorJob(ctx, r.jobs[i], &rm)
