@@ -135,6 +135,9 @@ func (m *Migrator) domainJobs(ctx context.Context, spec *RunSpec) ([]Job, error)
 
 // fillDefaults returns j with what it lacks taken from d.
 func fillDefaults(j, d Job) Job {
+	if j.Endpoint == "" {
+		j.Endpoint = d.Endpoint
+	}
 	if j.Source.Host == "" {
 		j.Source.Host = d.Source.Host
 	}

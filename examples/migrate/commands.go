@@ -259,7 +259,7 @@ func (c *cli) historyRun(ctx context.Context, id int64, after string, limit int)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MAILBOX\tCREATED\tSTATUS\tSOURCE\tLOGIN\tMESSAGE / ERROR")
+	fmt.Fprintln(tw, "MAILBOX\tCREATED\tSTATUS\tPROTOCOL\tSOURCE\tLOGIN\tMESSAGE / ERROR")
 	for _, rm := range mbs {
 		msg := rm.Message
 		if rm.Error != "" {
@@ -269,7 +269,11 @@ func (c *cli) historyRun(ctx context.Context, id int64, after string, limit int)
 		if rm.KeptSettings {
 			src += " (kept)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", rm.Target, timeText(rm.Created), rm.Status, dash(src), dash(rm.Login), oneLine(msg))
+		proto := strings.ToUpper(rm.Protocol)
+		if proto == "" {
+			proto = migration.ProtocolIMAP
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rm.Target, timeText(rm.Created), rm.Status, proto, dash(src), dash(rm.Login), oneLine(msg))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
