@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/csv"
 	"encoding/pem"
 	"fmt"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -410,7 +413,35 @@ func TestRunCSVMixedIMAPAndEWS(t *testing.T) {
 	require.Equal(t, exitOK, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
 	assert.Equal(t, int64(3), f.count("alice@example.com", "INBOX"))
 	assert.Equal(t, int64(5), f.count("bob@example.com", "INBOX"))
-	for _, r := range []result{res, h} {
+
+	// The report has both mailboxes with their protocol, source, passes
+	// and last message (the EWS one from its pass status: no collector).
+	out := filepath.Join(t.TempDir(), "r.csv")
+	rep := f.migrate(ctx, nil, "report", "--domain", "example.com", "--csv", out)
+	require.Equal(t, exitOK, rep.code, rep.stderr)
+	fh, err := os.Open(out)
+	require.NoError(t, err)
+	defer fh.Close()
+	rows, err := csv.NewReader(fh).ReadAll()
+	require.NoError(t, err)
+	byMailbox := map[string]map[string]string{}
+	for _, r := range rows[1:] {
+		m := map[string]string{}
+		for i, name := range rows[0] {
+			m[name] = r[i]
+		}
+		byMailbox[r[0]] = m
+	}
+	bob := byMailbox["bob@example.com"]
+	require.NotNil(t, bob, "EWS mailbox in the domain report: %v", rows)
+	assert.Equal(t, map[string]string{"state": "ok", "protocol": "EWS", "source": endpoint, "passes": "2"},
+		map[string]string{"state": bob["state"], "protocol": bob["protocol"], "source": bob["source"], "passes": bob["passes"]})
+	assert.True(t, strings.HasPrefix(bob["message"], "copied 0 messages"), bob["message"])
+	assert.NotEmpty(t, bob["last_sync"])
+	alice := byMailbox["alice@example.com"]
+	require.NotNil(t, alice, "%v", rows)
+	assert.Equal(t, []string{"IMAP", f.dov.Host + ":" + fmt.Sprint(f.dov.Port), "2"}, []string{alice["protocol"], alice["source"], alice["passes"]})
+	for _, r := range []result{res, h, rep} {
 		assert.NotContains(t, r.stdout+r.stderr, "alice-secret")
 		assert.NotContains(t, r.stdout+r.stderr, "Svc-Pa55")
 	}
