@@ -102,6 +102,12 @@ func (e *CSVError) Unwrap() error { return e.Err }
 // mode needs one. Targets are returned in canonical (lowercase) form; a
 // target listed twice is an error.
 //
+// Rows are IMAP jobs (Protocol [ProtocolIMAP]) unless their protocol
+// cell says ews: an ews row is a [ProtocolEWS] job with its endpoint
+// URL (checked by [EndpointSource], which also gives its Source) and no
+// credentials or IMAP server of its own, and the defaults are not
+// applied to it; the caller's [RunSpec].Pass reads it.
+//
 // Errors are *CSVError values naming the line and column. Lines longer
 // than MaxCSVLine, files larger than MaxCSVBytes and files with more than
 // MaxCSVRows rows are refused.
