@@ -441,7 +441,12 @@ func TestRunCSVMixedIMAPAndEWS(t *testing.T) {
 	alice := byMailbox["alice@example.com"]
 	require.NotNil(t, alice, "%v", rows)
 	assert.Equal(t, []string{"IMAP", f.dov.Host + ":" + fmt.Sprint(f.dov.Port), "2"}, []string{alice["protocol"], alice["source"], alice["passes"]})
-	for _, r := range []result{res, h, rep} {
+	one := f.migrate(ctx, nil, "status", "bob@example.com")
+	require.Equal(t, exitOK, one.code, one.stderr)
+	assert.Contains(t, one.stdout, "source:        EWS "+endpoint)
+	assert.Contains(t, one.stdout, "passes:        2 successful")
+	assert.Regexp(t, `last message:  copied 0 messages`, one.stdout)
+	for _, r := range []result{res, h, rep, one} {
 		assert.NotContains(t, r.stdout+r.stderr, "alice-secret")
 		assert.NotContains(t, r.stdout+r.stderr, "Svc-Pa55")
 	}
