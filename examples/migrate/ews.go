@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -207,21 +206,11 @@ func (c *cli) ewsOptionsWith(o ewsOptions, pw migration.Secret) (ews.Options, er
 // or with --domain a full run of the domain's users, each from the
 // mailbox of its own address (migration.RunFull).
 func ewsRunSpec(o ewsOptions, em *ews.Migrator) (migration.RunSpec, error) {
-	u, err := url.Parse(o.endpoint)
-	if err != nil || u.Hostname() == "" {
-		return migration.RunSpec{}, fmt.Errorf("%w: --endpoint %q is not a URL", errUsage, o.endpoint)
+	src, err := migration.EndpointSource(o.endpoint)
+	if err != nil {
+		return migration.RunSpec{}, fmt.Errorf("%w: --endpoint: %v", errUsage, err)
 	}
-	port, _ := strconv.Atoi(u.Port())
-	tlsMode := migration.TLSImplicit
-	if u.Scheme == "http" {
-		tlsMode = migration.TLSPlain
-	}
-	if port == 0 && tlsMode == migration.TLSPlain {
-		port = 80
-	} else if port == 0 {
-		port = 443
-	}
-	d := migration.Job{Source: migration.Source{Host: u.Hostname(), Port: port, TLS: tlsMode}, Endpoint: o.endpoint,
+	d := migration.Job{Source: src, Endpoint: o.endpoint,
 		Credentials: migration.Credentials{Mode: migration.AuthServicePlain, Service: o.user, Password: migration.Mask}}
 	switch o.exclude {
 	case "":
