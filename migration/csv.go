@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,10 +41,19 @@ const (
 	// CSVExclude lists folders not to copy, separated by ";". Empty means
 	// the default exclusions; a single "-" excludes nothing.
 	CSVExclude = "exclude"
+	// CSVProtocol is the source's protocol: imap (the default) or ews.
+	// An ews row reads the mailbox from Exchange over EWS with the
+	// service account the run is given for EWS (the row's login is the
+	// Exchange mailbox's address, by default the target's), so its
+	// password, service, auth, host, port and tls cells stay empty.
+	CSVProtocol = "protocol"
+	// CSVEndpoint is the EWS URL of an ews row
+	// (https://mail.example.com/EWS/Exchange.asmx); an imap row has none.
+	CSVEndpoint = "endpoint"
 )
 
 // csvColumns is the list behind [CSVColumns], never handed out.
-var csvColumns = []string{CSVTarget, CSVLogin, CSVPassword, CSVService, CSVAuth, CSVHost, CSVPort, CSVTLS, CSVExclude}
+var csvColumns = []string{CSVTarget, CSVLogin, CSVPassword, CSVService, CSVAuth, CSVHost, CSVPort, CSVTLS, CSVExclude, CSVProtocol, CSVEndpoint}
 
 // CSVColumns returns every column ParseCSV understands, in the order
 // documentation shows them.
@@ -61,6 +71,8 @@ const (
 	MaxCSVBytes = 64 << 20
 	// maxFolderName bounds one excluded folder name in bytes.
 	maxFolderName = 1024
+	// maxEndpoint bounds an EWS URL in bytes.
+	maxEndpoint = 2048
 )
 
 // CSVError is a problem in a run list. Line counts from 1 (the header);
@@ -89,6 +101,12 @@ func (e *CSVError) Unwrap() error { return e.Err }
 // a target address, a host, a password, a service account where the auth
 // mode needs one. Targets are returned in canonical (lowercase) form; a
 // target listed twice is an error.
+//
+// Rows are IMAP jobs (Protocol [ProtocolIMAP]) unless their protocol
+// cell says ews: an ews row is a [ProtocolEWS] job with its endpoint
+// URL (checked by [EndpointSource], which also gives its Source) and no
+// credentials or IMAP server of its own, and the defaults are not
+// applied to it; the caller's [RunSpec].Pass reads it.
 //
 // Errors are *CSVError values naming the line and column. Lines longer
 // than MaxCSVLine, files larger than MaxCSVBytes and files with more than
@@ -190,13 +208,26 @@ func parseCSVHeader(header []string) ([]string, error) {
 func parseCSVRow(rec, cols []string, line int, defaults Job) (Job, error) {
 	var j Job
 	colErr := func(col string, err error) error { return &CSVError{Line: line, Column: col, Err: err} }
+	given := map[string]bool{} // columns with a non-empty cell
 	for i, col := range cols {
 		raw := rec[i]
 		v := strings.TrimSpace(raw)
 		if col != CSVPassword && strings.IndexFunc(v, unicode.IsControl) >= 0 {
 			return Job{}, colErr(col, errors.New("control character"))
 		}
+		given[col] = raw != ""
 		switch col {
+		case CSVProtocol:
+			switch strings.ToLower(v) {
+			case "", "imap":
+				j.Protocol = ProtocolIMAP
+			case "ews":
+				j.Protocol = ProtocolEWS
+			default:
+				return Job{}, colErr(col, fmt.Errorf("unknown protocol %.40q (want imap or ews)", v))
+			}
+		case CSVEndpoint:
+			j.Endpoint = v
 		case CSVTarget:
 			if v == "" {
 				return Job{}, colErr(col, errors.New("empty target address"))
@@ -248,6 +279,15 @@ func parseCSVRow(rec, cols []string, line int, defaults Job) (Job, error) {
 			j.Exclude = ex
 		}
 	}
+	if j.Protocol == "" {
+		j.Protocol = ProtocolIMAP
+	}
+	if j.Protocol == ProtocolEWS {
+		return ewsCSVRow(j, given, line)
+	}
+	if j.Endpoint != "" {
+		return Job{}, colErr(CSVEndpoint, errors.New("an imap row has no endpoint (give its server in host; an endpoint is for protocol ews)"))
+	}
 	j = fillDefaults(j, defaults)
 	if j.Credentials.Login == "" {
 		j.Credentials.Login = defaultLogin(j.Target, j.Credentials.Mode)
@@ -256,6 +296,77 @@ func parseCSVRow(rec, cols []string, line int, defaults Job) (Job, error) {
 		return Job{}, &CSVError{Line: line, Err: err}
 	}
 	return j, nil
+}
+
+// ewsCSVRow finishes the job of an ews row: the endpoint must be an
+// http or https URL with a host and no user or password in it; the cells
+// of IMAP sources and their credentials must be empty (the run's EWS
+// service account logs in); Source is the endpoint's host and port, so
+// that the history and the allowlist name them.
+func ewsCSVRow(j Job, given map[string]bool, line int) (Job, error) {
+	colErr := func(col string, err error) error { return &CSVError{Line: line, Column: col, Err: err} }
+	for _, col := range []string{CSVPassword, CSVService, CSVAuth, CSVHost, CSVPort, CSVTLS} {
+		if given[col] {
+			return Job{}, colErr(col, fmt.Errorf("an ews row takes no %s: the service account given for EWS logs in, and the endpoint names the server", col))
+		}
+	}
+	if j.Endpoint == "" {
+		return Job{}, colErr(CSVEndpoint, errors.New("an ews row needs its endpoint, the EWS URL (https://HOST/EWS/Exchange.asmx)"))
+	}
+	src, err := EndpointSource(j.Endpoint)
+	if err != nil {
+		return Job{}, colErr(CSVEndpoint, err)
+	}
+	j.Source = src
+	if j.Credentials.Login == "" {
+		j.Credentials.Login = j.Target
+	}
+	if err := checkJob(j); err != nil {
+		return Job{}, &CSVError{Line: line, Err: err}
+	}
+	return j, nil
+}
+
+// EndpointSource checks an EWS URL (http or https, a host, no user or
+// password, at most 2048 bytes) and returns its server as a Source: host,
+// port (443 or 80 by default) and TLSImplicit for https, TLSPlain for
+// http. Errors never repeat the URL, which could hold a password.
+func EndpointSource(endpoint string) (Source, error) {
+	if len(endpoint) > maxEndpoint {
+		return Source{}, fmt.Errorf("endpoint longer than %d bytes", maxEndpoint)
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return Source{}, errors.New("endpoint is not a URL")
+	}
+	src := Source{Host: u.Hostname()}
+	switch u.Scheme {
+	case "https":
+		src.TLS, src.Port = TLSImplicit, 443
+	case "http":
+		src.TLS, src.Port = TLSPlain, 80
+	default:
+		return Source{}, fmt.Errorf("endpoint scheme %.10q: want https:// (or http:// for a lab)", u.Scheme)
+	}
+	switch {
+	case u.User != nil:
+		return Source{}, errors.New("endpoint holds a user or password; the service account is given apart")
+	case src.Host == "":
+		return Source{}, errors.New("endpoint has no host")
+	case u.Fragment != "" || u.Opaque != "":
+		return Source{}, errors.New("endpoint is not a plain http(s) URL")
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return Source{}, errors.New("endpoint port is not a number in 1-65535")
+		}
+		src.Port = n
+	}
+	if err := checkSource(src); err != nil {
+		return Source{}, err
+	}
+	return src, nil
 }
 
 // parseExclude splits an exclusion cell: "" is nil (the defaults), "-" is

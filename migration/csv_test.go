@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -225,12 +226,41 @@ func TestParseCSVRoundTrip(t *testing.T) {
 			if j.Credentials.Mode != AuthUser {
 				j.Credentials.Service = rapid.StringMatching(`svc[a-z]{0,5}`).Draw(t, "service")
 			}
-			want = append(want, j)
+			j.Protocol = ProtocolIMAP
 			cell := map[string]string{
 				CSVTarget: strings.ToUpper(j.Target[:1]) + j.Target[1:], CSVLogin: j.Credentials.Login,
 				CSVPassword: j.Credentials.Password.Reveal(), CSVService: j.Credentials.Service,
 				CSVAuth: string(j.Credentials.Mode), CSVHost: j.Source.Host, CSVPort: fmt.Sprint(j.Source.Port),
 				CSVTLS: string(j.Source.TLS), CSVExclude: strings.Join(j.Exclude, ";"),
+				CSVProtocol: rapid.SampledFrom([]string{"", "imap", "IMAP"}).Draw(t, "imap protocol"),
+			}
+			if !slices.Contains(cols, CSVProtocol) || !slices.Contains(cols, CSVEndpoint) || rapid.Bool().Draw(t, "imap") {
+				want = append(want, j)
+			} else {
+				// An EWS row: the endpoint names the server; no credentials.
+				scheme := rapid.SampledFrom([]string{"https", "http"}).Draw(t, "scheme")
+				port := rapid.IntRange(0, 65535).Draw(t, "ews port")
+				e := Job{Target: j.Target, Protocol: ProtocolEWS, Exclude: j.Exclude,
+					Credentials: Credentials{Login: j.Target}, Source: Source{Host: j.Source.Host, Port: port, TLS: TLSImplicit}}
+				if scheme == "http" {
+					e.Source.TLS = TLSPlain
+				}
+				e.Endpoint = scheme + "://" + j.Source.Host
+				switch {
+				case port != 0:
+					e.Endpoint += ":" + fmt.Sprint(port)
+				case scheme == "http":
+					e.Source.Port = 80
+				default:
+					e.Source.Port = 443
+				}
+				e.Endpoint += "/EWS/Exchange.asmx"
+				if slices.Contains(cols, CSVLogin) {
+					e.Credentials.Login = j.Credentials.Login
+				}
+				want = append(want, e)
+				cell = map[string]string{CSVTarget: cell[CSVTarget], CSVLogin: cell[CSVLogin], CSVExclude: cell[CSVExclude],
+					CSVProtocol: rapid.SampledFrom([]string{"ews", "EWS", " Ews "}).Draw(t, "ews protocol"), CSVEndpoint: e.Endpoint}
 			}
 			row := make([]string, len(cols))
 			for k, c := range cols {
@@ -299,4 +329,56 @@ func TestParseCSVWithoutHeaderEchoesNoCell(t *testing.T) {
 	// A header with a misspelt name still names it.
 	_, err = ParseCSV(strings.NewReader("target,pasword\na@example.com,x\n"), Job{Source: Source{Host: "h"}})
 	assert.ErrorContains(t, err, `unknown column "pasword"`)
+}
+
+// TestParseCSVEWS: a list mixing imap and ews rows gives IMAP jobs with
+// the defaults and EWS jobs with their endpoint; bad ews and imap rows
+// name their line and column and never echo a password in the endpoint.
+func TestParseCSVEWS(t *testing.T) {
+	defaults := Job{Source: Source{Host: "imap.old.example"}, Credentials: Credentials{Password: "pw"}}
+	in := "target,protocol,endpoint,login,exclude\n" +
+		"alice@example.com,,,,\n" +
+		"bob@example.com,EWS,https://mail.example.com/EWS/Exchange.asmx,robert@corp.example,Junk Email\n" +
+		"carol@example.com,ews,http://10.0.0.5:8080/EWS/Exchange.asmx,,\n"
+	jobs, err := ParseCSV(strings.NewReader(in), defaults)
+	require.NoError(t, err)
+	require.Len(t, jobs, 3)
+	assert.Equal(t, ProtocolIMAP, jobs[0].Protocol)
+	assert.Equal(t, "imap.old.example", jobs[0].Source.Host)
+	assert.Equal(t, Job{Target: "bob@example.com", Protocol: ProtocolEWS, Endpoint: "https://mail.example.com/EWS/Exchange.asmx",
+		Source: Source{Host: "mail.example.com", Port: 443, TLS: TLSImplicit}, Credentials: Credentials{Login: "robert@corp.example"},
+		Exclude: []string{"Junk Email"}}, jobs[1])
+	assert.Equal(t, Job{Target: "carol@example.com", Protocol: ProtocolEWS, Endpoint: "http://10.0.0.5:8080/EWS/Exchange.asmx",
+		Source: Source{Host: "10.0.0.5", Port: 8080, TLS: TLSPlain}, Credentials: Credentials{Login: "carol@example.com"}}, jobs[2])
+
+	for _, tc := range []struct {
+		name, header, row, column, want string
+	}{
+		{"ews without endpoint", "target,protocol,endpoint", "a@example.com,ews,", CSVEndpoint, "needs its endpoint"},
+		{"ews without endpoint column", "target,protocol", "a@example.com,ews", CSVEndpoint, "needs its endpoint"},
+		{"endpoint not a URL", "target,protocol,endpoint", "a@example.com,ews,mail.example.com", CSVEndpoint, "scheme"},
+		{"ftp endpoint", "target,protocol,endpoint", "a@example.com,ews,ftp://mail.example.com/", CSVEndpoint, "want https://"},
+		{"endpoint without host", "target,protocol,endpoint", "a@example.com,ews,https:///EWS/Exchange.asmx", CSVEndpoint, "no host"},
+		{"endpoint with password", "target,protocol,endpoint", "a@example.com,ews,https://svc:Hunter2@mail.example.com/EWS", CSVEndpoint, "user or password"},
+		{"endpoint bad port", "target,protocol,endpoint", "a@example.com,ews,https://mail.example.com:99999/EWS", CSVEndpoint, "port"},
+		{"imap with endpoint", "target,protocol,endpoint", "a@example.com,imap,https://mail.example.com/EWS", CSVEndpoint, "an imap row has no endpoint"},
+		{"default protocol with endpoint", "target,endpoint", "a@example.com,https://mail.example.com/EWS", CSVEndpoint, "an imap row has no endpoint"},
+		{"unknown protocol", "target,protocol", "a@example.com,pop3", CSVProtocol, "unknown protocol"},
+		{"ews with password", "target,protocol,endpoint,password", "a@example.com,ews,https://m.example/EWS,Hunter2", CSVPassword, "takes no password"},
+		{"ews with host", "target,protocol,endpoint,host", "a@example.com,ews,https://m.example/EWS,imap.example", CSVHost, "takes no host"},
+		{"ews with auth", "target,protocol,endpoint,auth", "a@example.com,ews,https://m.example/EWS,user", CSVAuth, "takes no auth"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := tc.header + "\nok@example.com" + strings.Repeat(",", strings.Count(tc.header, ",")) + "\n" + tc.row + "\n"
+			jobs, err := ParseCSV(strings.NewReader(in), defaults)
+			require.Error(t, err)
+			assert.Nil(t, jobs, "nothing returned from a bad file")
+			var ce *CSVError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, 3, ce.Line, err.Error())
+			assert.Equal(t, tc.column, ce.Column, err.Error())
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "Hunter2", "a password is never echoed")
+		})
+	}
 }

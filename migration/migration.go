@@ -112,6 +112,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -219,7 +220,26 @@ type Job struct {
 	// FolderMap maps source folder names to target mailbox names; it wins
 	// over special-use and well-known-name mapping.
 	FolderMap map[string]string
+	// Protocol is the source's protocol: [ProtocolIMAP] for the IMAP
+	// collectors, another name (e.g. [ProtocolEWS]) for a source whose
+	// pass the run's [RunSpec].Pass makes, or "" for the run's own
+	// (RunSpec.Protocol). One run may mix IMAP and other jobs.
+	Protocol string `json:",omitempty"`
+	// Endpoint is the URL of a non-IMAP source (the EWS URL); empty for
+	// IMAP, whose server is Source.
+	Endpoint string `json:",omitempty"`
 }
+
+// Source protocols of a [Job].
+const (
+	// ProtocolIMAP is the IMAP collectors' protocol.
+	ProtocolIMAP = "IMAP"
+	// ProtocolEWS is Exchange Web Services (migration/ews).
+	ProtocolEWS = "EWS"
+)
+
+// isIMAP reports whether protocol p names IMAP ("" is the default).
+func isIMAP(p string) bool { return p == "" || strings.EqualFold(p, ProtocolIMAP) }
 
 // Masked returns a copy of j that is safe to show: the password is
 // replaced by the mask. (Secret already masks itself when printed; Masked

@@ -20,10 +20,13 @@ const (
 	// nsRunMailbox holds one record per mailbox of a run under
 	// runMailboxKey(ID, target).
 	nsRunMailbox = "migration.runmbx"
+	// nsPassStatus: key target -> PassStatus, the status of the passes a
+	// run's own Pass (another protocol than IMAP) made for the target.
+	nsPassStatus = "migration.passstatus"
 )
 
 // Namespaces returns the [store.Records] namespaces the migration package
 // owns, for a check that no two owners claim one.
 func Namespaces() []string {
-	return []string{nsCollector, nsFolder, nsMsg, nsLease, nsRun, nsRunMailbox}
+	return []string{nsCollector, nsFolder, nsMsg, nsLease, nsRun, nsRunMailbox, nsPassStatus}
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,7 +76,12 @@ type MailboxReport struct {
 	Message    string
 	LastError  string
 	ErrorClass ErrorClass
-	Folders    []FolderReport
+	// Protocol is the source's protocol ("IMAP", "EWS"; empty without a
+	// collector or pass); Source its server: "host:port" for IMAP, the
+	// endpoint URL for EWS.
+	Protocol string
+	Source   string
+	Folders  []FolderReport
 	Counts
 }
 
@@ -177,10 +185,61 @@ func (m *Migrator) domainCollectors(ctx context.Context, domains []string) ([]st
 			}
 		}
 		if len(sts) < page {
-			return out, nil
+			break
 		}
 		after = sts[len(sts)-1].Target
 	}
+	// Mailboxes migrated by passes of another protocol (EWS) have no
+	// collector but a pass status.
+	seen := make(map[string]bool, len(out))
+	for _, t := range out {
+		seen[t] = true
+	}
+	n := len(out)
+	err := scanPrefix(ctx, m.opts.Store, nsPassStatus, "", "", func(r store.Record) error {
+		at := strings.LastIndexByte(r.Key, '@')
+		if at < 0 || seen[r.Key] || !slices.ContainsFunc(domains, func(d string) bool { return strings.EqualFold(r.Key[at+1:], d) }) {
+			return nil
+		}
+		if len(out) == MaxReportMailboxes {
+			return fmt.Errorf("migration: report: more than %d mailboxes; report lists of mailboxes instead", MaxReportMailboxes)
+		}
+		out = append(out, r.Key)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("migration: report: list pass statuses: %w", err)
+	}
+	if len(out) > n {
+		slices.Sort(out)
+	}
+	return out, nil
+}
+
+// passReport is the report of a target without a collector: from the
+// status of the passes runs made with their own Pass (EWS), else "no
+// collector". Such passes keep no per-folder counts.
+func (m *Migrator) passReport(ctx context.Context, target string) (MailboxReport, error) {
+	mr := MailboxReport{Target: target}
+	ps, err := m.PassStatus(ctx, target)
+	if errors.Is(err, store.ErrNotFound) {
+		mr.Message = "no collector"
+		return mr, nil
+	}
+	if err != nil {
+		return MailboxReport{}, fmt.Errorf("migration: report: %s: %w", target, err)
+	}
+	mr.State = StateOK
+	if ps.LastError != "" {
+		mr.State = StateError
+	}
+	mr.LastSync, mr.Passes = ps.LastSuccess, ps.Passes
+	mr.Message, mr.LastError, mr.ErrorClass = ps.LastMessage, ps.LastError, ps.ErrorClass
+	mr.Protocol, mr.Source = ps.Protocol, ps.Endpoint
+	if mr.Source == "" {
+		mr.Source = net.JoinHostPort(ps.Host, strconv.Itoa(ps.Port))
+	}
+	return mr, nil
 }
 
 // mailboxReport reports one mailbox. Problems specific to the mailbox (no
@@ -190,14 +249,15 @@ func (m *Migrator) mailboxReport(ctx context.Context, target string) (MailboxRep
 	mr := MailboxReport{Target: target}
 	st, err := m.Status(ctx, target)
 	if errors.Is(err, store.ErrNotFound) {
-		mr.Message = "no collector"
-		return mr, nil
+		return m.passReport(ctx, target)
 	}
 	if err != nil {
 		return MailboxReport{}, fmt.Errorf("migration: report: %s: %w", target, err)
 	}
 	mr.State, mr.LastSync, mr.Passes = st.State, st.LastSuccess, st.Passes
 	mr.Message, mr.LastError, mr.ErrorClass = st.LastMessage, st.LastError, st.ErrorClass
+	mr.Protocol = ProtocolIMAP
+	mr.Source = net.JoinHostPort(st.Job.Source.Host, strconv.Itoa(sourcePort(st.Job.Source)))
 
 	account := ""
 	e, err := m.opts.Directory.LookupAddress(ctx, target)

@@ -63,12 +63,16 @@ type RunSpec struct {
 	// Pass, if set, replaces the IMAP collector's pass: the run calls it
 	// once per job (no collector record is made or read, so ForceUpdate
 	// and cut-over do not apply) and keeps its summary and error in the
-	// history like a collector's. Another kind of source (migration/ews)
+	// history like a collector's. Jobs whose Protocol is ProtocolIMAP
+	// still go to their collectors, so one run may mix IMAP and, say,
+	// EWS jobs (Pass then looks at Job.Protocol and Job.Endpoint); a job
+	// of another protocol than IMAP needs Pass. Another kind of source (migration/ews)
 	// runs through the same history and reports this way. A continuous
 	// run with Pass is refused.
 	Pass func(ctx context.Context, job Job, progress ProgressFunc) (summary string, err error)
 	// Protocol names the source protocol in the history ("" is IMAP; a
-	// Pass of another source names its own, e.g. "EWS").
+	// Pass of another source names its own, e.g. "EWS"). Jobs that name
+	// no protocol take it; Defaults fill in only jobs of this protocol.
 	Protocol string
 	// OnMailbox, if set, is called when a mailbox of the run starts and
 	// when its first pass ends, with the record as stored. It is called
@@ -194,6 +198,10 @@ type RunMailbox struct {
 	// from the kept ones ("host", "port", "tls", "login", "password",
 	// ...): the run did not use them; ForceUpdate would have.
 	IgnoredSettings []string `json:",omitempty"`
+	// Protocol and Endpoint are the job's (Job.Protocol: "" or "IMAP"
+	// for an IMAP collector, "EWS" and the EWS URL for Exchange).
+	Protocol string `json:",omitempty"`
+	Endpoint string `json:",omitempty"`
 	// Host, Port and Login are the source the pass used (never the
 	// password).
 	Host  string `json:",omitempty"`

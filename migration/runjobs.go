@@ -57,7 +57,16 @@ func listJobs(spec *RunSpec) ([]Job, error) {
 	jobs := make([]Job, 0, len(spec.Jobs))
 	seen := make(map[string]bool, len(spec.Jobs))
 	for i, j := range spec.Jobs {
-		j = fillDefaults(j, spec.Defaults)
+		if j.Protocol == "" {
+			j.Protocol = spec.Protocol
+		}
+		if sameProtocol(j.Protocol, spec.Protocol) {
+			// The defaults describe a source of the run's protocol.
+			j = fillDefaults(j, spec.Defaults)
+		}
+		if !isIMAP(j.Protocol) && spec.Pass == nil {
+			return nil, fmt.Errorf("migration: run: job %d: protocol %s needs a run with its own Pass", i+1, j.Protocol)
+		}
 		t, err := directory.CanonicalAddress(j.Target)
 		if err != nil {
 			return nil, fmt.Errorf("migration: run: job %d: target: %w", i+1, err)
@@ -104,7 +113,7 @@ func (m *Migrator) domainJobs(ctx context.Context, spec *RunSpec) ([]Job, error)
 			if len(jobs) == MaxRunMailboxes {
 				return nil, fmt.Errorf("migration: run: domain %s has more than %d users; run it by list in groups", spec.Domain, MaxRunMailboxes)
 			}
-			j := fillDefaults(Job{Target: u.Address}, spec.Defaults)
+			j := fillDefaults(Job{Target: u.Address, Protocol: spec.Protocol}, spec.Defaults)
 			j.Credentials.Login = defaultLogin(u.Address, j.Credentials.Mode)
 			if err := checkJob(j); err != nil {
 				return nil, fmt.Errorf("migration: run: %s: %w", u.Address, err)
@@ -126,6 +135,9 @@ func (m *Migrator) domainJobs(ctx context.Context, spec *RunSpec) ([]Job, error)
 
 // fillDefaults returns j with what it lacks taken from d.
 func fillDefaults(j, d Job) Job {
+	if j.Endpoint == "" {
+		j.Endpoint = d.Endpoint
+	}
 	if j.Source.Host == "" {
 		j.Source.Host = d.Source.Host
 	}
@@ -220,6 +232,14 @@ func checkJob(j Job) error {
 	if j.Source.Host == "" {
 		return errors.New("no source host (give one for the job or as a default)")
 	}
+	if !isIMAP(j.Protocol) && j.Endpoint != "" {
+		// Another protocol's source: its pass (RunSpec.Pass) has its own
+		// credentials; Source names the endpoint's host for the history.
+		return checkExclude(j.Exclude)
+	}
+	if isIMAP(j.Protocol) && j.Endpoint != "" {
+		return errors.New("an IMAP source has a host, not an endpoint URL")
+	}
 	if err := checkSource(j.Source); err != nil {
 		return err
 	}
@@ -232,10 +252,24 @@ func checkJob(j Job) error {
 	if j.Credentials.Password == "" {
 		return errors.New("no password (give one for the job or as a default)")
 	}
-	for _, f := range j.Exclude {
+	return checkExclude(j.Exclude)
+}
+
+// checkExclude refuses an empty folder name among exclusions.
+func checkExclude(ex []string) error {
+	for _, f := range ex {
 		if f == "" {
 			return errors.New("empty folder name in exclusions")
 		}
 	}
 	return nil
+}
+
+// sameProtocol reports whether protocols a and b are the same, "" and
+// ProtocolIMAP being the same.
+func sameProtocol(a, b string) bool {
+	if isIMAP(a) || isIMAP(b) {
+		return isIMAP(a) && isIMAP(b)
+	}
+	return strings.EqualFold(a, b)
 }

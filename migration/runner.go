@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,7 +101,8 @@ func (r *runner) mailbox(ctx context.Context, i int) (job Job, keep bool, err er
 	}
 	m := r.m
 	rm := RunMailbox{RunID: r.id, Target: r.jobs[i].Target, Started: m.runTime(), Status: RunMailboxRunning}
-	if r.spec.Pass != nil {
+	rm.Protocol, rm.Endpoint = r.jobs[i].Protocol, r.jobs[i].Endpoint
+	if r.ownsPass(rm.Protocol) {
 		return r.ownPass(ctx, i, rm)
 	}
 	job, disabled, serr := r.collectorJob(ctx, r.jobs[i], &rm)
@@ -135,6 +137,14 @@ func (r *runner) mailbox(ctx context.Context, i int) (job Job, keep bool, err er
 		keep = false
 	}
 	return job, keep, r.record(i, rm)
+}
+
+// ownsPass reports whether the run's own Pass makes the pass of a job
+// of protocol p: jobs of the run's protocol (when it is not IMAP, Pass is
+// then given) and of any other non-IMAP protocol; IMAP jobs of a mixed
+// run go to their collectors.
+func (r *runner) ownsPass(p string) bool {
+	return r.spec.Pass != nil && !strings.EqualFold(p, ProtocolIMAP)
 }
 
 // ownPass makes the first pass of job i with the run's own Pass.
@@ -242,6 +252,12 @@ func (r *runner) record(i int, rm RunMailbox) error {
 		stored = rm
 		if err := txPutJSON(tx, nsRunMailbox, runMailboxKey(rm.RunID, rm.Target), rm); err != nil {
 			return err
+		}
+		if r.ownsPass(rm.Protocol) && !rm.Ended.IsZero() {
+			// No collector record keeps this mailbox's status.
+			if err := txUpdatePassStatus(tx, rm); err != nil {
+				return err
+			}
 		}
 		return txPutJSON(tx, nsRun, runKey(run.ID), run)
 	})

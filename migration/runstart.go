@@ -3,6 +3,8 @@ package migration
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mailyard/mailyard/store"
@@ -87,7 +89,7 @@ func settingsSnapshot(spec RunSpec, interval time.Duration, parallel int) RunSet
 	d := spec.Defaults
 	s := RunSettings{
 		Kind:        spec.Kind,
-		Protocol:    spec.Protocol,
+		Protocol:    runProtocols(spec),
 		Domain:      spec.Domain,
 		Source:      d.Source,
 		AuthMode:    d.Credentials.Mode,
@@ -104,4 +106,27 @@ func settingsSnapshot(spec RunSpec, interval time.Duration, parallel int) RunSet
 		s.Interval = interval
 	}
 	return s
+}
+
+// runProtocols names the protocols of spec's jobs for the history:
+// spec.Protocol, or for a list mixing protocols their names joined by
+// "+" in the order met ("IMAP+EWS").
+func runProtocols(spec RunSpec) string {
+	var names []string
+	for _, j := range spec.Jobs {
+		p := j.Protocol
+		if p == "" {
+			p = spec.Protocol
+		}
+		if isIMAP(p) {
+			p = ProtocolIMAP
+		}
+		if !slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, p) }) {
+			names = append(names, p)
+		}
+	}
+	if len(names) < 2 {
+		return spec.Protocol
+	}
+	return strings.Join(names, "+")
 }

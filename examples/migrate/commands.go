@@ -91,10 +91,43 @@ func (c *cli) statusCmd(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
+// passStatusOne prints the status of a mailbox without a collector
+// whose passes another protocol made (EWS rows of a run, ews sync).
+func (c *cli) passStatusOne(ctx context.Context, target string) error {
+	ps, err := c.m.PassStatus(ctx, target)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s has no collector", target)
+	}
+	if err != nil {
+		return err
+	}
+	state := migration.StateOK
+	if ps.LastError != "" {
+		state = migration.StateError
+	}
+	source := ps.Endpoint
+	if source == "" {
+		source = fmt.Sprintf("%s port %d", ps.Host, ps.Port)
+	}
+	w := c.env.stdout
+	fmt.Fprintf(w, "mailbox:       %s\n", ps.Target)
+	fmt.Fprintf(w, "state:         %s (no collector: passes of runs)\n", state)
+	fmt.Fprintf(w, "source:        %s %s\n", ps.Protocol, source)
+	fmt.Fprintf(w, "login:         %s\n", dash(ps.Login))
+	fmt.Fprintf(w, "last run:      %d, ended %s\n", ps.LastRun, timeText(ps.LastPass))
+	fmt.Fprintf(w, "last success:  %s\n", timeText(ps.LastSuccess))
+	fmt.Fprintf(w, "passes:        %d successful\n", ps.Passes)
+	fmt.Fprintf(w, "last message:  %s\n", dash(oneLine(ps.LastMessage)))
+	if ps.LastError != "" {
+		fmt.Fprintf(w, "last error:    %s: %s\n", ps.ErrorClass, oneLine(ps.LastError))
+	}
+	return nil
+}
+
 func (c *cli) statusOne(ctx context.Context, target string) error {
 	st, err := c.m.Status(ctx, target)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%s has no collector", target)
+		return c.passStatusOne(ctx, target)
 	}
 	if err != nil {
 		return err
@@ -259,7 +292,7 @@ func (c *cli) historyRun(ctx context.Context, id int64, after string, limit int)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MAILBOX\tCREATED\tSTATUS\tSOURCE\tLOGIN\tMESSAGE / ERROR")
+	fmt.Fprintln(tw, "MAILBOX\tCREATED\tSTATUS\tPROTOCOL\tSOURCE\tLOGIN\tMESSAGE / ERROR")
 	for _, rm := range mbs {
 		msg := rm.Message
 		if rm.Error != "" {
@@ -269,7 +302,11 @@ func (c *cli) historyRun(ctx context.Context, id int64, after string, limit int)
 		if rm.KeptSettings {
 			src += " (kept)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", rm.Target, timeText(rm.Created), rm.Status, dash(src), dash(rm.Login), oneLine(msg))
+		proto := strings.ToUpper(rm.Protocol)
+		if proto == "" {
+			proto = migration.ProtocolIMAP
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rm.Target, timeText(rm.Created), rm.Status, proto, dash(src), dash(rm.Login), oneLine(msg))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

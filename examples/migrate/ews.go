@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -171,19 +170,24 @@ func (c *cli) ewsClient(o ewsOptions) (*ews.Client, error) {
 
 // ewsOptions are the client options the flags describe.
 func (c *cli) ewsOptions(o ewsOptions) (ews.Options, error) {
-	if len(c.cfg.Migration.Allowlist) == 0 {
-		return ews.Options{}, errors.New("no source allowlist: give -allow HOSTS or allowlist in the [migration] section of the config file")
-	}
-	allow, err := migration.NewAllowlist(c.cfg.Migration.Allowlist)
-	if err != nil {
-		return ews.Options{}, err
-	}
 	pw, err := c.password(o.passwordFile, "MIGRATE_PASSWORD", c.cfg.Migration.PasswordFile)
 	if err != nil {
 		return ews.Options{}, err
 	}
 	if pw == "" {
 		return ews.Options{}, fmt.Errorf("%w: ews: no password (--password-file or MIGRATE_PASSWORD)", errUsage)
+	}
+	return c.ewsOptionsWith(o, pw)
+}
+
+// ewsOptionsWith are the client options o describes, with password pw.
+func (c *cli) ewsOptionsWith(o ewsOptions, pw migration.Secret) (ews.Options, error) {
+	if len(c.cfg.Migration.Allowlist) == 0 {
+		return ews.Options{}, errors.New("no source allowlist: give -allow HOSTS or allowlist in the [migration] section of the config file")
+	}
+	allow, err := migration.NewAllowlist(c.cfg.Migration.Allowlist)
+	if err != nil {
+		return ews.Options{}, err
 	}
 	opts := ews.Options{URL: o.endpoint, Version: ews.Version(o.version), Auth: ews.Auth(o.auth),
 		Username: o.user, Password: pw, Access: ews.AccessDelegate,
@@ -202,21 +206,11 @@ func (c *cli) ewsOptions(o ewsOptions) (ews.Options, error) {
 // or with --domain a full run of the domain's users, each from the
 // mailbox of its own address (migration.RunFull).
 func ewsRunSpec(o ewsOptions, em *ews.Migrator) (migration.RunSpec, error) {
-	u, err := url.Parse(o.endpoint)
-	if err != nil || u.Hostname() == "" {
-		return migration.RunSpec{}, fmt.Errorf("%w: --endpoint %q is not a URL", errUsage, o.endpoint)
+	src, err := migration.EndpointSource(o.endpoint)
+	if err != nil {
+		return migration.RunSpec{}, fmt.Errorf("%w: --endpoint: %v", errUsage, err)
 	}
-	port, _ := strconv.Atoi(u.Port())
-	tlsMode := migration.TLSImplicit
-	if u.Scheme == "http" {
-		tlsMode = migration.TLSPlain
-	}
-	if port == 0 && tlsMode == migration.TLSPlain {
-		port = 80
-	} else if port == 0 {
-		port = 443
-	}
-	d := migration.Job{Source: migration.Source{Host: u.Hostname(), Port: port, TLS: tlsMode},
+	d := migration.Job{Source: src, Endpoint: o.endpoint,
 		Credentials: migration.Credentials{Mode: migration.AuthServicePlain, Service: o.user, Password: migration.Mask}}
 	switch o.exclude {
 	case "":

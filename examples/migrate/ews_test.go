@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/csv"
 	"encoding/pem"
 	"fmt"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -54,7 +57,7 @@ func TestEWSSync(t *testing.T) {
 	h := f.migrate(ctx, nil, "history", "2")
 	require.Equal(t, exitOK, h.code, h.stderr)
 	assert.Contains(t, h.stdout, "protocol EWS")
-	assert.Regexp(t, `alice@example.com\s+\S+ \S+\s+ok\s+127.0.0.1\s+alice@corp.test\s+copied 0 messages`, h.stdout)
+	assert.Regexp(t, `alice@example.com\s+\S+ \S+\s+ok\s+EWS\s+127.0.0.1\s+alice@corp.test\s+copied 0 messages`, h.stdout)
 
 	require.NoError(t, srv.SetImpersonation("svc", false))
 	res = f.migrate(ctx, nil, args...)
@@ -343,5 +346,108 @@ func TestEWSSyncDomain(t *testing.T) {
 	h := f.migrate(ctx, nil, "history", "1")
 	require.Equal(t, exitOK, h.code, h.stderr)
 	assert.Contains(t, h.stdout, "protocol EWS")
-	assert.Regexp(t, `bob@example.com\s+\S+ \S+\s+ok\s+127.0.0.1\s+bob@example.com\s+copied 4 messages`, h.stdout)
+	assert.Regexp(t, `bob@example.com\s+\S+ \S+\s+ok\s+EWS\s+127.0.0.1\s+bob@example.com\s+copied 4 messages`, h.stdout)
+}
+
+// TestRunCSVMixedIMAPAndEWS: `migrate run --csv` with an imap row (from
+// Dovecot) and an ews row (from the EWS test server) migrates both in
+// one run, whose history names each mailbox's protocol; bad ews rows and
+// ews rows without the EWS service account are refused before anything
+// is recorded.
+func TestRunCSVMixedIMAPAndEWS(t *testing.T) {
+	srv := ewstest.New(ewstest.Options{NoBasic: true})
+	require.NoError(t, srv.AddUser(ewstest.User{Login: "svc", Password: "Svc-Pa55", SMTP: "svc@corp.test", Impersonate: true}))
+	require.NoError(t, srv.AddUser(ewstest.User{Login: "bob", Password: "x", SMTP: "bob@corp.test"}))
+	require.NoError(t, srv.Generate("bob@corp.test", ewstest.Generate{Messages: 5, CalendarItems: 2, Contacts: 1}))
+	hs := httptest.NewTLSServer(srv)
+	t.Cleanup(hs.Close)
+	ca := writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw})))
+	svcPW := writeFile(t, "svc.pw", "Svc-Pa55\n")
+	endpoint := hs.URL + "/EWS/Exchange.asmx"
+
+	f := newFixture(t, map[string]string{"alice@example.com": "alice-secret", "bob@example.com": "unused"})
+	f.fill("alice@example.com", "INBOX", 3, 200)
+	ctx := t.Context()
+	ewsFlags := []string{"--ews-user", `CORP\svc`, "--ews-password-file", svcPW, "--ews-impersonate", "--ews-ca-file", ca}
+
+	// Refusals first: nothing may be recorded.
+	noEndpoint := writeFile(t, "noendpoint.csv", "target,protocol,endpoint,password\nalice@example.com,imap,,alice-secret\nbob@example.com,ews,,\n")
+	res := f.migrate(ctx, nil, slices.Concat([]string{"run", "--csv", noEndpoint}, f.sourceFlags(), ewsFlags)...)
+	assert.Equal(t, exitFailed, res.code)
+	assert.Contains(t, res.stderr, `noendpoint.csv: csv line 3, column "endpoint": an ews row needs its endpoint`)
+	imapEndpoint := writeFile(t, "imapendpoint.csv", "target,protocol,endpoint,password\nalice@example.com,,"+endpoint+",alice-secret\n")
+	res = f.migrate(ctx, nil, slices.Concat([]string{"run", "--csv", imapEndpoint}, f.sourceFlags(), ewsFlags)...)
+	assert.Equal(t, exitFailed, res.code)
+	assert.Contains(t, res.stderr, `csv line 2, column "endpoint": an imap row has no endpoint`)
+
+	list := writeFile(t, "list.csv", "target,protocol,endpoint,login,password\n"+
+		"alice@example.com,imap,,,alice-secret\n"+
+		"bob@example.com,ews,"+endpoint+",bob@corp.test,\n")
+	res = f.migrate(ctx, nil, slices.Concat([]string{"run", "--csv", list}, f.sourceFlags())...)
+	assert.Equal(t, exitUsage, res.code)
+	assert.Contains(t, res.stderr, "--ews-user")
+	res = f.migrate(ctx, nil, slices.Concat([]string{"run", "--csv", list, "--continuous", "1m"}, f.sourceFlags(), ewsFlags)...)
+	assert.Equal(t, exitUsage, res.code)
+	assert.Contains(t, res.stderr, "--continuous collects over IMAP only")
+	hist := f.migrate(ctx, nil, "history")
+	require.Equal(t, exitOK, hist.code, hist.stderr)
+	assert.NotRegexp(t, `(?m)^\d`, hist.stdout, "refused runs are not recorded")
+	assert.Equal(t, int64(0), f.count("alice@example.com", "INBOX"))
+
+	res = f.migrate(ctx, nil, slices.Concat([]string{"run", "--csv", list}, f.sourceFlags(), ewsFlags)...)
+	require.Equal(t, exitOK, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+	assert.Contains(t, res.stdout, "run 1 completed: 2 mailboxes, 2 ok, 0 with errors")
+	assert.Equal(t, int64(3), f.count("alice@example.com", "INBOX"), "imap row from Dovecot")
+	assert.Equal(t, int64(5), f.count("bob@example.com", "INBOX"), "ews row from Exchange")
+	assert.Equal(t, 2, f.objects("bob@example.com", store.KindCalendar))
+	assert.Equal(t, 1, f.objects("bob@example.com", store.KindAddressBook))
+
+	h := f.migrate(ctx, nil, "history", "1")
+	require.Equal(t, exitOK, h.code, h.stderr)
+	assert.Contains(t, h.stdout, "protocol IMAP+EWS")
+	assert.Regexp(t, `alice@example.com\s+\S+ \S+\s+ok\s+IMAP\s+\S+\s+alice@example.com\s+copied 3 messages`, h.stdout)
+	assert.Regexp(t, `bob@example.com\s+\S+ \S+\s+ok\s+EWS\s+127.0.0.1\s+bob@corp.test\s+copied 5 messages`, h.stdout)
+
+	// A rerun copies nothing twice on either side.
+	res = f.migrate(ctx, nil, slices.Concat([]string{"run", "--csv", list}, f.sourceFlags(), ewsFlags)...)
+	require.Equal(t, exitOK, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+	assert.Equal(t, int64(3), f.count("alice@example.com", "INBOX"))
+	assert.Equal(t, int64(5), f.count("bob@example.com", "INBOX"))
+
+	// The report has both mailboxes with their protocol, source, passes
+	// and last message (the EWS one from its pass status: no collector).
+	out := filepath.Join(t.TempDir(), "r.csv")
+	rep := f.migrate(ctx, nil, "report", "--domain", "example.com", "--csv", out)
+	require.Equal(t, exitOK, rep.code, rep.stderr)
+	fh, err := os.Open(out)
+	require.NoError(t, err)
+	defer fh.Close()
+	rows, err := csv.NewReader(fh).ReadAll()
+	require.NoError(t, err)
+	byMailbox := map[string]map[string]string{}
+	for _, r := range rows[1:] {
+		m := map[string]string{}
+		for i, name := range rows[0] {
+			m[name] = r[i]
+		}
+		byMailbox[r[0]] = m
+	}
+	bob := byMailbox["bob@example.com"]
+	require.NotNil(t, bob, "EWS mailbox in the domain report: %v", rows)
+	assert.Equal(t, map[string]string{"state": "ok", "protocol": "EWS", "source": endpoint, "passes": "2"},
+		map[string]string{"state": bob["state"], "protocol": bob["protocol"], "source": bob["source"], "passes": bob["passes"]})
+	assert.True(t, strings.HasPrefix(bob["message"], "copied 0 messages"), bob["message"])
+	assert.NotEmpty(t, bob["last_sync"])
+	alice := byMailbox["alice@example.com"]
+	require.NotNil(t, alice, "%v", rows)
+	assert.Equal(t, []string{"IMAP", f.dov.Host + ":" + fmt.Sprint(f.dov.Port), "2"}, []string{alice["protocol"], alice["source"], alice["passes"]})
+	one := f.migrate(ctx, nil, "status", "bob@example.com")
+	require.Equal(t, exitOK, one.code, one.stderr)
+	assert.Contains(t, one.stdout, "source:        EWS "+endpoint)
+	assert.Contains(t, one.stdout, "passes:        2 successful")
+	assert.Regexp(t, `last message:  copied 0 messages`, one.stdout)
+	for _, r := range []result{res, h, rep, one} {
+		assert.NotContains(t, r.stdout+r.stderr, "alice-secret")
+		assert.NotContains(t, r.stdout+r.stderr, "Svc-Pa55")
+	}
 }

@@ -204,7 +204,7 @@ func TestRunStatusHistoryReport(t *testing.T) {
 	require.Equal(t, exitOK, h1.code, h1.stderr)
 	assert.Contains(t, h1.stdout, "two-way:       no")
 	assert.Contains(t, h1.stdout, "mailboxes:     2 total, 2 ok, 0 with errors")
-	assert.Regexp(t, `alice@example.com\s+\S+ \S+\s+ok`, h1.stdout)
+	assert.Regexp(t, `alice@example.com\s+\S+ \S+\s+ok\s+IMAP\s+127.0.0.1\s`, h1.stdout)
 	assert.NotContains(t, h1.stdout, "bob@example.com\t", "page of one")
 	assert.Contains(t, h1.stdout, "more: migrate history 1 -after alice@example.com")
 	h2 := f.migrate(ctx, nil, "history", "1", "-after", "alice@example.com")

@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/mailyard/mailyard/migration"
+	"github.com/mailyard/mailyard/migration/ews"
 )
 
 // runOptions are the flags of `migrate run`.
@@ -25,7 +27,14 @@ type runOptions struct {
 	caFile                 string
 	insecureSkipVerify     bool
 	progressEvery          time.Duration
+	// ews holds the --ews-* flags: the service account and client
+	// settings for the ews rows of --csv (endpoint per row).
+	ews ewsOptions
 }
+
+// maxEWSEndpoints bounds the distinct EWS endpoints of one run list
+// (a client, with its connections, per endpoint).
+const maxEWSEndpoints = 16
 
 func (c *cli) runCmd(ctx context.Context, args []string) error {
 	o, err := parseRunFlags(args)
@@ -42,11 +51,94 @@ func (c *cli) runCmd(ctx context.Context, args []string) error {
 	if o.parallel > 0 {
 		c.cfg.Migration.Parallel = o.parallel
 	}
+	clients, err := c.ewsClients(o, spec)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, cl := range clients {
+			cl.Close()
+		}
+	}()
 	if err := c.open(ctx, true); err != nil {
 		return err
 	}
 	defer c.close()
+	if len(clients) > 0 {
+		if spec.Pass, err = c.ewsPass(clients); err != nil {
+			return err
+		}
+	}
 	return c.execute(ctx, spec, o.progressEvery)
+}
+
+// ewsClients makes an EWS client per distinct endpoint of the ews rows
+// of spec, with the --ews-* flags; none for a run without ews rows. It
+// refuses, before anything is opened, ews rows in a continuous run and
+// ews rows without --ews-user.
+func (c *cli) ewsClients(o runOptions, spec migration.RunSpec) (map[string]*ews.Client, error) {
+	var endpoints []string
+	for _, j := range spec.Jobs {
+		if j.Protocol == migration.ProtocolEWS && !slices.Contains(endpoints, j.Endpoint) {
+			endpoints = append(endpoints, j.Endpoint)
+		}
+	}
+	if len(endpoints) == 0 {
+		return nil, nil
+	}
+	switch {
+	case spec.Continuous:
+		return nil, fmt.Errorf("%w: --continuous collects over IMAP only; the list has ews rows (run them without --continuous, or keep calendars current with ews subscribe)", errUsage)
+	case o.ews.user == "":
+		return nil, fmt.Errorf("%w: the list has ews rows: give the EWS service account with --ews-user and --ews-password-file", errUsage)
+	case len(endpoints) > maxEWSEndpoints:
+		return nil, fmt.Errorf("%w: the list names %d EWS endpoints; at most %d per run", errUsage, len(endpoints), maxEWSEndpoints)
+	}
+	pw, err := c.password(o.ews.passwordFile, "MIGRATE_EWS_PASSWORD", "")
+	if err != nil {
+		return nil, err
+	}
+	if pw == "" {
+		return nil, fmt.Errorf("%w: the list has ews rows: no EWS password (--ews-password-file or MIGRATE_EWS_PASSWORD)", errUsage)
+	}
+	clients := make(map[string]*ews.Client, len(endpoints))
+	for _, e := range endpoints {
+		eo := o.ews
+		eo.endpoint = e
+		opts, err := c.ewsOptionsWith(eo, pw)
+		if err == nil {
+			clients[e], err = ews.NewClient(opts)
+		}
+		if err != nil {
+			for _, cl := range clients {
+				cl.Close()
+			}
+			return nil, fmt.Errorf("EWS endpoint %s: %w", e, err)
+		}
+	}
+	return clients, nil
+}
+
+// ewsPass is the run's Pass for ews rows: the pass of an ews.Migrator
+// reading from the row's endpoint (IMAP rows go to their collectors).
+func (c *cli) ewsPass(clients map[string]*ews.Client) (func(context.Context, migration.Job, migration.ProgressFunc) (string, error), error) {
+	ms := make(map[string]*ews.Migrator, len(clients))
+	for e, cl := range clients {
+		m, err := ews.NewMigrator(ews.MigratorOptions{Store: c.st, Directory: c.dir, Client: cl,
+			MaxMessageSize: c.cfg.Migration.MaxMessageBytes, Logger: c.logger})
+		if err != nil {
+			return nil, err
+		}
+		ms[e] = m
+	}
+	return func(ctx context.Context, job migration.Job, progress migration.ProgressFunc) (string, error) {
+		m, ok := ms[job.Endpoint]
+		if !ok {
+			// Only jobs of the list reach here, and each has its client.
+			return "", &migration.Error{Class: migration.ErrClassConfig, Target: job.Target, Err: fmt.Errorf("no EWS client for endpoint %s", job.Endpoint)}
+		}
+		return m.Pass(ctx, job, progress)
+	}, nil
 }
 
 // execute carries out a run with progress display, Ctrl-C handling and
@@ -100,6 +192,14 @@ func parseRunFlags(args []string) (runOptions, error) {
 	fs.StringVar(&o.caFile, "ca-file", "", "PEM file of the CAs of the source's certificate")
 	fs.BoolVar(&o.insecureSkipVerify, "insecure-skip-verify", false, "accept any source certificate (labs only)")
 	fs.DurationVar(&o.progressEvery, "progress-every", lineEvery, "period of progress lines when the output is not a terminal")
+	fs.StringVar(&o.ews.user, "ews-user", "", "for ews rows of --csv: EWS account to log in as (DOMAIN\\user or user@domain)")
+	fs.StringVar(&o.ews.passwordFile, "ews-password-file", "", "file with its password (else MIGRATE_EWS_PASSWORD)")
+	fs.StringVar(&o.ews.auth, "ews-auth", string(ews.AuthNTLM), "ntlm or basic")
+	fs.StringVar(&o.ews.version, "ews-exchange", string(ews.Exchange2013SP1), "Exchange2013_SP1, Exchange2016 or Exchange2019")
+	fs.StringVar(&o.ews.minTLS, "ews-min-tls", "1.2", "lowest TLS version: 1.0, 1.1, 1.2 or 1.3")
+	fs.BoolVar(&o.ews.impersonate, "ews-impersonate", false, "act for each mailbox by ExchangeImpersonation (else delegate access)")
+	fs.StringVar(&o.ews.caFile, "ews-ca-file", "", "PEM file of the CAs of the EWS endpoints' certificates")
+	fs.BoolVar(&o.ews.insecureSkipVerify, "ews-insecure-skip-verify", false, "accept any EWS certificate (labs only)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return o, err

@@ -16,6 +16,9 @@ var csvHeader = []string{
 	"mailbox", "state", "source_folder", "target_folder", "excluded",
 	"source_messages", "source_bytes", "target_messages", "target_bytes",
 	"skipped_excluded", "skipped_too_large", "failed", "last_sync", "last_error",
+	// Added later, so at the end: a consumer reading columns by position
+	// keeps working.
+	"protocol", "source", "passes", "message",
 }
 
 // CSVHeader returns the header row of [WriteCSV].
@@ -24,7 +27,10 @@ func CSVHeader() []string { return slices.Clone(csvHeader) }
 
 // WriteCSV writes r as CSV (RFC 4180, CRLF line ends): the header
 // [CSVHeader], then one row per mailbox and folder; a mailbox without
-// folders gets one row with empty folder columns. Times are RFC 3339 in
+// folders gets one row with empty folder columns. The mailbox's columns
+// (state, last_error, protocol, source: "host:port" for IMAP or the EWS
+// URL, passes: its successful passes, message: the last pass's summary)
+// repeat on each of its rows. Times are RFC 3339 in
 // UTC. Text that a spreadsheet would run as a formula (starting with =, +,
 // -, @, tab or carriage return; folder names come from the source server)
 // is prefixed with a single quote.
@@ -65,6 +71,7 @@ func csvRow(mb migration.MailboxReport, f migration.FolderReport) []string {
 		num(c.SourceMessages), num(c.SourceBytes), num(c.TargetMessages), num(c.TargetBytes),
 		num(c.SkippedExcluded), num(c.SkippedTooLarge), num(c.Failed),
 		csvTime(f.LastSync), csvText(mb.LastError),
+		mb.Protocol, csvText(mb.Source), strconv.Itoa(mb.Passes), csvText(mb.Message),
 	}
 }
 

@@ -62,7 +62,7 @@ tr.excluded td { color: #888; }
 {{range .Mailboxes}}
 <h2>{{.Target}}</h2>
 <p>State: <span class="state-{{.State}}">{{if .State}}{{.State}}{{else}}no collector{{end}}</span>;
-last successful sync: {{time .LastSync}}; passes: {{.Passes}}.{{if .State}}{{with .Message}} {{.}}{{end}}{{end}}</p>
+{{if .Protocol}}source: {{.Protocol}} {{.Source}}; {{end}}last successful sync: {{time .LastSync}}; passes: {{.Passes}}.{{if .State}}{{with .Message}} {{.}}{{end}}{{end}}</p>
 {{if .LastError}}<p class="state-error">Last error ({{.ErrorClass}}): {{.LastError}}</p>{{end}}
 {{if .Folders}}
 <table>

@@ -29,14 +29,17 @@ func sampleReport() migration.Report {
 	drafts := migration.FolderReport{Source: "Drafts", Excluded: true, LastSync: sync,
 		Counts: migration.Counts{SourceMessages: 4, SourceBytes: 400, SkippedExcluded: 4}}
 	a := migration.MailboxReport{Target: "alice@example.com", State: migration.StateOK, LastSync: sync, Passes: 2,
+		Protocol: "IMAP", Source: "imap.old.example:993", Message: "copied 3 messages (3.0 KiB) in 3 folders",
 		Folders: []migration.FolderReport{inbox, evil, drafts}}
 	// The sums of the three folders, as Migrator.Report adds them up.
 	a.Counts = migration.Counts{SourceMessages: 17, SourceBytes: 13_400, TargetMessages: 11, TargetBytes: 11_000,
 		SkippedExcluded: 4, SkippedTooLarge: 1}
 	b := migration.MailboxReport{Target: "bob@example.com", State: migration.StateError, LastError: "LOGIN failed", ErrorClass: migration.ErrClassAuth}
 	c := migration.MailboxReport{Target: "carol@example.com", Message: "no collector"}
-	r := migration.Report{Generated: sync.Add(time.Hour), Domain: "example.com", Mailboxes: []migration.MailboxReport{a, b, c}}
-	r.Totals = a.Counts // bob and carol have no counts
+	d := migration.MailboxReport{Target: "dave@example.com", State: migration.StateOK, LastSync: sync, Passes: 3,
+		Protocol: "EWS", Source: "https://mail.example.com/EWS/Exchange.asmx", Message: "-copied 7 messages (7.0 KiB) in 2 folders, 1 events, 0 contacts"}
+	r := migration.Report{Generated: sync.Add(time.Hour), Domain: "example.com", Mailboxes: []migration.MailboxReport{a, b, c, d}}
+	r.Totals = a.Counts // bob, carol and dave have no counts
 	return r
 }
 
@@ -47,8 +50,11 @@ func TestWriteCSV(t *testing.T) {
 	assert.Contains(t, buf.String(), "\r\n", "RFC 4180 line ends")
 	rows, err := csv.NewReader(&buf).ReadAll()
 	require.NoError(t, err)
-	require.Len(t, rows, 1+3+1+1, "header, 3 folders, 2 mailboxes without folders")
+	require.Len(t, rows, 1+3+1+1+1, "header, 3 folders, 3 mailboxes without folders")
 	assert.Equal(t, CSVHeader(), rows[0])
+	assert.Equal(t, []string{"mailbox", "state", "source_folder", "target_folder", "excluded",
+		"source_messages", "source_bytes", "target_messages", "target_bytes",
+		"skipped_excluded", "skipped_too_large", "failed", "last_sync", "last_error"}, rows[0][:14], "the first columns keep their order")
 	col := func(row []string, name string) string {
 		for i, h := range CSVHeader() {
 			if h == name {
@@ -70,6 +76,20 @@ func TestWriteCSV(t *testing.T) {
 	assert.Equal(t, "LOGIN failed", col(rows[4], "last_error"))
 	assert.Equal(t, "", col(rows[4], "source_folder"))
 	assert.Equal(t, "", col(rows[5], "state"), "no collector")
+	assert.Equal(t, "", col(rows[5], "protocol"))
+	assert.Equal(t, "0", col(rows[5], "passes"))
+	for _, row := range rows[1:4] {
+		assert.Equal(t, "IMAP", col(row, "protocol"), "mailbox columns on every folder row")
+		assert.Equal(t, "imap.old.example:993", col(row, "source"))
+		assert.Equal(t, "2", col(row, "passes"))
+		assert.Equal(t, "copied 3 messages (3.0 KiB) in 3 folders", col(row, "message"))
+	}
+	assert.Equal(t, "dave@example.com", col(rows[6], "mailbox"))
+	assert.Equal(t, "EWS", col(rows[6], "protocol"))
+	assert.Equal(t, "https://mail.example.com/EWS/Exchange.asmx", col(rows[6], "source"))
+	assert.Equal(t, "3", col(rows[6], "passes"))
+	assert.Equal(t, "2026-03-04T05:06:07Z", col(rows[6], "last_sync"))
+	assert.Equal(t, "'-copied 7 messages (7.0 KiB) in 2 folders, 1 events, 0 contacts", col(rows[6], "message"), "formula defused")
 }
 
 func TestWriteHTML(t *testing.T) {
@@ -83,6 +103,7 @@ func TestWriteHTML(t *testing.T) {
 	assert.Contains(t, page, "alice@example.com")
 	assert.Contains(t, page, "LOGIN failed")
 	assert.Contains(t, page, "no collector")
+	assert.Contains(t, page, "source: EWS https://mail.example.com/EWS/Exchange.asmx; last successful sync: 2026-03-04 05:06:07 UTC; passes: 3.")
 	assert.Contains(t, page, "(excluded)")
 	assert.Contains(t, page, "9.8 KiB", "sizes readable")
 	assert.Contains(t, page, `class="short"`, "a folder with fewer messages on the target is marked")
@@ -91,7 +112,7 @@ func TestWriteHTML(t *testing.T) {
 func TestSummary(t *testing.T) {
 	s := Summary(sampleReport())
 	assert.Contains(t, s, "Migration report for example.com")
-	assert.Contains(t, s, "Mailboxes: 3 (ok 1, with errors 1")
+	assert.Contains(t, s, "Mailboxes: 4 (ok 2, with errors 1")
 	assert.Contains(t, s, "without collector 1")
 	assert.Contains(t, s, "Source: 17 messages")
 	assert.Contains(t, s, "bob@example.com: auth: LOGIN failed")
@@ -171,7 +192,7 @@ func TestSend(t *testing.T) {
 			csvBody = string(body)
 		}
 	}
-	assert.Contains(t, text, "Mailboxes: 3")
+	assert.Contains(t, text, "Mailboxes: 4")
 	assert.Contains(t, html, "&lt;script&gt;")
 	assert.Equal(t, "migration-report-example.com-20260304-060607.csv", csvName)
 	var want bytes.Buffer
