@@ -2,6 +2,9 @@
 # Interop: two reference servers on one PostgreSQL database behind HAProxy
 # (Debian haproxy) with the PROXY protocol (README "Behind a load
 # balancer", "The reference server on PostgreSQL").
+#  0. HAProxy's checks pass on both nodes: "option smtpchk" on SMTP,
+#     "option httpchk GET /healthz" (which asks the store, so the shared
+#     database) on IMAP.
 #  1. swaks, bound to 127.0.0.5, submits two messages through HAProxy
 #     (round robin: one lands on each node); an imaplib client in IDLE on
 #     the other node reports each within 1 s of the 250 (the LISTEN/NOTIFY
@@ -150,26 +153,32 @@ frontend imap_node1
   bind 127.0.0.1:$fe_imap1
   default_backend imap1
 backend imap1
-  server node1 127.0.0.1:$(port 1 5) send-proxy-v2
+  option httpchk GET /healthz
+  http-check expect string ok
+  server node1 127.0.0.1:$(port 1 5) check port $(port 1 4) inter 500ms fall 2 rise 2 send-proxy-v2
 frontend imap_node2
   bind 127.0.0.1:$fe_imap2
   default_backend imap2
 backend imap2
-  server node2 127.0.0.1:$(port 2 5) send-proxy-v2
+  option httpchk GET /healthz
+  http-check expect string ok
+  server node2 127.0.0.1:$(port 2 5) check port $(port 2 4) inter 500ms fall 2 rise 2 send-proxy-v2
 CFG
 "$haproxy" -c -q -f "$work/haproxy.cfg" || fail "haproxy rejects its config"
 "$haproxy" -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
 hapid=$!
 wait_port 127.0.0.1 "$fe_smtp"
-# all_up: HAProxy's checks pass on both nodes of the MX backend.
+# all_up: HAProxy's checks pass on both nodes: smtpchk on the MX and
+# submission backends, and /healthz (each node's store answers: the
+# shared database) on the IMAP ones.
 all_up() {
   python3 - "$work/haproxy.sock" <<'PY'
 import csv, socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
 s.sendall(b"show stat\n"); out = b""
 while chunk := s.recv(65536): out += chunk
-rows = [r for r in csv.DictReader(out.decode().lstrip("# ").splitlines()) if r["pxname"] in ("smtp_nodes", "submission_nodes") and r["svname"].startswith("node")]
-sys.exit(0 if len(rows) == 4 and all(r["status"] == "UP" for r in rows) else 1)
+rows = [r for r in csv.DictReader(out.decode().lstrip("# ").splitlines()) if r["pxname"] in ("smtp_nodes", "submission_nodes", "imap1", "imap2") and r["svname"].startswith("node")]
+sys.exit(0 if len(rows) == 6 and all(r["status"] == "UP" for r in rows) else 1)
 PY
 }
 wait_for 20 "HAProxy's checks to pass on both nodes" all_up

@@ -35,6 +35,16 @@
 #   MAILSERVER=path                        use this binary instead of building one
 #   BACKEND=sqlite|postgres                our store (bench/pgbackend.sh: a fresh
 #                                          PostgreSQL database per run)
+#   PPROF=0                                n > 0: a CPU profile of our server for
+#                                          the load run's first n seconds
+#                                          ([http] pprof; ours-cpu.pprof in the
+#                                          run's directory)
+#
+# CPU: our server's user+sys over the load run (the process is started
+# for it), and with BACKEND=postgres that of the PostgreSQL backends
+# serving the run's database (read before our server stops, while its
+# pool's connections are open), per message: unlike the rates, these do
+# not depend on how loaded the machine is.
 #
 # Writes bench/out/smtp-inbound-<UTC time>/ (logs, summary.txt, row.md) and
 # prints a summary and a bench/README.md table row. Exits non-zero when a
@@ -54,12 +64,13 @@ SOURCE_OPTS=${SOURCE_OPTS:-}
 TIMEOUT=${TIMEOUT:-600}
 KEEP_WORK=${KEEP_WORK:-}
 MAILSERVER=${MAILSERVER:-}
+PPROF=${PPROF:-0}
 RCPT=user@bench.test
 . "$ROOT/bench/pgbackend.sh"
 SENDER=sender@remote.test
 
 case "$ONLY" in "" | ours | postfix) ;; *) echo "ONLY must be ours or postfix" >&2; exit 2 ;; esac
-for v in MESSAGES SESSIONS SIZE IDLE_CONNS PF_IDLE_CONNS TIMEOUT; do
+for v in MESSAGES SESSIONS SIZE IDLE_CONNS PF_IDLE_CONNS TIMEOUT PPROF; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a number, got '${!v}'" >&2; exit 2; }
 done
 [ "$(id -u)" = 0 ] || { echo "run as root: the private Postfix instance needs it" >&2; exit 2; }
@@ -195,6 +206,26 @@ log "machine: $machine ($cpu), work dir on $fs (write+fsync ${fsync_ms} ms), Pos
 
 # run_source PORT LOGNAME: runs the load against 127.0.0.1:PORT; sets
 # src_start, src_end, src_rc.
+# cpu_ms PID...: the processes' user+sys CPU so far, in ms (gone ones
+# count 0).
+cpu_ms() {
+  local tck pid sum=0 t
+  tck=$(getconf CLK_TCK)
+  for pid in "$@"; do
+    # Fields 14 and 15 (utime, stime) counted after the ")" that ends
+    # the command name, which may hold spaces.
+    t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
+    sum=$((sum + ${t:-0}))
+  done
+  echo $((sum * 1000 / tck))
+}
+
+# per_msg MS: MS over MESSAGES, "n/a" for n/a.
+per_msg() {
+  [[ $1 =~ ^[0-9]+$ ]] || { echo n/a; return; }
+  awk -v ms="$1" -v n="$MESSAGES" 'BEGIN { printf "%.2f", ms / n }'
+}
+
 run_source() {
   local port=$1 name=$2
   sync
@@ -212,6 +243,7 @@ run_source() {
 # ---------------------------------------------------------------- Postfix
 pf_accept=n/a pf_deliver=n/a pf_accept_s=n/a pf_deliver_s=n/a pf_delivered=0
 pf_idle=n/a pf_note=
+ours_cpu=n/a pg_cpu=n/a
 pf_ok=
 
 run_postfix() {
@@ -390,6 +422,7 @@ listen = "127.0.0.1:$p2"
 listen = "127.0.0.1:$p3"
 [http]
 listen = "127.0.0.1:$p4"
+pprof = $([ "$PPROF" -gt 0 ] && echo true || echo false)
 # IMAP plays no part here; off, so nothing listens beyond loopback.
 [imap]
 listen = ""
@@ -439,7 +472,19 @@ CFG
   log "ours: starting on 127.0.0.1:$ours_port for the load run"
   start_ours ours-server.log || return 1
   log "ours: $MESSAGES messages"
+  local cpu0 prof_pid=
+  cpu0=$(cpu_ms "$ms_pid")
+  if [ "$PPROF" -gt 0 ]; then
+    curl -s -o "$OUT/ours-cpu.pprof" "http://127.0.0.1:$p4/debug/pprof/profile?seconds=$PPROF" &
+    prof_pid=$!
+  fi
   run_source "$ours_port" ours-smtp-source
+  ours_cpu=$(($(cpu_ms "$ms_pid") - cpu0))
+  if [ -n "$pg_db" ]; then
+    # shellcheck disable=SC2046 # a list of PIDs
+    pg_cpu=$(cpu_ms $(psql -X -At "$PG_ADMIN_URL" -c "SELECT pid FROM pg_stat_activity WHERE datname = '$pg_db'"))
+  fi
+  [ -n "$prof_pid" ] && wait "$prof_pid"
   ours_s=$(secs "$src_start" "$src_end")
   ours_rate=$(rate "$MESSAGES" "$ours_s")
   if [ "$src_rc" != 0 ]; then
@@ -492,6 +537,7 @@ fi
   printf '%-42s %s\n' "ours (250 = stored)" "$ours_rate msg/s  (${ours_s}s, stored $ours_stored)"
   printf '%-42s %s\n' "postfix accepted (250 = queue fsynced)" "$pf_accept msg/s  (${pf_accept_s}s)"
   printf '%-42s %s\n' "postfix delivered to Maildir" "$pf_deliver msg/s  (${pf_deliver_s}s, $pf_delivered in new/)"
+  printf '%-42s %s\n' "ours, CPU per message (user+sys)" "$(per_msg "$ours_cpu") ms server, $(per_msg "$pg_cpu") ms PostgreSQL backends"
   printf '%-42s %s\n' "ratio ours / postfix delivered" "$r_deliv"
   printf '%-42s %s\n' "ratio ours / postfix accepted" "$r_accept"
   printf '%-42s %s\n' "ours, memory per idle connection" "$(kib "$ours_idle") over $IDLE_CONNS conns (target < 64 KiB)"

@@ -149,27 +149,38 @@ func (v *view) fetchListed(w *imapserver.FetchWriter, msgs []store.Message, o *i
 		}
 	}
 	found := make(map[uint32]bool, len(msgs))
+	if mo := v.batchOpener(msgs, o, w.Extra()); mo != nil {
+		return found, v.fetchOpened(w, mo, msgs, o, seenNow, found) // see readpath.go
+	}
 	for _, m := range msgs {
-		seq := v.seqOf(m.UID)
-		if seq == 0 || v.gone[m.UID] {
-			continue
-		}
-		found[m.UID] = true
-		// Flags reported here are the store's current ones; the view
-		// takes them so that the next poll does not repeat them.
-		if o.Flags || seenNow[m.UID] {
-			v.setFlags(m.UID, m.Flags)
-			v.noteKeywords(m.Flags)
-		}
-		if err := v.fetchOne(w, seq, m, o, seenNow[m.UID]); err != nil {
-			if errors.Is(err, errExpungedMeanwhile) {
-				delete(found, m.UID) // answered as expunged below
-				continue
-			}
+		if err := v.fetchListedOne(w, m, o, seenNow, found); err != nil {
 			return nil, err
 		}
 	}
 	return found, nil
+}
+
+// fetchListedOne writes the FETCH response for m, as listed from the
+// store, and adds its UID to found, unless the view already counts it
+// as expunged or it was expunged before its body was opened.
+func (v *view) fetchListedOne(w *imapserver.FetchWriter, m store.Message, o *imap.FetchOptions, seenNow, found map[uint32]bool) error {
+	seq := v.seqOf(m.UID)
+	if seq == 0 || v.gone[m.UID] {
+		return nil
+	}
+	found[m.UID] = true
+	// Flags reported here are the store's current ones; the view
+	// takes them so that the next poll does not repeat them.
+	if o.Flags || seenNow[m.UID] {
+		v.setFlags(m.UID, m.Flags)
+		v.noteKeywords(m.Flags)
+	}
+	err := v.fetchOne(w, seq, m, o, seenNow[m.UID])
+	if errors.Is(err, errExpungedMeanwhile) {
+		delete(found, m.UID) // answered as expunged by fetchExpunged
+		return nil
+	}
+	return err
 }
 
 // fetchExpunged answers FETCH for the messages at idxs that are not in

@@ -165,3 +165,91 @@ func (v *view) dropOpened() {
 		v.opened = nil
 	}
 }
+
+// MessagesOpener is an optional interface of a [Backend]
+// (store/postgres.Store.OpenMessages): the bodies of a set of messages
+// opened together, in one look-up for many of them, where OpenBody
+// takes one each. fn is called in UID order for each message of uids
+// still in mailbox, with its body, which seeks and is valid until fn
+// returns; a message expunged meanwhile is left out. An error of fn
+// ends the walk and is returned. FETCH uses it when it reads the bodies
+// of more than one message.
+type MessagesOpener interface {
+	OpenMessages(ctx context.Context, account, mailbox string, uids store.UIDSet, fn func(store.Message, io.ReadSeeker) error) error
+}
+
+// batchOpener returns the Backend's MessagesOpener when a FETCH of o
+// (with the extra items x) reads the bodies of more than one of msgs,
+// and nil otherwise: ENVELOPE and the header sections read a body only
+// for a header not in the server's cache.
+func (v *view) batchOpener(msgs []store.Message, o *imap.FetchOptions, x imapserver.FetchExtra) MessagesOpener {
+	mo, ok := v.s.srv.opts.Backend.(MessagesOpener)
+	if !ok || len(msgs) < 2 {
+		return nil
+	}
+	if o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 || x.Preview ||
+		slices.ContainsFunc(o.BodySection, func(sec *imap.FetchItemBodySection) bool { return !topHeaderSection(sec) }) {
+		return mo
+	}
+	if !o.Envelope && len(o.BodySection) == 0 {
+		return nil
+	}
+	uncached := 0
+	for _, m := range msgs {
+		if _, ok := v.s.srv.headers.get(headerKey{v.key, m.UID}); !ok {
+			if uncached++; uncached > 1 {
+				return mo
+			}
+		}
+	}
+	return nil
+}
+
+// fetchOpened writes the FETCH responses for msgs as fetchListed does,
+// their bodies opened by mo (a few statements for the whole set, where
+// fetchOne's OpenBody is one per message), and adds to found the UIDs it
+// answered. The flags, MODSEQ and the rest of each response come from
+// msgs, as listed (the keywords announced were theirs); a message
+// listed but no longer there when the bodies were opened is left for
+// fetchExpunged, as with OpenBody.
+func (v *view) fetchOpened(w *imapserver.FetchWriter, mo MessagesOpener, msgs []store.Message, o *imap.FetchOptions, seenNow, found map[uint32]bool) error {
+	s := v.s
+	listed := make(map[uint32]store.Message, len(msgs))
+	uids := make([]uint32, 0, len(msgs))
+	for _, m := range msgs {
+		if v.seqOf(m.UID) != 0 && !v.gone[m.UID] {
+			listed[m.UID] = m
+			uids = append(uids, m.UID)
+		}
+	}
+	if len(uids) == 0 {
+		return nil
+	}
+	var fnErr error
+	err := mo.OpenMessages(s.ctx, s.account, v.name, compressUIDs(uids), func(opened store.Message, body io.ReadSeeker) error {
+		m, ok := listed[opened.UID]
+		if !ok {
+			return nil
+		}
+		v.opened = &openedBody{uid: m.UID, rc: seekNopCloser{body}}
+		fnErr = v.fetchListedOne(w, m, o, seenNow, found)
+		v.dropOpened()
+		return fnErr
+	})
+	switch {
+	case err == nil || fnErr != nil:
+		return err
+	case errors.Is(err, store.ErrNotFound):
+		// The mailbox was deleted under the session: the messages not
+		// answered yet are expunged (RFC 2180 §3), see fetchExpunged.
+		return nil
+	default:
+		return s.storeErr("fetch", err)
+	}
+}
+
+// seekNopCloser is a body a MessagesOpener gave, which its caller does
+// not close; it keeps the Seek that messageBody rewinds with.
+type seekNopCloser struct{ io.ReadSeeker }
+
+func (seekNopCloser) Close() error { return nil }

@@ -237,6 +237,9 @@ func run(ctx context.Context, dsn string, port, seed, rounds, pool int, verbose 
 		{"FETCH 1:20 (UID FLAGS)", nil, func() error { return a.do("FETCH 1:20 (UID FLAGS)", "") }},
 		{"FETCH 7 (UID BODY.PEEK[])", nil, func() error { return a.do("FETCH 7 (UID BODY.PEEK[])", "") }},
 		{"FETCH 7,9,11 (UID BODY.PEEK[])", nil, func() error { return a.do("FETCH 7,9,11 (UID BODY.PEEK[])", "") }},
+		// Sections the header cache cannot answer: every body is read.
+		{"FETCH 1:20 (UID BODY.PEEK[TEXT])", nil, func() error { return a.do("FETCH 1:20 (UID BODY.PEEK[TEXT])", "") }},
+		{"FETCH 1:20 (UID BODY.PEEK[])", nil, func() error { return a.do("FETCH 1:20 (UID BODY.PEEK[])", "") }},
 		{"UID SEARCH UNSEEN", nil, func() error { return a.do("UID SEARCH UNSEEN", "") }},
 		{"STORE 1:5 +FLAGS or -FLAGS (\\Flagged), alternately", nil, func() error {
 			stores++

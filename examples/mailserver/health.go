@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mailyard/mailyard/store"
@@ -15,8 +16,12 @@ import (
 const healthTimeout = 2 * time.Second
 
 // healthProbe is an account ID no one has: looking it up is one indexed
-// read of the store, cheap enough for a check every second or two.
-const healthProbe = "\x00healthz"
+// read of the store, cheap enough for a check every second or two. It is
+// longer than an account ID may be (store.ValidAccountID: at most 255
+// bytes) but plain text that every backend can be asked for: PostgreSQL
+// refuses a NUL in a text parameter, so the "\x00healthz" this was made
+// /healthz answer 503 there whatever the database's state.
+var healthProbe = "healthz-" + strings.Repeat("x", 256)
 
 // healthHandler answers /healthz: 200 "ok" when the store answers a
 // lookup, 503 with the reason when it does not (closed, locked, database

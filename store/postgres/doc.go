@@ -130,6 +130,9 @@
 //     that moves with this Store's commits before the writing call
 //     returns and with every node's feed notification before this
 //     node's subscribers are woken by it.
+//   - [Store.OpenMessages] (imap.MessagesOpener), the bodies of a UID
+//     set opened together: one statement per MiB of their first chunks,
+//     where an IMAP FETCH of n bodies took n statements.
 //   - [Store.ListChangeCount] (imap.ListChangeCounter), a per-account
 //     number that moves only when the account's mailbox list or
 //     subscriptions change: locally before the writing call returns,

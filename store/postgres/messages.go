@@ -407,6 +407,10 @@ func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req sto
 		}
 		w.publish(store.Change{Kind: store.ChangeFlags, Account: account, Mailbox: name, UIDs: changed, ModSeq: modseq})
 		w.wrote(account, b.after(b.uidNext, int64(modseq)))
+		// The mailbox's row was read under the account's lock, so no
+		// other write has this MODSEQ: a session that knew the mailbox
+		// up to modseq-1 need not read this change back.
+		res.ModSeq = modseq
 		return nil
 	})
 	if err != nil {
