@@ -189,12 +189,24 @@ func TestMigrateMailbox(t *testing.T) {
 // TestMigrateResume stops passes at many points, after the store has
 // committed a message or an object and before the checkpoint covering
 // it, and reruns until a pass finishes: every item arrives exactly once.
-func TestMigrateResume(t *testing.T) {
+func TestMigrateResume(t *testing.T) { testMigrateResume(t, false) }
+
+// TestMigrateResumeBatches is TestMigrateResume with a store that takes
+// a page's messages in batches (store.BatchAppender), as store/sqlite
+// does: a pass stopped after a batch's commit and before its checkpoint
+// is resumed without duplicates too.
+func TestMigrateResumeBatches(t *testing.T) { testMigrateResume(t, true) }
+
+func testMigrateResume(t *testing.T, batches bool) {
 	e := newMigrateEnv(t)
 	want := map[string]string{"INBOX": "INBOX", "INBOX/Проекты": "INBOX/Проекты", "INBOX/Проекты/2026": "INBOX/Проекты/2026",
 		"Sent Items": "Sent", "Deleted Items": "Trash", "Junk Email": "Junk", "Archive 2019": "Archive 2019"}
 	cs := &cancelStore{Target: e.st}
-	m := e.migrator(t, cs)
+	var target ews.Target = cs
+	if batches {
+		target = &cancelBatchStore{cs}
+	}
+	m := e.migrator(t, target)
 	passes := 0
 	for ; passes < 40; passes++ {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -215,6 +227,9 @@ func TestMigrateResume(t *testing.T) {
 	if got := cs.appends.Load(); got != 207 {
 		t.Errorf("%d appends over %d passes, want one per message (207)", got, passes+1)
 	}
+	if b := cs.batches.Load(); batches != (b > 0) || b >= 207 {
+		t.Errorf("%d batches of 207 messages (batches: %v)", b, batches)
+	}
 	e.compareMail(t, want)
 	e.compareCalendar(t)
 	e.compareContacts(t)
@@ -229,6 +244,7 @@ type cancelStore struct {
 	cancel  context.CancelFunc
 	left    int
 	appends atomic.Int64
+	batches atomic.Int64 // AppendBatch calls (cancelBatchStore)
 }
 
 func (s *cancelStore) arm(cancel context.CancelFunc, n int) {
@@ -252,6 +268,20 @@ func (s *cancelStore) Append(ctx context.Context, account, mailbox string, r io.
 		s.count()
 	}
 	return msg, err
+}
+
+// cancelBatchStore is a cancelStore that also takes batches of messages
+// (store.BatchAppender); a batch counts as one write.
+type cancelBatchStore struct{ *cancelStore }
+
+func (s *cancelBatchStore) AppendBatch(ctx context.Context, account, mailbox string, msgs []store.AppendMessage) ([]store.Message, error) {
+	out, err := s.Target.(store.BatchAppender).AppendBatch(ctx, account, mailbox, msgs)
+	if err == nil {
+		s.appends.Add(int64(len(out)))
+		s.batches.Add(1)
+		s.count()
+	}
+	return out, err
 }
 
 func (s *cancelStore) PutObject(ctx context.Context, id int64, o store.Object, opts store.PutOptions) (store.Object, error) {
