@@ -198,33 +198,46 @@ type blobSource struct {
 	size int64
 }
 
-// batchSyncs bounds the fsyncs of a writeBatch that run at once.
-const batchSyncs = 16
+// batchSyncs bounds the fsyncs of a writeBatch that run at once, and
+// batchOpen the files it holds open: written, waiting for their fsync.
+const (
+	batchSyncs = 16
+	batchOpen  = 64
+)
 
 // writeBatch writes each source as a new durable blob, as write does
 // one, and fills in its id and size; the blobs are pending until the
-// caller settles or discards them. The files are all written before any
-// is fsynced, their fsyncs run at once (batchSyncs at a time) so that
-// the file system commits them in shared journal transactions, and each
-// fan-out directory is fsynced once for the batch, after the files
-// (syncEntry). On error nothing is left behind and nothing is pending.
+// caller settles or discards them. Up to batchOpen files are written
+// before any of them is fsynced, their fsyncs then run at once
+// (batchSyncs at a time) so that the file system commits them in shared
+// journal transactions, and each fan-out directory is fsynced once for
+// the batch, after all the files (syncEntry). On error nothing is left
+// behind and nothing is pending.
 func (b *blobStore) writeBatch(ctx context.Context, srcs []blobSource) (err error) {
-	files := make([]blobWriter, 0, len(srcs))
+	created := 0                // srcs[:created] have files
+	var open []blobWriter       // the files of srcs[created-len(open):created]
 	dirs := map[string]uint64{} // fan-out directory -> its newest entry's generation
 	defer func() {
 		if err == nil {
 			return
 		}
-		for i, f := range files {
-			if f != nil {
-				f.Close()
-			}
-			b.fs.Remove(b.path(srcs[i].id))
-			b.settle(srcs[i].id)
+		for _, f := range open {
+			f.Close()
+		}
+		for _, src := range srcs[:created] {
+			b.fs.Remove(b.path(src.id))
+			b.settle(src.id)
 		}
 		err = noSpace(err)
 	}()
 	for i := range srcs {
+		if len(open) == batchOpen {
+			err := b.syncClose(open)
+			open = nil
+			if err != nil {
+				return err
+			}
+		}
 		id, err := b.newID()
 		if err != nil {
 			return err
@@ -239,13 +252,30 @@ func (b *blobStore) writeBatch(ctx context.Context, srcs []blobSource) (err erro
 			return fmt.Errorf("sqlite: blob create: %w", err)
 		}
 		srcs[i].id = id
-		files = append(files, f)
+		created++
+		open = append(open, f)
 		dir := filepath.Dir(dst)
 		dirs[dir] = b.created(dir)
 		if srcs[i].size, err = b.copyBody(ctx, f, srcs[i].r); err != nil {
 			return fmt.Errorf("sqlite: reading message body: %w", err)
 		}
 	}
+	err = b.syncClose(open)
+	open = nil
+	if err != nil {
+		return err
+	}
+	for dir, gen := range dirs {
+		if err := b.syncEntry(dir, gen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncClose fsyncs the files, batchSyncs at a time, and closes them all;
+// it returns the first error.
+func (b *blobStore) syncClose(files []blobWriter) error {
 	errs := make([]error, len(files))
 	sem := make(chan struct{}, batchSyncs)
 	var wg sync.WaitGroup
@@ -261,25 +291,14 @@ func (b *blobStore) writeBatch(ctx context.Context, srcs []blobSource) (err erro
 		}()
 	}
 	wg.Wait()
+	for i, f := range files {
+		if err := f.Close(); err != nil && errs[i] == nil {
+			errs[i] = fmt.Errorf("sqlite: blob close: %w", err)
+		}
+	}
 	for _, e := range errs {
 		if e != nil {
 			return e
-		}
-	}
-	for i, f := range files {
-		files[i] = nil
-		if err := f.Close(); err != nil {
-			for _, f := range files[i+1:] {
-				f.Close()
-			}
-			// Every file is closed now; the deferred clean-up removes them.
-			clear(files)
-			return fmt.Errorf("sqlite: blob close: %w", err)
-		}
-	}
-	for dir, gen := range dirs {
-		if err := b.syncEntry(dir, gen); err != nil {
-			return err
 		}
 	}
 	return nil
