@@ -241,15 +241,47 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 			return err
 		}
 	}
-	st0 := c.p.m.opts.Store
-	// The appends run WriteParallel at once, holding at most
-	// appendBudget bytes of messages (a larger message alone), while
-	// GetItem reads on; mu guards st, t and pg, which the callback and
-	// the appends share.
+	// The messages go to the store in batches (appendBatchLen and
+	// appendBatchBytes, appendBatches of them at once) when it takes
+	// them (store.BatchAppender), else one by one, WriteParallel at once;
+	// either way holding at most appendBudget bytes of messages (a larger
+	// message alone) while GetItem reads on. mu guards st, t and pg,
+	// which the callback and the appends share.
+	batcher, _ := c.p.m.opts.Store.(store.BatchAppender)
+	maxLen, parallel := 1, c.p.m.opts.WriteParallel
+	if batcher != nil {
+		maxLen, parallel = appendBatchLen, appendBatches
+	}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.p.m.opts.WriteParallel)
+	g.SetLimit(parallel)
 	budget := semaphore.NewWeighted(appendBudget)
+	var batch []pendingAppend
+	var batchBytes, batchWeight int64
+	flush := func() {
+		b, weight := batch, batchWeight
+		batch, batchBytes, batchWeight = nil, 0, 0
+		g.Go(func() error {
+			copied, err := c.appendAll(gctx, batcher, b)
+			budget.Release(weight)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i, m := range b {
+				n := int64(len(m.raw))
+				pg.put[m.id] = objectState{UID: copied[i].UID, Seen: m.seen, Flagged: m.flagged}
+				t.messages++
+				t.bytes += n
+				st.Copied++
+				st.Bytes += n
+				c.p.doneMsgs.Add(1)
+				c.p.doneBytes.Add(n)
+			}
+			return nil
+		})
+	}
 	err := c.p.mb.GetItem(gctx, ids, ShapeMIME, func(it Item) error {
 		if it.Err != nil {
 			var e *Error
@@ -304,30 +336,27 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 		if msg.DateTimeReceived != nil {
 			opts.InternalDate = *msg.DateTimeReceived
 		}
-		id := it.ID.ID
+		// The batch goes before this message would take it past its
+		// bounds, and so before the wait for budget: a batch not yet
+		// sent never holds budget that this message waits for.
+		if len(batch) > 0 && batchBytes+int64(len(raw)) > appendBatchBytes {
+			flush()
+		}
 		weight := min(int64(len(raw)), appendBudget)
 		if err := budget.Acquire(gctx, weight); err != nil {
 			return err
 		}
-		g.Go(func() error {
-			copied, err := st0.Append(gctx, c.p.account, c.target, bytes.NewReader(raw), opts)
-			budget.Release(weight)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			pg.put[id] = objectState{UID: copied.UID, Seen: seen, Flagged: flagged}
-			t.messages++
-			t.bytes += int64(len(raw))
-			st.Copied++
-			st.Bytes += int64(len(raw))
-			c.p.doneMsgs.Add(1)
-			c.p.doneBytes.Add(int64(len(raw)))
-			return nil
-		})
+		batch = append(batch, pendingAppend{id: it.ID.ID, raw: raw, opts: opts, seen: seen, flagged: flagged})
+		batchBytes += int64(len(raw))
+		batchWeight += weight
+		if len(batch) >= maxLen {
+			flush()
+		}
 		return nil
 	})
+	if err == nil && len(batch) > 0 {
+		flush()
+	}
 	// An append's error comes first: it is what cancelled GetItem.
 	if werr := g.Wait(); werr != nil {
 		return werr
@@ -335,11 +364,48 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 	return err
 }
 
+// pendingAppend is a message read from Exchange and waiting in a batch
+// for the store.
+type pendingAppend struct {
+	id            string // its ItemId
+	raw           []byte
+	opts          store.AppendOptions
+	seen, flagged bool
+}
+
+// appendAll stores the messages of a batch in the target mailbox: in one
+// AppendBatch when the store has it (ba), else the one message of the
+// batch by Append. It returns the stored messages in batch order.
+func (c *copier) appendAll(ctx context.Context, ba store.BatchAppender, b []pendingAppend) ([]store.Message, error) {
+	if ba == nil {
+		m, err := c.p.m.opts.Store.Append(ctx, c.p.account, c.target, bytes.NewReader(b[0].raw), b[0].opts)
+		return []store.Message{m}, err
+	}
+	msgs := make([]store.AppendMessage, len(b))
+	for i, m := range b {
+		msgs[i] = store.AppendMessage{Body: bytes.NewReader(m.raw), Options: m.opts}
+	}
+	return ba.AppendBatch(ctx, c.p.account, c.target, msgs)
+}
+
 // appendBudget bounds the bytes of the messages a folder's appends hold
 // at once (MigratorOptions.WriteParallel bounds their number), so that
 // many appends in flight share the store's commits without holding many
 // large messages.
 const appendBudget = 32 << 20
+
+// A store that takes batches (store.BatchAppender) gets a folder's
+// messages in batches of at most appendBatchLen messages and
+// appendBatchBytes bytes (a larger message alone), appendBatches at
+// once: one write request, one commit and one fsync of each fan-out
+// directory per batch, in place of one request and one directory fsync
+// per message; the batches in flight keep the store's blob writes and
+// its writer busy at the same time.
+const (
+	appendBatchLen   = 64
+	appendBatchBytes = 4 << 20
+	appendBatches    = 4
+)
 
 // loadStray indexes the target mailbox's messages at or above uidNext.
 func (c *copier) loadStray(ctx context.Context, uidNext uint32) error {

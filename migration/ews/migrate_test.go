@@ -205,16 +205,32 @@ func TestMigrateMailbox(t *testing.T) {
 // TestMigrateResume stops passes at many points, after the store has
 // committed a message or an object and before the checkpoint covering
 // it, and reruns until a pass finishes: every item arrives exactly once.
-func TestMigrateResume(t *testing.T) {
+func TestMigrateResume(t *testing.T) { testMigrateResume(t, false) }
+
+// TestMigrateResumeBatches is TestMigrateResume with a store that takes
+// a page's messages in batches (store.BatchAppender), as store/sqlite
+// does: a pass stopped after a batch's commit and before its checkpoint
+// is resumed without duplicates too.
+func TestMigrateResumeBatches(t *testing.T) { testMigrateResume(t, true) }
+
+func testMigrateResume(t *testing.T, batches bool) {
 	e := newMigrateEnv(t)
 	want := map[string]string{"INBOX": "INBOX", "INBOX/Проекты": "INBOX/Проекты", "INBOX/Проекты/2026": "INBOX/Проекты/2026",
 		"Sent Items": "Sent", "Deleted Items": "Trash", "Junk Email": "Junk", "Archive 2019": "Archive 2019"}
 	cs := &cancelStore{Target: e.st}
-	m := e.migrator(t, cs)
+	var target ews.Target = cs
+	// Writes between cancellations; a batch of messages counts as one
+	// write, so a pass with batches makes fewer.
+	first, step := 40, 13
+	if batches {
+		target = &cancelBatchStore{cs}
+		first, step = 12, 5
+	}
+	m := e.migrator(t, target)
 	passes := 0
 	for ; passes < 40; passes++ {
 		ctx, cancel := context.WithCancel(context.Background())
-		cs.arm(cancel, 40+13*(passes%5))
+		cs.arm(cancel, first+step*(passes%5))
 		_, err := m.Sync(ctx, testJob)
 		cancel()
 		if err == nil {
@@ -231,6 +247,9 @@ func TestMigrateResume(t *testing.T) {
 	if got := cs.appends.Load(); got != 207 {
 		t.Errorf("%d appends over %d passes, want one per message (207)", got, passes+1)
 	}
+	if b := cs.batches.Load(); batches != (b > 0) || b >= 207 {
+		t.Errorf("%d batches of 207 messages (batches: %v)", b, batches)
+	}
 	e.compareMail(t, want)
 	e.compareCalendar(t)
 	e.compareContacts(t)
@@ -245,6 +264,7 @@ type cancelStore struct {
 	cancel  context.CancelFunc
 	left    int
 	appends atomic.Int64
+	batches atomic.Int64 // AppendBatch calls (cancelBatchStore)
 }
 
 func (s *cancelStore) arm(cancel context.CancelFunc, n int) {
@@ -268,6 +288,20 @@ func (s *cancelStore) Append(ctx context.Context, account, mailbox string, r io.
 		s.count()
 	}
 	return msg, err
+}
+
+// cancelBatchStore is a cancelStore that also takes batches of messages
+// (store.BatchAppender); a batch counts as one write.
+type cancelBatchStore struct{ *cancelStore }
+
+func (s *cancelBatchStore) AppendBatch(ctx context.Context, account, mailbox string, msgs []store.AppendMessage) ([]store.Message, error) {
+	out, err := s.Target.(store.BatchAppender).AppendBatch(ctx, account, mailbox, msgs)
+	if err == nil {
+		s.appends.Add(int64(len(out)))
+		s.batches.Add(1)
+		s.count()
+	}
+	return out, err
 }
 
 func (s *cancelStore) PutObject(ctx context.Context, id int64, o store.Object, opts store.PutOptions) (store.Object, error) {

@@ -159,15 +159,7 @@ func (b *blobStore) write(ctx context.Context, r io.Reader) (id string, size int
 		b.fs.Remove(dst)
 		return "", 0, e
 	}
-	bp, _ := b.bufs.Get().(*[]byte)
-	if bp == nil {
-		buf := make([]byte, 64<<10)
-		bp = &buf
-	}
-	// writerOnly hides (*os.File).ReadFrom, which would ignore our buffer
-	// and allocate its own.
-	size, err = io.CopyBuffer(writerOnly{f}, ctxio.NewReader(ctx, r), *bp)
-	b.bufs.Put(bp)
+	size, err = b.copyBody(ctx, f, r)
 	if err != nil {
 		return fail(fmt.Errorf("sqlite: reading message body: %w", err))
 	}
@@ -183,6 +175,133 @@ func (b *blobStore) write(ctx context.Context, r io.Reader) (id string, size int
 		return "", 0, err
 	}
 	return id, size, nil
+}
+
+// copyBody copies a body into a blob file through a pooled buffer.
+func (b *blobStore) copyBody(ctx context.Context, f blobWriter, r io.Reader) (int64, error) {
+	bp, _ := b.bufs.Get().(*[]byte)
+	if bp == nil {
+		buf := make([]byte, 64<<10)
+		bp = &buf
+	}
+	defer b.bufs.Put(bp)
+	// writerOnly hides (*os.File).ReadFrom, which would ignore our buffer
+	// and allocate its own.
+	return io.CopyBuffer(writerOnly{f}, ctxio.NewReader(ctx, r), *bp)
+}
+
+// blobSource is one body of a writeBatch: its reader, and once written
+// its blob's id and size.
+type blobSource struct {
+	r    io.Reader
+	id   string
+	size int64
+}
+
+// batchSyncs bounds the fsyncs of a writeBatch that run at once, and
+// batchOpen the files it holds open: written, waiting for their fsync.
+const (
+	batchSyncs = 16
+	batchOpen  = 64
+)
+
+// writeBatch writes each source as a new durable blob, as write does
+// one, and fills in its id and size; the blobs are pending until the
+// caller settles or discards them. Up to batchOpen files are written
+// before any of them is fsynced, their fsyncs then run at once
+// (batchSyncs at a time) so that the file system commits them in shared
+// journal transactions, and each fan-out directory is fsynced once for
+// the batch, after all the files (syncEntry). On error nothing is left
+// behind and nothing is pending.
+func (b *blobStore) writeBatch(ctx context.Context, srcs []blobSource) (err error) {
+	created := 0                // srcs[:created] have files
+	var open []blobWriter       // the files of srcs[created-len(open):created]
+	dirs := map[string]uint64{} // fan-out directory -> its newest entry's generation
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, f := range open {
+			f.Close()
+		}
+		for _, src := range srcs[:created] {
+			b.fs.Remove(b.path(src.id))
+			b.settle(src.id)
+		}
+		err = noSpace(err)
+	}()
+	for i := range srcs {
+		if len(open) == batchOpen {
+			err := b.syncClose(open)
+			open = nil
+			if err != nil {
+				return err
+			}
+		}
+		id, err := b.newID()
+		if err != nil {
+			return err
+		}
+		dst := b.path(id)
+		b.mu.Lock()
+		b.pending[id] = true
+		b.mu.Unlock()
+		f, err := b.fs.Create(dst)
+		if err != nil {
+			b.settle(id)
+			return fmt.Errorf("sqlite: blob create: %w", err)
+		}
+		srcs[i].id = id
+		created++
+		open = append(open, f)
+		dir := filepath.Dir(dst)
+		dirs[dir] = b.created(dir)
+		if srcs[i].size, err = b.copyBody(ctx, f, srcs[i].r); err != nil {
+			return fmt.Errorf("sqlite: reading message body: %w", err)
+		}
+	}
+	err = b.syncClose(open)
+	open = nil
+	if err != nil {
+		return err
+	}
+	for dir, gen := range dirs {
+		if err := b.syncEntry(dir, gen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncClose fsyncs the files, batchSyncs at a time, and closes them all;
+// it returns the first error.
+func (b *blobStore) syncClose(files []blobWriter) error {
+	errs := make([]error, len(files))
+	sem := make(chan struct{}, batchSyncs)
+	var wg sync.WaitGroup
+	for i, f := range files {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.Sync(); err != nil {
+				errs[i] = fmt.Errorf("sqlite: blob fsync: %w", err)
+			}
+			<-sem
+		}()
+	}
+	wg.Wait()
+	for i, f := range files {
+		if err := f.Close(); err != nil && errs[i] == nil {
+			errs[i] = fmt.Errorf("sqlite: blob close: %w", err)
+		}
+	}
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
 }
 
 // newID returns a fresh blob id: 32 hex digits, random except the first

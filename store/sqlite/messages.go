@@ -133,14 +133,14 @@ func (t *wtx) allocUIDs(mailboxID int64, n int) (first uint32, modseq uint64, er
 	return uint32(next - int64(n)), modseq, nil
 }
 
-// appendUID reserves the next UID of a mailbox named by account and
-// canonical name, and a new MODSEQ for it, in one statement that also
+// appendUIDs reserves the next n UIDs of a mailbox named by account and
+// canonical name, and a new MODSEQ for them, in one statement that also
 // looks the mailbox up; a missing mailbox or account is reported as
-// getMailbox reports it.
-func (t *wtx) appendUID(account, name string) (mailboxID int64, uid uint32, modseq uint64, err error) {
+// getMailbox reports it. It returns the first of the UIDs.
+func (t *wtx) appendUIDs(account, name string, n int) (mailboxID int64, first uint32, modseq uint64, err error) {
 	var next int64
-	err = t.queryRow(`UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
-		WHERE account = ? AND name = ? RETURNING id, uidnext, highest_modseq`, account, name).Scan(&mailboxID, &next, &modseq)
+	err = t.queryRow(`UPDATE mailboxes SET uidnext = uidnext + ?, highest_modseq = highest_modseq + 1
+		WHERE account = ? AND name = ? RETURNING id, uidnext, highest_modseq`, n, account, name).Scan(&mailboxID, &next, &modseq)
 	if errors.Is(err, sql.ErrNoRows) {
 		if _, err = t.mailbox(account, name); err == nil {
 			err = fmt.Errorf("sqlite: mailbox %q: %w", name, store.ErrNoMailbox)
@@ -154,7 +154,7 @@ func (t *wtx) appendUID(account, name string) (mailboxID int64, uid uint32, mods
 	if next > math.MaxUint32 {
 		return 0, 0, 0, fmt.Errorf("sqlite: mailbox UID space exhausted; it must be re-created")
 	}
-	return mailboxID, uint32(next - 1), modseq, nil
+	return mailboxID, uint32(next - int64(n)), modseq, nil
 }
 
 // bumpModSeq gives out a new MODSEQ in a mailbox.
@@ -284,7 +284,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 	// its full-text entry, "not indexed yet": the background indexer
 	// fills it soon after, in a batch (textindexer.go).
 	err = s.write(ctx, func(tx *wtx) error {
-		mailboxID, uid, modseq, err := tx.appendUID(account, name)
+		mailboxID, uid, modseq, err := tx.appendUIDs(account, name, 1)
 		if err != nil {
 			return err
 		}

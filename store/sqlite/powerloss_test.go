@@ -15,7 +15,7 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// TestPowerLoss runs deliveries, APPENDs, STOREs, COPYs, EXPUNGEs and
+// TestPowerLoss runs deliveries, APPENDs (one by one and in batches), STOREs, COPYs, EXPUNGEs and
 // migration-checkpoint record writes from several goroutines over a blob
 // file system that keeps only what was fsynced (crashFS), cuts the power
 // at a random file operation (seeded), reopens the store over what
@@ -48,6 +48,10 @@ import (
 //     directories, the blob tree or the whole store directory vanish
 //     with every body in them: "pa/INBOX UID 1: open body: ...: file
 //     does not exist".
+//
+// The same for AppendBatch's blobs (blobs.go, blobStore.writeBatch): with
+// its blob files' fsync made a no-op, "rounds/23" failed; with its
+// fan-out directories' syncEntry made a no-op, "rounds/38".
 //
 // TestPowerLossNeedsEveryFsync repeats each removal automatically (the
 // file system ignores that one fsync) and fails if the test would pass.
@@ -324,6 +328,23 @@ func plWorker(ctx context.Context, s *Store, cfs *crashFS, h *plHistory, seed ui
 			}
 			for _, d := range ds {
 				mine = append(mine, &plMsg{account: d.Account, mailbox: d.Mailbox, uid: d.UID, name: name})
+			}
+		case k < 5 && rng.IntN(2) == 0:
+			// A batch (AppendBatch: its blobs fsynced together, their
+			// directories once).
+			var names []string
+			var batch []store.AppendMessage
+			for j := range 1 + rng.IntN(3) {
+				name, body := newBody(1000*(j+1) + i) // apart from the single ops' names (plOps < 1000)
+				names = append(names, name)
+				batch = append(batch, store.AppendMessage{Body: strings.NewReader(body), Options: store.AppendOptions{Flags: []string{`\Flagged`}}})
+			}
+			msgs, err := s.AppendBatch(ctx, "pa", "INBOX", batch)
+			if failed("append batch", err) {
+				return
+			}
+			for j, msg := range msgs {
+				mine = append(mine, &plMsg{account: "pa", mailbox: "INBOX", uid: msg.UID, name: names[j], flags: []string{`\Flagged`}})
 			}
 		case k < 5:
 			name, body := newBody(i)

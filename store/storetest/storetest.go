@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Subscriptions", testSubscriptions},
 		{"Metadata", testMetadata},
 		{"AppendAndRead", testAppendAndRead},
+		{"AppendBatch", testAppendBatch},
 		{"Importer", testImporter},
 		{"ImportSyncToken", testImportSyncToken},
 		{"Exporter", testExporter},
