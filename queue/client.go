@@ -231,11 +231,12 @@ func (q *Queue) deliver(ctx context.Context, c *outConn, j *outJob) *outConn {
 
 // leased runs the transaction within the job's lease: an attempt that
 // outlived its claim could find its recipients claimed again (here or by
-// another node) and sent twice, so the connection is cut when the lease
-// ends; the attempt then fails and is retried, and settling it is refused
+// another node) and sent twice, so the connection is cut a quarter of the
+// lease before it ends, which leaves that quarter for settling the
+// outcome; a cut attempt fails and is retried, and settling it is refused
 // by the store if another owner holds the recipients by then.
 func (q *Queue) leased(c *outConn, j *outJob, body io.Reader) ([]rcptResult, bool) {
-	cut := time.AfterFunc(j.until.Sub(q.opts.Now()), func() { c.conn.Close() })
+	cut := time.AfterFunc(j.until.Add(-q.opts.Lease/4).Sub(q.opts.Now()), func() { c.conn.Close() })
 	results, broken := q.transaction(c, j, body)
 	if !cut.Stop() {
 		broken = true

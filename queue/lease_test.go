@@ -3,8 +3,11 @@ package queue_test
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"maps"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -90,4 +93,106 @@ func TestQueueAttemptEndsWithItsLease(t *testing.T) {
 		l := f.list(t)
 		return len(l) == 1 && l[0].Attempts >= 1 && l[0].LastError != ""
 	})
+}
+
+// slowHop accepts every message and answers the end of its data after
+// delay; it counts the transactions that reached the end of the data by
+// recipient (the message counts as delivered there, whatever the
+// client does next).
+func slowHop(t *testing.T, delay time.Duration) (port string, got func() map[string]int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	counts := map[string]int{}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				c.Write([]byte("220 slow ESMTP\r\n"))
+				inData := false
+				var rcpts []string
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					cmd := strings.TrimSpace(line)
+					switch {
+					case inData && cmd == ".":
+						inData = false
+						mu.Lock()
+						for _, a := range rcpts {
+							counts[a]++
+						}
+						mu.Unlock()
+						rcpts = nil
+						time.Sleep(delay)
+						c.Write([]byte("250 queued\r\n"))
+					case inData:
+					case strings.HasPrefix(strings.ToUpper(cmd), "EHLO"):
+						c.Write([]byte("250 slow\r\n"))
+					case strings.HasPrefix(strings.ToUpper(cmd), "RCPT TO:"):
+						rcpts = append(rcpts, strings.ToLower(strings.Trim(cmd[len("RCPT TO:"):], "<> ")))
+						c.Write([]byte("250 ok\r\n"))
+					case strings.ToUpper(cmd) == "DATA":
+						inData = true
+						c.Write([]byte("354 go on\r\n"))
+					default:
+						c.Write([]byte("250 ok\r\n"))
+					}
+				}
+			}()
+		}
+	}()
+	_, port, _ = net.SplitHostPort(ln.Addr().String())
+	return port, func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(counts)
+	}
+}
+
+// TestQueueWaitingJobsDeliveredOnce: jobs claimed together under one
+// lease wait for the destination's one worker; each is attempted with
+// a whole lease renewed at its start, so none runs into the end of the
+// claim while the next hop holds its data. Before the renewal the sixth
+// job started with an eighth of the lease left, was cut after the next hop
+// had the message, and was sent again: the next hop got it twice.
+func TestQueueWaitingJobsDeliveredOnce(t *testing.T) {
+	port, got := slowHop(t, 350*time.Millisecond)
+	f := newQueueFixture(t, routing.Config{}, func(o *queue.Options) {
+		fastRetries(o)
+		o.Lease = 2 * time.Second
+		o.Concurrency, o.PerDestination = 1, 1
+		o.Expiry, o.DelayWarning = 24*time.Hour, -1
+	})
+	nh, err := routing.ParseNextHop("[127.0.0.1]:" + port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	for i := range n {
+		d := routing.Decision{Kind: routing.Relay, Rule: routing.RuleRoute, Address: fmt.Sprintf("bob%d@slow.test", i),
+			Hop: routing.Hop{NextHop: nh, TLS: routing.TLSNone}}
+		if _, err := f.q.Enqueue(context.Background(), "alice@example.test", []routing.Decision{d}, strings.NewReader(queueBody)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "every message delivered", func() bool { return len(f.list(t)) == 0 })
+	time.Sleep(300 * time.Millisecond) // an attempt still running would show now
+	counts := got()
+	for i := range n {
+		if a := fmt.Sprintf("bob%d@slow.test", i); counts[a] != 1 {
+			t.Errorf("%s got the message %d times, want once (all: %v)", a, counts[a], counts)
+		}
+	}
 }

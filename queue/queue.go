@@ -118,10 +118,12 @@ type Options struct {
 	// MaxInFlight bounds the recipients claimed from the Store and not
 	// yet settled (default 10000).
 	MaxInFlight int
-	// Lease is how long a claim lasts (default 15m); an attempt still
-	// waiting when its lease ends is dropped and claimed again, and one
-	// still running has its connection cut (it is retried), so no attempt
-	// outlives its claim.
+	// Lease is how long a claim lasts (default 15m). The claim is renewed
+	// for a whole Lease when its attempt starts; a job whose claim ended
+	// while it waited for a worker is dropped and claimed again, and an
+	// attempt still running a quarter of the Lease before the claim ends
+	// has its connection cut (it is retried), so no attempt outlives its
+	// claim and its outcome has time to be settled.
 	Lease time.Duration
 	// RetryMin, RetryMax: after the n-th failed attempt the next is
 	// RetryMin*2^(n-1) later, at most RetryMax (defaults 5m and 1h).

@@ -227,15 +227,55 @@ func (q *Queue) worker(ctx context.Context, d *destination) {
 			}
 			continue
 		}
-		if !q.opts.Now().Before(j.until) {
-			// The lease ended while the job waited: the recipients
-			// may be claimed again, here or by another node.
-			q.log.Warn("queue lease ended before the attempt; claimed again later", "queue_id", j.msg)
-			q.done(len(j.items))
+		if !q.renew(ctx, j) {
 			continue
 		}
 		c = q.deliver(ctx, c, j)
 	}
+}
+
+// renew extends the job's claim to a whole lease from now, just before
+// its attempt: a job that waited behind others for a worker would
+// otherwise start with little of its lease left, and an attempt that
+// ends after its lease can be settled after another node (or another
+// claim here) has claimed the recipients again and sent them a second
+// time. Recipients whose claim could not be renewed (it ended and they
+// were claimed again) are dropped from the job; renew reports whether any
+// are left to attempt.
+func (q *Queue) renew(ctx context.Context, j *outJob) bool {
+	keys := make([]RecipientKey, len(j.items))
+	for i, r := range j.items {
+		keys[i] = r.Key()
+	}
+	until := q.opts.Now().Add(q.opts.Lease)
+	got, err := q.opts.Store.RenewLeases(ctx, q.opts.Owner, keys, j.until, until)
+	if err != nil {
+		// Not attempted: the recipients are claimed again when
+		// their lease ends.
+		if ctx.Err() == nil {
+			q.log.Error("queue lease renewal failed; attempted later", "queue_id", j.msg, "err", err)
+		}
+		q.done(len(j.items))
+		return false
+	}
+	if len(got) < len(j.items) {
+		q.log.Warn("queue lease ended before the attempt; claimed again later", "queue_id", j.msg,
+			"recipients", len(j.items)-len(got))
+		renewed := make(map[RecipientKey]bool, len(got))
+		for _, k := range got {
+			renewed[k] = true
+		}
+		kept := j.items[:0]
+		for _, r := range j.items {
+			if renewed[r.Key()] {
+				kept = append(kept, r)
+			}
+		}
+		q.done(len(j.items) - len(kept))
+		j.items = kept
+	}
+	j.until = until
+	return len(j.items) > 0
 }
 
 // nextJob takes the destination's first pending job, or nil.

@@ -18,7 +18,7 @@ import (
 // it; queue/queuetest holds the conformance tests every implementation
 // passes.
 //
-// The first five methods are the scheduler's; the rest serve the admin
+// The first six methods are the scheduler's; the rest serve the admin
 // operations and the metrics. Every method is safe for concurrent use and
 // each call is atomic.
 type Store interface {
@@ -40,6 +40,14 @@ type Store interface {
 	// leased by another owner, are skipped. It returns the messages
 	// that no longer have any recipient (their bodies may go).
 	SettleRecipients(ctx context.Context, owner string, outcomes []Outcome) (emptied []string, err error)
+	// RenewLeases extends to until the leases owner holds on keys from
+	// the claim that set them to held (LeaseOwner == owner and
+	// LeaseUntil == held, so a recipient claimed again since, by another
+	// owner or by this one for another attempt, is not touched) and
+	// returns the keys it extended. The queue renews a job's claim just
+	// before the attempt, so an attempt that waited behind others for a
+	// worker still has the whole lease to run and settle in.
+	RenewLeases(ctx context.Context, owner string, keys []RecipientKey, held, until time.Time) ([]RecipientKey, error)
 	// ReleaseLeases ends every lease owner holds (at Start, the leases
 	// of this owner's previous run; at Close, its own).
 	ReleaseLeases(ctx context.Context, owner string) error

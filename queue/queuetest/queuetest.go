@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store) {
 		{"ClaimLeaseExclusive", testClaimLeaseExclusive},
 		{"Settle", testSettle},
 		{"SettleKeepsHold", testSettleKeepsHold},
+		{"RenewLeases", testRenewLeases},
 		{"ReleaseLeases", testReleaseLeases},
 		{"NextDue", testNextDue},
 		{"UpdateMessage", testUpdateMessage},
@@ -323,5 +324,59 @@ func testCount(t *testing.T, s queue.Store) {
 	c, err := s.CountRecipients(ctx, t0)
 	if err != nil || c.Ready != 1 || c.Deferred != 2 || c.Held != 1 || !c.Oldest.Equal(old.Created) {
 		t.Fatalf("counts %+v, %v", c, err)
+	}
+}
+
+// A renewal extends only the leases of the claim it names: not another
+// owner's, not an older claim's of the same owner, not unleased ones.
+func testRenewLeases(t *testing.T, s queue.Store) {
+	ctx := context.Background()
+	enqueue(t, s, rcpt("m1", 0, t0.Add(-3*time.Minute)), rcpt("m1", 1, t0.Add(-2*time.Minute)), rcpt("m2", 0, t0.Add(-time.Minute)))
+	held := t0.Add(time.Minute)
+	if got := claim(t, s, "a", t0, 2); keys(got) != "m1/0 m1/1 " {
+		t.Fatalf("claimed %s", keys(got))
+	}
+	all := []queue.RecipientKey{{Msg: "m1", Index: 0}, {Msg: "m1", Index: 1}, {Msg: "m2", Index: 0}, {Msg: "nosuch", Index: 0}}
+	renew := func(owner string, held, until time.Time) string {
+		t.Helper()
+		got, err := s.RenewLeases(ctx, owner, all, held, until)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := ""
+		for _, k := range got {
+			out += fmt.Sprintf("%s/%d ", k.Msg, k.Index)
+		}
+		return out
+	}
+	if got := renew("b", held, t0.Add(5*time.Minute)); got != "" {
+		t.Fatalf("another owner renewed %s", got)
+	}
+	renewed := t0.Add(5 * time.Minute)
+	if got := renew("a", held, renewed); got != "m1/0 m1/1 " {
+		t.Fatalf("renewed %q, want m1/0 m1/1", got)
+	}
+	for _, r := range message(t, s, "m1") {
+		if r.LeaseOwner != "a" || !r.LeaseUntil.Equal(renewed) {
+			t.Fatalf("after renewal %s/%d is leased to %q until %v", r.Msg, r.Index, r.LeaseOwner, r.LeaseUntil)
+		}
+	}
+	if got := renew("a", held, t0.Add(9*time.Minute)); got != "" {
+		t.Fatalf("a renewal naming the old lease renewed %s", got)
+	}
+	// Still leased at the old end: nothing to claim.
+	if got := claim(t, s, "b", held.Add(time.Second), 0); keys(got) != "m2/0 " {
+		t.Fatalf("claimed %s while the renewed lease runs", keys(got))
+	}
+	// Once the renewed lease ends, another claim takes them, and the
+	// first owner's renewal of its claim no longer applies.
+	if got := claim(t, s, "a", renewed.Add(time.Second), 0); keys(got) != "m1/0 m1/1 m2/0 " {
+		t.Fatalf("claimed %s after the renewed lease", keys(got))
+	}
+	if got := renew("a", renewed, renewed.Add(time.Hour)); got != "" {
+		t.Fatalf("a renewal of the lease before the new claim renewed %s", got)
+	}
+	if got, err := s.RenewLeases(ctx, "a", nil, held, renewed); err != nil || len(got) != 0 {
+		t.Fatalf("no keys: %v, %v", got, err)
 	}
 }

@@ -62,6 +62,21 @@ func (s *Store) ClaimRecipients(ctx context.Context, owner string, now, until ti
 	return out, err
 }
 
+// RenewLeases implements queue.Store.
+func (s *Store) RenewLeases(ctx context.Context, owner string, keys []queue.RecipientKey, held, until time.Time) ([]queue.RecipientKey, error) {
+	var out []queue.RecipientKey
+	err := s.write(ctx, func() error {
+		for _, k := range keys {
+			if r := s.queue[k]; r != nil && r.LeaseOwner == owner && r.LeaseUntil.Equal(held) {
+				r.LeaseUntil = until
+				out = append(out, k)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // SettleRecipients implements queue.Store.
 func (s *Store) SettleRecipients(ctx context.Context, owner string, outcomes []queue.Outcome) ([]string, error) {
 	var emptied []string

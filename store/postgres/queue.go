@@ -125,6 +125,40 @@ func (s *Store) ClaimRecipients(ctx context.Context, owner string, now, until ti
 	return out, nil
 }
 
+// RenewLeases implements queue.Store: one UPDATE over the keys as arrays.
+func (s *Store) RenewLeases(ctx context.Context, owner string, keys []queue.RecipientKey, held, until time.Time) ([]queue.RecipientKey, error) {
+	msgs, idxs := make([]string, len(keys)), make([]int32, len(keys))
+	for i, k := range keys {
+		msgs[i], idxs[i] = k.Msg, int32(k.Index)
+	}
+	var out []queue.RecipientKey
+	err := s.write(ctx, "renew leases", func(w *wtx) error {
+		out = out[:0]
+		rows, err := w.Query(ctx, `UPDATE queue_recipients q SET lease_until = $5
+			FROM unnest($2::text[], $3::integer[]) AS k(msg, idx)
+			WHERE q.msg = k.msg AND q.idx = k.idx AND q.lease_owner = $1 AND q.lease_until = $4
+			RETURNING q.msg, q.idx`, owner, msgs, idxs, nanos(held), nanos(until))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k queue.RecipientKey
+			var idx int32
+			if err := rows.Scan(&k.Msg, &idx); err != nil {
+				return err
+			}
+			k.Index = int(idx)
+			out = append(out, k)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SettleRecipients implements queue.Store: the outcomes go in as arrays,
 // in one statement for the finished recipients and the retries, after
 // one that locks the rows of the messages that lose recipients.

@@ -104,6 +104,31 @@ func (s *Store) ClaimRecipients(ctx context.Context, owner string, now, until ti
 	return out, nil
 }
 
+// RenewLeases implements queue.Store: one UPDATE per key, in one write.
+func (s *Store) RenewLeases(ctx context.Context, owner string, keys []queue.RecipientKey, held, until time.Time) ([]queue.RecipientKey, error) {
+	var out []queue.RecipientKey
+	err := s.write(ctx, func(t *wtx) error {
+		out = out[:0]
+		for _, k := range keys {
+			res, err := t.exec(`UPDATE queue_recipients SET lease_until = ?
+				WHERE msg = ? AND idx = ? AND lease_owner = ? AND lease_until = ?`, nanos(until), k.Msg, k.Index, owner, nanos(held))
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n > 0 {
+				out = append(out, k)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrapErr("renew leases", err)
+	}
+	return out, nil
+}
+
 // SettleRecipients implements queue.Store.
 func (s *Store) SettleRecipients(ctx context.Context, owner string, outcomes []queue.Outcome) ([]string, error) {
 	var emptied []string
