@@ -220,23 +220,7 @@ func fuzzyPattern(t *rapid.T) string {
 func TestFuzzyMatchesScan(t *testing.T) {
 	tags := regexp.MustCompile(`\(TAG "[^"]*"\)`)
 	indexMatchesScan(t, "fuzzy", func(rt *rapid.T) string {
-		a, b := nonSyncLiteral(fuzzyPattern(rt)), nonSyncLiteral(fuzzyPattern(rt))
-		var key string
-		switch rapid.IntRange(0, 5).Draw(rt, "key") {
-		case 0:
-			key = "FUZZY BODY " + a
-		case 1:
-			key = "FUZZY TEXT " + a
-		case 2:
-			key = "FUZZY BODY " + a + " FUZZY TEXT " + b
-		case 3:
-			key = "OR FUZZY BODY " + a + " FUZZY TEXT " + b
-		case 4:
-			key = "NOT FUZZY BODY " + a
-		default:
-			key = "FUZZY SUBJECT " + a + " UNSEEN"
-		}
-		return "UID SEARCH RETURN (ALL RELEVANCY) CHARSET UTF-8 " + key
+		return "UID SEARCH RETURN (ALL RELEVANCY) CHARSET UTF-8 " + textSearchKey(rt, fuzzyPattern, "FUZZY ", "SUBJECT")
 	}, func(got, want []string) bool {
 		// ESEARCH tags name each session's own command.
 		return tags.ReplaceAllString(strings.Join(got, "\n"), "") == tags.ReplaceAllString(strings.Join(want, "\n"), "")
