@@ -108,27 +108,7 @@ func FuzzSignMatchesGoMsgauth(f *testing.F) {
 	f.Add("X-Folded: a\r\n", "\r\n\r\nx\t\r\n", true, true)
 	f.Add("Subject: s\r\nTo: \t b \r\n", "tail\r", false, false)
 	f.Fuzz(func(t *testing.T, extra, body string, hrelaxed, brelaxed bool) {
-		var hb strings.Builder
-		for _, l := range strings.Split(strings.ReplaceAll(extra, "\r\n", "\n"), "\n") {
-			if l == "" || strings.ContainsAny(l, "\r") || !strings.Contains(l, ":") && l[0] != ' ' && l[0] != '\t' {
-				continue
-			}
-			if strings.HasPrefix(strings.ToLower(strings.TrimSpace(l)), "dkim-signature") {
-				continue
-			}
-			if hb.Len() == 0 && (l[0] == ' ' || l[0] == '\t') {
-				continue
-			}
-			hb.WriteString(l + "\r\n")
-		}
-		msg := "From: a@example.com\r\n" + hb.String() + "\r\n" + body
-		hc, bc := canons[0], canons[0]
-		if hrelaxed {
-			hc = canons[1]
-		}
-		if brelaxed {
-			bc = canons[1]
-		}
+		msg, hc, bc := fuzzSigningInput(extra, body, hrelaxed, brelaxed)
 		ref, ok := msgauthSign(t, msg, hc, bc)
 		if !ok {
 			return
