@@ -165,6 +165,26 @@ mbsync_run() {
   fi
 }
 
+# make_geo_certs DIR SITE...: a private CA (DIR/ca.pem, DIR/ca.key) and
+# for each SITE a key and certificate it signs (DIR/SITE/geo.key,
+# DIR/SITE/geo.pem) named SITE and 127.0.0.1, for server and client
+# authentication: the geo links' mutual TLS (.ci/interop-geo.sh,
+# bench/geo.sh).
+make_geo_certs() {
+  local dir=$1 s
+  shift
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=geo-ca -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+  for s in "$@"; do
+    mkdir -p "$dir/$s"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$s" \
+      -keyout "$dir/$s/geo.key" -out "$dir/$s/geo.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:%s,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n' "$s" >"$dir/$s/ext"
+    openssl x509 -req -in "$dir/$s/geo.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+      -days 2 -extfile "$dir/$s/ext" -out "$dir/$s/geo.pem" 2>/dev/null
+  done
+}
+
 # make_server_cert DIR NAME: a private CA (DIR/ca.pem, named NAME) and a
 # certificate it signs for localhost and 127.0.0.1 (DIR/server.pem and
 # DIR/server.key), so clients verify the server as they would a real one
