@@ -90,29 +90,34 @@ func fuzzSigningInput(extra, body string, hrelaxed, brelaxed bool) (msg string, 
 	return msg, hc, bc
 }
 
+// signBodies and signHeaders are the messages the signing tests sign
+// under every pair of canonicalizations: bodies with odd line ends,
+// blank lines and white space; headers folded, in LF, repeated.
+var signBodies = []string{
+	"",
+	"\r\n",
+	"\r\n\r\n\r\n",
+	"one line without end",
+	"Hello   Bob,  \r\n\r\n\tindented\t \r\n.dot\r\n\r\n\r\n",
+	"bare LF\nlines\n\n",
+	"bare CR\rin a line\r\n",
+	"trailing CR\r",
+	"blank lines then CR\r\n\r\n\r",
+	"CR CR LF\r\r\n",
+	"  \t \r\n \r\n",
+	strings.Repeat("a  b \t c\r\n", 600) + "\r\n\r\n",
+}
+
+var signHeaders = []string{
+	"From: Alice <alice@example.com>\r\nTo: bob@example.net\r\nSubject: hi\r\n",
+	"From:alice@example.com\r\nTO :  bob@example.net \r\nSubject: a\r\n  folded\t\tsubject  \r\nX-Folded: x\r\n\ty\r\n",
+	"from: a@example.com\nsubject: LF header\n",
+	"From: a@example.com\r\nSubject: one\r\nSubject: two\r\nFrom: second@example.com\r\n",
+}
+
 func TestCanonicalisationMatchesGoMsgauth(t *testing.T) {
-	bodies := []string{
-		"",
-		"\r\n",
-		"\r\n\r\n\r\n",
-		"one line without end",
-		"Hello   Bob,  \r\n\r\n\tindented\t \r\n.dot\r\n\r\n\r\n",
-		"bare LF\nlines\n\n",
-		"bare CR\rin a line\r\n",
-		"trailing CR\r",
-		"blank lines then CR\r\n\r\n\r",
-		"CR CR LF\r\r\n",
-		"  \t \r\n \r\n",
-		strings.Repeat("a  b \t c\r\n", 600) + "\r\n\r\n",
-	}
-	headers := []string{
-		"From: Alice <alice@example.com>\r\nTo: bob@example.net\r\nSubject: hi\r\n",
-		"From:alice@example.com\r\nTO :  bob@example.net \r\nSubject: a\r\n  folded\t\tsubject  \r\nX-Folded: x\r\n\ty\r\n",
-		"from: a@example.com\nsubject: LF header\n",
-		"From: a@example.com\r\nSubject: one\r\nSubject: two\r\nFrom: second@example.com\r\n",
-	}
-	for _, h := range headers {
-		for _, b := range bodies {
+	for _, h := range signHeaders {
+		for _, b := range signBodies {
 			for _, hc := range canons {
 				for _, bc := range canons {
 					msg := h + "\r\n" + b
