@@ -55,16 +55,7 @@ ms() { local s=$1; shift; "$work/mailserver" -config "$work/$s/cfg.toml" "$@"; }
 
 # The CA and the sites' certificates: DNS name = site ID, for server and
 # client authentication.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj /CN=geo-ca -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
-for s in "${sites[@]}"; do
-  mkdir -p "$work/$s"
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$s" \
-    -keyout "$work/$s/geo.key" -out "$work/$s/geo.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:%s,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n' "$s" >"$work/$s/ext"
-  openssl x509 -req -in "$work/$s/geo.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
-    -days 2 -extfile "$work/$s/ext" -out "$work/$s/geo.pem" 2>/dev/null
-done
+make_geo_certs "$work" "${sites[@]}"
 
 # site_nats SITE: the [geo] keys of SITE's NATS for $mode.
 site_nats() {

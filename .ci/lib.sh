@@ -1,37 +1,20 @@
 # Shared helpers for the interop scripts (sourced, not run).
 
+. "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
+
 # free_port prints a free TCP port on 127.0.0.1. Under .ci/interop.sh,
 # which runs scripts side by side, INTEROP_PORTS="LO HI STATE" gives this
-# script the ports LO..HI-1 to itself: they are handed out in order (STATE
-# is the file with the next one), never twice, skipping any in use. A
-# port the kernel picks for port 0 could be picked again for another
-# script's listener, or an outgoing connection, before this script's
-# server binds it; a range of its own cannot.
+# script the ports LO..HI-1 to itself (range_port in ports.sh). A port
+# the kernel picks for port 0 could be picked again for another script's
+# listener, or an outgoing connection, before this script's server binds
+# it; a range of its own cannot.
 free_port() {
   if [ -n "${INTEROP_PORTS:-}" ]; then
-    python3 - $INTEROP_PORTS <<'PY'
-import socket, sys
-lo, hi, state = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-try:
-    nxt = int(open(state).read())
-except (OSError, ValueError):
-    nxt = lo
-for p in range(nxt, hi):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    open(state, "w").write(str(p + 1))
-    print(p)
-    sys.exit(0)
-sys.exit("free_port: no free port left in %d-%d" % (lo, hi - 1))
-PY
+    # shellcheck disable=SC2086 # three words: LO HI STATE
+    range_port $INTEROP_PORTS
     return
   fi
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  any_port
 }
 
 # wait_port HOST PORT [SECONDS] waits until something listens there.
@@ -180,6 +163,26 @@ mbsync_run() {
   if ! mbsync -c "$work/mbsyncrc" -V ch >"$work/$1.log" 2>&1; then
     cat "$work/$1.log"; fail "mbsync ($1)"
   fi
+}
+
+# make_geo_certs DIR SITE...: a private CA (DIR/ca.pem, DIR/ca.key) and
+# for each SITE a key and certificate it signs (DIR/SITE/geo.key,
+# DIR/SITE/geo.pem) named SITE and 127.0.0.1, for server and client
+# authentication: the geo links' mutual TLS (.ci/interop-geo.sh,
+# bench/geo.sh).
+make_geo_certs() {
+  local dir=$1 s
+  shift
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=geo-ca -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+  for s in "$@"; do
+    mkdir -p "$dir/$s"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$s" \
+      -keyout "$dir/$s/geo.key" -out "$dir/$s/geo.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:%s,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n' "$s" >"$dir/$s/ext"
+    openssl x509 -req -in "$dir/$s/geo.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+      -days 2 -extfile "$dir/$s/ext" -out "$dir/$s/geo.pem" 2>/dev/null
+  done
 }
 
 # make_server_cert DIR NAME: a private CA (DIR/ca.pem, named NAME) and a

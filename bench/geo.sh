@@ -73,15 +73,8 @@ peers() { case $1 in a) echo b c d ;; b) echo a c ;; c) echo a b ;; d) echo a ;;
 ms() { local s=$1; shift; "$work/mailserver" -config "$work/$s/cfg.toml" "$@"; }
 sock() { echo "$work/$1/data/geo.sock"; }
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj /CN=geo-ca -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+make_geo_certs "$work" "${sites[@]}"
 for s in "${sites[@]}"; do
-  mkdir -p "$work/$s"
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$s" \
-    -keyout "$work/$s/geo.key" -out "$work/$s/geo.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:%s,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n' "$s" >"$work/$s/ext"
-  openssl x509 -req -in "$work/$s/geo.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
-    -days 2 -extfile "$work/$s/ext" -out "$work/$s/geo.pem" 2>/dev/null
   b=$(base "$s")
   write_config "$work/$s/cfg.toml" "$work/$s/data" "$b" $((b + 1)) $((b + 2)) $((b + 3)) "" "" $((b + 4))
   sed -i -e "s/^hostname = .*/hostname = \"mx-$s.example.test\"/" \

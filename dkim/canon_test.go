@@ -61,29 +61,63 @@ func ourVerdict(t testing.TB, msg string) bool {
 
 var canons = []msgdkim.Canonicalization{msgdkim.CanonicalizationSimple, msgdkim.CanonicalizationRelaxed}
 
+// fuzzSigningInput is the message and canonicalizations a signing fuzz
+// target draws: extra's lines that make header fields (continuations
+// after a field, no DKIM-Signature, no bare CR), after a From field, then
+// body; simple or relaxed for the header and the body.
+func fuzzSigningInput(extra, body string, hrelaxed, brelaxed bool) (msg string, hc, bc msgdkim.Canonicalization) {
+	var hb strings.Builder
+	for _, l := range strings.Split(strings.ReplaceAll(extra, "\r\n", "\n"), "\n") {
+		if l == "" || strings.ContainsAny(l, "\r") || !strings.Contains(l, ":") && l[0] != ' ' && l[0] != '\t' {
+			continue
+		}
+		if strings.HasPrefix(strings.ToLower(strings.TrimSpace(l)), "dkim-signature") {
+			continue
+		}
+		if hb.Len() == 0 && (l[0] == ' ' || l[0] == '\t') {
+			continue
+		}
+		hb.WriteString(l + "\r\n")
+	}
+	msg = "From: a@example.com\r\n" + hb.String() + "\r\n" + body
+	hc, bc = canons[0], canons[0]
+	if hrelaxed {
+		hc = canons[1]
+	}
+	if brelaxed {
+		bc = canons[1]
+	}
+	return msg, hc, bc
+}
+
+// signBodies and signHeaders are the messages the signing tests sign
+// under every pair of canonicalizations: bodies with odd line ends,
+// blank lines and white space; headers folded, in LF, repeated.
+var signBodies = []string{
+	"",
+	"\r\n",
+	"\r\n\r\n\r\n",
+	"one line without end",
+	"Hello   Bob,  \r\n\r\n\tindented\t \r\n.dot\r\n\r\n\r\n",
+	"bare LF\nlines\n\n",
+	"bare CR\rin a line\r\n",
+	"trailing CR\r",
+	"blank lines then CR\r\n\r\n\r",
+	"CR CR LF\r\r\n",
+	"  \t \r\n \r\n",
+	strings.Repeat("a  b \t c\r\n", 600) + "\r\n\r\n",
+}
+
+var signHeaders = []string{
+	"From: Alice <alice@example.com>\r\nTo: bob@example.net\r\nSubject: hi\r\n",
+	"From:alice@example.com\r\nTO :  bob@example.net \r\nSubject: a\r\n  folded\t\tsubject  \r\nX-Folded: x\r\n\ty\r\n",
+	"from: a@example.com\nsubject: LF header\n",
+	"From: a@example.com\r\nSubject: one\r\nSubject: two\r\nFrom: second@example.com\r\n",
+}
+
 func TestCanonicalisationMatchesGoMsgauth(t *testing.T) {
-	bodies := []string{
-		"",
-		"\r\n",
-		"\r\n\r\n\r\n",
-		"one line without end",
-		"Hello   Bob,  \r\n\r\n\tindented\t \r\n.dot\r\n\r\n\r\n",
-		"bare LF\nlines\n\n",
-		"bare CR\rin a line\r\n",
-		"trailing CR\r",
-		"blank lines then CR\r\n\r\n\r",
-		"CR CR LF\r\r\n",
-		"  \t \r\n \r\n",
-		strings.Repeat("a  b \t c\r\n", 600) + "\r\n\r\n",
-	}
-	headers := []string{
-		"From: Alice <alice@example.com>\r\nTo: bob@example.net\r\nSubject: hi\r\n",
-		"From:alice@example.com\r\nTO :  bob@example.net \r\nSubject: a\r\n  folded\t\tsubject  \r\nX-Folded: x\r\n\ty\r\n",
-		"from: a@example.com\nsubject: LF header\n",
-		"From: a@example.com\r\nSubject: one\r\nSubject: two\r\nFrom: second@example.com\r\n",
-	}
-	for _, h := range headers {
-		for _, b := range bodies {
+	for _, h := range signHeaders {
+		for _, b := range signBodies {
 			for _, hc := range canons {
 				for _, bc := range canons {
 					msg := h + "\r\n" + b
@@ -113,27 +147,7 @@ func FuzzVerifyMatchesGoMsgauth(f *testing.F) {
 	f.Fuzz(func(t *testing.T, extra, body string, at int, insert string, hrelaxed, brelaxed bool) {
 		// Header lines the fuzzer controls, kept to header syntax, so that
 		// signer and verifiers read the same fields.
-		var hb strings.Builder
-		for _, l := range strings.Split(strings.ReplaceAll(extra, "\r\n", "\n"), "\n") {
-			if l == "" || strings.ContainsAny(l, "\r") || !strings.Contains(l, ":") && l[0] != ' ' && l[0] != '\t' {
-				continue
-			}
-			if strings.HasPrefix(strings.ToLower(strings.TrimSpace(l)), "dkim-signature") {
-				continue
-			}
-			if hb.Len() == 0 && (l[0] == ' ' || l[0] == '\t') {
-				continue
-			}
-			hb.WriteString(l + "\r\n")
-		}
-		msg := "From: a@example.com\r\n" + hb.String() + "\r\n" + body
-		hc, bc := canons[0], canons[0]
-		if hrelaxed {
-			hc = canons[1]
-		}
-		if brelaxed {
-			bc = canons[1]
-		}
+		msg, hc, bc := fuzzSigningInput(extra, body, hrelaxed, brelaxed)
 		signed, ok := msgauthSign(t, msg, hc, bc)
 		if !ok {
 			return

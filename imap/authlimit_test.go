@@ -99,6 +99,13 @@ func TestConcurrentGuessesBounded(t *testing.T) {
 	}
 	status := make(chan string, n)
 	for _, c := range conns {
+		// No read deadline: greeted set one 10 seconds after each
+		// greeting, and dialing twenty TLS connections under -race on a
+		// loaded machine can take longer than that, so the first
+		// connections' replies would read as timeouts. Settle's timeout
+		// bounds the wait instead, and the cleanup's Close ends a read
+		// that never gets its reply.
+		_ = c.conn.SetReadDeadline(time.Time{})
 		c.send("a LOGIN bob@example.com guess\r\n")
 		go func() {
 			for {

@@ -179,24 +179,30 @@ func nonSyncLiteral(s string) string { return fmt.Sprintf("{%d+}\r\n%s", len(s),
 // an expunge.
 func TestFullTextMatchesScan(t *testing.T) {
 	indexMatchesScan(t, "fts", func(rt *rapid.T) string {
-		a, b := nonSyncLiteral(ftsPattern(rt)), nonSyncLiteral(ftsPattern(rt))
-		var key string
-		switch rapid.IntRange(0, 5).Draw(rt, "key") {
-		case 0:
-			key = "BODY " + a
-		case 1:
-			key = "TEXT " + a
-		case 2:
-			key = "BODY " + a + " TEXT " + b
-		case 3:
-			key = "OR BODY " + a + " TEXT " + b
-		case 4:
-			key = "NOT BODY " + a
-		default:
-			key = "TEXT " + a + " UNSEEN"
-		}
-		return "UID SEARCH CHARSET UTF-8 " + key
+		return "UID SEARCH CHARSET UTF-8 " + textSearchKey(rt, ftsPattern, "", "TEXT")
 	}, slices.Equal[[]string])
+}
+
+// textSearchKey draws a search key of BODY and TEXT keys (under AND, OR
+// and NOT) over two strings pattern draws, each key after mod ("" or
+// "FUZZY "); one of the shapes is mod+last on a string, and UNSEEN.
+// TestFullTextMatchesScan and TestFuzzyMatchesScan draw their keys here.
+func textSearchKey(rt *rapid.T, pattern func(*rapid.T) string, mod, last string) string {
+	a, b := nonSyncLiteral(pattern(rt)), nonSyncLiteral(pattern(rt))
+	switch rapid.IntRange(0, 5).Draw(rt, "key") {
+	case 0:
+		return mod + "BODY " + a
+	case 1:
+		return mod + "TEXT " + a
+	case 2:
+		return mod + "BODY " + a + " " + mod + "TEXT " + b
+	case 3:
+		return "OR " + mod + "BODY " + a + " " + mod + "TEXT " + b
+	case 4:
+		return "NOT " + mod + "BODY " + a
+	default:
+		return mod + last + " " + a + " UNSEEN"
+	}
 }
 
 // indexMatchesScan delivers random messages (ftsMessage) to a new

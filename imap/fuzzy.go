@@ -32,6 +32,13 @@ import (
 //     word matching against the field's decoded values.
 //   - FUZZY on any other key (dates, sizes, flags, numbers): matched
 //     exactly, as RFC 6203 §5 allows.
+//   - A string key with no words (only punctuation, say, or bytes
+//     that are not UTF-8) matches no message, and the backend is not
+//     asked. RFC 6203 §3 is silent; a search for words finds nothing
+//     when there are none to find, where BODY "" (RFC 9051 §6.4.4, a
+//     substring) finds every message: a key that means nothing should
+//     not select the whole mailbox. Under NOT it matches every
+//     message, as NOT of any key that matches none does.
 //
 // Relevancy (RFC 6203 §4): each fuzzy key that matched scores 1 to 100
 // (the backend's score, or fuzzy.Score of the words' best matches: 100
@@ -155,6 +162,10 @@ func (v *view) prepareFuzzy(m *matcher, ck *compiled) (msgs map[uint32]store.Mes
 		if k.kind == fuzzyHeader {
 			continue
 		}
+		if len(k.words) == 0 {
+			k.hits = map[uint32]store.FuzzyHit{} // no words: no message
+			continue
+		}
 		q := query{k.kind, k.value}
 		if k.hits = asked[q]; k.hits != nil {
 			continue
@@ -223,7 +234,7 @@ func (m *matcher) matchFuzzy(c *candidate, k *fuzzyKey) (bool, error) {
 // fuzzyScore is the score of c for k, 0 if it does not match.
 func (m *matcher) fuzzyScore(c *candidate, k *fuzzyKey) (int, error) {
 	if len(k.words) == 0 {
-		return 100, nil // every text holds a value without words
+		return 0, nil // no words to find: no match (see the rules above)
 	}
 	hit, inIndex := k.hits[c.msg.UID]
 	var best []fuzzy.Match

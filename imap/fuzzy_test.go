@@ -131,6 +131,27 @@ func TestSearchFuzzyPartial(t *testing.T) {
 		`* ESEARCH (TAG "`+lastTag(indexed)+`") COUNT 2 RELEVANCY (70 100)`)
 }
 
+// TestSearchFuzzyNoWords: a FUZZY key with no words (punctuation, bytes
+// that are not UTF-8) matches no message, on the index and on a scan,
+// where BODY "" matches every one; NOT of it matches every message.
+func TestSearchFuzzyNoWords(t *testing.T) {
+	indexed, scanned := fuzzyEnv(t)
+	for _, key := range []string{
+		`FUZZY BODY "!!!"`,
+		`FUZZY TEXT "-- ?"`,
+		`FUZZY SUBJECT "..."`,
+		`FUZZY BODY ""`,
+		"FUZZY BODY " + nonSyncLiteral("\xff\xfe\x80"),
+		`FUZZY (BODY "!!!" SUBJECT "work")`,
+	} {
+		wantLine(t, both(t, indexed, scanned, "SEARCH "+key), "* SEARCH")
+		wantLine(t, both(t, indexed, scanned, "SEARCH NOT "+key), "* SEARCH 1 2 3 4 5 6")
+	}
+	wantLine(t, both(t, indexed, scanned, `SEARCH RETURN (ALL RELEVANCY) OR FUZZY BODY "!!!" FUZZY SUBJECT "works"`),
+		`* ESEARCH (TAG "`+lastTag(indexed)+`") ALL 3:4 RELEVANCY (70 100)`)
+	wantLine(t, both(t, indexed, scanned, `SEARCH BODY ""`), "* SEARCH 1 2 3 4 5 6")
+}
+
 // TestSearchFuzzyRefusals: RELEVANCY without FUZZY is BAD (RFC 6203 §4,
 // §6: "MUST NOT be used unless a FUZZY search key is also given"), as is
 // FUZZY without a key; too many words is NO [LIMIT].
@@ -199,23 +220,7 @@ func fuzzyPattern(t *rapid.T) string {
 func TestFuzzyMatchesScan(t *testing.T) {
 	tags := regexp.MustCompile(`\(TAG "[^"]*"\)`)
 	indexMatchesScan(t, "fuzzy", func(rt *rapid.T) string {
-		a, b := nonSyncLiteral(fuzzyPattern(rt)), nonSyncLiteral(fuzzyPattern(rt))
-		var key string
-		switch rapid.IntRange(0, 5).Draw(rt, "key") {
-		case 0:
-			key = "FUZZY BODY " + a
-		case 1:
-			key = "FUZZY TEXT " + a
-		case 2:
-			key = "FUZZY BODY " + a + " FUZZY TEXT " + b
-		case 3:
-			key = "OR FUZZY BODY " + a + " FUZZY TEXT " + b
-		case 4:
-			key = "NOT FUZZY BODY " + a
-		default:
-			key = "FUZZY SUBJECT " + a + " UNSEEN"
-		}
-		return "UID SEARCH RETURN (ALL RELEVANCY) CHARSET UTF-8 " + key
+		return "UID SEARCH RETURN (ALL RELEVANCY) CHARSET UTF-8 " + textSearchKey(rt, fuzzyPattern, "FUZZY ", "SUBJECT")
 	}, func(got, want []string) bool {
 		// ESEARCH tags name each session's own command.
 		return tags.ReplaceAllString(strings.Join(got, "\n"), "") == tags.ReplaceAllString(strings.Join(want, "\n"), "")

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,9 +123,11 @@ func (b blockingHop) Data(r io.Reader) error {
 	return nil
 }
 
-// A delivery in progress shows as a worker of its destination (named by
-// its next hop, never its credentials) and a ready recipient.
-func TestQueueMetricsDestinationConnections(t *testing.T) {
+// startBlockingHop serves a blockingHop on a loopback port and returns
+// the port and the function that releases the DATA it holds; the test's
+// cleanup releases them if the test did not, and stops the server.
+func startBlockingHop(t *testing.T) (port string, release func()) {
+	t.Helper()
 	hb := blockingHop{release: make(chan struct{})}
 	s := gosmtp.NewServer(hb)
 	s.Domain = "hop.test"
@@ -133,14 +136,20 @@ func TestQueueMetricsDestinationConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	go s.Serve(ln)
-	released := false
+	var once sync.Once
+	release = func() { once.Do(func() { close(hb.release) }) }
 	t.Cleanup(func() {
-		if !released {
-			close(hb.release)
-		}
+		release()
 		s.Close()
 	})
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, port, _ = net.SplitHostPort(ln.Addr().String())
+	return port, release
+}
+
+// A delivery in progress shows as a worker of its destination (named by
+// its next hop, never its credentials) and a ready recipient.
+func TestQueueMetricsDestinationConnections(t *testing.T) {
+	port, release := startBlockingHop(t)
 	reg := &metric.Recorder{}
 	route := routing.Route{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + port, TLS: routing.TLSNone}}
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *queue.Options) { o.Metrics = reg })
@@ -154,8 +163,7 @@ func TestQueueMetricsDestinationConnections(t *testing.T) {
 	if !gatheredIs(t, reg, "mailyard_queue_recipients", map[string]string{"state": "ready"}, 1) {
 		t.Fatal("the recipient in delivery is not counted as ready")
 	}
-	close(hb.release)
-	released = true
+	release()
 	eventually(t, "delivered", func() bool {
 		return gatheredIs(t, reg, "mailyard_queue_deliveries_total", map[string]string{"result": "delivered"}, 1)
 	})

@@ -5,14 +5,12 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	gosmtp "github.com/emersion/go-smtp"
 	"github.com/mailyard/mailyard/internal/testhop"
 	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
@@ -155,22 +153,7 @@ func TestQueueMigratesOldRecords(t *testing.T) {
 // The queue claims no more than MaxInFlight recipients at a time: the
 // rest of a backlog stays in the Store, unleased, until a worker is done.
 func TestQueueInFlightBounded(t *testing.T) {
-	hb := blockingHop{release: make(chan struct{})}
-	s := gosmtp.NewServer(hb)
-	s.Domain = "hop.test"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	released := false
-	t.Cleanup(func() {
-		if !released {
-			close(hb.release)
-		}
-		s.Close()
-	})
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	port, release := startBlockingHop(t)
 	route := routing.Route{Match: "remote.test", Gateway: routing.Gateway{NextHop: "[127.0.0.1]:" + port, TLS: routing.TLSNone}}
 	f := newQueueFixture(t, routing.Config{Routes: []routing.Route{route}}, func(o *queue.Options) { o.MaxInFlight = 2 })
 	for i := range 5 {
@@ -192,8 +175,7 @@ func TestQueueInFlightBounded(t *testing.T) {
 	// Both claimed recipients are stuck in DATA: the other three are
 	// due, and every Enqueue woke the scheduler, yet none is claimed.
 	eventually(t, "two claimed", func() bool { return leased() == 2 })
-	close(hb.release)
-	released = true
+	release()
 	// While the backlog drains, the bound holds at every look.
 	most := 0
 	eventually(t, "all delivered", func() bool {

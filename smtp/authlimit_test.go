@@ -91,6 +91,12 @@ func TestAuthConcurrentGuessesBounded(t *testing.T) {
 	}
 	codes := make(chan int, n)
 	for _, c := range conns {
+		// No read deadline: reply set one 10 seconds after each EHLO,
+		// and setting up twenty TLS sessions under -race on a loaded
+		// machine can take longer than that. Settle's timeout bounds the
+		// wait instead, and the cleanup's Close ends a read that never
+		// gets its reply.
+		_ = c.conn.SetReadDeadline(time.Time{})
 		c.write(authPlain("alice@example.test", "guess") + "\r\n")
 		go func() {
 			line, _ := c.r.ReadString('\n')

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailyard/mailyard/dkim"
 	"github.com/mailyard/mailyard/dkim/dkimstore"
+	"github.com/mailyard/mailyard/internal/testpeer"
 	"github.com/mailyard/mailyard/store/sqlite"
 )
 
@@ -25,31 +26,6 @@ func loopbackResolver(addr string) *net.Resolver {
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
 	}}
-}
-
-// silentDNS is a DNS server on loopback that reads every query and never
-// answers.
-func silentDNS(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := pc.ReadFrom(buf); err != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		pc.Close()
-		<-done
-	})
-	return pc.LocalAddr().String()
 }
 
 // authResults returns the Authentication-Results field of a stored
@@ -78,7 +54,7 @@ var ipLiteral = regexp.MustCompile(`\b\d{1,3}(\.\d{1,3}){3}\b|[0-9A-Fa-f]*:[0-9A
 // failed without naming the DNS server that was asked.
 func TestMXVerificationSilentDNSServer(t *testing.T) {
 	const deadline = time.Second
-	addr := silentDNS(t)
+	addr := testpeer.SilentDNS(t)
 	m := startRealStackWith(t, func(o *Options, _ *sqlite.Store) {
 		o.VerifyResolver, o.VerifyTimeout = loopbackResolver(addr), deadline
 	}, nil)

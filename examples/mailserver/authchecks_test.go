@@ -15,31 +15,6 @@ import (
 	"github.com/mailyard/mailyard/internal/testpeer"
 )
 
-// silentDNSServer is a DNS server on loopback that reads every query and
-// never answers.
-func silentDNSServer(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := pc.ReadFrom(buf); err != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		pc.Close()
-		<-done
-	})
-	return pc.LocalAddr().String()
-}
-
 // ipLiteral matches an IPv4 address or an IPv6 address (two colons at
 // least; a host:port has one).
 var ipLiteral = regexp.MustCompile(`\b\d{1,3}(\.\d{1,3}){3}\b|[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*`)
@@ -57,7 +32,7 @@ func TestMXDeadResolverOneDeadline(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Hostname = "mx.example.test"
 	cfg.DataDir = d
-	cfg.DNS.Server = silentDNSServer(t)
+	cfg.DNS.Server = testpeer.SilentDNS(t)
 	cfg.DNS.Timeout = Duration{timeout}
 	port := func() string { return "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t)) }
 	cfg.SMTP.Listen, cfg.Submission.Listen, cfg.Submissions.Listen, cfg.HTTP.Listen = port(), port(), port(), port()
@@ -105,7 +80,7 @@ func TestMXDeadResolverOneDeadline(t *testing.T) {
 // The resolver asks dns.server only, and its errors name that server
 // (net.Resolver's own name the resolv.conf server it would have asked).
 func TestResolverErrorsNameConfiguredServer(t *testing.T) {
-	addr := silentDNSServer(t)
+	addr := testpeer.SilentDNS(t)
 	r := newResolver(DNSConfig{Server: addr, Timeout: Duration{200 * time.Millisecond}})
 	_, err := r.LookupTXT(context.Background(), "example.test")
 	var dnsErr *net.DNSError

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -100,22 +99,9 @@ func TestServeEndToEnd(t *testing.T) {
 // answers (net.Resolver alone would wait resolv.conf's timeout per
 // attempt, seconds each, whatever the dial timeout).
 func TestResolverTimeout(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	go func() { // read and never answer
-		buf := make([]byte, 512)
-		for {
-			if _, _, err := pc.ReadFrom(buf); err != nil {
-				return
-			}
-		}
-	}()
-	r := newResolver(DNSConfig{Server: pc.LocalAddr().String(), Timeout: Duration{200 * time.Millisecond}})
+	r := newResolver(DNSConfig{Server: testpeer.SilentDNS(t), Timeout: Duration{200 * time.Millisecond}})
 	start := time.Now()
-	_, err = r.LookupTXT(context.Background(), "example.test")
+	_, err := r.LookupTXT(context.Background(), "example.test")
 	if err == nil {
 		t.Fatal("lookup answered by a silent server")
 	}
