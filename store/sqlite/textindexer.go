@@ -36,8 +36,10 @@ import (
 //     never idle still catches up, one batch per textMaxLag). A copy
 //     that nobody reads yet should not slow itself down by indexing.
 //
-// A batch is textBatch blobs, read outside the writer and stored in one
-// write request (one FTS5 flush).
+// A batch is textBatch blobs, read outside the writer, stored in one
+// transaction of textindex.db (one FTS5 flush, by the index writer,
+// textindex.go) and then marked indexed in one small write request of
+// mail.db.
 const (
 	textBatch    = 64
 	textIdleGap  = 200 * time.Millisecond
