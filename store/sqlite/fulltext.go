@@ -226,6 +226,9 @@ func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms [
 	expr, all := ftsQuery(terms)
 	var hits []store.TextHit
 	err = s.readTx(ctx, func(tx *rtx) error {
+		if err := readMainFirst(ctx, tx); err != nil {
+			return err
+		}
 		m, err := getMailbox(ctx, tx, account, name)
 		if err != nil {
 			return err

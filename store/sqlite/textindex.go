@@ -47,6 +47,11 @@ import (
 //     never happens, not even for a moment; reconcile repairs it all the
 //     same (a textindex.db restored from a backup, or removed).
 //
+// One effect of the two snapshots: a search whose mail.db snapshot still
+// has the last message of a blob while the index writer has already
+// deleted the blob's rows (the message expunged meanwhile) does not find
+// that message; it is gone by the time the search answers.
+//
 // A crash between the two commits leaves rows of an entry still marked
 // not indexed: harmless (the entry is a candidate; the indexer deletes
 // the rows before it inserts the entry again), and reconcile at Open
@@ -385,6 +390,19 @@ func queryIDs(ctx context.Context, q querier, query string, args ...any) ([]int6
 	return ids, rows.Err()
 }
 
+// readMainFirst opens the read transaction's snapshot of mail.db before
+// that of textindex.db: SQLite takes a file's snapshot when a statement
+// of the transaction first reads it, so this statement, which reads only
+// mail.db, makes every entry the search sees marked indexed have its
+// rows in the index snapshot it reads next (textindex.go, invariants).
+// Searches call it first, rather than count on their first look-up
+// reading mail.db (a cache could answer it).
+func readMainFirst(ctx context.Context, tx *rtx) error {
+	var n int
+	err := tx.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM main.text_docs LIMIT 1)").Scan(&n)
+	return err
+}
+
 // attachTextIndex returns the connection hook of the read pool: it
 // attaches textindex.db as "ti" and maps it as the main file is mapped.
 func attachTextIndex(path string) sqlite.ConnectionHookFn {
@@ -425,8 +443,8 @@ var textMerge = []struct{ key, value string }{
 }
 
 // setTextMerge applies textMerge where the config says otherwise; Open
-// calls it in the migration's transaction, so a text_fts re-created by
-// a later schema version gets the settings too.
+// calls it in the transaction that opens textindex.db, so a text_fts
+// created anew (a removed file) gets the settings too.
 func setTextMerge(ctx context.Context, conn *sql.Conn) error {
 	for _, m := range textMerge {
 		var v string
