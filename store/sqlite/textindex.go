@@ -170,15 +170,20 @@ func (s *Store) openTextIndex(ctx context.Context) error {
 // tx runs fn in a write transaction of the index connection; the caller
 // holds mu (or is Open, before anyone else can).
 func (x *textIndex) tx(ctx context.Context, fn func() error) error {
-	if _, err := x.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	return connTx(ctx, x.conn, fn)
+}
+
+// connTx runs fn in a write transaction (BEGIN IMMEDIATE) of conn.
+func connTx(ctx context.Context, conn *sql.Conn, fn func() error) error {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
 	if err := fn(); err != nil {
-		_, _ = x.conn.ExecContext(ctx, "ROLLBACK")
+		_, _ = conn.ExecContext(ctx, "ROLLBACK")
 		return err
 	}
-	if _, err := x.conn.ExecContext(ctx, "COMMIT"); err != nil {
-		_, _ = x.conn.ExecContext(ctx, "ROLLBACK")
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		_, _ = conn.ExecContext(ctx, "ROLLBACK")
 		return err
 	}
 	return nil
@@ -358,36 +363,12 @@ func (s *Store) reconcileTextIndex(ctx context.Context) error {
 // rawWrite runs fn in a transaction of the main write connection; only
 // Open uses it, before the writer goroutine starts.
 func (s *Store) rawWrite(ctx context.Context, fn func() error) error {
-	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return err
-	}
-	if err := fn(); err != nil {
-		_, _ = s.wconn.ExecContext(ctx, "ROLLBACK")
-		return err
-	}
-	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
-		_, _ = s.wconn.ExecContext(ctx, "ROLLBACK")
-		return err
-	}
-	return nil
+	return connTx(ctx, s.wconn, fn)
 }
 
 // queryIDs runs a query of one integer column.
 func queryIDs(ctx context.Context, q querier, query string, args ...any) ([]int64, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return queryColumn[int64](ctx, q, query, args...)
 }
 
 // readMainFirst opens the read transaction's snapshot of mail.db before
