@@ -224,9 +224,6 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := s.openDBs(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.reconcileTextIndex(ctx); err != nil {
-		return nil, err
-	}
 	// After the database has its identity, so that a marked directory
 	// always has a Mailyard mail.db or none.
 	if !found.marked {
@@ -243,6 +240,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		}
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	// With baseCtx set: the read pool's statement cache uses it.
+	if err := s.reconcileTextIndex(ctx); err != nil {
+		s.cancel()
+		return nil, err
+	}
 	go s.writer()
 	var idxCtx context.Context
 	idxCtx, s.stopIdx = context.WithCancel(context.Background())
