@@ -152,7 +152,8 @@ func indexNow(t *testing.T, s *Store) {
 // found.
 func TestBatchTextDropOfRolledBackRequest(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir(), Options{})
+	// Without the background indexer, whose commits inBatch would count.
+	s := openTest(t, t.TempDir(), Options{noTextIndexer: true})
 	mustAccount(t, s, "u", store.Quota{})
 	for _, w := range []string{"alpha", "bravo", "charlie"} {
 		if err := appendText(s, "u", w, store.FlagDeleted)(); err != nil {
