@@ -189,14 +189,19 @@ func (t *wtx) stringsQuery(q string, args ...any) ([]string, error) {
 
 // queryStrings runs a query of one text column and returns its values.
 func queryStrings(ctx context.Context, db querier, q string, args ...any) ([]string, error) {
+	return queryColumn[string](ctx, db, q, args...)
+}
+
+// queryColumn runs a query of one column and returns its values.
+func queryColumn[T any](ctx context.Context, db querier, q string, args ...any) ([]T, error) {
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []string
+	var out []T
 	for rows.Next() {
-		var v string
+		var v T
 		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}

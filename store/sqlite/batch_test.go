@@ -84,12 +84,25 @@ func searchUIDs(t *testing.T, s *Store, account, mailbox, word string) []uint32 
 	return out
 }
 
-// ftsIntact runs FTS5's own consistency check of the index.
+// ftsIntact runs FTS5's own consistency check of both indexes (as
+// Check does) and Check.
 func ftsIntact(t *testing.T, s *Store) {
 	t.Helper()
-	rawExec(t, s, "INSERT INTO text_fts (text_fts) VALUES ('integrity-check')")
+	rawIndexExec(t, s, "INSERT INTO text_fts (text_fts) VALUES ('integrity-check')")
+	rawIndexExec(t, s, "INSERT INTO text_words (text_words) VALUES ('integrity-check')")
 	if p := problems(t, s); len(p) != 0 {
 		t.Fatalf("Check: %+v", p)
+	}
+}
+
+// rawIndexExec runs q as the index writer, in textindex.db.
+func rawIndexExec(t *testing.T, s *Store, q string) {
+	t.Helper()
+	if err := s.writeTextIndex(context.Background(), func() error {
+		_, err := s.tix.conn.ExecContext(context.Background(), q)
+		return err
+	}); err != nil {
+		t.Fatalf("%s: %v", q, err)
 	}
 }
 
@@ -100,22 +113,27 @@ func appendText(s *Store, account, text string, flags ...string) func() error {
 	}
 }
 
-// fillText returns a call that sets the full-text entry of the blob of
-// message uid of account's INBOX in one write request that queues its
-// text_fts row, as the background indexer does (replaceText rather than
-// fillText, so that it queues the row whether or not the indexer got
-// there first).
+// fillText returns a call that indexes the entry of the blob of
+// message uid of account's INBOX as the background indexer does
+// (fillTexts), whether or not the indexer got there first.
 func fillText(t *testing.T, s *Store, account string, uid uint32) func() error {
+	t.Helper()
+	e := entryOf(t, s, account, uid)
+	return func() error { return s.fillTexts(context.Background(), []textEntry{e}) }
+}
+
+// entryOf is the text_docs entry of message uid of account's INBOX.
+func entryOf(t *testing.T, s *Store, account string, uid uint32) textEntry {
 	t.Helper()
 	msgs, err := s.ListMessages(context.Background(), account, store.Inbox, store.UIDSet{{Start: uid, Stop: uid}})
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("message %d: %v %v", uid, msgs, err)
 	}
-	blob := msgs[0].BlobID
-	return func() error {
-		doc := s.extractText(blob)
-		return s.write(context.Background(), func(tx *wtx) error { return tx.replaceText(blob, doc) })
+	e := textEntry{blob: msgs[0].BlobID}
+	if err := s.rdb.QueryRow("SELECT id FROM text_docs WHERE blob_id = ?", e.blob).Scan(&e.id); err != nil {
+		t.Fatal(err)
 	}
+	return e
 }
 
 // indexNow fills every entry the background indexer has not filled yet.
@@ -126,51 +144,60 @@ func indexNow(t *testing.T, s *Store) {
 	}
 }
 
-// TestBatchTextRowsOfRolledBackRequest: a request whose savepoint rolls
-// back after it queued a full-text row leaves no row in the index,
-// while the rows of the requests before it in the batch stay. Its
-// text_docs id is given out again by the next append: a row left behind
-// would make that message match the rolled-back text.
-func TestBatchTextRowsOfRolledBackRequest(t *testing.T) {
+// TestBatchTextDropOfRolledBackRequest: a request whose savepoint rolls
+// back after it removed a blob's entry (dropText) queues no deletion of
+// the entry's index rows, while the deletions of the requests before it
+// in the batch are queued. A deletion queued anyway would leave the
+// entry marked indexed without its rows: the message would no longer be
+// found.
+func TestBatchTextDropOfRolledBackRequest(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir(), Options{})
+	// Without the background indexer, whose commits inBatch would count.
+	s := openTest(t, t.TempDir(), Options{noTextIndexer: true})
 	mustAccount(t, s, "u", store.Quota{})
-	blob, _, err := s.blobs.write(ctx, strings.NewReader("Subject: r\r\n\r\nrolledback\r\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := s.extractText(blob)
-	failed := errors.New("fails after indexing")
 	for _, w := range []string{"alpha", "bravo", "charlie"} {
-		if err := appendText(s, "u", w)(); err != nil {
+		if err := appendText(s, "u", w, store.FlagDeleted)(); err != nil {
 			t.Fatal(err)
 		}
 	}
+	indexNow(t, s)
+	alpha := entryOf(t, s, "u", 1)
+	failed := errors.New("fails after dropping")
 	errs := inBatch(t, s,
-		fillText(t, s, "u", 1),
-		fillText(t, s, "u", 2),
-		fillText(t, s, "u", 3),
+		func() error {
+			_, err := s.Expunge(ctx, "u", store.Inbox, store.UIDSet{{Start: 3, Stop: 3}})
+			return err
+		},
 		func() error {
 			return s.write(ctx, func(tx *wtx) error {
-				if err := tx.indexText(blob, doc); err != nil {
+				if err := tx.dropText(alpha.blob); err != nil {
 					return err
 				}
 				return failed
 			})
 		},
 	)
-	if errs[0] != nil || errs[1] != nil || errs[2] != nil || !errors.Is(errs[3], failed) {
+	if errs[0] != nil || !errors.Is(errs[1], failed) {
 		t.Fatalf("batch: %v", errs)
 	}
-	if err := s.blobs.discard(blob); err != nil {
-		t.Fatal(err)
-	}
-	if err := appendText(s, "u", "delta")(); err != nil {
-		t.Fatal(err)
-	}
 	indexNow(t, s)
-	for word, want := range map[string][]uint32{"alpha": {1}, "bravo": {2}, "charlie": {3}, "delta": {4}, "rolledback": {}} {
-		if got := searchUIDs(t, s, "u", store.Inbox, word); !slices.Equal(got, want) {
+	var n int
+	if err := s.rdb.QueryRow("SELECT count(*) FROM ti.text_ix").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("index rows after the batch: %d, %v; want 2 (alpha, bravo)", n, err)
+	}
+	for word, want := range map[string][]uint32{"alpha": {1}, "bravo": {2}, "charlie": {}} {
+		hits, err := s.SearchText(ctx, "u", store.Inbox, []store.TextTerm{{Field: store.TextBody, Value: word}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []uint32
+		for _, h := range hits {
+			if !h.Sure {
+				t.Errorf("search %q: UID %d not sure", word, h.UID)
+			}
+			got = append(got, h.UID)
+		}
+		if !slices.Equal(got, want) && len(got)+len(want) != 0 {
 			t.Errorf("search %q: %v, want %v", word, got, want)
 		}
 	}
@@ -216,9 +243,9 @@ func TestBatchTextAppendThenExpunge(t *testing.T) {
 	ftsIntact(t, s)
 }
 
-// TestBatchReindexTwice: two re-indexings of an indexed blob in one
-// batch (the first takes the entry out of text_fts and queues it, the
-// second finds it queued) leave one entry.
+// TestBatchReindexTwice: two re-indexings of an indexed blob at once,
+// beside an append (each deletes the entry's rows before it inserts
+// them again, in the index writer's transaction) leave one entry.
 func TestBatchReindexTwice(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, t.TempDir(), Options{})
@@ -227,19 +254,23 @@ func TestBatchReindexTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	indexNow(t, s)
-	msgs, err := s.ListMessages(ctx, "u", store.Inbox, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob := msgs[0].BlobID
 	replace := func() error {
-		doc := s.extractText(blob)
-		return s.write(ctx, func(tx *wtx) error { return tx.replaceText(blob, doc) })
+		_, err := s.ReindexText(ctx, "u")
+		return err
 	}
-	errs := inBatch(t, s, appendText(s, "u", "second"), replace, replace)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i, call := range []func() error{appendText(s, "u", "second"), replace, replace} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = call()
+		}()
+	}
+	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("batch call %d: %v", i, err)
+			t.Fatalf("call %d: %v", i, err)
 		}
 	}
 	indexNow(t, s)
@@ -253,6 +284,7 @@ func TestBatchReindexTwice(t *testing.T) {
 	if _, err := s.Expunge(ctx, "u", store.Inbox, nil); err != nil {
 		t.Fatal(err)
 	}
+	indexNow(t, s) // applies the queued deletion
 	var n int
 	if err := s.rdb.QueryRowContext(ctx, "SELECT count(*) FROM text_fts WHERE text_fts MATCH 'first'").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("entries still matching after the expunge: %d, %v", n, err)
@@ -268,7 +300,8 @@ func TestBatchReindexTwice(t *testing.T) {
 // and RELEASE; the batch adds BEGIN, COMMIT and a status read per
 // mailbox.
 func TestAppendStatements(t *testing.T) {
-	s := openTest(t, t.TempDir(), Options{})
+	// Without the background indexer, whose writes would count too.
+	s := openTest(t, t.TempDir(), Options{noTextIndexer: true})
 	mustAccount(t, s, "u", store.Quota{MaxMessages: 1000})
 	const n = 16
 	calls := make([]func() error, n)
@@ -308,14 +341,13 @@ func TestSoloRequestRollsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := s.extractText(blob)
 	failed := errors.New("fails after writing")
 	c0, b0 := s.commits.Load(), s.batched.Load()
 	err = s.write(ctx, func(tx *wtx) error {
 		if err := (&recordTx{t: tx}).Put("ns", "k", []byte("v"), -1); err != nil {
 			return err
 		}
-		if err := tx.indexText(blob, doc); err != nil {
+		if err := tx.indexText(blob); err != nil {
 			return err
 		}
 		return failed
@@ -409,7 +441,7 @@ func TestTextMergeSettings(t *testing.T) {
 	}
 	s := openTest(t, dir, Options{})
 	check(s)
-	rawExec(t, s, "INSERT INTO text_fts (text_fts, rank) VALUES ('automerge', 4)")
+	rawIndexExec(t, s, "INSERT INTO text_fts (text_fts, rank) VALUES ('automerge', 4)")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

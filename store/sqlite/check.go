@@ -64,7 +64,9 @@ func (s *Store) sweep(ctx context.Context) error {
 }
 
 // Check implements store.Checker. It reads a snapshot of the index and
-// the blob tree and changes nothing. Blobs this process is writing are not
+// the blob tree and changes nothing. It verifies the full-text index
+// too: FTS5's own integrity check of both of its tables, and that every
+// entry mail.db marks indexed has its rows in textindex.db. Blobs this process is writing are not
 // orphans; writes by another process that has the store open at the same
 // time can still show up as transient problems, which Check re-verifies
 // once before reporting.
@@ -110,9 +112,15 @@ func (s *Store) Check(ctx context.Context) ([]store.Problem, error) {
 				problems = append(problems, store.Problem{Kind: "size-mismatch", Detail: fmt.Sprintf("blob %s has %d bytes, index says %d", id, got, want)})
 			}
 		}
-		return checkCounters(ctx, tx.Tx, &problems)
+		if err := checkCounters(ctx, tx.Tx, &problems); err != nil {
+			return err
+		}
+		return checkTextEntries(ctx, tx, &problems)
 	})
 	if err != nil {
+		return nil, wrapErr("check", err)
+	}
+	if err := s.checkTextIndex(ctx, &problems); err != nil {
 		return nil, wrapErr("check", err)
 	}
 	// A blob can vanish after the snapshot together with its last row;
@@ -170,6 +178,49 @@ func checkCounters(ctx context.Context, tx *sql.Tx, problems *[]store.Problem) e
 		if err := rows.Err(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkTextEntries reports entries marked indexed in mail.db whose rows
+// textindex.db lacks: by the order of the index writer's commits
+// (textindex.go) that is never transient, so it is damage (a
+// textindex.db replaced by an older copy, say). Reopening the store
+// repairs it (reconcileTextIndex).
+func checkTextEntries(ctx context.Context, tx *rtx, problems *[]store.Problem) error {
+	var n int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM main.text_docs d
+		WHERE d.state != ? AND NOT EXISTS (SELECT 1 FROM ti.text_ix x WHERE x.id = d.id)`, textMissing).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		*problems = append(*problems, store.Problem{Kind: "text-index",
+			Detail: fmt.Sprintf("%d full-text entries are marked indexed but %s lacks them (reopening the store indexes them again)", n, textIndexFile)})
+	}
+	return nil
+}
+
+// checkTextIndex runs FTS5's integrity check of text_fts and text_words
+// as the index writer. The check writes nothing; it is an INSERT of a
+// command only by FTS5's syntax.
+func (s *Store) checkTextIndex(ctx context.Context, problems *[]store.Problem) error {
+	var bad []string
+	err := s.writeTextIndex(ctx, func() error {
+		for _, table := range []string{"text_fts", "text_words"} {
+			if _, err := s.tix.conn.ExecContext(ctx, "INSERT INTO "+table+" ("+table+") VALUES ('integrity-check')"); err != nil {
+				if ctx.Err() != nil {
+					return err
+				}
+				bad = append(bad, fmt.Sprintf("%s: %v", table, err))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, b := range bad {
+		*problems = append(*problems, store.Problem{Kind: "text-index", Detail: fmt.Sprintf("%s: FTS5 integrity check: %s", textIndexFile, b)})
 	}
 	return nil
 }

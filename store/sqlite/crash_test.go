@@ -36,6 +36,20 @@ func crashChild(dir string) {
 	var mu sync.Mutex
 	pid := os.Getpid()
 	var wg sync.WaitGroup
+	// The full-text index writer at work too, so that some kills fall
+	// between its commit in textindex.db and the marking in mail.db.
+	go func() {
+		for {
+			n, err := s.IndexPendingText(ctx)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "index:", err)
+				os.Exit(4)
+			}
+			if n == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}()
 	for w := range 6 {
 		wg.Add(1)
 		go func() {
@@ -44,7 +58,9 @@ func crashChild(dir string) {
 				body := fmt.Sprintf("p%d-w%d-m%d", pid, w, i)
 				rcpts := []store.Recipient{{Account: crashAccounts[0]}, {Account: crashAccounts[1+(w+i)%3]}}
 				// Bodies of varying size so some writes are in flight long enough to be cut.
-				full := body + "\n" + strings.Repeat("x", (i%7)*20000)
+				// The token again after the (malformed) header, as body
+				// text, for the full-text checks.
+				full := body + "\n\n" + body + "\n" + strings.Repeat("x", (i%7)*20000)
 				ds, err := s.Deliver(ctx, store.Delivery{Recipients: rcpts}, strings.NewReader(full))
 				if err != nil {
 					fmt.Fprintln(os.Stderr, "deliver:", err)
@@ -198,6 +214,27 @@ func TestCrashDeliveries(t *testing.T) {
 	if p := problems(t, s); len(p) != 0 {
 		t.Fatalf("Check after crash and reopen: %+v", p)
 	}
+	// Full-text search finds every acknowledged message, before the
+	// index is complete and after (both files as the kills left them,
+	// reconciled at the reopen).
+	found := func(when string) {
+		t.Helper()
+		for _, a := range acks {
+			hits, err := s.SearchText(ctx, a.account, "INBOX", []store.TextTerm{{Field: store.TextAll, Value: a.body}}, store.UIDSet{{Start: a.uid, Stop: a.uid}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(hits) != 1 {
+				t.Fatalf("%s: %+v not found by its text", when, a)
+			}
+		}
+	}
+	found("after the reopen")
+	if _, err := s.IndexPendingText(ctx); err != nil {
+		t.Fatal(err)
+	}
+	found("indexed")
+	ftsIntact(t, s)
 	t.Logf("%d acknowledged deliveries survived 4 SIGKILLs", len(acks))
 }
 

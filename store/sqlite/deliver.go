@@ -52,7 +52,6 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 	if err != nil {
 		return nil, err
 	}
-	doc := textDoc{state: textMissing} // filled soon by the indexer (textindexer.go)
 	out := make([]store.Delivered, len(d.Recipients))
 	err = s.write(ctx, func(tx *wtx) error {
 		type target struct {
@@ -110,7 +109,7 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 			tx.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: t.account, Mailbox: t.mailbox,
 				UIDs: []uint32{c.msg.UID}, ModSeq: c.msg.ModSeq})
 		}
-		if err := tx.indexText(blob, doc); err != nil {
+		if err := tx.indexText(blob); err != nil {
 			return err
 		}
 		for i, r := range d.Recipients {

@@ -5,6 +5,7 @@
 // # Layout
 //
 //	dir/mail.db         the index (accounts, mailboxes, messages, ...)
+//	dir/textindex.db    the full-text index (see Full-text index)
 //	dir/blobs/xx/<id>   message bodies, xx = first two hex digits of id
 //	dir/tmp/            left by older versions (bodies once went here first)
 //	dir/store.lock      held (flock) by every process that has the store open
@@ -24,13 +25,10 @@
 // transaction: each request inside its own SAVEPOINT, so a request that
 // fails (over quota, not found, ...) is rolled back alone and the others
 // commit. One COMMIT, so one WAL fsync (synchronous=FULL), serves the
-// whole batch. The requests' full-text rows are queued and inserted for
-// the whole batch after the savepoints, before the COMMIT (those of a
-// request rolled back are dropped): FTS5 writes its pending rows out as
-// a new index segment at every SAVEPOINT, so one insert per request
-// would cost a segment per request. After the commit the writer publishes the batch's changes to
-// the feed in commit order, deletes blob files no row references any more,
-// and only then answers each caller.
+// whole batch. The writer does no full-text indexing (see Full-text
+// index). After the commit the writer publishes the batch's changes to
+// the feed in commit order, deletes blob files no row references any
+// more, and only then answers each caller.
 //
 // # Blob durability
 //
@@ -64,22 +62,40 @@
 // the counts of the mailboxes it changed with each commit); version 7
 // keeps each message's save date (RFC 8514; messages stored before it
 // have none); version 8 keeps metadata entries of mailboxes and of the
-// server ([store.Metadata], RFC 5464).
+// server ([store.Metadata], RFC 5464); version 10 moves the full-text
+// index into textindex.db.
 //
 // # Full-text index
 //
-// Deliver and Append store a message with its full-text entry "not
-// indexed yet", and a background indexer in the Store fills it
-// afterwards, in batches of 64, in a write request of its own: live mail
-// as soon as 64 wait or within a second, a bulk import's (an Append with
+// Deliver and Append store a message with its full-text entry (table
+// text_docs of mail.db) "not indexed yet", and a background indexer in
+// the Store fills it afterwards, in batches of 64: live mail as soon as
+// 64 wait or within a second, a bulk import's (an Append with
 // [store.AppendOptions] DeferTextIndex, which the migration tools set)
 // when the store has had no write for a moment (at least one batch every
 // 10 s under constant writes). At Open it picks up entries that earlier
-// processes left, those of messages stored before version 5 included.
-// Until filled, a message is a candidate of every text search, so SEARCH
-// stays exact. Reading and tokenising the text is most of an append's CPU
-// (FTS5's trigram tokenizer: about 3.5 ms per message of the migration
-// benchmark's corpus), which no client waits for any more; see
-// bench/README.md, "migrate" and "imap probe and mix".
-// [Store.IndexPendingText] fills what waits at once.
+// processes left. Until filled, a message is a candidate of every text
+// search, so SEARCH stays exact. [Store.IndexPendingText] fills what
+// waits at once.
+//
+// The index itself (FTS5 tables text_fts, trigrams, and text_words,
+// words for fuzzy search) lives in textindex.db, a database of its own
+// that only the indexer writes, over a connection of its own: the
+// writer of mail.db, which every STORE, COPY, EXPUNGE and APPEND waits
+// for, does no FTS5 work (tokenisers, segment merges) at all. Read
+// connections attach textindex.db, and a search joins the two in one
+// query. The indexer commits an entry's rows in textindex.db first, then
+// marks the entry indexed in mail.db; a search reads mail.db's state
+// first, so an entry it sees indexed has its rows, and one not yet
+// indexed is a candidate. Entry ids are never reused (AUTOINCREMENT), so
+// rows left in textindex.db by a message that is gone match nothing;
+// their deletion is queued to the indexer after the expunge commits, and
+// Open deletes any a crash left. Open also puts entries marked indexed
+// whose rows textindex.db lacks (the file removed, or restored from an
+// older copy) back to "not indexed", so the file can be deleted to
+// rebuild the index. Version 10 moved the index out of mail.db: its
+// entries start "not indexed" again and the indexer rebuilds the index
+// in the background. [Store.Check] runs FTS5's integrity check of both
+// tables and verifies that every entry marked indexed has its rows. See
+// textindex.go, and bench/README.md, "imap probe and mix".
 package sqlite

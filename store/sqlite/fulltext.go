@@ -1,10 +1,12 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -87,104 +89,144 @@ func readTextDoc(r io.Reader) textDoc {
 	return textDoc{header: d.Header, body: d.Body, state: textWhole}
 }
 
-// indexText stores the entry of a blob unless it has one (a copy): in
-// text_fts and, for fuzzy search, text_words (migrationV9).
-func (t *wtx) indexText(blob string, d textDoc) error {
-	words := 0
-	if d.state != textMissing {
-		words = 1
-	}
-	res, err := t.exec("INSERT INTO text_docs (blob_id, state, words) VALUES (?, ?, ?) ON CONFLICT (blob_id) DO NOTHING", blob, d.state, words)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 || d.state == textMissing {
-		return nil
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return err
-	}
-	t.queueText(id, d) // inserted by insertText before the commit (textqueue.go)
-	return nil
-}
+// migrationV10 moves the full-text index out of mail.db into a file of
+// its own, textindex.db (textindex.go), written by the background
+// indexer alone, so that the main writer does no FTS5 work. text_docs
+// stays here, rebuilt with AUTOINCREMENT ids: the index keys its rows by
+// text_docs.id, and an id given out again could meet rows of the text
+// of a gone message (textindex.go, invariants). Every entry starts "not
+// indexed" again, and the background indexer rebuilds the index in
+// textindex.db, in batches, while the store serves: until then a message
+// is a candidate of every search, so answers stay exact (only slower).
+// Copying FTS5's shadow tables instead would tie the migration to
+// FTS5's private format.
+const migrationV10 = `
+DROP TABLE text_words_inst;
+DROP TABLE text_words_row;
+DROP TABLE text_words;
+DROP TABLE text_fts;
+CREATE TABLE text_docs_v10 (
+	id      INTEGER PRIMARY KEY AUTOINCREMENT,
+	blob_id TEXT NOT NULL UNIQUE,
+	state   INTEGER NOT NULL,
+	words   INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO text_docs_v10 (id, blob_id, state, words) SELECT id, blob_id, 0, 0 FROM text_docs;
+DROP TABLE text_docs;
+ALTER TABLE text_docs_v10 RENAME TO text_docs;
+CREATE INDEX text_docs_unread ON text_docs(blob_id) WHERE state != 1;
+CREATE INDEX text_docs_nowords ON text_docs(blob_id) WHERE words = 0;
+`
 
-// insertText writes the entry d of text_docs row id into both indexes
-// (text_fts, and text_words for fuzzy search); the writer calls it for
-// the queued rows of a batch (flushTexts).
-func (t *wtx) insertText(id int64, d textDoc) error {
-	if _, err := t.exec("INSERT INTO text_fts (rowid, header, body) VALUES (?, ?, ?)", id, d.header, d.body); err != nil {
-		return err
-	}
-	_, err := t.exec("INSERT INTO text_words (rowid, header, body) VALUES (?, ?, ?)", id, d.header, d.body)
+// indexText gives a blob its entry, "not indexed yet", unless it has
+// one (a copy); the background indexer fills it (textindexer.go).
+func (t *wtx) indexText(blob string) error {
+	_, err := t.exec("INSERT INTO text_docs (blob_id, state, words) VALUES (?, ?, 0) ON CONFLICT (blob_id) DO NOTHING", blob, textMissing)
 	return err
 }
 
-// deleteText removes document id from the indexes that hold it.
-func (t *wtx) deleteText(id int64, state, words int) error {
-	if state != textMissing {
-		if _, err := t.exec("DELETE FROM text_fts WHERE rowid = ?", id); err != nil {
-			return err
-		}
-	}
-	if words == 1 {
-		if _, err := t.exec("DELETE FROM text_words WHERE rowid = ?", id); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// replaceText sets the entry of a blob that has one (ReindexText); a
-// blob whose messages were all removed meanwhile is left alone.
-func (t *wtx) replaceText(blob string, d textDoc) error { return t.setText(blob, d, false) }
-
-// fillText sets the entry of a blob whose entry is still textMissing
-// (the background indexer, textindexer.go); an entry filled meanwhile
-// (another process's indexer, ReindexText) or removed is left alone.
-func (t *wtx) fillText(blob string, d textDoc) error { return t.setText(blob, d, true) }
-
-func (t *wtx) setText(blob string, d textDoc, onlyMissing bool) error {
-	var id int64
-	var state, words int
-	err := t.queryRow("SELECT id, state, words FROM text_docs WHERE blob_id = ?", blob).Scan(&id, &state, &words)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if onlyMissing && state != textMissing {
-		return nil
-	}
-	if err := t.unindexText(id, state, words); err != nil {
-		return err
-	}
-	words = 0
-	if d.state != textMissing {
-		words = 1
-	}
-	if _, err := t.exec("UPDATE text_docs SET state = ?, words = ? WHERE id = ?", d.state, words, id); err != nil {
-		return err
-	}
-	if d.state != textMissing {
-		t.queueText(id, d)
-	}
-	return nil
-}
-
-// dropText removes the entry of a blob no message names any more.
+// dropText removes the entry of a blob no message names any more; its
+// index rows are deleted by the index writer once the write commits
+// (request.dropped).
 func (t *wtx) dropText(blob string) error {
 	var id int64
-	var state, words int
-	err := t.queryRow("DELETE FROM text_docs WHERE blob_id = ? RETURNING id, state, words", blob).Scan(&id, &state, &words)
+	err := t.queryRow("DELETE FROM text_docs WHERE blob_id = ? RETURNING id", blob).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return t.unindexText(id, state, words)
+	t.req.dropped = append(t.req.dropped, id)
+	return nil
+}
+
+// textEntry is a text_docs row to index: its id and blob.
+type textEntry struct {
+	id   int64
+	blob string
+}
+
+// fillTexts indexes entries: it reads their texts, commits their rows
+// in textindex.db (after deleting any rows the ids have there), then
+// marks them indexed in mail.db, those still "not indexed" (another
+// indexer may have been first; its rows hold the same text). Rows of
+// entries that went away meanwhile are queued for deletion. In that
+// order, a search never finds an entry marked indexed without its rows
+// (textindex.go). A blob whose text cannot be read becomes textPartial
+// with no text (a candidate of every search).
+func (s *Store) fillTexts(ctx context.Context, entries []textEntry) error {
+	docs := make([]textDoc, len(entries))
+	for i, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		docs[i] = s.extractText(e.blob)
+		if docs[i].state == textMissing {
+			docs[i] = textDoc{state: textPartial}
+		}
+	}
+	// In rowid order, and every deletion before the first insert: FTS5
+	// writes its pending rows out as a new segment whenever a rowid is
+	// not above the last one or an insert follows a delete, and each
+	// segment costs merges later. The indexer's query returns entries in
+	// blob order; unsorted, a batch of 64 was 64 segments per table
+	// (bench/README.md, "textindex.db").
+	order := make([]int, len(entries))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(entries[a].id, entries[b].id) })
+	x := s.tix
+	err := s.writeTextIndex(ctx, func() error {
+		for _, i := range order {
+			if err := x.drop(ctx, entries[i].id); err != nil {
+				return err
+			}
+		}
+		for _, i := range order {
+			if err := x.insert(ctx, entries[i].id, docs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if s.opts.testHookTextIndexed != nil {
+		if err := s.opts.testHookTextIndexed(); err != nil {
+			return err
+		}
+	}
+	var gone []int64
+	// Its own write is no activity to yield to: else every batch of a
+	// backlog would wait textIdleGap after the one before.
+	err = s.writeRequest(&request{ctx: ctx, done: make(chan struct{}), background: true, fn: func(tx *wtx) error {
+		gone = gone[:0]
+		for i, e := range entries {
+			res, err := tx.exec("UPDATE text_docs SET state = ?, words = 1 WHERE id = ? AND state = ?", docs[i].state, e.id, textMissing)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				continue
+			}
+			var exists int
+			if err := tx.queryRow("SELECT EXISTS (SELECT 1 FROM text_docs WHERE id = ?)", e.id).Scan(&exists); err != nil {
+				return err
+			}
+			if exists == 0 {
+				gone = append(gone, e.id)
+			}
+		}
+		return nil
+	}})
+	if err != nil {
+		return err
+	}
+	x.queueDrops(gone)
+	return nil
 }
 
 // SearchText implements store.TextSearcher: the messages whose blob's
@@ -199,6 +241,9 @@ func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms [
 	expr, all := ftsQuery(terms)
 	var hits []store.TextHit
 	err = s.readTx(ctx, func(tx *rtx) error {
+		if err := readMainFirst(ctx, tx); err != nil {
+			return err
+		}
 		m, err := getMailbox(ctx, tx, account, name)
 		if err != nil {
 			return err
@@ -296,21 +341,27 @@ func (s *Store) ReindexText(ctx context.Context, account string) (int, error) {
 	const batch = 64
 	for i := 0; i < len(blobs); i += batch {
 		part := blobs[i:min(i+batch, len(blobs))]
-		docs := make([]textDoc, len(part))
-		for j, b := range part {
-			if err := ctx.Err(); err != nil {
-				return i, err
-			}
-			docs[j] = s.extractText(b)
-		}
+		// "Not indexed" first, so that no search trusts the old state
+		// while the index holds the new text; then as the indexer.
+		var entries []textEntry
 		err := s.write(ctx, func(tx *wtx) error {
-			for j, b := range part {
-				if err := tx.replaceText(b, docs[j]); err != nil {
+			entries = entries[:0]
+			for _, b := range part {
+				var id int64
+				err := tx.queryRow("UPDATE text_docs SET state = ?, words = 0 WHERE blob_id = ? RETURNING id", textMissing, b).Scan(&id)
+				if errors.Is(err, sql.ErrNoRows) {
+					continue // its messages were removed meanwhile
+				}
+				if err != nil {
 					return err
 				}
+				entries = append(entries, textEntry{id, b})
 			}
 			return nil
 		})
+		if err == nil {
+			err = s.fillTexts(ctx, entries)
+		}
 		if err != nil {
 			return i, wrapErr("reindex text", err)
 		}

@@ -28,7 +28,8 @@ func TestTextIndexMigrationAndReindex(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Back to version 4: no index tables, no STATUS counts, no save dates.
-	rawDB(t, dir, append(append(append(undoMigrationV9, "DROP TABLE metadata"), undoMigrationV6...), "DROP TABLE text_fts", "DROP TABLE text_docs", "ALTER TABLE messages DROP COLUMN save_date", "PRAGMA user_version = 4")...)
+	rawDB(t, dir, append(append(append(append(slices.Clone(undoMigrationV10), undoMigrationV9...), "DROP TABLE metadata"), undoMigrationV6...), "DROP TABLE text_fts", "DROP TABLE text_docs", "ALTER TABLE messages DROP COLUMN save_date", "PRAGMA user_version = 4")...)
+	undoTextIndexFile(t, dir)
 	// Without the background indexer, which would fill the entries
 	// (TestDeferredTextIndex covers it).
 	s = openTest(t, dir, Options{noTextIndexer: true})

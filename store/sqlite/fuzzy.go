@@ -62,6 +62,9 @@ func (s *Store) SearchFuzzy(ctx context.Context, account, mailbox string, terms 
 	}
 	var hits []store.FuzzyHit
 	err = s.readTx(ctx, func(tx *rtx) error {
+		if err := readMainFirst(ctx, tx); err != nil {
+			return err
+		}
 		m, err := getMailbox(ctx, tx, account, name)
 		if err != nil {
 			return err

@@ -278,7 +278,6 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		return store.Message{}, err
 	}
 	msg := store.Message{Flags: flags, InternalDate: inStoredZone(date), Size: size, BlobID: blob}
-	doc := textDoc{state: textMissing} // filled by the indexer (textindexer.go)
 	// Four statements in the request's savepoint: the UID (with the
 	// mailbox look-up), the usage (with the quota check), the row and
 	// its full-text entry, "not indexed yet": the background indexer
@@ -296,7 +295,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		if err := tx.insertMessage(mailboxID, msg); err != nil {
 			return err
 		}
-		if err := tx.indexText(blob, doc); err != nil {
+		if err := tx.indexText(blob); err != nil {
 			return err
 		}
 		tx.publish(store.Change{Kind: store.ChangeMessagesAdded, Account: account, Mailbox: name, UIDs: []uint32{msg.UID}, ModSeq: msg.ModSeq})

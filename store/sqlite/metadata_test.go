@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/mailyard/mailyard/store"
@@ -20,7 +21,7 @@ func TestMetadataMigration(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rawDB(t, dir, append(undoMigrationV9, "DROP TABLE metadata", "PRAGMA user_version = 7")...)
+	rawDB(t, dir, append(append(slices.Clone(undoMigrationV10), undoMigrationV9...), "DROP TABLE metadata", "PRAGMA user_version = 7")...)
 	s = openTest(t, dir, Options{})
 	set := []store.MetadataEntry{{Name: "/shared/comment", Value: []byte("kept")}}
 	if err := s.SetMetadata(ctx, "u", "INBOX", set, store.MetadataLimits{}); err != nil {

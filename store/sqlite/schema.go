@@ -196,7 +196,7 @@ CREATE INDEX queue_leased ON queue_recipients(lease_owner) WHERE lease_owner != 
 
 // migrations[i] takes a database from version i+1 to version i+2; the
 // last one reaches schemaVersion.
-var migrations = [schemaVersion - 1]string{migrationV2, migrationV3, migrationV4, migrationV5, migrationV6, migrationV7, migrationV8, migrationV9}
+var migrations = [schemaVersion - 1]string{migrationV2, migrationV3, migrationV4, migrationV5, migrationV6, migrationV7, migrationV8, migrationV9, migrationV10}
 
 // migrationV7 keeps each message's save date (store.Message.SaveDate,
 // RFC 8514): Unix nanoseconds of its delivery, APPEND, COPY or MOVE into
@@ -261,7 +261,7 @@ func migrate(ctx context.Context, conn *sql.Conn) error {
 				return err
 			}
 		}
-		return setTextMerge(ctx, conn)
+		return nil
 	}()
 	if err != nil {
 		_, _ = conn.ExecContext(ctx, "ROLLBACK")

@@ -17,7 +17,7 @@ import (
 	"github.com/mailyard/mailyard/internal/metric"
 	"github.com/mailyard/mailyard/store"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 )
 
 // Options configure a Store. The zero value works: it opens the data
@@ -66,6 +66,9 @@ type Options struct {
 	// fsys is the blob tree's file system; nil means the operating
 	// system's. Only the power-loss test sets it.
 	fsys blobFS
+	// testHookTextIndexed, if set, runs between the index writer's
+	// commit and the marking of the entries in mail.db (crash tests).
+	testHookTextIndexed func() error
 	// noTextIndexer leaves the background full-text indexer off (tests
 	// of the unindexed state).
 	noTextIndexer bool
@@ -90,9 +93,8 @@ type Store struct {
 	wconn *sql.Conn // that connection
 	// wstmts are wconn's prepared statements by text (see wstmt).
 	wstmts map[string]*sql.Stmt
-	// textQueue holds the full-text rows of the batch the writer runs
-	// (textqueue.go); only the writer goroutine uses it.
-	textQueue map[int64]textDoc
+	// tix is the full-text index file and its writer (textindex.go).
+	tix *textIndex
 	// rstmts are the read pool's prepared statements (see readStmts).
 	rstmts readStmts
 	rcache readCache // the read pool's other statements (see rstmt)
@@ -140,7 +142,7 @@ var (
 	_ store.AccountsQuerier = (*Store)(nil)
 )
 
-const schemaVersion = 9
+const schemaVersion = 10
 
 // Open opens the store in dir, creating dir and the store if there is
 // none unless [Options.MustExist] is set. Before it writes anything it
@@ -238,6 +240,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		}
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	// With baseCtx set: the read pool's statement cache uses it.
+	if err := s.reconcileTextIndex(ctx); err != nil {
+		s.cancel()
+		return nil, err
+	}
 	go s.writer()
 	var idxCtx context.Context
 	idxCtx, s.stopIdx = context.WithCancel(context.Background())
@@ -292,10 +299,13 @@ func (s *Store) openDBs(ctx context.Context) error {
 	if err := migrate(ctx, conn); err != nil {
 		return err
 	}
-	rdb, err := sql.Open("sqlite", s.dsn(false))
-	if err != nil {
-		return fmt.Errorf("sqlite: open %s: %w", s.dir, err)
+	// The index file before the read pool, which attaches it.
+	if err := s.openTextIndex(ctx); err != nil {
+		return err
 	}
+	drv := &sqlite.Driver{}
+	drv.RegisterConnectionHook(attachTextIndex(s.textIndexPath()))
+	rdb := sql.OpenDB(hookConnector{drv: drv, dsn: s.dsn(false)})
 	s.rdb = rdb
 	rdb.SetMaxOpenConns(s.opts.ReadConns)
 	rdb.SetMaxIdleConns(s.opts.ReadConns)
@@ -361,6 +371,7 @@ func (s *Store) closeDBs() error {
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
 	}
+	errs = append(errs, s.tix.close())
 	return errors.Join(errs...)
 }
 

@@ -36,8 +36,10 @@ import (
 //     never idle still catches up, one batch per textMaxLag). A copy
 //     that nobody reads yet should not slow itself down by indexing.
 //
-// A batch is textBatch blobs, read outside the writer and stored in one
-// write request (one FTS5 flush).
+// A batch is textBatch blobs, read outside the writer, stored in one
+// transaction of textindex.db (one FTS5 flush, by the index writer,
+// textindex.go) and then marked indexed in one small write request of
+// mail.db.
 const (
 	textBatch    = 64
 	textIdleGap  = 200 * time.Millisecond
@@ -158,45 +160,41 @@ func (s *Store) runTextIndexer(ctx context.Context) {
 }
 
 // indexPending fills the entries of up to limit blobs whose entry is
-// textMissing, and returns how many it looked at. A blob whose text
-// cannot be read becomes textPartial with no text (a candidate of every
-// search, never retried by the indexer; ReindexText tries again).
+// textMissing (fillTexts), and returns how many it looked at. With none
+// waiting it still applies the index deletions that wait.
 func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
-	var blobs []string
-	err := s.readTx(ctx, func(tx *rtx) (err error) {
+	var entries []textEntry
+	err := s.readTx(ctx, func(tx *rtx) error {
 		// state != 1 names text_docs_unread's condition, so the partial
 		// index serves the query.
-		blobs, err = queryStrings(ctx, tx, "SELECT blob_id FROM text_docs WHERE state != 1 AND state = ? LIMIT ?", textMissing, limit)
-		return err
-	})
-	if err != nil || len(blobs) == 0 {
-		return 0, err
-	}
-	docs := make([]textDoc, len(blobs))
-	for i, b := range blobs {
-		if err := ctx.Err(); err != nil {
-			return 0, err
+		rows, err := tx.QueryContext(ctx, "SELECT id, blob_id FROM text_docs WHERE state != 1 AND state = ? LIMIT ?", textMissing, limit)
+		if err != nil {
+			return err
 		}
-		docs[i] = s.extractText(b)
-		if docs[i].state == textMissing {
-			docs[i] = textDoc{state: textPartial}
-		}
-	}
-	// Its own write is no activity to yield to: else every batch of a
-	// backlog would wait textIdleGap after the one before.
-	err = s.writeRequest(&request{ctx: ctx, done: make(chan struct{}), background: true, fn: func(tx *wtx) error {
-		for i, b := range blobs {
-			if err := tx.fillText(b, docs[i]); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			var e textEntry
+			if err := rows.Scan(&e.id, &e.blob); err != nil {
 				return err
 			}
+			entries = append(entries, e)
 		}
-		return nil
-	}})
+		return rows.Err()
+	})
 	if err != nil {
 		return 0, err
 	}
+	if len(entries) == 0 {
+		if s.tix.pendingDrops() {
+			return 0, s.writeTextIndex(ctx, nil)
+		}
+		return 0, nil
+	}
+	if err := s.fillTexts(ctx, entries); err != nil {
+		return 0, err
+	}
 	s.textIdx.batches.Add(1)
-	return len(blobs), nil
+	return len(entries), nil
 }
 
 // IndexPendingText fills every full-text entry that waits for the

@@ -27,10 +27,9 @@ type request struct {
 	changes   []store.Change
 	freeBlobs []string
 	touched   []mailboxRef // changed without a Change (see changeCounts)
-	// texts are the full-text rows fn queued by text_docs id, nil for
-	// a row of an earlier request of the batch taken off the queue
-	// (textqueue.go).
-	texts map[int64]*textDoc
+	// dropped are the text_docs ids fn deleted, whose rows the index
+	// writer deletes after the commit (textindex.go).
+	dropped []int64
 }
 
 // wtx is the write transaction as one request sees it.
@@ -282,7 +281,7 @@ func (s *Store) runBatch(batch []*request) {
 		tx := &wtx{s: s, ctx: ctx, req: r}
 		r.err = callFn(r.fn, tx)
 		if r.err != nil {
-			r.changes, r.freeBlobs, r.touched, r.texts = nil, nil, nil, nil
+			r.changes, r.freeBlobs, r.touched, r.dropped = nil, nil, nil, nil
 			if solo {
 				s.abort(ctx)
 				s.batched.Add(1)
@@ -301,12 +300,6 @@ func (s *Store) runBatch(batch []*request) {
 				return
 			}
 		}
-		s.keepTexts(r)
-	}
-	if err := s.flushTexts(ctx); err != nil {
-		s.abort(ctx)
-		failAll(err)
-		return
 	}
 	statuses := s.statusesOf(ctx, live)
 	if _, err := s.wExecContext(ctx, "COMMIT"); err != nil {
@@ -322,6 +315,10 @@ func (s *Store) runBatch(batch []*request) {
 			continue
 		}
 		s.counts.bump(r.changes, r.touched)
+		if len(r.dropped) > 0 {
+			s.tix.queueDrops(r.dropped)
+			s.textIdx.wake()
+		}
 		s.feed.publish(r.changes)
 		for _, id := range r.freeBlobs {
 			if err := s.blobs.free(id); err != nil {
@@ -333,10 +330,8 @@ func (s *Store) runBatch(batch []*request) {
 	s.counts.publishStatuses(statuses, committed)
 }
 
-// abort rolls the batch's transaction back, with the full-text rows
-// queued for it.
+// abort rolls the batch's transaction back.
 func (s *Store) abort(ctx context.Context) {
-	s.textQueue = nil
 	if _, err := s.wExecContext(ctx, "ROLLBACK"); err != nil {
 		s.log.Error("rollback after failed batch", "err", err)
 	}
