@@ -15,17 +15,24 @@ import (
 	"github.com/mailyard/mailyard/routing"
 )
 
-// stallingHop answers an SMTP client up to DATA's 354 and then never
-// replies to the end of the data, as a tarpit does. closed gets a value
-// when the client closes the connection.
-func stallingHop(t *testing.T) (port string, closed <-chan struct{}) {
+// hopScript is how a test next hop (testHop) answers: endOfData gets
+// the recipients of each message whose data has ended and returns the
+// reply ("": none, ever, as a tarpit); closed, if set, runs when a
+// client connection ends.
+type hopScript struct {
+	endOfData func(rcpts []string) string
+	closed    func()
+}
+
+// testHop is an SMTP next hop on 127.0.0.1 that accepts every command
+// and answers the end of each message's data as h says.
+func testHop(t *testing.T, h hopScript) (port string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	ch := make(chan struct{}, 16)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -33,22 +40,37 @@ func stallingHop(t *testing.T) (port string, closed <-chan struct{}) {
 				return
 			}
 			go func() {
-				defer func() { c.Close(); ch <- struct{}{} }()
+				defer func() {
+					c.Close()
+					if h.closed != nil {
+						h.closed()
+					}
+				}()
 				r := bufio.NewReader(c)
-				c.Write([]byte("220 tarpit ESMTP\r\n"))
+				c.Write([]byte("220 test hop ESMTP\r\n"))
 				inData := false
+				var rcpts []string
 				for {
 					line, err := r.ReadString('\n')
 					if err != nil {
 						return
 					}
-					cmd := strings.ToUpper(strings.TrimSpace(line))
+					cmd := strings.TrimSpace(line)
+					upper := strings.ToUpper(cmd)
 					switch {
+					case inData && cmd == ".":
+						inData = false
+						if reply := h.endOfData(rcpts); reply != "" {
+							c.Write([]byte(reply + "\r\n"))
+						}
+						rcpts = nil
 					case inData:
-						// swallow the message and never answer its end
-					case strings.HasPrefix(cmd, "EHLO"):
-						c.Write([]byte("250 tarpit\r\n"))
-					case cmd == "DATA":
+					case strings.HasPrefix(upper, "EHLO"):
+						c.Write([]byte("250 test hop\r\n"))
+					case strings.HasPrefix(upper, "RCPT TO:"):
+						rcpts = append(rcpts, strings.ToLower(strings.Trim(cmd[len("RCPT TO:"):], "<> ")))
+						c.Write([]byte("250 ok\r\n"))
+					case upper == "DATA":
 						inData = true
 						c.Write([]byte("354 go on\r\n"))
 					default:
@@ -59,6 +81,18 @@ func stallingHop(t *testing.T) (port string, closed <-chan struct{}) {
 		}
 	}()
 	_, port, _ = net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// stallingHop answers an SMTP client up to DATA's 354 and then never
+// replies to the end of the data, as a tarpit does. closed gets a value
+// when the client closes the connection.
+func stallingHop(t *testing.T) (port string, closed <-chan struct{}) {
+	ch := make(chan struct{}, 16)
+	port = testHop(t, hopScript{
+		endOfData: func([]string) string { return "" },
+		closed:    func() { ch <- struct{}{} },
+	})
 	return port, ch
 }
 
@@ -100,60 +134,17 @@ func TestQueueAttemptEndsWithItsLease(t *testing.T) {
 // recipient (the message counts as delivered there, whatever the
 // client does next).
 func slowHop(t *testing.T, delay time.Duration) (port string, got func() map[string]int) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	var mu sync.Mutex
 	counts := map[string]int{}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				c.Write([]byte("220 slow ESMTP\r\n"))
-				inData := false
-				var rcpts []string
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					cmd := strings.TrimSpace(line)
-					switch {
-					case inData && cmd == ".":
-						inData = false
-						mu.Lock()
-						for _, a := range rcpts {
-							counts[a]++
-						}
-						mu.Unlock()
-						rcpts = nil
-						time.Sleep(delay)
-						c.Write([]byte("250 queued\r\n"))
-					case inData:
-					case strings.HasPrefix(strings.ToUpper(cmd), "EHLO"):
-						c.Write([]byte("250 slow\r\n"))
-					case strings.HasPrefix(strings.ToUpper(cmd), "RCPT TO:"):
-						rcpts = append(rcpts, strings.ToLower(strings.Trim(cmd[len("RCPT TO:"):], "<> ")))
-						c.Write([]byte("250 ok\r\n"))
-					case strings.ToUpper(cmd) == "DATA":
-						inData = true
-						c.Write([]byte("354 go on\r\n"))
-					default:
-						c.Write([]byte("250 ok\r\n"))
-					}
-				}
-			}()
+	port = testHop(t, hopScript{endOfData: func(rcpts []string) string {
+		mu.Lock()
+		for _, a := range rcpts {
+			counts[a]++
 		}
-	}()
-	_, port, _ = net.SplitHostPort(ln.Addr().String())
+		mu.Unlock()
+		time.Sleep(delay)
+		return "250 queued"
+	}})
 	return port, func() map[string]int {
 		mu.Lock()
 		defer mu.Unlock()
