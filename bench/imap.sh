@@ -48,6 +48,8 @@
 #   PROBE_N=200 MIX_CLIENTS=50 MIX_DURATION=60 MIX_ACCOUNTS=5  probe and mix
 #   DV_ALWAYS=1                                         0 skips Dovecot's mail_fsync = always run
 #   IDLE_CONNS=10000 DV_IDLE_CONNS=200 IDLE_SETTLE=30   idle-connection memory
+#   IDLE_TLS=0                                          1: our idle connections over implicit TLS
+#                                                       (the [imaps] listener), to measure a TLS session's memory
 #   DV_PASSWD=argon2id|plain                            Dovecot's password scheme
 #   ONLY=ours|dovecot                                   run one side only
 #   KEEP_WORK=1                                         keep the temp dir
@@ -73,6 +75,7 @@ ROUNDS=${ROUNDS:-5}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 DV_IDLE_CONNS=${DV_IDLE_CONNS:-200}
 IDLE_SETTLE=${IDLE_SETTLE:-30}
+IDLE_TLS=${IDLE_TLS:-0}
 DV_PASSWD=${DV_PASSWD:-argon2id}
 ONLY=${ONLY:-}
 KEEP_WORK=${KEEP_WORK:-}
@@ -88,7 +91,7 @@ DV_ALWAYS=${DV_ALWAYS:-1}
 
 case "$ONLY" in "" | ours | dovecot) ;; *) echo "ONLY must be ours or dovecot" >&2; exit 2 ;; esac
 case "$DV_PASSWD" in argon2id | plain) ;; *) echo "DV_PASSWD must be argon2id or plain" >&2; exit 2 ;; esac
-for v in USERS CLIENTS DURATION SEED ROUNDS IDLE_CONNS DV_IDLE_CONNS IDLE_SETTLE OLD_LOAD PROBE_N MIX_CLIENTS MIX_DURATION MIX_ACCOUNTS DV_ALWAYS; do
+for v in USERS CLIENTS DURATION SEED ROUNDS IDLE_CONNS DV_IDLE_CONNS IDLE_SETTLE IDLE_TLS OLD_LOAD PROBE_N MIX_CLIENTS MIX_DURATION MIX_ACCOUNTS DV_ALWAYS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a number, got '${!v}'" >&2; exit 2; }
 done
 [ "$(id -u)" = 0 ] || { echo "run as root: the private Dovecot instance needs it" >&2; exit 2; }
@@ -212,13 +215,14 @@ parse_run() {
   fi
 }
 
-# idle_test PORT NAME CONNS: starts imapload -idle in the background and
-# waits until it has set up its connections; sets idle_open. The caller
-# measures memory, then calls idle_end.
+# idle_test PORT NAME CONNS [IMAPLOAD FLAGS...]: starts imapload -idle in
+# the background and waits until it has set up its connections; sets
+# idle_open. The caller measures memory, then calls idle_end.
 idle_open=0 idle_still=n/a
 idle_test() {
   local port=$1 name=$2 conns=$3 i
-  "$WORK/imapload" -addr "127.0.0.1:$port" -users "$WORK/accounts" -idle "$conns" -timeout 600s -dial-parallel 16 \
+  shift 3
+  "$WORK/imapload" -addr "127.0.0.1:$port" -users "$WORK/accounts" -idle "$conns" -timeout 600s -dial-parallel 16 "$@" \
     >"$OUT/$name-idle.txt" 2>&1 &
   idle_pid=$!
   for ((i = 0; i < 6000; i++)); do
@@ -374,7 +378,7 @@ run_ours() {
     fi
   fi
   ours_port=$(free_port) p1=$(free_port) p2=$(free_port) p3=$(free_port) p4=$(free_port) p5=$(free_port)
-  http_port=$p4
+  http_port=$p4 imaps_port=$p5
   mkdir -p "$WORK/ours"
   if ! backend_setup >"$OUT/ours-backend.log" 2>&1; then
     ours_note="store backend: $(tail -3 "$OUT/ours-backend.log" | tr '\n' ' ')"; return 1
@@ -464,7 +468,12 @@ CFG
     ours_idle_base=$(rss_kib "$ms_pid") ours_heap0=$(metric go_memstats_heap_inuse_bytes) ours_gor0=$(metric go_goroutines)
     log "ours: $IDLE_CONNS idle connections in IDLE (VmRSS of pid $ms_pid, before: $ours_idle_base KiB)"
     local t0=$SECONDS
-    idle_test "$ours_port" ours "$IDLE_CONNS"
+    if [ "$IDLE_TLS" = 1 ]; then
+      log "ours: over implicit TLS ([imaps] on 127.0.0.1:$imaps_port, its self-signed certificate)"
+      idle_test "$imaps_port" ours "$IDLE_CONNS" -tls -insecure
+    else
+      idle_test "$ours_port" ours "$IDLE_CONNS"
+    fi
     ours_idle_secs=$((SECONDS - t0))
     ours_idle_open=$idle_open
     if kill -0 "$ms_pid" 2>/dev/null; then
