@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -185,22 +186,41 @@ const (
 	davMaxHeaderBytes = 64 << 10
 	// davRefuseTimeout bounds the refusal of a connection over a limit.
 	davRefuseTimeout = 5 * time.Second
+	// davRefuseDrain bounds how much of a refused request's body is read
+	// (and dropped) after the 503.
+	davRefuseDrain = 64 << 10
 )
 
 // refuseDAV answers a connection over the [limits] connection caps
-// with 503 and Retry-After (RFC 9110 §15.6.4) without reading its
-// request, and closes it. Over TLS the handshake comes first, within
-// davRefuseTimeout like the rest; limits.Listener bounds how many run.
+// with 503 and Retry-After (RFC 9110 §15.6.4), and closes it. The
+// request's line and headers are read first: an HTTP client takes an
+// answer that comes before its request for a broken connection (Go's
+// "unsolicited response on idle HTTP channel"), not for a 503 it can
+// wait on and retry. Its body is not read beyond davRefuseDrain, which
+// keeps the close from resetting the connection under a small answer
+// before the client has read it. Over TLS the handshake comes first;
+// all of it within davRefuseTimeout, and limits.Listener bounds how
+// many refusals run at once.
 func refuseDAV(log *slog.Logger, c net.Conn, err error) {
 	defer c.Close()
 	log.Warn("connection refused", "rule", "conn-limit", "client", limits.AddrOf(c.RemoteAddr()).String(), "reason", err.Error())
 	_ = c.SetDeadline(time.Now().Add(davRefuseTimeout))
+	br := bufio.NewReader(io.LimitReader(c, davMaxHeaderBytes))
+	req, rerr := http.ReadRequest(br)
+	if rerr != nil {
+		return // no request (or not HTTP): nothing a client waits on
+	}
 	msg := "too many connections, try again later\n"
 	if errors.Is(err, limits.ErrClientConnLimit) {
 		msg = "too many connections from your address, try again later\n"
 	}
-	_, _ = fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 10\r\nConnection: close\r\n"+
-		"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s", len(msg), msg)
+	if _, werr := fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 10\r\nConnection: close\r\n"+
+		"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s", len(msg), msg); werr != nil {
+		return
+	}
+	if !strings.EqualFold(req.Header.Get("Expect"), "100-continue") { // else the body is not coming
+		_, _ = io.CopyN(io.Discard, req.Body, davRefuseDrain)
+	}
 }
 
 // davLimits are the time bounds of one DAV request.

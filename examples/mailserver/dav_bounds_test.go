@@ -277,6 +277,48 @@ func TestDAVListenerConnLimits(t *testing.T) {
 	}
 }
 
+// TestDAVListenerRefusalAnswersTheRequest: a connection over the cap
+// gets its 503 in answer to its request, not before it: an HTTP client
+// reads an answer that comes first as a broken connection ("unsolicited
+// response on idle HTTP channel"), so a slow client saw an error where
+// it should have seen 503 and Retry-After.
+func TestDAVListenerRefusalAnswersTheRequest(t *testing.T) {
+	cfg := davServer(t, false, func(c *Config) {
+		c.Limits.MaxConnsPerIP = 1
+		c.DAV.HeaderTimeout = Duration{time.Minute} // the held connection stays
+	})
+	// The port probe that waited for the listener may hold the slot
+	// until the server sees it closed: hold the slot with a connection
+	// that has been answered.
+	var held *tls.Conn
+	for try := 0; ; try++ {
+		held = davConn(t, cfg, "127.0.0.1")
+		if st := propfindRaw(t, held); strings.HasPrefix(st, "207") {
+			break
+		} else if try == 50 {
+			t.Fatalf("first connection: %q", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c := davConn(t, cfg, "127.0.0.1")
+	_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 1)); n > 0 || err == nil {
+		t.Fatal("the server answered before the request came")
+	} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("before the request: %v", err)
+	}
+	if st := propfindRaw(t, c); !strings.HasPrefix(st, "503") {
+		t.Fatalf("second connection from 127.0.0.1: %q, want 503", st)
+	}
+	// What a client library sees: a 503 with Retry-After, not an error.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}}).DialContext}, Timeout: 30 * time.Second}
+	resp, body := davRequest(t, hc, "PROPFIND", "https://"+cfg.DAV.Listen+"/dav/", "alice@example.test", "secret", propfindPrincipal)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("client library over the cap: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+}
+
 // TestDAVListenerStalledReader: a client that pipelines requests for
 // large answers and never reads them is dropped after
 // [limits] write_timeout, which frees its connection slot.
