@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailyard/mailyard/internal/cputime"
 )
 
 // benchMessage returns a CRLF message of about size bytes: a realistic
@@ -140,7 +142,7 @@ type cpuMark struct {
 }
 
 func startCPU() cpuMark {
-	at, ok := processCPU()
+	at, ok := cputime.Process()
 	return cpuMark{at, ok}
 }
 
@@ -148,7 +150,7 @@ func startCPU() cpuMark {
 // other goroutines included) per iteration since m, which holds better
 // than wall time on a machine shared with other jobs.
 func (m cpuMark) report(b *testing.B) {
-	if now, ok := processCPU(); ok && m.ok {
+	if now, ok := cputime.Process(); ok && m.ok {
 		b.ReportMetric(float64(now-m.at)/float64(b.N), "cpu-ns/op")
 	}
 }

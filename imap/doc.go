@@ -230,7 +230,8 @@
 //     similarity of at least 0.6) the index answers, and messages it
 //     does not hold whole are read; without one every message is read.
 //     A value with no words (only punctuation, say) matches no
-//     message, unlike BODY "", which matches every one (§3 is silent).
+//     message, unlike BODY "", which matches every one (§3 leaves it to
+//     the server; the rule of store.FuzzySearcher, as in Dovecot).
 //     FUZZY around other keys (dates, sizes, flags) matches them
 //     exactly (§5). At most 16 words in all the FUZZY keys of a search,
 //     else NO [LIMIT] (§8). Relevancy (§4): a key scores the mean of its

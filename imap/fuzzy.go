@@ -33,12 +33,13 @@ import (
 //   - FUZZY on any other key (dates, sizes, flags, numbers): matched
 //     exactly, as RFC 6203 §5 allows.
 //   - A string key with no words (only punctuation, say, or bytes
-//     that are not UTF-8) matches no message, and the backend is not
-//     asked. RFC 6203 §3 is silent; a search for words finds nothing
-//     when there are none to find, where BODY "" (RFC 9051 §6.4.4, a
-//     substring) finds every message: a key that means nothing should
-//     not select the whole mailbox. Under NOT it matches every
-//     message, as NOT of any key that matches none does.
+//     that are not UTF-8) matches no message, the rule of
+//     store.FuzzySearcher (whose doc says why: RFC 6203 §3 leaves it to
+//     the server, and Dovecot does the same), so the backend is not
+//     asked. BODY "" (RFC 9051 §6.4.4, a substring) finds every
+//     message; a fuzzy key that means nothing does not select the
+//     whole mailbox. Under NOT it matches every message, as NOT of any
+//     key that matches none does.
 //
 // Relevancy (RFC 6203 §4): each fuzzy key that matched scores 1 to 100
 // (the backend's score, or fuzzy.Score of the words' best matches: 100

@@ -16,8 +16,8 @@ type AppendMessage struct {
 // messages to one mailbox in one durable write, for bulk copies
 // (migrations) where a write per message costs more than the messages.
 // It is not part of [Store]; find it by type assertion and fall back to
-// [Messages.Append] one message at a time. store/sqlite and
-// store/memstore implement it.
+// [Messages.Append] one message at a time. store/sqlite, store/postgres
+// and store/memstore implement it.
 type BatchAppender interface {
 	// AppendBatch appends msgs to the mailbox, all or none: it returns
 	// once every body is durable and every row committed, the messages

@@ -75,13 +75,24 @@ type FuzzyHit struct {
 // server); every backend finds a word of at least 8 letters in any
 // script with one letter after its first left out, added or replaced,
 // and scores a word found as it was asked above one found so.
+//
+// A term without words (empty, only punctuation, or bytes that are not
+// UTF-8) holds in no message. RFC 6203 §3 lets the server decide all
+// matching of a FUZZY key, and this matching is of words: a value
+// without any asks for nothing a message could hold. Holding in every
+// message instead, as BODY "" does under the substring rule of RFC 9051
+// §6.4.4, would answer a search for "!!!" with the whole mailbox.
+// Dovecot, written by RFC 6203's author, does the same: a search string
+// its tokenizer splits into no words matches no message, and NOT of it
+// every message. IMAP SEARCH FUZZY keeps this rule (imap/fuzzy.go).
 type FuzzySearcher interface {
 	// SearchFuzzy returns, by UID, the messages in within (nil: all)
 	// of mailbox whose text in each term's Field holds a match of
 	// every word of the term's Value (words as internal/fuzzy splits
-	// them; a term without words holds in every message), and the
-	// messages it cannot decide (not Sure). At most fuzzy.MaxWords
-	// words in all, or ErrInvalid. A mailbox or account that does not
-	// exist is ErrNotFound.
+	// them), and the messages it cannot decide (not Sure). A term
+	// without words makes the answer empty, undecided messages
+	// included; no terms at all hold in every message. At most
+	// fuzzy.MaxWords words in all, or ErrInvalid. A mailbox or account
+	// that does not exist is ErrNotFound, whatever the terms.
 	SearchFuzzy(ctx context.Context, account, mailbox string, terms []TextTerm, within UIDSet) ([]FuzzyHit, error)
 }

@@ -23,9 +23,9 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/mailyard/mailyard/internal/cputime"
 	"github.com/mailyard/mailyard/queue"
 	"github.com/mailyard/mailyard/routing"
 	"github.com/mailyard/mailyard/store/sqlite"
@@ -134,9 +134,10 @@ func run(rcpts, perMsg int, dir string, poll time.Duration, passes int) error {
 	attempted := time.Since(start)
 
 	runtime.GC()
-	cpu0 := cpuTime()
+	cpu0, _ := cputime.Process()
 	time.Sleep(time.Duration(passes) * poll)
-	perPass := (cpuTime() - cpu0) / time.Duration(passes)
+	cpu1, _ := cputime.Process()
+	perPass := (cpu1 - cpu0) / time.Duration(passes)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Printf("rcpts=%d per_msg=%d enqueue_s=%.1f first_attempts_done_s=%.1f idle_cpu_per_pass_ms=%.1f rss_mib=%.0f peak_rss_mib=%.0f heap_inuse_mib=%.0f\n",
@@ -154,15 +155,6 @@ func closedPort() (string, error) {
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port, ln.Close()
-}
-
-// cpuTime is the process's user plus system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procStatus returns a field of /proc/self/status in KiB.

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/mailyard/mailyard/store"
+	"github.com/mailyard/mailyard/store/internal/batchappend"
 )
 
 // AppendBatch implements store.BatchAppender: the messages are appended
@@ -12,15 +13,9 @@ func (s *Store) AppendBatch(ctx context.Context, account, mailbox string, msgs [
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	name, err := store.CleanMailboxName(mailbox)
+	name, out, err := batchappend.Prepare(mailbox, msgs, s.now, inStoredZone)
 	if err != nil {
 		return nil, err
-	}
-	out := make([]store.Message, len(msgs))
-	for i, m := range msgs {
-		if out[i].Flags, err = store.NormalizeFlags(m.Options.Flags); err != nil {
-			return nil, err
-		}
 	}
 	if err := s.checkOpen(); err != nil {
 		return nil, err
@@ -28,14 +23,10 @@ func (s *Store) AppendBatch(ctx context.Context, account, mailbox string, msgs [
 	bodies := make([][]byte, len(msgs))
 	var total int64
 	for i, m := range msgs {
-		date := m.Options.InternalDate
-		if date.IsZero() {
-			date = s.now()
-		}
 		if bodies[i], err = readBody(m.Body); err != nil {
 			return nil, err
 		}
-		out[i].InternalDate, out[i].Size = inStoredZone(date), int64(len(bodies[i]))
+		out[i].Size = int64(len(bodies[i]))
 		total += out[i].Size
 	}
 	err = s.write(ctx, func() error {

@@ -35,9 +35,14 @@ type blobStore interface {
 	// transaction that stores the message claims it (claimSQL). On
 	// error nothing of it remains.
 	upload(ctx context.Context, pool *pgxpool.Pool, r io.Reader, now func() time.Time) (id, size int64, err error)
-	// discard removes a loose blob that will not be claimed (its
-	// message was refused); the sweep would remove it later anyway.
-	discard(pool *pgxpool.Pool, id int64)
+	// uploadSmall stores bodies, each held whole and of at most
+	// chunkSize bytes, as new loose blobs as upload does each, in one
+	// statement, and returns their IDs in order. On error nothing of
+	// them remains.
+	uploadSmall(ctx context.Context, pool *pgxpool.Pool, bodies [][]byte, now func() time.Time) ([]int64, error)
+	// discard removes loose blobs that will not be claimed (their
+	// messages were refused); the sweep would remove them later anyway.
+	discard(pool *pgxpool.Pool, ids ...int64)
 	// open returns a reader of the whole blob, which keeps reading it
 	// even if the blob is released meanwhile (until it is swept);
 	// errBlobGone if it no longer exists.
@@ -156,10 +161,29 @@ func (chunkBlobs) upload(ctx context.Context, pool *pgxpool.Pool, r io.Reader, n
 	}
 }
 
-func (chunkBlobs) discard(pool *pgxpool.Pool, id int64) {
+func (chunkBlobs) uploadSmall(ctx context.Context, pool *pgxpool.Pool, bodies [][]byte, now func() time.Time) ([]int64, error) {
+	// Each blob and its one chunk, as upload's first statement makes
+	// them, all from one array; the IDs are drawn first (d is
+	// materialised once), so that both inserts and the answer agree on
+	// them. Asynchronous commit as upload's, for the same reason.
+	rows, err := pool.Query(ctx, `WITH d AS MATERIALIZED (SELECT nextval('blobs_id_seq') AS id, data, ord
+			FROM unnest($1::bytea[]) WITH ORDINALITY AS u(data, ord)),
+		b AS (INSERT INTO blobs (id, size, loose_since) SELECT id, octet_length(data), $2 FROM d),
+		c AS (INSERT INTO blob_chunks (blob, n, data) SELECT id, 0, data FROM d)
+		SELECT d.id FROM d, `+asyncCommit+` ORDER BY d.ord`, bodies, now().UnixNano())
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
+func (chunkBlobs) discard(pool *pgxpool.Pool, ids ...int64) {
+	if len(ids) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	pool.Exec(ctx, `DELETE FROM blobs WHERE id = $1 AND loose_since IS NOT NULL`, id)
+	pool.Exec(ctx, `DELETE FROM blobs WHERE id = ANY($1) AND loose_since IS NOT NULL`, ids)
 }
 
 func (chunkBlobs) sweep(ctx context.Context, pool *pgxpool.Pool, cut int64) error {

@@ -81,21 +81,41 @@ func (t *textTee) finish(readErr error) bodyText {
 	return docText(<-t.done)
 }
 
-// textInsertSQL is a data-modifying CTE that stores the entry of body
-// $blob (if not NULL and it has none yet: a body is indexed once) from
-// the parameters given.
-func textInsertSQL(blob, state, header, body string) string {
-	return `INSERT INTO text_docs (blob_id, state, header, body) SELECT ` + blob + `::bigint, ` + state + `::smallint, ` +
-		header + `::text, ` + body + `::text WHERE ` + blob + `::bigint IS NOT NULL ON CONFLICT (blob_id) DO NOTHING`
+// textInsertSQL is a data-modifying CTE that stores the entries of
+// bodies given as the array parameters named (textRows.args), those of
+// bodies that have none yet: a body is indexed once.
+func textInsertSQL(blobs, states, headers, bodies string) string {
+	return `INSERT INTO text_docs (blob_id, state, header, body) SELECT * FROM unnest(` + blobs + `::bigint[], ` +
+		states + `::smallint[], ` + headers + `::text[], ` + bodies + `::text[]) ON CONFLICT (blob_id) DO NOTHING`
 }
 
-// textArgs are the arguments of textInsertSQL for body blob's entry t;
-// with t nil, nothing is stored.
-func textArgs(blob int64, t *bodyText) []any {
-	if t == nil {
+// textRows are the entries of bodies, as textInsertSQL stores them.
+type textRows struct {
+	blobs           []int64
+	states          []int16
+	headers, bodies []string
+}
+
+// textsOf is the one entry t of body blob.
+func textsOf(blob int64, t bodyText) *textRows {
+	r := &textRows{}
+	r.add(blob, t)
+	return r
+}
+
+// add adds the entry t of body blob.
+func (r *textRows) add(blob int64, t bodyText) {
+	r.blobs, r.states = append(r.blobs, blob), append(r.states, t.state)
+	r.headers, r.bodies = append(r.headers, t.header), append(r.bodies, t.body)
+}
+
+// args are the arguments of textInsertSQL; with r nil, nothing is
+// stored.
+func (r *textRows) args() []any {
+	if r == nil {
 		return []any{nil, nil, nil, nil}
 	}
-	return []any{blob, t.state, t.header, t.body}
+	return []any{r.blobs, r.states, r.headers, r.bodies}
 }
 
 // dropText removes the entries of the bodies among ids that no message

@@ -21,7 +21,8 @@ var _ store.FuzzySearcher = (*Store)(nil)
 // condition is the %> operator, which the GIN trigram indexes answer;
 // the score of a term is the mean similarity of its words, times 100,
 // averaged over the terms. Bodies not indexed whole are returned not
-// Sure.
+// Sure. A term without words matches no message (store.FuzzySearcher):
+// the statement then only finds the mailbox.
 func (s *Store) SearchFuzzy(ctx context.Context, account, mailbox string, terms []store.TextTerm, within store.UIDSet) ([]store.FuzzyHit, error) {
 	name, err := store.CleanMailboxName(mailbox)
 	if err != nil {
@@ -32,7 +33,7 @@ func (s *Store) SearchFuzzy(ctx context.Context, account, mailbox string, terms 
 	}
 	args := []any{account, name}
 	var conds, scores []string
-	words := 0
+	words, none := 0, false
 	for _, t := range terms {
 		ws := fuzzy.Words(t.Value)
 		words += len(ws)
@@ -40,7 +41,7 @@ func (s *Store) SearchFuzzy(ctx context.Context, account, mailbox string, terms 
 			return nil, errorf("search fuzzy: more than %d words: %w", fuzzy.MaxWords, store.ErrInvalid)
 		}
 		if len(ws) == 0 {
-			scores = append(scores, "1.0") // every text holds a term without words
+			none = true
 			continue
 		}
 		var sims []string
@@ -62,9 +63,12 @@ func (s *Store) SearchFuzzy(ctx context.Context, account, mailbox string, terms 
 		score = "greatest(1, round(100 * (" + strings.Join(scores, " + ") + ") / " + strconvI(int64(len(scores))) + "))::int"
 	}
 	var q string
-	if len(conds) == 0 {
+	switch {
+	case none:
+		q, args = `SELECT `+msgCols+`, 1::smallint AS state, 100 AS score FROM messages m WHERE false`, args[:2]
+	case len(conds) == 0:
 		q = `SELECT ` + msgCols + `, 1::smallint AS state, 100 AS score FROM messages m WHERE m.mailbox = mb.mid`
-	} else {
+	default:
 		q = `SELECT ` + msgCols + `, d.state, ` + score + ` AS score FROM text_docs d JOIN messages m ON m.blob_id = d.blob_id
 			WHERE m.mailbox = mb.mid AND d.state = 1 AND ` + strings.Join(conds, " AND ") + `
 			UNION ALL

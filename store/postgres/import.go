@@ -92,7 +92,7 @@ func (s *Store) ImportMessage(ctx context.Context, account, mailbox string, m st
 			x AS (`+textInsertSQL("$11", "$12", "$13", "$14")+`)
 			UPDATE accounts SET used_bytes = used_bytes + $7, used_messages = used_messages + 1 WHERE id = $9`,
 			append([]any{b.id, int64(m.UID), int64(m.ModSeq), strings.Join(flags, " "), date.UnixNano(), zoneOf(date), size, blob, account, saveNanos(m.SaveDate)},
-				textArgs(blob, &text)...)...)
+				textsOf(blob, text).args()...)...)
 		if err != nil {
 			return err
 		}

@@ -188,14 +188,14 @@ type newMsg struct {
 // insertMessages adds index rows, moves each mailbox's UIDNEXT past its
 // highest new UID and HIGHESTMODSEQ to its MODSEQ, and adds to the
 // accounts' usage, claims the bodies if they were just uploaded
-// (blobStore.upload) and, with text set, stores the full-text entry of
-// the one body they all name (fulltext.go): one statement whatever the
-// number of rows. Every row gets saved as its save date (RFC 8514: each
+// (blobStore.upload) and stores the full-text entries of texts
+// (fulltext.go; nil for none): one statement whatever the number of
+// rows. Every row gets saved as its save date (RFC 8514: each
 // caller puts the messages in their mailbox now). The rows
 // go in by body ID, so that the foreign-key checks lock the bodies (FOR
 // KEY SHARE) in the order release locks them (FOR UPDATE): a Copy in one
 // account and an Expunge of the same bodies in another cannot deadlock.
-func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, text *bodyText, saved time.Time) error {
+func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, texts *textRows, saved time.Time) error {
 	n := len(msgs)
 	mbox, uid, ms, date, size, blob := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	flags, zone := make([]string, n), make([]int32, n)
@@ -217,7 +217,7 @@ func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, text *
 			FROM unnest($9::text[], $10::bigint[], $11::bigint[]) u(id, b, n) WHERE ac.id = u.id),
 		c AS (`+claimSQL("$8")+`),
 		x AS (`+textInsertSQL("$13", "$14", "$15", "$16")+`)
-		SELECT 1`, append([]any{mbox, uid, ms, flags, date, zone, size, blob, accts, ub, un, saveNanos(saved)}, textArgs(msgs[0].blob, text)...)...)
+		SELECT 1`, append([]any{mbox, uid, ms, flags, date, zone, size, blob, accts, ub, un, saveNanos(saved)}, texts.args()...)...)
 	return err
 }
 
@@ -260,7 +260,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		nm := newMsg{mailbox: b.id, uid: b.uidNext, modseq: b.modSeq + 1, flags: strings.Join(flags, " "),
 			date: date.UnixNano(), zone: zoneOf(date), size: size, blob: blob}
 		saved := s.now().UTC()
-		if err := w.insertMessages([]newMsg{nm}, map[string]store.Usage{account: {Bytes: size, Messages: 1}}, &text, saved); err != nil {
+		if err := w.insertMessages([]newMsg{nm}, map[string]store.Usage{account: {Bytes: size, Messages: 1}}, textsOf(blob, text), saved); err != nil {
 			return err
 		}
 		msg = store.Message{UID: uint32(nm.uid), ModSeq: uint64(nm.modseq), Flags: flags, InternalDate: storedDate(nm.date, nm.zone),

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/mailyard/mailyard/store"
+	"github.com/mailyard/mailyard/store/internal/batchappend"
 )
 
 // AppendBatch implements store.BatchAppender: the bodies are written as
@@ -17,21 +18,9 @@ func (s *Store) AppendBatch(ctx context.Context, account, mailbox string, msgs [
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	name, err := store.CleanMailboxName(mailbox)
+	name, out, err := batchappend.Prepare(mailbox, msgs, s.now, inStoredZone)
 	if err != nil {
 		return nil, err
-	}
-	out := make([]store.Message, len(msgs))
-	for i, m := range msgs {
-		flags, err := store.NormalizeFlags(m.Options.Flags)
-		if err != nil {
-			return nil, err
-		}
-		date := m.Options.InternalDate
-		if date.IsZero() {
-			date = s.now()
-		}
-		out[i] = store.Message{Flags: flags, InternalDate: inStoredZone(date)}
 	}
 	if err := s.checkOpen(); err != nil {
 		return nil, err

@@ -50,7 +50,8 @@ var _ store.FuzzySearcher = (*Store)(nil)
 // whose text holds a match of every word is Sure, scored by
 // fuzzy.Score per term and averaged over the terms. Messages whose text
 // is not indexed whole, or not in the word index, are returned not
-// Sure.
+// Sure. A term without words matches no message (store.FuzzySearcher):
+// once the mailbox is found, nothing else is read.
 func (s *Store) SearchFuzzy(ctx context.Context, account, mailbox string, terms []store.TextTerm, within store.UIDSet) ([]store.FuzzyHit, error) {
 	name, err := store.CleanMailboxName(mailbox)
 	if err != nil {
@@ -66,7 +67,7 @@ func (s *Store) SearchFuzzy(ctx context.Context, account, mailbox string, terms 
 			return err
 		}
 		m, err := getMailbox(ctx, tx, account, name)
-		if err != nil {
+		if err != nil || q.none {
 			return err
 		}
 		if err := q.expand(ctx, tx); err != nil {
@@ -88,6 +89,7 @@ type fuzzyQuery struct {
 	terms []fuzzyTerm
 	words []string                          // distinct, in order of appearance
 	exp   map[string]map[string]fuzzy.Match // query word -> indexed word -> match
+	none  bool                              // a term has no words: no message matches
 }
 
 type fuzzyTerm struct {
@@ -109,6 +111,7 @@ func newFuzzyQuery(terms []store.TextTerm) (*fuzzyQuery, error) {
 			ft.cols |= colHeader
 		}
 		n += len(ft.words)
+		q.none = q.none || len(ft.words) == 0
 		for _, w := range ft.words {
 			if _, ok := q.exp[w]; !ok {
 				q.exp[w] = make(map[string]fuzzy.Match)
@@ -211,7 +214,7 @@ func (q *fuzzyQuery) score(ctx context.Context, tx *rtx, mailbox int64) (map[int
 		}
 	}
 	if len(q.words) == 0 {
-		return nil, nil // every message, see fuzzyHits
+		return nil, nil // no terms: every message, see fuzzyHits
 	}
 	scores := make(map[int64]int)
 	for doc, has := range docs {

@@ -21,11 +21,12 @@ var fuzzyMessages = []string{
 
 // RunFuzzySearch checks a backend's fuzzy search (store.FuzzySearcher)
 // on what every backend promises: a long word found with one letter
-// left out, added or replaced, in Latin and Cyrillic script; a word asked as
-// it is scoring above a word found with an edit; every word of a term
-// needed; TEXT looking in the header where BODY does not; scores from
-// 1 to 100 and the messages' metadata; within, expunged messages and a
-// missing mailbox. The store must implement store.FuzzySearcher.
+// left out, added or replaced, in Latin and Cyrillic script; a word
+// asked as it is scoring above a word found with an edit; every word of
+// a term needed, and a term without words matching no message; TEXT
+// looking in the header where BODY does not; scores from 1 to 100 and
+// the messages' metadata; within, expunged messages and a missing
+// mailbox. The store must implement store.FuzzySearcher.
 func RunFuzzySearch(t *testing.T, open func(t *testing.T) store.Store) {
 	ctx := ctxT(t)
 	s := open(t)
@@ -94,8 +95,13 @@ func RunFuzzySearch(t *testing.T, open func(t *testing.T) store.Store) {
 	// TEXT looks in the header too; BODY does not.
 	eqSlice(t, uidsOf(search(body("documentaton"), nil)), nil, "BODY documentaton")
 	eqSlice(t, uidsOf(search(all("documentaton"), nil)), []uint32{5}, "TEXT documentaton")
-	// A term without words holds everywhere.
-	eqSlice(t, uidsOf(search(body("--"), nil)), []uint32{1, 2, 3, 4, 5}, "no words")
+	// A term without words holds in no message (store.FuzzySearcher),
+	// alone or beside terms that match; no terms at all hold in every
+	// message.
+	eqSlice(t, uidsOf(search(body("--"), nil)), nil, "BODY without words")
+	eqSlice(t, uidsOf(search(all(""), nil)), nil, "TEXT without words")
+	eqSlice(t, uidsOf(search(append(body("accommodation"), all("?!")...), nil)), nil, "a word and a term without words")
+	eqSlice(t, uidsOf(search(nil, nil)), []uint32{1, 2, 3, 4, 5}, "no terms")
 	// Within.
 	eqSlice(t, uidsOf(search(body("accommodation"), uids(2, 3))), []uint32{2}, "within 2:3")
 
@@ -136,5 +142,9 @@ func RunFuzzySearch(t *testing.T, open func(t *testing.T) store.Store) {
 	_, err = fs.SearchFuzzy(ctx, "nobody", store.Inbox, body("accomodation"), nil)
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("SearchFuzzy of a missing account: %v, want ErrNotFound", err)
+	}
+	_, err = fs.SearchFuzzy(ctx, "u", "Nope", body("--"), nil)
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("SearchFuzzy without words in a missing mailbox: %v, want ErrNotFound", err)
 	}
 }
