@@ -237,6 +237,22 @@ func (f *queueFixture) list(t testing.TB) []queue.Entry {
 	return l
 }
 
+// leased counts the queued recipients under a lease.
+func (f *queueFixture) leased(t testing.TB) int {
+	t.Helper()
+	rs, err := f.st.ListRecipients(context.Background(), queue.RecipientKey{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range rs {
+		if r.LeaseOwner != "" {
+			n++
+		}
+	}
+	return n
+}
+
 // inbox returns the bodies in alice's INBOX.
 func (f *queueFixture) inbox(t testing.TB) []string {
 	t.Helper()

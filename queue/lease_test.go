@@ -231,19 +231,7 @@ func TestQueueRenewsWaitingClaimsTogether(t *testing.T) {
 	rcpts := enqueueEach(t, f, port, n, "slow.test")
 	// The first attempt holds the worker in the next hop until every
 	// message is claimed: the claims all end at the same time.
-	eventually(t, "every message claimed", func() bool {
-		rs, err := f.st.ListRecipients(context.Background(), queue.RecipientKey{}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		leased := 0
-		for _, r := range rs {
-			if r.LeaseOwner != "" {
-				leased++
-			}
-		}
-		return leased == n
-	})
+	eventually(t, "every message claimed", func() bool { return f.leased(t) == n })
 	open()
 	eventually(t, "every message delivered", func() bool { return len(f.list(t)) == 0 })
 	deliveredOnce(t, rcpts, got())
