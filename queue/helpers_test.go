@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +36,54 @@ type queueFixture struct {
 	data  string
 	opts  queue.Options
 	cfg   routing.Config
+	// writes counts the queue's writes to st, across restarts.
+	writes storeWrites
+}
+
+// storeWrites counts a queue's writes to its Store, by method.
+type storeWrites struct {
+	enqueues, claims, renewals, settles atomic.Int64
+	emptyClaims                         atomic.Int64 // claims that found nothing due
+	renewed                             atomic.Int64 // claims named by the renewals
+}
+
+// perMessage formats the writes per message for n messages.
+func (w *storeWrites) perMessage(n int) string {
+	e, c, r, s := w.enqueues.Load(), w.claims.Load(), w.renewals.Load(), w.settles.Load()
+	return fmt.Sprintf("%.2f writes per message (%d messages: %d enqueue, %d claim of which %d found nothing, %d renewal naming %d recipients, %d settle)",
+		float64(e+c+r+s)/float64(n), n, e, c, w.emptyClaims.Load(), r, w.renewed.Load(), s)
+}
+
+// countingStore is the fixture's store as its queue sees it: every
+// write is counted in writes.
+type countingStore struct {
+	queue.Store
+	writes *storeWrites
+}
+
+func (s countingStore) EnqueueRecipients(ctx context.Context, rcpts []queue.Recipient) error {
+	s.writes.enqueues.Add(1)
+	return s.Store.EnqueueRecipients(ctx, rcpts)
+}
+
+func (s countingStore) ClaimRecipients(ctx context.Context, owner string, now, until time.Time, limit int) ([]queue.Recipient, error) {
+	s.writes.claims.Add(1)
+	rs, err := s.Store.ClaimRecipients(ctx, owner, now, until, limit)
+	if len(rs) == 0 {
+		s.writes.emptyClaims.Add(1)
+	}
+	return rs, err
+}
+
+func (s countingStore) RenewLeases(ctx context.Context, owner string, claims []queue.Claim, until time.Time) ([]queue.RecipientKey, error) {
+	s.writes.renewals.Add(1)
+	s.writes.renewed.Add(int64(len(claims)))
+	return s.Store.RenewLeases(ctx, owner, claims, until)
+}
+
+func (s countingStore) SettleRecipients(ctx context.Context, owner string, outcomes []queue.Outcome) ([]string, error) {
+	s.writes.settles.Add(1)
+	return s.Store.SettleRecipients(ctx, owner, outcomes)
 }
 
 // fastRetries makes a queue retry every 20ms, warn after 150ms and give up
@@ -130,7 +180,8 @@ func (f *queueFixture) open(t testing.TB) {
 func (f *queueFixture) startQueue(t testing.TB) {
 	t.Helper()
 	o := f.opts
-	o.Dir, o.Store, o.Records, o.Deliverer, o.Router = f.qdir, f.st, f.st, f.st, f.table
+	o.Dir, o.Records, o.Deliverer, o.Router = f.qdir, f.st, f.st, f.table
+	o.Store = countingStore{Store: f.st, writes: &f.writes}
 	q, err := queue.New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +235,22 @@ func (f *queueFixture) list(t testing.TB) []queue.Entry {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// leased counts the queued recipients under a lease.
+func (f *queueFixture) leased(t testing.TB) int {
+	t.Helper()
+	rs, err := f.st.ListRecipients(context.Background(), queue.RecipientKey{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range rs {
+		if r.LeaseOwner != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // inbox returns the bodies in alice's INBOX.

@@ -129,11 +129,11 @@ func TestQueueAttemptEndsWithItsLease(t *testing.T) {
 	})
 }
 
-// slowHop accepts every message and answers the end of its data after
-// delay; it counts the transactions that reached the end of the data by
-// recipient (the message counts as delivered there, whatever the
-// client does next).
-func slowHop(t *testing.T, delay time.Duration) (port string, got func() map[string]int) {
+// countingHop accepts every message, answering the end of its data
+// once before has returned; it counts the transactions that reached the
+// end of the data by recipient (the message counts as delivered there,
+// whatever the client does next).
+func countingHop(t *testing.T, before func()) (port string, got func() map[string]int) {
 	var mu sync.Mutex
 	counts := map[string]int{}
 	port = testHop(t, hopScript{endOfData: func(rcpts []string) string {
@@ -142,7 +142,7 @@ func slowHop(t *testing.T, delay time.Duration) (port string, got func() map[str
 			counts[a]++
 		}
 		mu.Unlock()
-		time.Sleep(delay)
+		before()
 		return "250 queued"
 	}})
 	return port, func() map[string]int {
@@ -152,38 +152,113 @@ func slowHop(t *testing.T, delay time.Duration) (port string, got func() map[str
 	}
 }
 
+// enqueueEach queues n messages of one recipient each, bob<i>@domain,
+// routed to the next hop on 127.0.0.1:port, and returns the recipients.
+func enqueueEach(t *testing.T, f *queueFixture, port string, n int, domain string) []string {
+	t.Helper()
+	nh, err := routing.ParseNextHop("[127.0.0.1]:" + port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rcpts []string
+	for i := range n {
+		a := fmt.Sprintf("bob%d@%s", i, domain)
+		d := routing.Decision{Kind: routing.Relay, Rule: routing.RuleRoute, Address: a,
+			Hop: routing.Hop{NextHop: nh, TLS: routing.TLSNone}}
+		if _, err := f.q.Enqueue(context.Background(), "alice@example.test", []routing.Decision{d}, strings.NewReader(queueBody)); err != nil {
+			t.Fatal(err)
+		}
+		rcpts = append(rcpts, a)
+	}
+	return rcpts
+}
+
+// deliveredOnce checks that each of rcpts reached the next hop once.
+func deliveredOnce(t *testing.T, rcpts []string, counts map[string]int) {
+	t.Helper()
+	for _, a := range rcpts {
+		if counts[a] != 1 {
+			t.Errorf("%s got the message %d times, want once (all: %v)", a, counts[a], counts)
+		}
+	}
+}
+
 // TestQueueWaitingJobsDeliveredOnce: jobs claimed together under one
-// lease wait for the destination's one worker; each is attempted with
-// a whole lease renewed at its start, so none runs into the end of the
-// claim while the next hop holds its data. Before the renewal the sixth
-// job started with an eighth of the lease left, was cut after the next hop
-// had the message, and was sent again: the next hop got it twice.
+// lease wait for the destination's one worker; an attempt that would
+// start late in its claim renews it first (with the claims of the jobs
+// still waiting), so none runs into the end of the claim while the next
+// hop holds its data. Before the renewal the sixth job started with an
+// eighth of the lease left, was cut after the next hop had the message,
+// and was sent again: the next hop got it twice.
 func TestQueueWaitingJobsDeliveredOnce(t *testing.T) {
-	port, got := slowHop(t, 350*time.Millisecond)
+	port, got := countingHop(t, func() { time.Sleep(350 * time.Millisecond) })
 	f := newQueueFixture(t, routing.Config{}, func(o *queue.Options) {
 		fastRetries(o)
 		o.Lease = 2 * time.Second
 		o.Concurrency, o.PerDestination = 1, 1
 		o.Expiry, o.DelayWarning = 24*time.Hour, -1
 	})
-	nh, err := routing.ParseNextHop("[127.0.0.1]:" + port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const n = 6
-	for i := range n {
-		d := routing.Decision{Kind: routing.Relay, Rule: routing.RuleRoute, Address: fmt.Sprintf("bob%d@slow.test", i),
-			Hop: routing.Hop{NextHop: nh, TLS: routing.TLSNone}}
-		if _, err := f.q.Enqueue(context.Background(), "alice@example.test", []routing.Decision{d}, strings.NewReader(queueBody)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	rcpts := enqueueEach(t, f, port, 6, "slow.test")
 	eventually(t, "every message delivered", func() bool { return len(f.list(t)) == 0 })
 	time.Sleep(300 * time.Millisecond) // an attempt still running would show now
-	counts := got()
-	for i := range n {
-		if a := fmt.Sprintf("bob%d@slow.test", i); counts[a] != 1 {
-			t.Errorf("%s got the message %d times, want once (all: %v)", a, counts[a], counts)
-		}
+	deliveredOnce(t, rcpts, got())
+}
+
+// TestQueueRenewsWaitingClaimsTogether: jobs claimed together wait for
+// the destination's one worker, each attempt taking a sixth of the lease
+// on the queue's clock. A claim is renewed only for an attempt that
+// starts more than a quarter lease after it, and then with the claims of
+// every job still waiting, in one store write: every second attempt
+// renews, n attempts cost (n-1)/2 renewals, and each message is still
+// delivered once. Before, every attempt renewed its own claim first: n
+// renewals, one store write per message.
+func TestQueueRenewsWaitingClaimsTogether(t *testing.T) {
+	const lease, n = time.Hour, 12
+	c := queueClock()
+	release := make(chan struct{})
+	open := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(open)
+	port, got := countingHop(t, func() {
+		<-release
+		c.Add(lease / 6)
+	})
+	f := newQueueFixture(t, routing.Config{}, func(o *queue.Options) {
+		o.Now = c.Now
+		o.Lease = lease
+		o.Concurrency, o.PerDestination = 1, 1
+		o.RetryMin, o.Expiry, o.DelayWarning = time.Hour, 24*time.Hour, -1
+	})
+	rcpts := enqueueEach(t, f, port, n, "slow.test")
+	// The first attempt holds the worker in the next hop until every
+	// message is claimed: the claims all end at the same time.
+	eventually(t, "every message claimed", func() bool { return f.leased(t) == n })
+	open()
+	eventually(t, "every message delivered", func() bool { return len(f.list(t)) == 0 })
+	deliveredOnce(t, rcpts, got())
+	if got, want := f.writes.renewals.Load(), int64((n-1)/2); got != want {
+		t.Errorf("%d renewals, want %d: %s", got, want, f.writes.perMessage(n))
 	}
+	t.Log(f.writes.perMessage(n))
+}
+
+// TestQueueRelayRenewsNothing: messages relayed as they come, each
+// attempt starting well within a quarter lease of its claim, cost no
+// renewal: enqueue, claim (shared by the messages it finds) and settle
+// are all the store writes. Before, each attempt renewed its claim: one
+// write per message more.
+func TestQueueRelayRenewsNothing(t *testing.T) {
+	const n = 60
+	port, got := countingHop(t, func() {})
+	f := newQueueFixture(t, routing.Config{}, func(o *queue.Options) {
+		fastRetries(o)
+		o.Lease = time.Minute
+		o.Expiry, o.DelayWarning = 24*time.Hour, -1
+	})
+	rcpts := enqueueEach(t, f, port, n, "fast.test")
+	eventually(t, "every message delivered", func() bool { return len(f.list(t)) == 0 })
+	deliveredOnce(t, rcpts, got())
+	if got := f.writes.renewals.Load(); got != 0 {
+		t.Errorf("%d renewals, want none: %s", got, f.writes.perMessage(n))
+	}
+	t.Log(f.writes.perMessage(n))
 }

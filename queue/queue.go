@@ -118,12 +118,18 @@ type Options struct {
 	// MaxInFlight bounds the recipients claimed from the Store and not
 	// yet settled (default 10000).
 	MaxInFlight int
-	// Lease is how long a claim lasts (default 15m). The claim is renewed
-	// for a whole Lease when its attempt starts; a job whose claim ended
-	// while it waited for a worker is dropped and claimed again, and an
-	// attempt still running a quarter of the Lease before the claim ends
-	// has its connection cut (it is retried), so no attempt outlives its
-	// claim and its outcome has time to be settled.
+	// Lease is how long a claim lasts (default 15m). An attempt that
+	// starts more than a quarter of the Lease after its claim was taken
+	// (or last renewed) first renews it for a whole Lease, together with
+	// the claims of every job waiting for the same destination, in one
+	// store write; so every attempt starts with at least three quarters
+	// of the Lease left on its claim (half a Lease before the cut below),
+	// and the attempts that start soon after their claim, as nearly all
+	// do, cost no renewal. A
+	// job whose claim ended while it waited for a worker is dropped and
+	// claimed again, and an attempt still running a quarter of the Lease
+	// before the claim ends has its connection cut (it is retried), so no
+	// attempt outlives its claim and its outcome has time to be settled.
 	Lease time.Duration
 	// RetryMin, RetryMax: after the n-th failed attempt the next is
 	// RetryMin*2^(n-1) later, at most RetryMax (defaults 5m and 1h).

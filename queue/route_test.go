@@ -159,19 +159,7 @@ func TestQueueInFlightBounded(t *testing.T) {
 	for i := range 5 {
 		f.enqueue(t, "alice@example.test", queueBody, fmt.Sprintf("r%d@remote.test", i))
 	}
-	leased := func() int {
-		rs, err := f.st.ListRecipients(context.Background(), queue.RecipientKey{}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, r := range rs {
-			if r.LeaseOwner != "" {
-				n++
-			}
-		}
-		return n
-	}
+	leased := func() int { return f.leased(t) }
 	// Both claimed recipients are stuck in DATA: the other three are
 	// due, and every Enqueue woke the scheduler, yet none is claimed.
 	eventually(t, "two claimed", func() bool { return leased() == 2 })

@@ -21,12 +21,19 @@ type destination struct {
 }
 
 // outJob is one message for the claimed recipients of one destination.
+// While the job waits in its destination's pending list, a renewal
+// started by another worker of the destination may change items and
+// until (under q.mu, announced by renewal); once a worker has taken the
+// job and renew has returned, only that worker uses it.
 type outJob struct {
 	msg    string
 	items  []Recipient
 	hop    routing.Hop
 	domain string    // the recipients' domain, for MX delivery
 	until  time.Time // when the lease on items ends
+	// renewal is set while a renewal of the job's claim is in the
+	// store, and closed when it is done (see renew).
+	renewal chan struct{}
 }
 
 // destLabel names a destination in metrics.
@@ -227,55 +234,114 @@ func (q *Queue) worker(ctx context.Context, d *destination) {
 			}
 			continue
 		}
-		if !q.renew(ctx, j) {
+		if !q.renew(ctx, d, j) {
 			continue
 		}
 		c = q.deliver(ctx, c, j)
 	}
 }
 
-// renew extends the job's claim to a whole lease from now, just before
-// its attempt: a job that waited behind others for a worker would
-// otherwise start with little of its lease left, and an attempt that
-// ends after its lease can be settled after another node (or another
-// claim here) has claimed the recipients again and sent them a second
-// time. Recipients whose claim could not be renewed (it ended and they
-// were claimed again) are dropped from the job; renew reports whether any
-// are left to attempt.
-func (q *Queue) renew(ctx context.Context, j *outJob) bool {
-	keys := make([]RecipientKey, len(j.items))
-	for i, r := range j.items {
-		keys[i] = r.Key()
+// renewalDue reports whether an attempt starting at now on a claim that
+// ends at until must renew the claim first: when more than a quarter of
+// the Lease has passed since the claim was taken or last renewed. So
+// every attempt starts with at least half the Lease before leased cuts
+// its connection, and an attempt that starts soon after its claim, as
+// nearly all do, costs no store write.
+func (q *Queue) renewalDue(until, now time.Time) bool {
+	return until.Sub(now) < q.opts.Lease*3/4
+}
+
+// renew makes sure job j, just taken from destination d, has enough of
+// its claim left for its attempt (renewalDue). A job that waited behind
+// others for a worker would otherwise start with little of its lease
+// left, and an attempt that ends after its lease can be settled after
+// another node (or another claim here) has claimed the recipients again
+// and sent them a second time. When j's claim must be renewed, the claims
+// of every job still waiting for d are renewed with it, in one store
+// write, to a whole Lease from now: the destination's next jobs then
+// start without a write of their own, so a backlog costs one write per
+// destination per quarter Lease instead of one per message.
+//
+// Recipients whose claim could not be renewed (it ended and they were
+// claimed again) are dropped from their job; renew reports whether any
+// of j's are left to attempt.
+func (q *Queue) renew(ctx context.Context, d *destination, j *outJob) bool {
+	q.mu.Lock()
+	for j.renewal != nil {
+		// Another worker of d is renewing j with its own job.
+		wait := j.renewal
+		q.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return false // closing: retried after the restart
+		}
+		q.mu.Lock()
 	}
-	until := q.opts.Now().Add(q.opts.Lease)
-	got, err := q.opts.Store.RenewLeases(ctx, q.opts.Owner, keys, j.until, until)
+	now := q.opts.Now()
+	if len(j.items) == 0 || !q.renewalDue(j.until, now) {
+		q.mu.Unlock()
+		return len(j.items) > 0
+	}
+	batch := []*outJob{j}
+	for _, p := range d.pending {
+		if p.renewal == nil {
+			batch = append(batch, p)
+		}
+	}
+	wait := make(chan struct{})
+	var claims []Claim
+	for _, b := range batch {
+		b.renewal = wait
+		for _, r := range b.items {
+			claims = append(claims, Claim{RecipientKey: r.Key(), Until: b.until})
+		}
+	}
+	q.mu.Unlock()
+
+	until := now.Add(q.opts.Lease)
+	got, err := q.opts.Store.RenewLeases(ctx, q.opts.Owner, claims, until)
+	q.mu.Lock()
+	dropped := 0
 	if err != nil {
-		// Not attempted: the recipients are claimed again when
-		// their lease ends.
+		// j is not attempted: its recipients are claimed again when
+		// their lease ends. The other jobs keep their claims as they
+		// were and try again when their turn comes.
 		if ctx.Err() == nil {
 			q.log.Error("queue lease renewal failed; attempted later", "queue_id", j.msg, "err", err)
 		}
-		q.done(len(j.items))
-		return false
-	}
-	if len(got) < len(j.items) {
-		q.log.Warn("queue lease ended before the attempt; claimed again later", "queue_id", j.msg,
-			"recipients", len(j.items)-len(got))
+		dropped = len(j.items)
+		j.items = nil
+	} else {
 		renewed := make(map[RecipientKey]bool, len(got))
 		for _, k := range got {
 			renewed[k] = true
 		}
-		kept := j.items[:0]
-		for _, r := range j.items {
-			if renewed[r.Key()] {
-				kept = append(kept, r)
+		for _, b := range batch {
+			kept := b.items[:0]
+			for _, r := range b.items {
+				if renewed[r.Key()] {
+					kept = append(kept, r)
+				}
 			}
+			if n := len(b.items) - len(kept); n > 0 {
+				q.log.Warn("queue lease ended before the attempt; claimed again later", "queue_id", b.msg, "recipients", n)
+				dropped += n
+			}
+			b.items, b.until = kept, until
 		}
-		q.done(len(j.items) - len(kept))
-		j.items = kept
+		d.pending = slices.DeleteFunc(d.pending, func(p *outJob) bool { return len(p.items) == 0 })
 	}
-	j.until = until
-	return len(j.items) > 0
+	for _, b := range batch {
+		b.renewal = nil
+	}
+	close(wait)
+	left := len(j.items) > 0
+	q.mu.Unlock()
+	if dropped > 0 {
+		q.done(dropped)
+	}
+	return left
 }
 
 // nextJob takes the destination's first pending job, or nil.

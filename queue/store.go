@@ -40,14 +40,14 @@ type Store interface {
 	// leased by another owner, are skipped. It returns the messages
 	// that no longer have any recipient (their bodies may go).
 	SettleRecipients(ctx context.Context, owner string, outcomes []Outcome) (emptied []string, err error)
-	// RenewLeases extends to until the leases owner holds on keys from
-	// the claim that set them to held (LeaseOwner == owner and
-	// LeaseUntil == held, so a recipient claimed again since, by another
-	// owner or by this one for another attempt, is not touched) and
-	// returns the keys it extended. The queue renews a job's claim just
-	// before the attempt, so an attempt that waited behind others for a
-	// worker still has the whole lease to run and settle in.
-	RenewLeases(ctx context.Context, owner string, keys []RecipientKey, held, until time.Time) ([]RecipientKey, error)
+	// RenewLeases extends to until the leases owner holds from the
+	// claims named (LeaseOwner == owner and LeaseUntil == the claim's
+	// Until, so a recipient claimed again since, by another owner or by
+	// this one for another attempt, is not touched) and returns the keys
+	// it extended. The queue renews the claims of a destination's
+	// waiting jobs together, in one call, when one of them would start
+	// its attempt late in its lease (see [Options].Lease).
+	RenewLeases(ctx context.Context, owner string, claims []Claim, until time.Time) ([]RecipientKey, error)
 	// ReleaseLeases ends every lease owner holds (at Start, the leases
 	// of this owner's previous run; at Close, its own).
 	ReleaseLeases(ctx context.Context, owner string) error
@@ -78,6 +78,13 @@ var ErrDuplicate = errors.New("queue: recipient already queued")
 type RecipientKey struct {
 	Msg   string
 	Index int
+}
+
+// Claim names a lease the queue holds on one recipient: the recipient
+// and the LeaseUntil that its claim, or the claim's last renewal, set.
+type Claim struct {
+	RecipientKey
+	Until time.Time
 }
 
 // Recipient is the stored state of one recipient of one queued message.

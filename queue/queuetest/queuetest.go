@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store) {
 		{"Settle", testSettle},
 		{"SettleKeepsHold", testSettleKeepsHold},
 		{"RenewLeases", testRenewLeases},
+		{"RenewLeasesPerClaim", testRenewLeasesPerClaim},
 		{"ReleaseLeases", testReleaseLeases},
 		{"NextDue", testNextDue},
 		{"UpdateMessage", testUpdateMessage},
@@ -339,15 +340,11 @@ func testRenewLeases(t *testing.T, s queue.Store) {
 	all := []queue.RecipientKey{{Msg: "m1", Index: 0}, {Msg: "m1", Index: 1}, {Msg: "m2", Index: 0}, {Msg: "nosuch", Index: 0}}
 	renew := func(owner string, held, until time.Time) string {
 		t.Helper()
-		got, err := s.RenewLeases(ctx, owner, all, held, until)
-		if err != nil {
-			t.Fatal(err)
+		claims := make([]queue.Claim, len(all))
+		for i, k := range all {
+			claims[i] = queue.Claim{RecipientKey: k, Until: held}
 		}
-		out := ""
-		for _, k := range got {
-			out += fmt.Sprintf("%s/%d ", k.Msg, k.Index)
-		}
-		return out
+		return renewClaims(t, s, owner, claims, until)
 	}
 	if got := renew("b", held, t0.Add(5*time.Minute)); got != "" {
 		t.Fatalf("another owner renewed %s", got)
@@ -376,7 +373,51 @@ func testRenewLeases(t *testing.T, s queue.Store) {
 	if got := renew("a", renewed, renewed.Add(time.Hour)); got != "" {
 		t.Fatalf("a renewal of the lease before the new claim renewed %s", got)
 	}
-	if got, err := s.RenewLeases(ctx, "a", nil, held, renewed); err != nil || len(got) != 0 {
-		t.Fatalf("no keys: %v, %v", got, err)
+	if got, err := s.RenewLeases(ctx, "a", nil, renewed); err != nil || len(got) != 0 {
+		t.Fatalf("no claims: %v, %v", got, err)
+	}
+}
+
+// renewClaims renews claims for owner until until and returns the keys
+// renewed, as "msg/index " each.
+func renewClaims(t *testing.T, s queue.Store, owner string, claims []queue.Claim, until time.Time) string {
+	t.Helper()
+	got, err := s.RenewLeases(context.Background(), owner, claims, until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := ""
+	for _, k := range got {
+		out += fmt.Sprintf("%s/%d ", k.Msg, k.Index)
+	}
+	return out
+}
+
+// One renewal covers claims that end at different times, each checked
+// against its own end: the queue renews the jobs of several claims
+// waiting for one destination together.
+func testRenewLeasesPerClaim(t *testing.T, s queue.Store) {
+	enqueue(t, s, rcpt("m1", 0, t0.Add(-2*time.Minute)), rcpt("m1", 1, t0.Add(-time.Minute)))
+	first, second := t0.Add(time.Minute), t0.Add(time.Minute+10*time.Second)
+	if got := claim(t, s, "a", t0, 1); keys(got) != "m1/0 " {
+		t.Fatalf("first claim %s", keys(got))
+	}
+	if got := claim(t, s, "a", t0.Add(10*time.Second), 1); keys(got) != "m1/1 " {
+		t.Fatalf("second claim %s", keys(got))
+	}
+	k0, k1 := queue.RecipientKey{Msg: "m1", Index: 0}, queue.RecipientKey{Msg: "m1", Index: 1}
+	renewed := t0.Add(5 * time.Minute)
+	// m1/1 named with the first claim's end: not its claim.
+	if got := renewClaims(t, s, "a", []queue.Claim{{RecipientKey: k0, Until: first}, {RecipientKey: k1, Until: first}}, renewed); got != "m1/0 " {
+		t.Fatalf("renewed %q, want m1/0 only", got)
+	}
+	again := t0.Add(9 * time.Minute)
+	if got := renewClaims(t, s, "a", []queue.Claim{{RecipientKey: k0, Until: renewed}, {RecipientKey: k1, Until: second}}, again); got != "m1/0 m1/1 " {
+		t.Fatalf("renewed %q, want m1/0 m1/1", got)
+	}
+	for _, r := range message(t, s, "m1") {
+		if r.LeaseOwner != "a" || !r.LeaseUntil.Equal(again) {
+			t.Fatalf("after renewal %s/%d is leased to %q until %v", r.Msg, r.Index, r.LeaseOwner, r.LeaseUntil)
+		}
 	}
 }

@@ -63,13 +63,13 @@ func (s *Store) ClaimRecipients(ctx context.Context, owner string, now, until ti
 }
 
 // RenewLeases implements queue.Store.
-func (s *Store) RenewLeases(ctx context.Context, owner string, keys []queue.RecipientKey, held, until time.Time) ([]queue.RecipientKey, error) {
+func (s *Store) RenewLeases(ctx context.Context, owner string, claims []queue.Claim, until time.Time) ([]queue.RecipientKey, error) {
 	var out []queue.RecipientKey
 	err := s.write(ctx, func() error {
-		for _, k := range keys {
-			if r := s.queue[k]; r != nil && r.LeaseOwner == owner && r.LeaseUntil.Equal(held) {
+		for _, c := range claims {
+			if r := s.queue[c.RecipientKey]; r != nil && r.LeaseOwner == owner && r.LeaseUntil.Equal(c.Until) {
 				r.LeaseUntil = until
-				out = append(out, k)
+				out = append(out, c.RecipientKey)
 			}
 		}
 		return nil

@@ -125,19 +125,20 @@ func (s *Store) ClaimRecipients(ctx context.Context, owner string, now, until ti
 	return out, nil
 }
 
-// RenewLeases implements queue.Store: one UPDATE over the keys as arrays.
-func (s *Store) RenewLeases(ctx context.Context, owner string, keys []queue.RecipientKey, held, until time.Time) ([]queue.RecipientKey, error) {
-	msgs, idxs := make([]string, len(keys)), make([]int32, len(keys))
-	for i, k := range keys {
-		msgs[i], idxs[i] = k.Msg, int32(k.Index)
+// RenewLeases implements queue.Store: one UPDATE over the claims as
+// arrays.
+func (s *Store) RenewLeases(ctx context.Context, owner string, claims []queue.Claim, until time.Time) ([]queue.RecipientKey, error) {
+	msgs, idxs, helds := make([]string, len(claims)), make([]int32, len(claims)), make([]int64, len(claims))
+	for i, c := range claims {
+		msgs[i], idxs[i], helds[i] = c.Msg, int32(c.Index), nanos(c.Until)
 	}
 	var out []queue.RecipientKey
 	err := s.write(ctx, "renew leases", func(w *wtx) error {
 		out = out[:0]
 		rows, err := w.Query(ctx, `UPDATE queue_recipients q SET lease_until = $5
-			FROM unnest($2::text[], $3::integer[]) AS k(msg, idx)
-			WHERE q.msg = k.msg AND q.idx = k.idx AND q.lease_owner = $1 AND q.lease_until = $4
-			RETURNING q.msg, q.idx`, owner, msgs, idxs, nanos(held), nanos(until))
+			FROM unnest($2::text[], $3::integer[], $4::bigint[]) AS k(msg, idx, held)
+			WHERE q.msg = k.msg AND q.idx = k.idx AND q.lease_owner = $1 AND q.lease_until = k.held
+			RETURNING q.msg, q.idx`, owner, msgs, idxs, helds, nanos(until))
 		if err != nil {
 			return err
 		}

@@ -104,21 +104,22 @@ func (s *Store) ClaimRecipients(ctx context.Context, owner string, now, until ti
 	return out, nil
 }
 
-// RenewLeases implements queue.Store: one UPDATE per key, in one write.
-func (s *Store) RenewLeases(ctx context.Context, owner string, keys []queue.RecipientKey, held, until time.Time) ([]queue.RecipientKey, error) {
+// RenewLeases implements queue.Store: one UPDATE per claim, in one
+// write.
+func (s *Store) RenewLeases(ctx context.Context, owner string, claims []queue.Claim, until time.Time) ([]queue.RecipientKey, error) {
 	var out []queue.RecipientKey
 	err := s.write(ctx, func(t *wtx) error {
 		out = out[:0]
-		for _, k := range keys {
+		for _, c := range claims {
 			res, err := t.exec(`UPDATE queue_recipients SET lease_until = ?
-				WHERE msg = ? AND idx = ? AND lease_owner = ? AND lease_until = ?`, nanos(until), k.Msg, k.Index, owner, nanos(held))
+				WHERE msg = ? AND idx = ? AND lease_owner = ? AND lease_until = ?`, nanos(until), c.Msg, c.Index, owner, nanos(c.Until))
 			if err != nil {
 				return err
 			}
 			if n, err := res.RowsAffected(); err != nil {
 				return err
 			} else if n > 0 {
-				out = append(out, k)
+				out = append(out, c.RecipientKey)
 			}
 		}
 		return nil
