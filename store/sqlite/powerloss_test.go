@@ -127,6 +127,7 @@ func TestPowerLossNeedsEveryFsync(t *testing.T) {
 	}
 	for name, skip := range fsyncs {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel() // each its own directory and file system, as TestPowerLoss's rounds
 			cfg := powerLoss{seed: 1, noSync: skip}
 			v, _ := cfg.run(t)
 			if len(v) == 0 {
@@ -516,6 +517,7 @@ func TestPowerLossAfterKilledOpen(t *testing.T) {
 	// directories, then fsyncs blobs, the store directory and its parent.
 	for _, at := range []int{2, 4, 100, 260, 261, 262} {
 		t.Run(fmt.Sprint(at), func(t *testing.T) {
+			t.Parallel() // each its own directory and file system
 			if v, _ := (powerLoss{seed: 7, killOpen: at}).run(t); len(v) > 0 {
 				t.Errorf("%d violations, first:\n%s", len(v), strings.Join(v[:min(len(v), 8)], "\n"))
 			}
