@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -331,14 +332,7 @@ func (m *Mailbox) attempt(ctx context.Context, payload []byte, resp any) error {
 		return ctx.Err()
 	}
 	defer func() { c.slots <- hc }()
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url.String(), bytes.NewReader(payload))
-	if err != nil {
-		return err
-	}
-	hr.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	hr.Header.Set("Accept", "text/xml")
-	hr.SetBasicAuth(c.opts.Username, c.opts.Password.Reveal())
-	r, err := hc.Do(hr)
+	r, err := m.post(ctx, hc, payload)
 	if err != nil {
 		return err
 	}
@@ -356,6 +350,69 @@ func (m *Mailbox) attempt(ctx context.Context, payload []byte, resp any) error {
 	err = decodeEnvelope(body, resp)
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10)) // lets the connection be reused
 	return err
+}
+
+// post sends payload over hc and returns the response. With NTLM, a
+// handshake the transport split over two connections (ntlmLegs) is
+// started over, at most maxNTLMHandshakes times in all.
+func (m *Mailbox) post(ctx context.Context, hc *http.Client, payload []byte) (*http.Response, error) {
+	c := m.c
+	for handshake := 1; ; handshake++ {
+		hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url.String(), bytes.NewReader(payload))
+		if err != nil {
+			return nil, err
+		}
+		hr.Header.Set("Content-Type", "text/xml; charset=utf-8")
+		hr.Header.Set("Accept", "text/xml")
+		hr.SetBasicAuth(c.opts.Username, c.opts.Password.Reveal())
+		var legs ntlmLegs
+		if c.opts.Auth == AuthNTLM {
+			hr = legs.trace(hr)
+		}
+		r, err := hc.Do(hr)
+		if err != nil || r.StatusCode != http.StatusUnauthorized || !legs.split() || handshake == maxNTLMHandshakes {
+			return r, err
+		}
+		// The AUTHENTICATE message answered a challenge sent on another
+		// connection, so the server could not check it: not a refusal
+		// of the credentials. The handshake starts over.
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
+		r.Body.Close()
+		c.logger.Debug("ews: NTLM handshake split over two connections, starting over", "mailbox", m.address, "handshake", handshake)
+	}
+}
+
+// maxNTLMHandshakes bounds the NTLM handshakes one exchange starts when
+// the transport splits them over two connections (see ntlmLegs).
+const maxNTLMHandshakes = 3
+
+// ntlmLegs records the connection each request of one exchange went
+// over. With NTLM, go-ntlmssp sends up to three: anonymous, NEGOTIATE
+// and AUTHENTICATE. NTLM authenticates the connection that carried the
+// challenge ([MS-NTHT]), so the AUTHENTICATE must follow the
+// NEGOTIATE on its connection, and net/http does not promise that: it
+// closes a connection instead of reusing it when, for one, the
+// goroutine writing the request has not reported the write done
+// within 50 ms of the response being read (a busy machine), and then
+// dials a new one for the next request.
+type ntlmLegs struct {
+	conns []net.Conn
+}
+
+// trace returns r recording its connections in l. The Negotiator sends
+// the legs one after another, each reporting its connection before it
+// is sent (httptrace.ClientTrace.GotConn).
+func (l *ntlmLegs) trace(r *http.Request) *http.Request {
+	return r.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { l.conns = append(l.conns, i.Conn) },
+	}))
+}
+
+// split reports whether the last leg, the AUTHENTICATE of a handshake,
+// went over another connection than the NEGOTIATE before it.
+func (l *ntlmLegs) split() bool {
+	n := len(l.conns)
+	return n >= 3 && l.conns[n-1] != l.conns[n-2]
 }
 
 // retryAfter reads an HTTP Retry-After value in seconds or as a date

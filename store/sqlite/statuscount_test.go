@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailyard/mailyard/store"
 )
@@ -159,19 +160,27 @@ var undoMigrationV6 = []string{
 func TestMailboxAfterWriteWithoutQuery(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := openTest(t, dir, Options{})
+	// Without the background indexer, whose reads (its first look for
+	// work right after Open, and its batch after the append) would
+	// count among Mailbox's.
+	s := openTest(t, dir, Options{noTextIndexer: true})
 	mustAccount(t, s, "a", store.Quota{})
 	if _, err := s.CreateMailbox(ctx, "a", "Other", store.SpecialNone); err != nil {
 		t.Fatal(err)
 	}
-	check := func(what, name string, wantReads uint64) store.Mailbox {
+	// check: since is a moment before the memo Mailbox should answer
+	// from was made. A memo older than statusMaxAge is read again by
+	// design, which a busy machine can make happen between two lines:
+	// one read more is then what is right.
+	check := func(what, name string, since time.Time, wantReads uint64) store.Mailbox {
 		t.Helper()
 		r0 := s.reads.Load()
 		mb, err := s.Mailbox(ctx, "a", name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := s.reads.Load() - r0; got != wantReads {
+		got := s.reads.Load() - r0
+		if expired := time.Since(since) >= statusMaxAge; got != wantReads && (!expired || wantReads != 0 || got != 1) {
 			t.Errorf("%s: Mailbox ran %d read queries, want %d", what, got, wantReads)
 		}
 		row, err := getMailbox(ctx, rpool{s}, "a", name)
@@ -183,35 +192,37 @@ func TestMailboxAfterWriteWithoutQuery(t *testing.T) {
 		}
 		return mb
 	}
+	since := time.Now()
 	m, err := s.Append(ctx, "a", "Other", strings.NewReader("Subject: x\r\n\r\nbody\r\n"), store.AppendOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mb := check("after APPEND", "Other", 0); mb.UIDNext != m.UID+1 || mb.HighestModSeq != m.ModSeq {
+	if mb := check("after APPEND", "Other", since, 0); mb.UIDNext != m.UID+1 || mb.HighestModSeq != m.ModSeq {
 		t.Errorf("after APPEND: UIDNEXT %d HIGHESTMODSEQ %d, the message has UID %d MODSEQ %d", mb.UIDNext, mb.HighestModSeq, m.UID, m.ModSeq)
 	}
+	since = time.Now()
 	res, err := s.StoreFlags(ctx, "a", "Other", store.StoreFlagsRequest{UIDs: store.UIDSet{{Start: m.UID, Stop: m.UID}}, Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mb := check("after STORE", "Other", 0); mb.HighestModSeq != res.Updated[0].ModSeq {
+	if mb := check("after STORE", "Other", since, 0); mb.HighestModSeq != res.Updated[0].ModSeq {
 		t.Errorf("after STORE: HIGHESTMODSEQ %d, the message has MODSEQ %d", mb.HighestModSeq, res.Updated[0].ModSeq)
 	}
+	since = time.Now()
 	if err := s.SetSubscribed(ctx, "a", "Other", true); err != nil {
 		t.Fatal(err)
 	}
-	if mb := check("after SUBSCRIBE", "Other", 0); !mb.Subscribed {
+	if mb := check("after SUBSCRIBE", "Other", since, 0); !mb.Subscribed {
 		t.Error("after SUBSCRIBE: not subscribed")
 	}
 	// Opened afresh, the store knows no mailbox: read once, then known.
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// Without the background indexer, whose first look for work, right
-	// after Open, would count among the reads.
 	s = openTest(t, dir, Options{noTextIndexer: true})
-	check("after reopening, first", "Other", 1)
-	check("after reopening, again", "Other", 0)
+	since = time.Now()
+	check("after reopening, first", "Other", since, 1)
+	check("after reopening, again", "Other", since, 0)
 	if _, err := s.Mailbox(ctx, "a", "Missing"); !errors.Is(err, store.ErrNoMailbox) {
 		t.Errorf("missing mailbox: %v", err)
 	}
