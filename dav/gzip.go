@@ -12,13 +12,15 @@ import (
 
 // Answers are compressed with gzip (RFC 9110 §8.4.1.3) when the client
 // accepts it (Accept-Encoding, §12.5.3) and they are at least
-// compressMin bytes: GET and HEAD of an object, and the multi-status
-// answers of PROPFIND and REPORT. A multi-status is compressed as it
-// streams: the first compressMin bytes are held to decide, then every
-// write goes through one gzip writer, so a 10,000-object REPORT holds no
-// more than the writer's window whatever its length. The answers of
-// those methods all say Vary: Accept-Encoding (§12.5.5), compressed or
-// not.
+// compressMin bytes: GET and HEAD of an object, the multi-status
+// answers of PROPFIND and REPORT, and the answers of POST (the outbox's
+// schedule-response, RFC 6638 §5 and §10.2, a VFREEBUSY per recipient;
+// a sharing POST's answer has no body). A multi-status is compressed as
+// it streams: the first compressMin bytes are held to decide, then
+// every write goes through one gzip writer, so a 10,000-object REPORT
+// holds no more than the writer's window whatever its length. The
+// answers of those methods all say Vary: Accept-Encoding (§12.5.5),
+// compressed or not.
 //
 // Entity tags (§8.8.3): the ETag of a gzip-coded GET differs from the
 // stored object's, as §8.8.3.3 asks of a content coding: it is the
@@ -64,7 +66,7 @@ var gzipPool = sync.Pool{New: func() any {
 // compressible reports whether the answer to r may be content-coded.
 func compressible(r *http.Request) bool {
 	switch r.Method {
-	case http.MethodGet, http.MethodHead, "PROPFIND", "REPORT":
+	case http.MethodGet, http.MethodHead, http.MethodPost, "PROPFIND", "REPORT":
 		return true
 	}
 	return false

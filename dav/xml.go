@@ -158,7 +158,7 @@ func parseXML(r io.Reader, lim Limits) (*node, error) {
 // readXML parses a request body bounded by the handler's limits. An
 // empty body gives a nil tree.
 func (h *Handler) readXML(w http.ResponseWriter, r *http.Request) (*node, error) {
-	body := http.MaxBytesReader(w, r.Body, h.opts.Limits.MaxRequestBody)
+	body := http.MaxBytesReader(serverWriter(w), r.Body, h.opts.Limits.MaxRequestBody)
 	n, err := parseXML(body, h.opts.Limits)
 	switch {
 	case errors.Is(err, errBodyTooLarge):
@@ -169,6 +169,23 @@ func (h *Handler) readXML(w http.ResponseWriter, r *http.Request) (*node, error)
 		return nil, &httpError{status: http.StatusBadRequest, msg: err.Error()}
 	}
 	return n, nil
+}
+
+// serverWriter returns the writer under w's wrappers (this package's
+// gzipWriter, an embedder's writer with an Unwrap method) for
+// http.MaxBytesReader: net/http learns that a body was too large only
+// through its own writer, and then closes the HTTP/1.x connection after
+// the answer instead of reading on what the client still sends (RFC
+// 9110 §15.5.14 allows either; a client that is past the limit may have
+// far more to send).
+func serverWriter(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
 }
 
 // bodyTimeout answers a request whose body did not arrive before the
