@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -152,6 +153,51 @@ func TestAcceptsGzip(t *testing.T) {
 	} {
 		if got := acceptsGzip([]string{v}); got != want {
 			t.Errorf("acceptsGzip(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+// TestGzipOutboxPost: the schedule-response of an outbox POST (RFC 6638
+// §5) over compressMin is gzip-coded for a client that accepts it, says
+// Vary: Accept-Encoding, and decodes to the identity answer (but for the
+// replies' DTSTAMP, the time they were made).
+func TestGzipOutboxPost(t *testing.T) {
+	e := newSchedEnv(t)
+	for i := range 10 {
+		start := fmt.Sprintf("202603%02dT090000Z", i+1)
+		e.putAs(bob, bobPW, e.bobID, fmt.Sprintf("b%d.ics", i), ev(fmt.Sprintf("b%d", i), start, strings.Replace(start, "T09", "T10", 1))).expect(t, http.StatusCreated)
+	}
+	outbox := "/dav/calendars/" + e.aliceID + "/outbox/"
+	body := fbRequestBody(alice, alice, bob, room, "nobody@example.com")
+	post := func(ae string) resp {
+		return e.do(http.MethodPost, outbox, body, "Content-Type", "text/calendar", "Accept-Encoding", ae).expect(t, http.StatusOK)
+	}
+	plain := post("identity")
+	if len(plain.body) < compressMin || plain.Header.Get("Content-Encoding") != "" || plain.Header.Get("Vary") != "Accept-Encoding" {
+		t.Fatalf("identity answer: %d bytes, Content-Encoding %q, Vary %q", len(plain.body), plain.Header.Get("Content-Encoding"), plain.Header.Get("Vary"))
+	}
+	z := post("gzip")
+	if z.Header.Get("Content-Encoding") != "gzip" || z.Header.Get("Vary") != "Accept-Encoding" {
+		t.Fatalf("gzip answer: Content-Encoding %q, Vary %q", z.Header.Get("Content-Encoding"), z.Header.Get("Vary"))
+	}
+	stamp := regexp.MustCompile(`DTSTAMP:\d{8}T\d{6}Z`)
+	if got, want := stamp.ReplaceAll(gunzip(t, z.body), nil), stamp.ReplaceAll(plain.body, nil); !bytes.Equal(got, want) {
+		t.Fatalf("decoded answer differs from the identity one:\n%s\n---\n%s", got, want)
+	}
+}
+
+// TestBodyTooLargeCloses: a request body over Limits.MaxRequestBody is
+// answered 413 with Connection: close, and the connection closed (RFC
+// 9110 §15.5.14), for a client that accepts gzip as for one that does
+// not: net/http closes only when it learns of the limit through its own
+// writer, under the gzipWriter.
+func TestBodyTooLargeCloses(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Limits.MaxRequestBody = 64 << 10 })
+	huge := `<D:propfind xmlns:D="DAV:"><D:prop>` + strings.Repeat("<D:displayname/>", 10000) + `</D:prop></D:propfind>`
+	for _, ae := range []string{"identity", "gzip"} {
+		r := e.do("PROPFIND", "/dav/", huge, "Depth", "0", "Accept-Encoding", ae).expect(t, http.StatusRequestEntityTooLarge)
+		if !r.Close {
+			t.Errorf("Accept-Encoding %s: the connection stays open after the 413 (Connection %q)", ae, r.Header.Get("Connection"))
 		}
 	}
 }

@@ -128,7 +128,7 @@ func (h *Handler) readResource(rq *request, cal bool) ([]byte, error) {
 	if rq.r.ContentLength > limit {
 		return nil, tooLarge()
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(rq.w, rq.r.Body, limit))
+	data, err := io.ReadAll(http.MaxBytesReader(serverWriter(rq.w), rq.r.Body, limit))
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return nil, tooLarge()
 	}

@@ -158,7 +158,7 @@ func parseXML(r io.Reader, lim Limits) (*node, error) {
 // readXML parses a request body bounded by the handler's limits. An
 // empty body gives a nil tree.
 func (h *Handler) readXML(w http.ResponseWriter, r *http.Request) (*node, error) {
-	body := http.MaxBytesReader(w, r.Body, h.opts.Limits.MaxRequestBody)
+	body := http.MaxBytesReader(serverWriter(w), r.Body, h.opts.Limits.MaxRequestBody)
 	n, err := parseXML(body, h.opts.Limits)
 	switch {
 	case errors.Is(err, errBodyTooLarge):
@@ -169,6 +169,23 @@ func (h *Handler) readXML(w http.ResponseWriter, r *http.Request) (*node, error)
 		return nil, &httpError{status: http.StatusBadRequest, msg: err.Error()}
 	}
 	return n, nil
+}
+
+// serverWriter returns the writer under w's wrappers (this package's
+// gzipWriter, an embedder's writer with an Unwrap method) for
+// http.MaxBytesReader: net/http learns that a body was too large only
+// through its own writer, and then closes the HTTP/1.x connection after
+// the answer instead of reading on what the client still sends (RFC
+// 9110 §15.5.14 allows either; a client that is past the limit may have
+// far more to send).
+func serverWriter(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
 }
 
 // bodyTimeout answers a request whose body did not arrive before the
@@ -226,30 +243,38 @@ func (x *xmlWriter) escaped(s string) {
 	x.str(s[last:])
 }
 
-// escapedBytes is escaped for text held as bytes.
+// escapedBytes is escaped for text held as bytes, escaped straight into
+// the writer's buffer: calendar data has a CR to escape on every line,
+// and a write of each piece between them cost more than the escaping (a
+// REPORT writes the data of thousands of objects).
 func (x *xmlWriter) escapedBytes(s []byte) {
-	last := 0
-	for i := 0; i < len(s); i++ {
-		esc := xmlEscapes[s[i]]
-		if esc == "" {
+	for len(s) > 0 && x.err == nil {
+		// n bytes of s fit the buffer's room however many are escaped.
+		n := min(len(s), x.w.Available()/maxEscape)
+		if n == 0 {
+			x.err = x.w.Flush()
 			continue
 		}
-		x.bytes(s[last:i])
-		x.str(esc)
-		last = i + 1
+		b := x.w.AvailableBuffer()
+		last := 0
+		for i, c := range s[:n] {
+			if esc := xmlEscapes[c]; esc != "" {
+				b = append(b, s[last:i]...)
+				b = append(b, esc...)
+				last = i + 1
+			}
+		}
+		b = append(b, s[last:n]...)
+		_, x.err = x.w.Write(b)
+		s = s[n:]
 	}
-	x.bytes(s[last:])
 }
 
 // xmlEscapes are escaped's replacements by byte; "" for a byte written
-// as it is.
+// as it is. maxEscape is the longest.
 var xmlEscapes = [256]string{'&': "&amp;", '<': "&lt;", '>': "&gt;", '"': "&quot;", '\r': "&#xD;"}
 
-func (x *xmlWriter) bytes(b []byte) {
-	if x.err == nil && len(b) > 0 {
-		_, x.err = x.w.Write(b)
-	}
-}
+const maxEscape = len("&quot;")
 
 // name writes a qualified name; an element in a namespace without a
 // fixed prefix declares its own as xmlns:x.
