@@ -86,8 +86,10 @@ type Store struct {
 	records *recordCache
 	// deliveries is Deliver's group commit.
 	deliveries deliveryGroups
-	counts     changeCounts
-	own        *ownBackends // the backend PIDs of the pool's connections
+	// gates queue the writes to one account's mailboxes (accountgate.go).
+	gates  accountGates
+	counts changeCounts
+	own    *ownBackends // the backend PIDs of the pool's connections
 
 	closed    atomic.Bool
 	closeOnce sync.Once
