@@ -54,24 +54,6 @@ func waitCount(t *testing.T, s *Store, account string, n uint64, what string) {
 	}
 }
 
-// settledCount waits until s's count of account holds for 50 ms (the
-// notifications on their way have arrived) and returns it; it fails
-// after 10 s.
-func settledCount(t *testing.T, s *Store, account string) uint64 {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := s.ChangeCount(account, "INBOX")
-		time.Sleep(50 * time.Millisecond)
-		if s.ChangeCount(account, "INBOX") == n {
-			return n
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the change count of %s never settled", account)
-		}
-	}
-}
-
 // Two Stores on one database: each one's writes move its own count
 // before the writing call returns, and the other's once the
 // notification arrived, before the other's subscribers hear of it; a
@@ -95,7 +77,7 @@ func TestChangeCountTwoNodes(t *testing.T) {
 	}
 	// B's number holds while nothing of u changes (once the listener
 	// settled: CreateAccount's and the first LISTEN's moves are past).
-	nb := settledCount(t, b, "u")
+	nb := settled(t, b, "u")
 
 	// A delivery on A: A's count moved when Deliver returned; B's has
 	// moved by the time B's subscriber gets the change.

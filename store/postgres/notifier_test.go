@@ -43,6 +43,17 @@ func (c *sqlTracer) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceB
 
 func (c *sqlTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
+// subscribe subscribes to account on s until the test ends.
+func subscribe(ctx context.Context, t *testing.T, s *Store, account string) store.Subscription {
+	t.Helper()
+	sub, err := s.Subscribe(ctx, account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	return sub
+}
+
 // The writes to mail send no NOTIFY from their transactions: PostgreSQL
 // would commit them one at a time across the whole cluster, each
 // through its WAL flush (notifier.go). Node B still hears of each of
@@ -61,11 +72,7 @@ func TestWritesNotifyAfterCommit(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("node B never started listening")
 	}
-	sub, err := b.Subscribe(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	sub := subscribe(ctx, t, b, "u")
 	tr.mu.Lock()
 	tr.sql = nil
 	tr.mu.Unlock()
@@ -102,7 +109,7 @@ func TestWritesNotifyAfterCommit(t *testing.T) {
 	}
 	// The subscriber may have read rows whose notifications are still
 	// on their way: let B's count settle first.
-	nb := settledCount(t, b, "u")
+	nb := settled(t, b, "u")
 	lb := b.ListChangeCount("u")
 	if err := a.SetSubscribed(ctx, "u", "Copies", true); err != nil {
 		t.Fatal(err)
@@ -128,11 +135,7 @@ func TestWritesNotifyAfterCommit(t *testing.T) {
 // still reaches B's subscriber promptly, and B's count moves.
 func TestNotifierReconnects(t *testing.T) {
 	ctx, a, b := twoNodes(t, "u")
-	sub, err := b.Subscribe(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	sub := subscribe(ctx, t, b, "u")
 	append1 := func() uint32 {
 		t.Helper()
 		m, err := a.Append(ctx, "u", "INBOX", strings.NewReader("x"), store.AppendOptions{})
@@ -173,15 +176,10 @@ func TestNotifierReconnects(t *testing.T) {
 // count and wakes its subscriber, within two checks.
 func TestFeedReconcilesLostNotification(t *testing.T) {
 	ctx, a, b := twoNodes(t, "u")
-	sub, err := b.Subscribe(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	// Let B's listener settle, then commit a change as a writer would,
-	// with no notification.
-	time.Sleep(100 * time.Millisecond)
-	nb := b.ChangeCount("u", "INBOX")
+	sub := subscribe(ctx, t, b, "u")
+	// Once B's count settled, commit a change as a writer would, with
+	// no notification.
+	nb := settled(t, b, "u")
 	lost := store.Change{Kind: store.ChangeMessagesAdded, Account: "u", Mailbox: "INBOX", UIDs: []uint32{7}}
 	doc, err := json.Marshal(lost)
 	if err != nil {
