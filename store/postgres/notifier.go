@@ -60,7 +60,10 @@ const notifyTimeout = 10 * time.Second
 // pending.
 const notifyCloseTimeout = 5 * time.Second
 
-func newNotifier(s *Store, cfg *pgx.ConnConfig) *notifier {
+// newNotifier starts the notifier of s. It connects at once, within
+// ctx, so that the first commits are not notified a connection's set-up
+// late; if that fails, the first batch connects.
+func newNotifier(ctx context.Context, s *Store, cfg *pgx.ConnConfig) *notifier {
 	cfg = cfg.Copy()
 	// Its transactions write no WAL; nothing of them is worth a flush.
 	cfg.RuntimeParams["synchronous_commit"] = "off"
@@ -69,7 +72,10 @@ func newNotifier(s *Store, cfg *pgx.ConnConfig) *notifier {
 		lists: make(map[string]struct{}), feed: make(map[string]struct{}),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	go n.run()
+	cctx, cancel := context.WithTimeout(ctx, notifyTimeout)
+	conn, _ := n.connect(cctx)
+	cancel()
+	go n.run(conn)
 	return n
 }
 
@@ -120,10 +126,9 @@ func (n *notifier) close() {
 }
 
 // run sends the pending notifications whenever there are some, until
-// close.
-func (n *notifier) run() {
+// close, on conn while it works (nil: not connected).
+func (n *notifier) run(conn *pgx.Conn) {
 	defer close(n.done)
-	var conn *pgx.Conn
 	defer func() { n.disconnect(conn) }()
 	var deadline time.Time // once closing: when to give up
 	backoff := 50 * time.Millisecond

@@ -181,7 +181,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	listenCfg := cfg.ConnConfig.Copy()
 	listenCfg.Tracer = nil
 	s.feed = newFeed(s, listenCfg)
-	s.notes = newNotifier(s, listenCfg)
+	s.notes = newNotifier(ctx, s, listenCfg)
 	return s, nil
 }
 
