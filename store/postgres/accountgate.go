@@ -10,11 +10,11 @@ import (
 // them locks the account's row first thing in its transaction, so two
 // of them never ran at once anyway; but one waiting for that lock in
 // PostgreSQL held a pool connection meanwhile, and ten IMAP sessions
-// writing to one INBOX held half the pool waiting, while the reads of
-// every account waited for a connection behind them (bench/README.md,
-// "PostgreSQL: the notification lock"). Waiting here costs nothing
-// but the gap between one write's commit and the next one's first
-// round trip. Writes on other nodes, and Deliver (which locks several
+// writing to each of five INBOXes held about half the pool waiting,
+// while the reads of every account waited for a connection behind them
+// (bench/README.md, "Session 13: the notification lock and the pool").
+// Waiting here costs nothing but the gap between one write's commit and
+// the next one's first round trip. Writes on other nodes, and Deliver (which locks several
 // accounts and has its own queue, deliveryGroups), still wait in
 // PostgreSQL.
 type accountGates struct {

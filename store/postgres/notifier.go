@@ -22,10 +22,10 @@ import (
 // write, the writes of all accounts committed one at a time, each
 // waiting for the flushes of all before it, and their sessions held
 // pool connections meanwhile: 50 IMAP sessions on 5 accounts spent
-// their time in that queue (bench/README.md, "PostgreSQL: the
-// notification lock"). Sent apart, commits share WAL flushes again, and
-// the notifier's own transaction writes no WAL, so it holds that lock
-// only for an instant.
+// their time in that queue (bench/README.md, "Session 13: the
+// notification lock and the pool"). Sent apart, commits share WAL
+// flushes again, and the notifier's own transaction writes no WAL, so
+// it holds that lock only for an instant.
 //
 // The notifier coalesces: the accounts of all the commits that came in
 // while it sent the previous batch go out in one statement, one
