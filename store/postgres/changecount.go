@@ -114,7 +114,7 @@ func (s *Store) ChangeCount(account, mailbox string) uint64 {
 // subscription set or cleared, the account deleted), through this
 // Store (before the writing call returns) or through any other Store
 // on the database (once its notification on listsChannel arrived,
-// which PostgreSQL delivers before the same commit's feed
+// which the writing Store sends before the same commit's feed
 // notification). Unlike ChangeCount, a message written does not change
 // it, so IMAP answers LIST from memory while mail comes and goes. While
 // the listening connection is lost every call returns a new number.

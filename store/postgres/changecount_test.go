@@ -77,18 +77,7 @@ func TestChangeCountTwoNodes(t *testing.T) {
 	}
 	// B's number holds while nothing of u changes (once the listener
 	// settled: CreateAccount's and the first LISTEN's moves are past).
-	var nb uint64
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		nb = b.ChangeCount("u", "INBOX")
-		time.Sleep(50 * time.Millisecond)
-		if b.ChangeCount("u", "INBOX") == nb {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("B's change count of u never settled")
-		}
-	}
+	nb := settled(t, b, "u")
 
 	// A delivery on A: A's count moved when Deliver returned; B's has
 	// moved by the time B's subscriber gets the change.

@@ -174,7 +174,7 @@ func (s *Store) deliverGroup(ctx context.Context, group []*pendingDelivery) erro
 		rows.Close()
 		return rows.Err()
 	}
-	return s.writePipelined(ctx, "deliver", reads, scan, func(w *wtx) error {
+	return s.writePipelined(ctx, "deliver", "", reads, scan, func(w *wtx) error {
 		for _, p := range group {
 			if err := p.queue(w, locked, boxes, s.now()); err != nil {
 				if len(group) == 1 {

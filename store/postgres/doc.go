@@ -91,13 +91,23 @@
 //
 // Each committed change is written, in the same transaction, to table
 // feed under a per-account sequence number taken while the account row
-// is locked (so in commit order), and NOTIFY mailyard_feed carries the
-// account and that number (a bounded payload) to every node. Each Store
-// keeps one connection LISTENing; a notification, or a local commit,
-// makes it read the account's new feed rows and hand them to its
-// subscribers. When the listening connection is lost, the Store
-// reconnects with backoff and then reads every subscribed account's rows
-// after the last one it delivered, so a subscriber misses nothing.
+// is locked (so in commit order), and once the transaction committed
+// NOTIFY mailyard_feed carries the account (a bounded payload) to every
+// node. The notification is not sent by the writing transaction:
+// PostgreSQL commits the transactions that NOTIFY one at a time, for
+// the whole cluster, each holding a lock through its WAL flush, which
+// made every write wait for all the others' flushes. Each Store sends
+// the notifications of its commits from one connection of its own,
+// those of the commits that came in meanwhile together in one statement
+// (notifier.go). Each Store keeps one connection LISTENing; a
+// notification, or a local commit, makes it read the account's new feed
+// rows and hand them to its subscribers. When the listening connection
+// is lost, the Store reconnects with backoff and then reads every
+// subscribed account's rows after the last one it delivered, so a
+// subscriber misses nothing; and every 5 s it checks in one statement
+// that no subscribed account has rows it was not notified of, which a
+// node that died between a commit and its notification leaves behind
+// (found by the second check, so within 10 s).
 // Rows older than [Options.FeedRetention] are pruned; a subscriber that
 // far behind gets [store.ChangeOverflow] and resynchronises from its
 // MODSEQ or sync token.
@@ -137,7 +147,7 @@
 //     number that moves only when the account's mailbox list or
 //     subscriptions change: locally before the writing call returns,
 //     and on every node by NOTIFY mailyard_lists, which the writing
-//     transaction sends before its feed notification.
+//     Store sends after the commit, before its feed notification.
 //   - [Store.Mailbox]: the row of a mailbox as this Store's last write
 //     to it left it (Append, StoreFlags, Expunge, Copy and Move know it
 //     from what they read under the account's lock) or as it last read
@@ -148,7 +158,8 @@
 //     session's write then costs the one statement of Changes.
 //
 // A Store counts its own commits when they return and skips the
-// notifications its own connections sent (by their backend PIDs), so
+// notifications its own connections sent (by their backend PIDs, the
+// pool's and the notifier's), so
 // that their echo does not drop what the commit left in memory; a
 // COMMIT that was sent but not answered moves the numbers all the same.
 //

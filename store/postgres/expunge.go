@@ -53,7 +53,7 @@ func (s *Store) Expunge(ctx context.Context, account, mailbox string, uids store
 	reads, scan := lockMailboxBatch(account, name, &b)
 	reads, scan = selectLockedBatch(account, name, uids, hasFlagSQL("m.flags", "'"+store.FlagDeleted+"'"), reads, scan, &doomed)
 	var out []uint32
-	err = s.writePipelined(ctx, "expunge", reads, scan, func(w *wtx) error {
+	err = s.writePipelined(ctx, "expunge", account, reads, scan, func(w *wtx) error {
 		out = []uint32{}
 		var ids, blobs []int64
 		for _, m := range doomed {
@@ -107,7 +107,7 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 	}
 	reads, scan = selectLockedBatch(account, srcName, uids, "", reads, scan, &msgs)
 	var pairs []store.UIDPair
-	err = s.writePipelined(ctx, "copy", reads, scan, func(w *wtx) error {
+	err = s.writePipelined(ctx, "copy", account, reads, scan, func(w *wtx) error {
 		pairs = []store.UIDPair{}
 		if dstName == srcName {
 			db = sb

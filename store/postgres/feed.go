@@ -15,16 +15,18 @@ import (
 )
 
 // feedChannel is the NOTIFY channel of the change feed. A payload is
-// "account feed_seq": bounded by the account ID (at most 255 bytes),
-// which may contain spaces, so it is split at the last one. A change
-// that writes no feed row (a subscription) notifies "account 0": the
-// other nodes' change counts move, and their feed finds nothing new.
+// "account n", an account some commits changed: bounded by the account
+// ID (at most 255 bytes), which may contain spaces, so it is split at
+// the last one. The number is not read (the notifier sends 0; earlier
+// releases sent the account's feed_seq). A node hearing it moves the
+// account's change count and reads its new feed rows: a change that
+// writes no feed row (a subscription) finds none.
 const feedChannel = "mailyard_feed"
 
 // listsChannel is the NOTIFY channel of mailbox-list changes: the
 // payload is an account whose mailbox list or subscriptions a
-// transaction changed (ListChangeCount). It is sent before the same
-// transaction's feedChannel notifications.
+// transaction changed (ListChangeCount). The notifier sends it before
+// the same commit's feedChannel notification.
 const listsChannel = "mailyard_lists"
 
 // feedPage is the most feed rows one read takes for one account.
@@ -45,12 +47,14 @@ const (
 
 // feed delivers committed changes to this Store's subscribers. Writers
 // (on any node) number each account's changes in table feed under the
-// account's row lock and NOTIFY; here one goroutine LISTENs and marks
-// accounts dirty, and another reads each dirty account's new rows in
-// order and hands them to its subscribers. A local commit marks its
-// account dirty directly. When the listening connection is lost, every
-// subscribed account is marked dirty once it is back, so subscribers
-// catch up from the last change they got: no wake-up is lost, only
+// account's row lock and, once committed, NOTIFY (notifier.go); here
+// one goroutine LISTENs and marks accounts dirty, and another reads
+// each dirty account's new rows in order and hands them to its
+// subscribers. A local commit marks its account dirty directly. When
+// the listening connection is lost, every subscribed account is marked
+// dirty once it is back, so subscribers catch up from the last change
+// they got; a notification that never came (its node died after the
+// commit) is made up for by reconcile: no wake-up is lost, only
 // delayed.
 type feed struct {
 	s   *Store
@@ -229,10 +233,16 @@ func (f *feed) dispatch(ctx context.Context) {
 	defer f.wg.Done()
 	prune := time.NewTicker(time.Minute)
 	defer prune.Stop()
+	check := time.NewTicker(reconcileEvery)
+	defer check.Stop()
+	var behind map[string]int64
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-check.C:
+			behind = f.reconcile(ctx, behind)
+			continue
 		case <-prune.C:
 			cut := f.s.now().Add(-f.s.opts.FeedRetention).UnixNano()
 			f.s.pool.Exec(ctx, `DELETE FROM feed WHERE at < $1`, cut)
@@ -259,6 +269,73 @@ func (f *feed) dispatch(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// reconcileEvery is how often the feed checks that its subscribed
+// accounts have no committed change it was not notified of.
+const reconcileEvery = 5 * time.Second
+
+// reconcile makes up for notifications that never came: a node that
+// died between a commit and its notification (notifier.go) left the
+// change in table feed with no one told. It reads which subscribed
+// accounts have feed rows beyond those dispatched, and returns them
+// with the last such row; an account already behind at the previous
+// check (behind) and not yet dispatched up to what that check found
+// had a notification lost: its change count moves and its subscribers
+// are woken. A change merely on its way (its notification arrives in
+// milliseconds) is so waited for, not counted twice. One statement per
+// check, whatever the number of accounts.
+func (f *feed) reconcile(ctx context.Context, behind map[string]int64) map[string]int64 {
+	f.mu.Lock()
+	ids := make([]string, 0, len(f.accts))
+	lasts := make([]int64, 0, len(f.accts))
+	for a, af := range f.accts {
+		ids, lasts = append(ids, a), append(lasts, af.last)
+	}
+	f.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := f.s.pool.Query(ctx, `SELECT a.id, a.feed_seq FROM unnest($1::text[], $2::bigint[]) AS k(id, last)
+		JOIN accounts a ON a.id = k.id WHERE a.feed_seq > k.last`, ids, lasts)
+	if err != nil {
+		return behind
+	}
+	now := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var seq int64
+		if err := rows.Scan(&id, &seq); err != nil {
+			rows.Close()
+			return behind
+		}
+		now[id] = seq
+	}
+	rows.Close()
+	if rows.Err() != nil {
+		return behind
+	}
+	var lost []string
+	f.mu.Lock()
+	for a, seq := range behind {
+		if af := f.accts[a]; af != nil && af.last < seq {
+			lost = append(lost, a)
+		}
+	}
+	f.mu.Unlock()
+	if len(lost) > 0 {
+		// The count moves before the subscribers wake.
+		f.s.counts.bump(lost...)
+		f.mu.Lock()
+		for _, a := range lost {
+			if f.accts[a] != nil {
+				f.dirty[a] = true
+			}
+		}
+		f.mu.Unlock()
+		f.signal()
+	}
+	return now
 }
 
 // catchUp reads one page of an account's changes after last and

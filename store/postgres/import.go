@@ -156,13 +156,12 @@ func (s *Store) ImportTombstones(ctx context.Context, account, mailbox string, t
 			return err
 		}
 		// UIDNEXT and HIGHESTMODSEQ may move without a feed row: the
-		// statement notifies the other nodes' change counts (as
-		// SetSubscribed does), and committed moves this node's.
+		// commit moves the change counts of this node and, notified
+		// (as SetSubscribed's), of the others.
 		_, err = w.Exec(ctx, `WITH i AS (INSERT INTO expunged (mailbox, uid, modseq)
-				SELECT $1, u, m FROM unnest($2::bigint[], $3::bigint[]) AS t(u, m) ON CONFLICT (mailbox, uid) DO NOTHING),
-			m AS (UPDATE mailboxes SET uidnext = GREATEST(uidnext, $4), highest_modseq = GREATEST(highest_modseq, $5) WHERE id = $1 RETURNING 1)
-			SELECT pg_notify('`+feedChannel+`', $6::text || ' 0') FROM m`,
-			b.id, uids, modSeqs, int64(top)+1, int64(topModSeq), account)
+				SELECT $1, u, m FROM unnest($2::bigint[], $3::bigint[]) AS t(u, m) ON CONFLICT (mailbox, uid) DO NOTHING)
+			UPDATE mailboxes SET uidnext = GREATEST(uidnext, $4), highest_modseq = GREATEST(highest_modseq, $5) WHERE id = $1`,
+			b.id, uids, modSeqs, int64(top)+1, int64(topModSeq))
 		w.touched = append(w.touched, account)
 		return err
 	})

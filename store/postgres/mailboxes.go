@@ -353,14 +353,12 @@ func (s *Store) SetSubscribed(ctx context.Context, account, name string, subscri
 		if _, _, err := w.lockAccount(account); err != nil {
 			return err
 		}
-		// The statement that changes the list notifies the other
-		// nodes' change counts (feedChannel), at commit.
+		// No feed row: the commit moves the change counts here and,
+		// notified (notifier.go), on the other nodes.
 		if subscribed {
-			_, err = w.Exec(ctx, `WITH c AS (INSERT INTO subscriptions (account, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1)
-				SELECT pg_notify('`+feedChannel+`', $1 || ' 0') FROM c`, account, name)
+			_, err = w.Exec(ctx, `INSERT INTO subscriptions (account, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, account, name)
 		} else {
-			_, err = w.Exec(ctx, `WITH c AS (DELETE FROM subscriptions WHERE account = $1 AND name = $2 RETURNING 1)
-				SELECT pg_notify('`+feedChannel+`', $1 || ' 0') FROM c`, account, name)
+			_, err = w.Exec(ctx, `DELETE FROM subscriptions WHERE account = $1 AND name = $2`, account, name)
 		}
 		w.touched = append(w.touched, account)
 		w.listChanged(account)

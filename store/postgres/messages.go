@@ -250,7 +250,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 	var msg store.Message
 	var b lockedBox
 	reads, scan := lockMailboxBatch(account, name, &b)
-	err = s.writePipelined(ctx, "append", reads, scan, func(w *wtx) error {
+	err = s.writePipelined(ctx, "append", account, reads, scan, func(w *wtx) error {
 		if err := checkQuota([]quotaAdd{{account: account, bytes: size, count: 1, q: b.q, used: b.used}}); err != nil {
 			return err
 		}
@@ -379,7 +379,7 @@ func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req sto
 	var msgs []store.Message
 	reads, scan := lockMailboxBatch(account, name, &b)
 	reads, scan = selectLockedBatch(account, name, req.UIDs, "", reads, scan, &msgs)
-	err = s.writePipelined(ctx, "store flags", reads, scan, func(w *wtx) error {
+	err = s.writePipelined(ctx, "store flags", account, reads, scan, func(w *wtx) error {
 		res = store.StoreFlagsResult{Updated: []store.Message{}}
 		modseq := uint64(b.modSeq + 1)
 		var changed []uint32

@@ -22,12 +22,21 @@ import (
 // same order on one connection, so the locking is the same; an error in
 // one makes PostgreSQL skip the rest of its batch, COMMIT included, and
 // the transaction is rolled back. Deliver and Append, the hot writes,
-// use it (bench/README.md, "postgres").
-func (s *Store) writePipelined(ctx context.Context, op string, reads func(b *pgx.Batch), scan func(br pgx.BatchResults) error, fn func(w *wtx) error) error {
+// use it (bench/README.md, "postgres"). A write to the mailboxes of one
+// account names it: it waits for the account's gate (accountGates)
+// before it takes a connection; Deliver names none.
+func (s *Store) writePipelined(ctx context.Context, op, account string, reads func(b *pgx.Batch), scan func(br pgx.BatchResults) error, fn func(w *wtx) error) error {
 	if err := s.checkOpen(ctx); err != nil {
 		return err
 	}
 	defer s.observeWrite(time.Now())
+	if account != "" {
+		release, err := s.gates.enter(ctx, account)
+		if err != nil {
+			return wrapErr(op, err)
+		}
+		defer release()
+	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return wrapErr(op, err)

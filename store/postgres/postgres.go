@@ -82,11 +82,14 @@ type Store struct {
 	pool    *pgxpool.Pool
 	blobs   blobStore
 	feed    *feed
+	notes   *notifier // sends the feed's notifications of this Store's commits
 	records *recordCache
 	// deliveries is Deliver's group commit.
 	deliveries deliveryGroups
-	counts     changeCounts
-	own        *ownBackends // the backend PIDs of the pool's connections
+	// gates queue the writes to one account's mailboxes (accountgate.go).
+	gates  accountGates
+	counts changeCounts
+	own    *ownBackends // the backend PIDs of the pool's connections
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -178,15 +181,17 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	listenCfg := cfg.ConnConfig.Copy()
 	listenCfg.Tracer = nil
 	s.feed = newFeed(s, listenCfg)
+	s.notes = newNotifier(ctx, s, listenCfg)
 	return s, nil
 }
 
-// Close stops the change feed (ending every subscription) and closes the
-// pool. Every later call returns store.ErrClosed; calling Close again
+// Close sends the notifications of the last commits, stops the change
+// feed (ending every subscription) and closes the pool. Every later call returns store.ErrClosed; calling Close again
 // does nothing.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		s.notes.close()
 		s.feed.close()
 		s.pool.Close()
 	})
@@ -327,7 +332,6 @@ type wtx struct {
 	poke    []string // accounts whose feed rows were written
 	touched []string // accounts changed without a feed row (subscriptions)
 	lists   []string // accounts whose mailbox list or subscriptions changed
-	listed  int      // how many of lists flushFeed announced
 	boxes   []writtenBox
 }
 
@@ -341,13 +345,16 @@ func (w *wtx) wrote(account string, mb store.Mailbox) {
 }
 
 // committed is what follows a write's commit, before the writing call
-// returns: the change counts of the accounts it wrote move, and this
-// node's subscribers of the accounts whose feed it wrote are woken.
+// returns: the change counts of the accounts it wrote move, this node's
+// subscribers of the accounts whose feed it wrote are woken, and the
+// other nodes are notified (notifier.go).
 func (w *wtx) committed() {
-	w.s.counts.committed(append(slices.Clip(w.poke), w.touched...), w.lists, w.boxes)
+	changed := append(slices.Clip(w.poke), w.touched...)
+	w.s.counts.committed(changed, w.lists, w.boxes)
 	for _, a := range w.poke {
 		w.s.feed.wake(a)
 	}
+	w.s.notes.add(w.lists, changed)
 }
 
 // uncertain is what follows a write whose COMMIT was sent but not
@@ -356,10 +363,12 @@ func (w *wtx) committed() {
 // their subscribers are woken as after a commit (moving a number
 // without a change costs a cache miss, nothing more).
 func (w *wtx) uncertain() {
-	w.s.counts.committed(append(slices.Clip(w.poke), w.touched...), w.lists, nil)
+	changed := append(slices.Clip(w.poke), w.touched...)
+	w.s.counts.committed(changed, w.lists, nil)
 	for _, a := range w.poke {
 		w.s.feed.wake(a)
 	}
+	w.s.notes.add(w.lists, changed)
 }
 
 // publish queues a change for the feed; it is written with the
@@ -381,18 +390,10 @@ func (w *wtx) listChanged(account string) {
 }
 
 // flushFeed writes the queued changes to the feed table, numbering them
-// per account under the account row's lock (so in commit order), and
-// NOTIFYs the other nodes, which PostgreSQL delivers at commit: first
-// on listsChannel the accounts whose list changed, then on feedChannel
-// (a transaction's notifications arrive in the order they were sent, so
-// a node's list numbers have moved before its feed wakes anyone).
+// per account under the account row's lock (so in commit order). It
+// sends no NOTIFY: the other nodes are notified once the transaction
+// committed (committed, notifier.go).
 func (w *wtx) flushFeed() error {
-	if len(w.lists) > w.listed {
-		if _, err := w.Exec(w.ctx, `SELECT count(pg_notify('`+listsChannel+`', a)) FROM unnest($1::text[]) a`, w.lists[w.listed:]); err != nil {
-			return err
-		}
-		w.listed = len(w.lists)
-	}
 	if len(w.changes) == 0 {
 		return nil
 	}
@@ -416,7 +417,7 @@ u AS (UPDATE accounts a SET feed_seq = a.feed_seq + n.k FROM n WHERE a.id = n.ac
 i AS (INSERT INTO feed (account, seq, at, change)
 	SELECT c.account, u.feed_seq - u.k + row_number() OVER (PARTITION BY c.account ORDER BY c.ord), $3, c.change
 	FROM c JOIN u ON u.id = c.account)
-SELECT count(pg_notify('`+feedChannel+`', u.id || ' ' || u.feed_seq)) FROM u`, accts, docs, w.s.now().UnixNano())
+SELECT count(*) FROM u`, accts, docs, w.s.now().UnixNano())
 	return err
 }
 
