@@ -27,7 +27,9 @@
 # report's target counts) and must hold MESSAGES messages.
 #
 # Environment (optional): MESSAGES=20000 SEED=1 ONLY=ours|mbsync
-# KEEP_WORK=1 PARALLEL_FOLDERS (ours: folders copied at once).
+# KEEP_WORK=1 PARALLEL_FOLDERS (ours: folders copied at once)
+# PORT_BASE (Dovecot and the ports in our config come from
+# PORT_BASE..PORT_BASE+99; else the kernel picks free ports).
 #
 # Writes bench/out/migrate-<UTC time>/ (logs, summary.txt, row.md).
 set -euo pipefail
@@ -56,6 +58,10 @@ OUT=$ROOT/bench/out/migrate-$stamp
 mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/mailyard-bench-migrate.XXXXXX)
 chmod 755 "$WORK"
+if [ -n "${PORT_BASE:-}" ]; then
+  [[ $PORT_BASE =~ ^[0-9]+$ ]] || { echo "PORT_BASE must be a number" >&2; exit 2; }
+  export INTEROP_PORTS="$PORT_BASE $((PORT_BASE + 100)) $WORK/ports" # free_port (.ci/lib.sh)
+fi
 dv_dir=$WORK/dovecot
 ms_pid=
 

@@ -8,13 +8,17 @@ import (
 )
 
 // appendQueue orders a folder's concurrent appends for checkpointing.
-// Appends complete in any order and the store numbers them in commit
-// order, so a checkpoint covers the longest finished prefix (in fetch
-// order) and records as TargetUIDNext a bound every append it does not
+// Appends (single messages, or batches that commit together) complete
+// in any order and the store numbers them in commit order, so a
+// checkpoint covers the longest finished prefix (in the order they
+// started) and records as TargetUIDNext a bound every append it does not
 // cover is at or above: the UID of a finished one, or for one still
 // running the mailbox's UIDNEXT lower bound when it started (UIDs only
-// grow). Reconcile then finds every unrecorded copy at or above the
-// recorded value.
+// grow; a message not started yet gets a UID at or above the bound at
+// its start, which is never below an earlier one). Reconcile then finds
+// every unrecorded copy at or above the recorded value. The folder's
+// LastUID moves only past a prefix of w.toCopy (in source UID order)
+// whose messages are all checkpointed or skipped.
 type appendQueue struct {
 	ps   *passState
 	w    *folderWork
@@ -28,13 +32,15 @@ type appendQueue struct {
 	err   error
 }
 
+// appendJob is one message's append: the i-th of w.toCopy, source UID
+// uid, started when the mailbox's UIDNEXT was at least floor.
 type appendJob struct {
 	i        int
 	uid      uint32
 	floor    uint32
 	finished bool
-	msg      store.Message
-	hash     string
+	msg      store.Message // the copy, once finished
+	hash     string        // its Message-ID hash, set before complete
 }
 
 func (q *appendQueue) firstErr() error {
@@ -81,9 +87,10 @@ func (q *appendQueue) markDone(i int) {
 	}
 }
 
-// complete records a finished append and queues the checkpoint of the
+// complete records finished appends, msgs[k] the stored jobs[k] (whose
+// hash is set), or their failure (err), and queues the checkpoint of the
 // finished prefix.
-func (q *appendQueue) complete(j *appendJob, msg store.Message, hash string, err error) {
+func (q *appendQueue) complete(jobs []*appendJob, msgs []store.Message, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if err != nil {
@@ -92,8 +99,10 @@ func (q *appendQueue) complete(j *appendJob, msg store.Message, hash string, err
 		}
 		return
 	}
-	j.finished, j.msg, j.hash = true, msg, hash
-	q.floor = max(q.floor, msg.UID+1)
+	for k, j := range jobs {
+		j.finished, j.msg = true, msgs[k]
+		q.floor = max(q.floor, msgs[k].UID+1)
+	}
 	var batch []pendingCheckpoint
 	for len(q.jobs) > 0 && q.jobs[0].finished {
 		h := q.jobs[0]

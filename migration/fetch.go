@@ -44,15 +44,25 @@ func (ps *passState) copyFolder(ctx context.Context, sc *sourceConn, w *folderWo
 }
 
 // fetchBodies streams the bodies of w.toCopy into the target: one UID
-// FETCH BODY.PEEK[] for all of them; each literal is read by its own
-// store.Append, and once it is read the next one starts while the first
-// waits for its fsyncs and commit (up to Options.AppendParallel at once).
+// FETCH BODY.PEEK[] for all of them (in sets of bodyFetchSets). Where
+// the store takes batches (store.BatchAppender), bodies up to
+// maxHeldLiteral are read into memory and appended appendBatchLen or
+// appendBatchBytes at a time, in one durable write each; a larger body
+// streams into an Append of its own. Otherwise each literal is read by
+// its own store.Append. Once a body is read the next one is, while the
+// appends wait for their fsyncs and commits (up to
+// Options.AppendParallel at once).
 func (ps *passState) fetchBodies(ctx context.Context, sc *sourceConn, w *folderWork) error {
 	f, err := ps.newBodyFetch(ctx, sc, w)
 	if err != nil {
 		return err
 	}
 	f.fetchAll(ctx)
+	if f.q.firstErr() == nil && ctx.Err() == nil && f.cmdErr == nil {
+		f.flush(ctx) // the last batch
+	} else {
+		f.drop()
+	}
 	failed := f.q.firstErr() != nil || ctx.Err() != nil || f.cmdErr != nil
 	f.finish(ctx, failed)
 	if err := f.q.firstErr(); err != nil {
@@ -78,8 +88,15 @@ type bodyFetch struct {
 	bySeq   map[uint32]uint32 // UID by sequence number
 	started []bool            // by index in w.toCopy: its body arrived
 	q       *appendQueue
-	sem     chan struct{} // bounds the appends in flight
+	sem     chan struct{} // bounds the appends (single or batch) in flight
 	wg      sync.WaitGroup
+
+	// batcher is the store's batch append, nil if it has none (one
+	// Append per message). batch holds the bodies read and not yet sent
+	// to it, batchBytes their size (taken from Migrator.heldBytes).
+	batcher    store.BatchAppender
+	batch      []heldBody
+	batchBytes int64
 
 	cmd    *imapclient.FetchCommand // the FETCH being read
 	cmdErr error                    // the first error of a FETCH
@@ -102,6 +119,7 @@ func (ps *passState) newBodyFetch(ctx context.Context, sc *sourceConn, w *folder
 		q:       &appendQueue{ps: ps, w: w, floor: mb.UIDNext, done: make([]bool, len(w.toCopy))},
 		sem:     make(chan struct{}, ps.m.opts.AppendParallel),
 	}
+	f.batcher, _ = ps.m.opts.Store.(store.BatchAppender)
 	for i, sm := range w.toCopy {
 		f.byUID[sm.uid] = i
 		f.bySeq[sm.seq] = sm.uid
@@ -171,6 +189,9 @@ func (f *bodyFetch) body(ctx context.Context, uid uint32, it imapclient.FetchIte
 	if f.q.firstErr() != nil {
 		return true
 	}
+	if f.batcher != nil && it.Literal.Size() <= maxHeldLiteral {
+		return f.hold(ctx, i, uid, it)
+	}
 	select {
 	case f.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -237,9 +258,122 @@ func (f *bodyFetch) startAppend(ctx context.Context, i int, uid uint32, lit *eof
 				err = ps.localErr(ctx, w.f.Name, fmt.Errorf("append: %w", err))
 			}
 		}
-		f.q.complete(j, msg, sn.hash(), err)
+		j.hash = sn.hash()
+		f.q.complete([]*appendJob{j}, []store.Message{msg}, err)
 	})
 }
+
+// heldBody is a message body read into memory, waiting in a batch: the
+// i-th of w.toCopy, source UID uid.
+type heldBody struct {
+	i    int
+	uid  uint32
+	body []byte
+}
+
+// hold reads the body of message uid (the i-th of w.toCopy) off the
+// connection into memory and adds it to the batch, which goes to the
+// store once it is full. It reports whether the fetch must stop.
+func (f *bodyFetch) hold(ctx context.Context, i int, uid uint32, it imapclient.FetchItemDataBodySection) (stop bool) {
+	size := it.Literal.Size()
+	// The batch goes before this body would take it past its bounds,
+	// and before any wait for memory: a batch of this folder that is not
+	// sent never holds memory that this body waits for, so every holder
+	// is an append under way or another folder's batch, which is sent
+	// without waiting for this one.
+	if len(f.batch) > 0 && f.batchBytes+size > appendBatchBytes {
+		if f.flush(ctx) {
+			return true
+		}
+	}
+	held := f.ps.m.heldBytes
+	if !held.TryAcquire(size) {
+		if f.flush(ctx) {
+			return true
+		}
+		if held.Acquire(ctx, size) != nil {
+			return true
+		}
+	}
+	g := newLiteralGuard(it)
+	body := make([]byte, size)
+	if _, err := io.ReadFull(g, body); err != nil {
+		held.Release(size)
+		// The literal ended early: the client's reader goroutine decodes
+		// again (see literalGuard), the client is closed first.
+		f.sc.abandon()
+		if f.cmdErr == nil {
+			f.cmdErr = fmt.Errorf("reading message %d: %w", uid, err)
+		}
+		return true
+	}
+	f.batch = append(f.batch, heldBody{i: i, uid: uid, body: body})
+	f.batchBytes += size
+	if len(f.batch) >= appendBatchLen {
+		return f.flush(ctx)
+	}
+	return false
+}
+
+// flush sends the batch to the store's AppendBatch in a goroutine of its
+// own, once one of the folder's Options.AppendParallel appends is free;
+// the copies are checkpointed as single appends are. It reports whether
+// the fetch must stop: ctx ended while it waited, and the batch was
+// dropped (the next pass copies those messages).
+func (f *bodyFetch) flush(ctx context.Context) (stop bool) {
+	b, n := f.batch, f.batchBytes
+	if len(b) == 0 {
+		return false
+	}
+	f.batch, f.batchBytes = nil, 0
+	select {
+	case f.sem <- struct{}{}:
+	case <-ctx.Done():
+		f.ps.m.heldBytes.Release(n)
+		return true
+	}
+	ps, w := f.ps, f.w
+	jobs := make([]*appendJob, len(b))
+	for k, h := range b {
+		jobs[k] = f.q.start(h.i, h.uid)
+	}
+	f.wg.Go(func() {
+		defer func() { <-f.sem }()
+		msgs := make([]store.AppendMessage, len(b))
+		for k, h := range b {
+			sm := w.toCopy[h.i]
+			msgs[k] = store.AppendMessage{Body: bytes.NewReader(h.body),
+				Options: store.AppendOptions{Flags: sm.flags, InternalDate: sm.date, DeferTextIndex: true}}
+			jobs[k].hash = messageIDHash(h.body[:min(len(h.body), maxHeaderScan)])
+		}
+		// A batch read in full is appended even when the pass is
+		// canceled meanwhile, as a single append with its body is.
+		out, err := f.batcher.AppendBatch(context.WithoutCancel(ctx), ps.account, w.cp.Target, msgs)
+		ps.m.heldBytes.Release(n)
+		if err != nil {
+			err = ps.localErr(ctx, w.f.Name, fmt.Errorf("append: %w", err))
+		}
+		f.q.complete(jobs, out, err)
+	})
+	return false
+}
+
+// drop discards the batch of a fetch that failed; the next pass copies
+// its messages.
+func (f *bodyFetch) drop() {
+	f.ps.m.heldBytes.Release(f.batchBytes)
+	f.batch, f.batchBytes = nil, 0
+}
+
+// A store that takes batches (store.BatchAppender) gets a folder's
+// bodies of up to maxHeldLiteral in batches of at most appendBatchLen
+// messages and appendBatchBytes octets: one durable write, one commit
+// and one fsync of each fan-out directory per batch, in place of one
+// writer request and one directory fsync per message.
+const (
+	appendBatchLen   = 64
+	appendBatchBytes = 4 << 20
+)
 
 // finish waits for the appends and the checkpoints. On failure the raw
 // connection is closed first: the client's reader waits until the
@@ -295,9 +429,15 @@ func (f *bodyFetch) markMissing(ctx context.Context) error {
 const maxHeldLiteral = 1 << 20
 
 // maxHeldBodies bounds the bodies held in memory at once by one Migrator
-// (maxHeldBodies × maxHeldLiteral = 32 MiB); when all are taken, bodies
-// stream from the connection as large ones do.
+// (maxHeldBodies × maxHeldLiteral = 32 MiB) for a store without batches;
+// when all are taken, bodies stream from the connection as large ones
+// do.
 const maxHeldBodies = 32
+
+// maxHeldBytes bounds the octets of the bodies held in memory at once by
+// one Migrator, in batches and being appended, for a store that takes
+// batches (Migrator.heldBytes); a fetch waits for it.
+const maxHeldBytes = maxHeldBodies * maxHeldLiteral
 
 // holdBuffer returns a maxHeldLiteral buffer for a body, or nil when
 // maxHeldBodies are in use.

@@ -119,20 +119,23 @@ func (c *cancelReader) Read(b []byte) (int, error) {
 // error, and the discard of the literal's unread rest by
 // FetchMessageData.Next / FetchCommand.Close (see literalGuard; the race
 // TestSyncCancelMidPass hit now and then in CI). The cuts in the held
-// path (a body read into memory by fetchBodies) and the streamed path (a
-// body read by store.Append), and the cancel in the streamed path, show
-// it on every run; the cancel in the held path lands in the literal only
-// sometimes (the pass may see the cancel before it reads the literal).
+// path (a body read into memory by fetchBodies, for a batch or for an
+// Append of its own) and the streamed path (a body read by
+// store.Append), and the cancel in the streamed path, show it on every
+// run; the cancel in the held path lands in the literal only sometimes
+// (the pass may see the cancel before it reads the literal).
 func TestSyncSourceCutMidLiteral(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		size   int
 		cancel bool
+		single bool // a store without batches
 	}{
-		{"held", 256 << 10, false},
-		{"streamed", maxHeldLiteral + 512<<10, false},
-		{"held-cancel", 256 << 10, true},
-		{"streamed-cancel", maxHeldLiteral + 512<<10, true},
+		{"held", 256 << 10, false, false},
+		{"held-one-by-one", 256 << 10, false, true},
+		{"streamed", maxHeldLiteral + 512<<10, false, false},
+		{"held-cancel", 256 << 10, true, false},
+		{"streamed-cancel", maxHeldLiteral + 512<<10, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newSyncEnv(t, dovecottest.Options{}, func(o *Options) { o.FolderParallel = 1 })
@@ -142,6 +145,9 @@ func TestSyncSourceCutMidLiteral(t *testing.T) {
 			defer cancel()
 			p := &cutProxy{dove: e.dove.Addr, minSize: 64 << 10, leave: 1000, stall: tc.cancel}
 			want, m := ErrClassConnection, e.m
+			if tc.single {
+				m = e.migratorOn(oneByOne{e.st})
+			}
 			switch {
 			case tc.cancel && tc.size > maxHeldLiteral:
 				want, m = ErrClassCanceled, e.migratorOn(&cancelInBody{Target: e.st, p: p, cancel: cancel})

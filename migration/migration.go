@@ -53,9 +53,12 @@
 // over Options.MaxMessageSize are counted and never fetched. The source
 // is only EXAMINEd and read with BODY.PEEK[], so even \Seen never changes
 // there. Bodies stream from the connection into the store; one of up to
-// 1 MiB is read off the connection first (at most 32 at once per
-// Migrator, 32 MiB), so that the FETCH goes on while the previous bodies
-// are written and synced.
+// 1 MiB is read off the connection first (at most 32 MiB of them at once
+// per Migrator), so that the FETCH goes on while the previous bodies are
+// written and synced. Where the store takes batches
+// (store.BatchAppender: store/sqlite, store/memstore), those bodies are
+// appended up to 64 messages or 4 MiB at a time, each batch one durable
+// write and one commit; larger bodies stream into appends of their own.
 //
 // One mailbox, one copier: a pass holds a lease on its target in the
 // store ("migration.lease": host, process, expiry, renewed while the pass
@@ -69,9 +72,9 @@
 // Message-ID hash, flags last seen) and the folder's record (UIDVALIDITY,
 // highest copied UID, the target mailbox's UIDNEXT bound), written in one
 // record transaction (with those of other appends that finished
-// meanwhile: Options.AppendParallel appends of a folder overlap), in the
-// "migration.collector", "migration.folder" and "migration.msg"
-// namespaces, one small record per message. The append and its record
+// meanwhile: Options.AppendParallel appends or batches of a folder
+// overlap), in the "migration.collector", "migration.folder" and
+// "migration.msg" namespaces, one small record per message. The append and its record
 // are two commits: after a crash between them, the next pass finds the
 // copy among the target messages at or above the recorded UIDNEXT bound
 // by size, INTERNALDATE and its first 64 KiB (byte for byte) and records

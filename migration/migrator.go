@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/store"
 )
@@ -97,8 +99,9 @@ type Options struct {
 	// FolderParallel is how many folders of one mailbox are copied at once
 	// (2), each on its own connection, within MaxConnsPerHost.
 	FolderParallel int
-	// AppendParallel is how many messages of one folder are appended to
-	// the store at once (8): the bodies are still read from the source
+	// AppendParallel is how many appends of one folder run at once (8):
+	// messages, or batches of messages where the store takes them
+	// (store.BatchAppender). The bodies are still read from the source
 	// one after another, but each append's fsyncs and commit overlap the
 	// next ones. Copies may then get target UIDs slightly out of source
 	// order.
@@ -149,6 +152,9 @@ type Migrator struct {
 	// memory before their append, and the bound on them (holdBuffer).
 	heldBufs  sync.Pool
 	heldSlots chan struct{}
+	// heldBytes bounds the bodies read into memory for batch appends
+	// (maxHeldBytes), over all passes of this Migrator.
+	heldBytes *semaphore.Weighted
 	// runMu serialises run-ID allocation and run bookkeeping.
 	runMu sync.Mutex
 	// active holds the targets with a pass in progress (closed when it
@@ -212,6 +218,7 @@ func New(opts Options) (*Migrator, error) {
 		seal:  seal,
 
 		heldSlots: make(chan struct{}, maxHeldBodies),
+		heldBytes: semaphore.NewWeighted(maxHeldBytes),
 	}
 	if opts.BandwidthLimit > 0 {
 		m.bw = newBandwidth(opts.BandwidthLimit, opts.Now)

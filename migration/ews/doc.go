@@ -10,7 +10,7 @@
 // A [Client] talks to one EWS endpoint (one source) as one account;
 // [Client.Mailbox] gives a handle whose methods are the operations:
 // GetFolder, SyncFolderHierarchy, SyncFolderItems, GetItem (in batches of
-// [MaxBatch]), GetAttachment, CreateCalendarItem, UpdateCalendarItem,
+// [MaxBatch]; GetItemSized also bounds them by bytes), GetAttachment, CreateCalendarItem, UpdateCalendarItem,
 // UpdateOccurrence, DeleteItem, DeleteOccurrence, Subscribe, GetEvents
 // and Unsubscribe. A call goes as follows:
 //
@@ -146,12 +146,14 @@
 //     MaxConcurrent calls at once) is read by SyncFolderItems pages of
 //     PageSize changes (512 by default), the next page asked for while
 //     this one is stored. A mail page's new messages are read by GetItem
-//     with MimeContent (MaxBatch per call, two more batches read
-//     concurrently while one is stored) and appended, WriteParallel at
-//     once (32 by default, within 32 MiB of messages) so that the store
-//     commits them together, with IsRead as \Seen, a Flagged follow-up
-//     flag as \Flagged and DateTimeReceived as INTERNALDATE; messages
-//     over MaxMessageSize are counted, not copied.
+//     with MimeContent (at most MaxBatch and 8 MiB per call by the sizes
+//     SyncFolderItems gives, a larger message alone; two more batches
+//     read concurrently while one is stored, within 24 MiB) and
+//     appended, WriteParallel at once (32 by default, within 32 MiB of
+//     messages) so that the store commits them together, with IsRead as
+//     \Seen, a Flagged follow-up flag as \Flagged and DateTimeReceived
+//     as INTERNALDATE; messages over MaxMessageSize are counted, not
+//     read.
 //  4. The calendar folder becomes the account's default calendar
 //     collection (created as "default" if it has none): one object per
 //     series with its modified occurrences (fetched by their ids, one

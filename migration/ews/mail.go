@@ -223,15 +223,24 @@ type contentKey struct {
 }
 
 // copyPage appends the messages a page created, reading their MIME in
-// GetItem batches. A message already copied by a killed pass (a stray
-// copy with the same bytes) is counted instead of copied again.
+// GetItem batches bounded by count and by the sizes SyncFolderItems gave
+// (getItemBytes). A message that size says is over MaxMessageSize is
+// counted and not read. A message already copied by a killed pass (a
+// stray copy with the same bytes) is counted instead of copied again.
 // Each copy's UID goes into pg, for read-state changes later.
 func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderState, t *tally, pg page) error {
 	var ids []ItemID
+	var sizes []int64
 	for _, ch := range changes {
-		if ch.Kind == "Create" && isMailKind(ch.ItemKind) {
-			ids = append(ids, ch.ItemID)
+		if ch.Kind != "Create" || !isMailKind(ch.ItemKind) {
+			continue
 		}
+		if ch.Size > c.p.m.opts.MaxMessageSize {
+			st.TooLarge++
+			continue
+		}
+		ids = append(ids, ch.ItemID)
+		sizes = append(sizes, ch.Size)
 	}
 	if len(ids) == 0 {
 		return nil
@@ -282,7 +291,7 @@ func (c *copier) copyPage(ctx context.Context, changes []ItemChange, st *folderS
 			return nil
 		})
 	}
-	err := c.p.mb.GetItem(gctx, ids, ShapeMIME, func(it Item) error {
+	err := c.p.mb.GetItemSized(gctx, ids, sizes, getItemBytes, ShapeMIME, func(it Item) error {
 		if it.Err != nil {
 			var e *Error
 			if errors.As(it.Err, &e) && e.Code == "ErrorItemNotFound" {
@@ -387,6 +396,11 @@ func (c *copier) appendAll(ctx context.Context, ba store.BatchAppender, b []pend
 	}
 	return ba.AppendBatch(ctx, c.p.account, c.target, msgs)
 }
+
+// getItemBytes bounds the sizes of the messages one GetItem call of a
+// page's mail asks for (a larger message alone); GetItemSized reads
+// ahead within three times as much. A variable for tests only.
+var getItemBytes int64 = 8 << 20
 
 // appendBudget bounds the bytes of the messages a folder's appends hold
 // at once (MigratorOptions.WriteParallel bounds their number), so that

@@ -73,7 +73,8 @@ type MigratorOptions struct {
 	// whose copies it recognises (see Sync).
 	PageSize int
 	// MaxMessageSize: larger messages are skipped and counted as too
-	// large (64 MiB).
+	// large (64 MiB); one whose size SyncFolderItems gives as larger is
+	// not read at all.
 	MaxMessageSize int64
 	// WriteParallel is how many messages or objects of one folder are
 	// written to the store at once (32), the messages' appends holding

@@ -5,6 +5,8 @@ import (
 	"encoding/xml"
 	"fmt"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // FolderRef names a folder: by distinguished name ("inbox", "calendar",
@@ -218,12 +220,16 @@ func (m *Mailbox) SyncFolderHierarchy(ctx context.Context, syncState string) (ch
 
 // ItemChange is one change of SyncFolderItems: Kind is Create, Update,
 // Delete or ReadFlagChange; ItemKind names the item's element (Message,
-// CalendarItem, Contact, ...) where the change carries the item.
+// CalendarItem, Contact, ...) where the change carries the item, and
+// Size is then the item's size in octets as the server gives it
+// (item:Size; 0 if it did not), for bounding GetItem calls by bytes
+// ([Mailbox.GetItemSized]).
 type ItemChange struct {
 	Kind     string
 	ItemKind string
 	ItemID   ItemID
 	IsRead   *bool
+	Size     int64
 }
 
 type itemChange struct {
@@ -233,6 +239,7 @@ type itemChange struct {
 	Items   []struct {
 		XMLName xml.Name
 		ItemID  ItemID `xml:"ItemId"`
+		Size    int64  `xml:"Size"`
 	} `xml:",any"`
 }
 
@@ -249,8 +256,9 @@ type syncItemsResponse = response[*syncItemsMessage]
 
 // SyncFolderItems returns up to max item changes (1-512) of folder since
 // syncState ("" for every item), the new sync state, and whether these
-// were the last changes ([MS-OXWSSYNC] §3.1.4.2). Items come as ids only;
-// read them with GetItem.
+// were the last changes ([MS-OXWSSYNC] §3.1.4.2). Items come as ids and
+// sizes only (IdOnly with item:Size: SyncFolderItems, like FindItem,
+// returns no body or attachments); read them with GetItem.
 func (m *Mailbox) SyncFolderItems(ctx context.Context, folder FolderRef, syncState string, max int) (changes []ItemChange, newState string, last bool, err error) {
 	if max < 1 || max > 512 {
 		max = 512
@@ -261,7 +269,7 @@ func (m *Mailbox) SyncFolderItems(ctx context.Context, folder FolderRef, syncSta
 		Folder    folderIDs `xml:"m:SyncFolderId"`
 		SyncState string    `xml:"m:SyncState,omitempty"`
 		Max       int       `xml:"m:MaxChangesReturned"`
-	}{Shape: itemShape{BaseShape: "IdOnly"}, Folder: m.folderIDs(folder), SyncState: syncState, Max: max}
+	}{Shape: itemShape{BaseShape: "IdOnly", Additional: []fieldURI{{"item:Size"}}}, Folder: m.folderIDs(folder), SyncState: syncState, Max: max}
 	var resp syncItemsResponse
 	if err := m.callOK(ctx, req, &resp); err != nil {
 		return nil, "", false, err
@@ -273,7 +281,7 @@ func (m *Mailbox) SyncFolderItems(ctx context.Context, folder FolderRef, syncSta
 			ic.ItemID = *c.ItemID
 		}
 		if len(c.Items) > 0 {
-			ic.ItemKind, ic.ItemID = c.Items[0].XMLName.Local, c.Items[0].ItemID
+			ic.ItemKind, ic.ItemID, ic.Size = c.Items[0].XMLName.Local, c.Items[0].ItemID, c.Items[0].Size
 		}
 		changes = append(changes, ic)
 	}
@@ -419,30 +427,103 @@ const getItemAhead = 2
 // be empty ([MS-OXWSCORE] §2.2.4.31 NonEmptyArrayOfBaseItemIdsType),
 // Exchange refuses such a request as failing schema validation.
 func (m *Mailbox) GetItem(ctx context.Context, ids []ItemID, shape Shape, fn func(Item) error) error {
-	if len(ids) == 0 {
+	return m.getItemBatches(ctx, itemBatches(ids, nil, 0), 0, shape, fn)
+}
+
+// GetItemSized is GetItem bounded by bytes as well, for items whose
+// sizes are known: sizes[i] is the size of ids[i] (ItemChange.Size; 0 if
+// unknown). A call asks for at most MaxBatch items and at most maxBytes
+// of them (an item larger than that alone), and the answers read ahead
+// and the one fn handles are at most getItemAhead+1 times maxBytes
+// together (an item larger than that is asked for only once no other
+// answer is held): a folder of 40 MB messages is read one message at a
+// time, not MaxBatch of them at once. The sizes are the server's
+// (item:Size); MIME content is about as large.
+func (m *Mailbox) GetItemSized(ctx context.Context, ids []ItemID, sizes []int64, maxBytes int64, shape Shape, fn func(Item) error) error {
+	if len(sizes) != len(ids) {
+		return fmt.Errorf("ews: GetItemSized: %d sizes for %d ids", len(sizes), len(ids))
+	}
+	if maxBytes <= 0 {
+		return fmt.Errorf("ews: GetItemSized: maxBytes %d is not positive", maxBytes)
+	}
+	return m.getItemBatches(ctx, itemBatches(ids, sizes, maxBytes), (getItemAhead+1)*maxBytes, shape, fn)
+}
+
+// itemBatch is the ids of one GetItem call and their size (0 when
+// unknown).
+type itemBatch struct {
+	ids   []ItemID
+	bytes int64
+}
+
+// itemBatches cuts ids into consecutive batches of at most MaxBatch ids
+// and, where sizes are given (sizes[i] that of ids[i]), at most maxBytes
+// (an id larger than that alone).
+func itemBatches(ids []ItemID, sizes []int64, maxBytes int64) []itemBatch {
+	var out []itemBatch
+	for len(ids) > 0 {
+		var b itemBatch
+		n := 0
+		for n < len(ids) && n < MaxBatch {
+			var size int64
+			if sizes != nil {
+				size = max(sizes[n], 0)
+			}
+			if n > 0 && sizes != nil && b.bytes+size > maxBytes {
+				break
+			}
+			b.bytes += size
+			n++
+		}
+		b.ids = ids[:n]
+		out = append(out, b)
+		ids = ids[n:]
+		if sizes != nil {
+			sizes = sizes[n:]
+		}
+	}
+	return out
+}
+
+// getItemBatches makes the GetItem call of each batch and hands the items
+// to fn in order (GetItem). With aheadBytes > 0 the calls started and
+// not yet handed over hold at most aheadBytes by the batches' sizes (a
+// larger batch waits until it is the only one).
+func (m *Mailbox) getItemBatches(ctx context.Context, batches []itemBatch, aheadBytes int64, shape Shape, fn func(Item) error) error {
+	if len(batches) == 0 {
 		return nil
 	}
-	if len(ids) <= MaxBatch {
-		resp, err := m.getItems(ctx, ids, shape)
+	if len(batches) == 1 {
+		resp, err := m.getItems(ctx, batches[0].ids, shape)
 		if err != nil {
 			return err
 		}
-		return m.deliver(ctx, ids, resp, fn)
+		return m.deliver(ctx, batches[0].ids, resp, fn)
 	}
 	type batch struct {
-		ids  []ItemID
-		resp *itemsResponse
-		err  error
+		ids    []ItemID
+		weight int64 // taken from budget
+		resp   *itemsResponse
+		err    error
+	}
+	var budget *semaphore.Weighted
+	if aheadBytes > 0 {
+		budget = semaphore.NewWeighted(aheadBytes)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	// Each batch is a future: queued in the order of ids before its call
-	// starts, so a full queue holds the next calls back.
+	// starts, so a full queue (or budget) holds the next calls back.
 	queue := make(chan chan batch, getItemAhead)
 	go func() {
 		defer close(queue)
-		for len(ids) > 0 {
-			b := batch{ids: ids[:min(len(ids), MaxBatch)]}
-			ids = ids[len(b.ids):]
+		for _, ib := range batches {
+			b := batch{ids: ib.ids}
+			if budget != nil {
+				b.weight = min(ib.bytes, aheadBytes)
+				if budget.Acquire(ctx, b.weight) != nil {
+					return
+				}
+			}
 			done := make(chan batch, 1)
 			select {
 			case queue <- done:
@@ -466,7 +547,11 @@ func (m *Mailbox) GetItem(ctx context.Context, ids []ItemID, shape Shape, fn fun
 		if b.err != nil {
 			return b.err
 		}
-		if err := m.deliver(ctx, b.ids, b.resp, fn); err != nil {
+		err := m.deliver(ctx, b.ids, b.resp, fn)
+		if budget != nil {
+			budget.Release(b.weight)
+		}
+		if err != nil {
 			return err
 		}
 	}
