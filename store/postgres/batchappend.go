@@ -62,7 +62,7 @@ func (s *Store) AppendBatch(ctx context.Context, account, mailbox string, msgs [
 	}
 	var b lockedBox
 	reads, scan := lockMailboxBatch(account, name, &b)
-	err = s.writePipelined(ctx, "append", reads, scan, func(w *wtx) error {
+	err = s.writePipelined(ctx, "append", account, reads, scan, func(w *wtx) error {
 		if err := checkQuota([]quotaAdd{{account: account, bytes: total, count: n, q: b.q, used: b.used}}); err != nil {
 			return err
 		}
