@@ -56,9 +56,9 @@
 // 1 MiB is read off the connection first (at most 32 MiB of them at once
 // per Migrator), so that the FETCH goes on while the previous bodies are
 // written and synced. Where the store takes batches
-// (store.BatchAppender: store/sqlite, store/memstore), those bodies are
-// appended up to 64 messages or 4 MiB at a time, each batch one durable
-// write and one commit; larger bodies stream into appends of their own.
+// (store.BatchAppender), those bodies are appended up to 64 messages or
+// 4 MiB at a time, each batch one durable write and one commit; larger
+// bodies stream into appends of their own.
 //
 // One mailbox, one copier: a pass holds a lease on its target in the
 // store ("migration.lease": host, process, expiry, renewed while the pass
