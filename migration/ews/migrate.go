@@ -83,7 +83,7 @@ type MigratorOptions struct {
 	// commits a batch of waiting writes with one fsync, and their blob
 	// files' fsyncs overlap), so a page is stored in a few commits
 	// instead of one per item. A store that takes batches of messages
-	// (store.BatchAppender: store/sqlite, store/memstore) gets a
+	// (store.BatchAppender: store/sqlite, store/postgres, store/memstore) gets a
 	// folder's messages instead in batches of up to 64 messages or
 	// 4 MiB, four batches at once, within the same 32 MiB; WriteParallel
 	// then bounds the objects only. It bounds the store's work only: the
