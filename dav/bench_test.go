@@ -13,7 +13,7 @@ import (
 
 	"github.com/mailyard/mailyard/directory"
 	"github.com/mailyard/mailyard/internal/calendar"
-	"github.com/mailyard/mailyard/internal/proccpu"
+	"github.com/mailyard/mailyard/internal/cputime"
 	"github.com/mailyard/mailyard/store"
 )
 
@@ -210,7 +210,7 @@ func BenchmarkFreeBusyOutbox50(b *testing.B) {
 func timeRequests(b *testing.B, hc *http.Client, method, url, body string, hdr []string, ok func(status int, data []byte) bool) {
 	var lat []time.Duration
 	var wire int64
-	cpu0, cpuOK := proccpu.Used()
+	cpu0, cpuOK := cputime.Process()
 	b.ResetTimer()
 	for b.Loop() {
 		t0 := time.Now()
@@ -232,7 +232,7 @@ func timeRequests(b *testing.B, hc *http.Client, method, url, body string, hdr [
 		wire += int64(len(data))
 	}
 	b.StopTimer()
-	cpu1, _ := proccpu.Used()
+	cpu1, _ := cputime.Process()
 	reportP99(b, lat)
 	if len(lat) > 0 {
 		b.ReportMetric(float64(wire)/float64(len(lat)), "wire-B/op")

@@ -1,4 +1,4 @@
-package proccpu
+package cputime
 
 import (
 	"runtime"
@@ -6,19 +6,19 @@ import (
 	"time"
 )
 
-// TestUsedGrows: a goroutine that spins adds CPU time, which Used sees
+// TestProcessGrows: a goroutine that spins adds CPU time, which Process sees
 // within seconds even on a loaded machine.
-func TestUsedGrows(t *testing.T) {
-	before, ok := Used()
+func TestProcessGrows(t *testing.T) {
+	before, ok := Process()
 	if !ok {
 		t.Skip("no CPU time on " + runtime.GOOS)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if now, _ := Used(); now-before >= 20*time.Millisecond {
+		if now, _ := Process(); now-before >= 20*time.Millisecond {
 			return
 		}
 	}
-	now, _ := Used()
+	now, _ := Process()
 	t.Errorf("CPU time went from %v to %v over 10 s of spinning", before, now)
 }
