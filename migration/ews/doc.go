@@ -24,7 +24,9 @@
 //     addresses it approved; TLS uses the configured version range (TLS
 //     1.0 to 1.3 when configured, for Exchange 2013 without a forwarder),
 //     CA file or skip-verify. Authentication is Basic or NTLM
-//     (github.com/Azure/go-ntlmssp), never Basic when NTLM is configured.
+//     (github.com/Azure/go-ntlmssp), never Basic when NTLM is configured;
+//     an NTLM handshake that net/http split over two connections (the
+//     server cannot check it) starts over, three handshakes at most.
 //  4. The response is decoded as a stream by encoding/xml from a reader
 //     that fails past Options.MaxResponseBytes.
 //  5. Throttling (HTTP 503 or 429 with Retry-After, or ErrorServerBusy
