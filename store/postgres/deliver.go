@@ -30,7 +30,7 @@ import (
 // of the first of them.
 //
 // Concurrent deliveries to the same accounts share their transaction
-// (group commit, deliveryGroups): each would otherwise hold the accounts'
+// (group commit, commitGroups): each would otherwise hold the accounts'
 // row locks through a round trip and its own commit's WAL flush while
 // the others wait for them. Each still gets its own outcome: one refused
 // (quota, no INBOX) leaves the others of its group stored, and none
@@ -49,7 +49,7 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery, body io.Reader) (
 	if err != nil {
 		return nil, wrapErr("deliver", err)
 	}
-	if err := s.deliveries.run(ctx, p, s.deliverGroup); err != nil {
+	if err := s.deliveries.run(ctx, p.groupKey(), p, s.commitDeliveries); err != nil {
 		s.blobs.discard(s.pool, p.blob)
 		return nil, err
 	}
@@ -102,6 +102,27 @@ func prepareDelivery(d store.Delivery, now func() time.Time) (*pendingDelivery, 
 // groupKey names the accounts p locks: deliveries with the same key
 // share transactions.
 func (p *pendingDelivery) groupKey() string { return strings.Join(p.accts, "\x00") }
+
+// maxDeliveryGroup bounds how many deliveries share one transaction, so
+// that one transaction's statements and the time its locks are held stay
+// bounded however many sessions deliver at once.
+const maxDeliveryGroup = 64
+
+// commitDeliveries is Deliver's groupCommit: deliverGroup, with each
+// delivery's own outcome.
+func (s *Store) commitDeliveries(ctx context.Context, group []*pendingDelivery) ([]error, error) {
+	for _, p := range group {
+		p.err = nil
+	}
+	if err := s.deliverGroup(ctx, group); err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(group))
+	for i, p := range group {
+		errs[i] = p.err
+	}
+	return errs, nil
+}
 
 // deliveryBox is a mailbox a group delivers to, with the UIDNEXT and
 // HIGHESTMODSEQ the group's deliveries so far leave it with.

@@ -38,15 +38,7 @@ func (c *commitTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchE
 
 // queuedDeliveries is how many Deliver calls wait for a transaction of
 // their group on s.
-func queuedDeliveries(s *Store) int {
-	s.deliveries.mu.Lock()
-	defer s.deliveries.mu.Unlock()
-	n := 0
-	for _, q := range s.deliveries.queues {
-		n += len(q.waiting)
-	}
-	return n
-}
+func queuedDeliveries(s *Store) int { return s.deliveries.queued() }
 
 // Deliveries to one account that arrive while one of them waits for the
 // account's row lock share the next transaction: n deliveries cost two

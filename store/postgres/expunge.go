@@ -25,10 +25,11 @@ import (
 // more are released. It returns the expunge's MODSEQ.
 func (w *wtx) removeMessages(b lockedBox, uids, blobs []int64, free bool) (uint64, error) {
 	modseq := b.modSeq + 1
-	if _, err := w.Exec(w.ctx, `WITH d AS (DELETE FROM messages WHERE mailbox = $1 AND uid = ANY($3::bigint[]) RETURNING uid, size),
+	if _, err := w.Exec(w.ctx, `WITH d AS (DELETE FROM messages WHERE mailbox = $1 AND uid = ANY($3::bigint[]) RETURNING uid, size, flags),
 		t AS (INSERT INTO expunged (mailbox, uid, modseq) SELECT $1, uid, $2 FROM d
 			ON CONFLICT (mailbox, uid) DO UPDATE SET modseq = EXCLUDED.modseq),
-		m AS (UPDATE mailboxes SET highest_modseq = $2 WHERE id = $1)
+		m AS (UPDATE mailboxes mb SET highest_modseq = $2, `+countsSubSQL("mb", "x")+`
+			FROM (SELECT `+countsOfSQL("flags", "size")+` FROM d) x WHERE mb.id = $1)
 		UPDATE accounts SET used_bytes = used_bytes - (SELECT coalesce(sum(size), 0) FROM d),
 			used_messages = used_messages - (SELECT count(*) FROM d) WHERE id = (SELECT account FROM mailboxes WHERE id = $1)`,
 		b.id, modseq, uids); err != nil {

@@ -62,9 +62,42 @@ func uidRanges(set store.UIDSet) ([]int64, []int64) {
 }
 
 // uidSetSQL is an SQL condition: col is in the ranges given as the
-// bigint arrays $lo and $hi (NULL: every UID).
+// bigint arrays $lo and $hi (NULL: every UID). It bounds col by the
+// lowest and highest of them first, which an index on (mailbox, uid)
+// answers as a range: a FETCH of 20 UIDs reads those 20 rows, not the
+// mailbox's.
 func uidSetSQL(col, lo, hi string) string {
-	return `(` + lo + `::bigint[] IS NULL OR EXISTS (SELECT 1 FROM unnest(` + lo + `::bigint[], ` + hi + `::bigint[]) r(lo, hi) WHERE ` + col + ` BETWEEN r.lo AND r.hi))`
+	return `(` + col + ` BETWEEN coalesce((SELECT min(r) FROM unnest(` + lo + `::bigint[]) r), 0)
+		AND coalesce((SELECT max(r) FROM unnest(` + hi + `::bigint[]) r), ` + strconvI(math.MaxUint32) + `)
+		AND (` + lo + `::bigint[] IS NULL OR EXISTS (SELECT 1 FROM unnest(` + lo + `::bigint[], ` + hi + `::bigint[]) r(lo, hi) WHERE ` + col + ` BETWEEN r.lo AND r.hi)))`
+}
+
+// The counts STATUS answers (mailboxes.messages, unseen, deleted, size)
+// move in the statement that changes the messages: countsOfSQL sums
+// what rows add to them (as aggregates over rows with flags and size:
+// n, u, d, s), countsAddSQL and countsSubSQL are the SET clauses that
+// add or take such sums x from mailbox row mb. A flag change moves
+// them by what StoreFlags works out (flagCount). Check compares them
+// with the messages.
+func countsOfSQL(flags, size string) string {
+	return `count(*) AS n, coalesce(sum(1 - mailyard_has_flag(` + flags + `, '\Seen')), 0) AS u,
+		coalesce(sum(mailyard_has_flag(` + flags + `, '\Deleted')), 0) AS d, coalesce(sum(` + size + `), 0) AS s`
+}
+
+func countsAddSQL(mb, x string) string {
+	return `messages = ` + mb + `.messages + ` + x + `.n, unseen = ` + mb + `.unseen + ` + x + `.u, deleted = ` + mb + `.deleted + ` + x + `.d, size = ` + mb + `.size + ` + x + `.s`
+}
+
+func countsSubSQL(mb, x string) string {
+	return `messages = ` + mb + `.messages - ` + x + `.n, unseen = ` + mb + `.unseen - ` + x + `.u, deleted = ` + mb + `.deleted - ` + x + `.d, size = ` + mb + `.size - ` + x + `.s`
+}
+
+// flagCount is 1 if flags (normalised) hold f, else 0.
+func flagCount(flags []string, f string) int64 {
+	if slices.ContainsFunc(flags, func(g string) bool { return strings.EqualFold(g, f) }) {
+		return 1
+	}
+	return 0
 }
 
 // msgCols are the columns scanMsg reads, over messages m.
@@ -211,8 +244,9 @@ func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, texts 
 			AS t(mailbox, uid, modseq, flags, date, zone, size, blob)),
 		i AS (INSERT INTO messages (mailbox, uid, modseq, flags, internal_date, internal_zone, size, blob_id, save_date)
 			SELECT mailbox, uid, modseq, flags, date, zone, size, blob, $12 FROM t ORDER BY blob),
-		b AS (UPDATE mailboxes mb SET uidnext = x.uid + 1, highest_modseq = GREATEST(mb.highest_modseq, x.modseq)
-			FROM (SELECT mailbox, max(uid) AS uid, max(modseq) AS modseq FROM t GROUP BY mailbox) x WHERE mb.id = x.mailbox),
+		b AS (UPDATE mailboxes mb SET uidnext = x.uid + 1, highest_modseq = GREATEST(mb.highest_modseq, x.modseq),
+				`+countsAddSQL("mb", "x")+`
+			FROM (SELECT mailbox, max(uid) AS uid, max(modseq) AS modseq, `+countsOfSQL("flags", "size")+` FROM t GROUP BY mailbox) x WHERE mb.id = x.mailbox),
 		a AS (UPDATE accounts ac SET used_bytes = used_bytes + u.b, used_messages = used_messages + u.n
 			FROM unnest($9::text[], $10::bigint[], $11::bigint[]) u(id, b, n) WHERE ac.id = u.id),
 		c AS (`+claimSQL("$8")+`),
@@ -385,12 +419,15 @@ func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req sto
 		var changed []uint32
 		var cuids []int64
 		var cflags []string
+		var unseen, deleted int64 // how the changes move the mailbox's counts
 		for _, msg := range msgs {
 			if req.UnchangedSince > 0 && msg.ModSeq > req.UnchangedSince {
 				res.Modified = append(res.Modified, msg.UID)
 				continue
 			}
 			if nf := store.ApplyFlags(msg.Flags, req.Op, flags); !slices.Equal(nf, msg.Flags) {
+				unseen += flagCount(msg.Flags, store.FlagSeen) - flagCount(nf, store.FlagSeen)
+				deleted += flagCount(nf, store.FlagDeleted) - flagCount(msg.Flags, store.FlagDeleted)
 				msg.Flags, msg.ModSeq = nf, modseq
 				changed = append(changed, msg.UID)
 				cuids, cflags = append(cuids, int64(msg.UID)), append(cflags, strings.Join(nf, " "))
@@ -402,7 +439,8 @@ func (s *Store) StoreFlags(ctx context.Context, account, mailbox string, req sto
 		}
 		if _, err := w.Exec(ctx, `WITH u AS (UPDATE messages m SET flags = t.flags, modseq = $2
 				FROM unnest($3::bigint[], $4::text[]) t(uid, flags) WHERE m.mailbox = $1 AND m.uid = t.uid)
-			UPDATE mailboxes SET highest_modseq = $2 WHERE id = $1`, b.id, int64(modseq), cuids, cflags); err != nil {
+			UPDATE mailboxes SET highest_modseq = $2, unseen = unseen + $5, deleted = deleted + $6 WHERE id = $1`,
+			b.id, int64(modseq), cuids, cflags, unseen, deleted); err != nil {
 			return err
 		}
 		w.publish(store.Change{Kind: store.ChangeFlags, Account: account, Mailbox: name, UIDs: changed, ModSeq: modseq})

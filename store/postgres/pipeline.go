@@ -22,69 +22,138 @@ import (
 // same order on one connection, so the locking is the same; an error in
 // one makes PostgreSQL skip the rest of its batch, COMMIT included, and
 // the transaction is rolled back. Deliver and Append, the hot writes,
-// use it (bench/README.md, "postgres"). A write to the mailboxes of one
-// account names it: it waits for the account's gate (accountGates)
-// before it takes a connection; Deliver names none.
+// use it (bench/README.md, "postgres").
+//
+// A write to the mailboxes of one account names it, and shares its
+// transaction with the writes of this Store to the same account that
+// queue meanwhile (group commit, commitGroups; commitWrites): the queue
+// holds no pool connection, and n queued writes cost one commit and
+// one WAL flush instead of n. Deliver names none: it has its own group
+// commit (Store.deliveries) around this.
 func (s *Store) writePipelined(ctx context.Context, op, account string, reads func(b *pgx.Batch), scan func(br pgx.BatchResults) error, fn func(w *wtx) error) error {
 	if err := s.checkOpen(ctx); err != nil {
 		return err
 	}
 	defer s.observeWrite(time.Now())
+	pw := &pendingWrite{op: op, ctx: ctx, reads: reads, scan: scan, fn: fn}
 	if account != "" {
-		release, err := s.gates.enter(ctx, account)
-		if err != nil {
-			return wrapErr(op, err)
-		}
-		defer release()
+		return s.accountWrites.run(ctx, account, pw, s.commitWrites)
 	}
+	errs, err := s.commitWrites(ctx, []*pendingWrite{pw})
+	if err == nil {
+		err = errs[0]
+	}
+	return err
+}
+
+// maxWriteGroup bounds how many writes to one account share one
+// transaction (commitWrites).
+const maxWriteGroup = 32
+
+// pendingWrite is one pipelined write on its way into a transaction.
+type pendingWrite struct {
+	op    string
+	ctx   context.Context // the caller's, for fn's wtx
+	reads func(*pgx.Batch)
+	scan  func(pgx.BatchResults) error
+	fn    func(*wtx) error
+}
+
+// commitWrites runs ws in one transaction, in order, in len(ws)+1 round
+// trips: BEGIN and the first write's reads; then each write's
+// statements with the next one's reads; the last one's with the feed
+// rows of all of them and COMMIT. Each write's reads come after the statements of the writes
+// before it, so they see what those left (UIDNEXT, MODSEQ, usage),
+// exactly as if each had its own transaction after the one before. A
+// write refused by what its reads found (scan or fn returned an error
+// and no statement failed: the transaction is still open) gets its
+// error alone and none of its statements is sent. A statement that
+// fails aborts the transaction: the error is txErr, and the caller
+// tries each write alone. Every write stored returns only once the
+// COMMIT is durable.
+func (s *Store) commitWrites(ctx context.Context, ws []*pendingWrite) (errs []error, txErr error) {
+	op := ws[0].op
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return wrapErr(op, err)
+		return nil, wrapErr(op, err)
 	}
 	// A connection left inside a transaction (a failed ROLLBACK) is
 	// closed by Release rather than pooled; a second Release does
 	// nothing.
 	defer conn.Release()
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	reads(b)
-	if err := sendBatch(ctx, conn, b, scan); err != nil {
-		return rollbackConn(conn, op, err)
+	errs = make([]error, len(ws))
+	done := &wtx{ctx: ctx, s: s} // what the writes stored changed, for the feed and committed
+	cur := &queuedTx{}           // the batch to send next
+	cur.batch.Queue("BEGIN")
+	skip, stored := 1, 0
+	for i, pw := range ws {
+		pw.reads(&cur.batch)
+		if err := sendBatch(ctx, conn, &cur.batch, skip, pw.scan); err != nil {
+			if !inTx(conn) {
+				return nil, rollbackConn(conn, op, err)
+			}
+			errs[i] = wrapErr(pw.op, err)
+			cur, skip = &queuedTx{}, 0
+			continue
+		}
+		q := &queuedTx{}
+		w := &wtx{Tx: q, ctx: pw.ctx, s: s}
+		if err := pw.fn(w); err != nil {
+			errs[i] = wrapErr(pw.op, err)
+			cur, skip = &queuedTx{}, 0
+			continue
+		}
+		cur, skip = q, q.batch.Len()
+		done.absorb(w)
+		stored++
 	}
-	q := &queuedTx{}
-	w := &wtx{Tx: q, ctx: ctx, s: s}
-	if err := fn(w); err != nil {
-		return rollbackConn(conn, op, err)
+	if stored == 0 {
+		// Every write was refused: nothing to commit, and the rows
+		// their reads locked are let go.
+		rollbackConn(conn, op, nil)
+		return errs, nil
 	}
-	if err := w.flushFeed(); err != nil {
-		return rollbackConn(conn, op, err)
+	// The feed rows of all of them in one statement, in their order.
+	done.Tx = cur
+	if err := done.flushFeed(); err != nil {
+		return nil, rollbackConn(conn, op, err)
 	}
-	q.batch.Queue("COMMIT")
-	if err := sendBatch(ctx, conn, &q.batch, nil); err != nil {
-		w.uncertain()
-		return rollbackConn(conn, op, err)
+	cur.batch.Queue("COMMIT")
+	if err := sendBatch(ctx, conn, &cur.batch, cur.batch.Len(), nil); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Severity == "ERROR" {
+			// PostgreSQL refused a statement or the COMMIT, and the
+			// session goes on: the transaction did not commit.
+			return nil, rollbackConn(conn, op, err)
+		}
+		done.uncertain()
+		return nil, &uncertainError{rollbackConn(conn, op, err)}
 	}
 	conn.Release()
-	w.committed()
-	return nil
+	done.committed()
+	return errs, nil
 }
 
-// sendBatch sends b on conn: its first statement's result is skipped
-// (BEGIN, or any statement when scan is nil, as are all the others
-// scan does not read); scan reads the results after it.
-func sendBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, scan func(br pgx.BatchResults) error) error {
+// inTx reports whether conn is still in a transaction that can go on:
+// a statement that failed would have aborted it.
+func inTx(conn *pgxpool.Conn) bool {
+	pc := conn.Conn().PgConn()
+	return !pc.IsClosed() && pc.TxStatus() == 'T'
+}
+
+// sendBatch sends b on conn: the results of its first skip statements
+// are checked, scan (if any) reads the results after them, and the
+// rest are checked.
+func sendBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, skip int, scan func(br pgx.BatchResults) error) error {
 	br := conn.SendBatch(ctx, b)
 	var err error
-	if scan != nil {
-		if _, err = br.Exec(); err == nil {
-			err = scan(br)
+	for range skip {
+		if _, err = br.Exec(); err != nil {
+			break
 		}
-	} else {
-		for range b.Len() {
-			if _, err = br.Exec(); err != nil {
-				break
-			}
-		}
+	}
+	if err == nil && scan != nil {
+		err = scan(br)
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr

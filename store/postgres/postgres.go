@@ -84,11 +84,12 @@ type Store struct {
 	feed    *feed
 	notes   *notifier // sends the feed's notifications of this Store's commits
 	records *recordCache
-	// deliveries is Deliver's group commit.
-	deliveries deliveryGroups
-	// gates queue the writes to one account's mailboxes (accountgate.go).
-	gates  accountGates
-	counts changeCounts
+	// deliveries is Deliver's group commit, keyed by the accounts a
+	// delivery locks; accountWrites that of the pipelined writes to
+	// one account's mailboxes (groupcommit.go).
+	deliveries    commitGroups[*pendingDelivery]
+	accountWrites commitGroups[*pendingWrite]
+	counts        changeCounts
 	own    *ownBackends // the backend PIDs of the pool's connections
 
 	closed    atomic.Bool
@@ -150,6 +151,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	params := cfg.ConnConfig.RuntimeParams
 	// A call returns only after its commit is durable (store.Messages).
 	params["synchronous_commit"] = "on"
+	// Generic plans (planned once per connection) for every prepared
+	// statement, unless the DSN says otherwise: left to choose,
+	// PostgreSQL planned the writes' array statements afresh on every
+	// call, which was about a twelfth of its CPU in the IMAP mix
+	// (bench/README.md, "postgres"); the reads had settled on their
+	// generic plans already.
+	if _, set := params["plan_cache_mode"]; !set {
+		params["plan_cache_mode"] = "force_generic_plan"
+	}
 	if opts.StatementTimeout > 0 {
 		params["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
 	}
@@ -177,6 +187,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{opts: opts, pool: pool, latency: latency, records: newRecordCache(), own: own}
+	s.deliveries.max, s.accountWrites.max = maxDeliveryGroup, maxWriteGroup
 	s.blobs = chunkBlobs{}
 	listenCfg := cfg.ConnConfig.Copy()
 	listenCfg.Tracer = nil
@@ -379,6 +390,21 @@ func (w *wtx) publish(c store.Change) {
 	case store.ChangeMailboxCreated, store.ChangeMailboxDeleted, store.ChangeMailboxRenamed, store.ChangeAccountDeleted, store.ChangeOverflow:
 		w.listChanged(c.Account)
 	}
+}
+
+// absorb adds what o's write changed to w's, so that one flushFeed and
+// one committed (or uncertain) of w serve a transaction that stored
+// both.
+func (w *wtx) absorb(o *wtx) {
+	for _, dst := range []struct{ to, from *[]string }{{&w.poke, &o.poke}, {&w.touched, &o.touched}, {&w.lists, &o.lists}} {
+		for _, a := range *dst.from {
+			if !slices.Contains(*dst.to, a) {
+				*dst.to = append(*dst.to, a)
+			}
+		}
+	}
+	w.boxes = append(w.boxes, o.boxes...)
+	w.changes = append(w.changes, o.changes...)
 }
 
 // listChanged records that the transaction changes the account's

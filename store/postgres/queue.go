@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -157,6 +158,10 @@ func (s *Store) RenewLeases(ctx context.Context, owner string, claims []queue.Cl
 	if err != nil {
 		return nil, err
 	}
+	// RETURNING follows the plan's order: give (Msg, Index) order.
+	slices.SortFunc(out, func(a, b queue.RecipientKey) int {
+		return cmp.Or(strings.Compare(a.Msg, b.Msg), cmp.Compare(a.Index, b.Index))
+	})
 	return out, nil
 }
 
