@@ -90,7 +90,7 @@ type Store struct {
 	deliveries    commitGroups[*pendingDelivery]
 	accountWrites commitGroups[*pendingWrite]
 	counts        changeCounts
-	own    *ownBackends // the backend PIDs of the pool's connections
+	own           *ownBackends // the backend PIDs of the pool's connections
 
 	closed    atomic.Bool
 	closeOnce sync.Once
