@@ -40,7 +40,8 @@ func (s *Store) putChunked(ctx context.Context, t chunkTable, id string, r io.Re
 	if err := s.checkOpen(ctx); err != nil {
 		return 0, err
 	}
-	buf := make([]byte, chunkSize)
+	buf, put := chunkBuf()
+	defer put()
 	var size int64
 	for i := 0; ; i++ {
 		n, rerr := io.ReadFull(r, buf)
