@@ -39,15 +39,36 @@
 // its commit's flush, so the pool is larger than pgxpool's default
 // ([DefaultPoolSize]).
 //
-// Deliveries to the same accounts that arrive while one of them is in
-// flight share the next transaction (group commit): one lock of the
-// accounts, one feed write and one commit, and so one WAL flush, for
-// all of them, each with its own outcome (Store.Deliver). A mailbox row
-// keeps the counts STATUS answers (messages, unseen, deleted, size),
-// moved by statement-level triggers on messages in the statement that
-// changes them (migration 8), so Status reads one row; Check reports
-// counts that disagree with the messages. OpenMessages opens the
-// bodies of a UID set in one statement per MiB of their first chunks.
+// Writes that would wait for the same row locks share transactions
+// (group commit, commitGroups): deliveries to the same accounts, and
+// this Store's pipelined writes to one account's mailboxes (Append,
+// AppendBatch, StoreFlags, Expunge, Copy, Move). Those that arrive
+// while one is in flight queue in memory, holding no pool connection,
+// and the next transaction takes all of them: one commit, and so one
+// WAL flush, and one feed write for all, each with its own outcome
+// (one refused for quota or a missing mailbox is refused alone). A
+// group of n account writes takes n+1 round trips: each write's reads
+// go with the statements of the one before it, so they see what it
+// left. The bodies a group's writes lock are locked in ID order by each
+// write, not across the group: two groups of two accounts copying and
+// expunging messages whose bodies the accounts share (one delivery to
+// both) can deadlock; PostgreSQL detects it (deadlock_timeout) and the
+// group that fails is retried one write at a time.
+//
+// A mailbox row keeps the counts STATUS answers (messages, unseen,
+// deleted, size), moved by the statements that change the messages
+// (schema 9; schema 8 used triggers, a second statement for each), so
+// Status reads one row; Check reports counts that disagree with the
+// messages. OpenMessages opens the bodies of a UID set in one statement
+// per MiB of their first chunks.
+//
+// Every connection uses generic plans (plan_cache_mode =
+// force_generic_plan, PostgreSQL 12 or later; a DSN that sets
+// plan_cache_mode keeps its own): planned once per connection, where
+// PostgreSQL chose to plan the writes' array statements afresh on every
+// call. Text and fuzzy searches, whose best plan depends on their
+// patterns, are sent with their arguments as literals and planned for
+// them.
 //
 // # Bodies
 //

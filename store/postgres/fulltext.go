@@ -174,7 +174,11 @@ func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms [
 			SELECT ` + msgCols + `, d.state FROM text_docs d JOIN messages m ON m.blob_id = d.blob_id
 			WHERE m.mailbox = mb.mid AND d.state <> 1`
 	}
-	rows, err := s.pool.Query(ctx, inMailboxByUID(q), args...)
+	// Planned for its patterns (the simple protocol sends them as
+	// literals), not generically as the pool's statements are
+	// (plan_cache_mode, Open): whether to scan the trigram index or the
+	// mailbox first depends on them.
+	rows, err := s.pool.Query(ctx, inMailboxByUID(q), append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...)
 	if err != nil {
 		return nil, wrapErr("search text", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/mailyard/mailyard/internal/fuzzy"
 	"github.com/mailyard/mailyard/store"
 )
@@ -75,7 +77,11 @@ func (s *Store) SearchFuzzy(ctx context.Context, account, mailbox string, terms 
 			SELECT ` + msgCols + `, d.state, 0 FROM text_docs d JOIN messages m ON m.blob_id = d.blob_id
 			WHERE m.mailbox = mb.mid AND d.state <> 1`
 	}
-	rows, err := s.pool.Query(ctx, inMailboxByUID(q), args...)
+	// Planned for its patterns (the simple protocol sends them as
+	// literals), not generically as the pool's statements are
+	// (plan_cache_mode, Open): whether to scan the trigram index or the
+	// mailbox first depends on them.
+	rows, err := s.pool.Query(ctx, inMailboxByUID(q), append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...)
 	if err != nil {
 		return nil, wrapErr("search fuzzy", err)
 	}

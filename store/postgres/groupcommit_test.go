@@ -343,3 +343,88 @@ func TestAccountWriteGroupCommit(t *testing.T) {
 		t.Fatalf("check: %v %v", problems, err)
 	}
 }
+
+// A panic in a transaction fails its members with an error; the key's
+// queue goes on.
+func TestCommitGroupsPanic(t *testing.T) {
+	var g commitGroups[string]
+	g.max = 8
+	commit := func(_ context.Context, items []string) ([]error, error) {
+		if slices.Contains(items, "bad") {
+			panic("boom")
+		}
+		return nil, nil
+	}
+	err := g.run(context.Background(), "u", "bad", commit)
+	if err == nil || !strings.Contains(err.Error(), "panic in a write: boom") {
+		t.Fatalf("the panicking write: %v, want an error naming the panic", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.run(context.Background(), "u", "good", commit) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the next write to the key never ran")
+	}
+}
+
+// A transaction of one runs under its caller's context, so that its
+// caller can give up; one of several under a context that ends only
+// when every member's has.
+func TestCommitGroupsTransactionContext(t *testing.T) {
+	var g commitGroups[string]
+	g.max = 8
+	type key struct{}
+	start, hold := make(chan struct{}), make(chan struct{})
+	seen := make(chan context.Context, 2)
+	commit := func(ctx context.Context, items []string) ([]error, error) {
+		if items[0] == "first" {
+			close(start)
+			<-hold
+		}
+		seen <- ctx
+		return nil, nil
+	}
+	alone, cancelAlone := context.WithCancel(context.WithValue(context.Background(), key{}, "first"))
+	done := make(chan error, 3)
+	go func() { done <- g.run(alone, "u", "first", commit) }()
+	<-start
+	ctxA, cancelA := context.WithCancel(context.Background())
+	ctxB, cancelB := context.WithCancel(context.Background())
+	defer cancelB()
+	go func() { done <- g.run(ctxA, "u", "a", commit) }()
+	for g.queued() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() { done <- g.run(ctxB, "u", "b", commit) }()
+	for g.queued() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	cancelAlone()
+	close(hold)
+	if ctx := <-seen; ctx.Value(key{}) != "first" || ctx.Err() == nil {
+		t.Fatalf("the lone write ran under %v (err %v), want its caller's context, cancelled", ctx, ctx.Err())
+	}
+	<-seen // the group's
+	for range 3 {
+		<-done
+	}
+	// The group's context: cancelling one member's alone does not end
+	// it.
+	ctx, stop := groupContext([]*groupMember[string]{{ctx: ctxA}, {ctx: ctxB}})
+	defer stop()
+	cancelA()
+	time.Sleep(10 * time.Millisecond)
+	if ctx.Err() != nil {
+		t.Fatal("a group's context ended when one member's did")
+	}
+	cancelB()
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a group's context did not end when every member's had")
+	}
+}

@@ -120,18 +120,34 @@ func (s *Store) commitWrites(ctx context.Context, ws []*pendingWrite) (errs []er
 	}
 	cur.batch.Queue("COMMIT")
 	if err := sendBatch(ctx, conn, &cur.batch, cur.batch.Len(), nil); err != nil {
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Severity == "ERROR" {
+		if refused(err) {
 			// PostgreSQL refused a statement or the COMMIT, and the
 			// session goes on: the transaction did not commit.
 			return nil, rollbackConn(conn, op, err)
 		}
 		done.uncertain()
-		return nil, &uncertainError{rollbackConn(conn, op, err)}
+		return errs, &uncertainError{rollbackConn(conn, op, err)}
 	}
 	conn.Release()
 	done.committed()
 	return errs, nil
+}
+
+// refused reports whether err is PostgreSQL's ERROR for a statement of
+// the batch, COMMIT included, which ends the transaction without
+// committing it (a problem after the commit comes as a WARNING, or as a
+// FATAL that ends the session). Severity may be translated
+// (lc_messages); SeverityUnlocalized is not.
+func refused(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	sev := pe.SeverityUnlocalized
+	if sev == "" {
+		sev = pe.Severity
+	}
+	return sev == "ERROR"
 }
 
 // inTx reports whether conn is still in a transaction that can go on:

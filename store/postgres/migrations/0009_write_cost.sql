@@ -28,3 +28,8 @@ DROP TRIGGER messages_counts_insert ON messages;
 DROP TRIGGER messages_counts_delete ON messages;
 DROP TRIGGER messages_counts_update ON messages;
 DROP FUNCTION mailyard_mailbox_counts();
+-- Counted afresh once, as version 8 did. Nodes still running version 8
+-- would not move the counts once the triggers are gone: stop them before
+-- this migration runs (Check reports counts that disagree).
+UPDATE mailboxes mb SET (messages, unseen, deleted, size) = (SELECT count(*), coalesce(sum(1 - mailyard_has_flag(m.flags, '\Seen')), 0),
+	coalesce(sum(mailyard_has_flag(m.flags, '\Deleted')), 0), coalesce(sum(m.size), 0) FROM messages m WHERE m.mailbox = mb.id);
