@@ -56,6 +56,13 @@
 #   PORT_BASE=n                                         listen only on 127.0.0.1:n..n+99
 #   MAILSERVER=path                                     prebuilt server binary
 #   PPROF=1                                             serve /debug/pprof/ on ours' [http] listener
+#   SETTLE=90                                           seconds to wait (after sync) before the first
+#                                                       side: a file system mounted with online discard
+#                                                       is still trimming a previous run's deleted files,
+#                                                       which slowed Dovecot (Maildir) to 930-1,187
+#                                                       commands/s in runs started right after another,
+#                                                       against 1,649-1,958 after a pause (bench/README.md,
+#                                                       "Session 14"); 0 skips the wait
 #   BACKEND=sqlite|postgres                             our store (bench/pgbackend.sh:
 #                                                       a fresh PostgreSQL database per run)
 #
@@ -81,6 +88,7 @@ ONLY=${ONLY:-}
 KEEP_WORK=${KEEP_WORK:-}
 MAILSERVER=${MAILSERVER:-}
 PPROF=${PPROF:-}
+SETTLE=${SETTLE:-90}
 OLD_LOAD=${OLD_LOAD:-1}
 PROBE_N=${PROBE_N:-200}
 MIX_CLIENTS=${MIX_CLIENTS:-50}
@@ -91,7 +99,7 @@ DV_ALWAYS=${DV_ALWAYS:-1}
 
 case "$ONLY" in "" | ours | dovecot) ;; *) echo "ONLY must be ours or dovecot" >&2; exit 2 ;; esac
 case "$DV_PASSWD" in argon2id | plain) ;; *) echo "DV_PASSWD must be argon2id or plain" >&2; exit 2 ;; esac
-for v in USERS CLIENTS DURATION SEED ROUNDS IDLE_CONNS DV_IDLE_CONNS IDLE_SETTLE IDLE_TLS OLD_LOAD PROBE_N MIX_CLIENTS MIX_DURATION MIX_ACCOUNTS DV_ALWAYS; do
+for v in USERS CLIENTS DURATION SEED ROUNDS IDLE_CONNS DV_IDLE_CONNS IDLE_SETTLE SETTLE IDLE_TLS OLD_LOAD PROBE_N MIX_CLIENTS MIX_DURATION MIX_ACCOUNTS DV_ALWAYS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a number, got '${!v}'" >&2; exit 2; }
 done
 [ "$(id -u)" = 0 ] || { echo "run as root: the private Dovecot instance needs it" >&2; exit 2; }
@@ -197,6 +205,11 @@ LOAD_ARGS=(-users "$WORK/accounts" -clients "$CLIENTS" -duration "${DURATION}s" 
 load_desc="$CLIENTS clients, ${DURATION}s, $USERS accounts × $SEED msgs, $ROUNDS rounds/login"
 log "load: $load_desc"
 log "machine: $machine ($cpu), load average $load1, Dovecot $dv_version, commit $commit"
+if [ "$SETTLE" -gt 0 ]; then
+  log "settling: sync, then ${SETTLE}s for the file system (SETTLE=0 skips)"
+  sync
+  sleep "$SETTLE"
+fi
 
 # parse_run FILE PREFIX: sets PREFIX_cps, PREFIX_errs and PREFIX_p99[kind].
 declare -A ours_p99 dv_p99 ours_p50 dv_p50
