@@ -28,7 +28,7 @@ func (w *wtx) removeMessages(b lockedBox, uids, blobs []int64, free bool) (uint6
 	if _, err := w.Exec(w.ctx, `WITH d AS (DELETE FROM messages WHERE mailbox = $1 AND uid = ANY($3::bigint[]) RETURNING uid, size, flags),
 		t AS (INSERT INTO expunged (mailbox, uid, modseq) SELECT $1, uid, $2 FROM d
 			ON CONFLICT (mailbox, uid) DO UPDATE SET modseq = EXCLUDED.modseq),
-		m AS (UPDATE mailboxes mb SET highest_modseq = $2, `+countsSubSQL("mb", "x")+`
+		m AS (UPDATE mailboxes mb SET highest_modseq = $2, `+countsMoveSQL("-")+`
 			FROM (SELECT `+countsOfSQL("flags", "size")+` FROM d) x WHERE mb.id = $1)
 		UPDATE accounts SET used_bytes = used_bytes - (SELECT coalesce(sum(size), 0) FROM d),
 			used_messages = used_messages - (SELECT count(*) FROM d) WHERE id = (SELECT account FROM mailboxes WHERE id = $1)`,

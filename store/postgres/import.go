@@ -88,7 +88,7 @@ func (s *Store) ImportMessage(ctx context.Context, account, mailbox string, m st
 		date := m.InternalDate
 		_, err = w.Exec(ctx, `WITH i AS (INSERT INTO messages (mailbox, uid, modseq, flags, internal_date, internal_zone, size, blob_id, save_date)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10)),
-			b AS (UPDATE mailboxes mb SET uidnext = GREATEST(uidnext, $2 + 1), highest_modseq = GREATEST(highest_modseq, $3), `+countsAddSQL("mb", "x")+`
+			b AS (UPDATE mailboxes mb SET uidnext = GREATEST(uidnext, $2 + 1), highest_modseq = GREATEST(highest_modseq, $3), `+countsMoveSQL("+")+`
 				FROM (SELECT `+countsOfSQL("$4::text", "$7::bigint")+`) x WHERE mb.id = $1),
 			x AS (`+textInsertSQL("$11", "$12", "$13", "$14")+`)
 			UPDATE accounts SET used_bytes = used_bytes + $7, used_messages = used_messages + 1 WHERE id = $9`,

@@ -75,8 +75,8 @@ func uidSetSQL(col, lo, hi string) string {
 // The counts STATUS answers (mailboxes.messages, unseen, deleted, size)
 // move in the statement that changes the messages: countsOfSQL sums
 // what rows add to them (as aggregates over rows with flags and size:
-// n, u, d, s), countsAddSQL and countsSubSQL are the SET clauses that
-// add or take such sums x from mailbox row mb. A flag change moves
+// n, u, d, s), and countsMoveSQL is the SET clause that adds or takes
+// such sums x to or from mailbox row mb. A flag change moves
 // them by what StoreFlags works out (flagCount). Check compares them
 // with the messages.
 func countsOfSQL(flags, size string) string {
@@ -84,12 +84,10 @@ func countsOfSQL(flags, size string) string {
 		coalesce(sum(mailyard_has_flag(` + flags + `, '\Deleted')), 0) AS d, coalesce(sum(` + size + `), 0) AS s`
 }
 
-func countsAddSQL(mb, x string) string {
-	return `messages = ` + mb + `.messages + ` + x + `.n, unseen = ` + mb + `.unseen + ` + x + `.u, deleted = ` + mb + `.deleted + ` + x + `.d, size = ` + mb + `.size + ` + x + `.s`
-}
-
-func countsSubSQL(mb, x string) string {
-	return `messages = ` + mb + `.messages - ` + x + `.n, unseen = ` + mb + `.unseen - ` + x + `.u, deleted = ` + mb + `.deleted - ` + x + `.d, size = ` + mb + `.size - ` + x + `.s`
+// countsMoveSQL sets mailbox row mb's counts to themselves op ("+" or
+// "-") the sums x of countsOfSQL.
+func countsMoveSQL(op string) string {
+	return `messages = mb.messages ` + op + ` x.n, unseen = mb.unseen ` + op + ` x.u, deleted = mb.deleted ` + op + ` x.d, size = mb.size ` + op + ` x.s`
 }
 
 // flagCount is 1 if flags (normalised) hold f, else 0.
@@ -245,7 +243,7 @@ func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, texts 
 		i AS (INSERT INTO messages (mailbox, uid, modseq, flags, internal_date, internal_zone, size, blob_id, save_date)
 			SELECT mailbox, uid, modseq, flags, date, zone, size, blob, $12 FROM t ORDER BY blob),
 		b AS (UPDATE mailboxes mb SET uidnext = x.uid + 1, highest_modseq = GREATEST(mb.highest_modseq, x.modseq),
-				`+countsAddSQL("mb", "x")+`
+				`+countsMoveSQL("+")+`
 			FROM (SELECT mailbox, max(uid) AS uid, max(modseq) AS modseq, `+countsOfSQL("flags", "size")+` FROM t GROUP BY mailbox) x WHERE mb.id = x.mailbox),
 		a AS (UPDATE accounts ac SET used_bytes = used_bytes + u.b, used_messages = used_messages + u.n
 			FROM unnest($9::text[], $10::bigint[], $11::bigint[]) u(id, b, n) WHERE ac.id = u.id),
