@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 
 	"github.com/emersion/go-msgauth/authres"
 )
@@ -77,11 +78,14 @@ func clean(s string) string {
 // AuthServID returns the authserv-id of an Authentication-Results field
 // value (RFC 8601 §2.2: [CFWS] authserv-id, a token or quoted-string),
 // skipping leading whitespace and comments, so "(x) mx.example.com; ..."
-// yields "mx.example.com".
+// yields "mx.example.com". Any Unicode white space is skipped, not only
+// RFC 5322's SP and HTAB: a reader as lenient as that would take
+// "\fmx.example.com" for mx.example.com, so it must count as claiming
+// that id and be stripped as a forgery (RFC 8601 §5).
 func AuthServID(value string) (string, error) {
 	s := value
 	for {
-		s = strings.TrimLeft(s, " \t\r\n")
+		s = strings.TrimLeftFunc(s, unicode.IsSpace)
 		if !strings.HasPrefix(s, "(") {
 			break
 		}

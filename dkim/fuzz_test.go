@@ -126,6 +126,7 @@ func FuzzAuthResults(f *testing.F) {
 	f.Add(`"mx.mailyard.test"; none`)
 	f.Add("mx.other.example; none")
 	f.Add("(unterminated mx.mailyard.test; none")
+	f.Add("\fmx.mailyard.test") // CI found: a form feed before the id
 	f.Fuzz(func(t *testing.T, value string) {
 		if !utf8.ValidString(value) {
 			return

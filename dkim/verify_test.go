@@ -619,6 +619,8 @@ func TestAuthServID(t *testing.T) {
 		`"quoted\"id"; none`:              `quoted"id`,
 		"mx.example.com":                  "mx.example.com",
 		"\r\n\tmx.example.com;dkim=pass":  "mx.example.com",
+		"\fmx.example.com; none":          "mx.example.com", // lenient readers trim it
+		"\u00a0(c)\vmx.example.com; none": "mx.example.com",
 	} {
 		got, err := AuthServID(in)
 		if err != nil || got != want {
