@@ -56,6 +56,7 @@
 #   PORT_BASE=n                                         listen only on 127.0.0.1:n..n+99
 #   MAILSERVER=path                                     prebuilt server binary
 #   PPROF=1                                             serve /debug/pprof/ on ours' [http] listener
+#   PERF=1                                              perf record -a -g over each side's mix (needs perf)
 #   SETTLE=90                                           seconds to wait (after sync) before the first
 #                                                       side: a file system mounted with online discard
 #                                                       is still trimming a previous run's deleted files,
@@ -88,6 +89,7 @@ ONLY=${ONLY:-}
 KEEP_WORK=${KEEP_WORK:-}
 MAILSERVER=${MAILSERVER:-}
 PPROF=${PPROF:-}
+PERF=${PERF:-}
 SETTLE=${SETTLE:-90}
 OLD_LOAD=${OLD_LOAD:-1}
 PROBE_N=${PROBE_N:-200}
@@ -275,9 +277,18 @@ probe_and_mix() {
       "http://127.0.0.1:$http_port/debug/pprof/profile?seconds=$(( MIX_DURATION > 10 ? MIX_DURATION - 6 : 4 ))") &
     prof_pid=$!
   fi
+  local perf_pid=
+  if [ -n "$PERF" ]; then
+    # A whole-machine profile (perf record -a -g) over the middle of the
+    # mix: how the CPU splits between the server, its database and the
+    # load generator. Read it with perf report -i FILE --sort comm.
+    (sleep 3; perf record -a -g -F 299 -o "$OUT/$side-mix.perf" -- sleep $(( MIX_DURATION > 10 ? MIX_DURATION - 6 : 4 )) >/dev/null 2>&1) &
+    perf_pid=$!
+  fi
   "$WORK/imapload" -addr "127.0.0.1:$port" -users "$WORK/accounts" -mix -clients "$MIX_CLIENTS" \
     -duration "${MIX_DURATION}s" -mix-accounts "$MIX_ACCOUNTS" >"$OUT/$side-mix.txt" 2>&1 || ok=
   [ -z "$prof_pid" ] || wait "$prof_pid" || true
+  [ -z "$perf_pid" ] || wait "$perf_pid" || true
   while read -r kind p50 p99; do MIX_P50[$side:$kind]=$p50 MIX_P99[$side:$kind]=$p99; done \
     < <(sed -n 's/^RESULT kind=\([a-z_0-9]*\) count=[0-9]* p50_ms=\([0-9.]*\) p99_ms=\([0-9.]*\).*/\1 \2 \3/p' "$OUT/$side-mix.txt")
   MIX_CPS[$side]=$(sed -n 's/^TOTAL .*commands_per_s=\([0-9.]*\).*/\1/p' "$OUT/$side-mix.txt")

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/mailyard/mailyard/imap/internal/imapserver"
 
+	"github.com/mailyard/mailyard/internal/iobuf"
 	"github.com/mailyard/mailyard/internal/msgheader"
 	"github.com/mailyard/mailyard/store"
 )
@@ -675,7 +676,7 @@ func streamMessage(rw *imapserver.FetchResponseWriter, sec *imap.FetchItemBodySe
 		return err
 	}
 	wc := rw.WriteBodySection(sec, n)
-	_, err = io.CopyN(wc, r, n)
+	_, err = iobuf.CopyN(wc, r, n)
 	if cerr := wc.Close(); err == nil {
 		err = cerr
 	}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/html"
 	"golang.org/x/text/encoding/htmlindex"
 
+	"github.com/mailyard/mailyard/internal/iobuf"
 	"github.com/mailyard/mailyard/internal/msgheader"
 )
 
@@ -40,7 +41,7 @@ func Read(br *bufio.Reader, header, body Sink) error {
 	if e == nil {
 		// Unusable MIME (bad transfer encoding): the raw body.
 		body.Next()
-		io.Copy(body, br)
+		iobuf.Copy(body, br)
 		return nil
 	}
 	// An unknown charset or transfer encoding still gives a usable
@@ -110,7 +111,7 @@ func writeText(e *gomessage.Entity, out Sink, depth int) {
 		if t == "text/html" {
 			writeHTML(body, out)
 		} else {
-			io.Copy(out, body)
+			iobuf.Copy(out, body)
 		}
 	case t == "message/rfc822" || t == "message/global":
 		br := bufio.NewReader(e.Body)

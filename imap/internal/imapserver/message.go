@@ -7,12 +7,12 @@ import (
 	"io"
 	"math"
 	"strings"
-	"sync"
 
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/mailyard/mailyard/internal/iobuf"
 	"github.com/mailyard/mailyard/internal/msgheader"
 )
 
@@ -110,16 +110,11 @@ func writeBodySection(w io.Writer, r io.Reader, item *imap.FetchItemBodySection)
 	}
 }
 
-// copyBuffers are io.Copy's buffers for the section writers, which copy
-// twice per section (see WriteBodySection): neither end of the copy
-// has a buffer of its own to lend.
-var copyBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
-
-// copyBody copies r to w as io.Copy does, with a pooled buffer.
+// copyBody copies r to w as io.Copy does, with a pooled buffer: the
+// section writers copy twice per section (see WriteBodySection), and
+// neither end of the copy has a buffer of its own to lend.
 func copyBody(w io.Writer, r io.Reader) {
-	buf := copyBuffers.Get().(*[32 << 10]byte)
-	io.CopyBuffer(w, r, buf[:])
-	copyBuffers.Put(buf)
+	iobuf.Copy(w, r)
 }
 
 // errWriter keeps the first error of w, which the section writers return
