@@ -144,7 +144,7 @@ func (s *Store) deliverGroup(ctx context.Context, group []*pendingDelivery) erro
 	accts := group[0].accts
 	locked := map[string]quotaAdd{}
 	boxes := map[[2]string]*deliveryBox{}
-	reads := func(b *pgx.Batch) {
+	reads := func(b *pgx.Batch, _ *txState) {
 		b.Queue(`SELECT id, max_bytes, max_messages, used_bytes, used_messages FROM accounts
 			WHERE id = ANY($1) ORDER BY id FOR UPDATE`, accts)
 		// Every wanted mailbox and every INBOX, in one statement, read
@@ -158,7 +158,7 @@ func (s *Store) deliverGroup(ctx context.Context, group []*pendingDelivery) erro
 		b.Queue(`SELECT m.account, m.name, m.id, m.uidnext, m.highest_modseq FROM mailboxes m
 			JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) t(account, name) ON m.account = t.account AND m.name = t.name`, la, qn)
 	}
-	scan := func(br pgx.BatchResults) error {
+	scan := func(br pgx.BatchResults, _ *txState) error {
 		rows, err := br.Query()
 		if err != nil {
 			return err

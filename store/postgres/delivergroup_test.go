@@ -17,12 +17,21 @@ import (
 )
 
 // commitTracer counts the COMMITs a pool sends, alone or in a batch.
-type commitTracer struct{ commits atomic.Int64 }
+// commitTracer counts the COMMITs sent, and the statements that lock
+// an account's row alone (a pipelined write's first read).
+type commitTracer struct{ commits, accountLocks atomic.Int64 }
+
+func (c *commitTracer) count(sql string) {
+	switch sql {
+	case "COMMIT":
+		c.commits.Add(1)
+	case accountLockSQL:
+		c.accountLocks.Add(1)
+	}
+}
 
 func (c *commitTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	if d.SQL == "COMMIT" {
-		c.commits.Add(1)
-	}
+	c.count(d.SQL)
 	return ctx
 }
 func (c *commitTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
@@ -30,9 +39,7 @@ func (c *commitTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.T
 	return ctx
 }
 func (c *commitTracer) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
-	if d.SQL == "COMMIT" {
-		c.commits.Add(1)
-	}
+	c.count(d.SQL)
 }
 func (c *commitTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 

@@ -182,12 +182,12 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 // lockOtherMailboxBatch adds to a pipelined write's reads (after those
 // of lockMailboxBatch, which lock the account) the lock of a second
 // mailbox of the account, into b: ErrNoMailbox if it is missing.
-func lockOtherMailboxBatch(account, name string, b *lockedBox, reads func(*pgx.Batch), scan func(pgx.BatchResults) error) (func(*pgx.Batch), func(pgx.BatchResults) error) {
-	return func(batch *pgx.Batch) {
-			reads(batch)
+func lockOtherMailboxBatch(account, name string, b *lockedBox, reads readsFunc, scan scanFunc) (readsFunc, scanFunc) {
+	return func(batch *pgx.Batch, st *txState) {
+			reads(batch, st)
 			batch.Queue(lockedBoxSQL, account, name)
-		}, func(br pgx.BatchResults) error {
-			if err := scan(br); err != nil {
+		}, func(br pgx.BatchResults, st *txState) error {
+			if err := scan(br, st); err != nil {
 				return err
 			}
 			return b.scan(br.QueryRow(), name)

@@ -248,7 +248,7 @@ func TestAccountWriteGroupCommit(t *testing.T) {
 	}
 	b := newBlocker(t, ctx, dsn)
 	b.lock(ctx, `SELECT 1 FROM accounts WHERE id = 'u' FOR UPDATE`)
-	before := tr.commits.Load()
+	before, locksBefore := tr.commits.Load(), tr.accountLocks.Load()
 	type result struct {
 		v   any
 		err error
@@ -280,6 +280,12 @@ func TestAccountWriteGroupCommit(t *testing.T) {
 	}
 	if c := tr.commits.Load() - before; c != 2 {
 		t.Errorf("%d commits for %d writes queued behind one, want 2", c, len(writes))
+	}
+	// The account's row is locked by a statement of its own once per
+	// transaction: the other writes of the group lock only their
+	// mailbox, with the account's columns (lockedHeldSQL).
+	if c := tr.accountLocks.Load() - locksBefore; c != 2 {
+		t.Errorf("%d statements locking the account for 2 transactions, want 2", c)
 	}
 	for i, r := range got {
 		var qe *store.QuotaError

@@ -16,13 +16,30 @@ const mailboxCols = `m.id, m.name, m.special_use,
 	EXISTS (SELECT 1 FROM subscriptions s WHERE s.account = m.account AND s.name = m.name),
 	m.uidvalidity, m.uidnext, m.highest_modseq`
 
+// scanMailbox reads a row of mailboxCols.
 func scanMailbox(row pgx.Row) (store.Mailbox, error) {
-	var m store.Mailbox
-	var use string
-	var uv, next, ms int64
-	err := row.Scan(&m.ID, &m.Name, &use, &m.Subscribed, &uv, &next, &ms)
-	m.SpecialUse, m.UIDValidity, m.UIDNext, m.HighestModSeq = store.SpecialUse(use), uint32(uv), uint32(next), uint64(ms)
-	return m, err
+	var d mailboxDest
+	err := row.Scan(d.dest()...)
+	return d.mailbox(), err
+}
+
+// mailboxDest receives the columns of mailboxCols.
+type mailboxDest struct {
+	m             store.Mailbox
+	use           string
+	uv, next, mod int64
+}
+
+// dest is the scan destinations of mailboxCols, in order.
+func (d *mailboxDest) dest() []any {
+	return []any{&d.m.ID, &d.m.Name, &d.use, &d.m.Subscribed, &d.uv, &d.next, &d.mod}
+}
+
+// mailbox is the row scanned.
+func (d *mailboxDest) mailbox() store.Mailbox {
+	m := d.m
+	m.SpecialUse, m.UIDValidity, m.UIDNext, m.HighestModSeq = store.SpecialUse(d.use), uint32(d.uv), uint32(d.next), uint64(d.mod)
+	return m
 }
 
 // insertMailboxes creates mailboxes (their names are free) with fresh

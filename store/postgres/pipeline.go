@@ -30,7 +30,7 @@ import (
 // holds no pool connection, and n queued writes cost one commit and
 // one WAL flush instead of n. Deliver names none: it has its own group
 // commit (Store.deliveries) around this.
-func (s *Store) writePipelined(ctx context.Context, op, account string, reads func(b *pgx.Batch), scan func(br pgx.BatchResults) error, fn func(w *wtx) error) error {
+func (s *Store) writePipelined(ctx context.Context, op, account string, reads readsFunc, scan scanFunc, fn func(w *wtx) error) error {
 	if err := s.checkOpen(ctx); err != nil {
 		return err
 	}
@@ -50,12 +50,30 @@ func (s *Store) writePipelined(ctx context.Context, op, account string, reads fu
 // transaction (commitWrites).
 const maxWriteGroup = 32
 
+// readsFunc queues a pipelined write's reads: the statements that lock
+// and read what the write needs. st tells what the transaction already
+// holds (earlier writes of its group).
+type readsFunc func(b *pgx.Batch, st *txState)
+
+// scanFunc reads the results of what the readsFunc queued, in order,
+// and records in st what they locked.
+type scanFunc func(br pgx.BatchResults, st *txState) error
+
+// txState is what a pipelined transaction holds so far, as the reads of
+// its writes record it.
+type txState struct {
+	// accountLocked: a read of an earlier write locked the account's
+	// row (lockMailboxBatch), so the next write's reads need not lock it
+	// again: a transaction keeps its row locks until it ends.
+	accountLocked bool
+}
+
 // pendingWrite is one pipelined write on its way into a transaction.
 type pendingWrite struct {
 	op    string
 	ctx   context.Context // the caller's, for fn's wtx
-	reads func(*pgx.Batch)
-	scan  func(pgx.BatchResults) error
+	reads readsFunc
+	scan  scanFunc
 	fn    func(*wtx) error
 }
 
@@ -86,9 +104,10 @@ func (s *Store) commitWrites(ctx context.Context, ws []*pendingWrite) (errs []er
 	cur := &queuedTx{}           // the batch to send next
 	cur.batch.Queue("BEGIN")
 	skip, stored := 1, 0
+	st := &txState{}
 	for i, pw := range ws {
-		pw.reads(&cur.batch)
-		if err := sendBatch(ctx, conn, &cur.batch, skip, pw.scan); err != nil {
+		pw.reads(&cur.batch, st)
+		if err := sendBatch(ctx, conn, &cur.batch, skip, func(br pgx.BatchResults) error { return pw.scan(br, st) }); err != nil {
 			if !inTx(conn) {
 				return nil, rollbackConn(conn, op, err)
 			}
@@ -194,12 +213,34 @@ const rollbackTimeout = 10 * time.Second
 // write: the account row is locked first, so the mailbox row, locked
 // next, is read current; scan fills b with what they found and returns
 // what lockMailbox would (ErrNotFound, ErrNoMailbox).
-func lockMailboxBatch(account, name string, b *lockedBox) (reads func(*pgx.Batch), scan func(pgx.BatchResults) error) {
-	reads = func(batch *pgx.Batch) {
-		batch.Queue(`SELECT max_bytes, max_messages, used_bytes, used_messages FROM accounts WHERE id = $1 FOR UPDATE`, account)
+//
+// In a transaction whose account row an earlier write of the group has
+// locked (st.accountLocked), the two are one statement (lockedHeldSQL):
+// it waits for no lock of the account's, so its snapshot, taken when
+// it starts, is as current as the second statement's would be. That
+// is one statement less for every write of a group but the first.
+func lockMailboxBatch(account, name string, b *lockedBox) (reads readsFunc, scan scanFunc) {
+	reads = func(batch *pgx.Batch, st *txState) {
+		if st.accountLocked {
+			batch.Queue(lockedHeldSQL, account, name)
+			return
+		}
+		batch.Queue(accountLockSQL, account)
 		batch.Queue(lockedBoxSQL, account, name)
 	}
-	scan = func(br pgx.BatchResults) error {
+	scan = func(br pgx.BatchResults, st *txState) error {
+		if st.accountLocked {
+			var mb mailboxDest
+			err := br.QueryRow().Scan(append([]any{&b.q.MaxBytes, &b.q.MaxMessages, &b.used.Bytes, &b.used.Messages}, mb.dest()...)...)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return errorf("mailbox %q: %w", name, store.ErrNoMailbox)
+			}
+			if err != nil {
+				return err
+			}
+			b.set(mb.mailbox())
+			return nil
+		}
 		err := br.QueryRow().Scan(&b.q.MaxBytes, &b.q.MaxMessages, &b.used.Bytes, &b.used.Messages)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errorf("account %q: %w", account, store.ErrNotFound)
@@ -207,10 +248,20 @@ func lockMailboxBatch(account, name string, b *lockedBox) (reads func(*pgx.Batch
 		if err != nil {
 			return err
 		}
+		st.accountLocked = true
 		return b.scan(br.QueryRow(), name)
 	}
 	return reads, scan
 }
+
+// accountLockSQL locks account $1's row and reads its quota and usage.
+const accountLockSQL = `SELECT max_bytes, max_messages, used_bytes, used_messages FROM accounts WHERE id = $1 FOR UPDATE`
+
+// lockedHeldSQL reads account $1's quota and usage and reads and locks
+// its mailbox $2, in a transaction that holds the account's row lock:
+// lockMailboxBatch.
+const lockedHeldSQL = `SELECT a.max_bytes, a.max_messages, a.used_bytes, a.used_messages, ` + mailboxCols + `
+	FROM accounts a JOIN mailboxes m ON m.account = a.id AND m.name = $2 WHERE a.id = $1 FOR UPDATE OF m`
 
 // lockedBoxSQL reads and locks mailbox $2 of account $1, for
 // lockedBox.scan.
@@ -226,8 +277,13 @@ func (b *lockedBox) scan(row pgx.Row, name string) error {
 	if err != nil {
 		return err
 	}
-	b.mb, b.id, b.uidNext, b.modSeq = mb, mb.ID, int64(mb.UIDNext), int64(mb.HighestModSeq)
+	b.set(mb)
 	return nil
+}
+
+// set fills b from the mailbox's row mb.
+func (b *lockedBox) set(mb store.Mailbox) {
+	b.mb, b.id, b.uidNext, b.modSeq = mb, mb.ID, int64(mb.UIDNext), int64(mb.HighestModSeq)
 }
 
 // after is the row b is left with by a write that moved its UIDNEXT and
@@ -293,18 +349,18 @@ func (errBatch) Tx() pgx.Tx                       { return nil }
 // lockMailboxBatch) the read of the messages of the mailbox in set that
 // meet cond (an SQL condition over messages m without parameters; ""
 // for all), read after its row is locked, into msgs.
-func selectLockedBatch(account, name string, set store.UIDSet, cond string, reads func(*pgx.Batch), scan func(pgx.BatchResults) error,
-	msgs *[]store.Message) (func(*pgx.Batch), func(pgx.BatchResults) error) {
+func selectLockedBatch(account, name string, set store.UIDSet, cond string, reads readsFunc, scan scanFunc,
+	msgs *[]store.Message) (readsFunc, scanFunc) {
 	lo, hi := uidRanges(set)
 	if cond != "" {
 		cond = " AND " + cond
 	}
-	return func(b *pgx.Batch) {
-			reads(b)
+	return func(b *pgx.Batch, st *txState) {
+			reads(b, st)
 			b.Queue(`SELECT `+msgCols+` FROM messages m WHERE m.mailbox = (SELECT id FROM mailboxes WHERE account = $1 AND name = $2)
 				AND `+uidSetSQL("m.uid", "$3", "$4")+cond+` ORDER BY m.uid`, account, name, lo, hi)
-		}, func(br pgx.BatchResults) error {
-			if err := scan(br); err != nil {
+		}, func(br pgx.BatchResults, st *txState) error {
+			if err := scan(br, st); err != nil {
 				return err
 			}
 			rows, err := br.Query()

@@ -494,7 +494,7 @@ func (w *wtx) release(ids []int64) error {
 func (w *wtx) lockAccount(id string) (store.Quota, store.Usage, error) {
 	var q store.Quota
 	var u store.Usage
-	err := w.QueryRow(w.ctx, `SELECT max_bytes, max_messages, used_bytes, used_messages FROM accounts WHERE id = $1 FOR UPDATE`, id).
+	err := w.QueryRow(w.ctx, accountLockSQL, id).
 		Scan(&q.MaxBytes, &q.MaxMessages, &u.Bytes, &u.Messages)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return q, u, errorf("account %q: %w", id, store.ErrNotFound)
