@@ -49,7 +49,9 @@
 // (one refused for quota or a missing mailbox is refused alone). A
 // group of n account writes takes n+1 round trips: each write's reads
 // go with the statements of the one before it, so they see what it
-// left. The bodies a group's writes lock are locked in ID order by each
+// left; the account's row, locked by the first, is not locked again,
+// and each later write locks its mailbox with the account's columns in
+// one statement. The bodies a group's writes lock are locked in ID order by each
 // write, not across the group: two groups of two accounts copying and
 // expunging messages whose bodies the accounts share (one delivery to
 // both) can deadlock; PostgreSQL detects it (deadlock_timeout) and the

@@ -43,6 +43,10 @@ func (w *wtx) removeMessages(b lockedBox, uids, blobs []int64, free bool) (uint6
 	return uint64(modseq), nil
 }
 
+// deletedSQL is the condition of the messages Expunge removes; index
+// messages_deleted (migrations/0009_write_cost.sql) holds those.
+var deletedSQL = hasFlagSQL("m.flags", "'"+store.FlagDeleted+"'")
+
 // Expunge implements store.Messages, in two round trips.
 func (s *Store) Expunge(ctx context.Context, account, mailbox string, uids store.UIDSet) ([]uint32, error) {
 	name, err := store.CleanMailboxName(mailbox)
@@ -52,7 +56,7 @@ func (s *Store) Expunge(ctx context.Context, account, mailbox string, uids store
 	var b lockedBox
 	var doomed []store.Message
 	reads, scan := lockMailboxBatch(account, name, &b)
-	reads, scan = selectLockedBatch(account, name, uids, hasFlagSQL("m.flags", "'"+store.FlagDeleted+"'"), reads, scan, &doomed)
+	reads, scan = selectLockedBatch(account, name, uids, deletedSQL, reads, scan, &doomed)
 	var out []uint32
 	err = s.writePipelined(ctx, "expunge", account, reads, scan, func(w *wtx) error {
 		out = []uint32{}

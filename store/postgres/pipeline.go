@@ -345,6 +345,16 @@ func (errBatch) QueryRow() pgx.Row                { return errRow{} }
 func (errBatch) Close() error                     { return errNotPipelined }
 func (errBatch) Tx() pgx.Tx                       { return nil }
 
+// selectLockedSQL reads the messages of mailbox $2 of account $1 in the
+// UID set of $3 and $4 (uidRanges) that meet cond ("" for all).
+func selectLockedSQL(cond string) string {
+	if cond != "" {
+		cond = " AND " + cond
+	}
+	return `SELECT ` + msgCols + ` FROM messages m WHERE m.mailbox = (SELECT id FROM mailboxes WHERE account = $1 AND name = $2)
+		AND ` + uidSetSQL("m.uid", "$3", "$4") + cond + ` ORDER BY m.uid`
+}
+
 // selectLockedBatch adds to a pipelined write's reads (after those of
 // lockMailboxBatch) the read of the messages of the mailbox in set that
 // meet cond (an SQL condition over messages m without parameters; ""
@@ -352,13 +362,10 @@ func (errBatch) Tx() pgx.Tx                       { return nil }
 func selectLockedBatch(account, name string, set store.UIDSet, cond string, reads readsFunc, scan scanFunc,
 	msgs *[]store.Message) (readsFunc, scanFunc) {
 	lo, hi := uidRanges(set)
-	if cond != "" {
-		cond = " AND " + cond
-	}
+	q := selectLockedSQL(cond)
 	return func(b *pgx.Batch, st *txState) {
 			reads(b, st)
-			b.Queue(`SELECT `+msgCols+` FROM messages m WHERE m.mailbox = (SELECT id FROM mailboxes WHERE account = $1 AND name = $2)
-				AND `+uidSetSQL("m.uid", "$3", "$4")+cond+` ORDER BY m.uid`, account, name, lo, hi)
+			b.Queue(q, account, name, lo, hi)
 		}, func(br pgx.BatchResults, st *txState) error {
 			if err := scan(br, st); err != nil {
 				return err
