@@ -57,7 +57,7 @@
 #   MAILSERVER=path                                     prebuilt server binary
 #   PPROF=1                                             serve /debug/pprof/ on ours' [http] listener
 #   PERF=1                                              perf record -a -g over each side's mix (needs perf)
-#   SETTLE=90                                           seconds to wait (after sync) before the first
+#   SETTLE=90                                           seconds to wait (after sync) before each
 #                                                       side: a file system mounted with online discard
 #                                                       is still trimming a previous run's deleted files,
 #                                                       which slowed Dovecot (Maildir) to 930-1,187
@@ -526,7 +526,16 @@ CFG
 }
 
 if [ "$ONLY" != ours ]; then run_dovecot || log "dovecot: $dv_note"; fi
-if [ "$ONLY" != dovecot ]; then run_ours || log "ours: $ours_note"; fi
+if [ "$ONLY" != dovecot ]; then
+  if [ "$ONLY" != ours ] && [ "$SETTLE" -gt 0 ]; then
+    # Dovecot's expunges were unlinks: let their trimming end before
+    # ours is measured, as before Dovecot's side.
+    log "settling before ours: sync, then ${SETTLE}s"
+    sync
+    sleep "$SETTLE"
+  fi
+  run_ours || log "ours: $ours_note"
+fi
 
 # ---------------------------------------------------------------- report
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "n/a" }'; }

@@ -85,8 +85,9 @@ type Options struct {
 	Allowlist *migration.Allowlist
 	// Resolver resolves the host for the allowlist; nil means the default.
 	Resolver *net.Resolver
-	// CallTimeout bounds each call including retries after throttling
-	// (default 2 minutes); DialTimeout bounds a TCP and TLS set-up
+	// CallTimeout bounds each call including retries after throttling,
+	// from the moment it has one of the MaxConcurrent slots (default 2
+	// minutes); DialTimeout bounds a TCP and TLS set-up
 	// (default 30 s).
 	CallTimeout, DialTimeout time.Duration
 	// MaxConcurrent bounds the calls in flight on this source (default 4).
@@ -284,17 +285,29 @@ type Mailbox struct {
 // call sends one SOAP request whose body element is req and decodes the
 // body element of the answer into resp. It holds one of the client's
 // slots, retries a throttled call after the wait the server asks for,
-// and classifies every failure.
+// and classifies every failure. Options.CallTimeout runs from the
+// moment the call first has a slot: the time it queued behind the
+// source's other calls (MaxConcurrent) is not the call's.
 func (m *Mailbox) call(ctx context.Context, req, resp any) error {
 	c := m.c
-	ctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
-	defer cancel()
 	payload, err := m.envelope(req)
 	if err != nil {
 		return configErr(err)
 	}
+	hc, err := c.slot(ctx)
+	if err != nil {
+		return m.classify(ctx, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+	defer cancel()
 	for attempt := 0; ; attempt++ {
-		err := m.attempt(ctx, payload, resp)
+		if hc == nil {
+			if hc, err = c.slot(ctx); err != nil {
+				return m.classify(ctx, err)
+			}
+		}
+		err := m.attempt(ctx, hc, payload, resp)
+		hc = nil // attempt gave the slot back
 		var busy *busyError
 		if !errors.As(err, &busy) || attempt >= c.opts.MaxRetries {
 			if busy != nil {
@@ -314,6 +327,17 @@ func (m *Mailbox) call(ctx context.Context, req, resp any) error {
 	}
 }
 
+// slot waits for one of the client's MaxConcurrent slots, an HTTP
+// client; attempt gives it back.
+func (c *Client) slot(ctx context.Context) (*http.Client, error) {
+	select {
+	case hc := <-c.slots:
+		return hc, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // busyError is a throttled attempt: the server asked to wait.
 type busyError struct {
 	wait time.Duration
@@ -322,15 +346,10 @@ type busyError struct {
 
 func (e *busyError) Error() string { return e.err.Error() }
 
-// attempt is one HTTP exchange of call.
-func (m *Mailbox) attempt(ctx context.Context, payload []byte, resp any) error {
+// attempt is one HTTP exchange of call, over hc, the slot it holds and
+// gives back when it returns.
+func (m *Mailbox) attempt(ctx context.Context, hc *http.Client, payload []byte, resp any) error {
 	c := m.c
-	var hc *http.Client
-	select {
-	case hc = <-c.slots:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 	defer func() { c.slots <- hc }()
 	r, err := m.post(ctx, hc, payload)
 	if err != nil {

@@ -334,6 +334,47 @@ func TestCallTimeout(t *testing.T) {
 	}
 }
 
+// CallTimeout bounds a call from the moment it has a slot: a call that
+// waits for the only slot (MaxConcurrent 1) behind another, and whose
+// own exchange then takes most of CallTimeout, is not failed for the
+// time it waited.
+func TestCallTimeoutStartsWithTheSlot(t *testing.T) {
+	const timeout = time.Second
+	f := newFakeEWS(t)
+	arrived, release := make(chan struct{}), make(chan struct{})
+	answer := func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/xml")
+		w.Write([]byte(soap(getFolderResponse)))
+	}
+	f.answerWith("GetFolder", func(w http.ResponseWriter) {
+		close(arrived)
+		<-release
+		answer(w)
+	})
+	f.answerWith("GetFolder", func(w http.ResponseWriter) {
+		time.Sleep(timeout * 6 / 10)
+		answer(w)
+	})
+	mb := newClient(t, f, func(o *ews.Options) { o.MaxConcurrent, o.CallTimeout = 1, timeout }).Mailbox("")
+	errs := make(chan error, 2)
+	get := func() {
+		_, err := mb.GetFolder(context.Background(), ews.FolderRef{Distinguished: "inbox"})
+		errs <- err
+	}
+	go get()
+	<-arrived
+	go get()
+	// The first call holds the slot for 0.6 of CallTimeout; the second
+	// then takes 0.6 of it: 1.2 from its start, 0.6 from its slot.
+	time.Sleep(timeout * 6 / 10)
+	close(release)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a call within CallTimeout once it had its slot: %v", err)
+		}
+	}
+}
+
 func TestSyncFolderHierarchy(t *testing.T) {
 	f := newFakeEWS(t)
 	f.answer("SyncFolderHierarchy", `<m:SyncFolderHierarchyResponse `+nsAttrs+`>

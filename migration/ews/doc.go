@@ -33,7 +33,9 @@
 //     with BackOffMilliseconds in a fault or a response message) waits as
 //     asked, capped by Options.MaxBackoff, at most Options.MaxRetries
 //     times; the whole call, waits included, is bounded by
-//     Options.CallTimeout.
+//     Options.CallTimeout, counted from the moment it has its slot (step
+//     1): a call queued behind the source's others is not failed for
+//     the time it queued.
 //  6. Every failure is a *[migration.Error] of the collectors' classes:
 //     EWS response codes by [ClassOf] (ErrorImpersonateUserDenied is auth,
 //     ErrorQuotaExceeded quota, ErrorMessageSizeExceeded too large,
