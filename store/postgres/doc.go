@@ -61,8 +61,10 @@
 // deleted, size), moved by the statements that change the messages
 // (schema 9; schema 8 used triggers, a second statement for each), so
 // Status reads one row; Check reports counts that disagree with the
-// messages. OpenMessages opens the bodies of a UID set in one statement
-// per MiB of their first chunks.
+// messages. A partial index holds the messages flagged \Deleted
+// (messages_deleted, schema 9), so Expunge reads those and not the
+// whole mailbox. OpenMessages opens the bodies of a UID set in one
+// statement per MiB of their first chunks.
 //
 // Every connection uses generic plans (plan_cache_mode =
 // force_generic_plan, PostgreSQL 12 or later; a DSN that sets
