@@ -35,6 +35,11 @@
 #   MAILSERVER=path                        use this binary instead of building one
 #   BACKEND=sqlite|postgres                our store (bench/pgbackend.sh: a fresh
 #                                          PostgreSQL database per run)
+#   SETTLE=60                              seconds to wait, after sync, before each
+#                                          side: a file system mounted with online
+#                                          discard is still trimming the files a
+#                                          previous run deleted (bench/README.md,
+#                                          "Session 14"); 0 skips the wait
 #   PPROF=0                                n > 0: a CPU profile of our server for
 #                                          the load run's first n seconds
 #                                          ([http] pprof; ours-cpu.pprof in the
@@ -65,12 +70,13 @@ TIMEOUT=${TIMEOUT:-600}
 KEEP_WORK=${KEEP_WORK:-}
 MAILSERVER=${MAILSERVER:-}
 PPROF=${PPROF:-0}
+SETTLE=${SETTLE:-60}
 RCPT=user@bench.test
 . "$ROOT/bench/pgbackend.sh"
 SENDER=sender@remote.test
 
 case "$ONLY" in "" | ours | postfix) ;; *) echo "ONLY must be ours or postfix" >&2; exit 2 ;; esac
-for v in MESSAGES SESSIONS SIZE IDLE_CONNS PF_IDLE_CONNS TIMEOUT PPROF; do
+for v in MESSAGES SESSIONS SIZE IDLE_CONNS PF_IDLE_CONNS TIMEOUT PPROF SETTLE; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a number, got '${!v}'" >&2; exit 2; }
 done
 [ "$(id -u)" = 0 ] || { echo "run as root: the private Postfix instance needs it" >&2; exit 2; }
@@ -505,8 +511,17 @@ CFG
   return 0
 }
 
-if [ "$ONLY" != ours ]; then run_postfix || log "postfix: $pf_note"; fi
-if [ "$ONLY" != postfix ]; then run_ours || log "ours: $ours_note"; fi
+# settle: let the disk finish trimming what was deleted before (a
+# previous run's spools and Maildirs, or the side before) so that each
+# side is measured on a quiet disk.
+settle() {
+  [ "$SETTLE" -gt 0 ] || return 0
+  log "settling: sync, then ${SETTLE}s (SETTLE=0 skips)"
+  sync
+  sleep "$SETTLE"
+}
+if [ "$ONLY" != ours ]; then settle; run_postfix || log "postfix: $pf_note"; fi
+if [ "$ONLY" != postfix ]; then settle; run_ours || log "ours: $ours_note"; fi
 
 # ---------------------------------------------------------------- report
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
