@@ -230,16 +230,7 @@ func lockMailboxBatch(account, name string, b *lockedBox) (reads readsFunc, scan
 	}
 	scan = func(br pgx.BatchResults, st *txState) error {
 		if st.accountLocked {
-			var mb mailboxDest
-			err := br.QueryRow().Scan(append([]any{&b.q.MaxBytes, &b.q.MaxMessages, &b.used.Bytes, &b.used.Messages}, mb.dest()...)...)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return errorf("mailbox %q: %w", name, store.ErrNoMailbox)
-			}
-			if err != nil {
-				return err
-			}
-			b.set(mb.mailbox())
-			return nil
+			return b.scan(br.QueryRow(), name, &b.q.MaxBytes, &b.q.MaxMessages, &b.used.Bytes, &b.used.Messages)
 		}
 		err := br.QueryRow().Scan(&b.q.MaxBytes, &b.q.MaxMessages, &b.used.Bytes, &b.used.Messages)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -267,23 +258,21 @@ const lockedHeldSQL = `SELECT a.max_bytes, a.max_messages, a.used_bytes, a.used_
 // lockedBox.scan.
 const lockedBoxSQL = `SELECT ` + mailboxCols + ` FROM mailboxes m WHERE m.account = $1 AND m.name = $2 FOR UPDATE OF m`
 
-// scan reads the row of lockedBoxSQL into b: ErrNoMailbox if there is
+// scan reads a row of lockedBoxSQL (or lockedHeldSQL, whose columns
+// before the mailbox's go to before) into b: ErrNoMailbox if there is
 // none.
-func (b *lockedBox) scan(row pgx.Row, name string) error {
-	mb, err := scanMailbox(row)
+func (b *lockedBox) scan(row pgx.Row, name string, before ...any) error {
+	var d mailboxDest
+	err := row.Scan(append(before, d.dest()...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errorf("mailbox %q: %w", name, store.ErrNoMailbox)
 	}
 	if err != nil {
 		return err
 	}
-	b.set(mb)
-	return nil
-}
-
-// set fills b from the mailbox's row mb.
-func (b *lockedBox) set(mb store.Mailbox) {
+	mb := d.mailbox()
 	b.mb, b.id, b.uidNext, b.modSeq = mb, mb.ID, int64(mb.UIDNext), int64(mb.HighestModSeq)
+	return nil
 }
 
 // after is the row b is left with by a write that moved its UIDNEXT and

@@ -15,6 +15,7 @@ import (
 	gomessage "github.com/emersion/go-message"
 	"github.com/mailyard/mailyard/imap/internal/imapwire"
 	"github.com/mailyard/mailyard/imap/internal/proto"
+	"github.com/mailyard/mailyard/internal/iobuf"
 	"github.com/mailyard/mailyard/internal/msgheader"
 )
 
@@ -474,7 +475,7 @@ func WriteBinary(w io.Writer, r io.Reader, section *imap.FetchItemBodySection) e
 			return err
 		}
 	}
-	copyBody(ew, body)
+	iobuf.Copy(ew, body)
 	return ew.err
 }
 

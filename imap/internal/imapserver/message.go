@@ -106,15 +106,9 @@ func writeBodySection(w io.Writer, r io.Reader, item *imap.FetchItemBodySection)
 
 	switch item.Specifier {
 	case imap.PartSpecifierNone, imap.PartSpecifierText:
-		copyBody(w, body)
+		// Pooled buffer: neither end of the copy lends one.
+		iobuf.Copy(w, body)
 	}
-}
-
-// copyBody copies r to w as io.Copy does, with a pooled buffer: the
-// section writers copy twice per section (see WriteBodySection), and
-// neither end of the copy has a buffer of its own to lend.
-func copyBody(w io.Writer, r io.Reader) {
-	iobuf.Copy(w, r)
 }
 
 // errWriter keeps the first error of w, which the section writers return
