@@ -33,7 +33,8 @@ const batchUploadBytes = 16 * chunkSize
 // (TestAppendBatchStatements),
 // where Append is 7 in 3 per message. A refused batch's bodies are
 // discarded. The full-text entries are made as the bodies are read, in
-// the transaction, as Append's (DeferTextIndex is not needed).
+// the transaction, as Append's, and written by the indexer once the
+// transaction committed (textindexer.go).
 func (s *Store) AppendBatch(ctx context.Context, account, mailbox string, msgs []store.AppendMessage) ([]store.Message, error) {
 	if len(msgs) == 0 {
 		return nil, nil
@@ -52,12 +53,12 @@ func (s *Store) AppendBatch(ctx context.Context, account, mailbox string, msgs [
 	n := int64(len(out))
 	rows := make([]newMsg, n)
 	ids := make([]int64, n)
-	texts := &textRows{}
+	texts := make([]textEntry, len(bodies))
 	var total int64
 	for i, b := range bodies {
 		out[i].Size, out[i].BlobID = b.size, blobName(b.id)
 		ids[i] = b.id
-		texts.add(b.id, b.text)
+		texts[i] = textEntry{blob: b.id, text: b.text}
 		total += b.size
 	}
 	var b lockedBox

@@ -46,6 +46,10 @@ func TestAppendBatchStatements(t *testing.T) {
 	}
 	check := func(name string, got []store.Message, want []string) {
 		t.Helper()
+		// The indexer writes the entries after the commit (textindexer.go).
+		if _, err := s.IndexPendingText(ctx); err != nil {
+			t.Fatal(err)
+		}
 		for i, m := range got {
 			rc, err := s.OpenBody(ctx, "u", "INBOX", m.UID)
 			if err != nil {

@@ -369,6 +369,10 @@ func TestRoundTrips(t *testing.T) {
 		}
 		return err
 	})
+	// The indexer writes the entries after the commits (textindexer.go).
+	if _, err := s.IndexPendingText(ctx); err != nil {
+		t.Fatal(err)
+	}
 	search := count(func() error {
 		hits, err := s.SearchText(ctx, "u0", "INBOX", []store.TextTerm{{Field: store.TextBody, Value: "body"}}, nil)
 		if err == nil && len(hits) != 3 {

@@ -263,7 +263,7 @@ func (p *pendingDelivery) queue(w *wtx, locked map[string]quotaAdd, boxes map[[2
 		}
 		p.out[i] = store.Delivered{Recipient: p.d.Recipients[i], Mailbox: b.name, UID: uint32(b.next)}
 	}
-	if err := w.insertMessages(msgs, usage, textsOf(p.blob, p.text), saved); err != nil {
+	if err := w.insertMessages(msgs, usage, []textEntry{{blob: p.blob, text: p.text}}, saved); err != nil {
 		return err
 	}
 	for i, b := range targets {

@@ -100,9 +100,16 @@
 // [Store.SearchText] (store.TextSearcher) answers IMAP SEARCH BODY and
 // TEXT from table text_docs: per body, its header fields and texts as
 // internal/msgtext extracts them, lower-cased, extracted while the body
-// is uploaded (it is read once) and written in the transaction that
-// stores the message, dropped when the last message naming the body
-// goes. pg_trgm's GIN trigram indexes answer LIKE '%pattern%' on them,
+// is uploaded (it is read once), dropped when the last message naming
+// the body goes. The transaction that stores the message stores the
+// body's entry as not indexed (its messages are candidates of every
+// search), and once it committed, the node's text indexer writes the
+// texts in batches on a connection of its own (textindexer.go): the
+// trigram inserts, most of an APPEND's cost, no longer hold the
+// account's lock, and a message expunged within a second costs the
+// index nothing. A sweep, on one node at a time, fills the entries a
+// node left (stopped before its batch, queue full) and those of bodies
+// stored before the index; [Store.IndexPendingText] fills them all now. pg_trgm's GIN trigram indexes answer LIKE '%pattern%' on them,
 // and PostgreSQL rechecks every candidate against the pattern, so a
 // body indexed whole is answered exactly (Latin, Cyrillic or any other
 // script); bodies over the bounds, or whose text PostgreSQL's text type
@@ -110,7 +117,8 @@
 // Migration 3 runs CREATE EXTENSION pg_trgm (a trusted extension in the
 // contrib modules Debian's postgresql package ships; the database owner
 // may create it); messages stored before it are candidates of every
-// search until [Store.ReindexText] ran (`mailserver search reindex`).
+// search until the sweep reached them or [Store.ReindexText] ran
+// (`mailserver search reindex`).
 //
 // # Change feed
 //

@@ -219,14 +219,15 @@ type newMsg struct {
 // insertMessages adds index rows, moves each mailbox's UIDNEXT past its
 // highest new UID and HIGHESTMODSEQ to its MODSEQ, and adds to the
 // accounts' usage, claims the bodies if they were just uploaded
-// (blobStore.upload) and stores the full-text entries of texts
-// (fulltext.go; nil for none): one statement whatever the number of
-// rows. Every row gets saved as its save date (RFC 8514: each
+// (blobStore.upload) and stores the full-text entries of texts, for
+// bodies that have none yet, as not indexed: one statement whatever the
+// number of rows. The texts go to the indexer once the transaction
+// committed (textindexer.go). Every row gets saved as its save date (RFC 8514: each
 // caller puts the messages in their mailbox now). The rows
 // go in by body ID, so that the foreign-key checks lock the bodies (FOR
 // KEY SHARE) in the order release locks them (FOR UPDATE): a Copy in one
 // account and an Expunge of the same bodies in another cannot deadlock.
-func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, texts *textRows, saved time.Time) error {
+func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, texts []textEntry, saved time.Time) error {
 	n := len(msgs)
 	mbox, uid, ms, date, size, blob := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	flags, zone := make([]string, n), make([]int32, n)
@@ -235,6 +236,10 @@ func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, texts 
 	}
 	var accts []string
 	var ub, un []int64
+	textBlobs := make([]int64, len(texts))
+	for i, t := range texts {
+		textBlobs[i] = t.blob
+	}
 	for a, u := range usage {
 		accts, ub, un = append(accts, a), append(ub, u.Bytes), append(un, u.Messages)
 	}
@@ -248,8 +253,11 @@ func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, texts 
 		a AS (UPDATE accounts ac SET used_bytes = used_bytes + u.b, used_messages = used_messages + u.n
 			FROM unnest($9::text[], $10::bigint[], $11::bigint[]) u(id, b, n) WHERE ac.id = u.id),
 		c AS (`+claimSQL("$8")+`),
-		x AS (`+textInsertSQL("$13", "$14", "$15", "$16")+`)
-		SELECT 1`, append([]any{mbox, uid, ms, flags, date, zone, size, blob, accts, ub, un, saveNanos(saved)}, texts.args()...)...)
+		x AS (INSERT INTO text_docs (blob_id, state) SELECT unnest($13::bigint[]), `+strconvI(textMissing)+` ON CONFLICT (blob_id) DO NOTHING)
+		SELECT 1`, mbox, uid, ms, flags, date, zone, size, blob, accts, ub, un, saveNanos(saved), textBlobs)
+	if err == nil {
+		w.texts = append(w.texts, texts...)
+	}
 	return err
 }
 
@@ -292,7 +300,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, r io.Reader
 		nm := newMsg{mailbox: b.id, uid: b.uidNext, modseq: b.modSeq + 1, flags: strings.Join(flags, " "),
 			date: date.UnixNano(), zone: zoneOf(date), size: size, blob: blob}
 		saved := s.now().UTC()
-		if err := w.insertMessages([]newMsg{nm}, map[string]store.Usage{account: {Bytes: size, Messages: 1}}, textsOf(blob, text), saved); err != nil {
+		if err := w.insertMessages([]newMsg{nm}, map[string]store.Usage{account: {Bytes: size, Messages: 1}}, []textEntry{{blob: blob, text: text}}, saved); err != nil {
 			return err
 		}
 		msg = store.Message{UID: uint32(nm.uid), ModSeq: uint64(nm.modseq), Flags: flags, InternalDate: storedDate(nm.date, nm.zone),

@@ -61,6 +61,9 @@ type Options struct {
 	// silently initialise it. A schema that is merely older is still
 	// migrated.
 	MustExist bool
+
+	// textSweepEvery, if positive, replaces textSweepEvery (tests).
+	textSweepEvery time.Duration
 }
 
 // DefaultPoolSize is the pool size of a Store whose Options and DSN set
@@ -82,7 +85,8 @@ type Store struct {
 	pool    *pgxpool.Pool
 	blobs   blobStore
 	feed    *feed
-	notes   *notifier // sends the feed's notifications of this Store's commits
+	notes   *notifier    // sends the feed's notifications of this Store's commits
+	text    *textIndexer // writes the full-text entries of this Store's commits
 	records *recordCache
 	// deliveries is Deliver's group commit, keyed by the accounts a
 	// delivery locks; accountWrites that of the pipelined writes to
@@ -193,15 +197,18 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	listenCfg.Tracer = nil
 	s.feed = newFeed(s, listenCfg)
 	s.notes = newNotifier(ctx, s, listenCfg)
+	s.text = newTextIndexer(s, listenCfg)
 	return s, nil
 }
 
-// Close sends the notifications of the last commits, stops the change
-// feed (ending every subscription) and closes the pool. Every later call returns store.ErrClosed; calling Close again
-// does nothing.
+// Close writes the full-text entries still queued (textindexer.go),
+// sends the notifications of the last commits, stops the change feed
+// (ending every subscription) and closes the pool. Every later call
+// returns store.ErrClosed; calling Close again does nothing.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		s.text.close()
 		s.notes.close()
 		s.feed.close()
 		s.pool.Close()
@@ -344,6 +351,7 @@ type wtx struct {
 	touched []string // accounts changed without a feed row (subscriptions)
 	lists   []string // accounts whose mailbox list or subscriptions changed
 	boxes   []writtenBox
+	texts   []textEntry // full-text entries for the indexer, once committed
 }
 
 // wrote records the row a mailbox of account is left with by this
@@ -362,6 +370,7 @@ func (w *wtx) wrote(account string, mb store.Mailbox) {
 func (w *wtx) committed() {
 	changed := append(slices.Clip(w.poke), w.touched...)
 	w.s.counts.committed(changed, w.lists, w.boxes)
+	w.s.text.add(w.texts)
 	for _, a := range w.poke {
 		w.s.feed.wake(a)
 	}
@@ -376,6 +385,7 @@ func (w *wtx) committed() {
 func (w *wtx) uncertain() {
 	changed := append(slices.Clip(w.poke), w.touched...)
 	w.s.counts.committed(changed, w.lists, nil)
+	w.s.text.add(w.texts) // an entry whose body was not stored changes nothing
 	for _, a := range w.poke {
 		w.s.feed.wake(a)
 	}
@@ -404,6 +414,7 @@ func (w *wtx) absorb(o *wtx) {
 		}
 	}
 	w.boxes = append(w.boxes, o.boxes...)
+	w.texts = append(w.texts, o.texts...)
 	w.changes = append(w.changes, o.changes...)
 }
 
