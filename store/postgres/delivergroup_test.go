@@ -16,10 +16,10 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// commitTracer counts the COMMITs a pool sends, alone or in a batch.
-// commitTracer counts the COMMITs sent, and the statements that lock
-// an account's row alone (a pipelined write's first read).
-type commitTracer struct{ commits, accountLocks atomic.Int64 }
+// commitTracer counts the COMMITs a pool sends, alone or in a batch,
+// the statements that lock an account's row alone (a pipelined write's
+// first read), and those that lock a mailbox's.
+type commitTracer struct{ commits, accountLocks, boxLocks atomic.Int64 }
 
 func (c *commitTracer) count(sql string) {
 	switch sql {
@@ -27,6 +27,8 @@ func (c *commitTracer) count(sql string) {
 		c.commits.Add(1)
 	case accountLockSQL:
 		c.accountLocks.Add(1)
+	case lockedBoxSQL, lockedHeldSQL:
+		c.boxLocks.Add(1)
 	}
 }
 

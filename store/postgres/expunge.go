@@ -21,9 +21,10 @@ import (
 // removeMessages queues the expunge of the messages uids of the locked
 // mailbox b, read under the account's lock: their tombstones with a new
 // MODSEQ (RFC 7162 §3.2.10, VANISHED), HIGHESTMODSEQ and the account's
-// usage; with free, the bodies of blobs that no index row names any
-// more are released. It returns the expunge's MODSEQ.
-func (w *wtx) removeMessages(b lockedBox, uids, blobs []int64, free bool) (uint64, error) {
+// usage (bytes, their sizes' sum, for txState: the statement counts
+// them itself); with free, the bodies of blobs that no index row names
+// any more are released. It returns the expunge's MODSEQ.
+func (w *wtx) removeMessages(account string, b lockedBox, uids, blobs []int64, bytes int64, free bool) (uint64, error) {
 	modseq := b.modSeq + 1
 	if _, err := w.Exec(w.ctx, `WITH d AS (DELETE FROM messages WHERE mailbox = $1 AND uid = ANY($3::bigint[]) RETURNING uid, size, flags),
 		t AS (INSERT INTO expunged (mailbox, uid, modseq) SELECT $1, uid, $2 FROM d
@@ -35,6 +36,7 @@ func (w *wtx) removeMessages(b lockedBox, uids, blobs []int64, free bool) (uint6
 		b.id, modseq, uids); err != nil {
 		return 0, err
 	}
+	w.addUsage(account, -bytes, -int64(len(uids)))
 	if free {
 		if err := w.release(uniq(blobs)); err != nil {
 			return 0, err
@@ -61,14 +63,16 @@ func (s *Store) Expunge(ctx context.Context, account, mailbox string, uids store
 	err = s.writePipelined(ctx, "expunge", account, reads, scan, func(w *wtx) error {
 		out = []uint32{}
 		var ids, blobs []int64
+		var bytes int64
 		for _, m := range doomed {
 			blob, _ := parseI(m.BlobID)
 			out, ids, blobs = append(out, m.UID), append(ids, int64(m.UID)), append(blobs, blob)
+			bytes += m.Size
 		}
 		if len(out) == 0 {
 			return nil
 		}
-		ms, err := w.removeMessages(b, ids, blobs, true)
+		ms, err := w.removeMessages(account, b, ids, blobs, bytes, true)
 		if err != nil {
 			return err
 		}
@@ -157,7 +161,7 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 			// The copies name the same bodies, so none is freed: not
 			// locking them for deletion keeps two moves of shared
 			// bodies in two accounts from deadlocking.
-			ms, err := w.removeMessages(sb, srcUIDs, nil, false)
+			ms, err := w.removeMessages(account, sb, srcUIDs, nil, size, false)
 			if err != nil {
 				return err
 			}
@@ -189,11 +193,20 @@ func (s *Store) copyOrMove(ctx context.Context, account, src, dst string, uids s
 func lockOtherMailboxBatch(account, name string, b *lockedBox, reads readsFunc, scan scanFunc) (readsFunc, scanFunc) {
 	return func(batch *pgx.Batch, st *txState) {
 			reads(batch, st)
-			batch.Queue(lockedBoxSQL, account, name)
+			if st.boxes[name].id == 0 {
+				batch.Queue(lockedBoxSQL, account, name)
+			}
 		}, func(br pgx.BatchResults, st *txState) error {
 			if err := scan(br, st); err != nil {
 				return err
 			}
-			return b.scan(br.QueryRow(), name)
+			if st.cached(name, b) {
+				return nil
+			}
+			if err := b.scan(br.QueryRow(), name); err != nil {
+				return err
+			}
+			st.remember(name, *b)
+			return nil
 		}
 }

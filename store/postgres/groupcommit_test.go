@@ -206,7 +206,8 @@ func TestCommitGroupsFailure(t *testing.T) {
 // account's row lock share the next transaction: all of them cost two
 // commits, each sees what the writes before it left (UIDs, MODSEQs,
 // usage), and one refused (no such mailbox, over quota) is refused
-// alone while the others of its group are stored.
+// alone while the others of its group are stored. Each row is locked
+// by one statement per transaction.
 func TestAccountWriteGroupCommit(t *testing.T) {
 	ctx := ctxFor(t)
 	dsn := freshDB(t)
@@ -248,7 +249,7 @@ func TestAccountWriteGroupCommit(t *testing.T) {
 	}
 	b := newBlocker(t, ctx, dsn)
 	b.lock(ctx, `SELECT 1 FROM accounts WHERE id = 'u' FOR UPDATE`)
-	before, locksBefore := tr.commits.Load(), tr.accountLocks.Load()
+	before, locksBefore, boxesBefore := tr.commits.Load(), tr.accountLocks.Load(), tr.boxLocks.Load()
 	type result struct {
 		v   any
 		err error
@@ -286,6 +287,13 @@ func TestAccountWriteGroupCommit(t *testing.T) {
 	// mailbox, with the account's columns (lockedHeldSQL).
 	if c := tr.accountLocks.Load() - locksBefore; c != 2 {
 		t.Errorf("%d statements locking the account for 2 transactions, want 2", c)
+	}
+	// A mailbox's row is locked by a statement once per transaction
+	// too: INBOX in each, Nope (missing) and Other in the second; the
+	// later writes to a mailbox take it as the earlier ones left it
+	// (txState.boxes).
+	if c := tr.boxLocks.Load() - boxesBefore; c != 4 {
+		t.Errorf("%d statements locking a mailbox for 2 transactions, want 4", c)
 	}
 	for i, r := range got {
 		var qe *store.QuotaError

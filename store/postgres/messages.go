@@ -257,6 +257,9 @@ func (w *wtx) insertMessages(msgs []newMsg, usage map[string]store.Usage, texts 
 		SELECT 1`, mbox, uid, ms, flags, date, zone, size, blob, accts, ub, un, saveNanos(saved), textBlobs)
 	if err == nil {
 		w.texts = append(w.texts, texts...)
+		for a, u := range usage {
+			w.addUsage(a, u.Bytes, u.Messages)
+		}
 	}
 	return err
 }

@@ -66,6 +66,52 @@ type txState struct {
 	// row (lockMailboxBatch), so the next write's reads need not lock it
 	// again: a transaction keeps its row locks until it ends.
 	accountLocked bool
+	// account, q and used: the account locked, its quota, and its
+	// usage as the writes stored so far left it.
+	account string
+	q       store.Quota
+	used    store.Usage
+	// boxes are the mailboxes an earlier write's reads locked, by name,
+	// as the writes stored so far left them (UIDNEXT, HIGHESTMODSEQ). A
+	// later write takes its mailbox from here and sends no statement
+	// for it: under the account's lock, nothing but this transaction
+	// changes them (the writes that do not queue here, Deliver's and
+	// the mailbox list's, take the account's lock first).
+	boxes map[string]lockedBox
+}
+
+// remember records b, just read and locked, for the group's later
+// writes.
+func (st *txState) remember(name string, b lockedBox) {
+	if st.boxes == nil {
+		st.boxes = map[string]lockedBox{}
+	}
+	st.boxes[name] = b
+}
+
+// cached fills b from a mailbox an earlier write of the transaction
+// locked; false if none did.
+func (st *txState) cached(name string, b *lockedBox) bool {
+	c, ok := st.boxes[name]
+	if ok {
+		*b = c
+		b.q, b.used = st.q, st.used
+	}
+	return ok
+}
+
+// absorb moves st past what write w stored: the mailboxes it left and
+// the account's usage.
+func (st *txState) absorb(w *wtx) {
+	for _, wb := range w.boxes {
+		if c, ok := st.boxes[wb.mb.Name]; ok && wb.account == st.account {
+			c.mb, c.uidNext, c.modSeq = wb.mb, int64(wb.mb.UIDNext), int64(wb.mb.HighestModSeq)
+			st.boxes[wb.mb.Name] = c
+		}
+	}
+	u := w.usage[st.account]
+	st.used.Bytes += u.Bytes
+	st.used.Messages += u.Messages
 }
 
 // pendingWrite is one pipelined write on its way into a transaction.
@@ -123,6 +169,7 @@ func (s *Store) commitWrites(ctx context.Context, ws []*pendingWrite) (errs []er
 			continue
 		}
 		cur, skip = q, q.batch.Len()
+		st.absorb(w)
 		done.absorb(w)
 		stored++
 	}
@@ -221,16 +268,25 @@ const rollbackTimeout = 10 * time.Second
 // is one statement less for every write of a group but the first.
 func lockMailboxBatch(account, name string, b *lockedBox) (reads readsFunc, scan scanFunc) {
 	reads = func(batch *pgx.Batch, st *txState) {
-		if st.accountLocked {
+		switch {
+		case st.boxes[name].id != 0:
+		case st.accountLocked:
 			batch.Queue(lockedHeldSQL, account, name)
-			return
+		default:
+			batch.Queue(accountLockSQL, account)
+			batch.Queue(lockedBoxSQL, account, name)
 		}
-		batch.Queue(accountLockSQL, account)
-		batch.Queue(lockedBoxSQL, account, name)
 	}
 	scan = func(br pgx.BatchResults, st *txState) error {
+		if st.cached(name, b) {
+			return nil
+		}
 		if st.accountLocked {
-			return b.scan(br.QueryRow(), name, &b.q.MaxBytes, &b.q.MaxMessages, &b.used.Bytes, &b.used.Messages)
+			if err := b.scan(br.QueryRow(), name, &b.q.MaxBytes, &b.q.MaxMessages, &b.used.Bytes, &b.used.Messages); err != nil {
+				return err
+			}
+			st.remember(name, *b)
+			return nil
 		}
 		err := br.QueryRow().Scan(&b.q.MaxBytes, &b.q.MaxMessages, &b.used.Bytes, &b.used.Messages)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -239,8 +295,12 @@ func lockMailboxBatch(account, name string, b *lockedBox) (reads readsFunc, scan
 		if err != nil {
 			return err
 		}
-		st.accountLocked = true
-		return b.scan(br.QueryRow(), name)
+		st.accountLocked, st.account, st.q, st.used = true, account, b.q, b.used
+		if err := b.scan(br.QueryRow(), name); err != nil {
+			return err
+		}
+		st.remember(name, *b)
+		return nil
 	}
 	return reads, scan
 }

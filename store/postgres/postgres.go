@@ -352,6 +352,7 @@ type wtx struct {
 	lists   []string // accounts whose mailbox list or subscriptions changed
 	boxes   []writtenBox
 	texts   []textEntry // full-text entries for the indexer, once committed
+	usage   map[string]store.Usage // how the write moves the accounts' usage
 }
 
 // wrote records the row a mailbox of account is left with by this
@@ -416,6 +417,18 @@ func (w *wtx) absorb(o *wtx) {
 	w.boxes = append(w.boxes, o.boxes...)
 	w.texts = append(w.texts, o.texts...)
 	w.changes = append(w.changes, o.changes...)
+}
+
+// addUsage records that the write moves account's usage by bytes and
+// messages (txState.absorb).
+func (w *wtx) addUsage(account string, bytes, messages int64) {
+	if w.usage == nil {
+		w.usage = map[string]store.Usage{}
+	}
+	u := w.usage[account]
+	u.Bytes += bytes
+	u.Messages += messages
+	w.usage[account] = u
 }
 
 // listChanged records that the transaction changes the account's
