@@ -13,13 +13,18 @@ import (
 
 // batchOpening is a Backend with a MessagesOpener (as store/postgres
 // has), built from the wrapped store's listing and bodies; it counts
-// the batch opens and the single OpenBody calls, and leaves out of the
-// walk the UID in skip, as if that message were expunged between the
-// FETCH's listing and the opening of the bodies.
+// the batch opens, the single OpenBody calls and the listings, and
+// leaves out of the walk the UID in skip, as if that message were
+// expunged between the FETCH's listing and the opening of the bodies.
 type batchOpening struct {
 	Backend
-	batches, singles atomic.Int64
-	skip             atomic.Uint32
+	batches, singles, lists atomic.Int64
+	skip                    atomic.Uint32
+}
+
+func (b *batchOpening) ListMessages(ctx context.Context, account, mailbox string, uids store.UIDSet) ([]store.Message, error) {
+	b.lists.Add(1)
+	return b.Backend.ListMessages(ctx, account, mailbox, uids)
 }
 
 func (b *batchOpening) OpenBody(ctx context.Context, account, mailbox string, uid uint32) (io.ReadCloser, error) {
@@ -60,6 +65,7 @@ func (b *batchOpening) OpenMessages(ctx context.Context, account, mailbox string
 // responses; one message, or headers the server has cached, do not use
 // it; a message gone when the bodies are opened is answered as
 // expunged (NO [EXPUNGEISSUED], RFC 5530) and the others are served.
+// Without FLAGS the messages are not listed before they are opened.
 func TestFetchBodiesOpenedTogether(t *testing.T) {
 	var bb *batchOpening
 	e := newEnv(t, func(o *Options) {
@@ -85,6 +91,7 @@ func TestFetchBodiesOpenedTogether(t *testing.T) {
 		return lines, bb.batches.Load() - b, bb.singles.Load() - s
 	}
 
+	lists := bb.lists.Load()
 	lines, batches, singles := cost("FETCH 1:3 (BODY.PEEK[])")
 	if batches != 1 || singles != 0 {
 		t.Fatalf("FETCH of 3 bodies: %d batch opens and %d single opens, want 1 and 0", batches, singles)
@@ -92,6 +99,17 @@ func TestFetchBodiesOpenedTogether(t *testing.T) {
 	for i, w := range words {
 		wantBody(t, lines, i+1, bodyMsg(w))
 	}
+	// Answered from the messages as opened: no listing first.
+	if n := bb.lists.Load() - lists; n != 0 {
+		t.Errorf("FETCH of 3 bodies listed the messages %d times first, want none", n)
+	}
+	// FLAGS are announced before the first response: listed first.
+	lists = bb.lists.Load()
+	lines, batches, _ = cost("FETCH 1:3 (FLAGS BODY.PEEK[])")
+	if n := bb.lists.Load() - lists; n != 1 || batches != 1 {
+		t.Errorf("FETCH of 3 bodies with FLAGS: %d listings and %d batch opens, want 1 and 1", n, batches)
+	}
+	mustHave(t, lines, "* 2 FETCH (FLAGS (\\Recent) BODY[] {", bodyMsg("two"))
 	// Sections read twice (length first): the body is rewound.
 	lines, batches, singles = cost("FETCH 1:3 (BODYSTRUCTURE BODY.PEEK[TEXT] BINARY.SIZE[1])")
 	if batches != 1 || singles != 0 {

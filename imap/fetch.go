@@ -70,6 +70,13 @@ func (v *view) fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *ima
 		return v.fetchStoreFailed(w, idxs, options, err)
 	}
 	// 3. Answer the messages still in the store, then those that are not.
+	if mo := v.unlistedOpener(uids, options, w.Extra()); mo != nil {
+		found := make(map[uint32]bool, len(uids))
+		if err := v.fetchOpened(w, mo, nil, uids, options, seenNow, found); err != nil { // see readpath.go
+			return err
+		}
+		return v.fetchExpunged(w, idxs, found, options)
+	}
 	msgs, err := v.listForFetch(uids, options, w.Extra().Any()) // see readpath.go
 	defer v.dropOpened()
 	if err != nil {
@@ -151,7 +158,7 @@ func (v *view) fetchListed(w *imapserver.FetchWriter, msgs []store.Message, o *i
 	}
 	found := make(map[uint32]bool, len(msgs))
 	if mo := v.batchOpener(msgs, o, w.Extra()); mo != nil {
-		return found, v.fetchOpened(w, mo, msgs, o, seenNow, found) // see readpath.go
+		return found, v.fetchOpened(w, mo, msgs, nil, o, seenNow, found) // see readpath.go
 	}
 	for _, m := range msgs {
 		if err := v.fetchListedOne(w, m, o, seenNow, found); err != nil {

@@ -178,6 +178,25 @@ type MessagesOpener interface {
 	OpenMessages(ctx context.Context, account, mailbox string, uids store.UIDSet, fn func(store.Message, io.ReadSeeker) error) error
 }
 
+// unlistedOpener returns the Backend's MessagesOpener when a FETCH of o
+// (with the extra items x) of uids can be answered from the messages as
+// opened, without listing them first: it reads the body of each (as
+// batchOpener decides), and asks for nothing that must be known of all
+// of them before the first response is written (FLAGS, whose new
+// keywords are announced first, and a \Seen set by a non-PEEK section)
+// nor an extra item. That is one statement less for such a FETCH.
+func (v *view) unlistedOpener(uids []uint32, o *imap.FetchOptions, x imapserver.FetchExtra) MessagesOpener {
+	mo, ok := v.s.srv.opts.Backend.(MessagesOpener)
+	if !ok || len(uids) < 2 || o.Flags || setsSeen(o) || x.Any() || v.dead {
+		return nil
+	}
+	if o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 ||
+		slices.ContainsFunc(o.BodySection, func(sec *imap.FetchItemBodySection) bool { return !topHeaderSection(sec) }) {
+		return mo
+	}
+	return nil
+}
+
 // batchOpener returns the Backend's MessagesOpener when a FETCH of o
 // (with the extra items x) reads the bodies of more than one of msgs,
 // and nil otherwise: ENVELOPE and the header sections read a body only
@@ -211,16 +230,23 @@ func (v *view) batchOpener(msgs []store.Message, o *imap.FetchOptions, x imapser
 // answered. The flags, MODSEQ and the rest of each response come from
 // msgs, as listed (the keywords announced were theirs); a message
 // listed but no longer there when the bodies were opened is left for
-// fetchExpunged, as with OpenBody.
-func (v *view) fetchOpened(w *imapserver.FetchWriter, mo MessagesOpener, msgs []store.Message, o *imap.FetchOptions, seenNow, found map[uint32]bool) error {
+// fetchExpunged, as with OpenBody. With msgs nil, the messages uids
+// were not listed (unlistedOpener): each response comes from the
+// message as opened.
+func (v *view) fetchOpened(w *imapserver.FetchWriter, mo MessagesOpener, msgs []store.Message, uids []uint32, o *imap.FetchOptions, seenNow, found map[uint32]bool) error {
 	s := v.s
-	listed := make(map[uint32]store.Message, len(msgs))
-	uids := make([]uint32, 0, len(msgs))
-	for _, m := range msgs {
-		if v.seqOf(m.UID) != 0 && !v.gone[m.UID] {
-			listed[m.UID] = m
-			uids = append(uids, m.UID)
+	var listed map[uint32]store.Message
+	if msgs != nil {
+		listed = make(map[uint32]store.Message, len(msgs))
+		uids = make([]uint32, 0, len(msgs))
+		for _, m := range msgs {
+			if v.seqOf(m.UID) != 0 && !v.gone[m.UID] {
+				listed[m.UID] = m
+				uids = append(uids, m.UID)
+			}
 		}
+	} else {
+		uids = slices.DeleteFunc(slices.Clone(uids), func(u uint32) bool { return v.seqOf(u) == 0 || v.gone[u] })
 	}
 	if len(uids) == 0 {
 		return nil
@@ -228,6 +254,10 @@ func (v *view) fetchOpened(w *imapserver.FetchWriter, mo MessagesOpener, msgs []
 	var fnErr error
 	err := mo.OpenMessages(s.ctx, s.account, v.name, compressUIDs(uids), func(opened store.Message, body io.ReadSeeker) error {
 		m, ok := listed[opened.UID]
+		if listed == nil {
+			m, ok = opened, true
+			v.cacheBody(m)
+		}
 		if !ok {
 			return nil
 		}
