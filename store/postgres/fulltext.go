@@ -119,10 +119,14 @@ func (r *textRows) args() []any {
 }
 
 // dropText removes the entries of the bodies among ids that no message
-// names any more; release locked them first.
+// names any more; release locked them first. An entry the text indexer
+// is writing (its row locked: textFillSQL) is skipped rather than waited
+// for, with the account's lock held: it names no message, so no search
+// finds it, and it goes with its body when the body is swept (ON DELETE
+// CASCADE).
 func (w *wtx) dropText(ids []int64) error {
-	_, err := w.Exec(w.ctx, `DELETE FROM text_docs d WHERE d.blob_id = ANY($1)
-		AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = d.blob_id)`, ids)
+	_, err := w.Exec(w.ctx, `DELETE FROM text_docs WHERE blob_id IN (SELECT d.blob_id FROM text_docs d WHERE d.blob_id = ANY($1)
+		AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = d.blob_id) FOR UPDATE SKIP LOCKED)`, ids)
 	return err
 }
 

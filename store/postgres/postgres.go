@@ -351,7 +351,7 @@ type wtx struct {
 	touched []string // accounts changed without a feed row (subscriptions)
 	lists   []string // accounts whose mailbox list or subscriptions changed
 	boxes   []writtenBox
-	texts   []textEntry // full-text entries for the indexer, once committed
+	texts   []textEntry            // full-text entries for the indexer, once committed
 	usage   map[string]store.Usage // how the write moves the accounts' usage
 }
 

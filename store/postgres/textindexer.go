@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The text indexer fills the full-text entries (text_docs) that the
@@ -66,17 +67,16 @@ type textEntry struct {
 func (e textEntry) cost() int { return len(e.text.header) + len(e.text.body) + 64 }
 
 // textFillSQL writes the entries given as textRows.args, those still
-// not indexed.
-const textFillSQL = `UPDATE text_docs d SET state = t.state, header = t.header, body = t.body
+// not indexed. It waits for no lock and makes nobody wait: it skips an
+// entry whose row another transaction has locked (an Expunge deleting
+// it, or another node writing it), and an Expunge skips the entries it
+// holds (dropText), which go with their bodies when those are swept.
+// Writing a batch takes a while (the trigram inserts), and an Expunge
+// that waited for it would hold its account's lock meanwhile.
+const textFillSQL = `WITH l AS (SELECT blob_id FROM text_docs WHERE blob_id = ANY($1) AND state = 0 FOR UPDATE SKIP LOCKED)
+	UPDATE text_docs d SET state = t.state, header = t.header, body = t.body
 	FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[]) AS t(blob_id, state, header, body)
-	WHERE d.blob_id = t.blob_id AND d.state = 0`
-
-// textLockSQL locks the bodies of the entries about to be written, in
-// the order release locks them (FOR UPDATE, by ID) before an Expunge
-// deletes their entries, so that the two never wait for each other in
-// a cycle; FOR KEY SHARE lets every other write of the bodies' rows go
-// on.
-const textLockSQL = `SELECT id FROM blobs WHERE id = ANY($1) ORDER BY id FOR KEY SHARE`
+	WHERE d.blob_id = t.blob_id AND d.blob_id IN (SELECT blob_id FROM l)`
 
 // textIndexer is the indexer of a Store.
 type textIndexer struct {
@@ -279,25 +279,20 @@ func (x *textIndexer) write(ctx context.Context, conn *pgx.Conn, batch []textEnt
 	return conn, nil
 }
 
-// beginner is what a transaction is begun on: a connection or the pool.
-type beginner interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
+// execer is what a statement runs on: a connection or the pool.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
 // fillText writes the entries of batch that are still not indexed, in
-// one transaction on db.
-func fillText(ctx context.Context, db beginner, batch []textEntry) error {
+// one statement on db.
+func fillText(ctx context.Context, db execer, batch []textEntry) error {
 	rows := &textRows{}
 	for _, e := range batch {
 		rows.add(e.blob, e.text)
 	}
-	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, textLockSQL, rows.blobs); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, textFillSQL, rows.args()...)
-		return err
-	})
+	_, err := db.Exec(ctx, textFillSQL, rows.args()...)
+	return err
 }
 
 // IndexPendingText writes every full-text entry that is not indexed

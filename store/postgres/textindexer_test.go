@@ -222,3 +222,90 @@ func TestTextCloseWritesQueue(t *testing.T) {
 		t.Fatalf("after Close: entry state %d, want %d (written by Close)", st, textWhole)
 	}
 }
+
+// The indexer and Expunge never wait for each other: an entry whose row
+// the indexer holds (a batch being written) is left by the Expunge of
+// its message, which returns at once, and goes with its body; a batch
+// skips an entry whose row another transaction holds, leaving it not
+// indexed. (An Expunge waiting for a batch would hold its account's
+// lock for the batch's trigram inserts.)
+func TestTextIndexerAndExpungeDoNotWait(t *testing.T) {
+	dsn := freshDB(t)
+	s := openTest(t, dsn, Options{})
+	ctx := ctxFor(t)
+	if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	m1, err := s.Append(ctx, "u", store.Inbox, strings.NewReader("Subject: one\r\n\r\nfirst\r\n"), store.AppendOptions{Flags: []string{store.FlagDeleted}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := s.Append(ctx, "u", store.Inbox, strings.NewReader("Subject: two\r\n\r\nsecond\r\n"), store.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.IndexPendingText(ctx); err != nil {
+		t.Fatal(err)
+	}
+	blob1, _ := parseI(m1.BlobID)
+	blob2, _ := parseI(m2.BlobID)
+
+	// The indexer's hold, as textFillSQL takes it.
+	b := newBlocker(t, ctx, dsn)
+	b.lock(ctx, `SELECT blob_id FROM text_docs WHERE blob_id = $1 FOR UPDATE`, blob1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Expunge(ctx, "u", store.Inbox, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Expunge waited for the text entry's row lock")
+	}
+	b.release()
+	var left int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM text_docs WHERE blob_id = $1`, blob1).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 1 {
+		t.Fatalf("%d entries of the expunged body left, want the one skipped", left)
+	}
+	// It names no message: no search finds it.
+	if uids, _ := sureHits(t, s, "first"); len(uids) != 0 {
+		t.Fatalf("search found %v after the expunge", uids)
+	}
+	// It goes with the body.
+	if _, err := s.pool.Exec(ctx, `DELETE FROM blobs WHERE id = $1 AND loose_since IS NOT NULL`, blob1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM text_docs WHERE blob_id = $1`, blob1).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d entries after the body was swept (%v), want none", left, err)
+	}
+
+	// A batch skips an entry another transaction holds.
+	if _, err := s.pool.Exec(ctx, `UPDATE text_docs SET state = 0, header = '', body = '' WHERE blob_id = $1`, blob2); err != nil {
+		t.Fatal(err)
+	}
+	b2 := newBlocker(t, ctx, dsn)
+	b2.lock(ctx, `SELECT blob_id FROM text_docs WHERE blob_id = $1 FOR UPDATE`, blob2)
+	filled := make(chan error, 1)
+	go func() {
+		filled <- fillText(ctx, s.pool, []textEntry{{blob: blob2, text: bodyText{state: textWhole, body: "second"}}})
+	}()
+	select {
+	case err := <-filled:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a batch waited for an entry's row lock")
+	}
+	b2.release()
+	if st := textState(t, s, m2.UID); st != textMissing {
+		t.Fatalf("entry held by another transaction: state %d, want it left not indexed", st)
+	}
+}
