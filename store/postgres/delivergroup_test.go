@@ -18,8 +18,8 @@ import (
 
 // commitTracer counts the COMMITs a pool sends, alone or in a batch,
 // the statements that lock an account's row alone (a pipelined write's
-// first read), and those that lock a mailbox's.
-type commitTracer struct{ commits, accountLocks, boxLocks atomic.Int64 }
+// first read), those that lock a mailbox's, and the reads of feed rows.
+type commitTracer struct{ commits, accountLocks, boxLocks, feedReads atomic.Int64 }
 
 func (c *commitTracer) count(sql string) {
 	switch sql {
@@ -29,6 +29,8 @@ func (c *commitTracer) count(sql string) {
 		c.accountLocks.Add(1)
 	case lockedBoxSQL, lockedHeldSQL:
 		c.boxLocks.Add(1)
+	case feedReadSQL:
+		c.feedReads.Add(1)
 	}
 }
 

@@ -116,6 +116,39 @@ func (f *feed) wake(account string) {
 	f.signal()
 }
 
+// feedReadSQL reads an account's feed rows after $2, at most $3.
+const feedReadSQL = `SELECT seq, change FROM feed WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3`
+
+// local hands this node's subscribers of r.account the changes a
+// commit of this node wrote to the feed, without reading them back,
+// when they are the next ones the subscribers get; otherwise (a commit
+// of the account, here or on another node, is not dispatched yet) the
+// account is marked dirty and its rows are read in order.
+func (f *feed) local(r feedRun) {
+	f.mu.Lock()
+	af := f.accts[r.account]
+	if af == nil {
+		f.mu.Unlock()
+		return
+	}
+	if af.last != r.first-1 {
+		f.dirty[r.account] = true
+		f.mu.Unlock()
+		f.signal()
+		return
+	}
+	for i, c := range r.changes {
+		seq := r.first + int64(i)
+		for sub := range af.subs {
+			if seq > sub.from {
+				sub.push(c)
+			}
+		}
+	}
+	af.last = r.first + int64(len(r.changes)) - 1
+	f.mu.Unlock()
+}
+
 // wakeAll marks every subscribed account (after the listener was away).
 func (f *feed) wakeAll() {
 	f.mu.Lock()
@@ -341,7 +374,7 @@ func (f *feed) reconcile(ctx context.Context, behind map[string]int64) map[strin
 // catchUp reads one page of an account's changes after last and
 // delivers them.
 func (f *feed) catchUp(ctx context.Context, acct string, last int64) error {
-	rows, err := f.s.pool.Query(ctx, `SELECT seq, change FROM feed WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3`, acct, last, feedPage)
+	rows, err := f.s.pool.Query(ctx, feedReadSQL, acct, last, feedPage)
 	if err != nil {
 		return err
 	}
@@ -373,16 +406,21 @@ func (f *feed) catchUp(ctx context.Context, acct string, last int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	af := f.accts[acct]
-	if af == nil || af.last != last {
+	if af == nil || af.last >= got[len(got)-1].seq {
 		return nil // unsubscribed, or another pass got here first
 	}
-	if got[0].seq != last+1 {
+	// A commit of this node may have handed its changes over meanwhile
+	// (local): those are not handed again.
+	if got[0].seq > af.last+1 {
 		// Rows were pruned before this node read them.
 		for sub := range af.subs {
 			sub.push(store.Change{Kind: store.ChangeOverflow, Account: acct})
 		}
 	}
 	for _, e := range got {
+		if e.seq <= af.last {
+			continue
+		}
 		for sub := range af.subs {
 			if e.seq > sub.from {
 				sub.push(e.c)

@@ -179,13 +179,32 @@ func (s *Store) commitWrites(ctx context.Context, ws []*pendingWrite) (errs []er
 		rollbackConn(conn, op, nil)
 		return errs, nil
 	}
-	// The feed rows of all of them in one statement, in their order.
+	// The feed rows of all of them in one statement, in their order,
+	// and the numbers they got.
 	done.Tx = cur
-	if err := done.flushFeed(); err != nil {
+	feedArgs, fed, err := done.feedArgs()
+	if err != nil {
 		return nil, rollbackConn(conn, op, err)
 	}
+	if fed {
+		cur.batch.Queue(feedSQL, feedArgs...)
+	}
 	cur.batch.Queue("COMMIT")
-	if err := sendBatch(ctx, conn, &cur.batch, cur.batch.Len(), nil); err != nil {
+	checked := cur.batch.Len() - 1 // the writes' statements
+	if fed {
+		checked--
+	}
+	err = sendBatch(ctx, conn, &cur.batch, checked, func(br pgx.BatchResults) error {
+		if !fed {
+			return nil
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		return done.feedNumbered(rows)
+	})
+	if err != nil {
 		if refused(err) {
 			// PostgreSQL refused a statement or the COMMIT, and the
 			// session goes on: the transaction did not commit.

@@ -353,6 +353,10 @@ type wtx struct {
 	boxes   []writtenBox
 	texts   []textEntry            // full-text entries for the indexer, once committed
 	usage   map[string]store.Usage // how the write moves the accounts' usage
+	// unnumbered are the changes written to the feed whose numbers are
+	// not read yet; runs those whose numbers are (feedNumbered).
+	unnumbered []store.Change
+	runs       []feedRun
 }
 
 // wrote records the row a mailbox of account is left with by this
@@ -372,8 +376,13 @@ func (w *wtx) committed() {
 	changed := append(slices.Clip(w.poke), w.touched...)
 	w.s.counts.committed(changed, w.lists, w.boxes)
 	w.s.text.add(w.texts)
+	for _, r := range w.runs {
+		w.s.feed.local(r)
+	}
 	for _, a := range w.poke {
-		w.s.feed.wake(a)
+		if !slices.ContainsFunc(w.runs, func(r feedRun) bool { return r.account == a }) {
+			w.s.feed.wake(a)
+		}
 	}
 	w.s.notes.add(w.lists, changed)
 }
@@ -439,36 +448,100 @@ func (w *wtx) listChanged(account string) {
 	}
 }
 
-// flushFeed writes the queued changes to the feed table, numbering them
-// per account under the account row's lock (so in commit order). It
-// sends no NOTIFY: the other nodes are notified once the transaction
-// committed (committed, notifier.go).
-func (w *wtx) flushFeed() error {
-	if len(w.changes) == 0 {
-		return nil
-	}
-	accts := make([]string, len(w.changes))
-	docs := make([]string, len(w.changes))
-	for i, c := range w.changes {
-		b, err := json.Marshal(c)
-		if err != nil {
-			return err
-		}
-		accts[i], docs[i] = c.Account, string(b)
-		if !slices.Contains(w.poke, c.Account) {
-			w.poke = append(w.poke, c.Account)
-		}
-	}
-	w.changes = w.changes[:0]
-	_, err := w.Exec(w.ctx, `
+// feedSQL writes changes, given as arrays of their accounts ($1) and
+// JSON documents ($2) at time $3, to the feed table, numbering them per
+// account under the account row's lock (so in commit order). It returns
+// a row per account: the first number its changes got.
+const feedSQL = `
 WITH c AS (SELECT account, change, ord FROM unnest($1::text[], $2::jsonb[]) WITH ORDINALITY AS c(account, change, ord)),
 n AS (SELECT account, count(*) AS k FROM c GROUP BY account),
 u AS (UPDATE accounts a SET feed_seq = a.feed_seq + n.k FROM n WHERE a.id = n.account RETURNING a.id, a.feed_seq, n.k),
 i AS (INSERT INTO feed (account, seq, at, change)
 	SELECT c.account, u.feed_seq - u.k + row_number() OVER (PARTITION BY c.account ORDER BY c.ord), $3, c.change
 	FROM c JOIN u ON u.id = c.account)
-SELECT count(*) FROM u`, accts, docs, w.s.now().UnixNano())
-	return err
+SELECT id, feed_seq - k + 1 FROM u`
+
+// feedRun is changes of one account written to the feed with the
+// numbers first, first+1, ...: what this node's subscribers of the
+// account get once the transaction committed, without reading them
+// back (feed.local).
+type feedRun struct {
+	account string
+	first   int64
+	changes []store.Change
+}
+
+// feedArgs returns the arguments of feedSQL for the queued changes, and
+// moves them to w.unnumbered until feedNumbered reads their numbers;
+// ok is false if none is queued. It sends no NOTIFY: the other nodes
+// are notified once the transaction committed (committed, notifier.go).
+func (w *wtx) feedArgs() (args []any, ok bool, err error) {
+	if len(w.changes) == 0 {
+		return nil, false, nil
+	}
+	accts := make([]string, len(w.changes))
+	docs := make([]string, len(w.changes))
+	for i, c := range w.changes {
+		b, err := json.Marshal(c)
+		if err != nil {
+			return nil, false, err
+		}
+		accts[i], docs[i] = c.Account, string(b)
+		if !slices.Contains(w.poke, c.Account) {
+			w.poke = append(w.poke, c.Account)
+		}
+	}
+	w.unnumbered = append(w.unnumbered, w.changes...)
+	w.changes = w.changes[:0]
+	return []any{accts, docs, w.s.now().UnixNano()}, true, nil
+}
+
+// feedNumbered reads the rows of feedSQL and makes a feedRun of each
+// account's unnumbered changes.
+func (w *wtx) feedNumbered(rows pgx.Rows) error {
+	firsts := map[string]int64{}
+	for rows.Next() {
+		var a string
+		var first int64
+		if err := rows.Scan(&a, &first); err != nil {
+			rows.Close()
+			return err
+		}
+		firsts[a] = first
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, c := range w.unnumbered {
+		first, ok := firsts[c.Account]
+		if !ok {
+			continue // not numbered: committed wakes the account instead
+		}
+		i := slices.IndexFunc(w.runs, func(r feedRun) bool { return r.account == c.Account && r.first == first })
+		if i < 0 {
+			w.runs = append(w.runs, feedRun{account: c.Account, first: first})
+			i = len(w.runs) - 1
+		}
+		// The UIDs are the caller's too (Expunge returns them): the
+		// subscribers get a copy.
+		c.UIDs = slices.Clone(c.UIDs)
+		w.runs[i].changes = append(w.runs[i].changes, c)
+	}
+	w.unnumbered = w.unnumbered[:0]
+	return nil
+}
+
+// flushFeed writes the queued changes to the feed table (feedSQL).
+func (w *wtx) flushFeed() error {
+	args, ok, err := w.feedArgs()
+	if !ok || err != nil {
+		return err
+	}
+	rows, err := w.Query(w.ctx, feedSQL, args...)
+	if err != nil {
+		return err
+	}
+	return w.feedNumbered(rows)
 }
 
 // write runs fn in one transaction and commits it; the changes fn
