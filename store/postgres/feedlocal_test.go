@@ -8,21 +8,6 @@ import (
 	"github.com/mailyard/mailyard/store"
 )
 
-// next waits for the next change of sub.
-func next(t *testing.T, sub store.Subscription) store.Change {
-	t.Helper()
-	select {
-	case c, ok := <-sub.C():
-		if !ok {
-			t.Fatal("subscription ended")
-		}
-		return c
-	case <-time.After(10 * time.Second):
-		t.Fatal("no change within 10 s")
-	}
-	return store.Change{}
-}
-
 // A node's subscribers get the changes its own commits wrote to the
 // feed without the feed rows being read back (feed.local); changes of
 // another node are read from the table, and the two interleave in
@@ -52,14 +37,14 @@ func TestFeedLocalWithoutRead(t *testing.T) {
 	reads := tr.feedReads.Load()
 	for range 3 {
 		uid := appendOn(a)
-		if c := next(t, sub); c.Kind != store.ChangeMessagesAdded || len(c.UIDs) != 1 || c.UIDs[0] != uid {
+		if c := waitChange(t, sub, 10*time.Second); c.Kind != store.ChangeMessagesAdded || len(c.UIDs) != 1 || c.UIDs[0] != uid {
 			t.Fatalf("change %+v, want UID %d added", c, uid)
 		}
 	}
 	if _, err := a.StoreFlags(ctx, "u", store.Inbox, store.StoreFlagsRequest{UIDs: store.UIDSet{{Start: 1, Stop: 2}}, Op: store.FlagsAdd, Flags: []string{store.FlagSeen}}); err != nil {
 		t.Fatal(err)
 	}
-	if c := next(t, sub); c.Kind != store.ChangeFlags || len(c.UIDs) != 2 {
+	if c := waitChange(t, sub, 10*time.Second); c.Kind != store.ChangeFlags || len(c.UIDs) != 2 {
 		t.Fatalf("change %+v, want the flags of 2 messages", c)
 	}
 	if n := tr.feedReads.Load() - reads; n != 0 {
@@ -68,14 +53,14 @@ func TestFeedLocalWithoutRead(t *testing.T) {
 	// Another node's commit is read from the table; this node's next
 	// one follows it, and nothing comes twice.
 	uidB := appendOn(b)
-	if c := next(t, sub); c.Kind != store.ChangeMessagesAdded || c.UIDs[0] != uidB {
+	if c := waitChange(t, sub, 10*time.Second); c.Kind != store.ChangeMessagesAdded || c.UIDs[0] != uidB {
 		t.Fatalf("change %+v, want node B's UID %d", c, uidB)
 	}
 	if tr.feedReads.Load() == reads {
 		t.Fatal("node B's change came without a feed read")
 	}
 	uidA := appendOn(a)
-	if c := next(t, sub); c.Kind != store.ChangeMessagesAdded || c.UIDs[0] != uidA {
+	if c := waitChange(t, sub, 10*time.Second); c.Kind != store.ChangeMessagesAdded || c.UIDs[0] != uidA {
 		t.Fatalf("change %+v, want UID %d", c, uidA)
 	}
 	select {

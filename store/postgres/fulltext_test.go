@@ -45,20 +45,7 @@ func TestReindexText(t *testing.T) {
 	if _, err := s.pool.Exec(ctx, `UPDATE text_docs SET state = 0, header = '', body = ''`); err != nil {
 		t.Fatal(err)
 	}
-	search := func(account string) (uids []uint32, sure int) {
-		t.Helper()
-		hits, err := s.SearchText(ctx, account, store.Inbox, []store.TextTerm{{Field: store.TextBody, Value: "ЗЕБРА"}}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, h := range hits {
-			uids = append(uids, h.UID)
-			if h.Sure {
-				sure++
-			}
-		}
-		return uids, sure
-	}
+	search := func(account string) ([]uint32, int) { return sureHits(t, s, account, "ЗЕБРА") }
 	if uids, sure := search("u"); len(uids) != 2 || sure != 0 {
 		t.Fatalf("before reindexing: candidates %v, %d sure; want both, none sure", uids, sure)
 	}

@@ -41,11 +41,11 @@ func waitState(t *testing.T, s *Store, uid uint32, want int) {
 	}
 }
 
-// sureHits searches u's INBOX for the body text v: the UIDs found and
-// how many of them are Sure.
-func sureHits(t *testing.T, s *Store, v string) (uids []uint32, sure int) {
+// sureHits searches account's INBOX for the body text v: the UIDs found
+// and how many of them are Sure.
+func sureHits(t *testing.T, s *Store, account, v string) (uids []uint32, sure int) {
 	t.Helper()
-	hits, err := s.SearchText(context.Background(), "u", store.Inbox, []store.TextTerm{{Field: store.TextBody, Value: v}}, nil)
+	hits, err := s.SearchText(context.Background(), account, store.Inbox, []store.TextTerm{{Field: store.TextBody, Value: v}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,13 +77,13 @@ func TestTextIndexedAfterCommit(t *testing.T) {
 	}
 	// Right after the commits: candidates, none Sure (unless the
 	// indexer was faster than this read, which textLag rules out).
-	if uids, sure := sureHits(t, s, "zebra"); len(uids) != 3 || sure != 0 {
+	if uids, sure := sureHits(t, s, "u", "zebra"); len(uids) != 3 || sure != 0 {
 		t.Fatalf("before the indexer: %v, %d Sure; want all 3 as candidates", uids, sure)
 	}
 	for uid := uint32(1); uid <= 3; uid++ {
 		waitState(t, s, uid, textWhole)
 	}
-	if uids, sure := sureHits(t, s, "zebra"); len(uids) != 2 || sure != 2 || uids[0] != 1 || uids[1] != 3 {
+	if uids, sure := sureHits(t, s, "u", "zebra"); len(uids) != 2 || sure != 2 || uids[0] != 1 || uids[1] != 3 {
 		t.Fatalf("after the indexer: %v, %d Sure; want [1 3], both Sure", uids, sure)
 	}
 	if n := s.text.written.Load(); n != 3 {
@@ -193,7 +193,7 @@ func TestTextSweepFillsLeftEntries(t *testing.T) {
 	if s.text.swept.Load() == 0 {
 		t.Fatal("filled, but not by the sweep")
 	}
-	if uids, sure := sureHits(t, s, "okapi"); len(uids) != 1 || sure != 1 {
+	if uids, sure := sureHits(t, s, "u", "okapi"); len(uids) != 1 || sure != 1 {
 		t.Fatalf("after the sweep: %v, %d Sure; want one, Sure", uids, sure)
 	}
 }
@@ -275,7 +275,7 @@ func TestTextIndexerAndExpungeDoNotWait(t *testing.T) {
 		t.Fatalf("%d entries of the expunged body left, want the one skipped", left)
 	}
 	// It names no message: no search finds it.
-	if uids, _ := sureHits(t, s, "first"); len(uids) != 0 {
+	if uids, _ := sureHits(t, s, "u", "first"); len(uids) != 0 {
 		t.Fatalf("search found %v after the expunge", uids)
 	}
 	// It goes with the body.
