@@ -252,31 +252,22 @@ func (s *Store) ReindexText(ctx context.Context, account string) (int, error) {
 		return 0, wrapErr("reindex text", err)
 	}
 	for i := 0; i < len(blobs); i += reindexBatch {
-		part := blobs[i:min(i+reindexBatch, len(blobs))]
-		var ids []int64
-		var states []int16
-		var headers, bodies []string
-		for _, id := range part {
-			if err := ctx.Err(); err != nil {
-				return i, err
-			}
-			t, err := s.readText(ctx, id)
-			if err != nil {
-				return i, wrapErr("reindex text", err)
-			}
-			if t == nil {
-				continue // expunged meanwhile
-			}
-			ids, states, headers, bodies = append(ids, id), append(states, t.state), append(headers, t.header), append(bodies, t.body)
+		entries, err := s.readEntries(ctx, blobs[i:min(i+reindexBatch, len(blobs))])
+		if err != nil {
+			return i, wrapErr("reindex text", err)
+		}
+		rows := &textRows{}
+		for _, e := range entries {
+			rows.add(e.blob, e.text)
 		}
 		// Only bodies a message still names get an entry; one whose
 		// last message goes meanwhile loses it with release, or with
 		// the body when it is swept.
-		_, err := s.pool.Exec(ctx, `INSERT INTO text_docs (blob_id, state, header, body)
+		_, err = s.pool.Exec(ctx, `INSERT INTO text_docs (blob_id, state, header, body)
 			SELECT t.* FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[]) t(blob_id, state, header, body)
 			WHERE EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = t.blob_id)
 			ON CONFLICT (blob_id) DO UPDATE SET state = EXCLUDED.state, header = EXCLUDED.header, body = EXCLUDED.body`,
-			ids, states, headers, bodies)
+			rows.args()...)
 		if err != nil {
 			return i, wrapErr("reindex text", err)
 		}

@@ -327,16 +327,12 @@ func (s *Store) IndexPendingText(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, wrapErr("index pending text", err)
 		}
-		batch := make([]textEntry, 0, len(ids))
-		for _, id := range ids {
-			after = id
-			t, err := s.readText(ctx, id)
-			if err != nil {
-				return total, wrapErr("index pending text", err)
-			}
-			if t != nil {
-				batch = append(batch, textEntry{blob: id, text: *t})
-			}
+		if len(ids) > 0 {
+			after = ids[len(ids)-1]
+		}
+		batch, err := s.readEntries(ctx, ids)
+		if err != nil {
+			return total, wrapErr("index pending text", err)
 		}
 		if len(batch) > 0 {
 			if err := fillText(ctx, s.pool, batch); err != nil {
@@ -348,6 +344,22 @@ func (s *Store) IndexPendingText(ctx context.Context) (int, error) {
 			return total, nil
 		}
 	}
+}
+
+// readEntries reads the bodies ids again and returns their entries;
+// a body gone meanwhile (expunged and swept) has none.
+func (s *Store) readEntries(ctx context.Context, ids []int64) ([]textEntry, error) {
+	batch := make([]textEntry, 0, len(ids))
+	for _, id := range ids {
+		t, err := s.readText(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if t != nil {
+			batch = append(batch, textEntry{blob: id, text: *t})
+		}
+	}
+	return batch, nil
 }
 
 // textSweep is the sweep's state: mark is the highest body ID of the
@@ -413,15 +425,9 @@ func (sw *textSweep) run(ctx context.Context, x *textIndexer, conn *pgx.Conn) (o
 	for len(ids) > 0 {
 		part := ids[:min(len(ids), textBatch)]
 		ids = ids[len(part):]
-		batch := make([]textEntry, 0, len(part))
-		for _, id := range part {
-			t, err := x.s.readText(ctx, id)
-			if err != nil {
-				return conn, false
-			}
-			if t != nil { // nil: expunged meanwhile
-				batch = append(batch, textEntry{blob: id, text: *t})
-			}
+		batch, err := x.s.readEntries(ctx, part)
+		if err != nil {
+			return conn, false
 		}
 		if len(batch) == 0 {
 			continue
