@@ -21,11 +21,19 @@ func TestFeedLocalWithoutRead(t *testing.T) {
 	if _, err := a.CreateAccount(ctx, "u", store.Quota{}); err != nil {
 		t.Fatal(err)
 	}
+	// The listener reads every subscribed account once it is up: let
+	// that pass before counting.
+	select {
+	case <-a.feed.listening:
+	case <-time.After(10 * time.Second):
+		t.Fatal("node A's feed is not listening")
+	}
 	sub, err := a.Subscribe(ctx, "u")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	time.Sleep(200 * time.Millisecond)
 	appendOn := func(s *Store) uint32 {
 		t.Helper()
 		m, err := s.Append(ctx, "u", store.Inbox, strings.NewReader("Subject: x\r\n\r\nx\r\n"), store.AppendOptions{})

@@ -67,6 +67,7 @@ func TestTextIndexedAfterCommit(t *testing.T) {
 	if _, err := s.CreateAccount(ctx, "u", store.Quota{}); err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	for _, body := range []string{"Subject: a\r\n\r\nthe zebra crossing\r\n", "Subject: b\r\n\r\nnothing here\r\n"} {
 		if _, err := s.Append(ctx, "u", store.Inbox, strings.NewReader(body), store.AppendOptions{}); err != nil {
 			t.Fatal(err)
@@ -75,15 +76,17 @@ func TestTextIndexedAfterCommit(t *testing.T) {
 	if _, err := s.Deliver(ctx, store.Delivery{Recipients: []store.Recipient{{Account: "u"}}}, strings.NewReader("Subject: c\r\n\r\nzebra again\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	// Right after the commits: candidates, none Sure (unless the
-	// indexer was faster than this read, which textLag rules out).
-	if uids, sure := sureHits(t, s, "u", "zebra"); len(uids) != 3 || sure != 0 {
+	// Right after the commits: candidates, none Sure. (On a machine so
+	// loaded that the writes took half of textLag, the indexer may
+	// have come first: then this is not checked.)
+	uids, sure := sureHits(t, s, "u", "zebra")
+	if time.Since(start) < textLag/2 && (len(uids) != 3 || sure != 0) {
 		t.Fatalf("before the indexer: %v, %d Sure; want all 3 as candidates", uids, sure)
 	}
 	for uid := uint32(1); uid <= 3; uid++ {
 		waitState(t, s, uid, textWhole)
 	}
-	if uids, sure := sureHits(t, s, "u", "zebra"); len(uids) != 2 || sure != 2 || uids[0] != 1 || uids[1] != 3 {
+	if uids, sure = sureHits(t, s, "u", "zebra"); len(uids) != 2 || sure != 2 || uids[0] != 1 || uids[1] != 3 {
 		t.Fatalf("after the indexer: %v, %d Sure; want [1 3], both Sure", uids, sure)
 	}
 	if n := s.text.written.Load(); n != 3 {
@@ -113,12 +116,14 @@ func TestTextExpungedBeforeIndexed(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// (An entry the Expunge skipped because a batch held it names no
+	// message and goes with its body: TestTextIndexerAndExpungeDoNotWait.)
 	var n int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM text_docs`).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM text_docs d WHERE EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = d.blob_id)`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
-		t.Fatalf("%d entries left after the expunge of message %d, want none", n, m.UID)
+		t.Fatalf("%d entries of messages left after the expunge of message %d, want none", n, m.UID)
 	}
 	if d := s.text.dropped.Load(); d != 0 {
 		t.Fatalf("%d entries dropped, want none", d)
@@ -140,18 +145,20 @@ func TestTextQueueBounded(t *testing.T) {
 	for i := range textQueueMax + 10 {
 		es = append(es, textEntry{blob: int64(1<<40 + i), text: bodyText{state: textWhole, body: "x"}})
 	}
-	x.mu.Lock()
-	held := len(x.queue)
-	x.mu.Unlock()
+	if n := x.pending(); n != 0 {
+		t.Fatalf("a fresh store's indexer holds %d entries", n)
+	}
+	// add holds the queue's lock throughout, so it accepts textQueueMax
+	// and drops the rest, whatever the indexer takes after it.
 	x.add(es)
+	if d := x.dropped.Load(); d != 10 {
+		t.Fatalf("%d of %d entries dropped, want 10", d, len(es))
+	}
 	x.mu.Lock()
 	got, bytes := len(x.queue), x.bytes
 	x.mu.Unlock()
 	if got > textQueueMax || bytes > textQueueBytes {
 		t.Fatalf("queue holds %d entries of %d bytes, bounds %d and %d", got, bytes, textQueueMax, textQueueBytes)
-	}
-	if d := x.dropped.Load(); d < 10 || int(d)+got-held < len(es) {
-		t.Fatalf("%d dropped and %d queued of %d added", d, got-held, len(es))
 	}
 	before := x.dropped.Load()
 	big := strings.Repeat("y", 1<<20)
