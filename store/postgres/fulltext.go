@@ -26,6 +26,7 @@ const (
 type bodyText struct {
 	state        int16
 	header, body string
+	words        string // textWords(header, body)
 }
 
 // docText turns an extracted text into its entry. PostgreSQL's text
@@ -38,10 +39,11 @@ func docText(d textdoc.Doc) bodyText {
 			return bodyText{state: textPartial}
 		}
 	}
+	t := bodyText{state: textWhole, header: d.Header, body: d.Body, words: textWords(d.Header, d.Body)}
 	if !d.Whole {
-		return bodyText{state: textPartial, header: d.Header, body: d.Body}
+		t.state = textPartial
 	}
-	return bodyText{state: textWhole, header: d.Header, body: d.Body}
+	return t
 }
 
 // textTee extracts a body's text (textdoc.Read) while the body is read
@@ -84,16 +86,16 @@ func (t *textTee) finish(readErr error) bodyText {
 // textInsertSQL is a data-modifying CTE that stores the entries of
 // bodies given as the array parameters named (textRows.args), those of
 // bodies that have none yet: a body is indexed once.
-func textInsertSQL(blobs, states, headers, bodies string) string {
-	return `INSERT INTO text_docs (blob_id, state, header, body) SELECT * FROM unnest(` + blobs + `::bigint[], ` +
-		states + `::smallint[], ` + headers + `::text[], ` + bodies + `::text[]) ON CONFLICT (blob_id) DO NOTHING`
+func textInsertSQL(blobs, states, headers, bodies, words string) string {
+	return `INSERT INTO text_docs (blob_id, state, header, body, words) SELECT * FROM unnest(` + blobs + `::bigint[], ` +
+		states + `::smallint[], ` + headers + `::text[], ` + bodies + `::text[], ` + words + `::text[]) ON CONFLICT (blob_id) DO NOTHING`
 }
 
 // textRows are the entries of bodies, as textInsertSQL stores them.
 type textRows struct {
-	blobs           []int64
-	states          []int16
-	headers, bodies []string
+	blobs                  []int64
+	states                 []int16
+	headers, bodies, words []string
 }
 
 // textsOf is the one entry t of body blob.
@@ -106,16 +108,16 @@ func textsOf(blob int64, t bodyText) *textRows {
 // add adds the entry t of body blob.
 func (r *textRows) add(blob int64, t bodyText) {
 	r.blobs, r.states = append(r.blobs, blob), append(r.states, t.state)
-	r.headers, r.bodies = append(r.headers, t.header), append(r.bodies, t.body)
+	r.headers, r.bodies, r.words = append(r.headers, t.header), append(r.bodies, t.body), append(r.words, t.words)
 }
 
 // args are the arguments of textInsertSQL; with r nil, nothing is
 // stored.
 func (r *textRows) args() []any {
 	if r == nil {
-		return []any{nil, nil, nil, nil}
+		return []any{nil, nil, nil, nil, nil}
 	}
-	return []any{r.blobs, r.states, r.headers, r.bodies}
+	return []any{r.blobs, r.states, r.headers, r.bodies, r.words}
 }
 
 // dropText removes the entries of the bodies among ids that no message
@@ -138,8 +140,9 @@ func likePattern(v string) string {
 
 // SearchText implements store.TextSearcher, in one statement: the
 // messages whose body's indexed text contains every term of at least
-// store.MinTextTerm runes, found through the trigram indexes and
-// rechecked by PostgreSQL against the pattern, so Sure when indexed
+// store.MinTextTerm runes, found through the trigram index of the
+// entries' words (each of a term's words must be there: wordPatterns)
+// and checked by PostgreSQL against the pattern, so Sure when indexed
 // whole and no term is shorter; and those of bodies not indexed whole,
 // through their partial index. TEXT looks in the header and the texts
 // apart: a pattern without a line feed is never found across them.
@@ -159,6 +162,10 @@ func (s *Store) SearchText(ctx context.Context, account, mailbox string, terms [
 		if utf8.RuneCountInString(v) < store.MinTextTerm {
 			all = false
 			continue
+		}
+		for _, w := range wordPatterns(v) {
+			args = append(args, w)
+			conds = append(conds, `d.words LIKE $`+strconvI(int64(len(args))))
 		}
 		args = append(args, likePattern(v))
 		p := "$" + strconvI(int64(len(args)))
@@ -263,10 +270,10 @@ func (s *Store) ReindexText(ctx context.Context, account string) (int, error) {
 		// Only bodies a message still names get an entry; one whose
 		// last message goes meanwhile loses it with release, or with
 		// the body when it is swept.
-		_, err = s.pool.Exec(ctx, `INSERT INTO text_docs (blob_id, state, header, body)
-			SELECT t.* FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[]) t(blob_id, state, header, body)
+		_, err = s.pool.Exec(ctx, `INSERT INTO text_docs (blob_id, state, header, body, words)
+			SELECT t.* FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[], $5::text[]) t(blob_id, state, header, body, words)
 			WHERE EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = t.blob_id)
-			ON CONFLICT (blob_id) DO UPDATE SET state = EXCLUDED.state, header = EXCLUDED.header, body = EXCLUDED.body`,
+			ON CONFLICT (blob_id) DO UPDATE SET state = EXCLUDED.state, header = EXCLUDED.header, body = EXCLUDED.body, words = EXCLUDED.words`,
 			rows.args()...)
 		if err != nil {
 			return i, wrapErr("reindex text", err)

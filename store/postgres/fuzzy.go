@@ -13,15 +13,17 @@ import (
 var _ store.FuzzySearcher = (*Store)(nil)
 
 // SearchFuzzy implements store.FuzzySearcher with pg_trgm's word
-// similarity (migrations/0004_fulltext.sql created the extension and
-// the trigram indexes of text_docs), in one statement: a query word
-// (as fuzzy.Words splits it) matches where word_similarity(word, text)
-// exceeds pg_trgm.word_similarity_threshold (0.6 unless the server is
-// set otherwise): some extent of the text's words shares at least that
-// share of the word's trigrams ("mesage" and "accomodation" find
-// "message" and "accommodation", and "meet" finds "meeting"). The
-// condition is the %> operator, which the GIN trigram indexes answer;
-// the score of a term is the mean similarity of its words, times 100,
+// similarity (migrations/0004_fulltext.sql created the extension), in
+// one statement: a query word (as fuzzy.Words splits it) matches where
+// word_similarity(word, text) exceeds pg_trgm.word_similarity_threshold
+// (0.6 unless the server is set otherwise): some extent of the text's
+// words shares at least that share of the word's trigrams ("mesage" and
+// "accomodation" find "message" and "accommodation", and "meet" finds
+// "meeting"). The condition is the %> operator, on the header and the
+// body, and first on the entry's distinct words (textWords), which the
+// GIN trigram index answers: an extent of words that are neighbours in
+// the text but not in the words column (two words that together look
+// like the query word) no longer matches. The score of a term is the mean similarity of its words, times 100,
 // averaged over the terms. Bodies not indexed whole are returned not
 // Sure. A term without words matches no message (store.FuzzySearcher):
 // the statement then only finds the mailbox.
@@ -50,6 +52,9 @@ func (s *Store) SearchFuzzy(ctx context.Context, account, mailbox string, terms 
 		for _, w := range ws {
 			args = append(args, w)
 			p := "$" + strconvI(int64(len(args))) + "::text"
+			// The index on words narrows (migrations/0010_text_words.sql);
+			// header and body decide, as the score does.
+			conds = append(conds, "d.words %> "+p)
 			if t.Field == store.TextBody {
 				conds = append(conds, "d.body %> "+p)
 				sims = append(sims, "word_similarity("+p+", d.body)")

@@ -90,7 +90,7 @@ func (s *Store) ImportMessage(ctx context.Context, account, mailbox string, m st
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10)),
 			b AS (UPDATE mailboxes mb SET uidnext = GREATEST(uidnext, $2 + 1), highest_modseq = GREATEST(highest_modseq, $3), `+countsMoveSQL("+")+`
 				FROM (SELECT `+countsOfSQL("$4::text", "$7::bigint")+`) x WHERE mb.id = $1),
-			x AS (`+textInsertSQL("$11", "$12", "$13", "$14")+`)
+			x AS (`+textInsertSQL("$11", "$12", "$13", "$14", "$15")+`)
 			UPDATE accounts SET used_bytes = used_bytes + $7, used_messages = used_messages + 1 WHERE id = $9`,
 			append([]any{b.id, int64(m.UID), int64(m.ModSeq), strings.Join(flags, " "), date.UnixNano(), zoneOf(date), size, blob, account, saveNanos(m.SaveDate)},
 				textsOf(blob, text).args()...)...)

@@ -64,7 +64,7 @@ type textEntry struct {
 }
 
 // cost is what an entry holds of the queue's byte bound.
-func (e textEntry) cost() int { return len(e.text.header) + len(e.text.body) + 64 }
+func (e textEntry) cost() int { return len(e.text.header) + len(e.text.body) + len(e.text.words) + 64 }
 
 // textFillSQL writes the entries given as textRows.args, those still
 // not indexed. It waits for no lock and makes nobody wait: it skips an
@@ -74,8 +74,8 @@ func (e textEntry) cost() int { return len(e.text.header) + len(e.text.body) + 6
 // Writing a batch takes a while (the trigram inserts), and an Expunge
 // that waited for it would hold its account's lock meanwhile.
 const textFillSQL = `WITH l AS (SELECT blob_id FROM text_docs WHERE blob_id = ANY($1) AND state = 0 FOR UPDATE SKIP LOCKED)
-	UPDATE text_docs d SET state = t.state, header = t.header, body = t.body
-	FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[]) AS t(blob_id, state, header, body)
+	UPDATE text_docs d SET state = t.state, header = t.header, body = t.body, words = t.words
+	FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[], $5::text[]) AS t(blob_id, state, header, body, words)
 	WHERE d.blob_id = t.blob_id AND d.blob_id IN (SELECT blob_id FROM l)`
 
 // textIndexer is the indexer of a Store.
