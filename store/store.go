@@ -641,7 +641,7 @@ type Feed interface {
 
 // Problem is one inconsistency found by Check.
 type Problem struct {
-	Kind   string // "orphan-blob", "missing-blob", "size-mismatch", "counter"
+	Kind   string // "orphan-blob", "missing-blob", "orphan-row", "size-mismatch", "counter"
 	Detail string
 }
 

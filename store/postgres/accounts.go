@@ -153,7 +153,11 @@ func (s *Store) DeleteAccount(ctx context.Context, id string) error {
 		if err := w.flushFeed(); err != nil {
 			return err
 		}
-		if _, err := w.Exec(ctx, `DELETE FROM accounts WHERE id = $1`, id); err != nil {
+		// The account's mailboxes and their tombstones go with it
+		// (migrations/0011_fewer_foreign_keys.sql: no cascade).
+		if _, err := w.Exec(ctx, `WITH e AS (DELETE FROM expunged WHERE mailbox IN (SELECT id FROM mailboxes WHERE account = $1)),
+			m AS (DELETE FROM mailboxes WHERE account = $1)
+			DELETE FROM accounts WHERE id = $1`, id); err != nil {
 			return err
 		}
 		return w.release(uniq(blobs))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -164,8 +165,14 @@ func (chunkBlobs) upload(ctx context.Context, pool *pgxpool.Pool, r io.Reader, n
 				c AS (INSERT INTO blob_chunks (blob, n, data) SELECT id, 0, $2 FROM b)
 				SELECT id FROM b, `+asyncCommit, int64(n), buf[:n], now().UnixNano()).Scan(&id)
 		case n > 0:
-			_, err = pool.Exec(ctx, `WITH b AS (UPDATE blobs SET size = size + $3, loose_since = $4 WHERE id = $1)
-				INSERT INTO blob_chunks (blob, n, data) SELECT $1, $2, $5 FROM `+asyncCommit, id, i, int64(n), now().UnixNano(), buf[:n])
+			// Only while the blob is there: one swept meanwhile (an
+			// upload that paused past blobGrace) fails the upload.
+			var tag pgconn.CommandTag
+			tag, err = pool.Exec(ctx, `WITH b AS (UPDATE blobs SET size = size + $3, loose_since = $4 WHERE id = $1 RETURNING id)
+				INSERT INTO blob_chunks (blob, n, data) SELECT b.id, $2, $5 FROM b, `+asyncCommit, id, i, int64(n), now().UnixNano(), buf[:n])
+			if err == nil && tag.RowsAffected() != 1 {
+				err = errBlobGone
+			}
 		}
 		if err != nil {
 			return fail(err)
@@ -199,15 +206,24 @@ func (chunkBlobs) discard(pool *pgxpool.Pool, ids ...int64) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	pool.Exec(ctx, `DELETE FROM blobs WHERE id = ANY($1) AND loose_since IS NOT NULL`, ids)
+	pool.Exec(ctx, deleteBlobsSQL(`SELECT id FROM blobs WHERE id = ANY($1) AND loose_since IS NOT NULL`), ids)
+}
+
+// deleteBlobsSQL deletes the blobs that sel selects and no message
+// names, with their chunks and full-text entries (no cascade:
+// migrations/0011_fewer_foreign_keys.sql).
+func deleteBlobsSQL(sel string) string {
+	return `WITH d AS (DELETE FROM blobs WHERE id IN (` + sel + `)
+			AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = blobs.id) RETURNING id),
+		c AS (DELETE FROM blob_chunks WHERE blob IN (SELECT id FROM d))
+		DELETE FROM text_docs WHERE blob_id IN (SELECT id FROM d)`
 }
 
 func (chunkBlobs) sweep(ctx context.Context, pool *pgxpool.Pool, cut int64) error {
 	// SKIP LOCKED: a blob being claimed is left alone, and two nodes
 	// sweeping at once do not wait for each other. The row lock makes
 	// the loose_since test see a claim committed meanwhile.
-	_, err := pool.Exec(ctx, `DELETE FROM blobs WHERE id IN (SELECT id FROM blobs WHERE loose_since < $1 ORDER BY id FOR UPDATE SKIP LOCKED)
-		AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = blobs.id)`, cut)
+	_, err := pool.Exec(ctx, deleteBlobsSQL(`SELECT id FROM blobs WHERE loose_since < $1 ORDER BY id FOR UPDATE SKIP LOCKED`), cut)
 	return err
 }
 

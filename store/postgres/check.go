@@ -51,7 +51,24 @@ SELECT 'counter', format('account %s mailbox %L: STATUS counts say %s messages %
 		mb.account, mb.name, mb.messages, mb.unseen, mb.deleted, mb.size, coalesce(c.n, 0), coalesce(c.u, 0), coalesce(c.d, 0), coalesce(c.s, 0))
 	FROM mailboxes mb LEFT JOIN (SELECT mailbox, count(*) AS n, sum(1 - mailyard_has_flag(flags, '\Seen')) AS u,
 		sum(mailyard_has_flag(flags, '\Deleted')) AS d, sum(size) AS s FROM messages GROUP BY mailbox) c ON c.mailbox = mb.id
-	WHERE (mb.messages, mb.unseen, mb.deleted, mb.size) <> (coalesce(c.n, 0), coalesce(c.u, 0), coalesce(c.d, 0), coalesce(c.s, 0))`
+	WHERE (mb.messages, mb.unseen, mb.deleted, mb.size) <> (coalesce(c.n, 0), coalesce(c.u, 0), coalesce(c.d, 0), coalesce(c.s, 0))
+UNION ALL
+-- Rows whose parent is gone: the foreign keys that kept these are
+-- dropped (migrations/0011_fewer_foreign_keys.sql).
+SELECT 'orphan-row', format('mailbox %s (%L) of missing account %s', mb.id, mb.name, mb.account) FROM mailboxes mb
+	WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = mb.account)
+UNION ALL
+SELECT 'orphan-row', format('%s message rows of missing mailbox %s', count(*), m.mailbox) FROM messages m
+	WHERE NOT EXISTS (SELECT 1 FROM mailboxes mb WHERE mb.id = m.mailbox) GROUP BY m.mailbox
+UNION ALL
+SELECT 'orphan-row', format('%s expunge tombstones of missing mailbox %s', count(*), e.mailbox) FROM expunged e
+	WHERE NOT EXISTS (SELECT 1 FROM mailboxes mb WHERE mb.id = e.mailbox) GROUP BY e.mailbox
+UNION ALL
+SELECT 'orphan-row', format('%s chunks of missing blob %s', count(*), c.blob) FROM blob_chunks c
+	WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.id = c.blob) GROUP BY c.blob
+UNION ALL
+SELECT 'orphan-row', format('full-text entry of missing blob %s', d.blob_id) FROM text_docs d
+	WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.id = d.blob_id)`
 	rows, err := s.pool.Query(ctx, q)
 	if err != nil {
 		return nil, wrapErr("check", err)

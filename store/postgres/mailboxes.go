@@ -346,7 +346,8 @@ func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
 		rows, err := w.Query(ctx, `WITH d AS (DELETE FROM messages WHERE mailbox = $1 RETURNING size, blob_id),
 			u AS (UPDATE accounts SET used_bytes = used_bytes - (SELECT coalesce(sum(size), 0) FROM d),
 				used_messages = used_messages - (SELECT count(*) FROM d) WHERE id = $2),
-			x AS (DELETE FROM mailboxes WHERE id = $1)
+			x AS (DELETE FROM mailboxes WHERE id = $1),
+			e AS (DELETE FROM expunged WHERE mailbox = $1)
 			SELECT DISTINCT blob_id FROM d`, mb.id, account)
 		if err != nil {
 			return err

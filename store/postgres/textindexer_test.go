@@ -286,9 +286,7 @@ func TestTextIndexerAndExpungeDoNotWait(t *testing.T) {
 		t.Fatalf("search found %v after the expunge", uids)
 	}
 	// It goes with the body.
-	if _, err := s.pool.Exec(ctx, `DELETE FROM blobs WHERE id = $1 AND loose_since IS NOT NULL`, blob1); err != nil {
-		t.Fatal(err)
-	}
+	chunkBlobs{}.discard(s.pool, blob1)
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM text_docs WHERE blob_id = $1`, blob1).Scan(&left); err != nil || left != 0 {
 		t.Fatalf("%d entries after the body was swept (%v), want none", left, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -172,5 +173,74 @@ func TestMigrateTextWords(t *testing.T) {
 	}
 	if rows.Err() != nil || n != len(textWordsCases) {
 		t.Fatalf("%d entries, %v", n, rows.Err())
+	}
+}
+
+// Without the cascades of the foreign keys schema 11 dropped, deleting
+// a mailbox, an account and then their bodies leaves no row behind,
+// and Check sees a row whose parent went.
+func TestDeletesLeaveNoOrphans(t *testing.T) {
+	s := openTest(t, freshDB(t), Options{})
+	ctx := ctxFor(t)
+	for _, a := range []string{"u", "v"} {
+		if _, err := s.CreateAccount(ctx, a, store.Quota{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateMailbox(ctx, a, "Old", store.SpecialNone); err != nil {
+			t.Fatal(err)
+		}
+		for _, box := range []string{store.Inbox, "Old"} {
+			for i := 0; i < 3; i++ {
+				raw := fmt.Sprintf("Subject: %s %d\r\n\r\nbody %s %d\r\n", box, i, a, i)
+				if _, err := s.Append(ctx, a, box, strings.NewReader(raw), store.AppendOptions{Flags: []string{store.FlagDeleted}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.Expunge(ctx, a, box, store.UIDSet{{Start: 1, Stop: 1}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := s.IndexPendingText(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMailbox(ctx, "v", "Old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAccount(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	if err := (chunkBlobs{}).sweep(ctx, s.pool, time.Now().Add(time.Hour).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	count := func(q string) int {
+		var n int
+		if err := s.pool.QueryRow(ctx, q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for q, want := range map[string]int{
+		`SELECT count(*) FROM mailboxes WHERE account = 'u' OR name = 'Old'`: 0,
+		`SELECT count(*) FROM messages`:                                      2,
+		`SELECT count(*) FROM expunged`:                                      1,
+		`SELECT count(*) FROM blobs`:                                         2,
+		`SELECT count(*) FROM blob_chunks`:                                   2,
+		`SELECT count(*) FROM text_docs`:                                     2,
+	} {
+		if got := count(q); got != want {
+			t.Errorf("%s: %d, want %d", q, got, want)
+		}
+	}
+	if ps, err := s.Check(ctx); err != nil || len(ps) != 0 {
+		t.Fatalf("Check: %v, %v", ps, err)
+	}
+	// A row left without its parent is reported.
+	if _, err := s.pool.Exec(ctx, `INSERT INTO expunged (mailbox, uid, modseq) VALUES (999999, 1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := s.Check(ctx)
+	if err != nil || len(ps) != 1 || ps[0].Kind != "orphan-row" {
+		t.Fatalf("Check after an orphan tombstone: %v, %v", ps, err)
 	}
 }
