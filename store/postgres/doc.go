@@ -66,6 +66,16 @@
 // whole mailbox. OpenMessages opens the bodies of a UID set in one
 // statement per MiB of their first chunks.
 //
+// Foreign keys are kept only where their lock orders two writers (a
+// message to its body). Those that the writes checked on every row for
+// nothing the code does not keep anyway (mailbox to account, message
+// and tombstone to mailbox, chunk and full-text entry to body) were
+// dropped in schema 11: each check was a statement of its own, about as
+// many as the writes sent. DeleteAccount, DeleteMailbox and the body
+// sweep delete the rows the cascades deleted, and Check reports a row
+// whose parent is gone ("orphan-row"). As for schema 9, nodes of the
+// schema before must be stopped before a node migrates.
+//
 // Every connection uses generic plans (plan_cache_mode =
 // force_generic_plan, PostgreSQL 12 or later; a DSN that sets
 // plan_cache_mode keeps its own): planned once per connection, where
@@ -109,9 +119,14 @@
 // account's lock, and a message expunged within a second costs the
 // index nothing. A sweep, on one node at a time, fills the entries a
 // node left (stopped before its batch, queue full) and those of bodies
-// stored before the index; [Store.IndexPendingText] fills them all now. pg_trgm's GIN trigram indexes answer LIKE '%pattern%' on them,
-// and PostgreSQL rechecks every candidate against the pattern, so a
-// body indexed whole is answered exactly (Latin, Cyrillic or any other
+// stored before the index; [Store.IndexPendingText] fills them all now.
+// One pg_trgm GIN index (schema 10) is on each entry's distinct words
+// (column words, textwords.go), so an entry's trigrams are made once
+// per word and not once per occurrence: a search narrows to the
+// entries that hold each of the pattern's words as the pattern has them
+// (LIKE '% word %', an end of the pattern unbounded), and PostgreSQL
+// checks every candidate against the pattern itself in the header and
+// the texts, so a body indexed whole is answered exactly (Latin, Cyrillic or any other
 // script); bodies over the bounds, or whose text PostgreSQL's text type
 // cannot hold (NUL, invalid UTF-8), are candidates of every search.
 // Migration 3 runs CREATE EXTENSION pg_trgm (a trusted extension in the
