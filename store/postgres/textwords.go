@@ -29,24 +29,14 @@ func textWords(header, body string) string {
 	var words []string
 	n := 0
 	for _, s := range []string{header, body} {
-		for i := 0; i < len(s); {
-			for i < len(s) && !isWordByte(s[i]) {
-				i++
+		eachWord(s, func(i, j int) {
+			w := s[i:j]
+			if _, ok := seen[w]; !ok {
+				seen[w] = struct{}{}
+				words = append(words, w)
+				n += len(w) + 1
 			}
-			j := i
-			for j < len(s) && isWordByte(s[j]) {
-				j++
-			}
-			if j > i {
-				w := s[i:j]
-				if _, ok := seen[w]; !ok {
-					seen[w] = struct{}{}
-					words = append(words, w)
-					n += len(w) + 1
-				}
-			}
-			i = j
-		}
+		})
 	}
 	if len(words) == 0 {
 		return ""
@@ -69,28 +59,38 @@ func textWords(header, body string) string {
 // in "foobar"), so it is not bounded there.
 func wordPatterns(v string) []string {
 	var ps []string
-	for i := 0; i < len(v); {
-		for i < len(v) && !isWordByte(v[i]) {
+	eachWord(v, func(i, j int) {
+		// Without a bound, a word of fewer than three characters has no
+		// trigram to look for: it would narrow nothing.
+		if i == 0 && j == len(v) && utf8.RuneCountInString(v) < 3 {
+			return
+		}
+		p := "%"
+		if i > 0 {
+			p += " "
+		}
+		p += v[i:j] // word bytes hold none of LIKE's special characters
+		if j < len(v) {
+			p += " "
+		}
+		ps = append(ps, p+"%")
+	})
+	return ps
+}
+
+// eachWord calls fn with the bounds of each word of s, in order.
+func eachWord(s string, fn func(i, j int)) {
+	for i := 0; i < len(s); {
+		for i < len(s) && !isWordByte(s[i]) {
 			i++
 		}
 		j := i
-		for j < len(v) && isWordByte(v[j]) {
+		for j < len(s) && isWordByte(s[j]) {
 			j++
 		}
-		// Without a bound, a word of fewer than three characters has no
-		// trigram to look for: it would narrow nothing.
-		if j > i && (i > 0 || j < len(v) || utf8.RuneCountInString(v[i:j]) >= 3) {
-			p := "%"
-			if i > 0 {
-				p += " "
-			}
-			p += v[i:j] // word bytes hold none of LIKE's special characters
-			if j < len(v) {
-				p += " "
-			}
-			ps = append(ps, p+"%")
+		if j > i {
+			fn(i, j)
 		}
 		i = j
 	}
-	return ps
 }
