@@ -32,8 +32,9 @@ BEGIN
 	END IF;
 END
 $$;
-UPDATE text_docs SET words = mailyard_text_words(header, body) WHERE state <> 0;
-
+-- The old indexes go first, so that filling words does not insert every
+-- entry's trigrams into them again.
 DROP INDEX text_docs_header;
 DROP INDEX text_docs_body;
+UPDATE text_docs SET words = mailyard_text_words(header, body) WHERE state <> 0;
 CREATE INDEX text_docs_words ON text_docs USING gin (words gin_trgm_ops);
