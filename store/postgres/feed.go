@@ -334,18 +334,8 @@ func (f *feed) reconcile(ctx context.Context, behind map[string]int64) map[strin
 	if err != nil {
 		return behind
 	}
-	now := map[string]int64{}
-	for rows.Next() {
-		var id string
-		var seq int64
-		if err := rows.Scan(&id, &seq); err != nil {
-			rows.Close()
-			return behind
-		}
-		now[id] = seq
-	}
-	rows.Close()
-	if rows.Err() != nil {
+	now, err := accountSeqs(rows)
+	if err != nil {
 		return behind
 	}
 	var lost []string
@@ -532,4 +522,20 @@ func (s *Store) Subscribe(ctx context.Context, account string) (store.Subscripti
 	af.subs[sub] = struct{}{}
 	sub.unhook = context.AfterFunc(ctx, func() { sub.Close() })
 	return sub, nil
+}
+
+// accountSeqs reads rows of an account and a feed number into a map,
+// and closes rows.
+func accountSeqs(rows pgx.Rows) (map[string]int64, error) {
+	defer rows.Close()
+	seqs := map[string]int64{}
+	for rows.Next() {
+		var a string
+		var seq int64
+		if err := rows.Scan(&a, &seq); err != nil {
+			return nil, err
+		}
+		seqs[a] = seq
+	}
+	return seqs, rows.Err()
 }

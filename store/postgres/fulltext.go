@@ -26,7 +26,7 @@ const (
 type bodyText struct {
 	state        int16
 	header, body string
-	words        string // textWords(header, body)
+	words        string // textWords(header, body) when whole, else ""
 }
 
 // docText turns an extracted text into its entry. PostgreSQL's text
@@ -39,11 +39,11 @@ func docText(d textdoc.Doc) bodyText {
 			return bodyText{state: textPartial}
 		}
 	}
-	t := bodyText{state: textWhole, header: d.Header, body: d.Body, words: textWords(d.Header, d.Body)}
 	if !d.Whole {
-		t.state = textPartial
+		// Always a candidate: the index's words would narrow nothing.
+		return bodyText{state: textPartial, header: d.Header, body: d.Body}
 	}
-	return t
+	return bodyText{state: textWhole, header: d.Header, body: d.Body, words: textWords(d.Header, d.Body)}
 }
 
 // textTee extracts a body's text (textdoc.Read) while the body is read

@@ -499,17 +499,8 @@ func (w *wtx) feedArgs() (args []any, ok bool, err error) {
 // feedNumbered reads the rows of feedSQL and makes a feedRun of each
 // account's unnumbered changes.
 func (w *wtx) feedNumbered(rows pgx.Rows) error {
-	firsts := map[string]int64{}
-	for rows.Next() {
-		var a string
-		var first int64
-		if err := rows.Scan(&a, &first); err != nil {
-			rows.Close()
-			return err
-		}
-		firsts[a] = first
-	}
-	if err := rows.Err(); err != nil {
+	firsts, err := accountSeqs(rows)
+	if err != nil {
 		return err
 	}
 	for _, c := range w.unnumbered {

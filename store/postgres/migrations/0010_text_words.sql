@@ -36,5 +36,5 @@ $$;
 -- entry's trigrams into them again.
 DROP INDEX text_docs_header;
 DROP INDEX text_docs_body;
-UPDATE text_docs SET words = mailyard_text_words(header, body) WHERE state <> 0;
+UPDATE text_docs SET words = mailyard_text_words(header, body) WHERE state = 1;
 CREATE INDEX text_docs_words ON text_docs USING gin (words gin_trgm_ops);
